@@ -1,0 +1,77 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Vigil: an eBPF runtime-security and tracing daemon. See docs/ARCHITECTURE.md.
+let package = Package(
+    name: "vigil",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "VigilBPF", targets: ["VigilBPF"]),
+        .executable(name: "vigil", targets: ["vigil"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // The one kernel<->userspace ABI: event kinds and structs, shared with bpf/*.bpf.c.
+        .target(name: "CVigilABI"),
+        // libbpf (system library, Debian's libbpf-dev) plus tiny C shims Swift cannot express.
+        .target(
+            name: "CLibbpf",
+            linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
+        ),
+        // Committed, generated BPF objects embedded with C23 #embed (make generate).
+        .target(
+            name: "VigilBPFObjects",
+            exclude: ["objects"],
+            cSettings: [.unsafeFlags(["-std=c23"])]
+        ),
+        // VigilBPF's own feature-probe objects (bpf/library), embedded the same way.
+        .target(
+            name: "CVigilBPFProbes",
+            exclude: ["objects"],
+            cSettings: [.unsafeFlags(["-std=c23"])]
+        ),
+        // The Swift eBPF library: objects, programs, links, maps, ring reader, probes, variants.
+        .target(
+            name: "VigilBPF",
+            dependencies: [
+                "CLibbpf", "CVigilBPFProbes",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Vigil's sensors: embedded objects, variant chains, decoders.
+        .target(
+            name: "VigilSensors",
+            dependencies: ["VigilBPF", "VigilBPFObjects", "CVigilABI"]
+        ),
+        // Runs inside other kernels under qemu (make test-kernels): checks variants and probes.
+        .executableTarget(
+            name: "vigil-kernel-check",
+            dependencies: ["VigilBPF", "VigilSensors", "CVigilABI"]
+        ),
+        // make bench: ring delivery and hook cost, side by side with a run without BPF.
+        .executableTarget(
+            name: "vigil-bench",
+            dependencies: ["VigilBPF", "VigilSensors", "CVigilABI"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"])]
+        ),
+        // cgroup -> container id/runtime/pod, and runtime APIs (Docker Engine) for names and images.
+        // Pure parsing plus a socket client: no libbpf.
+        .target(name: "VigilContainers"),
+        .executableTarget(
+            name: "vigil",
+            dependencies: [
+                "VigilBPF", "VigilSensors",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "VigilBPFTests",
+            dependencies: ["VigilBPF", "VigilSensors", "CVigilABI"]
+        ),
+        .testTarget(name: "VigilContainersTests", dependencies: ["VigilContainers"]),
+    ]
+)

@@ -1,0 +1,44 @@
+#include "clibbpf.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+static clibbpf_log_fn log_fn;
+static void *log_context;
+
+static int forward_print(enum libbpf_print_level level, const char *format, va_list args)
+{
+    char line[1024];
+    vsnprintf(line, sizeof(line), format, args);
+    if (log_fn)
+        log_fn(log_context, (int)level, line);
+    return 0;
+}
+
+void clibbpf_install_log(clibbpf_log_fn fn, void *context)
+{
+    /* libbpf's print hook is process-wide by design; the context travels with it. */
+    log_context = context;
+    log_fn = fn;
+    libbpf_set_print(fn ? forward_print : NULL);
+}
+
+int clibbpf_errno(void)
+{
+    return errno;
+}
+
+int clibbpf_probe_load(enum bpf_prog_type type, enum bpf_attach_type expected_attach,
+                       uint32_t attach_btf_id, const struct bpf_insn *insns, size_t insn_count,
+                       char *log, size_t log_size)
+{
+    LIBBPF_OPTS(bpf_prog_load_opts, opts,
+        .expected_attach_type = expected_attach,
+        .attach_btf_id = attach_btf_id,
+        .log_buf = log,
+        .log_size = (unsigned int)log_size,
+        .log_level = log ? 1 : 0,
+    );
+    int fd = bpf_prog_load(type, NULL, "GPL", insns, insn_count, &opts);
+    return fd < 0 ? -errno : fd;
+}

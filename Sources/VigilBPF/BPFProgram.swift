@@ -1,0 +1,140 @@
+import CLibbpf
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One program of a `BPFObject` (wraps `struct bpf_program`). Keeps its object alive.
+public struct BPFProgram {
+    /// The object the program belongs to.
+    public let object: BPFObject
+    let handle: OpaquePointer
+
+    init(object: BPFObject, handle: OpaquePointer) {
+        self.object = object
+        self.handle = handle
+    }
+
+    /// The C function name (wraps `bpf_program__name`).
+    public var name: String { String(cString: bpf_program__name(handle)) }
+
+    /// The ELF section, e.g. `tracepoint/syscalls/sys_enter_close` (wraps `bpf_program__section_name`).
+    public var section: String { String(cString: bpf_program__section_name(handle)) }
+
+    /// Whether `load()` loads this program (wraps `bpf_program__autoload` and
+    /// `bpf_program__set_autoload`). Sections starting with "?" default to off.
+    public var autoload: Bool {
+        get { bpf_program__autoload(handle) }
+        nonmutating set { bpf_program__set_autoload(handle, newValue) }
+    }
+
+    /// The program's fd once loaded, or nil (wraps `bpf_program__fd`).
+    public var fd: Int32? {
+        let fd = bpf_program__fd(handle)
+        return fd >= 0 ? fd : nil
+    }
+
+    /// The kernel program type (wraps `bpf_program__type`).
+    public var type: bpf_prog_type { bpf_program__type(handle) }
+
+    private var target: String { "\(object.name)/\(name)" }
+
+    private func link(_ operation: String, _ hook: String, _ make: () -> OpaquePointer?) throws -> BPFLink {
+        guard fd != nil else {
+            throw BPFError(.invalidArgument, operation: operation, target: target,
+                           message: "program is not loaded (autoload off, or object not loaded)")
+        }
+        let link = make()
+        guard let link, libbpf_get_error(UnsafeRawPointer(link)) == 0 else {
+            var error = BPFError.libbpf(.attach, operation, target, "cannot attach to \(hook)")
+            error.program = name
+            throw error
+        }
+        return BPFLink(object: object, handle: link, description: "\(target) -> \(hook)")
+    }
+
+    /// Attaches as its ELF section says (tp_btf, fentry/fexit, lsm, kprobe/kretprobe with a
+    /// function, tracepoint with a name, raw_tp with a name) (wraps `bpf_program__attach`).
+    public func attach() throws -> BPFLink {
+        try link("bpf_program__attach", section) { bpf_program__attach(handle) }
+    }
+
+    /// Attaches to a perf tracepoint such as `syscalls`/`sys_enter_openat` (wraps
+    /// `bpf_program__attach_tracepoint`). Needs tracefs mounted.
+    public func attachTracepoint(category: String, name tracepoint: String) throws -> BPFLink {
+        try link("bpf_program__attach_tracepoint", "tracepoint \(category)/\(tracepoint)") {
+            bpf_program__attach_tracepoint(handle, category, tracepoint)
+        }
+    }
+
+    /// Attaches to a raw tracepoint such as `sys_enter` (wraps `bpf_program__attach_raw_tracepoint`).
+    public func attachRawTracepoint(_ tracepoint: String) throws -> BPFLink {
+        try link("bpf_program__attach_raw_tracepoint", "raw_tp \(tracepoint)") {
+            bpf_program__attach_raw_tracepoint(handle, tracepoint)
+        }
+    }
+
+    /// Attaches a BTF-typed program (tp_btf, fentry, fexit, fmod_ret) to the target it was
+    /// loaded for (wraps `bpf_program__attach_trace`).
+    public func attachTrace() throws -> BPFLink {
+        try link("bpf_program__attach_trace", section) { bpf_program__attach_trace(handle) }
+    }
+
+    /// Attaches a BPF-LSM program to its security hook (wraps `bpf_program__attach_lsm`).
+    public func attachLSM() throws -> BPFLink {
+        try link("bpf_program__attach_lsm", section) { bpf_program__attach_lsm(handle) }
+    }
+
+    /// Attaches to a kernel function entry, or its return with `returnProbe` (wraps
+    /// `bpf_program__attach_kprobe`).
+    public func attachKprobe(function: String, returnProbe: Bool = false) throws -> BPFLink {
+        try link("bpf_program__attach_kprobe", "\(returnProbe ? "kretprobe" : "kprobe") \(function)") {
+            bpf_program__attach_kprobe(handle, returnProbe, function)
+        }
+    }
+
+    /// Attaches to a user function by symbol (`function`) or file `offset` in `binary`; `pid`
+    /// nil means every process (wraps `bpf_program__attach_uprobe_opts`).
+    public func attachUprobe(binary: String, function: String? = nil, offset: Int = 0,
+                             pid: Int32? = nil, returnProbe: Bool = false) throws -> BPFLink {
+        var opts = bpf_uprobe_opts()
+        opts.sz = MemoryLayout<bpf_uprobe_opts>.size
+        opts.retprobe = returnProbe
+        let hook = "\(returnProbe ? "uretprobe" : "uprobe") \(binary):\(function ?? "+\(offset)")"
+        return try link("bpf_program__attach_uprobe_opts", hook) {
+            if let function {
+                return function.withCString { cfn in
+                    opts.func_name = cfn
+                    return bpf_program__attach_uprobe_opts(handle, pid ?? -1, binary, offset, &opts)
+                }
+            }
+            return bpf_program__attach_uprobe_opts(handle, pid ?? -1, binary, offset, &opts)
+        }
+    }
+}
+
+/// An attached program (wraps `struct bpf_link`). The program stays attached while the link
+/// lives; `detach()` or deinit detaches it (`bpf_link__destroy`).
+public final class BPFLink {
+    /// The object whose program is attached; kept alive by the link.
+    public let object: BPFObject
+    private var handle: OpaquePointer?
+    /// What is attached to what, e.g. `selftest/close_seq -> tracepoint syscalls/sys_enter_close`.
+    public let description: String
+
+    init(object: BPFObject, handle: OpaquePointer, description: String) {
+        self.object = object
+        self.handle = handle
+        self.description = description
+    }
+
+    /// The link's fd, or nil once detached (wraps `bpf_link__fd`).
+    public var fd: Int32? { handle.map { bpf_link__fd($0) } }
+
+    /// Detaches now (wraps `bpf_link__destroy`). Idempotent.
+    public func detach() {
+        if let handle { bpf_link__destroy(handle) }
+        handle = nil
+    }
+
+    deinit { detach() }
+}

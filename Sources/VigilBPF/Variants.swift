@@ -1,0 +1,201 @@
+/// One way to implement a hook: which programs of the object to load and how to attach them,
+/// and which kernel features it needs (the oxidebpf ProgramGroup idea, decided by probes).
+public struct Variant: Sendable {
+    /// A short name shown in status, e.g. `fentry`, `kprobe`, `tracepoint`.
+    public var name: String
+    /// Features that must be available; when a probe says one is not, the variant is skipped
+    /// without being tried, and the probe's reason is reported.
+    public var requires: [Feature]
+    /// Names of the object's programs this variant loads (their autoload is turned on).
+    public var programs: [String]
+    /// Attaches one of `programs`; the default attaches as the ELF section says.
+    public var attach: @Sendable (BPFProgram) throws -> BPFLink
+
+    /// Declares a variant.
+    public init(_ name: String, requires: [Feature] = [], programs: [String],
+                attach: @escaping @Sendable (BPFProgram) throws -> BPFLink = { try $0.attach() }) {
+        self.name = name
+        self.requires = requires
+        self.programs = programs
+        self.attach = attach
+    }
+}
+
+/// A hook of a sensor with its variants, best first.
+public struct Hook {
+    /// The hook's name, e.g. `file-open`.
+    public var name: String
+    /// The alternatives, tried in this order.
+    public var variants: [Variant]
+
+    /// Declares a hook.
+    public init(_ name: String, variants: [Variant]) {
+        self.name = name
+        self.variants = variants
+    }
+}
+
+/// What happened to one variant of a hook.
+public struct VariantAttempt: Sendable, Codable, Equatable {
+    /// How a variant ended.
+    public enum Outcome: String, Sendable, Codable {
+        /// It runs.
+        case active
+        /// Not tried: a feature it requires is unsupported here.
+        case skipped
+        /// Tried, and loading or attaching failed; everything it created was released.
+        case failed
+        /// Not reached: an earlier variant works.
+        case notTried = "not-tried"
+    }
+    /// The variant's name.
+    public var variant: String
+    /// How it ended.
+    public var outcome: Outcome
+    /// Why it was skipped or failed.
+    public var reason: String?
+}
+
+/// The result of choosing a variant for one hook.
+public struct HookReport: Sendable, Codable, Equatable {
+    /// The hook's name.
+    public var hook: String
+    /// The variant that runs.
+    public var active: String
+    /// Every variant of the hook in order, with its outcome.
+    public var attempts: [VariantAttempt]
+}
+
+/// An object loaded with one working variant per hook, attached. Releasing it detaches
+/// everything and closes the object.
+public final class LoadedVariants {
+    /// The loaded object (maps are read through it).
+    public let object: BPFObject
+    /// The attachments of every active variant.
+    public private(set) var links: [BPFLink]
+    /// Per hook: which variant runs, and why each earlier one did not.
+    public let reports: [HookReport]
+
+    init(object: BPFObject, links: [BPFLink], reports: [HookReport]) {
+        self.object = object
+        self.links = links
+        self.reports = reports
+    }
+
+    /// The active variant of `hook`.
+    public func activeVariant(of hook: String) -> String? {
+        reports.first { $0.hook == hook }?.active
+    }
+
+    /// Detaches every program now (the object and its maps stay until released).
+    public func detach() {
+        links.forEach { $0.detach() }
+        links.removeAll()
+    }
+}
+
+/// Loads an object choosing, per hook, the first variant that works on this kernel.
+///
+/// For each try the object is opened anew, `configure` runs (globals, map sizes), the programs of
+/// the current variant of every hook are enabled, the object is loaded and each hook attached.
+/// When a program fails to load or attach, the hook that owns it moves to its next variant and
+/// everything of the failed try (links, program and map fds) is released before the next one.
+public struct VariantLoader {
+    /// Opens a fresh copy of the object.
+    public var open: () throws -> BPFObject
+    /// The hooks, each with its variants in order of preference.
+    public var hooks: [Hook]
+    /// Adjusts a freshly opened object before load (globals, map sizes, extra programs).
+    public var configure: (BPFObject) throws -> Void
+    /// The probes consulted for `Variant.requires`.
+    public var probes: FeatureProbes
+
+    /// Declares a loader.
+    public init(open: @escaping () throws -> BPFObject, hooks: [Hook], probes: FeatureProbes = .shared,
+                configure: @escaping (BPFObject) throws -> Void = { _ in }) {
+        self.open = open
+        self.hooks = hooks
+        self.configure = configure
+        self.probes = probes
+    }
+
+    /// Tries variants until every hook has a working one.
+    /// - Throws: `BPFError` of kind `.load` when a hook has no working variant; its message
+    ///   lists every variant with why it did not work.
+    public func load() throws -> LoadedVariants {
+        var choice = Array(repeating: 0, count: hooks.count)
+        var attempts: [[VariantAttempt]] = hooks.map { _ in [] }
+
+        func reject(_ h: Int, _ outcome: VariantAttempt.Outcome, _ reason: String) throws {
+            attempts[h].append(VariantAttempt(variant: hooks[h].variants[choice[h]].name, outcome: outcome, reason: reason))
+            choice[h] += 1
+            try skipUnsupported(h)
+        }
+        func skipUnsupported(_ h: Int) throws {
+            while choice[h] < hooks[h].variants.count {
+                let variant = hooks[h].variants[choice[h]]
+                guard let missing = variant.requires.first(where: { !probes.result($0).isAvailable }) else { return }
+                attempts[h].append(VariantAttempt(variant: variant.name, outcome: .skipped,
+                                                  reason: "\(missing.rawValue) \(probes.result(missing))"))
+                choice[h] += 1
+            }
+            let tried = attempts[h].map { "\($0.variant): \($0.reason ?? $0.outcome.rawValue)" }.joined(separator: "; ")
+            throw BPFError(.load, operation: "VariantLoader.load", target: hooks[h].name,
+                           message: "no variant of hook '\(hooks[h].name)' works on this kernel (\(tried))")
+        }
+        func owner(ofProgram program: String) -> Int? {
+            hooks.indices.first { hooks[$0].variants[choice[$0]].programs.contains(program) }
+        }
+
+        for h in hooks.indices { try skipUnsupported(h) }
+        while true {
+            let object = try open()
+            try configure(object)
+            for (h, hook) in hooks.enumerated() {
+                for name in hook.variants[choice[h]].programs { try object.program(named: name).autoload = true }
+            }
+            do {
+                try LibbpfLog.quietly { try object.load() }
+            } catch let error as BPFError {
+                guard let program = error.program, let h = owner(ofProgram: program) else { throw error }
+                try reject(h, .failed, Self.reason(error))
+                continue
+            }
+            var links: [BPFLink] = []
+            var failedHook: (Int, BPFError)?
+            attaching: for (h, hook) in hooks.enumerated() {
+                let variant = hook.variants[choice[h]]
+                for name in variant.programs {
+                    do {
+                        let program = try object.program(named: name)
+                        links.append(try LibbpfLog.quietly { try variant.attach(program) })
+                    } catch let error as BPFError {
+                        failedHook = (h, error)
+                        break attaching
+                    }
+                }
+            }
+            if let (h, error) = failedHook {
+                links.forEach { $0.detach() }
+                try reject(h, .failed, Self.reason(error))
+                continue
+            }
+            let reports = hooks.enumerated().map { h, hook in
+                var list = attempts[h]
+                list.append(VariantAttempt(variant: hook.variants[choice[h]].name, outcome: .active, reason: nil))
+                for later in hook.variants.dropFirst(choice[h] + 1) {
+                    list.append(VariantAttempt(variant: later.name, outcome: .notTried, reason: nil))
+                }
+                return HookReport(hook: hook.name, active: hook.variants[choice[h]].name, attempts: list)
+            }
+            return LoadedVariants(object: object, links: links, reports: reports)
+        }
+    }
+
+    private static func reason(_ error: BPFError) -> String {
+        var text = "\(error.operation) \(error.target): \(error.message)"
+        if error.errno != 0 { text += ": \(error.errnoDescription)" }
+        if let last = error.verifierLog?.split(separator: "\n").last { text += " (verifier: \(last))" }
+        return text
+    }
+}

@@ -1,0 +1,1 @@
+// placeholder: container awareness lands here

@@ -1,0 +1,72 @@
+/* Helpers shared by every Vigil sensor: the per-CPU counters, the event ring with batched
+ * wakeups, and the common event header. Include after vmlinux.h and the libbpf headers. */
+#ifndef VIGIL_BPF_H
+#define VIGIL_BPF_H
+
+#include "vigil_abi.h"
+
+/* The event ring. Userspace sets its size before load (bpf_map__set_max_entries). */
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+/* Per-CPU counters, indexed by enum vigil_counter: nothing is dropped without a count. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, VIGIL_COUNTER_MAX);
+    __type(key, __u32);
+    __type(value, __u64);
+} counters SEC(".maps");
+
+/* Wake the reader only once this many bytes wait in the ring; below it the reader drains on its
+ * own timer (see notes/performance.md: per-record wakeups dominate the cost). 0 = every record. */
+const volatile __u64 vigil_wakeup_bytes = 0;
+
+static __always_inline void vigil_count(__u32 counter)
+{
+    __u64 *value = bpf_map_lookup_elem(&counters, &counter);
+    if (value)
+        *value += 1;
+}
+
+/* Reserve a record of `size` bytes in the ring, or count it as lost. */
+static __always_inline void *vigil_reserve(__u64 size)
+{
+    void *record = bpf_ringbuf_reserve(&events, size, 0);
+    if (!record)
+        vigil_count(VIGIL_COUNTER_LOST);
+    return record;
+}
+
+/* Submit a reserved record, waking the reader only above the fill threshold. */
+static __always_inline void vigil_submit(void *record)
+{
+    __u64 flags = BPF_RB_FORCE_WAKEUP;
+    if (vigil_wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < vigil_wakeup_bytes)
+        flags = BPF_RB_NO_WAKEUP;
+    bpf_ringbuf_submit(record, flags);
+    vigil_count(VIGIL_COUNTER_EMITTED);
+}
+
+/* Fill the common header for the current task. */
+static __always_inline void vigil_fill_header(struct vigil_event_header *hdr, __u32 kind, __u32 size)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u64 uid_gid = bpf_get_current_uid_gid();
+
+    hdr->ts_ns = bpf_ktime_get_boot_ns();
+    hdr->cgroup_id = bpf_get_current_cgroup_id();
+    hdr->kind = kind;
+    hdr->size = size;
+    hdr->pid = pid_tgid >> 32;
+    hdr->tid = (__u32)pid_tgid;
+    hdr->ppid = BPF_CORE_READ(task, real_parent, tgid);
+    hdr->uid = (__u32)uid_gid;
+    hdr->gid = uid_gid >> 32;
+    hdr->cpu = bpf_get_smp_processor_id();
+    bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
+}
+
+#endif /* VIGIL_BPF_H */
