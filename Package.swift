@@ -19,7 +19,7 @@ let package = Package(
         // libbpf (system library, Debian's libbpf-dev) plus tiny C shims Swift cannot express.
         .target(
             name: "CLibbpf",
-            linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]
+            linkerSettings: [.linkedLibrary("bpf")]
         ),
         // Committed, generated BPF objects embedded with C23 #embed (make generate).
         .target(
@@ -70,7 +70,10 @@ let package = Package(
         ),
         .testTarget(
             name: "VigilBPFTests",
-            dependencies: ["VigilBPF", "VigilSensors", "CVigilABI"]
+            dependencies: [
+                "VigilBPF", "VigilSensors", "CVigilABI", "CLibbpf",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "VigilContainersTests", dependencies: ["VigilContainers"]),
     ]

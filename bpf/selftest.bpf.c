@@ -18,6 +18,8 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+VIGIL_ABI_TYPE(vigil_selftest_event);
+
 /* The process whose events are emitted (tgid); 0 = every process. */
 const volatile __u32 target_tgid = 0;
 
@@ -123,12 +125,47 @@ int BPF_KPROBE(func_uprobe)
     return emit(VIGIL_HOOK_UPROBE, (__u32)PT_REGS_PARM1(ctx));
 }
 
+/* --- maps for the typed-map tests (never touched by the programs) --- */
+
+struct test_value {
+    __u64 count;
+    __u64 bytes;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 64);
+    __type(key, __u32);
+    __type(value, struct test_value);
+} test_hash SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 8);
+    __type(key, __u32);
+    __type(value, struct test_value);
+} test_array SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16);
+    __type(key, __u64);
+    __type(value, __u32);
+} test_lru SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, 16);
+    __type(key, __u32);
+    __type(value, __u64);
+} test_percpu_hash SEC(".maps");
+
 /* --- for the verifier-rejection test --- */
 
 SEC("?tracepoint/syscalls/sys_enter_close")
 int rejected(void *ctx)
 {
-    __u32 key = VIGIL_COUNTER_EMITTED;
-    __u64 *value = bpf_map_lookup_elem(&counters, &key);
-    return *value; /* no NULL check: the verifier must say "invalid mem access 'map_value_or_null'" */
+    __u32 key = 1;
+    struct test_value *value = bpf_map_lookup_elem(&test_hash, &key);
+    return value->count; /* no NULL check: the verifier must say "invalid mem access 'map_value_or_null'" */
 }

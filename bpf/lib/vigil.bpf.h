@@ -19,6 +19,12 @@ struct {
     __type(value, __u64);
 } counters SEC(".maps");
 
+/* Records the BTF of an ABI struct in the object (BTF keeps no types of local variables), so
+ * userspace can check its layout against Swift's (ABILayoutTests). */
+#define VIGIL_ABI_TYPE(name) const struct name *__vigil_abi_##name __attribute__((unused))
+
+VIGIL_ABI_TYPE(vigil_event_header);
+
 /* Wake the reader only once this many bytes wait in the ring; below it the reader drains on its
  * own timer (see notes/performance.md: per-record wakeups dominate the cost). 0 = every record. */
 const volatile __u64 vigil_wakeup_bytes = 0;

@@ -1,0 +1,49 @@
+# Vigil. `make run` and `make test` work on a fresh Debian 12 machine (as root): each installs
+# what is missing first (scripts/setup.sh). `make help` lists the targets.
+SHELL := /bin/bash
+export PATH := /opt/swift/usr/bin:$(PATH)
+SWIFT ?= swift
+
+.PHONY: help setup generate check-generated build release run probe test test-unit test-kernels bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
+
+setup: ## install build/run dependencies (libbpf, bpftool), mount tracefs and bpffs
+	@scripts/setup.sh
+
+generate: setup ## regenerate vmlinux.h, the BPF objects and embedded tables (all committed)
+	scripts/generate.sh
+
+check-generated: setup ## fail when committed generated files are stale
+	scripts/check-generated.sh
+
+build: setup ## debug build
+	$(SWIFT) build
+
+release: setup ## release build of the vigil binary
+	$(SWIFT) build -c release --product vigil
+
+run: release ## probe the kernel, then trace live with the embedded defaults
+	.build/release/vigil probe
+	.build/release/vigil trace
+
+test: check-generated ## every test: unit and kernel tests, Docker tests, other kernels under qemu
+	@scripts/setup.sh --test
+	$(SWIFT) test
+	$(MAKE) test-kernels
+
+test-unit: setup ## swift test only
+	$(SWIFT) test
+
+test-kernels: ## the variant chains on Debian's 6.1 and 6.12 kernels under qemu
+	@scripts/setup.sh --test
+	scripts/test-kernels.sh
+
+bench: ## benchmarks; writes BENCHMARKS.md
+	@scripts/setup.sh --bench
+	$(SWIFT) build -c release --product vigil-bench
+	.build/release/vigil-bench
+
+clean:
+	rm -rf .build

@@ -1,0 +1,40 @@
+import CLibbpf
+
+/// The layout of a C struct as the compiler recorded it in an object's BTF: what a Swift mirror
+/// of the struct must match (house rule: the ABI is checked against the compiled objects).
+public struct BTFStructLayout: Sendable, Equatable {
+    /// One member: name, byte offset and size in bytes (0 when not a sized type).
+    public struct Member: Sendable, Equatable {
+        public var name: String
+        public var offset: Int
+        public var size: Int
+    }
+    /// The struct's name.
+    public var name: String
+    /// Its size in bytes.
+    public var size: Int
+    /// Its members in declaration order.
+    public var members: [Member]
+}
+
+extension BPFObject {
+    /// The layout of `struct name` from the object's BTF (wraps `btf__find_by_name_kind`,
+    /// `btf_members`, `btf__resolve_size`). Works before load, without privileges.
+    public func structLayout(_ structName: String) throws -> BTFStructLayout {
+        guard let btf = bpf_object__btf(handle) else {
+            throw BPFError(.notFound, operation: "bpf_object__btf", target: name, errno: 2, message: "object has no BTF")
+        }
+        let id = btf__find_by_name_kind(btf, structName, UInt32(BTF_KIND_STRUCT))
+        guard id > 0, let type = btf__type_by_id(btf, UInt32(id)), let members = btf_members(type) else {
+            throw BPFError(.notFound, operation: "btf__find_by_name_kind", target: "\(name)/struct \(structName)",
+                           errno: 2, message: "no struct \(structName) in the object's BTF")
+        }
+        let list = (0..<Int(btf_vlen(type))).map { i -> BTFStructLayout.Member in
+            let member = members[i]
+            let size = btf__resolve_size(btf, member.type)
+            return .init(name: String(cString: btf__name_by_offset(btf, member.name_off)),
+                         offset: Int(btf_member_bit_offset(type, UInt32(i)) / 8), size: max(0, Int(size)))
+        }
+        return BTFStructLayout(name: structName, size: Int(type.pointee.size), members: list)
+    }
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what Vigil needs on a Debian 12 machine and prepares the kernel interfaces.
+#   scripts/setup.sh          build + run: libbpf, bpftool; tracefs and bpffs mounted
+#   scripts/setup.sh --test   also what the tests use: qemu + Debian's 6.1/6.12 kernels, Docker
+#   scripts/setup.sh --bench  also the peers the benchmarks compare with (bpftrace, libbpf-tools)
+# Idempotent: installs only what is missing (apt-get update once, only when installing).
+set -euo pipefail
+mode=${1:-run}
+
+need=(libbpf-dev bpftool pkg-config make)
+case $mode in
+  --test) need+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd linux-image-amd64 linux-image-6.12-amd64 docker.io) ;;
+  --bench) need+=(bpftrace libbpf-tools hyperfine) ;;
+esac
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup: Vigil loads eBPF programs and needs root; run as root (or via sudo)." >&2
+  exit 1
+fi
+
+missing=()
+for p in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null; then
+  if [ -x /opt/swift/usr/bin/swift ]; then
+    echo "setup: swift is at /opt/swift/usr/bin (the Makefile adds it to PATH)"
+  else
+    echo "setup: no Swift toolchain found: install Swift 6.1 or later (swift.org) into /opt/swift" >&2
+    exit 1
+  fi
+fi
+
+# tracefs: perf tracepoints need it, and a fresh machine often has an empty /sys/kernel/tracing.
+if [ ! -d /sys/kernel/tracing/events ]; then
+  mount -t tracefs nodev /sys/kernel/tracing && echo "setup: mounted tracefs at /sys/kernel/tracing"
+fi
+# bpffs: where pinned objects live.
+if ! mountpoint -q /sys/fs/bpf; then
+  mount -t bpf bpf /sys/fs/bpf && echo "setup: mounted bpffs at /sys/fs/bpf"
+fi
+exit 0
