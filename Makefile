@@ -12,8 +12,10 @@ help: ## list the targets
 setup: ## install build/run dependencies (libbpf, bpftool), mount tracefs and bpffs
 	@scripts/setup.sh
 
-generate: setup ## regenerate vmlinux.h, the BPF objects and embedded tables (all committed)
+generate: setup ## regenerate vmlinux.h, the BPF objects, embedded tables and docs/fields.md
 	scripts/generate.sh
+	$(SWIFT) build --product vigil
+	.build/debug/vigil fields --markdown > docs/fields.md
 
 check-generated: setup ## fail when committed generated files are stale
 	scripts/check-generated.sh

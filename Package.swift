@@ -41,10 +41,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Event value types, decoding of the ABI structs, the field catalogue, JSON and table forms.
+        // Pure: no libbpf.
+        .target(name: "VigilEvents", dependencies: ["CVigilABI"]),
+        // Process table (seeded from /proc) and container enrichment of events.
+        .target(name: "VigilEnrichment", dependencies: ["VigilEvents", "VigilContainers"]),
         // Vigil's sensors: embedded objects, variant chains, decoders.
         .target(
             name: "VigilSensors",
-            dependencies: ["VigilBPF", "VigilBPFObjects", "CVigilABI"]
+            dependencies: ["VigilBPF", "VigilBPFObjects", "CVigilABI", "VigilEvents", "VigilEnrichment"]
         ),
         // Runs inside other kernels under qemu (make test-kernels): checks variants and probes.
         .executableTarget(
@@ -63,18 +68,25 @@ let package = Package(
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilBPF", "VigilSensors",
+                "VigilBPF", "VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Helpers shared by the test targets: kernel gates, fd counts, the Docker test engine.
+        .target(name: "VigilTestSupport", dependencies: ["VigilBPF"], path: "Sources/VigilTestSupport"),
         .testTarget(
             name: "VigilBPFTests",
             dependencies: [
-                "VigilBPF", "VigilSensors", "CVigilABI", "CLibbpf",
+                "VigilBPF", "VigilSensors", "CVigilABI", "CLibbpf", "VigilTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(
+            name: "VigilSensorsTests",
+            dependencies: ["VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers", "VigilBPF", "VigilTestSupport"]
+        ),
+        .testTarget(name: "VigilEventsTests", dependencies: ["VigilEvents", "CVigilABI"]),
         .testTarget(name: "VigilContainersTests", dependencies: ["VigilContainers"]),
     ]
 )

@@ -34,7 +34,7 @@ build_objects() {
     name=$(basename "$src" .bpf.c)
     names+=("$name")
     # Paths are made relative so the object is byte-identical on every checkout.
-    (cd "$srcdir" && "$clang" -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
+    (cd "$srcdir" && "$clang" -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -Wno-default-const-init-var-unsafe \
         -I"$out/bpf/include" -I"$root/bpf/lib" -I"$root/Sources/CVigilABI/include" \
         -ffile-prefix-map="$root"=. -ffile-prefix-map="$out"=. -fdebug-compilation-dir=. \
         -c "$name.bpf.c" -o "$tmp/$name.o")

@@ -46,6 +46,15 @@ public struct BPFMap {
         }
     }
 
+    /// Makes this map, before load, use the existing kernel map `fd` instead of creating its own:
+    /// two objects then share one ring or one filter map (wraps `bpf_map__reuse_fd`).
+    public func reuse(fd: Int32) throws {
+        let rc = bpf_map__reuse_fd(handle, fd)
+        guard rc == 0 else {
+            throw BPFError.libbpf(.map, "bpf_map__reuse_fd", "map \(name)", "cannot reuse map fd \(fd)", code: rc)
+        }
+    }
+
     func requireFD(_ operation: String) throws -> Int32 {
         guard let fd else {
             throw BPFError(.invalidArgument, operation: operation, target: "map \(name)",

@@ -22,7 +22,7 @@ public struct Variant: Sendable {
 }
 
 /// A hook of a sensor with its variants, best first.
-public struct Hook {
+public struct Hook: Sendable {
     /// The hook's name, e.g. `file-open`.
     public var name: String
     /// The alternatives, tried in this order.
@@ -107,15 +107,20 @@ public struct VariantLoader {
     public var hooks: [Hook]
     /// Adjusts a freshly opened object before load (globals, map sizes, extra programs).
     public var configure: (BPFObject) throws -> Void
+    /// Runs after a successful load and before anything is attached: fill maps (filters) so the
+    /// first event already meets them.
+    public var beforeAttach: (BPFObject) throws -> Void
     /// The probes consulted for `Variant.requires`.
     public var probes: FeatureProbes
 
     /// Declares a loader.
     public init(open: @escaping () throws -> BPFObject, hooks: [Hook], probes: FeatureProbes = .shared,
-                configure: @escaping (BPFObject) throws -> Void = { _ in }) {
+                configure: @escaping (BPFObject) throws -> Void = { _ in },
+                beforeAttach: @escaping (BPFObject) throws -> Void = { _ in }) {
         self.open = open
         self.hooks = hooks
         self.configure = configure
+        self.beforeAttach = beforeAttach
         self.probes = probes
     }
 
@@ -161,6 +166,7 @@ public struct VariantLoader {
                 try reject(h, .failed, Self.reason(error))
                 continue
             }
+            try beforeAttach(object)
             var links: [BPFLink] = []
             var failedHook: (Int, BPFError)?
             attaching: for (h, hook) in hooks.enumerated() {

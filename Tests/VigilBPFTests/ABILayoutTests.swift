@@ -1,14 +1,15 @@
 import CVigilABI
 import VigilBPF
 import VigilSensors
+import VigilTestSupport
 import XCTest
 
 /// House rule 1: Swift's view of every ABI struct matches the BTF the compiler wrote into the
 /// BPF objects. Runs without privileges (opening an object does not touch the kernel).
 final class ABILayoutTests: XCTestCase {
-    private func assertLayout<T>(_ type: T.Type, _ name: String, _ offsets: [String: Int?],
+    private func assertLayout<T>(_ type: T.Type, _ name: String, _ offsets: [String: Int?], object objectName: String = "selftest",
                                  file: StaticString = #filePath, line: UInt = #line) throws {
-        let object = try EmbeddedObjects.open("selftest")
+        let object = try EmbeddedObjects.open(objectName)
         let layout = try object.structLayout(name)
         XCTAssertEqual(layout.size, MemoryLayout<T>.size, "size of struct \(name)", file: file, line: line)
         XCTAssertEqual(Set(layout.members.map(\.name)), Set(offsets.keys), "members of \(name)", file: file, line: line)
@@ -25,6 +26,7 @@ final class ABILayoutTests: XCTestCase {
             "pid": MemoryLayout<H>.offset(of: \.pid), "tid": MemoryLayout<H>.offset(of: \.tid),
             "ppid": MemoryLayout<H>.offset(of: \.ppid), "uid": MemoryLayout<H>.offset(of: \.uid),
             "gid": MemoryLayout<H>.offset(of: \.gid), "cpu": MemoryLayout<H>.offset(of: \.cpu),
+            "mnt_ns": MemoryLayout<H>.offset(of: \.mnt_ns), "pid_ns": MemoryLayout<H>.offset(of: \.pid_ns),
             "comm": MemoryLayout<H>.offset(of: \.comm),
         ])
     }
@@ -35,6 +37,48 @@ final class ABILayoutTests: XCTestCase {
             "hdr": MemoryLayout<E>.offset(of: \.hdr), "seq": MemoryLayout<E>.offset(of: \.seq),
             "hook": MemoryLayout<E>.offset(of: \.hook), "arg": MemoryLayout<E>.offset(of: \.arg),
         ])
+    }
+
+    func testExecEventMatchesBTF() throws {
+        typealias E = vigil_exec_event
+        try assertLayout(E.self, "vigil_exec_event", [
+            "hdr": MemoryLayout<E>.offset(of: \.hdr), "start_time_ns": MemoryLayout<E>.offset(of: \.start_time_ns),
+            "loginuid": MemoryLayout<E>.offset(of: \.loginuid), "flags": MemoryLayout<E>.offset(of: \.flags),
+            "tty_major": MemoryLayout<E>.offset(of: \.tty_major), "tty_minor": MemoryLayout<E>.offset(of: \.tty_minor),
+            "filename_len": MemoryLayout<E>.offset(of: \.filename_len), "args_len": MemoryLayout<E>.offset(of: \.args_len),
+            "cwd_len": MemoryLayout<E>.offset(of: \.cwd_len), "_pad": MemoryLayout<E>.offset(of: \._pad),
+            "tty": MemoryLayout<E>.offset(of: \.tty), "data": MemoryLayout<E>.size,
+        ], object: "process")
+    }
+
+    func testForkAndExitEventsMatchBTF() throws {
+        typealias F = vigil_fork_event
+        try assertLayout(F.self, "vigil_fork_event", [
+            "hdr": MemoryLayout<F>.offset(of: \.hdr), "child_start_time_ns": MemoryLayout<F>.offset(of: \.child_start_time_ns),
+            "child_pid": MemoryLayout<F>.offset(of: \.child_pid), "child_tid": MemoryLayout<F>.offset(of: \.child_tid),
+            "is_thread": MemoryLayout<F>.offset(of: \.is_thread), "_pad": MemoryLayout<F>.offset(of: \._pad),
+        ], object: "process")
+        typealias X = vigil_exit_event
+        try assertLayout(X.self, "vigil_exit_event", [
+            "hdr": MemoryLayout<X>.offset(of: \.hdr), "start_time_ns": MemoryLayout<X>.offset(of: \.start_time_ns),
+            "duration_ns": MemoryLayout<X>.offset(of: \.duration_ns), "exit_code": MemoryLayout<X>.offset(of: \.exit_code),
+            "_pad": MemoryLayout<X>.offset(of: \._pad),
+        ], object: "process")
+        typealias C = vigil_filter_config
+        try assertLayout(C.self, "vigil_filter_config", [
+            "flags": MemoryLayout<C>.offset(of: \.flags), "host_pid_ns": MemoryLayout<C>.offset(of: \.host_pid_ns),
+        ], object: "process")
+    }
+
+    func testOpenEventMatchesBTF() throws {
+        typealias O = vigil_open_event
+        try assertLayout(O.self, "vigil_open_event", [
+            "hdr": MemoryLayout<O>.offset(of: \.hdr), "result": MemoryLayout<O>.offset(of: \.result),
+            "flags_arg": MemoryLayout<O>.offset(of: \.flags_arg), "mode": MemoryLayout<O>.offset(of: \.mode),
+            "dirfd": MemoryLayout<O>.offset(of: \.dirfd), "syscall": MemoryLayout<O>.offset(of: \.syscall),
+            "flags": MemoryLayout<O>.offset(of: \.flags), "name_len": MemoryLayout<O>.offset(of: \.name_len),
+            "base_len": MemoryLayout<O>.offset(of: \.base_len), "data": MemoryLayout<O>.size,
+        ], object: "file")
     }
 
     func testUnknownStructIsNamed() throws {

@@ -1,4 +1,5 @@
 import VigilBPF
+import VigilTestSupport
 import XCTest
 
 /// The probes' answers checked against independent evidence from the running system.

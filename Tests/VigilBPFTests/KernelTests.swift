@@ -4,6 +4,7 @@ import Logging
 import Synchronization
 import VigilBPF
 import VigilSensors
+import VigilTestSupport
 import XCTest
 
 /// Programs loaded into this machine's kernel and triggered for real.

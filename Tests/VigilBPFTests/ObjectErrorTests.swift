@@ -1,6 +1,7 @@
 import CLibbpf
 import VigilBPF
 import VigilSensors
+import VigilTestSupport
 import XCTest
 
 /// Typed errors that name what and why, for inputs that need no privileges.

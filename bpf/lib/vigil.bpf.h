@@ -45,14 +45,38 @@ static __always_inline void *vigil_reserve(__u64 size)
     return record;
 }
 
-/* Submit a reserved record, waking the reader only above the fill threshold. */
+/* Wake the reader only above the fill threshold (BPF_RB_NO_WAKEUP below it). */
+static __always_inline __u64 vigil_wakeup_flags(void)
+{
+    if (vigil_wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < vigil_wakeup_bytes)
+        return BPF_RB_NO_WAKEUP;
+    return BPF_RB_FORCE_WAKEUP;
+}
+
+/* Submit a reserved record. */
 static __always_inline void vigil_submit(void *record)
 {
-    __u64 flags = BPF_RB_FORCE_WAKEUP;
-    if (vigil_wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < vigil_wakeup_bytes)
-        flags = BPF_RB_NO_WAKEUP;
-    bpf_ringbuf_submit(record, flags);
+    bpf_ringbuf_submit(record, vigil_wakeup_flags());
     vigil_count(VIGIL_COUNTER_EMITTED);
+}
+
+/* Copy a record built elsewhere (a per-CPU scratch buffer) into the ring, or count it lost. */
+static __always_inline void vigil_output(void *record, __u64 size)
+{
+    if (bpf_ringbuf_output(&events, record, size, vigil_wakeup_flags()))
+        vigil_count(VIGIL_COUNTER_LOST);
+    else
+        vigil_count(VIGIL_COUNTER_EMITTED);
+}
+
+/* Inode number of the task's active pid namespace. */
+static __always_inline __u32 vigil_task_pid_ns(struct task_struct *task)
+{
+    struct pid *pid = BPF_CORE_READ(task, thread_pid);
+    unsigned int level = BPF_CORE_READ(pid, level);
+    struct upid upid = {};
+    bpf_probe_read_kernel(&upid, sizeof(upid), &pid->numbers[level & 31]);
+    return BPF_CORE_READ(upid.ns, ns.inum);
 }
 
 /* Fill the common header for the current task. */
@@ -72,6 +96,8 @@ static __always_inline void vigil_fill_header(struct vigil_event_header *hdr, __
     hdr->uid = (__u32)uid_gid;
     hdr->gid = uid_gid >> 32;
     hdr->cpu = bpf_get_smp_processor_id();
+    hdr->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+    hdr->pid_ns = vigil_task_pid_ns(task);
     bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
 }
 

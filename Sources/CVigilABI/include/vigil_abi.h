@@ -18,7 +18,18 @@
 /** Event kinds: stable numbers, never reused. */
 enum vigil_event_kind {
     VIGIL_EVENT_SELFTEST = 1, /* test/benchmark event of bpf/selftest.bpf.c */
+    VIGIL_EVENT_EXEC = 2,     /* struct vigil_exec_event: a program was executed */
+    VIGIL_EVENT_FORK = 3,     /* struct vigil_fork_event: a process or thread was created */
+    VIGIL_EVENT_EXIT = 4,     /* struct vigil_exit_event: a process exited */
+    VIGIL_EVENT_OPEN = 5,     /* struct vigil_open_event: open/openat/openat2 returned */
 };
+
+/* Bounds of the variable-length parts (documented in docs/fields.md). */
+#define VIGIL_PATH_MAX 4096     /* a path, NUL excluded */
+#define VIGIL_PATH_DEPTH 48     /* directory levels walked to build a path */
+#define VIGIL_ARGS_MAX 4096     /* bytes of argv (NUL-separated) kept per exec */
+#define VIGIL_FILENAME_MAX 1024 /* bytes of the exec'ed filename / opened name as given */
+#define VIGIL_TTY_LEN 32
 
 /** Common header of every ring-buffer record. */
 struct vigil_event_header {
@@ -32,9 +43,11 @@ struct vigil_event_header {
     __u32 uid;
     __u32 gid;
     __u32 cpu;        /* bpf_get_smp_processor_id() */
+    __u32 mnt_ns;     /* inode number of the mount namespace */
+    __u32 pid_ns;     /* inode number of the (active) pid namespace */
     char comm[VIGIL_COMM_LEN];
 };
-_Static_assert(sizeof(struct vigil_event_header) == 64, "vigil_event_header size");
+_Static_assert(sizeof(struct vigil_event_header) == 72, "vigil_event_header size");
 
 /** Which hook kind produced a selftest event (the variant that is running). */
 enum vigil_hook_kind {
@@ -55,7 +68,101 @@ struct vigil_selftest_event {
     __u32 hook;       /* enum vigil_hook_kind */
     __u32 arg;        /* hook-specific value (e.g. syscall argument) */
 };
-_Static_assert(sizeof(struct vigil_selftest_event) == 80, "vigil_selftest_event size");
+_Static_assert(sizeof(struct vigil_selftest_event) == 88, "vigil_selftest_event size");
+
+/** Flags of struct vigil_exec_event. */
+enum vigil_exec_flags {
+    VIGIL_EXEC_ARGS_TRUNCATED = 1 << 0,     /* argv was longer than VIGIL_ARGS_MAX */
+    VIGIL_EXEC_CWD_TRUNCATED = 1 << 1,      /* cwd deeper than VIGIL_PATH_DEPTH or longer than the max */
+    VIGIL_EXEC_FILENAME_TRUNCATED = 1 << 2,
+};
+
+/** VIGIL_EVENT_EXEC, emitted at sched_process_exec. The variable part `data` holds, in order and
+ * without NULs between them: filename (as passed to execve), argv (each argument followed by a NUL),
+ * cwd (absolute). Lengths say where each ends. */
+struct vigil_exec_event {
+    struct vigil_event_header hdr;
+    __u64 start_time_ns;  /* task start time, ns since boot (boottime clock) */
+    __u32 loginuid;       /* audit login uid, 4294967295 when unset */
+    __u32 flags;          /* enum vigil_exec_flags */
+    __u32 tty_major;      /* 0 when no controlling tty */
+    __u32 tty_minor;
+    __u16 filename_len;
+    __u16 args_len;
+    __u16 cwd_len;
+    __u16 _pad;
+    char tty[VIGIL_TTY_LEN]; /* controlling tty name (e.g. "pts0"), NUL padded */
+    char data[];
+};
+_Static_assert(sizeof(struct vigil_exec_event) == 136, "vigil_exec_event size");
+
+/** VIGIL_EVENT_FORK: header is the parent (the caller of fork/clone). */
+struct vigil_fork_event {
+    struct vigil_event_header hdr;
+    __u64 child_start_time_ns;
+    __u32 child_pid;      /* tgid of the child (== parent's tgid for a thread) */
+    __u32 child_tid;
+    __u32 is_thread;      /* 1: a thread of the same process (CLONE_THREAD) */
+    __u32 _pad;
+};
+_Static_assert(sizeof(struct vigil_fork_event) == 96, "vigil_fork_event size");
+
+/** VIGIL_EVENT_EXIT: emitted when a thread-group leader exits. */
+struct vigil_exit_event {
+    struct vigil_event_header hdr;
+    __u64 start_time_ns;
+    __u64 duration_ns;    /* exit time - start time */
+    __u32 exit_code;      /* task->exit_code: (status << 8) | signal */
+    __u32 _pad;
+};
+_Static_assert(sizeof(struct vigil_exit_event) == 96, "vigil_exit_event size");
+
+/** Which syscall produced an open event. */
+enum vigil_open_syscall {
+    VIGIL_OPEN_OPEN = 1,
+    VIGIL_OPEN_OPENAT = 2,
+    VIGIL_OPEN_OPENAT2 = 3,
+};
+
+/** Flags of struct vigil_open_event. */
+enum vigil_open_flags {
+    VIGIL_OPEN_BASE_TRUNCATED = 1 << 0,  /* the directory path was cut */
+    VIGIL_OPEN_NAME_TRUNCATED = 1 << 1,  /* the name as given was cut */
+    VIGIL_OPEN_BASE_UNKNOWN = 1 << 2,    /* dirfd did not name an open directory */
+};
+
+/** VIGIL_EVENT_OPEN, emitted when the syscall returns. `data` holds the name as given
+ * (name_len bytes) then, for a relative name, the absolute path of the directory it is relative
+ * to (cwd or dirfd; base_len bytes, 0 for an absolute name). Userspace joins them. */
+struct vigil_open_event {
+    struct vigil_event_header hdr;
+    __s64 result;         /* fd, or -errno */
+    __u32 flags_arg;      /* open flags (O_*) */
+    __u32 mode;
+    __s32 dirfd;          /* -100 = AT_FDCWD */
+    __u32 syscall;        /* enum vigil_open_syscall */
+    __u32 flags;          /* enum vigil_open_flags */
+    __u16 name_len;
+    __u16 base_len;
+    char data[];
+};
+_Static_assert(sizeof(struct vigil_open_event) == 104, "vigil_open_event size");
+
+/** In-kernel filter settings (the `filter` array map, index 0), changeable at run time. */
+enum vigil_filter_flags {
+    VIGIL_FILTER_CONTAINERS_ONLY = 1 << 0, /* drop tasks in the host's pid namespace */
+    VIGIL_FILTER_COMM_INCLUDE = 1 << 1,    /* keep only comms in the comm_include map */
+    VIGIL_FILTER_COMM_EXCLUDE = 1 << 2,    /* drop comms in the comm_exclude map */
+    VIGIL_FILTER_PIDS = 1 << 3,            /* keep only tgids in the pids map */
+    VIGIL_FILTER_UIDS = 1 << 4,            /* keep only uids in the uids map */
+    VIGIL_FILTER_CGROUPS = 1 << 5,         /* keep only cgroup ids in the cgroups map */
+};
+
+struct vigil_filter_config {
+    __u32 flags;          /* enum vigil_filter_flags */
+    __u32 host_pid_ns;    /* inode of the host's pid namespace (for CONTAINERS_ONLY) */
+};
+_Static_assert(sizeof(struct vigil_filter_config) == 8, "vigil_filter_config size");
 
 /** Indexes of the per-CPU counters every sensor keeps in its `counters` map. */
 enum vigil_counter {

@@ -1,9 +1,11 @@
+// Test helpers shared by the test targets (linked only into tests).
+import Foundation
 import VigilBPF
 import XCTest
 
 /// Gates a kernel test on the features it needs. Without them the test is skipped with the
 /// probe's reason, unless VIGIL_REQUIRE_BPF=1 (CI), where it fails: no silent skips.
-func requireKernel(_ features: Feature..., file: StaticString = #filePath, line: UInt = #line) throws {
+public func requireKernel(_ features: Feature..., file: StaticString = #filePath, line: UInt = #line) throws {
     for feature in [Feature.bpfSyscall] + features {
         let result = FeatureProbes.shared.result(feature)
         guard !result.isAvailable else { continue }
@@ -17,12 +19,12 @@ func requireKernel(_ features: Feature..., file: StaticString = #filePath, line:
 }
 
 /// The number of open file descriptors of this process (/proc/self/fd).
-func openFileDescriptorCount() -> Int {
+public func openFileDescriptorCount() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
 }
 
 /// Asserts that `body` throws a BPFError and returns it.
-func assertBPFError(_ body: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) -> BPFError? {
+public func assertBPFError(_ body: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) -> BPFError? {
     do {
         try body()
         XCTFail("expected a BPFError, nothing was thrown", file: file, line: line)

@@ -1,0 +1,229 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Synchronization
+
+/// Maps the cgroup id a BPF program reports to the cgroup's path and container.
+///
+/// `bpf_get_current_cgroup_id()` returns the kernfs id of the task's cgroup v2 directory, which
+/// is that directory's inode number (`st_ino`). The resolver walks the cgroup v2 mount, caches
+/// inode -> path, and parses each path into a `ContainerIdentity` the first time it is asked.
+/// A lookup is a dictionary hit under a mutex; a miss triggers at most one re-scan per
+/// `minimumRescanInterval` (bounded by `maximumDirectories`), and never throws.
+public final class CgroupResolver: Sendable {
+    /// Where the cgroup v2 hierarchy is mounted (`cgroup2` in /proc/self/mountinfo).
+    public struct UnifiedMount: Sendable, Hashable {
+        /// The mount point, e.g. `/sys/fs/cgroup/unified` on a hybrid host.
+        public var mountPoint: String
+        /// The hierarchy path shown at the mount point (`/` unless a sub-tree is bind-mounted).
+        public var root: String
+
+        /// Creates a mount description.
+        public init(mountPoint: String, root: String = "/") {
+            self.mountPoint = mountPoint
+            self.root = root
+        }
+    }
+
+    /// Counters describing the cache, for status output and tests.
+    public struct Statistics: Sendable, Hashable {
+        /// Completed walks of the hierarchy.
+        public var scans: Int
+        /// Cgroup directories known after the last walk.
+        public var knownCgroups: Int
+        /// True when the last walk stopped at `maximumDirectories`.
+        public var lastScanTruncated: Bool
+    }
+
+    /// The cgroup v2 mount in use; nil when none was found (every lookup then returns nil).
+    public let mount: UnifiedMount?
+    /// Why there is no mount, when `mount` is nil.
+    public let unavailableReason: String?
+    /// The least time between two walks triggered by lookup misses.
+    public let minimumRescanInterval: Duration
+    /// The most directories one walk records.
+    public let maximumDirectories: Int
+
+    private let state = Mutex(State())
+
+    /// Creates a resolver over a known cgroup v2 mount. Nothing is read until the first lookup.
+    public init(
+        mount: UnifiedMount, minimumRescanInterval: Duration = .milliseconds(250),
+        maximumDirectories: Int = 100_000
+    ) {
+        self.mount = mount
+        self.unavailableReason = nil
+        self.minimumRescanInterval = minimumRescanInterval
+        self.maximumDirectories = maximumDirectories
+    }
+
+    /// Creates a resolver over the cgroup v2 mount listed in `mountInfoPath`; when there is
+    /// none, `mount` is nil, `unavailableReason` says why, and lookups return nil.
+    public init(
+        mountInfoPath: String = "/proc/self/mountinfo",
+        minimumRescanInterval: Duration = .milliseconds(250), maximumDirectories: Int = 100_000
+    ) {
+        let mountInfo = try? String(contentsOfFile: mountInfoPath, encoding: .utf8)
+        let mount = mountInfo.flatMap(CgroupResolver.unifiedMount(inMountInfo:))
+        self.mount = mount
+        switch (mountInfo, mount) {
+        case (nil, _): self.unavailableReason = "cannot read \(mountInfoPath)"
+        case (_, nil): self.unavailableReason = "no cgroup2 mount in \(mountInfoPath)"
+        default: self.unavailableReason = nil
+        }
+        self.minimumRescanInterval = minimumRescanInterval
+        self.maximumDirectories = maximumDirectories
+    }
+
+    /// The first `cgroup2` mount in the text of /proc/PID/mountinfo (see proc(5)), preferring
+    /// one that shows the whole hierarchy (root `/`).
+    public static func unifiedMount(inMountInfo text: String) -> UnifiedMount? {
+        var mounts: [UnifiedMount] = []
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard let separator = fields.firstIndex(of: "-"), separator >= 6,
+                separator + 1 < fields.endIndex, fields[separator + 1] == "cgroup2"
+            else { continue }
+            mounts.append(
+                UnifiedMount(
+                    mountPoint: unescapeMountInfoField(fields[4]), root: unescapeMountInfoField(fields[3])))
+        }
+        return mounts.first { $0.root == "/" } ?? mounts.first
+    }
+
+    /// The container of the cgroup with this id: nil when the id is unknown (even after a
+    /// permitted re-scan), an identity with runtime `.host` for host cgroups.
+    public func identity(forCgroupID cgroupID: UInt64) -> ContainerIdentity? {
+        lookUp(cgroupID) { state in state.identity(of: cgroupID) }
+    }
+
+    /// The cgroup's path in the hierarchy (as in /proc/PID/cgroup, e.g. `/docker/<id>`), or nil.
+    public func path(forCgroupID cgroupID: UInt64) -> String? {
+        lookUp(cgroupID) { state in state.paths[cgroupID] }
+    }
+
+    /// Walks the hierarchy now, regardless of `minimumRescanInterval` (unless a walk is running).
+    public func rescan() {
+        if claimScan(force: true) { scan() }
+    }
+
+    /// Current counters.
+    public var statistics: Statistics {
+        state.withLock {
+            Statistics(scans: $0.scans, knownCgroups: $0.paths.count, lastScanTruncated: $0.lastScanTruncated)
+        }
+    }
+
+    // MARK: - Internals
+
+    private struct State: Sendable {
+        var paths: [UInt64: String] = [:]
+        /// Parsed lazily from `paths`; cleared by every walk.
+        var identities: [UInt64: ContainerIdentity] = [:]
+        var lastScan: ContinuousClock.Instant?
+        var scanInProgress = false
+        var scans = 0
+        var lastScanTruncated = false
+
+        mutating func identity(of cgroupID: UInt64) -> ContainerIdentity? {
+            if let cached = identities[cgroupID] { return cached }
+            guard let path = paths[cgroupID] else { return nil }
+            let identity = ContainerIdentity(cgroupPath: path)
+            identities[cgroupID] = identity
+            return identity
+        }
+    }
+
+    private func lookUp<T>(_ cgroupID: UInt64, _ read: (inout State) -> T?) -> T? {
+        if let hit = state.withLock({ read(&$0) }) { return hit }
+        guard claimScan(force: false) else { return nil }
+        scan()
+        return state.withLock { read(&$0) }
+    }
+
+    /// Marks a walk as running if one may start now.
+    private func claimScan(force: Bool) -> Bool {
+        guard mount != nil else { return false }
+        let now = ContinuousClock.now
+        return state.withLock { state in
+            if state.scanInProgress { return false }
+            if !force, let last = state.lastScan, now - last < minimumRescanInterval { return false }
+            state.scanInProgress = true
+            return true
+        }
+    }
+
+    /// Walks outside the lock (lookups keep being served from the old map), then swaps.
+    private func scan() {
+        guard let mount else { return }
+        let walk = CgroupTreeWalk(mount: mount, maximumDirectories: maximumDirectories)
+        state.withLock { state in
+            state.paths = walk.paths
+            state.identities = [:]
+            state.lastScan = .now
+            state.scanInProgress = false
+            state.scans += 1
+            state.lastScanTruncated = walk.truncated
+        }
+    }
+
+    /// Undoes mountinfo's octal escapes (`\040` for a space).
+    private static func unescapeMountInfoField(_ field: Substring) -> String {
+        var bytes: [UInt8] = []
+        var rest = field.utf8[...]
+        while let byte = rest.first {
+            if byte == UInt8(ascii: "\\"), rest.count >= 4,
+                let value = UInt8(String(decoding: rest.dropFirst().prefix(3), as: UTF8.self), radix: 8)
+            {
+                bytes.append(value)
+                rest = rest.dropFirst(4)
+            } else {
+                bytes.append(byte)
+                rest = rest.dropFirst()
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// One depth-first walk of a cgroup v2 mount: inode -> hierarchy path of every directory.
+private struct CgroupTreeWalk {
+    private(set) var paths: [UInt64: String] = [:]
+    private(set) var truncated = false
+
+    init(mount: CgroupResolver.UnifiedMount, maximumDirectories: Int) {
+        let rootPath = mount.root.hasSuffix("/") ? String(mount.root.dropLast()) : mount.root
+        guard let rootInode = Self.directoryInode(mount.mountPoint) else { return }
+        paths[rootInode] = rootPath.isEmpty ? "/" : rootPath
+        var pending = [(directory: mount.mountPoint, path: rootPath)]
+        while let next = pending.popLast() {
+            guard let stream = opendir(next.directory) else { continue }
+            defer { closedir(stream) }
+            while let entry = readdir(stream) {
+                let type = entry.pointee.d_type
+                guard type == UInt8(DT_DIR) || type == UInt8(DT_UNKNOWN) else { continue }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                guard name != ".", name != "..", name != "" else { continue }
+                let directory = next.directory + "/" + name
+                guard let inode = Self.directoryInode(directory) else { continue }
+                guard paths.count < maximumDirectories else {
+                    truncated = true
+                    return
+                }
+                let path = next.path + "/" + name
+                paths[inode] = path
+                pending.append((directory, path))
+            }
+        }
+    }
+
+    /// The inode of `path` if it is a directory (symbolic links are not followed).
+    private static func directoryInode(_ path: String) -> UInt64? {
+        var info = stat()
+        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else { return nil }
+        return UInt64(info.st_ino)
+    }
+}

@@ -1,0 +1,223 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// Why a Docker Engine API request failed.
+public enum DockerClientError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// `connect(2)` to the socket failed: no engine (ENOENT, ECONNREFUSED) or no permission.
+    case socketUnavailable(path: String, errno: Int32)
+    /// A socket call failed mid-request.
+    case io(operation: String, path: String, errno: Int32)
+    /// The engine did not answer within the client's timeout.
+    case timedOut(operation: String, path: String)
+    /// The bytes received are not a valid HTTP/1.1 response.
+    case malformedResponse(request: String, reason: String)
+    /// The engine answered with a non-2xx status; `message` is its error text.
+    case unexpectedStatus(request: String, status: Int, message: String)
+    /// The response body is not the JSON the API documents.
+    case decoding(request: String, reason: String)
+
+    /// A one-line explanation including the operation, socket path and errno text.
+    public var description: String {
+        switch self {
+        case .socketUnavailable(let path, let code):
+            return "Docker Engine socket \(path) unavailable: connect: \(String(cString: strerror(code)))"
+        case .io(let operation, let path, let code):
+            return "Docker Engine socket \(path): \(operation): \(String(cString: strerror(code)))"
+        case .timedOut(let operation, let path):
+            return "Docker Engine socket \(path): \(operation) timed out"
+        case .malformedResponse(let request, let reason):
+            return "Docker Engine \(request): malformed HTTP response: \(reason)"
+        case .unexpectedStatus(let request, let status, let message):
+            return "Docker Engine \(request): HTTP \(status): \(message)"
+        case .decoding(let request, let reason):
+            return "Docker Engine \(request): unexpected JSON: \(reason)"
+        }
+    }
+}
+
+/// A container as listed by `GET /containers/json`.
+public struct DockerContainerSummary: Sendable, Hashable {
+    /// The full 64-hex container id.
+    public var id: String
+    /// The container's names without the leading `/`.
+    public var names: [String]
+    /// The image as the user named it (e.g. `busybox:1`).
+    public var image: String
+    /// The container's labels.
+    public var labels: [String: String]
+    /// `created`, `running`, `paused`, `restarting`, `removing`, `exited` or `dead`.
+    public var state: String
+}
+
+/// A container as described by `GET /containers/{id}/json` (`docker inspect`).
+public struct DockerContainerDetails: Sendable, Hashable {
+    /// The full 64-hex container id.
+    public var id: String
+    /// The container's name without the leading `/`.
+    public var name: String
+    /// The image as the user named it (`Config.Image`).
+    public var image: String
+    /// The container's labels (`Config.Labels`).
+    public var labels: [String: String]
+    /// The host PID of the container's first process (`State.Pid`); nil when not running.
+    public var pid: Int32?
+    /// Whether the container is running (`State.Running`).
+    public var running: Bool
+}
+
+/// A Docker Engine API client speaking HTTP/1.1 over the engine's unix socket.
+///
+/// Each request opens its own connection (`Connection: close`), so the client is a plain value
+/// that any thread may use.
+public struct DockerClient: Sendable {
+    /// The engine's default socket.
+    public static let defaultSocketPath = "/var/run/docker.sock"
+
+    /// The unix socket the engine listens on.
+    public var socketPath: String
+    /// How long one connect, send or receive may wait.
+    public var timeout: Duration
+
+    /// Creates a client for the engine at `socketPath`.
+    public init(socketPath: String = DockerClient.defaultSocketPath, timeout: Duration = .seconds(2)) {
+        self.socketPath = socketPath
+        self.timeout = timeout
+    }
+
+    /// Checks that the engine answers (`GET /_ping`).
+    public func ping() throws(DockerClientError) {
+        _ = try get("/_ping")
+    }
+
+    /// The containers the engine knows (`GET /containers/json`): running ones, or all with `all`.
+    public func containers(all: Bool = false) throws(DockerClientError) -> [DockerContainerSummary] {
+        let target = all ? "/containers/json?all=true" : "/containers/json"
+        return try decode([WireSummary].self, from: try get(target), request: target).map {
+            DockerContainerSummary(
+                id: $0.Id, names: ($0.Names ?? []).map(Self.trimmingSlash), image: $0.Image ?? "",
+                labels: $0.Labels ?? [:], state: $0.State ?? "")
+        }
+    }
+
+    /// Details of one container by id, id prefix or name (`GET /containers/{id}/json`); nil when
+    /// the engine has no such container.
+    public func inspect(_ id: String) throws(DockerClientError) -> DockerContainerDetails? {
+        let target = "/containers/\(Self.percentEncoded(id))/json"
+        let body: [UInt8]
+        do {
+            body = try get(target)
+        } catch .unexpectedStatus(_, status: 404, _) {
+            return nil
+        }
+        let wire = try decode(WireDetails.self, from: body, request: target)
+        let pid = wire.State?.Pid ?? 0
+        return DockerContainerDetails(
+            id: wire.Id, name: Self.trimmingSlash(wire.Name ?? ""), image: wire.Config?.Image ?? "",
+            labels: wire.Config?.Labels ?? [:], pid: pid > 0 ? pid : nil, running: wire.State?.Running ?? false)
+    }
+
+    // MARK: - HTTP over the socket
+
+    /// Performs a GET and returns the whole body of a 2xx response.
+    func get(_ target: String) throws(DockerClientError) -> [UInt8] {
+        var body: [UInt8] = []
+        try exchange(target, socketTimeout: timeout, onHead: { _ in }, onBody: { body += $0 })
+        return body
+    }
+
+    /// Performs a GET and streams a 2xx response: `onHead` once, then `onBody` per piece of body
+    /// as it arrives, until the response ends. `register` sees the connected socket first (to
+    /// let another thread shut it down) and may refuse it. Non-2xx responses throw
+    /// `.unexpectedStatus` with the engine's message.
+    func exchange(
+        _ target: String, socketTimeout: Duration,
+        register: (UnixStreamSocket) -> Bool = { _ in true },
+        onHead: (HTTPResponseHead) throws(DockerClientError) -> Void,
+        onBody: ([UInt8]) throws(DockerClientError) -> Void
+    ) throws(DockerClientError) {
+        let request = "GET \(target)"
+        let socket = try UnixStreamSocket(connectingTo: socketPath, timeout: socketTimeout)
+        guard register(socket) else { return }
+        try socket.write(
+            Array("GET \(target) HTTP/1.1\r\nHost: docker\r\nUser-Agent: vigil\r\nConnection: close\r\n\r\n".utf8))
+
+        var decoder = HTTPResponseDecoder()
+        var failedStatus: Int?
+        var errorBody: [UInt8] = []
+        while !decoder.isComplete {
+            let bytes = try socket.read()
+            let parts: [HTTPResponsePart]
+            do {
+                parts = bytes.isEmpty ? try decoder.finish() : try decoder.feed(bytes)
+            } catch {
+                throw .malformedResponse(request: request, reason: error.reason)
+            }
+            for part in parts {
+                switch part {
+                case .head(let head) where (200..<300).contains(head.status): try onHead(head)
+                case .head(let head): failedStatus = head.status
+                case .body(let bytes) where failedStatus == nil: try onBody(bytes)
+                case .body(let bytes): errorBody += bytes
+                case .end: break
+                }
+            }
+        }
+        if let failedStatus {
+            throw .unexpectedStatus(request: request, status: failedStatus, message: Self.errorMessage(errorBody))
+        }
+    }
+
+    /// The engine's `{"message": ...}` error text, or the raw body.
+    private static func errorMessage(_ body: [UInt8]) -> String {
+        struct EngineError: Decodable { var message: String }
+        if let error = try? JSONDecoder().decode(EngineError.self, from: Data(body)) { return error.message }
+        return String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, from body: [UInt8], request: String) throws(DockerClientError) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(body))
+        } catch {
+            throw .decoding(request: "GET \(request)", reason: String(describing: error))
+        }
+    }
+
+    static func percentEncoded(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: urlUnreserved) ?? text
+    }
+
+    private static let urlUnreserved = CharacterSet(
+        charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+    private static func trimmingSlash(_ name: String) -> String {
+        name.hasPrefix("/") ? String(name.dropFirst()) : name
+    }
+}
+
+// The engine's JSON, field names as the API spells them.
+// swiftlint:disable identifier_name
+private struct WireSummary: Decodable {
+    var Id: String
+    var Names: [String]?
+    var Image: String?
+    var Labels: [String: String]?
+    var State: String?
+}
+
+private struct WireDetails: Decodable {
+    struct Config: Decodable {
+        var Image: String?
+        var Labels: [String: String]?
+    }
+    struct State: Decodable {
+        var Pid: Int32?
+        var Running: Bool?
+    }
+    var Id: String
+    var Name: String?
+    var Config: Config?
+    var State: State?
+}
+// swiftlint:enable identifier_name

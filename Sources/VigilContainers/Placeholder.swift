@@ -1,1 +1,0 @@
-// placeholder: container awareness lands here

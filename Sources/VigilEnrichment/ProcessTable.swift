@@ -1,0 +1,105 @@
+import Foundation
+import VigilEvents
+
+/// What Vigil knows about one live process.
+public struct ProcessRecord: Sendable, Equatable {
+    public var pid: UInt32
+    public var ppid: UInt32
+    public var comm: ByteString
+    public var executablePath: ByteString?
+    public var arguments: [ByteString]?
+    public var cwd: ByteString?
+    public var ttyNumber: UInt32?
+    public var loginUID: UInt32?
+}
+
+/// The process tree: seeded from /proc at start (so processes that already run are known), then
+/// kept current by exec, fork and exit events. Gives events their parent names and ancestry.
+/// Driven by one thread (the event pipeline).
+public final class ProcessTable {
+    private var records: [UInt32: ProcessRecord] = [:]
+    /// How many ancestors enrichment walks at most.
+    public let maxAncestors: Int
+
+    /// An empty table.
+    public init(maxAncestors: Int = 16) { self.maxAncestors = maxAncestors }
+
+    /// Number of known processes.
+    public var count: Int { records.count }
+
+    /// The record of `pid`, if known.
+    public func record(_ pid: UInt32) -> ProcessRecord? { records[pid] }
+
+    /// Reads every process under `procRoot` (comm, ppid, tty, argv, exe, cwd, loginuid).
+    public func seed(procRoot: String = "/proc") {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return }
+        for entry in entries {
+            guard let pid = UInt32(entry), let record = Self.read(pid: pid, procRoot: procRoot) else { continue }
+            records[pid] = record
+        }
+    }
+
+    /// Reads one process from /proc, or nil when it is gone.
+    static func read(pid: UInt32, procRoot: String) -> ProcessRecord? {
+        let dir = "\(procRoot)/\(pid)"
+        guard let stat = try? Data(contentsOf: URL(fileURLWithPath: "\(dir)/stat")),
+              let open = stat.firstIndex(of: UInt8(ascii: "(")), let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let comm = ByteString(stat[(open + 1)..<close])
+        // After "comm) ": state ppid pgrp session tty_nr ...
+        let rest = String(decoding: stat[(close + 2)...], as: UTF8.self).split(separator: " ")
+        guard rest.count > 4, let ppid = UInt32(rest[1]) else { return nil }
+        let tty = UInt32(rest[4]) ?? 0
+        var arguments: [ByteString]?
+        if let cmdline = try? Data(contentsOf: URL(fileURLWithPath: "\(dir)/cmdline")), !cmdline.isEmpty {
+            arguments = cmdline.split(separator: 0, omittingEmptySubsequences: false).map { ByteString($0) }
+            if cmdline.last == 0 { arguments?.removeLast() }
+        }
+        let link = { (name: String) -> ByteString? in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\(name)")).map { ByteString($0) }
+        }
+        let loginUID = (try? String(contentsOfFile: "\(dir)/loginuid", encoding: .utf8)).flatMap { UInt32($0) }
+        return ProcessRecord(pid: pid, ppid: ppid, comm: comm, executablePath: link("exe"), arguments: arguments,
+                             cwd: link("cwd"), ttyNumber: tty, loginUID: loginUID)
+    }
+
+    /// Updates the table from `event` and fills `event.process` (not the user names).
+    public func apply(_ event: inout Event) {
+        switch event.payload {
+        case .exec(let x):
+            records[event.pid] = ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm,
+                                               executablePath: x.executablePath, arguments: x.arguments, cwd: x.cwd,
+                                               ttyNumber: x.ttyNumber, loginUID: x.loginUID)
+        case .fork(let f) where !f.isThread:
+            var child = records[event.pid] ?? ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm)
+            child.pid = f.childPID
+            child.ppid = event.pid
+            records[f.childPID] = child
+        default:
+            if records[event.pid] == nil {
+                records[event.pid] = ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm)
+            }
+        }
+        let record = records[event.pid]
+        event.process.executablePath = record?.executablePath
+        event.process.arguments = record?.arguments
+        event.process.cwd = record?.cwd
+        event.process.ttyNumber = record?.ttyNumber
+        event.process.loginUID = record?.loginUID
+        var names: [ByteString] = [], pids: [UInt32] = []
+        var next = event.ppid
+        while pids.count < maxAncestors, next != 0, let ancestor = records[next] {
+            names.append(ancestor.comm)
+            pids.append(next)
+            next = ancestor.ppid
+        }
+        event.process.ancestorNames = names
+        event.process.ancestorPIDs = pids
+        if case .exit = event.payload { records[event.pid] = nil }
+    }
+}
+
+extension ProcessRecord {
+    init(pid: UInt32, ppid: UInt32, comm: ByteString) {
+        self.init(pid: pid, ppid: ppid, comm: comm, executablePath: nil, arguments: nil, cwd: nil, ttyNumber: nil, loginUID: nil)
+    }
+}

@@ -1,0 +1,155 @@
+/// Bytes from the kernel that are usually, but not always, UTF-8 text: paths, arguments, names.
+/// Kept exactly; rendered for terminals with escapes and for JSON reversibly.
+public struct ByteString: Hashable, Sendable, Comparable, CustomStringConvertible, ExpressibleByStringLiteral {
+    /// The exact bytes.
+    public var bytes: [UInt8]
+
+    /// Wraps bytes.
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    /// Wraps bytes.
+    public init(_ bytes: some Sequence<UInt8>) { self.bytes = Array(bytes) }
+    /// The UTF-8 bytes of `string`.
+    public init(_ string: String) { self.bytes = Array(string.utf8) }
+    /// The UTF-8 bytes of a literal.
+    public init(stringLiteral value: String) { self.init(value) }
+
+    /// The bytes as a String, invalid UTF-8 replaced by U+FFFD (for matching and display).
+    public var string: String { String(decoding: bytes, as: UTF8.self) }
+    public var description: String { string }
+    /// Whether there are no bytes.
+    public var isEmpty: Bool { bytes.isEmpty }
+    /// Whether the bytes are valid UTF-8.
+    public var isValidUTF8: Bool { String(validating: bytes, as: UTF8.self) != nil }
+
+    public static func < (a: ByteString, b: ByteString) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+
+    /// For terminals: control characters as \n, \t, \r, \e or \xNN, invalid UTF-8 bytes as \xNN,
+    /// backslash as \\; everything else as is. Nothing printed can move the cursor or change colours.
+    public var escapedForTerminal: String {
+        var out = ""
+        out.reserveCapacity(bytes.count)
+        forEachScalarOrInvalidByte { scalar, invalid in
+            if let byte = invalid {
+                out += "\\x" + hex2(byte)
+                return
+            }
+            guard let scalar else { return }
+            switch scalar {
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case "\u{1b}": out += "\\e"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7f || (0x80...0x9f).contains(scalar.value) {
+                    out += scalar.value <= 0xff ? "\\x" + hex2(UInt8(scalar.value)) : "\\u{\(String(scalar.value, radix: 16))}"
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Appends a JSON string literal of the bytes. Valid UTF-8 is written as JSON text; each byte
+    /// that is not valid UTF-8 is written as a lone low surrogate \udcXX (the "surrogateescape"
+    /// convention), so the exact bytes can be recovered (`init(jsonEscapedString:)`, Python's
+    /// `s.encode("utf-8", "surrogateescape")`).
+    public func appendJSON(to out: inout String) {
+        out += "\""
+        forEachScalarOrInvalidByte { scalar, invalid in
+            if let byte = invalid {
+                out += "\\udc" + hex2(byte)
+                return
+            }
+            guard let scalar else { return }
+            JSONText.appendEscaped(scalar, to: &out)
+        }
+        out += "\""
+    }
+
+    /// Decoded JSON string content whose lone surrogates U+DC80...U+DCFF stand for raw bytes.
+    /// `utf16` is the string's UTF-16 code units as parsed from the JSON text.
+    public init(jsonUTF16 utf16: [UInt16]) {
+        var bytes: [UInt8] = []
+        var i = 0
+        while i < utf16.count {
+            let unit = utf16[i]
+            if (0xdc80...0xdcff).contains(unit) {
+                bytes.append(UInt8(unit & 0xff))
+                i += 1
+            } else if (0xd800...0xdbff).contains(unit), i + 1 < utf16.count, (0xdc00...0xdfff).contains(utf16[i + 1]) {
+                let value = 0x10000 + ((UInt32(unit) - 0xd800) << 10) + (UInt32(utf16[i + 1]) - 0xdc00)
+                bytes.append(contentsOf: String(Unicode.Scalar(value)!).utf8)
+                i += 2
+            } else {
+                bytes.append(contentsOf: String(Unicode.Scalar(unit) ?? "\u{fffd}").utf8)
+                i += 1
+            }
+        }
+        self.bytes = bytes
+    }
+
+    /// Calls `body` for each scalar of the valid UTF-8 runs, and with the byte for each byte that
+    /// is not part of valid UTF-8, in order.
+    private func forEachScalarOrInvalidByte(_ body: (Unicode.Scalar?, UInt8?) -> Void) {
+        var i = 0
+        let n = bytes.count
+        while i < n {
+            let b0 = bytes[i]
+            if b0 < 0x80 { body(Unicode.Scalar(b0), nil); i += 1; continue }
+            let length: Int
+            switch b0 {
+            case 0xc2...0xdf: length = 2
+            case 0xe0...0xef: length = 3
+            case 0xf0...0xf4: length = 4
+            default: body(nil, b0); i += 1; continue
+            }
+            if i + length <= n, let scalar = Self.decode(bytes[i..<(i + length)]) {
+                body(scalar, nil)
+                i += length
+            } else {
+                body(nil, b0)
+                i += 1
+            }
+        }
+    }
+
+    private static func decode(_ slice: ArraySlice<UInt8>) -> Unicode.Scalar? {
+        guard let s = String(validating: slice, as: UTF8.self), s.unicodeScalars.count == 1 else { return nil }
+        return s.unicodeScalars.first
+    }
+}
+
+/// JSON text helpers shared by every encoder in Vigil.
+public enum JSONText {
+    /// Appends `scalar` escaped for a JSON string (quotes, backslash, controls).
+    public static func appendEscaped(_ scalar: Unicode.Scalar, to out: inout String) {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 || scalar.value == 0x7f {
+                out += "\\u00" + hex2(UInt8(scalar.value))
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+    }
+
+    /// Appends a JSON string literal of `string`.
+    public static func appendString(_ string: String, to out: inout String) {
+        out += "\""
+        for scalar in string.unicodeScalars { appendEscaped(scalar, to: &out) }
+        out += "\""
+    }
+}
+
+private let hexDigits = Array("0123456789abcdef")
+
+func hex2(_ byte: UInt8) -> String {
+    String([hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xf)]])
+}

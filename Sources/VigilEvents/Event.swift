@@ -1,0 +1,231 @@
+import CVigilABI
+
+/// The kinds of events Vigil's sensors report. The raw value is Vigil's short name (used by
+/// `vigil trace --event`); `syscallName` is Falco's evt.type.
+public enum EventKind: String, Sendable, CaseIterable, Codable {
+    case exec, fork, exit, open
+
+    /// The sensor set the kind belongs to (`vigil trace --set`): proc or fs.
+    public var set: String { self == .open ? "fs" : "proc" }
+}
+
+/// One event from a sensor: the common header fields, the kind-specific payload, and what
+/// enrichment adds (process ancestry, user, container).
+public struct Event: Sendable {
+    /// The kind.
+    public var kind: EventKind { payload.kind }
+    /// Nanoseconds since boot (CLOCK_BOOTTIME), as the kernel stamped it.
+    public var bootTimeNs: UInt64
+    /// Nanoseconds since the Unix epoch (boot time converted with the clock offset at start).
+    public var timeNs: UInt64
+    /// The inode of the task's cgroup v2 directory.
+    public var cgroupID: UInt64
+    /// Process id (thread group id), thread id, parent's process id.
+    public var pid: UInt32, tid: UInt32, ppid: UInt32
+    /// Real user and group id.
+    public var uid: UInt32, gid: UInt32
+    /// CPU the event happened on.
+    public var cpu: UInt32
+    /// Mount and pid namespace inode numbers.
+    public var mountNamespace: UInt32, pidNamespace: UInt32
+    /// The task's command name (at most 15 bytes).
+    public var comm: ByteString
+    /// The kind-specific part.
+    public var payload: Payload
+    /// Added by enrichment: the process as the process table knows it.
+    public var process = ProcessContext()
+    /// Added by enrichment: the container the task runs in (`host` when none).
+    public var container = ContainerContext.host
+
+    /// Creates an event (decoders and tests).
+    public init(bootTimeNs: UInt64, timeNs: UInt64, cgroupID: UInt64, pid: UInt32, tid: UInt32, ppid: UInt32,
+                uid: UInt32, gid: UInt32, cpu: UInt32, mountNamespace: UInt32, pidNamespace: UInt32,
+                comm: ByteString, payload: Payload) {
+        self.bootTimeNs = bootTimeNs
+        self.timeNs = timeNs
+        self.cgroupID = cgroupID
+        self.pid = pid; self.tid = tid; self.ppid = ppid
+        self.uid = uid; self.gid = gid; self.cpu = cpu
+        self.mountNamespace = mountNamespace; self.pidNamespace = pidNamespace
+        self.comm = comm
+        self.payload = payload
+    }
+}
+
+/// The kind-specific part of an event.
+public enum Payload: Sendable {
+    case exec(Exec)
+    case fork(Fork)
+    case exit(Exit)
+    case open(Open)
+
+    /// The event kind of this payload.
+    public var kind: EventKind {
+        switch self {
+        case .exec: .exec
+        case .fork: .fork
+        case .exit: .exit
+        case .open: .open
+        }
+    }
+
+    /// A program was executed (sched_process_exec).
+    public struct Exec: Sendable {
+        /// The filename given to execve, as given.
+        public var filename: ByteString
+        /// The executable's absolute path (filename resolved against cwd).
+        public var executablePath: ByteString
+        /// argv, argv[0] included.
+        public var arguments: [ByteString]
+        /// Whether argv was longer than the bound (VIGIL_ARGS_MAX bytes) and was cut.
+        public var argumentsTruncated: Bool
+        /// The working directory.
+        public var cwd: ByteString
+        /// The controlling terminal's name (e.g. `pts0`), empty when none.
+        public var tty: String
+        /// The controlling terminal as a number (like tty_nr in /proc/PID/stat), 0 when none.
+        public var ttyNumber: UInt32
+        /// The audit login uid (4294967295 when unset).
+        public var loginUID: UInt32
+        /// Process start time, ns since boot.
+        public var startTimeNs: UInt64
+
+        /// Creates the payload.
+        public init(filename: ByteString, executablePath: ByteString, arguments: [ByteString], argumentsTruncated: Bool, cwd: ByteString, tty: String, ttyNumber: UInt32, loginUID: UInt32, startTimeNs: UInt64) {
+            self.startTimeNs = startTimeNs
+            self.filename = filename
+            self.executablePath = executablePath
+            self.arguments = arguments
+            self.argumentsTruncated = argumentsTruncated
+            self.cwd = cwd
+            self.tty = tty
+            self.ttyNumber = ttyNumber
+            self.loginUID = loginUID
+        }
+    }
+
+    /// A process or thread was created; the event's own fields are the parent's.
+    public struct Fork: Sendable {
+        public var childPID: UInt32
+        public var childTID: UInt32
+        /// A thread of the same process (CLONE_THREAD) rather than a new process.
+        public var isThread: Bool
+        public var childStartTimeNs: UInt64
+
+        /// Creates the payload.
+        public init(childPID: UInt32, childTID: UInt32, isThread: Bool, childStartTimeNs: UInt64) {
+            self.childStartTimeNs = childStartTimeNs
+            self.childPID = childPID
+            self.childTID = childTID
+            self.isThread = isThread
+        }
+    }
+
+    /// A process exited.
+    public struct Exit: Sendable {
+        /// The raw wait status: (code << 8) | signal.
+        public var status: UInt32
+        public var startTimeNs: UInt64
+        public var durationNs: UInt64
+        /// The exit code when it exited normally.
+        public var exitCode: UInt32 { (status >> 8) & 0xff }
+        /// The signal that killed it, 0 when none.
+        public var signal: UInt32 { status & 0x7f }
+
+        /// Creates the payload.
+        public init(status: UInt32, startTimeNs: UInt64, durationNs: UInt64) {
+            self.status = status
+            self.startTimeNs = startTimeNs
+            self.durationNs = durationNs
+        }
+    }
+
+    /// open, openat or openat2 returned.
+    public struct Open: Sendable {
+        /// open, openat or openat2.
+        public var syscall: String
+        /// The name as given to the syscall.
+        public var name: ByteString
+        /// The absolute path: the name resolved against cwd or dirfd, `.` and `..` folded.
+        public var path: ByteString
+        /// Open flags (O_*), as given.
+        public var flags: UInt32
+        /// Creation mode.
+        public var mode: UInt32
+        /// The directory fd (-100 = AT_FDCWD).
+        public var dirfd: Int32
+        /// The new fd, or -errno.
+        public var result: Int64
+        /// The path was cut (too deep or too long).
+        public var truncated: Bool
+
+        /// Creates the payload.
+        public init(syscall: String, name: ByteString, path: ByteString, flags: UInt32, mode: UInt32, dirfd: Int32, result: Int64, truncated: Bool) {
+            self.truncated = truncated
+            self.syscall = syscall
+            self.name = name
+            self.path = path
+            self.flags = flags
+            self.mode = mode
+            self.dirfd = dirfd
+            self.result = result
+        }
+    }
+}
+
+/// What the process table knows about the event's process and its ancestors.
+public struct ProcessContext: Sendable {
+    /// The executable's absolute path.
+    public var executablePath: ByteString?
+    /// argv (argv[0] included).
+    public var arguments: [ByteString]?
+    /// Working directory at the last exec.
+    public var cwd: ByteString?
+    /// Controlling tty number, 0 when none.
+    public var ttyNumber: UInt32?
+    /// Audit login uid.
+    public var loginUID: UInt32?
+    /// Names of the ancestors: [0] the parent, [1] the grandparent, ...
+    public var ancestorNames: [ByteString] = []
+    /// Pids of the ancestors, in the same order.
+    public var ancestorPIDs: [UInt32] = []
+    /// The user's name (from the host's passwd), nil when unknown.
+    public var userName: String?
+    /// The login user's name.
+    public var loginUserName: String?
+    /// The group's name.
+    public var groupName: String?
+
+    /// An empty context.
+    public init() {}
+}
+
+/// The container an event's task runs in.
+public struct ContainerContext: Sendable, Equatable {
+    /// Full id (64 hex for most runtimes), empty for the host.
+    public var fullID: String
+    /// Runtime name: docker, containerd, crio, podman, kube, lxc, nspawn, garden or host.
+    public var runtime: String
+    /// Container name, empty when unknown.
+    public var name: String
+    /// Image, empty when unknown.
+    public var image: String
+    /// Labels.
+    public var labels: [String: String]
+    /// The Kubernetes pod uid, when derivable.
+    public var podUID: String
+
+    /// The host (no container).
+    public static let host = ContainerContext(fullID: "", runtime: "host", name: "host", image: "", labels: [:], podUID: "")
+
+    /// Creates a context.
+    public init(fullID: String, runtime: String, name: String, image: String, labels: [String: String], podUID: String) {
+        self.fullID = fullID; self.runtime = runtime; self.name = name
+        self.image = image; self.labels = labels; self.podUID = podUID
+    }
+
+    /// The 12-character id (Falco's container.id), or `host`.
+    public var id: String { fullID.isEmpty ? "host" : String(fullID.prefix(12)) }
+    /// Whether this is a container rather than the host.
+    public var isContainer: Bool { !fullID.isEmpty }
+}

@@ -1,0 +1,244 @@
+/// The type of a field's values.
+public enum FieldType: String, Sendable, Codable {
+    case string, uint, int, bool
+    /// A list of strings.
+    case strings
+}
+
+/// One value of a field.
+public enum FieldValue: Sendable, Equatable {
+    case string(ByteString)
+    case uint(UInt64)
+    case int(Int64)
+    case bool(Bool)
+    case strings([ByteString])
+}
+
+/// A named field of events (Falco's naming where Falco has the field): its type, which event
+/// kinds carry it, and how to read it from an enriched event.
+public struct FieldDefinition: Sendable {
+    /// The name, e.g. `proc.name`.
+    public let name: String
+    /// The value type.
+    public let type: FieldType
+    /// One line saying what it is.
+    public let description: String
+    /// The kinds that carry it; empty means every kind.
+    public let kinds: Set<EventKind>
+    /// Whether it takes an argument in brackets (`proc.aname[2]`, `container.label[app]`).
+    public let takesArgument: Bool
+    /// Reads the value, or nil when the event has none. The argument is the bracket text.
+    public let extract: @Sendable (Event, String?) -> FieldValue?
+
+    init(_ name: String, _ type: FieldType, _ kinds: Set<EventKind>, argument: Bool = false,
+         _ description: String, _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
+        self.name = name; self.type = type; self.description = description
+        self.kinds = kinds; self.takesArgument = argument; self.extract = extract
+    }
+
+    init(_ name: String, _ type: FieldType, argument: Bool = false, _ description: String,
+         _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
+        self.init(name, type, [], argument: argument, description, extract)
+    }
+
+    /// Whether events of `kind` carry this field.
+    public func applies(to kind: EventKind) -> Bool { kinds.isEmpty || kinds.contains(kind) }
+}
+
+/// The catalogue of every field, in documentation order. docs/fields.md is generated from it.
+public enum Fields {
+    /// Every field.
+    public static let all: [FieldDefinition] = eventFields + processFields + userFields + fileFields + containerFields
+
+    private static let byName: [String: FieldDefinition] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
+
+    /// The field named `name` (without any bracket argument).
+    public static func named(_ name: String) -> FieldDefinition? { byName[name] }
+
+    /// Every field name, for suggestions.
+    public static var names: [String] { all.map(\.name) }
+
+    static func str(_ s: String) -> FieldValue { .string(ByteString(s)) }
+
+    static let eventFields: [FieldDefinition] = [
+        .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2.") { e, _ in
+            switch e.payload {
+            case .exec: str("execve")
+            case .fork: str("clone")
+            case .exit: str("procexit")
+            case .open(let o): str(o.syscall)
+            }
+        },
+        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open (`vigil trace --event`).") { e, _ in str(e.kind.rawValue) },
+        .init("evt.time", .string, "Time of the event, ISO 8601 UTC with nanoseconds.") { e, _ in str(Timestamp.iso8601(e.timeNs)) },
+        .init("evt.rawtime", .uint, "Time of the event, nanoseconds since the Unix epoch.") { e, _ in .uint(e.timeNs) },
+        .init("evt.res", .string, [.open], "SUCCESS, or the error name (ENOENT, EACCES, ...) when the call failed.") { e, _ in
+            guard case .open(let o) = e.payload else { return nil }
+            return str(o.result >= 0 ? "SUCCESS" : ErrnoNames.name(Int32(-o.result)))
+        },
+        .init("evt.rawres", .int, [.open, .fork], "The raw result: the fd or -errno of an open, the child pid of a fork.") { e, _ in
+            switch e.payload {
+            case .open(let o): .int(o.result)
+            case .fork(let f): .int(Int64(f.childPID))
+            default: nil
+            }
+        },
+        .init("evt.cpu", .uint, "The CPU the event happened on.") { e, _ in .uint(UInt64(e.cpu)) },
+        .init("evt.child_pid", .uint, [.fork], "The new process's pid (the caller's pid for a thread).") { e, _ in
+            guard case .fork(let f) = e.payload else { return nil }
+            return .uint(UInt64(f.childPID))
+        },
+        .init("evt.child_tid", .uint, [.fork], "The new task's thread id.") { e, _ in
+            guard case .fork(let f) = e.payload else { return nil }
+            return .uint(UInt64(f.childTID))
+        },
+        .init("evt.is_thread", .bool, [.fork], "Whether a thread (CLONE_THREAD) rather than a process was created.") { e, _ in
+            guard case .fork(let f) = e.payload else { return nil }
+            return .bool(f.isThread)
+        },
+    ]
+
+    static let processFields: [FieldDefinition] = [
+        .init("proc.pid", .uint, "Process id (thread group id).") { e, _ in .uint(UInt64(e.pid)) },
+        .init("thread.tid", .uint, "Thread id.") { e, _ in .uint(UInt64(e.tid)) },
+        .init("proc.ppid", .uint, "Parent's process id.") { e, _ in .uint(UInt64(e.ppid)) },
+        .init("proc.name", .string, "The command name (comm, at most 15 bytes).") { e, _ in .string(e.comm) },
+        .init("proc.pname", .string, "The parent's command name.") { e, _ in e.process.ancestorNames.first.map { .string($0) } },
+        .init("proc.aname", .string, argument: true, "Name of ancestor N: proc.aname[0] is the process, [1] its parent, [2] the grandparent ...") { e, arg in
+            guard let n = arg.flatMap({ Int($0) }) else { return nil }
+            if n == 0 { return .string(e.comm) }
+            return n - 1 < e.process.ancestorNames.count ? .string(e.process.ancestorNames[n - 1]) : nil
+        },
+        .init("proc.anames", .strings, "Names of every known ancestor, parent first.") { e, _ in .strings(e.process.ancestorNames) },
+        .init("proc.apid", .uint, argument: true, "Pid of ancestor N (as proc.aname).") { e, arg in
+            guard let n = arg.flatMap({ Int($0) }) else { return nil }
+            if n == 0 { return .uint(UInt64(e.pid)) }
+            return n - 1 < e.process.ancestorPIDs.count ? .uint(UInt64(e.process.ancestorPIDs[n - 1])) : nil
+        },
+        .init("proc.exepath", .string, "The executable's absolute path.") { e, _ in e.process.executablePath.map { .string($0) } },
+        .init("proc.exe", .string, "The first command-line argument (argv[0]).") { e, _ in e.process.arguments?.first.map { .string($0) } },
+        .init("proc.args", .string, "The arguments after argv[0], joined by spaces.") { e, _ in
+            e.process.arguments.map { .string(ByteString(Array($0.dropFirst().map(\.bytes).joined(separator: [0x20])))) }
+        },
+        .init("proc.cmdline", .string, "proc.name followed by the arguments after argv[0], joined by spaces.") { e, _ in
+            guard let args = e.process.arguments else { return nil }
+            return .string(ByteString(Array(([e.comm] + args.dropFirst()).map(\.bytes).joined(separator: [0x20]))))
+        },
+        .init("proc.argv", .strings, "argv as a list, argv[0] included (exact bytes).") { e, _ in e.process.arguments.map { .strings($0) } },
+        .init("proc.args_truncated", .bool, [.exec], "Whether argv was longer than 4096 bytes and was cut.") { e, _ in
+            guard case .exec(let x) = e.payload else { return nil }
+            return .bool(x.argumentsTruncated)
+        },
+        .init("proc.cwd", .string, "The working directory (at the last exec).") { e, _ in e.process.cwd.map { .string($0) } },
+        .init("proc.tty", .uint, "The controlling terminal as a number (tty_nr), 0 when none.") { e, _ in e.process.ttyNumber.map { .uint(UInt64($0)) } },
+        .init("proc.ttyname", .string, [.exec], "The controlling terminal's name, e.g. pts0; empty when none.") { e, _ in
+            guard case .exec(let x) = e.payload else { return nil }
+            return str(x.tty)
+        },
+        .init("proc.is_container", .bool, "Whether the process runs in a container.") { e, _ in .bool(e.container.isContainer) },
+        .init("proc.cgroup_id", .uint, "The inode of the process's cgroup v2 directory.") { e, _ in .uint(e.cgroupID) },
+        .init("proc.mntns", .uint, "The mount namespace's inode number.") { e, _ in .uint(UInt64(e.mountNamespace)) },
+        .init("proc.pidns", .uint, "The pid namespace's inode number.") { e, _ in .uint(UInt64(e.pidNamespace)) },
+        .init("proc.exitcode", .uint, [.exit], "The exit code (when not killed by a signal).") { e, _ in
+            guard case .exit(let x) = e.payload else { return nil }
+            return .uint(UInt64(x.exitCode))
+        },
+        .init("proc.exitsignal", .uint, [.exit], "The signal that ended the process, 0 when none.") { e, _ in
+            guard case .exit(let x) = e.payload else { return nil }
+            return .uint(UInt64(x.signal))
+        },
+        .init("proc.duration", .uint, [.exit], "How long the process ran, in nanoseconds.") { e, _ in
+            guard case .exit(let x) = e.payload else { return nil }
+            return .uint(x.durationNs)
+        },
+    ]
+
+    static let userFields: [FieldDefinition] = [
+        .init("user.uid", .uint, "Real user id.") { e, _ in .uint(UInt64(e.uid)) },
+        .init("user.name", .string, "User name (host's passwd).") { e, _ in e.process.userName.map { str($0) } },
+        .init("user.loginuid", .uint, "Audit login uid (4294967295 when unset).") { e, _ in e.process.loginUID.map { .uint(UInt64($0)) } },
+        .init("user.loginname", .string, "Login user's name.") { e, _ in e.process.loginUserName.map { str($0) } },
+        .init("group.gid", .uint, "Real group id.") { e, _ in .uint(UInt64(e.gid)) },
+        .init("group.name", .string, "Group name (host's group file).") { e, _ in e.process.groupName.map { str($0) } },
+    ]
+
+    static func open(_ e: Event) -> Payload.Open? {
+        if case .open(let o) = e.payload { return o }
+        return nil
+    }
+
+    static let fileFields: [FieldDefinition] = [
+        .init("fd.name", .string, [.open], "The file's absolute path (relative names resolved against cwd or dirfd).") { e, _ in
+            open(e).map { .string($0.path) }
+        },
+        .init("fd.nameraw", .string, [.open], "The name exactly as passed to the syscall.") { e, _ in open(e).map { .string($0.name) } },
+        .init("fd.directory", .string, [.open], "The directory part of fd.name.") { e, _ in open(e).map { .string(PathParts.directory($0.path)) } },
+        .init("fd.filename", .string, [.open], "The last component of fd.name.") { e, _ in open(e).map { .string(PathParts.filename($0.path)) } },
+        .init("fd.flags", .string, [.open], "Open flags, e.g. O_RDONLY|O_CLOEXEC.") { e, _ in open(e).map { str(OpenFlags.describe($0.flags)) } },
+        .init("fd.rawflags", .uint, [.open], "Open flags as a number.") { e, _ in open(e).map { .uint(UInt64($0.flags)) } },
+        .init("fd.mode", .uint, [.open], "Creation mode (meaningful with O_CREAT or O_TMPFILE).") { e, _ in open(e).map { .uint(UInt64($0.mode)) } },
+        .init("fd.num", .int, [.open], "The new file descriptor, -1 when the call failed.") { e, _ in open(e).map { .int($0.result >= 0 ? $0.result : -1) } },
+        .init("fd.dirfd", .int, [.open], "The dirfd argument (-100 = AT_FDCWD).") { e, _ in open(e).map { .int(Int64($0.dirfd)) } },
+        .init("fd.truncated", .bool, [.open], "Whether the path was cut (deeper than 48 levels or longer than 4096 bytes).") { e, _ in open(e).map { .bool($0.truncated) } },
+        .init("evt.is_open_read", .bool, [.open], "Opened for reading (O_RDONLY or O_RDWR).") { e, _ in open(e).map { .bool($0.flags & 3 != 1) } },
+        .init("evt.is_open_write", .bool, [.open], "Opened for writing (O_WRONLY or O_RDWR).") { e, _ in open(e).map { .bool($0.flags & 3 != 0) } },
+    ]
+
+    static let containerFields: [FieldDefinition] = [
+        .init("container.id", .string, "The container's 12-character id, or `host`.") { e, _ in str(e.container.id) },
+        .init("container.full_id", .string, "The container's full id, empty for the host.") { e, _ in str(e.container.fullID) },
+        .init("container.name", .string, "The container's name (`host` for the host; empty while unknown).") { e, _ in str(e.container.name) },
+        .init("container.image", .string, "The container's image.") { e, _ in str(e.container.image) },
+        .init("container.runtime", .string, "docker, containerd, crio, podman, kube, lxc, nspawn, garden or host.") { e, _ in str(e.container.runtime) },
+        .init("container.label", .string, argument: true, "The value of label KEY: container.label[KEY].") { e, arg in
+            arg.flatMap { e.container.labels[$0] }.map { str($0) }
+        },
+        .init("k8s.pod.uid", .string, "The Kubernetes pod uid, when the cgroup path names one.") { e, _ in
+            e.container.podUID.isEmpty ? nil : str(e.container.podUID)
+        },
+    ]
+}
+
+/// Directory and file parts of a path.
+public enum PathParts {
+    /// Everything before the last slash (`/` for a top-level file).
+    public static func directory(_ path: ByteString) -> ByteString {
+        guard let slash = path.bytes.lastIndex(of: UInt8(ascii: "/")) else { return "." }
+        return slash == 0 ? "/" : ByteString(path.bytes[..<slash])
+    }
+    /// Everything after the last slash.
+    public static func filename(_ path: ByteString) -> ByteString {
+        guard let slash = path.bytes.lastIndex(of: UInt8(ascii: "/")) else { return path }
+        return ByteString(path.bytes[(slash + 1)...])
+    }
+}
+
+extension Fields {
+    /// docs/fields.md: every field with its type, the event kinds that carry it and its meaning.
+    public static func markdown() -> String {
+        var out = """
+        <!-- DO NOT EDIT: generated from Sources/VigilEvents/Fields.swift by 'make generate'. -->
+        # Event fields
+
+        Rules, output templates and `vigil trace -o json` name fields as below (Falco's names where
+        Falco has the field). In JSON every event is one object per line whose keys are these names;
+        fields taking an argument (`proc.aname[N]`, `container.label[KEY]`) appear in JSON as
+        `proc.anames` and `container.labels`. Byte strings (paths, arguments, names) keep their exact
+        bytes: bytes that are not valid UTF-8 are written as `\\udcXX` escapes (Python's
+        `surrogateescape`), so `s.encode("utf-8", "surrogateescape")` gives the original bytes back.
+
+        Bounds: argv keeps 4096 bytes (`proc.args_truncated` says when it was cut); paths keep 4096
+        bytes and 48 directory levels (`fd.truncated`); names as given keep 1023 bytes.
+
+        | field | type | events | description |
+        |---|---|---|---|
+
+        """
+        for field in all {
+            let name = field.takesArgument ? "\(field.name)[…]" : field.name
+            let kinds = field.kinds.isEmpty ? "all" : EventKind.allCases.filter(field.kinds.contains).map(\.rawValue).joined(separator: ", ")
+            out += "| `\(name)` | \(field.type.rawValue) | \(kinds) | \(field.description.split(separator: "|", omittingEmptySubsequences: false).joined(separator: "\\|")) |\n"
+        }
+        return out
+    }
+}

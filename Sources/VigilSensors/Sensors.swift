@@ -1,0 +1,175 @@
+import CVigilABI
+import VigilBPF
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the in-kernel filters keep. Empty sets mean "no filter of that kind".
+public struct KernelFilter: Sendable, Equatable {
+    /// Drop tasks in the host's pid namespace.
+    public var containersOnly = false
+    /// Keep only these command names (comm, at most 15 bytes).
+    public var includeComms: Set<String> = []
+    /// Drop these command names.
+    public var excludeComms: Set<String> = []
+    /// Keep only these processes (tgids).
+    public var pids: Set<UInt32> = []
+    /// Keep only these real uids.
+    public var uids: Set<UInt32> = []
+    /// Keep only these cgroups (v2 directory inodes, as bpf_get_current_cgroup_id reports).
+    public var cgroupIDs: Set<UInt64> = []
+    /// Never report this process (Vigil itself).
+    public var ignorePID: UInt32 = UInt32(getpid())
+
+    /// No filtering (but Vigil's own process is ignored).
+    public init() {}
+}
+
+/// Counts of one sensor, summed over CPUs.
+public struct SensorCounters: Sendable, Equatable {
+    public var emitted: UInt64 = 0
+    public var filtered: UInt64 = 0
+    public var lost: UInt64 = 0
+}
+
+/// Vigil's sensors loaded into the kernel: process (exec, fork, exit) and file (open), sharing one
+/// ring and one set of filter maps, so events arrive in one time-ordered stream.
+public final class Sensors {
+    /// One loaded sensor.
+    public struct Loaded {
+        public let name: String
+        public let variants: LoadedVariants
+    }
+
+    /// The sensors, in load order.
+    public let loaded: [Loaded]
+    /// The shared ring.
+    public let ring: BPFMap
+
+    /// The process sensor's hooks: scheduler BTF tracepoints, else raw tracepoints.
+    public static let processHooks: [Hook] = ["exec", "fork", "exit"].map { hook in
+        Hook(hook, variants: [
+            Variant("tp_btf", requires: [.attachTpBTF], programs: ["\(hook)_tp_btf"]),
+            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["\(hook)_raw_tp"]),
+        ])
+    }
+
+    /// The file sensor's hook: fexit on do_sys_openat2 where trampolines work, else the open
+    /// syscalls' own tracepoints (entry and exit).
+    public static let fileHooks: [Hook] = [
+        Hook("open", variants: [
+            Variant("fexit", requires: [.attachFentry], programs: ["open_fexit"]),
+            Variant("tracepoint", requires: [.attachTracepoint],
+                    programs: ["openat_enter", "openat_exit", "open_enter", "open_exit", "openat2_enter", "openat2_exit"]),
+        ]),
+    ]
+
+    /// Maps the sensors share: the first sensor creates them, the others reuse its fds.
+    static let sharedMaps = ["events", "filter", "comm_include", "comm_exclude", "pids", "uids", "cgroups"]
+
+    /// Loads the process sensor, and the file sensor when `files` is true.
+    /// - Parameters:
+    ///   - ringBytes: size of the shared ring (a power of two, multiple of the page size).
+    ///   - wakeupBytes: the reader is woken only once this many bytes wait (it drains on its timer).
+    public init(files: Bool, filter: KernelFilter, ringBytes: Int = 1 << 23, wakeupBytes: UInt64 = 1 << 20,
+                probes: FeatureProbes = .shared) throws {
+        var loaded: [Loaded] = []
+        var shared: [String: Int32] = [:]
+        for (name, hooks) in [("process", Self.processHooks)] + (files ? [("file", Self.fileHooks)] : []) {
+            let first = shared.isEmpty
+            let variants = try VariantLoader(open: { try EmbeddedObjects.open(name) }, hooks: hooks, probes: probes, configure: { object in
+                try object.setGlobal("vigil_wakeup_bytes", to: wakeupBytes)
+                try object.setGlobal("vigil_ignore_tgid", to: filter.ignorePID)
+                try object.map(named: "events").setMaxEntries(ringBytes)
+                for (map, fd) in shared { try object.map(named: map).reuse(fd: fd) }
+            }, beforeAttach: { object in
+                if first { try Self.write(filter, to: object) }
+            }).load()
+            if shared.isEmpty {
+                for map in Self.sharedMaps {
+                    guard let fd = try variants.object.map(named: map).fd else { continue }
+                    shared[map] = fd
+                }
+            }
+            loaded.append(Loaded(name: name, variants: variants))
+        }
+        self.loaded = loaded
+        self.ring = try loaded[0].variants.object.map(named: "events")
+    }
+
+    /// Sets the in-kernel filters; takes effect at once, without detaching anything. (Vigil's own
+    /// process is fixed at load: `KernelFilter.ignorePID` is read only by `init`.)
+    public func apply(_ filter: KernelFilter) throws {
+        try Self.write(filter, to: loaded[0].variants.object)
+    }
+
+    /// Writes `filter` into the filter maps of `object` (shared by every sensor).
+    static func write(_ filter: KernelFilter, to object: BPFObject) throws {
+        var flags: UInt32 = 0
+        if filter.containersOnly { flags |= UInt32(VIGIL_FILTER_CONTAINERS_ONLY.rawValue) }
+        if !filter.includeComms.isEmpty { flags |= UInt32(VIGIL_FILTER_COMM_INCLUDE.rawValue) }
+        if !filter.excludeComms.isEmpty { flags |= UInt32(VIGIL_FILTER_COMM_EXCLUDE.rawValue) }
+        if !filter.pids.isEmpty { flags |= UInt32(VIGIL_FILTER_PIDS.rawValue) }
+        if !filter.uids.isEmpty { flags |= UInt32(VIGIL_FILTER_UIDS.rawValue) }
+        if !filter.cgroupIDs.isEmpty { flags |= UInt32(VIGIL_FILTER_CGROUPS.rawValue) }
+
+        // Sets first, then the switch: an event never meets a flag whose set is half filled.
+        try replace(TypedMap<CommKey, UInt8>(object.map(named: "comm_include")), with: filter.includeComms.map(CommKey.init))
+        try replace(TypedMap<CommKey, UInt8>(object.map(named: "comm_exclude")), with: filter.excludeComms.map(CommKey.init))
+        try replace(TypedMap<UInt32, UInt8>(object.map(named: "pids")), with: Array(filter.pids))
+        try replace(TypedMap<UInt32, UInt8>(object.map(named: "uids")), with: Array(filter.uids))
+        try replace(TypedMap<UInt64, UInt8>(object.map(named: "cgroups")), with: Array(filter.cgroupIDs))
+        let config = vigil_filter_config(flags: flags, host_pid_ns: Self.hostPIDNamespace)
+        try TypedMap<UInt32, vigil_filter_config>(object.map(named: "filter")).update(0, config)
+    }
+
+    private static func replace<Key: Hashable & BitwiseCopyable>(_ map: TypedMap<Key, UInt8>, with keys: [Key]) throws {
+        let wanted = Set(keys)
+        for key in try map.keys() where !wanted.contains(key) { try map.delete(key) }
+        for key in wanted { try map.update(key, 1) }
+    }
+
+    /// Per-sensor counters, summed over CPUs.
+    public func counters() throws -> [String: SensorCounters] {
+        var result: [String: SensorCounters] = [:]
+        for sensor in loaded {
+            let map = try PerCPUMap<UInt32, UInt64>(sensor.variants.object.map(named: "counters"))
+            result[sensor.name] = SensorCounters(emitted: try map.sum(UInt32(VIGIL_COUNTER_EMITTED.rawValue)),
+                                                 filtered: try map.sum(UInt32(VIGIL_COUNTER_FILTERED.rawValue)),
+                                                 lost: try map.sum(UInt32(VIGIL_COUNTER_LOST.rawValue)))
+        }
+        return result
+    }
+
+    /// Every hook's report: the active variant and why others did not run.
+    public var reports: [(sensor: String, report: HookReport)] {
+        loaded.flatMap { sensor in sensor.variants.reports.map { (sensor.name, $0) } }
+    }
+
+    /// Detaches every program (the maps and ring stay readable until released).
+    public func detach() { loaded.forEach { $0.variants.detach() } }
+
+    /// The inode of the host's pid namespace: init's (/proc/1/ns/pid), or where that cannot be
+    /// read (a sandbox), Vigil's own, which must then run in the host's pid namespace.
+    public static var hostPIDNamespace: UInt32 {
+        var st = stat()
+        for path in ["/proc/1/ns/pid", "/proc/self/ns/pid"] where stat(path, &st) == 0 {
+            return UInt32(truncatingIfNeeded: st.st_ino)
+        }
+        return 0
+    }
+}
+
+/// A 16-byte comm as the kernel compares it (NUL padded, at most 15 bytes of name).
+struct CommKey: Hashable, BitwiseCopyable {
+    var bytes: (UInt64, UInt64) = (0, 0)
+
+    init(_ name: String) {
+        withUnsafeMutableBytes(of: &bytes) { raw in
+            for (i, byte) in name.utf8.prefix(15).enumerated() { raw[i] = byte }
+        }
+    }
+
+    static func == (a: CommKey, b: CommKey) -> Bool { a.bytes == b.bytes }
+    func hash(into hasher: inout Hasher) { hasher.combine(bytes.0); hasher.combine(bytes.1) }
+}

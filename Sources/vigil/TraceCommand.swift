@@ -1,0 +1,197 @@
+import ArgumentParser
+import Foundation
+import Synchronization
+import VigilBPF
+import VigilContainers
+import VigilEnrichment
+import VigilEvents
+import VigilSensors
+
+/// `vigil trace`: one-shot tracing without a daemon.
+struct Trace: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Trace process and file events live, container aware, without a daemon.",
+        discussion: """
+        Events: exec, fork, exit (set proc) and open (set fs). Filters on comm, pid, uid, \
+        container and "containers only" run in the kernel; the summary printed on Ctrl-C or \
+        SIGTERM says how many events were seen, filtered in the kernel and lost.
+        """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .long, help: "Event kinds to show, comma separated: exec, fork, exit, open.")
+    var event: [String] = []
+    @Option(name: .long, help: "Event sets to show, comma separated: proc (exec, fork, exit), fs (open).")
+    var set: [String] = []
+    @Option(name: .long, help: "Event kinds not to show.")
+    var excludeEvent: [String] = []
+    @Option(name: .long, help: "Only these command names (comma separated, repeatable).")
+    var comm: [String] = []
+    @Option(name: .long, help: "Not these command names.")
+    var excludeComm: [String] = []
+    @Option(name: .long, help: "Only this container (id, id prefix or name; repeatable).")
+    var container: [String] = []
+    @Flag(name: .long, help: "Only processes in containers (not in the host's pid namespace).")
+    var containersOnly = false
+    @Option(name: .long, help: "Only these process ids (repeatable).")
+    var pid: [UInt32] = []
+    @Option(name: .long, help: "Only these user ids (repeatable).")
+    var uid: [UInt32] = []
+    @Option(name: .shortAndLong, help: "Output format: table or json (one object per line).")
+    var output: OutputFormat = .table
+    @Option(name: .customLong("output-file"), help: "Write events to FILE instead of standard output.")
+    var outputFile: String?
+    @Option(name: .long, help: "Stop after this many seconds.")
+    var duration: Double?
+    @Option(name: .long, help: "Ring buffer size in MiB (a power of two).")
+    var ringMiB: Int = 8
+
+    enum OutputFormat: String, ExpressibleByArgument { case table, json }
+
+    func validate() throws {
+        for name in kinds(event) + kinds(excludeEvent) where EventKind(rawValue: name) == nil {
+            throw ValidationError("unknown event '\(name)': use \(EventKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        for name in kinds(set) where !["proc", "fs"].contains(name) {
+            throw ValidationError("unknown set '\(name)': use proc or fs")
+        }
+        guard ringMiB > 0, ringMiB & (ringMiB - 1) == 0 else { throw ValidationError("--ring-mib must be a power of two") }
+    }
+
+    private func kinds(_ list: [String]) -> [String] {
+        list.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+    }
+
+    /// The kinds to show: --event and --set, or everything; minus --exclude-event.
+    var selectedKinds: Set<EventKind> {
+        var selected = Set(kinds(event).compactMap(EventKind.init(rawValue:)))
+        for name in kinds(set) { selected.formUnion(EventKind.allCases.filter { $0.set == name }) }
+        if selected.isEmpty { selected = Set(EventKind.allCases) }
+        return selected.subtracting(kinds(excludeEvent).compactMap(EventKind.init(rawValue:)))
+    }
+
+    func run() throws {
+        global.bootstrapLogging()
+        let docker = DockerClient()
+        let metadata = ContainerMetadataCache(source: docker)
+        var filter = KernelFilter()
+        filter.containersOnly = containersOnly
+        filter.includeComms = Set(kinds(comm))
+        filter.excludeComms = Set(kinds(excludeComm))
+        filter.pids = Set(pid)
+        filter.uids = Set(uid)
+        for name in container { filter.cgroupIDs.formUnion(try ContainerLookup.cgroupIDs(of: name, docker: docker)) }
+
+        let kinds = selectedKinds
+        let sensors = try Sensors(files: kinds.contains(.open), filter: filter, ringBytes: ringMiB << 20)
+        let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: kinds)
+        for (sensor, report) in sensors.reports {
+            let others = report.attempts.filter { $0.outcome == .skipped || $0.outcome == .failed }
+                .map { "\($0.variant): \($0.reason ?? "")" }
+            Log.info("\(sensor)/\(report.hook): \(report.active)\(others.isEmpty ? "" : " (not: " + others.joined(separator: "; ") + ")")")
+        }
+
+        let out = try OutputSink(path: outputFile)
+        if output == .table { out.write(EventFormat.tableHeader + "\n") }
+        StopSignal.install()
+        let deadline = duration.map { DispatchTime.now().uptimeNanoseconds + UInt64($0 * 1e9) }
+        try stream.run(shouldStop: {
+            out.flush()
+            return StopSignal.requested || deadline.map { DispatchTime.now().uptimeNanoseconds >= $0 } ?? false
+        }) { event in
+            out.write((output == .json ? EventFormat.json(event) : EventFormat.tableRow(event)) + "\n")
+        }
+        sensors.detach()
+        try stream.drain { event in
+            out.write((output == .json ? EventFormat.json(event) : EventFormat.tableRow(event)) + "\n")
+        }
+        out.flush()
+        let counters = try sensors.counters().values
+        let stats = stream.statistics
+        let filtered = counters.map(\.filtered).reduce(0, +), lost = counters.map(\.lost).reduce(0, +)
+        FileHandle.standardError.write(Data("""
+        vigil trace: \(stats.delivered) events shown, \(stats.records) seen, \(filtered) filtered in kernel, \
+        \(lost) lost, \(stats.suppressed) of other kinds not shown, \(stats.undecodable) undecodable
+
+        """.utf8))
+    }
+}
+
+/// Buffered output to stdout or a file.
+final class OutputSink {
+    private let handle: FileHandle
+    private var buffer = ""
+
+    init(path: String?) throws {
+        if let path {
+            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+                throw ValidationError("cannot write \(path)")
+            }
+            self.handle = handle
+        } else {
+            handle = .standardOutput
+        }
+    }
+
+    func write(_ text: String) {
+        buffer += text
+        if buffer.utf8.count > 1 << 16 { flush() }
+    }
+
+    func flush() {
+        guard !buffer.isEmpty else { return }
+        handle.write(Data(buffer.utf8))
+        buffer = ""
+    }
+}
+
+/// SIGINT/SIGTERM set a flag the event loop checks.
+enum StopSignal {
+    private static let flag = Atomic<Bool>(false)
+    static var requested: Bool { flag.load(ordering: .relaxed) }
+
+    static func install() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { _ in StopSignal.flag.store(true, ordering: .relaxed) }
+        }
+    }
+}
+
+/// Finds containers by id, id prefix or name, and their cgroup v2 directories.
+enum ContainerLookup {
+    static func cgroupIDs(of nameOrID: String, docker: DockerClient) throws -> Set<UInt64> {
+        let all = (try? docker.containers()) ?? []
+        let wanted = nameOrID.hasPrefix("/") ? String(nameOrID.dropFirst()) : nameOrID
+        guard let match = all.first(where: { $0.id.hasPrefix(wanted) || $0.names.contains(wanted) || $0.names.contains("/" + wanted) }) else {
+            throw ValidationError("no running container '\(nameOrID)' (docker at \(docker.socketPath))")
+        }
+        let ids = cgroupDirectories(containing: match.id).compactMap { path -> UInt64? in
+            var st = stat()
+            return stat(path, &st) == 0 ? UInt64(st.st_ino) : nil
+        }
+        guard !ids.isEmpty else { throw ValidationError("container \(match.id.prefix(12)) has no cgroup v2 directory") }
+        return Set(ids)
+    }
+
+    /// cgroup v2 directories whose name contains `id` (docker/<id>, docker-<id>.scope, ...).
+    static func cgroupDirectories(containing id: String) -> [String] {
+        guard let mount = CgroupResolver().mount?.mountPoint,
+              let walker = FileManager.default.enumerator(atPath: mount) else { return [] }
+        var found: [String] = []
+        while let path = walker.nextObject() as? String {
+            if path.contains(id) && !path.split(separator: "/").last!.contains(".") || path.hasSuffix(id) || path.hasSuffix("\(id).scope") {
+                found.append("\(mount)/\(path)")
+                walker.skipDescendants()
+            }
+        }
+        return found
+    }
+}
+
+/// Messages for the user on standard error.
+enum Log {
+    static func info(_ message: String) {
+        FileHandle.standardError.write(Data("vigil: \(message)\n".utf8))
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import VigilEvents
+import XCTest
+
+final class ByteStringTests: XCTestCase {
+    func testTerminalEscapesControlsAndInvalidUTF8() {
+        let s = ByteString([0x61, 0x0a, 0x1b, 0x5b, 0x33, 0x31, 0x6d, 0xff, 0x5c, 0x09] + Array("é".utf8))
+        XCTAssertEqual(s.escapedForTerminal, "a\\n\\e[31m\\xff\\\\\\té")
+        XCTAssertEqual(ByteString([0xc2, 0x9b]).escapedForTerminal, "\\x9b", "C1 controls (CSI) are escaped too")
+    }
+
+    func testJSONKeepsValidTextAndEscapesInvalidBytesReversibly() throws {
+        let bytes: [UInt8] = Array("a b\nc\"\\".utf8) + [0xff, 0xc3] + Array("ü/😀".utf8) + [0xed, 0xa0, 0x80]
+        var json = ""
+        ByteString(bytes).appendJSON(to: &json)
+        XCTAssertTrue(json.contains("\\udcff\\udcc3"), json)
+        XCTAssertTrue(json.contains("ü/😀"))
+        // Decode as a JSON parser sees it (UTF-16 units, lone surrogates kept), then back to bytes.
+        XCTAssertEqual(ByteString(jsonUTF16: Self.parseJSONStringUTF16(json)).bytes, bytes)
+        // Valid UTF-8 parses with a strict parser to the same text.
+        var valid = ""
+        ByteString("path with spaces\tand \u{7f}").appendJSON(to: &valid)
+        XCTAssertEqual(try JSONSerialization.jsonObject(with: Data("[\(valid)]".utf8)) as? [String], ["path with spaces\tand \u{7f}"])
+    }
+
+    /// A minimal JSON string-literal parser returning UTF-16 code units (lone surrogates kept).
+    static func parseJSONStringUTF16(_ literal: String) -> [UInt16] {
+        var units: [UInt16] = []
+        var chars = Array(literal.unicodeScalars.dropFirst().dropLast())[...]
+        while let c = chars.popFirst() {
+            guard c == "\\" else { units.append(contentsOf: String(c).utf16); continue }
+            let e = chars.popFirst()!
+            switch e {
+            case "n": units.append(10)
+            case "t": units.append(9)
+            case "r": units.append(13)
+            case "u":
+                let hex = String(String.UnicodeScalarView(chars.prefix(4)))
+                chars.removeFirst(4)
+                units.append(UInt16(hex, radix: 16)!)
+            default: units.append(contentsOf: String(e).utf16)
+            }
+        }
+        return units
+    }
+
+    func testPathResolution() {
+        func r(_ name: String, _ base: String) -> String { PathResolution.resolve(ByteString(name), against: ByteString(base)).string }
+        XCTAssertEqual(r("/etc//passwd", "/x"), "/etc/passwd")
+        XCTAssertEqual(r("b/./c", "/a"), "/a/b/c")
+        XCTAssertEqual(r("../../../x", "/a/b"), "/x")
+        XCTAssertEqual(r("vtest/../vtest/rel.txt", "/tmp"), "/tmp/vtest/rel.txt")
+        XCTAssertEqual(r(".", "/"), "/")
+        XCTAssertEqual(r("x", ""), "x", "no base: stays relative")
+        XCTAssertEqual(PathParts.directory("/etc/passwd"), "/etc")
+        XCTAssertEqual(PathParts.directory("/passwd"), "/")
+        XCTAssertEqual(PathParts.filename("/etc/passwd"), "passwd")
+    }
+
+    func testOpenFlagsAndErrnoNames() {
+        XCTAssertEqual(OpenFlags.describe(0o2000000), "O_RDONLY|O_CLOEXEC")
+        XCTAssertEqual(OpenFlags.describe(0o1101), "O_WRONLY|O_CREAT|O_TRUNC")
+        XCTAssertEqual(OpenFlags.describe(0o4010002), "O_RDWR|O_SYNC")
+        XCTAssertEqual(OpenFlags.describe(0o20200000 | 2), "O_RDWR|O_TMPFILE")
+        XCTAssertEqual(ErrnoNames.name(2), "ENOENT")
+        XCTAssertEqual(ErrnoNames.name(999), "E999")
+    }
+
+    func testTimestamps() {
+        XCTAssertEqual(Timestamp.iso8601(0), "1970-01-01T00:00:00.000000000Z")
+        XCTAssertEqual(Timestamp.iso8601(1_795_390_514_463_098_509), "2026-11-22T23:35:14.463098509Z")
+        XCTAssertEqual(Timestamp.iso8601(951_782_400_000_000_001), "2000-02-29T00:00:00.000000001Z")
+    }
+}

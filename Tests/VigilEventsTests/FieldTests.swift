@@ -1,0 +1,74 @@
+import CVigilABI
+import Foundation
+import VigilEvents
+import XCTest
+
+final class FieldTests: XCTestCase {
+    func testDocsFieldsIsGeneratedFromTheCatalogue() throws {
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/fields.md")
+        let committed = try String(contentsOf: docs, encoding: .utf8)
+        XCTAssertEqual(committed, Fields.markdown(), "docs/fields.md is stale: run 'make generate'")
+    }
+
+    func testNamesAreUniqueAndFalcoNamesPresent() {
+        XCTAssertEqual(Set(Fields.names).count, Fields.names.count)
+        for name in ["evt.type", "evt.time", "evt.res", "proc.pid", "proc.ppid", "proc.name", "proc.pname", "proc.aname",
+                     "proc.exepath", "proc.cmdline", "proc.args", "proc.cwd", "proc.tty", "user.uid", "user.name",
+                     "group.gid", "fd.name", "fd.directory", "fd.filename", "fd.flags", "container.id",
+                     "container.full_id", "container.name", "container.image", "k8s.pod.uid"] {
+            XCTAssertNotNil(Fields.named(name), name)
+        }
+    }
+
+    private func openEvent(name: String, base: String, result: Int64) -> Event {
+        var e = Event(bootTimeNs: 1, timeNs: 2, cgroupID: 3, pid: 10, tid: 11, ppid: 1, uid: 0, gid: 0, cpu: 0,
+                      mountNamespace: 0, pidNamespace: 0, comm: "cat",
+                      payload: .open(.init(syscall: "openat", name: ByteString(name),
+                                           path: PathResolution.resolve(ByteString(name), against: ByteString(base)),
+                                           flags: 0o2000000, mode: 0, dirfd: -100, result: result, truncated: false)))
+        e.process.ancestorNames = ["bash", "sshd"]
+        e.process.ancestorPIDs = [1, 0]
+        e.process.arguments = ["cat", "-n", "x"]
+        return e
+    }
+
+    func testExtraction() {
+        let e = openEvent(name: "x", base: "/etc", result: -2)
+        func v(_ name: String, _ arg: String? = nil) -> FieldValue? { Fields.named(name)?.extract(e, arg) }
+        XCTAssertEqual(v("fd.name"), .string("/etc/x"))
+        XCTAssertEqual(v("evt.res"), .string("ENOENT"))
+        XCTAssertEqual(v("fd.num"), .int(-1))
+        XCTAssertEqual(v("proc.aname", "0"), .string("cat"))
+        XCTAssertEqual(v("proc.aname", "2"), .string("sshd"))
+        XCTAssertNil(v("proc.aname", "3"))
+        XCTAssertEqual(v("proc.cmdline"), .string("cat -n x"))
+        XCTAssertEqual(v("proc.args"), .string("-n x"))
+        XCTAssertEqual(v("container.id"), .string("host"))
+        XCTAssertNil(v("proc.exitcode"), "exit fields are not on open events")
+    }
+
+    func testJSONIsOneParsableObjectWithFieldNames() throws {
+        let line = EventFormat.json(openEvent(name: "a b", base: "/tmp", result: 3))
+        XCTAssertFalse(line.contains("\n"))
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(object["fd.name"] as? String, "/tmp/a b")
+        XCTAssertEqual(object["evt.type"] as? String, "openat")
+        XCTAssertEqual(object["proc.anames"] as? [String], ["bash", "sshd"])
+        XCTAssertNil(object["proc.exitcode"])
+    }
+
+    func testDecoderRejectsShortAndUnknownRecords() {
+        let decoder = EventDecoder(bootToEpochNs: 0)
+        var header = vigil_event_header()
+        header.kind = 99
+        header.size = UInt32(MemoryLayout<vigil_event_header>.size)
+        withUnsafeBytes(of: header) { XCTAssertNil(decoder.decode($0), "unknown kind") }
+        header.kind = UInt32(VIGIL_EVENT_OPEN.rawValue)
+        withUnsafeBytes(of: header) { XCTAssertNil(decoder.decode($0), "open record shorter than its struct") }
+        var open = vigil_open_event()
+        open.hdr.kind = UInt32(VIGIL_EVENT_OPEN.rawValue)
+        open.hdr.size = UInt32(MemoryLayout<vigil_open_event>.size)
+        open.name_len = 10 // claims bytes the record does not have
+        withUnsafeBytes(of: open) { XCTAssertNil(decoder.decode($0)) }
+    }
+}

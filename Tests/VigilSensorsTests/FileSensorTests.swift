@@ -1,0 +1,84 @@
+import Foundation
+import VigilEvents
+import VigilSensors
+import VigilTestSupport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The file sensor loaded into this kernel, triggered by real opens.
+final class FileSensorTests: XCTestCase {
+    /// Opens in this process are traced here, so Vigil's self-exclusion is turned off.
+    private func harness() throws -> TraceHarness {
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        return try TraceHarness(filter: filter)
+    }
+
+    private func opens(_ events: [Event], inside dir: String) -> [Payload.Open] {
+        events.compactMap(\.open).filter { $0.path.bytes.starts(with: Array(dir.utf8)) }
+    }
+
+    func testNamesWithSpacesNewlinesAndInvalidUTF8SurviveExactly() throws {
+        let harness = try harness()
+        let dir = try temporaryDirectory()
+        let dirfd = Glibc.open(dir, O_RDONLY | O_DIRECTORY)
+        defer { close(dirfd) }
+        let name: [UInt8] = Array("a b\nc".utf8) + [0xff, 0xfe] + Array(".txt".utf8)
+        let events = try harness.collect {
+            let fd = (name + [0]).withUnsafeBufferPointer { p in
+                p.withMemoryRebound(to: CChar.self) { openat(dirfd, $0.baseAddress!, O_CREAT | O_WRONLY | O_CLOEXEC, 0o640) }
+            }
+            XCTAssertGreaterThanOrEqual(fd, 0)
+            close(fd)
+        }
+        let open = try XCTUnwrap(opens(events, inside: dir).first)
+        XCTAssertEqual(open.name.bytes, name, "the name as given")
+        XCTAssertEqual(open.path.bytes, Array(dir.utf8) + [0x2f] + name, "resolved against dirfd")
+        XCTAssertEqual(open.dirfd, dirfd)
+        XCTAssertEqual(OpenFlags.describe(open.flags), "O_WRONLY|O_CREAT|O_CLOEXEC")
+        XCTAssertEqual(open.mode, 0o640)
+        XCTAssertGreaterThanOrEqual(open.result, 0)
+        // JSON keeps the bytes (\udcXX for the invalid ones), and the table escapes them.
+        let event = try XCTUnwrap(events.first { $0.open?.path == open.path })
+        XCTAssertTrue(EventFormat.json(event).contains("a b\\nc\\udcff\\udcfe.txt"))
+        XCTAssertTrue(EventFormat.tableRow(event).contains("a b\\nc\\xff\\xfe.txt"))
+    }
+
+    func testRelativeOpensAreResolvedAgainstCwd() throws {
+        let harness = try harness()
+        let dir = try temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir + "/sub/file", contents: Data("x".utf8))
+        var pid: Int32 = 0
+        let events = try harness.collect {
+            pid = try runProgram("/bin/sh", ["-c", "cat ./sub/../sub/file missing >/dev/null 2>&1; true"], cwd: dir)
+        }
+        let mine = events.filter { $0.ppid == UInt32(pid) || $0.pid == UInt32(pid) }.compactMap(\.open)
+        let file = try XCTUnwrap(mine.first { $0.name == "./sub/../sub/file" })
+        XCTAssertEqual(file.path.string, dir + "/sub/file")
+        XCTAssertEqual(file.dirfd, -100)
+        XCTAssertGreaterThanOrEqual(file.result, 0)
+        let missing = try XCTUnwrap(mine.first { $0.name == "missing" })
+        XCTAssertEqual(missing.path.string, dir + "/missing")
+        XCTAssertEqual(missing.result, -Int64(ENOENT))
+        let event = try XCTUnwrap(events.first { $0.open?.name == "missing" })
+        XCTAssertEqual(Fields.named("evt.res")?.extract(event, nil), .string("ENOENT"))
+        XCTAssertEqual(Fields.named("fd.directory")?.extract(event, nil), .string(ByteString(dir)))
+        XCTAssertEqual(event.process.cwd?.string, dir, "the process table knows cat's cwd from its exec")
+    }
+
+    func testDeepPathsAreCutAndFlagged() throws {
+        let harness = try harness()
+        let dir = try temporaryDirectory()
+        let deep = dir + String(repeating: "/d", count: 60)
+        try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
+        let fd = Glibc.open(deep, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        let events = try harness.collect { close(openat(fd, "f", O_RDONLY)) }
+        let open = try XCTUnwrap(events.compactMap(\.open).first { $0.name == "f" && $0.dirfd == fd })
+        XCTAssertTrue(open.truncated, "more than 48 levels")
+        XCTAssertTrue(open.path.string.hasSuffix("/d/d/d/f"))
+    }
+}

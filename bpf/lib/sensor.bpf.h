@@ -1,0 +1,175 @@
+/* What the process and file sensors share: in-kernel filters, per-CPU scratch space, and
+ * building absolute paths from a struct path. Include after vigil.bpf.h. */
+#ifndef VIGIL_SENSOR_BPF_H
+#define VIGIL_SENSOR_BPF_H
+
+#define VIGIL_EVENT_SCRATCH 16384
+
+/* --- filters: settings in `filter`, sets in hash maps; all changeable at run time --- */
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct vigil_filter_config);
+} filter SEC(".maps");
+
+struct vigil_comm { char name[VIGIL_COMM_LEN]; };
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, struct vigil_comm);
+    __type(value, __u8);
+} comm_include SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, struct vigil_comm);
+    __type(value, __u8);
+} comm_exclude SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u32);
+    __type(value, __u8);
+} pids SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, __u32);
+    __type(value, __u8);
+} uids SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u64);
+    __type(value, __u8);
+} cgroups SEC(".maps");
+
+/* Vigil's own process, set before load: its activity is never an event (and not counted). */
+const volatile __u32 vigil_ignore_tgid = 0;
+
+/* True when the current task's event is dropped by a filter (and counted as filtered). */
+static __always_inline bool vigil_filtered(void)
+{
+    __u32 zero = 0;
+    struct vigil_filter_config *cfg = bpf_map_lookup_elem(&filter, &zero);
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u32 tgid = pid_tgid >> 32;
+
+    if (vigil_ignore_tgid && tgid == vigil_ignore_tgid)
+        return true;
+    if (!cfg || !cfg->flags)
+        return false;
+    if (cfg->flags & VIGIL_FILTER_CONTAINERS_ONLY) {
+        struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+        if (vigil_task_pid_ns(task) == cfg->host_pid_ns)
+            goto drop;
+    }
+    if ((cfg->flags & VIGIL_FILTER_PIDS) && !bpf_map_lookup_elem(&pids, &tgid))
+        goto drop;
+    if (cfg->flags & VIGIL_FILTER_UIDS) {
+        __u32 uid = (__u32)bpf_get_current_uid_gid();
+        if (!bpf_map_lookup_elem(&uids, &uid))
+            goto drop;
+    }
+    if (cfg->flags & VIGIL_FILTER_CGROUPS) {
+        __u64 cgid = bpf_get_current_cgroup_id();
+        if (!bpf_map_lookup_elem(&cgroups, &cgid))
+            goto drop;
+    }
+    if (cfg->flags & (VIGIL_FILTER_COMM_INCLUDE | VIGIL_FILTER_COMM_EXCLUDE)) {
+        struct vigil_comm comm = {};
+        bpf_get_current_comm(comm.name, sizeof(comm.name));
+        if ((cfg->flags & VIGIL_FILTER_COMM_INCLUDE) && !bpf_map_lookup_elem(&comm_include, &comm))
+            goto drop;
+        if ((cfg->flags & VIGIL_FILTER_COMM_EXCLUDE) && bpf_map_lookup_elem(&comm_exclude, &comm))
+            goto drop;
+    }
+    return false;
+drop:
+    vigil_count(VIGIL_COUNTER_FILTERED);
+    return true;
+}
+
+/* --- per-CPU scratch: an event being built, and a path being built backwards --- */
+
+struct vigil_scratch {
+    char event[VIGIL_EVENT_SCRATCH];
+    char path[VIGIL_PATH_MAX * 2];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct vigil_scratch);
+} scratch SEC(".maps");
+
+static __always_inline struct vigil_scratch *vigil_scratch(void)
+{
+    __u32 zero = 0;
+    return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+/* Builds the absolute path of `path` (as seen in the task's mount namespace) in s->path, walking
+ * dentries and crossing mounts, at most VIGIL_PATH_DEPTH levels. Returns the offset where the
+ * path starts; it ends at VIGIL_PATH_MAX. Sets *truncated when the walk had to stop early. */
+static __always_inline __u32 vigil_build_path(struct vigil_scratch *s, struct path *path, bool *truncated)
+{
+    struct dentry *dentry = BPF_CORE_READ(path, dentry);
+    struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
+    struct mount *mnt = (struct mount *)((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
+    __u32 off = VIGIL_PATH_MAX;
+    int i;
+
+    for (i = 0; i < VIGIL_PATH_DEPTH; i++) {
+        struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+        struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+        if (dentry == mnt_root) {
+            struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+            if (mnt == mnt_parent)
+                break; /* the root of the namespace */
+            dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+            mnt = mnt_parent;
+            continue;
+        }
+        if (dentry == parent)
+            break; /* the root of a detached tree */
+        const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+        __u32 len = BPF_CORE_READ(dentry, d_name.len) & 255;
+        if (len + 1 > off) {
+            *truncated = true;
+            break;
+        }
+        off -= len + 1;
+        off &= VIGIL_PATH_MAX - 1;
+        s->path[off] = '/';
+        bpf_probe_read_kernel(&s->path[off + 1], len, name);
+        dentry = parent;
+    }
+    if (i == VIGIL_PATH_DEPTH)
+        *truncated = true;
+    if (off == VIGIL_PATH_MAX) {
+        off = VIGIL_PATH_MAX - 1;
+        s->path[off] = '/';
+    }
+    return off;
+}
+
+/* Appends the path built at `off` to the event data at `pos`; returns the bytes written. */
+static __always_inline __u32 vigil_append_path(struct vigil_scratch *s, char *data, __u32 pos, __u32 off)
+{
+    __u32 len = VIGIL_PATH_MAX - (off & (VIGIL_PATH_MAX - 1));
+    if (len > VIGIL_PATH_MAX)
+        len = VIGIL_PATH_MAX;
+    bpf_probe_read_kernel(data + (pos & (VIGIL_PATH_MAX * 2 - 1)), len, &s->path[off & (VIGIL_PATH_MAX - 1)]);
+    return len;
+}
+
+#endif /* VIGIL_SENSOR_BPF_H */
