@@ -86,6 +86,7 @@ let package = Package(
             name: "VigilSensorsTests",
             dependencies: ["VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers", "VigilBPF", "VigilTestSupport"]
         ),
+        .testTarget(name: "VigilCLITests", dependencies: ["vigil", "VigilBPF", "VigilTestSupport"]),
         .testTarget(name: "VigilEventsTests", dependencies: ["VigilEvents", "CVigilABI"]),
         .testTarget(name: "VigilContainersTests", dependencies: ["VigilContainers"]),
     ]

@@ -166,26 +166,9 @@ enum ContainerLookup {
         guard let match = all.first(where: { $0.id.hasPrefix(wanted) || $0.names.contains(wanted) || $0.names.contains("/" + wanted) }) else {
             throw ValidationError("no running container '\(nameOrID)' (docker at \(docker.socketPath))")
         }
-        let ids = cgroupDirectories(containing: match.id).compactMap { path -> UInt64? in
-            var st = stat()
-            return stat(path, &st) == 0 ? UInt64(st.st_ino) : nil
-        }
+        let ids = ContainerCgroups.cgroupIDs(ofContainer: match.id)
         guard !ids.isEmpty else { throw ValidationError("container \(match.id.prefix(12)) has no cgroup v2 directory") }
-        return Set(ids)
-    }
-
-    /// cgroup v2 directories whose name contains `id` (docker/<id>, docker-<id>.scope, ...).
-    static func cgroupDirectories(containing id: String) -> [String] {
-        guard let mount = CgroupResolver().mount?.mountPoint,
-              let walker = FileManager.default.enumerator(atPath: mount) else { return [] }
-        var found: [String] = []
-        while let path = walker.nextObject() as? String {
-            if path.contains(id) && !path.split(separator: "/").last!.contains(".") || path.hasSuffix(id) || path.hasSuffix("\(id).scope") {
-                found.append("\(mount)/\(path)")
-                walker.skipDescendants()
-            }
-        }
-        return found
+        return ids
     }
 }
 

@@ -1,0 +1,117 @@
+import Foundation
+import VigilBPF
+import VigilTestSupport
+import XCTest
+
+/// The `vigil` binary run as a user would run it.
+final class CLITests: XCTestCase {
+    /// .build/<config>/vigil, next to the test bundle.
+    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vigil").path
+
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    /// Runs vigil; `whileRunning` is called once it started (with its pid), `signal` then sent.
+    @discardableResult
+    static func vigil(_ arguments: [String], signal: Int32? = nil, afterStart: Double = 0,
+                      whileRunning: (Int32) throws -> Void = { _ in }) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = ReadAll(out.fileHandleForReading), stderr = ReadAll(err.fileHandleForReading)
+        if afterStart > 0 { Thread.sleep(forTimeInterval: afterStart) }
+        try whileRunning(process.processIdentifier)
+        if let signal { kill(process.processIdentifier, signal) }
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: stdout.text(), stderr: stderr.text())
+    }
+
+    /// Reads a pipe to its end on a background thread (so a full pipe never blocks the child).
+    final class ReadAll: @unchecked Sendable {
+        private var data = Data()
+        private let done = DispatchSemaphore(value: 0)
+        init(_ handle: FileHandle) {
+            Thread.detachNewThread { [self] in
+                data = handle.readDataToEndOfFile()
+                done.signal()
+            }
+        }
+        func text() -> String {
+            done.wait()
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
+    func testHelpListsTheCommands() throws {
+        let result = try Self.vigil(["--help"])
+        XCTAssertEqual(result.status, 0)
+        for command in ["probe", "trace", "containers", "fields", "version"] {
+            XCTAssertTrue(result.stdout.contains(command), "help mentions \(command):\n\(result.stdout)")
+        }
+    }
+
+    func testProbeJSONMatchesTheLibrary() throws {
+        try requireKernel()
+        let result = try Self.vigil(["probe", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let rows = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: String]])
+        let byName = Dictionary(uniqueKeysWithValues: rows.map { ($0["feature"] ?? "", $0) })
+        for feature in [Feature.attachTracepoint, .attachRawTracepoint, .attachTpBTF, .mapRingBuffer] {
+            XCTAssertEqual(byName[feature.rawValue]?["state"], "available", feature.rawValue)
+        }
+        for feature in [Feature.attachKprobe, .attachFentry, .attachLSM] {
+            let expected = FeatureProbes.shared.result(feature)
+            XCTAssertEqual(byName[feature.rawValue]?["state"], expected.state.rawValue, feature.rawValue)
+            if !expected.isAvailable { XCTAssertFalse(byName[feature.rawValue]?["reason"]?.isEmpty ?? true, "\(feature.rawValue) says why") }
+        }
+        let table = try Self.vigil(["probe"])
+        XCTAssertTrue(table.stdout.contains("attach:kprobe"))
+        XCTAssertTrue(table.stdout.contains("available,"), table.stdout)
+    }
+
+    func testTraceJSONAndSummaryOnSIGTERM() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF)
+        let marker = "vigil-cli-\(UUID().uuidString.prefix(8))"
+        let result = try Self.vigil(["trace", "-o", "json", "--event", "exec,open"], signal: SIGTERM, afterStart: 1.5) { _ in
+            let p = try Process.run(URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "cat /nonexistent/\(marker) 2>/dev/null; true"])
+            p.waitUntilExit()
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let lines = result.stdout.split(separator: "\n")
+        let objects = try lines.map { try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let open = try XCTUnwrap(objects.first { ($0["fd.name"] as? String) == "/nonexistent/\(marker)" }, "the open was traced")
+        XCTAssertEqual(open["evt.res"] as? String, "ENOENT")
+        XCTAssertEqual(open["proc.name"] as? String, "cat")
+        XCTAssertEqual(open["container.id"] as? String, "host")
+        XCTAssertTrue(objects.contains { ($0["evt.type"] as? String) == "execve" && ($0["proc.args"] as? String)?.contains(marker) == true })
+        XCTAssertFalse(objects.contains { ($0["evt.kind"] as? String) == "fork" }, "--event exec,open shows no forks")
+        XCTAssertTrue(result.stderr.contains("events shown"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("filtered in kernel") && result.stderr.contains("lost"), result.stderr)
+    }
+
+    func testTraceTableEscapesAndWritesToAFile() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF)
+        let file = NSTemporaryDirectory() + "vigil-trace-\(UUID().uuidString.prefix(8)).txt"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let result = try Self.vigil(["trace", "--event", "open", "--comm", "cat", "--output-file", file], signal: SIGINT, afterStart: 1.5) { _ in
+            let p = try Process.run(URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "cat \"$(printf '/tmp/x\\033[31my')\" 2>/dev/null; true"])
+            p.waitUntilExit()
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        XCTAssertTrue(text.contains("/tmp/x\\e[31my"), "the escape sequence is shown, not run: \(text.suffix(500))")
+        XCTAssertFalse(text.contains("\u{1b}"))
+        XCTAssertTrue(text.hasPrefix("TIME"))
+    }
+
+    func testBadArgumentsAreRefusedWithTheReason() throws {
+        let result = try Self.vigil(["trace", "--event", "bogus"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("unknown event 'bogus'"), result.stderr)
+    }
+}
