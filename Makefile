@@ -42,10 +42,11 @@ test-kernels: ## the variant chains on Debian's 6.1 and 6.12 kernels under qemu
 	@scripts/setup.sh --test
 	scripts/test-kernels.sh
 
-bench: ## benchmarks; writes BENCHMARKS.md
+bench: ## benchmarks; replaces the generated blocks of BENCHMARKS.md
 	@scripts/setup.sh --bench
 	$(SWIFT) build -c release --product vigil-bench
-	.build/release/vigil-bench
+	.build/release/vigil-bench > .build/bench-ring.md
+	scripts/bench-section.sh vigil-bench .build/bench-ring.md
 
 clean:
 	rm -rf .build

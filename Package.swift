@@ -54,7 +54,7 @@ let package = Package(
         // Runs inside other kernels under qemu (make test-kernels): checks variants and probes.
         .executableTarget(
             name: "vigil-kernel-check",
-            dependencies: ["VigilBPF", "VigilSensors", "CVigilABI"]
+            dependencies: ["VigilBPF", "VigilSensors", "VigilEvents", "VigilEnrichment", "CVigilABI"]
         ),
         // make bench: ring delivery and hook cost, side by side with a run without BPF.
         .executableTarget(
@@ -88,6 +88,6 @@ let package = Package(
         ),
         .testTarget(name: "VigilCLITests", dependencies: ["vigil", "VigilBPF", "VigilTestSupport"]),
         .testTarget(name: "VigilEventsTests", dependencies: ["VigilEvents", "CVigilABI"]),
-        .testTarget(name: "VigilContainersTests", dependencies: ["VigilContainers"]),
+        .testTarget(name: "VigilContainersTests", dependencies: ["VigilContainers", "VigilTestSupport"]),
     ]
 )

@@ -112,7 +112,7 @@ static __always_inline int handle_fork(struct task_struct *parent, struct task_s
     e->is_thread = e->child_pid == BPF_CORE_READ(parent, tgid);
     e->child_start_time_ns = BPF_CORE_READ(child, start_boottime);
     e->_pad = 0;
-    vigil_submit(e);
+    vigil_submit(e, sizeof(*e));
     return 0;
 }
 
@@ -145,7 +145,7 @@ static __always_inline int handle_exit(struct task_struct *task)
     e->duration_ns = e->hdr.ts_ns - e->start_time_ns;
     e->exit_code = BPF_CORE_READ(task, exit_code);
     e->_pad = 0;
-    vigil_submit(e);
+    vigil_submit(e, sizeof(*e));
     return 0;
 }
 

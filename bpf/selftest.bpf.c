@@ -45,7 +45,7 @@ static __always_inline int emit(__u32 hook, __u32 arg)
     e->seq = seq ? *seq : 0;
     e->hook = hook;
     e->arg = arg;
-    vigil_submit(e);
+    vigil_submit(e, sizeof(*e));
     return 0;
 }
 

@@ -270,10 +270,11 @@ enum ProbeObject {
     }
 }
 
-/// Shared libraries mapped into this process.
-enum SharedLibraries {
-    /// The path of the first mapped file whose name contains `fragment`, from /proc/self/maps.
-    static func path(containing fragment: String) -> String? {
+/// Shared libraries mapped into this process: where to attach uprobes to library functions.
+public enum SharedLibraries {
+    /// The path of the first mapped file whose name contains `fragment` (e.g. `libc.so`), from
+    /// /proc/self/maps.
+    public static func path(containing fragment: String) -> String? {
         guard let maps = SystemFile.read("/proc/self/maps") else { return nil }
         for line in maps.split(separator: "\n") {
             guard let slash = line.firstIndex(of: "/") else { continue }

@@ -101,8 +101,8 @@ enum CgroupPathParser {
             }
             return nil
         }
-        if parent == "lxc" || parent == "garden" {
-            return ContainerComponent(id: String(name), runtime: parent == "lxc" ? .lxc : .garden)
+        if let runtime = namedContainerParents[String(parent)] {
+            return ContainerComponent(id: String(name), runtime: runtime)
         }
         if name.hasPrefix(lxcPayloadPrefix), name.count > lxcPayloadPrefix.count {
             return ContainerComponent(id: String(name.dropFirst(lxcPayloadPrefix.count)), runtime: .lxc)
@@ -117,6 +117,9 @@ enum CgroupPathParser {
     }
 
     private static let lxcPayloadPrefix = "lxc.payload."
+
+    /// Directories whose children are containers named by name or handle (`/lxc/<name>`).
+    private static let namedContainerParents: [String: ContainerRuntime] = ["lxc": .lxc, "garden": .garden]
 
     /// The innermost pod cgroup strictly above `index`, in either driver's naming.
     private static func pod(above index: Int, in components: [Substring]) -> KubernetesPod? {

@@ -103,6 +103,20 @@ public final class CgroupResolver: Sendable {
         lookUp(cgroupID) { state in state.paths[cgroupID] }
     }
 
+    /// The ids of every cgroup in container `id` (its own cgroup and those below it), after a
+    /// fresh walk: what a kernel-side cgroup filter for one container needs. Empty when none.
+    public func cgroupIDs(ofContainer id: String) -> Set<UInt64> {
+        guard !id.isEmpty else { return [] }
+        rescan()
+        return state.withLock { state in
+            var matching: Set<UInt64> = []
+            for cgroupID in Array(state.paths.keys) where state.identity(of: cgroupID)?.id == id {
+                matching.insert(cgroupID)
+            }
+            return matching
+        }
+    }
+
     /// Walks the hierarchy now, regardless of `minimumRescanInterval` (unless a walk is running).
     public func rescan() {
         if claimScan(force: true) { scan() }

@@ -1,5 +1,5 @@
 /// Which container, if any, a process runs in, as derived from its cgroup path.
-public struct ContainerIdentity: Sendable, Hashable {
+public struct ContainerIdentity: Sendable, Hashable, Codable {
     /// The container id: 64 lowercase hex digits for OCI runtimes (docker, containerd, CRI-O,
     /// podman, Kubernetes), the container or machine name for lxc and nspawn, the handle for
     /// garden; empty for the host and for a pod's own cgroup that holds no container.
@@ -47,7 +47,7 @@ public struct ContainerIdentity: Sendable, Hashable {
 }
 
 /// A Kubernetes pod, as far as the cgroup hierarchy tells.
-public struct KubernetesPod: Sendable, Hashable {
+public struct KubernetesPod: Sendable, Hashable, Codable {
     /// The pod's UID with dashes (`metadata.uid`), e.g. `3f2b6c1e-7a8d-4c2e-9b1f-0a1b2c3d4e5f`;
     /// static (mirror) pods have a 32-hex-digit UID instead.
     public var uid: String

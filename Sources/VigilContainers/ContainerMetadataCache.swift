@@ -75,6 +75,10 @@ public final class ContainerMetadataCache: Sendable {
         var pending: Set<String> = []
         var sourceStatus = SourceStatus.unknown
         var sourceDownUntil: ContinuousClock.Instant?
+
+        func sourceIsDown(at now: ContinuousClock.Instant) -> Bool {
+            sourceDownUntil.map { now < $0 } ?? false
+        }
     }
 
     private let state = Mutex(State())
@@ -100,7 +104,8 @@ public final class ContainerMetadataCache: Sendable {
         }
     }
 
-    /// The cached metadata, or nil after asking for a background fetch of the unknown id.
+    /// The cached metadata, or nil after asking for a background fetch of the unknown id (an
+    /// empty id, the host's, is never fetched).
     public func lookup(_ id: String) -> ContainerMetadata? {
         if let metadata = cached(id) { return metadata }
         requestFetch(id)
@@ -110,10 +115,10 @@ public final class ContainerMetadataCache: Sendable {
     /// Asks for `id` to be fetched (or refreshed) in the background, unless a fetch is pending,
     /// or the id or the source is in its retry interval.
     public func requestFetch(_ id: String) {
+        guard !id.isEmpty else { return }
         let now = ContinuousClock.now
         let shouldFetch = state.withLock { state in
-            if state.pending.contains(id) { return false }
-            if let downUntil = state.sourceDownUntil, now < downUntil { return false }
+            if state.pending.contains(id) || state.sourceIsDown(at: now) { return false }
             if case .absent(let retryAfter) = state.entries[id], now < retryAfter { return false }
             state.pending.insert(id)
             return true
@@ -122,7 +127,7 @@ public final class ContainerMetadataCache: Sendable {
         fetchQueue.async { [self] in
             // The source may have gone down while this request waited behind another.
             let sourceDown = state.withLock { state in
-                guard let downUntil = state.sourceDownUntil, ContinuousClock.now < downUntil else { return false }
+                guard state.sourceIsDown(at: .now) else { return false }
                 state.pending.remove(id)
                 return true
             }
@@ -224,14 +229,17 @@ public final class ContainerMetadataCache: Sendable {
         }
     }
 
+    /// The log line for a change of source status, or nil when nothing worth saying changed.
     private static func describeChange(from old: SourceStatus, to new: SourceStatus) -> String? {
         switch (old, new) {
-        case (.unavailable, .unavailable), (.available, .available): return nil
-        case (.unknown, .available): return nil
-        case (_, .available): return "container metadata source is available again; names and images resume"
+        case (.unavailable, .available):
+            return "container metadata source is available again; names and images resume"
+        case (.unavailable, .unavailable):
+            return nil
         case (_, .unavailable(let reason)):
             return "container metadata unavailable (\(reason)); container name and image fields stay empty"
-        case (_, .unknown): return nil
+        default:
+            return nil
         }
     }
 }

@@ -17,6 +17,8 @@ public enum DockerClientError: Error, Sendable, Equatable, CustomStringConvertib
     case unexpectedStatus(request: String, status: Int, message: String)
     /// The response body is not the JSON the API documents.
     case decoding(request: String, reason: String)
+    /// The engine closed a stream that stays open while it runs (`GET /events`).
+    case streamEnded(request: String)
 
     /// A one-line explanation including the operation, socket path and errno text.
     public var description: String {
@@ -33,6 +35,8 @@ public enum DockerClientError: Error, Sendable, Equatable, CustomStringConvertib
             return "Docker Engine \(request): HTTP \(status): \(message)"
         case .decoding(let request, let reason):
             return "Docker Engine \(request): unexpected JSON: \(reason)"
+        case .streamEnded(let request):
+            return "Docker Engine \(request): the engine ended the stream"
         }
     }
 }
@@ -197,7 +201,6 @@ public struct DockerClient: Sendable {
 }
 
 // The engine's JSON, field names as the API spells them.
-// swiftlint:disable identifier_name
 private struct WireSummary: Decodable {
     var Id: String
     var Names: [String]?
@@ -220,4 +223,3 @@ private struct WireDetails: Decodable {
     var Config: Config?
     var State: State?
 }
-// swiftlint:enable identifier_name

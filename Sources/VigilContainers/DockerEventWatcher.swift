@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Dispatch
 import Foundation
 import Synchronization
@@ -36,7 +39,6 @@ public struct ContainerEvent: Sendable, Hashable {
 
     /// Decodes one JSON object of `GET /events`; nil for other types or actions.
     static func decode(json line: [UInt8]) -> ContainerEvent? {
-        // swiftlint:disable identifier_name nesting
         struct Wire: Decodable {
             struct Actor: Decodable {
                 var ID: String?
@@ -48,7 +50,6 @@ public struct ContainerEvent: Sendable, Hashable {
             var Actor: Actor?
             var timeNano: Int64?
         }
-        // swiftlint:enable identifier_name nesting
         guard let wire = try? JSONDecoder().decode(Wire.self, from: Data(line)), wire.Type == "container",
             let action = wire.Action.flatMap(Action.init(rawValue:)),
             let id = wire.Actor?.ID ?? wire.id, !id.isEmpty
@@ -84,6 +85,8 @@ public final class DockerEventWatcher: Sendable {
         var started = false
         var stopping = false
         var socket: UnixStreamSocket?
+        /// The watcher's thread, so that `stop` called from the handler does not wait for itself.
+        var thread: pthread_t?
         /// Seconds since the epoch of the last event seen, to resume with `since` after a gap.
         var lastEventSecond: Int64?
     }
@@ -111,6 +114,7 @@ public final class DockerEventWatcher: Sendable {
         }
         guard first else { return }
         let thread = Thread { [self] in
+            state.withLock { $0.thread = pthread_self() }
             run(handler)
             finished.signal()
         }
@@ -119,16 +123,19 @@ public final class DockerEventWatcher: Sendable {
     }
 
     /// Stops watching and waits (up to `timeout`) for the thread to finish, after which the
-    /// handler is not called again.
+    /// handler is not called again. From the handler itself it returns without waiting.
     public func stop(timeout: Duration = .seconds(5)) {
-        let wasRunning = state.withLock { state in
+        let (wasRunning, calledFromHandler) = state.withLock { state in
             defer { state.stopping = true }
             state.socket?.shutdownBothDirections()
-            return state.started && !state.stopping
+            let onWatcherThread = state.thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false
+            return (state.started && !state.stopping, onWatcherThread)
         }
         guard wasRunning else { return }
         wakeUp.signal()
-        _ = finished.wait(timeout: .now() + .nanoseconds(Int(timeout.totalNanoseconds)))
+        if !calledFromHandler {
+            _ = finished.wait(timeout: .now() + .nanoseconds(Int(timeout.totalNanoseconds)))
+        }
     }
 
     private var isStopping: Bool { state.withLock { $0.stopping } }
@@ -174,13 +181,13 @@ public final class DockerEventWatcher: Sendable {
                 } catch {
                     throw .malformedResponse(request: "GET /events", reason: error.reason)
                 }
-                for object in objects {
+                for object in objects where !isStopping {
                     guard let event = ContainerEvent.decode(json: object) else { continue }
                     state.withLock { $0.lastEventSecond = event.timeNanoseconds / 1_000_000_000 }
                     handler(.event(event))
                 }
             })
-        if !isStopping { throw .malformedResponse(request: "GET /events", reason: "engine ended the event stream") }
+        if !isStopping { throw .streamEnded(request: "GET /events") }
     }
 
     private func eventsTarget() -> String {

@@ -165,7 +165,7 @@ struct HTTPResponseDecoder {
     }
 
     private static func bodyState(for head: HTTPResponseHead) -> State {
-        if head.status == 204 || head.status == 304 || (100..<200).contains(head.status) { return .fixedLength(remaining: 0) }
+        if head.status == 204 || head.status == 304 { return .fixedLength(remaining: 0) }
         if let encoding = head.headers["transfer-encoding"], encoding.lowercased().contains("chunked") {
             return .chunkSize
         }

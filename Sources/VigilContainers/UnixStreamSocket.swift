@@ -26,8 +26,13 @@ final class UnixStreamSocket: Sendable {
                 tv_sec: Int(timeout.components.seconds),
                 tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000))
             let size = socklen_t(MemoryLayout<timeval>.size)
-            setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &interval, size)
-            setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &interval, size)
+            guard setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &interval, size) == 0,
+                setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &interval, size) == 0
+            else {
+                let error = errno
+                close(descriptor)
+                throw .io(operation: "setsockopt", path: path, errno: error)
+            }
         }
         let connected = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {

@@ -14,6 +14,8 @@ public final class Enricher {
     private let users: [UInt32: String]
     private let groups: [UInt32: String]
     private var containers: [UInt64: ContainerContext] = [:]
+    /// Containers by pid namespace, learned from events whose cgroup named the container.
+    private var containersByPIDNamespace: [UInt32: ContainerContext] = [:]
     private var fetched: Set<String> = []
 
     /// An enricher over the running system: the process table seeded from /proc, the cgroup v2
@@ -34,6 +36,17 @@ public final class Enricher {
         event.process.groupName = groups[event.gid]
         if let login = event.process.loginUID { event.process.loginUserName = users[login] }
         event.container = container(cgroupID: event.cgroupID)
+        guard event.pidNamespace != Namespaces.hostPID else { return }
+        if event.container.isContainer {
+            containersByPIDNamespace[event.pidNamespace] = event.container
+        } else {
+            // In another pid namespace but the v2 cgroup is still the root: a runtime's init
+            // (runc:[2:INIT]) before it joined the container's cgroup. Its pid namespace, /proc
+            // (all hierarchies) or, when it is already gone, "unidentified" says so.
+            event.container = containersByPIDNamespace[event.pidNamespace]
+                ?? ContainerIdentity.ofProcess(Int32(bitPattern: event.pid)).flatMap { $0.isContainer ? context(for: $0) : nil }
+                ?? .unidentified
+        }
     }
 
     /// The container of a cgroup: cached per cgroup id; the first sight of a container fetches
@@ -44,6 +57,13 @@ public final class Enricher {
             containers[cgroupID] = .host
             return .host
         }
+        let context = context(for: identity)
+        containers[cgroupID] = context
+        return context
+    }
+
+    /// The context of a container: its metadata fetched once from the runtime on first sight.
+    private func context(for identity: ContainerIdentity) -> ContainerContext {
         var context = ContainerContext(fullID: identity.id, runtime: identity.runtime.rawValue, name: "", image: "",
                                        labels: [:], podUID: identity.pod?.uid ?? "")
         var meta = metadata?.cached(identity.id)
@@ -56,7 +76,6 @@ public final class Enricher {
             context.image = meta.image
             context.labels = meta.labels
         }
-        containers[cgroupID] = context
         return context
     }
 

@@ -217,6 +217,9 @@ public struct ContainerContext: Sendable, Equatable {
 
     /// The host (no container).
     public static let host = ContainerContext(fullID: "", runtime: "host", name: "host", image: "", labels: [:], podUID: "")
+    /// In a container's namespaces, but not (yet) in a container's cgroup, and gone before /proc
+    /// could name it: a container runtime's init process during setup.
+    public static let unidentified = ContainerContext(fullID: "", runtime: "unknown", name: "", image: "", labels: [:], podUID: "")
 
     /// Creates a context.
     public init(fullID: String, runtime: String, name: String, image: String, labels: [String: String], podUID: String) {
@@ -224,8 +227,8 @@ public struct ContainerContext: Sendable, Equatable {
         self.image = image; self.labels = labels; self.podUID = podUID
     }
 
-    /// The 12-character id (Falco's container.id), or `host`.
-    public var id: String { fullID.isEmpty ? "host" : String(fullID.prefix(12)) }
+    /// The 12-character id (Falco's container.id), `host`, or `unknown` for an unidentified one.
+    public var id: String { fullID.isEmpty ? (isContainer ? "unknown" : "host") : String(fullID.prefix(12)) }
     /// Whether this is a container rather than the host.
-    public var isContainer: Bool { !fullID.isEmpty }
+    public var isContainer: Bool { runtime != "host" }
 }

@@ -185,11 +185,11 @@ public enum Fields {
     ]
 
     static let containerFields: [FieldDefinition] = [
-        .init("container.id", .string, "The container's 12-character id, or `host`.") { e, _ in str(e.container.id) },
+        .init("container.id", .string, "The container's 12-character id; `host` on the host; `unknown` for a runtime's init not yet in its container's cgroup.") { e, _ in str(e.container.id) },
         .init("container.full_id", .string, "The container's full id, empty for the host.") { e, _ in str(e.container.fullID) },
         .init("container.name", .string, "The container's name (`host` for the host; empty while unknown).") { e, _ in str(e.container.name) },
         .init("container.image", .string, "The container's image.") { e, _ in str(e.container.image) },
-        .init("container.runtime", .string, "docker, containerd, crio, podman, kube, lxc, nspawn, garden or host.") { e, _ in str(e.container.runtime) },
+        .init("container.runtime", .string, "docker, containerd, crio, podman, kube, lxc, nspawn, garden, host, or unknown (see container.id).") { e, _ in str(e.container.runtime) },
         .init("container.label", .string, argument: true, "The value of label KEY: container.label[KEY].") { e, arg in
             arg.flatMap { e.container.labels[$0] }.map { str($0) }
         },

@@ -1,5 +1,6 @@
 import CVigilABI
 import VigilBPF
+import VigilEnrichment
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -119,7 +120,7 @@ public final class Sensors {
         try replace(TypedMap<UInt32, UInt8>(object.map(named: "pids")), with: Array(filter.pids))
         try replace(TypedMap<UInt32, UInt8>(object.map(named: "uids")), with: Array(filter.uids))
         try replace(TypedMap<UInt64, UInt8>(object.map(named: "cgroups")), with: Array(filter.cgroupIDs))
-        let config = vigil_filter_config(flags: flags, host_pid_ns: Self.hostPIDNamespace)
+        let config = vigil_filter_config(flags: flags, host_pid_ns: Namespaces.hostPID)
         try TypedMap<UInt32, vigil_filter_config>(object.map(named: "filter")).update(0, config)
     }
 
@@ -149,15 +150,6 @@ public final class Sensors {
     /// Detaches every program (the maps and ring stay readable until released).
     public func detach() { loaded.forEach { $0.variants.detach() } }
 
-    /// The inode of the host's pid namespace: init's (/proc/1/ns/pid), or where that cannot be
-    /// read (a sandbox), Vigil's own, which must then run in the host's pid namespace.
-    public static var hostPIDNamespace: UInt32 {
-        var st = stat()
-        for path in ["/proc/1/ns/pid", "/proc/self/ns/pid"] where stat(path, &st) == 0 {
-            return UInt32(truncatingIfNeeded: st.st_ino)
-        }
-        return 0
-    }
 }
 
 /// A 16-byte comm as the kernel compares it (NUL padded, at most 15 bytes of name).

@@ -5,12 +5,26 @@
 // "kernel-check: N passed, M failed"; exits non-zero on any failure.
 import CVigilABI
 import VigilBPF
+import VigilEnrichment
+import VigilEvents
 import VigilSensors
 #if canImport(Glibc)
 import Glibc
 #endif
 
 var passed = 0, failed = 0
+/// Runs a program and waits for it; returns its pid. (posix_spawn: Foundation's Process needs a
+/// run-loop socket pair that minimal guests refuse.)
+func spawnAndWait(_ argv: [String]) -> pid_t {
+    var pid = pid_t()
+    let cArgs = argv.map { strdup($0) } + [nil]
+    defer { cArgs.forEach { free($0) } }
+    guard posix_spawn(&pid, argv[0], nil, nil, cArgs, environ) == 0 else { return -1 }
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    return pid
+}
+
 @MainActor func check(_ name: String, _ ok: Bool, _ detail: @autoclosure () -> String = "") {
     if ok { passed += 1 } else { failed += 1 }
     print("\(ok ? "ok  " : "FAIL") \(name)\(ok ? "" : ": " + detail())")
@@ -44,5 +58,31 @@ for (index, variant) in Selftest.openVariants.enumerated() {
         check("chain from \(variant.name) loads", false, "\(error)")
     }
 }
+// Vigil's own sensors: the best variant of each hook, and real events through the whole pipeline.
+do {
+    var filter = KernelFilter()
+    filter.ignorePID = 0
+    let sensors = try Sensors(files: true, filter: filter)
+    let active = Dictionary(uniqueKeysWithValues: sensors.reports.map { ("\($0.sensor)/\($0.report.hook)", $0.report.active) })
+    print("sensors: \(active.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+    if required.contains(.attachFentry) {
+        check("file sensor chooses fexit", active["file/open"] == "fexit", "\(active)")
+    }
+    let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: Set(EventKind.allCases))
+    let child = spawnAndWait(["/bin/cat", "/etc/hostname", "/nonexistent-kernel-check"])
+    var events: [Event] = []
+    try stream.drain { events.append($0) }
+    let mine = events.filter { $0.pid == UInt32(child) }
+    let exec = mine.first { $0.kind == .exec }
+    check("exec event decoded", exec.map { if case .exec(let x) = $0.payload { return x.arguments == ["/bin/cat", "/etc/hostname", "/nonexistent-kernel-check"] } else { return false } } ?? false,
+          "\(mine.map(\.kind))")
+    let opens = mine.compactMap { event -> Payload.Open? in if case .open(let o) = event.payload { return o } else { return nil } }
+    check("open events decoded", opens.contains { $0.path == "/etc/hostname" && $0.result >= 0 }
+              && opens.contains { $0.path == "/nonexistent-kernel-check" && $0.result == -2 }, "\(opens.map(\.path))")
+    check("header namespaces", exec.map { $0.mountNamespace != 0 && $0.pidNamespace != 0 } ?? false)
+} catch {
+    check("sensors load", false, "\(error)")
+}
+
 print("kernel-check: \(passed) passed, \(failed) failed")
 exit(failed == 0 && passed > 0 ? 0 : 1)

@@ -166,7 +166,7 @@ enum ContainerLookup {
         guard let match = all.first(where: { $0.id.hasPrefix(wanted) || $0.names.contains(wanted) || $0.names.contains("/" + wanted) }) else {
             throw ValidationError("no running container '\(nameOrID)' (docker at \(docker.socketPath))")
         }
-        let ids = ContainerCgroups.cgroupIDs(ofContainer: match.id)
+        let ids = CgroupResolver().cgroupIDs(ofContainer: match.id)
         guard !ids.isEmpty else { throw ValidationError("container \(match.id.prefix(12)) has no cgroup v2 directory") }
         return ids
     }

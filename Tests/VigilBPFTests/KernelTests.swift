@@ -120,9 +120,7 @@ final class KernelTests: XCTestCase {
         let object = try Selftest.open()
         try object.program(named: "func_uprobe").autoload = true
         try object.load()
-        let maps = try String(contentsOfFile: "/proc/self/maps").split(separator: "\n")
-        let libc = try XCTUnwrap(maps.compactMap { line in line.firstIndex(of: "/").map { String(line[$0...]) } }
-            .first { $0.contains("libc.so") })
+        let libc = try XCTUnwrap(SharedLibraries.path(containing: "libc.so"))
         let link = try object.program(named: "func_uprobe").attachUprobe(binary: libc, function: "getpid", pid: getpid())
         let reader = try RingBufferReader(map: object.map(named: "events"))
         for _ in 0..<3 { _ = getpid() }

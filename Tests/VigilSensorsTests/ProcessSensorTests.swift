@@ -28,6 +28,13 @@ final class ProcessSensorTests: XCTestCase {
         XCTAssertEqual(Fields.named("proc.cmdline")?.extract(echo, nil), .string("echo hello arg with space"))
         XCTAssertEqual(echo.container.id, "host")
         XCTAssertGreaterThan(echo.exec?.startTimeNs ?? 0, 0)
+        XCTAssertEqual(echo.mountNamespace, namespaceInode("mnt"), "the child shares our mount namespace")
+        XCTAssertEqual(echo.pidNamespace, namespaceInode("pid"))
+    }
+
+    private func namespaceInode(_ kind: String) -> UInt32 {
+        var st = stat()
+        return stat("/proc/self/ns/\(kind)", &st) == 0 ? UInt32(truncatingIfNeeded: st.st_ino) : 0
     }
 
     func testRelativeExecutableIsResolvedAgainstCwd() throws {
