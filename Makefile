@@ -30,10 +30,10 @@ run: release ## probe the kernel, then trace live with the embedded defaults
 	.build/release/vigil probe
 	.build/release/vigil trace
 
-test: check-generated ## every test: unit and kernel tests, Docker tests, other kernels under qemu
+test: check-generated ## every test: other kernels under qemu, then unit, kernel and Docker tests
 	@scripts/setup.sh --test
+	scripts/test-kernels.sh
 	$(SWIFT) test
-	$(MAKE) test-kernels
 
 test-unit: setup ## swift test only
 	$(SWIFT) test

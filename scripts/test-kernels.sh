@@ -25,5 +25,5 @@ run() { # KERNEL-GLOB FEATURES...
 }
 run '6.1.*-amd64' attach:kprobe attach:fentry attach:lsm
 run '6.12.*-amd64' attach:kprobe attach:kprobe.multi attach:fentry attach:lsm
-echo "test-kernels: $ran passed, $failed failed"
+echo "test-kernels: $ran kernels ok, $failed failed"
 [ $failed = 0 ]

@@ -2,7 +2,7 @@
 // under qemu) and checks that the hook kinds this host lacks (kprobe, fentry, lsm) are probed as
 // available there, that each variant chain picks its first variant, and that the chosen program
 // fires and delivers events through the ring. Prints one line per check and
-// "kernel-check: N passed, M failed"; exits non-zero on any failure.
+// "kernel-check: N checks ok, M failed"; exits non-zero on any failure.
 import CVigilABI
 import VigilBPF
 import VigilEnrichment
@@ -58,6 +58,22 @@ for (index, variant) in Selftest.openVariants.enumerated() {
         check("chain from \(variant.name) loads", false, "\(error)")
     }
 }
+// A kretprobe: the kprobe program attached to the function's return.
+if required.contains(.attachKprobe) {
+    do {
+        let object = try Selftest.open()
+        try object.program(named: "open_kprobe").autoload = true
+        try object.load()
+        let link = try object.program(named: "open_kprobe").attachKprobe(function: "do_sys_openat2", returnProbe: true)
+        let events = try Selftest.triggerOpens(object, count: 3)
+        check("kretprobe fires", events.count >= 3 && events.allSatisfy { $0.hook == Selftest.hookKind(ofVariant: "kprobe") },
+              "\(events.count) events")
+        link.detach()
+    } catch {
+        check("kretprobe attaches", false, "\(error)")
+    }
+}
+
 // Vigil's own sensors: the best variant of each hook, and real events through the whole pipeline.
 do {
     var filter = KernelFilter()
@@ -84,5 +100,5 @@ do {
     check("sensors load", false, "\(error)")
 }
 
-print("kernel-check: \(passed) passed, \(failed) failed")
+print("kernel-check: \(passed) checks ok, \(failed) failed")
 exit(failed == 0 && passed > 0 ? 0 : 1)

@@ -38,10 +38,10 @@ struct Trace: ParsableCommand {
     var pid: [UInt32] = []
     @Option(name: .long, help: "Only these user ids (repeatable).")
     var uid: [UInt32] = []
-    @Option(name: .shortAndLong, help: "Output format: table or json (one object per line).")
-    var output: OutputFormat = .table
-    @Option(name: .customLong("output-file"), help: "Write events to FILE instead of standard output.")
-    var outputFile: String?
+    @Option(name: [.customShort("o"), .customLong("format")], help: "Output format: table or json (one object per line).")
+    var format: OutputFormat = .table
+    @Option(name: .long, help: "Write events to FILE instead of standard output.")
+    var output: String?
     @Option(name: .long, help: "Stop after this many seconds.")
     var duration: Double?
     @Option(name: .long, help: "Ring buffer size in MiB (a power of two).")
@@ -74,7 +74,10 @@ struct Trace: ParsableCommand {
     func run() throws {
         global.bootstrapLogging()
         let docker = DockerClient()
-        let metadata = ContainerMetadataCache(source: docker)
+        let metadata = ContainerMetadataCache(source: docker) { Log.info($0) }
+        let watcher = DockerEventWatcher(client: docker)
+        metadata.follow(watcher) // names of containers started while tracing are refreshed on start
+        defer { watcher.stop() }
         var filter = KernelFilter()
         filter.containersOnly = containersOnly
         filter.includeComms = Set(kinds(comm))
@@ -92,20 +95,19 @@ struct Trace: ParsableCommand {
             Log.info("\(sensor)/\(report.hook): \(report.active)\(others.isEmpty ? "" : " (not: " + others.joined(separator: "; ") + ")")")
         }
 
-        let out = try OutputSink(path: outputFile)
-        if output == .table { out.write(EventFormat.tableHeader + "\n") }
+        let out = try OutputSink(path: output)
+        if format == .table { out.write(EventFormat.tableHeader + "\n") }
         StopSignal.install()
         let deadline = duration.map { DispatchTime.now().uptimeNanoseconds + UInt64($0 * 1e9) }
+        let write = { (event: Event) in
+            out.write((format == .json ? EventFormat.json(event) : EventFormat.tableRow(event)) + "\n")
+        }
         try stream.run(shouldStop: {
             out.flush()
             return StopSignal.requested || deadline.map { DispatchTime.now().uptimeNanoseconds >= $0 } ?? false
-        }) { event in
-            out.write((output == .json ? EventFormat.json(event) : EventFormat.tableRow(event)) + "\n")
-        }
+        }, write)
         sensors.detach()
-        try stream.drain { event in
-            out.write((output == .json ? EventFormat.json(event) : EventFormat.tableRow(event)) + "\n")
-        }
+        try stream.drain(write)
         out.flush()
         let counters = try sensors.counters().values
         let stats = stream.statistics

@@ -127,6 +127,14 @@ final class KernelTests: XCTestCase {
         let uprobes = try events(reader).filter { $0.hook == UInt32(VIGIL_HOOK_UPROBE.rawValue) }
         XCTAssertEqual(uprobes.count, 3)
         link.detach()
+
+        // The same program on the function's return (uretprobe): PARM1 is then getpid's rax.
+        let ret = try object.program(named: "func_uprobe").attachUprobe(binary: libc, function: "getpid", pid: getpid(), returnProbe: true)
+        for _ in 0..<2 { _ = getpid() }
+        let returns = try events(reader).filter { $0.hook == UInt32(VIGIL_HOOK_UPROBE.rawValue) }
+        XCTAssertEqual(returns.count, 2)
+        XCTAssertTrue(ret.description.contains("uretprobe"))
+        ret.detach()
     }
 
     func testVerifierRejectionCarriesTheLog() throws {

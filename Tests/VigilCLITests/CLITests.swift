@@ -97,7 +97,7 @@ final class CLITests: XCTestCase {
         try requireKernel(.attachTracepoint, .attachTpBTF)
         let file = NSTemporaryDirectory() + "vigil-trace-\(UUID().uuidString.prefix(8)).txt"
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let result = try Self.vigil(["trace", "--event", "open", "--comm", "cat", "--output-file", file], signal: SIGINT, afterStart: 1.5) { _ in
+        let result = try Self.vigil(["trace", "--event", "open", "--comm", "cat", "--output", file], signal: SIGINT, afterStart: 1.5) { _ in
             let p = try Process.run(URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "cat \"$(printf '/tmp/x\\033[31my')\" 2>/dev/null; true"])
             p.waitUntilExit()
             Thread.sleep(forTimeInterval: 0.2)
@@ -113,5 +113,22 @@ final class CLITests: XCTestCase {
         let result = try Self.vigil(["trace", "--event", "bogus"])
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("unknown event 'bogus'"), result.stderr)
+    }
+}
+
+/// `vigil containers ls` against a real Docker engine.
+final class ContainersCLITests: XCTestCase {
+    func testListShowsARunningContainerWithItsPids() throws {
+        let container = try DockerTestEngine.startContainer(for: self)
+        let result = try CLITests.vigil(["containers", "ls", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let rows = try result.stdout.split(separator: "\n").map { try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let row = try XCTUnwrap(rows.first { ($0["id"] as? String) == container.id }, result.stdout)
+        XCTAssertEqual(row["name"] as? String, container.name)
+        XCTAssertEqual(row["image"] as? String, DockerTestEngine.image)
+        XCTAssertEqual(row["runtime"] as? String, "docker")
+        XCTAssertFalse((row["pids"] as? [Int])?.isEmpty ?? true, "the container's sleep")
+        let table = try CLITests.vigil(["containers", "ls"])
+        XCTAssertTrue(table.stdout.contains(String(container.id.prefix(12))) && table.stdout.contains(container.name))
     }
 }

@@ -69,6 +69,34 @@ final class FileSensorTests: XCTestCase {
         XCTAssertEqual(event.process.cwd?.string, dir, "the process table knows cat's cwd from its exec")
     }
 
+    func testOpenAndOpenat2SyscallsAreTraced() throws {
+        let harness = try harness()
+        let dir = try temporaryDirectory()
+        // open(2) and openat2(2) have no Swift wrapper: python's ctypes makes the raw syscalls.
+        let script = """
+        import ctypes, struct, sys
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        how = ctypes.create_string_buffer(struct.pack("QQQ", 0o2000000, 0, 0), 24)
+        print(libc.syscall(437, -100, b"openat2-target", how, 24))
+        print(libc.syscall(2, b"open-target", 0o101, 0o600))
+        """
+        var pid: Int32 = 0
+        let events = try harness.collect { pid = try runProgram("/usr/bin/python3", ["-c", script], cwd: dir) }
+        let mine = events.filter { $0.pid == UInt32(pid) }.compactMap(\.open)
+        let openat2 = try XCTUnwrap(mine.first { $0.name == "openat2-target" })
+        XCTAssertEqual(openat2.syscall, "openat2")
+        XCTAssertEqual(openat2.path.string, dir + "/openat2-target")
+        XCTAssertEqual(openat2.result, -Int64(ENOENT))
+        XCTAssertEqual(OpenFlags.describe(openat2.flags), "O_RDONLY|O_CLOEXEC")
+        let open = try XCTUnwrap(mine.first { $0.name == "open-target" })
+        XCTAssertEqual(open.syscall, "open")
+        XCTAssertEqual(open.path.string, dir + "/open-target")
+        XCTAssertEqual(OpenFlags.describe(open.flags), "O_WRONLY|O_CREAT")
+        XCTAssertEqual(open.mode, 0o600)
+        XCTAssertGreaterThanOrEqual(open.result, 0)
+    }
+
     func testDeepPathsAreCutAndFlagged() throws {
         let harness = try harness()
         let dir = try temporaryDirectory()
