@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // The one kernel<->userspace ABI: event kinds and structs, shared with bpf/*.bpf.c.
@@ -44,6 +45,11 @@ let package = Package(
         // Event value types, decoding of the ABI structs, the field catalogue, JSON and table forms.
         // Pure: no libbpf.
         .target(name: "VigilEvents", dependencies: ["CVigilABI"]),
+        // The rules engine: bpfd TOML and Falco-style YAML, the condition language, compiled plans.
+        // Pure: no libbpf.
+        .target(name: "VigilRules", dependencies: ["VigilEvents", "VigilDefaultRules", .product(name: "Yams", package: "Yams")]),
+        // rules/default.yaml embedded with C23 #embed.
+        .target(name: "VigilDefaultRules", cSettings: [.unsafeFlags(["-std=c23"])]),
         // Process table (seeded from /proc) and container enrichment of events.
         .target(name: "VigilEnrichment", dependencies: ["VigilEvents", "VigilContainers"]),
         // Vigil's sensors: embedded objects, variant chains, decoders.
@@ -68,13 +74,13 @@ let package = Package(
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilBPF", "VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers",
+                "VigilBPF", "VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers", "VigilRules",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Helpers shared by the test targets: kernel gates, fd counts, the Docker test engine.
-        .target(name: "VigilTestSupport", dependencies: ["VigilBPF"], path: "Sources/VigilTestSupport"),
+        .target(name: "VigilTestSupport", dependencies: ["VigilBPF", "VigilSensors", "VigilEnrichment", "VigilEvents", "VigilContainers"]),
         .testTarget(
             name: "VigilBPFTests",
             dependencies: [
@@ -87,6 +93,9 @@ let package = Package(
             dependencies: ["VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers", "VigilBPF", "VigilTestSupport"]
         ),
         .testTarget(name: "VigilCLITests", dependencies: ["vigil", "VigilBPF", "VigilTestSupport"]),
+        .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilEvents"]),
+        // The default rules against real events: each detection triggered for real, and a benign look-alike.
+        .testTarget(name: "VigilDetectionTests", dependencies: ["VigilRules", "VigilEvents", "VigilSensors", "VigilTestSupport"]),
         .testTarget(name: "VigilEventsTests", dependencies: ["VigilEvents", "CVigilABI"]),
         .testTarget(name: "VigilContainersTests", dependencies: ["VigilContainers", "VigilTestSupport"]),
     ]

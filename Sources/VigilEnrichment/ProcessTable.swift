@@ -94,6 +94,7 @@ public final class ProcessTable {
         }
         event.process.ancestorNames = names
         event.process.ancestorPIDs = pids
+        event.process.parentArguments = records[event.ppid]?.arguments
         if case .exit = event.payload { records[event.pid] = nil }
     }
 }

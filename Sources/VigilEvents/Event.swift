@@ -185,6 +185,8 @@ public struct ProcessContext: Sendable {
     public var ttyNumber: UInt32?
     /// Audit login uid.
     public var loginUID: UInt32?
+    /// The parent's argv, when the process table knows it.
+    public var parentArguments: [ByteString]?
     /// Names of the ancestors: [0] the parent, [1] the grandparent, ...
     public var ancestorNames: [ByteString] = []
     /// Pids of the ancestors, in the same order.

@@ -124,6 +124,10 @@ public enum Fields {
             guard let args = e.process.arguments else { return nil }
             return .string(ByteString(Array(([e.comm] + args.dropFirst()).map(\.bytes).joined(separator: [0x20]))))
         },
+        .init("proc.pcmdline", .string, "The parent's command line (its name and arguments after argv[0]).") { e, _ in
+            guard let args = e.process.parentArguments, let name = e.process.ancestorNames.first else { return nil }
+            return .string(ByteString(Array(([name] + args.dropFirst()).map(\.bytes).joined(separator: [0x20]))))
+        },
         .init("proc.argv", .strings, "argv as a list, argv[0] included (exact bytes).") { e, _ in e.process.arguments.map { .strings($0) } },
         .init("proc.args_truncated", .bool, [.exec], "Whether argv was longer than 4096 bytes and was cut.") { e, _ in
             guard case .exec(let x) = e.payload else { return nil }
@@ -180,6 +184,9 @@ public enum Fields {
         .init("fd.num", .int, [.open], "The new file descriptor, -1 when the call failed.") { e, _ in open(e).map { .int($0.result >= 0 ? $0.result : -1) } },
         .init("fd.dirfd", .int, [.open], "The dirfd argument (-100 = AT_FDCWD).") { e, _ in open(e).map { .int(Int64($0.dirfd)) } },
         .init("fd.truncated", .bool, [.open], "Whether the path was cut (deeper than 48 levels or longer than 4096 bytes).") { e, _ in open(e).map { .bool($0.truncated) } },
+        .init("fd.is_other_proc", .bool, [.open], "Whether fd.name is below /proc/PID/ of another process (not /proc/self, not its own pid).") { e, _ in
+            open(e).map { .bool(PathParts.otherProcessPID($0.path, own: e.pid) != nil) }
+        },
         .init("evt.is_open_read", .bool, [.open], "Opened for reading (O_RDONLY or O_RDWR).") { e, _ in open(e).map { .bool($0.flags & 3 != 1) } },
         .init("evt.is_open_write", .bool, [.open], "Opened for writing (O_WRONLY or O_RDWR).") { e, _ in open(e).map { .bool($0.flags & 3 != 0) } },
     ]
@@ -206,6 +213,14 @@ public enum PathParts {
         guard let slash = path.bytes.lastIndex(of: UInt8(ascii: "/")) else { return "." }
         return slash == 0 ? "/" : ByteString(path.bytes[..<slash])
     }
+    /// The pid of a /proc/PID/... path when PID is a number other than `own`.
+    public static func otherProcessPID(_ path: ByteString, own: UInt32) -> UInt32? {
+        let parts = path.bytes.split(separator: UInt8(ascii: "/"), maxSplits: 2)
+        guard parts.count >= 2, parts[0].elementsEqual("proc".utf8),
+              let pid = UInt32(String(decoding: parts[1], as: UTF8.self)), pid != own else { return nil }
+        return pid
+    }
+
     /// Everything after the last slash.
     public static func filename(_ path: ByteString) -> ByteString {
         guard let slash = path.bytes.lastIndex(of: UInt8(ascii: "/")) else { return path }

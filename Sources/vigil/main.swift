@@ -10,7 +10,7 @@ struct Vigil: ParsableCommand {
         commandName: "vigil",
         abstract: "Vigil: eBPF runtime security and tracing for Linux hosts and containers.",
         version: version,
-        subcommands: [Probe.self, Trace.self, Containers.self, FieldsCommand.self, Version.self]
+        subcommands: [Probe.self, Trace.self, Rules.self, Containers.self, FieldsCommand.self, Version.self]
     )
 }
 

@@ -4,15 +4,14 @@ import VigilContainers
 import VigilEnrichment
 import VigilEvents
 import VigilSensors
-import VigilTestSupport
 import XCTest
 
 /// Loads the real sensors into the kernel and collects the enriched events a piece of work causes.
-final class TraceHarness {
-    let sensors: Sensors
-    let stream: EventStream
+public final class TraceHarness {
+    public let sensors: Sensors
+    public let stream: EventStream
 
-    init(files: Bool = true, filter: KernelFilter = KernelFilter(), metadata: Bool = false) throws {
+    public init(files: Bool = true, filter: KernelFilter = KernelFilter(), metadata: Bool = false) throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
         sensors = try Sensors(files: files, filter: filter, ringBytes: 1 << 24)
         stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata ? ContainerMetadataCache(source: DockerClient()) : nil),
@@ -20,7 +19,7 @@ final class TraceHarness {
     }
 
     /// Runs `work`, then returns every event the ring holds (ring order).
-    func collect(_ work: () throws -> Void) throws -> [Event] {
+    public func collect(_ work: () throws -> Void) throws -> [Event] {
         try stream.drain { _ in } // what happened before belongs to no test
         try work()
         var events: [Event] = []
@@ -31,7 +30,7 @@ final class TraceHarness {
 
 /// Runs a program to completion and returns its pid.
 @discardableResult
-func runProgram(_ path: String, _ arguments: [String], cwd: String? = nil) throws -> Int32 {
+public func runProgram(_ path: String, _ arguments: [String], cwd: String? = nil) throws -> Int32 {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
@@ -42,20 +41,20 @@ func runProgram(_ path: String, _ arguments: [String], cwd: String? = nil) throw
 }
 
 /// A fresh temporary directory whose name contains a space.
-func temporaryDirectory() throws -> String {
+public func temporaryDirectory() throws -> String {
     let path = NSTemporaryDirectory() + "vigil test \(UUID().uuidString.prefix(8))"
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
 
 extension Event {
-    var exec: Payload.Exec? { if case .exec(let x) = payload { return x }; return nil }
-    var open: Payload.Open? { if case .open(let x) = payload { return x }; return nil }
-    var exit: Payload.Exit? { if case .exit(let x) = payload { return x }; return nil }
-    var fork: Payload.Fork? { if case .fork(let x) = payload { return x }; return nil }
+    public var exec: Payload.Exec? { if case .exec(let x) = payload { return x }; return nil }
+    public var open: Payload.Open? { if case .open(let x) = payload { return x }; return nil }
+    public var exit: Payload.Exit? { if case .exit(let x) = payload { return x }; return nil }
+    public var fork: Payload.Fork? { if case .fork(let x) = payload { return x }; return nil }
 }
 
 /// This test process's comm, as the kernel reports it.
-var ownComm: String {
+public var ownComm: String {
     (try? String(contentsOfFile: "/proc/self/comm", encoding: .utf8))?.trimmingCharacters(in: .newlines) ?? ""
 }

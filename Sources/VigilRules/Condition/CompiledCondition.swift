@@ -1,0 +1,296 @@
+import VigilEvents
+
+/// One plain `field op constant(s)` term of a condition's top-level AND, for pushing filters
+/// into the kernel (`container.id != host`, `proc.name in (sh, bash)`, `not fd.name pmatch (/proc)`).
+public struct Predicate: Sendable, Equatable {
+    /// The field, with its bracket argument when written (`proc.aname[2]`, `container.label[app]`).
+    /// `proc.aname`/`proc.apid` without an argument mean "any ancestor".
+    public var field: String
+    /// The operator as Falco spells it: `=` (also for `==`), `!=`, `<`, `<=`, `>`, `>=`, `in`,
+    /// `intersects`, `pmatch`, `contains`, `icontains`, `startswith`, `endswith`, `glob`, `iglob`,
+    /// `regex` or `exists`.
+    public var op: String
+    /// The constants, lists expanded (none for `exists`).
+    public var values: [String]
+    /// Whether the term is `not field op ...`.
+    public var negated: Bool
+
+    /// Creates a predicate.
+    public init(field: String, op: String, values: [String], negated: Bool) {
+        self.field = field
+        self.op = op
+        self.values = values
+        self.negated = negated
+    }
+}
+
+/// A condition compiled into an evaluation plan: fields resolved to extractors, values
+/// converted once (numbers parsed, lists turned into sets, globs split, regexes compiled),
+/// macros inlined and constant parts folded away. Evaluating it parses nothing.
+public struct CompiledCondition: Sendable {
+    let root: PlanNode
+    /// The condition text as compiled.
+    public let text: String
+    /// The event kinds the condition can possibly match (from `evt.type` restrictions and from
+    /// fields that only some kinds carry); every kind when nothing restricts it.
+    public let kinds: Set<EventKind>
+    /// The fields the plan reads (without bracket arguments).
+    public let fields: Set<String>
+    /// The top-level AND terms that are plain `field op constant(s)`, possibly negated.
+    public let conjuncts: [Predicate]
+
+    init(root: PlanNode, text: String) {
+        self.root = root
+        self.text = text
+        self.kinds = root.kindSets.whenTrue
+        var fields = Set<String>()
+        root.collectFields(into: &fields)
+        self.fields = fields
+        let terms: [PlanNode] = if case .and(let children, _) = root { children } else { [root] }
+        self.conjuncts = terms.compactMap { term in
+            switch term {
+            case .test(let test): return test.predicate
+            case .not(.test(let test), _):
+                guard var predicate = test.predicate else { return nil }
+                predicate.negated = true
+                return predicate
+            default: return nil
+            }
+        }
+    }
+
+    /// The condition's value for every event when it folded to a constant (a rule that is
+    /// `never_true`), nil when it depends on the event.
+    public var constantValue: Bool? {
+        if case .constant(let value, _) = root { return value }
+        return nil
+    }
+
+    /// Whether `event` matches.
+    @inline(__always)
+    public func matches(_ event: Event) -> Bool { root.evaluate(event) }
+
+    /// Nil when `event` matches; otherwise the source text of the clause that made it fail: along
+    /// the chain of `and`s the first term that is false, descending into `and`s (also inside
+    /// macros), and stopping at a comparison, a `not`, an `or` (as a whole) or a macro whose body
+    /// is not an `and` (named by the macro). E.g. `proc.name in (shell_binaries)`.
+    public func explain(_ event: Event) -> String? {
+        root.evaluate(event) ? nil : root.failingClause(event)
+    }
+}
+
+/// A node of the evaluation plan. `source` is the clause's text for `explain`.
+indirect enum PlanNode: Sendable {
+    case constant(Bool, source: String)
+    case test(PlanTest)
+    case not(PlanNode, source: String)
+    case and([PlanNode], source: String)
+    case or([PlanNode], source: String)
+
+    var source: String {
+        switch self {
+        case .constant(_, let source), .not(_, let source), .and(_, let source), .or(_, let source): source
+        case .test(let test): test.source
+        }
+    }
+
+    /// The same node explained as `source` (a macro reference shows the macro's name).
+    func explained(as source: String) -> PlanNode {
+        switch self {
+        case .constant(let value, _): .constant(value, source: source)
+        case .not(let child, _): .not(child, source: source)
+        case .or(let children, _): .or(children, source: source)
+        case .and, .test: self
+        }
+    }
+
+    func evaluate(_ event: Event) -> Bool {
+        switch self {
+        case .test(let test):
+            return test.evaluate(event)
+        case .and(let children, _):
+            for child in children where !child.evaluate(event) { return false }
+            return true
+        case .or(let children, _):
+            for child in children where child.evaluate(event) { return true }
+            return false
+        case .not(let child, _):
+            return !child.evaluate(event)
+        case .constant(let value, _):
+            return value
+        }
+    }
+
+    /// For a node that is false for `event`: the clause to blame.
+    func failingClause(_ event: Event) -> String {
+        if case .and(let children, _) = self, let failing = children.first(where: { !$0.evaluate(event) }) {
+            return failing.failingClause(event)
+        }
+        return source
+    }
+
+    /// The kinds for which the node may be true, and those for which it may be false.
+    var kindSets: (whenTrue: Set<EventKind>, whenFalse: Set<EventKind>) {
+        let all = Set(EventKind.allCases)
+        switch self {
+        case .constant(let value, _):
+            return value ? (all, []) : ([], all)
+        case .test(let test):
+            return test.kindSets
+        case .not(let child, _):
+            let sets = child.kindSets
+            return (sets.whenFalse, sets.whenTrue)
+        case .and(let children, _):
+            var whenTrue = all, whenFalse = Set<EventKind>()
+            for child in children {
+                let sets = child.kindSets
+                whenTrue.formIntersection(sets.whenTrue)
+                whenFalse.formUnion(sets.whenFalse)
+            }
+            return (whenTrue, whenFalse)
+        case .or(let children, _):
+            var whenTrue = Set<EventKind>(), whenFalse = all
+            for child in children {
+                let sets = child.kindSets
+                whenTrue.formUnion(sets.whenTrue)
+                whenFalse.formIntersection(sets.whenFalse)
+            }
+            return (whenTrue, whenFalse)
+        }
+    }
+
+    func collectFields(into fields: inout Set<String>) {
+        switch self {
+        case .constant: break
+        case .test(let test): fields.insert(test.fieldName)
+        case .not(let child, _): child.collectFields(into: &fields)
+        case .and(let children, _), .or(let children, _):
+            for child in children { child.collectFields(into: &fields) }
+        }
+    }
+}
+
+/// Where a comparison's value comes from.
+enum PlanOperand: Sendable {
+    /// A catalogue field, with its bracket argument.
+    case field(FieldDefinition, argument: String?)
+    /// `proc.aname` without an index: every ancestor's name, parent first (true when any matches).
+    case ancestorNames
+    /// `proc.apid` without an index: every ancestor's pid.
+    case ancestorPIDs
+    /// `evt.type` without transformers: decided per kind (see `EventTypeTest`).
+    case eventType(EventTypeTest)
+}
+
+/// `evt.type` compared with constants. Vigil's exec, fork and exit events each stand for
+/// several syscalls (an exec event is an execve or an execveat), so `=`/`in`/`intersects` are
+/// true when any of the kind's syscall names matches and `!=` when none equals the value;
+/// other operators test the name Vigil reports (execve, clone, procexit). Open events carry
+/// their syscall's name, so they are tested by name. Results are computed when compiling.
+struct EventTypeTest: Sendable {
+    /// The syscall names each kind stands for; the first is the one Vigil reports.
+    static let names: [EventKind: [String]] = [
+        .exec: ["execve", "execveat"],
+        .fork: ["clone", "clone3", "fork", "vfork"],
+        .exit: ["procexit"],
+        .open: ["open", "openat", "openat2", "creat"],
+    ]
+
+    let exec: Bool, fork: Bool, exit: Bool
+    /// The result for each known open syscall name.
+    let open: [(name: String, result: Bool)]
+    /// For an open syscall name not known when compiling.
+    let fallback: ConditionValueTest
+
+    init(op: ComparisonOperator, values: [ByteString], test: ConditionValueTest) {
+        func decide(_ kind: EventKind) -> Bool {
+            let names = (Self.names[kind] ?? []).map { ByteString($0) }
+            switch op {
+            case .equal, .in, .intersects: return names.contains { test.matches(string: $0) }
+            case .notEqual: return !names.contains { values.contains($0) }
+            default: return names.first.map { test.matches(string: $0) } ?? false
+            }
+        }
+        exec = decide(.exec)
+        fork = decide(.fork)
+        exit = decide(.exit)
+        open = (Self.names[.open] ?? []).map { ($0, test.matches(string: ByteString($0))) }
+        fallback = test
+    }
+
+    func evaluate(_ event: Event) -> Bool {
+        switch event.payload {
+        case .exec: return exec
+        case .fork: return fork
+        case .exit: return exit
+        case .open(let o):
+            for entry in open where entry.name == o.syscall { return entry.result }
+            return fallback.matches(string: ByteString(o.syscall))
+        }
+    }
+
+    var kindSets: (whenTrue: Set<EventKind>, whenFalse: Set<EventKind>) {
+        var whenTrue = Set<EventKind>(), whenFalse = Set<EventKind>()
+        for (kind, result) in [(EventKind.exec, exec), (.fork, fork), (.exit, exit)] {
+            if result { whenTrue.insert(kind) } else { whenFalse.insert(kind) }
+        }
+        if open.contains(where: \.result) { whenTrue.insert(.open) }
+        if open.contains(where: { !$0.result }) { whenFalse.insert(.open) }
+        return (whenTrue, whenFalse)
+    }
+}
+
+/// One comparison of the plan.
+struct PlanTest: Sendable {
+    /// The clause's source text.
+    let source: String
+    let operand: PlanOperand
+    /// Applied in order to string values before testing.
+    let transformers: [FieldTransformer]
+    let test: ConditionValueTest
+    /// The field's name (without argument), for `fields`.
+    let fieldName: String
+    /// The kinds that carry the field (empty: all).
+    let fieldKinds: Set<EventKind>
+    /// The comparison as a pushdown predicate; nil when transformed.
+    let predicate: Predicate?
+
+    func evaluate(_ event: Event) -> Bool {
+        switch operand {
+        case .eventType(let table):
+            return table.evaluate(event)
+        case .field(let definition, let argument):
+            guard let value = definition.extract(event, argument) else { return false }
+            guard !transformers.isEmpty else { return test.matches(value) }
+            return test.matches(transform(value))
+        case .ancestorNames:
+            for name in event.process.ancestorNames {
+                let value = transformers.isEmpty ? name : transform(name)
+                if test.matches(string: value) { return true }
+            }
+            return false
+        case .ancestorPIDs:
+            for pid in event.process.ancestorPIDs where test.matches(.uint(UInt64(pid))) { return true }
+            return false
+        }
+    }
+
+    private func transform(_ value: ByteString) -> ByteString {
+        transformers.reduce(value) { $1.apply($0) }
+    }
+
+    private func transform(_ value: FieldValue) -> FieldValue {
+        switch value {
+        case .string(let s): .string(transform(s))
+        case .strings(let list): .strings(list.map { transform($0) })
+        default: value
+        }
+    }
+
+    var kindSets: (whenTrue: Set<EventKind>, whenFalse: Set<EventKind>) {
+        if case .eventType(let table) = operand { return table.kindSets }
+        let all = Set(EventKind.allCases)
+        // A comparison on a field the event lacks is false: only the carrying kinds can make it true.
+        return (fieldKinds.isEmpty ? all : fieldKinds, all)
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import VigilEvents
+
+/// A compiled rule: its definition, condition plan and output template.
+public struct CompiledRule: Sendable {
+    public let rule: Rule
+    public let condition: CompiledCondition
+    public let output: OutputTemplate
+}
+
+/// What the loaded rules let the kernel do for them (kernel pushdown).
+public struct KernelPushdown: Sendable, Equatable {
+    /// Event kinds some rule can match: only their sensors/hooks need to run.
+    public var kinds: Set<EventKind>
+    /// Every rule requires a container (container.id != host, proc.is_container = true, ...).
+    public var containersOnly: Bool
+    /// Every rule requires proc.name to be one of these (nil: no such common restriction).
+    public var comms: Set<String>?
+
+    /// One line per filter, for `vigil rules validate`.
+    public var summary: [String] {
+        var lines = ["event kinds: " + (kinds.isEmpty ? "none" : EventKind.allCases.filter(kinds.contains).map(\.rawValue).joined(separator: ", "))]
+        lines.append("containers only: " + (containersOnly ? "yes (in kernel)" : "no"))
+        lines.append("command names: " + (comms.map { "only " + $0.sorted().joined(separator: ", ") + " (in kernel)" } ?? "all"))
+        return lines
+    }
+}
+
+/// Rules, macros and lists from any number of files, merged in order and compiled: an event
+/// meets only the rules that can match its kind.
+public struct RuleSet: Sendable {
+    /// The enabled rules, in definition order.
+    public let rules: [CompiledRule]
+    /// Rules that are defined but disabled.
+    public let disabled: [String]
+    private let byKind: [EventKind: [Int]]
+    /// Macros and lists after merging (for `vigil rules validate`).
+    public let macroCount: Int, listCount: Int
+
+    /// Merges the files' items in order (append/override, duplicate checks) and compiles.
+    /// - Throws: the first `RuleError`, naming FILE:LINE:COL.
+    public init(files: [(file: String, items: [RuleItem])]) throws(RuleError) {
+        var lists: [String: RuleList] = [:]
+        var macros: [String: RuleMacro] = [:]
+        var rules: [Rule] = []
+        for (_, items) in files {
+            for item in items {
+                switch item {
+                case .list(let list, let merge):
+                    let expanded = list.items.flatMap { lists[$0]?.items ?? [$0] }
+                    if let existing = lists[list.name], merge != .define {
+                        let replace = if case .override(let modes) = merge { modes["items"] == .replace } else { false }
+                        lists[list.name]?.items = replace ? expanded : existing.items + expanded
+                    } else if merge != .define {
+                        throw RuleError(location: list.location, message: "list '\(list.name)' is appended to or overridden but was never defined")
+                    } else {
+                        var defined = list
+                        defined.items = expanded
+                        lists[list.name] = defined
+                    }
+                case .macro(let macro, let merge):
+                    if let existing = macros[macro.name], merge != .define {
+                        let replace = if case .override(let modes) = merge { modes["condition"] == .replace } else { false }
+                        macros[macro.name]?.condition = replace ? macro.condition : existing.condition + " " + macro.condition
+                    } else if merge != .define {
+                        throw RuleError(location: macro.location, message: "macro '\(macro.name)' is appended to or overridden but was never defined")
+                    } else {
+                        macros[macro.name] = macro
+                    }
+                case .rule(let partial, let merge):
+                    try Self.merge(partial, merge, into: &rules)
+                }
+            }
+        }
+        let context = ConditionContext(macros: macros.mapValues { (text: $0.condition, location: $0.location) },
+                                       lists: lists.mapValues(\.items))
+        var compiled: [CompiledRule] = []
+        var disabled: [String] = []
+        for rule in rules {
+            guard rule.enabled else { disabled.append(rule.name); continue }
+            let condition = try ConditionCompiler.compile(rule.effectiveCondition, at: rule.conditionLocation, context: context)
+            let output = try OutputTemplate(rule.output, at: rule.outputLocation)
+            compiled.append(CompiledRule(rule: rule, condition: condition, output: output))
+        }
+        var byKind: [EventKind: [Int]] = [:]
+        for (i, rule) in compiled.enumerated() {
+            for kind in rule.condition.kinds { byKind[kind, default: []].append(i) }
+        }
+        self.rules = compiled
+        self.disabled = disabled
+        self.byKind = byKind
+        self.macroCount = macros.count
+        self.listCount = lists.count
+    }
+
+    private static func merge(_ partial: PartialRule, _ merge: Merge, into rules: inout [Rule]) throws(RuleError) {
+        let index = rules.firstIndex { $0.name == partial.name }
+        guard let index else {
+            if merge != .define {
+                throw RuleError(location: partial.location, message: "rule '\(partial.name)' is appended to or overridden but was never defined")
+            }
+            if partial.condition == nil, partial.enabled != nil {
+                throw RuleError(location: partial.location, message: "rule '\(partial.name)' is enabled/disabled but was never defined")
+            }
+            guard let condition = partial.condition else {
+                throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no condition")
+            }
+            guard let output = partial.output else { throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no output") }
+            guard let priority = partial.priority else { throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no priority") }
+            rules.append(Rule(name: partial.name, description: partial.description ?? "", condition: condition.text,
+                              conditionLocation: condition.location, output: output.text, outputLocation: output.location,
+                              priority: priority, tags: partial.tags ?? [], enabled: partial.enabled ?? true,
+                              exceptions: partial.exceptions ?? [], actions: partial.actions ?? [], location: partial.location))
+            return
+        }
+        if merge == .define {
+            // Falco's way of switching a rule off: only `enabled:` with the name.
+            if partial.condition == nil, partial.output == nil, let enabled = partial.enabled {
+                rules[index].enabled = enabled
+                return
+            }
+            let first = rules[index].location
+            throw RuleError(location: partial.location,
+                            message: "duplicate rule '\(partial.name)' (first defined at \(first.file):\(first.line)); use override or append to change it")
+        }
+        func mode(_ key: String) -> OverrideMode? {
+            switch merge {
+            case .append: return .append
+            case .override(let modes): return modes[key]
+            case .define: return nil
+            }
+        }
+        var rule = rules[index]
+        if let c = partial.condition, let m = mode("condition") {
+            rule.condition = m == .replace ? c.text : "(\(rule.condition)) \(c.text)"
+            if m == .replace { rule.conditionLocation = c.location }
+        }
+        if let o = partial.output, let m = mode("output") { rule.output = m == .replace ? o.text : rule.output + " " + o.text }
+        if let d = partial.description, let m = mode("desc") { rule.description = m == .replace ? d : rule.description + " " + d }
+        if let p = partial.priority, mode("priority") != nil { rule.priority = p }
+        if let t = partial.tags, let m = mode("tags") { rule.tags = m == .replace ? t : rule.tags + t }
+        if let e = partial.exceptions, let m = mode("exceptions") { rule.exceptions = m == .replace ? e : rule.exceptions + e }
+        if let a = partial.actions, let m = mode("actions") { rule.actions = m == .replace ? a : rule.actions + a }
+        if let enabled = partial.enabled, mode("enabled") != nil || merge == .append { rule.enabled = enabled }
+        rules[index] = rule
+    }
+
+    /// Calls `body` for every rule whose condition matches `event` (only rules that can match
+    /// its kind are evaluated).
+    @inline(__always)
+    public func forEachMatch(_ event: Event, _ body: (CompiledRule) throws -> Void) rethrows {
+        guard let indexes = byKind[event.kind] else { return }
+        for i in indexes where rules[i].condition.matches(event) { try body(rules[i]) }
+    }
+
+    /// The rules that match `event`.
+    public func matches(_ event: Event) -> [CompiledRule] {
+        var found: [CompiledRule] = []
+        forEachMatch(event) { found.append($0) }
+        return found
+    }
+
+    /// What the kernel can do for these rules.
+    public var pushdown: KernelPushdown {
+        let kinds = Set(rules.flatMap(\.condition.kinds))
+        let containersOnly = !rules.isEmpty && rules.allSatisfy { rule in
+            rule.condition.conjuncts.contains { p in
+                (p.field == "container.id" && p.op == "!=" && p.values == ["host"] && !p.negated)
+                    || (p.field == "proc.is_container" && p.op == "=" && p.values == ["true"] && !p.negated)
+                    || (p.field == "container.id" && p.op == "=" && p.values == ["host"] && p.negated)
+            }
+        }
+        var comms: Set<String>? = nil
+        for rule in rules {
+            let names = rule.condition.conjuncts.first { p in
+                p.field == "proc.name" && !p.negated && (p.op == "=" || p.op == "in")
+            }.map { Set($0.values) }
+            guard let names else { comms = nil; break }
+            comms = (comms ?? []).union(names)
+        }
+        if rules.isEmpty { comms = nil }
+        return KernelPushdown(kinds: kinds, containersOnly: containersOnly, comms: comms)
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import VigilEvents
+import VigilRules
+import VigilSensors
+import VigilTestSupport
+import XCTest
+
+/// Every default rule triggered for real (in a container where it is about containers), and a
+/// benign look-alike that must not trigger it.
+final class DefaultRulesTests: XCTestCase {
+    private static let rules = Result { try RuleFiles.ruleSet(paths: []) }
+
+    /// The alerts of `rule` raised by what `work` does.
+    private func alerts(_ rule: String, metadata: Bool = false, _ work: () throws -> Void) throws -> [(event: Event, output: String)] {
+        let set = try Self.rules.get()
+        XCTAssertTrue(set.rules.contains { $0.rule.name == rule }, "no rule named \(rule)")
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        let harness = try TraceHarness(filter: filter, metadata: metadata)
+        let events = try harness.collect(work)
+        return events.flatMap { event in set.matches(event).filter { $0.rule.name == rule }.map { (event, $0.output.render(event)) } }
+    }
+
+    private func sh(_ script: String, cwd: String? = nil) throws { try runProgram("/bin/sh", ["-c", script], cwd: cwd) }
+
+    private func dockerExec(_ container: DockerTestEngine.Container, _ script: String) {
+        _ = DockerTestEngine.run(["docker", "exec", container.name, "sh", "-c", script])
+    }
+
+    /// Runs one program in the container with no shell in between (busybox's shell runs its
+    /// applets in-process, without an exec).
+    private func dockerRun(_ container: DockerTestEngine.Container, _ argv: String...) {
+        _ = DockerTestEngine.run(["docker", "exec", container.name] + argv)
+    }
+
+    func testShellStartedInAContainer() throws {
+        let container = try DockerTestEngine.startContainer(for: self)
+        let hits = try alerts("Shell started in a container", metadata: true) { dockerExec(container, "true") }
+        let hit = try XCTUnwrap(hits.first)
+        XCTAssertTrue(hit.output.contains("container=\(container.name)"), hit.output)
+        XCTAssertTrue(hit.output.contains("image=\(DockerTestEngine.image)"), hit.output)
+        XCTAssertTrue(try alerts("Shell started in a container") { try sh("true") }.isEmpty, "a shell on the host")
+    }
+
+    func testSensitiveFileRead() throws {
+        let dir = try temporaryDirectory()
+        FileManager.default.createFile(atPath: dir + "/id_ed25519", contents: Data("key".utf8))
+        FileManager.default.createFile(atPath: dir + "/id_ed25519.pub", contents: Data("pub".utf8))
+        let hits = try alerts("Sensitive file read") { try sh("cat /etc/shadow >/dev/null; cat id_ed25519 >/dev/null", cwd: dir) }
+        XCTAssertTrue(hits.contains { $0.event.open?.path == "/etc/shadow" && $0.event.comm == "cat" })
+        XCTAssertTrue(hits.contains { $0.event.open?.path.string == dir + "/id_ed25519" })
+        let benign = try alerts("Sensitive file read") { try sh("cat /etc/passwd >/dev/null; cat id_ed25519.pub >/dev/null", cwd: dir) }
+        XCTAssertTrue(benign.isEmpty, "\(benign.map(\.output))")
+    }
+
+    func testWriteBelowASystemDirectory() throws {
+        let name = "/usr/local/bin/vigil-test-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: name) }
+        let hits = try alerts("Write below a system directory") { try sh("echo x > \(name)") }
+        XCTAssertTrue(hits.contains { $0.event.open?.path.string == name }, "\(hits.map(\.output))")
+        let dir = try temporaryDirectory()
+        let benign = try alerts("Write below a system directory") { try sh("mkdir -p usr/bin && echo x > usr/bin/tool", cwd: dir) }
+        XCTAssertTrue(benign.isEmpty, "a relative usr/bin below /tmp: \(benign.map(\.output))")
+    }
+
+    func testPackageManagerRunInAContainer() throws {
+        let container = try DockerTestEngine.startContainer(for: self)
+        dockerRun(container, "/bin/busybox", "ln", "-sf", "/bin/busybox", "/bin/dpkg")
+        let hits = try alerts("Package manager run in a container", metadata: true) { dockerRun(container, "dpkg", "--help") }
+        XCTAssertTrue(hits.contains { $0.event.comm == "dpkg" && $0.event.container.fullID == container.id }, "\(hits.map(\.output))")
+        let benign = try alerts("Package manager run in a container") { try sh("dpkg --version >/dev/null 2>&1 || true") }
+        XCTAssertTrue(benign.isEmpty, "dpkg on the host is not in a container")
+    }
+
+    func testNetworkToolRunInAContainer() throws {
+        let container = try DockerTestEngine.startContainer(for: self)
+        dockerRun(container, "/bin/busybox", "ln", "-sf", "/bin/busybox", "/bin/nc")
+        let hits = try alerts("Network tool run in a container", metadata: true) { dockerRun(container, "nc", "--help") }
+        XCTAssertTrue(hits.contains { $0.event.comm == "nc" }, "\(hits.map(\.output))")
+        dockerRun(container, "/bin/busybox", "ln", "-sf", "/bin/busybox", "/bin/ncdu")
+        let benign = try alerts("Network tool run in a container", metadata: true) { dockerRun(container, "ncdu", "--help") }
+        XCTAssertTrue(benign.isEmpty, "ncdu is not a network tool: \(benign.map(\.output))")
+    }
+
+    func testDownloadedScriptPipedIntoAShell() throws {
+        let hits = try alerts("Downloaded script piped into a shell") { try sh("curl -s http://127.0.0.1:9/x 2>/dev/null | sh") }
+        XCTAssertFalse(hits.isEmpty)
+        let benign = try alerts("Downloaded script piped into a shell") { try sh("echo curl | cat >/dev/null") }
+        XCTAssertTrue(benign.isEmpty, "\(benign.map(\.output))")
+    }
+
+    func testMemoryOrEnvironmentOfAnotherProcessRead() throws {
+        let hits = try alerts("Memory or environment of another process read") {
+            try sh("sleep 2 & cat /proc/$!/environ >/dev/null; kill $!")
+        }
+        XCTAssertTrue(hits.contains { $0.event.open?.path.string.hasSuffix("/environ") == true }, "\(hits.map(\.output))")
+        let benign = try alerts("Memory or environment of another process read") {
+            try sh("cat /proc/self/environ >/dev/null; exec cat /proc/$$/environ >/dev/null")
+        }
+        XCTAssertTrue(benign.isEmpty, "its own environment: \(benign.map(\.output))")
+    }
+
+    func testScheduledTaskOrSystemdUnitChanged() throws {
+        try FileManager.default.createDirectory(atPath: "/etc/cron.d", withIntermediateDirectories: true)
+        let name = "/etc/cron.d/vigil-test-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: name) }
+        let hits = try alerts("Scheduled task or systemd unit changed") { try sh("echo '* * * * * root true' > \(name)") }
+        XCTAssertTrue(hits.contains { $0.event.open?.path.string == name }, "\(hits.map(\.output))")
+        let dir = try temporaryDirectory()
+        let benign = try alerts("Scheduled task or systemd unit changed") { try sh("mkdir -p etc/cron.d && echo x > etc/cron.d/job", cwd: dir) }
+        XCTAssertTrue(benign.isEmpty, "\(benign.map(\.output))")
+    }
+
+    func testShellHistoryDeletedOrTruncated() throws {
+        let dir = try temporaryDirectory()
+        FileManager.default.createFile(atPath: dir + "/.zsh_history", contents: Data("ls".utf8))
+        let hits = try alerts("Shell history deleted or truncated") { try sh(": > .bash_history; rm .zsh_history", cwd: dir) }
+        XCTAssertTrue(hits.contains { $0.event.kind == .open }, "truncation: \(hits.map(\.output))")
+        XCTAssertTrue(hits.contains { $0.event.comm == "rm" }, "deletion: \(hits.map(\.output))")
+        let benign = try alerts("Shell history deleted or truncated") { try sh("cat .bash_history; : > .bash_history.bak", cwd: dir) }
+        XCTAssertTrue(benign.isEmpty, "\(benign.map(\.output))")
+    }
+
+    func testFileInATemporaryDirectoryExecuted() throws {
+        let dir = try temporaryDirectory()
+        try FileManager.default.copyItem(atPath: "/bin/true", toPath: dir + "/dropper")
+        let hits = try alerts("File in a temporary directory executed") { try runProgram(dir + "/dropper", []) }
+        XCTAssertTrue(hits.contains { $0.event.process.executablePath?.string == dir + "/dropper" }, "\(hits.map(\.output))")
+        let benign = try alerts("File in a temporary directory executed") { try runProgram("/bin/true", [], cwd: dir) }
+        XCTAssertTrue(benign.isEmpty, "run from /tmp as cwd, but not from a file there")
+    }
+}

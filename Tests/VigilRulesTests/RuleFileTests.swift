@@ -1,0 +1,178 @@
+import VigilEvents
+import VigilRules
+import XCTest
+
+/// Loading YAML and bpfd TOML rule files, merging and errors with positions.
+final class RuleFileTests: XCTestCase {
+    static let seedTOML = """
+    program = "exec"
+    [filterEvents]
+    [filterEvents.command]
+    values = ["sshd", "dbus-daemon-lau", "ping", "ping6", "critical-stack-", "pmmcli", "filemng", "PassengerAgent", "bwrap", "osdetect", "nginxmng", "sw-engine-fpm", "start-stop-daem"]
+    containerRuntimes = ["docker","kube"]
+    """
+
+    private func expectError(_ body: () throws -> Void, _ position: String, _ fragment: String,
+                             file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            try body()
+            XCTFail("expected an error at \(position)", file: file, line: line)
+        } catch let error as RuleError {
+            let text = "\(error)"
+            XCTAssertTrue(text.hasPrefix(position + ":"), "position: \(text)", file: file, line: line)
+            XCTAssertTrue(text.contains(fragment), "message: \(text)", file: file, line: line)
+        } catch {
+            XCTFail("not a RuleError: \(error)", file: file, line: line)
+        }
+    }
+
+    private func exec(_ comm: String, runtime: String = "host", args: [ByteString] = []) -> Event {
+        var e = Event(bootTimeNs: 0, timeNs: 0, cgroupID: 0, pid: 5, tid: 5, ppid: 1, uid: 0, gid: 0, cpu: 0, mountNamespace: 0,
+                      pidNamespace: 0, comm: ByteString(comm),
+                      payload: .exec(.init(filename: ByteString("/usr/sbin/\(comm)"), executablePath: ByteString("/usr/sbin/\(comm)"),
+                                           arguments: args, argumentsTruncated: false, cwd: "/", tty: "", ttyNumber: 0, loginUID: 0, startTimeNs: 0)))
+        if runtime != "host" {
+            e.container = ContainerContext(fullID: String(repeating: "a", count: 64), runtime: runtime, name: "c", image: "i", labels: [:], podUID: "")
+        }
+        e.process.arguments = args
+        return e
+    }
+
+    func testTheSeedBpfdRuleLoadsUnchangedAndKeepsBpfdMeaning() throws {
+        let rule = try BpfdRules.load(Self.seedTOML, file: "/etc/vigil/rules.d/seed.toml")
+        XCTAssertEqual(rule.name, "seed", "the file name without .toml")
+        XCTAssertTrue(rule.condition.hasPrefix("evt.type = execve and (proc.name contains sshd or proc.name contains dbus-daemon-lau"))
+        XCTAssertTrue(rule.condition.hasSuffix("and container.runtime in (docker, kube)"))
+        let set = try RuleSet(files: [("seed.toml", [RuleFiles.ruleItem(rule)])])
+        XCTAssertEqual(set.matches(exec("sshd", runtime: "docker")).map(\.rule.name), ["seed"])
+        XCTAssertEqual(set.matches(exec("xsshdx", runtime: "kube")).count, 1, "substring match")
+        XCTAssertTrue(set.matches(exec("sshd")).isEmpty, "on the host: runtime must match exactly")
+        XCTAssertTrue(set.matches(exec("sshd", runtime: "podman")).isEmpty)
+        XCTAssertTrue(set.matches(exec("bash", runtime: "docker")).isEmpty)
+        XCTAssertEqual(set.pushdown.kinds, [.exec])
+    }
+
+    func testBpfdVariants() throws {
+        let noFilter = try BpfdRules.load("tracer = \"open\"\nname = \"all-opens\"\nactions = [\"stdout\"]\n", file: "x.toml")
+        XCTAssertEqual(noFilter.name, "all-opens")
+        XCTAssertEqual(noFilter.actions, ["stdout"])
+        XCTAssertEqual(noFilter.condition, "evt.type in (open, openat, openat2)", "no filters: every event of the program")
+        let files = try BpfdRules.load("""
+        tracer = "open"
+        [filterEvents]
+          [filterEvents.filename]
+          values = ["/etc/shadow", "/etc/sudoers"]
+          [filterEvents.command]
+          values = ["cat"]
+        """, file: "password_files.toml")
+        XCTAssertEqual(files.condition, "evt.type in (open, openat, openat2) and (fd.name contains /etc/shadow or fd.name contains /etc/sudoers or proc.name contains cat)")
+    }
+
+    func testBpfdErrorsNameTheLineAndTheValidKeys() {
+        expectError({ _ = try BpfdRules.load("program = \"exec\"\n[filterEvents.comand]\nvalues = [\"x\"]\n", file: "r.toml") },
+                    "r.toml:2:15", "unknown key 'comand' for program exec (valid: argv, command, containerRuntimes)")
+        expectError({ _ = try BpfdRules.load("program = \"bashreadline\"\n", file: "r.toml") }, "r.toml:1:11", "not available in Vigil")
+        expectError({ _ = try BpfdRules.load("program = exec\n", file: "r.toml") }, "r.toml:1:11", "strings need quotes")
+        expectError({ _ = try BpfdRules.load("program = \"exec\"\nvalues = [\"a\"\n", file: "r.toml") }, "r.toml:3:1", "expected ',' or ']'")
+        expectError({ _ = try BpfdRules.load("[filterEvents.command]\nvalues = []\n", file: "r.toml") }, "r.toml:1:1", "missing 'program'")
+        expectError({ _ = try BpfdRules.load("program = \"exec\"\ncontainerRuntimes = [\"dokker\"]\n", file: "r.toml") }, "r.toml:1:1", "unknown container runtime 'dokker'")
+    }
+
+    func testConvertPrintsYAMLThatMeansTheSame() throws {
+        let rule = try BpfdRules.load(Self.seedTOML, file: "seed.toml")
+        let yaml = BpfdRules.yaml(rule)
+        let items = try YAMLRules.load(yaml, file: "converted.yaml")
+        let set = try RuleSet(files: [("converted.yaml", items)])
+        XCTAssertEqual(set.rules.first?.rule.condition, rule.condition)
+        XCTAssertEqual(set.matches(exec("sshd", runtime: "docker")).count, 1)
+    }
+
+    func testYAMLLocationsPointIntoTheFile() throws {
+        let yaml = """
+        - list: l
+          items: [a, b]
+
+        - rule: r
+          desc: d
+          condition: >
+            evt.type = execve and
+            proc.name in (l)
+          output: "x %proc.name"
+          priority: info
+        """
+        let items = try YAMLRules.load(yaml, file: "f.yaml")
+        XCTAssertEqual(items.count, 2)
+        guard case .rule(let rule, .define) = items[1] else { return XCTFail("second item is a rule") }
+        XCTAssertEqual(rule.location, SourceLocation(file: "f.yaml", line: 4, column: 9))
+        XCTAssertEqual(rule.condition?.location, SourceLocation(file: "f.yaml", line: 7, column: 5), "block scalar: the next line")
+        XCTAssertEqual(rule.output?.location, SourceLocation(file: "f.yaml", line: 9, column: 12), "after the quote")
+        XCTAssertEqual(rule.priority, .informational)
+    }
+
+    func testYAMLErrors() {
+        expectError({ _ = try YAMLRules.load("- rule: a\n  condition: [unclosed\n", file: "f.yaml") }, "f.yaml:3:1", "YAML")
+        expectError({ _ = try YAMLRules.load("- rule: a\n  conditon: x\n", file: "f.yaml") }, "f.yaml:2:3", "unknown key 'conditon' in a rule")
+        expectError({ _ = try YAMLRules.load("- rule: a\n  priority: urgent\n", file: "f.yaml") }, "f.yaml:2:13", "unknown priority 'urgent'")
+        expectError({ _ = try YAMLRules.load("rule: a\n", file: "f.yaml") }, "f.yaml:1:1", "YAML sequence")
+        expectError({ _ = try RuleSet(files: [("f.yaml", try YAMLRules.load("- rule: a\n  desc: x\n", file: "f.yaml"))]) }, "f.yaml:1:9", "has no condition")
+    }
+
+    private let base = """
+    - list: shells
+      items: [sh, bash]
+    - macro: spawned
+      condition: evt.type = execve
+    - rule: shell
+      desc: a shell
+      condition: spawned and proc.name in (shells)
+      output: "shell %proc.name"
+      priority: WARNING
+    """
+
+    func testMergingAcrossFiles() throws {
+        let baseItems = try YAMLRules.load(base, file: "base.yaml")
+        func set(_ extra: String) throws -> RuleSet {
+            try RuleSet(files: [("base.yaml", baseItems), ("extra.yaml", try YAMLRules.load(extra, file: "extra.yaml"))])
+        }
+        XCTAssertEqual(try set("- list: shells\n  items: [zsh]\n  append: true\n").matches(exec("zsh")).count, 1, "list append")
+        XCTAssertEqual(try set("- list: shells\n  items: [zsh]\n  override:\n    items: replace\n").matches(exec("sh")).count, 0, "list replace")
+        XCTAssertEqual(try set("- rule: shell\n  condition: and user.uid = 1\n  append: true\n").matches(exec("sh")).count, 0, "condition append")
+        XCTAssertEqual(try set("- rule: shell\n  condition: evt.type = execve and proc.name = nc\n  override:\n    condition: replace\n").matches(exec("nc")).count, 1)
+        XCTAssertEqual(try set("- rule: shell\n  enabled: false\n").rules.count, 0, "switched off")
+        XCTAssertEqual(try set("- rule: shell\n  enabled: false\n").disabled, ["shell"])
+        let exceptions = try set("""
+        - rule: shell
+          exceptions:
+            - name: allowed
+              fields: [proc.name, user.uid]
+              comps: [=, =]
+              values:
+                - [bash, 0]
+          override:
+            exceptions: append
+        """)
+        XCTAssertEqual(exceptions.matches(exec("bash")).count, 0, "excepted")
+        XCTAssertEqual(exceptions.matches(exec("sh")).count, 1)
+        expectError({ _ = try set("- rule: shell\n  desc: again\n  condition: evt.type = execve\n  output: x\n  priority: INFO\n") },
+                    "extra.yaml:1:9", "duplicate rule 'shell' (first defined at base.yaml:5)")
+        expectError({ _ = try set("- macro: nope\n  condition: x\n  append: true\n") }, "extra.yaml:2:14", "never defined")
+    }
+
+    func testOutputTemplates() throws {
+        let template = try OutputTemplate("user=%user.name cmd=%proc.cmdline a2=%proc.aname[2] %container.info res=%evt.res.", at: SourceLocation(file: "f", line: 3, column: 11))
+        var event = exec("ls", args: ["ls", "-l"])
+        event.process.userName = "root"
+        XCTAssertEqual(template.render(event), "user=root cmd=ls -l a2=<NA> container_id=host container_name=host res=<NA>.")
+        expectError({ _ = try OutputTemplate("x %proc.nmae y", at: SourceLocation(file: "f", line: 3, column: 11)) }, "f:3:13", "did you mean '%proc.name'")
+    }
+
+    func testTheDefaultRulesetCompiles() throws {
+        let set = try RuleFiles.ruleSet(paths: [])
+        XCTAssertGreaterThanOrEqual(set.rules.count, 10)
+        XCTAssertEqual(set.pushdown.kinds, [.exec, .open])
+        for rule in set.rules {
+            XCTAssertFalse(rule.rule.tags.filter { $0.hasPrefix("T1") }.isEmpty, "\(rule.rule.name) has a MITRE technique tag")
+            XCTAssertTrue(rule.rule.output.contains("%container"), "\(rule.rule.name) names the container")
+        }
+    }
+}
