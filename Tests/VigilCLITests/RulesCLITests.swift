@@ -1,0 +1,76 @@
+import Foundation
+import VigilTestSupport
+import XCTest
+
+/// `vigil rules validate|test|convert`, with events recorded by `vigil trace -o json`.
+final class RulesCLITests: XCTestCase {
+    private func write(_ text: String, _ name: String) throws -> String {
+        let dir = try temporaryDirectory()
+        let path = dir + "/" + name
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testValidateReportsPositionsAndSummaries() throws {
+        let bad = try write("- rule: r\n  desc: d\n  condition: evt.type = execve and proc.nme = bash\n  output: x\n  priority: INFO\n", "bad.yaml")
+        let failed = try CLITests.vigil(["rules", "validate", bad])
+        XCTAssertNotEqual(failed.status, 0)
+        XCTAssertTrue(failed.stderr.hasPrefix("\(bad):3:"), failed.stderr)
+        XCTAssertTrue(failed.stderr.contains("did you mean 'proc.name'"), failed.stderr)
+
+        let good = try write("- rule: r\n  desc: d\n  condition: evt.type = execve and container and proc.name = bash\n  output: x\n  priority: INFO\n", "good.yaml")
+        let ok = try CLITests.vigil(["rules", "validate", good])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertTrue(ok.stdout.contains("rule \"r\" [INFORMATIONAL] on exec"), ok.stdout)
+        XCTAssertTrue(ok.stdout.contains("event kinds: exec, open"), "with the defaults: \(ok.stdout)")
+        let alone = try CLITests.vigil(["rules", "validate", "--without-defaults", good])
+        XCTAssertNotEqual(alone.status, 0, "the 'container' macro comes from the defaults")
+        XCTAssertTrue(alone.stderr.contains("container"), alone.stderr)
+    }
+
+    func testConvertPrintsTheYAMLRule() throws {
+        let seed = try write(RuleFileTestsSeed.text, "seed.toml")
+        let result = try CLITests.vigil(["rules", "convert", seed])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.hasPrefix("- rule: \"seed\""), result.stdout)
+        XCTAssertTrue(result.stdout.contains("container.runtime in (docker, kube)"))
+    }
+
+    /// The seed bpfd rule matches an sshd exec inside a Docker container and not one on the host,
+    /// replayed from a real recording.
+    func testSeedRuleOnRecordedEvents() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF)
+        let container = try DockerTestEngine.startContainer(for: self)
+        _ = DockerTestEngine.run(["docker", "exec", container.name, "/bin/busybox", "ln", "-sf", "/bin/busybox", "/bin/sshd"])
+        let dir = try temporaryDirectory()
+        try FileManager.default.copyItem(atPath: "/bin/true", toPath: dir + "/sshd")
+        let events = dir + "/events.jsonl"
+        let trace = try CLITests.vigil(["trace", "-o", "json", "--event", "exec", "--comm", "sshd", "--output", events],
+                                       signal: SIGINT, afterStart: 1.5) { _ in
+            _ = DockerTestEngine.run(["docker", "exec", container.name, "sshd", "-V"])
+            try runProgram(dir + "/sshd", [])
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        XCTAssertEqual(trace.status, 0, trace.stderr)
+        let seed = try write(RuleFileTestsSeed.text, "seed.toml")
+        let result = try CLITests.vigil(["rules", "test", "--without-defaults", seed, "--events", events, "--explain", "seed"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        let inContainer = try XCTUnwrap(lines.firstIndex { $0.contains("exec sshd") && $0.hasSuffix("\"seed\"") }, result.stdout)
+        XCTAssertTrue(lines[inContainer + 1].contains("container=\(container.id.prefix(12))"), lines[inContainer + 1])
+        let onHost = try XCTUnwrap(lines.firstIndex { $0.contains("exec sshd") && $0.hasSuffix("no rule matched") }, result.stdout)
+        XCTAssertTrue(lines[onHost + 1].contains("failed at:") && lines[onHost + 1].contains("container.runtime"), lines[onHost + 1])
+        XCTAssertTrue(result.stdout.contains("1 of 2 events matched a rule"), result.stdout)
+    }
+}
+
+/// The seed bpfd rule of the rules issue, unchanged.
+enum RuleFileTestsSeed {
+    static let text = """
+    program = "exec"
+    [filterEvents]
+    [filterEvents.command]
+    values = ["sshd", "dbus-daemon-lau", "ping", "ping6", "critical-stack-", "pmmcli", "filemng", "PassengerAgent", "bwrap", "osdetect", "nginxmng", "sw-engine-fpm", "start-stop-daem"]
+    containerRuntimes = ["docker","kube"]
+    """
+}
