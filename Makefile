@@ -42,11 +42,15 @@ test-kernels: ## the variant chains on Debian's 6.1 and 6.12 kernels under qemu
 	@scripts/setup.sh --test
 	scripts/test-kernels.sh
 
-bench: ## benchmarks; replaces the generated blocks of BENCHMARKS.md
+bench: ## benchmarks (ring, sensors vs peers, rules); replaces the generated blocks of BENCHMARKS.md
 	@scripts/setup.sh --bench
-	$(SWIFT) build -c release --product vigil-bench
+	$(SWIFT) build -c release --product vigil-bench --product vigil-rules-bench --product vigil
 	.build/release/vigil-bench > .build/bench-ring.md
 	scripts/bench-section.sh vigil-bench .build/bench-ring.md
+	scripts/bench-sensors.sh > .build/bench-sensors.md
+	scripts/bench-section.sh sensors .build/bench-sensors.md
+	.build/release/vigil-rules-bench > .build/bench-rules.md
+	scripts/bench-section.sh rules .build/bench-rules.md
 
 clean:
 	rm -rf .build

@@ -68,6 +68,11 @@ let package = Package(
             dependencies: ["VigilBPF", "VigilSensors", "CVigilABI"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"])]
         ),
+        // make bench: rules evaluation per event and compilation time.
+        .executableTarget(
+            name: "vigil-rules-bench",
+            dependencies: ["VigilRules", "VigilEvents", "VigilSensors", "VigilEnrichment", "VigilBPF"]
+        ),
         // cgroup -> container id/runtime/pod, and runtime APIs (Docker Engine) for names and images.
         // Pure parsing plus a socket client: no libbpf.
         .target(name: "VigilContainers"),

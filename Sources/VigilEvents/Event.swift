@@ -12,8 +12,8 @@ public enum EventKind: String, Sendable, CaseIterable, Codable {
 /// One event from a sensor: the common header fields, the kind-specific payload, and what
 /// enrichment adds (process ancestry, user, container).
 public struct Event: Sendable {
-    /// The kind.
-    public var kind: EventKind { payload.kind }
+    /// The kind (kept with the payload: rules read it per event).
+    public private(set) var kind: EventKind
     /// Nanoseconds since boot (CLOCK_BOOTTIME), as the kernel stamped it.
     public var bootTimeNs: UInt64
     /// Nanoseconds since the Unix epoch (boot time converted with the clock offset at start).
@@ -31,7 +31,7 @@ public struct Event: Sendable {
     /// The task's command name (at most 15 bytes).
     public var comm: ByteString
     /// The kind-specific part.
-    public var payload: Payload
+    public var payload: Payload { didSet { kind = payload.kind } }
     /// Added by enrichment: the process as the process table knows it.
     public var process = ProcessContext()
     /// Added by enrichment: the container the task runs in (`host` when none).
@@ -49,6 +49,7 @@ public struct Event: Sendable {
         self.mountNamespace = mountNamespace; self.pidNamespace = pidNamespace
         self.comm = comm
         self.payload = payload
+        self.kind = payload.kind
     }
 }
 
@@ -147,7 +148,13 @@ public enum Payload: Sendable {
         /// The name as given to the syscall.
         public var name: ByteString
         /// The absolute path: the name resolved against cwd or dirfd, `.` and `..` folded.
-        public var path: ByteString
+        public var path: ByteString {
+            didSet { (directory, filename) = (PathParts.directory(path), PathParts.filename(path)) }
+        }
+        /// The directory part of `path` (fd.directory), computed once.
+        public private(set) var directory: ByteString = ""
+        /// The last component of `path` (fd.filename), computed once.
+        public private(set) var filename: ByteString = ""
         /// Open flags (O_*), as given.
         public var flags: UInt32
         /// Creation mode.
@@ -169,6 +176,8 @@ public enum Payload: Sendable {
             self.mode = mode
             self.dirfd = dirfd
             self.result = result
+            self.directory = PathParts.directory(path)
+            self.filename = PathParts.filename(path)
         }
     }
 }
@@ -205,17 +214,29 @@ public struct ProcessContext: Sendable {
 /// The container an event's task runs in.
 public struct ContainerContext: Sendable, Equatable {
     /// Full id (64 hex for most runtimes), empty for the host.
-    public var fullID: String
-    /// Runtime name: docker, containerd, crio, podman, kube, lxc, nspawn, garden or host.
-    public var runtime: String
+    public var fullID: String { didSet { refreshBytes() } }
+    /// Runtime name: docker, containerd, crio, podman, kube, lxc, nspawn, garden, host or unknown.
+    public var runtime: String { didSet { refreshBytes() } }
     /// Container name, empty when unknown.
-    public var name: String
+    public var name: String { didSet { refreshBytes() } }
     /// Image, empty when unknown.
-    public var image: String
+    public var image: String { didSet { refreshBytes() } }
     /// Labels.
     public var labels: [String: String]
     /// The Kubernetes pod uid, when derivable.
     public var podUID: String
+
+    /// The same texts as bytes, made once per container (fields read them per event).
+    public private(set) var idBytes: ByteString = "", fullIDBytes: ByteString = "", runtimeBytes: ByteString = ""
+    public private(set) var nameBytes: ByteString = "", imageBytes: ByteString = ""
+
+    private mutating func refreshBytes() {
+        idBytes = ByteString(id)
+        fullIDBytes = ByteString(fullID)
+        runtimeBytes = ByteString(runtime)
+        nameBytes = ByteString(name)
+        imageBytes = ByteString(image)
+    }
 
     /// The host (no container).
     public static let host = ContainerContext(fullID: "", runtime: "host", name: "host", image: "", labels: [:], podUID: "")
@@ -227,6 +248,12 @@ public struct ContainerContext: Sendable, Equatable {
     public init(fullID: String, runtime: String, name: String, image: String, labels: [String: String], podUID: String) {
         self.fullID = fullID; self.runtime = runtime; self.name = name
         self.image = image; self.labels = labels; self.podUID = podUID
+        refreshBytes()
+    }
+
+    public static func == (a: ContainerContext, b: ContainerContext) -> Bool {
+        a.fullID == b.fullID && a.runtime == b.runtime && a.name == b.name && a.image == b.image
+            && a.labels == b.labels && a.podUID == b.podUID
     }
 
     /// The 12-character id (Falco's container.id), `host`, or `unknown` for an unidentified one.

@@ -62,19 +62,14 @@ public enum Fields {
 
     static let eventFields: [FieldDefinition] = [
         .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2.") { e, _ in
-            switch e.payload {
-            case .exec: str("execve")
-            case .fork: str("clone")
-            case .exit: str("procexit")
-            case .open(let o): str(o.syscall)
-            }
+            .string(Names.eventType(e))
         },
-        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open (`vigil trace --event`).") { e, _ in str(e.kind.rawValue) },
+        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open (`vigil trace --event`).") { e, _ in .string(Names.kind[e.kind]!) },
         .init("evt.time", .string, "Time of the event, ISO 8601 UTC with nanoseconds.") { e, _ in str(Timestamp.iso8601(e.timeNs)) },
         .init("evt.rawtime", .uint, "Time of the event, nanoseconds since the Unix epoch.") { e, _ in .uint(e.timeNs) },
         .init("evt.res", .string, [.open], "SUCCESS, or the error name (ENOENT, EACCES, ...) when the call failed.") { e, _ in
             guard case .open(let o) = e.payload else { return nil }
-            return str(o.result >= 0 ? "SUCCESS" : ErrnoNames.name(Int32(-o.result)))
+            return .string(o.result >= 0 ? Names.success : ErrnoNames.bytes(Int32(-o.result)))
         },
         .init("evt.rawres", .int, [.open, .fork], "The raw result: the fd or -errno of an open, the child pid of a fork.") { e, _ in
             switch e.payload {
@@ -176,8 +171,8 @@ public enum Fields {
             open(e).map { .string($0.path) }
         },
         .init("fd.nameraw", .string, [.open], "The name exactly as passed to the syscall.") { e, _ in open(e).map { .string($0.name) } },
-        .init("fd.directory", .string, [.open], "The directory part of fd.name.") { e, _ in open(e).map { .string(PathParts.directory($0.path)) } },
-        .init("fd.filename", .string, [.open], "The last component of fd.name.") { e, _ in open(e).map { .string(PathParts.filename($0.path)) } },
+        .init("fd.directory", .string, [.open], "The directory part of fd.name.") { e, _ in open(e).map { .string($0.directory) } },
+        .init("fd.filename", .string, [.open], "The last component of fd.name.") { e, _ in open(e).map { .string($0.filename) } },
         .init("fd.flags", .string, [.open], "Open flags, e.g. O_RDONLY|O_CLOEXEC.") { e, _ in open(e).map { str(OpenFlags.describe($0.flags)) } },
         .init("fd.rawflags", .uint, [.open], "Open flags as a number.") { e, _ in open(e).map { .uint(UInt64($0.flags)) } },
         .init("fd.mode", .uint, [.open], "Creation mode (meaningful with O_CREAT or O_TMPFILE).") { e, _ in open(e).map { .uint(UInt64($0.mode)) } },
@@ -192,11 +187,11 @@ public enum Fields {
     ]
 
     static let containerFields: [FieldDefinition] = [
-        .init("container.id", .string, "The container's 12-character id; `host` on the host; `unknown` for a runtime's init not yet in its container's cgroup.") { e, _ in str(e.container.id) },
-        .init("container.full_id", .string, "The container's full id, empty for the host.") { e, _ in str(e.container.fullID) },
-        .init("container.name", .string, "The container's name (`host` for the host; empty while unknown).") { e, _ in str(e.container.name) },
-        .init("container.image", .string, "The container's image.") { e, _ in str(e.container.image) },
-        .init("container.runtime", .string, "docker, containerd, crio, podman, kube, lxc, nspawn, garden, host, or unknown (see container.id).") { e, _ in str(e.container.runtime) },
+        .init("container.id", .string, "The container's 12-character id; `host` on the host; `unknown` for a runtime's init not yet in its container's cgroup.") { e, _ in .string(e.container.idBytes) },
+        .init("container.full_id", .string, "The container's full id, empty for the host.") { e, _ in .string(e.container.fullIDBytes) },
+        .init("container.name", .string, "The container's name (`host` for the host; empty while unknown).") { e, _ in .string(e.container.nameBytes) },
+        .init("container.image", .string, "The container's image.") { e, _ in .string(e.container.imageBytes) },
+        .init("container.runtime", .string, "docker, containerd, crio, podman, kube, lxc, nspawn, garden, host, or unknown (see container.id).") { e, _ in .string(e.container.runtimeBytes) },
         .init("container.label", .string, argument: true, "The value of label KEY: container.label[KEY].") { e, arg in
             arg.flatMap { e.container.labels[$0] }.map { str($0) }
         },
@@ -204,6 +199,23 @@ public enum Fields {
             e.container.podUID.isEmpty ? nil : str(e.container.podUID)
         },
     ]
+}
+
+/// Byte strings fields return over and over, made once.
+enum Names {
+    static let success = ByteString("SUCCESS")
+    static let kind: [EventKind: ByteString] = Dictionary(uniqueKeysWithValues: EventKind.allCases.map { ($0, ByteString($0.rawValue)) })
+    static let execve = ByteString("execve"), clone = ByteString("clone"), procexit = ByteString("procexit")
+    static let open = ByteString("open"), openat = ByteString("openat"), openat2 = ByteString("openat2")
+
+    static func eventType(_ e: Event) -> ByteString {
+        switch e.payload {
+        case .exec: execve
+        case .fork: clone
+        case .exit: procexit
+        case .open(let o): o.syscall == "open" ? open : o.syscall == "openat2" ? openat2 : openat
+        }
+    }
 }
 
 /// Directory and file parts of a path.
@@ -215,10 +227,16 @@ public enum PathParts {
     }
     /// The pid of a /proc/PID/... path when PID is a number other than `own`.
     public static func otherProcessPID(_ path: ByteString, own: UInt32) -> UInt32? {
-        let parts = path.bytes.split(separator: UInt8(ascii: "/"), maxSplits: 2)
-        guard parts.count >= 2, parts[0].elementsEqual("proc".utf8),
-              let pid = UInt32(String(decoding: parts[1], as: UTF8.self)), pid != own else { return nil }
-        return pid
+        let b = path.bytes
+        // "/proc/" then digits then "/" or the end; no allocation (rules read this per event).
+        guard b.count > 6, b[0] == 0x2f, b[1] == 0x70, b[2] == 0x72, b[3] == 0x6f, b[4] == 0x63, b[5] == 0x2f else { return nil }
+        var pid: UInt32 = 0, i = 6
+        while i < b.count, b[i] != 0x2f {
+            guard b[i] >= 0x30, b[i] <= 0x39, pid < 429_496_729 else { return nil }
+            pid = pid * 10 + UInt32(b[i] - 0x30)
+            i += 1
+        }
+        return i > 6 && pid != own ? pid : nil
     }
 
     /// Everything after the last slash.

@@ -29,8 +29,13 @@ public enum ErrnoNames {
         27: "EFBIG", 28: "ENOSPC", 30: "EROFS", 31: "EMLINK", 36: "ENAMETOOLONG", 38: "ENOSYS", 40: "ELOOP",
         95: "EOPNOTSUPP", 122: "EDQUOT",
     ]
+    private static let nameBytes: [Int32: ByteString] = names.mapValues { ByteString($0) }
+
     /// The symbolic name, or `E<number>` when unknown.
     public static func name(_ errno: Int32) -> String { names[errno] ?? "E\(errno)" }
+
+    /// The symbolic name as bytes (made once for the known ones).
+    public static func bytes(_ errno: Int32) -> ByteString { nameBytes[errno] ?? ByteString(name(errno)) }
 }
 
 /// Time formatting without Foundation.

@@ -1,6 +1,18 @@
 import Foundation
 import VigilEvents
 
+extension EventKind {
+    /// Position in `allCases`.
+    var ordinal: Int {
+        switch self {
+        case .exec: 0
+        case .fork: 1
+        case .exit: 2
+        case .open: 3
+        }
+    }
+}
+
 /// A compiled rule: its definition, condition plan and output template.
 public struct CompiledRule: Sendable {
     public let rule: Rule
@@ -33,7 +45,8 @@ public struct RuleSet: Sendable {
     public let rules: [CompiledRule]
     /// Rules that are defined but disabled.
     public let disabled: [String]
-    private let byKind: [EventKind: [Int]]
+    /// Per event kind (EventKind.allCases order), the indexes of the rules that can match it.
+    private let byKind: [[Int]]
     /// Macros and lists after merging (for `vigil rules validate`).
     public let macroCount: Int, listCount: Int
 
@@ -82,10 +95,7 @@ public struct RuleSet: Sendable {
             let output = try OutputTemplate(rule.output, at: rule.outputLocation)
             compiled.append(CompiledRule(rule: rule, condition: condition, output: output))
         }
-        var byKind: [EventKind: [Int]] = [:]
-        for (i, rule) in compiled.enumerated() {
-            for kind in rule.condition.kinds { byKind[kind, default: []].append(i) }
-        }
+        let byKind = EventKind.allCases.map { kind in compiled.indices.filter { compiled[$0].condition.kinds.contains(kind) } }
         self.rules = compiled
         self.disabled = disabled
         self.byKind = byKind
@@ -149,8 +159,10 @@ public struct RuleSet: Sendable {
     /// its kind are evaluated).
     @inline(__always)
     public func forEachMatch(_ event: Event, _ body: (CompiledRule) throws -> Void) rethrows {
-        guard let indexes = byKind[event.kind] else { return }
-        for i in indexes where rules[i].condition.matches(event) { try body(rules[i]) }
+        try rules.withUnsafeBufferPointer { rules in
+            // Through the buffer: reading .condition borrows it instead of copying the whole rule.
+            for i in byKind[event.kind.ordinal] where rules[i].condition.matches(event) { try body(rules[i]) }
+        }
     }
 
     /// The rules that match `event`.

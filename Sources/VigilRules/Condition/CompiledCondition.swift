@@ -28,7 +28,10 @@ public struct Predicate: Sendable, Equatable {
 /// converted once (numbers parsed, lists turned into sets, globs split, regexes compiled),
 /// macros inlined and constant parts folded away. Evaluating it parses nothing.
 public struct CompiledCondition: Sendable {
+    /// The plan, for analysis.
     let root: PlanNode
+    /// The plan's runtime form.
+    let evaluator: Evaluator
     /// The condition text as compiled.
     public let text: String
     /// The event kinds the condition can possibly match (from `evt.type` restrictions and from
@@ -41,6 +44,7 @@ public struct CompiledCondition: Sendable {
 
     init(root: PlanNode, text: String) {
         self.root = root
+        self.evaluator = Evaluator.make(root)
         self.text = text
         self.kinds = root.kindSets.whenTrue
         var fields = Set<String>()
@@ -68,14 +72,14 @@ public struct CompiledCondition: Sendable {
 
     /// Whether `event` matches.
     @inline(__always)
-    public func matches(_ event: Event) -> Bool { root.evaluate(event) }
+    public func matches(_ event: Event) -> Bool { evaluator.evaluate(event) }
 
     /// Nil when `event` matches; otherwise the source text of the clause that made it fail: along
     /// the chain of `and`s the first term that is false, descending into `and`s (also inside
     /// macros), and stopping at a comparison, a `not`, an `or` (as a whole) or a macro whose body
     /// is not an `and` (named by the macro). E.g. `proc.name in (shell_binaries)`.
     public func explain(_ event: Event) -> String? {
-        root.evaluate(event) ? nil : root.failingClause(event)
+        evaluator.evaluate(event) ? nil : evaluator.failingClause(event)
     }
 }
 
@@ -102,31 +106,6 @@ indirect enum PlanNode: Sendable {
         case .or(let children, _): .or(children, source: source)
         case .and, .test: self
         }
-    }
-
-    func evaluate(_ event: Event) -> Bool {
-        switch self {
-        case .test(let test):
-            return test.evaluate(event)
-        case .and(let children, _):
-            for child in children where !child.evaluate(event) { return false }
-            return true
-        case .or(let children, _):
-            for child in children where child.evaluate(event) { return true }
-            return false
-        case .not(let child, _):
-            return !child.evaluate(event)
-        case .constant(let value, _):
-            return value
-        }
-    }
-
-    /// For a node that is false for `event`: the clause to blame.
-    func failingClause(_ event: Event) -> String {
-        if case .and(let children, _) = self, let failing = children.first(where: { !$0.evaluate(event) }) {
-            return failing.failingClause(event)
-        }
-        return source
     }
 
     /// The kinds for which the node may be true, and those for which it may be false.
@@ -254,38 +233,6 @@ struct PlanTest: Sendable {
     let fieldKinds: Set<EventKind>
     /// The comparison as a pushdown predicate; nil when transformed.
     let predicate: Predicate?
-
-    func evaluate(_ event: Event) -> Bool {
-        switch operand {
-        case .eventType(let table):
-            return table.evaluate(event)
-        case .field(let definition, let argument):
-            guard let value = definition.extract(event, argument) else { return false }
-            guard !transformers.isEmpty else { return test.matches(value) }
-            return test.matches(transform(value))
-        case .ancestorNames:
-            for name in event.process.ancestorNames {
-                let value = transformers.isEmpty ? name : transform(name)
-                if test.matches(string: value) { return true }
-            }
-            return false
-        case .ancestorPIDs:
-            for pid in event.process.ancestorPIDs where test.matches(.uint(UInt64(pid))) { return true }
-            return false
-        }
-    }
-
-    private func transform(_ value: ByteString) -> ByteString {
-        transformers.reduce(value) { $1.apply($0) }
-    }
-
-    private func transform(_ value: FieldValue) -> FieldValue {
-        switch value {
-        case .string(let s): .string(transform(s))
-        case .strings(let list): .strings(list.map { transform($0) })
-        default: value
-        }
-    }
 
     var kindSets: (whenTrue: Set<EventKind>, whenFalse: Set<EventKind>) {
         if case .eventType(let table) = operand { return table.kindSets }

@@ -318,12 +318,12 @@ struct PlanBuilder {
                 } catch {
                     throw source.error("invalid regular expression '\(first.text)': \(error.message)", at: first.offset)
                 }
-            case .in, .intersects: return .string(.oneOf(Set(values.map { ByteString($0.bytes) })))
+            case .in, .intersects: return .string(.oneOf(ByteStringSet(values.map(\.bytes))))
             case .pmatch: return .string(.pathPrefix(PathPrefixSet(values.map(\.bytes))))
             case .exists: return .exists
             }
         case .strings:
-            let set = Set(values.map { ByteString($0.bytes) })
+            let set = ByteStringSet(values.map(\.bytes))
             switch op {
             case .in: return .list(.allIn(set))
             case .intersects: return .list(.anyIn(set))

@@ -19,7 +19,7 @@ enum ComparisonOperator: String, Sendable, CaseIterable {
     /// Whether it orders values.
     var isOrdering: Bool { self == .less || self == .lessOrEqual || self == .greater || self == .greaterOrEqual }
 
-    /// The word operators, longest first where one is a prefix of another.
+    /// The word operators (matched as whole words, so `in` never takes the start of `intersects`).
     static let words: [String: ComparisonOperator] = [
         "contains": .contains, "icontains": .icontains, "startswith": .startswith, "endswith": .endswith,
         "glob": .glob, "iglob": .iglob, "regex": .regex, "in": .in, "intersects": .intersects,

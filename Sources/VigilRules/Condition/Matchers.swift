@@ -285,12 +285,42 @@ struct RegexCompileError: Error {
     let message: String
 }
 
+/// A set of byte strings for `in`/`intersects`: hashes each value's bytes in one go (the derived
+/// `Hashable` of `ByteString` feeds the hasher byte by byte) and skips the lookup when the length
+/// is outside the members' range.
+struct ByteStringSet: Sendable {
+    private struct Key: Hashable, Sendable {
+        let bytes: [UInt8]
+        func hash(into hasher: inout Hasher) {
+            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
+    }
+    private let members: Set<Key>
+    /// The shortest and longest member's length; nil when there are no members.
+    private let lengths: ClosedRange<Int>?
+
+    init(_ values: some Sequence<[UInt8]>) {
+        members = Set(values.map(Key.init))
+        let counts = members.map(\.bytes.count)
+        if let shortest = counts.min(), let longest = counts.max() {
+            lengths = shortest...longest
+        } else {
+            lengths = nil
+        }
+    }
+
+    func contains(_ value: ByteString) -> Bool {
+        guard let lengths, lengths.contains(value.bytes.count) else { return false }
+        return members.contains(Key(bytes: value.bytes))
+    }
+}
+
 /// Tests one string value.
 enum ConditionStringTest: Sendable {
     case equal(ByteString)
     case notEqual(ByteString)
     case ordered(ComparisonOperator, ByteString)
-    case oneOf(Set<ByteString>)
+    case oneOf(ByteStringSet)
     case contains([UInt8])
     /// The needle is lowercased already.
     case containsIgnoringCase([UInt8])
@@ -379,9 +409,9 @@ enum ConditionNumberTest<Value: FixedWidthInteger & Sendable>: Sendable {
 /// Tests a list field's elements (Falco's list semantics).
 enum ConditionListTest: Sendable {
     /// `in`: every element is in the set (true for an empty list, as in Falco).
-    case allIn(Set<ByteString>)
+    case allIn(ByteStringSet)
     /// `intersects`: some element is in the set.
-    case anyIn(Set<ByteString>)
+    case anyIn(ByteStringSet)
     /// `contains` (a Vigil extension; Falco has no `contains` on lists): some element equals it.
     case containsElement(ByteString)
 
