@@ -44,7 +44,7 @@ test-kernels: ## the variant chains on Debian's 6.1 and 6.12 kernels under qemu
 
 bench: ## benchmarks (ring, sensors vs peers, rules); replaces the generated blocks of BENCHMARKS.md
 	@scripts/setup.sh --bench
-	$(SWIFT) build -c release --product vigil-bench --product vigil-rules-bench --product vigil
+	for p in vigil vigil-bench vigil-rules-bench; do $(SWIFT) build -c release --product $$p || exit 1; done
 	.build/release/vigil-bench > .build/bench-ring.md
 	scripts/bench-section.sh vigil-bench .build/bench-ring.md
 	scripts/bench-sensors.sh > .build/bench-sensors.md

@@ -1,10 +1,11 @@
 /* bench/forkexec.c: the fork+exec loop of scripts/bench-sensors.sh.
  *
- *   forkexec PROGRAM ITERATIONS [SLICES]
+ *   forkexec PROGRAM ITERATIONS [SLICES [WARMUP_MS]]
  *
- * Each iteration forks; the child execs PROGRAM with no arguments (the script passes a symlink
- * to /bin/true with a name unique to the run, so a tracer's output can be searched for it; the
- * kernel runs /bin/true); the parent waits for it. The child inherits the parent's CPU pinning. */
+ * Each step forks; the child execs PROGRAM without arguments and the parent waits for it. The
+ * script passes a symlink to /bin/true with a name unique to the run (the kernel runs /bin/true;
+ * the name becomes the child's comm), so a tracer's output can be searched for it. The child
+ * inherits the parent's CPU pinning. */
 #include <sys/wait.h>
 #include <unistd.h>
 #include "loop.h"
@@ -31,13 +32,11 @@ static void step(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s PROGRAM ITERATIONS [SLICES]\n", argv[0]);
-        return 2;
-    }
+    long iterations;
+    int slices;
+    double warmup_ms;
+    parse_args(argc, argv, &iterations, &slices, &warmup_ms);
     program = argv[1];
-    long n = atol(argv[2]);
-    int slices = argc > 3 ? atoi(argv[3]) : 10;
-    run_loop(step, n / 20, n, slices);
+    run_loop(step, warmup_ms, iterations, slices);
     return 0;
 }

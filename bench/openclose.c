@@ -1,9 +1,9 @@
 /* bench/openclose.c: the open()+close() loop of scripts/bench-sensors.sh.
  *
- *   openclose PATH ITERATIONS [SLICES]
+ *   openclose PATH ITERATIONS [SLICES [WARMUP_MS]]
  *
- * Each iteration opens PATH read-only (glibc's open() is the openat syscall) and closes it. PATH
- * should be absolute and unique to the run, so a tracer's output can be searched for it. */
+ * Each step opens PATH read-only (glibc's open() is the openat syscall) and closes it. The script
+ * passes an absolute path unique to the run, so a tracer's output can be searched for it. */
 #include <fcntl.h>
 #include <unistd.h>
 #include "loop.h"
@@ -22,13 +22,11 @@ static void step(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s PATH ITERATIONS [SLICES]\n", argv[0]);
-        return 2;
-    }
+    long iterations;
+    int slices;
+    double warmup_ms;
+    parse_args(argc, argv, &iterations, &slices, &warmup_ms);
     path = argv[1];
-    long n = atol(argv[2]);
-    int slices = argc > 3 ? atoi(argv[3]) : 20;
-    run_loop(step, n / 20, n, slices);
+    run_loop(step, warmup_ms, iterations, slices);
     return 0;
 }
