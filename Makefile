@@ -26,9 +26,9 @@ build: setup ## debug build
 release: setup ## release build of the vigil binary
 	$(SWIFT) build -c release --product vigil
 
-run: release ## probe the kernel, then trace live with the embedded defaults
+run: release ## probe the kernel, then watch live with the embedded default rules (alerts)
 	.build/release/vigil probe
-	.build/release/vigil trace
+	.build/release/vigil trace --alerts
 
 test: check-generated ## every test: other kernels under qemu, then unit, kernel and Docker tests
 	@scripts/setup.sh --test

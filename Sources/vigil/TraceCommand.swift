@@ -5,6 +5,7 @@ import VigilBPF
 import VigilContainers
 import VigilEnrichment
 import VigilEvents
+import VigilRules
 import VigilSensors
 
 /// `vigil trace`: one-shot tracing without a daemon.
@@ -46,6 +47,12 @@ struct Trace: ParsableCommand {
     var duration: Double?
     @Option(name: .long, help: "Ring buffer size in MiB (a power of two).")
     var ringMiB: Int = 8
+    @Flag(name: .long, help: "Print alerts of the rules instead of events (the embedded default rules, plus --rules).")
+    var alerts = false
+    @Option(name: .long, help: "Rule files (.yaml or bpfd .toml) to add to the defaults with --alerts (repeatable).")
+    var rules: [String] = []
+    @Flag(name: .long, help: "With --alerts: do not load the embedded default rules.")
+    var withoutDefaultRules = false
 
     enum OutputFormat: String, ExpressibleByArgument { case table, json }
 
@@ -86,7 +93,23 @@ struct Trace: ParsableCommand {
         filter.uids = Set(uid)
         for name in container { filter.cgroupIDs.formUnion(try ContainerLookup.cgroupIDs(of: name, docker: docker)) }
 
-        let kinds = selectedKinds
+        var kinds = selectedKinds
+        var ruleSet: RuleSet?
+        if alerts {
+            do {
+                ruleSet = try RuleFiles.ruleSet(paths: rules, defaults: !withoutDefaultRules)
+            } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            // What the rules let the kernel do: only the needed kinds, their common filters.
+            if let pushdown = ruleSet?.pushdown {
+                kinds.formIntersection(pushdown.kinds)
+                if pushdown.containersOnly { filter.containersOnly = true }
+                if let comms = pushdown.comms, filter.includeComms.isEmpty { filter.includeComms = comms }
+                Log.info("rules: \(ruleSet?.rules.count ?? 0) enabled; " + pushdown.summary.joined(separator: "; "))
+            }
+        }
         let sensors = try Sensors(files: kinds.contains(.open), filter: filter, ringBytes: ringMiB << 20)
         let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: kinds)
         for (sensor, report) in sensors.reports {
@@ -96,11 +119,19 @@ struct Trace: ParsableCommand {
         }
 
         let out = try OutputSink(path: output)
-        if format == .table { out.write(EventFormat.tableHeader + "\n") }
+        if format == .table && ruleSet == nil { out.write(EventFormat.tableHeader + "\n") }
+        var alertCount = 0
         StopSignal.install()
         let deadline = duration.map { DispatchTime.now().uptimeNanoseconds + UInt64($0 * 1e9) }
         let write = { (event: Event) in
-            out.write((format == .json ? EventFormat.json(event) : EventFormat.tableRow(event)) + "\n")
+            guard let ruleSet else {
+                out.write((format == .json ? EventFormat.json(event) : EventFormat.tableRow(event)) + "\n")
+                return
+            }
+            ruleSet.forEachMatch(event) { rule in
+                alertCount += 1
+                out.write(AlertFormat.line(rule, event, json: format == .json) + "\n")
+            }
         }
         try stream.run(shouldStop: {
             out.flush()
@@ -113,7 +144,7 @@ struct Trace: ParsableCommand {
         let stats = stream.statistics
         let filtered = counters.map(\.filtered).reduce(0, +), lost = counters.map(\.lost).reduce(0, +)
         FileHandle.standardError.write(Data("""
-        vigil trace: \(stats.delivered) events shown, \(stats.records) seen, \(filtered) filtered in kernel, \
+        vigil trace: \(ruleSet == nil ? "" : "\(alertCount) alerts from ")\(stats.delivered) events \(ruleSet == nil ? "shown" : "checked"), \(stats.records) seen, \(filtered) filtered in kernel, \
         \(lost) lost, \(stats.suppressed) of other kinds not shown, \(stats.undecodable) undecodable
 
         """.utf8))
@@ -178,5 +209,23 @@ enum ContainerLookup {
 enum Log {
     static func info(_ message: String) {
         FileHandle.standardError.write(Data("vigil: \(message)\n".utf8))
+    }
+}
+
+/// How `vigil trace --alerts` prints an alert.
+enum AlertFormat {
+    /// `TIME PRIORITY rule: output`, or a JSON object in Falco's output shape
+    /// (time, rule, priority, output, tags, output_fields).
+    static func line(_ rule: CompiledRule, _ event: Event, json: Bool) -> String {
+        let output = rule.output.render(event)
+        let time = Timestamp.iso8601(event.timeNs)
+        guard json else { return "\(time) \(rule.rule.priority.rawValue) \(rule.rule.name): \(output)" }
+        var out = "{\"time\":\"\(time)\",\"rule\":"
+        JSONText.appendString(rule.rule.name, to: &out)
+        out += ",\"priority\":\"\(rule.rule.priority.rawValue)\",\"output\":"
+        JSONText.appendString(output, to: &out)
+        out += ",\"tags\":[" + rule.rule.tags.map { tag in var t = ""; JSONText.appendString(tag, to: &t); return t }.joined(separator: ",")
+        out += "],\"output_fields\":" + EventFormat.json(event) + "}"
+        return out
     }
 }

@@ -74,3 +74,25 @@ enum RuleFileTestsSeed {
     containerRuntimes = ["docker","kube"]
     """
 }
+
+/// `vigil trace --alerts`: the default rules applied live (what `make run` shows).
+final class LiveAlertsCLITests: XCTestCase {
+    func testDefaultRulesRaiseFalcoShapedAlertsLive() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF)
+        let dir = try temporaryDirectory()
+        try FileManager.default.copyItem(atPath: "/bin/true", toPath: dir + "/dropper")
+        let result = try CLITests.vigil(["trace", "--alerts", "-o", "json"], signal: SIGTERM, afterStart: 1.5) { _ in
+            try runProgram(dir + "/dropper", [])
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let alerts = try result.stdout.split(separator: "\n").map { try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let alert = try XCTUnwrap(alerts.first { ($0["rule"] as? String) == "File in a temporary directory executed" }, result.stdout)
+        XCTAssertEqual(alert["priority"] as? String, "WARNING")
+        XCTAssertTrue((alert["output"] as? String)?.contains(dir + "/dropper") ?? false)
+        XCTAssertTrue((alert["tags"] as? [String])?.contains("T1204") ?? false)
+        let fields = try XCTUnwrap(alert["output_fields"] as? [String: Any])
+        XCTAssertEqual(fields["proc.exepath"] as? String, dir + "/dropper")
+        XCTAssertTrue(result.stderr.contains("alerts from"), result.stderr)
+    }
+}
