@@ -64,15 +64,13 @@ final class RulesCLITests: XCTestCase {
     }
 }
 
-/// The seed bpfd rule of the rules issue, unchanged.
+/// The seed bpfd rule of the rules issue, unchanged, as shipped in rules/examples.
 enum RuleFileTestsSeed {
-    static let text = """
-    program = "exec"
-    [filterEvents]
-    [filterEvents.command]
-    values = ["sshd", "dbus-daemon-lau", "ping", "ping6", "critical-stack-", "pmmcli", "filemng", "PassengerAgent", "bwrap", "osdetect", "nginxmng", "sw-engine-fpm", "start-stop-daem"]
-    containerRuntimes = ["docker","kube"]
-    """
+    static var text: String {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../rules/examples/suspicious-commands.toml").standardized.path
+        return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    }
 }
 
 /// `vigil trace --alerts`: the default rules applied live (what `make run` shows).

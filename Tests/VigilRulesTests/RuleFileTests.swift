@@ -1,16 +1,14 @@
+import Foundation
 import VigilEvents
 import VigilRules
 import XCTest
 
 /// Loading YAML and bpfd TOML rule files, merging and errors with positions.
 final class RuleFileTests: XCTestCase {
-    static let seedTOML = """
-    program = "exec"
-    [filterEvents]
-    [filterEvents.command]
-    values = ["sshd", "dbus-daemon-lau", "ping", "ping6", "critical-stack-", "pmmcli", "filemng", "PassengerAgent", "bwrap", "osdetect", "nginxmng", "sw-engine-fpm", "start-stop-daem"]
-    containerRuntimes = ["docker","kube"]
-    """
+    /// The seed bpfd rule of the rules issue, unchanged: rules/examples/suspicious-commands.toml.
+    static let seedPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../rules/examples/suspicious-commands.toml").standardized.path
+    static var seedTOML: String { (try? String(contentsOfFile: seedPath, encoding: .utf8)) ?? "" }
 
     private func expectError(_ body: () throws -> Void, _ position: String, _ fragment: String,
                              file: StaticString = #filePath, line: UInt = #line) {
@@ -41,6 +39,7 @@ final class RuleFileTests: XCTestCase {
     func testTheSeedBpfdRuleLoadsUnchangedAndKeepsBpfdMeaning() throws {
         let rule = try BpfdRules.load(Self.seedTOML, file: "/etc/vigil/rules.d/seed.toml")
         XCTAssertEqual(rule.name, "seed", "the file name without .toml")
+        XCTAssertEqual(try BpfdRules.load(Self.seedTOML, file: Self.seedPath).name, "suspicious-commands")
         XCTAssertTrue(rule.condition.hasPrefix("evt.type = execve and (proc.name contains sshd or proc.name contains dbus-daemon-lau"))
         XCTAssertTrue(rule.condition.hasSuffix("and container.runtime in (docker, kube)"))
         let set = try RuleSet(files: [("seed.toml", [RuleFiles.ruleItem(rule)])])
