@@ -60,6 +60,12 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
         return "\(Errno.name(errno)) (\(text))"
     }
 
+    /// The verifier's reason in one line: the last line of its log before the statistics
+    /// ("processed N insns ..."), e.g. `R0 invalid mem access 'map_value_or_null'`.
+    public var verifierReason: String? {
+        verifierLog?.split(separator: "\n").last { !$0.hasPrefix("processed ") && !$0.trimmingPrefix(" ").isEmpty }.map(String.init)
+    }
+
     public var description: String {
         var s = "\(operation) \(target): \(message)"
         if errno != 0 { s += ": \(errnoDescription)" }

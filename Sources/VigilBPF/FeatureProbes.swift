@@ -252,9 +252,7 @@ public final class FeatureProbes: Sendable {
             }
         default: break
         }
-        if let log = error.verifierLog?.split(separator: "\n").last {
-            reason += " (verifier: \(log))"
-        }
+        if let verifier = error.verifierReason { reason += " (verifier: \(verifier))" }
         return reason
     }
 }

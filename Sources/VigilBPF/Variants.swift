@@ -201,7 +201,7 @@ public struct VariantLoader {
     private static func reason(_ error: BPFError) -> String {
         var text = "\(error.operation) \(error.target): \(error.message)"
         if error.errno != 0 { text += ": \(error.errnoDescription)" }
-        if let last = error.verifierLog?.split(separator: "\n").last { text += " (verifier: \(last))" }
+        if let reason = error.verifierReason { text += " (verifier: \(reason))" }
         return text
     }
 }
