@@ -68,6 +68,52 @@ public struct ByteString: Hashable, Sendable, Comparable, CustomStringConvertibl
         out += "\""
     }
 
+    /// Appends the same JSON string literal as `appendJSON(to: &String)`, as UTF-8 bytes: runs of
+    /// plain text are copied as they are, so this costs a few ns per byte.
+    public func appendJSON(to out: inout [UInt8]) {
+        out.append(0x22)
+        bytes.withUnsafeBufferPointer { b in
+            var i = 0
+            let n = b.count
+            while i < n {
+                let c = b[i]
+                if c >= 0x20 && c < 0x7f && c != 0x22 && c != 0x5c { out.append(c); i += 1; continue }
+                if c < 0x80 { JSONText.appendEscapedASCII(c, to: &out); i += 1; continue }
+                let length = ByteString.validUTF8Length(b, at: i)
+                if length > 0 {
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: b[i..<(i + length)]))
+                    i += length
+                } else {
+                    out.append(contentsOf: "\\udc".utf8)
+                    out.append(hexDigitBytes[Int(c >> 4)])
+                    out.append(hexDigitBytes[Int(c & 0xf)])
+                    i += 1
+                }
+            }
+        }
+        out.append(0x22)
+    }
+
+    /// The length of the valid UTF-8 sequence starting at `i` (2...4), or 0 when it is not one
+    /// (bad lead or continuation byte, overlong form, surrogate, beyond U+10FFFF).
+    static func validUTF8Length(_ b: UnsafeBufferPointer<UInt8>, at i: Int) -> Int {
+        let c = b[i]
+        let length: Int, low: UInt8, high: UInt8
+        switch c {
+        case 0xc2...0xdf: (length, low, high) = (2, 0x80, 0xbf)
+        case 0xe0: (length, low, high) = (3, 0xa0, 0xbf)
+        case 0xe1...0xec, 0xee...0xef: (length, low, high) = (3, 0x80, 0xbf)
+        case 0xed: (length, low, high) = (3, 0x80, 0x9f)
+        case 0xf0: (length, low, high) = (4, 0x90, 0xbf)
+        case 0xf1...0xf3: (length, low, high) = (4, 0x80, 0xbf)
+        case 0xf4: (length, low, high) = (4, 0x80, 0x8f)
+        default: return 0
+        }
+        guard i + length <= b.count, b[i + 1] >= low, b[i + 1] <= high else { return 0 }
+        for k in 2..<length where b[i + k] & 0xc0 != 0x80 { return 0 }
+        return length
+    }
+
     /// Decoded JSON string content whose lone surrogates U+DC80...U+DCFF stand for raw bytes.
     /// `utf16` is the string's UTF-16 code units as parsed from the JSON text.
     public init(jsonUTF16 utf16: [UInt16]) {
@@ -140,6 +186,27 @@ public enum JSONText {
         }
     }
 
+    /// Appends the escape of an ASCII byte that cannot stand as is in a JSON string.
+    public static func appendEscapedASCII(_ c: UInt8, to out: inout [UInt8]) {
+        switch c {
+        case 0x22: out.append(contentsOf: [0x5c, 0x22])
+        case 0x5c: out.append(contentsOf: [0x5c, 0x5c])
+        case 0x0a: out.append(contentsOf: [0x5c, 0x6e])
+        case 0x0d: out.append(contentsOf: [0x5c, 0x72])
+        case 0x09: out.append(contentsOf: [0x5c, 0x74])
+        default:
+            out.append(contentsOf: "\\u00".utf8)
+            out.append(hexDigitBytes[Int(c >> 4)])
+            out.append(hexDigitBytes[Int(c & 0xf)])
+        }
+    }
+
+    /// Appends a JSON string literal of `string` as UTF-8 bytes.
+    public static func appendString(_ string: String, to out: inout [UInt8]) {
+        var s = string
+        s.withUTF8 { ByteString.appendValidUTF8JSON($0, to: &out) }
+    }
+
     /// Appends a JSON string literal of `string`.
     public static func appendString(_ string: String, to out: inout String) {
         out += "\""
@@ -149,6 +216,18 @@ public enum JSONText {
 }
 
 private let hexDigits = Array("0123456789abcdef")
+let hexDigitBytes = Array("0123456789abcdef".utf8)
+
+extension ByteString {
+    /// A JSON string literal of text known to be valid UTF-8 (Swift strings).
+    static func appendValidUTF8JSON(_ b: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        out.append(0x22)
+        for c in b {
+            if c >= 0x20 && c != 0x22 && c != 0x5c && c != 0x7f { out.append(c) } else { JSONText.appendEscapedASCII(c, to: &out) }
+        }
+        out.append(0x22)
+    }
+}
 
 func hex2(_ byte: UInt8) -> String {
     String([hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xf)]])

@@ -66,42 +66,55 @@ public enum EventFormat {
     /// in catalogue order (documented in docs/fields.md). Byte strings keep their exact bytes
     /// (invalid UTF-8 as \udcXX escapes).
     public static func json(_ event: Event) -> String {
-        var out = "{"
+        var out: [UInt8] = []
+        appendJSON(event, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The `"name":` prefix of every field, made once.
+    private static let keys: [[UInt8]] = Fields.all.map { field in
+        var key: [UInt8] = []
+        JSONText.appendString(field.name, to: &key)
+        return key + [0x3a]
+    }
+
+    /// Appends the JSON object of `event` (no newline) as UTF-8 bytes: the fast path for output.
+    public static func appendJSON(_ event: Event, to out: inout [UInt8]) {
+        out.append(0x7b)
         var first = true
-        for field in Fields.all where !field.takesArgument && field.applies(to: event.kind) {
+        for (index, field) in Fields.all.enumerated() where !field.takesArgument && field.applies(to: event.kind) {
             guard let value = field.extract(event, nil) else { continue }
-            if !first { out += "," }
+            if !first { out.append(0x2c) }
             first = false
-            JSONText.appendString(field.name, to: &out)
-            out += ":"
+            out.append(contentsOf: keys[index])
             append(value, to: &out)
         }
         if !event.container.labels.isEmpty {
-            out += ",\"container.labels\":{"
+            out.append(contentsOf: ",\"container.labels\":{".utf8)
             for (i, key) in event.container.labels.keys.sorted().enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(0x2c) }
                 JSONText.appendString(key, to: &out)
-                out += ":"
+                out.append(0x3a)
                 JSONText.appendString(event.container.labels[key] ?? "", to: &out)
             }
-            out += "}"
+            out.append(0x7d)
         }
-        return out + "}"
+        out.append(0x7d)
     }
 
-    static func append(_ value: FieldValue, to out: inout String) {
+    static func append(_ value: FieldValue, to out: inout [UInt8]) {
         switch value {
         case .string(let s): s.appendJSON(to: &out)
-        case .uint(let v): out += String(v)
-        case .int(let v): out += String(v)
-        case .bool(let v): out += v ? "true" : "false"
+        case .uint(let v): out.append(contentsOf: String(v).utf8)
+        case .int(let v): out.append(contentsOf: String(v).utf8)
+        case .bool(let v): out.append(contentsOf: (v ? "true" : "false").utf8)
         case .strings(let list):
-            out += "["
+            out.append(0x5b)
             for (i, s) in list.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(0x2c) }
                 s.appendJSON(to: &out)
             }
-            out += "]"
+            out.append(0x5d)
         }
     }
 

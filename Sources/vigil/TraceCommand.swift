@@ -123,14 +123,19 @@ struct Trace: ParsableCommand {
         var alertCount = 0
         StopSignal.install()
         let deadline = duration.map { DispatchTime.now().uptimeNanoseconds + UInt64($0 * 1e9) }
+        let json = format == .json
+        var line: [UInt8] = []
         let write = { (event: Event) in
             guard let ruleSet else {
-                out.write((format == .json ? EventFormat.json(event) : EventFormat.tableRow(event)) + "\n")
+                line.removeAll(keepingCapacity: true)
+                if json { EventFormat.appendJSON(event, to: &line) } else { line.append(contentsOf: EventFormat.tableRow(event).utf8) }
+                line.append(0x0a)
+                out.write(bytes: line)
                 return
             }
             ruleSet.forEachMatch(event) { rule in
                 alertCount += 1
-                out.write(AlertFormat.line(rule, event, json: format == .json) + "\n")
+                out.write(AlertFormat.line(rule, event, json: json) + "\n")
             }
         }
         try stream.run(shouldStop: {
@@ -151,31 +156,51 @@ struct Trace: ParsableCommand {
     }
 }
 
-/// Buffered output to stdout or a file.
+/// Buffered output to stdout or a file (bytes, written with write(2)).
 final class OutputSink {
-    private let handle: FileHandle
-    private var buffer = ""
+    private let fd: Int32
+    private let ownsFD: Bool
+    private var buffer: [UInt8] = []
 
     init(path: String?) throws {
         if let path {
-            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
-                throw ValidationError("cannot write \(path)")
-            }
-            self.handle = handle
+            // open(2), not FileManager.createFile: that writes atomically (temp file + rename),
+            // which would replace a device such as /dev/null with a regular file.
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))") }
+            self.fd = fd
+            ownsFD = true
         } else {
-            handle = .standardOutput
+            fd = STDOUT_FILENO
+            ownsFD = false
         }
+        buffer.reserveCapacity(1 << 17)
+    }
+
+    deinit {
+        flush()
+        if ownsFD { close(fd) }
     }
 
     func write(_ text: String) {
-        buffer += text
-        if buffer.utf8.count > 1 << 16 { flush() }
+        buffer.append(contentsOf: text.utf8)
+        if buffer.count > 1 << 16 { flush() }
+    }
+
+    func write(bytes: [UInt8]) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count > 1 << 16 { flush() }
     }
 
     func flush() {
-        guard !buffer.isEmpty else { return }
-        handle.write(Data(buffer.utf8))
-        buffer = ""
+        var offset = 0
+        while offset < buffer.count {
+            let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            offset += n
+        }
+        buffer.removeAll(keepingCapacity: true)
     }
 }
 

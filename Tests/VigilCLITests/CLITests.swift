@@ -109,6 +109,15 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(text.hasPrefix("TIME"))
     }
 
+    func testOutputToADeviceWritesToTheDevice() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF)
+        let result = try Self.vigil(["trace", "--event", "exec", "--output", "/dev/null", "--duration", "1"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        var st = stat()
+        XCTAssertEqual(stat("/dev/null", &st), 0)
+        XCTAssertEqual(st.st_mode & S_IFMT, S_IFCHR, "/dev/null is still the device, not a file put in its place")
+    }
+
     func testBadArgumentsAreRefusedWithTheReason() throws {
         let result = try Self.vigil(["trace", "--event", "bogus"])
         XCTAssertNotEqual(result.status, 0)

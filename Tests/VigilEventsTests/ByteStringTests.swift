@@ -23,6 +23,19 @@ final class ByteStringTests: XCTestCase {
         XCTAssertEqual(try JSONSerialization.jsonObject(with: Data("[\(valid)]".utf8)) as? [String], ["path with spaces\tand \u{7f}"])
     }
 
+    func testByteAndStringJSONWritersAgree() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [UInt8] = [0x00, 0x09, 0x0a, 0x1f, 0x20, 0x22, 0x41, 0x5c, 0x7f, 0x80, 0xbf, 0xc2, 0xc3, 0xa9, 0xe0, 0xa0,
+                                 0xed, 0xa0, 0x80, 0xef, 0xbf, 0xbd, 0xf0, 0x9f, 0x98, 0x80, 0xf4, 0x90, 0xff]
+        for _ in 0..<2000 {
+            let bytes = (0..<Int.random(in: 0...12, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            var text = "", raw: [UInt8] = []
+            ByteString(bytes).appendJSON(to: &text)
+            ByteString(bytes).appendJSON(to: &raw)
+            XCTAssertEqual(Array(text.utf8), raw, "\(bytes)")
+        }
+    }
+
     /// A minimal JSON string-literal parser returning UTF-16 code units (lone surrogates kept).
     static func parseJSONStringUTF16(_ literal: String) -> [UInt16] {
         var units: [UInt16] = []
