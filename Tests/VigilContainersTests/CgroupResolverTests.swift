@@ -176,7 +176,10 @@ final class CgroupResolverTests: XCTestCase {
     func testResolvesOwnCgroupOnThisHost() throws {
         let resolver = CgroupResolver()
         guard let mount = resolver.mount else {
-            throw XCTSkip("no cgroup v2 hierarchy on this host: \(resolver.unavailableReason ?? "")")
+            // Every kernel Vigil's sensors run on has cgroup v2 (bpf_get_current_cgroup_id needs it).
+            let reason = "no cgroup v2 hierarchy on this host: \(resolver.unavailableReason ?? "")"
+            if ProcessInfo.processInfo.environment["VIGIL_REQUIRE_BPF"] == "1" { XCTFail(reason); return }
+            throw XCTSkip(reason)
         }
         let ownCgroup = try String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)
         let v2Path = try XCTUnwrap(
