@@ -11,8 +11,8 @@ import XCTest
 /// 3. the image `vigil-test-busybox:1` exists (else it imports one: a root filesystem holding the
 ///    static /bin/busybox and links for its applets) and runs.
 ///
-/// When any step fails the test cannot run: with `VIGIL_REQUIRE_BPF=1` (CI) `require()` throws an
-/// error that fails the test with the reason, otherwise it throws `XCTSkip` with the reason.
+/// When any step fails the test cannot run: `require()` throws `cannotRun` with the reason (a
+/// skip, or a failure under VIGIL_REQUIRE_BPF=1).
 /// Containers come from `startContainer(for:)`, which removes them when the test ends.
 ///
 /// Lives in VigilTestSupport, shared by every test target that needs Docker.
@@ -26,14 +26,11 @@ public enum DockerTestEngine {
         public init(description: String) { self.description = description }
     }
 
-    /// Throws `XCTSkip`, or with `VIGIL_REQUIRE_BPF=1` an `Unavailable` failure, unless the
-    /// engine and the test image are ready.
+    /// Unless the engine and the test image are ready, throws `cannotRun` (a skip, or a failure
+    /// under VIGIL_REQUIRE_BPF=1).
     public static func require() throws {
         guard case .failure(let unavailable) = readiness else { return }
-        if ProcessInfo.processInfo.environment["VIGIL_REQUIRE_BPF"] == "1" {
-            throw Unavailable(description: "Docker Engine required (VIGIL_REQUIRE_BPF=1): \(unavailable)")
-        }
-        throw XCTSkip("needs a Docker Engine: \(unavailable)")
+        throw cannotRun("needs a Docker Engine: \(unavailable)")
     }
 
     /// A running container started for one test.

@@ -3,18 +3,28 @@ import Foundation
 import VigilBPF
 import XCTest
 
-/// Gates a kernel test on the features it needs. Without them the test is skipped with the
-/// probe's reason, unless VIGIL_REQUIRE_BPF=1 (CI), where it fails: no silent skips.
-public func requireKernel(_ features: Feature..., file: StaticString = #filePath, line: UInt = #line) throws {
+/// Why a test could not run, thrown under VIGIL_REQUIRE_BPF=1: it fails the test.
+public struct TestCannotRun: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The error for a test that cannot run here: an `XCTSkip` with the reason, or under
+/// VIGIL_REQUIRE_BPF=1 (CI) a `TestCannotRun` that fails it. The one gate every test uses: no
+/// silent skips.
+public func cannotRun(_ reason: String) -> any Error {
+    if ProcessInfo.processInfo.environment["VIGIL_REQUIRE_BPF"] == "1" {
+        return TestCannotRun(description: "VIGIL_REQUIRE_BPF=1 and this test cannot run: \(reason)")
+    }
+    return XCTSkip(reason)
+}
+
+/// Gates a kernel test on the features it needs: without them it cannot run (`cannotRun`), with
+/// the probe's reason.
+public func requireKernel(_ features: Feature...) throws {
     for feature in [Feature.bpfSyscall] + features {
         let result = FeatureProbes.shared.result(feature)
         guard !result.isAvailable else { continue }
-        let reason = "needs \(feature.rawValue), which is \(result)"
-        if ProcessInfo.processInfo.environment["VIGIL_REQUIRE_BPF"] == "1" {
-            XCTFail("VIGIL_REQUIRE_BPF=1 and this test cannot run: \(reason)", file: file, line: line)
-            throw XCTSkip(reason)
-        }
-        throw XCTSkip(reason)
+        throw cannotRun("needs \(feature.rawValue), which is \(result)")
     }
 }
 
