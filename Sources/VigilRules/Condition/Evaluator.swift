@@ -24,8 +24,8 @@ class Evaluator: @unchecked Sendable {
         switch node {
         case .constant(let value, let source): return ConstantEvaluator(value, source: source)
         case .not(let child, let source): return NotEvaluator(make(child), source: source)
-        case .and(let children, let source): return AndEvaluator(children.map(make), source: source)
-        case .or(let children, let source): return OrEvaluator(children.map(make), source: source)
+        case .and(let children, let source): return JunctionEvaluator(children.map(make), isAnd: true, source: source)
+        case .or(let children, let source): return JunctionEvaluator(children.map(make), isAnd: false, source: source)
         case .test(let test): return make(test)
         }
     }
@@ -66,38 +66,29 @@ final class NotEvaluator: Evaluator, @unchecked Sendable {
     override func evaluate(_ event: Event) -> Bool { !child.evaluate(event) }
 }
 
-final class AndEvaluator: Evaluator, @unchecked Sendable {
+/// `and` / `or` of children, stopping at the first child that decides (false for `and`,
+/// true for `or`).
+final class JunctionEvaluator: Evaluator, @unchecked Sendable {
     /// Owns the children.
     let children: [Evaluator]
     /// The same children for calls without a retain/release each (they live as long as `children`).
     private let calls: [Unmanaged<Evaluator>]
-    init(_ children: [Evaluator], source: String) {
+    /// True for `and`, false for `or`.
+    private let isAnd: Bool
+    init(_ children: [Evaluator], isAnd: Bool, source: String) {
         self.children = children
         self.calls = children.map { Unmanaged.passUnretained($0) }
+        self.isAnd = isAnd
         super.init(source: source)
     }
     override func evaluate(_ event: Event) -> Bool {
-        for child in calls where !child._withUnsafeGuaranteedRef({ $0.evaluate(event) }) { return false }
-        return true
+        for child in calls where child._withUnsafeGuaranteedRef({ $0.evaluate(event) }) != isAnd { return !isAnd }
+        return isAnd
     }
+    /// For `and`, the failing child's own clause; an `or` fails as a whole.
     override func failingClause(_ event: Event) -> String {
-        children.first { !$0.evaluate(event) }?.failingClause(event) ?? source
-    }
-}
-
-final class OrEvaluator: Evaluator, @unchecked Sendable {
-    /// Owns the children.
-    let children: [Evaluator]
-    /// The same children for calls without a retain/release each (they live as long as `children`).
-    private let calls: [Unmanaged<Evaluator>]
-    init(_ children: [Evaluator], source: String) {
-        self.children = children
-        self.calls = children.map { Unmanaged.passUnretained($0) }
-        super.init(source: source)
-    }
-    override func evaluate(_ event: Event) -> Bool {
-        for child in calls where child._withUnsafeGuaranteedRef({ $0.evaluate(event) }) { return true }
-        return false
+        guard isAnd else { return source }
+        return children.first { !$0.evaluate(event) }?.failingClause(event) ?? source
     }
 }
 
