@@ -45,8 +45,9 @@ public struct RuleSet: Sendable {
     public let rules: [CompiledRule]
     /// Rules that are defined but disabled.
     public let disabled: [String]
-    /// Per event kind (EventKind.allCases order), the indexes of the rules that can match it.
-    private let byKind: [[Int]]
+    /// Every rule's condition compiled together, per event kind: only the rules that can match
+    /// the kind, subconditions shared by rules evaluated once per event (`EvaluationProgram`).
+    let program: EvaluationProgram
     /// Macros and lists after merging (for `vigil rules validate`).
     public let macroCount: Int, listCount: Int
 
@@ -95,10 +96,9 @@ public struct RuleSet: Sendable {
             let output = try OutputTemplate(rule.output, at: rule.outputLocation)
             compiled.append(CompiledRule(rule: rule, condition: condition, output: output))
         }
-        let byKind = EventKind.allCases.map { kind in compiled.indices.filter { compiled[$0].condition.kinds.contains(kind) } }
+        self.program = EvaluationProgram(compiled.map(\.condition.root), kinds: compiled.map(\.condition.kinds))
         self.rules = compiled
         self.disabled = disabled
-        self.byKind = byKind
         self.macroCount = macros.count
         self.listCount = lists.count
     }
@@ -155,14 +155,11 @@ public struct RuleSet: Sendable {
         rules[index] = rule
     }
 
-    /// Calls `body` for every rule whose condition matches `event` (only rules that can match
-    /// its kind are evaluated).
-    @inline(__always)
+    /// Calls `body` for every rule whose condition matches `event`, in definition order (only
+    /// rules that can match its kind are evaluated).
     public func forEachMatch(_ event: Event, _ body: (CompiledRule) throws -> Void) rethrows {
-        try rules.withUnsafeBufferPointer { rules in
-            // Through the buffer: reading .condition borrows it instead of copying the whole rule.
-            for i in byKind[event.kind.ordinal] where rules[i].condition.matches(event) { try body(rules[i]) }
-        }
+        // No closure here captures the event: a capture would copy it.
+        try program.forEachMatch(event) { try body(rules[$0]) }
     }
 
     /// The rules that match `event`.

@@ -24,14 +24,18 @@ public struct Predicate: Sendable, Equatable {
     }
 }
 
-/// A condition compiled into an evaluation plan: fields resolved to extractors, values
-/// converted once (numbers parsed, lists turned into sets, globs split, regexes compiled),
-/// macros inlined and constant parts folded away. Evaluating it parses nothing.
+/// A condition compiled into an evaluation plan: fields resolved to readers, values converted
+/// once (numbers parsed, lists turned into sets, globs split, regexes compiled), macros inlined
+/// and constant parts folded away. Evaluating it parses nothing: `matches` runs the plan
+/// specialized to the event's kind with its terms ordered by cost (`EvaluationProgram`),
+/// `explain` walks it in source order.
 public struct CompiledCondition: Sendable {
     /// The plan, for analysis.
     let root: PlanNode
-    /// The plan's runtime form.
-    let evaluator: Evaluator
+    /// The plan compiled for speed, alone (a `RuleSet` compiles all its rules' plans together).
+    let program: EvaluationProgram
+    /// The plan in source order, for `explain`, and the size of its context.
+    let explainer: Evaluator, explainerFieldSlots: Int
     /// The condition text as compiled.
     public let text: String
     /// The event kinds the condition can possibly match (from `evt.type` restrictions and from
@@ -44,7 +48,10 @@ public struct CompiledCondition: Sendable {
 
     init(root: PlanNode, text: String) {
         self.root = root
-        self.evaluator = Evaluator.make(root)
+        self.program = EvaluationProgram([root])
+        var builder = EvaluatorBuilder(optimized: false)
+        self.explainer = builder.make(root)
+        self.explainerFieldSlots = builder.fieldSlotCount
         self.text = text
         self.kinds = root.kindSets.whenTrue
         var fields = Set<String>()
@@ -71,15 +78,19 @@ public struct CompiledCondition: Sendable {
     }
 
     /// Whether `event` matches.
-    @inline(__always)
-    public func matches(_ event: Event) -> Bool { evaluator.evaluate(event) }
+    public func matches(_ event: Event) -> Bool {
+        var matched = false
+        program.forEachMatch(event) { _ in matched = true }
+        return matched
+    }
 
     /// Nil when `event` matches; otherwise the source text of the clause that made it fail: along
-    /// the chain of `and`s the first term that is false, descending into `and`s (also inside
-    /// macros), and stopping at a comparison, a `not`, an `or` (as a whole) or a macro whose body
-    /// is not an `and` (named by the macro). E.g. `proc.name in (shell_binaries)`.
+    /// the chain of `and`s the first term, in source order, that is false, descending into `and`s
+    /// (also inside macros), and stopping at a comparison, a `not`, an `or` (as a whole) or a
+    /// macro whose body is not an `and` (named by the macro). E.g. `proc.name in (shell_binaries)`.
     public func explain(_ event: Event) -> String? {
-        evaluator.evaluate(event) ? nil : evaluator.failingClause(event)
+        var context = EvaluationContext(fieldSlots: explainerFieldSlots)
+        return explainer.evaluate(event, &context) ? nil : explainer.failingClause(event, &context)
     }
 }
 
@@ -176,10 +187,24 @@ struct EventTypeTest: Sendable {
     ]
 
     let exec: Bool, fork: Bool, exit: Bool
-    /// The result for each known open syscall name.
+    /// The result for each known open syscall name (`openNames` order).
     let open: [(name: String, result: Bool)]
     /// For an open syscall name not known when compiling.
     let fallback: ConditionValueTest
+
+    /// The open syscalls' names, as bytes.
+    static let openNames: [[UInt8]] = (names[.open] ?? []).map { Array($0.utf8) }
+
+    /// The index of `syscall` in `openNames`, -1 when it is not there.
+    static func openNameIndex(_ syscall: String) -> Int {
+        let index: Int? = syscall.utf8.withContiguousStorageIfAvailable { name in
+            for (index, known) in openNames.enumerated() where known.count == name.count {
+                if known.withUnsafeBufferPointer({ bytesEqual($0, name) }) { return index }
+            }
+            return -1
+        }
+        return index ?? openNames.firstIndex(of: Array(syscall.utf8)) ?? -1
+    }
 
     init(op: ComparisonOperator, values: [ByteString], test: ConditionValueTest) {
         func decide(_ kind: EventKind) -> Bool {
@@ -197,14 +222,26 @@ struct EventTypeTest: Sendable {
         fallback = test
     }
 
-    func evaluate(_ event: Event) -> Bool {
+    /// The result for every event of `kind`, nil when it depends on the event (open events
+    /// carry their syscall's name).
+    func result(for kind: EventKind) -> Bool? {
+        switch kind {
+        case .exec: exec
+        case .fork: fork
+        case .exit: exit
+        case .open: nil
+        }
+    }
+
+    /// The result for `event` (an open event's syscall name looked up once per event, in `context`).
+    func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
         switch event.payload {
         case .exec: return exec
         case .fork: return fork
         case .exit: return exit
         case .open(let o):
-            for entry in open where entry.name == o.syscall { return entry.result }
-            return fallback.matches(string: ByteString(o.syscall))
+            let index = context.openSyscallIndex(o)
+            return index >= 0 ? open[index].result : fallback.matches(string: ByteString(o.syscall))
         }
     }
 
@@ -233,6 +270,12 @@ struct PlanTest: Sendable {
     let fieldKinds: Set<EventKind>
     /// The comparison as a pushdown predicate; nil when transformed.
     let predicate: Predicate?
+    /// The operator and how many values it compares with (lists expanded).
+    let op: ComparisonOperator
+    let valueCount: Int
+    /// The comparison in full (transformers, field, argument, operator, values): equal keys
+    /// compare alike.
+    let key: String
 
     var kindSets: (whenTrue: Set<EventKind>, whenFalse: Set<EventKind>) {
         if case .eventType(let table) = operand { return table.kindSets }

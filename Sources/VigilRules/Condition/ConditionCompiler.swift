@@ -90,6 +90,13 @@ struct PlanBuilder {
         /// The list it came from, for messages.
         var list: String?
         var text: String { String(decoding: bytes, as: UTF8.self) }
+        /// The bytes without loss, for plan keys: the length, then the text or, when it is not
+        /// UTF-8, the bytes in hex.
+        var keyText: String {
+            let text = String(validating: bytes, as: UTF8.self).map { "s" + $0 }
+                ?? "x" + bytes.map { String($0, radix: 16) }.joined(separator: ".")
+            return "\(bytes.count):" + text
+        }
     }
 
     private enum Resolved {
@@ -185,8 +192,11 @@ struct PlanBuilder {
             ? Predicate(field: definition.name + (operand.argument.map { "[\($0)]" } ?? ""), op: check.op.rawValue,
                         values: values.map(\.text), negated: false)
             : nil
+        let key = transformers.map { $0.rawValue + "(" }.joined() + definition.name + (operand.argument.map { "[\($0)]" } ?? "")
+            + " " + check.op.rawValue + " " + values.map(\.keyText).joined(separator: ",")
         return .test(PlanTest(source: clause, operand: planOperand, transformers: transformers, test: test,
-                              fieldName: definition.name, fieldKinds: definition.kinds, predicate: predicate))
+                              fieldName: definition.name, fieldKinds: definition.kinds, predicate: predicate,
+                              op: check.op, valueCount: values.count, key: key))
     }
 
     static func describe(_ type: FieldType) -> String {

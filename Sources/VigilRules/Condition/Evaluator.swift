@@ -1,8 +1,69 @@
 import VigilEvents
 
+/// What the evaluators of one event share, on the stack for the duration of the event: the
+/// results of memoized subconditions (macros common to several rules), and the values of
+/// catalogue fields read so far (one slot per field, argument and transformers: each is read
+/// once per event, not once per comparison). Passed `inout` down the evaluator tree; evaluation
+/// uses no closure that captures the event, since a closure's capture copies it (a retain and a
+/// release of each of its strings and arrays).
+struct EvaluationContext {
+    /// At most this many memo slots per program; further shared subconditions are evaluated
+    /// at each use.
+    static let memoCapacity = 64
+    /// Bit i set when memo slot i is evaluated; `results` bit i is then its result.
+    private var known: UInt64 = 0, results: UInt64 = 0
+    /// Catalogue field values by slot, allocated at the first catalogue read of the event.
+    private var fields: [CachedField]?
+    private let fieldSlots: Int
+    /// For an open event: the index of its syscall's name in `EventTypeTest.openNames`, -1 for
+    /// another name, -2 while not looked up (every `evt.type` comparison needs it).
+    private var openSyscall: Int8 = -2
+
+    /// A fresh context for a program with `fieldSlots` catalogue field slots.
+    init(fieldSlots: Int) { self.fieldSlots = fieldSlots }
+
+    /// The memoized result of slot `slot`, nil when not evaluated yet.
+    @inline(__always)
+    func memo(_ slot: Int) -> Bool? {
+        let bit = UInt64(1) << UInt64(slot)
+        return known & bit == 0 ? nil : results & bit != 0
+    }
+
+    /// Records the result of memo slot `slot`.
+    @inline(__always)
+    mutating func setMemo(_ slot: Int, _ result: Bool) {
+        let bit = UInt64(1) << UInt64(slot)
+        known |= bit
+        if result { results |= bit }
+    }
+
+    /// The value of catalogue slot `slot`, read with `reader` the first time in this event.
+    mutating func field(_ slot: Int, _ reader: FieldSlotReader, _ event: Event) -> FieldValue? {
+        if case .read(let value)? = fields?[slot] { return value }
+        let value = reader.read(event)
+        if fields == nil { fields = Array(repeating: .unread, count: fieldSlots) }
+        fields?[slot] = .read(value)
+        return value
+    }
+
+    /// The index of the open event's syscall name in `EventTypeTest.openNames` (-1: not there),
+    /// looked up once per event.
+    @inline(__always)
+    mutating func openSyscallIndex(_ open: Payload.Open) -> Int {
+        if openSyscall == -2 { openSyscall = Int8(EventTypeTest.openNameIndex(open.syscall)) }
+        return Int(openSyscall)
+    }
+}
+
+/// A catalogue field's value for the current event, once read.
+enum CachedField {
+    case unread
+    case read(FieldValue?)
+}
+
 /// The runtime form of a plan: a tree of immutable objects, each evaluating one node with a
-/// virtual call. Built once from a `PlanNode`; evaluating it copies no plan data (the enum plan
-/// would copy each test's payload out of its box, with a retain and release per field).
+/// virtual call. Built once from a `PlanNode` (by `EvaluatorBuilder`); evaluating it copies no
+/// plan data and no event data.
 ///
 /// Every subclass is final and has only `let` properties of Sendable types, hence the unchecked
 /// conformance on the base class.
@@ -13,39 +74,15 @@ class Evaluator: @unchecked Sendable {
     init(source: String) { self.source = source }
 
     /// Whether `event` satisfies the node.
-    func evaluate(_ event: Event) -> Bool { false }
+    func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool { false }
 
     /// For a node that is false for `event`: the clause to blame. An `and` blames its first
     /// false term (recursively); any other node blames itself.
-    func failingClause(_ event: Event) -> String { source }
+    func failingClause(_ event: Event, _ context: inout EvaluationContext) -> String { source }
 
-    /// The evaluator for `node`.
-    static func make(_ node: PlanNode) -> Evaluator {
-        switch node {
-        case .constant(let value, let source): return ConstantEvaluator(value, source: source)
-        case .not(let child, let source): return NotEvaluator(make(child), source: source)
-        case .and(let children, let source): return JunctionEvaluator(children.map(make), isAnd: true, source: source)
-        case .or(let children, let source): return JunctionEvaluator(children.map(make), isAnd: false, source: source)
-        case .test(let test): return make(test)
-        }
-    }
-
-    private static func make(_ test: PlanTest) -> Evaluator {
-        switch test.operand {
-        case .eventType(let table):
-            return EventTypeEvaluator(table, source: test.source)
-        case .ancestorNames:
-            return AncestorNameEvaluator(test: test.test, transformers: test.transformers, source: test.source)
-        case .ancestorPIDs:
-            return AncestorPIDEvaluator(test: test.test, source: test.source)
-        case .field(let definition, let argument):
-            if test.transformers.isEmpty, case .string(let stringTest) = test.test {
-                return StringFieldEvaluator(extract: definition.extract, argument: argument, test: stringTest, source: test.source)
-            }
-            return FieldEvaluator(extract: definition.extract, argument: argument, test: test.test, transformers: test.transformers,
-                                  source: test.source)
-        }
-    }
+    /// The tree as it runs, for tests and debugging: comparisons by their source text, `and`,
+    /// `or` and `not` with their terms in evaluation order, `memo N{...}` for a shared node.
+    var outline: String { source }
 }
 
 final class ConstantEvaluator: Evaluator, @unchecked Sendable {
@@ -54,16 +91,23 @@ final class ConstantEvaluator: Evaluator, @unchecked Sendable {
         self.value = value
         super.init(source: source)
     }
-    override func evaluate(_ event: Event) -> Bool { value }
+    override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool { value }
+    override var outline: String { value ? "true" : "false" }
 }
 
 final class NotEvaluator: Evaluator, @unchecked Sendable {
+    /// Owns the child.
     let child: Evaluator
+    private let call: Unmanaged<Evaluator>
     init(_ child: Evaluator, source: String) {
         self.child = child
+        self.call = Unmanaged.passUnretained(child)
         super.init(source: source)
     }
-    override func evaluate(_ event: Event) -> Bool { !child.evaluate(event) }
+    override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
+        !call._withUnsafeGuaranteedRef { $0.evaluate(event, &context) }
+    }
+    override var outline: String { "not " + child.outline }
 }
 
 /// `and` / `or` of children, stopping at the first child that decides (false for `and`,
@@ -81,15 +125,39 @@ final class JunctionEvaluator: Evaluator, @unchecked Sendable {
         self.isAnd = isAnd
         super.init(source: source)
     }
-    override func evaluate(_ event: Event) -> Bool {
-        for child in calls where child._withUnsafeGuaranteedRef({ $0.evaluate(event) }) != isAnd { return !isAnd }
+    override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
+        for child in calls where child._withUnsafeGuaranteedRef({ $0.evaluate(event, &context) }) != isAnd { return !isAnd }
         return isAnd
     }
     /// For `and`, the failing child's own clause; an `or` fails as a whole.
-    override func failingClause(_ event: Event) -> String {
+    override func failingClause(_ event: Event, _ context: inout EvaluationContext) -> String {
         guard isAnd else { return source }
-        return children.first { !$0.evaluate(event) }?.failingClause(event) ?? source
+        for child in children where !child.evaluate(event, &context) { return child.failingClause(event, &context) }
+        return source
     }
+    override var outline: String { "(" + children.map(\.outline).joined(separator: isAnd ? " and " : " or ") + ")" }
+}
+
+/// A subcondition shared by several rules (or several places of one): evaluated once per
+/// event, its result kept in the context's memo slot.
+final class MemoEvaluator: Evaluator, @unchecked Sendable {
+    let child: Evaluator
+    private let call: Unmanaged<Evaluator>
+    let slot: Int
+    init(_ child: Evaluator, slot: Int) {
+        self.child = child
+        self.call = Unmanaged.passUnretained(child)
+        self.slot = slot
+        super.init(source: child.source)
+    }
+    override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
+        if let known = context.memo(slot) { return known }
+        let result = call._withUnsafeGuaranteedRef { $0.evaluate(event, &context) }
+        context.setMemo(slot, result)
+        return result
+    }
+    override func failingClause(_ event: Event, _ context: inout EvaluationContext) -> String { child.failingClause(event, &context) }
+    override var outline: String { "memo \(slot){" + child.outline + "}" }
 }
 
 final class EventTypeEvaluator: Evaluator, @unchecked Sendable {
@@ -98,47 +166,82 @@ final class EventTypeEvaluator: Evaluator, @unchecked Sendable {
         self.table = table
         super.init(source: source)
     }
-    override func evaluate(_ event: Event) -> Bool { table.evaluate(event) }
+    override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool { table.evaluate(event, &context) }
 }
 
-/// A string field without transformers: the common case, tested without wrapping the value.
-final class StringFieldEvaluator: Evaluator, @unchecked Sendable {
-    let extract: @Sendable (Event, String?) -> FieldValue?
-    let argument: String?
+/// A string field read in place (`DirectStringField`), its bytes tested where they lie.
+final class DirectStringEvaluator: Evaluator, @unchecked Sendable {
+    let field: DirectStringField
     let test: ConditionStringTest
-    init(extract: @escaping @Sendable (Event, String?) -> FieldValue?, argument: String?, test: ConditionStringTest, source: String) {
-        self.extract = extract
-        self.argument = argument
+    init(_ field: DirectStringField, test: ConditionStringTest, source: String) {
+        self.field = field
         self.test = test
         super.init(source: source)
     }
-    override func evaluate(_ event: Event) -> Bool {
-        guard case .string(let value)? = extract(event, argument) else { return false }
+    override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
+        field.test(event) { test.matches($0) }
+    }
+}
+
+/// An unsigned number field read in place.
+final class DirectUIntEvaluator: Evaluator, @unchecked Sendable {
+    let field: DirectUIntField
+    let test: ConditionNumberTest<UInt64>
+    init(_ field: DirectUIntField, test: ConditionNumberTest<UInt64>, source: String) {
+        self.field = field
+        self.test = test
+        super.init(source: source)
+    }
+    override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
+        guard let value = field.value(event) else { return false }
         return test.matches(value)
     }
 }
 
-final class FieldEvaluator: Evaluator, @unchecked Sendable {
-    let extract: @Sendable (Event, String?) -> FieldValue?
-    let argument: String?
-    let test: ConditionValueTest
-    let transformers: [FieldTransformer]
-    init(extract: @escaping @Sendable (Event, String?) -> FieldValue?, argument: String?, test: ConditionValueTest,
-         transformers: [FieldTransformer], source: String) {
-        self.extract = extract
-        self.argument = argument
+/// A signed number field read in place.
+final class DirectIntEvaluator: Evaluator, @unchecked Sendable {
+    let field: DirectIntField
+    let test: ConditionNumberTest<Int64>
+    init(_ field: DirectIntField, test: ConditionNumberTest<Int64>, source: String) {
+        self.field = field
         self.test = test
-        self.transformers = transformers
         super.init(source: source)
     }
-    override func evaluate(_ event: Event) -> Bool {
-        guard let value = extract(event, argument) else { return false }
-        guard !transformers.isEmpty else { return test.matches(value) }
-        switch value {
-        case .string(let s): return test.matches(.string(transformers.reduce(s) { $1.apply($0) }))
-        case .strings(let list): return test.matches(.strings(list.map { s in transformers.reduce(s) { $1.apply($0) } }))
-        default: return test.matches(value)
-        }
+    override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
+        guard let value = field.value(event) else { return false }
+        return test.matches(value)
+    }
+}
+
+/// A boolean field read in place.
+final class DirectBoolEvaluator: Evaluator, @unchecked Sendable {
+    let field: DirectBoolField
+    let test: ConditionNumberTest<UInt8>
+    init(_ field: DirectBoolField, test: ConditionNumberTest<UInt8>, source: String) {
+        self.field = field
+        self.test = test
+        super.init(source: source)
+    }
+    override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
+        guard let value = field.value(event) else { return false }
+        return test.matches(value ? 1 : 0)
+    }
+}
+
+/// Any other field: read through the catalogue once per event into the context's slot.
+final class CachedFieldEvaluator: Evaluator, @unchecked Sendable {
+    let reader: FieldSlotReader
+    let slot: Int
+    let test: ConditionValueTest
+    init(_ reader: FieldSlotReader, slot: Int, test: ConditionValueTest, source: String) {
+        self.reader = reader
+        self.slot = slot
+        self.test = test
+        super.init(source: source)
+    }
+    override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
+        guard let value = context.field(slot, reader, event) else { return false }
+        return test.matches(value)
     }
 }
 
@@ -150,7 +253,7 @@ final class AncestorNameEvaluator: Evaluator, @unchecked Sendable {
         self.transformers = transformers
         super.init(source: source)
     }
-    override func evaluate(_ event: Event) -> Bool {
+    override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
         for name in event.process.ancestorNames {
             let value = transformers.isEmpty ? name : transformers.reduce(name) { $1.apply($0) }
             if test.matches(string: value) { return true }
@@ -165,7 +268,7 @@ final class AncestorPIDEvaluator: Evaluator, @unchecked Sendable {
         self.test = test
         super.init(source: source)
     }
-    override func evaluate(_ event: Event) -> Bool {
+    override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
         for pid in event.process.ancestorPIDs where test.matches(.uint(UInt64(pid))) { return true }
         return false
     }

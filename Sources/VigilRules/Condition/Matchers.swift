@@ -152,7 +152,7 @@ struct GlobPattern: Sendable {
     }
 
     /// Whether the whole of `bytes[from..<to]` matches.
-    func matches(_ bytes: [UInt8], from: Int, to: Int) -> Bool {
+    func matches(_ bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int) -> Bool {
         var p = 0, i = from
         var starElement = -1, starByte = from
         let n = elements.count
@@ -188,7 +188,10 @@ struct GlobPattern: Sendable {
     }
 
     /// Whether all of `bytes` matches.
-    func matches(_ bytes: [UInt8]) -> Bool { matches(bytes, from: 0, to: bytes.count) }
+    func matches(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { matches(bytes, from: 0, to: bytes.count) }
+
+    /// Whether all of `bytes` matches.
+    func matches(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBufferPointer { matches($0) } }
 }
 
 /// Falco's `pmatch`: whether a path equals one of the prefixes or lies below one, compared
@@ -200,7 +203,7 @@ struct PathPrefixSet: Sendable {
         case literal([UInt8])
         case glob(GlobPattern)
 
-        func matches(_ bytes: [UInt8], from: Int, to: Int) -> Bool {
+        func matches(_ bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int) -> Bool {
             switch self {
             case .literal(let expected):
                 guard to - from == expected.count else { return false }
@@ -226,7 +229,11 @@ struct PathPrefixSet: Sendable {
         }
     }
 
-    func matches(_ path: [UInt8]) -> Bool {
+    /// Whether `path` equals or lies below one of the prefixes.
+    func matches(_ path: [UInt8]) -> Bool { path.withUnsafeBufferPointer { matches($0) } }
+
+    /// Whether `path` equals or lies below one of the prefixes.
+    func matches(_ path: UnsafeBufferPointer<UInt8>) -> Bool {
         let slash = UInt8(ascii: "/")
         for prefix in prefixes {
             var matched = 0
@@ -274,8 +281,8 @@ struct CompiledRegex: @unchecked Sendable {
     }
 
     /// Whether all of `value` matches (invalid UTF-8 replaced by U+FFFD first, as Falco does).
-    func matches(_ value: ByteString) -> Bool {
-        let text = value.string
+    func matches(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
+        let text = String(decoding: value, as: UTF8.self)
         return expression.firstMatch(in: text, options: [], range: NSRange(location: 0, length: text.utf16.count)) != nil
     }
 }
@@ -285,34 +292,98 @@ struct RegexCompileError: Error {
     let message: String
 }
 
-/// A set of byte strings for `in`/`intersects`: hashes each value's bytes in one go (the derived
-/// `Hashable` of `ByteString` feeds the hasher byte by byte) and skips the lookup when the length
-/// is outside the members' range.
+/// A set of byte strings for `in`/`intersects`, looked up with the value's bytes in place (no
+/// copy, no allocation): an open-addressing table over the members' bytes laid end to end,
+/// hashed eight bytes at a time. A value whose length no member has is rejected before hashing.
+/// The table never changes after `init`, so a lookup's probe sequence is bounded by the members,
+/// whatever the input.
 struct ByteStringSet: Sendable {
-    private struct Key: Hashable, Sendable {
-        let bytes: [UInt8]
-        func hash(into hasher: inout Hasher) {
-            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
-        }
-    }
-    private let members: Set<Key>
-    /// The shortest and longest member's length; nil when there are no members.
-    private let lengths: ClosedRange<Int>?
+    /// The members' bytes, one after the other.
+    private let storage: [UInt8]
+    /// Where each member's bytes lie in `storage`.
+    private let bounds: [Range<Int>]
+    /// Member index + 1 per slot (0: empty); the count is a power of two.
+    private let table: [Int32]
+    /// Bit n set when a member is n bytes long (n < 63); bit 63 for every longer member.
+    private let lengths: UInt64
+    /// How many distinct members.
+    var count: Int { bounds.count }
 
     init(_ values: some Sequence<[UInt8]>) {
-        members = Set(values.map(Key.init))
-        let counts = members.map(\.bytes.count)
-        if let shortest = counts.min(), let longest = counts.max() {
-            lengths = shortest...longest
-        } else {
-            lengths = nil
+        var storage: [UInt8] = [], bounds: [Range<Int>] = [], lengths: UInt64 = 0
+        var seen = Set<[UInt8]>()
+        for value in values where seen.insert(value).inserted {
+            bounds.append(storage.count..<(storage.count + value.count))
+            storage += value
+            lengths |= Self.lengthBit(value.count)
+        }
+        var size = 4
+        while size < bounds.count * 2 { size <<= 1 }
+        var table = [Int32](repeating: 0, count: size)
+        storage.withUnsafeBufferPointer { all in
+            for (index, range) in bounds.enumerated() {
+                var slot = Int(truncatingIfNeeded: Self.hash(UnsafeBufferPointer(rebasing: all[range]))) & (size - 1)
+                while table[slot] != 0 { slot = (slot + 1) & (size - 1) }
+                table[slot] = Int32(index + 1)
+            }
+        }
+        self.storage = storage
+        self.bounds = bounds
+        self.table = table
+        self.lengths = lengths
+    }
+
+    @inline(__always) private static func lengthBit(_ count: Int) -> UInt64 { 1 << UInt64(min(count, 63)) }
+
+    /// A 64-bit hash of `bytes`: eight bytes at a time, then the tail, each mixed by a multiply.
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        let n = bytes.count
+        var h = 0x9E37_79B9_7F4A_7C15 &* UInt64(n &+ 1)
+        guard let base = bytes.baseAddress else { return h }
+        let raw = UnsafeRawPointer(base)
+        var i = 0
+        while i &+ 8 <= n {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
+            h ^= h >> 32
+            i &+= 8
+        }
+        var tail: UInt64 = 0, shift: UInt64 = 0
+        while i < n {
+            tail |= UInt64(base[i]) << shift
+            shift &+= 8
+            i &+= 1
+        }
+        h = (h ^ tail) &* 0xC4CE_B9FE_1A85_EC53
+        return h ^ (h >> 29)
+    }
+
+    /// Whether `value` is a member.
+    func contains(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard lengths & Self.lengthBit(value.count) != 0 else { return false }
+        return table.withUnsafeBufferPointer { table in
+            storage.withUnsafeBufferPointer { storage in
+                let mask = table.count - 1
+                var slot = Int(truncatingIfNeeded: Self.hash(value)) & mask
+                while true {
+                    let entry = Int(table[slot])
+                    if entry == 0 { return false }
+                    let range = bounds[entry - 1]
+                    if range.count == value.count, bytesEqual(UnsafeBufferPointer(rebasing: storage[range]), value) { return true }
+                    slot = (slot + 1) & mask
+                }
+            }
         }
     }
 
-    func contains(_ value: ByteString) -> Bool {
-        guard let lengths, lengths.contains(value.bytes.count) else { return false }
-        return members.contains(Key(bytes: value.bytes))
-    }
+    /// Whether `value` is a member.
+    func contains(_ value: ByteString) -> Bool { value.bytes.withUnsafeBufferPointer { contains($0) } }
+}
+
+/// Whether two byte buffers of the same length hold the same bytes.
+@inline(__always) func bytesEqual(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard a.count == b.count else { return false }
+    guard a.count > 0, let pa = a.baseAddress, let pb = b.baseAddress else { return true }
+    return memcmp(pa, pb, a.count) == 0
 }
 
 /// Tests one string value.
@@ -330,39 +401,40 @@ enum ConditionStringTest: Sendable {
     case pathPrefix(PathPrefixSet)
     case regex(CompiledRegex)
 
-    func matches(_ value: ByteString) -> Bool {
+    /// Whether `value` passes.
+    func matches(_ value: ByteString) -> Bool { value.bytes.withUnsafeBufferPointer { matches($0) } }
+
+    /// Whether the bytes `value` pass (compared in place).
+    func matches(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
         switch self {
-        case .equal(let expected): return value == expected
-        case .notEqual(let expected): return value != expected
+        case .equal(let expected): return expected.bytes.withUnsafeBufferPointer { bytesEqual($0, value) }
+        case .notEqual(let expected): return !expected.bytes.withUnsafeBufferPointer { bytesEqual($0, value) }
         case .ordered(let op, let bound):
-            switch op {
-            case .less: return value < bound
-            case .lessOrEqual: return !(bound < value)
-            case .greater: return bound < value
-            default: return !(value < bound)
+            return bound.bytes.withUnsafeBufferPointer { bound in
+                switch op {
+                case .less: return value.lexicographicallyPrecedes(bound)
+                case .lessOrEqual: return !bound.lexicographicallyPrecedes(value)
+                case .greater: return bound.lexicographicallyPrecedes(value)
+                default: return !value.lexicographicallyPrecedes(bound)
+                }
             }
         case .oneOf(let set): return set.contains(value)
-        case .contains(let needle): return Self.find(needle, in: value.bytes, ignoringCase: false)
-        case .containsIgnoringCase(let needle): return Self.find(needle, in: value.bytes, ignoringCase: true)
+        case .contains(let needle): return needle.withUnsafeBufferPointer { Self.find($0, in: value, ignoringCase: false) }
+        case .containsIgnoringCase(let needle): return needle.withUnsafeBufferPointer { Self.find($0, in: value, ignoringCase: true) }
         case .startsWith(let prefix):
-            return value.bytes.count >= prefix.count && value.bytes.starts(with: prefix)
+            return value.count >= prefix.count
+                && prefix.withUnsafeBufferPointer { bytesEqual($0, UnsafeBufferPointer(rebasing: value[..<$0.count])) }
         case .endsWith(let suffix):
-            let bytes = value.bytes
-            guard bytes.count >= suffix.count else { return false }
-            var k = 0, offset = bytes.count - suffix.count
-            while k < suffix.count {
-                if bytes[offset + k] != suffix[k] { return false }
-                k += 1
-            }
-            return true
-        case .glob(let pattern): return pattern.matches(value.bytes)
-        case .pathPrefix(let prefixes): return prefixes.matches(value.bytes)
+            return value.count >= suffix.count
+                && suffix.withUnsafeBufferPointer { bytesEqual($0, UnsafeBufferPointer(rebasing: value[(value.count - $0.count)...])) }
+        case .glob(let pattern): return pattern.matches(value)
+        case .pathPrefix(let prefixes): return prefixes.matches(value)
         case .regex(let regex): return regex.matches(value)
         }
     }
 
     /// Substring search on bytes (ASCII case folded when asked; the needle is folded already).
-    private static func find(_ needle: [UInt8], in haystack: [UInt8], ignoringCase: Bool) -> Bool {
+    private static func find(_ needle: UnsafeBufferPointer<UInt8>, in haystack: UnsafeBufferPointer<UInt8>, ignoringCase: Bool) -> Bool {
         if needle.isEmpty { return true }
         guard haystack.count >= needle.count else { return false }
         let first = needle[0]
