@@ -162,9 +162,9 @@ struct EvaluatorBuilder {
     static func direct(_ field: String, _ argument: String?, _ test: ConditionValueTest, source: String) -> Evaluator? {
         switch test {
         case .string(let test): DirectStringField(field: field, argument: argument).map { DirectStringEvaluator($0, test: test, source: source) }
-        case .unsigned(let test): DirectUIntField(field: field, argument: argument).map { DirectUIntEvaluator($0, test: test, source: source) }
-        case .signed(let test): DirectIntField(field: field, argument: argument).map { DirectIntEvaluator($0, test: test, source: source) }
-        case .boolean(let test): DirectBoolField(field: field, argument: argument).map { DirectBoolEvaluator($0, test: test, source: source) }
+        case .unsigned(let test): DirectUIntField(field: field, argument: argument).map { DirectScalarEvaluator(.unsigned($0, test), source: source) }
+        case .signed(let test): DirectIntField(field: field, argument: argument).map { DirectScalarEvaluator(.signed($0, test), source: source) }
+        case .boolean(let test): DirectBoolField(field: field, argument: argument).map { DirectScalarEvaluator(.boolean($0, test), source: source) }
         case .exists, .list: nil
         }
     }

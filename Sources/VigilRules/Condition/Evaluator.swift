@@ -183,48 +183,24 @@ final class DirectStringEvaluator: Evaluator, @unchecked Sendable {
     }
 }
 
-/// An unsigned number field read in place.
-final class DirectUIntEvaluator: Evaluator, @unchecked Sendable {
-    let field: DirectUIntField
-    let test: ConditionNumberTest<UInt64>
-    init(_ field: DirectUIntField, test: ConditionNumberTest<UInt64>, source: String) {
-        self.field = field
-        self.test = test
+/// A number or boolean field read in place.
+final class DirectScalarEvaluator: Evaluator, @unchecked Sendable {
+    enum Comparison: Sendable {
+        case unsigned(DirectUIntField, ConditionNumberTest<UInt64>)
+        case signed(DirectIntField, ConditionNumberTest<Int64>)
+        case boolean(DirectBoolField, ConditionNumberTest<UInt8>)
+    }
+    let comparison: Comparison
+    init(_ comparison: Comparison, source: String) {
+        self.comparison = comparison
         super.init(source: source)
     }
     override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
-        guard let value = field.value(event) else { return false }
-        return test.matches(value)
-    }
-}
-
-/// A signed number field read in place.
-final class DirectIntEvaluator: Evaluator, @unchecked Sendable {
-    let field: DirectIntField
-    let test: ConditionNumberTest<Int64>
-    init(_ field: DirectIntField, test: ConditionNumberTest<Int64>, source: String) {
-        self.field = field
-        self.test = test
-        super.init(source: source)
-    }
-    override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
-        guard let value = field.value(event) else { return false }
-        return test.matches(value)
-    }
-}
-
-/// A boolean field read in place.
-final class DirectBoolEvaluator: Evaluator, @unchecked Sendable {
-    let field: DirectBoolField
-    let test: ConditionNumberTest<UInt8>
-    init(_ field: DirectBoolField, test: ConditionNumberTest<UInt8>, source: String) {
-        self.field = field
-        self.test = test
-        super.init(source: source)
-    }
-    override func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
-        guard let value = field.value(event) else { return false }
-        return test.matches(value ? 1 : 0)
+        switch comparison {
+        case .unsigned(let field, let test): field.value(event).map { test.matches($0) } ?? false
+        case .signed(let field, let test): field.value(event).map { test.matches($0) } ?? false
+        case .boolean(let field, let test): field.value(event).map { test.matches($0 ? 1 : 0) } ?? false
+        }
     }
 }
 

@@ -9,31 +9,25 @@ import VigilEvents
 
 /// A string field read in place.
 enum DirectStringField: Sendable, Equatable {
-    case procName, parentName, ancestorName(Int), exePath, exe, cwd
-    case fdName, fdNameRaw, fdDirectory, fdFilename
-    case containerID, containerFullID, containerName, containerImage, containerRuntime
+    /// A field without argument, named by its raw value.
+    enum Named: String, Sendable, CaseIterable, DirectField {
+        case procName = "proc.name", parentName = "proc.pname", exePath = "proc.exepath", exe = "proc.exe", cwd = "proc.cwd"
+        case fdName = "fd.name", fdNameRaw = "fd.nameraw", fdDirectory = "fd.directory", fdFilename = "fd.filename"
+        case containerID = "container.id", containerFullID = "container.full_id", containerName = "container.name"
+        case containerImage = "container.image", containerRuntime = "container.runtime"
+    }
+    case named(Named)
+    /// `proc.aname[N]` for N >= 1: `ancestorNames[N - 1]` (N = 0 is `proc.name`).
+    case ancestorName(Int)
 
     /// The reader for `field` with its bracket argument, nil when the field is not read directly.
     init?(field: String, argument: String?) {
-        switch (field, argument) {
-        case ("proc.name", nil): self = .procName
-        case ("proc.pname", nil): self = .parentName
-        case ("proc.aname", let argument?):
-            guard let n = Int(argument), n >= 0 else { return nil }
-            self = n == 0 ? .procName : .ancestorName(n - 1)
-        case ("proc.exepath", nil): self = .exePath
-        case ("proc.exe", nil): self = .exe
-        case ("proc.cwd", nil): self = .cwd
-        case ("fd.name", nil): self = .fdName
-        case ("fd.nameraw", nil): self = .fdNameRaw
-        case ("fd.directory", nil): self = .fdDirectory
-        case ("fd.filename", nil): self = .fdFilename
-        case ("container.id", nil): self = .containerID
-        case ("container.full_id", nil): self = .containerFullID
-        case ("container.name", nil): self = .containerName
-        case ("container.image", nil): self = .containerImage
-        case ("container.runtime", nil): self = .containerRuntime
-        default: return nil
+        if field == "proc.aname", let n = argument.flatMap({ Int($0) }), n >= 0 {
+            self = n == 0 ? .named(.procName) : .ancestorName(n - 1)
+        } else if let named = Named(field: field, argument: argument) {
+            self = .named(named)
+        } else {
+            return nil
         }
     }
 
@@ -41,30 +35,42 @@ enum DirectStringField: Sendable, Equatable {
     @inline(__always)
     func test(_ event: Event, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
         switch self {
-        case .procName: return event.comm.bytes.withUnsafeBufferPointer(body)
-        case .parentName: return Self.element(0, of: event.process.ancestorNames, body)
+        case .named(let field): return field.test(event, body)
         case .ancestorName(let index): return Self.element(index, of: event.process.ancestorNames, body)
+        }
+    }
+
+    @inline(__always)
+    static func element(_ index: Int, of list: [ByteString], _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        index < list.count ? list[index].bytes.withUnsafeBufferPointer(body) : false
+    }
+}
+
+extension DirectStringField.Named {
+    /// `body`'s verdict on the value's bytes; false when the event has no value.
+    @inline(__always)
+    func test(_ event: Event, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        switch self {
+        case .procName: return event.comm.bytes.withUnsafeBufferPointer(body)
+        case .parentName: return DirectStringField.element(0, of: event.process.ancestorNames, body)
         case .exePath:
             guard let path = event.process.executablePath else { return false }
             return path.bytes.withUnsafeBufferPointer(body)
         case .exe:
             guard let arguments = event.process.arguments else { return false }
-            return Self.element(0, of: arguments, body)
+            return DirectStringField.element(0, of: arguments, body)
         case .cwd:
             guard let cwd = event.process.cwd else { return false }
             return cwd.bytes.withUnsafeBufferPointer(body)
-        case .fdName:
+        case .fdName, .fdNameRaw, .fdDirectory, .fdFilename:
             guard case .open(let open) = event.payload else { return false }
-            return open.path.bytes.withUnsafeBufferPointer(body)
-        case .fdNameRaw:
-            guard case .open(let open) = event.payload else { return false }
-            return open.name.bytes.withUnsafeBufferPointer(body)
-        case .fdDirectory:
-            guard case .open(let open) = event.payload else { return false }
-            return open.directory.bytes.withUnsafeBufferPointer(body)
-        case .fdFilename:
-            guard case .open(let open) = event.payload else { return false }
-            return open.filename.bytes.withUnsafeBufferPointer(body)
+            func test(_ value: ByteString) -> Bool { value.bytes.withUnsafeBufferPointer(body) }
+            switch self {
+            case .fdNameRaw: return test(open.name)
+            case .fdDirectory: return test(open.directory)
+            case .fdFilename: return test(open.filename)
+            default: return test(open.path)
+            }
         case .containerID: return event.container.idBytes.bytes.withUnsafeBufferPointer(body)
         case .containerFullID: return event.container.fullIDBytes.bytes.withUnsafeBufferPointer(body)
         case .containerName: return event.container.nameBytes.bytes.withUnsafeBufferPointer(body)
@@ -72,37 +78,13 @@ enum DirectStringField: Sendable, Equatable {
         case .containerRuntime: return event.container.runtimeBytes.bytes.withUnsafeBufferPointer(body)
         }
     }
-
-    @inline(__always)
-    private static func element(_ index: Int, of list: [ByteString], _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
-        index < list.count ? list[index].bytes.withUnsafeBufferPointer(body) : false
-    }
 }
 
-/// An unsigned number field read in place.
-enum DirectUIntField: Sendable, Equatable, CaseIterable {
-    case pid, tid, ppid, uid, gid, tty, loginUID, rawFlags, mode, cgroupID, mountNamespace, pidNamespace, cpu
-
-    /// The reader for `field`, nil when it is not read directly.
-    init?(field: String, argument: String?) {
-        guard argument == nil else { return nil }
-        switch field {
-        case "proc.pid": self = .pid
-        case "thread.tid": self = .tid
-        case "proc.ppid": self = .ppid
-        case "user.uid": self = .uid
-        case "group.gid": self = .gid
-        case "proc.tty": self = .tty
-        case "user.loginuid": self = .loginUID
-        case "fd.rawflags": self = .rawFlags
-        case "fd.mode": self = .mode
-        case "proc.cgroup_id": self = .cgroupID
-        case "proc.mntns": self = .mountNamespace
-        case "proc.pidns": self = .pidNamespace
-        case "evt.cpu": self = .cpu
-        default: return nil
-        }
-    }
+/// An unsigned number field read in place; the raw value is the field's name.
+enum DirectUIntField: String, Sendable, CaseIterable, DirectField {
+    case pid = "proc.pid", tid = "thread.tid", ppid = "proc.ppid", uid = "user.uid", gid = "group.gid", tty = "proc.tty"
+    case loginUID = "user.loginuid", rawFlags = "fd.rawflags", mode = "fd.mode", cgroupID = "proc.cgroup_id"
+    case mountNamespace = "proc.mntns", pidNamespace = "proc.pidns", cpu = "evt.cpu"
 
     /// The value, nil when the event has none.
     @inline(__always)
@@ -129,20 +111,9 @@ enum DirectUIntField: Sendable, Equatable, CaseIterable {
     }
 }
 
-/// A signed number field read in place.
-enum DirectIntField: Sendable, Equatable, CaseIterable {
-    case fdNum, rawResult, dirfd
-
-    /// The reader for `field`, nil when it is not read directly.
-    init?(field: String, argument: String?) {
-        guard argument == nil else { return nil }
-        switch field {
-        case "fd.num": self = .fdNum
-        case "evt.rawres": self = .rawResult
-        case "fd.dirfd": self = .dirfd
-        default: return nil
-        }
-    }
+/// A signed number field read in place; the raw value is the field's name.
+enum DirectIntField: String, Sendable, CaseIterable, DirectField {
+    case fdNum = "fd.num", rawResult = "evt.rawres", dirfd = "fd.dirfd"
 
     /// The value, nil when the event has none.
     @inline(__always)
@@ -157,23 +128,10 @@ enum DirectIntField: Sendable, Equatable, CaseIterable {
     }
 }
 
-/// A boolean field read in place.
-enum DirectBoolField: Sendable, Equatable, CaseIterable {
-    case isOpenRead, isOpenWrite, isOtherProcess, isContainer, truncated, isThread
-
-    /// The reader for `field`, nil when it is not read directly.
-    init?(field: String, argument: String?) {
-        guard argument == nil else { return nil }
-        switch field {
-        case "evt.is_open_read": self = .isOpenRead
-        case "evt.is_open_write": self = .isOpenWrite
-        case "fd.is_other_proc": self = .isOtherProcess
-        case "proc.is_container": self = .isContainer
-        case "fd.truncated": self = .truncated
-        case "evt.is_thread": self = .isThread
-        default: return nil
-        }
-    }
+/// A boolean field read in place; the raw value is the field's name.
+enum DirectBoolField: String, Sendable, CaseIterable, DirectField {
+    case isOpenRead = "evt.is_open_read", isOpenWrite = "evt.is_open_write", isOtherProcess = "fd.is_other_proc"
+    case isContainer = "proc.is_container", truncated = "fd.truncated", isThread = "evt.is_thread"
 
     /// The value, nil when the event has none.
     @inline(__always)
@@ -187,6 +145,17 @@ enum DirectBoolField: Sendable, Equatable, CaseIterable {
         case (.isThread, .fork(let fork)): return fork.isThread
         default: return nil
         }
+    }
+}
+
+/// A number or boolean field read in place, named by its raw value.
+protocol DirectField: RawRepresentable<String> {}
+
+extension DirectField {
+    /// The reader for `field`, nil when it is not read directly (or has an argument).
+    init?(field: String, argument: String?) {
+        guard argument == nil else { return nil }
+        self.init(rawValue: field)
     }
 }
 

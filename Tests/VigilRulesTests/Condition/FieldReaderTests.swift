@@ -76,7 +76,9 @@ final class FieldReaderTests: XCTestCase {
         XCTAssertEqual(Set(fields.compactMap { DirectUIntField(field: $0.name, argument: $0.argument) }), Set(DirectUIntField.allCases))
         XCTAssertEqual(Set(fields.compactMap { DirectIntField(field: $0.name, argument: $0.argument) }), Set(DirectIntField.allCases))
         XCTAssertEqual(Set(fields.compactMap { DirectBoolField(field: $0.name, argument: $0.argument) }), Set(DirectBoolField.allCases))
-        XCTAssertEqual(fields.filter { DirectStringField(field: $0.name, argument: $0.argument) != nil }.count, 18)
+        let strings = fields.compactMap { DirectStringField(field: $0.name, argument: $0.argument) }
+        XCTAssertEqual(Set(strings.compactMap { if case .named(let named) = $0 { named } else { nil } }), Set(DirectStringField.Named.allCases))
+        XCTAssertEqual(strings.filter { if case .ancestorName = $0 { true } else { false } }.count, 3, "proc.aname[1...3]")
     }
 
     func testByteStringSetAgreesWithASetOfArrays() {
