@@ -1,3 +1,4 @@
+import Foundation
 import VigilEvents
 
 /// One plain `field op constant(s)` term of a condition's top-level AND, for pushing filters
@@ -32,10 +33,11 @@ public struct Predicate: Sendable, Equatable {
 public struct CompiledCondition: Sendable {
     /// The plan, for analysis.
     let root: PlanNode
-    /// The plan compiled for speed, alone (a `RuleSet` compiles all its rules' plans together).
-    let program: EvaluationProgram
-    /// The plan in source order, for `explain`, and the size of its context.
-    let explainer: Evaluator, explainerFieldSlots: Int
+    /// The runtime forms, made at first use (a `RuleSet` runs all its rules' plans compiled
+    /// together, so most conditions never need their own).
+    private let runtime: ConditionRuntime
+    /// The plan compiled for speed, alone.
+    var program: EvaluationProgram { runtime.forms.program }
     /// The condition text as compiled.
     public let text: String
     /// The event kinds the condition can possibly match (from `evt.type` restrictions and from
@@ -48,10 +50,7 @@ public struct CompiledCondition: Sendable {
 
     init(root: PlanNode, text: String) {
         self.root = root
-        self.program = EvaluationProgram([root])
-        var builder = EvaluatorBuilder(optimized: false)
-        self.explainer = builder.make(root)
-        self.explainerFieldSlots = builder.fieldSlotCount
+        self.runtime = ConditionRuntime(root)
         self.text = text
         self.kinds = root.kindSets.whenTrue
         var fields = Set<String>()
@@ -89,8 +88,35 @@ public struct CompiledCondition: Sendable {
     /// (also inside macros), and stopping at a comparison, a `not`, an `or` (as a whole) or a
     /// macro whose body is not an `and` (named by the macro). E.g. `proc.name in (shell_binaries)`.
     public func explain(_ event: Event) -> String? {
-        var context = EvaluationContext(fieldSlots: explainerFieldSlots)
-        return explainer.evaluate(event, &context) ? nil : explainer.failingClause(event, &context)
+        let forms = runtime.forms
+        var context = EvaluationContext(fieldSlots: forms.explainerFieldSlots)
+        return forms.explainer.evaluate(event, &context) ? nil : forms.explainer.failingClause(event, &context)
+    }
+}
+
+/// A condition's own runtime forms, made once at first use (thread-safe).
+final class ConditionRuntime: @unchecked Sendable {
+    struct Forms {
+        /// The plan compiled for speed.
+        let program: EvaluationProgram
+        /// The plan in source order, for `explain`, and the size of its context.
+        let explainer: Evaluator, explainerFieldSlots: Int
+    }
+    private let root: PlanNode
+    private let lock = NSLock()
+    private var made: Forms?
+
+    init(_ root: PlanNode) { self.root = root }
+
+    var forms: Forms {
+        lock.lock()
+        defer { lock.unlock() }
+        if let made { return made }
+        var builder = EvaluatorBuilder(optimized: false)
+        let explainer = builder.make(root)
+        let forms = Forms(program: EvaluationProgram([root]), explainer: explainer, explainerFieldSlots: builder.fieldSlotCount)
+        made = forms
+        return forms
     }
 }
 
