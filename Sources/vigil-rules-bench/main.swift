@@ -135,7 +135,7 @@ print("""
 - Command: `.build/release/vigil-rules-bench` (what `make bench` runs)
 - Machine: \(machine)
 - Method: \(events.count) real events recorded from this kernel by the process and file sensors while a shell loop ran \
-ls, cat and head (the loop's own events) (exec, fork, exit, open; enriched as `vigil trace` enriches them); the default ruleset \
+ls, cat and head (the loop's own events only: exec, fork, exit, open; enriched as `vigil trace` enriches them); the default ruleset \
 (\(ruleSet.rules.count) rules) evaluated on every event, 5 passes per round, 15 rounds, median of the thread's CPU time \
 per event. \(alerts) alerts per pass.
 
