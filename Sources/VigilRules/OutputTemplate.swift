@@ -40,7 +40,7 @@ public struct OutputTemplate: Sendable {
                 var at = location
                 at.column += start
                 let suggestion = Fields.names.min { editDistance($0, name) < editDistance($1, name) }.map { "; did you mean '%\($0)'?" } ?? ""
-                throw RuleError(location: at, message: "unknown field '%\(name)' in the output\(suggestion)")
+                throw RuleError(location: at, message: "unknown field '%\(name)' in the output\(suggestion)", unknownField: name)
             }
             pieces.append(.field(field, argument))
         }

@@ -46,6 +46,9 @@ public struct Rule: Sendable {
     public var actions: [String]
     /// Where the rule was defined.
     public var location: SourceLocation
+    /// Falco's `skip-if-unknown-filter`: when the rule uses a field Vigil does not have, it is
+    /// skipped (and listed in `RuleSet.skipped`) instead of failing the load.
+    public var skipIfUnknownFilter = false
 
     /// The condition with the exceptions folded in: `(condition) and not (exception or ...)`.
     public var effectiveCondition: String {
@@ -108,4 +111,6 @@ public struct PartialRule: Sendable {
     public var enabled: Bool?
     public var exceptions: [RuleException]?
     public var actions: [String]?
+    /// `skip-if-unknown-filter`.
+    public var skipIfUnknownFilter: Bool?
 }

@@ -40,6 +40,7 @@ public enum RuleFiles {
         partial.enabled = rule.enabled
         partial.exceptions = rule.exceptions
         partial.actions = rule.actions
+        partial.skipIfUnknownFilter = rule.skipIfUnknownFilter
         return .rule(partial, .define)
     }
 

@@ -38,6 +38,21 @@ public struct KernelPushdown: Sendable, Equatable {
     }
 }
 
+/// A rule left out because it uses a field Vigil does not have and says
+/// `skip-if-unknown-filter: true` (Falco's key; Falco skips such rules silently, Vigil lists them).
+public struct SkippedRule: Sendable, Equatable, CustomStringConvertible {
+    /// The rule's name and where it was defined.
+    public let name: String
+    public let location: SourceLocation
+    /// The error that would have failed the load (`unknownField` names the field).
+    public let error: RuleError
+
+    /// `FILE:LINE:COL: rule 'NAME' skipped (skip-if-unknown-filter): MESSAGE at FILE:LINE:COL`.
+    public var description: String {
+        "\(location): rule '\(name)' skipped (skip-if-unknown-filter): \(error.message) at \(error.location)"
+    }
+}
+
 /// Rules, macros and lists from any number of files, merged in order and compiled: an event
 /// meets only the rules that can match its kind.
 public struct RuleSet: Sendable {
@@ -45,6 +60,9 @@ public struct RuleSet: Sendable {
     public let rules: [CompiledRule]
     /// Rules that are defined but disabled.
     public let disabled: [String]
+    /// Rules with `skip-if-unknown-filter: true` that use a field Vigil does not have: not
+    /// loaded, each with the error that says which field and where.
+    public let skipped: [SkippedRule]
     /// Every rule's condition compiled together, per event kind: only the rules that can match
     /// the kind, subconditions shared by rules evaluated once per event (`EvaluationProgram`).
     let program: EvaluationProgram
@@ -90,15 +108,21 @@ public struct RuleSet: Sendable {
                                        lists: lists.mapValues(\.items))
         var compiled: [CompiledRule] = []
         var disabled: [String] = []
+        var skipped: [SkippedRule] = []
         for rule in rules {
             guard rule.enabled else { disabled.append(rule.name); continue }
-            let condition = try ConditionCompiler.compile(rule.effectiveCondition, at: rule.conditionLocation, context: context)
-            let output = try OutputTemplate(rule.output, at: rule.outputLocation)
-            compiled.append(CompiledRule(rule: rule, condition: condition, output: output))
+            do {
+                let condition = try ConditionCompiler.compile(rule.effectiveCondition, at: rule.conditionLocation, context: context)
+                let output = try OutputTemplate(rule.output, at: rule.outputLocation)
+                compiled.append(CompiledRule(rule: rule, condition: condition, output: output))
+            } catch where rule.skipIfUnknownFilter && error.unknownField != nil {
+                skipped.append(SkippedRule(name: rule.name, location: rule.location, error: error))
+            }
         }
         self.program = EvaluationProgram(compiled.map(\.condition.root), kinds: compiled.map(\.condition.kinds))
         self.rules = compiled
         self.disabled = disabled
+        self.skipped = skipped
         self.macroCount = macros.count
         self.listCount = lists.count
     }
@@ -120,7 +144,8 @@ public struct RuleSet: Sendable {
             rules.append(Rule(name: partial.name, description: partial.description ?? "", condition: condition.text,
                               conditionLocation: condition.location, output: output.text, outputLocation: output.location,
                               priority: priority, tags: partial.tags ?? [], enabled: partial.enabled ?? true,
-                              exceptions: partial.exceptions ?? [], actions: partial.actions ?? [], location: partial.location))
+                              exceptions: partial.exceptions ?? [], actions: partial.actions ?? [], location: partial.location,
+                              skipIfUnknownFilter: partial.skipIfUnknownFilter ?? false))
             return
         }
         if merge == .define {
@@ -152,6 +177,7 @@ public struct RuleSet: Sendable {
         if let e = partial.exceptions, let m = mode("exceptions") { rule.exceptions = m == .replace ? e : rule.exceptions + e }
         if let a = partial.actions, let m = mode("actions") { rule.actions = m == .replace ? a : rule.actions + a }
         if let enabled = partial.enabled, mode("enabled") != nil || merge == .append { rule.enabled = enabled }
+        if let skip = partial.skipIfUnknownFilter, mode("skip-if-unknown-filter") != nil || merge == .append { rule.skipIfUnknownFilter = skip }
         rules[index] = rule
     }
 

@@ -123,6 +123,7 @@ public enum YAMLRules {
                 rule.enabled = try fields["enabled"].map { (n) throws(RuleError) in try bool(n, "enabled") }
                 rule.actions = try fields["actions"].map { (n) throws(RuleError) in try strings(n, "actions") }
                 rule.exceptions = try fields["exceptions"].map { (n) throws(RuleError) in try exceptions(n) }
+                rule.skipIfUnknownFilter = try fields["skip-if-unknown-filter"].map { (n) throws(RuleError) in try bool(n, "skip-if-unknown-filter") }
                 return .rule(rule, merge)
             }
             if fields["required_engine_version"] != nil || fields["required_plugin_versions"] != nil { return nil }

@@ -33,6 +33,7 @@ struct Rules: ParsableCommand {
             let set: RuleSet
             do { set = try RuleFiles.ruleSet(paths: files.files, defaults: !files.withoutDefaults) } catch { throw Rules.fail(error) }
             print("ok: \(set.rules.count) rules enabled, \(set.disabled.count) disabled, \(set.macroCount) macros, \(set.listCount) lists")
+            for skipped in set.skipped { print("  \(skipped)") }
             for line in set.pushdown.summary { print("  " + line) }
             for rule in set.rules {
                 let kinds = EventKind.allCases.filter(rule.condition.kinds.contains).map(\.rawValue).joined(separator: ",")

@@ -26,6 +26,13 @@ final class RulesCLITests: XCTestCase {
         let alone = try CLITests.vigil(["rules", "validate", "--without-defaults", good])
         XCTAssertNotEqual(alone.status, 0, "the 'container' macro comes from the defaults")
         XCTAssertTrue(alone.stderr.contains("container"), alone.stderr)
+
+        let falco = try write("- rule: t\n  desc: d\n  condition: evt.type = execve and fd.typechar = f\n  output: x\n  priority: INFO\n"
+                              + "  skip-if-unknown-filter: true\n", "falco.yaml")
+        let skipped = try CLITests.vigil(["rules", "validate", falco])
+        XCTAssertEqual(skipped.status, 0, skipped.stderr)
+        XCTAssertTrue(skipped.stdout.contains("\(falco):1:9: rule 't' skipped (skip-if-unknown-filter): unknown field 'fd.typechar' at \(falco):3:"),
+                      skipped.stdout)
     }
 
     func testConvertPrintsTheYAMLRule() throws {

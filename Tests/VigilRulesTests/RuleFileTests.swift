@@ -174,4 +174,55 @@ final class RuleFileTests: XCTestCase {
             XCTAssertTrue(rule.rule.output.contains("%container"), "\(rule.rule.name) names the container")
         }
     }
+
+    func testRulesWithUnknownFieldsAreSkippedAndReportedWhenTheyAskForIt() throws {
+        // Stock Falco rules use fields Vigil lacks; with skip-if-unknown-filter they are left out,
+        // each listed with the field and where it is, and the other rules load.
+        let yaml = """
+            - macro: open_write
+              condition: evt.type in (open, openat, openat2) and evt.is_open_write = true and fd.typechar = 'f' and fd.num >= 0
+            - list: repositories
+              items: [docker.io/library/nginx]
+            - rule: Write to a regular file
+              desc: uses fd.typechar through a macro
+              condition: open_write and fd.name startswith /etc
+              output: "write (file=%fd.name)"
+              priority: ERROR
+              skip-if-unknown-filter: true
+            - rule: Image repository
+              desc: uses container.image.repository
+              condition: evt.type = execve and container.image.repository in (repositories)
+              output: "exec (image=%container.image.repository)"
+              priority: NOTICE
+              skip-if-unknown-filter: true
+            - rule: Flags in the output
+              desc: an unknown field in the output only
+              condition: evt.type = execve and proc.name = nc
+              output: "nc (flags=%evt.arg.flags)"
+              priority: NOTICE
+              skip-if-unknown-filter: true
+            - rule: Shell
+              desc: only known fields
+              condition: evt.type = execve and proc.name = sh
+              output: "shell (cmd=%proc.cmdline)"
+              priority: NOTICE
+              skip-if-unknown-filter: true
+            """
+        let set = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(yaml, file: "falco_rules.yaml"))])
+        XCTAssertEqual(set.rules.map(\.rule.name), ["Shell"])
+        XCTAssertEqual(set.skipped.map(\.name), ["Write to a regular file", "Image repository", "Flags in the output"])
+        XCTAssertEqual(set.skipped.map { $0.error.unknownField }, ["fd.typechar", "container.image.repository", "evt.arg.flags"])
+        XCTAssertEqual(set.skipped[0].description,
+                       "falco_rules.yaml:5:9: rule 'Write to a regular file' skipped (skip-if-unknown-filter): unknown field 'fd.typechar' at falco_rules.yaml:2:83")
+        XCTAssertEqual(set.matches(exec("sh")).map(\.rule.name), ["Shell"])
+
+        // Without the key (or with false), the first unknown field fails the load, as before.
+        let strict = yaml.replacingOccurrences(of: "skip-if-unknown-filter: true", with: "skip-if-unknown-filter: false")
+        expectError({ _ = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(strict, file: "falco_rules.yaml"))]) },
+                    "falco_rules.yaml:2:83", "unknown field 'fd.typechar'")
+        // Other errors are never skipped.
+        let broken = yaml.replacingOccurrences(of: "fd.name startswith /etc", with: "fd.name startswith")
+        expectError({ _ = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(broken, file: "falco_rules.yaml"))]) },
+                    "falco_rules.yaml:7:47", "expected a value after 'startswith'")
+    }
 }

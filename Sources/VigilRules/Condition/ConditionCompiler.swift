@@ -139,7 +139,7 @@ struct PlanBuilder {
         } else {
             let candidates = Fields.names + ConditionPseudoField.allCases.map(\.rawValue).filter { Fields.named($0) == nil }
             let suggestion = closestName(operand.field, in: candidates).map { "; did you mean '\($0)'?" } ?? ""
-            throw source.error("unknown field '\(operand.field)'\(suggestion)", at: operand.fieldRange.lowerBound)
+            throw source.error("unknown field '\(operand.field)'\(suggestion)", at: operand.fieldRange.lowerBound, unknownField: operand.field)
         }
         let isAncestorField = Self.ancestorFields.contains(resolved.name)
         if let argumentRange = operand.argumentRange, let argument = operand.argument {

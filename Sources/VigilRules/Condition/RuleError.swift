@@ -24,11 +24,16 @@ public struct RuleError: Error, Sendable, Equatable, CustomStringConvertible {
     public var location: SourceLocation
     /// What is wrong, in one sentence (no location).
     public var message: String
+    /// When what is wrong is a field Vigil does not have (in a condition, a macro it uses, an
+    /// exception or the output): that field's name. A rule with `skip-if-unknown-filter: true`
+    /// is skipped for such an error instead of failing the load.
+    public var unknownField: String?
 
     /// Creates an error.
-    public init(location: SourceLocation, message: String) {
+    public init(location: SourceLocation, message: String, unknownField: String? = nil) {
         self.location = location
         self.message = message
+        self.unknownField = unknownField
     }
 
     /// `FILE:LINE:COL: message`, as compilers print errors.
@@ -74,7 +79,7 @@ struct ConditionSource: Sendable {
     }
 
     /// An error at the byte `offset`.
-    func error(_ message: String, at offset: Int) -> RuleError {
-        RuleError(location: location(at: offset), message: message)
+    func error(_ message: String, at offset: Int, unknownField: String? = nil) -> RuleError {
+        RuleError(location: location(at: offset), message: message, unknownField: unknownField)
     }
 }
