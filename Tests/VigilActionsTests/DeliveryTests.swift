@@ -182,6 +182,28 @@ final class DeliveryTests: XCTestCase {
         XCTAssertEqual(dispatcher.stats().of("sys").sent, 1)
     }
 
+    func testSyslogOverTCPUsesOctetCountingOnOneConnection() throws {
+        let receiver = try TCPReceiver()
+        let dispatcher = try makeDispatcher("named: {sys: {type: syslog, address: 'tcp://127.0.0.1:\(receiver.port)', format: json}}")
+        dispatcher.dispatch(testAlert(output: "first"), actions: ["sys"])
+        dispatcher.dispatch(testAlert(output: "second ünïcode"), actions: ["sys"])
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+        XCTAssertEqual(dispatcher.stats().of("sys").sent, 2)
+        var stream = receiver.received[...]
+        var messages: [String] = []
+        while let space = stream.firstIndex(of: 0x20), let length = Int(String(decoding: stream[..<space], as: UTF8.self)) {
+            let start = stream.index(after: space)
+            guard stream.distance(from: start, to: stream.endIndex) >= length else { break }
+            messages.append(String(decoding: stream[start..<(start + length)], as: UTF8.self))
+            stream = stream[(start + length)...]
+        }
+        XCTAssertTrue(stream.isEmpty, "bytes left after the frames: \(Array(stream))")
+        XCTAssertEqual(messages.count, 2)
+        XCTAssertTrue(messages.allSatisfy { $0.hasPrefix("<\(3 * 8 + 4)>1 ") }, "daemon facility, warning: \(messages)")
+        XCTAssertTrue(messages[1].hasSuffix("\u{FEFF}" + testAlert(output: "second ünïcode").json), messages[1])
+        XCTAssertEqual(receiver.connections, 1)
+    }
+
     func testEmailThroughARealSMTPServer() throws {
         let server = try TestSMTPServer()
         let dispatcher = try makeDispatcher("""

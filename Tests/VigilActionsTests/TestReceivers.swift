@@ -289,3 +289,51 @@ func processIsAlive(_ pid: Int32) -> Bool {
     else { return false }
     return !stat[stat.index(after: close)...].hasPrefix(" Z")
 }
+
+/// A TCP listener on 127.0.0.1 (a random port) that accepts connections one after the other and
+/// keeps every byte received, with the number of connections seen.
+final class TCPReceiver: @unchecked Sendable {
+    let port: UInt16
+    private let listener: Int32
+    private let lock = NSLock()
+    private var bytes: [UInt8] = []
+    private var accepted = 0
+
+    init() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.listener = listener
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 4) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        }
+        guard ok else { throw TestSetupFailure(description: "cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))") }
+        port = UInt16(bigEndian: address.sin_port)
+        Thread { [self] in
+            while true {
+                let connection = accept(listener, nil, nil)
+                guard connection >= 0 else { break }
+                lock.withLock { accepted += 1 }
+                var chunk = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let count = recv(connection, &chunk, chunk.count, 0)
+                    guard count > 0 else { break }
+                    lock.withLock { bytes += chunk.prefix(count) }
+                }
+                close(connection)
+            }
+        }.start()
+    }
+
+    deinit {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+
+    var received: [UInt8] { lock.withLock { bytes } }
+    var connections: Int { lock.withLock { accepted } }
+}
