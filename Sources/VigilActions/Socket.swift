@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import VigilContainers
 
 /// Why one attempt of an action failed, and whether trying again may help.
 struct ActionFailure: Error, Sendable, CustomStringConvertible {
@@ -103,15 +104,7 @@ final class Socket {
 
     /// A unix datagram socket connected to `path` (/dev/log).
     static func unixDatagram(_ path: String, timeout: Duration) throws(ActionFailure) -> Socket {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let fits = withUnsafeMutableBytes(of: &address.sun_path) { destination -> Bool in
-            let bytes = Array(path.utf8)
-            guard bytes.count < destination.count else { return false }
-            destination.copyBytes(from: bytes)
-            return true
-        }
-        guard fits else { throw .permanent("\(path): path too long for a unix socket") }
+        guard var address = sockaddr_un(path: path) else { throw .permanent("\(path): path too long for a unix socket") }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .transient("socket(AF_UNIX): \(Self.errnoText())") }
         let sock = Socket(fd: fd, peer: path)
