@@ -83,6 +83,11 @@ public final class ActionDispatcher: Sendable {
         shared = Mutex(Shared(dedup: DedupTable(config: config.dedup)))
     }
 
+    /// Lets the workers' threads end once their queues are empty (call `shutdown` to wait).
+    deinit {
+        for worker in shared.withLock({ Array($0.workers.values) }) { worker.close() }
+    }
+
     /// Names in `names` that no action answers to (for refusing a rule before it runs).
     public func unknownActions(in names: [String]) -> [String] { config.unknownActions(in: names) }
 

@@ -63,6 +63,7 @@ struct LogAction: ActionHandler {
 /// `file`: appends the alert's JSON as one line. Before a write would make the file larger
 /// than `maxSize`, it is rotated: `path.N-1` -> `path.N` ... `path` -> `path.1`, keeping `keep`
 /// rotated files (0: the file is truncated instead). New files are created with mode 0600.
+/// When something else moved or removed the file (logrotate), the next alert reopens `path`.
 final class FileAction: ActionHandler, @unchecked Sendable {
     // One worker thread uses an action, so the descriptor needs no lock.
     let path: String
@@ -98,7 +99,12 @@ final class FileAction: ActionHandler, @unchecked Sendable {
     }
 
     private func openIfNeeded() throws(ActionFailure) {
-        guard fd < 0 else { return }
+        if fd >= 0 {
+            var open = stat(), named = stat()
+            if fstat(fd, &open) == 0, stat(path, &named) == 0, open.st_ino == named.st_ino, open.st_dev == named.st_dev { return }
+            close(fd)  // rotated or removed behind our back: write to `path` again
+            fd = -1
+        }
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .permanent("cannot open \(path): \(Socket.errnoText())") }
         var info = stat()

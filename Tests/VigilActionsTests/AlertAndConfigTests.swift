@@ -87,6 +87,19 @@ final class ActionsConfigTests: XCTestCase {
         XCTAssertEqual(Set(config.named.values.map(\.kind)).count, config.named.count, "one example per kind")
     }
 
+    func testEncodesAndDecodesBackTheSame() throws {
+        var config = ActionsConfig()
+        var hook = ActionDefinition(kind: .webhook)
+        hook.url = "http://127.0.0.1:8080/x"
+        hook.headers = ["Authorization": "Bearer t"]
+        hook.minPriority = .error
+        hook.retries = 1
+        config.named = ["hook": hook]
+        config.dedup = DedupConfig(window: 5, fields: ["proc.name", "container.label[app]"])
+        let data = try JSONEncoder().encode(config)
+        XCTAssertEqual(try JSONDecoder().decode(ActionsConfig.self, from: data), config, String(decoding: data, as: UTF8.self))
+    }
+
     func testMistakesAreRefusedNamingTheKey() {
         let cases: [(String, String)] = [
             ("queue_sise: 5", "unknown key 'queue_sise'"),

@@ -156,6 +156,20 @@ final class DeliveryTests: XCTestCase {
         XCTAssertEqual(dispatcher.stats().of("out").sent, 5)
     }
 
+    func testFileMovedAwayByLogrotateIsReopened() throws {
+        let directory = try temporaryDirectory()
+        let path = "\(directory)/alerts.jsonl"
+        let dispatcher = try makeDispatcher("named: {out: {type: file, path: \(path)}}")
+        dispatcher.dispatch(testAlert(output: "before"), actions: ["out"])
+        waitUntil("the first line") { dispatcher.stats().of("out").sent == 1 }
+        try FileManager.default.moveItem(atPath: path, toPath: path + ".old")
+        dispatcher.dispatch(testAlert(output: "after"), actions: ["out"])
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+        XCTAssertTrue(try String(contentsOfFile: path + ".old", encoding: .utf8).contains("\"output\":\"before\""))
+        let now = try String(contentsOfFile: path, encoding: .utf8)
+        XCTAssertTrue(now.contains("\"output\":\"after\"") && !now.contains("before"), now)
+    }
+
     func testSyslogRFC5424OverAUnixDatagramSocket() throws {
         let receiver = try SyslogReceiver()
         let dispatcher = try makeDispatcher("named: {sys: {type: syslog, address: 'unix://\(receiver.path)', facility: local3, app_name: vigil-test}}")
@@ -188,17 +202,23 @@ final class DeliveryTests: XCTestCase {
         dispatcher.dispatch(testAlert(output: "first"), actions: ["sys"])
         dispatcher.dispatch(testAlert(output: "second ünïcode"), actions: ["sys"])
         XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
-        XCTAssertEqual(dispatcher.stats().of("sys").sent, 2)
-        var stream = receiver.received[...]
-        var messages: [String] = []
-        while let space = stream.firstIndex(of: 0x20), let length = Int(String(decoding: stream[..<space], as: UTF8.self)) {
-            let start = stream.index(after: space)
-            guard stream.distance(from: start, to: stream.endIndex) >= length else { break }
-            messages.append(String(decoding: stream[start..<(start + length)], as: UTF8.self))
-            stream = stream[(start + length)...]
+        XCTAssertEqual(dispatcher.stats().of("sys").sent, 2, "\(dispatcher.stats())")
+        // RFC 6587 octet counting: LENGTH SP MESSAGE, repeated.
+        func frames() -> (messages: [String], rest: ArraySlice<UInt8>) {
+            var stream = receiver.received[...]
+            var messages: [String] = []
+            while let space = stream.firstIndex(of: 0x20), let length = Int(String(decoding: stream[..<space], as: UTF8.self)) {
+                let start = stream.index(after: space)
+                guard stream.distance(from: start, to: stream.endIndex) >= length else { break }
+                messages.append(String(decoding: stream[start..<(start + length)], as: UTF8.self))
+                stream = stream[(start + length)...]
+            }
+            return (messages, stream)
         }
-        XCTAssertTrue(stream.isEmpty, "bytes left after the frames: \(Array(stream))")
-        XCTAssertEqual(messages.count, 2)
+        waitUntil("two frames at the receiver") { frames().messages.count == 2 }
+        let (messages, rest) = frames()
+        XCTAssertTrue(rest.isEmpty, "bytes left after the frames: \(Array(rest))")
+        guard messages.count == 2 else { return XCTFail("\(messages.count) messages: \(messages)") }
         XCTAssertTrue(messages.allSatisfy { $0.hasPrefix("<\(3 * 8 + 4)>1 ") }, "daemon facility, warning: \(messages)")
         XCTAssertTrue(messages[1].hasSuffix("\u{FEFF}" + testAlert(output: "second ünïcode").json), messages[1])
         XCTAssertEqual(receiver.connections, 1)
