@@ -76,10 +76,16 @@ let package = Package(
         // cgroup -> container id/runtime/pod, and runtime APIs (Docker Engine) for names and images.
         // Pure parsing plus a socket client: no libbpf.
         .target(name: "VigilContainers"),
+        // Alerts and what acts on them: sinks (stdout, file, syslog, webhook, Slack, email, exec)
+        // and enforcement (kill, Docker pause/stop/kill), behind bounded queues with dedup.
+        .target(
+            name: "VigilActions",
+            dependencies: ["VigilEvents", "VigilRules", "VigilContainers", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "vigil",
             dependencies: [
-                "VigilBPF", "VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers", "VigilRules",
+                "VigilBPF", "VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers", "VigilRules", "VigilActions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -103,5 +109,13 @@ let package = Package(
         .testTarget(name: "VigilDetectionTests", dependencies: ["VigilRules", "VigilEvents", "VigilSensors", "VigilTestSupport"]),
         .testTarget(name: "VigilEventsTests", dependencies: ["VigilEvents", "CVigilABI"]),
         .testTarget(name: "VigilContainersTests", dependencies: ["VigilContainers", "VigilTestSupport"]),
+        // Every action against a real receiver: HTTP and SMTP servers, a syslog socket, Docker.
+        .testTarget(
+            name: "VigilActionsTests",
+            dependencies: [
+                "VigilActions", "VigilEvents", "VigilRules", "VigilContainers", "VigilTestSupport",
+                .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
+            ]
+        ),
     ]
 )

@@ -122,6 +122,36 @@ public struct DockerClient: Sendable {
             labels: wire.Config?.Labels ?? [:], pid: pid > 0 ? pid : nil, running: wire.State?.Running ?? false)
     }
 
+    // MARK: - Container operations (POST)
+
+    /// Pauses every process of a container (`POST /containers/{id}/pause`, `docker pause`: the
+    /// cgroup freezer). Throws `.unexpectedStatus` with status 404 for an unknown container and
+    /// 409 for one that is not running or already paused.
+    public func pause(_ id: String) throws(DockerClientError) {
+        try post("/containers/\(Self.percentEncoded(id))/pause")
+    }
+
+    /// Resumes a paused container (`POST /containers/{id}/unpause`, `docker unpause`). Throws
+    /// `.unexpectedStatus` with status 404 for an unknown container and 409 when it is not paused.
+    public func unpause(_ id: String) throws(DockerClientError) {
+        try post("/containers/\(Self.percentEncoded(id))/unpause")
+    }
+
+    /// Stops a container (`POST /containers/{id}/stop?t=SECONDS`, `docker stop`): SIGTERM, then
+    /// SIGKILL after `graceSeconds`. Returns false when it was already stopped (HTTP 304). The
+    /// request waits for the stop, so the client's `timeout` must exceed `graceSeconds`.
+    @discardableResult
+    public func stop(_ id: String, graceSeconds: Int = 10) throws(DockerClientError) -> Bool {
+        try post("/containers/\(Self.percentEncoded(id))/stop?t=\(graceSeconds)") != 304
+    }
+
+    /// Sends a signal to a container's first process (`POST /containers/{id}/kill?signal=NAME`,
+    /// `docker kill`; default SIGKILL). Throws `.unexpectedStatus` with status 409 when the
+    /// container is not running (a paused container can be killed).
+    public func kill(_ id: String, signal: String = "KILL") throws(DockerClientError) {
+        try post("/containers/\(Self.percentEncoded(id))/kill?signal=\(Self.percentEncoded(signal))")
+    }
+
     // MARK: - HTTP over the socket
 
     /// Performs a GET and returns the whole body of a 2xx response.
@@ -131,21 +161,31 @@ public struct DockerClient: Sendable {
         return body
     }
 
-    /// Performs a GET and streams a 2xx response: `onHead` once, then `onBody` per piece of body
-    /// as it arrives, until the response ends. `register` sees the connected socket first (to
-    /// let another thread shut it down) and may refuse it. Non-2xx responses throw
+    /// Performs a POST without a body and returns the 2xx (or 304) status; the body is ignored.
+    @discardableResult
+    func post(_ target: String) throws(DockerClientError) -> Int {
+        var status = 0
+        try exchange(target, method: "POST", socketTimeout: timeout, onHead: { status = $0.status }, onBody: { _ in })
+        return status
+    }
+
+    /// Performs a request and streams a 2xx response: `onHead` once, then `onBody` per piece of
+    /// body as it arrives, until the response ends. `register` sees the connected socket first
+    /// (to let another thread shut it down) and may refuse it. Non-2xx responses other than 304
+    /// (Not Modified: the engine's answer to stopping a stopped container) throw
     /// `.unexpectedStatus` with the engine's message.
     func exchange(
-        _ target: String, socketTimeout: Duration,
+        _ target: String, method: String = "GET", socketTimeout: Duration,
         register: (UnixStreamSocket) -> Bool = { _ in true },
         onHead: (HTTPResponseHead) throws(DockerClientError) -> Void,
         onBody: ([UInt8]) throws(DockerClientError) -> Void
     ) throws(DockerClientError) {
-        let request = "GET \(target)"
+        let request = "\(method) \(target)"
         let socket = try UnixStreamSocket(connectingTo: socketPath, timeout: socketTimeout)
         guard register(socket) else { return }
+        let length = method == "GET" ? "" : "Content-Length: 0\r\n"
         try socket.write(
-            Array("GET \(target) HTTP/1.1\r\nHost: docker\r\nUser-Agent: vigil\r\nConnection: close\r\n\r\n".utf8))
+            Array("\(request) HTTP/1.1\r\nHost: docker\r\nUser-Agent: vigil\r\n\(length)Connection: close\r\n\r\n".utf8))
 
         var decoder = HTTPResponseDecoder()
         var failedStatus: Int?
@@ -160,7 +200,7 @@ public struct DockerClient: Sendable {
             }
             for part in parts {
                 switch part {
-                case .head(let head) where (200..<300).contains(head.status): try onHead(head)
+                case .head(let head) where (200..<300).contains(head.status) || head.status == 304: try onHead(head)
                 case .head(let head): failedStatus = head.status
                 case .body(let bytes) where failedStatus == nil: try onBody(bytes)
                 case .body(let bytes): errorBody += bytes

@@ -1,12 +1,14 @@
 /// Status and headers of an HTTP/1.1 response.
-struct HTTPResponseHead: Sendable, Equatable {
-    var status: Int
+public struct HTTPResponseHead: Sendable, Equatable {
+    /// The status code (200, 404, ...).
+    public var status: Int
     /// Header names lowercased; a repeated header keeps its last value.
-    var headers: [String: String]
+    public var headers: [String: String]
 }
 
 /// What `HTTPResponseDecoder` found in the bytes fed so far.
-enum HTTPResponsePart: Sendable, Equatable {
+public enum HTTPResponsePart: Sendable, Equatable {
+    /// The status line and headers.
     case head(HTTPResponseHead)
     /// Body bytes with any chunked framing removed.
     case body([UInt8])
@@ -15,15 +17,18 @@ enum HTTPResponsePart: Sendable, Equatable {
 }
 
 /// Why an HTTP response could not be decoded.
-struct HTTPDecodingError: Error, Equatable, CustomStringConvertible {
-    var reason: String
-    var description: String { reason }
+public struct HTTPDecodingError: Error, Equatable, CustomStringConvertible {
+    /// What was wrong.
+    public var reason: String
+    /// The reason.
+    public var description: String { reason }
 }
 
 /// An incremental HTTP/1.1 response decoder: status line, headers, then a body framed by
 /// `Content-Length`, `Transfer-Encoding: chunked` (RFC 9112 section 7.1), or the end of the
 /// connection. Feed it bytes as they arrive; it returns whatever parts became complete.
-struct HTTPResponseDecoder {
+/// Used by the Docker client (unix socket) and by VigilActions' webhook client (TCP).
+public struct HTTPResponseDecoder {
     private enum State {
         case head
         case fixedLength(remaining: Int)
@@ -42,14 +47,17 @@ struct HTTPResponseDecoder {
     private var buffer: [UInt8] = []
     private var readIndex = 0
 
+    /// A decoder waiting for a status line.
+    public init() {}
+
     /// True once the whole response has been decoded.
-    var isComplete: Bool {
+    public var isComplete: Bool {
         if case .done = state { return true }
         return false
     }
 
     /// Decodes as much of `bytes` (appended to earlier input) as possible.
-    mutating func feed(_ bytes: [UInt8]) throws(HTTPDecodingError) -> [HTTPResponsePart] {
+    public mutating func feed(_ bytes: [UInt8]) throws(HTTPDecodingError) -> [HTTPResponsePart] {
         buffer.append(contentsOf: bytes)
         var parts: [HTTPResponsePart] = []
         while let part = try nextPart() { parts.append(part) }
@@ -61,7 +69,7 @@ struct HTTPResponseDecoder {
     }
 
     /// Signals the end of the connection: completes a body read until close, fails otherwise.
-    mutating func finish() throws(HTTPDecodingError) -> [HTTPResponsePart] {
+    public mutating func finish() throws(HTTPDecodingError) -> [HTTPResponsePart] {
         switch state {
         case .done: return []
         case .untilClose:
@@ -184,7 +192,7 @@ struct LineSplitter {
     private var pending: [UInt8] = []
 
     /// Returns the complete, non-empty lines in `pending + bytes`.
-    mutating func feed(_ bytes: [UInt8]) throws(HTTPDecodingError) -> [[UInt8]] {
+    public mutating func feed(_ bytes: [UInt8]) throws(HTTPDecodingError) -> [[UInt8]] {
         var lines: [[UInt8]] = []
         for byte in bytes {
             if byte == UInt8(ascii: "\n") {

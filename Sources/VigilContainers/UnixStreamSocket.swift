@@ -2,6 +2,21 @@
 import Glibc
 #endif
 
+extension sockaddr_un {
+    /// The `AF_UNIX` address of `path`; nil when the path does not fit `sun_path` (107 bytes).
+    public init?(path: String) {
+        self.init()
+        sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let fits = withUnsafeMutableBytes(of: &sun_path) { destination -> Bool in
+            guard bytes.count < destination.count else { return false }
+            destination.copyBytes(from: bytes)
+            return true
+        }
+        guard fits else { return nil }
+    }
+}
+
 /// A connected `AF_UNIX` stream socket that closes itself on deinit.
 final class UnixStreamSocket: Sendable {
     let path: String
@@ -9,15 +24,7 @@ final class UnixStreamSocket: Sendable {
 
     /// Connects to `path` (`socket(2)` + `connect(2)`); a zero `timeout` blocks indefinitely.
     init(connectingTo path: String, timeout: Duration) throws(DockerClientError) {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let fits = withUnsafeMutableBytes(of: &address.sun_path) { destination -> Bool in
-            let bytes = Array(path.utf8)
-            guard bytes.count < destination.count else { return false }
-            destination.copyBytes(from: bytes)
-            return true
-        }
-        guard fits else { throw .socketUnavailable(path: path, errno: ENAMETOOLONG) }
+        guard var address = sockaddr_un(path: path) else { throw .socketUnavailable(path: path, errno: ENAMETOOLONG) }
 
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw .io(operation: "socket", path: path, errno: errno) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Synchronization
+import VigilActions
 import VigilBPF
 import VigilContainers
 import VigilEnrichment
@@ -135,7 +136,8 @@ struct Trace: ParsableCommand {
             }
             ruleSet.forEachMatch(event) { rule in
                 alertCount += 1
-                out.write(AlertFormat.line(rule, event, json: json) + "\n")
+                let alert = Alert(rule: rule, event: event)
+                out.write((json ? alert.json : alert.text) + "\n")
             }
         }
         try stream.run(shouldStop: {
@@ -234,23 +236,5 @@ enum ContainerLookup {
 enum Log {
     static func info(_ message: String) {
         FileHandle.standardError.write(Data("vigil: \(message)\n".utf8))
-    }
-}
-
-/// How `vigil trace --alerts` prints an alert.
-enum AlertFormat {
-    /// `TIME PRIORITY rule: output`, or a JSON object in Falco's output shape
-    /// (time, rule, priority, output, tags, output_fields).
-    static func line(_ rule: CompiledRule, _ event: Event, json: Bool) -> String {
-        let output = rule.output.render(event)
-        let time = Timestamp.iso8601(event.timeNs)
-        guard json else { return "\(time) \(rule.rule.priority.rawValue) \(rule.rule.name): \(output)" }
-        var out = "{\"time\":\"\(time)\",\"rule\":"
-        JSONText.appendString(rule.rule.name, to: &out)
-        out += ",\"priority\":\"\(rule.rule.priority.rawValue)\",\"output\":"
-        JSONText.appendString(output, to: &out)
-        out += ",\"tags\":[" + rule.rule.tags.map { tag in var t = ""; JSONText.appendString(tag, to: &t); return t }.joined(separator: ",")
-        out += "],\"output_fields\":" + EventFormat.json(event) + "}"
-        return out
     }
 }

@@ -1,0 +1,347 @@
+import Dispatch
+import Logging
+import Synchronization
+import VigilContainers
+
+/// Whether the kernel enforces a rule's `kernel_kill` (reported by the daemon after it loads
+/// the rule's in-kernel program).
+public enum KernelKillStatus: Sendable, Equatable {
+    /// The rule's BPF program sends SIGKILL itself (bpf_send_signal).
+    case enforced
+    /// The kernel could not take it: the reason (the condition needs userspace fields, the
+    /// helper is missing on this kernel, ...).
+    case notEnforced(String)
+}
+
+/// Counters of a dispatcher, for `vigil status` and /metrics.
+public struct DispatcherStats: Sendable, Equatable, Codable {
+    /// Every action used so far (built-ins appear once used), sorted by name.
+    public var actions: [ActionStats]
+    /// Alerts given to `dispatch`.
+    public var alerts: UInt64
+    /// Alerts not sent because an identical one was sent within the dedup window.
+    public var suppressed: UInt64
+    /// Suppressed counts that no later alert carried (their key expired from a full table, or
+    /// the dispatcher shut down): counted here instead of lost.
+    public var unreported: UInt64
+    /// Alerts not aggregated because the dedup table was full.
+    public var untracked: UInt64
+
+    enum CodingKeys: String, CodingKey { case actions, alerts, suppressed, unreported, untracked }
+}
+
+/// Runs rules' actions on alerts without blocking the event path.
+///
+/// `dispatch` resolves the action names (a rule without actions gets `default_actions`),
+/// applies dedup, and queues the alert: first through the enforcement actions (kill,
+/// container_*), one after the other, each recording its result in `Alert.enforcement`; then
+/// to every reporting action (stdout, log, file, syslog, webhook, slack, email, exec) at once.
+/// Each action has its own bounded queue and thread; a full queue drops the newest alert and
+/// counts it. `kernel_kill` is reported from `setKernelKill`, never run here. Nothing fails
+/// silently: unknown names, refusals and delivery failures are in `stats()` and, for
+/// enforcement, in the alert itself.
+public final class ActionDispatcher: Sendable {
+    private struct Entry: Sendable {
+        var definition: ActionDefinition
+        var handler: any ActionHandler
+    }
+
+    private struct Shared {
+        var workers: [String: ActionWorker] = [:]
+        /// Counters of names without a worker: kernel_kill and unknown names.
+        var virtual: [String: ActionStats] = [:]
+        var kernelKill: [String: KernelKillStatus] = [:]
+        var alerts: UInt64 = 0
+        var dedup: DedupTable
+        var closed = false
+    }
+
+    /// The configuration in force.
+    public let config: ActionsConfig
+    private let entries: [String: Entry]
+    private let logger: Logger
+    private let observer: (@Sendable (Alert) -> Void)?
+    private let shared: Mutex<Shared>
+
+    /// Creates a dispatcher for `config` (validated first). `observer` sees every alert that
+    /// passed dedup, after its enforcement actions ran and before the reporting actions get
+    /// it, on the calling or an enforcement thread: keep it quick (the daemon's alert stream
+    /// and metrics). `log` actions write to `logger`.
+    /// - Throws: `ActionConfigError` for a configuration `validate()` refuses.
+    public init(config: ActionsConfig, logger: Logger = Logger(label: "vigil.actions"),
+                observer: (@Sendable (Alert) -> Void)? = nil) throws(ActionConfigError) {
+        try config.validate()
+        self.config = config
+        self.logger = logger
+        self.observer = observer
+        var entries: [String: Entry] = [:]
+        for name in config.knownActionNames where name != kernelKillActionName {
+            guard let definition = config.definition(of: name) else { continue }
+            entries[name] = Entry(definition: definition, handler: try Self.handler(for: definition, name: name, config: config, logger: logger))
+        }
+        self.entries = entries
+        shared = Mutex(Shared(dedup: DedupTable(config: config.dedup)))
+    }
+
+    /// Lets the workers' threads end once their queues are empty (call `shutdown` to wait).
+    deinit {
+        for worker in shared.withLock({ Array($0.workers.values) }) { worker.close() }
+    }
+
+    /// Names in `names` that no action answers to (for refusing a rule before it runs).
+    public func unknownActions(in names: [String]) -> [String] { config.unknownActions(in: names) }
+
+    /// Records, per rule name, whether the kernel enforces its `kernel_kill` (replaces the table).
+    public func setKernelKill(_ statuses: [String: KernelKillStatus]) {
+        shared.withLock { $0.kernelKill = statuses }
+    }
+
+    /// Queues `alert` for `actions` (the rule's action names; empty: `default_actions`).
+    /// Never blocks on delivery: the cost is a dedup lookup and one enqueue per action.
+    public func dispatch(_ alert: Alert, actions: [String]) {
+        var alert = alert
+        var seen = Set<String>()
+        let names = (actions.isEmpty ? config.defaultActions : actions).filter { seen.insert($0).inserted }
+        var enforcement: [String] = [], notify: [String] = []
+        let admitted = shared.withLock { shared -> Bool in
+            shared.alerts += 1
+            for name in names {
+                if name == kernelKillActionName {
+                    let result = Self.kernelKillResult(shared.kernelKill[alert.rule])
+                    alert.enforcement.append(result)
+                    shared.virtual[name, default: ActionStats(name: name, type: name)].count(result)
+                    continue
+                }
+                guard let entry = entries[name] else {
+                    shared.virtual[name, default: ActionStats(name: name, type: "unknown")].count(
+                        EnforcementResult(action: name, enforced: false, detail: "unknown action '\(name)'"))
+                    continue
+                }
+                if let minimum = entry.definition.minPriority, alert.priority > minimum {
+                    worker(name, entry, &shared).countSkipped()
+                    continue
+                }
+                if entry.definition.kind.enforces { enforcement.append(name) } else { notify.append(name) }
+            }
+            if shared.closed {  // after shutdown: counted as dropped, never run
+                for name in enforcement + notify { workerIfDefined(name, entries[name], &shared)?.countDropped() }
+                return false
+            }
+            // Enforcing alerts are never aggregated: each one acts and reports its result.
+            guard enforcement.isEmpty, !names.contains(kernelKillActionName) else { return true }
+            return shared.dedup.admit(&alert)
+        }
+        guard admitted else { return }
+        advance(Job(alert: alert, enforcement: enforcement, notify: notify))
+    }
+
+    /// The counters of every action used so far, and of dedup.
+    public func stats() -> DispatcherStats {
+        let (workers, virtual, alerts, dedup) = shared.withLock { ($0.workers, $0.virtual, $0.alerts, $0.dedup) }
+        let actions = (workers.values.map(\.stats) + virtual.values).sorted { $0.name < $1.name }
+        return DispatcherStats(actions: actions, alerts: alerts, suppressed: dedup.suppressed, unreported: dedup.unreported, untracked: dedup.untracked)
+    }
+
+    /// Stops accepting alerts and delivers what is queued: enforcement queues first (they feed
+    /// the others), then the reporting ones, all within `timeout`. What is still queued at the
+    /// deadline is dropped and counted. Blocks the caller up to `timeout` (plus the attempt in
+    /// progress, which its own timeout bounds). Returns true when every queue was flushed.
+    @discardableResult
+    public func shutdown(timeout: Duration) -> Bool {
+        let deadline = DispatchTime.now() + .nanoseconds(Int(timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+        let (workers, pending) = shared.withLock { shared -> ([ActionWorker], [(String, Int)]) in
+            shared.closed = true
+            return (Array(shared.workers.values), shared.dedup.closeAll())
+        }
+        for (rule, count) in pending {
+            logger.notice("\(count) identical alert(s) of rule '\(rule)' were suppressed and no later alert carried the count")
+        }
+        var flushed = true
+        for stage in [workers.filter(\.kind.enforces), workers.filter { !$0.kind.enforces }] {
+            stage.forEach { $0.close() }
+            for worker in stage where !worker.waitFinished(until: deadline) {
+                flushed = false
+                let dropped = worker.abandon()
+                logger.warning("action '\(worker.name)': shutdown deadline passed; \(dropped) queued alert(s) dropped")
+            }
+        }
+        return flushed
+    }
+
+    // MARK: - Internals
+
+    /// The job's next enforcement action, or (when none is left) the observer and every
+    /// reporting action. An enforcement queue that is full is recorded in the alert as failed.
+    private func advance(_ job: Job) {
+        var job = job
+        while !job.enforcement.isEmpty {
+            let name = job.enforcement.removeFirst()
+            let next = shared.withLock { workerIfDefined(name, entries[name], &$0) }
+            if next?.enqueue(job) == true { return }
+            job.alert.enforcement.append(EnforcementResult(action: name, enforced: false, detail: "dropped: queue full"))
+        }
+        observer?(job.alert)
+        let reporters = shared.withLock { shared in job.notify.compactMap { workerIfDefined($0, entries[$0], &shared) } }
+        for reporter in reporters { _ = reporter.enqueue(Job(alert: job.alert, enforcement: [], notify: [])) }
+    }
+
+    private func workerIfDefined(_ name: String, _ entry: Entry?, _ shared: inout Shared) -> ActionWorker? {
+        guard let entry else { return nil }
+        return worker(name, entry, &shared)
+    }
+
+    /// The worker of `name`, created on first use.
+    private func worker(_ name: String, _ entry: Entry, _ shared: inout Shared) -> ActionWorker {
+        if let existing = shared.workers[name] { return existing }
+        let definition = entry.definition
+        let kind = definition.kind
+        let policy = DeliveryPolicy(
+            capacity: definition.queueSize ?? config.queueSize,
+            retries: kind.isNetwork ? definition.retries ?? config.retries : 0,
+            backoff: definition.backoff ?? config.backoff, maxBackoff: definition.maxBackoff ?? config.maxBackoff)
+        let logger = logger
+        let created = ActionWorker(name: name, kind: kind, handler: entry.handler, policy: policy) { [weak self] job, result in
+            if case .failure(let failure) = result {
+                logger.warning("action '\(name)' failed for rule '\(job.alert.rule)': \(failure.message)")
+            }
+            guard kind.enforces else { return }
+            var job = job
+            switch result {
+            case .success(let detail): job.alert.enforcement.append(EnforcementResult(action: name, enforced: true, detail: detail))
+            case .failure(let failure): job.alert.enforcement.append(EnforcementResult(action: name, enforced: false, detail: failure.message))
+            }
+            self?.advance(job)
+        }
+        shared.workers[name] = created
+        return created
+    }
+
+    private static func kernelKillResult(_ status: KernelKillStatus?) -> EnforcementResult {
+        switch status {
+        case .enforced: EnforcementResult(action: kernelKillActionName, enforced: true, detail: "enforced in kernel")
+        case .notEnforced(let reason): EnforcementResult(action: kernelKillActionName, enforced: false, detail: "not enforced in kernel: \(reason)")
+        case nil: EnforcementResult(action: kernelKillActionName, enforced: false, detail: "not enforced: the kernel did not take this rule")
+        }
+    }
+
+    /// The handler of a definition, with the top-level defaults filled in.
+    static func handler(for definition: ActionDefinition, name: String, config: ActionsConfig, logger: Logger) throws(ActionConfigError) -> any ActionHandler {
+        let timeout = Duration.seconds(fraction: definition.timeout ?? config.timeout)
+        func parse<T>(_ key: String, _ body: () throws(AddressError) -> T) throws(ActionConfigError) -> T {
+            do { return try body() } catch { throw ActionConfigError(path: "named.\(name).\(key)", message: error.message) }
+        }
+        switch definition.kind {
+        case .stdout: return StdoutAction(style: definition.format ?? .text)
+        case .log: return LogAction(logger: logger)
+        case .file:
+            return FileAction(path: definition.path ?? "", maxSize: definition.maxSize ?? 10 << 20, keep: definition.keep ?? 5)
+        case .syslog:
+            let address = try parse("address") { () throws(AddressError) in try SyslogAddress(definition.address ?? "/dev/log") }
+            return SyslogAction(
+                address: address, facility: definition.facility.flatMap(SyslogFacility.number) ?? 3,
+                appName: definition.appName ?? "vigil", style: definition.format ?? .text, timeout: timeout)
+        case .webhook, .slack:
+            let endpoint = try parse("url") { () throws(AddressError) in try HTTPEndpoint(definition.url ?? "") }
+            let poster = HTTPPoster(endpoint: endpoint, headers: (definition.headers ?? [:]).sorted { $0.key < $1.key }, timeout: timeout)
+            return definition.kind == .webhook ? WebhookAction(poster: poster) : SlackAction(poster: poster)
+        case .email:
+            let server = try parse("server") { () throws(AddressError) in try HostPort(definition.server ?? "", defaultPort: 25) }
+            return EmailAction(
+                client: SMTPClient(server: server, helo: definition.helo ?? SyslogAction.header(Alert.localHostname, 255), timeout: timeout),
+                from: definition.from ?? "", to: definition.to ?? [], subject: definition.subject ?? "[vigil] {priority} {rule}")
+        case .exec:
+            return ExecAction(argv: definition.argv ?? [], env: definition.env ?? [:], timeout: .seconds(fraction: definition.timeout ?? 30))
+        case .kill: return KillAction()
+        case .containerPause, .containerUnpause, .containerKill, .containerStop:
+            let operation: ContainerAction.Operation = switch definition.kind {
+            case .containerPause: .pause
+            case .containerUnpause: .unpause
+            case .containerStop: .stop(grace: definition.grace ?? 10)
+            default: .kill
+            }
+            let grace = definition.grace ?? 10
+            let clientTimeout = Duration.seconds(fraction: definition.timeout ?? (definition.kind == .containerStop ? Double(grace + 5) : config.timeout))
+            let client = DockerClient(socketPath: definition.dockerSocket ?? DockerClient.defaultSocketPath, timeout: clientTimeout)
+            return ContainerAction(operation: operation, client: client)
+        }
+    }
+}
+
+extension ActionStats {
+    /// Counts a result computed without a worker (kernel_kill, unknown names).
+    fileprivate mutating func count(_ result: EnforcementResult) {
+        if result.enforced {
+            sent += 1
+        } else {
+            failed += 1
+            lastError = result.detail
+        }
+    }
+}
+
+/// Aggregation of identical alerts by event time; see `DedupConfig` and docs/actions.md.
+struct DedupTable: Sendable {
+    private struct Window: Sendable {
+        var start: UInt64
+        var suppressed: Int
+    }
+
+    let windowNs: UInt64
+    let fields: [String]
+    let maxKeys: Int
+    private var windows: [String: Window] = [:]
+    private(set) var suppressed: UInt64 = 0
+    private(set) var unreported: UInt64 = 0
+    private(set) var untracked: UInt64 = 0
+
+    init(config: DedupConfig) {
+        windowNs = UInt64(max(0, config.window) * 1e9)
+        fields = config.fields
+        maxKeys = config.maxKeys
+    }
+
+    /// The key of an alert: its rule and output, or its rule and the configured fields.
+    func key(_ alert: Alert) -> String {
+        let parts = fields.isEmpty ? [alert.output] : fields.map { alert.fieldText($0) ?? "<NA>" }
+        return ([alert.rule] + parts).joined(separator: "\u{1f}")
+    }
+
+    /// True when `alert` is to be sent (then carrying the count of repeats suppressed since the
+    /// last one sent); false when it repeats one sent less than the window ago.
+    mutating func admit(_ alert: inout Alert) -> Bool {
+        guard windowNs > 0 else { return true }
+        let key = key(alert)
+        if let window = windows[key] {
+            if alert.timeNs < window.start &+ windowNs {
+                windows[key]?.suppressed += 1
+                suppressed += 1
+                return false
+            }
+            alert.suppressed = window.suppressed
+        } else if windows.count >= maxKeys {
+            prune(now: alert.timeNs)
+            if windows.count >= maxKeys {
+                untracked += 1
+                return true
+            }
+        }
+        windows[key] = Window(start: alert.timeNs, suppressed: 0)
+        return true
+    }
+
+    /// Drops windows that ended; their pending counts become `unreported`.
+    private mutating func prune(now: UInt64) {
+        for (key, window) in windows where window.start &+ windowNs <= now {
+            unreported += UInt64(window.suppressed)
+            windows[key] = nil
+        }
+    }
+
+    /// Forgets every window; returns (rule, count) for those with suppressed repeats pending.
+    mutating func closeAll() -> [(String, Int)] {
+        let pending = windows.filter { $0.value.suppressed > 0 }.map { (String($0.key.prefix { $0 != "\u{1f}" }), $0.value.suppressed) }
+        unreported += UInt64(pending.map(\.1).reduce(0, +))
+        windows.removeAll()
+        return pending.sorted { $0.0 < $1.0 }
+    }
+}

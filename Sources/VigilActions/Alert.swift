@@ -1,0 +1,163 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VigilEvents
+import VigilRules
+
+/// What one enforcement action did for one alert (`kill`, `container_*`, `kernel_kill`).
+public struct EnforcementResult: Sendable, Equatable {
+    /// The action's name as the rule wrote it.
+    public var action: String
+    /// Whether the action took effect.
+    public var enforced: Bool
+    /// What happened: `SIGKILL sent to pid 1234`, `not in a container`, `enforced in kernel`, ...
+    public var detail: String
+
+    /// Creates a result.
+    public init(action: String, enforced: Bool, detail: String) {
+        self.action = action
+        self.enforced = enforced
+        self.detail = detail
+    }
+}
+
+/// The value built when a rule matches an event: what every action receives.
+///
+/// Its JSON (`json`) is Falco's output shape, `{"hostname","output","priority","rule","source",
+/// "tags","time","output_fields"}`, where `output_fields` holds every field of the event (a
+/// superset of Falco's, which has only the fields the output template names), followed by
+/// Vigil's additions when they apply: `enforcement` (one result per enforcement action) and
+/// `suppressed` (identical alerts aggregated into this one, see `DedupConfig`).
+public struct Alert: Sendable {
+    /// The rule's name.
+    public var rule: String
+    /// The rule's priority.
+    public var priority: Priority
+    /// When the event happened, nanoseconds since the Unix epoch.
+    public var timeNs: UInt64
+    /// The rendered output template.
+    public var output: String
+    /// The rule's tags.
+    public var tags: [String]
+    /// The event source, as in Falco (`syscall`).
+    public var source: String
+    /// The host the alert was raised on.
+    public var hostname: String
+    /// The event that matched (its fields are `output_fields`).
+    public var event: Event
+    /// Results of the enforcement actions, in the order they ran (filled in by the dispatcher).
+    public var enforcement: [EnforcementResult] = []
+    /// How many identical alerts were suppressed since the previous one sent (dedup); 0 when none.
+    public var suppressed: Int = 0
+
+    /// An alert of `rule` for `event`: renders the rule's output template.
+    public init(rule: CompiledRule, event: Event, hostname: String = Alert.localHostname) {
+        self.init(
+            rule: rule.rule.name, priority: rule.rule.priority, output: rule.output.render(event), tags: rule.rule.tags,
+            event: event, hostname: hostname)
+    }
+
+    /// An alert from its parts (`source` is `syscall`, the time is the event's).
+    public init(rule: String, priority: Priority, output: String, tags: [String], event: Event, hostname: String = Alert.localHostname) {
+        self.rule = rule
+        self.priority = priority
+        self.timeNs = event.timeNs
+        self.output = output
+        self.tags = tags
+        self.source = "syscall"
+        self.hostname = hostname
+        self.event = event
+    }
+
+    /// This machine's host name (`gethostname(2)`, read once).
+    public static let localHostname: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
+
+    /// The time as ISO 8601 UTC with nanoseconds (Falco's `time`).
+    public var time: String { Timestamp.iso8601(timeNs) }
+
+    /// One line of text: `TIME PRIORITY rule: output`, then ` (N identical alerts suppressed)`
+    /// and ` [action: enforced|failed: detail; ...]` when they apply.
+    public var text: String {
+        var line = "\(time) \(priority.rawValue) \(rule): \(output)"
+        if suppressed > 0 { line += " (\(suppressed) identical alert\(suppressed == 1 ? "" : "s") suppressed)" }
+        if !enforcement.isEmpty { line += " [" + enforcementSummary + "]" }
+        return line
+    }
+
+    /// The enforcement results as `kill: enforced (detail); container_pause: failed (detail)`.
+    public var enforcementSummary: String {
+        enforcement.map { "\($0.action): \($0.enforced ? "enforced" : "failed") (\($0.detail))" }.joined(separator: "; ")
+    }
+
+    /// The alert as one JSON object on one line (Falco's shape plus Vigil's additions; see the type).
+    public var json: String {
+        var out = "{\"hostname\":"
+        JSONText.appendString(hostname, to: &out)
+        out += ",\"output\":"
+        JSONText.appendString(output, to: &out)
+        out += ",\"priority\":\"\(priority.rawValue)\",\"rule\":"
+        JSONText.appendString(rule, to: &out)
+        out += ",\"source\":"
+        JSONText.appendString(source, to: &out)
+        out += ",\"tags\":" + Self.jsonArray(tags)
+        out += ",\"time\":\"\(time)\",\"output_fields\":" + EventFormat.json(event)
+        if !enforcement.isEmpty {
+            out += ",\"enforcement\":["
+            for (index, result) in enforcement.enumerated() {
+                if index > 0 { out += "," }
+                out += "{\"action\":"
+                JSONText.appendString(result.action, to: &out)
+                out += ",\"result\":\"\(result.enforced ? "enforced" : "failed")\",\"detail\":"
+                JSONText.appendString(result.detail, to: &out)
+                out += "}"
+            }
+            out += "]"
+        }
+        if suppressed > 0 { out += ",\"suppressed\":\(suppressed)" }
+        return out + "}"
+    }
+
+    /// A JSON array of strings.
+    static func jsonArray(_ items: [String]) -> String {
+        var out = "["
+        for (index, item) in items.enumerated() {
+            if index > 0 { out += "," }
+            JSONText.appendString(item, to: &out)
+        }
+        return out + "]"
+    }
+
+    /// The text of a field of the event (`proc.name`, `container.label[app]`), or nil when the
+    /// event lacks it; nil for an unknown field name too.
+    public func fieldText(_ reference: String) -> String? {
+        let (name, argument) = FieldReference.split(reference)
+        guard let field = Fields.named(name), let value = field.extract(event, argument) else { return nil }
+        switch value {
+        case .string(let s): return s.string
+        case .uint(let v): return String(v)
+        case .int(let v): return String(v)
+        case .bool(let v): return v ? "true" : "false"
+        case .strings(let list): return list.map(\.string).joined(separator: " ")
+        }
+    }
+}
+
+/// `name[argument]` references to event fields, as dedup keys and exec variables use them.
+enum FieldReference {
+    /// Splits `container.label[app]` into `container.label` and `app`.
+    static func split(_ reference: String) -> (name: String, argument: String?) {
+        guard reference.hasSuffix("]"), let open = reference.firstIndex(of: "[") else { return (reference, nil) }
+        return (String(reference[..<open]), String(reference[reference.index(after: open)..<reference.index(before: reference.endIndex)]))
+    }
+
+    /// Whether `reference` names a field of the catalogue (with an argument only when it takes one).
+    static func isValid(_ reference: String) -> Bool {
+        let (name, argument) = split(reference)
+        guard let field = Fields.named(name) else { return false }
+        return (argument != nil) == field.takesArgument
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import VigilContainers
+import VigilEvents
+import VigilRules
+
+/// One HTTP/1.1 POST over a fresh TCP connection (`Connection: close`), written over POSIX
+/// sockets; the answer is read with VigilContainers' `HTTPResponseDecoder`. http:// only.
+struct HTTPPoster: Sendable {
+    var endpoint: HTTPEndpoint
+    var headers: [(String, String)]
+    var timeout: Duration
+
+    /// POSTs `body` as JSON; a 2xx answer is success. Connection trouble, 408, 429 and 5xx
+    /// are worth a retry; other statuses are not.
+    func post(_ body: [UInt8]) throws(ActionFailure) -> Int {
+        let socket = try Socket.tcp(endpoint.server, timeout: timeout)
+        var head = "POST \(endpoint.target) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\nUser-Agent: vigil\r\n"
+        head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        try socket.send(Array((head + "\r\n").utf8) + body)
+        var decoder = HTTPResponseDecoder()
+        var status: Int?
+        var answer: [UInt8] = []
+        while !decoder.isComplete {
+            let bytes = try socket.receive()
+            do {
+                for part in bytes.isEmpty ? try decoder.finish() : try decoder.feed(bytes) {
+                    switch part {
+                    case .head(let h) where h.status >= 200: status = h.status
+                    case .head: decoder = HTTPResponseDecoder()  // 1xx: the real answer follows
+                    case .body(let b) where answer.count < 512: answer += b
+                    case .body, .end: break
+                    }
+                }
+            } catch {
+                throw .transient("POST \(endpoint.hostHeader)\(endpoint.target): bad HTTP answer: \(error.reason)")
+            }
+        }
+        guard let status else { throw .transient("POST \(endpoint.hostHeader)\(endpoint.target): no HTTP answer") }
+        guard (200..<300).contains(status) else {
+            let text = String(decoding: answer.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let message = "POST \(endpoint.hostHeader)\(endpoint.target): HTTP \(status)\(text.isEmpty ? "" : ": " + text)"
+            throw ActionFailure(message: message, retryable: status >= 500 || status == 408 || status == 429)
+        }
+        return status
+    }
+}
+
+/// `webhook`: POSTs the alert's JSON (Falco's output shape) to a URL.
+struct WebhookAction: ActionHandler {
+    let poster: HTTPPoster
+
+    func perform(_ alert: Alert) throws(ActionFailure) -> String {
+        "HTTP \(try poster.post(Array(alert.json.utf8)))"
+    }
+}
+
+/// `slack`: POSTs a Slack-compatible payload (incoming-webhook format, also read by Mattermost
+/// and Rocket.Chat): `text` is `PRIORITY rule: output`, one attachment colored by priority
+/// with the rule, priority, host, time, tags, enforcement and suppressed count as fields.
+struct SlackAction: ActionHandler {
+    let poster: HTTPPoster
+
+    func perform(_ alert: Alert) throws(ActionFailure) -> String {
+        "HTTP \(try poster.post(Array(Self.payload(alert).utf8)))"
+    }
+
+    static func payload(_ alert: Alert) -> String {
+        var fields: [(String, String, Bool)] = [
+            ("rule", alert.rule, true), ("priority", alert.priority.rawValue, true),
+            ("hostname", alert.hostname, true), ("time", alert.time, true),
+        ]
+        if !alert.tags.isEmpty { fields.append(("tags", alert.tags.joined(separator: ", "), false)) }
+        if !alert.enforcement.isEmpty { fields.append(("enforcement", alert.enforcementSummary, false)) }
+        if alert.suppressed > 0 { fields.append(("suppressed", String(alert.suppressed), true)) }
+        var out = "{\"text\":"
+        JSONText.appendString("\(alert.priority.rawValue) \(alert.rule): \(alert.output)", to: &out)
+        out += ",\"attachments\":[{\"color\":\"\(color(alert.priority))\",\"fallback\":"
+        JSONText.appendString(alert.output, to: &out)
+        out += ",\"fields\":["
+        for (index, (title, value, short)) in fields.enumerated() {
+            if index > 0 { out += "," }
+            out += "{\"title\":"
+            JSONText.appendString(title, to: &out)
+            out += ",\"value\":"
+            JSONText.appendString(value, to: &out)
+            out += ",\"short\":\(short)}"
+        }
+        out += "],\"footer\":\"vigil\"}]}"
+        return out
+    }
+
+    /// Red for error and worse, orange for warning, green below.
+    static func color(_ priority: Priority) -> String {
+        switch priority {
+        case .emergency, .alert, .critical, .error: "#e01e5a"
+        case .warning: "#ecb22e"
+        default: "#2eb67d"
+        }
+    }
+}

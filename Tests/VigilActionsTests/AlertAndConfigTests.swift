@@ -1,0 +1,142 @@
+import Foundation
+import VigilActions
+import VigilEvents
+import VigilRules
+import XCTest
+
+/// The alert's shapes and the configuration's decoding and errors.
+final class AlertTests: XCTestCase {
+    func testJSONIsFalcoShapedWithEveryEventFieldAndNoAdditionsWhenNoneApply() throws {
+        let alert = testAlert()
+        let json = alert.json
+        let keys = ["hostname", "output", "priority", "rule", "source", "tags", "time", "output_fields"]
+        let positions = keys.map { json.range(of: "\"\($0)\":")?.lowerBound }
+        XCTAssertFalse(positions.contains(nil), json)
+        XCTAssertEqual(positions.compactMap { $0 }, positions.compactMap { $0 }.sorted(), "Falco's key order: \(json)")
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        XCTAssertEqual(object["hostname"] as? String, "test-host")
+        XCTAssertEqual(object["rule"] as? String, "Netcat listener")
+        XCTAssertEqual(object["priority"] as? String, "WARNING")
+        XCTAssertEqual(object["source"] as? String, "syscall")
+        XCTAssertEqual(object["tags"] as? [String], ["network", "T1059"])
+        XCTAssertEqual(object["time"] as? String, "2026-05-28T20:26:40.000000000Z")
+        let fields = try XCTUnwrap(object["output_fields"] as? [String: Any])
+        XCTAssertEqual(fields["proc.name"] as? String, "nc")
+        XCTAssertEqual(fields["proc.pid"] as? Int, 4242)
+        XCTAssertNil(object["enforcement"])
+        XCTAssertNil(object["suppressed"])
+    }
+
+    func testTextLineAndVigilsAdditions() throws {
+        var alert = testAlert()
+        XCTAssertEqual(alert.text, "2026-05-28T20:26:40.000000000Z WARNING Netcat listener: netcat listening (pid=4242)")
+        alert.suppressed = 3
+        alert.enforcement = [EnforcementResult(action: "kill", enforced: false, detail: "process gone: pid 4242 has exited")]
+        XCTAssertTrue(alert.text.hasSuffix(" (3 identical alerts suppressed) [kill: failed (process gone: pid 4242 has exited)]"), alert.text)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(alert.json.utf8)) as? [String: Any])
+        XCTAssertEqual(object["suppressed"] as? Int, 3)
+        let enforcement = try XCTUnwrap(object["enforcement"] as? [[String: String]])
+        XCTAssertEqual(enforcement, [["action": "kill", "result": "failed", "detail": "process gone: pid 4242 has exited"]])
+    }
+
+    func testAlertOfACompiledRuleRendersItsOutputTemplate() throws {
+        let yaml = """
+        - rule: Netcat
+          desc: nc ran
+          condition: evt.type = execve and proc.name = nc
+          output: "%proc.name by %user.uid pid=%proc.pid"
+          priority: ERROR
+          tags: [t1]
+          actions: [kill, ops]
+        """
+        let set = try RuleSet(files: [("r.yaml", try YAMLRules.load(yaml, file: "r.yaml"))])
+        let rule = try XCTUnwrap(set.matches(testEvent()).first)
+        let alert = Alert(rule: rule, event: testEvent(), hostname: "h")
+        XCTAssertEqual(alert.output, "nc by 0 pid=4242")
+        XCTAssertEqual(alert.priority, .error)
+        XCTAssertEqual(alert.tags, ["t1"])
+        XCTAssertEqual(rule.rule.actions, ["kill", "ops"])
+    }
+}
+
+final class ActionsConfigTests: XCTestCase {
+    func testDefaults() throws {
+        let config = try ActionsConfig.decodeYAML("{}")
+        XCTAssertEqual(config, ActionsConfig())
+        XCTAssertEqual(config.defaultActions, ["stdout"])
+        XCTAssertEqual(config.queueSize, 1000)
+        XCTAssertEqual(config.retries, 3)
+        XCTAssertEqual(config.dedup.window, 10)
+        XCTAssertEqual(config.knownActionNames, [
+            "container_kill", "container_pause", "container_stop", "container_unpause", "kernel_kill", "kill", "log", "stdout",
+        ])
+    }
+
+    /// The example in docs/config.md decodes and validates, so the documentation stays true.
+    func testTheDocumentedExampleDecodes() throws {
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/config.md").standardized
+        let text = try String(contentsOf: docs, encoding: .utf8)
+        let section = try XCTUnwrap(text.range(of: "## actions").map { text[$0.upperBound...] }, "docs/config.md has no 'actions' section")
+        let start = try XCTUnwrap(section.range(of: "```yaml\nactions:\n"))
+        let end = try XCTUnwrap(section[start.upperBound...].range(of: "```"))
+        let body = section[start.upperBound..<end.lowerBound].split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.hasPrefix("  ") ? String($0.dropFirst(2)) : String($0) }.joined(separator: "\n")
+        let config = try ActionsConfig.decodeYAML(body)
+        XCTAssertNoThrow(try ActionDispatcher(config: config))
+        XCTAssertFalse(config.named.isEmpty)
+        XCTAssertEqual(Set(config.named.values.map(\.kind)).count, config.named.count, "one example per kind")
+    }
+
+    func testEncodesAndDecodesBackTheSame() throws {
+        var config = ActionsConfig()
+        var hook = ActionDefinition(kind: .webhook)
+        hook.url = "http://127.0.0.1:8080/x"
+        hook.headers = ["Authorization": "Bearer t"]
+        hook.minPriority = .error
+        hook.retries = 1
+        config.named = ["hook": hook]
+        config.dedup = DedupConfig(window: 5, fields: ["proc.name", "container.label[app]"])
+        let data = try JSONEncoder().encode(config)
+        XCTAssertEqual(try JSONDecoder().decode(ActionsConfig.self, from: data), config, String(decoding: data, as: UTF8.self))
+    }
+
+    func testMistakesAreRefusedNamingTheKey() {
+        let cases: [(String, String)] = [
+            ("queue_sise: 5", "unknown key 'queue_sise'"),
+            ("named: {ops: {type: webhok, url: 'http://x'}}", "unknown action type 'webhok'"),
+            ("named: {ops: {type: webhook}}", "needs 'url'"),
+            ("named: {ops: {type: webhook, url: 'https://x'}}", "https is not supported"),
+            ("named: {ops: {type: webhook, url: 'http://x', path: /tmp/a}}", "unknown key 'path' in an action of type webhook"),
+            ("named: {ops: {type: webhook, url: 'http://x', headers: {'Bad Name': v}}}", "not a valid HTTP header"),
+            ("named: {stdout: {type: file, path: /tmp/x}}", "built-in action of type stdout"),
+            ("named: {kernel_kill: {type: kill}}", "kernel_kill is enforced by the kernel"),
+            ("named: {m: {type: email, server: 'mx:25', from: me, to: [a@b]}}", "'me' is not a mail address"),
+            ("named: {s: {type: syslog, address: 'ftp://x'}}", "use /dev/log"),
+            ("named: {s: {type: syslog, address: /dev/log, facility: local9}}", "unknown facility 'local9'"),
+            ("named: {e: {type: exec, argv: []}}", "needs the program"),
+            ("named: {k: {type: kill, min_priority: urgent}}", "unknown priority 'urgent'"),
+            ("dedup: {fields: [proc.nmae]}", "unknown field 'proc.nmae'"),
+            ("default_actions: [pager]", "unknown action 'pager'"),
+            ("named: {f: {type: file, path: /tmp/x, max_size: 10}}", "at least 1024 bytes"),
+        ]
+        for (yaml, expected) in cases {
+            do {
+                let config = try ActionsConfig.decodeYAML(yaml)
+                XCTFail("accepted \(yaml): \(config)")
+            } catch {
+                XCTAssertTrue("\(error)".contains(expected), "\(yaml): expected '\(expected)' in \(error)")
+            }
+        }
+    }
+
+    func testUnknownActionNamesAreReportedBeforeAndCountedAtDispatch() throws {
+        let dispatcher = try makeDispatcher("named: {ops: {type: webhook, url: 'http://127.0.0.1:9/'}}")
+        XCTAssertEqual(dispatcher.unknownActions(in: ["ops", "kill", "pager", "kernel_kill"]), ["pager"])
+        dispatcher.dispatch(testAlert(), actions: ["pager"])
+        let stats = dispatcher.stats().of("pager")
+        XCTAssertEqual(stats.type, "unknown")
+        XCTAssertEqual(stats.failed, 1)
+        XCTAssertEqual(stats.lastError, "unknown action 'pager'")
+        dispatcher.shutdown(timeout: .seconds(30))
+    }
+}
