@@ -55,7 +55,7 @@ let package = Package(
         // Vigil's sensors: embedded objects, variant chains, decoders.
         .target(
             name: "VigilSensors",
-            dependencies: ["VigilBPF", "VigilBPFObjects", "CVigilABI", "VigilEvents", "VigilEnrichment"]
+            dependencies: ["VigilBPF", "VigilBPFObjects", "CVigilABI", "VigilEvents", "VigilEnrichment", "VigilRules"]
         ),
         // Runs inside other kernels under qemu (make test-kernels): checks variants and probes.
         .executableTarget(
@@ -101,7 +101,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VigilSensorsTests",
-            dependencies: ["VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers", "VigilBPF", "VigilTestSupport"]
+            dependencies: ["VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers", "VigilBPF", "VigilTestSupport", "VigilRules"]
         ),
         .testTarget(name: "VigilCLITests", dependencies: ["vigil", "VigilBPF", "VigilTestSupport"]),
         .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilEvents"]),

@@ -3,10 +3,13 @@
  * directory a relative name is relative to (cwd or dirfd, as an absolute path), flags, mode and
  * the result (fd or -errno).
  *
- * Variants (VigilSensors/FileSensor.swift): fexit on do_sys_openat2 (one hook sees arguments and
- * result; kernels with BPF trampolines), else the specific syscall tracepoints
- * syscalls/sys_{enter,exit}_{open,openat,openat2}: never the generic sys_enter hook, which would
- * tax every syscall on the host. */
+ * Variants (VigilSensors/Sensors.swift): fexit on do_sys_openat2 (one hook sees arguments and
+ * result; kernels with BPF trampolines), else the specific syscall exit tracepoints
+ * syscalls/sys_exit_{open,openat,openat2}, reading the arguments from the saved user registers:
+ * never the generic sys_enter/sys_exit hooks, which would tax every syscall on the host.
+ *
+ * Before anything is built, the path pushdown (open_verdict) drops opens no rule can match and
+ * kills the caller of an open a kernel_kill rule matches. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -20,7 +23,7 @@ VIGIL_ABI_TYPE(vigil_open_event);
 
 #define AT_FDCWD -100
 
-/* Arguments saved at syscall entry, read at exit. */
+/* The arguments of one open. */
 struct open_args {
     const char *filename;
     __s32 dirfd;
@@ -29,12 +32,143 @@ struct open_args {
     __u32 mode;
 };
 
+/* --- the path pushdown (docs/rules.md): which opens some rule may match, which to kill --- */
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(max_entries, 8192);
+    __type(key, struct vigil_path_key);
+    __type(value, struct vigil_path_rule);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+} open_paths SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 16384);
-    __type(key, __u64); /* pid_tgid */
-    __type(value, struct open_args);
-} pending SEC(".maps");
+    __uint(max_entries, 4096);
+    __type(key, struct vigil_basename_key);
+    __type(value, struct vigil_path_rule);
+} open_basenames SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, struct vigil_kill_comm_key);
+    __type(value, __u8);
+} kill_comms SEC(".maps");
+
+/* Per-CPU room for the lookup keys (the name is read once, into the trie key). The bytes after
+ * the path let a basename of up to VIGIL_PUSHDOWN_BASENAME_MAX bytes be copied from any offset. */
+struct open_lookup {
+    struct vigil_path_key key;
+    char spill[VIGIL_PUSHDOWN_BASENAME_MAX];
+    struct vigil_basename_key base;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct open_lookup);
+} open_lookup SEC(".maps");
+
+enum open_verdict { OPEN_DROP, OPEN_PASS, OPEN_KILL };
+
+/* The state of scan_name over a name in open_lookup. */
+struct scan_state {
+    struct open_lookup *l;
+    __u32 len;   /* bytes of the name, NUL excluded */
+    __u32 last;  /* offset of its last slash */
+    __u32 bad;   /* set when the name is not in normal form */
+};
+
+/* bpf_loop body for byte `i + 1` of the name (byte 0 is the leading slash; the end counts as a
+ * slash): a name with `//`, `/./`, `/../` or a trailing `/`, `/.` or `/..` is not in normal form. */
+static long scan_name(__u32 i, void *data)
+{
+    struct scan_state *st = data;
+    const char *path = st->l->key.path;
+    __u32 p = i + 1;
+    char c = p < st->len ? path[p & (VIGIL_PUSHDOWN_PATH_MAX - 1)] : '/';
+    if (c != '/')
+        return 0;
+    __u32 seg = p - st->last - 1;
+    if ((seg == 0 && st->len > 1)
+        || (seg == 1 && path[(p - 1) & (VIGIL_PUSHDOWN_PATH_MAX - 1)] == '.')
+        || (seg == 2 && path[(p - 1) & (VIGIL_PUSHDOWN_PATH_MAX - 1)] == '.'
+            && path[(p - 2) & (VIGIL_PUSHDOWN_PATH_MAX - 1)] == '.')) {
+        st->bad = 1;
+        return 1;
+    }
+    if (p < st->len)
+        st->last = p;
+    return 0;
+}
+
+/* Whether a kill entry applies to the current command name. */
+static __always_inline bool kill_applies(const struct vigil_path_rule *r)
+{
+    if (r->kill_comms == VIGIL_KILL_ANY_COMM)
+        return true;
+    struct vigil_kill_comm_key k = { .rule = r->kill_rule };
+    bpf_get_current_comm(k.comm, sizeof(k.comm));
+    bool listed = bpf_map_lookup_elem(&kill_comms, &k) != NULL;
+    return r->kill_comms == VIGIL_KILL_COMMS_ONLY ? listed : !listed;
+}
+
+/* What to do with an open of `filename` (a user pointer, the name as given) with `flags` that
+ * returned `result`. The name is compared only when it is absolute and in normal form (no `//`,
+ * `/./`, `/../`, no trailing `/`, shorter than VIGIL_PUSHDOWN_PATH_MAX): then it is what userspace
+ * resolves it to (fd.name). Any other name passes: its path needs folding, which userspace does. */
+static __always_inline enum open_verdict open_verdict(const char *filename, __u32 flags, long result)
+{
+    __u32 zero = 0;
+    struct vigil_filter_config *cfg = bpf_map_lookup_elem(&filter, &zero);
+    if (!cfg || !(cfg->flags & (VIGIL_FILTER_OPEN_PATHS | VIGIL_FILTER_OPEN_KILL)))
+        return OPEN_PASS;
+    __u8 class = VIGIL_OPEN_CLASS(flags & 3, result < 0);
+    bool pass = !(cfg->flags & VIGIL_FILTER_OPEN_PATHS) || (cfg->open_classes & class);
+    bool kill_on = cfg->flags & VIGIL_FILTER_OPEN_KILL;
+    if (pass && !kill_on)
+        return OPEN_PASS;
+
+    struct open_lookup *l = bpf_map_lookup_elem(&open_lookup, &zero);
+    if (!l)
+        return OPEN_PASS;
+    long n = bpf_probe_read_user_str(l->key.path, VIGIL_PUSHDOWN_PATH_MAX, filename);
+    if (n <= 1 || n >= VIGIL_PUSHDOWN_PATH_MAX || l->key.path[0] != '/')
+        return OPEN_PASS; /* unreadable, empty, long or relative: userspace decides */
+
+    /* Normal form, and where the basename starts (bpf_loop: the verifier checks the body once). */
+    struct scan_state scan = { .l = l, .len = n - 1 };
+    bpf_loop(scan.len, scan_name, &scan, 0);
+    if (scan.bad)
+        return OPEN_PASS;
+    __u32 len = scan.len, last = scan.last;
+
+    bool kill = false;
+    l->key.prefixlen = n * 8; /* the NUL included: exact entries match only exactly */
+    struct vigil_path_rule *r = bpf_map_lookup_elem(&open_paths, &l->key);
+    if (r) {
+        pass = pass || (r->pass & class);
+        kill = kill_on && (r->kill & class) && kill_applies(r);
+    }
+    __u32 blen = len - last - 1;
+    if ((!pass || (kill_on && !kill)) && (cfg->flags & VIGIL_FILTER_OPEN_BASENAMES) && blen > 0) {
+        if (blen >= VIGIL_PUSHDOWN_BASENAME_MAX)
+            return kill ? OPEN_KILL : OPEN_PASS; /* longer than any key: userspace decides */
+        __builtin_memset(l->base.name, 0, sizeof(l->base.name));
+        bpf_probe_read_kernel(l->base.name, blen & (VIGIL_PUSHDOWN_BASENAME_MAX - 1),
+                              &l->key.path[(last + 1) & (VIGIL_PUSHDOWN_PATH_MAX - 1)]);
+        r = bpf_map_lookup_elem(&open_basenames, &l->base);
+        if (r) {
+            pass = pass || (r->pass & class);
+            kill = kill || (kill_on && (r->kill & class) && kill_applies(r));
+        }
+    }
+    if (kill)
+        return OPEN_KILL;
+    return pass ? OPEN_PASS : OPEN_DROP;
+}
 
 /* The struct path of the directory a relative name starts from, or false when dirfd names none. */
 static __always_inline bool base_path(__s32 dirfd, struct path *out)
@@ -57,7 +191,7 @@ static __always_inline bool base_path(__s32 dirfd, struct path *out)
     return true;
 }
 
-static __always_inline int emit_open(const struct open_args *args, long result)
+static __always_inline int emit_open(const struct open_args *args, long result, bool killed)
 {
     struct vigil_scratch *s = vigil_scratch();
     struct vigil_open_event *e;
@@ -73,7 +207,7 @@ static __always_inline int emit_open(const struct open_args *args, long result)
     e->mode = args->mode;
     e->dirfd = args->dirfd;
     e->syscall = args->syscall;
-    e->flags = 0;
+    e->flags = killed ? VIGIL_OPEN_KILLED : 0;
     e->base_len = 0;
 
     n = bpf_probe_read_user_str(e->data, VIGIL_FILENAME_MAX, args->filename);
@@ -100,6 +234,24 @@ static __always_inline int emit_open(const struct open_args *args, long result)
     return 0;
 }
 
+/* Filters, decides, kills (SIGKILL before the task returns to user mode: it runs no further
+ * instruction of its own) and emits one open. */
+static __always_inline int handle_open(const struct open_args *args, long result)
+{
+    if (vigil_filtered())
+        return 0;
+    enum open_verdict verdict = open_verdict(args->filename, args->flags, result);
+    if (verdict == OPEN_DROP) {
+        vigil_count(VIGIL_COUNTER_FILTERED);
+        return 0;
+    }
+    if (verdict == OPEN_KILL) {
+        bpf_send_signal(9 /* SIGKILL */);
+        vigil_count(VIGIL_COUNTER_KILLED);
+    }
+    return emit_open(args, result, verdict == OPEN_KILL);
+}
+
 /* --- variant: fexit on do_sys_openat2 (arguments and result in one hook) --- */
 
 SEC("?fexit/do_sys_openat2")
@@ -112,68 +264,43 @@ int BPF_PROG(open_fexit, int dfd, const char *filename, struct open_how *how, lo
         .flags = BPF_CORE_READ(how, flags),
         .mode = BPF_CORE_READ(how, mode),
     };
-    if (vigil_filtered())
-        return 0;
-    return emit_open(&args, ret);
+    return handle_open(&args, ret);
 }
 
-/* --- variant: syscall tracepoints, entry saves the arguments, exit emits --- */
+/* --- variant: the syscalls' exit tracepoints; the arguments come from the task's saved user
+ * registers (one program per open instead of an entry and an exit program with a map between
+ * them; the name has been copied by the kernel by then, so its page is present) --- */
 
-static __always_inline int save(const char *filename, __s32 dirfd, __u32 syscall, __u32 flags, __u32 mode)
+static __always_inline struct pt_regs *user_regs(void)
 {
-    if (vigil_filtered())
-        return 0;
-    __u64 id = bpf_get_current_pid_tgid();
-    struct open_args args = { .filename = filename, .dirfd = dirfd, .syscall = syscall, .flags = flags, .mode = mode };
-    bpf_map_update_elem(&pending, &id, &args, BPF_ANY);
-    return 0;
-}
-
-static __always_inline int finish(long ret)
-{
-    __u64 id = bpf_get_current_pid_tgid();
-    struct open_args *args = bpf_map_lookup_elem(&pending, &id);
-    if (!args)
-        return 0;
-    emit_open(args, ret);
-    bpf_map_delete_elem(&pending, &id);
-    return 0;
-}
-
-SEC("?tracepoint/syscalls/sys_enter_openat")
-int openat_enter(struct syscall_trace_enter *ctx)
-{
-    return save((const char *)ctx->args[1], (__s32)ctx->args[0], VIGIL_OPEN_OPENAT, ctx->args[2], ctx->args[3]);
+    return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
 SEC("?tracepoint/syscalls/sys_exit_openat")
 int openat_exit(struct syscall_trace_exit *ctx)
 {
-    return finish(ctx->ret);
-}
-
-SEC("?tracepoint/syscalls/sys_enter_open")
-int open_enter(struct syscall_trace_enter *ctx)
-{
-    return save((const char *)ctx->args[0], AT_FDCWD, VIGIL_OPEN_OPEN, ctx->args[1], ctx->args[2]);
+    struct pt_regs *regs = user_regs();
+    struct open_args args = { .filename = (const char *)regs->si, .dirfd = (__s32)regs->di,
+                              .syscall = VIGIL_OPEN_OPENAT, .flags = regs->dx, .mode = regs->r10 };
+    return handle_open(&args, ctx->ret);
 }
 
 SEC("?tracepoint/syscalls/sys_exit_open")
 int open_exit(struct syscall_trace_exit *ctx)
 {
-    return finish(ctx->ret);
-}
-
-SEC("?tracepoint/syscalls/sys_enter_openat2")
-int openat2_enter(struct syscall_trace_enter *ctx)
-{
-    struct open_how how = {};
-    bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
-    return save((const char *)ctx->args[1], (__s32)ctx->args[0], VIGIL_OPEN_OPENAT2, how.flags, how.mode);
+    struct pt_regs *regs = user_regs();
+    struct open_args args = { .filename = (const char *)regs->di, .dirfd = AT_FDCWD,
+                              .syscall = VIGIL_OPEN_OPEN, .flags = regs->si, .mode = regs->dx };
+    return handle_open(&args, ctx->ret);
 }
 
 SEC("?tracepoint/syscalls/sys_exit_openat2")
 int openat2_exit(struct syscall_trace_exit *ctx)
 {
-    return finish(ctx->ret);
+    struct pt_regs *regs = user_regs();
+    struct open_how how = {};
+    bpf_probe_read_user(&how, sizeof(how), (void *)regs->dx);
+    struct open_args args = { .filename = (const char *)regs->si, .dirfd = (__s32)regs->di,
+                              .syscall = VIGIL_OPEN_OPENAT2, .flags = how.flags, .mode = how.mode };
+    return handle_open(&args, ctx->ret);
 }

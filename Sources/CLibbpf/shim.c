@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 static clibbpf_log_fn log_fn;
 static void *log_context;
@@ -41,4 +43,12 @@ int clibbpf_probe_load(enum bpf_prog_type type, enum bpf_attach_type expected_at
     );
     int fd = bpf_prog_load(type, NULL, "GPL", insns, insn_count, &opts);
     return fd < 0 ? -errno : fd;
+}
+
+int clibbpf_synchronize_rcu(void)
+{
+    /* MEMBARRIER_CMD_GLOBAL (1): "all threads ... passed through a state where all memory
+     * accesses ... are ordered", implemented with synchronize_rcu(). */
+    long rc = syscall(SYS_membarrier, 1, 0, 0);
+    return rc < 0 ? -errno : 0;
 }

@@ -232,3 +232,14 @@ private func mapKeys<K: BitwiseCopyable>(_ map: BPFMap, _: K.Type) throws -> [K]
         return keys
     }
 }
+
+/// Waiting for BPF programs that are running.
+public enum BPFPrograms {
+    /// Returns once every BPF program that was running when called has returned: an RCU grace
+    /// period, waited for with `membarrier(MEMBARRIER_CMD_GLOBAL)` (synchronize_rcu). Use it
+    /// between map updates that programs must not see half done. Where membarrier is missing,
+    /// sleeps 100 ms (a grace period is a few milliseconds).
+    public static func waitForRunningPrograms() {
+        if clibbpf_synchronize_rcu() != 0 { usleep(100_000) }
+    }
+}

@@ -165,6 +165,9 @@ public enum Payload: Sendable {
         public var result: Int64
         /// The path was cut (too deep or too long).
         public var truncated: Bool
+        /// A `kernel_kill` rule matched in the kernel: the sensor sent the caller SIGKILL before
+        /// it returned to user mode (VIGIL_OPEN_KILLED).
+        public var killedInKernel: Bool = false
 
         /// Creates the payload.
         public init(syscall: String, name: ByteString, path: ByteString, flags: UInt32, mode: UInt32, dirfd: Int32, result: Int64, truncated: Bool) {

@@ -28,12 +28,15 @@ public struct KernelPushdown: Sendable, Equatable {
     public var containersOnly: Bool
     /// Every rule requires proc.name to be one of these (nil: no such common restriction).
     public var comms: Set<String>?
+    /// The file sensor's path filter and in-kernel kills (`OpenPathPushdown`).
+    public var openPaths: OpenPathPushdown
 
     /// One line per filter, for `vigil rules validate`.
     public var summary: [String] {
         var lines = ["event kinds: " + (kinds.isEmpty ? "none" : EventKind.allCases.filter(kinds.contains).map(\.rawValue).joined(separator: ", "))]
         lines.append("containers only: " + (containersOnly ? "yes (in kernel)" : "no"))
         lines.append("command names: " + (comms.map { "only " + $0.sorted().joined(separator: ", ") + " (in kernel)" } ?? "all"))
+        if kinds.contains(.open) || !openPaths.killRules.isEmpty { lines += openPaths.summary }
         return lines
     }
 }
@@ -68,6 +71,8 @@ public struct RuleSet: Sendable {
     let program: EvaluationProgram
     /// Macros and lists after merging (for `vigil rules validate`).
     public let macroCount: Int, listCount: Int
+    /// The file sensor's path pushdown (computed once: it validates `kernel_kill` rules).
+    public let openPaths: OpenPathPushdown
 
     /// Merges the files' items in order (append/override, duplicate checks) and compiles.
     /// - Throws: the first `RuleError`, naming FILE:LINE:COL.
@@ -125,6 +130,7 @@ public struct RuleSet: Sendable {
         self.skipped = skipped
         self.macroCount = macros.count
         self.listCount = lists.count
+        self.openPaths = try OpenPathPushdown(rules: compiled)
     }
 
     private static func merge(_ partial: PartialRule, _ merge: Merge, into rules: inout [Rule]) throws(RuleError) {
@@ -214,6 +220,6 @@ public struct RuleSet: Sendable {
             comms = (comms ?? []).union(names)
         }
         if rules.isEmpty { comms = nil }
-        return KernelPushdown(kinds: kinds, containersOnly: containersOnly, comms: comms)
+        return KernelPushdown(kinds: kinds, containersOnly: containersOnly, comms: comms, openPaths: openPaths)
     }
 }

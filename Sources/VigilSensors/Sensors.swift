@@ -1,6 +1,7 @@
 import CVigilABI
 import VigilBPF
 import VigilEnrichment
+import VigilRules
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,6 +22,9 @@ public struct KernelFilter: Sendable, Equatable {
     public var cgroupIDs: Set<UInt64> = []
     /// Never report this process (Vigil itself).
     public var ignorePID: UInt32 = UInt32(getpid())
+    /// The file sensor's path filter and in-kernel kills, from the rules (`RuleSet.openPaths`);
+    /// nil: every open passes and nothing is killed.
+    public var openPaths: OpenPathPushdown?
 
     /// No filtering (but Vigil's own process is ignored).
     public init() {}
@@ -31,6 +35,8 @@ public struct SensorCounters: Sendable, Equatable {
     public var emitted: UInt64 = 0
     public var filtered: UInt64 = 0
     public var lost: UInt64 = 0
+    /// Processes sent SIGKILL by a `kernel_kill` rule.
+    public var killed: UInt64 = 0
 }
 
 /// Vigil's sensors loaded into the kernel: process (exec, fork, exit) and file (open), sharing one
@@ -46,6 +52,8 @@ public final class Sensors {
     public let loaded: [Loaded]
     /// The shared ring.
     public let ring: BPFMap
+    /// What the file sensor's path maps hold now.
+    private var installed = InstalledOpenPaths()
 
     /// The process sensor's hooks: scheduler BTF tracepoints, else raw tracepoints.
     public static let processHooks: [Hook] = ["exec", "fork", "exit"].map { hook in
@@ -56,12 +64,11 @@ public final class Sensors {
     }
 
     /// The file sensor's hook: fexit on do_sys_openat2 where trampolines work, else the open
-    /// syscalls' own tracepoints (entry and exit).
+    /// syscalls' own exit tracepoints (the arguments read from the saved user registers).
     public static let fileHooks: [Hook] = [
         Hook("open", variants: [
             Variant("fexit", requires: [.attachFentry], programs: ["open_fexit"]),
-            Variant("tracepoint", requires: [.attachTracepoint],
-                    programs: ["openat_enter", "openat_exit", "open_enter", "open_exit", "openat2_enter", "openat2_exit"]),
+            Variant("tracepoint", requires: [.attachTracepoint], programs: ["openat_exit", "open_exit", "openat2_exit"]),
         ]),
     ]
 
@@ -76,6 +83,7 @@ public final class Sensors {
                 probes: FeatureProbes = .shared) throws {
         var loaded: [Loaded] = []
         var shared: [String: Int32] = [:]
+        var installedPaths = InstalledOpenPaths()
         for (name, hooks) in [("process", Self.processHooks)] + (files ? [("file", Self.fileHooks)] : []) {
             let first = shared.isEmpty
             let variants = try VariantLoader(open: { try EmbeddedObjects.open(name) }, hooks: hooks, probes: probes, configure: { object in
@@ -85,6 +93,7 @@ public final class Sensors {
                 for (map, fd) in shared { try object.map(named: map).reuse(fd: fd) }
             }, beforeAttach: { object in
                 if first { try Self.write(filter, to: object) }
+                if name == "file" { try OpenPathMaps(object).install(filter.openPaths, replacing: &installedPaths) }
             }).load()
             if shared.isEmpty {
                 for map in Self.sharedMaps {
@@ -96,16 +105,36 @@ public final class Sensors {
         }
         self.loaded = loaded
         self.ring = try loaded[0].variants.object.map(named: "events")
+        self.installed = installedPaths
+        if files { try Self.write(filter, to: loaded[0].variants.object, openPaths: installedPaths) }
     }
+
+    /// The file sensor's object, when loaded.
+    private var fileObject: BPFObject? { loaded.first { $0.name == "file" }?.variants.object }
 
     /// Sets the in-kernel filters; takes effect at once, without detaching anything. (Vigil's own
     /// process is fixed at load: `KernelFilter.ignorePID` is read only by `init`.)
+    ///
+    /// A new path pushdown replaces the old one in place: first the path filter is switched off
+    /// (every open passes) and running programs are waited for, then entries are written and
+    /// stale ones deleted, then the new switch is set; an open some rule, old or new, may match
+    /// is never dropped during the change. Kill entries stay active throughout.
     public func apply(_ filter: KernelFilter) throws {
-        try Self.write(filter, to: loaded[0].variants.object)
+        let shared = loaded[0].variants.object
+        guard let file = fileObject else { return try Self.write(filter, to: shared) }
+        let configMap = try TypedMap<UInt32, vigil_filter_config>(shared.map(named: "filter"))
+        if var config = try configMap.lookup(0), config.flags & UInt32(VIGIL_FILTER_OPEN_PATHS.rawValue) != 0 {
+            config.flags &= ~UInt32(VIGIL_FILTER_OPEN_PATHS.rawValue)
+            try configMap.update(0, config)
+            BPFPrograms.waitForRunningPrograms()
+        }
+        try OpenPathMaps(file).install(filter.openPaths, replacing: &installed)
+        try Self.write(filter, to: shared, openPaths: installed)
     }
 
-    /// Writes `filter` into the filter maps of `object` (shared by every sensor).
-    static func write(_ filter: KernelFilter, to object: BPFObject) throws {
+    /// Writes `filter` into the filter maps of `object` (shared by every sensor); the switches
+    /// of the path pushdown follow `openPaths`, what the file sensor's maps hold.
+    static func write(_ filter: KernelFilter, to object: BPFObject, openPaths: InstalledOpenPaths = InstalledOpenPaths()) throws {
         var flags: UInt32 = 0
         if filter.containersOnly { flags |= UInt32(VIGIL_FILTER_CONTAINERS_ONLY.rawValue) }
         if !filter.includeComms.isEmpty { flags |= UInt32(VIGIL_FILTER_COMM_INCLUDE.rawValue) }
@@ -120,7 +149,8 @@ public final class Sensors {
         try replace(TypedMap<UInt32, UInt8>(object.map(named: "pids")), with: Array(filter.pids))
         try replace(TypedMap<UInt32, UInt8>(object.map(named: "uids")), with: Array(filter.uids))
         try replace(TypedMap<UInt64, UInt8>(object.map(named: "cgroups")), with: Array(filter.cgroupIDs))
-        let config = vigil_filter_config(flags: flags, host_pid_ns: Namespaces.hostPID)
+        flags |= openPaths.flags
+        let config = vigil_filter_config(flags: flags, host_pid_ns: Namespaces.hostPID, open_classes: UInt32(openPaths.anyPath.rawValue), _pad: 0)
         try TypedMap<UInt32, vigil_filter_config>(object.map(named: "filter")).update(0, config)
     }
 
@@ -137,7 +167,8 @@ public final class Sensors {
             let map = try PerCPUMap<UInt32, UInt64>(sensor.variants.object.map(named: "counters"))
             result[sensor.name] = SensorCounters(emitted: try map.sum(UInt32(VIGIL_COUNTER_EMITTED.rawValue)),
                                                  filtered: try map.sum(UInt32(VIGIL_COUNTER_FILTERED.rawValue)),
-                                                 lost: try map.sum(UInt32(VIGIL_COUNTER_LOST.rawValue)))
+                                                 lost: try map.sum(UInt32(VIGIL_COUNTER_LOST.rawValue)),
+                                                 killed: try map.sum(UInt32(VIGIL_COUNTER_KILLED.rawValue)))
         }
         return result
     }

@@ -45,4 +45,8 @@ int clibbpf_probe_load(enum bpf_prog_type type, enum bpf_attach_type expected_at
                        uint32_t attach_btf_id, const struct bpf_insn *insns, size_t insn_count,
                        char *log, size_t log_size);
 
+/** Waits for an RCU grace period (membarrier(MEMBARRIER_CMD_GLOBAL), which calls
+ * synchronize_rcu): every BPF program running when called has returned. 0 or -errno. */
+int clibbpf_synchronize_rcu(void);
+
 #endif

@@ -129,6 +129,7 @@ enum vigil_open_flags {
     VIGIL_OPEN_BASE_TRUNCATED = 1 << 0,  /* the directory path was cut */
     VIGIL_OPEN_NAME_TRUNCATED = 1 << 1,  /* the name as given was cut */
     VIGIL_OPEN_BASE_UNKNOWN = 1 << 2,    /* dirfd did not name an open directory */
+    VIGIL_OPEN_KILLED = 1 << 3,          /* a kernel_kill rule matched: the sensor sent SIGKILL */
 };
 
 /** VIGIL_EVENT_OPEN, emitted when the syscall returns. `data` holds the name as given
@@ -156,19 +157,72 @@ enum vigil_filter_flags {
     VIGIL_FILTER_PIDS = 1 << 3,            /* keep only tgids in the pids map */
     VIGIL_FILTER_UIDS = 1 << 4,            /* keep only uids in the uids map */
     VIGIL_FILTER_CGROUPS = 1 << 5,         /* keep only cgroup ids in the cgroups map */
+    VIGIL_FILTER_OPEN_PATHS = 1 << 6,      /* opens: keep only open_classes, or paths in open_paths/open_basenames */
+    VIGIL_FILTER_OPEN_KILL = 1 << 7,       /* opens: look up the path maps for kill bits even when not filtering */
+    VIGIL_FILTER_OPEN_BASENAMES = 1 << 8,  /* opens: the open_basenames map has entries */
 };
 
 struct vigil_filter_config {
     __u32 flags;          /* enum vigil_filter_flags */
     __u32 host_pid_ns;    /* inode of the host's pid namespace (for CONTAINERS_ONLY) */
+    __u32 open_classes;   /* with OPEN_PATHS: open classes (VIGIL_OPEN_CLASS) kept whatever the path */
+    __u32 _pad;
 };
-_Static_assert(sizeof(struct vigil_filter_config) == 8, "vigil_filter_config size");
+_Static_assert(sizeof(struct vigil_filter_config) == 16, "vigil_filter_config size");
+
+/* --- the path pushdown of the file sensor (docs/rules.md, "What runs in the kernel") ---
+ * An open belongs to exactly one class: its access mode (flags & O_ACCMODE: 0 read, 1 write,
+ * 2 read-write, 3 treated as read-write by the rules) and whether it failed. Masks of classes say
+ * which opens a path entry keeps (some rule may match them) or kills. */
+#define VIGIL_OPEN_CLASS(accmode, failed) (1u << (((accmode) & 3) + ((failed) ? 4 : 0)))
+#define VIGIL_PUSHDOWN_PATH_MAX 256     /* bytes of a name the kernel compares, NUL included */
+#define VIGIL_PUSHDOWN_BASENAME_MAX 64  /* bytes of a basename key (NUL padded) */
+
+/** Key of the open_paths LPM trie: an exact path is stored with its NUL (prefixlen counts it),
+ * so it matches only itself; a prefix without. prefixlen is in bits. */
+struct vigil_path_key {
+    __u32 prefixlen;
+    char path[VIGIL_PUSHDOWN_PATH_MAX];
+};
+_Static_assert(sizeof(struct vigil_path_key) == 260, "vigil_path_key size");
+
+/** Key of the open_basenames hash: the last component of the name, NUL padded. */
+struct vigil_basename_key {
+    char name[VIGIL_PUSHDOWN_BASENAME_MAX];
+};
+_Static_assert(sizeof(struct vigil_basename_key) == 64, "vigil_basename_key size");
+
+/** Which command names a kill entry applies to. */
+enum vigil_kill_comms {
+    VIGIL_KILL_ANY_COMM = 0,     /* every process */
+    VIGIL_KILL_COMMS_ONLY = 1,   /* only comms listed in kill_comms under kill_rule */
+    VIGIL_KILL_COMMS_EXCEPT = 2, /* every comm but those listed */
+};
+
+/** Value of open_paths and open_basenames. For nested prefixes userspace stores in each entry
+ * the union of every covering entry (LPM returns only the longest match). */
+struct vigil_path_rule {
+    __u8 pass;        /* classes of opens some rule may match: sent to userspace */
+    __u8 kill;        /* classes a kernel_kill rule matches: SIGKILL, then sent marked KILLED */
+    __u8 kill_comms;  /* enum vigil_kill_comms */
+    __u8 _pad;
+    __u32 kill_rule;  /* the kernel_kill rule's number, for kill_comms keys */
+};
+_Static_assert(sizeof(struct vigil_path_rule) == 8, "vigil_path_rule size");
+
+/** Key of the kill_comms hash: a kernel_kill rule's number and a comm (NUL padded). */
+struct vigil_kill_comm_key {
+    __u32 rule;
+    char comm[VIGIL_COMM_LEN];
+};
+_Static_assert(sizeof(struct vigil_kill_comm_key) == 20, "vigil_kill_comm_key size");
 
 /** Indexes of the per-CPU counters every sensor keeps in its `counters` map. */
 enum vigil_counter {
     VIGIL_COUNTER_EMITTED = 0,  /* records submitted to the ring */
     VIGIL_COUNTER_FILTERED = 1, /* events dropped by an in-kernel filter */
     VIGIL_COUNTER_LOST = 2,     /* ring full: bpf_ringbuf_reserve failed */
+    VIGIL_COUNTER_KILLED = 3,   /* processes sent SIGKILL by a kernel_kill rule */
     VIGIL_COUNTER_MAX = 4,
 };
 

@@ -1,0 +1,198 @@
+import Foundation
+import VigilEvents
+import VigilRules
+import VigilSensors
+import VigilTestSupport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The rules' path pushdown in the real kernel: opens no rule can match are dropped (and
+/// counted), a rule change swaps the maps without losing an event, and `kernel_kill` rules kill
+/// in the kernel.
+final class OpenPathFilterTests: XCTestCase {
+    /// A fresh directory whose path is in normal form (the kernel compares such names).
+    private func directory() throws -> String {
+        let path = NSTemporaryDirectory() + "vigil-pushdown-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    private func rules(_ yaml: String, defaults: Bool = false) throws -> RuleSet {
+        var files: [(file: String, items: [RuleItem])] = []
+        if defaults { files.append((RuleFiles.defaultName, try RuleFiles.defaultItems())) }
+        files.append(("test.yaml", try YAMLRules.load(yaml, file: "test.yaml")))
+        return try RuleSet(files: files)
+    }
+
+    private func rule(_ name: String, _ condition: String, actions: String = "") -> String {
+        "- rule: \(name)\n  desc: d\n  condition: '\(condition)'\n  output: o\n  priority: WARNING\n" + (actions.isEmpty ? "" : "  actions: [\(actions)]\n")
+    }
+
+    /// A harness tracing this process's own opens, filtered by `set`'s pushdown.
+    private func harness(_ set: RuleSet) throws -> TraceHarness {
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        filter.openPaths = set.openPaths
+        return try TraceHarness(filter: filter)
+    }
+
+    private func touch(_ path: String) {
+        FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
+    }
+
+
+    private func paths(_ events: [Event]) -> [String] { events.compactMap { $0.open?.path.string } }
+
+    private func counters(_ harness: TraceHarness) throws -> SensorCounters {
+        try XCTUnwrap(harness.sensors.counters()["file"])
+    }
+
+    func testOpensNoRuleCanMatchAreDroppedInTheKernel() throws {
+        let dir = try directory()
+        for name in ["watched", "other", "id_rsa", "below"] { touch("\(dir)/\(name)") }
+        try FileManager.default.createDirectory(atPath: "\(dir)/sub", withIntermediateDirectories: true)
+        touch("\(dir)/sub/x")
+        let set = try rules(rule("exact", "fd.name = \(dir)/watched") + rule("key", "fd.filename = id_rsa")
+                            + rule("tree", "evt.is_open_write = true and fd.name startswith \(dir)/sub/"))
+        XCTAssertTrue(set.openPaths.filtering)
+        let harness = try harness(set)
+        let before = try counters(harness).filtered
+        let dirfd = open(dir, O_RDONLY | O_DIRECTORY)
+        defer { close(dirfd) }
+        let events = try harness.collect {
+            openClose("\(dir)/watched")
+            openClose("\(dir)/other")                 // no rule: dropped
+            openClose("\(dir)/id_rsa")                // by its basename
+            openClose("\(dir)/sub/x")                 // read, the rule wants writes: dropped
+            openClose("\(dir)/sub/x", O_WRONLY)       // write below the prefix
+            openClose("\(dir)/./other")               // not in normal form: userspace decides
+            let fd = openat(dirfd, "other", O_RDONLY) // relative: userspace decides
+            if fd >= 0 { close(fd) }
+        }
+        let seen = paths(events).filter { $0.hasPrefix(dir) }
+        XCTAssertEqual(seen, ["\(dir)/watched", "\(dir)/id_rsa", "\(dir)/sub/x", "\(dir)/other", "\(dir)/other"], "\(seen)")
+        XCTAssertEqual(events.compactMap(\.open).filter { $0.path.string == "\(dir)/sub/x" }.map { $0.flags & 3 }, [1])
+        XCTAssertGreaterThanOrEqual(try counters(harness).filtered - before, 2, "the dropped opens are counted as filtered")
+    }
+
+    func testTheDefaultRulesDropAPlainReadAndKeepASensitiveOne() throws {
+        let set = try RuleFiles.ruleSet(paths: [], defaults: true)
+        let harness = try harness(set)
+        let events = try harness.collect {
+            openClose("/etc/hostname")
+            openClose("/etc/shadow")
+        }
+        let seen = paths(events)
+        XCTAssertTrue(seen.contains("/etc/shadow"), "\(seen)")
+        XCTAssertFalse(seen.contains("/etc/hostname"), "\(seen)")
+    }
+
+    func testARuleChangeUpdatesTheMapsInPlaceWithoutLosingEvents() throws {
+        let dir = try directory()
+        let kept = "\(dir)/kept", added = "\(dir)/added"
+        touch(kept)
+        touch(added)
+        let old = try rules(rule("kept", "fd.name = \(kept)"))
+        let new = try rules(rule("kept", "fd.name = \(kept)") + rule("added", "fd.name startswith \(dir)/add"))
+        let harness = try harness(old)
+        let links = harness.sensors.reports.map(\.report.active)
+
+        // Before: the new rule's path is dropped.
+        XCTAssertFalse(paths(try harness.collect { openClose(added) }).contains(added))
+
+        // During the change a thread keeps opening the path both rule sets keep: every open of it
+        // must arrive.
+        let done = Atomic(false)
+        let opened = Atomic(0)
+        let events = try harness.collect {
+            let thread = Thread {
+                while !done.value, opened.value < 20_000 {
+                    if openClose(kept) >= 0 { opened.increment() }
+                }
+            }
+            thread.start()
+            while opened.value < 200 { usleep(1_000) }
+            var filter = KernelFilter()
+            filter.ignorePID = 0
+            filter.openPaths = new.openPaths
+            try harness.sensors.apply(filter)
+            for _ in 0..<10 { openClose(added) }
+            done.value = true
+            while !thread.isFinished { usleep(1_000) }
+        }
+        let seen = paths(events)
+        XCTAssertEqual(seen.filter { $0 == kept }.count, opened.value, "every open of the kept path during the change")
+        XCTAssertEqual(seen.filter { $0 == added }.count, 10, "the added rule's opens after the change")
+        XCTAssertEqual(try counters(harness).lost, 0)
+        XCTAssertEqual(harness.sensors.reports.map(\.report.active), links, "nothing detached or reattached")
+
+        // And back: the removed rule's entries are deleted.
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        filter.openPaths = old.openPaths
+        try harness.sensors.apply(filter)
+        XCTAssertFalse(paths(try harness.collect { openClose(added) }).contains(added))
+    }
+
+    func testKernelKillStopsTheOpenerBeforeItRunsAnotherInstruction() throws {
+        let dir = try directory()
+        let honeypot = "\(dir)/honeypot", benign = "\(dir)/benign"
+        touch(honeypot)
+        touch(benign)
+        let set = try rules(rule("honeypot", "fd.name = \(honeypot) and evt.is_open_read = true", actions: "kernel_kill"))
+        XCTAssertEqual(set.openPaths.killRules.map(\.name), ["honeypot"])
+        let harness = try harness(set)
+        // The child opens the file, then writes a marker: only if it survived the open.
+        let script = "import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nopen(sys.argv[2], 'w').write('alive')\n"
+        func run(_ target: String, marker: String) throws -> Process {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = ["-c", script, target, marker]
+            try process.run()
+            process.waitUntilExit()
+            return process
+        }
+        let before = try counters(harness).killed
+        var killed: Process?, survivor: Process?
+        let events = try harness.collect {
+            killed = try run(honeypot, marker: "\(dir)/marker-honeypot")
+            survivor = try run(benign, marker: "\(dir)/marker-benign")
+        }
+        XCTAssertEqual(killed?.terminationReason, .uncaughtSignal)
+        XCTAssertEqual(killed?.terminationStatus, SIGKILL)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/marker-honeypot"), "the killed child wrote its marker")
+        XCTAssertEqual(survivor?.terminationReason, .exit)
+        XCTAssertEqual(survivor?.terminationStatus, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/marker-benign"))
+        let open = try XCTUnwrap(events.compactMap(\.open).first { $0.path.string == honeypot }, "the killed open still reaches userspace")
+        XCTAssertTrue(open.killedInKernel)
+        XCTAssertEqual(try counters(harness).killed - before, 1)
+        XCTAssertTrue(set.matches(try XCTUnwrap(events.first { $0.open?.path.string == honeypot })).contains { $0.rule.name == "honeypot" })
+    }
+}
+
+/// Opens `path` and closes it; returns the descriptor it had (or -1).
+@discardableResult
+private func openClose(_ path: String, _ flags: Int32 = O_RDONLY) -> Int32 {
+    let fd = open(path, flags | O_CLOEXEC)
+    if fd >= 0 { close(fd) }
+    return fd
+}
+
+/// A value shared with a thread, behind a lock.
+private final class Atomic<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value
+    init(_ value: Value) { stored = value }
+    var value: Value {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+}
+
+extension Atomic where Value == Int {
+    func increment() { lock.withLock { stored += 1 } }
+}
