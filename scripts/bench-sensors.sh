@@ -7,6 +7,10 @@
 # while one tracer, pinned to the other CPU, reports every event they cause:
 #   none        no tracer
 #   vigil       vigil trace --event open|exec, JSON to a file (.build/release/vigil, built here)
+#   vigil-rules vigil trace --alerts: the embedded default rules, JSON alerts to a file. No default
+#               rule matches the loop's plain read, so the path pushdown drops its opens in the
+#               kernel: it should report none and count them as filtered. Its verification loop
+#               opens a file named id_rsa, which the rule "Sensitive file read" matches (open loop)
 #   vigil-ring  the same with --ring-mi-b 64: a ring that holds a whole run, so every event is
 #               delivered even when the consumer falls behind (open loop only, by default)
 #   snoop       opensnoop / execsnoop from Debian's libbpf-tools
@@ -34,9 +38,10 @@
 #
 # Usage (as root; about 3 minutes with the defaults):
 #   scripts/bench-sensors.sh [--rounds N] [--open-iterations N] [--exec-iterations N]
-#                            [--loops open,exec] [--tracers vigil,vigil-ring,snoop,bpftrace]
+#                            [--loops open,exec] [--tracers vigil,vigil-rules,vigil-ring,snoop,bpftrace]
 #                            [--vigil-args "ARGS"] [--no-build] [--median] [--raw FILE]
-#   --tracers      the tracers for every loop (default: all four for open, no vigil-ring for exec)
+#   --tracers      the tracers for every loop (default: all five for open, no vigil-ring or
+#                  vigil-rules for exec)
 #   --vigil-args   extra arguments for `vigil trace` (e.g. "--ring-mi-b 16"), for experiments
 #   --median       take the median of a run's slices as its figure, not the 10th percentile
 #   --raw FILE     also write every run as tab-separated values to FILE
@@ -58,6 +63,7 @@ loop_cpu=0 tracer_cpu=1
 warmup_ms=50                       # untimed steps before the timed ones (caches, page tables)
 verify_open=2000 verify_exec=20    # steps of the verification loop run before timing
 open_floor=2.0 exec_floor=1.10     # vigil trace's allowed slowdown (issue "Process and file sensors", 6)
+rules_floor=1.10                   # vigil trace --alerts with the default rules (issue "The rules engine", 2)
 big_ring_mib=64                    # vigil-ring: holds every event of an open run (~160 B each)
 stat=p10_ns                        # a run's figure: p10_ns (10th percentile of its slices) or ns_per_iter (median)
 vigil=.build/release/vigil
@@ -78,7 +84,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 IFS=, read -r -a loop_list <<< "$loops"
-declare -A tracers_of=([open]=vigil,vigil-ring,snoop,bpftrace [exec]=vigil,snoop,bpftrace)
+declare -A tracers_of=([open]=vigil,vigil-rules,vigil-ring,snoop,bpftrace [exec]=vigil,snoop,bpftrace)
 if [ -n "$tracers" ]; then tracers_of[open]=$tracers; tracers_of[exec]=$tracers; fi
 read -r -a vigil_extra_args <<< "$vigil_extra"
 
@@ -125,6 +131,7 @@ trap 'exit 130' INT TERM
 for program in openclose forkexec idle-spin; do cc -O2 -Wall -Wextra -o "$work/vb-$program" bench/$program.c; done
 : > "$work/open-timed"
 : > "$work/open-verify"
+: > "$work/id_rsa"                   # vigil-rules' verification target: "Sensitive file read" matches it
 ln -s /bin/true "$work/vbtrue-t"     # timed exec target; its comm is "vbtrue-t"
 ln -s /bin/true "$work/vbtrue-v"     # verification exec target
 
@@ -133,10 +140,12 @@ ln -s /bin/true "$work/vbtrue-v"     # verification exec target
 run_loop() {
   local loop=$1 role=$2 n=$3 slices=$4 warm=$5
   case $loop in
-    open) taskset -c $loop_cpu "$work/vb-openclose" "$work/open-$role" "$n" "$slices" "$warm" ;;
+    open) taskset -c $loop_cpu "$work/vb-openclose" "$(open_target $role)" "$n" "$slices" "$warm" ;;
     exec) taskset -c $loop_cpu "$work/vb-forkexec" "$work/vbtrue-${role:0:1}" "$n" "$slices" "$warm" ;;
   esac
 }
+# The open loop's target for ROLE (timed, verify); vigil-rules verifies with a file a rule matches.
+open_target() { if [ "$1" = verify ] && [ "${current_tracer:-}" = vigil-rules ]; then echo "$work/id_rsa"; else echo "$work/open-$1"; fi; }
 field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<< "$2"; }   # field NAME "k=v k=v": the value
 
 # Events of the loop's ROLE target in a tracer's output, counted exactly (one line per event; the
@@ -144,7 +153,7 @@ field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<< "$2"; }   # field NAME "k=v k
 count_events() {
   local tracer=$1 loop=$2 role=$3 file=$4
   case ${tracer%-ring}/$loop in
-    vigil/open) grep -cF "\"fd.name\":\"$work/open-$role\"" "$file" || true ;;
+    vigil/open|vigil-rules/open) grep -cF "\"fd.name\":\"$(open_target $role)\"" "$file" || true ;;
     vigil/exec) grep -cF "\"proc.name\":\"vbtrue-${role:0:1}\"" "$file" || true ;;
     snoop/open|bpftrace/open) awk -v p="$work/open-$role" '$NF == p' "$file" | wc -l ;;
     snoop/exec) awk -v c="vbtrue-${role:0:1}" '$1 == c' "$file" | wc -l ;;
@@ -162,6 +171,7 @@ start_tracer() {
   case $tracer/$loop in
     vigil/*) cmd=($vigil trace "${vigil_format[@]}" --event $loop $vigil_file "$out" "${vigil_extra_args[@]}"); out=/dev/null ;;
     vigil-ring/*) cmd=($vigil trace "${vigil_format[@]}" --event $loop $vigil_file "$out" --ring-mi-b $big_ring_mib "${vigil_extra_args[@]}"); out=/dev/null ;;
+    vigil-rules/*) cmd=($vigil trace "${vigil_format[@]}" --alerts $vigil_file "$out" "${vigil_extra_args[@]}"); out=/dev/null ;;
     snoop/open) cmd=(opensnoop) ;;
     snoop/exec) cmd=(execsnoop) ;;
     bpftrace/open) cmd=(bpftrace bench/opens.bt) ;;
@@ -233,6 +243,7 @@ baseline() {
 traced() {
   local loop=$1 tracer=$2 round=$3 key=$1/$2/$3
   local out=$outdir/$loop-$tracer.out err=$outdir/$loop-$tracer.err r v t0
+  current_tracer=$tracer
   rm -f "$out" "$err"
   start_tracer $tracer $loop "$out" "$err"
   wait_attached $tracer $loop "$err" || { cat "$err" >&2; die "$tracer ($loop) did not attach"; }
@@ -256,6 +267,7 @@ traced() {
     "${seen[$key]}" "${verify_steps[$key]}" "${verify_seen[$key]}" "${cpu[$key]}" "${summary[$key]:-}" >> "$raw"
   [ "${verify_seen[$key]}" -ge "${verify_steps[$key]}" ] || log "WARNING: $tracer ($loop) reported ${verify_seen[$key]} of ${verify_steps[$key]} verification events: was it attached?"
   rm -f "$out"
+  current_tracer=""
 }
 
 # --- background: CPU time of everything but this script and its children --------------------------
@@ -306,6 +318,7 @@ label() {
   case $1/$2 in
     vigil/*) echo "\`vigil trace --event $2\`, JSON to a file" ;;
     vigil-ring/*) echo "\`vigil trace --event $2 --ring-mi-b $big_ring_mib\`, JSON to a file" ;;
+    vigil-rules/*) echo "\`vigil trace --alerts\` (default rules, pushed down), JSON alerts to a file" ;;
     snoop/open) echo "opensnoop (libbpf-tools)" ;;
     snoop/exec) echo "execsnoop (libbpf-tools)" ;;
     bpftrace/open) echo "bpftrace bench/opens.bt" ;;
@@ -374,7 +387,15 @@ for loop in "${loop_list[@]}"; do
     if [[ $tracer == vigil* ]]; then
       what="vigil trace"
       [ $tracer = vigil-ring ] && what+=" --ring-mi-b $big_ring_mib"
+      [ $tracer = vigil-rules ] && what+=" --alerts"
       what+="${vigil_extra:+ $vigil_extra}"
+      if [ $tracer = vigil-rules ]; then
+        # No rule matches the timed loop's opens: none may be reported, and none lost.
+        if awk -v s="$slow" -v f=$rules_floor 'BEGIN { exit !(s <= f) }' && [ $lost = 0 ] && [ $got = 0 ] && [ $ok_runs = $rounds ]; then verdict=PASS; else verdict=FAIL; fi
+        verdicts+=("$verdict $title, \`$what\` (default rules, path pushdown): ${slow}x (floor ${rules_floor}x); $(group $got) alerts for the $(group $made) loop opens no rule matches (each dropped in the kernel), $(group $lost) lost in the kernel")
+        echo "| $(label $tracer $loop) | $(scaled "$(median "${all_ns[@]}")" $scale) | ${runs%, } | ${slow}x | $(group $got) alerts for $(group $made) opens no rule matches | $ok_runs of $rounds runs ($(group $vgot) of $(group $vmade) alerts) | | $verdict |"
+        continue
+      fi
       if awk -v s="$slow" -v f=$floor 'BEGIN { exit !(s <= f) }' && [ $lost = 0 ] && [ $got -ge $made ] && [ $ok_runs = $rounds ]; then verdict=PASS; else verdict=FAIL; fi
       verdicts+=("$verdict $title, \`$what\`: ${slow}x (floor ${floor}x); $(group $got) of $(group $made) loop events in its output, $(group $lost) lost in the kernel")
       # Can its consumer keep up? CPU per event reported against the loop's time per event.

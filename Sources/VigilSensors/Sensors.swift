@@ -79,12 +79,14 @@ public final class Sensors {
     /// - Parameters:
     ///   - ringBytes: size of the shared ring (a power of two, multiple of the page size).
     ///   - wakeupBytes: the reader is woken only once this many bytes wait (it drains on its timer).
+    ///   - fileHooks: the file sensor's hooks and variants (`Sensors.fileHooks`; a test may
+    ///     narrow it to one variant).
     public init(files: Bool, filter: KernelFilter, ringBytes: Int = 1 << 23, wakeupBytes: UInt64 = 1 << 20,
-                probes: FeatureProbes = .shared) throws {
+                probes: FeatureProbes = .shared, fileHooks: [Hook] = Sensors.fileHooks) throws {
         var loaded: [Loaded] = []
         var shared: [String: Int32] = [:]
         var installedPaths = InstalledOpenPaths()
-        for (name, hooks) in [("process", Self.processHooks)] + (files ? [("file", Self.fileHooks)] : []) {
+        for (name, hooks) in [("process", Self.processHooks)] + (files ? [("file", fileHooks)] : []) {
             let first = shared.isEmpty
             let variants = try VariantLoader(open: { try EmbeddedObjects.open(name) }, hooks: hooks, probes: probes, configure: { object in
                 try object.setGlobal("vigil_wakeup_bytes", to: wakeupBytes)

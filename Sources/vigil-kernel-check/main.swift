@@ -7,6 +7,7 @@ import CVigilABI
 import VigilBPF
 import VigilEnrichment
 import VigilEvents
+import VigilRules
 import VigilSensors
 #if canImport(Glibc)
 import Glibc
@@ -98,6 +99,58 @@ do {
     check("header namespaces", exec.map { $0.mountNamespace != 0 && $0.pidNamespace != 0 } ?? false)
 } catch {
     check("sensors load", false, "\(error)")
+}
+
+// The rules' path pushdown and kernel_kill, in each file variant this kernel can run: an open no
+// rule names is dropped, a named one arrives, and a process opening the honeypot dies by SIGKILL.
+/// Runs a program, waits, and returns its pid and wait status.
+func spawnStatus(_ argv: [String]) -> (pid: pid_t, status: Int32) {
+    var pid = pid_t()
+    let cArgs = argv.map { strdup($0) } + [nil]
+    defer { cArgs.forEach { free($0) } }
+    guard posix_spawn(&pid, argv[0], nil, nil, cArgs, environ) == 0 else { return (-1, 0) }
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    return (pid, status)
+}
+let dir = "/tmp/vigil-kernel-check-pushdown"
+mkdir(dir, 0o755)
+for name in ["watched", "other", "honeypot"] { let fd = creat("\(dir)/\(name)", 0o644); if fd >= 0 { close(fd) } }
+let yaml = """
+- rule: watched
+  desc: d
+  condition: fd.name = \(dir)/watched
+  output: o
+  priority: WARNING
+- rule: honeypot
+  desc: d
+  condition: fd.name = \(dir)/honeypot and evt.is_open_read = true
+  output: o
+  priority: CRITICAL
+  actions: [kernel_kill]
+"""
+for variant in Sensors.fileHooks[0].variants where variant.requires.allSatisfy({ FeatureProbes.shared.result($0).isAvailable }) {
+    do {
+        let rules = try RuleSet(files: [("kernel-check.yaml", try YAMLRules.load(yaml, file: "kernel-check.yaml"))])
+        var filter = KernelFilter()
+        filter.openPaths = rules.openPaths
+        let sensors = try Sensors(files: true, filter: filter, fileHooks: [Hook("open", variants: [variant])])
+        let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.open])
+        try stream.drain { _ in }
+        let reader = spawnStatus(["/bin/cat", "\(dir)/watched", "\(dir)/other"])
+        let victim = spawnStatus(["/bin/cat", "\(dir)/honeypot"])
+        var opens: [(pid: UInt32, open: Payload.Open)] = []
+        try stream.drain { event in if case .open(let o) = event.payload { opens.append((event.pid, o)) } }
+        let read = opens.filter { $0.pid == UInt32(reader.pid) }.map(\.open.path.string)
+        check("\(variant.name): pushdown keeps the named path, drops the other", read == ["\(dir)/watched"], "\(read)")
+        let signal = victim.status & 0x7f
+        check("\(variant.name): kernel_kill kills the opener with SIGKILL", signal == SIGKILL, "wait status \(victim.status)")
+        let killed = opens.first { $0.pid == UInt32(victim.pid) }?.open
+        check("\(variant.name): the killed open reaches userspace marked", killed?.killedInKernel == true, "\(String(describing: killed))")
+        sensors.detach()
+    } catch {
+        check("\(variant.name): pushdown loads", false, "\(error)")
+    }
 }
 
 print("kernel-check: \(passed) checks ok, \(failed) failed")

@@ -108,6 +108,7 @@ struct Trace: ParsableCommand {
                 kinds.formIntersection(pushdown.kinds)
                 if pushdown.containersOnly { filter.containersOnly = true }
                 if let comms = pushdown.comms, filter.includeComms.isEmpty { filter.includeComms = comms }
+                filter.openPaths = pushdown.openPaths
                 Log.info("rules: \(ruleSet?.rules.count ?? 0) enabled; " + pushdown.summary.joined(separator: "; "))
             }
         }
@@ -150,9 +151,10 @@ struct Trace: ParsableCommand {
         let counters = try sensors.counters().values
         let stats = stream.statistics
         let filtered = counters.map(\.filtered).reduce(0, +), lost = counters.map(\.lost).reduce(0, +)
+        let killed = counters.map(\.killed).reduce(0, +)
         FileHandle.standardError.write(Data("""
         vigil trace: \(ruleSet == nil ? "" : "\(alertCount) alerts from ")\(stats.delivered) events \(ruleSet == nil ? "shown" : "checked"), \(stats.records) seen, \(filtered) filtered in kernel, \
-        \(lost) lost, \(stats.suppressed) of other kinds not shown, \(stats.undecodable) undecodable
+        \(lost) lost, \(stats.suppressed) of other kinds not shown, \(stats.undecodable) undecodable\(killed > 0 ? ", \(killed) killed in kernel" : "")
 
         """.utf8))
     }

@@ -67,7 +67,27 @@ final class ABILayoutTests: XCTestCase {
         typealias C = vigil_filter_config
         try assertLayout(C.self, "vigil_filter_config", [
             "flags": MemoryLayout<C>.offset(of: \.flags), "host_pid_ns": MemoryLayout<C>.offset(of: \.host_pid_ns),
+            "open_classes": MemoryLayout<C>.offset(of: \.open_classes), "_pad": MemoryLayout<C>.offset(of: \._pad),
         ], object: "process")
+    }
+
+    func testPathPushdownMapTypesMatchBTF() throws {
+        typealias K = vigil_path_key
+        typealias R = vigil_path_rule
+        typealias B = vigil_basename_key
+        typealias C = vigil_kill_comm_key
+        try assertLayout(K.self, "vigil_path_key", [
+            "prefixlen": MemoryLayout<K>.offset(of: \.prefixlen), "path": MemoryLayout<K>.offset(of: \.path),
+        ], object: "file")
+        try assertLayout(R.self, "vigil_path_rule", [
+            "pass": MemoryLayout<R>.offset(of: \.pass), "kill": MemoryLayout<R>.offset(of: \.kill),
+            "kill_comms": MemoryLayout<R>.offset(of: \.kill_comms), "_pad": MemoryLayout<R>.offset(of: \._pad),
+            "kill_rule": MemoryLayout<R>.offset(of: \.kill_rule),
+        ], object: "file")
+        try assertLayout(B.self, "vigil_basename_key", ["name": MemoryLayout<B>.offset(of: \.name)], object: "file")
+        try assertLayout(C.self, "vigil_kill_comm_key", [
+            "rule": MemoryLayout<C>.offset(of: \.rule), "comm": MemoryLayout<C>.offset(of: \.comm),
+        ], object: "file")
     }
 
     func testOpenEventMatchesBTF() throws {

@@ -35,6 +35,28 @@ final class RulesCLITests: XCTestCase {
                       skipped.stdout)
     }
 
+    func testValidateSaysWhatRunsInTheKernel() throws {
+        let defaults = try CLITests.vigil(["rules", "validate"])
+        XCTAssertEqual(defaults.status, 0, defaults.stderr)
+        XCTAssertTrue(defaults.stdout.contains("open paths (in kernel): "), defaults.stdout)
+
+        let wide = try write("- rule: wide\n  desc: d\n  condition: fd.name contains .ssh\n  output: x\n  priority: INFO\n", "wide.yaml")
+        let every = try CLITests.vigil(["rules", "validate", wide])
+        XCTAssertTrue(every.stdout.contains("open paths: every open reaches userspace: rule 'wide' has no path condition"), every.stdout)
+
+        let kill = try write("- rule: trap\n  desc: d\n  condition: fd.name = /srv/honeypot and not proc.name in (backup)\n  output: x\n  priority: CRITICAL\n  actions: [kernel_kill]\n", "kill.yaml")
+        let killed = try CLITests.vigil(["rules", "validate", kill])
+        XCTAssertEqual(killed.status, 0, killed.stderr)
+        XCTAssertTrue(killed.stdout.contains("kernel_kill (in kernel): rule 'trap' kills opens of its paths by commands other than backup"), killed.stdout)
+
+        let bad = try write("- rule: trap\n  desc: d\n  condition: fd.name contains honeypot\n  output: x\n  priority: CRITICAL\n  actions: [kernel_kill]\n", "badkill.yaml")
+        let refused = try CLITests.vigil(["rules", "validate", bad])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.hasPrefix("\(bad):1:"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("rule 'trap': kernel_kill needs a condition the kernel decides"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("'fd.name contains honeypot' is not decided in the kernel"), refused.stderr)
+    }
+
     func testConvertPrintsTheYAMLRule() throws {
         let seed = try write(RuleFileTestsSeed.text, "seed.toml")
         let result = try CLITests.vigil(["rules", "convert", seed])
