@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // The one kernel<->userspace ABI: event kinds and structs, shared with bpf/*.bpf.c.
@@ -82,10 +84,27 @@ let package = Package(
             name: "VigilActions",
             dependencies: ["VigilEvents", "VigilRules", "VigilContainers", .product(name: "Logging", package: "swift-log")]
         ),
+        // The daemon: services (swift-service-lifecycle), the engine (sensors -> rules -> alert
+        // consumers), the rules directory, the control API over a unix socket and /metrics (NIO).
+        .target(
+            name: "VigilDaemon",
+            dependencies: [
+                "VigilBPF", "VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers", "VigilRules",
+                "VigilDefaultRules", "CVigilABI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "vigil",
             dependencies: [
                 "VigilBPF", "VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers", "VigilRules", "VigilActions",
+                "VigilDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -104,6 +123,11 @@ let package = Package(
             dependencies: ["VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers", "VigilBPF", "VigilTestSupport", "VigilRules"]
         ),
         .testTarget(name: "VigilCLITests", dependencies: ["vigil", "VigilBPF", "VigilTestSupport"]),
+        // The daemon as a child process, driven by the CLI, curl and the OpenAPI document.
+        .testTarget(
+            name: "VigilDaemonTests",
+            dependencies: ["vigil", "VigilDaemon", "VigilRules", "VigilTestSupport", .product(name: "Yams", package: "Yams")]
+        ),
         .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilEvents"]),
         // The default rules against real events: each detection triggered for real, and a benign look-alike.
         .testTarget(name: "VigilDetectionTests", dependencies: ["VigilRules", "VigilEvents", "VigilSensors", "VigilTestSupport"]),

@@ -169,55 +169,17 @@ public struct DockerClient: Sendable {
         return status
     }
 
-    /// Performs a request and streams a 2xx response: `onHead` once, then `onBody` per piece of
-    /// body as it arrives, until the response ends. `register` sees the connected socket first
-    /// (to let another thread shut it down) and may refuse it. Non-2xx responses other than 304
-    /// (Not Modified: the engine's answer to stopping a stopped container) throw
-    /// `.unexpectedStatus` with the engine's message.
+    /// Performs a request and streams a 2xx response (see `UnixHTTPClient.exchange`). 304 (Not
+    /// Modified: the engine's answer to stopping a stopped container) counts as success too.
     func exchange(
         _ target: String, method: String = "GET", socketTimeout: Duration,
         register: (UnixStreamSocket) -> Bool = { _ in true },
         onHead: (HTTPResponseHead) throws(DockerClientError) -> Void,
         onBody: ([UInt8]) throws(DockerClientError) -> Void
     ) throws(DockerClientError) {
-        let request = "\(method) \(target)"
-        let socket = try UnixStreamSocket(connectingTo: socketPath, timeout: socketTimeout)
-        guard register(socket) else { return }
-        let length = method == "GET" ? "" : "Content-Length: 0\r\n"
-        try socket.write(
-            Array("\(request) HTTP/1.1\r\nHost: docker\r\nUser-Agent: vigil\r\n\(length)Connection: close\r\n\r\n".utf8))
-
-        var decoder = HTTPResponseDecoder()
-        var failedStatus: Int?
-        var errorBody: [UInt8] = []
-        while !decoder.isComplete {
-            let bytes = try socket.read()
-            let parts: [HTTPResponsePart]
-            do {
-                parts = bytes.isEmpty ? try decoder.finish() : try decoder.feed(bytes)
-            } catch {
-                throw .malformedResponse(request: request, reason: error.reason)
-            }
-            for part in parts {
-                switch part {
-                case .head(let head) where (200..<300).contains(head.status) || head.status == 304: try onHead(head)
-                case .head(let head): failedStatus = head.status
-                case .body(let bytes) where failedStatus == nil: try onBody(bytes)
-                case .body(let bytes): errorBody += bytes
-                case .end: break
-                }
-            }
-        }
-        if let failedStatus {
-            throw .unexpectedStatus(request: request, status: failedStatus, message: Self.errorMessage(errorBody))
-        }
-    }
-
-    /// The engine's `{"message": ...}` error text, or the raw body.
-    private static func errorMessage(_ body: [UInt8]) -> String {
-        struct EngineError: Decodable { var message: String }
-        if let error = try? JSONDecoder().decode(EngineError.self, from: Data(body)) { return error.message }
-        return String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        try UnixHTTPClient(socketPath: socketPath, timeout: timeout, host: "docker")
+            .exchange(method: method, target: target, alsoSuccessful: [304], socketTimeout: socketTimeout,
+                      register: register, onHead: onHead, onBody: onBody)
     }
 
     private func decode<T: Decodable>(_ type: T.Type, from body: [UInt8], request: String) throws(DockerClientError) -> T {

@@ -184,12 +184,16 @@ public struct HTTPResponseDecoder {
     }
 }
 
-/// Splits a byte stream into newline-terminated lines (Docker's streamed JSON objects).
-struct LineSplitter {
+/// Splits a byte stream into newline-terminated lines (streamed JSON objects: Docker's events,
+/// the vigil daemon's event and alert streams).
+public struct LineSplitter {
     /// The longest line kept; longer input is an error rather than unbounded memory.
-    static let maximumLineBytes = 1 << 20
+    public static let maximumLineBytes = 1 << 20
 
     private var pending: [UInt8] = []
+
+    /// An empty splitter.
+    public init() {}
 
     /// Returns the complete, non-empty lines in `pending + bytes`.
     public mutating func feed(_ bytes: [UInt8]) throws(HTTPDecodingError) -> [[UInt8]] {

@@ -16,6 +16,9 @@ public struct StreamStatistics: Sendable, Equatable {
     public var suppressed: UInt64 = 0
     /// Records that did not decode (unknown kind, bad sizes).
     public var undecodable: UInt64 = 0
+
+    /// All zero.
+    public init() {}
 }
 
 /// The one way through the data in userspace: read the shared ring, decode, enrich, keep the

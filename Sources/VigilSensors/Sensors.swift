@@ -37,6 +37,14 @@ public struct SensorCounters: Sendable, Equatable {
     public var lost: UInt64 = 0
     /// Processes sent SIGKILL by a `kernel_kill` rule.
     public var killed: UInt64 = 0
+
+    /// Counts (zero by default).
+    public init(emitted: UInt64 = 0, filtered: UInt64 = 0, lost: UInt64 = 0, killed: UInt64 = 0) {
+        self.emitted = emitted
+        self.filtered = filtered
+        self.lost = lost
+        self.killed = killed
+    }
 }
 
 /// Vigil's sensors loaded into the kernel: process (exec, fork, exit) and file (open), sharing one

@@ -4,6 +4,7 @@ import Synchronization
 import VigilActions
 import VigilBPF
 import VigilContainers
+import VigilDaemon
 import VigilEnrichment
 import VigilEvents
 import VigilRules

@@ -10,7 +10,10 @@ struct Vigil: ParsableCommand {
         commandName: "vigil",
         abstract: "Vigil: eBPF runtime security and tracing for Linux hosts and containers.",
         version: version,
-        subcommands: [Probe.self, Trace.self, Rules.self, Containers.self, FieldsCommand.self, Version.self]
+        subcommands: [
+            Probe.self, Trace.self, DaemonCommand.self, CreateCommand.self, ListCommand.self, RemoveCommand.self,
+            StatusCommand.self, EventsCommand.self, AlertsCommand.self, Rules.self, Containers.self, FieldsCommand.self, Version.self,
+        ]
     )
 }
 

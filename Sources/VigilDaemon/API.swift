@@ -1,0 +1,334 @@
+import Foundation
+import VigilBPF
+import VigilEvents
+import VigilRules
+import VigilSensors
+
+/// The control API (HTTP/1.1 + JSON over the unix socket), documented in docs/api/openapi.yaml.
+/// `APIRouter.routes` is the list a test compares with that document.
+public struct APIRouter: Sendable {
+    /// A method and a path template (`{name}` for a path parameter).
+    public struct Route: Sendable, Hashable, CustomStringConvertible {
+        /// `GET`, `POST`, `DELETE`.
+        public var method: String
+        /// `/v1/rules/{name}`.
+        public var path: String
+        /// `METHOD PATH`.
+        public var description: String { "\(method) \(path)" }
+    }
+
+    /// Every route the API answers.
+    public static let routes: [Route] = [
+        Route(method: "GET", path: "/v1/status"),
+        Route(method: "GET", path: "/v1/rules"),
+        Route(method: "POST", path: "/v1/rules"),
+        Route(method: "GET", path: "/v1/rules/{name}"),
+        Route(method: "DELETE", path: "/v1/rules/{name}"),
+        Route(method: "GET", path: "/v1/events"),
+        Route(method: "GET", path: "/v1/alerts"),
+    ]
+
+    let store: RuleStore
+    let engine: Engine
+    let info: DaemonInfo
+
+    /// Answers one request.
+    public func route(_ request: HTTPRequest) async -> HTTPReply {
+        let segments = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard segments.first == "v1" else { return .error(404, "no such endpoint: \(request.path) (the API is under /v1)") }
+        let rest = Array(segments.dropFirst())
+        switch (request.method, rest.first, rest.count) {
+        case ("GET", "status", 1): return status()
+        case ("GET", "rules", 1): return listRules()
+        case ("POST", "rules", 1): return createRules(request)
+        case ("GET", "rules", 2): return getRules(rest[1])
+        case ("DELETE", "rules", 2): return deleteRules(rest[1])
+        case ("GET", "events", 1): return stream(engine.events, request)
+        case ("GET", "alerts", 1): return stream(engine.alerts, request)
+        default:
+            let known = Self.routes.contains { route in
+                route.path.split(separator: "/").dropFirst().count == rest.count
+                    && zip(route.path.split(separator: "/").dropFirst(), rest).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
+            }
+            return known ? .error(405, "method \(request.method) not allowed on \(request.path)") : .error(404, "no such endpoint: \(request.path)")
+        }
+    }
+
+    // MARK: - Rules
+
+    private func listRules() -> HTTPReply {
+        encode(200, RuleSetList(ruleSets: store.list().map(RuleSetSummary.init)))
+    }
+
+    private func getRules(_ name: String) -> HTTPReply {
+        guard let set = store.get(name) else { return .error(404, RuleStoreError.notFound(name).description) }
+        return encode(200, RuleSetDetail(set))
+    }
+
+    private func createRules(_ request: HTTPRequest) -> HTTPReply {
+        guard let name = request.query["name"], !name.isEmpty else {
+            return .error(400, "name the rule set: POST /v1/rules?name=NAME&format=yaml|toml with the file's text as the body")
+        }
+        let format: RuleFormat
+        if let given = request.query["format"] {
+            guard let parsed = RuleFormat(rawValue: given.lowercased()) ?? (given.lowercased() == "yml" ? .yaml : nil) else {
+                return .error(400, "unknown format '\(given)': use yaml or toml")
+            }
+            format = parsed
+        } else if let type = request.headers["content-type"], type.contains("toml") {
+            format = .toml
+        } else {
+            format = request.query["source"].flatMap { RuleFormat(fileName: $0) } ?? .yaml
+        }
+        guard let text = String(validating: request.body, as: UTF8.self) else { return .error(400, "the rule text is not UTF-8") }
+        do {
+            let engine = self.engine
+            let (set, created) = try store.put(name: name, format: format, text: text, source: request.query["source"]) { engine.setRules($0) }
+            return encode(created ? 201 : 200, RuleSetSummary(set))
+        } catch {
+            return failure(error)
+        }
+    }
+
+    private func deleteRules(_ name: String) -> HTTPReply {
+        do {
+            let engine = self.engine
+            try store.delete(name: name) { engine.setRules($0) }
+            return .body(status: 204, contentType: "application/json", text: "")
+        } catch {
+            return failure(error)
+        }
+    }
+
+    private func failure(_ error: RuleStoreError) -> HTTPReply {
+        switch error {
+        case .invalid, .badName: .error(400, error.description)
+        case .notFound: .error(404, error.description)
+        case .builtIn: .error(409, error.description)
+        case .io: .error(500, error.description)
+        }
+    }
+
+    // MARK: - Streams
+
+    private func stream(_ hub: StreamHub, _ request: HTTPRequest) -> HTTPReply {
+        var condition: CompiledCondition?
+        let filter = request.query["filter"].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
+        if let filter {
+            do {
+                condition = try ConditionCompiler.compile(filter, at: SourceLocation(file: "filter", line: 1, column: 1), context: ConditionContext())
+            } catch {
+                return .error(400, "bad filter: \(error)")
+            }
+        }
+        let subscription = hub.subscribe(filter: condition, filterText: filter, capacity: info.streamBufferBytes)
+        return .stream(subscription) { hub.unsubscribe(subscription) }
+    }
+
+    // MARK: - Status
+
+    private func status() -> HTTPReply {
+        let snapshot = engine.snapshot
+        let sets = store.list()
+        let status = DaemonStatus(
+            version: info.version, pid: getpid(),
+            startedAt: Timestamp.iso8601(UInt64(engine.started.timeIntervalSince1970 * 1e9)),
+            uptimeSeconds: Date().timeIntervalSince(engine.started),
+            sensors: snapshot.sensors.map(SensorStatus.init),
+            stream: StreamStatus(snapshot.stream),
+            rules: RulesStatus(ruleSets: sets.count, enabled: snapshot.rules.enabled, disabled: snapshot.rules.disabled,
+                               macros: snapshot.rules.macros, lists: snapshot.rules.lists,
+                               defaultRules: sets.contains { $0.name == RuleStore.defaultSetName }, directory: store.directory),
+            pushdown: PushdownStatus(snapshot),
+            alerts: AlertStatus(total: engine.metrics.alertCount),
+            subscribers: SubscriberStatus(events: engine.events.current.map(SubscriberInfo.init),
+                                          alerts: engine.alerts.current.map(SubscriberInfo.init),
+                                          droppedLines: engine.events.totalDropped + engine.alerts.totalDropped))
+        guard case .body(let code, let type, var text) = encode(200, status) else { return .error(500, "status encoding") }
+        let consumers = engine.alertConsumers.compactMap(\.statusJSON)
+        if !consumers.isEmpty, text.hasSuffix("}") {
+            text.removeLast()
+            text += ",\"consumers\":{" + consumers.map { pair in
+                var key = ""
+                JSONText.appendString(pair.name, to: &key)
+                return key + ":" + pair.json
+            }.joined(separator: ",") + "}}"
+        }
+        return .body(status: code, contentType: type, text: text)
+    }
+
+    private func encode<T: Encodable>(_ status: Int, _ value: T) -> HTTPReply {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            return .json(status, String(decoding: try encoder.encode(value), as: UTF8.self))
+        } catch {
+            return .error(500, "cannot encode the response: \(error)")
+        }
+    }
+}
+
+/// What the API says about the daemon itself.
+public struct DaemonInfo: Sendable {
+    /// Vigil's version.
+    public var version: String
+    /// The bounded buffer of each stream subscriber.
+    public var streamBufferBytes: Int
+}
+
+// MARK: - Wire shapes (docs/api/openapi.yaml)
+
+struct RuleSetSummary: Encodable {
+    var name: String
+    var format: String
+    var origin: String
+    var path: String?
+    var rules: [String]
+
+    init(_ set: StoredRuleSet) {
+        name = set.name
+        format = set.format.rawValue
+        origin = set.path == nil ? "embedded" : "file"
+        path = set.path
+        rules = set.ruleNames
+    }
+}
+
+struct RuleSetDetail: Encodable {
+    var name: String
+    var format: String
+    var origin: String
+    var path: String?
+    var rules: [String]
+    var content: String
+
+    init(_ set: StoredRuleSet) {
+        let summary = RuleSetSummary(set)
+        name = summary.name
+        format = summary.format
+        origin = summary.origin
+        path = summary.path
+        rules = summary.rules
+        content = set.text
+    }
+}
+
+struct RuleSetList: Encodable {
+    var ruleSets: [RuleSetSummary]
+}
+
+struct DaemonStatus: Encodable {
+    var version: String
+    var pid: Int32
+    var startedAt: String
+    var uptimeSeconds: Double
+    var sensors: [SensorStatus]
+    var stream: StreamStatus
+    var rules: RulesStatus
+    var pushdown: PushdownStatus
+    var alerts: AlertStatus
+    var subscribers: SubscriberStatus
+}
+
+struct SensorStatus: Encodable {
+    struct Hook: Encodable {
+        var hook: String
+        var active: String
+        var attempts: [Attempt]
+    }
+    struct Attempt: Encodable {
+        var variant: String
+        var outcome: String
+        var reason: String?
+    }
+    struct CPU: Encodable {
+        var cpu: Int
+        var emitted: UInt64
+        var filtered: UInt64
+        var lost: UInt64
+    }
+    var name: String
+    var hooks: [Hook]
+    var emitted: UInt64
+    var filtered: UInt64
+    var lost: UInt64
+    var perCpu: [CPU]
+
+    init(_ sensor: SensorSnapshot) {
+        name = sensor.name
+        hooks = sensor.hooks.map { report in
+            Hook(hook: report.hook, active: report.active,
+                 attempts: report.attempts.map { Attempt(variant: $0.variant, outcome: $0.outcome.rawValue, reason: $0.reason) })
+        }
+        emitted = sensor.total.emitted
+        filtered = sensor.total.filtered
+        lost = sensor.total.lost
+        perCpu = sensor.perCPU.enumerated().map { CPU(cpu: $0.offset, emitted: $0.element.emitted, filtered: $0.element.filtered, lost: $0.element.lost) }
+    }
+}
+
+struct StreamStatus: Encodable {
+    var records: UInt64
+    var delivered: UInt64
+    var suppressed: UInt64
+    var undecodable: UInt64
+
+    init(_ statistics: StreamStatistics) {
+        records = statistics.records
+        delivered = statistics.delivered
+        suppressed = statistics.suppressed
+        undecodable = statistics.undecodable
+    }
+}
+
+struct RulesStatus: Encodable {
+    var ruleSets: Int
+    var enabled: Int
+    var disabled: Int
+    var macros: Int
+    var lists: Int
+    var defaultRules: Bool
+    var directory: String
+}
+
+struct PushdownStatus: Encodable {
+    var applied: Bool
+    var kinds: [String]
+    var containersOnly: Bool
+    var comms: [String]?
+    var summary: [String]
+
+    init(_ snapshot: EngineSnapshot) {
+        applied = snapshot.pushdownApplied
+        kinds = EventKind.allCases.filter(snapshot.kinds.contains).map(\.rawValue)
+        containersOnly = snapshot.pushdownApplied && (snapshot.pushdown?.containersOnly ?? false)
+        comms = snapshot.pushdownApplied ? snapshot.pushdown?.comms?.sorted() : nil
+        summary = snapshot.pushdown?.summary ?? []
+    }
+}
+
+struct AlertStatus: Encodable {
+    var total: UInt64
+}
+
+struct SubscriberInfo: Encodable {
+    var id: Int
+    var filter: String?
+    var delivered: UInt64
+    var dropped: UInt64
+
+    init(_ subscription: Subscription) {
+        id = subscription.id
+        filter = subscription.filterText
+        let counts = subscription.counts
+        delivered = counts.delivered
+        dropped = counts.dropped
+    }
+}
+
+struct SubscriberStatus: Encodable {
+    var events: [SubscriberInfo]
+    var alerts: [SubscriberInfo]
+    var droppedLines: UInt64
+}

@@ -1,0 +1,386 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+import VigilContainers
+import VigilRules
+import VigilSensors
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `vigil daemon`'s flags change on top of the configuration file.
+public struct DaemonOptions: Sendable {
+    /// The configuration file.
+    public var configPath = DaemonConfig.defaultPath
+    /// Whether a missing configuration file is an error (it is when given explicitly).
+    public var configRequired = false
+    /// `--socket`.
+    public var socketPath: String?
+    /// `--rules-dir`.
+    public var rulesDirectory: String?
+    /// `--metrics-port`: turns the listener on.
+    public var metricsPort: Int?
+    /// `--no-default-rules`.
+    public var withoutDefaultRules = false
+    /// `-d`: log at debug level whatever the file says.
+    public var debug = false
+    /// Vigil's version, for the status.
+    public var version: String
+
+    /// Defaults: /etc/vigil/vigil.yaml if present.
+    public init(version: String) { self.version = version }
+
+    /// `config` with these options applied.
+    func applied(to config: DaemonConfig) -> DaemonConfig {
+        var config = config
+        if let socketPath { config.socketPath = socketPath }
+        if let rulesDirectory { config.rulesDirectory = rulesDirectory }
+        if let metricsPort {
+            config.metrics.enabled = true
+            config.metrics.port = metricsPort
+        }
+        if withoutDefaultRules { config.defaultRules = false }
+        if debug { config.logLevel = "debug" }
+        return config
+    }
+}
+
+/// `vigil daemon`: the engine, the control API and the metrics listener as services of one
+/// ServiceGroup. SIGTERM/SIGINT shut down gracefully (in reverse order: stop taking SIGHUP;
+/// detach the sensors, drain the ring and flush the alert consumers; end the API streams and
+/// close the socket; close the metrics listener); SIGHUP reloads the configuration and rules.
+public enum Daemon {
+    /// The alert consumers of a configuration until the actions engine plugs in: standard
+    /// output (text or JSON lines) unless `stdout_alerts: off`.
+    public static func defaultConsumers(_ config: DaemonConfig) throws -> [AlertConsumer] {
+        config.stdoutAlerts == "off" ? [] : [StdoutAlertConsumer(json: config.stdoutAlerts == "json")]
+    }
+
+    /// Runs until SIGTERM or SIGINT; returns the process's exit status (0 after a graceful
+    /// shutdown; 1 when it cannot start, with the reason on standard error).
+    public static func run(_ options: DaemonOptions,
+                           makeConsumers: @Sendable (DaemonConfig) throws -> [AlertConsumer] = defaultConsumers) async -> Int32 {
+        let config: DaemonConfig
+        do {
+            config = options.applied(to: try DaemonConfig.load(path: options.configPath, required: options.configRequired))
+        } catch {
+            FileHandle.standardError.write(Data("vigil daemon: bad configuration: \(error)\n".utf8))
+            return 1
+        }
+        DaemonLogging.bootstrap(level: config.logLevel)
+        let logger = Logger(label: "vigil.daemon")
+        do {
+            try await start(config, options: options, makeConsumers: makeConsumers, logger: logger)
+            return 0
+        } catch {
+            logger.critical("\(error)")
+            return 1
+        }
+    }
+
+    private static func start(_ config: DaemonConfig, options: DaemonOptions,
+                              makeConsumers: (DaemonConfig) throws -> [AlertConsumer], logger: Logger) async throws {
+        // Trap SIGHUP before the socket exists: whoever sees the socket may send it.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let store = RuleStore(directory: config.rulesDirectory, defaults: config.defaultRules)
+        let rules: RuleSet
+        do { rules = try store.load() } catch { throw DaemonError("rules: \(error)") }
+        logger.info("rules: \(rules.rules.count) enabled from \(store.list().count) rule sets (\(config.rulesDirectory)\(config.defaultRules ? " + the embedded defaults" : ""))")
+
+        let engine: Engine
+        do {
+            engine = try Engine(rules: rules, ringBytes: config.ringMiB << 20, kernelPushdown: config.kernelPushdown,
+                                consumers: try makeConsumers(config), logger: logger)
+        } catch {
+            throw DaemonError("cannot load the sensors: \(error)")
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let info = DaemonInfo(version: options.version, streamBufferBytes: config.streamBufferBytes)
+        let router = APIRouter(store: store, engine: engine, info: info)
+        let authorize = try SocketAccess(group: config.socketGroup)
+        let api = HTTPServer(group: group, authorize: { authorize.allows($0) }, router: { await router.route($0) })
+        let apiChannel: any Channel
+        do {
+            apiChannel = try await SocketFile.bind(config.socketPath, access: authorize) { try await api.bind(unixPath: $0) }
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        var services: [any Service] = []
+        if config.metrics.enabled {
+            let metrics = HTTPServer(group: group, authorize: nil) { request in MetricsEndpoint.route(request, engine: engine, version: options.version) }
+            do {
+                let channel = try await metrics.bind(host: config.metrics.address, port: config.metrics.port)
+                services.append(ServerService(channel: channel, hubs: [], socketPath: nil))
+                logger.info("metrics: http://\(config.metrics.address):\(config.metrics.port)/metrics")
+            } catch {
+                try? await apiChannel.close()
+                unlink(config.socketPath)
+                try? await group.shutdownGracefully()
+                throw DaemonError("metrics listener \(config.metrics.address):\(config.metrics.port): \(error)")
+            }
+        }
+        services.append(ServerService(channel: apiChannel, hubs: [engine.events, engine.alerts], socketPath: config.socketPath))
+        services.append(EngineService(engine: engine))
+        let reloader = Reloader(options: options, running: config, store: store, engine: engine, logger: logger)
+        services.append(ReloadService(hangups: hangups, reload: { reloader.reload() }))
+        logger.notice("vigil daemon \(options.version) (pid \(getpid())): API on \(config.socketPath)")
+
+        var groupConfig = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
+                                                    cancellationSignals: [], logger: logger)
+        groupConfig.maximumGracefulShutdownDuration = .seconds(10)
+        let serviceGroup = ServiceGroup(configuration: groupConfig)
+        defer { unlink(config.socketPath) }
+        do {
+            try await serviceGroup.run()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try? await group.shutdownGracefully()
+        logger.notice("vigil daemon stopped")
+    }
+}
+
+/// A reason the daemon cannot start.
+struct DaemonError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// SIGHUP: reads the configuration file again and reloads the rules. A bad file keeps what runs.
+final class Reloader: Sendable {
+    let options: DaemonOptions
+    let running: DaemonConfig
+    let store: RuleStore
+    let engine: Engine
+    let logger: Logger
+
+    init(options: DaemonOptions, running: DaemonConfig, store: RuleStore, engine: Engine, logger: Logger) {
+        self.options = options
+        self.running = running
+        self.store = store
+        self.engine = engine
+        self.logger = logger
+    }
+
+    func reload() {
+        let config: DaemonConfig
+        do {
+            config = options.applied(to: try DaemonConfig.load(path: options.configPath, required: options.configRequired))
+        } catch {
+            logger.error("reload: bad configuration, nothing changed: \(error)")
+            return
+        }
+        DaemonLogging.setLevel(config.logLevel)
+        var restartOnly: [String] = []
+        if config.socketPath != running.socketPath { restartOnly.append("socket") }
+        if config.socketGroup != running.socketGroup { restartOnly.append("socket_group") }
+        if config.rulesDirectory != running.rulesDirectory { restartOnly.append("rules_dir") }
+        if config.ringMiB != running.ringMiB { restartOnly.append("ring_mib") }
+        if config.metrics != running.metrics { restartOnly.append("metrics") }
+        if config.kernelPushdown != running.kernelPushdown { restartOnly.append("kernel_pushdown") }
+        if config.stdoutAlerts != running.stdoutAlerts { restartOnly.append("stdout_alerts") }
+        if config.streamBufferBytes != running.streamBufferBytes { restartOnly.append("stream_buffer_kib") }
+        if config.actions != running.actions { restartOnly.append("actions") }
+        if !restartOnly.isEmpty {
+            logger.warning("reload: \(restartOnly.joined(separator: ", ")) changed and take effect at the next start")
+        }
+        do {
+            let rules = try store.load(defaults: config.defaultRules)
+            engine.setRules(rules)
+            logger.notice("reload: \(rules.rules.count) rules enabled from \(store.list().count) rule sets")
+        } catch {
+            logger.error("reload: the rules that were running keep running: \(error)")
+        }
+    }
+}
+
+/// The event thread as a service: graceful shutdown detaches, drains, then flushes the consumers.
+struct EngineService: Service {
+    let engine: Engine
+
+    func run() async throws {
+        let engine = self.engine
+        try await withTaskCancellationOrGracefulShutdownHandler {
+            try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+                let thread = Thread {
+                    do {
+                        try engine.run()
+                        done.resume()
+                    } catch {
+                        done.resume(throwing: error)
+                    }
+                }
+                thread.name = "vigil-events"
+                thread.start()
+            }
+        } onCancelOrGracefulShutdown: {
+            engine.requestStop()
+        }
+        await engine.flushConsumers()
+    }
+}
+
+/// A listener as a service: on shutdown ends its streams (after what they buffered), closes.
+struct ServerService: Service {
+    let channel: any Channel
+    let hubs: [StreamHub]
+    let socketPath: String?
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        for hub in hubs { hub.closeAll() }
+        // Let the streams write their tail and end (each leaves its hub when its connection closes).
+        for _ in 0..<100 where hubs.contains(where: { !$0.current.isEmpty }) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        try? await channel.close()
+        if let socketPath { unlink(socketPath) }
+    }
+}
+
+/// SIGHUP -> reload, until shutdown.
+struct ReloadService: Service {
+    let hangups: UnixSignalsSequence
+    let reload: @Sendable () -> Void
+
+    func run() async throws {
+        for await _ in hangups.cancelOnGracefulShutdown() { reload() }
+    }
+}
+
+/// Who may use the API: root, and members of the configured group.
+struct SocketAccess: Sendable {
+    let groupName: String?
+    let gid: gid_t?
+
+    init(group: String?) throws {
+        groupName = group
+        guard let group else { gid = nil; return }
+        guard let entry = getgrnam(group) else { throw DaemonError("socket_group '\(group)': no such group") }
+        gid = entry.pointee.gr_gid
+    }
+
+    /// Root, or a peer whose effective gid is the group or whose user is a member of it.
+    func allows(_ peer: PeerCredentials) -> Bool {
+        if peer.uid == 0 { return true }
+        guard let gid else { return false }
+        if peer.gid == gid { return true }
+        guard let user = getpwuid(peer.uid) else { return false }
+        let name = String(cString: user.pointee.pw_name)
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(name, user.pointee.pw_gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            guard getgrouplist(name, user.pointee.pw_gid, &groups, &count) >= 0 else { return false }
+        }
+        return groups.prefix(Int(count)).contains(gid)
+    }
+}
+
+/// The API socket's file: its directory, a stale file left by a killed daemon, its mode and group.
+enum SocketFile {
+    /// Creates the directory, removes a stale socket (refusing when a daemon answers on it),
+    /// binds with a umask that leaves no window of wider access, then sets 0600 root (0660 with
+    /// the group).
+    static func bind(_ path: String, access: SocketAccess, _ bind: (String) async throws -> any Channel) async throws -> any Channel {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o755])
+            } catch {
+                throw DaemonError("cannot create \(directory) for the socket: \(error.localizedDescription)")
+            }
+        }
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFSOCK else { throw DaemonError("\(path) exists and is not a socket: remove it or set 'socket'") }
+            do {
+                _ = try UnixHTTPClient(socketPath: path, timeout: .seconds(1)).request("GET", "/v1/status")
+                throw DaemonError("another vigil daemon is listening on \(path)")
+            } catch let error as DaemonError {
+                throw error
+            } catch DockerClientError.socketUnavailable(_, let code) where code == ECONNREFUSED {
+                unlink(path) // left by a daemon that died without cleaning up
+            } catch {
+                throw DaemonError("something answers on \(path) (\(error)): is another daemon running?")
+            }
+        }
+        let previous = umask(0o177)
+        let channel: any Channel
+        do {
+            channel = try await bind(path)
+            umask(previous)
+        } catch {
+            umask(previous)
+            throw DaemonError("cannot listen on \(path): \(error)")
+        }
+        if let gid = access.gid {
+            guard chown(path, 0, gid) == 0, chmod(path, 0o660) == 0 else {
+                let code = errno
+                try? await channel.close()
+                throw DaemonError("cannot give \(path) to group \(access.groupName ?? ""): \(String(cString: strerror(code)))")
+            }
+        } else {
+            chmod(path, 0o600)
+        }
+        return channel
+    }
+}
+
+/// `/metrics` (Prometheus text format) and `/healthz` on the optional TCP listener.
+enum MetricsEndpoint {
+    static func route(_ request: HTTPRequest, engine: Engine, version: String) -> HTTPReply {
+        guard request.method == "GET" else { return .error(405, "only GET") }
+        switch request.path {
+        case "/metrics":
+            return .body(status: 200, contentType: PrometheusText.contentType, text: text(engine, version: version))
+        case "/healthz":
+            let age = DispatchTime.now().uptimeNanoseconds &- engine.snapshot.takenAt
+            return age < 2_000_000_000 ? .body(status: 200, contentType: "text/plain", text: "ok\n")
+                : .body(status: 503, contentType: "text/plain", text: "the event thread has not reported for \(age / 1_000_000) ms\n")
+        default:
+            return .error(404, "no such endpoint: \(request.path) (use /metrics or /healthz)")
+        }
+    }
+
+    /// Every metric of the daemon.
+    static func text(_ engine: Engine, version: String) -> String {
+        let snapshot = engine.snapshot
+        var out = "# HELP vigil_build_info Vigil's version.\n# TYPE vigil_build_info gauge\n"
+        out += "vigil_build_info{version=\(PrometheusText.label(version))} 1\n"
+        out += "# HELP vigil_uptime_seconds Seconds since the daemon started.\n# TYPE vigil_uptime_seconds gauge\n"
+        out += "vigil_uptime_seconds \(PrometheusText.number(Date().timeIntervalSince(engine.started).rounded()))\n"
+        let families: [(String, String, KeyPath<SensorCounters, UInt64>)] = [
+            ("vigil_sensor_events_total", "Events the sensor emitted to the ring, per CPU.", \.emitted),
+            ("vigil_sensor_filtered_total", "Events dropped by the in-kernel filters, per CPU.", \.filtered),
+            ("vigil_sensor_lost_total", "Events lost because the ring was full, per CPU.", \.lost),
+        ]
+        for (name, help, field) in families {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
+            for sensor in snapshot.sensors {
+                for (cpu, counters) in sensor.perCPU.enumerated() {
+                    out += "\(name){sensor=\(PrometheusText.label(sensor.name)),cpu=\"\(cpu)\"} \(counters[keyPath: field])\n"
+                }
+            }
+        }
+        out += "# HELP vigil_stream_records_total Records read from the ring by userspace.\n# TYPE vigil_stream_records_total counter\n"
+        out += "vigil_stream_records_total \(snapshot.stream.records)\n"
+        out += "# HELP vigil_stream_undecodable_total Records that did not decode.\n# TYPE vigil_stream_undecodable_total counter\n"
+        out += "vigil_stream_undecodable_total \(snapshot.stream.undecodable)\n"
+        out += "# HELP vigil_rules_enabled Rules loaded and enabled.\n# TYPE vigil_rules_enabled gauge\n"
+        out += "vigil_rules_enabled \(snapshot.rules.enabled)\n"
+        out += "# HELP vigil_stream_dropped_lines_total Lines of the API's event and alert streams dropped for slow clients.\n"
+        out += "# TYPE vigil_stream_dropped_lines_total counter\n"
+        out += "vigil_stream_dropped_lines_total{stream=\"events\"} \(engine.events.totalDropped)\n"
+        out += "vigil_stream_dropped_lines_total{stream=\"alerts\"} \(engine.alerts.totalDropped)\n"
+        engine.metrics.write(to: &out)
+        for consumer in engine.alertConsumers { consumer.writeMetrics(to: &out) }
+        return out
+    }
+}

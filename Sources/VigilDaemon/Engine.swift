@@ -1,0 +1,259 @@
+import CVigilABI
+import Foundation
+import Logging
+import Synchronization
+import VigilBPF
+import VigilContainers
+import VigilEnrichment
+import VigilEvents
+import VigilRules
+import VigilSensors
+
+/// One sensor in the status: its hooks' variant reports and its counters.
+public struct SensorSnapshot: Sendable, Equatable {
+    /// The sensor's name (`process`, `file`).
+    public var name: String
+    /// Per hook: the active variant and why the others did not run.
+    public var hooks: [HookReport]
+    /// Emitted, filtered in the kernel and lost, summed over CPUs.
+    public var total: SensorCounters
+    /// The same per CPU (index = CPU number).
+    public var perCPU: [SensorCounters]
+}
+
+/// What the engine is doing, refreshed by the event thread every `Engine.snapshotInterval`.
+public struct EngineSnapshot: Sendable {
+    /// The sensors.
+    public var sensors: [SensorSnapshot] = []
+    /// What the userspace stream did with the records.
+    public var stream = StreamStatistics()
+    /// The rules' pushdown and whether its kernel filters are applied now.
+    public var pushdown: KernelPushdown?
+    /// True while the kernel filters of the pushdown are applied (off while an event stream is
+    /// open, which needs every event, or when `kernel_pushdown: false`).
+    public var pushdownApplied = false
+    /// Kinds decoded and handed on.
+    public var kinds: Set<EventKind> = []
+    /// Rules enabled / disabled, macros, lists.
+    public var rules = (enabled: 0, disabled: 0, macros: 0, lists: 0)
+    /// When it was taken (DispatchTime uptime nanoseconds).
+    public var takenAt: UInt64 = DispatchTime.now().uptimeNanoseconds
+}
+
+/// Sensors -> EventStream -> RuleSet -> alert consumers and the API streams, on one event thread.
+/// The rules are swapped without stopping (the event thread picks them up at its next batch);
+/// nothing on the event path waits for a client: stream lines go to bounded buffers.
+public final class Engine: @unchecked Sendable {
+    /// How often the event thread refreshes the snapshot (counters read from the BPF maps).
+    public static let snapshotInterval: UInt64 = 200_000_000
+    /// The reader's timer: events wait at most this long in the ring (the sensors wake the
+    /// reader early only once 1 MiB waits).
+    public static let pollMilliseconds: Int32 = 5
+
+    /// The live event stream's subscribers.
+    public let events: StreamHub
+    /// The live alert stream's subscribers.
+    public let alerts: StreamHub
+    /// Alert counters and the evaluation histogram.
+    public let metrics: DaemonMetrics
+    /// When the engine was created.
+    public let started = Date()
+
+    // Driven only by the event thread once `run` started (house rule: one thread per libbpf object).
+    private let sensors: Sensors
+    private let stream: EventStream
+    private let counterMaps: [(name: String, map: PerCPUMap<UInt32, UInt64>)]
+    private let consumers: [AlertConsumer]
+    private let logger: Logger
+    private let pushdownEnabled: Bool
+
+    private let pendingRules: Mutex<RuleSet>
+    private let rulesVersion = Atomic<Int>(0)
+    private let stopRequested = Atomic<Bool>(false)
+    private let latest: Mutex<EngineSnapshot>
+    private let watcher: DockerEventWatcher
+
+    /// Loads the sensors (process and file, sharing one ring of `ringBytes`).
+    public init(rules: RuleSet, ringBytes: Int, kernelPushdown: Bool, consumers: [AlertConsumer], logger: Logger) throws {
+        let docker = DockerClient()
+        let metadata = ContainerMetadataCache(source: docker) { [logger] in logger.info("\($0)") }
+        watcher = DockerEventWatcher(client: docker)
+        metadata.follow(watcher)
+        sensors = try Sensors(files: true, filter: KernelFilter(), ringBytes: ringBytes)
+        stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: Set(EventKind.allCases))
+        counterMaps = try sensors.loaded.map { ($0.name, try PerCPUMap<UInt32, UInt64>($0.variants.object.map(named: "counters"))) }
+        events = StreamHub(name: "events")
+        alerts = StreamHub(name: "alerts")
+        metrics = DaemonMetrics()
+        self.consumers = consumers
+        self.logger = logger
+        pushdownEnabled = kernelPushdown
+        pendingRules = Mutex(rules)
+        var first = EngineSnapshot()
+        first.sensors = sensors.loaded.map { SensorSnapshot(name: $0.name, hooks: $0.variants.reports, total: SensorCounters(), perCPU: []) }
+        latest = Mutex(first)
+        for (sensor, report) in sensors.reports {
+            let others = report.attempts.filter { $0.outcome == .skipped || $0.outcome == .failed }.map { "\($0.variant): \($0.reason ?? "")" }
+            logger.info("sensor \(sensor)/\(report.hook): \(report.active)\(others.isEmpty ? "" : " (not: " + others.joined(separator: "; ") + ")")")
+        }
+    }
+
+    /// Replaces the rules; the event thread uses them from its next batch on.
+    public func setRules(_ rules: RuleSet) {
+        pendingRules.withLock { $0 = rules }
+        rulesVersion.add(1, ordering: .releasing)
+    }
+
+    /// The last snapshot (at most `snapshotInterval` old).
+    public var snapshot: EngineSnapshot { latest.withLock { $0 } }
+
+    /// Asks `run` to detach, drain and return.
+    public func requestStop() { stopRequested.store(true, ordering: .relaxed) }
+
+    /// The event loop: call on a thread of its own. Returns after `requestStop`, once the
+    /// sensors are detached, the ring drained and the last batch handed to the consumers.
+    public func run() throws {
+        defer { watcher.stop() }
+        var state = LoopState()
+        state.rules = pendingRules.withLock { $0 }
+        state.rulesVersion = rulesVersion.load(ordering: .acquiring)
+        housekeeping(&state, force: true)
+        try stream.run(pollMilliseconds: Self.pollMilliseconds, shouldStop: {
+            housekeeping(&state, force: false)
+            return stopRequested.load(ordering: .relaxed)
+        }) { event in handle(event, &state) }
+        sensors.detach()
+        try stream.drain { event in handle(event, &state) }
+        housekeeping(&state, force: true)
+        logger.info("engine stopped: \(stream.statistics.delivered) events checked, \(metrics.alertCount) alerts")
+    }
+
+    /// Hands queued alerts on for the last time (after `run` returned).
+    public func flushConsumers() async {
+        for consumer in consumers { await consumer.flush() }
+    }
+
+    /// The consumers' metrics and status.
+    var alertConsumers: [AlertConsumer] { consumers }
+
+    // MARK: - Event thread
+
+    private struct LoopState {
+        var rules: RuleSet?
+        var rulesVersion = -1
+        var eventSubscribers = StreamHub.Cache()
+        var alertSubscribers = StreamHub.Cache()
+        var appliedFilter: KernelFilter?
+        var pushdownApplied = false
+        var lastSnapshot: UInt64 = 0
+        var sample = 0
+        var line: [UInt8] = []
+    }
+
+    @inline(__always)
+    private func handle(_ event: Event, _ state: inout LoopState) {
+        if !state.eventSubscribers.list.isEmpty { publish(event, &state) }
+        guard let rules = state.rules else { return }
+        state.sample &+= 1
+        let timed = state.sample % DaemonMetrics.evaluationSampling == 0
+        let start = timed ? DispatchTime.now().uptimeNanoseconds : 0
+        rules.forEachMatch(event) { rule in alert(rule, event, &state) }
+        if timed { metrics.observeEvaluation(nanoseconds: DispatchTime.now().uptimeNanoseconds &- start) }
+    }
+
+    private func publish(_ event: Event, _ state: inout LoopState) {
+        state.line.removeAll(keepingCapacity: true)
+        for subscription in state.eventSubscribers.list where subscription.accepts(event) {
+            if state.line.isEmpty { EventFormat.appendJSON(event, to: &state.line) }
+            subscription.offer(state.line)
+        }
+    }
+
+    private func alert(_ rule: CompiledRule, _ event: Event, _ state: inout LoopState) {
+        metrics.countAlert(rule: rule.rule.name, priority: rule.rule.priority.rawValue)
+        for consumer in consumers { consumer.consume(rule: rule, event: event) }
+        var line: [UInt8] = []
+        for subscription in state.alertSubscribers.list where subscription.accepts(event) {
+            if line.isEmpty { line = Array(AlertFormat.line(rule, event, json: true).utf8) }
+            subscription.offer(line)
+        }
+    }
+
+    /// Once per batch: wake stream writers, hand alerts on, pick up new rules and subscribers,
+    /// set the kernel filters and kinds, and refresh the snapshot now and then.
+    private func housekeeping(_ state: inout LoopState, force: Bool) {
+        for subscription in state.eventSubscribers.list { subscription.notifyIfPending() }
+        for subscription in state.alertSubscribers.list { subscription.notifyIfPending() }
+        for consumer in consumers { consumer.batchEnded() }
+
+        var changed = force
+        let version = rulesVersion.load(ordering: .acquiring)
+        if version != state.rulesVersion {
+            state.rulesVersion = version
+            state.rules = pendingRules.withLock { $0 }
+            changed = true
+        }
+        let eventVersion = state.eventSubscribers.version
+        events.refresh(&state.eventSubscribers)
+        alerts.refresh(&state.alertSubscribers)
+        if state.eventSubscribers.version != eventVersion { changed = true }
+        if changed { configure(&state) }
+
+        let now = DispatchTime.now().uptimeNanoseconds
+        if force || now &- state.lastSnapshot >= Self.snapshotInterval {
+            state.lastSnapshot = now
+            refreshSnapshot(state)
+        }
+    }
+
+    /// Kinds and kernel filters for the rules and the open event streams.
+    private func configure(_ state: inout LoopState) {
+        let watching = !state.eventSubscribers.list.isEmpty
+        let pushdown = state.rules?.pushdown
+        stream.kinds = watching ? Set(EventKind.allCases) : (pushdown?.kinds ?? [])
+        var filter = KernelFilter()
+        var applied = false
+        if pushdownEnabled, !watching, let pushdown, !(state.rules?.rules.isEmpty ?? true) {
+            filter.containersOnly = pushdown.containersOnly
+            filter.includeComms = pushdown.comms ?? []
+            applied = true
+        }
+        state.pushdownApplied = applied
+        guard filter != state.appliedFilter else { return }
+        do {
+            try sensors.apply(filter)
+            state.appliedFilter = filter
+        } catch {
+            logger.error("cannot set the kernel filters: \(error)")
+        }
+    }
+
+    private func refreshSnapshot(_ state: LoopState) {
+        var snapshot = EngineSnapshot()
+        let keys = [VIGIL_COUNTER_EMITTED, VIGIL_COUNTER_FILTERED, VIGIL_COUNTER_LOST].map { UInt32($0.rawValue) }
+        for (index, loaded) in sensors.loaded.enumerated() {
+            var perCPU: [SensorCounters] = []
+            if index < counterMaps.count {
+                let values = keys.map { (try? counterMaps[index].map.lookup($0)) ?? nil }
+                let cpus = values.compactMap { $0?.count }.max() ?? 0
+                perCPU = (0..<cpus).map { cpu in
+                    SensorCounters(emitted: values[0]?[cpu] ?? 0, filtered: values[1]?[cpu] ?? 0, lost: values[2]?[cpu] ?? 0)
+                }
+            }
+            let total = perCPU.reduce(into: SensorCounters()) { sum, c in
+                sum.emitted += c.emitted
+                sum.filtered += c.filtered
+                sum.lost += c.lost
+            }
+            snapshot.sensors.append(SensorSnapshot(name: loaded.name, hooks: loaded.variants.reports, total: total, perCPU: perCPU))
+        }
+        snapshot.stream = stream.statistics
+        snapshot.pushdown = state.rules?.pushdown
+        snapshot.pushdownApplied = state.pushdownApplied
+        snapshot.kinds = stream.kinds
+        if let rules = state.rules {
+            snapshot.rules = (rules.rules.count, rules.disabled.count, rules.macroCount, rules.listCount)
+        }
+        latest.withLock { $0 = snapshot }
+    }
+}

@@ -1,0 +1,237 @@
+import ArgumentParser
+import Foundation
+import VigilDaemon
+import VigilEvents
+
+/// Options of the commands that talk to the daemon.
+struct ClientOptions: ParsableArguments {
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .long, help: "The daemon's socket (default $VIGIL_SOCKET or /run/vigil/vigil.sock).")
+    var socket: String = ProcessInfo.processInfo.environment["VIGIL_SOCKET"] ?? DaemonClient.defaultSocketPath
+
+    var client: DaemonClient { DaemonClient(socketPath: socket) }
+
+    /// Prints the error in one line on standard error; the exit code to throw.
+    func fail(_ error: DaemonClientError) -> ExitCode {
+        FileHandle.standardError.write(Data("vigil: \(error)\n".utf8))
+        return ExitCode(1)
+    }
+}
+
+/// `vigil create FILE...`: send rule files to the daemon.
+struct CreateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Add (or replace) rule sets in the running daemon, one per file.",
+        discussion: "A file's name without its extension names the rule set. The daemon checks the new rules with the running ones; a bad file is refused with FILE:LINE:COL and changes nothing.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "Rule files: .yaml/.yml (Falco-style) or .toml (bpfd).")
+    var files: [String]
+    @Option(name: .long, help: "The rule set's name (only with one file).")
+    var name: String?
+
+    func validate() throws {
+        if name != nil && files.count != 1 { throw ValidationError("--name takes exactly one file") }
+        for file in files where RuleFormat(fileName: file) == nil {
+            throw ValidationError("\(file): unknown rule file type: use .yaml/.yml (Falco-style) or .toml (bpfd)")
+        }
+    }
+
+    func run() throws {
+        options.global.bootstrapLogging()
+        var failed = false
+        for file in files {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                FileHandle.standardError.write(Data("vigil: \(file): cannot read the file\n".utf8))
+                failed = true
+                continue
+            }
+            let base = (file as NSString).lastPathComponent
+            let setName = name ?? String(base.prefix(upTo: base.lastIndex(of: ".") ?? base.endIndex))
+            let format = RuleFormat(fileName: file) ?? .yaml
+            let target = "/v1/rules?name=\(DaemonClient.queryValue(setName))&format=\(format.rawValue)&source=\(DaemonClient.queryValue(file))"
+            do {
+                let (status, body) = try options.client.request("POST", target, body: Array(data), contentType: "application/\(format.rawValue)")
+                let rules = ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["rules"] as? [String] ?? []
+                print("\(status == 201 ? "created" : "replaced") \(setName): \(rules.count) rule\(rules.count == 1 ? "" : "s")\(rules.isEmpty ? "" : " (" + rules.joined(separator: ", ") + ")")")
+            } catch .notRunning(let path, let stale) {
+                throw options.fail(.notRunning(path: path, stale: stale))
+            } catch .permissionDenied(let path) {
+                throw options.fail(.permissionDenied(path: path))
+            } catch {
+                FileHandle.standardError.write(Data("vigil: \(error)\n".utf8))
+                failed = true
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+/// `vigil ls`: the rule sets the daemon runs.
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the daemon's rule sets and their rules.")
+    @OptionGroup var options: ClientOptions
+    @Flag(name: .long, help: "Print the API's JSON.")
+    var json = false
+
+    func run() throws {
+        options.global.bootstrapLogging()
+        do {
+            let (_, body) = try options.client.request("GET", "/v1/rules")
+            if json {
+                print(String(decoding: body, as: UTF8.self))
+                return
+            }
+            let sets = ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["rule_sets"] as? [[String: Any]] ?? []
+            func column(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+            print(column("NAME", 24) + " " + column("FORMAT", 6) + " " + column("ORIGIN", 9) + " RULES")
+            for set in sets {
+                let rules = set["rules"] as? [String] ?? []
+                let name = column(set["name"] as? String ?? "", 24)
+                let format = column(set["format"] as? String ?? "", 6)
+                let origin = column(set["origin"] as? String ?? "", 9)
+                print("\(name) \(format) \(origin) \(rules.count): \(rules.joined(separator: ", "))")
+            }
+        } catch {
+            throw options.fail(error)
+        }
+    }
+}
+
+/// `vigil rm NAME...`: remove rule sets.
+struct RemoveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove rule sets from the daemon (and its rules directory).")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "Rule set names (as `vigil ls` shows them).")
+    var names: [String]
+
+    func run() throws {
+        options.global.bootstrapLogging()
+        var failed = false
+        for name in names {
+            do {
+                _ = try options.client.request("DELETE", "/v1/rules/\(DaemonClient.queryValue(name))")
+                print("removed \(name)")
+            } catch .refused(_, let message) {
+                FileHandle.standardError.write(Data("vigil: \(message)\n".utf8))
+                failed = true
+            } catch {
+                throw options.fail(error)
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+/// `vigil status`: what the daemon runs.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the daemon's sensors (active variants and why others failed), counters, rules and uptime.")
+    @OptionGroup var options: ClientOptions
+    @Flag(name: .long, help: "Print the API's JSON.")
+    var json = false
+
+    func run() throws {
+        options.global.bootstrapLogging()
+        let status: [String: Any]
+        let body: [UInt8]
+        do {
+            body = try options.client.request("GET", "/v1/status").body
+            status = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:]
+        } catch {
+            throw options.fail(error)
+        }
+        if json {
+            print(String(decoding: body, as: UTF8.self))
+            return
+        }
+        print(Self.render(status))
+    }
+
+    /// The human form of the status.
+    static func render(_ status: [String: Any]) -> String {
+        func int(_ object: Any?, _ key: String) -> UInt64 { ((object as? [String: Any])?[key] as? NSNumber)?.uint64Value ?? 0 }
+        var lines: [String] = []
+        let uptime = (status["uptime_seconds"] as? NSNumber)?.doubleValue ?? 0
+        lines.append("vigil daemon \(status["version"] as? String ?? "?") (pid \(status["pid"] as? Int ?? 0)), up \(Self.duration(uptime))")
+        for sensor in status["sensors"] as? [[String: Any]] ?? [] {
+            lines.append("sensor \(sensor["name"] as? String ?? ""): \(int(sensor, "emitted")) emitted, \(int(sensor, "filtered")) filtered in kernel, \(int(sensor, "lost")) lost")
+            for hook in sensor["hooks"] as? [[String: Any]] ?? [] {
+                let others = (hook["attempts"] as? [[String: Any]] ?? []).filter { ["skipped", "failed"].contains($0["outcome"] as? String ?? "") }
+                    .map { "\($0["variant"] as? String ?? ""): \($0["reason"] as? String ?? $0["outcome"] as? String ?? "")" }
+                lines.append("  \(hook["hook"] as? String ?? ""): \(hook["active"] as? String ?? "")" + (others.isEmpty ? "" : " (not " + others.joined(separator: "; ") + ")"))
+            }
+        }
+        let rules = status["rules"] as? [String: Any] ?? [:]
+        lines.append("rules: \(int(rules, "enabled")) enabled, \(int(rules, "disabled")) disabled in \(int(rules, "rule_sets")) rule sets (\(rules["directory"] as? String ?? "")\((rules["default_rules"] as? Bool) == true ? " + embedded defaults" : ""))")
+        let pushdown = status["pushdown"] as? [String: Any] ?? [:]
+        lines.append("kernel pushdown \((pushdown["applied"] as? Bool) == true ? "applied" : "not applied"): " + ((pushdown["summary"] as? [String]) ?? []).joined(separator: "; "))
+        let stream = status["stream"] as? [String: Any]
+        lines.append("events: \(int(stream, "records")) read, \(int(stream, "delivered")) checked, \(int(stream, "undecodable")) undecodable; alerts: \(int(status["alerts"], "total"))")
+        let subscribers = status["subscribers"] as? [String: Any] ?? [:]
+        lines.append("streams: \((subscribers["events"] as? [Any])?.count ?? 0) event, \((subscribers["alerts"] as? [Any])?.count ?? 0) alert subscribers; \(int(subscribers, "dropped_lines")) lines dropped for slow clients")
+        return lines.joined(separator: "\n")
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds)
+        return s >= 3600 ? "\(s / 3600)h\(s % 3600 / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
+    }
+}
+
+/// `vigil events` / `vigil alerts`: follow a live stream of the daemon.
+struct StreamOptions: ParsableArguments {
+    @OptionGroup var options: ClientOptions
+    @Option(name: .long, help: "Only what matches this condition (rule language, e.g. \"proc.name = cat and fd.name startswith /etc\").")
+    var filter: String?
+    @Option(name: [.customShort("o"), .customLong("format")], help: "Output: text or json (one object per line).")
+    var format: Format = .text
+
+    enum Format: String, ExpressibleByArgument { case text, json }
+
+    func follow(_ endpoint: String, text: @escaping (String) -> String?) throws {
+        options.global.bootstrapLogging()
+        let target = endpoint + (filter.map { "?filter=" + DaemonClient.queryValue($0) } ?? "")
+        let out = FileHandle.standardOutput
+        do {
+            try options.client.lines(target) { line in
+                if format == .json {
+                    out.write(Data(line + [0x0a]))
+                } else if let rendered = text(String(decoding: line, as: UTF8.self)) {
+                    out.write(Data((rendered + "\n").utf8))
+                }
+            }
+        } catch {
+            throw options.fail(error)
+        }
+    }
+}
+
+/// `vigil events`.
+struct EventsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events", abstract: "Follow the daemon's live events (filtered in the daemon with --filter).")
+    @OptionGroup var stream: StreamOptions
+
+    func run() throws {
+        try stream.follow("/v1/events") { line in
+            guard let event = try? EventJSON.event(line) else { return line }
+            return EventFormat.tableRow(event)
+        }
+    }
+}
+
+/// `vigil alerts`.
+struct AlertsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "alerts", abstract: "Follow the daemon's live alerts (--filter applies to the event that raised them).")
+    @OptionGroup var stream: StreamOptions
+
+    func run() throws {
+        try stream.follow("/v1/alerts") { line in
+            guard let alert = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else { return line }
+            return "\(alert["time"] as? String ?? "") \(alert["priority"] as? String ?? "") \(alert["rule"] as? String ?? ""): \(alert["output"] as? String ?? "")"
+        }
+    }
+}
