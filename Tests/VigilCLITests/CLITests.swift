@@ -21,28 +21,12 @@ final class CLITests: XCTestCase {
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        let stdout = ReadAll(out.fileHandleForReading), stderr = ReadAll(err.fileHandleForReading)
+        let stdout = PipeReader(out.fileHandleForReading), stderr = PipeReader(err.fileHandleForReading)
         if afterStart > 0 { Thread.sleep(forTimeInterval: afterStart) }
         try whileRunning(process.processIdentifier)
         if let signal { kill(process.processIdentifier, signal) }
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: stdout.text(), stderr: stderr.text())
-    }
-
-    /// Reads a pipe to its end on a background thread (so a full pipe never blocks the child).
-    final class ReadAll: @unchecked Sendable {
-        private var data = Data()
-        private let done = DispatchSemaphore(value: 0)
-        init(_ handle: FileHandle) {
-            Thread.detachNewThread { [self] in
-                data = handle.readDataToEndOfFile()
-                done.signal()
-            }
-        }
-        func text() -> String {
-            done.wait()
-            return String(decoding: data, as: UTF8.self)
-        }
     }
 
     func testHelpListsTheCommands() throws {

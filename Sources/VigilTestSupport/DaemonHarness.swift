@@ -1,0 +1,221 @@
+import Foundation
+import XCTest
+
+/// Reads a pipe to its end on a background thread (so a full pipe never blocks the child).
+public final class PipeReader: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    /// Starts reading `handle`.
+    public init(_ handle: FileHandle) {
+        Thread.detachNewThread { [self] in
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                lock.lock()
+                data.append(chunk)
+                lock.unlock()
+            }
+            done.signal()
+        }
+    }
+
+    /// What was read so far.
+    public var sofar: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Everything, once the writer closed the pipe.
+    public func text() -> String {
+        done.wait()
+        done.signal()
+        return sofar
+    }
+}
+
+/// A program's result.
+public struct ProgramResult {
+    /// Exit status.
+    public var status: Int32
+    /// Standard output.
+    public var stdout: String
+    /// Standard error.
+    public var stderr: String
+}
+
+/// Runs a program to its end, capturing its output.
+@discardableResult
+public func runCapturing(_ path: String, _ arguments: [String]) throws -> ProgramResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = PipeReader(out.fileHandleForReading), stderr = PipeReader(err.fileHandleForReading)
+    process.waitUntilExit()
+    return ProgramResult(status: process.terminationStatus, stdout: stdout.text(), stderr: stderr.text())
+}
+
+/// Waits for `condition`, checking every 50 ms, for at most `seconds` (a bound on waiting for
+/// something to happen, not a timing assertion). Returns whether it became true.
+@discardableResult
+public func waitUntil(seconds: Double = 20, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    return try condition()
+}
+
+/// `vigil daemon` as a child process with its own configuration, socket and rules directory in
+/// a temporary directory; the CLI and curl talk to it.
+public final class TestDaemon {
+    /// The built `vigil` binary (next to the test bundle).
+    public static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vigil").path
+
+    /// The temporary directory holding everything.
+    public let directory: String
+    /// The API socket.
+    public let socket: String
+    /// The rules directory.
+    public let rulesDirectory: String
+    /// The configuration file.
+    public let configPath: String
+    /// The running daemon.
+    public private(set) var process: Process
+    /// Its standard output (alerts) and standard error (log).
+    public private(set) var stdout: PipeReader, stderr: PipeReader
+
+    /// Writes a configuration (`extra` lines appended) and starts the daemon; returns once the
+    /// API answers. Needs the kernel features of the sensors (checked by the caller).
+    public init(extraConfig: String = "", directory: String? = nil) throws {
+        let directory = try directory ?? { () throws -> String in
+            let path = NSTemporaryDirectory() + "vigil-daemon-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            return path
+        }()
+        self.directory = directory
+        socket = directory + "/run/vigil.sock"
+        rulesDirectory = directory + "/rules.d"
+        configPath = directory + "/vigil.yaml"
+        try """
+        socket: \(socket)
+        rules_dir: \(rulesDirectory)
+        log_level: info
+        \(extraConfig)
+        """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        (process, stdout, stderr) = try Self.start(configPath)
+        try waitForAPI()
+    }
+
+    private static func start(_ config: String) throws -> (Process, PipeReader, PipeReader) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["daemon", "--config", config]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        return (process, PipeReader(out.fileHandleForReading), PipeReader(err.fileHandleForReading))
+    }
+
+    /// Waits until the API answers (or the daemon died: then fails with its log).
+    public func waitForAPI() throws {
+        let up = waitUntil(seconds: 30) { !process.isRunning || (try? request("GET", "/v1/status").status) == 200 }
+        guard up, process.isRunning else {
+            throw TestCannotRun(description: "the daemon did not start (status \(process.isRunning ? "running" : String(process.terminationStatus))):\n\(stderr.sofar)")
+        }
+    }
+
+    /// Restarts the daemon with the same files (after it was stopped or killed).
+    public func restart() throws {
+        (process, stdout, stderr) = try Self.start(configPath)
+        try waitForAPI()
+    }
+
+    /// The daemon's pid.
+    public var pid: Int32 { process.processIdentifier }
+
+    /// Runs the CLI against this daemon (`--socket` appended).
+    @discardableResult
+    public func vigil(_ arguments: [String]) throws -> ProgramResult {
+        try runCapturing(Self.binary, arguments + ["--socket", socket])
+    }
+
+    /// A raw request with curl: the status and the body.
+    public func request(_ method: String, _ target: String, body: String? = nil, asUser user: String? = nil,
+                        extraCurlArguments: [String] = []) throws -> (status: Int, body: String) {
+        var arguments = ["-sS", "--unix-socket", socket, "-X", method, "-o", "-", "-w", "\n%{http_code}"] + extraCurlArguments
+        if let body { arguments += ["--data-binary", body] }
+        arguments.append("http://localhost" + target)
+        let result = user.map { try? runCapturing("/usr/bin/setpriv", ["--reuid", $0, "--regid", "nogroup", "--clear-groups", "/usr/bin/curl"] + arguments) }
+            ?? (try? runCapturing("/usr/bin/curl", arguments))
+        guard let result else { throw TestCannotRun(description: "cannot run curl") }
+        let text = result.stdout
+        guard let newline = text.lastIndex(of: "\n"), let status = Int(text[text.index(after: newline)...]) else {
+            return (0, text + result.stderr)
+        }
+        return (status, String(text[..<newline]))
+    }
+
+    /// Sends `signal` and waits for the exit; returns the exit status (or the signal number for
+    /// a killed process).
+    @discardableResult
+    public func stop(_ signal: Int32 = SIGTERM) -> Int32 {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// A streaming CLI client (`vigil events`, `vigil alerts`) running in the background.
+public final class StreamClient {
+    /// The client process.
+    public let process: Process
+    /// Its standard output.
+    public let output: PipeReader
+    private let errors: PipeReader
+
+    /// Starts `vigil ARGS`.
+    public init(_ arguments: [String]) throws {
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: TestDaemon.binary)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        output = PipeReader(out.fileHandleForReading)
+        errors = PipeReader(err.fileHandleForReading)
+    }
+
+    /// The JSON objects received so far.
+    public var objects: [[String: Any]] {
+        output.sofar.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    /// What the client said on standard error.
+    public var stderr: String { errors.sofar }
+
+    /// Stops the client.
+    public func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
