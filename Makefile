@@ -26,9 +26,9 @@ build: setup ## debug build
 release: setup ## release build of the vigil binary
 	$(SWIFT) build -c release --product vigil
 
-run: release ## probe the kernel, then watch live with the embedded default rules (alerts)
+run: release ## probe the kernel, then run the daemon in the foreground with the default rules, printing alerts
 	.build/release/vigil probe
-	.build/release/vigil trace --alerts
+	.build/release/vigil daemon
 
 test: check-generated ## every test: other kernels under qemu, then unit, kernel and Docker tests
 	@scripts/setup.sh --test
@@ -42,7 +42,7 @@ test-kernels: ## the variant chains on Debian's 6.1 and 6.12 kernels under qemu
 	@scripts/setup.sh --test
 	scripts/test-kernels.sh
 
-bench: ## benchmarks (ring, sensors vs peers, rules); replaces the generated blocks of BENCHMARKS.md
+bench: ## benchmarks (ring, sensors vs peers, rules, daemon); replaces the generated blocks of BENCHMARKS.md
 	@scripts/setup.sh --bench
 	for p in vigil vigil-bench vigil-rules-bench; do $(SWIFT) build -c release --product $$p || exit 1; done
 	.build/release/vigil-bench > .build/bench-ring.md
@@ -51,6 +51,8 @@ bench: ## benchmarks (ring, sensors vs peers, rules); replaces the generated blo
 	scripts/bench-section.sh sensors .build/bench-sensors.md
 	.build/release/vigil-rules-bench > .build/bench-rules.md
 	scripts/bench-section.sh rules .build/bench-rules.md
+	scripts/bench-daemon.sh --no-build > .build/bench-daemon.md
+	scripts/bench-section.sh daemon .build/bench-daemon.md
 
 clean:
 	rm -rf .build
