@@ -195,22 +195,22 @@ struct RuleSetSummary: Encodable {
     }
 }
 
+/// The summary's fields plus the file's text, in one object.
 struct RuleSetDetail: Encodable {
-    var name: String
-    var format: String
-    var origin: String
-    var path: String?
-    var rules: [String]
+    var summary: RuleSetSummary
     var content: String
 
     init(_ set: StoredRuleSet) {
-        let summary = RuleSetSummary(set)
-        name = summary.name
-        format = summary.format
-        origin = summary.origin
-        path = summary.path
-        rules = summary.rules
+        summary = RuleSetSummary(set)
         content = set.text
+    }
+
+    private enum Keys: String, CodingKey { case content }
+
+    func encode(to encoder: any Encoder) throws {
+        try summary.encode(to: encoder)
+        var container = encoder.container(keyedBy: Keys.self)
+        try container.encode(content, forKey: .content)
     }
 }
 

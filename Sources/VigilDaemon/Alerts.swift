@@ -72,13 +72,24 @@ public final class StdoutAlertConsumer: AlertConsumer, @unchecked Sendable {
     public func flush() async { write() }
 
     private func write() {
+        _ = FileOutput.writeAll(STDOUT_FILENO, buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Writing to file descriptors.
+public enum FileOutput {
+    /// Writes all of `bytes` to `fd` (write(2), retried on EINTR and short writes). Returns 0, or
+    /// the errno that stopped it.
+    @discardableResult
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32 {
         var offset = 0
-        while offset < buffer.count {
-            let n = buffer.withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
+            guard n > 0 else { return n < 0 ? errno : EIO }
             offset += n
         }
-        buffer.removeAll(keepingCapacity: true)
+        return 0
     }
 }

@@ -16,8 +16,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var rulesDirectory = "/etc/vigil/rules.d"
     /// Whether the embedded default ruleset runs (`default_rules`).
     public var defaultRules = true
-    /// Size of the sensors' shared ring in MiB, a power of two (`ring_mib`).
-    public var ringMiB = 8
+    /// Size of the sensors' shared ring in MiB, a power of two (`ring_mib`). Its data pages are
+    /// mapped twice (for records that wrap), so it adds twice its size to resident memory.
+    public var ringMiB = 4
     /// Apply the rules' kernel pushdown (command names, containers only) while no event stream
     /// is open (`kernel_pushdown`).
     public var kernelPushdown = true

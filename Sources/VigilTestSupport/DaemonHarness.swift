@@ -46,9 +46,8 @@ public struct ProgramResult {
     public var stderr: String
 }
 
-/// Runs a program to its end, capturing its output.
-@discardableResult
-public func runCapturing(_ path: String, _ arguments: [String]) throws -> ProgramResult {
+/// Starts a program with its standard output and error read in the background.
+public func launchCapturing(_ path: String, _ arguments: [String]) throws -> (process: Process, stdout: PipeReader, stderr: PipeReader) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
@@ -56,7 +55,13 @@ public func runCapturing(_ path: String, _ arguments: [String]) throws -> Progra
     process.standardOutput = out
     process.standardError = err
     try process.run()
-    let stdout = PipeReader(out.fileHandleForReading), stderr = PipeReader(err.fileHandleForReading)
+    return (process, PipeReader(out.fileHandleForReading), PipeReader(err.fileHandleForReading))
+}
+
+/// Runs a program to its end, capturing its output.
+@discardableResult
+public func runCapturing(_ path: String, _ arguments: [String]) throws -> ProgramResult {
+    let (process, stdout, stderr) = try launchCapturing(path, arguments)
     process.waitUntilExit()
     return ProgramResult(status: process.terminationStatus, stdout: stdout.text(), stderr: stderr.text())
 }
@@ -115,14 +120,7 @@ public final class TestDaemon {
     }
 
     private static func start(_ config: String) throws -> (Process, PipeReader, PipeReader) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["daemon", "--config", config]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        return (process, PipeReader(out.fileHandleForReading), PipeReader(err.fileHandleForReading))
+        try launchCapturing(binary, ["daemon", "--config", config])
     }
 
     /// Waits until the API answers (or the daemon died: then fails with its log).
@@ -192,15 +190,7 @@ public final class StreamClient {
 
     /// Starts `vigil ARGS`.
     public init(_ arguments: [String]) throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: TestDaemon.binary)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        output = PipeReader(out.fileHandleForReading)
-        errors = PipeReader(err.fileHandleForReading)
+        (process, output, errors) = try launchCapturing(TestDaemon.binary, arguments)
     }
 
     /// The JSON objects received so far.

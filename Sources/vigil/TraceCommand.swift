@@ -198,13 +198,7 @@ final class OutputSink {
     }
 
     func flush() {
-        var offset = 0
-        while offset < buffer.count {
-            let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
-            offset += n
-        }
+        FileOutput.writeAll(fd, buffer)
         buffer.removeAll(keepingCapacity: true)
     }
 }

@@ -14,14 +14,7 @@ final class CLITests: XCTestCase {
     @discardableResult
     static func vigil(_ arguments: [String], signal: Int32? = nil, afterStart: Double = 0,
                       whileRunning: (Int32) throws -> Void = { _ in }) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = PipeReader(out.fileHandleForReading), stderr = PipeReader(err.fileHandleForReading)
+        let (process, stdout, stderr) = try launchCapturing(binary, arguments)
         if afterStart > 0 { Thread.sleep(forTimeInterval: afterStart) }
         try whileRunning(process.processIdentifier)
         if let signal { kill(process.processIdentifier, signal) }
@@ -32,7 +25,7 @@ final class CLITests: XCTestCase {
     func testHelpListsTheCommands() throws {
         let result = try Self.vigil(["--help"])
         XCTAssertEqual(result.status, 0)
-        for command in ["probe", "trace", "containers", "fields", "version"] {
+        for command in ["probe", "trace", "daemon", "create", "ls", "rm", "status", "events", "alerts", "containers", "fields", "version"] {
             XCTAssertTrue(result.stdout.contains(command), "help mentions \(command):\n\(result.stdout)")
         }
     }
