@@ -91,12 +91,14 @@ public enum Daemon {
         logger.info("rules: \(rules.rules.count) enabled from \(store.list().count) rule sets (\(config.rulesDirectory)\(config.defaultRules ? " + the embedded defaults" : ""))")
 
         let engine: Engine
+        let loading = DispatchTime.now().uptimeNanoseconds
         do {
             engine = try Engine(rules: rules, ringBytes: config.ringMiB << 20, kernelPushdown: config.kernelPushdown,
                                 consumers: try makeConsumers(config), logger: logger)
         } catch {
             throw DaemonError("cannot load the sensors: \(error)")
         }
+        logger.info("sensors loaded and attached in \((DispatchTime.now().uptimeNanoseconds - loading) / 1_000_000) ms")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let info = DaemonInfo(version: options.version, streamBufferBytes: config.streamBufferBytes)
         let router = APIRouter(store: store, engine: engine, info: info)

@@ -18,7 +18,7 @@ public struct DaemonConfig: Sendable, Equatable {
     public var defaultRules = true
     /// Size of the sensors' shared ring in MiB, a power of two (`ring_mib`). Its data pages are
     /// mapped twice (for records that wrap), so it adds twice its size to resident memory.
-    public var ringMiB = 4
+    public var ringMiB = 8
     /// Apply the rules' kernel pushdown (command names, containers only) while no event stream
     /// is open (`kernel_pushdown`).
     public var kernelPushdown = true

@@ -162,6 +162,12 @@ public final class TestDaemon {
         return (status, String(text[..<newline]))
     }
 
+    /// The daemon's status and the end of its log, for failure messages.
+    public var diagnostics: String {
+        let status = (try? request("GET", "/v1/status"))?.body ?? "(no status)"
+        return "status: \(status)\nlog: \(stderr.sofar.suffix(3000))"
+    }
+
     /// Sends `signal` and waits for the exit; returns the exit status (or the signal number for
     /// a killed process).
     @discardableResult

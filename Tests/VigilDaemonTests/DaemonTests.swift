@@ -124,7 +124,7 @@ final class DaemonTests: XCTestCase {
 
         let alerts = try StreamClient(["alerts", "-o", "json", "--socket", daemon.socket])
         let alert = try awaitObject(alerts, trigger: { try touchMarker(id) }) { ($0["rule"] as? String) == "Marker opened \(id)" }
-        let found = try XCTUnwrap(alert, "the rule created before the bad one still alerts; client said: \(alerts.stderr)")
+        let found = try XCTUnwrap(alert, "the rule created before the bad one still alerts; client said: \(alerts.stderr)\n\(daemon.diagnostics)")
         XCTAssertEqual(found["priority"] as? String, "WARNING")
         XCTAssertEqual((found["output_fields"] as? [String: Any])?["proc.name"] as? String, "cat")
         XCTAssertTrue(daemon.stdout.sofar.contains("Marker opened \(id): marker \(id) opened by cat"), "alerts also go to standard output")
