@@ -78,6 +78,12 @@ public func waitUntil(seconds: Double = 20, _ condition: () throws -> Bool) reth
     return try condition()
 }
 
+/// The daemon exited or did not answer: a failure, with its log.
+public struct DaemonDidNotStart: Error, CustomStringConvertible {
+    /// What happened, and the daemon's standard error.
+    public var description: String
+}
+
 /// `vigil daemon` as a child process with its own configuration, socket and rules directory in
 /// a temporary directory; the CLI and curl talk to it.
 public final class TestDaemon {
@@ -127,7 +133,7 @@ public final class TestDaemon {
     public func waitForAPI() throws {
         let up = waitUntil(seconds: 30) { !process.isRunning || (try? request("GET", "/v1/status").status) == 200 }
         guard up, process.isRunning else {
-            throw TestCannotRun(description: "the daemon did not start (status \(process.isRunning ? "running" : String(process.terminationStatus))):\n\(stderr.sofar)")
+            throw DaemonDidNotStart(description: "the daemon did not start (status \(process.isRunning ? "running" : String(process.terminationStatus))):\n\(stderr.sofar)")
         }
     }
 
@@ -154,7 +160,7 @@ public final class TestDaemon {
         arguments.append("http://localhost" + target)
         let result = user.map { try? runCapturing("/usr/bin/setpriv", ["--reuid", $0, "--regid", "nogroup", "--clear-groups", "/usr/bin/curl"] + arguments) }
             ?? (try? runCapturing("/usr/bin/curl", arguments))
-        guard let result else { throw TestCannotRun(description: "cannot run curl") }
+        guard let result else { throw cannotRun("needs curl and setpriv (scripts/setup.sh --test installs them)") }
         let text = result.stdout
         guard let newline = text.lastIndex(of: "\n"), let status = Int(text[text.index(after: newline)...]) else {
             return (0, text + result.stderr)

@@ -180,7 +180,43 @@ final class DaemonTests: XCTestCase {
         XCTAssertTrue(try daemon.vigil(["ls"]).stdout.contains("Dropped in \(id)"), "the running rules stay")
         let alerts = try StreamClient(["alerts", "-o", "json", "--socket", daemon.socket])
         XCTAssertNotNil(try awaitObject(alerts, trigger: { try touchMarker(id) }) { ($0["rule"] as? String) == "Dropped in \(id)" }, "and keep alerting")
+
+        // A bad configuration file is refused the same way.
+        let config = try String(contentsOfFile: daemon.configPath, encoding: .utf8)
+        try write(config + "\nring_mib: 5\n", daemon.configPath)
+        kill(daemon.pid, SIGHUP)
+        XCTAssertTrue(waitUntil { daemon.stderr.sofar.contains("\(daemon.configPath):") && daemon.stderr.sofar.contains("'ring_mib' must be a power of two") },
+                      daemon.stderr.sofar)
+        XCTAssertTrue(try daemon.vigil(["ls"]).stdout.contains("Dropped in \(id)"))
         XCTAssertTrue(daemon.process.isRunning)
+    }
+
+    func testASlowStreamClientLosesLinesAndNothingElseWaits() throws {
+        let daemon = try startDaemon("stream_buffer_kib: 64")
+        let id = UUID().uuidString.prefix(8).lowercased()
+        let file = daemon.directory + "/slow.yaml"
+        try write(Self.markerRule(id, name: "Still"), file)
+        XCTAssertEqual(try daemon.vigil(["create", file]).status, 0)
+        // A client that reads one byte a second: its socket fills, then its 64 KiB buffer.
+        let slow = try launchCapturing("/usr/bin/curl", ["-sN", "--limit-rate", "1", "--unix-socket", daemon.socket, "http://localhost/v1/events"])
+        defer {
+            kill(slow.process.processIdentifier, SIGTERM)
+            slow.process.waitUntilExit()
+        }
+        var dropped = 0
+        let overflowed = try waitUntil {
+            try runProgram("/bin/sh", ["-c", "i=0; while [ $i -lt 300 ]; do cat /tmp/vigil-slow-\(id) 2>/dev/null; i=$((i+1)); done"])
+            let status = try JSONSerialization.jsonObject(with: Data(daemon.request("GET", "/v1/status").body.utf8)) as? [String: Any]
+            let subscribers = (status?["subscribers"] as? [String: Any])?["events"] as? [[String: Any]] ?? []
+            dropped = subscribers.compactMap { $0["dropped"] as? Int }.max() ?? 0
+            return dropped > 0
+        }
+        XCTAssertTrue(overflowed, "lines for the slow client are dropped and counted: \(daemon.diagnostics)")
+        // The event path did not wait for it: alerts still arrive.
+        let alerts = try StreamClient(["alerts", "-o", "json", "--socket", daemon.socket])
+        XCTAssertNotNil(try awaitObject(alerts, trigger: { try touchMarker(id) }) { ($0["rule"] as? String) == "Still \(id)" }, daemon.diagnostics)
+        let lost = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(daemon.request("GET", "/v1/status").body.utf8)) as? [String: Any])
+        XCTAssertGreaterThan((lost["subscribers"] as? [String: Any])?["dropped_lines"] as? Int ?? 0, 0)
     }
 
     func testAPeerThatIsNeitherRootNorInTheGroupGets403() throws {
