@@ -90,7 +90,7 @@ let package = Package(
             name: "VigilDaemon",
             dependencies: [
                 "VigilBPF", "VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers", "VigilRules",
-                "VigilDefaultRules", "CVigilABI",
+                "VigilDefaultRules", "VigilActions", "CVigilABI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),

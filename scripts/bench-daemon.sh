@@ -47,7 +47,8 @@ cp /bin/true "$work/vigil-bench-marker"
 cat > "$work/vigil.yaml" <<CONF
 socket: $work/vigil.sock
 rules_dir: $work/rules.d
-stdout_alerts: off
+actions:
+  default_actions: []
 CONF
 
 now_ns() { date +%s%N; }

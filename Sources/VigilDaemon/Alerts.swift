@@ -1,17 +1,22 @@
 import Foundation
+import VigilActions
 import VigilEvents
 import VigilRules
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Where the engine hands alerts: the seam the actions engine (VigilActions' dispatcher) plugs
-/// into. Every method is called on the event thread and must not block: queue and return.
+/// Where the engine hands alerts. Every method but `flush` is called on the event thread and
+/// must not block: queue and return. `ActionsConsumer` (VigilActions' dispatcher) is the one the
+/// daemon runs.
 public protocol AlertConsumer: AnyObject, Sendable {
     /// One alert: `rule` matched `event`.
     func consume(rule: CompiledRule, event: Event)
     /// The end of a batch of events (at least every poll interval): a chance to hand queued work on.
     func batchEnded()
+    /// New rules and their kernel filters are in force (`failure`: why the kernel filters,
+    /// `kernel_kill` entries included, could not be set).
+    func kernelFiltersApplied(_ rules: RuleSet, failure: String?)
     /// Shutdown, after the ring has been drained: deliver what is queued (bounded by the consumer).
     func flush() async
     /// Appends Prometheus text exposition lines (e.g. `vigil_action_failures_total`).
@@ -23,6 +28,8 @@ public protocol AlertConsumer: AnyObject, Sendable {
 extension AlertConsumer {
     /// Nothing to hand on by default.
     public func batchEnded() {}
+    /// Nothing to do by default.
+    public func kernelFiltersApplied(_ rules: RuleSet, failure: String?) {}
     /// Nothing queued by default.
     public func flush() async {}
     /// No metrics by default.
@@ -31,49 +38,71 @@ extension AlertConsumer {
     public var statusJSON: (name: String, json: String)? { nil }
 }
 
-/// How an alert is printed.
-public enum AlertFormat {
-    /// `TIME PRIORITY rule: output`, or a JSON object in Falco's output shape
-    /// (time, rule, priority, output, tags, output_fields).
-    public static func line(_ rule: CompiledRule, _ event: Event, json: Bool) -> String {
-        let output = rule.output.render(event)
-        let time = Timestamp.iso8601(event.timeNs)
-        guard json else { return "\(time) \(rule.rule.priority.rawValue) \(rule.rule.name): \(output)" }
-        var out = "{\"time\":\"\(time)\",\"rule\":"
-        JSONText.appendString(rule.rule.name, to: &out)
-        out += ",\"priority\":\"\(rule.rule.priority.rawValue)\",\"output\":"
-        JSONText.appendString(output, to: &out)
-        out += ",\"tags\":[" + rule.rule.tags.map { tag in var t = ""; JSONText.appendString(tag, to: &t); return t }.joined(separator: ",")
-        out += "],\"output_fields\":" + EventFormat.json(event) + "}"
-        return out
+/// The rules' actions (VigilActions' `ActionDispatcher`: bounded queues, dedup, sinks and
+/// enforcement) as the engine's alert consumer.
+public final class ActionsConsumer: AlertConsumer {
+    /// The dispatcher.
+    public let dispatcher: ActionDispatcher
+    /// How long shutdown may take to deliver what is queued.
+    public let shutdownTimeout: Duration
+
+    /// Alerts go to `dispatcher`.
+    public init(dispatcher: ActionDispatcher, shutdownTimeout: Duration = .seconds(5)) {
+        self.dispatcher = dispatcher
+        self.shutdownTimeout = shutdownTimeout
     }
-}
 
-/// Prints alerts on standard output (text or Falco-shaped JSON lines), written once per batch.
-/// The daemon's output until the actions engine's stdout sink takes over.
-public final class StdoutAlertConsumer: AlertConsumer, @unchecked Sendable {
-    private let json: Bool
-    // Touched only on the event thread (consume, batchEnded) and after it ended (flush).
-    private var buffer: [UInt8] = []
-
-    /// Alerts as JSON lines when `json`, else text lines.
-    public init(json: Bool) { self.json = json }
-
-    /// Buffers the alert's line.
+    /// Builds the alert (Falco's shape) and queues it for the rule's actions.
     public func consume(rule: CompiledRule, event: Event) {
-        buffer.append(contentsOf: AlertFormat.line(rule, event, json: json).utf8)
-        buffer.append(0x0a)
+        dispatcher.dispatch(Alert(rule: rule, event: event), actions: rule.rule.actions)
     }
 
-    /// Writes the batch's lines.
-    public func batchEnded() { write() }
+    /// Tells the dispatcher which `kernel_kill` rules the kernel enforces now.
+    public func kernelFiltersApplied(_ rules: RuleSet, failure: String?) {
+        var statuses: [String: KernelKillStatus] = [:]
+        for rule in rules.openPaths.killRules {
+            statuses[rule.name] = failure.map { .notEnforced("the kernel filters could not be set: \($0)") } ?? .enforced
+        }
+        dispatcher.setKernelKill(statuses)
+    }
 
-    /// Writes what is left.
-    public func flush() async { write() }
+    /// Delivers what is queued, within `shutdownTimeout` (on a thread of its own: it blocks).
+    public func flush() async {
+        let dispatcher = self.dispatcher, timeout = shutdownTimeout
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread {
+                dispatcher.shutdown(timeout: timeout)
+                done.resume()
+            }.start()
+        }
+    }
 
-    private func write() {
-        _ = FileOutput.writeAll(STDOUT_FILENO, buffer)
-        buffer.removeAll(keepingCapacity: true)
+    /// Per action: alerts sent, failed, dropped (full queue), skipped (below min_priority), and
+    /// the failures alone as `vigil_action_failures_total`.
+    public func writeMetrics(to text: inout String) {
+        let stats = dispatcher.stats()
+        text += "# HELP vigil_action_alerts_total Alerts per action and outcome.\n# TYPE vigil_action_alerts_total counter\n"
+        for action in stats.actions {
+            for (result, count) in [("sent", action.sent), ("failed", action.failed), ("dropped", action.dropped), ("skipped", action.skipped)] {
+                text += "vigil_action_alerts_total{action=\(PrometheusText.label(action.name)),type=\(PrometheusText.label(action.type)),result=\"\(result)\"} \(count)\n"
+            }
+        }
+        text += "# HELP vigil_action_failures_total Deliveries or enforcements that failed (after retries), per action.\n"
+        text += "# TYPE vigil_action_failures_total counter\n"
+        for action in stats.actions {
+            text += "vigil_action_failures_total{action=\(PrometheusText.label(action.name))} \(action.failed)\n"
+        }
+        text += "# HELP vigil_alerts_suppressed_total Identical alerts aggregated into an earlier one (dedup).\n"
+        text += "# TYPE vigil_alerts_suppressed_total counter\nvigil_alerts_suppressed_total \(stats.suppressed)\n"
+    }
+
+    /// The dispatcher's counters (per action: sent, failed, dropped, ...; dedup).
+    public var statusJSON: (name: String, json: String)? {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(dispatcher.stats()) else { return nil }
+        return ("actions", String(decoding: data, as: UTF8.self))
     }
 }
 

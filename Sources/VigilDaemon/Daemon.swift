@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import UnixSignals
+import VigilActions
 import VigilContainers
 import VigilRules
 import VigilSensors
@@ -50,19 +51,12 @@ public struct DaemonOptions: Sendable {
 
 /// `vigil daemon`: the engine, the control API and the metrics listener as services of one
 /// ServiceGroup. SIGTERM/SIGINT shut down gracefully (in reverse order: stop taking SIGHUP;
-/// detach the sensors, drain the ring and flush the alert consumers; end the API streams and
-/// close the socket; close the metrics listener); SIGHUP reloads the configuration and rules.
+/// detach the sensors, drain the ring and flush the actions; end the API streams and close the
+/// socket; close the metrics listener); SIGHUP reloads the configuration and rules.
 public enum Daemon {
-    /// The alert consumers of a configuration until the actions engine plugs in: standard
-    /// output (text or JSON lines) unless `stdout_alerts: off`.
-    public static func defaultConsumers(_ config: DaemonConfig) throws -> [AlertConsumer] {
-        config.stdoutAlerts == "off" ? [] : [StdoutAlertConsumer(json: config.stdoutAlerts == "json")]
-    }
-
     /// Runs until SIGTERM or SIGINT; returns the process's exit status (0 after a graceful
     /// shutdown; 1 when it cannot start, with the reason on standard error).
-    public static func run(_ options: DaemonOptions,
-                           makeConsumers: @Sendable (DaemonConfig) throws -> [AlertConsumer] = defaultConsumers) async -> Int32 {
+    public static func run(_ options: DaemonOptions) async -> Int32 {
         let config: DaemonConfig
         do {
             config = options.applied(to: try DaemonConfig.load(path: options.configPath, required: options.configRequired))
@@ -73,7 +67,7 @@ public enum Daemon {
         DaemonLogging.bootstrap(level: config.logLevel)
         let logger = Logger(label: "vigil.daemon")
         do {
-            try await start(config, options: options, makeConsumers: makeConsumers, logger: logger)
+            try await start(config, options: options, logger: logger)
             return 0
         } catch {
             logger.critical("\(error)")
@@ -81,11 +75,28 @@ public enum Daemon {
         }
     }
 
-    private static func start(_ config: DaemonConfig, options: DaemonOptions,
-                              makeConsumers: (DaemonConfig) throws -> [AlertConsumer], logger: Logger) async throws {
+    private static func start(_ config: DaemonConfig, options: DaemonOptions, logger: Logger) async throws {
         // Trap SIGHUP before the socket exists: whoever sees the socket may send it.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
-        let store = RuleStore(directory: config.rulesDirectory, defaults: config.defaultRules)
+        // The API's alert stream is fed by the actions, after enforcement and dedup: it shows
+        // what the sinks get.
+        let alertStream = StreamHub(name: "alerts")
+        let dispatcher: ActionDispatcher
+        do {
+            dispatcher = try ActionDispatcher(config: config.actions, logger: Logger(label: "vigil.actions")) { alert in
+                alertStream.publish(for: alert.event) { alert.json }
+            }
+        } catch {
+            throw DaemonError("\(config.file ?? "configuration"): \(error)")
+        }
+        let store = RuleStore(directory: config.rulesDirectory, defaults: config.defaultRules) { rules in
+            for rule in rules.rules {
+                if let unknown = dispatcher.unknownActions(in: rule.rule.actions).first {
+                    return RuleError(location: rule.rule.location, message: "rule '\(rule.rule.name)': unknown action '\(unknown)'; known: \(dispatcher.config.knownActionNames.joined(separator: ", ")) (define others under actions.named in the configuration)")
+                }
+            }
+            return nil
+        }
         let rules: RuleSet
         do { rules = try store.load() } catch { throw DaemonError("rules: \(error)") }
         logger.info("rules: \(rules.rules.count) enabled from \(store.list().count) rule sets (\(config.rulesDirectory)\(config.defaultRules ? " + the embedded defaults" : ""))")
@@ -94,7 +105,7 @@ public enum Daemon {
         let loading = DispatchTime.now().uptimeNanoseconds
         do {
             engine = try Engine(rules: rules, ringBytes: config.ringMiB << 20, kernelPushdown: config.kernelPushdown,
-                                consumers: try makeConsumers(config), logger: logger)
+                                consumers: [ActionsConsumer(dispatcher: dispatcher)], alerts: alertStream, logger: logger)
         } catch {
             throw DaemonError("cannot load the sensors: \(error)")
         }
@@ -185,7 +196,6 @@ final class Reloader: Sendable {
         if config.ringMiB != running.ringMiB { restartOnly.append("ring_mib") }
         if config.metrics != running.metrics { restartOnly.append("metrics") }
         if config.kernelPushdown != running.kernelPushdown { restartOnly.append("kernel_pushdown") }
-        if config.stdoutAlerts != running.stdoutAlerts { restartOnly.append("stdout_alerts") }
         if config.streamBufferBytes != running.streamBufferBytes { restartOnly.append("stream_buffer_kib") }
         if config.actions != running.actions { restartOnly.append("actions") }
         if !restartOnly.isEmpty {

@@ -1,4 +1,5 @@
 import Foundation
+import VigilActions
 import VigilRules
 import Yams
 
@@ -29,11 +30,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var metrics = Metrics()
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical` (`log_level`).
     public var logLevel = "info"
-    /// Alert output on standard output until actions are configured (`stdout_alerts`): `text`,
-    /// `json` or `off`.
-    public var stdoutAlerts = "text"
-    /// The `actions:` section, for the actions engine to read; nil when the file has none.
-    public var actions: ActionsSection?
+    /// What happens to alerts (`actions:`, VigilActions; docs/config.md#actions).
+    public var actions = ActionsConfig()
     /// The file these settings came from (nil: built-in defaults only).
     public var file: String?
 
@@ -107,10 +105,6 @@ public struct DaemonConfig: Sendable, Equatable {
                     throw reader.error(value, "'log_level' must be one of \(Self.logLevels.joined(separator: ", "))")
                 }
                 config.logLevel = level
-            case "stdout_alerts":
-                let mode = try reader.string(value, key.name)
-                guard ["text", "json", "off"].contains(mode) else { throw reader.error(value, "'stdout_alerts' must be text, json or off") }
-                config.stdoutAlerts = mode
             case "metrics":
                 for (sub, subValue) in try reader.mapping(value, "metrics") {
                     switch sub.name {
@@ -124,7 +118,7 @@ public struct DaemonConfig: Sendable, Equatable {
                     }
                 }
             case "actions":
-                config.actions = ActionsSection(file: file, text: text, line: value.mark?.line ?? 1)
+                config.actions = try reader.actions(value)
             default:
                 throw reader.error(key.node, "unknown key '\(key.name)' (docs/config.md lists them)")
             }
@@ -134,18 +128,6 @@ public struct DaemonConfig: Sendable, Equatable {
 
     /// The log levels `log_level` accepts.
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
-}
-
-/// Where the `actions:` section is. Yams nodes are not Sendable, so the section is kept as the
-/// whole file's text: compose it again and read the `actions` key, and errors get the file's own
-/// line and column.
-public struct ActionsSection: Sendable, Equatable {
-    /// The configuration file.
-    public var file: String
-    /// The whole file's text.
-    public var text: String
-    /// The line the section's value starts on.
-    public var line: Int
 }
 
 /// Reads configuration nodes, with FILE:LINE:COL on every error.
@@ -189,6 +171,55 @@ private struct ConfigReader {
             throw error(node, "'\(key)' must be true or false")
         }
         return value
+    }
+
+    /// The `actions:` section, decoded by VigilActions; an error points at the key it names.
+    func actions(_ node: Node) throws(RuleError) -> ActionsConfig {
+        if case .scalar(let scalar) = node, scalar.string.isEmpty || scalar.string == "~" || scalar.string == "null" { return ActionsConfig() }
+        do {
+            let yaml = try Yams.serialize(node: node)
+            return try YAMLDecoder().decode(ActionsConfig.self, from: yaml)
+        } catch {
+            var path: [String] = []
+            var message = "\(error)"
+            switch error {
+            case let error as ActionConfigError:
+                path = error.path.split(separator: ".").map(String.init)
+                message = error.message
+            case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
+                 DecodingError.keyNotFound(_, let context), DecodingError.dataCorrupted(let context):
+                path = context.codingPath.map(\.stringValue)
+                message = context.debugDescription
+                if case DecodingError.keyNotFound(let key, _) = error { message = "'\(key.stringValue)' is required" }
+                // A validation error: "actions.PATH: message", PATH from the section's root.
+                // (PATH from the section's root, or from the mapping being decoded.)
+                if message.hasPrefix("actions."), let colon = message.range(of: ": ") {
+                    let named = message[message.index(message.startIndex, offsetBy: 8)..<colon.lowerBound].split(separator: ".").map(String.init)
+                    path = named.starts(with: path) ? named : path + named
+                    message = String(message[colon.upperBound...])
+                }
+            default: break
+            }
+            let at = Self.deepest(node, path, key: message.hasPrefix("unknown key"))
+            throw self.error(at, "actions\(path.isEmpty ? "" : "." + path.joined(separator: ".")): \(message)")
+        }
+    }
+
+    /// The node the key path leads to, as far as it exists; with `key`, the last key itself
+    /// rather than its value.
+    static func deepest(_ node: Node, _ path: [String], key: Bool) -> Node {
+        var current = node
+        for (index, name) in path.enumerated() {
+            guard case .mapping(let mapping) = current,
+                  let pair = mapping.first(where: { (k, _) in if case .scalar(let s) = k { s.string == name } else { false } })
+            else {
+                if case .sequence(let items) = current, let item = Int(name), item < items.count { current = items[item]; continue }
+                return current
+            }
+            if key && index == path.count - 1 { return pair.key }
+            current = pair.value
+        }
+        return current
     }
 
     func int(_ node: Node, _ key: String) throws(RuleError) -> Int {

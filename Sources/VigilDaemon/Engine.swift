@@ -73,8 +73,9 @@ public final class Engine: @unchecked Sendable {
     private let latest: Mutex<EngineSnapshot>
     private let watcher: DockerEventWatcher
 
-    /// Loads the sensors (process and file, sharing one ring of `ringBytes`).
-    public init(rules: RuleSet, ringBytes: Int, kernelPushdown: Bool, consumers: [AlertConsumer], logger: Logger) throws {
+    /// Loads the sensors (process and file, sharing one ring of `ringBytes`). The consumers feed
+    /// `alerts` (the API's alert stream) themselves, once their actions ran.
+    public init(rules: RuleSet, ringBytes: Int, kernelPushdown: Bool, consumers: [AlertConsumer], alerts: StreamHub, logger: Logger) throws {
         let docker = DockerClient()
         let metadata = ContainerMetadataCache(source: docker) { [logger] in logger.info("\($0)") }
         watcher = DockerEventWatcher(client: docker)
@@ -83,7 +84,7 @@ public final class Engine: @unchecked Sendable {
         stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: Set(EventKind.allCases))
         counterMaps = try sensors.loaded.map { ($0.name, try PerCPUMap<UInt32, UInt64>($0.variants.object.map(named: "counters"))) }
         events = StreamHub(name: "events")
-        alerts = StreamHub(name: "alerts")
+        self.alerts = alerts
         metrics = DaemonMetrics()
         self.consumers = consumers
         self.logger = logger
@@ -163,7 +164,7 @@ public final class Engine: @unchecked Sendable {
 
     private func publish(_ event: Event, _ state: inout LoopState) {
         state.line.removeAll(keepingCapacity: true)
-        for subscription in state.eventSubscribers.list where subscription.accepts(event) {
+        for subscription in state.eventSubscribers.list where subscription.accepts(event) && !subscription.dropIfFull() {
             if state.line.isEmpty { EventFormat.appendJSON(event, to: &state.line) }
             subscription.offer(state.line)
         }
@@ -172,11 +173,6 @@ public final class Engine: @unchecked Sendable {
     private func alert(_ rule: CompiledRule, _ event: Event, _ state: inout LoopState) {
         metrics.countAlert(rule: rule.rule.name, priority: rule.rule.priority.rawValue)
         for consumer in consumers { consumer.consume(rule: rule, event: event) }
-        var line: [UInt8] = []
-        for subscription in state.alertSubscribers.list where subscription.accepts(event) {
-            if line.isEmpty { line = Array(AlertFormat.line(rule, event, json: true).utf8) }
-            subscription.offer(line)
-        }
     }
 
     /// Once per batch: wake stream writers, hand alerts on, pick up new rules and subscribers,
@@ -186,18 +182,19 @@ public final class Engine: @unchecked Sendable {
         for subscription in state.alertSubscribers.list { subscription.notifyIfPending() }
         for consumer in consumers { consumer.batchEnded() }
 
-        var changed = force
+        var changed = force, rulesChanged = force
         let version = rulesVersion.load(ordering: .acquiring)
         if version != state.rulesVersion {
             state.rulesVersion = version
             state.rules = pendingRules.withLock { $0 }
             changed = true
+            rulesChanged = true
         }
         let eventVersion = state.eventSubscribers.version
         events.refresh(&state.eventSubscribers)
         alerts.refresh(&state.alertSubscribers)
         if state.eventSubscribers.version != eventVersion { changed = true }
-        if changed { configure(&state) }
+        if changed { configure(&state, rulesChanged: rulesChanged) }
 
         let now = DispatchTime.now().uptimeNanoseconds
         if force || now &- state.lastSnapshot >= Self.snapshotInterval {
@@ -206,25 +203,38 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
-    /// Kinds and kernel filters for the rules and the open event streams.
-    private func configure(_ state: inout LoopState) {
+    /// Kinds and kernel filters for the rules and the open event streams. An open event stream
+    /// needs every event: the pushdown's filters are lifted while one is open, but the path
+    /// maps stay installed for `kernel_kill` (their filter switched off).
+    private func configure(_ state: inout LoopState, rulesChanged: Bool) {
         let watching = !state.eventSubscribers.list.isEmpty
         let pushdown = state.rules?.pushdown
         stream.kinds = watching ? Set(EventKind.allCases) : (pushdown?.kinds ?? [])
         var filter = KernelFilter()
         var applied = false
-        if pushdownEnabled, !watching, let pushdown, !(state.rules?.rules.isEmpty ?? true) {
-            filter.containersOnly = pushdown.containersOnly
-            filter.includeComms = pushdown.comms ?? []
-            applied = true
+        if let pushdown, let rules = state.rules, !rules.rules.isEmpty {
+            var paths = pushdown.openPaths
+            if !pushdownEnabled || watching { paths.filtering = false }
+            filter.openPaths = paths
+            if pushdownEnabled, !watching {
+                filter.containersOnly = pushdown.containersOnly
+                filter.includeComms = pushdown.comms ?? []
+                applied = true
+            }
         }
         state.pushdownApplied = applied
-        guard filter != state.appliedFilter else { return }
-        do {
-            try sensors.apply(filter)
-            state.appliedFilter = filter
-        } catch {
-            logger.error("cannot set the kernel filters: \(error)")
+        var failure: String?
+        if filter != state.appliedFilter {
+            do {
+                try sensors.apply(filter)
+                state.appliedFilter = filter
+            } catch {
+                failure = "\(error)"
+                logger.error("cannot set the kernel filters: \(error)")
+            }
+        }
+        if rulesChanged || failure != nil, let rules = state.rules {
+            for consumer in consumers { consumer.kernelFiltersApplied(rules, failure: failure) }
         }
     }
 

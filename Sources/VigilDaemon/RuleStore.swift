@@ -73,15 +73,20 @@ public final class RuleStore: @unchecked Sendable {
 
     /// The rules directory.
     public let directory: String
+    /// Checks a compiled set beyond the rule language (e.g. that its actions exist).
+    public typealias Check = @Sendable (RuleSet) -> RuleError?
+    private let check: Check?
     private let lock = NSLock()
     private var includeDefaults: Bool
     private var sets: [StoredRuleSet] = []
     private var compiled: RuleSet?
 
-    /// A store over `directory` (created when missing); call `load()` before use.
-    public init(directory: String, defaults: Bool) {
+    /// A store over `directory` (created when missing); call `load()` before use. `check` may
+    /// refuse a set that compiles (its error is the refusal's message).
+    public init(directory: String, defaults: Bool, check: Check? = nil) {
         self.directory = directory
         includeDefaults = defaults
+        self.check = check
     }
 
     /// Reads every rule file of the directory and compiles them with the defaults. On an error
@@ -124,7 +129,7 @@ public final class RuleStore: @unchecked Sendable {
     /// - Returns: the stored set and whether it is new.
     public func put(name: String, format: RuleFormat, text: String, source: String?,
                     apply: (RuleSet) -> Void) throws(RuleStoreError) -> (set: StoredRuleSet, created: Bool) {
-        try Self.check(name)
+        try Self.checkName(name)
         lock.lock()
         defer { lock.unlock() }
         let path = directory + "/" + name + "." + format.fileExtension
@@ -202,7 +207,7 @@ public final class RuleStore: @unchecked Sendable {
     private func compile(_ sets: [StoredRuleSet], defaults: Bool,
                          parsed: [String: (label: String, items: [RuleItem])] = [:]) throws(RuleStoreError) -> RuleSet {
         var files: [(file: String, items: [RuleItem])] = []
-        do {
+        do throws(RuleError) {
             if defaults { files.append((RuleFiles.defaultName, try RuleFiles.defaultItems())) }
             for set in sets {
                 if let known = parsed[set.name] {
@@ -212,14 +217,16 @@ public final class RuleStore: @unchecked Sendable {
                     files.append((label, try RuleFiles.items(text: set.text, file: label)))
                 }
             }
-            return try RuleSet(files: files)
+            let ruleSet = try RuleSet(files: files)
+            if let refusal = check?(ruleSet) { throw refusal }
+            return ruleSet
         } catch {
             throw .invalid(error)
         }
     }
 
     /// Checks a rule set name: letters, digits, '.', '_', '-'; at most 128; no leading '.' or '-'.
-    static func check(_ name: String) throws(RuleStoreError) {
+    static func checkName(_ name: String) throws(RuleStoreError) {
         let allowed = name.utf8.allSatisfy { c in
             (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x2e || c == 0x5f || c == 0x2d
         }

@@ -56,6 +56,17 @@ public final class Subscription: Sendable {
         }
     }
 
+    /// Counts a line as dropped without making it when the buffer is nearly full (a line is
+    /// rarely over 4 KiB): a stalled client then costs the event thread no JSON encoding.
+    /// Returns true when it dropped. Event thread.
+    func dropIfFull() -> Bool {
+        state.withLock { state in
+            guard state.pending.count + 4096 > capacity else { return false }
+            state.dropped += 1
+            return true
+        }
+    }
+
     /// Calls the wake handler if lines arrived since the last call. Event thread, once per batch.
     func notifyIfPending() {
         let wanted = state.withLock { state -> Bool in
@@ -117,6 +128,17 @@ public final class StreamHub: Sendable {
         }
         if removed { droppedByGone.add(subscription.counts.dropped, ordering: .relaxed) }
         version.add(1, ordering: .releasing)
+    }
+
+    /// Offers one line to every subscriber whose filter accepts `event`; `line` is made only if
+    /// one does. For lines made off the event thread (alerts, after their actions ran): the
+    /// subscribers are woken at the event thread's next batch.
+    public func publish(for event: Event, _ line: () -> String) {
+        var bytes: [UInt8]?
+        for subscription in current where subscription.accepts(event) {
+            if bytes == nil { bytes = Array(line().utf8) }
+            if let bytes { subscription.offer(bytes) }
+        }
     }
 
     /// The subscribers now.

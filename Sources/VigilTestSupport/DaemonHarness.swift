@@ -104,7 +104,9 @@ public final class TestDaemon {
     public private(set) var stdout: PipeReader, stderr: PipeReader
 
     /// Writes a configuration (`extra` lines appended) and starts the daemon; returns once the
-    /// API answers. Needs the kernel features of the sensors (checked by the caller).
+    /// API answers. Needs the kernel features of the sensors (checked by the caller). Unless
+    /// `extra` has an `actions:` section, dedup is off: a test's repeated trigger is not
+    /// aggregated away from the alert stream it just subscribed to.
     public init(extraConfig: String = "", directory: String? = nil) throws {
         let directory = try directory ?? { () throws -> String in
             let path = NSTemporaryDirectory() + "vigil-daemon-\(UUID().uuidString.prefix(8))"
@@ -119,6 +121,7 @@ public final class TestDaemon {
         socket: \(socket)
         rules_dir: \(rulesDirectory)
         log_level: info
+        \(extraConfig.contains("actions:") ? "" : "actions:\n  dedup: {window: 0}")
         \(extraConfig)
         """.write(toFile: configPath, atomically: true, encoding: .utf8)
         (process, stdout, stderr) = try Self.start(configPath)

@@ -15,13 +15,14 @@ final class ConfigAndStoreTests: XCTestCase {
         kernel_pushdown: false
         stream_buffer_kib: 128
         log_level: debug
-        stdout_alerts: json
         metrics:
           enabled: true
           address: 0.0.0.0
           port: 9999
         actions:
-          webhook: {url: "http://127.0.0.1:1/"}
+          default_actions: [stdout, log]
+          named:
+            hook: {type: webhook, url: "http://127.0.0.1:1/"}
         """, file: "vigil.yaml")
         XCTAssertEqual(config.socketPath, "/run/x/v.sock")
         XCTAssertEqual(config.socketGroup, "adm")
@@ -31,11 +32,11 @@ final class ConfigAndStoreTests: XCTestCase {
         XCTAssertFalse(config.kernelPushdown)
         XCTAssertEqual(config.streamBufferBytes, 128 << 10)
         XCTAssertEqual(config.logLevel, "debug")
-        XCTAssertEqual(config.stdoutAlerts, "json")
         XCTAssertEqual(config.metrics.address, "0.0.0.0")
         XCTAssertEqual(config.metrics.port, 9999)
         XCTAssertTrue(config.metrics.enabled)
-        XCTAssertEqual(config.actions?.line, 15, "the actions engine gets the section with its place in the file")
+        XCTAssertEqual(config.actions.defaultActions, ["stdout", "log"], "the actions section is VigilActions' configuration")
+        XCTAssertEqual(config.actions.named["hook"]?.kind, .webhook)
 
         let defaults = try DaemonConfig.parse("", file: "empty.yaml")
         XCTAssertEqual(defaults, DaemonConfig())
@@ -53,6 +54,9 @@ final class ConfigAndStoreTests: XCTestCase {
             ("metrics:\n  bogus: 1\n", "c.yaml:2:3: unknown key 'metrics.bogus'"),
             ("rules_dir: relative\n", "c.yaml:1:12: 'rules_dir' must be an absolute path"),
             ("socket: [\n", "c.yaml:2:1: YAML:"),
+            ("actions:\n  queue_sise: 5\n", "c.yaml:2:3: actions.queue_sise: unknown key 'queue_sise'"),
+            ("actions:\n  named:\n    ops: {type: webhook, url: 'ftp://x'}\n", "c.yaml:3:31: actions.named.ops.url: 'ftp://x' is not an http:// URL"),
+            ("actions:\n  default_actions: [nosuch]\n", "c.yaml:2:20: actions.default_actions: unknown action 'nosuch'"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try DaemonConfig.parse(text, file: "c.yaml"), text) { error in

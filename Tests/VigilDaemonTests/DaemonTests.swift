@@ -297,6 +297,46 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(try daemon.request("GET", "/v1/status").status, 200, "the first one is untouched")
     }
 
+    func testARulesActionsRunAndAnUnknownActionIsRefused() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let sink = directory + "/alerts.jsonl"
+        let daemon = try startDaemon("""
+        actions:
+          dedup: {window: 0}
+          named:
+            audit-file: {type: file, path: "\(sink)"}
+        """)
+        let id = UUID().uuidString.prefix(8).lowercased()
+        let rule = Self.markerRule(id, name: "Filed") + "\n  actions: [audit-file]\n"
+        let file = daemon.directory + "/filed.yaml"
+        try write(rule, file)
+        let created = try daemon.vigil(["create", file])
+        XCTAssertEqual(created.status, 0, created.stderr)
+        var lines: [[String: Any]] = []
+        let delivered = try waitUntil {
+            try touchMarker(id)
+            lines = ((try? String(contentsOfFile: sink, encoding: .utf8)) ?? "").split(separator: "\n")
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            return lines.contains { ($0["rule"] as? String) == "Filed \(id)" }
+        }
+        XCTAssertTrue(delivered, "the file action got the alert: \(daemon.diagnostics)")
+        let alert = try XCTUnwrap(lines.first { ($0["rule"] as? String) == "Filed \(id)" })
+        XCTAssertEqual((alert["output_fields"] as? [String: Any])?["fd.name"] as? String, "/tmp/vigil-marker-\(id)")
+        XCTAssertFalse(daemon.stdout.sofar.contains("Filed \(id)"), "a rule with actions does not get default_actions")
+
+        let status = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(daemon.request("GET", "/v1/status").body.utf8)) as? [String: Any])
+        let actions = try XCTUnwrap((status["consumers"] as? [String: Any])?["actions"] as? [String: Any], "status shows the actions")
+        let audit = (actions["actions"] as? [[String: Any]])?.first { ($0["name"] as? String) == "audit-file" }
+        XCTAssertGreaterThan(audit?["sent"] as? Int ?? 0, 0, "\(actions)")
+
+        let unknown = daemon.directory + "/unknown.yaml"
+        try write(Self.markerRule(id, name: "Nowhere") + "\n  actions: [nosuch]\n", unknown)
+        let refused = try daemon.vigil(["create", unknown])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("\(unknown):1:") && refused.stderr.contains("rule 'Nowhere \(id)': unknown action 'nosuch'"), refused.stderr)
+    }
+
     func testMetricsAndHealth() throws {
         let port = 20_000 + Int(getpid() % 20_000)
         let daemon = try startDaemon("metrics:\n  enabled: true\n  port: \(port)")
