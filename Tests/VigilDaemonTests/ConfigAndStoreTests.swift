@@ -2,6 +2,7 @@ import Foundation
 import VigilDaemon
 import VigilRules
 import XCTest
+import Yams
 
 /// The configuration file and the rules directory, without a kernel.
 final class ConfigAndStoreTests: XCTestCase {
@@ -44,6 +45,30 @@ final class ConfigAndStoreTests: XCTestCase {
         XCTAssertEqual(defaults.rulesDirectory, "/etc/vigil/rules.d")
         XCTAssertFalse(defaults.metrics.enabled)
         XCTAssertEqual(defaults.metrics.address, "127.0.0.1")
+    }
+
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+
+    func testTheDocumentedFileIsEveryKeyWithItsDefault() throws {
+        let doc = try String(contentsOfFile: Self.repository + "/docs/config.md", encoding: .utf8)
+        let start = try XCTUnwrap(doc.range(of: "```yaml\n"))
+        let end = try XCTUnwrap(doc.range(of: "```", range: start.upperBound..<doc.endIndex))
+        let documented = try DaemonConfig.parse(String(doc[start.upperBound..<end.lowerBound]), file: "docs/config.md")
+        XCTAssertEqual(documented, DaemonConfig(), "docs/config.md's first YAML block is the defaults, key by key")
+        let keys = String(doc[start.upperBound..<end.lowerBound]).split(separator: "\n")
+            .filter { !$0.hasPrefix("#") && !$0.hasPrefix(" ") && $0.contains(":") }.map { String($0.prefix { $0 != ":" }) }
+        XCTAssertEqual(Set(keys), ["socket", "socket_group", "rules_dir", "default_rules", "ring_mib", "kernel_pushdown",
+                                   "stream_buffer_kib", "log_level", "metrics", "actions"])
+    }
+
+    func testTheDaemonSetsConfigurationLoads() throws {
+        let text = try String(contentsOfFile: Self.repository + "/deploy/daemonset.yaml", encoding: .utf8)
+        let documents = try Yams.load_all(yaml: text).compactMap { $0 as? [String: Any] }
+        let map = try XCTUnwrap(documents.first { $0["kind"] as? String == "ConfigMap" })
+        let yaml = try XCTUnwrap((map["data"] as? [String: Any])?["vigil.yaml"] as? String)
+        let config = try DaemonConfig.parse(yaml, file: "deploy/daemonset.yaml")
+        XCTAssertTrue(config.metrics.enabled)
+        XCTAssertEqual(config.actions.named["stdout"]?.kind, .stdout)
     }
 
     func testBadKeysAndValuesNameTheirLocation() {
