@@ -169,6 +169,12 @@ struct StatusCommand: ParsableCommand {
         lines.append("kernel pushdown \((pushdown["applied"] as? Bool) == true ? "applied" : "not applied"): " + ((pushdown["summary"] as? [String]) ?? []).joined(separator: "; "))
         let stream = status["stream"] as? [String: Any]
         lines.append("events: \(int(stream, "records")) read, \(int(stream, "delivered")) checked, \(int(stream, "undecodable")) undecodable; alerts: \(int(status["alerts"], "total"))")
+        if let actions = (status["consumers"] as? [String: Any])?["actions"] as? [String: Any] {
+            let rows = (actions["actions"] as? [[String: Any]] ?? []).map { action in
+                "\(action["name"] as? String ?? "") \(int(action, "sent")) sent, \(int(action, "failed")) failed, \(int(action, "dropped")) dropped"
+            }
+            lines.append("actions: " + (rows.isEmpty ? "none used yet" : rows.joined(separator: "; ")) + "; \(int(actions, "suppressed")) alerts aggregated")
+        }
         let subscribers = status["subscribers"] as? [String: Any] ?? [:]
         lines.append("streams: \((subscribers["events"] as? [Any])?.count ?? 0) event, \((subscribers["alerts"] as? [Any])?.count ?? 0) alert subscribers; \(int(subscribers, "dropped_lines")) lines dropped for slow clients")
         return lines.joined(separator: "\n")

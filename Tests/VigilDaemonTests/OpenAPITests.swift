@@ -90,7 +90,7 @@ final class OpenAPITests: XCTestCase {
             while stop.wait(timeout: .now() + 0.1) == .timedOut { try? runProgram(program, []) }
         }
         defer { stop.signal() }
-        return try daemon.request(method.uppercased(), path, extraCurlArguments: ["--max-time", "3"])
+        return try daemon.request(method.uppercased(), path, extraCurlArguments: ["--max-time", "5"])
     }
 
     func check(_ body: String, against response: Any?, _ schemas: Schemas, streaming: Bool, _ name: String) {
