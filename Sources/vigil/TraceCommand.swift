@@ -82,6 +82,8 @@ struct Trace: ParsableCommand {
 
     func run() throws {
         global.bootstrapLogging()
+        // Before the sensors load (which takes a while): a Ctrl-C meanwhile still ends in the summary.
+        StopSignal.install()
         let docker = DockerClient()
         let metadata = ContainerMetadataCache(source: docker) { Log.info($0) }
         let watcher = DockerEventWatcher(client: docker)
@@ -120,11 +122,11 @@ struct Trace: ParsableCommand {
                 .map { "\($0.variant): \($0.reason ?? "")" }
             Log.info("\(sensor)/\(report.hook): \(report.active)\(others.isEmpty ? "" : " (not: " + others.joined(separator: "; ") + ")")")
         }
+        Log.info("tracing \(kinds.map(\.rawValue).sorted().joined(separator: ",")); Ctrl-C or SIGTERM stops and prints a summary")
 
         let out = try OutputSink(path: output)
         if format == .table && ruleSet == nil { out.write(EventFormat.tableHeader + "\n") }
         var alertCount = 0
-        StopSignal.install()
         let deadline = duration.map { DispatchTime.now().uptimeNanoseconds + UInt64($0 * 1e9) }
         let json = format == .json
         var line: [UInt8] = []

@@ -12,10 +12,15 @@ final class CLITests: XCTestCase {
 
     /// Runs vigil; `whileRunning` is called once it started (with its pid), `signal` then sent.
     @discardableResult
-    static func vigil(_ arguments: [String], signal: Int32? = nil, afterStart: Double = 0,
+    /// Runs the built `vigil` with `arguments`. With `untilTracing`, waits for `vigil trace` to say
+    /// its sensors are attached ("vigil: tracing ...") before `whileRunning`, then sends `signal`.
+    static func vigil(_ arguments: [String], signal: Int32? = nil, untilTracing: Bool = false,
                       whileRunning: (Int32) throws -> Void = { _ in }) throws -> Result {
         let (process, stdout, stderr) = try launchCapturing(binary, arguments)
-        if afterStart > 0 { Thread.sleep(forTimeInterval: afterStart) }
+        if untilTracing {
+            let ready = waitUntil(seconds: 60) { stderr.sofar.contains("vigil: tracing ") || !process.isRunning }
+            XCTAssertTrue(ready && process.isRunning, "vigil trace did not start tracing: \(stderr.sofar)")
+        }
         try whileRunning(process.processIdentifier)
         if let signal { kill(process.processIdentifier, signal) }
         process.waitUntilExit()
@@ -52,7 +57,7 @@ final class CLITests: XCTestCase {
     func testTraceJSONAndSummaryOnSIGTERM() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF)
         let marker = "vigil-cli-\(UUID().uuidString.prefix(8))"
-        let result = try Self.vigil(["trace", "-o", "json", "--event", "exec,open"], signal: SIGTERM, afterStart: 1.5) { _ in
+        let result = try Self.vigil(["trace", "-o", "json", "--event", "exec,open"], signal: SIGTERM, untilTracing: true) { _ in
             let p = try Process.run(URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "cat /nonexistent/\(marker) 2>/dev/null; true"])
             p.waitUntilExit()
             Thread.sleep(forTimeInterval: 0.2)
@@ -74,7 +79,7 @@ final class CLITests: XCTestCase {
         try requireKernel(.attachTracepoint, .attachTpBTF)
         let file = NSTemporaryDirectory() + "vigil-trace-\(UUID().uuidString.prefix(8)).txt"
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let result = try Self.vigil(["trace", "--event", "open", "--comm", "cat", "--output", file], signal: SIGINT, afterStart: 1.5) { _ in
+        let result = try Self.vigil(["trace", "--event", "open", "--comm", "cat", "--output", file], signal: SIGINT, untilTracing: true) { _ in
             let p = try Process.run(URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "cat \"$(printf '/tmp/x\\033[31my')\" 2>/dev/null; true"])
             p.waitUntilExit()
             Thread.sleep(forTimeInterval: 0.2)

@@ -75,7 +75,7 @@ final class RulesCLITests: XCTestCase {
         try FileManager.default.copyItem(atPath: "/bin/true", toPath: dir + "/sshd")
         let events = dir + "/events.jsonl"
         let trace = try CLITests.vigil(["trace", "-o", "json", "--event", "exec", "--comm", "sshd", "--output", events],
-                                       signal: SIGINT, afterStart: 1.5) { _ in
+                                       signal: SIGINT, untilTracing: true) { _ in
             _ = DockerTestEngine.run(["docker", "exec", container.name, "sshd", "-V"])
             try runProgram(dir + "/sshd", [])
             Thread.sleep(forTimeInterval: 0.3)
@@ -108,7 +108,7 @@ final class LiveAlertsCLITests: XCTestCase {
         try requireKernel(.attachTracepoint, .attachTpBTF)
         let dir = try temporaryDirectory()
         try FileManager.default.copyItem(atPath: "/bin/true", toPath: dir + "/dropper")
-        let result = try CLITests.vigil(["trace", "--alerts", "-o", "json"], signal: SIGTERM, afterStart: 1.5) { _ in
+        let result = try CLITests.vigil(["trace", "--alerts", "-o", "json"], signal: SIGTERM, untilTracing: true) { _ in
             try runProgram(dir + "/dropper", [])
             Thread.sleep(forTimeInterval: 0.3)
         }
