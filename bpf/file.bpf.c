@@ -103,29 +103,49 @@ static __always_inline __u32 highest_byte(__u64 m)
     return b;
 }
 
+/* The state of scan_word over a name (see normal_form). */
+struct scan_state {
+    const __u64 *words;
+    __u64 s, d;       /* the slashes and dots of the word being scanned (0x80 per byte) */
+    __u64 bad;        /* non-zero once a `//`, `/./` or `/../` is found */
+    __u64 last_mask;  /* the slashes of the last word that has one */
+    __u32 last_word;
+};
+
+/* bpf_loop body for word `i` of the name: a slash followed by `/`, `./` or `../` makes it
+ * non-normal; the masks are shifted against the next word's for the bytes that follow.
+ * (bpf_loop: the verifier checks the body once, whatever the name's length.) */
+static long scan_word(__u32 i, void *data)
+{
+    struct scan_state *st = data;
+    if (i >= VIGIL_PUSHDOWN_PATH_MAX / 8)
+        return 1;
+    __u64 w = st->words[i + 1]; /* word 32 is the first of `spill` */
+    __u64 s = st->s, d = st->d;
+    __u64 sn = bytes_equal(w, '/'), dn = bytes_equal(w, '.');
+    __u64 s1 = (s >> 8) | (sn << 56), s2 = (s >> 16) | (sn << 48), s3 = (s >> 24) | (sn << 40);
+    __u64 d1 = (d >> 8) | (dn << 56), d2 = (d >> 16) | (dn << 48);
+    st->bad = s & (s1 | (d1 & (s2 | (d2 & s3))));
+    if (s) {
+        st->last_word = i;
+        st->last_mask = s;
+    }
+    st->s = sn;
+    st->d = dn;
+    return st->bad ? 1 : 0;
+}
+
 /* Whether the absolute name in `path` (`len` bytes, NUL at path[len], zeros after it up to
  * path[len + 16]) is in normal form: no `//`, `/./` or `/../` anywhere, no trailing `/`, `/.` or
  * `/..` (the root `/` alone is fine). Sets *last to the offset of its last slash.
- * Eight bytes at a time: per word, one mask of its slashes and one of its dots (0x80 per byte),
- * shifted against the next word's for the bytes that follow; no helper call, no byte loop. */
+ * Eight bytes at a time: per word, one mask of its slashes and one of its dots; no helper call
+ * per byte. */
 static __always_inline bool normal_form(const char *path, __u32 len, __u32 *last)
 {
     const __u64 *words = (const __u64 *)path;
-    __u64 s = bytes_equal(words[0], '/'), d = bytes_equal(words[0], '.');
-    __u64 bad = 0;
-
-    for (__u32 i = 0; i < VIGIL_PUSHDOWN_PATH_MAX / 8; i++) {
-        if (i > (len >> 3))
-            break;
-        __u64 w = words[i + 1]; /* word 32 is the first of `spill` */
-        __u64 sn = bytes_equal(w, '/'), dn = bytes_equal(w, '.');
-        __u64 s1 = (s >> 8) | (sn << 56), s2 = (s >> 16) | (sn << 48), s3 = (s >> 24) | (sn << 40);
-        __u64 d1 = (d >> 8) | (dn << 56), d2 = (d >> 16) | (dn << 48);
-        bad |= s & (s1 | (d1 & (s2 | (d2 & s3)))); /* a slash followed by /, ./ or ../ */
-        s = sn;
-        d = dn;
-    }
-    if (bad)
+    struct scan_state st = { .words = words, .s = bytes_equal(words[0], '/'), .d = bytes_equal(words[0], '.') };
+    bpf_loop((len >> 3) + 1, scan_word, &st, 0);
+    if (st.bad)
         return false;
     if (len > 1) { /* the end: a trailing /, /. or /.. */
         char c1 = path[(len - 1) & (VIGIL_PUSHDOWN_PATH_MAX - 1)];
@@ -134,17 +154,7 @@ static __always_inline bool normal_form(const char *path, __u32 len, __u32 *last
                                                       && path[(len - 3) & (VIGIL_PUSHDOWN_PATH_MAX - 1)] == '/'))))
             return false;
     }
-    /* The last slash: the last word with one, searched backwards (path[0] is one). */
-    for (__u32 i = 0; i < VIGIL_PUSHDOWN_PATH_MAX / 8; i++) {
-        if (i > (len >> 3))
-            break;
-        __u32 k = ((len >> 3) - i) & (VIGIL_PUSHDOWN_PATH_MAX / 8 - 1);
-        __u64 m = bytes_equal(words[k], '/');
-        if (m) {
-            *last = k * 8 + highest_byte(m);
-            break;
-        }
-    }
+    *last = (st.last_word & (VIGIL_PUSHDOWN_PATH_MAX / 8 - 1)) * 8 + highest_byte(st.last_mask);
     return true;
 }
 

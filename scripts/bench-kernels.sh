@@ -127,7 +127,7 @@ for glob in "${globs[@]}"; do
   fi
   version=${image#/boot/vmlinuz-}
   log "$version: booting (qemu, TCG)"
-  raw=$(scripts/run-in-kernel.sh "$version" scripts/bench-kernels.sh --guest $rounds $iterations | tr -d '\r' | tee /dev/stderr | grep '^bench-kernels-run' || true)
+  raw=$(scripts/run-in-kernel.sh "$version" scripts/bench-kernels.sh --guest $rounds $iterations | tr -d '\r' | tee -a /dev/stderr | grep '^bench-kernels-run' || true)
   declare -A ns=() summary=() base=()
   declare -A nones=()
   while IFS=$'\t' read -r _ config round value text; do
