@@ -56,9 +56,12 @@ struct {
     __type(value, __u8);
 } kill_comms SEC(".maps");
 
-/* Per-CPU room for the lookup keys (the name is read once, into the trie key). The bytes after
- * the path let a basename of up to VIGIL_PUSHDOWN_BASENAME_MAX bytes be copied from any offset. */
+/* Per-CPU room for the lookup keys (the name is read once, into the trie key). `_align` puts the
+ * path on 8 bytes, so it is scanned a word at a time; the bytes after it give room for the scan's
+ * look-ahead word and for copying a basename of up to VIGIL_PUSHDOWN_BASENAME_MAX bytes from any
+ * offset. */
 struct open_lookup {
+    __u32 _align;
     struct vigil_path_key key;
     char spill[VIGIL_PUSHDOWN_BASENAME_MAX];
     struct vigil_basename_key base;
@@ -73,35 +76,98 @@ struct {
 
 enum open_verdict { OPEN_DROP, OPEN_PASS, OPEN_KILL };
 
-/* The state of scan_name over a name in open_lookup. */
+#define BYTES(c) (0x0101010101010101ULL * (__u8)(c))
+#define LOW7 0x7f7f7f7f7f7f7f7fULL
+
+/* 0x80 in every byte of `w` that equals `c`, 0 in the others (exact: no carry crosses a byte). */
+static __always_inline __u64 bytes_equal(__u64 w, char c)
+{
+    __u64 x = w ^ BYTES(c);
+    return ~(((x & LOW7) + LOW7) | x | LOW7);
+}
+
+/* Index of the highest byte of `m` with its 0x80 bit set (m != 0, only 0x80 bits set). */
+static __always_inline __u32 highest_byte(__u64 m)
+{
+    __u32 b = 0;
+    if (m >> 32) {
+        b += 4;
+        m >>= 32;
+    }
+    if (m >> 16) {
+        b += 2;
+        m >>= 16;
+    }
+    if (m >> 8)
+        b += 1;
+    return b;
+}
+
+/* The state of scan_word over a name (see normal_form). */
 struct scan_state {
-    struct open_lookup *l;
-    __u32 len;   /* bytes of the name, NUL excluded */
-    __u32 last;  /* offset of its last slash */
-    __u32 bad;   /* set when the name is not in normal form */
+    const __u64 *words;
+    __u64 s, d;       /* the slashes and dots of the word being scanned (0x80 per byte) */
+    __u64 bad;        /* non-zero once a `//`, `/./` or `/../` is found */
+    __u64 last_mask;  /* the slashes of the last word that has one */
+    __u32 last_word;
 };
 
-/* bpf_loop body for byte `i + 1` of the name (byte 0 is the leading slash; the end counts as a
- * slash): a name with `//`, `/./`, `/../` or a trailing `/`, `/.` or `/..` is not in normal form. */
-static long scan_name(__u32 i, void *data)
+/* bpf_loop body for word `i` of the name: a slash followed by `/`, `./` or `../` makes it
+ * non-normal; the masks are shifted against the next word's for the bytes that follow.
+ * (bpf_loop: the verifier checks the body once, whatever the name's length.) */
+static long scan_word(__u32 i, void *data)
 {
     struct scan_state *st = data;
-    const char *path = st->l->key.path;
-    __u32 p = i + 1;
-    char c = p < st->len ? path[p & (VIGIL_PUSHDOWN_PATH_MAX - 1)] : '/';
-    if (c != '/')
-        return 0;
-    __u32 seg = p - st->last - 1;
-    if ((seg == 0 && st->len > 1)
-        || (seg == 1 && path[(p - 1) & (VIGIL_PUSHDOWN_PATH_MAX - 1)] == '.')
-        || (seg == 2 && path[(p - 1) & (VIGIL_PUSHDOWN_PATH_MAX - 1)] == '.'
-            && path[(p - 2) & (VIGIL_PUSHDOWN_PATH_MAX - 1)] == '.')) {
-        st->bad = 1;
+    if (i >= VIGIL_PUSHDOWN_PATH_MAX / 8)
         return 1;
+    __u64 w = st->words[i + 1]; /* word 32 is the first of `spill` */
+    __u64 s = st->s, d = st->d;
+    __u64 sn = bytes_equal(w, '/'), dn = bytes_equal(w, '.');
+    __u64 s1 = (s >> 8) | (sn << 56), s2 = (s >> 16) | (sn << 48), s3 = (s >> 24) | (sn << 40);
+    __u64 d1 = (d >> 8) | (dn << 56), d2 = (d >> 16) | (dn << 48);
+    st->bad = s & (s1 | (d1 & (s2 | (d2 & s3))));
+    if (s) {
+        st->last_word = i;
+        st->last_mask = s;
     }
-    if (p < st->len)
-        st->last = p;
-    return 0;
+    st->s = sn;
+    st->d = dn;
+    return st->bad ? 1 : 0;
+}
+
+/* Whether the absolute name in `path` (`len` bytes, NUL at path[len], zeros after it up to
+ * path[len + 16]) is in normal form: no `//`, `/./` or `/../` anywhere, no trailing `/`, `/.` or
+ * `/..` (the root `/` alone is fine). Sets *last to the offset of its last slash.
+ * Eight bytes at a time: per word, one mask of its slashes and one of its dots; no helper call
+ * per byte. */
+static __always_inline bool normal_form(const char *path, __u32 len, __u32 *last)
+{
+    const __u64 *words = (const __u64 *)path;
+    struct scan_state st = { .words = words, .s = bytes_equal(words[0], '/'), .d = bytes_equal(words[0], '.') };
+    bpf_loop((len >> 3) + 1, scan_word, &st, 0);
+    if (st.bad)
+        return false;
+    if (len > 1) { /* the end: a trailing /, /. or /.. */
+        char c1 = path[(len - 1) & (VIGIL_PUSHDOWN_PATH_MAX - 1)];
+        char c2 = path[(len - 2) & (VIGIL_PUSHDOWN_PATH_MAX - 1)];
+        if (c1 == '/' || (c1 == '.' && (c2 == '/' || (c2 == '.' && len > 2
+                                                      && path[(len - 3) & (VIGIL_PUSHDOWN_PATH_MAX - 1)] == '/'))))
+            return false;
+    }
+    *last = (st.last_word & (VIGIL_PUSHDOWN_PATH_MAX / 8 - 1)) * 8 + highest_byte(st.last_mask);
+    return true;
+}
+
+/* Copies the basename at path[start] (`blen` bytes, 0 < blen < VIGIL_PUSHDOWN_BASENAME_MAX) into
+ * the NUL-padded key, a word at a time: the words of the name that begin at or before its NUL end
+ * in zeros (normal_form's contract), the later ones are zero. */
+static __always_inline void copy_basename(struct open_lookup *l, __u32 start, __u32 blen)
+{
+    const char *from = &l->key.path[start & (VIGIL_PUSHDOWN_PATH_MAX - 1)];
+    __u64 *to = (__u64 *)l->base.name;
+#pragma unroll
+    for (__u32 j = 0; j < VIGIL_PUSHDOWN_BASENAME_MAX / 8; j++)
+        to[j] = j * 8 <= blen ? *(const __u64 *)(from + j * 8) : 0;
 }
 
 /* Whether a kill entry applies to the current command name. */
@@ -137,13 +203,12 @@ static __always_inline enum open_verdict open_verdict(const char *filename, __u3
     long n = bpf_probe_read_user_str(l->key.path, VIGIL_PUSHDOWN_PATH_MAX, filename);
     if (n <= 1 || n >= VIGIL_PUSHDOWN_PATH_MAX || l->key.path[0] != '/')
         return OPEN_PASS; /* unreadable, empty, long or relative: userspace decides */
-
-    /* Normal form, and where the basename starts (bpf_loop: the verifier checks the body once). */
-    struct scan_state scan = { .l = l, .len = n - 1 };
-    bpf_loop(scan.len, scan_name, &scan, 0);
-    if (scan.bad)
+    __u32 len = n - 1, last = 0;
+    /* The bytes after the NUL hold an earlier name: zero the 16 the scan may look at. */
+    *(__u64 *)&l->key.path[(len + 1) & (VIGIL_PUSHDOWN_PATH_MAX - 1)] = 0;
+    *(__u64 *)&l->key.path[((len + 1) & (VIGIL_PUSHDOWN_PATH_MAX - 1)) + 8] = 0;
+    if (!normal_form(l->key.path, len, &last))
         return OPEN_PASS;
-    __u32 len = scan.len, last = scan.last;
 
     bool kill = false;
     l->key.prefixlen = n * 8; /* the NUL included: exact entries match only exactly */
@@ -156,9 +221,7 @@ static __always_inline enum open_verdict open_verdict(const char *filename, __u3
     if ((!pass || (kill_on && !kill)) && (cfg->flags & VIGIL_FILTER_OPEN_BASENAMES) && blen > 0) {
         if (blen >= VIGIL_PUSHDOWN_BASENAME_MAX)
             return kill ? OPEN_KILL : OPEN_PASS; /* longer than any key: userspace decides */
-        __builtin_memset(l->base.name, 0, sizeof(l->base.name));
-        bpf_probe_read_kernel(l->base.name, blen & (VIGIL_PUSHDOWN_BASENAME_MAX - 1),
-                              &l->key.path[(last + 1) & (VIGIL_PUSHDOWN_PATH_MAX - 1)]);
+        copy_basename(l, last + 1, blen);
         r = bpf_map_lookup_elem(&open_basenames, &l->base);
         if (r) {
             pass = pass || (r->pass & class);

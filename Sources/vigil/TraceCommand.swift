@@ -55,6 +55,8 @@ struct Trace: ParsableCommand {
     var rules: [String] = []
     @Flag(name: .long, help: "With --alerts: do not load the embedded default rules.")
     var withoutDefaultRules = false
+    @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the file sensor's open hook (fexit or tracepoint; default: the first that works).", visibility: .hidden))
+    var fileHook: String?
 
     enum OutputFormat: String, ExpressibleByArgument { case table, json }
 
@@ -66,6 +68,9 @@ struct Trace: ParsableCommand {
             throw ValidationError("unknown set '\(name)': use proc or fs")
         }
         guard ringMiB > 0, ringMiB & (ringMiB - 1) == 0 else { throw ValidationError("--ring-mib must be a power of two") }
+        if let fileHook, !Sensors.fileHooks.contains(where: { $0.variants.contains { $0.name == fileHook } }) {
+            throw ValidationError("unknown --file-hook '\(fileHook)': use \(Sensors.fileHooks.flatMap { $0.variants.map(\.name) }.joined(separator: " or "))")
+        }
     }
 
     private func kinds(_ list: [String]) -> [String] {
@@ -115,7 +120,10 @@ struct Trace: ParsableCommand {
                 Log.info("rules: \(ruleSet?.rules.count ?? 0) enabled; " + pushdown.summary.joined(separator: "; "))
             }
         }
-        let sensors = try Sensors(files: kinds.contains(.open), filter: filter, ringBytes: ringMiB << 20)
+        let fileHooks = Sensors.fileHooks.map { hook in
+            Hook(hook.name, variants: hook.variants.filter { fileHook == nil || $0.name == fileHook })
+        }
+        let sensors = try Sensors(files: kinds.contains(.open), filter: filter, ringBytes: ringMiB << 20, fileHooks: fileHooks)
         let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: kinds)
         for (sensor, report) in sensors.reports {
             let others = report.attempts.filter { $0.outcome == .skipped || $0.outcome == .failed }

@@ -78,6 +78,39 @@ final class OpenPathFilterTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(try counters(harness).filtered - before, 2, "the dropped opens are counted as filtered")
     }
 
+    /// The kernel scans the name 8 bytes at a time: every `//`, `/./`, `/../` and trailing `/`,
+    /// `/.`, `/..` must be found at every offset in a word and across words, names with dots that
+    /// are not `.` or `..` segments are still compared, and the basename is found at every offset.
+    func testTheNameScanFindsEveryNonNormalFormAtEveryOffset() throws {
+        let dir = try directory()
+        let set = try rules(rule("exact", "fd.name = \(dir)/watched") + rule("key", "fd.filename = id_rsa"))
+        let harness = try harness(set)
+        var passes: [String] = [], drops: [String] = []
+        let events = try harness.collect {
+            for n in 0...16 {
+                let pad = String(repeating: "p", count: n) // moves what follows through every offset mod 8
+                for (name, resolved) in [("\(dir)/q\(pad)//a\(n)", "\(dir)/q\(pad)/a\(n)"),
+                                         ("\(dir)/q\(pad)/./b\(n)", "\(dir)/q\(pad)/b\(n)"),
+                                         ("\(dir)/c\(n)\(pad)/../c\(n)", "\(dir)/c\(n)"),
+                                         ("\(dir)/\(pad)d\(n)/", "\(dir)/\(pad)d\(n)"),
+                                         ("\(dir)/\(pad)e\(n)/.", "\(dir)/\(pad)e\(n)"),
+                                         ("\(dir)/f\(n)/q\(pad)/..", "\(dir)/f\(n)"),
+                                         ("\(dir)/q\(pad)/id_rsa", "\(dir)/q\(pad)/id_rsa")] {
+                    _ = openClose(name)
+                    passes.append(resolved)
+                }
+                for name in ["\(dir)/q\(pad)/.g\(n)", "\(dir)/q\(pad)/..h\(n)", "\(dir)/q\(pad)/...", "\(dir)/q\(pad).i\(n)/x.",
+                             "\(dir)/q\(pad)/id_rsa.pub", "\(dir)/q\(pad)/xid_rsa", "\(dir)/q\(pad)"] {
+                    _ = openClose(name)
+                    drops.append(name)
+                }
+            }
+        }
+        let seen = Set(paths(events).filter { $0.hasPrefix(dir) })
+        XCTAssertEqual(passes.filter { !seen.contains($0) }, [], "non-normal names and basename matches reach userspace")
+        XCTAssertEqual(drops.filter { seen.contains($0) }, [], "normal names no rule matches are dropped")
+    }
+
     func testTheDefaultRulesDropAPlainReadAndKeepASensitiveOne() throws {
         let set = try RuleFiles.ruleSet(paths: [], defaults: true)
         let harness = try harness(set)

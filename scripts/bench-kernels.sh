@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# scripts/bench-kernels.sh: what the file sensor's open hook costs an open()+close() loop on
+# Debian's 6.1 and 6.12 kernels, where it runs as fexit on do_sys_openat2 (BPF trampolines), next
+# to its syscall-exit-tracepoint variant (the one hosts without trampolines run) in the same guest.
+#
+# Each kernel boots under qemu (scripts/run-in-kernel.sh: the host's / read-only with a tmpfs
+# overlay, so the binaries built here run as they are) and, inside one guest, runs interleaved
+# rounds of bench/openclose.c pinned to CPU 0 with, pinned to CPU 1:
+#   none              no tracer
+#   fexit-alerts      vigil trace --alerts --file-hook fexit: the default rules, path pushdown on
+#                     (no default rule matches the loop's opens: each is dropped in the kernel)
+#   fexit-open        vigil trace --event open --file-hook fexit: every open delivered (JSON to a
+#                     file on tmpfs)
+#   tracepoint-alerts / tracepoint-open: the same with --file-hook tracepoint
+# Per round the tracers run in rotated order, each between two runs without a tracer; a run's
+# ratio is its ns/iteration over the median of that round's runs without a tracer, a config's
+# slowdown the median ratio over the rounds (as in scripts/bench-sensors.sh). vigil is started
+# fresh per run and the loop starts once vigil has logged its hooks (it does so after attaching).
+#
+# qemu runs in software emulation (TCG) on these machines: absolute times mean nothing (an
+# iteration takes tens of microseconds) and BPF runs JITed but emulated, like everything else.
+# Only the ratios measured side by side in one guest are an indication, and the noise is larger
+# than on the host.
+#
+# Prints a Markdown section between `<!-- BEGIN kernels` and `<!-- END kernels -->` on stdout;
+# progress goes to stderr. `scripts/bench-section.sh kernels FILE` puts it into BENCHMARKS.md.
+#
+# Usage (as root; about 10 minutes with the defaults):
+#   scripts/bench-kernels.sh [--rounds N] [--iterations N] [--kernels 'GLOB,GLOB'] [--no-build]
+#   (--guest ROUNDS ITERATIONS is the part that runs inside the guest)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/opt/swift/usr/bin:/usr/sbin:/sbin:$PATH
+invocation="scripts/bench-kernels.sh${*:+ $*}"
+vigil=.build/release/vigil
+bin=.build/bench-kernels          # the loops, built here (the guest sees them read-only)
+configs=(fexit-alerts fexit-open tracepoint-alerts tracepoint-open)
+rules_floor=1.10
+
+# --- inside the guest: prints "bench-kernels-run<TAB>CONFIG<TAB>ROUND<TAB>NS<TAB>SUMMARY" lines ---
+if [ "${1:-}" = --guest ]; then
+  rounds=$2 iterations=$3
+  work=$(mktemp -d /tmp/vigil-bench-kernels.XXXXXX)
+  : > "$work/open-timed"
+  chrt -i 0 taskset -c 0 $bin/vb-idle-spin & spin=$!
+  trap 'kill $spin 2>/dev/null' EXIT
+  loop() { taskset -c 0 $bin/vb-openclose "$work/open-timed" "$iterations" 40 200 | sed -n 's/.*min_ns=\([0-9]*\).*/\1/p'; }
+  report() { printf 'bench-kernels-run\t%s\t%s\t%s\t%s\n' "$@"; }
+  # The open program's own run time per call (guest-wide setting; the guest is thrown away).
+  sysctl -q kernel.bpf_stats_enabled=1
+  prog_stats() { bpftool prog show -j 2>/dev/null | python3 -c 'import json, sys
+p = [x for x in json.load(sys.stdin) if x.get("name") in ("open_fexit", "openat_exit")]
+print(p[-1].get("run_time_ns", 0), p[-1].get("run_cnt", 0)) if p else print(0, 0)'; }
+  for ((round = 1; round <= rounds; round++)); do
+    report none $round "$(loop)" ""
+    for ((k = 0; k < ${#configs[@]}; k++)); do
+      config=${configs[$(( (k + round - 1) % ${#configs[@]} ))]}
+      case $config in
+        *-alerts) args=(--alerts) ;;
+        *-open) args=(--event open) ;;
+      esac
+      rm -f "$work/out" "$work/err"
+      taskset -c 1 $vigil trace "${args[@]}" --file-hook "${config%-*}" --format json --output "$work/out" > /dev/null 2> "$work/err" &
+      pid=$!
+      for ((i = 0; i < 1200; i++)); do
+        grep -qs '^vigil: file/open:' "$work/err" && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1
+      done
+      if ! grep -qs "^vigil: file/open: ${config%-*}" "$work/err"; then
+        echo "bench-kernels: $config did not attach its ${config%-*} variant:" >&2; cat "$work/err" >&2
+        kill -KILL $pid 2>/dev/null; exit 1
+      fi
+      sleep 0.5
+      read -r t0 c0 <<< "$(prog_stats)"
+      ns=$(loop)
+      read -r t1 c1 <<< "$(prog_stats)"
+      kill -INT $pid; wait $pid || true
+      report "$config" $round "$ns" "$(( (t1 - t0) / (c1 > c0 ? c1 - c0 : 1) )) ns per call of the open program; $(sed -n 's/^vigil trace: //p' "$work/err" | tail -1)"
+      report none $round "$(loop)" ""
+    done
+  done
+  exit 0
+fi
+
+# --- on the host ---------------------------------------------------------------------------------
+rounds=3 iterations=20000 build=1 kernels='6.1.*-amd64,6.12.*-amd64'
+while [ $# -gt 0 ]; do
+  case $1 in
+    --rounds) rounds=$2; shift 2 ;;
+    --iterations) iterations=$2; shift 2 ;;
+    --kernels) kernels=$2; shift 2 ;;
+    --no-build) build=0; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench-kernels: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+log() { echo "bench-kernels: $*" >&2; }
+[ "$(id -u)" = 0 ] || { log "boots kernels and loads eBPF programs: run as root"; exit 1; }
+command -v qemu-system-x86_64 >/dev/null || { log "qemu missing: running scripts/setup.sh --test"; scripts/setup.sh --test >&2; }
+if [ $build = 1 ]; then
+  log "building vigil (swift build -c release --product vigil)"
+  swift build -c release --product vigil >&2
+fi
+mkdir -p $bin
+for program in openclose idle-spin; do cc -O2 -Wall -Wextra -o $bin/vb-$program bench/$program.c; done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+label() {
+  case $1 in
+    fexit-alerts) echo "fexit: \`vigil trace --alerts\` (default rules, pushdown on)" ;;
+    fexit-open) echo "fexit: \`vigil trace --event open\` (every open delivered)" ;;
+    tracepoint-alerts) echo "tracepoint: \`vigil trace --alerts --file-hook tracepoint\`" ;;
+    tracepoint-open) echo "tracepoint: \`vigil trace --event open --file-hook tracepoint\`" ;;
+  esac
+}
+
+cat <<EOF
+<!-- BEGIN kernels: generated by scripts/bench-kernels.sh (make bench); edits inside are overwritten -->
+## The open hook on Debian's kernels under qemu (\`scripts/bench-kernels.sh\`)
+
+- Command: \`$invocation\` (what \`make bench\` runs); vigil $($vigil --version 2>/dev/null || echo "?") built from $(git rev-parse --short HEAD 2>/dev/null || echo "?")$(git diff --quiet HEAD -- Sources Package.swift bpf 2>/dev/null || echo " plus uncommitted changes"); run on $(date +%Y-%m-%d) on a host with nproc $(nproc)
+- **qemu runs in software emulation (TCG) here: absolute times mean nothing, only ratios measured side by side in the same guest are an indication** (noisier than on the host: the guest's two vCPUs are host threads on a shared machine).
+- "ns per call of the open program" is the program's own run time per call (\`kernel.bpf_stats_enabled\` in the guest), as emulated.
+- Method: in one guest per kernel, $rounds rounds of \`bench/openclose.c\` ($iterations timed open()+close() steps per run in 40 slices, the fastest slice as the run's figure: under emulation on a shared host the noise only adds time) pinned to CPU 0, \`vigil trace\` pinned to CPU 1 and started fresh per run (\`--file-hook\` forces the variant); per round the configurations run in rotated order, each between two runs without a tracer, and a run's ratio is over the median of that round's runs without one. Slowdown: the median ratio over the rounds.
+EOF
+IFS=, read -r -a globs <<< "$kernels"
+verdicts=()
+for glob in "${globs[@]}"; do
+  image=$(ls /boot/vmlinuz-$glob 2>/dev/null | sort -V | tail -1)
+  if [ -z "$image" ]; then
+    log "SKIP $glob: no /boot/vmlinuz-$glob (scripts/setup.sh --test installs it)"
+    printf '\n### %s\n\nnot measured: no /boot/vmlinuz-%s\n' "$glob" "$glob"
+    continue
+  fi
+  version=${image#/boot/vmlinuz-}
+  log "$version: booting (qemu, TCG)"
+  guest_log=$(mktemp)
+  # A guest that runs out of time (KVMTEST_TIMEOUT) leaves its rounds incomplete: the tables show
+  # only the runs that finished.
+  KVMTEST_TIMEOUT=${KVMTEST_TIMEOUT:-3600} scripts/run-in-kernel.sh "$version" scripts/bench-kernels.sh --guest $rounds $iterations > "$guest_log" || log "$version: the guest exited with $?"
+  tr -d '\r' < "$guest_log" >&2
+  raw=$(tr -d '\r' < "$guest_log" | grep '^bench-kernels-run' || true)
+  rm -f "$guest_log"
+  declare -A ns=() summary=() base=()
+  declare -A nones=()
+  while IFS=$'\t' read -r _ config round value text; do
+    [ -n "$value" ] || continue
+    if [ "$config" = none ]; then nones[$round]+="$value "; else ns[$config/$round]=$value; summary[$config/$round]=$text; fi
+  done <<< "$raw"
+  echo
+  echo "### Linux $version (qemu, TCG)"
+  echo
+  if [ ${#ns[@]} = 0 ]; then echo "no run completed (see the guest's output on stderr)"; verdicts+=("FAIL $version: no run completed"); continue; fi
+  all_base=()
+  for ((round = 1; round <= rounds; round++)); do
+    read -r -a b <<< "${nones[$round]:-}"
+    [ ${#b[@]} -gt 0 ] || continue
+    base[$round]=$(median "${b[@]}"); all_base+=("${b[@]}")
+  done
+  echo "| configuration | ns/iteration (median) | runs: ns/iteration (ratio) | slowdown (median) |"
+  echo "|---|---:|---|---:|"
+  echo "| no tracer | $(median "${all_base[@]}") | round medians: $(for r in "${!base[@]}"; do echo "$r ${base[$r]}"; done | sort -n | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $2 }') | 1.00x |"
+  declare -A slow=()
+  for config in "${configs[@]}"; do
+    runs="" ratios=() values=()
+    for ((round = 1; round <= rounds; round++)); do
+      [ -n "${ns[$config/$round]:-}" ] && [ -n "${base[$round]:-}" ] || continue
+      ratio=$(awk -v t="${ns[$config/$round]}" -v b="${base[$round]}" 'BEGIN { printf "%.2f", t / b }')
+      ratios+=("$ratio") values+=("${ns[$config/$round]}") runs+="${ns[$config/$round]} ($ratio), "
+    done
+    [ ${#ratios[@]} -gt 0 ] || continue
+    slow[$config]=$(printf "%.2f" "$(median "${ratios[@]}")")
+    echo "| $(label $config) | $(median "${values[@]}") | ${runs%, } | ${slow[$config]}x |"
+  done
+  echo
+  echo "vigil's own summary per run (it counts every process's events, not only the loop's):"
+  echo
+  for config in "${configs[@]}"; do
+    for ((round = 1; round <= rounds; round++)); do
+      [ -n "${summary[$config/$round]:-}" ] && echo "- $config, round $round: ${summary[$config/$round]}"
+    done
+  done
+  for config in fexit-alerts tracepoint-alerts; do
+    [ -n "${slow[$config]:-}" ] || continue
+    v=$(awk -v s="${slow[$config]}" -v f=$rules_floor 'BEGIN { print (s <= f ? "within" : "above") }')
+    verdicts+=("$version, ${config%-*}: \`vigil trace --alerts\` ${slow[$config]}x, $v the ${rules_floor}x floor (indicative: TCG); every open delivered: ${slow[${config%-*}-open]:-?}x")
+  done
+  unset ns summary base nones slow
+done
+echo
+echo "### Verdict (indicative only: software emulation)"
+echo
+for v in "${verdicts[@]}"; do echo "- $v"; done
+echo "<!-- END kernels -->"
