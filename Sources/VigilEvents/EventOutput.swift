@@ -1,0 +1,94 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Events written as lines (JSON or table rows) to a file descriptor: each event is formatted
+/// straight into one reusable buffer, which is written with write(2) once per batch (`flush`,
+/// for example from `EventStream`'s `batchDone`), or sooner when it passes `limit`. Driven by
+/// one thread.
+public final class EventOutput {
+    /// Where events go: JSON objects (`EventFormat.appendJSON`) or table rows.
+    public enum Format: Sendable {
+        case json, table
+    }
+
+    /// Output that could not be written: what was lost, and why.
+    public struct WriteError: Error, CustomStringConvertible {
+        /// The file (or "standard output") and the reason.
+        public var description: String
+    }
+
+    /// Bytes held at most before writing within a batch.
+    public static let limit = 1 << 20
+
+    private let fd: Int32
+    private let ownsFD: Bool
+    private let name: String
+    private let format: Format
+    private var buffer = ByteBuffer(capacity: EventOutput.limit + (1 << 16))
+    /// Bytes written so far.
+    public private(set) var bytesWritten = 0
+
+    /// Output to `path` (created or truncated with open(2): never replaced by rename, so a
+    /// device such as /dev/null stays a device), or to standard output when `path` is nil.
+    public init(path: String?, format: Format) throws(WriteError) {
+        self.format = format
+        if let path {
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw WriteError(description: "cannot write \(path): \(String(cString: strerror(errno)))") }
+            self.fd = fd
+            ownsFD = true
+            name = path
+        } else {
+            fd = STDOUT_FILENO
+            ownsFD = false
+            name = "standard output"
+        }
+    }
+
+    deinit {
+        try? flush()
+        if ownsFD { close(fd) }
+    }
+
+    /// Adds one event as a line.
+    public func write(_ event: Event) throws(WriteError) {
+        switch format {
+        case .json:
+            EventFormat.appendJSON(event, to: &buffer)
+        case .table:
+            var row = EventFormat.tableRow(event)
+            row.withUTF8 { buffer.append(UnsafeRawBufferPointer($0)) }
+        }
+        buffer.append(0x0a)
+        if buffer.count >= Self.limit { try flush() }
+    }
+
+    /// Adds text as it is (include the newline).
+    public func write(_ text: String) throws(WriteError) {
+        var text = text
+        text.withUTF8 { buffer.append(UnsafeRawBufferPointer($0)) }
+        if buffer.count >= Self.limit { try flush() }
+    }
+
+    /// Writes what is buffered (write(2) until done). A failed write is an error that says how
+    /// much output was lost, never a silent loss.
+    public func flush() throws(WriteError) {
+        defer { buffer.removeAll() }
+        let (written, failure) = buffer.withUnsafeBytes { bytes -> (Int, Int32?) in
+            var offset = 0
+            while offset < bytes.count {
+                let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return (offset, n < 0 ? errno : EIO) }
+                offset += n
+            }
+            return (offset, nil)
+        }
+        bytesWritten += written
+        if let failure {
+            throw WriteError(description: "cannot write \(name): \(String(cString: strerror(failure))); "
+                + "\(buffer.count - written) bytes of output lost")
+        }
+    }
+}
