@@ -59,21 +59,31 @@ public final class Enricher {
 
     /// Enriches `event` in place.
     public func enrich(_ event: inout Event) {
-        processes.update(with: event)
-        defer { processes.finish(event) }
-        if case .exit = event.payload {
+        switch event.payload {
+        case .exec:
+            break // it changes the table
+        case .fork(let f) where !f.isThread:
+            break // it adds the child to the table
+        case .exit:
+            processes.update(with: event)
             cache.removeValue(forKey: event.pid)
             enrichAnew(&event)
+            processes.finish(event)
             return
-        }
-        if let index = cache.index(forKey: event.pid) {
-            let known = cache.values[index]
-            if known.fits(event, tableVersion: processes.version, containerVersion: containerVersion) {
-                event.process = known.process
-                event.container = known.container
-                return
+        case .open, .fork:
+            // Opens and new threads change nothing in the table. Kept contexts fit only while the
+            // table's version is the one they were built at: the process had a record then and
+            // still has.
+            if let index = cache.index(forKey: event.pid) {
+                let known = cache.values[index]
+                if known.fits(event, tableVersion: processes.version, containerVersion: containerVersion) {
+                    event.process = known.process
+                    event.container = known.container
+                    return
+                }
             }
         }
+        processes.update(with: event)
         if enrichAnew(&event) {
             if cache.count >= Self.cacheLimit { cache.removeAll() }
             cache[event.pid] = Enriched(tableVersion: processes.version, containerVersion: containerVersion,

@@ -78,6 +78,7 @@ public struct ByteBuffer: ~Copyable {
     }
 
     /// Appends `value` in decimal.
+    @inline(__always)
     public mutating func append(decimal value: UInt64) {
         let digits = Self.decimalDigits(value)
         reserve(digits)
@@ -326,6 +327,7 @@ extension ByteBuffer {
     }
 
     /// Appends a JSON value.
+    @inline(__always)
     public mutating func appendJSON(_ value: FieldValue) {
         switch value {
         case .string(let s): appendJSON(s)

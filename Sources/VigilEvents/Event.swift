@@ -381,7 +381,7 @@ public struct ContainerContext: Sendable, Equatable {
     /// The 12-character id (Falco's container.id), `host`, or `unknown` for an unidentified one.
     public var id: String { Self.id(fullID: fullID, runtime: runtime) }
     /// Whether this is a container rather than the host.
-    public var isContainer: Bool { runtime != "host" }
+    public var isContainer: Bool { storage.bytes.isContainer }
 
     /// The JSON rendered for this context's fields (see `RenderedJSON`).
     var rendered: RenderedJSON { storage.rendered }
@@ -405,6 +405,8 @@ public struct ContainerContext: Sendable, Equatable {
     /// The texts as bytes, made once per change (fields read them per event).
     private struct Bytes {
         var id: ByteString, fullID: ByteString, runtime: ByteString, name: ByteString, image: ByteString
+        /// runtime != "host", read per event.
+        var isContainer: Bool
     }
 
     /// The fields, changed only while uniquely referenced (copy on write).
@@ -428,7 +430,7 @@ public struct ContainerContext: Sendable, Equatable {
 
         private static func bytes(fullID: String, runtime: String, name: String, image: String) -> Bytes {
             Bytes(id: ByteString(ContainerContext.id(fullID: fullID, runtime: runtime)), fullID: ByteString(fullID),
-                  runtime: ByteString(runtime), name: ByteString(name), image: ByteString(image))
+                  runtime: ByteString(runtime), name: ByteString(name), image: ByteString(image), isContainer: runtime != "host")
         }
     }
 }
@@ -458,9 +460,11 @@ struct ProcessKey: Equatable, Sendable {
         mountNamespace = event.mountNamespace; pidNamespace = event.pidNamespace
         cgroupID = event.cgroupID
         isContainer = event.container.isContainer
+        var words: (UInt64, UInt64) = (0, 0)
         event.comm.bytes.withUnsafeBytes { source in
-            withUnsafeMutableBytes(of: &comm) { $0.copyMemory(from: source) }
+            withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: source) }
         }
+        comm = words
     }
 
     static func == (a: ProcessKey, b: ProcessKey) -> Bool {
