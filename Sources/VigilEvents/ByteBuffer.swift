@@ -82,7 +82,7 @@ public struct ByteBuffer: ~Copyable {
     public mutating func append(decimal value: UInt64) {
         let digits = Self.decimalDigits(value)
         reserve(digits)
-        Self.writeDecimal(value, digits: digits, at: base + count)
+        Self.writePadded(value, digits: digits, at: base + count)
         count += digits
     }
 
@@ -99,7 +99,7 @@ public struct ByteBuffer: ~Copyable {
         reserve(total)
         let o = base + count
         for i in 0..<(total - digits) { o[i] = 0x30 }
-        Self.writeDecimal(value, digits: digits, at: o + (total - digits))
+        Self.writePadded(value, digits: digits, at: o + (total - digits))
         count += total
     }
 
@@ -112,28 +112,8 @@ public struct ByteBuffer: ~Copyable {
         return digits
     }
 
-    /// Writes the `digits` decimal digits of `value` at `o`, two at a time from the end.
-    @inline(__always)
-    static func writeDecimal(_ value: UInt64, digits: Int, at o: UnsafeMutablePointer<UInt8>) {
-        var v = value, i = digits
-        twoDigits.withUnsafeBufferPointer { pairs in
-            while v >= 100 {
-                let pair = Int(v % 100) * 2
-                v /= 100
-                i -= 2
-                o[i] = pairs[pair]
-                o[i + 1] = pairs[pair + 1]
-            }
-            if v >= 10 {
-                o[i - 2] = pairs[Int(v) * 2]
-                o[i - 1] = pairs[Int(v) * 2 + 1]
-            } else {
-                o[i - 1] = UInt8(truncatingIfNeeded: v) &+ 0x30
-            }
-        }
-    }
-
-    /// Writes the last `digits` decimal digits of `value` at `o`, zero padded.
+    /// Writes the last `digits` decimal digits of `value` at `o`, zero padded (no padding when
+    /// `digits` is `decimalDigits(value)`), two at a time from the end.
     @inline(__always)
     static func writePadded(_ value: UInt64, digits: Int, at o: UnsafeMutablePointer<UInt8>) {
         var v = value, i = digits

@@ -3,7 +3,6 @@
 // kernel: the file sensor records this process's open()+close() loop, the ring is drained
 // through the same code `vigil trace -o json --output FILE` runs, and every event must arrive
 // (kernel lost counter 0, one event per open).
-import Synchronization
 import VigilBPF
 import VigilEnrichment
 import VigilEvents
@@ -59,10 +58,12 @@ struct LiveRun {
     var opens: Int, delivered: Int, lost: UInt64
     /// The loop's nanoseconds per open()+close() (median of its slices).
     var loopNanoseconds: Double
-    /// The consumer thread's CPU time from start to its final drain.
+    /// The consumer thread's CPU time from start to its final drain, and the events it handled
+    /// (the loop's, and its exit).
     var consumerCPUNanoseconds: UInt64
+    var consumerEvents: Int
     var complete: Bool { delivered == opens && lost == 0 }
-    var consumerCPUNanosecondsPerEvent: Double { Double(consumerCPUNanoseconds) / Double(max(1, delivered)) }
+    var consumerCPUNanosecondsPerEvent: Double { Double(consumerCPUNanoseconds) / Double(max(1, consumerEvents)) }
 }
 
 /// CLOCK_THREAD_CPUTIME_ID in nanoseconds: CPU time of the calling thread.
@@ -188,89 +189,154 @@ final class PipelineBench {
 final class LiveConsumer {
     private let stream: EventStream
     private let output: EventOutput
+    private let target: ByteString
     private let cpu: Int?
-    private let stopRequested = Atomic<Bool>(false)
-    private var thread: pthread_t?
-    /// Valid after `stopAndJoin()`.
+    private var worker: WorkerThread?
+    /// Valid after `stopAndJoin()`: opens of the target delivered, and events delivered in all.
     private(set) var delivered = 0
+    private(set) var events = 0
     private(set) var cpuNanoseconds: UInt64 = 0
     private(set) var failure: Error?
 
-    init(stream: EventStream, output: EventOutput, cpu: Int?) {
+    init(stream: EventStream, output: EventOutput, target: ByteString, cpu: Int?) {
         self.stream = stream
         self.output = output
+        self.target = target
         self.cpu = cpu
     }
 
-    /// Starts the thread (pthread_create); the context goes through `Unmanaged`.
+    /// Starts the thread.
     func start() throws {
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { context in
-            let consumer = Unmanaged<LiveConsumer>.fromOpaque(context!).takeRetainedValue()
-            consumer.run()
-            return nil
-        }, context)
-        guard rc == 0 else {
-            Unmanaged<LiveConsumer>.fromOpaque(context).release()
-            throw BenchError("cannot start the consumer thread (pthread_create: \(rc))")
-        }
-        self.thread = thread
+        worker = try WorkerThread(name: "pipeline consumer", cpu: cpu) { [self] shouldStop in run(shouldStop) }
     }
 
     /// Asks the thread to finish (it drains the ring once more) and waits for it.
     func stopAndJoin() {
-        stopRequested.store(true, ordering: .releasing)
-        if let thread { pthread_join(thread, nil) }
-        thread = nil
+        worker?.stopAndJoin()
+        worker = nil
     }
 
-    private func run() {
-        if let cpu { pinCurrentThread(toCPU: cpu) }
+    private func run(_ shouldStop: () -> Bool) {
         let start = threadCPUNanoseconds()
-        var delivered = 0
+        var delivered = 0, events = 0
         do {
-            try stream.run(shouldStop: { stopRequested.load(ordering: .acquiring) }, batchDone: output.flush) { event in
+            try stream.run(shouldStop: shouldStop, batchDone: output.flush) { event in
                 try output.write(event)
-                delivered += 1
+                events += 1
+                if case .open(let o) = event.payload, o.path == target { delivered += 1 }
             }
             try output.flush()
         } catch {
             failure = error
         }
         self.delivered = delivered
+        self.events = events
         cpuNanoseconds = threadCPUNanoseconds() - start
     }
 }
 
-/// One live run: fresh sensors with the default ring (what `vigil trace` loads), the consumer
-/// started, `opens` open()+close() of the target timed in slices on this thread.
-func liveRun(files: PipelineFiles, opens: Int, ringBytes: Int, consumerCPU: Int?) throws -> LiveRun {
+/// The open()+close() loop in a process of its own (this program again, `--open-loop`), as
+/// `vigil trace` sees the loop of bench/openclose.c: single-threaded, known to the process table
+/// from /proc. It waits for `start()`, then prints the median ns per open of its slices.
+final class OpenLoopProcess {
+    let pid: pid_t
+    private let control: Int32, results: Int32
+
+    /// Spawns it (posix_spawn), pinned to `cpu` when given.
+    init(path: String, opens: Int, slices: Int, cpu: Int?) throws {
+        var input: [Int32] = [0, 0], output: [Int32] = [0, 0]
+        guard pipe(&input) == 0, pipe(&output) == 0 else { throw BenchError("pipe failed") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, input[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        let arguments = ["vigil-bench", "--open-loop", path, String(opens), String(slices), String(cpu ?? -1)]
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var child = pid_t()
+        let rc = posix_spawn(&child, "/proc/self/exe", &actions, nil, &argv, environ)
+        close(input[0])
+        close(output[1])
+        guard rc == 0 else {
+            close(input[1]); close(output[0])
+            throw BenchError("cannot start the open loop (posix_spawn: \(rc))")
+        }
+        pid = child
+        control = input[1]
+        results = output[0]
+    }
+
+    /// Lets the loop begin.
+    func start() {
+        var go: UInt8 = 1
+        _ = write(control, &go, 1)
+        close(control)
+    }
+
+    /// Waits for the loop to end; its median ns per open.
+    func finish() throws -> Double {
+        var text: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 256)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(results, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            text += chunk[0..<n]
+        }
+        close(results)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        guard let ns = Double(String(decoding: text, as: UTF8.self).trimmingWhitespace()) else {
+            throw BenchError("the open loop printed no result (status \(status))")
+        }
+        return ns
+    }
+
+    /// The child's side (`vigil-bench --open-loop PATH OPENS SLICES CPU`): wait for one byte on
+    /// stdin, run the loop in slices, print the median ns per open.
+    static func runAsChild(_ arguments: [String]) -> Never {
+        guard arguments.count == 4, let opens = Int(arguments[1]), let slices = Int(arguments[2]), let cpu = Int(arguments[3]) else {
+            Options.usage("--open-loop PATH OPENS SLICES CPU")
+        }
+        if cpu >= 0 { pinCurrentThread(toCPU: cpu) }
+        var go: UInt8 = 0
+        _ = read(0, &go, 1)
+        let perSlice = max(1, opens / max(1, slices))
+        var times: [Double] = []
+        arguments[0].withCString { path in
+            for _ in 0..<max(1, slices) {
+                let start = monotonicNanoseconds()
+                openCloseLoop(path, perSlice)
+                times.append(Double(monotonicNanoseconds() - start) / Double(perSlice))
+            }
+        }
+        print(times.median)
+        exit(0)
+    }
+}
+
+/// One live run: the loop in its own process, fresh sensors filtered to it with the default ring
+/// (what `vigil trace` loads), the consumer on its own thread.
+func liveRun(files: PipelineFiles, opens: Int, ringBytes: Int, loopCPU: Int?, consumerCPU: Int?) throws -> LiveRun {
+    let slices = 20, perSlice = max(1, opens / slices)
+    let loop = try OpenLoopProcess(path: files.target, opens: perSlice * slices, slices: slices, cpu: loopCPU)
     var filter = KernelFilter()
-    filter.ignorePID = 0
-    filter.pids = [UInt32(getpid())]
+    filter.pids = [UInt32(loop.pid)]
     let sensors = try Sensors(files: true, filter: filter, ringBytes: ringBytes)
     let output = try EventOutput(path: files.output, format: .json)
     let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.open])
-    try stream.drain { _ in } // the output file's own open
     let lostBefore = try sensors.counters().values.map(\.lost).reduce(0, +)
-    let consumer = LiveConsumer(stream: stream, output: output, cpu: consumerCPU)
+    let consumer = LiveConsumer(stream: stream, output: output, target: ByteString(files.target), cpu: consumerCPU)
     try consumer.start()
-    let slices = 20, perSlice = max(1, opens / slices)
-    var times: [Double] = []
-    files.target.withCString { path in
-        for _ in 0..<slices {
-            let start = monotonicNanoseconds()
-            openCloseLoop(path, perSlice)
-            times.append(Double(monotonicNanoseconds() - start) / Double(perSlice))
-        }
-    }
+    loop.start()
+    let loopNanoseconds = try loop.finish()
     usleep(100_000) // the consumer's next poll reads the last records
     consumer.stopAndJoin()
     if let failure = consumer.failure { throw failure }
     let lost = try sensors.counters().values.map(\.lost).reduce(0, +) - lostBefore
-    return LiveRun(opens: perSlice * slices, delivered: consumer.delivered, lost: lost, loopNanoseconds: times.median,
-                   consumerCPUNanoseconds: consumer.cpuNanoseconds)
+    return LiveRun(opens: perSlice * slices, delivered: consumer.delivered, lost: lost, loopNanoseconds: loopNanoseconds,
+                   consumerCPUNanoseconds: consumer.cpuNanoseconds, consumerEvents: consumer.events)
 }
 
 /// Everything the pipeline benchmark measured.
@@ -315,12 +381,12 @@ func runPipelineBenchmark(opens: Int, rounds: Int, pin: Bool) throws -> String {
                 + "\(run.events)/\(run.opens) events, \(run.lost) lost")
         }
     }
-    // Live: the loop on CPU 0, the consumer on CPU 1, the default ring.
-    if pinned { pinCurrentThread(toCPU: 0) }
+    // Live: the loop (a process of its own) on CPU 0, the consumer on CPU 1, the default ring.
     let liveOpens = opens * 5 / 2
     var live: [LiveRun] = []
     for round in 0..<rounds {
-        let run = try liveRun(files: files, opens: liveOpens, ringBytes: 8 << 20, consumerCPU: pinned ? 1 : nil)
+        let run = try liveRun(files: files, opens: liveOpens, ringBytes: 8 << 20, loopCPU: pinned ? 0 : nil,
+                              consumerCPU: pinned ? 1 : nil)
         live.append(run)
         progress("pipeline live \(round + 1)/\(rounds): loop \(fixed(run.loopNanoseconds)) ns/open, \(run.delivered)/\(run.opens) delivered, "
             + "\(run.lost) lost, consumer \(fixed(run.consumerCPUNanosecondsPerEvent)) ns CPU/event")
@@ -352,9 +418,11 @@ func pipelineMarkdown(_ r: PipelineResults) -> String {
         + "on one thread\(r.pinned ? " (pinned to CPU 1)" : ""), timed by that thread's CPU clock (CLOCK_THREAD_CPUTIME_ID; "
         + "wall time also shown). \(r.rounds) rounds, stages in order, medians. Every stage must see one event per open, "
         + "with the kernel's lost counter unchanged.")
-    line("- Live: \(grouped(UInt64(r.liveOpens))) opens as fast as one CPU allows\(r.pinned ? " (CPU 0)" : "") while a consumer "
+    line("- Live: \(grouped(UInt64(r.liveOpens))) opens as fast as one CPU allows, by a process of their own "
+        + "(`vigil-bench --open-loop`, single-threaded like bench/openclose.c\(r.pinned ? ", CPU 0" : "")) while a consumer "
         + "thread\(r.pinned ? " (CPU 1)" : "") runs `EventStream.run` with JSON to a tmpfs file exactly as `vigil trace -o json "
-        + "--output FILE` does, with the default 8 MiB ring; the consumer's CPU time over the events it delivered.")
+        + "--output FILE` does, with the default 8 MiB ring and the sensors filtered to the loop's pid; the consumer's CPU time "
+        + "over the events it delivered. Delivered counts the opens of the loop's file found in the consumer's events.")
     line()
     line("| stage (drained ring) | CPU ns/event (median) | events/s on one CPU | wall ns/event | every event, 0 lost |")
     line("|---|---:|---:|---:|---|")

@@ -77,6 +77,9 @@ extension String {
     var replacingUnderscores: String { String(filter { $0 != "_" }) }
 }
 
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--open-loop" {
+    OpenLoopProcess.runAsChild(Array(CommandLine.arguments.dropFirst(2)))
+}
 let options = Options(CommandLine.arguments)
 if options.pipeline {
     do {
