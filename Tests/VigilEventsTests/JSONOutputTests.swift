@@ -204,4 +204,25 @@ final class JSONOutputTests: XCTestCase {
         XCTAssertEqual(unknown.path, "rel", "dirfd named no directory: the name as given")
         XCTAssertEqual(unknown.directory, ".")
     }
+
+    func testDecoderSplitsArgvAtEachNUL() throws {
+        var decoder = EventDecoder(bootToEpochNs: 0)
+        func arguments(_ argv: [UInt8]) throws -> [ByteString] {
+            var e = vigil_exec_event()
+            e.hdr.kind = UInt32(VIGIL_EVENT_EXEC.rawValue)
+            e.filename_len = 4
+            e.args_len = UInt16(argv.count)
+            e.cwd_len = 1
+            var bytes = withUnsafeBytes(of: e) { Array($0) } + Array("/x/y".utf8) + argv + Array("/".utf8)
+            bytes.withUnsafeMutableBytes { $0.storeBytes(of: UInt32($0.count), toByteOffset: 20, as: UInt32.self) }
+            let event = try XCTUnwrap(bytes.withUnsafeBytes { decoder.decode($0) })
+            guard case .exec(let x) = event.payload else { throw XCTSkip("not an exec event") }
+            return x.arguments
+        }
+        XCTAssertEqual(try arguments(Array("ls\0-l\0".utf8)), ["ls", "-l"])
+        XCTAssertEqual(try arguments(Array("ls\0-l".utf8)), ["ls", "-l"], "the last NUL cut with the bound")
+        XCTAssertEqual(try arguments(Array("a\0\0b\0".utf8)), ["a", "", "b"], "an empty argument in the middle")
+        XCTAssertEqual(try arguments([0]), [""], "execve with an empty argv: the kernel passes one empty argument")
+        XCTAssertEqual(try arguments([]), [], "nothing read: no argument, not one empty one")
+    }
 }
