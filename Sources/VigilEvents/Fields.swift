@@ -45,10 +45,10 @@ public struct FieldDefinition: Sendable {
     public let takesArgument: Bool
     /// Reads the value, or nil when the event has none. The argument is the bracket text.
     public let extract: @Sendable (Event, String?) -> FieldValue?
-    /// What the value depends on (FieldTests checks the claim).
+    /// What the value depends on (JSONOutputTests checks the claim).
     let scope: FieldScope
     /// Writes the value as JSON without building a `FieldValue` (the same bytes as
-    /// `ByteBuffer.appendJSON(extract(event, nil))`; FieldTests checks it): for fields whose
+    /// `ByteBuffer.appendJSON(extract(event, nil))`; JSONOutputTests checks it): for fields whose
     /// value would be made per event (joined arguments, flags, time, names from Strings). Nil:
     /// JSON is written from `extract`.
     let json: JSONValueWriter?

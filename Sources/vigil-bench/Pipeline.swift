@@ -382,7 +382,9 @@ func runPipelineBenchmark(opens: Int, rounds: Int, pin: Bool) throws -> String {
         }
     }
     // Live: the loop (a process of its own) on CPU 0, the consumer on CPU 1, the default ring.
-    let liveOpens = opens * 5 / 2
+    // About one run of scripts/bench-sensors.sh's open loop (warm-up, verification and timed
+    // steps): the 8 MiB ring may hold what the consumer has not yet read, as it does there.
+    let liveOpens = opens / 2
     var live: [LiveRun] = []
     for round in 0..<rounds {
         let run = try liveRun(files: files, opens: liveOpens, ringBytes: 8 << 20, loopCPU: pinned ? 0 : nil,
@@ -422,7 +424,9 @@ func pipelineMarkdown(_ r: PipelineResults) -> String {
         + "(`vigil-bench --open-loop`, single-threaded like bench/openclose.c\(r.pinned ? ", CPU 0" : "")) while a consumer "
         + "thread\(r.pinned ? " (CPU 1)" : "") runs `EventStream.run` with JSON to a tmpfs file exactly as `vigil trace -o json "
         + "--output FILE` does, with the default 8 MiB ring and the sensors filtered to the loop's pid; the consumer's CPU time "
-        + "over the events it delivered. Delivered counts the opens of the loop's file found in the consumer's events.")
+        + "over the events it delivered. Delivered counts the opens of the loop's file found in the consumer's events. "
+        + "A run is about one run of `scripts/bench-sensors.sh`'s open loop: the ring holds what the consumer has not read "
+        + "yet; a loop this fast that runs much longer than the ring holds outruns one consumer CPU (see the notes).")
     line()
     line("| stage (drained ring) | CPU ns/event (median) | events/s on one CPU | wall ns/event | every event, 0 lost |")
     line("|---|---:|---:|---:|---|")

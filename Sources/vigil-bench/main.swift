@@ -59,7 +59,7 @@ struct Options {
             usage: vigil-bench [--calls N] [--rounds N] [--poll-ms N] [--no-pin] [--object FILE.bpf.o]
                    vigil-bench --pipeline [--opens N] [--rounds N] [--no-pin]
               --pipeline    measure the userspace path (decode, enrich, JSON, write) on real open events
-              --opens N     with --pipeline: opens per drained run (default 200000; live runs make 2.5x)
+              --opens N     with --pipeline: opens per drained run (default 200000; live runs make half)
               --calls N     timed getpid() calls per run (default 5000000)
               --rounds N    rounds of every scenario, interleaved (default 5)
               --poll-ms N   consumer epoll timeout in ms (default 5; 0 = busy polling)
