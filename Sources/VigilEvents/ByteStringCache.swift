@@ -3,7 +3,7 @@
 /// of each event making its own. Direct-mapped: each byte sequence has one slot (by hash), a
 /// newer string replaces an older one there. Only short strings are kept, so the table stays
 /// small (at most `slotCount` x `maxLength` bytes).
-public struct ByteStringCache {
+public struct ByteStringCache: Sendable {
     /// Slots in the table (a power of two).
     public static let slotCount = 1024
     /// Longer strings are made anew each time.

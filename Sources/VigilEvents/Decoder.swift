@@ -3,7 +3,7 @@ import CVigilABI
 /// Turns ring-buffer records (structs of vigil_abi.h) into `Event`s. Checks kind and sizes;
 /// a record it does not understand gives nil and is counted by the caller. Keeps the short byte
 /// strings it made (`ByteStringCache`): events that repeat a comm or a path share them.
-public struct EventDecoder {
+public struct EventDecoder: Sendable {
     /// Nanoseconds to add to a boot-clock timestamp to get Unix time.
     public var bootToEpochNs: Int64
     /// Comms, paths and their parts made recently.
