@@ -1,15 +1,21 @@
 /// Byte strings the decoder has made recently, so that the same bytes arriving again (a command
 /// name, a path opened over and over, its directory and file name) share one allocation instead
-/// of each event making its own. Direct-mapped: each byte sequence has one slot (by hash), a
-/// newer string replaces an older one there. Only short strings are kept, so the table stays
-/// small (at most `slotCount` x `maxLength` bytes).
+/// of each event making its own; a path keeps its directory and file name with it. Direct-mapped:
+/// each byte sequence has one slot (by hash), a newer string replaces an older one there. Only
+/// short strings are kept, so the table stays small (about `slotCount` x `maxLength` bytes).
 public struct ByteStringCache: Sendable {
     /// Slots in the table (a power of two).
     public static let slotCount = 1024
     /// Longer strings are made anew each time.
     public static let maxLength = 256
 
-    private var slots: [ByteString?]
+    /// A cached string, and for a path the directory and file name made from it.
+    private struct Entry {
+        var string: ByteString
+        var parts: (directory: ByteString, filename: ByteString)?
+    }
+
+    private var slots: [Entry?]
     /// Scratch space for strings built in parts (a folded path), before they are looked up.
     var scratch: [UInt8] = []
 
@@ -21,23 +27,43 @@ public struct ByteStringCache: Sendable {
 
     /// A byte string with the bytes of `raw`: the cached one when the same bytes were seen in
     /// its slot, else a new one (kept there when short enough).
-    public mutating func string(_ raw: UnsafeRawBufferPointer) -> ByteString {
+    public mutating func string(_ raw: UnsafeRawBufferPointer) -> ByteString { interned(raw).string }
+
+    /// `string(raw)` and the slot that holds it (nil when it is too long to keep).
+    mutating func interned(_ raw: UnsafeRawBufferPointer) -> (string: ByteString, slot: Int?) {
         let n = raw.count
-        guard n <= Self.maxLength, let base = raw.baseAddress else { return ByteString(raw) }
+        guard n <= Self.maxLength, let base = raw.baseAddress else { return (ByteString(raw), nil) }
         let slot = Int(truncatingIfNeeded: Self.hash(base, n)) & (Self.slotCount - 1)
-        if let cached = slots[slot], cached.bytes.count == n,
+        if let cached = slots[slot]?.string, cached.bytes.count == n,
            cached.bytes.withUnsafeBytes({ memoryEqual($0.baseAddress, base, n) }) {
-            return cached
+            return (cached, slot)
         }
         let made = ByteString(raw)
-        slots[slot] = made
-        return made
+        slots[slot] = Entry(string: made, parts: nil)
+        return (made, slot)
     }
 
-    /// The cached string with the bytes of `scratch`.
-    mutating func stringFromScratch() -> ByteString {
+    /// The cached string with the bytes of `scratch`, and its slot.
+    mutating func internedScratch() -> (string: ByteString, slot: Int?) {
         let bytes = scratch
-        return bytes.withUnsafeBytes { string($0) }
+        return bytes.withUnsafeBytes { interned($0) }
+    }
+
+    /// The directory and file name kept for `path`, when `slot` still holds this very string.
+    func parts(of path: ByteString, slot: Int?) -> (directory: ByteString, filename: ByteString)? {
+        guard let slot, let entry = slots[slot], Self.same(entry.string, path) else { return nil }
+        return entry.parts
+    }
+
+    /// Keeps the directory and file name of `path` with it, when `slot` still holds this string.
+    mutating func keep(_ parts: (directory: ByteString, filename: ByteString), of path: ByteString, slot: Int?) {
+        guard let slot, let entry = slots[slot], Self.same(entry.string, path) else { return }
+        slots[slot]?.parts = parts
+    }
+
+    /// Whether two byte strings share one storage.
+    private static func same(_ a: ByteString, _ b: ByteString) -> Bool {
+        a.bytes.withUnsafeBufferPointer { x in b.bytes.withUnsafeBufferPointer { $0.baseAddress == x.baseAddress && $0.count == x.count } }
     }
 
     /// FNV-1a over 8-byte words, then over the tail bytes.

@@ -77,20 +77,27 @@ public struct EventDecoder: Sendable {
         let nameEnd = fixed + Int(e.name_len), baseEnd = nameEnd + Int(e.base_len)
         guard baseEnd <= record.count else { return nil }
         let nameBytes = UnsafeRawBufferPointer(rebasing: record[fixed..<nameEnd])
-        let name = strings.string(nameBytes)
+        let (name, nameSlot) = strings.interned(nameBytes)
         let baseUnknown = e.flags & UInt32(VIGIL_OPEN_BASE_UNKNOWN.rawValue) != 0
-        let path: ByteString
+        let path: ByteString, pathSlot: Int?
         if baseUnknown || ((nameBytes.first == UInt8(ascii: "/") || baseEnd == nameEnd) && PathResolution.isClean(nameBytes)) {
-            path = name
+            (path, pathSlot) = (name, nameSlot)
         } else {
             let base = UnsafeRawBufferPointer(rebasing: record[nameEnd..<baseEnd])
             PathResolution.fold(nameBytes.first == UInt8(ascii: "/") ? [nameBytes] : [base, nameBytes], into: &strings.scratch)
-            path = strings.stringFromScratch()
+            (path, pathSlot) = strings.internedScratch()
         }
-        let (directory, filename) = path.bytes.withUnsafeBytes { bytes -> (ByteString, ByteString) in
-            guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return (PathParts.dot, path) }
-            return (slash == 0 ? PathParts.root : strings.string(UnsafeRawBufferPointer(rebasing: bytes[..<slash])),
-                    strings.string(UnsafeRawBufferPointer(rebasing: bytes[(slash + 1)...])))
+        // A path seen before comes with its parts; else they are made (and kept with it).
+        let directory: ByteString, filename: ByteString
+        if let parts = strings.parts(of: path, slot: pathSlot) {
+            (directory, filename) = parts
+        } else {
+            (directory, filename) = path.bytes.withUnsafeBytes { bytes -> (ByteString, ByteString) in
+                guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return (PathParts.dot, path) }
+                return (slash == 0 ? PathParts.root : strings.string(UnsafeRawBufferPointer(rebasing: bytes[..<slash])),
+                        strings.string(UnsafeRawBufferPointer(rebasing: bytes[(slash + 1)...])))
+            }
+            strings.keep((directory, filename), of: path, slot: pathSlot)
         }
         let syscall: String
         switch e.syscall {

@@ -26,6 +26,7 @@ public final class EventOutput {
     private let name: String
     private let format: Format
     private var buffer = ByteBuffer(capacity: EventOutput.limit + (1 << 16))
+    private let memo = JSONMemo()
     /// Bytes written so far.
     public private(set) var bytesWritten = 0
 
@@ -55,7 +56,7 @@ public final class EventOutput {
     public func write(_ event: Event) throws(WriteError) {
         switch format {
         case .json:
-            EventFormat.appendJSON(event, to: &buffer)
+            EventFormat.appendJSON(event, to: &buffer, memo: memo)
         case .table:
             var row = EventFormat.tableRow(event)
             row.withUTF8 { buffer.append(UnsafeRawBufferPointer($0)) }

@@ -24,6 +24,9 @@ enum FieldScope: Sendable {
     case process
     /// Only `event.container`.
     case container
+    /// Only an open's payload and `event.pid` (`OpenKey`): the same for every open of one file
+    /// with the same flags and result by one process.
+    case open
 }
 
 /// Appends a field's value as JSON and returns true, or returns false (having written nothing)
@@ -222,29 +225,29 @@ public enum Fields {
     }
 
     static let fileFields: [FieldDefinition] = [
-        .init("fd.name", .string, [.open], "The file's absolute path (relative names resolved against cwd or dirfd).") { e, _ in
+        .init("fd.name", .string, [.open], scope: .open, "The file's absolute path (relative names resolved against cwd or dirfd).") { e, _ in
             open(e).map { .string($0.path) }
         },
-        .init("fd.nameraw", .string, [.open], "The name exactly as passed to the syscall.") { e, _ in open(e).map { .string($0.name) } },
-        .init("fd.directory", .string, [.open], "The directory part of fd.name.") { e, _ in open(e).map { .string($0.directory) } },
-        .init("fd.filename", .string, [.open], "The last component of fd.name.") { e, _ in open(e).map { .string($0.filename) } },
-        .init("fd.flags", .string, [.open], "Open flags, e.g. O_RDONLY|O_CLOEXEC.", json: { e, out in
+        .init("fd.nameraw", .string, [.open], scope: .open, "The name exactly as passed to the syscall.") { e, _ in open(e).map { .string($0.name) } },
+        .init("fd.directory", .string, [.open], scope: .open, "The directory part of fd.name.") { e, _ in open(e).map { .string($0.directory) } },
+        .init("fd.filename", .string, [.open], scope: .open, "The last component of fd.name.") { e, _ in open(e).map { .string($0.filename) } },
+        .init("fd.flags", .string, [.open], scope: .open, "Open flags, e.g. O_RDONLY|O_CLOEXEC.", json: { e, out in
             guard let o = open(e) else { return false }
             out.append(0x22)
             OpenFlags.append(o.flags, to: &out)
             out.append(0x22)
             return true
         }) { e, _ in open(e).map { str(OpenFlags.describe($0.flags)) } },
-        .init("fd.rawflags", .uint, [.open], "Open flags as a number.") { e, _ in open(e).map { .uint(UInt64($0.flags)) } },
-        .init("fd.mode", .uint, [.open], "Creation mode (meaningful with O_CREAT or O_TMPFILE).") { e, _ in open(e).map { .uint(UInt64($0.mode)) } },
-        .init("fd.num", .int, [.open], "The new file descriptor, -1 when the call failed.") { e, _ in open(e).map { .int($0.result >= 0 ? $0.result : -1) } },
-        .init("fd.dirfd", .int, [.open], "The dirfd argument (-100 = AT_FDCWD).") { e, _ in open(e).map { .int(Int64($0.dirfd)) } },
-        .init("fd.truncated", .bool, [.open], "Whether the path was cut (deeper than 48 levels or longer than 4096 bytes).") { e, _ in open(e).map { .bool($0.truncated) } },
-        .init("fd.is_other_proc", .bool, [.open], "Whether fd.name is below /proc/PID/ of another process (not /proc/self, not its own pid).") { e, _ in
+        .init("fd.rawflags", .uint, [.open], scope: .open, "Open flags as a number.") { e, _ in open(e).map { .uint(UInt64($0.flags)) } },
+        .init("fd.mode", .uint, [.open], scope: .open, "Creation mode (meaningful with O_CREAT or O_TMPFILE).") { e, _ in open(e).map { .uint(UInt64($0.mode)) } },
+        .init("fd.num", .int, [.open], scope: .open, "The new file descriptor, -1 when the call failed.") { e, _ in open(e).map { .int($0.result >= 0 ? $0.result : -1) } },
+        .init("fd.dirfd", .int, [.open], scope: .open, "The dirfd argument (-100 = AT_FDCWD).") { e, _ in open(e).map { .int(Int64($0.dirfd)) } },
+        .init("fd.truncated", .bool, [.open], scope: .open, "Whether the path was cut (deeper than 48 levels or longer than 4096 bytes).") { e, _ in open(e).map { .bool($0.truncated) } },
+        .init("fd.is_other_proc", .bool, [.open], scope: .open, "Whether fd.name is below /proc/PID/ of another process (not /proc/self, not its own pid).") { e, _ in
             open(e).map { .bool(PathParts.otherProcessPID($0.path, own: e.pid) != nil) }
         },
-        .init("evt.is_open_read", .bool, [.open], "Opened for reading (O_RDONLY or O_RDWR).") { e, _ in open(e).map { .bool($0.flags & 3 != 1) } },
-        .init("evt.is_open_write", .bool, [.open], "Opened for writing (O_WRONLY or O_RDWR).") { e, _ in open(e).map { .bool($0.flags & 3 != 0) } },
+        .init("evt.is_open_read", .bool, [.open], scope: .open, "Opened for reading (O_RDONLY or O_RDWR).") { e, _ in open(e).map { .bool($0.flags & 3 != 1) } },
+        .init("evt.is_open_write", .bool, [.open], scope: .open, "Opened for writing (O_WRONLY or O_RDWR).") { e, _ in open(e).map { .bool($0.flags & 3 != 0) } },
     ]
 
     static let containerFields: [FieldDefinition] = [

@@ -131,7 +131,13 @@ public enum EventFormat {
     /// depend only on the process (or the container) are rendered once per process-table
     /// context (or container) and copied for the events that share it.
     public static func appendJSON(_ event: Event, to out: inout ByteBuffer) {
-        JSONPlan.forKind[event.kind.index].append(event, to: &out)
+        JSONPlan.forKind[event.kind.index].append(event, to: &out, memo: nil)
+    }
+
+    /// The same, with the fields an open's payload decides copied from `memo` when a recent
+    /// event had the same payload (see `JSONMemo`): for a writer formatting many events.
+    public static func appendJSON(_ event: Event, to out: inout ByteBuffer, memo: JSONMemo) {
+        JSONPlan.forKind[event.kind.index].append(event, to: &out, memo: memo)
     }
     /// The table header matching `tableRow`.
     public static let tableHeader = "TIME                 CONTAINER     PID     PPID    COMM             EVENT     DETAILS"

@@ -2,7 +2,8 @@
 /// catalogue: the fields the kind carries, in catalogue order, each with its `,"name":` key, then
 /// `container.labels`. Runs of fields that depend only on the process (or only on the container)
 /// form groups whose rendered bytes are kept with the process's (container's) context, so the
-/// events that share that context copy them.
+/// events that share that context copy them; the fields an open's payload decides form a group
+/// that a `JSONMemo` keeps for the payloads seen last.
 struct JSONPlan: Sendable {
     /// One field: where its key is in `keys`, which field, and whether a group starts here.
     struct Step: Sendable {
@@ -76,8 +77,9 @@ struct JSONPlan: Sendable {
     }
 
     /// Writes the object: every field with a leading comma, the first comma then replaced by
-    /// the opening brace (so groups rendered once carry their commas and fit anywhere).
-    func append(_ event: Event, to out: inout ByteBuffer) {
+    /// the opening brace (so groups rendered once carry their commas and fit anywhere). Open
+    /// payload groups are looked up in `memo` when one is given.
+    func append(_ event: Event, to out: inout ByteBuffer, memo: JSONMemo?) {
         let start = out.count
         keys.withUnsafeBufferPointer { keys in
             steps.withUnsafeBufferPointer { steps in
@@ -89,19 +91,38 @@ struct JSONPlan: Sendable {
                         i += 1
                         continue
                     }
-                    let process = steps[i].scope == .process
-                    let rendered = process ? event.process.rendered : event.container.rendered
-                    guard let key = process ? ProcessKey(event) : ProcessKey.none else {
+                    let signature = steps[i].signature
+                    let groupStart = out.count
+                    func render() {
                         for j in i..<groupEnd { Self.write(steps.baseAddress! + j, event, keys, &out) }
-                        i = groupEnd
-                        continue
                     }
-                    if let bytes = rendered.lookup(steps[i].signature, key: key) {
-                        out.append(bytes)
-                    } else {
-                        let groupStart = out.count
-                        for j in i..<groupEnd { Self.write(steps.baseAddress! + j, event, keys, &out) }
-                        rendered.store(steps[i].signature, key: key, bytes: out.bytes(from: groupStart))
+                    switch steps[i].scope {
+                    case .process, .container:
+                        let process = steps[i].scope == .process
+                        let rendered = process ? event.process.rendered : event.container.rendered
+                        if let key = process ? ProcessKey(event) : ProcessKey.none {
+                            if let bytes = rendered.lookup(signature, key: key) {
+                                out.append(bytes)
+                            } else {
+                                render()
+                                rendered.store(signature, key: key, bytes: out.bytes(from: groupStart))
+                            }
+                        } else {
+                            render()
+                        }
+                    case .open:
+                        if let memo, let key = OpenKey(event), case .open(let open) = event.payload {
+                            if let bytes = memo.lookup(signature, key) {
+                                out.append(bytes)
+                            } else {
+                                render()
+                                memo.store(signature, key, path: open.path, name: open.name, bytes: out.bytes(from: groupStart))
+                            }
+                        } else {
+                            render()
+                        }
+                    case .event:
+                        render()
                     }
                     i = groupEnd
                 }
@@ -143,5 +164,64 @@ extension EventKind {
         case .exit: 2
         case .open: 3
         }
+    }
+}
+
+/// What decides the fields of `FieldScope.open`: the payload's values, its path and name by
+/// storage (the decoder shares the storage of a path it has seen), and the pid.
+struct OpenKey: Equatable {
+    var pid: UInt32, flags: UInt32, mode: UInt32, dirfd: Int32
+    var result: Int64
+    var truncated: Bool, killed: Bool
+    var path: UnsafeRawPointer?, pathCount: Int
+    var name: UnsafeRawPointer?, nameCount: Int
+
+    /// The key of an open event, nil for other kinds.
+    init?(_ event: borrowing Event) {
+        guard case .open(let o) = event.payload else { return nil }
+        pid = event.pid; flags = o.flags; mode = o.mode; dirfd = o.dirfd
+        result = o.result; truncated = o.truncated; killed = o.killedInKernel
+        (path, pathCount) = o.path.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
+        (name, nameCount) = o.name.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
+    }
+}
+
+/// The JSON of the fields an open's payload decides (`fd.*`, `evt.is_open_*`), kept for the last
+/// payloads seen, so that a process opening the same file again and again (what floods a tracer)
+/// has them copied instead of rendered. Keyed by the payload's values and its path's and name's
+/// storage, which an entry keeps alive (so no other string can have that address meanwhile).
+/// One per thread that formats events (`EventOutput` has one); not thread-safe.
+public final class JSONMemo {
+    private struct Entry {
+        var signature: Int
+        var key: OpenKey
+        /// Keep the storage the key points to alive.
+        var path: ByteString, name: ByteString
+        var bytes: [UInt8]
+    }
+
+    /// Entries, direct-mapped by a hash of the key.
+    private static let slotCount = 64
+    private var slots = [Entry?](repeating: nil, count: JSONMemo.slotCount)
+
+    /// An empty memo.
+    public init() {}
+
+    private static func slot(_ key: OpenKey) -> Int {
+        var h = UInt64(UInt(bitPattern: key.path)) &* 0x9e37_79b9_7f4a_7c15
+        h ^= UInt64(bitPattern: key.result) &+ UInt64(key.pid) << 32 &+ UInt64(key.flags)
+        h = (h ^ (h >> 29)) &* 0xbf58_476d_1ce4_e5b9
+        return Int(truncatingIfNeeded: h >> 58) & (slotCount - 1)
+    }
+
+    /// The bytes kept for `key`, if any.
+    func lookup(_ signature: Int, _ key: OpenKey) -> [UInt8]? {
+        guard let entry = slots[Self.slot(key)], entry.signature == signature, entry.key == key else { return nil }
+        return entry.bytes
+    }
+
+    /// Keeps `bytes` for `key`; `path` and `name` are the strings the key points to.
+    func store(_ signature: Int, _ key: OpenKey, path: ByteString, name: ByteString, bytes: [UInt8]) {
+        slots[Self.slot(key)] = Entry(signature: signature, key: key, path: path, name: name, bytes: bytes)
     }
 }

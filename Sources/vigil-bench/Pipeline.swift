@@ -30,7 +30,7 @@ enum PipelineStage: CaseIterable {
         case .ring: "ring read only (count records)"
         case .decode: "read + decode (`EventDecoder`)"
         case .enrich: "read + decode + enrich (`EventStream`)"
-        case .json: "read + decode + enrich + JSON line (`EventFormat.appendJSON`)"
+        case .json: "read + decode + enrich + JSON line (`EventFormat.appendJSON`, with a `JSONMemo` as `EventOutput`)"
         case .write: "read + decode + enrich + JSON + write(2) to a tmpfs file (`vigil trace -o json --output FILE`)"
         }
     }
@@ -160,11 +160,12 @@ final class PipelineBench {
             try stream.drain { _ in events += 1 }
         case .json:
             var buffer = ByteBuffer(capacity: 1 << 20)
+            let memo = JSONMemo() // as EventOutput formats
             try stream.drain(batchDone: {
                 outputBytes += buffer.count
                 buffer.removeAll()
             }) { event in
-                EventFormat.appendJSON(event, to: &buffer)
+                EventFormat.appendJSON(event, to: &buffer, memo: memo)
                 buffer.append(0x0a)
                 events += 1
             }

@@ -225,4 +225,32 @@ final class JSONOutputTests: XCTestCase {
         XCTAssertEqual(try arguments([0]), [""], "execve with an empty argv: the kernel passes one empty argument")
         XCTAssertEqual(try arguments([]), [], "nothing read: no argument, not one empty one")
     }
+
+    func testMemoizedOpenFieldsFollowEveryInputOfThePayload() {
+        let memo = JSONMemo()
+        func memoized(_ e: Event) -> String {
+            var out = ByteBuffer()
+            EventFormat.appendJSON(e, to: &out, memo: memo)
+            return String(decoding: out.bytes(), as: UTF8.self)
+        }
+        func changed(_ e: Event, _ change: (inout Payload.Open) -> Void) -> Event {
+            guard case .open(var o) = e.payload else { return e }
+            change(&o)
+            var e = e
+            e.payload = .open(o)
+            return e
+        }
+        let base = Self.event(Self.payloads[4]) // /proc/12/status, pid 10: another process's file
+        var variants = [base, base, changed(base) { $0.result = 4 }, changed(base) { $0.result = -2 }, changed(base) { $0.flags = 0o101 },
+                        changed(base) { $0.mode = 0o644 }, changed(base) { $0.dirfd = 7 }, changed(base) { $0.truncated = false },
+                        changed(base) { $0.killedInKernel = true }, changed(base) { $0.path = "/proc/12/stat" },
+                        changed(base) { $0.name = "status" }, changed(base) { $0.path = ByteString("/proc/12/status") }]
+        var own = base
+        own.pid = 12 // now its own /proc entry
+        variants.append(own)
+        variants.append(Self.event(Self.payloads[3]))
+        for event in variants + variants {
+            XCTAssertEqual(memoized(event), Self.referenceJSON(event))
+        }
+    }
 }
