@@ -9,19 +9,17 @@ public struct ByteStringCache: Sendable {
     /// Longer strings are made anew each time.
     public static let maxLength = 256
 
-    /// A cached string, and for a path the directory and file name made from it.
-    private struct Entry {
-        var string: ByteString
-        var parts: (directory: ByteString, filename: ByteString)?
-    }
-
-    private var slots: [Entry?]
+    /// The cached strings by slot, and for a path the directory and file name made from it
+    /// (parallel arrays: a lookup touches only the string it may return).
+    private var strings: [ByteString?]
+    private var parts: [(directory: ByteString, filename: ByteString)?]
     /// Scratch space for strings built in parts (a folded path), before they are looked up.
     var scratch: [UInt8] = []
 
     /// An empty table.
     public init() {
-        slots = Array(repeating: nil, count: Self.slotCount)
+        strings = Array(repeating: nil, count: Self.slotCount)
+        parts = Array(repeating: nil, count: Self.slotCount)
         scratch.reserveCapacity(1024)
     }
 
@@ -34,12 +32,12 @@ public struct ByteStringCache: Sendable {
         let n = raw.count
         guard n <= Self.maxLength, let base = raw.baseAddress else { return (ByteString(raw), nil) }
         let slot = Int(truncatingIfNeeded: Self.hash(base, n)) & (Self.slotCount - 1)
-        if let cached = slots[slot]?.string, cached.bytes.count == n,
-           cached.bytes.withUnsafeBytes({ memoryEqual($0.baseAddress, base, n) }) {
+        if let cached = strings[slot], cached.bytes.withUnsafeBytes({ $0.count == n && memoryEqual($0.baseAddress, base, n) }) {
             return (cached, slot)
         }
         let made = ByteString(raw)
-        slots[slot] = Entry(string: made, parts: nil)
+        strings[slot] = made
+        parts[slot] = nil
         return (made, slot)
     }
 
@@ -51,14 +49,14 @@ public struct ByteStringCache: Sendable {
 
     /// The directory and file name kept for `path`, when `slot` still holds this very string.
     func parts(of path: ByteString, slot: Int?) -> (directory: ByteString, filename: ByteString)? {
-        guard let slot, let entry = slots[slot], Self.same(entry.string, path) else { return nil }
-        return entry.parts
+        guard let slot, let string = strings[slot], Self.same(string, path) else { return nil }
+        return parts[slot]
     }
 
     /// Keeps the directory and file name of `path` with it, when `slot` still holds this string.
     mutating func keep(_ parts: (directory: ByteString, filename: ByteString), of path: ByteString, slot: Int?) {
-        guard let slot, let entry = slots[slot], Self.same(entry.string, path) else { return }
-        slots[slot]?.parts = parts
+        guard let slot, let string = strings[slot], Self.same(string, path) else { return }
+        self.parts[slot] = parts
     }
 
     /// Whether two byte strings share one storage.

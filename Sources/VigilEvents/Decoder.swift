@@ -106,11 +106,10 @@ public struct EventDecoder: Sendable {
         default: syscall = "openat"
         }
         let truncatedMask = UInt32(VIGIL_OPEN_BASE_TRUNCATED.rawValue | VIGIL_OPEN_NAME_TRUNCATED.rawValue)
-        var open = Payload.Open(syscall: syscall, name: name, path: path, directory: directory, filename: filename,
-                                flags: e.flags_arg, mode: e.mode, dirfd: e.dirfd, result: e.result,
-                                truncated: e.flags & truncatedMask != 0)
-        open.killedInKernel = e.flags & UInt32(VIGIL_OPEN_KILLED.rawValue) != 0
-        return .open(open)
+        let truncated = e.flags & truncatedMask != 0, killed = e.flags & UInt32(VIGIL_OPEN_KILLED.rawValue) != 0
+        return .open(Payload.Open(syscall: syscall, name: name, path: path, directory: directory, filename: filename,
+                                  flags: e.flags_arg, mode: e.mode, dirfd: e.dirfd, result: e.result, truncated: truncated,
+                                  killedInKernel: killed))
     }
 }
 

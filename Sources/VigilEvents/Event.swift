@@ -186,8 +186,9 @@ public enum Payload: Sendable {
 
         /// Creates the payload with `path`'s parts already made (the decoder's, shared).
         init(syscall: String, name: ByteString, path: ByteString, directory: ByteString, filename: ByteString,
-             flags: UInt32, mode: UInt32, dirfd: Int32, result: Int64, truncated: Bool) {
+             flags: UInt32, mode: UInt32, dirfd: Int32, result: Int64, truncated: Bool, killedInKernel: Bool) {
             self.truncated = truncated
+            self.killedInKernel = killedInKernel
             self.syscall = syscall
             self.name = name
             self.path = path
