@@ -153,9 +153,9 @@ public enum Payload: Sendable {
             didSet { (directory, filename) = (PathParts.directory(path), PathParts.filename(path)) }
         }
         /// The directory part of `path` (fd.directory), computed once.
-        public private(set) var directory: ByteString = ""
+        public private(set) var directory: ByteString
         /// The last component of `path` (fd.filename), computed once.
-        public private(set) var filename: ByteString = ""
+        public private(set) var filename: ByteString
         /// Open flags (O_*), as given.
         public var flags: UInt32
         /// Creation mode.
