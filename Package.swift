@@ -67,7 +67,7 @@ let package = Package(
         // make bench: ring delivery and hook cost, side by side with a run without BPF.
         .executableTarget(
             name: "vigil-bench",
-            dependencies: ["VigilBPF", "VigilSensors", "CVigilABI"],
+            dependencies: ["VigilBPF", "VigilSensors", "VigilEvents", "VigilEnrichment", "CVigilABI"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"])]
         ),
         // make bench: rules evaluation per event and compilation time.
@@ -132,6 +132,8 @@ let package = Package(
         // The default rules against real events: each detection triggered for real, and a benign look-alike.
         .testTarget(name: "VigilDetectionTests", dependencies: ["VigilRules", "VigilEvents", "VigilSensors", "VigilTestSupport"]),
         .testTarget(name: "VigilEventsTests", dependencies: ["VigilEvents", "CVigilABI"]),
+        // The enricher's per-process contexts against exec, fork, exit and re-parenting (no kernel needed).
+        .testTarget(name: "VigilEnrichmentTests", dependencies: ["VigilEnrichment", "VigilEvents"]),
         .testTarget(name: "VigilContainersTests", dependencies: ["VigilContainers", "VigilTestSupport"]),
         // Every action against a real receiver: HTTP and SMTP servers, a syslog socket, Docker.
         .testTarget(

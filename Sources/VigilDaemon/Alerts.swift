@@ -106,19 +106,3 @@ public final class ActionsConsumer: AlertConsumer {
     }
 }
 
-/// Writing to file descriptors.
-public enum FileOutput {
-    /// Writes all of `bytes` to `fd` (write(2), retried on EINTR and short writes). Returns 0, or
-    /// the errno that stopped it.
-    @discardableResult
-    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32 {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return n < 0 ? errno : EIO }
-            offset += n
-        }
-        return 0
-    }
-}

@@ -1,5 +1,6 @@
 import Foundation
 import VigilDefaultRules
+import VigilEvents
 import VigilRules
 #if canImport(Glibc)
 import Glibc

@@ -5,7 +5,13 @@ import VigilEvents
 /// Adds what the kernel does not say to each event: process ancestry and details (the process
 /// table), user and group names, and the container (cgroup id -> id and runtime; name, image and
 /// labels from the runtime's API). Never fails per event: unknown fields stay empty.
-/// Driven by one thread (the event pipeline).
+///
+/// What it adds is the same for every event of a process until something changes, so it is kept
+/// per process: the process context (ancestry, arguments, user and group names) and the container
+/// context are built once and handed to each following event (one retain each), until the process
+/// table changes (an exec, fork or exit anywhere: ancestry may change), the event's parent, user,
+/// group, cgroup or pid namespace differ, or a container becomes known. Driven by one thread (the
+/// event pipeline).
 public final class Enricher {
     /// The process tree.
     public let processes: ProcessTable
@@ -16,7 +22,29 @@ public final class Enricher {
     private var containers: [UInt64: ContainerContext] = [:]
     /// Containers by pid namespace, learned from events whose cgroup named the container.
     private var containersByPIDNamespace: [UInt32: ContainerContext] = [:]
+    /// Changes whenever `containers` or `containersByPIDNamespace` does.
+    private var containerVersion: UInt64 = 0
     private var fetched: Set<String> = []
+    /// What the last event of each process was given, and what it was given for.
+    private var cache: [UInt32: Enriched] = [:]
+    /// Processes whose exit was never seen (lost events) leave entries behind; past this many the
+    /// cache starts over.
+    private static let cacheLimit = 1 << 16
+
+    /// The contexts handed to the events of one process, and the inputs they were built from.
+    private struct Enriched {
+        var tableVersion: UInt64
+        var containerVersion: UInt64
+        var ppid: UInt32, uid: UInt32, gid: UInt32, pidNamespace: UInt32
+        var cgroupID: UInt64
+        var process: ProcessContext
+        var container: ContainerContext
+
+        func fits(_ event: Event, tableVersion: UInt64, containerVersion: UInt64) -> Bool {
+            self.tableVersion == tableVersion && self.containerVersion == containerVersion && ppid == event.ppid
+                && uid == event.uid && gid == event.gid && cgroupID == event.cgroupID && pidNamespace == event.pidNamespace
+        }
+    }
 
     /// An enricher over the running system: the process table seeded from /proc, the cgroup v2
     /// mount from /proc/self/mountinfo, and `metadata` (nil: no runtime API).
@@ -31,28 +59,74 @@ public final class Enricher {
 
     /// Enriches `event` in place.
     public func enrich(_ event: inout Event) {
-        processes.apply(&event)
-        event.process.userName = users[event.uid]
-        event.process.groupName = groups[event.gid]
-        if let login = event.process.loginUID { event.process.loginUserName = users[login] }
-        event.container = container(cgroupID: event.cgroupID)
-        guard event.pidNamespace != Namespaces.hostPID else { return }
-        if event.container.isContainer {
-            containersByPIDNamespace[event.pidNamespace] = event.container
-        } else {
-            // In another pid namespace but the v2 cgroup is still the root: a runtime's init
-            // (runc:[2:INIT]) before it joined the container's cgroup. Its pid namespace, /proc
-            // (all hierarchies) or, when it is already gone, "unidentified" says so.
-            event.container = containersByPIDNamespace[event.pidNamespace]
-                ?? ContainerIdentity.ofProcess(Int32(bitPattern: event.pid)).flatMap { $0.isContainer ? context(for: $0) : nil }
-                ?? .unidentified
+        switch event.payload {
+        case .exec:
+            break // it changes the table
+        case .fork(let f) where !f.isThread:
+            break // it adds the child to the table
+        case .exit:
+            processes.update(with: event)
+            cache.removeValue(forKey: event.pid)
+            enrichAnew(&event)
+            processes.finish(event)
+            return
+        case .open, .fork:
+            // Opens and new threads change nothing in the table. Kept contexts fit only while the
+            // table's version is the one they were built at: the process had a record then and
+            // still has.
+            if let index = cache.index(forKey: event.pid) {
+                let known = cache.values[index]
+                if known.fits(event, tableVersion: processes.version, containerVersion: containerVersion) {
+                    event.process = known.process
+                    event.container = known.container
+                    return
+                }
+            }
         }
+        processes.update(with: event)
+        if enrichAnew(&event) {
+            if cache.count >= Self.cacheLimit { cache.removeAll() }
+            cache[event.pid] = Enriched(tableVersion: processes.version, containerVersion: containerVersion,
+                                        ppid: event.ppid, uid: event.uid, gid: event.gid, pidNamespace: event.pidNamespace,
+                                        cgroupID: event.cgroupID, process: event.process, container: event.container)
+        }
+    }
+
+    /// Builds the process and container contexts of `event` from the tables. Returns whether
+    /// they may be kept for the process's next events: not while its container is still being
+    /// identified (no name yet, or known only through its pid namespace), which is looked up
+    /// again on every event.
+    @discardableResult
+    private func enrichAnew(_ event: inout Event) -> Bool {
+        var process = processes.context(pid: event.pid, ppid: event.ppid)
+        process.userName = users[event.uid]
+        process.groupName = groups[event.gid]
+        if let login = process.loginUID { process.loginUserName = users[login] }
+        event.process = process
+        event.container = container(cgroupID: event.cgroupID)
+        let settled = !event.container.isContainer || !event.container.name.isEmpty
+        guard event.pidNamespace != Namespaces.hostPID else { return settled }
+        if event.container.isContainer {
+            if containersByPIDNamespace[event.pidNamespace] != event.container {
+                containersByPIDNamespace[event.pidNamespace] = event.container
+                containerVersion &+= 1
+            }
+            return settled
+        }
+        // In another pid namespace but the v2 cgroup is still the root: a runtime's init
+        // (runc:[2:INIT]) before it joined the container's cgroup. Its pid namespace, /proc
+        // (all hierarchies) or, when it is already gone, "unidentified" says so.
+        event.container = containersByPIDNamespace[event.pidNamespace]
+            ?? ContainerIdentity.ofProcess(Int32(bitPattern: event.pid)).flatMap { $0.isContainer ? context(for: $0) : nil }
+            ?? .unidentified
+        return false
     }
 
     /// The container of a cgroup: cached per cgroup id; the first sight of a container fetches
     /// its metadata once from the runtime (so its first event already carries the name).
     public func container(cgroupID: UInt64) -> ContainerContext {
         if let known = containers[cgroupID], !known.isContainer || !known.name.isEmpty { return known }
+        containerVersion &+= 1
         guard let identity = cgroups.identity(forCgroupID: cgroupID), identity.isContainer else {
             containers[cgroupID] = .host
             return .host

@@ -20,6 +20,9 @@ public final class ProcessTable {
     private var records: [UInt32: ProcessRecord] = [:]
     /// How many ancestors enrichment walks at most.
     public let maxAncestors: Int
+    /// Changes whenever a record is added, changed or removed: a context built at one version
+    /// (ancestry included) is still right while the version stays the same.
+    public private(set) var version: UInt64 = 0
 
     /// An empty table.
     public init(maxAncestors: Int = 16) { self.maxAncestors = maxAncestors }
@@ -37,6 +40,7 @@ public final class ProcessTable {
             guard let pid = UInt32(entry), let record = Self.read(pid: pid, procRoot: procRoot) else { continue }
             records[pid] = record
         }
+        version &+= 1
     }
 
     /// Reads one process from /proc, or nil when it is gone.
@@ -64,38 +68,61 @@ public final class ProcessTable {
 
     /// Updates the table from `event` and fills `event.process` (not the user names).
     public func apply(_ event: inout Event) {
+        update(with: event)
+        event.process = context(pid: event.pid, ppid: event.ppid)
+        finish(event)
+    }
+
+    /// Updates the table from `event` before its context is read: an exec replaces the record, a
+    /// fork adds the child (a copy of the parent), any other event adds a process not yet known.
+    public func update(with event: Event) {
         switch event.payload {
         case .exec(let x):
             records[event.pid] = ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm,
                                                executablePath: x.executablePath, arguments: x.arguments, cwd: x.cwd,
                                                ttyNumber: x.ttyNumber, loginUID: x.loginUID)
+            version &+= 1
         case .fork(let f) where !f.isThread:
             var child = records[event.pid] ?? ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm)
             child.pid = f.childPID
             child.ppid = event.pid
             records[f.childPID] = child
+            version &+= 1
         default:
-            if records[event.pid] == nil {
+            if records.index(forKey: event.pid) == nil {
                 records[event.pid] = ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm)
+                version &+= 1
             }
         }
-        let record = records[event.pid]
-        event.process.executablePath = record?.executablePath
-        event.process.arguments = record?.arguments
-        event.process.cwd = record?.cwd
-        event.process.ttyNumber = record?.ttyNumber
-        event.process.loginUID = record?.loginUID
+    }
+
+    /// Updates the table after `event`'s context was read: an exit removes the process.
+    public func finish(_ event: Event) {
+        if case .exit = event.payload, records.removeValue(forKey: event.pid) != nil { version &+= 1 }
+    }
+
+    /// What the table knows of `pid` (whose parent is `ppid`, as the kernel said): its record's
+    /// details and the ancestors, walked from `ppid`. A new context (one allocation, plus the
+    /// ancestor lists) for the caller to keep while `version` stays the same.
+    public func context(pid: UInt32, ppid: UInt32) -> ProcessContext {
+        var context = ProcessContext()
+        let record = records[pid]
+        context.executablePath = record?.executablePath
+        context.arguments = record?.arguments
+        context.cwd = record?.cwd
+        context.ttyNumber = record?.ttyNumber
+        context.loginUID = record?.loginUID
         var names: [ByteString] = [], pids: [UInt32] = []
-        var next = event.ppid
+        var next = ppid
         while pids.count < maxAncestors, next != 0, let ancestor = records[next] {
             names.append(ancestor.comm)
             pids.append(next)
             next = ancestor.ppid
         }
-        event.process.ancestorNames = names
-        event.process.ancestorPIDs = pids
-        event.process.parentArguments = records[event.ppid]?.arguments
-        if case .exit = event.payload { records[event.pid] = nil }
+        context.ancestorNames = names
+        context.ancestorPIDs = pids
+        context.parentArguments = records[ppid]?.arguments
+        return context
     }
 }
 

@@ -51,47 +51,35 @@ public struct ByteString: Hashable, Sendable, Comparable, CustomStringConvertibl
         return out
     }
 
+    /// Wraps a copy of raw bytes (one allocation, one memcpy).
+    public init(_ raw: UnsafeRawBufferPointer) {
+        bytes = [UInt8](unsafeUninitializedCapacity: raw.count) { buffer, count in
+            if let source = raw.baseAddress, raw.count > 0 {
+                UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: source, byteCount: raw.count)
+            }
+            count = raw.count
+        }
+    }
+
+    /// Wraps a copy of part of raw bytes.
+    public init(_ raw: Slice<UnsafeRawBufferPointer>) { self.init(UnsafeRawBufferPointer(rebasing: raw)) }
+
     /// Appends a JSON string literal of the bytes. Valid UTF-8 is written as JSON text; each byte
     /// that is not valid UTF-8 is written as a lone low surrogate \udcXX (the "surrogateescape"
     /// convention), so the exact bytes can be recovered (`init(jsonEscapedString:)`, Python's
     /// `s.encode("utf-8", "surrogateescape")`).
     public func appendJSON(to out: inout String) {
-        out += "\""
-        forEachScalarOrInvalidByte { scalar, invalid in
-            if let byte = invalid {
-                out += "\\udc" + hex2(byte)
-                return
-            }
-            guard let scalar else { return }
-            JSONText.appendEscaped(scalar, to: &out)
-        }
-        out += "\""
+        var buffer = ByteBuffer(capacity: bytes.count * 6 + 2)
+        buffer.appendJSON(self)
+        buffer.withUnsafeBytes { out += String(decoding: $0, as: UTF8.self) }
     }
 
-    /// Appends the same JSON string literal as `appendJSON(to: &String)`, as UTF-8 bytes: runs of
-    /// plain text are copied as they are, so this costs a few ns per byte.
+    /// Appends the same JSON string literal as `appendJSON(to: &String)`, as UTF-8 bytes
+    /// (`ByteBuffer.appendJSON` is the allocation-free form).
     public func appendJSON(to out: inout [UInt8]) {
-        out.append(0x22)
-        bytes.withUnsafeBufferPointer { b in
-            var i = 0
-            let n = b.count
-            while i < n {
-                let c = b[i]
-                if c >= 0x20 && c < 0x7f && c != 0x22 && c != 0x5c { out.append(c); i += 1; continue }
-                if c < 0x80 { JSONText.appendEscapedASCII(c, to: &out); i += 1; continue }
-                let length = ByteString.validUTF8Length(b, at: i)
-                if length > 0 {
-                    out.append(contentsOf: UnsafeBufferPointer(rebasing: b[i..<(i + length)]))
-                    i += length
-                } else {
-                    out.append(contentsOf: "\\udc".utf8)
-                    out.append(hexDigitBytes[Int(c >> 4)])
-                    out.append(hexDigitBytes[Int(c & 0xf)])
-                    i += 1
-                }
-            }
-        }
-        out.append(0x22)
+        var buffer = ByteBuffer(capacity: bytes.count * 6 + 2)
+        buffer.appendJSON(self)
+        buffer.withUnsafeBytes { out.append(contentsOf: $0) }
     }
 
     /// The length of the valid UTF-8 sequence starting at `i` (2...4), or 0 when it is not one
@@ -167,67 +155,25 @@ public struct ByteString: Hashable, Sendable, Comparable, CustomStringConvertibl
     }
 }
 
-/// JSON text helpers shared by every encoder in Vigil.
+/// JSON text helpers shared by every encoder in Vigil (all of them write through
+/// `ByteBuffer.appendJSONString`).
 public enum JSONText {
-    /// Appends `scalar` escaped for a JSON string (quotes, backslash, controls).
-    public static func appendEscaped(_ scalar: Unicode.Scalar, to out: inout String) {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 || scalar.value == 0x7f {
-                out += "\\u00" + hex2(UInt8(scalar.value))
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-
-    /// Appends the escape of an ASCII byte that cannot stand as is in a JSON string.
-    public static func appendEscapedASCII(_ c: UInt8, to out: inout [UInt8]) {
-        switch c {
-        case 0x22: out.append(contentsOf: [0x5c, 0x22])
-        case 0x5c: out.append(contentsOf: [0x5c, 0x5c])
-        case 0x0a: out.append(contentsOf: [0x5c, 0x6e])
-        case 0x0d: out.append(contentsOf: [0x5c, 0x72])
-        case 0x09: out.append(contentsOf: [0x5c, 0x74])
-        default:
-            out.append(contentsOf: "\\u00".utf8)
-            out.append(hexDigitBytes[Int(c >> 4)])
-            out.append(hexDigitBytes[Int(c & 0xf)])
-        }
-    }
-
     /// Appends a JSON string literal of `string` as UTF-8 bytes.
     public static func appendString(_ string: String, to out: inout [UInt8]) {
-        var s = string
-        s.withUTF8 { ByteString.appendValidUTF8JSON($0, to: &out) }
+        var buffer = ByteBuffer(capacity: string.utf8.count * 6 + 2)
+        buffer.appendJSON(string)
+        buffer.withUnsafeBytes { out.append(contentsOf: $0) }
     }
 
     /// Appends a JSON string literal of `string`.
     public static func appendString(_ string: String, to out: inout String) {
-        out += "\""
-        for scalar in string.unicodeScalars { appendEscaped(scalar, to: &out) }
-        out += "\""
+        var buffer = ByteBuffer(capacity: string.utf8.count * 6 + 2)
+        buffer.appendJSON(string)
+        buffer.withUnsafeBytes { out += String(decoding: $0, as: UTF8.self) }
     }
 }
 
 private let hexDigits = Array("0123456789abcdef")
-let hexDigitBytes = Array("0123456789abcdef".utf8)
-
-extension ByteString {
-    /// A JSON string literal of text known to be valid UTF-8 (Swift strings).
-    static func appendValidUTF8JSON(_ b: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
-        out.append(0x22)
-        for c in b {
-            if c >= 0x20 && c != 0x22 && c != 0x5c && c != 0x7f { out.append(c) } else { JSONText.appendEscapedASCII(c, to: &out) }
-        }
-        out.append(0x22)
-    }
-}
 
 func hex2(_ byte: UInt8) -> String {
     String([hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xf)]])

@@ -1,16 +1,19 @@
 import CVigilABI
 
 /// Turns ring-buffer records (structs of vigil_abi.h) into `Event`s. Checks kind and sizes;
-/// a record it does not understand gives nil and is counted by the caller.
+/// a record it does not understand gives nil and is counted by the caller. Keeps the short byte
+/// strings it made (`ByteStringCache`): events that repeat a comm or a path share them.
 public struct EventDecoder: Sendable {
     /// Nanoseconds to add to a boot-clock timestamp to get Unix time.
     public var bootToEpochNs: Int64
+    /// Comms, paths and their parts made recently.
+    private var strings = ByteStringCache()
 
     /// A decoder converting boot-clock times with the given offset (see `BootClock`).
     public init(bootToEpochNs: Int64) { self.bootToEpochNs = bootToEpochNs }
 
     /// Decodes one record, or nil when it is too short or of an unknown kind.
-    public func decode(_ record: UnsafeRawBufferPointer) -> Event? {
+    public mutating func decode(_ record: UnsafeRawBufferPointer) -> Event? {
         guard record.count >= MemoryLayout<vigil_event_header>.size else { return nil }
         let header = record.loadUnaligned(as: vigil_event_header.self)
         guard Int(header.size) <= record.count else { return nil }
@@ -22,7 +25,9 @@ public struct EventDecoder: Sendable {
         case UInt32(VIGIL_EVENT_OPEN.rawValue): guard let p = decodeOpen(record) else { return nil }; payload = p
         default: return nil
         }
-        let comm = withUnsafeBytes(of: header.comm) { ByteString($0.prefix { $0 != 0 }) }
+        let comm = withUnsafeBytes(of: header.comm) { raw in
+            strings.string(UnsafeRawBufferPointer(rebasing: raw[..<(raw.firstIndex(of: 0) ?? raw.count)]))
+        }
         return Event(bootTimeNs: header.ts_ns, timeNs: UInt64(Int64(header.ts_ns) &+ bootToEpochNs),
                      cgroupID: header.cgroup_id, pid: header.pid, tid: header.tid, ppid: header.ppid,
                      uid: header.uid, gid: header.gid, cpu: header.cpu, mountNamespace: header.mnt_ns,
@@ -33,18 +38,18 @@ public struct EventDecoder: Sendable {
         let fixed = MemoryLayout<vigil_exec_event>.size
         guard record.count >= fixed else { return nil }
         let e = record.loadUnaligned(as: vigil_exec_event.self)
-        let lengths = [Int(e.filename_len), Int(e.args_len), Int(e.cwd_len)]
-        guard fixed + lengths.reduce(0, +) <= record.count else { return nil }
-        var cursor = fixed
-        func take(_ n: Int) -> UnsafeRawBufferPointer.SubSequence {
-            defer { cursor += n }
-            return record[cursor..<(cursor + n)]
+        let filenameEnd = fixed + Int(e.filename_len), argsEnd = filenameEnd + Int(e.args_len), cwdEnd = argsEnd + Int(e.cwd_len)
+        guard cwdEnd <= record.count else { return nil }
+        let filename = ByteString(record[fixed..<filenameEnd])
+        let cwd = ByteString(record[argsEnd..<cwdEnd])
+        // argv: each argument followed by a NUL (the last one's NUL may be cut).
+        var arguments: [ByteString] = []
+        var start = filenameEnd
+        for i in filenameEnd..<argsEnd where record[i] == 0 {
+            arguments.append(ByteString(record[start..<i]))
+            start = i + 1
         }
-        let filename = ByteString(take(lengths[0]))
-        let argBytes = take(lengths[1])
-        let cwd = ByteString(take(lengths[2]))
-        var arguments = argBytes.split(separator: 0, omittingEmptySubsequences: false).map { ByteString($0) }
-        if argBytes.last == 0 { arguments.removeLast() }
+        if start < argsEnd { arguments.append(ByteString(record[start..<argsEnd])) }
         let tty = withUnsafeBytes(of: e.tty) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let ttyNumber = tty.isEmpty ? 0 : ttyNumberOf(major: e.tty_major, minor: e.tty_minor)
         return .exec(.init(filename: filename, executablePath: PathResolution.resolve(filename, against: cwd),
@@ -65,16 +70,35 @@ public struct EventDecoder: Sendable {
         return .exit(.init(status: e.exit_code, startTimeNs: e.start_time_ns, durationNs: e.duration_ns))
     }
 
-    private func decodeOpen(_ record: UnsafeRawBufferPointer) -> Payload? {
+    private mutating func decodeOpen(_ record: UnsafeRawBufferPointer) -> Payload? {
         let fixed = MemoryLayout<vigil_open_event>.size
         guard record.count >= fixed else { return nil }
         let e = record.loadUnaligned(as: vigil_open_event.self)
         let nameEnd = fixed + Int(e.name_len), baseEnd = nameEnd + Int(e.base_len)
         guard baseEnd <= record.count else { return nil }
-        let name = ByteString(record[fixed..<nameEnd])
-        let base = ByteString(record[nameEnd..<baseEnd])
+        let nameBytes = UnsafeRawBufferPointer(rebasing: record[fixed..<nameEnd])
+        let (name, nameSlot) = strings.interned(nameBytes)
         let baseUnknown = e.flags & UInt32(VIGIL_OPEN_BASE_UNKNOWN.rawValue) != 0
-        let path = baseUnknown ? name : PathResolution.resolve(name, against: base)
+        let path: ByteString, pathSlot: Int?
+        if baseUnknown || ((nameBytes.first == UInt8(ascii: "/") || baseEnd == nameEnd) && PathResolution.isClean(nameBytes)) {
+            (path, pathSlot) = (name, nameSlot)
+        } else {
+            let base = UnsafeRawBufferPointer(rebasing: record[nameEnd..<baseEnd])
+            PathResolution.fold(nameBytes.first == UInt8(ascii: "/") ? [nameBytes] : [base, nameBytes], into: &strings.scratch)
+            (path, pathSlot) = strings.internedScratch()
+        }
+        // A path seen before comes with its parts; else they are made (and kept with it).
+        let directory: ByteString, filename: ByteString
+        if let parts = strings.parts(of: path, slot: pathSlot) {
+            (directory, filename) = parts
+        } else {
+            (directory, filename) = path.bytes.withUnsafeBytes { bytes -> (ByteString, ByteString) in
+                guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return (PathParts.dot, path) }
+                return (slash == 0 ? PathParts.root : strings.string(UnsafeRawBufferPointer(rebasing: bytes[..<slash])),
+                        strings.string(UnsafeRawBufferPointer(rebasing: bytes[(slash + 1)...])))
+            }
+            strings.keep((directory, filename), of: path, slot: pathSlot)
+        }
         let syscall: String
         switch e.syscall {
         case UInt32(VIGIL_OPEN_OPEN.rawValue): syscall = "open"
@@ -82,10 +106,10 @@ public struct EventDecoder: Sendable {
         default: syscall = "openat"
         }
         let truncatedMask = UInt32(VIGIL_OPEN_BASE_TRUNCATED.rawValue | VIGIL_OPEN_NAME_TRUNCATED.rawValue)
-        var open = Payload.Open(syscall: syscall, name: name, path: path, flags: e.flags_arg, mode: e.mode,
-                                dirfd: e.dirfd, result: e.result, truncated: e.flags & truncatedMask != 0)
-        open.killedInKernel = e.flags & UInt32(VIGIL_OPEN_KILLED.rawValue) != 0
-        return .open(open)
+        let truncated = e.flags & truncatedMask != 0, killed = e.flags & UInt32(VIGIL_OPEN_KILLED.rawValue) != 0
+        return .open(Payload.Open(syscall: syscall, name: name, path: path, directory: directory, filename: filename,
+                                  flags: e.flags_arg, mode: e.mode, dirfd: e.dirfd, result: e.result, truncated: truncated,
+                                  killedInKernel: killed))
     }
 }
 
@@ -96,31 +120,83 @@ func ttyNumberOf(major: UInt32, minor: UInt32) -> UInt32 {
 
 /// Lexical path resolution on bytes (no file system access).
 public enum PathResolution {
-    /// `name` if absolute, else `base/name`; then `.`, `..` and repeated slashes folded.
+    /// `name` if absolute, else `base/name`; then `.`, `..` and repeated slashes folded. An
+    /// absolute name that is already clean is returned as is (its storage shared, nothing made).
     public static func resolve(_ name: ByteString, against base: ByteString) -> ByteString {
         let slash = UInt8(ascii: "/")
-        let joined = name.bytes.first == slash || base.isEmpty ? name.bytes : base.bytes + [slash] + name.bytes
-        return clean(ByteString(joined))
+        let absolute = name.bytes.first == slash || base.isEmpty
+        if absolute && name.bytes.withUnsafeBytes({ isClean($0) }) { return name }
+        var out: [UInt8] = []
+        name.bytes.withUnsafeBytes { n in
+            base.bytes.withUnsafeBytes { b in fold(absolute ? [n] : [b, n], into: &out) }
+        }
+        return ByteString(out)
     }
 
     /// Folds `.`, `..` and repeated slashes of an absolute or relative path.
     public static func clean(_ path: ByteString) -> ByteString {
-        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
-        let absolute = path.bytes.first == slash
-        var parts: [ArraySlice<UInt8>] = []
-        for part in path.bytes.split(separator: slash) {
-            if part.elementsEqual([dot]) { continue }
-            if part.elementsEqual([dot, dot]) {
-                if let last = parts.last, !last.elementsEqual([dot, dot]) { parts.removeLast(); continue }
-                if absolute { continue }
+        var out: [UInt8] = []
+        path.bytes.withUnsafeBytes { fold([$0], into: &out) }
+        return ByteString(out)
+    }
+
+    /// Whether folding `path` gives `path` itself: absolute, no empty, `.` or `..` component, no
+    /// trailing slash (except `/` itself).
+    static func isClean(_ b: UnsafeRawBufferPointer) -> Bool {
+        let n = b.count, slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        guard n > 0, b[0] == slash else { return false }
+        if n == 1 { return true }
+        if b[n - 1] == slash { return false }
+        var i = 0
+        while i < n {
+            // b[i] is a slash: the component after it must be non-empty and not . or ..
+            let next = i + 1
+            guard next < n, b[next] != slash else { return false }
+            if b[next] == dot {
+                let afterDot = next + 1
+                if afterDot == n || b[afterDot] == slash { return false }
+                if b[afterDot] == dot && (afterDot + 1 == n || b[afterDot + 1] == slash) { return false }
             }
-            parts.append(part)
+            var j = next
+            while j < n && b[j] != slash { j += 1 }
+            i = j
         }
-        var out: [UInt8] = absolute ? [slash] : []
-        for (i, part) in parts.enumerated() {
-            if i > 0 { out.append(slash) }
-            out.append(contentsOf: part)
+        return true
+    }
+
+    /// Writes into `out` the parts joined by slashes, folded: absolute when the first part is;
+    /// `..` above the root of an absolute path dropped, kept for a relative one; `.` when nothing
+    /// is left.
+    static func fold(_ parts: [UnsafeRawBufferPointer], into out: inout [UInt8]) {
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        let absolute = parts.first?.first == slash
+        out.removeAll(keepingCapacity: true)
+        if absolute { out.append(slash) }
+        for part in parts {
+            var i = 0
+            let n = part.count
+            while i < n {
+                while i < n && part[i] == slash { i += 1 }
+                var end = i
+                while end < n && part[end] != slash { end += 1 }
+                defer { i = end }
+                let length = end - i
+                if length == 0 || (length == 1 && part[i] == dot) { continue }
+                if length == 2 && part[i] == dot && part[i + 1] == dot {
+                    // Where the last component of `out` starts.
+                    let start = (out.lastIndex(of: slash) ?? -1) + 1
+                    let lastIsDotDot = out.count - start == 2 && out[start] == dot && out[start + 1] == dot
+                    if out.count > start && !lastIsDotDot {
+                        // Drop the last component and the slash before it (not the root's).
+                        out.removeSubrange((start > 1 ? start - 1 : start)...)
+                        continue
+                    }
+                    if absolute { continue }
+                }
+                if !out.isEmpty && out.last != slash { out.append(slash) }
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: part[i..<end]))
+            }
         }
-        return ByteString(out.isEmpty ? [dot] : out)
+        if out.isEmpty { out.append(dot) }
     }
 }

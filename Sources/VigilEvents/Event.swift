@@ -1,3 +1,4 @@
+import Synchronization
 import CVigilABI
 
 /// The kinds of events Vigil's sensors report. The raw value is Vigil's short name (used by
@@ -152,9 +153,9 @@ public enum Payload: Sendable {
             didSet { (directory, filename) = (PathParts.directory(path), PathParts.filename(path)) }
         }
         /// The directory part of `path` (fd.directory), computed once.
-        public private(set) var directory: ByteString = ""
+        public private(set) var directory: ByteString
         /// The last component of `path` (fd.filename), computed once.
-        public private(set) var filename: ByteString = ""
+        public private(set) var filename: ByteString
         /// Open flags (O_*), as given.
         public var flags: UInt32
         /// Creation mode.
@@ -182,64 +183,184 @@ public enum Payload: Sendable {
             self.directory = PathParts.directory(path)
             self.filename = PathParts.filename(path)
         }
+
+        /// Creates the payload with `path`'s parts already made (the decoder's, shared).
+        init(syscall: String, name: ByteString, path: ByteString, directory: ByteString, filename: ByteString,
+             flags: UInt32, mode: UInt32, dirfd: Int32, result: Int64, truncated: Bool, killedInKernel: Bool) {
+            self.truncated = truncated
+            self.killedInKernel = killedInKernel
+            self.syscall = syscall
+            self.name = name
+            self.path = path
+            self.flags = flags
+            self.mode = mode
+            self.dirfd = dirfd
+            self.result = result
+            self.directory = directory
+            self.filename = filename
+        }
     }
 }
 
 /// What the process table knows about the event's process and its ancestors.
+///
+/// A copy-on-write value: one reference, so handing the same context to every event of a
+/// process costs one retain. It also keeps the JSON of its fields once rendered
+/// (`EventFormat.appendJSON`), which changing any field drops.
 public struct ProcessContext: Sendable {
     /// The executable's absolute path.
-    public var executablePath: ByteString?
+    public var executablePath: ByteString? {
+        get { storage.executablePath }
+        set { mutableStorage().executablePath = newValue }
+    }
     /// argv (argv[0] included).
-    public var arguments: [ByteString]?
+    public var arguments: [ByteString]? {
+        get { storage.arguments }
+        set { mutableStorage().arguments = newValue }
+    }
     /// Working directory at the last exec.
-    public var cwd: ByteString?
+    public var cwd: ByteString? {
+        get { storage.cwd }
+        set { mutableStorage().cwd = newValue }
+    }
     /// Controlling tty number, 0 when none.
-    public var ttyNumber: UInt32?
+    public var ttyNumber: UInt32? {
+        get { storage.ttyNumber }
+        set { mutableStorage().ttyNumber = newValue }
+    }
     /// Audit login uid.
-    public var loginUID: UInt32?
+    public var loginUID: UInt32? {
+        get { storage.loginUID }
+        set { mutableStorage().loginUID = newValue }
+    }
     /// The parent's argv, when the process table knows it.
-    public var parentArguments: [ByteString]?
+    public var parentArguments: [ByteString]? {
+        get { storage.parentArguments }
+        set { mutableStorage().parentArguments = newValue }
+    }
     /// Names of the ancestors: [0] the parent, [1] the grandparent, ...
-    public var ancestorNames: [ByteString] = []
+    public var ancestorNames: [ByteString] {
+        get { storage.ancestorNames }
+        set { mutableStorage().ancestorNames = newValue }
+    }
     /// Pids of the ancestors, in the same order.
-    public var ancestorPIDs: [UInt32] = []
+    public var ancestorPIDs: [UInt32] {
+        get { storage.ancestorPIDs }
+        set { mutableStorage().ancestorPIDs = newValue }
+    }
     /// The user's name (from the host's passwd), nil when unknown.
-    public var userName: String?
+    public var userName: String? {
+        get { storage.userName }
+        set { mutableStorage().userName = newValue }
+    }
     /// The login user's name.
-    public var loginUserName: String?
+    public var loginUserName: String? {
+        get { storage.loginUserName }
+        set { mutableStorage().loginUserName = newValue }
+    }
     /// The group's name.
-    public var groupName: String?
+    public var groupName: String? {
+        get { storage.groupName }
+        set { mutableStorage().groupName = newValue }
+    }
 
     /// An empty context.
-    public init() {}
+    public init() { storage = Self.empty }
+
+    private var storage: Storage
+    private static let empty = Storage()
+
+    /// The JSON rendered for this context's fields (see `RenderedJSON`).
+    var rendered: RenderedJSON { storage.rendered }
+
+    private mutating func mutableStorage() -> Storage {
+        if isKnownUniquelyReferenced(&storage) {
+            storage.rendered.removeAll()
+        } else {
+            storage = Storage(copying: storage)
+        }
+        return storage
+    }
+
+    /// The fields, changed only while uniquely referenced (copy on write).
+    private final class Storage: @unchecked Sendable {
+        var executablePath: ByteString?
+        var arguments: [ByteString]?
+        var cwd: ByteString?
+        var ttyNumber: UInt32?
+        var loginUID: UInt32?
+        var parentArguments: [ByteString]?
+        var ancestorNames: [ByteString] = []
+        var ancestorPIDs: [UInt32] = []
+        var userName: String?
+        var loginUserName: String?
+        var groupName: String?
+        let rendered = RenderedJSON()
+
+        init() {}
+
+        init(copying other: Storage) {
+            executablePath = other.executablePath
+            arguments = other.arguments
+            cwd = other.cwd
+            ttyNumber = other.ttyNumber
+            loginUID = other.loginUID
+            parentArguments = other.parentArguments
+            ancestorNames = other.ancestorNames
+            ancestorPIDs = other.ancestorPIDs
+            userName = other.userName
+            loginUserName = other.loginUserName
+            groupName = other.groupName
+        }
+    }
 }
 
 /// The container an event's task runs in.
+///
+/// A copy-on-write value (one reference per event); it keeps its texts as bytes and the JSON of
+/// its fields once rendered.
 public struct ContainerContext: Sendable, Equatable {
     /// Full id (64 hex for most runtimes), empty for the host.
-    public var fullID: String { didSet { refreshBytes() } }
-    /// Runtime name: docker, containerd, crio, podman, kube, lxc, nspawn, garden, host or unknown.
-    public var runtime: String { didSet { refreshBytes() } }
-    /// Container name, empty when unknown.
-    public var name: String { didSet { refreshBytes() } }
-    /// Image, empty when unknown.
-    public var image: String { didSet { refreshBytes() } }
-    /// Labels.
-    public var labels: [String: String]
-    /// The Kubernetes pod uid, when derivable.
-    public var podUID: String
-
-    /// The same texts as bytes, made once per container (fields read them per event).
-    public private(set) var idBytes: ByteString = "", fullIDBytes: ByteString = "", runtimeBytes: ByteString = ""
-    public private(set) var nameBytes: ByteString = "", imageBytes: ByteString = ""
-
-    private mutating func refreshBytes() {
-        idBytes = ByteString(id)
-        fullIDBytes = ByteString(fullID)
-        runtimeBytes = ByteString(runtime)
-        nameBytes = ByteString(name)
-        imageBytes = ByteString(image)
+    public var fullID: String {
+        get { storage.fullID }
+        set { mutableStorage().fullID = newValue }
     }
+    /// Runtime name: docker, containerd, crio, podman, kube, lxc, nspawn, garden, host or unknown.
+    public var runtime: String {
+        get { storage.runtime }
+        set { mutableStorage().runtime = newValue }
+    }
+    /// Container name, empty when unknown.
+    public var name: String {
+        get { storage.name }
+        set { mutableStorage().name = newValue }
+    }
+    /// Image, empty when unknown.
+    public var image: String {
+        get { storage.image }
+        set { mutableStorage().image = newValue }
+    }
+    /// Labels.
+    public var labels: [String: String] {
+        get { storage.labels }
+        set { mutableStorage().labels = newValue }
+    }
+    /// The Kubernetes pod uid, when derivable.
+    public var podUID: String {
+        get { storage.podUID }
+        set { mutableStorage().podUID = newValue }
+    }
+
+    /// The 12-character id as bytes (container.id), made once per container.
+    public var idBytes: ByteString { storage.bytes.id }
+    /// The full id as bytes.
+    public var fullIDBytes: ByteString { storage.bytes.fullID }
+    /// The runtime as bytes.
+    public var runtimeBytes: ByteString { storage.bytes.runtime }
+    /// The name as bytes.
+    public var nameBytes: ByteString { storage.bytes.name }
+    /// The image as bytes.
+    public var imageBytes: ByteString { storage.bytes.image }
 
     /// The host (no container).
     public static let host = ContainerContext(fullID: "", runtime: "host", name: "host", image: "", labels: [:], podUID: "")
@@ -249,18 +370,146 @@ public struct ContainerContext: Sendable, Equatable {
 
     /// Creates a context.
     public init(fullID: String, runtime: String, name: String, image: String, labels: [String: String], podUID: String) {
-        self.fullID = fullID; self.runtime = runtime; self.name = name
-        self.image = image; self.labels = labels; self.podUID = podUID
-        refreshBytes()
+        storage = Storage(fullID: fullID, runtime: runtime, name: name, image: image, labels: labels, podUID: podUID)
     }
 
     public static func == (a: ContainerContext, b: ContainerContext) -> Bool {
-        a.fullID == b.fullID && a.runtime == b.runtime && a.name == b.name && a.image == b.image
+        if a.storage === b.storage { return true }
+        return a.fullID == b.fullID && a.runtime == b.runtime && a.name == b.name && a.image == b.image
             && a.labels == b.labels && a.podUID == b.podUID
     }
 
     /// The 12-character id (Falco's container.id), `host`, or `unknown` for an unidentified one.
-    public var id: String { fullID.isEmpty ? (isContainer ? "unknown" : "host") : String(fullID.prefix(12)) }
+    public var id: String { Self.id(fullID: fullID, runtime: runtime) }
     /// Whether this is a container rather than the host.
-    public var isContainer: Bool { runtime != "host" }
+    public var isContainer: Bool { storage.bytes.isContainer }
+
+    /// The JSON rendered for this context's fields (see `RenderedJSON`).
+    var rendered: RenderedJSON { storage.rendered }
+
+    private var storage: Storage
+
+    private static func id(fullID: String, runtime: String) -> String {
+        fullID.isEmpty ? (runtime != "host" ? "unknown" : "host") : String(fullID.prefix(12))
+    }
+
+    private mutating func mutableStorage() -> Storage {
+        if isKnownUniquelyReferenced(&storage) {
+            storage.rendered.removeAll()
+        } else {
+            storage = Storage(fullID: storage.fullID, runtime: storage.runtime, name: storage.name, image: storage.image,
+                              labels: storage.labels, podUID: storage.podUID)
+        }
+        return storage
+    }
+
+    /// The texts as bytes, made once per change (fields read them per event).
+    private struct Bytes {
+        var id: ByteString, fullID: ByteString, runtime: ByteString, name: ByteString, image: ByteString
+        /// runtime != "host", read per event.
+        var isContainer: Bool
+    }
+
+    /// The fields, changed only while uniquely referenced (copy on write).
+    private final class Storage: @unchecked Sendable {
+        var fullID: String { didSet { refresh() } }
+        var runtime: String { didSet { refresh() } }
+        var name: String { didSet { refresh() } }
+        var image: String { didSet { refresh() } }
+        var labels: [String: String]
+        var podUID: String
+        private(set) var bytes: Bytes
+        let rendered = RenderedJSON()
+
+        init(fullID: String, runtime: String, name: String, image: String, labels: [String: String], podUID: String) {
+            self.fullID = fullID; self.runtime = runtime; self.name = name
+            self.image = image; self.labels = labels; self.podUID = podUID
+            bytes = Self.bytes(fullID: fullID, runtime: runtime, name: name, image: image)
+        }
+
+        private func refresh() { bytes = Self.bytes(fullID: fullID, runtime: runtime, name: name, image: image) }
+
+        private static func bytes(fullID: String, runtime: String, name: String, image: String) -> Bytes {
+            Bytes(id: ByteString(ContainerContext.id(fullID: fullID, runtime: runtime)), fullID: ByteString(fullID),
+                  runtime: ByteString(runtime), name: ByteString(name), image: ByteString(image), isContainer: runtime != "host")
+        }
+    }
+}
+
+/// The header fields that stay the same across the events of a process (all but the thread id,
+/// CPU and time): with the process context they decide the process-scoped fields.
+struct ProcessKey: Equatable, Sendable {
+    var pid: UInt32 = 0, ppid: UInt32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
+    var mountNamespace: UInt32 = 0, pidNamespace: UInt32 = 0
+    var cgroupID: UInt64 = 0
+    var isContainer = false
+    /// The comm's bytes (a kernel comm has at most 15), zero padded, and its length.
+    var comm: (UInt64, UInt64) = (0, 0)
+    var commCount = 0
+
+    /// The key of no process (for container groups).
+    static let none = ProcessKey()
+
+    private init() {}
+
+    /// The key of `event`'s process, or nil when its comm is longer than 16 bytes (made by hand:
+    /// the kernel's has at most 15), which is then not cached.
+    init?(_ event: borrowing Event) {
+        commCount = event.comm.bytes.count
+        guard commCount <= 16 else { return nil }
+        pid = event.pid; ppid = event.ppid; uid = event.uid; gid = event.gid
+        mountNamespace = event.mountNamespace; pidNamespace = event.pidNamespace
+        cgroupID = event.cgroupID
+        isContainer = event.container.isContainer
+        var words: (UInt64, UInt64) = (0, 0)
+        event.comm.bytes.withUnsafeBytes { source in
+            withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: source) }
+        }
+        comm = words
+    }
+
+    static func == (a: ProcessKey, b: ProcessKey) -> Bool {
+        a.pid == b.pid && a.ppid == b.ppid && a.uid == b.uid && a.gid == b.gid && a.mountNamespace == b.mountNamespace
+            && a.pidNamespace == b.pidNamespace && a.cgroupID == b.cgroupID && a.isContainer == b.isContainer
+            && a.comm == b.comm && a.commCount == b.commCount
+    }
+}
+
+/// JSON already rendered for a group of fields that depend only on one context (a process's or a
+/// container's), kept with that context so the events that share it copy the bytes instead of
+/// rendering them again. Each entry is keyed by the group (`signature`) and, for process fields,
+/// the `ProcessKey` of the event (`ProcessKey.none` for container fields). Thread-safe: events are `Sendable`.
+final class RenderedJSON: Sendable {
+    private struct Entry {
+        var signature: Int
+        var key: ProcessKey
+        var bytes: [UInt8]
+    }
+
+    /// A few entries: one per field group and key (threads may have names of their own).
+    private static let capacity = 8
+    private let entries = Mutex<[Entry]>([])
+
+    /// The bytes rendered for `signature` and `key`, if any.
+    func lookup(_ signature: Int, key: ProcessKey) -> [UInt8]? {
+        entries.withLock { entries in
+            entries.withUnsafeBufferPointer { entries in
+                for i in entries.indices where entries[i].signature == signature && entries[i].key == key {
+                    return entries[i].bytes
+                }
+                return nil
+            }
+        }
+    }
+
+    /// Keeps `bytes` for `signature` and `key` (replacing the oldest entry when full).
+    func store(_ signature: Int, key: ProcessKey, bytes: [UInt8]) {
+        entries.withLock { entries in
+            if entries.count >= Self.capacity { entries.removeFirst() }
+            entries.append(Entry(signature: signature, key: key, bytes: bytes))
+        }
+    }
+
+    /// Forgets every entry (the context changed).
+    func removeAll() { entries.withLock { $0.removeAll() } }
 }

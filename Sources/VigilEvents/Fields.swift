@@ -14,6 +14,25 @@ public enum FieldValue: Sendable, Equatable {
     case strings([ByteString])
 }
 
+/// What a field's value depends on, so that output can render it once and reuse it.
+enum FieldScope: Sendable {
+    /// Anything of the event.
+    case event
+    /// Only what stays the same across the events of a process while its process-table context
+    /// does: `event.process`, `event.container.isContainer`, and the header's pid, ppid, comm,
+    /// uid, gid, cgroup id and namespaces (`ProcessKey`). Not the thread id, CPU, time or payload.
+    case process
+    /// Only `event.container`.
+    case container
+    /// Only an open's payload and `event.pid` (`OpenKey`): the same for every open of one file
+    /// with the same flags and result by one process.
+    case open
+}
+
+/// Appends a field's value as JSON and returns true, or returns false (having written nothing)
+/// when the event has no value for it.
+typealias JSONValueWriter = @Sendable (Event, inout ByteBuffer) -> Bool
+
 /// A named field of events (Falco's naming where Falco has the field): its type, which event
 /// kinds carry it, and how to read it from an enriched event.
 public struct FieldDefinition: Sendable {
@@ -29,16 +48,34 @@ public struct FieldDefinition: Sendable {
     public let takesArgument: Bool
     /// Reads the value, or nil when the event has none. The argument is the bracket text.
     public let extract: @Sendable (Event, String?) -> FieldValue?
+    /// What the value depends on (JSONOutputTests checks the claim).
+    let scope: FieldScope
+    /// Writes the value as JSON without building a `FieldValue` (the same bytes as
+    /// `ByteBuffer.appendJSON(extract(event, nil))`; JSONOutputTests checks it): for fields whose
+    /// value would be made per event (joined arguments, flags, time, names from Strings). Nil:
+    /// JSON is written from `extract`.
+    let json: JSONValueWriter?
 
-    init(_ name: String, _ type: FieldType, _ kinds: Set<EventKind>, argument: Bool = false,
-         _ description: String, _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
+    init(_ name: String, _ type: FieldType, _ kinds: Set<EventKind>, argument: Bool = false, scope: FieldScope = .event,
+         _ description: String, json: JSONValueWriter? = nil,
+         _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
         self.name = name; self.type = type; self.description = description
-        self.kinds = kinds; self.takesArgument = argument; self.extract = extract
+        self.kinds = kinds; self.takesArgument = argument; self.extract = extract; self.scope = scope
+        self.json = json
     }
 
-    init(_ name: String, _ type: FieldType, argument: Bool = false, _ description: String,
-         _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
-        self.init(name, type, [], argument: argument, description, extract)
+    init(_ name: String, _ type: FieldType, argument: Bool = false, scope: FieldScope = .event, _ description: String,
+         json: JSONValueWriter? = nil, _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
+        self.init(name, type, [], argument: argument, scope: scope, description, json: json, extract)
+    }
+
+    /// Appends the value as JSON and returns true, or returns false (writing nothing) when the
+    /// event has none.
+    func appendJSON(_ event: Event, to out: inout ByteBuffer) -> Bool {
+        if let json { return json(event, &out) }
+        guard let value = extract(event, nil) else { return false }
+        out.appendJSON(value)
+        return true
     }
 
     /// Whether events of `kind` carry this field.
@@ -64,8 +101,13 @@ public enum Fields {
         .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2.") { e, _ in
             .string(Names.eventType(e))
         },
-        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open (`vigil trace --event`).") { e, _ in .string(Names.kind[e.kind]!) },
-        .init("evt.time", .string, "Time of the event, ISO 8601 UTC with nanoseconds.") { e, _ in str(Timestamp.iso8601(e.timeNs)) },
+        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open (`vigil trace --event`).") { e, _ in .string(Names.kind[e.kind.index]) },
+        .init("evt.time", .string, "Time of the event, ISO 8601 UTC with nanoseconds.", json: { e, out in
+            out.append(0x22)
+            Timestamp.appendISO8601(e.timeNs, to: &out)
+            out.append(0x22)
+            return true
+        }) { e, _ in str(Timestamp.iso8601(e.timeNs)) },
         .init("evt.rawtime", .uint, "Time of the event, nanoseconds since the Unix epoch.") { e, _ in .uint(e.timeNs) },
         .init("evt.res", .string, [.open], "SUCCESS, or the error name (ENOENT, EACCES, ...) when the call failed.") { e, _ in
             guard case .open(let o) = e.payload else { return nil }
@@ -96,48 +138,64 @@ public enum Fields {
     static let processFields: [FieldDefinition] = [
         .init("proc.pid", .uint, "Process id (thread group id).") { e, _ in .uint(UInt64(e.pid)) },
         .init("thread.tid", .uint, "Thread id.") { e, _ in .uint(UInt64(e.tid)) },
-        .init("proc.ppid", .uint, "Parent's process id.") { e, _ in .uint(UInt64(e.ppid)) },
-        .init("proc.name", .string, "The command name (comm, at most 15 bytes).") { e, _ in .string(e.comm) },
-        .init("proc.pname", .string, "The parent's command name.") { e, _ in e.process.ancestorNames.first.map { .string($0) } },
+        .init("proc.ppid", .uint, scope: .process, "Parent's process id.") { e, _ in .uint(UInt64(e.ppid)) },
+        .init("proc.name", .string, scope: .process, "The command name (comm, at most 15 bytes).") { e, _ in .string(e.comm) },
+        .init("proc.pname", .string, scope: .process, "The parent's command name.") { e, _ in e.process.ancestorNames.first.map { .string($0) } },
         .init("proc.aname", .string, argument: true, "Name of ancestor N: proc.aname[0] is the process, [1] its parent, [2] the grandparent ...") { e, arg in
             guard let n = arg.flatMap({ Int($0) }) else { return nil }
             if n == 0 { return .string(e.comm) }
             return n - 1 < e.process.ancestorNames.count ? .string(e.process.ancestorNames[n - 1]) : nil
         },
-        .init("proc.anames", .strings, "Names of every known ancestor, parent first.") { e, _ in .strings(e.process.ancestorNames) },
+        .init("proc.anames", .strings, scope: .process, "Names of every known ancestor, parent first.") { e, _ in .strings(e.process.ancestorNames) },
         .init("proc.apid", .uint, argument: true, "Pid of ancestor N (as proc.aname).") { e, arg in
             guard let n = arg.flatMap({ Int($0) }) else { return nil }
             if n == 0 { return .uint(UInt64(e.pid)) }
             return n - 1 < e.process.ancestorPIDs.count ? .uint(UInt64(e.process.ancestorPIDs[n - 1])) : nil
         },
-        .init("proc.exepath", .string, "The executable's absolute path.") { e, _ in e.process.executablePath.map { .string($0) } },
-        .init("proc.exe", .string, "The first command-line argument (argv[0]).") { e, _ in e.process.arguments?.first.map { .string($0) } },
-        .init("proc.args", .string, "The arguments after argv[0], joined by spaces.") { e, _ in
+        .init("proc.exepath", .string, scope: .process, "The executable's absolute path.") { e, _ in e.process.executablePath.map { .string($0) } },
+        .init("proc.exe", .string, scope: .process, "The first command-line argument (argv[0]).") { e, _ in e.process.arguments?.first.map { .string($0) } },
+        .init("proc.args", .string, scope: .process, "The arguments after argv[0], joined by spaces.", json: { e, out in
+            guard let args = e.process.arguments else { return false }
+            appendJoinedJSON(nil, args.dropFirst(), to: &out)
+            return true
+        }) { e, _ in
             e.process.arguments.map { .string(ByteString(Array($0.dropFirst().map(\.bytes).joined(separator: [0x20])))) }
         },
-        .init("proc.cmdline", .string, "proc.name followed by the arguments after argv[0], joined by spaces.") { e, _ in
+        .init("proc.cmdline", .string, scope: .process, "proc.name followed by the arguments after argv[0], joined by spaces.", json: { e, out in
+            guard let args = e.process.arguments else { return false }
+            appendJoinedJSON(e.comm, args.dropFirst(), to: &out)
+            return true
+        }) { e, _ in
             guard let args = e.process.arguments else { return nil }
             return .string(ByteString(Array(([e.comm] + args.dropFirst()).map(\.bytes).joined(separator: [0x20]))))
         },
-        .init("proc.pcmdline", .string, "The parent's command line (its name and arguments after argv[0]).") { e, _ in
+        .init("proc.pcmdline", .string, scope: .process, "The parent's command line (its name and arguments after argv[0]).", json: { e, out in
+            guard let args = e.process.parentArguments, let name = e.process.ancestorNames.first else { return false }
+            appendJoinedJSON(name, args.dropFirst(), to: &out)
+            return true
+        }) { e, _ in
             guard let args = e.process.parentArguments, let name = e.process.ancestorNames.first else { return nil }
             return .string(ByteString(Array(([name] + args.dropFirst()).map(\.bytes).joined(separator: [0x20]))))
         },
-        .init("proc.argv", .strings, "argv as a list, argv[0] included (exact bytes).") { e, _ in e.process.arguments.map { .strings($0) } },
+        .init("proc.argv", .strings, scope: .process, "argv as a list, argv[0] included (exact bytes).") { e, _ in e.process.arguments.map { .strings($0) } },
         .init("proc.args_truncated", .bool, [.exec], "Whether argv was longer than 4096 bytes and was cut.") { e, _ in
             guard case .exec(let x) = e.payload else { return nil }
             return .bool(x.argumentsTruncated)
         },
-        .init("proc.cwd", .string, "The working directory (at the last exec).") { e, _ in e.process.cwd.map { .string($0) } },
-        .init("proc.tty", .uint, "The controlling terminal as a number (tty_nr), 0 when none.") { e, _ in e.process.ttyNumber.map { .uint(UInt64($0)) } },
-        .init("proc.ttyname", .string, [.exec], "The controlling terminal's name, e.g. pts0; empty when none.") { e, _ in
+        .init("proc.cwd", .string, scope: .process, "The working directory (at the last exec).") { e, _ in e.process.cwd.map { .string($0) } },
+        .init("proc.tty", .uint, scope: .process, "The controlling terminal as a number (tty_nr), 0 when none.") { e, _ in e.process.ttyNumber.map { .uint(UInt64($0)) } },
+        .init("proc.ttyname", .string, [.exec], "The controlling terminal's name, e.g. pts0; empty when none.", json: { e, out in
+            guard case .exec(let x) = e.payload else { return false }
+            out.appendJSON(x.tty)
+            return true
+        }) { e, _ in
             guard case .exec(let x) = e.payload else { return nil }
             return str(x.tty)
         },
-        .init("proc.is_container", .bool, "Whether the process runs in a container.") { e, _ in .bool(e.container.isContainer) },
-        .init("proc.cgroup_id", .uint, "The inode of the process's cgroup v2 directory.") { e, _ in .uint(e.cgroupID) },
-        .init("proc.mntns", .uint, "The mount namespace's inode number.") { e, _ in .uint(UInt64(e.mountNamespace)) },
-        .init("proc.pidns", .uint, "The pid namespace's inode number.") { e, _ in .uint(UInt64(e.pidNamespace)) },
+        .init("proc.is_container", .bool, scope: .process, "Whether the process runs in a container.") { e, _ in .bool(e.container.isContainer) },
+        .init("proc.cgroup_id", .uint, scope: .process, "The inode of the process's cgroup v2 directory.") { e, _ in .uint(e.cgroupID) },
+        .init("proc.mntns", .uint, scope: .process, "The mount namespace's inode number.") { e, _ in .uint(UInt64(e.mountNamespace)) },
+        .init("proc.pidns", .uint, scope: .process, "The pid namespace's inode number.") { e, _ in .uint(UInt64(e.pidNamespace)) },
         .init("proc.exitcode", .uint, [.exit], "The exit code (when not killed by a signal).") { e, _ in
             guard case .exit(let x) = e.payload else { return nil }
             return .uint(UInt64(x.exitCode))
@@ -153,12 +211,12 @@ public enum Fields {
     ]
 
     static let userFields: [FieldDefinition] = [
-        .init("user.uid", .uint, "Real user id.") { e, _ in .uint(UInt64(e.uid)) },
-        .init("user.name", .string, "User name (host's passwd).") { e, _ in e.process.userName.map { str($0) } },
-        .init("user.loginuid", .uint, "Audit login uid (4294967295 when unset).") { e, _ in e.process.loginUID.map { .uint(UInt64($0)) } },
-        .init("user.loginname", .string, "Login user's name.") { e, _ in e.process.loginUserName.map { str($0) } },
-        .init("group.gid", .uint, "Real group id.") { e, _ in .uint(UInt64(e.gid)) },
-        .init("group.name", .string, "Group name (host's group file).") { e, _ in e.process.groupName.map { str($0) } },
+        .init("user.uid", .uint, scope: .process, "Real user id.") { e, _ in .uint(UInt64(e.uid)) },
+        .init("user.name", .string, scope: .process, "User name (host's passwd).", json: { e, out in appendJSON(e.process.userName, to: &out) }) { e, _ in e.process.userName.map { str($0) } },
+        .init("user.loginuid", .uint, scope: .process, "Audit login uid (4294967295 when unset).") { e, _ in e.process.loginUID.map { .uint(UInt64($0)) } },
+        .init("user.loginname", .string, scope: .process, "Login user's name.", json: { e, out in appendJSON(e.process.loginUserName, to: &out) }) { e, _ in e.process.loginUserName.map { str($0) } },
+        .init("group.gid", .uint, scope: .process, "Real group id.") { e, _ in .uint(UInt64(e.gid)) },
+        .init("group.name", .string, scope: .process, "Group name (host's group file).", json: { e, out in appendJSON(e.process.groupName, to: &out) }) { e, _ in e.process.groupName.map { str($0) } },
     ]
 
     static func open(_ e: Event) -> Payload.Open? {
@@ -167,44 +225,82 @@ public enum Fields {
     }
 
     static let fileFields: [FieldDefinition] = [
-        .init("fd.name", .string, [.open], "The file's absolute path (relative names resolved against cwd or dirfd).") { e, _ in
+        .init("fd.name", .string, [.open], scope: .open, "The file's absolute path (relative names resolved against cwd or dirfd).") { e, _ in
             open(e).map { .string($0.path) }
         },
-        .init("fd.nameraw", .string, [.open], "The name exactly as passed to the syscall.") { e, _ in open(e).map { .string($0.name) } },
-        .init("fd.directory", .string, [.open], "The directory part of fd.name.") { e, _ in open(e).map { .string($0.directory) } },
-        .init("fd.filename", .string, [.open], "The last component of fd.name.") { e, _ in open(e).map { .string($0.filename) } },
-        .init("fd.flags", .string, [.open], "Open flags, e.g. O_RDONLY|O_CLOEXEC.") { e, _ in open(e).map { str(OpenFlags.describe($0.flags)) } },
-        .init("fd.rawflags", .uint, [.open], "Open flags as a number.") { e, _ in open(e).map { .uint(UInt64($0.flags)) } },
-        .init("fd.mode", .uint, [.open], "Creation mode (meaningful with O_CREAT or O_TMPFILE).") { e, _ in open(e).map { .uint(UInt64($0.mode)) } },
-        .init("fd.num", .int, [.open], "The new file descriptor, -1 when the call failed.") { e, _ in open(e).map { .int($0.result >= 0 ? $0.result : -1) } },
-        .init("fd.dirfd", .int, [.open], "The dirfd argument (-100 = AT_FDCWD).") { e, _ in open(e).map { .int(Int64($0.dirfd)) } },
-        .init("fd.truncated", .bool, [.open], "Whether the path was cut (deeper than 48 levels or longer than 4096 bytes).") { e, _ in open(e).map { .bool($0.truncated) } },
-        .init("fd.is_other_proc", .bool, [.open], "Whether fd.name is below /proc/PID/ of another process (not /proc/self, not its own pid).") { e, _ in
+        .init("fd.nameraw", .string, [.open], scope: .open, "The name exactly as passed to the syscall.") { e, _ in open(e).map { .string($0.name) } },
+        .init("fd.directory", .string, [.open], scope: .open, "The directory part of fd.name.") { e, _ in open(e).map { .string($0.directory) } },
+        .init("fd.filename", .string, [.open], scope: .open, "The last component of fd.name.") { e, _ in open(e).map { .string($0.filename) } },
+        .init("fd.flags", .string, [.open], scope: .open, "Open flags, e.g. O_RDONLY|O_CLOEXEC.", json: { e, out in
+            guard let o = open(e) else { return false }
+            out.append(0x22)
+            OpenFlags.append(o.flags, to: &out)
+            out.append(0x22)
+            return true
+        }) { e, _ in open(e).map { str(OpenFlags.describe($0.flags)) } },
+        .init("fd.rawflags", .uint, [.open], scope: .open, "Open flags as a number.") { e, _ in open(e).map { .uint(UInt64($0.flags)) } },
+        .init("fd.mode", .uint, [.open], scope: .open, "Creation mode (meaningful with O_CREAT or O_TMPFILE).") { e, _ in open(e).map { .uint(UInt64($0.mode)) } },
+        .init("fd.num", .int, [.open], scope: .open, "The new file descriptor, -1 when the call failed.") { e, _ in open(e).map { .int($0.result >= 0 ? $0.result : -1) } },
+        .init("fd.dirfd", .int, [.open], scope: .open, "The dirfd argument (-100 = AT_FDCWD).") { e, _ in open(e).map { .int(Int64($0.dirfd)) } },
+        .init("fd.truncated", .bool, [.open], scope: .open, "Whether the path was cut (deeper than 48 levels or longer than 4096 bytes).") { e, _ in open(e).map { .bool($0.truncated) } },
+        .init("fd.is_other_proc", .bool, [.open], scope: .open, "Whether fd.name is below /proc/PID/ of another process (not /proc/self, not its own pid).") { e, _ in
             open(e).map { .bool(PathParts.otherProcessPID($0.path, own: e.pid) != nil) }
         },
-        .init("evt.is_open_read", .bool, [.open], "Opened for reading (O_RDONLY or O_RDWR).") { e, _ in open(e).map { .bool($0.flags & 3 != 1) } },
-        .init("evt.is_open_write", .bool, [.open], "Opened for writing (O_WRONLY or O_RDWR).") { e, _ in open(e).map { .bool($0.flags & 3 != 0) } },
+        .init("evt.is_open_read", .bool, [.open], scope: .open, "Opened for reading (O_RDONLY or O_RDWR).") { e, _ in open(e).map { .bool($0.flags & 3 != 1) } },
+        .init("evt.is_open_write", .bool, [.open], scope: .open, "Opened for writing (O_WRONLY or O_RDWR).") { e, _ in open(e).map { .bool($0.flags & 3 != 0) } },
     ]
 
     static let containerFields: [FieldDefinition] = [
-        .init("container.id", .string, "The container's 12-character id; `host` on the host; `unknown` for a runtime's init not yet in its container's cgroup.") { e, _ in .string(e.container.idBytes) },
-        .init("container.full_id", .string, "The container's full id, empty for the host.") { e, _ in .string(e.container.fullIDBytes) },
-        .init("container.name", .string, "The container's name (`host` for the host; empty while unknown).") { e, _ in .string(e.container.nameBytes) },
-        .init("container.image", .string, "The container's image.") { e, _ in .string(e.container.imageBytes) },
-        .init("container.runtime", .string, "docker, containerd, crio, podman, kube, lxc, nspawn, garden, host, or unknown (see container.id).") { e, _ in .string(e.container.runtimeBytes) },
-        .init("container.label", .string, argument: true, "The value of label KEY: container.label[KEY].") { e, arg in
+        .init("container.id", .string, scope: .container, "The container's 12-character id; `host` on the host; `unknown` for a runtime's init not yet in its container's cgroup.") { e, _ in .string(e.container.idBytes) },
+        .init("container.full_id", .string, scope: .container, "The container's full id, empty for the host.") { e, _ in .string(e.container.fullIDBytes) },
+        .init("container.name", .string, scope: .container, "The container's name (`host` for the host; empty while unknown).") { e, _ in .string(e.container.nameBytes) },
+        .init("container.image", .string, scope: .container, "The container's image.") { e, _ in .string(e.container.imageBytes) },
+        .init("container.runtime", .string, scope: .container, "docker, containerd, crio, podman, kube, lxc, nspawn, garden, host, or unknown (see container.id).") { e, _ in .string(e.container.runtimeBytes) },
+        .init("container.label", .string, argument: true, scope: .container, "The value of label KEY: container.label[KEY].") { e, arg in
             arg.flatMap { e.container.labels[$0] }.map { str($0) }
         },
-        .init("k8s.pod.uid", .string, "The Kubernetes pod uid, when the cgroup path names one.") { e, _ in
+        .init("k8s.pod.uid", .string, scope: .container, "The Kubernetes pod uid, when the cgroup path names one.", json: { e, out in
+            guard !e.container.podUID.isEmpty else { return false }
+            out.appendJSON(e.container.podUID)
+            return true
+        }) { e, _ in
             e.container.podUID.isEmpty ? nil : str(e.container.podUID)
         },
     ]
 }
 
+extension Fields {
+    /// Writes `first` (when given) and `rest` joined by spaces as one JSON string, without
+    /// joining them first. The same bytes as escaping the joined string: a space ends any
+    /// UTF-8 sequence, so each part escapes alone as it would within the whole.
+    static func appendJoinedJSON(_ first: ByteString?, _ rest: ArraySlice<ByteString>, to out: inout ByteBuffer) {
+        out.append(0x22)
+        var separate = false
+        if let first {
+            first.bytes.withUnsafeBufferPointer { out.appendJSONStringContent($0) }
+            separate = true
+        }
+        for part in rest {
+            if separate { out.append(0x20) }
+            part.bytes.withUnsafeBufferPointer { out.appendJSONStringContent($0) }
+            separate = true
+        }
+        out.append(0x22)
+    }
+
+    /// Writes an optional name as a JSON string; false when nil.
+    static func appendJSON(_ name: String?, to out: inout ByteBuffer) -> Bool {
+        guard let name else { return false }
+        out.appendJSON(name)
+        return true
+    }
+}
+
 /// Byte strings fields return over and over, made once.
 enum Names {
     static let success = ByteString("SUCCESS")
-    static let kind: [EventKind: ByteString] = Dictionary(uniqueKeysWithValues: EventKind.allCases.map { ($0, ByteString($0.rawValue)) })
+    /// Indexed by `EventKind.index`.
+    static let kind: [ByteString] = EventKind.allCases.map { ByteString($0.rawValue) }
     static let execve = ByteString("execve"), clone = ByteString("clone"), procexit = ByteString("procexit")
     static let open = ByteString("open"), openat = ByteString("openat"), openat2 = ByteString("openat2")
 
@@ -220,10 +316,13 @@ enum Names {
 
 /// Directory and file parts of a path.
 public enum PathParts {
+    /// The directory of a bare name, and of a top-level file.
+    static let dot = ByteString("."), root = ByteString("/")
+
     /// Everything before the last slash (`/` for a top-level file).
     public static func directory(_ path: ByteString) -> ByteString {
-        guard let slash = path.bytes.lastIndex(of: UInt8(ascii: "/")) else { return "." }
-        return slash == 0 ? "/" : ByteString(path.bytes[..<slash])
+        guard let slash = path.bytes.lastIndex(of: UInt8(ascii: "/")) else { return dot }
+        return slash == 0 ? root : ByteString(path.bytes[..<slash])
     }
     /// The pid of a /proc/PID/... path when PID is a number other than `own`.
     public static func otherProcessPID(_ path: ByteString, own: UInt32) -> UInt32? {

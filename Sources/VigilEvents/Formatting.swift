@@ -1,22 +1,40 @@
 /// open(2) flags as text.
 public enum OpenFlags {
-    private static let named: [(UInt32, String)] = [
+    private static let named: [(UInt32, StaticString)] = [
         (0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o400, "O_NOCTTY"), (0o1000, "O_TRUNC"), (0o2000, "O_APPEND"),
         (0o4000, "O_NONBLOCK"), (0o4010000, "O_SYNC"), (0o10000, "O_DSYNC"), (0o20000, "O_ASYNC"), (0o40000, "O_DIRECT"),
         (0o100000, "O_LARGEFILE"), (0o20200000, "O_TMPFILE"), (0o200000, "O_DIRECTORY"), (0o400000, "O_NOFOLLOW"),
         (0o1000000, "O_NOATIME"), (0o2000000, "O_CLOEXEC"), (0o10000000, "O_PATH"),
     ]
+    private static let accessModes: [StaticString] = ["O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE"]
 
     /// E.g. `O_RDONLY|O_CLOEXEC`; unknown bits as a hex number at the end.
     public static func describe(_ flags: UInt32) -> String {
-        var parts = [["O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE"][Int(flags & 3)]]
+        var out = ByteBuffer(capacity: 128)
+        append(flags, to: &out)
+        return out.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Appends `describe(flags)` (plain ASCII, nothing to escape).
+    public static func append(_ flags: UInt32, to out: inout ByteBuffer) {
+        out.append(accessModes[Int(flags & 3)])
         var rest = flags & ~3
         for (bits, name) in named where rest & bits == bits {
-            parts.append(name)
+            out.append(0x7c)
+            out.append(name)
             rest &= ~bits
         }
-        if rest != 0 { parts.append("0x" + String(rest, radix: 16)) }
-        return parts.joined(separator: "|")
+        if rest != 0 {
+            out.append("|0x")
+            var started = false
+            for shift in stride(from: 28, through: 0, by: -4) {
+                let digit = UInt8((rest >> UInt32(shift)) & 0xf)
+                if digit != 0 || started || shift == 0 {
+                    out.append(ByteBuffer.hexDigit(digit))
+                    started = true
+                }
+            }
+        }
     }
 }
 
@@ -42,11 +60,17 @@ public enum ErrnoNames {
 public enum Timestamp {
     /// ISO 8601 UTC with nanoseconds, e.g. 2026-11-22T23:13:59.123456789Z.
     public static func iso8601(_ epochNs: UInt64) -> String {
-        let seconds = Int64(epochNs / 1_000_000_000), nanos = Int(epochNs % 1_000_000_000)
-        var days = seconds / 86400
-        let secondOfDay = Int(seconds % 86400)
+        var out = ByteBuffer(capacity: 64)
+        appendISO8601(epochNs, to: &out)
+        return out.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Appends `iso8601(epochNs)` without building a String.
+    public static func appendISO8601(_ epochNs: UInt64, to out: inout ByteBuffer) {
+        let seconds = epochNs / 1_000_000_000, nanos = epochNs % 1_000_000_000
+        let secondOfDay = seconds % 86400
         // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        days += 719_468
+        let days = Int64(seconds / 86400) + 719_468
         let era = days / 146_097
         let dayOfEra = days - era * 146_097
         let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
@@ -54,9 +78,34 @@ public enum Timestamp {
         let mp = (5 * dayOfYear + 2) / 153
         let day = dayOfYear - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        func pad(_ v: Int64, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(Int64(secondOfDay / 3600), 2)):\(pad(Int64(secondOfDay / 60 % 60), 2)):\(pad(Int64(secondOfDay % 60), 2)).\(pad(Int64(nanos), 9))Z"
+        let year = UInt64(yearOfEra + era * 400 + (month <= 2 ? 1 : 0))
+        guard year < 10_000 else { // beyond the fixed layout below: the general way
+            out.append(decimal: year, width: 4)
+            for (separator, value, width) in [(0x2d, UInt64(month), 2), (0x2d, UInt64(day), 2), (0x54, secondOfDay / 3600, 2),
+                                              (0x3a, secondOfDay / 60 % 60, 2), (0x3a, secondOfDay % 60, 2), (0x2e, nanos, 9)] {
+                out.append(UInt8(separator))
+                out.append(decimal: value, width: width)
+            }
+            out.append(0x5a)
+            return
+        }
+        // YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ, 30 bytes, written in place.
+        out.withUnfilled(30) { o in
+            ByteBuffer.writePadded(year, digits: 4, at: o)
+            o[4] = 0x2d
+            ByteBuffer.writePadded(UInt64(month), digits: 2, at: o + 5)
+            o[7] = 0x2d
+            ByteBuffer.writePadded(UInt64(day), digits: 2, at: o + 8)
+            o[10] = 0x54
+            ByteBuffer.writePadded(secondOfDay / 3600, digits: 2, at: o + 11)
+            o[13] = 0x3a
+            ByteBuffer.writePadded(secondOfDay / 60 % 60, digits: 2, at: o + 14)
+            o[16] = 0x3a
+            ByteBuffer.writePadded(secondOfDay % 60, digits: 2, at: o + 17)
+            o[19] = 0x2e
+            ByteBuffer.writePadded(nanos, digits: 9, at: o + 20)
+            o[29] = 0x5a
+        }
     }
 }
 
@@ -66,58 +115,30 @@ public enum EventFormat {
     /// in catalogue order (documented in docs/fields.md). Byte strings keep their exact bytes
     /// (invalid UTF-8 as \udcXX escapes).
     public static func json(_ event: Event) -> String {
-        var out: [UInt8] = []
+        var out = ByteBuffer(capacity: 2048)
         appendJSON(event, to: &out)
-        return String(decoding: out, as: UTF8.self)
+        return out.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// The `"name":` prefix of every field, made once.
-    private static let keys: [[UInt8]] = Fields.all.map { field in
-        var key: [UInt8] = []
-        JSONText.appendString(field.name, to: &key)
-        return key + [0x3a]
-    }
-
-    /// Appends the JSON object of `event` (no newline) as UTF-8 bytes: the fast path for output.
+    /// Appends the JSON object of `event` (no newline) as UTF-8 bytes.
     public static func appendJSON(_ event: Event, to out: inout [UInt8]) {
-        out.append(0x7b)
-        var first = true
-        for (index, field) in Fields.all.enumerated() where !field.takesArgument && field.applies(to: event.kind) {
-            guard let value = field.extract(event, nil) else { continue }
-            if !first { out.append(0x2c) }
-            first = false
-            out.append(contentsOf: keys[index])
-            append(value, to: &out)
-        }
-        if !event.container.labels.isEmpty {
-            out.append(contentsOf: ",\"container.labels\":{".utf8)
-            for (i, key) in event.container.labels.keys.sorted().enumerated() {
-                if i > 0 { out.append(0x2c) }
-                JSONText.appendString(key, to: &out)
-                out.append(0x3a)
-                JSONText.appendString(event.container.labels[key] ?? "", to: &out)
-            }
-            out.append(0x7d)
-        }
-        out.append(0x7d)
+        var buffer = ByteBuffer(capacity: 2048)
+        appendJSON(event, to: &buffer)
+        buffer.withUnsafeBytes { out.append(contentsOf: $0) }
     }
 
-    static func append(_ value: FieldValue, to out: inout [UInt8]) {
-        switch value {
-        case .string(let s): s.appendJSON(to: &out)
-        case .uint(let v): out.append(contentsOf: String(v).utf8)
-        case .int(let v): out.append(contentsOf: String(v).utf8)
-        case .bool(let v): out.append(contentsOf: (v ? "true" : "false").utf8)
-        case .strings(let list):
-            out.append(0x5b)
-            for (i, s) in list.enumerated() {
-                if i > 0 { out.append(0x2c) }
-                s.appendJSON(to: &out)
-            }
-            out.append(0x5d)
-        }
+    /// Appends the JSON object of `event` (no newline): the fast path for output. Fields that
+    /// depend only on the process (or the container) are rendered once per process-table
+    /// context (or container) and copied for the events that share it.
+    public static func appendJSON(_ event: Event, to out: inout ByteBuffer) {
+        JSONPlan.forKind[event.kind.index].append(event, to: &out, memo: nil)
     }
 
+    /// The same, with the fields an open's payload decides copied from `memo` when a recent
+    /// event had the same payload (see `JSONMemo`): for a writer formatting many events.
+    public static func appendJSON(_ event: Event, to out: inout ByteBuffer, memo: JSONMemo) {
+        JSONPlan.forKind[event.kind.index].append(event, to: &out, memo: memo)
+    }
     /// The table header matching `tableRow`.
     public static let tableHeader = "TIME                 CONTAINER     PID     PPID    COMM             EVENT     DETAILS"
 

@@ -27,9 +27,14 @@ public final class EventStream {
     public let sensors: Sensors
     public let enricher: Enricher
     /// Kinds handed to the consumer.
-    public var kinds: Set<EventKind>
+    public var kinds: Set<EventKind> {
+        didSet { kindMask = Self.mask(kinds) }
+    }
+    private var kindMask: UInt32
     private let reader: RingBufferReader
-    private let decoder: EventDecoder
+    /// The decoder, with its cache of byte strings, in plain memory: the per-event path mutates
+    /// it without exclusivity checks on a class property (notes/performance.md).
+    private let decoder: UnsafeMutablePointer<EventDecoder>
     public private(set) var statistics = StreamStatistics()
 
     /// A stream over `sensors`' ring.
@@ -37,37 +42,59 @@ public final class EventStream {
         self.sensors = sensors
         self.enricher = enricher
         self.kinds = kinds
+        kindMask = Self.mask(kinds)
         reader = try RingBufferReader(map: sensors.ring, maxBatch: 4096)
-        decoder = EventDecoder(bootToEpochNs: BootClock.offsetToEpochNs())
+        decoder = .allocate(capacity: 1)
+        decoder.initialize(to: EventDecoder(bootToEpochNs: BootClock.offsetToEpochNs()))
+    }
+
+    deinit {
+        decoder.deinitialize(count: 1)
+        decoder.deallocate()
+    }
+
+    private static func mask(_ kinds: Set<EventKind>) -> UInt32 {
+        kinds.reduce(0) { $0 | 1 << UInt32($1.index) }
     }
 
     /// Reads until `shouldStop` says so (checked at least every `pollMilliseconds`), then drains
-    /// what is left.
-    public func run(pollMilliseconds: Int32 = 10, shouldStop: () -> Bool, _ consume: (Event) throws -> Void) throws {
+    /// what is left. `batchDone` runs after the events of each ring batch (at most 4096 records)
+    /// were handed over: the place to write out what they produced, once per batch.
+    public func run(pollMilliseconds: Int32 = 10, shouldStop: () -> Bool, batchDone: () throws -> Void = {},
+                    _ consume: (Event) throws -> Void) throws {
         while !shouldStop() {
-            try reader.poll(timeoutMilliseconds: pollMilliseconds) { try handle($0, consume) }
+            try reader.poll(timeoutMilliseconds: pollMilliseconds) { try handle($0, consume); try batchDone() }
         }
-        try drain(consume)
+        try drain(batchDone: batchDone, consume)
     }
 
     /// Handles everything now in the ring.
-    public func drain(_ consume: (Event) throws -> Void) throws {
-        try reader.drain { try handle($0, consume) }
+    public func drain(batchDone: () throws -> Void = {}, _ consume: (Event) throws -> Void) throws {
+        try reader.drain { try handle($0, consume); try batchDone() }
     }
 
     private func handle(_ batch: RingBatch, _ consume: (Event) throws -> Void) throws {
+        // Counted locally, added once per batch: no class property written per event.
+        var counts = StreamStatistics()
+        defer {
+            statistics.records += counts.records
+            statistics.delivered += counts.delivered
+            statistics.suppressed += counts.suppressed
+            statistics.undecodable += counts.undecodable
+        }
+        let decoder = decoder, enricher = enricher, kindMask = kindMask
         for record in batch {
-            statistics.records += 1
-            guard var event = decoder.decode(record) else {
-                statistics.undecodable += 1
+            counts.records += 1
+            guard var event = decoder.pointee.decode(record) else {
+                counts.undecodable += 1
                 continue
             }
             enricher.enrich(&event)
-            guard kinds.contains(event.kind) else {
-                statistics.suppressed += 1
+            guard kindMask & (1 << UInt32(event.kind.index)) != 0 else {
+                counts.suppressed += 1
                 continue
             }
-            statistics.delivered += 1
+            counts.delivered += 1
             try consume(event)
         }
     }

@@ -1,6 +1,5 @@
 // The Swift side of the ring: decode and check every record, on a plain pthread.
 import CVigilABI
-import Synchronization
 import VigilBPF
 #if canImport(Glibc)
 import Glibc
@@ -81,8 +80,7 @@ final class ConsumerThread {
     let tally: UnsafeMutablePointer<DeliveryTally>
     private let pollTimeoutMilliseconds: Int32
     private let cpu: Int?
-    private let stopRequested = Atomic<Bool>(false)
-    private var thread: pthread_t?
+    private var worker: WorkerThread?
     /// The error that ended the thread early, if any; valid after `stopAndJoin()`.
     private(set) var failure: Error?
 
@@ -103,35 +101,21 @@ final class ConsumerThread {
         tally.deallocate()
     }
 
-    /// Starts the thread (pthread_create); the context goes through `Unmanaged`.
+    /// Starts the thread.
     func start() throws {
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { context in
-            let consumer = Unmanaged<ConsumerThread>.fromOpaque(context!).takeRetainedValue()
-            consumer.run()
-            return nil
-        }, context)
-        guard rc == 0 else {
-            Unmanaged<ConsumerThread>.fromOpaque(context).release()
-            throw BPFError(.system, operation: "pthread_create", target: "ring consumer", errno: rc,
-                           message: "cannot start the consumer thread")
-        }
-        self.thread = thread
+        worker = try WorkerThread(name: "ring consumer", cpu: cpu) { [self] shouldStop in run(shouldStop) }
     }
 
     /// Asks the thread to finish (it drains the ring once more) and waits for it.
     func stopAndJoin() {
-        stopRequested.store(true, ordering: .releasing)
-        if let thread { pthread_join(thread, nil) }
-        thread = nil
+        worker?.stopAndJoin()
+        worker = nil
     }
 
-    private func run() {
-        if let cpu { pinCurrentThread(toCPU: cpu) } // best effort, as for the main thread
+    private func run(_ shouldStop: () -> Bool) {
         let tally = self.tally
         do {
-            while !stopRequested.load(ordering: .acquiring) {
+            while !shouldStop() {
                 try reader.poll(timeoutMilliseconds: pollTimeoutMilliseconds) { tally.pointee.consume($0) }
             }
             try reader.drain { tally.pointee.consume($0) }

@@ -1,5 +1,7 @@
 // The few system facts and calls the benchmark needs: a monotonic clock, thread pinning, the
 // machine's description.
+import Synchronization
+import VigilBPF
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -150,4 +152,45 @@ func progress(_ message: String) {
 func writeStandardError(_ text: String) {
     var text = text
     text.withUTF8 { bytes in _ = write(2, bytes.baseAddress, bytes.count) }
+}
+
+/// A plain pthread (not a Swift task), optionally pinned to one CPU, running `body` until asked
+/// to stop: `body` gets a `shouldStop` to poll. The closure reaches the thread through
+/// `Unmanaged`. Used by the consumers of the benchmarks.
+final class WorkerThread {
+    private let stopRequested = Atomic<Bool>(false)
+    private var thread: pthread_t?
+
+    /// Context handed to pthread_create.
+    private final class Start {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+
+    /// Starts `body` on a new thread (pthread_create), pinned to `cpu` when given (best effort).
+    init(name: String, cpu: Int?, _ body: @escaping (_ shouldStop: () -> Bool) -> Void) throws {
+        // The thread keeps this object (and its flag) alive until the body returns.
+        let start = Start { [self] in
+            if let cpu { pinCurrentThread(toCPU: cpu) }
+            body { self.stopRequested.load(ordering: .acquiring) }
+        }
+        let context = Unmanaged.passRetained(start).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { context in
+            Unmanaged<Start>.fromOpaque(context!).takeRetainedValue().body()
+            return nil
+        }, context)
+        guard rc == 0 else {
+            Unmanaged<Start>.fromOpaque(context).release()
+            throw BPFError(.system, operation: "pthread_create", target: name, errno: rc, message: "cannot start the \(name) thread")
+        }
+        self.thread = thread
+    }
+
+    /// Asks the body to finish and waits for the thread (pthread_join).
+    func stopAndJoin() {
+        stopRequested.store(true, ordering: .releasing)
+        if let thread { pthread_join(thread, nil) }
+        thread = nil
+    }
 }

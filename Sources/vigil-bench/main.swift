@@ -8,6 +8,10 @@
 //          --poll-ms N (consumer epoll timeout, default 5; 0 = busy polling), --no-pin (do not pin threads),
 //          --object FILE (a selftest .bpf.o to load instead of the embedded one, to measure a BPF
 //          change before `make generate`).
+//
+// `vigil-bench --pipeline [--opens N] [--rounds N] [--no-pin]` measures the userspace path instead
+// (decode, enrich, JSON, write: events/s with zero lost on real open events; Pipeline.swift) and
+// prints the "pipeline" section.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,6 +23,10 @@ struct Options {
     var pollMilliseconds: Int32 = 5
     var pin = true
     var objectPath: String?
+    /// Measure the userspace path (decode, enrich, JSON, write) instead of the ring and hooks.
+    var pipeline = false
+    /// open()+close() steps per pipeline run.
+    var opens = 200_000
 
     init(_ arguments: [String]) {
         var rest = arguments.dropFirst()
@@ -34,6 +42,8 @@ struct Options {
             case "--rounds": rounds = number(argument)
             case "--poll-ms": pollMilliseconds = Int32(clamping: number(argument, minimum: 0))
             case "--no-pin": pin = false
+            case "--pipeline": pipeline = true
+            case "--opens": opens = number(argument)
             case "--object":
                 guard let path = rest.popFirst() else { Options.usage("--object needs a path") }
                 objectPath = path
@@ -47,6 +57,9 @@ struct Options {
         if let problem { progress(problem) }
         writeStandardError("""
             usage: vigil-bench [--calls N] [--rounds N] [--poll-ms N] [--no-pin] [--object FILE.bpf.o]
+                   vigil-bench --pipeline [--opens N] [--rounds N] [--no-pin]
+              --pipeline    measure the userspace path (decode, enrich, JSON, write) on real open events
+              --opens N     with --pipeline: opens per drained run (default 200000; live runs make half)
               --calls N     timed getpid() calls per run (default 5000000)
               --rounds N    rounds of every scenario, interleaved (default 5)
               --poll-ms N   consumer epoll timeout in ms (default 5; 0 = busy polling)
@@ -64,7 +77,19 @@ extension String {
     var replacingUnderscores: String { String(filter { $0 != "_" }) }
 }
 
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--open-loop" {
+    OpenLoopProcess.runAsChild(Array(CommandLine.arguments.dropFirst(2)))
+}
 let options = Options(CommandLine.arguments)
+if options.pipeline {
+    do {
+        print(try runPipelineBenchmark(opens: options.opens, rounds: options.rounds, pin: options.pin))
+    } catch {
+        progress("cannot run: \(error)")
+        exit(1)
+    }
+    exit(0)
+}
 let ringBytes = 8 << 20
 let machineCPUs = onlineCPUs // before pinning narrows this thread's affinity
 

@@ -132,33 +132,31 @@ struct Trace: ParsableCommand {
         }
         Log.info("tracing \(kinds.map(\.rawValue).sorted().joined(separator: ",")); Ctrl-C or SIGTERM stops and prints a summary")
 
-        let out = try OutputSink(path: output)
-        if format == .table && ruleSet == nil { out.write(EventFormat.tableHeader + "\n") }
+        let out = try EventOutput(path: output, format: format == .json ? .json : .table)
+        if format == .table && ruleSet == nil {
+            try out.write(EventFormat.tableHeader + "\n")
+            try out.flush()
+        }
         var alertCount = 0
         let deadline = duration.map { DispatchTime.now().uptimeNanoseconds + UInt64($0 * 1e9) }
         let json = format == .json
-        var line: [UInt8] = []
-        let write = { (event: Event) in
+        let write = { (event: Event) throws in
             guard let ruleSet else {
-                line.removeAll(keepingCapacity: true)
-                if json { EventFormat.appendJSON(event, to: &line) } else { line.append(contentsOf: EventFormat.tableRow(event).utf8) }
-                line.append(0x0a)
-                out.write(bytes: line)
+                try out.write(event)
                 return
             }
-            ruleSet.forEachMatch(event) { rule in
+            try ruleSet.forEachMatch(event) { rule in
                 alertCount += 1
                 let alert = Alert(rule: rule, event: event)
-                out.write((json ? alert.json : alert.text) + "\n")
+                try out.write((json ? alert.json : alert.text) + "\n")
             }
         }
         try stream.run(shouldStop: {
-            out.flush()
-            return StopSignal.requested || deadline.map { DispatchTime.now().uptimeNanoseconds >= $0 } ?? false
-        }, write)
+            StopSignal.requested || deadline.map { DispatchTime.now().uptimeNanoseconds >= $0 } ?? false
+        }, batchDone: out.flush, write)
         sensors.detach()
-        try stream.drain(write)
-        out.flush()
+        try stream.drain(batchDone: out.flush, write)
+        try out.flush()
         let counters = try sensors.counters().values
         let stats = stream.statistics
         let filtered = counters.map(\.filtered).reduce(0, +), lost = counters.map(\.lost).reduce(0, +)
@@ -168,48 +166,6 @@ struct Trace: ParsableCommand {
         \(lost) lost, \(stats.suppressed) of other kinds not shown, \(stats.undecodable) undecodable\(killed > 0 ? ", \(killed) killed in kernel" : "")
 
         """.utf8))
-    }
-}
-
-/// Buffered output to stdout or a file (bytes, written with write(2)).
-final class OutputSink {
-    private let fd: Int32
-    private let ownsFD: Bool
-    private var buffer: [UInt8] = []
-
-    init(path: String?) throws {
-        if let path {
-            // open(2), not FileManager.createFile: that writes atomically (temp file + rename),
-            // which would replace a device such as /dev/null with a regular file.
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))") }
-            self.fd = fd
-            ownsFD = true
-        } else {
-            fd = STDOUT_FILENO
-            ownsFD = false
-        }
-        buffer.reserveCapacity(1 << 17)
-    }
-
-    deinit {
-        flush()
-        if ownsFD { close(fd) }
-    }
-
-    func write(_ text: String) {
-        buffer.append(contentsOf: text.utf8)
-        if buffer.count > 1 << 16 { flush() }
-    }
-
-    func write(bytes: [UInt8]) {
-        buffer.append(contentsOf: bytes)
-        if buffer.count > 1 << 16 { flush() }
-    }
-
-    func flush() {
-        FileOutput.writeAll(fd, buffer)
-        buffer.removeAll(keepingCapacity: true)
     }
 }
 

@@ -23,17 +23,48 @@ final class ByteStringTests: XCTestCase {
         XCTAssertEqual(try JSONSerialization.jsonObject(with: Data("[\(valid)]".utf8)) as? [String], ["path with spaces\tand \u{7f}"])
     }
 
-    func testByteAndStringJSONWritersAgree() {
+    func testJSONWriterMatchesAByteByByteReference() {
+        // Lengths around the 8-byte steps of the fast path, special bytes anywhere in them.
         var generator = SystemRandomNumberGenerator()
-        let alphabet: [UInt8] = [0x00, 0x09, 0x0a, 0x1f, 0x20, 0x22, 0x41, 0x5c, 0x7f, 0x80, 0xbf, 0xc2, 0xc3, 0xa9, 0xe0, 0xa0,
+        let alphabet: [UInt8] = [0x00, 0x09, 0x0a, 0x1f, 0x20, 0x22, 0x41, 0x5c, 0x7e, 0x7f, 0x80, 0xbf, 0xc2, 0xc3, 0xa9, 0xe0, 0xa0,
                                  0xed, 0xa0, 0x80, 0xef, 0xbf, 0xbd, 0xf0, 0x9f, 0x98, 0x80, 0xf4, 0x90, 0xff]
-        for _ in 0..<2000 {
-            let bytes = (0..<Int.random(in: 0...12, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
-            var text = "", raw: [UInt8] = []
-            ByteString(bytes).appendJSON(to: &text)
+        for _ in 0..<4000 {
+            let plain = Int.random(in: 0...3, using: &generator) == 0 ? 0 : Int.random(in: 1...20, using: &generator)
+            var bytes = (0..<Int.random(in: 0...40, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            bytes.insert(contentsOf: Array(repeating: 0x61, count: plain), at: Int.random(in: 0...bytes.count, using: &generator))
+            var raw: [UInt8] = []
             ByteString(bytes).appendJSON(to: &raw)
-            XCTAssertEqual(Array(text.utf8), raw, "\(bytes)")
+            XCTAssertEqual(raw, Self.referenceJSON(bytes), "\(bytes)")
+            XCTAssertEqual(ByteString(jsonUTF16: Self.parseJSONStringUTF16(String(decoding: raw, as: UTF8.self))).bytes, bytes)
         }
+    }
+
+    /// The JSON string of `bytes` the slow, obvious way: one scalar (or invalid byte) at a time.
+    static func referenceJSON(_ bytes: [UInt8]) -> [UInt8] {
+        var out = Array("\"".utf8), i = 0
+        while i < bytes.count {
+            let lead = bytes[i]
+            let length = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0
+            let scalar = length > 0 && i + length <= bytes.count
+                ? String(validating: bytes[i..<(i + length)], as: UTF8.self).flatMap { $0.unicodeScalars.count == 1 ? $0.unicodeScalars.first : nil }
+                : nil
+            guard let scalar else {
+                out += Array("\\udc".utf8) + Array(String(format: "%02x", lead).utf8)
+                i += 1
+                continue
+            }
+            switch scalar {
+            case "\"": out += Array("\\\"".utf8)
+            case "\\": out += Array("\\\\".utf8)
+            case "\n": out += Array("\\n".utf8)
+            case "\r": out += Array("\\r".utf8)
+            case "\t": out += Array("\\t".utf8)
+            default:
+                out += scalar.value < 0x20 || scalar.value == 0x7f ? Array(String(format: "\\u%04x", scalar.value).utf8) : Array(String(scalar).utf8)
+            }
+            i += length
+        }
+        return out + Array("\"".utf8)
     }
 
     /// A minimal JSON string-literal parser returning UTF-16 code units (lone surrogates kept).
@@ -65,6 +96,18 @@ final class ByteStringTests: XCTestCase {
         XCTAssertEqual(r("vtest/../vtest/rel.txt", "/tmp"), "/tmp/vtest/rel.txt")
         XCTAssertEqual(r(".", "/"), "/")
         XCTAssertEqual(r("x", ""), "x", "no base: stays relative")
+        XCTAssertEqual(r("/a/./b/../c//d/", "/x"), "/a/c/d")
+        XCTAssertEqual(r("/..", ""), "/")
+        XCTAssertEqual(r("a/../..", ""), "..")
+        XCTAssertEqual(r("../x", ""), "../x")
+        XCTAssertEqual(r("", ""), ".")
+        XCTAssertEqual(r("..", "/"), "/")
+        XCTAssertEqual(r("/a/.b/..c/...", ""), "/a/.b/..c/...", "names that only start with dots are names")
+        let clean = ByteString("/usr/lib/os-release")
+        let resolved = PathResolution.resolve(clean, against: "/tmp")
+        XCTAssertEqual(resolved, clean)
+        XCTAssertTrue(clean.bytes.withUnsafeBufferPointer { a in resolved.bytes.withUnsafeBufferPointer { $0.baseAddress == a.baseAddress } },
+                      "a clean absolute name is the path itself, not a copy")
         XCTAssertEqual(PathParts.directory("/etc/passwd"), "/etc")
         XCTAssertEqual(PathParts.directory("/passwd"), "/")
         XCTAssertEqual(PathParts.filename("/etc/passwd"), "passwd")
@@ -75,6 +118,8 @@ final class ByteStringTests: XCTestCase {
         XCTAssertEqual(OpenFlags.describe(0o1101), "O_WRONLY|O_CREAT|O_TRUNC")
         XCTAssertEqual(OpenFlags.describe(0o4010002), "O_RDWR|O_SYNC")
         XCTAssertEqual(OpenFlags.describe(0o20200000 | 2), "O_RDWR|O_TMPFILE")
+        XCTAssertEqual(OpenFlags.describe(0xffff_ffff), "O_ACCMODE|O_CREAT|O_EXCL|O_NOCTTY|O_TRUNC|O_APPEND|O_NONBLOCK|O_SYNC|O_ASYNC"
+            + "|O_DIRECT|O_LARGEFILE|O_TMPFILE|O_NOFOLLOW|O_NOATIME|O_CLOEXEC|O_PATH|0xff80003c", "unknown bits in hex at the end")
         XCTAssertEqual(ErrnoNames.name(2), "ENOENT")
         XCTAssertEqual(ErrnoNames.name(999), "E999")
     }
@@ -83,5 +128,7 @@ final class ByteStringTests: XCTestCase {
         XCTAssertEqual(Timestamp.iso8601(0), "1970-01-01T00:00:00.000000000Z")
         XCTAssertEqual(Timestamp.iso8601(1_795_390_514_463_098_509), "2026-11-22T23:35:14.463098509Z")
         XCTAssertEqual(Timestamp.iso8601(951_782_400_000_000_001), "2000-02-29T00:00:00.000000001Z")
+        XCTAssertEqual(Timestamp.iso8601(4_102_444_799_999_999_999), "2099-12-31T23:59:59.999999999Z")
+        XCTAssertEqual(Timestamp.iso8601(UInt64.max), "2554-07-21T23:34:33.709551615Z")
     }
 }

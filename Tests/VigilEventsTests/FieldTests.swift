@@ -58,7 +58,7 @@ final class FieldTests: XCTestCase {
     }
 
     func testDecoderRejectsShortAndUnknownRecords() {
-        let decoder = EventDecoder(bootToEpochNs: 0)
+        var decoder = EventDecoder(bootToEpochNs: 0)
         var header = vigil_event_header()
         header.kind = 99
         header.size = UInt32(MemoryLayout<vigil_event_header>.size)

@@ -33,6 +33,28 @@ final class ContainerTraceTests: XCTestCase {
         XCTAssertEqual(client.container.runtime, "host")
     }
 
+    func testEveryEventOfAContainersProcessesCarriesTheContainerInJSONFromTheFirst() throws {
+        // The enricher hands a process's later events what it built for its first: every one,
+        // from the first, must name the container, in the event and in its JSON line.
+        let container = try DockerTestEngine.startContainer(for: self)
+        let harness = try TraceHarness(metadata: true)
+        let events = try harness.collect {
+            dockerExec(container, ["sh", "-c", "cat /etc/hostname /etc/passwd /etc/group >/dev/null; ls / >/dev/null; head -c1 /etc/hosts"])
+        }
+        let shell = try XCTUnwrap(events.first { $0.kind == .exec && $0.comm == "sh" && $0.container.isContainer })
+        // The container's processes; not runc's init, which runs in the container's namespaces before
+        // it joins the container's cgroup (container.id "unknown" when /proc no longer has it).
+        let inside = events.filter { $0.pidNamespace == shell.pidNamespace && !$0.comm.string.hasPrefix("runc:") }
+        XCTAssertGreaterThan(inside.filter { $0.kind == .open }.count, 3, "\(inside.map { "\($0.kind) \($0.comm)" })")
+        for event in inside {
+            XCTAssertEqual(event.container.fullID, container.id, "\(event.kind) \(event.comm)")
+            let json = EventFormat.json(event)
+            XCTAssertTrue(json.contains("\"container.full_id\":\"\(container.id)\""), json)
+            XCTAssertTrue(json.contains("\"container.name\":\"\(container.name)\""), json)
+            XCTAssertTrue(json.contains("\"proc.is_container\":true"), json)
+        }
+    }
+
     func testContainerStartedWhileTracingIsSeenFromItsFirstExec() throws {
         try DockerTestEngine.require()
         let harness = try TraceHarness(metadata: true)

@@ -1,0 +1,110 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Events written as lines (JSON or table rows) to a file descriptor: each event is formatted
+/// straight into one reusable buffer, which is written with write(2) once per batch (`flush`,
+/// for example from `EventStream`'s `batchDone`), or sooner when it passes `limit`. Driven by
+/// one thread.
+public final class EventOutput {
+    /// Where events go: JSON objects (`EventFormat.appendJSON`) or table rows.
+    public enum Format: Sendable {
+        case json, table
+    }
+
+    /// Output that could not be written: what was lost, and why.
+    public struct WriteError: Error, CustomStringConvertible {
+        /// The file (or "standard output") and the reason.
+        public var description: String
+    }
+
+    /// Bytes held at most before writing within a batch.
+    public static let limit = 1 << 20
+
+    private let fd: Int32
+    private let ownsFD: Bool
+    private let name: String
+    private let format: Format
+    private var buffer = ByteBuffer(capacity: EventOutput.limit + (1 << 16))
+    private let memo = JSONMemo()
+    /// Bytes written so far.
+    public private(set) var bytesWritten = 0
+
+    /// Output to `path` (created or truncated with open(2): never replaced by rename, so a
+    /// device such as /dev/null stays a device), or to standard output when `path` is nil.
+    public init(path: String?, format: Format) throws(WriteError) {
+        self.format = format
+        if let path {
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw WriteError(description: "cannot write \(path): \(String(cString: strerror(errno)))") }
+            self.fd = fd
+            ownsFD = true
+            name = path
+        } else {
+            fd = STDOUT_FILENO
+            ownsFD = false
+            name = "standard output"
+        }
+    }
+
+    deinit {
+        try? flush()
+        if ownsFD { close(fd) }
+    }
+
+    /// Adds one event as a line.
+    public func write(_ event: Event) throws(WriteError) {
+        switch format {
+        case .json:
+            EventFormat.appendJSON(event, to: &buffer, memo: memo)
+        case .table:
+            var row = EventFormat.tableRow(event)
+            row.withUTF8 { buffer.append(UnsafeRawBufferPointer($0)) }
+        }
+        buffer.append(0x0a)
+        if buffer.count >= Self.limit { try flush() }
+    }
+
+    /// Adds text as it is (include the newline).
+    public func write(_ text: String) throws(WriteError) {
+        var text = text
+        text.withUTF8 { buffer.append(UnsafeRawBufferPointer($0)) }
+        if buffer.count >= Self.limit { try flush() }
+    }
+
+    /// Writes what is buffered (write(2) until done). A failed write is an error that says how
+    /// much output was lost, never a silent loss.
+    public func flush() throws(WriteError) {
+        defer { buffer.removeAll() }
+        let (written, failure) = buffer.withUnsafeBytes { FileOutput.write(fd, $0) }
+        bytesWritten += written
+        if let failure {
+            throw WriteError(description: "cannot write \(name): \(String(cString: strerror(failure))); "
+                + "\(buffer.count - written) bytes of output lost")
+        }
+    }
+}
+
+/// Writing to file descriptors: the one write(2) loop of `vigil trace`, the daemon's rule store
+/// and its stdout consumer.
+public enum FileOutput {
+    /// Writes all of `bytes` to `fd` (write(2), retried on EINTR and short writes). Returns the
+    /// bytes written and, when it stopped short, the errno that stopped it.
+    public static func write(_ fd: Int32, _ raw: UnsafeRawBufferPointer) -> (written: Int, failure: Int32?) {
+        guard let base = raw.baseAddress else { return (0, nil) }
+        var offset = 0
+        while offset < raw.count {
+            let n = Glibc.write(fd, base + offset, raw.count - offset)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return (offset, n < 0 ? errno : EIO) }
+            offset += n
+        }
+        return (offset, nil)
+    }
+
+    /// Writes all of `bytes` to `fd`. Returns 0, or the errno that stopped it.
+    @discardableResult
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32 {
+        bytes.withUnsafeBytes { write(fd, $0).failure } ?? 0
+    }
+}

@@ -1,0 +1,227 @@
+/// How `EventFormat.appendJSON` writes the events of one kind, worked out once from the field
+/// catalogue: the fields the kind carries, in catalogue order, each with its `,"name":` key, then
+/// `container.labels`. Runs of fields that depend only on the process (or only on the container)
+/// form groups whose rendered bytes are kept with the process's (container's) context, so the
+/// events that share that context copy them; the fields an open's payload decides form a group
+/// that a `JSONMemo` keeps for the payloads seen last.
+struct JSONPlan: Sendable {
+    /// One field: where its key is in `keys`, which field, and whether a group starts here.
+    struct Step: Sendable {
+        let keyStart: Int
+        let keyCount: Int
+        /// The field's own JSON writer, or nil to write what `extract` returns.
+        let json: JSONValueWriter?
+        let extract: @Sendable (Event, String?) -> FieldValue?
+        /// For the first step of a group: the index past its last step; else 0.
+        let groupEnd: Int
+        let scope: FieldScope
+        /// For the first step of a group: which fields the group has (kinds with the same group
+        /// share what is rendered for it).
+        let signature: Int
+    }
+
+    let steps: [Step]
+    /// Every key of the plan, `,"name":`, one after another, then 8 bytes of padding (keys are
+    /// copied eight bytes at a time).
+    let keys: [UInt8]
+
+    /// The plan of each kind, indexed by `EventKind.index`.
+    static let forKind: [JSONPlan] = {
+        var signatures: [[String]: Int] = [:]
+        return EventKind.allCases.map { JSONPlan(kind: $0, signatures: &signatures) }
+    }()
+
+    /// `container.labels`: not a catalogue field (the catalogue has container.label[KEY]); an
+    /// object of every label, sorted by key.
+    static let labels = FieldDefinition("container.labels", .string, scope: .container, "Every label.", json: { event, out in
+        let labels = event.container.labels
+        guard !labels.isEmpty else { return false }
+        out.append(0x7b)
+        for (i, key) in labels.keys.sorted().enumerated() {
+            if i > 0 { out.append(0x2c) }
+            out.appendJSON(key)
+            out.append(0x3a)
+            out.appendJSON(labels[key] ?? "")
+        }
+        out.append(0x7d)
+        return true
+    }) { _, _ in nil }
+
+    private init(kind: EventKind, signatures: inout [[String]: Int]) {
+        let fields = Fields.all.filter { !$0.takesArgument && $0.applies(to: kind) } + [Self.labels]
+        var keys: [UInt8] = []
+        var steps: [Step] = []
+        var index = 0
+        while index < fields.count {
+            let scope = fields[index].scope
+            var end = index + 1
+            if scope != .event {
+                while end < fields.count && fields[end].scope == scope { end += 1 }
+            }
+            let names = fields[index..<end].map(\.name)
+            let signature = signatures[names] ?? signatures.count
+            signatures[names] = signature
+            for field in index..<end {
+                var key = ByteBuffer(capacity: 64)
+                key.append(0x2c)
+                key.appendJSON(fields[field].name)
+                key.append(0x3a)
+                steps.append(Step(keyStart: keys.count, keyCount: key.count, json: fields[field].json, extract: fields[field].extract,
+                                  groupEnd: field == index && scope != .event ? end : 0, scope: scope, signature: signature))
+                keys += key.bytes()
+            }
+            index = end
+        }
+        self.steps = steps
+        self.keys = keys + [UInt8](repeating: 0, count: 8)
+    }
+
+    /// Writes the object: every field with a leading comma, the first comma then replaced by
+    /// the opening brace (so groups rendered once carry their commas and fit anywhere). Open
+    /// payload groups are looked up in `memo` when one is given.
+    func append(_ event: Event, to out: inout ByteBuffer, memo: JSONMemo?) {
+        let start = out.count
+        keys.withUnsafeBufferPointer { keys in
+            steps.withUnsafeBufferPointer { steps in
+                var i = 0
+                while i < steps.count {
+                    let groupEnd = steps[i].groupEnd
+                    guard groupEnd > 0 else {
+                        Self.write(steps.baseAddress! + i, event, keys, &out)
+                        i += 1
+                        continue
+                    }
+                    let signature = steps[i].signature
+                    let groupStart = out.count
+                    func render() {
+                        for j in i..<groupEnd { Self.write(steps.baseAddress! + j, event, keys, &out) }
+                    }
+                    switch steps[i].scope {
+                    case .process, .container:
+                        let process = steps[i].scope == .process
+                        let rendered = process ? event.process.rendered : event.container.rendered
+                        if let key = process ? ProcessKey(event) : ProcessKey.none {
+                            if let bytes = rendered.lookup(signature, key: key) {
+                                out.append(bytes)
+                            } else {
+                                render()
+                                rendered.store(signature, key: key, bytes: out.bytes(from: groupStart))
+                            }
+                        } else {
+                            render()
+                        }
+                    case .open:
+                        if let memo, let key = OpenKey(event), case .open(let open) = event.payload {
+                            if let bytes = memo.lookup(signature, key) {
+                                out.append(bytes)
+                            } else {
+                                render()
+                                memo.store(signature, key, path: open.path, name: open.name, bytes: out.bytes(from: groupStart))
+                            }
+                        } else {
+                            render()
+                        }
+                    case .event:
+                        render()
+                    }
+                    i = groupEnd
+                }
+            }
+        }
+        if out.count > start {
+            out.replace(at: start, with: 0x7b)
+        } else {
+            out.append(0x7b)
+        }
+        out.append(0x7d)
+    }
+
+    /// Writes one field (through a pointer: copying a step would retain its closures).
+    @inline(__always)
+    private static func write(_ step: UnsafePointer<Step>, _ event: Event, _ keys: UnsafeBufferPointer<UInt8>,
+                              _ out: inout ByteBuffer) {
+        let mark = out.count
+        out.appendShort(keys.baseAddress! + step.pointee.keyStart, count: step.pointee.keyCount)
+        let written: Bool
+        if let json = step.pointee.json {
+            written = json(event, &out)
+        } else if let value = step.pointee.extract(event, nil) {
+            out.appendJSON(value)
+            written = true
+        } else {
+            written = false
+        }
+        if !written { out.truncate(to: mark) }
+    }
+}
+
+extension EventKind {
+    /// 0...3, the position in `allCases` (for tables and bit masks indexed by kind).
+    public var index: Int {
+        switch self {
+        case .exec: 0
+        case .fork: 1
+        case .exit: 2
+        case .open: 3
+        }
+    }
+}
+
+/// What decides the fields of `FieldScope.open`: the payload's values, its path and name by
+/// storage (the decoder shares the storage of a path it has seen), and the pid.
+struct OpenKey: Equatable {
+    var pid: UInt32, flags: UInt32, mode: UInt32, dirfd: Int32
+    var result: Int64
+    var truncated: Bool, killed: Bool
+    var path: UnsafeRawPointer?, pathCount: Int
+    var name: UnsafeRawPointer?, nameCount: Int
+
+    /// The key of an open event, nil for other kinds.
+    init?(_ event: borrowing Event) {
+        guard case .open(let o) = event.payload else { return nil }
+        pid = event.pid; flags = o.flags; mode = o.mode; dirfd = o.dirfd
+        result = o.result; truncated = o.truncated; killed = o.killedInKernel
+        (path, pathCount) = o.path.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
+        (name, nameCount) = o.name.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
+    }
+}
+
+/// The JSON of the fields an open's payload decides (`fd.*`, `evt.is_open_*`), kept for the last
+/// payloads seen, so that a process opening the same file again and again (what floods a tracer)
+/// has them copied instead of rendered. Keyed by the payload's values and its path's and name's
+/// storage, which an entry keeps alive (so no other string can have that address meanwhile).
+/// One per thread that formats events (`EventOutput` has one); not thread-safe.
+public final class JSONMemo {
+    private struct Entry {
+        var signature: Int
+        var key: OpenKey
+        /// Keep the storage the key points to alive.
+        var path: ByteString, name: ByteString
+        var bytes: [UInt8]
+    }
+
+    /// Entries, direct-mapped by a hash of the key.
+    private static let slotCount = 64
+    private var slots = [Entry?](repeating: nil, count: JSONMemo.slotCount)
+
+    /// An empty memo.
+    public init() {}
+
+    private static func slot(_ key: OpenKey) -> Int {
+        var h = UInt64(UInt(bitPattern: key.path)) &* 0x9e37_79b9_7f4a_7c15
+        h ^= UInt64(bitPattern: key.result) &+ UInt64(key.pid) << 32 &+ UInt64(key.flags)
+        h = (h ^ (h >> 29)) &* 0xbf58_476d_1ce4_e5b9
+        return Int(truncatingIfNeeded: h >> 58) & (slotCount - 1)
+    }
+
+    /// The bytes kept for `key`, if any.
+    func lookup(_ signature: Int, _ key: OpenKey) -> [UInt8]? {
+        guard let entry = slots[Self.slot(key)], entry.signature == signature, entry.key == key else { return nil }
+        return entry.bytes
+    }
+
+    /// Keeps `bytes` for `key`; `path` and `name` are the strings the key points to.
+    func store(_ signature: Int, _ key: OpenKey, path: ByteString, name: ByteString, bytes: [UInt8]) {
+        slots[Self.slot(key)] = Entry(signature: signature, key: key, path: path, name: name, bytes: bytes)
+    }
+}

@@ -1,0 +1,256 @@
+import CVigilABI
+@testable import VigilEvents
+import XCTest
+
+/// The fast JSON path (a plan per kind, groups rendered once per process or container context,
+/// one reusable buffer) against the obvious rendering from the field catalogue.
+final class JSONOutputTests: XCTestCase {
+    private static let payloads: [Payload] = [
+        .exec(.init(filename: "./x", executablePath: "/usr/bin/cat", arguments: ["cat", ByteString([0x61, 0xff, 0x0a]), "", "é😀\u{1}"],
+                    argumentsTruncated: true, cwd: "/tmp/a b", tty: "pts0", ttyNumber: 34816, loginUID: 1000, startTimeNs: 0)),
+        .fork(.init(childPID: 11, childTID: 13, isThread: true, childStartTimeNs: 0)),
+        .exit(.init(status: 9 | (3 << 8), startTimeNs: 0, durationNs: 1234)),
+        .open(.init(syscall: "openat2", name: ByteString([0x78, 0xfe]), path: ByteString([0x2f, 0x78, 0xfe]), flags: 0o2000101,
+                    mode: 0o600, dirfd: 3, result: -13, truncated: false)),
+        .open(.init(syscall: "open", name: "/proc/12/status", path: "/proc/12/status", flags: 0xffff_ffff, mode: 0, dirfd: -100,
+                    result: 7, truncated: true)),
+    ]
+
+    private static let containers: [ContainerContext] = [
+        .host, .unidentified,
+        ContainerContext(fullID: String(repeating: "ab", count: 32), runtime: "docker", name: "web", image: "nginx:1",
+                         labels: ["app": "web", "tier": "front\"end"], podUID: ""),
+        ContainerContext(fullID: "0123456789abcdef", runtime: "kube", name: "", image: "", labels: [:], podUID: "1234-5678"),
+    ]
+
+    private static func event(_ payload: Payload, container: ContainerContext = .host, known: Bool = true, comm: ByteString = "cat",
+                              tid: UInt32 = 12, time: UInt64 = 1_795_390_514_463_098_509) -> Event {
+        var e = Event(bootTimeNs: 5, timeNs: time, cgroupID: 77, pid: 10, tid: tid, ppid: 1, uid: 1000, gid: 100, cpu: 1,
+                      mountNamespace: 4026531832, pidNamespace: 4026531836, comm: comm, payload: payload)
+        if known {
+            e.process.executablePath = "/usr/bin/cat"
+            e.process.arguments = ["cat", ByteString([0x61, 0xff, 0x0a]), "x y"]
+            e.process.cwd = "/tmp/a b"
+            e.process.ttyNumber = 34816
+            e.process.loginUID = 1000
+            e.process.ancestorNames = ["bash", "sshd"]
+            e.process.ancestorPIDs = [1, 0]
+            e.process.parentArguments = ["bash", "-c", "cat\tx"]
+            e.process.userName = "alice"
+            e.process.loginUserName = "alice"
+            e.process.groupName = "users"
+        }
+        e.container = container
+        return e
+    }
+
+    private static var events: [Event] {
+        payloads.flatMap { payload in
+            containers.flatMap { container in [true, false].map { event(payload, container: container, known: $0) } }
+        }
+    }
+
+    /// The JSON a field's value has, from `extract`.
+    private static func valueJSON(_ field: FieldDefinition, _ event: Event) -> [UInt8]? {
+        guard let value = field.extract(event, nil) else { return nil }
+        var out = ByteBuffer()
+        out.appendJSON(value)
+        return out.bytes()
+    }
+
+    /// The object the obvious way: each field the kind carries, in catalogue order, then the labels.
+    private static func referenceJSON(_ event: Event) -> String {
+        var parts: [String] = []
+        for field in Fields.all where !field.takesArgument && field.applies(to: event.kind) {
+            guard let value = valueJSON(field, event) else { continue }
+            parts.append("\"\(field.name)\":" + String(decoding: value, as: UTF8.self))
+        }
+        let labels = event.container.labels
+        if !labels.isEmpty {
+            var out = ByteBuffer()
+            for (i, key) in labels.keys.sorted().enumerated() {
+                if i > 0 { out.append(0x2c) }
+                out.appendJSON(key)
+                out.append(0x3a)
+                out.appendJSON(labels[key] ?? "")
+            }
+            parts.append("\"container.labels\":{" + String(decoding: out.bytes(), as: UTF8.self) + "}")
+        }
+        return "{" + parts.joined(separator: ",") + "}"
+    }
+
+    func testFieldJSONWritersWriteWhatExtractReturns() {
+        for event in Self.events {
+            for field in Fields.all where !field.takesArgument && field.applies(to: event.kind) {
+                var out = ByteBuffer()
+                let written = field.appendJSON(event, to: &out)
+                let expected = Self.valueJSON(field, event)
+                XCTAssertEqual(written ? out.bytes() : nil, expected, "\(field.name) on \(event.kind)")
+            }
+        }
+    }
+
+    func testJSONIsTheCatalogueRenderingFirstAndSecondTime() {
+        for event in Self.events {
+            let first = EventFormat.json(event)
+            XCTAssertEqual(first, Self.referenceJSON(event), "\(event.kind)")
+            XCTAssertEqual(EventFormat.json(event), first, "from the groups rendered the first time")
+        }
+    }
+
+    func testProcessAndContainerScopedFieldsDependOnlyOnWhatTheirScopeSays() {
+        // Same process context, key and container kind; everything else different.
+        for payload in Self.payloads {
+            let a = Self.event(payload, container: Self.containers[2], tid: 12, time: 1)
+            var b = Self.event(payload, container: Self.containers[3], tid: 99, time: 2)
+            b.process = a.process
+            b.cpu = 0
+            b.bootTimeNs = 9
+            for field in Fields.all where field.scope == .process && field.applies(to: payload.kind) {
+                XCTAssertEqual(Self.valueJSON(field, a), Self.valueJSON(field, b), field.name)
+            }
+            // Same container; process, header and payload different.
+            let c = Self.event(payload, container: Self.containers[2], known: true, comm: "a")
+            let d = Self.event(Self.payloads[(Self.payloads.count - 1) - 1], container: Self.containers[2], known: false, comm: "b", tid: 3)
+            for field in Fields.all where field.scope == .container {
+                XCTAssertEqual(Self.valueJSON(field, c), Self.valueJSON(field, d), field.name)
+            }
+        }
+    }
+
+    func testRenderedGroupsFollowChangesToTheirContext() {
+        let open = Self.payloads[3]
+        let parent = Self.event(open)
+        XCTAssertTrue(EventFormat.json(parent).contains("\"proc.pname\":\"bash\""))
+        // A copy that shares the context until it changes it.
+        var changed = parent
+        changed.process.ancestorNames = ["zsh"]
+        XCTAssertTrue(EventFormat.json(changed).contains("\"proc.pname\":\"zsh\""))
+        XCTAssertTrue(EventFormat.json(parent).contains("\"proc.pname\":\"bash\""), "the original keeps its own")
+        // The only holder of a context changes it in place: what was rendered for it goes.
+        var only = Self.event(open)
+        XCTAssertTrue(EventFormat.json(only).contains("\"proc.cwd\":\"/tmp/a b\""))
+        only.process.cwd = "/srv"
+        XCTAssertTrue(EventFormat.json(only).contains("\"proc.cwd\":\"/srv\""))
+        var container = Self.event(open, container: ContainerContext(fullID: "ab", runtime: "lxc", name: "", image: "",
+                                                                    labels: [:], podUID: ""))
+        XCTAssertTrue(EventFormat.json(container).contains("\"container.name\":\"\""))
+        container.container.name = "named later"
+        XCTAssertTrue(EventFormat.json(container).contains("\"container.name\":\"named later\""))
+        // Threads of one process with names of their own share the context, not the rendering.
+        var thread = parent
+        thread.comm = "worker"
+        XCTAssertTrue(EventFormat.json(thread).contains("\"proc.name\":\"worker\""))
+        XCTAssertTrue(EventFormat.json(thread).contains("\"proc.cmdline\":\"worker a\\udcff\\n x y\""))
+        XCTAssertEqual(EventFormat.json(thread), Self.referenceJSON(thread))
+        // Header fields of the process group: a new parent or user after the first rendering.
+        for change in [\Event.ppid, \Event.uid, \Event.gid, \Event.mountNamespace, \Event.pidNamespace] {
+            var moved = parent
+            moved[keyPath: change] = 77
+            XCTAssertEqual(EventFormat.json(moved), Self.referenceJSON(moved), "\(change)")
+        }
+        var otherCgroup = parent
+        otherCgroup.cgroupID = 78
+        XCTAssertTrue(EventFormat.json(otherCgroup).contains("\"proc.cgroup_id\":78"))
+        var inContainer = parent
+        inContainer.container = Self.containers[2]
+        XCTAssertTrue(EventFormat.json(inContainer).contains("\"proc.is_container\":true"))
+        // A container renamed after its first events.
+        var renamed = Self.event(open, container: Self.containers[2])
+        XCTAssertTrue(EventFormat.json(renamed).contains("\"container.name\":\"web\""))
+        renamed.container.name = "web-2"
+        XCTAssertTrue(EventFormat.json(renamed).contains("\"container.name\":\"web-2\""))
+        XCTAssertEqual(EventFormat.json(renamed), Self.referenceJSON(renamed))
+    }
+
+    func testDecoderSharesRepeatedStringsAndResolvesEveryPath() throws {
+        var decoder = EventDecoder(bootToEpochNs: 0)
+        /// An open record of `name` relative to `base` (absolute when `base` is empty).
+        func record(_ name: String, base: String = "", flags: UInt32 = 0) -> [UInt8] {
+            var e = vigil_open_event()
+            e.hdr.kind = UInt32(VIGIL_EVENT_OPEN.rawValue)
+            e.hdr.pid = 10
+            withUnsafeMutableBytes(of: &e.hdr.comm) { $0.copyBytes(from: Array("cat".utf8)) }
+            e.name_len = UInt16(name.utf8.count)
+            e.base_len = UInt16(base.utf8.count)
+            e.flags = flags
+            var bytes = withUnsafeBytes(of: e) { Array($0) } + Array(name.utf8) + Array(base.utf8)
+            bytes.withUnsafeMutableBytes { $0.storeBytes(of: UInt32($0.count), toByteOffset: 20, as: UInt32.self) }
+            return bytes
+        }
+        func decode(_ bytes: [UInt8]) throws -> Payload.Open {
+            let event = try XCTUnwrap(bytes.withUnsafeBytes { decoder.decode($0) })
+            guard case .open(let o) = event.payload else { throw XCTSkip("not an open event") }
+            return o
+        }
+        // More distinct paths than the cache has slots, twice: replaced slots never give a wrong string.
+        let paths = (0..<3000).map { "/srv/d\($0 % 37)/f\($0).txt" }
+        for _ in 0..<2 {
+            for path in paths {
+                let o = try decode(record(path))
+                XCTAssertEqual(o.path.string, path)
+                XCTAssertEqual(o.name.string, path)
+                XCTAssertEqual(o.directory, PathParts.directory(o.path))
+                XCTAssertEqual(o.filename, PathParts.filename(o.path))
+            }
+        }
+        let first = try decode(record("/etc/hosts")), again = try decode(record("/etc/hosts"))
+        XCTAssertTrue(first.path.bytes.withUnsafeBufferPointer { a in again.path.bytes.withUnsafeBufferPointer { $0.baseAddress == a.baseAddress } },
+                      "a repeated path shares one allocation")
+        XCTAssertEqual(try decode(record("x/../y z", base: "/etc")).path, "/etc/y z")
+        XCTAssertEqual(try decode(record("y", base: "/")).directory, "/")
+        XCTAssertEqual(try decode(record("//etc/./hosts")).path, "/etc/hosts")
+        let unknown = try decode(record("rel", base: "", flags: UInt32(VIGIL_OPEN_BASE_UNKNOWN.rawValue)))
+        XCTAssertEqual(unknown.path, "rel", "dirfd named no directory: the name as given")
+        XCTAssertEqual(unknown.directory, ".")
+    }
+
+    func testDecoderSplitsArgvAtEachNUL() throws {
+        var decoder = EventDecoder(bootToEpochNs: 0)
+        func arguments(_ argv: [UInt8]) throws -> [ByteString] {
+            var e = vigil_exec_event()
+            e.hdr.kind = UInt32(VIGIL_EVENT_EXEC.rawValue)
+            e.filename_len = 4
+            e.args_len = UInt16(argv.count)
+            e.cwd_len = 1
+            var bytes = withUnsafeBytes(of: e) { Array($0) } + Array("/x/y".utf8) + argv + Array("/".utf8)
+            bytes.withUnsafeMutableBytes { $0.storeBytes(of: UInt32($0.count), toByteOffset: 20, as: UInt32.self) }
+            let event = try XCTUnwrap(bytes.withUnsafeBytes { decoder.decode($0) })
+            guard case .exec(let x) = event.payload else { throw XCTSkip("not an exec event") }
+            return x.arguments
+        }
+        XCTAssertEqual(try arguments(Array("ls\0-l\0".utf8)), ["ls", "-l"])
+        XCTAssertEqual(try arguments(Array("ls\0-l".utf8)), ["ls", "-l"], "the last NUL cut with the bound")
+        XCTAssertEqual(try arguments(Array("a\0\0b\0".utf8)), ["a", "", "b"], "an empty argument in the middle")
+        XCTAssertEqual(try arguments([0]), [""], "execve with an empty argv: the kernel passes one empty argument")
+        XCTAssertEqual(try arguments([]), [], "nothing read: no argument, not one empty one")
+    }
+
+    func testMemoizedOpenFieldsFollowEveryInputOfThePayload() {
+        let memo = JSONMemo()
+        func memoized(_ e: Event) -> String {
+            var out = ByteBuffer()
+            EventFormat.appendJSON(e, to: &out, memo: memo)
+            return String(decoding: out.bytes(), as: UTF8.self)
+        }
+        func changed(_ e: Event, _ change: (inout Payload.Open) -> Void) -> Event {
+            guard case .open(var o) = e.payload else { return e }
+            change(&o)
+            var e = e
+            e.payload = .open(o)
+            return e
+        }
+        let base = Self.event(Self.payloads[4]) // /proc/12/status, pid 10: another process's file
+        var variants = [base, base, changed(base) { $0.result = 4 }, changed(base) { $0.result = -2 }, changed(base) { $0.flags = 0o101 },
+                        changed(base) { $0.mode = 0o644 }, changed(base) { $0.dirfd = 7 }, changed(base) { $0.truncated = false },
+                        changed(base) { $0.killedInKernel = true }, changed(base) { $0.path = "/proc/12/stat" },
+                        changed(base) { $0.name = "status" }, changed(base) { $0.path = ByteString("/proc/12/status") }]
+        var own = base
+        own.pid = 12 // now its own /proc entry
+        variants.append(own)
+        variants.append(Self.event(Self.payloads[3]))
+        for event in variants + variants {
+            XCTAssertEqual(memoized(event), Self.referenceJSON(event))
+        }
+    }
+}
