@@ -289,6 +289,11 @@ extension ByteBuffer {
         s.bytes.withUnsafeBufferPointer { appendJSONString($0) }
     }
 
+    /// Appends a JSON string literal of static text.
+    public mutating func appendJSON(_ text: StaticString) {
+        appendJSONString(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
     /// Appends a JSON string literal of a Swift string.
     public mutating func appendJSON(_ s: String) {
         if let done: Void = s.utf8.withContiguousStorageIfAvailable({ appendJSONString($0) }) { return done }

@@ -12,6 +12,10 @@ public struct ByteString: Hashable, Sendable, Comparable, CustomStringConvertibl
     public init(_ string: String) { self.bytes = Array(string.utf8) }
     /// The UTF-8 bytes of a literal.
     public init(stringLiteral value: String) { self.init(value) }
+    /// The UTF-8 bytes of static text.
+    public init(_ text: StaticString) {
+        self.init(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
 
     /// The bytes as a String, invalid UTF-8 replaced by U+FFFD (for matching and display).
     public var string: String { String(decoding: bytes, as: UTF8.self) }

@@ -12,6 +12,9 @@ public struct ByteStringCache: Sendable {
     /// The cached strings by slot, and for a path the directory and file name made from it
     /// (parallel arrays: a lookup touches only the string it may return).
     private var strings: [ByteString?]
+    /// Where each slot's string keeps its bytes, 0 for none (to tell a path by its storage
+    /// without touching it: the slot keeps that string alive, so no other has that address).
+    private var addresses: [UInt]
     private var parts: [(directory: ByteString, filename: ByteString)?]
     /// Scratch space for strings built in parts (a folded path), before they are looked up.
     var scratch: [UInt8] = []
@@ -19,6 +22,7 @@ public struct ByteStringCache: Sendable {
     /// An empty table.
     public init() {
         strings = Array(repeating: nil, count: Self.slotCount)
+        addresses = Array(repeating: 0, count: Self.slotCount)
         parts = Array(repeating: nil, count: Self.slotCount)
         scratch.reserveCapacity(1024)
     }
@@ -37,6 +41,7 @@ public struct ByteStringCache: Sendable {
         }
         let made = ByteString(raw)
         strings[slot] = made
+        addresses[slot] = Self.address(made)
         parts[slot] = nil
         return (made, slot)
     }
@@ -49,19 +54,19 @@ public struct ByteStringCache: Sendable {
 
     /// The directory and file name kept for `path`, when `slot` still holds this very string.
     func parts(of path: ByteString, slot: Int?) -> (directory: ByteString, filename: ByteString)? {
-        guard let slot, let string = strings[slot], Self.same(string, path) else { return nil }
+        guard let slot, addresses[slot] != 0, addresses[slot] == Self.address(path) else { return nil }
         return parts[slot]
     }
 
     /// Keeps the directory and file name of `path` with it, when `slot` still holds this string.
     mutating func keep(_ parts: (directory: ByteString, filename: ByteString), of path: ByteString, slot: Int?) {
-        guard let slot, let string = strings[slot], Self.same(string, path) else { return }
+        guard let slot, addresses[slot] != 0, addresses[slot] == Self.address(path) else { return }
         self.parts[slot] = parts
     }
 
-    /// Whether two byte strings share one storage.
-    private static func same(_ a: ByteString, _ b: ByteString) -> Bool {
-        a.bytes.withUnsafeBufferPointer { x in b.bytes.withUnsafeBufferPointer { $0.baseAddress == x.baseAddress && $0.count == x.count } }
+    /// Where `s` keeps its bytes (0 when it has none).
+    private static func address(_ s: ByteString) -> UInt {
+        s.bytes.withUnsafeBytes { $0.count > 0 ? UInt(bitPattern: $0.baseAddress) : 0 }
     }
 
     /// FNV-1a over 8-byte words, then over the tail bytes.

@@ -210,80 +210,83 @@ public enum Payload: Sendable {
 public struct ProcessContext: Sendable {
     /// The executable's absolute path.
     public var executablePath: ByteString? {
-        get { storage.executablePath }
+        get { current.executablePath }
         set { mutableStorage().executablePath = newValue }
     }
     /// argv (argv[0] included).
     public var arguments: [ByteString]? {
-        get { storage.arguments }
+        get { current.arguments }
         set { mutableStorage().arguments = newValue }
     }
     /// Working directory at the last exec.
     public var cwd: ByteString? {
-        get { storage.cwd }
+        get { current.cwd }
         set { mutableStorage().cwd = newValue }
     }
     /// Controlling tty number, 0 when none.
     public var ttyNumber: UInt32? {
-        get { storage.ttyNumber }
+        get { current.ttyNumber }
         set { mutableStorage().ttyNumber = newValue }
     }
     /// Audit login uid.
     public var loginUID: UInt32? {
-        get { storage.loginUID }
+        get { current.loginUID }
         set { mutableStorage().loginUID = newValue }
     }
     /// The parent's argv, when the process table knows it.
     public var parentArguments: [ByteString]? {
-        get { storage.parentArguments }
+        get { current.parentArguments }
         set { mutableStorage().parentArguments = newValue }
     }
     /// Names of the ancestors: [0] the parent, [1] the grandparent, ...
     public var ancestorNames: [ByteString] {
-        get { storage.ancestorNames }
+        get { current.ancestorNames }
         set { mutableStorage().ancestorNames = newValue }
     }
     /// Pids of the ancestors, in the same order.
     public var ancestorPIDs: [UInt32] {
-        get { storage.ancestorPIDs }
+        get { current.ancestorPIDs }
         set { mutableStorage().ancestorPIDs = newValue }
     }
     /// The user's name (from the host's passwd), nil when unknown.
     public var userName: String? {
-        get { storage.userName }
+        get { current.userName }
         set { mutableStorage().userName = newValue }
     }
     /// The login user's name.
     public var loginUserName: String? {
-        get { storage.loginUserName }
+        get { current.loginUserName }
         set { mutableStorage().loginUserName = newValue }
     }
     /// The group's name.
     public var groupName: String? {
-        get { storage.groupName }
+        get { current.groupName }
         set { mutableStorage().groupName = newValue }
     }
 
     /// An empty context.
-    public init() { storage = Self.empty }
+    public init() { storage = nil }
 
-    private var storage: Storage
-    private static let empty = Storage()
+    /// The fields; nil for an empty context (an event not enriched: nothing to count).
+    fileprivate var storage: Storage?
+    fileprivate static let empty = Storage()
+    private var current: Storage { storage ?? Self.empty }
 
-    /// The JSON rendered for this context's fields (see `RenderedJSON`).
-    var rendered: RenderedJSON { storage.rendered }
+    /// The storage holding what was rendered for this context (`RenderedJSON`).
+    fileprivate var renderedIn: Storage { storage ?? Self.empty }
 
     private mutating func mutableStorage() -> Storage {
-        if isKnownUniquelyReferenced(&storage) {
+        if isKnownUniquelyReferenced(&storage), let storage {
             storage.rendered.removeAll()
-        } else {
-            storage = Storage(copying: storage)
+            return storage
         }
-        return storage
+        let made = Storage(copying: current)
+        storage = made
+        return made
     }
 
     /// The fields, changed only while uniquely referenced (copy on write).
-    private final class Storage: @unchecked Sendable {
+    fileprivate final class Storage: @unchecked Sendable {
         var executablePath: ByteString?
         var arguments: [ByteString]?
         var cwd: ByteString?
@@ -322,48 +325,48 @@ public struct ProcessContext: Sendable {
 public struct ContainerContext: Sendable, Equatable {
     /// Full id (64 hex for most runtimes), empty for the host.
     public var fullID: String {
-        get { storage.fullID }
+        get { current.fullID }
         set { mutableStorage().fullID = newValue }
     }
     /// Runtime name: docker, containerd, crio, podman, kube, lxc, nspawn, garden, host or unknown.
     public var runtime: String {
-        get { storage.runtime }
+        get { current.runtime }
         set { mutableStorage().runtime = newValue }
     }
     /// Container name, empty when unknown.
     public var name: String {
-        get { storage.name }
+        get { current.name }
         set { mutableStorage().name = newValue }
     }
     /// Image, empty when unknown.
     public var image: String {
-        get { storage.image }
+        get { current.image }
         set { mutableStorage().image = newValue }
     }
     /// Labels.
     public var labels: [String: String] {
-        get { storage.labels }
+        get { current.labels }
         set { mutableStorage().labels = newValue }
     }
     /// The Kubernetes pod uid, when derivable.
     public var podUID: String {
-        get { storage.podUID }
+        get { current.podUID }
         set { mutableStorage().podUID = newValue }
     }
 
     /// The 12-character id as bytes (container.id), made once per container.
-    public var idBytes: ByteString { storage.bytes.id }
+    public var idBytes: ByteString { current.bytes.id }
     /// The full id as bytes.
-    public var fullIDBytes: ByteString { storage.bytes.fullID }
+    public var fullIDBytes: ByteString { current.bytes.fullID }
     /// The runtime as bytes.
-    public var runtimeBytes: ByteString { storage.bytes.runtime }
+    public var runtimeBytes: ByteString { current.bytes.runtime }
     /// The name as bytes.
-    public var nameBytes: ByteString { storage.bytes.name }
+    public var nameBytes: ByteString { current.bytes.name }
     /// The image as bytes.
-    public var imageBytes: ByteString { storage.bytes.image }
+    public var imageBytes: ByteString { current.bytes.image }
 
     /// The host (no container).
-    public static let host = ContainerContext(fullID: "", runtime: "host", name: "host", image: "", labels: [:], podUID: "")
+    public static let host = ContainerContext(storage: nil)
     /// In a container's namespaces, but not (yet) in a container's cgroup, and gone before /proc
     /// could name it: a container runtime's init process during setup.
     public static let unidentified = ContainerContext(fullID: "", runtime: "unknown", name: "", image: "", labels: [:], podUID: "")
@@ -373,8 +376,10 @@ public struct ContainerContext: Sendable, Equatable {
         storage = Storage(fullID: fullID, runtime: runtime, name: name, image: image, labels: labels, podUID: podUID)
     }
 
+    private init(storage: Storage?) { self.storage = storage }
+
     public static func == (a: ContainerContext, b: ContainerContext) -> Bool {
-        if a.storage === b.storage { return true }
+        if a.storage === b.storage { return true } // the same storage, or both the host's
         return a.fullID == b.fullID && a.runtime == b.runtime && a.name == b.name && a.image == b.image
             && a.labels == b.labels && a.podUID == b.podUID
     }
@@ -382,36 +387,39 @@ public struct ContainerContext: Sendable, Equatable {
     /// The 12-character id (Falco's container.id), `host`, or `unknown` for an unidentified one.
     public var id: String { Self.id(fullID: fullID, runtime: runtime) }
     /// Whether this is a container rather than the host.
-    public var isContainer: Bool { storage.bytes.isContainer }
+    public var isContainer: Bool { storage?.isContainer ?? false }
 
-    /// The JSON rendered for this context's fields (see `RenderedJSON`).
-    var rendered: RenderedJSON { storage.rendered }
+    /// The storage holding what was rendered for this context (`RenderedJSON`).
+    fileprivate var renderedIn: Storage { storage ?? Self.hostStorage }
 
-    private var storage: Storage
+    /// The fields; nil for the host (the default of every event: nothing to count).
+    fileprivate var storage: Storage?
+    fileprivate static let hostStorage = Storage(fullID: "", runtime: "host", name: "host", image: "", labels: [:], podUID: "")
+    private var current: Storage { storage ?? Self.hostStorage }
 
     private static func id(fullID: String, runtime: String) -> String {
         fullID.isEmpty ? (runtime != "host" ? "unknown" : "host") : String(fullID.prefix(12))
     }
 
     private mutating func mutableStorage() -> Storage {
-        if isKnownUniquelyReferenced(&storage) {
+        if isKnownUniquelyReferenced(&storage), let storage {
             storage.rendered.removeAll()
-        } else {
-            storage = Storage(fullID: storage.fullID, runtime: storage.runtime, name: storage.name, image: storage.image,
-                              labels: storage.labels, podUID: storage.podUID)
+            return storage
         }
-        return storage
+        let from = current
+        let made = Storage(fullID: from.fullID, runtime: from.runtime, name: from.name, image: from.image,
+                           labels: from.labels, podUID: from.podUID)
+        storage = made
+        return made
     }
 
     /// The texts as bytes, made once per change (fields read them per event).
-    private struct Bytes {
+    fileprivate struct Bytes {
         var id: ByteString, fullID: ByteString, runtime: ByteString, name: ByteString, image: ByteString
-        /// runtime != "host", read per event.
-        var isContainer: Bool
     }
 
     /// The fields, changed only while uniquely referenced (copy on write).
-    private final class Storage: @unchecked Sendable {
+    fileprivate final class Storage: @unchecked Sendable {
         var fullID: String { didSet { refresh() } }
         var runtime: String { didSet { refresh() } }
         var name: String { didSet { refresh() } }
@@ -419,19 +427,48 @@ public struct ContainerContext: Sendable, Equatable {
         var labels: [String: String]
         var podUID: String
         private(set) var bytes: Bytes
+        /// runtime != "host" (read per event).
+        private(set) var isContainer: Bool
         let rendered = RenderedJSON()
 
         init(fullID: String, runtime: String, name: String, image: String, labels: [String: String], podUID: String) {
             self.fullID = fullID; self.runtime = runtime; self.name = name
             self.image = image; self.labels = labels; self.podUID = podUID
             bytes = Self.bytes(fullID: fullID, runtime: runtime, name: name, image: image)
+            isContainer = runtime != "host"
         }
 
-        private func refresh() { bytes = Self.bytes(fullID: fullID, runtime: runtime, name: name, image: image) }
+        private func refresh() {
+            bytes = Self.bytes(fullID: fullID, runtime: runtime, name: name, image: image)
+            isContainer = runtime != "host"
+        }
 
         private static func bytes(fullID: String, runtime: String, name: String, image: String) -> Bytes {
             Bytes(id: ByteString(ContainerContext.id(fullID: fullID, runtime: runtime)), fullID: ByteString(fullID),
-                  runtime: ByteString(runtime), name: ByteString(name), image: ByteString(image), isContainer: runtime != "host")
+                  runtime: ByteString(runtime), name: ByteString(name), image: ByteString(image))
+        }
+    }
+}
+
+extension Event {
+    /// Appends what was rendered for a process or container group (`RenderedJSON`) and returns
+    /// true, or returns false when nothing was. Reads the storage in place: no copy of the
+    /// context, no retain.
+    func appendRendered(_ scope: FieldScope, _ signature: Int, key: ProcessKey, to out: inout ByteBuffer) -> Bool {
+        if scope == .process {
+            if let found = process.storage?.rendered.append(signature, key: key, to: &out) { return found }
+            return ProcessContext.empty.rendered.append(signature, key: key, to: &out)
+        }
+        if let found = container.storage?.rendered.append(signature, key: key, to: &out) { return found }
+        return ContainerContext.hostStorage.rendered.append(signature, key: key, to: &out)
+    }
+
+    /// Keeps the bytes rendered for a process or container group.
+    func storeRendered(_ scope: FieldScope, _ signature: Int, key: ProcessKey, bytes: UnsafeRawBufferPointer) {
+        if scope == .process {
+            process.renderedIn.rendered.store(signature, key: key, bytes: bytes)
+        } else {
+            container.renderedIn.rendered.store(signature, key: key, bytes: bytes)
         }
     }
 }
@@ -479,37 +516,54 @@ struct ProcessKey: Equatable, Sendable {
 /// container's), kept with that context so the events that share it copy the bytes instead of
 /// rendering them again. Each entry is keyed by the group (`signature`) and, for process fields,
 /// the `ProcessKey` of the event (`ProcessKey.none` for container fields). Thread-safe: events are `Sendable`.
-final class RenderedJSON: Sendable {
-    private struct Entry {
+struct RenderedJSON: ~Copyable, Sendable {
+    /// Its bytes are reached only under the lock: sendable with it.
+    private struct Entry: @unchecked Sendable {
         var signature: Int
         var key: ProcessKey
-        var bytes: [UInt8]
+        /// Owned by this object (freed when the entry goes): copying out retains nothing.
+        var bytes: UnsafeMutableRawBufferPointer
     }
 
     /// A few entries: one per field group and key (threads may have names of their own).
     private static let capacity = 8
     private let entries = Mutex<[Entry]>([])
 
-    /// The bytes rendered for `signature` and `key`, if any.
-    func lookup(_ signature: Int, key: ProcessKey) -> [UInt8]? {
+    init() {}
+
+    deinit {
         entries.withLock { entries in
-            entries.withUnsafeBufferPointer { entries in
-                for i in entries.indices where entries[i].signature == signature && entries[i].key == key {
-                    return entries[i].bytes
-                }
-                return nil
-            }
+            for entry in entries { entry.bytes.deallocate() }
         }
     }
 
-    /// Keeps `bytes` for `signature` and `key` (replacing the oldest entry when full).
-    func store(_ signature: Int, key: ProcessKey, bytes: [UInt8]) {
+    /// Appends the bytes rendered for `signature` and `key` to `out` and returns true, or
+    /// returns false when there are none.
+    func append(_ signature: Int, key: ProcessKey, to out: inout ByteBuffer) -> Bool {
         entries.withLock { entries in
-            if entries.count >= Self.capacity { entries.removeFirst() }
-            entries.append(Entry(signature: signature, key: key, bytes: bytes))
+            for i in entries.indices where entries[i].signature == signature && entries[i].key == key {
+                out.append(UnsafeRawBufferPointer(entries[i].bytes))
+                return true
+            }
+            return false
+        }
+    }
+
+    /// Keeps a copy of `bytes` for `signature` and `key` (replacing the oldest entry when full).
+    func store(_ signature: Int, key: ProcessKey, bytes: UnsafeRawBufferPointer) {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+        copy.copyMemory(from: bytes)
+        entries.withLock { entries in
+            if entries.count >= Self.capacity { entries.removeFirst().bytes.deallocate() }
+            entries.append(Entry(signature: signature, key: key, bytes: copy))
         }
     }
 
     /// Forgets every entry (the context changed).
-    func removeAll() { entries.withLock { $0.removeAll() } }
+    func removeAll() {
+        entries.withLock { entries in
+            for entry in entries { entry.bytes.deallocate() }
+            entries.removeAll()
+        }
+    }
 }

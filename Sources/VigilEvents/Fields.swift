@@ -98,10 +98,14 @@ public enum Fields {
     static func str(_ s: String) -> FieldValue { .string(ByteString(s)) }
 
     static let eventFields: [FieldDefinition] = [
-        .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2.") { e, _ in
-            .string(Names.eventType(e))
-        },
-        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open (`vigil trace --event`).") { e, _ in .string(Names.kind[e.kind.index]) },
+        .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2.", json: { e, out in
+            out.appendJSON(Names.eventTypes[Names.eventType(e)])
+            return true
+        }) { e, _ in .string(Names.eventTypeBytes[Names.eventType(e)]) },
+        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open (`vigil trace --event`).", json: { e, out in
+            out.appendJSON(Names.kinds[e.kind.index])
+            return true
+        }) { e, _ in .string(Names.kindBytes[e.kind.index]) },
         .init("evt.time", .string, "Time of the event, ISO 8601 UTC with nanoseconds.", json: { e, out in
             out.append(0x22)
             Timestamp.appendISO8601(e.timeNs, to: &out)
@@ -109,9 +113,13 @@ public enum Fields {
             return true
         }) { e, _ in str(Timestamp.iso8601(e.timeNs)) },
         .init("evt.rawtime", .uint, "Time of the event, nanoseconds since the Unix epoch.") { e, _ in .uint(e.timeNs) },
-        .init("evt.res", .string, [.open], "SUCCESS, or the error name (ENOENT, EACCES, ...) when the call failed.") { e, _ in
+        .init("evt.res", .string, [.open], "SUCCESS, or the error name (ENOENT, EACCES, ...) when the call failed.", json: { e, out in
+            guard case .open(let o) = e.payload else { return false }
+            if o.result >= 0 { out.appendJSON(Names.success) } else { out.appendJSON(ErrnoNames.name(Int32(-o.result))) }
+            return true
+        }) { e, _ in
             guard case .open(let o) = e.payload else { return nil }
-            return .string(o.result >= 0 ? Names.success : ErrnoNames.bytes(Int32(-o.result)))
+            return .string(o.result >= 0 ? Names.successBytes : ErrnoNames.bytes(Int32(-o.result)))
         },
         .init("evt.rawres", .int, [.open, .fork], "The raw result: the fd or -errno of an open, the child pid of a fork.") { e, _ in
             switch e.payload {
@@ -296,20 +304,25 @@ extension Fields {
     }
 }
 
-/// Byte strings fields return over and over, made once.
+/// Names fields return over and over: as static text for JSON (no reference to count) and as
+/// byte strings made once for `extract`.
 enum Names {
-    static let success = ByteString("SUCCESS")
+    static let success: StaticString = "SUCCESS"
+    static let successBytes = ByteString(success)
     /// Indexed by `EventKind.index`.
-    static let kind: [ByteString] = EventKind.allCases.map { ByteString($0.rawValue) }
-    static let execve = ByteString("execve"), clone = ByteString("clone"), procexit = ByteString("procexit")
-    static let open = ByteString("open"), openat = ByteString("openat"), openat2 = ByteString("openat2")
+    static let kinds: [StaticString] = ["exec", "fork", "exit", "open"]
+    static let kindBytes = kinds.map(ByteString.init)
+    /// Falco's evt.type names, indexed by `eventType(_:)`.
+    static let eventTypes: [StaticString] = ["execve", "clone", "procexit", "open", "openat", "openat2"]
+    static let eventTypeBytes = eventTypes.map(ByteString.init)
 
-    static func eventType(_ e: Event) -> ByteString {
+    /// The index of `e`'s evt.type in `eventTypes`.
+    static func eventType(_ e: Event) -> Int {
         switch e.payload {
-        case .exec: execve
-        case .fork: clone
-        case .exit: procexit
-        case .open(let o): o.syscall == "open" ? open : o.syscall == "openat2" ? openat2 : openat
+        case .exec: 0
+        case .fork: 1
+        case .exit: 2
+        case .open(let o): o.syscall == "open" ? 3 : o.syscall == "openat2" ? 5 : 4
         }
     }
 }

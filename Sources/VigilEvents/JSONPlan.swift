@@ -4,7 +4,7 @@
 /// form groups whose rendered bytes are kept with the process's (container's) context, so the
 /// events that share that context copy them; the fields an open's payload decides form a group
 /// that a `JSONMemo` keeps for the payloads seen last.
-struct JSONPlan: Sendable {
+struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is never freed
     /// One field: where its key is in `keys`, which field, and whether a group starts here.
     struct Step: Sendable {
         let keyStart: Int
@@ -20,10 +20,11 @@ struct JSONPlan: Sendable {
         let signature: Int
     }
 
-    let steps: [Step]
-    /// Every key of the plan, `,"name":`, one after another, then 8 bytes of padding (keys are
-    /// copied eight bytes at a time).
-    let keys: [UInt8]
+    /// The steps and every key of the plan (`,"name":`, one after another, then 8 bytes of
+    /// padding: keys are copied eight bytes at a time), in memory allocated once and kept for the
+    /// life of the process: using a plan retains nothing.
+    let steps: UnsafeBufferPointer<Step>
+    let keys: UnsafeBufferPointer<UInt8>
 
     /// The plan of each kind, indexed by `EventKind.index`.
     static let forKind: [JSONPlan] = {
@@ -72,8 +73,15 @@ struct JSONPlan: Sendable {
             }
             index = end
         }
-        self.steps = steps
-        self.keys = keys + [UInt8](repeating: 0, count: 8)
+        self.steps = Self.immortal(steps)
+        self.keys = Self.immortal(keys + [UInt8](repeating: 0, count: 8))
+    }
+
+    /// A copy of `array` in memory that is never freed.
+    private static func immortal<T>(_ array: [T]) -> UnsafeBufferPointer<T> {
+        let memory = UnsafeMutableBufferPointer<T>.allocate(capacity: array.count)
+        _ = memory.initialize(from: array)
+        return UnsafeBufferPointer(memory)
     }
 
     /// Writes the object: every field with a leading comma, the first comma then replaced by
@@ -81,8 +89,8 @@ struct JSONPlan: Sendable {
     /// payload groups are looked up in `memo` when one is given.
     func append(_ event: Event, to out: inout ByteBuffer, memo: JSONMemo?) {
         let start = out.count
-        keys.withUnsafeBufferPointer { keys in
-            steps.withUnsafeBufferPointer { steps in
+        do {
+            do {
                 var i = 0
                 while i < steps.count {
                     let groupEnd = steps[i].groupEnd
@@ -99,24 +107,27 @@ struct JSONPlan: Sendable {
                     switch steps[i].scope {
                     case .process, .container:
                         let process = steps[i].scope == .process
-                        let rendered = process ? event.process.rendered : event.container.rendered
+                        let scope = steps[i].scope
                         if let key = process ? ProcessKey(event) : ProcessKey.none {
-                            if let bytes = rendered.lookup(signature, key: key) {
-                                out.append(bytes)
-                            } else {
+                            if !event.appendRendered(scope, signature, key: key, to: &out) {
                                 render()
-                                rendered.store(signature, key: key, bytes: out.bytes(from: groupStart))
+                                out.withUnsafeBytes {
+                                    event.storeRendered(scope, signature, key: key, bytes: UnsafeRawBufferPointer(rebasing: $0[groupStart...]))
+                                }
                             }
                         } else {
                             render()
                         }
                     case .open:
-                        if let memo, let key = OpenKey(event), case .open(let open) = event.payload {
-                            if let bytes = memo.lookup(signature, key) {
-                                out.append(bytes)
-                            } else {
+                        if let memo, let key = OpenKey(event) {
+                            if !memo.append(signature, key, to: &out) {
                                 render()
-                                memo.store(signature, key, path: open.path, name: open.name, bytes: out.bytes(from: groupStart))
+                                if case .open(let open) = event.payload {
+                                    out.withUnsafeBytes {
+                                        memo.store(signature, key, path: open.path, name: open.name,
+                                                   bytes: UnsafeRawBufferPointer(rebasing: $0[groupStart...]))
+                                    }
+                                }
                             }
                         } else {
                             render()
@@ -192,17 +203,16 @@ struct OpenKey: Equatable {
 /// storage, which an entry keeps alive (so no other string can have that address meanwhile).
 /// One per thread that formats events (`EventOutput` has one); not thread-safe.
 public final class JSONMemo {
-    private struct Entry {
-        var signature: Int
-        var key: OpenKey
-        /// Keep the storage the key points to alive.
-        var path: ByteString, name: ByteString
-        var bytes: [UInt8]
-    }
-
-    /// Entries, direct-mapped by a hash of the key.
+    /// Entries, direct-mapped by a hash of the key, in parallel arrays: a lookup compares plain
+    /// values and copies bytes this object owns (freed when replaced), retaining nothing.
     private static let slotCount = 64
-    private var slots = [Entry?](repeating: nil, count: JSONMemo.slotCount)
+    private var signatures = [Int](repeating: -1, count: JSONMemo.slotCount)
+    private var keys = [OpenKey?](repeating: nil, count: JSONMemo.slotCount)
+    private var rendered = [UnsafeMutableRawBufferPointer?](repeating: nil, count: JSONMemo.slotCount)
+    /// The path and name each key points to, kept alive.
+    private var strings = [(path: ByteString, name: ByteString)](repeating: ("", ""), count: JSONMemo.slotCount)
+
+    deinit { for bytes in rendered { bytes?.deallocate() } }
 
     /// An empty memo.
     public init() {}
@@ -214,14 +224,24 @@ public final class JSONMemo {
         return Int(truncatingIfNeeded: h >> 58) & (slotCount - 1)
     }
 
-    /// The bytes kept for `key`, if any.
-    func lookup(_ signature: Int, _ key: OpenKey) -> [UInt8]? {
-        guard let entry = slots[Self.slot(key)], entry.signature == signature, entry.key == key else { return nil }
-        return entry.bytes
+    /// Appends the bytes kept for `key` to `out` and returns true, or returns false when there
+    /// are none.
+    func append(_ signature: Int, _ key: OpenKey, to out: inout ByteBuffer) -> Bool {
+        let slot = Self.slot(key)
+        guard signatures[slot] == signature, keys[slot] == key, let bytes = rendered[slot] else { return false }
+        out.append(UnsafeRawBufferPointer(bytes))
+        return true
     }
 
-    /// Keeps `bytes` for `key`; `path` and `name` are the strings the key points to.
-    func store(_ signature: Int, _ key: OpenKey, path: ByteString, name: ByteString, bytes: [UInt8]) {
-        slots[Self.slot(key)] = Entry(signature: signature, key: key, path: path, name: name, bytes: bytes)
+    /// Keeps a copy of `bytes` for `key`; `path` and `name` are the strings the key points to.
+    func store(_ signature: Int, _ key: OpenKey, path: ByteString, name: ByteString, bytes: UnsafeRawBufferPointer) {
+        let slot = Self.slot(key)
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+        copy.copyMemory(from: bytes)
+        rendered[slot]?.deallocate()
+        rendered[slot] = copy
+        signatures[slot] = signature
+        keys[slot] = key
+        strings[slot] = (path, name)
     }
 }
