@@ -117,44 +117,72 @@ static __always_inline struct vigil_scratch *vigil_scratch(void)
     return bpf_map_lookup_elem(&scratch, &zero);
 }
 
+/* The state of one path walk (vigil_build_path). */
+struct vigil_path_walk {
+    struct vigil_scratch *s;
+    struct dentry *dentry;
+    struct mount *mnt;
+    __u32 off;
+    bool truncated;
+    bool done;
+};
+
+/* bpf_loop body: one level of the walk, one name prepended or one mount crossed. (bpf_loop: the
+ * verifier checks the body once instead of every level, which made it the bulk of load time.) */
+static long vigil_path_step(__u32 i, void *data)
+{
+    struct vigil_path_walk *w = data;
+    struct dentry *dentry = w->dentry;
+    struct mount *mnt = w->mnt;
+    struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+    struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+
+    if (dentry == mnt_root) {
+        struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+        if (mnt == mnt_parent)
+            goto done; /* the root of the namespace */
+        w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+        w->mnt = mnt_parent;
+        return 0;
+    }
+    if (dentry == parent)
+        goto done; /* the root of a detached tree */
+    const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+    __u32 len = BPF_CORE_READ(dentry, d_name.len) & 255;
+    __u32 off = w->off;
+    if (len + 1 > off) {
+        w->truncated = true;
+        goto done;
+    }
+    off -= len + 1;
+    off &= VIGIL_PATH_MAX - 1;
+    w->s->path[off] = '/';
+    bpf_probe_read_kernel(&w->s->path[off + 1], len, name);
+    w->off = off;
+    w->dentry = parent;
+    return 0;
+done:
+    w->done = true;
+    return 1;
+}
+
 /* Builds the absolute path of `path` (as seen in the task's mount namespace) in s->path, walking
  * dentries and crossing mounts, at most VIGIL_PATH_DEPTH levels. Returns the offset where the
  * path starts; it ends at VIGIL_PATH_MAX. Sets *truncated when the walk had to stop early. */
 static __always_inline __u32 vigil_build_path(struct vigil_scratch *s, struct path *path, bool *truncated)
 {
-    struct dentry *dentry = BPF_CORE_READ(path, dentry);
     struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
-    struct mount *mnt = (struct mount *)((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
-    __u32 off = VIGIL_PATH_MAX;
-    int i;
+    struct vigil_path_walk w = {
+        .s = s,
+        .dentry = BPF_CORE_READ(path, dentry),
+        .mnt = (struct mount *)((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt)),
+        .off = VIGIL_PATH_MAX,
+    };
 
-    for (i = 0; i < VIGIL_PATH_DEPTH; i++) {
-        struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
-        struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-        if (dentry == mnt_root) {
-            struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
-            if (mnt == mnt_parent)
-                break; /* the root of the namespace */
-            dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-            mnt = mnt_parent;
-            continue;
-        }
-        if (dentry == parent)
-            break; /* the root of a detached tree */
-        const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
-        __u32 len = BPF_CORE_READ(dentry, d_name.len) & 255;
-        if (len + 1 > off) {
-            *truncated = true;
-            break;
-        }
-        off -= len + 1;
-        off &= VIGIL_PATH_MAX - 1;
-        s->path[off] = '/';
-        bpf_probe_read_kernel(&s->path[off + 1], len, name);
-        dentry = parent;
-    }
-    if (i == VIGIL_PATH_DEPTH)
+    bpf_loop(VIGIL_PATH_DEPTH, vigil_path_step, &w, 0);
+    if (w.truncated || !w.done)
         *truncated = true;
+    __u32 off = w.off;
     if (off == VIGIL_PATH_MAX) {
         off = VIGIL_PATH_MAX - 1;
         s->path[off] = '/';
