@@ -34,9 +34,11 @@ public struct RingStatistics: Sendable, Equatable {
 /// Reads a BPF ring buffer (BPF_MAP_TYPE_RINGBUF) through its shared memory, handing records to
 /// Swift in batches.
 ///
-/// It maps the consumer page read-write and the producer page plus the data area (mapped twice
-/// by the kernel, so no record wraps) read-only, the way libbpf's `ring_buffer__consume` does,
-/// and waits with edge-triggered epoll. Pair it with producers that submit with
+/// It maps the consumer page read-write and the producer page plus the data area read-only, and
+/// waits with edge-triggered epoll. Unlike libbpf's `ring_buffer__consume`, which maps the data
+/// area twice so that no record wraps, it maps it once (the resident size of a process counts a
+/// double mapping twice: 16 MiB for an 8 MiB ring) and copies the one record of a pass that
+/// wraps around the end into a buffer of its own. Pair it with producers that submit with
 /// BPF_RB_NO_WAKEUP under a fill threshold: `poll(timeoutMilliseconds:)` then drains on its timer
 /// and the kernel wakes it only when the ring fills (notes/performance.md). One thread drives a
 /// reader.
@@ -52,6 +54,9 @@ public final class RingBufferReader {
     private let producerArea: UnsafeMutableRawPointer
     private let producerAreaSize: Int
     private let data: UnsafeRawPointer
+    private let dataSize: Int
+    /// Holds the record that wraps around the end of the data area (at most one per batch).
+    private var wrapped: UnsafeMutableRawBufferPointer
     private let epollFD: Int32
     private let batch: UnsafeMutableBufferPointer<UnsafeRawBufferPointer>
     private var stats = RingStatistics()
@@ -80,7 +85,8 @@ public final class RingBufferReader {
               consumer != MAP_FAILED else {
             throw BPFError.libbpf(.system, "mmap", "map \(map.name)", "cannot map the consumer page")
         }
-        producerAreaSize = pageSize + 2 * size
+        dataSize = size
+        producerAreaSize = pageSize + size
         guard let producer = mmap(nil, producerAreaSize, PROT_READ, MAP_SHARED, fd, off_t(pageSize)),
               producer != MAP_FAILED else {
             let error = BPFError.libbpf(.system, "mmap", "map \(map.name)", "cannot map the producer page and data")
@@ -107,10 +113,12 @@ public final class RingBufferReader {
         }
         epollFD = ep
         batch = .allocate(capacity: self.maxBatch)
+        wrapped = .allocate(byteCount: 4096, alignment: 8)
     }
 
     deinit {
         batch.deallocate()
+        wrapped.deallocate()
         close(epollFD)
         munmap(consumerPage, pageSize)
         munmap(producerArea, producerAreaSize)
@@ -161,7 +169,7 @@ public final class RingBufferReader {
                 if word & UInt32(BPF_RINGBUF_BUSY_BIT) != 0 { break }
                 let length = Int(word & ~UInt32(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT))
                 if word & UInt32(BPF_RINGBUF_DISCARD_BIT) == 0 {
-                    batch[count] = UnsafeRawBufferPointer(start: header + Int(BPF_RINGBUF_HDR_SZ), count: length)
+                    batch[count] = record(at: (Int(position & mask) + Int(BPF_RINGBUF_HDR_SZ)) & Int(mask), length: length)
                     count += 1
                     stats.bytes &+= UInt64(length)
                 } else {
@@ -181,5 +189,20 @@ public final class RingBufferReader {
             if position == consumer { return total }
             consumer = position
         }
+    }
+
+    /// The `length` bytes of a record starting at `offset` of the data area: in place, or, when
+    /// they run past its end, copied with the part from its start into `wrapped`. (A batch spans
+    /// at most one ring's length, so it crosses the end at most once.)
+    private func record(at offset: Int, length: Int) -> UnsafeRawBufferPointer {
+        if offset + length <= dataSize { return UnsafeRawBufferPointer(start: data + offset, count: length) }
+        if wrapped.count < length {
+            wrapped.deallocate()
+            wrapped = .allocate(byteCount: max(length, 2 * wrapped.count), alignment: 8)
+        }
+        let head = dataSize - offset
+        wrapped.baseAddress!.copyMemory(from: data + offset, byteCount: head)
+        (wrapped.baseAddress! + head).copyMemory(from: data, byteCount: length - head)
+        return UnsafeRawBufferPointer(start: wrapped.baseAddress, count: length)
     }
 }

@@ -60,6 +60,36 @@ final class KernelTests: XCTestCase {
         withExtendedLifetime(links) {}
     }
 
+    func testRecordsThatWrapAroundTheEndOfTheRingArriveIntact() throws {
+        try requireKernel(.attachTracepoint, .mapRingBuffer)
+        // 96-byte records (88 + header) in a 16 KiB ring, drained every 100: the ring goes round
+        // about 30 times and, 96 not dividing 16384, a record often straddles the end of the data
+        // area (mapped once: the reader must stitch it together).
+        let object = try Selftest.open(ringBytes: 16 << 10)
+        try object.program(named: "close_seq").autoload = true
+        try object.load()
+        let link = try object.program(named: "close_seq").attach()
+        let reader = try RingBufferReader(map: object.map(named: "events")) { try Selftest.counters(object).lost }
+        let base: Int32 = 5_000_000, rounds = 50, perRound: Int32 = 100
+        var seen: [UInt32] = []
+        for round in 0..<Int32(rounds) {
+            for i in 0..<perRound { close(base + round * perRound + i) }
+            try reader.drain { batch in
+                for record in batch {
+                    XCTAssertEqual(record.count, MemoryLayout<vigil_selftest_event>.size)
+                    let event = record.loadUnaligned(as: vigil_selftest_event.self)
+                    XCTAssertEqual(event.hdr.kind, UInt32(VIGIL_EVENT_SELFTEST.rawValue))
+                    XCTAssertEqual(event.hdr.size, UInt32(MemoryLayout<vigil_selftest_event>.size))
+                    XCTAssertEqual(event.hdr.pid, UInt32(getpid()))
+                    if event.arg >= UInt32(base) { seen.append(event.arg) }
+                }
+            }
+        }
+        XCTAssertEqual(seen, (0..<UInt32(rounds) * UInt32(perRound)).map { UInt32(base) + $0 }, "every close, in order, intact")
+        XCTAssertEqual(try reader.statistics().lost, 0)
+        link.detach()
+    }
+
     func testBatchedWakeupsStillDeliverOnTheTimer() throws {
         try requireKernel(.attachTracepoint, .helperRingbufQuery)
         // Wake only when 1 MiB waits: 5 records never wake the reader; poll's timeout drains them.
