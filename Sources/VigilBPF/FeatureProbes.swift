@@ -1,3 +1,4 @@
+import Dispatch
 import CLibbpf
 import CVigilBPFProbes
 import Synchronization
@@ -214,7 +215,9 @@ public final class FeatureProbes: Sendable {
         return .inconclusive("probe failed: \(Errno.name(-rc))")
     }
 
-    /// Opens VigilBPF's probe object, loads only `program`, attaches it with `attach`, detaches.
+    /// Opens VigilBPF's probe object, loads only `program`, attaches it with `attach`; the answer
+    /// is known then, and the detach runs on a background queue: releasing a tracepoint's perf
+    /// event waits for an RCU grace period (~70 ms on 6.18, a third of a daemon's start).
     private static func probeAttach(_ program: String, _ attach: (BPFProgram) throws -> BPFLink) -> ProbeResult {
         do {
             try LibbpfLog.quietly {
@@ -222,7 +225,8 @@ public final class FeatureProbes: Sendable {
                 let prog = try object.program(named: program)
                 prog.autoload = true
                 try object.load()
-                try attach(prog).detach()
+                let attached = ProbeTeardown(object: object, link: try attach(prog))
+                DispatchQueue.global(qos: .utility).async { attached.release() }
             }
             return .available
         } catch let error as BPFError {
@@ -254,6 +258,24 @@ public final class FeatureProbes: Sendable {
         }
         if let verifier = error.verifierReason { reason += " (verifier: \(verifier))" }
         return reason
+    }
+}
+
+/// A probe's attached program, handed whole to the queue that releases it (no other thread
+/// holds it: the one-thread-per-object rule holds).
+private final class ProbeTeardown: @unchecked Sendable {
+    private var object: BPFObject?
+    private var link: BPFLink?
+
+    init(object: BPFObject, link: BPFLink) {
+        self.object = object
+        self.link = link
+    }
+
+    func release() {
+        link?.detach()
+        link = nil
+        object = nil
     }
 }
 
