@@ -55,6 +55,21 @@ public struct BPFMap {
         }
     }
 
+    /// Creates, before load, a kernel map with this map's definition (type, key and value size,
+    /// capacity, flags) for several objects to share through `reuse(fd:)`, so that they can load
+    /// at once instead of one after another. The caller owns the returned fd (each object that
+    /// reuses it holds a duplicate). Wraps `bpf_map_create`.
+    public func createForSharing() throws -> Int32 {
+        var options = bpf_map_create_opts()
+        options.sz = MemoryLayout<bpf_map_create_opts>.size
+        options.map_flags = bpf_map__map_flags(handle)
+        let fd = bpf_map_create(type, name, UInt32(keySize), UInt32(valueSize), UInt32(maxEntries), &options)
+        guard fd >= 0 else {
+            throw BPFError.libbpf(.map, "bpf_map_create", "map \(name)", "cannot create the map to share", code: fd)
+        }
+        return fd
+    }
+
     func requireFD(_ operation: String) throws -> Int32 {
         guard let fd else {
             throw BPFError(.invalidArgument, operation: operation, target: "map \(name)",

@@ -1,6 +1,9 @@
 import CLibbpf
 import Logging
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Routes libbpf's own messages (libbpf_set_print) into swift-log.
 ///
@@ -15,10 +18,27 @@ public enum LibbpfLog {
     }
 
     private static let current = Mutex<Unmanaged<Box>?>(nil)
-    /// While above zero, libbpf's warnings are logged at debug level (expected failures).
-    private static let quietDepth = Atomic<Int>(0)
-    /// Warning lines collected by `capturingWarnings` (nil when not collecting).
-    private static let captured = Mutex<[String]?>(nil)
+
+    /// What one thread asked of libbpf's messages. libbpf prints on the thread that called it, so
+    /// objects loaded on different threads at once keep their messages apart.
+    private struct ThreadState {
+        /// While above zero, libbpf's warnings are logged at debug level (expected failures).
+        var quietDepth = 0
+        /// Warning lines collected by `capturingWarnings` (nil when not collecting).
+        var captured: [String]?
+    }
+    private static let threads = Mutex<[pthread_t: ThreadState]>([:])
+
+    /// Changes the calling thread's state; drops it once it is back to the default.
+    private static func withThreadState<T>(_ body: (inout ThreadState) -> T) -> T {
+        let me = pthread_self()
+        return threads.withLock { all in
+            var state = all[me] ?? ThreadState()
+            let result = body(&state)
+            all[me] = state.quietDepth == 0 && state.captured == nil ? nil : state
+            return result
+        }
+    }
 
     /// Sends libbpf's messages to `logger` (wraps `libbpf_set_print`).
     public static func install(_ logger: Logger) {
@@ -29,8 +49,10 @@ public enum LibbpfLog {
                 let box = Unmanaged<Box>.fromOpaque(context).takeUnretainedValue()
                 var text = String(cString: message)
                 while text.last == "\n" { text.removeLast() }
-                if level == 0 { LibbpfLog.captured.withLock { $0?.append(text) } }
-                let quiet = LibbpfLog.quietDepth.load(ordering: .relaxed) > 0
+                let quiet = LibbpfLog.withThreadState { state in
+                    if level == 0 { state.captured?.append(text) }
+                    return state.quietDepth > 0
+                }
                 switch quiet ? 2 : level {
                 case 0: box.logger.warning("\(text)", metadata: ["source": "libbpf"])
                 case 1: box.logger.info("\(text)", metadata: ["source": "libbpf"])
@@ -47,24 +69,24 @@ public enum LibbpfLog {
         if current.withLock({ $0 == nil }) { install(Logger(label: "libbpf")) }
     }
 
-    /// Runs `body` with libbpf's warnings demoted to debug: for probes and variant attempts
-    /// whose failures are expected and reported by Vigil itself.
+    /// Runs `body` with libbpf's warnings on this thread demoted to debug: for probes and variant
+    /// attempts whose failures are expected and reported by Vigil itself.
     public static func quietly<T>(_ body: () throws -> T) rethrows -> T {
-        quietDepth.add(1, ordering: .relaxed)
-        defer { quietDepth.subtract(1, ordering: .relaxed) }
+        withThreadState { $0.quietDepth += 1 }
+        defer { withThreadState { $0.quietDepth -= 1 } }
         return try body()
     }
 
-    /// Runs `body` and returns the warnings libbpf printed meanwhile (to attribute a failure
-    /// to the program libbpf names). Callers are the thread driving one object.
+    /// Runs `body` and returns the warnings libbpf printed on this thread meanwhile (to attribute
+    /// a failure to the program libbpf names).
     static func capturingWarnings(_ body: () throws -> Void) -> (Error?, [String]) {
         ensureInstalled()
-        captured.withLock { $0 = [] }
+        withThreadState { $0.captured = [] }
         var failure: Error?
         do { try body() } catch { failure = error }
-        let lines = captured.withLock { lines -> [String] in
-            defer { lines = nil }
-            return lines ?? []
+        let lines = withThreadState { state -> [String] in
+            defer { state.captured = nil }
+            return state.captured ?? []
         }
         return (failure, lines)
     }

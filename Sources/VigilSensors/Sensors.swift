@@ -1,4 +1,6 @@
 import CVigilABI
+import Dispatch
+import Synchronization
 import VigilBPF
 import VigilEnrichment
 import VigilRules
@@ -60,6 +62,9 @@ public final class Sensors {
     public let loaded: [Loaded]
     /// The shared ring.
     public let ring: BPFMap
+    /// Holds the maps every sensor shares (ring, filter settings and sets): a copy of the process
+    /// object that is never loaded, whose maps were created before any sensor loaded.
+    private let sharedMaps: BPFObject
     /// What the file sensor's path maps hold now.
     private var installed = InstalledOpenPaths()
 
@@ -80,10 +85,12 @@ public final class Sensors {
         ]),
     ]
 
-    /// Maps the sensors share: the first sensor creates them, the others reuse its fds.
-    static let sharedMaps = ["events", "filter", "comm_include", "comm_exclude", "pids", "uids", "cgroups"]
+    /// Maps the sensors share, created before any of them loads.
+    static let sharedMapNames = ["events", "filter", "comm_include", "comm_exclude", "pids", "uids", "cgroups"]
 
-    /// Loads the process sensor, and the file sensor when `files` is true.
+    /// Loads the process sensor, and the file sensor when `files` is true, at the same time (the
+    /// verifier runs on the loading thread; on two CPUs this halves the start), sharing one ring
+    /// and one set of filter maps that hold `filter` before any program is attached.
     /// - Parameters:
     ///   - ringBytes: size of the shared ring (a power of two, multiple of the page size).
     ///   - wakeupBytes: the reader is woken only once this many bytes wait (it drains on its timer).
@@ -91,32 +98,40 @@ public final class Sensors {
     ///     narrow it to one variant).
     public init(files: Bool, filter: KernelFilter, ringBytes: Int = 1 << 23, wakeupBytes: UInt64 = 1 << 20,
                 probes: FeatureProbes = .shared, fileHooks: [Hook] = Sensors.fileHooks) throws {
-        var loaded: [Loaded] = []
-        var shared: [String: Int32] = [:]
-        var installedPaths = InstalledOpenPaths()
-        for (name, hooks) in [("process", Self.processHooks)] + (files ? [("file", fileHooks)] : []) {
-            let first = shared.isEmpty
-            let variants = try VariantLoader(open: { try EmbeddedObjects.open(name) }, hooks: hooks, probes: probes, configure: { object in
-                try object.setGlobal("vigil_wakeup_bytes", to: wakeupBytes)
-                try object.setGlobal("vigil_ignore_tgid", to: filter.ignorePID)
-                try object.map(named: "events").setMaxEntries(ringBytes)
-                for (map, fd) in shared { try object.map(named: map).reuse(fd: fd) }
-            }, beforeAttach: { object in
-                if first { try Self.write(filter, to: object) }
-                if name == "file" { try OpenPathMaps(object).install(filter.openPaths, replacing: &installedPaths) }
-            }).load()
-            if shared.isEmpty {
-                for map in Self.sharedMaps {
-                    guard let fd = try variants.object.map(named: map).fd else { continue }
-                    shared[map] = fd
-                }
-            }
-            loaded.append(Loaded(name: name, variants: variants))
+        let shared = try EmbeddedObjects.open("process")
+        try shared.map(named: "events").setMaxEntries(ringBytes)
+        for name in Self.sharedMapNames {
+            let map = try shared.map(named: name)
+            let fd = try map.createForSharing()
+            defer { close(fd) } // the object keeps a duplicate
+            try map.reuse(fd: fd)
         }
-        self.loaded = loaded
-        self.ring = try loaded[0].variants.object.map(named: "events")
-        self.installed = installedPaths
-        if files { try Self.write(filter, to: loaded[0].variants.object, openPaths: installedPaths) }
+        try Self.write(filter, to: shared)
+        let sharedFDs = try Self.sharedMapNames.map { ($0, try shared.map(named: $0).fd ?? -1) }
+
+        let sensors = [("process", Self.processHooks)] + (files ? [("file", fileHooks)] : [])
+        let results = SensorLoads(count: sensors.count)
+        DispatchQueue.concurrentPerform(iterations: sensors.count) { i in
+            let (name, hooks) = sensors[i]
+            results.set(i, Result {
+                var installedPaths = InstalledOpenPaths()
+                let variants = try VariantLoader(open: { try EmbeddedObjects.open(name) }, hooks: hooks, probes: probes, configure: { object in
+                    try object.setGlobal("vigil_wakeup_bytes", to: wakeupBytes)
+                    try object.setGlobal("vigil_ignore_tgid", to: filter.ignorePID)
+                    try object.map(named: "events").setMaxEntries(ringBytes)
+                    for (map, fd) in sharedFDs { try object.map(named: map).reuse(fd: fd) }
+                }, beforeAttach: { object in
+                    if name == "file" { try OpenPathMaps(object).install(filter.openPaths, replacing: &installedPaths) }
+                }).load()
+                return (Loaded(name: name, variants: variants), installedPaths)
+            })
+        }
+        let outcomes = try results.values()
+        loaded = outcomes.map(\.0)
+        sharedMaps = shared
+        ring = try shared.map(named: "events")
+        installed = outcomes.first { $0.0.name == "file" }?.1 ?? InstalledOpenPaths()
+        if files { try Self.write(filter, to: shared, openPaths: installed) }
     }
 
     /// The file sensor's object, when loaded.
@@ -130,7 +145,7 @@ public final class Sensors {
     /// stale ones deleted, then the new switch is set; an open some rule, old or new, may match
     /// is never dropped during the change. Kill entries stay active throughout.
     public func apply(_ filter: KernelFilter) throws {
-        let shared = loaded[0].variants.object
+        let shared = sharedMaps
         guard let file = fileObject else { return try Self.write(filter, to: shared) }
         let configMap = try TypedMap<UInt32, vigil_filter_config>(shared.map(named: "filter"))
         if var config = try configMap.lookup(0), config.flags & UInt32(VIGIL_FILTER_OPEN_PATHS.rawValue) != 0 {
@@ -205,4 +220,27 @@ struct CommKey: Hashable, BitwiseCopyable {
 
     static func == (a: CommKey, b: CommKey) -> Bool { a.bytes == b.bytes }
     func hash(into hasher: inout Hasher) { hasher.combine(bytes.0); hasher.combine(bytes.1) }
+}
+
+/// The outcome of each sensor's load, filled from the loading threads (each writes its own slot;
+/// `values` is read once they all returned).
+private final class SensorLoads: @unchecked Sendable {
+    private var slots: [Result<(Sensors.Loaded, InstalledOpenPaths), Error>?]
+    private let lock = Mutex(())
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ result: Result<(Sensors.Loaded, InstalledOpenPaths), Error>) {
+        lock.withLock { _ in slots[index] = result }
+    }
+
+    /// Every sensor, in order; the first failure is thrown (the loaded ones are released).
+    func values() throws -> [(Sensors.Loaded, InstalledOpenPaths)] {
+        try lock.withLock { _ in
+            try slots.map { slot in
+                guard let slot else { throw BPFError(.load, operation: "Sensors.init", target: "sensors", message: "a sensor's load did not finish") }
+                return try slot.get()
+            }
+        }
+    }
 }
