@@ -24,6 +24,12 @@ let package = Package(
             name: "CLibbpf",
             linkerSettings: [.linkedLibrary("bpf")]
         ),
+        // The system's OpenSSL (Debian's libssl-dev; libssl3 at run time) behind a small C shim:
+        // TLS for the network actions on their blocking sockets. No BoringSSL build.
+        .target(
+            name: "CVigilTLS",
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+        ),
         // Committed, generated BPF objects embedded with C23 #embed (make generate).
         .target(
             name: "VigilBPFObjects",
@@ -82,7 +88,7 @@ let package = Package(
         // and enforcement (kill, Docker pause/stop/kill), behind bounded queues with dedup.
         .target(
             name: "VigilActions",
-            dependencies: ["VigilEvents", "VigilRules", "VigilContainers", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["VigilEvents", "VigilRules", "VigilContainers", "CVigilTLS", .product(name: "Logging", package: "swift-log")]
         ),
         // The daemon: services (swift-service-lifecycle), the engine (sensors -> rules -> alert
         // consumers), the rules directory, the control API over a unix socket and /metrics (NIO).

@@ -77,7 +77,14 @@ public final class ActionDispatcher: Sendable {
         var entries: [String: Entry] = [:]
         for name in config.knownActionNames where name != kernelKillActionName {
             guard let definition = config.definition(of: name) else { continue }
-            entries[name] = Entry(definition: definition, handler: try Self.handler(for: definition, name: name, config: config, logger: logger))
+            let handler = try Self.handler(for: definition, name: name, config: config, logger: logger)
+            entries[name] = Entry(definition: definition, handler: handler)
+            if let transport = handler.transport, definition.kind == .email || definition.usesTLS {
+                logger.info("action '\(name)': \(transport)")
+            }
+            if definition.insecureSkipVerify == true {
+                logger.warning("action '\(name)': insecure_skip_verify is on: the server's certificate is not checked; anyone on the path can read and change what this action sends")
+            }
         }
         self.entries = entries
         shared = Mutex(Shared(dedup: DedupTable(config: config.dedup)))
@@ -224,6 +231,14 @@ public final class ActionDispatcher: Sendable {
         }
     }
 
+    /// The TLS context of a definition: `ca_file` loaded now, so a bad bundle is a start-up error.
+    private static func tlsContext(
+        _ definition: ActionDefinition, _ parse: (String, () throws(AddressError) -> TLSContext) throws(ActionConfigError) -> TLSContext
+    ) throws(ActionConfigError) -> TLSContext {
+        let verification = TLSVerification(caFile: definition.caFile, skipVerify: definition.insecureSkipVerify ?? false)
+        return try parse("ca_file") { () throws(AddressError) in try TLSContext(verification) }
+    }
+
     /// The handler of a definition, with the top-level defaults filled in.
     static func handler(for definition: ActionDefinition, name: String, config: ActionsConfig, logger: Logger) throws(ActionConfigError) -> any ActionHandler {
         let timeout = Duration.seconds(fraction: definition.timeout ?? config.timeout)
@@ -242,13 +257,21 @@ public final class ActionDispatcher: Sendable {
                 appName: definition.appName ?? "vigil", style: definition.format ?? .text, timeout: timeout)
         case .webhook, .slack:
             let endpoint = try parse("url") { () throws(AddressError) in try HTTPEndpoint(definition.url ?? "") }
-            let poster = HTTPPoster(endpoint: endpoint, headers: (definition.headers ?? [:]).sorted { $0.key < $1.key }, timeout: timeout)
+            let tls = try definition.usesTLS ? tlsContext(definition, parse) : nil
+            let poster = HTTPPoster(
+                endpoint: endpoint, headers: (definition.headers ?? [:]).sorted { $0.key < $1.key }, timeout: timeout, tls: tls)
             return definition.kind == .webhook ? WebhookAction(poster: poster) : SlackAction(poster: poster)
         case .email:
-            let server = try parse("server") { () throws(AddressError) in try HostPort(definition.server ?? "", defaultPort: 25) }
+            let mode = definition.smtpTLSMode
+            let server = try parse("server") { () throws(AddressError) in try HostPort(definition.server ?? "", defaultPort: mode.defaultPort) }
+            let credentials = try definition.readPassword { "named.\(name).\($0)" }.map {
+                SMTPCredentials(username: definition.username ?? "", password: $0)
+            }
+            let client = SMTPClient(
+                server: server, helo: definition.helo ?? SyslogAction.header(Alert.localHostname, 255), timeout: timeout,
+                mode: mode, tls: try definition.usesTLS ? tlsContext(definition, parse) : nil, credentials: credentials)
             return EmailAction(
-                client: SMTPClient(server: server, helo: definition.helo ?? SyslogAction.header(Alert.localHostname, 255), timeout: timeout),
-                from: definition.from ?? "", to: definition.to ?? [], subject: definition.subject ?? "[vigil] {priority} {rule}")
+                client: client, from: definition.from ?? "", to: definition.to ?? [], subject: definition.subject ?? "[vigil] {priority} {rule}")
         case .exec:
             return ExecAction(argv: definition.argv ?? [], env: definition.env ?? [:], timeout: .seconds(fraction: definition.timeout ?? 30))
         case .kill: return KillAction()

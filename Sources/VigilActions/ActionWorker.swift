@@ -22,6 +22,9 @@ public struct ActionStats: Sendable, Equatable, Codable {
     public var queued: Int = 0
     /// The last failure's message, if any.
     public var lastError: String?
+    /// How a network action connects (`https, verified against the system CA store`,
+    /// `SMTP mail.example:587, tls: starttls, ...`); nil for the others.
+    public var transport: String?
 
     /// Zero counters for an action.
     public init(name: String, type: String) {
@@ -30,7 +33,7 @@ public struct ActionStats: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, type, sent, failed, dropped, retried, skipped, queued, lastError = "last_error"
+        case name, type, sent, failed, dropped, retried, skipped, queued, lastError = "last_error", transport
     }
 }
 
@@ -82,7 +85,9 @@ final class ActionWorker: Sendable {
         self.handler = handler
         self.policy = policy
         self.completion = completion
-        state = Mutex(State(stats: ActionStats(name: name, type: kind.rawValue)))
+        var stats = ActionStats(name: name, type: kind.rawValue)
+        stats.transport = handler.transport
+        state = Mutex(State(stats: stats))
     }
 
     /// Queues `job` unless the queue is full or closed (then counts it dropped and returns false).

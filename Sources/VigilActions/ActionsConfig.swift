@@ -55,8 +55,8 @@ public enum ActionKind: String, Sendable, Codable, CaseIterable {
         case .log: []
         case .file: ["path", "max_size", "keep"]
         case .syslog: ["address", "facility", "app_name", "format"]
-        case .webhook, .slack: ["url", "headers"]
-        case .email: ["server", "from", "to", "subject", "helo"]
+        case .webhook, .slack: ["url", "headers", "ca_file", "insecure_skip_verify"]
+        case .email: ["server", "from", "to", "subject", "helo", "tls", "username", "password_env", "password_file", "ca_file", "insecure_skip_verify"]
         case .exec: ["argv", "env"]
         case .kill: []
         case .containerPause, .containerUnpause, .containerKill: ["docker_socket"]
@@ -160,7 +160,7 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
     public var facility: String?
     /// syslog: the APP-NAME field.
     public var appName: String?
-    /// webhook, slack: an `http://` URL.
+    /// webhook, slack: an `http://` or `https://` URL.
     public var url: String?
     /// webhook, slack: extra request headers.
     public var headers: [String: String]?
@@ -174,6 +174,18 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
     public var subject: String?
     /// email: the name sent in EHLO (default: this host's name).
     public var helo: String?
+    /// email: `none`, `starttls` or `implicit` (default: `starttls` with `username`, else `none`).
+    public var tls: SMTPTLSMode?
+    /// email: the user name for SMTP AUTH (sent only over TLS).
+    public var username: String?
+    /// email: the environment variable holding the password (read at start).
+    public var passwordEnv: String?
+    /// email: the file holding the password (read at start; one trailing line break dropped).
+    public var passwordFile: String?
+    /// webhook, slack (https), email (TLS): a PEM bundle trusted instead of the system's CAs.
+    public var caFile: String?
+    /// webhook, slack (https), email (TLS): no certificate check at all (warned at start).
+    public var insecureSkipVerify: Bool?
     /// exec: the program and its arguments (argv[0] an absolute path or a name found on PATH).
     public var argv: [String]?
     /// exec: extra environment variables.
@@ -192,7 +204,8 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         case kind = "type", queueSize = "queue_size", retries, backoff, maxBackoff = "max_backoff", timeout
         case minPriority = "min_priority", format, path, maxSize = "max_size", keep, address, facility
         case appName = "app_name", url, headers, server, from, to, subject, helo, argv, env
-        case dockerSocket = "docker_socket", grace
+        case dockerSocket = "docker_socket", grace, tls, username, passwordEnv = "password_env"
+        case passwordFile = "password_file", caFile = "ca_file", insecureSkipVerify = "insecure_skip_verify"
     }
 
     /// The keys every kind accepts.
@@ -240,6 +253,18 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         env = try c.decodeIfPresent([String: String].self, forKey: .env)
         dockerSocket = try c.decodeIfPresent(String.self, forKey: .dockerSocket)
         grace = try c.decodeIfPresent(Int.self, forKey: .grace)
+        if let text = try c.decodeIfPresent(String.self, forKey: .tls) {
+            guard let mode = SMTPTLSMode(rawValue: text) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .tls, in: c, debugDescription: "unknown tls mode '\(text)'; use none, starttls or implicit")
+            }
+            tls = mode
+        }
+        username = try c.decodeIfPresent(String.self, forKey: .username)
+        passwordEnv = try c.decodeIfPresent(String.self, forKey: .passwordEnv)
+        passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
+        caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
+        insecureSkipVerify = try c.decodeIfPresent(Bool.self, forKey: .insecureSkipVerify)
         let present = Set(c.allKeys.map(\.stringValue))
         for key in kind.requiredKeys where !present.contains(key) {
             throw DecodingError.keyNotFound(
@@ -285,6 +310,75 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         for key in (env ?? [:]).keys where key.isEmpty || key.contains("=") {
             throw ActionConfigError(path: at("env"), message: "'\(key)' is not an environment variable name")
         }
+        try validateTLS(at)
+    }
+
+    /// The email action's TLS mode: `tls`, else `starttls` when credentials are set, else `none`.
+    var smtpTLSMode: SMTPTLSMode { tls ?? (username != nil ? .starttls : .none) }
+
+    /// Whether this action speaks TLS: an https:// URL, or email with `tls` other than `none`.
+    var usesTLS: Bool {
+        switch kind {
+        case .webhook, .slack: url.map { (try? HTTPEndpoint($0))?.secure ?? false } ?? false
+        case .email: smtpTLSMode != .none
+        default: false
+        }
+    }
+
+    /// The TLS and credential keys: only where TLS is spoken, never credentials without TLS.
+    private func validateTLS(_ at: (String) -> String) throws(ActionConfigError) {
+        if !usesTLS {
+            let why = kind == .email ? "only applies with tls: starttls or implicit" : "only applies to an https:// url"
+            if caFile != nil { throw ActionConfigError(path: at("ca_file"), message: why) }
+            if insecureSkipVerify != nil { throw ActionConfigError(path: at("insecure_skip_verify"), message: why) }
+        }
+        if let caFile {
+            if insecureSkipVerify == true {
+                throw ActionConfigError(path: at("ca_file"), message: "has no effect with insecure_skip_verify: true; set one of them")
+            }
+            guard access(caFile, R_OK) == 0 else {
+                throw ActionConfigError(path: at("ca_file"), message: "cannot read '\(caFile)': \(Socket.errnoText())")
+            }
+        }
+        if let passwordEnv, passwordEnv.isEmpty || passwordEnv.contains("=") {
+            throw ActionConfigError(path: at("password_env"), message: "'\(passwordEnv)' is not an environment variable name")
+        }
+        let passwordKey = passwordEnv != nil ? "password_env" : "password_file"
+        if passwordEnv != nil && passwordFile != nil {
+            throw ActionConfigError(path: at("password_file"), message: "set password_env or password_file, not both")
+        }
+        if username == nil, passwordEnv != nil || passwordFile != nil {
+            throw ActionConfigError(path: at(passwordKey), message: "a password needs 'username'")
+        }
+        guard let username else { return }
+        if username.isEmpty || username.contains(where: { $0.asciiValue.map { $0 < 32 } ?? false }) {
+            throw ActionConfigError(path: at("username"), message: "must be a non-empty name without control characters")
+        }
+        if passwordEnv == nil && passwordFile == nil {
+            throw ActionConfigError(path: at("username"), message: "needs password_env or password_file (a password is never written in the config)")
+        }
+        if smtpTLSMode == .none {
+            throw ActionConfigError(path: at("tls"), message: "refusing to send credentials (username) over plain text; use tls: starttls or implicit")
+        }
+    }
+
+    /// The password from `password_env` or `password_file`, read now (at the daemon's start).
+    func readPassword(_ at: (String) -> String) throws(ActionConfigError) -> String? {
+        if let passwordEnv {
+            guard let value = ProcessInfo.processInfo.environment[passwordEnv], !value.isEmpty else {
+                throw ActionConfigError(path: at("password_env"), message: "the environment variable \(passwordEnv) is not set or empty")
+            }
+            return value
+        }
+        guard let passwordFile else { return nil }
+        let text: String
+        do { text = try String(contentsOfFile: passwordFile, encoding: .utf8) } catch {
+            throw ActionConfigError(path: at("password_file"), message: "cannot read '\(passwordFile)': \(error.localizedDescription)")
+        }
+        // "\r\n" is one Character: dropLast() drops either line end.
+        let password = text.hasSuffix("\n") || text.hasSuffix("\r\n") ? String(text.dropLast()) : text
+        guard !password.isEmpty else { throw ActionConfigError(path: at("password_file"), message: "'\(passwordFile)' is empty") }
+        return password
     }
 }
 

@@ -10,6 +10,12 @@ import VigilRules
 /// for enforcement, for the alert.
 protocol ActionHandler: Sendable {
     func perform(_ alert: Alert) throws(ActionFailure) -> String
+    /// How the action connects, for status (network kinds); nil by default.
+    var transport: String? { get }
+}
+
+extension ActionHandler {
+    var transport: String? { nil }
 }
 
 /// Writes all of `bytes` to `fd` (`write(2)`, retrying short writes and EINTR).

@@ -50,25 +50,26 @@ struct HostPort: Sendable, Equatable {
     }
 }
 
-/// An `http://host[:port]/path` URL (https is not supported: send through a local proxy or
-/// relay that adds TLS).
+/// An `http://host[:port]/path` or `https://host[:port]/path` URL.
 struct HTTPEndpoint: Sendable, Equatable {
     var server: HostPort
     /// The request target: path and query.
     var target: String
     /// The Host header.
     var hostHeader: String
+    /// https: the connection is TLS (port 443 by default).
+    var secure: Bool
 
     init(_ url: String) throws(AddressError) {
-        guard url.lowercased().hasPrefix("http://") else {
-            throw AddressError(message: url.lowercased().hasPrefix("https://")
-                ? "'\(url)': https is not supported; use http:// (through a local TLS proxy if needed)"
-                : "'\(url)' is not an http:// URL")
+        let lowered = url.lowercased()
+        guard lowered.hasPrefix("http://") || lowered.hasPrefix("https://") else {
+            throw AddressError(message: "'\(url)' is not an http:// or https:// URL")
         }
-        let rest = url.dropFirst("http://".count)
+        secure = lowered.hasPrefix("https://")
+        let rest = url.dropFirst(secure ? "https://".count : "http://".count)
         let authority = rest.prefix { $0 != "/" && $0 != "?" }
         guard !authority.contains("@") else { throw AddressError(message: "'\(url)': credentials in the URL are not supported; use headers") }
-        server = try HostPort(String(authority), defaultPort: 80)
+        server = try HostPort(String(authority), defaultPort: secure ? 443 : 80)
         let path = rest.dropFirst(authority.count)
         target = path.isEmpty ? "/" : (path.hasPrefix("?") ? "/" + path : String(path))
         guard !target.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" || $0 == "#" }) else {

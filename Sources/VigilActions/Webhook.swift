@@ -4,25 +4,38 @@ import VigilEvents
 import VigilRules
 
 /// One HTTP/1.1 POST over a fresh TCP connection (`Connection: close`), written over POSIX
-/// sockets; the answer is read with VigilContainers' `HTTPResponseDecoder`. http:// only.
+/// sockets, through TLS for https:// (`tls`); the answer is read with VigilContainers'
+/// `HTTPResponseDecoder`.
 struct HTTPPoster: Sendable {
     var endpoint: HTTPEndpoint
     var headers: [(String, String)]
     var timeout: Duration
+    /// For an https:// endpoint: the trusted CAs and whether the server is verified.
+    var tls: TLSContext?
+
+    /// `http`, or `https, verified against ...` for status.
+    var transport: String { endpoint.secure ? "https, \(tls?.verification.description ?? "no TLS context")" : "http" }
 
     /// POSTs `body` as JSON; a 2xx answer is success. Connection trouble, 408, 429 and 5xx
     /// are worth a retry; other statuses are not.
     func post(_ body: [UInt8]) throws(ActionFailure) -> Int {
         let socket = try Socket.tcp(endpoint.server, timeout: timeout)
+        let stream: any ByteStream
+        if endpoint.secure {
+            guard let tls else { throw .permanent("POST \(endpoint.hostHeader)\(endpoint.target): https without a TLS context") }
+            stream = try tls.connect(socket, host: endpoint.server.host)
+        } else {
+            stream = socket
+        }
         var head = "POST \(endpoint.target) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\nUser-Agent: vigil\r\n"
         head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        try socket.send(Array((head + "\r\n").utf8) + body)
+        try stream.send(Array((head + "\r\n").utf8) + body)
         var decoder = HTTPResponseDecoder()
         var status: Int?
         var answer: [UInt8] = []
         while !decoder.isComplete {
-            let bytes = try socket.receive()
+            let bytes = try stream.receive()
             do {
                 for part in bytes.isEmpty ? try decoder.finish() : try decoder.feed(bytes) {
                     switch part {
@@ -50,6 +63,8 @@ struct HTTPPoster: Sendable {
 struct WebhookAction: ActionHandler {
     let poster: HTTPPoster
 
+    var transport: String? { poster.transport }
+
     func perform(_ alert: Alert) throws(ActionFailure) -> String {
         "HTTP \(try poster.post(Array(alert.json.utf8)))"
     }
@@ -60,6 +75,8 @@ struct WebhookAction: ActionHandler {
 /// with the rule, priority, host, time, tags, enforcement and suppressed count as fields.
 struct SlackAction: ActionHandler {
     let poster: HTTPPoster
+
+    var transport: String? { poster.transport }
 
     func perform(_ alert: Alert) throws(ActionFailure) -> String {
         "HTTP \(try poster.post(Array(Self.payload(alert).utf8)))"

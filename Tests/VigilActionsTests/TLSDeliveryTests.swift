@@ -1,0 +1,185 @@
+import Foundation
+import Logging
+import Synchronization
+import VigilActions
+import VigilTestSupport
+import XCTest
+
+/// Webhook, Slack and email over TLS against real servers (python3's http.server behind ssl,
+/// Debian's aiosmtpd) with certificates made by the test.
+final class TLSDeliveryTests: XCTestCase {
+    private let passwordVariable = "VIGIL_TEST_SMTP_PASSWORD"
+
+    override func setUp() {
+        setenv(passwordVariable, "s3cret pass", 1)
+    }
+
+    /// The dispatcher's log lines (`LEVEL message`), kept in memory.
+    private final class LogLines: Sendable {
+        private let lines = Mutex<[String]>([])
+        var all: [String] { lines.withLock { $0 } }
+
+        var logger: Logger {
+            Logger(label: "vigil.actions") { _ in
+                Handler { line in self.lines.withLock { $0.append(line) } }
+            }
+        }
+
+        private struct Handler: LogHandler {
+            let sink: @Sendable (String) -> Void
+            var metadata: Logger.Metadata = [:]
+            var logLevel: Logger.Level = .trace
+            subscript(metadataKey key: String) -> Logger.Metadata.Value? { get { metadata[key] } set { metadata[key] = newValue } }
+            func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+                sink("\(level) \(message)")
+            }
+        }
+    }
+
+    func testSlackOverHTTPSTrustingTheCAFileIsDelivered() throws {
+        let certificates = try TestCertificates()
+        let server = try TestHTTPSServer(certificates)
+        let dispatcher = try makeDispatcher("""
+        named:
+          chat: {type: slack, url: 'https://localhost:\(server.port)/services/T/B/X', ca_file: '\(certificates.caFile)'}
+          ops: {type: webhook, url: 'https://127.0.0.1:\(server.port)/falco', ca_file: '\(certificates.caFile)'}
+        """)
+        dispatcher.dispatch(testAlert(), actions: ["chat", "ops"])
+        waitUntil("two POSTs over https") { server.requests.count == 2 }
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+        let requests = server.requests.sorted { $0.path < $1.path }
+        XCTAssertEqual(requests.map(\.path), ["/falco", "/services/T/B/X"])
+        XCTAssertEqual(requests.first?.body, testAlert().json)
+        XCTAssertTrue(requests.last?.body.contains("\"text\":\"WARNING Netcat listener") ?? false)
+        let chat = dispatcher.stats().of("chat")
+        XCTAssertEqual(chat.sent, 1, chat.lastError ?? "")
+        XCTAssertEqual(chat.transport, "https, certificate verified against \(certificates.caFile)")
+        XCTAssertEqual(dispatcher.stats().of("ops").sent, 1)
+    }
+
+    func testAnUntrustedCertificateFailsWithTheVerifyReasonAndIsCountedAfterRetries() throws {
+        let certificates = try TestCertificates()
+        let server = try TestHTTPSServer(certificates)
+        // No ca_file: the system store, which does not know the test's CA.
+        let dispatcher = try makeDispatcher("named: {ops: {type: webhook, url: 'https://localhost:\(server.port)/', retries: 1, backoff: 0.05}}")
+        dispatcher.dispatch(testAlert(), actions: ["ops"])
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+        let stats = dispatcher.stats().of("ops")
+        XCTAssertEqual(stats.failed, 1)
+        XCTAssertEqual(stats.retried, 1)
+        XCTAssertEqual(stats.sent, 0)
+        XCTAssertTrue(stats.lastError?.contains("certificate verify failed: unable to get local issuer certificate") ?? false, stats.lastError ?? "")
+        XCTAssertTrue(server.requests.isEmpty)
+    }
+
+    func testAHostnameMismatchFails() throws {
+        let certificates = try TestCertificates(names: ["DNS:elsewhere.example"])
+        let server = try TestHTTPSServer(certificates)
+        let dispatcher = try makeDispatcher("""
+        named: {ops: {type: webhook, url: 'https://localhost:\(server.port)/', ca_file: '\(certificates.caFile)', retries: 0}}
+        """)
+        dispatcher.dispatch(testAlert(), actions: ["ops"])
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+        let stats = dispatcher.stats().of("ops")
+        XCTAssertEqual(stats.failed, 1)
+        XCTAssertTrue(stats.lastError?.hasSuffix("hostname mismatch") ?? false, stats.lastError ?? "")
+        XCTAssertTrue(server.requests.isEmpty)
+    }
+
+    func testInsecureSkipVerifyDeliversToAnUntrustedServer() throws {
+        let certificates = try TestCertificates(names: ["DNS:elsewhere.example"])
+        let server = try TestHTTPSServer(certificates)
+        let log = LogLines()
+        let config = try ActionsConfig.decodeYAML("named: {ops: {type: webhook, url: 'https://localhost:\(server.port)/', insecure_skip_verify: true}}")
+        let dispatcher = try ActionDispatcher(config: config, logger: log.logger)
+        XCTAssertTrue(log.all.contains { $0.hasPrefix("warning action 'ops': insecure_skip_verify is on") }, "\(log.all)")
+        dispatcher.dispatch(testAlert(), actions: ["ops"])
+        waitUntil("the POST over https") { server.requests.count == 1 }
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+        let stats = dispatcher.stats().of("ops")
+        XCTAssertEqual(stats.sent, 1, stats.lastError ?? "")
+        XCTAssertEqual(stats.transport, "https, certificate NOT verified (insecure_skip_verify)")
+    }
+
+    private func emailConfig(_ port: UInt16, _ extra: String, retries: Int = 0) -> String {
+        "named: {mail: {type: email, server: 'localhost:\(port)', from: vigil@test.example, to: [ops@test.example], retries: \(retries), \(extra)}}"
+    }
+
+    func testMailOverSTARTTLSWithAUTH() throws {
+        let certificates = try TestCertificates()
+        let server = try TestTLSSMTPServer(mode: "starttls", certificates: certificates, username: "alice", password: "s3cret pass")
+        // tls is left out: starttls is the default once a username is set.
+        let dispatcher = try makeDispatcher(emailConfig(server.port, "username: alice, password_env: \(passwordVariable), ca_file: '\(certificates.caFile)'"))
+        dispatcher.dispatch(testAlert(), actions: ["mail"])
+        waitUntil("the mail") { server.messages.count == 1 }
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+        let stats = dispatcher.stats().of("mail")
+        XCTAssertEqual(stats.sent, 1, stats.lastError ?? "")
+        XCTAssertEqual(stats.transport, "SMTP localhost:\(server.port), tls: starttls, certificate verified against \(certificates.caFile), AUTH as alice")
+        XCTAssertTrue(server.messages.first?.contains("Subject: [vigil] WARNING Netcat listener") ?? false)
+    }
+
+    func testMailOverImplicitTLSWithThePasswordFromAFile() throws {
+        let certificates = try TestCertificates()
+        let server = try TestTLSSMTPServer(mode: "implicit", certificates: certificates, username: "bob", password: "from a file")
+        let passwordFile = certificates.directory + "/password"
+        try "from a file\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        let dispatcher = try makeDispatcher(emailConfig(
+            server.port, "tls: implicit, username: bob, password_file: '\(passwordFile)', ca_file: '\(certificates.caFile)'"))
+        dispatcher.dispatch(testAlert(), actions: ["mail"])
+        waitUntil("the mail") { server.messages.count == 1 }
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+        XCTAssertEqual(dispatcher.stats().of("mail").sent, 1, dispatcher.stats().of("mail").lastError ?? "")
+    }
+
+    func testAWrongPasswordFailsWithTheServersReplyAndIsNotRetried() throws {
+        let certificates = try TestCertificates()
+        let server = try TestTLSSMTPServer(mode: "starttls", certificates: certificates, username: "alice", password: "another one")
+        let log = LogLines()
+        let config = try ActionsConfig.decodeYAML(emailConfig(
+            server.port, "username: alice, password_env: \(passwordVariable), ca_file: '\(certificates.caFile)'", retries: 2))
+        let dispatcher = try ActionDispatcher(config: config, logger: log.logger)
+        dispatcher.dispatch(testAlert(), actions: ["mail"])
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+        let stats = dispatcher.stats().of("mail")
+        XCTAssertEqual(stats.failed, 1)
+        XCTAssertEqual(stats.retried, 0)
+        let error = stats.lastError ?? ""
+        XCTAssertTrue(error.contains("AUTH PLAIN: 535"), error)
+        let secrets = ["s3cret", Data("\u{0}alice\u{0}s3cret pass".utf8).base64EncodedString()]
+        XCTAssertTrue(log.all.contains { $0.hasPrefix("info action 'mail': SMTP localhost:\(server.port), tls: starttls") }, "\(log.all)")
+        XCTAssertTrue(log.all.contains { $0.contains("AUTH PLAIN: 535") }, "\(log.all)")
+        for text in log.all + [error] {
+            XCTAssertFalse(secrets.contains { text.contains($0) }, text)
+        }
+        XCTAssertTrue(server.messages.isEmpty)
+    }
+
+    func testCredentialsAreNeverSentToAServerWithoutSTARTTLS() throws {
+        let certificates = try TestCertificates()
+        let server = try TestSMTPServer()  // plain aiosmtpd: no STARTTLS offered
+        let dispatcher = try makeDispatcher(emailConfig(
+            server.port, "tls: starttls, username: alice, password_env: \(passwordVariable), ca_file: '\(certificates.caFile)'"))
+        dispatcher.dispatch(testAlert(), actions: ["mail"])
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+        let stats = dispatcher.stats().of("mail")
+        XCTAssertEqual(stats.failed, 1)
+        XCTAssertTrue(stats.lastError?.contains("does not offer STARTTLS (tls: starttls); nothing sent") ?? false, stats.lastError ?? "")
+        XCTAssertTrue(server.messages.isEmpty)
+    }
+
+    func testAMissingPasswordVariableIsAStartupErrorNamingTheKey() throws {
+        let config = try ActionsConfig.decodeYAML(emailConfig(25, "username: alice, password_env: VIGIL_TEST_UNSET_VARIABLE"))
+        XCTAssertThrowsError(try ActionDispatcher(config: config)) { error in
+            XCTAssertEqual("\(error)", "actions.named.mail.password_env: the environment variable VIGIL_TEST_UNSET_VARIABLE is not set or empty")
+        }
+    }
+
+    func testACAFileWithoutCertificatesIsAStartupErrorNamingTheKey() throws {
+        let certificates = try TestCertificates()
+        let config = try ActionsConfig.decodeYAML("named: {ops: {type: webhook, url: 'https://localhost/', ca_file: '\(certificates.directory)/san.ext'}}")
+        XCTAssertThrowsError(try ActionDispatcher(config: config)) { error in
+            XCTAssertTrue("\(error)".hasPrefix("actions.named.ops.ca_file: cannot load '\(certificates.directory)/san.ext'"), "\(error)")
+        }
+    }
+}
