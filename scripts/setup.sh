@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Installs what Vigil needs on a Debian 12 machine and prepares the kernel interfaces.
-#   scripts/setup.sh          build + run: libbpf, bpftool; tracefs and bpffs mounted
+#   scripts/setup.sh          build + run: libbpf, libssl (the actions' TLS), bpftool; tracefs and bpffs mounted
 #   scripts/setup.sh --test   also what the tests use: qemu + Debian's 6.1/6.12 kernels, Docker,
 #                             aiosmtpd (the SMTP server the email action is tested against),
+#                             openssl (the CLI that makes the TLS tests' throw-away CA),
 #                             curl and setpriv (the daemon tests' API client and non-root peer)
 #   scripts/setup.sh --bench  also the peers the benchmarks compare with (bpftrace, libbpf-tools)
 # Idempotent: installs only what is missing (apt-get update once, only when installing).
 set -euo pipefail
 mode=${1:-run}
 
-need=(libbpf-dev bpftool pkg-config make)
+need=(libbpf-dev libssl-dev ca-certificates bpftool pkg-config make)
 case $mode in
-  --test) need+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd linux-image-amd64 linux-image-6.12-amd64 docker.io python3-aiosmtpd curl util-linux) ;;
+  --test) need+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd linux-image-amd64 linux-image-6.12-amd64 docker.io python3-aiosmtpd openssl curl util-linux) ;;
   --bench) need+=(bpftrace libbpf-tools hyperfine curl) ;;
 esac
 
