@@ -80,7 +80,11 @@ final class ConfigAndStoreTests: XCTestCase {
             ("rules_dir: relative\n", "c.yaml:1:12: 'rules_dir' must be an absolute path"),
             ("socket: [\n", "c.yaml:2:1: YAML:"),
             ("actions:\n  queue_sise: 5\n", "c.yaml:2:3: actions.queue_sise: unknown key 'queue_sise'"),
-            ("actions:\n  named:\n    ops: {type: webhook, url: 'ftp://x'}\n", "c.yaml:3:31: actions.named.ops.url: 'ftp://x' is not an http:// URL"),
+            ("actions:\n  named:\n    ops: {type: webhook, url: 'ftp://x'}\n", "c.yaml:3:31: actions.named.ops.url: 'ftp://x' is not an http:// or https:// URL"),
+            ("actions:\n  named:\n    m: {type: email, server: mx, from: a@b, to: [a@b], password_env: P}\n",
+             "c.yaml:3:70: actions.named.m.password_env: a password needs 'username'"),
+            ("actions:\n  named:\n    ops: {type: webhook, url: 'https://x', ca_file: /nonexistent.pem}\n",
+             "c.yaml:3:53: actions.named.ops.ca_file: cannot read '/nonexistent.pem': No such file or directory"),
             ("actions:\n  default_actions: [nosuch]\n", "c.yaml:2:20: actions.default_actions: unknown action 'nosuch'"),
         ]
         for (text, expected) in cases {
