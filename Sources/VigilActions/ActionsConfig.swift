@@ -227,14 +227,16 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         backoff = try c.decodeIfPresent(Double.self, forKey: .backoff)
         maxBackoff = try c.decodeIfPresent(Double.self, forKey: .maxBackoff)
         timeout = try c.decodeIfPresent(Double.self, forKey: .timeout)
-        if let text = try c.decodeIfPresent(String.self, forKey: .minPriority) {
-            guard let priority = Priority(parsing: text) else {
+        /// A string key with a fixed set of values: nil when absent, an error naming the choices.
+        func choice<T>(_ key: CodingKeys, _ what: String, _ choices: [String], _ parse: (String) -> T?) throws -> T? {
+            guard let text = try c.decodeIfPresent(String.self, forKey: key) else { return nil }
+            guard let value = parse(text) else {
                 throw DecodingError.dataCorruptedError(
-                    forKey: .minPriority, in: c,
-                    debugDescription: "unknown priority '\(text)'; use one of \(Priority.allCases.map(\.rawValue).joined(separator: ", "))")
+                    forKey: key, in: c, debugDescription: "unknown \(what) '\(text)'; use one of \(choices.joined(separator: ", "))")
             }
-            minPriority = priority
+            return value
         }
+        minPriority = try choice(.minPriority, "priority", Priority.allCases.map(\.rawValue), Priority.init(parsing:))
         format = try c.decodeIfPresent(AlertStyle.self, forKey: .format)
         path = try c.decodeIfPresent(String.self, forKey: .path)
         maxSize = try c.decodeIfPresent(Int.self, forKey: .maxSize)
@@ -253,13 +255,7 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         env = try c.decodeIfPresent([String: String].self, forKey: .env)
         dockerSocket = try c.decodeIfPresent(String.self, forKey: .dockerSocket)
         grace = try c.decodeIfPresent(Int.self, forKey: .grace)
-        if let text = try c.decodeIfPresent(String.self, forKey: .tls) {
-            guard let mode = SMTPTLSMode(rawValue: text) else {
-                throw DecodingError.dataCorruptedError(
-                    forKey: .tls, in: c, debugDescription: "unknown tls mode '\(text)'; use none, starttls or implicit")
-            }
-            tls = mode
-        }
+        tls = try choice(.tls, "tls mode", SMTPTLSMode.allCases.map(\.rawValue), SMTPTLSMode.init(rawValue:))
         username = try c.decodeIfPresent(String.self, forKey: .username)
         passwordEnv = try c.decodeIfPresent(String.self, forKey: .passwordEnv)
         passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
