@@ -102,6 +102,14 @@ final class TLSDeliveryTests: XCTestCase {
         XCTAssertTrue(stats.lastError?.hasSuffix("hostname mismatch") ?? false, stats.lastError ?? "")
     }
 
+    func testAServerThatNeverAnswersTheHandshakeTimesOut() throws {
+        let silent = try TCPReceiver()  // accepts and reads, never writes
+        let dispatcher = try makeDispatcher("named: {ops: {type: webhook, url: 'https://127.0.0.1:\(silent.port)/', timeout: 0.2, retries: 0}}")
+        let stats = failedDelivery(dispatcher, "ops") { 0 }
+        XCTAssertEqual(stats.lastError, "TLS handshake with 127.0.0.1:\(silent.port): timed out")
+        XCTAssertTrue(silent.received.starts(with: [0x16, 0x03]), "a TLS ClientHello record was sent")
+    }
+
     func testInsecureSkipVerifyDeliversToAnUntrustedServer() throws {
         let certificates = try TestCertificates(names: ["DNS:elsewhere.example"])
         let server = try TestHTTPSServer(certificates)
