@@ -24,12 +24,10 @@ let package = Package(
             name: "CLibbpf",
             linkerSettings: [.linkedLibrary("bpf")]
         ),
-        // The system's OpenSSL (Debian's libssl-dev; libssl3 at run time) behind a small C shim:
-        // TLS for the network actions on their blocking sockets. No BoringSSL build.
-        .target(
-            name: "CVigilTLS",
-            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
-        ),
+        // The system's OpenSSL (Debian's libssl-dev headers; libssl3 at run time, opened with dlopen
+        // by the first TLS action) behind a small C shim: TLS for the network actions on their
+        // blocking sockets. No BoringSSL build.
+        .target(name: "CVigilTLS"),
         // Committed, generated BPF objects embedded with C23 #embed (make generate).
         .target(
             name: "VigilBPFObjects",

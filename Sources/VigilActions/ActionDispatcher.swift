@@ -231,12 +231,14 @@ public final class ActionDispatcher: Sendable {
         }
     }
 
-    /// The TLS context of a definition: `ca_file` loaded now, so a bad bundle is a start-up error.
+    /// The TLS context of a definition: `ca_file` loaded now, so a bad bundle (or a missing
+    /// libssl3) is a start-up error, named at `ca_file`, else at what asked for TLS.
     private static func tlsContext(
         _ definition: ActionDefinition, _ parse: (String, () throws(AddressError) -> TLSContext) throws(ActionConfigError) -> TLSContext
     ) throws(ActionConfigError) -> TLSContext {
         let verification = TLSVerification(caFile: definition.caFile, skipVerify: definition.insecureSkipVerify ?? false)
-        return try parse("ca_file") { () throws(AddressError) in try TLSContext(verification) }
+        let key = definition.caFile != nil ? "ca_file" : definition.kind == .email ? "tls" : "url"
+        return try parse(key) { () throws(AddressError) in try TLSContext(verification) }
     }
 
     /// The handler of a definition, with the top-level defaults filled in.

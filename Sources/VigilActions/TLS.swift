@@ -26,13 +26,15 @@ struct TLSVerification: Sendable, Equatable, CustomStringConvertible {
 
 /// A client TLS configuration (OpenSSL's `SSL_CTX`, TLS 1.2 or newer) made once per action and
 /// shared by its connections: the trusted CAs (`SSL_CTX_load_verify_locations` for `ca_file`,
-/// else `SSL_CTX_set_default_verify_paths`) and whether the peer is verified.
+/// else `SSL_CTX_set_default_verify_paths`) and whether the peer is verified. The first one
+/// opens libssl.so.3 (dlopen): a daemon without TLS actions never loads it.
 final class TLSContext: @unchecked Sendable {
     // SSL_CTX is safe to share between threads once configured; nothing changes it after init.
-    private let context: OpaquePointer
+    private let context: OpaquePointer  // cvigiltls_context *
     let verification: TLSVerification
 
-    /// Loads the CAs. - Throws: the reason (`ca_file` unreadable or without certificates).
+    /// Loads the CAs. - Throws: the reason (`ca_file` unreadable or without certificates,
+    /// libssl.so.3 missing).
     init(_ verification: TLSVerification) throws(AddressError) {
         var error = [CChar](repeating: 0, count: 256)
         let made: OpaquePointer? = verification.caFile.withOptionalCString { caFile in
@@ -46,7 +48,7 @@ final class TLSContext: @unchecked Sendable {
         self.verification = verification
     }
 
-    deinit { SSL_CTX_free(context) }
+    deinit { cvigiltls_context_free(context) }
 
     /// The TLS handshake (`SSL_connect`) over `socket`, already connected, with SNI `host` and,
     /// unless verification is off, the chain and `host` checked. The socket's timeouts bound it.
