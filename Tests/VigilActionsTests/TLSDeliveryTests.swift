@@ -30,8 +30,8 @@ final class TLSDeliveryTests: XCTestCase {
             var metadata: Logger.Metadata = [:]
             var logLevel: Logger.Level = .trace
             subscript(metadataKey key: String) -> Logger.Metadata.Value? { get { metadata[key] } set { metadata[key] = newValue } }
-            func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-                sink("\(level) \(message)")
+            func log(event: LogEvent) {
+                sink("\(event.level) \(event.message)")
             }
         }
     }
