@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 SWIFT ?= swift
 
-.PHONY: help setup generate check-generated build release run probe test test-unit test-kernels bench clean
+.PHONY: help setup generate check-generated build release image run probe test test-unit test-kernels bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -26,13 +26,17 @@ build: setup ## debug build
 release: setup ## release build of the vigil binary
 	$(SWIFT) build -c release --product vigil
 
+image: setup ## container image FROM scratch: the release binary and its shared libraries (tags vigil:<tree> and vigil:latest; no registry needed)
+	scripts/build-image.sh
+
 run: release ## probe the kernel, then run the daemon in the foreground with the default rules, printing alerts
 	.build/release/vigil probe
 	.build/release/vigil daemon
 
-test: check-generated ## every test: other kernels under qemu, then unit, kernel and Docker tests
+test: check-generated ## every test: other kernels under qemu, the container image, then unit, kernel and Docker tests
 	@scripts/setup.sh --test
 	scripts/test-kernels.sh
+	scripts/build-image.sh --optional
 	$(SWIFT) test
 
 test-unit: setup ## swift test only

@@ -213,6 +213,18 @@ public final class StreamClient {
         output.sofar.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 
+    /// Runs `trigger` until this client received an object satisfying `match` (the stream may
+    /// start a little after the client does), for at most 20 s; the object, or nil.
+    public func first(triggering trigger: () throws -> Void, where match: ([String: Any]) -> Bool) -> [String: Any]? {
+        var found: [String: Any]?
+        waitUntil(seconds: 20) {
+            try? trigger()
+            found = objects.first(where: match)
+            return found != nil || !process.isRunning
+        }
+        return found
+    }
+
     /// What the client said on standard error.
     public var stderr: String { errors.sofar }
 

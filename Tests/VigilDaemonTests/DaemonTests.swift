@@ -40,16 +40,9 @@ final class DaemonTests: XCTestCase {
         try runProgram("/bin/sh", ["-c", "cat /tmp/vigil-marker-\(id) 2>/dev/null; true"])
     }
 
-    /// Opens the marker until `client` received an object satisfying `match` (the stream may
-    /// start a little after the client does).
+    /// Opens the marker until `client` received an object satisfying `match`.
     func awaitObject(_ client: StreamClient, trigger: () throws -> Void, _ match: ([String: Any]) -> Bool) throws -> [String: Any]? {
-        var found: [String: Any]?
-        waitUntil(seconds: 20) {
-            try? trigger()
-            found = client.objects.first(where: match)
-            return found != nil || !client.process.isRunning
-        }
-        return found
+        client.first(triggering: trigger, where: match)
     }
 
     func testCreateListStatusAndRemove() throws {
