@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the daemon's container image without a registry (`make image`): the release `vigil`
 # built on this host, the closure of its shared libraries (ldd: the Swift runtime under
-# /opt/swift, libbpf, libelf, libz, libc, the loader...) and the empty default directories are
+# /opt/swift, libbpf, libelf, libz, libc, the loader...), libssl/libcrypto and the CA bundle for
+# the TLS actions, and the empty default directories are
 # assembled into a root filesystem under .build/image/rootfs, which deploy/Dockerfile copies
 # into an image FROM scratch. The legacy builder (DOCKER_BUILDKIT=0) needs no network.
 #
@@ -72,6 +73,17 @@ for library in $libraries; do
   mkdir -p "$root$(dirname "$library")"
   cp -L "$library" "$root$library"
 done
+# The TLS actions open libssl with dlopen on first use (ldd does not list it), and verify against
+# Debian's CA bundle, which OpenSSL finds as OPENSSLDIR/cert.pem (/usr/lib/ssl/cert.pem).
+for name in libssl.so.3 libcrypto.so.3; do
+  library=$(ldconfig -p | awk -v n="$name" '$1 == n && /x86-64/ { print $NF; exit }')
+  [ -n "$library" ] || { echo "build-image.sh: $name not found (apt-get install libssl3)" >&2; exit 1; }
+  mkdir -p "$root$(dirname "$library")"
+  cp -L "$library" "$root$library"
+done
+install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+mkdir -p "$root/usr/lib/ssl"
+ln -s /etc/ssl/certs/ca-certificates.crt "$root/usr/lib/ssl/cert.pem"
 if missing=$(ldd "$binary" | grep 'not found'); then
   echo "build-image.sh: unresolved libraries of $binary:" >&2
   echo "$missing" >&2

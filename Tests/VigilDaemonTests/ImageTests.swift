@@ -83,6 +83,10 @@ final class ImageTests: XCTestCase {
         for path in [run, etc + "/rules.d"] {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
+        // An https action: the daemon opens libssl (dlopen, which ldd does not show) and the CA
+        // store at start, and refuses to start when it cannot.
+        try "actions:\n  named:\n    tlscheck: {type: webhook, url: \"https://127.0.0.1:9/\"}\n"
+            .write(toFile: etc + "/vigil.yaml", atomically: true, encoding: .utf8)
         let name = "vigil-image-\(UUID().uuidString.prefix(8).lowercased())"
         addTeardownBlock {
             DockerTestEngine.run(["docker", "rm", "-f", name])
@@ -104,6 +108,9 @@ final class ImageTests: XCTestCase {
         let up = try waitUntil(seconds: 60) { try cli(["status", "--json"]).status == 0 }
         XCTAssertTrue(up, "the API socket \(socket) answers the host's CLI; container log:\n\(logs())")
         guard up else { return }
+
+        XCTAssertTrue(DockerTestEngine.run(["docker", "logs", name]).errors.contains("action 'tlscheck': https, certificate verified against the system CA store"),
+                      "the image carries libssl and the CA bundle: \(logs())")
 
         // Sensors active.
         let status = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(cli(["status", "--json"]).stdout.utf8)) as? [String: Any])
