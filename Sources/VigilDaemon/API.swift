@@ -135,7 +135,7 @@ public struct APIRouter: Sendable {
             startedAt: Timestamp.iso8601(UInt64(engine.started.timeIntervalSince1970 * 1e9)),
             uptimeSeconds: Date().timeIntervalSince(engine.started),
             sensors: snapshot.sensors.map(SensorStatus.init),
-            stream: StreamStatus(snapshot.stream),
+            stream: snapshot.stream,
             rules: RulesStatus(ruleSets: sets.count, enabled: snapshot.rules.enabled, disabled: snapshot.rules.disabled,
                                macros: snapshot.rules.macros, lists: snapshot.rules.lists,
                                defaultRules: sets.contains { $0.name == RuleStore.defaultSetName }, directory: store.directory),
@@ -224,7 +224,7 @@ struct DaemonStatus: Encodable {
     var startedAt: String
     var uptimeSeconds: Double
     var sensors: [SensorStatus]
-    var stream: StreamStatus
+    var stream: StreamStatistics
     var rules: RulesStatus
     var pushdown: PushdownStatus
     var alerts: AlertStatus
@@ -232,16 +232,6 @@ struct DaemonStatus: Encodable {
 }
 
 struct SensorStatus: Encodable {
-    struct Hook: Encodable {
-        var hook: String
-        var active: String
-        var attempts: [Attempt]
-    }
-    struct Attempt: Encodable {
-        var variant: String
-        var outcome: String
-        var reason: String?
-    }
     struct CPU: Encodable {
         var cpu: Int
         var emitted: UInt64
@@ -249,7 +239,7 @@ struct SensorStatus: Encodable {
         var lost: UInt64
     }
     var name: String
-    var hooks: [Hook]
+    var hooks: [HookReport]
     var emitted: UInt64
     var filtered: UInt64
     var lost: UInt64
@@ -257,28 +247,11 @@ struct SensorStatus: Encodable {
 
     init(_ sensor: SensorSnapshot) {
         name = sensor.name
-        hooks = sensor.hooks.map { report in
-            Hook(hook: report.hook, active: report.active,
-                 attempts: report.attempts.map { Attempt(variant: $0.variant, outcome: $0.outcome.rawValue, reason: $0.reason) })
-        }
+        hooks = sensor.hooks
         emitted = sensor.total.emitted
         filtered = sensor.total.filtered
         lost = sensor.total.lost
         perCpu = sensor.perCPU.enumerated().map { CPU(cpu: $0.offset, emitted: $0.element.emitted, filtered: $0.element.filtered, lost: $0.element.lost) }
-    }
-}
-
-struct StreamStatus: Encodable {
-    var records: UInt64
-    var delivered: UInt64
-    var suppressed: UInt64
-    var undecodable: UInt64
-
-    init(_ statistics: StreamStatistics) {
-        records = statistics.records
-        delivered = statistics.delivered
-        suppressed = statistics.suppressed
-        undecodable = statistics.undecodable
     }
 }
 

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// Counts of what an `EventStream` did with the records it read.
-public struct StreamStatistics: Sendable, Equatable {
+public struct StreamStatistics: Sendable, Equatable, Encodable {
     /// Records read from the ring.
     public var records: UInt64 = 0
     /// Events handed to the consumer.

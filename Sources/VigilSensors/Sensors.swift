@@ -131,7 +131,8 @@ public final class Sensors {
         sharedMaps = shared
         ring = try shared.map(named: "events")
         installed = outcomes.first { $0.0.name == "file" }?.1 ?? InstalledOpenPaths()
-        if files { try Self.write(filter, to: shared, openPaths: installed) }
+        // The sets are in since before load; the pushdown's switches follow what the file sensor installed.
+        if files { try Self.writeSwitches(filter, to: shared, openPaths: installed) }
     }
 
     /// The file sensor's object, when loaded.
@@ -160,6 +161,22 @@ public final class Sensors {
     /// Writes `filter` into the filter maps of `object` (shared by every sensor); the switches
     /// of the path pushdown follow `openPaths`, what the file sensor's maps hold.
     static func write(_ filter: KernelFilter, to object: BPFObject, openPaths: InstalledOpenPaths = InstalledOpenPaths()) throws {
+        // Sets first, then the switches: an event never meets a flag whose set is half filled.
+        try writeSets(filter, to: object)
+        try writeSwitches(filter, to: object, openPaths: openPaths)
+    }
+
+    /// The filter's sets (command names, pids, uids, cgroups).
+    private static func writeSets(_ filter: KernelFilter, to object: BPFObject) throws {
+        try replace(TypedMap<CommKey, UInt8>(object.map(named: "comm_include")), with: filter.includeComms.map(CommKey.init))
+        try replace(TypedMap<CommKey, UInt8>(object.map(named: "comm_exclude")), with: filter.excludeComms.map(CommKey.init))
+        try replace(TypedMap<UInt32, UInt8>(object.map(named: "pids")), with: Array(filter.pids))
+        try replace(TypedMap<UInt32, UInt8>(object.map(named: "uids")), with: Array(filter.uids))
+        try replace(TypedMap<UInt64, UInt8>(object.map(named: "cgroups")), with: Array(filter.cgroupIDs))
+    }
+
+    /// The record of switches that says which sets and which pushdown maps apply.
+    private static func writeSwitches(_ filter: KernelFilter, to object: BPFObject, openPaths: InstalledOpenPaths) throws {
         var flags: UInt32 = 0
         if filter.containersOnly { flags |= UInt32(VIGIL_FILTER_CONTAINERS_ONLY.rawValue) }
         if !filter.includeComms.isEmpty { flags |= UInt32(VIGIL_FILTER_COMM_INCLUDE.rawValue) }
@@ -167,13 +184,6 @@ public final class Sensors {
         if !filter.pids.isEmpty { flags |= UInt32(VIGIL_FILTER_PIDS.rawValue) }
         if !filter.uids.isEmpty { flags |= UInt32(VIGIL_FILTER_UIDS.rawValue) }
         if !filter.cgroupIDs.isEmpty { flags |= UInt32(VIGIL_FILTER_CGROUPS.rawValue) }
-
-        // Sets first, then the switch: an event never meets a flag whose set is half filled.
-        try replace(TypedMap<CommKey, UInt8>(object.map(named: "comm_include")), with: filter.includeComms.map(CommKey.init))
-        try replace(TypedMap<CommKey, UInt8>(object.map(named: "comm_exclude")), with: filter.excludeComms.map(CommKey.init))
-        try replace(TypedMap<UInt32, UInt8>(object.map(named: "pids")), with: Array(filter.pids))
-        try replace(TypedMap<UInt32, UInt8>(object.map(named: "uids")), with: Array(filter.uids))
-        try replace(TypedMap<UInt64, UInt8>(object.map(named: "cgroups")), with: Array(filter.cgroupIDs))
         flags |= openPaths.flags
         let config = vigil_filter_config(flags: flags, host_pid_ns: Namespaces.hostPID, open_classes: UInt32(openPaths.anyPath.rawValue), _pad: 0)
         try TypedMap<UInt32, vigil_filter_config>(object.map(named: "filter")).update(0, config)
