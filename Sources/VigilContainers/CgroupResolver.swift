@@ -9,8 +9,12 @@ import Synchronization
 /// `bpf_get_current_cgroup_id()` returns the kernfs id of the task's cgroup v2 directory, which
 /// is that directory's inode number (`st_ino`). The resolver walks the cgroup v2 mount, caches
 /// inode -> path, and parses each path into a `ContainerIdentity` the first time it is asked.
-/// A lookup is a dictionary hit under a mutex; a miss triggers at most one re-scan per
-/// `minimumRescanInterval` (bounded by `maximumDirectories`), and never throws.
+/// A lookup is a dictionary hit under a mutex. A miss first asks the kernel for that one
+/// directory: cgroupfs (kernfs) exports file handles whose 8 bytes are the cgroup id, so
+/// `open_by_handle_at(2)` on the mount opens the directory of any live cgroup, whenever it was
+/// made (needs CAP_DAC_READ_SEARCH). Only when that fails (no privilege, not a cgroupfs) does a
+/// miss walk the tree, at most once per `minimumRescanInterval` (bounded by `maximumDirectories`).
+/// Never throws.
 public final class CgroupResolver: Sendable {
     /// Where the cgroup v2 hierarchy is mounted (`cgroup2` in /proc/self/mountinfo).
     public struct UnifiedMount: Sendable, Hashable {
@@ -34,6 +38,8 @@ public final class CgroupResolver: Sendable {
         public var knownCgroups: Int
         /// True when the last walk stopped at `maximumDirectories`.
         public var lastScanTruncated: Bool
+        /// Cgroups found by their id alone (`open_by_handle_at`), without a walk.
+        public var handleLookups: Int
     }
 
     /// The cgroup v2 mount in use; nil when none was found (every lookup then returns nil).
@@ -46,6 +52,9 @@ public final class CgroupResolver: Sendable {
     public let maximumDirectories: Int
 
     private let state = Mutex(State())
+    /// The mount's root directory, opened on first use for `open_by_handle_at`; -1 when it
+    /// cannot be opened.
+    private let mountDescriptor: Mutex<Int32?> = Mutex(nil)
 
     /// Creates a resolver over a known cgroup v2 mount. Nothing is read until the first lookup.
     public init(
@@ -125,8 +134,13 @@ public final class CgroupResolver: Sendable {
     /// Current counters.
     public var statistics: Statistics {
         state.withLock {
-            Statistics(scans: $0.scans, knownCgroups: $0.paths.count, lastScanTruncated: $0.lastScanTruncated)
+            Statistics(scans: $0.scans, knownCgroups: $0.paths.count, lastScanTruncated: $0.lastScanTruncated,
+                       handleLookups: $0.handleLookups)
         }
+    }
+
+    deinit {
+        if let descriptor = mountDescriptor.withLock({ $0 }), descriptor >= 0 { close(descriptor) }
     }
 
     // MARK: - Internals
@@ -139,6 +153,7 @@ public final class CgroupResolver: Sendable {
         var scanInProgress = false
         var scans = 0
         var lastScanTruncated = false
+        var handleLookups = 0
 
         mutating func identity(of cgroupID: UInt64) -> ContainerIdentity? {
             if let cached = identities[cgroupID] { return cached }
@@ -151,10 +166,60 @@ public final class CgroupResolver: Sendable {
 
     private func lookUp<T>(_ cgroupID: UInt64, _ read: (inout State) -> T?) -> T? {
         if let hit = state.withLock({ read(&$0) }) { return hit }
+        if let path = pathByHandle(cgroupID) {
+            return state.withLock { state in
+                state.paths[cgroupID] = path
+                state.handleLookups += 1
+                return read(&state)
+            }
+        }
         guard claimScan(force: false) else { return nil }
         scan()
         return state.withLock { read(&$0) }
     }
+
+    /// The hierarchy path of the live cgroup `cgroupID`, asked of the kernel: a kernfs file
+    /// handle (type FILEID_KERNFS, 0xfe) is the 8-byte id, `open_by_handle_at` opens the
+    /// directory and /proc/self/fd names it. Nil when the cgroup is gone, the caller lacks
+    /// CAP_DAC_READ_SEARCH, or the mount is not a cgroupfs (a test tree).
+    private func pathByHandle(_ cgroupID: UInt64) -> String? {
+        guard let mount, let openByHandle = Self.openByHandleAt, let root = rootDescriptor() else { return nil }
+        // struct file_handle { unsigned int handle_bytes; int handle_type; unsigned char f_handle[8]; }
+        var handle: (UInt32, Int32, UInt64) = (8, 0xfe, cgroupID)
+        let descriptor = withUnsafeMutableBytes(of: &handle) { openByHandle(root, $0.baseAddress!, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(descriptor)") else { return nil }
+        return Self.hierarchyPath(ofMountPath: target, mount: mount)
+    }
+
+    /// `path` (below `mount.mountPoint`, as /proc/self/fd shows it) as a hierarchy path.
+    static func hierarchyPath(ofMountPath path: String, mount: UnifiedMount) -> String? {
+        let mountPoint = mount.mountPoint.hasSuffix("/") ? String(mount.mountPoint.dropLast()) : mount.mountPoint
+        let root = mount.root.hasSuffix("/") ? String(mount.root.dropLast()) : mount.root
+        guard path == mountPoint || path.hasPrefix(mountPoint + "/") else { return nil }
+        let below = path.dropFirst(mountPoint.count)
+        let joined = root + below
+        return joined.isEmpty ? "/" : joined
+    }
+
+    private func rootDescriptor() -> Int32? {
+        guard let mount else { return nil }
+        let descriptor = mountDescriptor.withLock { descriptor in
+            if descriptor == nil { descriptor = open(mount.mountPoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+            return descriptor ?? -1
+        }
+        return descriptor >= 0 ? descriptor : nil
+    }
+
+    /// open_by_handle_at(2), a GNU extension the Glibc module does not import (no _GNU_SOURCE):
+    /// looked up once in libc by name, with its C type.
+    private typealias OpenByHandleAt = @convention(c) (Int32, UnsafeMutableRawPointer, Int32) -> Int32
+    private static let openByHandleAt: OpenByHandleAt? = {
+        // RTLD_DEFAULT is ((void *)0) in glibc: search the process's global symbols.
+        guard let symbol = dlsym(nil, "open_by_handle_at") else { return nil }
+        return unsafeBitCast(symbol, to: OpenByHandleAt.self)
+    }()
 
     /// Marks a walk as running if one may start now.
     private func claimScan(force: Bool) -> Bool {

@@ -46,12 +46,13 @@ public final class Enricher {
         }
     }
 
-    /// An enricher over the running system: the process table seeded from /proc, the cgroup v2
-    /// mount from /proc/self/mountinfo, and `metadata` (nil: no runtime API).
-    public init(metadata: ContainerMetadataCache?, seedProcesses: Bool = true) {
+    /// An enricher over the running system: the process table seeded from /proc, `cgroups` (by
+    /// default over the cgroup v2 mount of /proc/self/mountinfo), and `metadata` (nil: no runtime
+    /// API).
+    public init(metadata: ContainerMetadataCache?, seedProcesses: Bool = true, cgroups: CgroupResolver = CgroupResolver()) {
         processes = ProcessTable()
         if seedProcesses { processes.seed() }
-        cgroups = CgroupResolver()
+        self.cgroups = cgroups
         self.metadata = metadata
         users = Self.names(fromFile: "/etc/passwd")
         groups = Self.names(fromFile: "/etc/group")
@@ -94,8 +95,8 @@ public final class Enricher {
 
     /// Builds the process and container contexts of `event` from the tables. Returns whether
     /// they may be kept for the process's next events: not while its container is still being
-    /// identified (no name yet, or known only through its pid namespace), which is looked up
-    /// again on every event.
+    /// identified (no name yet, or not named by its cgroup), which is looked up again on every
+    /// event.
     @discardableResult
     private func enrichAnew(_ event: inout Event) -> Bool {
         var process = processes.context(pid: event.pid, ppid: event.ppid)
@@ -103,36 +104,77 @@ public final class Enricher {
         process.groupName = groups[event.gid]
         if let login = process.loginUID { process.loginUserName = users[login] }
         event.process = process
-        event.container = container(cgroupID: event.cgroupID)
-        let settled = !event.container.isContainer || !event.container.name.isEmpty
-        guard event.pidNamespace != Namespaces.hostPID else { return settled }
-        if event.container.isContainer {
-            if containersByPIDNamespace[event.pidNamespace] != event.container {
-                containersByPIDNamespace[event.pidNamespace] = event.container
-                containerVersion &+= 1
-            }
-            return settled
+        let inHostPIDNamespace = event.pidNamespace == Namespaces.hostPID
+        if let resolved = resolvedContainer(cgroupID: event.cgroupID), resolved.isContainer || inHostPIDNamespace {
+            // The cgroup names the container (or the host, for a task in the host's pid namespace).
+            event.container = resolved
+            processes.setContainer(resolved, pid: event.pid)
+            if resolved.isContainer, !inHostPIDNamespace { learn(resolved, pidNamespace: event.pidNamespace) }
+            return isSettled(resolved)
         }
-        // In another pid namespace but the v2 cgroup is still the root: a runtime's init
-        // (runc:[2:INIT]) before it joined the container's cgroup. Its pid namespace, /proc
-        // (all hierarchies) or, when it is already gone, "unidentified" says so.
-        event.container = containersByPIDNamespace[event.pidNamespace]
-            ?? ContainerIdentity.ofProcess(Int32(bitPattern: event.pid)).flatMap { $0.isContainer ? context(for: $0) : nil }
-            ?? .unidentified
+        // The cgroup does not name it: a cgroup the resolver never saw (removed before this event
+        // was read), or the root while in another pid namespace (a runtime's init between clone
+        // and joining the container's cgroup; any container on a host whose runtime leaves the
+        // v2 hierarchy alone). What the process inherited through fork says it; else /proc (all
+        // hierarchies) while the process lives; else its pid namespace's container.
+        if let inherited = processes.container(pid: event.pid), inherited.isContainer {
+            event.container = inherited
+            return isSettled(inherited)
+        }
+        if inHostPIDNamespace {
+            event.container = .host
+            return true
+        }
+        if let identity = ContainerIdentity.ofProcess(Int32(bitPattern: event.pid)), identity.isContainer {
+            let found = context(for: identity)
+            event.container = found
+            processes.setContainer(found, pid: event.pid)
+            learn(found, pidNamespace: event.pidNamespace)
+            return false
+        }
+        event.container = containersByPIDNamespace[event.pidNamespace] ?? .unidentified
         return false
     }
 
-    /// The container of a cgroup: cached per cgroup id; the first sight of a container fetches
-    /// its metadata once from the runtime (so its first event already carries the name).
-    public func container(cgroupID: UInt64) -> ContainerContext {
-        if let known = containers[cgroupID], !known.isContainer || !known.name.isEmpty { return known }
-        containerVersion &+= 1
-        guard let identity = cgroups.identity(forCgroupID: cgroupID), identity.isContainer else {
-            containers[cgroupID] = .host
-            return .host
+    /// Whether a process's container context is final: the host, a named container, or one no
+    /// runtime API will name.
+    private func isSettled(_ container: ContainerContext) -> Bool {
+        !container.isContainer || !container.name.isEmpty || metadata == nil
+    }
+
+    /// Remembers the container of a pid namespace (its tasks that no cgroup names fall back to it).
+    private func learn(_ container: ContainerContext, pidNamespace: UInt32) {
+        if containersByPIDNamespace[pidNamespace] != container {
+            containersByPIDNamespace[pidNamespace] = container
+            containerVersion &+= 1
         }
-        let context = context(for: identity)
+    }
+
+    /// The container of a cgroup: cached per cgroup id; the first sight of a container fetches
+    /// its metadata once from the runtime (so its first event already carries the name). The
+    /// host for a cgroup the resolver does not know.
+    public func container(cgroupID: UInt64) -> ContainerContext {
+        resolvedContainer(cgroupID: cgroupID) ?? .host
+    }
+
+    /// The container of a cgroup, nil when the resolver does not know the id. Only what the
+    /// resolver said is kept (cgroup ids are not reused), so an unknown id is asked again.
+    private func resolvedContainer(cgroupID: UInt64) -> ContainerContext? {
+        if let known = containers[cgroupID] {
+            guard known.isContainer, known.name.isEmpty, let meta = metadata?.cached(known.fullID) else { return known }
+            // Named since it was first seen (the runtime answered later).
+            var named = known
+            named.name = meta.name
+            named.image = meta.image
+            named.labels = meta.labels
+            containers[cgroupID] = named
+            containerVersion &+= 1
+            return named
+        }
+        guard let identity = cgroups.identity(forCgroupID: cgroupID) else { return nil }
+        let context = identity.isContainer ? context(for: identity) : .host
         containers[cgroupID] = context
+        containerVersion &+= 1
         return context
     }
 

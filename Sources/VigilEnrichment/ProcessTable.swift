@@ -11,6 +11,10 @@ public struct ProcessRecord: Sendable, Equatable {
     public var cwd: ByteString?
     public var ttyNumber: UInt32?
     public var loginUID: UInt32?
+    /// The container the process was last found in; a fork hands it to the child and an exec
+    /// keeps it, so a process whose cgroup cannot name its container (gone before it was seen,
+    /// or not yet joined) still has its ancestors' one. nil: not known.
+    public var container: ContainerContext?
 }
 
 /// The process tree: seeded from /proc at start (so processes that already run are known), then
@@ -63,7 +67,7 @@ public final class ProcessTable {
         }
         let loginUID = (try? String(contentsOfFile: "\(dir)/loginuid", encoding: .utf8)).flatMap { UInt32($0) }
         return ProcessRecord(pid: pid, ppid: ppid, comm: comm, executablePath: link("exe"), arguments: arguments,
-                             cwd: link("cwd"), ttyNumber: tty, loginUID: loginUID)
+                             cwd: link("cwd"), ttyNumber: tty, loginUID: loginUID, container: nil)
     }
 
     /// Updates the table from `event` and fills `event.process` (not the user names).
@@ -80,7 +84,8 @@ public final class ProcessTable {
         case .exec(let x):
             records[event.pid] = ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm,
                                                executablePath: x.executablePath, arguments: x.arguments, cwd: x.cwd,
-                                               ttyNumber: x.ttyNumber, loginUID: x.loginUID)
+                                               ttyNumber: x.ttyNumber, loginUID: x.loginUID,
+                                               container: records[event.pid]?.container)
             version &+= 1
         case .fork(let f) where !f.isThread:
             var child = records[event.pid] ?? ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm)
@@ -94,6 +99,16 @@ public final class ProcessTable {
                 version &+= 1
             }
         }
+    }
+
+    /// The container `pid` was last found in (its own or, through forks, an ancestor's).
+    public func container(pid: UInt32) -> ContainerContext? { records[pid]?.container }
+
+    /// Records the container `pid` was found in. Not a change of `version`: process contexts do
+    /// not hold it.
+    public func setContainer(_ container: ContainerContext, pid: UInt32) {
+        guard let index = records.index(forKey: pid), records.values[index].container != container else { return }
+        records.values[index].container = container
     }
 
     /// Updates the table after `event`'s context was read: an exit removes the process.
@@ -128,6 +143,7 @@ public final class ProcessTable {
 
 extension ProcessRecord {
     init(pid: UInt32, ppid: UInt32, comm: ByteString) {
-        self.init(pid: pid, ppid: ppid, comm: comm, executablePath: nil, arguments: nil, cwd: nil, ttyNumber: nil, loginUID: nil)
+        self.init(pid: pid, ppid: ppid, comm: comm, executablePath: nil, arguments: nil, cwd: nil, ttyNumber: nil, loginUID: nil,
+                  container: nil)
     }
 }

@@ -11,6 +11,9 @@ import XCTest
 /// 3. the image `vigil-test-busybox:1` exists (else it imports one: a root filesystem holding the
 ///    static /bin/busybox and links for its applets) and runs.
 ///
+/// `requireBashImage()` also makes `vigil-test-bash:1`: the host's own bash and coreutils (real
+/// programs, not busybox applets: their own execs, forks and threads) and their ldd closure.
+///
 /// When any step fails the test cannot run: `require()` throws `cannotRun` with the reason (a
 /// skip, or a failure under VIGIL_REQUIRE_BPF=1).
 /// Containers come from `startContainer(for:)`, which removes them when the test ends.
@@ -18,6 +21,10 @@ import XCTest
 /// Lives in VigilTestSupport, shared by every test target that needs Docker.
 public enum DockerTestEngine {
     public static let image = "vigil-test-busybox:1"
+    /// The image of `requireBashImage()`.
+    public static let bashImage = "vigil-test-bash:1"
+    /// The host programs in `bashImage`, each at /bin/NAME.
+    public static let bashImagePrograms = ["bash", "cat", "sleep", "sort", "seq", "true"]
     public static let socketPath = "/var/run/docker.sock"
 
     /// Why the engine could not be made ready.
@@ -33,6 +40,16 @@ public enum DockerTestEngine {
         throw cannotRun("needs a Docker Engine: \(unavailable)")
     }
 
+    /// Unless the engine and `bashImage` are ready, throws `cannotRun` (a skip, or a failure under
+    /// VIGIL_REQUIRE_BPF=1). The image holds the host's /bin/bash, cat, sleep, sort (which
+    /// makes threads with --parallel), seq and true, the shared libraries `ldd` lists for them,
+    /// and an /etc/passwd, /etc/group and /etc/shadow for root.
+    public static func requireBashImage() throws {
+        try require()
+        guard case .failure(let unavailable) = bashReadiness else { return }
+        throw cannotRun("needs \(bashImage): \(unavailable)")
+    }
+
     /// A running container started for one test.
     public struct Container {
         /// The full 64-hex id `docker run -d` printed.
@@ -44,9 +61,9 @@ public enum DockerTestEngine {
     /// Starts `docker run -d --rm --network none --name vigil-ct-<random> IMAGE COMMAND...` and
     /// registers its removal (`docker rm -f`) as a teardown block of `testCase`.
     public static func startContainer(
-        for testCase: XCTestCase, command: [String] = ["sleep", "30"]
+        for testCase: XCTestCase, image: String = image, command: [String] = ["sleep", "30"]
     ) throws -> Container {
-        try require()
+        if image == bashImage { try requireBashImage() } else { try require() }
         let name = "vigil-ct-\(UUID().uuidString.prefix(8).lowercased())"
         testCase.addTeardownBlock { _ = run(["docker", "rm", "-f", name]) }
         let result = run(["docker", "run", "-d", "--rm", "--network", "none", "--name", name, image] + command)
@@ -103,27 +120,70 @@ public enum DockerTestEngine {
     }
 
     private static func importImageIfMissing() throws {
-        if run(["docker", "image", "inspect", image]).status == 0 { return }
         let busybox = run(["which", "busybox"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        try importIfMissing(image, hint: "is \(busybox) static? apt-get install busybox-static") { rootfs in
+            try FileManager.default.copyItem(atPath: busybox, toPath: "\(rootfs)/bin/busybox")
+            for applet in ["sh", "sleep", "cat", "true", "echo", "ls", "ps", "id"] {
+                try FileManager.default.createSymbolicLink(atPath: "\(rootfs)/bin/\(applet)", withDestinationPath: "busybox")
+            }
+        }
+    }
+
+    private static let bashReadiness: Result<Void, Unavailable> = Result {
+        try importIfMissing(bashImage, hint: "built from the host's programs and their ldd closure") { rootfs in
+            let files = FileManager.default
+            var libraries: Set<String> = []
+            for program in bashImagePrograms {
+                let path = run(["which", program]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+                guard path.hasPrefix("/") else { throw Unavailable(description: "no \(program) on this host's PATH") }
+                try files.copyItem(atPath: URL(fileURLWithPath: path).resolvingSymlinksInPath().path, toPath: "\(rootfs)/bin/\(program)")
+                let ldd = run(["ldd", path])
+                guard ldd.status == 0 else { throw Unavailable(description: "ldd \(path) failed: \(ldd.errors)") }
+                libraries.formUnion(sharedLibraries(inLddOutput: ldd.output))
+            }
+            for library in libraries {
+                // At the path the program asks for (the interpreter's is fixed in the ELF), with
+                // the content of the file it names.
+                try files.createDirectory(atPath: rootfs + (library as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try files.copyItem(atPath: URL(fileURLWithPath: library).resolvingSymlinksInPath().path, toPath: rootfs + library)
+            }
+            try "root:x:0:0:root:/root:/bin/bash\n".write(toFile: "\(rootfs)/etc/passwd", atomically: false, encoding: .utf8)
+            try "root:x:0:\n".write(toFile: "\(rootfs)/etc/group", atomically: false, encoding: .utf8)
+            try "root:*:19000:0:99999:7:::\n".write(toFile: "\(rootfs)/etc/shadow", atomically: false, encoding: .utf8)
+        }
+    }.mapError { $0 as? Unavailable ?? Unavailable(description: "\($0)") }
+
+    /// The absolute paths of the libraries (and the interpreter) in the output of `ldd PROGRAM`:
+    /// `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)`, `/lib64/ld-linux-x86-64.so.2 (0x...)`.
+    static func sharedLibraries(inLddOutput output: String) -> Set<String> {
+        var paths: Set<String> = []
+        for line in output.split(separator: "\n") {
+            let words = line.split(separator: " ", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespaces) }
+            let path = words.firstIndex(of: "=>").flatMap { $0 + 1 < words.count ? words[$0 + 1] : nil } ?? words.first
+            if let path, path.hasPrefix("/") { paths.insert(path) }
+        }
+        return paths
+    }
+
+    /// Unless `name` exists: makes a root filesystem (bin, proc, sys, dev, etc, tmp, filled by
+    /// `populate`), imports it (`tar -C ROOTFS -c . | docker import - NAME`) and checks that
+    /// `true` runs in it (else removes it again; `hint` says what to check).
+    private static func importIfMissing(_ name: String, hint: String, populate: (String) throws -> Void) throws {
+        if run(["docker", "image", "inspect", name]).status == 0 { return }
         let rootfs = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-rootfs-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: rootfs) }
-        let files = FileManager.default
         for directory in ["bin", "proc", "sys", "dev", "etc", "tmp"] {
-            try files.createDirectory(atPath: "\(rootfs)/\(directory)", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: "\(rootfs)/\(directory)", withIntermediateDirectories: true)
         }
-        try files.copyItem(atPath: busybox, toPath: "\(rootfs)/bin/busybox")
-        for applet in ["sh", "sleep", "cat", "true", "echo", "ls", "ps", "id"] {
-            try files.createSymbolicLink(atPath: "\(rootfs)/bin/\(applet)", withDestinationPath: "busybox")
-        }
-        let imported = run(["sh", "-c", "tar -C '\(rootfs)' -c . | docker import - \(image)"])
+        try populate(rootfs)
+        let imported = run(["sh", "-c", "tar -C '\(rootfs)' -c . | docker import - \(name)"])
         guard imported.status == 0 else {
-            throw Unavailable(description: "docker import \(image) failed: \(imported.errors)")
+            throw Unavailable(description: "docker import \(name) failed: \(imported.errors)")
         }
-        let smoke = run(["docker", "run", "--rm", "--network", "none", image, "true"])
+        let smoke = run(["docker", "run", "--rm", "--network", "none", name, "true"])
         guard smoke.status == 0 else {
-            _ = run(["docker", "image", "rm", image])
-            throw Unavailable(
-                description: "\(image) does not run (is \(busybox) static? apt-get install busybox-static): \(smoke.errors)")
+            _ = run(["docker", "image", "rm", name])
+            throw Unavailable(description: "\(name) does not run (\(hint)): \(smoke.errors)")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import VigilBPF
 import VigilContainers
 import VigilEnrichment
@@ -11,10 +12,14 @@ public final class TraceHarness {
     public let sensors: Sensors
     public let stream: EventStream
 
-    public init(files: Bool = true, filter: KernelFilter = KernelFilter(), metadata: Bool = false) throws {
+    /// Loads the sensors with `filter`; `metadata` asks Docker for names and images; `cgroups`
+    /// replaces the enricher's cgroup resolver.
+    public init(files: Bool = true, filter: KernelFilter = KernelFilter(), metadata: Bool = false,
+                cgroups: CgroupResolver = CgroupResolver()) throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
         sensors = try Sensors(files: files, filter: filter, ringBytes: 1 << 24)
-        stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata ? ContainerMetadataCache(source: DockerClient()) : nil),
+        stream = try EventStream(sensors: sensors,
+                                 enricher: Enricher(metadata: metadata ? ContainerMetadataCache(source: DockerClient()) : nil, cgroups: cgroups),
                                  kinds: Set(EventKind.allCases))
     }
 
@@ -25,6 +30,20 @@ public final class TraceHarness {
         var events: [Event] = []
         try stream.drain { events.append($0) }
         return events
+    }
+
+    /// Runs `work` on another thread while this one reads and enriches the ring as `vigil trace`
+    /// does (every 5 ms, while what the events name, processes and cgroups, still exists), then
+    /// returns what `work` returned and every event (ring order).
+    public func collectWhileRunning<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> (T, [Event]) {
+        try stream.drain { _ in } // what happened before belongs to no test
+        let outcome = Mutex<Result<T, any Error>?>(nil)
+        let thread = Thread { outcome.withLock { $0 = Result { try work() } } }
+        thread.start()
+        var events: [Event] = []
+        try stream.run(pollMilliseconds: 5, shouldStop: { outcome.withLock { $0 != nil } }) { events.append($0) }
+        let result = try XCTUnwrap(outcome.withLock { $0 }).get()
+        return (result, events)
     }
 }
 

@@ -189,6 +189,44 @@ final class CgroupResolverTests: XCTestCase {
         XCTAssertEqual(resolver.identity(forCgroupID: UInt64(info.st_ino)), ContainerIdentity(cgroupPath: v2Path))
     }
 
+    func testACgroupMadeAfterAWalkIsFoundByItsIDWithoutWaitingForTheNextWalk() throws {
+        // Containers start at any time: a cgroup made just after a walk (another container's, a
+        // moment earlier) must be named at its first event, not after the walk interval, and
+        // never taken for the host meanwhile.
+        let resolver = CgroupResolver(minimumRescanInterval: .seconds(3600))
+        guard let mount = resolver.mount else {
+            throw cannotRun("no cgroup v2 hierarchy on this host: \(resolver.unavailableReason ?? "")")
+        }
+        guard getuid() == 0 else { throw cannotRun("making cgroups and open_by_handle_at need root") }
+        resolver.rescan()
+        let scans = resolver.statistics.scans, handleLookups = resolver.statistics.handleLookups
+        let parent = "\(mount.mountPoint)/vigil-test-\(UUID().uuidString.prefix(8))"
+        let made = "\(parent)/docker/\(dockerID)"
+        XCTAssertEqual(mkdir(parent, 0o755), 0, "mkdir \(parent): \(String(cString: strerror(errno)))")
+        defer { for path in [made, "\(parent)/docker", parent] { rmdir(path) } }
+        XCTAssertEqual(mkdir("\(parent)/docker", 0o755), 0)
+        XCTAssertEqual(mkdir(made, 0o755), 0)
+        var info = stat()
+        XCTAssertEqual(stat(made, &info), 0)
+        let hierarchyPath = String(made.dropFirst(mount.mountPoint.count))
+        XCTAssertEqual(resolver.path(forCgroupID: UInt64(info.st_ino)), hierarchyPath)
+        XCTAssertEqual(resolver.identity(forCgroupID: UInt64(info.st_ino))?.id, dockerID)
+        XCTAssertEqual(resolver.statistics.scans, scans, "found by its id, not by a walk")
+        XCTAssertEqual(resolver.statistics.handleLookups, handleLookups + 1)
+        XCTAssertNil(resolver.path(forCgroupID: 0xffff_ffff_0000), "an id no cgroup has")
+    }
+
+    func testHierarchyPathOfAMountPathHonoursTheMountsRoot() {
+        let whole = CgroupResolver.UnifiedMount(mountPoint: "/sys/fs/cgroup/unified")
+        XCTAssertEqual(CgroupResolver.hierarchyPath(ofMountPath: "/sys/fs/cgroup/unified", mount: whole), "/")
+        XCTAssertEqual(CgroupResolver.hierarchyPath(ofMountPath: "/sys/fs/cgroup/unified/docker/\(dockerID)", mount: whole),
+                       "/docker/\(dockerID)")
+        XCTAssertNil(CgroupResolver.hierarchyPath(ofMountPath: "/sys/fs/cgroup/unifiedx/a", mount: whole))
+        let subtree = CgroupResolver.UnifiedMount(mountPoint: "/sys/fs/cgroup/", root: "/kubepods/")
+        XCTAssertEqual(CgroupResolver.hierarchyPath(ofMountPath: "/sys/fs/cgroup", mount: subtree), "/kubepods")
+        XCTAssertEqual(CgroupResolver.hierarchyPath(ofMountPath: "/sys/fs/cgroup/burstable/x", mount: subtree), "/kubepods/burstable/x")
+    }
+
     private func inode(_ relativePath: String) throws -> UInt64 {
         var info = stat()
         guard stat("\(tree)/\(relativePath)", &info) == 0 else {

@@ -1,3 +1,5 @@
+import Foundation
+import VigilContainers
 import VigilEnrichment
 import VigilEvents
 import XCTest
@@ -13,6 +15,14 @@ final class EnricherCacheTests: XCTestCase {
                        cgroupID: UInt64 = hostCgroup) -> Event {
         Event(bootTimeNs: 1, timeNs: 2, cgroupID: cgroupID, pid: pid, tid: pid, ppid: ppid, uid: uid, gid: 0, cpu: 0,
               mountNamespace: 4026531840, pidNamespace: Namespaces.hostPID, comm: comm, payload: payload)
+    }
+
+    /// `event` in cgroup `cgroupID` and pid namespace `pidNamespace`.
+    private func inside(_ event: Event, cgroupID: UInt64, pidNamespace: UInt32) -> Event {
+        var event = event
+        event.cgroupID = cgroupID
+        event.pidNamespace = pidNamespace
+        return event
     }
 
     private func exec(_ pid: UInt32, ppid: UInt32, _ comm: ByteString, _ args: [ByteString]) -> Event {
@@ -118,5 +128,96 @@ final class EnricherCacheTests: XCTestCase {
         XCTAssertEqual(EventFormat.json(a), EventFormat.json(b))
         XCTAssertTrue(a.process.ancestorNames.withUnsafeBufferPointer { x in b.process.ancestorNames.withUnsafeBufferPointer { $0.baseAddress == x.baseAddress } },
                       "the second event got the first one's context, not a new one")
+    }
+
+    // MARK: containers
+
+    /// A cgroup tree in a temporary directory (not a cgroupfs: only walks find its directories).
+    private final class CgroupTree {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-enricher-\(UUID().uuidString)").path
+        let resolver: CgroupResolver
+
+        init() throws {
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            // Walks only when told (`rescan`), as on a host where one has just run.
+            resolver = CgroupResolver(mount: .init(mountPoint: root), minimumRescanInterval: .seconds(3600))
+        }
+
+        deinit { try? FileManager.default.removeItem(atPath: root) }
+
+        /// Makes `docker/<id>` and returns its cgroup id (inode).
+        func container(_ id: String) throws -> UInt64 {
+            try FileManager.default.createDirectory(atPath: "\(root)/docker/\(id)", withIntermediateDirectories: true)
+            return try XCTUnwrap((try FileManager.default.attributesOfItem(atPath: "\(root)/docker/\(id)")[.systemFileNumber] as? NSNumber)?.uint64Value)
+        }
+
+        var rootID: UInt64 { (try? FileManager.default.attributesOfItem(atPath: root)[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0 }
+    }
+
+    /// A pid namespace that is not the host's, and pids no process can have (above pid_max), so
+    /// /proc never names their container.
+    private static let containerPIDNamespace: UInt32 = 4026599999
+    private static let absentPID: UInt32 = 0x7fff_0000
+    private let firstID = String(repeating: "1f", count: 32), secondID = String(repeating: "2e", count: 32)
+
+    func testACgroupTheResolverDidNotKnowYetIsNamedOnceItDoesAndNeverTakenForTheHost() throws {
+        let tree = try CgroupTree()
+        let enricher = Enricher(metadata: nil, seedProcesses: false, cgroups: tree.resolver)
+        XCTAssertEqual(enriched(enricher, inside(open(1, ppid: 0, "systemd"), cgroupID: tree.rootID, pidNamespace: Namespaces.hostPID)).container.id,
+                       "host", "the first lookup walks the tree")
+        let late = try tree.container(firstID) // made after the walk: unknown until the next one
+        let pid = Self.absentPID
+        let before = enriched(enricher, inside(open(pid, ppid: 1, "cat"), cgroupID: late, pidNamespace: Self.containerPIDNamespace))
+        XCTAssertEqual(before.container.id, "unknown", "not the host, and not a container it cannot name")
+        tree.resolver.rescan()
+        for _ in 0..<2 {
+            let after = enriched(enricher, inside(open(pid, ppid: 1, "cat"), cgroupID: late, pidNamespace: Self.containerPIDNamespace))
+            XCTAssertEqual(after.container.fullID, firstID)
+            XCTAssertTrue(EventFormat.json(after).contains("\"container.id\":\"\(firstID.prefix(12))\""))
+        }
+        // A host process in a cgroup that is gone before it was seen: the host.
+        XCTAssertEqual(enriched(enricher, inside(open(pid + 1, ppid: 1, "cat"), cgroupID: 0xffff_ffff_0000, pidNamespace: Namespaces.hostPID)).container.id,
+                       "host")
+    }
+
+    func testAProcessWhoseCgroupCannotNameItKeepsItsAncestorsContainerThroughForkAndExec() throws {
+        let tree = try CgroupTree()
+        let cgroup = try tree.container(firstID)
+        let enricher = Enricher(metadata: nil, seedProcesses: false, cgroups: tree.resolver)
+        let shell = Self.absentPID, child = Self.absentPID + 1, grandchild = Self.absentPID + 2
+        // The container's shell, named by its cgroup; in the host's pid namespace (docker run --pid=host).
+        let host = Namespaces.hostPID
+        let named = enriched(enricher, inside(exec(shell, ppid: 1, "bash", ["bash"]), cgroupID: cgroup, pidNamespace: host))
+        XCTAssertEqual(named.container.fullID, firstID)
+        _ = enriched(enricher, inside(fork(shell, ppid: 1, "bash", child: child), cgroupID: cgroup, pidNamespace: host))
+        // Its child's events carry a cgroup id the resolver does not know (the cgroup was removed
+        // before they were read): the child is still in its parent's container, after its exec too.
+        let gone: UInt64 = 0xffff_ffff_0000
+        XCTAssertEqual(enriched(enricher, inside(open(child, ppid: shell, "bash"), cgroupID: gone, pidNamespace: host)).container.fullID, firstID)
+        _ = enriched(enricher, inside(exec(child, ppid: shell, "cat", ["cat"]), cgroupID: gone, pidNamespace: host))
+        XCTAssertEqual(enriched(enricher, inside(open(child, ppid: shell, "cat"), cgroupID: gone, pidNamespace: host)).container.fullID, firstID)
+        _ = enriched(enricher, inside(fork(child, ppid: shell, "cat", child: grandchild), cgroupID: gone, pidNamespace: host))
+        let last = enriched(enricher, inside(exit(grandchild, ppid: child, "cat"), cgroupID: gone, pidNamespace: host))
+        XCTAssertEqual(last.container.fullID, firstID, "to its last event")
+        // A host process's child is the host's, whatever its cgroup id.
+        _ = enriched(enricher, fork(100, ppid: 1, "bash", child: 101))
+        XCTAssertEqual(enriched(enricher, inside(open(101, ppid: 100, "bash"), cgroupID: gone, pidNamespace: host)).container.id, "host")
+    }
+
+    func testATaskInAnotherPIDNamespaceIsNeverTheHostAndACgroupOverridesWhatItInherited() throws {
+        let tree = try CgroupTree()
+        let first = try tree.container(firstID), second = try tree.container(secondID)
+        let enricher = Enricher(metadata: nil, seedProcesses: false, cgroups: tree.resolver)
+        let runtime = Self.absentPID, initPID = Self.absentPID + 1
+        // A runtime on the host forks its init, which enters a new pid namespace before it joins
+        // the container's cgroup: not the host it was forked from.
+        _ = enriched(enricher, fork(runtime, ppid: 1, "runc", child: initPID))
+        let setup = enriched(enricher, inside(open(initPID, ppid: runtime, "runc:[2:INIT]"), cgroupID: tree.rootID, pidNamespace: Self.containerPIDNamespace))
+        XCTAssertEqual(setup.container.id, "unknown")
+        XCTAssertEqual(enriched(enricher, inside(open(initPID, ppid: runtime, "bash"), cgroupID: first, pidNamespace: Self.containerPIDNamespace)).container.fullID,
+                       firstID)
+        // Moved to another container's cgroup: the cgroup says so.
+        XCTAssertEqual(enriched(enricher, inside(open(initPID, ppid: runtime, "bash"), cgroupID: second, pidNamespace: Self.containerPIDNamespace)).container.fullID,
+                       secondID)
     }
 }
