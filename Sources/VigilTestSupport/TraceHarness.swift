@@ -38,7 +38,10 @@ public final class TraceHarness {
     public func collectWhileRunning<T: Sendable>(_ work: @escaping @Sendable () throws -> T) throws -> (T, [Event]) {
         try stream.drain { _ in } // what happened before belongs to no test
         let outcome = Mutex<Result<T, any Error>?>(nil)
-        let thread = Thread { outcome.withLock { $0 = Result { try work() } } }
+        let thread = Thread {
+            let result = Result { try work() }
+            outcome.withLock { $0 = result }
+        }
         thread.start()
         var events: [Event] = []
         try stream.run(pollMilliseconds: 5, shouldStop: { outcome.withLock { $0 != nil } }) { events.append($0) }
