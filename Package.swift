@@ -137,7 +137,7 @@ let package = Package(
         .testTarget(name: "VigilDetectionTests", dependencies: ["VigilRules", "VigilEvents", "VigilSensors", "VigilTestSupport"]),
         .testTarget(name: "VigilEventsTests", dependencies: ["VigilEvents", "CVigilABI"]),
         // The enricher's per-process contexts against exec, fork, exit and re-parenting (no kernel needed).
-        .testTarget(name: "VigilEnrichmentTests", dependencies: ["VigilEnrichment", "VigilEvents", "VigilContainers"]),
+        .testTarget(name: "VigilEnrichmentTests", dependencies: ["VigilEnrichment", "VigilEvents", "VigilContainers", "VigilTestSupport"]),
         .testTarget(name: "VigilContainersTests", dependencies: ["VigilContainers", "VigilTestSupport"]),
         // Every action against a real receiver: HTTP and SMTP servers, a syslog socket, Docker.
         .testTarget(

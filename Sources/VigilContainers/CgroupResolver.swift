@@ -112,6 +112,18 @@ public final class CgroupResolver: Sendable {
         lookUp(cgroupID) { state in state.paths[cgroupID] }
     }
 
+    /// Whether the cgroup with this id still exists, asked of the kernel by its id: nil when the
+    /// kernel cannot be asked (no privilege, no cgroupfs mount).
+    public func exists(cgroupID: UInt64) -> Bool? {
+        guard let openByHandle = Self.openByHandleAt, let root = rootDescriptor() else { return nil }
+        let descriptor = Self.openDirectory(cgroupID, below: root, openByHandle)
+        if descriptor >= 0 {
+            close(descriptor)
+            return true
+        }
+        return errno == ESTALE || errno == ENOENT ? false : nil
+    }
+
     /// The ids of every cgroup in container `id` (its own cgroup and those below it), after a
     /// fresh walk: what a kernel-side cgroup filter for one container needs. Empty when none.
     public func cgroupIDs(ofContainer id: String) -> Set<UInt64> {
@@ -184,13 +196,19 @@ public final class CgroupResolver: Sendable {
     /// CAP_DAC_READ_SEARCH, or the mount is not a cgroupfs (a test tree).
     private func pathByHandle(_ cgroupID: UInt64) -> String? {
         guard let mount, let openByHandle = Self.openByHandleAt, let root = rootDescriptor() else { return nil }
-        // struct file_handle { unsigned int handle_bytes; int handle_type; unsigned char f_handle[8]; }
-        var handle: (UInt32, Int32, UInt64) = (8, 0xfe, cgroupID)
-        let descriptor = withUnsafeMutableBytes(of: &handle) { openByHandle(root, $0.baseAddress!, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        let descriptor = Self.openDirectory(cgroupID, below: root, openByHandle)
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
         guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(descriptor)") else { return nil }
         return Self.hierarchyPath(ofMountPath: target, mount: mount)
+    }
+
+    /// The directory of cgroup `cgroupID` opened by its kernfs file handle (type FILEID_KERNFS,
+    /// 0xfe: the 8-byte id), or -1 with errno set.
+    private static func openDirectory(_ cgroupID: UInt64, below root: Int32, _ openByHandle: OpenByHandleAt) -> Int32 {
+        // struct file_handle { unsigned int handle_bytes; int handle_type; unsigned char f_handle[8]; }
+        var handle: (UInt32, Int32, UInt64) = (8, 0xfe, cgroupID)
+        return withUnsafeMutableBytes(of: &handle) { openByHandle(root, $0.baseAddress!, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
     }
 
     /// `path` (below `mount.mountPoint`, as /proc/self/fd shows it) as a hierarchy path.

@@ -20,8 +20,10 @@ public final class Enricher {
     private let users: [UInt32: String]
     private let groups: [UInt32: String]
     private var containers: [UInt64: ContainerContext] = [:]
-    /// Containers by pid namespace, learned from events whose cgroup named the container.
-    private var containersByPIDNamespace: [UInt32: ContainerContext] = [:]
+    /// Containers by pid namespace, learned from events whose cgroup (or /proc) named the
+    /// container, with that cgroup's id: a pid namespace's inode number is reused as soon as it
+    /// is freed, so an entry holds only while its container's cgroup still exists.
+    private var containersByPIDNamespace: [UInt32: (container: ContainerContext, cgroupID: UInt64)] = [:]
     /// Changes whenever `containers` or `containersByPIDNamespace` does.
     private var containerVersion: UInt64 = 0
     private var fetched: Set<String> = []
@@ -109,7 +111,7 @@ public final class Enricher {
             // The cgroup names the container (or the host, for a task in the host's pid namespace).
             event.container = resolved
             processes.setContainer(resolved, pid: event.pid)
-            if resolved.isContainer, !inHostPIDNamespace { learn(resolved, pidNamespace: event.pidNamespace) }
+            if resolved.isContainer, !inHostPIDNamespace { learn(resolved, pidNamespace: event.pidNamespace, cgroupID: event.cgroupID) }
             return isSettled(resolved)
         }
         // The cgroup does not name it: a cgroup the resolver never saw (removed before this event
@@ -129,11 +131,22 @@ public final class Enricher {
             let found = context(for: identity)
             event.container = found
             processes.setContainer(found, pid: event.pid)
-            learn(found, pidNamespace: event.pidNamespace)
             return false
         }
-        event.container = containersByPIDNamespace[event.pidNamespace] ?? .unidentified
+        event.container = containerOfPIDNamespace(event.pidNamespace) ?? .unidentified
         return false
+    }
+
+    /// The container last seen in a pid namespace, unless its cgroup is gone (the namespace's
+    /// inode number may since name another container's namespace).
+    private func containerOfPIDNamespace(_ pidNamespace: UInt32) -> ContainerContext? {
+        guard let known = containersByPIDNamespace[pidNamespace] else { return nil }
+        if cgroups.exists(cgroupID: known.cgroupID) == false {
+            containersByPIDNamespace.removeValue(forKey: pidNamespace)
+            containerVersion &+= 1
+            return nil
+        }
+        return known.container
     }
 
     /// Whether a process's container context is final: the host, a named container, or one no
@@ -142,12 +155,12 @@ public final class Enricher {
         !container.isContainer || !container.name.isEmpty || metadata == nil
     }
 
-    /// Remembers the container of a pid namespace (its tasks that no cgroup names fall back to it).
-    private func learn(_ container: ContainerContext, pidNamespace: UInt32) {
-        if containersByPIDNamespace[pidNamespace] != container {
-            containersByPIDNamespace[pidNamespace] = container
-            containerVersion &+= 1
-        }
+    /// Remembers the container of a pid namespace and the cgroup that named it (its tasks that no
+    /// cgroup names fall back to it).
+    private func learn(_ container: ContainerContext, pidNamespace: UInt32, cgroupID: UInt64) {
+        if let known = containersByPIDNamespace[pidNamespace], known.container == container, known.cgroupID == cgroupID { return }
+        containersByPIDNamespace[pidNamespace] = (container, cgroupID)
+        containerVersion &+= 1
     }
 
     /// The container of a cgroup: cached per cgroup id; the first sight of a container fetches

@@ -2,6 +2,7 @@ import Foundation
 import VigilContainers
 import VigilEnrichment
 import VigilEvents
+import VigilTestSupport
 import XCTest
 
 /// The enricher keeps what it gave a process's events and hands it to the next ones; these tests
@@ -219,5 +220,30 @@ final class EnricherCacheTests: XCTestCase {
         // Moved to another container's cgroup: the cgroup says so.
         XCTAssertEqual(enriched(enricher, inside(open(initPID, ppid: runtime, "bash"), cgroupID: second, pidNamespace: Self.containerPIDNamespace)).container.fullID,
                        secondID)
+    }
+
+    func testAPIDNamespacesContainerHoldsOnlyWhileItsCgroupExists() throws {
+        // Pid namespace inode numbers are reused as soon as a namespace is freed: the next
+        // container's runtime init, before it joins its cgroup, may have the last one's number.
+        let resolver = CgroupResolver()
+        guard let mount = resolver.mount else { throw cannotRun("no cgroup v2 hierarchy: \(resolver.unavailableReason ?? "")") }
+        guard getuid() == 0 else { throw cannotRun("making cgroups and open_by_handle_at need root") }
+        let parent = "\(mount.mountPoint)/vigil-test-\(UUID().uuidString.prefix(8))", made = "\(parent)/docker/\(firstID)"
+        defer { for path in [made, "\(parent)/docker", parent] { rmdir(path) } }
+        for path in [parent, "\(parent)/docker", made] { XCTAssertEqual(mkdir(path, 0o755), 0, "mkdir \(path)") }
+        var info = stat(), root = stat()
+        XCTAssertEqual(stat(made, &info), 0)
+        XCTAssertEqual(stat(mount.mountPoint, &root), 0)
+        let enricher = Enricher(metadata: nil, seedProcesses: false, cgroups: resolver)
+        let shell = Self.absentPID, execInit = Self.absentPID + 1, nextInit = Self.absentPID + 2
+        let ns = Self.containerPIDNamespace
+        XCTAssertEqual(enriched(enricher, inside(open(shell, ppid: 1, "bash"), cgroupID: UInt64(info.st_ino), pidNamespace: ns)).container.fullID, firstID)
+        // docker exec: runc's init enters the namespace before the cgroup; the container still runs.
+        XCTAssertEqual(enriched(enricher, inside(open(execInit, ppid: 1, "runc:[2:INIT]"), cgroupID: UInt64(root.st_ino), pidNamespace: ns)).container.fullID,
+                       firstID)
+        // The container is gone (its cgroup removed); another one's init has the same namespace number.
+        XCTAssertEqual(rmdir(made), 0)
+        XCTAssertEqual(enriched(enricher, inside(open(nextInit, ppid: 1, "runc:[2:INIT]"), cgroupID: UInt64(root.st_ino), pidNamespace: ns)).container.id,
+                       "unknown", "not the container that had the namespace number before")
     }
 }
