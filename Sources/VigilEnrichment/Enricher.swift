@@ -6,6 +6,12 @@ import VigilEvents
 /// table), user and group names, and the container (cgroup id -> id and runtime; name, image and
 /// labels from the runtime's API). Never fails per event: unknown fields stay empty.
 ///
+/// The container is the one the event's cgroup names. Where the cgroup cannot name it (the cgroup
+/// was removed before the event was read, or a task outside the host's pid namespace is still in
+/// the root cgroup), it is the one the process inherited through fork (the process table carries
+/// it), else /proc's, else its pid namespace's while that container's cgroup exists, else
+/// `unknown`; never the host for a task outside the host's pid namespace.
+///
 /// What it adds is the same for every event of a process until something changes, so it is kept
 /// per process: the process context (ancestry, arguments, user and group names) and the container
 /// context are built once and handed to each following event (one retain each), until the process
