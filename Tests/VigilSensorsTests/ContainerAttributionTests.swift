@@ -129,4 +129,27 @@ final class ContainerAttributionTests: XCTestCase {
         XCTAssertTrue(inside.contains { $0.comm == "sort" && $0.fork?.isThread == true }, "sort made threads")
         assertEveryEvent(inside, isIn: (container.id, container.name))
     }
+
+    func testWhereCgroupIDsNameNoContainerProcessesAreNamedThroughProcAndTheirAncestry() throws {
+        // What a v1-only host looks like to the enricher (every task in the v2 root) or one whose
+        // runtime leaves the v2 hierarchy alone: the resolver here sees an empty tree, so no
+        // cgroup id names anything. The container's init is named through /proc while it runs,
+        // and every process after it through what it inherited by fork and kept by exec.
+        try DockerTestEngine.requireBashImage()
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-no-cgroups-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        let harness = try TraceHarness(metadata: true, cgroups: CgroupResolver(mount: .init(mountPoint: empty)))
+        let marker = "vigil-\(UUID().uuidString)", name = containerName()
+        let (id, events) = try harness.collectWhileRunning {
+            try Self.runContainer(name, marker, """
+                cat /etc/shadow; bash -c "cat /etc/shadow; true"; (cat /etc/shadow; (echo forked >/tmp/subshell)); \
+                seq 1 300000 >/tmp/numbers; sort --parallel=2 -S 100M /tmp/numbers -o /tmp/sorted; true
+                """)
+        }
+        let inside = try eventsOfPIDNamespace(execing: marker, in: events)
+        XCTAssertEqual(inside.filter { $0.comm == "cat" && $0.open?.path == "/etc/shadow" && ($0.open?.result ?? -1) >= 0 }.count, 3)
+        XCTAssertTrue(inside.contains { $0.comm == "sort" && $0.fork?.isThread == true }, "sort made threads")
+        assertEveryEvent(inside, isIn: (id, name))
+    }
 }
