@@ -26,7 +26,7 @@ public final class Enricher {
     private let users: [UInt32: String]
     private let groups: [UInt32: String]
     private var containers: [UInt64: ContainerContext] = [:]
-    /// Containers by pid namespace, learned from events whose cgroup (or /proc) named the
+    /// Containers by pid namespace, learned from events whose cgroup named the
     /// container, with that cgroup's id: a pid namespace's inode number is reused as soon as it
     /// is freed, so an entry holds only while its container's cgroup still exists.
     private var containersByPIDNamespace: [UInt32: (container: ContainerContext, cgroupID: UInt64)] = [:]
