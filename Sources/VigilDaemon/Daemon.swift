@@ -385,6 +385,8 @@ enum MetricsEndpoint {
         out += "vigil_stream_records_total \(snapshot.stream.records)\n"
         out += "# HELP vigil_stream_undecodable_total Records that did not decode.\n# TYPE vigil_stream_undecodable_total counter\n"
         out += "vigil_stream_undecodable_total \(snapshot.stream.undecodable)\n"
+        out += "# HELP vigil_stream_filtered_total State changes (exec, fork, exit) the filters dropped after enrichment.\n"
+        out += "# TYPE vigil_stream_filtered_total counter\nvigil_stream_filtered_total \(snapshot.stream.filtered)\n"
         out += "# HELP vigil_rules_enabled Rules loaded and enabled.\n# TYPE vigil_rules_enabled gauge\n"
         out += "vigil_rules_enabled \(snapshot.rules.enabled)\n"
         out += "# HELP vigil_stream_dropped_lines_total Lines of the API's event and alert streams dropped for slow clients.\n"

@@ -67,6 +67,9 @@ public final class Sensors {
     private let sharedMaps: BPFObject
     /// What the file sensor's path maps hold now.
     private var installed = InstalledOpenPaths()
+    /// The filters as they apply to state changes, which the kernel never drops (`EventStream`
+    /// applies them after enrichment).
+    private(set) var stateChangeFilter: StateChangeFilter
 
     /// The process sensor's hooks: scheduler BTF tracepoints, else raw tracepoints.
     public static let processHooks: [Hook] = ["exec", "fork", "exit"].map { hook in
@@ -131,6 +134,7 @@ public final class Sensors {
         sharedMaps = shared
         ring = try shared.map(named: "events")
         installed = outcomes.first { $0.0.name == "file" }?.1 ?? InstalledOpenPaths()
+        stateChangeFilter = StateChangeFilter(filter)
         // The sets are in since before load; the pushdown's switches follow what the file sensor installed.
         if files { try Self.writeSwitches(filter, to: shared, openPaths: installed) }
     }
@@ -146,6 +150,7 @@ public final class Sensors {
     /// stale ones deleted, then the new switch is set; an open some rule, old or new, may match
     /// is never dropped during the change. Kill entries stay active throughout.
     public func apply(_ filter: KernelFilter) throws {
+        stateChangeFilter = StateChangeFilter(filter)
         let shared = sharedMaps
         guard let file = fileObject else { return try Self.write(filter, to: shared) }
         let configMap = try TypedMap<UInt32, vigil_filter_config>(shared.map(named: "filter"))

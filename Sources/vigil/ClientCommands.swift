@@ -168,7 +168,7 @@ struct StatusCommand: ParsableCommand {
         let pushdown = status["pushdown"] as? [String: Any] ?? [:]
         lines.append("kernel pushdown \((pushdown["applied"] as? Bool) == true ? "applied" : "not applied"): " + ((pushdown["summary"] as? [String]) ?? []).joined(separator: "; "))
         let stream = status["stream"] as? [String: Any]
-        lines.append("events: \(int(stream, "records")) read, \(int(stream, "delivered")) checked, \(int(stream, "undecodable")) undecodable; alerts: \(int(status["alerts"], "total"))")
+        lines.append("events: \(int(stream, "records")) read, \(int(stream, "delivered")) checked, \(int(stream, "filtered")) filtered after enrichment, \(int(stream, "undecodable")) undecodable; alerts: \(int(status["alerts"], "total"))")
         if let actions = (status["consumers"] as? [String: Any])?["actions"] as? [String: Any] {
             let rows = (actions["actions"] as? [[String: Any]] ?? []).map { action in
                 "\(action["name"] as? String ?? "") \(int(action, "sent")) sent, \(int(action, "failed")) failed, \(int(action, "dropped")) dropped"
