@@ -372,6 +372,7 @@ enum MetricsEndpoint {
             ("vigil_sensor_events_total", "Events the sensor emitted to the ring, per CPU.", \.emitted),
             ("vigil_sensor_filtered_total", "Events dropped by the in-kernel filters, per CPU.", \.filtered),
             ("vigil_sensor_lost_total", "Events lost because the ring was full, per CPU.", \.lost),
+            ("vigil_sensor_killed_total", "Processes sent SIGKILL in the kernel by kernel_kill rules, per CPU.", \.killed),
         ]
         for (name, help, field) in families {
             out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"

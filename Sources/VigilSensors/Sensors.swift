@@ -32,10 +32,13 @@ public struct KernelFilter: Sendable, Equatable {
     public init() {}
 }
 
-/// Counts of one sensor, summed over CPUs.
+/// Counts of one sensor (on one CPU, or summed over CPUs).
 public struct SensorCounters: Sendable, Equatable {
+    /// Records written to the ring.
     public var emitted: UInt64 = 0
+    /// Events dropped by the in-kernel filters.
     public var filtered: UInt64 = 0
+    /// Events lost because the ring was full.
     public var lost: UInt64 = 0
     /// Processes sent SIGKILL by a `kernel_kill` rule.
     public var killed: UInt64 = 0
@@ -46,6 +49,11 @@ public struct SensorCounters: Sendable, Equatable {
         self.filtered = filtered
         self.lost = lost
         self.killed = killed
+    }
+
+    /// The sum of two counts.
+    public static func + (a: SensorCounters, b: SensorCounters) -> SensorCounters {
+        SensorCounters(emitted: a.emitted + b.emitted, filtered: a.filtered + b.filtered, lost: a.lost + b.lost, killed: a.killed + b.killed)
     }
 }
 
@@ -202,15 +210,22 @@ public final class Sensors {
 
     /// Per-sensor counters, summed over CPUs.
     public func counters() throws -> [String: SensorCounters] {
-        var result: [String: SensorCounters] = [:]
-        for sensor in loaded {
+        Dictionary(uniqueKeysWithValues: try countersPerCPU().map { ($0.name, $0.perCPU.reduce(SensorCounters(), +)) })
+    }
+
+    /// Per sensor (in load order), its counters per CPU (index = CPU number): the one place the
+    /// kernel's `counters` maps are read (emitted, filtered, lost, killed).
+    public func countersPerCPU() throws -> [(name: String, perCPU: [SensorCounters])] {
+        let keys = [VIGIL_COUNTER_EMITTED, VIGIL_COUNTER_FILTERED, VIGIL_COUNTER_LOST, VIGIL_COUNTER_KILLED].map { UInt32($0.rawValue) }
+        return try loaded.map { sensor in
             let map = try PerCPUMap<UInt32, UInt64>(sensor.variants.object.map(named: "counters"))
-            result[sensor.name] = SensorCounters(emitted: try map.sum(UInt32(VIGIL_COUNTER_EMITTED.rawValue)),
-                                                 filtered: try map.sum(UInt32(VIGIL_COUNTER_FILTERED.rawValue)),
-                                                 lost: try map.sum(UInt32(VIGIL_COUNTER_LOST.rawValue)),
-                                                 killed: try map.sum(UInt32(VIGIL_COUNTER_KILLED.rawValue)))
+            let values = try keys.map { try map.lookup($0) ?? [] }
+            let cpus = values.map(\.count).max() ?? 0
+            func value(_ counter: Int, _ cpu: Int) -> UInt64 { cpu < values[counter].count ? values[counter][cpu] : 0 }
+            return (sensor.name, (0..<cpus).map { cpu in
+                SensorCounters(emitted: value(0, cpu), filtered: value(1, cpu), lost: value(2, cpu), killed: value(3, cpu))
+            })
         }
-        return result
     }
 
     /// Every hook's report: the active variant and why others did not run.
