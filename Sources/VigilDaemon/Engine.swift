@@ -211,14 +211,8 @@ public final class Engine: @unchecked Sendable {
         var filter = KernelFilter()
         var applied = false
         if let pushdown, let rules = state.rules, !rules.rules.isEmpty {
-            var paths = pushdown.openPaths
-            if !pushdownEnabled || watching { paths.filtering = false }
-            filter.openPaths = paths
-            if pushdownEnabled, !watching {
-                filter.containersOnly = pushdown.containersOnly
-                filter.includeComms = pushdown.comms ?? []
-                applied = true
-            }
+            applied = pushdownEnabled && !watching
+            filter.add(pushdown, filtering: applied)
         }
         state.pushdownApplied = applied
         var failure: String?

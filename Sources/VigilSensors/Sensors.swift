@@ -30,6 +30,21 @@ public struct KernelFilter: Sendable, Equatable {
 
     /// No filtering (but Vigil's own process is ignored).
     public init() {}
+
+    /// Adds what the rules let the kernel drop (`RuleSet.pushdown`): their path filter and
+    /// in-kernel kills, and, when `filtering`, their common restrictions (containers only,
+    /// command names; command names the filter already has are kept). Without `filtering` (a
+    /// consumer needs every event) the path maps stay installed for `kernel_kill`, their filter
+    /// switched off. `vigil trace --alerts` and the daemon both build their filters this way.
+    public mutating func add(_ pushdown: KernelPushdown, filtering: Bool = true) {
+        openPaths = pushdown.openPaths
+        guard filtering else {
+            openPaths?.filtering = false
+            return
+        }
+        if pushdown.containersOnly { containersOnly = true }
+        if let comms = pushdown.comms, includeComms.isEmpty { includeComms = comms }
+    }
 }
 
 /// Counts of one sensor (on one CPU, or summed over CPUs).

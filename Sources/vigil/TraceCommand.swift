@@ -114,9 +114,7 @@ struct Trace: ParsableCommand {
             // What the rules let the kernel do: only the needed kinds, their common filters.
             if let pushdown = ruleSet?.pushdown {
                 kinds.formIntersection(pushdown.kinds)
-                if pushdown.containersOnly { filter.containersOnly = true }
-                if let comms = pushdown.comms, filter.includeComms.isEmpty { filter.includeComms = comms }
-                filter.openPaths = pushdown.openPaths
+                filter.add(pushdown)
                 Log.info("rules: \(ruleSet?.rules.count ?? 0) enabled; " + pushdown.summary.joined(separator: "; "))
             }
         }
