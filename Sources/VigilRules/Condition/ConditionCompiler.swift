@@ -16,7 +16,12 @@ public enum ConditionCompiler {
     /// - Throws: `RuleError` at the exact line and column of the problem (inside the macro's own
     ///   text for an error in a macro).
     public static func compile(_ text: String, at location: SourceLocation, context: ConditionContext) throws(RuleError) -> CompiledCondition {
-        let source = ConditionSource(text, at: location)
+        try compile(text, segments: [SourceSegment(offset: 0, start: location)], context: context)
+    }
+
+    /// Compiles a text joined from parts written in different places (`segments`).
+    static func compile(_ text: String, segments: [SourceSegment], context: ConditionContext) throws(RuleError) -> CompiledCondition {
+        let source = ConditionSource(text, segments: segments)
         let expression = try ConditionParser.parse(source)
         var builder = PlanBuilder(context: context)
         let root = try builder.build(expression, in: source)
@@ -75,10 +80,17 @@ struct PlanBuilder {
             let cycle = (expanding[start...] + [name]).joined(separator: " -> ")
             throw source.error("macro '\(name)' refers to itself (\(cycle))", at: range.lowerBound)
         }
-        let (macroSource, body) = try context.parsedMacro(name, text: macro.text, location: macro.location)
         expanding.append(name)
         defer { expanding.removeLast() }
-        return try build(body, in: macroSource).explained(as: name)
+        do {
+            let (macroSource, body) = try context.parsedMacro(name, text: macro.text, location: macro.location)
+            return try build(body, in: macroSource).explained(as: name)
+        } catch {
+            // The innermost macro is added first: the path reads outermost first.
+            var error = error
+            error.macroPath.insert(name, at: 0)
+            throw error
+        }
     }
 
     // MARK: Comparisons
