@@ -118,6 +118,7 @@ struct Trace: ParsableCommand {
                 if let comms = pushdown.comms, filter.includeComms.isEmpty { filter.includeComms = comms }
                 filter.openPaths = pushdown.openPaths
                 Log.info("rules: \(ruleSet?.rules.count ?? 0) enabled; " + pushdown.summary.joined(separator: "; "))
+                for warning in ruleSet?.warnings ?? [] { Log.info("rules: \(warning)") }
             }
         }
         let fileHooks = Sensors.fileHooks.map { hook in
