@@ -103,21 +103,28 @@ public struct RuleSet: Sendable {
         var lists: [String: RuleList] = [:]
         var macros: [String: RuleMacro] = [:]
         var macroSegments: [String: [SourceSegment]] = [:]
+        var listItemLocations: [String: [SourceLocation]] = [:]
         var rules: [Rule] = []
         for (_, items) in files {
             for item in items {
                 switch item {
                 case .list(let list, let merge):
                     let expanded = list.items.flatMap { lists[$0]?.items ?? [$0] }
+                    let origins = list.items.flatMap { item -> [SourceLocation] in
+                        guard let nested = lists[item] else { return [list.location] }
+                        return listItemLocations[item] ?? Array(repeating: nested.location, count: nested.items.count)
+                    }
                     if let existing = lists[list.name], merge != .define {
                         let replace = if case .override(let modes) = merge { modes["items"] == .replace } else { false }
                         lists[list.name]?.items = replace ? expanded : existing.items + expanded
+                        listItemLocations[list.name] = replace ? origins : (listItemLocations[list.name] ?? []) + origins
                     } else if merge != .define {
                         errors.append(RuleError(location: list.location, message: "list '\(list.name)' is appended to or overridden but was never defined"))
                     } else {
                         var defined = list
                         defined.items = expanded
                         lists[list.name] = defined
+                        listItemLocations[list.name] = origins
                     }
                 case .macro(let macro, let merge):
                     if let existing = macros[macro.name], merge != .define {
@@ -144,6 +151,7 @@ public struct RuleSet: Sendable {
         var context = ConditionContext(macros: macros.mapValues { (text: $0.condition, location: $0.location) },
                                        lists: lists.mapValues(\.items))
         context.macroSegments = macroSegments
+        context.listItemLocations = listItemLocations
         var compiled: [CompiledRule] = []
         var disabled: [String] = []
         var skipped: [SkippedRule] = []

@@ -204,6 +204,19 @@ final class FalcoLoadingTests: XCTestCase {
                        ["user.yaml:2:18: unknown field 'fd.typechar', used by rule 'Shell' at default.yaml:3:9"])
     }
 
+    /// A user file's list item breaking a default rule: the error is at the rule's use of the
+    /// list, and names the list and where the item was written.
+    func testAListItemFromAnotherFileIsNamedWithItsPlace() {
+        let base = "- list: admins\n  items: [0]\n- rule: Admin shell\n  desc: d\n  condition: evt.type = execve and user.uid in (admins)\n  output: o\n  priority: INFO\n"
+        let user = "- list: admins\n  items: [root]\n  append: true\n"
+        let found = errors {
+            _ = try RuleSet(files: [("default.yaml", try YAMLRules.load(base, file: "default.yaml")),
+                                    ("user.yaml", try YAMLRules.load(user, file: "user.yaml"))])
+        }
+        XCTAssertEqual(found.map(\.description),
+                       ["default.yaml:5:49: user.uid is a number (uint), 'root' is not (an item of list 'admins' at user.yaml:1:9) (rule 'Admin shell')"])
+    }
+
     /// Falco's real stock ruleset, when a copy is at $VIGIL_FALCO_RULES (falcosecurity/rules
     /// rules/falco_rules.yaml): as it is, every rule Vigil cannot compile is an error of its own
     /// (no single rule stops the others from being checked); with skip-if-unknown-filter set on

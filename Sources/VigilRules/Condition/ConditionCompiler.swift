@@ -101,6 +101,8 @@ struct PlanBuilder {
         var offset: Int
         /// The list it came from, for messages.
         var list: String?
+        /// Where that list item was written, when known (it may be in another file).
+        var origin: SourceLocation? = nil
         var text: String { String(decoding: bytes, as: UTF8.self) }
         /// The bytes without loss, for plan keys: the length, then the text or, when it is not
         /// UTF-8, the bytes in hex.
@@ -243,7 +245,11 @@ struct PlanBuilder {
 
     private func resolveValues(_ rhs: ConditionRightHandSide, in source: ConditionSource) throws(RuleError) -> [Value] {
         func expand(_ name: String, _ items: [String], at offset: Int) -> [Value] {
-            items.map { Value(bytes: Self.listItemValue($0), offset: offset, list: name) }
+            let origins = context.listItemLocations[name]
+            return items.enumerated().map { index, item in
+                Value(bytes: Self.listItemValue(item), offset: offset, list: name,
+                      origin: origins.flatMap { index < $0.count ? $0[index] : nil })
+            }
         }
         switch rhs {
         case .none:
@@ -283,7 +289,7 @@ struct PlanBuilder {
     }
 
     private func typeError(_ value: Value, _ message: String, in source: ConditionSource) -> RuleError {
-        source.error(message + (value.list.map { " (an item of list '\($0)')" } ?? ""), at: value.offset)
+        source.error(message + (value.list.map { " (an item of list '\($0)'" + (value.origin.map { " at \($0)" } ?? "") + ")" } ?? ""), at: value.offset)
     }
 
     private func unsigned(_ value: Value, label: String, in source: ConditionSource) throws(RuleError) -> UInt64 {

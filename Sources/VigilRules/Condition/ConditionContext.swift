@@ -12,6 +12,9 @@ public struct ConditionContext: Sendable {
     /// Macros joined from parts written in different places (appended to in another file):
     /// where each part starts, so errors point into the right file.
     var macroSegments: [String: [SourceSegment]] = [:]
+    /// Where each item of a list was written (parallel to `lists`), so an error on an item
+    /// names its place, which may be another file than the rule's.
+    var listItemLocations: [String: [SourceLocation]] = [:]
     /// Parsed macros, by name; an entry is reused only while its text and location are unchanged.
     let cache = MacroCache()
 
