@@ -196,8 +196,11 @@ public struct RuleSet: Sendable {
 
     /// Why a compiled condition can never be true for an event Vigil produces, or nil.
     static func neverMatches(_ condition: CompiledCondition) -> String? {
-        if condition.constantValue == false { return nil } // never_true on purpose: a switched-off rule
-        guard condition.kinds.isEmpty else { return nil }
+        guard condition.kinds.isEmpty || condition.constantValue == false else { return nil }
+        if condition.constantValue == false {
+            return "its condition is false for every event Vigil produces (it folds to false when compiled: never_true, "
+                + "evt.dir = > while Vigil's events are syscall exits, ...)"
+        }
         if !condition.unproducedEventTypes.isEmpty {
             return "its condition needs events Vigil does not produce (evt.type "
                 + condition.unproducedEventTypes.joined(separator: ", ") + ")"

@@ -107,7 +107,7 @@ final class FalcoLoadingTests: XCTestCase {
     }
 
     /// A rule on events Vigil never produces loads (as in Falco, where it would wait for them)
-    /// with a warning saying so; `never_true` rules are switched off on purpose and not warned.
+    /// with a warning saying so; so does a rule whose condition is false for every event.
     func testARuleOnEventsVigilNeverProducesLoadsWithAWarning() throws {
         let text = Self.falcoStyle.replacingOccurrences(of: "- rule: Strict read", with: "- rule: Strict read\n  enabled: false")
             + "\n- macro: never_true\n  condition: (evt.num=0)\n- rule: Off\n  desc: d\n  condition: never_true and proc.name = x\n  output: o\n  priority: INFO\n"
@@ -116,8 +116,10 @@ final class FalcoLoadingTests: XCTestCase {
         XCTAssertTrue(connect.condition.kinds.isEmpty)
         XCTAssertEqual(connect.condition.unproducedEventTypes, ["connect"])
         let never = set.warnings.filter { $0.message.contains("never matches") }
-        XCTAssertEqual(never.map(\.description),
-                       ["falco_style.yaml:26:9: warning: rule 'Outbound connection' is loaded but never matches: its condition needs events Vigil does not produce (evt.type connect)"])
+        XCTAssertEqual(never.map(\.description), [
+            "falco_style.yaml:26:9: warning: rule 'Outbound connection' is loaded but never matches: its condition needs events Vigil does not produce (evt.type connect)",
+            "falco_style.yaml:33:9: warning: rule 'Off' is loaded but never matches: its condition is false for every event Vigil produces (it folds to false when compiled: never_true, evt.dir = > while Vigil's events are syscall exits, ...)",
+        ])
     }
 
     /// Every error of every rule is reported, not only the first, each naming its rule.
