@@ -100,6 +100,7 @@ public enum Daemon {
         let rules: RuleSet
         do { rules = try store.load() } catch { throw DaemonError("rules: \(error)") }
         logger.info("rules: \(rules.rules.count) enabled from \(store.list().count) rule sets (\(config.rulesDirectory)\(config.defaultRules ? " + the embedded defaults" : ""))")
+        for warning in rules.warnings { logger.warning("rules: \(warning)") }
 
         let engine: Engine
         let loading = DispatchTime.now().uptimeNanoseconds
@@ -205,6 +206,7 @@ final class Reloader: Sendable {
             let rules = try store.load(defaults: config.defaultRules)
             engine.setRules(rules)
             logger.notice("reload: \(rules.rules.count) rules enabled from \(store.list().count) rule sets")
+            for warning in rules.warnings { logger.warning("reload: rules: \(warning)") }
         } catch {
             logger.error("reload: the rules that were running keep running: \(error)")
         }

@@ -116,6 +116,7 @@ struct Trace: ParsableCommand {
                 kinds.formIntersection(pushdown.kinds)
                 filter.add(pushdown)
                 Log.info("rules: \(ruleSet?.rules.count ?? 0) enabled; " + pushdown.summary.joined(separator: "; "))
+                for warning in ruleSet?.warnings ?? [] { Log.info("rules: \(warning)") }
             }
         }
         let fileHooks = Sensors.fileHooks.map { hook in
