@@ -3,7 +3,8 @@
  *
  * Hooks (variants chosen by VigilSensors/ProcessSensor.swift): the scheduler's BTF tracepoints
  * (tp_btf), falling back to raw tracepoints (raw_tp) with the same bodies. Neither needs tracefs
- * and neither taxes unrelated syscalls. */
+ * and neither taxes unrelated syscalls. State changes pass every filter (only Vigil's own are
+ * dropped): the filters apply to them in userspace, after they updated the process table. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -26,8 +27,8 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
     __u32 pos = 0, len;
     long n;
 
-    if (vigil_filtered())
-        return 0;
+    if (vigil_is_self())
+        return 0; /* state changes are never filtered here: see vigil_filtered */
     s = vigil_scratch();
     if (!s)
         return 0;
@@ -101,8 +102,8 @@ static __always_inline int handle_fork(struct task_struct *parent, struct task_s
 {
     struct vigil_fork_event *e;
 
-    if (vigil_filtered())
-        return 0;
+    if (vigil_is_self())
+        return 0; /* state changes are never filtered here: see vigil_filtered */
     e = vigil_reserve(sizeof(*e));
     if (!e)
         return 0;
@@ -135,8 +136,8 @@ static __always_inline int handle_exit(struct task_struct *task)
 
     if ((__u32)pid_tgid != pid_tgid >> 32)
         return 0; /* a thread, not the process */
-    if (vigil_filtered())
-        return 0;
+    if (vigil_is_self())
+        return 0; /* state changes are never filtered here: see vigil_filtered */
     e = vigil_reserve(sizeof(*e));
     if (!e)
         return 0;

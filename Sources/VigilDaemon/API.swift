@@ -237,12 +237,14 @@ struct SensorStatus: Encodable {
         var emitted: UInt64
         var filtered: UInt64
         var lost: UInt64
+        var killed: UInt64
     }
     var name: String
     var hooks: [HookReport]
     var emitted: UInt64
     var filtered: UInt64
     var lost: UInt64
+    var killed: UInt64
     var perCpu: [CPU]
 
     init(_ sensor: SensorSnapshot) {
@@ -251,7 +253,10 @@ struct SensorStatus: Encodable {
         emitted = sensor.total.emitted
         filtered = sensor.total.filtered
         lost = sensor.total.lost
-        perCpu = sensor.perCPU.enumerated().map { CPU(cpu: $0.offset, emitted: $0.element.emitted, filtered: $0.element.filtered, lost: $0.element.lost) }
+        killed = sensor.total.killed
+        perCpu = sensor.perCPU.enumerated().map {
+            CPU(cpu: $0.offset, emitted: $0.element.emitted, filtered: $0.element.filtered, lost: $0.element.lost, killed: $0.element.killed)
+        }
     }
 }
 

@@ -100,6 +100,7 @@ public enum Daemon {
         let rules: RuleSet
         do { rules = try store.load() } catch { throw DaemonError("rules: \(error)") }
         logger.info("rules: \(rules.rules.count) enabled from \(store.list().count) rule sets (\(config.rulesDirectory)\(config.defaultRules ? " + the embedded defaults" : ""))")
+        for warning in rules.warnings { logger.warning("rules: \(warning)") }
 
         let engine: Engine
         let loading = DispatchTime.now().uptimeNanoseconds
@@ -205,6 +206,7 @@ final class Reloader: Sendable {
             let rules = try store.load(defaults: config.defaultRules)
             engine.setRules(rules)
             logger.notice("reload: \(rules.rules.count) rules enabled from \(store.list().count) rule sets")
+            for warning in rules.warnings { logger.warning("reload: rules: \(warning)") }
         } catch {
             logger.error("reload: the rules that were running keep running: \(error)")
         }
@@ -372,6 +374,7 @@ enum MetricsEndpoint {
             ("vigil_sensor_events_total", "Events the sensor emitted to the ring, per CPU.", \.emitted),
             ("vigil_sensor_filtered_total", "Events dropped by the in-kernel filters, per CPU.", \.filtered),
             ("vigil_sensor_lost_total", "Events lost because the ring was full, per CPU.", \.lost),
+            ("vigil_sensor_killed_total", "Processes sent SIGKILL in the kernel by kernel_kill rules, per CPU.", \.killed),
         ]
         for (name, help, field) in families {
             out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
@@ -385,6 +388,8 @@ enum MetricsEndpoint {
         out += "vigil_stream_records_total \(snapshot.stream.records)\n"
         out += "# HELP vigil_stream_undecodable_total Records that did not decode.\n# TYPE vigil_stream_undecodable_total counter\n"
         out += "vigil_stream_undecodable_total \(snapshot.stream.undecodable)\n"
+        out += "# HELP vigil_stream_filtered_total State changes (exec, fork, exit) the filters dropped after enrichment.\n"
+        out += "# TYPE vigil_stream_filtered_total counter\nvigil_stream_filtered_total \(snapshot.stream.filtered)\n"
         out += "# HELP vigil_rules_enabled Rules loaded and enabled.\n# TYPE vigil_rules_enabled gauge\n"
         out += "vigil_rules_enabled \(snapshot.rules.enabled)\n"
         out += "# HELP vigil_stream_dropped_lines_total Lines of the API's event and alert streams dropped for slow clients.\n"

@@ -15,7 +15,7 @@ public struct SensorSnapshot: Sendable, Equatable {
     public var name: String
     /// Per hook: the active variant and why the others did not run.
     public var hooks: [HookReport]
-    /// Emitted, filtered in the kernel and lost, summed over CPUs.
+    /// Emitted, filtered in the kernel, lost and killed in the kernel, summed over CPUs.
     public var total: SensorCounters
     /// The same per CPU (index = CPU number).
     public var perCPU: [SensorCounters]
@@ -62,7 +62,6 @@ public final class Engine: @unchecked Sendable {
     // Driven only by the event thread once `run` started (house rule: one thread per libbpf object).
     private let sensors: Sensors
     private let stream: EventStream
-    private let counterMaps: [(name: String, map: PerCPUMap<UInt32, UInt64>)]
     private let consumers: [AlertConsumer]
     private let logger: Logger
     private let pushdownEnabled: Bool
@@ -82,7 +81,6 @@ public final class Engine: @unchecked Sendable {
         metadata.follow(watcher)
         sensors = try Sensors(files: true, filter: KernelFilter(), ringBytes: ringBytes)
         stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: Set(EventKind.allCases))
-        counterMaps = try sensors.loaded.map { ($0.name, try PerCPUMap<UInt32, UInt64>($0.variants.object.map(named: "counters"))) }
         events = StreamHub(name: "events")
         self.alerts = alerts
         metrics = DaemonMetrics()
@@ -213,14 +211,8 @@ public final class Engine: @unchecked Sendable {
         var filter = KernelFilter()
         var applied = false
         if let pushdown, let rules = state.rules, !rules.rules.isEmpty {
-            var paths = pushdown.openPaths
-            if !pushdownEnabled || watching { paths.filtering = false }
-            filter.openPaths = paths
-            if pushdownEnabled, !watching {
-                filter.containersOnly = pushdown.containersOnly
-                filter.includeComms = pushdown.comms ?? []
-                applied = true
-            }
+            applied = pushdownEnabled && !watching
+            filter.add(pushdown, filtering: applied)
         }
         state.pushdownApplied = applied
         var failure: String?
@@ -240,22 +232,15 @@ public final class Engine: @unchecked Sendable {
 
     private func refreshSnapshot(_ state: LoopState) {
         var snapshot = EngineSnapshot()
-        let keys = [VIGIL_COUNTER_EMITTED, VIGIL_COUNTER_FILTERED, VIGIL_COUNTER_LOST].map { UInt32($0.rawValue) }
-        for (index, loaded) in sensors.loaded.enumerated() {
-            var perCPU: [SensorCounters] = []
-            if index < counterMaps.count {
-                let values = keys.map { (try? counterMaps[index].map.lookup($0)) ?? nil }
-                let cpus = values.compactMap { $0?.count }.max() ?? 0
-                perCPU = (0..<cpus).map { cpu in
-                    SensorCounters(emitted: values[0]?[cpu] ?? 0, filtered: values[1]?[cpu] ?? 0, lost: values[2]?[cpu] ?? 0)
-                }
+        do {
+            let counters = try sensors.countersPerCPU()
+            snapshot.sensors = zip(sensors.loaded, counters).map { loaded, counters in
+                SensorSnapshot(name: loaded.name, hooks: loaded.variants.reports, total: counters.perCPU.reduce(SensorCounters(), +),
+                               perCPU: counters.perCPU)
             }
-            let total = perCPU.reduce(into: SensorCounters()) { sum, c in
-                sum.emitted += c.emitted
-                sum.filtered += c.filtered
-                sum.lost += c.lost
-            }
-            snapshot.sensors.append(SensorSnapshot(name: loaded.name, hooks: loaded.variants.reports, total: total, perCPU: perCPU))
+        } catch {
+            logger.error("cannot read the sensors' counters: \(error)")
+            snapshot.sensors = latest.withLock { $0.sensors }
         }
         snapshot.stream = stream.statistics
         snapshot.pushdown = state.rules?.pushdown

@@ -11,10 +11,13 @@ public struct ProcessRecord: Sendable, Equatable {
     public var cwd: ByteString?
     public var ttyNumber: UInt32?
     public var loginUID: UInt32?
+    /// When the process started (its clone), ns since boot (the kernel's start_boottime); nil
+    /// when unknown. Gives every event its `proc.duration`.
+    public var startTimeNs: UInt64? = nil
     /// The container the process was last found in; a fork hands it to the child and an exec
     /// keeps it, so a process whose cgroup cannot name its container (gone before it was seen,
     /// or not yet joined) still has its ancestors' one. nil: not known.
-    public var container: ContainerContext?
+    public var container: ContainerContext? = nil
 }
 
 /// The process tree: seeded from /proc at start (so processes that already run are known), then
@@ -57,6 +60,8 @@ public final class ProcessTable {
         let rest = String(decoding: stat[(close + 2)...], as: UTF8.self).split(separator: " ")
         guard rest.count > 4, let ppid = UInt32(rest[1]) else { return nil }
         let tty = UInt32(rest[4]) ?? 0
+        // Field 22, starttime: clock ticks since boot (the kernel's start_boottime).
+        let startTimeNs = rest.count > 19 ? UInt64(rest[19]).map { $0 &* (1_000_000_000 / clockTicksPerSecond) } : nil
         var arguments: [ByteString]?
         if let cmdline = try? Data(contentsOf: URL(fileURLWithPath: "\(dir)/cmdline")), !cmdline.isEmpty {
             arguments = cmdline.split(separator: 0, omittingEmptySubsequences: false).map { ByteString($0) }
@@ -67,8 +72,14 @@ public final class ProcessTable {
         }
         let loginUID = (try? String(contentsOfFile: "\(dir)/loginuid", encoding: .utf8)).flatMap { UInt32($0) }
         return ProcessRecord(pid: pid, ppid: ppid, comm: comm, executablePath: link("exe"), arguments: arguments,
-                             cwd: link("cwd"), ttyNumber: tty, loginUID: loginUID, container: nil)
+                             cwd: link("cwd"), ttyNumber: tty, loginUID: loginUID, startTimeNs: startTimeNs)
     }
+
+    /// sysconf(_SC_CLK_TCK): the unit of /proc/PID/stat's times (100 on Linux).
+    static let clockTicksPerSecond: UInt64 = {
+        let ticks = sysconf(Int32(_SC_CLK_TCK))
+        return ticks > 0 ? UInt64(ticks) : 100
+    }()
 
     /// Updates the table from `event` and fills `event.process` (not the user names).
     public func apply(_ event: inout Event) {
@@ -85,12 +96,14 @@ public final class ProcessTable {
             records[event.pid] = ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm,
                                                executablePath: x.executablePath, arguments: x.arguments, cwd: x.cwd,
                                                ttyNumber: x.ttyNumber, loginUID: x.loginUID,
+                                               startTimeNs: x.startTimeNs != 0 ? x.startTimeNs : records[event.pid]?.startTimeNs,
                                                container: records[event.pid]?.container)
             version &+= 1
         case .fork(let f) where !f.isThread:
             var child = records[event.pid] ?? ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm)
             child.pid = f.childPID
             child.ppid = event.pid
+            child.startTimeNs = f.childStartTimeNs != 0 ? f.childStartTimeNs : nil
             records[f.childPID] = child
             version &+= 1
         default:
@@ -127,6 +140,7 @@ public final class ProcessTable {
         context.cwd = record?.cwd
         context.ttyNumber = record?.ttyNumber
         context.loginUID = record?.loginUID
+        context.startTimeNs = record?.startTimeNs
         var names: [ByteString] = [], pids: [UInt32] = []
         var next = ppid
         while pids.count < maxAncestors, next != 0, let ancestor = records[next] {

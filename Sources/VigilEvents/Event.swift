@@ -263,6 +263,12 @@ public struct ProcessContext: Sendable {
         get { current.groupName }
         set { mutableStorage().groupName = newValue }
     }
+    /// When the process started (its clone), ns since boot like `Event.bootTimeNs`; nil when
+    /// unknown. `proc.duration` is the event's time minus this.
+    public var startTimeNs: UInt64? {
+        get { current.startTimeNs }
+        set { mutableStorage().startTimeNs = newValue }
+    }
 
     /// An empty context.
     public init() { storage = nil }
@@ -298,6 +304,7 @@ public struct ProcessContext: Sendable {
         var userName: String?
         var loginUserName: String?
         var groupName: String?
+        var startTimeNs: UInt64?
         let rendered = RenderedJSON()
 
         init() {}
@@ -314,6 +321,7 @@ public struct ProcessContext: Sendable {
             userName = other.userName
             loginUserName = other.loginUserName
             groupName = other.groupName
+            startTimeNs = other.startTimeNs
         }
     }
 }

@@ -74,6 +74,16 @@ public enum EventJSON {
         event.process.userName = str("user.name")?.string
         event.process.loginUserName = str("user.loginname")?.string
         event.process.groupName = str("group.name")?.string
+        // proc.duration is the process's age on every event: replayed, the event's clock is
+        // evt.rawtime and the process started that long before it.
+        event.bootTimeNs = event.timeNs
+        if let duration: UInt64 = num("proc.duration"), duration <= event.timeNs {
+            event.process.startTimeNs = event.timeNs - duration
+            if case .exec(var x) = event.payload {
+                x.startTimeNs = event.timeNs - duration
+                event.payload = .exec(x)
+            }
+        }
         if let runtime = str("container.runtime")?.string {
             var labels: [String: String] = [:]
             if case .object(let l)? = o["container.labels"] {

@@ -212,9 +212,8 @@ public enum Fields {
             guard case .exit(let x) = e.payload else { return nil }
             return .uint(UInt64(x.signal))
         },
-        .init("proc.duration", .uint, [.exit], "How long the process ran, in nanoseconds.") { e, _ in
-            guard case .exit(let x) = e.payload else { return nil }
-            return .uint(x.durationNs)
+        .init("proc.duration", .uint, "The process's age at the event, in nanoseconds: the event's time minus the process's start (its clone), on every event (Falco's meaning; on exit, how long it ran). Missing when the start is unknown.") { e, _ in
+            processAge(e).map { .uint($0) }
         },
     ]
 
@@ -226,6 +225,19 @@ public enum Fields {
         .init("group.gid", .uint, scope: .process, "Real group id.") { e, _ in .uint(UInt64(e.gid)) },
         .init("group.name", .string, scope: .process, "Group name (host's group file).", json: { e, out in appendJSON(e.process.groupName, to: &out) }) { e, _ in e.process.groupName.map { str($0) } },
     ]
+
+    /// The process's age at `e` in ns: the exit's own duration, or the event's time minus the
+    /// start time (the exec's own, else the process table's); nil when the start is unknown.
+    static func processAge(_ e: Event) -> UInt64? {
+        let start: UInt64?
+        switch e.payload {
+        case .exit(let x): return x.durationNs
+        case .exec(let x): start = x.startTimeNs != 0 ? x.startTimeNs : e.process.startTimeNs
+        default: start = e.process.startTimeNs
+        }
+        guard let start, e.bootTimeNs >= start else { return nil }
+        return e.bootTimeNs - start
+    }
 
     static func open(_ e: Event) -> Payload.Open? {
         if case .open(let o) = e.payload { return o }

@@ -2,20 +2,27 @@ import VigilEvents
 
 /// A rule's output line with %field references resolved to extractors once (Falco's syntax:
 /// `%proc.name`, `%proc.aname[2]`, `%container.label[app]`; `%container.info` names the container).
-/// A field the event lacks prints `<NA>`, as in Falco.
+/// A field the event lacks prints `<NA>`, as in Falco, and so does a field Vigil does not have
+/// at all (Falco's `%evt.arg.flags`, ...): it never fails the rule, it is listed in `unknownFields`.
 public struct OutputTemplate: Sendable {
     enum Piece: Sendable {
         case text(String)
         case field(FieldDefinition, String?)
         case containerInfo
+        /// A field the catalogue does not have: always `<NA>`.
+        case missing
     }
     let pieces: [Piece]
     /// The template as written.
     public let source: String
+    /// The `%fields` the catalogue does not have, in order, each once, with where it is and
+    /// the closest known name: they print `<NA>`.
+    public let unknownFields: [(name: String, location: SourceLocation, suggestion: String?)]
 
     /// Parses `template`; `location` is where it starts, for errors.
-    public init(_ template: String, at location: SourceLocation) throws(RuleError) {
+    public init(_ template: String, at location: SourceLocation) {
         source = template
+        var unknown: [(name: String, location: SourceLocation, suggestion: String?)] = []
         var pieces: [Piece] = []
         var text = ""
         let chars = Array(template)
@@ -37,15 +44,19 @@ public struct OutputTemplate: Sendable {
             if !text.isEmpty { pieces.append(.text(text)); text = "" }
             if name == "container.info" { pieces.append(.containerInfo); continue }
             guard let field = Fields.named(name) else {
-                var at = location
-                at.column += start
-                let suggestion = Fields.names.min { editDistance($0, name) < editDistance($1, name) }.map { "; did you mean '%\($0)'?" } ?? ""
-                throw RuleError(location: at, message: "unknown field '%\(name)' in the output\(suggestion)", unknownField: name)
+                if !unknown.contains(where: { $0.name == name }) {
+                    var at = location
+                    at.column += start
+                    unknown.append((name, at, closestName(name, in: Fields.names)))
+                }
+                pieces.append(.missing)
+                continue
             }
             pieces.append(.field(field, argument))
         }
         if !text.isEmpty { pieces.append(.text(text)) }
         self.pieces = pieces
+        self.unknownFields = unknown
     }
 
     /// The output line for `event` (control characters escaped).
@@ -54,6 +65,7 @@ public struct OutputTemplate: Sendable {
         for piece in pieces {
             switch piece {
             case .text(let t): out += t
+            case .missing: out += "<NA>"
             case .containerInfo:
                 out += "container_id=\(event.container.id) container_name=\(event.container.name.isEmpty ? "<NA>" : event.container.name)"
             case .field(let field, let argument):
@@ -69,20 +81,4 @@ public struct OutputTemplate: Sendable {
         }
         return out
     }
-}
-
-/// Levenshtein distance, for "did you mean" suggestions.
-func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
-    var row = Array(0...b.count)
-    for i in 1...max(a.count, 1) where !a.isEmpty {
-        var previous = row[0]
-        row[0] = i
-        for j in stride(from: 1, through: b.count, by: 1) {
-            let current = row[j]
-            row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
-            previous = current
-        }
-    }
-    return row[b.count]
 }

@@ -49,19 +49,34 @@ public struct Rule: Sendable {
     /// Falco's `skip-if-unknown-filter`: when the rule uses a field Vigil does not have, it is
     /// skipped (and listed in `RuleSet.skipped`) instead of failing the load.
     public var skipIfUnknownFilter = false
+    /// Where the parts of `condition` were written when it was appended to in another place
+    /// (empty: all of it starts at `conditionLocation`).
+    var conditionSegments: [SourceSegment] = []
 
     /// The condition with the exceptions folded in: `(condition) and not (exception or ...)`.
-    public var effectiveCondition: String {
+    public var effectiveCondition: String { effectiveSource.text }
+
+    /// `effectiveCondition` with where each part was written: the condition's parts, and each
+    /// exception's clauses at the exception.
+    var effectiveSource: (text: String, segments: [SourceSegment]) {
+        let own = conditionSegments.isEmpty ? [SourceSegment(offset: 0, start: conditionLocation)] : conditionSegments
         let clauses = exceptions.flatMap { exception in
             exception.values.map { tuple in
-                zip(zip(exception.fields, exception.comps), tuple).map { pair, value in
+                (zip(zip(exception.fields, exception.comps), tuple).map { pair, value in
                     let (field, comp) = pair
                     return "\(field) \(comp) \(value)"
-                }.joined(separator: " and ")
+                }.joined(separator: " and "), exception.location)
             }
         }
-        guard !clauses.isEmpty else { return condition }
-        return "(\(condition)) and not (" + clauses.map { "(\($0))" }.joined(separator: " or ") + ")"
+        guard !clauses.isEmpty else { return (condition, own) }
+        var text = "(" + condition + ") and not ("
+        var segments = own.map { SourceSegment(offset: $0.offset + 1, start: $0.start) }
+        for (index, (clause, location)) in clauses.enumerated() {
+            if index > 0 { text += " or " }
+            segments.append(SourceSegment(offset: text.utf8.count, start: location))
+            text += "(" + clause + ")"
+        }
+        return (text + ")", segments)
     }
 }
 

@@ -45,10 +45,20 @@ public enum RuleFiles {
     }
 
     /// The default rules (unless `defaults` is false) then `paths`, merged and compiled.
+    /// - Throws: every error of every file (`RuleError.all`): a file that cannot be read stops
+    ///   nothing else from being checked.
     public static func ruleSet(paths: [String], defaults: Bool = true) throws(RuleError) -> RuleSet {
         var files: [(file: String, items: [RuleItem])] = []
-        if defaults { files.append((defaultName, try defaultItems())) }
-        for path in paths { files.append((path, try items(path: path))) }
-        return try RuleSet(files: files)
+        var errors: [RuleError] = []
+        if defaults {
+            do { files.append((defaultName, try defaultItems())) } catch { errors.append(error) }
+        }
+        for path in paths {
+            do { files.append((path, try items(path: path))) } catch { errors.append(error) }
+        }
+        let set: RuleSet
+        do { set = try RuleSet(files: files) } catch { throw RuleError.combined(errors + [error]) ?? error }
+        if let error = RuleError.combined(errors) { throw error }
+        return set
     }
 }

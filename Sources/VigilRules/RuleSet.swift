@@ -42,7 +42,7 @@ public struct KernelPushdown: Sendable, Equatable {
 }
 
 /// A rule left out because it uses a field Vigil does not have and says
-/// `skip-if-unknown-filter: true` (Falco's key; Falco skips such rules silently, Vigil lists them).
+/// `skip-if-unknown-filter: true` (Falco's key; Falco skips such rules with a warning, as Vigil).
 public struct SkippedRule: Sendable, Equatable, CustomStringConvertible {
     /// The rule's name and where it was defined.
     public let name: String
@@ -50,10 +50,25 @@ public struct SkippedRule: Sendable, Equatable, CustomStringConvertible {
     /// The error that would have failed the load (`unknownField` names the field).
     public let error: RuleError
 
-    /// `FILE:LINE:COL: rule 'NAME' skipped (skip-if-unknown-filter): MESSAGE at FILE:LINE:COL`.
+    /// `FILE:LINE:COL: rule 'NAME' skipped (skip-if-unknown-filter): MESSAGE at FILE:LINE:COL`,
+    /// naming the macro when the field is in one.
     public var description: String {
-        "\(location): rule '\(name)' skipped (skip-if-unknown-filter): \(error.message) at \(error.location)"
+        "\(location): rule '\(name)' skipped (skip-if-unknown-filter): \(RuleSet.message(error, adding: RuleSet.macroContext(error))) at \(error.location)"
     }
+}
+
+/// Something a load found worth saying that does not stop it: a rule skipped for an unknown
+/// field, output fields printed as `<NA>`, a rule that can never match the events Vigil produces.
+public struct RuleWarning: Sendable, Equatable, CustomStringConvertible {
+    /// Where it concerns (the rule's definition, or the field in its output).
+    public let location: SourceLocation
+    /// The rule it concerns.
+    public let rule: String
+    /// What is worth saying, in one sentence (no location).
+    public let message: String
+
+    /// `FILE:LINE:COL: warning: message`.
+    public var description: String { "\(location): warning: \(message)" }
 }
 
 /// Rules, macros and lists from any number of files, merged in order and compiled: an event
@@ -66,6 +81,9 @@ public struct RuleSet: Sendable {
     /// Rules with `skip-if-unknown-filter: true` that use a field Vigil does not have: not
     /// loaded, each with the error that says which field and where.
     public let skipped: [SkippedRule]
+    /// What the load found that does not stop it, in rule order: skipped rules, output fields
+    /// Vigil lacks (printed as `<NA>`), rules that need events Vigil never produces.
+    public let warnings: [RuleWarning]
     /// Every rule's condition compiled together, per event kind: only the rules that can match
     /// the kind, subconditions shared by rules evaluated once per event (`EvaluationProgram`).
     let program: EvaluationProgram
@@ -75,62 +93,144 @@ public struct RuleSet: Sendable {
     public let openPaths: OpenPathPushdown
 
     /// Merges the files' items in order (append/override, duplicate checks) and compiles.
-    /// - Throws: the first `RuleError`, naming FILE:LINE:COL.
+    ///
+    /// A macro or list only matters to the rules that use it: an unknown field in a macro fails
+    /// the rules that use it (or skips those with `skip-if-unknown-filter: true`), not the file.
+    /// - Throws: every `RuleError` found, as one (`RuleError.all`), each naming FILE:LINE:COL;
+    ///   an error inside a macro also names the rule that uses it and where that is.
     public init(files: [(file: String, items: [RuleItem])]) throws(RuleError) {
+        var errors: [RuleError] = []
         var lists: [String: RuleList] = [:]
         var macros: [String: RuleMacro] = [:]
+        var macroSegments: [String: [SourceSegment]] = [:]
+        var listItemLocations: [String: [SourceLocation]] = [:]
         var rules: [Rule] = []
         for (_, items) in files {
             for item in items {
                 switch item {
                 case .list(let list, let merge):
                     let expanded = list.items.flatMap { lists[$0]?.items ?? [$0] }
+                    let origins = list.items.flatMap { item -> [SourceLocation] in
+                        guard let nested = lists[item] else { return [list.location] }
+                        return listItemLocations[item] ?? Array(repeating: nested.location, count: nested.items.count)
+                    }
                     if let existing = lists[list.name], merge != .define {
                         let replace = if case .override(let modes) = merge { modes["items"] == .replace } else { false }
                         lists[list.name]?.items = replace ? expanded : existing.items + expanded
+                        listItemLocations[list.name] = replace ? origins : (listItemLocations[list.name] ?? []) + origins
                     } else if merge != .define {
-                        throw RuleError(location: list.location, message: "list '\(list.name)' is appended to or overridden but was never defined")
+                        errors.append(RuleError(location: list.location, message: "list '\(list.name)' is appended to or overridden but was never defined"))
                     } else {
                         var defined = list
                         defined.items = expanded
                         lists[list.name] = defined
+                        listItemLocations[list.name] = origins
                     }
                 case .macro(let macro, let merge):
                     if let existing = macros[macro.name], merge != .define {
                         let replace = if case .override(let modes) = merge { modes["condition"] == .replace } else { false }
-                        macros[macro.name]?.condition = replace ? macro.condition : existing.condition + " " + macro.condition
+                        if replace {
+                            macros[macro.name] = macro
+                            macroSegments[macro.name] = nil
+                        } else {
+                            let parts = macroSegments[macro.name] ?? [SourceSegment(offset: 0, start: existing.location)]
+                            macroSegments[macro.name] = parts + [SourceSegment(offset: existing.condition.utf8.count + 1, start: macro.location)]
+                            macros[macro.name]?.condition = existing.condition + " " + macro.condition
+                        }
                     } else if merge != .define {
-                        throw RuleError(location: macro.location, message: "macro '\(macro.name)' is appended to or overridden but was never defined")
+                        errors.append(RuleError(location: macro.location, message: "macro '\(macro.name)' is appended to or overridden but was never defined"))
                     } else {
                         macros[macro.name] = macro
+                        macroSegments[macro.name] = nil
                     }
                 case .rule(let partial, let merge):
-                    try Self.merge(partial, merge, into: &rules)
+                    do { try Self.merge(partial, merge, into: &rules) } catch { errors.append(error) }
                 }
             }
         }
-        let context = ConditionContext(macros: macros.mapValues { (text: $0.condition, location: $0.location) },
+        var context = ConditionContext(macros: macros.mapValues { (text: $0.condition, location: $0.location) },
                                        lists: lists.mapValues(\.items))
+        context.macroSegments = macroSegments
+        context.listItemLocations = listItemLocations
         var compiled: [CompiledRule] = []
         var disabled: [String] = []
         var skipped: [SkippedRule] = []
+        var warnings: [RuleWarning] = []
         for rule in rules {
             guard rule.enabled else { disabled.append(rule.name); continue }
+            let condition: CompiledCondition
             do {
-                let condition = try ConditionCompiler.compile(rule.effectiveCondition, at: rule.conditionLocation, context: context)
-                let output = try OutputTemplate(rule.output, at: rule.outputLocation)
-                compiled.append(CompiledRule(rule: rule, condition: condition, output: output))
+                let source = rule.effectiveSource
+                condition = try ConditionCompiler.compile(source.text, segments: source.segments, context: context)
             } catch where rule.skipIfUnknownFilter && error.unknownField != nil {
-                skipped.append(SkippedRule(name: rule.name, location: rule.location, error: error))
+                let skip = SkippedRule(name: rule.name, location: rule.location, error: error)
+                skipped.append(skip)
+                warnings.append(RuleWarning(location: rule.location, rule: rule.name,
+                                            message: "rule '\(rule.name)' skipped (skip-if-unknown-filter): \(Self.message(error, adding: Self.macroContext(error))) at \(error.location)"))
+                continue
+            } catch {
+                errors.append(Self.inRule(error, rule))
+                continue
+            }
+            let output = OutputTemplate(rule.output, at: rule.outputLocation)
+            compiled.append(CompiledRule(rule: rule, condition: condition, output: output))
+            if !output.unknownFields.isEmpty {
+                let names = output.unknownFields.map { field in "%" + field.name + (field.suggestion.map { " (did you mean '%\($0)'?)" } ?? "") }
+                warnings.append(RuleWarning(location: output.unknownFields[0].location, rule: rule.name,
+                                            message: "rule '\(rule.name)': the output names fields Vigil does not have, printed as <NA>: " + names.joined(separator: ", ")))
+            }
+            if let never = Self.neverMatches(condition) {
+                warnings.append(RuleWarning(location: rule.location, rule: rule.name, message: "rule '\(rule.name)' is loaded but never matches: \(never)"))
             }
         }
+        if let error = RuleError.combined(errors) { throw error }
         self.program = EvaluationProgram(compiled.map(\.condition.root), kinds: compiled.map(\.condition.kinds))
         self.rules = compiled
         self.disabled = disabled
         self.skipped = skipped
+        self.warnings = warnings
         self.macroCount = macros.count
         self.listCount = lists.count
         self.openPaths = try OpenPathPushdown(rules: compiled)
+    }
+
+    /// Why a compiled condition can never be true for an event Vigil produces, or nil.
+    static func neverMatches(_ condition: CompiledCondition) -> String? {
+        guard condition.kinds.isEmpty || condition.constantValue == false else { return nil }
+        if condition.constantValue == false {
+            return "its condition is false for every event Vigil produces (it folds to false when compiled: never_true, "
+                + "evt.dir = > while Vigil's events are syscall exits, ...)"
+        }
+        if !condition.unproducedEventTypes.isEmpty {
+            return "its condition needs events Vigil does not produce (evt.type "
+                + condition.unproducedEventTypes.joined(separator: ", ") + ")"
+        }
+        return "its condition asks for fields of different event kinds at once, so no event Vigil produces can match"
+    }
+
+    /// ` in macro 'NAME'` (with the path from the rule when nested), or nothing.
+    static func macroContext(_ error: RuleError) -> String {
+        guard let inner = error.macroPath.last else { return "" }
+        return " in macro '\(inner)'" + (error.macroPath.count > 1 ? " (via " + error.macroPath.joined(separator: " -> ") + ")" : "")
+    }
+
+    /// `error` with the rule it broke: where the problem is inside a macro or in another file
+    /// than the rule, the message names the macro, the rule and where the rule is, so an error
+    /// from an interaction (a user file's macro breaking a default rule) names both places.
+    static func inRule(_ error: RuleError, _ rule: Rule) -> RuleError {
+        var described = error
+        if !error.macroPath.isEmpty || error.location.file != rule.location.file {
+            described.message = message(error, adding: "\(macroContext(error)), used by rule '\(rule.name)' at \(rule.location)")
+        } else {
+            described.message += " (rule '\(rule.name)')"
+        }
+        return described
+    }
+
+    /// `error`'s message with `context` after what is wrong and before any "did you mean".
+    static func message(_ error: RuleError, adding context: String) -> String {
+        guard let suggestion = error.message.range(of: "; did you mean") else { return error.message + context }
+        return error.message[..<suggestion.lowerBound] + context + error.message[suggestion.lowerBound...]
     }
 
     private static func merge(_ partial: PartialRule, _ merge: Merge, into rules: inout [Rule]) throws(RuleError) {
@@ -173,8 +273,16 @@ public struct RuleSet: Sendable {
         }
         var rule = rules[index]
         if let c = partial.condition, let m = mode("condition") {
-            rule.condition = m == .replace ? c.text : "(\(rule.condition)) \(c.text)"
-            if m == .replace { rule.conditionLocation = c.location }
+            if m == .replace {
+                rule.condition = c.text
+                rule.conditionLocation = c.location
+                rule.conditionSegments = []
+            } else {
+                let own = rule.conditionSegments.isEmpty ? [SourceSegment(offset: 0, start: rule.conditionLocation)] : rule.conditionSegments
+                rule.conditionSegments = own.map { SourceSegment(offset: $0.offset + 1, start: $0.start) }
+                    + [SourceSegment(offset: rule.condition.utf8.count + 3, start: c.location)]
+                rule.condition = "(\(rule.condition)) \(c.text)"
+            }
         }
         if let o = partial.output, let m = mode("output") { rule.output = m == .replace ? o.text : rule.output + " " + o.text }
         if let d = partial.description, let m = mode("desc") { rule.description = m == .replace ? d : rule.description + " " + d }

@@ -4,7 +4,8 @@ import Yams
 /// Reads Falco-style YAML rule files: a sequence of `- rule:`, `- macro:`, `- list:` items (and
 /// `required_engine_version`, ignored), with `append:` / `override:`.
 public enum YAMLRules {
-    /// The items of one file, in order. Errors name FILE:LINE:COL.
+    /// The items of one file, in order. Errors name FILE:LINE:COL; every item's error is
+    /// reported (`RuleError.all`), not only the first.
     public static func load(_ text: String, file: String) throws(RuleError) -> [RuleItem] {
         let composed: Result<Node?, any Error> = Result { try Yams.compose(yaml: text) }
         let root: Node?
@@ -20,9 +21,15 @@ public enum YAMLRules {
             throw reader.error(root, "a rules file is a YAML sequence of '- rule:', '- macro:' and '- list:' items")
         }
         var result: [RuleItem] = []
+        var errors: [RuleError] = []
         for node in items {
-            if let item = try reader.item(node) { result.append(item) }
+            do {
+                if let item = try reader.item(node) { result.append(item) }
+            } catch {
+                errors.append(error)
+            }
         }
+        if let error = RuleError.combined(errors) { throw error }
         return result
     }
 

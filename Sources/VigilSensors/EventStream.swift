@@ -16,13 +16,17 @@ public struct StreamStatistics: Sendable, Equatable, Encodable {
     public var suppressed: UInt64 = 0
     /// Records that did not decode (unknown kind, bad sizes).
     public var undecodable: UInt64 = 0
+    /// State changes (exec, fork, exit) the filters dropped after enrichment: the kernel never
+    /// drops them, so the process table stays whole (`StateChangeFilter`).
+    public var filtered: UInt64 = 0
 
     /// All zero.
     public init() {}
 }
 
-/// The one way through the data in userspace: read the shared ring, decode, enrich, keep the
-/// requested kinds, hand each event to the consumer. Runs on the calling thread.
+/// The one way through the data in userspace: read the shared ring, decode, enrich, apply the
+/// filters to state changes (which the kernel never drops), keep the requested kinds, hand each
+/// event to the consumer. Runs on the calling thread.
 public final class EventStream {
     public let sensors: Sensors
     public let enricher: Enricher
@@ -81,8 +85,9 @@ public final class EventStream {
             statistics.delivered += counts.delivered
             statistics.suppressed += counts.suppressed
             statistics.undecodable += counts.undecodable
+            statistics.filtered += counts.filtered
         }
-        let decoder = decoder, enricher = enricher, kindMask = kindMask
+        let decoder = decoder, enricher = enricher, kindMask = kindMask, filter = sensors.stateChangeFilter
         for record in batch {
             counts.records += 1
             guard var event = decoder.pointee.decode(record) else {
@@ -90,6 +95,10 @@ public final class EventStream {
                 continue
             }
             enricher.enrich(&event)
+            guard filter.keeps(event) else {
+                counts.filtered += 1
+                continue
+            }
             guard kindMask & (1 << UInt32(event.kind.index)) != 0 else {
                 counts.suppressed += 1
                 continue

@@ -30,12 +30,30 @@ public struct KernelFilter: Sendable, Equatable {
 
     /// No filtering (but Vigil's own process is ignored).
     public init() {}
+
+    /// Adds what the rules let the kernel drop (`RuleSet.pushdown`): their path filter and
+    /// in-kernel kills, and, when `filtering`, their common restrictions (containers only,
+    /// command names; command names the filter already has are kept). Without `filtering` (a
+    /// consumer needs every event) the path maps stay installed for `kernel_kill`, their filter
+    /// switched off. `vigil trace --alerts` and the daemon both build their filters this way.
+    public mutating func add(_ pushdown: KernelPushdown, filtering: Bool = true) {
+        openPaths = pushdown.openPaths
+        guard filtering else {
+            openPaths?.filtering = false
+            return
+        }
+        if pushdown.containersOnly { containersOnly = true }
+        if let comms = pushdown.comms, includeComms.isEmpty { includeComms = comms }
+    }
 }
 
-/// Counts of one sensor, summed over CPUs.
+/// Counts of one sensor (on one CPU, or summed over CPUs).
 public struct SensorCounters: Sendable, Equatable {
+    /// Records written to the ring.
     public var emitted: UInt64 = 0
+    /// Events dropped by the in-kernel filters.
     public var filtered: UInt64 = 0
+    /// Events lost because the ring was full.
     public var lost: UInt64 = 0
     /// Processes sent SIGKILL by a `kernel_kill` rule.
     public var killed: UInt64 = 0
@@ -46,6 +64,11 @@ public struct SensorCounters: Sendable, Equatable {
         self.filtered = filtered
         self.lost = lost
         self.killed = killed
+    }
+
+    /// The sum of two counts.
+    public static func + (a: SensorCounters, b: SensorCounters) -> SensorCounters {
+        SensorCounters(emitted: a.emitted + b.emitted, filtered: a.filtered + b.filtered, lost: a.lost + b.lost, killed: a.killed + b.killed)
     }
 }
 
@@ -67,6 +90,9 @@ public final class Sensors {
     private let sharedMaps: BPFObject
     /// What the file sensor's path maps hold now.
     private var installed = InstalledOpenPaths()
+    /// The filters as they apply to state changes, which the kernel never drops (`EventStream`
+    /// applies them after enrichment).
+    private(set) var stateChangeFilter: StateChangeFilter
 
     /// The process sensor's hooks: scheduler BTF tracepoints, else raw tracepoints.
     public static let processHooks: [Hook] = ["exec", "fork", "exit"].map { hook in
@@ -131,6 +157,7 @@ public final class Sensors {
         sharedMaps = shared
         ring = try shared.map(named: "events")
         installed = outcomes.first { $0.0.name == "file" }?.1 ?? InstalledOpenPaths()
+        stateChangeFilter = StateChangeFilter(filter)
         // The sets are in since before load; the pushdown's switches follow what the file sensor installed.
         if files { try Self.writeSwitches(filter, to: shared, openPaths: installed) }
     }
@@ -146,6 +173,7 @@ public final class Sensors {
     /// stale ones deleted, then the new switch is set; an open some rule, old or new, may match
     /// is never dropped during the change. Kill entries stay active throughout.
     public func apply(_ filter: KernelFilter) throws {
+        stateChangeFilter = StateChangeFilter(filter)
         let shared = sharedMaps
         guard let file = fileObject else { return try Self.write(filter, to: shared) }
         let configMap = try TypedMap<UInt32, vigil_filter_config>(shared.map(named: "filter"))
@@ -197,15 +225,22 @@ public final class Sensors {
 
     /// Per-sensor counters, summed over CPUs.
     public func counters() throws -> [String: SensorCounters] {
-        var result: [String: SensorCounters] = [:]
-        for sensor in loaded {
+        Dictionary(uniqueKeysWithValues: try countersPerCPU().map { ($0.name, $0.perCPU.reduce(SensorCounters(), +)) })
+    }
+
+    /// Per sensor (in load order), its counters per CPU (index = CPU number): the one place the
+    /// kernel's `counters` maps are read (emitted, filtered, lost, killed).
+    public func countersPerCPU() throws -> [(name: String, perCPU: [SensorCounters])] {
+        let keys = [VIGIL_COUNTER_EMITTED, VIGIL_COUNTER_FILTERED, VIGIL_COUNTER_LOST, VIGIL_COUNTER_KILLED].map { UInt32($0.rawValue) }
+        return try loaded.map { sensor in
             let map = try PerCPUMap<UInt32, UInt64>(sensor.variants.object.map(named: "counters"))
-            result[sensor.name] = SensorCounters(emitted: try map.sum(UInt32(VIGIL_COUNTER_EMITTED.rawValue)),
-                                                 filtered: try map.sum(UInt32(VIGIL_COUNTER_FILTERED.rawValue)),
-                                                 lost: try map.sum(UInt32(VIGIL_COUNTER_LOST.rawValue)),
-                                                 killed: try map.sum(UInt32(VIGIL_COUNTER_KILLED.rawValue)))
+            let values = try keys.map { try map.lookup($0) ?? [] }
+            let cpus = values.map(\.count).max() ?? 0
+            func value(_ counter: Int, _ cpu: Int) -> UInt64 { cpu < values[counter].count ? values[counter][cpu] : 0 }
+            return (sensor.name, (0..<cpus).map { cpu in
+                SensorCounters(emitted: value(0, cpu), filtered: value(1, cpu), lost: value(2, cpu), killed: value(3, cpu))
+            })
         }
-        return result
     }
 
     /// Every hook's report: the active variant and why others did not run.

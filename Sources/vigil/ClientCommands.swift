@@ -156,7 +156,7 @@ struct StatusCommand: ParsableCommand {
         let uptime = (status["uptime_seconds"] as? NSNumber)?.doubleValue ?? 0
         lines.append("vigil daemon \(status["version"] as? String ?? "?") (pid \(status["pid"] as? Int ?? 0)), up \(Self.duration(uptime))")
         for sensor in status["sensors"] as? [[String: Any]] ?? [] {
-            lines.append("sensor \(sensor["name"] as? String ?? ""): \(int(sensor, "emitted")) emitted, \(int(sensor, "filtered")) filtered in kernel, \(int(sensor, "lost")) lost")
+            lines.append("sensor \(sensor["name"] as? String ?? ""): \(int(sensor, "emitted")) emitted, \(int(sensor, "filtered")) filtered in kernel, \(int(sensor, "lost")) lost, \(int(sensor, "killed")) killed in kernel")
             for hook in sensor["hooks"] as? [[String: Any]] ?? [] {
                 let others = (hook["attempts"] as? [[String: Any]] ?? []).filter { ["skipped", "failed"].contains($0["outcome"] as? String ?? "") }
                     .map { "\($0["variant"] as? String ?? ""): \($0["reason"] as? String ?? $0["outcome"] as? String ?? "")" }
@@ -168,7 +168,7 @@ struct StatusCommand: ParsableCommand {
         let pushdown = status["pushdown"] as? [String: Any] ?? [:]
         lines.append("kernel pushdown \((pushdown["applied"] as? Bool) == true ? "applied" : "not applied"): " + ((pushdown["summary"] as? [String]) ?? []).joined(separator: "; "))
         let stream = status["stream"] as? [String: Any]
-        lines.append("events: \(int(stream, "records")) read, \(int(stream, "delivered")) checked, \(int(stream, "undecodable")) undecodable; alerts: \(int(status["alerts"], "total"))")
+        lines.append("events: \(int(stream, "records")) read, \(int(stream, "delivered")) checked, \(int(stream, "filtered")) filtered after enrichment, \(int(stream, "undecodable")) undecodable; alerts: \(int(status["alerts"], "total"))")
         if let actions = (status["consumers"] as? [String: Any])?["actions"] as? [String: Any] {
             let rows = (actions["actions"] as? [[String: Any]] ?? []).map { action in
                 "\(action["name"] as? String ?? "") \(int(action, "sent")) sent, \(int(action, "failed")) failed, \(int(action, "dropped")) dropped"

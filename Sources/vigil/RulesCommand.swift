@@ -19,25 +19,30 @@ struct Rules: ParsableCommand {
 
     }
 
-    /// Prints a rule error as FILE:LINE:COL: message and exits non-zero.
+    /// Prints every rule error, one FILE:LINE:COL: message line each (and how many when more
+    /// than one), and exits non-zero.
     static func fail(_ error: RuleError) -> ExitCode {
-        FileHandle.standardError.write(Data("\(error)\n".utf8))
+        let count = error.all.count
+        FileHandle.standardError.write(Data(("\(error)\n" + (count > 1 ? "\(count) errors\n" : "")).utf8))
         return ExitCode(1)
     }
 
     struct Validate: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Check rule files; on success summarise what runs and where.")
+        static let configuration = CommandConfiguration(
+            abstract: "Check rule files; on success summarise what runs and where.",
+            discussion: "Reports every error of every file (FILE:LINE:COL: message, one per line) and exits 1 when there is any; otherwise prints the warnings (rules skipped for unknown fields, output fields printed as <NA>, rules that never match the events Vigil produces) and what runs.")
         @OptionGroup var files: Files
 
         func run() throws {
             let set: RuleSet
             do { set = try RuleFiles.ruleSet(paths: files.files, defaults: !files.withoutDefaults) } catch { throw Rules.fail(error) }
             print("ok: \(set.rules.count) rules enabled, \(set.disabled.count) disabled, \(set.macroCount) macros, \(set.listCount) lists")
-            for skipped in set.skipped { print("  \(skipped)") }
+            if !set.warnings.isEmpty { print("\(set.warnings.count) warnings (\(set.skipped.count) rules skipped):") }
+            for warning in set.warnings { print("  \(warning)") }
             for line in set.pushdown.summary { print("  " + line) }
             for rule in set.rules {
                 let kinds = EventKind.allCases.filter(rule.condition.kinds.contains).map(\.rawValue).joined(separator: ",")
-                print("  rule \"\(rule.rule.name)\" [\(rule.rule.priority.rawValue)] on \(kinds)")
+                print("  rule \"\(rule.rule.name)\" [\(rule.rule.priority.rawValue)] on " + (kinds.isEmpty ? "no event Vigil produces (never matches)" : kinds))
             }
         }
     }

@@ -114,10 +114,9 @@ struct Trace: ParsableCommand {
             // What the rules let the kernel do: only the needed kinds, their common filters.
             if let pushdown = ruleSet?.pushdown {
                 kinds.formIntersection(pushdown.kinds)
-                if pushdown.containersOnly { filter.containersOnly = true }
-                if let comms = pushdown.comms, filter.includeComms.isEmpty { filter.includeComms = comms }
-                filter.openPaths = pushdown.openPaths
+                filter.add(pushdown)
                 Log.info("rules: \(ruleSet?.rules.count ?? 0) enabled; " + pushdown.summary.joined(separator: "; "))
+                for warning in ruleSet?.warnings ?? [] { Log.info("rules: \(warning)") }
             }
         }
         let fileHooks = Sensors.fileHooks.map { hook in
@@ -162,7 +161,7 @@ struct Trace: ParsableCommand {
         let filtered = counters.map(\.filtered).reduce(0, +), lost = counters.map(\.lost).reduce(0, +)
         let killed = counters.map(\.killed).reduce(0, +)
         FileHandle.standardError.write(Data("""
-        vigil trace: \(ruleSet == nil ? "" : "\(alertCount) alerts from ")\(stats.delivered) events \(ruleSet == nil ? "shown" : "checked"), \(stats.records) seen, \(filtered) filtered in kernel, \
+        vigil trace: \(ruleSet == nil ? "" : "\(alertCount) alerts from ")\(stats.delivered) events \(ruleSet == nil ? "shown" : "checked"), \(stats.records) seen, \(filtered) filtered in kernel, \(stats.filtered) filtered after enrichment, \
         \(lost) lost, \(stats.suppressed) of other kinds not shown, \(stats.undecodable) undecodable\(killed > 0 ? ", \(killed) killed in kernel" : "")
 
         """.utf8))

@@ -31,8 +31,30 @@ final class RulesCLITests: XCTestCase {
                               + "  skip-if-unknown-filter: true\n", "falco.yaml")
         let skipped = try CLITests.vigil(["rules", "validate", falco])
         XCTAssertEqual(skipped.status, 0, skipped.stderr)
-        XCTAssertTrue(skipped.stdout.contains("\(falco):1:9: rule 't' skipped (skip-if-unknown-filter): unknown field 'fd.typechar' at \(falco):3:"),
+        XCTAssertTrue(skipped.stdout.contains("\(falco):1:9: warning: rule 't' skipped (skip-if-unknown-filter): unknown field 'fd.typechar' at \(falco):3:"),
                       skipped.stdout)
+
+        // Every error of every file, one line each with its place, and how many; a rule on
+        // events Vigil never produces is a warning that says so, not a silent "on".
+        let broken = try write("- rule: a\n  desc: d\n  condition: evt.type = execve and proc.nmae = x\n  output: x\n  priority: INFO\n"
+                               + "- rule: b\n  desc: d\n  condition: evt.type = execve and fd.typechar = f\n  output: x\n  priority: INFO\n", "broken.yaml")
+        let alsoBroken = try write("- rule: c\n  desc: d\n  condition: [unclosed\n", "also-broken.yaml")
+        let errors = try CLITests.vigil(["rules", "validate", broken, alsoBroken])
+        XCTAssertEqual(errors.status, 1)
+        let lines = errors.stderr.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 4, errors.stderr)
+        XCTAssertTrue(lines[0].hasPrefix("\(alsoBroken):4:1: YAML"), errors.stderr)
+        XCTAssertTrue(lines[1].hasPrefix("\(broken):3:36: unknown field 'proc.nmae'") && lines[1].hasSuffix("(rule 'a')"), errors.stderr)
+        XCTAssertTrue(lines[2].hasPrefix("\(broken):8:36: unknown field 'fd.typechar'") && lines[2].hasSuffix("(rule 'b')"), errors.stderr)
+        XCTAssertEqual(lines[3], "3 errors")
+
+        let connect = try write("- rule: n\n  desc: d\n  condition: evt.type = connect and proc.name = nc\n  output: x %evt.arg.flags\n  priority: INFO\n",
+                                "connect.yaml")
+        let never = try CLITests.vigil(["rules", "validate", connect])
+        XCTAssertEqual(never.status, 0, never.stderr)
+        XCTAssertTrue(never.stdout.contains("\(connect):1:9: warning: rule 'n' is loaded but never matches: its condition needs events Vigil does not produce (evt.type connect)"), never.stdout)
+        XCTAssertTrue(never.stdout.contains("\(connect):4:13: warning: rule 'n': the output names fields Vigil does not have, printed as <NA>: %evt.arg.flags"), never.stdout)
+        XCTAssertTrue(never.stdout.contains("rule \"n\" [INFORMATIONAL] on no event Vigil produces (never matches)"), never.stdout)
     }
 
     func testValidateSaysWhatRunsInTheKernel() throws {

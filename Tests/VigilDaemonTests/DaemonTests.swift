@@ -330,6 +330,39 @@ final class DaemonTests: XCTestCase {
         XCTAssertTrue(refused.stderr.contains("\(unknown):1:") && refused.stderr.contains("rule 'Nowhere \(id)': unknown action 'nosuch'"), refused.stderr)
     }
 
+    func testAKillInTheKernelShowsInTheStatusAndTheMetrics() throws {
+        let port = 20_000 + Int((getpid() + 7) % 20_000)
+        let daemon = try startDaemon("metrics:\n  enabled: true\n  port: \(port)")
+        let id = UUID().uuidString.prefix(8).lowercased()
+        let honeypot = "/tmp/vigil-honeypot-\(id)"
+        try write("bait", honeypot)
+        defer { try? FileManager.default.removeItem(atPath: honeypot) }
+        let file = daemon.directory + "/honeypot.yaml"
+        try write("""
+        - rule: Honeypot \(id)
+          desc: a read of the honeypot kills the reader in the kernel
+          condition: evt.type in (open, openat, openat2) and fd.name = \(honeypot) and evt.is_open_read = true
+          output: "honeypot read by %proc.name"
+          priority: CRITICAL
+          actions: [kernel_kill]
+        """, file)
+        let created = try daemon.vigil(["create", file])
+        XCTAssertEqual(created.status, 0, created.stderr)
+        var killed = 0
+        let seen = try waitUntil {
+            _ = try? runProgram("/bin/cat", [honeypot])
+            let status = try JSONSerialization.jsonObject(with: Data(daemon.request("GET", "/v1/status").body.utf8)) as? [String: Any]
+            let file = (status?["sensors"] as? [[String: Any]])?.first { ($0["name"] as? String) == "file" }
+            killed = file?["killed"] as? Int ?? 0
+            return killed > 0
+        }
+        XCTAssertTrue(seen, "the status shows the file sensor's kills: \(daemon.diagnostics)")
+        let text = try daemon.vigil(["status"])
+        XCTAssertTrue(text.stdout.contains("killed in kernel"), text.stdout)
+        let metrics = try runCapturing("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(port)/metrics"]).stdout
+        XCTAssertTrue(metrics.contains("vigil_sensor_killed_total{sensor=\"file\""), metrics)
+    }
+
     func testMetricsAndHealth() throws {
         let port = 20_000 + Int(getpid() % 20_000)
         let daemon = try startDaemon("metrics:\n  enabled: true\n  port: \(port)")

@@ -61,6 +61,38 @@ final class EnricherCacheTests: XCTestCase {
         return enricher
     }
 
+    /// Every event of a process gets its start time (from its exec, its parent's fork, or the
+    /// /proc seed), so proc.duration is its age on opens too, not only on exit.
+    func testEveryEventKnowsWhenItsProcessStarted() {
+        let enricher = Enricher(metadata: nil, seedProcesses: false)
+        var start = exec(300, ppid: 1, "nginx", ["nginx"])
+        if case .exec(var x) = start.payload { x.startTimeNs = 1_000_000_000; start.payload = .exec(x) }
+        _ = enriched(enricher, start)
+        var later = open(300, ppid: 1, "nginx")
+        later.bootTimeNs = 61_000_000_000
+        XCTAssertEqual(Fields.named("proc.duration")?.extract(enriched(enricher, later), nil), .uint(60_000_000_000))
+
+        var forked = fork(300, ppid: 1, "nginx", child: 301)
+        if case .fork(var f) = forked.payload { f.childStartTimeNs = 50_000_000_000; forked.payload = .fork(f) }
+        _ = enriched(enricher, forked)
+        var child = open(301, ppid: 300, "nginx")
+        child.bootTimeNs = 51_000_000_000
+        XCTAssertEqual(Fields.named("proc.duration")?.extract(enriched(enricher, child), nil), .uint(1_000_000_000),
+                       "a forked child's age counts from its own fork, not its parent's start")
+    }
+
+    /// The /proc seed reads each process's start (stat field 22, in clock ticks since boot).
+    func testTheProcSeedReadsStartTimes() throws {
+        let table = ProcessTable()
+        table.seed()
+        let own = try XCTUnwrap(table.record(UInt32(getpid())))
+        let start = try XCTUnwrap(own.startTimeNs)
+        var now = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &now)
+        XCTAssertLessThanOrEqual(start, UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec), "started before now")
+        XCTAssertGreaterThan(start, 0)
+    }
+
     func testAncestryHandedToLaterEventsFollowsAnAncestorsExec() {
         let enricher = tree()
         let before = enriched(enricher, open(200, ppid: 100, "sh"))

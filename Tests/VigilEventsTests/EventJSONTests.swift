@@ -34,6 +34,19 @@ final class EventJSONTests: XCTestCase {
         }
     }
 
+    /// proc.duration is written for every kind and read back as the process's age.
+    func testProcessDurationRoundTripsOnEveryKind() throws {
+        var open = sample(.open(.init(syscall: "openat", name: "/etc/shadow", path: "/etc/shadow", flags: 0, mode: 0, dirfd: -100,
+                                      result: 3, truncated: false)))
+        open.bootTimeNs = 7_000_000_000
+        open.process.startTimeNs = 1_000_000_000
+        let line = EventFormat.json(open)
+        XCTAssertTrue(line.contains("\"proc.duration\":6000000000"), line)
+        let back = try EventJSON.event(line)
+        XCTAssertEqual(Fields.named("proc.duration")?.extract(back, nil), .uint(6_000_000_000))
+        XCTAssertEqual(EventFormat.json(back), line)
+    }
+
     func testBadLinesAreRefusedWithAPosition() {
         XCTAssertThrowsError(try EventJSON.event("{\"evt.kind\": \"exec\"")) { XCTAssertTrue("\($0)".contains("column")) }
         XCTAssertThrowsError(try EventJSON.event("{\"evt.kind\": \"teleport\"}"))

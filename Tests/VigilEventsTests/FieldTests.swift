@@ -47,6 +47,36 @@ final class FieldTests: XCTestCase {
         XCTAssertNil(v("proc.exitcode"), "exit fields are not on open events")
     }
 
+    /// proc.duration is the process's age at every event (Falco's meaning), not only at exit:
+    /// the event's boot time minus the start the exec carries or the process table knows.
+    func testProcessDurationIsTheAgeOnEveryEvent() {
+        func duration(_ e: Event) -> FieldValue? { Fields.named("proc.duration")?.extract(e, nil) }
+        let field = Fields.named("proc.duration")
+        XCTAssertEqual(field.map { EventKind.allCases.filter($0.applies) }, EventKind.allCases, "on every kind")
+
+        var open = openEvent(name: "x", base: "/etc", result: 3)
+        XCTAssertNil(duration(open), "start unknown: no value (<NA>), as Falco without a clone time")
+        open.bootTimeNs = 9_000_000_000
+        open.process.startTimeNs = 2_000_000_000
+        XCTAssertEqual(duration(open), .uint(7_000_000_000))
+        open.process.startTimeNs = 9_500_000_000
+        XCTAssertNil(duration(open), "a start after the event is not an age")
+
+        var exec = Event(bootTimeNs: 6_000_000_000, timeNs: 2, cgroupID: 3, pid: 10, tid: 10, ppid: 1, uid: 0, gid: 0, cpu: 0,
+                         mountNamespace: 0, pidNamespace: 0, comm: "nginx",
+                         payload: .exec(.init(filename: "/usr/sbin/nginx", executablePath: "/usr/sbin/nginx", arguments: ["nginx"],
+                                              argumentsTruncated: false, cwd: "/", tty: "", ttyNumber: 0, loginUID: 0,
+                                              startTimeNs: 1_000_000_000)))
+        XCTAssertEqual(duration(exec), .uint(5_000_000_000), "the exec's own start (the clone's, kept across exec)")
+        exec.process.startTimeNs = 3
+        XCTAssertEqual(duration(exec), .uint(5_000_000_000), "the exec's start wins over an older record")
+
+        let exit = Event(bootTimeNs: 6_000_000_000, timeNs: 2, cgroupID: 3, pid: 10, tid: 10, ppid: 1, uid: 0, gid: 0, cpu: 0,
+                         mountNamespace: 0, pidNamespace: 0, comm: "nginx",
+                         payload: .exit(.init(status: 0, startTimeNs: 1_000_000_000, durationNs: 4_321)))
+        XCTAssertEqual(duration(exit), .uint(4_321), "exit: how long it ran, as the kernel measured")
+    }
+
     func testJSONIsOneParsableObjectWithFieldNames() throws {
         let line = EventFormat.json(openEvent(name: "a b", base: "/tmp", result: 3))
         XCTAssertFalse(line.contains("\n"))

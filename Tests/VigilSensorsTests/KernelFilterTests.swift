@@ -58,3 +58,43 @@ final class KernelFilterTests: XCTestCase {
         XCTAssertGreaterThan(try filtered(harness), before)
     }
 }
+
+/// State changes (exec, fork, exit) are never dropped in the kernel: the filters apply to them
+/// after enrichment, so the process table and ancestry stay whole whatever the filters keep.
+final class StateChangeFilterTests: XCTestCase {
+    func testACommFilterKeepsTheAncestryOfWhatItKeeps() throws {
+        var filter = KernelFilter()
+        filter.includeComms = ["head"]
+        let harness = try TraceHarness(filter: filter)
+        // A shell nobody asked for starts head: head's parent must still be known by name.
+        let events = try harness.collect {
+            try runProgram("/bin/sh", ["-c", "head -c1 /etc/hostname >/dev/null; true"])
+        }
+        let heads = events.filter { $0.comm == "head" }
+        XCTAssertTrue(heads.contains { $0.kind == .exec } && heads.contains { $0.kind == .open }, "\(events.map { "\($0.comm) \($0.kind)" })")
+        for event in heads {
+            XCTAssertEqual(event.process.ancestorNames.first, "sh", "\(event.kind) of head lost its parent's name")
+        }
+        XCTAssertTrue(events.allSatisfy { $0.comm == "head" }, "the filter still applies: \(Set(events.map(\.comm)))")
+        XCTAssertGreaterThan(harness.stream.statistics.filtered, 0, "state changes of sh were filtered after enrichment, and counted")
+    }
+
+    func testTheProcessTableKnowsProcessesTheFilterDrops() throws {
+        var filter = KernelFilter()
+        filter.includeComms = ["no-such-comm"]
+        let harness = try TraceHarness(filter: filter)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        process.arguments = ["1"]
+        let running = try harness.collect {
+            try process.run()
+            usleep(300_000)
+        }
+        let pid = UInt32(process.processIdentifier)
+        XCTAssertTrue(running.isEmpty, "\(running.map { "\($0.comm) \($0.kind)" })")
+        XCTAssertEqual(harness.stream.enricher.processes.record(pid)?.comm, "sleep", "the exec of a filtered process reached the table")
+        let exited = try harness.collect { process.waitUntilExit() }
+        XCTAssertTrue(exited.isEmpty)
+        XCTAssertNil(harness.stream.enricher.processes.record(pid), "the exit of a filtered process reached the table")
+    }
+}

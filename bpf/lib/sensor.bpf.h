@@ -54,15 +54,22 @@ struct {
 /* Vigil's own process, set before load: its activity is never an event (and not counted). */
 const volatile __u32 vigil_ignore_tgid = 0;
 
-/* True when the current task's event is dropped by a filter (and counted as filtered). */
+/* True for Vigil's own process. */
+static __always_inline bool vigil_is_self(void)
+{
+    return vigil_ignore_tgid && (bpf_get_current_pid_tgid() >> 32) == vigil_ignore_tgid;
+}
+
+/* True when the current task's event is dropped by a filter (and counted as filtered).
+ * Never for state changes (exec, fork, exit): the process table needs every one of them, and
+ * userspace applies the same filters to them after enrichment (VigilSensors' StateChangeFilter). */
 static __always_inline bool vigil_filtered(void)
 {
     __u32 zero = 0;
     struct vigil_filter_config *cfg = bpf_map_lookup_elem(&filter, &zero);
-    __u64 pid_tgid = bpf_get_current_pid_tgid();
-    __u32 tgid = pid_tgid >> 32;
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
-    if (vigil_ignore_tgid && tgid == vigil_ignore_tgid)
+    if (vigil_is_self())
         return true;
     if (!cfg || !cfg->flags)
         return false;

@@ -47,6 +47,9 @@ public struct CompiledCondition: Sendable {
     public let fields: Set<String>
     /// The top-level AND terms that are plain `field op constant(s)`, possibly negated.
     public let conjuncts: [Predicate]
+    /// The `evt.type` names the condition compares with that no Vigil event has (`connect`,
+    /// `ptrace`, ...): when `kinds` is empty because of them, the rule never matches.
+    public let unproducedEventTypes: [String]
 
     init(root: PlanNode, text: String) {
         self.root = root
@@ -56,6 +59,9 @@ public struct CompiledCondition: Sendable {
         var fields = Set<String>()
         root.collectFields(into: &fields)
         self.fields = fields
+        var unproduced: [String] = []
+        root.collectUnproducedEventTypes(into: &unproduced)
+        self.unproducedEventTypes = unproduced
         let terms: [PlanNode] = if case .and(let children, _) = root { children } else { [root] }
         self.conjuncts = terms.compactMap { term in
             switch term {
@@ -175,6 +181,20 @@ indirect enum PlanNode: Sendable {
         }
     }
 
+    /// The `evt.type` names compared with that no Vigil event has, in source order.
+    func collectUnproducedEventTypes(into names: inout [String]) {
+        switch self {
+        case .constant: break
+        case .test(let test):
+            if case .eventType(let table) = test.operand {
+                for name in table.unproduced where !names.contains(name) { names.append(name) }
+            }
+        case .not(let child, _): child.collectUnproducedEventTypes(into: &names)
+        case .and(let children, _), .or(let children, _):
+            for child in children { child.collectUnproducedEventTypes(into: &names) }
+        }
+    }
+
     func collectFields(into fields: inout Set<String>) {
         switch self {
         case .constant: break
@@ -217,6 +237,8 @@ struct EventTypeTest: Sendable {
     let open: [(name: String, result: Bool)]
     /// For an open syscall name not known when compiling.
     let fallback: ConditionValueTest
+    /// The names compared with that no Vigil event has (`connect`, `ptrace`, ...).
+    let unproduced: [String]
 
     /// The open syscalls' names, as bytes.
     static let openNames: [[UInt8]] = (names[.open] ?? []).map { Array($0.utf8) }
@@ -246,6 +268,8 @@ struct EventTypeTest: Sendable {
         exit = decide(.exit)
         open = (Self.names[.open] ?? []).map { ($0, test.matches(string: ByteString($0))) }
         fallback = test
+        let produced = Set(Self.names.values.joined())
+        unproduced = values.map(\.string).filter { !produced.contains($0) }
     }
 
     /// The result for every event of `kind`, nil when it depends on the event (open events

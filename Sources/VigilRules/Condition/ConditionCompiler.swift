@@ -16,7 +16,12 @@ public enum ConditionCompiler {
     /// - Throws: `RuleError` at the exact line and column of the problem (inside the macro's own
     ///   text for an error in a macro).
     public static func compile(_ text: String, at location: SourceLocation, context: ConditionContext) throws(RuleError) -> CompiledCondition {
-        let source = ConditionSource(text, at: location)
+        try compile(text, segments: [SourceSegment(offset: 0, start: location)], context: context)
+    }
+
+    /// Compiles a text joined from parts written in different places (`segments`).
+    static func compile(_ text: String, segments: [SourceSegment], context: ConditionContext) throws(RuleError) -> CompiledCondition {
+        let source = ConditionSource(text, segments: segments)
         let expression = try ConditionParser.parse(source)
         var builder = PlanBuilder(context: context)
         let root = try builder.build(expression, in: source)
@@ -75,10 +80,17 @@ struct PlanBuilder {
             let cycle = (expanding[start...] + [name]).joined(separator: " -> ")
             throw source.error("macro '\(name)' refers to itself (\(cycle))", at: range.lowerBound)
         }
-        let (macroSource, body) = try context.parsedMacro(name, text: macro.text, location: macro.location)
         expanding.append(name)
         defer { expanding.removeLast() }
-        return try build(body, in: macroSource).explained(as: name)
+        do {
+            let (macroSource, body) = try context.parsedMacro(name, text: macro.text, location: macro.location)
+            return try build(body, in: macroSource).explained(as: name)
+        } catch {
+            // The innermost macro is added first: the path reads outermost first.
+            var error = error
+            error.macroPath.insert(name, at: 0)
+            throw error
+        }
     }
 
     // MARK: Comparisons
@@ -89,6 +101,8 @@ struct PlanBuilder {
         var offset: Int
         /// The list it came from, for messages.
         var list: String?
+        /// Where that list item was written, when known (it may be in another file).
+        var origin: SourceLocation? = nil
         var text: String { String(decoding: bytes, as: UTF8.self) }
         /// The bytes without loss, for plan keys: the length, then the text or, when it is not
         /// UTF-8, the bytes in hex.
@@ -231,7 +245,11 @@ struct PlanBuilder {
 
     private func resolveValues(_ rhs: ConditionRightHandSide, in source: ConditionSource) throws(RuleError) -> [Value] {
         func expand(_ name: String, _ items: [String], at offset: Int) -> [Value] {
-            items.map { Value(bytes: Self.listItemValue($0), offset: offset, list: name) }
+            let origins = context.listItemLocations[name]
+            return items.enumerated().map { index, item in
+                Value(bytes: Self.listItemValue(item), offset: offset, list: name,
+                      origin: origins.flatMap { index < $0.count ? $0[index] : nil })
+            }
         }
         switch rhs {
         case .none:
@@ -271,7 +289,7 @@ struct PlanBuilder {
     }
 
     private func typeError(_ value: Value, _ message: String, in source: ConditionSource) -> RuleError {
-        source.error(message + (value.list.map { " (an item of list '\($0)')" } ?? ""), at: value.offset)
+        source.error(message + (value.list.map { " (an item of list '\($0)'" + (value.origin.map { " at \($0)" } ?? "") + ")" } ?? ""), at: value.offset)
     }
 
     private func unsigned(_ value: Value, label: String, in source: ConditionSource) throws(RuleError) -> UInt64 {

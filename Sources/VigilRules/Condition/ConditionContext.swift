@@ -9,6 +9,12 @@ public struct ConditionContext: Sendable {
     public var macros: [String: (text: String, location: SourceLocation)]
     /// List name -> items.
     public var lists: [String: [String]]
+    /// Macros joined from parts written in different places (appended to in another file):
+    /// where each part starts, so errors point into the right file.
+    var macroSegments: [String: [SourceSegment]] = [:]
+    /// Where each item of a list was written (parallel to `lists`), so an error on an item
+    /// names its place, which may be another file than the rule's.
+    var listItemLocations: [String: [SourceLocation]] = [:]
     /// Parsed macros, by name; an entry is reused only while its text and location are unchanged.
     let cache = MacroCache()
 
@@ -20,7 +26,7 @@ public struct ConditionContext: Sendable {
 
     /// The parsed body of macro `name` (parsed once), with the source it was parsed from.
     func parsedMacro(_ name: String, text: String, location: SourceLocation) throws(RuleError) -> (ConditionSource, ConditionExpression) {
-        try cache.parsed(name, text: text, location: location)
+        try cache.parsed(name, text: text, segments: macroSegments[name] ?? [SourceSegment(offset: 0, start: location)])
     }
 }
 
@@ -29,18 +35,18 @@ public struct ConditionContext: Sendable {
 final class MacroCache: @unchecked Sendable {
     private struct Entry {
         let text: String
-        let location: SourceLocation
+        let segments: [SourceSegment]
         let result: Result<(ConditionSource, ConditionExpression), RuleError>
     }
     private let lock = NSLock()
     private var entries: [String: Entry] = [:]
 
-    func parsed(_ name: String, text: String, location: SourceLocation) throws(RuleError) -> (ConditionSource, ConditionExpression) {
+    func parsed(_ name: String, text: String, segments: [SourceSegment]) throws(RuleError) -> (ConditionSource, ConditionExpression) {
         lock.lock()
         let cached = entries[name]
         lock.unlock()
-        if let cached, cached.text == text, cached.location == location { return try cached.result.get() }
-        let source = ConditionSource(text, at: location)
+        if let cached, cached.text == text, cached.segments == segments { return try cached.result.get() }
+        let source = ConditionSource(text, segments: segments)
         let result: Result<(ConditionSource, ConditionExpression), RuleError>
         do {
             result = .success((source, try ConditionParser.parse(source)))
@@ -48,7 +54,7 @@ final class MacroCache: @unchecked Sendable {
             result = .failure(error)
         }
         lock.lock()
-        entries[name] = Entry(text: text, location: location, result: result)
+        entries[name] = Entry(text: text, segments: segments, result: result)
         lock.unlock()
         return try result.get()
     }

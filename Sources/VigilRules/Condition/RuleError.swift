@@ -28,6 +28,11 @@ public struct RuleError: Error, Sendable, Equatable, CustomStringConvertible {
     /// exception or the output): that field's name. A rule with `skip-if-unknown-filter: true`
     /// is skipped for such an error instead of failing the load.
     public var unknownField: String?
+    /// The macros the problem is inside, outermost first (empty: in the rule's own text).
+    public var macroPath: [String] = []
+    /// Further errors found in the same load (`vigil rules validate` reports every error of
+    /// every file, not only the first).
+    public var more: [RuleError] = []
 
     /// Creates an error.
     public init(location: SourceLocation, message: String, unknownField: String? = nil) {
@@ -36,8 +41,32 @@ public struct RuleError: Error, Sendable, Equatable, CustomStringConvertible {
         self.unknownField = unknownField
     }
 
-    /// `FILE:LINE:COL: message`, as compilers print errors.
-    public var description: String { "\(location): \(message)" }
+    /// This error and every further one, each alone.
+    public var all: [RuleError] {
+        var first = self
+        first.more = []
+        return [first] + more.flatMap(\.all)
+    }
+
+    /// The errors of `errors` as one (the first, with the others in `more`); nil when empty.
+    public static func combined(_ errors: [RuleError]) -> RuleError? {
+        let flat = errors.flatMap(\.all)
+        guard var first = flat.first else { return nil }
+        first.more = Array(flat.dropFirst())
+        return first
+    }
+
+    /// `FILE:LINE:COL: message`, as compilers print errors; one line per error.
+    public var description: String {
+        all.map { "\($0.location): \($0.message)" }.joined(separator: "\n")
+    }
+}
+
+/// A part of a condition's text that comes from its own place in a file: a macro appended to
+/// in another file, an exception. `offset` is in UTF-8 bytes from the start of the joined text.
+struct SourceSegment: Sendable, Equatable {
+    var offset: Int
+    var start: SourceLocation
 }
 
 /// Condition text together with where it starts in its file: turns byte offsets into the
@@ -49,28 +78,39 @@ struct ConditionSource: Sendable {
     let bytes: [UInt8]
     /// Where the text's first character is in its file.
     let start: SourceLocation
+    /// Where each part of a joined text comes from, by offset (the first at 0 is `start`).
+    let segments: [SourceSegment]
 
     init(_ text: String, at start: SourceLocation) {
-        self.text = text
-        self.bytes = Array(text.utf8)
-        self.start = start
+        self.init(text, segments: [SourceSegment(offset: 0, start: start)])
     }
 
-    /// The file position of the byte at `offset` (or of the end of the text): the line advances
-    /// by the newlines before it; on the first line the column continues from `start.column`,
-    /// on later lines it counts from the last newline.
+    /// A text joined from parts written in different places (`segments`, by offset).
+    init(_ text: String, segments: [SourceSegment]) {
+        self.text = text
+        self.bytes = Array(text.utf8)
+        let sorted = segments.sorted { $0.offset < $1.offset }
+        self.segments = sorted.isEmpty ? [SourceSegment(offset: 0, start: SourceLocation(file: "", line: 1, column: 1))] : sorted
+        self.start = self.segments[0].start
+    }
+
+    /// The file position of the byte at `offset` (or of the end of the text), in the part it
+    /// belongs to: the line advances by the newlines before it; on the part's first line the
+    /// column continues from the part's start column, on later lines it counts from the last newline.
     func location(at offset: Int) -> SourceLocation {
         let end = min(max(offset, 0), bytes.count)
-        var line = start.line
-        var lineStart = 0
-        for i in 0..<end where bytes[i] == UInt8(ascii: "\n") {
+        let segment = segments.last { $0.offset <= end } ?? segments[0]
+        let from = min(segment.offset, end)
+        var line = segment.start.line
+        var lineStart = from
+        for i in from..<end where bytes[i] == UInt8(ascii: "\n") {
             line += 1
             lineStart = i + 1
         }
         var scalars = 0
         for i in lineStart..<end where bytes[i] & 0xC0 != 0x80 { scalars += 1 }
-        let column = lineStart == 0 ? start.column + scalars : scalars + 1
-        return SourceLocation(file: start.file, line: line, column: column)
+        let column = lineStart == from ? segment.start.column + scalars : scalars + 1
+        return SourceLocation(file: segment.start.file, line: line, column: column)
     }
 
     /// The source text of `range`.

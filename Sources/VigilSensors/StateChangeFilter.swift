@@ -1,0 +1,41 @@
+import VigilEnrichment
+import VigilEvents
+
+/// The in-kernel filters of a `KernelFilter`, applied in userspace to state changes (exec,
+/// fork, exit) after enrichment. The kernel never drops those (bpf/lib/sensor.bpf.h,
+/// `vigil_filtered`): the process table needs every one, or the ancestry of what the filters
+/// keep is lost. The same settings, the same meaning: containers only (the task's pid namespace
+/// is not the host's), command names included/excluded, pids (thread group ids), uids, cgroup ids.
+struct StateChangeFilter {
+    private let active: Bool
+    private let containersOnly: Bool
+    private let includeComms: Set<ByteString>
+    private let excludeComms: Set<ByteString>
+    private let pids: Set<UInt32>
+    private let uids: Set<UInt32>
+    private let cgroupIDs: Set<UInt64>
+
+    /// The state-change half of `filter`.
+    init(_ filter: KernelFilter) {
+        containersOnly = filter.containersOnly
+        includeComms = Set(filter.includeComms.map { ByteString($0) })
+        excludeComms = Set(filter.excludeComms.map { ByteString($0) })
+        pids = filter.pids
+        uids = filter.uids
+        cgroupIDs = filter.cgroupIDs
+        active = containersOnly || !includeComms.isEmpty || !excludeComms.isEmpty || !pids.isEmpty || !uids.isEmpty
+            || !cgroupIDs.isEmpty
+    }
+
+    /// Whether `event` passes the filters. Every other kind already passed them in the kernel.
+    func keeps(_ event: Event) -> Bool {
+        guard active, event.kind == .exec || event.kind == .fork || event.kind == .exit else { return true }
+        if containersOnly && event.pidNamespace == Namespaces.hostPID { return false }
+        if !pids.isEmpty && !pids.contains(event.pid) { return false }
+        if !uids.isEmpty && !uids.contains(event.uid) { return false }
+        if !cgroupIDs.isEmpty && !cgroupIDs.contains(event.cgroupID) { return false }
+        if !includeComms.isEmpty && !includeComms.contains(event.comm) { return false }
+        if !excludeComms.isEmpty && excludeComms.contains(event.comm) { return false }
+        return true
+    }
+}

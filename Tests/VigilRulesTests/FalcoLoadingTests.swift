@@ -1,0 +1,263 @@
+import Foundation
+import VigilEvents
+import VigilRules
+import XCTest
+
+/// Falco's meaning of loading (issue 11, section 2): a macro or list with an unknown field only
+/// matters to the rules that use it; output fields Vigil lacks print `<NA>`; a rule that needs
+/// events Vigil never produces loads with a warning; every error of every file is reported, and
+/// an error from an interaction names both places.
+final class FalcoLoadingTests: XCTestCase {
+    /// Written in the style of Falco's stock rules (macros built on fields Vigil lacks, outputs
+    /// naming `%evt.arg.flags`, network rules), not copied from them.
+    static let falcoStyle = """
+        - macro: open_read
+          condition: (evt.type in (open,openat,openat2) and evt.is_open_read=true and fd.typechar='f' and fd.num>=0)
+        - macro: unused_network
+          condition: (fd.sip.name = "kubernetes.default.svc" and fd.l4proto = tcp)
+        - macro: proc_is_new
+          condition: (proc.duration <= 5000000000)
+        - list: sensitive_file_names
+          items: [/etc/shadow, /etc/sudoers]
+        - rule: Skipped read
+          desc: uses fd.typechar through open_read and asks to be skipped
+          condition: open_read and fd.name in (sensitive_file_names)
+          output: "read (file=%fd.name)"
+          priority: WARNING
+          skip-if-unknown-filter: true
+        - rule: Strict read
+          desc: uses fd.typechar through open_read without asking to be skipped
+          condition: open_read and fd.name in (sensitive_file_names)
+          output: "read (file=%fd.name)"
+          priority: WARNING
+        - rule: Known fields only
+          desc: loads; its output names a field Vigil lacks
+          condition: evt.type = execve and evt.dir = < and proc.name = nc and not proc_is_new
+          output: "nc (cmd=%proc.cmdline exe_flags=%evt.arg.flags lport=%fd.lport name=%proc.nmae)"
+          priority: NOTICE
+        - rule: Outbound connection
+          desc: needs connect events
+          condition: evt.type = connect and evt.dir = < and proc.name = nc
+          output: "connect (cmd=%proc.cmdline)"
+          priority: NOTICE
+        """
+
+    private func exec(_ comm: String) -> Event {
+        var e = Event(bootTimeNs: 10_000_000_000, timeNs: 0, cgroupID: 0, pid: 5, tid: 5, ppid: 1, uid: 0, gid: 0, cpu: 0, mountNamespace: 0,
+                      pidNamespace: 0, comm: ByteString(comm),
+                      payload: .exec(.init(filename: "/usr/bin/nc", executablePath: "/usr/bin/nc", arguments: [ByteString(comm), "-l"],
+                                           argumentsTruncated: false, cwd: "/", tty: "", ttyNumber: 0, loginUID: 0, startTimeNs: 1)))
+        e.process.arguments = [ByteString(comm), "-l"]
+        return e
+    }
+
+    private func errors(_ body: () throws -> Void) -> [RuleError] {
+        do {
+            try body()
+            XCTFail("expected errors")
+            return []
+        } catch let error as RuleError {
+            return error.all
+        } catch {
+            XCTFail("not a RuleError: \(error)")
+            return []
+        }
+    }
+
+    private func load(_ text: String, _ file: String = "falco_style.yaml") throws -> RuleSet {
+        try RuleSet(files: [(file, try YAMLRules.load(text, file: file))])
+    }
+
+    /// The strict rule fails alone, naming the rule, the macro, the field, file and line; the
+    /// skipping rule is skipped with a warning naming the rule and the field; the unused macro
+    /// with unknown fields costs nothing.
+    func testAnUnknownFieldInAMacroOnlyMattersToTheRulesUsingIt() throws {
+        let found = errors { _ = try self.load(Self.falcoStyle) }
+        XCTAssertEqual(found.count, 1, "\(found)")
+        XCTAssertEqual(found.first?.description,
+                       "falco_style.yaml:2:79: unknown field 'fd.typechar' in macro 'open_read', used by rule 'Strict read' at falco_style.yaml:15:9")
+        XCTAssertEqual(found.first?.unknownField, "fd.typechar")
+
+        // Without the strict rule the file loads: one skip, the others compiled.
+        let withoutStrict = Self.falcoStyle.replacingOccurrences(of: "- rule: Strict read", with: "- rule: Strict read\n  enabled: false")
+        let set = try load(withoutStrict)
+        XCTAssertEqual(set.rules.map(\.rule.name), ["Known fields only", "Outbound connection"])
+        XCTAssertEqual(set.disabled, ["Strict read"])
+        XCTAssertEqual(set.skipped.map(\.name), ["Skipped read"])
+        XCTAssertEqual(set.skipped.first?.description,
+                       "falco_style.yaml:9:9: rule 'Skipped read' skipped (skip-if-unknown-filter): unknown field 'fd.typechar' in macro 'open_read' at falco_style.yaml:2:79")
+        XCTAssertEqual(set.warnings.first?.description,
+                       "falco_style.yaml:9:9: warning: rule 'Skipped read' skipped (skip-if-unknown-filter): unknown field 'fd.typechar' in macro 'open_read' at falco_style.yaml:2:79")
+    }
+
+    /// Output fields Vigil lacks print `<NA>`, as in Falco, and are a warning, never a skip.
+    func testUnknownOutputFieldsPrintNAAndOnlyWarn() throws {
+        let text = Self.falcoStyle.replacingOccurrences(of: "- rule: Strict read", with: "- rule: Strict read\n  enabled: false")
+        let set = try load(text)
+        let rule = try XCTUnwrap(set.rules.first { $0.rule.name == "Known fields only" })
+        var old = exec("nc")
+        old.process.startTimeNs = 1
+        XCTAssertEqual(set.matches(old).map(\.rule.name), ["Known fields only"], "a process 10 s old is not new")
+        XCTAssertEqual(rule.output.render(old), "nc (cmd=nc -l exe_flags=<NA> lport=<NA> name=<NA>)")
+        XCTAssertEqual(rule.output.unknownFields.map(\.name), ["evt.arg.flags", "fd.lport", "proc.nmae"])
+        XCTAssertEqual(rule.output.unknownFields.map(\.suggestion), [nil, nil, "proc.name"])
+        let warning = try XCTUnwrap(set.warnings.first { $0.rule == "Known fields only" && $0.message.contains("<NA>") })
+        XCTAssertEqual(warning.description,
+                       "falco_style.yaml:24:44: warning: rule 'Known fields only': the output names fields Vigil does not have, printed as <NA>: %evt.arg.flags, %fd.lport, %proc.nmae (did you mean '%proc.name'?)")
+    }
+
+    /// A rule on events Vigil never produces loads (as in Falco, where it would wait for them)
+    /// with a warning saying so; so does a rule whose condition is false for every event.
+    func testARuleOnEventsVigilNeverProducesLoadsWithAWarning() throws {
+        let text = Self.falcoStyle.replacingOccurrences(of: "- rule: Strict read", with: "- rule: Strict read\n  enabled: false")
+            + "\n- macro: never_true\n  condition: (evt.num=0)\n- rule: Off\n  desc: d\n  condition: never_true and proc.name = x\n  output: o\n  priority: INFO\n"
+        let set = try load(text)
+        let connect = try XCTUnwrap(set.rules.first { $0.rule.name == "Outbound connection" })
+        XCTAssertTrue(connect.condition.kinds.isEmpty)
+        XCTAssertEqual(connect.condition.unproducedEventTypes, ["connect"])
+        let never = set.warnings.filter { $0.message.contains("never matches") }
+        XCTAssertEqual(never.map(\.description), [
+            "falco_style.yaml:26:9: warning: rule 'Outbound connection' is loaded but never matches: its condition needs events Vigil does not produce (evt.type connect)",
+            "falco_style.yaml:33:9: warning: rule 'Off' is loaded but never matches: its condition is false for every event Vigil produces (it folds to false when compiled: never_true, evt.dir = > while Vigil's events are syscall exits, ...)",
+        ])
+    }
+
+    /// Every error of every rule is reported, not only the first, each naming its rule.
+    func testEveryErrorIsReported() {
+        let text = """
+            - rule: a
+              desc: d
+              condition: evt.type = execve and proc.nmae = x
+              output: o
+              priority: INFO
+            - rule: b
+              desc: d
+              condition: evt.type = execve and fd.typechar = f
+              output: o
+              priority: INFO
+            - rule: c
+              desc: d
+              conditon: typo in a key
+            - rule: d
+              desc: d
+              condition: undefined_macro
+              output: o
+              priority: INFO
+            """
+        let found = errors { _ = try self.load(text, "many.yaml") }
+        XCTAssertEqual(found.map(\.description), [
+            "many.yaml:13:3: unknown key 'conditon' in a rule (valid: actions, append, condition, desc, enabled, exceptions, output, override, priority, rule, skip-if-unknown-filter, source, tags, warn_evttypes)",
+        ], "a file whose items cannot be read stops before merging, with every such item's error")
+        let compiled = errors { _ = try self.load(text.replacingOccurrences(of: "  conditon: typo in a key", with: "  condition: proc.name = x\n  output: o\n  priority: INFO"), "many.yaml") }
+        XCTAssertEqual(compiled.count, 3, "\(compiled)")
+        XCTAssertEqual(compiled.map(\.location.line), [3, 8, 18])
+        XCTAssertTrue(compiled[0].message.contains("unknown field 'proc.nmae'") && compiled[0].message.hasSuffix("(rule 'a')"), compiled[0].message)
+        XCTAssertTrue(compiled[1].message.contains("unknown field 'fd.typechar'") && compiled[1].message.hasSuffix("(rule 'b')"), compiled[1].message)
+        XCTAssertTrue(compiled[2].message.contains("undefined macro 'undefined_macro'") && compiled[2].message.hasSuffix("(rule 'd')"), compiled[2].message)
+    }
+
+    /// Errors of several files are all reported: a file that cannot be read or parsed does
+    /// not hide the errors of the next.
+    func testErrorsOfEveryFileAreReported() throws {
+        let dir = NSTemporaryDirectory() + "vigil-falco-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "- rule: a\n  condition: [unclosed\n".write(toFile: dir + "/one.yaml", atomically: true, encoding: .utf8)
+        try "- rule: b\n  desc: d\n  condition: proc.nmae = x\n  output: o\n  priority: INFO\n".write(toFile: dir + "/two.yaml", atomically: true, encoding: .utf8)
+        let found = errors { _ = try RuleFiles.ruleSet(paths: [dir + "/one.yaml", dir + "/two.yaml", dir + "/missing.yaml"], defaults: false) }
+        XCTAssertEqual(found.map(\.location.file), [dir + "/one.yaml", dir + "/missing.yaml", dir + "/two.yaml"], "\(found)")
+    }
+
+    /// A user file's macro breaking a default rule: the error is where the user wrote the
+    /// field, and names the default rule and where that is.
+    func testAnErrorFromAnInteractionNamesBothPlaces() throws {
+        let base = """
+            - macro: spawned
+              condition: evt.type = execve
+            - rule: Shell
+              desc: d
+              condition: spawned and proc.name = sh
+              output: o
+              priority: INFO
+            """
+        let user = """
+            - macro: spawned
+              condition: and fd.typechar = f
+              append: true
+            """
+        let found = errors {
+            _ = try RuleSet(files: [("default.yaml", try YAMLRules.load(base, file: "default.yaml")),
+                                    ("user.yaml", try YAMLRules.load(user, file: "user.yaml"))])
+        }
+        XCTAssertEqual(found.map(\.description),
+                       ["user.yaml:2:18: unknown field 'fd.typechar' in macro 'spawned', used by rule 'Shell' at default.yaml:3:9"])
+
+        // The same through an appended rule condition and an exception written in the user file.
+        let userRule = """
+            - rule: Shell
+              condition: and fd.typechar = f
+              append: true
+            """
+        let appended = errors {
+            _ = try RuleSet(files: [("default.yaml", try YAMLRules.load(base, file: "default.yaml")),
+                                    ("user.yaml", try YAMLRules.load(userRule, file: "user.yaml"))])
+        }
+        XCTAssertEqual(appended.map(\.description),
+                       ["user.yaml:2:18: unknown field 'fd.typechar', used by rule 'Shell' at default.yaml:3:9"])
+    }
+
+    /// A user file's list item breaking a default rule: the error is at the rule's use of the
+    /// list, and names the list and where the item was written.
+    func testAListItemFromAnotherFileIsNamedWithItsPlace() {
+        let base = "- list: admins\n  items: [0]\n- rule: Admin shell\n  desc: d\n  condition: evt.type = execve and user.uid in (admins)\n  output: o\n  priority: INFO\n"
+        let user = "- list: admins\n  items: [root]\n  append: true\n"
+        let found = errors {
+            _ = try RuleSet(files: [("default.yaml", try YAMLRules.load(base, file: "default.yaml")),
+                                    ("user.yaml", try YAMLRules.load(user, file: "user.yaml"))])
+        }
+        XCTAssertEqual(found.map(\.description),
+                       ["default.yaml:5:49: user.uid is a number (uint), 'root' is not (an item of list 'admins' at user.yaml:1:9) (rule 'Admin shell')"])
+    }
+
+    /// Falco's real stock ruleset, when a copy is at $VIGIL_FALCO_RULES (falcosecurity/rules
+    /// rules/falco_rules.yaml): as it is, every rule Vigil cannot compile is an error of its own
+    /// (no single rule stops the others from being checked); with skip-if-unknown-filter set on
+    /// every rule by an override file, it loads, and each skipped rule is one line naming the
+    /// rule and the field.
+    func testFalcosStockRuleset() throws {
+        guard let path = ProcessInfo.processInfo.environment["VIGIL_FALCO_RULES"] else {
+            throw XCTSkip("set VIGIL_FALCO_RULES to a copy of falcosecurity/rules rules/falco_rules.yaml to run this test")
+        }
+        let items = try RuleFiles.items(path: path)
+        let names: [String] = items.compactMap { if case .rule(let rule, .define) = $0 { return rule.name }; return nil }
+        XCTAssertGreaterThan(names.count, 20)
+
+        // As it is: one error per rule that cannot compile, each naming the rule and the field.
+        let strict = errors { _ = try RuleSet(files: [(path, items)]) }
+        XCTAssertGreaterThan(strict.count, 1, "not only the first error")
+        for error in strict {
+            let named = names.filter { error.message.contains("rule '\($0)'") }
+            XCTAssertEqual(named.count, 1, "one rule named: \(error)")
+            XCTAssertTrue(error.unknownField.map { Fields.named($0) == nil } ?? false, "an unknown field: \(error)")
+            XCTAssertTrue(error.message.contains("'\(error.unknownField ?? "")'"), "names the field: \(error)")
+        }
+
+        // Every rule asks to be skipped: the file loads; every rule is loaded or skipped.
+        let overrides = names.map { "- rule: \($0)\n  skip-if-unknown-filter: true\n  override:\n    skip-if-unknown-filter: replace\n" }.joined()
+        let set = try RuleSet(files: [(path, items), ("skip.yaml", try YAMLRules.load(overrides, file: "skip.yaml"))])
+        XCTAssertEqual(Set(set.rules.map(\.rule.name) + set.skipped.map(\.name) + set.disabled), Set(names))
+        XCTAssertEqual(Set(set.skipped.map(\.name)), Set(strict.compactMap { e in names.first { e.message.contains("rule '\($0)'") } }),
+                       "exactly the rules that failed strictly are skipped")
+        for skipped in set.skipped {
+            let line = skipped.description
+            XCTAssertFalse(line.contains("\n"), line)
+            XCTAssertTrue(line.contains("rule '\(skipped.name)' skipped") && line.contains("unknown field '\(skipped.error.unknownField ?? "?")'"), line)
+        }
+        for name in ["Search Private Keys or Passwords", "Netcat Remote Code Execution in Container", "Find AWS Credentials"] {
+            XCTAssertTrue(set.rules.contains { $0.rule.name == name }, "\(name) uses only fields Vigil has")
+        }
+        XCTAssertFalse(set.rules.contains { $0.output.unknownFields.isEmpty && $0.rule.output.contains("%evt.arg.flags") })
+        print("stock ruleset: \(names.count) rules, \(set.rules.count) loaded, \(set.skipped.count) skipped, \(strict.count) errors without skip-if-unknown-filter")
+        for warning in set.warnings { print("  \(warning)") }
+    }
+}
