@@ -9,8 +9,9 @@ import VigilEvents
 /// The container is the one the event's cgroup names. Where the cgroup cannot name it (the cgroup
 /// was removed before the event was read, or a task outside the host's pid namespace is still in
 /// the root cgroup), it is the one the process inherited through fork (the process table carries
-/// it), else /proc's, else its pid namespace's while that container's cgroup exists, else
-/// `unknown`; never the host for a task outside the host's pid namespace.
+/// it), else /proc's, else its pid namespace's (learned from events, and from /proc at start)
+/// while that container's cgroup exists, else `unknown`; never the host for a task outside the
+/// host's pid namespace.
 ///
 /// What it adds is the same for every event of a process until something changes, so it is kept
 /// per process: the process context (ancestry, arguments, user and group names) and the container
@@ -64,6 +65,31 @@ public final class Enricher {
         self.metadata = metadata
         users = Self.names(fromFile: "/etc/passwd")
         groups = Self.names(fromFile: "/etc/group")
+        if seedProcesses { seedPIDNamespaces() }
+    }
+
+    /// Learns the container of every pid namespace that has a process now (from /proc): a
+    /// container that runs idle while Vigil starts has had no event to learn it from, yet its
+    /// `docker exec` runs runc's init in its pid namespace before that init joins its cgroup.
+    private func seedPIDNamespaces(procRoot: String = "/proc") {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return }
+        var info = stat()
+        for entry in entries {
+            guard let pid = Int32(entry), stat("\(procRoot)/\(pid)/ns/pid", &info) == 0 else { continue }
+            let pidNamespace = UInt32(truncatingIfNeeded: info.st_ino)
+            guard pidNamespace != Namespaces.hostPID, containersByPIDNamespace[pidNamespace] == nil,
+                  let text = try? String(contentsOfFile: "\(procRoot)/\(pid)/cgroup", encoding: .utf8) else { continue }
+            let identity = ContainerIdentity(cgroupFile: text)
+            guard identity.isContainer else { continue }
+            // The id of its v2 cgroup, whose existence later says whether the entry still holds.
+            var cgroupID: UInt64 = 0
+            if let mount = cgroups.mount, mount.root == "/",
+               let path = text.split(separator: "\n").first(where: { $0.hasPrefix("0::/") })?.dropFirst(3),
+               stat(mount.mountPoint + path, &info) == 0 {
+                cgroupID = UInt64(info.st_ino)
+            }
+            learn(context(for: identity), pidNamespace: pidNamespace, cgroupID: cgroupID)
+        }
     }
 
     /// Enriches `event` in place.

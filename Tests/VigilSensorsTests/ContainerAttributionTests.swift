@@ -115,6 +115,19 @@ final class ContainerAttributionTests: XCTestCase {
         try DockerTestEngine.requireBashImage()
         let harness = try TraceHarness(metadata: true, cgroups: justWalkedResolver())
         let container = try DockerTestEngine.startContainer(for: self, image: DockerTestEngine.bashImage, command: ["sleep", "300"])
+        try assertDockerExecIsNamed(container, harness)
+    }
+
+    func testDockerExecIntoAContainerThatRanIdleBeforeTracingNamesItOnEveryEvent() throws {
+        // No event of the container was read before: runc's exec init, in the container's pid
+        // namespace but still in the root cgroup, must be named all the same.
+        let container = try DockerTestEngine.startContainer(for: self, image: DockerTestEngine.bashImage, command: ["sleep", "300"])
+        let harness = try TraceHarness(metadata: true, cgroups: justWalkedResolver())
+        try assertDockerExecIsNamed(container, harness)
+    }
+
+    private func assertDockerExecIsNamed(_ container: DockerTestEngine.Container, _ harness: TraceHarness,
+                                         file: StaticString = #filePath, line: UInt = #line) throws {
         let marker = "vigil-\(UUID().uuidString)", name = container.name
         let (_, events) = try harness.collectWhileRunning {
             let result = DockerTestEngine.run([
@@ -125,9 +138,10 @@ final class ContainerAttributionTests: XCTestCase {
         }
         let inside = try eventsOfPIDNamespace(execing: marker, in: events)
         XCTAssertEqual(inside.filter { $0.open?.path == "/etc/shadow" && ($0.open?.result ?? -1) >= 0 }.count, 3,
-                       "\(inside.map { "\($0.kind) \($0.comm)" })")
-        XCTAssertTrue(inside.contains { $0.comm == "sort" && $0.fork?.isThread == true }, "sort made threads")
-        assertEveryEvent(inside, isIn: (container.id, container.name))
+                       "\(inside.map { "\($0.kind) \($0.comm)" })", file: file, line: line)
+        XCTAssertTrue(inside.contains { $0.comm == "sort" && $0.fork?.isThread == true }, "sort made threads", file: file, line: line)
+        XCTAssertTrue(inside.contains { $0.comm.string.hasPrefix("runc:") }, "runc's exec init is checked too", file: file, line: line)
+        assertEveryEvent(inside, isIn: (container.id, container.name), file: file, line: line)
     }
 
     func testWhereCgroupIDsNameNoContainerProcessesAreNamedThroughProcAndTheirAncestry() throws {
