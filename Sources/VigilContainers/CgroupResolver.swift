@@ -4,6 +4,28 @@ import Glibc
 import Foundation
 import Synchronization
 
+/// The cgroup hierarchy whose ids events carry: what the sensors' `vigil_cgroup_hierarchy` is set
+/// to before load, and which mount `CgroupResolver` reads.
+public enum CgroupHierarchy: UInt32, Sendable, Hashable {
+    /// The v2 hierarchy (`bpf_get_current_cgroup_id()`).
+    case unified = 0
+    /// The v1 hierarchy of the pids controller (`task->cgroups->subsys[pids_cgrp_id]`).
+    case v1Pids = 1
+
+    /// The hierarchy for the host whose /proc/self/mountinfo this is: the v2 one when it is
+    /// mounted (pure v2 and hybrid hosts), else the v1 pids hierarchy when that is (v1-only hosts:
+    /// there every task's v2 cgroup is the root, which names nothing).
+    public init(mountInfo text: String) {
+        self = CgroupResolver.unifiedMount(inMountInfo: text) == nil && CgroupResolver.v1Mount(of: "pids", inMountInfo: text) != nil
+            ? .v1Pids : .unified
+    }
+
+    /// The hierarchy for this host (`init(mountInfo:)` over /proc/self/mountinfo).
+    public static var onThisHost: CgroupHierarchy {
+        (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)).map(CgroupHierarchy.init(mountInfo:)) ?? .unified
+    }
+}
+
 /// Maps the cgroup id a BPF program reports to the cgroup's path and container.
 ///
 /// `bpf_get_current_cgroup_id()` returns the kernfs id of the task's cgroup v2 directory, which
@@ -67,32 +89,46 @@ public final class CgroupResolver: Sendable {
         self.maximumDirectories = maximumDirectories
     }
 
-    /// Creates a resolver over the cgroup v2 mount listed in `mountInfoPath`; when there is
-    /// none, `mount` is nil, `unavailableReason` says why, and lookups return nil.
+    /// Creates a resolver over the mount of `hierarchy` listed in `mountInfoPath` (by default the
+    /// hierarchy the sensors take cgroup ids from on this host); when there is none, `mount` is
+    /// nil, `unavailableReason` says why, and lookups return nil.
     public init(
-        mountInfoPath: String = "/proc/self/mountinfo",
+        hierarchy: CgroupHierarchy? = nil, mountInfoPath: String = "/proc/self/mountinfo",
         minimumRescanInterval: Duration = .milliseconds(250), maximumDirectories: Int = 100_000
     ) {
         let mountInfo = try? String(contentsOfFile: mountInfoPath, encoding: .utf8)
-        let mount = mountInfo.flatMap(CgroupResolver.unifiedMount(inMountInfo:))
+        let hierarchy = hierarchy ?? mountInfo.map(CgroupHierarchy.init(mountInfo:)) ?? .unified
+        let mount = mountInfo.flatMap { hierarchy == .unified ? CgroupResolver.unifiedMount(inMountInfo: $0) : CgroupResolver.v1Mount(of: "pids", inMountInfo: $0) }
         self.mount = mount
         switch (mountInfo, mount) {
         case (nil, _): self.unavailableReason = "cannot read \(mountInfoPath)"
-        case (_, nil): self.unavailableReason = "no cgroup2 mount in \(mountInfoPath)"
+        case (_, nil): self.unavailableReason = hierarchy == .unified ? "no cgroup2 mount in \(mountInfoPath)" : "no cgroup v1 pids mount in \(mountInfoPath)"
         default: self.unavailableReason = nil
         }
         self.minimumRescanInterval = minimumRescanInterval
         self.maximumDirectories = maximumDirectories
     }
 
+    /// The mount of the v1 hierarchy of `controller` (a `cgroup` mount whose options name it) in
+    /// the text of /proc/PID/mountinfo, preferring one that shows the whole hierarchy.
+    public static func v1Mount(of controller: String, inMountInfo text: String) -> UnifiedMount? {
+        mounts(ofType: "cgroup", inMountInfo: text) { $0.split(separator: ",").contains { $0 == controller } }
+    }
+
     /// The first `cgroup2` mount in the text of /proc/PID/mountinfo (see proc(5)), preferring
     /// one that shows the whole hierarchy (root `/`).
     public static func unifiedMount(inMountInfo text: String) -> UnifiedMount? {
+        mounts(ofType: "cgroup2", inMountInfo: text) { _ in true }
+    }
+
+    /// The first mount of file system `type` whose super options `accept`, preferring one that
+    /// shows the whole hierarchy (root `/`).
+    private static func mounts(ofType type: Substring, inMountInfo text: String, options accept: (Substring) -> Bool) -> UnifiedMount? {
         var mounts: [UnifiedMount] = []
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: " ")
-            guard let separator = fields.firstIndex(of: "-"), separator >= 6,
-                separator + 1 < fields.endIndex, fields[separator + 1] == "cgroup2"
+            guard let separator = fields.firstIndex(of: "-"), separator >= 6, separator + 1 < fields.endIndex,
+                fields[separator + 1] == type, accept(separator + 3 < fields.endIndex ? fields[separator + 3] : "")
             else { continue }
             mounts.append(
                 UnifiedMount(

@@ -2,6 +2,7 @@ import CVigilABI
 import Dispatch
 import Synchronization
 import VigilBPF
+import VigilContainers
 import VigilEnrichment
 import VigilRules
 #if canImport(Glibc)
@@ -122,8 +123,12 @@ public final class Sensors {
     ///   - wakeupBytes: the reader is woken only once this many bytes wait (it drains on its timer).
     ///   - fileHooks: the file sensor's hooks and variants (`Sensors.fileHooks`; a test may
     ///     narrow it to one variant).
+    ///   - cgroupHierarchy: the hierarchy whose cgroup ids events and the cgroup filter carry
+    ///     (`vigil_cgroup_hierarchy`); by default this host's (`CgroupHierarchy.onThisHost`), which
+    ///     `CgroupResolver()` reads too.
     public init(files: Bool, filter: KernelFilter, ringBytes: Int = 1 << 23, wakeupBytes: UInt64 = 1 << 20,
-                probes: FeatureProbes = .shared, fileHooks: [Hook] = Sensors.fileHooks) throws {
+                probes: FeatureProbes = .shared, fileHooks: [Hook] = Sensors.fileHooks,
+                cgroupHierarchy: CgroupHierarchy = .onThisHost) throws {
         let shared = try EmbeddedObjects.open("process")
         try shared.map(named: "events").setMaxEntries(ringBytes)
         for name in Self.sharedMapNames {
@@ -144,6 +149,7 @@ public final class Sensors {
                 let variants = try VariantLoader(open: { try EmbeddedObjects.open(name) }, hooks: hooks, probes: probes, configure: { object in
                     try object.setGlobal("vigil_wakeup_bytes", to: wakeupBytes)
                     try object.setGlobal("vigil_ignore_tgid", to: filter.ignorePID)
+                    try object.setGlobal("vigil_cgroup_hierarchy", to: cgroupHierarchy.rawValue)
                     try object.map(named: "events").setMaxEntries(ringBytes)
                     for (map, fd) in sharedFDs { try object.map(named: map).reuse(fd: fd) }
                 }, beforeAttach: { object in

@@ -12,12 +12,12 @@ public final class TraceHarness {
     public let sensors: Sensors
     public let stream: EventStream
 
-    /// Loads the sensors with `filter`; `metadata` asks Docker for names and images; `cgroups`
-    /// replaces the enricher's cgroup resolver.
+    /// Loads the sensors with `filter`, taking cgroup ids from `cgroupHierarchy`; `metadata` asks
+    /// Docker for names and images; `cgroups` replaces the enricher's cgroup resolver.
     public init(files: Bool = true, filter: KernelFilter = KernelFilter(), metadata: Bool = false,
-                cgroups: CgroupResolver = CgroupResolver()) throws {
+                cgroupHierarchy: CgroupHierarchy = .onThisHost, cgroups: CgroupResolver = CgroupResolver()) throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
-        sensors = try Sensors(files: files, filter: filter, ringBytes: 1 << 24)
+        sensors = try Sensors(files: files, filter: filter, ringBytes: 1 << 24, cgroupHierarchy: cgroupHierarchy)
         stream = try EventStream(sensors: sensors,
                                  enricher: Enricher(metadata: metadata ? ContainerMetadataCache(source: DockerClient()) : nil, cgroups: cgroups),
                                  kinds: Set(EventKind.allCases))

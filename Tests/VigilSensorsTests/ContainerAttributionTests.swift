@@ -1,5 +1,6 @@
 import Foundation
 import VigilContainers
+import VigilEnrichment
 import VigilEvents
 import VigilSensors
 import VigilTestSupport
@@ -14,8 +15,8 @@ import XCTest
 /// hour: what it meets on a busy host, where a walk for another container's cgroup ran a moment
 /// before this container's cgroup was made. A container must be named without waiting for a walk.
 final class ContainerAttributionTests: XCTestCase {
-    private func justWalkedResolver() -> CgroupResolver {
-        let resolver = CgroupResolver(minimumRescanInterval: .seconds(3600))
+    private func justWalkedResolver(_ hierarchy: CgroupHierarchy = .onThisHost) -> CgroupResolver {
+        let resolver = CgroupResolver(hierarchy: hierarchy, minimumRescanInterval: .seconds(3600))
         resolver.rescan()
         return resolver
     }
@@ -30,11 +31,11 @@ final class ContainerAttributionTests: XCTestCase {
     /// Runs `docker run --rm --network none --name NAME IMAGE bash -c SCRIPT` in the foreground
     /// and returns the container's id. `SCRIPT` starts with `: MARKER;` so its exec can be found
     /// among the events.
-    private static func runContainer(_ name: String, _ marker: String, _ script: String) throws -> String {
+    private static func runContainer(_ name: String, _ marker: String, _ script: String, options: [String] = []) throws -> String {
         let cidFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(name).cid").path
         defer { try? FileManager.default.removeItem(atPath: cidFile) }
-        let result = DockerTestEngine.run(["docker", "run", "--rm", "--network", "none", "--name", name, "--cidfile", cidFile,
-                                           DockerTestEngine.bashImage, "bash", "-c", ": \(marker); \(script)"])
+        let result = DockerTestEngine.run(["docker", "run", "--rm", "--network", "none", "--name", name, "--cidfile", cidFile] + options
+                                          + [DockerTestEngine.bashImage, "bash", "-c", ": \(marker); \(script)"])
         XCTAssertEqual(result.status, 0, result.errors)
         let id = try String(contentsOfFile: cidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(id.count, 64, "docker run --cidfile wrote \(id)")
@@ -165,5 +166,39 @@ final class ContainerAttributionTests: XCTestCase {
         XCTAssertEqual(inside.filter { $0.comm == "cat" && $0.open?.path == "/etc/shadow" && ($0.open?.result ?? -1) >= 0 }.count, 3)
         XCTAssertTrue(inside.contains { $0.comm == "sort" && $0.fork?.isThread == true }, "sort made threads")
         assertEveryEvent(inside, isIn: (id, name))
+    }
+
+    /// The events of the process that exec'ed bash with `marker` and of every process forked from
+    /// it or its descendants (the kernel's fork events say which).
+    private func eventsOfProcessTree(execing marker: String, in events: [Event]) throws -> [Event] {
+        let exec = try XCTUnwrap(events.first { $0.comm == "bash" && $0.exec?.arguments.contains { $0.string.contains(marker) } ?? false },
+                                 "no exec of bash with a command containing \(marker)")
+        var tree: Set<UInt32> = [exec.pid]
+        for event in events {
+            if let fork = event.fork, !fork.isThread, tree.contains(event.pid) { tree.insert(fork.childPID) }
+        }
+        return events.filter { tree.contains($0.pid) }
+    }
+
+    func testOnTheV1PidsHierarchyACgroupNamesEvenAContainerInTheHostsPIDNamespace() throws {
+        // The sensors take cgroup ids from the v1 pids hierarchy (what they do on a v1-only host):
+        // a container that shares the host's pid namespace (docker run --pid=host) has nothing
+        // but its cgroup to tell it from the host, and every event must still name it.
+        try DockerTestEngine.requireBashImage()
+        let resolver = justWalkedResolver(.v1Pids)
+        guard resolver.mount != nil else { throw cannotRun("no cgroup v1 pids hierarchy here: \(resolver.unavailableReason ?? "")") }
+        let harness = try TraceHarness(metadata: true, cgroupHierarchy: .v1Pids, cgroups: resolver)
+        let marker = "vigil-\(UUID().uuidString)", name = containerName()
+        let (id, events) = try harness.collectWhileRunning {
+            try Self.runContainer(name, marker, #"cat /etc/shadow; bash -c "cat /etc/shadow; true"; (cat /etc/shadow); true"#,
+                                  options: ["--pid=host"])
+        }
+        let inside = try eventsOfProcessTree(execing: marker, in: events)
+        XCTAssertTrue(inside.allSatisfy { $0.pidNamespace == Namespaces.hostPID }, "--pid=host")
+        XCTAssertEqual(inside.filter { $0.comm == "cat" && $0.open?.path == "/etc/shadow" && ($0.open?.result ?? -1) >= 0 }.count, 3,
+                       "\(inside.map { "\($0.kind) \($0.comm)" })")
+        assertEveryEvent(inside, isIn: (id, name))
+        let client = try XCTUnwrap(events.first { $0.comm == "docker" && $0.kind == .exec }, "the docker CLI on the host")
+        XCTAssertEqual(client.container.id, "host")
     }
 }

@@ -86,7 +86,7 @@ static __always_inline bool vigil_filtered(void)
             goto drop;
     }
     if (cfg->flags & VIGIL_FILTER_CGROUPS) {
-        __u64 cgid = bpf_get_current_cgroup_id();
+        __u64 cgid = vigil_current_cgroup_id();
         if (!bpf_map_lookup_elem(&cgroups, &cgid))
             goto drop;
     }

@@ -85,6 +85,22 @@ static __always_inline __u32 vigil_task_pid_ns(struct task_struct *task)
     return BPF_CORE_READ(upid.ns, ns.inum);
 }
 
+/* The hierarchy whose cgroup ids the header's cgroup_id and the cgroup filter carry, set before
+ * load: 0, the v2 hierarchy (bpf_get_current_cgroup_id); 1, the v1 hierarchy of the pids
+ * controller, for hosts whose v2 hierarchy holds no containers (v1 only, or a runtime that does
+ * not join the unified tree). Each is the inode of the task's cgroup directory in that hierarchy. */
+const volatile __u32 vigil_cgroup_hierarchy = 0;
+
+static __always_inline __u64 vigil_current_cgroup_id(void)
+{
+    if (vigil_cgroup_hierarchy == 1) {
+        struct task_struct *task = bpf_get_current_task_btf();
+        int pids = bpf_core_enum_value(enum cgroup_subsys_id, pids_cgrp_id);
+        return BPF_CORE_READ(task, cgroups, subsys[pids], cgroup, kn, id);
+    }
+    return bpf_get_current_cgroup_id();
+}
+
 /* Fill the common header for the current task. */
 static __always_inline void vigil_fill_header(struct vigil_event_header *hdr, __u32 kind, __u32 size)
 {
@@ -94,7 +110,7 @@ static __always_inline void vigil_fill_header(struct vigil_event_header *hdr, __
     __u64 uid_gid = bpf_get_current_uid_gid();
 
     hdr->ts_ns = bpf_ktime_get_boot_ns();
-    hdr->cgroup_id = bpf_get_current_cgroup_id();
+    hdr->cgroup_id = vigil_current_cgroup_id();
     hdr->kind = kind;
     hdr->size = size;
     hdr->pid = pid_tgid >> 32;

@@ -34,7 +34,7 @@ enum vigil_event_kind {
 /** Common header of every ring-buffer record. */
 struct vigil_event_header {
     __u64 ts_ns;      /* bpf_ktime_get_boot_ns() */
-    __u64 cgroup_id;  /* bpf_get_current_cgroup_id(): inode of the v2 cgroup directory */
+    __u64 cgroup_id;  /* inode of the task's cgroup directory: v2 (bpf_get_current_cgroup_id), or v1 pids (vigil_cgroup_hierarchy) */
     __u32 kind;       /* enum vigil_event_kind */
     __u32 size;       /* bytes of the whole record, header included */
     __u32 pid;        /* thread group id (userspace "pid") */
