@@ -36,6 +36,22 @@ final class CgroupResolverTests: XCTestCase {
             CgroupResolver.UnifiedMount(mountPoint: "/sys/fs/cgroup/unified", root: "/"))
     }
 
+    func testChoosesTheHierarchyEventsTakeCgroupIDsFrom() {
+        let v1Only = """
+            32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct
+            33 31 0:30 /kubepods /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+            34 31 0:30 / /sys/fs/cgroup/pids rw,relatime shared:10 - cgroup cgroup rw,pids
+            35 31 0:31 / /sys/fs/cgroup/pids_extra rw,relatime - cgroup cgroup rw,name=pidsx
+            """
+        XCTAssertEqual(CgroupHierarchy(mountInfo: v1Only), .v1Pids)
+        XCTAssertEqual(CgroupResolver.v1Mount(of: "pids", inMountInfo: v1Only),
+                       CgroupResolver.UnifiedMount(mountPoint: "/sys/fs/cgroup/pids", root: "/"), "the whole hierarchy, not name=pidsx")
+        let hybrid = v1Only + "\n41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw"
+        XCTAssertEqual(CgroupHierarchy(mountInfo: hybrid), .unified)
+        XCTAssertEqual(CgroupHierarchy(mountInfo: "26 22 0:23 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw"), .unified)
+        XCTAssertEqual(CgroupHierarchy(mountInfo: "22 1 252:1 / / rw - ext4 /dev/vda1 rw"), .unified, "nothing to choose from")
+    }
+
     func testFindsUnifiedMountOnPureV2HostWithOptionalFields() {
         let mountInfo = """
             22 1 252:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
