@@ -7,9 +7,8 @@ import Yams
 /// `docker run` flags documented in deploy/Dockerfile, driven by this host's CLI through the
 /// bind-mounted /run/vigil.
 final class ImageTests: XCTestCase {
-    /// The repository's root (this file is Tests/VigilDaemonTests/ImageTests.swift).
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    /// The repository's root.
+    static let repository = DockerTestEngine.repository
 
     /// The arguments of the `docker run` command in deploy/Dockerfile's header, between `run` and
     /// the image, without `-d` and `--name NAME`: the flags the documentation tells users to pass.
