@@ -12,7 +12,8 @@
 #
 #   scripts/docker-engine.sh [--socket PATH] [--data-root DIR] [--log FILE] [-- DOCKERD-ARGS...]
 #
-# --socket (default /var/run/docker.sock) other than the default adds --host unix://PATH, and
+# --socket (default: DOCKER_HOST's path when it is unix://PATH, else /var/run/docker.sock) other
+# than /var/run/docker.sock adds --host unix://PATH, and
 # DOCKERD-ARGS are passed on (e.g. --exec-root DIR --pidfile FILE): a second, private engine,
 # which is how this script is tested without touching the machine's engine
 # (Tests/VigilContainersTests/DockerEngineScriptTests.swift).
@@ -21,6 +22,7 @@
 set -euo pipefail
 
 socket=/var/run/docker.sock data_root=/var/lib/docker log=/var/log/dockerd.log
+case ${DOCKER_HOST:-} in unix://*) socket=${DOCKER_HOST#unix://} ;; esac
 while [ $# -gt 0 ]; do
   case $1 in
     --socket) socket=${2:?--socket needs a path}; shift 2 ;;
