@@ -127,7 +127,11 @@ public final class TestDaemon {
     /// `extra` has an `actions:` section, dedup is off: a test's repeated trigger is not
     /// aggregated away from the alert stream it just subscribed to.
     public convenience init(extraConfig: String = "", directory: String? = nil) throws {
-        let directory = try directory ?? Self.temporaryDirectory()
+        let directory = try directory ?? { () throws -> String in
+            let path = NSTemporaryDirectory() + "vigil-daemon-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            return path
+        }()
         let layout = Layout(socket: directory + "/run/vigil.sock", rulesDirectory: directory + "/rules.d", configPath: directory + "/vigil.yaml")
         try """
         socket: \(layout.socket)
@@ -148,13 +152,6 @@ public final class TestDaemon {
         self.layout = layout
         (process, stdout, stderr) = try launchCapturing(command[0], Array(command.dropFirst()))
         try waitForAPI()
-    }
-
-    /// A new directory under the temporary directory.
-    public static func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "vigil-daemon-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
     }
 
     /// Waits until the API answers (or the daemon died: then fails with its log).

@@ -1,12 +1,13 @@
 import Foundation
 import VigilActions
+import VigilTestSupport
 import XCTest
 
 /// `Directories.create`: `mkdir -p -m` for the directories the daemon writes to.
 final class DirectoriesTests: XCTestCase {
-    private func temporaryDirectory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-dirs-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    /// VigilTestSupport's temporary directory, removed when the test ends.
+    private func scratch() throws -> String {
+        let path = try temporaryDirectory()
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         return path
     }
@@ -16,7 +17,7 @@ final class DirectoriesTests: XCTestCase {
     }
 
     func testMissingParentsAreCreatedWithTheModeWhateverTheUmask() throws {
-        let base = try temporaryDirectory()
+        let base = try scratch()
         let previous = umask(0o077)
         defer { umask(previous) }
         try Directories.create(base + "/etc/vigil/rules.d")
@@ -28,7 +29,7 @@ final class DirectoriesTests: XCTestCase {
     }
 
     func testExistingDirectoriesKeepTheirModeAndAFileInTheWayIsNamed() throws {
-        let base = try temporaryDirectory()
+        let base = try scratch()
         try FileManager.default.createDirectory(atPath: base + "/kept", withIntermediateDirectories: false, attributes: [.posixPermissions: 0o750])
         try Directories.create(base + "/kept/new")
         XCTAssertEqual(try mode(base + "/kept"), 0o750, "an existing directory is not changed")

@@ -24,7 +24,8 @@ final class FirstRunTests: XCTestCase {
     /// socket through VIGIL_ROOT too), runs the embedded rules and exits 0 on SIGTERM.
     func testTheDaemonStartsUnderARootThatDoesNotExistYet() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
-        let directory = try TestDaemon.temporaryDirectory()
+        let directory = try temporaryDirectory()
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
         let launchers: [(String) -> [String]] = [
             { root in [TestDaemon.binary, "daemon", "--root", root] },
             { root in ["/usr/bin/env", "VIGIL_ROOT=\(root)", TestDaemon.binary, "daemon"] },
@@ -55,7 +56,8 @@ final class FirstRunTests: XCTestCase {
         for tool in ["/usr/bin/unshare", "/usr/bin/env", "/bin/cp", "/bin/sh"] where !FileManager.default.isExecutableFile(atPath: tool) {
             throw cannotRun("needs \(tool) (util-linux, coreutils)")
         }
-        let directory = try TestDaemon.temporaryDirectory()
+        let directory = try temporaryDirectory()
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
         let etc = directory + "/etc"
         let copied = try runCapturing("/bin/cp", ["-a", "/etc", etc])
         XCTAssertEqual(copied.status, 0, "cp -a /etc: \(copied.stderr)")
