@@ -70,7 +70,9 @@ done
 # The TLS actions open libssl with dlopen on first use (ldd does not list it), and verify against
 # Debian's CA bundle, which OpenSSL finds as OPENSSLDIR/cert.pem (/usr/lib/ssl/cert.pem).
 for name in libssl.so.3 libcrypto.so.3; do
-  library=$(ldconfig -p | awk -v n="$name" '$1 == n && /x86-64/ { print $NF; exit }')
+  # awk reads to the end: leaving early would kill ldconfig with SIGPIPE, which pipefail turns
+  # into a silent exit 141 of this script.
+  library=$(ldconfig -p | awk -v n="$name" '$1 == n && /x86-64/ && !found { found = $NF } END { print found }')
   [ -n "$library" ] || { echo "build-image.sh: $name not found (apt-get install libssl3)" >&2; exit 1; }
   mkdir -p "$root$(dirname "$library")"
   cp -L "$library" "$root$library"

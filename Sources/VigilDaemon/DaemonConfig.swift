@@ -39,9 +39,6 @@ public struct DaemonPaths: Sendable, Equatable {
 /// The daemon's settings: /etc/vigil/vigil.yaml (every key is documented in docs/config.md with
 /// its default), then command-line flags on top.
 public struct DaemonConfig: Sendable, Equatable {
-    /// The default configuration file.
-    public static let defaultPath = DaemonPaths().configFile
-
     /// The control API's unix socket (`socket`).
     public var socketPath: String
     /// A group whose members may use the API besides root (`socket_group`); nil: root only.

@@ -8,7 +8,7 @@ struct ClientOptions: ParsableArguments {
     @OptionGroup var global: GlobalOptions
     @Option(name: .long, help: ArgumentHelp("The daemon's socket (default $VIGIL_SOCKET, else $VIGIL_ROOT/run/vigil/vigil.sock, else /run/vigil/vigil.sock).",
                                             valueName: "path"))
-    var socket: String = ProcessInfo.processInfo.environment["VIGIL_SOCKET"] ?? DaemonPaths.environment.socket
+    var socket: String = ProcessInfo.processInfo.environment["VIGIL_SOCKET"] ?? DaemonClient.defaultSocketPath
 
     var client: DaemonClient { DaemonClient(socketPath: socket) }
 

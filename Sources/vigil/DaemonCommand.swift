@@ -12,9 +12,9 @@ struct DaemonCommand: ParsableCommand {
         Settings come from /etc/vigil/vigil.yaml (docs/config.md), flags override them. Rules are the \
         embedded defaults plus every file of the rules directory; `vigil create/ls/rm` change that \
         directory through the API. Missing directories (/etc/vigil/rules.d, /run/vigil) are created \
-        with their parents (0755). --root DIR (or VIGIL_ROOT=DIR) moves every default path under DIR. SIGHUP reloads the configuration and rules (a bad file keeps \
-        the running rules); SIGTERM or SIGINT detaches the sensors, drains the ring, flushes the \
-        alerts and exits 0.
+        with their parents (0755); --root DIR (or VIGIL_ROOT=DIR) moves every default path under \
+        DIR. SIGHUP reloads the configuration and rules (a bad file keeps the running rules); \
+        SIGTERM or SIGINT detaches the sensors, drains the ring, flushes the alerts and exits 0.
         """
     )
 
