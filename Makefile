@@ -26,7 +26,7 @@ build: setup ## debug build
 release: setup ## release build of the vigil binary
 	$(SWIFT) build -c release --product vigil
 
-image: ## container image FROM scratch: the release binary and its shared libraries (tags vigil:<tree> and vigil:latest; no registry needed); starts a Docker engine when none answers
+image: ## container image FROM scratch (the release binary and its libraries; tags vigil:<tree>, vigil:latest; no registry; starts dockerd if needed)
 	@scripts/setup.sh --image
 	scripts/build-image.sh
 
