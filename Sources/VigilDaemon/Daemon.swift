@@ -14,10 +14,12 @@ import Glibc
 
 /// What `vigil daemon`'s flags change on top of the configuration file.
 public struct DaemonOptions: Sendable {
-    /// The configuration file.
-    public var configPath = DaemonConfig.defaultPath
-    /// Whether a missing configuration file is an error (it is when given explicitly).
-    public var configRequired = false
+    /// Where the default paths are (`--root`, `VIGIL_ROOT`): ROOT/etc/vigil/vigil.yaml,
+    /// ROOT/etc/vigil/rules.d, ROOT/run/vigil/vigil.sock.
+    public var paths = DaemonPaths()
+    /// `--config`: the configuration file, which must then exist (nil: ROOT/etc/vigil/vigil.yaml
+    /// when present, else the built-in defaults).
+    public var configFile: String?
     /// `--socket`.
     public var socketPath: String?
     /// `--rules-dir`.
@@ -33,6 +35,12 @@ public struct DaemonOptions: Sendable {
 
     /// Defaults: /etc/vigil/vigil.yaml if present.
     public init(version: String) { self.version = version }
+
+    /// The configuration as the file and these options make it (a missing file is an error
+    /// only when given with `--config`).
+    func load() throws(RuleError) -> DaemonConfig {
+        applied(to: try DaemonConfig.load(path: configFile ?? paths.configFile, required: configFile != nil, paths: paths))
+    }
 
     /// `config` with these options applied.
     func applied(to config: DaemonConfig) -> DaemonConfig {
@@ -59,7 +67,7 @@ public enum Daemon {
     public static func run(_ options: DaemonOptions) async -> Int32 {
         let config: DaemonConfig
         do {
-            config = options.applied(to: try DaemonConfig.load(path: options.configPath, required: options.configRequired))
+            config = try options.load()
         } catch {
             FileHandle.standardError.write(Data("vigil daemon: bad configuration: \(error)\n".utf8))
             return 1
@@ -184,7 +192,7 @@ final class Reloader: Sendable {
     func reload() {
         let config: DaemonConfig
         do {
-            config = options.applied(to: try DaemonConfig.load(path: options.configPath, required: options.configRequired))
+            config = try options.load()
         } catch {
             logger.error("reload: bad configuration, nothing changed: \(error)")
             return
@@ -298,17 +306,14 @@ struct SocketAccess: Sendable {
 
 /// The API socket's file: its directory, a stale file left by a killed daemon, its mode and group.
 enum SocketFile {
-    /// Creates the directory, removes a stale socket (refusing when a daemon answers on it),
+    /// Creates the directory (with its parents, 0755), removes a stale socket (refusing when a daemon answers on it),
     /// binds with a umask that leaves no window of wider access, then sets 0600 root (0660 with
     /// the group).
     static func bind(_ path: String, access: SocketAccess, _ bind: (String) async throws -> any Channel) async throws -> any Channel {
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) {
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                        attributes: [.posixPermissions: 0o755])
-            } catch {
-                throw DaemonError("cannot create \(directory) for the socket: \(error.localizedDescription)")
+        if !directory.isEmpty {
+            do { try Directories.create(directory) } catch {
+                throw DaemonError("cannot create the socket's directory \(directory): \(error)")
             }
         }
         var info = stat()

@@ -6,7 +6,8 @@ import VigilEvents
 /// Options of the commands that talk to the daemon.
 struct ClientOptions: ParsableArguments {
     @OptionGroup var global: GlobalOptions
-    @Option(name: .long, help: "The daemon's socket (default $VIGIL_SOCKET or /run/vigil/vigil.sock).")
+    @Option(name: .long, help: ArgumentHelp("The daemon's socket (default $VIGIL_SOCKET, else $VIGIL_ROOT/run/vigil/vigil.sock, else /run/vigil/vigil.sock).",
+                                            valueName: "path"))
     var socket: String = ProcessInfo.processInfo.environment["VIGIL_SOCKET"] ?? DaemonClient.defaultSocketPath
 
     var client: DaemonClient { DaemonClient(socketPath: socket) }
@@ -189,7 +190,8 @@ struct StatusCommand: ParsableCommand {
 /// `vigil events` / `vigil alerts`: follow a live stream of the daemon.
 struct StreamOptions: ParsableArguments {
     @OptionGroup var options: ClientOptions
-    @Option(name: .long, help: "Only what matches this condition (rule language, e.g. \"proc.name = cat and fd.name startswith /etc\").")
+    @Option(name: .long, help: ArgumentHelp("Only what matches this condition (rule language, e.g. \"proc.name = cat and fd.name startswith /etc\").",
+                                            valueName: "condition"))
     var filter: String?
     @Option(name: [.customShort("o"), .customLong("format")], help: "Output: text or json (one object per line).")
     var format: Format = .text

@@ -156,6 +156,20 @@ final class DeliveryTests: XCTestCase {
         XCTAssertEqual(dispatcher.stats().of("out").sent, 5)
     }
 
+    func testFileInADirectoryThatDoesNotExistYetIsCreatedWithItsParents() throws {
+        let directory = try temporaryDirectory()
+        let path = "\(directory)/var/log/vigil/alerts.jsonl"
+        let dispatcher = try makeDispatcher("named: {out: {type: file, path: \(path)}}")
+        dispatcher.dispatch(testAlert(output: "first"), actions: ["out"])
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+        XCTAssertEqual(dispatcher.stats().of("out").sent, 1, "\(dispatcher.stats())")
+        XCTAssertTrue(try String(contentsOfFile: path, encoding: .utf8).contains("\"output\":\"first\""))
+        for created in ["\(directory)/var", "\(directory)/var/log", "\(directory)/var/log/vigil"] {
+            XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: created)[.posixPermissions] as? Int, 0o755, created)
+        }
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int, 0o600)
+    }
+
     func testFileMovedAwayByLogrotateIsReopened() throws {
         let directory = try temporaryDirectory()
         let path = "\(directory)/alerts.jsonl"

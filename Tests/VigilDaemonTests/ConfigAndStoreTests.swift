@@ -127,4 +127,27 @@ final class ConfigAndStoreTests: XCTestCase {
         try again.delete(name: "one") { _ in }
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/one.yaml"))
     }
+
+    func testTheStoreCreatesARulesDirectoryWhoseParentsDoNotExist() throws {
+        let root = NSTemporaryDirectory() + "vigil-fresh-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let paths = DaemonPaths(root: root)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root), "the root does not exist yet")
+        let store = RuleStore(directory: paths.rulesDirectory, defaults: true)
+        XCTAssertGreaterThan(try store.load().rules.count, 0, "the embedded defaults")
+        for path in [root + "/etc", root + "/etc/vigil", root + "/etc/vigil/rules.d"] {
+            XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int, 0o755, path)
+        }
+    }
+
+    func testTheRootMovesEveryDefaultPathAndExplicitPathsStay() throws {
+        XCTAssertEqual(DaemonPaths().configFile, "/etc/vigil/vigil.yaml")
+        XCTAssertEqual(DaemonConfig().socketPath, "/run/vigil/vigil.sock")
+        XCTAssertEqual(DaemonConfig().rulesDirectory, "/etc/vigil/rules.d")
+        let paths = DaemonPaths(root: "/tmp/r/")
+        XCTAssertEqual(paths.configFile, "/tmp/r/etc/vigil/vigil.yaml")
+        let config = try DaemonConfig.parse("socket: /elsewhere/v.sock\n", file: "t.yaml", paths: paths)
+        XCTAssertEqual(config.socketPath, "/elsewhere/v.sock", "a path the file sets is used as it is")
+        XCTAssertEqual(config.rulesDirectory, "/tmp/r/etc/vigil/rules.d", "a default moves under the root")
+    }
 }
