@@ -244,8 +244,13 @@ final class DeliveryTests: XCTestCase {
         XCTAssertTrue(message.contains("To: soc@example.org, oncall@example.org"), message)
         let subject = "[vigil] WARNING Netcat listener ⚠ on test-host"
         XCTAssertTrue(message.contains("Subject: =?UTF-8?B?\(Data(subject.utf8).base64EncodedString())?="), message)
-        XCTAssertTrue(message.contains("WARNING Netcat listener ⚠: .leading dot and ünïcode"), "dot-stuffing undone, UTF-8 kept: \(message)")
-        XCTAssertTrue(message.contains("\"output_fields\":{"), message)
+        let body = try runCapturing("/usr/bin/python3", ["-c", """
+            import email, sys
+            sys.stdout.write(email.message_from_binary_file(open(sys.argv[1], 'rb')).get_payload(decode=True).decode('utf-8'))
+            """, try XCTUnwrap(server.messageFiles.first)])
+        XCTAssertTrue(message.contains("Content-Transfer-Encoding: quoted-printable"), message)
+        XCTAssertTrue(body.stdout.contains("WARNING Netcat listener ⚠: .leading dot and ünïcode"), "dot-stuffing undone, UTF-8 kept: \(body.stdout)")
+        XCTAssertTrue(body.stdout.contains("\"output_fields\":{"), body.stdout)
         XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
         XCTAssertEqual(dispatcher.stats().of("mail").sent, 1)
     }

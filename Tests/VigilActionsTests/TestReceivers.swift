@@ -249,9 +249,14 @@ final class TestSMTPServer {
 
     /// The messages delivered so far (Maildir `new/`), as text.
     var messages: [String] {
+        messageFiles.compactMap { try? String(contentsOfFile: $0, encoding: .utf8) }
+    }
+
+    /// The files of the messages delivered so far.
+    var messageFiles: [String] {
         let directory = maildir + "/new"
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.sorted().compactMap { try? String(contentsOfFile: directory + "/" + $0, encoding: .utf8) }
+        return names.sorted().map { directory + "/" + $0 }
     }
 
     static func freePort() throws -> UInt16 {
