@@ -89,14 +89,16 @@ final class HostileInputTests: XCTestCase {
             for path in paths { try create(path) }
             try spawn(program, [Self.hostileNames[1]] + Self.hostileNames)
             try spawn(program, [Array("long".utf8)] + long)
+            try spawn(program, [Array("binary".utf8)] + Array(repeating: Array(repeating: 0xff, count: 2047), count: 64))
         }
         let opens = paths.map { path in events.first { $0.open?.path.bytes == path } }
         let execs = events.filter { $0.exec.map { $0.filename.bytes == program } ?? false }
         XCTAssertEqual(opens.compactMap { $0 }.count, paths.count, "an open event per hostile name: \(events.compactMap { $0.open?.path.escapedForTerminal }.filter { $0.contains("vigil-hostile") })")
-        XCTAssertEqual(execs.count, 2, "both execs of the hostile program")
-        guard opens.allSatisfy({ $0 != nil }), execs.count == 2 else { return }
+        XCTAssertEqual(execs.count, 3, "the three execs of the hostile program")
+        guard opens.allSatisfy({ $0 != nil }), execs.count == 3 else { return }
         let hostile = opens.compactMap { $0 } + execs
         let longExec = try XCTUnwrap(execs.first { $0.exec?.argumentsTruncated ?? false }, "128 KiB of arguments are truncated and say so")
+        XCTAssertEqual(execs.filter { $0.exec?.argumentsTruncated ?? false }.count, 2)
         XCTAssertEqual(Array(execs.first { !($0.exec?.argumentsTruncated ?? true) }?.exec?.arguments.dropFirst().map(\.bytes) ?? []),
                        Self.hostileNames, "the hostile argv as the kernel saw it")
 
@@ -129,6 +131,7 @@ final class HostileInputTests: XCTestCase {
         }
 
         let receiver = try SyslogReceiver()
+        let udp = try SyslogReceiver(udp: ())
         let smtp = try TestSMTPServer()
         let http = try TestHTTPServer()
         let out = try self.directory()
@@ -136,6 +139,7 @@ final class HostileInputTests: XCTestCase {
         named:
           sys: {type: syslog, address: 'unix://\(receiver.path)'}
           sysjson: {type: syslog, address: 'unix://\(receiver.path)', format: json}
+          udpjson: {type: syslog, address: '\(udp.udp ?? "")', format: json}
           mail: {type: email, server: '127.0.0.1:\(smtp.port)', from: vigil@example.org, to: [soc@example.org], subject: "{rule} {hostname}"}
           hook: {type: webhook, url: '\(http.url)/'}
           run:
@@ -143,21 +147,30 @@ final class HostileInputTests: XCTestCase {
             argv: [/bin/sh, -c, '[ $# -eq 2 ] || exit 9; f=$(mktemp "$OUT/arg.XXXXXX"); printf %s "$1" > "$f"; printf %s "$2" > "$f.pid"', sh, '%fd.name', '%proc.pid']
             env: {OUT: \(out)}
         """)
-        for alert in alerts.prefix(paths.count) { dispatcher.dispatch(alert, actions: ["sys", "sysjson", "mail", "hook", "run"]) }
-        for alert in alerts.dropFirst(paths.count) { dispatcher.dispatch(alert, actions: ["sys", "sysjson", "mail", "hook"]) }
-        // Syslog (read while the actions run: a unix datagram queue holds only 10): each datagram one message, no raw control byte, MSG valid UTF-8 after its BOM.
-        for _ in 0..<(2 * alerts.count) {
-            guard let datagram = receiver.receive() else { return XCTFail("a syslog message is missing") }
+        for alert in alerts.prefix(paths.count) { dispatcher.dispatch(alert, actions: ["sys", "sysjson", "udpjson", "mail", "hook", "run"]) }
+        for alert in alerts.dropFirst(paths.count) { dispatcher.dispatch(alert, actions: ["sys", "sysjson", "udpjson", "mail", "hook"]) }
+        // Syslog (read while the actions run: a unix datagram queue holds only 10): each datagram
+        // one message, no raw control byte, MSG valid UTF-8 after its BOM; over UDP, messages
+        // too large for a datagram arrive cut, saying so.
+        var largest = 0, truncated = 0
+        for index in 0..<(3 * alerts.count) {
+            guard let datagram = index < 2 * alerts.count ? receiver.receive() : udp.receive() else { return XCTFail("syslog message \(index) is missing") }
+            largest = max(largest, datagram.count)
+            let cut = datagram.firstRange(of: Array(" truncated=\"".utf8)) != nil
+            if cut { truncated += 1 }
+            XCTAssertLessThanOrEqual(datagram.count, 65_000, "a datagram's size is bounded")
             XCTAssertEqual(datagram.filter { $0 < 0x20 || $0 == 0x7f }, [], String(decoding: datagram, as: UTF8.self))
             let bom = try XCTUnwrap(datagram.firstRange(of: [0xEF, 0xBB, 0xBF]))
             let message = try XCTUnwrap(String(validating: datagram[bom.upperBound...], as: UTF8.self))
             XCTAssertEqual(Self.rawControls(message), [], message)
-            if message.hasPrefix("{") { _ = try EventJSON.parse(message) }
+            if message.hasPrefix("{"), !cut { _ = try EventJSON.parse(message) }
         }
+        XCTAssertGreaterThan(truncated, 0, "the alert of 4 KiB of non-UTF-8 arguments is over a datagram as JSON")
+        print("hostile input: largest syslog datagram \(largest) bytes; \(truncated) cut; largest alert JSON \(alerts.map(\.json.utf8.count).max() ?? 0) bytes, text \(alerts.map(\.text.utf8.count).max() ?? 0) bytes, table row \(hostile.map { EventFormat.tableRow($0).utf8.count }.max() ?? 0) bytes")
 
         XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(60)))
         let stats = dispatcher.stats()
-        for (name, count) in [("sys", alerts.count), ("sysjson", alerts.count), ("mail", alerts.count), ("hook", alerts.count), ("run", paths.count)] {
+        for (name, count) in [("sys", alerts.count), ("sysjson", alerts.count), ("udpjson", alerts.count), ("mail", alerts.count), ("hook", alerts.count), ("run", paths.count)] {
             XCTAssertEqual(Int(stats.of(name).sent), count, "\(name): \(stats.of(name))")
         }
 
