@@ -13,7 +13,8 @@ public struct HTTPLimits: Sendable, Equatable {
     /// when it connects or the previous response was written (`api.request_timeout_seconds`); an
     /// idle keep-alive connection is closed after the same time. Streams are not limited.
     public var requestTimeout: Duration = .seconds(10)
-    /// Connections open at once on one listener (`api.max_connections`); one more is answered
+    /// Connections open at once on the listeners sharing one `HTTPServerCounters` (the API socket
+    /// and the metrics listener: `api.max_connections`); one more is answered
     /// 503 and closed.
     public var maxConnections = 64
     /// Stream subscribers (`/v1/events` and `/v1/alerts` together) at once
