@@ -120,6 +120,21 @@ final class HostileInputTests: XCTestCase {
             XCTAssertEqual(back.exec?.filename, event.exec?.filename)
         }
 
+        // An independent parser (Python's json) gets the same bytes back through surrogateescape.
+        let lines = hostile.map { EventFormat.json($0) }.joined(separator: "\n")
+        let python = try runCapturing("/usr/bin/python3", ["-c", """
+            import json, sys
+            for line in sys.argv[1].split("\\n"):
+                e = json.loads(line)
+                value = e.get("fd.name") if e["evt.kind"] == "open" else "\\0".join(e["proc.argv"])
+                print(value.encode("utf-8", "surrogateescape").hex())
+            """, lines])
+        XCTAssertEqual(python.status, 0, python.stderr)
+        let expected = hostile.map { event in
+            (event.open.map(\.path.bytes) ?? Array((event.exec?.arguments ?? []).map(\.bytes).joined(separator: [0]))).map { String(format: "%02x", $0) }.joined()
+        }
+        XCTAssertEqual(python.stdout.split(separator: "\n").map(String.init), expected, "Python's json and surrogateescape give the exact bytes")
+
         // Alerts of a rule whose output names the hostile fields.
         let template = OutputTemplate("hostile %proc.exepath %proc.cmdline %fd.name %container.info", at: SourceLocation(file: "t", line: 1, column: 1))
         let alerts = hostile.map { Alert(rule: "Hostile", priority: .warning, output: template.render($0), tags: ["t"], event: $0, hostname: "test-host") }
