@@ -1,4 +1,5 @@
 import Foundation
+import VigilEvents
 
 /// How the email action protects its SMTP connection (`tls`). See docs/actions.md.
 public enum SMTPTLSMode: String, Sendable, Codable, CaseIterable {
@@ -167,7 +168,7 @@ struct SMTPClient: Sendable {
             while true {
                 if let end = buffer.firstIndex(of: 0x0a) {
                     let line = buffer[..<end].last == 0x0d ? buffer[..<(end - 1)] : buffer[..<end]
-                    let text = String(decoding: line, as: UTF8.self)
+                    let text = ByteString(line).escapedForTerminal  // a server's reply reaches the log and the status
                     buffer.removeFirst(end + 1)
                     return text
                 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import VigilEvents
 
 /// `exec`: runs a program with an argv (`posix_spawnp`, never a shell) in its own process
 /// group. An argv entry `%field` (`%fd.name`, `%container.label[app]`) is replaced by that field's
@@ -145,10 +146,11 @@ final class ChildProcess {
         close(output)
     }
 
-    /// `: ` and the last bytes the child printed, or nothing.
+    /// `: ` and the last bytes the child printed (escaped as terminal text: a program that prints
+    /// an event's field cannot put a line break or an escape into the log or the status), or nothing.
     var outputTail: String {
-        let text = String(decoding: tail, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return text.isEmpty ? "" : ": \(text)"
+        let text = ByteString(tail).trimmingASCIIWhitespace
+        return text.isEmpty ? "" : ": " + text.escapedForTerminal
     }
 
     /// Feeds `input`, collects output, and waits for the child (SIGKILL to its group at `timeout`).

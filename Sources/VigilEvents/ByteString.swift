@@ -57,6 +57,13 @@ public struct ByteString: Hashable, Sendable, Comparable, CustomStringConvertibl
         return out
     }
 
+    /// The bytes without ASCII white space (space, tab, line breaks) at either end.
+    public var trimmingASCIIWhitespace: ByteString {
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0d) }
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return ByteString([]) }
+        return ByteString(bytes[first...last])
+    }
+
     /// Characters that change how a line is displayed rather than showing as themselves: C0
     /// controls (newline included), DEL, C1 controls (U+0080...U+009F: U+009B is a CSI, U+0085 a
     /// line end), the line and paragraph separators U+2028 and U+2029, and the bidirectional

@@ -298,8 +298,11 @@ final class DeliveryTests: XCTestCase {
         named:
           slow: {type: exec, argv: [/bin/sh, -c, 'echo started; sleep 30 & echo $! > \(directory)/child; wait'], timeout: 0.5}
           failing: {type: exec, argv: [/bin/sh, -c, 'echo something broke >&2; exit 3']}
+          echoing: {type: exec, argv: [/bin/sh, -c, 'printf "%s" "$1"; exit 4', sh, '%proc.name']}
         """)
         dispatcher.dispatch(testAlert(), actions: ["slow", "failing"])
+        // A program that prints an event's field: the log and the status get it escaped.
+        dispatcher.dispatch(testAlert(testEvent(pid: 4343, comm: "x\ny\u{1b}[2J"), output: "other"), actions: ["echoing"])
         XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(60)))
         let stats = dispatcher.stats()
         XCTAssertEqual(stats.of("slow").failed, 1)
@@ -308,6 +311,7 @@ final class DeliveryTests: XCTestCase {
         waitUntil("the grandchild to be gone with its group") { !processIsAlive(child) }
         XCTAssertEqual(stats.of("failing").failed, 1)
         XCTAssertEqual(stats.of("failing").lastError, "/bin/sh exited with status 3: something broke")
+        XCTAssertEqual(stats.of("echoing").lastError, "/bin/sh exited with status 4: x\\ny\\e[2J")
     }
 
     func testMinPrioritySkipsLessSevereAlerts() throws {

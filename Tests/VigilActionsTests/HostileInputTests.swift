@@ -121,14 +121,15 @@ final class HostileInputTests: XCTestCase {
         }
 
         // An independent parser (Python's json) gets the same bytes back through surrogateescape.
-        let lines = hostile.map { EventFormat.json($0) }.joined(separator: "\n")
+        let linesFile = try self.directory() + "/events.jsonl"
+        try hostile.map { EventFormat.json($0) }.joined(separator: "\n").write(toFile: linesFile, atomically: true, encoding: .utf8)
         let python = try runCapturing("/usr/bin/python3", ["-c", """
             import json, sys
-            for line in sys.argv[1].split("\\n"):
+            for line in open(sys.argv[1], encoding="utf-8").read().split("\\n"):
                 e = json.loads(line)
                 value = e.get("fd.name") if e["evt.kind"] == "open" else "\\0".join(e["proc.argv"])
                 print(value.encode("utf-8", "surrogateescape").hex())
-            """, lines])
+            """, linesFile])
         XCTAssertEqual(python.status, 0, python.stderr)
         let expected = hostile.map { event in
             (event.open.map(\.path.bytes) ?? Array((event.exec?.arguments ?? []).map(\.bytes).joined(separator: [0]))).map { String(format: "%02x", $0) }.joined()
