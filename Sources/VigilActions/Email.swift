@@ -183,7 +183,7 @@ struct SMTPClient: Sendable {
 
 /// `email`: one mail per alert. Subject from a template (`{rule}`, `{priority}`, `{hostname}`;
 /// default `[vigil] {priority} {rule}`), encoded per RFC 2047 when not ASCII; the body is the
-/// alert's text, then its JSON.
+/// alert's text, then its JSON, quoted-printable (`quotedPrintable`).
 struct EmailAction: ActionHandler {
     let client: SMTPClient
     let from: String
