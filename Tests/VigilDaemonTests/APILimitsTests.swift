@@ -161,6 +161,8 @@ final class APILimitsTests: XCTestCase {
         var head = ""
         XCTAssertTrue(waitUntil { head += stream.receive() ?? ""; return head.contains("\r\n\r\n") })
         XCTAssertTrue(head.hasPrefix("HTTP/1.1 200"), head)
+        let text = try daemon.vigil(["status"]).stdout
+        XCTAssertTrue(text.contains("stream subscribers; refused or closed at a limit: 0 connections, 0 heads too large, 0 timed out, 1 subscribers"), text)
         withExtendedLifetime(first) {}
     }
 }
