@@ -120,10 +120,13 @@ public enum Daemon {
         }
         logger.info("sensors loaded and attached in \((DispatchTime.now().uptimeNanoseconds - loading) / 1_000_000) ms")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let info = DaemonInfo(version: options.version, streamBufferBytes: config.streamBufferBytes)
+        let apiCounters = HTTPServerCounters(logger: logger)
+        let info = DaemonInfo(version: options.version, streamBufferBytes: config.streamBufferBytes, apiLimits: config.api,
+                              apiCounters: apiCounters)
         let router = APIRouter(store: store, engine: engine, info: info)
         let authorize = try SocketAccess(group: config.socketGroup)
-        let api = HTTPServer(group: group, authorize: { authorize.allows($0) }, router: { await router.route($0) })
+        let api = HTTPServer(group: group, authorize: { authorize.allows($0) }, limits: config.api, counters: apiCounters,
+                             router: { await router.route($0) })
         let apiChannel: any Channel
         do {
             apiChannel = try await SocketFile.bind(config.socketPath, access: authorize) { try await api.bind(unixPath: $0) }
@@ -133,7 +136,9 @@ public enum Daemon {
         }
         var services: [any Service] = []
         if config.metrics.enabled {
-            let metrics = HTTPServer(group: group, authorize: nil) { request in MetricsEndpoint.route(request, engine: engine, version: options.version) }
+            let metrics = HTTPServer(group: group, authorize: nil, limits: config.api, counters: apiCounters) { request in
+                MetricsEndpoint.route(request, engine: engine, version: options.version, api: apiCounters)
+            }
             do {
                 let channel = try await metrics.bind(host: config.metrics.address, port: config.metrics.port)
                 services.append(ServerService(channel: channel, hubs: [], socketPath: nil))
@@ -206,6 +211,7 @@ final class Reloader: Sendable {
         if config.metrics != running.metrics { restartOnly.append("metrics") }
         if config.kernelPushdown != running.kernelPushdown { restartOnly.append("kernel_pushdown") }
         if config.streamBufferBytes != running.streamBufferBytes { restartOnly.append("stream_buffer_kib") }
+        if config.api != running.api { restartOnly.append("api") }
         if config.actions != running.actions { restartOnly.append("actions") }
         if !restartOnly.isEmpty {
             logger.warning("reload: \(restartOnly.joined(separator: ", ")) changed and take effect at the next start")
@@ -354,11 +360,11 @@ enum SocketFile {
 
 /// `/metrics` (Prometheus text format) and `/healthz` on the optional TCP listener.
 enum MetricsEndpoint {
-    static func route(_ request: HTTPRequest, engine: Engine, version: String) -> HTTPReply {
+    static func route(_ request: HTTPRequest, engine: Engine, version: String, api: HTTPServerCounters) -> HTTPReply {
         guard request.method == "GET" else { return .error(405, "only GET") }
         switch request.path {
         case "/metrics":
-            return .body(status: 200, contentType: PrometheusText.contentType, text: text(engine, version: version))
+            return .body(status: 200, contentType: PrometheusText.contentType, text: text(engine, version: version, api: api))
         case "/healthz":
             let age = DispatchTime.now().uptimeNanoseconds &- engine.snapshot.takenAt
             return age < 2_000_000_000 ? .body(status: 200, contentType: "text/plain", text: "ok\n")
@@ -369,7 +375,7 @@ enum MetricsEndpoint {
     }
 
     /// Every metric of the daemon.
-    static func text(_ engine: Engine, version: String) -> String {
+    static func text(_ engine: Engine, version: String, api: HTTPServerCounters) -> String {
         let snapshot = engine.snapshot
         var out = "# HELP vigil_build_info Vigil's version.\n# TYPE vigil_build_info gauge\n"
         out += "vigil_build_info{version=\(PrometheusText.label(version))} 1\n"
@@ -402,6 +408,7 @@ enum MetricsEndpoint {
         out += "vigil_stream_dropped_lines_total{stream=\"events\"} \(engine.events.totalDropped)\n"
         out += "vigil_stream_dropped_lines_total{stream=\"alerts\"} \(engine.alerts.totalDropped)\n"
         engine.metrics.write(to: &out)
+        api.write(to: &out)
         for consumer in engine.alertConsumers { consumer.writeMetrics(to: &out) }
         return out
     }

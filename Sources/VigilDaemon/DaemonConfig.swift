@@ -58,6 +58,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var streamBufferBytes = 4 << 20
     /// The Prometheus listener (`metrics:`).
     public var metrics = Metrics()
+    /// Limits on the API's clients (`api:`; they apply to the metrics listener too).
+    public var api = HTTPLimits()
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical` (`log_level`).
     public var logLevel = "info"
     /// What happens to alerts (`actions:`, VigilActions; docs/config.md#actions).
@@ -150,6 +152,21 @@ public struct DaemonConfig: Sendable, Equatable {
                         guard (1...65535).contains(port) else { throw reader.error(subValue, "'metrics.port' must be 1-65535") }
                         config.metrics.port = port
                     default: throw reader.error(sub.node, "unknown key 'metrics.\(sub.name)': use enabled, address, port")
+                    }
+                }
+            case "api":
+                for (sub, subValue) in try reader.mapping(value, "api") {
+                    guard ["max_header_kib", "request_timeout_seconds", "max_connections", "max_subscribers"].contains(sub.name) else {
+                        throw reader.error(sub.node, "unknown key 'api.\(sub.name)': use max_header_kib, request_timeout_seconds, max_connections, max_subscribers")
+                    }
+                    let number = try reader.int(subValue, "api.\(sub.name)")
+                    guard number > 0 else { throw reader.error(subValue, "'api.\(sub.name)' must be at least 1") }
+                    switch sub.name {
+                    case "max_header_kib": config.api.maxHeaderBytes = number << 10
+                    case "request_timeout_seconds": config.api.requestTimeout = .seconds(number)
+                    case "max_connections": config.api.maxConnections = number
+                    case "max_subscribers": config.api.maxSubscribers = number
+                    default: break
                     }
                 }
             case "actions":

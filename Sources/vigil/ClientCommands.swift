@@ -178,6 +178,11 @@ struct StatusCommand: ParsableCommand {
         }
         let subscribers = status["subscribers"] as? [String: Any] ?? [:]
         lines.append("streams: \((subscribers["events"] as? [Any])?.count ?? 0) event, \((subscribers["alerts"] as? [Any])?.count ?? 0) alert subscribers; \(int(subscribers, "dropped_lines")) lines dropped for slow clients")
+        let api = status["api"] as? [String: Any] ?? [:]
+        let refused = api["refused"]
+        lines.append("api: \(int(api, "connections")) connections, \(int(api, "subscribers")) stream subscribers; refused or closed at a limit: "
+            + "\(int(refused, "connections")) connections, \(int(refused, "header_too_large")) heads too large, \(int(refused, "timeout")) timed out, "
+            + "\(int(refused, "subscribers")) subscribers")
         return lines.joined(separator: "\n")
     }
 

@@ -20,6 +20,11 @@ final class ConfigAndStoreTests: XCTestCase {
           enabled: true
           address: 0.0.0.0
           port: 9999
+        api:
+          max_header_kib: 4
+          request_timeout_seconds: 3
+          max_connections: 5
+          max_subscribers: 2
         actions:
           default_actions: [stdout, log]
           named:
@@ -36,6 +41,10 @@ final class ConfigAndStoreTests: XCTestCase {
         XCTAssertEqual(config.metrics.address, "0.0.0.0")
         XCTAssertEqual(config.metrics.port, 9999)
         XCTAssertTrue(config.metrics.enabled)
+        XCTAssertEqual(config.api.maxHeaderBytes, 4 << 10)
+        XCTAssertEqual(config.api.requestTimeout, .seconds(3))
+        XCTAssertEqual(config.api.maxConnections, 5)
+        XCTAssertEqual(config.api.maxSubscribers, 2)
         XCTAssertEqual(config.actions.defaultActions, ["stdout", "log"], "the actions section is VigilActions' configuration")
         XCTAssertEqual(config.actions.named["hook"]?.kind, .webhook)
 
@@ -58,7 +67,7 @@ final class ConfigAndStoreTests: XCTestCase {
         let keys = String(doc[start.upperBound..<end.lowerBound]).split(separator: "\n")
             .filter { !$0.hasPrefix("#") && !$0.hasPrefix(" ") && $0.contains(":") }.map { String($0.prefix { $0 != ":" }) }
         XCTAssertEqual(Set(keys), ["socket", "socket_group", "rules_dir", "default_rules", "ring_mib", "kernel_pushdown",
-                                   "stream_buffer_kib", "log_level", "metrics", "actions"])
+                                   "stream_buffer_kib", "api", "log_level", "metrics", "actions"])
     }
 
     func testTheDaemonSetsConfigurationLoads() throws {
@@ -77,6 +86,8 @@ final class ConfigAndStoreTests: XCTestCase {
             ("ring_mib: 3\n", "c.yaml:1:11: 'ring_mib' must be a power of two"),
             ("metrics:\n  enabled: maybe\n", "c.yaml:2:12: 'metrics.enabled' must be true or false"),
             ("metrics:\n  bogus: 1\n", "c.yaml:2:3: unknown key 'metrics.bogus'"),
+            ("api:\n  max_conections: 1\n", "c.yaml:2:3: unknown key 'api.max_conections'"),
+            ("api:\n  max_subscribers: 0\n", "c.yaml:2:20: 'api.max_subscribers' must be at least 1"),
             ("rules_dir: relative\n", "c.yaml:1:12: 'rules_dir' must be an absolute path"),
             ("socket: [\n", "c.yaml:2:1: YAML:"),
             ("actions:\n  queue_sise: 5\n", "c.yaml:2:3: actions.queue_sise: unknown key 'queue_sise'"),
