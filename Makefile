@@ -26,17 +26,18 @@ build: setup ## debug build
 release: setup ## release build of the vigil binary
 	$(SWIFT) build -c release --product vigil
 
-image: setup ## container image FROM scratch: the release binary and its shared libraries (tags vigil:<tree> and vigil:latest; no registry needed)
+image: ## container image FROM scratch (the release binary and its libraries; tags vigil:<tree>, vigil:latest; no registry; starts dockerd if needed)
+	@scripts/setup.sh --image
 	scripts/build-image.sh
 
 run: release ## probe the kernel, then run the daemon in the foreground with the default rules, printing alerts
 	.build/release/vigil probe
 	.build/release/vigil daemon
 
-test: check-generated ## every test: other kernels under qemu, the container image, then unit, kernel and Docker tests
+test: check-generated ## every test: other kernels under qemu, the container image, then unit, kernel and Docker tests (starts a Docker engine when none answers)
 	@scripts/setup.sh --test
 	scripts/test-kernels.sh
-	scripts/build-image.sh --optional
+	scripts/build-image.sh
 	$(SWIFT) test
 
 test-unit: setup ## swift test only

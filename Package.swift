@@ -143,7 +143,7 @@ let package = Package(
         .testTarget(
             name: "VigilActionsTests",
             dependencies: [
-                "VigilActions", "VigilEvents", "VigilRules", "VigilContainers", "VigilTestSupport",
+                "VigilActions", "VigilEvents", "VigilRules", "VigilContainers", "VigilSensors", "VigilTestSupport",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams"),
             ]
         ),

@@ -11,7 +11,7 @@
 #               rule matches the loop's plain read, so the path pushdown drops its opens in the
 #               kernel: it should report none and count them as filtered. Its verification loop
 #               opens a file named id_rsa, which the rule "Sensitive file read" matches (open loop)
-#   vigil-ring  the same with --ring-mi-b 64: a ring that holds a whole run, so every event is
+#   vigil-ring  the same with --ring-mib 64: a ring that holds a whole run, so every event is
 #               delivered even when the consumer falls behind (open loop only, by default)
 #   snoop       opensnoop / execsnoop from Debian's libbpf-tools
 #   bpftrace    bench/opens.bt (openat entry+exit) / bench/execs.bt (execve), printing every event
@@ -42,7 +42,7 @@
 #                            [--vigil-args "ARGS"] [--no-build] [--median] [--raw FILE]
 #   --tracers      the tracers for every loop (default: all five for open, no vigil-ring or
 #                  vigil-rules for exec)
-#   --vigil-args   extra arguments for `vigil trace` (e.g. "--ring-mi-b 16"), for experiments
+#   --vigil-args   extra arguments for `vigil trace` (e.g. "--ring-mib 16"), for experiments
 #   --median       take the median of a run's slices as its figure, not the 10th percentile
 #   --raw FILE     also write every run as tab-separated values to FILE
 set -euo pipefail
@@ -170,7 +170,7 @@ start_tracer() {
   local -a cmd
   case $tracer/$loop in
     vigil/*) cmd=($vigil trace "${vigil_format[@]}" --event $loop $vigil_file "$out" "${vigil_extra_args[@]}"); out=/dev/null ;;
-    vigil-ring/*) cmd=($vigil trace "${vigil_format[@]}" --event $loop $vigil_file "$out" --ring-mi-b $big_ring_mib "${vigil_extra_args[@]}"); out=/dev/null ;;
+    vigil-ring/*) cmd=($vigil trace "${vigil_format[@]}" --event $loop $vigil_file "$out" --ring-mib $big_ring_mib "${vigil_extra_args[@]}"); out=/dev/null ;;
     vigil-rules/*) cmd=($vigil trace "${vigil_format[@]}" --alerts $vigil_file "$out" "${vigil_extra_args[@]}"); out=/dev/null ;;
     snoop/open) cmd=(opensnoop) ;;
     snoop/exec) cmd=(execsnoop) ;;
@@ -317,7 +317,7 @@ group() { sed ':a; s/\B[0-9]\{3\}\>/,&/; ta' <<< "$1"; }                # 123456
 label() {
   case $1/$2 in
     vigil/*) echo "\`vigil trace --event $2\`, JSON to a file" ;;
-    vigil-ring/*) echo "\`vigil trace --event $2 --ring-mi-b $big_ring_mib\`, JSON to a file" ;;
+    vigil-ring/*) echo "\`vigil trace --event $2 --ring-mib $big_ring_mib\`, JSON to a file" ;;
     vigil-rules/*) echo "\`vigil trace --alerts\` (default rules, pushed down), JSON alerts to a file" ;;
     snoop/open) echo "opensnoop (libbpf-tools)" ;;
     snoop/exec) echo "execsnoop (libbpf-tools)" ;;
@@ -386,7 +386,7 @@ for loop in "${loop_list[@]}"; do
     verdict="comparison, no floor"
     if [[ $tracer == vigil* ]]; then
       what="vigil trace"
-      [ $tracer = vigil-ring ] && what+=" --ring-mi-b $big_ring_mib"
+      [ $tracer = vigil-ring ] && what+=" --ring-mib $big_ring_mib"
       [ $tracer = vigil-rules ] && what+=" --alerts"
       what+="${vigil_extra:+ $vigil_extra}"
       if [ $tracer = vigil-rules ]; then

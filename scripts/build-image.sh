@@ -19,20 +19,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
-# --optional (`make test`): without a Docker engine, say so and exit 0; the image test then
-# starts the engine and packages its own build (or skips, failing under VIGIL_REQUIRE_BPF=1).
-binary= optional=0
+binary=
 case "${1:-}" in
   --binary) binary=${2:?--binary needs a path} ;;
-  --optional) optional=1 ;;
   "") ;;
-  *) echo "usage: scripts/build-image.sh [--binary PATH | --optional]" >&2; exit 2 ;;
+  *) echo "usage: scripts/build-image.sh [--binary PATH]" >&2; exit 2 ;;
 esac
-if ! docker info >/dev/null 2>&1; then
-  echo "build-image.sh: no Docker engine answers on /var/run/docker.sock (apt-get install docker.io; start dockerd)" >&2
-  [ $optional = 1 ] && exit 0
-  exit 1
-fi
+# No engine answering (a fresh machine): start one, the way everything in the project does.
+scripts/docker-engine.sh >&2
 
 # The tree hash of the working directory: a throw-away copy of the index with every change added.
 index=$(mktemp)
@@ -76,7 +70,9 @@ done
 # The TLS actions open libssl with dlopen on first use (ldd does not list it), and verify against
 # Debian's CA bundle, which OpenSSL finds as OPENSSLDIR/cert.pem (/usr/lib/ssl/cert.pem).
 for name in libssl.so.3 libcrypto.so.3; do
-  library=$(ldconfig -p | awk -v n="$name" '$1 == n && /x86-64/ { print $NF; exit }')
+  # awk reads to the end: leaving early would kill ldconfig with SIGPIPE, which pipefail turns
+  # into a silent exit 141 of this script.
+  library=$(ldconfig -p | awk -v n="$name" '$1 == n && /x86-64/ && !found { found = $NF } END { print found }')
   [ -n "$library" ] || { echo "build-image.sh: $name not found (apt-get install libssl3)" >&2; exit 1; }
   mkdir -p "$root$(dirname "$library")"
   cp -L "$library" "$root$library"

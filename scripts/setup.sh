@@ -5,6 +5,9 @@
 #                             aiosmtpd (the SMTP server the email action is tested against),
 #                             openssl (the CLI that makes the TLS tests' throw-away CA),
 #                             curl and setpriv (the daemon tests' API client and non-root peer)
+#                             and a running Docker engine (scripts/docker-engine.sh starts dockerd
+#                             when none answers)
+#   scripts/setup.sh --image  also Docker and a running engine (`make image`)
 #   scripts/setup.sh --bench  also the peers the benchmarks compare with (bpftrace, libbpf-tools)
 # Idempotent: installs only what is missing (apt-get update once, only when installing).
 set -euo pipefail
@@ -13,7 +16,10 @@ mode=${1:-run}
 need=(libbpf-dev libssl-dev ca-certificates bpftool pkg-config make)
 case $mode in
   --test) need+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd linux-image-amd64 linux-image-6.12-amd64 docker.io python3-aiosmtpd openssl curl util-linux) ;;
+  --image) need+=(docker.io) ;;
   --bench) need+=(bpftrace libbpf-tools hyperfine curl) ;;
+  run) ;;
+  *) echo "usage: scripts/setup.sh [--test | --image | --bench]" >&2; exit 2 ;;
 esac
 
 if [ "$(id -u)" != 0 ]; then
@@ -49,4 +55,9 @@ fi
 if ! mountpoint -q /sys/fs/bpf; then
   mount -t bpf bpf /sys/fs/bpf && echo "setup: mounted bpffs at /sys/fs/bpf"
 fi
+# A Docker engine for the Docker tests and the image (none runs right after apt-get install
+# docker.io on a machine without systemd).
+case $mode in
+  --test | --image) "$(dirname "$0")/docker-engine.sh" ;;
+esac
 exit 0

@@ -303,6 +303,12 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         }
         if let to, to.isEmpty { throw ActionConfigError(path: at("to"), message: "needs at least one recipient") }
         if let argv, argv.first?.isEmpty ?? true { throw ActionConfigError(path: at("argv"), message: "needs the program as its first element") }
+        if let argv, let program = argv.first, ExecAction.isFieldArgument(program) {
+            throw ActionConfigError(path: at("argv"), message: "the program (the first element) cannot be a field ('\(program)')")
+        }
+        for entry in argv ?? [] where ExecAction.isFieldArgument(entry) && !FieldReference.isValid(String(entry.dropFirst())) {
+            throw ActionConfigError(path: at("argv"), message: "'\(entry)' names no field (see docs/fields.md; write %% for a literal %)")
+        }
         for key in (env ?? [:]).keys where key.isEmpty || key.contains("=") {
             throw ActionConfigError(path: at("env"), message: "'\(key)' is not an environment variable name")
         }

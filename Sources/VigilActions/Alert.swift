@@ -134,14 +134,20 @@ public struct Alert: Sendable {
     /// The text of a field of the event (`proc.name`, `container.label[app]`), or nil when the
     /// event lacks it; nil for an unknown field name too.
     public func fieldText(_ reference: String) -> String? {
+        fieldBytes(reference).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The exact bytes of a field of the event (a list's items joined by spaces), or nil when
+    /// the event lacks it or the name is unknown: what an exec action's `%field` argument gets.
+    public func fieldBytes(_ reference: String) -> [UInt8]? {
         let (name, argument) = FieldReference.split(reference)
         guard let field = Fields.named(name), let value = field.extract(event, argument) else { return nil }
         switch value {
-        case .string(let s): return s.string
-        case .uint(let v): return String(v)
-        case .int(let v): return String(v)
-        case .bool(let v): return v ? "true" : "false"
-        case .strings(let list): return list.map(\.string).joined(separator: " ")
+        case .string(let s): return s.bytes
+        case .uint(let v): return Array(String(v).utf8)
+        case .int(let v): return Array(String(v).utf8)
+        case .bool(let v): return Array((v ? "true" : "false").utf8)
+        case .strings(let list): return Array(list.map(\.bytes).joined(separator: [0x20]))
         }
     }
 }

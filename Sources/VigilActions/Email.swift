@@ -1,4 +1,5 @@
 import Foundation
+import VigilEvents
 
 /// How the email action protects its SMTP connection (`tls`). See docs/actions.md.
 public enum SMTPTLSMode: String, Sendable, Codable, CaseIterable {
@@ -167,7 +168,7 @@ struct SMTPClient: Sendable {
             while true {
                 if let end = buffer.firstIndex(of: 0x0a) {
                     let line = buffer[..<end].last == 0x0d ? buffer[..<(end - 1)] : buffer[..<end]
-                    let text = String(decoding: line, as: UTF8.self)
+                    let text = ByteString(line).escapedForTerminal  // a server's reply reaches the log and the status
                     buffer.removeFirst(end + 1)
                     return text
                 }
@@ -182,7 +183,7 @@ struct SMTPClient: Sendable {
 
 /// `email`: one mail per alert. Subject from a template (`{rule}`, `{priority}`, `{hostname}`;
 /// default `[vigil] {priority} {rule}`), encoded per RFC 2047 when not ASCII; the body is the
-/// alert's text, then its JSON.
+/// alert's text, then its JSON, quoted-printable (`quotedPrintable`).
 struct EmailAction: ActionHandler {
     let client: SMTPClient
     let from: String
@@ -207,10 +208,36 @@ struct EmailAction: ActionHandler {
         let headers = [
             "From: \(from)", "To: \(to.joined(separator: ", "))", "Subject: \(encodedHeader(subject))",
             "Date: \(formatter.string(from: Date()))", "Message-ID: <\(UUID().uuidString.lowercased())@\(SyslogAction.header(alert.hostname, 200))>",
-            "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit",
+            "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: quoted-printable",
             "X-Vigil-Rule: \(encodedHeader(alert.rule))", "X-Vigil-Priority: \(alert.priority.rawValue)",
         ]
-        return headers.joined(separator: "\n") + "\n\n" + alert.text + "\n\n" + alert.json + "\n"
+        return headers.joined(separator: "\n") + "\n\n" + quotedPrintable(alert.text + "\n\n" + alert.json + "\n")
+    }
+
+    /// Quoted-printable (RFC 2045 section 6.7): whatever an alert holds (a 4 KiB command line,
+    /// bytes beyond ASCII), no line is longer than 76 characters (SMTP allows 998, RFC 5321
+    /// 4.5.3.1.6) and every byte is printable ASCII. `=`, bytes beyond ASCII, control bytes and
+    /// a space or tab ending a line are written =XX; long lines end in a soft break `=`.
+    static func quotedPrintable(_ text: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count * 3 / 2)
+        for (index, line) in text.utf8.split(separator: 0x0a, omittingEmptySubsequences: false).enumerated() {
+            if index > 0 { out.append(0x0a) }
+            var width = 0
+            for (position, byte) in line.enumerated() {
+                let last = position == line.count - 1
+                let plain = (byte >= 33 && byte <= 126 && byte != 0x3d) || ((byte == 0x20 || byte == 0x09) && !last)
+                let size = plain ? 1 : 3
+                if width + size > 75 {  // 75 and the soft break's `=`
+                    out += [0x3d, 0x0a]
+                    width = 0
+                }
+                if plain { out.append(byte) } else { out += [0x3d, hex[Int(byte >> 4)], hex[Int(byte & 0xf)]] }
+                width += size
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Header text without line breaks; an RFC 2047 `=?UTF-8?B?...?=` word when not printable ASCII.

@@ -2,9 +2,12 @@
 import Glibc
 #endif
 import Foundation
+import VigilEvents
 
 /// `exec`: runs a program with an argv (`posix_spawnp`, never a shell) in its own process
-/// group. The alert's JSON arrives on its stdin (then end of file); the environment holds only
+/// group. An argv entry `%field` (`%fd.name`, `%container.label[app]`) is replaced by that field's
+/// exact bytes as one argument, whatever they hold (spaces, newlines, escapes, invalid UTF-8);
+/// empty when the event lacks the field; `%%` at the start stands for a literal `%`. The alert's JSON arrives on its stdin (then end of file); the environment holds only
 /// PATH, the VIGIL_* variables (`variables(for:)`) and the configured `env`. Its stdout and
 /// stderr are read, and the last 512 bytes are reported when it fails. An exit status other
 /// than 0 is a failure; when `timeout` passes first, the whole process group gets SIGKILL.
@@ -17,7 +20,7 @@ struct ExecAction: ActionHandler {
         var environment = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
         environment.merge(Self.variables(for: alert)) { $1 }
         environment.merge(env) { $1 }
-        let child = try ChildProcess(argv: argv, environment: environment)
+        let child = try ChildProcess(argv: Self.arguments(argv, for: alert), environment: environment)
         let input = Array((alert.json + "\n").utf8)
         let status = child.run(input: input, timeout: timeout)
         switch status {
@@ -27,6 +30,19 @@ struct ExecAction: ActionHandler {
         case .timedOut: throw .permanent("\(argv[0]) still running after \(timeout); killed its process group\(child.outputTail)")
         }
     }
+
+    /// The argv for `alert`: `%field` entries replaced by the field's bytes (NUL bytes, which no
+    /// argument can hold, removed), `%%...` by `%...`, the rest as written.
+    static func arguments(_ argv: [String], for alert: Alert) -> [[UInt8]] {
+        argv.map { entry in
+            if entry.hasPrefix("%%") { return Array(entry.utf8.dropFirst()) }
+            if entry.hasPrefix("%") { return (alert.fieldBytes(String(entry.dropFirst())) ?? []).filter { $0 != 0 } }
+            return Array(entry.utf8)
+        }
+    }
+
+    /// Whether an argv entry is a `%field` reference (else text, `%%` included).
+    static func isFieldArgument(_ entry: String) -> Bool { entry.hasPrefix("%") && !entry.hasPrefix("%%") }
 
     /// The VIGIL_* variables of an alert: RULE, PRIORITY, OUTPUT, TIME, HOSTNAME, SOURCE, TAGS
     /// (comma separated), EVENT_TYPE, PID, PROC_NAME, CONTAINER_ID, CONTAINER_NAME (empty when the
@@ -54,7 +70,7 @@ final class ChildProcess {
     private let output: Int32
     private var tail: [UInt8] = []
 
-    init(argv: [String], environment: [String: String]) throws(ActionFailure) {
+    init(argv: [[UInt8]], environment: [String: String]) throws(ActionFailure) {
         var pair: [Int32] = [-1, -1]
         var outputPair: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
@@ -86,16 +102,28 @@ final class ChildProcess {
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
-        let args = argv.map { strdup($0) } + [nil]
+        let args: [UnsafeMutablePointer<CChar>?] = argv.map { bytes in
+            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+            for (index, byte) in bytes.enumerated() { copy[index] = CChar(bitPattern: byte) }
+            copy[bytes.count] = 0
+            return copy
+        } + [nil]
         let envs = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (args + envs).forEach { free($0) } }
+        defer {
+            args.forEach { $0?.deallocate() }
+            envs.forEach { free($0) }
+        }
         var pid = pid_t()
-        let status = posix_spawnp(&pid, argv[0], &actions, &attributes, args, envs)
+        guard let program = args.first.flatMap({ $0 }) else {
+            close(pair[0]); close(pair[1]); close(outputPair[0]); close(outputPair[1])
+            throw .permanent("exec: no program to run (empty argv)")
+        }
+        let status = posix_spawnp(&pid, program, &actions, &attributes, args, envs)
         close(pair[1])
         close(outputPair[1])
         guard status == 0 else {
             close(pair[0]); close(outputPair[0])
-            throw .permanent("cannot run \(argv[0]): \(Socket.errnoText(status))")
+            throw .permanent("cannot run \(String(decoding: argv[0], as: UTF8.self)): \(Socket.errnoText(status))")
         }
         self.pid = pid
         input = pair[0]
@@ -118,10 +146,11 @@ final class ChildProcess {
         close(output)
     }
 
-    /// `: ` and the last bytes the child printed, or nothing.
+    /// `: ` and the last bytes the child printed (escaped as terminal text: a program that prints
+    /// an event's field cannot put a line break or an escape into the log or the status), or nothing.
     var outputTail: String {
-        let text = String(decoding: tail, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return text.isEmpty ? "" : ": \(text)"
+        let text = ByteString(tail).trimmingASCIIWhitespace
+        return text.isEmpty ? "" : ": " + text.escapedForTerminal
     }
 
     /// Feeds `input`, collects output, and waits for the child (SIGKILL to its group at `timeout`).

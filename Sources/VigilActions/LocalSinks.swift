@@ -68,7 +68,8 @@ struct LogAction: ActionHandler {
 
 /// `file`: appends the alert's JSON as one line. Before a write would make the file larger
 /// than `maxSize`, it is rotated: `path.N-1` -> `path.N` ... `path` -> `path.1`, keeping `keep`
-/// rotated files (0: the file is truncated instead). New files are created with mode 0600.
+/// rotated files (0: the file is truncated instead). New files are created with mode 0600, a
+/// missing directory with its parents (0755).
 /// When something else moved or removed the file (logrotate), the next alert reopens `path`.
 final class FileAction: ActionHandler, @unchecked Sendable {
     // One worker thread uses an action, so the descriptor needs no lock.
@@ -112,6 +113,11 @@ final class FileAction: ActionHandler, @unchecked Sendable {
             fd = -1
         }
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        if fd < 0, errno == ENOENT {  // its directory is missing (a fresh machine): make it, with its parents
+            let directory = (path as NSString).deletingLastPathComponent
+            do { try Directories.create(directory) } catch { throw .permanent("cannot create the directory of \(path): \(error)") }
+            fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        }
         guard fd >= 0 else { throw .permanent("cannot open \(path): \(Socket.errnoText())") }
         var info = stat()
         size = fstat(fd, &info) == 0 ? Int(info.st_size) : 0

@@ -69,7 +69,8 @@ final class SyslogAction: ActionHandler, @unchecked Sendable {
     }
 
     func perform(_ alert: Alert) throws(ActionFailure) -> String {
-        var message = Array(Self.line(alert, facility: facility, appName: appName, style: style, pid: getpid()).utf8)
+        let limit: Int? = if case .tcp = address { nil } else { Self.maxDatagramBytes }
+        var message = Array(Self.line(alert, facility: facility, appName: appName, style: style, pid: getpid(), limit: limit).utf8)
         if case .tcp = address { message = Array("\(message.count) ".utf8) + message }
         do {
             try connected().send(message)
@@ -93,8 +94,15 @@ final class SyslogAction: ActionHandler, @unchecked Sendable {
         return opened
     }
 
-    /// The RFC 5424 message of `alert` (no framing).
-    static func line(_ alert: Alert, facility: Int, appName: String, style: AlertStyle, pid: Int32) -> String {
+    /// The largest message sent as one datagram (UDP, unix sockets): under IPv4's UDP payload
+    /// limit (65507). An alert can be larger (4 KiB of arguments that are not UTF-8 take 24 KiB
+    /// as JSON, and several fields carry them): its MSG is then cut at a character boundary, and
+    /// the structured data says `truncated="BYTES"` (MSG's whole length), so a crafted command
+    /// line cannot make an alert undeliverable. TCP sends messages whole.
+    static let maxDatagramBytes = 65_000
+
+    /// The RFC 5424 message of `alert` (no framing), at most `limit` bytes when given.
+    static func line(_ alert: Alert, facility: Int, appName: String, style: AlertStyle, pid: Int32, limit: Int? = nil) -> String {
         let severity = Priority.allCases.firstIndex(of: alert.priority) ?? 7
         let iso = alert.time  // YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ; RFC 5424 allows 6 fraction digits
         let timestamp = String(iso.prefix(26)) + "Z"
@@ -102,9 +110,20 @@ final class SyslogAction: ActionHandler, @unchecked Sendable {
         data += " source=\"\(sdEscaped(alert.source))\" tags=\"\(sdEscaped(alert.tags.joined(separator: ",")))\""
         if !alert.enforcement.isEmpty { data += " enforcement=\"\(sdEscaped(alert.enforcementSummary))\"" }
         if alert.suppressed > 0 { data += " suppressed=\"\(alert.suppressed)\"" }
-        data += "]"
-        let text = style == .json ? alert.json : "\(alert.rule): \(alert.output)"
-        return "<\(facility * 8 + severity)>1 \(timestamp) \(header(alert.hostname, 255)) \(header(appName, 48)) \(pid) alert \(data) \u{FEFF}\(text)"
+        var text = style == .json ? alert.json : "\(alert.rule): \(alert.output)"
+        let head = "<\(facility * 8 + severity)>1 \(timestamp) \(header(alert.hostname, 255)) \(header(appName, 48)) \(pid) alert "
+        if let limit, head.utf8.count + data.utf8.count + 5 + text.utf8.count > limit {
+            data += " truncated=\"\(text.utf8.count)\""
+            var room = limit - head.utf8.count - data.utf8.count - 5  // "] " and the BOM
+            var kept = String.UnicodeScalarView()
+            for scalar in text.unicodeScalars {
+                room -= String(scalar).utf8.count
+                if room < 0 { break }
+                kept.append(scalar)
+            }
+            text = String(kept)
+        }
+        return head + data + "] \u{FEFF}" + text
     }
 
     /// A header field: printable ASCII without spaces, at most `limit` characters, or `-`.

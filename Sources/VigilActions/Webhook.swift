@@ -51,7 +51,7 @@ struct HTTPPoster: Sendable {
         }
         guard let status else { throw .transient("POST \(endpoint.hostHeader)\(endpoint.target): no HTTP answer") }
         guard (200..<300).contains(status) else {
-            let text = String(decoding: answer.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = ByteString(answer.prefix(200)).trimmingASCIIWhitespace.escapedForTerminal
             let message = "POST \(endpoint.hostHeader)\(endpoint.target): HTTP \(status)\(text.isEmpty ? "" : ": " + text)"
             throw ActionFailure(message: message, retryable: status >= 500 || status == 408 || status == 429)
         }

@@ -121,8 +121,17 @@ public struct APIRouter: Sendable {
                 return .error(400, "bad filter: \(error)")
             }
         }
+        let counters = info.apiCounters, limit = info.apiLimits.maxSubscribers
+        guard counters.openSubscriber(limit: limit) else {
+            let message = "too many stream subscribers: \(limit) are open (api.max_subscribers)"
+            counters.refuse(.subscribers, "refused \(request.path) for \(request.peer.map { "uid \($0.uid), pid \($0.pid)" } ?? "a peer"): \(message)")
+            return .error(503, message)
+        }
         let subscription = hub.subscribe(filter: condition, filterText: filter, capacity: info.streamBufferBytes)
-        return .stream(subscription) { hub.unsubscribe(subscription) }
+        return .stream(subscription) {
+            hub.unsubscribe(subscription)
+            counters.closeSubscriber()
+        }
     }
 
     // MARK: - Status
@@ -143,7 +152,8 @@ public struct APIRouter: Sendable {
             alerts: AlertStatus(total: engine.metrics.alertCount),
             subscribers: SubscriberStatus(events: engine.events.current.map(SubscriberInfo.init),
                                           alerts: engine.alerts.current.map(SubscriberInfo.init),
-                                          droppedLines: engine.events.totalDropped + engine.alerts.totalDropped))
+                                          droppedLines: engine.events.totalDropped + engine.alerts.totalDropped),
+            api: APIStatus(info))
         guard case .body(let code, let type, var text) = encode(200, status) else { return .error(500, "status encoding") }
         let consumers = engine.alertConsumers.compactMap(\.statusJSON)
         if !consumers.isEmpty, text.hasSuffix("}") {
@@ -175,6 +185,10 @@ public struct DaemonInfo: Sendable {
     public var version: String
     /// The bounded buffer of each stream subscriber.
     public var streamBufferBytes: Int
+    /// The API's limits (`api:`).
+    public var apiLimits = HTTPLimits()
+    /// What the API refused or closed at its limits.
+    public var apiCounters = HTTPServerCounters()
 }
 
 // MARK: - Wire shapes (docs/api/openapi.yaml)
@@ -229,6 +243,38 @@ struct DaemonStatus: Encodable {
     var pushdown: PushdownStatus
     var alerts: AlertStatus
     var subscribers: SubscriberStatus
+    var api: APIStatus
+}
+
+/// The API's limits, what is open now, and what was refused or closed at a limit.
+struct APIStatus: Encodable {
+    struct Limits: Encodable {
+        var maxHeaderBytes: Int
+        var requestTimeoutSeconds: Double
+        var maxConnections: Int
+        var maxSubscribers: Int
+    }
+    struct Refused: Encodable {
+        var connections: UInt64
+        var headerTooLarge: UInt64
+        var timeout: UInt64
+        var subscribers: UInt64
+    }
+    var limits: Limits
+    var connections: Int
+    var subscribers: Int
+    var refused: Refused
+
+    init(_ info: DaemonInfo) {
+        let l = info.apiLimits, c = info.apiCounters
+        limits = Limits(maxHeaderBytes: l.maxHeaderBytes,
+                        requestTimeoutSeconds: Double(l.requestTimeout.components.seconds) + Double(l.requestTimeout.components.attoseconds) / 1e18,
+                        maxConnections: l.maxConnections, maxSubscribers: l.maxSubscribers)
+        connections = c.openConnections
+        subscribers = c.openSubscribers
+        refused = Refused(connections: c.count(.connections), headerTooLarge: c.count(.headerTooLarge), timeout: c.count(.timeout),
+                          subscribers: c.count(.subscribers))
+    }
 }
 
 struct SensorStatus: Encodable {

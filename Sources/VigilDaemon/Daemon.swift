@@ -14,10 +14,12 @@ import Glibc
 
 /// What `vigil daemon`'s flags change on top of the configuration file.
 public struct DaemonOptions: Sendable {
-    /// The configuration file.
-    public var configPath = DaemonConfig.defaultPath
-    /// Whether a missing configuration file is an error (it is when given explicitly).
-    public var configRequired = false
+    /// Where the default paths are (`--root`, `VIGIL_ROOT`): ROOT/etc/vigil/vigil.yaml,
+    /// ROOT/etc/vigil/rules.d, ROOT/run/vigil/vigil.sock.
+    public var paths = DaemonPaths()
+    /// `--config`: the configuration file, which must then exist (nil: ROOT/etc/vigil/vigil.yaml
+    /// when present, else the built-in defaults).
+    public var configFile: String?
     /// `--socket`.
     public var socketPath: String?
     /// `--rules-dir`.
@@ -33,6 +35,12 @@ public struct DaemonOptions: Sendable {
 
     /// Defaults: /etc/vigil/vigil.yaml if present.
     public init(version: String) { self.version = version }
+
+    /// The configuration as the file and these options make it (a missing file is an error
+    /// only when given with `--config`).
+    func load() throws(RuleError) -> DaemonConfig {
+        applied(to: try DaemonConfig.load(path: configFile ?? paths.configFile, required: configFile != nil, paths: paths))
+    }
 
     /// `config` with these options applied.
     func applied(to config: DaemonConfig) -> DaemonConfig {
@@ -59,7 +67,7 @@ public enum Daemon {
     public static func run(_ options: DaemonOptions) async -> Int32 {
         let config: DaemonConfig
         do {
-            config = options.applied(to: try DaemonConfig.load(path: options.configPath, required: options.configRequired))
+            config = try options.load()
         } catch {
             FileHandle.standardError.write(Data("vigil daemon: bad configuration: \(error)\n".utf8))
             return 1
@@ -112,10 +120,13 @@ public enum Daemon {
         }
         logger.info("sensors loaded and attached in \((DispatchTime.now().uptimeNanoseconds - loading) / 1_000_000) ms")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let info = DaemonInfo(version: options.version, streamBufferBytes: config.streamBufferBytes)
+        let apiCounters = HTTPServerCounters(logger: logger)
+        let info = DaemonInfo(version: options.version, streamBufferBytes: config.streamBufferBytes, apiLimits: config.api,
+                              apiCounters: apiCounters)
         let router = APIRouter(store: store, engine: engine, info: info)
         let authorize = try SocketAccess(group: config.socketGroup)
-        let api = HTTPServer(group: group, authorize: { authorize.allows($0) }, router: { await router.route($0) })
+        let api = HTTPServer(group: group, authorize: { authorize.allows($0) }, limits: config.api, counters: apiCounters,
+                             router: { await router.route($0) })
         let apiChannel: any Channel
         do {
             apiChannel = try await SocketFile.bind(config.socketPath, access: authorize) { try await api.bind(unixPath: $0) }
@@ -125,7 +136,9 @@ public enum Daemon {
         }
         var services: [any Service] = []
         if config.metrics.enabled {
-            let metrics = HTTPServer(group: group, authorize: nil) { request in MetricsEndpoint.route(request, engine: engine, version: options.version) }
+            let metrics = HTTPServer(group: group, authorize: nil, limits: config.api, counters: apiCounters) { request in
+                MetricsEndpoint.route(request, engine: engine, version: options.version, api: apiCounters)
+            }
             do {
                 let channel = try await metrics.bind(host: config.metrics.address, port: config.metrics.port)
                 services.append(ServerService(channel: channel, hubs: [], socketPath: nil))
@@ -184,7 +197,7 @@ final class Reloader: Sendable {
     func reload() {
         let config: DaemonConfig
         do {
-            config = options.applied(to: try DaemonConfig.load(path: options.configPath, required: options.configRequired))
+            config = try options.load()
         } catch {
             logger.error("reload: bad configuration, nothing changed: \(error)")
             return
@@ -198,6 +211,7 @@ final class Reloader: Sendable {
         if config.metrics != running.metrics { restartOnly.append("metrics") }
         if config.kernelPushdown != running.kernelPushdown { restartOnly.append("kernel_pushdown") }
         if config.streamBufferBytes != running.streamBufferBytes { restartOnly.append("stream_buffer_kib") }
+        if config.api != running.api { restartOnly.append("api") }
         if config.actions != running.actions { restartOnly.append("actions") }
         if !restartOnly.isEmpty {
             logger.warning("reload: \(restartOnly.joined(separator: ", ")) changed and take effect at the next start")
@@ -298,17 +312,14 @@ struct SocketAccess: Sendable {
 
 /// The API socket's file: its directory, a stale file left by a killed daemon, its mode and group.
 enum SocketFile {
-    /// Creates the directory, removes a stale socket (refusing when a daemon answers on it),
+    /// Creates the directory (with its parents, 0755), removes a stale socket (refusing when a daemon answers on it),
     /// binds with a umask that leaves no window of wider access, then sets 0600 root (0660 with
     /// the group).
     static func bind(_ path: String, access: SocketAccess, _ bind: (String) async throws -> any Channel) async throws -> any Channel {
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) {
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                        attributes: [.posixPermissions: 0o755])
-            } catch {
-                throw DaemonError("cannot create \(directory) for the socket: \(error.localizedDescription)")
+        if !directory.isEmpty {
+            do { try Directories.create(directory) } catch {
+                throw DaemonError("cannot create the socket's directory \(directory): \(error)")
             }
         }
         var info = stat()
@@ -349,11 +360,11 @@ enum SocketFile {
 
 /// `/metrics` (Prometheus text format) and `/healthz` on the optional TCP listener.
 enum MetricsEndpoint {
-    static func route(_ request: HTTPRequest, engine: Engine, version: String) -> HTTPReply {
+    static func route(_ request: HTTPRequest, engine: Engine, version: String, api: HTTPServerCounters) -> HTTPReply {
         guard request.method == "GET" else { return .error(405, "only GET") }
         switch request.path {
         case "/metrics":
-            return .body(status: 200, contentType: PrometheusText.contentType, text: text(engine, version: version))
+            return .body(status: 200, contentType: PrometheusText.contentType, text: text(engine, version: version, api: api))
         case "/healthz":
             let age = DispatchTime.now().uptimeNanoseconds &- engine.snapshot.takenAt
             return age < 2_000_000_000 ? .body(status: 200, contentType: "text/plain", text: "ok\n")
@@ -364,7 +375,7 @@ enum MetricsEndpoint {
     }
 
     /// Every metric of the daemon.
-    static func text(_ engine: Engine, version: String) -> String {
+    static func text(_ engine: Engine, version: String, api: HTTPServerCounters) -> String {
         let snapshot = engine.snapshot
         var out = "# HELP vigil_build_info Vigil's version.\n# TYPE vigil_build_info gauge\n"
         out += "vigil_build_info{version=\(PrometheusText.label(version))} 1\n"
@@ -397,6 +408,7 @@ enum MetricsEndpoint {
         out += "vigil_stream_dropped_lines_total{stream=\"events\"} \(engine.events.totalDropped)\n"
         out += "vigil_stream_dropped_lines_total{stream=\"alerts\"} \(engine.alerts.totalDropped)\n"
         engine.metrics.write(to: &out)
+        api.write(to: &out)
         for consumer in engine.alertConsumers { consumer.writeMetrics(to: &out) }
         return out
     }

@@ -31,8 +31,8 @@ public enum DaemonClientError: Error, Sendable, Equatable, CustomStringConvertib
 /// The control API's client, as the CLI uses it (HTTP over the unix socket, one connection per
 /// request).
 public struct DaemonClient: Sendable {
-    /// The daemon's default socket.
-    public static let defaultSocketPath = DaemonConfig().socketPath
+    /// The daemon's default socket: $VIGIL_ROOT/run/vigil/vigil.sock, else /run/vigil/vigil.sock.
+    public static let defaultSocketPath = DaemonPaths.environment.socket
 
     /// The socket.
     public let socketPath: String

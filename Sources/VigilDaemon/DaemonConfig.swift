@@ -3,18 +3,48 @@ import VigilActions
 import VigilRules
 import Yams
 
+/// Where the daemon's files are by default: etc/vigil/vigil.yaml, etc/vigil/rules.d and
+/// run/vigil/vigil.sock under a root, `/` unless `vigil daemon --root DIR` or `VIGIL_ROOT=DIR`
+/// moves them all (tests, or trying the daemon without touching /etc and /run). Paths written in
+/// the configuration file or given as flags are used as they are.
+public struct DaemonPaths: Sendable, Equatable {
+    /// The directory the default paths hang under.
+    public var root: String
+
+    /// The paths under `root` (default `/`; a relative root is taken from the current directory).
+    public init(root: String = "/") {
+        self.root = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
+    }
+
+    /// The root from the environment: `$VIGIL_ROOT` when set and not empty, else `/`.
+    public static var environment: DaemonPaths {
+        let root = ProcessInfo.processInfo.environment["VIGIL_ROOT"] ?? ""
+        return DaemonPaths(root: root.isEmpty ? "/" : root)
+    }
+
+    /// ROOT/etc/vigil/vigil.yaml.
+    public var configFile: String { under("etc/vigil/vigil.yaml") }
+    /// ROOT/etc/vigil/rules.d.
+    public var rulesDirectory: String { under("etc/vigil/rules.d") }
+    /// ROOT/run/vigil/vigil.sock.
+    public var socket: String { under("run/vigil/vigil.sock") }
+
+    private func under(_ relative: String) -> String {
+        var base = root
+        while base.hasSuffix("/") { base.removeLast() }
+        return base + "/" + relative
+    }
+}
+
 /// The daemon's settings: /etc/vigil/vigil.yaml (every key is documented in docs/config.md with
 /// its default), then command-line flags on top.
 public struct DaemonConfig: Sendable, Equatable {
-    /// The default configuration file.
-    public static let defaultPath = "/etc/vigil/vigil.yaml"
-
     /// The control API's unix socket (`socket`).
-    public var socketPath = "/run/vigil/vigil.sock"
+    public var socketPath: String
     /// A group whose members may use the API besides root (`socket_group`); nil: root only.
     public var socketGroup: String?
     /// Where rule files live and API-created rules are written (`rules_dir`).
-    public var rulesDirectory = "/etc/vigil/rules.d"
+    public var rulesDirectory: String
     /// Whether the embedded default ruleset runs (`default_rules`).
     public var defaultRules = true
     /// Size of the sensors' shared ring in MiB, a power of two (`ring_mib`). Its data pages are
@@ -28,6 +58,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var streamBufferBytes = 4 << 20
     /// The Prometheus listener (`metrics:`).
     public var metrics = Metrics()
+    /// Limits on the API's clients (`api:`; they apply to the metrics listener too).
+    public var api = HTTPLimits()
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical` (`log_level`).
     public var logLevel = "info"
     /// What happens to alerts (`actions:`, VigilActions; docs/config.md#actions).
@@ -47,27 +79,32 @@ public struct DaemonConfig: Sendable, Equatable {
         public init() {}
     }
 
-    /// The built-in defaults.
-    public init() {}
+    /// The built-in defaults, their paths under `paths` (default: under `/`).
+    public init(paths: DaemonPaths = DaemonPaths()) {
+        socketPath = paths.socket
+        rulesDirectory = paths.rulesDirectory
+    }
 
     /// Reads `path`. A missing file gives the defaults when `required` is false; any bad key or
-    /// value is a `RuleError` naming FILE:LINE:COL.
-    public static func load(path: String, required: Bool) throws(RuleError) -> DaemonConfig {
+    /// value is a `RuleError` naming FILE:LINE:COL. Keys the file does not set keep their
+    /// defaults under `paths`.
+    public static func load(path: String, required: Bool, paths: DaemonPaths = DaemonPaths()) throws(RuleError) -> DaemonConfig {
         let start = SourceLocation(file: path, line: 1, column: 1)
         guard FileManager.default.fileExists(atPath: path) else {
             if required { throw RuleError(location: start, message: "no such configuration file") }
-            return DaemonConfig()
+            return DaemonConfig(paths: paths)
         }
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw RuleError(location: start, message: "cannot read the configuration file (or it is not UTF-8)")
         }
-        var config = try parse(text, file: path)
+        var config = try parse(text, file: path, paths: paths)
         config.file = path
         return config
     }
 
-    /// Parses the text of a configuration file.
-    public static func parse(_ text: String, file: String) throws(RuleError) -> DaemonConfig {
+    /// Parses the text of a configuration file; keys it does not set keep their defaults under
+    /// `paths`.
+    public static func parse(_ text: String, file: String, paths: DaemonPaths = DaemonPaths()) throws(RuleError) -> DaemonConfig {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -81,7 +118,7 @@ public struct DaemonConfig: Sendable, Equatable {
         } catch {
             throw RuleError(location: SourceLocation(file: file, line: 1, column: 1), message: "YAML: \(error)")
         }
-        var config = DaemonConfig()
+        var config = DaemonConfig(paths: paths)
         guard let root else { return config }
         let reader = ConfigReader(file: file)
         for (key, value) in try reader.mapping(root, "the configuration") {
@@ -115,6 +152,21 @@ public struct DaemonConfig: Sendable, Equatable {
                         guard (1...65535).contains(port) else { throw reader.error(subValue, "'metrics.port' must be 1-65535") }
                         config.metrics.port = port
                     default: throw reader.error(sub.node, "unknown key 'metrics.\(sub.name)': use enabled, address, port")
+                    }
+                }
+            case "api":
+                for (sub, subValue) in try reader.mapping(value, "api") {
+                    guard ["max_header_kib", "request_timeout_seconds", "max_connections", "max_subscribers"].contains(sub.name) else {
+                        throw reader.error(sub.node, "unknown key 'api.\(sub.name)': use max_header_kib, request_timeout_seconds, max_connections, max_subscribers")
+                    }
+                    let number = try reader.int(subValue, "api.\(sub.name)")
+                    guard number > 0 else { throw reader.error(subValue, "'api.\(sub.name)' must be at least 1") }
+                    switch sub.name {
+                    case "max_header_kib": config.api.maxHeaderBytes = number << 10
+                    case "request_timeout_seconds": config.api.requestTimeout = .seconds(number)
+                    case "max_connections": config.api.maxConnections = number
+                    case "max_subscribers": config.api.maxSubscribers = number
+                    default: break
                     }
                 }
             case "actions":

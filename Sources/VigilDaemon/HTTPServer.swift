@@ -67,12 +67,17 @@ public final class HTTPServer: Sendable {
     private let group: any EventLoopGroup
     private let router: Router
     private let authorize: Authorizer?
+    private let limits: HTTPLimits
+    private let counters: HTTPServerCounters
 
-    /// A server on `group`.
-    public init(group: any EventLoopGroup, authorize: Authorizer?, router: @escaping Router) {
+    /// A server on `group`, holding its clients to `limits` (refusals counted in `counters`).
+    public init(group: any EventLoopGroup, authorize: Authorizer?, limits: HTTPLimits = HTTPLimits(),
+                counters: HTTPServerCounters = HTTPServerCounters(), router: @escaping Router) {
         self.group = group
         self.router = router
         self.authorize = authorize
+        self.limits = limits
+        self.counters = counters
     }
 
     /// Listens on a unix socket at `path` (which must not exist).
@@ -86,11 +91,19 @@ public final class HTTPServer: Sendable {
     }
 
     private func bootstrap(peerCredentials: Bool) -> ServerBootstrap {
-        let router = self.router, authorize = self.authorize
+        let router = self.router, authorize = self.authorize, limits = self.limits, counters = self.counters
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
+                guard counters.openConnection(limit: limits.maxConnections) else {
+                    counters.refuse(.connections, "refused a connection: \(limits.maxConnections) are open (api.max_connections)")
+                    let message = "too many connections: \(limits.maxConnections) are open (api.max_connections)"
+                    return channel.eventLoop.submit {
+                        try channel.pipeline.syncOperations.addHandler(RefusingHandler(message: message))
+                    }
+                }
+                channel.closeFuture.whenComplete { _ in counters.closeConnection() }
                 let credentials: EventLoopFuture<PeerCredentials?>
                 if peerCredentials, let provider = channel as? any SocketOptionProvider {
                     // struct ucred (pid, uid, gid): PeerCredentials has its layout.
@@ -101,15 +114,44 @@ public final class HTTPServer: Sendable {
                 }
                 return credentials.flatMapThrowing { peer in
                     let allowed = peer.map { peer in authorize?(peer) ?? true } ?? !peerCredentials
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(router: router, peer: peer, allowed: allowed))
+                    var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+                    decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
+                    decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withErrorHandling: true, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+                    try channel.pipeline.syncOperations.addHandler(
+                        HTTPConnectionHandler(router: router, peer: peer, allowed: allowed, limits: limits, counters: counters))
                 }
             }
             .childChannelOption(.allowRemoteHalfClosure, value: false)
     }
 }
 
-/// One connection: collects a request, asks the router, writes the reply (or the stream).
+/// A connection over `api.max_connections`: answered 503 with `Connection: close` as soon as it
+/// is active, then closed; what it sends is ignored.
+final class RefusingHandler: ChannelInboundHandler {
+    typealias InboundIn = NIOCore.ByteBuffer
+    typealias OutboundOut = NIOCore.ByteBuffer
+    let message: String
+
+    init(message: String) { self.message = message }
+
+    func channelActive(context: ChannelHandlerContext) {
+        var body = "{\"message\":"
+        JSONText.appendString(message, to: &body)
+        body += "}"
+        let text = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n" + body
+        context.writeAndFlush(wrapOutboundOut(NIOCore.ByteBuffer(string: text))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+}
+
+/// One connection: collects a request, asks the router, writes the reply (or the stream). The
+/// whole request must arrive within `limits.requestTimeout` of the connection opening or the
+/// previous response (slowloris); a head over `limits.maxHeaderBytes` ends the connection.
 final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -123,12 +165,45 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var subscription: Subscription?
     private var streamEnded: (@Sendable () -> Void)?
     private var busy = false
+    private let limits: HTTPLimits
+    private let counters: HTTPServerCounters
+    /// Closes the connection when the request in progress (or the next) is late.
+    private var deadline: Scheduled<Void>?
 
-    init(router: @escaping HTTPServer.Router, peer: PeerCredentials?, allowed: Bool) {
+    init(router: @escaping HTTPServer.Router, peer: PeerCredentials?, allowed: Bool, limits: HTTPLimits, counters: HTTPServerCounters) {
         self.router = router
         self.peer = peer
         self.allowed = allowed
+        self.limits = limits
+        self.counters = counters
     }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        armDeadline(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+    }
+
+    /// Starts the clock for the next request.
+    private func armDeadline(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        let timeout = limits.requestTimeout
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000
+                                                                    + timeout.components.attoseconds / 1_000_000_000)) {
+            let (handler, context) = bound.value
+            handler.deadline = nil
+            guard !handler.busy, handler.subscription == nil, context.channel.isActive else { return }
+            handler.counters.refuse(.timeout, "closed a connection (\(handler.who)): no complete request within \(timeout) (api.request_timeout_seconds)")
+            context.close(promise: nil)
+        }
+    }
+
+    /// The peer for the log.
+    private var who: String { peer.map { "uid \($0.uid), pid \($0.pid)" } ?? "TCP peer" }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -145,6 +220,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .end:
             guard let head, !busy, subscription == nil else { return }
             self.head = nil
+            deadline?.cancel()
+            deadline = nil
             respond(to: head, context: context)
         }
     }
@@ -191,7 +268,11 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             if !text.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil) }
             let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-            if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+            if !keepAlive {
+                done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            } else {
+                armDeadline(context: context)  // an idle keep-alive connection is bounded too
+            }
         case .stream(let subscription, let ended):
             var headers = HTTPHeaders()
             headers.add(name: "content-type", value: "application/x-ndjson")
@@ -239,6 +320,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? HTTPParserError, error == .headerOverflow {
+            counters.refuse(.headerTooLarge, "closed a connection (\(who)): request head over \(limits.maxHeaderBytes) bytes (api.max_header_kib)")
+        }
         context.close(promise: nil)
     }
 

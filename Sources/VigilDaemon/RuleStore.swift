@@ -1,4 +1,5 @@
 import Foundation
+import VigilActions
 import VigilDefaultRules
 import VigilEvents
 import VigilRules
@@ -181,8 +182,8 @@ public final class RuleStore: @unchecked Sendable {
     }()
 
     private func readDirectory() throws(RuleStoreError) -> [StoredRuleSet] {
-        if mkdir(directory, 0o755) != 0, errno != EEXIST {
-            throw .io("cannot create the rules directory \(directory): \(String(cString: strerror(errno)))")
+        do { try Directories.create(directory) } catch {
+            throw .io("cannot create the rules directory \(directory): \(error)")
         }
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory) } catch {

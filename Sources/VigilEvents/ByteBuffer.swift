@@ -223,7 +223,13 @@ public struct ByteBuffer: ~Copyable {
                 i += 1
             } else {
                 let length = ByteString.validUTF8Length(bytes, at: i)
-                if length > 0 {
+                if length > 0, (c == 0xc2 || c == 0xd8 || c == 0xe2), case let scalar = Self.scalarValue(s + i, length),
+                   ByteString.isDisplayControl(scalar) {
+                    // C1 controls, line separators, bidi controls: \uXXXX (same value, never raw)
+                    o = Self.writeHexEscape(prefix: Self.hexDigit(UInt8(scalar >> 12)), Self.hexDigit(UInt8((scalar >> 8) & 0xf)),
+                                            UInt8(scalar & 0xff), at: o)
+                    i += length
+                } else if length > 0 {
                     o.update(from: s + i, count: length)
                     o += length
                     i += length
@@ -248,6 +254,13 @@ public struct ByteBuffer: ~Copyable {
         let backslash = hasZeroByte(word ^ (ones &* 0x5c))
         let high = ((word &+ ones) | word) & highs // 0x7f...0xff
         return (control | quote | backslash | high) != 0
+    }
+
+    /// The scalar value of the valid UTF-8 sequence of `length` (2 or 3) bytes at `p`.
+    @inline(__always)
+    static func scalarValue(_ p: UnsafePointer<UInt8>, _ length: Int) -> UInt32 {
+        length == 2 ? UInt32(p[0] & 0x1f) << 6 | UInt32(p[1] & 0x3f)
+            : UInt32(p[0] & 0x0f) << 12 | UInt32(p[1] & 0x3f) << 6 | UInt32(p[2] & 0x3f)
     }
 
     /// Writes the escape of an ASCII byte that cannot stand as is in a JSON string.

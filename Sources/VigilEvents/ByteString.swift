@@ -28,7 +28,9 @@ public struct ByteString: Hashable, Sendable, Comparable, CustomStringConvertibl
     public static func < (a: ByteString, b: ByteString) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
 
     /// For terminals: control characters as \n, \t, \r, \e or \xNN, invalid UTF-8 bytes as \xNN,
-    /// backslash as \\; everything else as is. Nothing printed can move the cursor or change colours.
+    /// backslash as \\, the other characters of `isDisplayControl` as \u{XXXX}; everything else
+    /// as is. Nothing printed can move the cursor, change colours, end the line or reorder it.
+    /// The one escaping for text (the table, output templates, alert text, logs, syslog MSG).
     public var escapedForTerminal: String {
         var out = ""
         out.reserveCapacity(bytes.count)
@@ -45,7 +47,7 @@ public struct ByteString: Hashable, Sendable, Comparable, CustomStringConvertibl
             case "\r": out += "\\r"
             case "\u{1b}": out += "\\e"
             default:
-                if scalar.value < 0x20 || scalar.value == 0x7f || (0x80...0x9f).contains(scalar.value) {
+                if Self.isDisplayControl(scalar.value) {
                     out += scalar.value <= 0xff ? "\\x" + hex2(UInt8(scalar.value)) : "\\u{\(String(scalar.value, radix: 16))}"
                 } else {
                     out.unicodeScalars.append(scalar)
@@ -53,6 +55,25 @@ public struct ByteString: Hashable, Sendable, Comparable, CustomStringConvertibl
             }
         }
         return out
+    }
+
+    /// The bytes without ASCII white space (space, tab, line breaks) at either end.
+    public var trimmingASCIIWhitespace: ByteString {
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0d) }
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return ByteString([]) }
+        return ByteString(bytes[first...last])
+    }
+
+    /// Characters that change how a line is displayed rather than showing as themselves: C0
+    /// controls (newline included), DEL, C1 controls (U+0080...U+009F: U+009B is a CSI, U+0085 a
+    /// line end), the line and paragraph separators U+2028 and U+2029, and the bidirectional
+    /// controls (U+061C, U+200E, U+200F, U+202A...U+202E, U+2066...U+2069: "Trojan Source").
+    /// Terminal text escapes them all; JSON writes them as \uXXXX (the same value, shown safely).
+    public static func isDisplayControl(_ scalar: UInt32) -> Bool {
+        switch scalar {
+        case 0..<0x20, 0x7f...0x9f, 0x061c, 0x200e, 0x200f, 0x2028...0x202e, 0x2066...0x2069: true
+        default: false
+        }
     }
 
     /// Wraps a copy of raw bytes (one allocation, one memcpy).

@@ -67,7 +67,8 @@ public struct OutputTemplate: Sendable {
             case .text(let t): out += t
             case .missing: out += "<NA>"
             case .containerInfo:
-                out += "container_id=\(event.container.id) container_name=\(event.container.name.isEmpty ? "<NA>" : event.container.name)"
+                let name = event.container.name.isEmpty ? "<NA>" : ByteString(event.container.name).escapedForTerminal
+                out += "container_id=\(ByteString(event.container.id).escapedForTerminal) container_name=\(name)"
             case .field(let field, let argument):
                 guard let value = field.extract(event, argument) else { out += "<NA>"; continue }
                 switch value {

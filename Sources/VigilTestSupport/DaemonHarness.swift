@@ -90,46 +90,68 @@ public final class TestDaemon {
     /// The built `vigil` binary (next to the test bundle).
     public static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vigil").path
 
+    /// Where a daemon keeps its files, as this process reaches them (for the running daemon's pid).
+    public struct Layout {
+        /// The API socket.
+        public var socket: String
+        /// The rules directory.
+        public var rulesDirectory: String
+        /// The configuration file.
+        public var configPath: String
+
+        /// The default paths of a daemon whose `/` is `root` (`--root ROOT`, or
+        /// /proc/PID/root for one in another mount namespace): docs/config.md's layout.
+        public static func defaults(under root: String) -> Layout {
+            Layout(socket: root + "/run/vigil/vigil.sock", rulesDirectory: root + "/etc/vigil/rules.d",
+                   configPath: root + "/etc/vigil/vigil.yaml")
+        }
+    }
+
     /// The temporary directory holding everything.
     public let directory: String
     /// The API socket.
-    public let socket: String
+    public var socket: String { layout(pid).socket }
     /// The rules directory.
-    public let rulesDirectory: String
+    public var rulesDirectory: String { layout(pid).rulesDirectory }
     /// The configuration file.
-    public let configPath: String
+    public var configPath: String { layout(pid).configPath }
     /// The running daemon.
     public private(set) var process: Process
     /// Its standard output (alerts) and standard error (log).
     public private(set) var stdout: PipeReader, stderr: PipeReader
+    private let command: [String]
+    private let layout: (Int32) -> Layout
 
     /// Writes a configuration (`extra` lines appended) and starts the daemon; returns once the
     /// API answers. Needs the kernel features of the sensors (checked by the caller). Unless
     /// `extra` has an `actions:` section, dedup is off: a test's repeated trigger is not
     /// aggregated away from the alert stream it just subscribed to.
-    public init(extraConfig: String = "", directory: String? = nil) throws {
+    public convenience init(extraConfig: String = "", directory: String? = nil) throws {
         let directory = try directory ?? { () throws -> String in
             let path = NSTemporaryDirectory() + "vigil-daemon-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
             return path
         }()
-        self.directory = directory
-        socket = directory + "/run/vigil.sock"
-        rulesDirectory = directory + "/rules.d"
-        configPath = directory + "/vigil.yaml"
+        let layout = Layout(socket: directory + "/run/vigil.sock", rulesDirectory: directory + "/rules.d", configPath: directory + "/vigil.yaml")
         try """
-        socket: \(socket)
-        rules_dir: \(rulesDirectory)
+        socket: \(layout.socket)
+        rules_dir: \(layout.rulesDirectory)
         log_level: info
         \(extraConfig.contains("actions:") ? "" : "actions:\n  dedup: {window: 0}")
         \(extraConfig)
-        """.write(toFile: configPath, atomically: true, encoding: .utf8)
-        (process, stdout, stderr) = try Self.start(configPath)
-        try waitForAPI()
+        """.write(toFile: layout.configPath, atomically: true, encoding: .utf8)
+        try self.init(command: [Self.binary, "daemon", "--config", layout.configPath], directory: directory) { _ in layout }
     }
 
-    private static func start(_ config: String) throws -> (Process, PipeReader, PipeReader) {
-        try launchCapturing(binary, ["daemon", "--config", config])
+    /// Starts `command` (a `vigil daemon` run as is, or under a wrapper that execs it, such as
+    /// `unshare`, so the pid is the daemon's), whose files are at `layout(pid)`; returns once the
+    /// API answers. `directory` is removed when this object goes.
+    public init(command: [String], directory: String, layout: @escaping (_ pid: Int32) -> Layout) throws {
+        self.directory = directory
+        self.command = command
+        self.layout = layout
+        (process, stdout, stderr) = try launchCapturing(command[0], Array(command.dropFirst()))
+        try waitForAPI()
     }
 
     /// Waits until the API answers (or the daemon died: then fails with its log).
@@ -140,9 +162,9 @@ public final class TestDaemon {
         }
     }
 
-    /// Restarts the daemon with the same files (after it was stopped or killed).
+    /// Restarts the daemon with the same command and files (after it was stopped or killed).
     public func restart() throws {
-        (process, stdout, stderr) = try Self.start(configPath)
+        (process, stdout, stderr) = try launchCapturing(command[0], Array(command.dropFirst()))
         try waitForAPI()
     }
 

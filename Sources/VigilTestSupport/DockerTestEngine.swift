@@ -5,7 +5,8 @@ import XCTest
 ///
 /// `DockerTestEngine.require()` makes sure that:
 /// 1. `docker` and `dockerd` exist (else, as root, `apt-get install -y docker.io busybox-static`);
-/// 2. the engine answers on /var/run/docker.sock (else it starts
+/// 2. the engine answers on /var/run/docker.sock (else scripts/docker-engine.sh, the one way
+///    `make test` starts it too, starts
 ///    `dockerd --iptables=false --bridge=none --data-root /var/lib/docker`, logging to
 ///    /var/log/dockerd.log, detached so later tests reuse it, and waits for the socket);
 /// 3. the image `vigil-test-busybox:1` exists (else it imports one: a root filesystem holding the
@@ -82,7 +83,7 @@ public enum DockerTestEngine {
 
     private static func prepare() throws {
         try installIfMissing()
-        if !engineAnswers() { try startEngine() }
+        try startEngineIfNeeded()
         try importImageIfMissing()
     }
 
@@ -100,23 +101,18 @@ public enum DockerTestEngine {
         }
     }
 
-    private static func engineAnswers() -> Bool {
-        run(["docker", "info", "--format", "{{.ServerVersion}}"]).status == 0
-    }
+    /// The repository's root (this file is Sources/VigilTestSupport/DockerTestEngine.swift).
+    public static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
 
-    private static func startEngine() throws {
-        guard getuid() == 0 else { throw Unavailable(description: "no engine on \(socketPath), and starting dockerd needs root") }
-        try spawnDaemon(
-            ["dockerd", "--iptables=false", "--bridge=none", "--data-root", "/var/lib/docker"],
-            logPath: "/var/log/dockerd.log")
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            if engineAnswers() { return }
-            usleep(250_000)
+    /// scripts/docker-engine.sh: returns at once when the engine answers, else starts dockerd
+    /// detached and waits for it (it exits non-zero with dockerd's log when it cannot).
+    private static func startEngineIfNeeded() throws {
+        let script = repository + "/scripts/docker-engine.sh"
+        let started = run([script])
+        guard started.status == 0 else {
+            throw Unavailable(description: "\(script) could not make an engine answer on \(socketPath): \(started.errors.suffix(1200))")
         }
-        let log = (try? String(contentsOfFile: "/var/log/dockerd.log", encoding: .utf8)) ?? ""
-        throw Unavailable(
-            description: "started dockerd but \(socketPath) did not answer within 60 s; /var/log/dockerd.log ends: \(log.suffix(600))")
     }
 
     private static func importImageIfMissing() throws {
@@ -188,44 +184,6 @@ public enum DockerTestEngine {
     }
 
     // MARK: - Running commands
-
-    /// Starts a daemon in its own session, stdin from /dev/null, stdout and stderr to `logPath`,
-    /// holding none of this process's other descriptors (`posix_spawnp`). Not `Process` or
-    /// `sh -c '... &'`: Foundation's `Process` waits until every holder of a socket it hands the
-    /// child has exited, and a daemon that inherited it never does.
-    private static func spawnDaemon(_ arguments: [String], logPath: String) throws {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        for descriptor in inheritableDescriptors() where descriptor > 2 {
-            posix_spawn_file_actions_addclose(&actions, descriptor)
-        }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        let spawnSetSID: Int16 = 0x80  // POSIX_SPAWN_SETSID (glibc 2.26+), which Swift does not import
-        posix_spawnattr_setflags(&attributes, spawnSetSID)
-
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid = pid_t()
-        let status = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environ)
-        guard status == 0 else {
-            throw Unavailable(description: "cannot start \(arguments[0]): \(String(cString: strerror(status)))")
-        }
-    }
-
-    /// This process's open descriptors without `FD_CLOEXEC` (from /proc/self/fd).
-    private static func inheritableDescriptors() -> [Int32] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        return names.compactMap { Int32($0) }.filter { descriptor in
-            let flags = fcntl(descriptor, F_GETFD)
-            return flags >= 0 && flags & FD_CLOEXEC == 0
-        }
-    }
 
     public struct CommandResult {
         public var status: Int32

@@ -6,7 +6,8 @@ import VigilEvents
 /// Options of the commands that talk to the daemon.
 struct ClientOptions: ParsableArguments {
     @OptionGroup var global: GlobalOptions
-    @Option(name: .long, help: "The daemon's socket (default $VIGIL_SOCKET or /run/vigil/vigil.sock).")
+    @Option(name: .long, help: ArgumentHelp("The daemon's socket (default $VIGIL_SOCKET, else $VIGIL_ROOT/run/vigil/vigil.sock, else /run/vigil/vigil.sock).",
+                                            valueName: "path"))
     var socket: String = ProcessInfo.processInfo.environment["VIGIL_SOCKET"] ?? DaemonClient.defaultSocketPath
 
     var client: DaemonClient { DaemonClient(socketPath: socket) }
@@ -177,6 +178,11 @@ struct StatusCommand: ParsableCommand {
         }
         let subscribers = status["subscribers"] as? [String: Any] ?? [:]
         lines.append("streams: \((subscribers["events"] as? [Any])?.count ?? 0) event, \((subscribers["alerts"] as? [Any])?.count ?? 0) alert subscribers; \(int(subscribers, "dropped_lines")) lines dropped for slow clients")
+        let api = status["api"] as? [String: Any] ?? [:]
+        let refused = api["refused"]
+        lines.append("api: \(int(api, "connections")) connections, \(int(api, "subscribers")) stream subscribers; refused or closed at a limit: "
+            + "\(int(refused, "connections")) connections, \(int(refused, "header_too_large")) heads too large, \(int(refused, "timeout")) timed out, "
+            + "\(int(refused, "subscribers")) subscribers")
         return lines.joined(separator: "\n")
     }
 
@@ -189,7 +195,8 @@ struct StatusCommand: ParsableCommand {
 /// `vigil events` / `vigil alerts`: follow a live stream of the daemon.
 struct StreamOptions: ParsableArguments {
     @OptionGroup var options: ClientOptions
-    @Option(name: .long, help: "Only what matches this condition (rule language, e.g. \"proc.name = cat and fd.name startswith /etc\").")
+    @Option(name: .long, help: ArgumentHelp("Only what matches this condition (rule language, e.g. \"proc.name = cat and fd.name startswith /etc\").",
+                                            valueName: "condition"))
     var filter: String?
     @Option(name: [.customShort("o"), .customLong("format")], help: "Output: text or json (one object per line).")
     var format: Format = .text

@@ -15,7 +15,7 @@ struct Rules: ParsableCommand {
         @Argument(help: "Rule files: .yaml/.yml (Falco-style) or .toml (bpfd).")
         var files: [String] = []
         @Flag(help: "Do not load the embedded default rules first (their macros and lists are then unknown).")
-        var withoutDefaults = false
+        var noDefaultRules = false
 
     }
 
@@ -35,7 +35,7 @@ struct Rules: ParsableCommand {
 
         func run() throws {
             let set: RuleSet
-            do { set = try RuleFiles.ruleSet(paths: files.files, defaults: !files.withoutDefaults) } catch { throw Rules.fail(error) }
+            do { set = try RuleFiles.ruleSet(paths: files.files, defaults: !files.noDefaultRules) } catch { throw Rules.fail(error) }
             print("ok: \(set.rules.count) rules enabled, \(set.disabled.count) disabled, \(set.macroCount) macros, \(set.listCount) lists")
             if !set.warnings.isEmpty { print("\(set.warnings.count) warnings (\(set.skipped.count) rules skipped):") }
             for warning in set.warnings { print("  \(warning)") }
@@ -52,14 +52,14 @@ struct Rules: ParsableCommand {
             abstract: "Replay events recorded with `vigil trace -o json` through rules.",
             discussion: "Prints, per event, the rules that matched; with --explain NAME, for each event the first clause of that rule that failed.")
         @OptionGroup var files: Files
-        @Option(help: "Events recorded with `vigil trace -o json` (one JSON object per line).")
+        @Option(help: ArgumentHelp("Events recorded with `vigil trace -o json` (one JSON object per line).", valueName: "file"))
         var events: String
-        @Option(help: "Explain why this rule did or did not match each event.")
+        @Option(help: ArgumentHelp("Explain why this rule did or did not match each event.", valueName: "rule"))
         var explain: String?
 
         func run() throws {
             let set: RuleSet
-            do { set = try RuleFiles.ruleSet(paths: files.files, defaults: !files.withoutDefaults) } catch { throw Rules.fail(error) }
+            do { set = try RuleFiles.ruleSet(paths: files.files, defaults: !files.noDefaultRules) } catch { throw Rules.fail(error) }
             let explained = try explain.map { name in
                 guard let rule = set.rules.first(where: { $0.rule.name == name }) else {
                     throw ValidationError("no enabled rule named '\(name)'")

@@ -23,15 +23,15 @@ struct Trace: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: "Event kinds to show, comma separated: exec, fork, exit, open.")
+    @Option(name: .long, help: ArgumentHelp("Event kinds to show, comma separated: exec, fork, exit, open.", valueName: "kinds"))
     var event: [String] = []
-    @Option(name: .long, help: "Event sets to show, comma separated: proc (exec, fork, exit), fs (open).")
+    @Option(name: .long, help: ArgumentHelp("Event sets to show, comma separated: proc (exec, fork, exit), fs (open).", valueName: "sets"))
     var set: [String] = []
-    @Option(name: .long, help: "Event kinds not to show.")
+    @Option(name: .long, help: ArgumentHelp("Event kinds not to show.", valueName: "kinds"))
     var excludeEvent: [String] = []
-    @Option(name: .long, help: "Only these command names (comma separated, repeatable).")
+    @Option(name: .long, help: ArgumentHelp("Only these command names (comma separated, repeatable).", valueName: "names"))
     var comm: [String] = []
-    @Option(name: .long, help: "Not these command names.")
+    @Option(name: .long, help: ArgumentHelp("Not these command names.", valueName: "names"))
     var excludeComm: [String] = []
     @Option(name: .long, help: "Only this container (id, id prefix or name; repeatable).")
     var container: [String] = []
@@ -43,19 +43,19 @@ struct Trace: ParsableCommand {
     var uid: [UInt32] = []
     @Option(name: [.customShort("o"), .customLong("format")], help: "Output format: table or json (one object per line).")
     var format: OutputFormat = .table
-    @Option(name: .long, help: "Write events to FILE instead of standard output.")
+    @Option(name: .long, help: ArgumentHelp("Write events to FILE instead of standard output.", valueName: "file"))
     var output: String?
-    @Option(name: .long, help: "Stop after this many seconds.")
+    @Option(name: .long, help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
     var duration: Double?
-    @Option(name: .long, help: "Ring buffer size in MiB (a power of two).")
+    @Option(name: .customLong("ring-mib"), help: ArgumentHelp("Ring buffer size in MiB (a power of two).", valueName: "mib"))
     var ringMiB: Int = 8
     @Flag(name: .long, help: "Print alerts of the rules instead of events (the embedded default rules, plus --rules).")
     var alerts = false
-    @Option(name: .long, help: "Rule files (.yaml or bpfd .toml) to add to the defaults with --alerts (repeatable).")
+    @Option(name: .long, help: ArgumentHelp("Rule files (.yaml or bpfd .toml) to add to the defaults with --alerts (repeatable).", valueName: "file"))
     var rules: [String] = []
     @Flag(name: .long, help: "With --alerts: do not load the embedded default rules.")
-    var withoutDefaultRules = false
-    @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the file sensor's open hook (fexit or tracepoint; default: the first that works).", visibility: .hidden))
+    var noDefaultRules = false
+    @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the file sensor's open hook (fexit or tracepoint; default: the first that works).", valueName: "variant", visibility: .hidden))
     var fileHook: String?
 
     enum OutputFormat: String, ExpressibleByArgument { case table, json }
@@ -106,7 +106,7 @@ struct Trace: ParsableCommand {
         var ruleSet: RuleSet?
         if alerts {
             do {
-                ruleSet = try RuleFiles.ruleSet(paths: rules, defaults: !withoutDefaultRules)
+                ruleSet = try RuleFiles.ruleSet(paths: rules, defaults: !noDefaultRules)
             } catch {
                 FileHandle.standardError.write(Data("\(error)\n".utf8))
                 throw ExitCode(1)

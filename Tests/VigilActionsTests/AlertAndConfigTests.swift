@@ -124,6 +124,8 @@ final class ActionsConfigTests: XCTestCase {
             ("named: {s: {type: syslog, address: 'ftp://x'}}", "use /dev/log"),
             ("named: {s: {type: syslog, address: /dev/log, facility: local9}}", "unknown facility 'local9'"),
             ("named: {e: {type: exec, argv: []}}", "needs the program"),
+            ("named: {e: {type: exec, argv: ['%proc.exepath']}}", "the program (the first element) cannot be a field ('%proc.exepath')"),
+            ("named: {e: {type: exec, argv: [/bin/echo, '%fd.nmae']}}", "'%fd.nmae' names no field (see docs/fields.md; write %% for a literal %)"),
             ("named: {k: {type: kill, min_priority: urgent}}", "unknown priority 'urgent'"),
             ("dedup: {fields: [proc.nmae]}", "unknown field 'proc.nmae'"),
             ("default_actions: [pager]", "unknown action 'pager'"),

@@ -156,6 +156,20 @@ final class DeliveryTests: XCTestCase {
         XCTAssertEqual(dispatcher.stats().of("out").sent, 5)
     }
 
+    func testFileInADirectoryThatDoesNotExistYetIsCreatedWithItsParents() throws {
+        let directory = try temporaryDirectory()
+        let path = "\(directory)/var/log/vigil/alerts.jsonl"
+        let dispatcher = try makeDispatcher("named: {out: {type: file, path: \(path)}}")
+        dispatcher.dispatch(testAlert(output: "first"), actions: ["out"])
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+        XCTAssertEqual(dispatcher.stats().of("out").sent, 1, "\(dispatcher.stats())")
+        XCTAssertTrue(try String(contentsOfFile: path, encoding: .utf8).contains("\"output\":\"first\""))
+        for created in ["\(directory)/var", "\(directory)/var/log", "\(directory)/var/log/vigil"] {
+            XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: created)[.posixPermissions] as? Int, 0o755, created)
+        }
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int, 0o600)
+    }
+
     func testFileMovedAwayByLogrotateIsReopened() throws {
         let directory = try temporaryDirectory()
         let path = "\(directory)/alerts.jsonl"
@@ -244,8 +258,13 @@ final class DeliveryTests: XCTestCase {
         XCTAssertTrue(message.contains("To: soc@example.org, oncall@example.org"), message)
         let subject = "[vigil] WARNING Netcat listener ⚠ on test-host"
         XCTAssertTrue(message.contains("Subject: =?UTF-8?B?\(Data(subject.utf8).base64EncodedString())?="), message)
-        XCTAssertTrue(message.contains("WARNING Netcat listener ⚠: .leading dot and ünïcode"), "dot-stuffing undone, UTF-8 kept: \(message)")
-        XCTAssertTrue(message.contains("\"output_fields\":{"), message)
+        let body = try runCapturing("/usr/bin/python3", ["-c", """
+            import email, sys
+            sys.stdout.write(email.message_from_binary_file(open(sys.argv[1], 'rb')).get_payload(decode=True).decode('utf-8'))
+            """, try XCTUnwrap(server.messageFiles.first)])
+        XCTAssertTrue(message.contains("Content-Transfer-Encoding: quoted-printable"), message)
+        XCTAssertTrue(body.stdout.contains("WARNING Netcat listener ⚠: .leading dot and ünïcode"), "dot-stuffing undone, UTF-8 kept: \(body.stdout)")
+        XCTAssertTrue(body.stdout.contains("\"output_fields\":{"), body.stdout)
         XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
         XCTAssertEqual(dispatcher.stats().of("mail").sent, 1)
     }
@@ -293,8 +312,11 @@ final class DeliveryTests: XCTestCase {
         named:
           slow: {type: exec, argv: [/bin/sh, -c, 'echo started; sleep 30 & echo $! > \(directory)/child; wait'], timeout: 0.5}
           failing: {type: exec, argv: [/bin/sh, -c, 'echo something broke >&2; exit 3']}
+          echoing: {type: exec, argv: [/bin/sh, -c, 'printf "%s" "$1"; exit 4', sh, '%proc.name']}
         """)
         dispatcher.dispatch(testAlert(), actions: ["slow", "failing"])
+        // A program that prints an event's field: the log and the status get it escaped.
+        dispatcher.dispatch(testAlert(testEvent(pid: 4343, comm: "x\ny\u{1b}[2J"), output: "other"), actions: ["echoing"])
         XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(60)))
         let stats = dispatcher.stats()
         XCTAssertEqual(stats.of("slow").failed, 1)
@@ -303,6 +325,7 @@ final class DeliveryTests: XCTestCase {
         waitUntil("the grandchild to be gone with its group") { !processIsAlive(child) }
         XCTAssertEqual(stats.of("failing").failed, 1)
         XCTAssertEqual(stats.of("failing").lastError, "/bin/sh exited with status 3: something broke")
+        XCTAssertEqual(stats.of("echoing").lastError, "/bin/sh exited with status 4: x\\ny\\e[2J")
     }
 
     func testMinPrioritySkipsLessSevereAlerts() throws {

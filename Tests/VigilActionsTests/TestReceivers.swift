@@ -189,10 +189,30 @@ final class TestHTTPServer: @unchecked Sendable {
     }
 }
 
-/// A unix datagram socket bound by the test (a stand-in for /dev/log that is a real socket).
+/// A unix datagram socket bound by the test (a stand-in for /dev/log that is a real socket), or
+/// a UDP socket on 127.0.0.1 (`udp`: its address).
 final class SyslogReceiver {
     let path: String
     private let fd: Int32
+    /// `udp://127.0.0.1:PORT` for a UDP receiver.
+    private(set) var udp: String?
+
+    /// A UDP receiver on 127.0.0.1 (a random port).
+    init(udp _: Void) throws {
+        path = ""
+        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = loopback()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw TestSetupFailure(description: "cannot bind UDP 127.0.0.1: \(String(cString: strerror(errno)))") }
+        var size: Int32 = 4 << 20
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size))  // root: past rmem_max
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        self.udp = "udp://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+    }
 
     init() throws {
         path = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-syslog-\(UUID().uuidString.prefix(8)).sock").path
@@ -206,7 +226,7 @@ final class SyslogReceiver {
 
     deinit {
         close(fd)
-        unlink(path)
+        if !path.isEmpty { unlink(path) }
     }
 
     /// The next datagram (waits up to 30 s), or nil.
@@ -249,9 +269,14 @@ final class TestSMTPServer {
 
     /// The messages delivered so far (Maildir `new/`), as text.
     var messages: [String] {
+        messageFiles.compactMap { try? String(contentsOfFile: $0, encoding: .utf8) }
+    }
+
+    /// The files of the messages delivered so far.
+    var messageFiles: [String] {
         let directory = maildir + "/new"
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.sorted().compactMap { try? String(contentsOfFile: directory + "/" + $0, encoding: .utf8) }
+        return names.sorted().map { directory + "/" + $0 }
     }
 
     static func freePort() throws -> UInt16 {

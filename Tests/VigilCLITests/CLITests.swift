@@ -91,6 +91,58 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(text.hasPrefix("TIME"))
     }
 
+    func testTraceTableKeepsEveryHostileEventOnOneLine() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF)
+        let directory = NSTemporaryDirectory() + "vigil-hostile-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + ".txt"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        // Names with a newline and a forged row, terminal escapes (clear screen, window title),
+        // C1 CSI, bytes that are not UTF-8, a bidi override; opened, then run as a program with
+        // the same names as arguments.
+        let script = """
+        import os, shutil, sys
+        d = sys.argv[1].encode()
+        names = [b"forged\\n12:00:00.000000000 host 1 0 sshd open etc-shadow", b"\\x1b[2J\\x1b]0;pwned\\x07t",
+                 b"\\x80\\xff\\xfe-not-utf8", "c1\\u009b31m-bidi\\u202e".encode()]
+        for n in names:
+            open(d + b"/" + n, "wb").close()
+        prog = d + b"/" + names[0]
+        shutil.copy("/bin/true", prog)
+        pid = os.fork()
+        if pid == 0:
+            os.execv(prog, names)
+        os.waitpid(pid, 0)
+        """
+        let result = try Self.vigil(["trace", "--event", "exec,open", "--output", file], signal: SIGINT, untilTracing: true) { _ in
+            let p = try Process.run(URL(fileURLWithPath: "/usr/bin/python3"), arguments: ["-c", script, directory])
+            p.waitUntilExit()
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: file)))
+        let text = String(decoding: bytes, as: UTF8.self)
+        XCTAssertEqual(bytes.filter { ($0 < 0x20 && $0 != 0x0a) || $0 == 0x7f }, [], "no raw control byte")
+        XCTAssertEqual(text.unicodeScalars.filter { (0x80...0x9f).contains($0.value) || $0.value == 0x202e }, [], "no C1 or bidi control")
+        let lines = text.split(separator: "\n").dropFirst()
+        let mine = lines.filter { $0.contains(directory) }
+        XCTAssertGreaterThanOrEqual(mine.count, 5, "four opens and the exec: \(mine)")
+        for line in lines {
+            let time = Array(line.prefix(19))
+            let isRow = time.count == 19 && time.enumerated().allSatisfy { index, c in
+                index == 2 || index == 5 ? c == ":" : index == 8 ? c == "." : index == 18 ? c == " " : c.isNumber
+            }
+            XCTAssertTrue(isRow, "every line is one event's row: \(line)")
+        }
+        XCTAssertTrue(lines.filter { $0.contains("sshd open etc-shadow") && !$0.contains("import os") }.allSatisfy { $0.contains("forged\\n12:00:00") },
+                      "the forged row stays inside its event's line: \(lines.filter { $0.contains("sshd open etc-shadow") })")
+        XCTAssertTrue(mine.contains { $0.contains("forged\\n12:00:00") }, "\(mine)")
+        XCTAssertTrue(mine.contains { $0.contains("\\e[2J\\e]0;pwned\\x07t") }, "\(mine)")
+        XCTAssertTrue(mine.contains { $0.contains("\\x80\\xff\\xfe-not-utf8") }, "\(mine)")
+        XCTAssertTrue(mine.contains { $0.contains("c1\\x9b31m-bidi\\u{202e}") }, "\(mine)")
+    }
+
     func testOutputToADeviceWritesToTheDevice() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF)
         let result = try Self.vigil(["trace", "--event", "exec", "--output", "/dev/null", "--duration", "1"])

@@ -23,7 +23,7 @@ final class RulesCLITests: XCTestCase {
         XCTAssertEqual(ok.status, 0, ok.stderr)
         XCTAssertTrue(ok.stdout.contains("rule \"r\" [INFORMATIONAL] on exec"), ok.stdout)
         XCTAssertTrue(ok.stdout.contains("event kinds: exec, open"), "with the defaults: \(ok.stdout)")
-        let alone = try CLITests.vigil(["rules", "validate", "--without-defaults", good])
+        let alone = try CLITests.vigil(["rules", "validate", "--no-default-rules", good])
         XCTAssertNotEqual(alone.status, 0, "the 'container' macro comes from the defaults")
         XCTAssertTrue(alone.stderr.contains("container"), alone.stderr)
 
@@ -104,7 +104,7 @@ final class RulesCLITests: XCTestCase {
         }
         XCTAssertEqual(trace.status, 0, trace.stderr)
         let seed = try write(RuleFileTestsSeed.text, "seed.toml")
-        let result = try CLITests.vigil(["rules", "test", "--without-defaults", seed, "--events", events, "--explain", "seed"])
+        let result = try CLITests.vigil(["rules", "test", "--no-default-rules", seed, "--events", events, "--explain", "seed"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let lines = result.stdout.split(separator: "\n").map(String.init)
         let inContainer = try XCTUnwrap(lines.firstIndex { $0.contains("exec sshd") && $0.hasSuffix("\"seed\"") }, result.stdout)

@@ -20,6 +20,11 @@ final class ConfigAndStoreTests: XCTestCase {
           enabled: true
           address: 0.0.0.0
           port: 9999
+        api:
+          max_header_kib: 4
+          request_timeout_seconds: 3
+          max_connections: 5
+          max_subscribers: 2
         actions:
           default_actions: [stdout, log]
           named:
@@ -36,6 +41,10 @@ final class ConfigAndStoreTests: XCTestCase {
         XCTAssertEqual(config.metrics.address, "0.0.0.0")
         XCTAssertEqual(config.metrics.port, 9999)
         XCTAssertTrue(config.metrics.enabled)
+        XCTAssertEqual(config.api.maxHeaderBytes, 4 << 10)
+        XCTAssertEqual(config.api.requestTimeout, .seconds(3))
+        XCTAssertEqual(config.api.maxConnections, 5)
+        XCTAssertEqual(config.api.maxSubscribers, 2)
         XCTAssertEqual(config.actions.defaultActions, ["stdout", "log"], "the actions section is VigilActions' configuration")
         XCTAssertEqual(config.actions.named["hook"]?.kind, .webhook)
 
@@ -58,7 +67,7 @@ final class ConfigAndStoreTests: XCTestCase {
         let keys = String(doc[start.upperBound..<end.lowerBound]).split(separator: "\n")
             .filter { !$0.hasPrefix("#") && !$0.hasPrefix(" ") && $0.contains(":") }.map { String($0.prefix { $0 != ":" }) }
         XCTAssertEqual(Set(keys), ["socket", "socket_group", "rules_dir", "default_rules", "ring_mib", "kernel_pushdown",
-                                   "stream_buffer_kib", "log_level", "metrics", "actions"])
+                                   "stream_buffer_kib", "api", "log_level", "metrics", "actions"])
     }
 
     func testTheDaemonSetsConfigurationLoads() throws {
@@ -77,6 +86,8 @@ final class ConfigAndStoreTests: XCTestCase {
             ("ring_mib: 3\n", "c.yaml:1:11: 'ring_mib' must be a power of two"),
             ("metrics:\n  enabled: maybe\n", "c.yaml:2:12: 'metrics.enabled' must be true or false"),
             ("metrics:\n  bogus: 1\n", "c.yaml:2:3: unknown key 'metrics.bogus'"),
+            ("api:\n  max_conections: 1\n", "c.yaml:2:3: unknown key 'api.max_conections'"),
+            ("api:\n  max_subscribers: 0\n", "c.yaml:2:20: 'api.max_subscribers' must be at least 1"),
             ("rules_dir: relative\n", "c.yaml:1:12: 'rules_dir' must be an absolute path"),
             ("socket: [\n", "c.yaml:2:1: YAML:"),
             ("actions:\n  queue_sise: 5\n", "c.yaml:2:3: actions.queue_sise: unknown key 'queue_sise'"),
@@ -126,5 +137,28 @@ final class ConfigAndStoreTests: XCTestCase {
         XCTAssertEqual(again.list().map(\.name), ["default", "one"])
         try again.delete(name: "one") { _ in }
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/one.yaml"))
+    }
+
+    func testTheStoreCreatesARulesDirectoryWhoseParentsDoNotExist() throws {
+        let root = NSTemporaryDirectory() + "vigil-fresh-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let paths = DaemonPaths(root: root)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root), "the root does not exist yet")
+        let store = RuleStore(directory: paths.rulesDirectory, defaults: true)
+        XCTAssertGreaterThan(try store.load().rules.count, 0, "the embedded defaults")
+        for path in [root + "/etc", root + "/etc/vigil", root + "/etc/vigil/rules.d"] {
+            XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int, 0o755, path)
+        }
+    }
+
+    func testTheRootMovesEveryDefaultPathAndExplicitPathsStay() throws {
+        XCTAssertEqual(DaemonPaths().configFile, "/etc/vigil/vigil.yaml")
+        XCTAssertEqual(DaemonConfig().socketPath, "/run/vigil/vigil.sock")
+        XCTAssertEqual(DaemonConfig().rulesDirectory, "/etc/vigil/rules.d")
+        let paths = DaemonPaths(root: "/tmp/r/")
+        XCTAssertEqual(paths.configFile, "/tmp/r/etc/vigil/vigil.yaml")
+        let config = try DaemonConfig.parse("socket: /elsewhere/v.sock\n", file: "t.yaml", paths: paths)
+        XCTAssertEqual(config.socketPath, "/elsewhere/v.sock", "a path the file sets is used as it is")
+        XCTAssertEqual(config.rulesDirectory, "/tmp/r/etc/vigil/rules.d", "a default moves under the root")
     }
 }

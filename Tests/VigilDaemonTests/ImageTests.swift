@@ -7,9 +7,8 @@ import Yams
 /// `docker run` flags documented in deploy/Dockerfile, driven by this host's CLI through the
 /// bind-mounted /run/vigil.
 final class ImageTests: XCTestCase {
-    /// The repository's root (this file is Tests/VigilDaemonTests/ImageTests.swift).
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    /// The repository's root.
+    static let repository = DockerTestEngine.repository
 
     /// The arguments of the `docker run` command in deploy/Dockerfile's header, between `run` and
     /// the image, without `-d` and `--name NAME`: the flags the documentation tells users to pass.
@@ -79,10 +78,10 @@ final class ImageTests: XCTestCase {
         let image = try XCTUnwrap(built.stdout.split(separator: "\n").last.map(String.init), built.stderr)
 
         let directory = try temporaryDirectory()
+        // As on a fresh host: no /run/vigil (docker run makes the bind mount's source) and an
+        // /etc/vigil without rules.d (the daemon makes it).
         let run = directory + "/run", etc = directory + "/etc"
-        for path in [run, etc + "/rules.d"] {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        }
+        try FileManager.default.createDirectory(atPath: etc, withIntermediateDirectories: true)
         // An https action: the daemon opens libssl (dlopen, which ldd does not show) and the CA
         // store at start, and refuses to start when it cannot.
         try "actions:\n  named:\n    tlscheck: {type: webhook, url: \"https://127.0.0.1:9/\"}\n"

@@ -7,6 +7,11 @@ final class ByteStringTests: XCTestCase {
         let s = ByteString([0x61, 0x0a, 0x1b, 0x5b, 0x33, 0x31, 0x6d, 0xff, 0x5c, 0x09] + Array("é".utf8))
         XCTAssertEqual(s.escapedForTerminal, "a\\n\\e[31m\\xff\\\\\\té")
         XCTAssertEqual(ByteString([0xc2, 0x9b]).escapedForTerminal, "\\x9b", "C1 controls (CSI) are escaped too")
+        XCTAssertEqual(ByteString("a\u{2028}b\u{202E}c\u{2066}d\u{061C}e").escapedForTerminal, "a\\u{2028}b\\u{202e}c\\u{2066}d\\u{61c}e",
+                       "a line separator or a bidi control cannot end or reorder the line")
+        var json = ""
+        ByteString("a\u{9b}b\u{2028}c\u{202E}d").appendJSON(to: &json)
+        XCTAssertEqual(json, "\"a\\u009bb\\u2028c\\u202ed\"", "JSON writes the same characters as \\uXXXX")
     }
 
     func testJSONKeepsValidTextAndEscapesInvalidBytesReversibly() throws {
@@ -27,7 +32,8 @@ final class ByteStringTests: XCTestCase {
         // Lengths around the 8-byte steps of the fast path, special bytes anywhere in them.
         var generator = SystemRandomNumberGenerator()
         let alphabet: [UInt8] = [0x00, 0x09, 0x0a, 0x1f, 0x20, 0x22, 0x41, 0x5c, 0x7e, 0x7f, 0x80, 0xbf, 0xc2, 0xc3, 0xa9, 0xe0, 0xa0,
-                                 0xed, 0xa0, 0x80, 0xef, 0xbf, 0xbd, 0xf0, 0x9f, 0x98, 0x80, 0xf4, 0x90, 0xff]
+                                 0xed, 0xa0, 0x80, 0xef, 0xbf, 0xbd, 0xf0, 0x9f, 0x98, 0x80, 0xf4, 0x90, 0xff, 0xe2, 0x80, 0xa8,
+                                 0xae, 0x81, 0xa6, 0xd8, 0x9c, 0x9b, 0x85]
         for _ in 0..<4000 {
             let plain = Int.random(in: 0...3, using: &generator) == 0 ? 0 : Int.random(in: 1...20, using: &generator)
             var bytes = (0..<Int.random(in: 0...40, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
@@ -60,7 +66,7 @@ final class ByteStringTests: XCTestCase {
             case "\r": out += Array("\\r".utf8)
             case "\t": out += Array("\\t".utf8)
             default:
-                out += scalar.value < 0x20 || scalar.value == 0x7f ? Array(String(format: "\\u%04x", scalar.value).utf8) : Array(String(scalar).utf8)
+                out += ByteString.isDisplayControl(scalar.value) ? Array(String(format: "\\u%04x", scalar.value).utf8) : Array(String(scalar).utf8)
             }
             i += length
         }
