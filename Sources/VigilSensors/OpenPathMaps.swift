@@ -1,6 +1,10 @@
 import CVigilABI
 import VigilBPF
+import VigilEvents
 import VigilRules
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the file sensor's path maps hold (open_paths, open_basenames, kill_comms), kept by
 /// `Sensors` so that a new pushdown writes only what changed and deletes what is stale.
@@ -11,6 +15,10 @@ struct InstalledOpenPaths {
     var trie: [TrieKey: vigil_path_rule] = [:]
     var basenames: [[UInt8]: vigil_path_rule] = [:]
     var killComms: Set<CommKey> = []
+    /// The files of the exact paths (stat'ed when installed and refreshed), with the trie entry of
+    /// their path, and the path by file (the decoder's `LinkedNames`).
+    var inodes: [FileID: vigil_path_rule] = [:]
+    var names: [FileID: ByteString] = [:]
     /// The switches of the filter config (enum vigil_filter_flags) these maps need.
     var flags: UInt32 = 0
     /// Classes kept whatever the path.
@@ -22,8 +30,10 @@ struct OpenPathMaps {
     let trie: TypedMap<vigil_path_key, vigil_path_rule>
     let basenames: TypedMap<vigil_basename_key, vigil_path_rule>
     let killComms: TypedMap<vigil_kill_comm_key, UInt8>
+    let inodes: TypedMap<vigil_inode_key, vigil_path_rule>
 
     init(_ object: BPFObject) throws {
+        inodes = try TypedMap(object.map(named: "open_inodes"))
         trie = try TypedMap(object.map(named: "open_paths"))
         basenames = try TypedMap(object.map(named: "open_basenames"))
         killComms = try TypedMap(object.map(named: "kill_comms"))
@@ -57,14 +67,58 @@ struct OpenPathMaps {
         if pushdown.filtering { result.flags |= UInt32(VIGIL_FILTER_OPEN_PATHS.rawValue) }
         if !pushdown.killRules.isEmpty { result.flags |= UInt32(VIGIL_FILTER_OPEN_KILL.rawValue) }
         if !result.basenames.isEmpty { result.flags |= UInt32(VIGIL_FILTER_OPEN_BASENAMES.rawValue) }
+        (result.inodes, result.names) = files(of: result.trie)
+        // On with any exact path (whether it exists now or not): a refresh never flips it.
+        if result.trie.keys.contains(where: \.exact) { result.flags |= UInt32(VIGIL_FILTER_OPEN_INODES.rawValue) }
         result.anyPath = pushdown.anyPath
         return result
+    }
+
+    /// The files the exact paths of `trie` name now (stat, symlinks followed), each with its
+    /// path's entry, and the path of each file. A file two paths name (hard links of each other)
+    /// keeps the classes either passes; a kill only when both kill alike.
+    static func files(of trie: [InstalledOpenPaths.TrieKey: vigil_path_rule]) -> ([FileID: vigil_path_rule], [FileID: ByteString]) {
+        var inodes: [FileID: vigil_path_rule] = [:], names: [FileID: ByteString] = [:]
+        for (key, value) in trie where key.exact {
+            var st = stat()
+            let path = key.path.map { CChar(bitPattern: $0) } + [0]
+            guard stat(path, &st) == 0 else { continue } // absent now: the next refresh looks again
+            let file = FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+            if var other = inodes[file] {
+                other.pass |= value.pass
+                if !same(other, value) { other.kill = 0 }
+                inodes[file] = other
+            } else {
+                inodes[file] = value
+                names[file] = ByteString(key.path)
+            }
+        }
+        return (inodes, names)
+    }
+
+    /// Stats the exact paths of `installed` again (a file replaced by rename, e.g. /etc/shadow by
+    /// passwd, has a new inode) and writes what changed into open_inodes; returns whether it did.
+    func refreshFiles(_ installed: inout InstalledOpenPaths) throws -> Bool {
+        let (wanted, names) = Self.files(of: installed.trie)
+        guard names != installed.names || wanted.keys != installed.inodes.keys else { return false }
+        try writeFiles(wanted, replacing: installed.inodes)
+        installed.inodes = wanted
+        installed.names = names
+        return true
+    }
+
+    private func writeFiles(_ wanted: [FileID: vigil_path_rule], replacing installed: [FileID: vigil_path_rule]) throws {
+        for (file, value) in wanted where installed[file].map({ !Self.same($0, value) }) ?? true {
+            try inodes.update(Self.inodeKey(file), value)
+        }
+        for file in installed.keys where wanted[file] == nil { try inodes.delete(Self.inodeKey(file)) }
     }
 
     /// Writes the entries of `pushdown` that differ from `installed`, then deletes the stale
     /// ones; `installed` becomes what the maps hold. (The caller sets the switches.)
     func install(_ pushdown: OpenPathPushdown?, replacing installed: inout InstalledOpenPaths) throws {
         let wanted = try Self.contents(of: pushdown)
+        try writeFiles(wanted.inodes, replacing: installed.inodes)
         for (key, value) in wanted.trie where installed.trie[key].map({ !Self.same($0, value) }) ?? true {
             try trie.update(Self.trieKey(key), value)
         }
@@ -91,6 +145,10 @@ struct OpenPathMaps {
         }
         k.prefixlen = UInt32(bytes.count + (key.exact ? 1 : 0)) * 8
         return k
+    }
+
+    static func inodeKey(_ file: FileID) -> vigil_inode_key {
+        vigil_inode_key(ino: file.inode, dev: FileID.kernelDevice(user: file.device), _pad: 0)
     }
 
     static func basenameKey(_ name: [UInt8]) -> vigil_basename_key {

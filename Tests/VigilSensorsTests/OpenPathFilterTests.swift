@@ -68,14 +68,21 @@ final class OpenPathFilterTests: XCTestCase {
             openClose("\(dir)/id_rsa")                // by its basename
             openClose("\(dir)/sub/x")                 // read, the rule wants writes: dropped
             openClose("\(dir)/sub/x", O_WRONLY)       // write below the prefix
-            openClose("\(dir)/./other")               // not in normal form: userspace decides
-            let fd = openat(dirfd, "other", O_RDONLY) // relative: userspace decides
+            // After a success the kernel compares the opened file's path, whatever the name.
+            openClose("\(dir)/./other")               // not in normal form: still dropped
+            let fd = openat(dirfd, "other", O_RDONLY) // relative: still dropped
             if fd >= 0 { close(fd) }
+            openClose("\(dir)/./watched")             // kept
+            // After a failure only the name is known: compared when absolute and normal.
+            openClose("\(dir)/./missing")             // not in normal form: userspace decides
+            let missing = openat(dirfd, "missing", O_RDONLY) // relative: userspace decides
+            if missing >= 0 { close(missing) }
+            openClose("\(dir)/missing")               // normal, no rule: dropped
         }
         let seen = paths(events).filter { $0.hasPrefix(dir) }
-        XCTAssertEqual(seen, ["\(dir)/watched", "\(dir)/id_rsa", "\(dir)/sub/x", "\(dir)/other", "\(dir)/other"], "\(seen)")
+        XCTAssertEqual(seen, ["\(dir)/watched", "\(dir)/id_rsa", "\(dir)/sub/x", "\(dir)/watched", "\(dir)/missing", "\(dir)/missing"], "\(seen)")
         XCTAssertEqual(events.compactMap(\.open).filter { $0.path.string == "\(dir)/sub/x" }.map { $0.flags & 3 }, [1])
-        XCTAssertGreaterThanOrEqual(try counters(harness).filtered - before, 2, "the dropped opens are counted as filtered")
+        XCTAssertGreaterThanOrEqual(try counters(harness).filtered - before, 5, "the dropped opens are counted as filtered")
     }
 
     /// The kernel scans the name 8 bytes at a time: every `//`, `/./`, `/../` and trailing `/`,
@@ -204,6 +211,46 @@ final class OpenPathFilterTests: XCTestCase {
         XCTAssertTrue(open.killedInKernel)
         XCTAssertEqual(try counters(harness).killed - before, 1)
         XCTAssertTrue(set.matches(try XCTUnwrap(events.first { $0.open?.path.string == honeypot })).contains { $0.rule.name == "honeypot" })
+    }
+
+    func testOpensThroughASymlinkOrAHardLinkOfAWatchedFileAreKeptAndKilled() throws {
+        let dir = try directory()
+        let watched = "\(dir)/watched", honeypot = "\(dir)/honeypot"
+        for name in [watched, honeypot, "\(dir)/other"] { touch(name) }
+        try FileManager.default.createSymbolicLink(atPath: "\(dir)/sym", withDestinationPath: watched)
+        try FileManager.default.linkItem(atPath: watched, toPath: "\(dir)/hard")
+        try FileManager.default.createSymbolicLink(atPath: "\(dir)/sym-honeypot", withDestinationPath: honeypot)
+        try FileManager.default.linkItem(atPath: honeypot, toPath: "\(dir)/hard-honeypot")
+        let set = try rules(rule("exact", "fd.name = \(watched)")
+                            + rule("honeypot", "fd.name = \(honeypot) and evt.is_open_read = true", actions: "kernel_kill"))
+        let harness = try harness(set)
+        let filtered = try counters(harness).filtered
+        let events = try harness.collect {
+            for name in ["sym", "hard", "other"] { openClose("\(dir)/\(name)") }
+        }
+        let kept = events.compactMap(\.open).filter { $0.path.string == watched }
+        XCTAssertEqual(Set(kept.map(\.name.string)), ["\(dir)/sym", "\(dir)/hard"], "\(paths(events))")
+        XCTAssertFalse(paths(events).contains("\(dir)/other"), "an open no rule matches is dropped")
+        XCTAssertGreaterThan(try counters(harness).filtered, filtered)
+        XCTAssertTrue(events.filter { $0.open?.path.string == watched }.allSatisfy { set.matches($0).contains { $0.rule.name == "exact" } })
+
+        // kernel_kill through either kind of link, as through the name.
+        let script = "import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nopen(sys.argv[2], 'w').write('alive')\n"
+        for name in ["sym-honeypot", "hard-honeypot"] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = ["-c", script, "\(dir)/\(name)", "\(dir)/marker-\(name)"]
+            let killedEvents = try harness.collect {
+                try process.run()
+                process.waitUntilExit()
+            }
+            XCTAssertEqual(process.terminationReason, .uncaughtSignal, name)
+            XCTAssertEqual(process.terminationStatus, SIGKILL, name)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/marker-\(name)"), name)
+            let open = try XCTUnwrap(killedEvents.first { $0.open?.name.string == "\(dir)/\(name)" }?.open, name)
+            XCTAssertTrue(open.killedInKernel, name)
+            XCTAssertEqual(open.path.string, honeypot, "\(name): userspace names it as the kernel did")
+        }
     }
 }
 
