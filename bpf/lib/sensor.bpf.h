@@ -122,6 +122,8 @@ struct vigil_path_walk {
     struct vigil_scratch *s;
     struct dentry *dentry;
     struct mount *mnt;
+    struct dentry *root_dentry; /* the task's root (chroot): the walk stops there, as d_path does */
+    struct mount *root_mnt;
     __u32 off;
     bool truncated;
     bool done;
@@ -137,6 +139,8 @@ static long vigil_path_step(__u32 i, void *data)
     struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
     struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
 
+    if (dentry == w->root_dentry && mnt == w->root_mnt)
+        goto done; /* the task's root directory */
     if (dentry == mnt_root) {
         struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
         if (mnt == mnt_parent)
@@ -166,16 +170,21 @@ done:
     return 1;
 }
 
-/* Builds the absolute path of `path` (as seen in the task's mount namespace) in s->path, walking
- * dentries and crossing mounts, at most VIGIL_PATH_DEPTH levels. Returns the offset where the
+/* Builds the absolute path of `path` as the current task sees it (below its root directory, so a
+ * chroot'ed task sees its own paths; else up to the root of its mount namespace) in s->path,
+ * walking dentries and crossing mounts, at most VIGIL_PATH_DEPTH levels. Returns the offset where the
  * path starts; it ends at VIGIL_PATH_MAX. Sets *truncated when the walk had to stop early. */
 static __always_inline __u32 vigil_build_path(struct vigil_scratch *s, struct path *path, bool *truncated)
 {
     struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct path root = BPF_CORE_READ(task, fs, root);
     struct vigil_path_walk w = {
         .s = s,
         .dentry = BPF_CORE_READ(path, dentry),
         .mnt = (struct mount *)((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt)),
+        .root_dentry = root.dentry,
+        .root_mnt = (struct mount *)((void *)root.mnt - bpf_core_field_offset(struct mount, mnt)),
         .off = VIGIL_PATH_MAX,
     };
 
