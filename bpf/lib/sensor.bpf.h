@@ -124,6 +124,7 @@ struct vigil_path_walk {
     struct mount *mnt;
     struct dentry *root_dentry; /* the task's root (chroot): the walk stops there, as d_path does */
     struct mount *root_mnt;
+    struct dentry *mnt_root;    /* the root of `mnt` (read when the walk enters a mount) */
     __u32 off;
     bool truncated;
     bool done;
@@ -136,23 +137,24 @@ static long vigil_path_step(__u32 i, void *data)
     struct vigil_path_walk *w = data;
     struct dentry *dentry = w->dentry;
     struct mount *mnt = w->mnt;
-    struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
-    struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
 
     if (dentry == w->root_dentry && mnt == w->root_mnt)
         goto done; /* the task's root directory */
-    if (dentry == mnt_root) {
+    if (dentry == w->mnt_root) {
         struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
         if (mnt == mnt_parent)
             goto done; /* the root of the namespace */
         w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
         w->mnt = mnt_parent;
+        w->mnt_root = BPF_CORE_READ(mnt_parent, mnt.mnt_root);
         return 0;
     }
+    struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
     if (dentry == parent)
         goto done; /* the root of a detached tree */
-    const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
-    __u32 len = BPF_CORE_READ(dentry, d_name.len) & 255;
+    struct qstr name; /* one read for its length and its pointer */
+    BPF_CORE_READ_INTO(&name, dentry, d_name);
+    __u32 len = name.len & 255;
     __u32 off = w->off;
     if (len + 1 > off) {
         w->truncated = true;
@@ -161,7 +163,7 @@ static long vigil_path_step(__u32 i, void *data)
     off -= len + 1;
     off &= VIGIL_PATH_MAX - 1;
     w->s->path[off] = '/';
-    bpf_probe_read_kernel(&w->s->path[off + 1], len, name);
+    bpf_probe_read_kernel(&w->s->path[off + 1], len, name.name);
     w->off = off;
     w->dentry = parent;
     return 0;
@@ -185,6 +187,7 @@ static __always_inline __u32 vigil_build_path(struct vigil_scratch *s, struct pa
         .mnt = (struct mount *)((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt)),
         .root_dentry = root.dentry,
         .root_mnt = (struct mount *)((void *)root.mnt - bpf_core_field_offset(struct mount, mnt)),
+        .mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
         .off = VIGIL_PATH_MAX,
     };
 
