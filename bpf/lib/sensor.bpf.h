@@ -149,11 +149,20 @@ static long vigil_path_step(__u32 i, void *data)
         w->mnt_root = BPF_CORE_READ(mnt_parent, mnt.mnt_root);
         return 0;
     }
-    struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+    /* The parent and the name (length and pointer) in one read where d_name follows d_parent
+     * (every kernel so far; the offsets are CO-RE constants, the other branch is pruned). */
+    struct { struct dentry *parent; struct qstr name; } pn;
+    __u32 parent_off = bpf_core_field_offset(struct dentry, d_parent);
+    if (bpf_core_field_offset(struct dentry, d_name) == parent_off + sizeof(void *)) {
+        bpf_probe_read_kernel(&pn, sizeof(pn), (void *)dentry + parent_off);
+    } else {
+        pn.parent = BPF_CORE_READ(dentry, d_parent);
+        BPF_CORE_READ_INTO(&pn.name, dentry, d_name);
+    }
+    struct dentry *parent = pn.parent;
+    struct qstr name = pn.name;
     if (dentry == parent)
         goto done; /* the root of a detached tree */
-    struct qstr name; /* one read for its length and its pointer */
-    BPF_CORE_READ_INTO(&name, dentry, d_name);
     __u32 len = name.len & 255;
     __u32 off = w->off;
     if (len + 1 > off) {
