@@ -251,7 +251,7 @@ public enum Fields {
         .init("fd.num", .int, [.open], scope: .open, "The new file descriptor, -1 when the call failed.") { e, _ in open(e).map { .int($0.result >= 0 ? $0.result : -1) } },
         .init("fd.dirfd", .int, [.open], scope: .open, "The dirfd argument (-100 = AT_FDCWD).") { e, _ in open(e).map { .int(Int64($0.dirfd)) } },
         .init("fd.truncated", .bool, [.open], scope: .open, "Whether the path was cut (deeper than 48 levels or longer than 4096 bytes).") { e, _ in open(e).map { .bool($0.truncated) } },
-        .init("fd.dev", .uint, [.open], scope: .open, "The opened file's device, as stat's st_dev; 0 after a failure.") { e, _ in open(e).map { .uint($0.device) } },
+        .init("fd.dev", .uint, [.open], scope: .open, "The device of the opened file's file system (its super block's, encoded as stat's st_dev; on btrfs stat reports a device per subvolume instead); 0 after a failure.") { e, _ in open(e).map { .uint($0.device) } },
         .init("fd.dev.major", .uint, [.open], scope: .open, "The major number of fd.dev.") { e, _ in open(e).map { .uint(UInt64(FileID.major($0.device))) } },
         .init("fd.dev.minor", .uint, [.open], scope: .open, "The minor number of fd.dev.") { e, _ in open(e).map { .uint(UInt64(FileID.minor($0.device))) } },
         .init("fd.ino", .uint, [.open], scope: .open, "The opened file's inode number; 0 after a failure.") { e, _ in open(e).map { .uint($0.inode) } },

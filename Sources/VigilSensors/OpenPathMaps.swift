@@ -74,16 +74,20 @@ struct OpenPathMaps {
         return result
     }
 
-    /// The files the exact paths of `trie` name now (stat, symlinks followed), each with its
+    /// The files the exact paths of `trie` name now (statx, symlinks followed; not opened, so no
+    /// FIFO or device is touched and no kernel_kill rule sees Vigil), each with its
     /// path's entry, and the path of each file. A file two paths name (hard links of each other)
     /// keeps the classes either passes; a kill only when both kill alike.
     static func files(of trie: [InstalledOpenPaths.TrieKey: vigil_path_rule]) -> ([FileID: vigil_path_rule], [FileID: ByteString]) {
         var inodes: [FileID: vigil_path_rule] = [:], names: [FileID: ByteString] = [:]
+        var devices: [UInt64: UInt64]? // mount id -> its super block's device, read when needed
         for (key, value) in trie where key.exact {
-            var st = stat()
             let path = key.path.map { CChar(bitPattern: $0) } + [0]
-            guard stat(path, &st) == 0 else { continue } // absent now: the next refresh looks again
-            let file = FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+            guard let found = StatX.file(path) else { continue } // absent now: the next refresh looks again
+            // The kernel keys the file by its super block's device (f_inode->i_sb->s_dev), which is
+            // st_dev except on btrfs (a device per subvolume): take it from the file's mount.
+            if devices == nil { devices = Self.mountDevices() }
+            let file = FileID(device: found.mountID.flatMap { devices?[$0] } ?? found.device, inode: found.inode)
             if var other = inodes[file] {
                 other.pass |= value.pass
                 if !same(other, value) { other.kill = 0 }
@@ -94,6 +98,21 @@ struct OpenPathMaps {
             }
         }
         return (inodes, names)
+    }
+
+    /// The device of each mount's super block (/proc/self/mountinfo: mount id, parent id,
+    /// major:minor, ...), as stat's st_dev encodes it.
+    static func mountDevices() -> [UInt64: UInt64] {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [:] }
+        var devices: [UInt64: UInt64] = [:]
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ", maxSplits: 3)
+            guard fields.count > 2, let id = UInt64(fields[0]) else { continue }
+            let numbers = fields[2].split(separator: ":")
+            guard numbers.count == 2, let major = UInt32(numbers[0]), let minor = UInt32(numbers[1]) else { continue }
+            devices[id] = FileID.userDevice(kernel: major << 20 | (minor & 0xfffff))
+        }
+        return devices
     }
 
     /// Stats the exact paths of `installed` again (a file replaced by rename, e.g. /etc/shadow by
@@ -166,5 +185,32 @@ struct OpenPathMaps {
             for (i, b) in key.comm.utf8.prefix(15).enumerated() { raw[i] = b }
         }
         return k
+    }
+}
+
+/// statx(2), which Glibc's module does not export (glibc declares it only with _GNU_SOURCE):
+/// looked up once with dlsym; `struct statx` is read at its UAPI offsets (linux/stat.h).
+enum StatX {
+    private typealias Function = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UInt32, UnsafeMutableRawPointer) -> Int32
+    private static let function: Function? = dlsym(nil, "statx").map { unsafeBitCast($0, to: Function.self) }
+    private static let mask: UInt32 = 0x100 | 0x1000 // STATX_INO | STATX_MNT_ID
+
+    /// The file at `path` (symlinks followed): its st_dev, inode and mount id (nil before
+    /// Linux 5.8); nil when it does not exist or statx is missing.
+    static func file(_ path: [CChar]) -> (device: UInt64, inode: UInt64, mountID: UInt64?)? {
+        guard let function else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 256) // sizeof(struct statx) is 256
+        let ok = buffer.withUnsafeMutableBytes { raw in
+            path.withUnsafeBufferPointer { function(AT_FDCWD, $0.baseAddress!, 0, mask, raw.baseAddress!) } == 0
+        }
+        guard ok else { return nil }
+        return buffer.withUnsafeBytes { raw in
+            let returned = raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)      // stx_mask
+            let inode = raw.loadUnaligned(fromByteOffset: 32, as: UInt64.self)        // stx_ino
+            let major = raw.loadUnaligned(fromByteOffset: 136, as: UInt32.self)       // stx_dev_major
+            let minor = raw.loadUnaligned(fromByteOffset: 140, as: UInt32.self)       // stx_dev_minor
+            let mountID = raw.loadUnaligned(fromByteOffset: 144, as: UInt64.self)     // stx_mnt_id
+            return (FileID.userDevice(kernel: major << 20 | (minor & 0xfffff)), inode, returned & 0x1000 != 0 ? mountID : nil)
+        }
     }
 }

@@ -252,6 +252,41 @@ final class OpenPathFilterTests: XCTestCase {
             XCTAssertEqual(open.path.string, honeypot, "\(name): userspace names it as the kernel did")
         }
     }
+
+    /// On btrfs stat's st_dev is a per-subvolume device, not the super block's the kernel keys the
+    /// inode by: the watched file's device comes from its mount (statx's mount id, mountinfo).
+    func testAHardLinkOnBtrfsIsMatchedByInode() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/mkfs.btrfs") || FileManager.default.isExecutableFile(atPath: "/sbin/mkfs.btrfs") else {
+            throw cannotRun("needs mkfs.btrfs (btrfs-progs; scripts/setup.sh --test installs it)")
+        }
+        let dir = try directory()
+        let image = dir + "/btrfs.img", mountpoint = dir + "/mnt"
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        try runProgram("/bin/sh", ["-c", "truncate -s 128M '\(image)' && mkfs.btrfs -q '\(image)' && mount -o loop '\(image)' '\(mountpoint)'"])
+        addTeardownBlock { try? runProgram("/bin/umount", ["-l", mountpoint]) }
+        var st = stat()
+        guard mounted("btrfs", at: mountpoint) else { throw cannotRun("could not mount a btrfs image at \(mountpoint)") }
+        let watched = mountpoint + "/watched"
+        touch(watched)
+        try FileManager.default.linkItem(atPath: watched, toPath: mountpoint + "/hard")
+        XCTAssertEqual(stat(watched, &st), 0)
+        let set = try rules(rule("exact", "fd.name = \(watched)"))
+        let harness = try harness(set)
+        let events = try harness.collect { openClose(mountpoint + "/hard") }
+        let open = try XCTUnwrap(events.compactMap(\.open).first { $0.name.string == mountpoint + "/hard" }, "the kernel dropped it: \(paths(events))")
+        XCTAssertEqual(open.path.string, watched)
+        XCTAssertTrue(open.linkedName)
+        XCTAssertEqual(open.inode, UInt64(st.st_ino))
+    }
+}
+
+/// Whether a file system of `type` is mounted at `path` (/proc/self/mounts).
+private func mounted(_ type: String, at path: String) -> Bool {
+    let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+    return mounts.split(separator: "\n").contains { line in
+        let fields = line.split(separator: " ")
+        return fields.count > 2 && fields[1] == path && fields[2] == type
+    }
 }
 
 /// Opens `path` and closes it; returns the descriptor it had (or -1).
