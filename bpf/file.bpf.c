@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 /* file sensor: open, openat and openat2, reported when they return, with the name as given, the
  * directory a relative name is relative to (cwd or dirfd, as an absolute path), flags, mode and
- * the result (fd or -errno).
+ * the result (fd or -errno); after a success also the file the fd refers to: its device, inode,
+ * whether this open created it, and its path (symlinks resolved: the dentry's own path).
  *
  * Variants (VigilSensors/Sensors.swift): fexit on do_sys_openat2 (one hook sees arguments and
  * result; kernels with BPF trampolines), else the specific syscall exit tracepoints
  * syscalls/sys_exit_{open,openat,openat2}, reading the arguments from the saved user registers:
  * never the generic sys_enter/sys_exit hooks, which would tax every syscall on the host.
  *
- * Before anything is built, the path pushdown (open_verdict) drops opens no rule can match and
- * kills the caller of an open a kernel_kill rule matches. */
+ * Before the event is built, the path pushdown (open_verdict) drops opens no rule can match and
+ * kills the caller of an open a kernel_kill rule matches: on the opened file's path after a
+ * success (what userspace calls fd.name), on the name as given after a failure. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -20,8 +22,15 @@
 char LICENSE[] SEC("license") = "GPL";
 
 VIGIL_ABI_TYPE(vigil_open_event);
+VIGIL_ABI_TYPE(vigil_open_file);
+VIGIL_ABI_TYPE(vigil_inode_key);
 
 #define AT_FDCWD -100
+/* include/linux/fs.h: the open created the file (bit 20 of f_mode since 4.19; a macro, not in BTF). */
+#define FMODE_CREATED 0x100000
+/* Where emit_open keeps the opened file's path while the base path is walked (its final place in
+ * the record ends below this offset of the event scratch). */
+#define OPEN_FILE_STASH (VIGIL_EVENT_SCRATCH - VIGIL_PATH_MAX)
 
 /* The arguments of one open. */
 struct open_args {
@@ -48,6 +57,15 @@ struct {
     __type(key, struct vigil_basename_key);
     __type(value, struct vigil_path_rule);
 } open_basenames SEC(".maps");
+
+/* Files some rule names by exact path, by device and inode (userspace stats the names): an open
+ * of one through another name (a hard link) is kept and killed as an open of the name. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, struct vigil_inode_key);
+    __type(value, struct vigil_path_rule);
+} open_inodes SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -181,11 +199,52 @@ static __always_inline bool kill_applies(const struct vigil_path_rule *r)
     return r->kill_comms == VIGIL_KILL_COMMS_ONLY ? listed : !listed;
 }
 
-/* What to do with an open of `filename` (a user pointer, the name as given) with `flags` that
- * returned `result`. The name is compared only when it is absolute and in normal form (no `//`,
- * `/./`, `/../`, no trailing `/`, shorter than VIGIL_PUSHDOWN_PATH_MAX): then it is what userspace
- * resolves it to (fd.name). Any other name passes: its path needs folding, which userspace does. */
-static __always_inline enum open_verdict open_verdict(const char *filename, __u32 flags, long result)
+/* The file a successful open returned, found from its fd. */
+struct opened {
+    struct file *file;  /* NULL: none (the open failed, or the fd was already gone) */
+    __u64 ino;
+    __u32 dev;
+    __u32 off;          /* where its path starts in the scratch path buffer (it ends at VIGIL_PATH_MAX) */
+    bool created;       /* FMODE_CREATED */
+    bool truncated;     /* its path was cut */
+};
+
+/* The file behind descriptor `fd` of the current task, or NULL. */
+static __always_inline struct file *fd_file(__s32 fd)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+    unsigned int max = BPF_CORE_READ(fdt, max_fds);
+    if (fd < 0 || (unsigned int)fd >= max)
+        return NULL;
+    struct file **fds = BPF_CORE_READ(fdt, fd);
+    struct file *file = NULL;
+    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+    return file;
+}
+
+/* Fills `f` with the file descriptor `fd` refers to, and builds its path in s->path. */
+static __always_inline void opened_file(struct vigil_scratch *s, __s32 fd, struct opened *f)
+{
+    struct file *file = fd_file(fd);
+    if (!file)
+        return;
+    struct inode *inode = BPF_CORE_READ(file, f_inode);
+    f->ino = BPF_CORE_READ(inode, i_ino);
+    f->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+    f->created = (BPF_CORE_READ(file, f_mode) & FMODE_CREATED) != 0;
+    struct path path = BPF_CORE_READ(file, f_path);
+    f->off = vigil_build_path(s, &path, &f->truncated);
+    f->file = file;
+}
+
+/* What to do with an open with `flags` that returned `result`. After a success (`f` names the
+ * file) the file's path is compared, and its device and inode; after a failure, the name as given
+ * (`filename`, a user pointer) when it is absolute and in normal form (no `//`, `/./`, `/../`, no
+ * trailing `/`): then it is what userspace resolves it to (fd.name). Any other name, and a path of
+ * VIGIL_PUSHDOWN_PATH_MAX bytes or more, passes: userspace decides. */
+static __always_inline enum open_verdict open_verdict(const char *filename, __u32 flags, long result,
+                                                      struct vigil_scratch *s, const struct opened *f)
 {
     __u32 zero = 0;
     struct vigil_filter_config *cfg = bpf_map_lookup_elem(&filter, &zero);
@@ -200,9 +259,19 @@ static __always_inline enum open_verdict open_verdict(const char *filename, __u3
     struct open_lookup *l = bpf_map_lookup_elem(&open_lookup, &zero);
     if (!l)
         return OPEN_PASS;
-    long n = bpf_probe_read_user_str(l->key.path, VIGIL_PUSHDOWN_PATH_MAX, filename);
-    if (n <= 1 || n >= VIGIL_PUSHDOWN_PATH_MAX || l->key.path[0] != '/')
-        return OPEN_PASS; /* unreadable, empty, long or relative: userspace decides */
+    long n;
+    if (f->file) {
+        __u32 plen = VIGIL_PATH_MAX - f->off;
+        if (f->truncated || plen >= VIGIL_PUSHDOWN_PATH_MAX)
+            return OPEN_PASS; /* long: userspace decides */
+        bpf_probe_read_kernel(l->key.path, plen & (VIGIL_PUSHDOWN_PATH_MAX - 1), &s->path[f->off & (VIGIL_PATH_MAX - 1)]);
+        l->key.path[plen & (VIGIL_PUSHDOWN_PATH_MAX - 1)] = 0;
+        n = plen + 1;
+    } else {
+        n = bpf_probe_read_user_str(l->key.path, VIGIL_PUSHDOWN_PATH_MAX, filename);
+        if (n <= 1 || n >= VIGIL_PUSHDOWN_PATH_MAX || l->key.path[0] != '/')
+            return OPEN_PASS; /* unreadable, empty, long or relative: userspace decides */
+    }
     __u32 len = n - 1, last = 0;
     /* The bytes after the NUL hold an earlier name: zero the 16 the scan may look at. */
     *(__u64 *)&l->key.path[(len + 1) & (VIGIL_PUSHDOWN_PATH_MAX - 1)] = 0;
@@ -228,6 +297,14 @@ static __always_inline enum open_verdict open_verdict(const char *filename, __u3
             kill = kill || (kill_on && (r->kill & class) && kill_applies(r));
         }
     }
+    if ((!pass || (kill_on && !kill)) && f->file && (cfg->flags & VIGIL_FILTER_OPEN_INODES)) {
+        struct vigil_inode_key k = { .ino = f->ino, .dev = f->dev };
+        r = bpf_map_lookup_elem(&open_inodes, &k);
+        if (r) {
+            pass = pass || (r->pass & class);
+            kill = kill || (kill_on && (r->kill & class) && kill_applies(r));
+        }
+    }
     if (kill)
         return OPEN_KILL;
     return pass ? OPEN_PASS : OPEN_DROP;
@@ -236,33 +313,27 @@ static __always_inline enum open_verdict open_verdict(const char *filename, __u3
 /* The struct path of the directory a relative name starts from, or false when dirfd names none. */
 static __always_inline bool base_path(__s32 dirfd, struct path *out)
 {
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
     if (dirfd == AT_FDCWD) {
+        struct task_struct *task = (struct task_struct *)bpf_get_current_task();
         *out = BPF_CORE_READ(task, fs, pwd);
         return true;
     }
-    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-    unsigned int max = BPF_CORE_READ(fdt, max_fds);
-    if (dirfd < 0 || (unsigned int)dirfd >= max)
-        return false;
-    struct file **fds = BPF_CORE_READ(fdt, fd);
-    struct file *file = NULL;
-    bpf_probe_read_kernel(&file, sizeof(file), &fds[dirfd]);
+    struct file *file = fd_file(dirfd);
     if (!file)
         return false;
     *out = BPF_CORE_READ(file, f_path);
     return true;
 }
 
-static __always_inline int emit_open(const struct open_args *args, long result, bool killed)
+/* Builds and sends the event: the name as given, the base of a relative name, and the opened
+ * file `f` (its path is in s->path; kept aside in the event scratch while the base is walked). */
+static __always_inline int emit_open(const struct open_args *args, long result, bool killed,
+                                     struct vigil_scratch *s, const struct opened *f)
 {
-    struct vigil_scratch *s = vigil_scratch();
     struct vigil_open_event *e;
     __u32 len;
     long n;
 
-    if (!s)
-        return 0;
     e = (struct vigil_open_event *)s->event;
     vigil_fill_header(&e->hdr, VIGIL_EVENT_OPEN, 0);
     e->result = result;
@@ -279,7 +350,15 @@ static __always_inline int emit_open(const struct open_args *args, long result, 
         e->flags |= VIGIL_OPEN_NAME_TRUNCATED;
     e->name_len = len;
 
+    __u32 plen = VIGIL_PATH_MAX - (f->off & (VIGIL_PATH_MAX - 1));
+    if (plen > VIGIL_PATH_MAX)
+        plen = VIGIL_PATH_MAX;
+    const char *file_path = &s->path[f->off & (VIGIL_PATH_MAX - 1)];
     if (len == 0 || e->data[0] != '/') {
+        if (f->file) { /* the base's walk reuses s->path */
+            bpf_probe_read_kernel(&s->event[OPEN_FILE_STASH], plen, file_path);
+            file_path = &s->event[OPEN_FILE_STASH];
+        }
         struct path base;
         if (base_path(args->dirfd, &base)) {
             bool truncated = false;
@@ -292,6 +371,19 @@ static __always_inline int emit_open(const struct open_args *args, long result, 
         }
     }
     __u64 size = sizeof(*e) + len + e->base_len;
+    if (f->file) {
+        __u32 pos = len + e->base_len;
+        struct vigil_open_file of = { .ino = f->ino, .dev = f->dev, .path_len = plen };
+        e->flags |= VIGIL_OPEN_FILE;
+        if (f->created)
+            e->flags |= VIGIL_OPEN_CREATED;
+        if (f->truncated)
+            e->flags |= VIGIL_OPEN_FILE_TRUNCATED;
+        bpf_probe_read_kernel(e->data + (pos & (VIGIL_PATH_MAX * 2 - 1)), sizeof(of), &of);
+        pos += sizeof(of);
+        bpf_probe_read_kernel(e->data + (pos & (VIGIL_PATH_MAX * 2 - 1)), plen, file_path);
+        size += sizeof(of) + plen;
+    }
     e->hdr.size = size;
     vigil_output(e, size & (VIGIL_EVENT_SCRATCH - 1));
     return 0;
@@ -303,7 +395,13 @@ static __always_inline int handle_open(const struct open_args *args, long result
 {
     if (vigil_filtered())
         return 0;
-    enum open_verdict verdict = open_verdict(args->filename, args->flags, result);
+    struct vigil_scratch *s = vigil_scratch();
+    if (!s)
+        return 0;
+    struct opened f = {};
+    if (result >= 0)
+        opened_file(s, (__s32)result, &f);
+    enum open_verdict verdict = open_verdict(args->filename, args->flags, result, s, &f);
     if (verdict == OPEN_DROP) {
         vigil_count(VIGIL_COUNTER_FILTERED);
         return 0;
@@ -312,7 +410,7 @@ static __always_inline int handle_open(const struct open_args *args, long result
         bpf_send_signal(9 /* SIGKILL */);
         vigil_count(VIGIL_COUNTER_KILLED);
     }
-    return emit_open(args, result, verdict == OPEN_KILL);
+    return emit_open(args, result, verdict == OPEN_KILL, s, &f);
 }
 
 /* --- variant: fexit on do_sys_openat2 (arguments and result in one hook) --- */

@@ -8,6 +8,9 @@ public struct EventDecoder: Sendable {
     public var bootToEpochNs: Int64
     /// Comms, paths and their parts made recently.
     private var strings = ByteStringCache()
+    /// Files some rule names by exact path, by device and inode (`LinkedNames`): an open of one
+    /// through another name gets the rule's name as fd.name.
+    public var linkedNames = LinkedNames()
 
     /// A decoder converting boot-clock times with the given offset (see `BootClock`).
     public init(bootToEpochNs: Int64) { self.bootToEpochNs = bootToEpochNs }
@@ -78,14 +81,30 @@ public struct EventDecoder: Sendable {
         guard baseEnd <= record.count else { return nil }
         let nameBytes = UnsafeRawBufferPointer(rebasing: record[fixed..<nameEnd])
         let (name, nameSlot) = strings.interned(nameBytes)
-        let baseUnknown = e.flags & UInt32(VIGIL_OPEN_BASE_UNKNOWN.rawValue) != 0
-        let path: ByteString, pathSlot: Int?
-        if baseUnknown || ((nameBytes.first == UInt8(ascii: "/") || baseEnd == nameEnd) && PathResolution.isClean(nameBytes)) {
-            (path, pathSlot) = (name, nameSlot)
+        var path: ByteString, pathSlot: Int?
+        var device: UInt64 = 0, inode: UInt64 = 0, linked = false
+        if e.flags & UInt32(VIGIL_OPEN_FILE.rawValue) != 0 {
+            // The opened file: its path as the kernel walked it (symlinks resolved).
+            let fileSize = MemoryLayout<vigil_open_file>.size
+            guard baseEnd + fileSize <= record.count else { return nil }
+            let file = UnsafeRawBufferPointer(rebasing: record[baseEnd...]).loadUnaligned(as: vigil_open_file.self)
+            let pathEnd = baseEnd + fileSize + Int(file.path_len)
+            guard pathEnd <= record.count else { return nil }
+            (path, pathSlot) = strings.interned(UnsafeRawBufferPointer(rebasing: record[(baseEnd + fileSize)..<pathEnd]))
+            device = FileID.userDevice(kernel: file.dev)
+            inode = file.ino
+            if let known = linkedNames.name(FileID(device: device, inode: inode)), known != path {
+                (path, pathSlot, linked) = (known, nil, true)
+            }
         } else {
-            let base = UnsafeRawBufferPointer(rebasing: record[nameEnd..<baseEnd])
-            PathResolution.fold(nameBytes.first == UInt8(ascii: "/") ? [nameBytes] : [base, nameBytes], into: &strings.scratch)
-            (path, pathSlot) = strings.internedScratch()
+            let baseUnknown = e.flags & UInt32(VIGIL_OPEN_BASE_UNKNOWN.rawValue) != 0
+            if baseUnknown || ((nameBytes.first == UInt8(ascii: "/") || baseEnd == nameEnd) && PathResolution.isClean(nameBytes)) {
+                (path, pathSlot) = (name, nameSlot)
+            } else {
+                let base = UnsafeRawBufferPointer(rebasing: record[nameEnd..<baseEnd])
+                PathResolution.fold(nameBytes.first == UInt8(ascii: "/") ? [nameBytes] : [base, nameBytes], into: &strings.scratch)
+                (path, pathSlot) = strings.internedScratch()
+            }
         }
         // A path seen before comes with its parts; else they are made (and kept with it).
         let directory: ByteString, filename: ByteString
@@ -105,12 +124,63 @@ public struct EventDecoder: Sendable {
         case UInt32(VIGIL_OPEN_OPENAT2.rawValue): syscall = "openat2"
         default: syscall = "openat"
         }
-        let truncatedMask = UInt32(VIGIL_OPEN_BASE_TRUNCATED.rawValue | VIGIL_OPEN_NAME_TRUNCATED.rawValue)
+        let truncatedMask = UInt32(VIGIL_OPEN_BASE_TRUNCATED.rawValue | VIGIL_OPEN_NAME_TRUNCATED.rawValue | VIGIL_OPEN_FILE_TRUNCATED.rawValue)
         let truncated = e.flags & truncatedMask != 0, killed = e.flags & UInt32(VIGIL_OPEN_KILLED.rawValue) != 0
         return .open(Payload.Open(syscall: syscall, name: name, path: path, directory: directory, filename: filename,
                                   flags: e.flags_arg, mode: e.mode, dirfd: e.dirfd, result: e.result, truncated: truncated,
-                                  killedInKernel: killed))
+                                  killedInKernel: killed, device: device, inode: inode,
+                                  created: e.flags & UInt32(VIGIL_OPEN_CREATED.rawValue) != 0, linkedName: linked))
     }
+}
+
+/// A file by device (as stat's st_dev) and inode.
+public struct FileID: Hashable, Sendable {
+    /// st_dev.
+    public var device: UInt64
+    /// st_ino.
+    public var inode: UInt64
+
+    /// The file with this device and inode.
+    public init(device: UInt64, inode: UInt64) {
+        self.device = device
+        self.inode = inode
+    }
+
+    /// glibc's major() of an st_dev.
+    public static func major(_ dev: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: ((dev >> 8) & 0xfff) | ((dev >> 32) & ~0xfff)) }
+    /// glibc's minor() of an st_dev.
+    public static func minor(_ dev: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: (dev & 0xff) | ((dev >> 12) & ~0xff)) }
+
+    /// stat's st_dev (glibc's makedev) of a kernel dev_t (`MKDEV`: major << 20 | minor).
+    public static func userDevice(kernel dev: UInt32) -> UInt64 {
+        let major = UInt64(dev >> 20), minor = UInt64(dev & 0xfffff)
+        return (major & 0xfff) << 8 | (major & ~0xfff) << 32 | (minor & 0xff) | (minor & ~0xff) << 12
+    }
+
+    /// The kernel's dev_t (`MKDEV`) of a stat st_dev (glibc's major/minor).
+    public static func kernelDevice(user dev: UInt64) -> UInt32 {
+        UInt32(truncatingIfNeeded: major(dev)) << 20 | (minor(dev) & 0xfffff)
+    }
+}
+
+/// Files some rule names by exact path, by device and inode: an open of one of them through
+/// another name (a hard link, or a path whose symlinks lead to it) is reported with the name the
+/// rule uses, so that a rule on the name catches it. Kept current by `Sensors` (it stats the
+/// names when rules are installed and again every second), with the file sensor's open_inodes map.
+public struct LinkedNames: Sendable {
+    private var names: [FileID: ByteString] = [:]
+
+    /// No files.
+    public init() {}
+
+    /// The table of `names` by file.
+    public init(_ names: [FileID: ByteString]) { self.names = names }
+
+    /// The name a rule gives this file, if any.
+    public func name(_ file: FileID) -> ByteString? { names.isEmpty ? nil : names[file] }
+
+    /// Whether no file is known.
+    public var isEmpty: Bool { names.isEmpty }
 }
 
 /// tty_nr as /proc/PID/stat encodes it.

@@ -148,7 +148,10 @@ public enum Payload: Sendable {
         public var syscall: String
         /// The name as given to the syscall.
         public var name: ByteString
-        /// The absolute path: the name resolved against cwd or dirfd, `.` and `..` folded.
+        /// The absolute path (fd.name). After a success, the path of the file the descriptor refers
+        /// to, as the kernel walked it (symlinks resolved); a file some rule names by exact path
+        /// and that was opened through another hard link gets that name (`linkedName` says so).
+        /// After a failure: the name resolved against cwd or dirfd, `.` and `..` folded.
         public var path: ByteString {
             didSet { (directory, filename) = (PathParts.directory(path), PathParts.filename(path)) }
         }
@@ -169,6 +172,13 @@ public enum Payload: Sendable {
         /// A `kernel_kill` rule matched in the kernel: the sensor sent the caller SIGKILL before
         /// it returned to user mode (VIGIL_OPEN_KILLED).
         public var killedInKernel: Bool = false
+        /// The opened file's device (as stat's st_dev) and inode; 0 when unknown (a failed open).
+        public var device: UInt64 = 0, inode: UInt64 = 0
+        /// This open created the file (FMODE_CREATED): O_CREAT found no file there.
+        public var created = false
+        /// `path` is the name a rule gives this file (by device and inode), not the path it was
+        /// opened by (another hard link, or a name whose symlinks lead to it).
+        public var linkedName = false
 
         /// Creates the payload.
         public init(syscall: String, name: ByteString, path: ByteString, flags: UInt32, mode: UInt32, dirfd: Int32, result: Int64, truncated: Bool) {
@@ -186,9 +196,14 @@ public enum Payload: Sendable {
 
         /// Creates the payload with `path`'s parts already made (the decoder's, shared).
         init(syscall: String, name: ByteString, path: ByteString, directory: ByteString, filename: ByteString,
-             flags: UInt32, mode: UInt32, dirfd: Int32, result: Int64, truncated: Bool, killedInKernel: Bool) {
+             flags: UInt32, mode: UInt32, dirfd: Int32, result: Int64, truncated: Bool, killedInKernel: Bool,
+             device: UInt64, inode: UInt64, created: Bool, linkedName: Bool) {
             self.truncated = truncated
             self.killedInKernel = killedInKernel
+            self.device = device
+            self.inode = inode
+            self.created = created
+            self.linkedName = linkedName
             self.syscall = syscall
             self.name = name
             self.path = path

@@ -245,10 +245,10 @@ public enum Fields {
     }
 
     static let fileFields: [FieldDefinition] = [
-        .init("fd.name", .string, [.open], scope: .open, "The file's absolute path (relative names resolved against cwd or dirfd).") { e, _ in
+        .init("fd.name", .string, [.open], scope: .open, "The file's absolute path. After a success: the path of the file opened, as the kernel walked it from the new descriptor (symlinks resolved); a file a rule names by exact path (e.g. /etc/shadow) opened through another hard link gets the rule's name. After a failure: the name as given, resolved against cwd or dirfd, `.` and `..` folded.") { e, _ in
             open(e).map { .string($0.path) }
         },
-        .init("fd.nameraw", .string, [.open], scope: .open, "The name exactly as passed to the syscall.") { e, _ in open(e).map { .string($0.name) } },
+        .init("fd.nameraw", .string, [.open], scope: .open, "The name exactly as passed to the syscall (not resolved: a symlink or hard link shows here).") { e, _ in open(e).map { .string($0.name) } },
         .init("fd.directory", .string, [.open], scope: .open, "The directory part of fd.name.") { e, _ in open(e).map { .string($0.directory) } },
         .init("fd.filename", .string, [.open], scope: .open, "The last component of fd.name.") { e, _ in open(e).map { .string($0.filename) } },
         .init("fd.flags", .string, [.open], scope: .open, "Open flags, e.g. O_RDONLY|O_CLOEXEC.", json: { e, out in
@@ -263,11 +263,16 @@ public enum Fields {
         .init("fd.num", .int, [.open], scope: .open, "The new file descriptor, -1 when the call failed.") { e, _ in open(e).map { .int($0.result >= 0 ? $0.result : -1) } },
         .init("fd.dirfd", .int, [.open], scope: .open, "The dirfd argument (-100 = AT_FDCWD).") { e, _ in open(e).map { .int(Int64($0.dirfd)) } },
         .init("fd.truncated", .bool, [.open], scope: .open, "Whether the path was cut (deeper than 48 levels or longer than 4096 bytes).") { e, _ in open(e).map { .bool($0.truncated) } },
+        .init("fd.dev", .uint, [.open], scope: .open, "The device of the opened file's file system (its super block's, encoded as stat's st_dev; on btrfs stat reports a device per subvolume instead); 0 after a failure.") { e, _ in open(e).map { .uint($0.device) } },
+        .init("fd.dev.major", .uint, [.open], scope: .open, "The major number of fd.dev.") { e, _ in open(e).map { .uint(UInt64(FileID.major($0.device))) } },
+        .init("fd.dev.minor", .uint, [.open], scope: .open, "The minor number of fd.dev.") { e, _ in open(e).map { .uint(UInt64(FileID.minor($0.device))) } },
+        .init("fd.ino", .uint, [.open], scope: .open, "The opened file's inode number; 0 after a failure.") { e, _ in open(e).map { .uint($0.inode) } },
         .init("fd.is_other_proc", .bool, [.open], scope: .open, "Whether fd.name is below /proc/PID/ of another process (not /proc/self, not its own pid).") { e, _ in
             open(e).map { .bool(PathParts.otherProcessPID($0.path, own: e.pid) != nil) }
         },
         .init("evt.is_open_read", .bool, [.open], scope: .open, "Opened for reading (O_RDONLY or O_RDWR).") { e, _ in open(e).map { .bool($0.flags & 3 != 1) } },
         .init("evt.is_open_write", .bool, [.open], scope: .open, "Opened for writing (O_WRONLY or O_RDWR).") { e, _ in open(e).map { .bool($0.flags & 3 != 0) } },
+        .init("evt.is_open_create", .bool, [.open], scope: .open, "This open created the file (the kernel's FMODE_CREATED: O_CREAT found no file). O_TRUNC on a created file truncated nothing.") { e, _ in open(e).map { .bool($0.created) } },
     ]
 
     static let containerFields: [FieldDefinition] = [

@@ -183,7 +183,8 @@ extension EventKind {
 struct OpenKey: Equatable {
     var pid: UInt32, flags: UInt32, mode: UInt32, dirfd: Int32
     var result: Int64
-    var truncated: Bool, killed: Bool
+    var truncated: Bool, killed: Bool, created: Bool, linked: Bool
+    var device: UInt64, inode: UInt64
     var path: UnsafeRawPointer?, pathCount: Int
     var name: UnsafeRawPointer?, nameCount: Int
 
@@ -192,6 +193,7 @@ struct OpenKey: Equatable {
         guard case .open(let o) = event.payload else { return nil }
         pid = event.pid; flags = o.flags; mode = o.mode; dirfd = o.dirfd
         result = o.result; truncated = o.truncated; killed = o.killedInKernel
+        created = o.created; linked = o.linkedName; device = o.device; inode = o.inode
         (path, pathCount) = o.path.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
         (name, nameCount) = o.name.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
     }

@@ -49,8 +49,10 @@ public struct OpenTrieEntry: Sendable, Equatable {
 /// The file sensor's path pushdown derived from the rules (docs/rules.md, "What runs in the
 /// kernel"): which opens the kernel may drop because no rule can match them, and which it kills.
 ///
-/// The kernel compares the name as given when it is absolute and in normal form (then it equals
-/// fd.name); other names always reach userspace, and are never killed in the kernel.
+/// After a successful open the kernel compares the opened file's path (fd.name, walked from the
+/// new descriptor) and the file's device and inode against the files the exact paths name (hard
+/// links); after a failed one, the name as given when it is absolute and in normal form (then it
+/// equals fd.name). Other names always reach userspace, and are never killed in the kernel.
 public struct OpenPathPushdown: Sendable, Equatable {
     /// Whether the kernel drops opens no rule can match (false when a rule keeps opens of any path
     /// of every class: `unconstrainedRules` names them).

@@ -40,6 +40,10 @@ public final class EventStream {
     /// it without exclusivity checks on a class property (notes/performance.md).
     private let decoder: UnsafeMutablePointer<EventDecoder>
     public private(set) var statistics = StreamStatistics()
+    /// The `Sensors.linkedNamesVersion` the decoder has, and when they were last refreshed
+    /// (CLOCK_MONOTONIC, ns).
+    private var linkedNamesVersion = -1
+    private var linkedNamesRefreshed: UInt64 = 0
 
     /// A stream over `sensors`' ring.
     public init(sensors: Sensors, enricher: Enricher, kinds: Set<EventKind>) throws {
@@ -77,7 +81,24 @@ public final class EventStream {
         try reader.drain { try handle($0, consume); try batchDone() }
     }
 
+    /// Once a second, stats the files the rules name again (`Sensors.refreshLinkedNames`); hands
+    /// the decoder the current table when it changed. Once per batch: a clock read.
+    private func refreshLinkedNames() throws {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let ns = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+        if ns &- linkedNamesRefreshed >= 1_000_000_000 {
+            linkedNamesRefreshed = ns
+            try sensors.refreshLinkedNames()
+        }
+        if sensors.linkedNamesVersion != linkedNamesVersion {
+            linkedNamesVersion = sensors.linkedNamesVersion
+            decoder.pointee.linkedNames = sensors.linkedNames
+        }
+    }
+
     private func handle(_ batch: RingBatch, _ consume: (Event) throws -> Void) throws {
+        try refreshLinkedNames()
         // Counted locally, added once per batch: no class property written per event.
         var counts = StreamStatistics()
         defer {

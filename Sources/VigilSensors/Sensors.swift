@@ -3,6 +3,7 @@ import Dispatch
 import Synchronization
 import VigilBPF
 import VigilContainers
+import VigilEvents
 import VigilEnrichment
 import VigilRules
 #if canImport(Glibc)
@@ -94,6 +95,12 @@ public final class Sensors {
     /// The filters as they apply to state changes, which the kernel never drops (`EventStream`
     /// applies them after enrichment).
     private(set) var stateChangeFilter: StateChangeFilter
+    /// The files the rules name by exact path, by device and inode (the file sensor's open_inodes
+    /// map holds them): the decoder reports an open of one through another name with the rule's
+    /// name. Changes with `apply` and `refreshLinkedNames`; `linkedNamesVersion` counts changes.
+    public private(set) var linkedNames = LinkedNames()
+    /// Incremented whenever `linkedNames` changes.
+    public private(set) var linkedNamesVersion = 0
 
     /// The process sensor's hooks: scheduler BTF tracepoints, else raw tracepoints.
     public static let processHooks: [Hook] = ["exec", "fork", "exit"].map { hook in
@@ -164,6 +171,7 @@ public final class Sensors {
         ring = try shared.map(named: "events")
         installed = outcomes.first { $0.0.name == "file" }?.1 ?? InstalledOpenPaths()
         stateChangeFilter = StateChangeFilter(filter)
+        linkedNames = LinkedNames(installed.names)
         // The sets are in since before load; the pushdown's switches follow what the file sensor installed.
         if files { try Self.writeSwitches(filter, to: shared, openPaths: installed) }
     }
@@ -190,6 +198,16 @@ public final class Sensors {
         }
         try OpenPathMaps(file).install(filter.openPaths, replacing: &installed)
         try Self.write(filter, to: shared, openPaths: installed)
+        linkedNames = LinkedNames(installed.names)
+        linkedNamesVersion += 1
+    }
+
+    /// Stats the exact paths of the rules again and updates open_inodes and `linkedNames` when a
+    /// file changed (replaced by rename, created, removed). `EventStream` calls it every second.
+    public func refreshLinkedNames() throws {
+        guard let file = fileObject, try OpenPathMaps(file).refreshFiles(&installed) else { return }
+        linkedNames = LinkedNames(installed.names)
+        linkedNamesVersion += 1
     }
 
     /// Writes `filter` into the filter maps of `object` (shared by every sensor); the switches

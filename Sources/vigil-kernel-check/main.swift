@@ -115,7 +115,21 @@ func spawnStatus(_ argv: [String]) -> (pid: pid_t, status: Int32) {
 }
 let dir = "/tmp/vigil-kernel-check-pushdown"
 mkdir(dir, 0o755)
+// A tmpfs of its own: under qemu /tmp is an overlay whose layers are on different file systems,
+// where stat's device and inode are not the kernel's f_inode (docs/rules.md), and hard links
+// are matched by them.
+let mounted = mount("tmpfs", dir, "tmpfs", 0, nil) == 0
+/// stat's device and inode of `path` (for messages).
+func fileID(_ path: String) -> String {
+    var st = stat()
+    return stat(path, &st) == 0 ? "\(st.st_dev):\(st.st_ino)" : "errno \(errno)"
+}
 for name in ["watched", "other", "honeypot"] { let fd = creat("\(dir)/\(name)", 0o644); if fd >= 0 { close(fd) } }
+// Other names of the watched files: the kernel resolves a symlink, the inode names a hard link.
+for name in ["sym", "hard", "hard-honeypot", "new"] { unlink("\(dir)/\(name)") }
+symlink("\(dir)/watched", "\(dir)/sym")
+link("\(dir)/watched", "\(dir)/hard")
+link("\(dir)/honeypot", "\(dir)/hard-honeypot")
 let yaml = """
 - rule: watched
   desc: d
@@ -128,9 +142,15 @@ let yaml = """
   output: o
   priority: CRITICAL
   actions: [kernel_kill]
+- rule: created
+  desc: d
+  condition: fd.name = \(dir)/new
+  output: o
+  priority: WARNING
 """
 for variant in Sensors.fileHooks[0].variants where variant.requires.allSatisfy({ FeatureProbes.shared.result($0).isAvailable }) {
     do {
+        unlink("\(dir)/new") // created below, by each variant
         let rules = try RuleSet(files: [("kernel-check.yaml", try YAMLRules.load(yaml, file: "kernel-check.yaml"))])
         var filter = KernelFilter()
         filter.openPaths = rules.openPaths
@@ -139,6 +159,9 @@ for variant in Sensors.fileHooks[0].variants where variant.requires.allSatisfy({
         try stream.drain { _ in }
         let reader = spawnStatus(["/bin/cat", "\(dir)/watched", "\(dir)/other"])
         let victim = spawnStatus(["/bin/cat", "\(dir)/honeypot"])
+        let linkReader = spawnStatus(["/bin/cat", "\(dir)/sym", "\(dir)/hard"])
+        let linkVictim = spawnStatus(["/bin/cat", "\(dir)/hard-honeypot"])
+        let creator = spawnStatus(["/bin/sh", "-c", ": > \(dir)/new; : > \(dir)/new"])
         var opens: [(pid: UInt32, open: Payload.Open)] = []
         try stream.drain { event in if case .open(let o) = event.payload { opens.append((event.pid, o)) } }
         let read = opens.filter { $0.pid == UInt32(reader.pid) }.map(\.open.path.string)
@@ -147,6 +170,14 @@ for variant in Sensors.fileHooks[0].variants where variant.requires.allSatisfy({
         check("\(variant.name): kernel_kill kills the opener with SIGKILL", signal == SIGKILL, "wait status \(victim.status)")
         let killed = opens.first { $0.pid == UInt32(victim.pid) }?.open
         check("\(variant.name): the killed open reaches userspace marked", killed?.killedInKernel == true, "\(String(describing: killed))")
+        let throughLinks = opens.filter { $0.pid == UInt32(linkReader.pid) }.map { "\($0.open.name) -> \($0.open.path)" }
+        check("\(variant.name): a symlink and a hard link to the watched file are kept as it",
+              throughLinks == ["\(dir)/sym -> \(dir)/watched", "\(dir)/hard -> \(dir)/watched"],
+              "\(throughLinks); stat: \(fileID("\(dir)/watched")) \(fileID("\(dir)/hard")); the kernel: "
+                + "\(opens.filter { $0.pid == UInt32(linkReader.pid) }.map { ($0.open.device, $0.open.inode) })")
+        check("\(variant.name): kernel_kill through a hard link", linkVictim.status & 0x7f == SIGKILL, "wait status \(linkVictim.status)")
+        let created = opens.filter { $0.pid == UInt32(creator.pid) || $0.open.path.string == "\(dir)/new" }.map(\.open.created)
+        check("\(variant.name): FMODE_CREATED on the creating open only", created == [true, false], "\(created)")
         sensors.detach()
     } catch {
         check("\(variant.name): pushdown loads", false, "\(error)")
@@ -154,4 +185,5 @@ for variant in Sensors.fileHooks[0].variants where variant.requires.allSatisfy({
 }
 
 print("kernel-check: \(passed) checks ok, \(failed) failed")
+if mounted { umount(dir) }
 exit(failed == 0 && passed > 0 ? 0 : 1)

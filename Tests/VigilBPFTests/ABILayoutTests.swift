@@ -99,6 +99,16 @@ final class ABILayoutTests: XCTestCase {
             "flags": MemoryLayout<O>.offset(of: \.flags), "name_len": MemoryLayout<O>.offset(of: \.name_len),
             "base_len": MemoryLayout<O>.offset(of: \.base_len), "data": MemoryLayout<O>.size,
         ], object: "file")
+        typealias F = vigil_open_file
+        try assertLayout(F.self, "vigil_open_file", [
+            "ino": MemoryLayout<F>.offset(of: \.ino), "dev": MemoryLayout<F>.offset(of: \.dev),
+            "path_len": MemoryLayout<F>.offset(of: \.path_len), "_pad": MemoryLayout<F>.offset(of: \._pad),
+        ], object: "file")
+        typealias I = vigil_inode_key
+        try assertLayout(I.self, "vigil_inode_key", [
+            "ino": MemoryLayout<I>.offset(of: \.ino), "dev": MemoryLayout<I>.offset(of: \.dev),
+            "_pad": MemoryLayout<I>.offset(of: \._pad),
+        ], object: "file")
     }
 
     func testUnknownStructIsNamed() throws {

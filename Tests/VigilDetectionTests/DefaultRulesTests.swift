@@ -10,12 +10,14 @@ import XCTest
 final class DefaultRulesTests: XCTestCase {
     private static let rules = Result { try RuleFiles.ruleSet(paths: []) }
 
-    /// The alerts of `rule` raised by what `work` does.
-    private func alerts(_ rule: String, metadata: Bool = false, _ work: () throws -> Void) throws -> [(event: Event, output: String)] {
+    /// The alerts of `rule` raised by what `work` does. With `pushdown`, the kernel filters opens
+    /// by the rules' paths first, as the daemon does.
+    private func alerts(_ rule: String, metadata: Bool = false, pushdown: Bool = false, _ work: () throws -> Void) throws -> [(event: Event, output: String)] {
         let set = try Self.rules.get()
         XCTAssertTrue(set.rules.contains { $0.rule.name == rule }, "no rule named \(rule)")
         var filter = KernelFilter()
         filter.ignorePID = 0
+        if pushdown { filter.openPaths = set.openPaths }
         let harness = try TraceHarness(filter: filter, metadata: metadata)
         let events = try harness.collect(work)
         return events.flatMap { event in set.matches(event).filter { $0.rule.name == rule }.map { (event, $0.output.render(event)) } }
@@ -50,6 +52,45 @@ final class DefaultRulesTests: XCTestCase {
         XCTAssertTrue(hits.contains { $0.event.open?.path == "/etc/shadow" && $0.event.comm == "cat" })
         XCTAssertTrue(hits.contains { $0.event.open?.path.string == dir + "/id_ed25519" })
         let benign = try alerts("Sensitive file read") { try sh("cat /etc/passwd >/dev/null; cat id_ed25519.pub >/dev/null", cwd: dir) }
+        XCTAssertTrue(benign.isEmpty, "\(benign.map(\.output))")
+    }
+
+    /// A fresh directory below /etc (the file system of /etc/shadow, where a hard link to it can
+    /// be made), removed after the test.
+    private func directoryBelowEtc() throws -> String {
+        let path = "/etc/vigil-test-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    func testSensitiveFileReadThroughASymlinkOrAHardLinkIsCaught() throws {
+        let dir = try directoryBelowEtc()
+        try FileManager.default.createSymbolicLink(atPath: dir + "/sym", withDestinationPath: "/etc/shadow")
+        try FileManager.default.linkItem(atPath: "/etc/shadow", toPath: dir + "/hard")
+        let hits = try alerts("Sensitive file read", pushdown: true) {
+            try sh("cat sym >/dev/null; cat \(dir)/hard >/dev/null", cwd: dir)
+        }
+        let symlink = hits.first { $0.event.open?.name == "sym" }
+        XCTAssertEqual(symlink?.event.open?.path, "/etc/shadow", "through a symlink: \(hits.map(\.output))")
+        XCTAssertEqual(symlink?.event.open?.linkedName, false, "the kernel resolved the symlink")
+        let hardLink = hits.first { $0.event.open?.name.string == dir + "/hard" }
+        XCTAssertEqual(hardLink?.event.open?.path, "/etc/shadow", "through a hard link: \(hits.map(\.output))")
+        XCTAssertEqual(hardLink?.event.open?.linkedName, true, "named by its inode")
+        XCTAssertTrue(hardLink?.output.contains("file=/etc/shadow") ?? false)
+    }
+
+    func testSensitiveFileLookAlikesThroughLinksStayQuiet() throws {
+        let dir = try directoryBelowEtc()
+        // Named like sensitive files, but other files: a symlink called shadow to /etc/passwd, a
+        // plain file called shadow, and a hard link to a plain file.
+        try FileManager.default.createSymbolicLink(atPath: dir + "/shadow", withDestinationPath: "/etc/passwd")
+        FileManager.default.createFile(atPath: dir + "/gshadow", contents: Data("x".utf8))
+        FileManager.default.createFile(atPath: dir + "/plain", contents: Data("x".utf8))
+        try FileManager.default.linkItem(atPath: dir + "/plain", toPath: dir + "/sudoers")
+        let benign = try alerts("Sensitive file read", pushdown: true) {
+            try sh("cat shadow gshadow sudoers \(dir)/shadow >/dev/null", cwd: dir)
+        }
         XCTAssertTrue(benign.isEmpty, "\(benign.map(\.output))")
     }
 
@@ -114,10 +155,53 @@ final class DefaultRulesTests: XCTestCase {
     func testShellHistoryDeletedOrTruncated() throws {
         let dir = try temporaryDirectory()
         FileManager.default.createFile(atPath: dir + "/.zsh_history", contents: Data("ls".utf8))
+        FileManager.default.createFile(atPath: dir + "/.bash_history", contents: Data("ls".utf8))
         let hits = try alerts("Shell history deleted or truncated") { try sh(": > .bash_history; rm .zsh_history", cwd: dir) }
         XCTAssertTrue(hits.contains { $0.event.kind == .open }, "truncation: \(hits.map(\.output))")
         XCTAssertTrue(hits.contains { $0.event.comm == "rm" }, "deletion: \(hits.map(\.output))")
         let benign = try alerts("Shell history deleted or truncated") { try sh("cat .bash_history; : > .bash_history.bak", cwd: dir) }
+        XCTAssertTrue(benign.isEmpty, "\(benign.map(\.output))")
+    }
+
+    func testTruncatingAnExistingHistoryFileAndRemovingOneByPathAlert() throws {
+        let dir = try temporaryDirectory()
+        FileManager.default.createFile(atPath: dir + "/.bash_history", contents: Data("ls\n".utf8))
+        FileManager.default.createFile(atPath: dir + "/.ash_history", contents: Data("ls\n".utf8))
+        let hits = try alerts("Shell history deleted or truncated") {
+            try sh(": > .bash_history; rm -f '\(dir)/.ash_history'", cwd: dir)
+        }
+        XCTAssertTrue(hits.contains { $0.event.open?.filename == ".bash_history" && $0.event.open?.created == false }, "\(hits.map(\.output))")
+        XCTAssertTrue(hits.contains { $0.event.comm == "rm" }, "rm by absolute path: \(hits.map(\.output))")
+    }
+
+    func testAFirstInteractiveBashExitCreatingItsHistoryStaysQuiet() throws {
+        let dir = try temporaryDirectory()
+        let history = dir + "/.bash_history"
+        let set = try Self.rules.get()
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        let harness = try TraceHarness(filter: filter)
+        // A real interactive bash (-i) with no history file yet: on exit it writes one, opening it
+        // with O_WRONLY|O_CREAT|O_TRUNC.
+        let events = try harness.collect {
+            try sh("printf 'echo hello\\nexit\\n' | HOME='\(dir)' HISTFILE='\(history)' bash --norc -i >/dev/null 2>&1", cwd: dir)
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: history), "bash wrote no history file")
+        let created = events.filter { $0.open?.path.string == history && $0.comm == "bash" }
+        XCTAssertTrue(created.contains { ($0.open?.flags ?? 0) & UInt32(O_TRUNC) != 0 && $0.open?.created == true },
+                      "bash's open of its new history file: \(created.compactMap(\.open).map { OpenFlags.describe($0.flags) })")
+        let alerts = events.flatMap { e in set.matches(e).filter { $0.rule.name == "Shell history deleted or truncated" }.map { $0.output.render(e) } }
+        XCTAssertTrue(alerts.isEmpty, "\(alerts)")
+    }
+
+    func testRemovingAFileThatOnlyMentionsHistoryStaysQuiet() throws {
+        let dir = try temporaryDirectory()
+        for name in ["notes_history_backup.txt", ".bash_history.bak", "my_history"] {
+            FileManager.default.createFile(atPath: dir + "/" + name, contents: Data("x".utf8))
+        }
+        let benign = try alerts("Shell history deleted or truncated") {
+            try sh("rm notes_history_backup.txt; rm -f .bash_history.bak '\(dir)/my_history'; unlink /nonexistent_history 2>/dev/null; true", cwd: dir)
+        }
         XCTAssertTrue(benign.isEmpty, "\(benign.map(\.output))")
     }
 

@@ -109,4 +109,55 @@ final class FileSensorTests: XCTestCase {
         XCTAssertTrue(open.truncated, "more than 48 levels")
         XCTAssertTrue(open.path.string.hasSuffix("/d/d/d/f"))
     }
+
+    func testTheOpenedFileIsResolvedInTheKernelWithItsDeviceInodeAndCreation() throws {
+        let harness = try harness()
+        let dir = try temporaryDirectory()
+        let target = dir + "/target"
+        FileManager.default.createFile(atPath: target, contents: Data("x".utf8))
+        try FileManager.default.createDirectory(atPath: dir + "/real", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir + "/real/inner", contents: Data("x".utf8))
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: "target")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/dirlink", withDestinationPath: dir + "/real")
+        try FileManager.default.linkItem(atPath: target, toPath: dir + "/hard")
+        let events = try harness.collect {
+            for name in ["/link", "/dirlink/inner", "/hard"] { close(Glibc.open(dir + name, O_RDONLY)) }
+            close(Glibc.open(dir + "/new", O_WRONLY | O_CREAT | O_TRUNC, 0o600)) // creates it
+            close(Glibc.open(dir + "/new", O_WRONLY | O_CREAT | O_TRUNC, 0o600)) // truncates it
+        }
+        let mine = events.compactMap(\.open).filter { $0.name.bytes.starts(with: Array(dir.utf8)) }
+        var st = stat()
+        XCTAssertEqual(stat(target, &st), 0)
+        let link = try XCTUnwrap(mine.first { $0.name.string == dir + "/link" })
+        XCTAssertEqual(link.path.string, target, "a symlink: the file it leads to")
+        XCTAssertEqual(link.filename, "target")
+        XCTAssertEqual(link.device, UInt64(st.st_dev))
+        XCTAssertEqual(link.inode, UInt64(st.st_ino))
+        XCTAssertFalse(link.created)
+        let inner = try XCTUnwrap(mine.first { $0.name.string == dir + "/dirlink/inner" })
+        XCTAssertEqual(inner.path.string, dir + "/real/inner", "a symlinked directory on the way")
+        let hard = try XCTUnwrap(mine.first { $0.name.string == dir + "/hard" })
+        XCTAssertEqual(hard.path.string, dir + "/hard", "a hard link is a name of its own")
+        XCTAssertEqual(hard.inode, UInt64(st.st_ino), "of the same file")
+        let new = mine.filter { $0.name.string == dir + "/new" }
+        XCTAssertEqual(new.map(\.created), [true, false], "created by the first open only")
+        let event = try XCTUnwrap(events.first { $0.open?.name.string == dir + "/link" })
+        XCTAssertEqual(Fields.named("fd.ino")?.extract(event, nil), .uint(UInt64(st.st_ino)))
+        XCTAssertEqual(Fields.named("fd.dev")?.extract(event, nil), .uint(UInt64(st.st_dev)))
+        // coreutils' stat says what major and minor are.
+        let pipe = Pipe(), statProcess = Process()
+        statProcess.executableURL = URL(fileURLWithPath: "/usr/bin/stat")
+        statProcess.arguments = ["-c", "%Hd %Ld", target]
+        statProcess.standardOutput = pipe
+        try statProcess.run()
+        statProcess.waitUntilExit()
+        let numbers = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: " ")
+            .compactMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        XCTAssertEqual(numbers.count, 2)
+        XCTAssertEqual(Fields.named("fd.dev.major")?.extract(event, nil), numbers.first.map { .uint($0) })
+        XCTAssertEqual(Fields.named("fd.dev.minor")?.extract(event, nil), numbers.last.map { .uint($0) })
+        XCTAssertEqual(Fields.named("fd.nameraw")?.extract(event, nil), .string(ByteString(dir + "/link")))
+        let created = try XCTUnwrap(events.first { $0.open?.created == true && $0.open?.name.string == dir + "/new" })
+        XCTAssertEqual(Fields.named("evt.is_open_create")?.extract(created, nil), .bool(true))
+    }
 }

@@ -68,14 +68,21 @@ final class OpenPathFilterTests: XCTestCase {
             openClose("\(dir)/id_rsa")                // by its basename
             openClose("\(dir)/sub/x")                 // read, the rule wants writes: dropped
             openClose("\(dir)/sub/x", O_WRONLY)       // write below the prefix
-            openClose("\(dir)/./other")               // not in normal form: userspace decides
-            let fd = openat(dirfd, "other", O_RDONLY) // relative: userspace decides
+            // After a success the kernel compares the opened file's path, whatever the name.
+            openClose("\(dir)/./other")               // not in normal form: still dropped
+            let fd = openat(dirfd, "other", O_RDONLY) // relative: still dropped
             if fd >= 0 { close(fd) }
+            openClose("\(dir)/./watched")             // kept
+            // After a failure only the name is known: compared when absolute and normal.
+            openClose("\(dir)/./missing")             // not in normal form: userspace decides
+            let missing = openat(dirfd, "missing", O_RDONLY) // relative: userspace decides
+            if missing >= 0 { close(missing) }
+            openClose("\(dir)/missing")               // normal, no rule: dropped
         }
         let seen = paths(events).filter { $0.hasPrefix(dir) }
-        XCTAssertEqual(seen, ["\(dir)/watched", "\(dir)/id_rsa", "\(dir)/sub/x", "\(dir)/other", "\(dir)/other"], "\(seen)")
+        XCTAssertEqual(seen, ["\(dir)/watched", "\(dir)/id_rsa", "\(dir)/sub/x", "\(dir)/watched", "\(dir)/missing", "\(dir)/missing"], "\(seen)")
         XCTAssertEqual(events.compactMap(\.open).filter { $0.path.string == "\(dir)/sub/x" }.map { $0.flags & 3 }, [1])
-        XCTAssertGreaterThanOrEqual(try counters(harness).filtered - before, 2, "the dropped opens are counted as filtered")
+        XCTAssertGreaterThanOrEqual(try counters(harness).filtered - before, 5, "the dropped opens are counted as filtered")
     }
 
     /// The kernel scans the name 8 bytes at a time: every `//`, `/./`, `/../` and trailing `/`,
@@ -204,6 +211,81 @@ final class OpenPathFilterTests: XCTestCase {
         XCTAssertTrue(open.killedInKernel)
         XCTAssertEqual(try counters(harness).killed - before, 1)
         XCTAssertTrue(set.matches(try XCTUnwrap(events.first { $0.open?.path.string == honeypot })).contains { $0.rule.name == "honeypot" })
+    }
+
+    func testOpensThroughASymlinkOrAHardLinkOfAWatchedFileAreKeptAndKilled() throws {
+        let dir = try directory()
+        let watched = "\(dir)/watched", honeypot = "\(dir)/honeypot"
+        for name in [watched, honeypot, "\(dir)/other"] { touch(name) }
+        try FileManager.default.createSymbolicLink(atPath: "\(dir)/sym", withDestinationPath: watched)
+        try FileManager.default.linkItem(atPath: watched, toPath: "\(dir)/hard")
+        try FileManager.default.createSymbolicLink(atPath: "\(dir)/sym-honeypot", withDestinationPath: honeypot)
+        try FileManager.default.linkItem(atPath: honeypot, toPath: "\(dir)/hard-honeypot")
+        let set = try rules(rule("exact", "fd.name = \(watched)")
+                            + rule("honeypot", "fd.name = \(honeypot) and evt.is_open_read = true", actions: "kernel_kill"))
+        let harness = try harness(set)
+        let filtered = try counters(harness).filtered
+        let events = try harness.collect {
+            for name in ["sym", "hard", "other"] { openClose("\(dir)/\(name)") }
+        }
+        let kept = events.compactMap(\.open).filter { $0.path.string == watched }
+        XCTAssertEqual(Set(kept.map(\.name.string)), ["\(dir)/sym", "\(dir)/hard"], "\(paths(events))")
+        XCTAssertFalse(paths(events).contains("\(dir)/other"), "an open no rule matches is dropped")
+        XCTAssertGreaterThan(try counters(harness).filtered, filtered)
+        XCTAssertTrue(events.filter { $0.open?.path.string == watched }.allSatisfy { set.matches($0).contains { $0.rule.name == "exact" } })
+
+        // kernel_kill through either kind of link, as through the name.
+        let script = "import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nopen(sys.argv[2], 'w').write('alive')\n"
+        for name in ["sym-honeypot", "hard-honeypot"] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = ["-c", script, "\(dir)/\(name)", "\(dir)/marker-\(name)"]
+            let killedEvents = try harness.collect {
+                try process.run()
+                process.waitUntilExit()
+            }
+            XCTAssertEqual(process.terminationReason, .uncaughtSignal, name)
+            XCTAssertEqual(process.terminationStatus, SIGKILL, name)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/marker-\(name)"), name)
+            let open = try XCTUnwrap(killedEvents.first { $0.open?.name.string == "\(dir)/\(name)" }?.open, name)
+            XCTAssertTrue(open.killedInKernel, name)
+            XCTAssertEqual(open.path.string, honeypot, "\(name): userspace names it as the kernel did")
+        }
+    }
+
+    /// On btrfs stat's st_dev is a per-subvolume device, not the super block's the kernel keys the
+    /// inode by: the watched file's device comes from its mount (statx's mount id, mountinfo).
+    func testAHardLinkOnBtrfsIsMatchedByInode() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/mkfs.btrfs") || FileManager.default.isExecutableFile(atPath: "/sbin/mkfs.btrfs") else {
+            throw cannotRun("needs mkfs.btrfs (btrfs-progs; scripts/setup.sh --test installs it)")
+        }
+        let dir = try directory()
+        let image = dir + "/btrfs.img", mountpoint = dir + "/mnt"
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        try runProgram("/bin/sh", ["-c", "truncate -s 128M '\(image)' && mkfs.btrfs -q '\(image)' && mount -o loop '\(image)' '\(mountpoint)'"])
+        addTeardownBlock { try? runProgram("/bin/umount", ["-l", mountpoint]) }
+        var st = stat()
+        guard mounted("btrfs", at: mountpoint) else { throw cannotRun("could not mount a btrfs image at \(mountpoint)") }
+        let watched = mountpoint + "/watched"
+        touch(watched)
+        try FileManager.default.linkItem(atPath: watched, toPath: mountpoint + "/hard")
+        XCTAssertEqual(stat(watched, &st), 0)
+        let set = try rules(rule("exact", "fd.name = \(watched)"))
+        let harness = try harness(set)
+        let events = try harness.collect { openClose(mountpoint + "/hard") }
+        let open = try XCTUnwrap(events.compactMap(\.open).first { $0.name.string == mountpoint + "/hard" }, "the kernel dropped it: \(paths(events))")
+        XCTAssertEqual(open.path.string, watched)
+        XCTAssertTrue(open.linkedName)
+        XCTAssertEqual(open.inode, UInt64(st.st_ino))
+    }
+}
+
+/// Whether a file system of `type` is mounted at `path` (/proc/self/mounts).
+private func mounted(_ type: String, at path: String) -> Bool {
+    let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+    return mounts.split(separator: "\n").contains { line in
+        let fields = line.split(separator: " ")
+        return fields.count > 2 && fields[1] == path && fields[2] == type
     }
 }
 

@@ -129,6 +129,9 @@ struct vigil_path_walk {
     struct vigil_scratch *s;
     struct dentry *dentry;
     struct mount *mnt;
+    struct dentry *root_dentry; /* the task's root (chroot): the walk stops there, as d_path does */
+    struct mount *root_mnt;
+    struct dentry *mnt_root;    /* the root of `mnt` (read when the walk enters a mount) */
     __u32 off;
     bool truncated;
     bool done;
@@ -141,21 +144,33 @@ static long vigil_path_step(__u32 i, void *data)
     struct vigil_path_walk *w = data;
     struct dentry *dentry = w->dentry;
     struct mount *mnt = w->mnt;
-    struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
-    struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
 
-    if (dentry == mnt_root) {
+    if (dentry == w->root_dentry && mnt == w->root_mnt)
+        goto done; /* the task's root directory */
+    if (dentry == w->mnt_root) {
         struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
         if (mnt == mnt_parent)
             goto done; /* the root of the namespace */
         w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
         w->mnt = mnt_parent;
+        w->mnt_root = BPF_CORE_READ(mnt_parent, mnt.mnt_root);
         return 0;
     }
+    /* The parent and the name (length and pointer) in one read where d_name follows d_parent
+     * (every kernel so far; the offsets are CO-RE constants, the other branch is pruned). */
+    struct { struct dentry *parent; struct qstr name; } pn;
+    __u32 parent_off = bpf_core_field_offset(struct dentry, d_parent);
+    if (bpf_core_field_offset(struct dentry, d_name) == parent_off + sizeof(void *)) {
+        bpf_probe_read_kernel(&pn, sizeof(pn), (void *)dentry + parent_off);
+    } else {
+        pn.parent = BPF_CORE_READ(dentry, d_parent);
+        BPF_CORE_READ_INTO(&pn.name, dentry, d_name);
+    }
+    struct dentry *parent = pn.parent;
+    struct qstr name = pn.name;
     if (dentry == parent)
         goto done; /* the root of a detached tree */
-    const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
-    __u32 len = BPF_CORE_READ(dentry, d_name.len) & 255;
+    __u32 len = name.len & 255;
     __u32 off = w->off;
     if (len + 1 > off) {
         w->truncated = true;
@@ -164,7 +179,7 @@ static long vigil_path_step(__u32 i, void *data)
     off -= len + 1;
     off &= VIGIL_PATH_MAX - 1;
     w->s->path[off] = '/';
-    bpf_probe_read_kernel(&w->s->path[off + 1], len, name);
+    bpf_probe_read_kernel(&w->s->path[off + 1], len, name.name);
     w->off = off;
     w->dentry = parent;
     return 0;
@@ -173,16 +188,22 @@ done:
     return 1;
 }
 
-/* Builds the absolute path of `path` (as seen in the task's mount namespace) in s->path, walking
- * dentries and crossing mounts, at most VIGIL_PATH_DEPTH levels. Returns the offset where the
+/* Builds the absolute path of `path` as the current task sees it (below its root directory, so a
+ * chroot'ed task sees its own paths; else up to the root of its mount namespace) in s->path,
+ * walking dentries and crossing mounts, at most VIGIL_PATH_DEPTH levels. Returns the offset where the
  * path starts; it ends at VIGIL_PATH_MAX. Sets *truncated when the walk had to stop early. */
 static __always_inline __u32 vigil_build_path(struct vigil_scratch *s, struct path *path, bool *truncated)
 {
     struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct path root = BPF_CORE_READ(task, fs, root);
     struct vigil_path_walk w = {
         .s = s,
         .dentry = BPF_CORE_READ(path, dentry),
         .mnt = (struct mount *)((void *)vfsmnt - bpf_core_field_offset(struct mount, mnt)),
+        .root_dentry = root.dentry,
+        .root_mnt = (struct mount *)((void *)root.mnt - bpf_core_field_offset(struct mount, mnt)),
+        .mnt_root = BPF_CORE_READ(vfsmnt, mnt_root),
         .off = VIGIL_PATH_MAX,
     };
 

@@ -130,11 +130,29 @@ enum vigil_open_flags {
     VIGIL_OPEN_NAME_TRUNCATED = 1 << 1,  /* the name as given was cut */
     VIGIL_OPEN_BASE_UNKNOWN = 1 << 2,    /* dirfd did not name an open directory */
     VIGIL_OPEN_KILLED = 1 << 3,          /* a kernel_kill rule matched: the sensor sent SIGKILL */
+    VIGIL_OPEN_CREATED = 1 << 4,         /* this open created the file (FMODE_CREATED in f_mode) */
+    VIGIL_OPEN_FILE = 1 << 5,            /* a struct vigil_open_file and the opened file's path follow */
+    VIGIL_OPEN_FILE_TRUNCATED = 1 << 6,  /* the opened file's path was cut (deeper or longer than the max) */
 };
+
+/** The file an open returned (appended after the name and base of a vigil_open_event when flags
+ * has VIGIL_OPEN_FILE, at any alignment: read it unaligned). `path_len` bytes of its absolute path
+ * follow it: the path of the dentry the returned fd refers to, walked in the kernel, so symlinks
+ * are resolved (a hard link has its own name). */
+struct vigil_open_file {
+    __u64 ino;            /* f_inode->i_ino */
+    __u32 dev;            /* f_inode->i_sb->s_dev, the kernel's encoding (major << 20 | minor) */
+    __u16 path_len;
+    __u16 _pad;
+};
+_Static_assert(sizeof(struct vigil_open_file) == 16, "vigil_open_file size");
 
 /** VIGIL_EVENT_OPEN, emitted when the syscall returns. `data` holds the name as given
  * (name_len bytes) then, for a relative name, the absolute path of the directory it is relative
- * to (cwd or dirfd; base_len bytes, 0 for an absolute name). Userspace joins them. */
+ * to (cwd or dirfd; base_len bytes, 0 for an absolute name). Userspace joins them. When flags has
+ * VIGIL_OPEN_FILE (a successful open whose fd the sensor found), a struct vigil_open_file and
+ * the opened file's path follow (appended: a reader that knows only name and base ignores them;
+ * hdr.size counts them). */
 struct vigil_open_event {
     struct vigil_event_header hdr;
     __s64 result;         /* fd, or -errno */
@@ -160,6 +178,7 @@ enum vigil_filter_flags {
     VIGIL_FILTER_OPEN_PATHS = 1 << 6,      /* opens: keep only open_classes, or paths in open_paths/open_basenames */
     VIGIL_FILTER_OPEN_KILL = 1 << 7,       /* opens: look up the path maps for kill bits even when not filtering */
     VIGIL_FILTER_OPEN_BASENAMES = 1 << 8,  /* opens: the open_basenames map has entries */
+    VIGIL_FILTER_OPEN_INODES = 1 << 9,     /* opens: the open_inodes map has entries */
 };
 
 struct vigil_filter_config {
@@ -216,6 +235,15 @@ struct vigil_kill_comm_key {
     char comm[VIGIL_COMM_LEN];
 };
 _Static_assert(sizeof(struct vigil_kill_comm_key) == 20, "vigil_kill_comm_key size");
+
+/** Key of the open_inodes hash: a file some rule names by its exact path, by device and inode,
+ * so that an open of it through another name (a hard link) is kept and killed like the name. */
+struct vigil_inode_key {
+    __u64 ino;
+    __u32 dev;        /* the kernel's encoding, as vigil_open_file.dev */
+    __u32 _pad;
+};
+_Static_assert(sizeof(struct vigil_inode_key) == 16, "vigil_inode_key size");
 
 /** Indexes of the per-CPU counters every sensor keeps in its `counters` map. */
 enum vigil_counter {
