@@ -157,8 +157,16 @@ public enum EventFormat {
         case .open(let o):
             details = o.path.escapedForTerminal + " " + OpenFlags.describe(o.flags)
                 + (o.result >= 0 ? " fd=\(o.result)" : " " + ErrnoNames.name(Int32(-o.result)))
+        case .syscall(let s):
+            var text = ByteBuffer(capacity: 256)
+            SyscallArguments.appendAll(s, to: &text)
+            text.append(s.noExit ? " (no return)" : " = ")
+            if !s.noExit { SyscallArguments.appendResult(s, to: &text) }
+            details = text.withUnsafeBytes { ByteString($0) }.escapedForTerminal + (s.noExit ? "" : " \(s.latencyNs / 1000)us")
         }
+        let name: String
+        if case .syscall(let s) = event.payload { name = s.descriptor.nameString } else { name = event.kind.rawValue }
         return col(time, 21) + col(event.container.id, 14) + col(String(event.pid), 8) + col(String(event.ppid), 8)
-            + col(event.comm.escapedForTerminal, 17) + col(event.kind.rawValue, 10) + details
+            + col(event.comm.escapedForTerminal, 17) + col(name, 10) + details
     }
 }
