@@ -256,6 +256,20 @@ static __always_inline int on_exit(struct pt_regs *regs, long ret)
     struct vigil_syscall_event *e = (struct vigil_syscall_event *)p->record;
     e->ret = ret;
     e->latency_ns = bpf_ktime_get_boot_ns() - e->hdr.ts_ns;
+    if (e->arg_failed) {
+        /* An entry read failed (a page not yet faulted in: the helper cannot fault): the call has
+         * touched it since, so read every entry argument again, in order. */
+        e->data_len = 0;
+        e->arg_failed = 0;
+        e->arg_truncated = 0;
+        e->flags &= ~VIGIL_SYSCALL_DATA_FULL;
+#pragma unroll
+        for (int i = 0; i < VIGIL_SYSCALL_ARGS; i++) {
+            e->arg_len[i] = 0;
+            if (at_entry(spec->kind[i]))
+                capture(e, spec, i, 0);
+        }
+    }
 #pragma unroll
     for (int i = 0; i < VIGIL_SYSCALL_ARGS; i++) {
         __u32 kind = spec->kind[i];

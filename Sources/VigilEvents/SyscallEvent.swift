@@ -44,11 +44,18 @@ extension Payload {
         /// Whether the call failed: a result in -4095 ... -1 (the kernel's error range).
         public var failedCall: Bool { result < 0 && result >= -4095 }
 
-        /// The bytes captured for argument `i`, nil when none were.
+        /// The bytes captured for argument `i`, nil when none were. The record holds those
+        /// captured at entry first, then those captured at exit (`SyscallParam.capturedAtExit`).
         public func captured(_ i: Int) -> ArraySlice<UInt8>? {
             guard i < 6, lengths[i] > 0 else { return nil }
+            let params = descriptor.params
+            guard i < params.count else { return nil }
+            let exit = params[i].capturedAtExit
             var start = 0
-            for j in 0..<i { start += Int(lengths[j]) }
+            for j in 0..<min(params.count, 6) {
+                let atExit = params[j].capturedAtExit
+                if (exit && !atExit) || (atExit == exit && j < i) { start += Int(lengths[j]) }
+            }
             let end = start + Int(lengths[i])
             guard end <= data.bytes.count else { return nil }
             return data.bytes[start..<end]

@@ -135,6 +135,19 @@ public struct SyscallParam: Sendable {
 
     /// The name as a String.
     public var nameString: String { name.description }
+
+    /// Whether the kernel reads what it captures of this parameter when the call returns: an
+    /// output, a buffer sized by the result, a socket address whose length is a pointer, an fd
+    /// pair. The record holds the bytes captured at entry first, then those captured at exit,
+    /// each group in argument order.
+    public var capturedAtExit: Bool {
+        switch type {
+        case .buffer(let length): atExit || length < 0
+        case .sockaddr(_, let isPointer): isPointer
+        case .fdPair: true
+        default: atExit
+        }
+    }
 }
 
 /// One row of the syscall table (bpf/syscalls/syscalls.table).

@@ -14,6 +14,9 @@ public struct SyscallCapture: Sendable, Equatable {
     /// Bytes kept of a string or path argument.
     public var stringBytes: Int
 
+    /// The largest buffer bound (VIGIL_SYSCALL_BUF_MAX).
+    public static let maxBufferBytes = Int(VIGIL_SYSCALL_BUF_MAX)
+
     /// A selection; the bounds are capped at the ABI's (VIGIL_SYSCALL_BUF_MAX, VIGIL_SYSCALL_STR_MAX).
     public init(numbers: Set<Int>, bufferBytes: Int = 80, stringBytes: Int = 4096) {
         self.numbers = numbers.filter { $0 >= 0 && $0 < Int(VIGIL_SYSCALL_MAX) }
@@ -46,16 +49,17 @@ public struct SyscallCapture: Sendable, Equatable {
 
     /// What the kernel reads of one parameter, and its length argument (7: the result) or size.
     static func capture(_ param: SyscallParam) -> (vigil_syscall_capture, UInt8) {
+        let exit = param.capturedAtExit // the decoder finds the bytes by it: the one definition
         switch param.type {
         case .path, .string:
-            return (param.atExit ? VIGIL_CAPTURE_STR_EXIT : VIGIL_CAPTURE_STR_ENTRY, 0)
+            return (exit ? VIGIL_CAPTURE_STR_EXIT : VIGIL_CAPTURE_STR_ENTRY, 0)
         case .buffer(let length):
             let index = length < 0 ? 7 : UInt8(length)
-            return (param.atExit || length < 0 ? VIGIL_CAPTURE_BUF_EXIT : VIGIL_CAPTURE_BUF_ENTRY, index)
-        case .sockaddr(let length, let isPointer):
-            return (isPointer ? VIGIL_CAPTURE_SOCKADDR_EXIT : VIGIL_CAPTURE_SOCKADDR_ENTRY, UInt8(length))
+            return (exit ? VIGIL_CAPTURE_BUF_EXIT : VIGIL_CAPTURE_BUF_ENTRY, index)
+        case .sockaddr(let length, _):
+            return (exit ? VIGIL_CAPTURE_SOCKADDR_EXIT : VIGIL_CAPTURE_SOCKADDR_ENTRY, UInt8(length))
         case .timespec:
-            return (param.atExit ? VIGIL_CAPTURE_FIXED_EXIT : VIGIL_CAPTURE_FIXED_ENTRY, 16)
+            return (exit ? VIGIL_CAPTURE_FIXED_EXIT : VIGIL_CAPTURE_FIXED_ENTRY, 16)
         case .fdPair:
             return (VIGIL_CAPTURE_FIXED_EXIT, 8)
         default:
