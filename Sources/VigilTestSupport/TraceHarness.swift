@@ -11,9 +11,11 @@ public final class TraceHarness {
     public let sensors: Sensors
     public let stream: EventStream
 
-    public init(files: Bool = true, filter: KernelFilter = KernelFilter(), metadata: Bool = false) throws {
+    /// - Parameter syscalls: the syscalls sensor's selection (nil: not loaded).
+    public init(files: Bool = true, filter: KernelFilter = KernelFilter(), metadata: Bool = false,
+                syscalls: SyscallCapture? = nil, syscallHooks: [Hook] = Sensors.syscallHooks) throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
-        sensors = try Sensors(files: files, filter: filter, ringBytes: 1 << 24)
+        sensors = try Sensors(files: files, filter: filter, ringBytes: 1 << 24, syscalls: syscalls, syscallHooks: syscallHooks)
         stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata ? ContainerMetadataCache(source: DockerClient()) : nil),
                                  kinds: Set(EventKind.allCases))
     }
@@ -52,6 +54,7 @@ extension Event {
     public var open: Payload.Open? { if case .open(let x) = payload { return x }; return nil }
     public var exit: Payload.Exit? { if case .exit(let x) = payload { return x }; return nil }
     public var fork: Payload.Fork? { if case .fork(let x) = payload { return x }; return nil }
+    public var syscall: Payload.Syscall? { if case .syscall(let x) = payload { return x }; return nil }
 }
 
 /// This test process's comm, as the kernel reports it.
