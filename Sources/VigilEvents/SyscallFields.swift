@@ -1,6 +1,8 @@
-/// The fields of syscall events (Falco's names): evt.category, evt.dir, evt.failed, evt.latency,
+/// The fields of syscall events (Falco's names): evt.category, evt.failed, evt.latency,
 /// evt.args, evt.arg[N] / evt.arg.NAME, evt.rawarg.NAME; evt.type, evt.res and evt.rawres are in
-/// `Fields.eventFields`. Every value comes from `SyscallArguments` (the table's types).
+/// `Fields.eventFields`. Every value comes from `SyscallArguments` (the table's types). evt.dir
+/// stays the rules compiler's pseudo-field (`<`: entry and exit are one event); exit and
+/// exit_group, reported at entry, say so in `Payload.Syscall.noExit`.
 public enum SyscallFields {
     static func syscall(_ e: Event) -> Payload.Syscall? {
         if case .syscall(let s) = e.payload { return s }
@@ -9,7 +11,6 @@ public enum SyscallFields {
 
     /// Each syscall's name as bytes (evt.type), indexed like `Syscalls.all`, made once.
     static let nameBytes: [ByteString] = Syscalls.all.map { ByteString($0.name) }
-    static let enter = ByteString(">"), exit = ByteString("<")
 
     /// The index of the argument named or numbered by `argument` (`evt.arg[1]`, `evt.arg[filename]`).
     static func argumentIndex(_ argument: String?, _ s: Payload.Syscall) -> Int? {
@@ -42,9 +43,6 @@ public enum SyscallFields {
         .init("evt.category", .string, [.syscall], "The syscall's first category: fs, net, proc, ipc, mem, signal, time, user, system, sleep or other (docs/syscalls.md).") { e, _ in
             syscall(e).map { .string(ByteString($0.descriptor.categories.names.first ?? "other")) }
         },
-        .init("evt.dir", .string, [.syscall], "`<`: the syscall returned (entry and exit are one event); `>`: reported at entry (exit, exit_group).") { e, _ in
-            syscall(e).map { .string($0.noExit ? enter : exit) }
-        },
         .init("evt.failed", .bool, [.syscall], "Whether the syscall failed (returned -errno).") { e, _ in
             syscall(e).map { .bool($0.failedCall) }
         },
@@ -67,10 +65,14 @@ public enum SyscallFields {
         .init("evt.rawarg", .string, [.syscall], argument: true, "An argument's raw value: a number, or the captured bytes of a string, path or buffer (evt.rawarg.NAME, evt.rawarg[N]).", rawArgument),
     ]
 
-    /// `evt.arg.NAME` and `evt.rawarg.NAME` (Falco's dotted form of the bracket argument).
+    /// Every parameter name of the table.
+    static let parameterNames: Set<String> = Set(Syscalls.all.flatMap { $0.params.map(\.nameString) })
+
+    /// `evt.arg.NAME` and `evt.rawarg.NAME` (Falco's dotted form of the bracket argument), for a
+    /// NAME some syscall of the table has.
     static func dotted(_ name: String) -> FieldDefinition? {
         for (prefix, extract) in [("evt.arg.", argument), ("evt.rawarg.", rawArgument)] as [(String, @Sendable (Event, String?) -> FieldValue?)]
-        where name.hasPrefix(prefix) && name.count > prefix.count {
+        where name.hasPrefix(prefix) && parameterNames.contains(String(name.dropFirst(prefix.count))) {
             let argumentName = String(name.dropFirst(prefix.count))
             return FieldDefinition(name, .string, [.syscall], "", { e, _ in extract(e, argumentName) })
         }
