@@ -67,6 +67,9 @@ struct Trace: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the file sensor's open hook (fexit or tracepoint; default: the first that works).", visibility: .hidden))
     var fileHook: String?
 
+    @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the syscalls sensor's hook (tp_btf or raw_tp; default: the first that works).", visibility: .hidden))
+    var syscallHook: String?
+
     enum OutputFormat: String, ExpressibleByArgument { case table, json }
 
     func validate() throws {
@@ -75,6 +78,9 @@ struct Trace: ParsableCommand {
             throw ValidationError("--snaplen must be 0 ... \(SyscallCapture.maxBufferBytes)")
         }
         guard ringMiB > 0, ringMiB & (ringMiB - 1) == 0 else { throw ValidationError("--ring-mib must be a power of two") }
+        if let syscallHook, !Sensors.syscallHooks.contains(where: { $0.variants.contains { $0.name == syscallHook } }) {
+            throw ValidationError("unknown --syscall-hook '\(syscallHook)': use \(Sensors.syscallHooks.flatMap { $0.variants.map(\.name) }.joined(separator: " or "))")
+        }
         if let fileHook, !Sensors.fileHooks.contains(where: { $0.variants.contains { $0.name == fileHook } }) {
             throw ValidationError("unknown --file-hook '\(fileHook)': use \(Sensors.fileHooks.flatMap { $0.variants.map(\.name) }.joined(separator: " or "))")
         }
@@ -129,8 +135,11 @@ struct Trace: ParsableCommand {
             Hook(hook.name, variants: hook.variants.filter { fileHook == nil || $0.name == fileHook })
         }
         let syscalls = kinds.contains(.syscall) ? SyscallCapture(numbers: selected.syscalls, bufferBytes: snaplen) : nil
+        let syscallHooks = Sensors.syscallHooks.map { hook in
+            Hook(hook.name, variants: hook.variants.filter { syscallHook == nil || $0.name == syscallHook })
+        }
         let sensors = try Sensors(files: kinds.contains(.open), filter: filter, ringBytes: ringMiB << 20, fileHooks: fileHooks,
-                                  syscalls: syscalls)
+                                  syscalls: syscalls, syscallHooks: syscallHooks)
         let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: kinds)
         for (sensor, report) in sensors.reports {
             let others = report.attempts.filter { $0.outcome == .skipped || $0.outcome == .failed }

@@ -205,6 +205,14 @@ final class SyscallSensorTests: XCTestCase {
         XCTAssertEqual(after.filtered, before.filtered, "no filter: nothing counted as filtered")
     }
 
+    func testTheGenericHookIsNotAttachedUnlessSyscallsAreAsked() throws {
+        // What exec/fork/exit/open need never pays for a hook on every syscall (notes/performance.md).
+        let harness = try TraceHarness(files: true)
+        XCTAssertFalse(harness.sensors.reports.contains { $0.sensor == "syscalls" }, "\(harness.sensors.reports.map(\.sensor))")
+        let empty = try TraceHarness(files: false, syscalls: SyscallCapture(numbers: []))
+        XCTAssertFalse(empty.sensors.reports.contains { $0.sensor == "syscalls" })
+    }
+
     func testRawTracepointVariant() throws {
         let rawOnly = Sensors.syscallHooks.map { Hook($0.name, variants: $0.variants.filter { $0.name == "raw_tp" }) }
         let harness = try TraceHarness(files: false, syscalls: SyscallCapture(names: ["kill"]), syscallHooks: rawOnly)
