@@ -74,6 +74,18 @@ struct user_pt_regs___arm64x5 { __u64 regs[31]; } __attribute__((preserve_access
 #endif
 #endif
 
+/* A 32-bit task's syscall numbers are another table's (ia32): not decodable by this one. */
+#if defined(__TARGET_ARCH_x86)
+#define TS_COMPAT 0x0002
+static __always_inline bool compat_task(void)
+{
+    struct task_struct *task = bpf_get_current_task_btf();
+    return task->thread_info.status & TS_COMPAT;
+}
+#else
+static __always_inline bool compat_task(void) { return false; }
+#endif
+
 static __always_inline bool wanted(long id)
 {
     __u32 zero = 0;
@@ -197,6 +209,10 @@ static __always_inline int on_enter(struct pt_regs *regs, long id)
 {
     if (!wanted(id))
         return 0;
+    if (compat_task()) {
+        vigil_count(VIGIL_COUNTER_FILTERED);
+        return 0;
+    }
     if (vigil_filtered())
         return 0;
     __u32 nr = id;

@@ -119,7 +119,7 @@ docs = ["<!-- DO NOT EDIT: generated from bpf/syscalls/syscalls.table by 'make g
         "`evt.rawarg.NAME`, and in JSON an `args` array of name/type/value. Bounds: strings and paths 4096 bytes,",
         "buffers `--snaplen` (80) bytes, socket addresses 128 bytes, 8192 bytes of arguments per call; a cut value ends",
         "in `...`, a value that could not be read is `<fault>`. Not yet: paths are as given (not resolved against",
-        "dirfd), no fd table (`fd.*` of syscall events), 32-bit compat syscalls are not told apart.",
+        "dirfd), no fd table (`fd.*` of syscall events); a 32-bit task's syscalls (another numbering) are dropped and counted as filtered.",
         "",
         f"{len(rows)} syscalls.",
         "",
