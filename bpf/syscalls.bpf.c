@@ -256,9 +256,8 @@ static __always_inline int on_enter(struct pt_regs *regs, long id)
     return 0;
 }
 
-static __always_inline int on_exit(struct pt_regs *regs, long ret)
+static __always_inline int on_exit(long id, long ret)
 {
-    long id = SYSCALL_NR(regs);
     if (!wanted(id))
         return 0;
     struct pending *p = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, 0);
@@ -302,10 +301,18 @@ int BPF_PROG(sys_enter_tp_btf, struct pt_regs *regs, long id)
     return on_enter(regs, id);
 }
 
+/* tp_btf: the registers are a trusted pointer, read directly (no probe-read helper call: the
+ * exit of every syscall pays this, wanted or not). */
+#if defined(__TARGET_ARCH_arm64)
+#define SYSCALL_NR_BTF(regs) ((regs)->syscallno)
+#else
+#define SYSCALL_NR_BTF(regs) ((regs)->orig_ax)
+#endif
+
 SEC("?tp_btf/sys_exit")
 int BPF_PROG(sys_exit_tp_btf, struct pt_regs *regs, long ret)
 {
-    return on_exit(regs, ret);
+    return on_exit(SYSCALL_NR_BTF(regs), ret);
 }
 
 SEC("?raw_tp/sys_enter")
@@ -317,5 +324,5 @@ int BPF_PROG(sys_enter_raw_tp, struct pt_regs *regs, long id)
 SEC("?raw_tp/sys_exit")
 int BPF_PROG(sys_exit_raw_tp, struct pt_regs *regs, long ret)
 {
-    return on_exit(regs, ret);
+    return on_exit(SYSCALL_NR(regs), ret);
 }
