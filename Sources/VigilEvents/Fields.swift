@@ -107,7 +107,7 @@ public enum Fields {
             if case .syscall(let s) = e.payload { return .string(SyscallFields.nameBytes[s.index]) }
             return .string(Names.eventTypeBytes[Names.eventType(e)])
         },
-        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open (`vigil trace --event`).", json: { e, out in
+        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open, syscall (any syscall: docs/syscalls.md).", json: { e, out in
             out.appendJSON(Names.kinds[e.kind.index])
             return true
         }) { e, _ in .string(Names.kindBytes[e.kind.index]) },
