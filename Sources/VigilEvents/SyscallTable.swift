@@ -14,19 +14,31 @@ public enum SyscallArch: String, Sendable, CaseIterable {
 
 /// Categories of syscalls (`evt.category`, `vigil trace --set`).
 public struct SyscallCategories: OptionSet, Sendable, Hashable {
+    /// The bits.
     public let rawValue: UInt16
     /// A set from its bits.
     public init(rawValue: UInt16) { self.rawValue = rawValue }
+    /// File systems: paths, fds of files, metadata.
     public static let fs = Self(rawValue: 1 << 0)
+    /// Sockets.
     public static let net = Self(rawValue: 1 << 1)
+    /// Processes: create, exec, exit, signal, schedule, limits, namespaces.
     public static let proc = Self(rawValue: 1 << 2)
+    /// Pipes, message queues, semaphores, shared memory, event and poll fds.
     public static let ipc = Self(rawValue: 1 << 3)
+    /// Memory mappings.
     public static let mem = Self(rawValue: 1 << 4)
+    /// Signal handling.
     public static let signal = Self(rawValue: 1 << 5)
+    /// Clocks, timers, sleeps.
     public static let time = Self(rawValue: 1 << 6)
+    /// User and group ids, keys.
     public static let user = Self(rawValue: 1 << 7)
+    /// The system: modules, mounts, reboot, BPF, random numbers.
     public static let system = Self(rawValue: 1 << 8)
+    /// May block for long (in addition to its main category).
     public static let sleep = Self(rawValue: 1 << 9)
+    /// None of the above.
     public static let other = Self(rawValue: 1 << 10)
 
     /// Every category with its name, in table order.
@@ -47,6 +59,7 @@ public struct SyscallCategories: OptionSet, Sendable, Hashable {
 
 /// What a syscall does to Vigil's state (from the table's flags column).
 public struct SyscallFlags: OptionSet, Sendable, Hashable {
+    /// The bits.
     public let rawValue: UInt16
     /// A set from its bits.
     public init(rawValue: UInt16) { self.rawValue = rawValue }
