@@ -12,7 +12,7 @@ help: ## list the targets
 setup: ## install build/run dependencies (libbpf, bpftool), mount tracefs and bpffs
 	@scripts/setup.sh
 
-generate: setup ## regenerate vmlinux.h, the BPF objects, embedded tables and docs/fields.md
+generate: setup ## regenerate vmlinux.h, the BPF objects, embedded tables, the syscall table (Swift, docs/syscalls.md) and docs/fields.md
 	scripts/generate.sh
 	$(SWIFT) build --product vigil
 	.build/debug/vigil fields --markdown > docs/fields.md

@@ -4,6 +4,8 @@
 #   Sources/VigilBPFObjects/objects/NAME.bpf.o   from bpf/NAME.bpf.c (Vigil's sensors)
 #   Sources/CVigilBPFProbes/objects/NAME.bpf.o   from bpf/library/NAME.bpf.c (VigilBPF's own)
 #   Sources/*/embedded.c                         the tables of embedded objects (C23 #embed)
+#   Sources/VigilEvents/Generated/Syscalls.swift from bpf/syscalls/syscalls.table (the syscall table)
+#   docs/syscalls.md                             from the same table
 # Usage: scripts/generate.sh [OUTDIR]   OUTDIR defaults to the tree itself; check-generated passes
 # a temporary directory and compares. VMLINUX_FROM=FILE uses that vmlinux.h instead of the kernel's.
 set -euo pipefail
@@ -67,3 +69,4 @@ build_objects() {
 
 build_objects bpf VigilBPFObjects vigil_objects
 build_objects bpf/library CVigilBPFProbes vigilbpf_probe_objects
+python3 "$root/scripts/syscalls-generate.py" "$root" "$out"

@@ -10,11 +10,15 @@ static const unsigned char object_process[] = {
 static const unsigned char object_selftest[] = {
 #embed "objects/selftest.bpf.o"
 };
+static const unsigned char object_syscalls[] = {
+#embed "objects/syscalls.bpf.o"
+};
 
 static const struct vigil_objects_entry vigil_objects[] = {
     { "file", object_file, sizeof(object_file) },
     { "process", object_process, sizeof(object_process) },
     { "selftest", object_selftest, sizeof(object_selftest) },
+    { "syscalls", object_syscalls, sizeof(object_syscalls) },
 };
 
 unsigned long vigil_objects_count(void) { return sizeof(vigil_objects) / sizeof(vigil_objects[0]); }

@@ -105,7 +105,7 @@ public final class Enricher {
             enrichAnew(&event)
             processes.finish(event)
             return
-        case .open, .fork:
+        case .open, .fork, .syscall:
             // Opens and new threads change nothing in the table. Kept contexts fit only while the
             // table's version is the one they were built at: the process had a record then and
             // still has.

@@ -26,6 +26,7 @@ public struct EventDecoder: Sendable {
         case UInt32(VIGIL_EVENT_FORK.rawValue): guard let p = decodeFork(record) else { return nil }; payload = p
         case UInt32(VIGIL_EVENT_EXIT.rawValue): guard let p = decodeExit(record) else { return nil }; payload = p
         case UInt32(VIGIL_EVENT_OPEN.rawValue): guard let p = decodeOpen(record) else { return nil }; payload = p
+        case UInt32(VIGIL_EVENT_SYSCALL.rawValue): guard let p = decodeSyscall(record) else { return nil }; payload = p
         default: return nil
         }
         let comm = withUnsafeBytes(of: header.comm) { raw in

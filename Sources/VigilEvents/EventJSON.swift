@@ -55,6 +55,12 @@ public enum EventJSON {
         case .exit:
             let status = ((num("proc.exitcode", UInt32.self) ?? 0) << 8) | (num("proc.exitsignal", UInt32.self) ?? 0)
             payload = .exit(.init(status: status, startTimeNs: 0, durationNs: num("proc.duration") ?? 0))
+        case .syscall:
+            // The raw values are not in the JSON (the decoded ones are): the name and result come back.
+            guard let name = str("evt.type")?.string, let index = Syscalls.index(named: name) else {
+                throw ParseError(offset: 0, message: "a syscall event without a known evt.type")
+            }
+            payload = .syscall(.init(index: index, result: num("evt.rawres") ?? 0, latencyNs: num("evt.latency") ?? 0, args: .zero))
         case .open:
             payload = .open(.init(syscall: str("evt.type")?.string ?? "openat", name: str("fd.nameraw") ?? "", path: str("fd.name") ?? "",
                                   flags: num("fd.rawflags") ?? 0, mode: num("fd.mode") ?? 0, dirfd: num("fd.dirfd") ?? -100,

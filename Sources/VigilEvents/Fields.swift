@@ -86,11 +86,12 @@ public struct FieldDefinition: Sendable {
 public enum Fields {
     /// Every field.
     public static let all: [FieldDefinition] = eventFields + processFields + userFields + fileFields + containerFields
+        + SyscallFields.fields
 
     private static let byName: [String: FieldDefinition] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
 
     /// The field named `name` (without any bracket argument).
-    public static func named(_ name: String) -> FieldDefinition? { byName[name] }
+    public static func named(_ name: String) -> FieldDefinition? { byName[name] ?? SyscallFields.dotted(name) }
 
     /// Every field name, for suggestions.
     public static var names: [String] { all.map(\.name) }
@@ -98,11 +99,15 @@ public enum Fields {
     static func str(_ s: String) -> FieldValue { .string(ByteString(s)) }
 
     static let eventFields: [FieldDefinition] = [
-        .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2.", json: { e, out in
+        .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2; a syscall event's syscall name.", json: { e, out in
+            if case .syscall(let s) = e.payload { out.appendJSON(s.descriptor.name); return true }
             out.appendJSON(Names.eventTypes[Names.eventType(e)])
             return true
-        }) { e, _ in .string(Names.eventTypeBytes[Names.eventType(e)]) },
-        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open (`vigil trace --event`).", json: { e, out in
+        }) { e, _ in
+            if case .syscall(let s) = e.payload { return .string(SyscallFields.nameBytes[s.index]) }
+            return .string(Names.eventTypeBytes[Names.eventType(e)])
+        },
+        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open, syscall (any syscall: docs/syscalls.md).", json: { e, out in
             out.appendJSON(Names.kinds[e.kind.index])
             return true
         }) { e, _ in .string(Names.kindBytes[e.kind.index]) },
@@ -113,17 +118,23 @@ public enum Fields {
             return true
         }) { e, _ in str(Timestamp.iso8601(e.timeNs)) },
         .init("evt.rawtime", .uint, "Time of the event, nanoseconds since the Unix epoch.") { e, _ in .uint(e.timeNs) },
-        .init("evt.res", .string, [.open], "SUCCESS, or the error name (ENOENT, EACCES, ...) when the call failed.", json: { e, out in
+        .init("evt.res", .string, [.open, .syscall], "SUCCESS, or the error name (ENOENT, EACCES, ...) when the call failed.", json: { e, out in
+            if case .syscall(let s) = e.payload {
+                if s.failedCall { out.appendJSON(ErrnoNames.name(Int32(-s.result))) } else { out.appendJSON(Names.success) }
+                return true
+            }
             guard case .open(let o) = e.payload else { return false }
             if o.result >= 0 { out.appendJSON(Names.success) } else { out.appendJSON(ErrnoNames.name(Int32(-o.result))) }
             return true
         }) { e, _ in
+            if case .syscall(let s) = e.payload { return .string(s.failedCall ? ErrnoNames.bytes(Int32(-s.result)) : Names.successBytes) }
             guard case .open(let o) = e.payload else { return nil }
             return .string(o.result >= 0 ? Names.successBytes : ErrnoNames.bytes(Int32(-o.result)))
         },
-        .init("evt.rawres", .int, [.open, .fork], "The raw result: the fd or -errno of an open, the child pid of a fork.") { e, _ in
+        .init("evt.rawres", .int, [.open, .fork, .syscall], "The raw result: the fd or -errno of an open, the child pid of a fork, a syscall's return value.") { e, _ in
             switch e.payload {
             case .open(let o): .int(o.result)
+            case .syscall(let s): .int(s.result)
             case .fork(let f): .int(Int64(f.childPID))
             default: nil
             }
@@ -327,7 +338,7 @@ enum Names {
     static let success: StaticString = "SUCCESS"
     static let successBytes = ByteString(success)
     /// Indexed by `EventKind.index`.
-    static let kinds: [StaticString] = ["exec", "fork", "exit", "open"]
+    static let kinds: [StaticString] = ["exec", "fork", "exit", "open", "syscall"]
     static let kindBytes = kinds.map(ByteString.init)
     /// Falco's evt.type names, indexed by `eventType(_:)`.
     static let eventTypes: [StaticString] = ["execve", "clone", "procexit", "open", "openat", "openat2"]
@@ -340,6 +351,7 @@ enum Names {
         case .fork: 1
         case .exit: 2
         case .open(let o): o.syscall == "open" ? 3 : o.syscall == "openat2" ? 5 : 4
+        case .syscall: 0 // named by its table row (evt.type's readers), never through this table
         }
     }
 }

@@ -46,6 +46,16 @@ public enum ErrnoNames {
         19: "ENODEV", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 23: "ENFILE", 24: "EMFILE", 25: "ENOTTY", 26: "ETXTBSY",
         27: "EFBIG", 28: "ENOSPC", 30: "EROFS", 31: "EMLINK", 36: "ENAMETOOLONG", 38: "ENOSYS", 40: "ELOOP",
         95: "EOPNOTSUPP", 122: "EDQUOT",
+        // The rest of Linux's (asm-generic/errno-base.h, errno.h), for the syscalls of the table.
+        15: "ENOTBLK", 29: "ESPIPE", 32: "EPIPE", 33: "EDOM", 34: "ERANGE", 35: "EDEADLK", 37: "ENOLCK", 39: "ENOTEMPTY",
+        42: "ENOMSG", 43: "EIDRM", 61: "ENODATA", 62: "ETIME", 71: "EPROTO", 74: "EBADMSG", 75: "EOVERFLOW", 77: "EBADFD",
+        84: "EILSEQ", 88: "ENOTSOCK", 89: "EDESTADDRREQ", 90: "EMSGSIZE", 91: "EPROTOTYPE", 92: "ENOPROTOOPT",
+        93: "EPROTONOSUPPORT", 94: "ESOCKTNOSUPPORT", 96: "EPFNOSUPPORT", 97: "EAFNOSUPPORT", 98: "EADDRINUSE",
+        99: "EADDRNOTAVAIL", 100: "ENETDOWN", 101: "ENETUNREACH", 102: "ENETRESET", 103: "ECONNABORTED", 104: "ECONNRESET",
+        105: "ENOBUFS", 106: "EISCONN", 107: "ENOTCONN", 108: "ESHUTDOWN", 110: "ETIMEDOUT", 111: "ECONNREFUSED",
+        112: "EHOSTDOWN", 113: "EHOSTUNREACH", 114: "EALREADY", 115: "EINPROGRESS", 116: "ESTALE", 121: "EREMOTEIO",
+        125: "ECANCELED", 126: "ENOKEY", 130: "EOWNERDEAD", 512: "ERESTARTSYS", 513: "ERESTARTNOINTR",
+        514: "ERESTARTNOHAND", 516: "ERESTART_RESTARTBLOCK", 524: "ENOTSUPP",
     ]
     private static let nameBytes: [Int32: ByteString] = names.mapValues { ByteString($0) }
 
@@ -157,8 +167,16 @@ public enum EventFormat {
         case .open(let o):
             details = o.path.escapedForTerminal + " " + OpenFlags.describe(o.flags)
                 + (o.result >= 0 ? " fd=\(o.result)" : " " + ErrnoNames.name(Int32(-o.result)))
+        case .syscall(let s):
+            var text = ByteBuffer(capacity: 256)
+            SyscallArguments.appendAll(s, to: &text)
+            text.append(s.noExit ? " (no return)" : " = ")
+            if !s.noExit { SyscallArguments.appendResult(s, to: &text) }
+            details = text.withUnsafeBytes { ByteString($0) }.escapedForTerminal + (s.noExit ? "" : " \(s.latencyNs / 1000)us")
         }
+        let name: String
+        if case .syscall(let s) = event.payload { name = s.descriptor.nameString } else { name = event.kind.rawValue }
         return col(time, 21) + col(event.container.id, 14) + col(String(event.pid), 8) + col(String(event.ppid), 8)
-            + col(event.comm.escapedForTerminal, 17) + col(event.kind.rawValue, 10) + details
+            + col(event.comm.escapedForTerminal, 17) + col(name, 10) + details
     }
 }

@@ -50,6 +50,7 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
 
     private init(kind: EventKind, signatures: inout [[String]: Int]) {
         let fields = Fields.all.filter { !$0.takesArgument && $0.applies(to: kind) } + [Self.labels]
+            + (kind == .syscall ? [SyscallFields.argsArray] : [])
         var keys: [UInt8] = []
         var steps: [Step] = []
         var index = 0
@@ -167,13 +168,14 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
 }
 
 extension EventKind {
-    /// 0...3, the position in `allCases` (for tables and bit masks indexed by kind).
+    /// 0...4, the position in `allCases` (for tables and bit masks indexed by kind).
     public var index: Int {
         switch self {
         case .exec: 0
         case .fork: 1
         case .exit: 2
         case .open: 3
+        case .syscall: 4
         }
     }
 }

@@ -9,6 +9,7 @@ extension EventKind {
         case .fork: 1
         case .exit: 2
         case .open: 3
+        case .syscall: 4
         }
     }
 }

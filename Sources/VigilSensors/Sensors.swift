@@ -119,6 +119,16 @@ public final class Sensors {
         ]),
     ]
 
+    /// The syscalls sensor's hook: the generic sys_enter/sys_exit tracepoints as tp_btf, else
+    /// raw_tp (both need no tracefs). Attached only when syscalls beyond exec/fork/exit/open are
+    /// asked for: it runs for every syscall on the host (docs/syscalls.md has the measured cost).
+    public static let syscallHooks: [Hook] = [
+        Hook("syscalls", variants: [
+            Variant("tp_btf", requires: [.attachTpBTF], programs: ["sys_enter_tp_btf", "sys_exit_tp_btf"]),
+            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["sys_enter_raw_tp", "sys_exit_raw_tp"]),
+        ]),
+    ]
+
     /// Maps the sensors share, created before any of them loads.
     static let sharedMapNames = ["events", "filter", "comm_include", "comm_exclude", "pids", "uids", "cgroups"]
 
@@ -133,9 +143,13 @@ public final class Sensors {
     ///   - cgroupHierarchy: the hierarchy whose cgroup ids events and the cgroup filter carry
     ///     (`vigil_cgroup_hierarchy`); by default this host's (`CgroupHierarchy.onThisHost`), which
     ///     `CgroupResolver()` reads too.
+    ///   - syscalls: the syscalls sensor's selection; nil or empty: that sensor is not loaded (its
+    ///     generic hook would tax every syscall on the host).
+    ///   - syscallHooks: its hooks and variants (`Sensors.syscallHooks`).
     public init(files: Bool, filter: KernelFilter, ringBytes: Int = 1 << 23, wakeupBytes: UInt64 = 1 << 20,
                 probes: FeatureProbes = .shared, fileHooks: [Hook] = Sensors.fileHooks,
-                cgroupHierarchy: CgroupHierarchy = .onThisHost) throws {
+                cgroupHierarchy: CgroupHierarchy = .onThisHost,
+                syscalls: SyscallCapture? = nil, syscallHooks: [Hook] = Sensors.syscallHooks) throws {
         let shared = try EmbeddedObjects.open("process")
         try shared.map(named: "events").setMaxEntries(ringBytes)
         for name in Self.sharedMapNames {
@@ -147,7 +161,9 @@ public final class Sensors {
         try Self.write(filter, to: shared)
         let sharedFDs = try Self.sharedMapNames.map { ($0, try shared.map(named: $0).fd ?? -1) }
 
+        let withSyscalls = syscalls.map { !$0.numbers.isEmpty } ?? false
         let sensors = [("process", Self.processHooks)] + (files ? [("file", fileHooks)] : [])
+            + (withSyscalls ? [("syscalls", syscallHooks)] : [])
         let results = SensorLoads(count: sensors.count)
         DispatchQueue.concurrentPerform(iterations: sensors.count) { i in
             let (name, hooks) = sensors[i]
@@ -161,6 +177,7 @@ public final class Sensors {
                     for (map, fd) in sharedFDs { try object.map(named: map).reuse(fd: fd) }
                 }, beforeAttach: { object in
                     if name == "file" { try OpenPathMaps(object).install(filter.openPaths, replacing: &installedPaths) }
+                    if name == "syscalls", let syscalls { try syscalls.write(to: object) }
                 }).load()
                 return (Loaded(name: name, variants: variants), installedPaths)
             })

@@ -13,11 +13,14 @@ public final class TraceHarness {
     public let stream: EventStream
 
     /// Loads the sensors with `filter`, taking cgroup ids from `cgroupHierarchy`; `metadata` asks
-    /// Docker for names and images; `cgroups` replaces the enricher's cgroup resolver.
+    /// Docker for names and images; `cgroups` replaces the enricher's cgroup resolver; `syscalls`
+    /// is the syscalls sensor's selection (nil: not loaded).
     public init(files: Bool = true, filter: KernelFilter = KernelFilter(), metadata: Bool = false,
-                cgroupHierarchy: CgroupHierarchy = .onThisHost, cgroups: CgroupResolver = CgroupResolver()) throws {
+                cgroupHierarchy: CgroupHierarchy = .onThisHost, cgroups: CgroupResolver = CgroupResolver(),
+                syscalls: SyscallCapture? = nil, syscallHooks: [Hook] = Sensors.syscallHooks) throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
-        sensors = try Sensors(files: files, filter: filter, ringBytes: 1 << 24, cgroupHierarchy: cgroupHierarchy)
+        sensors = try Sensors(files: files, filter: filter, ringBytes: 1 << 24, cgroupHierarchy: cgroupHierarchy,
+                              syscalls: syscalls, syscallHooks: syscallHooks)
         stream = try EventStream(sensors: sensors,
                                  enricher: Enricher(metadata: metadata ? ContainerMetadataCache(source: DockerClient()) : nil, cgroups: cgroups),
                                  kinds: Set(EventKind.allCases))
@@ -74,6 +77,7 @@ extension Event {
     public var open: Payload.Open? { if case .open(let x) = payload { return x }; return nil }
     public var exit: Payload.Exit? { if case .exit(let x) = payload { return x }; return nil }
     public var fork: Payload.Fork? { if case .fork(let x) = payload { return x }; return nil }
+    public var syscall: Payload.Syscall? { if case .syscall(let x) = payload { return x }; return nil }
 }
 
 /// This test process's comm, as the kernel reports it.

@@ -101,6 +101,32 @@ do {
     check("sensors load", false, "\(error)")
 }
 
+// The syscalls sensor, in each variant: generic sys_enter/sys_exit paired into one record, its
+// arguments decoded by the table (a path at entry, a result at exit), only the syscalls asked for.
+for variant in Sensors.syscallHooks[0].variants {
+    do {
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        let sensors = try Sensors(files: false, filter: filter, syscalls: SyscallCapture(names: ["openat", "close"]),
+                                  syscallHooks: [Hook("syscalls", variants: [variant])])
+        let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
+        try stream.drain { _ in }
+        let child = spawnAndWait(["/bin/cat", "/etc/hostname", "/nonexistent-kernel-check"])
+        var calls: [Payload.Syscall] = []
+        try stream.drain { event in if event.pid == UInt32(child), case .syscall(let s) = event.payload { calls.append(s) } }
+        let opens = calls.filter { $0.descriptor.nameString == "openat" }
+        let text = opens.map { SyscallArguments.text($0, 1) + "=" + String($0.result) }
+        check("syscalls \(variant.name): openat decoded with its path and result",
+              opens.contains { SyscallArguments.text($0, 1) == "/etc/hostname" && $0.result >= 0 }
+                  && opens.contains { SyscallArguments.text($0, 1) == "/nonexistent-kernel-check" && $0.result == -2 }, "\(text)")
+        let names = Set(calls.map(\.descriptor.nameString))
+        check("syscalls \(variant.name): only the syscalls asked for", names == ["openat", "close"], "\(names)")
+        sensors.detach()
+    } catch {
+        check("syscalls \(variant.name): loads", false, "\(error)")
+    }
+}
+
 // The rules' path pushdown and kernel_kill, in each file variant this kernel can run: an open no
 // rule names is dropped, a named one arrives, and a process opening the honeypot dies by SIGKILL.
 /// Runs a program, waits, and returns its pid and wait status.

@@ -15,7 +15,12 @@ struct Trace: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Trace process and file events live, container aware, without a daemon.",
         discussion: """
-        Events: exec, fork, exit (set proc) and open (set fs). Filters on comm, pid, uid, \
+        Events: exec, fork, exit (set proc) and open (set fs), and any syscall by name \
+        (docs/syscalls.md; `--event all` for every one, `syscall:NAME` for a syscall named like an \
+        event kind, e.g. syscall:exit), with its arguments decoded. Sets name syscall categories: \
+        fs, net, proc, ipc, mem, signal, time, user, system, sleep, other. Syscalls beyond exec, \
+        fork, exit and open are captured by a generic syscall hook that every syscall on the host \
+        passes through (the others take a few instructions there). Filters on comm, pid, uid, \
         container and "containers only" run in the kernel; the summary printed on Ctrl-C or \
         SIGTERM says how many events were seen, filtered in the kernel and lost.
         """
@@ -23,12 +28,16 @@ struct Trace: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: ArgumentHelp("Event kinds to show, comma separated: exec, fork, exit, open.", valueName: "kinds"))
+    @Option(name: .long, help: ArgumentHelp("Events to show, comma separated: exec, fork, exit, open, any syscall by name (syscall:NAME when it is also a kind's name), or all (every syscall).", valueName: "events"))
     var event: [String] = []
-    @Option(name: .long, help: ArgumentHelp("Event sets to show, comma separated: proc (exec, fork, exit), fs (open).", valueName: "sets"))
+    @Option(name: .long, help: ArgumentHelp("Sets to show, comma separated: proc (exec, fork, exit and the proc syscalls), fs (open and the fs syscalls), net, ipc, mem, signal, time, user, system, sleep, other.", valueName: "sets"))
     var set: [String] = []
-    @Option(name: .long, help: ArgumentHelp("Event kinds not to show.", valueName: "kinds"))
+    @Option(name: .long, help: ArgumentHelp("Events (kinds or syscalls) not to show.", valueName: "events"))
     var excludeEvent: [String] = []
+    @Option(name: .long, help: ArgumentHelp("Syscall sets not to show.", valueName: "sets"))
+    var excludeSet: [String] = []
+    @Option(name: .long, help: ArgumentHelp("Bytes kept of a syscall's buffer argument (read/write data).", valueName: "bytes"))
+    var snaplen: Int = 80
     @Option(name: .long, help: ArgumentHelp("Only these command names (comma separated, repeatable).", valueName: "names"))
     var comm: [String] = []
     @Option(name: .long, help: ArgumentHelp("Not these command names.", valueName: "names"))
@@ -58,16 +67,20 @@ struct Trace: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the file sensor's open hook (fexit or tracepoint; default: the first that works).", valueName: "variant", visibility: .hidden))
     var fileHook: String?
 
+    @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the syscalls sensor's hook (tp_btf or raw_tp; default: the first that works).", valueName: "variant", visibility: .hidden))
+    var syscallHook: String?
+
     enum OutputFormat: String, ExpressibleByArgument { case table, json }
 
     func validate() throws {
-        for name in kinds(event) + kinds(excludeEvent) where EventKind(rawValue: name) == nil {
-            throw ValidationError("unknown event '\(name)': use \(EventKind.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        for name in kinds(set) where !["proc", "fs"].contains(name) {
-            throw ValidationError("unknown set '\(name)': use proc or fs")
+        _ = try selection()
+        guard snaplen >= 0, snaplen <= SyscallCapture.maxBufferBytes else {
+            throw ValidationError("--snaplen must be 0 ... \(SyscallCapture.maxBufferBytes)")
         }
         guard ringMiB > 0, ringMiB & (ringMiB - 1) == 0 else { throw ValidationError("--ring-mib must be a power of two") }
+        if let syscallHook, !Sensors.syscallHooks.contains(where: { $0.variants.contains { $0.name == syscallHook } }) {
+            throw ValidationError("unknown --syscall-hook '\(syscallHook)': use \(Sensors.syscallHooks.flatMap { $0.variants.map(\.name) }.joined(separator: " or "))")
+        }
         if let fileHook, !Sensors.fileHooks.contains(where: { $0.variants.contains { $0.name == fileHook } }) {
             throw ValidationError("unknown --file-hook '\(fileHook)': use \(Sensors.fileHooks.flatMap { $0.variants.map(\.name) }.joined(separator: " or "))")
         }
@@ -77,12 +90,9 @@ struct Trace: ParsableCommand {
         list.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
     }
 
-    /// The kinds to show: --event and --set, or everything; minus --exclude-event.
-    var selectedKinds: Set<EventKind> {
-        var selected = Set(kinds(event).compactMap(EventKind.init(rawValue:)))
-        for name in kinds(set) { selected.formUnion(EventKind.allCases.filter { $0.set == name }) }
-        if selected.isEmpty { selected = Set(EventKind.allCases) }
-        return selected.subtracting(kinds(excludeEvent).compactMap(EventKind.init(rawValue:)))
+    /// The kinds and syscalls to show: --event and --set, or the four kinds; minus --exclude-*.
+    func selection() throws -> TraceSelection {
+        try TraceSelection(events: kinds(event), sets: kinds(set), excludeEvents: kinds(excludeEvent), excludeSets: kinds(excludeSet))
     }
 
     func run() throws {
@@ -102,7 +112,8 @@ struct Trace: ParsableCommand {
         filter.uids = Set(uid)
         for name in container { filter.cgroupIDs.formUnion(try ContainerLookup.cgroupIDs(of: name, docker: docker)) }
 
-        var kinds = selectedKinds
+        let selected = try selection()
+        var kinds = selected.kinds
         var ruleSet: RuleSet?
         if alerts {
             do {
@@ -122,14 +133,21 @@ struct Trace: ParsableCommand {
         let fileHooks = Sensors.fileHooks.map { hook in
             Hook(hook.name, variants: hook.variants.filter { fileHook == nil || $0.name == fileHook })
         }
-        let sensors = try Sensors(files: kinds.contains(.open), filter: filter, ringBytes: ringMiB << 20, fileHooks: fileHooks)
+        let syscalls = kinds.contains(.syscall) ? SyscallCapture(numbers: selected.syscalls, bufferBytes: snaplen) : nil
+        let syscallHooks = Sensors.syscallHooks.map { hook in
+            Hook(hook.name, variants: hook.variants.filter { syscallHook == nil || $0.name == syscallHook })
+        }
+        let sensors = try Sensors(files: kinds.contains(.open), filter: filter, ringBytes: ringMiB << 20, fileHooks: fileHooks,
+                                  syscalls: syscalls, syscallHooks: syscallHooks)
         let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: kinds)
         for (sensor, report) in sensors.reports {
             let others = report.attempts.filter { $0.outcome == .skipped || $0.outcome == .failed }
                 .map { "\($0.variant): \($0.reason ?? "")" }
             Log.info("\(sensor)/\(report.hook): \(report.active)\(others.isEmpty ? "" : " (not: " + others.joined(separator: "; ") + ")")")
         }
-        Log.info("tracing \(kinds.map(\.rawValue).sorted().joined(separator: ",")); Ctrl-C or SIGTERM stops and prints a summary")
+        Log.info("tracing \(kinds.subtracting([.syscall]).map(\.rawValue).sorted().joined(separator: ","))"
+            + (kinds.contains(.syscall) ? (kinds.count > 1 ? " and " : "") + "\(selected.syscalls.count) syscalls" : "")
+            + "; Ctrl-C or SIGTERM stops and prints a summary")
 
         let out = try EventOutput(path: output, format: format == .json ? .json : .table)
         if format == .table && ruleSet == nil {

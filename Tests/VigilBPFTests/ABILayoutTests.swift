@@ -111,6 +111,26 @@ final class ABILayoutTests: XCTestCase {
         ], object: "file")
     }
 
+    func testSyscallTypesMatchBTF() throws {
+        typealias E = vigil_syscall_event
+        try assertLayout(E.self, "vigil_syscall_event", [
+            "hdr": MemoryLayout<E>.offset(of: \.hdr), "latency_ns": MemoryLayout<E>.offset(of: \.latency_ns),
+            "ret": MemoryLayout<E>.offset(of: \.ret), "args": MemoryLayout<E>.offset(of: \.args),
+            "nr": MemoryLayout<E>.offset(of: \.nr), "flags": MemoryLayout<E>.offset(of: \.flags),
+            "data_len": MemoryLayout<E>.offset(of: \.data_len), "arg_len": MemoryLayout<E>.offset(of: \.arg_len),
+            "arg_truncated": MemoryLayout<E>.offset(of: \.arg_truncated), "arg_failed": MemoryLayout<E>.offset(of: \.arg_failed),
+            "_pad": MemoryLayout<E>.offset(of: \._pad), "data": MemoryLayout<E>.size,
+        ], object: "syscalls")
+        typealias S = vigil_syscall_spec
+        try assertLayout(S.self, "vigil_syscall_spec", [
+            "kind": MemoryLayout<S>.offset(of: \.kind), "len": MemoryLayout<S>.offset(of: \.len),
+            "flags": MemoryLayout<S>.offset(of: \.flags), "buf_max": MemoryLayout<S>.offset(of: \.buf_max),
+            "str_max": MemoryLayout<S>.offset(of: \.str_max), "_pad": MemoryLayout<S>.offset(of: \._pad),
+        ], object: "syscalls")
+        typealias B = vigil_syscall_bitmap
+        try assertLayout(B.self, "vigil_syscall_bitmap", ["bits": MemoryLayout<B>.offset(of: \.bits)], object: "syscalls")
+    }
+
     func testUnknownStructIsNamed() throws {
         let object = try EmbeddedObjects.open("selftest")
         let error = assertBPFError { _ = try object.structLayout("no_such_struct") }

@@ -156,6 +156,35 @@ final class CLITests: XCTestCase {
         let result = try Self.vigil(["trace", "--event", "bogus"])
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("unknown event 'bogus'"), result.stderr)
+        let typo = try Self.vigil(["trace", "--event", "conect"])
+        XCTAssertNotEqual(typo.status, 0)
+        XCTAssertTrue(typo.stderr.contains("unknown event 'conect'") && typo.stderr.contains("closest syscalls: connect"), typo.stderr)
+        let set = try Self.vigil(["trace", "--set", "nett"])
+        XCTAssertTrue(set.stderr.contains("unknown set 'nett'") && set.stderr.contains("net"), set.stderr)
+    }
+
+    func testTraceAnySyscallWithItsArguments() throws {
+        try requireKernel(.attachTpBTF)
+        let marker = "/nonexistent/vigil-cli-\(UUID().uuidString.prefix(8))"
+        let result = try Self.vigil(["trace", "-o", "json", "--event", "unlinkat,syscall:exit_group", "--comm", "rm"],
+                                    signal: SIGTERM, untilTracing: true) { _ in
+            let p = try Process.run(URL(fileURLWithPath: "/bin/rm"), arguments: ["-f", marker])
+            p.waitUntilExit()
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let objects = try result.stdout.split(separator: "\n").map { try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let unlink = try XCTUnwrap(objects.first { ($0["evt.type"] as? String) == "unlinkat" }, result.stdout)
+        XCTAssertEqual(unlink["evt.res"] as? String, "ENOENT")
+        XCTAssertEqual(unlink["evt.failed"] as? Bool, true)
+        XCTAssertEqual(unlink["evt.category"] as? String, "fs")
+        let args = try XCTUnwrap(unlink["args"] as? [[String: String]])
+        XCTAssertEqual(args.map { $0["name"] ?? "" }, ["dfd", "pathname", "flag"])
+        XCTAssertEqual(args[1], ["name": "pathname", "type": "path", "value": marker])
+        let exit = try XCTUnwrap(objects.first { ($0["evt.type"] as? String) == "exit_group" }, "exit_group reported at entry")
+        XCTAssertEqual(exit["evt.args"] as? String, "error_code=0")
+        XCTAssertTrue(objects.allSatisfy { ["unlinkat", "exit_group"].contains($0["evt.type"] as? String ?? "") })
+        XCTAssertTrue(result.stderr.contains("tracing 2 syscalls"), result.stderr)
     }
 }
 

@@ -104,7 +104,7 @@ final class OpenPathPushdownTests: XCTestCase {
 
     func testKernelKillOnAConditionTheKernelCannotDecideIsAnError() {
         let cases: [(String, String)] = [
-            ("fd.name = /a or proc.name = sh", "can match exec, fork, exit, open events"),
+            ("fd.name = /a or proc.name = sh", "can match exec, fork, exit, open, syscall events"),
             ("fd.name = /a and container.id != host", "'container.id != host' is not decided in the kernel"),
             ("fd.name contains shadow", "is not decided in the kernel"),
             ("evt.is_open_write = true", "no condition on fd.name or fd.filename"),
@@ -112,7 +112,7 @@ final class OpenPathPushdownTests: XCTestCase {
             ("fd.name = /a and evt.type = openat", "tells open syscalls apart"),
             ("fd.name startswith /x/ and not fd.name = /x/a", "negates a condition the kernel does not negate"),
             ("fd.name = /a/../b", "not an absolute path in normal form"),
-            ("evt.type = execve", "it can match exec events"),
+            ("evt.type = execve", "it can match exec, syscall events"),
         ]
         for (condition, fragment) in cases {
             XCTAssertThrowsError(try set([condition], actions: ["kernel_kill"]), condition) { error in

@@ -48,7 +48,7 @@ final class RuleFileTests: XCTestCase {
         XCTAssertTrue(set.matches(exec("sshd")).isEmpty, "on the host: runtime must match exactly")
         XCTAssertTrue(set.matches(exec("sshd", runtime: "podman")).isEmpty)
         XCTAssertTrue(set.matches(exec("bash", runtime: "docker")).isEmpty)
-        XCTAssertEqual(set.pushdown.kinds, [.exec])
+        XCTAssertEqual(set.pushdown.kinds, [.exec, .syscall]) // an execve syscall event matches too
     }
 
     func testBpfdVariants() throws {
@@ -173,7 +173,7 @@ final class RuleFileTests: XCTestCase {
     func testTheDefaultRulesetCompiles() throws {
         let set = try RuleFiles.ruleSet(paths: [])
         XCTAssertGreaterThanOrEqual(set.rules.count, 10)
-        XCTAssertEqual(set.pushdown.kinds, [.exec, .open])
+        XCTAssertEqual(set.pushdown.kinds, [.exec, .open, .syscall]) // syscall events named execve, openat, ...
         for rule in set.rules {
             XCTAssertFalse(rule.rule.tags.filter { $0.hasPrefix("T1") }.isEmpty, "\(rule.rule.name) has a MITRE technique tag")
             XCTAssertTrue(rule.rule.output.contains("%container"), "\(rule.rule.name) names the container")
@@ -203,7 +203,7 @@ final class RuleFileTests: XCTestCase {
             - rule: Flags in the output
               desc: an unknown field in the output only
               condition: evt.type = execve and proc.name = nc
-              output: "nc (flags=%evt.arg.flags)"
+              output: "nc (flags=%evt.arg.no_such_argument)"
               priority: NOTICE
               skip-if-unknown-filter: true
             - rule: Shell

@@ -22,6 +22,7 @@ enum vigil_event_kind {
     VIGIL_EVENT_FORK = 3,     /* struct vigil_fork_event: a process or thread was created */
     VIGIL_EVENT_EXIT = 4,     /* struct vigil_exit_event: a process exited */
     VIGIL_EVENT_OPEN = 5,     /* struct vigil_open_event: open/openat/openat2 returned */
+    VIGIL_EVENT_SYSCALL = 6,  /* struct vigil_syscall_event: any syscall, entry and exit in one record */
 };
 
 /* Bounds of the variable-length parts (documented in docs/fields.md). */
@@ -166,6 +167,76 @@ struct vigil_open_event {
     char data[];
 };
 _Static_assert(sizeof(struct vigil_open_event) == 104, "vigil_open_event size");
+
+/* --- the generic syscall sensor (bpf/syscalls.bpf.c; the table: bpf/syscalls/syscalls.table) --- */
+
+#define VIGIL_SYSCALL_MAX 512        /* syscall numbers tracked: 0 .. VIGIL_SYSCALL_MAX - 1 */
+#define VIGIL_SYSCALL_ARGS 6
+#define VIGIL_SYSCALL_DATA_MAX 8192  /* bytes of captured argument data per record */
+#define VIGIL_SYSCALL_STR_MAX 4096   /* bound of one string or path */
+#define VIGIL_SYSCALL_BUF_MAX 4096   /* bound of one buffer */
+#define VIGIL_SYSCALL_SOCKADDR_MAX 128
+
+/** What the sensor reads of one argument besides its raw value (vigil_syscall_spec.kind). */
+enum vigil_syscall_capture {
+    VIGIL_CAPTURE_NONE = 0,
+    VIGIL_CAPTURE_STR_ENTRY = 1,      /* NUL-terminated user string at entry (paths, names) */
+    VIGIL_CAPTURE_STR_EXIT = 2,       /* NUL-terminated user string the call wrote (getcwd) */
+    VIGIL_CAPTURE_BUF_ENTRY = 3,      /* user bytes at entry, length = argument len[i] */
+    VIGIL_CAPTURE_BUF_EXIT = 4,       /* user bytes at exit, length = the result (len[i] = 7) or argument len[i], capped by the result */
+    VIGIL_CAPTURE_SOCKADDR_ENTRY = 5, /* socket address at entry, length = argument len[i] */
+    VIGIL_CAPTURE_SOCKADDR_EXIT = 6,  /* socket address at exit, length = *(int *)argument len[i] */
+    VIGIL_CAPTURE_FIXED_ENTRY = 7,    /* len[i] bytes at entry (timespec) */
+    VIGIL_CAPTURE_FIXED_EXIT = 8,     /* len[i] bytes at exit (pipe's two fds) */
+};
+
+/** Flags of struct vigil_syscall_spec. */
+enum vigil_syscall_spec_flags {
+    VIGIL_SPEC_NO_RETURN = 1 << 0,    /* exit, exit_group: the record is emitted at entry */
+};
+
+/** Per-syscall capture spec (the `syscall_specs` array, indexed by this arch's syscall number),
+ * written by userspace from the generated table. */
+struct vigil_syscall_spec {
+    __u8 kind[VIGIL_SYSCALL_ARGS];    /* enum vigil_syscall_capture */
+    __u8 len[VIGIL_SYSCALL_ARGS];     /* the length argument's index, 7 = the result, or a fixed size */
+    __u16 flags;                      /* enum vigil_syscall_spec_flags */
+    __u16 buf_max;                    /* bytes kept of a buffer (snap length), <= VIGIL_SYSCALL_BUF_MAX */
+    __u16 str_max;                    /* bytes kept of a string or path, <= VIGIL_SYSCALL_STR_MAX */
+    __u16 _pad;
+};
+_Static_assert(sizeof(struct vigil_syscall_spec) == 20, "vigil_syscall_spec size");
+
+/** Which syscalls are wanted: bit N of word N/64 (the `syscall_wanted` array, one entry). */
+struct vigil_syscall_bitmap {
+    __u64 bits[VIGIL_SYSCALL_MAX / 64];
+};
+_Static_assert(sizeof(struct vigil_syscall_bitmap) == 64, "vigil_syscall_bitmap size");
+
+/** Flags of struct vigil_syscall_event. */
+enum vigil_syscall_flags {
+    VIGIL_SYSCALL_NO_EXIT = 1 << 0,   /* emitted at entry (the call does not return): ret is 0 */
+    VIGIL_SYSCALL_DATA_FULL = 1 << 1, /* some argument was not captured: VIGIL_SYSCALL_DATA_MAX reached */
+};
+
+/** VIGIL_EVENT_SYSCALL: one syscall, entry and exit paired. hdr.ts_ns is the entry time. `data`
+ * holds the captured arguments one after another in argument order, arg_len[i] bytes each (0:
+ * not captured; a string without its NUL). */
+struct vigil_syscall_event {
+    struct vigil_event_header hdr;
+    __u64 latency_ns;     /* exit time - entry time */
+    __s64 ret;            /* the return value (-errno on failure) */
+    __u64 args[VIGIL_SYSCALL_ARGS]; /* raw argument values */
+    __u32 nr;             /* the syscall number of this arch */
+    __u16 flags;          /* enum vigil_syscall_flags */
+    __u16 data_len;
+    __u16 arg_len[VIGIL_SYSCALL_ARGS];
+    __u8 arg_truncated;   /* bit i: argument i was cut at its bound */
+    __u8 arg_failed;      /* bit i: reading argument i from user memory failed */
+    __u16 _pad;
+    char data[];
+};
+_Static_assert(sizeof(struct vigil_syscall_event) == 160, "vigil_syscall_event size");
 
 /** In-kernel filter settings (the `filter` array map, index 0), changeable at run time. */
 enum vigil_filter_flags {

@@ -233,6 +233,8 @@ struct EventTypeTest: Sendable {
     ]
 
     let exec: Bool, fork: Bool, exit: Bool
+    /// The result for a syscall event, by its row in `Syscalls.all` (its name is its evt.type).
+    let syscalls: [Bool]
     /// The result for each known open syscall name (`openNames` order).
     let open: [(name: String, result: Bool)]
     /// For an open syscall name not known when compiling.
@@ -267,6 +269,9 @@ struct EventTypeTest: Sendable {
         fork = decide(.fork)
         exit = decide(.exit)
         open = (Self.names[.open] ?? []).map { ($0, test.matches(string: ByteString($0))) }
+        syscalls = Syscalls.all.map { d in
+            op == .notEqual ? !values.contains(ByteString(d.name)) : test.matches(string: ByteString(d.name))
+        }
         fallback = test
         let produced = Set(Self.names.values.joined())
         unproduced = values.map(\.string).filter { !produced.contains($0) }
@@ -279,7 +284,7 @@ struct EventTypeTest: Sendable {
         case .exec: exec
         case .fork: fork
         case .exit: exit
-        case .open: nil
+        case .open, .syscall: nil
         }
     }
 
@@ -292,6 +297,8 @@ struct EventTypeTest: Sendable {
         case .open(let o):
             let index = context.openSyscallIndex(o)
             return index >= 0 ? open[index].result : fallback.matches(string: ByteString(o.syscall))
+        case .syscall(let s):
+            return syscalls[s.index]
         }
     }
 
@@ -302,6 +309,8 @@ struct EventTypeTest: Sendable {
         }
         if open.contains(where: \.result) { whenTrue.insert(.open) }
         if open.contains(where: { !$0.result }) { whenFalse.insert(.open) }
+        if syscalls.contains(true) { whenTrue.insert(.syscall) }
+        if syscalls.contains(false) { whenFalse.insert(.syscall) }
         return (whenTrue, whenFalse)
     }
 }

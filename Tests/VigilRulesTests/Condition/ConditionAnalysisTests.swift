@@ -8,29 +8,31 @@ final class ConditionAnalysisTests: XCTestCase {
 
     func testKindsFromEventTypes() throws {
         XCTAssertEqual(try kinds("proc.name = bash"), Set(EventKind.allCases))
-        XCTAssertEqual(try kinds("spawned_process"), [.exec])
-        XCTAssertEqual(try kinds("evt.type = execveat"), [.exec])
-        XCTAssertEqual(try kinds("evt.type in (clone, clone3, fork, vfork)"), [.fork])
-        XCTAssertEqual(try kinds("evt.type = clone3"), [.fork])
+        // A syscall event's evt.type is its syscall's name: it can match any name of the table.
+        XCTAssertEqual(try kinds("spawned_process"), [.exec, .syscall])
+        XCTAssertEqual(try kinds("evt.type = execveat"), [.exec, .syscall])
+        XCTAssertEqual(try kinds("evt.type in (clone, clone3, fork, vfork)"), [.fork, .syscall])
+        XCTAssertEqual(try kinds("evt.type = clone3"), [.fork, .syscall])
         XCTAssertEqual(try kinds("evt.type = procexit"), [.exit])
-        XCTAssertEqual(try kinds("evt.type in (open, openat, openat2, creat)"), [.open])
-        XCTAssertEqual(try kinds("evt.type = creat"), [.open])
-        XCTAssertEqual(try kinds("evt.type = ptrace"), [])
-        XCTAssertEqual(try kinds("evt.type = execve or evt.type = procexit"), [.exec, .exit])
-        XCTAssertEqual(try kinds("evt.type != execve"), [.fork, .exit, .open])
-        XCTAssertEqual(try kinds("not evt.type in (execve, execveat)"), [.fork, .exit, .open])
+        XCTAssertEqual(try kinds("evt.type in (open, openat, openat2, creat)"), [.open, .syscall])
+        XCTAssertEqual(try kinds("evt.type = creat"), [.open, .syscall])
+        XCTAssertEqual(try kinds("evt.type = ptrace"), [.syscall])
+        XCTAssertEqual(try kinds("evt.type = no_such_syscall"), [])
+        XCTAssertEqual(try kinds("evt.type = execve or evt.type = procexit"), [.exec, .exit, .syscall])
+        XCTAssertEqual(try kinds("evt.type != execve"), [.fork, .exit, .open, .syscall])
+        XCTAssertEqual(try kinds("not evt.type in (execve, execveat)"), [.fork, .exit, .open, .syscall])
         // `!= openat` can still be true for open events (open, openat2).
         XCTAssertEqual(try kinds("evt.type != openat"), Set(EventKind.allCases))
-        XCTAssertEqual(try kinds("not (evt.type = execve or evt.type = clone)"), [.exit, .open])
+        XCTAssertEqual(try kinds("not (evt.type = execve or evt.type = clone)"), [.exit, .open, .syscall])
         XCTAssertEqual(try kinds("evt.type exists"), Set(EventKind.allCases))
-        XCTAssertEqual(try kinds("evt.type startswith exec"), [.exec])
+        XCTAssertEqual(try kinds("evt.type startswith exec"), [.exec, .syscall])
     }
 
     func testKindsFromFieldsInAndPosition() throws {
         XCTAssertEqual(try kinds("fd.name = /etc/shadow"), [.open])
         XCTAssertEqual(try kinds("proc.name = cat and fd.name startswith /etc"), [.open])
         XCTAssertEqual(try kinds("proc.exitcode != 0"), [.exit])
-        XCTAssertEqual(try kinds("evt.rawres < 0"), [.open, .fork])
+        XCTAssertEqual(try kinds("evt.rawres < 0"), [.open, .fork, .syscall])
         XCTAssertEqual(try kinds("evt.is_thread = true or proc.exitcode = 1"), [.fork, .exit])
         XCTAssertEqual(try kinds("fd.name exists"), [.open])
         // Negated, a field the event lacks makes the term true: no restriction.
@@ -39,7 +41,7 @@ final class ConditionAnalysisTests: XCTestCase {
         // Contradictions leave no kind.
         XCTAssertEqual(try kinds("evt.type = execve and fd.name = /x"), [])
         XCTAssertEqual(try kinds("spawned_process and proc.exitcode = 0"), [])
-        XCTAssertEqual(try kinds("evt.type in (execve, openat) and not fd.name exists"), [.exec, .open])
+        XCTAssertEqual(try kinds("evt.type in (execve, openat) and not fd.name exists"), [.exec, .open, .syscall])
         XCTAssertEqual(try kinds("never_true"), [])
     }
 

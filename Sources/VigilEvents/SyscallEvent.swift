@@ -1,0 +1,86 @@
+import CVigilABI
+
+extension Payload {
+    /// One syscall, entry and exit paired (struct vigil_syscall_event). Everything about its
+    /// arguments comes from its row of the table (`descriptor`): the values are decoded on demand
+    /// (`SyscallArguments`), so decoding a record makes at most one allocation (the captured bytes).
+    public struct Syscall: Sendable {
+        /// The row in `Syscalls.all`.
+        public var index: Int
+        /// The return value (-errno on failure; 0 when `noExit`).
+        public var result: Int64
+        /// Exit time minus entry time.
+        public var latencyNs: UInt64
+        /// The raw argument values (six used).
+        public var args: SIMD8<UInt64>
+        /// Bytes captured of each argument, in `data` one after another (0: none).
+        public var lengths: SIMD8<UInt16>
+        /// The captured bytes of every argument.
+        public var data: ByteString
+        /// Bit i: argument i was cut at its bound.
+        public var truncated: UInt8
+        /// Bit i: reading argument i from user memory failed.
+        public var failed: UInt8
+        /// Reported at entry: the call does not return (exit, exit_group).
+        public var noExit: Bool
+
+        /// Creates the payload.
+        public init(index: Int, result: Int64, latencyNs: UInt64, args: SIMD8<UInt64>, lengths: SIMD8<UInt16> = .zero,
+                    data: ByteString = ByteString([UInt8]()), truncated: UInt8 = 0, failed: UInt8 = 0, noExit: Bool = false) {
+            self.index = index
+            self.result = result
+            self.latencyNs = latencyNs
+            self.args = args
+            self.lengths = lengths
+            self.data = data
+            self.truncated = truncated
+            self.failed = failed
+            self.noExit = noExit
+        }
+
+        /// The syscall's row of the table.
+        public var descriptor: SyscallDescriptor { Syscalls.all[index] }
+
+        /// Whether the call failed: a result in -4095 ... -1 (the kernel's error range).
+        public var failedCall: Bool { result < 0 && result >= -4095 }
+
+        /// The bytes captured for argument `i`, nil when none were. The record holds those
+        /// captured at entry first, then those captured at exit (`SyscallParam.capturedAtExit`).
+        public func captured(_ i: Int) -> ArraySlice<UInt8>? {
+            guard i < 6, lengths[i] > 0 else { return nil }
+            let params = descriptor.params
+            guard i < params.count else { return nil }
+            let exit = params[i].capturedAtExit
+            var start = 0
+            for j in 0..<min(params.count, 6) {
+                let atExit = params[j].capturedAtExit
+                if (exit && !atExit) || (atExit == exit && j < i) { start += Int(lengths[j]) }
+            }
+            let end = start + Int(lengths[i])
+            guard end <= data.bytes.count else { return nil }
+            return data.bytes[start..<end]
+        }
+    }
+}
+
+extension EventDecoder {
+    /// VIGIL_EVENT_SYSCALL: the syscall is looked up by this arch's number; an unknown number gives nil.
+    func decodeSyscall(_ record: UnsafeRawBufferPointer) -> Payload? {
+        let fixed = MemoryLayout<vigil_syscall_event>.size
+        guard record.count >= fixed else { return nil }
+        let e = record.loadUnaligned(as: vigil_syscall_event.self)
+        guard let index = Syscalls.index(number: Int(e.nr)) else { return nil }
+        let end = fixed + Int(e.data_len)
+        guard end <= record.count else { return nil }
+        let a = e.args, l = e.arg_len
+        var lengths = SIMD8<UInt16>(l.0, l.1, l.2, l.3, l.4, l.5, 0, 0)
+        var total = 0
+        for i in 0..<6 { total += Int(lengths[i]) }
+        if total != Int(e.data_len) { lengths = .zero } // inconsistent: keep the raw values only
+        return .syscall(.init(index: index, result: e.ret, latencyNs: e.latency_ns,
+                              args: SIMD8<UInt64>(a.0, a.1, a.2, a.3, a.4, a.5, 0, 0), lengths: lengths,
+                              data: e.data_len > 0 ? ByteString(record[fixed..<end]) : ByteString([UInt8]()),
+                              truncated: e.arg_truncated, failed: e.arg_failed,
+                              noExit: e.flags & UInt16(VIGIL_SYSCALL_NO_EXIT.rawValue) != 0))
+    }
+}

@@ -1,0 +1,102 @@
+/// The fields of syscall events (Falco's names): evt.category, evt.failed, evt.latency,
+/// evt.args, evt.arg[N] / evt.arg.NAME, evt.rawarg.NAME; evt.type, evt.res and evt.rawres are in
+/// `Fields.eventFields`. Every value comes from `SyscallArguments` (the table's types). evt.dir
+/// stays the rules compiler's pseudo-field (`<`: entry and exit are one event); exit and
+/// exit_group, reported at entry, say so in `Payload.Syscall.noExit`.
+public enum SyscallFields {
+    static func syscall(_ e: Event) -> Payload.Syscall? {
+        if case .syscall(let s) = e.payload { return s }
+        return nil
+    }
+
+    /// Each syscall's name as bytes (evt.type), indexed like `Syscalls.all`, made once.
+    static let nameBytes: [ByteString] = Syscalls.all.map { ByteString($0.name) }
+
+    /// The index of the argument named or numbered by `argument` (`evt.arg[1]`, `evt.arg[filename]`).
+    static func argumentIndex(_ argument: String?, _ s: Payload.Syscall) -> Int? {
+        guard let argument else { return nil }
+        if let n = Int(argument) { return n >= 0 && n < s.descriptor.params.count ? n : nil }
+        return SyscallArguments.index(of: argument, in: s)
+    }
+
+    /// evt.arg: the argument as text.
+    static func argument(_ e: Event, _ argument: String?) -> FieldValue? {
+        guard let s = syscall(e), let i = argumentIndex(argument, s) else { return nil }
+        return .string(SyscallArguments.bytes(s, i))
+    }
+
+    /// evt.rawarg: the raw value (a number; captured bytes for strings, paths and buffers).
+    static func rawArgument(_ e: Event, _ argument: String?) -> FieldValue? {
+        guard let s = syscall(e), let i = argumentIndex(argument, s) else { return nil }
+        switch s.descriptor.params[i].type {
+        case .path, .string, .buffer, .sockaddr:
+            return s.captured(i).map { .string(ByteString(Array($0))) }
+        case .int, .fd, .pid, .signal:
+            return .int(SyscallArguments.int(s.args[i]))
+        default:
+            return .uint(s.args[i])
+        }
+    }
+
+    /// The fields (appended to `Fields.all`).
+    static let fields: [FieldDefinition] = [
+        .init("evt.category", .string, [.syscall], "The syscall's first category: fs, net, proc, ipc, mem, signal, time, user, system, sleep or other (docs/syscalls.md).") { e, _ in
+            syscall(e).map { .string(ByteString($0.descriptor.categories.names.first ?? "other")) }
+        },
+        .init("evt.failed", .bool, [.syscall], "Whether the syscall failed (returned -errno).") { e, _ in
+            syscall(e).map { .bool($0.failedCall) }
+        },
+        .init("evt.latency", .uint, [.syscall], "Time between the syscall's entry and exit, in nanoseconds.") { e, _ in
+            syscall(e).map { .uint($0.latencyNs) }
+        },
+        .init("evt.args", .string, [.syscall], "Every argument as name=value, separated by spaces (decoded by the table's types).", json: { e, out in
+            guard let s = syscall(e) else { return false }
+            var text = ByteBuffer(capacity: 256)
+            SyscallArguments.appendAll(s, to: &text)
+            text.withUnsafeBytes { out.appendJSONString($0.bindMemory(to: UInt8.self)) }
+            return true
+        }) { e, _ in
+            guard let s = syscall(e) else { return nil }
+            var text = ByteBuffer(capacity: 256)
+            SyscallArguments.appendAll(s, to: &text)
+            return .string(text.withUnsafeBytes { ByteString($0) })
+        },
+        .init("evt.arg", .string, [.syscall], argument: true, "An argument as text, by name or position: evt.arg.filename, evt.arg[filename], evt.arg[1].", argument),
+        .init("evt.rawarg", .string, [.syscall], argument: true, "An argument's raw value: a number, or the captured bytes of a string, path or buffer (evt.rawarg.NAME, evt.rawarg[N]).", rawArgument),
+    ]
+
+    /// Every parameter name of the table.
+    static let parameterNames: Set<String> = Set(Syscalls.all.flatMap { $0.params.map(\.nameString) })
+
+    /// `evt.arg.NAME` and `evt.rawarg.NAME` (Falco's dotted form of the bracket argument), for a
+    /// NAME some syscall of the table has.
+    static func dotted(_ name: String) -> FieldDefinition? {
+        for (prefix, extract) in [("evt.arg.", argument), ("evt.rawarg.", rawArgument)] as [(String, @Sendable (Event, String?) -> FieldValue?)]
+        where name.hasPrefix(prefix) && parameterNames.contains(String(name.dropFirst(prefix.count))) {
+            let argumentName = String(name.dropFirst(prefix.count))
+            return FieldDefinition(name, .string, [.syscall], "", { e, _ in extract(e, argumentName) })
+        }
+        return nil
+    }
+
+    /// JSON's `args`: an array of {"name", "type", "value"} in argument order (as ctrace prints them).
+    static let argsArray = FieldDefinition("args", .string, [.syscall], "Every argument: name, type and value.", json: { e, out in
+        guard let s = syscall(e) else { return false }
+        out.append(0x5b)
+        var text = ByteBuffer(capacity: 128)
+        for (i, p) in s.descriptor.params.enumerated() {
+            if i > 0 { out.append(0x2c) }
+            out.append("{\"name\":")
+            out.appendJSON(p.name)
+            out.append(",\"type\":")
+            out.appendJSON(p.type.name)
+            out.append(",\"value\":")
+            text.removeAll()
+            SyscallArguments.append(s, i, to: &text)
+            text.withUnsafeBytes { out.appendJSONString($0.bindMemory(to: UInt8.self)) }
+            out.append(0x7d)
+        }
+        out.append(0x5d)
+        return true
+    }) { _, _ in nil }
+}

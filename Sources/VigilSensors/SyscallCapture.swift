@@ -1,0 +1,89 @@
+import CVigilABI
+import VigilBPF
+import VigilEvents
+
+/// What the syscalls sensor captures: which syscalls (this arch's numbers) and the bounds of
+/// strings and buffers. The per-syscall spec the kernel reads comes from the one table
+/// (`Syscalls`, generated from bpf/syscalls/syscalls.table): nothing about a syscall's arguments
+/// is written here by hand.
+public struct SyscallCapture: Sendable, Equatable {
+    /// This arch's syscall numbers to capture.
+    public var numbers: Set<Int>
+    /// Bytes kept of a buffer argument (read/write data): Falco's snaplen.
+    public var bufferBytes: Int
+    /// Bytes kept of a string or path argument.
+    public var stringBytes: Int
+
+    /// The largest buffer bound (VIGIL_SYSCALL_BUF_MAX).
+    public static let maxBufferBytes = Int(VIGIL_SYSCALL_BUF_MAX)
+
+    /// A selection; the bounds are capped at the ABI's (VIGIL_SYSCALL_BUF_MAX, VIGIL_SYSCALL_STR_MAX).
+    public init(numbers: Set<Int>, bufferBytes: Int = 80, stringBytes: Int = 4096) {
+        self.numbers = numbers.filter { $0 >= 0 && $0 < Int(VIGIL_SYSCALL_MAX) }
+        self.bufferBytes = max(0, min(bufferBytes, Int(VIGIL_SYSCALL_BUF_MAX)))
+        self.stringBytes = max(1, min(stringBytes, Int(VIGIL_SYSCALL_STR_MAX)))
+    }
+
+    /// The syscalls named (table names); names this arch lacks are left out.
+    public init(names: [String], bufferBytes: Int = 80, stringBytes: Int = 4096) {
+        self.init(numbers: Set(names.compactMap { Syscalls.named($0)?.number() }), bufferBytes: bufferBytes, stringBytes: stringBytes)
+    }
+
+    /// The kernel's capture spec of `syscall`, from its table row.
+    public func spec(for syscall: SyscallDescriptor) -> vigil_syscall_spec {
+        var spec = vigil_syscall_spec()
+        spec.buf_max = UInt16(bufferBytes)
+        spec.str_max = UInt16(stringBytes)
+        if syscall.flags.contains(.noReturn) { spec.flags |= UInt16(VIGIL_SPEC_NO_RETURN.rawValue) }
+        withUnsafeMutableBytes(of: &spec.kind) { kinds in
+            withUnsafeMutableBytes(of: &spec.len) { lengths in
+                for (i, param) in syscall.params.prefix(Int(VIGIL_SYSCALL_ARGS)).enumerated() {
+                    let (kind, length) = Self.capture(param)
+                    kinds[i] = UInt8(kind.rawValue)
+                    lengths[i] = length
+                }
+            }
+        }
+        return spec
+    }
+
+    /// What the kernel reads of one parameter, and its length argument (7: the result) or size.
+    static func capture(_ param: SyscallParam) -> (vigil_syscall_capture, UInt8) {
+        let exit = param.capturedAtExit // the decoder finds the bytes by it: the one definition
+        switch param.type {
+        case .path, .string:
+            return (exit ? VIGIL_CAPTURE_STR_EXIT : VIGIL_CAPTURE_STR_ENTRY, 0)
+        case .buffer(let length):
+            let index = length < 0 ? 7 : UInt8(length)
+            return (exit ? VIGIL_CAPTURE_BUF_EXIT : VIGIL_CAPTURE_BUF_ENTRY, index)
+        case .sockaddr(let length, _):
+            return (exit ? VIGIL_CAPTURE_SOCKADDR_EXIT : VIGIL_CAPTURE_SOCKADDR_ENTRY, UInt8(length))
+        case .timespec:
+            return (exit ? VIGIL_CAPTURE_FIXED_EXIT : VIGIL_CAPTURE_FIXED_ENTRY, 16)
+        case .fdPair:
+            return (VIGIL_CAPTURE_FIXED_EXIT, 8)
+        default:
+            return (VIGIL_CAPTURE_NONE, 0)
+        }
+    }
+
+    /// The bitmap of `numbers` as the kernel tests it.
+    var bitmap: vigil_syscall_bitmap {
+        var map = vigil_syscall_bitmap()
+        withUnsafeMutableBytes(of: &map.bits) { raw in
+            let words = raw.bindMemory(to: UInt64.self)
+            for n in numbers { words[n >> 6] |= 1 << UInt64(n & 63) }
+        }
+        return map
+    }
+
+    /// Writes every syscall's spec, then the bitmap (a syscall is never wanted before its spec is in).
+    func write(to object: BPFObject) throws {
+        let specs = try TypedMap<UInt32, vigil_syscall_spec>(object.map(named: "syscall_specs"))
+        for d in Syscalls.all {
+            guard let n = d.number(), n < Int(VIGIL_SYSCALL_MAX) else { continue }
+            try specs.update(UInt32(n), spec(for: d))
+        }
+        try TypedMap<UInt32, vigil_syscall_bitmap>(object.map(named: "syscall_wanted")).update(0, bitmap)
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import VigilEvents
+
+/// What `vigil trace` shows, from --event, --set, --exclude-event and --exclude-set: Vigil's event
+/// kinds (exec, fork, exit, open: their own cheap hooks) and syscalls of the table (the generic
+/// syscall hook). Unknown names are errors that name the closest ones.
+struct TraceSelection: Equatable {
+    /// Kinds to show (`.syscall` when any syscall is selected).
+    var kinds: Set<EventKind> = []
+    /// This arch's syscall numbers to capture.
+    var syscalls: Set<Int> = []
+
+    /// The syscalls the kinds already report: `--set` leaves them to the kinds (no duplicates).
+    static let coveredByKinds: Set<String> = ["execve", "execveat", "clone", "clone3", "fork", "vfork", "exit", "exit_group",
+                                               "open", "openat", "openat2"]
+    static let legacyKinds: [EventKind] = [.exec, .fork, .exit, .open]
+
+    init(events: [String], sets: [String], excludeEvents: [String], excludeSets: [String]) throws {
+        for name in events {
+            if name == "all" {
+                syscalls.formUnion(Syscalls.all.compactMap { $0.number() })
+            } else if let kind = EventKind(rawValue: name), Self.legacyKinds.contains(kind) {
+                kinds.insert(kind)
+            } else {
+                syscalls.insert(try Self.syscallNumber(name))
+            }
+        }
+        for name in sets {
+            guard let category = SyscallCategories(name: name) else {
+                throw ValidationError("unknown set '\(name)': use \(SyscallCategories.named.map(\.name).joined(separator: ", "))")
+            }
+            if name == "proc" { kinds.formUnion([.exec, .fork, .exit]) }
+            if name == "fs" { kinds.insert(.open) }
+            syscalls.formUnion(Syscalls.all.filter { $0.categories.contains(category) && !Self.coveredByKinds.contains($0.nameString) }
+                .compactMap { $0.number() })
+        }
+        if events.isEmpty && sets.isEmpty { kinds = Set(Self.legacyKinds) }
+        for name in excludeEvents {
+            if let kind = EventKind(rawValue: name), Self.legacyKinds.contains(kind) {
+                kinds.remove(kind)
+            } else {
+                syscalls.remove(try Self.syscallNumber(name))
+            }
+        }
+        for name in excludeSets {
+            guard let category = SyscallCategories(name: name) else {
+                throw ValidationError("unknown set '\(name)': use \(SyscallCategories.named.map(\.name).joined(separator: ", "))")
+            }
+            syscalls.subtract(Syscalls.all.filter { $0.categories.contains(category) }.compactMap { $0.number() })
+        }
+        if !syscalls.isEmpty { kinds.insert(.syscall) }
+    }
+
+    /// This arch's number of the syscall `name` (or `syscall:name`); errors name the closest
+    /// syscalls, or say that this arch lacks it.
+    static func syscallNumber(_ given: String) throws -> Int {
+        let name = given.hasPrefix("syscall:") ? String(given.dropFirst("syscall:".count)) : given
+        guard let syscall = Syscalls.named(name) else {
+            throw ValidationError("unknown event '\(given)': not exec, fork, exit, open, all or a syscall; closest syscalls: \(Syscalls.closest(to: name).joined(separator: ", "))")
+        }
+        guard let number = syscall.number() else {
+            throw ValidationError("syscall '\(name)' does not exist on \(SyscallArch.current.rawValue) (only on \(SyscallArch.allCases.filter { syscall.number(on: $0) != nil }.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return number
+    }
+}

@@ -1,0 +1,111 @@
+import VigilEvents
+import XCTest
+
+/// The one decoder of syscall arguments (`SyscallArguments`), by the table's types, without a kernel.
+final class SyscallArgumentsTests: XCTestCase {
+    func event(_ name: String, args: [UInt64], captured: [[UInt8]?] = [], result: Int64 = 0) throws -> Payload.Syscall {
+        let index = try XCTUnwrap(Syscalls.index(named: name), name)
+        var raw = SIMD8<UInt64>.zero, lengths = SIMD8<UInt16>.zero
+        for (i, v) in args.enumerated() { raw[i] = v }
+        // The record's order: bytes captured at entry, then at exit.
+        let params = Syscalls.all[index].params
+        var data: [UInt8] = []
+        for exit in [false, true] {
+            for (i, bytes) in captured.enumerated() where params[i].capturedAtExit == exit {
+                guard let bytes else { continue }
+                lengths[i] = UInt16(bytes.count)
+                data += bytes
+            }
+        }
+        return Payload.Syscall(index: index, result: result, latencyNs: 1000, args: raw, lengths: lengths, data: ByteString(data))
+    }
+
+    func text(_ s: Payload.Syscall, _ name: String) -> String? {
+        SyscallArguments.index(of: name, in: s).map { SyscallArguments.text(s, $0) }
+    }
+
+    func testEntryAndExitBytesAreFoundInTheirOrder() throws {
+        // readlinkat: pathname read at entry, buf at exit (after it in the record whatever the order).
+        let s = try event("readlinkat", args: [UInt64(bitPattern: -100), 0x1000, 0x2000, 64],
+                          captured: [nil, Array("/proc/self/exe".utf8), Array("/usr/bin/x".utf8), nil], result: 10)
+        XCTAssertEqual(text(s, "pathname"), "/proc/self/exe")
+        XCTAssertEqual(text(s, "buf"), "/usr/bin/x")
+        XCTAssertEqual(text(s, "dfd"), "-100")
+        XCTAssertEqual(text(s, "bufsiz"), "64")
+    }
+
+    func testSocketAddresses() throws {
+        var v6: [UInt8] = [10, 0, 0x1f, 0x90, 0, 0, 0, 0] + [UInt8](repeating: 0, count: 15) + [1] + [0, 0, 0, 0]
+        var s = try event("connect", args: [3, 0x1000, 28], captured: [nil, v6, nil])
+        XCTAssertEqual(text(s, "uservaddr"), "[::1]:8080")
+        v6 = [10, 0, 0, 80, 0, 0, 0, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
+        s = try event("connect", args: [3, 0x1000, 28], captured: [nil, v6, nil])
+        XCTAssertEqual(text(s, "uservaddr"), "[2001:db8::1]:80")
+        s = try event("connect", args: [3, 0x1000, 16], captured: [nil, [2, 0, 0x01, 0xbb, 10, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0], nil])
+        XCTAssertEqual(text(s, "uservaddr"), "10.1.2.3:443")
+        s = try event("bind", args: [3, 0x1000, 7], captured: [nil, [1, 0, 0] + Array("sock".utf8), nil])
+        XCTAssertEqual(text(s, "umyaddr"), "@sock", "an abstract unix socket")
+        s = try event("connect", args: [3, 0, 0], captured: [])
+        XCTAssertEqual(text(s, "uservaddr"), "NULL")
+    }
+
+    func testFlagsModesSignalsAndResults() throws {
+        var s = try event("clone", args: [0x0100_0000 | 0x0020_0000 | 17, 0, 0, 0, 0], result: 1234)
+        XCTAssertEqual(text(s, "clone_flags"), "SIGCHLD|CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID")
+        s = try event("fchmodat", args: [UInt64(bitPattern: -100), 0x1000, 0o4755], captured: [nil, Array("/bin/x".utf8), nil])
+        XCTAssertEqual(text(s, "mode"), "04755")
+        s = try event("kill", args: [42, 9])
+        XCTAssertEqual(text(s, "sig"), "SIGKILL")
+        XCTAssertEqual(text(s, "pid"), "42")
+        s = try event("mmap", args: [0, 4096, 5, 0x22 | 0x8000_0000, UInt64(bitPattern: -1), 0], result: 0x7f00_0000_0000)
+        XCTAssertEqual(text(s, "prot"), "PROT_READ|PROT_EXEC")
+        XCTAssertEqual(text(s, "flags"), "MAP_PRIVATE|MAP_ANONYMOUS|0x80000000", "unknown bits as hex")
+        XCTAssertEqual(text(s, "fd"), "-1")
+        var out = ByteBuffer(capacity: 16)
+        SyscallArguments.appendResult(s, to: &out)
+        XCTAssertEqual(out.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }, "0x7f0000000000")
+        s = try event("socket", args: [10, 2 | 0o2000000, 0], result: -97)
+        XCTAssertEqual(text(s, "family"), "AF_INET6")
+        XCTAssertEqual(text(s, "type"), "SOCK_DGRAM|SOCK_CLOEXEC")
+        XCTAssertTrue(s.failedCall)
+        out = ByteBuffer(capacity: 16)
+        SyscallArguments.appendResult(s, to: &out)
+        XCTAssertEqual(out.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }, "EAFNOSUPPORT")
+    }
+
+    func testMissingAndCutValuesSaySo() throws {
+        var s = try event("unlinkat", args: [UInt64(bitPattern: -100), 0x1000, 0x200], captured: [nil, nil, nil])
+        s.failed = 0b10
+        XCTAssertEqual(text(s, "pathname"), "<fault>")
+        XCTAssertEqual(text(s, "flag"), "AT_REMOVEDIR")
+        s = try event("write", args: [1, 0x1000, 100], captured: [nil, Array("abc".utf8), nil], result: 100)
+        s.truncated = 0b10
+        XCTAssertEqual(text(s, "buf"), "abc...")
+    }
+
+    func testFieldsAndJSONAgree() throws {
+        let s = try event("openat", args: [UInt64(bitPattern: -100), 0x1000, 0o2000000, 0], captured: [nil, Array("/etc/a\"b".utf8), nil, nil], result: 3)
+        let e = Event(bootTimeNs: 0, timeNs: 0, cgroupID: 0, pid: 1, tid: 1, ppid: 0, uid: 0, gid: 0, cpu: 0, mountNamespace: 1,
+                      pidNamespace: 1, comm: "x", payload: .syscall(s))
+        XCTAssertEqual(Fields.named("evt.type")?.extract(e, nil), .string("openat"))
+        XCTAssertEqual(Fields.named("evt.arg.filename")?.extract(e, nil), .string("/etc/a\"b"))
+        XCTAssertEqual(Fields.named("evt.arg")?.extract(e, "2"), .string("O_RDONLY|O_CLOEXEC"))
+        XCTAssertEqual(Fields.named("evt.rawarg.flags")?.extract(e, nil), .uint(0o2000000))
+        XCTAssertEqual(Fields.named("evt.rawarg.dfd")?.extract(e, nil), .int(-100))
+        XCTAssertNil(Fields.named("evt.arg.no_such_argument"))
+        let json = EventFormat.json(e)
+        XCTAssertTrue(json.contains(#""evt.args":"dfd=-100 filename=/etc/a\"b flags=O_RDONLY|O_CLOEXEC mode=0000""#), json)
+        XCTAssertTrue(json.contains(#""args":[{"name":"dfd","type":"fd","value":"-100"},{"name":"filename","type":"path","value":"/etc/a\"b"}"#), json)
+        XCTAssertTrue(json.contains(#""evt.res":"SUCCESS","evt.rawres":3"#), json)
+        // Every syscall field's JSON writer writes what its extract gives.
+        for field in Fields.all where field.applies(to: .syscall) && !field.takesArgument {
+            let value = field.extract(e, nil)
+            var expected = ByteBuffer(capacity: 256)
+            if let value { expected.appendJSON(value) }
+            if let value, case .string = value, json.contains("\"\(field.name)\":") {
+                let rendered = expected.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+                XCTAssertTrue(json.contains("\"\(field.name)\":" + rendered), "\(field.name): \(rendered)")
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+/* syscalls sensor: any syscall, entry and exit paired into one record (struct vigil_syscall_event)
+ * with the return value, the latency, the raw arguments and what the table says to read of them:
+ * strings and paths at entry, input buffers and socket addresses at entry, output buffers, socket
+ * addresses and fd pairs at exit (bounded; a cut value is marked).
+ *
+ * Hooks (VigilSensors/Sensors.swift, `syscallHooks`): the generic sys_enter/sys_exit raw
+ * tracepoints, as tp_btf, else raw_tp. They run for every syscall on the host, so they are attached
+ * only when something asks for syscalls beyond exec/fork/exit/open, and a syscall nobody asked for
+ * leaves after one array lookup (inlined by the verifier) and one bit test (`syscall_wanted`).
+ * What to read per syscall is in `syscall_specs`, written by userspace from the generated table
+ * (Sources/VigilEvents/Generated/Syscalls.swift, from bpf/syscalls/syscalls.table).
+ *
+ * Between entry and exit the record is built in task-local storage (one per task that made a
+ * wanted syscall; freed with the task), and copied to the shared ring at its real size at exit. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "vigil.bpf.h"
+#include "sensor.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+VIGIL_ABI_TYPE(vigil_syscall_event);
+VIGIL_ABI_TYPE(vigil_syscall_spec);
+VIGIL_ABI_TYPE(vigil_syscall_bitmap);
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct vigil_syscall_bitmap);
+} syscall_wanted SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, VIGIL_SYSCALL_MAX);
+    __type(key, __u32);
+    __type(value, struct vigil_syscall_spec);
+} syscall_specs SEC(".maps");
+
+/* A record being built: `record` is a struct vigil_syscall_event and its data; the data area has
+ * VIGIL_SYSCALL_STR_MAX bytes of slack so every masked offset plus a bounded read stays inside. */
+#define RECORD_BYTES (sizeof(struct vigil_syscall_event) + VIGIL_SYSCALL_DATA_MAX + VIGIL_SYSCALL_STR_MAX)
+struct pending {
+    __u32 active;   /* the pending syscall's number + 1; 0 when none */
+    __u32 _pad;
+    char record[RECORD_BYTES];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct pending);
+} pending SEC(".maps");
+
+/* The syscall number saved in the user registers (at exit: the hook gives only the result). */
+#if defined(__TARGET_ARCH_arm64)
+struct user_pt_regs___arm64 { int syscallno; } __attribute__((preserve_access_index));
+#define SYSCALL_NR(regs) BPF_CORE_READ((struct user_pt_regs___arm64 *)(regs), syscallno)
+#else
+#define SYSCALL_NR(regs) BPF_CORE_READ((regs), orig_ax)
+#endif
+
+/* libbpf 1.1 stops at the fifth syscall argument: the sixth is r9 on x86_64 and x5 on arm64. */
+#ifndef PT_REGS_PARM6_CORE_SYSCALL
+#if defined(__TARGET_ARCH_arm64)
+#define PT_REGS_PARM6_CORE_SYSCALL(x) BPF_CORE_READ((const struct user_pt_regs___arm64x5 *)(x), regs[5])
+struct user_pt_regs___arm64x5 { __u64 regs[31]; } __attribute__((preserve_access_index));
+#else
+#define PT_REGS_PARM6_CORE_SYSCALL(x) BPF_CORE_READ((x), r9)
+#endif
+#endif
+
+/* A 32-bit task's syscall numbers are another table's (ia32): not decodable by this one. */
+#if defined(__TARGET_ARCH_x86)
+#define TS_COMPAT 0x0002
+static __always_inline bool compat_task(void)
+{
+    struct task_struct *task = bpf_get_current_task_btf();
+    return task->thread_info.status & TS_COMPAT;
+}
+#else
+static __always_inline bool compat_task(void) { return false; }
+#endif
+
+static __always_inline bool wanted(long id)
+{
+    __u32 zero = 0;
+    if ((__u64)id >= VIGIL_SYSCALL_MAX)
+        return false;
+    struct vigil_syscall_bitmap *map = bpf_map_lookup_elem(&syscall_wanted, &zero);
+    if (!map)
+        return false;
+    return (map->bits[(id >> 6) & (VIGIL_SYSCALL_MAX / 64 - 1)] >> (id & 63)) & 1;
+}
+
+/* Reads argument `i` as `kind` says into the record's data; `ret` is the result at exit. */
+static __always_inline void capture(struct vigil_syscall_event *e, struct vigil_syscall_spec *spec, int i, __s64 ret)
+{
+    __u32 kind = spec->kind[i];
+    __u32 lenarg = spec->len[i];
+    __u64 len = 0, cap;
+    __u32 pos = e->data_len;
+    bool str = false;
+    const void *src = (const void *)e->args[i];
+    long n;
+
+    switch (kind) {
+    case VIGIL_CAPTURE_STR_ENTRY:
+    case VIGIL_CAPTURE_STR_EXIT:
+        str = true;
+        len = spec->str_max;
+        break;
+    case VIGIL_CAPTURE_BUF_ENTRY:
+        len = lenarg < VIGIL_SYSCALL_ARGS ? e->args[lenarg & 7] : 0;
+        cap = spec->buf_max;
+        goto bounded;
+    case VIGIL_CAPTURE_BUF_EXIT:
+        len = ret > 0 ? ret : 0;
+        if (lenarg < VIGIL_SYSCALL_ARGS && e->args[lenarg & 7] < len)
+            len = e->args[lenarg & 7];
+        cap = spec->buf_max;
+        goto bounded;
+    case VIGIL_CAPTURE_SOCKADDR_ENTRY:
+        len = lenarg < VIGIL_SYSCALL_ARGS ? (__u32)e->args[lenarg & 7] : 0;
+        cap = VIGIL_SYSCALL_SOCKADDR_MAX;
+        goto bounded;
+    case VIGIL_CAPTURE_SOCKADDR_EXIT: {
+        __u32 l = 0;
+        if (ret < 0 || lenarg >= VIGIL_SYSCALL_ARGS || !e->args[lenarg & 7] ||
+            bpf_probe_read_user(&l, sizeof(l), (void *)e->args[lenarg & 7]))
+            return;
+        len = l;
+        cap = VIGIL_SYSCALL_SOCKADDR_MAX;
+        goto bounded;
+    }
+    case VIGIL_CAPTURE_FIXED_ENTRY:
+        len = lenarg;
+        cap = 64;
+        goto bounded;
+    case VIGIL_CAPTURE_FIXED_EXIT:
+        if (ret < 0)
+            return;
+        len = lenarg;
+        cap = 64;
+        goto bounded;
+    default:
+        return;
+    }
+    goto read;
+bounded:
+    if (len > cap) {
+        len = cap;
+        e->arg_truncated |= 1 << i;
+    }
+read:
+    if (!src || !len)
+        return;
+    if (pos >= VIGIL_SYSCALL_DATA_MAX) {
+        e->flags |= VIGIL_SYSCALL_DATA_FULL;
+        return;
+    }
+    if (len > VIGIL_SYSCALL_DATA_MAX - pos) {
+        len = VIGIL_SYSCALL_DATA_MAX - pos;
+        e->arg_truncated |= 1 << i;
+    }
+    if (len > VIGIL_SYSCALL_STR_MAX)
+        len = VIGIL_SYSCALL_STR_MAX;
+    char *dst = e->data + (pos & (VIGIL_SYSCALL_DATA_MAX - 1));
+    if (str) {
+        n = bpf_probe_read_user_str(dst, len & (VIGIL_SYSCALL_STR_MAX * 2 - 1), src);
+        if (n <= 0) {
+            e->arg_failed |= 1 << i;
+            return;
+        }
+        if (n == len) /* filled the bound (a string exactly that long is reported cut too) */
+            e->arg_truncated |= 1 << i;
+        n -= 1; /* the NUL */
+    } else {
+        if (bpf_probe_read_user(dst, len & (VIGIL_SYSCALL_STR_MAX * 2 - 1), src)) {
+            e->arg_failed |= 1 << i;
+            return;
+        }
+        n = len;
+    }
+    e->arg_len[i] = n;
+    e->data_len = pos + n;
+}
+
+static __always_inline bool at_entry(__u32 kind)
+{
+    return kind == VIGIL_CAPTURE_STR_ENTRY || kind == VIGIL_CAPTURE_BUF_ENTRY ||
+           kind == VIGIL_CAPTURE_SOCKADDR_ENTRY || kind == VIGIL_CAPTURE_FIXED_ENTRY;
+}
+
+static __always_inline void emit(struct vigil_syscall_event *e)
+{
+    __u64 size = sizeof(*e) + e->data_len;
+    if (size > sizeof(*e) + VIGIL_SYSCALL_DATA_MAX)
+        size = sizeof(*e) + VIGIL_SYSCALL_DATA_MAX;
+    e->hdr.size = size;
+    vigil_output(e, size);
+}
+
+static __always_inline int on_enter(struct pt_regs *regs, long id)
+{
+    if (!wanted(id))
+        return 0;
+    if (compat_task()) {
+        vigil_count(VIGIL_COUNTER_FILTERED);
+        return 0;
+    }
+    if (vigil_filtered())
+        return 0;
+    __u32 nr = id;
+    struct vigil_syscall_spec *spec = bpf_map_lookup_elem(&syscall_specs, &nr);
+    if (!spec)
+        return 0;
+    struct pending *p = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!p) {
+        vigil_count(VIGIL_COUNTER_LOST);
+        return 0;
+    }
+    struct vigil_syscall_event *e = (struct vigil_syscall_event *)p->record;
+    vigil_fill_header(&e->hdr, VIGIL_EVENT_SYSCALL, 0);
+    e->latency_ns = 0;
+    e->ret = 0;
+    e->nr = nr;
+    e->flags = 0;
+    e->data_len = 0;
+    e->arg_truncated = 0;
+    e->arg_failed = 0;
+    e->_pad = 0;
+    e->args[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
+    e->args[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
+    e->args[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
+    e->args[3] = PT_REGS_PARM4_CORE_SYSCALL(regs);
+    e->args[4] = PT_REGS_PARM5_CORE_SYSCALL(regs);
+    e->args[5] = PT_REGS_PARM6_CORE_SYSCALL(regs);
+#pragma unroll
+    for (int i = 0; i < VIGIL_SYSCALL_ARGS; i++) {
+        e->arg_len[i] = 0;
+        if (at_entry(spec->kind[i]))
+            capture(e, spec, i, 0);
+    }
+    if (spec->flags & VIGIL_SPEC_NO_RETURN) {
+        e->flags |= VIGIL_SYSCALL_NO_EXIT;
+        p->active = 0;
+        emit(e);
+        return 0;
+    }
+    p->active = nr + 1;
+    return 0;
+}
+
+static __always_inline int on_exit(long id, long ret)
+{
+    if (!wanted(id))
+        return 0;
+    struct pending *p = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, 0);
+    if (!p || p->active != (__u32)id + 1)
+        return 0;
+    p->active = 0;
+    __u32 nr = id;
+    struct vigil_syscall_spec *spec = bpf_map_lookup_elem(&syscall_specs, &nr);
+    if (!spec)
+        return 0;
+    struct vigil_syscall_event *e = (struct vigil_syscall_event *)p->record;
+    e->ret = ret;
+    e->latency_ns = bpf_ktime_get_boot_ns() - e->hdr.ts_ns;
+    if (e->arg_failed) {
+        /* An entry read failed (a page not yet faulted in: the helper cannot fault): the call has
+         * touched it since, so read every entry argument again, in order. */
+        e->data_len = 0;
+        e->arg_failed = 0;
+        e->arg_truncated = 0;
+        e->flags &= ~VIGIL_SYSCALL_DATA_FULL;
+#pragma unroll
+        for (int i = 0; i < VIGIL_SYSCALL_ARGS; i++) {
+            e->arg_len[i] = 0;
+            if (at_entry(spec->kind[i]))
+                capture(e, spec, i, 0);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < VIGIL_SYSCALL_ARGS; i++) {
+        __u32 kind = spec->kind[i];
+        if (kind != VIGIL_CAPTURE_NONE && !at_entry(kind))
+            capture(e, spec, i, ret);
+    }
+    emit(e);
+    return 0;
+}
+
+SEC("?tp_btf/sys_enter")
+int BPF_PROG(sys_enter_tp_btf, struct pt_regs *regs, long id)
+{
+    return on_enter(regs, id);
+}
+
+/* tp_btf: the registers are a trusted pointer, read directly (no probe-read helper call: the
+ * exit of every syscall pays this, wanted or not). */
+#if defined(__TARGET_ARCH_arm64)
+#define SYSCALL_NR_BTF(regs) ((regs)->syscallno)
+#else
+#define SYSCALL_NR_BTF(regs) ((regs)->orig_ax)
+#endif
+
+SEC("?tp_btf/sys_exit")
+int BPF_PROG(sys_exit_tp_btf, struct pt_regs *regs, long ret)
+{
+    return on_exit(SYSCALL_NR_BTF(regs), ret);
+}
+
+SEC("?raw_tp/sys_enter")
+int BPF_PROG(sys_enter_raw_tp, struct pt_regs *regs, long id)
+{
+    return on_enter(regs, id);
+}
+
+SEC("?raw_tp/sys_exit")
+int BPF_PROG(sys_exit_raw_tp, struct pt_regs *regs, long ret)
+{
+    return on_exit(SYSCALL_NR(regs), ret);
+}
