@@ -48,12 +48,12 @@ final class RulesCLITests: XCTestCase {
         XCTAssertTrue(lines[2].hasPrefix("\(broken):8:36: unknown field 'fd.typechar'") && lines[2].hasSuffix("(rule 'b')"), errors.stderr)
         XCTAssertEqual(lines[3], "3 errors")
 
-        let connect = try write("- rule: n\n  desc: d\n  condition: evt.type = connect and proc.name = nc\n  output: x %evt.arg.flags\n  priority: INFO\n",
-                                "connect.yaml")
+        let connect = try write("- rule: n\n  desc: d\n  condition: evt.type = container and proc.name = nc\n  output: x %evt.plugininfo\n  priority: INFO\n",
+                                "container.yaml")
         let never = try CLITests.vigil(["rules", "validate", connect])
         XCTAssertEqual(never.status, 0, never.stderr)
-        XCTAssertTrue(never.stdout.contains("\(connect):1:9: warning: rule 'n' is loaded but never matches: its condition needs events Vigil does not produce (evt.type connect)"), never.stdout)
-        XCTAssertTrue(never.stdout.contains("\(connect):4:13: warning: rule 'n': the output names fields Vigil does not have, printed as <NA>: %evt.arg.flags"), never.stdout)
+        XCTAssertTrue(never.stdout.contains("\(connect):1:9: warning: rule 'n' is loaded but never matches: its condition needs events Vigil does not produce (evt.type container)"), never.stdout)
+        XCTAssertTrue(never.stdout.contains("\(connect):4:13: warning: rule 'n': the output names fields Vigil does not have, printed as <NA>: %evt.plugininfo"), never.stdout)
         XCTAssertTrue(never.stdout.contains("rule \"n\" [INFORMATIONAL] on no event Vigil produces (never matches)"), never.stdout)
     }
 
