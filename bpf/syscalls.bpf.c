@@ -213,12 +213,18 @@ static __always_inline int on_enter(struct pt_regs *regs, long id)
         vigil_count(VIGIL_COUNTER_FILTERED);
         return 0;
     }
-    if (vigil_filtered())
-        return 0;
     __u32 nr = id;
     struct vigil_syscall_spec *spec = bpf_map_lookup_elem(&syscall_specs, &nr);
     if (!spec)
         return 0;
+    /* State changes (open, dup, close, ...: the fd table) skip the filters, as exec/fork/exit do:
+     * userspace filters them after enrichment (StateChangeFilter). Vigil's own are still dropped. */
+    if (spec->flags & VIGIL_SPEC_STATE) {
+        if (vigil_is_self())
+            return 0;
+    } else if (vigil_filtered()) {
+        return 0;
+    }
     struct pending *p = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (!p) {
         vigil_count(VIGIL_COUNTER_LOST);

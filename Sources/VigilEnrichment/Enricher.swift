@@ -22,6 +22,8 @@ import VigilEvents
 public final class Enricher {
     /// The process tree.
     public let processes: ProcessTable
+    /// The fd table of every process (`event.fd`).
+    public let fds: FDTable
     private let cgroups: CgroupResolver
     private let metadata: ContainerMetadataCache?
     private let users: [UInt32: String]
@@ -60,7 +62,11 @@ public final class Enricher {
     /// API).
     public init(metadata: ContainerMetadataCache?, seedProcesses: Bool = true, cgroups: CgroupResolver = CgroupResolver()) {
         processes = ProcessTable()
-        if seedProcesses { processes.seed() }
+        fds = FDTable()
+        if seedProcesses {
+            processes.seed()
+            fds.seed()
+        }
         self.cgroups = cgroups
         self.metadata = metadata
         users = Self.names(fromFile: "/etc/passwd")
@@ -94,6 +100,7 @@ public final class Enricher {
 
     /// Enriches `event` in place.
     public func enrich(_ event: inout Event) {
+        fds.apply(&event)
         switch event.payload {
         case .exec:
             break // it changes the table

@@ -39,6 +39,10 @@ public struct Event: Sendable {
     public var process = ProcessContext()
     /// Added by enrichment: the container the task runs in (`host` when none).
     public var container = ContainerContext.host
+    /// Added by enrichment (the fd table): the fd a syscall event acts on, or the fd it created
+    /// (an open's, a socket's, a dup's new fd; a pipe's read end); nil when it has none or the
+    /// table does not know it.
+    public var fd: FDInfo? = nil
 
     /// Creates an event (decoders and tests).
     public init(bootTimeNs: UInt64, timeNs: UInt64, cgroupID: UInt64, pid: UInt32, tid: UInt32, ppid: UInt32,

@@ -255,13 +255,32 @@ public enum Fields {
         return nil
     }
 
+    /// The fd type of an open (file, or directory with O_DIRECTORY) or of a syscall event's fd.
+    static func fdType(_ e: Event) -> FDType? {
+        if let o = open(e) { return o.flags & 0o200000 != 0 ? .directory : .file }
+        return e.fd?.type
+    }
+
     static let fileFields: [FieldDefinition] = [
-        .init("fd.name", .string, [.open], scope: .open, "The file's absolute path. After a success: the path of the file opened, as the kernel walked it from the new descriptor (symlinks resolved); a file a rule names by exact path (e.g. /etc/shadow) opened through another hard link gets the rule's name. After a failure: the name as given, resolved against cwd or dirfd, `.` and `..` folded.") { e, _ in
-            open(e).map { .string($0.path) }
+        .init("fd.name", .string, [.open, .syscall], scope: .open, "The file's absolute path. After a success: the path of the file opened, as the kernel walked it from the new descriptor (symlinks resolved); a file a rule names by exact path (e.g. /etc/shadow) opened through another hard link gets the rule's name. After a failure: the name as given, resolved against cwd or dirfd, `.` and `..` folded. For a syscall event, the fd it acts on or made, from the fd table: a path, `pipe:[ino]`, `socket:[ino]`, `anon_inode:[eventfd]`, `memfd:NAME` (empty when the table does not know it).") { e, _ in
+            if let o = open(e) { return .string(o.path) }
+            return e.fd.map { .string($0.name) }
         },
         .init("fd.nameraw", .string, [.open], scope: .open, "The name exactly as passed to the syscall (not resolved: a symlink or hard link shows here).") { e, _ in open(e).map { .string($0.name) } },
-        .init("fd.directory", .string, [.open], scope: .open, "The directory part of fd.name.") { e, _ in open(e).map { .string($0.directory) } },
-        .init("fd.filename", .string, [.open], scope: .open, "The last component of fd.name.") { e, _ in open(e).map { .string($0.filename) } },
+        .init("fd.directory", .string, [.open, .syscall], scope: .open, "The directory part of fd.name (a file or directory).") { e, _ in
+            if let o = open(e) { return .string(o.directory) }
+            return e.fd.flatMap { $0.hasPath ? .string(PathParts.directory($0.name)) : nil }
+        },
+        .init("fd.filename", .string, [.open, .syscall], scope: .open, "The last component of fd.name (a file or directory).") { e, _ in
+            if let o = open(e) { return .string(o.filename) }
+            return e.fd.flatMap { $0.hasPath ? .string(PathParts.filename($0.name)) : nil }
+        },
+        .init("fd.type", .string, [.open, .syscall], scope: .open, "What the fd refers to (Falco's names): file, directory, ipv4, ipv6, unix, pipe, event, signalfd, eventpoll, inotify, timerfd, memfd, netlink, bpf, userfaultfd, io_uring, pidfd, socket (another family) or unknown.") { e, _ in
+            fdType(e).map { .string(ByteString($0.name)) }
+        },
+        .init("fd.typechar", .string, [.open, .syscall], scope: .open, "fd.type as Falco's letter: f file, d directory, 4 ipv4, 6 ipv6, u unix or userfaultfd, p pipe, e event, s signalfd, l eventpoll, i inotify, t timerfd, m memfd, n netlink, b bpf, r io_uring, P pidfd, o other.") { e, _ in
+            fdType(e).map { .string(ByteString($0.typechar)) }
+        },
         .init("fd.flags", .string, [.open], scope: .open, "Open flags, e.g. O_RDONLY|O_CLOEXEC.", json: { e, out in
             guard let o = open(e) else { return false }
             out.append(0x22)
@@ -271,13 +290,22 @@ public enum Fields {
         }) { e, _ in open(e).map { str(OpenFlags.describe($0.flags)) } },
         .init("fd.rawflags", .uint, [.open], scope: .open, "Open flags as a number.") { e, _ in open(e).map { .uint(UInt64($0.flags)) } },
         .init("fd.mode", .uint, [.open], scope: .open, "Creation mode (meaningful with O_CREAT or O_TMPFILE).") { e, _ in open(e).map { .uint(UInt64($0.mode)) } },
-        .init("fd.num", .int, [.open], scope: .open, "The new file descriptor, -1 when the call failed.") { e, _ in open(e).map { .int($0.result >= 0 ? $0.result : -1) } },
+        .init("fd.num", .int, [.open, .syscall], scope: .open, "The new file descriptor, -1 when the call failed; for a syscall event the fd it acts on or made.") { e, _ in
+            if let o = open(e) { return .int(o.result >= 0 ? o.result : -1) }
+            return e.fd.map { .int(Int64($0.number)) }
+        },
         .init("fd.dirfd", .int, [.open], scope: .open, "The dirfd argument (-100 = AT_FDCWD).") { e, _ in open(e).map { .int(Int64($0.dirfd)) } },
         .init("fd.truncated", .bool, [.open], scope: .open, "Whether the path was cut (deeper than 48 levels or longer than 4096 bytes).") { e, _ in open(e).map { .bool($0.truncated) } },
-        .init("fd.dev", .uint, [.open], scope: .open, "The device of the opened file's file system (its super block's, encoded as stat's st_dev; on btrfs stat reports a device per subvolume instead); 0 after a failure.") { e, _ in open(e).map { .uint($0.device) } },
+        .init("fd.dev", .uint, [.open, .syscall], scope: .open, "The device of the opened file's file system (its super block's, encoded as stat's st_dev; on btrfs stat reports a device per subvolume instead); 0 after a failure or when not known (for a syscall event: known for fds opened by the file sensor or seeded from /proc).") { e, _ in
+            if let o = open(e) { return .uint(o.device) }
+            return e.fd.map { .uint($0.device) }
+        },
         .init("fd.dev.major", .uint, [.open], scope: .open, "The major number of fd.dev.") { e, _ in open(e).map { .uint(UInt64(FileID.major($0.device))) } },
         .init("fd.dev.minor", .uint, [.open], scope: .open, "The minor number of fd.dev.") { e, _ in open(e).map { .uint(UInt64(FileID.minor($0.device))) } },
-        .init("fd.ino", .uint, [.open], scope: .open, "The opened file's inode number; 0 after a failure.") { e, _ in open(e).map { .uint($0.inode) } },
+        .init("fd.ino", .uint, [.open, .syscall], scope: .open, "The opened file's inode number; 0 after a failure or when not known (as fd.dev).") { e, _ in
+            if let o = open(e) { return .uint(o.inode) }
+            return e.fd.map { .uint($0.inode) }
+        },
         .init("fd.is_other_proc", .bool, [.open], scope: .open, "Whether fd.name is below /proc/PID/ of another process (not /proc/self, not its own pid).") { e, _ in
             open(e).map { .bool(PathParts.otherProcessPID($0.path, own: e.pid) != nil) }
         },

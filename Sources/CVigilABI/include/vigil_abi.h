@@ -193,6 +193,8 @@ enum vigil_syscall_capture {
 /** Flags of struct vigil_syscall_spec. */
 enum vigil_syscall_spec_flags {
     VIGIL_SPEC_NO_RETURN = 1 << 0,    /* exit, exit_group: the record is emitted at entry */
+    VIGIL_SPEC_STATE = 1 << 1,        /* changes the fd or process tables: never dropped by the
+                                         filters in the kernel (userspace filters it after enrichment) */
 };
 
 /** Per-syscall capture spec (the `syscall_specs` array, indexed by this arch's syscall number),

@@ -1,0 +1,238 @@
+import Foundation
+import VigilEvents
+
+/// The fd table of every process: what each open fd refers to, so an event on an fd (read,
+/// write, fstat, sendto...) knows its path or socket and its type. Seeded from /proc/PID/fd at
+/// start (and for a process first seen later), then kept by events, driven by the syscall
+/// table's flags and parameter types rather than a list of syscall names:
+/// - an fd-creating syscall (`SyscallFlags.fdCreate`) that succeeded adds its result (or the
+///   two fds of an `fdPair` parameter); its type comes from a path parameter (file, or directory
+///   with O_DIRECTORY), an address family parameter (socket), the anonymous kind its name's stem
+///   gives (eventfd, epoll, memfd...), or the fd it was made from (dup*, accept*, fcntl F_DUPFD*);
+///   close-on-exec from an open/socket flags parameter holding O_CLOEXEC (MFD_CLOEXEC for memfd);
+/// - an fd-closing one (`fdClose`) removes its fd, or the range of close_range (or marks it
+///   close-on-exec with CLOSE_RANGE_CLOEXEC);
+/// - exec drops the close-on-exec fds, fork gives the child a copy of the parent's table
+///   (threads share their process's), exit drops the table;
+/// - the file sensor's open events add their fd with the path, device and inode the kernel read.
+/// Driven by one thread (the event pipeline).
+public final class FDTable {
+    private var tables: [UInt32: [Int32: FDInfo]] = [:]
+    private let procRoot: String
+    /// Socket inode -> type, per network namespace (the inode of /proc/PID/ns/net), read from
+    /// /proc/PID/net when a seeded socket is not yet known.
+    private var socketTypes: [UInt64: [UInt64: FDType]] = [:]
+
+    /// An empty table over `procRoot`.
+    public init(procRoot: String = "/proc") { self.procRoot = procRoot }
+
+    /// Number of processes with a table.
+    public var processCount: Int { tables.count }
+
+    /// The fd `fd` of process `pid`, nil when not known.
+    public func entry(pid: UInt32, fd: Int32) -> FDInfo? { tables[pid]?[fd] }
+
+    /// Every known fd of process `pid`.
+    public func entries(pid: UInt32) -> [Int32: FDInfo]? { tables[pid] }
+
+    /// Reads the fds of every process under the proc root.
+    public func seed() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return }
+        for entry in entries {
+            guard let pid = UInt32(entry) else { continue }
+            tables[pid] = read(pid: pid)
+        }
+    }
+
+    /// The fds of `pid` from /proc/PID/fd (empty when the process is gone).
+    func read(pid: UInt32) -> [Int32: FDInfo] {
+        let dir = "\(procRoot)/\(pid)/fd"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [:] }
+        var table: [Int32: FDInfo] = [:]
+        var info = stat()
+        for name in names {
+            guard let fd = Int32(name), let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\(name)") else { continue }
+            var entry = FDInfo(number: fd, type: FDType(procLink: link), name: ByteString(link))
+            if stat("\(dir)/\(name)", &info) == 0 {
+                entry.inode = UInt64(info.st_ino)
+                entry.device = UInt64(info.st_dev)
+                if entry.type == .file, info.st_mode & S_IFMT == S_IFDIR { entry.type = .directory }
+            }
+            if entry.type == .memfd { entry.name = ByteString(link.dropFirst()) } // "/memfd:NAME (deleted)"
+            if entry.type == .socket { entry.type = socketType(inode: entry.inode, pid: pid) }
+            if let text = try? String(contentsOfFile: "\(procRoot)/\(pid)/fdinfo/\(name)", encoding: .utf8),
+               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags:") }),
+               let flags = UInt32(line.dropFirst("flags:".count).trimmingCharacters(in: .whitespaces), radix: 8) {
+                entry.closeOnExec = flags & Self.oCloexec != 0
+            }
+            table[fd] = entry
+        }
+        return table
+    }
+
+    /// The family of a socket of `pid` by its inode, from the /proc/PID/net tables of its
+    /// network namespace; `.socket` when none lists it.
+    private func socketType(inode: UInt64, pid: UInt32) -> FDType {
+        var info = stat()
+        guard stat("\(procRoot)/\(pid)/ns/net", &info) == 0 else { return .socket }
+        let namespace = UInt64(info.st_ino)
+        if socketTypes[namespace] == nil {
+            var types: [UInt64: FDType] = [:]
+            let files: [(String, FDType, Int)] = [("tcp", .ipv4, 9), ("udp", .ipv4, 9), ("raw", .ipv4, 9), ("udplite", .ipv4, 9),
+                                                  ("tcp6", .ipv6, 9), ("udp6", .ipv6, 9), ("raw6", .ipv6, 9), ("udplite6", .ipv6, 9),
+                                                  ("unix", .unix, 6), ("netlink", .netlink, 9)]
+            for (file, type, column) in files {
+                guard let text = try? String(contentsOfFile: "\(procRoot)/\(pid)/net/\(file)", encoding: .utf8) else { continue }
+                for line in text.split(separator: "\n").dropFirst() {
+                    let columns = line.split(separator: " ", omittingEmptySubsequences: true)
+                    if columns.count > column, let ino = UInt64(columns[column]) { types[ino] = type }
+                }
+            }
+            socketTypes[namespace] = types
+        }
+        return socketTypes[namespace]?[inode] ?? .socket
+    }
+
+    /// O_CLOEXEC (also SOCK_CLOEXEC, EFD_/SFD_/TFD_/IN_/EPOLL_CLOEXEC: the same bit).
+    static let oCloexec: UInt32 = 0o2000000
+    /// O_DIRECTORY.
+    static let oDirectory: UInt32 = 0o200000
+
+    /// Updates the table from `event` and sets `event.fd`: the fd it acts on, or the one it made.
+    public func apply(_ event: inout Event) {
+        switch event.payload {
+        case .fork(let f):
+            guard !f.isThread else { return }
+            tables[f.childPID] = table(of: event.pid)
+        case .exec:
+            guard let index = tables.index(forKey: event.pid) else { return }
+            if tables.values[index].values.contains(where: \.closeOnExec) {
+                tables.values[index] = tables.values[index].filter { !$0.value.closeOnExec }
+            }
+        case .exit:
+            tables.removeValue(forKey: event.pid)
+        case .open(let o):
+            guard o.result >= 0 else { return }
+            let fd = Int32(truncatingIfNeeded: o.result)
+            let entry = FDInfo(number: fd, type: o.flags & Self.oDirectory != 0 ? .directory : .file,
+                               closeOnExec: o.flags & Self.oCloexec != 0, name: o.path, inode: o.inode, device: o.device)
+            ensure(event.pid)
+            tables[event.pid, default: [:]][fd] = entry
+            event.fd = entry
+        case .syscall(let s):
+            let flags = s.descriptor.flags
+            guard !flags.isDisjoint(with: [.usesFD, .fdCreate, .fdClose]) else { return }
+            ensure(event.pid)
+            event.fd = apply(s, to: &tables[event.pid, default: [:]])
+        }
+    }
+
+    /// The table of `pid`, read from /proc when not known yet.
+    private func table(of pid: UInt32) -> [Int32: FDInfo] {
+        ensure(pid)
+        return tables[pid] ?? [:]
+    }
+
+    /// Reads `pid`'s fds from /proc when it has no table (a process that started before the
+    /// table was seeded and was not seen forking).
+    private func ensure(_ pid: UInt32) {
+        if tables.index(forKey: pid) == nil { tables[pid] = read(pid: pid) }
+    }
+
+    /// Applies one syscall to a process's table; returns the fd the call acted on or made.
+    func apply(_ s: Payload.Syscall, to table: inout [Int32: FDInfo]) -> FDInfo? {
+        let d = s.descriptor
+        let params = d.params
+        // The fd it acts on: its first fd parameter.
+        var acted: FDInfo?
+        var actedIndex = -1
+        for (i, p) in params.prefix(6).enumerated() where p.type == .fd {
+            actedIndex = i
+            let n = Int32(truncatingIfNeeded: s.args[i])
+            if n >= 0 { acted = table[n] ?? FDInfo(number: n, type: .unknown) }
+            break
+        }
+        if s.failedCall { return acted }
+        if d.flags.contains(.fdClose), actedIndex >= 0 {
+            let first = Int32(truncatingIfNeeded: s.args[actedIndex])
+            if params.count > actedIndex + 2 {
+                // close_range(first, last, flags): CLOSE_RANGE_CLOEXEC (4) marks instead of closing.
+                let last = s.args[actedIndex + 1] >= UInt64(Int32.max) ? Int32.max : Int32(s.args[actedIndex + 1])
+                let cloexec = s.args[actedIndex + 2] & 4 != 0
+                for fd in Array(table.keys) where fd >= first && fd <= last {
+                    if cloexec { table[fd]?.closeOnExec = true } else { table.removeValue(forKey: fd) }
+                }
+            } else {
+                table.removeValue(forKey: first)
+            }
+            return acted
+        }
+        guard d.flags.contains(.fdCreate) else { return acted }
+        var type: FDType?
+        var closeOnExec = false
+        var name = ByteString([UInt8]())
+        var duplicated = false
+        var stringIndex = -1
+        for (i, p) in params.prefix(6).enumerated() {
+            let raw = s.args[i]
+            switch p.type {
+            case .enumeration(.fcntl):
+                // fcntl: F_DUPFD (0) and F_DUPFD_CLOEXEC (1030) duplicate; F_SETFD (2) sets FD_CLOEXEC.
+                if raw == 2, let fd = acted?.number, table[fd] != nil { table[fd]?.closeOnExec = s.args[i + 1] & 1 != 0 }
+                guard raw == 0 || raw == 1030 else { return table[acted?.number ?? -1] ?? acted }
+                duplicated = true
+                closeOnExec = raw == 1030
+            case .path:
+                type = .file
+                name = SyscallArguments.bytes(s, i)
+            case .flags(.open), .flags(.sockflags), .enumeration(.sock):
+                if UInt32(truncatingIfNeeded: raw) & Self.oCloexec != 0 { closeOnExec = true }
+                if case .flags(.open) = p.type, type == .file, UInt32(truncatingIfNeeded: raw) & Self.oDirectory != 0 { type = .directory }
+            case .flags(.memfd):
+                if raw & 1 != 0 { closeOnExec = true } // MFD_CLOEXEC
+            case .enumeration(.af):
+                type = FDType(addressFamily: raw)
+            case .string where stringIndex < 0:
+                stringIndex = i
+            default:
+                break
+            }
+        }
+        if type == nil, !duplicated, let anonymous = FDType(creatingSyscall: d.nameString) {
+            type = anonymous
+            if anonymous == .bpf || anonymous == .pidfd { closeOnExec = true } // always O_CLOEXEC
+            if anonymous == .memfd, stringIndex >= 0 { // memfd_create's name, as /proc shows it
+                name = ByteString("memfd:" + String(decoding: SyscallArguments.bytes(s, stringIndex).bytes, as: UTF8.self))
+            }
+        }
+        var made: FDInfo
+        if let type {
+            made = FDInfo(number: -1, type: type, closeOnExec: closeOnExec, name: name)
+        } else if let acted {
+            made = acted // dup*, accept*, fcntl F_DUPFD*: the same file or socket
+            made.closeOnExec = closeOnExec
+        } else {
+            made = FDInfo(number: -1, type: .unknown, closeOnExec: closeOnExec)
+        }
+        // The new fds: the result, or the two of an fd pair (pipe, socketpair).
+        if case .fd = d.result, s.result >= 0 {
+            made.number = Int32(truncatingIfNeeded: s.result)
+            table[made.number] = made
+            return made
+        }
+        for (i, p) in params.prefix(6).enumerated() where p.type == .fdPair {
+            guard let pair = s.captured(i), pair.count >= 8 else { continue }
+            var first: FDInfo?
+            for k in 0..<2 {
+                var v: UInt32 = 0
+                for b in 0..<4 { v |= UInt32(pair[pair.startIndex + 4 * k + b]) << (8 * UInt32(b)) }
+                var entry = made
+                entry.number = Int32(bitPattern: v)
+                table[entry.number] = entry
+                if first == nil { first = entry }
+            }
+            return first
+        }
+        return acted
+    }
+}
