@@ -58,7 +58,7 @@ public final class FDTable {
                 entry.device = UInt64(info.st_dev)
                 if entry.type == .file, info.st_mode & S_IFMT == S_IFDIR { entry.type = .directory }
             }
-            if entry.type == .memfd { entry.name = ByteString(link.dropFirst()) } // "/memfd:NAME (deleted)"
+            if entry.type == .memfd { entry.name = ByteString(String(link.dropFirst())) } // "/memfd:NAME (deleted)"
             if entry.type == .socket { entry.type = socketType(inode: entry.inode, pid: pid) }
             if let text = try? String(contentsOfFile: "\(procRoot)/\(pid)/fdinfo/\(name)", encoding: .utf8),
                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags:") }),

@@ -35,6 +35,9 @@ public final class EventStream {
         didSet { kindMask = Self.mask(kinds) }
     }
     private var kindMask: UInt32
+    /// Per row of `Syscalls.all`: whether its events are shown (the syscalls asked for; the fd
+    /// table's own are captured but suppressed).
+    private let shownSyscalls: [Bool]
     private let reader: RingBufferReader
     /// The decoder, with its cache of byte strings, in plain memory: the per-event path mutates
     /// it without exclusivity checks on a class property (notes/performance.md).
@@ -51,6 +54,8 @@ public final class EventStream {
         self.enricher = enricher
         self.kinds = kinds
         kindMask = Self.mask(kinds)
+        let shown = sensors.syscallCapture?.shown ?? []
+        shownSyscalls = Syscalls.all.map { $0.number().map { shown.contains($0) } ?? false }
         reader = try RingBufferReader(map: sensors.ring, maxBatch: 4096)
         decoder = .allocate(capacity: 1)
         decoder.initialize(to: EventDecoder(bootToEpochNs: BootClock.offsetToEpochNs()))
@@ -121,6 +126,10 @@ public final class EventStream {
                 continue
             }
             guard kindMask & (1 << UInt32(event.kind.index)) != 0 else {
+                counts.suppressed += 1
+                continue
+            }
+            if case .syscall(let s) = event.payload, !shownSyscalls[s.index] {
                 counts.suppressed += 1
                 continue
             }

@@ -29,7 +29,12 @@ struct StateChangeFilter {
 
     /// Whether `event` passes the filters. Every other kind already passed them in the kernel.
     func keeps(_ event: Event) -> Bool {
-        guard active, event.kind == .exec || event.kind == .fork || event.kind == .exit else { return true }
+        guard active else { return true }
+        switch event.payload {
+        case .exec, .fork, .exit: break
+        case .syscall(let s) where s.descriptor.flags.contains(.state): break // open, dup, close...: the fd table
+        default: return true
+        }
         if containersOnly && event.pidNamespace == Namespaces.hostPID { return false }
         if !pids.isEmpty && !pids.contains(event.pid) { return false }
         if !uids.isEmpty && !uids.contains(event.uid) { return false }

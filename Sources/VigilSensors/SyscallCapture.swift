@@ -9,6 +9,12 @@ import VigilEvents
 public struct SyscallCapture: Sendable, Equatable {
     /// This arch's syscall numbers to capture.
     public var numbers: Set<Int>
+    /// The syscalls asked for: `numbers` minus those only the fd table needs.
+    public var shown: Set<Int>
+
+    /// This arch's syscalls that change the fd table (the table's fd_create and fd_close flags).
+    public static let fdTableNumbers: Set<Int> = Set(Syscalls.all.filter { !$0.flags.isDisjoint(with: [.fdCreate, .fdClose]) }
+        .compactMap { $0.number() })
     /// Bytes kept of a buffer argument (read/write data): Falco's snaplen.
     public var bufferBytes: Int
     /// Bytes kept of a string or path argument.
@@ -18,8 +24,15 @@ public struct SyscallCapture: Sendable, Equatable {
     public static let maxBufferBytes = Int(VIGIL_SYSCALL_BUF_MAX)
 
     /// A selection; the bounds are capped at the ABI's (VIGIL_SYSCALL_BUF_MAX, VIGIL_SYSCALL_STR_MAX).
+    ///
+    /// When a syscall asked for takes an fd (the table's uses_fd), the syscalls that change the fd
+    /// table are captured too (`fdTableNumbers`), so its fd.* fields are known; the stream shows
+    /// only `shown` (what was asked for) and counts the rest as suppressed.
     public init(numbers: Set<Int>, bufferBytes: Int = 80, stringBytes: Int = 4096) {
-        self.numbers = numbers.filter { $0 >= 0 && $0 < Int(VIGIL_SYSCALL_MAX) }
+        let asked = numbers.filter { $0 >= 0 && $0 < Int(VIGIL_SYSCALL_MAX) }
+        shown = asked
+        let usesFDs = asked.contains { Syscalls.numbered($0)?.flags.contains(.usesFD) ?? false }
+        self.numbers = usesFDs ? asked.union(Self.fdTableNumbers.filter { $0 < Int(VIGIL_SYSCALL_MAX) }) : asked
         self.bufferBytes = max(0, min(bufferBytes, Int(VIGIL_SYSCALL_BUF_MAX)))
         self.stringBytes = max(1, min(stringBytes, Int(VIGIL_SYSCALL_STR_MAX)))
     }
@@ -35,6 +48,8 @@ public struct SyscallCapture: Sendable, Equatable {
         spec.buf_max = UInt16(bufferBytes)
         spec.str_max = UInt16(stringBytes)
         if syscall.flags.contains(.noReturn) { spec.flags |= UInt16(VIGIL_SPEC_NO_RETURN.rawValue) }
+        // State changes are never dropped by the kernel's filters (StateChangeFilter applies them).
+        if syscall.flags.contains(.state) { spec.flags |= UInt16(VIGIL_SPEC_STATE.rawValue) }
         withUnsafeMutableBytes(of: &spec.kind) { kinds in
             withUnsafeMutableBytes(of: &spec.len) { lengths in
                 for (i, param) in syscall.params.prefix(Int(VIGIL_SYSCALL_ARGS)).enumerated() {
