@@ -220,6 +220,11 @@ public final class FDTable {
             table[made.number] = made
             return made
         }
+        if duplicated, s.result >= 0 { // fcntl F_DUPFD*: the result is the new fd
+            made.number = Int32(truncatingIfNeeded: s.result)
+            table[made.number] = made
+            return made
+        }
         for (i, p) in params.prefix(6).enumerated() where p.type == .fdPair {
             guard let pair = s.captured(i), pair.count >= 8 else { continue }
             var first: FDInfo?
