@@ -12,7 +12,7 @@ final class FalcoLoadingTests: XCTestCase {
     /// naming `%evt.arg.flags`, network rules), not copied from them.
     static let falcoStyle = """
         - macro: open_read
-          condition: (evt.type in (open,openat,openat2) and evt.is_open_read=true and fd.typechar='f' and fd.num>=0)
+          condition: (evt.type in (open,openat,openat2) and evt.is_open_read=true and k8s.ns.name='f' and fd.num>=0)
         - macro: unused_network
           condition: (fd.sip.name = "kubernetes.default.svc" and fd.l4proto = tcp)
         - macro: proc_is_new
@@ -20,13 +20,13 @@ final class FalcoLoadingTests: XCTestCase {
         - list: sensitive_file_names
           items: [/etc/shadow, /etc/sudoers]
         - rule: Skipped read
-          desc: uses fd.typechar through open_read and asks to be skipped
+          desc: uses k8s.ns.name through open_read and asks to be skipped
           condition: open_read and fd.name in (sensitive_file_names)
           output: "read (file=%fd.name)"
           priority: WARNING
           skip-if-unknown-filter: true
         - rule: Strict read
-          desc: uses fd.typechar through open_read without asking to be skipped
+          desc: uses k8s.ns.name through open_read without asking to be skipped
           condition: open_read and fd.name in (sensitive_file_names)
           output: "read (file=%fd.name)"
           priority: WARNING
@@ -75,8 +75,8 @@ final class FalcoLoadingTests: XCTestCase {
         let found = errors { _ = try self.load(Self.falcoStyle) }
         XCTAssertEqual(found.count, 1, "\(found)")
         XCTAssertEqual(found.first?.description,
-                       "falco_style.yaml:2:79: unknown field 'fd.typechar' in macro 'open_read', used by rule 'Strict read' at falco_style.yaml:15:9")
-        XCTAssertEqual(found.first?.unknownField, "fd.typechar")
+                       "falco_style.yaml:2:79: unknown field 'k8s.ns.name' in macro 'open_read', used by rule 'Strict read' at falco_style.yaml:15:9")
+        XCTAssertEqual(found.first?.unknownField, "k8s.ns.name")
 
         // Without the strict rule the file loads: one skip, the others compiled.
         let withoutStrict = Self.falcoStyle.replacingOccurrences(of: "- rule: Strict read", with: "- rule: Strict read\n  enabled: false")
@@ -85,9 +85,9 @@ final class FalcoLoadingTests: XCTestCase {
         XCTAssertEqual(set.disabled, ["Strict read"])
         XCTAssertEqual(set.skipped.map(\.name), ["Skipped read"])
         XCTAssertEqual(set.skipped.first?.description,
-                       "falco_style.yaml:9:9: rule 'Skipped read' skipped (skip-if-unknown-filter): unknown field 'fd.typechar' in macro 'open_read' at falco_style.yaml:2:79")
+                       "falco_style.yaml:9:9: rule 'Skipped read' skipped (skip-if-unknown-filter): unknown field 'k8s.ns.name' in macro 'open_read' at falco_style.yaml:2:79")
         XCTAssertEqual(set.warnings.first?.description,
-                       "falco_style.yaml:9:9: warning: rule 'Skipped read' skipped (skip-if-unknown-filter): unknown field 'fd.typechar' in macro 'open_read' at falco_style.yaml:2:79")
+                       "falco_style.yaml:9:9: warning: rule 'Skipped read' skipped (skip-if-unknown-filter): unknown field 'k8s.ns.name' in macro 'open_read' at falco_style.yaml:2:79")
     }
 
     /// Output fields Vigil lacks print `<NA>`, as in Falco, and are a warning, never a skip.
@@ -133,7 +133,7 @@ final class FalcoLoadingTests: XCTestCase {
               priority: INFO
             - rule: b
               desc: d
-              condition: evt.type = execve and fd.typechar = f
+              condition: evt.type = execve and k8s.ns.name = f
               output: o
               priority: INFO
             - rule: c
@@ -153,7 +153,7 @@ final class FalcoLoadingTests: XCTestCase {
         XCTAssertEqual(compiled.count, 3, "\(compiled)")
         XCTAssertEqual(compiled.map(\.location.line), [3, 8, 18])
         XCTAssertTrue(compiled[0].message.contains("unknown field 'proc.nmae'") && compiled[0].message.hasSuffix("(rule 'a')"), compiled[0].message)
-        XCTAssertTrue(compiled[1].message.contains("unknown field 'fd.typechar'") && compiled[1].message.hasSuffix("(rule 'b')"), compiled[1].message)
+        XCTAssertTrue(compiled[1].message.contains("unknown field 'k8s.ns.name'") && compiled[1].message.hasSuffix("(rule 'b')"), compiled[1].message)
         XCTAssertTrue(compiled[2].message.contains("undefined macro 'undefined_macro'") && compiled[2].message.hasSuffix("(rule 'd')"), compiled[2].message)
     }
 
@@ -183,7 +183,7 @@ final class FalcoLoadingTests: XCTestCase {
             """
         let user = """
             - macro: spawned
-              condition: and fd.typechar = f
+              condition: and k8s.ns.name = f
               append: true
             """
         let found = errors {
@@ -191,12 +191,12 @@ final class FalcoLoadingTests: XCTestCase {
                                     ("user.yaml", try YAMLRules.load(user, file: "user.yaml"))])
         }
         XCTAssertEqual(found.map(\.description),
-                       ["user.yaml:2:18: unknown field 'fd.typechar' in macro 'spawned', used by rule 'Shell' at default.yaml:3:9"])
+                       ["user.yaml:2:18: unknown field 'k8s.ns.name' in macro 'spawned', used by rule 'Shell' at default.yaml:3:9"])
 
         // The same through an appended rule condition and an exception written in the user file.
         let userRule = """
             - rule: Shell
-              condition: and fd.typechar = f
+              condition: and k8s.ns.name = f
               append: true
             """
         let appended = errors {
@@ -204,7 +204,7 @@ final class FalcoLoadingTests: XCTestCase {
                                     ("user.yaml", try YAMLRules.load(userRule, file: "user.yaml"))])
         }
         XCTAssertEqual(appended.map(\.description),
-                       ["user.yaml:2:18: unknown field 'fd.typechar', used by rule 'Shell' at default.yaml:3:9"])
+                       ["user.yaml:2:18: unknown field 'k8s.ns.name', used by rule 'Shell' at default.yaml:3:9"])
     }
 
     /// A user file's list item breaking a default rule: the error is at the rule's use of the

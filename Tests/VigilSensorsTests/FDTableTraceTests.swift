@@ -1,0 +1,100 @@
+import Foundation
+import VigilEvents
+import VigilRules
+import VigilSensors
+import VigilTestSupport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The fd table on the real kernel, fed by this process's own syscalls: an fd opened before
+/// tracing started is known from /proc, a write to a dup2'ed fd names the file, a read on a pipe
+/// says pipe, a socket's family is its type, close forgets what it closed (close_range: FDTableTests); and Falco's
+/// open_read macro (fd.typechar='f') compiles and matches a real read open.
+final class FDTableTraceTests: XCTestCase {
+    private func harness(syscalls: [String]) throws -> TraceHarness {
+        var filter = KernelFilter()
+        filter.ignorePID = 0 // this process's own syscalls
+        return try TraceHarness(files: true, filter: filter, syscalls: SyscallCapture(names: syscalls))
+    }
+
+    func testFDsThroughOpenDup2PipeSocketClose() throws {
+        let path = NSTemporaryDirectory() + "vigil-fdtable-\(getpid())"
+        FileManager.default.createFile(atPath: path, contents: nil)
+        defer { unlink(path) }
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        let before = open(path, O_WRONLY) // opened before tracing: known from /proc
+        XCTAssertGreaterThanOrEqual(before, 0)
+        defer { close(before) }
+        let harness = try harness(syscalls: ["write", "read", "dup2"])
+        let me = UInt32(getpid())
+        var dupped: Int32 = -1, pipeFDs: [Int32] = [0, 0], sock: Int32 = -1
+        let events = try harness.collect {
+            XCTAssertEqual(write(before, "a", 1), 1)
+            dupped = dup2(before, 200)
+            XCTAssertEqual(write(dupped, "b", 1), 1)
+            XCTAssertEqual(pipe(&pipeFDs), 0)
+            XCTAssertEqual(write(pipeFDs[1], "c", 1), 1)
+            var byte: UInt8 = 0
+            XCTAssertEqual(read(pipeFDs[0], &byte, 1), 1)
+            sock = socket(AF_INET6, Int32(SOCK_DGRAM.rawValue), 0)
+            XCTAssertGreaterThanOrEqual(sock, 0)
+            _ = write(sock, "d", 1) // not connected: fails, still an event on the socket
+            XCTAssertEqual(close(200), 0)
+            _ = write(200, "e", 1) // EBADF: the table no longer knows fd 200
+            close(pipeFDs[0]); close(pipeFDs[1]); close(sock)
+        }
+        let mine = events.filter { $0.pid == me && $0.kind == .syscall }
+        func writes(to fd: Int32) -> [Event] {
+            mine.filter {
+                guard case .syscall(let s) = $0.payload else { return false }
+                return s.descriptor.nameString == "write" && Int32(truncatingIfNeeded: s.args[0]) == fd
+            }
+        }
+        let first = try XCTUnwrap(writes(to: before).first, "the write to the fd opened before tracing")
+        XCTAssertEqual(first.fd?.name.string, resolved)
+        XCTAssertEqual(first.fd?.type, .file)
+        let viaDup = try XCTUnwrap(writes(to: 200).first, "the write to the dup2'ed fd")
+        XCTAssertEqual(viaDup.fd?.name.string, resolved)
+        XCTAssertEqual(viaDup.fd?.number, 200)
+        XCTAssertEqual(Fields.named("fd.typechar")?.extract(viaDup, nil), FieldValue.string("f"))
+        let pipeRead = try XCTUnwrap(mine.first {
+            guard case .syscall(let s) = $0.payload else { return false }
+            return s.descriptor.nameString == "read" && Int32(truncatingIfNeeded: s.args[0]) == pipeFDs[0]
+        }, "the read on the pipe")
+        XCTAssertEqual(Fields.named("fd.type")?.extract(pipeRead, nil), FieldValue.string("pipe"))
+        XCTAssertEqual(writes(to: sock).first?.fd?.type, .ipv6)
+        let afterClose = try XCTUnwrap(writes(to: 200).last)
+        XCTAssertEqual(afterClose.fd?.type, .unknown, "close removed fd 200")
+        // Syscalls captured only for the fd table (pipe2, socket, close) are not shown.
+        XCTAssertFalse(mine.contains { if case .syscall(let s) = $0.payload { return s.descriptor.nameString == "socket" } else { return false } })
+    }
+
+    func testFalcoOpenReadMacroMatchesARealReadOpen() throws {
+        let yaml = """
+        - macro: open_read
+          condition: (evt.type in (open,openat,openat2) and evt.is_open_read=true and fd.typechar='f' and fd.num>=0)
+        - rule: read marker
+          desc: d
+          condition: open_read and fd.filename startswith vigil-open-read-
+          output: o
+          priority: WARNING
+        """
+        let set = try RuleSet(files: [("falco.yaml", try YAMLRules.load(yaml, file: "falco.yaml"))])
+        let path = NSTemporaryDirectory() + "vigil-open-read-\(getpid())"
+        FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
+        defer { unlink(path) }
+        let harness = try harness(syscalls: [])
+        let events = try harness.collect {
+            let fd = open(path, O_RDONLY)
+            XCTAssertGreaterThanOrEqual(fd, 0)
+            close(fd)
+            let writer = open(path, O_WRONLY)
+            close(writer)
+        }
+        let opens = events.filter { $0.pid == UInt32(getpid()) && $0.open?.path.string.hasSuffix("vigil-open-read-\(getpid())") == true }
+        XCTAssertEqual(opens.count, 2)
+        XCTAssertEqual(opens.filter { set.matches($0).contains { $0.rule.name == "read marker" } }.count, 1, "the read open matches, the write open does not")
+    }
+}
