@@ -82,7 +82,9 @@ final class SyscallSensorTests: XCTestCase {
         XCTAssertTrue(syscalls.allSatisfy { $0.pid == ran.pid }, "only the helper passes the comm filter: \(Set(syscalls.map(\.comm)))")
         XCTAssertGreaterThan(after.filtered, before.filtered, "cat's syscalls were dropped in the kernel and counted")
         XCTAssertEqual(after.lost, before.lost)
-        XCTAssertEqual(after.emitted - before.emitted, UInt64(syscalls.count), "every emitted record was delivered and decoded")
+        // The fd table's syscalls (captured because asked ones take fds) are emitted for every
+        // comm (state changes skip the kernel's filters) and dropped or suppressed in userspace.
+        XCTAssertGreaterThanOrEqual(after.emitted - before.emitted, UInt64(syscalls.count), "every delivered event was emitted")
         let names = Set(syscalls.compactMap { $0.syscall?.descriptor.nameString })
         XCTAssertTrue(names.isSubset(of: Set(Self.asked)), "only asked-for syscalls: \(names.subtracting(Self.asked))")
 
