@@ -71,6 +71,36 @@ final class FDTableTraceTests: XCTestCase {
         XCTAssertFalse(mine.contains { if case .syscall(let s) = $0.payload { return s.descriptor.nameString == "socket" } else { return false } })
     }
 
+    /// A comm filter drops this process's write in the kernel, but not its dup2 (flagged state:
+    /// the fd table needs it): the kernel emits it and the stream filters it after enrichment,
+    /// counted as filtered; nothing of this process is delivered.
+    func testStateSyscallsPassTheKernelFiltersAndAreFilteredAfterEnrichment() throws {
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        filter.includeComms = ["vigil-no-such"]
+        let harness = try TraceHarness(files: false, filter: filter, syscalls: SyscallCapture(names: ["write", "dup2"]))
+        let before = try XCTUnwrap(harness.sensors.counters()["syscalls"])
+        let filteredBefore = harness.stream.statistics.filtered
+        let me = UInt32(getpid())
+        let path = NSTemporaryDirectory() + "vigil-fdtable-state-\(getpid())"
+        let fd = open(path, O_WRONLY | O_CREAT, 0o600)
+        defer { close(fd); unlink(path) }
+        let events = try harness.collect {
+            for _ in 0..<10 {
+                let copy = dup2(fd, 201)
+                XCTAssertEqual(copy, 201)
+                XCTAssertEqual(write(copy, "x", 1), 1)
+            }
+            close(201)
+        }
+        let after = try XCTUnwrap(harness.sensors.counters()["syscalls"])
+        XCTAssertFalse(events.contains { $0.pid == me }, "the comm filter keeps nothing of this process")
+        XCTAssertGreaterThanOrEqual(after.emitted - before.emitted, 10, "the dup2 calls were emitted despite the comm filter")
+        XCTAssertGreaterThanOrEqual(after.filtered - before.filtered, 10, "the writes were dropped in the kernel")
+        XCTAssertGreaterThanOrEqual(harness.stream.statistics.filtered - filteredBefore, 10, "the dup2 calls were filtered after enrichment")
+        XCTAssertEqual(harness.stream.enricher.fds.entry(pid: me, fd: 201), nil, "closed")
+    }
+
     func testFalcoOpenReadMacroMatchesARealReadOpen() throws {
         let yaml = """
         - macro: open_read
