@@ -22,8 +22,9 @@ public struct Heartbeat {
     public let interval: UInt64
     /// Nanoseconds a heartbeat may take to come back.
     public let bound: UInt64
-    /// The program the child runs (a failed exec still exits, which reports too).
-    public let helper: String
+    /// The child's command: `/bin/true`, or where there is none (an image FROM scratch)
+    /// Vigil's own binary with `--version` (slower to start); its output goes to /dev/null.
+    public let helper: [String]
     /// Heartbeats started, returned, and silent (not back within the bound).
     public private(set) var sent: UInt64 = 0, returned: UInt64 = 0, silent: UInt64 = 0
     /// The last heartbeat's time to come back, nanoseconds (nil: none yet).
@@ -33,10 +34,15 @@ public struct Heartbeat {
     private var children: [pid_t] = []
 
     /// A heartbeat every `interval` ns, expected back within `bound` ns.
-    public init(interval: UInt64, bound: UInt64, helper: String = "/bin/true") {
+    public init(interval: UInt64, bound: UInt64, helper: [String] = Heartbeat.defaultHelper) {
         self.interval = interval
         self.bound = bound
         self.helper = helper
+    }
+
+    /// `/bin/true` when executable here, else `/proc/self/exe --version`.
+    public static var defaultHelper: [String] {
+        access("/bin/true", X_OK) == 0 ? ["/bin/true"] : ["/proc/self/exe", "--version"]
     }
 
     /// Looks whether the awaited child came back through `stream`, declares it silent past the
@@ -60,11 +66,14 @@ public struct Heartbeat {
         guard now &- lastStart >= interval else { return nil }
         lastStart = now
         var pid: pid_t = 0
-        let arguments = [helper]
-        var cArguments = arguments.map { strdup($0) } + [nil]
+        var cArguments = helper.map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) } }
-        let rc = posix_spawn(&pid, helper, nil, nil, &cArguments, environ)
-        guard rc == 0 else { return .cannotStart("posix_spawn \(helper): \(String(cString: strerror(rc)))") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+        let rc = posix_spawn(&pid, helper[0], &actions, nil, &cArguments, environ)
+        guard rc == 0 else { return .cannotStart("posix_spawn \(helper.joined(separator: " ")): \(String(cString: strerror(rc)))") }
         children.append(pid)
         sent += 1
         pending = (UInt32(pid), now)
