@@ -328,7 +328,7 @@ public final class Engine: @unchecked Sendable {
                                 loginUID: UInt32.max, startTimeNs: 0)
         return Event(bootTimeNs: UInt64(boot.tv_sec) * 1_000_000_000 + UInt64(boot.tv_nsec),
                      timeNs: UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec), cgroupID: 0,
-                     pid: UInt32(getpid()), tid: UInt32(gettid()), ppid: UInt32(getppid()), uid: getuid(), gid: getgid(), cpu: 0,
+                     pid: UInt32(getpid()), tid: UInt32(getpid()), ppid: UInt32(getppid()), uid: getuid(), gid: getgid(), cpu: 0,
                      mountNamespace: 0, pidNamespace: 0, comm: "vigil", payload: .exec(exec))
     }
 
