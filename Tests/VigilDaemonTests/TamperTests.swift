@@ -62,6 +62,40 @@ final class TamperTests: XCTestCase {
         XCTAssertEqual(metrics.status, 0, metrics.stderr)
     }
 
+    /// `bpftool link detach` is refused for the links of this host (raw_tracepoint, perf_event:
+    /// EOPNOTSUPP), so another root process detaches one the other way: gdb attaches to the
+    /// daemon and closes the link's fd in it; the kernel releases the link.
+    func testALinkClosedInTheDaemonByAnotherRootProcessIsAlertedWithinTwoSeconds() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/gdb") else {
+            throw XCTSkip("needs gdb (Debian package gdb) to close a link fd inside the daemon")
+        }
+        let daemon = try startDaemon()
+        let alerts = try StreamClient(["alerts", "-o", "json", "--socket", daemon.socket])
+        XCTAssertTrue(waitUntil { ((try? status(daemon))?["subscribers"] as? [String: Any]).flatMap { $0["alerts"] as? [Any] }.map { !$0.isEmpty } ?? false })
+        // The fd of one of the daemon's links, and that link's id.
+        let fdinfo = "/proc/\(daemon.pid)/fdinfo"
+        var link: (fd: String, id: String)?
+        for fd in try FileManager.default.contentsOfDirectory(atPath: fdinfo).sorted() where link == nil {
+            let text = (try? String(contentsOfFile: "\(fdinfo)/\(fd)", encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("link_id:") }) {
+                link = (fd, line.dropFirst("link_id:".count).trimmingCharacters(in: .whitespaces))
+            }
+        }
+        let (fd, id) = try XCTUnwrap(link, "the daemon holds no link fd")
+        let detach = try runCapturing("/usr/sbin/bpftool", ["link", "detach", "id", id])
+        XCTAssertNotEqual(detach.status, 0, "bpftool link detach is refused for these link types on this kernel")
+        let gdb = try runCapturing("/usr/bin/gdb", ["-p", "\(daemon.pid)", "-batch", "-ex", "call (int)close(\(fd))"])
+        XCTAssertTrue(gdb.stdout.contains("= 0"), gdb.stdout + gdb.stderr)
+        var alert: [String: Any]?
+        let seen = waitUntil(seconds: 2) {
+            alert = alerts.objects.first { ($0["rule"] as? String) == "Vigil program detached" }
+            return alert != nil
+        }
+        XCTAssertTrue(seen, "a 'Vigil program detached' alert within 2 s of the close: \(alerts.objects) \(daemon.diagnostics)")
+        XCTAssertEqual(alert?["priority"] as? String, "CRITICAL")
+        XCTAssertTrue((alert?["output"] as? String)?.contains("link \(id)") ?? false, "\(String(describing: alert))")
+    }
+
     func testTheHeartbeatComesBackThroughTheSensors() throws {
         let daemon = try startDaemon("integrity:\n  heartbeat_interval_ms: 200\n  heartbeat_bound_ms: 2000")
         var integrity: [String: Any] = [:]
