@@ -96,6 +96,33 @@ final class TamperTests: XCTestCase {
         XCTAssertTrue((alert?["output"] as? String)?.contains("link \(id)") ?? false, "\(String(describing: alert))")
     }
 
+    /// Every link closed inside the daemon (gdb, as above): the heartbeat child's exec and exit
+    /// no longer come back, and "Vigil sensor silent" follows within the bound.
+    func testASensorWithEveryLinkGoneIsSilent() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/gdb") else {
+            throw XCTSkip("needs gdb (Debian package gdb) to close the link fds inside the daemon")
+        }
+        let daemon = try startDaemon("integrity:\n  heartbeat_interval_ms: 200\n  heartbeat_bound_ms: 1000")
+        let alerts = try StreamClient(["alerts", "-o", "json", "--socket", daemon.socket])
+        XCTAssertTrue(waitUntil { ((try? status(daemon))?["integrity"] as? [String: Any])?["heartbeats_returned"] as? Int ?? 0 > 0 },
+                      "the heartbeat works before: \(daemon.diagnostics)")
+        let fdinfo = "/proc/\(daemon.pid)/fdinfo"
+        let linkFDs = try FileManager.default.contentsOfDirectory(atPath: fdinfo).filter { fd in
+            ((try? String(contentsOfFile: "\(fdinfo)/\(fd)", encoding: .utf8)) ?? "").contains("link_id:")
+        }
+        XCTAssertFalse(linkFDs.isEmpty)
+        let gdb = try runCapturing("/usr/bin/gdb", ["-p", "\(daemon.pid)", "-batch"] + linkFDs.flatMap { ["-ex", "call (int)close(\($0))"] })
+        XCTAssertEqual(gdb.stdout.components(separatedBy: "= 0").count - 1, linkFDs.count, gdb.stdout + gdb.stderr)
+        var alert: [String: Any]?
+        // The bound (1 s) plus one heartbeat interval, and a second of slack for a loaded host.
+        let seen = waitUntil(seconds: 2.2) {
+            alert = alerts.objects.first { ($0["rule"] as? String) == "Vigil sensor silent" }
+            return alert != nil
+        }
+        XCTAssertTrue(seen, "'Vigil sensor silent' once nothing reports: \(alerts.objects.compactMap { $0["rule"] }) \(daemon.diagnostics)")
+        XCTAssertEqual(alert?["priority"] as? String, "CRITICAL")
+    }
+
     func testTheHeartbeatComesBackThroughTheSensors() throws {
         let daemon = try startDaemon("integrity:\n  heartbeat_interval_ms: 200\n  heartbeat_bound_ms: 2000")
         var integrity: [String: Any] = [:]
