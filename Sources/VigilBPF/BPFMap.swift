@@ -258,3 +258,36 @@ public enum BPFPrograms {
         if clibbpf_synchronize_rcu() != 0 { usleep(100_000) }
     }
 }
+
+extension BPFMap {
+    /// Every entry as raw bytes, key to value (wraps `bpf_map_get_next_key` and
+    /// `bpf_map_lookup_elem`): for comparing a map with what was written to it, whatever its
+    /// types. Not for per-CPU maps (their values are per CPU). Entries deleted during the walk
+    /// are skipped.
+    public func rawContents() throws -> [[UInt8]: [UInt8]] {
+        guard !isPerCPU else {
+            throw BPFError(.invalidArgument, operation: "rawContents", target: "map \(name)", message: "map is per-CPU")
+        }
+        let fd = try requireFD("bpf_map_get_next_key")
+        var contents: [[UInt8]: [UInt8]] = [:]
+        var previous: [UInt8]? = nil
+        var next = [UInt8](repeating: 0, count: keySize), value = [UInt8](repeating: 0, count: valueSize)
+        while true {
+            let rc = previous.map { prev in prev.withUnsafeBytes { bpf_map_get_next_key(fd, $0.baseAddress, &next) } }
+                ?? bpf_map_get_next_key(fd, nil, &next)
+            guard rc == 0 else {
+                let err = clibbpf_errno()
+                guard err == ENOENT else {
+                    throw BPFError(.map, operation: "bpf_map_get_next_key", target: "map \(name)", errno: err, message: "iteration failed")
+                }
+                return contents
+            }
+            if bpf_map_lookup_elem(fd, next, &value) == 0 {
+                contents[next] = value
+            } else if clibbpf_errno() != ENOENT {
+                throw BPFError.libbpf(.map, "bpf_map_lookup_elem", "map \(name)", "lookup failed")
+            }
+            previous = next
+        }
+    }
+}

@@ -150,6 +150,7 @@ public struct APIRouter: Sendable {
                                defaultRules: sets.contains { $0.name == RuleStore.defaultSetName }, directory: store.directory),
             pushdown: PushdownStatus(snapshot),
             alerts: AlertStatus(total: engine.metrics.alertCount),
+            integrity: engine.tamperStatus,
             subscribers: SubscriberStatus(events: engine.events.current.map(SubscriberInfo.init),
                                           alerts: engine.alerts.current.map(SubscriberInfo.init),
                                           droppedLines: engine.events.totalDropped + engine.alerts.totalDropped),
@@ -242,6 +243,8 @@ struct DaemonStatus: Encodable {
     var rules: RulesStatus
     var pushdown: PushdownStatus
     var alerts: AlertStatus
+    /// Tamper evidence: heartbeats, checks, what the last check found, alerts per rule.
+    var integrity: TamperStatus
     var subscribers: SubscriberStatus
     var api: APIStatus
 }

@@ -12,6 +12,10 @@ import Glibc
 public protocol AlertConsumer: AnyObject, Sendable {
     /// One alert: `rule` matched `event`.
     func consume(rule: CompiledRule, event: Event)
+    /// One alert Vigil raised about itself (tamper evidence: "Vigil sensor silent", "Vigil
+    /// program detached", "Vigil filter changed"), built by the engine; it goes to the
+    /// `default_actions`.
+    func consume(alert: Alert)
     /// The end of a batch of events (at least every poll interval): a chance to hand queued work on.
     func batchEnded()
     /// New rules and their kernel filters are in force (`failure`: why the kernel filters,
@@ -55,6 +59,11 @@ public final class ActionsConsumer: AlertConsumer {
     /// Builds the alert (Falco's shape) and queues it for the rule's actions.
     public func consume(rule: CompiledRule, event: Event) {
         dispatcher.dispatch(Alert(rule: rule, event: event), actions: rule.rule.actions)
+    }
+
+    /// Queues a tamper alert for the `default_actions`.
+    public func consume(alert: Alert) {
+        dispatcher.dispatch(alert, actions: [])
     }
 
     /// Tells the dispatcher which `kernel_kill` rules the kernel enforces now.

@@ -111,10 +111,12 @@ public enum Daemon {
         for warning in rules.warnings { logger.warning("rules: \(warning)") }
 
         let engine: Engine
+        let notifier = SystemdNotifier()
         let loading = DispatchTime.now().uptimeNanoseconds
         do {
             engine = try Engine(rules: rules, ringBytes: config.ringMiB << 20, kernelPushdown: config.kernelPushdown,
-                                consumers: [ActionsConsumer(dispatcher: dispatcher)], alerts: alertStream, logger: logger)
+                                consumers: [ActionsConsumer(dispatcher: dispatcher)], alerts: alertStream, logger: logger,
+                                integrity: config.integrity, notifier: notifier)
         } catch {
             throw DaemonError("cannot load the sensors: \(error)")
         }
@@ -161,6 +163,9 @@ public enum Daemon {
         groupConfig.maximumGracefulShutdownDuration = .seconds(10)
         let serviceGroup = ServiceGroup(configuration: groupConfig)
         defer { unlink(config.socketPath) }
+        // The sensors are attached and the API listens: systemd may start what comes after.
+        notifier?.send("READY=1\nMAINPID=\(getpid())")
+        defer { notifier?.send("STOPPING=1") }
         do {
             try await serviceGroup.run()
         } catch {
@@ -213,6 +218,7 @@ final class Reloader: Sendable {
         if config.streamBufferBytes != running.streamBufferBytes { restartOnly.append("stream_buffer_kib") }
         if config.api != running.api { restartOnly.append("api") }
         if config.actions != running.actions { restartOnly.append("actions") }
+        if config.integrity != running.integrity { restartOnly.append("integrity") }
         if !restartOnly.isEmpty {
             logger.warning("reload: \(restartOnly.joined(separator: ", ")) changed and take effect at the next start")
         }
@@ -408,6 +414,17 @@ enum MetricsEndpoint {
         out += "vigil_stream_dropped_lines_total{stream=\"events\"} \(engine.events.totalDropped)\n"
         out += "vigil_stream_dropped_lines_total{stream=\"alerts\"} \(engine.alerts.totalDropped)\n"
         engine.metrics.write(to: &out)
+        let tamper = engine.tamperStatus
+        out += "# HELP vigil_heartbeats_total Heartbeats started, come back through the sensors, and silent (not back within the bound).\n"
+        out += "# TYPE vigil_heartbeats_total counter\n"
+        out += "vigil_heartbeats_total{result=\"sent\"} \(tamper.heartbeatsSent)\n"
+        out += "vigil_heartbeats_total{result=\"returned\"} \(tamper.heartbeatsReturned)\n"
+        out += "vigil_heartbeats_total{result=\"silent\"} \(tamper.heartbeatsSilent)\n"
+        out += "# HELP vigil_tamper_alerts_total Tamper alerts (sensor silent, program detached, filter changed), per rule.\n"
+        out += "# TYPE vigil_tamper_alerts_total counter\n"
+        for rule in [Engine.sensorSilentRule, Engine.programDetachedRule, Engine.filterChangedRule] {
+            out += "vigil_tamper_alerts_total{rule=\(PrometheusText.label(rule))} \(tamper.alerts[rule] ?? 0)\n"
+        }
         api.write(to: &out)
         for consumer in engine.alertConsumers { consumer.writeMetrics(to: &out) }
         return out

@@ -62,6 +62,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var api = HTTPLimits()
     /// `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical` (`log_level`).
     public var logLevel = "info"
+    /// Tamper evidence (`integrity:`): the heartbeat and the check of links and filter maps.
+    public var integrity = Integrity()
     /// What happens to alerts (`actions:`, VigilActions; docs/config.md#actions).
     public var actions = ActionsConfig()
     /// The file these settings came from (nil: built-in defaults only).
@@ -75,6 +77,19 @@ public struct DaemonConfig: Sendable, Equatable {
         public var address = "127.0.0.1"
         /// The TCP port (`metrics.port`).
         public var port = 9376
+        /// Built-in defaults.
+        public init() {}
+    }
+
+    /// Tamper evidence's timing (`integrity:`); 0 turns a part off.
+    public struct Integrity: Sendable, Equatable {
+        /// Milliseconds between heartbeats (`integrity.heartbeat_interval_ms`).
+        public var heartbeatIntervalMs = 1000
+        /// Milliseconds a heartbeat may take to come back before "Vigil sensor silent"
+        /// (`integrity.heartbeat_bound_ms`).
+        public var heartbeatBoundMs = 2000
+        /// Milliseconds between checks of links and filter maps (`integrity.check_interval_ms`).
+        public var checkIntervalMs = 1000
         /// Built-in defaults.
         public init() {}
     }
@@ -167,6 +182,19 @@ public struct DaemonConfig: Sendable, Equatable {
                     case "max_connections": config.api.maxConnections = number
                     case "max_subscribers": config.api.maxSubscribers = number
                     default: break
+                    }
+                }
+            case "integrity":
+                for (sub, subValue) in try reader.mapping(value, "integrity") {
+                    let number = try reader.int(subValue, "integrity.\(sub.name)")
+                    guard number >= 0 else { throw reader.error(subValue, "'integrity.\(sub.name)' must be 0 (off) or more") }
+                    switch sub.name {
+                    case "heartbeat_interval_ms": config.integrity.heartbeatIntervalMs = number
+                    case "heartbeat_bound_ms":
+                        guard number >= 100 else { throw reader.error(subValue, "'integrity.heartbeat_bound_ms' must be at least 100") }
+                        config.integrity.heartbeatBoundMs = number
+                    case "check_interval_ms": config.integrity.checkIntervalMs = number
+                    default: throw reader.error(sub.node, "unknown key 'integrity.\(sub.name)': use heartbeat_interval_ms, heartbeat_bound_ms, check_interval_ms")
                     }
                 }
             case "actions":

@@ -2,12 +2,16 @@ import CVigilABI
 import Foundation
 import Logging
 import Synchronization
+import VigilActions
 import VigilBPF
 import VigilContainers
 import VigilEnrichment
 import VigilEvents
 import VigilRules
 import VigilSensors
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One sensor in the status: its hooks' variant reports and its counters.
 public struct SensorSnapshot: Sendable, Equatable {
@@ -71,10 +75,18 @@ public final class Engine: @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
     private let latest: Mutex<EngineSnapshot>
     private let watcher: DockerEventWatcher
+    private let integrity: DaemonConfig.Integrity
+    private let notifier: SystemdNotifier?
+    private let tamper = Mutex(TamperStatus())
 
     /// Loads the sensors (process and file, sharing one ring of `ringBytes`). The consumers feed
     /// `alerts` (the API's alert stream) themselves, once their actions ran.
-    public init(rules: RuleSet, ringBytes: Int, kernelPushdown: Bool, consumers: [AlertConsumer], alerts: StreamHub, logger: Logger) throws {
+    /// `integrity`: the heartbeat and the check of programs, links and filter maps (tamper
+    /// evidence); `notifier`: systemd's watchdog, pinged from the event thread.
+    public init(rules: RuleSet, ringBytes: Int, kernelPushdown: Bool, consumers: [AlertConsumer], alerts: StreamHub, logger: Logger,
+                integrity: DaemonConfig.Integrity = DaemonConfig.Integrity(), notifier: SystemdNotifier? = nil) throws {
+        self.integrity = integrity
+        self.notifier = notifier
         let docker = DockerClient()
         let metadata = ContainerMetadataCache(source: docker) { [logger] in logger.info("\($0)") }
         watcher = DockerEventWatcher(client: docker)
@@ -116,6 +128,10 @@ public final class Engine: @unchecked Sendable {
         var state = LoopState()
         state.rules = pendingRules.withLock { $0 }
         state.rulesVersion = rulesVersion.load(ordering: .acquiring)
+        if integrity.heartbeatIntervalMs > 0 {
+            state.heartbeat = Heartbeat(interval: UInt64(integrity.heartbeatIntervalMs) * 1_000_000,
+                                        bound: UInt64(integrity.heartbeatBoundMs) * 1_000_000)
+        }
         housekeeping(&state, force: true)
         try stream.run(pollMilliseconds: Self.pollMilliseconds, shouldStop: {
             housekeeping(&state, force: false)
@@ -147,6 +163,11 @@ public final class Engine: @unchecked Sendable {
         var lastSnapshot: UInt64 = 0
         var sample = 0
         var line: [UInt8] = []
+        var heartbeat: Heartbeat?
+        var lastIntegrityCheck: UInt64 = 0
+        /// The findings of the last check: each is alerted once, when it first appears.
+        var findings: [IntegrityFinding] = []
+        var silent = false
     }
 
     @inline(__always)
@@ -195,6 +216,8 @@ public final class Engine: @unchecked Sendable {
         if changed { configure(&state, rulesChanged: rulesChanged) }
 
         let now = DispatchTime.now().uptimeNanoseconds
+        notifier?.pingIfDue(now: now)
+        if !stopRequested.load(ordering: .relaxed) { checkIntegrity(&state, now: now) }
         if force || now &- state.lastSnapshot >= Self.snapshotInterval {
             state.lastSnapshot = now
             refreshSnapshot(state)
@@ -230,6 +253,85 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
+    // MARK: - Tamper evidence
+
+    /// The rule name of the alert when a heartbeat does not come back in time.
+    public static let sensorSilentRule = "Vigil sensor silent"
+    /// The rule name of the alert when a link of Vigil's is gone or holds another program.
+    public static let programDetachedRule = "Vigil program detached"
+    /// The rule name of the alert when a filter map holds what Vigil did not write.
+    public static let filterChangedRule = "Vigil filter changed"
+
+    /// The heartbeat's and the integrity check's counters (status `integrity`).
+    public var tamperStatus: TamperStatus { tamper.withLock { $0 } }
+
+    /// Heartbeat tick, and every `checkIntervalMs` the check of links and filter maps; alerts
+    /// for what is new.
+    private func checkIntegrity(_ state: inout LoopState, now: UInt64) {
+        if var heartbeat = state.heartbeat {
+            let outcome = heartbeat.tick(stream: stream, now: now)
+            state.heartbeat = heartbeat
+            switch outcome {
+            case .silent(let waited):
+                state.silent = true
+                tamperAlert(Self.sensorSilentRule, "no event of Vigil's heartbeat process came back through the sensors within \(waited / 1_000_000) ms (bound \(integrity.heartbeatBoundMs) ms): the sensors, their ring or the reader are not working")
+            case .returned:
+                if state.silent { logger.notice("heartbeat: the sensors report again") }
+                state.silent = false
+            case .cannotStart(let reason):
+                logger.error("heartbeat: \(reason)")
+            case nil: break
+            }
+            tamper.withLock { status in
+                status.heartbeatsSent = heartbeat.sent
+                status.heartbeatsReturned = heartbeat.returned
+                status.heartbeatsSilent = heartbeat.silent
+                status.lastHeartbeatLatencyNs = heartbeat.lastLatencyNs
+            }
+        }
+        guard integrity.checkIntervalMs > 0, now &- state.lastIntegrityCheck >= UInt64(integrity.checkIntervalMs) * 1_000_000 else { return }
+        state.lastIntegrityCheck = now
+        let findings = sensors.checkIntegrity()
+        for finding in findings where !state.findings.contains(finding) {
+            switch finding.kind {
+            case .programDetached:
+                tamperAlert(Self.programDetachedRule, "\(finding.target): \(finding.detail): that hook no longer reports")
+            case .filterChanged:
+                tamperAlert(Self.filterChangedRule, "map \(finding.target) holds what Vigil did not write: \(finding.detail)")
+            }
+        }
+        state.findings = findings
+        tamper.withLock { status in
+            status.checks += 1
+            status.current = findings.map(\.description)
+        }
+    }
+
+    /// Raises a CRITICAL alert about Vigil itself through the consumers (the default actions),
+    /// counted like a rule's alert.
+    private func tamperAlert(_ rule: String, _ output: String) {
+        logger.critical("\(rule): \(output)")
+        metrics.countAlert(rule: rule, priority: Priority.critical.rawValue)
+        tamper.withLock { $0.alerts[rule, default: 0] += 1 }
+        let alert = Alert(rule: rule, priority: .critical, output: output, tags: ["vigil", "tamper"], event: Self.selfEvent())
+        for consumer in consumers { consumer.consume(alert: alert) }
+    }
+
+    /// The event a tamper alert carries: Vigil's own process (its executable and arguments), now.
+    private static func selfEvent() -> Event {
+        var now = timespec(), boot = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        clock_gettime(CLOCK_BOOTTIME, &boot)
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exec = Payload.Exec(filename: ByteString(exe), executablePath: ByteString(exe), arguments: CommandLine.arguments.map { ByteString($0) },
+                                argumentsTruncated: false, cwd: ByteString(FileManager.default.currentDirectoryPath), tty: "", ttyNumber: 0,
+                                loginUID: UInt32.max, startTimeNs: 0)
+        return Event(bootTimeNs: UInt64(boot.tv_sec) * 1_000_000_000 + UInt64(boot.tv_nsec),
+                     timeNs: UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec), cgroupID: 0,
+                     pid: UInt32(getpid()), tid: UInt32(getpid()), ppid: UInt32(getppid()), uid: getuid(), gid: getgid(), cpu: 0,
+                     mountNamespace: 0, pidNamespace: 0, comm: "vigil", payload: .exec(exec))
+    }
+
     private func refreshSnapshot(_ state: LoopState) {
         var snapshot = EngineSnapshot()
         do {
@@ -251,4 +353,18 @@ public final class Engine: @unchecked Sendable {
         }
         latest.withLock { $0 = snapshot }
     }
+}
+
+/// The tamper evidence's counters, in the status under `integrity`.
+public struct TamperStatus: Sendable, Encodable {
+    /// Heartbeats started, come back, and not back within the bound.
+    public var heartbeatsSent: UInt64 = 0, heartbeatsReturned: UInt64 = 0, heartbeatsSilent: UInt64 = 0
+    /// The last heartbeat's time to come back, nanoseconds.
+    public var lastHeartbeatLatencyNs: UInt64?
+    /// Checks of links and filter maps run.
+    public var checks: UInt64 = 0
+    /// What the last check found (empty: intact).
+    public var current: [String] = []
+    /// Tamper alerts raised, per rule name.
+    public var alerts: [String: UInt64] = [:]
 }

@@ -46,6 +46,11 @@ public final class EventStream {
     /// The `Sensors.linkedNamesVersion` the decoder has, and when they were last refreshed
     /// (CLOCK_MONOTONIC, ns).
     private var linkedNamesVersion = -1
+    /// The heartbeat child's pid (`Heartbeat`), 0: none awaited. Any record of that process,
+    /// before filters and kinds apply, counts as its return (`heartbeatReturned`).
+    public var heartbeatPID: UInt32 = 0
+    /// The heartbeat pid whose record last came through the ring (0: none yet).
+    public private(set) var heartbeatReturned: UInt32 = 0
     private var linkedNamesRefreshed: UInt64 = 0
 
     /// A stream over `sensors`' ring.
@@ -114,12 +119,16 @@ public final class EventStream {
             statistics.filtered += counts.filtered
         }
         let decoder = decoder, enricher = enricher, kindMask = kindMask, filter = sensors.stateChangeFilter
+        let heartbeat = heartbeatPID
+        var returned: UInt32 = 0
+        defer { if returned != 0 { heartbeatReturned = returned } }
         for record in batch {
             counts.records += 1
             guard var event = decoder.pointee.decode(record) else {
                 counts.undecodable += 1
                 continue
             }
+            if event.pid == heartbeat && heartbeat != 0 { returned = heartbeat }
             enricher.enrich(&event)
             guard filter.keeps(event) else {
                 counts.filtered += 1

@@ -90,6 +90,10 @@ public final class Sensors {
     /// Holds the maps every sensor shares (ring, filter settings and sets): a copy of the process
     /// object that is never loaded, whose maps were created before any sensor loaded.
     private let sharedMaps: BPFObject
+    /// The object holding the shared maps (`sharedMaps`), for the integrity check.
+    var sharedMapsObject: BPFObject { sharedMaps }
+    /// What Vigil wrote to the filter maps and the links it made (`checkIntegrity`).
+    var baseline = IntegrityBaseline()
     /// What the file sensor's path maps hold now.
     private var installed = InstalledOpenPaths()
     /// The filters as they apply to state changes, which the kernel never drops (`EventStream`
@@ -194,6 +198,8 @@ public final class Sensors {
         linkedNames = LinkedNames(installed.names)
         // The sets are in since before load; the pushdown's switches follow what the file sensor installed.
         if files { try Self.writeSwitches(filter, to: shared, openPaths: installed) }
+        try recordLinks()
+        try recordMaps()
     }
 
     /// The file sensor's object, when loaded.
@@ -207,6 +213,8 @@ public final class Sensors {
     /// stale ones deleted, then the new switch is set; an open some rule, old or new, may match
     /// is never dropped during the change. Kill entries stay active throughout.
     public func apply(_ filter: KernelFilter) throws {
+        // Whatever got written, even in part, is Vigil's own: the integrity check compares with it.
+        defer { try? recordMaps() }
         stateChangeFilter = StateChangeFilter(filter)
         let shared = sharedMaps
         guard let file = fileObject else { return try Self.write(filter, to: shared) }
@@ -226,6 +234,7 @@ public final class Sensors {
     /// file changed (replaced by rename, created, removed). `EventStream` calls it every second.
     public func refreshLinkedNames() throws {
         guard let file = fileObject, try OpenPathMaps(file).refreshFiles(&installed) else { return }
+        try recordMaps()
         linkedNames = LinkedNames(installed.names)
         linkedNamesVersion += 1
     }

@@ -176,6 +176,10 @@ struct StatusCommand: ParsableCommand {
             }
             lines.append("actions: " + (rows.isEmpty ? "none used yet" : rows.joined(separator: "; ")) + "; \(int(actions, "suppressed")) alerts aggregated")
         }
+        let integrity = status["integrity"] as? [String: Any] ?? [:]
+        let findings = integrity["current"] as? [String] ?? []
+        lines.append("integrity: \(int(integrity, "heartbeats_returned"))/\(int(integrity, "heartbeats_sent")) heartbeats back, \(int(integrity, "heartbeats_silent")) silent; "
+                     + (findings.isEmpty ? "links and filter maps intact" : "TAMPERED: " + findings.joined(separator: "; ")))
         let subscribers = status["subscribers"] as? [String: Any] ?? [:]
         lines.append("streams: \((subscribers["events"] as? [Any])?.count ?? 0) event, \((subscribers["alerts"] as? [Any])?.count ?? 0) alert subscribers; \(int(subscribers, "dropped_lines")) lines dropped for slow clients")
         let api = status["api"] as? [String: Any] ?? [:]

@@ -67,7 +67,20 @@ final class ConfigAndStoreTests: XCTestCase {
         let keys = String(doc[start.upperBound..<end.lowerBound]).split(separator: "\n")
             .filter { !$0.hasPrefix("#") && !$0.hasPrefix(" ") && $0.contains(":") }.map { String($0.prefix { $0 != ":" }) }
         XCTAssertEqual(Set(keys), ["socket", "socket_group", "rules_dir", "default_rules", "ring_mib", "kernel_pushdown",
-                                   "stream_buffer_kib", "api", "log_level", "metrics", "actions"])
+                                   "stream_buffer_kib", "api", "log_level", "metrics", "integrity", "actions"])
+    }
+
+    func testIntegrityKeysAndTheirErrors() throws {
+        let config = try DaemonConfig.parse("integrity:\n  heartbeat_interval_ms: 500\n  heartbeat_bound_ms: 1500\n  check_interval_ms: 0\n", file: "i.yaml")
+        XCTAssertEqual(config.integrity.heartbeatIntervalMs, 500)
+        XCTAssertEqual(config.integrity.heartbeatBoundMs, 1500)
+        XCTAssertEqual(config.integrity.checkIntervalMs, 0)
+        for (text, message) in [("integrity:\n  heartbeat_bound_ms: 50\n", "i.yaml:2:23: 'integrity.heartbeat_bound_ms' must be at least 100"),
+                                ("integrity:\n  check_every: 1\n", "i.yaml:2:3: unknown key 'integrity.check_every'")] {
+            XCTAssertThrowsError(try DaemonConfig.parse(text, file: "i.yaml")) { error in
+                XCTAssertTrue("\(error)".hasPrefix(message), "\(error)")
+            }
+        }
     }
 
     func testTheDaemonSetsConfigurationLoads() throws {

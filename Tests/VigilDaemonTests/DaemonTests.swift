@@ -379,7 +379,8 @@ final class DaemonTests: XCTestCase {
         XCTAssertTrue(counted, text)
         for family in ["vigil_sensor_events_total{sensor=\"file\",cpu=\"0\"}", "vigil_sensor_filtered_total", "vigil_sensor_lost_total",
                        "vigil_rule_evaluation_seconds_bucket{le=\"+Inf\"}", "vigil_rule_evaluation_seconds_count", "# TYPE vigil_alerts_total counter",
-                       "vigil_api_refused_total{reason=\"timeout\"} 0", "vigil_api_connections ", "vigil_api_subscribers 0"] {
+                       "vigil_api_refused_total{reason=\"timeout\"} 0", "vigil_api_connections ", "vigil_api_subscribers 0",
+                       "vigil_heartbeats_total{result=\"sent\"}", "vigil_tamper_alerts_total{rule=\"Vigil filter changed\"} 0"] {
             XCTAssertTrue(text.contains(family), "\(family) in\n\(text)")
         }
         XCTAssertEqual(try runCapturing("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(port)/healthz"]).stdout, "ok\n")
