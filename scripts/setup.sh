@@ -5,6 +5,7 @@
 #                             aiosmtpd (the SMTP server the email action is tested against),
 #                             openssl (the CLI that makes the TLS tests' throw-away CA),
 #                             curl and setpriv (the daemon tests' API client and non-root peer)
+#                             btrfs-progs (a hard link on btrfs), gdb (closes a link fd in the daemon: tamper tests)
 #                             and a running Docker engine (scripts/docker-engine.sh starts dockerd
 #                             when none answers)
 #   scripts/setup.sh --image  also Docker and a running engine (`make image`)
@@ -15,7 +16,7 @@ mode=${1:-run}
 
 need=(libbpf-dev libssl-dev ca-certificates bpftool pkg-config make)
 case $mode in
-  --test) need+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd linux-image-amd64 linux-image-6.12-amd64 docker.io python3-aiosmtpd openssl curl util-linux btrfs-progs) ;;
+  --test) need+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd linux-image-amd64 linux-image-6.12-amd64 docker.io python3-aiosmtpd openssl curl util-linux btrfs-progs gdb) ;;
   --image) need+=(docker.io) ;;
   --bench) need+=(bpftrace libbpf-tools hyperfine curl) ;;
   run) ;;

@@ -68,7 +68,7 @@ final class TamperTests: XCTestCase {
     /// daemon and closes the link's fd in it; the kernel releases the link.
     func testALinkClosedInTheDaemonByAnotherRootProcessIsAlertedWithinTwoSeconds() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/gdb") else {
-            throw XCTSkip("needs gdb (Debian package gdb) to close a link fd inside the daemon")
+            throw cannotRun("needs gdb (Debian package gdb; scripts/setup.sh --test installs it) to close a link fd inside the daemon")
         }
         let daemon = try startDaemon()
         let alerts = try StreamClient(["alerts", "-o", "json", "--socket", daemon.socket])
@@ -101,7 +101,7 @@ final class TamperTests: XCTestCase {
     /// no longer come back, and "Vigil sensor silent" follows within the bound.
     func testASensorWithEveryLinkGoneIsSilent() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/gdb") else {
-            throw XCTSkip("needs gdb (Debian package gdb) to close the link fds inside the daemon")
+            throw cannotRun("needs gdb (Debian package gdb; scripts/setup.sh --test installs it) to close the link fds inside the daemon")
         }
         let daemon = try startDaemon("integrity:\n  heartbeat_interval_ms: 200\n  heartbeat_bound_ms: 1000")
         let alerts = try StreamClient(["alerts", "-o", "json", "--socket", daemon.socket])
