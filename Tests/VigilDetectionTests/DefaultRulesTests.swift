@@ -312,8 +312,8 @@ final class DefaultRulesTests: XCTestCase {
         // CAP_SYS_ADMIN), after the tracepoint: the rule reports attempts, allowed or not.
         let container = try DockerTestEngine.startContainer(for: self, options: ["--security-opt", "seccomp=unconfined"])
         let hits = try alerts("Namespace changed in a container", metadata: true) {
-            dockerRun(container, "unshare", "-n", "true")
-            dockerRun(container, "nsenter", "-t", "1", "-n", "true")
+            dockerRun(container, "/bin/busybox", "unshare", "-n", "true")
+            dockerRun(container, "/bin/busybox", "nsenter", "-t", "1", "-n", "true")
         }
         XCTAssertTrue(hits.contains { $0.output.contains("syscall=unshare") && $0.event.container.fullID == container.id }, "\(hits.map(\.output))")
         XCTAssertTrue(hits.contains { $0.output.contains("syscall=setns") && $0.event.container.fullID == container.id }, "\(hits.map(\.output))")
