@@ -144,6 +144,14 @@ public struct RuleSet: Sendable {
         .open: ["open", "openat", "openat2"],
     ]
 
+    /// The event kinds rule `index` (of `rules`) can match as it is evaluated, `.syscall` only when
+    /// it asks the syscalls sensor for some syscall; and those syscalls' names.
+    public func eventKinds(ofRule index: Int) -> (kinds: Set<EventKind>, syscalls: [String]) {
+        var kinds = ruleKinds[index]
+        if ruleSyscalls[index].isEmpty { kinds.remove(.syscall) }
+        return (kinds, ruleSyscalls[index].names)
+    }
+
     /// The kinds a rule is evaluated for and the syscalls it asks for (see `ruleKinds`).
     static func syscallNeeds(_ condition: CompiledCondition) -> (kinds: Set<EventKind>, syscalls: SyscallRows) {
         var kinds = condition.kinds
