@@ -241,8 +241,10 @@ public final class Engine: @unchecked Sendable {
         var failure: String?
         if filter != state.appliedFilter {
             do {
+                let before = sensors.syscallCapture
                 try sensors.apply(filter)
                 state.appliedFilter = filter
+                if sensors.syscallCapture != before { logSyscallsSensor(before: before, pushdown: pushdown) }
             } catch {
                 failure = "\(error)"
                 logger.error("cannot set the kernel filters: \(error)")
@@ -330,6 +332,21 @@ public final class Engine: @unchecked Sendable {
                      timeNs: UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec), cgroupID: 0,
                      pid: UInt32(getpid()), tid: UInt32(getpid()), ppid: UInt32(getppid()), uid: getuid(), gid: getgid(), cpu: 0,
                      mountNamespace: 0, pidNamespace: 0, comm: "vigil", payload: .exec(exec))
+    }
+
+    /// Says what the rules made the syscalls sensor do: loaded (with its hook's variant),
+    /// updated in place, or unloaded.
+    private func logSyscallsSensor(before: SyscallCapture?, pushdown: KernelPushdown?) {
+        let line = pushdown?.syscallSummary ?? "syscalls: none"
+        switch (before, sensors.syscallCapture) {
+        case (nil, _?):
+            let hooks = sensors.reports.filter { $0.sensor == "syscalls" }.map { "\($0.report.hook): \($0.report.active)" }
+            logger.info("sensor syscalls loaded for the rules (\(hooks.joined(separator: ", "))); \(line)")
+        case (_?, nil):
+            logger.info("sensor syscalls unloaded: no rule needs a syscall")
+        default:
+            logger.info("sensor syscalls' bitmap updated for the rules; \(line)")
+        }
     }
 
     private func refreshSnapshot(_ state: LoopState) {

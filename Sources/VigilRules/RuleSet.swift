@@ -31,10 +31,43 @@ public struct KernelPushdown: Sendable, Equatable {
     public var comms: Set<String>?
     /// The file sensor's path filter and in-kernel kills (`OpenPathPushdown`).
     public var openPaths: OpenPathPushdown
+    /// The syscalls (rows of `Syscalls.all`) the syscalls sensor must capture for the rules: the
+    /// kernel's per-syscall bitmap. Empty: the sensor is not loaded (its generic hook taxes every
+    /// syscall on the host). Never holds a syscall a dedicated sensor reports for a rule that
+    /// matches that sensor's events (`RuleSet.dedicatedSyscalls`).
+    public var syscalls: SyscallRows = SyscallRows()
+    /// The rules that ask for every syscall (syscall fields with no evt.type restriction).
+    public var everySyscallRules: [String] = []
+
+    /// Creates a pushdown.
+    public init(kinds: Set<EventKind>, containersOnly: Bool, comms: Set<String>?, openPaths: OpenPathPushdown,
+                syscalls: SyscallRows = SyscallRows(), everySyscallRules: [String] = []) {
+        self.kinds = kinds
+        self.containersOnly = containersOnly
+        self.comms = comms
+        self.openPaths = openPaths
+        self.syscalls = syscalls
+        self.everySyscallRules = everySyscallRules
+    }
+
+    /// This arch's numbers of `syscalls` (the bitmap's bits).
+    public var syscallNumbers: Set<Int> { Set(syscalls.indices.compactMap { Syscalls.all[$0].number() }) }
+
+    /// The `syscalls:` line of the summary.
+    public var syscallSummary: String {
+        if syscalls.isEmpty { return "syscalls: none (the syscalls sensor is not loaded)" }
+        let names = syscalls.names
+        let all = syscalls == .all
+        let list = all ? "ALL \(names.count)" : names.count > 40 ? "\(names.count) (" + names.prefix(40).joined(separator: ", ") + ", ...)"
+            : "\(names.count): " + names.joined(separator: ", ")
+        return "syscalls: " + list + " (in kernel: the syscalls sensor's bitmap; its generic hook runs for every syscall on the host)"
+            + (everySyscallRules.isEmpty ? "" : "; every syscall is asked for by: " + everySyscallRules.map { "'\($0)'" }.joined(separator: ", "))
+    }
 
     /// One line per filter, for `vigil rules validate`.
     public var summary: [String] {
         var lines = ["event kinds: " + (kinds.isEmpty ? "none" : EventKind.allCases.filter(kinds.contains).map(\.rawValue).joined(separator: ", "))]
+        lines.append(syscallSummary)
         lines.append("containers only: " + (containersOnly ? "yes (in kernel)" : "no"))
         lines.append("command names: " + (comms.map { "only " + $0.sorted().joined(separator: ", ") + " (in kernel)" } ?? "all"))
         if kinds.contains(.open) || !openPaths.killRules.isEmpty { lines += openPaths.summary }
@@ -92,6 +125,45 @@ public struct RuleSet: Sendable {
     public let macroCount: Int, listCount: Int
     /// The file sensor's path pushdown (computed once: it validates `kernel_kill` rules).
     public let openPaths: OpenPathPushdown
+    /// Per rule (same order as `rules`), the kinds it is evaluated for: its condition's kinds,
+    /// without `.syscall` for a rule that neither restricts evt.type to syscalls nor reads a
+    /// syscall field (`proc.name = nc` sees exec, fork, exit and open events, not every syscall).
+    let ruleKinds: [Set<EventKind>]
+    /// Per rule, the syscalls it asks the syscalls sensor for.
+    let ruleSyscalls: [SyscallRows]
+    /// Per row of `Syscalls.all`: the kind whose dedicated sensor reports that syscall, if any.
+    private let dedicatedKindByRow: [EventKind?]
+
+    /// The syscalls a dedicated sensor reports as its own kind: the process sensor's exec and
+    /// fork events, the file sensor's open events. A rule that matches those events (evt.type =
+    /// execve) does not ask the syscalls sensor for them, and a syscall event of one of them
+    /// (`vigil trace --event execve`) is not checked against such a rule: one exec, one alert.
+    public static let dedicatedSyscalls: [EventKind: [String]] = [
+        .exec: ["execve", "execveat"],
+        .fork: ["clone", "clone3", "fork", "vfork"],
+        .open: ["open", "openat", "openat2"],
+    ]
+
+    /// The event kinds rule `index` (of `rules`) can match as it is evaluated, `.syscall` only when
+    /// it asks the syscalls sensor for some syscall; and those syscalls' names.
+    public func eventKinds(ofRule index: Int) -> (kinds: Set<EventKind>, syscalls: [String]) {
+        var kinds = ruleKinds[index]
+        if ruleSyscalls[index].isEmpty { kinds.remove(.syscall) }
+        return (kinds, ruleSyscalls[index].names)
+    }
+
+    /// The kinds a rule is evaluated for and the syscalls it asks for (see `ruleKinds`).
+    static func syscallNeeds(_ condition: CompiledCondition) -> (kinds: Set<EventKind>, syscalls: SyscallRows) {
+        var kinds = condition.kinds
+        guard kinds.contains(.syscall) else { return (kinds, SyscallRows()) }
+        var rows = condition.syscalls
+        if rows == .all && !condition.readsSyscallFields {
+            kinds.remove(.syscall)
+            return (kinds, SyscallRows())
+        }
+        for (kind, names) in dedicatedSyscalls where kinds.contains(kind) { rows.subtract(SyscallRows(names: names)) }
+        return (kinds, rows)
+    }
 
     /// Merges the files' items in order (append/override, duplicate checks) and compiles.
     ///
@@ -185,7 +257,18 @@ public struct RuleSet: Sendable {
             }
         }
         if let error = RuleError.combined(errors) { throw error }
-        self.program = EvaluationProgram(compiled.map(\.condition.root), kinds: compiled.map(\.condition.kinds))
+        let needs = compiled.map { Self.syscallNeeds($0.condition) }
+        for (rule, need) in zip(compiled, needs) where need.syscalls == .all {
+            warnings.append(RuleWarning(location: rule.rule.location, rule: rule.rule.name,
+                                        message: "rule '\(rule.rule.name)' asks for every syscall (it reads syscall fields with no evt.type restriction): "
+                                            + "the syscalls sensor captures all \(Syscalls.all.count) syscalls of every process on the host, which costs every syscall"))
+        }
+        self.ruleKinds = needs.map(\.kinds)
+        self.ruleSyscalls = needs.map(\.syscalls)
+        var dedicated = [EventKind?](repeating: nil, count: Syscalls.all.count)
+        for (kind, names) in Self.dedicatedSyscalls { for name in names { if let i = Syscalls.index(named: name) { dedicated[i] = kind } } }
+        self.dedicatedKindByRow = dedicated
+        self.program = EvaluationProgram(compiled.map(\.condition.root), kinds: needs.map(\.kinds))
         self.rules = compiled
         self.disabled = disabled
         self.skipped = skipped
@@ -300,6 +383,10 @@ public struct RuleSet: Sendable {
     /// rules that can match its kind are evaluated).
     public func forEachMatch(_ event: Event, _ body: (CompiledRule) throws -> Void) rethrows {
         // No closure here captures the event: a capture would copy it.
+        if case .syscall(let call) = event.payload, let kind = dedicatedKindByRow[call.index] {
+            try program.forEachMatch(event) { if !ruleKinds[$0].contains(kind) { try body(rules[$0]) } }
+            return
+        }
         try program.forEachMatch(event) { try body(rules[$0]) }
     }
 
@@ -312,7 +399,11 @@ public struct RuleSet: Sendable {
 
     /// What the kernel can do for these rules.
     public var pushdown: KernelPushdown {
-        let kinds = Set(rules.flatMap(\.condition.kinds))
+        var syscalls = SyscallRows()
+        for rows in ruleSyscalls { syscalls.formUnion(rows) }
+        var kinds = Set(ruleKinds.joined())
+        if syscalls.isEmpty { kinds.remove(.syscall) }
+        let everySyscall = zip(rules, ruleSyscalls).filter { $0.1 == .all }.map(\.0.rule.name)
         let containersOnly = !rules.isEmpty && rules.allSatisfy { rule in
             rule.condition.conjuncts.contains { p in
                 (p.field == "container.id" && p.op == "!=" && p.values == ["host"] && !p.negated)
@@ -329,6 +420,7 @@ public struct RuleSet: Sendable {
             comms = (comms ?? []).union(names)
         }
         if rules.isEmpty { comms = nil }
-        return KernelPushdown(kinds: kinds, containersOnly: containersOnly, comms: comms, openPaths: openPaths)
+        return KernelPushdown(kinds: kinds, containersOnly: containersOnly, comms: comms, openPaths: openPaths,
+                              syscalls: syscalls, everySyscallRules: everySyscall)
     }
 }

@@ -29,6 +29,9 @@ public struct KernelFilter: Sendable, Equatable {
     /// The file sensor's path filter and in-kernel kills, from the rules (`RuleSet.openPaths`);
     /// nil: every open passes and nothing is killed.
     public var openPaths: OpenPathPushdown?
+    /// What the syscalls sensor captures; nil or no syscall: that sensor is not loaded (`Sensors.apply`
+    /// loads, updates or unloads it). From the rules (`add`) or `vigil trace --event`.
+    public var syscalls: SyscallCapture?
 
     /// No filtering (but Vigil's own process is ignored).
     public init() {}
@@ -40,6 +43,13 @@ public struct KernelFilter: Sendable, Equatable {
     /// switched off. `vigil trace --alerts` and the daemon both build their filters this way.
     public mutating func add(_ pushdown: KernelPushdown, filtering: Bool = true) {
         openPaths = pushdown.openPaths
+        // The rules' syscalls are captured even when a consumer needs every event: they are what
+        // the rules match, not a filter.
+        let numbers = pushdown.syscallNumbers
+        if !numbers.isEmpty {
+            let old = syscalls ?? SyscallCapture(numbers: [])
+            syscalls = SyscallCapture(numbers: old.numbers.union(numbers), bufferBytes: old.bufferBytes, stringBytes: old.stringBytes)
+        }
         guard filtering else {
             openPaths?.filtering = false
             return
@@ -83,8 +93,12 @@ public final class Sensors {
         public let variants: LoadedVariants
     }
 
-    /// The sensors, in load order.
-    public let loaded: [Loaded]
+    /// The sensors, in load order (the syscalls sensor comes and goes with `apply`).
+    public private(set) var loaded: [Loaded]
+    /// What the syscalls sensor captures now (nil: not loaded).
+    public private(set) var syscallCapture: SyscallCapture?
+    /// How sensors are loaded, kept for loading the syscalls sensor later (`apply`).
+    private let settings: LoadSettings
     /// The shared ring.
     public let ring: BPFMap
     /// Holds the maps every sensor shares (ring, filter settings and sets): a copy of the process
@@ -167,28 +181,19 @@ public final class Sensors {
         try Self.write(filter, to: shared)
         let sharedFDs = try Self.sharedMapNames.map { ($0, try shared.map(named: $0).fd ?? -1) }
 
-        let withSyscalls = syscalls.map { !$0.numbers.isEmpty } ?? false
+        let syscalls = (syscalls ?? filter.syscalls).flatMap { $0.numbers.isEmpty ? nil : $0 }
+        let settings = LoadSettings(wakeupBytes: wakeupBytes, ignorePID: filter.ignorePID, cgroupHierarchy: cgroupHierarchy,
+                                    ringBytes: ringBytes, probes: probes, syscallHooks: syscallHooks, sharedFDs: sharedFDs)
         let sensors = [("process", Self.processHooks)] + (files ? [("file", fileHooks)] : [])
-            + (withSyscalls ? [("syscalls", syscallHooks)] : [])
+            + (syscalls != nil ? [("syscalls", syscallHooks)] : [])
         let results = SensorLoads(count: sensors.count)
         DispatchQueue.concurrentPerform(iterations: sensors.count) { i in
             let (name, hooks) = sensors[i]
-            results.set(i, Result {
-                var installedPaths = InstalledOpenPaths()
-                let variants = try VariantLoader(open: { try EmbeddedObjects.open(name) }, hooks: hooks, probes: probes, configure: { object in
-                    try object.setGlobal("vigil_wakeup_bytes", to: wakeupBytes)
-                    try object.setGlobal("vigil_ignore_tgid", to: filter.ignorePID)
-                    try object.setGlobal("vigil_cgroup_hierarchy", to: cgroupHierarchy.rawValue)
-                    try object.map(named: "events").setMaxEntries(ringBytes)
-                    for (map, fd) in sharedFDs { try object.map(named: map).reuse(fd: fd) }
-                }, beforeAttach: { object in
-                    if name == "file" { try OpenPathMaps(object).install(filter.openPaths, replacing: &installedPaths) }
-                    if name == "syscalls", let syscalls { try syscalls.write(to: object) }
-                }).load()
-                return (Loaded(name: name, variants: variants), installedPaths)
-            })
+            results.set(i, Result { try Self.load(name, hooks: hooks, settings: settings, openPaths: filter.openPaths, syscalls: syscalls) })
         }
         let outcomes = try results.values()
+        self.settings = settings
+        syscallCapture = syscalls
         loaded = outcomes.map(\.0)
         sharedMaps = shared
         ring = try shared.map(named: "events")
@@ -200,6 +205,50 @@ public final class Sensors {
         if files { try Self.writeSwitches(filter, to: shared, openPaths: installed) }
         try recordLinks()
         try recordMaps()
+    }
+
+    /// Loads one sensor with the shared maps and settings; the file sensor gets `openPaths`, the
+    /// syscalls sensor `syscalls` before its programs attach.
+    private static func load(_ name: String, hooks: [Hook], settings: LoadSettings, openPaths: OpenPathPushdown?,
+                             syscalls: SyscallCapture?) throws -> (Loaded, InstalledOpenPaths) {
+        var installedPaths = InstalledOpenPaths()
+        let variants = try VariantLoader(open: { try EmbeddedObjects.open(name) }, hooks: hooks, probes: settings.probes, configure: { object in
+            try object.setGlobal("vigil_wakeup_bytes", to: settings.wakeupBytes)
+            try object.setGlobal("vigil_ignore_tgid", to: settings.ignorePID)
+            try object.setGlobal("vigil_cgroup_hierarchy", to: settings.cgroupHierarchy.rawValue)
+            try object.map(named: "events").setMaxEntries(settings.ringBytes)
+            for (map, fd) in settings.sharedFDs { try object.map(named: map).reuse(fd: fd) }
+        }, beforeAttach: { object in
+            if name == "file" { try OpenPathMaps(object).install(openPaths, replacing: &installedPaths) }
+            if name == "syscalls", let syscalls { try syscalls.write(to: object) }
+        }).load()
+        return (Loaded(name: name, variants: variants), installedPaths)
+    }
+
+    /// Makes the syscalls sensor capture `wanted`: loads it when it is not loaded, rewrites its
+    /// bitmap (and specs when the bounds changed) in place when it is, detaches and releases it
+    /// when nothing is wanted (its generic hook would tax every syscall on the host for nothing).
+    private func applySyscalls(_ wanted: SyscallCapture?) throws {
+        let wanted = wanted.flatMap { $0.numbers.isEmpty ? nil : $0 }
+        guard wanted != syscallCapture else { return }
+        let index = loaded.firstIndex { $0.name == "syscalls" }
+        switch (wanted, index) {
+        case (nil, let index?):
+            loaded[index].variants.detach()
+            loaded.remove(at: index)
+        case (let wanted?, let index?):
+            let object = loaded[index].variants.object
+            if let old = syscallCapture, old.bufferBytes == wanted.bufferBytes, old.stringBytes == wanted.stringBytes {
+                try wanted.writeBitmap(to: object)
+            } else {
+                try wanted.write(to: object)
+            }
+        case (let wanted?, nil):
+            loaded.append(try Self.load("syscalls", hooks: settings.syscallHooks, settings: settings, openPaths: nil, syscalls: wanted).0)
+        case (nil, nil):
+            break
+        }
+        syscallCapture = wanted
     }
 
     /// The file sensor's object, when loaded.
@@ -215,6 +264,7 @@ public final class Sensors {
     public func apply(_ filter: KernelFilter) throws {
         // Whatever got written, even in part, is Vigil's own: the integrity check compares with it.
         defer { try? recordMaps() }
+        try applySyscalls(filter.syscalls)
         stateChangeFilter = StateChangeFilter(filter)
         let shared = sharedMaps
         guard let file = fileObject else { return try Self.write(filter, to: shared) }
@@ -318,6 +368,18 @@ struct CommKey: Hashable, BitwiseCopyable {
 
     static func == (a: CommKey, b: CommKey) -> Bool { a.bytes == b.bytes }
     func hash(into hasher: inout Hasher) { hasher.combine(bytes.0); hasher.combine(bytes.1) }
+}
+
+/// How `Sensors` loads a sensor: the settings every sensor's object gets and the shared maps' fds
+/// (owned by `Sensors.sharedMaps`).
+private struct LoadSettings: @unchecked Sendable {
+    var wakeupBytes: UInt64
+    var ignorePID: UInt32
+    var cgroupHierarchy: CgroupHierarchy
+    var ringBytes: Int
+    var probes: FeatureProbes
+    var syscallHooks: [Hook]
+    var sharedFDs: [(String, Int32)]
 }
 
 /// The outcome of each sensor's load, filled from the loading threads (each writes its own slot;

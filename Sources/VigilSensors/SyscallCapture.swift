@@ -99,6 +99,12 @@ public struct SyscallCapture: Sendable, Equatable {
             guard let n = d.number(), n < Int(VIGIL_SYSCALL_MAX) else { continue }
             try specs.update(UInt32(n), spec(for: d))
         }
+        try writeBitmap(to: object)
+    }
+
+    /// Writes the bitmap alone (the specs of every syscall are in since load): a running sensor
+    /// changes what it captures at once, without reloading.
+    func writeBitmap(to object: BPFObject) throws {
         try TypedMap<UInt32, vigil_syscall_bitmap>(object.map(named: "syscall_wanted")).update(0, bitmap)
     }
 }

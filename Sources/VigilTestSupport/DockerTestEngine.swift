@@ -59,15 +59,15 @@ public enum DockerTestEngine {
         public var name: String
     }
 
-    /// Starts `docker run -d --rm --network none --name vigil-ct-<random> IMAGE COMMAND...` and
-    /// registers its removal (`docker rm -f`) as a teardown block of `testCase`.
+    /// Starts `docker run -d --rm --network none --name vigil-ct-<random> OPTIONS... IMAGE COMMAND...`
+    /// and registers its removal (`docker rm -f`) as a teardown block of `testCase`.
     public static func startContainer(
-        for testCase: XCTestCase, image: String = image, command: [String] = ["sleep", "30"]
+        for testCase: XCTestCase, image: String = image, command: [String] = ["sleep", "30"], options: [String] = []
     ) throws -> Container {
         if image == bashImage { try requireBashImage() } else { try require() }
         let name = "vigil-ct-\(UUID().uuidString.prefix(8).lowercased())"
         testCase.addTeardownBlock { _ = run(["docker", "rm", "-f", name]) }
-        let result = run(["docker", "run", "-d", "--rm", "--network", "none", "--name", name, image] + command)
+        let result = run(["docker", "run", "-d", "--rm", "--network", "none", "--name", name] + options + [image] + command)
         let id = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
         guard result.status == 0, id.count == 64 else {
             throw Unavailable(description: "docker run \(image) failed (\(result.status)): \(result.errors)")

@@ -40,8 +40,11 @@ struct Rules: ParsableCommand {
             if !set.warnings.isEmpty { print("\(set.warnings.count) warnings (\(set.skipped.count) rules skipped):") }
             for warning in set.warnings { print("  \(warning)") }
             for line in set.pushdown.summary { print("  " + line) }
-            for rule in set.rules {
-                let kinds = EventKind.allCases.filter(rule.condition.kinds.contains).map(\.rawValue).joined(separator: ",")
+            for (index, rule) in set.rules.enumerated() {
+                let needs = set.eventKinds(ofRule: index)
+                let syscalls = needs.syscalls.count > 8 ? "\(needs.syscalls.count) syscalls" : needs.syscalls.joined(separator: ",")
+                let kinds = EventKind.allCases.filter(needs.kinds.contains).map { $0 == .syscall ? "syscall (\(syscalls))" : $0.rawValue }
+                    .joined(separator: ",")
                 print("  rule \"\(rule.rule.name)\" [\(rule.rule.priority.rawValue)] on " + (kinds.isEmpty ? "no event Vigil produces (never matches)" : kinds))
             }
         }

@@ -114,6 +114,7 @@ struct Trace: ParsableCommand {
 
         let selected = try selection()
         var kinds = selected.kinds
+        var syscallNumbers = selected.syscalls
         var ruleSet: RuleSet?
         if alerts {
             do {
@@ -122,8 +123,15 @@ struct Trace: ParsableCommand {
                 FileHandle.standardError.write(Data("\(error)\n".utf8))
                 throw ExitCode(1)
             }
-            // What the rules let the kernel do: only the needed kinds, their common filters.
+            // What the rules let the kernel do: only the needed kinds and syscalls, their common filters.
             if let pushdown = ruleSet?.pushdown {
+                if event.isEmpty && set.isEmpty {
+                    // No selection: the rules choose the syscalls (none: the syscalls sensor stays out).
+                    syscallNumbers = pushdown.syscallNumbers
+                    if !syscallNumbers.isEmpty { kinds.insert(.syscall) }
+                } else {
+                    syscallNumbers.formIntersection(pushdown.syscallNumbers)
+                }
                 kinds.formIntersection(pushdown.kinds)
                 filter.add(pushdown)
                 Log.info("rules: \(ruleSet?.rules.count ?? 0) enabled; " + pushdown.summary.joined(separator: "; "))
@@ -133,7 +141,9 @@ struct Trace: ParsableCommand {
         let fileHooks = Sensors.fileHooks.map { hook in
             Hook(hook.name, variants: hook.variants.filter { fileHook == nil || $0.name == fileHook })
         }
-        let syscalls = kinds.contains(.syscall) ? SyscallCapture(numbers: selected.syscalls, bufferBytes: snaplen) : nil
+        if syscallNumbers.isEmpty { kinds.remove(.syscall) }
+        let syscalls = kinds.contains(.syscall) ? SyscallCapture(numbers: syscallNumbers, bufferBytes: snaplen) : nil
+        filter.syscalls = syscalls
         let syscallHooks = Sensors.syscallHooks.map { hook in
             Hook(hook.name, variants: hook.variants.filter { syscallHook == nil || $0.name == syscallHook })
         }
@@ -146,7 +156,7 @@ struct Trace: ParsableCommand {
             Log.info("\(sensor)/\(report.hook): \(report.active)\(others.isEmpty ? "" : " (not: " + others.joined(separator: "; ") + ")")")
         }
         Log.info("tracing \(kinds.subtracting([.syscall]).map(\.rawValue).sorted().joined(separator: ","))"
-            + (kinds.contains(.syscall) ? (kinds.count > 1 ? " and " : "") + "\(selected.syscalls.count) syscalls" : "")
+            + (kinds.contains(.syscall) ? (kinds.count > 1 ? " and " : "") + "\(syscallNumbers.count) syscalls" : "")
             + "; Ctrl-C or SIGTERM stops and prints a summary")
 
         let out = try EventOutput(path: output, format: format == .json ? .json : .table)

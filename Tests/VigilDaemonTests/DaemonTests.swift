@@ -71,7 +71,8 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(status.status, 0, status.stderr)
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
         let sensors = try XCTUnwrap(json["sensors"] as? [[String: Any]])
-        XCTAssertEqual(Set(sensors.compactMap { $0["name"] as? String }), ["process", "file"])
+        // The default rules need syscalls (ptrace, chmod, ...): the syscalls sensor is loaded for them.
+        XCTAssertEqual(Set(sensors.compactMap { $0["name"] as? String }), ["process", "file", "syscalls"])
         for sensor in sensors {
             for hook in sensor["hooks"] as? [[String: Any]] ?? [] {
                 XCTAssertFalse((hook["active"] as? String ?? "").isEmpty, "\(hook)")

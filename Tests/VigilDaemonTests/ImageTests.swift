@@ -114,7 +114,8 @@ final class ImageTests: XCTestCase {
         // Sensors active.
         let status = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(cli(["status", "--json"]).stdout.utf8)) as? [String: Any])
         let sensors = try XCTUnwrap(status["sensors"] as? [[String: Any]])
-        XCTAssertEqual(Set(sensors.compactMap { $0["name"] as? String }), ["process", "file"])
+        // The default rules need syscalls (ptrace, chmod, ...): the syscalls sensor is loaded for them.
+        XCTAssertEqual(Set(sensors.compactMap { $0["name"] as? String }), ["process", "file", "syscalls"])
         for hook in sensors.flatMap({ $0["hooks"] as? [[String: Any]] ?? [] }) {
             XCTAssertFalse((hook["active"] as? String ?? "").isEmpty, "every hook runs a variant: \(hook)")
         }

@@ -50,12 +50,19 @@ public struct CompiledCondition: Sendable {
     /// The `evt.type` names the condition compares with that no Vigil event has (`connect`,
     /// `ptrace`, ...): when `kinds` is empty because of them, the rule never matches.
     public let unproducedEventTypes: [String]
+    /// The syscall events (rows of `Syscalls.all`, by their evt.type) the condition can match:
+    /// every row when nothing restricts evt.type, none when it needs another kind.
+    public let syscalls: SyscallRows
+    /// Whether the condition reads a field only syscall events carry (evt.arg.*, evt.failed, ...).
+    public let readsSyscallFields: Bool
 
     init(root: PlanNode, text: String) {
         self.root = root
         self.runtime = ConditionRuntime(root)
         self.text = text
         self.kinds = root.kindSets.whenTrue
+        self.syscalls = kinds.contains(.syscall) ? root.syscallSets.whenTrue : SyscallRows()
+        self.readsSyscallFields = root.readsSyscallOnlyField
         var fields = Set<String>()
         root.collectFields(into: &fields)
         self.fields = fields
@@ -181,6 +188,50 @@ indirect enum PlanNode: Sendable {
         }
     }
 
+    /// The syscall events (by row) for which the node may be true, and those for which it may be
+    /// false: `kindSets` at the grain of single syscalls.
+    var syscallSets: (whenTrue: SyscallRows, whenFalse: SyscallRows) {
+        switch self {
+        case .constant(let value, _):
+            return value ? (.all, SyscallRows()) : (SyscallRows(), .all)
+        case .test(let test):
+            if case .eventType(let table) = test.operand {
+                return (SyscallRows(table.syscalls), SyscallRows(table.syscalls.map { !$0 }))
+            }
+            let carried = test.fieldKinds.isEmpty || test.fieldKinds.contains(.syscall)
+            return (carried ? .all : SyscallRows(), .all)
+        case .not(let child, _):
+            let sets = child.syscallSets
+            return (sets.whenFalse, sets.whenTrue)
+        case .and(let children, _):
+            var whenTrue = SyscallRows.all, whenFalse = SyscallRows()
+            for child in children {
+                let sets = child.syscallSets
+                whenTrue.formIntersection(sets.whenTrue)
+                whenFalse.formUnion(sets.whenFalse)
+            }
+            return (whenTrue, whenFalse)
+        case .or(let children, _):
+            var whenTrue = SyscallRows(), whenFalse = SyscallRows.all
+            for child in children {
+                let sets = child.syscallSets
+                whenTrue.formUnion(sets.whenTrue)
+                whenFalse.formIntersection(sets.whenFalse)
+            }
+            return (whenTrue, whenFalse)
+        }
+    }
+
+    /// Whether some comparison reads a field that only syscall events carry.
+    var readsSyscallOnlyField: Bool {
+        switch self {
+        case .constant: false
+        case .test(let test): test.fieldKinds == [.syscall]
+        case .not(let child, _): child.readsSyscallOnlyField
+        case .and(let children, _), .or(let children, _): children.contains { $0.readsSyscallOnlyField }
+        }
+    }
+
     /// The `evt.type` names compared with that no Vigil event has, in source order.
     func collectUnproducedEventTypes(into names: inout [String]) {
         switch self {
@@ -204,6 +255,50 @@ indirect enum PlanNode: Sendable {
             for child in children { child.collectFields(into: &fields) }
         }
     }
+}
+
+/// A set of rows of `Syscalls.all` (a bitset; the table has a few hundred rows).
+public struct SyscallRows: Sendable, Equatable, Hashable {
+    private var words: [UInt64]
+
+    /// No row.
+    public init() { words = Array(repeating: 0, count: (Syscalls.all.count + 63) / 64) }
+
+    /// The rows whose flag is true (`flags[i]` for row i).
+    init(_ flags: [Bool]) {
+        self.init()
+        for (i, flag) in flags.enumerated() where flag { insert(i) }
+    }
+
+    /// The rows named (table names; unknown names are left out).
+    public init(names: some Sequence<String>) {
+        self.init()
+        for name in names { if let i = Syscalls.index(named: name) { insert(i) } }
+    }
+
+    /// Every row of the table.
+    public static let all: SyscallRows = SyscallRows(Array(repeating: true, count: Syscalls.all.count))
+
+    /// Adds row `i`.
+    public mutating func insert(_ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
+    /// Removes row `i`.
+    public mutating func remove(_ i: Int) { words[i >> 6] &= ~(1 << UInt64(i & 63)) }
+    /// Whether row `i` is in.
+    public func contains(_ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+    /// Adds every row of `other`.
+    public mutating func formUnion(_ other: SyscallRows) { for i in words.indices { words[i] |= other.words[i] } }
+    /// Keeps only the rows also in `other`.
+    public mutating func formIntersection(_ other: SyscallRows) { for i in words.indices { words[i] &= other.words[i] } }
+    /// Removes the rows of `other`.
+    public mutating func subtract(_ other: SyscallRows) { for i in words.indices { words[i] &= ~other.words[i] } }
+    /// How many rows are in.
+    public var count: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
+    /// Whether no row is in.
+    public var isEmpty: Bool { words.allSatisfy { $0 == 0 } }
+    /// The rows in, in table order.
+    public var indices: [Int] { Syscalls.all.indices.filter(contains) }
+    /// The table names of the rows in, in table order.
+    public var names: [String] { indices.map { Syscalls.all[$0].nameString } }
 }
 
 /// Where a comparison's value comes from.

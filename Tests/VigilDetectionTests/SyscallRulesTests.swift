@@ -1,0 +1,112 @@
+import Foundation
+import VigilEvents
+import VigilRules
+import VigilSensors
+import VigilTestSupport
+import XCTest
+
+/// The syscalls a rule set needs, derived from its conditions and pushed into the syscalls
+/// sensor's bitmap; the sensor loaded, updated and unloaded at run time; one exec, one alert.
+final class SyscallRulesTests: XCTestCase {
+    private func ruleSet(_ yaml: String) throws -> RuleSet {
+        try RuleSet(files: [("r.yaml", try YAMLRules.load(yaml, file: "r.yaml"))])
+    }
+
+    private func rule(_ name: String, _ condition: String) -> String {
+        """
+        - rule: \(name)
+          desc: d
+          condition: \(condition)
+          output: "\(name) %proc.name %evt.type"
+          priority: WARNING
+
+        """
+    }
+
+    func testTheSyscallsOfTheConditionsArePushedDown() throws {
+        let set = try ruleSet(rule("a", "evt.type in (ptrace, chmod) and proc.name != gdb")
+            + rule("b", "evt.type = unlinkat and evt.arg.pathname startswith /var/log/")
+            + rule("c", "evt.type = execve and container.id != host")
+            + rule("d", "evt.type in (open, openat) and fd.name = /etc/shadow")
+            + rule("e", "proc.name = nc"))
+        let pushdown = set.pushdown
+        XCTAssertEqual(Set(pushdown.syscalls.names), ["ptrace", "chmod", "unlinkat"])
+        XCTAssertEqual(pushdown.everySyscallRules, [])
+        XCTAssertTrue(pushdown.kinds.contains(.syscall))
+        XCTAssertTrue(pushdown.summary.contains { $0.hasPrefix("syscalls: 3: ") && $0.contains("ptrace") }, "\(pushdown.summary)")
+        // A rule with no restriction on syscall fields does not ask for syscalls.
+        let generic = try ruleSet(rule("e", "proc.name = nc") + rule("c", "evt.type = execve"))
+        XCTAssertTrue(generic.pushdown.syscalls.isEmpty)
+        XCTAssertFalse(generic.pushdown.kinds.contains(.syscall))
+        XCTAssertTrue(generic.pushdown.summary.contains("syscalls: none (the syscalls sensor is not loaded)"), "\(generic.pushdown.summary)")
+    }
+
+    func testARuleNeedingEverySyscallIsReported() throws {
+        let set = try ruleSet(rule("failures", "evt.failed = true and proc.name = curl"))
+        XCTAssertEqual(set.pushdown.syscalls, .all)
+        XCTAssertEqual(set.pushdown.everySyscallRules, ["failures"])
+        XCTAssertTrue(set.warnings.contains { $0.message.contains("rule 'failures' asks for every syscall") }, "\(set.warnings)")
+        XCTAssertTrue(set.pushdown.syscallSummary.contains("ALL"), set.pushdown.syscallSummary)
+    }
+
+    func testSyscallsADedicatedSensorReportsAreNotAskedFor() throws {
+        // evt.type = execve matches the process sensor's exec events: execve is not captured again.
+        let exec = try ruleSet(rule("x", "evt.type in (execve, execveat, openat, clone, ptrace)"))
+        XCTAssertEqual(exec.pushdown.syscalls.names, ["ptrace"])
+        // A rule on execve's arguments only matches syscall events: execve is captured for it.
+        let args = try ruleSet(rule("y", "evt.type = execve and evt.arg.filename = /bin/true"))
+        XCTAssertEqual(args.pushdown.syscalls.names, ["execve"])
+    }
+
+    /// Both rules in one set: the syscalls sensor captures execve (for `args`); the exec event and
+    /// the execve syscall event of one real exec each meet only their rule.
+    func testOneRealExecGivesOneAlert() throws {
+        let set = try ruleSet(rule("exec", "evt.type = execve and proc.name = vigil-one-exec")
+            + rule("args", "evt.type = execve and evt.arg.filename endswith /vigil-one-exec"))
+        XCTAssertEqual(set.pushdown.syscalls.names, ["execve"])
+        let dir = try temporaryDirectory()
+        try FileManager.default.copyItem(atPath: "/bin/true", toPath: dir + "/vigil-one-exec")
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        filter.add(set.pushdown, filtering: false)
+        let harness = try TraceHarness(filter: filter)
+        XCTAssertTrue(harness.sensors.loaded.contains { $0.name == "syscalls" })
+        let events = try harness.collect { try runProgram(dir + "/vigil-one-exec", []) }
+        let alerts = events.flatMap { e in set.matches(e).map { ($0.rule.name, e.kind) } }
+        XCTAssertEqual(alerts.filter { $0.0 == "exec" }.map(\.1), [.exec], "\(alerts)")
+        XCTAssertEqual(alerts.filter { $0.0 == "args" }.map(\.1), [.syscall], "\(alerts)")
+    }
+
+    /// A rule change at run time: the sensor is loaded, its bitmap changed in place, then unloaded.
+    func testApplyLoadsUpdatesAndUnloadsTheSyscallsSensor() throws {
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        let harness = try TraceHarness(filter: filter)
+        XCTAssertFalse(harness.sensors.loaded.contains { $0.name == "syscalls" }, "no rule needs a syscall")
+        let dir = try temporaryDirectory()
+        func calls(_ work: String) throws -> Set<String> {
+            Set(try harness.collect { try runProgram("/bin/sh", ["-c", work], cwd: dir) }.compactMap { $0.syscall?.descriptor.nameString })
+        }
+        filter.add(try ruleSet(rule("a", "evt.type in (mkdir, mkdirat)")).pushdown)
+        try harness.sensors.apply(filter)
+        XCTAssertTrue(harness.sensors.loaded.contains { $0.name == "syscalls" })
+        let makes: Set<String> = ["mkdir", "mkdirat"], removes: Set<String> = ["rmdir", "unlinkat"]
+        var seen = try calls("mkdir d1; rmdir d1")
+        XCTAssertFalse(seen.isDisjoint(with: makes), "\(seen)")
+        XCTAssertTrue(seen.isDisjoint(with: removes), "\(seen)")
+        let object = ObjectIdentifier(try XCTUnwrap(harness.sensors.loaded.first { $0.name == "syscalls" }).variants.object)
+        filter.syscalls = nil
+        filter.add(try ruleSet(rule("b", "evt.type in (rmdir, unlinkat)")).pushdown)
+        try harness.sensors.apply(filter)
+        let same = try XCTUnwrap(harness.sensors.loaded.first { $0.name == "syscalls" })
+        XCTAssertEqual(ObjectIdentifier(same.variants.object), object, "updated in place, not reloaded")
+        seen = try calls("mkdir d2; rmdir d2")
+        XCTAssertFalse(seen.isDisjoint(with: removes), "\(seen)")
+        XCTAssertTrue(seen.isDisjoint(with: makes), "\(seen)")
+        filter.syscalls = nil
+        filter.add(try ruleSet(rule("c", "proc.name = nc")).pushdown)
+        try harness.sensors.apply(filter)
+        XCTAssertFalse(harness.sensors.loaded.contains { $0.name == "syscalls" }, "unloaded")
+        XCTAssertTrue(try calls("mkdir d3; rmdir d3").isEmpty)
+    }
+}
