@@ -113,8 +113,6 @@ public final class Sensors {
     /// The filters as they apply to state changes, which the kernel never drops (`EventStream`
     /// applies them after enrichment).
     private(set) var stateChangeFilter: StateChangeFilter
-    /// The syscalls sensor's selection (nil: not loaded).
-    public let syscallCapture: SyscallCapture?
     /// The files the rules name by exact path, by device and inode (the file sensor's open_inodes
     /// map holds them): the decoder reports an open of one through another name with the rule's
     /// name. Changes with `apply` and `refreshLinkedNames`; `linkedNamesVersion` counts changes.
@@ -199,7 +197,6 @@ public final class Sensors {
         ring = try shared.map(named: "events")
         installed = outcomes.first { $0.0.name == "file" }?.1 ?? InstalledOpenPaths()
         stateChangeFilter = StateChangeFilter(filter)
-        syscallCapture = withSyscalls ? syscalls : nil
         linkedNames = LinkedNames(installed.names)
         // The sets are in since before load; the pushdown's switches follow what the file sensor installed.
         if files { try Self.writeSwitches(filter, to: shared, openPaths: installed) }
