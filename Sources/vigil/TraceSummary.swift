@@ -135,7 +135,10 @@ extension Trace {
         }
         var childStatus: Int32?
         func lost() throws -> UInt64 { try sensors.counters().values.map(\.lost).reduce(0, +) }
-        func render() throws -> String { format == .json ? counts.json(lost: try lost()) : counts.table(lost: try lost()) }
+        func render() throws -> String {
+            let lost = try lost()
+            return format == .json ? counts.json(lost: lost) : counts.table(lost: lost)
+        }
         var nextDraw = DispatchTime.now().uptimeNanoseconds + 1_000_000_000
         if live { try out.write("\u{1B}[2J\u{1B}[H") }
         let deadline = duration.map { DispatchTime.now().uptimeNanoseconds + UInt64($0 * 1e9) }
@@ -147,7 +150,7 @@ extension Trace {
             let now = DispatchTime.now().uptimeNanoseconds
             if live && now >= nextDraw {
                 nextDraw = now + 1_000_000_000
-                try? out.write("\u{1B}[H\u{1B}[J" + (try render()))
+                if let text = try? render() { try? out.write("\u{1B}[H\u{1B}[J" + text) }
                 try? out.flush()
             }
             if child != 0 && childStatus == nil {
