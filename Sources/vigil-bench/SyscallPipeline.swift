@@ -3,6 +3,7 @@
 // sensor records this process's mixed loop (openat, newfstatat, read, write, close),
 // the ring is filled first and then drained through decode, then decode + enrich + JSON line
 // (the code `vigil trace -o json` runs), timed by this thread's CPU clock.
+import VigilBPF
 import VigilEnrichment
 import VigilEvents
 import VigilSensors
