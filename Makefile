@@ -47,13 +47,17 @@ test-kernels: ## the variant chains on Debian's 6.1 and 6.12 kernels under qemu
 	@scripts/setup.sh --test
 	scripts/test-kernels.sh
 
-bench: ## benchmarks (ring, userspace path, sensors vs peers, the open hook on 6.1/6.12 under qemu, rules, daemon); replaces the generated blocks of BENCHMARKS.md
+bench: ## benchmarks (ring, userspace path, syscall events, the syscalls sensor vs bpftrace/perf trace/strace, sensors vs peers, the open hook on 6.1/6.12 under qemu, rules, daemon); replaces the generated blocks of BENCHMARKS.md
 	@scripts/setup.sh --bench
 	for p in vigil vigil-bench vigil-rules-bench; do $(SWIFT) build -c release --product $$p || exit 1; done
 	.build/release/vigil-bench > .build/bench-ring.md
 	scripts/bench-section.sh vigil-bench .build/bench-ring.md
 	.build/release/vigil-bench --pipeline > .build/bench-pipeline.md
 	scripts/bench-section.sh pipeline .build/bench-pipeline.md
+	.build/release/vigil-bench --syscalls > .build/bench-syscall-pipeline.md
+	scripts/bench-section.sh syscall-pipeline .build/bench-syscall-pipeline.md
+	scripts/bench-syscalls.sh > .build/bench-syscalls.md
+	scripts/bench-section.sh syscalls .build/bench-syscalls.md
 	scripts/bench-sensors.sh > .build/bench-sensors.md
 	scripts/bench-section.sh sensors .build/bench-sensors.md
 	scripts/bench-kernels.sh --no-build > .build/bench-kernels.md

@@ -27,6 +27,10 @@ struct Options {
     var pipeline = false
     /// open()+close() steps per pipeline run.
     var opens = 200_000
+    /// Measure decode + JSON of syscall events (`--syscalls`) instead of the ring and hooks.
+    var syscalls = false
+    /// Mixed steps (five syscalls each) per `--syscalls` run.
+    var steps = 100_000
 
     init(_ arguments: [String]) {
         var rest = arguments.dropFirst()
@@ -44,6 +48,8 @@ struct Options {
             case "--no-pin": pin = false
             case "--pipeline": pipeline = true
             case "--opens": opens = number(argument)
+            case "--syscalls": syscalls = true
+            case "--steps": steps = number(argument)
             case "--object":
                 guard let path = rest.popFirst() else { Options.usage("--object needs a path") }
                 objectPath = path
@@ -58,6 +64,9 @@ struct Options {
         writeStandardError("""
             usage: vigil-bench [--calls N] [--rounds N] [--poll-ms N] [--no-pin] [--object FILE.bpf.o]
                    vigil-bench --pipeline [--opens N] [--rounds N] [--no-pin]
+                   vigil-bench --syscalls [--steps N] [--rounds N] [--no-pin]
+              --syscalls    measure decode + JSON of syscall events (the syscalls sensor) on one CPU
+              --steps N     with --syscalls: mixed steps (5 syscalls each) per run (default 100000)
               --pipeline    measure the userspace path (decode, enrich, JSON, write) on real open events
               --opens N     with --pipeline: opens per drained run (default 200000; live runs make half)
               --calls N     timed getpid() calls per run (default 5000000)
@@ -84,6 +93,15 @@ let options = Options(CommandLine.arguments)
 if options.pipeline {
     do {
         print(try runPipelineBenchmark(opens: options.opens, rounds: options.rounds, pin: options.pin))
+    } catch {
+        progress("cannot run: \(error)")
+        exit(1)
+    }
+    exit(0)
+}
+if options.syscalls {
+    do {
+        print(try runSyscallPipelineBenchmark(steps: options.steps, rounds: options.rounds, pin: options.pin))
     } catch {
         progress("cannot run: \(error)")
         exit(1)

@@ -70,10 +70,16 @@ struct Trace: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the syscalls sensor's hook (tp_btf or raw_tp; default: the first that works).", valueName: "variant", visibility: .hidden))
     var syscallHook: String?
 
+    @Flag(name: .long, help: "Per-syscall counts, errors and latency (like strace -c) instead of events: refreshed every second on a terminal, printed once at the end otherwise. Every syscall unless --event or --set says which.")
+    var summary = false
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("With --summary: run this command and trace it and its children until it exits (after --).", valueName: "command"))
+    var command: [String] = []
+
     enum OutputFormat: String, ExpressibleByArgument { case table, json }
 
     func validate() throws {
         _ = try selection()
+        try validateSummary()
         guard snaplen >= 0, snaplen <= SyscallCapture.maxBufferBytes else {
             throw ValidationError("--snaplen must be 0 ... \(SyscallCapture.maxBufferBytes)")
         }
@@ -92,7 +98,7 @@ struct Trace: ParsableCommand {
 
     /// The kinds and syscalls to show: --event and --set, or the four kinds; minus --exclude-*.
     func selection() throws -> TraceSelection {
-        try TraceSelection(events: kinds(event), sets: kinds(set), excludeEvents: kinds(excludeEvent), excludeSets: kinds(excludeSet))
+        try TraceSelection(events: summary && event.isEmpty && set.isEmpty ? ["all"] : kinds(event), sets: kinds(set), excludeEvents: kinds(excludeEvent), excludeSets: kinds(excludeSet))
     }
 
     func run() throws {
@@ -138,6 +144,7 @@ struct Trace: ParsableCommand {
                 for warning in ruleSet?.warnings ?? [] { Log.info("rules: \(warning)") }
             }
         }
+        if !command.isEmpty { kinds.insert(.fork) } // the command's children, for --summary
         let fileHooks = Sensors.fileHooks.map { hook in
             Hook(hook.name, variants: hook.variants.filter { fileHook == nil || $0.name == fileHook })
         }
@@ -158,6 +165,7 @@ struct Trace: ParsableCommand {
         Log.info("tracing \(kinds.subtracting([.syscall]).map(\.rawValue).sorted().joined(separator: ","))"
             + (kinds.contains(.syscall) ? (kinds.count > 1 ? " and " : "") + "\(syscallNumbers.count) syscalls" : "")
             + "; Ctrl-C or SIGTERM stops and prints a summary")
+        if summary { return try runSummary(sensors: sensors, stream: stream) }
 
         let out = try EventOutput(path: output, format: format == .json ? .json : .table)
         if format == .table && ruleSet == nil {

@@ -188,6 +188,60 @@ final class CLITests: XCTestCase {
     }
 }
 
+/// `vigil trace --summary` against programs whose syscalls are known.
+final class TraceSummaryCLITests: XCTestCase {
+    /// Tests/Fixtures/summary-helper.c, static (no loader opens): its child calls getpid N times,
+    /// it then fails to open a missing file M times and exits with 3.
+    func testSummaryOfACommandCountsItAndItsChildren() throws {
+        try requireKernel(.attachTpBTF)
+        let helper = try compileFixture("summary-helper", flags: ["-static"])
+        let missing = "/nonexistent/vigil-summary-\(UUID().uuidString.prefix(8))"
+        let getpids = 1000 + Int.random(in: 0..<1000), opens = 5 + Int.random(in: 0..<20)
+        let result = try CLITests.vigil(["trace", "--summary", "-o", "json", "--event", "getpid,openat",
+                                         "--", helper, String(getpids), String(opens), missing])
+        XCTAssertEqual(result.status, 3, "vigil exits with the command's status: \(result.stderr)")
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], result.stdout)
+        let rows = try XCTUnwrap(object["syscalls"] as? [[String: Any]])
+        let byName = Dictionary(uniqueKeysWithValues: rows.map { ($0["syscall"] as? String ?? "", $0) })
+        XCTAssertEqual(Set(byName.keys), ["getpid", "openat"], result.stdout)
+        XCTAssertEqual(object["lost"] as? Int, 0)
+        let getpid = try XCTUnwrap(byName["getpid"]), openat = try XCTUnwrap(byName["openat"])
+        XCTAssertEqual(getpid["calls"] as? Int, getpids, "the forked child's calls")
+        XCTAssertEqual(getpid["errors"] as? Int, 0)
+        XCTAssertEqual(openat["calls"] as? Int, opens)
+        XCTAssertEqual(openat["errors"] as? Int, opens)
+        for row in [getpid, openat] {
+            let total = try XCTUnwrap(row["total_ns"] as? Int), calls = try XCTUnwrap(row["calls"] as? Int)
+            let max = try XCTUnwrap(row["max_ns"] as? Int), average = try XCTUnwrap(row["avg_ns"] as? Int)
+            XCTAssertGreaterThan(total, 0)
+            XCTAssertEqual(average, total / calls)
+            XCTAssertTrue(average <= max && max <= total, "\(row)")
+        }
+        let sum = try XCTUnwrap(object["total"] as? [String: Any])
+        XCTAssertEqual(sum["calls"] as? Int, getpids + opens)
+        XCTAssertEqual(sum["errors"] as? Int, opens)
+    }
+
+    /// Without a terminal the table is printed once, at the end (here: SIGTERM), for the host.
+    func testSummaryOfTheHostAsATableOnSIGTERM() throws {
+        try requireKernel(.attachTpBTF)
+        let helper = try compileFixture("summary-helper", flags: ["-static"])
+        let missing = "/nonexistent/vigil-summary-\(UUID().uuidString.prefix(8))"
+        let result = try CLITests.vigil(["trace", "--summary", "--event", "getpid"], signal: SIGTERM, untilTracing: true) { _ in
+            let p = try Process.run(URL(fileURLWithPath: helper), arguments: ["300", "0", missing])
+            p.waitUntilExit()
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let lines = result.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.first, "% time     seconds  usecs/call  max usecs     calls    errors syscall", result.stdout)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("% time") }.count, 1, "printed once: \(result.stdout)")
+        let getpid = try XCTUnwrap(lines.first { $0.hasSuffix(" getpid") }, result.stdout).split(separator: " ")
+        XCTAssertGreaterThanOrEqual(Int(getpid[4]) ?? 0, 300, "at least the helper's calls: \(result.stdout)")
+        XCTAssertTrue(lines.last?.hasSuffix(" total") ?? false, result.stdout)
+        XCTAssertFalse(result.stdout.contains("\u{1B}"), "no terminal codes when not a terminal")
+    }
+}
+
 /// `vigil containers ls` against a real Docker engine.
 final class ContainersCLITests: XCTestCase {
     func testListShowsARunningContainerWithItsPids() throws {

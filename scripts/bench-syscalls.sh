@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# scripts/bench-syscalls.sh: what the syscalls sensor costs the traced workload (issue 12 §6),
+# `vigil trace` next to bpftrace, `perf trace` and `strace -f`, measured side by side in one run.
+#
+# bench/sysloop.c, compiled here, times itself pinned to CPU 0 (the figure of a run: the 10th
+# percentile of its slices' ns/step, as in scripts/bench-sensors.sh):
+#   getpid   one getpid syscall per step
+#   mixed    openat, fstat, read, write (/dev/null), close per step (five syscalls)
+# Tracers, pinned to CPU 1:
+#   none          no tracer
+#   vigil-openat  vigil trace --event openat (the syscalls sensor loaded, capturing openat only):
+#                 what the getpid calls it does not capture pay
+#   vigil-rules   vigil trace --alerts (default rules: nothing of the syscalls sensor loaded)
+#   vigil-json    vigil trace -o json --comm vb-sysloop --event <the loop's syscalls>: every
+#                 syscall of the loop captured and written as JSON to a file on tmpfs
+#   bpftrace      raw_syscalls sys_enter+sys_exit for comm vb-sysloop, printing every syscall
+#                 (id, return value, latency)
+#   perf-trace    perf trace -o FILE running the loop (every syscall of it)
+#   strace        strace -f -o FILE running the loop (every syscall of it)
+# Each round runs, per loop, none before and after each tracer (rotated order); a traced run's
+# ratio is its figure over the median of the round's untraced runs; tables show medians over
+# rounds. "lost" is steps x syscalls-per-step minus the loop's calls found in the tracer's output
+# (at least 0), and for vigil also its own count of events lost in the kernel.
+#
+# Prints a Markdown section between `<!-- BEGIN syscalls` and `<!-- END syscalls -->` on stdout.
+# Usage (as root): scripts/bench-syscalls.sh [--rounds N] [--getpid-iterations N] [--mixed-iterations N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/opt/swift/usr/bin:/usr/sbin:/sbin:$PATH
+invocation="scripts/bench-syscalls.sh${*:+ $*}"
+rounds=3 getpid_iterations=1000000 mixed_iterations=100000
+vigil=${VIGIL:-.build/release/vigil}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --rounds) rounds=$2; shift 2 ;;
+    --getpid-iterations) getpid_iterations=$2; shift 2 ;;
+    --mixed-iterations) mixed_iterations=$2; shift 2 ;;
+    *) echo "bench-syscalls: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+log() { echo "bench-syscalls: $*" >&2; }
+[ "$(id -u)" = 0 ] || { log "run as root"; exit 1; }
+[ -x "$vigil" ] || { log "$vigil missing: swift build -c release --product vigil"; exit 1; }
+work=$(mktemp -d /dev/shm/vigil-bench-syscalls.XXXXXX)
+tracer_pid=""
+cleanup() { [ -n "$tracer_pid" ] && kill -INT "$tracer_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+cc -O2 -Wall -Wextra -o "$work/vb-sysloop" bench/sysloop.c
+head -c 4096 /dev/urandom > "$work/target"
+declare -A per_step=([getpid]=1 [mixed]=5) iterations=([getpid]=$getpid_iterations [mixed]=$mixed_iterations)
+declare -A syscalls_of=([getpid]=getpid [mixed]=openat,fstat,read,write,close)
+declare -A ids_of=([getpid]="39" [mixed]="257 5 0 1 3")   # x86_64 numbers, for bpftrace's output
+
+loop_cmd() { echo taskset -c 0 "$work/vb-sysloop" "$1" "$work/target" "${iterations[$1]}" 20 200; }
+field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<< "$2"; }
+
+# run LOOP TRACER: prints "p10_ns steps found vigil_lost"
+run() {
+  local loop=$1 tracer=$2 out=$work/out err=$work/err result found=0 vlost=0
+  rm -f "$out" "$err"; tracer_pid=""
+  case $tracer in
+    none) result=$($(loop_cmd $loop)) ;;
+    vigil-*)
+      case $tracer in
+        vigil-openat) taskset -c 1 $vigil trace -o json --event openat --output "$out" 2> "$err" & ;;
+        vigil-rules) taskset -c 1 $vigil trace --alerts -o json --output "$out" 2> "$err" & ;;
+        vigil-json) taskset -c 1 $vigil trace -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --output "$out" 2> "$err" & ;;
+      esac
+      tracer_pid=$!
+      for _ in $(seq 600); do grep -qs "^vigil: tracing" "$err" && break; sleep 0.1; done
+      result=$($(loop_cmd $loop))
+      sleep 0.5; kill -INT $tracer_pid; wait $tracer_pid || true; tracer_pid=""
+      if [ $tracer = vigil-json ]; then
+        found=$(grep -c '"proc.name":"vb-sysloop"' "$out" || true)
+        vlost=$(sed -n 's/.* \([0-9]*\) lost.*/\1/p' "$err" | tail -1)
+      fi ;;
+    bpftrace)
+      taskset -c 1 bpftrace -e 'tracepoint:raw_syscalls:sys_enter /comm == "vb-sysloop"/ { @start[tid] = nsecs; }
+        tracepoint:raw_syscalls:sys_exit /comm == "vb-sysloop" && @start[tid]/ { printf("%d %d %d %d\n", pid, args->id, args->ret, nsecs - @start[tid]); delete(@start[tid]); }' > "$out" 2> "$err" &
+      tracer_pid=$!
+      for _ in $(seq 600); do bpftool perf list 2>/dev/null | grep -q "^pid $tracer_pid .*sys_exit" && break; sleep 0.1; done
+      result=$($(loop_cmd $loop))
+      sleep 0.5; kill -INT $tracer_pid; wait $tracer_pid || true; tracer_pid=""
+      found=$(awk -v ids="${ids_of[$loop]}" 'BEGIN { n = split(ids, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1 } NF == 4 && ($2 in want)' "$out" | wc -l) ;;
+    perf-trace)
+      result=$(taskset -c 1 perf trace -o "$out" -- $(loop_cmd $loop) 2> "$err")
+      found=$(grep -cE " (${syscalls_of[$loop]//,/|})\(" "$out" || true) ;;
+    strace)
+      result=$(taskset -c 1 strace -f -o "$out" $(loop_cmd $loop) 2> "$err")
+      found=$(grep -cE "^[0-9]+ +(${syscalls_of[$loop]//,/|})\(" "$out" || true) ;;
+  esac
+  echo "$(field p10_ns "$result") $(field steps "$result") $found ${vlost:-0}"
+}
+
+declare -A ratios lost
+tracers_of_getpid="vigil-openat vigil-rules vigil-json bpftrace perf-trace strace"
+tracers_of_mixed="vigil-json bpftrace perf-trace strace"
+for ((r = 1; r <= rounds; r++)); do
+  for loop in getpid mixed; do
+    eval "list=(\$tracers_of_$loop)"
+    list=("${list[@]:$(( (r - 1) % ${#list[@]} ))}" "${list[@]:0:$(( (r - 1) % ${#list[@]} ))}")
+    base=() traced=()
+    read -r ns _ <<< "$(run $loop none)"; base+=($ns)
+    for t in "${list[@]}"; do
+      read -r ns steps found vlost <<< "$(run $loop $t)"
+      traced+=("$t $ns $steps $found $vlost")
+      read -r b _ <<< "$(run $loop none)"; base+=($b)
+      log "round $r $loop $t: ${ns} ns/step (untraced ${b}), steps $steps, found $found, vigil lost $vlost"
+    done
+    median=$(printf '%s\n' "${base[@]}" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }')
+    ratios[$loop,none]+="$median "
+    for entry in "${traced[@]}"; do
+      read -r t ns steps found vlost <<< "$entry"
+      ratios[$loop,$t]+="$(awk -v a=$ns -v b=$median 'BEGIN { printf "%.2f", a / b }') "
+      missing=$(( steps * ${per_step[$loop]} - found )); [ $missing -lt 0 ] && missing=0
+      lost[$loop,$t]+="$(( missing > vlost ? missing : vlost ))/$(( steps * ${per_step[$loop]} )) "
+    done
+  done
+done
+
+med() { tr ' ' '\n' <<< "$1" | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+echo "<!-- BEGIN syscalls (generated by $invocation) -->"
+echo "\`$invocation\` on $(uname -r), $(nproc) CPUs, $(date -u +%F): $rounds rounds, median ratio over rounds, loop on CPU 0, tracer on CPU 1, vigil binary \`$vigil\`; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+echo
+for loop in getpid mixed; do
+  eval "list=(\$tracers_of_$loop)"
+  echo "**$loop loop** (${iterations[$loop]} timed steps of ${per_step[$loop]} syscall(s); untraced: $(med "${ratios[$loop,none]}") ns/step)"
+  echo
+  echo "| tracer | slowdown | per round | events lost (missing/expected, per round) |"
+  echo "|---|---|---|---|"
+  for t in "${list[@]}"; do
+    echo "| $t | $(med "${ratios[$loop,$t]}")x | ${ratios[$loop,$t]% } | $([[ $t == vigil-openat || $t == vigil-rules ]] && echo "n/a (not captured)" || echo "${lost[$loop,$t]% }") |"
+  done
+  echo
+done
+echo "<!-- END syscalls -->"
