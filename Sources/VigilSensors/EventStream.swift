@@ -35,9 +35,6 @@ public final class EventStream {
         didSet { kindMask = Self.mask(kinds) }
     }
     private var kindMask: UInt32
-    /// Per row of `Syscalls.all`: whether its events are shown (the syscalls asked for; the fd
-    /// table's own are captured but suppressed).
-    private let shownSyscalls: [Bool]
     private let reader: RingBufferReader
     /// The decoder, with its cache of byte strings, in plain memory: the per-event path mutates
     /// it without exclusivity checks on a class property (notes/performance.md).
@@ -59,8 +56,6 @@ public final class EventStream {
         self.enricher = enricher
         self.kinds = kinds
         kindMask = Self.mask(kinds)
-        let shown = sensors.syscallCapture?.shown ?? []
-        shownSyscalls = Syscalls.all.map { $0.number().map { shown.contains($0) } ?? false }
         reader = try RingBufferReader(map: sensors.ring, maxBatch: 4096)
         decoder = .allocate(capacity: 1)
         decoder.initialize(to: EventDecoder(bootToEpochNs: BootClock.offsetToEpochNs()))
@@ -119,6 +114,7 @@ public final class EventStream {
             statistics.filtered += counts.filtered
         }
         let decoder = decoder, enricher = enricher, kindMask = kindMask, filter = sensors.stateChangeFilter
+        let shownSyscalls = sensors.shownSyscalls
         let heartbeat = heartbeatPID
         var returned: UInt32 = 0
         defer { if returned != 0 { heartbeatReturned = returned } }

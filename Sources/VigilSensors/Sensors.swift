@@ -96,7 +96,18 @@ public final class Sensors {
     /// The sensors, in load order (the syscalls sensor comes and goes with `apply`).
     public private(set) var loaded: [Loaded]
     /// What the syscalls sensor captures now (nil: not loaded).
-    public private(set) var syscallCapture: SyscallCapture?
+    public private(set) var syscallCapture: SyscallCapture? {
+        didSet { shownSyscalls = Self.shown(syscallCapture) }
+    }
+    /// Per row of `Syscalls.all`: whether its events are shown (the syscalls asked for; the fd
+    /// table's own are captured but suppressed). Follows `syscallCapture` (`EventStream` reads it
+    /// once per batch).
+    private(set) var shownSyscalls: [Bool] = Sensors.shown(nil)
+
+    private static func shown(_ capture: SyscallCapture?) -> [Bool] {
+        let shown = capture?.shown ?? []
+        return Syscalls.all.map { $0.number().map { shown.contains($0) } ?? false }
+    }
     /// How sensors are loaded, kept for loading the syscalls sensor later (`apply`).
     private let settings: LoadSettings
     /// The shared ring.
@@ -192,6 +203,7 @@ public final class Sensors {
         let outcomes = try results.values()
         self.settings = settings
         syscallCapture = syscalls
+        shownSyscalls = Self.shown(syscalls)
         loaded = outcomes.map(\.0)
         sharedMaps = shared
         ring = try shared.map(named: "events")

@@ -29,17 +29,17 @@ final class ConditionAnalysisTests: XCTestCase {
     }
 
     func testKindsFromFieldsInAndPosition() throws {
-        XCTAssertEqual(try kinds("fd.name = /etc/shadow"), [.open])
-        XCTAssertEqual(try kinds("proc.name = cat and fd.name startswith /etc"), [.open])
+        XCTAssertEqual(try kinds("fd.name = /etc/shadow"), [.open, .syscall]) // the fd table names syscalls' fds too
+        XCTAssertEqual(try kinds("proc.name = cat and fd.name startswith /etc"), [.open, .syscall])
         XCTAssertEqual(try kinds("proc.exitcode != 0"), [.exit])
         XCTAssertEqual(try kinds("evt.rawres < 0"), [.open, .fork, .syscall])
         XCTAssertEqual(try kinds("evt.is_thread = true or proc.exitcode = 1"), [.fork, .exit])
-        XCTAssertEqual(try kinds("fd.name exists"), [.open])
+        XCTAssertEqual(try kinds("fd.name exists"), [.open, .syscall])
         // Negated, a field the event lacks makes the term true: no restriction.
         XCTAssertEqual(try kinds("not fd.name = /x"), Set(EventKind.allCases))
         XCTAssertEqual(try kinds("proc.name = cat or fd.name = /x"), Set(EventKind.allCases))
         // Contradictions leave no kind.
-        XCTAssertEqual(try kinds("evt.type = execve and fd.name = /x"), [])
+        XCTAssertEqual(try kinds("evt.type = execve and fd.name = /x"), [.syscall]) // kinds are coarse: fd.* applies to every syscall event
         XCTAssertEqual(try kinds("spawned_process and proc.exitcode = 0"), [])
         XCTAssertEqual(try kinds("evt.type in (execve, openat) and not fd.name exists"), [.exec, .open, .syscall])
         XCTAssertEqual(try kinds("never_true"), [])

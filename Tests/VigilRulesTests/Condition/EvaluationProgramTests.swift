@@ -111,6 +111,8 @@ final class EvaluationProgramTests: XCTestCase {
         other.process.ancestorNames = ["dpkg", "apt"]
         var packageWrite = Sample.open("/usr/bin/x", flags: 0o101, comm: "dpkg")
         packageWrite.process.ancestorNames = ["apt", "bash"]
+        var devCreate = Sample.open("/dev/evil", flags: 0o101, comm: "sh")
+        if case .open(var o) = devCreate.payload { o.created = true; devCreate.payload = .open(o) }
         var grandchild = Sample.open("/etc/cron.d/job", flags: 1, comm: "sh")
         grandchild.process.ancestorNames = ["dpkg", "apt-get"]
         return FieldReaderTests.events + [
@@ -125,6 +127,8 @@ final class EvaluationProgramTests: XCTestCase {
             other, Sample.open("/proc/4242/mem"), Sample.open("/proc/99/mem", result: -1),
             Sample.open("/etc/crontab", flags: 2), grandchild, Sample.open("/root/.bash_history", flags: 0o1001),
             Sample.open("/root/.bash_history", flags: 1),
+            exec("memfd:x", ["x"], path: "/dev/fd/3"), exec("memfd:runc_cloned", ["runc"], path: "/dev/fd/3"),
+            devCreate, Sample.open("/dev/null", flags: 1, comm: "sh"),
         ]
     }
 
@@ -138,12 +142,15 @@ final class EvaluationProgramTests: XCTestCase {
             XCTAssertEqual(optimized, asWritten, "event #\(index) (\(event.kind) \(event.comm))")
             matched.formUnion(optimized)
         }
-        XCTAssertEqual(matched, Set(set.rules.map(\.rule.name)), "every default rule is triggered by some event")
+        // Rules only syscall events can meet are triggered for real in DefaultRulesTests (syscall
+        // payloads are made by the kernel sensor, not by these samples).
+        let onSampleKinds = set.rules.filter { !$0.condition.kinds.subtracting([.syscall]).isEmpty }
+        XCTAssertEqual(matched, Set(onSampleKinds.map(\.rule.name)), "every default rule on exec, fork, exit or open events is triggered by some event")
         // package_manager_running is shared by two rules (open_write is spliced into them: its
         // terms are single loads; spawned_process folds away, and exec-only rules skip open events).
         let open = set.program.kinds[EventKind.open.ordinal]
         XCTAssertEqual(open.memoSlots, 1)
-        XCTAssertEqual(open.outlines.count, 5)
+        XCTAssertEqual(open.outlines.count, 6)
         XCTAssertTrue(set.program.kinds[EventKind.exec.ordinal].outlines.allSatisfy { !$0.outline.contains("evt.type") })
     }
 }
