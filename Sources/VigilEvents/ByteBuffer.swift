@@ -294,6 +294,19 @@ public struct ByteBuffer: ~Copyable {
 
     @inline(__always)
     static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x57 + v }
+
+    /// Appends `v` in lower-case hex without leading zeros (at least one digit), no prefix: the
+    /// one hex writer of flags, pointers and IPv6 groups.
+    mutating func appendHexDigits(_ v: UInt64) {
+        var started = false
+        for shift in stride(from: 60, through: 0, by: -4) {
+            let digit = UInt8((v >> UInt64(shift)) & 0xf)
+            if digit != 0 || started || shift == 0 {
+                append(Self.hexDigit(digit))
+                started = true
+            }
+        }
+    }
 }
 
 extension ByteBuffer {

@@ -26,14 +26,7 @@ public enum OpenFlags {
         }
         if rest != 0 {
             out.append("|0x")
-            var started = false
-            for shift in stride(from: 28, through: 0, by: -4) {
-                let digit = UInt8((rest >> UInt32(shift)) & 0xf)
-                if digit != 0 || started || shift == 0 {
-                    out.append(ByteBuffer.hexDigit(digit))
-                    started = true
-                }
-            }
+            out.appendHexDigits(UInt64(rest))
         }
     }
 }

@@ -125,14 +125,7 @@ public enum SyscallArguments {
 
     static func appendHex(_ v: UInt64, to out: inout ByteBuffer) {
         out.append("0x")
-        var started = false
-        for shift in stride(from: 60, through: 0, by: -4) {
-            let digit = UInt8((v >> UInt64(shift)) & 0xf)
-            if digit != 0 || started || shift == 0 {
-                out.append(ByteBuffer.hexDigit(digit))
-                started = true
-            }
-        }
+        out.appendHexDigits(v)
     }
 
     static func appendOctal(_ v: UInt64, to out: inout ByteBuffer) {
@@ -252,11 +245,7 @@ public enum SyscallArguments {
                 k += bestLength
                 continue
             }
-            var started = false
-            for shift in stride(from: 12, through: 0, by: -4) {
-                let digit = UInt8((groups[k] >> UInt16(shift)) & 0xf)
-                if digit != 0 || started || shift == 0 { out.append(ByteBuffer.hexDigit(digit)); started = true }
-            }
+            out.appendHexDigits(UInt64(groups[k]))
             if k < 7 { out.append(0x3a) }
             k += 1
         }

@@ -15,6 +15,14 @@ struct TraceSelection: Equatable {
                                                "open", "openat", "openat2"]
     static let legacyKinds: [EventKind] = [.exec, .fork, .exit, .open]
 
+    /// The syscall category a set names (`--set`, `--exclude-set`), or an error listing them.
+    static func category(_ name: String) throws -> SyscallCategories {
+        guard let category = SyscallCategories(name: name) else {
+            throw ValidationError("unknown set '\(name)': use \(SyscallCategories.named.map(\.name).joined(separator: ", "))")
+        }
+        return category
+    }
+
     init(events: [String], sets: [String], excludeEvents: [String], excludeSets: [String]) throws {
         for name in events {
             if name == "all" {
@@ -26,9 +34,7 @@ struct TraceSelection: Equatable {
             }
         }
         for name in sets {
-            guard let category = SyscallCategories(name: name) else {
-                throw ValidationError("unknown set '\(name)': use \(SyscallCategories.named.map(\.name).joined(separator: ", "))")
-            }
+            let category = try Self.category(name)
             if name == "proc" { kinds.formUnion([.exec, .fork, .exit]) }
             if name == "fs" { kinds.insert(.open) }
             syscalls.formUnion(Syscalls.all.filter { $0.categories.contains(category) && !Self.coveredByKinds.contains($0.nameString) }
@@ -43,9 +49,7 @@ struct TraceSelection: Equatable {
             }
         }
         for name in excludeSets {
-            guard let category = SyscallCategories(name: name) else {
-                throw ValidationError("unknown set '\(name)': use \(SyscallCategories.named.map(\.name).joined(separator: ", "))")
-            }
+            let category = try Self.category(name)
             syscalls.subtract(Syscalls.all.filter { $0.categories.contains(category) }.compactMap { $0.number() })
         }
         if !syscalls.isEmpty { kinds.insert(.syscall) }
