@@ -160,15 +160,7 @@ final class PipelineBench {
             try stream.drain { _ in events += 1 }
         case .json:
             var buffer = ByteBuffer(capacity: 1 << 20)
-            let memo = JSONMemo() // as EventOutput formats
-            try stream.drain(batchDone: {
-                outputBytes += buffer.count
-                buffer.removeAll()
-            }) { event in
-                EventFormat.appendJSON(event, to: &buffer, memo: memo)
-                buffer.append(0x0a)
-                events += 1
-            }
+            try drainAsJSON(stream, into: &buffer, bytes: &outputBytes, events: &events)
         case .write:
             guard let sink else { break }
             try stream.drain(batchDone: sink.flush) { event in
@@ -454,4 +446,18 @@ func pipelineMarkdown(_ r: PipelineResults) -> String {
         + "\(millionsPerSecond(1e9 / r.cpuPerEvent(.enrich))); live runs \(liveComplete ? "delivered every event, 0 lost" : "**lost events**").")
     line("<!-- END pipeline -->")
     return out.joined(separator: "\n")
+}
+
+/// Drains `stream`, formatting each event as a JSON line into `buffer` as `EventOutput` does
+/// (one `JSONMemo`), emptied after each batch; counts the bytes and events.
+func drainAsJSON(_ stream: EventStream, into buffer: inout ByteBuffer, bytes: inout Int, events: inout Int) throws {
+    let memo = JSONMemo()
+    try stream.drain(batchDone: {
+        bytes += buffer.count
+        buffer.removeAll()
+    }) { event in
+        EventFormat.appendJSON(event, to: &buffer, memo: memo)
+        buffer.append(0x0a)
+        events += 1
+    }
 }

@@ -52,17 +52,9 @@ func runSyscallPipelineBenchmark(steps: Int, rounds: Int, pin: Bool) throws -> S
         let lostInFill = try lost() - lostBefore
         var events = 0, bytes = 0
         var buffer = ByteBuffer(capacity: 1 << 20)
-        let memo = JSONMemo()
         let cpu0 = threadCPUNanoseconds()
         if json {
-            try stream.drain(batchDone: {
-                bytes += buffer.count
-                buffer.removeAll()
-            }) { event in
-                EventFormat.appendJSON(event, to: &buffer, memo: memo)
-                buffer.append(0x0a)
-                events += 1
-            }
+            try drainAsJSON(stream, into: &buffer, bytes: &bytes, events: &events)
         } else {
             let reader = try RingBufferReader(map: sensors.ring)
             var decoder = EventDecoder(bootToEpochNs: BootClock.offsetToEpochNs())

@@ -90,24 +90,18 @@ if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--open-loop" 
     OpenLoopProcess.runAsChild(Array(CommandLine.arguments.dropFirst(2)))
 }
 let options = Options(CommandLine.arguments)
-if options.pipeline {
+/// Prints the report of one benchmark mode and exits: 0, or 1 with the reason.
+func runMode(_ report: () throws -> String) -> Never {
     do {
-        print(try runPipelineBenchmark(opens: options.opens, rounds: options.rounds, pin: options.pin))
+        print(try report())
     } catch {
         progress("cannot run: \(error)")
         exit(1)
     }
     exit(0)
 }
-if options.syscalls {
-    do {
-        print(try runSyscallPipelineBenchmark(steps: options.steps, rounds: options.rounds, pin: options.pin))
-    } catch {
-        progress("cannot run: \(error)")
-        exit(1)
-    }
-    exit(0)
-}
+if options.pipeline { runMode { try runPipelineBenchmark(opens: options.opens, rounds: options.rounds, pin: options.pin) } }
+if options.syscalls { runMode { try runSyscallPipelineBenchmark(steps: options.steps, rounds: options.rounds, pin: options.pin) } }
 let ringBytes = 8 << 20
 let machineCPUs = onlineCPUs // before pinning narrows this thread's affinity
 
