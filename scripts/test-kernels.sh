@@ -21,9 +21,28 @@ run() { # KERNEL-GLOB FEATURES...
   fi
   local version=${image#/boot/vmlinuz-}
   echo "test-kernels: $version (qemu): requires $*"
-  if scripts/run-in-kernel.sh "$version" "$bin" "$@"; then ran=$((ran + 1)); else failed=$((failed + 1)); fi
+  local log rc attempt
+  log=$(mktemp)
+  for attempt in 1 2; do
+    scripts/run-in-kernel.sh "$version" "$bin" "$@" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    # The check always ends with its summary line. Without it and with run-in-kernel's "no exit
+    # status came back" (255) or qemu's timeout (124), the VM itself failed (boot, 9p), not a
+    # check: that, and only that, is tried once more. A crash of the check is a failure.
+    grep -q '^kernel-check: ' "$log" && break
+    [ "$rc" = 255 ] || [ "$rc" = 124 ] || break
+    echo "test-kernels: $version: the VM ended without the check's summary (exit $rc), attempt $attempt of 2"
+  done
+  if [ "$rc" = 0 ]; then ran=$((ran + 1)); else
+    failed=$((failed + 1))
+    summary+="test-kernels: FAILED on $version (exit $rc):"$'\n'"$(grep -E '^(FAIL|kernel-check:|kvmtest:)' "$log" || tail -5 "$log")"$'\n'
+  fi
+  rm -f "$log"
 }
+summary=
 run '6.1.*-amd64' attach:kprobe attach:fentry attach:lsm
 run '6.12.*-amd64' attach:kprobe attach:kprobe.multi attach:fentry attach:lsm
+# The failures again at the end, where a CI log's tail shows them.
+printf '%s' "$summary"
 echo "test-kernels: $ran kernels ok, $failed failed"
 [ $failed = 0 ]
