@@ -13,14 +13,25 @@ public struct ContainerMetadata: Sendable, Hashable {
     public var labels: [String: String]
     /// The runtime whose API answered.
     public var runtime: ContainerRuntime
+    /// The image's id (`sha256:...`), empty when the runtime did not say.
+    public var imageID: String
+    /// Whether the container runs privileged.
+    public var privileged: Bool
+    /// The writable layer of its root file system on the host (overlayfs upper directory), empty
+    /// when not known.
+    public var upperDir: String
 
     /// Creates a metadata record.
-    public init(id: String, name: String, image: String, labels: [String: String], runtime: ContainerRuntime) {
+    public init(id: String, name: String, image: String, labels: [String: String], runtime: ContainerRuntime,
+                imageID: String = "", privileged: Bool = false, upperDir: String = "") {
         self.id = id
         self.name = name
         self.image = image
         self.labels = labels
         self.runtime = runtime
+        self.imageID = imageID
+        self.privileged = privileged
+        self.upperDir = upperDir
     }
 }
 
@@ -35,7 +46,8 @@ extension DockerClient: ContainerMetadataSource {
     /// Inspects the container (`GET /containers/{id}/json`).
     public func metadata(forContainerID id: String) throws -> ContainerMetadata? {
         try inspect(id).map {
-            ContainerMetadata(id: $0.id, name: $0.name, image: $0.image, labels: $0.labels, runtime: .docker)
+            ContainerMetadata(id: $0.id, name: $0.name, image: $0.image, labels: $0.labels, runtime: .docker,
+                              imageID: $0.imageID, privileged: $0.privileged, upperDir: $0.upperDir)
         }
     }
 }

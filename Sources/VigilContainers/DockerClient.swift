@@ -69,6 +69,13 @@ public struct DockerContainerDetails: Sendable, Hashable {
     public var pid: Int32?
     /// Whether the container is running (`State.Running`).
     public var running: Bool
+    /// The image's id (`Image`, `sha256:...`).
+    public var imageID: String = ""
+    /// Whether it runs privileged (`HostConfig.Privileged`).
+    public var privileged: Bool = false
+    /// The writable layer of its root file system (`GraphDriver.Data.UpperDir`, overlay2), empty
+    /// for other storage drivers.
+    public var upperDir: String = ""
 }
 
 /// A Docker Engine API client speaking HTTP/1.1 over the engine's unix socket.
@@ -119,7 +126,9 @@ public struct DockerClient: Sendable {
         let pid = wire.State?.Pid ?? 0
         return DockerContainerDetails(
             id: wire.Id, name: Self.trimmingSlash(wire.Name ?? ""), image: wire.Config?.Image ?? "",
-            labels: wire.Config?.Labels ?? [:], pid: pid > 0 ? pid : nil, running: wire.State?.Running ?? false)
+            labels: wire.Config?.Labels ?? [:], pid: pid > 0 ? pid : nil, running: wire.State?.Running ?? false,
+            imageID: wire.Image ?? "", privileged: wire.HostConfig?.Privileged ?? false,
+            upperDir: wire.GraphDriver?.Data?["UpperDir"] ?? "")
     }
 
     // MARK: - Container operations (POST)
@@ -220,8 +229,17 @@ private struct WireDetails: Decodable {
         var Pid: Int32?
         var Running: Bool?
     }
+    struct HostConfig: Decodable {
+        var Privileged: Bool?
+    }
+    struct GraphDriver: Decodable {
+        var Data: [String: String]?
+    }
     var Id: String
     var Name: String?
+    var Image: String?
     var Config: Config?
     var State: State?
+    var HostConfig: HostConfig?
+    var GraphDriver: GraphDriver?
 }

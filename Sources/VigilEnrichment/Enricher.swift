@@ -216,9 +216,7 @@ public final class Enricher {
             guard known.isContainer, known.name.isEmpty, let meta = metadata?.cached(known.fullID) else { return known }
             // Named since it was first seen (the runtime answered later).
             var named = known
-            named.name = meta.name
-            named.image = meta.image
-            named.labels = meta.labels
+            named.describe(by: meta)
             containers[cgroupID] = named
             containerVersion &+= 1
             return named
@@ -239,11 +237,7 @@ public final class Enricher {
             fetched.insert(identity.id)
             meta = metadata.fetch(identity.id)
         }
-        if let meta {
-            context.name = meta.name
-            context.image = meta.image
-            context.labels = meta.labels
-        }
+        if let meta { context.describe(by: meta) }
         return context
     }
 
@@ -256,5 +250,15 @@ public final class Enricher {
             if parts.count > 2, let id = UInt32(parts[2]), result[id] == nil { result[id] = String(parts[0]) }
         }
         return result
+    }
+}
+
+extension ContainerContext {
+    /// Takes what the runtime said: name, image, labels and the details.
+    mutating func describe(by meta: ContainerMetadata) {
+        name = meta.name
+        image = meta.image
+        labels = meta.labels
+        details = ContainerDetails(imageID: meta.imageID, privileged: meta.privileged, upperDir: meta.upperDir)
     }
 }

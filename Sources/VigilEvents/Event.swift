@@ -385,6 +385,11 @@ public struct ContainerContext: Sendable, Equatable {
         get { current.podUID }
         set { mutableStorage().podUID = newValue }
     }
+    /// What the runtime said beyond name, image and labels (image id, privileged, upper layer).
+    public var details: ContainerDetails {
+        get { current.details }
+        set { mutableStorage().details = newValue }
+    }
 
     /// The 12-character id as bytes (container.id), made once per container.
     public var idBytes: ByteString { current.bytes.id }
@@ -413,7 +418,7 @@ public struct ContainerContext: Sendable, Equatable {
     public static func == (a: ContainerContext, b: ContainerContext) -> Bool {
         if a.storage === b.storage { return true } // the same storage, or both the host's
         return a.fullID == b.fullID && a.runtime == b.runtime && a.name == b.name && a.image == b.image
-            && a.labels == b.labels && a.podUID == b.podUID
+            && a.labels == b.labels && a.podUID == b.podUID && a.details == b.details
     }
 
     /// The 12-character id (Falco's container.id), `host`, or `unknown` for an unidentified one.
@@ -441,6 +446,7 @@ public struct ContainerContext: Sendable, Equatable {
         let from = current
         let made = Storage(fullID: from.fullID, runtime: from.runtime, name: from.name, image: from.image,
                            labels: from.labels, podUID: from.podUID)
+        made.details = from.details
         storage = made
         return made
     }
@@ -458,6 +464,7 @@ public struct ContainerContext: Sendable, Equatable {
         var image: String { didSet { refresh() } }
         var labels: [String: String]
         var podUID: String
+        var details = ContainerDetails()
         private(set) var bytes: Bytes
         /// runtime != "host" (read per event).
         private(set) var isContainer: Bool
@@ -478,6 +485,52 @@ public struct ContainerContext: Sendable, Equatable {
         private static func bytes(fullID: String, runtime: String, name: String, image: String) -> Bytes {
             Bytes(id: ByteString(ContainerContext.id(fullID: fullID, runtime: runtime)), fullID: ByteString(fullID),
                   runtime: ByteString(runtime), name: ByteString(name), image: ByteString(image))
+        }
+    }
+}
+
+/// What a container runtime says about a container beyond its name, image and labels.
+public struct ContainerDetails: Sendable, Equatable {
+    /// The image's id as the runtime gives it (`sha256:...`), empty when not known.
+    public var imageID = ""
+    /// Whether the container runs privileged.
+    public var privileged = false
+    /// The writable (upper) layer of its root file system on the host, empty when not known.
+    public var upperDir = ""
+
+    /// Creates details.
+    public init(imageID: String = "", privileged: Bool = false, upperDir: String = "") {
+        self.imageID = imageID
+        self.privileged = privileged
+        self.upperDir = upperDir
+    }
+}
+
+/// An image reference split as Falco's container.image.* fields do:
+/// `REPOSITORY[:TAG][@DIGEST]`, where a `:` before the last `/` belongs to a registry's port.
+public struct ImageReference: Sendable, Equatable {
+    /// Everything before the tag and digest (`registry:5000/team/app`).
+    public var repository: Substring
+    /// The tag; `latest` when the reference names neither a tag nor a digest (Docker's default).
+    public var tag: Substring
+    /// The digest (`sha256:...`), empty when not named.
+    public var digest: Substring
+
+    /// Splits `reference`.
+    public init(_ reference: String) {
+        var rest = Substring(reference)
+        digest = ""
+        if let at = rest.firstIndex(of: "@") {
+            digest = rest[rest.index(after: at)...]
+            rest = rest[..<at]
+        }
+        let lastSlash = rest.lastIndex(of: "/") ?? rest.startIndex
+        if let colon = rest[lastSlash...].lastIndex(of: ":") {
+            repository = rest[..<colon]
+            tag = rest[rest.index(after: colon)...]
+        } else {
+            repository = rest
+            tag = digest.isEmpty && !rest.isEmpty ? "latest" : ""
         }
     }
 }

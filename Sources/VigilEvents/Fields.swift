@@ -1,3 +1,5 @@
+import Glibc
+
 /// The type of a field's values.
 public enum FieldType: String, Sendable, Codable {
     case string, uint, int, bool
@@ -172,6 +174,9 @@ public enum Fields {
             return n - 1 < e.process.ancestorPIDs.count ? .uint(UInt64(e.process.ancestorPIDs[n - 1])) : nil
         },
         .init("proc.exepath", .string, scope: .process, "The executable's absolute path.") { e, _ in e.process.executablePath.map { .string($0) } },
+        .init("proc.is_exe_upper_layer", .bool, scope: .process, "Whether the executable is in the container's writable layer (written or changed in the container since it started, not from its image); false on the host and when the runtime did not name the layer.") { e, _ in
+            .bool(PathParts.isInUpperLayer(e.process.executablePath, of: e.container))
+        },
         .init("proc.exe", .string, scope: .process, "The first command-line argument (argv[0]).") { e, _ in e.process.arguments?.first.map { .string($0) } },
         .init("proc.args", .string, scope: .process, "The arguments after argv[0], joined by spaces.", json: { e, out in
             guard let args = e.process.arguments else { return false }
@@ -319,6 +324,23 @@ public enum Fields {
         .init("container.full_id", .string, scope: .container, "The container's full id, empty for the host.") { e, _ in .string(e.container.fullIDBytes) },
         .init("container.name", .string, scope: .container, "The container's name (`host` for the host; empty while unknown).") { e, _ in .string(e.container.nameBytes) },
         .init("container.image", .string, scope: .container, "The container's image.") { e, _ in .string(e.container.imageBytes) },
+        .init("container.image.repository", .string, scope: .container, "The image's repository: container.image without its tag and digest (`registry:5000/team/app`).") { e, _ in
+            e.container.isContainer ? str(String(ImageReference(e.container.image).repository)) : nil
+        },
+        .init("container.image.tag", .string, scope: .container, "The image's tag; `latest` when the image names neither a tag nor a digest.") { e, _ in
+            e.container.isContainer ? str(String(ImageReference(e.container.image).tag)) : nil
+        },
+        .init("container.image.digest", .string, scope: .container, "The image's digest when the image is named by one (`sha256:...`), else empty.") { e, _ in
+            e.container.isContainer ? str(String(ImageReference(e.container.image).digest)) : nil
+        },
+        .init("container.image.id", .string, scope: .container, "The image's id, 12 hex digits (as `docker images` shows it), when the runtime said.") { e, _ in
+            let id = e.container.details.imageID
+            guard !id.isEmpty else { return nil }
+            return str(String((id.hasPrefix("sha256:") ? id.dropFirst(7) : Substring(id)).prefix(12)))
+        },
+        .init("container.privileged", .bool, scope: .container, "Whether the container runs privileged (`docker run --privileged`); false on the host.") { e, _ in
+            .bool(e.container.details.privileged)
+        },
         .init("container.runtime", .string, scope: .container, "docker, containerd, crio, podman, kube, lxc, nspawn, garden, host, or unknown (see container.id).") { e, _ in .string(e.container.runtimeBytes) },
         .init("container.label", .string, argument: true, scope: .container, "The value of label KEY: container.label[KEY].") { e, arg in
             arg.flatMap { e.container.labels[$0] }.map { str($0) }
@@ -406,6 +428,20 @@ public enum PathParts {
             i += 1
         }
         return i > 6 && pid != own ? pid : nil
+    }
+
+    /// Whether `path` (an absolute path inside the container) exists in the container's writable
+    /// layer on the host: made or changed there since the container started. A whiteout (a
+    /// deleted file, a 0:0 character device) does not count.
+    public static func isInUpperLayer(_ path: ByteString?, of container: ContainerContext) -> Bool {
+        let upper = container.details.upperDir
+        guard container.isContainer, !upper.isEmpty, let path, path.bytes.first == UInt8(ascii: "/") else { return false }
+        var full = Array(upper.utf8)
+        full.append(contentsOf: path.bytes)
+        full.append(0)
+        var st = stat()
+        let found = full.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &st) == 0 } }
+        return found && !((st.st_mode & S_IFMT) == S_IFCHR && st.st_rdev == 0)
     }
 
     /// Everything after the last slash.

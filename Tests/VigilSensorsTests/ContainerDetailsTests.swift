@@ -1,0 +1,85 @@
+import Foundation
+import VigilContainers
+import VigilEnrichment
+import VigilEvents
+import VigilSensors
+import VigilTestSupport
+import XCTest
+
+/// Falco's container.image.*, container.privileged and proc.is_exe_upper_layer from a real Docker
+/// engine and real execs in a real container.
+final class ContainerDetailsTests: XCTestCase {
+    private func field(_ name: String, _ event: Event) throws -> FieldValue? {
+        try XCTUnwrap(Fields.named(name), "no field \(name)").extract(event, nil)
+    }
+
+    func testAnExecutableWrittenInTheContainerIsFromTheUpperLayerAndTheImagesAreNot() throws {
+        try DockerTestEngine.requireBashImage()
+        let harness = try TraceHarness(metadata: true)
+        let marker = "vigil-\(UUID().uuidString)"
+        let name = "vigil-ct-\(UUID().uuidString.prefix(8).lowercased())"
+        addTeardownBlock { _ = DockerTestEngine.run(["docker", "rm", "-f", name]) }
+        // `cat > /bin/seq` copies seq up into the writable layer and replaces it with true.
+        let (_, events) = try harness.collectWhileRunning {
+            let result = DockerTestEngine.run(["docker", "run", "--rm", "--network", "none", "--name", name, DockerTestEngine.bashImage,
+                                               "bash", "-c", ": \(marker); cat /bin/true > /bin/seq; seq; true"])
+            XCTAssertEqual(result.status, 0, result.errors)
+        }
+        let bash = try XCTUnwrap(events.first { $0.kind == .exec && $0.comm == "bash" && $0.exec?.arguments.contains { $0.string.contains(marker) } ?? false })
+        let inside = events.filter { $0.kind == .exec && $0.pidNamespace == bash.pidNamespace }
+        let seq = try XCTUnwrap(inside.first { $0.comm == "seq" }, "\(inside.map(\.comm))")
+        let image = try XCTUnwrap(inside.first { $0.comm == "true" }, "\(inside.map(\.comm))")
+        XCTAssertFalse(seq.container.details.upperDir.isEmpty, "overlay2 names the upper layer")
+        XCTAssertEqual(try field("proc.is_exe_upper_layer", seq), .bool(true))
+        XCTAssertEqual(try field("proc.is_exe_upper_layer", image), .bool(false))
+        XCTAssertEqual(try field("proc.is_exe_upper_layer", bash), .bool(false))
+        // The image is "vigil-test-bash:1".
+        XCTAssertEqual(try field("container.image.repository", seq), .string("vigil-test-bash"))
+        XCTAssertEqual(try field("container.image.tag", seq), .string("1"))
+        XCTAssertEqual(try field("container.image.digest", seq), .string(""))
+        let imageID = DockerTestEngine.run(["docker", "image", "inspect", "--format", "{{.Id}}", DockerTestEngine.bashImage]).output
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(try field("container.image.id", seq), .string(ByteString(String(imageID.dropFirst("sha256:".count).prefix(12)))))
+        XCTAssertEqual(try field("container.privileged", seq), .bool(false))
+        let host = try XCTUnwrap(events.first { $0.kind == .exec && $0.comm == "docker" })
+        XCTAssertEqual(try field("container.privileged", host), .bool(false))
+        XCTAssertNil(try field("container.image.repository", host))
+    }
+
+    /// `--privileged` cannot start on these machines (no CAP_SYS_RESOURCE in the bounding set),
+    /// but a created container is inspected the same way.
+    func testInspectTellsPrivilegedImageIDAndUpperLayer() throws {
+        try DockerTestEngine.require()
+        let name = "vigil-ct-\(UUID().uuidString.prefix(8).lowercased())"
+        addTeardownBlock { _ = DockerTestEngine.run(["docker", "rm", "-f", name]) }
+        let created = DockerTestEngine.run(["docker", "create", "--privileged", "--network", "none", "--name", name, DockerTestEngine.image, "true"])
+        XCTAssertEqual(created.status, 0, created.errors)
+        let details = try XCTUnwrap(try DockerClient().inspect(name))
+        XCTAssertTrue(details.privileged)
+        XCTAssertTrue(details.imageID.hasPrefix("sha256:"), details.imageID)
+        let driver = DockerTestEngine.run(["docker", "info", "--format", "{{.Driver}}"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        if driver == "overlay2" {
+            XCTAssertTrue(details.upperDir.hasSuffix("/diff"), details.upperDir)
+        } else {
+            XCTAssertEqual(details.upperDir, "", "the \(driver) driver has no upper layer")
+        }
+        let metadata = try XCTUnwrap(try DockerClient().metadata(forContainerID: details.id))
+        XCTAssertEqual(metadata.privileged, true)
+        XCTAssertEqual(metadata.imageID, details.imageID)
+    }
+
+    func testImageReferencesSplitAsFalcoDoes() {
+        let cases: [(String, String, String, String)] = [
+            ("nginx", "nginx", "latest", ""),
+            ("nginx:1.25", "nginx", "1.25", ""),
+            ("registry:5000/team/app", "registry:5000/team/app", "latest", ""),
+            ("registry:5000/team/app:v2", "registry:5000/team/app", "v2", ""),
+            ("docker.io/library/alpine@sha256:abc", "docker.io/library/alpine", "", "sha256:abc"),
+            ("alpine:3@sha256:abc", "alpine", "3", "sha256:abc"),
+        ]
+        for (reference, repository, tag, digest) in cases {
+            let split = ImageReference(reference)
+            XCTAssertEqual([String(split.repository), String(split.tag), String(split.digest)], [repository, tag, digest], reference)
+        }
+    }
+}
