@@ -19,16 +19,17 @@ final class ContainerDetailsTests: XCTestCase {
         let marker = "vigil-\(UUID().uuidString)"
         let name = "vigil-ct-\(UUID().uuidString.prefix(8).lowercased())"
         addTeardownBlock { _ = DockerTestEngine.run(["docker", "rm", "-f", name]) }
-        // `cat > /bin/seq` copies seq up into the writable layer and replaces it with true.
+        // `cat > /bin/seq` copies seq up into the writable layer and replaces it with true; sleep
+        // stays the image's (`true` would be bash's builtin, no exec).
         let (_, events) = try harness.collectWhileRunning {
             let result = DockerTestEngine.run(["docker", "run", "--rm", "--network", "none", "--name", name, DockerTestEngine.bashImage,
-                                               "bash", "-c", ": \(marker); cat /bin/true > /bin/seq; seq; true"])
+                                               "bash", "-c", ": \(marker); cat /bin/true > /bin/seq; seq; sleep 0"])
             XCTAssertEqual(result.status, 0, result.errors)
         }
         let bash = try XCTUnwrap(events.first { $0.kind == .exec && $0.comm == "bash" && $0.exec?.arguments.contains { $0.string.contains(marker) } ?? false })
         let inside = events.filter { $0.kind == .exec && $0.pidNamespace == bash.pidNamespace }
         let seq = try XCTUnwrap(inside.first { $0.comm == "seq" }, "\(inside.map(\.comm))")
-        let image = try XCTUnwrap(inside.first { $0.comm == "true" }, "\(inside.map(\.comm))")
+        let image = try XCTUnwrap(inside.first { $0.comm == "sleep" }, "\(inside.map(\.comm))")
         XCTAssertFalse(seq.container.details.upperDir.isEmpty, "overlay2 names the upper layer")
         XCTAssertEqual(try field("proc.is_exe_upper_layer", seq), .bool(true))
         XCTAssertEqual(try field("proc.is_exe_upper_layer", image), .bool(false))
