@@ -22,7 +22,9 @@ final class ContainerDetailsTests: XCTestCase {
         // `cat > /bin/seq` copies seq up into the writable layer and replaces it with true; sleep
         // stays the image's (`true` would be bash's builtin, no exec).
         let (_, events) = try harness.collectWhileRunning {
-            let result = DockerTestEngine.run(["docker", "run", "--rm", "--network", "none", "--name", name, DockerTestEngine.bashImage,
+            // Not --rm: the writable layer stays until teardown removes the container, so the
+            // fields can be read after the events were collected.
+            let result = DockerTestEngine.run(["docker", "run", "--network", "none", "--name", name, DockerTestEngine.bashImage,
                                                "bash", "-c", ": \(marker); cat /bin/true > /bin/seq; seq; sleep 0"])
             XCTAssertEqual(result.status, 0, result.errors)
         }
