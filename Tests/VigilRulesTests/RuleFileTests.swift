@@ -195,9 +195,9 @@ final class RuleFileTests: XCTestCase {
               priority: ERROR
               skip-if-unknown-filter: true
             - rule: Image repository
-              desc: uses container.image.repository
-              condition: evt.type = execve and container.image.repository in (repositories)
-              output: "exec (image=%container.image.repository)"
+              desc: uses container.healthcheck
+              condition: evt.type = execve and container.healthcheck in (repositories)
+              output: "exec (image=%container.healthcheck)"
               priority: NOTICE
               skip-if-unknown-filter: true
             - rule: Flags in the output
@@ -216,7 +216,7 @@ final class RuleFileTests: XCTestCase {
         let set = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(yaml, file: "falco_rules.yaml"))])
         XCTAssertEqual(set.rules.map(\.rule.name), ["Flags in the output", "Shell"], "an unknown output field prints <NA>: no skip")
         XCTAssertEqual(set.skipped.map(\.name), ["Write to a regular file", "Image repository"])
-        XCTAssertEqual(set.skipped.map { $0.error.unknownField }, ["k8s.ns.name", "container.image.repository"])
+        XCTAssertEqual(set.skipped.map { $0.error.unknownField }, ["k8s.ns.name", "container.healthcheck"])
         XCTAssertEqual(set.skipped[0].description,
                        "falco_rules.yaml:5:9: rule 'Write to a regular file' skipped (skip-if-unknown-filter): unknown field 'k8s.ns.name' in macro 'open_write' at falco_rules.yaml:2:83")
         XCTAssertEqual(set.matches(exec("sh")).map(\.rule.name), ["Shell"])
@@ -226,7 +226,7 @@ final class RuleFileTests: XCTestCase {
         expectError({ _ = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(strict, file: "falco_rules.yaml"))]) },
                     "falco_rules.yaml:2:83", "unknown field 'k8s.ns.name' in macro 'open_write', used by rule 'Write to a regular file' at falco_rules.yaml:5:9")
         expectError({ _ = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(strict, file: "falco_rules.yaml"))]) },
-                    "falco_rules.yaml:2:83", "\nfalco_rules.yaml:13:36: unknown field 'container.image.repository'")
+                    "falco_rules.yaml:2:83", "\nfalco_rules.yaml:13:36: unknown field 'container.healthcheck'")
         // Other errors are never skipped.
         let broken = yaml.replacingOccurrences(of: "fd.name startswith /etc", with: "fd.name startswith")
         expectError({ _ = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(broken, file: "falco_rules.yaml"))]) },
