@@ -160,61 +160,44 @@ indirect enum PlanNode: Sendable {
 
     /// The kinds for which the node may be true, and those for which it may be false.
     var kindSets: (whenTrue: Set<EventKind>, whenFalse: Set<EventKind>) {
-        let all = Set(EventKind.allCases)
-        switch self {
-        case .constant(let value, _):
-            return value ? (all, []) : ([], all)
-        case .test(let test):
-            return test.kindSets
-        case .not(let child, _):
-            let sets = child.kindSets
-            return (sets.whenFalse, sets.whenTrue)
-        case .and(let children, _):
-            var whenTrue = all, whenFalse = Set<EventKind>()
-            for child in children {
-                let sets = child.kindSets
-                whenTrue.formIntersection(sets.whenTrue)
-                whenFalse.formUnion(sets.whenFalse)
-            }
-            return (whenTrue, whenFalse)
-        case .or(let children, _):
-            var whenTrue = Set<EventKind>(), whenFalse = all
-            for child in children {
-                let sets = child.kindSets
-                whenTrue.formUnion(sets.whenTrue)
-                whenFalse.formIntersection(sets.whenFalse)
-            }
-            return (whenTrue, whenFalse)
-        }
+        truthSets { $0.kindSets }
     }
 
     /// The syscall events (by row) for which the node may be true, and those for which it may be
     /// false: `kindSets` at the grain of single syscalls.
     var syscallSets: (whenTrue: SyscallRows, whenFalse: SyscallRows) {
-        switch self {
-        case .constant(let value, _):
-            return value ? (.all, SyscallRows()) : (SyscallRows(), .all)
-        case .test(let test):
+        truthSets { test in
             if case .eventType(let table) = test.operand {
                 return (SyscallRows(table.syscalls), SyscallRows(table.syscalls.map { !$0 }))
             }
             let carried = test.fieldKinds.isEmpty || test.fieldKinds.contains(.syscall)
             return (carried ? .all : SyscallRows(), .all)
+        }
+    }
+
+    /// The events for which the node may be true, and those for which it may be false, given
+    /// each test's (`leaf`): not swaps them, and/or combine the children's.
+    private func truthSets<S: TruthSet>(_ leaf: (PlanTest) -> (S, S)) -> (whenTrue: S, whenFalse: S) {
+        switch self {
+        case .constant(let value, _):
+            return value ? (.all, S()) : (S(), .all)
+        case .test(let test):
+            return leaf(test)
         case .not(let child, _):
-            let sets = child.syscallSets
+            let sets = child.truthSets(leaf)
             return (sets.whenFalse, sets.whenTrue)
         case .and(let children, _):
-            var whenTrue = SyscallRows.all, whenFalse = SyscallRows()
+            var whenTrue = S.all, whenFalse = S()
             for child in children {
-                let sets = child.syscallSets
+                let sets = child.truthSets(leaf)
                 whenTrue.formIntersection(sets.whenTrue)
                 whenFalse.formUnion(sets.whenFalse)
             }
             return (whenTrue, whenFalse)
         case .or(let children, _):
-            var whenTrue = SyscallRows(), whenFalse = SyscallRows.all
+            var whenTrue = S(), whenFalse = S.all
             for child in children {
-                let sets = child.syscallSets
+                let sets = child.truthSets(leaf)
                 whenTrue.formUnion(sets.whenTrue)
                 whenFalse.formIntersection(sets.whenFalse)
             }
@@ -258,6 +241,22 @@ indirect enum PlanNode: Sendable {
 }
 
 /// A set of rows of `Syscalls.all` (a bitset; the table has a few hundred rows).
+/// A set of events a condition may be true or false for: event kinds, or syscall rows.
+protocol TruthSet {
+    /// Every event.
+    static var all: Self { get }
+    /// No event.
+    init()
+    mutating func formUnion(_ other: Self)
+    mutating func formIntersection(_ other: Self)
+}
+
+extension Set<EventKind>: TruthSet {
+    static var all: Set<EventKind> { Set(EventKind.allCases) }
+}
+
+extension SyscallRows: TruthSet {}
+
 public struct SyscallRows: Sendable, Equatable, Hashable {
     private var words: [UInt64]
 
