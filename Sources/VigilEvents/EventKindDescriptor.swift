@@ -65,6 +65,10 @@ public struct EventKindDescriptor: Sendable {
 /// generated from the table): a test per event is a shift and an and, and no kind is lost to a
 /// mask too narrow for it.
 public struct KindSet: Sendable, Hashable, SetAlgebra, Sequence, CustomStringConvertible {
+    /// A kind.
+    public typealias Element = EventKind
+    /// A kind (`[.exec, .open]`).
+    public typealias ArrayLiteralElement = EventKind
     /// The bits, `EventKind.index` i in word i / 64.
     private var words: Words
 

@@ -35,7 +35,7 @@ struct TraceSelection: Equatable {
         }
         for name in sets {
             let category = try Self.category(name)
-            kinds.formUnion(EventKindDescriptor.kinds(inCategory: name))
+            kinds.formUnion(KindSet(EventKindDescriptor.kinds(inCategory: name)))
             syscalls.formUnion(Syscalls.all.filter { $0.categories.contains(category) && !Self.coveredByKinds.contains($0.nameString) }
                 .compactMap { $0.number() })
         }

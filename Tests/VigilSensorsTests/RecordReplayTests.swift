@@ -18,12 +18,12 @@ final class RecordReplayTests: XCTestCase {
     static let rules = """
         - rule: cat reads the marker
           desc: an open of the marker by cat
-          condition: evt.type in (open, openat, openat2) and fd.filename = replay-marker and proc.name = cat
+          condition: evt.type in (open, openat, openat2) and fd.filename contains marker and proc.name = cat
           output: "%proc.name opened %fd.name"
           priority: NOTICE
         - rule: cat runs
           desc: an exec of cat
-          condition: evt.type = execve and proc.name = cat and proc.args contains replay-marker
+          condition: evt.type = execve and proc.name = cat and proc.args contains marker
           output: "%proc.cmdline"
           priority: NOTICE
 
