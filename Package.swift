@@ -132,7 +132,7 @@ let package = Package(
             name: "VigilDaemonTests",
             dependencies: ["vigil", "VigilDaemon", "VigilRules", "VigilTestSupport", .product(name: "Yams", package: "Yams")]
         ),
-        .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilEvents"]),
+        .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilEvents", "CVigilABI"]),
         // The default rules against real events: each detection triggered for real, and a benign look-alike.
         .testTarget(name: "VigilDetectionTests", dependencies: ["VigilRules", "VigilEvents", "VigilSensors", "VigilTestSupport"]),
         .testTarget(name: "VigilEventsTests", dependencies: ["VigilEvents", "CVigilABI"]),

@@ -5,6 +5,7 @@
 #   Sources/CVigilBPFProbes/objects/NAME.bpf.o   from bpf/library/NAME.bpf.c (VigilBPF's own)
 #   Sources/*/embedded.c                         the tables of embedded objects (C23 #embed)
 #   Sources/VigilEvents/Generated/Syscalls.swift from bpf/syscalls/syscalls.table (the syscall table)
+#   Sources/VigilEvents/Generated/EventKinds.swift from bpf/syscalls/kinds.table (the event kinds)
 #   docs/syscalls.md                             from the same table
 # Usage: scripts/generate.sh [OUTDIR]   OUTDIR defaults to the tree itself; check-generated passes
 # a temporary directory and compares. VMLINUX_FROM=FILE uses that vmlinux.h instead of the kernel's.

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Generates everything that comes from bpf/syscalls/syscalls.table (the one table of syscalls):
+"""Generates everything that comes from bpf/syscalls/syscalls.table (the one table of syscalls) and
+bpf/syscalls/kinds.table (Vigil's event kinds):
   Sources/VigilEvents/Generated/Syscalls.swift   the descriptors (SyscallDescriptor), DO NOT EDIT
+  Sources/VigilEvents/Generated/EventKinds.swift EventKind, its descriptors and dispatch, DO NOT EDIT
   docs/syscalls.md                               the table for people, DO NOT EDIT
 Usage: scripts/syscalls-generate.py ROOT OUTDIR (check-generated passes a temporary OUTDIR).
 Errors name the table's file and line."""
@@ -19,8 +21,8 @@ SETS = {"flags": ["open", "prot", "mmap", "clone", "access", "at", "rename", "me
         "enum": ["af", "sock", "fcntl", "ptrace", "prctl", "whence", "madvise", "clock", "shut", "bpf"]}
 
 
-def fail(line, message):
-    sys.exit(f"{TABLE}:{line}: {message}")
+def fail(line, message, table=TABLE):
+    sys.exit(f"{table}:{line}: {message}")
 
 
 def swift_type(lineno, text, params):
@@ -130,10 +132,136 @@ for lineno, name, x86, arm, tracefs, cats, flags, result, params in rows:
     docs.append(f"| `{name}` | {x86} | {arm} | {' '.join(cats)} | {' '.join(flags) or '-'} | {result} | {args} |")
 docs.append("")
 
+
+KINDS = "bpf/syscalls/kinds.table"
+ABI = "Sources/CVigilABI/include/vigil_abi.h"
+abi_text = open(os.path.join(root, ABI)).read()
+kinds = []
+for lineno, line in enumerate(open(os.path.join(root, KINDS)), 1):
+    if not line.strip() or line.startswith("#"):
+        continue
+    cols = line.split()
+    if len(cols) != 9:
+        fail(lineno, f"expected 9 columns (kind abi category sensor record decoder evt.type types syscalls), got {len(cols)}", KINDS)
+    kind, abi, category, sensor, record, decoder, evttype, types, calls = cols
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", kind):
+        fail(lineno, f"kind '{kind}': lower-case letters, digits and _", KINDS)
+    if kind in (k[1] for k in kinds):
+        fail(lineno, f"kind '{kind}' appears twice", KINDS)
+    if not re.search(r"\b" + re.escape(abi) + r"\s*=", abi_text):
+        fail(lineno, f"'{abi}' is not a constant of enum vigil_event_kind in {ABI}", KINDS)
+    if not re.search(r"struct\s+" + re.escape(record) + r"\s*\{", abi_text):
+        fail(lineno, f"'struct {record}' is not defined in {ABI}", KINDS)
+    if category not in CATEGORIES + ["syscall"]:
+        fail(lineno, f"unknown category '{category}' (known: {' '.join(CATEGORIES + ['syscall'])})", KINDS)
+    if evttype not in ("fixed", "record", "syscall"):
+        fail(lineno, f"evt.type '{evttype}': fixed, record or syscall", KINDS)
+    types = [] if types == "-" else types.split(",")
+    calls = [] if calls == "-" else calls.split(",")
+    if evttype != "syscall" and not types:
+        fail(lineno, f"kind '{kind}' has no evt.type names", KINDS)
+    for c in calls:
+        if c not in seen:
+            fail(lineno, f"syscall '{c}' is not a row of {TABLE}", KINDS)
+    kinds.append((lineno, kind, abi, category, sensor, record, decoder, evttype, types, calls))
+if len([k for k in kinds if k[7] == "syscall"]) != 1:
+    fail(1, "exactly one kind has evt.type 'syscall' (the kind of any syscall of the table)", KINDS)
+
+
+def strings(names):
+    return "[" + ", ".join(f'"{n}"' for n in names) + "]"
+
+
+words = (len(kinds) + 63) // 64
+k = ["// DO NOT EDIT: generated from bpf/syscalls/kinds.table by 'make generate' (scripts/syscalls-generate.py).",
+     "",
+     "import CVigilABI",
+     "",
+     "/// The kinds of events Vigil's sensors report, one per row of bpf/syscalls/kinds.table. The raw",
+     "/// value is Vigil's short name (`vigil trace --event`, evt.kind); everything else about a kind is",
+     "/// its `descriptor`. `syscall` is any syscall of the table (`Syscalls`): its evt.type is the syscall's name.",
+     "public enum EventKind: String, Sendable, CaseIterable, Codable {",
+     "    case " + ", ".join(r[1] for r in kinds),
+     "",
+     "    /// The kind's position in the table (and in `allCases`): the one index of a kind, for tables",
+     "    /// indexed by kind and the bits of a `KindSet`.",
+     "    @inlinable public var index: Int {",
+     "        switch self {"]
+k += [f"        case .{r[1]}: {i}" for i, r in enumerate(kinds)]
+k += ["        }",
+      "    }",
+      "",
+      "    /// The kind at `index` of the table.",
+      "    @inlinable public init(index: Int) { self = Self.allCases[index] }",
+      "",
+      "    /// The kind of a record's `vigil_event_header.kind`, nil for a value no kind has.",
+      "    public init?(abi: UInt32) {",
+      "        switch abi {"]
+k += [f"        case UInt32({r[2]}.rawValue): self = .{r[1]}" for r in kinds]
+k += ["        default: return nil",
+      "        }",
+      "    }",
+      "",
+      "    /// The kind's row of the table.",
+      "    public var descriptor: EventKindDescriptor { EventKindDescriptor.all[index] }",
+      "",
+      "    /// The sensor set the kind belongs to (`vigil trace --set`; a syscall event's categories are its syscall's).",
+      "    public var set: String { descriptor.category }",
+      "}",
+      "",
+      "extension EventKindDescriptor {",
+      "    /// Every kind's row, in `EventKind.index` order.",
+      "    public static let all: [EventKindDescriptor] = ["]
+for r in kinds:
+    lineno, kind, abi, category, sensor, record, decoder, evttype, types, calls = r
+    k.append(f'        EventKindDescriptor(kind: .{kind}, abi: UInt32({abi}.rawValue), category: "{category}", sensor: "{sensor}", '
+             f'record: "{record}", recordSize: MemoryLayout<{record}>.size, eventType: .{evttype}, types: {strings(types)}, '
+             f'syscalls: {strings(calls)}),')
+k += ["    ]",
+      "}",
+      "",
+      "extension KindSet {",
+      f"    /// Words of 64 bits that hold a bit per kind ({len(kinds)} kinds).",
+      f"    public typealias Words = InlineArray<{words}, UInt64>",
+      "}",
+      "",
+      "extension Names {",
+      "    /// Every kind's name, indexed by `EventKind.index`.",
+      "    static let kinds: [StaticString] = " + strings(r[1] for r in kinds),
+      "    /// Every kind's evt.type names (the table's `types`), one kind after another.",
+      "    static let eventTypes: [StaticString] = " + strings(t for r in kinds for t in r[8]),
+      "    /// Where each kind's names start in `eventTypes`, by `EventKind.index`.",
+      "    static let eventTypeStart: [Int] = [" + ", ".join(str(sum(len(r[8]) for r in kinds[:i])) for i in range(len(kinds))) + "]",
+      "}",
+      "",
+      "extension Payload {",
+      "    /// The event kind of this payload.",
+      "    public var kind: EventKind {",
+      "        switch self {"]
+k += [f"        case .{r[1]}: .{r[1]}" for r in kinds]
+k += ["        }",
+      "    }",
+      "}",
+      "",
+      "extension EventDecoder {",
+      "    /// The payload of a record of `kind` (`vigil_event_header.kind`), decoded by its kind's",
+      "    /// decoder; nil for an unknown kind or a record its decoder refuses.",
+      "    @inline(__always)",
+      "    mutating func decodePayload(kind: UInt32, _ record: UnsafeRawBufferPointer) -> Payload? {",
+      "        switch kind {"]
+k += [f"        case UInt32({r[2]}.rawValue): {r[6]}(record)" for r in kinds]
+k += ["        default: nil",
+      "        }",
+      "    }",
+      "}",
+      ""]
+
 os.makedirs(os.path.join(out, "Sources/VigilEvents/Generated"), exist_ok=True)
 os.makedirs(os.path.join(out, "docs"), exist_ok=True)
 with open(os.path.join(out, "Sources/VigilEvents/Generated/Syscalls.swift"), "w") as f:
     f.write("\n".join(swift))
+with open(os.path.join(out, "Sources/VigilEvents/Generated/EventKinds.swift"), "w") as f:
+    f.write("\n".join(k))
 with open(os.path.join(out, "docs/syscalls.md"), "w") as f:
     f.write("\n".join(docs))
-print(f"generated syscalls: {len(rows)} rows")
+print(f"generated syscalls: {len(rows)} rows, event kinds: {len(kinds)}")

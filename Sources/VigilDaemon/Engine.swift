@@ -37,7 +37,7 @@ public struct EngineSnapshot: Sendable {
     /// open, which needs every event, or when `kernel_pushdown: false`).
     public var pushdownApplied = false
     /// Kinds decoded and handed on.
-    public var kinds: Set<EventKind> = []
+    public var kinds: KindSet = []
     /// Rules enabled / disabled, macros, lists.
     public var rules = (enabled: 0, disabled: 0, macros: 0, lists: 0)
     /// When it was taken (DispatchTime uptime nanoseconds).
@@ -92,7 +92,7 @@ public final class Engine: @unchecked Sendable {
         watcher = DockerEventWatcher(client: docker)
         metadata.follow(watcher)
         sensors = try Sensors(files: true, filter: KernelFilter(), ringBytes: ringBytes)
-        stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: Set(EventKind.allCases))
+        stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: KindSet.all)
         events = StreamHub(name: "events")
         self.alerts = alerts
         metrics = DaemonMetrics()
@@ -230,7 +230,7 @@ public final class Engine: @unchecked Sendable {
     private func configure(_ state: inout LoopState, rulesChanged: Bool) {
         let watching = !state.eventSubscribers.list.isEmpty
         let pushdown = state.rules?.pushdown
-        stream.kinds = watching ? Set(EventKind.allCases) : (pushdown?.kinds ?? [])
+        stream.kinds = watching ? KindSet.all : (pushdown?.kinds ?? [])
         var filter = KernelFilter()
         var applied = false
         if let pushdown, let rules = state.rules, !rules.rules.isEmpty {

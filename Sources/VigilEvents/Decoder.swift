@@ -20,15 +20,7 @@ public struct EventDecoder: Sendable {
         guard record.count >= MemoryLayout<vigil_event_header>.size else { return nil }
         let header = record.loadUnaligned(as: vigil_event_header.self)
         guard Int(header.size) <= record.count else { return nil }
-        let payload: Payload
-        switch header.kind {
-        case UInt32(VIGIL_EVENT_EXEC.rawValue): guard let p = decodeExec(record) else { return nil }; payload = p
-        case UInt32(VIGIL_EVENT_FORK.rawValue): guard let p = decodeFork(record) else { return nil }; payload = p
-        case UInt32(VIGIL_EVENT_EXIT.rawValue): guard let p = decodeExit(record) else { return nil }; payload = p
-        case UInt32(VIGIL_EVENT_OPEN.rawValue): guard let p = decodeOpen(record) else { return nil }; payload = p
-        case UInt32(VIGIL_EVENT_SYSCALL.rawValue): guard let p = decodeSyscall(record) else { return nil }; payload = p
-        default: return nil
-        }
+        guard let payload = decodePayload(kind: header.kind, record) else { return nil }
         let comm = withUnsafeBytes(of: header.comm) { raw in
             strings.string(UnsafeRawBufferPointer(rebasing: raw[..<(raw.firstIndex(of: 0) ?? raw.count)]))
         }
@@ -38,7 +30,7 @@ public struct EventDecoder: Sendable {
                      pidNamespace: header.pid_ns, comm: comm, payload: payload)
     }
 
-    private func decodeExec(_ record: UnsafeRawBufferPointer) -> Payload? {
+    func decodeExec(_ record: UnsafeRawBufferPointer) -> Payload? {
         let fixed = MemoryLayout<vigil_exec_event>.size
         guard record.count >= fixed else { return nil }
         let e = record.loadUnaligned(as: vigil_exec_event.self)
@@ -61,20 +53,20 @@ public struct EventDecoder: Sendable {
                            cwd: cwd, tty: tty, ttyNumber: ttyNumber, loginUID: e.loginuid, startTimeNs: e.start_time_ns))
     }
 
-    private func decodeFork(_ record: UnsafeRawBufferPointer) -> Payload? {
+    func decodeFork(_ record: UnsafeRawBufferPointer) -> Payload? {
         guard record.count >= MemoryLayout<vigil_fork_event>.size else { return nil }
         let e = record.loadUnaligned(as: vigil_fork_event.self)
         return .fork(.init(childPID: e.child_pid, childTID: e.child_tid, isThread: e.is_thread != 0,
                            childStartTimeNs: e.child_start_time_ns))
     }
 
-    private func decodeExit(_ record: UnsafeRawBufferPointer) -> Payload? {
+    func decodeExit(_ record: UnsafeRawBufferPointer) -> Payload? {
         guard record.count >= MemoryLayout<vigil_exit_event>.size else { return nil }
         let e = record.loadUnaligned(as: vigil_exit_event.self)
         return .exit(.init(status: e.exit_code, startTimeNs: e.start_time_ns, durationNs: e.duration_ns))
     }
 
-    private mutating func decodeOpen(_ record: UnsafeRawBufferPointer) -> Payload? {
+    mutating func decodeOpen(_ record: UnsafeRawBufferPointer) -> Payload? {
         let fixed = MemoryLayout<vigil_open_event>.size
         guard record.count >= fixed else { return nil }
         let e = record.loadUnaligned(as: vigil_open_event.self)

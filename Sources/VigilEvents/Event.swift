@@ -1,17 +1,6 @@
 import Synchronization
 import CVigilABI
 
-/// The kinds of events Vigil's sensors report. The raw value is Vigil's short name (used by
-/// `vigil trace --event`); `syscallName` is Falco's evt.type. `syscall` is any syscall of the
-/// table (`Syscalls`), from the syscalls sensor: its evt.type is the syscall's name.
-public enum EventKind: String, Sendable, CaseIterable, Codable {
-    case exec, fork, exit, open, syscall
-
-    /// The sensor set the kind belongs to (`vigil trace --set`): proc or fs (a syscall event's
-    /// categories are its syscall's).
-    public var set: String { self == .open ? "fs" : self == .syscall ? "syscall" : "proc" }
-}
-
 /// One event from a sensor: the common header fields, the kind-specific payload, and what
 /// enrichment adds (process ancestry, user, container).
 public struct Event: Sendable {
@@ -68,17 +57,6 @@ public enum Payload: Sendable {
     case open(Open)
     /// Any syscall of the table, entry and exit paired (the syscalls sensor).
     case syscall(Syscall)
-
-    /// The event kind of this payload.
-    public var kind: EventKind {
-        switch self {
-        case .exec: .exec
-        case .fork: .fork
-        case .exit: .exit
-        case .open: .open
-        case .syscall: .syscall
-        }
-    }
 
     /// A program was executed (sched_process_exec).
     public struct Exec: Sendable {

@@ -45,7 +45,7 @@ public struct FieldDefinition: Sendable {
     /// One line saying what it is.
     public let description: String
     /// The kinds that carry it; empty means every kind.
-    public let kinds: Set<EventKind>
+    public let kinds: KindSet
     /// Whether it takes an argument in brackets (`proc.aname[2]`, `container.label[app]`).
     public let takesArgument: Bool
     /// Reads the value, or nil when the event has none. The argument is the bracket text.
@@ -58,7 +58,7 @@ public struct FieldDefinition: Sendable {
     /// JSON is written from `extract`.
     let json: JSONValueWriter?
 
-    init(_ name: String, _ type: FieldType, _ kinds: Set<EventKind>, argument: Bool = false, scope: FieldScope = .event,
+    init(_ name: String, _ type: FieldType, _ kinds: KindSet, argument: Bool = false, scope: FieldScope = .event,
          _ description: String, json: JSONValueWriter? = nil,
          _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
         self.name = name; self.type = type; self.description = description
@@ -387,22 +387,18 @@ extension Fields {
 enum Names {
     static let success: StaticString = "SUCCESS"
     static let successBytes = ByteString(success)
-    /// Indexed by `EventKind.index`.
-    static let kinds: [StaticString] = ["exec", "fork", "exit", "open", "syscall"]
     static let kindBytes = kinds.map(ByteString.init)
-    /// Falco's evt.type names, indexed by `eventType(_:)`.
-    static let eventTypes: [StaticString] = ["execve", "clone", "procexit", "open", "openat", "openat2"]
     static let eventTypeBytes = eventTypes.map(ByteString.init)
+    /// An open event's possible evt.type names (`EventKind.open`'s `types`).
+    static let openTypes: [String] = EventKind.open.descriptor.types
 
-    /// The index of `e`'s evt.type in `eventTypes`.
+    /// The index of `e`'s evt.type in `eventTypes` (bpf/syscalls/kinds.table): a `fixed` kind's
+    /// first name, an open event's syscall (a syscall event is named by its table row, by
+    /// evt.type's readers, never through this table).
     static func eventType(_ e: Event) -> Int {
-        switch e.payload {
-        case .exec: 0
-        case .fork: 1
-        case .exit: 2
-        case .open(let o): o.syscall == "open" ? 3 : o.syscall == "openat2" ? 5 : 4
-        case .syscall: 0 // named by its table row (evt.type's readers), never through this table
-        }
+        let start = eventTypeStart[e.kind.index]
+        guard case .open(let o) = e.payload else { return start }
+        return start + (openTypes.firstIndex(of: o.syscall) ?? 1)
     }
 }
 

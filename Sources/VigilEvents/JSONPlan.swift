@@ -167,19 +167,6 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
     }
 }
 
-extension EventKind {
-    /// 0...4, the position in `allCases` (for tables and bit masks indexed by kind).
-    public var index: Int {
-        switch self {
-        case .exec: 0
-        case .fork: 1
-        case .exit: 2
-        case .open: 3
-        case .syscall: 4
-        }
-    }
-}
-
 /// What decides the fields of `FieldScope.open`: the payload's values, its path and name by
 /// storage (the decoder shares the storage of a path it has seen), and the pid.
 struct OpenKey: Equatable {

@@ -229,7 +229,7 @@ public struct OpenPathPushdown: Sendable, Equatable {
     }
 
     /// The syscall names open events carry.
-    static let reportedSyscalls: Set<String> = ["open", "openat", "openat2"]
+    static let reportedSyscalls: Set<String> = Set(EventKind.open.descriptor.syscalls)
 
     /// Why a clause is not decided in the kernel.
     struct Undecidable: Error { var reason: String }

@@ -1,19 +1,6 @@
 import Foundation
 import VigilEvents
 
-extension EventKind {
-    /// Position in `allCases`.
-    var ordinal: Int {
-        switch self {
-        case .exec: 0
-        case .fork: 1
-        case .exit: 2
-        case .open: 3
-        case .syscall: 4
-        }
-    }
-}
-
 /// A compiled rule: its definition, condition plan and output template.
 public struct CompiledRule: Sendable {
     public let rule: Rule
@@ -24,7 +11,7 @@ public struct CompiledRule: Sendable {
 /// What the loaded rules let the kernel do for them (kernel pushdown).
 public struct KernelPushdown: Sendable, Equatable {
     /// Event kinds some rule can match: only their sensors/hooks need to run.
-    public var kinds: Set<EventKind>
+    public var kinds: KindSet
     /// Every rule requires a container (container.id != host, proc.is_container = true, ...).
     public var containersOnly: Bool
     /// Every rule requires proc.name to be one of these (nil: no such common restriction).
@@ -40,7 +27,7 @@ public struct KernelPushdown: Sendable, Equatable {
     public var everySyscallRules: [String] = []
 
     /// Creates a pushdown.
-    public init(kinds: Set<EventKind>, containersOnly: Bool, comms: Set<String>?, openPaths: OpenPathPushdown,
+    public init(kinds: KindSet, containersOnly: Bool, comms: Set<String>?, openPaths: OpenPathPushdown,
                 syscalls: SyscallRows = SyscallRows(), everySyscallRules: [String] = []) {
         self.kinds = kinds
         self.containersOnly = containersOnly
@@ -128,7 +115,7 @@ public struct RuleSet: Sendable {
     /// Per rule (same order as `rules`), the kinds it is evaluated for: its condition's kinds,
     /// without `.syscall` for a rule that neither restricts evt.type to syscalls nor reads a
     /// syscall field (`proc.name = nc` sees exec, fork, exit and open events, not every syscall).
-    let ruleKinds: [Set<EventKind>]
+    let ruleKinds: [KindSet]
     /// Per rule, the syscalls it asks the syscalls sensor for.
     let ruleSyscalls: [SyscallRows]
     /// Per row of `Syscalls.all`: the kind whose dedicated sensor reports that syscall, if any.
@@ -138,22 +125,20 @@ public struct RuleSet: Sendable {
     /// fork events, the file sensor's open events. A rule that matches those events (evt.type =
     /// execve) does not ask the syscalls sensor for them, and a syscall event of one of them
     /// (`vigil trace --event execve`) is not checked against such a rule: one exec, one alert.
-    public static let dedicatedSyscalls: [EventKind: [String]] = [
-        .exec: ["execve", "execveat"],
-        .fork: ["clone", "clone3", "fork", "vfork"],
-        .open: ["open", "openat", "openat2"],
-    ]
+    /// From bpf/syscalls/kinds.table (`EventKindDescriptor.dedicatedSyscalls`).
+    public static let dedicatedSyscalls: [EventKind: [String]] = Dictionary(uniqueKeysWithValues:
+        EventKindDescriptor.all.filter { !$0.dedicatedSyscalls.isEmpty }.map { ($0.kind, $0.dedicatedSyscalls) })
 
     /// The event kinds rule `index` (of `rules`) can match as it is evaluated, `.syscall` only when
     /// it asks the syscalls sensor for some syscall; and those syscalls' names.
-    public func eventKinds(ofRule index: Int) -> (kinds: Set<EventKind>, syscalls: [String]) {
+    public func eventKinds(ofRule index: Int) -> (kinds: KindSet, syscalls: [String]) {
         var kinds = ruleKinds[index]
         if ruleSyscalls[index].isEmpty { kinds.remove(.syscall) }
         return (kinds, ruleSyscalls[index].names)
     }
 
     /// The kinds a rule is evaluated for and the syscalls it asks for (see `ruleKinds`).
-    static func syscallNeeds(_ condition: CompiledCondition) -> (kinds: Set<EventKind>, syscalls: SyscallRows) {
+    static func syscallNeeds(_ condition: CompiledCondition) -> (kinds: KindSet, syscalls: SyscallRows) {
         var kinds = condition.kinds
         guard kinds.contains(.syscall) else { return (kinds, SyscallRows()) }
         var rows = condition.syscalls
@@ -401,7 +386,7 @@ public struct RuleSet: Sendable {
     public var pushdown: KernelPushdown {
         var syscalls = SyscallRows()
         for rows in ruleSyscalls { syscalls.formUnion(rows) }
-        var kinds = Set(ruleKinds.joined())
+        var kinds = KindSet(ruleKinds.joined())
         if syscalls.isEmpty { kinds.remove(.syscall) }
         let everySyscall = zip(rules, ruleSyscalls).filter { $0.1 == .all }.map(\.0.rule.name)
         let containersOnly = !rules.isEmpty && rules.allSatisfy { rule in

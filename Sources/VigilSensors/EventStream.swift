@@ -30,16 +30,21 @@ public struct StreamStatistics: Sendable, Equatable, Encodable {
 public final class EventStream {
     public let sensors: Sensors
     public let enricher: Enricher
-    /// Kinds handed to the consumer.
-    public var kinds: Set<EventKind> {
-        didSet { kindMask = Self.mask(kinds) }
+    /// decode -> enrich -> filters -> kinds, for the ring's records.
+    public let pipeline: RecordPipeline
+    /// Kinds handed to the consumer (a bit per kind).
+    public var kinds: KindSet {
+        get { pipeline.kinds }
+        set { pipeline.kinds = newValue }
     }
-    private var kindMask: UInt32
+    /// When set, every record read from the ring is copied to it (a `RingRecording` to replay).
+    public var recorder: RingRecorder? {
+        get { pipeline.recorder }
+        set { pipeline.recorder = newValue }
+    }
     private let reader: RingBufferReader
-    /// The decoder, with its cache of byte strings, in plain memory: the per-event path mutates
-    /// it without exclusivity checks on a class property (notes/performance.md).
-    private let decoder: UnsafeMutablePointer<EventDecoder>
-    public private(set) var statistics = StreamStatistics()
+    /// What was done with the records read so far.
+    public var statistics: StreamStatistics { pipeline.statistics }
     /// The `Sensors.linkedNamesVersion` the decoder has, and when they were last refreshed
     /// (CLOCK_MONOTONIC, ns).
     private var linkedNamesVersion = -1
@@ -51,23 +56,12 @@ public final class EventStream {
     private var linkedNamesRefreshed: UInt64 = 0
 
     /// A stream over `sensors`' ring.
-    public init(sensors: Sensors, enricher: Enricher, kinds: Set<EventKind>) throws {
+    public init(sensors: Sensors, enricher: Enricher, kinds: KindSet) throws {
         self.sensors = sensors
         self.enricher = enricher
-        self.kinds = kinds
-        kindMask = Self.mask(kinds)
+        pipeline = RecordPipeline(enricher: enricher, kinds: kinds, filter: sensors.stateChangeFilter,
+                                  shownSyscalls: sensors.shownSyscalls, bootToEpochNs: BootClock.offsetToEpochNs())
         reader = try RingBufferReader(map: sensors.ring, maxBatch: 4096)
-        decoder = .allocate(capacity: 1)
-        decoder.initialize(to: EventDecoder(bootToEpochNs: BootClock.offsetToEpochNs()))
-    }
-
-    deinit {
-        decoder.deinitialize(count: 1)
-        decoder.deallocate()
-    }
-
-    private static func mask(_ kinds: Set<EventKind>) -> UInt32 {
-        kinds.reduce(0) { $0 | 1 << UInt32($1.index) }
     }
 
     /// Reads until `shouldStop` says so (checked at least every `pollMilliseconds`), then drains
@@ -98,49 +92,17 @@ public final class EventStream {
         }
         if sensors.linkedNamesVersion != linkedNamesVersion {
             linkedNamesVersion = sensors.linkedNamesVersion
-            decoder.pointee.linkedNames = sensors.linkedNames
+            pipeline.decoder.pointee.linkedNames = sensors.linkedNames
         }
     }
 
     private func handle(_ batch: RingBatch, _ consume: (Event) throws -> Void) throws {
         try refreshLinkedNames()
-        // Counted locally, added once per batch: no class property written per event.
-        var counts = StreamStatistics()
-        defer {
-            statistics.records += counts.records
-            statistics.delivered += counts.delivered
-            statistics.suppressed += counts.suppressed
-            statistics.undecodable += counts.undecodable
-            statistics.filtered += counts.filtered
-        }
-        let decoder = decoder, enricher = enricher, kindMask = kindMask, filter = sensors.stateChangeFilter
-        let shownSyscalls = sensors.shownSyscalls
-        let heartbeat = heartbeatPID
+        pipeline.filter = sensors.stateChangeFilter
+        pipeline.shownSyscalls = sensors.shownSyscalls
         var returned: UInt32 = 0
         defer { if returned != 0 { heartbeatReturned = returned } }
-        for record in batch {
-            counts.records += 1
-            guard var event = decoder.pointee.decode(record) else {
-                counts.undecodable += 1
-                continue
-            }
-            if event.pid == heartbeat && heartbeat != 0 { returned = heartbeat }
-            enricher.enrich(&event)
-            guard filter.keeps(event) else {
-                counts.filtered += 1
-                continue
-            }
-            guard kindMask & (1 << UInt32(event.kind.index)) != 0 else {
-                counts.suppressed += 1
-                continue
-            }
-            if case .syscall(let s) = event.payload, !shownSyscalls[s.index] {
-                counts.suppressed += 1
-                continue
-            }
-            counts.delivered += 1
-            try consume(event)
-        }
+        try pipeline.handle(batch, heartbeat: heartbeatPID, returned: &returned, consume)
     }
 }
 

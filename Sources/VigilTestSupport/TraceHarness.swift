@@ -23,7 +23,7 @@ public final class TraceHarness {
                               syscalls: syscalls, syscallHooks: syscallHooks)
         stream = try EventStream(sensors: sensors,
                                  enricher: Enricher(metadata: metadata ? ContainerMetadataCache(source: DockerClient()) : nil, cgroups: cgroups),
-                                 kinds: Set(EventKind.allCases))
+                                 kinds: KindSet.all)
     }
 
     /// Runs `work`, then returns every event the ring holds (ring order).

@@ -85,7 +85,7 @@ do {
     if required.contains(.attachFentry) {
         check("file sensor chooses fexit", active["file/open"] == "fexit", "\(active)")
     }
-    let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: Set(EventKind.allCases))
+    let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: KindSet.all)
     let child = spawnAndWait(["/bin/cat", "/etc/hostname", "/nonexistent-kernel-check"])
     var events: [Event] = []
     try stream.drain { events.append($0) }

@@ -26,7 +26,7 @@ func recordEvents(minimum: Int) throws -> [Event] {
     var filter = KernelFilter()
     filter.ignorePID = 0
     let sensors = try Sensors(files: true, filter: filter, ringBytes: 1 << 25)
-    let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: Set(EventKind.allCases))
+    let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: KindSet.all)
     var events: [Event] = []
     var shells = Set<UInt32>()
     while events.count < minimum {

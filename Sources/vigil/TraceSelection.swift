@@ -6,14 +6,14 @@ import VigilEvents
 /// syscall hook). Unknown names are errors that name the closest ones.
 struct TraceSelection: Equatable {
     /// Kinds to show (`.syscall` when any syscall is selected).
-    var kinds: Set<EventKind> = []
+    var kinds: KindSet = []
     /// This arch's syscall numbers to capture.
     var syscalls: Set<Int> = []
 
     /// The syscalls the kinds already report: `--set` leaves them to the kinds (no duplicates).
-    static let coveredByKinds: Set<String> = ["execve", "execveat", "clone", "clone3", "fork", "vfork", "exit", "exit_group",
-                                               "open", "openat", "openat2"]
-    static let legacyKinds: [EventKind] = [.exec, .fork, .exit, .open]
+    static let coveredByKinds: Set<String> = EventKindDescriptor.coveredSyscalls
+    /// The kinds with a capture of their own (bpf/syscalls/kinds.table): exec, fork, exit, open.
+    static let legacyKinds: [EventKind] = EventKindDescriptor.ownCapture
 
     /// The syscall category a set names (`--set`, `--exclude-set`), or an error listing them.
     static func category(_ name: String) throws -> SyscallCategories {
@@ -35,12 +35,11 @@ struct TraceSelection: Equatable {
         }
         for name in sets {
             let category = try Self.category(name)
-            if name == "proc" { kinds.formUnion([.exec, .fork, .exit]) }
-            if name == "fs" { kinds.insert(.open) }
+            kinds.formUnion(KindSet(EventKindDescriptor.kinds(inCategory: name)))
             syscalls.formUnion(Syscalls.all.filter { $0.categories.contains(category) && !Self.coveredByKinds.contains($0.nameString) }
                 .compactMap { $0.number() })
         }
-        if events.isEmpty && sets.isEmpty { kinds = Set(Self.legacyKinds) }
+        if events.isEmpty && sets.isEmpty { kinds = KindSet(Self.legacyKinds) }
         for name in excludeEvents {
             if let kind = EventKind(rawValue: name), Self.legacyKinds.contains(kind) {
                 kinds.remove(kind)
@@ -60,7 +59,7 @@ struct TraceSelection: Equatable {
     static func syscallNumber(_ given: String) throws -> Int {
         let name = given.hasPrefix("syscall:") ? String(given.dropFirst("syscall:".count)) : given
         guard let syscall = Syscalls.named(name) else {
-            throw ValidationError("unknown event '\(given)': not exec, fork, exit, open, all or a syscall; closest syscalls: \(Syscalls.closest(to: name).joined(separator: ", "))")
+            throw ValidationError("unknown event '\(given)': not \(Self.legacyKinds.map(\.rawValue).joined(separator: ", ")), all or a syscall; closest syscalls: \(Syscalls.closest(to: name).joined(separator: ", "))")
         }
         guard let number = syscall.number() else {
             throw ValidationError("syscall '\(name)' does not exist on \(SyscallArch.current.rawValue) (only on \(SyscallArch.allCases.filter { syscall.number(on: $0) != nil }.map(\.rawValue).joined(separator: ", ")))")

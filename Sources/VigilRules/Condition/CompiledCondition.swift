@@ -42,7 +42,7 @@ public struct CompiledCondition: Sendable {
     public let text: String
     /// The event kinds the condition can possibly match (from `evt.type` restrictions and from
     /// fields that only some kinds carry); every kind when nothing restricts it.
-    public let kinds: Set<EventKind>
+    public let kinds: KindSet
     /// The fields the plan reads (without bracket arguments).
     public let fields: Set<String>
     /// The top-level AND terms that are plain `field op constant(s)`, possibly negated.
@@ -159,7 +159,7 @@ indirect enum PlanNode: Sendable {
     }
 
     /// The kinds for which the node may be true, and those for which it may be false.
-    var kindSets: (whenTrue: Set<EventKind>, whenFalse: Set<EventKind>) {
+    var kindSets: (whenTrue: KindSet, whenFalse: KindSet) {
         truthSets { $0.kindSets }
     }
 
@@ -240,7 +240,6 @@ indirect enum PlanNode: Sendable {
     }
 }
 
-/// A set of rows of `Syscalls.all` (a bitset; the table has a few hundred rows).
 /// A set of events a condition may be true or false for: event kinds, or syscall rows.
 protocol TruthSet {
     /// Every event.
@@ -251,12 +250,11 @@ protocol TruthSet {
     mutating func formIntersection(_ other: Self)
 }
 
-extension Set<EventKind>: TruthSet {
-    static var all: Set<EventKind> { Set(EventKind.allCases) }
-}
+extension KindSet: TruthSet {}
 
 extension SyscallRows: TruthSet {}
 
+/// A set of rows of `Syscalls.all` (a bitset; the table has a few hundred rows).
 public struct SyscallRows: Sendable, Equatable, Hashable {
     private var words: [UInt64]
 
@@ -316,17 +314,16 @@ enum PlanOperand: Sendable {
 /// several syscalls (an exec event is an execve or an execveat), so `=`/`in`/`intersects` are
 /// true when any of the kind's syscall names matches and `!=` when none equals the value;
 /// other operators test the name Vigil reports (execve, clone, procexit). Open events carry
-/// their syscall's name, so they are tested by name. Results are computed when compiling.
+/// their syscall's name, so they are tested by name. Results are computed when compiling. The
+/// names are each kind's `types` in bpf/syscalls/kinds.table (`EventKindDescriptor`).
 struct EventTypeTest: Sendable {
     /// The syscall names each kind stands for; the first is the one Vigil reports.
-    static let names: [EventKind: [String]] = [
-        .exec: ["execve", "execveat"],
-        .fork: ["clone", "clone3", "fork", "vfork"],
-        .exit: ["procexit"],
-        .open: ["open", "openat", "openat2", "creat"],
-    ]
+    static let names: [EventKind: [String]] = Dictionary(uniqueKeysWithValues:
+        EventKindDescriptor.all.filter { !$0.types.isEmpty }.map { ($0.kind, $0.types) })
 
-    let exec: Bool, fork: Bool, exit: Bool
+    /// The result for every event of a kind whose evt.type is `fixed`, by `EventKind.index`;
+    /// nil for the kinds whose events decide it (`record`, `syscall`).
+    let fixed: [Bool?]
     /// The result for a syscall event, by its row in `Syscalls.all` (its name is its evt.type).
     let syscalls: [Bool]
     /// The result for each known open syscall name (`openNames` order).
@@ -337,7 +334,7 @@ struct EventTypeTest: Sendable {
     let unproduced: [String]
 
     /// The open syscalls' names, as bytes.
-    static let openNames: [[UInt8]] = (names[.open] ?? []).map { Array($0.utf8) }
+    static let openNames: [[UInt8]] = EventKind.open.descriptor.types.map { Array($0.utf8) }
 
     /// The index of `syscall` in `openNames`, -1 when it is not there.
     static func openNameIndex(_ syscall: String) -> Int {
@@ -352,17 +349,15 @@ struct EventTypeTest: Sendable {
 
     init(op: ComparisonOperator, values: [ByteString], test: ConditionValueTest) {
         func decide(_ kind: EventKind) -> Bool {
-            let names = (Self.names[kind] ?? []).map { ByteString($0) }
+            let names = kind.descriptor.types.map { ByteString($0) }
             switch op {
             case .equal, .in, .intersects: return names.contains { test.matches(string: $0) }
             case .notEqual: return !names.contains { values.contains($0) }
             default: return names.first.map { test.matches(string: $0) } ?? false
             }
         }
-        exec = decide(.exec)
-        fork = decide(.fork)
-        exit = decide(.exit)
-        open = (Self.names[.open] ?? []).map { ($0, test.matches(string: ByteString($0))) }
+        fixed = EventKindDescriptor.all.map { $0.eventType == .fixed ? decide($0.kind) : nil }
+        open = EventKind.open.descriptor.types.map { ($0, test.matches(string: ByteString($0))) }
         syscalls = Syscalls.all.map { d in
             op == .notEqual ? !values.contains(ByteString(d.name)) : test.matches(string: ByteString(d.name))
         }
@@ -373,32 +368,25 @@ struct EventTypeTest: Sendable {
 
     /// The result for every event of `kind`, nil when it depends on the event (open events
     /// carry their syscall's name).
-    func result(for kind: EventKind) -> Bool? {
-        switch kind {
-        case .exec: exec
-        case .fork: fork
-        case .exit: exit
-        case .open, .syscall: nil
-        }
-    }
+    func result(for kind: EventKind) -> Bool? { fixed[kind.index] }
 
     /// The result for `event` (an open event's syscall name looked up once per event, in `context`).
     func evaluate(_ event: Event, _ context: inout EvaluationContext) -> Bool {
         switch event.payload {
-        case .exec: return exec
-        case .fork: return fork
-        case .exit: return exit
         case .open(let o):
             let index = context.openSyscallIndex(o)
             return index >= 0 ? open[index].result : fallback.matches(string: ByteString(o.syscall))
         case .syscall(let s):
             return syscalls[s.index]
+        default:
+            return fixed[event.kind.index] ?? false
         }
     }
 
-    var kindSets: (whenTrue: Set<EventKind>, whenFalse: Set<EventKind>) {
-        var whenTrue = Set<EventKind>(), whenFalse = Set<EventKind>()
-        for (kind, result) in [(EventKind.exec, exec), (.fork, fork), (.exit, exit)] {
+    var kindSets: (whenTrue: KindSet, whenFalse: KindSet) {
+        var whenTrue = KindSet(), whenFalse = KindSet()
+        for kind in EventKind.allCases {
+            guard let result = fixed[kind.index] else { continue }
             if result { whenTrue.insert(kind) } else { whenFalse.insert(kind) }
         }
         if open.contains(where: \.result) { whenTrue.insert(.open) }
@@ -420,7 +408,7 @@ struct PlanTest: Sendable {
     /// The field's name (without argument), for `fields`.
     let fieldName: String
     /// The kinds that carry the field (empty: all).
-    let fieldKinds: Set<EventKind>
+    let fieldKinds: KindSet
     /// The comparison as a pushdown predicate; nil when transformed.
     let predicate: Predicate?
     /// The operator and how many values it compares with (lists expanded).
@@ -430,9 +418,9 @@ struct PlanTest: Sendable {
     /// compare alike.
     let key: String
 
-    var kindSets: (whenTrue: Set<EventKind>, whenFalse: Set<EventKind>) {
+    var kindSets: (whenTrue: KindSet, whenFalse: KindSet) {
         if case .eventType(let table) = operand { return table.kindSets }
-        let all = Set(EventKind.allCases)
+        let all = KindSet.all
         // A comparison on a field the event lacks is false: only the carrying kinds can make it true.
         return (fieldKinds.isEmpty ? all : fieldKinds, all)
     }

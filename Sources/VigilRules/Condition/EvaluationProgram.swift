@@ -16,7 +16,7 @@ final class EvaluationProgram: Sendable {
 
     /// Compiles `roots`; condition `i` of the program is `roots[i]`. With `kinds`, condition `i`
     /// is evaluated only for events of the kinds in `kinds[i]` (a rule set's index by kind).
-    init(_ roots: [PlanNode], kinds: [Set<EventKind>]? = nil) {
+    init(_ roots: [PlanNode], kinds: [KindSet]? = nil) {
         self.kinds = EventKind.allCases.map { kind in
             KindProgram(roots, kind: kind, only: kinds.map { kinds in roots.indices.filter { kinds[$0].contains(kind) } })
         }
@@ -26,7 +26,7 @@ final class EvaluationProgram: Sendable {
     /// Calls `body` with the index of each condition `event` satisfies, in condition order.
     @inline(__always)
     func forEachMatch(_ event: Event, _ body: (Int) throws -> Void) rethrows {
-        try calls[event.kind.ordinal]._withUnsafeGuaranteedRef { try $0.forEachMatch(event, body) }
+        try calls[event.kind.index]._withUnsafeGuaranteedRef { try $0.forEachMatch(event, body) }
     }
 }
 

@@ -4,7 +4,7 @@ import XCTest
 
 /// What a compiled condition says about itself: kinds, explain, conjuncts, fields.
 final class ConditionAnalysisTests: XCTestCase {
-    func kinds(_ condition: String) throws -> Set<EventKind> { try Sample.compile(condition).kinds }
+    func kinds(_ condition: String) throws -> Set<EventKind> { try Sample.compile(condition).kinds.asSet }
 
     func testKindsFromEventTypes() throws {
         XCTAssertEqual(try kinds("proc.name = bash"), Set(EventKind.allCases))

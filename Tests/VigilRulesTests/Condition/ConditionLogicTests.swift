@@ -183,7 +183,7 @@ final class ConditionLogicTests: XCTestCase {
 
         let always = try Sample.compile("always_true")
         XCTAssertEqual(always.constantValue, true)
-        XCTAssertEqual(always.kinds, Set(EventKind.allCases))
+        XCTAssertEqual(always.kinds, KindSet.all)
         for event in [bash, cat, Sample.fork(), Sample.exit()] { XCTAssertTrue(always.matches(event)) }
 
         // `not never_true` is true and drops out of the `and`: only the shell test is left.

@@ -7,7 +7,7 @@ import XCTest
 /// the conditions read in source order.
 final class EvaluationProgramTests: XCTestCase {
     func outlines(_ condition: String, _ kind: EventKind) throws -> [String] {
-        try Sample.compile(condition).program.kinds[kind.ordinal].outlines.map(\.outline)
+        try Sample.compile(condition).program.kinds[kind.index].outlines.map(\.outline)
     }
 
     func ruleSet(_ yaml: String) throws -> RuleSet {
@@ -66,7 +66,7 @@ final class EvaluationProgramTests: XCTestCase {
               output: c
               priority: NOTICE
             """)
-        let exec = set.program.kinds[EventKind.exec.ordinal]
+        let exec = set.program.kinds[EventKind.exec.index]
         XCTAssertEqual(exec.outlines.map(\.outline), [
             "(proc.name = sh and memo 0{(proc.cmdline contains curl or proc.pcmdline contains curl)})",
             "(proc.name = bash and memo 0{(proc.cmdline contains curl or proc.pcmdline contains curl)})",
@@ -92,7 +92,7 @@ final class EvaluationProgramTests: XCTestCase {
             }
         }
         let set = try ruleSet(yaml)
-        XCTAssertEqual(set.program.kinds[EventKind.exec.ordinal].memoSlots, EvaluationContext.memoCapacity)
+        XCTAssertEqual(set.program.kinds[EventKind.exec.index].memoSlots, EvaluationContext.memoCapacity)
         for i in [0, 63, 64, 69] {
             let event = Sample.exec(comm: "b", arguments: ["b", ByteString("<\(i)>")])
             XCTAssertEqual(set.matches(event).map(\.rule.name), ["r\(i)b"])
@@ -148,9 +148,9 @@ final class EvaluationProgramTests: XCTestCase {
         XCTAssertEqual(matched, Set(onSampleKinds.map(\.rule.name)), "every default rule on exec, fork, exit or open events is triggered by some event")
         // package_manager_running is shared by two rules (open_write is spliced into them: its
         // terms are single loads; spawned_process folds away, and exec-only rules skip open events).
-        let open = set.program.kinds[EventKind.open.ordinal]
+        let open = set.program.kinds[EventKind.open.index]
         XCTAssertEqual(open.memoSlots, 1)
         XCTAssertEqual(open.outlines.count, 6)
-        XCTAssertTrue(set.program.kinds[EventKind.exec.ordinal].outlines.allSatisfy { !$0.outline.contains("evt.type") })
+        XCTAssertTrue(set.program.kinds[EventKind.exec.index].outlines.allSatisfy { !$0.outline.contains("evt.type") })
     }
 }

@@ -1,0 +1,143 @@
+import CVigilABI
+import Foundation
+import VigilEvents
+import VigilRules
+import XCTest
+
+/// Walks every event kind of bpf/syscalls/kinds.table through every piece a kind needs: a record
+/// of its ABI struct decodes to it, its JSON parses and reads back as the same kind, the fields
+/// the catalogue gives it read a value, the table line names it, and a rule on its evt.type
+/// matches it. A kind added to the table without one of these fails here (and one without a
+/// sample record below fails to compile: the switch is exhaustive).
+final class EventKindWalkTests: XCTestCase {
+    /// A record of `kind` as its sensor writes it: the ABI struct, then its variable part.
+    static func record(_ kind: EventKind) -> [UInt8] {
+        func bytes<T>(_ fixed: T, _ data: [UInt8]) -> [UInt8] {
+            var out = withUnsafeBytes(of: fixed) { Array($0) }
+            out += data
+            out.withUnsafeMutableBytes { raw in
+                var header = raw.loadUnaligned(as: vigil_event_header.self)
+                header.kind = kind.descriptor.abi
+                header.size = UInt32(raw.count)
+                header.ts_ns = 5_000_000_000
+                header.pid = 4242; header.tid = 4242; header.ppid = 1; header.uid = 1000; header.gid = 1000
+                withUnsafeMutableBytes(of: &header.comm) { comm in for (i, b) in "walker".utf8.enumerated() { comm[i] = b } }
+                raw.storeBytes(of: header, as: vigil_event_header.self)
+            }
+            return out
+        }
+        switch kind {
+        case .exec:
+            var e = vigil_exec_event()
+            let filename = Array("/usr/bin/walker".utf8), args = Array("walker\0--all\0".utf8), cwd = Array("/tmp".utf8)
+            e.filename_len = UInt16(filename.count); e.args_len = UInt16(args.count); e.cwd_len = UInt16(cwd.count)
+            e.loginuid = 1000; e.start_time_ns = 4_000_000_000
+            return bytes(e, filename + args + cwd)
+        case .fork:
+            var e = vigil_fork_event()
+            e.child_pid = 4243; e.child_tid = 4243; e.child_start_time_ns = 5_000_000_000
+            return bytes(e, [])
+        case .exit:
+            var e = vigil_exit_event()
+            e.exit_code = 3 << 8; e.start_time_ns = 4_000_000_000; e.duration_ns = 1_000_000_000
+            return bytes(e, [])
+        case .open:
+            var e = vigil_open_event()
+            let name = Array("/etc/walker.conf".utf8)
+            e.name_len = UInt16(name.count); e.result = 3; e.dirfd = -100; e.syscall = UInt32(VIGIL_OPEN_OPENAT.rawValue)
+            return bytes(e, name)
+        case .syscall:
+            var e = vigil_syscall_event()
+            e.nr = UInt32(Syscalls.named("getpid")?.number() ?? 39); e.ret = 4242; e.latency_ns = 100
+            return bytes(e, [])
+        }
+    }
+
+    /// The evt.type a rule names to catch `kind`'s sample.
+    static func eventType(_ kind: EventKind) -> String {
+        kind.descriptor.eventType == .syscall ? "getpid" : kind.descriptor.eventType == .record ? "openat" : kind.descriptor.types[0]
+    }
+
+    func testEveryKindHasEveryPiece() throws {
+        XCTAssertEqual(EventKindDescriptor.all.map(\.kind), EventKind.allCases, "one descriptor per kind, in index order")
+        var rules = ""
+        for kind in EventKind.allCases {
+            rules += """
+            - rule: walk \(kind.rawValue)
+              desc: the walk's rule for \(kind.rawValue)
+              condition: evt.type = \(Self.eventType(kind)) and evt.kind = \(kind.rawValue)
+              output: "%evt.type by %proc.name"
+              priority: NOTICE
+
+            """
+        }
+        let ruleSet = try RuleSet(files: [("walk.yaml", RuleFiles.items(text: rules, file: "walk.yaml"))])
+        var decoder = EventDecoder(bootToEpochNs: 0)
+        for kind in EventKind.allCases {
+            let d = kind.descriptor
+            XCTAssertEqual(kind.index, EventKind.allCases.firstIndex(of: kind), "\(kind): index is its position")
+            XCTAssertEqual(EventKind(index: kind.index), kind)
+            XCTAssertEqual(EventKind(abi: d.abi), kind, "\(kind): its ABI value names it")
+            let record = Self.record(kind)
+            XCTAssertGreaterThanOrEqual(record.count, d.recordSize, "\(kind): \(d.record) is the record")
+            // Decode.
+            let decoded = record.withUnsafeBytes { decoder.decode($0) }
+            let event = try XCTUnwrap(decoded, "\(kind): its record does not decode")
+            XCTAssertEqual(event.kind, kind)
+            XCTAssertEqual(event.pid, 4242)
+            XCTAssertEqual(event.comm, "walker")
+            // A record one byte short of its struct is refused.
+            XCTAssertNil(Array(record.prefix(d.recordSize - 1)).withUnsafeBytes { decoder.decode($0) }, "\(kind): a short record decodes")
+            // JSON: one object, evt.kind and evt.type, and it reads back as the same kind.
+            let line = EventFormat.json(event)
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(kind): \(line)")
+            XCTAssertEqual(object["evt.kind"] as? String, kind.rawValue)
+            XCTAssertEqual(object["evt.type"] as? String, Self.eventType(kind), "\(kind): evt.type in JSON")
+            XCTAssertEqual(try EventJSON.event(line).kind, kind, "\(kind): JSON reads back as another kind")
+            // Fields: the kind has fields of its own, and each reads a value from the sample.
+            let own = d.fields.filter { !$0.kinds.isEmpty && !$0.takesArgument }
+            XCTAssertFalse(own.isEmpty, "\(kind): no field of the catalogue names this kind")
+            XCTAssertTrue(own.contains { $0.extract(event, nil) != nil }, "\(kind): none of its own fields reads a value")
+            XCTAssertEqual(Fields.named("evt.type")?.extract(event, nil), .string(ByteString(Self.eventType(kind))))
+            for field in d.fields where field.kinds.contains(kind) && !field.takesArgument {
+                XCTAssertNotNil(object[field.name] ?? (field.extract(event, nil) == nil ? "absent" : nil),
+                                "\(kind): \(field.name) reads a value but is not in the JSON")
+            }
+            // Formatting: the table line names the event.
+            XCTAssertTrue(EventFormat.tableRow(event).contains(kind == .syscall ? "getpid" : kind.rawValue), "\(kind): \(EventFormat.tableRow(event))")
+            // A rule on its evt.type matches it, and only the rule for its kind.
+            XCTAssertEqual(ruleSet.matches(event).map(\.rule.name), ["walk \(kind.rawValue)"], "\(kind): rules matched")
+            XCTAssertTrue(ruleSet.pushdown.kinds.contains(kind), "\(kind): the pushdown asks for it")
+        }
+    }
+
+    func testKindSetsHoldEveryKindAsBits() {
+        var set = KindSet()
+        XCTAssertTrue(set.isEmpty)
+        for kind in EventKind.allCases {
+            XCTAssertFalse(set.contains(kind))
+            XCTAssertTrue(set.insert(kind).inserted)
+            XCTAssertTrue(set.contains(kind))
+        }
+        XCTAssertEqual(set, KindSet.all)
+        XCTAssertEqual(set.count, EventKind.allCases.count)
+        XCTAssertEqual(Array(set), EventKind.allCases)
+        XCTAssertEqual(set.remove(.open), .open)
+        XCTAssertNil(set.remove(.open))
+        XCTAssertEqual(set.union([.open]), KindSet.all)
+        XCTAssertEqual(KindSet([.exec, .open]).intersection([.open, .syscall]), [.open])
+        XCTAssertEqual(KindSet([.exec]).asSet, [.exec])
+    }
+
+    func testSyscallNamesComeFromTheKindsTable() {
+        // The names the rules and `vigil trace` use for the kinds' own syscalls are the table's.
+        XCTAssertEqual(RuleSet.dedicatedSyscalls[.exec], ["execve", "execveat"])
+        XCTAssertEqual(RuleSet.dedicatedSyscalls[.open], ["open", "openat", "openat2"])
+        XCTAssertNil(RuleSet.dedicatedSyscalls[.exit], "exit events are procexit, not the exit syscalls")
+        XCTAssertEqual(EventKindDescriptor.kinds(inCategory: "proc"), [.exec, .fork, .exit])
+        XCTAssertEqual(EventKindDescriptor.ownCapture, [.exec, .fork, .exit, .open])
+        for kind in EventKind.allCases {
+            for name in kind.descriptor.syscalls { XCTAssertNotNil(Syscalls.named(name), "\(kind): \(name) is not in the syscall table") }
+        }
+    }
+}
