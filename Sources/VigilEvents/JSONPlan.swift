@@ -72,9 +72,13 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
     }) { _, _ in nil }
 
     private init(kind: EventKind, arguments: JSONArguments, signatures: inout [[String]: Int]) {
-        let fields = Fields.all.filter {
-            !$0.takesArgument && $0.applies(to: kind) && !Self.onRequest.contains($0.name) && ($0.name != "evt.args" || arguments != .array)
-        } + [Self.labels] + (kind == .syscall && arguments != .string ? [SyscallFields.argsArray] : [])
+        var fields: [FieldDefinition] = []
+        for field in Fields.all where !field.takesArgument && field.applies(to: kind) && !Self.onRequest.contains(field.name) {
+            if field.name == "evt.args" && arguments == .array { continue }
+            fields.append(field)
+        }
+        fields.append(Self.labels)
+        if kind == .syscall && arguments != .string { fields.append(SyscallFields.argsArray) }
         var keys: [UInt8] = []
         var steps: [Step] = []
         var index = 0
