@@ -116,7 +116,7 @@ public enum Daemon {
         do {
             engine = try Engine(rules: rules, ringBytes: config.ringMiB << 20, kernelPushdown: config.kernelPushdown,
                                 consumers: [ActionsConsumer(dispatcher: dispatcher)], alerts: alertStream, logger: logger,
-                                integrity: config.integrity, notifier: notifier)
+                                integrity: config.integrity, notifier: notifier, syscallBounds: config.syscallBounds)
         } catch {
             throw DaemonError("cannot load the sensors: \(error)")
         }

@@ -1,6 +1,7 @@
 import Foundation
 import VigilActions
 import VigilRules
+import VigilSensors
 import Yams
 
 /// Where the daemon's files are by default: etc/vigil/vigil.yaml, etc/vigil/rules.d and
@@ -56,6 +57,9 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Bytes an API stream subscriber may have waiting before further lines are dropped and
     /// counted (`stream_buffer_kib`, in KiB).
     public var streamBufferBytes = 4 << 20
+    /// Bytes kept of syscall arguments: buffers (`syscall_buffer_bytes`, default 80) and strings
+    /// and paths (`syscall_string_bytes`, default 4096); a cut value says so.
+    public var syscallBounds = SyscallBounds()
     /// The Prometheus listener (`metrics:`).
     public var metrics = Metrics()
     /// Limits on the API's clients (`api:`; they apply to the metrics listener too).
@@ -151,6 +155,12 @@ public struct DaemonConfig: Sendable, Equatable {
                 let kib = try reader.int(value, key.name)
                 guard kib >= 64 else { throw reader.error(value, "'stream_buffer_kib' must be at least 64") }
                 config.streamBufferBytes = kib << 10
+            case "syscall_buffer_bytes", "syscall_string_bytes":
+                let bytes = try reader.int(value, key.name)
+                var bounds = config.syscallBounds
+                if key.name == "syscall_buffer_bytes" { bounds.bufferBytes = bytes } else { bounds.stringBytes = bytes }
+                if let problem = bounds.problem { throw reader.error(value, "'\(key.name)': \(problem)") }
+                config.syscallBounds = bounds
             case "log_level":
                 let level = try reader.string(value, key.name)
                 guard Self.logLevels.contains(level) else {

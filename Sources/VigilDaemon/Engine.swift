@@ -69,6 +69,8 @@ public final class Engine: @unchecked Sendable {
     private let consumers: [AlertConsumer]
     private let logger: Logger
     private let pushdownEnabled: Bool
+    /// How much of syscall arguments the syscalls sensor keeps (the config's bounds).
+    private let syscallBounds: SyscallBounds
 
     private let pendingRules: Mutex<RuleSet>
     private let rulesVersion = Atomic<Int>(0)
@@ -84,8 +86,10 @@ public final class Engine: @unchecked Sendable {
     /// `integrity`: the heartbeat and the check of programs, links and filter maps (tamper
     /// evidence); `notifier`: systemd's watchdog, pinged from the event thread.
     public init(rules: RuleSet, ringBytes: Int, kernelPushdown: Bool, consumers: [AlertConsumer], alerts: StreamHub, logger: Logger,
-                integrity: DaemonConfig.Integrity = DaemonConfig.Integrity(), notifier: SystemdNotifier? = nil) throws {
+                integrity: DaemonConfig.Integrity = DaemonConfig.Integrity(), notifier: SystemdNotifier? = nil,
+                syscallBounds: SyscallBounds = SyscallBounds()) throws {
         self.integrity = integrity
+        self.syscallBounds = syscallBounds
         self.notifier = notifier
         let docker = DockerClient()
         let metadata = ContainerMetadataCache(source: docker) { [logger] in logger.info("\($0)") }
@@ -232,6 +236,7 @@ public final class Engine: @unchecked Sendable {
         let pushdown = state.rules?.pushdown
         stream.kinds = watching ? KindSet.all : (pushdown?.kinds ?? [])
         var filter = KernelFilter()
+        filter.syscallBounds = syscallBounds
         var applied = false
         if let pushdown, let rules = state.rules, !rules.rules.isEmpty {
             applied = pushdownEnabled && !watching

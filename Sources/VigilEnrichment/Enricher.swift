@@ -100,6 +100,11 @@ public final class Enricher {
 
     /// Enriches `event` in place.
     public func enrich(_ event: inout Event) {
+        if case .syscall = event.payload {
+            // Before the process table's update: a process first seen here is then known with
+            // no cwd, which /proc gives.
+            SyscallPaths.resolve(&event, processes: processes, fds: fds)
+        }
         fds.apply(&event)
         switch event.payload {
         case .exec:

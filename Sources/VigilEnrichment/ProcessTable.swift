@@ -18,6 +18,9 @@ public struct ProcessRecord: Sendable, Equatable {
     /// keeps it, so a process whose cgroup cannot name its container (gone before it was seen,
     /// or not yet joined) still has its ancestors' one. nil: not known.
     public var container: ContainerContext? = nil
+    /// Session, process group, capabilities, executable file (/proc after exec; a fork copies
+    /// the parent's).
+    public var details = ProcessDetails()
 }
 
 /// The process tree: seeded from /proc at start (so processes that already run are known), then
@@ -31,6 +34,9 @@ public final class ProcessTable {
     /// (ancestry included) is still right while the version stays the same.
     public private(set) var version: UInt64 = 0
 
+    /// Where /proc is (the working directory of a process the table does not know).
+    private var procRoot = "/proc"
+
     /// An empty table.
     public init(maxAncestors: Int = 16) { self.maxAncestors = maxAncestors }
 
@@ -42,6 +48,7 @@ public final class ProcessTable {
 
     /// Reads every process under `procRoot` (comm, ppid, tty, argv, exe, cwd, loginuid).
     public func seed(procRoot: String = "/proc") {
+        self.procRoot = procRoot
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return }
         for entry in entries {
             guard let pid = UInt32(entry), let record = Self.read(pid: pid, procRoot: procRoot) else { continue }
@@ -72,7 +79,8 @@ public final class ProcessTable {
         }
         let loginUID = (try? String(contentsOfFile: "\(dir)/loginuid", encoding: .utf8)).flatMap { UInt32($0) }
         return ProcessRecord(pid: pid, ppid: ppid, comm: comm, executablePath: link("exe"), arguments: arguments,
-                             cwd: link("cwd"), ttyNumber: tty, loginUID: loginUID, startTimeNs: startTimeNs)
+                             cwd: link("cwd"), ttyNumber: tty, loginUID: loginUID, startTimeNs: startTimeNs,
+                             details: ProcessDetails.read(pid: pid, procRoot: procRoot) ?? ProcessDetails())
     }
 
     /// sysconf(_SC_CLK_TCK): the unit of /proc/PID/stat's times (100 on Linux).
@@ -97,7 +105,9 @@ public final class ProcessTable {
                                                executablePath: x.executablePath, arguments: x.arguments, cwd: x.cwd,
                                                ttyNumber: x.ttyNumber, loginUID: x.loginUID,
                                                startTimeNs: x.startTimeNs != 0 ? x.startTimeNs : records[event.pid]?.startTimeNs,
-                                               container: records[event.pid]?.container)
+                                               container: records[event.pid]?.container,
+                                               details: Self.detailsAfterExec(pid: event.pid, procRoot: procRoot,
+                                                                             before: records[event.pid]?.details))
             version &+= 1
         case .fork(let f) where !f.isThread:
             var child = records[event.pid] ?? ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm)
@@ -108,10 +118,43 @@ public final class ProcessTable {
             version &+= 1
         default:
             if records.index(forKey: event.pid) == nil {
-                records[event.pid] = ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm)
+                var record = ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm)
+                record.details = ProcessDetails.read(pid: event.pid, procRoot: procRoot) ?? ProcessDetails()
+                records[event.pid] = record
                 version &+= 1
             }
         }
+    }
+
+    /// The working directory of `pid`: the table's (kept by exec, fork, chdir and fchdir), else
+    /// the kernel's (/proc/PID/cwd, then kept); nil when neither knows it.
+    public func cwd(pid: UInt32) -> ByteString? {
+        if let cwd = records[pid]?.cwd { return cwd }
+        guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(procRoot)/\(pid)/cwd") else { return nil }
+        let cwd = ByteString(link)
+        if let index = records.index(forKey: pid) {
+            records.values[index].cwd = cwd
+            version &+= 1
+        }
+        return cwd
+    }
+
+    /// Sets the working directory of `pid` (a chdir or fchdir): proc.cwd of its next events.
+    public func setCwd(_ cwd: ByteString, pid: UInt32) {
+        guard let index = records.index(forKey: pid), records.values[index].cwd != cwd else { return }
+        records.values[index].cwd = cwd
+        version &+= 1
+    }
+
+    /// What /proc says of `pid` after its exec (capabilities and executable change; session and
+    /// group stay); what it had before when the process is already gone, without the
+    /// executable's details (another file now).
+    static func detailsAfterExec(pid: UInt32, procRoot: String, before: ProcessDetails?) -> ProcessDetails {
+        if let now = ProcessDetails.read(pid: pid, procRoot: procRoot) { return now }
+        var kept = before ?? ProcessDetails()
+        kept.exe = nil
+        kept.exeFromMemfd = nil
+        return kept
     }
 
     /// The container `pid` was last found in (its own or, through forks, an ancestor's).
@@ -151,6 +194,20 @@ public final class ProcessTable {
         context.ancestorNames = names
         context.ancestorPIDs = pids
         context.parentArguments = records[ppid]?.arguments
+        // Falco's lineage fields: the ancestors' argv[0] and executables, the session and
+        // process group leaders.
+        context.ancestorExes = pids.map { records[$0]?.arguments?.first ?? ByteString([UInt8]()) }
+        context.ancestorExecutablePaths = pids.map { records[$0]?.executablePath ?? ByteString([UInt8]()) }
+        if let details = record?.details {
+            context.details = details
+            if let sid = details.sid { context.sessionLeaderName = sid == pid ? record?.comm : records[sid]?.comm }
+            if let pgid = details.pgid {
+                let leader = pgid == pid ? record : records[pgid]
+                context.groupLeaderName = leader?.comm
+                context.groupLeaderExe = leader?.arguments?.first
+                context.groupLeaderExecutablePath = leader?.executablePath
+            }
+        }
         return context
     }
 }
@@ -158,6 +215,6 @@ public final class ProcessTable {
 extension ProcessRecord {
     init(pid: UInt32, ppid: UInt32, comm: ByteString) {
         self.init(pid: pid, ppid: ppid, comm: comm, executablePath: nil, arguments: nil, cwd: nil, ttyNumber: nil, loginUID: nil,
-                  container: nil)
+                  container: nil, details: ProcessDetails())
     }
 }

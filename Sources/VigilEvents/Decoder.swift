@@ -205,7 +205,7 @@ public enum PathResolution {
 
     /// Whether folding `path` gives `path` itself: absolute, no empty, `.` or `..` component, no
     /// trailing slash (except `/` itself).
-    static func isClean(_ b: UnsafeRawBufferPointer) -> Bool {
+    public static func isClean(_ b: UnsafeRawBufferPointer) -> Bool {
         let n = b.count, slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
         guard n > 0, b[0] == slash else { return false }
         if n == 1 { return true }

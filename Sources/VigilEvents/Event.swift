@@ -220,7 +220,7 @@ public struct ProcessContext: Sendable {
         get { current.arguments }
         set { mutableStorage().arguments = newValue }
     }
-    /// Working directory at the last exec.
+    /// Working directory: at the last exec, then as chdir and fchdir set it.
     public var cwd: ByteString? {
         get { current.cwd }
         set { mutableStorage().cwd = newValue }
@@ -272,6 +272,42 @@ public struct ProcessContext: Sendable {
         set { mutableStorage().startTimeNs = newValue }
     }
 
+    /// Session, process group, capabilities and executable file (`ProcessDetails`).
+    public var details: ProcessDetails {
+        get { current.details }
+        set { mutableStorage().details = newValue }
+    }
+    /// argv[0] of the ancestors, parent first (empty where unknown).
+    public var ancestorExes: [ByteString] {
+        get { current.ancestorExes }
+        set { mutableStorage().ancestorExes = newValue }
+    }
+    /// Executable paths of the ancestors, parent first (empty where unknown).
+    public var ancestorExecutablePaths: [ByteString] {
+        get { current.ancestorExecutablePaths }
+        set { mutableStorage().ancestorExecutablePaths = newValue }
+    }
+    /// The session leader's name (proc.sname), nil when the table does not know it.
+    public var sessionLeaderName: ByteString? {
+        get { current.sessionLeaderName }
+        set { mutableStorage().sessionLeaderName = newValue }
+    }
+    /// The process group leader's name, argv[0] and executable path (proc.vpgid.*).
+    public var groupLeaderName: ByteString? {
+        get { current.groupLeaderName }
+        set { mutableStorage().groupLeaderName = newValue }
+    }
+    /// The process group leader's argv[0].
+    public var groupLeaderExe: ByteString? {
+        get { current.groupLeaderExe }
+        set { mutableStorage().groupLeaderExe = newValue }
+    }
+    /// The process group leader's executable path.
+    public var groupLeaderExecutablePath: ByteString? {
+        get { current.groupLeaderExecutablePath }
+        set { mutableStorage().groupLeaderExecutablePath = newValue }
+    }
+
     /// An empty context.
     public init() { storage = nil }
 
@@ -307,6 +343,13 @@ public struct ProcessContext: Sendable {
         var loginUserName: String?
         var groupName: String?
         var startTimeNs: UInt64?
+        var details = ProcessDetails()
+        var ancestorExes: [ByteString] = []
+        var ancestorExecutablePaths: [ByteString] = []
+        var sessionLeaderName: ByteString?
+        var groupLeaderName: ByteString?
+        var groupLeaderExe: ByteString?
+        var groupLeaderExecutablePath: ByteString?
         let rendered = RenderedJSON()
 
         init() {}
@@ -324,6 +367,13 @@ public struct ProcessContext: Sendable {
             loginUserName = other.loginUserName
             groupName = other.groupName
             startTimeNs = other.startTimeNs
+            details = other.details
+            ancestorExes = other.ancestorExes
+            ancestorExecutablePaths = other.ancestorExecutablePaths
+            sessionLeaderName = other.sessionLeaderName
+            groupLeaderName = other.groupLeaderName
+            groupLeaderExe = other.groupLeaderExe
+            groupLeaderExecutablePath = other.groupLeaderExecutablePath
         }
     }
 }

@@ -27,13 +27,16 @@ public final class EventOutput {
     private let format: Format
     private var buffer = ByteBuffer(capacity: EventOutput.limit + (1 << 16))
     private let memo = JSONMemo()
+    private let arguments: JSONArguments
     /// Bytes written so far.
     public private(set) var bytesWritten = 0
 
     /// Output to `path` (created or truncated with open(2): never replaced by rename, so a
     /// device such as /dev/null stays a device), or to standard output when `path` is nil.
-    public init(path: String?, format: Format) throws(WriteError) {
+    /// `arguments`: how JSON writes a syscall's arguments.
+    public init(path: String?, format: Format, arguments: JSONArguments = .standard) throws(WriteError) {
         self.format = format
+        self.arguments = arguments
         if let path {
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw WriteError(description: "cannot write \(path): \(String(cString: strerror(errno)))") }
@@ -56,7 +59,7 @@ public final class EventOutput {
     public func write(_ event: Event) throws(WriteError) {
         switch format {
         case .json:
-            EventFormat.appendJSON(event, to: &buffer, memo: memo)
+            EventFormat.appendJSON(event, to: &buffer, memo: memo, arguments: arguments)
         case .table:
             var row = EventFormat.tableRow(event)
             row.withUTF8 { buffer.append(UnsafeRawBufferPointer($0)) }

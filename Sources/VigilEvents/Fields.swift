@@ -87,7 +87,7 @@ public struct FieldDefinition: Sendable {
 /// The catalogue of every field, in documentation order. docs/fields.md is generated from it.
 public enum Fields {
     /// Every field.
-    public static let all: [FieldDefinition] = eventFields + processFields + userFields + fileFields + containerFields
+    public static let all: [FieldDefinition] = eventFields + processFields + lineageFields + userFields + fileFields + containerFields
         + SyscallFields.fields
 
     private static let byName: [String: FieldDefinition] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
@@ -206,7 +206,7 @@ public enum Fields {
             guard case .exec(let x) = e.payload else { return nil }
             return .bool(x.argumentsTruncated)
         },
-        .init("proc.cwd", .string, scope: .process, "The working directory (at the last exec).") { e, _ in e.process.cwd.map { .string($0) } },
+        .init("proc.cwd", .string, scope: .process, "The working directory: at the last exec, then as chdir and fchdir set it (captured whenever a syscall with a path argument is).") { e, _ in e.process.cwd.map { .string($0) } },
         .init("proc.tty", .uint, scope: .process, "The controlling terminal as a number (tty_nr), 0 when none.") { e, _ in e.process.ttyNumber.map { .uint(UInt64($0)) } },
         .init("proc.ttyname", .string, [.exec], "The controlling terminal's name, e.g. pts0; empty when none.", json: { e, out in
             guard case .exec(let x) = e.payload else { return false }

@@ -139,8 +139,9 @@ public enum EventFormat {
 
     /// The same, with the fields an open's payload decides copied from `memo` when a recent
     /// event had the same payload (see `JSONMemo`): for a writer formatting many events.
-    public static func appendJSON(_ event: Event, to out: inout ByteBuffer, memo: JSONMemo) {
-        JSONPlan.forKind[event.kind.index].append(event, to: &out, memo: memo)
+    public static func appendJSON(_ event: Event, to out: inout ByteBuffer, memo: JSONMemo,
+                                  arguments: JSONArguments = .standard) {
+        JSONPlan.forStyle[arguments.rawValue][event.kind.index].append(event, to: &out, memo: memo)
     }
     /// The table header matching `tableRow`.
     public static let tableHeader = "TIME                 CONTAINER     PID     PPID    COMM             EVENT     DETAILS"

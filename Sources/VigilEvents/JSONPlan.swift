@@ -1,3 +1,18 @@
+/// How JSON writes a syscall's arguments: the `args` array of name, type and value (as ctrace),
+/// Falco's `evt.args` text (`name=value ...`), or both. Either way every argument is there once
+/// per form; `vigil trace --json-args` chooses.
+public enum JSONArguments: Int, Sendable, CaseIterable {
+    /// `"args":[{"name":...,"type":...,"value":...},...]` (the default).
+    case array
+    /// `"evt.args":"name=value ..."`.
+    case string
+    /// Both.
+    case both
+
+    /// The default: the array.
+    public static let standard = JSONArguments.array
+}
+
 /// How `EventFormat.appendJSON` writes the events of one kind, worked out once from the field
 /// catalogue: the fields the kind carries, in catalogue order, each with its `,"name":` key, then
 /// `container.labels`. Runs of fields that depend only on the process (or only on the container)
@@ -26,11 +41,19 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
     let steps: UnsafeBufferPointer<Step>
     let keys: UnsafeBufferPointer<UInt8>
 
-    /// The plan of each kind, indexed by `EventKind.index`.
-    static let forKind: [JSONPlan] = {
+    /// The plan of each kind, indexed by `EventKind.index`, for each way of writing syscall
+    /// arguments (indexed by `JSONArguments.rawValue`).
+    static let forStyle: [[JSONPlan]] = {
         var signatures: [[String]: Int] = [:]
-        return EventKind.allCases.map { JSONPlan(kind: $0, signatures: &signatures) }
+        return JSONArguments.allCases.map { style in EventKind.allCases.map { JSONPlan(kind: $0, arguments: style, signatures: &signatures) } }
     }()
+
+    /// The plan of each kind with the default arguments (`JSONArguments.standard`).
+    static let forKind: [JSONPlan] = forStyle[JSONArguments.standard.rawValue]
+
+    /// Fields left out of JSON (rules, output templates and `vigil fields` have them): long
+    /// texts the same for most processes, that would multiply the bytes of every event.
+    static let onRequest: Set<String> = ["thread.cap_effective", "thread.cap_permitted", "thread.cap_inheritable"]
 
     /// `container.labels`: not a catalogue field (the catalogue has container.label[KEY]); an
     /// object of every label, sorted by key.
@@ -48,9 +71,14 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
         return true
     }) { _, _ in nil }
 
-    private init(kind: EventKind, signatures: inout [[String]: Int]) {
-        let fields = Fields.all.filter { !$0.takesArgument && $0.applies(to: kind) } + [Self.labels]
-            + (kind == .syscall ? [SyscallFields.argsArray] : [])
+    private init(kind: EventKind, arguments: JSONArguments, signatures: inout [[String]: Int]) {
+        var fields: [FieldDefinition] = []
+        for field in Fields.all where !field.takesArgument && field.applies(to: kind) && !Self.onRequest.contains(field.name) {
+            if field.name == "evt.args" && arguments == .array { continue }
+            fields.append(field)
+        }
+        fields.append(Self.labels)
+        if kind == .syscall && arguments != .string { fields.append(SyscallFields.argsArray) }
         var keys: [UInt8] = []
         var steps: [Step] = []
         var index = 0

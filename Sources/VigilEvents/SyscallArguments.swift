@@ -7,8 +7,12 @@ public enum SyscallArguments {
     public static func append(_ s: Payload.Syscall, _ i: Int, to out: inout ByteBuffer) {
         let params = s.descriptor.params
         guard i < params.count else { return }
-        append(params[i].type, raw: s.args[i], captured: s.captured(i), failed: s.failed & (1 << UInt8(i)) != 0,
-               truncated: s.truncated & (1 << UInt8(i)) != 0, atExit: params[i].atExit, result: s.result, to: &out)
+        if let resolved = s.resolvedPath(i) {
+            out.append(resolved.bytes)
+            if s.truncated & (1 << UInt8(i)) != 0 { out.append("...") }
+            return
+        }
+        appendRaw(s, i, to: &out)
     }
 
     /// Argument `i` as a String (fields' `extract`, the table output).
@@ -36,14 +40,28 @@ public enum SyscallArguments {
         }
     }
 
-    /// `name=value` for every argument, separated by spaces (Falco's evt.args).
+    /// `name=value` for every argument, separated by spaces (Falco's evt.args); a path resolved
+    /// to another text shows as Falco shows it: `name=as-given(resolved)`.
     public static func appendAll(_ s: Payload.Syscall, to out: inout ByteBuffer) {
         for (i, p) in s.descriptor.params.enumerated() {
             if i > 0 { out.append(0x20) }
             out.append(p.name)
             out.append(0x3d)
-            append(s, i, to: &out)
+            appendRaw(s, i, to: &out)
+            if let resolved = s.resolvedPath(i), let raw = s.captured(i), !resolved.bytes.elementsEqual(raw) {
+                out.append(0x28)
+                out.append(resolved.bytes)
+                out.append(0x29)
+            }
         }
+    }
+
+    /// Argument `i` of `s` as text, a path as given (not resolved: evt.rawarg's text).
+    public static func appendRaw(_ s: Payload.Syscall, _ i: Int, to out: inout ByteBuffer) {
+        let params = s.descriptor.params
+        guard i < params.count else { return }
+        append(params[i].type, raw: s.args[i], captured: s.captured(i), failed: s.failed & (1 << UInt8(i)) != 0,
+               truncated: s.truncated & (1 << UInt8(i)) != 0, atExit: params[i].atExit, result: s.result, to: &out)
     }
 
     /// Index of the parameter named `name`, nil when the syscall has none.

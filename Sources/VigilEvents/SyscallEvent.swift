@@ -23,6 +23,9 @@ extension Payload {
         public var failed: UInt8
         /// Reported at entry: the call does not return (exit, exit_group).
         public var noExit: Bool
+        /// The path arguments resolved by enrichment (against the cwd or the dirfd argument,
+        /// `.` and `..` folded): evt.arg.NAME and fd.name; evt.rawarg.NAME keeps the name as given.
+        public var resolved = ResolvedPaths()
 
         /// Creates the payload.
         public init(index: Int, result: Int64, latencyNs: UInt64, args: SIMD8<UInt64>, lengths: SIMD8<UInt16> = .zero,
@@ -37,6 +40,11 @@ extension Payload {
             self.failed = failed
             self.noExit = noExit
         }
+
+        /// Argument `i`'s path resolved to an absolute one, nil when it was not (not a path, a
+        /// clean absolute one, or a base the tables did not know).
+        @inline(__always)
+        public func resolvedPath(_ i: Int) -> ByteString? { resolved.isEmpty ? nil : resolved.path(i) }
 
         /// The syscall's row of the table.
         public var descriptor: SyscallDescriptor { Syscalls.all[index] }
@@ -82,5 +90,34 @@ extension EventDecoder {
                               data: e.data_len > 0 ? ByteString(record[fixed..<end]) : ByteString([UInt8]()),
                               truncated: e.arg_truncated, failed: e.arg_failed,
                               noExit: e.flags & UInt16(VIGIL_SYSCALL_NO_EXIT.rawValue) != 0))
+    }
+}
+
+/// Up to two resolved path arguments of one syscall (rename, link, mount and move_mount take
+/// two; no syscall takes more), by argument index. A value, no allocation of its own.
+public struct ResolvedPaths: Sendable {
+    private var firstIndex: Int8 = -1, secondIndex: Int8 = -1
+    private var first: ByteString? = nil, second: ByteString? = nil
+
+    /// None resolved.
+    public init() {}
+
+    /// Whether no argument was resolved.
+    public var isEmpty: Bool { firstIndex < 0 }
+
+    /// The resolved path of argument `i`.
+    public func path(_ i: Int) -> ByteString? {
+        if Int(firstIndex) == i { return first }
+        if Int(secondIndex) == i { return second }
+        return nil
+    }
+
+    /// Sets argument `i`'s resolved path (a third is ignored: no syscall has one).
+    public mutating func set(_ i: Int, _ path: ByteString) {
+        if firstIndex < 0 || Int(firstIndex) == i {
+            (firstIndex, first) = (Int8(i), path)
+        } else if secondIndex < 0 || Int(secondIndex) == i {
+            (secondIndex, second) = (Int8(i), path)
+        }
     }
 }

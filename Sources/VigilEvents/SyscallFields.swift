@@ -46,6 +46,9 @@ public enum SyscallFields {
         .init("evt.failed", .bool, [.syscall], "Whether the syscall failed (returned -errno).") { e, _ in
             syscall(e).map { .bool($0.failedCall) }
         },
+        .init("evt.truncated", .bool, [.syscall], "Whether an argument was cut at its bound (the config's syscall_buffer_bytes / syscall_string_bytes, `vigil trace --snaplen` / `--string-bytes`): its text ends in `...` and its JSON `args` entry says \"truncated\":true.") { e, _ in
+            syscall(e).map { .bool($0.truncated != 0) }
+        },
         .init("evt.latency", .uint, [.syscall], "Time between the syscall's entry and exit, in nanoseconds.") { e, _ in
             syscall(e).map { .uint($0.latencyNs) }
         },
@@ -94,6 +97,7 @@ public enum SyscallFields {
             text.removeAll()
             SyscallArguments.append(s, i, to: &text)
             text.withUnsafeBytes { out.appendJSONString($0.bindMemory(to: UInt8.self)) }
+            if s.truncated & (1 << UInt8(i & 7)) != 0 { out.append(",\"truncated\":true") }
             out.append(0x7d)
         }
         out.append(0x5d)

@@ -32,6 +32,8 @@ public struct KernelFilter: Sendable, Equatable {
     /// What the syscalls sensor captures; nil or no syscall: that sensor is not loaded (`Sensors.apply`
     /// loads, updates or unloads it). From the rules (`add`) or `vigil trace --event`.
     public var syscalls: SyscallCapture?
+    /// The bounds of the syscalls the rules add (`add`).
+    public var syscallBounds = SyscallBounds()
 
     /// No filtering (but Vigil's own process is ignored).
     public init() {}
@@ -47,7 +49,7 @@ public struct KernelFilter: Sendable, Equatable {
         // the rules match, not a filter.
         let numbers = pushdown.syscallNumbers
         if !numbers.isEmpty {
-            let old = syscalls ?? SyscallCapture(numbers: [])
+            let old = syscalls ?? SyscallCapture(numbers: [], bufferBytes: syscallBounds.bufferBytes, stringBytes: syscallBounds.stringBytes)
             syscalls = SyscallCapture(numbers: old.numbers.union(numbers), bufferBytes: old.bufferBytes, stringBytes: old.stringBytes)
         }
         guard filtering else {

@@ -2,6 +2,34 @@ import CVigilABI
 import VigilBPF
 import VigilEvents
 
+/// How much the syscalls sensor keeps of a variable-length argument (the daemon's
+/// `syscall_buffer_bytes` / `syscall_string_bytes`, `vigil trace --snaplen` / `--string-bytes`).
+/// A value cut at its bound says so: `...` after it in evt.arg and evt.args, `"truncated":true`
+/// in JSON's `args`, and evt.truncated.
+public struct SyscallBounds: Sendable, Equatable {
+    /// Bytes kept of a buffer argument (read/write data): Falco's snaplen, 0 ... 4096.
+    public var bufferBytes = 80
+    /// Bytes kept of a string or path argument, 1 ... 4096.
+    public var stringBytes = 4096
+
+    /// The defaults: 80 bytes of buffers, 4096 of strings and paths.
+    public init() {}
+
+    /// Bounds; checked by `validate`.
+    public init(bufferBytes: Int, stringBytes: Int) {
+        self.bufferBytes = bufferBytes
+        self.stringBytes = stringBytes
+    }
+
+    /// Why the bounds cannot be used, nil when they can (the ABI's VIGIL_SYSCALL_BUF_MAX and
+    /// VIGIL_SYSCALL_STR_MAX are the largest).
+    public var problem: String? {
+        if bufferBytes < 0 || bufferBytes > Int(VIGIL_SYSCALL_BUF_MAX) { return "buffer bound \(bufferBytes) is not in 0 ... \(VIGIL_SYSCALL_BUF_MAX)" }
+        if stringBytes < 1 || stringBytes > Int(VIGIL_SYSCALL_STR_MAX) { return "string bound \(stringBytes) is not in 1 ... \(VIGIL_SYSCALL_STR_MAX)" }
+        return nil
+    }
+}
+
 /// What the syscalls sensor captures: which syscalls (this arch's numbers) and the bounds of
 /// strings and buffers. The per-syscall spec the kernel reads comes from the one table
 /// (`Syscalls`, generated from bpf/syscalls/syscalls.table): nothing about a syscall's arguments
@@ -15,6 +43,9 @@ public struct SyscallCapture: Sendable, Equatable {
     /// This arch's syscalls that change the fd table (the table's fd_create and fd_close flags).
     public static let fdTableNumbers: Set<Int> = Set(Syscalls.all.filter { !$0.flags.isDisjoint(with: [.fdCreate, .fdClose]) }
         .compactMap { $0.number() })
+    /// This arch's syscalls that set the working directory (chdir, fchdir): relative paths are
+    /// resolved against it.
+    public static let cwdNumbers: Set<Int> = Set(["chdir", "fchdir"].compactMap { Syscalls.named($0)?.number() })
     /// Bytes kept of a buffer argument (read/write data): Falco's snaplen.
     public var bufferBytes: Int
     /// Bytes kept of a string or path argument.
@@ -22,17 +53,31 @@ public struct SyscallCapture: Sendable, Equatable {
 
     /// The largest buffer bound (VIGIL_SYSCALL_BUF_MAX).
     public static let maxBufferBytes = Int(VIGIL_SYSCALL_BUF_MAX)
+    /// The largest string bound (VIGIL_SYSCALL_STR_MAX).
+    public static let maxStringBytes = Int(VIGIL_SYSCALL_STR_MAX)
+
+    /// The bounds in use.
+    public var bounds: SyscallBounds { SyscallBounds(bufferBytes: bufferBytes, stringBytes: stringBytes) }
 
     /// A selection; the bounds are capped at the ABI's (VIGIL_SYSCALL_BUF_MAX, VIGIL_SYSCALL_STR_MAX).
     ///
-    /// When a syscall asked for takes an fd (the table's uses_fd), the syscalls that change the fd
-    /// table are captured too (`fdTableNumbers`), so its fd.* fields are known; the stream shows
-    /// only `shown` (what was asked for) and counts the rest as suppressed.
+    /// When a syscall asked for takes an fd (the table's uses_fd) or a path, the syscalls that
+    /// change the fd table are captured too (`fdTableNumbers`), so its fd.* fields are known and a
+    /// path relative to a dirfd resolves; with a path, chdir and fchdir too (`cwdNumbers`: the
+    /// cwd relative paths resolve against). The stream shows only `shown` (what was asked for) and
+    /// counts the rest as suppressed.
     public init(numbers: Set<Int>, bufferBytes: Int = 80, stringBytes: Int = 4096) {
         let asked = numbers.filter { $0 >= 0 && $0 < Int(VIGIL_SYSCALL_MAX) }
         shown = asked
         let usesFDs = asked.contains { Syscalls.numbered($0)?.flags.contains(.usesFD) ?? false }
-        self.numbers = usesFDs ? asked.union(Self.fdTableNumbers.filter { $0 < Int(VIGIL_SYSCALL_MAX) }) : asked
+        // A path argument is resolved against the cwd (chdir, fchdir) or a dirfd (the fd table).
+        let usesPaths = asked.contains { n in
+            Syscalls.numbered(n)?.params.contains { if case .path = $0.type { true } else { false } } ?? false
+        }
+        var numbers = asked
+        if usesFDs || usesPaths { numbers.formUnion(Self.fdTableNumbers.filter { $0 < Int(VIGIL_SYSCALL_MAX) }) }
+        if usesPaths { numbers.formUnion(Self.cwdNumbers) }
+        self.numbers = numbers
         self.bufferBytes = max(0, min(bufferBytes, Int(VIGIL_SYSCALL_BUF_MAX)))
         self.stringBytes = max(1, min(stringBytes, Int(VIGIL_SYSCALL_STR_MAX)))
     }

@@ -38,6 +38,8 @@ struct Trace: ParsableCommand {
     var excludeSet: [String] = []
     @Option(name: .long, help: ArgumentHelp("Bytes kept of a syscall's buffer argument (read/write data).", valueName: "bytes"))
     var snaplen: Int = 80
+    @Option(name: .long, help: ArgumentHelp("Bytes kept of a syscall's string or path argument (a cut value ends in ... and says \"truncated\":true in JSON).", valueName: "bytes"))
+    var stringBytes: Int = 4096
     @Option(name: .long, help: ArgumentHelp("Only these command names (comma separated, repeatable).", valueName: "names"))
     var comm: [String] = []
     @Option(name: .long, help: ArgumentHelp("Not these command names.", valueName: "names"))
@@ -77,11 +79,22 @@ struct Trace: ParsableCommand {
 
     enum OutputFormat: String, ExpressibleByArgument { case table, json }
 
+    @Option(name: .long, help: ArgumentHelp("With -o json: a syscall's arguments as the args array (name, type, value), as Falco's evt.args text (string), or both.", valueName: "form"))
+    var jsonArgs: JSONArgumentsOption = .array
+
+    enum JSONArgumentsOption: String, ExpressibleByArgument {
+        case array, string, both
+        var style: JSONArguments { self == .array ? .array : self == .string ? .string : .both }
+    }
+
     func validate() throws {
         _ = try selection()
         try validateSummary()
         guard snaplen >= 0, snaplen <= SyscallCapture.maxBufferBytes else {
             throw ValidationError("--snaplen must be 0 ... \(SyscallCapture.maxBufferBytes)")
+        }
+        guard stringBytes >= 1, stringBytes <= SyscallCapture.maxStringBytes else {
+            throw ValidationError("--string-bytes must be 1 ... \(SyscallCapture.maxStringBytes)")
         }
         guard ringMiB > 0, ringMiB & (ringMiB - 1) == 0 else { throw ValidationError("--ring-mib must be a power of two") }
         if let syscallHook, !Sensors.syscallHooks.contains(where: { $0.variants.contains { $0.name == syscallHook } }) {
@@ -111,6 +124,7 @@ struct Trace: ParsableCommand {
         metadata.follow(watcher) // names of containers started while tracing are refreshed on start
         defer { watcher.stop() }
         var filter = KernelFilter()
+        filter.syscallBounds = SyscallBounds(bufferBytes: snaplen, stringBytes: stringBytes)
         filter.containersOnly = containersOnly
         filter.includeComms = Set(kinds(comm))
         filter.excludeComms = Set(kinds(excludeComm))
@@ -149,7 +163,7 @@ struct Trace: ParsableCommand {
             Hook(hook.name, variants: hook.variants.filter { fileHook == nil || $0.name == fileHook })
         }
         if syscallNumbers.isEmpty { kinds.remove(.syscall) }
-        let syscalls = kinds.contains(.syscall) ? SyscallCapture(numbers: syscallNumbers, bufferBytes: snaplen) : nil
+        let syscalls = kinds.contains(.syscall) ? SyscallCapture(numbers: syscallNumbers, bufferBytes: snaplen, stringBytes: stringBytes) : nil
         filter.syscalls = syscalls
         let syscallHooks = Sensors.syscallHooks.map { hook in
             Hook(hook.name, variants: hook.variants.filter { syscallHook == nil || $0.name == syscallHook })
@@ -167,7 +181,7 @@ struct Trace: ParsableCommand {
             + "; Ctrl-C or SIGTERM stops and prints a summary")
         if summary { return try runSummary(sensors: sensors, stream: stream) }
 
-        let out = try EventOutput(path: output, format: format == .json ? .json : .table)
+        let out = try EventOutput(path: output, format: format == .json ? .json : .table, arguments: jsonArgs.style)
         if format == .table && ruleSet == nil {
             try out.write(EventFormat.tableHeader + "\n")
             try out.flush()

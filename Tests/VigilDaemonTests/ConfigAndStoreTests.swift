@@ -1,6 +1,7 @@
 import Foundation
 import VigilDaemon
 import VigilRules
+import VigilSensors
 import XCTest
 import Yams
 
@@ -67,7 +68,20 @@ final class ConfigAndStoreTests: XCTestCase {
         let keys = String(doc[start.upperBound..<end.lowerBound]).split(separator: "\n")
             .filter { !$0.hasPrefix("#") && !$0.hasPrefix(" ") && $0.contains(":") }.map { String($0.prefix { $0 != ":" }) }
         XCTAssertEqual(Set(keys), ["socket", "socket_group", "rules_dir", "default_rules", "ring_mib", "kernel_pushdown",
-                                   "stream_buffer_kib", "api", "log_level", "metrics", "integrity", "actions"])
+                                   "stream_buffer_kib", "api", "log_level", "metrics", "integrity", "actions",
+                                   "syscall_buffer_bytes", "syscall_string_bytes"])
+    }
+
+    func testSyscallBoundsAndTheirErrors() throws {
+        let config = try DaemonConfig.parse("syscall_buffer_bytes: 0\nsyscall_string_bytes: 64\n", file: "b.yaml")
+        XCTAssertEqual(config.syscallBounds, SyscallBounds(bufferBytes: 0, stringBytes: 64))
+        XCTAssertThrowsError(try DaemonConfig.parse("syscall_string_bytes: 0\n", file: "b.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("b.yaml:1:"), "\(error)")
+            XCTAssertTrue("\(error)".contains("syscall_string_bytes"), "\(error)")
+        }
+        XCTAssertThrowsError(try DaemonConfig.parse("syscall_buffer_bytes: 5000\n", file: "b.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("4096"), "\(error)")
+        }
     }
 
     func testIntegrityKeysAndTheirErrors() throws {

@@ -127,4 +127,34 @@ final class FDTableTraceTests: XCTestCase {
         XCTAssertEqual(opens.count, 2)
         XCTAssertEqual(opens.filter { set.matches($0).contains { $0.rule.name == "read marker" } }.count, 1, "the read open matches, the write open does not")
     }
+
+    /// Tests/Fixtures/fdtable-helper.c: dup2 to 50, 60, 61; close_range(60, 61); fork; the child
+    /// execs the helper again, which writes to 50 (inherited through fork and exec: the file)
+    /// and to the O_CLOEXEC fd (dropped by exec: EBADF, unknown to the table).
+    func testFDsThroughDup2CloseRangeForkAndExec() throws {
+        let helper = try compileFixture("fdtable-helper")
+        defer { unlink(helper) }
+        let path = URL(fileURLWithPath: NSTemporaryDirectory()).resolvingSymlinksInPath().path + "/vigil-fdtable-fork-\(getpid())"
+        FileManager.default.createFile(atPath: path, contents: nil)
+        defer { unlink(path) }
+        let harness = try harness(syscalls: ["write"])
+        var parent: Int32 = 0
+        let events = try harness.collect { parent = try runProgram(helper, [path]) }
+        let writes = events.compactMap { e -> (Event, Payload.Syscall)? in
+            guard let s = e.syscall, s.descriptor.nameString == "write" else { return nil }
+            return (e, s)
+        }
+        let mine = writes.filter { $0.0.pid == UInt32(parent) }
+        let on61 = try XCTUnwrap(mine.first { Int32(truncatingIfNeeded: $0.1.args[0]) == 61 }, "the write to 61")
+        XCTAssertEqual(on61.0.fd?.name.string, path, "dup2 copied the file")
+        let on60 = try XCTUnwrap(mine.first { Int32(truncatingIfNeeded: $0.1.args[0]) == 60 }, "the write to 60")
+        XCTAssertEqual(on60.0.fd?.type, .unknown, "close_range closed 60")
+        let child = writes.filter { $0.0.ppid == UInt32(parent) }
+        XCTAssertEqual(child.count, 2, "the exec'ed child's two writes")
+        let kept = try XCTUnwrap(child.first { Int32(truncatingIfNeeded: $0.1.args[0]) == 50 })
+        XCTAssertEqual(kept.0.fd?.name.string, path, "fd 50 was inherited through fork and kept by exec")
+        let dropped = try XCTUnwrap(child.first { Int32(truncatingIfNeeded: $0.1.args[0]) != 50 })
+        XCTAssertEqual(dropped.1.result, -9, "EBADF")
+        XCTAssertEqual(dropped.0.fd?.type, .unknown, "the O_CLOEXEC fd was dropped at exec")
+    }
 }

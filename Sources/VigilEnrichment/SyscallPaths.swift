@@ -1,0 +1,66 @@
+import Foundation
+import VigilEvents
+
+/// Resolves the path arguments of syscall events (the table's `path` and `path(DIRFD)` types) to
+/// absolute paths, as Falco does for evt.arg.NAME and fd.name: a relative path is joined to the
+/// directory of its DIRFD argument (the fd table's entry) or, for AT_FDCWD and plain `path`
+/// arguments, to the process's working directory (the process table's, kept by exec, fork,
+/// chdir and fchdir; read from /proc/PID/cwd for a process the table has none for); `.`, `..`
+/// and repeated slashes are folded. A clean absolute path is left as given (nothing made). A
+/// base the tables do not know leaves the path unresolved (evt.arg.NAME then shows it as
+/// given). chdir and fchdir that succeed set the process's working directory.
+enum SyscallPaths {
+    /// AT_FDCWD.
+    static let atFDCWD: Int32 = -100
+
+    /// Per syscall (indexed like `Syscalls.all`): bit i set when argument i is a path.
+    static let pathMask: [UInt8] = Syscalls.all.map { d in
+        var mask: UInt8 = 0
+        for (i, p) in d.params.prefix(6).enumerated() { if case .path = p.type { mask |= 1 << UInt8(i) } }
+        return mask
+    }
+
+    /// The rows of chdir and fchdir (-1 when the table lacks one).
+    static let chdir = Syscalls.index(named: "chdir") ?? -1
+    static let fchdir = Syscalls.index(named: "fchdir") ?? -1
+
+    /// Resolves `event`'s path arguments, before the fd table applies it (an open's new fd is
+    /// named by the resolved path); a successful chdir or fchdir sets the process's cwd.
+    static func resolve(_ event: inout Event, processes: ProcessTable, fds: FDTable) {
+        guard case .syscall(var s) = event.payload else { return }
+        let mask = pathMask[s.index]
+        if s.index == fchdir {
+            if !s.failedCall, let dir = fds.entry(pid: event.pid, fd: Int32(truncatingIfNeeded: s.args[0])), dir.hasPath {
+                processes.setCwd(dir.name, pid: event.pid)
+            }
+            return
+        }
+        guard mask != 0 else { return }
+        let params = s.descriptor.params
+        let slash = UInt8(ascii: "/")
+        for i in 0..<min(params.count, 6) where mask & (1 << UInt8(i)) != 0 {
+            guard case .path(let dirfd) = params[i].type, let raw = s.captured(i) else { continue }
+            if raw.first == slash {
+                if raw.withUnsafeBytes({ PathResolution.isClean($0) }) { continue }
+                s.resolved.set(i, PathResolution.clean(ByteString(raw)))
+                continue
+            }
+            let fd = dirfd >= 0 ? Int32(truncatingIfNeeded: s.args[Int(dirfd)]) : atFDCWD
+            let base: ByteString?
+            if fd == atFDCWD {
+                base = processes.cwd(pid: event.pid)
+            } else if let entry = fds.entry(pid: event.pid, fd: fd), entry.hasPath {
+                base = entry.name
+            } else {
+                base = nil
+            }
+            guard let base, base.bytes.first == slash else { continue }
+            s.resolved.set(i, PathResolution.resolve(ByteString(raw), against: base))
+        }
+        if s.index == chdir, !s.failedCall, let cwd = s.resolvedPath(0) ?? s.captured(0).map({ ByteString($0) }),
+           cwd.bytes.first == slash {
+            processes.setCwd(cwd, pid: event.pid)
+        }
+        if !s.resolved.isEmpty { event.payload = .syscall(s) }
+    }
+}
