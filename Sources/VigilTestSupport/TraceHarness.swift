@@ -26,12 +26,19 @@ public final class TraceHarness {
                                  kinds: KindSet.all)
     }
 
+    /// The most events one `collect` keeps before it fails the test instead of filling memory.
+    public static let eventLimit = 1_000_000
+
     /// Runs `work`, then returns every event the ring holds (ring order).
     public func collect(_ work: () throws -> Void) throws -> [Event] {
         try stream.drain { _ in } // what happened before belongs to no test
         try work()
         var events: [Event] = []
-        try stream.drain { events.append($0) }
+        try stream.drain {
+            events.append($0)
+            // A capture the host outruns (every write of every process) would drain forever.
+            if events.count > Self.eventLimit { throw HarnessOverflow(limit: Self.eventLimit) }
+        }
         return events
     }
 
@@ -83,4 +90,11 @@ extension Event {
 /// This test process's comm, as the kernel reports it.
 public var ownComm: String {
     (try? String(contentsOfFile: "/proc/self/comm", encoding: .utf8))?.trimmingCharacters(in: .newlines) ?? ""
+}
+
+/// A `collect` that read more than `TraceHarness.eventLimit` events: its filter lets the whole
+/// host's activity through.
+public struct HarnessOverflow: Error, CustomStringConvertible {
+    public let limit: Int
+    public var description: String { "more than \(limit) events while draining: narrow the test's filter (pids or comms)" }
 }

@@ -44,7 +44,7 @@ int main(int argc, char **argv)
         char k[16], c[16];
         snprintf(k, sizeof k, "%d", 50);
         snprintf(c, sizeof c, "%ld", cloexec);
-        execl("/proc/self/exe", argv[0], "child", k, c, (char *)NULL);
+        execl(argv[0], argv[0], "child", k, c, (char *)NULL); /* the same name: the same comm */
         _exit(127);
     }
     int status = 0;

@@ -9,28 +9,52 @@ import XCTest
 final class ProcessDetailsTests: XCTestCase {
     private var started: [Process] = []
 
+    /// What `start` found (children of the started programs): killed with them.
+    private var found: [Int32] = []
+
     override func tearDown() {
-        for p in started where p.isRunning { p.terminate(); p.waitUntilExit() }
+        // SIGKILL: a shell may have been started with SIGTERM ignored.
+        for pid in found {
+            let group = getpgid(pid)
+            kill(pid, SIGKILL)
+            if group > 1, group != getpgrp() { kill(-group, SIGKILL) } // setsid's shell and its children
+        }
+        for p in started where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
         started = []
+        found = []
     }
 
     struct NeverStarted: Error {}
 
     /// Starts `arguments` and returns its pid and the pid `found` picks once /proc shows it
-    /// (polled without a clock: the process's own progress decides).
+    /// (polled every millisecond; a program that neither gets there nor exits in a minute fails).
     private func start(_ arguments: [String], found: (Int32) -> Int32?) throws -> (started: Int32, found: Int32) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: arguments[0])
         p.arguments = Array(arguments.dropFirst())
+        // Not this test's output: a child left holding it would keep `swift test` waiting.
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
         try p.run()
         started.append(p)
         let pid = p.processIdentifier
-        while p.isRunning {
-            if let other = found(pid) { return (pid, other) }
-            sched_yield()
+        for _ in 0..<60_000 where p.isRunning {
+            if let other = found(pid) {
+                self.found.append(other)
+                return (pid, other)
+            }
+            usleep(1000)
         }
-        XCTFail("\(arguments) exited before it was found")
+        XCTFail("\(arguments) exited or never got there")
         throw NeverStarted()
+    }
+
+    /// Where /proc/PID/exe points.
+    private static func exe(_ pid: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/\(pid)/exe", &buffer, buffer.count - 1)
+        return n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
     }
 
     private static func comm(_ pid: Int32) -> String? {
@@ -40,11 +64,22 @@ final class ProcessDetailsTests: XCTestCase {
     /// The process itself once it runs sleep.
     private static func sleeping(_ pid: Int32) -> Int32? { comm(pid) == "sleep" ? pid : nil }
 
-    /// Its child once that runs sleep.
-    private static func sleepingChild(_ pid: Int32) -> Int32? {
-        let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
-        guard let child = children.split(separator: " ").first.flatMap({ Int32($0) }) else { return nil }
-        return comm(child) == "sleep" ? child : nil
+    /// Its child or grandchild once that runs sleep (setsid forks when it is a group leader).
+    private static func sleepingDescendant(_ pid: Int32) -> Int32? {
+        var queue = [pid]
+        while let next = queue.popLast() {
+            if next != pid, comm(next) == "sleep" { return next }
+            let children = (try? String(contentsOfFile: "/proc/\(next)/task/\(next)/children", encoding: .utf8)) ?? ""
+            queue += children.split(separator: " ").compactMap { Int32($0) }
+        }
+        return nil
+    }
+
+    /// The parent pid /proc gives.
+    private static func parent(_ pid: Int32) -> Int32? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(after: close)...].split(separator: " ").dropFirst(1).first.flatMap { Int32($0) }
     }
 
     private func event(_ table: ProcessTable, pid: Int32, uid: UInt32 = 0) -> Event {
@@ -73,7 +108,9 @@ final class ProcessDetailsTests: XCTestCase {
 
     func testSessionGroupAncestorsAndCapabilitiesOfAShellAndItsChild() throws {
         // setsid: sh leads a new session and process group; sh forks sleep (not its last command).
-        let (shell, sleep) = try start(["/usr/bin/setsid", "/bin/sh", "-c", "/bin/sleep 1000; true"], found: Self.sleepingChild)
+        let (_, sleep) = try start(["/usr/bin/setsid", "-w", "/bin/sh", "-c", "/bin/sleep 1000; true"], found: Self.sleepingDescendant)
+        let shell = try XCTUnwrap(Self.parent(sleep))
+        let grandparent = try XCTUnwrap(Self.parent(shell))
         let table = ProcessTable()
         table.seed()
         let e = event(table, pid: sleep)
@@ -84,8 +121,8 @@ final class ProcessDetailsTests: XCTestCase {
         XCTAssertEqual(text(e, "proc.pexepath"), shellPath)
         XCTAssertEqual(text(e, "proc.aexepath", "1"), shellPath)
         XCTAssertEqual(text(e, "proc.aexepath", "0"), sleepPath)
-        XCTAssertEqual(text(e, "proc.aexepath", "2"), try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
-                       "the grandparent: this test process")
+        XCTAssertEqual(text(e, "proc.aexepath", "2"), Self.exe(grandparent),
+                       "the grandparent: setsid when it forked, else this test process")
         XCTAssertEqual(text(e, "proc.aexe", "1"), "/bin/sh")
         XCTAssertEqual(number(e, "proc.sid"), UInt64(shell), "setsid made the shell a session leader")
         XCTAssertEqual(text(e, "proc.sname"), "sh")
@@ -125,8 +162,7 @@ final class ProcessDetailsTests: XCTestCase {
         let script = "import os; fd = os.memfd_create('vigil-test'); os.write(fd, open('/bin/sleep', 'rb').read()); "
             + "os.execve(fd, ['sleep', '1000'], {})"
         let (_, sleep) = try start(["/usr/bin/python3", "-c", script]) { pid in
-            let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
-            return exe?.hasPrefix("/memfd:") == true ? pid : nil
+            Self.exe(pid)?.hasPrefix("/memfd:") == true ? pid : nil
         }
         let table = ProcessTable()
         table.seed()

@@ -94,8 +94,13 @@ final class SyscallArgumentsTests: XCTestCase {
         XCTAssertEqual(Fields.named("evt.rawarg.dfd")?.extract(e, nil), .int(-100))
         XCTAssertNil(Fields.named("evt.arg.no_such_argument"))
         let json = EventFormat.json(e)
-        XCTAssertTrue(json.contains(#""evt.args":"dfd=-100 filename=/etc/a\"b flags=O_RDONLY|O_CLOEXEC mode=0000""#), json)
+        XCTAssertFalse(json.contains(#""evt.args""#), "by default the arguments are written once, as the array: \(json)")
         XCTAssertTrue(json.contains(#""args":[{"name":"dfd","type":"fd","value":"-100"},{"name":"filename","type":"path","value":"/etc/a\"b"}"#), json)
+        var both = ByteBuffer(capacity: 2048)
+        EventFormat.appendJSON(e, to: &both, memo: JSONMemo(), arguments: .both)
+        let bothJSON = both.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+        XCTAssertTrue(bothJSON.contains(#""evt.args":"dfd=-100 filename=/etc/a\"b flags=O_RDONLY|O_CLOEXEC mode=0000""#), bothJSON)
+        XCTAssertTrue(bothJSON.contains(#""args":[{"name":"dfd""#), bothJSON)
         XCTAssertTrue(json.contains(#""evt.res":"SUCCESS","evt.rawres":3"#), json)
         // Every syscall field's JSON writer writes what its extract gives.
         for field in Fields.all where field.applies(to: .syscall) && !field.takesArgument {

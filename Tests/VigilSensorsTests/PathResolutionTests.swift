@@ -31,7 +31,8 @@ final class PathResolutionTests: XCTestCase {
         XCTAssertEqual(field(mkdir, "evt.arg.pathname"), dir + "/sub")
         XCTAssertEqual(field(mkdir, "evt.rawarg.pathname"), "sub")
 
-        let opens = named("openat")
+        // The dynamic loader's opens (ld.so.cache, libc) come first: the helper's are relative.
+        let opens = named("openat").filter { field($0, "evt.rawarg.filename")?.hasPrefix("/") == false }
         XCTAssertEqual(opens.count, 2 + 1, "three openat calls: \(opens.map { field($0, "evt.args") ?? "" })")
         guard opens.count == 3 else { return }
         XCTAssertEqual(field(opens[0], "evt.arg.filename"), dir + "/sub", "./sub/../sub folded against the cwd")
