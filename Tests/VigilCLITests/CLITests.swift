@@ -182,7 +182,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(args.map { $0["name"] ?? "" }, ["dfd", "pathname", "flag"])
         XCTAssertEqual(args[1], ["name": "pathname", "type": "path", "value": marker])
         let exit = try XCTUnwrap(objects.first { ($0["evt.type"] as? String) == "exit_group" }, "exit_group reported at entry")
-        XCTAssertEqual(exit["evt.args"] as? String, "error_code=0")
+        XCTAssertEqual(exit["args"] as? [[String: String]], [["name": "error_code", "type": "int", "value": "0"]])
         XCTAssertTrue(objects.allSatisfy { ["unlinkat", "exit_group"].contains($0["evt.type"] as? String ?? "") })
         XCTAssertTrue(result.stderr.contains("tracing 2 syscalls"), result.stderr)
     }
