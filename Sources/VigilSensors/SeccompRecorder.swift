@@ -200,15 +200,10 @@ public final class SeccompRecorder {
     /// host, /sys/fs/cgroup on a v2-only one, /sys/fs/cgroup/pids for the v1 pids hierarchy).
     public var cgroupMount: String { Self.cgroupMount(cgroupHierarchy) }
 
-    /// The mount of `hierarchy` on this host.
+    /// The mount of `hierarchy` on this host (from /proc/self/mountinfo, as `CgroupResolver`
+    /// finds it): /sys/fs/cgroup/unified on a hybrid host, /sys/fs/cgroup on a v2-only one.
     public static func cgroupMount(_ hierarchy: CgroupHierarchy) -> String {
-        switch hierarchy {
-        case .v1Pids: return "/sys/fs/cgroup/pids"
-        case .unified:
-            var info = statfs()
-            // CGROUP2_SUPER_MAGIC
-            if statfs("/sys/fs/cgroup", &info) == 0, info.f_type == 0x6367_7270 { return "/sys/fs/cgroup" }
-            return "/sys/fs/cgroup/unified"
-        }
+        if let mount = CgroupResolver(hierarchy: hierarchy).mount?.mountPoint { return mount }
+        return hierarchy == .v1Pids ? "/sys/fs/cgroup/pids" : "/sys/fs/cgroup/unified"
     }
 }
