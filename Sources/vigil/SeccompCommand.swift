@@ -31,10 +31,28 @@ struct SeccompTarget: ParsableArguments {
     @Argument(parsing: .postTerminator, help: "The command to run and record (after --).")
     var command: [String] = []
 
-    func validate() throws {
-        let chosen = [container != nil, label != nil, image != nil, !command.isEmpty].filter { $0 }.count
-        guard chosen == 1 else { throw ValidationError("say what to record: one of --container, --label, --image or -- COMMAND") }
+    func validate() throws { _ = try recordingTarget() }
+
+    /// The one target named on the command line.
+    func recordingTarget() throws -> RecordingTarget {
+        let chosen: [RecordingTarget] = [container.map(RecordingTarget.container), label.map(RecordingTarget.label),
+                                         image.map(RecordingTarget.image), command.isEmpty ? nil : .command(command)].compactMap { $0 }
+        guard chosen.count == 1 else { throw ValidationError("say what to record: one of --container, --label, --image or -- COMMAND") }
+        return chosen[0]
     }
+}
+
+/// What one recording session watches (built from `SeccompTarget` or by `verify`; never an
+/// unparsed `ParsableArguments`, whose options cannot be read outside parsing).
+enum RecordingTarget: Equatable {
+    /// A command run in a fresh cgroup, recorded from its exec.
+    case command([String])
+    /// A running container: id, id prefix or name.
+    case container(String)
+    /// Running containers with this label (KEY or KEY=VALUE).
+    case label(String)
+    /// The next container of this image.
+    case image(String)
 }
 
 struct SeccompRecord: ParsableCommand {
@@ -69,7 +87,7 @@ struct SeccompRecord: ParsableCommand {
         StopSignal.install()
         let recorder = try SeccompRecorder()
         let session = RecordingSession(recorder: recorder, duration: duration)
-        let result = try session.record(target)
+        let result = try session.record(try target.recordingTarget())
         let profile = SeccompProfile(recording: result.recording, complain: complain)
         if let output { try profile.write(to: output) } else { FileHandle.standardOutput.write(profile.json()) }
         if store, let image = result.image {
@@ -97,7 +115,7 @@ struct RecordingSession {
     }
 
     /// Records `target` until it ends, SIGINT, or `duration`; `tick` runs every poll (verify reads denials there).
-    func record(_ target: SeccompTarget, tick: (Set<UInt64>) throws -> Void = { _ in }) throws -> Result {
+    func record(_ target: RecordingTarget, tick: (Set<UInt64>) throws -> Void = { _ in }) throws -> Result {
         let start = Date()
         var cgroups: Set<UInt64> = []
         var image: String?
@@ -109,7 +127,8 @@ struct RecordingSession {
         var watchParent: UInt64?
         var decided: Set<UInt64> = []
         var what = ""
-        if !target.command.isEmpty {
+        switch target {
+        case .command(let command):
             let directory = recorder.cgroupMount + "/vigil-seccomp-\(getpid())"
             guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
                 throw ValidationError("cannot make the cgroup \(directory): \(String(cString: strerror(errno)))")
@@ -119,9 +138,9 @@ struct RecordingSession {
             try recorder.watch(cgroup: id, from: .exec, verify: verify)
             cgroups.insert(id)
             // The shell joins the cgroup, then execs the command: recording starts at that exec.
-            child = try spawn(["/bin/sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", directory + "/cgroup.procs"] + target.command)
-            what = target.command.joined(separator: " ")
-        } else if let name = target.container {
+            child = try spawn(["/bin/sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", directory + "/cgroup.procs"] + command)
+            what = command.joined(separator: " ")
+        case .container(let name):
             guard let details = try docker.inspect(name) else { throw ValidationError("no container '\(name)' (docker at \(docker.socketPath))") }
             image = details.image
             let start: SeccompRecorder.Start = details.pid.map(SeccompRecorder.underFilter) ?? true ? .underFilter : .now
@@ -130,7 +149,7 @@ struct RecordingSession {
                 cgroups.insert(id)
             }
             what = "container \(details.name) (\(details.image))"
-        } else if let label = target.label {
+        case .label(let label):
             let (key, value) = label.firstIndex(of: "=").map { (String(label[..<$0]), String(label[label.index(after: $0)...])) } ?? (label, nil)
             let matching = try docker.containers().filter { c in c.labels[key].map { value == nil || $0 == value } ?? false }
             guard !matching.isEmpty else { throw ValidationError("no running container with label \(label)") }
@@ -144,7 +163,7 @@ struct RecordingSession {
                 }
             }
             what = "\(matching.count) container(s) labelled \(label)"
-        } else if let wanted = target.image {
+        case .image(let wanted):
             image = wanted
             let parent = recorder.cgroupMount + "/docker"
             if !FileManager.default.fileExists(atPath: parent) { _ = mkdir(parent, 0o755) }
@@ -154,7 +173,7 @@ struct RecordingSession {
             what = "the next container of \(wanted)"
             Log.info("waiting for the next container of \(wanted) (cgroups under \(parent))")
         }
-        let progress = Progress(enabled: isatty(STDERR_FILENO) != 0, what: what)
+        let progress = RecordingProgress(enabled: isatty(STDERR_FILENO) != 0, what: what)
         var exitStatus: Int32?
         var seconds: Double { Date().timeIntervalSince(start) }
         var ended = false
@@ -164,7 +183,7 @@ struct RecordingSession {
                 for id in try recorder.discovered() where !decided.contains(id) {
                     decided.insert(id)
                     if cgroups.isEmpty, let container = resolver.identity(forCgroupID: id)?.id, !container.isEmpty,
-                       let details = try? docker.inspect(container), Self.imageMatches(details.image, target.image ?? "") {
+                       let details = try? docker.inspect(container), Self.imageMatches(details.image, image ?? "") {
                         cgroups.insert(id)
                         Log.info("recording container \(details.name) (\(container.prefix(12))) of \(details.image)")
                     } else {
@@ -178,7 +197,7 @@ struct RecordingSession {
                     exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
                     ended = true
                 }
-            } else if target.image == nil || !cgroups.isEmpty {
+            } else if watchParent == nil || !cgroups.isEmpty {
                 // A container that stopped: its cgroup is gone.
                 if !cgroups.isEmpty, cgroups.allSatisfy({ resolver.exists(cgroupID: $0) == false }) { ended = true }
             }
@@ -219,7 +238,7 @@ struct RecordingSession {
 }
 
 /// The live line on a terminal: syscalls so far, the newest highlighted, elapsed time.
-final class Progress {
+final class RecordingProgress {
     let enabled: Bool
     let what: String
     private var seen: Set<String> = []
@@ -281,7 +300,7 @@ struct SeccompApply: ParsableCommand {
         commandName: "apply",
         abstract: "Print (or run) the docker run line using a profile; with --kubernetes, install it for the kubelet and print the securityContext.")
     @Argument(help: "The profile.") var profile: String
-    @Flag(name: .long, help: "Run the docker run line instead of printing it.") var run = false
+    @Flag(name: .customLong("run"), help: "Run the docker run line instead of printing it.") var execute = false
     @Flag(name: .long, help: "Install the profile into the kubelet's seccomp directory and print the securityContext snippet.") var kubernetes = false
     @Option(name: .long, help: ArgumentHelp("The kubelet's seccomp directory.", valueName: "dir"))
     var kubeletDir = "/var/lib/kubelet/seccomp"
@@ -305,7 +324,7 @@ struct SeccompApply: ParsableCommand {
             return
         }
         let line = ["docker", "run", "--security-opt", "seccomp=\(absolute)"] + dockerArguments
-        guard run else {
+        guard execute else {
             print(line.map(Self.quoted).joined(separator: " "))
             return
         }
@@ -371,11 +390,11 @@ struct SeccompVerify: ParsableCommand {
         let errnoRet = Int32(loaded.defaultErrnoRet ?? SeccompProfile.eperm)
         let recorder = try SeccompRecorder(verify: true, errnoRet: errnoRet)
         let reader = try RingBufferReader(map: recorder.ring())
-        var target = SeccompTarget()
+        let target: RecordingTarget
         var started: String?
         defer { if let started { DockerCLI.run(["rm", "-f", started]) } }
         if let container {
-            target.container = container
+            target = .container(container)
         } else {
             // Watch docker's cgroups first: the container is recorded from its first exec, race-free.
             let parent = recorder.cgroupMount + "/docker"
@@ -387,7 +406,7 @@ struct SeccompVerify: ParsableCommand {
             let result = DockerCLI.run(["run", "-d", "--security-opt", "seccomp=\(path)"] + dockerOptions + workload)
             guard result.status == 0 else { throw ValidationError("docker run failed (\(result.status)): \(result.errors)") }
             started = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
-            target.container = started
+            target = .container(started ?? "")
             Log.info("verifying container \(started?.prefix(12) ?? "") under \(profile)")
         }
         var decoder = EventDecoder(bootToEpochNs: BootClock.offsetToEpochNs())
