@@ -61,8 +61,11 @@ let package = Package(
         // Vigil's sensors: embedded objects, variant chains, decoders.
         .target(
             name: "VigilSensors",
-            dependencies: ["VigilBPF", "VigilBPFObjects", "CVigilABI", "VigilEvents", "VigilEnrichment", "VigilRules"]
+            dependencies: ["VigilBPF", "VigilBPFObjects", "CVigilABI", "VigilEvents", "VigilEnrichment", "VigilRules", "VigilSeccomp"]
         ),
+        // Least-privilege seccomp profiles: OCI/Docker JSON from a recording, merge, diff, the
+        // per-image store. Pure: no libbpf (the recorder is VigilSensors' SeccompRecorder).
+        .target(name: "VigilSeccomp", dependencies: ["VigilEvents", "VigilActions"]),
         // Runs inside other kernels under qemu (make test-kernels): checks variants and probes.
         .executableTarget(
             name: "vigil-kernel-check",
@@ -108,7 +111,7 @@ let package = Package(
             name: "vigil",
             dependencies: [
                 "VigilBPF", "VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers", "VigilRules", "VigilActions",
-                "VigilDaemon",
+                "VigilDaemon", "VigilSeccomp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -133,6 +136,8 @@ let package = Package(
             dependencies: ["vigil", "VigilDaemon", "VigilRules", "VigilTestSupport", .product(name: "Yams", package: "Yams")]
         ),
         .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilEvents", "CVigilABI"]),
+        // Profiles from recordings (pure), and recording, applying and verifying real containers.
+        .testTarget(name: "VigilSeccompTests", dependencies: ["VigilSeccomp", "VigilSensors", "VigilEvents", "VigilTestSupport", "vigil"]),
         // The default rules against real events: each detection triggered for real, and a benign look-alike.
         .testTarget(name: "VigilDetectionTests", dependencies: ["VigilRules", "VigilEvents", "VigilSensors", "VigilTestSupport"]),
         .testTarget(name: "VigilEventsTests", dependencies: ["VigilEvents", "CVigilABI"]),

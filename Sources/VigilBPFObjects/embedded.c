@@ -7,6 +7,9 @@ static const unsigned char object_file[] = {
 static const unsigned char object_process[] = {
 #embed "objects/process.bpf.o"
 };
+static const unsigned char object_seccomp[] = {
+#embed "objects/seccomp.bpf.o"
+};
 static const unsigned char object_selftest[] = {
 #embed "objects/selftest.bpf.o"
 };
@@ -17,6 +20,7 @@ static const unsigned char object_syscalls[] = {
 static const struct vigil_objects_entry vigil_objects[] = {
     { "file", object_file, sizeof(object_file) },
     { "process", object_process, sizeof(object_process) },
+    { "seccomp", object_seccomp, sizeof(object_seccomp) },
     { "selftest", object_selftest, sizeof(object_selftest) },
     { "syscalls", object_syscalls, sizeof(object_syscalls) },
 };

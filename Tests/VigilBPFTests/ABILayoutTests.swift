@@ -131,6 +131,17 @@ final class ABILayoutTests: XCTestCase {
         try assertLayout(B.self, "vigil_syscall_bitmap", ["bits": MemoryLayout<B>.offset(of: \.bits)], object: "syscalls")
     }
 
+    func testSeccompRecordMatchesBTF() throws {
+        typealias R = vigil_seccomp_record
+        try assertLayout(R.self, "vigil_seccomp_record", [
+            "flags": MemoryLayout<R>.offset(of: \.flags), "arches": MemoryLayout<R>.offset(of: \.arches),
+            "clone_flags": MemoryLayout<R>.offset(of: \.clone_flags), "personality": MemoryLayout<R>.offset(of: \.personality),
+            "personality_count": MemoryLayout<R>.offset(of: \.personality_count), "clone3_seen": MemoryLayout<R>.offset(of: \.clone3_seen),
+            "native": MemoryLayout<R>.offset(of: \.native), "compat": MemoryLayout<R>.offset(of: \.compat),
+            "x32": MemoryLayout<R>.offset(of: \.x32),
+        ], object: "seccomp")
+    }
+
     func testUnknownStructIsNamed() throws {
         let object = try EmbeddedObjects.open("selftest")
         let error = assertBPFError { _ = try object.structLayout("no_such_struct") }

@@ -219,6 +219,8 @@ _Static_assert(sizeof(struct vigil_syscall_bitmap) == 64, "vigil_syscall_bitmap 
 enum vigil_syscall_flags {
     VIGIL_SYSCALL_NO_EXIT = 1 << 0,   /* emitted at entry (the call does not return): ret is 0 */
     VIGIL_SYSCALL_DATA_FULL = 1 << 1, /* some argument was not captured: VIGIL_SYSCALL_DATA_MAX reached */
+    VIGIL_SYSCALL_SECCOMP_DENIED = 1 << 2, /* bpf/seccomp.bpf.c: refused by a seccomp filter (an exit without an entry) */
+    VIGIL_SYSCALL_COMPAT = 1 << 3,    /* made by a 32-bit task: nr is of the compat table (i386, arm), not this one */
 };
 
 /** VIGIL_EVENT_SYSCALL: one syscall, entry and exit paired. hdr.ts_ns is the entry time. `data`
@@ -239,6 +241,43 @@ struct vigil_syscall_event {
     char data[];
 };
 _Static_assert(sizeof(struct vigil_syscall_event) == 160, "vigil_syscall_event size");
+
+/* --- seccomp profile recording (bpf/seccomp.bpf.c; Sources/VigilSeccomp) --- */
+
+/** Flags of struct vigil_seccomp_record. */
+enum vigil_seccomp_flags {
+    VIGIL_SECCOMP_ARMED = 1 << 0,      /* recording every task: set by userspace, or by the first exec in the cgroup */
+    VIGIL_SECCOMP_IGNORED = 1 << 1,    /* never recorded (a discovered cgroup userspace rejected) */
+    VIGIL_SECCOMP_DISCOVERED = 1 << 2, /* added by the kernel: a new cgroup under a watched parent */
+    VIGIL_SECCOMP_VERIFY = 1 << 3,     /* report syscalls a seccomp filter refused (VIGIL_SYSCALL_SECCOMP_DENIED) */
+    VIGIL_SECCOMP_FILTERED = 1 << 4,   /* recording tasks under a seccomp filter (a container from its runtime's
+                                          filter install: what its profile must allow), until an exec without one arms */
+};
+
+/** Syscall ABIs seen in a cgroup (vigil_seccomp_record.arches). */
+enum vigil_seccomp_arch {
+    VIGIL_SECCOMP_ARCH_NATIVE = 1 << 0, /* x86_64 or aarch64 */
+    VIGIL_SECCOMP_ARCH_COMPAT = 1 << 1, /* a 32-bit task: i386 on x86_64, arm on aarch64 */
+    VIGIL_SECCOMP_ARCH_X32 = 1 << 2,    /* x32 (__X32_SYSCALL_BIT set) */
+};
+
+#define VIGIL_SECCOMP_X32_MAX 1024      /* x32 numbers (without __X32_SYSCALL_BIT) tracked */
+#define VIGIL_SECCOMP_PERSONALITIES 4   /* distinct personality() arguments kept */
+
+/** The syscalls one cgroup made (the `seccomp_cgroups` hash, keyed by cgroup id): bit N of word
+ * N/64 per ABI, and what the argument filters need. No event per syscall. */
+struct vigil_seccomp_record {
+    __u32 flags;                  /* enum vigil_seccomp_flags */
+    __u32 arches;                 /* enum vigil_seccomp_arch: ABIs seen */
+    __u64 clone_flags;            /* OR of the flags of every native clone and clone3 seen */
+    __u32 personality[VIGIL_SECCOMP_PERSONALITIES]; /* distinct personality() arguments seen */
+    __u32 personality_count;      /* how many distinct ones were seen (may exceed the array) */
+    __u32 clone3_seen;            /* clone3 calls whose flags were read (1 = at least one) */
+    __u64 native[VIGIL_SYSCALL_MAX / 64];
+    __u64 compat[VIGIL_SYSCALL_MAX / 64];
+    __u64 x32[VIGIL_SECCOMP_X32_MAX / 64];
+};
+_Static_assert(sizeof(struct vigil_seccomp_record) == 296, "vigil_seccomp_record size");
 
 /** In-kernel filter settings (the `filter` array map, index 0), changeable at run time. */
 enum vigil_filter_flags {

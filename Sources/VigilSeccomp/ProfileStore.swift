@@ -1,0 +1,63 @@
+import Foundation
+import VigilActions
+
+/// Profiles kept per image: DIRECTORY/<image>.json (default /var/lib/vigil/seccomp), the image
+/// reference with every character other than letters, digits, `.`, `-` and `_` made `_`. A new
+/// recording of an image is merged into what is kept (runs add up: a fleet learns its profiles).
+public struct ProfileStore: Sendable {
+    /// The directory.
+    public var directory: String
+
+    /// The store under `root` (`/`, or the daemon's `--root`): ROOT/var/lib/vigil/seccomp.
+    public init(root: String = "/") {
+        var base = root
+        while base.hasSuffix("/") { base.removeLast() }
+        directory = base + "/var/lib/vigil/seccomp"
+    }
+
+    /// The store in `directory`.
+    public init(directory: String) { self.directory = directory }
+
+    /// The file name for `image`.
+    public static func fileName(for image: String) -> String {
+        String(image.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" ? $0 : "_" }) + ".json"
+    }
+
+    /// The path of `image`'s profile.
+    public func path(for image: String) -> String { directory + "/" + Self.fileName(for: image) }
+
+    /// `image`'s profile, or nil when none is kept.
+    public func profile(for image: String) throws -> SeccompProfile? {
+        let path = path(for: image)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        return try SeccompProfile(contentsOf: path)
+    }
+
+    /// Keeps `profile` for `image`, merged with the one kept (unless `replace`); returns what is kept.
+    @discardableResult
+    public func save(_ profile: SeccompProfile, for image: String, replace: Bool = false) throws -> SeccompProfile {
+        do { try Directories.create(directory) } catch { throw ProfileError(source: error.path, message: error.reason) }
+        let kept = replace ? profile : try self.profile(for: image).map { SeccompProfile.merge([$0, profile]) } ?? profile
+        try kept.write(to: path(for: image))
+        return kept
+    }
+
+    /// One kept profile: its file and what it allows.
+    public struct Entry: Sendable, Equatable, Codable {
+        /// The file name (image reference, sanitized).
+        public var file: String
+        /// Syscall names allowed.
+        public var allowed: Int
+        /// The default action.
+        public var defaultAction: String
+    }
+
+    /// Every kept profile, by file name; a file that is not a profile is an error naming it.
+    public func list() throws -> [Entry] {
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        return try files.map { file in
+            let profile = try SeccompProfile(contentsOf: directory + "/" + file)
+            return Entry(file: file, allowed: profile.allowedNames.count, defaultAction: profile.defaultAction)
+        }
+    }
+}

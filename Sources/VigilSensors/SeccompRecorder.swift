@@ -1,0 +1,209 @@
+import CVigilABI
+import VigilBPF
+import VigilContainers
+import VigilEvents
+import VigilSeccomp
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The seccomp sensor (bpf/seccomp.bpf.c): records, per cgroup, which syscalls it makes, as
+/// bits in a map (no event per syscall), for `vigil seccomp record`; and, for `vigil seccomp
+/// verify`, reports the syscalls a seccomp filter refused in watched cgroups.
+///
+/// A cgroup is watched `armed` (recording at once: a running container) or not (recording from
+/// its first exec: a command started in a fresh cgroup), or found by the kernel under a watched
+/// parent (`watchChildren`: the next container, from its entrypoint's exec; userspace then keeps
+/// it or `ignore`s it). One thread drives it.
+public final class SeccompRecorder {
+    /// The sensor's hooks: the generic sys_enter tracepoint and the scheduler's exec tracepoint,
+    /// each as tp_btf, else raw_tp.
+    public static let hooks: [Hook] = [
+        Hook("enter", variants: [
+            Variant("tp_btf", requires: [.attachTpBTF], programs: ["seccomp_enter_tp_btf"]),
+            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["seccomp_enter_raw_tp"]),
+        ]),
+        Hook("exec", variants: [
+            Variant("tp_btf", requires: [.attachTpBTF], programs: ["seccomp_exec_tp_btf"]),
+            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["seccomp_exec_raw_tp"]),
+        ]),
+        Hook("attach", variants: [
+            Variant("tp_btf", requires: [.attachTpBTF], programs: ["seccomp_attach_tp_btf"]),
+            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["seccomp_attach_raw_tp"]),
+        ]),
+    ]
+
+    /// From when a watched cgroup records.
+    public enum Start: Sendable {
+        /// At once, every task (a running container without a filter).
+        case now
+        /// From the first exec in it (a command started in a fresh cgroup).
+        case exec
+        /// Tasks under a seccomp filter: what a container's profile must allow, from the runtime's
+        /// filter install on (its setup before that is not the workload's).
+        case underFilter
+    }
+    /// `verify`'s extra hook: sys_exit, where a refused syscall (which never reached sys_enter) shows.
+    public static let verifyHooks: [Hook] = [
+        Hook("exit", variants: [
+            Variant("tp_btf", requires: [.attachTpBTF], programs: ["seccomp_exit_tp_btf"]),
+            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["seccomp_exit_raw_tp"]),
+        ]),
+    ]
+
+    /// The loaded object and its links.
+    public let variants: LoadedVariants
+    /// The hierarchy whose cgroup ids the sensor reads.
+    public let cgroupHierarchy: CgroupHierarchy
+    private let cgroups: TypedMap<UInt64, vigil_seccomp_record>
+    private let parents: TypedMap<UInt64, UInt32>
+    private let verifying: Bool
+
+    /// Loads and attaches the sensor. With `verify`, also the sys_exit hook reporting syscalls
+    /// refused with `errnoRet` in cgroups watched with `verify: true` (read with `denials`).
+    public init(verify: Bool = false, errnoRet: Int32 = Int32(SeccompProfile.eperm), ringBytes: Int = 1 << 20,
+                probes: FeatureProbes = .shared, cgroupHierarchy: CgroupHierarchy = .onThisHost) throws {
+        let arch = SyscallArch.current
+        func number(_ name: String) -> Int32 { Int32(SeccompRecording.number(of: name, on: arch) ?? -1) }
+        variants = try VariantLoader(open: { try EmbeddedObjects.open("seccomp") }, hooks: Self.hooks + (verify ? Self.verifyHooks : []),
+                                     probes: probes, configure: { object in
+            try object.setGlobal("nr_clone", to: number("clone"))
+            try object.setGlobal("nr_clone3", to: number("clone3"))
+            try object.setGlobal("nr_personality", to: number("personality"))
+            try object.setGlobal("denied_errno", to: errnoRet)
+            try object.setGlobal("vigil_cgroup_hierarchy", to: cgroupHierarchy.rawValue)
+            try object.map(named: "events").setMaxEntries(ringBytes)
+        }).load()
+        cgroups = try TypedMap(variants.object.map(named: "seccomp_cgroups"))
+        parents = try TypedMap(variants.object.map(named: "seccomp_parents"))
+        self.cgroupHierarchy = cgroupHierarchy
+        verifying = verify
+    }
+
+    /// Watches cgroup `id`, recording from `start`. With `verify`, refused syscalls in it are
+    /// reported too.
+    public func watch(cgroup id: UInt64, from start: Start, verify: Bool = false) throws {
+        var record = vigil_seccomp_record()
+        switch start {
+        case .now: record.flags = UInt32(VIGIL_SECCOMP_ARMED.rawValue)
+        case .exec: record.flags = 0
+        case .underFilter: record.flags = UInt32(VIGIL_SECCOMP_FILTERED.rawValue)
+        }
+        if verify { record.flags |= UInt32(VIGIL_SECCOMP_VERIFY.rawValue) }
+        try cgroups.update(id, record)
+    }
+
+    /// Whether process `pid` runs under a seccomp filter (/proc/PID/status `Seccomp: 2`).
+    public static func underFilter(pid: Int32) -> Bool {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
+        return status.split(separator: "\n").contains { $0.hasPrefix("Seccomp:") && $0.hasSuffix("2") }
+    }
+
+    /// Records every new cgroup made under `parent` from its first exec (`discovered` lists
+    /// them); with `verify`, reports their refused syscalls too.
+    public func watchChildren(of parent: UInt64, verify: Bool = false) throws {
+        try parents.update(parent, verify ? UInt32(VIGIL_SECCOMP_VERIFY.rawValue) : 0)
+    }
+
+    /// Stops watching for new cgroups under `parent` (those found stay watched).
+    public func unwatchChildren(of parent: UInt64) throws { _ = try parents.delete(parent) }
+
+    /// Reads the refused syscalls waiting in the ring (`verify`): each record is a
+    /// `vigil_syscall_event` flagged VIGIL_SYSCALL_SECCOMP_DENIED, handed to `consume` with
+    /// whether its number is a 32-bit task's (not this arch's table).
+    public func readDenials(_ reader: RingBufferReader, _ consume: (UnsafeRawBufferPointer, _ compat: Bool, _ number: UInt32) -> Void) throws {
+        _ = try reader.drain { batch in
+            for record in batch where record.count >= MemoryLayout<vigil_syscall_event>.size {
+                let flags = record.loadUnaligned(fromByteOffset: MemoryLayout<vigil_syscall_event>.offset(of: \.flags)!, as: UInt16.self)
+                guard flags & UInt16(VIGIL_SYSCALL_SECCOMP_DENIED.rawValue) != 0 else { continue }
+                let number = record.loadUnaligned(fromByteOffset: MemoryLayout<vigil_syscall_event>.offset(of: \.nr)!, as: UInt32.self)
+                consume(record, flags & UInt16(VIGIL_SYSCALL_COMPAT.rawValue) != 0, number)
+            }
+        }
+    }
+
+    /// Cgroups the kernel found under a watched parent and that are not ignored (the caller keeps
+    /// track of the ones it decided to keep).
+    public func discovered() throws -> [UInt64] {
+        let found = UInt32(VIGIL_SECCOMP_DISCOVERED.rawValue), decided = UInt32(VIGIL_SECCOMP_IGNORED.rawValue)
+        return try cgroups.entries().filter { $0.value.flags & found != 0 && $0.value.flags & decided == 0 }.map(\.key)
+    }
+
+    /// Stops recording a cgroup for good and drops what it recorded (a discovered cgroup of
+    /// another image).
+    public func ignore(cgroup id: UInt64) throws {
+        var record = vigil_seccomp_record()
+        record.flags = UInt32(VIGIL_SECCOMP_IGNORED.rawValue)
+        try cgroups.update(id, record)
+    }
+
+    /// Forgets a cgroup (removed from the map).
+    public func forget(cgroup id: UInt64) throws { _ = try cgroups.delete(id) }
+
+    /// Whether cgroup `id` is recording (armed).
+    public func isArmed(cgroup id: UInt64) throws -> Bool {
+        (try cgroups.lookup(id)?.flags ?? 0) & UInt32(VIGIL_SECCOMP_ARMED.rawValue) != 0
+    }
+
+    /// What cgroup `id` recorded so far; nil when it is not watched.
+    public func recording(of id: UInt64) throws -> SeccompRecording? {
+        try cgroups.lookup(id).map(Self.recording)
+    }
+
+    /// A kernel record as plain values.
+    static func recording(_ r: vigil_seccomp_record) -> SeccompRecording {
+        func numbers<T>(_ words: T, _ count: Int) -> Set<Int> {
+            withUnsafeBytes(of: words) { raw in
+                var set: Set<Int> = []
+                for w in 0..<count {
+                    let word = raw.loadUnaligned(fromByteOffset: w * 8, as: UInt64.self)
+                    guard word != 0 else { continue }
+                    for b in 0..<64 where word & (1 << UInt64(b)) != 0 { set.insert(w * 64 + b) }
+                }
+                return set
+            }
+        }
+        let kept = min(Int(r.personality_count), Int(VIGIL_SECCOMP_PERSONALITIES))
+        let personalities = withUnsafeBytes(of: r.personality) { raw in (0..<kept).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self) } }
+        let x32 = r.arches & UInt32(VIGIL_SECCOMP_ARCH_X32.rawValue) != 0 ? numbers(r.x32, Int(VIGIL_SECCOMP_X32_MAX) / 64) : []
+        return SeccompRecording(arch: .current, native: numbers(r.native, Int(VIGIL_SYSCALL_MAX) / 64),
+                                compat: numbers(r.compat, Int(VIGIL_SYSCALL_MAX) / 64), x32: x32, cloneFlags: r.clone_flags,
+                                personalities: personalities, personalityOverflow: Int(r.personality_count) > kept)
+    }
+
+    /// The sensor's ring (verify: refused syscalls as `vigil_syscall_event` records flagged
+    /// VIGIL_SYSCALL_SECCOMP_DENIED).
+    public func ring() throws -> BPFMap { try variants.object.map(named: "events") }
+
+    /// Records lost (ring full, task storage or map full), summed over CPUs.
+    public func lost() throws -> UInt64 {
+        try PerCPUMap<UInt32, UInt64>(variants.object.map(named: "counters")).sum(UInt32(VIGIL_COUNTER_LOST.rawValue))
+    }
+
+    /// Every hook's report: the active variant and why others did not run.
+    public var reports: [HookReport] { variants.reports }
+
+    /// Detaches every program.
+    public func detach() { variants.detach() }
+
+    /// The cgroup id of the cgroup directory `path` (its inode: what the kernel reports).
+    public static func cgroupID(ofDirectory path: String) throws -> UInt64 {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw BPFError(.notFound, operation: "stat", target: path, errno: errno, message: "no such cgroup directory")
+        }
+        return UInt64(info.st_ino)
+    }
+
+    /// The mount of the hierarchy the sensor's ids come from (/sys/fs/cgroup/unified on a hybrid
+    /// host, /sys/fs/cgroup on a v2-only one, /sys/fs/cgroup/pids for the v1 pids hierarchy).
+    public var cgroupMount: String { Self.cgroupMount(cgroupHierarchy) }
+
+    /// The mount of `hierarchy` on this host (from /proc/self/mountinfo, as `CgroupResolver`
+    /// finds it): /sys/fs/cgroup/unified on a hybrid host, /sys/fs/cgroup on a v2-only one.
+    public static func cgroupMount(_ hierarchy: CgroupHierarchy) -> String {
+        if let mount = CgroupResolver(hierarchy: hierarchy).mount?.mountPoint { return mount }
+        return hierarchy == .v1Pids ? "/sys/fs/cgroup/pids" : "/sys/fs/cgroup/unified"
+    }
+}

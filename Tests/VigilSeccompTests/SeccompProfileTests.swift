@@ -1,0 +1,81 @@
+import Foundation
+import VigilEvents
+import VigilSeccomp
+import XCTest
+
+/// Profiles from recordings (pure: no kernel): names from the one syscall table, the argument
+/// filters, complain mode, merge, diff and reading Docker's own profile format.
+final class SeccompProfileTests: XCTestCase {
+    private func numbers(_ names: [String], _ arch: SyscallArch = .x86_64) -> Set<Int> {
+        Set(names.compactMap { SeccompRecording.number(of: $0, on: arch) })
+    }
+
+    func testNamesComeFromTheTable() throws {
+        let recording = SeccompRecording(arch: .x86_64, native: numbers(["read", "write", "exit_group"]))
+        XCTAssertEqual(recording.names, ["exit_group", "read", "write"])
+        let profile = SeccompProfile(recording: recording)
+        XCTAssertEqual(profile.defaultAction, "SCMP_ACT_ERRNO")
+        XCTAssertEqual(profile.defaultErrnoRet, 1)
+        XCTAssertEqual(profile.architectures, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
+        XCTAssertEqual(profile.allowedNames, ["exit_group", "read", "write"])
+        let arm = SeccompProfile(recording: SeccompRecording(arch: .arm64, native: numbers(["read"], .arm64)))
+        XCTAssertEqual(arm.architectures, ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"])
+        XCTAssertEqual(arm.allowedNames, ["read"])
+    }
+
+    func testCloneWithoutNamespaceFlagsUnlessSeen() throws {
+        let plain = SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["clone", "clone3"]), cloneFlags: 0x11))
+        let clone = try XCTUnwrap(plain.syscalls.first { $0.names == ["clone"] })
+        XCTAssertEqual(clone.args, [SeccompProfile.Argument(index: 0, value: SeccompProfile.namespaceFlags, valueTwo: 0, op: "SCMP_CMP_MASKED_EQ")])
+        let clone3 = try XCTUnwrap(plain.syscalls.first { $0.names == ["clone3"] })
+        XCTAssertEqual(clone3.action, "SCMP_ACT_ERRNO")
+        XCTAssertEqual(clone3.errnoRet, 38)
+        let namespaces = SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["clone"]), cloneFlags: 0x1000_0000))
+        XCTAssertTrue(namespaces.unconditionalNames.contains("clone"))
+    }
+
+    func testPersonalityOnlyWithValuesSeen() throws {
+        let profile = SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["personality"]), personalities: [0xffff_ffff, 8]))
+        XCTAssertEqual(profile.personalityValues?.sorted(), [8, 0xffff_ffff])
+        XCTAssertFalse(profile.unconditionalNames.contains("personality"))
+        let overflow = SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["personality"]), personalities: [1, 2, 3, 4], personalityOverflow: true))
+        XCTAssertTrue(overflow.unconditionalNames.contains("personality"))
+    }
+
+    func testComplainProfileLogs() throws {
+        let profile = SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["read"])), complain: true)
+        XCTAssertEqual(profile.defaultAction, "SCMP_ACT_LOG")
+        XCTAssertNil(profile.defaultErrnoRet)
+    }
+
+    func testJSONRoundTripMergeAndDiff() throws {
+        let a = SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["read", "write", "clone"])))
+        let b = SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["read", "openat", "clone"]), cloneFlags: 0x2000_0000))
+        XCTAssertEqual(try SeccompProfile(json: a.json(), source: "a.json"), a)
+        let merged = SeccompProfile.merge([a, b])
+        XCTAssertEqual(merged.allowedNames, ["clone", "openat", "read", "write"])
+        XCTAssertTrue(merged.cloneNamespacesAllowed)
+        let d = SeccompProfile.diff(a, b)
+        XCTAssertEqual(d.onlyInA, ["write"])
+        XCTAssertEqual(d.onlyInB, ["openat"])
+        XCTAssertEqual(d.conditionsDiffer, ["clone"])
+        XCTAssertTrue(SeccompProfile.diff(a, a).isEmpty)
+    }
+
+    func testBadProfileIsNamed() {
+        XCTAssertThrowsError(try SeccompProfile(json: Data("{\"syscalls\": []}".utf8), source: "bad.json")) { error in
+            XCTAssertTrue("\(error)".contains("bad.json"), "\(error)")
+            XCTAssertTrue("\(error)".contains("defaultAction"), "\(error)")
+        }
+    }
+
+    func testStoreMergesRunsPerImage() throws {
+        let directory = NSTemporaryDirectory() + "vigil-seccomp-store-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = ProfileStore(directory: directory + "/var/lib/vigil/seccomp")
+        try store.save(SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["read"]))), for: "web:1")
+        let kept = try store.save(SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["write"]))), for: "web:1")
+        XCTAssertEqual(kept.allowedNames, ["read", "write"])
+        XCTAssertEqual(try store.list().map(\.file), ["web_1.json"])
+    }
+}

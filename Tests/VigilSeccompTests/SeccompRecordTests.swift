@@ -1,0 +1,154 @@
+import Foundation
+import VigilEvents
+import VigilSeccomp
+import VigilTestSupport
+import XCTest
+
+/// `vigil seccomp record`, `apply` and `verify` end to end, as a user runs them: the built
+/// `vigil` binary records a real command and a real container in the kernel, the profile it
+/// writes is applied with Docker's `--security-opt seccomp=FILE`, and what it leaves out is
+/// refused with EPERM (and reported by `verify`). Every syscall name asserted on is checked to be
+/// a row of the one syscall table (bpf/syscalls/syscalls.table, `Syscalls`).
+final class SeccompRecordTests: XCTestCase {
+    /// .build/<config>/vigil, next to the test bundle.
+    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vigil").path
+
+    struct Run { var status: Int32; var stdout: String; var stderr: String }
+
+    /// Runs `argv` to its end (at most `seconds`, then SIGKILL), capturing its output.
+    static func run(_ argv: [String], seconds: Double = 120) throws -> Run {
+        let (process, stdout, stderr) = try launchCapturing(argv[0], Array(argv.dropFirst()))
+        if !waitUntil(seconds: seconds, { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: stdout.text(), stderr: stderr.text())
+    }
+
+    private func requireRecorder() throws {
+        try requireKernel(.attachTpBTF, .mapRingBuffer)
+        guard getuid() == 0 else { throw cannotRun("needs root: loads BPF programs and makes cgroups") }
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else { throw cannotRun("no vigil binary at \(Self.binary)") }
+    }
+
+    /// `name` is a row of the one syscall table (so asserting on it means something).
+    private func tableName(_ name: String, file: StaticString = #filePath, line: UInt = #line) -> String {
+        XCTAssertNotNil(Syscalls.named(name), "\(name) is a row of bpf/syscalls/syscalls.table", file: file, line: line)
+        return name
+    }
+
+    private func temporaryDirectory() throws -> String {
+        let directory = NSTemporaryDirectory() + "vigil-seccomp-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
+        return directory
+    }
+
+    /// `vigil seccomp record -- /bin/ls /`: the profile allows what ls surely did (its exec,
+    /// opening and listing the directory, writing, exiting) and nothing it surely did not.
+    func testRecordsACommandFromItsExec() throws {
+        try requireRecorder()
+        let output = try temporaryDirectory() + "/ls.json"
+        let result = try Self.run([Self.binary, "seccomp", "record", "-o", output, "--", "/bin/ls", "/"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("proc"), "ls listed /: \(result.stdout)")
+        let profile = try SeccompProfile(contentsOf: output)
+        XCTAssertEqual(profile.defaultAction, "SCMP_ACT_ERRNO")
+        XCTAssertEqual(profile.defaultErrnoRet, 1)
+        for name in ["execve", "openat", "getdents64", "write", "exit_group", "close", "mmap"] {
+            XCTAssertTrue(profile.allowedNames.contains(tableName(name)), "\(name) allowed: \(profile.allowedNames.sorted())")
+        }
+        for name in ["reboot", "init_module", "kexec_load", "mount", "ptrace", "bpf", "wait4"] {
+            XCTAssertFalse(profile.allowedNames.contains(tableName(name)), "\(name) not allowed: \(profile.allowedNames.sorted())")
+        }
+        XCTAssertTrue(result.stderr.contains("recorded \(profile.allowedNames.count) syscalls"), result.stderr)
+    }
+
+    /// A command's exit status is vigil's, and a complain profile logs instead of refusing.
+    func testComplainProfileAndExitStatus() throws {
+        try requireRecorder()
+        let output = try temporaryDirectory() + "/false.json"
+        let result = try Self.run([Self.binary, "seccomp", "record", "--complain", "-o", output, "--", "/bin/sh", "-c", "exit 3"])
+        XCTAssertEqual(result.status, 3, result.stderr)
+        let profile = try SeccompProfile(contentsOf: output)
+        XCTAssertEqual(profile.defaultAction, "SCMP_ACT_LOG")
+        XCTAssertTrue(profile.allowedNames.contains(tableName("exit_group")), "\(profile.allowedNames.sorted())")
+    }
+
+    /// `vigil seccomp record --image` records the next container of an image from the runtime's
+    /// filter install; `docker run --security-opt seccomp=PROFILE` then runs the same workload,
+    /// while a syscall it never made (mkdir) is refused with EPERM, which the default profile
+    /// allows; `vigil seccomp verify` reports that refusal.
+    func testContainerProfileRunsTheWorkloadAndRefusesTheRest() throws {
+        try requireRecorder()
+        try DockerTestEngine.require()
+        // A tag of its own, so no other test's container of the busybox image is recorded.
+        let image = "vigil-seccomp-test:\(UUID().uuidString.prefix(8).lowercased())"
+        XCTAssertEqual(DockerTestEngine.run(["docker", "tag", DockerTestEngine.image, image]).status, 0)
+        addTeardownBlock { _ = DockerTestEngine.run(["docker", "rmi", image]) }
+        let directory = try temporaryDirectory()
+        let output = directory + "/web.json"
+        let workload = ["sh", "-c", "ls /; cat /etc/passwd; echo done; sleep 1"]
+
+        let (recorder, _, recorderErrors) = try launchCapturing(Self.binary, [
+            "seccomp", "record", "--image", image, "-o", output, "--root", directory, "--duration", "60",
+        ])
+        defer { if recorder.isRunning { kill(recorder.processIdentifier, SIGKILL) } }
+        XCTAssertTrue(waitUntil(seconds: 60) { recorderErrors.sofar.contains("waiting for the next container") || !recorder.isRunning },
+                      "vigil seccomp record started: \(recorderErrors.sofar)")
+        let recorded = DockerTestEngine.run(["docker", "run", "--rm", "--network", "none", image] + workload)
+        XCTAssertEqual(recorded.status, 0, recorded.errors)
+        XCTAssertTrue(recorded.output.contains("done"), recorded.output)
+        XCTAssertTrue(waitUntil(seconds: 30) { !recorder.isRunning }, "vigil stops when the container is gone: \(recorderErrors.sofar)")
+        if recorder.isRunning { kill(recorder.processIdentifier, SIGINT) }
+        recorder.waitUntilExit()
+        XCTAssertEqual(recorder.terminationStatus, 0, recorderErrors.text())
+        XCTAssertTrue(recorderErrors.text().contains("recording container"), recorderErrors.text())
+
+        let profile = try SeccompProfile(contentsOf: output)
+        XCTAssertEqual(try ProfileStore(root: directory).profile(for: image), profile, "kept per image under ROOT/var/lib/vigil/seccomp")
+        for name in ["execve", "write", "exit_group"] {
+            XCTAssertTrue(profile.allowedNames.contains(tableName(name)), "\(name) allowed: \(profile.allowedNames.sorted())")
+        }
+        XCTAssertTrue(profile.allowedNames.contains(tableName("nanosleep")) || profile.allowedNames.contains(tableName("clock_nanosleep")),
+                      "sleep's call allowed: \(profile.allowedNames.sorted())")
+        for name in ["reboot", "init_module", "mkdir", "mkdirat", "mount", "unshare", "ptrace", "bpf", "keyctl", "add_key"] {
+            XCTAssertFalse(profile.allowedNames.contains(tableName(name)), "\(name) not allowed: \(profile.allowedNames.sorted())")
+        }
+        XCTAssertLessThan(profile.allowedNames.count, 150, "least privilege: \(profile.allowedNames.count) syscalls")
+
+        // The same workload runs under the profile...
+        let applied = DockerTestEngine.run(["docker", "run", "--rm", "--network", "none", "--security-opt", "seccomp=\(output)", image] + workload)
+        XCTAssertEqual(applied.status, 0, "the recorded workload runs under its profile: \(applied.errors)")
+        XCTAssertEqual(applied.output, recorded.output)
+        // ...and `vigil seccomp apply` prints that line.
+        let apply = try Self.run([Self.binary, "seccomp", "apply", output, "--", image, "true"])
+        XCTAssertEqual(apply.status, 0, apply.stderr)
+        XCTAssertEqual(apply.stdout, "docker run --security-opt seccomp=\(output) \(image) true\n")
+
+        // A syscall it never made is refused with EPERM; Docker's default profile allows it.
+        let mkdir = ["sh", "-c", "busybox mkdir /made-here && echo made"]
+        let allowed = DockerTestEngine.run(["docker", "run", "--rm", "--network", "none", image] + mkdir)
+        XCTAssertEqual(allowed.status, 0, allowed.errors)
+        XCTAssertTrue(allowed.output.contains("made"), allowed.output)
+        let refused = DockerTestEngine.run(["docker", "run", "--rm", "--network", "none", "--security-opt", "seccomp=\(output)", image] + mkdir)
+        XCTAssertNotEqual(refused.status, 0, refused.output)
+        XCTAssertTrue(refused.errors.contains("Operation not permitted"), "mkdir gets EPERM: \(refused.errors)")
+        XCTAssertFalse(refused.output.contains("made"), refused.output)
+
+        // `vigil seccomp verify` runs it under the profile and reports the refused call.
+        let verify = try Self.run([Self.binary, "seccomp", "verify", output, "--duration", "60",
+                                   "--docker-option=--network=none", "--", image, "sh", "-c", "busybox mkdir /made-here; sleep 1"])
+        XCTAssertEqual(verify.status, 1, "verify exits 1 when something was refused: \(verify.stderr)")
+        let denials = try verify.stdout.split(separator: "\n").map {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        let denial = try XCTUnwrap(denials.first { ["mkdir", "mkdirat"].contains($0["syscall"] as? String) }, "mkdir reported: \(verify.stdout) \(verify.stderr)")
+        XCTAssertEqual(denial["errno"] as? Int, 1)
+        XCTAssertEqual(denial["comm"] as? String, "busybox")
+        XCTAssertTrue(verify.stderr.contains("1 refused syscall"), verify.stderr)
+        // Under its own profile the recorded workload has nothing refused.
+        let clean = try Self.run([Self.binary, "seccomp", "verify", output, "--duration", "60",
+                                  "--docker-option=--network=none", "--", image] + workload)
+        XCTAssertEqual(clean.status, 0, "nothing refused: \(clean.stdout) \(clean.stderr)")
+        XCTAssertEqual(clean.stdout, "")
+    }
+}
