@@ -35,7 +35,7 @@ final class DirectoriesTests: XCTestCase {
         XCTAssertEqual(try mode(base + "/kept"), 0o750, "an existing directory is not changed")
         XCTAssertEqual(try mode(base + "/kept/new"), 0o755)
 
-        FileManager.default.createFile(atPath: base + "/file", contents: Data())
+        _ = FileManager.default.createFile(atPath: base + "/file", contents: Data())
         XCTAssertThrowsError(try Directories.create(base + "/file/rules.d")) { error in
             XCTAssertEqual("\(error)", "\(base)/file: exists and is not a directory")
         }
