@@ -90,7 +90,7 @@ final class AlertSpool: Sendable {
                 continue
             }
             guard name.hasSuffix(".alert") else { continue }
-            guard let bytes = FileManager.default.contents(atPath: path).map { [UInt8]($0) }, let parsed = Self.parse(bytes) else {
+            guard let bytes = FileManager.default.contents(atPath: path).map({ [UInt8]($0) }), let parsed = Self.parse(bytes) else {
                 rename(path, path + ".corrupt")
                 logger.error("spool \(path): not a spooled alert; renamed to \(name).corrupt and not delivered")
                 continue
@@ -142,7 +142,7 @@ final class AlertSpool: Sendable {
     func payload(of record: SpoolRecord) -> Result<[UInt8], ActionFailure> {
         if let payload = record.payload { return .success(payload) }
         guard let file = record.file else { return .failure(.permanent("spool: a record without payload")) }
-        guard let bytes = FileManager.default.contents(atPath: directory + "/" + file).map { [UInt8]($0) }, let parsed = Self.parse(bytes) else {
+        guard let bytes = FileManager.default.contents(atPath: directory + "/" + file).map({ [UInt8]($0) }), let parsed = Self.parse(bytes) else {
             return .failure(.permanent("spool \(directory)/\(file): cannot be read back"))
         }
         return .success(parsed.payload)
