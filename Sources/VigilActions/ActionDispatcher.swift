@@ -88,6 +88,21 @@ public final class ActionDispatcher: Sendable {
         }
         self.entries = entries
         shared = Mutex(Shared(dedup: DedupTable(config: config.dedup)))
+        // Spooled actions start now: alerts an earlier run left on disk are delivered first.
+        if let spoolDirectory = config.spoolDirectory {
+            for (name, entry) in entries.sorted(by: { $0.key < $1.key }) {
+                guard let handler = entry.handler as? any SpooledHandler, handler.spools, entry.definition.spool != false else { continue }
+                let spool: AlertSpool
+                do {
+                    spool = try AlertSpool(directory: spoolDirectory + "/" + name, capacity: entry.definition.queueSize ?? config.queueSize,
+                                           maxBytes: config.spoolMaxMiB << 20, logger: logger)
+                } catch {
+                    throw ActionConfigError(path: "named.\(name).spool", message: "action '\(name)': \(error.message)")
+                }
+                let created = makeWorker(name, entry, spool: (spool: spool, handler: handler, logger: logger))
+                shared.withLock { $0.workers[name] = created }
+            }
+        }
     }
 
     /// Lets the workers' threads end once their queues are empty (call `shutdown` to wait).
@@ -200,6 +215,13 @@ public final class ActionDispatcher: Sendable {
     /// The worker of `name`, created on first use.
     private func worker(_ name: String, _ entry: Entry, _ shared: inout Shared) -> ActionWorker {
         if let existing = shared.workers[name] { return existing }
+        let created = makeWorker(name, entry, spool: nil)
+        shared.workers[name] = created
+        return created
+    }
+
+    /// A worker for the action `name`, with its spool when it has one.
+    private func makeWorker(_ name: String, _ entry: Entry, spool: (spool: AlertSpool, handler: any SpooledHandler, logger: Logger)?) -> ActionWorker {
         let definition = entry.definition
         let kind = definition.kind
         let policy = DeliveryPolicy(
@@ -207,20 +229,17 @@ public final class ActionDispatcher: Sendable {
             retries: kind.isNetwork ? definition.retries ?? config.retries : 0,
             backoff: definition.backoff ?? config.backoff, maxBackoff: definition.maxBackoff ?? config.maxBackoff)
         let logger = logger
-        let created = ActionWorker(name: name, kind: kind, handler: entry.handler, policy: policy) { [weak self] job, result in
+        return ActionWorker(name: name, kind: kind, handler: entry.handler, policy: policy, spool: spool) { [weak self] job, rule, result in
             if case .failure(let failure) = result {
-                logger.warning("action '\(name)' failed for rule '\(job.alert.rule)': \(failure.message)")
+                logger.warning("action '\(name)' failed for rule '\(rule)': \(failure.message)")
             }
-            guard kind.enforces else { return }
-            var job = job
+            guard kind.enforces, var job else { return }
             switch result {
             case .success(let detail): job.alert.enforcement.append(EnforcementResult(action: name, enforced: true, detail: detail))
             case .failure(let failure): job.alert.enforcement.append(EnforcementResult(action: name, enforced: false, detail: failure.message))
             }
             self?.advance(job)
         }
-        shared.workers[name] = created
-        return created
     }
 
     private static func kernelKillResult(_ status: KernelKillStatus?) -> EnforcementResult {

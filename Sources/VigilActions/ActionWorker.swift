@@ -25,6 +25,11 @@ public struct ActionStats: Sendable, Equatable, Codable {
     /// How a network action connects (`https, verified against the system CA store`,
     /// `SMTP mail.example:587, tls: starttls, ...`); nil for the others.
     public var transport: String?
+    /// Alerts waiting in the action's on-disk spool now (nil: the action has no spool).
+    public var spooled: Int?
+    /// Alerts the spool could not write (disk full, read-only, ...): kept in memory only, so a
+    /// crash loses them (nil: the action has no spool).
+    public var unspooled: UInt64?
 
     /// Zero counters for an action.
     public init(name: String, type: String) {
@@ -33,7 +38,7 @@ public struct ActionStats: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, type, sent, failed, dropped, retried, skipped, queued, lastError = "last_error", transport
+        case name, type, sent, failed, dropped, retried, skipped, queued, lastError = "last_error", transport, spooled, unspooled
     }
 }
 
@@ -56,6 +61,12 @@ struct Job: Sendable {
 /// One action's bounded queue and the thread that works it. `enqueue` never blocks: when the
 /// queue is full the new alert is dropped and counted (drop-newest). The thread delivers in
 /// order, retrying retryable failures with exponential backoff (with +-20% jitter).
+///
+/// With a spool (`AlertSpool`, network actions of the daemon) a second thread moves each queued
+/// alert to disk (its payload, rendered once) and the delivering thread sends the spool's oldest
+/// record until the receiver takes it: transient failures are retried without a limit (the
+/// queue's bounds still hold: what does not fit is dropped and counted), and what is left at
+/// shutdown or a crash stays on disk for the next start.
 final class ActionWorker: Sendable {
     private struct State {
         var queue: [Job] = []
@@ -63,37 +74,63 @@ final class ActionWorker: Sendable {
         var closed = false
         var abandoned = false
         var started = false
+        /// The spooling thread has moved everything to the spool and ended.
+        var spoolingDone = false
         var stats: ActionStats
         var count: Int { queue.count - head }
+
+        mutating func pop() -> Job? {
+            guard count > 0 else { return nil }
+            defer { head += 1 }
+            return queue[head]
+        }
     }
 
     let name: String
     let kind: ActionKind
     private let handler: any ActionHandler
     private let policy: DeliveryPolicy
-    /// Called on the worker's thread after each job: the detail or the failure.
-    private let completion: @Sendable (Job, Result<String, ActionFailure>) -> Void
+    /// The action's on-disk queue, with the handler that renders and sends its payloads.
+    private let spool: (spool: AlertSpool, handler: any SpooledHandler, logger: Logger)?
+    /// Called on the worker's thread after each alert: its job (nil for a spooled record), its
+    /// rule, the detail or the failure.
+    private let completion: @Sendable (Job?, String, Result<String, ActionFailure>) -> Void
     private let state: Mutex<State>
     private let available = DispatchSemaphore(value: 0)
+    /// Spooled records are waiting (the spooling thread tells the delivering one).
+    private let spooled = DispatchSemaphore(value: 0)
+    /// The spooling thread ended.
+    private let spoolingEnded = DispatchSemaphore(value: 0)
     private let interrupt = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
     init(name: String, kind: ActionKind, handler: any ActionHandler, policy: DeliveryPolicy,
-         completion: @escaping @Sendable (Job, Result<String, ActionFailure>) -> Void) {
+         spool: (spool: AlertSpool, handler: any SpooledHandler, logger: Logger)? = nil,
+         completion: @escaping @Sendable (Job?, String, Result<String, ActionFailure>) -> Void) {
         self.name = name
         self.kind = kind
         self.handler = handler
         self.policy = policy
+        self.spool = spool
         self.completion = completion
         var stats = ActionStats(name: name, type: kind.rawValue)
         stats.transport = handler.transport
-        state = Mutex(State(stats: stats))
+        if spool != nil {
+            stats.spooled = 0
+            stats.unspooled = 0
+        }
+        state = Mutex(State(started: spool != nil, stats: stats))
+        if let spool {  // alerts of an earlier run may be waiting: both threads start now
+            startThread("vigil-spool-\(name)") { [self] in spoolLoop(spool.spool, spool.handler, spool.logger) }
+            startThread("vigil-action-\(name)") { [self] in deliverSpooled(spool.spool, spool.handler) }
+        }
     }
 
     /// Queues `job` unless the queue is full or closed (then counts it dropped and returns false).
     func enqueue(_ job: Job) -> Bool {
+        let waiting = spool?.spool.count ?? 0
         let (accepted, start) = state.withLock { state -> (Bool, Bool) in
-            guard !state.closed, state.count < policy.capacity else {
+            guard !state.closed, state.count + waiting < policy.capacity else {
                 state.stats.dropped += 1
                 return (false, false)
             }
@@ -106,7 +143,7 @@ final class ActionWorker: Sendable {
             return (true, !state.started)
         }
         guard accepted else { return false }
-        if start { startThread() }
+        if start { startThread("vigil-action-\(name)") { [self] in run() } }
         available.signal()
         return true
     }
@@ -119,20 +156,29 @@ final class ActionWorker: Sendable {
 
     /// The counters now.
     var stats: ActionStats {
-        state.withLock { state in
+        let waiting = spool.map { ($0.spool.count, $0.spool.onDisk) }
+        return state.withLock { state in
             var stats = state.stats
-            stats.queued = state.count
+            stats.queued = state.count + (waiting?.0 ?? 0)
+            if let waiting { stats.spooled = waiting.1 }
             return stats
         }
     }
 
-    /// Stops accepting alerts; the thread delivers what is queued, then ends.
+    /// Stops accepting alerts; the thread delivers what is queued, then ends (a spooled action
+    /// stops at the first failure: its records wait on disk for the next start).
     func close() {
         let running = state.withLock { state -> Bool in
             state.closed = true
             return state.started
         }
-        if running { available.signal() } else { finished.signal() }
+        if running {
+            available.signal()
+            spooled.signal()
+            if spool != nil { interrupt.signal() }  // its records are on disk: no backoff wait at shutdown
+        } else {
+            finished.signal()
+        }
     }
 
     /// Waits until the thread has delivered everything and ended, or `deadline` passes.
@@ -142,8 +188,8 @@ final class ActionWorker: Sendable {
         return true
     }
 
-    /// Gives up on what is still queued (counted dropped) and interrupts a backoff wait.
-    /// Returns how many alerts were dropped.
+    /// Gives up on what is still queued (counted dropped; a spool's files stay for the next
+    /// start) and interrupts a backoff wait. Returns how many alerts were dropped.
     @discardableResult
     func abandon() -> Int {
         let dropped = state.withLock { state -> Int in
@@ -156,56 +202,125 @@ final class ActionWorker: Sendable {
         }
         interrupt.signal()
         available.signal()
+        spooled.signal()
         return dropped
     }
 
-    private func startThread() {
-        let thread = Thread { [self] in run() }
-        thread.name = "vigil-action-\(name)"
+    private func startThread(_ name: String, _ body: @escaping @Sendable () -> Void) {
+        let thread = Thread(block: body)
+        thread.name = name
         thread.start()
     }
 
+    /// Without a spool: delivers queued jobs in order until closed and empty, or abandoned.
     private func run() {
         while true {
             available.wait()
             let next = state.withLock { state -> Job?? in
-                guard !state.abandoned, state.count > 0 else { return state.closed || state.abandoned ? .some(nil) : nil }
-                let job = state.queue[state.head]
-                state.head += 1
+                guard !state.abandoned, let job = state.pop() else { return state.closed || state.abandoned ? .some(nil) : nil }
                 return job
             }
             guard let next else { continue }  // a wakeup without work
             guard let job = next else { break }  // closed and empty, or abandoned
-            let result = deliver(job.alert)
-            state.withLock { state in
-                switch result {
-                case .success: state.stats.sent += 1
-                case .failure(let failure):
-                    state.stats.failed += 1
-                    state.stats.lastError = failure.message
-                }
-            }
-            completion(job, result)
+            let result = deliver(retries: policy.retries, spooled: false) { () throws(ActionFailure) in try handler.perform(job.alert) }
+                ?? .failure(.permanent("abandoned at shutdown"))
+            count(result)
+            completion(job, job.alert.rule, result)
         }
         finished.signal()
     }
 
-    /// Performs the action, retrying retryable failures with backoff while not abandoned.
-    private func deliver(_ alert: Alert) -> Result<String, ActionFailure> {
-        var attempt = 0
+    /// The spooling thread: renders each queued alert once and writes it to the spool (or keeps
+    /// it in memory when the disk refuses, counted and logged), then wakes the delivering thread.
+    private func spoolLoop(_ spool: AlertSpool, _ handler: any SpooledHandler, _ logger: Logger) {
+        var lastFailure: String?
+        while true {
+            available.wait()
+            while let job = state.withLock({ $0.abandoned ? nil : $0.pop() }) {
+                do {
+                    let failure = try spool.append(id: job.alert.id, rule: job.alert.rule, payload: handler.payload(job.alert))
+                    if let failure {
+                        state.withLock { $0.stats.unspooled? += 1 }
+                        if failure != lastFailure {  // once per kind of failure, not per alert
+                            logger.error("action '\(name)': alert kept in memory only (lost if the daemon dies): \(failure)")
+                        }
+                    } else if lastFailure != nil {
+                        logger.notice("action '\(name)': spool \(spool.directory) writable again")
+                    }
+                    lastFailure = failure
+                } catch {
+                    state.withLock { $0.stats.dropped += 1 }
+                    logger.warning("action '\(name)': spool full (\(spool.capacity) alerts or \(spool.maxBytes) bytes); alert of rule '\(job.alert.rule)' dropped")
+                }
+                spooled.signal()
+            }
+            let done = state.withLock { state -> Bool in
+                guard state.closed || state.abandoned, state.count == 0 || state.abandoned else { return false }
+                state.spoolingDone = true
+                return true
+            }
+            if done { break }
+        }
+        spooled.signal()
+        spoolingEnded.signal()
+    }
+
+    /// The delivering thread of a spooled action: sends the spool's oldest record until the
+    /// receiver takes it or refuses it for good, then removes it; after `close`, ends at the
+    /// first transient failure (the record stays on disk), or when the spool is empty.
+    private func deliverSpooled(_ spool: AlertSpool, _ handler: any SpooledHandler) {
+        outer: while true {
+            spooled.wait()
+            while let record = spool.first, !state.withLock({ $0.abandoned }) {
+                guard let result = deliver(retries: nil, spooled: true, { () throws(ActionFailure) in
+                    try handler.send(try spool.payload(of: record).get(), id: record.id)
+                }) else { break outer }  // closing: the record waits on disk for the next start
+                spool.removeFirst()
+                count(result)
+                completion(nil, record.rule, result)
+            }
+            let (abandoned, closing, spoolingDone) = state.withLock { ($0.abandoned, $0.closed, $0.spoolingDone) }
+            if abandoned || (closing && spoolingDone && spool.count == 0) { break }
+        }
+        spoolingEnded.wait()  // nothing more comes into the spool
+        let dropped = spool.dropMemoryOnly()
+        state.withLock { $0.stats.dropped += UInt64(dropped) }
+        finished.signal()
+    }
+
+    private func count(_ result: Result<String, ActionFailure>) {
+        state.withLock { state in
+            switch result {
+            case .success: state.stats.sent += 1
+            case .failure(let failure):
+                state.stats.failed += 1
+                state.stats.lastError = failure.message
+            }
+        }
+    }
+
+    /// Performs `attempt`, retrying retryable failures with backoff, at most `retries` times
+    /// (nil: until it works, for a spooled record). Returns nil when it gave up because of
+    /// shutdown (a spooled record then stays in the spool), else the result.
+    private func deliver(retries: Int?, spooled: Bool, _ attempt: () throws(ActionFailure) -> String) -> Result<String, ActionFailure>? {
+        var tries = 0
         while true {
             do {
-                return .success(try handler.perform(alert))
+                return .success(try attempt())
             } catch {
-                guard error.retryable, attempt < policy.retries else { return .failure(error) }
-                attempt += 1
-                let abandoned = state.withLock { state -> Bool in
+                guard error.retryable else { return .failure(error) }
+                if let retries, tries >= retries { return .failure(error) }
+                tries += 1
+                let (abandoned, closed) = state.withLock { state -> (Bool, Bool) in
                     if !state.abandoned { state.stats.retried += 1 }
-                    return state.abandoned
+                    return (state.abandoned, state.closed)
                 }
-                let delay = min(policy.maxBackoff, policy.backoff * Double(1 << min(attempt - 1, 30))) * Double.random(in: 0.8...1.2)
-                if abandoned || interrupt.wait(timeout: .now() + delay) == .success {
-                    return .failure(.permanent("\(error.message) (retries abandoned at shutdown)"))
+                if abandoned || (spooled && closed) {
+                    return spooled ? nil : .failure(.permanent("\(error.message) (retries abandoned at shutdown)"))
+                }
+                let delay = min(policy.maxBackoff, policy.backoff * Double(1 << min(tries - 1, 30))) * Double.random(in: 0.8...1.2)
+                if interrupt.wait(timeout: .now() + delay) == .success {
+                    return spooled ? nil : .failure(.permanent("\(error.message) (retries abandoned at shutdown)"))
                 }
             }
         }

@@ -142,6 +142,8 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
     public var backoff: Double?
     /// Longest wait between retries, seconds.
     public var maxBackoff: Double?
+    /// `false`: this network action's alerts wait in memory only, not in the spool (`spool`).
+    public var spool: Bool?
     /// Seconds one attempt may take (connect, send, answer; an exec's run time).
     public var timeout: Double?
     /// Only alerts at least this severe are handled (others are skipped, not counted as failures).
@@ -201,7 +203,7 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case kind = "type", queueSize = "queue_size", retries, backoff, maxBackoff = "max_backoff", timeout
+        case kind = "type", queueSize = "queue_size", retries, backoff, maxBackoff = "max_backoff", timeout, spool
         case minPriority = "min_priority", format, path, maxSize = "max_size", keep, address, facility
         case appName = "app_name", url, headers, server, from, to, subject, helo, argv, env
         case dockerSocket = "docker_socket", grace, tls, username, passwordEnv = "password_env"
@@ -209,7 +211,7 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
     }
 
     /// The keys every kind accepts.
-    static let commonKeys = ["type", "queue_size", "retries", "backoff", "max_backoff", "timeout", "min_priority"]
+    static let commonKeys = ["type", "queue_size", "retries", "backoff", "max_backoff", "timeout", "min_priority", "spool"]
 
     /// Decodes one definition; keys the kind does not use and missing required keys are errors.
     public init(from decoder: any Decoder) throws {
@@ -224,6 +226,7 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         self.kind = kind
         queueSize = try c.decodeIfPresent(Int.self, forKey: .queueSize)
         retries = try c.decodeIfPresent(Int.self, forKey: .retries)
+        spool = try c.decodeIfPresent(Bool.self, forKey: .spool)
         backoff = try c.decodeIfPresent(Double.self, forKey: .backoff)
         maxBackoff = try c.decodeIfPresent(Double.self, forKey: .maxBackoff)
         timeout = try c.decodeIfPresent(Double.self, forKey: .timeout)
@@ -402,6 +405,12 @@ public struct ActionsConfig: Sendable, Equatable, Codable {
     public var timeout: Double = 5
     /// Aggregation of identical alerts (`dedup`).
     public var dedup = DedupConfig()
+    /// Where network actions keep alerts until delivered, one directory per action; nil: no
+    /// spool (alerts wait in memory only). Not a key of the section: the daemon sets it to
+    /// `state_dir`/spool (default /var/lib/vigil/spool).
+    public var spoolDirectory: String?
+    /// Most MiB of alerts one action's spool holds (`spool_max_mib`).
+    public var spoolMaxMiB: Int = 16
     /// Actions defined here, by name (`named`). A name of a built-in replaces it (same `type` only).
     public var named: [String: ActionDefinition] = [:]
 
@@ -410,7 +419,7 @@ public struct ActionsConfig: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case defaultActions = "default_actions", queueSize = "queue_size", retries, backoff
-        case maxBackoff = "max_backoff", timeout, dedup, named
+        case maxBackoff = "max_backoff", timeout, dedup, named, spoolMaxMiB = "spool_max_mib"
     }
 
     /// Decodes the section; unknown keys are errors, and so are values `validate()` refuses.
@@ -425,6 +434,7 @@ public struct ActionsConfig: Sendable, Equatable, Codable {
         timeout = try c.decodeIfPresent(Double.self, forKey: .timeout) ?? 5
         dedup = try c.decodeIfPresent(DedupConfig.self, forKey: .dedup) ?? DedupConfig()
         named = try c.decodeIfPresent([String: ActionDefinition].self, forKey: .named) ?? [:]
+        spoolMaxMiB = try c.decodeIfPresent(Int.self, forKey: .spoolMaxMiB) ?? 16
         try ConfigKeys.check(validate, in: decoder)
     }
 
@@ -433,6 +443,10 @@ public struct ActionsConfig: Sendable, Equatable, Codable {
     public func validate() throws(ActionConfigError) {
         guard queueSize > 0 else { throw ActionConfigError(path: "queue_size", message: "must be positive") }
         guard retries >= 0 else { throw ActionConfigError(path: "retries", message: "must be 0 or more") }
+        guard spoolMaxMiB > 0 else { throw ActionConfigError(path: "spool_max_mib", message: "must be positive") }
+        if let spoolDirectory, !spoolDirectory.hasPrefix("/") {
+            throw ActionConfigError(path: "spool_max_mib", message: "the spool directory '\(spoolDirectory)' must be an absolute path")
+        }
         for (key, value) in [("backoff", backoff), ("max_backoff", maxBackoff), ("timeout", timeout)] where !(value > 0) {
             throw ActionConfigError(path: key, message: "must be a positive number of seconds")
         }

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,7 +28,8 @@ public struct EnforcementResult: Sendable, Equatable {
 /// "tags","time","output_fields"}`, where `output_fields` holds every field of the event (a
 /// superset of Falco's, which has only the fields the output template names), followed by
 /// Vigil's additions when they apply: `enforcement` (one result per enforcement action) and
-/// `suppressed` (identical alerts aggregated into this one, see `DedupConfig`).
+/// `suppressed` (identical alerts aggregated into this one, see `DedupConfig`), and always `id`
+/// (the alert's, for receivers that drop duplicates).
 public struct Alert: Sendable {
     /// The rule's name.
     public var rule: String
@@ -49,6 +51,10 @@ public struct Alert: Sendable {
     public var enforcement: [EnforcementResult] = []
     /// How many identical alerts were suppressed since the previous one sent (dedup); 0 when none.
     public var suppressed: Int = 0
+    /// A random id of this alert (a UUID, lowercase): the same in every action's delivery and in
+    /// a redelivery after a crash (`id` in the JSON, `X-Vigil-Alert-Id` in HTTP and mail
+    /// headers, `id` in syslog's structured data), so receivers can drop duplicates.
+    public var id: String = UUID().uuidString.lowercased()
 
     /// An alert of `rule` for `event`: renders the rule's output template.
     public init(rule: CompiledRule, event: Event, hostname: String = Alert.localHostname) {
@@ -118,7 +124,7 @@ public struct Alert: Sendable {
             out += "]"
         }
         if suppressed > 0 { out += ",\"suppressed\":\(suppressed)" }
-        return out + "}"
+        return out + ",\"id\":\"\(id)\"}"
     }
 
     /// A JSON array of strings.

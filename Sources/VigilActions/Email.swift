@@ -183,8 +183,9 @@ struct SMTPClient: Sendable {
 
 /// `email`: one mail per alert. Subject from a template (`{rule}`, `{priority}`, `{hostname}`;
 /// default `[vigil] {priority} {rule}`), encoded per RFC 2047 when not ASCII; the body is the
-/// alert's text, then its JSON, quoted-printable (`quotedPrintable`).
-struct EmailAction: ActionHandler {
+/// alert's text, then its JSON, quoted-printable (`quotedPrintable`). The alert's id is in
+/// `X-Vigil-Alert-Id` and in `Message-ID` (`<ID@host>`), so a redelivered mail is recognisable.
+struct EmailAction: SpooledHandler {
     let client: SMTPClient
     let from: String
     let to: [String]
@@ -192,8 +193,10 @@ struct EmailAction: ActionHandler {
 
     var transport: String? { client.transport }
 
-    func perform(_ alert: Alert) throws(ActionFailure) -> String {
-        try client.send(from: from, to: to, message: Self.message(alert, from: from, to: to, subject: subject))
+    func payload(_ alert: Alert) -> [UInt8] { Array(Self.message(alert, from: from, to: to, subject: subject).utf8) }
+
+    func send(_ payload: [UInt8], id: String) throws(ActionFailure) -> String {
+        try client.send(from: from, to: to, message: String(decoding: payload, as: UTF8.self))
         return "mailed to \(to.count) recipient\(to.count == 1 ? "" : "s")"
     }
 
@@ -207,7 +210,7 @@ struct EmailAction: ActionHandler {
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
         let headers = [
             "From: \(from)", "To: \(to.joined(separator: ", "))", "Subject: \(encodedHeader(subject))",
-            "Date: \(formatter.string(from: Date()))", "Message-ID: <\(UUID().uuidString.lowercased())@\(SyslogAction.header(alert.hostname, 200))>",
+            "Date: \(formatter.string(from: Date()))", "Message-ID: <\(alert.id)@\(SyslogAction.header(alert.hostname, 200))>", "X-Vigil-Alert-Id: \(alert.id)",
             "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: quoted-printable",
             "X-Vigil-Rule: \(encodedHeader(alert.rule))", "X-Vigil-Priority: \(alert.priority.rawValue)",
         ]

@@ -44,14 +44,14 @@ enum SyslogFacility {
 
 /// `syslog`: one RFC 5424 message per alert:
 ///
-///     <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID alert [vigil@32473 rule=".." priority=".." source=".." tags=".."] BOM MSG
+///     <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID alert [vigil@32473 rule=".." priority=".." source=".." tags=".." id=".."] BOM MSG
 ///
 /// PRI is facility * 8 + the severity of the priority (emergency 0 ... debug 7); TIMESTAMP is
 /// UTC with microseconds; MSG is the alert's text or JSON, UTF-8 after a BOM. 32473 is the
 /// enterprise number RFC 5612 reserves for examples (Vigil has none of its own). Datagram
 /// transports send one message per datagram; TCP uses octet-counting framing (RFC 6587
 /// `LEN SP MSG`) on a connection kept open and reopened after an error.
-final class SyslogAction: ActionHandler, @unchecked Sendable {
+final class SyslogAction: SpooledHandler, @unchecked Sendable {
     // One worker thread uses an action, so the socket needs no lock.
     let address: SyslogAddress
     let facility: Int
@@ -68,9 +68,19 @@ final class SyslogAction: ActionHandler, @unchecked Sendable {
         self.timeout = timeout
     }
 
-    func perform(_ alert: Alert) throws(ActionFailure) -> String {
+    /// Over UDP or TCP; not to a local socket (syslogd on the same host).
+    var spools: Bool {
+        if case .unix = address { return false }
+        return true
+    }
+
+    func payload(_ alert: Alert) -> [UInt8] {
         let limit: Int? = if case .tcp = address { nil } else { Self.maxDatagramBytes }
-        var message = Array(Self.line(alert, facility: facility, appName: appName, style: style, pid: getpid(), limit: limit).utf8)
+        return Array(Self.line(alert, facility: facility, appName: appName, style: style, pid: getpid(), limit: limit).utf8)
+    }
+
+    func send(_ payload: [UInt8], id: String) throws(ActionFailure) -> String {
+        var message = payload
         if case .tcp = address { message = Array("\(message.count) ".utf8) + message }
         do {
             try connected().send(message)
@@ -110,6 +120,7 @@ final class SyslogAction: ActionHandler, @unchecked Sendable {
         data += " source=\"\(sdEscaped(alert.source))\" tags=\"\(sdEscaped(alert.tags.joined(separator: ",")))\""
         if !alert.enforcement.isEmpty { data += " enforcement=\"\(sdEscaped(alert.enforcementSummary))\"" }
         if alert.suppressed > 0 { data += " suppressed=\"\(alert.suppressed)\"" }
+        data += " id=\"\(sdEscaped(alert.id))\""
         var text = style == .json ? alert.json : "\(alert.rule): \(alert.output)"
         let head = "<\(facility * 8 + severity)>1 \(timestamp) \(header(alert.hostname, 255)) \(header(appName, 48)) \(pid) alert "
         if let limit, head.utf8.count + data.utf8.count + 5 + text.utf8.count > limit {

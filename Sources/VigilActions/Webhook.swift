@@ -18,7 +18,7 @@ struct HTTPPoster: Sendable {
 
     /// POSTs `body` as JSON; a 2xx answer is success. Connection trouble, 408, 429 and 5xx
     /// are worth a retry; other statuses are not.
-    func post(_ body: [UInt8]) throws(ActionFailure) -> Int {
+    func post(_ body: [UInt8], alertID: String? = nil) throws(ActionFailure) -> Int {
         let socket = try Socket.tcp(endpoint.server, timeout: timeout)
         let stream: any ByteStream
         if endpoint.secure {
@@ -30,6 +30,7 @@ struct HTTPPoster: Sendable {
         var head = "POST \(endpoint.target) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\nUser-Agent: vigil\r\n"
         head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        if let alertID { head += "X-Vigil-Alert-Id: \(alertID)\r\n" }
         try stream.send(Array((head + "\r\n").utf8) + body)
         var decoder = HTTPResponseDecoder()
         var status: Int?
@@ -59,27 +60,33 @@ struct HTTPPoster: Sendable {
     }
 }
 
-/// `webhook`: POSTs the alert's JSON (Falco's output shape) to a URL.
-struct WebhookAction: ActionHandler {
+/// `webhook`: POSTs the alert's JSON (Falco's output shape) to a URL, with the alert's id in
+/// the body (`id`) and in an `X-Vigil-Alert-Id` header.
+struct WebhookAction: SpooledHandler {
     let poster: HTTPPoster
 
     var transport: String? { poster.transport }
 
-    func perform(_ alert: Alert) throws(ActionFailure) -> String {
-        "HTTP \(try poster.post(Array(alert.json.utf8)))"
+    func payload(_ alert: Alert) -> [UInt8] { Array(alert.json.utf8) }
+
+    func send(_ payload: [UInt8], id: String) throws(ActionFailure) -> String {
+        "HTTP \(try poster.post(payload, alertID: id))"
     }
 }
 
 /// `slack`: POSTs a Slack-compatible payload (incoming-webhook format, also read by Mattermost
 /// and Rocket.Chat): `text` is `PRIORITY rule: output`, one attachment colored by priority
-/// with the rule, priority, host, time, tags, enforcement and suppressed count as fields.
-struct SlackAction: ActionHandler {
+/// with the rule, priority, host, time, tags, enforcement and suppressed count as fields; the
+/// alert's id in an `X-Vigil-Alert-Id` header.
+struct SlackAction: SpooledHandler {
     let poster: HTTPPoster
 
     var transport: String? { poster.transport }
 
-    func perform(_ alert: Alert) throws(ActionFailure) -> String {
-        "HTTP \(try poster.post(Array(Self.payload(alert).utf8)))"
+    func payload(_ alert: Alert) -> [UInt8] { Array(Self.payload(alert).utf8) }
+
+    func send(_ payload: [UInt8], id: String) throws(ActionFailure) -> String {
+        "HTTP \(try poster.post(payload, alertID: id))"
     }
 
     static func payload(_ alert: Alert) -> String {

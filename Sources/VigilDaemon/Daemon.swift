@@ -212,6 +212,7 @@ final class Reloader: Sendable {
         if config.socketPath != running.socketPath { restartOnly.append("socket") }
         if config.socketGroup != running.socketGroup { restartOnly.append("socket_group") }
         if config.rulesDirectory != running.rulesDirectory { restartOnly.append("rules_dir") }
+        if config.stateDirectory != running.stateDirectory { restartOnly.append("state_dir") }
         if config.ringMiB != running.ringMiB { restartOnly.append("ring_mib") }
         if config.metrics != running.metrics { restartOnly.append("metrics") }
         if config.kernelPushdown != running.kernelPushdown { restartOnly.append("kernel_pushdown") }

@@ -29,6 +29,8 @@ public struct DaemonPaths: Sendable, Equatable {
     public var rulesDirectory: String { under("etc/vigil/rules.d") }
     /// ROOT/run/vigil/vigil.sock.
     public var socket: String { under("run/vigil/vigil.sock") }
+    /// ROOT/var/lib/vigil: the daemon's state (the actions' spool below it).
+    public var stateDirectory: String { under("var/lib/vigil") }
 
     private func under(_ relative: String) -> String {
         var base = root
@@ -46,6 +48,11 @@ public struct DaemonConfig: Sendable, Equatable {
     public var socketGroup: String?
     /// Where rule files live and API-created rules are written (`rules_dir`).
     public var rulesDirectory: String
+    /// The daemon's state (`state_dir`): network actions keep alerts waiting for delivery in
+    /// its `spool` directory, one directory per action.
+    public var stateDirectory: String {
+        didSet { actions.spoolDirectory = stateDirectory + "/spool" }
+    }
     /// Whether the embedded default ruleset runs (`default_rules`).
     public var defaultRules = true
     /// Size of the sensors' shared ring in MiB, a power of two (`ring_mib`). Its data pages are
@@ -102,6 +109,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public init(paths: DaemonPaths = DaemonPaths()) {
         socketPath = paths.socket
         rulesDirectory = paths.rulesDirectory
+        stateDirectory = paths.stateDirectory
+        actions.spoolDirectory = stateDirectory + "/spool"
     }
 
     /// Reads `path`. A missing file gives the defaults when `required` is false; any bad key or
@@ -145,6 +154,7 @@ public struct DaemonConfig: Sendable, Equatable {
             case "socket": config.socketPath = try reader.path(value, key.name)
             case "socket_group": config.socketGroup = try reader.optionalString(value, key.name)
             case "rules_dir": config.rulesDirectory = try reader.path(value, key.name)
+            case "state_dir": config.stateDirectory = try reader.path(value, key.name)
             case "default_rules": config.defaultRules = try reader.bool(value, key.name)
             case "kernel_pushdown": config.kernelPushdown = try reader.bool(value, key.name)
             case "ring_mib":
@@ -209,6 +219,7 @@ public struct DaemonConfig: Sendable, Equatable {
                 }
             case "actions":
                 config.actions = try reader.actions(value)
+                config.actions.spoolDirectory = config.stateDirectory + "/spool"
             default:
                 throw reader.error(key.node, "unknown key '\(key.name)' (docs/config.md lists them)")
             }

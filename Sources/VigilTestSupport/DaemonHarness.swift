@@ -136,6 +136,7 @@ public final class TestDaemon {
         try """
         socket: \(layout.socket)
         rules_dir: \(layout.rulesDirectory)
+        state_dir: \(directory)/state
         log_level: info
         \(extraConfig.contains("actions:") ? "" : "actions:\n  dedup: {window: 0}")
         \(extraConfig)
