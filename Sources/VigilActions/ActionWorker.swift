@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Logging
 import Synchronization
 
 /// Counters of one action, as `ActionDispatcher.stats()` reports them.
@@ -270,7 +271,7 @@ final class ActionWorker: Sendable {
     /// first transient failure (the record stays on disk), or when the spool is empty.
     private func deliverSpooled(_ spool: AlertSpool, _ handler: any SpooledHandler) {
         outer: while true {
-            spooled.wait()
+            // Records of an earlier run are sent first, before anything new is spooled.
             while let record = spool.first, !state.withLock({ $0.abandoned }) {
                 guard let result = deliver(retries: nil, spooled: true, { () throws(ActionFailure) in
                     try handler.send(try spool.payload(of: record).get(), id: record.id)
@@ -281,6 +282,7 @@ final class ActionWorker: Sendable {
             }
             let (abandoned, closing, spoolingDone) = state.withLock { ($0.abandoned, $0.closed, $0.spoolingDone) }
             if abandoned || (closing && spoolingDone && spool.count == 0) { break }
+            spooled.wait()
         }
         spoolingEnded.wait()  // nothing more comes into the spool
         let dropped = spool.dropMemoryOnly()
