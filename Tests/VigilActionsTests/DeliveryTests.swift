@@ -20,7 +20,8 @@ final class DeliveryTests: XCTestCase {
         named:
           ops: {type: webhook, url: '\(server.url)/falco?src=vigil', headers: {Authorization: Bearer t0ken, X-Team: sec}}
         """)
-        dispatcher.dispatch(testAlert(), actions: ["ops"])
+        let alert = testAlert()
+        dispatcher.dispatch(alert, actions: ["ops"])
         waitUntil("the webhook") { server.requests.count == 1 }
         let request = try XCTUnwrap(server.requests.first)
         XCTAssertEqual(request.method, "POST")
@@ -28,7 +29,8 @@ final class DeliveryTests: XCTestCase {
         XCTAssertEqual(request.headers["content-type"], "application/json")
         XCTAssertEqual(request.headers["authorization"], "Bearer t0ken")
         XCTAssertEqual(request.headers["x-team"], "sec")
-        XCTAssertEqual(String(decoding: request.body, as: UTF8.self), testAlert().json)
+        XCTAssertEqual(String(decoding: request.body, as: UTF8.self), alert.json)
+        XCTAssertEqual(request.headers["x-vigil-alert-id"], alert.id, "the id a receiver drops duplicates by")
         let body = try XCTUnwrap(request.json)
         XCTAssertEqual(body["rule"] as? String, "Netcat listener")
         XCTAssertEqual((body["output_fields"] as? [String: Any])?["proc.name"] as? String, "nc")
@@ -204,7 +206,7 @@ final class DeliveryTests: XCTestCase {
         XCTAssertEqual(fields[3], "vigil-test")
         XCTAssertEqual(fields[4], String(getpid()))
         XCTAssertEqual(fields[5], "alert")
-        XCTAssertEqual(fields[6], "[vigil@32473 rule=\"Netcat listener\" priority=\"CRITICAL\" source=\"syscall\" tags=\"a\\\"b,c\\]\"] ")
+        XCTAssertEqual(fields[6], "[vigil@32473 rule=\"Netcat listener\" priority=\"CRITICAL\" source=\"syscall\" tags=\"a\\\"b,c\\]\" id=\"\(alert.id)\"] ")
         XCTAssertEqual(message, "Netcat listener: netcat listening (pid=4242)")
         XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
         XCTAssertEqual(dispatcher.stats().of("sys").sent, 1)
@@ -213,8 +215,9 @@ final class DeliveryTests: XCTestCase {
     func testSyslogOverTCPUsesOctetCountingOnOneConnection() throws {
         let receiver = try TCPReceiver()
         let dispatcher = try makeDispatcher("named: {sys: {type: syslog, address: 'tcp://127.0.0.1:\(receiver.port)', format: json}}")
+        let second = testAlert(output: "second ünïcode")
         dispatcher.dispatch(testAlert(output: "first"), actions: ["sys"])
-        dispatcher.dispatch(testAlert(output: "second ünïcode"), actions: ["sys"])
+        dispatcher.dispatch(second, actions: ["sys"])
         XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
         XCTAssertEqual(dispatcher.stats().of("sys").sent, 2, "\(dispatcher.stats())")
         // RFC 6587 octet counting: LENGTH SP MESSAGE, repeated.
@@ -234,7 +237,7 @@ final class DeliveryTests: XCTestCase {
         XCTAssertTrue(rest.isEmpty, "bytes left after the frames: \(Array(rest))")
         guard messages.count == 2 else { return XCTFail("\(messages.count) messages: \(messages)") }
         XCTAssertTrue(messages.allSatisfy { $0.hasPrefix("<\(3 * 8 + 4)>1 ") }, "daemon facility, warning: \(messages)")
-        XCTAssertTrue(messages[1].hasSuffix("\u{FEFF}" + testAlert(output: "second ünïcode").json), messages[1])
+        XCTAssertTrue(messages[1].hasSuffix("\u{FEFF}" + second.json), messages[1])
         XCTAssertEqual(receiver.connections, 1)
     }
 
@@ -290,11 +293,12 @@ final class DeliveryTests: XCTestCase {
             argv: [/bin/sh, -c, 'cat > "$OUT/stdin.json"; env > "$OUT/env.txt"', ignored-arg0]
             env: {OUT: \(directory)}
         """)
-        dispatcher.dispatch(testAlert(), actions: ["hook"])
+        let alert = testAlert()
+        dispatcher.dispatch(alert, actions: ["hook"])
         XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
         XCTAssertEqual(dispatcher.stats().of("hook").sent, 1, "\(dispatcher.stats().of("hook"))")
         let stdin = try String(contentsOfFile: "\(directory)/stdin.json", encoding: .utf8)
-        XCTAssertEqual(stdin, testAlert().json + "\n")
+        XCTAssertEqual(stdin, alert.json + "\n")
         let env = try String(contentsOfFile: "\(directory)/env.txt", encoding: .utf8).split(separator: "\n").map(String.init)
         for expected in [
             "VIGIL_RULE=Netcat listener", "VIGIL_PRIORITY=WARNING", "VIGIL_OUTPUT=netcat listening (pid=4242)",

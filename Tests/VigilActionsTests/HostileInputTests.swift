@@ -201,7 +201,7 @@ final class HostileInputTests: XCTestCase {
                 """, path])
             XCTAssertEqual(parsed.status, 0, parsed.stderr)
             let lines = parsed.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-            XCTAssertEqual(lines.first.map(String.init), "['Content-Transfer-Encoding', 'Content-Type', 'Date', 'From', 'MIME-Version', 'Message-ID', 'Subject', 'To', 'X-MailFrom', 'X-Peer', 'X-RcptTo', 'X-Vigil-Priority', 'X-Vigil-Rule']", "mail \(index)")
+            XCTAssertEqual(lines.first.map(String.init), "['Content-Transfer-Encoding', 'Content-Type', 'Date', 'From', 'MIME-Version', 'Message-ID', 'Subject', 'To', 'X-MailFrom', 'X-Peer', 'X-RcptTo', 'X-Vigil-Alert-Id', 'X-Vigil-Priority', 'X-Vigil-Rule']", "mail \(index)")
             let body = lines.dropFirst().map(String.init)
             XCTAssertEqual(body.flatMap { Self.rawControls($0) }, [], "mail \(index)")
             let json = try XCTUnwrap(body.first { $0.hasPrefix("{") }, "mail \(index): \(body)")

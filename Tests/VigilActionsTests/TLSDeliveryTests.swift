@@ -69,12 +69,13 @@ final class TLSDeliveryTests: XCTestCase {
           chat: {type: slack, url: 'https://localhost:\(server.port)/services/T/B/X', ca_file: '\(certificates.caFile)'}
           ops: {type: webhook, url: 'https://127.0.0.1:\(server.port)/falco', ca_file: '\(certificates.caFile)'}
         """)
-        dispatcher.dispatch(testAlert(), actions: ["chat", "ops"])
+        let alert = testAlert()
+        dispatcher.dispatch(alert, actions: ["chat", "ops"])
         waitUntil("two POSTs over https") { server.requests.count == 2 }
         XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
         let requests = server.requests.sorted { $0.path < $1.path }
         XCTAssertEqual(requests.map(\.path), ["/falco", "/services/T/B/X"])
-        XCTAssertEqual(requests.first?.body, testAlert().json)
+        XCTAssertEqual(requests.first?.body, alert.json)
         XCTAssertTrue(requests.last?.body.contains("\"text\":\"WARNING Netcat listener") ?? false)
         let chat = dispatcher.stats().of("chat")
         XCTAssertEqual(chat.sent, 1, chat.lastError ?? "")
