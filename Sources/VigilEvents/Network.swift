@@ -201,7 +201,7 @@ public struct KernelSocketTuple: Sendable, Equatable {
     public var state: UInt8
     /// The socket's inode.
     public var inode: UInt64
-    /// Local end (IP families).
+    /// Local end (IP families; nil when unbound: address and port 0).
     public var local: SocketAddress?
     /// Remote end (IP families; nil when not connected: address and port 0).
     public var remote: SocketAddress?
@@ -228,10 +228,10 @@ public struct KernelSocketTuple: Sendable, Equatable {
         local = nil; remote = nil
         switch family {
         case 2:
-            if let a = IPAddress(bytes: l[0..<4]) { local = SocketAddress(ip: a, port: t.lport) }
+            if let a = IPAddress(bytes: l[0..<4]), t.lport != 0 || a.ipv4 != 0 { local = SocketAddress(ip: a, port: t.lport) }
             if let a = IPAddress(bytes: r[0..<4]), t.rport != 0 || a.ipv4 != 0 { remote = SocketAddress(ip: a, port: t.rport) }
         case 10:
-            if let a = IPAddress(bytes: l) { local = SocketAddress(ip: a, port: t.lport) }
+            if let a = IPAddress(bytes: l), t.lport != 0 || !a.isUnspecified { local = SocketAddress(ip: a, port: t.lport) }
             if let a = IPAddress(bytes: r), t.rport != 0 || !a.isUnspecified { remote = SocketAddress(ip: a, port: t.rport) }
         case 1:
             unixSock = l.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }

@@ -61,7 +61,9 @@ public enum SocketTracking {
             return true
         }
         guard action != .none, action != .create, action != .accept else { return false }
-        if s.failedCall && !(action == .connect && s.result == inProgress) { return false }
+        // A failed connect (refused, unreachable, timed out) still names where it went: the
+        // kernel has dropped the peer by its exit, so the destination is the sockaddr argument.
+        if s.failedCall && action != .connect { return false }
         var info = entry.socket ?? SocketInfo()
         let kernel = s.socketTuple
         if let kernel { merge(kernel, into: &info, type: &entry.type) }
@@ -69,7 +71,10 @@ public enum SocketTracking {
         switch action {
         case .connect:
             if info.role == .none { info.role = .client }
-            if info.remote == nil || info.remote?.ip == nil, let address { info.remote = address }
+            // The kernel's peer when it has one (port set); else the destination asked for.
+            if let address, kernel?.remote == nil || kernel?.remote?.port == 0 || info.remote?.ip == nil {
+                info.remote = address
+            }
             info.connected = s.result == 0 || kernel?.state == KernelSocketTuple.established
             if let path = address?.path, !path.isEmpty { entry.name = path }
         case .bind:
