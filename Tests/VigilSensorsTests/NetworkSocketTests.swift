@@ -359,6 +359,11 @@ final class NetworkSocketTests: XCTestCase {
           condition: evt.type = connect and (fd.net in (private_networks) or fd.sip = "127.0.0.2")
           output: "private %fd.name"
           priority: NOTICE
+        - rule: Successful connect
+          desc: t
+          condition: evt.type = connect and evt.rawres in (0, 1) and fd.num >= 0 and fd.connected = true
+          output: "connected %fd.num"
+          priority: NOTICE
         - rule: IPv6 loopback connect
           desc: t
           condition: evt.type = connect and fd.cnet = "::1/128"
@@ -385,5 +390,6 @@ final class NetworkSocketTests: XCTestCase {
         XCTAssertTrue(hits.contains { $0.hasPrefix("Loopback connect") && $0.contains("->::1:\(ports[1])") }, "\(hits)")
         XCTAssertEqual(hits.filter { $0.hasPrefix("Private network connect") }, [], "loopback is no private network")
         XCTAssertEqual(hits.filter { $0.hasPrefix("IPv6 loopback connect") }.count, 1, "\(hits)")
+        XCTAssertEqual(hits.filter { $0.hasPrefix("Successful connect") }.count, 2, "evt.rawres and fd.num of a syscall event: \(hits)")
     }
 }
