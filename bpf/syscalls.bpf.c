@@ -19,6 +19,7 @@
 #include <bpf/bpf_core_read.h>
 #include "vigil.bpf.h"
 #include "sensor.bpf.h"
+#include "socket.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -199,8 +200,10 @@ static __always_inline bool at_entry(__u32 kind)
 static __always_inline void emit(struct vigil_syscall_event *e)
 {
     __u64 size = sizeof(*e) + e->data_len;
-    if (size > sizeof(*e) + VIGIL_SYSCALL_DATA_MAX)
-        size = sizeof(*e) + VIGIL_SYSCALL_DATA_MAX;
+    if (e->flags & VIGIL_SYSCALL_SOCKET) /* the tuple after the data (socket.bpf.h) */
+        size += sizeof(struct vigil_socket_tuple);
+    if (size > sizeof(*e) + VIGIL_SYSCALL_DATA_MAX + sizeof(struct vigil_socket_tuple))
+        size = sizeof(*e) + VIGIL_SYSCALL_DATA_MAX + sizeof(struct vigil_socket_tuple);
     e->hdr.size = size;
     vigil_output(e, size);
 }
@@ -297,6 +300,7 @@ static __always_inline int on_exit(long id, long ret)
         if (kind != VIGIL_CAPTURE_NONE && !at_entry(kind))
             capture(e, spec, i, ret);
     }
+    vigil_socket_tuple(e, spec->flags, ret);
     emit(e);
     return 0;
 }

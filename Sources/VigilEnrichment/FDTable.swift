@@ -152,6 +152,12 @@ public final class FDTable {
             if n >= 0 { acted = table[n] ?? FDInfo(number: n, type: .unknown) }
             break
         }
+        // A socket's ends, role and state (connect also when it returned EINPROGRESS).
+        if let n = acted?.number, var entry = table[n] ?? (s.hasSocketTuple ? FDInfo(number: n, type: .socket) : nil),
+           SocketTracking.apply(s, to: &entry) {
+            table[n] = entry
+            acted = entry
+        }
         if s.failedCall { return acted }
         if d.flags.contains(.fdClose), actedIndex >= 0 {
             let first = Int32(truncatingIfNeeded: s.args[actedIndex])
@@ -214,6 +220,7 @@ public final class FDTable {
         } else {
             made = FDInfo(number: -1, type: .unknown, closeOnExec: closeOnExec)
         }
+        SocketTracking.made(s, &made)
         // The new fds: the result, or the two of an fd pair (pipe, socketpair).
         if case .fd = d.result, s.result >= 0 {
             made.number = Int32(truncatingIfNeeded: s.result)

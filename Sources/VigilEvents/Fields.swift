@@ -5,6 +5,12 @@ public enum FieldType: String, Sendable, Codable {
     case string, uint, int, bool
     /// A list of strings.
     case strings
+    /// An IP address as text (Falco's ipaddr): `=`, `!=` and `in` take addresses or CIDR
+    /// networks (`fd.sip in ("10.0.0.0/8")`). A value that is a list matches when any of it does.
+    case ipaddr
+    /// An IP network (Falco's ipnet: fd.net, fd.snet, ...): compared with networks, an address
+    /// matching when it lies in one.
+    case ipnet
 }
 
 /// One value of a field.
@@ -88,7 +94,7 @@ public struct FieldDefinition: Sendable {
 public enum Fields {
     /// Every field.
     public static let all: [FieldDefinition] = eventFields + processFields + lineageFields + userFields + fileFields + containerFields
-        + SyscallFields.fields
+        + SyscallFields.fields + NetworkFields.fields
 
     private static let byName: [String: FieldDefinition] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
 

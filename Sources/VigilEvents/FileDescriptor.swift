@@ -117,16 +117,20 @@ public struct FDInfo: Sendable, Equatable {
     public var inode: UInt64
     /// The device (fd.dev, encoded as stat's st_dev), 0 when not known.
     public var device: UInt64
+    /// A socket's protocol, ends and role (fd.sip, fd.l4proto, ...), nil for other fds and
+    /// sockets the table knows nothing of.
+    public var socket: SocketInfo?
 
     /// An entry.
     public init(number: Int32, type: FDType, closeOnExec: Bool = false, name: ByteString = ByteString([UInt8]()),
-                inode: UInt64 = 0, device: UInt64 = 0) {
+                inode: UInt64 = 0, device: UInt64 = 0, socket: SocketInfo? = nil) {
         self.number = number
         self.type = type
         self.closeOnExec = closeOnExec
         self.name = name
         self.inode = inode
         self.device = device
+        self.socket = socket
     }
 
     /// Whether fd.directory and fd.filename apply (a path).

@@ -26,10 +26,14 @@ extension Payload {
         /// The path arguments resolved by enrichment (against the cwd or the dirfd argument,
         /// `.` and `..` folded): evt.arg.NAME and fd.name; evt.rawarg.NAME keeps the name as given.
         public var resolved = ResolvedPaths()
+        /// `data` ends with the kernel's view of the socket the call acted on or made (struct
+        /// vigil_socket_tuple, after the arguments' bytes): `socketTuple`.
+        public var hasSocketTuple: Bool
 
         /// Creates the payload.
         public init(index: Int, result: Int64, latencyNs: UInt64, args: SIMD8<UInt64>, lengths: SIMD8<UInt16> = .zero,
-                    data: ByteString = ByteString([UInt8]()), truncated: UInt8 = 0, failed: UInt8 = 0, noExit: Bool = false) {
+                    data: ByteString = ByteString([UInt8]()), truncated: UInt8 = 0, failed: UInt8 = 0, noExit: Bool = false,
+                    hasSocketTuple: Bool = false) {
             self.index = index
             self.result = result
             self.latencyNs = latencyNs
@@ -39,6 +43,16 @@ extension Payload {
             self.truncated = truncated
             self.failed = failed
             self.noExit = noExit
+            self.hasSocketTuple = hasSocketTuple
+        }
+
+        /// Both ends of the socket as the kernel held them at the call's exit (connect's local
+        /// end, accept's peer, the address bind chose), nil when the record has none.
+        public var socketTuple: KernelSocketTuple? {
+            guard hasSocketTuple else { return nil }
+            let size = MemoryLayout<vigil_socket_tuple>.size
+            guard data.bytes.count >= size else { return nil }
+            return KernelSocketTuple(bytes: data.bytes[(data.bytes.count - size)...])
         }
 
         /// Argument `i`'s path resolved to an absolute one, nil when it was not (not a path, a
@@ -78,8 +92,11 @@ extension EventDecoder {
         guard record.count >= fixed else { return nil }
         let e = record.loadUnaligned(as: vigil_syscall_event.self)
         guard let index = Syscalls.index(number: Int(e.nr)) else { return nil }
-        let end = fixed + Int(e.data_len)
+        var end = fixed + Int(e.data_len)
         guard end <= record.count else { return nil }
+        let socket = e.flags & UInt16(VIGIL_SYSCALL_SOCKET.rawValue) != 0
+            && end + MemoryLayout<vigil_socket_tuple>.size <= record.count
+        if socket { end += MemoryLayout<vigil_socket_tuple>.size }
         let a = e.args, l = e.arg_len
         var lengths = SIMD8<UInt16>(l.0, l.1, l.2, l.3, l.4, l.5, 0, 0)
         var total = 0
@@ -87,9 +104,9 @@ extension EventDecoder {
         if total != Int(e.data_len) { lengths = .zero } // inconsistent: keep the raw values only
         return .syscall(.init(index: index, result: e.ret, latencyNs: e.latency_ns,
                               args: SIMD8<UInt64>(a.0, a.1, a.2, a.3, a.4, a.5, 0, 0), lengths: lengths,
-                              data: e.data_len > 0 ? ByteString(record[fixed..<end]) : ByteString([UInt8]()),
+                              data: end > fixed ? ByteString(record[fixed..<end]) : ByteString([UInt8]()),
                               truncated: e.arg_truncated, failed: e.arg_failed,
-                              noExit: e.flags & UInt16(VIGIL_SYSCALL_NO_EXIT.rawValue) != 0))
+                              noExit: e.flags & UInt16(VIGIL_SYSCALL_NO_EXIT.rawValue) != 0, hasSocketTuple: socket))
     }
 }
 

@@ -41,7 +41,9 @@ public struct SyscallCapture: Sendable, Equatable {
     public var shown: Set<Int>
 
     /// This arch's syscalls that change the fd table (the table's fd_create and fd_close flags).
-    public static let fdTableNumbers: Set<Int> = Set(Syscalls.all.filter { !$0.flags.isDisjoint(with: [.fdCreate, .fdClose]) }
+    /// With them, the socket syscalls that set an fd's ends (connect, bind, listen, shutdown,
+    /// getsockname, getpeername: `SocketTracking.setsEnds`), so fd.name of a socket is known.
+    public static let fdTableNumbers: Set<Int> = Set(Syscalls.all.filter { !$0.flags.isDisjoint(with: [.fdCreate, .fdClose]) || SocketTracking.setsEnds($0) }
         .compactMap { $0.number() })
     /// This arch's syscalls that set the working directory (chdir, fchdir): relative paths are
     /// resolved against it.
@@ -95,6 +97,12 @@ public struct SyscallCapture: Sendable, Equatable {
         if syscall.flags.contains(.noReturn) { spec.flags |= UInt16(VIGIL_SPEC_NO_RETURN.rawValue) }
         // State changes are never dropped by the kernel's filters (StateChangeFilter applies them).
         if syscall.flags.contains(.state) { spec.flags |= UInt16(VIGIL_SPEC_STATE.rawValue) }
+        // Socket syscalls carry the kernel's view of their socket (bpf/lib/socket.bpf.h).
+        switch SocketTracking.source(syscall) {
+        case .result: spec.flags |= UInt16(VIGIL_SPEC_SOCKET_RESULT.rawValue)
+        case .fdArgument: spec.flags |= UInt16(VIGIL_SPEC_SOCKET_FD.rawValue)
+        case nil: break
+        }
         withUnsafeMutableBytes(of: &spec.kind) { kinds in
             withUnsafeMutableBytes(of: &spec.len) { lengths in
                 for (i, param) in syscall.params.prefix(Int(VIGIL_SYSCALL_ARGS)).enumerated() {

@@ -129,6 +129,15 @@ final class ABILayoutTests: XCTestCase {
         ], object: "syscalls")
         typealias B = vigil_syscall_bitmap
         try assertLayout(B.self, "vigil_syscall_bitmap", ["bits": MemoryLayout<B>.offset(of: \.bits)], object: "syscalls")
+        typealias T = vigil_socket_tuple
+        try assertLayout(T.self, "vigil_socket_tuple", [
+            "family": MemoryLayout<T>.offset(of: \.family), "type": MemoryLayout<T>.offset(of: \.type),
+            "protocol": MemoryLayout<T>.offset(of: \.protocol), "state": MemoryLayout<T>.offset(of: \.state),
+            "_pad": MemoryLayout<T>.offset(of: \._pad), "lport": MemoryLayout<T>.offset(of: \.lport),
+            "rport": MemoryLayout<T>.offset(of: \.rport), "_pad2": MemoryLayout<T>.offset(of: \._pad2),
+            "inode": MemoryLayout<T>.offset(of: \.inode), "laddr": MemoryLayout<T>.offset(of: \.laddr),
+            "raddr": MemoryLayout<T>.offset(of: \.raddr),
+        ], object: "syscalls")
     }
 
     func testSeccompRecordMatchesBTF() throws {

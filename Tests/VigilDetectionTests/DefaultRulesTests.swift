@@ -12,7 +12,7 @@ final class DefaultRulesTests: XCTestCase {
 
     /// The alerts of `rule` raised by what `work` does. With `pushdown`, the kernel filters opens
     /// by the rules' paths first, as the daemon does.
-    private func alerts(_ rule: String, metadata: Bool = false, pushdown: Bool = false, _ work: () throws -> Void) throws -> [(event: Event, output: String)] {
+    func alerts(_ rule: String, metadata: Bool = false, pushdown: Bool = false, _ work: () throws -> Void) throws -> [(event: Event, output: String)] {
         let set = try Self.rules.get()
         XCTAssertTrue(set.rules.contains { $0.rule.name == rule }, "no rule named \(rule)")
         var filter = KernelFilter()
@@ -28,7 +28,7 @@ final class DefaultRulesTests: XCTestCase {
 
     private func sh(_ script: String, cwd: String? = nil) throws { try runProgram("/bin/sh", ["-c", script], cwd: cwd) }
 
-    private func dockerExec(_ container: DockerTestEngine.Container, _ script: String) {
+    func dockerExec(_ container: DockerTestEngine.Container, _ script: String) {
         _ = DockerTestEngine.run(["docker", "exec", container.name, "sh", "-c", script])
     }
 

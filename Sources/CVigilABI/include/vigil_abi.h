@@ -195,6 +195,9 @@ enum vigil_syscall_spec_flags {
     VIGIL_SPEC_NO_RETURN = 1 << 0,    /* exit, exit_group: the record is emitted at entry */
     VIGIL_SPEC_STATE = 1 << 1,        /* changes the fd or process tables: never dropped by the
                                          filters in the kernel (userspace filters it after enrichment) */
+    VIGIL_SPEC_SOCKET_FD = 1 << 2,    /* at exit, read the socket of argument 0 (the fd) from the kernel's
+                                         struct sock into a struct vigil_socket_tuple (bpf/lib/socket.bpf.h) */
+    VIGIL_SPEC_SOCKET_RESULT = 1 << 3, /* at exit, the same for the socket of the result fd (accept, accept4) */
 };
 
 /** Per-syscall capture spec (the `syscall_specs` array, indexed by this arch's syscall number),
@@ -221,7 +224,25 @@ enum vigil_syscall_flags {
     VIGIL_SYSCALL_DATA_FULL = 1 << 1, /* some argument was not captured: VIGIL_SYSCALL_DATA_MAX reached */
     VIGIL_SYSCALL_SECCOMP_DENIED = 1 << 2, /* bpf/seccomp.bpf.c: refused by a seccomp filter (an exit without an entry) */
     VIGIL_SYSCALL_COMPAT = 1 << 3,    /* made by a 32-bit task: nr is of the compat table (i386, arm), not this one */
+    VIGIL_SYSCALL_SOCKET = 1 << 4,    /* a struct vigil_socket_tuple follows the data_len bytes of data */
 };
+
+/** Both ends of a socket as the kernel's struct sock holds them at the syscall's exit (appended
+ * to a syscall record with VIGIL_SYSCALL_SOCKET; bpf/lib/socket.bpf.h). */
+struct vigil_socket_tuple {
+    __u16 family;         /* AF_* of the sock */
+    __u16 type;           /* SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, ... */
+    __u16 protocol;       /* IPPROTO_* */
+    __u8 state;           /* TCP_* state (TCP_ESTABLISHED = 1, TCP_LISTEN = 10, TCP_SYN_SENT = 2, ...) */
+    __u8 _pad;
+    __u16 lport;          /* local port, host order */
+    __u16 rport;          /* remote port, host order (0: none) */
+    __u32 _pad2;
+    __u64 inode;          /* the socket's inode (socket:[inode]) */
+    __u8 laddr[16];       /* local address: IPv4 in the first 4 bytes; unix: the sock's kernel address */
+    __u8 raddr[16];       /* remote address; unix: the peer sock's kernel address */
+};
+_Static_assert(sizeof(struct vigil_socket_tuple) == 56, "vigil_socket_tuple size");
 
 /** VIGIL_EVENT_SYSCALL: one syscall, entry and exit paired. hdr.ts_ns is the entry time. `data`
  * holds the captured arguments one after another in argument order, arg_len[i] bytes each (0:

@@ -220,6 +220,8 @@ struct PlanBuilder {
         case .int: "a number (int)"
         case .bool: "a boolean"
         case .strings: "a list of strings"
+        case .ipaddr: "an IP address"
+        case .ipnet: "an IP network"
         }
     }
 
@@ -236,6 +238,9 @@ struct PlanBuilder {
         case .uint, .int:
             if op == .equal || op == .notEqual || op.isOrdering || op == .in || op == .intersects { return }
             throw source.error("'\(opText)' applies to strings, and \(label) is \(Self.describe(type))", at: offset)
+        case .ipaddr, .ipnet:
+            if op == .equal || op == .notEqual || op == .in || op == .intersects { return }
+            throw source.error("'\(opText)' does not apply to \(label), \(Self.describe(type)); use =, !=, in or exists (with addresses or CIDR networks)", at: offset)
         case .bool:
             if op == .equal || op == .notEqual || op == .in || op == .intersects { return }
             let applies = op.isOrdering ? "numbers and strings" : "strings"
@@ -378,6 +383,15 @@ struct PlanBuilder {
                 return .boolean(.oneOf(set))
             }
             return .boolean(.compare(op, try boolean(first, label: label, in: source)))
+        case .ipaddr, .ipnet:
+            var networks: [IPNetwork] = []
+            for value in (op == .in || op == .intersects ? values : [first]) {
+                guard let network = IPNetwork(value.text) else {
+                    throw typeError(value, "\(label) is \(Self.describe(type)), '\(value.text)' is neither an IP address nor a CIDR network", in: source)
+                }
+                networks.append(network)
+            }
+            return .network(ConditionNetworkTest(networks: networks, negated: op == .notEqual))
         }
     }
 

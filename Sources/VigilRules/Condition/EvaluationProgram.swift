@@ -165,7 +165,7 @@ struct EvaluatorBuilder {
         case .unsigned(let test): DirectUIntField(field: field, argument: argument).map { DirectScalarEvaluator(.unsigned($0, test), source: source) }
         case .signed(let test): DirectIntField(field: field, argument: argument).map { DirectScalarEvaluator(.signed($0, test), source: source) }
         case .boolean(let test): DirectBoolField(field: field, argument: argument).map { DirectScalarEvaluator(.boolean($0, test), source: source) }
-        case .exists, .list: nil
+        case .exists, .list, .network: nil
         }
     }
 }

@@ -122,6 +122,8 @@ enum DirectIntField: String, Sendable, CaseIterable, DirectField {
         case (.fdNum, .open(let open)): return open.result >= 0 ? open.result : -1
         case (.rawResult, .open(let open)): return open.result
         case (.rawResult, .fork(let fork)): return Int64(fork.childPID)
+        case (.rawResult, .syscall(let s)): return s.result
+        case (.fdNum, .syscall): return event.fd.map { Int64($0.number) } // as the catalogue's fd.num
         case (.dirfd, .open(let open)): return Int64(open.dirfd)
         default: return nil
         }

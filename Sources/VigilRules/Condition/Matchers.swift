@@ -504,9 +504,12 @@ enum ConditionValueTest: Sendable {
     case signed(ConditionNumberTest<Int64>)
     case boolean(ConditionNumberTest<UInt8>)
     case list(ConditionListTest)
+    case network(ConditionNetworkTest)
 
     func matches(_ value: FieldValue) -> Bool {
         switch (self, value) {
+        case (.network(let test), .string(let s)): return test.matches(s)
+        case (.network(let test), .strings(let list)): return test.matches(list)
         case (.exists, _): return true
         case (.string(let test), .string(let s)): return test.matches(s)
         case (.unsigned(let test), .uint(let v)): return test.matches(v)
@@ -524,5 +527,26 @@ enum ConditionValueTest: Sendable {
         case .string(let test): return test.matches(value)
         default: return false
         }
+    }
+}
+
+/// An IP address or network test (fields of type ipaddr and ipnet): whether the field's address
+/// lies in any of the networks (an address written alone is a network of one), negated for `!=`.
+struct ConditionNetworkTest: Sendable {
+    let networks: [IPNetwork]
+    let negated: Bool
+
+    /// Whether the address text `value` passes (text that is no address never lies in a network).
+    func matches(_ value: ByteString) -> Bool {
+        guard let address = IPAddress(String(decoding: value.bytes, as: UTF8.self)) else { return negated }
+        return networks.contains { $0.contains(address) } != negated
+    }
+
+    /// Whether any address of `list` lies in a network (`!=`: none does).
+    func matches(_ list: [ByteString]) -> Bool {
+        let any = list.contains { value in
+            IPAddress(String(decoding: value.bytes, as: UTF8.self)).map { a in networks.contains { $0.contains(a) } } ?? false
+        }
+        return any != negated
     }
 }

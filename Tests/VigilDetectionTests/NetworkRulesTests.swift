@@ -1,0 +1,58 @@
+import Foundation
+import VigilEvents
+import VigilTestSupport
+import XCTest
+
+/// The default network detections, each triggered for real in a Docker container (its own
+/// network namespace: every packet stays in it), each with a benign look-alike that stays quiet.
+extension DefaultRulesTests {
+    func testConnectionToTheCloudMetadataAddressFromAContainer() throws {
+        // The metadata address on the container's own loopback (NET_ADMIN to add it): the connect
+        // is refused at once and nothing leaves the container.
+        let container = try DockerTestEngine.startContainer(for: self, options: ["--cap-add", "NET_ADMIN"])
+        dockerExec(container, "ip addr add 169.254.169.254/32 dev lo && ip addr add 169.254.169.253/32 dev lo")
+        let rule = "Connection to the cloud metadata address from a container"
+        let hits = try alerts(rule, metadata: true) { dockerExec(container, "nc -w 1 169.254.169.254 80 </dev/null") }
+        let hit = try XCTUnwrap(hits.first, "the connect to 169.254.169.254")
+        XCTAssertEqual(Fields.named("fd.sip")?.extract(hit.event, nil), .string("169.254.169.254"))
+        XCTAssertTrue(hit.output.contains("169.254.169.254:80"), hit.output)
+        let benign = try alerts(rule, metadata: true) { dockerExec(container, "nc -w 1 169.254.169.253 80 </dev/null") }
+        XCTAssertEqual(benign.map(\.output), [], "a neighbouring link-local address is not the metadata service")
+    }
+
+    func testUnexpectedListeningSocketInAContainer() throws {
+        let container = try DockerTestEngine.startContainer(for: self)
+        let rule = "Unexpected listening socket in a container"
+        let hits = try alerts(rule, metadata: true) { dockerExec(container, "timeout 1 nc -l -p 4444") }
+        let hit = try XCTUnwrap(hits.first, "nc listening on 4444")
+        XCTAssertEqual(Fields.named("fd.lport")?.extract(hit.event, nil), .uint(4444))
+        XCTAssertTrue(hit.output.contains("port=4444"), hit.output)
+        let benign = try alerts(rule, metadata: true) { dockerExec(container, "timeout 1 nc -l -p 8080") }
+        XCTAssertEqual(benign.map(\.output), [], "8080 is an expected service port")
+    }
+
+    func testPacketSocketCreatedInAContainer() throws {
+        let container = try DockerTestEngine.startContainer(for: self)
+        let rule = "Packet socket created in a container"
+        let hits = try alerts(rule, metadata: true) { dockerExec(container, "arping -c 1 -w 1 -I lo 127.0.0.1") }
+        XCTAssertFalse(hits.isEmpty, "arping opens an AF_PACKET socket")
+        let benign = try alerts(rule, metadata: true) { dockerExec(container, "ping -c 1 -W 1 127.0.0.1") }
+        XCTAssertEqual(benign.map(\.output), [], "ping's ICMP socket is no packet socket")
+    }
+
+    func testReverseShellInAContainer() throws {
+        let container = try DockerTestEngine.startContainer(for: self)
+        let rule = "Network socket moved onto standard input or output in a container"
+        // A listener that tells the shell to exit; the reverse shell connects to it (retrying
+        // until the listener is up: no sleep), busybox nc -e moving the socket onto 0 and 1.
+        let hits = try alerts(rule, metadata: true) {
+            dockerExec(container, "(echo exit | nc -l -p 5555 >/dev/null) & until nc 127.0.0.1 5555 -e /bin/sh; do :; done; wait")
+        }
+        let hit = try XCTUnwrap(hits.first, "nc -e /bin/sh: the socket on stdin")
+        XCTAssertTrue(hit.output.contains("127.0.0.1:5555"), hit.output)
+        let benign = try alerts(rule, metadata: true) {
+            dockerExec(container, "(echo bye | nc -l -p 5556 >/dev/null) & until nc 127.0.0.1 5556 </dev/null >/dev/null; do :; done; cat </etc/hostname >/dev/null; wait")
+        }
+        XCTAssertEqual(benign.map(\.output), [], "a plain client and a file on stdin are no reverse shell")
+    }
+}

@@ -1,0 +1,395 @@
+import Foundation
+import VigilEvents
+import VigilRules
+import VigilSensors
+import VigilTestSupport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Socket tuples on the real kernel, from this process's own sockets on loopback: connect's local
+/// end comes from the kernel's struct sock at the syscall's exit, accept's peer likewise; the fd
+/// table carries the tuple so later reads, writes and the close know it (fd.name in Falco's
+/// `cip:cport->sip:sport` form, fd.sip/cport/..., fd.l4proto, fd.connected); IPv4, IPv6 with a
+/// non-blocking connect (EINPROGRESS), a dual-stack server seeing an IPv4 client, unix sockets,
+/// and an unconnected UDP sendto. CIDR conditions are evaluated on the real events.
+final class NetworkSocketTests: XCTestCase {
+    /// Children the test started (killed in tearDown).
+    private var children: [Process] = []
+
+    override func tearDown() {
+        for child in children where child.isRunning { kill(child.processIdentifier, SIGKILL) }
+        for child in children { child.waitUntilExit() }
+        children = []
+        super.tearDown()
+    }
+
+    /// Traces `syscalls` of this process (and `others`) only: a host-wide read/write capture could
+    /// outrun the reader.
+    private func harness(_ syscalls: [String], others: [Int32] = []) throws -> TraceHarness {
+        var filter = KernelFilter()
+        filter.ignorePID = 0 // this process's own syscalls
+        filter.pids = Set([UInt32(getpid())] + others.map { UInt32($0) })
+        return try TraceHarness(files: false, filter: filter, syscalls: SyscallCapture(names: syscalls))
+    }
+
+    private func mine(_ events: [Event], _ name: String, fd: Int32? = nil) -> [Event] {
+        let me = UInt32(getpid())
+        return events.filter {
+            guard $0.pid == me, case .syscall(let s) = $0.payload, s.descriptor.nameString == name else { return false }
+            return fd.map { Int32(truncatingIfNeeded: s.args[0]) == $0 } ?? true
+        }
+    }
+
+    private func field(_ name: String, _ event: Event) -> FieldValue? { Fields.named(name)?.extract(event, nil) }
+
+    /// The port a socket is bound to (getsockname).
+    private func localPort(_ fd: Int32) -> UInt16 {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return withUnsafeBytes(of: storage) { UInt16($0[2]) << 8 | UInt16($0[3]) }
+    }
+
+    private func bindListen(_ family: Int32, _ address: String) throws -> Int32 {
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        try withSockaddr(family, address, 0) { XCTAssertEqual(bind(fd, $0, $1), 0, "bind \(address): \(errno)") }
+        XCTAssertEqual(listen(fd, 8), 0)
+        return fd
+    }
+
+    private func withSockaddr(_ family: Int32, _ address: String, _ port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) throws -> Void) throws {
+        if family == AF_INET {
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_port = port.bigEndian
+            XCTAssertEqual(inet_pton(AF_INET, address, &a.sin_addr), 1)
+            try withUnsafePointer(to: &a) { try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        } else {
+            var a = sockaddr_in6()
+            a.sin6_family = sa_family_t(AF_INET6)
+            a.sin6_port = port.bigEndian
+            XCTAssertEqual(inet_pton(AF_INET6, address, &a.sin6_addr), 1)
+            try withUnsafePointer(to: &a) { try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        }
+    }
+
+    func testTCPv4ConnectAcceptReadWriteClose() throws {
+        let harness = try harness(["connect", "accept4", "accept", "write", "read", "close", "bind", "listen"])
+        var server: Int32 = -1, client: Int32 = -1, accepted: Int32 = -1
+        var serverPort: UInt16 = 0, clientPort: UInt16 = 0
+        let events = try harness.collect {
+            server = try bindListen(AF_INET, "127.0.0.1")
+            serverPort = localPort(server)
+            client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.0.1", serverPort) { XCTAssertEqual(connect(client, $0, $1), 0) }
+            clientPort = localPort(client)
+            accepted = accept(server, nil, nil) // accept4 is not in Swift's Glibc (python's server below uses it)
+            XCTAssertGreaterThanOrEqual(accepted, 0)
+            XCTAssertEqual(write(client, "ping", 4), 4)
+            var buffer = [UInt8](repeating: 0, count: 8)
+            XCTAssertEqual(read(accepted, &buffer, 8), 4)
+            close(client); close(accepted); close(server)
+        }
+        let name = "127.0.0.1:\(clientPort)->127.0.0.1:\(serverPort)"
+        let connectEvent = try XCTUnwrap(mine(events, "connect", fd: client).first, "the connect")
+        XCTAssertEqual(connectEvent.fd?.name.string, name)
+        XCTAssertEqual(connectEvent.fd?.type, .ipv4)
+        XCTAssertEqual(field("fd.sip", connectEvent), .string("127.0.0.1"))
+        XCTAssertEqual(field("fd.sport", connectEvent), .uint(UInt64(serverPort)))
+        XCTAssertEqual(field("fd.cport", connectEvent), .uint(UInt64(clientPort)))
+        XCTAssertEqual(field("fd.lport", connectEvent), .uint(UInt64(clientPort)))
+        XCTAssertEqual(field("fd.rport", connectEvent), .uint(UInt64(serverPort)))
+        XCTAssertEqual(field("fd.l4proto", connectEvent), .string("tcp"))
+        XCTAssertEqual(field("fd.connected", connectEvent), .bool(true))
+        let acceptEvent = try XCTUnwrap(mine(events, "accept", fd: server).first, "the accept")
+        XCTAssertEqual(acceptEvent.fd?.number, accepted)
+        XCTAssertEqual(acceptEvent.fd?.name.string, name, "the accepted socket: client -> server")
+        XCTAssertEqual(field("fd.rport", acceptEvent), .uint(UInt64(clientPort)))
+        XCTAssertEqual(field("fd.lport", acceptEvent), .uint(UInt64(serverPort)))
+        XCTAssertEqual(field("fd.cip", acceptEvent), .string("127.0.0.1"))
+        XCTAssertEqual(mine(events, "write", fd: client).first?.fd?.name.string, name, "a write knows the tuple")
+        XCTAssertEqual(mine(events, "read", fd: accepted).first?.fd?.name.string, name, "a read on the accepted fd knows it")
+        XCTAssertEqual(mine(events, "close", fd: client).first?.fd?.name.string, name, "the close knows it")
+        let bindEvent = try XCTUnwrap(mine(events, "bind", fd: server).first)
+        XCTAssertEqual(bindEvent.fd?.name.string, "127.0.0.1:\(serverPort)")
+        let listenEvent = try XCTUnwrap(mine(events, "listen", fd: server).first)
+        XCTAssertEqual(field("fd.lport", listenEvent), .uint(UInt64(serverPort)))
+
+        // CIDR matching on the real events.
+        let inLoopback = try ConditionCompiler.compile("evt.type = connect and fd.snet in (\"10.0.0.0/8\", \"127.0.0.0/8\") and fd.sport = \(serverPort)",
+                                                       at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
+        XCTAssertTrue(inLoopback.matches(connectEvent))
+        let elsewhere = try ConditionCompiler.compile("fd.net = \"10.0.0.0/8\" or fd.sip = 127.0.0.2",
+                                                      at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
+        XCTAssertFalse(elsewhere.matches(connectEvent))
+        XCTAssertFalse(elsewhere.matches(acceptEvent))
+    }
+
+    /// A non-blocking connect to a dual-stack (::) listener: EINPROGRESS with both ends set; the
+    /// server side, on an IPv6 socket, sees an IPv4 client as IPv4 (as Falco does).
+    func testNonBlockingConnectAndDualStackServer() throws {
+        let harness = try harness(["connect", "accept", "accept4", "write", "bind", "listen", "close"])
+        var v6server: Int32 = -1, client: Int32 = -1, accepted: Int32 = -1, v4client: Int32 = -1, accepted4: Int32 = -1
+        var port: UInt16 = 0, clientPort: UInt16 = 0, v4ClientPort: UInt16 = 0
+        var connectResult: Int32 = 0, connectErrno: Int32 = 0
+        let events = try harness.collect {
+            v6server = try bindListen(AF_INET6, "::")
+            port = localPort(v6server)
+            client = socket(AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            try withSockaddr(AF_INET6, "::1", port) {
+                connectResult = connect(client, $0, $1)
+                connectErrno = errno
+            }
+            clientPort = localPort(client)
+            var poll = pollfd(fd: client, events: Int16(POLLOUT), revents: 0)
+            XCTAssertEqual(Glibc.poll(&poll, 1, -1), 1)
+            accepted = accept(v6server, nil, nil)
+            XCTAssertEqual(write(client, "x", 1), 1)
+            v4client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.0.1", port) { XCTAssertEqual(connect(v4client, $0, $1), 0) }
+            v4ClientPort = localPort(v4client)
+            accepted4 = accept(v6server, nil, nil)
+            close(client); close(accepted); close(v4client); close(accepted4); close(v6server)
+        }
+        XCTAssertTrue(connectResult == 0 || connectErrno == EINPROGRESS, "connect: \(connectResult) errno \(connectErrno)")
+        let connectEvent = try XCTUnwrap(mine(events, "connect", fd: client).first)
+        XCTAssertEqual(connectEvent.fd?.name.string, "::1:\(clientPort)->::1:\(port)")
+        XCTAssertEqual(connectEvent.fd?.type, .ipv6)
+        if connectErrno == EINPROGRESS {
+            XCTAssertEqual(field("evt.res", connectEvent), .string("EINPROGRESS"))
+        }
+        let writeEvent = try XCTUnwrap(mine(events, "write", fd: client).first)
+        XCTAssertEqual(field("fd.connected", writeEvent), .bool(true), "connected once a write on it succeeded")
+        XCTAssertEqual(field("fd.sip", writeEvent), .string("::1"))
+        let acceptV6 = try XCTUnwrap(mine(events, "accept", fd: v6server).first { $0.fd?.number == accepted })
+        XCTAssertEqual(acceptV6.fd?.name.string, "::1:\(clientPort)->::1:\(port)")
+        let acceptV4 = try XCTUnwrap(mine(events, "accept", fd: v6server).first { $0.fd?.number == accepted4 })
+        XCTAssertEqual(acceptV4.fd?.name.string, "127.0.0.1:\(v4ClientPort)->127.0.0.1:\(port)")
+        XCTAssertEqual(acceptV4.fd?.type, .ipv4, "an IPv4-mapped peer on an IPv6 socket is IPv4")
+        let bindEvent = try XCTUnwrap(mine(events, "bind", fd: v6server).first)
+        XCTAssertEqual(bindEvent.fd?.name.string, ":::\(port)")
+    }
+
+    func testUnixSocketsAndUDPSendto() throws {
+        let harness = try harness(["connect", "accept", "accept4", "sendto", "write", "bind", "close"])
+        let path = NSTemporaryDirectory() + "vigil-net-\(getpid()).sock"
+        unlink(path)
+        defer { unlink(path) }
+        var client: Int32 = -1, accepted: Int32 = -1, udp: Int32 = -1, udpPort: UInt16 = 0, sink: Int32 = -1, sinkPort: UInt16 = 0
+        let events = try harness.collect {
+            let server = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                for (i, byte) in path.utf8.enumerated() { raw[i] = byte }
+            }
+            let length = socklen_t(MemoryLayout<sa_family_t>.size + path.utf8.count + 1)
+            withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { XCTAssertEqual(bind(server, $0, length), 0) } }
+            XCTAssertEqual(listen(server, 4), 0)
+            client = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { XCTAssertEqual(connect(client, $0, length), 0) } }
+            accepted = accept(server, nil, nil)
+            XCTAssertEqual(write(client, "u", 1), 1)
+            sink = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.0.1", 0) { XCTAssertEqual(bind(sink, $0, $1), 0) }
+            sinkPort = localPort(sink)
+            udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.0.1", sinkPort) { XCTAssertEqual(sendto(udp, "d", 1, 0, $0, $1), 1) }
+            udpPort = localPort(udp)
+            close(client); close(accepted); close(server); close(udp); close(sink)
+        }
+        let connectEvent = try XCTUnwrap(mine(events, "connect", fd: client).first)
+        XCTAssertEqual(connectEvent.fd?.name.string, path)
+        XCTAssertEqual(connectEvent.fd?.type, .unix)
+        XCTAssertEqual(mine(events, "write", fd: client).first?.fd?.name.string, path)
+        let acceptEvent = try XCTUnwrap(mine(events, "accept").first { $0.fd?.number == accepted })
+        XCTAssertEqual(acceptEvent.fd?.name.string, path, "the accepted unix socket has the listener's path")
+        let sendEvent = try XCTUnwrap(mine(events, "sendto", fd: udp).first)
+        XCTAssertEqual(sendEvent.fd?.name.string, "0.0.0.0:\(udpPort)->127.0.0.1:\(sinkPort)", "an unconnected UDP socket: the kernel bound it to any address")
+        XCTAssertEqual(field("fd.l4proto", sendEvent), .string("udp"))
+        XCTAssertEqual(field("fd.sport", sendEvent), .uint(UInt64(sinkPort)))
+    }
+
+    /// A refused connect (a bound port with no listener: the kernel answers with a reset) leaves
+    /// the socket without a peer by the syscall's exit; the destination comes from the sockaddr
+    /// argument, so fd.sip/fd.sport still name where it went (IPv4 and IPv6).
+    func testRefusedConnectNamesTheDestination() throws {
+        let harness = try harness(["connect", "bind", "close"])
+        var v4: Int32 = -1, v6: Int32 = -1, port4: UInt16 = 0, port6: UInt16 = 0
+        var errors: [Int32] = []
+        let events = try harness.collect {
+            // A bound, not listening socket holds each port so nothing else takes it.
+            let hold4 = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.0.1", 0) { XCTAssertEqual(bind(hold4, $0, $1), 0) }
+            port4 = localPort(hold4)
+            let hold6 = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+            try withSockaddr(AF_INET6, "::1", 0) { XCTAssertEqual(bind(hold6, $0, $1), 0) }
+            port6 = localPort(hold6)
+            v4 = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.0.1", port4) { XCTAssertEqual(connect(v4, $0, $1), -1); errors.append(errno) }
+            v6 = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+            try withSockaddr(AF_INET6, "::1", port6) { XCTAssertEqual(connect(v6, $0, $1), -1); errors.append(errno) }
+            close(v4); close(v6); close(hold4); close(hold6)
+        }
+        XCTAssertEqual(errors, [ECONNREFUSED, ECONNREFUSED])
+        let refused4 = try XCTUnwrap(mine(events, "connect", fd: v4).first, "the IPv4 connect")
+        XCTAssertEqual(field("evt.res", refused4), .string("ECONNREFUSED"))
+        XCTAssertEqual(field("fd.sip", refused4), .string("127.0.0.1"))
+        XCTAssertEqual(field("fd.sport", refused4), .uint(UInt64(port4)))
+        XCTAssertEqual(field("fd.rport", refused4), .uint(UInt64(port4)))
+        XCTAssertEqual(field("fd.l4proto", refused4), .string("tcp"))
+        XCTAssertEqual(field("fd.connected", refused4), .bool(false))
+        XCTAssertEqual(refused4.fd?.type, .ipv4)
+        XCTAssertEqual(refused4.fd?.name.string, "127.0.0.1:\(port4)", "no local end: the kernel released it")
+        let refused6 = try XCTUnwrap(mine(events, "connect", fd: v6).first, "the IPv6 connect")
+        XCTAssertEqual(field("fd.sip", refused6), .string("::1"))
+        XCTAssertEqual(field("fd.sport", refused6), .uint(UInt64(port6)))
+        XCTAssertEqual(field("fd.l4proto", refused6), .string("tcp"))
+        XCTAssertEqual(refused6.fd?.type, .ipv6)
+        XCTAssertEqual(field("fd.connected", refused6), .bool(false))
+        let rule = try ConditionCompiler.compile("evt.type = connect and evt.res = ECONNREFUSED and fd.snet in (\"127.0.0.0/8\", \"::1/128\")",
+                                                 at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
+        XCTAssertTrue(rule.matches(refused4))
+        XCTAssertTrue(rule.matches(refused6))
+    }
+
+    /// A real server in another process: python3's http.server on loopback. Its accept4 shows the
+    /// client's end (this process's connect), and its later socket reads and writes on the accepted
+    /// fd know the tuple through the fd table, as this process's write and read on its own.
+    func testPythonHTTPServerConnectAcceptReadWrite() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
+            throw XCTSkip("requires /usr/bin/python3")
+        }
+        // A free port: bound and released, then python binds it.
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try withSockaddr(AF_INET, "127.0.0.1", 0) { XCTAssertEqual(bind(probe, $0, $1), 0) }
+        let port = localPort(probe)
+        close(probe)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = ["-m", "http.server", "--bind", "127.0.0.1", "--directory", "/", String(port)]
+        server.standardInput = FileHandle.nullDevice
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        children.append(server)
+        // Up when a connect succeeds (before tracing starts).
+        var up = false
+        for _ in 0..<200 where !up {
+            let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.0.1", port) { up = connect(s, $0, $1) == 0 }
+            close(s)
+            if !up { usleep(50_000) }
+        }
+        XCTAssertTrue(up, "python3 http.server on port \(port)")
+        let harness = try harness(["connect", "accept", "accept4", "read", "write", "recvfrom", "sendto", "close"],
+                                  others: [server.processIdentifier])
+        var client: Int32 = -1, clientPort: UInt16 = 0
+        var answer = [UInt8]()
+        let events = try harness.collect {
+            client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.0.1", port) { XCTAssertEqual(connect(client, $0, $1), 0) }
+            clientPort = localPort(client)
+            let request = Array("GET /etc/hostname HTTP/1.0\r\n\r\n".utf8)
+            XCTAssertEqual(write(client, request, request.count), request.count)
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = read(client, &buffer, buffer.count)
+                if n <= 0 { break }
+                answer += buffer[..<n]
+            }
+            close(client)
+            usleep(100_000) // the server's close of its end
+        }
+        XCTAssertTrue(String(decoding: answer, as: UTF8.self).hasPrefix("HTTP/1.0 200"), String(decoding: answer.prefix(80), as: UTF8.self))
+        let name = "127.0.0.1:\(clientPort)->127.0.0.1:\(port)"
+        let connectEvent = try XCTUnwrap(mine(events, "connect", fd: client).first, "this process's connect")
+        XCTAssertEqual(connectEvent.fd?.name.string, name)
+        for (f, v) in [("fd.sip", FieldValue.string("127.0.0.1")), ("fd.sport", .uint(UInt64(port))), ("fd.cip", .string("127.0.0.1")),
+                       ("fd.cport", .uint(UInt64(clientPort))), ("fd.l4proto", .string("tcp"))] {
+            XCTAssertEqual(field(f, connectEvent), v, "connect: \(f)")
+        }
+        XCTAssertEqual(mine(events, "write", fd: client).first?.fd?.name.string, name, "this process's write")
+        XCTAssertEqual(mine(events, "read", fd: client).first?.fd?.name.string, name, "this process's read")
+        let theirs = events.filter { $0.pid == UInt32(server.processIdentifier) }
+        let accept = try XCTUnwrap(theirs.first {
+            guard case .syscall(let s) = $0.payload else { return false }
+            return s.descriptor.nameString.hasPrefix("accept") && !s.failedCall
+        }, "python's accept: \(theirs.count) events of the server")
+        XCTAssertEqual(accept.fd?.name.string, name, "the accepted socket, client first")
+        for (f, v) in [("fd.sip", FieldValue.string("127.0.0.1")), ("fd.sport", .uint(UInt64(port))), ("fd.cip", .string("127.0.0.1")),
+                       ("fd.cport", .uint(UInt64(clientPort))), ("fd.l4proto", .string("tcp")), ("fd.connected", .bool(true))] {
+            XCTAssertEqual(field(f, accept), v, "accept: \(f)")
+        }
+        let accepted = try XCTUnwrap(accept.fd?.number)
+        // Python reads the request with recv_into (recvfrom) and answers with sendall (sendto).
+        let onAccepted = theirs.filter {
+            guard case .syscall(let s) = $0.payload, $0.fd?.number == accepted else { return false }
+            return ["recvfrom", "sendto", "read", "write"].contains(s.descriptor.nameString)
+        }
+        XCTAssertFalse(onAccepted.isEmpty, "python's reads and writes on the accepted fd")
+        for event in onAccepted {
+            XCTAssertEqual(event.fd?.name.string, name, "\(field("evt.type", event).map { "\($0)" } ?? "?") on the accepted fd")
+            XCTAssertEqual(field("fd.cport", event), .uint(UInt64(clientPort)))
+            XCTAssertEqual(field("fd.sport", event), .uint(UInt64(port)))
+        }
+    }
+
+    /// CIDR lists in a rule file (Falco's YAML): fd.snet / fd.net against a list of networks, on
+    /// this process's real loopback connects over IPv4 and IPv6.
+    func testNetworkConditionsInARuleFile() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/net.yaml"
+        try """
+        - list: loopback_networks
+          items: ['"127.0.0.0/8"', '"::1/128"']
+        - list: private_networks
+          items: ['"10.0.0.0/8"', '"172.16.0.0/12"', '"192.168.0.0/16"', '"fc00::/7"']
+        - rule: Loopback connect
+          desc: t
+          condition: evt.type = connect and fd.snet in (loopback_networks) and fd.l4proto = tcp
+          output: "loopback %fd.name"
+          priority: NOTICE
+        - rule: Private network connect
+          desc: t
+          condition: evt.type = connect and (fd.net in (private_networks) or fd.sip = "127.0.0.2")
+          output: "private %fd.name"
+          priority: NOTICE
+        - rule: Successful connect
+          desc: t
+          condition: evt.type = connect and evt.rawres in (0, 1) and fd.num >= 0 and fd.connected = true
+          output: "connected %fd.num"
+          priority: NOTICE
+        - rule: IPv6 loopback connect
+          desc: t
+          condition: evt.type = connect and fd.cnet = "::1/128"
+          output: "v6 %fd.cport"
+          priority: NOTICE
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let set = try RuleFiles.ruleSet(paths: [file], defaults: false)
+        let harness = try harness(["connect", "accept", "bind", "listen", "close"])
+        var ports: [UInt16] = []
+        let events = try harness.collect {
+            for (family, address) in [(AF_INET, "127.0.0.1"), (AF_INET6, "::1")] {
+                let server = try bindListen(family, address)
+                let port = localPort(server)
+                ports.append(port)
+                let client = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+                try withSockaddr(family, address, port) { XCTAssertEqual(connect(client, $0, $1), 0) }
+                close(client); close(server)
+            }
+        }
+        let mineOnly = events.filter { $0.pid == UInt32(getpid()) }
+        let hits = mineOnly.flatMap { event in set.matches(event).map { "\($0.rule.name): \($0.output.render(event))" } }
+        XCTAssertEqual(hits.filter { $0.hasPrefix("Loopback connect") }.count, 2, "\(hits)")
+        XCTAssertTrue(hits.contains { $0.hasPrefix("Loopback connect") && $0.contains("->127.0.0.1:\(ports[0])") }, "\(hits)")
+        XCTAssertTrue(hits.contains { $0.hasPrefix("Loopback connect") && $0.contains("->::1:\(ports[1])") }, "\(hits)")
+        XCTAssertEqual(hits.filter { $0.hasPrefix("Private network connect") }, [], "loopback is no private network")
+        XCTAssertEqual(hits.filter { $0.hasPrefix("IPv6 loopback connect") }.count, 1, "\(hits)")
+        XCTAssertEqual(hits.filter { $0.hasPrefix("Successful connect") }.count, 2, "evt.rawres and fd.num of a syscall event: \(hits)")
+    }
+}
