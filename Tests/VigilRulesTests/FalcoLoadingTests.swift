@@ -33,7 +33,7 @@ final class FalcoLoadingTests: XCTestCase {
         - rule: Known fields only
           desc: loads; its output names a field Vigil lacks
           condition: evt.type = execve and evt.dir = < and proc.name = nc and not proc_is_new
-          output: "nc (cmd=%proc.cmdline exe_flags=%evt.arg.flags lport=%fd.lport name=%proc.nmae)"
+          output: "nc (cmd=%proc.cmdline exe_flags=%evt.arg.flags health=%container.healthcheck name=%proc.nmae)"
           priority: NOTICE
         - rule: Container started
           desc: needs Falco's container events, which Vigil does not produce
@@ -98,13 +98,13 @@ final class FalcoLoadingTests: XCTestCase {
         var old = exec("nc")
         old.process.startTimeNs = 1
         XCTAssertEqual(set.matches(old).map(\.rule.name), ["Known fields only"], "a process 10 s old is not new")
-        XCTAssertEqual(rule.output.render(old), "nc (cmd=nc -l exe_flags=<NA> lport=<NA> name=<NA>)")
+        XCTAssertEqual(rule.output.render(old), "nc (cmd=nc -l exe_flags=<NA> health=<NA> name=<NA>)")
         // evt.arg.flags is a field (the syscall table's `flags` parameters): an exec has none, so <NA>.
-        XCTAssertEqual(rule.output.unknownFields.map(\.name), ["fd.lport", "proc.nmae"])
+        XCTAssertEqual(rule.output.unknownFields.map(\.name), ["container.healthcheck", "proc.nmae"])
         XCTAssertEqual(rule.output.unknownFields.map(\.suggestion), [nil, "proc.name"])
         let warning = try XCTUnwrap(set.warnings.first { $0.rule == "Known fields only" && $0.message.contains("<NA>") })
         XCTAssertEqual(warning.description,
-                       "falco_style.yaml:24:65: warning: rule 'Known fields only': the output names fields Vigil does not have, printed as <NA>: %fd.lport, %proc.nmae (did you mean '%proc.name'?)")
+                       "falco_style.yaml:24:66: warning: rule 'Known fields only': the output names fields Vigil does not have, printed as <NA>: %container.healthcheck, %proc.nmae (did you mean '%proc.name'?)")
     }
 
     /// A rule on events Vigil never produces loads (as in Falco, where it would wait for them)
