@@ -23,8 +23,7 @@ extension Sensors {
 
     /// The syscalls sensor's hook for `capture`: the per-syscall tracepoints first when the set has
     /// at most `perSyscallLimit` syscalls, then the generic hook (`syscallHooks`: tp_btf, raw_tp),
-    /// which is also what a per-syscall try falls back to when a syscall asked for has no
-    /// tracepoint on this kernel. `only` keeps the variants of these names (nil: every one).
+    /// which a per-syscall try falls back to when tracefs is missing or an attach fails. `only` keeps the variants of these names (nil: every one).
     public static func syscallHooks(for capture: SyscallCapture, only: Set<String>? = nil) -> [Hook] {
         syscallHooks.map { hook in
             let generic = hook.variants
@@ -33,8 +32,9 @@ extension Sensors {
         }
     }
 
-    /// The syscalls captured for the fd table that the per-syscall hook does not see because this
-    /// kernel has no tracepoint for them (reported, never silent); empty under the generic hook.
+    /// The wanted syscalls the per-syscall hook does not see because this kernel has no tracepoint
+    /// for them: ones it does not implement, whose calls fail with ENOSYS (reported, never
+    /// silent; `SyscallTracepoints.attach`). Empty under the generic hook.
     public var syscallsWithoutTracepoint: [String] {
         guard let sensor = loaded.first(where: { $0.name == "syscalls" })?.variants,
               sensor.reports.first?.active == Self.perSyscallVariantName, let capture = syscallCapture else { return [] }
@@ -45,7 +45,7 @@ extension Sensors {
     public static func perSyscallVariant(_ capture: SyscallCapture) -> Variant {
         // Exits first: an entry that fires already has its exit.
         Variant(perSyscallVariantName, requires: [.attachTracepoint], programs: [SyscallTracepoints.exitProgram, SyscallTracepoints.enterProgram],
-                attachEach: { program in try SyscallTracepoints.attach(program, numbers: capture.numbers, shown: capture.shown) })
+                attachEach: { program in try SyscallTracepoints.attach(program, numbers: capture.numbers) })
     }
 }
 
@@ -69,17 +69,18 @@ enum SyscallTracepoints {
     }
 
     /// Attaches `program` to the tracepoint of each of `numbers` (ascending). A syscall this kernel
-    /// has no tracepoint for is skipped when it is not in `shown` (one captured only for the fd
-    /// table; `uncovered` lists them), and fails the whole attach when it is: the caller falls
-    /// back to the generic hook, which sees every syscall.
+    /// has no tracepoint for is skipped (`uncovered` lists them, `vigil trace` says so): every
+    /// syscall a kernel implements (SYSCALL_DEFINE) has its two tracepoints, so one without is
+    /// one this kernel does not implement (e.g. init_module without CONFIG_MODULES), whose calls
+    /// only fail with ENOSYS.
     /// - Throws: `BPFError` of kind `.attach`; the links made so far are released.
-    static func attach(_ program: BPFProgram, numbers: Set<Int>, shown: Set<Int>) throws -> [BPFLink] {
+    static func attach(_ program: BPFProgram, numbers: Set<Int>) throws -> [BPFLink] {
         var links: [BPFLink] = []
         for number in numbers.sorted() {
             guard let name = tracepoint(program, number) else { continue }
             do {
                 links.append(try program.attachTracepoint(category: "syscalls", name: name))
-            } catch let error as BPFError where error.errno == ENOENT && !shown.contains(number) {
+            } catch let error as BPFError where error.errno == ENOENT {
                 continue
             }
         }
@@ -107,7 +108,7 @@ enum SyscallTracepoints {
         let added = new.numbers.subtracting(old)
         var made: [BPFLink] = []
         for program in [exitProgram, enterProgram] {
-            made += try attach(sensor.object.program(named: program), numbers: added, shown: new.shown)
+            made += try attach(sensor.object.program(named: program), numbers: added)
         }
         sensor.add(made)
         for number in old.subtracting(new.numbers).sorted() {
