@@ -103,16 +103,13 @@ public final class LoadedVariants {
 
     /// Detaches the links `which` selects, in their order, and forgets them.
     public func detach(where which: (BPFLink) -> Bool) {
-        links.removeAll { link in
-            guard which(link) else { return false }
-            link.detach()
-            return true
-        }
+        BPFLink.detachTogether(links.filter(which))
+        links.removeAll { $0.fd == nil }
     }
 
     /// Detaches every program now (the object and its maps stay until released).
     public func detach() {
-        links.forEach { $0.detach() }
+        BPFLink.detachTogether(links)
         links.removeAll()
     }
 }
