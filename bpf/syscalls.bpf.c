@@ -4,10 +4,13 @@
  * strings and paths at entry, input buffers and socket addresses at entry, output buffers, socket
  * addresses and fd pairs at exit (bounded; a cut value is marked).
  *
- * Hooks (VigilSensors/Sensors.swift, `syscallHooks`): the generic sys_enter/sys_exit raw
- * tracepoints, as tp_btf, else raw_tp. They run for every syscall on the host, so they are attached
- * only when something asks for syscalls beyond exec/fork/exit/open, and a syscall nobody asked for
- * leaves after one array lookup (inlined by the verifier) and one bit test (`syscall_wanted`).
+ * Hooks (VigilSensors/Sensors.swift, `syscallHooks(for:)`): for a small set, one program pair on
+ * the per-syscall tracepoints syscalls/sys_enter_NAME and sys_exit_NAME, attached once per wanted
+ * syscall (a syscall nobody asked for runs no program); for a large set (and `--event all`), the
+ * generic sys_enter/sys_exit raw tracepoints, as tp_btf, else raw_tp, which run for every syscall on
+ * the host: one nobody asked for leaves after one array lookup (inlined by the verifier) and one
+ * bit test (`syscall_wanted`). Every hook pairs entry and exit through `pending` and writes the
+ * same record; the syscall is always the one the number says.
  * What to read per syscall is in `syscall_specs`, written by userspace from the generated table
  * (Sources/VigilEvents/Generated/Syscalls.swift, from bpf/syscalls/syscalls.table).
  *
@@ -335,4 +338,36 @@ SEC("?raw_tp/sys_exit")
 int BPF_PROG(sys_exit_raw_tp, struct pt_regs *regs, long ret)
 {
     return on_exit(SYSCALL_NR(regs), ret);
+}
+
+/* The per-syscall tracepoints' records (tracefs events/syscalls/sys_{enter,exit}_NAME/format): the
+ * common fields, the syscall number, then the arguments (only as many as the syscall has) or the
+ * result. The arguments are read from the saved user registers instead, as the generic hook does,
+ * so the record is the same whichever hook made it. */
+struct syscall_enter_record {
+    __u64 common;
+    int nr;
+    int _pad;
+    unsigned long args[6];
+};
+
+struct syscall_exit_record {
+    __u64 common;
+    int nr;
+    int _pad;
+    long ret;
+};
+
+/* Attached by userspace to syscalls/sys_enter_NAME of each wanted syscall (no auto-attach). */
+SEC("?tracepoint")
+int sys_enter_tp(struct syscall_enter_record *ctx)
+{
+    return on_enter((struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), ctx->nr);
+}
+
+/* Attached by userspace to syscalls/sys_exit_NAME of each wanted syscall. */
+SEC("?tracepoint")
+int sys_exit_tp(struct syscall_exit_record *ctx)
+{
+    return on_exit(ctx->nr, ctx->ret);
 }

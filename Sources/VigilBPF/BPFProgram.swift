@@ -136,5 +136,44 @@ public final class BPFLink {
         handle = nil
     }
 
+    /// Detaches `links` from up to 64 threads at once and returns when all are detached.
+    /// Releasing a tracepoint's perf event waits for an RCU tasks-trace grace period (~0.15 s
+    /// per syscall tracepoint on 6.18: one by one, the default rules' ~116 links took ~17 s);
+    /// releases that wait together share the grace periods.
+    public static func detachTogether(_ links: [BPFLink]) {
+        guard links.count > 1 else { links.first?.detach(); return }
+        final class Work: @unchecked Sendable {
+            let links: [BPFLink], stride: Int
+            init(_ links: [BPFLink], _ stride: Int) { self.links = links; self.stride = stride }
+        }
+        let work = Work(links, min(links.count, 64))
+        var threads: [pthread_t] = []
+        for first in 0..<work.stride {
+            let context = Unmanaged.passRetained(Box((work, first))).toOpaque()
+            var thread = pthread_t()
+            let started = pthread_create(&thread, nil, { raw in
+                let box = Unmanaged<Box<(Work, Int)>>.fromOpaque(raw!).takeRetainedValue()
+                let (work, first) = box.value
+                var i = first
+                while i < work.links.count { work.links[i].detach(); i += work.stride }
+                return nil
+            }, context)
+            if started == 0 {
+                threads.append(thread)
+            } else { // no thread: detach its share here
+                Unmanaged<Box<(Work, Int)>>.fromOpaque(context).release()
+                var i = first
+                while i < links.count { links[i].detach(); i += work.stride }
+            }
+        }
+        for thread in threads { pthread_join(thread, nil) }
+    }
+
+    /// A value handed to a thread.
+    private final class Box<T>: @unchecked Sendable {
+        let value: T
+        init(_ value: T) { self.value = value }
+    }
+
     deinit { detach() }
 }

@@ -8,16 +8,24 @@ public struct Variant: Sendable {
     public var requires: [Feature]
     /// Names of the object's programs this variant loads (their autoload is turned on).
     public var programs: [String]
-    /// Attaches one of `programs`; the default attaches as the ELF section says.
-    public var attach: @Sendable (BPFProgram) throws -> BPFLink
+    /// Attaches one of `programs`, as many times as it has targets (e.g. one per-syscall
+    /// tracepoint per wanted syscall); the default attaches once, as the ELF section says.
+    public var attachEach: @Sendable (BPFProgram) throws -> [BPFLink]
 
-    /// Declares a variant.
+    /// Declares a variant whose programs attach once each (`attach`: as the ELF section says by default).
     public init(_ name: String, requires: [Feature] = [], programs: [String],
                 attach: @escaping @Sendable (BPFProgram) throws -> BPFLink = { try $0.attach() }) {
+        self.init(name, requires: requires, programs: programs, attachEach: { [try attach($0)] })
+    }
+
+    /// Declares a variant whose programs attach to several targets each (`attachEach` returns every
+    /// link of one program; throwing releases the ones it made, and the loader the others).
+    public init(_ name: String, requires: [Feature] = [], programs: [String],
+                attachEach: @escaping @Sendable (BPFProgram) throws -> [BPFLink]) {
         self.name = name
         self.requires = requires
         self.programs = programs
-        self.attach = attach
+        self.attachEach = attachEach
     }
 }
 
@@ -87,9 +95,21 @@ public final class LoadedVariants {
         reports.first { $0.hook == hook }?.active
     }
 
+    /// Adds links made after load to the object's programs (a hook whose targets change while it
+    /// runs, e.g. per-syscall tracepoints); they are detached with the others.
+    public func add(_ more: [BPFLink]) {
+        links.append(contentsOf: more)
+    }
+
+    /// Detaches the links `which` selects, in their order, and forgets them.
+    public func detach(where which: (BPFLink) -> Bool) {
+        BPFLink.detachTogether(links.filter(which))
+        links.removeAll { $0.fd == nil }
+    }
+
     /// Detaches every program now (the object and its maps stay until released).
     public func detach() {
-        links.forEach { $0.detach() }
+        BPFLink.detachTogether(links)
         links.removeAll()
     }
 }
@@ -174,7 +194,7 @@ public struct VariantLoader {
                 for name in variant.programs {
                     do {
                         let program = try object.program(named: name)
-                        links.append(try LibbpfLog.quietly { try variant.attach(program) })
+                        links.append(contentsOf: try LibbpfLog.quietly { try variant.attachEach(program) })
                     } catch let error as BPFError {
                         failedHook = (h, error)
                         break attaching

@@ -150,9 +150,9 @@ public final class Sensors {
         ]),
     ]
 
-    /// The syscalls sensor's hook: the generic sys_enter/sys_exit tracepoints as tp_btf, else
-    /// raw_tp (both need no tracefs). Attached only when syscalls beyond exec/fork/exit/open are
-    /// asked for: it runs for every syscall on the host (docs/syscalls.md has the measured cost).
+    /// The syscalls sensor's generic hook: the generic sys_enter/sys_exit tracepoints as tp_btf,
+    /// else raw_tp (both need no tracefs). It runs for every syscall on the host (docs/syscalls.md
+    /// has the measured cost): small sets get per-syscall tracepoints first (`syscallHooks(for:)`).
     public static let syscallHooks: [Hook] = [
         Hook("syscalls", variants: [
             Variant("tp_btf", requires: [.attachTpBTF], programs: ["sys_enter_tp_btf", "sys_exit_tp_btf"]),
@@ -174,13 +174,13 @@ public final class Sensors {
     ///   - cgroupHierarchy: the hierarchy whose cgroup ids events and the cgroup filter carry
     ///     (`vigil_cgroup_hierarchy`); by default this host's (`CgroupHierarchy.onThisHost`), which
     ///     `CgroupResolver()` reads too.
-    ///   - syscalls: the syscalls sensor's selection; nil or empty: that sensor is not loaded (its
-    ///     generic hook would tax every syscall on the host).
-    ///   - syscallHooks: its hooks and variants (`Sensors.syscallHooks`).
+    ///   - syscalls: the syscalls sensor's selection; nil or empty: that sensor is not loaded.
+    ///   - syscallHooks: its hooks and variants; nil (the default): chosen by the set's size,
+    ///     now and whenever `apply` changes the set (`Sensors.syscallHooks(for:)`).
     public init(files: Bool, filter: KernelFilter, ringBytes: Int = 1 << 23, wakeupBytes: UInt64 = 1 << 20,
                 probes: FeatureProbes = .shared, fileHooks: [Hook] = Sensors.fileHooks,
                 cgroupHierarchy: CgroupHierarchy = .onThisHost,
-                syscalls: SyscallCapture? = nil, syscallHooks: [Hook] = Sensors.syscallHooks) throws {
+                syscalls: SyscallCapture? = nil, syscallHooks: [Hook]? = nil) throws {
         let shared = try EmbeddedObjects.open("process")
         try shared.map(named: "events").setMaxEntries(ringBytes)
         for name in Self.sharedMapNames {
@@ -196,7 +196,7 @@ public final class Sensors {
         let settings = LoadSettings(wakeupBytes: wakeupBytes, ignorePID: filter.ignorePID, cgroupHierarchy: cgroupHierarchy,
                                     ringBytes: ringBytes, probes: probes, syscallHooks: syscallHooks, sharedFDs: sharedFDs)
         let sensors = [("process", Self.processHooks)] + (files ? [("file", fileHooks)] : [])
-            + (syscalls != nil ? [("syscalls", syscallHooks)] : [])
+            + (syscalls.map { [("syscalls", syscallHooks ?? Self.syscallHooks(for: $0))] } ?? [])
         let results = SensorLoads(count: sensors.count)
         DispatchQueue.concurrentPerform(iterations: sensors.count) { i in
             let (name, hooks) = sensors[i]
@@ -219,9 +219,11 @@ public final class Sensors {
     }
 
     /// Loads one sensor with the shared maps and settings; the file sensor gets `openPaths`, the
-    /// syscalls sensor `syscalls` before its programs attach.
+    /// syscalls sensor `syscalls` before its programs attach. A sensor loaded in place of
+    /// `predecessor` takes over its maps `counters` and `pending` (the syscalls sensor's entries
+    /// waiting for their exits).
     private static func load(_ name: String, hooks: [Hook], settings: LoadSettings, openPaths: OpenPathPushdown?,
-                             syscalls: SyscallCapture?) throws -> (Loaded, InstalledOpenPaths) {
+                             syscalls: SyscallCapture?, from predecessor: BPFObject? = nil) throws -> (Loaded, InstalledOpenPaths) {
         var installedPaths = InstalledOpenPaths()
         let variants = try VariantLoader(open: { try EmbeddedObjects.open(name) }, hooks: hooks, probes: settings.probes, configure: { object in
             try object.setGlobal("vigil_wakeup_bytes", to: settings.wakeupBytes)
@@ -229,6 +231,12 @@ public final class Sensors {
             try object.setGlobal("vigil_cgroup_hierarchy", to: settings.cgroupHierarchy.rawValue)
             try object.map(named: "events").setMaxEntries(settings.ringBytes)
             for (map, fd) in settings.sharedFDs { try object.map(named: map).reuse(fd: fd) }
+            if let predecessor {
+                for map in ["counters", "pending"] {
+                    guard let fd = try predecessor.map(named: map).fd else { continue }
+                    try object.map(named: map).reuse(fd: fd)
+                }
+            }
         }, beforeAttach: { object in
             if name == "file" { try OpenPathMaps(object).install(openPaths, replacing: &installedPaths) }
             if name == "syscalls", let syscalls { try syscalls.write(to: object) }
@@ -236,9 +244,14 @@ public final class Sensors {
         return (Loaded(name: name, variants: variants), installedPaths)
     }
 
-    /// Makes the syscalls sensor capture `wanted`: loads it when it is not loaded, rewrites its
-    /// bitmap (and specs when the bounds changed) in place when it is, detaches and releases it
-    /// when nothing is wanted (its generic hook would tax every syscall on the host for nothing).
+    /// Makes the syscalls sensor capture `wanted`: loads it when it is not loaded; when it is,
+    /// rewrites its bitmap (and specs when the bounds changed) in place, and under per-syscall
+    /// tracepoints attaches the new syscalls' and detaches the dropped ones' (the others' stay
+    /// attached). When the set's size calls for the other hook (`syscallHooks(for:)`, unless the
+    /// hooks were given at init), a sensor with the new hook is loaded and attached first, taking
+    /// over the old one's pending entries and counters, and the old one detached after: no event of
+    /// a syscall that stays is lost or doubled (an exit runs once per pending entry). Detaches
+    /// and releases the sensor when nothing is wanted (a hook taxes syscalls for nothing).
     private func applySyscalls(_ wanted: SyscallCapture?) throws {
         let wanted = wanted.flatMap { $0.numbers.isEmpty ? nil : $0 }
         guard wanted != syscallCapture else { return }
@@ -248,18 +261,28 @@ public final class Sensors {
             loaded[index].variants.detach()
             loaded.remove(at: index)
         case (let wanted?, let index?):
-            let object = loaded[index].variants.object
-            if let old = syscallCapture, old.bufferBytes == wanted.bufferBytes, old.stringBytes == wanted.stringBytes {
-                try wanted.writeBitmap(to: object)
-            } else {
-                try wanted.write(to: object)
+            let sensor = loaded[index].variants
+            let perSyscall = sensor.reports.first?.active == Self.perSyscallVariantName
+            let hooks = Self.syscallHooks(for: wanted)
+            if settings.syscallHooks == nil, perSyscall != (hooks.first?.variants.first?.name == Self.perSyscallVariantName) {
+                loaded[index] = try Self.load("syscalls", hooks: hooks, settings: settings, openPaths: nil, syscalls: wanted, from: sensor.object).0
+                sensor.detach()
+                break
             }
+            if let old = syscallCapture, old.bufferBytes == wanted.bufferBytes, old.stringBytes == wanted.stringBytes {
+                try wanted.writeBitmap(to: sensor.object)
+            } else {
+                try wanted.write(to: sensor.object)
+            }
+            if perSyscall { try SyscallTracepoints.retarget(sensor, from: syscallCapture?.numbers ?? [], to: wanted) }
         case (let wanted?, nil):
-            loaded.append(try Self.load("syscalls", hooks: settings.syscallHooks, settings: settings, openPaths: nil, syscalls: wanted).0)
+            loaded.append(try Self.load("syscalls", hooks: settings.syscallHooks ?? Self.syscallHooks(for: wanted), settings: settings,
+                                        openPaths: nil, syscalls: wanted).0)
         case (nil, nil):
             break
         }
         syscallCapture = wanted
+        try recordLinks() // the integrity check follows the links made and dropped here
     }
 
     /// The file sensor's object, when loaded.
@@ -389,7 +412,7 @@ private struct LoadSettings: @unchecked Sendable {
     var cgroupHierarchy: CgroupHierarchy
     var ringBytes: Int
     var probes: FeatureProbes
-    var syscallHooks: [Hook]
+    var syscallHooks: [Hook]?
     var sharedFDs: [(String, Int32)]
 }
 

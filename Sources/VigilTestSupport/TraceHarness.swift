@@ -14,10 +14,10 @@ public final class TraceHarness {
 
     /// Loads the sensors with `filter`, taking cgroup ids from `cgroupHierarchy`; `metadata` asks
     /// Docker for names and images; `cgroups` replaces the enricher's cgroup resolver; `syscalls`
-    /// is the syscalls sensor's selection (nil: not loaded).
+    /// is the syscalls sensor's selection (nil: not loaded); `syscallHooks` its hooks (nil: by the set's size).
     public init(files: Bool = true, filter: KernelFilter = KernelFilter(), metadata: Bool = false,
                 cgroupHierarchy: CgroupHierarchy = .onThisHost, cgroups: CgroupResolver = CgroupResolver(),
-                syscalls: SyscallCapture? = nil, syscallHooks: [Hook] = Sensors.syscallHooks) throws {
+                syscalls: SyscallCapture? = nil, syscallHooks: [Hook]? = nil) throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
         sensors = try Sensors(files: files, filter: filter, ringBytes: 1 << 24, cgroupHierarchy: cgroupHierarchy,
                               syscalls: syscalls, syscallHooks: syscallHooks)

@@ -101,13 +101,15 @@ do {
     check("sensors load", false, "\(error)")
 }
 
-// The syscalls sensor, in each variant: generic sys_enter/sys_exit paired into one record, its
-// arguments decoded by the table (a path at entry, a result at exit), only the syscalls asked for.
-for variant in Sensors.syscallHooks[0].variants {
+// The syscalls sensor, in each variant: per-syscall tracepoints or generic sys_enter/sys_exit,
+// paired into one record, its arguments decoded by the table (a path at entry, a result at exit),
+// only the syscalls asked for.
+let smallSet = SyscallCapture(names: ["openat", "close"])
+for variant in Sensors.syscallHooks(for: smallSet)[0].variants {
     do {
         var filter = KernelFilter()
         filter.ignorePID = 0
-        let sensors = try Sensors(files: false, filter: filter, syscalls: SyscallCapture(names: ["openat", "close"]),
+        let sensors = try Sensors(files: false, filter: filter, syscalls: smallSet,
                                   syscallHooks: [Hook("syscalls", variants: [variant])])
         let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
         try stream.drain { _ in }
@@ -125,6 +127,32 @@ for variant in Sensors.syscallHooks[0].variants {
     } catch {
         check("syscalls \(variant.name): loads", false, "\(error)")
     }
+}
+// A small set chooses the per-syscall tracepoints by default, and `apply` retargets them (adding
+// getppid, made here, then leaving it) and moves to the generic hook past the limit.
+do {
+    var filter = KernelFilter()
+    filter.ignorePID = 0
+    filter.syscalls = smallSet
+    let sensors = try Sensors(files: false, filter: filter)
+    func active() -> String { sensors.reports.first { $0.sensor == "syscalls" }?.report.active ?? "none" }
+    check("syscalls: a small set chooses per-syscall tracepoints", active() == Sensors.perSyscallVariantName, "\(sensors.reports)")
+    print("syscalls: no tracepoint here for \(sensors.syscallsWithoutTracepoint)")
+    let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
+    filter.syscalls = SyscallCapture(names: ["openat", "close", "getppid"])
+    try sensors.apply(filter)
+    try stream.drain { _ in }
+    _ = getppid()
+    var seen: [String] = []
+    try stream.drain { event in if event.pid == UInt32(getpid()), case .syscall(let s) = event.payload { seen.append(s.descriptor.nameString) } }
+    check("syscalls tracepoint: apply attaches a new syscall's tracepoints", active() == Sensors.perSyscallVariantName && seen.contains("getppid"), "\(active()) \(seen)")
+    let large = Syscalls.all.compactMap { $0.number() }.filter { !smallSet.numbers.contains($0) }.prefix(Sensors.perSyscallLimit + 1)
+    filter.syscalls = SyscallCapture(numbers: smallSet.numbers.union(large))
+    try sensors.apply(filter)
+    check("syscalls: past the limit apply moves to the generic hook", active() != Sensors.perSyscallVariantName, active())
+    sensors.detach()
+} catch {
+    check("syscalls: per-syscall tracepoints by set size", false, "\(error)")
 }
 
 // The rules' path pushdown and kernel_kill, in each file variant this kernel can run: an open no

@@ -69,7 +69,7 @@ struct Trace: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the file sensor's open hook (fexit or tracepoint; default: the first that works).", valueName: "variant", visibility: .hidden))
     var fileHook: String?
 
-    @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the syscalls sensor's hook (tp_btf or raw_tp; default: the first that works).", valueName: "variant", visibility: .hidden))
+    @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the syscalls sensor's hook (tracepoint: per-syscall tracepoints, tp_btf or raw_tp: the generic hook; default: per-syscall tracepoints for a small set, the first generic variant that works otherwise).", valueName: "variant", visibility: .hidden))
     var syscallHook: String?
 
     @Flag(name: .long, help: "Per-syscall counts, errors and latency (like strace -c) instead of events: refreshed every second on a terminal, printed once at the end otherwise. Every syscall unless --event or --set says which.")
@@ -97,8 +97,8 @@ struct Trace: ParsableCommand {
             throw ValidationError("--string-bytes must be 1 ... \(SyscallCapture.maxStringBytes)")
         }
         guard ringMiB > 0, ringMiB & (ringMiB - 1) == 0 else { throw ValidationError("--ring-mib must be a power of two") }
-        if let syscallHook, !Sensors.syscallHooks.contains(where: { $0.variants.contains { $0.name == syscallHook } }) {
-            throw ValidationError("unknown --syscall-hook '\(syscallHook)': use \(Sensors.syscallHooks.flatMap { $0.variants.map(\.name) }.joined(separator: " or "))")
+        if let syscallHook, !Sensors.syscallVariantNames.contains(syscallHook) {
+            throw ValidationError("unknown --syscall-hook '\(syscallHook)': use \(Sensors.syscallVariantNames.joined(separator: " or "))")
         }
         if let fileHook, !Sensors.fileHooks.contains(where: { $0.variants.contains { $0.name == fileHook } }) {
             throw ValidationError("unknown --file-hook '\(fileHook)': use \(Sensors.fileHooks.flatMap { $0.variants.map(\.name) }.joined(separator: " or "))")
@@ -165,9 +165,11 @@ struct Trace: ParsableCommand {
         if syscallNumbers.isEmpty { kinds.remove(.syscall) }
         let syscalls = kinds.contains(.syscall) ? SyscallCapture(numbers: syscallNumbers, bufferBytes: snaplen, stringBytes: stringBytes) : nil
         filter.syscalls = syscalls
-        let syscallHooks = Sensors.syscallHooks.map { hook in
-            Hook(hook.name, variants: hook.variants.filter { syscallHook == nil || $0.name == syscallHook })
-        }
+        // --syscall-hook forces one variant (the per-syscall one even for a large set); by default
+        // the set's size chooses.
+        let syscallHooks = syscalls.flatMap { capture in syscallHook.map { name in
+            name == Sensors.perSyscallVariantName ? [Hook("syscalls", variants: [Sensors.perSyscallVariant(capture)])]
+                : Sensors.syscallHooks(for: capture, only: [name]) } }
         let sensors = try Sensors(files: kinds.contains(.open), filter: filter, ringBytes: ringMiB << 20, fileHooks: fileHooks,
                                   syscalls: syscalls, syscallHooks: syscallHooks)
         let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: kinds)
@@ -175,6 +177,9 @@ struct Trace: ParsableCommand {
             let others = report.attempts.filter { $0.outcome == .skipped || $0.outcome == .failed }
                 .map { "\($0.variant): \($0.reason ?? "")" }
             Log.info("\(sensor)/\(report.hook): \(report.active)\(others.isEmpty ? "" : " (not: " + others.joined(separator: "; ") + ")")")
+        }
+        if !sensors.syscallsWithoutTracepoint.isEmpty {
+            Log.info("syscalls: no tracepoint on this kernel, not captured: \(sensors.syscallsWithoutTracepoint.joined(separator: ","))")
         }
         Log.info("tracing \(kinds.subtracting([.syscall]).map(\.rawValue).sorted().joined(separator: ","))"
             + (kinds.contains(.syscall) ? (kinds.count > 1 ? " and " : "") + "\(syscallNumbers.count) syscalls" : "")

@@ -1,0 +1,131 @@
+import Foundation
+import VigilBPF
+import VigilEvents
+import VigilSensors
+import VigilTestSupport
+import XCTest
+
+/// The syscalls sensor's hooks on the real kernel: per-syscall tracepoints for small sets, the
+/// generic sys_enter/sys_exit hook for large ones, the same records from both, and `apply`
+/// moving between sets and hooks without losing or doubling an event of a syscall that stays.
+final class SyscallHookTests: XCTestCase {
+    /// Syscalls a busy host seldom makes, to make a set larger than `Sensors.perSyscallLimit`.
+    static let cold = ["acct", "syslog", "sethostname", "setdomainname", "iopl", "ioperm", "swapon", "swapoff", "reboot",
+                       "pivot_root", "quotactl", "chroot", "settimeofday", "adjtimex", "personality", "sysfs", "vhangup",
+                       "modify_ldt", "setns", "unshare", "process_vm_readv", "process_vm_writev", "kcmp",
+                       "name_to_handle_at", "syncfs", "setgroups", "setresuid", "setresgid", "setfsuid", "setfsgid",
+                       "capset", "rt_sigqueueinfo", "mknod", "mknodat", "getpgid", "getsid", "setpgid", "setsid"]
+
+    func testTheSetsSizeChoosesTheHook() {
+        let small = SyscallCapture(names: ["openat"])
+        XCTAssertLessThanOrEqual(small.numbers.count, Sensors.perSyscallLimit, "openat and the fd table's syscalls")
+        XCTAssertEqual(Sensors.syscallHooks(for: small).first?.variants.map(\.name), ["tracepoint", "tp_btf", "raw_tp"])
+        let large = SyscallCapture(names: ["openat"] + Self.cold)
+        XCTAssertGreaterThan(large.numbers.count, Sensors.perSyscallLimit)
+        XCTAssertEqual(Sensors.syscallHooks(for: large).first?.variants.map(\.name), ["tp_btf", "raw_tp"])
+        let all = SyscallCapture(numbers: Set(Syscalls.all.compactMap { $0.number() }))
+        XCTAssertEqual(Sensors.syscallHooks(for: all).first?.variants.map(\.name), ["tp_btf", "raw_tp"])
+        XCTAssertEqual(Sensors.syscallVariantNames, ["tracepoint", "tp_btf", "raw_tp"])
+    }
+
+    func testPerSyscallTracepointsAttachOnlyTheWantedSyscalls() throws {
+        let capture = SyscallCapture(names: ["openat", "getppid"])
+        let harness = try TraceHarness(files: false, syscalls: capture)
+        let report = try XCTUnwrap(harness.sensors.reports.first { $0.sensor == "syscalls" }?.report)
+        XCTAssertEqual(report.active, "tracepoint", "\(report.attempts)")
+        let sensor = try XCTUnwrap(harness.sensors.loaded.first { $0.name == "syscalls" })
+        // Two links (entry, exit) per syscall with a tracepoint here; the rest are reported.
+        let missing = harness.sensors.syscallsWithoutTracepoint
+        XCTAssertEqual(sensor.variants.links.count, 2 * (capture.numbers.count - missing.count), "\(sensor.variants.links.map(\.description))")
+        XCTAssertTrue(sensor.variants.links.contains { $0.description.hasSuffix("tracepoint syscalls/sys_enter_openat") })
+        XCTAssertTrue(sensor.variants.links.contains { $0.description.hasSuffix("tracepoint syscalls/sys_exit_getppid") })
+        XCTAssertFalse(sensor.variants.links.contains { $0.description.hasSuffix("sys_enter_getpid") })
+        XCTAssertTrue(Set(missing).isDisjoint(with: ["openat", "getppid"]), "syscalls this kernel has are never skipped: \(missing)")
+    }
+
+    /// Both hooks write the same record: the same calls of one program decode alike.
+    func testBothHooksDecodeTheSameCalls() throws {
+        let capture = SyscallCapture(names: ["openat", "read", "close"])
+        let directory = try temporaryDirectory()
+        let path = directory + "/same record"
+        try Data("vigil!".utf8).write(to: URL(fileURLWithPath: path))
+        var decoded: [String: [String]] = [:]
+        for hooks in [Sensors.syscallHooks(for: capture, only: ["tracepoint"]), Sensors.syscallHooks(for: capture, only: ["tp_btf"])] {
+            let harness = try TraceHarness(files: false, syscalls: capture, syscallHooks: hooks)
+            let variant = try XCTUnwrap(harness.sensors.reports.first { $0.sensor == "syscalls" }?.report.active)
+            var pid: Int32 = 0
+            let events = try harness.collect { pid = try runProgram("/bin/cat", [path, directory + "/missing"]) }
+            let calls = events.compactMap { $0.pid == UInt32(pid) ? $0.syscall : nil }
+            // From cat's open of the file to its last close: the same calls, arguments and results.
+            let start = try XCTUnwrap(calls.firstIndex { SyscallArguments.text($0, 1) == path }, "\(variant): \(calls.count) calls")
+            decoded[variant] = calls[start...].map { call in
+                "\(call.descriptor.nameString)(" + (0..<call.descriptor.params.count).map { SyscallArguments.text(call, $0) }
+                    .filter { !$0.hasPrefix("0x") } .joined(separator: ", ") + ")=\(call.result)"
+            }
+            XCTAssertTrue(decoded[variant]?.contains { $0.hasPrefix("read(3, vigil!, ") && $0.hasSuffix(")=6") } ?? false,
+                          "\(variant): \(decoded[variant] ?? [])")
+        }
+        XCTAssertEqual(decoded.keys.sorted(), ["tp_btf", "tracepoint"])
+        XCTAssertEqual(decoded["tracepoint"], decoded["tp_btf"])
+    }
+
+    /// A child opens one file in a loop while `apply` adds and drops other syscalls (tracepoints
+    /// attached and detached), grows the set past the limit (the generic hook takes over) and
+    /// shrinks it again: every open of the child arrives exactly once.
+    func testApplyKeepsEveryEventOfSyscallsThatStay() throws {
+        let harness = try TraceHarness(files: false, syscalls: SyscallCapture(names: ["openat"]))
+        func active() -> String? { harness.sensors.reports.first { $0.sensor == "syscalls" }?.report.active }
+        XCTAssertEqual(active(), "tracepoint")
+        let directory = try temporaryDirectory()
+        let target = directory + "/opened", stop = directory + "/stop"
+        FileManager.default.createFile(atPath: target, contents: Data())
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        child.arguments = ["-c", """
+            import os, sys, time
+            n = 0
+            print("ready", flush=True)
+            while not os.path.exists(sys.argv[2]):
+                os.close(os.open(sys.argv[1], os.O_RDONLY))
+                n += 1
+                time.sleep(0.001)
+            print(n, flush=True)
+            """, target, stop]
+        let output = Pipe()
+        child.standardOutput = output
+        try harness.stream.drain { _ in }
+        try child.run()
+        var opens = 0
+        func collect() throws {
+            try harness.stream.drain { event in
+                if event.pid == UInt32(child.processIdentifier), let call = event.syscall, call.descriptor.nameString == "openat",
+                   SyscallArguments.text(call, 1) == target { opens += 1 }
+            }
+        }
+        let reader = output.fileHandleForReading
+        XCTAssertEqual(String(decoding: reader.readData(ofLength: 6), as: UTF8.self), "ready\n")
+        let before = try harness.sensors.counters()["syscalls"] ?? SensorCounters()
+        let steps: [([String], String)] = [
+            (["openat", "getppid"], "tracepoint"),       // tracepoints added
+            (["openat"], "tracepoint"),                  // and removed
+            (["openat"] + Self.cold, "tp_btf"),          // past the limit: the generic hook
+            (["openat", "getppid"], "tracepoint"),       // and back
+        ]
+        var filter = KernelFilter()
+        for (names, hook) in steps {
+            filter.syscalls = SyscallCapture(names: names)
+            try harness.sensors.apply(filter)
+            XCTAssertEqual(active(), hook, "\(names.count) syscalls")
+            try collect()
+        }
+        FileManager.default.createFile(atPath: stop, contents: Data())
+        let made = Int(String(decoding: reader.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        child.waitUntilExit()
+        try collect()
+        let after = try harness.sensors.counters()["syscalls"] ?? SensorCounters()
+        XCTAssertEqual(after.lost, before.lost, "nothing lost in the kernel (the counters carried across hooks)")
+        XCTAssertGreaterThanOrEqual(after.emitted, before.emitted)
+        XCTAssertEqual(opens, try XCTUnwrap(made), "every open of the child exactly once")
+        XCTAssertEqual(harness.sensors.checkIntegrity(), [], "the integrity baseline follows the links")
+    }
+}
