@@ -56,6 +56,8 @@ def swift_type(lineno, text, params):
 
 
 rows = []
+# (syscall, parameter index) -> the name Falco's rules use for it, where it differs from Linux's.
+FALCO_NAMES = {}
 seen = set()
 for lineno, line in enumerate(open(os.path.join(root, TABLE)), 1):
     if not line.strip() or line.startswith("#"):
@@ -72,7 +74,14 @@ for lineno, line in enumerate(open(os.path.join(root, TABLE)), 1):
         for token in cols[7:]:
             parts = token.split(":")
             if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "out"):
-                fail(lineno, f"parameter '{token}': expected NAME:TYPE or NAME:TYPE:out")
+                fail(lineno, f"parameter '{token}': expected NAME[|FALCO_NAME]:TYPE or NAME[|FALCO_NAME]:TYPE:out")
+            # NAME|FALCO_NAME: the kernel's name, and the name Falco's rules use for it.
+            name_part = parts[0].split("|")
+            if len(name_part) > 2 or not all(name_part):
+                fail(lineno, f"parameter '{token}': expected NAME or NAME|FALCO_NAME before the type")
+            parts = [name_part[0]] + parts[1:]
+            if len(name_part) == 2:
+                FALCO_NAMES[(name, len(params))] = name_part[1]
             params.append(parts)
     if len(params) > 6:
         fail(lineno, f"{len(params)} parameters; a syscall has at most 6")
@@ -96,8 +105,9 @@ swift = ["// DO NOT EDIT: generated from bpf/syscalls/syscalls.table by 'make ge
          "    /// Every syscall of x86_64 and arm64, in x86_64 order (arm64-only ones last).",
          "    static let generated: [SyscallDescriptor] = ["]
 for lineno, name, x86, arm, tracefs, cats, flags, result, params in rows:
-    ps = ", ".join(f"SyscallParam(\"{p[0]}\", {swift_type(lineno, p[1], params)}{', atExit: true' if len(p) == 3 else ''})"
-                   for p in params)
+    ps = ", ".join(f"SyscallParam(\"{p[0]}\", {swift_type(lineno, p[1], params)}{', atExit: true' if len(p) == 3 else ''}"
+                   f"{', falcoName: ' + chr(34) + FALCO_NAMES[(name, i)] + chr(34) if (name, i) in FALCO_NAMES else ''})"
+                   for i, p in enumerate(params))
     swift.append(
         f"        SyscallDescriptor(\"{name}\", x86_64: {x86 if x86 != '-' else -1}, arm64: {arm if arm != '-' else -1}, "
         f"tracefs: {'nil' if tracefs == '-' else chr(34) + tracefs + chr(34)}, "
@@ -128,7 +138,8 @@ docs = ["<!-- DO NOT EDIT: generated from bpf/syscalls/syscalls.table by 'make g
         "| syscall | x86_64 | arm64 | categories | flags | result | arguments |",
         "|---|---|---|---|---|---|---|"]
 for lineno, name, x86, arm, tracefs, cats, flags, result, params in rows:
-    args = ", ".join(f"{p[0]}: {p[1]}{' (exit)' if len(p) == 3 else ''}" for p in params) or "none"
+    args = ", ".join(f"{p[0]}{' (Falco: ' + FALCO_NAMES[(name, i)] + ')' if (name, i) in FALCO_NAMES else ''}: {p[1]}"
+                     f"{' (exit)' if len(p) == 3 else ''}" for i, p in enumerate(params)) or "none"
     docs.append(f"| `{name}` | {x86} | {arm} | {' '.join(cats)} | {' '.join(flags) or '-'} | {result} | {args} |")
 docs.append("")
 

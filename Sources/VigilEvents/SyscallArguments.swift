@@ -66,7 +66,7 @@ public enum SyscallArguments {
 
     /// Index of the parameter named `name`, nil when the syscall has none.
     public static func index(of name: String, in s: Payload.Syscall) -> Int? {
-        s.descriptor.params.firstIndex { $0.nameString == name }
+        s.descriptor.params.firstIndex { $0.isNamed(name) }
     }
 
     static func append(_ type: SyscallValueType, raw: UInt64, captured: ArraySlice<UInt8>?, failed: Bool, truncated: Bool,

@@ -68,8 +68,8 @@ public enum SyscallFields {
         .init("evt.rawarg", .string, [.syscall], argument: true, "An argument's raw value: a number, or the captured bytes of a string, path or buffer (evt.rawarg.NAME, evt.rawarg[N]).", rawArgument),
     ]
 
-    /// Every parameter name of the table.
-    static let parameterNames: Set<String> = Set(Syscalls.all.flatMap { $0.params.map(\.nameString) })
+    /// Every parameter name of the table, the kernel's and Falco's.
+    static let parameterNames: Set<String> = Set(Syscalls.all.flatMap { $0.params.flatMap { [$0.nameString] + ($0.falcoName.map { [$0.description] } ?? []) } })
 
     /// `evt.arg.NAME` and `evt.rawarg.NAME` (Falco's dotted form of the bracket argument), for a
     /// NAME some syscall of the table has.

@@ -138,16 +138,23 @@ public struct SyscallParam: Sendable {
     public let type: SyscallValueType
     /// Read when the call returns (an output), else at entry.
     public let atExit: Bool
+    /// The name Falco's rules use where it differs from the kernel's (symlinkat's `oldname` is
+    /// Falco's `target`): `evt.arg.NAME` answers to both.
+    public let falcoName: StaticString?
 
     /// A parameter.
-    public init(_ name: StaticString, _ type: SyscallValueType, atExit: Bool = false) {
+    public init(_ name: StaticString, _ type: SyscallValueType, atExit: Bool = false, falcoName: StaticString? = nil) {
         self.name = name
         self.type = type
         self.atExit = atExit
+        self.falcoName = falcoName
     }
 
     /// The name as a String.
     public var nameString: String { name.description }
+
+    /// Whether `name` names this parameter: the kernel's name or Falco's.
+    public func isNamed(_ name: String) -> Bool { nameString == name || falcoName?.description == name }
 
     /// Whether the kernel reads what it captures of this parameter when the call returns: an
     /// output, a buffer sized by the result, a socket address whose length is a pointer, an fd

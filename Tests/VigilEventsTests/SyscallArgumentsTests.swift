@@ -83,6 +83,26 @@ final class SyscallArgumentsTests: XCTestCase {
         XCTAssertEqual(text(s, "buf"), "abc...")
     }
 
+    /// Falco's rules name some arguments otherwise than Linux (symlinkat's `oldname` is Falco's
+    /// `target`, linkat's `oldname` its `oldpath`): evt.arg.NAME answers to both names.
+    func testFalcosArgumentNamesAnswerToo() throws {
+        func syscallEvent(_ s: Payload.Syscall) -> Event {
+            Event(bootTimeNs: 0, timeNs: 0, cgroupID: 0, pid: 1, tid: 1, ppid: 0, uid: 0, gid: 0, cpu: 0, mountNamespace: 1,
+                  pidNamespace: 1, comm: "ln", payload: .syscall(s))
+        }
+        let symlink = syscallEvent(try event("symlinkat", args: [0x1000, UInt64(bitPattern: -100), 0x2000],
+                                             captured: [Array("/etc/shadow".utf8), nil, Array("/tmp/x".utf8)]))
+        for (name, value) in [("target", "/etc/shadow"), ("oldname", "/etc/shadow"), ("linkpath", "/tmp/x"), ("newname", "/tmp/x")] {
+            XCTAssertEqual(Fields.named("evt.arg." + name)?.extract(symlink, nil), .string(ByteString(value)), name)
+        }
+        let link = syscallEvent(try event("linkat", args: [UInt64(bitPattern: -100), 0x1000, UInt64(bitPattern: -100), 0x2000, 0],
+                                          captured: [nil, Array("/etc/shadow".utf8), nil, Array("/tmp/y".utf8), nil]))
+        XCTAssertEqual(Fields.named("evt.arg.oldpath")?.extract(link, nil), .string("/etc/shadow"))
+        XCTAssertEqual(Fields.named("evt.arg.newpath")?.extract(link, nil), .string("/tmp/y"))
+        XCTAssertEqual(Fields.named("evt.rawarg.olddir")?.extract(link, nil), .int(-100))
+        XCTAssertNil(Fields.named("evt.arg.no_such_argument"))
+    }
+
     func testFieldsAndJSONAgree() throws {
         let s = try event("openat", args: [UInt64(bitPattern: -100), 0x1000, 0o2000000, 0], captured: [nil, Array("/etc/a\"b".utf8), nil, nil], result: 3)
         let e = Event(bootTimeNs: 0, timeNs: 0, cgroupID: 0, pid: 1, tid: 1, ppid: 0, uid: 0, gid: 0, cpu: 0, mountNamespace: 1,
