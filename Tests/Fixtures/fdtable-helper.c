@@ -13,13 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SC(...) ({ long r_ = syscall(__VA_ARGS__); r_ < 0 ? -errno : r_; })
-
-static long check(const char *name, long r)
-{
-    printf("%s %ld\n", name, r);
-    return r;
-}
+#include "fixture.h"
 
 int main(int argc, char **argv)
 {
@@ -41,7 +35,7 @@ int main(int argc, char **argv)
     check("write-60", SC(SYS_write, 60, "b", 1));
     pid_t child = fork();
     if (child == 0) {
-        char k[16], c[16];
+        char k[24], c[24];
         snprintf(k, sizeof k, "%d", 50);
         snprintf(c, sizeof c, "%ld", cloexec);
         execl(argv[0], argv[0], "child", k, c, (char *)NULL); /* the same name: the same comm */

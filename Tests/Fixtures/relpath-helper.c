@@ -10,14 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* syscall(2)'s result as the kernel returned it: -errno on failure. */
-#define SC(...) ({ long r_ = syscall(__VA_ARGS__); r_ < 0 ? -errno : r_; })
-
-static long check(const char *name, long r)
-{
-    printf("%s %ld\n", name, r);
-    return r;
-}
+#include "fixture.h"
 
 int main(int argc, char **argv)
 {
