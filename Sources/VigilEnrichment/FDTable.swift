@@ -123,7 +123,7 @@ public final class FDTable {
             let flags = s.descriptor.flags
             guard !flags.isDisjoint(with: [.usesFD, .fdCreate, .fdClose]) else { return }
             ensure(event.pid)
-            event.fd = apply(s, to: &tables[event.pid, default: [:]])
+            (event.fd, event.fdNameChanged) = apply(s, to: &tables[event.pid, default: [:]])
         }
     }
 
@@ -139,8 +139,15 @@ public final class FDTable {
         if tables.index(forKey: pid) == nil { tables[pid] = read(pid: pid) }
     }
 
-    /// Applies one syscall to a process's table; returns the fd the call acted on or made.
-    func apply(_ s: Payload.Syscall, to table: inout [Int32: FDInfo]) -> FDInfo? {
+    /// Applies one syscall to a process's table; returns the fd the call acted on or made, and
+    /// whether the call changed the name of the fd it acted on.
+    func apply(_ s: Payload.Syscall, to table: inout [Int32: FDInfo]) -> (FDInfo?, nameChanged: Bool) {
+        var nameChanged = false
+        let fd = apply(s, to: &table, nameChanged: &nameChanged)
+        return (fd, nameChanged)
+    }
+
+    private func apply(_ s: Payload.Syscall, to table: inout [Int32: FDInfo], nameChanged: inout Bool) -> FDInfo? {
         let d = s.descriptor
         let params = d.params
         // The fd it acts on: its first fd parameter.
@@ -155,6 +162,7 @@ public final class FDTable {
         // A socket's ends, role and state (connect also when it returned EINPROGRESS).
         if let n = acted?.number, var entry = table[n] ?? (s.hasSocketTuple ? FDInfo(number: n, type: .socket) : nil),
            SocketTracking.apply(s, to: &entry) {
+            nameChanged = entry.name != (table[n]?.name ?? ByteString([UInt8]()))
             table[n] = entry
             acted = entry
         }

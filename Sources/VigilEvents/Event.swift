@@ -32,6 +32,9 @@ public struct Event: Sendable {
     /// (an open's, a socket's, a dup's new fd; a pipe's read end); nil when it has none or the
     /// table does not know it.
     public var fd: FDInfo? = nil
+    /// Added by enrichment (the fd table): whether this event changed the name of the fd it acts
+    /// on (a connect naming its socket, a datagram to a new destination on an unconnected one).
+    public var fdNameChanged = false
 
     /// Creates an event (decoders and tests).
     public init(bootTimeNs: UInt64, timeNs: UInt64, cgroupID: UInt64, pid: UInt32, tid: UInt32, ppid: UInt32,

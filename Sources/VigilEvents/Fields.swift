@@ -292,6 +292,9 @@ public enum Fields {
         .init("fd.typechar", .string, [.open, .syscall], scope: .open, "fd.type as Falco's letter: f file, d directory, 4 ipv4, 6 ipv6, u unix or userfaultfd, p pipe, e event, s signalfd, l eventpoll, i inotify, t timerfd, m memfd, n netlink, b bpf, r io_uring, P pidfd, o other.") { e, _ in
             fdType(e).map { .string(ByteString($0.typechar)) }
         },
+        .init("fd.name_changed", .bool, [.syscall], "Whether this event changed the name of the fd it acts on: a connect naming its socket, or a datagram sent to (or received from) a new peer on an unconnected socket, whose name follows the last peer (Falco's `outbound` macro uses it to see each new UDP destination once).") { e, _ in
+            e.fd == nil ? nil : .bool(e.fdNameChanged)
+        },
         .init("fd.flags", .string, [.open], scope: .open, "Open flags, e.g. O_RDONLY|O_CLOEXEC.", json: { e, out in
             guard let o = open(e) else { return false }
             out.append(0x22)

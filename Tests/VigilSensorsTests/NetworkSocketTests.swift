@@ -213,6 +213,54 @@ final class NetworkSocketTests: XCTestCase {
         XCTAssertEqual(field("fd.sport", sendEvent), .uint(UInt64(sinkPort)))
     }
 
+    /// fd.name_changed: an unconnected UDP socket's name follows each datagram's destination, so
+    /// the first sendto to an address changes it and a repeat does not; a connect names its socket
+    /// (changed), later writes on it do not. Falco's `outbound` macro, which needs it, is
+    /// evaluated on the real events.
+    func testNameChangedFollowsTheDatagramsDestination() throws {
+        let harness = try harness(["connect", "sendto", "write", "bind", "listen", "close"])
+        var udp: Int32 = -1, sinks: [Int32] = [], ports: [UInt16] = [], client: Int32 = -1
+        let events = try harness.collect {
+            for _ in 0..<2 {
+                let sink = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+                try withSockaddr(AF_INET, "127.0.0.1", 0) { XCTAssertEqual(bind(sink, $0, $1), 0) }
+                sinks.append(sink)
+                ports.append(localPort(sink))
+            }
+            udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            for port in [ports[0], ports[0], ports[1], ports[0]] {
+                try withSockaddr(AF_INET, "127.0.0.1", port) { XCTAssertEqual(sendto(udp, "d", 1, 0, $0, $1), 1) }
+            }
+            let server = try bindListen(AF_INET, "127.0.0.1")
+            client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.0.1", localPort(server)) { XCTAssertEqual(connect(client, $0, $1), 0) }
+            XCTAssertEqual(write(client, "w", 1), 1)
+            close(client); close(server); close(udp)
+            sinks.forEach { close($0) }
+        }
+        let sends = mine(events, "sendto", fd: udp)
+        XCTAssertEqual(sends.count, 4)
+        XCTAssertEqual(sends.map { field("fd.name_changed", $0) }, [.bool(true), .bool(false), .bool(true), .bool(true)],
+                       "\(sends.map { $0.fd?.name.string ?? "-" })")
+        XCTAssertEqual(sends.map { field("fd.sport", $0) }, [ports[0], ports[0], ports[1], ports[0]].map { .uint(UInt64($0)) })
+        let connectEvent = try XCTUnwrap(mine(events, "connect", fd: client).first)
+        XCTAssertEqual(field("fd.name_changed", connectEvent), .bool(true))
+        let writeEvent = try XCTUnwrap(mine(events, "write", fd: client).first)
+        XCTAssertEqual(field("fd.name_changed", writeEvent), .bool(false))
+
+        // Falco's outbound macro, with loopback allowed so the test's own traffic counts (and
+        // without `fd.ip != "0.0.0.0"`: an unbound UDP socket's local end is 0.0.0.0, here as in Falco).
+        let outbound = try ConditionCompiler.compile("""
+            ((evt.type = connect and evt.dir = <) or (evt.type in (sendto, sendmsg) and evt.dir = < and \
+            fd.l4proto != tcp and fd.connected = false and fd.name_changed = true)) and \
+            (fd.typechar = 4 or fd.typechar = 6) and fd.net = "127.0.0.0/8" and \
+            (evt.rawres >= 0 or evt.res = EINPROGRESS)
+            """, at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
+        XCTAssertEqual(sends.map { outbound.matches($0) }, [true, false, true, true])
+        XCTAssertTrue(outbound.matches(connectEvent))
+        XCTAssertFalse(outbound.matches(writeEvent))
+    }
+
     /// A refused connect (a bound port with no listener: the kernel answers with a reset) leaves
     /// the socket without a peer by the syscall's exit; the destination comes from the sockaddr
     /// argument, so fd.sip/fd.sport still name where it went (IPv4 and IPv6).
