@@ -55,12 +55,17 @@ final class RealProgramsTraceTests: XCTestCase {
                     XCTFail("\(program): no evt.type or evt.args"); continue
                 }
                 XCTAssertEqual(type.string, s.descriptor.nameString)
-                // A captured buffer (getrandom's) may hold spaces and '=': look for each NAME= in order.
-                var rest = Substring(args.string)
+                // A captured buffer (getrandom's) may hold spaces, '=' and bytes that join the '=' into
+                // one Character (a combining mark): look for each NAME= in order, in bytes.
+                let bytes = args.bytes
+                var from = 0
                 for p in s.descriptor.params {
-                    let found = rest.range(of: p.nameString + "=")
+                    let needle = Array((p.nameString + "=").utf8)
+                    let found = from + needle.count > bytes.count ? nil : (from...(bytes.count - needle.count)).first { i in
+                        bytes[i..<i + needle.count].elementsEqual(needle)
+                    }
                     XCTAssertNotNil(found, "\(program) \(type.string): \(p.nameString) in \(args.string)")
-                    if let found { rest = rest[found.upperBound...] }
+                    if let found { from = found + needle.count }
                 }
             }
         }
