@@ -139,7 +139,7 @@ let package = Package(
         // Profiles from recordings (pure), and recording, applying and verifying real containers.
         .testTarget(name: "VigilSeccompTests", dependencies: ["VigilSeccomp", "VigilSensors", "VigilEvents", "VigilTestSupport", "vigil"]),
         // The default rules against real events: each detection triggered for real, and a benign look-alike.
-        .testTarget(name: "VigilDetectionTests", dependencies: ["VigilRules", "VigilEvents", "VigilSensors", "VigilTestSupport"]),
+        .testTarget(name: "VigilDetectionTests", dependencies: ["VigilRules", "VigilEvents", "VigilSensors", "VigilTestSupport", "CVigilABI"]),
         .testTarget(name: "VigilEventsTests", dependencies: ["VigilEvents", "CVigilABI"]),
         // The enricher's per-process contexts against exec, fork, exit and re-parenting (no kernel needed).
         .testTarget(name: "VigilEnrichmentTests", dependencies: ["VigilEnrichment", "VigilEvents", "VigilContainers", "VigilTestSupport"]),

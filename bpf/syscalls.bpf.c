@@ -281,6 +281,10 @@ static __always_inline int on_exit(long id, long ret)
     if (!spec)
         return 0;
     struct vigil_syscall_event *e = (struct vigil_syscall_event *)p->record;
+    if ((spec->flags & VIGIL_SPEC_DNS_ONLY) && !vigil_dns_port(e->args, spec->kind)) {
+        vigil_count(VIGIL_COUNTER_FILTERED);
+        return 0;
+    }
     e->ret = ret;
     e->latency_ns = bpf_ktime_get_boot_ns() - e->hdr.ts_ns;
     if (e->arg_failed) {

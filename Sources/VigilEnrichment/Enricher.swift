@@ -24,6 +24,8 @@ public final class Enricher {
     public let processes: ProcessTable
     /// The fd table of every process (`event.fd`).
     public let fds: FDTable
+    /// DNS messages and the names their answers give addresses (`event.dns`, fd.sip.name, ...).
+    public let dns = DNSNames()
     private let cgroups: CgroupResolver
     private let metadata: ContainerMetadataCache?
     private let users: [UInt32: String]
@@ -106,6 +108,7 @@ public final class Enricher {
             SyscallPaths.resolve(&event, processes: processes, fds: fds)
         }
         fds.apply(&event)
+        if event.fd?.socket != nil { dns.apply(&event) }
         switch event.payload {
         case .exec:
             break // it changes the table

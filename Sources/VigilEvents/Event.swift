@@ -35,6 +35,9 @@ public struct Event: Sendable {
     /// Added by enrichment (the fd table): whether this event changed the name of the fd it acts
     /// on (a connect naming its socket, a datagram to a new destination on an unconnected one).
     public var fdNameChanged = false
+    /// Added by enrichment (`DNSNames`): the DNS message this event sent or received (a syscall
+    /// on a socket to or from port 53 whose buffer holds one).
+    public var dns: DNSMessage? = nil
 
     /// Creates an event (decoders and tests).
     public init(bootTimeNs: UInt64, timeNs: UInt64, cgroupID: UInt64, pid: UInt32, tid: UInt32, ppid: UInt32,

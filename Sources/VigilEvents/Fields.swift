@@ -354,6 +354,15 @@ public enum Fields {
         .init("container.label", .string, argument: true, scope: .container, "The value of label KEY: container.label[KEY].") { e, arg in
             arg.flatMap { e.container.labels[$0] }.map { str($0) }
         },
+        .init("k8s.pod.name", .string, scope: .container, "The Kubernetes pod's name: the container's io.kubernetes.pod.name label, which the kubelet's runtimes (containerd's CRI, cri-dockerd, CRI-O) put on every container of a pod.") { e, _ in
+            e.container.labels["io.kubernetes.pod.name"].map { str($0) }
+        },
+        .init("k8s.ns.name", .string, scope: .container, "The Kubernetes namespace of the pod: the io.kubernetes.pod.namespace label.") { e, _ in
+            e.container.labels["io.kubernetes.pod.namespace"].map { str($0) }
+        },
+        .init("k8s.pod.sandbox_id", .string, scope: .container, "The pod's sandbox (pause container) id, 12 characters: the io.kubernetes.sandbox.id label.") { e, _ in
+            e.container.labels["io.kubernetes.sandbox.id"].map { str(String($0.prefix(12))) }
+        },
         .init("k8s.pod.uid", .string, scope: .container, "The Kubernetes pod uid, when the cgroup path names one.", json: { e, out in
             guard !e.container.podUID.isEmpty else { return false }
             out.appendJSON(e.container.podUID)

@@ -21,6 +21,14 @@ public enum NetworkFields {
         return ends.isEmpty ? nil : .strings(ends.map { ByteString($0.description) })
     }
 
+    static func name(_ name: String?) -> FieldValue? { name.map { .string(ByteString($0)) } }
+
+    static func dns(_ e: Event) -> DNSMessage? { e.dns }
+
+    /// The fields that need DNS messages parsed and their answers kept (`DNSNames`): a rule that
+    /// reads one makes the syscalls sensor capture recvfrom with room for a DNS answer.
+    public static let dnsFieldNames: Set<String> = Set(fields.map(\.name).filter { $0.hasPrefix("dns.") || $0.hasSuffix(".name") })
+
     /// The fields (appended to `Fields.all`).
     static let fields: [FieldDefinition] = [
         .init("fd.l4proto", .string, [.syscall], "The socket's transport protocol: tcp, udp, icmp, raw, or unknown.") { e, _ in
@@ -43,5 +51,33 @@ public enum NetworkFields {
         .init("fd.snet", .ipnet, [.syscall], "The server's address, matched as a network.") { e, _ in socket(e).flatMap { ip($0.server) } },
         .init("fd.lnet", .ipnet, [.syscall], "The local address, matched as a network.") { e, _ in socket(e).flatMap { ip($0.local) } },
         .init("fd.rnet", .ipnet, [.syscall], "The remote address, matched as a network.") { e, _ in socket(e).flatMap { ip($0.remote) } },
+        .init("fd.sip.name", .string, [.syscall], "The server's name: the name a DNS answer the host saw gave for fd.sip (the name asked for, after the resolver's search list; kept at least 5 minutes). Vigil learns answers from recvfrom on sockets to port 53 (glibc, musl, busybox): a peer reached by address alone, or named by a resolver that reads otherwise (Go's read, systemd-resolved's recvmsg), has none. Falco resolves the rule's name instead.") { e, _ in
+            socket(e).flatMap { name($0.serverName) }
+        },
+        .init("fd.cip.name", .string, [.syscall], "The client's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.clientName) } },
+        .init("fd.lip.name", .string, [.syscall], "The local end's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.localName) } },
+        .init("fd.rip.name", .string, [.syscall], "The remote end's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.remoteName) } },
+        .init("dns.qr", .string, [.syscall], "Q for a DNS query, R for a response: a syscall that sent or received a DNS message on a socket to or from port 53 (recvfrom, sendto, read, write...; over TCP after its 2-byte length).") { e, _ in
+            dns(e).map { .string(ByteString($0.isResponse ? "R" : "Q")) }
+        },
+        .init("dns.id", .uint, [.syscall], "The DNS message's transaction id.") { e, _ in dns(e).map { .uint(UInt64($0.id)) } },
+        .init("dns.name", .string, [.syscall], "The name asked for (the first question), lowercased, without the final dot.") { e, _ in
+            dns(e).map { .string(ByteString($0.name)) }
+        },
+        .init("dns.qtype", .string, [.syscall], "The first question's type: A, AAAA, CNAME, MX, TXT, PTR, SRV, HTTPS, ... (a number when unnamed).") { e, _ in
+            dns(e).flatMap { $0.questions.first.map { .string(ByteString(DNSMessage.typeName($0.type))) } }
+        },
+        .init("dns.rcode", .string, [.syscall], "A response's code: NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ... (empty for a query).") { e, _ in
+            dns(e).flatMap { $0.isResponse ? .string(ByteString(DNSMessage.rcodeName($0.rcode))) : nil }
+        },
+        .init("dns.addrs", .ipaddr, [.syscall], "A response's addresses (its A and AAAA answers; matched like fd.ip: `dns.addrs = 10.0.0.1`, `dns.addrs in (...)`).") { e, _ in
+            dns(e).flatMap { m in m.isResponse ? .strings(m.addresses.map { ByteString($0.description) }) : nil }
+        },
+        .init("dns.aliases", .string, [.syscall], "A response's CNAME targets, space separated.") { e, _ in
+            dns(e).flatMap { m in
+                let aliases = m.answers.compactMap(\.alias)
+                return aliases.isEmpty ? nil : .string(ByteString(aliases.joined(separator: " ")))
+            }
+        },
     ]
 }

@@ -21,12 +21,31 @@ public enum SyscallFields {
 
     /// evt.arg: the argument as text.
     static func argument(_ e: Event, _ argument: String?) -> FieldValue? {
+        if case .open(let o) = e.payload { return openArgument(o, argument, raw: false) }
         guard let s = syscall(e), let i = argumentIndex(argument, s) else { return nil }
         return .string(SyscallArguments.bytes(s, i))
     }
 
+    /// The file sensor's open event read as Falco's open/openat/openat2/creat exit, whose
+    /// parameters are fd (the result), dirfd, name (the path), flags and mode: Falco rules such
+    /// as "Clear Log Activities" test `evt.arg.flags contains O_TRUNC` on opens.
+    static func openArgument(_ o: Payload.Open, _ name: String?, raw: Bool) -> FieldValue? {
+        switch name {
+        case "fd": .int(o.result)
+        case "dirfd": .int(Int64(o.dirfd))
+        case "name", "filename", "pathname": .string(raw ? o.name : o.path)
+        case "flags": raw ? .uint(UInt64(o.flags)) : .string(ByteString(OpenFlags.describe(o.flags)))
+        case "mode": raw ? .uint(UInt64(o.mode)) : .string(ByteString("0" + String(o.mode, radix: 8)))
+        default: nil
+        }
+    }
+
+    /// The names `openArgument` answers to.
+    static let openParameterNames: Set<String> = ["fd", "dirfd", "name", "filename", "pathname", "flags", "mode"]
+
     /// evt.rawarg: the raw value (a number; captured bytes for strings, paths and buffers).
     static func rawArgument(_ e: Event, _ argument: String?) -> FieldValue? {
+        if case .open(let o) = e.payload { return openArgument(o, argument, raw: true) }
         guard let s = syscall(e), let i = argumentIndex(argument, s) else { return nil }
         switch s.descriptor.params[i].type {
         case .path, .string, .buffer, .sockaddr:
@@ -64,8 +83,8 @@ public enum SyscallFields {
             SyscallArguments.appendAll(s, to: &text)
             return .string(text.withUnsafeBytes { ByteString($0) })
         },
-        .init("evt.arg", .string, [.syscall], argument: true, "An argument as text, by name or position: evt.arg.filename, evt.arg[filename], evt.arg[1].", argument),
-        .init("evt.rawarg", .string, [.syscall], argument: true, "An argument's raw value: a number, or the captured bytes of a string, path or buffer (evt.rawarg.NAME, evt.rawarg[N]).", rawArgument),
+        .init("evt.arg", .string, [.syscall], argument: true, "An argument as text, by name or position: evt.arg.filename, evt.arg[filename], evt.arg[1]. The open kind's events answer too, in the dotted form, to Falco's names for an open's exit: evt.arg.fd, .dirfd, .name, .flags (O_WRONLY|O_TRUNC...), .mode (octal).", argument),
+        .init("evt.rawarg", .string, [.syscall], argument: true, "An argument's raw value: a number, or the captured bytes of a string, path or buffer (evt.rawarg.NAME, evt.rawarg[N]); an open event's (dotted form) flags and mode as numbers, name as given.", rawArgument),
     ]
 
     /// Every parameter name of the table, the kernel's and Falco's.
@@ -77,7 +96,8 @@ public enum SyscallFields {
         for (prefix, extract) in [("evt.arg.", argument), ("evt.rawarg.", rawArgument)] as [(String, @Sendable (Event, String?) -> FieldValue?)]
         where name.hasPrefix(prefix) && parameterNames.contains(String(name.dropFirst(prefix.count))) {
             let argumentName = String(name.dropFirst(prefix.count))
-            return FieldDefinition(name, .string, [.syscall], "", { e, _ in extract(e, argumentName) })
+            let kinds: KindSet = openParameterNames.contains(argumentName) ? [.open, .syscall] : [.syscall]
+            return FieldDefinition(name, .string, kinds, "", { e, _ in extract(e, argumentName) })
         }
         return nil
     }

@@ -15,6 +15,10 @@ public struct OutputTemplate: Sendable {
     let pieces: [Piece]
     /// The template as written.
     public let source: String
+    /// The names of the fields it prints.
+    public var fieldNames: Set<String> {
+        Set(pieces.compactMap { if case .field(let field, _) = $0 { field.name } else { nil } })
+    }
     /// The `%fields` the catalogue does not have, in order, each once, with where it is and
     /// the closest known name: they print `<NA>`.
     public let unknownFields: [(name: String, location: SourceLocation, suggestion: String?)]

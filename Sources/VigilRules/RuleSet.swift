@@ -25,6 +25,12 @@ public struct KernelPushdown: Sendable, Equatable {
     public var syscalls: SyscallRows = SyscallRows()
     /// The rules that ask for every syscall (syscall fields with no evt.type restriction).
     public var everySyscallRules: [String] = []
+    /// Some rule reads DNS (dns.*, fd.sip.name, ...: `NetworkFields.dnsFieldNames`, in its
+    /// condition or output): the syscalls sensor captures DNS answers (`SyscallCapture.dns`).
+    public var dns = false
+    /// The rules that ask for recvfrom all need a DNS message (`CompiledCondition.onlyDNS`): the
+    /// kernel keeps only the calls of port 53.
+    public var dnsOnly = false
 
     /// Creates a pushdown.
     public init(kinds: KindSet, containersOnly: Bool, comms: Set<String>?, openPaths: OpenPathPushdown,
@@ -55,6 +61,7 @@ public struct KernelPushdown: Sendable, Equatable {
     public var summary: [String] {
         var lines = ["event kinds: " + (kinds.isEmpty ? "none" : EventKind.allCases.filter(kinds.contains).map(\.rawValue).joined(separator: ", "))]
         lines.append(syscallSummary)
+        if dns { lines.append("dns: answers read from recvfrom (512-byte buffers) for fd.sip.name and dns.* fields") }
         lines.append("containers only: " + (containersOnly ? "yes (in kernel)" : "no"))
         lines.append("command names: " + (comms.map { "only " + $0.sorted().joined(separator: ", ") + " (in kernel)" } ?? "all"))
         if kinds.contains(.open) || !openPaths.killRules.isEmpty { lines += openPaths.summary }
@@ -267,8 +274,7 @@ public struct RuleSet: Sendable {
     static func neverMatches(_ condition: CompiledCondition) -> String? {
         guard condition.kinds.isEmpty || condition.constantValue == false else { return nil }
         if condition.constantValue == false {
-            return "its condition is false for every event Vigil produces (it folds to false when compiled: never_true, "
-                + "evt.dir = > while Vigil's events are syscall exits, ...)"
+            return "its condition is false for every event Vigil produces (it folds to false when compiled: never_true, ...)"
         }
         if !condition.unproducedEventTypes.isEmpty {
             return "its condition needs events Vigil does not produce (evt.type "
@@ -405,7 +411,14 @@ public struct RuleSet: Sendable {
             comms = (comms ?? []).union(names)
         }
         if rules.isEmpty { comms = nil }
-        return KernelPushdown(kinds: kinds, containersOnly: containersOnly, comms: comms, openPaths: openPaths,
-                              syscalls: syscalls, everySyscallRules: everySyscall)
+        var pushdown = KernelPushdown(kinds: kinds, containersOnly: containersOnly, comms: comms, openPaths: openPaths,
+                                      syscalls: syscalls, everySyscallRules: everySyscall)
+        pushdown.dns = !syscalls.isEmpty && rules.contains { rule in
+            !rule.condition.fields.union(rule.output.fieldNames).isDisjoint(with: NetworkFields.dnsFieldNames)
+        }
+        let dnsRows = DNSTraffic.rows
+        let askingForDNSRows = zip(rules, ruleSyscalls).filter { !$0.1.isDisjoint(with: dnsRows) }
+        pushdown.dnsOnly = pushdown.dns && askingForDNSRows.allSatisfy { $0.0.condition.onlyDNS }
+        return pushdown
     }
 }

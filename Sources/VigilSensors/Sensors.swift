@@ -50,7 +50,8 @@ public struct KernelFilter: Sendable, Equatable {
         let numbers = pushdown.syscallNumbers
         if !numbers.isEmpty {
             let old = syscalls ?? SyscallCapture(numbers: [], bufferBytes: syscallBounds.bufferBytes, stringBytes: syscallBounds.stringBytes)
-            syscalls = SyscallCapture(numbers: old.numbers.union(numbers), bufferBytes: old.bufferBytes, stringBytes: old.stringBytes)
+            syscalls = SyscallCapture(numbers: old.shown.union(numbers), bufferBytes: old.bufferBytes, stringBytes: old.stringBytes,
+                                      dns: old.dns || pushdown.dns, dnsRulesOnly: pushdown.dnsOnly && old.shown.isDisjoint(with: SyscallCapture.dnsNumbers))
         }
         guard filtering else {
             openPaths?.filtering = false

@@ -50,6 +50,18 @@ public struct SyscallCapture: Sendable, Equatable {
     public static let cwdNumbers: Set<Int> = Set(["chdir", "fchdir"].compactMap { Syscalls.named($0)?.number() })
     /// Bytes kept of a buffer argument (read/write data): Falco's snaplen.
     public var bufferBytes: Int
+    /// DNS is read (a rule uses dns.* or fd.sip.name...: `NetworkFields.dnsFieldNames`): the
+    /// syscalls resolvers receive answers with (`dnsNumbers`) are captured, shown only when asked
+    /// for, with at least `dnsBytes` of their buffer.
+    public let dns: Bool
+    /// With `dns`: the kernel drops the calls of `dnsNumbers` whose socket or address has no port
+    /// 53 (VIGIL_SPEC_DNS_ONLY, counted as filtered): they are captured for DNS alone, or shown
+    /// only to rules that need a DNS message (`KernelPushdown.dnsOnly`).
+    public let dnsOnly: Bool
+    /// The syscalls DNS answers are read from: recvfrom (glibc, musl, busybox).
+    public static let dnsNumbers: Set<Int> = Set(["recvfrom"].compactMap { Syscalls.named($0)?.number() })
+    /// Bytes of a DNS syscall's buffer kept at least: a UDP answer without EDNS fits in 512.
+    public static let dnsBytes = 512
     /// Bytes kept of a string or path argument.
     public var stringBytes: Int
 
@@ -68,7 +80,7 @@ public struct SyscallCapture: Sendable, Equatable {
     /// path relative to a dirfd resolves; with a path, chdir and fchdir too (`cwdNumbers`: the
     /// cwd relative paths resolve against). The stream shows only `shown` (what was asked for) and
     /// counts the rest as suppressed.
-    public init(numbers: Set<Int>, bufferBytes: Int = 80, stringBytes: Int = 4096) {
+    public init(numbers: Set<Int>, bufferBytes: Int = 80, stringBytes: Int = 4096, dns: Bool = false, dnsRulesOnly: Bool = false) {
         let asked = numbers.filter { $0 >= 0 && $0 < Int(VIGIL_SYSCALL_MAX) }
         shown = asked
         let usesFDs = asked.contains { Syscalls.numbered($0)?.flags.contains(.usesFD) ?? false }
@@ -79,20 +91,28 @@ public struct SyscallCapture: Sendable, Equatable {
         var numbers = asked
         if usesFDs || usesPaths { numbers.formUnion(Self.fdTableNumbers.filter { $0 < Int(VIGIL_SYSCALL_MAX) }) }
         if usesPaths { numbers.formUnion(Self.cwdNumbers) }
+        if dns { numbers.formUnion(Self.dnsNumbers.union(Self.fdTableNumbers).filter { $0 < Int(VIGIL_SYSCALL_MAX) }) }
         self.numbers = numbers
         self.bufferBytes = max(0, min(bufferBytes, Int(VIGIL_SYSCALL_BUF_MAX)))
         self.stringBytes = max(1, min(stringBytes, Int(VIGIL_SYSCALL_STR_MAX)))
+        self.dns = dns
+        self.dnsOnly = dns && (asked.isDisjoint(with: Self.dnsNumbers) || dnsRulesOnly)
     }
 
     /// The syscalls named (table names); names this arch lacks are left out.
-    public init(names: [String], bufferBytes: Int = 80, stringBytes: Int = 4096) {
-        self.init(numbers: Set(names.compactMap { Syscalls.named($0)?.number() }), bufferBytes: bufferBytes, stringBytes: stringBytes)
+    public init(names: [String], bufferBytes: Int = 80, stringBytes: Int = 4096, dns: Bool = false) {
+        self.init(numbers: Set(names.compactMap { Syscalls.named($0)?.number() }), bufferBytes: bufferBytes, stringBytes: stringBytes, dns: dns)
     }
 
     /// The kernel's capture spec of `syscall`, from its table row.
     public func spec(for syscall: SyscallDescriptor) -> vigil_syscall_spec {
         var spec = vigil_syscall_spec()
         spec.buf_max = UInt16(bufferBytes)
+        if dns, let n = syscall.number(), Self.dnsNumbers.contains(n) {
+            // Room for an answer; wanted for DNS alone, the kernel drops the calls of other ports.
+            spec.buf_max = UInt16(max(bufferBytes, Self.dnsBytes))
+            if dnsOnly { spec.flags |= UInt16(VIGIL_SPEC_DNS_ONLY.rawValue) }
+        }
         spec.str_max = UInt16(stringBytes)
         if syscall.flags.contains(.noReturn) { spec.flags |= UInt16(VIGIL_SPEC_NO_RETURN.rawValue) }
         // State changes are never dropped by the kernel's filters (StateChangeFilter applies them).

@@ -59,20 +59,33 @@ public enum DockerTestEngine {
         public var name: String
     }
 
-    /// Starts `docker run -d --rm --network none --name vigil-ct-<random> OPTIONS... IMAGE COMMAND...`
+    /// Starts `docker run -d --rm --network NETWORK --name vigil-ct-<random> OPTIONS... IMAGE COMMAND...`
     /// and registers its removal (`docker rm -f`) as a teardown block of `testCase`.
     public static func startContainer(
-        for testCase: XCTestCase, image: String = image, command: [String] = ["sleep", "30"], options: [String] = []
+        for testCase: XCTestCase, image: String = image, command: [String] = ["sleep", "30"], options: [String] = [],
+        network: String = "none"
     ) throws -> Container {
         if image == bashImage { try requireBashImage() } else { try require() }
         let name = "vigil-ct-\(UUID().uuidString.prefix(8).lowercased())"
         testCase.addTeardownBlock { _ = run(["docker", "rm", "-f", name]) }
-        let result = run(["docker", "run", "-d", "--rm", "--network", "none", "--name", name] + options + [image] + command)
+        let result = run(["docker", "run", "-d", "--rm", "--network", network, "--name", name] + options + [image] + command)
         let id = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
         guard result.status == 0, id.count == 64 else {
             throw Unavailable(description: "docker run \(image) failed (\(result.status)): \(result.errors)")
         }
         return Container(id: id, name: name)
+    }
+
+    /// Creates a user-defined bridge network `vigil-net-<random>` (containers on it reach each
+    /// other by name and alias through Docker's embedded DNS at 127.0.0.11) and registers its
+    /// removal as a teardown block of `testCase` (run after its containers' removal).
+    public static func createNetwork(for testCase: XCTestCase) throws -> String {
+        try require()
+        let name = "vigil-net-\(UUID().uuidString.prefix(8).lowercased())"
+        let result = run(["docker", "network", "create", name])
+        guard result.status == 0 else { throw Unavailable(description: "docker network create failed (\(result.status)): \(result.errors)") }
+        testCase.addTeardownBlock { _ = run(["docker", "network", "rm", name]) }
+        return name
     }
 
     // MARK: - Preparing the engine

@@ -163,7 +163,12 @@ struct Trace: ParsableCommand {
             Hook(hook.name, variants: hook.variants.filter { fileHook == nil || $0.name == fileHook })
         }
         if syscallNumbers.isEmpty { kinds.remove(.syscall) }
-        let syscalls = kinds.contains(.syscall) ? SyscallCapture(numbers: syscallNumbers, bufferBytes: snaplen, stringBytes: stringBytes) : nil
+        // DNS messages are parsed (dns.*, fd.sip.name) when a network syscall is traced or a rule
+        // reads them (recvfrom of other ports than 53 is dropped in the kernel unless traced).
+        let dns = syscallNumbers.contains { Syscalls.numbered($0)?.categories.contains(.net) == true } || ruleSet?.pushdown.dns == true
+        let dnsRulesOnly = ruleSet?.pushdown.dnsOnly == true && event.isEmpty && set.isEmpty
+        let syscalls = kinds.contains(.syscall)
+            ? SyscallCapture(numbers: syscallNumbers, bufferBytes: snaplen, stringBytes: stringBytes, dns: dns, dnsRulesOnly: dnsRulesOnly) : nil
         filter.syscalls = syscalls
         // --syscall-hook forces one variant (the per-syscall one even for a large set); by default
         // the set's size chooses.

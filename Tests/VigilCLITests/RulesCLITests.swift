@@ -27,17 +27,17 @@ final class RulesCLITests: XCTestCase {
         XCTAssertNotEqual(alone.status, 0, "the 'container' macro comes from the defaults")
         XCTAssertTrue(alone.stderr.contains("container"), alone.stderr)
 
-        let falco = try write("- rule: t\n  desc: d\n  condition: evt.type = execve and k8s.ns.name = f\n  output: x\n  priority: INFO\n"
+        let falco = try write("- rule: t\n  desc: d\n  condition: evt.type = execve and ka.target.namespace = f\n  output: x\n  priority: INFO\n"
                               + "  skip-if-unknown-filter: true\n", "falco.yaml")
         let skipped = try CLITests.vigil(["rules", "validate", falco])
         XCTAssertEqual(skipped.status, 0, skipped.stderr)
-        XCTAssertTrue(skipped.stdout.contains("\(falco):1:9: warning: rule 't' skipped (skip-if-unknown-filter): unknown field 'k8s.ns.name' at \(falco):3:"),
+        XCTAssertTrue(skipped.stdout.contains("\(falco):1:9: warning: rule 't' skipped (skip-if-unknown-filter): unknown field 'ka.target.namespace' at \(falco):3:"),
                       skipped.stdout)
 
         // Every error of every file, one line each with its place, and how many; a rule on
         // events Vigil never produces is a warning that says so, not a silent "on".
         let broken = try write("- rule: a\n  desc: d\n  condition: evt.type = execve and proc.nmae = x\n  output: x\n  priority: INFO\n"
-                               + "- rule: b\n  desc: d\n  condition: evt.type = execve and k8s.ns.name = f\n  output: x\n  priority: INFO\n", "broken.yaml")
+                               + "- rule: b\n  desc: d\n  condition: evt.type = execve and ka.target.namespace = f\n  output: x\n  priority: INFO\n", "broken.yaml")
         let alsoBroken = try write("- rule: c\n  desc: d\n  condition: [unclosed\n", "also-broken.yaml")
         let errors = try CLITests.vigil(["rules", "validate", broken, alsoBroken])
         XCTAssertEqual(errors.status, 1)
@@ -45,7 +45,7 @@ final class RulesCLITests: XCTestCase {
         XCTAssertEqual(lines.count, 4, errors.stderr)
         XCTAssertTrue(lines[0].hasPrefix("\(alsoBroken):4:1: YAML"), errors.stderr)
         XCTAssertTrue(lines[1].hasPrefix("\(broken):3:36: unknown field 'proc.nmae'") && lines[1].hasSuffix("(rule 'a')"), errors.stderr)
-        XCTAssertTrue(lines[2].hasPrefix("\(broken):8:36: unknown field 'k8s.ns.name'") && lines[2].hasSuffix("(rule 'b')"), errors.stderr)
+        XCTAssertTrue(lines[2].hasPrefix("\(broken):8:36: unknown field 'ka.target.namespace'") && lines[2].hasSuffix("(rule 'b')"), errors.stderr)
         XCTAssertEqual(lines[3], "3 errors")
 
         let connect = try write("- rule: n\n  desc: d\n  condition: evt.type = container and proc.name = nc\n  output: x %evt.plugininfo\n  priority: INFO\n",

@@ -20,7 +20,7 @@ final class DefaultRulesTests: XCTestCase {
         if pushdown { filter.openPaths = set.openPaths }
         // The syscalls the rules push into the kernel's bitmap, as the daemon does.
         let syscalls = set.pushdown.syscallNumbers
-        filter.syscalls = syscalls.isEmpty ? nil : SyscallCapture(numbers: syscalls)
+        filter.syscalls = syscalls.isEmpty ? nil : SyscallCapture(numbers: syscalls, dns: set.pushdown.dns, dnsRulesOnly: set.pushdown.dnsOnly)
         let harness = try TraceHarness(filter: filter, metadata: metadata)
         let events = try harness.collect(work)
         return events.flatMap { event in set.matches(event).filter { $0.rule.name == rule }.map { (event, $0.output.render(event)) } }

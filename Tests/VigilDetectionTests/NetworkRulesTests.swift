@@ -55,4 +55,23 @@ extension DefaultRulesTests {
         }
         XCTAssertEqual(benign.map(\.output), [], "a plain client and a file on stdin are no reverse shell")
     }
+
+    /// The pool's name comes from the DNS answer the client's resolver received (Docker's embedded
+    /// DNS answering for a network alias): busybox nc resolves it with glibc (recvfrom on a socket
+    /// to 127.0.0.11:53), then connects. A server under a name that is no pool stays quiet.
+    func testConnectionToACryptoMiningPoolByName() throws {
+        let network = try DockerTestEngine.createNetwork(for: self)
+        _ = try DockerTestEngine.startContainer(for: self, command: ["sh", "-c", "while :; do nc -l -p 3333 </dev/null; done"],
+                                                options: ["--network-alias", "pool.supportxmr.com", "--network-alias", "mirror.example.org"],
+                                                network: network)
+        let client = try DockerTestEngine.startContainer(for: self, network: network)
+        let rule = "Connection to a crypto-mining pool"
+        let hits = try alerts(rule, metadata: true) { dockerExec(client, "echo hi | nc -w 1 pool.supportxmr.com 3333") }
+        let hit = try XCTUnwrap(hits.first, "nc to pool.supportxmr.com")
+        XCTAssertEqual(Fields.named("fd.sip.name")?.extract(hit.event, nil), .string("pool.supportxmr.com"))
+        XCTAssertTrue(hit.output.contains("pool=pool.supportxmr.com"), hit.output)
+        XCTAssertTrue(hit.output.contains("container=\(client.name)"), hit.output)
+        let benign = try alerts(rule, metadata: true) { dockerExec(client, "echo hi | nc -w 1 mirror.example.org 3333") }
+        XCTAssertEqual(benign.map(\.output), [], "the same server under a name that is no pool")
+    }
 }

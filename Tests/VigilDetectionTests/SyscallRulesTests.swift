@@ -1,3 +1,4 @@
+import CVigilABI
 import Foundation
 import VigilEvents
 import VigilRules
@@ -47,6 +48,39 @@ final class SyscallRulesTests: XCTestCase {
         XCTAssertEqual(set.pushdown.everySyscallRules, ["failures"])
         XCTAssertTrue(set.warnings.contains { $0.message.contains("rule 'failures' asks for every syscall") }, "\(set.warnings)")
         XCTAssertTrue(set.pushdown.syscallSummary.contains("ALL"), set.pushdown.syscallSummary)
+    }
+
+    /// dns.* fields exist only on the syscalls DNS is read from (recvfrom): a rule on them asks for
+    /// recvfrom, not every syscall, and the kernel may drop non-DNS calls while every rule that
+    /// asks for recvfrom needs a DNS message. A peer's name (fd.sip.name) turns DNS on for any
+    /// socket syscall's rule.
+    func testDNSRulesAskForRecvfromOfPort53Only() throws {
+        let lookup = try ruleSet(rule("lookup", "dns.qr = R and dns.name endswith .duckdns.org"))
+        XCTAssertEqual(lookup.pushdown.syscalls.names, ["recvfrom"])
+        XCTAssertTrue(lookup.pushdown.dns)
+        XCTAssertTrue(lookup.pushdown.dnsOnly)
+        XCTAssertTrue(lookup.pushdown.summary.contains { $0.hasPrefix("dns: ") }, "\(lookup.pushdown.summary)")
+        let capture = SyscallCapture(numbers: lookup.pushdown.syscallNumbers, dns: true, dnsRulesOnly: lookup.pushdown.dnsOnly)
+        let recvfrom = try XCTUnwrap(Syscalls.named("recvfrom"))
+        XCTAssertNotEqual(capture.spec(for: recvfrom).flags & UInt16(VIGIL_SPEC_DNS_ONLY.rawValue), 0)
+        XCTAssertEqual(capture.spec(for: recvfrom).buf_max, UInt16(SyscallCapture.dnsBytes))
+
+        // Another rule wants every recvfrom: the kernel keeps them all.
+        let both = try ruleSet(rule("lookup", "dns.qr = R and dns.name endswith .duckdns.org")
+            + rule("reads", "evt.type = recvfrom and proc.name = curl"))
+        XCTAssertFalse(both.pushdown.dnsOnly)
+        let all = SyscallCapture(numbers: both.pushdown.syscallNumbers, dns: true, dnsRulesOnly: both.pushdown.dnsOnly)
+        XCTAssertEqual(all.spec(for: recvfrom).flags & UInt16(VIGIL_SPEC_DNS_ONLY.rawValue), 0)
+        // `not dns...` can be true without DNS.
+        XCTAssertFalse(try ruleSet(rule("n", "evt.type = recvfrom and not dns.name = x")).pushdown.dnsOnly)
+
+        let pool = try ruleSet(rule("pool", "evt.type = connect and fd.sip.name = pool.example"))
+        XCTAssertEqual(pool.pushdown.syscalls.names, ["connect"])
+        XCTAssertTrue(pool.pushdown.dns)
+        XCTAssertTrue(pool.pushdown.dnsOnly, "recvfrom is captured for DNS alone")
+        XCTAssertFalse(try ruleSet(rule("c", "evt.type = connect and fd.sport = 53")).pushdown.dns)
+        XCTAssertTrue(try ruleSet(rule("o", "evt.type = connect") .replacingOccurrences(of: "%evt.type", with: "%fd.sip.name")).pushdown.dns,
+                      "a name in the output")
     }
 
     func testSyscallsADedicatedSensorReportsAreNotAskedFor() throws {

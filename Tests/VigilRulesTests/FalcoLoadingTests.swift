@@ -12,7 +12,7 @@ final class FalcoLoadingTests: XCTestCase {
     /// naming `%evt.arg.flags`, network rules), not copied from them.
     static let falcoStyle = """
         - macro: open_read
-          condition: (evt.type in (open,openat,openat2) and evt.is_open_read=true and k8s.ns.name='f' and fd.num>=0)
+          condition: (evt.type in (open,openat,openat2) and evt.is_open_read=true and ka.target.namespace='f' and fd.num>=0)
         - macro: unused_network
           condition: (fd.sip.name = "kubernetes.default.svc" and fd.l4proto = tcp)
         - macro: proc_is_new
@@ -20,13 +20,13 @@ final class FalcoLoadingTests: XCTestCase {
         - list: sensitive_file_names
           items: [/etc/shadow, /etc/sudoers]
         - rule: Skipped read
-          desc: uses k8s.ns.name through open_read and asks to be skipped
+          desc: uses ka.target.namespace through open_read and asks to be skipped
           condition: open_read and fd.name in (sensitive_file_names)
           output: "read (file=%fd.name)"
           priority: WARNING
           skip-if-unknown-filter: true
         - rule: Strict read
-          desc: uses k8s.ns.name through open_read without asking to be skipped
+          desc: uses ka.target.namespace through open_read without asking to be skipped
           condition: open_read and fd.name in (sensitive_file_names)
           output: "read (file=%fd.name)"
           priority: WARNING
@@ -75,8 +75,8 @@ final class FalcoLoadingTests: XCTestCase {
         let found = errors { _ = try self.load(Self.falcoStyle) }
         XCTAssertEqual(found.count, 1, "\(found)")
         XCTAssertEqual(found.first?.description,
-                       "falco_style.yaml:2:79: unknown field 'k8s.ns.name' in macro 'open_read', used by rule 'Strict read' at falco_style.yaml:15:9")
-        XCTAssertEqual(found.first?.unknownField, "k8s.ns.name")
+                       "falco_style.yaml:2:79: unknown field 'ka.target.namespace' in macro 'open_read', used by rule 'Strict read' at falco_style.yaml:15:9")
+        XCTAssertEqual(found.first?.unknownField, "ka.target.namespace")
 
         // Without the strict rule the file loads: one skip, the others compiled.
         let withoutStrict = Self.falcoStyle.replacingOccurrences(of: "- rule: Strict read", with: "- rule: Strict read\n  enabled: false")
@@ -85,9 +85,9 @@ final class FalcoLoadingTests: XCTestCase {
         XCTAssertEqual(set.disabled, ["Strict read"])
         XCTAssertEqual(set.skipped.map(\.name), ["Skipped read"])
         XCTAssertEqual(set.skipped.first?.description,
-                       "falco_style.yaml:9:9: rule 'Skipped read' skipped (skip-if-unknown-filter): unknown field 'k8s.ns.name' in macro 'open_read' at falco_style.yaml:2:79")
+                       "falco_style.yaml:9:9: rule 'Skipped read' skipped (skip-if-unknown-filter): unknown field 'ka.target.namespace' in macro 'open_read' at falco_style.yaml:2:79")
         XCTAssertEqual(set.warnings.first?.description,
-                       "falco_style.yaml:9:9: warning: rule 'Skipped read' skipped (skip-if-unknown-filter): unknown field 'k8s.ns.name' in macro 'open_read' at falco_style.yaml:2:79")
+                       "falco_style.yaml:9:9: warning: rule 'Skipped read' skipped (skip-if-unknown-filter): unknown field 'ka.target.namespace' in macro 'open_read' at falco_style.yaml:2:79")
     }
 
     /// Output fields Vigil lacks print `<NA>`, as in Falco, and are a warning, never a skip.
@@ -119,7 +119,7 @@ final class FalcoLoadingTests: XCTestCase {
         let never = set.warnings.filter { $0.message.contains("never matches") }
         XCTAssertEqual(never.map(\.description), [
             "falco_style.yaml:26:9: warning: rule 'Container started' is loaded but never matches: its condition needs events Vigil does not produce (evt.type container)",
-            "falco_style.yaml:33:9: warning: rule 'Off' is loaded but never matches: its condition is false for every event Vigil produces (it folds to false when compiled: never_true, evt.dir = > while Vigil's events are syscall exits, ...)",
+            "falco_style.yaml:33:9: warning: rule 'Off' is loaded but never matches: its condition is false for every event Vigil produces (it folds to false when compiled: never_true, ...)",
         ])
     }
 
@@ -133,7 +133,7 @@ final class FalcoLoadingTests: XCTestCase {
               priority: INFO
             - rule: b
               desc: d
-              condition: evt.type = execve and k8s.ns.name = f
+              condition: evt.type = execve and ka.target.namespace = f
               output: o
               priority: INFO
             - rule: c
@@ -153,7 +153,7 @@ final class FalcoLoadingTests: XCTestCase {
         XCTAssertEqual(compiled.count, 3, "\(compiled)")
         XCTAssertEqual(compiled.map(\.location.line), [3, 8, 18])
         XCTAssertTrue(compiled[0].message.contains("unknown field 'proc.nmae'") && compiled[0].message.hasSuffix("(rule 'a')"), compiled[0].message)
-        XCTAssertTrue(compiled[1].message.contains("unknown field 'k8s.ns.name'") && compiled[1].message.hasSuffix("(rule 'b')"), compiled[1].message)
+        XCTAssertTrue(compiled[1].message.contains("unknown field 'ka.target.namespace'") && compiled[1].message.hasSuffix("(rule 'b')"), compiled[1].message)
         XCTAssertTrue(compiled[2].message.contains("undefined macro 'undefined_macro'") && compiled[2].message.hasSuffix("(rule 'd')"), compiled[2].message)
     }
 
@@ -183,7 +183,7 @@ final class FalcoLoadingTests: XCTestCase {
             """
         let user = """
             - macro: spawned
-              condition: and k8s.ns.name = f
+              condition: and ka.target.namespace = f
               append: true
             """
         let found = errors {
@@ -191,12 +191,12 @@ final class FalcoLoadingTests: XCTestCase {
                                     ("user.yaml", try YAMLRules.load(user, file: "user.yaml"))])
         }
         XCTAssertEqual(found.map(\.description),
-                       ["user.yaml:2:18: unknown field 'k8s.ns.name' in macro 'spawned', used by rule 'Shell' at default.yaml:3:9"])
+                       ["user.yaml:2:18: unknown field 'ka.target.namespace' in macro 'spawned', used by rule 'Shell' at default.yaml:3:9"])
 
         // The same through an appended rule condition and an exception written in the user file.
         let userRule = """
             - rule: Shell
-              condition: and k8s.ns.name = f
+              condition: and ka.target.namespace = f
               append: true
             """
         let appended = errors {
@@ -204,7 +204,7 @@ final class FalcoLoadingTests: XCTestCase {
                                     ("user.yaml", try YAMLRules.load(userRule, file: "user.yaml"))])
         }
         XCTAssertEqual(appended.map(\.description),
-                       ["user.yaml:2:18: unknown field 'k8s.ns.name', used by rule 'Shell' at default.yaml:3:9"])
+                       ["user.yaml:2:18: unknown field 'ka.target.namespace', used by rule 'Shell' at default.yaml:3:9"])
     }
 
     /// A user file's list item breaking a default rule: the error is at the rule's use of the
@@ -221,10 +221,10 @@ final class FalcoLoadingTests: XCTestCase {
     }
 
     /// Falco's real stock ruleset, when a copy is at $VIGIL_FALCO_RULES (falcosecurity/rules
-    /// rules/falco_rules.yaml): as it is, every rule Vigil cannot compile is an error of its own
-    /// (no single rule stops the others from being checked); with skip-if-unknown-filter set on
-    /// every rule by an override file, it loads, and each skipped rule is one line naming the
-    /// rule and the field.
+    /// rules/falco_rules.yaml): every field its conditions use is in the catalogue, so it loads
+    /// as it is, every rule compiled, and no rule is one that can never match (checked on the
+    /// copy of 2026-12: 25 rules; its outputs name two fields Vigil lacks, container.start_ts and
+    /// proc.exe_ino.ctime_duration_proc_start, printed as <NA>).
     func testFalcosStockRuleset() throws {
         guard let path = ProcessInfo.processInfo.environment["VIGIL_FALCO_RULES"] else {
             throw XCTSkip("set VIGIL_FALCO_RULES to a copy of falcosecurity/rules rules/falco_rules.yaml to run this test")
@@ -232,33 +232,15 @@ final class FalcoLoadingTests: XCTestCase {
         let items = try RuleFiles.items(path: path)
         let names: [String] = items.compactMap { if case .rule(let rule, .define) = $0 { return rule.name }; return nil }
         XCTAssertGreaterThan(names.count, 20)
-
-        // As it is: one error per rule that cannot compile, each naming the rule and the field.
-        let strict = errors { _ = try RuleSet(files: [(path, items)]) }
-        XCTAssertGreaterThan(strict.count, 1, "not only the first error")
-        for error in strict {
-            let named = names.filter { error.message.contains("rule '\($0)'") }
-            XCTAssertEqual(named.count, 1, "one rule named: \(error)")
-            XCTAssertTrue(error.unknownField.map { Fields.named($0) == nil } ?? false, "an unknown field: \(error)")
-            XCTAssertTrue(error.message.contains("'\(error.unknownField ?? "")'"), "names the field: \(error)")
+        let set = try RuleSet(files: [(path, items)])
+        XCTAssertEqual(Set(set.rules.map(\.rule.name) + set.disabled), Set(names))
+        XCTAssertEqual(set.skipped.map(\.name), [])
+        XCTAssertEqual(set.warnings.filter { $0.message.contains("never matches") }.map(\.description), [])
+        for name in ["Search Private Keys or Passwords", "Netcat Remote Code Execution in Container", "Find AWS Credentials",
+                     "PTRACE attached to process", "Clear Log Activities", "Contact K8S API Server From Container"] {
+            XCTAssertTrue(set.rules.contains { $0.rule.name == name }, "\(name) is loaded")
         }
-
-        // Every rule asks to be skipped: the file loads; every rule is loaded or skipped.
-        let overrides = names.map { "- rule: \($0)\n  skip-if-unknown-filter: true\n  override:\n    skip-if-unknown-filter: replace\n" }.joined()
-        let set = try RuleSet(files: [(path, items), ("skip.yaml", try YAMLRules.load(overrides, file: "skip.yaml"))])
-        XCTAssertEqual(Set(set.rules.map(\.rule.name) + set.skipped.map(\.name) + set.disabled), Set(names))
-        XCTAssertEqual(Set(set.skipped.map(\.name)), Set(strict.compactMap { e in names.first { e.message.contains("rule '\($0)'") } }),
-                       "exactly the rules that failed strictly are skipped")
-        for skipped in set.skipped {
-            let line = skipped.description
-            XCTAssertFalse(line.contains("\n"), line)
-            XCTAssertTrue(line.contains("rule '\(skipped.name)' skipped") && line.contains("unknown field '\(skipped.error.unknownField ?? "?")'"), line)
-        }
-        for name in ["Search Private Keys or Passwords", "Netcat Remote Code Execution in Container", "Find AWS Credentials"] {
-            XCTAssertTrue(set.rules.contains { $0.rule.name == name }, "\(name) uses only fields Vigil has")
-        }
-        XCTAssertFalse(set.rules.contains { $0.output.unknownFields.isEmpty && $0.rule.output.contains("%evt.arg.flags") })
-        print("stock ruleset: \(names.count) rules, \(set.rules.count) loaded, \(set.skipped.count) skipped, \(strict.count) errors without skip-if-unknown-filter")
+        print("stock ruleset: \(names.count) rules, \(set.rules.count) loaded, \(set.disabled.count) disabled")
         for warning in set.warnings { print("  \(warning)") }
     }
 }

@@ -185,11 +185,11 @@ final class RuleFileTests: XCTestCase {
         // each listed with the field and where it is, and the other rules load.
         let yaml = """
             - macro: open_write
-              condition: evt.type in (open, openat, openat2) and evt.is_open_write = true and k8s.ns.name = 'f' and fd.num >= 0
+              condition: evt.type in (open, openat, openat2) and evt.is_open_write = true and ka.target.namespace = 'f' and fd.num >= 0
             - list: repositories
               items: [docker.io/library/nginx]
             - rule: Write to a regular file
-              desc: uses k8s.ns.name (a field Vigil lacks) through a macro
+              desc: uses ka.target.namespace (a field Vigil lacks) through a macro
               condition: open_write and fd.name startswith /etc
               output: "write (file=%fd.name)"
               priority: ERROR
@@ -216,15 +216,15 @@ final class RuleFileTests: XCTestCase {
         let set = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(yaml, file: "falco_rules.yaml"))])
         XCTAssertEqual(set.rules.map(\.rule.name), ["Flags in the output", "Shell"], "an unknown output field prints <NA>: no skip")
         XCTAssertEqual(set.skipped.map(\.name), ["Write to a regular file", "Image repository"])
-        XCTAssertEqual(set.skipped.map { $0.error.unknownField }, ["k8s.ns.name", "container.healthcheck"])
+        XCTAssertEqual(set.skipped.map { $0.error.unknownField }, ["ka.target.namespace", "container.healthcheck"])
         XCTAssertEqual(set.skipped[0].description,
-                       "falco_rules.yaml:5:9: rule 'Write to a regular file' skipped (skip-if-unknown-filter): unknown field 'k8s.ns.name' in macro 'open_write' at falco_rules.yaml:2:83")
+                       "falco_rules.yaml:5:9: rule 'Write to a regular file' skipped (skip-if-unknown-filter): unknown field 'ka.target.namespace' in macro 'open_write' at falco_rules.yaml:2:83")
         XCTAssertEqual(set.matches(exec("sh")).map(\.rule.name), ["Shell"])
 
         // Without the key (or with false), each rule with an unknown field is an error of its own.
         let strict = yaml.replacingOccurrences(of: "skip-if-unknown-filter: true", with: "skip-if-unknown-filter: false")
         expectError({ _ = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(strict, file: "falco_rules.yaml"))]) },
-                    "falco_rules.yaml:2:83", "unknown field 'k8s.ns.name' in macro 'open_write', used by rule 'Write to a regular file' at falco_rules.yaml:5:9")
+                    "falco_rules.yaml:2:83", "unknown field 'ka.target.namespace' in macro 'open_write', used by rule 'Write to a regular file' at falco_rules.yaml:5:9")
         expectError({ _ = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(strict, file: "falco_rules.yaml"))]) },
                     "falco_rules.yaml:2:83", "\nfalco_rules.yaml:13:36: unknown field 'container.healthcheck'")
         // Other errors are never skipped.

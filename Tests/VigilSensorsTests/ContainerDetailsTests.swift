@@ -2,6 +2,7 @@ import Foundation
 import VigilContainers
 import VigilEnrichment
 import VigilEvents
+import VigilRules
 import VigilSensors
 import VigilTestSupport
 import XCTest
@@ -69,6 +70,34 @@ final class ContainerDetailsTests: XCTestCase {
         let metadata = try XCTUnwrap(try DockerClient().metadata(forContainerID: details.id))
         XCTAssertEqual(metadata.privileged, true)
         XCTAssertEqual(metadata.imageID, details.imageID)
+    }
+
+    /// The labels the kubelet's runtimes put on a pod's containers name the pod and namespace
+    /// (k8s.pod.name, k8s.ns.name, k8s.pod.sandbox_id), as a real exec in a container so labelled
+    /// shows; Falco's `k8s.ns.name = "kube-system"` matches it and not an unlabelled container.
+    func testKubernetesLabelsNameThePodAndNamespace() throws {
+        let sandbox = String(repeating: "ab", count: 32)
+        let pod = try DockerTestEngine.startContainer(for: self, options: [
+            "--label", "io.kubernetes.pod.name=coredns-7c65d6cfc9-x2x", "--label", "io.kubernetes.pod.namespace=kube-system",
+            "--label", "io.kubernetes.sandbox.id=\(sandbox)", "--label", "io.kubernetes.container.name=coredns"])
+        let plain = try DockerTestEngine.startContainer(for: self)
+        let harness = try TraceHarness(files: false, metadata: true)
+        let events = try harness.collect {
+            for container in [pod, plain] { _ = DockerTestEngine.run(["docker", "exec", container.name, "cat", "/etc/hostname"]) }
+        }
+        func exec(in container: DockerTestEngine.Container) throws -> Event {
+            try XCTUnwrap(events.first { $0.exec != nil && $0.comm == "cat" && $0.container.nameBytes.string == container.name }, container.name)
+        }
+        let inPod = try exec(in: pod)
+        XCTAssertEqual(try field("k8s.pod.name", inPod), .string("coredns-7c65d6cfc9-x2x"))
+        XCTAssertEqual(try field("k8s.ns.name", inPod), .string("kube-system"))
+        XCTAssertEqual(try field("k8s.pod.sandbox_id", inPod), .string(ByteString(String(sandbox.prefix(12)))))
+        let outside = try exec(in: plain)
+        XCTAssertNil(try field("k8s.ns.name", outside))
+        let condition = try ConditionCompiler.compile("k8s.ns.name = \"kube-system\" and k8s.pod.name startswith coredns",
+                                                      at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
+        XCTAssertTrue(condition.matches(inPod))
+        XCTAssertFalse(condition.matches(outside))
     }
 
     func testImageReferencesSplitAsFalcoDoes() {

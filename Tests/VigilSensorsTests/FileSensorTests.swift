@@ -1,5 +1,6 @@
 import Foundation
 import VigilEvents
+import VigilRules
 import VigilSensors
 import VigilTestSupport
 import XCTest
@@ -44,6 +45,36 @@ final class FileSensorTests: XCTestCase {
         let event = try XCTUnwrap(events.first { $0.open?.path == open.path })
         XCTAssertTrue(EventFormat.json(event).contains("a b\\nc\\udcff\\udcfe.txt"))
         XCTAssertTrue(EventFormat.tableRow(event).contains("a b\\nc\\xff\\xfe.txt"))
+    }
+
+    /// An open event answers to Falco's argument names for an open's exit (evt.arg.flags, .name,
+    /// .fd, .mode, .dirfd), so Falco-style rules that truncate-test opens ("Clear Log
+    /// Activities": `evt.arg.flags contains O_TRUNC`) match a real `: > file` and not `>> file`.
+    func testFalcosOpenArgumentsOnOpenEvents() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let rules = dir + "/r.yaml"
+        try """
+        - macro: open_write
+          condition: (evt.type in (open,openat,openat2) and evt.is_open_write=true and fd.typechar='f' and fd.num>=0)
+        - rule: Log truncated
+          desc: d
+          condition: open_write and fd.directory = "\(dir)" and evt.arg.flags contains "O_TRUNC"
+          output: "truncated %evt.arg.name flags=%evt.arg.flags mode=%evt.arg.mode fd=%evt.arg.fd raw=%evt.rawarg.flags"
+          priority: WARNING
+        """.write(toFile: rules, atomically: true, encoding: .utf8)
+        let set = try RuleFiles.ruleSet(paths: [rules], defaults: false)
+        XCTAssertEqual(set.pushdown.syscalls.names, [], "the open kind, not the syscalls sensor")
+        let events = try harness().collect {
+            _ = try runProgram("/bin/sh", ["-c", ": > log.1; echo x >> log.2"], cwd: dir)
+        }
+        let hits = events.flatMap { e in set.matches(e).map { $0.output.render(e) } }
+        XCTAssertEqual(hits.count, 1, "\(hits)")
+        let hit = try XCTUnwrap(hits.first)
+        XCTAssertTrue(hit.hasPrefix("truncated \(dir)/log.1 flags=O_WRONLY|O_CREAT|O_TRUNC"), hit)
+        XCTAssertTrue(hit.contains("mode=0666"), hit)
+        XCTAssertFalse(hit.contains("fd=-"), hit)
+        XCTAssertTrue(hit.contains("raw=\(0o1101)"), hit)
     }
 
     func testRelativeOpensAreResolvedAgainstCwd() throws {

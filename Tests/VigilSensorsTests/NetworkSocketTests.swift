@@ -1,4 +1,5 @@
 import Foundation
+import VigilEnrichment
 import VigilEvents
 import VigilRules
 import VigilSensors
@@ -259,6 +260,69 @@ final class NetworkSocketTests: XCTestCase {
         XCTAssertEqual(sends.map { outbound.matches($0) }, [true, false, true, true])
         XCTAssertTrue(outbound.matches(connectEvent))
         XCTAssertFalse(outbound.matches(writeEvent))
+    }
+
+    /// DNS through the syscall engine: a query and its answer over unconnected UDP sockets (as
+    /// musl sends them: sendto/recvfrom with the server's address), on 127.0.53.1:53. With DNS on
+    /// and recvfrom not asked for, the kernel keeps only the recvfrom calls of port 53 (a datagram
+    /// on another port is dropped there); the answer names 127.0.53.7, so a later connect there
+    /// has fd.sip.name; the query and answer carry dns.* fields.
+    func testDNSAnswersNameLaterConnectsAndOtherPortsStayInTheKernel() throws {
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        filter.pids = [UInt32(getpid())]
+        let harness = try TraceHarness(files: false, filter: filter, syscalls: SyscallCapture(names: ["connect"], dns: true))
+        let recorder = RingRecorder()
+        harness.stream.recorder = recorder
+        var otherPort: UInt16 = 0, client: Int32 = -1, serverPort: UInt16 = 0
+        let events = try harness.collect {
+            let dnsServer = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(bind(dnsServer, $0, $1), 0, "bind 127.0.53.1:53: \(errno)") }
+            let resolver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            // A? svc.vigil.test, and its answer: 127.0.53.7 (TTL 1 s: kept longer anyway).
+            let name: [UInt8] = [3] + Array("svc".utf8) + [5] + Array("vigil".utf8) + [4] + Array("test".utf8) + [0]
+            let query: [UInt8] = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0] + name + [0, 1, 0, 1]
+            var answer = query
+            answer[2] = 0x81; answer[3] = 0x80; answer[7] = 1
+            answer += [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 127, 0, 53, 7]
+            var buffer = [UInt8](repeating: 0, count: 512)
+            try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(sendto(resolver, query, query.count, 0, $0, $1), query.count) }
+            XCTAssertEqual(recvfrom(dnsServer, &buffer, buffer.count, 0, nil, nil), query.count)
+            let resolverPort = localPort(resolver)
+            var from = sockaddr_in()
+            var fromLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+            try withSockaddr(AF_INET, "127.0.0.1", resolverPort) { XCTAssertEqual(sendto(dnsServer, answer, answer.count, 0, $0, $1), answer.count) }
+            let got = withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(resolver, &buffer, buffer.count, 0, $0, &fromLength) } }
+            XCTAssertEqual(got, answer.count)
+            // A datagram on another port, received with recvfrom: dropped in the kernel.
+            let other = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.0.1", 0) { XCTAssertEqual(bind(other, $0, $1), 0) }
+            otherPort = localPort(other)
+            try withSockaddr(AF_INET, "127.0.0.1", otherPort) { XCTAssertEqual(sendto(resolver, "x", 1, 0, $0, $1), 1) }
+            XCTAssertEqual(recvfrom(other, &buffer, buffer.count, 0, nil, nil), 1)
+            // The named server.
+            let server = try bindListen(AF_INET, "127.0.53.7")
+            serverPort = localPort(server)
+            client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.53.7", serverPort) { XCTAssertEqual(connect(client, $0, $1), 0) }
+            close(client); close(server); close(other); close(resolver); close(dnsServer)
+        }
+        let connectEvent = try XCTUnwrap(mine(events, "connect", fd: client).first)
+        XCTAssertEqual(field("fd.sip.name", connectEvent), .string("svc.vigil.test"))
+        XCTAssertEqual(field("fd.sport", connectEvent), .uint(UInt64(serverPort)))
+        XCTAssertNil(field("fd.cip.name", connectEvent), "127.0.0.1 was never answered for")
+        XCTAssertEqual(mine(events, "recvfrom").count, 0, "recvfrom is captured for DNS, not shown")
+
+        // What the ring held: every recvfrom of this process, replayed with all syscalls shown.
+        var replayed: [Event] = []
+        RecordPipeline(enricher: Enricher(metadata: nil), kinds: KindSet.all).replay(recorder.recording) { replayed.append($0) }
+        let received = mine(replayed, "recvfrom")
+        XCTAssertEqual(received.count, 2, "the query and the answer, not the datagram on port \(otherPort)")
+        XCTAssertEqual(received.map { field("dns.qr", $0) }, [.string("Q"), .string("R")])
+        XCTAssertEqual(received.map { field("dns.name", $0) }, Array(repeating: .string("svc.vigil.test"), count: 2))
+        XCTAssertEqual(field("dns.qtype", received[0]), .string("A"))
+        XCTAssertEqual(field("dns.rcode", received[1]), .string("NOERROR"))
+        XCTAssertEqual(field("dns.addrs", received[1]), .strings([ByteString("127.0.53.7")]))
     }
 
     /// A refused connect (a bound port with no listener: the kernel answers with a reset) leaves

@@ -37,6 +37,32 @@ static __always_inline struct sock *vigil_fd_sock(long fd, __u64 *ino)
     return BPF_CORE_READ(sock, sk);
 }
 
+/* Whether a call on the socket of argument 0 is DNS traffic (VIGIL_SPEC_DNS_ONLY): either end of
+ * the IP socket has port 53, or a socket address argument (recvfrom's source, sendto's
+ * destination on an unconnected socket) does. Read before anything is captured. */
+static __always_inline bool vigil_dns_port(const __u64 *args, const __u8 *kinds)
+{
+    __u64 ino = 0;
+    struct sock *sk = vigil_fd_sock((int)args[0], &ino);
+    if (!sk)
+        return false;
+    __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    if (family != VIGIL_AF_INET && family != VIGIL_AF_INET6)
+        return false;
+    if (BPF_CORE_READ(sk, __sk_common.skc_num) == 53 || bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)) == 53)
+        return true;
+#pragma unroll
+    for (int i = 0; i < VIGIL_SYSCALL_ARGS; i++) {
+        if ((kinds[i] == VIGIL_CAPTURE_SOCKADDR_ENTRY || kinds[i] == VIGIL_CAPTURE_SOCKADDR_EXIT) && args[i]) {
+            __u16 port = 0; /* sin_port and sin6_port: both at offset 2 */
+            bpf_probe_read_user(&port, sizeof(port), (const void *)(args[i] + 2));
+            if (bpf_ntohs(port) == 53)
+                return true;
+        }
+    }
+    return false;
+}
+
 /* Appends the tuple of the socket the spec names to `e` (after its data_len bytes of data) and
  * sets VIGIL_SYSCALL_SOCKET; nothing when the fd is no socket or the call made no fd. */
 static __always_inline void vigil_socket_tuple(struct vigil_syscall_event *e, __u16 spec_flags, long ret)

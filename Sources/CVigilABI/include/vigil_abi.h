@@ -198,6 +198,8 @@ enum vigil_syscall_spec_flags {
     VIGIL_SPEC_SOCKET_FD = 1 << 2,    /* at exit, read the socket of argument 0 (the fd) from the kernel's
                                          struct sock into a struct vigil_socket_tuple (bpf/lib/socket.bpf.h) */
     VIGIL_SPEC_SOCKET_RESULT = 1 << 3, /* at exit, the same for the socket of the result fd (accept, accept4) */
+    VIGIL_SPEC_DNS_ONLY = 1 << 4,     /* captured for DNS alone: dropped at exit (counted as filtered) unless
+                                         its socket or socket address argument has port 53 */
 };
 
 /** Per-syscall capture spec (the `syscall_specs` array, indexed by this arch's syscall number),

@@ -55,6 +55,9 @@ public struct CompiledCondition: Sendable {
     public let syscalls: SyscallRows
     /// Whether the condition reads a field only syscall events carry (evt.arg.*, evt.failed, ...).
     public let readsSyscallFields: Bool
+    /// Whether the condition can be true only for an event carrying a DNS message (it requires a
+    /// dns.* field): the kernel may drop the calls that carry none.
+    public let onlyDNS: Bool
 
     init(root: PlanNode, text: String) {
         self.root = root
@@ -63,6 +66,7 @@ public struct CompiledCondition: Sendable {
         self.kinds = root.kindSets.whenTrue
         self.syscalls = kinds.contains(.syscall) ? root.syscallSets.whenTrue : SyscallRows()
         self.readsSyscallFields = root.readsSyscallOnlyField
+        self.onlyDNS = root.dnsSets.whenTrue == .dns
         var fields = Set<String>()
         root.collectFields(into: &fields)
         self.fields = fields
@@ -171,8 +175,15 @@ indirect enum PlanNode: Sendable {
                 return (SyscallRows(table.syscalls), SyscallRows(table.syscalls.map { !$0 }))
             }
             let carried = test.fieldKinds.isEmpty || test.fieldKinds.contains(.syscall)
+            // A DNS message is parsed from the syscalls DNS is captured from (`dnsRows`).
+            if carried, DNSTraffic.isMessageField(test.fieldName) { return (DNSTraffic.rows, .all) }
             return (carried ? .all : SyscallRows(), .all)
         }
+    }
+
+    /// Whether the node may be true for DNS traffic only, for other traffic too, or neither.
+    var dnsSets: (whenTrue: DNSTraffic, whenFalse: DNSTraffic) {
+        truthSets { test in (DNSTraffic.isMessageField(test.fieldName) ? .dns : .all, .all) }
     }
 
     /// The events for which the node may be true, and those for which it may be false, given
@@ -254,6 +265,24 @@ extension KindSet: TruthSet {}
 
 extension SyscallRows: TruthSet {}
 
+/// Traffic a condition can be true for: DNS messages (an event with `event.dns`) and everything
+/// else. A condition true for DNS alone lets the kernel drop the calls of other ports
+/// (`KernelPushdown.dnsOnly`).
+public struct DNSTraffic: OptionSet, Sendable, TruthSet {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public init() { rawValue = 0 }
+    public static let dns = DNSTraffic(rawValue: 1)
+    public static let other = DNSTraffic(rawValue: 2)
+    public static let all: DNSTraffic = [.dns, .other]
+
+    /// Whether `field` exists only on an event that carried a DNS message (dns.*).
+    static func isMessageField(_ field: String) -> Bool { field.hasPrefix("dns.") }
+
+    /// The syscalls DNS messages are read from when a rule asks (recvfrom: `SyscallCapture.dnsNumbers`).
+    static let rows = SyscallRows(names: ["recvfrom"])
+}
+
 /// A set of rows of `Syscalls.all` (a bitset; the table has a few hundred rows).
 public struct SyscallRows: Sendable, Equatable, Hashable {
     private var words: [UInt64]
@@ -288,6 +317,8 @@ public struct SyscallRows: Sendable, Equatable, Hashable {
     public mutating func formIntersection(_ other: SyscallRows) { for i in words.indices { words[i] &= other.words[i] } }
     /// Removes the rows of `other`.
     public mutating func subtract(_ other: SyscallRows) { for i in words.indices { words[i] &= ~other.words[i] } }
+    /// Whether no row is in both.
+    public func isDisjoint(with other: SyscallRows) -> Bool { words.indices.allSatisfy { words[$0] & other.words[$0] == 0 } }
     /// How many rows are in.
     public var count: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
     /// Whether no row is in.

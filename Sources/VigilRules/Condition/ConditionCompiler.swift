@@ -30,7 +30,8 @@ public enum ConditionCompiler {
 }
 
 /// Fields Falco rules use that Vigil's catalogue lacks, but whose comparisons are decidable
-/// when compiling: every Vigil event is a syscall exit (`evt.dir` is `<`), and event numbers
+/// when compiling: every Vigil event is both the entry and the exit of its call (`evt.dir` is
+/// `<` and `>`: a test true for either is true), and event numbers
 /// start at 1 (`evt.num=0` is Falco's `never_true`, `evt.num>=0` its `always_true`). Used only
 /// while the catalogue has no field of that name.
 enum ConditionPseudoField: String, CaseIterable {
@@ -401,8 +402,10 @@ struct PlanBuilder {
                               transformers: [FieldTransformer], at offset: Int, in source: ConditionSource) throws(RuleError) -> Bool {
         switch pseudo {
         case .direction:
-            let value = transformers.reduce(ByteString("<")) { $1.apply($0) }
-            return test.matches(.string(value))
+            // One Vigil event is both halves of a call: the entry's arguments and the exit's
+            // result. A test true for either direction is true (Falco's `evt.dir = >` rules,
+            // which read arguments, match once per call, as `evt.dir = <` rules do).
+            return ["<", ">"].contains { test.matches(.string(transformers.reduce(ByteString($0)) { $1.apply($0) })) }
         case .number:
             // Event numbers are 1, 2, 3, ...: decide when the answer is the same for all of them.
             let bounds = values.compactMap { try? unsigned($0, label: pseudo.rawValue, in: source) }

@@ -199,10 +199,11 @@ final class ConditionLogicTests: XCTestCase {
         XCTAssertEqual(try Sample.compile("always_true or proc.name = bash").constantValue, true)
         XCTAssertEqual(try Sample.compile("not (never_true or never_true)").constantValue, true)
 
-        // Every Vigil event is a syscall exit: evt.dir folds.
+        // Every Vigil event is both the entry and the exit of its call: evt.dir folds to true.
         XCTAssertEqual(try Sample.compile("evt.dir = <").constantValue, true)
-        XCTAssertEqual(try Sample.compile("evt.dir=>").constantValue, false)
-        XCTAssertEqual(try Sample.compile("evt.dir != <").constantValue, false)
+        XCTAssertEqual(try Sample.compile("evt.dir=>").constantValue, true)
+        XCTAssertEqual(try Sample.compile("evt.dir != <").constantValue, true, "the entry half is no exit")
+        XCTAssertEqual(try Sample.compile("evt.dir in (x, y)").constantValue, false)
         let spawned = try Sample.compile("evt.type in (execve, execveat) and evt.dir=<")
         XCTAssertEqual(spawned.conjuncts, [Predicate(field: "evt.type", op: "in", values: ["execve", "execveat"], negated: false)])
         XCTAssertEqual(try Sample.compile("evt.num > 0").constantValue, true)
