@@ -74,4 +74,25 @@ extension DefaultRulesTests {
         let benign = try alerts(rule, metadata: true) { dockerExec(client, "echo hi | nc -w 1 mirror.example.org 3333") }
         XCTAssertEqual(benign.map(\.output), [], "the same server under a name that is no pool")
     }
+
+    /// busybox nc run with -e is a program handed to a remote peer; the same nc without it is not.
+    /// Run through a link named nc by its path, so the shell execs it (busybox sh runs an applet
+    /// named bare in-process, with no exec).
+    func testNetcatRunningAProgramForARemotePeer() throws {
+        let container = try DockerTestEngine.startContainer(for: self)
+        dockerExec(container, "ln -s /bin/busybox /tmp/nc")
+        let rule = "Netcat running a program for a remote peer"
+        let hits = try alerts(rule, metadata: true) { dockerExec(container, "/tmp/nc -w 1 127.0.0.1 5557 -e /bin/true") }
+        let hit = try XCTUnwrap(hits.first, "nc ... -e /bin/true")
+        XCTAssertTrue(hit.output.contains("cmdline=nc -w 1 127.0.0.1 5557 -e /bin/true"), hit.output)
+        XCTAssertTrue(hit.output.contains("container=\(container.name)"), hit.output)
+        let benign = try alerts(rule, metadata: true) { dockerExec(container, "/tmp/nc -w 1 127.0.0.1 5557 </dev/null") }
+        XCTAssertEqual(benign.map(\.output), [], "a plain nc client")
+        // socat on the host (scripts/setup.sh --test installs it): an EXEC: address, then none.
+        let socat = try alerts(rule) { _ = try runProgram("/usr/bin/socat", ["-u", "OPEN:/dev/null", "EXEC:/bin/true"]) }
+        XCTAssertEqual(socat.count, 1, "\(socat.map(\.output))")
+        XCTAssertTrue(socat.first?.output.contains("cmdline=socat -u OPEN:/dev/null EXEC:/bin/true parent=") ?? false, "\(socat.map(\.output))")
+        let copy = try alerts(rule) { _ = try runProgram("/usr/bin/socat", ["-u", "OPEN:/dev/null", "OPEN:/dev/null"]) }
+        XCTAssertEqual(copy.map(\.output), [], "socat copying between files")
+    }
 }
