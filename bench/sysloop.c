@@ -1,13 +1,18 @@
 /* bench/sysloop.c: the syscall loops of scripts/bench-syscalls.sh.
  *
- *   sysloop getpid|mixed PATH ITERATIONS [SLICES [WARMUP_MS]]
+ *   sysloop getpid|mixed|udp PATH ITERATIONS [SLICES [WARMUP_MS]]
  *
  * getpid: each step is one getpid syscall. mixed: each step is openat(PATH), fstat, read of 64
- * bytes, write of them to /dev/null, close: five syscalls. Every call goes through syscall(2), so
+ * bytes, write of them to /dev/null, close: five syscalls. udp: each step is a sendto of 32
+ * bytes from one loopback UDP socket to another and the recvfrom that receives them (two
+ * syscalls; neither socket has port 53, so a DNS-only capture drops the recvfrom in the kernel). Every call goes through syscall(2), so
  * the kernel sees exactly these syscalls (glibc's fstat would be newfstatat). The result line's
  * `steps` times the syscalls per step is what a tracer should have reported of them. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -16,6 +21,8 @@
 
 static const char *path;
 static int devnull;
+static int sender, receiver;
+static struct sockaddr_in receiver_address;
 
 static void getpid_step(void) { syscall(SYS_getpid); }
 
@@ -34,18 +41,47 @@ static void mixed_step(void)
     syscall(SYS_close, fd);
 }
 
+static void udp_step(void)
+{
+    char buf[32] = "vigil";
+    syscall(SYS_sendto, sender, buf, sizeof buf, 0, &receiver_address, sizeof receiver_address);
+    syscall(SYS_recvfrom, receiver, buf, sizeof buf, 0, NULL, NULL);
+}
+
+/* Two UDP sockets on 127.0.0.1, the receiver on a port the kernel chose. */
+static void udp_setup(void)
+{
+    socklen_t length = sizeof receiver_address;
+    receiver_address.sin_family = AF_INET;
+    receiver_address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sender = socket(AF_INET, SOCK_DGRAM, 0);
+    receiver = socket(AF_INET, SOCK_DGRAM, 0);
+    if (sender < 0 || receiver < 0 || bind(receiver, (struct sockaddr *)&receiver_address, sizeof receiver_address)
+        || getsockname(receiver, (struct sockaddr *)&receiver_address, &length)) {
+        perror("udp sockets");
+        exit(1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     long iterations;
     int slices;
     double warmup_ms;
     if (argc < 3) {
-        fprintf(stderr, "usage: %s getpid|mixed PATH ITERATIONS [SLICES [WARMUP_MS]]\n", argv[0]);
+        fprintf(stderr, "usage: %s getpid|mixed|udp PATH ITERATIONS [SLICES [WARMUP_MS]]\n", argv[0]);
         return 2;
     }
     parse_args(argc - 1, argv + 1, &iterations, &slices, &warmup_ms);
     path = argv[2];
     devnull = open("/dev/null", O_WRONLY);
-    run_loop(strcmp(argv[1], "mixed") == 0 ? mixed_step : getpid_step, warmup_ms, iterations, slices);
+    void (*step)(void) = getpid_step;
+    if (strcmp(argv[1], "mixed") == 0)
+        step = mixed_step;
+    if (strcmp(argv[1], "udp") == 0) {
+        udp_setup();
+        step = udp_step;
+    }
+    run_loop(step, warmup_ms, iterations, slices);
     return 0;
 }
