@@ -58,6 +58,9 @@ let package = Package(
         .target(name: "VigilDefaultRules", cSettings: [.unsafeFlags(["-std=c23"])]),
         // Process table (seeded from /proc) and container enrichment of events.
         .target(name: "VigilEnrichment", dependencies: ["VigilEvents", "VigilContainers"]),
+        // File integrity monitoring (issue 14): hashes, semantic diffs of account and access files,
+        // the baseline. Pure: no libbpf (the kernel side is VigilSensors' FIMSensor).
+        .target(name: "VigilFIM"),
         // Vigil's sensors: embedded objects, variant chains, decoders.
         .target(
             name: "VigilSensors",
@@ -138,6 +141,8 @@ let package = Package(
         .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilEvents", "CVigilABI"]),
         // Profiles from recordings (pure), and recording, applying and verifying real containers.
         .testTarget(name: "VigilSeccompTests", dependencies: ["VigilSeccomp", "VigilSensors", "VigilEvents", "VigilTestSupport", "vigil"]),
+        // Semantic diffs and hashes against files written by the real tools (useradd --prefix, ...).
+        .testTarget(name: "VigilFIMTests", dependencies: ["VigilFIM", "VigilTestSupport"]),
         // The default rules against real events: each detection triggered for real, and a benign look-alike.
         .testTarget(name: "VigilDetectionTests", dependencies: ["VigilRules", "VigilEvents", "VigilSensors", "VigilTestSupport", "CVigilABI"]),
         .testTarget(name: "VigilEventsTests", dependencies: ["VigilEvents", "CVigilABI"]),

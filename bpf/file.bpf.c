@@ -209,24 +209,10 @@ struct opened {
     bool truncated;     /* its path was cut */
 };
 
-/* The file behind descriptor `fd` of the current task, or NULL. */
-static __always_inline struct file *fd_file(__s32 fd)
-{
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-    unsigned int max = BPF_CORE_READ(fdt, max_fds);
-    if (fd < 0 || (unsigned int)fd >= max)
-        return NULL;
-    struct file **fds = BPF_CORE_READ(fdt, fd);
-    struct file *file = NULL;
-    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-    return file;
-}
-
 /* Fills `f` with the file descriptor `fd` refers to, and builds its path in s->path. */
 static __always_inline void opened_file(struct vigil_scratch *s, __s32 fd, struct opened *f)
 {
-    struct file *file = fd_file(fd);
+    struct file *file = vigil_fd_file(fd);
     if (!file)
         return;
     struct inode *inode = BPF_CORE_READ(file, f_inode);
@@ -318,7 +304,7 @@ static __always_inline bool base_path(__s32 dirfd, struct path *out)
         *out = BPF_CORE_READ(task, fs, pwd);
         return true;
     }
-    struct file *file = fd_file(dirfd);
+    struct file *file = vigil_fd_file(dirfd);
     if (!file)
         return false;
     *out = BPF_CORE_READ(file, f_path);
@@ -432,15 +418,10 @@ int BPF_PROG(open_fexit, int dfd, const char *filename, struct open_how *how, lo
  * registers (one program per open instead of an entry and an exit program with a map between
  * them; the name has been copied by the kernel by then, so its page is present) --- */
 
-static __always_inline struct pt_regs *user_regs(void)
-{
-    return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-}
-
 SEC("?tracepoint/syscalls/sys_exit_openat")
 int openat_exit(struct syscall_trace_exit *ctx)
 {
-    struct pt_regs *regs = user_regs();
+    struct pt_regs *regs = vigil_user_regs();
     struct open_args args = { .filename = (const char *)regs->si, .dirfd = (__s32)regs->di,
                               .syscall = VIGIL_OPEN_OPENAT, .flags = regs->dx, .mode = regs->r10 };
     return handle_open(&args, ctx->ret);
@@ -449,7 +430,7 @@ int openat_exit(struct syscall_trace_exit *ctx)
 SEC("?tracepoint/syscalls/sys_exit_open")
 int open_exit(struct syscall_trace_exit *ctx)
 {
-    struct pt_regs *regs = user_regs();
+    struct pt_regs *regs = vigil_user_regs();
     struct open_args args = { .filename = (const char *)regs->di, .dirfd = AT_FDCWD,
                               .syscall = VIGIL_OPEN_OPEN, .flags = regs->si, .mode = regs->dx };
     return handle_open(&args, ctx->ret);
@@ -458,7 +439,7 @@ int open_exit(struct syscall_trace_exit *ctx)
 SEC("?tracepoint/syscalls/sys_exit_openat2")
 int openat2_exit(struct syscall_trace_exit *ctx)
 {
-    struct pt_regs *regs = user_regs();
+    struct pt_regs *regs = vigil_user_regs();
     struct open_how how = {};
     bpf_probe_read_user(&how, sizeof(how), (void *)regs->dx);
     struct open_args args = { .filename = (const char *)regs->si, .dirfd = (__s32)regs->di,

@@ -4,6 +4,9 @@
 static const unsigned char object_file[] = {
 #embed "objects/file.bpf.o"
 };
+static const unsigned char object_fim[] = {
+#embed "objects/fim.bpf.o"
+};
 static const unsigned char object_process[] = {
 #embed "objects/process.bpf.o"
 };
@@ -19,6 +22,7 @@ static const unsigned char object_syscalls[] = {
 
 static const struct vigil_objects_entry vigil_objects[] = {
     { "file", object_file, sizeof(object_file) },
+    { "fim", object_fim, sizeof(object_fim) },
     { "process", object_process, sizeof(object_process) },
     { "seccomp", object_seccomp, sizeof(object_seccomp) },
     { "selftest", object_selftest, sizeof(object_selftest) },

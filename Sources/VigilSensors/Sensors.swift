@@ -369,15 +369,18 @@ public final class Sensors {
     /// Per sensor (in load order), its counters per CPU (index = CPU number): the one place the
     /// kernel's `counters` maps are read (emitted, filtered, lost, killed).
     public func countersPerCPU() throws -> [(name: String, perCPU: [SensorCounters])] {
+        try loaded.map { sensor in (sensor.name, try Self.counters(of: sensor.variants.object)) }
+    }
+
+    /// The `counters` map of one loaded object, per CPU (index = CPU number).
+    public static func counters(of object: BPFObject) throws -> [SensorCounters] {
         let keys = [VIGIL_COUNTER_EMITTED, VIGIL_COUNTER_FILTERED, VIGIL_COUNTER_LOST, VIGIL_COUNTER_KILLED].map { UInt32($0.rawValue) }
-        return try loaded.map { sensor in
-            let map = try PerCPUMap<UInt32, UInt64>(sensor.variants.object.map(named: "counters"))
-            let values = try keys.map { try map.lookup($0) ?? [] }
-            let cpus = values.map(\.count).max() ?? 0
-            func value(_ counter: Int, _ cpu: Int) -> UInt64 { cpu < values[counter].count ? values[counter][cpu] : 0 }
-            return (sensor.name, (0..<cpus).map { cpu in
-                SensorCounters(emitted: value(0, cpu), filtered: value(1, cpu), lost: value(2, cpu), killed: value(3, cpu))
-            })
+        let map = try PerCPUMap<UInt32, UInt64>(object.map(named: "counters"))
+        let values = try keys.map { try map.lookup($0) ?? [] }
+        let cpus = values.map(\.count).max() ?? 0
+        func value(_ counter: Int, _ cpu: Int) -> UInt64 { cpu < values[counter].count ? values[counter][cpu] : 0 }
+        return (0..<cpus).map { cpu in
+            SensorCounters(emitted: value(0, cpu), filtered: value(1, cpu), lost: value(2, cpu), killed: value(3, cpu))
         }
     }
 

@@ -124,4 +124,26 @@ static __always_inline void vigil_fill_header(struct vigil_event_header *hdr, __
     bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
 }
 
+
+/* The file behind descriptor `fd` of the current task, or NULL. */
+static __always_inline struct file *vigil_fd_file(__s32 fd)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+    unsigned int max = BPF_CORE_READ(fdt, max_fds);
+    if (fd < 0 || (unsigned int)fd >= max)
+        return NULL;
+    struct file **fds = BPF_CORE_READ(fdt, fd);
+    struct file *file = NULL;
+    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+    return file;
+}
+
+/* The current task's saved user registers: a syscall's arguments, read at its exit tracepoint
+ * (one program per syscall instead of an entry and an exit program with a map between them). */
+static __always_inline struct pt_regs *vigil_user_regs(void)
+{
+    return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
 #endif /* VIGIL_BPF_H */

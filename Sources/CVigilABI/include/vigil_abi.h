@@ -389,4 +389,72 @@ enum vigil_counter {
     VIGIL_COUNTER_MAX = 4,
 };
 
+
+/* --- file integrity monitoring (bpf/fim.bpf.c, issue 14) --- */
+
+#define VIGIL_FIM_NAME_MAX 64   /* bytes of a file name in fim_names keys (longer names: their first 63) */
+#define VIGIL_FIM_PATH_MAX 256  /* bytes of a directory path in fim_dirs keys */
+
+/** What a watched inode or name is (vigil_fim_watch.flags). */
+enum vigil_fim_flags {
+    VIGIL_FIM_FILE = 1 << 0,   /* a watched file: writes, truncation, attribute changes are reported */
+    VIGIL_FIM_DIR = 1 << 1,    /* a watched directory: entries created, renamed, linked or removed in it */
+    VIGIL_FIM_PARENT = 1 << 2, /* the directory of a watched file: files created in it are remembered
+                                * (fim_created) so a rename over the watched name re-keys at once */
+};
+
+/** Value of fim_inodes (key: vigil_inode_key): the watch (userspace's number) and what it is. */
+struct vigil_fim_watch {
+    __u32 id;
+    __u32 flags;      /* enum vigil_fim_flags */
+};
+_Static_assert(sizeof(struct vigil_fim_watch) == 8, "vigil_fim_watch size");
+
+/** Key of fim_names and fim_created: a name in a directory (NUL padded, first 63 bytes). */
+struct vigil_fim_name_key {
+    struct vigil_inode_key dir;
+    char name[VIGIL_FIM_NAME_MAX];
+};
+_Static_assert(sizeof(struct vigil_fim_name_key) == 80, "vigil_fim_name_key size");
+
+/** Value of fim_names: the watched file now at that name (ino 0: unknown until the next open of
+ * the name, which re-keys), its watch and flags. */
+struct vigil_fim_name {
+    struct vigil_inode_key file;
+    struct vigil_fim_watch watch;
+};
+_Static_assert(sizeof(struct vigil_fim_name) == 24, "vigil_fim_name size");
+
+/** Key of fim_dirs: an absolute directory path as written (NUL padded), whose inode is the value. */
+struct vigil_fim_dir_key {
+    char path[VIGIL_FIM_PATH_MAX];
+};
+_Static_assert(sizeof(struct vigil_fim_dir_key) == 256, "vigil_fim_dir_key size");
+
+/** How a FIM record matched (vigil_fim_match.how). */
+enum vigil_fim_how {
+    VIGIL_FIM_BY_INODE = 1 << 0,    /* the fd's inode is watched */
+    VIGIL_FIM_BY_NAME = 1 << 1,     /* a path argument names a watched file */
+    VIGIL_FIM_IN_DIR = 1 << 2,      /* a path argument names an entry of a watched directory */
+    VIGIL_FIM_SECOND = 1 << 3,      /* the second path (rename's or link's new end) matched */
+    VIGIL_FIM_REKEYED = 1 << 4,     /* the name now holds new_file, which the kernel now watches */
+    VIGIL_FIM_UNRESOLVED = 1 << 5,  /* a relative path with '/': passed for userspace to resolve */
+    VIGIL_FIM_CREATED = 1 << 6,     /* the open created the file */
+    VIGIL_FIM_STALE = 1 << 7,       /* the watched name's new inode is not known (re-keyed at its next open) */
+};
+
+/** Flag of struct vigil_syscall_event: a FIM record, a struct vigil_fim_match follows the data at
+ * the next multiple of 8. */
+#define VIGIL_SYSCALL_FIM (1 << 2)
+
+/** What a FIM record matched: the watched inode (or the directory of an entry change), the inode
+ * a rename or open put at a watched name, the watch and how. */
+struct vigil_fim_match {
+    struct vigil_inode_key file;
+    struct vigil_inode_key new_file;
+    __u32 id;
+    __u32 how;        /* enum vigil_fim_how */
+};
+_Static_assert(sizeof(struct vigil_fim_match) == 40, "vigil_fim_match size");
+
 #endif /* VIGIL_ABI_H */

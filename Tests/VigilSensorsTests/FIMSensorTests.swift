@@ -1,0 +1,160 @@
+import Foundation
+import VigilBPF
+import VigilEvents
+import VigilSensors
+import VigilTestSupport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The fim sensor loaded into this kernel, driven by real syscalls and real tools on files in a
+/// temporary directory.
+final class FIMSensorTests: XCTestCase {
+    /// A loaded sensor and a marker file: a write to the marker, once seen, means every change
+    /// made before it has been read (one ring, records in order).
+    struct Harness {
+        let sensor: FIMSensor
+        let dir: String
+        let marker: String
+        static let markerWatch: UInt32 = 9999
+
+        init() throws {
+            try requireKernel(.attachTracepoint, .mapRingBuffer)
+            sensor = try FIMSensor(maxWatches: 4096, ringBytes: 1 << 20)
+            dir = try temporaryDirectory()
+            marker = dir + "/marker"
+            XCTAssertTrue(FileManager.default.createFile(atPath: marker, contents: nil))
+            try sensor.watchFile(marker, id: Self.markerWatch)
+        }
+
+        /// Runs `body`, then writes the marker and returns every change read before the marker's.
+        func collect(_ body: () throws -> Void) throws -> [FIMKernelChange] {
+            try body()
+            let fd = open(marker, O_WRONLY | O_APPEND)
+            XCTAssertGreaterThanOrEqual(fd, 0)
+            XCTAssertEqual(write(fd, "m", 1), 1)
+            close(fd)
+            var changes: [FIMKernelChange] = []
+            var done = false
+            for _ in 0..<400 where !done {
+                try sensor.poll(timeoutMilliseconds: 50) { change in
+                    if change.watch == Self.markerWatch && change.event.syscall?.descriptor.nameString == "write" { done = true }
+                    else if !done { changes.append(change) }
+                }
+            }
+            XCTAssertTrue(done, "the marker's write never arrived")
+            return changes
+        }
+
+        func fileID(_ path: String) -> FileID {
+            var st = stat()
+            XCTAssertEqual(stat(path, &st), 0, path)
+            return FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        }
+
+        func sh(_ script: String) throws {
+            let status = try runProgram("/bin/sh", ["-c", script], cwd: dir)
+            XCTAssertEqual(status, 0, script)
+        }
+    }
+
+    private func names(_ changes: [FIMKernelChange], watch: UInt32) -> [String] {
+        changes.filter { $0.watch == watch }.compactMap { $0.event.syscall?.descriptor.nameString }
+    }
+
+    func testWritesToAWatchedFileAreReportedAndOthersDroppedAndCountedInTheKernel() throws {
+        let h = try Harness()
+        let watched = h.dir + "/watched", other = h.dir + "/other"
+        FileManager.default.createFile(atPath: watched, contents: nil)
+        FileManager.default.createFile(atPath: other, contents: nil)
+        try h.sensor.watchFile(watched, id: 1)
+        let before = try h.sensor.counters()
+        let changes = try h.collect {
+            let o = open(other, O_WRONLY)
+            for _ in 0..<100 { XCTAssertEqual(write(o, "x", 1), 1) }
+            close(o)
+            let w = open(watched, O_WRONLY)
+            XCTAssertEqual(pwrite(w, "abc", 3, 0), 3)
+            close(w)
+        }
+        let after = try h.sensor.counters()
+        XCTAssertEqual(names(changes, watch: 1), ["pwrite64"])
+        let change = try XCTUnwrap(changes.first { $0.watch == 1 })
+        XCTAssertEqual(change.file, h.fileID(watched))
+        XCTAssertEqual(change.how, .byInode)
+        XCTAssertEqual(change.event.pid, UInt32(getpid()))
+        XCTAssertEqual(change.event.syscall?.result, 3)
+        XCTAssertTrue(changes.allSatisfy { $0.file != h.fileID(other) }, "no change of the unwatched file")
+        XCTAssertGreaterThanOrEqual(after.filtered - before.filtered, 100, "the unwatched writes were dropped and counted")
+    }
+
+    func testARenameOverAWatchedNameRekeysInTheKernelBeforeRenameReturns() throws {
+        let h = try Harness()
+        let passwd = h.dir + "/passwd", temp = h.dir + "/passwd+"
+        FileManager.default.createFile(atPath: passwd, contents: Data("root:x:0:0::/root:/bin/sh\n".utf8))
+        try h.sensor.watchFile(passwd, id: 2)
+        let old = h.fileID(passwd)
+        var new = FileID(device: 0, inode: 0)
+        let changes = try h.collect {
+            // as shadow's commonio does: create the new file next to it, write, rename over it
+            let fd = open(temp, O_CREAT | O_EXCL | O_WRONLY, 0o644)
+            XCTAssertGreaterThanOrEqual(fd, 0)
+            XCTAssertEqual(write(fd, "root:x:0:0::/root:/bin/sh\n", 26), 26)
+            new = h.fileID(temp)
+            XCTAssertEqual(rename(temp, passwd), 0)
+            // the exit program ran before rename returned: the kernel already watches the new inode
+            XCTAssertNotNil(try h.sensor.watch(of: new), "the new inode is watched")
+            XCTAssertNil(try h.sensor.watch(of: old), "the old inode is not")
+            XCTAssertEqual(try h.sensor.watchedInode(atName: passwd), new)
+            // a write through the fd opened before the rename now matches
+            XCTAssertEqual(write(fd, "evil:x:0:0::/:/bin/sh\n", 22), 22)
+            close(fd)
+        }
+        XCTAssertEqual(names(changes, watch: 2), ["rename", "write"])
+        let rename = try XCTUnwrap(changes.first { $0.event.syscall?.descriptor.nameString == "rename" })
+        XCTAssertTrue(rename.how.isSuperset(of: [.byName, .second, .rekeyed]), "\(rename.how)")
+        XCTAssertEqual(rename.file, old)
+        XCTAssertEqual(rename.newFile, new)
+        XCTAssertEqual(rename.event.syscall.flatMap { SyscallArguments.bytes($0, 1).string }, passwd, "the path, as the table says")
+    }
+
+    func testCreationAndRemovalInAWatchedDirectory() throws {
+        let h = try Harness()
+        let cron = h.dir + "/cron.d"
+        try FileManager.default.createDirectory(atPath: cron, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: cron + "/old", contents: nil)
+        try h.sensor.watchDirectory(cron, id: 3, recursive: false)
+        let changes = try h.collect {
+            try h.sh("echo '* * * * * root id' > cron.d/job && echo more >> cron.d/job && rm cron.d/old && chmod 600 cron.d/job")
+        }
+        let seen = names(changes, watch: 3)
+        XCTAssertTrue(seen.contains("openat"), "\(seen)")      // created
+        XCTAssertTrue(seen.contains("write"), "\(seen)")       // written (watched from its creation)
+        XCTAssertTrue(seen.contains("unlinkat") || seen.contains("unlink"), "\(seen)")
+        XCTAssertTrue(seen.contains("fchmodat") || seen.contains("chmod"), "\(seen)")
+        let created = try XCTUnwrap(changes.first { $0.how.contains(.created) })
+        XCTAssertEqual(created.newFile, h.fileID(cron + "/job"))
+    }
+
+    func testRealToolsOnAWatchedFile() throws {
+        let h = try Harness()
+        let file = h.dir + "/sudoers"
+        FileManager.default.createFile(atPath: file, contents: Data("root ALL=(ALL) ALL\n".utf8))
+        try h.sensor.watchFile(file, id: 4)
+        // each tool, then what the kernel reported for it
+        let tools: [(String, String)] = [
+            ("sed -i 's/ALL$/NOPASSWD: ALL/' sudoers", "rename"),
+            ("echo 'x ALL=(ALL) ALL' >> sudoers", "write"),
+            ("cp /etc/hostname copy && cp copy sudoers", "openat"),
+            ("cp /etc/hostname new && mv new sudoers", "rename"),
+            ("chmod 640 sudoers", "fchmodat"),
+            ("chown 1:1 sudoers", "fchownat"),
+            ("ln -sf /etc/hostname sudoers", "rename"),
+        ]
+        for (script, expected) in tools {
+            let changes = try h.collect { try h.sh(script) }
+            XCTAssertTrue(names(changes, watch: 4).contains(expected), "\(script): \(names(changes, watch: 4))")
+        }
+    }
+}
