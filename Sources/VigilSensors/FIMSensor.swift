@@ -163,8 +163,11 @@ public final class FIMSensor {
         guard let event = decoder.decode(record) else { return nil }
         let fixed = MemoryLayout<vigil_syscall_event>.size
         let e = record.loadUnaligned(as: vigil_syscall_event.self)
-        guard e.flags & UInt16(VIGIL_SYSCALL_FIM) != 0 else { return nil }
-        let at = fixed + (Int(e.data_len) + 7) & ~7
+        guard e.flags & UInt16(VIGIL_SYSCALL_FIM.rawValue) != 0 else { return nil }
+        // after the data and the socket tuple, if any (fim.bpf.c appends none), 8-aligned
+        var end = fixed + Int(e.data_len)
+        if e.flags & UInt16(VIGIL_SYSCALL_SOCKET.rawValue) != 0 { end += MemoryLayout<vigil_socket_tuple>.size }
+        let at = (end + 7) & ~7
         guard at + MemoryLayout<vigil_fim_match>.size <= record.count else { return nil }
         let m = record.loadUnaligned(fromByteOffset: at, as: vigil_fim_match.self)
         func id(_ k: vigil_inode_key) -> FileID { FileID(device: FileID.userDevice(kernel: k.dev), inode: k.ino) }

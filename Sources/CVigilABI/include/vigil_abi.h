@@ -227,6 +227,9 @@ enum vigil_syscall_flags {
     VIGIL_SYSCALL_SECCOMP_DENIED = 1 << 2, /* bpf/seccomp.bpf.c: refused by a seccomp filter (an exit without an entry) */
     VIGIL_SYSCALL_COMPAT = 1 << 3,    /* made by a 32-bit task: nr is of the compat table (i386, arm), not this one */
     VIGIL_SYSCALL_SOCKET = 1 << 4,    /* a struct vigil_socket_tuple follows the data_len bytes of data */
+    VIGIL_SYSCALL_FIM = 1 << 5,       /* bpf/fim.bpf.c: a change to a watched file; a struct vigil_fim_match
+                                         follows the data (and the socket tuple, if any: fim.bpf.c never
+                                         appends one) at the next multiple of 8 from the record's start */
 };
 
 /** Both ends of a socket as the kernel's struct sock holds them at the syscall's exit (appended
@@ -443,11 +446,7 @@ enum vigil_fim_how {
     VIGIL_FIM_STALE = 1 << 7,       /* the watched name's new inode is not known (re-keyed at its next open) */
 };
 
-/** Flag of struct vigil_syscall_event: a FIM record, a struct vigil_fim_match follows the data at
- * the next multiple of 8. */
-#define VIGIL_SYSCALL_FIM (1 << 2)
-
-/** What a FIM record matched: the watched inode (or the directory of an entry change), the inode
+/** What a FIM record (VIGIL_SYSCALL_FIM) matched: the watched inode (or the directory of an entry change), the inode
  * a rename or open put at a watched name, the watch and how. */
 struct vigil_fim_match {
     struct vigil_inode_key file;
