@@ -38,8 +38,11 @@ public enum FileFormat: String, Sendable, Codable, CaseIterable {
 /// password field is replaced by a digest of it (so "password changed" can be told without
 /// keeping the hash), for the others the lines themselves.
 public struct SemanticState: Sendable, Codable, Equatable {
-    /// The lines, with secret fields replaced by `sha256:` digests.
+    /// The lines, with secret fields replaced by `sha256=` digests (no colon: the fields stay where they were).
     public var lines: [String]
+
+    /// A state of these lines (secret fields already replaced).
+    public init(lines: [String]) { self.lines = lines }
 
     /// The state of `content` in `format` (nil for `.other`).
     public static func of(_ content: [UInt8], format: FileFormat) -> SemanticState? {
@@ -75,13 +78,15 @@ public struct SemanticDiff: Sendable, Codable, Equatable {
     /// SSH keys removed, as `TYPE FINGERPRINT COMMENT`.
     public var keysRemoved: [String] = []
 
-    /// A digest standing for a secret field: `sha256:` and 16 hex digits of SHA-256 over it, or the
-    /// field itself when it holds no password (empty, `*`, `!`, `!*`, `x`). Kept in the baseline
-    /// only; alerts say "password changed", never this.
+    /// A digest standing for a secret field: `sha256=` (no colon, which would shift the fields
+    /// after it) and 16 hex digits of SHA-256 over it, after a lock's `!` (kept in front, so a
+    /// lock or unlock is told apart from a new password), or the field itself when it holds no
+    /// password (empty, `*`, `!`, `!*`, `!!`, `x`). Kept in the baseline only; alerts say
+    /// "password changed", never this.
     public static func secretDigest(_ field: String) -> String {
         if field.isEmpty || field == "*" || field == "!" || field == "!*" || field == "x" || field == "!!" { return field }
         let locked = field.hasPrefix("!") ? "!" : ""
-        return locked + "sha256:" + SHA256.hex(Array(field.utf8)).prefix(16)
+        return locked + "sha256=" + SHA256.hex(Array(field.utf8.dropFirst(locked.count))).prefix(16)
     }
 
     /// The diff from `old` to `new` in `format`.

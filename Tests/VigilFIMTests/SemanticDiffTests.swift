@@ -21,9 +21,10 @@ final class SemanticDiffTests: XCTestCase {
         }
     }
 
+    /// Runs `tool` to its end (output captured, shown on failure); its exit status must be 0.
     static func run(_ tool: String, _ args: [String]) throws {
-        let status = try runProgram(tool, args)
-        XCTAssertEqual(status, 0, "\(tool) \(args)")
+        let result = try runCapturing(tool, args)
+        XCTAssertEqual(result.status, 0, "\(tool) \(args): \(result.stderr)")
     }
 
     private func diff(_ root: Root, _ name: String, _ format: FileFormat, _ script: String) throws -> SemanticDiff {
@@ -77,6 +78,10 @@ final class SemanticDiffTests: XCTestCase {
         XCTAssertNotEqual(before, try root.file("shadow"))
         let locked = try diff(root, "shadow", .shadow, "usermod -L carol")
         XCTAssertEqual(locked.changes, ["user carol: password locked"])
+        let unlocked = try diff(root, "shadow", .shadow, "usermod -U carol")
+        XCTAssertEqual(unlocked.changes, ["user carol: password unlocked"])
+        let again = try diff(root, "shadow", .shadow, "echo 'carol:Other-5678' | chpasswd")
+        XCTAssertEqual(again.changes.filter { $0.contains("password") }, ["user carol: password changed"])
     }
 
     func testGpasswdAddsAMember() throws {
@@ -110,14 +115,8 @@ final class SemanticDiffTests: XCTestCase {
     }
 
     private func output(_ tool: String, _ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        let result = try runCapturing(tool, args)
+        XCTAssertEqual(result.status, 0, "\(tool) \(args): \(result.stderr)")
+        return result.stdout
     }
 }
