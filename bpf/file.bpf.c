@@ -296,21 +296,6 @@ static __always_inline enum open_verdict open_verdict(const char *filename, __u3
     return pass ? OPEN_PASS : OPEN_DROP;
 }
 
-/* The struct path of the directory a relative name starts from, or false when dirfd names none. */
-static __always_inline bool base_path(__s32 dirfd, struct path *out)
-{
-    if (dirfd == AT_FDCWD) {
-        struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-        *out = BPF_CORE_READ(task, fs, pwd);
-        return true;
-    }
-    struct file *file = vigil_fd_file(dirfd);
-    if (!file)
-        return false;
-    *out = BPF_CORE_READ(file, f_path);
-    return true;
-}
-
 /* Builds and sends the event: the name as given, the base of a relative name, and the opened
  * file `f` (its path is in s->path; kept aside in the event scratch while the base is walked). */
 static __always_inline int emit_open(const struct open_args *args, long result, bool killed,
@@ -346,7 +331,7 @@ static __always_inline int emit_open(const struct open_args *args, long result, 
             file_path = &s->event[OPEN_FILE_STASH];
         }
         struct path base;
-        if (base_path(args->dirfd, &base)) {
+        if (vigil_base_path(args->dirfd, &base)) {
             bool truncated = false;
             __u32 off = vigil_build_path(s, &base, &truncated);
             e->base_len = vigil_append_path(s, e->data, len, off);

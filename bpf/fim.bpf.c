@@ -13,9 +13,11 @@
  * A change is reported only when it succeeded. Syscalls taking an fd match by the fd's inode
  * (fd -> struct file -> inode, CO-RE); syscalls taking paths match by (directory, name): an
  * absolute path's directory is looked up in fim_dirs by its text, a relative single name's
- * directory is the dirfd's (or the cwd's) inode; a relative path with '/' is passed on, flagged
- * VIGIL_FIM_UNRESOLVED, for userspace to resolve. Everything else is dropped here and counted
- * (VIGIL_COUNTER_FILTERED).
+ * directory is the dirfd's (or the cwd's) inode (leading "./" dropped), a relative "dir/name"'s
+ * directory by the text of the dirfd's (or cwd's) absolute path (walked from its dentry), '/'
+ * and "dir". A path with ".." or "//", or whose directory text does not fit a key, is passed
+ * on, flagged VIGIL_FIM_UNRESOLVED, for userspace to resolve. Everything else is dropped here
+ * and counted (VIGIL_COUNTER_FILTERED).
  *
  * Atomic rename: at the exit of a rename over a watched name, the inode that was there leaves
  * fim_inodes and the one now there enters it (known from the other end's watched name, or from
@@ -32,6 +34,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "vigil.bpf.h"
+#include "sensor.bpf.h" /* vigil_base_path, vigil_build_path (its filter maps stay unused: sized 1 by FIMSensor) */
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -43,15 +46,11 @@ VIGIL_ABI_TYPE(vigil_fim_name);
 VIGIL_ABI_TYPE(vigil_fim_dir_key);
 VIGIL_ABI_TYPE(vigil_fim_match);
 
-#define AT_FDCWD -100
+#define AT_FDCWD VIGIL_AT_FDCWD
 #define O_CREAT 0100
 #define O_TRUNC 01000
 #define RENAME_EXCHANGE 2
 #define FMODE_CREATED 0x100000 /* include/linux/fs.h (a macro, not in BTF) */
-
-/* Vigil's own process, set before load: its changes are not reported (its baseline files are not
- * watched anyway). */
-const volatile __u32 vigil_ignore_tgid = 0;
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -90,6 +89,7 @@ struct fim_scratch {
     char record[sizeof(struct vigil_syscall_event) + FIM_DATA + VIGIL_FIM_NAME_MAX + sizeof(struct vigil_fim_match) + 8];
     struct vigil_fim_name_key end[2];
     struct vigil_fim_dir_key dir;
+    char dir_slack[VIGIL_FIM_PATH_MAX]; /* room for a bounded copy past dir (rejected before it is used) */
 };
 
 struct {
@@ -103,9 +103,10 @@ struct {
 #define EV(s) ((struct vigil_syscall_event *)(s)->record)
 #define DATA(s) ((s)->record + sizeof(struct vigil_syscall_event))
 
+/* Vigil's own process (vigil_ignore_tgid, set before load): its changes are not reported. */
 static __always_inline bool is_self(void)
 {
-    return vigil_ignore_tgid && (bpf_get_current_pid_tgid() >> 32) == vigil_ignore_tgid;
+    return vigil_is_self();
 }
 
 static __always_inline void drop(void)
@@ -133,7 +134,7 @@ static __always_inline void read_args(__u64 *args)
     args[5] = r->r9;
 }
 
-static __always_inline struct fim_scratch *scratch(void)
+static __always_inline struct fim_scratch *fim_buf(void)
 {
     __u32 zero = 0;
     return bpf_map_lookup_elem(&fim_scratch, &zero);
@@ -196,6 +197,8 @@ struct slash_scan {
     __u32 pos;
     __u32 len;
     int last;
+    char prev;
+    bool odd;   /* ".." or "//" somewhere: not in the normal form fim_dirs keys are in */
 };
 
 static long slash_step(__u32 j, void *data)
@@ -203,8 +206,12 @@ static long slash_step(__u32 j, void *data)
     struct slash_scan *c = data;
     if (j >= c->len)
         return 1;
-    if (DATA(c->s)[(c->pos + j) & (FIM_DATA - 1)] == '/')
+    char ch = DATA(c->s)[(c->pos + j) & (FIM_DATA - 1)];
+    if (ch == '/')
         c->last = j;
+    if ((ch == '.' && c->prev == '.') || (ch == '/' && c->prev == '/'))
+        c->odd = true;
+    c->prev = ch;
     return 0;
 }
 
@@ -213,19 +220,41 @@ enum resolved { RES_NONE, RES_KEY, RES_UNRESOLVED };
 /* The inode of directory fd `dirfd` (AT_FDCWD: the cwd). */
 static __always_inline bool dirfd_inode(int dirfd, struct vigil_inode_key *k)
 {
-    struct inode *inode;
-    if (dirfd == AT_FDCWD) {
-        struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-        inode = BPF_CORE_READ(task, fs, pwd.dentry, d_inode);
-    } else {
-        struct file *file = vigil_fd_file(dirfd);
-        if (!file)
-            return false;
-        inode = BPF_CORE_READ(file, f_inode);
-    }
+    struct path base;
+    if (!vigil_base_path(dirfd, &base))
+        return false;
+    struct inode *inode = BPF_CORE_READ(base.dentry, d_inode);
     if (!inode)
         return false;
     *k = inode_key(inode);
+    return true;
+}
+
+/* The fim_dirs key of a relative directory part (data[pos, pos+len), no trailing '/') below
+ * `dirfd`: the base directory's absolute path (walked from its dentry), '/', the part. False when
+ * it does not fit a key (then it names no watched directory). */
+static __always_inline bool relative_dir_key(struct fim_scratch *s, __u32 pos, __u32 len, int dirfd)
+{
+    struct path base;
+    if (!vigil_base_path(dirfd, &base))
+        return false;
+    struct vigil_scratch *ps = vigil_scratch();
+    if (!ps)
+        return false;
+    bool truncated = false;
+    __u32 off = vigil_build_path(ps, &base, &truncated);
+    if (truncated)
+        return false;
+    __u32 blen = VIGIL_PATH_MAX - off;
+    if (blen == 1)
+        blen = 0; /* the base is "/": the part follows the '/' added below */
+    if (blen + 1 + len >= VIGIL_FIM_PATH_MAX)
+        return false;
+    __builtin_memset(&s->dir, 0, sizeof(s->dir));
+    bpf_probe_read_kernel(s->dir.path, blen & (VIGIL_FIM_PATH_MAX - 1), &ps->path[off & (VIGIL_PATH_MAX - 1)]);
+    s->dir.path[blen & (VIGIL_FIM_PATH_MAX - 1)] = '/';
+    bpf_probe_read_kernel(s->dir.path + ((blen + 1) & (VIGIL_FIM_PATH_MAX - 1)), len & (VIGIL_FIM_PATH_MAX - 1),
+                          DATA(s) + (pos & (FIM_DATA - 1)));
     return true;
 }
 
@@ -235,9 +264,19 @@ static __always_inline enum resolved resolve(struct fim_scratch *s, __u32 pos, _
 {
     if (!len || len >= VIGIL_FIM_PATH_MAX)
         return RES_NONE;
+    /* "./name", "././dir/name" (as sed -i names its temporary file): the same as without */
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        if (len > 2 && DATA(s)[pos & (FIM_DATA - 1)] == '.' && DATA(s)[(pos + 1) & (FIM_DATA - 1)] == '/') {
+            pos += 2;
+            len -= 2;
+        }
+    }
     struct slash_scan c = { .s = s, .pos = pos, .len = len, .last = -1 };
     bpf_loop(VIGIL_FIM_PATH_MAX, slash_step, &c, 0);
     int last = c.last;
+    if (c.odd && last >= 0)
+        return RES_UNRESOLVED; /* "..", "//": userspace folds it */
     __builtin_memset(k, 0, sizeof(*k));
     bool absolute = DATA(s)[pos & (FIM_DATA - 1)] == '/';
     if (last < 0) {
@@ -254,7 +293,13 @@ static __always_inline enum resolved resolve(struct fim_scratch *s, __u32 pos, _
             return RES_NONE;
         k->dir = *d;
     } else {
-        return RES_UNRESOLVED;
+        /* "dir/name" below dirfd or the cwd: its directory by the absolute text */
+        if (!relative_dir_key(s, pos, last, dirfd))
+            return RES_UNRESOLVED;
+        struct vigil_inode_key *d = bpf_map_lookup_elem(&fim_dirs, &s->dir);
+        if (!d)
+            return RES_NONE;
+        k->dir = *d;
     }
     __u32 start = pos + last + 1;
     __u32 n = len - last - 1;
@@ -342,7 +387,7 @@ static __always_inline int on_fd(const struct exit_ctx *x)
         drop();
         return 0;
     }
-    struct fim_scratch *s = scratch();
+    struct fim_scratch *s = fim_buf();
     if (!s)
         return 0;
     __u64 args[VIGIL_SYSCALL_ARGS];
@@ -385,7 +430,7 @@ static __always_inline int on_paths(const struct exit_ctx *x, int d1, int p1, in
 {
     if (x->ret < 0 || is_self())
         return 0;
-    struct fim_scratch *s = scratch();
+    struct fim_scratch *s = fim_buf();
     if (!s)
         return 0;
     __u64 args[VIGIL_SYSCALL_ARGS];
@@ -525,7 +570,7 @@ static __always_inline int on_open(const struct exit_ctx *x, int p, __u32 flags)
         drop();
         return 0;
     }
-    struct fim_scratch *s = scratch();
+    struct fim_scratch *s = fim_buf();
     if (!s)
         return 0;
     struct vigil_fim_name_key *nk = &s->end[0];
@@ -564,7 +609,7 @@ static __always_inline int on_open(const struct exit_ctx *x, int p, __u32 flags)
     if (created)
         m.how |= VIGIL_FIM_CREATED;
 report:;
-    struct fim_scratch *rs = scratch();
+    struct fim_scratch *rs = fim_buf();
     if (!rs)
         return 0;
     __u64 args[VIGIL_SYSCALL_ARGS];

@@ -218,6 +218,24 @@ static __always_inline __u32 vigil_build_path(struct vigil_scratch *s, struct pa
     return off;
 }
 
+#define VIGIL_AT_FDCWD -100
+
+/* The struct path of the directory a relative name starts from (dirfd, or the cwd for
+ * AT_FDCWD), or false when dirfd names none. */
+static __always_inline bool vigil_base_path(__s32 dirfd, struct path *out)
+{
+    if (dirfd == VIGIL_AT_FDCWD) {
+        struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+        *out = BPF_CORE_READ(task, fs, pwd);
+        return true;
+    }
+    struct file *file = vigil_fd_file(dirfd);
+    if (!file)
+        return false;
+    *out = BPF_CORE_READ(file, f_path);
+    return true;
+}
+
 /* Appends the path built at `off` to the event data at `pos`; returns the bytes written. */
 static __always_inline __u32 vigil_append_path(struct vigil_scratch *s, char *data, __u32 pos, __u32 off)
 {
