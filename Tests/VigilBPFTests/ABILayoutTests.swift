@@ -151,6 +151,25 @@ final class ABILayoutTests: XCTestCase {
         ], object: "seccomp")
     }
 
+    func testFIMStructsMatchBTF() throws {
+        typealias W = vigil_fim_watch
+        try assertLayout(W.self, "vigil_fim_watch", ["id": MemoryLayout<W>.offset(of: \.id), "flags": MemoryLayout<W>.offset(of: \.flags)],
+                         object: "fim")
+        typealias K = vigil_fim_name_key
+        try assertLayout(K.self, "vigil_fim_name_key", ["dir": MemoryLayout<K>.offset(of: \.dir), "name": MemoryLayout<K>.offset(of: \.name)],
+                         object: "fim")
+        typealias N = vigil_fim_name
+        try assertLayout(N.self, "vigil_fim_name", ["file": MemoryLayout<N>.offset(of: \.file), "watch": MemoryLayout<N>.offset(of: \.watch)],
+                         object: "fim")
+        typealias D = vigil_fim_dir_key
+        try assertLayout(D.self, "vigil_fim_dir_key", ["path": MemoryLayout<D>.offset(of: \.path)], object: "fim")
+        typealias M = vigil_fim_match
+        try assertLayout(M.self, "vigil_fim_match", [
+            "file": MemoryLayout<M>.offset(of: \.file), "new_file": MemoryLayout<M>.offset(of: \.new_file),
+            "id": MemoryLayout<M>.offset(of: \.id), "how": MemoryLayout<M>.offset(of: \.how),
+        ], object: "fim")
+    }
+
     func testUnknownStructIsNamed() throws {
         let object = try EmbeddedObjects.open("selftest")
         let error = assertBPFError { _ = try object.structLayout("no_such_struct") }
