@@ -56,7 +56,12 @@ public struct SHA256: Sendable {
 
     /// The digest of `bytes` as lowercase hex (as sha256sum prints it).
     public static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        digest(bytes).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        hexDigits(digest(bytes))
+    }
+
+    /// A digest (`finish()`'s bytes) as lowercase hex.
+    public static func hexDigits(_ digest: [UInt8]) -> String {
+        digest.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
     }
 
     private mutating func block(_ chunk: [UInt8]) {
