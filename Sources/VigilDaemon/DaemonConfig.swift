@@ -1,5 +1,6 @@
 import Foundation
 import VigilActions
+import VigilFIM
 import VigilRules
 import VigilSensors
 import Yams
@@ -77,6 +78,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var integrity = Integrity()
     /// What happens to alerts (`actions:`, VigilActions; docs/config.md#actions).
     public var actions = ActionsConfig()
+    /// File integrity monitoring (`fim:`; docs/fim.md): what is watched. Empty: the fim sensor
+    /// is not loaded.
+    public var fim = WatchSpec()
     /// The file these settings came from (nil: built-in defaults only).
     public var file: String?
 
@@ -217,6 +221,8 @@ public struct DaemonConfig: Sendable, Equatable {
                     default: throw reader.error(sub.node, "unknown key 'integrity.\(sub.name)': use heartbeat_interval_ms, heartbeat_bound_ms, check_interval_ms")
                     }
                 }
+            case "fim":
+                config.fim = try reader.fim(value)
             case "actions":
                 config.actions = try reader.actions(value)
                 config.actions.spoolDirectory = config.stateDirectory + "/spool"
@@ -321,6 +327,61 @@ private struct ConfigReader {
             current = pair.value
         }
         return current
+    }
+
+    /// A list of strings (a single string is a list of one).
+    func strings(_ node: Node, _ key: String) throws(RuleError) -> [String] {
+        if case .scalar = node { return [try string(node, key)] }
+        guard case .sequence(let items) = node else { throw error(node, "'\(key)' must be a list of strings") }
+        var out: [String] = []
+        for item in items { out.append(try string(item, key)) }
+        return out
+    }
+
+    /// The `fim:` section: profiles, paths, directories (a path, or `path` and `recursive`), globs.
+    func fim(_ node: Node) throws(RuleError) -> WatchSpec {
+        var spec = WatchSpec()
+        if case .scalar(let scalar) = node, scalar.string.isEmpty || scalar.string == "~" || scalar.string == "null" { return spec }
+        func absolute(_ item: Node, _ text: String, _ key: String) throws(RuleError) -> String {
+            guard text.hasPrefix("/") else { throw error(item, "'\(key)': '\(text)' must be an absolute path") }
+            return text
+        }
+        for (key, value) in try mapping(node, "fim") {
+            switch key.name {
+            case "profiles":
+                for name in try strings(value, "fim.profiles") {
+                    guard let profile = WatchSpec.Profile(rawValue: name) else {
+                        throw error(value, "'fim.profiles': unknown profile '\(name)': use \(WatchSpec.Profile.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    spec.profiles.append(profile)
+                }
+            case "paths":
+                for path in try strings(value, "fim.paths") { spec.paths.append(try absolute(value, path, "fim.paths")) }
+            case "globs":
+                for glob in try strings(value, "fim.globs") { spec.globs.append(try absolute(value, glob, "fim.globs")) }
+            case "directories":
+                guard case .sequence(let items) = value else { throw error(value, "'fim.directories' must be a list") }
+                for item in items {
+                    if case .scalar(let scalar) = item {
+                        spec.directories.append(.init(try absolute(item, scalar.string, "fim.directories")))
+                        continue
+                    }
+                    var path: String?, recursive = false
+                    for (sub, subValue) in try mapping(item, "an entry of fim.directories") {
+                        switch sub.name {
+                        case "path": path = try absolute(subValue, try string(subValue, "fim.directories.path"), "fim.directories.path")
+                        case "recursive": recursive = try bool(subValue, "fim.directories.recursive")
+                        default: throw error(sub.node, "unknown key 'fim.directories.\(sub.name)': use path, recursive")
+                        }
+                    }
+                    guard let path else { throw error(item, "an entry of 'fim.directories' needs 'path'") }
+                    spec.directories.append(.init(path, recursive: recursive))
+                }
+            default:
+                throw error(key.node, "unknown key 'fim.\(key.name)': use profiles, paths, directories, globs")
+            }
+        }
+        return spec
     }
 
     func int(_ node: Node, _ key: String) throws(RuleError) -> Int {

@@ -1,5 +1,6 @@
 import Foundation
 import VigilDaemon
+import VigilFIM
 import VigilRules
 import VigilSensors
 import XCTest
@@ -69,7 +70,23 @@ final class ConfigAndStoreTests: XCTestCase {
             .filter { !$0.hasPrefix("#") && !$0.hasPrefix(" ") && $0.contains(":") }.map { String($0.prefix { $0 != ":" }) }
         XCTAssertEqual(Set(keys), ["socket", "socket_group", "rules_dir", "default_rules", "ring_mib", "kernel_pushdown",
                                    "stream_buffer_kib", "api", "log_level", "metrics", "integrity", "actions",
-                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir"])
+                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim"])
+    }
+
+    func testFIMWatchLists() throws {
+        let config = try DaemonConfig.parse("""
+        fim:
+          profiles: [users, access]
+          paths: /etc/hosts
+          directories:
+            - /etc/cron.d
+            - {path: /etc/systemd/system, recursive: true}
+          globs: ["/home/*/.bashrc"]
+        """, file: "f.yaml")
+        XCTAssertEqual(config.fim, WatchSpec(profiles: [.users, .access], paths: ["/etc/hosts"],
+                                             directories: [.init("/etc/cron.d"), .init("/etc/systemd/system", recursive: true)],
+                                             globs: ["/home/*/.bashrc"]))
+        XCTAssertTrue(try DaemonConfig.parse("", file: "e.yaml").fim.isEmpty)
     }
 
     func testSyscallBoundsAndTheirErrors() throws {
@@ -124,6 +141,10 @@ final class ConfigAndStoreTests: XCTestCase {
             ("actions:\n  named:\n    ops: {type: webhook, url: 'https://x', ca_file: /nonexistent.pem}\n",
              "c.yaml:3:53: actions.named.ops.ca_file: cannot read '/nonexistent.pem': No such file or directory"),
             ("actions:\n  default_actions: [nosuch]\n", "c.yaml:2:20: actions.default_actions: unknown action 'nosuch'"),
+            ("fim:\n  profiles: [users, nosuch]\n", "c.yaml:2:13: 'fim.profiles': unknown profile 'nosuch'"),
+            ("fim:\n  paths: [etc/passwd]\n", "c.yaml:2:10: 'fim.paths': 'etc/passwd' must be an absolute path"),
+            ("fim:\n  directories:\n    - {path: /etc, recursve: true}\n", "c.yaml:3:20: unknown key 'fim.directories.recursve'"),
+            ("fim:\n  watch: [/etc]\n", "c.yaml:2:3: unknown key 'fim.watch'"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try DaemonConfig.parse(text, file: "c.yaml"), text) { error in
