@@ -116,7 +116,8 @@ public enum Daemon {
         do {
             engine = try Engine(rules: rules, ringBytes: config.ringMiB << 20, kernelPushdown: config.kernelPushdown,
                                 consumers: [ActionsConsumer(dispatcher: dispatcher)], alerts: alertStream, logger: logger,
-                                integrity: config.integrity, notifier: notifier, syscallBounds: config.syscallBounds)
+                                integrity: config.integrity, notifier: notifier, syscallBounds: config.syscallBounds,
+                                fim: config.fim, stateDirectory: config.stateDirectory)
         } catch {
             throw DaemonError("cannot load the sensors: \(error)")
         }
@@ -213,6 +214,7 @@ final class Reloader: Sendable {
         if config.socketGroup != running.socketGroup { restartOnly.append("socket_group") }
         if config.rulesDirectory != running.rulesDirectory { restartOnly.append("rules_dir") }
         if config.stateDirectory != running.stateDirectory { restartOnly.append("state_dir") }
+        if config.fim != running.fim { restartOnly.append("fim") }
         if config.ringMiB != running.ringMiB { restartOnly.append("ring_mib") }
         if config.metrics != running.metrics { restartOnly.append("metrics") }
         if config.kernelPushdown != running.kernelPushdown { restartOnly.append("kernel_pushdown") }

@@ -7,6 +7,7 @@ import VigilBPF
 import VigilContainers
 import VigilEnrichment
 import VigilEvents
+import VigilFIM
 import VigilRules
 import VigilSensors
 #if canImport(Glibc)
@@ -80,6 +81,8 @@ public final class Engine: @unchecked Sendable {
     private let integrity: DaemonConfig.Integrity
     private let notifier: SystemdNotifier?
     private let tamper = Mutex(TamperStatus())
+    /// File integrity monitoring (`fim:`), nil when nothing is watched.
+    private let fim: FIMMonitor?
 
     /// Loads the sensors (process and file, sharing one ring of `ringBytes`). The consumers feed
     /// `alerts` (the API's alert stream) themselves, once their actions ran.
@@ -87,7 +90,8 @@ public final class Engine: @unchecked Sendable {
     /// evidence); `notifier`: systemd's watchdog, pinged from the event thread.
     public init(rules: RuleSet, ringBytes: Int, kernelPushdown: Bool, consumers: [AlertConsumer], alerts: StreamHub, logger: Logger,
                 integrity: DaemonConfig.Integrity = DaemonConfig.Integrity(), notifier: SystemdNotifier? = nil,
-                syscallBounds: SyscallBounds = SyscallBounds()) throws {
+                syscallBounds: SyscallBounds = SyscallBounds(), fim: WatchSpec = WatchSpec(), stateDirectory: String = "/var/lib/vigil") throws {
+        self.fim = fim.isEmpty ? nil : try FIMMonitor(spec: fim, stateDirectory: stateDirectory, logger: logger)
         self.integrity = integrity
         self.syscallBounds = syscallBounds
         self.notifier = notifier
@@ -137,6 +141,7 @@ public final class Engine: @unchecked Sendable {
                                         bound: UInt64(integrity.heartbeatBoundMs) * 1_000_000)
         }
         housekeeping(&state, force: true)
+        for change in fim?.startupChanges ?? [] { fimAlert(change, event: nil, whileDown: true) }
         try stream.run(pollMilliseconds: Self.pollMilliseconds, shouldStop: {
             housekeeping(&state, force: false)
             return stopRequested.load(ordering: .relaxed)
@@ -222,6 +227,7 @@ public final class Engine: @unchecked Sendable {
         let now = DispatchTime.now().uptimeNanoseconds
         notifier?.pingIfDue(now: now)
         if !stopRequested.load(ordering: .relaxed) { checkIntegrity(&state, now: now) }
+        fim?.poll(now: now) { change, event in fimAlert(change, event: event, whileDown: false) }
         if force || now &- state.lastSnapshot >= Self.snapshotInterval {
             state.lastSnapshot = now
             refreshSnapshot(state)
@@ -321,6 +327,20 @@ public final class Engine: @unchecked Sendable {
         metrics.countAlert(rule: rule, priority: Priority.critical.rawValue)
         tamper.withLock { $0.alerts[rule, default: 0] += 1 }
         let alert = Alert(rule: rule, priority: .critical, output: output, tags: ["vigil", "tamper"], event: Self.selfEvent())
+        for consumer in consumers { consumer.consume(alert: alert) }
+    }
+
+    /// Raises the built-in alert of a change to a watched file (`FIMChange.alertRule`: its rule
+    /// name and priority) through the consumers, with the event of the syscall that made it (or
+    /// Vigil's own process for a change made while it was down), counted like a rule's alert.
+    private func fimAlert(_ change: FIMChange, event: Event?, whileDown: Bool) {
+        let (rule, priorityName) = change.alertRule
+        let priority = Priority(rawValue: priorityName) ?? .notice
+        let by = event.map { " by \($0.comm.string) (pid \($0.pid))" } ?? ""
+        let output = (whileDown ? "while Vigil was down: " : "") + change.summary + by
+        logger.notice("fim: \(rule): \(output)")
+        metrics.countAlert(rule: rule, priority: priority.rawValue)
+        let alert = Alert(rule: rule, priority: priority, output: output, tags: ["vigil", "fim"], event: event ?? Self.selfEvent())
         for consumer in consumers { consumer.consume(alert: alert) }
     }
 

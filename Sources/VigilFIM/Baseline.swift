@@ -246,3 +246,32 @@ public struct BaselineError: Error, CustomStringConvertible {
     /// `write /var/lib/vigil/fim/baseline.json.tmp: No space left on device`.
     public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
 }
+
+extension FIMChange {
+    /// The built-in alert a change raises (issue 14's default rules): its rule name and priority
+    /// (a `Priority` raw value), most severe first.
+    public var alertRule: (rule: String, priority: String) {
+        if semantic?.newUIDZero == true { return ("New uid 0 account", "CRITICAL") }
+        if path == "/etc/ld.so.preload" { return ("ld.so.preload written", "CRITICAL") }
+        let format = FileFormat.of(path)
+        if format == .authorizedKeys { return ("SSH authorized_keys changed", "WARNING") }
+        if format == .sudoers { return ("sudoers changed", "WARNING") }
+        if ["/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/"].contains(where: { path.hasPrefix($0) }) {
+            return (change == .attributes ? "System binary attributes changed" : "System binary replaced", "ERROR")
+        }
+        if format != .other { return ("Account file changed", "WARNING") }
+        return ("Watched file changed", "NOTICE")
+    }
+
+    /// One line for an alert's output: `PATH CHANGE: diff; ...; sha256 OLD -> NEW` (never a
+    /// secret: the diff says "password changed", and hashes are of whole files).
+    public var summary: String {
+        var parts = diff
+        switch change {
+        case .created: if let a = after { parts.append("sha256 \(a.sha256.prefix(16)), mode \(Baseline.octal(a.mode)), owner \(a.uid):\(a.gid)") }
+        case .modified: if let a = before, let b = after { parts.append("sha256 \(a.sha256.prefix(16)) -> \(b.sha256.prefix(16))") }
+        case .removed, .attributes: break
+        }
+        return "\(path) \(change.rawValue)" + (parts.isEmpty ? "" : ": " + parts.joined(separator: "; "))
+    }
+}

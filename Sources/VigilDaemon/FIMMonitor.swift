@@ -1,0 +1,103 @@
+import Foundation
+import Logging
+import VigilEvents
+import VigilFIM
+import VigilSensors
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// File integrity monitoring in the daemon: the fim sensor (kernel matches on watched inodes and
+/// names), the baseline in `state_dir/fim/baseline.json`, and the changes to alert: those made
+/// while the daemon was down (at start) and those the kernel reports (re-read and diffed against
+/// the baseline, which is then saved). Driven by the engine's event thread only.
+final class FIMMonitor {
+    /// The watches, their index + 1 being the kernel's watch id.
+    let watches: [Watch]
+    /// What changed while the daemon was down (empty at a first start: nothing to compare with).
+    private(set) var startupChanges: [FIMChange] = []
+    /// Whether a baseline was found at start.
+    let hadBaseline: Bool
+    private let sensor: FIMSensor
+    private var baseline: Baseline
+    private let baselinePath: String
+    private let logger: Logger
+    /// Watch id -> (when the kernel last reported it, that record's event).
+    private var pending: [UInt32: (at: UInt64, event: Event)] = [:]
+    /// A watch is re-read once the kernel reported nothing for it this long (a tool's writes
+    /// come in bursts: one alert for the burst).
+    static let settleNs: UInt64 = 20_000_000
+
+    /// Loads the sensor and watches `spec` (resolved on this host), then scans: the kernel
+    /// watches before the scan, so nothing changed between the two is missed.
+    init(spec: WatchSpec, stateDirectory: String, logger: Logger) throws {
+        self.logger = logger
+        watches = spec.resolve()
+        baselinePath = stateDirectory + "/fim/baseline.json"
+        sensor = try FIMSensor(maxWatches: 131_072, ringBytes: 1 << 22, ignorePID: UInt32(getpid()))
+        var inodes = 0
+        for (index, watch) in watches.enumerated() {
+            let id = UInt32(index + 1)
+            do {
+                switch watch.kind {
+                case .file:
+                    try sensor.watchFile(watch.path, id: id)
+                    inodes += 1
+                case .directory(let recursive):
+                    inodes += try sensor.watchDirectory(watch.path, id: id, recursive: recursive)
+                }
+            } catch {
+                logger.warning("fim: cannot watch \(watch.path): \(error)")
+            }
+        }
+        let old = try Baseline.load(from: baselinePath)
+        hadBaseline = old != nil
+        baseline = Baseline.scan(watches)
+        if let old { startupChanges = old.changes(to: baseline) }
+        try baseline.save(to: baselinePath)
+        logger.info("fim: \(watches.count) watches, \(inodes) inodes in the kernel, \(baseline.files.count) files in the baseline (\(baselinePath))\(old == nil ? ", a first start" : ", \(startupChanges.count) changed while down")")
+    }
+
+    /// Reads the sensor's records (without waiting) and, for each watch the kernel reported
+    /// that has settled, re-reads it and hands each change to `report` with the event of the
+    /// syscall that made it (the last one seen). Saves the baseline after changes.
+    func poll(now: UInt64, _ report: (FIMChange, Event?) -> Void) {
+        do {
+            try sensor.poll(timeoutMilliseconds: 0) { change in pending[change.watch] = (now, change.event) }
+        } catch {
+            logger.error("fim: reading the sensor: \(error)")
+        }
+        guard !pending.isEmpty else { return }
+        var changed = false
+        for (id, entry) in pending where now &- entry.at >= Self.settleNs || entry.at > now {
+            pending[id] = nil
+            guard id >= 1, Int(id) <= watches.count else { continue }
+            for change in rescan(watches[Int(id) - 1]) {
+                report(change, entry.event)
+                changed = true
+            }
+        }
+        if changed {
+            do { try baseline.save(to: baselinePath) } catch { logger.error("fim: saving the baseline: \(error)") }
+        }
+    }
+
+    /// The changes under `watch` since the baseline; the baseline takes them.
+    private func rescan(_ watch: Watch) -> [FIMChange] {
+        let fresh = Baseline.scan([watch])
+        let old: [String: FileRecord]
+        switch watch.kind {
+        case .file:
+            old = baseline.files[watch.path].map { [watch.path: $0] } ?? [:]
+        case .directory(let recursive):
+            let prefix = watch.path == "/" ? "/" : watch.path + "/"
+            old = baseline.files.filter { $0.key.hasPrefix(prefix) && (recursive || !$0.key.dropFirst(prefix.count).contains("/")) }
+        }
+        let changes = Baseline(files: old).changes(to: fresh)
+        for change in changes { baseline.files[change.path] = change.after }
+        return changes
+    }
+
+    /// The sensor's counters (emitted, filtered, lost), summed over CPUs.
+    func counters() -> SensorCounters? { try? sensor.counters() }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import VigilTestSupport
+import XCTest
+
+/// File integrity monitoring in a real daemon: `fim:` in its configuration, the fim sensor in
+/// this kernel, the baseline under its state_dir, and alerts on its standard output.
+final class FIMDaemonTests: XCTestCase {
+    /// The daemon's alert lines (stdout action, text) naming `rule`.
+    private func alerts(_ daemon: TestDaemon, _ rule: String) -> [String] {
+        daemon.stdout.sofar.split(separator: "\n").map(String.init).filter { $0.contains(" \(rule): ") }
+    }
+
+    func testALiveChangeAndAChangeMadeWhileDownAreAlertedWithTheirMeaning() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
+        let dir = try temporaryDirectory()
+        let sudoers = dir + "/sudoers", keys = dir + "/ssh/authorized_keys"
+        try FileManager.default.createDirectory(atPath: dir + "/ssh", withIntermediateDirectories: true)
+        try Data("root ALL=(ALL) ALL\n".utf8).write(to: URL(fileURLWithPath: sudoers))
+        try Data("root ALL=(ALL) ALL\n".utf8).write(to: URL(fileURLWithPath: dir + "/untouched"))
+        let daemon = try TestDaemon(extraConfig: """
+        fim:
+          paths: ["\(sudoers)", "\(dir)/untouched"]
+          directories: ["\(dir)/ssh"]
+        """)
+        XCTAssertTrue(daemon.stderr.sofar.contains("a first start"), daemon.diagnostics)
+        XCTAssertTrue(alerts(daemon, "sudoers changed").isEmpty, "no alert at a first start: \(daemon.stdout.sofar)")
+
+        // live: a rule appended by a shell (a write through the watched inode)
+        let append = try runCapturing("/bin/sh", ["-c", "echo 'eve ALL=(ALL) NOPASSWD: ALL' >> \"$1\"", "sh", sudoers])
+        XCTAssertEqual(append.status, 0, append.stderr)
+        XCTAssertTrue(waitUntil(seconds: 5) { !alerts(daemon, "sudoers changed").isEmpty }, daemon.diagnostics + daemon.stdout.sofar)
+        let live = try XCTUnwrap(alerts(daemon, "sudoers changed").first)
+        XCTAssertTrue(live.contains("WARNING sudoers changed: \(sudoers) modified: sudo rule added: eve ALL=(ALL) NOPASSWD: ALL; sha256 "), live)
+        XCTAssertTrue(live.contains(" by sh (pid "), live)
+
+        // down: a key is added with the real ssh-keygen, sed -i rewrites sudoers
+        XCTAssertEqual(daemon.stop(), 0)
+        let keygen = try runCapturing("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "mallory@evil", "-f", dir + "/key"])
+        XCTAssertEqual(keygen.status, 0, keygen.stderr)
+        try FileManager.default.copyItem(atPath: dir + "/key.pub", toPath: keys)
+        let sed = try runCapturing("/bin/sed", ["-i", "s/^root .*/root ALL=(ALL:ALL) ALL/", sudoers])
+        XCTAssertEqual(sed.status, 0, sed.stderr)
+        let fingerprint = try runCapturing("/usr/bin/ssh-keygen", ["-lf", keys]).stdout.split(separator: " ")[1]
+        try daemon.restart()
+        XCTAssertTrue(waitUntil(seconds: 5) { !alerts(daemon, "SSH authorized_keys changed").isEmpty }, daemon.diagnostics + daemon.stdout.sofar)
+        let key = try XCTUnwrap(alerts(daemon, "SSH authorized_keys changed").first)
+        XCTAssertTrue(key.contains("while Vigil was down: \(keys) created: SSH key added: ssh-ed25519 \(fingerprint) mallory@evil"), key)
+        let rule = try XCTUnwrap(alerts(daemon, "sudoers changed").first)
+        XCTAssertTrue(rule.contains("while Vigil was down: \(sudoers) modified: sudo rule added: root ALL=(ALL:ALL) ALL; sudo rule removed: root ALL=(ALL) ALL"), rule)
+        XCTAssertFalse(daemon.stdout.sofar.contains("/untouched"), "an unchanged file is not alerted: \(daemon.stdout.sofar)")
+
+        // live sed -i (a new file renamed over the watched name), then an append to the new inode
+        let liveSed = try runCapturing("/bin/sed", ["-i", "s/^eve .*/eve ALL=(ALL) ALL/", sudoers])
+        XCTAssertEqual(liveSed.status, 0, liveSed.stderr)
+        XCTAssertTrue(waitUntil(seconds: 5) { alerts(daemon, "sudoers changed").contains { $0.contains("sudo rule added: eve ALL=(ALL) ALL") } },
+                      daemon.diagnostics + daemon.stdout.sofar)
+        let again = try runCapturing("/bin/sh", ["-c", "echo 'bob ALL=(ALL) ALL' >> \"$1\"", "sh", sudoers])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(waitUntil(seconds: 5) { alerts(daemon, "sudoers changed").contains { $0.contains("sudo rule added: bob ALL=(ALL) ALL") } },
+                      daemon.diagnostics + daemon.stdout.sofar)
+        XCTAssertEqual(daemon.stop(), 0)
+    }
+}
