@@ -63,7 +63,13 @@ final class FIMMonitor {
     /// syscall that made it (the last one seen). Saves the baseline after changes.
     func poll(now: UInt64, _ report: (FIMChange, Event?) -> Void) {
         do {
-            try sensor.poll(timeoutMilliseconds: 0) { change in pending[change.watch] = (now, change.event) }
+            try sensor.poll(timeoutMilliseconds: 0) { change in
+                if change.how.contains(.unresolved) {
+                    for id in watchIDs(of: change.event) { pending[id] = (now, change.event) }
+                } else {
+                    pending[change.watch] = (now, change.event)
+                }
+            }
         } catch {
             logger.error("fim: reading the sensor: \(error)")
         }
@@ -80,6 +86,51 @@ final class FIMMonitor {
         if changed {
             do { try baseline.save(to: baselinePath) } catch { logger.error("fim: saving the baseline: \(error)") }
         }
+    }
+
+    /// The watches the path arguments of a record the kernel could not resolve (a path with
+    /// ".." or "//", or a directory text too long for its keys) name, once folded: an absolute
+    /// path as it is, a relative one against the process's cwd or dirfd read from /proc (gone
+    /// with the process: then the change is seen at the next one, or at the next start).
+    func watchIDs(of event: Event) -> [UInt32] {
+        guard case .syscall(let call) = event.payload else { return [] }
+        var ids: [UInt32] = []
+        for (i, param) in call.descriptor.params.enumerated() {
+            guard case .path(let dirfd) = param.type else { continue }
+            let text = SyscallArguments.bytes(call, i).string
+            if text.isEmpty { continue }
+            var full = text
+            if !text.hasPrefix("/") {
+                let fd = dirfd >= 0 ? Int32(truncatingIfNeeded: Int64(bitPattern: call.args[Int(dirfd)])) : -100
+                let link = fd == -100 ? "/proc/\(event.pid)/cwd" : "/proc/\(event.pid)/fd/\(fd)"
+                guard let base = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { continue }
+                full = base + "/" + text
+            }
+            let path = Self.fold(full)
+            for (index, watch) in watches.enumerated() {
+                let hit: Bool
+                switch watch.kind {
+                case .file: hit = path == watch.path
+                case .directory(let recursive):
+                    let prefix = watch.path == "/" ? "/" : watch.path + "/"
+                    hit = path == watch.path || (path.hasPrefix(prefix) && (recursive || !path.dropFirst(prefix.count).contains("/")))
+                }
+                if hit { ids.append(UInt32(index + 1)) }
+            }
+        }
+        return ids
+    }
+
+    /// An absolute path with ".", ".." and repeated slashes folded (by text, as the kernel would
+    /// without symlinks).
+    static func fold(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == ".." { _ = parts.popLast(); continue }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
     }
 
     /// The changes under `watch` since the baseline; the baseline takes them.

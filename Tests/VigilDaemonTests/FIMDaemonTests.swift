@@ -58,6 +58,12 @@ final class FIMDaemonTests: XCTestCase {
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(waitUntil(seconds: 5) { alerts(daemon, "sudoers changed").contains { $0.contains("sudo rule added: bob ALL=(ALL) ALL") } },
                       daemon.diagnostics + daemon.stdout.sofar)
+
+        // a path the kernel leaves to userspace (".."): folded there, the watch re-read
+        let chmod = try runCapturing("/bin/chmod", ["600", dir + "/ssh/../untouched"])
+        XCTAssertEqual(chmod.status, 0, chmod.stderr)
+        XCTAssertTrue(waitUntil(seconds: 5) { alerts(daemon, "Watched file changed").contains { $0.contains("\(dir)/untouched attributes: mode changed from 0644 to 0600") } },
+                      daemon.diagnostics + daemon.stdout.sofar)
         XCTAssertEqual(daemon.stop(), 0)
     }
 }
