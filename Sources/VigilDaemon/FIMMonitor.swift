@@ -22,19 +22,24 @@ final class FIMMonitor {
     private var baseline: Baseline
     private let baselinePath: String
     private let logger: Logger
-    /// Watch id -> (when the kernel last reported it, that record's event).
-    private var pending: [UInt32: (at: UInt64, event: Event)] = [:]
+    /// Watch id -> (when the kernel last reported it, that record's event; nil: re-read after
+    /// lost records).
+    private var pending: [UInt32: (at: UInt64, event: Event?)] = [:]
+    /// The sensor's lost count when last read, and when that was.
+    private var lost: UInt64 = 0, lostCheckedAt: UInt64 = 0
+    /// How often the lost count is read (a read of the per-CPU counters map).
+    static let lostCheckNs: UInt64 = 200_000_000
     /// A watch is re-read once the kernel reported nothing for it this long (a tool's writes
     /// come in bursts: one alert for the burst).
     static let settleNs: UInt64 = 20_000_000
 
     /// Loads the sensor and watches `spec` (resolved on this host), then scans: the kernel
     /// watches before the scan, so nothing changed between the two is missed.
-    init(spec: WatchSpec, stateDirectory: String, logger: Logger) throws {
+    init(spec: WatchSpec, stateDirectory: String, logger: Logger, ringBytes: Int = 1 << 22) throws {
         self.logger = logger
         watches = spec.resolve()
         baselinePath = stateDirectory + "/fim/baseline.json"
-        sensor = try FIMSensor(maxWatches: 131_072, ringBytes: 1 << 22, ignorePID: UInt32(getpid()))
+        sensor = try FIMSensor(maxWatches: 131_072, ringBytes: ringBytes, ignorePID: UInt32(getpid()))
         var inodes = 0
         for (index, watch) in watches.enumerated() {
             let id = UInt32(index + 1)
@@ -60,8 +65,18 @@ final class FIMMonitor {
 
     /// Reads the sensor's records (without waiting) and, for each watch the kernel reported
     /// that has settled, re-reads it and hands each change to `report` with the event of the
-    /// syscall that made it (the last one seen). Saves the baseline after changes.
+    /// syscall that made it (the last one seen). Saves the baseline after changes. When the
+    /// sensor lost records (its ring was full), every watch is re-read: a lost record is a
+    /// change nobody knows the watch of.
     func poll(now: UInt64, _ report: (FIMChange, Event?) -> Void) {
+        if now &- lostCheckedAt >= Self.lostCheckNs {
+            lostCheckedAt = now
+            if let counters = counters(), counters.lost > lost {
+                logger.warning("fim: \(counters.lost - lost) records lost (ring full): re-reading every watch")
+                lost = counters.lost
+                for index in watches.indices where pending[UInt32(index + 1)] == nil { pending[UInt32(index + 1)] = (now, nil) }
+            }
+        }
         do {
             try sensor.poll(timeoutMilliseconds: 0) { change in
                 if change.how.contains(.unresolved) {
