@@ -141,6 +141,7 @@ public final class Engine: @unchecked Sendable {
                                         bound: UInt64(integrity.heartbeatBoundMs) * 1_000_000)
         }
         housekeeping(&state, force: true)
+        if let problem = fim?.baselineProblem { tamperAlert(Self.fimBaselineRule, problem) }
         for change in fim?.startupChanges ?? [] { fimAlert(change, event: nil, whileDown: true) }
         try stream.run(pollMilliseconds: Self.pollMilliseconds, shouldStop: {
             housekeeping(&state, force: false)
@@ -274,6 +275,8 @@ public final class Engine: @unchecked Sendable {
     public static let programDetachedRule = "Vigil program detached"
     /// The rule name of the alert when a filter map holds what Vigil did not write.
     public static let filterChangedRule = "Vigil filter changed"
+    /// The rule name of the alert when the FIM baseline saved by the last run cannot be read.
+    public static let fimBaselineRule = "FIM baseline unreadable"
 
     /// The heartbeat's and the integrity check's counters (status `integrity`).
     public var tamperStatus: TamperStatus { tamper.withLock { $0 } }

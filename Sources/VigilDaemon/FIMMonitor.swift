@@ -18,6 +18,9 @@ final class FIMMonitor {
     private(set) var startupChanges: [FIMChange] = []
     /// Whether a baseline was found at start.
     let hadBaseline: Bool
+    /// Why the saved baseline could not be read (it was moved aside to `.unreadable` and a new
+    /// one made): changes made while down are unknown. Nil when it was read or there was none.
+    private(set) var baselineProblem: String?
     private let sensor: FIMSensor
     private var baseline: Baseline
     private let baselinePath: String
@@ -55,7 +58,15 @@ final class FIMMonitor {
                 logger.warning("fim: cannot watch \(watch.path): \(error)")
             }
         }
-        let old = try Baseline.load(from: baselinePath)
+        var old: Baseline?
+        do {
+            old = try Baseline.load(from: baselinePath)
+        } catch {
+            let aside = baselinePath + ".unreadable"
+            baselineProblem = "\(baselinePath) cannot be read (\(error)); moved to \(aside), a new baseline made: what changed while Vigil was down is unknown"
+            if rename(baselinePath, aside) != 0 { baselineProblem! += " (and moving it failed: \(String(cString: strerror(errno))))" }
+            logger.error("fim: \(baselineProblem!)")
+        }
         hadBaseline = old != nil
         baseline = Baseline.scan(watches)
         if let old { startupChanges = old.changes(to: baseline) }

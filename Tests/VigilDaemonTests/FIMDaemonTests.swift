@@ -65,5 +65,15 @@ final class FIMDaemonTests: XCTestCase {
         XCTAssertTrue(waitUntil(seconds: 5) { alerts(daemon, "Watched file changed").contains { $0.contains("\(dir)/untouched attributes: mode changed from 0644 to 0600") } },
                       daemon.diagnostics + daemon.stdout.sofar)
         XCTAssertEqual(daemon.stop(), 0)
+
+        // a baseline that cannot be read: said at start (CRITICAL), moved aside, a new one made
+        let state = daemon.directory + "/state/fim/baseline.json"
+        try Data("{\"version\":1,\"files\":{".utf8).write(to: URL(fileURLWithPath: state))
+        try daemon.restart()
+        XCTAssertTrue(waitUntil(seconds: 5) { !alerts(daemon, "FIM baseline unreadable").isEmpty }, daemon.diagnostics + daemon.stdout.sofar)
+        XCTAssertTrue(alerts(daemon, "FIM baseline unreadable").first?.contains("CRITICAL") ?? false)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: state + ".unreadable"))
+        XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state))), "a new baseline")
+        XCTAssertEqual(daemon.stop(), 0)
     }
 }
