@@ -385,6 +385,7 @@ public final class Engine: @unchecked Sendable {
                 SensorSnapshot(name: loaded.name, hooks: loaded.variants.reports, total: counters.perCPU.reduce(SensorCounters(), +),
                                perCPU: counters.perCPU)
             }
+            if let fim { snapshot.sensors.append(try fim.snapshot()) }
         } catch {
             logger.error("cannot read the sensors' counters: \(error)")
             snapshot.sensors = latest.withLock { $0.sensors }

@@ -177,4 +177,10 @@ final class FIMMonitor {
 
     /// The sensor's counters (emitted, filtered, lost), summed over CPUs.
     func counters() -> SensorCounters? { try? sensor.counters() }
+
+    /// The sensor in the status: its hook's variant report and its counters per CPU.
+    func snapshot() throws -> SensorSnapshot {
+        let perCPU = try Sensors.counters(of: sensor.variants.object)
+        return SensorSnapshot(name: "fim", hooks: sensor.variants.reports, total: perCPU.reduce(SensorCounters(), +), perCPU: perCPU)
+    }
 }

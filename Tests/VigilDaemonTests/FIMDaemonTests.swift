@@ -25,6 +25,14 @@ final class FIMDaemonTests: XCTestCase {
         XCTAssertTrue(daemon.stderr.sofar.contains("a first start"), daemon.diagnostics)
         XCTAssertTrue(alerts(daemon, "sudoers changed").isEmpty, "no alert at a first start: \(daemon.stdout.sofar)")
 
+        // the fim sensor in the status: its variant and what it dropped in the kernel
+        XCTAssertTrue(waitUntil(seconds: 5) {
+            let status = try? JSONSerialization.jsonObject(with: Data(daemon.request("GET", "/v1/status").body.utf8)) as? [String: Any]
+            let fim = (status?["sensors"] as? [[String: Any]])?.first { $0["name"] as? String == "fim" }
+            let hooks = fim?["hooks"] as? [[String: Any]]
+            return hooks?.first?["active"] as? String == "tracepoint" && (fim?["filtered"] as? Int ?? 0) > 0
+        }, daemon.diagnostics)
+
         // live: a rule appended by a shell (a write through the watched inode)
         let append = try runCapturing("/bin/sh", ["-c", "echo 'eve ALL=(ALL) NOPASSWD: ALL' >> \"$1\"", "sh", sudoers])
         XCTAssertEqual(append.status, 0, append.stderr)
