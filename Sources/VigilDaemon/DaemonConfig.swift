@@ -359,6 +359,10 @@ private struct ConfigReader {
                 for path in try strings(value, "fim.paths") { spec.paths.append(try absolute(value, path, "fim.paths")) }
             case "globs":
                 for glob in try strings(value, "fim.globs") { spec.globs.append(try absolute(value, glob, "fim.globs")) }
+            case "diff_max_bytes":
+                let bytes = try int(value, "fim.diff_max_bytes")
+                guard (0...(4 << 20)).contains(bytes) else { throw error(value, "'fim.diff_max_bytes' must be 0 (no diffs) to 4194304") }
+                spec.diffMaxBytes = bytes
             case "directories":
                 guard case .sequence(let items) = value else { throw error(value, "'fim.directories' must be a list") }
                 for item in items {
@@ -378,7 +382,7 @@ private struct ConfigReader {
                     spec.directories.append(.init(path, recursive: recursive))
                 }
             default:
-                throw error(key.node, "unknown key 'fim.\(key.name)': use profiles, paths, directories, globs")
+                throw error(key.node, "unknown key 'fim.\(key.name)': use profiles, paths, directories, globs, diff_max_bytes")
             }
         }
         return spec

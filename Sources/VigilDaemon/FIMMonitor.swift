@@ -24,6 +24,8 @@ final class FIMMonitor {
     private let sensor: FIMSensor
     private var baseline: Baseline
     private let baselinePath: String
+    /// Text files up to this size are kept as text for unified diffs (`fim.diff_max_bytes`).
+    private let textLimit: Int
     private let logger: Logger
     /// Watch id -> (when the kernel last reported it, that record's event; nil: re-read after
     /// lost records).
@@ -41,6 +43,7 @@ final class FIMMonitor {
     init(spec: WatchSpec, stateDirectory: String, logger: Logger, ringBytes: Int = 1 << 22) throws {
         self.logger = logger
         watches = spec.resolve()
+        textLimit = spec.diffMaxBytes
         baselinePath = stateDirectory + "/fim/baseline.json"
         sensor = try FIMSensor(maxWatches: 131_072, ringBytes: ringBytes, ignorePID: UInt32(getpid()))
         var inodes = 0
@@ -68,7 +71,7 @@ final class FIMMonitor {
             logger.error("fim: \(baselineProblem!)")
         }
         hadBaseline = old != nil
-        baseline = Baseline.scan(watches)
+        baseline = Baseline.scan(watches, textLimit: textLimit)
         if let old { startupChanges = old.changes(to: baseline) }
         try baseline.save(to: baselinePath)
         logger.info("fim: \(watches.count) watches, \(inodes) inodes in the kernel, \(baseline.files.count) files in the baseline (\(baselinePath))\(old == nil ? ", a first start" : ", \(startupChanges.count) changed while down")")
@@ -161,7 +164,7 @@ final class FIMMonitor {
 
     /// The changes under `watch` since the baseline; the baseline takes them.
     private func rescan(_ watch: Watch) -> [FIMChange] {
-        let fresh = Baseline.scan([watch])
+        let fresh = Baseline.scan([watch], textLimit: textLimit)
         let old: [String: FileRecord]
         switch watch.kind {
         case .file:

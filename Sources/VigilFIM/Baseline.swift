@@ -26,10 +26,13 @@ public struct FileRecord: Sendable, Equatable, Codable {
     public var target: String?
     /// The semantic state of an account or access file (FileFormat other than `.other`).
     public var semantic: SemanticState?
+    /// The lines of a small text file that holds no secret (`.other` format, at most the
+    /// scan's `textLimit` bytes, UTF-8 without NUL, no `PRIVATE KEY`), for unified diffs.
+    public var text: [String]?
 
     /// The record of the file at `prefix + path` (lstat: a symlink is recorded, not followed),
     /// nil when there is none (or it is a directory).
-    public static func read(_ path: String, under prefix: String = "") -> FileRecord? {
+    public static func read(_ path: String, under prefix: String = "", textLimit: Int = 0) -> FileRecord? {
         let real = prefix + path
         var st = stat()
         guard lstat(real, &st) == 0 else { return nil }
@@ -37,7 +40,7 @@ public struct FileRecord: Sendable, Equatable, Codable {
         guard kind != S_IFDIR else { return nil }
         var record = FileRecord(path: path, type: "other", sha256: "", size: UInt64(st.st_size), mode: UInt32(st.st_mode & 0o7777),
                                 uid: st.st_uid, gid: st.st_gid,
-                                mtimeNs: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec), target: nil, semantic: nil)
+                                mtimeNs: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec), target: nil, semantic: nil, text: nil)
         if kind == S_IFLNK {
             var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
             let n = readlink(real, &buffer, Int(PATH_MAX))
@@ -51,8 +54,18 @@ public struct FileRecord: Sendable, Equatable, Codable {
             record.sha256 = SHA256.hexDigits(content.hash)
             let format = FileFormat.of(path)
             if format != .other, let bytes = content.bytes { record.semantic = SemanticState.of(bytes, format: format) }
+            if format == .other, let bytes = content.bytes, bytes.count <= textLimit { record.text = Self.lines(bytes) }
         }
         return record
+    }
+
+    /// The lines of text `bytes`, nil when it is not text or may hold a secret (a NUL, invalid
+    /// UTF-8, a PEM private key).
+    static func lines(_ bytes: [UInt8]) -> [String]? {
+        guard !bytes.contains(0), let text = String(validating: bytes, as: UTF8.self), !text.contains("PRIVATE KEY") else { return nil }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        return lines
     }
 
     /// Bytes kept in memory for a semantic state: account and access files are small.
@@ -107,6 +120,9 @@ public struct FIMChange: Sendable, Equatable, Codable {
     public var diff: [String]
     /// The semantic diff, for account and access files.
     public var semantic: SemanticDiff?
+    /// `diff -u`'s hunks for a small text file that holds no secret (both versions kept as
+    /// text), nil otherwise.
+    public var unified: [String]? = nil
 }
 
 /// The watched files' records, persisted under the state directory so a change made while the
@@ -123,7 +139,7 @@ public struct Baseline: Sendable, Equatable, Codable {
     /// The records of every file the watches name under `root`: a file watch's file (absent:
     /// no record), and every non-directory entry of a watched directory (and of its
     /// subdirectories when recursive).
-    public static func scan(_ watches: [Watch], root: String = "/") -> Baseline {
+    public static func scan(_ watches: [Watch], root: String = "/", textLimit: Int = 0) -> Baseline {
         let prefix = root == "/" ? "" : (root.hasSuffix("/") ? String(root.dropLast()) : root)
         var baseline = Baseline()
         func walk(_ dir: String, recursive: Bool) {
@@ -134,14 +150,14 @@ public struct Baseline: Sendable, Equatable, Codable {
                 guard lstat(prefix + path, &st) == 0 else { continue }
                 if (st.st_mode & S_IFMT) == S_IFDIR {
                     if recursive { walk(path, recursive: true) }
-                } else if baseline.files[path] == nil, let record = FileRecord.read(path, under: prefix) {
+                } else if baseline.files[path] == nil, let record = FileRecord.read(path, under: prefix, textLimit: textLimit) {
                     baseline.files[path] = record
                 }
             }
         }
         for watch in watches {
             switch watch.kind {
-            case .file: if let record = FileRecord.read(watch.path, under: prefix) { baseline.files[watch.path] = record }
+            case .file: if let record = FileRecord.read(watch.path, under: prefix, textLimit: textLimit) { baseline.files[watch.path] = record }
             case .directory(let recursive): walk(watch.path, recursive: recursive)
             }
         }
@@ -182,7 +198,9 @@ public struct Baseline: Sendable, Equatable, Codable {
             let contentChanged = a.sha256 != b.sha256 || a.size != b.size
             if contentChanged {
                 let s = semantic(a.semantic, b.semantic)
-                return FIMChange(path: path, change: .modified, before: a, after: b, diff: (s?.changes ?? []) + attributes, semantic: s)
+                var change = FIMChange(path: path, change: .modified, before: a, after: b, diff: (s?.changes ?? []) + attributes, semantic: s)
+                if let old = a.text, let new = b.text { change.unified = UnifiedDiff.hunks(old, new) }
+                return change
             }
             if a.mtimeNs != b.mtimeNs { attributes.append("mtime changed") }
             guard !attributes.isEmpty else { return nil }
@@ -272,6 +290,15 @@ extension FIMChange {
         case .modified: if let a = before, let b = after { parts.append("sha256 \(a.sha256.prefix(16)) -> \(b.sha256.prefix(16))") }
         case .removed, .attributes: break
         }
-        return "\(path) \(change.rawValue)" + (parts.isEmpty ? "" : ": " + parts.joined(separator: "; "))
+        var line = "\(path) \(change.rawValue)" + (parts.isEmpty ? "" : ": " + parts.joined(separator: "; "))
+        if let unified, !unified.isEmpty {
+            let shown = unified.prefix(Self.unifiedLinesShown)
+            line += "\n" + shown.joined(separator: "\n")
+            if unified.count > shown.count { line += "\n(\(unified.count - shown.count) more diff lines)" }
+        }
+        return line
     }
+
+    /// Lines of a unified diff an alert's output shows at most.
+    public static let unifiedLinesShown = 40
 }

@@ -15,6 +15,10 @@ public struct WatchSpec: Sendable, Equatable, Codable {
     /// Glob patterns (`fim.globs`, glob(3): `*`, `?`, `[...]`), expanded when resolved: each match
     /// is a file (or a directory, not recursive).
     public var globs: [String] = []
+    /// Text files up to this many bytes get a unified diff in their alerts (`fim.diff_max_bytes`;
+    /// 0: none). Their text is kept in the baseline; account files, secret files and files
+    /// holding a private key never are.
+    public var diffMaxBytes = 65_536
 
     /// Nothing watched.
     public init(profiles: [Profile] = [], paths: [String] = [], directories: [Directory] = [], globs: [String] = []) {

@@ -82,10 +82,13 @@ final class ConfigAndStoreTests: XCTestCase {
             - /etc/cron.d
             - {path: /etc/systemd/system, recursive: true}
           globs: ["/home/*/.bashrc"]
+          diff_max_bytes: 0
         """, file: "f.yaml")
-        XCTAssertEqual(config.fim, WatchSpec(profiles: [.users, .access], paths: ["/etc/hosts"],
-                                             directories: [.init("/etc/cron.d"), .init("/etc/systemd/system", recursive: true)],
-                                             globs: ["/home/*/.bashrc"]))
+        var expected = WatchSpec(profiles: [.users, .access], paths: ["/etc/hosts"],
+                                 directories: [.init("/etc/cron.d"), .init("/etc/systemd/system", recursive: true)],
+                                 globs: ["/home/*/.bashrc"])
+        expected.diffMaxBytes = 0
+        XCTAssertEqual(config.fim, expected)
         XCTAssertTrue(try DaemonConfig.parse("", file: "e.yaml").fim.isEmpty)
     }
 
@@ -145,6 +148,7 @@ final class ConfigAndStoreTests: XCTestCase {
             ("fim:\n  paths: [etc/passwd]\n", "c.yaml:2:10: 'fim.paths': 'etc/passwd' must be an absolute path"),
             ("fim:\n  directories:\n    - {path: /etc, recursve: true}\n", "c.yaml:3:20: unknown key 'fim.directories.recursve'"),
             ("fim:\n  watch: [/etc]\n", "c.yaml:2:3: unknown key 'fim.watch'"),
+            ("fim:\n  diff_max_bytes: -1\n", "c.yaml:2:19: 'fim.diff_max_bytes' must be 0 (no diffs) to 4194304"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try DaemonConfig.parse(text, file: "c.yaml"), text) { error in
