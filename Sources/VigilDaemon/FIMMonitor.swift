@@ -107,7 +107,7 @@ final class FIMMonitor {
         for (id, entry) in pending where now &- entry.at >= Self.settleNs || entry.at > now {
             pending[id] = nil
             guard id >= 1, Int(id) <= watches.count else { continue }
-            for change in rescan(watches[Int(id) - 1]) {
+            for change in rescan(watches[Int(id) - 1], id: id) {
                 report(change, entry.event)
                 changed = true
             }
@@ -163,7 +163,14 @@ final class FIMMonitor {
     }
 
     /// The changes under `watch` since the baseline; the baseline takes them.
-    private func rescan(_ watch: Watch) -> [FIMChange] {
+    private func rescan(_ watch: Watch, id: UInt32) -> [FIMChange] {
+        if case .directory(let recursive) = watch.kind {
+            // entries the kernel could not key itself (a subdirectory made since, a file renamed in
+            // from elsewhere) are watched from now on; the scan below then sees what they hold
+            do { try sensor.watchDirectory(watch.path, id: id, recursive: recursive) } catch {
+                logger.warning("fim: cannot watch \(watch.path) again: \(error)")
+            }
+        }
         let fresh = Baseline.scan([watch], textLimit: textLimit)
         let old: [String: FileRecord]
         switch watch.kind {

@@ -33,4 +33,33 @@ final class FIMMonitorTests: XCTestCase {
         XCTAssertTrue(changes.contains { $0.hasPrefix("\(quiet) modified: sudo rule added: eve ALL=(ALL) ALL") }, "\(changes)")
         XCTAssertEqual(changes.count, 2, "each change once: \(changes)")
     }
+
+    /// Polls until `body` saw what it wants or 3 s passed (the settle time is real time here).
+    private func pollUntil(_ monitor: FIMMonitor, _ done: ([String]) -> Bool) -> [String] {
+        var changes: [String] = []
+        waitUntil(seconds: 3) {
+            monitor.poll(now: DispatchTime.now().uptimeNanoseconds) { change, _ in changes.append(change.summary) }
+            return done(changes)
+        }
+        return changes
+    }
+
+    func testASubdirectoryMadeUnderARecursiveWatchIsWatchedFromThen() throws {
+        try requireKernel(.attachTracepoint, .mapRingBuffer)
+        let dir = try temporaryDirectory()
+        let units = dir + "/system"
+        try FileManager.default.createDirectory(atPath: units, withIntermediateDirectories: true)
+        let monitor = try FIMMonitor(spec: WatchSpec(directories: [.init(units, recursive: true)]), stateDirectory: dir + "/state",
+                                     logger: Logger(label: "fim-test"))
+        let unit = units + "/evil.service.d/override.conf"
+        let make = try runCapturing("/bin/sh", ["-c", "mkdir \"$1/evil.service.d\" && echo '[Service]' > \"$2\"", "sh", units, unit])
+        XCTAssertEqual(make.status, 0, make.stderr)
+        let created = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(unit) created") } }
+        XCTAssertTrue(created.contains { $0.hasPrefix("\(unit) created") }, "\(created)")
+        // the file in the new subdirectory is watched by the kernel now: an append is seen
+        let append = try runCapturing("/bin/sh", ["-c", "echo 'ExecStart=/tmp/x' >> \"$1\"", "sh", unit])
+        XCTAssertEqual(append.status, 0, append.stderr)
+        let modified = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(unit) modified") } }
+        XCTAssertTrue(modified.contains { $0.hasPrefix("\(unit) modified") && $0.contains("+ExecStart=/tmp/x") }, "\(modified)")
+    }
 }
