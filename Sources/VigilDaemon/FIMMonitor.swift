@@ -17,16 +17,19 @@ final class FIMMonitor {
     /// What changed while the daemon was down (empty at a first start: nothing to compare with).
     private(set) var startupChanges: [FIMChange] = []
     /// Whether a baseline was found at start.
-    let hadBaseline: Bool
+    private(set) var hadBaseline = false
     /// Why the saved baseline could not be read (it was moved aside to `.unreadable` and a new
     /// one made): changes made while down are unknown. Nil when it was read or there was none.
     private(set) var baselineProblem: String?
     private let sensor: FIMSensor
-    private var baseline: Baseline
+    private var baseline = Baseline()
     private let baselinePath: String
     /// Text files up to this size are kept as text for unified diffs (`fim.diff_max_bytes`).
     private let textLimit: Int
     private let logger: Logger
+    /// File watches the kernel could not take at start (their directory did not exist): id ->
+    /// the ancestor whose entries are watched instead; each report of the id tries again.
+    private var unwatched: [UInt32: String] = [:]
     /// Watch id -> (when the kernel last reported it, that record's event; nil: re-read after
     /// lost records).
     private var pending: [UInt32: (at: UInt64, event: Event?)] = [:]
@@ -58,7 +61,11 @@ final class FIMMonitor {
                     inodes += try sensor.watchDirectory(watch.path, id: id, recursive: recursive)
                 }
             } catch {
-                logger.warning("fim: cannot watch \(watch.path): \(error)")
+                if case .file = watch.kind, let ancestor = watchAncestor(of: watch.path, id: id) {
+                    logger.notice("fim: \(watch.path): its directory does not exist; watching \(ancestor) for it")
+                } else {
+                    logger.warning("fim: cannot watch \(watch.path): \(error)")
+                }
             }
         }
         var old: Baseline?
@@ -162,8 +169,37 @@ final class FIMMonitor {
         return "/" + parts.joined(separator: "/")
     }
 
+    /// Watches the entries of the nearest existing ancestor of file `path`'s directory for watch
+    /// `id` and notes it in `unwatched`; returns that ancestor (nil: none could be watched).
+    @discardableResult
+    private func watchAncestor(of path: String, id: UInt32) -> String? {
+        var dir = path
+        while let slash = dir.lastIndex(of: "/"), dir != "/" {
+            dir = slash == dir.startIndex ? "/" : String(dir[..<slash])
+            if access(dir, F_OK) == 0 {
+                guard (try? sensor.watchEntries(of: dir, id: id)) != nil else { return nil }
+                unwatched[id] = dir
+                return dir
+            }
+        }
+        return nil
+    }
+
+    /// A file watch whose directory was missing: watched by the kernel once it exists, else its
+    /// nearest existing ancestor (one level closer, maybe) watched instead.
+    private func retryWatch(_ watch: Watch, id: UInt32) {
+        guard unwatched[id] != nil else { return }
+        if (try? sensor.watchFile(watch.path, id: id)) != nil {
+            unwatched[id] = nil
+            logger.notice("fim: \(watch.path): its directory exists now; watched")
+        } else {
+            watchAncestor(of: watch.path, id: id)
+        }
+    }
+
     /// The changes under `watch` since the baseline; the baseline takes them.
     private func rescan(_ watch: Watch, id: UInt32) -> [FIMChange] {
+        retryWatch(watch, id: id)
         if case .directory(let recursive) = watch.kind {
             // entries the kernel could not key itself (a subdirectory made since, a file renamed in
             // from elsewhere) are watched from now on; the scan below then sees what they hold

@@ -133,6 +133,20 @@ public final class FIMSensor {
         return added
     }
 
+    /// Watches only the entries of directory `path` as watch `id` (created, renamed, linked or
+    /// removed in it), not the files in it: the nearest existing ancestor of a watched file
+    /// whose directory does not exist yet, so its making is seen. A directory already watched
+    /// keeps its watch.
+    public func watchEntries(of path: String, id: UInt32) throws {
+        let dirKey = try Self.key(of: path)
+        var watch = try inodes.lookup(dirKey) ?? vigil_fim_watch(id: id, flags: 0)
+        guard watch.flags & UInt32(VIGIL_FIM_DIR.rawValue) == 0 else { return }
+        watch.id = id
+        watch.flags |= UInt32(VIGIL_FIM_DIR.rawValue)
+        try inodes.update(dirKey, watch)
+        try dirs.update(Self.dirKey(path), dirKey)
+    }
+
     /// The watch the kernel holds for inode `file`, if any: (id, flags).
     public func watch(of file: FileID) throws -> (id: UInt32, flags: UInt32)? {
         try inodes.lookup(vigil_inode_key(ino: file.inode, dev: FileID.kernelDevice(user: file.device), _pad: 0)).map { ($0.id, $0.flags) }

@@ -44,6 +44,26 @@ final class FIMMonitorTests: XCTestCase {
         return changes
     }
 
+    func testAFileWhoseDirectoryIsMadeLaterIsWatchedOnceItExists() throws {
+        try requireKernel(.attachTracepoint, .mapRingBuffer)
+        let dir = try temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir + "/home", withIntermediateDirectories: true)
+        let keys = dir + "/home/.ssh/authorized_keys"
+        let monitor = try FIMMonitor(spec: WatchSpec(paths: [keys]), stateDirectory: dir + "/state", logger: Logger(label: "fim-test"))
+        let mkdir = try runCapturing("/bin/mkdir", [dir + "/home/.ssh"])
+        XCTAssertEqual(mkdir.status, 0, mkdir.stderr)
+        _ = pollUntil(monitor) { _ in false }  // the mkdir's report: the watch is tried again
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl eve@evil"
+        let create = try runCapturing("/bin/sh", ["-c", "echo \"$2\" > \"$1\"", "sh", keys, key])
+        XCTAssertEqual(create.status, 0, create.stderr)
+        let created = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(keys) created") } }
+        XCTAssertTrue(created.contains { $0.hasPrefix("\(keys) created: SSH key added: ssh-ed25519 SHA256:") }, "\(created)")
+        let append = try runCapturing("/bin/sh", ["-c", "echo \"$2\" | sed s/eve/mallory/ >> \"$1\"", "sh", keys, key])
+        XCTAssertEqual(append.status, 0, append.stderr)
+        let modified = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(keys) modified") } }
+        XCTAssertTrue(modified.contains { $0.hasPrefix("\(keys) modified: SSH key added: ") && $0.contains("mallory@evil") }, "\(modified)")
+    }
+
     func testASubdirectoryMadeUnderARecursiveWatchIsWatchedFromThen() throws {
         try requireKernel(.attachTracepoint, .mapRingBuffer)
         let dir = try temporaryDirectory()
