@@ -12,8 +12,13 @@ import Glibc
 /// while the daemon was down (at start) and those the kernel reports (re-read and diffed against
 /// the baseline, which is then saved). Driven by the engine's event thread only.
 final class FIMMonitor {
-    /// The watches, their index + 1 being the kernel's watch id.
-    let watches: [Watch]
+    /// The watches, their index + 1 being the kernel's watch id; a file a glob matches later is
+    /// appended.
+    private(set) var watches: [Watch]
+    /// The globs (the profiles' too): the directories their matches may appear in are watched
+    /// (entries only) as id `globID | index`; a report re-resolves the glob.
+    private let globs: [String]
+    static let globID: UInt32 = 0x8000_0000
     /// What changed while the daemon was down (empty at a first start: nothing to compare with).
     private(set) var startupChanges: [FIMChange] = []
     /// Whether a baseline was found at start.
@@ -46,6 +51,7 @@ final class FIMMonitor {
     init(spec: WatchSpec, stateDirectory: String, logger: Logger, ringBytes: Int = 1 << 22) throws {
         self.logger = logger
         watches = spec.resolve()
+        globs = spec.allGlobs
         textLimit = spec.diffMaxBytes
         baselinePath = stateDirectory + "/fim/baseline.json"
         sensor = try FIMSensor(maxWatches: 131_072, ringBytes: ringBytes, ignorePID: UInt32(getpid()))
@@ -68,6 +74,7 @@ final class FIMMonitor {
                 }
             }
         }
+        for index in globs.indices { watchGlobDirectories(index) }
         var old: Baseline?
         do {
             old = try Baseline.load(from: baselinePath)
@@ -96,6 +103,7 @@ final class FIMMonitor {
                 logger.warning("fim: \(counters.lost - lost) records lost (ring full): re-reading every watch")
                 lost = counters.lost
                 for index in watches.indices where pending[UInt32(index + 1)] == nil { pending[UInt32(index + 1)] = (now, nil) }
+                for index in globs.indices { pending[Self.globID | UInt32(index)] = (now, nil) }
             }
         }
         do {
@@ -113,6 +121,10 @@ final class FIMMonitor {
         var changed = false
         for (id, entry) in pending where now &- entry.at >= Self.settleNs || entry.at > now {
             pending[id] = nil
+            if id & Self.globID != 0 {
+                refreshGlob(Int(id & ~Self.globID), now: now, event: entry.event)
+                continue
+            }
             guard id >= 1, Int(id) <= watches.count else { continue }
             for change in rescan(watches[Int(id) - 1], id: id) {
                 report(change, entry.event)
@@ -167,6 +179,29 @@ final class FIMMonitor {
             parts.append(part)
         }
         return "/" + parts.joined(separator: "/")
+    }
+
+    /// Watches the entries of the directories glob `index`'s matches may appear in.
+    private func watchGlobDirectories(_ index: Int) {
+        for dir in WatchSpec.globDirectories(globs[index]) {
+            do { try sensor.watchEntries(of: dir, id: Self.globID | UInt32(index)) } catch {
+                logger.warning("fim: cannot watch \(dir) for \(globs[index]): \(error)")
+            }
+        }
+    }
+
+    /// A directory of glob `index` changed: its new directories are watched, and a file it
+    /// matches now that no watch names becomes a watch (re-read at the next poll: created).
+    private func refreshGlob(_ index: Int, now: UInt64, event: Event?) {
+        guard index < globs.count else { return }
+        watchGlobDirectories(index)
+        for path in WatchSpec.matchingFiles(globs[index]) where !watches.contains(where: { $0.path == path }) {
+            watches.append(Watch(path: path, kind: .file))
+            let id = UInt32(watches.count)
+            do { try sensor.watchFile(path, id: id) } catch { logger.warning("fim: cannot watch \(path): \(error)") }
+            logger.notice("fim: \(path) matches \(globs[index]): watched")
+            pending[id] = (now &- Self.settleNs, event)
+        }
     }
 
     /// Watches the entries of the nearest existing ancestor of file `path`'s directory for watch

@@ -108,6 +108,47 @@ public struct WatchSpec: Sendable, Equatable, Codable {
         return files.map { Watch(path: $0, kind: .file) } + dirOrder.map { Watch(path: $0, kind: .directory(recursive: dirs[$0] ?? false)) }
     }
 
+    /// The globs asked for, the profiles' included, normalized.
+    public var allGlobs: [String] {
+        (globs + profiles.flatMap(\.spec.globs)).map(Self.normal)
+    }
+
+    /// Whether a path component holds a glob(3) wildcard.
+    public static func hasWildcard(_ component: some StringProtocol) -> Bool {
+        component.contains { $0 == "*" || $0 == "?" || $0 == "[" }
+    }
+
+    /// The existing directories a file matching `pattern` (absolute) may appear below: the
+    /// literal head of the pattern and every existing directory matching a longer prefix of
+    /// its directory part (for /home/*/.ssh/authorized_keys: /home, each /home/X, each
+    /// /home/X/.ssh). Watching their entries shows when a new match may have appeared.
+    public static func globDirectories(_ pattern: String) -> [String] {
+        let parts = normal(pattern).split(separator: "/").dropLast()
+        var head = "", rest = parts[...]
+        while let first = rest.first, !hasWildcard(first) {
+            head += "/" + first
+            rest = rest.dropFirst()
+        }
+        if head.isEmpty { head = "/" }
+        guard isDirectory(head) else { return [] }
+        var out = [head], level = [head]
+        for part in rest {
+            var next: [String] = []
+            for base in level {
+                let path = base == "/" ? "/" + part : base + "/" + part
+                next += hasWildcard(part) ? glob(path).filter(isDirectory) : (isDirectory(path) ? [path] : [])
+            }
+            out += next
+            level = next
+        }
+        return out
+    }
+
+    /// The files matching `pattern` now, sorted.
+    public static func matchingFiles(_ pattern: String) -> [String] {
+        glob(normal(pattern)).filter { !isDirectory($0) }
+    }
+
     /// `path` with repeated and trailing slashes removed.
     static func normal(_ path: String) -> String {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)

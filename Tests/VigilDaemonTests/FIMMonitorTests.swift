@@ -35,9 +35,9 @@ final class FIMMonitorTests: XCTestCase {
     }
 
     /// Polls until `body` saw what it wants or 3 s passed (the settle time is real time here).
-    private func pollUntil(_ monitor: FIMMonitor, _ done: ([String]) -> Bool) -> [String] {
+    private func pollUntil(_ monitor: FIMMonitor, seconds: Double = 3, _ done: ([String]) -> Bool) -> [String] {
         var changes: [String] = []
-        waitUntil(seconds: 3) {
+        waitUntil(seconds: seconds) {
             monitor.poll(now: DispatchTime.now().uptimeNanoseconds) { change, _ in changes.append(change.summary) }
             return done(changes)
         }
@@ -52,7 +52,7 @@ final class FIMMonitorTests: XCTestCase {
         let monitor = try FIMMonitor(spec: WatchSpec(paths: [keys]), stateDirectory: dir + "/state", logger: Logger(label: "fim-test"))
         let mkdir = try runCapturing("/bin/mkdir", [dir + "/home/.ssh"])
         XCTAssertEqual(mkdir.status, 0, mkdir.stderr)
-        _ = pollUntil(monitor) { _ in false }  // the mkdir's report: the watch is tried again
+        _ = pollUntil(monitor, seconds: 0.3) { _ in false }  // the mkdir's report: the watch is tried again
         let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl eve@evil"
         let create = try runCapturing("/bin/sh", ["-c", "echo \"$2\" > \"$1\"", "sh", keys, key])
         XCTAssertEqual(create.status, 0, create.stderr)
@@ -62,6 +62,35 @@ final class FIMMonitorTests: XCTestCase {
         XCTAssertEqual(append.status, 0, append.stderr)
         let modified = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(keys) modified") } }
         XCTAssertTrue(modified.contains { $0.hasPrefix("\(keys) modified: SSH key added: ") && $0.contains("mallory@evil") }, "\(modified)")
+    }
+
+    func testAKeyFileAGlobMatchesOnlyLaterIsWatched() throws {
+        try requireKernel(.attachTracepoint, .mapRingBuffer)
+        let dir = try temporaryDirectory()
+        for home in ["alice", "bob/.ssh"] { try FileManager.default.createDirectory(atPath: dir + "/home/" + home, withIntermediateDirectories: true) }
+        try Data().write(to: URL(fileURLWithPath: dir + "/home/bob/.ssh/authorized_keys"))
+        let monitor = try FIMMonitor(spec: WatchSpec(globs: [dir + "/home/*/.ssh/authorized_keys"]), stateDirectory: dir + "/state",
+                                     logger: Logger(label: "fim-test"))
+        XCTAssertEqual(monitor.watches.map(\.path), [dir + "/home/bob/.ssh/authorized_keys"])
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl eve@evil"
+        // alice had no .ssh, carol no home at all: both made now, each step its own process
+        for home in ["alice", "carol"] {
+            let base = dir + "/home/" + home, keys = base + "/.ssh/authorized_keys"
+            let mkdirs = home == "carol" ? [base, base + "/.ssh"] : [base + "/.ssh"]
+            for made in mkdirs {
+                let result = try runCapturing("/bin/mkdir", [made])
+                XCTAssertEqual(result.status, 0, result.stderr)
+                _ = pollUntil(monitor, seconds: 0.3) { _ in false }
+            }
+            let create = try runCapturing("/bin/sh", ["-c", "echo \"$2\" > \"$1\"", "sh", keys, key])
+            XCTAssertEqual(create.status, 0, create.stderr)
+            let created = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(keys) created") } }
+            XCTAssertTrue(created.contains { $0.hasPrefix("\(keys) created: SSH key added: ssh-ed25519 SHA256:") }, "\(home): \(created)")
+            let append = try runCapturing("/bin/sh", ["-c", "echo \"$2\" | sed s/eve/mallory/ >> \"$1\"", "sh", keys, key])
+            XCTAssertEqual(append.status, 0, append.stderr)
+            let modified = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(keys) modified") } }
+            XCTAssertTrue(modified.contains { $0.contains("mallory@evil") }, "\(home): \(modified)")
+        }
     }
 
     func testASubdirectoryMadeUnderARecursiveWatchIsWatchedFromThen() throws {
