@@ -371,6 +371,19 @@ static __always_inline void rekey(struct vigil_fim_name *nm, struct vigil_inode_
 /* --- syscalls taking an fd: write, pwrite64, writev, pwritev, pwritev2, ftruncate, fallocate,
  * fchmod, fchown, fsetxattr, fremovexattr --- */
 
+/* Reports a change through a watched file's inode `k` (its watch `w`). */
+static __always_inline int report_fd(const struct exit_ctx *x, struct vigil_inode_key *k, struct vigil_fim_watch *w)
+{
+    struct fim_scratch *s = fim_buf();
+    if (!s)
+        return 0;
+    __u64 args[VIGIL_SYSCALL_ARGS];
+    read_args(args);
+    begin(s, x, args);
+    struct vigil_fim_match m = { .file = *k, .id = w->id, .how = VIGIL_FIM_BY_INODE };
+    return emit(s, &m);
+}
+
 static __always_inline int on_fd(const struct exit_ctx *x)
 {
     if (x->ret < 0 || is_self())
@@ -387,15 +400,34 @@ static __always_inline int on_fd(const struct exit_ctx *x)
         drop();
         return 0;
     }
-    struct fim_scratch *s = fim_buf();
-    if (!s)
-        return 0;
-    __u64 args[VIGIL_SYSCALL_ARGS];
-    read_args(args);
-    begin(s, x, args);
-    struct vigil_fim_match m = { .file = k, .id = w->id, .how = VIGIL_FIM_BY_INODE };
-    return emit(s, &m);
+    return report_fd(x, &k, w);
 }
+
+/* --- variant fexit: vfs_write (write, pwrite64) hands the file typed: its inode in three direct
+ * loads, not the fd table walk and the probe reads of the tracepoint programs (what an unwatched
+ * write costs). The syscall number is the task's (orig_ax); a vfs_write outside a syscall
+ * (orig_ax < 0) is not reported. --- */
+
+SEC("?fexit/vfs_write")
+int BPF_PROG(vfs_write_fexit, struct file *file, const char *buf, size_t count, loff_t *pos, long ret)
+{
+    if (ret < 0 || is_self())
+        return 0;
+    struct inode *inode = file->f_inode;
+    struct vigil_inode_key k = { .ino = inode->i_ino, .dev = inode->i_sb->s_dev };
+    struct vigil_fim_watch *w = bpf_map_lookup_elem(&fim_inodes, &k);
+    if (!w || !(w->flags & VIGIL_FIM_FILE)) {
+        drop();
+        return 0;
+    }
+    long nr = (long)vigil_user_regs()->orig_ax;
+    if (nr < 0)
+        return 0;
+    struct exit_ctx x = { .ret = ret, .nr = (int)nr };
+    return report_fd(&x, &k, w);
+}
+
+/* --- variant tracepoint (and fexit, but for write and pwrite64): each syscall's exit --- */
 
 #define FIM_FD(sys) \
     SEC("?tracepoint/syscalls/sys_exit_" #sys) \

@@ -63,15 +63,28 @@ public final class FIMSensor {
         "creat", "openat2",
     ].map { "\($0)_exit" }
 
-    /// The hooks: one chain, the syscalls' exit tracepoints (vfs fentry variants: not yet).
+    /// The hooks: one chain. `fexit`: vfs_write's exit for write and pwrite64 (the file comes
+    /// typed: the cheapest test of an unwatched write), the syscalls' exit tracepoints for the
+    /// rest; `tracepoint`: every syscall's exit tracepoint.
     public static let hooks = [
-        Hook("fim", variants: [Variant("tracepoint", requires: [.attachTracepoint], programs: tracepointPrograms)]),
+        Hook("fim", variants: [
+            Variant("fexit", requires: [.attachFentry, .attachTracepoint],
+                    programs: ["vfs_write_fexit"] + tracepointPrograms.filter { $0 != "write_exit" && $0 != "pwrite64_exit" }),
+            Variant("tracepoint", requires: [.attachTracepoint], programs: tracepointPrograms),
+        ]),
     ]
 
+    /// The hooks with only the variants named in `only` (tests: each variant on its own).
+    public static func hooks(only: [String]) -> [Hook] {
+        hooks.map { Hook($0.name, variants: $0.variants.filter { only.contains($0.name) }) }
+    }
+
     /// Loads and attaches the sensor. `maxWatches` sizes the inode and name maps; `ignorePID` is
-    /// a process whose changes are not reported (Vigil's own).
-    public init(maxWatches: Int = 131_072, ringBytes: Int = 1 << 22, ignorePID: UInt32 = 0) throws {
-        let loader = VariantLoader(open: { try EmbeddedObjects.open("fim") }, hooks: Self.hooks, configure: { object in
+    /// a process whose changes are not reported (Vigil's own); `variants` keeps only the hook
+    /// variants named (nil: all, in order).
+    public init(maxWatches: Int = 131_072, ringBytes: Int = 1 << 22, ignorePID: UInt32 = 0, variants only: [String]? = nil) throws {
+        let hooks = only.map { Self.hooks(only: $0) } ?? Self.hooks
+        let loader = VariantLoader(open: { try EmbeddedObjects.open("fim") }, hooks: hooks, configure: { object in
             try object.map(named: "events").setMaxEntries(ringBytes)
             try object.map(named: "fim_inodes").setMaxEntries(maxWatches)
             try object.map(named: "fim_names").setMaxEntries(maxWatches)

@@ -238,6 +238,42 @@ for variant in Sensors.fileHooks[0].variants where variant.requires.allSatisfy({
     }
 }
 
+// The fim sensor (its own object and ring): a write to a watched file, sed -i's temporary file
+// renamed over it (the kernel re-keys the name to the new inode) and a write to that new inode.
+// On a tmpfs of its own, as above: stat's device and inode are the kernel's there.
+let fimDir = "/tmp/vigil-kernel-check-fim"
+mkdir(fimDir, 0o755)
+let fimMounted = mount("tmpfs", fimDir, "tmpfs", 0, nil) == 0
+let fimChain = FIMSensor.hooks[0].variants.map(\.name)
+for (index, variant) in fimChain.enumerated() where FIMSensor.hooks[0].variants[index].requires.allSatisfy({ FeatureProbes.shared.result($0).isAvailable }) {
+    do {
+        unlink("\(fimDir)/sudoers")
+        let created = creat("\(fimDir)/sudoers", 0o644)
+        if created >= 0 { close(created) }
+        // the chain from this variant on: it must choose this one
+        let sensor = try FIMSensor(maxWatches: 1024, ringBytes: 1 << 20, variants: Array(fimChain[index...]))
+        let fimActive = sensor.variants.reports.first?.active ?? "none"
+        check("fim chain from \(variant) chooses \(variant)", fimActive == variant, "\(sensor.variants.reports)")
+        try sensor.watchFile("\(fimDir)/sudoers", id: 1)
+        _ = spawnAndWait(["/bin/sh", "-c", "cd \(fimDir) && echo a >> sudoers && sed -i s/a/b/ sudoers && echo c >> sudoers"])
+        var seen: [String] = []
+        for _ in 0..<20 where seen.count < 3 {
+            try sensor.poll(timeoutMilliseconds: 50) { change in
+                guard change.watch == 1, case .syscall(let call) = change.event.payload else { return }
+                seen.append(call.descriptor.nameString + (change.how.contains(.rekeyed) ? "+rekeyed" : ""))
+            }
+        }
+        check("fim \(variant): a write, sed -i's rename re-keyed, the next write", seen == ["write", "rename+rekeyed", "write"], "\(seen)")
+        check("fim \(variant): the other writes dropped and counted in the kernel", (try sensor.counters()).filtered > 0)
+    } catch {
+        check("fim \(variant) loads", false, "\(error)")
+    }
+}
+if required.contains(.attachFentry) {
+    check("fim: the fexit variant ran here", FIMSensor.hooks[0].variants[0].requires.allSatisfy { FeatureProbes.shared.result($0).isAvailable })
+}
+if fimMounted { umount(fimDir) }
+
 print("kernel-check: \(passed) checks ok, \(failed) failed")
 if mounted { umount(dir) }
 exit(failed == 0 && passed > 0 ? 0 : 1)
