@@ -53,15 +53,22 @@ final class FIMMonitorTests: XCTestCase {
         let mkdir = try runCapturing("/bin/mkdir", [dir + "/home/.ssh"])
         XCTAssertEqual(mkdir.status, 0, mkdir.stderr)
         _ = pollUntil(monitor, seconds: 0.3) { _ in false }  // the mkdir's report: the watch is tried again
+        try addKeyThenAnother(monitor, keys)
+    }
+
+    /// Another process writes a key to `keys`, then appends a second: the monitor alerts the
+    /// file created (the key added), then modified (the second key: the kernel watches the file).
+    private func addKeyThenAnother(_ monitor: FIMMonitor, _ keys: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl eve@evil"
         let create = try runCapturing("/bin/sh", ["-c", "echo \"$2\" > \"$1\"", "sh", keys, key])
-        XCTAssertEqual(create.status, 0, create.stderr)
+        XCTAssertEqual(create.status, 0, create.stderr, file: file, line: line)
         let created = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(keys) created") } }
-        XCTAssertTrue(created.contains { $0.hasPrefix("\(keys) created: SSH key added: ssh-ed25519 SHA256:") }, "\(created)")
+        XCTAssertTrue(created.contains { $0.hasPrefix("\(keys) created: SSH key added: ssh-ed25519 SHA256:") }, "\(created)", file: file, line: line)
         let append = try runCapturing("/bin/sh", ["-c", "echo \"$2\" | sed s/eve/mallory/ >> \"$1\"", "sh", keys, key])
-        XCTAssertEqual(append.status, 0, append.stderr)
+        XCTAssertEqual(append.status, 0, append.stderr, file: file, line: line)
         let modified = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(keys) modified") } }
-        XCTAssertTrue(modified.contains { $0.hasPrefix("\(keys) modified: SSH key added: ") && $0.contains("mallory@evil") }, "\(modified)")
+        XCTAssertTrue(modified.contains { $0.hasPrefix("\(keys) modified: SSH key added: ") && $0.contains("mallory@evil") }, "\(modified)",
+                      file: file, line: line)
     }
 
     func testAKeyFileAGlobMatchesOnlyLaterIsWatched() throws {
@@ -72,7 +79,6 @@ final class FIMMonitorTests: XCTestCase {
         let monitor = try FIMMonitor(spec: WatchSpec(globs: [dir + "/home/*/.ssh/authorized_keys"]), stateDirectory: dir + "/state",
                                      logger: Logger(label: "fim-test"))
         XCTAssertEqual(monitor.watches.map(\.path), [dir + "/home/bob/.ssh/authorized_keys"])
-        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl eve@evil"
         // alice had no .ssh, carol no home at all: both made now, each step its own process
         for home in ["alice", "carol"] {
             let base = dir + "/home/" + home, keys = base + "/.ssh/authorized_keys"
@@ -82,14 +88,7 @@ final class FIMMonitorTests: XCTestCase {
                 XCTAssertEqual(result.status, 0, result.stderr)
                 _ = pollUntil(monitor, seconds: 0.3) { _ in false }
             }
-            let create = try runCapturing("/bin/sh", ["-c", "echo \"$2\" > \"$1\"", "sh", keys, key])
-            XCTAssertEqual(create.status, 0, create.stderr)
-            let created = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(keys) created") } }
-            XCTAssertTrue(created.contains { $0.hasPrefix("\(keys) created: SSH key added: ssh-ed25519 SHA256:") }, "\(home): \(created)")
-            let append = try runCapturing("/bin/sh", ["-c", "echo \"$2\" | sed s/eve/mallory/ >> \"$1\"", "sh", keys, key])
-            XCTAssertEqual(append.status, 0, append.stderr)
-            let modified = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(keys) modified") } }
-            XCTAssertTrue(modified.contains { $0.contains("mallory@evil") }, "\(home): \(modified)")
+            try addKeyThenAnother(monitor, keys)
         }
     }
 
