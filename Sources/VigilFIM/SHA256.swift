@@ -6,7 +6,7 @@ public struct SHA256: Sendable {
     private var buffer: [UInt8] = []
     private var length: UInt64 = 0
 
-    private static let k: [UInt32] = [
+    private static let k: InlineArray<64, UInt32> = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
         0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
         0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -22,21 +22,41 @@ public struct SHA256: Sendable {
 
     /// Adds bytes.
     public mutating func update(_ bytes: some Sequence<UInt8>) {
-        for byte in bytes {
-            buffer.append(byte)
-            length &+= 1
-            if buffer.count == 64 { block(buffer); buffer.removeAll(keepingCapacity: true) }
+        let done: Void? = bytes.withContiguousStorageIfAvailable { update(raw: UnsafeRawBufferPointer($0)) }
+        if done == nil { Array(bytes).withUnsafeBytes { update(raw: $0) } }
+    }
+
+    /// Adds bytes: whole blocks straight from `raw`, the rest kept for the next call.
+    private mutating func update(raw: UnsafeRawBufferPointer) {
+        length &+= UInt64(raw.count)
+        var at = 0
+        if !buffer.isEmpty {
+            let take = min(64 - buffer.count, raw.count)
+            buffer.append(contentsOf: raw[0..<take])
+            at = take
+            guard buffer.count == 64 else { return }
+            buffer.withUnsafeBytes { block($0) }
+            buffer.removeAll(keepingCapacity: true)
         }
+        while raw.count - at >= 64 {
+            block(UnsafeRawBufferPointer(rebasing: raw[at..<(at + 64)]))
+            at += 64
+        }
+        buffer.append(contentsOf: raw[at...])
     }
 
     /// The digest (32 bytes); the hash is spent.
     public mutating func finish() -> [UInt8] {
         let bits = length &* 8
         buffer.append(0x80)
-        if buffer.count > 56 { while buffer.count < 64 { buffer.append(0) }; block(buffer); buffer.removeAll() }
+        if buffer.count > 56 {
+            while buffer.count < 64 { buffer.append(0) }
+            buffer.withUnsafeBytes { block($0) }
+            buffer.removeAll()
+        }
         while buffer.count < 56 { buffer.append(0) }
         for i in (0..<8).reversed() { buffer.append(UInt8(truncatingIfNeeded: bits >> (UInt64(i) * 8))) }
-        block(buffer)
+        buffer.withUnsafeBytes { block($0) }
         var out: [UInt8] = []
         withUnsafeBytes(of: state) { raw in
             for i in 0..<8 {
@@ -64,11 +84,10 @@ public struct SHA256: Sendable {
         digest.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
     }
 
-    private mutating func block(_ chunk: [UInt8]) {
-        var w = [UInt32](repeating: 0, count: 64)
-        for i in 0..<16 {
-            w[i] = UInt32(chunk[i * 4]) << 24 | UInt32(chunk[i * 4 + 1]) << 16 | UInt32(chunk[i * 4 + 2]) << 8 | UInt32(chunk[i * 4 + 3])
-        }
+    /// One 64-byte block (the message schedule on the stack: no allocation per block).
+    private mutating func block(_ chunk: UnsafeRawBufferPointer) {
+        var w = InlineArray<64, UInt32>(repeating: 0)
+        for i in 0..<16 { w[i] = UInt32(bigEndian: chunk.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)) }
         func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { x >> n | x << (32 - n) }
         for i in 16..<64 {
             let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)

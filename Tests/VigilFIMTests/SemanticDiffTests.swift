@@ -40,6 +40,16 @@ final class SemanticDiffTests: XCTestCase {
         FileManager.default.createFile(atPath: dir + "/f", contents: Data(bytes))
         let out = try output("/usr/bin/sha256sum", [dir + "/f"])
         XCTAssertEqual(SHA256.hex(bytes), String(out.prefix(64)))
+        // fed in pieces that straddle blocks (1, 63, 65, 1000 bytes, ...), and as a non-contiguous sequence
+        var pieces = SHA256(), at = 0, size = 0
+        while at < bytes.count {
+            let n = min([1, 63, 65, 1000, 64, 7][size % 6], bytes.count - at)
+            pieces.update(bytes[at..<(at + n)])
+            at += n
+            size += 1
+        }
+        XCTAssertEqual(SHA256.hexDigits(pieces.finish()), String(out.prefix(64)))
+        XCTAssertEqual(SHA256.hex(bytes.lazy.map { $0 }), String(out.prefix(64)))
         XCTAssertEqual(SHA256.hex([UInt8]()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
 
