@@ -242,7 +242,7 @@ final class FIMMonitor {
                 logger.warning("fim: cannot watch \(watch.path) again: \(error)")
             }
         }
-        let fresh = Baseline.scan([watch], textLimit: textLimit)
+        let fresh = Baseline.scan([watch], textLimit: textLimit, reuse: baseline)
         let old: [String: FileRecord]
         switch watch.kind {
         case .file:

@@ -29,18 +29,30 @@ public struct FileRecord: Sendable, Equatable, Codable {
     /// The lines of a small text file that holds no secret (`.other` format, at most the
     /// scan's `textLimit` bytes, UTF-8 without NUL, no `PRIVATE KEY`), for unified diffs.
     public var text: [String]?
+    /// Status change time (nanoseconds since the epoch), device and inode: the same file, not
+    /// changed since (a write, chmod, chown or rename changes ctime, which no user can set).
+    public var ctimeNs: Int64? = nil, device: UInt64? = nil, inode: UInt64? = nil
 
     /// The record of the file at `prefix + path` (lstat: a symlink is recorded, not followed),
-    /// nil when there is none (or it is a directory).
-    public static func read(_ path: String, under prefix: String = "", textLimit: Int = 0) -> FileRecord? {
+    /// nil when there is none (or it is a directory). `previous`, when its device, inode,
+    /// ctime, size and mtime are still the file's, is returned as it is, unread.
+    public static func read(_ path: String, under prefix: String = "", textLimit: Int = 0, previous: FileRecord? = nil) -> FileRecord? {
         let real = prefix + path
         var st = stat()
         guard lstat(real, &st) == 0 else { return nil }
         let kind = st.st_mode & S_IFMT
         guard kind != S_IFDIR else { return nil }
+        let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        let ctime = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
+        if let previous, previous.ctimeNs == ctime, previous.inode == UInt64(st.st_ino), previous.device == UInt64(st.st_dev),
+           previous.size == UInt64(st.st_size), previous.mtimeNs == mtime {
+            return previous
+        }
         var record = FileRecord(path: path, type: "other", sha256: "", size: UInt64(st.st_size), mode: UInt32(st.st_mode & 0o7777),
-                                uid: st.st_uid, gid: st.st_gid,
-                                mtimeNs: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec), target: nil, semantic: nil, text: nil)
+                                uid: st.st_uid, gid: st.st_gid, mtimeNs: mtime, target: nil, semantic: nil, text: nil)
+        record.ctimeNs = ctime
+        record.device = UInt64(st.st_dev)
+        record.inode = UInt64(st.st_ino)
         if kind == S_IFLNK {
             var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
             let n = readlink(real, &buffer, Int(PATH_MAX))
@@ -139,7 +151,10 @@ public struct Baseline: Sendable, Equatable, Codable {
     /// The records of every file the watches name under `root`: a file watch's file (absent:
     /// no record), and every non-directory entry of a watched directory (and of its
     /// subdirectories when recursive).
-    public static func scan(_ watches: [Watch], root: String = "/", textLimit: Int = 0) -> Baseline {
+    /// `reuse`: records whose file has not changed since (`FileRecord.read`'s `previous`) are
+    /// taken as they are, unread (a re-read after the kernel reported a change: only the changed
+    /// files are hashed again). Without it every file is read and hashed.
+    public static func scan(_ watches: [Watch], root: String = "/", textLimit: Int = 0, reuse: Baseline? = nil) -> Baseline {
         let prefix = root == "/" ? "" : (root.hasSuffix("/") ? String(root.dropLast()) : root)
         var baseline = Baseline()
         func walk(_ dir: String, recursive: Bool) {
@@ -150,14 +165,18 @@ public struct Baseline: Sendable, Equatable, Codable {
                 guard lstat(prefix + path, &st) == 0 else { continue }
                 if (st.st_mode & S_IFMT) == S_IFDIR {
                     if recursive { walk(path, recursive: true) }
-                } else if baseline.files[path] == nil, let record = FileRecord.read(path, under: prefix, textLimit: textLimit) {
+                } else if baseline.files[path] == nil,
+                          let record = FileRecord.read(path, under: prefix, textLimit: textLimit, previous: reuse?.files[path]) {
                     baseline.files[path] = record
                 }
             }
         }
         for watch in watches {
             switch watch.kind {
-            case .file: if let record = FileRecord.read(watch.path, under: prefix, textLimit: textLimit) { baseline.files[watch.path] = record }
+            case .file:
+                if let record = FileRecord.read(watch.path, under: prefix, textLimit: textLimit, previous: reuse?.files[watch.path]) {
+                    baseline.files[watch.path] = record
+                }
             case .directory(let recursive): walk(watch.path, recursive: recursive)
             }
         }

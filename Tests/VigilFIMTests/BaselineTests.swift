@@ -103,6 +103,22 @@ final class BaselineTests: XCTestCase {
         XCTAssertEqual(record.type, "file")
     }
 
+    func testARescanReadsOnlyTheFilesWhoseCtimeChanged() throws {
+        let dir = try temporaryDirectory()
+        for name in ["kept", "written", "chmodded"] { try Data("x\n".utf8).write(to: URL(fileURLWithPath: "\(dir)/\(name)")) }
+        let watches = WatchSpec(directories: [.init(dir)]).resolve()
+        var before = Baseline.scan(watches)
+        // a hash no file has: kept only where the file was not read again
+        for name in ["kept", "written", "chmodded"] { before.files["\(dir)/\(name)"]?.sha256 = "not read again" }
+        let result = try runCapturing("/bin/sh", ["-c", "echo y >> \"$1/written\" && chmod 600 \"$1/chmodded\"", "sh", dir])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let after = Baseline.scan(watches, reuse: before)
+        XCTAssertEqual(after.files["\(dir)/kept"]?.sha256, "not read again")
+        XCTAssertEqual(after.files["\(dir)/written"]?.sha256, SHA256.hex(Array("x\ny\n".utf8)))
+        XCTAssertEqual(after.files["\(dir)/chmodded"]?.sha256, SHA256.hex(Array("x\n".utf8)), "a chmod changes ctime: read again")
+        XCTAssertEqual(Baseline.scan(watches).files["\(dir)/kept"]?.sha256, SHA256.hex(Array("x\n".utf8)), "without reuse: read")
+    }
+
     func testACorruptBaselineIsAnErrorNotAFreshStart() throws {
         let path = try temporaryDirectory() + "/baseline.json"
         XCTAssertNil(try Baseline.load(from: path))
