@@ -81,8 +81,13 @@ public final class Engine: @unchecked Sendable {
     private let integrity: DaemonConfig.Integrity
     private let notifier: SystemdNotifier?
     private let tamper = Mutex(TamperStatus())
-    /// File integrity monitoring (`fim:`), nil when nothing is watched.
+    /// File integrity monitoring (`fim:`), nil when nothing is watched. Driven by a thread of
+    /// its own (`runFIM`: its sensor, re-reads and hashing never hold up the event thread); the
+    /// changes it finds wait in `fimChanges` for the event thread, which alerts them.
     private let fim: FIMMonitor?
+    private let fimChanges = Mutex<[(change: FIMChange, event: Event?)]>([])
+    private let fimSnapshot = Mutex<SensorSnapshot?>(nil)
+    private let fimStopped = DispatchSemaphore(value: 0)
 
     /// Loads the sensors (process and file, sharing one ring of `ringBytes`). The consumers feed
     /// `alerts` (the API's alert stream) themselves, once their actions ran.
@@ -143,12 +148,18 @@ public final class Engine: @unchecked Sendable {
         housekeeping(&state, force: true)
         if let problem = fim?.baselineProblem { tamperAlert(Self.fimBaselineRule, problem) }
         for change in fim?.startupChanges ?? [] { fimAlert(change, event: nil, whileDown: true) }
+        if let fim {
+            let thread = Thread { [self] in runFIM(fim) }
+            thread.name = "vigil-fim"
+            thread.start()
+        }
         try stream.run(pollMilliseconds: Self.pollMilliseconds, shouldStop: {
             housekeeping(&state, force: false)
             return stopRequested.load(ordering: .relaxed)
         }) { event in handle(event, &state) }
         sensors.detach()
         try stream.drain { event in handle(event, &state) }
+        if fim != nil { fimStopped.wait() }
         housekeeping(&state, force: true)
         logger.info("engine stopped: \(stream.statistics.delivered) events checked, \(metrics.alertCount) alerts")
     }
@@ -228,7 +239,13 @@ public final class Engine: @unchecked Sendable {
         let now = DispatchTime.now().uptimeNanoseconds
         notifier?.pingIfDue(now: now)
         if !stopRequested.load(ordering: .relaxed) { checkIntegrity(&state, now: now) }
-        fim?.poll(now: now) { change, event in fimAlert(change, event: event, whileDown: false) }
+        if fim != nil {
+            let found = fimChanges.withLock { queue in
+                defer { queue.removeAll() }
+                return queue
+            }
+            for (change, event) in found { fimAlert(change, event: event, whileDown: false) }
+        }
         if force || now &- state.lastSnapshot >= Self.snapshotInterval {
             state.lastSnapshot = now
             refreshSnapshot(state)
@@ -333,6 +350,27 @@ public final class Engine: @unchecked Sendable {
         for consumer in consumers { consumer.consume(alert: alert) }
     }
 
+    /// The FIM thread: reads the fim sensor (waiting at most 10 ms), re-reads what it reports and
+    /// queues the changes for the event thread; refreshes the sensor's status. Ends once a stop
+    /// is requested.
+    private func runFIM(_ fim: FIMMonitor) {
+        defer { fimStopped.signal() }
+        var lastSnapshot: UInt64 = 0
+        while !stopRequested.load(ordering: .relaxed) {
+            let now = DispatchTime.now().uptimeNanoseconds
+            fim.poll(now: now, waitMilliseconds: 10) { change, event in fimChanges.withLock { $0.append((change, event)) } }
+            if now &- lastSnapshot >= Self.snapshotInterval {
+                lastSnapshot = now
+                do {
+                    let snapshot = try fim.snapshot()
+                    fimSnapshot.withLock { $0 = snapshot }
+                } catch {
+                    logger.error("cannot read the fim sensor's counters: \(error)")
+                }
+            }
+        }
+    }
+
     /// Raises the built-in alert of a change to a watched file (`FIMChange.alertRule`: its rule
     /// name and priority) through the consumers, with the event of the syscall that made it (or
     /// Vigil's own process for a change made while it was down), counted like a rule's alert.
@@ -385,7 +423,7 @@ public final class Engine: @unchecked Sendable {
                 SensorSnapshot(name: loaded.name, hooks: loaded.variants.reports, total: counters.perCPU.reduce(SensorCounters(), +),
                                perCPU: counters.perCPU)
             }
-            if let fim { snapshot.sensors.append(try fim.snapshot()) }
+            if let fim = fimSnapshot.withLock({ $0 }) { snapshot.sensors.append(fim) }
         } catch {
             logger.error("cannot read the sensors' counters: \(error)")
             snapshot.sensors = latest.withLock { $0.sensors }

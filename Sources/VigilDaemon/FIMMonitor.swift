@@ -10,8 +10,9 @@ import Glibc
 /// File integrity monitoring in the daemon: the fim sensor (kernel matches on watched inodes and
 /// names), the baseline in `state_dir/fim/baseline.json`, and the changes to alert: those made
 /// while the daemon was down (at start) and those the kernel reports (re-read and diffed against
-/// the baseline, which is then saved). Driven by the engine's event thread only.
-final class FIMMonitor {
+/// the baseline, which is then saved). Used by one thread at a time: made on the daemon's, then
+/// driven by the engine's FIM thread only (house rule 6: one thread drives a libbpf object).
+final class FIMMonitor: @unchecked Sendable {
     /// The watches, their index + 1 being the kernel's watch id; a file a glob matches later is
     /// appended.
     private(set) var watches: [Watch]
@@ -96,7 +97,7 @@ final class FIMMonitor {
     /// syscall that made it (the last one seen). Saves the baseline after changes. When the
     /// sensor lost records (its ring was full), every watch is re-read: a lost record is a
     /// change nobody knows the watch of.
-    func poll(now: UInt64, _ report: (FIMChange, Event?) -> Void) {
+    func poll(now: UInt64, waitMilliseconds: Int32 = 0, _ report: (FIMChange, Event?) -> Void) {
         if now &- lostCheckedAt >= Self.lostCheckNs {
             lostCheckedAt = now
             if let counters = counters(), counters.lost > lost {
@@ -107,7 +108,7 @@ final class FIMMonitor {
             }
         }
         do {
-            try sensor.poll(timeoutMilliseconds: 0) { change in
+            try sensor.poll(timeoutMilliseconds: waitMilliseconds) { change in
                 if change.how.contains(.unresolved) {
                     for id in watchIDs(of: change.event) { pending[id] = (now, change.event) }
                 } else {
