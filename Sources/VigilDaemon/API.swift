@@ -83,7 +83,10 @@ public struct APIRouter: Sendable {
         guard let text = String(validating: request.body, as: UTF8.self) else { return .error(400, "the rule text is not UTF-8") }
         do {
             let engine = self.engine
-            let (set, created) = try store.put(name: name, format: format, text: text, source: request.query["source"]) { engine.setRules($0) }
+            var version = 0
+            let (set, created) = try store.put(name: name, format: format, text: text, source: request.query["source"]) { version = engine.setRules($0) }
+            // The answer comes once the rules run: an event right after it is checked against them.
+            guard engine.waitUntilApplied(version) else { return .error(503, "the rules were stored but the event loop did not apply them within 30 s") }
             return encode(created ? 201 : 200, RuleSetSummary(set))
         } catch {
             return failure(error)
@@ -93,7 +96,9 @@ public struct APIRouter: Sendable {
     private func deleteRules(_ name: String) -> HTTPReply {
         do {
             let engine = self.engine
-            try store.delete(name: name) { engine.setRules($0) }
+            var version = 0
+            try store.delete(name: name) { version = engine.setRules($0) }
+            guard engine.waitUntilApplied(version) else { return .error(503, "the rules were removed but the event loop did not apply that within 30 s") }
             return .body(status: 204, contentType: "application/json", text: "")
         } catch {
             return failure(error)

@@ -75,6 +75,8 @@ public final class Engine: @unchecked Sendable {
 
     private let pendingRules: Mutex<RuleSet>
     private let rulesVersion = Atomic<Int>(0)
+    /// The version of the rules the event loop runs now (sensors and kernel filters applied).
+    private let appliedRulesVersion = Atomic<Int>(-1)
     private let stopRequested = Atomic<Bool>(false)
     private let latest: Mutex<EngineSnapshot>
     private let watcher: DockerEventWatcher
@@ -123,9 +125,26 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Replaces the rules; the event thread uses them from its next batch on.
-    public func setRules(_ rules: RuleSet) {
-        pendingRules.withLock { $0 = rules }
-        rulesVersion.add(1, ordering: .releasing)
+    /// Hands `rules` to the event loop, which applies them at its next batch; returns their
+    /// version (`waitUntilApplied`).
+    @discardableResult
+    public func setRules(_ rules: RuleSet) -> Int {
+        pendingRules.withLock { state in
+            state = rules
+            return rulesVersion.add(1, ordering: .releasing).newValue
+        }
+    }
+
+    /// Waits until the event loop runs rules of `version` or newer (their sensors loaded and
+    /// kernel filters written), at most `timeout` seconds; false when it did not happen in time
+    /// (the loop is not running, or applying took longer).
+    public func waitUntilApplied(_ version: Int, timeout: Double = 30) -> Bool {
+        let deadline = DispatchTime.now() + timeout
+        while appliedRulesVersion.load(ordering: .acquiring) < version {
+            if DispatchTime.now() >= deadline { return false }
+            usleep(2_000)
+        }
+        return true
     }
 
     /// The last snapshot (at most `snapshotInterval` old).
@@ -235,6 +254,7 @@ public final class Engine: @unchecked Sendable {
         alerts.refresh(&state.alertSubscribers)
         if state.eventSubscribers.version != eventVersion { changed = true }
         if changed { configure(&state, rulesChanged: rulesChanged) }
+        if rulesChanged { appliedRulesVersion.store(state.rulesVersion, ordering: .releasing) }
 
         let now = DispatchTime.now().uptimeNanoseconds
         notifier?.pingIfDue(now: now)
