@@ -1,4 +1,7 @@
 import CLibbpf
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The layout of a C struct as the compiler recorded it in an object's BTF: what a Swift mirror
 /// of the struct must match (house rule: the ABI is checked against the compiled objects).
@@ -36,5 +39,28 @@ extension BPFObject {
                          offset: Int(btf_member_bit_offset(type, UInt32(i)) / 8), size: max(0, Int(size)))
         }
         return BTFStructLayout(name: structName, size: Int(type.pointee.size), members: list)
+    }
+}
+
+/// Types of the running kernel's BTF (/sys/kernel/btf/vmlinux).
+public enum KernelBTF {
+    /// The constants of `enum name` in the running kernel's BTF, by value (wraps
+    /// `btf__load_vmlinux_btf`, `btf__find_by_name_kind`, `btf_enum`): names whose numbering
+    /// changes between kernel versions (enum skb_drop_reason).
+    public static func enumValues(_ enumName: String) throws -> [Int64: String] {
+        guard let btf = btf__load_vmlinux_btf() else {
+            throw BPFError(.notFound, operation: "btf__load_vmlinux_btf", target: "vmlinux", errno: errno, message: "no kernel BTF")
+        }
+        defer { btf__free(btf) }
+        let id = btf__find_by_name_kind(btf, enumName, UInt32(BTF_KIND_ENUM))
+        guard id > 0, let type = btf__type_by_id(btf, UInt32(id)), let values = btf_enum(type) else {
+            throw BPFError(.notFound, operation: "btf__find_by_name_kind", target: "vmlinux/enum \(enumName)",
+                           errno: 2, message: "no enum \(enumName) in the kernel's BTF")
+        }
+        var out: [Int64: String] = [:]
+        for i in 0..<Int(btf_vlen(type)) {
+            out[Int64(values[i].val)] = String(cString: btf__name_by_offset(btf, values[i].name_off))
+        }
+        return out
     }
 }

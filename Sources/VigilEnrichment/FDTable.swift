@@ -124,6 +124,8 @@ public final class FDTable {
             guard !flags.isDisjoint(with: [.usesFD, .fdCreate, .fdClose]) else { return }
             ensure(event.pid)
             (event.fd, event.fdNameChanged) = apply(s, to: &tables[event.pid, default: [:]])
+        case .conn, .tcpdrop:
+            return // a connection's ends are in its payload; the opener may be any of its fds' holders
         }
     }
 

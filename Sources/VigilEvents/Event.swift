@@ -63,6 +63,10 @@ public enum Payload: Sendable {
     case open(Open)
     /// Any syscall of the table, entry and exit paired (the syscalls sensor).
     case syscall(Syscall)
+    /// A TCP connection opened or closed (the conn sensor; Connection.swift).
+    case conn(Conn)
+    /// The kernel dropped a TCP packet (the conn sensor).
+    case tcpdrop(TCPDrop)
 
     /// A program was executed (sched_process_exec).
     public struct Exec: Sendable {

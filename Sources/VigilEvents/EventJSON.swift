@@ -61,6 +61,26 @@ public enum EventJSON {
                 throw ParseError(offset: 0, message: "a syscall event without a known evt.type")
             }
             payload = .syscall(.init(index: index, result: num("evt.rawres") ?? 0, latencyNs: num("evt.latency") ?? 0, args: .zero))
+        case .conn, .tcpdrop:
+            func end(_ ip: String, _ port: String) -> SocketAddress? {
+                guard let text = str(ip)?.string, let address = IPAddress(text) else { return nil }
+                return SocketAddress(ip: address, port: num(port) ?? 0)
+            }
+            if kind == .tcpdrop {
+                let socket = SocketInfo(l4proto: .tcp, local: end("fd.cip", "fd.cport"), remote: end("fd.sip", "fd.sport"), role: .client)
+                let name = str("tcp.drop_reason")?.string ?? ""
+                payload = .tcpdrop(.init(socket: socket, reason: DropReasons.value(named: name) ?? 0, reasonName: name, tcpFlags: 0,
+                                         sock: num("conn.id") ?? 0, ownerKnown: bool("tcp.drop_owner") ?? false))
+            } else {
+                let type = str("evt.type")?.string ?? ""
+                let phase = Payload.Conn.Phase.allCases.first { $0.eventType == type } ?? .connect
+                let server = str("fd.sip") == str("fd.lip") && num("fd.sport", UInt16.self) == num("fd.lport", UInt16.self)
+                let socket = SocketInfo(l4proto: .tcp, local: end("fd.lip", "fd.lport"), remote: end("fd.rip", "fd.rport"),
+                                        role: server ? .server : .client, connected: phase != .close)
+                payload = .conn(.init(phase: phase, socket: socket, state: 0, sock: num("conn.id") ?? 0, durationNs: num("conn.duration") ?? 0,
+                                      bytesSent: num("conn.bytes_sent") ?? 0, bytesReceived: num("conn.bytes_received") ?? 0,
+                                      retransmits: num("conn.retransmits") ?? 0))
+            }
         case .open:
             payload = .open(.init(syscall: str("evt.type")?.string ?? "openat", name: str("fd.nameraw") ?? "", path: str("fd.name") ?? "",
                                   flags: num("fd.rawflags") ?? 0, mode: num("fd.mode") ?? 0, dirfd: num("fd.dirfd") ?? -100,

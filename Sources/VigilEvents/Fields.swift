@@ -94,7 +94,7 @@ public struct FieldDefinition: Sendable {
 public enum Fields {
     /// Every field.
     public static let all: [FieldDefinition] = eventFields + processFields + lineageFields + userFields + fileFields + containerFields
-        + SyscallFields.fields + NetworkFields.fields
+        + SyscallFields.fields + NetworkFields.fields + ConnectionFields.fields
 
     private static let byName: [String: FieldDefinition] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
 
@@ -107,7 +107,7 @@ public enum Fields {
     static func str(_ s: String) -> FieldValue { .string(ByteString(s)) }
 
     static let eventFields: [FieldDefinition] = [
-        .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2; a syscall event's syscall name.", json: { e, out in
+        .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2; a syscall event's syscall name; Vigil's own for connections (tcp_connect, tcp_accept, tcp_close) and drops (tcp_drop).", json: { e, out in
             if case .syscall(let s) = e.payload { out.appendJSON(s.descriptor.name); return true }
             out.appendJSON(Names.eventTypes[Names.eventType(e)])
             return true
@@ -115,7 +115,7 @@ public enum Fields {
             if case .syscall(let s) = e.payload { return .string(SyscallFields.nameBytes[s.index]) }
             return .string(Names.eventTypeBytes[Names.eventType(e)])
         },
-        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open, syscall (any syscall: docs/syscalls.md).", json: { e, out in
+        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open, syscall (any syscall: docs/syscalls.md), conn (a TCP connection opened or closed), tcpdrop (a TCP packet the kernel dropped).", json: { e, out in
             out.appendJSON(Names.kinds[e.kind.index])
             return true
         }) { e, _ in .string(Names.kindBytes[e.kind.index]) },
@@ -269,12 +269,14 @@ public enum Fields {
     /// The fd type of an open (file, or directory with O_DIRECTORY) or of a syscall event's fd.
     static func fdType(_ e: Event) -> FDType? {
         if let o = open(e) { return o.flags & 0o200000 != 0 ? .directory : .file }
+        if let s = NetworkFields.payloadSocket(e) { return s.isIPv4 ? .ipv4 : .ipv6 }
         return e.fd?.type
     }
 
     static let fileFields: [FieldDefinition] = [
-        .init("fd.name", .string, [.open, .syscall], scope: .open, "The file's absolute path. After a success: the path of the file opened, as the kernel walked it from the new descriptor (symlinks resolved); a file a rule names by exact path (e.g. /etc/shadow) opened through another hard link gets the rule's name. After a failure: the name as given, resolved against cwd or dirfd, `.` and `..` folded. For a syscall event, the fd it acts on or made, from the fd table: a path, `pipe:[ino]`, `socket:[ino]`, `anon_inode:[eventfd]`, `memfd:NAME` (empty when the table does not know it).") { e, _ in
+        .init("fd.name", .string, [.open, .syscall, .conn, .tcpdrop], scope: .open, "The file's absolute path. After a success: the path of the file opened, as the kernel walked it from the new descriptor (symlinks resolved); a file a rule names by exact path (e.g. /etc/shadow) opened through another hard link gets the rule's name. After a failure: the name as given, resolved against cwd or dirfd, `.` and `..` folded. For a syscall event, the fd it acts on or made, from the fd table: a path, `pipe:[ino]`, `socket:[ino]`, `anon_inode:[eventfd]`, `memfd:NAME` (empty when the table does not know it). For a connection or a drop: `cip:cport->sip:sport`.") { e, _ in
             if let o = open(e) { return .string(o.path) }
+            if let s = NetworkFields.payloadSocket(e) { return .string(s.name) }
             return e.fd.map { .string($0.name) }
         },
         .init("fd.nameraw", .string, [.open], scope: .open, "The name exactly as passed to the syscall (not resolved: a symlink or hard link shows here).") { e, _ in open(e).map { .string($0.name) } },
@@ -286,10 +288,10 @@ public enum Fields {
             if let o = open(e) { return .string(o.filename) }
             return e.fd.flatMap { $0.hasPath ? .string(PathParts.filename($0.name)) : nil }
         },
-        .init("fd.type", .string, [.open, .syscall], scope: .open, "What the fd refers to (Falco's names): file, directory, ipv4, ipv6, unix, pipe, event, signalfd, eventpoll, inotify, timerfd, memfd, netlink, bpf, userfaultfd, io_uring, pidfd, socket (another family) or unknown.") { e, _ in
+        .init("fd.type", .string, [.open, .syscall, .conn, .tcpdrop], scope: .open, "What the fd refers to (Falco's names): file, directory, ipv4, ipv6, unix, pipe, event, signalfd, eventpoll, inotify, timerfd, memfd, netlink, bpf, userfaultfd, io_uring, pidfd, socket (another family) or unknown.") { e, _ in
             fdType(e).map { .string(ByteString($0.name)) }
         },
-        .init("fd.typechar", .string, [.open, .syscall], scope: .open, "fd.type as Falco's letter: f file, d directory, 4 ipv4, 6 ipv6, u unix or userfaultfd, p pipe, e event, s signalfd, l eventpoll, i inotify, t timerfd, m memfd, n netlink, b bpf, r io_uring, P pidfd, o other.") { e, _ in
+        .init("fd.typechar", .string, [.open, .syscall, .conn, .tcpdrop], scope: .open, "fd.type as Falco's letter: f file, d directory, 4 ipv4, 6 ipv6, u unix or userfaultfd, p pipe, e event, s signalfd, l eventpoll, i inotify, t timerfd, m memfd, n netlink, b bpf, r io_uring, P pidfd, o other.") { e, _ in
             fdType(e).map { .string(ByteString($0.typechar)) }
         },
         .init("fd.name_changed", .bool, [.syscall], "Whether this event changed the name of the fd it acts on: a connect naming its socket, or a datagram sent to (or received from) a new peer on an unconnected socket, whose name follows the last peer (Falco's `outbound` macro uses it to see each new UDP destination once).") { e, _ in
@@ -415,8 +417,11 @@ enum Names {
     /// evt.type's readers, never through this table).
     static func eventType(_ e: Event) -> Int {
         let start = eventTypeStart[e.kind.index]
-        guard case .open(let o) = e.payload else { return start }
-        return start + (openTypes.firstIndex(of: o.syscall) ?? 1)
+        switch e.payload {
+        case .open(let o): return start + (openTypes.firstIndex(of: o.syscall) ?? 1)
+        case .conn(let c): return start + Int(c.phase.rawValue)
+        default: return start
+        }
     }
 }
 

@@ -161,6 +161,12 @@ public enum EventFormat {
         case .open(let o):
             details = o.path.escapedForTerminal + " " + OpenFlags.describe(o.flags)
                 + (o.result >= 0 ? " fd=\(o.result)" : " " + ErrnoNames.name(Int32(-o.result)))
+        case .conn(let c):
+            details = c.phase.eventType + " " + c.socket.name.escapedForTerminal
+                + (c.phase == .close ? " state=\(TCPStates.name(c.state)) duration=\(c.durationNs / 1000)us sent=\(c.bytesSent) received=\(c.bytesReceived) retransmits=\(c.retransmits)" : "")
+        case .tcpdrop(let d):
+            details = "\(d.socket.name.escapedForTerminal) \(d.reasonName) flags=\(TCPStates.flags(d.tcpFlags))"
+                + (d.state != 0 ? " state=\(TCPStates.name(d.state))" : "")
         case .syscall(let s):
             var text = ByteBuffer(capacity: 256)
             SyscallArguments.appendAll(s, to: &text)

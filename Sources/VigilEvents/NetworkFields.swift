@@ -2,7 +2,19 @@
 /// client, server, local and remote ends, ports, protocol, networks (CIDR matching: the types
 /// ipaddr and ipnet) and whether the socket is connected.
 public enum NetworkFields {
-    static func socket(_ e: Event) -> SocketInfo? { e.fd?.socket }
+    static func socket(_ e: Event) -> SocketInfo? { payloadSocket(e) ?? e.fd?.socket }
+
+    /// The socket a connection or drop event carries itself (nil for other kinds).
+    static func payloadSocket(_ e: Event) -> SocketInfo? {
+        switch e.payload {
+        case .conn(let c): c.socket
+        case .tcpdrop(let d): d.socket
+        default: nil
+        }
+    }
+
+    /// The kinds that carry a socket: a syscall's fd, a connection, a drop.
+    static let socketKinds: KindSet = [.syscall, .conn, .tcpdrop]
 
     static func ip(_ end: SocketAddress?) -> FieldValue? {
         guard let ip = end?.ip else { return nil }
@@ -31,32 +43,32 @@ public enum NetworkFields {
 
     /// The fields (appended to `Fields.all`).
     static let fields: [FieldDefinition] = [
-        .init("fd.l4proto", .string, [.syscall], "The socket's transport protocol: tcp, udp, icmp, raw, or unknown.") { e, _ in
+        .init("fd.l4proto", .string, socketKinds, "The socket's transport protocol: tcp, udp, icmp, raw, or unknown.") { e, _ in
             socket(e).map { .string(ByteString($0.l4proto.name)) }
         },
-        .init("fd.connected", .bool, [.syscall], "Whether the socket is connected (connect returned 0, accepted, or the kernel reported it established; a connect that returned EINPROGRESS is connected once the kernel says so).") { e, _ in
+        .init("fd.connected", .bool, socketKinds, "Whether the socket is connected (connect returned 0, accepted, or the kernel reported it established; a connect that returned EINPROGRESS is connected once the kernel says so).") { e, _ in
             socket(e).map { .bool($0.connected) }
         },
-        .init("fd.ip", .ipaddr, [.syscall], "Either end's IP address (matches when the client's or the server's does).") { e, _ in both(e) },
-        .init("fd.cip", .ipaddr, [.syscall], "The client's IP address (the end that connected or sent first).") { e, _ in socket(e).flatMap { ip($0.client) } },
-        .init("fd.sip", .ipaddr, [.syscall], "The server's IP address (the end that accepted or received first; for connect, the destination).") { e, _ in socket(e).flatMap { ip($0.server) } },
-        .init("fd.lip", .ipaddr, [.syscall], "The local IP address (the kernel's, read at the syscall's exit).") { e, _ in socket(e).flatMap { ip($0.local) } },
-        .init("fd.rip", .ipaddr, [.syscall], "The remote IP address.") { e, _ in socket(e).flatMap { ip($0.remote) } },
-        .init("fd.cport", .uint, [.syscall], "The client's port.") { e, _ in socket(e).flatMap { port($0.client) } },
-        .init("fd.sport", .uint, [.syscall], "The server's port.") { e, _ in socket(e).flatMap { port($0.server) } },
-        .init("fd.lport", .uint, [.syscall], "The local port.") { e, _ in socket(e).flatMap { port($0.local) } },
-        .init("fd.rport", .uint, [.syscall], "The remote port.") { e, _ in socket(e).flatMap { port($0.remote) } },
-        .init("fd.net", .ipnet, [.syscall], "Either end's address, matched as a network: `fd.net = \"10.0.0.0/8\"` when the client or the server is in 10.0.0.0/8.") { e, _ in both(e) },
-        .init("fd.cnet", .ipnet, [.syscall], "The client's address, matched as a network (`fd.cnet in (\"10.0.0.0/8\", \"fd00::/8\")`).") { e, _ in socket(e).flatMap { ip($0.client) } },
-        .init("fd.snet", .ipnet, [.syscall], "The server's address, matched as a network.") { e, _ in socket(e).flatMap { ip($0.server) } },
-        .init("fd.lnet", .ipnet, [.syscall], "The local address, matched as a network.") { e, _ in socket(e).flatMap { ip($0.local) } },
-        .init("fd.rnet", .ipnet, [.syscall], "The remote address, matched as a network.") { e, _ in socket(e).flatMap { ip($0.remote) } },
-        .init("fd.sip.name", .string, [.syscall], "The server's name: the name a DNS answer the host saw gave for fd.sip (the name asked for, after the resolver's search list; kept at least 5 minutes). Vigil learns answers from recvfrom on sockets to port 53 (glibc, musl, busybox): a peer reached by address alone, or named by a resolver that reads otherwise (Go's read, systemd-resolved's recvmsg), has none. Falco resolves the rule's name instead.") { e, _ in
+        .init("fd.ip", .ipaddr, socketKinds, "Either end's IP address (matches when the client's or the server's does).") { e, _ in both(e) },
+        .init("fd.cip", .ipaddr, socketKinds, "The client's IP address (the end that connected or sent first).") { e, _ in socket(e).flatMap { ip($0.client) } },
+        .init("fd.sip", .ipaddr, socketKinds, "The server's IP address (the end that accepted or received first; for connect, the destination).") { e, _ in socket(e).flatMap { ip($0.server) } },
+        .init("fd.lip", .ipaddr, socketKinds, "The local IP address (the kernel's, read at the syscall's exit).") { e, _ in socket(e).flatMap { ip($0.local) } },
+        .init("fd.rip", .ipaddr, socketKinds, "The remote IP address.") { e, _ in socket(e).flatMap { ip($0.remote) } },
+        .init("fd.cport", .uint, socketKinds, "The client's port.") { e, _ in socket(e).flatMap { port($0.client) } },
+        .init("fd.sport", .uint, socketKinds, "The server's port.") { e, _ in socket(e).flatMap { port($0.server) } },
+        .init("fd.lport", .uint, socketKinds, "The local port.") { e, _ in socket(e).flatMap { port($0.local) } },
+        .init("fd.rport", .uint, socketKinds, "The remote port.") { e, _ in socket(e).flatMap { port($0.remote) } },
+        .init("fd.net", .ipnet, socketKinds, "Either end's address, matched as a network: `fd.net = \"10.0.0.0/8\"` when the client or the server is in 10.0.0.0/8.") { e, _ in both(e) },
+        .init("fd.cnet", .ipnet, socketKinds, "The client's address, matched as a network (`fd.cnet in (\"10.0.0.0/8\", \"fd00::/8\")`).") { e, _ in socket(e).flatMap { ip($0.client) } },
+        .init("fd.snet", .ipnet, socketKinds, "The server's address, matched as a network.") { e, _ in socket(e).flatMap { ip($0.server) } },
+        .init("fd.lnet", .ipnet, socketKinds, "The local address, matched as a network.") { e, _ in socket(e).flatMap { ip($0.local) } },
+        .init("fd.rnet", .ipnet, socketKinds, "The remote address, matched as a network.") { e, _ in socket(e).flatMap { ip($0.remote) } },
+        .init("fd.sip.name", .string, socketKinds, "The server's name: the name a DNS answer the host saw gave for fd.sip (the name asked for, after the resolver's search list; kept at least 5 minutes). Vigil learns answers from recvfrom on sockets to port 53 (glibc, musl, busybox): a peer reached by address alone, or named by a resolver that reads otherwise (Go's read, systemd-resolved's recvmsg), has none. Falco resolves the rule's name instead.") { e, _ in
             socket(e).flatMap { name($0.serverName) }
         },
-        .init("fd.cip.name", .string, [.syscall], "The client's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.clientName) } },
-        .init("fd.lip.name", .string, [.syscall], "The local end's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.localName) } },
-        .init("fd.rip.name", .string, [.syscall], "The remote end's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.remoteName) } },
+        .init("fd.cip.name", .string, socketKinds, "The client's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.clientName) } },
+        .init("fd.lip.name", .string, socketKinds, "The local end's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.localName) } },
+        .init("fd.rip.name", .string, socketKinds, "The remote end's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.remoteName) } },
         .init("dns.qr", .string, [.syscall], "Q for a DNS query, R for a response: a syscall that sent or received a DNS message on a socket to or from port 53 (recvfrom, sendto, read, write...; over TCP after its 2-byte length).") { e, _ in
             dns(e).map { .string(ByteString($0.isResponse ? "R" : "Q")) }
         },

@@ -161,6 +161,34 @@ public final class Sensors {
         ]),
     ]
 
+    /// The conn sensor's hooks (bpf/conn.bpf.c): TCP state changes (sock/inet_sock_set_state),
+    /// accept's exit tracepoints (the accepting task) and drops (skb/kfree_skb), each tp_btf where
+    /// BTF tracepoints attach, else raw_tp or the tracepoint.
+    public static let connHooks: [Hook] = [
+        Hook("state", variants: [
+            Variant("tp_btf", requires: [.attachTpBTF], programs: ["state_tp_btf"]),
+            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["state_raw_tp"]),
+        ]),
+        Hook("accept", variants: [
+            Variant("tracepoint", requires: [.attachTracepoint], programs: ["accept4_exit", "accept_exit"]),
+        ]),
+        Hook("drop", variants: [
+            Variant("tp_btf", requires: [.attachTpBTF], programs: ["drop_tp_btf"]),
+            Variant("tracepoint", requires: [.attachTracepoint], programs: ["drop_tracepoint"]),
+        ]),
+    ]
+
+    /// Names the running kernel's drop reasons for the decoder (`DropReasons`), once: their
+    /// numbering changes between kernel versions, so they come from its BTF.
+    private static let dropReasonsInstalled: Void = {
+        guard let values = try? KernelBTF.enumValues("skb_drop_reason") else { return }
+        var names: [UInt32: String] = [:]
+        for (value, name) in values where value >= 0 {
+            names[UInt32(value)] = name.hasPrefix("SKB_DROP_REASON_") ? String(name.dropFirst("SKB_DROP_REASON_".count)) : name
+        }
+        DropReasons.install(names)
+    }()
+
     /// Maps the sensors share, created before any of them loads.
     static let sharedMapNames = ["events", "filter", "comm_include", "comm_exclude", "pids", "uids", "cgroups"]
 
@@ -178,10 +206,11 @@ public final class Sensors {
     ///   - syscalls: the syscalls sensor's selection; nil or empty: that sensor is not loaded.
     ///   - syscallHooks: its hooks and variants; nil (the default): chosen by the set's size,
     ///     now and whenever `apply` changes the set (`Sensors.syscallHooks(for:)`).
+    ///   - connections: load the conn sensor (TCP connections and drops: kinds conn, tcpdrop).
     public init(files: Bool, filter: KernelFilter, ringBytes: Int = 1 << 23, wakeupBytes: UInt64 = 1 << 20,
                 probes: FeatureProbes = .shared, fileHooks: [Hook] = Sensors.fileHooks,
                 cgroupHierarchy: CgroupHierarchy = .onThisHost,
-                syscalls: SyscallCapture? = nil, syscallHooks: [Hook]? = nil) throws {
+                syscalls: SyscallCapture? = nil, syscallHooks: [Hook]? = nil, connections: Bool = false) throws {
         let shared = try EmbeddedObjects.open("process")
         try shared.map(named: "events").setMaxEntries(ringBytes)
         for name in Self.sharedMapNames {
@@ -196,7 +225,9 @@ public final class Sensors {
         let syscalls = (syscalls ?? filter.syscalls).flatMap { $0.numbers.isEmpty ? nil : $0 }
         let settings = LoadSettings(wakeupBytes: wakeupBytes, ignorePID: filter.ignorePID, cgroupHierarchy: cgroupHierarchy,
                                     ringBytes: ringBytes, probes: probes, syscallHooks: syscallHooks, sharedFDs: sharedFDs)
+        if connections { Self.dropReasonsInstalled }
         let sensors = [("process", Self.processHooks)] + (files ? [("file", fileHooks)] : [])
+            + (connections ? [("conn", Self.connHooks)] : [])
             + (syscalls.map { [("syscalls", syscallHooks ?? Self.syscallHooks(for: $0))] } ?? [])
         let results = SensorLoads(count: sensors.count)
         DispatchQueue.concurrentPerform(iterations: sensors.count) { i in

@@ -14,13 +14,14 @@ public final class TraceHarness {
 
     /// Loads the sensors with `filter`, taking cgroup ids from `cgroupHierarchy`; `metadata` asks
     /// Docker for names and images; `cgroups` replaces the enricher's cgroup resolver; `syscalls`
-    /// is the syscalls sensor's selection (nil: not loaded); `syscallHooks` its hooks (nil: by the set's size).
+    /// is the syscalls sensor's selection (nil: not loaded); `syscallHooks` its hooks (nil: by the set's size);
+    /// `connections` loads the conn sensor.
     public init(files: Bool = true, filter: KernelFilter = KernelFilter(), metadata: Bool = false,
                 cgroupHierarchy: CgroupHierarchy = .onThisHost, cgroups: CgroupResolver = CgroupResolver(),
-                syscalls: SyscallCapture? = nil, syscallHooks: [Hook]? = nil) throws {
+                syscalls: SyscallCapture? = nil, syscallHooks: [Hook]? = nil, connections: Bool = false) throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
         sensors = try Sensors(files: files, filter: filter, ringBytes: 1 << 24, cgroupHierarchy: cgroupHierarchy,
-                              syscalls: syscalls, syscallHooks: syscallHooks)
+                              syscalls: syscalls, syscallHooks: syscallHooks, connections: connections)
         stream = try EventStream(sensors: sensors,
                                  enricher: Enricher(metadata: metadata ? ContainerMetadataCache(source: DockerClient()) : nil, cgroups: cgroups),
                                  kinds: KindSet.all)
@@ -85,6 +86,8 @@ extension Event {
     public var exit: Payload.Exit? { if case .exit(let x) = payload { return x }; return nil }
     public var fork: Payload.Fork? { if case .fork(let x) = payload { return x }; return nil }
     public var syscall: Payload.Syscall? { if case .syscall(let x) = payload { return x }; return nil }
+    public var conn: Payload.Conn? { if case .conn(let x) = payload { return x }; return nil }
+    public var tcpdrop: Payload.TCPDrop? { if case .tcpdrop(let x) = payload { return x }; return nil }
 }
 
 /// This test process's comm, as the kernel reports it.

@@ -15,7 +15,9 @@ struct Trace: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Trace process and file events live, container aware, without a daemon.",
         discussion: """
-        Events: exec, fork, exit (set proc) and open (set fs), and any syscall by name \
+        Events: exec, fork, exit (set proc), open (set fs), conn and tcpdrop (set net: TCP \
+        connections opened and closed with bytes and duration, TCP drops with the kernel's reason), \
+        and any syscall by name \
         (docs/syscalls.md; `--event all` for every one, `syscall:NAME` for a syscall named like an \
         event kind, e.g. syscall:exit), with its arguments decoded. Sets name syscall categories: \
         fs, net, proc, ipc, mem, signal, time, user, system, sleep, other. Syscalls beyond exec, \
@@ -28,9 +30,9 @@ struct Trace: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: ArgumentHelp("Events to show, comma separated: exec, fork, exit, open, any syscall by name (syscall:NAME when it is also a kind's name), or all (every syscall).", valueName: "events"))
+    @Option(name: .long, help: ArgumentHelp("Events to show, comma separated: exec, fork, exit, open, conn, tcpdrop, any syscall by name (syscall:NAME when it is also a kind's name), or all (every syscall).", valueName: "events"))
     var event: [String] = []
-    @Option(name: .long, help: ArgumentHelp("Sets to show, comma separated: proc (exec, fork, exit and the proc syscalls), fs (open and the fs syscalls), net, ipc, mem, signal, time, user, system, sleep, other.", valueName: "sets"))
+    @Option(name: .long, help: ArgumentHelp("Sets to show, comma separated: proc (exec, fork, exit and the proc syscalls), fs (open and the fs syscalls), net (conn, tcpdrop and the net syscalls), ipc, mem, signal, time, user, system, sleep, other.", valueName: "sets"))
     var set: [String] = []
     @Option(name: .long, help: ArgumentHelp("Events (kinds or syscalls) not to show.", valueName: "events"))
     var excludeEvent: [String] = []
@@ -176,7 +178,7 @@ struct Trace: ParsableCommand {
             name == Sensors.perSyscallVariantName ? [Hook("syscalls", variants: [Sensors.perSyscallVariant(capture)])]
                 : Sensors.syscallHooks(for: capture, only: [name]) } }
         let sensors = try Sensors(files: kinds.contains(.open), filter: filter, ringBytes: ringMiB << 20, fileHooks: fileHooks,
-                                  syscalls: syscalls, syscallHooks: syscallHooks)
+                                  syscalls: syscalls, syscallHooks: syscallHooks, connections: !kinds.isDisjoint(with: [.conn, .tcpdrop]))
         let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: kinds)
         for (sensor, report) in sensors.reports {
             let others = report.attempts.filter { $0.outcome == .skipped || $0.outcome == .failed }

@@ -111,6 +111,25 @@ final class ABILayoutTests: XCTestCase {
         ], object: "file")
     }
 
+    func testConnectionEventsMatchBTF() throws {
+        typealias C = vigil_conn_event
+        try assertLayout(C.self, "vigil_conn_event", [
+            "hdr": MemoryLayout<C>.offset(of: \.hdr), "tuple": MemoryLayout<C>.offset(of: \.tuple),
+            "sock": MemoryLayout<C>.offset(of: \.sock), "start_ns": MemoryLayout<C>.offset(of: \.start_ns),
+            "duration_ns": MemoryLayout<C>.offset(of: \.duration_ns), "bytes_sent": MemoryLayout<C>.offset(of: \.bytes_sent),
+            "bytes_received": MemoryLayout<C>.offset(of: \.bytes_received), "retransmits": MemoryLayout<C>.offset(of: \.retransmits),
+            "phase": MemoryLayout<C>.offset(of: \.phase), "flags": MemoryLayout<C>.offset(of: \.flags),
+            "_pad": MemoryLayout<C>.offset(of: \._pad),
+        ], object: "conn")
+        typealias D = vigil_tcpdrop_event
+        try assertLayout(D.self, "vigil_tcpdrop_event", [
+            "hdr": MemoryLayout<D>.offset(of: \.hdr), "tuple": MemoryLayout<D>.offset(of: \.tuple),
+            "sock": MemoryLayout<D>.offset(of: \.sock), "location": MemoryLayout<D>.offset(of: \.location),
+            "reason": MemoryLayout<D>.offset(of: \.reason), "tcp_flags": MemoryLayout<D>.offset(of: \.tcp_flags),
+            "flags": MemoryLayout<D>.offset(of: \.flags), "_pad": MemoryLayout<D>.offset(of: \._pad),
+        ], object: "conn")
+    }
+
     func testSyscallTypesMatchBTF() throws {
         typealias E = vigil_syscall_event
         try assertLayout(E.self, "vigil_syscall_event", [

@@ -46,6 +46,16 @@ final class EventKindWalkTests: XCTestCase {
             let name = Array("/etc/walker.conf".utf8)
             e.name_len = UInt16(name.count); e.result = 3; e.dirfd = -100; e.syscall = UInt32(VIGIL_OPEN_OPENAT.rawValue)
             return bytes(e, name)
+        case .conn:
+            var e = vigil_conn_event()
+            e.tuple = walkTuple()
+            e.phase = UInt8(VIGIL_CONN_CONNECT.rawValue); e.tuple.state = 1; e.sock = 0xffff_8880_0000_1000; e.start_ns = 4_000_000_000
+            return bytes(e, [])
+        case .tcpdrop:
+            var e = vigil_tcpdrop_event()
+            e.tuple = walkTuple()
+            e.reason = 3; e.tcp_flags = 0x02
+            return bytes(e, [])
         case .syscall:
             var e = vigil_syscall_event()
             e.nr = UInt32(Syscalls.named("getpid")?.number() ?? 39); e.ret = 4242; e.latency_ns = 100
@@ -53,9 +63,19 @@ final class EventKindWalkTests: XCTestCase {
         }
     }
 
-    /// The evt.type a rule names to catch `kind`'s sample.
+    /// 10.0.0.1:40000 -> 10.0.0.2:80 over TCP/IPv4.
+    static func walkTuple() -> vigil_socket_tuple {
+        var t = vigil_socket_tuple()
+        t.family = 2; t.type = 1; t.protocol = 6; t.lport = 40000; t.rport = 80
+        withUnsafeMutableBytes(of: &t.laddr) { $0[0] = 10; $0[3] = 1 }
+        withUnsafeMutableBytes(of: &t.raddr) { $0[0] = 10; $0[3] = 2 }
+        return t
+    }
+
+    /// The evt.type a rule names to catch `kind`'s sample (a `record` kind's sample is its first
+    /// type, but an open's is openat).
     static func eventType(_ kind: EventKind) -> String {
-        kind.descriptor.eventType == .syscall ? "getpid" : kind.descriptor.eventType == .record ? "openat" : kind.descriptor.types[0]
+        kind.descriptor.eventType == .syscall ? "getpid" : kind == .open ? "openat" : kind.descriptor.types[0]
     }
 
     func testEveryKindHasEveryPiece() throws {
@@ -113,6 +133,34 @@ final class EventKindWalkTests: XCTestCase {
         }
     }
 
+    func testAConnectionsPhaseIsItsEvtType() throws {
+        let rules = try RuleSet(files: [("c.yaml", RuleFiles.items(text: """
+            - rule: closed
+              desc: a connection closed with data sent
+              condition: evt.type = tcp_close and conn.bytes_sent > 10 and fd.sport = 80
+              output: "%fd.name %conn.bytes_sent"
+              priority: NOTICE
+            - rule: opened
+              desc: a connection opened
+              condition: evt.type in (tcp_connect, tcp_accept)
+              output: "%fd.name"
+              priority: NOTICE
+            """, file: "c.yaml"))])
+        var decoder = EventDecoder(bootToEpochNs: 0)
+        var record = Self.record(.conn)
+        let connect = try XCTUnwrap(record.withUnsafeBytes { decoder.decode($0) })
+        XCTAssertEqual(rules.matches(connect).map(\.rule.name), ["opened"])
+        record.withUnsafeMutableBytes { raw in
+            var e = raw.loadUnaligned(as: vigil_conn_event.self)
+            e.phase = UInt8(VIGIL_CONN_CLOSE.rawValue); e.bytes_sent = 11; e.duration_ns = 5
+            raw.storeBytes(of: e, as: vigil_conn_event.self)
+        }
+        let close = try XCTUnwrap(record.withUnsafeBytes { decoder.decode($0) })
+        XCTAssertEqual(Fields.named("evt.type")?.extract(close, nil), .string("tcp_close"))
+        XCTAssertEqual(rules.matches(close).map(\.rule.name), ["closed"])
+        XCTAssertEqual(rules.pushdown.kinds, [.conn], "both rules need the conn sensor alone")
+    }
+
     func testKindSetsHoldEveryKindAsBits() {
         var set = KindSet()
         XCTAssertTrue(set.isEmpty)
@@ -137,7 +185,8 @@ final class EventKindWalkTests: XCTestCase {
         XCTAssertEqual(RuleSet.dedicatedSyscalls[.open], ["open", "openat", "openat2"])
         XCTAssertNil(RuleSet.dedicatedSyscalls[.exit], "exit events are procexit, not the exit syscalls")
         XCTAssertEqual(EventKindDescriptor.kinds(inCategory: "proc"), [.exec, .fork, .exit])
-        XCTAssertEqual(EventKindDescriptor.ownCapture, [.exec, .fork, .exit, .open])
+        XCTAssertEqual(EventKindDescriptor.ownCapture, [.exec, .fork, .exit, .open, .conn, .tcpdrop])
+        XCTAssertEqual(EventKindDescriptor.kinds(inCategory: "net"), [.conn, .tcpdrop])
         for kind in EventKind.allCases {
             for name in kind.descriptor.syscalls { XCTAssertNotNil(Syscalls.named(name), "\(kind): \(name) is not in the syscall table") }
         }

@@ -23,6 +23,8 @@ enum vigil_event_kind {
     VIGIL_EVENT_EXIT = 4,     /* struct vigil_exit_event: a process exited */
     VIGIL_EVENT_OPEN = 5,     /* struct vigil_open_event: open/openat/openat2 returned */
     VIGIL_EVENT_SYSCALL = 6,  /* struct vigil_syscall_event: any syscall, entry and exit in one record */
+    VIGIL_EVENT_CONN = 7,     /* struct vigil_conn_event: a TCP connection opened (connect, accept) or closed */
+    VIGIL_EVENT_TCPDROP = 8,  /* struct vigil_tcpdrop_event: the kernel dropped a TCP packet (kfree_skb with a reason) */
 };
 
 /* Bounds of the variable-length parts (documented in docs/fields.md). */
@@ -267,6 +269,60 @@ struct vigil_syscall_event {
     char data[];
 };
 _Static_assert(sizeof(struct vigil_syscall_event) == 160, "vigil_syscall_event size");
+
+/* --- the connection sensor (bpf/conn.bpf.c): TCP connection lifecycle and drops --- */
+
+/** What a struct vigil_conn_event reports. */
+enum vigil_conn_phase {
+    VIGIL_CONN_CONNECT = 0, /* an outgoing connection was established (SYN_SENT -> ESTABLISHED) */
+    VIGIL_CONN_ACCEPT = 1,  /* accept returned an incoming connection */
+    VIGIL_CONN_CLOSE = 2,   /* the connection reached TCP_CLOSE (also a connect that failed) */
+};
+
+/** Flags of struct vigil_conn_event. */
+enum vigil_conn_flags {
+    VIGIL_CONN_PASSIVE = 1 << 0, /* accepted: the local end is the server */
+};
+
+/** VIGIL_EVENT_CONN. The header is the task that opened the connection (connect or accept, kept
+ * in the sensor's map by the struct sock's address), whatever context the state change ran in;
+ * ts_ns is the time of the change. The tuple is read from the struct sock at the change:
+ * laddr/lport the local end, raddr/rport the remote one, state the state it left (a close from
+ * SYN_SENT is a connect that failed). The counters are the kernel's struct tcp_sock ones at close
+ * (0 at open). */
+struct vigil_conn_event {
+    struct vigil_event_header hdr;
+    struct vigil_socket_tuple tuple;
+    __u64 sock;           /* the struct sock's kernel address: one connection's id */
+    __u64 start_ns;       /* boot ns it began: SYN_SENT, or the SYN_RECV of an accepted one */
+    __u64 duration_ns;    /* close: ts_ns - start_ns */
+    __u64 bytes_sent;     /* tcp_sock.bytes_acked: bytes the peer acknowledged */
+    __u64 bytes_received; /* tcp_sock.bytes_received */
+    __u32 retransmits;    /* tcp_sock.total_retrans: segments retransmitted */
+    __u8 phase;           /* enum vigil_conn_phase */
+    __u8 flags;           /* enum vigil_conn_flags */
+    __u16 _pad;
+};
+_Static_assert(sizeof(struct vigil_conn_event) == 176, "vigil_conn_event size");
+
+/** Flags of struct vigil_tcpdrop_event. */
+enum vigil_tcpdrop_flags {
+    VIGIL_TCPDROP_OWNER = 1 << 0, /* the header is the task that opened the packet's connection (else the current task) */
+};
+
+/** VIGIL_EVENT_TCPDROP, from skb/kfree_skb for TCP over IPv4 and IPv6. The tuple is the packet's:
+ * laddr/lport its source, raddr/rport its destination (state: the socket's state, 0 without one). */
+struct vigil_tcpdrop_event {
+    struct vigil_event_header hdr;
+    struct vigil_socket_tuple tuple;
+    __u64 sock;           /* the socket the packet belonged to (rx_sk or skb->sk), 0 when none */
+    __u64 location;       /* kernel address of the code that dropped it */
+    __u32 reason;         /* enum skb_drop_reason (the running kernel's numbering: named from its BTF) */
+    __u8 tcp_flags;       /* the TCP header's flags: FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10 */
+    __u8 flags;           /* enum vigil_tcpdrop_flags */
+    __u16 _pad;
+};
+_Static_assert(sizeof(struct vigil_tcpdrop_event) == 152, "vigil_tcpdrop_event size");
 
 /* --- seccomp profile recording (bpf/seccomp.bpf.c; Sources/VigilSeccomp) --- */
 

@@ -6,7 +6,7 @@ import CVigilABI
 /// value is Vigil's short name (`vigil trace --event`, evt.kind); everything else about a kind is
 /// its `descriptor`. `syscall` is any syscall of the table (`Syscalls`): its evt.type is the syscall's name.
 public enum EventKind: String, Sendable, CaseIterable, Codable {
-    case exec, fork, exit, open, syscall
+    case exec, fork, exit, open, syscall, conn, tcpdrop
 
     /// The kind's position in the table (and in `allCases`): the one index of a kind, for tables
     /// indexed by kind and the bits of a `KindSet`.
@@ -17,6 +17,8 @@ public enum EventKind: String, Sendable, CaseIterable, Codable {
         case .exit: 2
         case .open: 3
         case .syscall: 4
+        case .conn: 5
+        case .tcpdrop: 6
         }
     }
 
@@ -31,6 +33,8 @@ public enum EventKind: String, Sendable, CaseIterable, Codable {
         case UInt32(VIGIL_EVENT_EXIT.rawValue): self = .exit
         case UInt32(VIGIL_EVENT_OPEN.rawValue): self = .open
         case UInt32(VIGIL_EVENT_SYSCALL.rawValue): self = .syscall
+        case UInt32(VIGIL_EVENT_CONN.rawValue): self = .conn
+        case UInt32(VIGIL_EVENT_TCPDROP.rawValue): self = .tcpdrop
         default: return nil
         }
     }
@@ -50,21 +54,23 @@ extension EventKindDescriptor {
         EventKindDescriptor(kind: .exit, abi: UInt32(VIGIL_EVENT_EXIT.rawValue), category: "proc", sensor: "process", record: "vigil_exit_event", recordSize: MemoryLayout<vigil_exit_event>.size, eventType: .fixed, types: ["procexit"], syscalls: ["exit", "exit_group"]),
         EventKindDescriptor(kind: .open, abi: UInt32(VIGIL_EVENT_OPEN.rawValue), category: "fs", sensor: "file", record: "vigil_open_event", recordSize: MemoryLayout<vigil_open_event>.size, eventType: .record, types: ["open", "openat", "openat2", "creat"], syscalls: ["open", "openat", "openat2"]),
         EventKindDescriptor(kind: .syscall, abi: UInt32(VIGIL_EVENT_SYSCALL.rawValue), category: "syscall", sensor: "syscalls", record: "vigil_syscall_event", recordSize: MemoryLayout<vigil_syscall_event>.size, eventType: .syscall, types: [], syscalls: []),
+        EventKindDescriptor(kind: .conn, abi: UInt32(VIGIL_EVENT_CONN.rawValue), category: "net", sensor: "conn", record: "vigil_conn_event", recordSize: MemoryLayout<vigil_conn_event>.size, eventType: .record, types: ["tcp_connect", "tcp_accept", "tcp_close"], syscalls: []),
+        EventKindDescriptor(kind: .tcpdrop, abi: UInt32(VIGIL_EVENT_TCPDROP.rawValue), category: "net", sensor: "conn", record: "vigil_tcpdrop_event", recordSize: MemoryLayout<vigil_tcpdrop_event>.size, eventType: .fixed, types: ["tcp_drop"], syscalls: []),
     ]
 }
 
 extension KindSet {
-    /// Words of 64 bits that hold a bit per kind (5 kinds).
+    /// Words of 64 bits that hold a bit per kind (7 kinds).
     public typealias Words = InlineArray<1, UInt64>
 }
 
 extension Names {
     /// Every kind's name, indexed by `EventKind.index`.
-    static let kinds: [StaticString] = ["exec", "fork", "exit", "open", "syscall"]
+    static let kinds: [StaticString] = ["exec", "fork", "exit", "open", "syscall", "conn", "tcpdrop"]
     /// Every kind's evt.type names (the table's `types`), one kind after another.
-    static let eventTypes: [StaticString] = ["execve", "execveat", "clone", "clone3", "fork", "vfork", "procexit", "open", "openat", "openat2", "creat"]
+    static let eventTypes: [StaticString] = ["execve", "execveat", "clone", "clone3", "fork", "vfork", "procexit", "open", "openat", "openat2", "creat", "tcp_connect", "tcp_accept", "tcp_close", "tcp_drop"]
     /// Where each kind's names start in `eventTypes`, by `EventKind.index`.
-    static let eventTypeStart: [Int] = [0, 2, 6, 7, 11]
+    static let eventTypeStart: [Int] = [0, 2, 6, 7, 11, 11, 14]
 }
 
 extension Payload {
@@ -76,6 +82,8 @@ extension Payload {
         case .exit: .exit
         case .open: .open
         case .syscall: .syscall
+        case .conn: .conn
+        case .tcpdrop: .tcpdrop
         }
     }
 }
@@ -91,6 +99,8 @@ extension EventDecoder {
         case UInt32(VIGIL_EVENT_EXIT.rawValue): decodeExit(record)
         case UInt32(VIGIL_EVENT_OPEN.rawValue): decodeOpen(record)
         case UInt32(VIGIL_EVENT_SYSCALL.rawValue): decodeSyscall(record)
+        case UInt32(VIGIL_EVENT_CONN.rawValue): decodeConn(record)
+        case UInt32(VIGIL_EVENT_TCPDROP.rawValue): decodeTCPDrop(record)
         default: nil
         }
     }

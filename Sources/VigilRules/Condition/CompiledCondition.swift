@@ -345,7 +345,7 @@ enum PlanOperand: Sendable {
 /// several syscalls (an exec event is an execve or an execveat), so `=`/`in`/`intersects` are
 /// true when any of the kind's syscall names matches and `!=` when none equals the value;
 /// other operators test the name Vigil reports (execve, clone, procexit). Open events carry
-/// their syscall's name, so they are tested by name. Results are computed when compiling. The
+/// their syscall's name, and connection events their phase's, so they are tested by name. Results are computed when compiling. The
 /// names are each kind's `types` in bpf/syscalls/kinds.table (`EventKindDescriptor`).
 struct EventTypeTest: Sendable {
     /// The syscall names each kind stands for; the first is the one Vigil reports.
@@ -359,6 +359,9 @@ struct EventTypeTest: Sendable {
     let syscalls: [Bool]
     /// The result for each known open syscall name (`openNames` order).
     let open: [(name: String, result: Bool)]
+    /// For the other kinds whose records say which of their `types` they are (a connection:
+    /// tcp_connect, tcp_accept, tcp_close), the result per type, by `EventKind.index`; nil for the rest.
+    let recordTypes: [[Bool]?]
     /// For an open syscall name not known when compiling.
     let fallback: ConditionValueTest
     /// The names compared with that no Vigil event has (`connect`, `ptrace`, ...).
@@ -389,6 +392,9 @@ struct EventTypeTest: Sendable {
         }
         fixed = EventKindDescriptor.all.map { $0.eventType == .fixed ? decide($0.kind) : nil }
         open = EventKind.open.descriptor.types.map { ($0, test.matches(string: ByteString($0))) }
+        recordTypes = EventKindDescriptor.all.map { d in
+            d.eventType == .record && d.kind != .open ? d.types.map { test.matches(string: ByteString($0)) } : nil
+        }
         syscalls = Syscalls.all.map { d in
             op == .notEqual ? !values.contains(ByteString(d.name)) : test.matches(string: ByteString(d.name))
         }
@@ -409,6 +415,8 @@ struct EventTypeTest: Sendable {
             return index >= 0 ? open[index].result : fallback.matches(string: ByteString(o.syscall))
         case .syscall(let s):
             return syscalls[s.index]
+        case .conn(let c):
+            return recordTypes[event.kind.index]?[Int(c.phase.rawValue)] ?? false
         default:
             return fixed[event.kind.index] ?? false
         }
@@ -419,6 +427,11 @@ struct EventTypeTest: Sendable {
         for kind in EventKind.allCases {
             guard let result = fixed[kind.index] else { continue }
             if result { whenTrue.insert(kind) } else { whenFalse.insert(kind) }
+        }
+        for kind in EventKind.allCases {
+            guard let results = recordTypes[kind.index] else { continue }
+            if results.contains(true) { whenTrue.insert(kind) }
+            if results.contains(false) { whenFalse.insert(kind) }
         }
         if open.contains(where: \.result) { whenTrue.insert(.open) }
         if open.contains(where: { !$0.result }) { whenFalse.insert(.open) }
