@@ -53,6 +53,9 @@ public struct DockerContainerSummary: Sendable, Hashable {
     public var labels: [String: String]
     /// `created`, `running`, `paused`, `restarting`, `removing`, `exited` or `dead`.
     public var state: String
+    /// Its IP addresses on its networks (`NetworkSettings.Networks.*.IPAddress` and
+    /// `GlobalIPv6Address`; none for `--network none` or host).
+    public var addresses: [String] = []
 }
 
 /// A container as described by `GET /containers/{id}/json` (`docker inspect`).
@@ -108,7 +111,9 @@ public struct DockerClient: Sendable {
         return try decode([WireSummary].self, from: try get(target), request: target).map {
             DockerContainerSummary(
                 id: $0.Id, names: ($0.Names ?? []).map(Self.trimmingSlash), image: $0.Image ?? "",
-                labels: $0.Labels ?? [:], state: $0.State ?? "")
+                labels: $0.Labels ?? [:], state: $0.State ?? "",
+                addresses: ($0.NetworkSettings?.Networks ?? [:]).values.flatMap { [$0.IPAddress ?? "", $0.GlobalIPv6Address ?? ""] }
+                    .filter { !$0.isEmpty }.sorted())
         }
     }
 
@@ -213,11 +218,19 @@ public struct DockerClient: Sendable {
 
 // The engine's JSON, field names as the API spells them.
 private struct WireSummary: Decodable {
+    struct Network: Decodable {
+        var IPAddress: String?
+        var GlobalIPv6Address: String?
+    }
+    struct Settings: Decodable {
+        var Networks: [String: Network]?
+    }
     var Id: String
     var Names: [String]?
     var Image: String?
     var Labels: [String: String]?
     var State: String?
+    var NetworkSettings: Settings?
 }
 
 private struct WireDetails: Decodable {

@@ -42,18 +42,7 @@ struct Trace: ParsableCommand {
     var snaplen: Int = 80
     @Option(name: .long, help: ArgumentHelp("Bytes kept of a syscall's string or path argument (a cut value ends in ... and says \"truncated\":true in JSON).", valueName: "bytes"))
     var stringBytes: Int = 4096
-    @Option(name: .long, help: ArgumentHelp("Only these command names (comma separated, repeatable).", valueName: "names"))
-    var comm: [String] = []
-    @Option(name: .long, help: ArgumentHelp("Not these command names.", valueName: "names"))
-    var excludeComm: [String] = []
-    @Option(name: .long, help: "Only this container (id, id prefix or name; repeatable).")
-    var container: [String] = []
-    @Flag(name: .long, help: "Only processes in containers (not in the host's pid namespace).")
-    var containersOnly = false
-    @Option(name: .long, help: "Only these process ids (repeatable).")
-    var pid: [UInt32] = []
-    @Option(name: .long, help: "Only these user ids (repeatable).")
-    var uid: [UInt32] = []
+    @OptionGroup var tasks: TaskFilterOptions
     @Option(name: [.customShort("o"), .customLong("format")], help: "Output format: table or json (one object per line).")
     var format: OutputFormat = .table
     @Option(name: .long, help: ArgumentHelp("Write events to FILE instead of standard output.", valueName: "file"))
@@ -121,18 +110,11 @@ struct Trace: ParsableCommand {
         // Before the sensors load (which takes a while): a Ctrl-C meanwhile still ends in the summary.
         StopSignal.install()
         let docker = DockerClient()
-        let metadata = ContainerMetadataCache(source: docker) { Log.info($0) }
-        let watcher = DockerEventWatcher(client: docker)
-        metadata.follow(watcher) // names of containers started while tracing are refreshed on start
+        let (metadata, watcher) = ContainerLookup.followedMetadata(docker)
         defer { watcher.stop() }
         var filter = KernelFilter()
         filter.syscallBounds = SyscallBounds(bufferBytes: snaplen, stringBytes: stringBytes)
-        filter.containersOnly = containersOnly
-        filter.includeComms = Set(kinds(comm))
-        filter.excludeComms = Set(kinds(excludeComm))
-        filter.pids = Set(pid)
-        filter.uids = Set(uid)
-        for name in container { filter.cgroupIDs.formUnion(try ContainerLookup.cgroupIDs(of: name, docker: docker)) }
+        try tasks.apply(to: &filter, docker: docker)
 
         let selected = try selection()
         var kinds = selected.kinds
@@ -243,7 +225,46 @@ enum StopSignal {
 }
 
 /// Finds containers by id, id prefix or name, and their cgroup v2 directories.
+/// The in-kernel task filters `vigil trace` and `vigil flows` share.
+struct TaskFilterOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Only these command names (comma separated, repeatable).", valueName: "names"))
+    var comm: [String] = []
+    @Option(name: .long, help: ArgumentHelp("Not these command names.", valueName: "names"))
+    var excludeComm: [String] = []
+    @Option(name: .long, help: "Only this container (id, id prefix or name; repeatable).")
+    var container: [String] = []
+    @Flag(name: .long, help: "Only processes in containers (not in the host's pid namespace).")
+    var containersOnly = false
+    @Option(name: .long, help: "Only these process ids (repeatable).")
+    var pid: [UInt32] = []
+    @Option(name: .long, help: "Only these user ids (repeatable).")
+    var uid: [UInt32] = []
+
+    private func names(_ list: [String]) -> Set<String> {
+        Set(list.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty })
+    }
+
+    /// Sets the filter's task sets; containers are looked up by id, id prefix or name.
+    func apply(to filter: inout KernelFilter, docker: DockerClient) throws {
+        filter.containersOnly = containersOnly
+        filter.includeComms = names(comm)
+        filter.excludeComms = names(excludeComm)
+        filter.pids = Set(pid)
+        filter.uids = Set(uid)
+        for name in container { filter.cgroupIDs.formUnion(try ContainerLookup.cgroupIDs(of: name, docker: docker)) }
+    }
+}
+
 enum ContainerLookup {
+    /// Container metadata from `docker`, following its events: names of containers started
+    /// while tracing are refreshed on start. Stop the watcher when done.
+    static func followedMetadata(_ docker: DockerClient) -> (ContainerMetadataCache, DockerEventWatcher) {
+        let metadata = ContainerMetadataCache(source: docker) { Log.info($0) }
+        let watcher = DockerEventWatcher(client: docker)
+        metadata.follow(watcher)
+        return (metadata, watcher)
+    }
+
     static func cgroupIDs(of nameOrID: String, docker: DockerClient) throws -> Set<UInt64> {
         let all = (try? docker.containers()) ?? []
         let wanted = nameOrID.hasPrefix("/") ? String(nameOrID.dropFirst()) : nameOrID

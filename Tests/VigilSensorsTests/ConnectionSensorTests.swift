@@ -55,6 +55,14 @@ final class ConnectionSensorTests: XCTestCase {
         return fd
     }
 
+    /// A connection to `server` (listening on `port`): the client's fd and the accepted one.
+    private func connectAndAccept(_ server: Int32, _ port: UInt16) throws -> (Int32, Int32) {
+        let client = try connectTo(port)
+        let accepted = accept(server, nil, nil)
+        try call("accept", accepted)
+        return (client, accepted)
+    }
+
     private func localPort(_ fd: Int32) -> UInt16 {
         var a = sockaddr_in()
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -114,10 +122,8 @@ final class ConnectionSensorTests: XCTestCase {
         var clientPort: UInt16 = 0
         let pid = UInt32(getpid())
         let events = try collect(harness, until: { $0.filter { $0.conn?.phase == .close && $0.pid == pid }.count >= 2 }) {
-            let client = try connectTo(port)
+            let (client, accepted) = try connectAndAccept(server, port)
             clientPort = localPort(client)
-            let accepted = accept(server, nil, nil)
-            try call("accept", accepted)
             try sendAll(client, 1000)
             try receiveAll(accepted, 1000)
             try sendAll(accepted, 300)
@@ -184,10 +190,8 @@ final class ConnectionSensorTests: XCTestCase {
         var clientPort: UInt16 = 0
         let pid = UInt32(getpid())
         let events = try collect(harness, until: { $0.contains { $0.tcpdrop != nil && $0.pid == pid } }) {
-            let client = try connectTo(port)
+            let (client, accepted) = try connectAndAccept(server, port)
             clientPort = localPort(client)
-            let accepted = accept(server, nil, nil)
-            try call("accept", accepted)
             // A classic BPF filter that keeps nothing: every segment to this socket is dropped
             // (tcp_filter: SKB_DROP_REASON_SOCKET_FILTER).
             var insns = [ClassicBPF(code: 0x06, jt: 0, jf: 0, k: 0)] // BPF_RET | BPF_K, 0
