@@ -34,6 +34,9 @@ public struct KernelFilter: Sendable, Equatable {
     public var syscalls: SyscallCapture?
     /// The bounds of the syscalls the rules add (`add`).
     public var syscallBounds = SyscallBounds()
+    /// Load the conn sensor (kinds conn and tcpdrop): a rule matches them (`add`), or a tracer
+    /// shows them. `Sensors.apply` loads it, or releases it when nothing wants it any more.
+    public var connections = false
 
     /// No filtering (but Vigil's own process is ignored).
     public init() {}
@@ -53,6 +56,8 @@ public struct KernelFilter: Sendable, Equatable {
             syscalls = SyscallCapture(numbers: old.shown.union(numbers), bufferBytes: old.bufferBytes, stringBytes: old.stringBytes,
                                       dns: old.dns || pushdown.dns, dnsRulesOnly: pushdown.dnsOnly && old.shown.isDisjoint(with: SyscallCapture.dnsNumbers))
         }
+        // Like syscalls: what the rules match, not a filter.
+        if !pushdown.kinds.isDisjoint(with: [.conn, .tcpdrop]) { connections = true }
         guard filtering else {
             openPaths?.filtering = false
             return
@@ -113,6 +118,8 @@ public final class Sensors {
     }
     /// How sensors are loaded, kept for loading the syscalls sensor later (`apply`).
     private let settings: LoadSettings
+    /// The conn sensor was asked for at load: `apply` never releases it.
+    private let connectionsPinned: Bool
     /// The shared ring.
     public let ring: BPFMap
     /// Holds the maps every sensor shares (ring, filter settings and sets): a copy of the process
@@ -225,6 +232,7 @@ public final class Sensors {
         let syscalls = (syscalls ?? filter.syscalls).flatMap { $0.numbers.isEmpty ? nil : $0 }
         let settings = LoadSettings(wakeupBytes: wakeupBytes, ignorePID: filter.ignorePID, cgroupHierarchy: cgroupHierarchy,
                                     ringBytes: ringBytes, probes: probes, syscallHooks: syscallHooks, sharedFDs: sharedFDs)
+        let connections = connections || filter.connections
         if connections { Self.dropReasonsInstalled }
         let sensors = [("process", Self.processHooks)] + (files ? [("file", fileHooks)] : [])
             + (connections ? [("conn", Self.connHooks)] : [])
@@ -236,6 +244,7 @@ public final class Sensors {
         }
         let outcomes = try results.values()
         self.settings = settings
+        connectionsPinned = connections
         syscallCapture = syscalls
         shownSyscalls = Self.shown(syscalls)
         loaded = outcomes.map(\.0)
@@ -317,6 +326,23 @@ public final class Sensors {
         try recordLinks() // the integrity check follows the links made and dropped here
     }
 
+    /// Loads the conn sensor when `wanted` and not loaded; detaches and releases it when loaded,
+    /// not wanted and not asked for at load.
+    private func applyConnections(_ wanted: Bool) throws {
+        let index = loaded.firstIndex { $0.name == "conn" }
+        switch (wanted || connectionsPinned, index) {
+        case (true, nil):
+            Self.dropReasonsInstalled
+            loaded.append(try Self.load("conn", hooks: Self.connHooks, settings: settings, openPaths: nil, syscalls: nil).0)
+        case (false, let index?):
+            loaded[index].variants.detach()
+            loaded.remove(at: index)
+        default:
+            return
+        }
+        try recordLinks()
+    }
+
     /// The file sensor's object, when loaded.
     private var fileObject: BPFObject? { loaded.first { $0.name == "file" }?.variants.object }
 
@@ -331,6 +357,7 @@ public final class Sensors {
         // Whatever got written, even in part, is Vigil's own: the integrity check compares with it.
         defer { try? recordMaps() }
         try applySyscalls(filter.syscalls)
+        try applyConnections(filter.connections)
         stateChangeFilter = StateChangeFilter(filter)
         let shared = sharedMaps
         guard let file = fileObject else { return try Self.write(filter, to: shared) }

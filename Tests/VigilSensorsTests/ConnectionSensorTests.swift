@@ -1,6 +1,7 @@
 import Foundation
 import VigilContainers
 import VigilEvents
+import VigilRules
 import VigilSensors
 import VigilTestSupport
 import XCTest
@@ -167,6 +168,42 @@ final class ConnectionSensorTests: XCTestCase {
         XCTAssertTrue(json.contains("\"evt.type\":\"tcp_close\""), json)
         XCTAssertTrue(json.contains("\"conn.bytes_received\":300"), json)
         XCTAssertTrue(json.contains("\"fd.name\":\"\(name)\""), json)
+    }
+
+    func testARuleOnConnectionsLoadsTheConnSensorAndMatchesAndApplyReleasesIt() throws {
+        var filter = KernelFilter()
+        filter.pids = [UInt32(getpid())]
+        filter.ignorePID = 0
+        let harness = try TraceHarness(files: false, filter: filter)
+        XCTAssertFalse(harness.sensors.loaded.contains { $0.name == "conn" }, "nothing asked for connections")
+        let rules = try RuleSet(files: [("c.yaml", RuleFiles.items(text: """
+            - rule: loopback connection closed
+              desc: a TCP connection to a local port closed after sending data
+              condition: evt.type = tcp_close and fd.sip = 127.0.0.1 and conn.bytes_sent >= 5
+              output: "%fd.name sent %conn.bytes_sent"
+              priority: NOTICE
+            """, file: "c.yaml"))])
+        filter.add(rules.pushdown)
+        XCTAssertTrue(filter.connections, "the rule's kinds ask for the conn sensor")
+        try harness.sensors.apply(filter)
+        XCTAssertTrue(harness.sensors.loaded.contains { $0.name == "conn" })
+        let (server, port) = try listener()
+        defer { close(server) }
+        let pid = UInt32(getpid())
+        let events = try collect(harness, until: { $0.filter { $0.conn?.phase == .close && $0.pid == pid }.count >= 2 }) {
+            let (client, accepted) = try connectAndAccept(server, port)
+            try sendAll(client, 5)
+            try receiveAll(accepted, 5)
+            abort(client)
+            abort(accepted)
+        }
+        let matched = events.filter { !rules.matches($0).isEmpty }
+        XCTAssertEqual(matched.count, 1, "the client's close alone sent 5 bytes: \(events.map(EventFormat.tableRow))")
+        XCTAssertEqual(matched.first?.conn?.socket.remote?.port, port)
+
+        filter.connections = false
+        try harness.sensors.apply(filter)
+        XCTAssertFalse(harness.sensors.loaded.contains { $0.name == "conn" }, "released when no rule wants it")
     }
 
     func testConnectToAClosedPortClosesFromSynSent() throws {
