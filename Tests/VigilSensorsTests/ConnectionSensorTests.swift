@@ -206,6 +206,39 @@ final class ConnectionSensorTests: XCTestCase {
         XCTAssertFalse(harness.sensors.loaded.contains { $0.name == "conn" }, "released when no rule wants it")
     }
 
+    func testIPv6LoopbackConnectionIsNamedWithItsAddresses() throws {
+        let harness = try harness()
+        let server = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        try call("socket", server)
+        defer { close(server) }
+        var a = sockaddr_in6()
+        a.sin6_family = sa_family_t(AF_INET6)
+        a.sin6_addr = in6addr_loopback
+        var len = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        try call("bind", withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, len) } })
+        try call("listen", listen(server, 4))
+        try call("getsockname", withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(server, $0, &len) } })
+        let port = UInt16(bigEndian: a.sin6_port)
+        let pid = UInt32(getpid())
+        let events = try collect(harness, until: { $0.contains { $0.conn?.phase == .close && $0.pid == pid } }) {
+            let client = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+            try call("socket", client)
+            try call("connect", withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, len) } })
+            let accepted = accept(server, nil, nil)
+            try call("accept", accepted)
+            try sendAll(client, 7)
+            try receiveAll(accepted, 7)
+            abort(client)
+            abort(accepted)
+        }
+        let opened = try XCTUnwrap(events.first { $0.conn?.phase == .connect && $0.pid == pid }, "\(events.map(EventFormat.tableRow))")
+        let clientPort = try XCTUnwrap(opened.conn?.socket.local?.port)
+        XCTAssertEqual(Fields.named("fd.name")?.extract(opened, nil), .string(ByteString("::1:\(clientPort)->::1:\(port)")))
+        XCTAssertEqual(Fields.named("fd.type")?.extract(opened, nil), .string("ipv6"))
+        let closed = try XCTUnwrap(events.first { $0.conn?.phase == .close && $0.conn?.socket.local?.port == clientPort })
+        XCTAssertEqual(closed.conn?.bytesSent, 7)
+    }
+
     func testConnectToAClosedPortClosesFromSynSent() throws {
         let harness = try harness()
         let (probe, port) = try listener()
@@ -226,7 +259,7 @@ final class ConnectionSensorTests: XCTestCase {
         defer { close(server) }
         var clientPort: UInt16 = 0
         let pid = UInt32(getpid())
-        let events = try collect(harness, until: { $0.contains { $0.tcpdrop != nil && $0.pid == pid } }) {
+        let events = try collect(harness, until: { $0.contains { $0.tcpdrop != nil && $0.pid == pid } && $0.contains { $0.conn?.phase == .close && $0.pid == pid } }) {
             let (client, accepted) = try connectAndAccept(server, port)
             clientPort = localPort(client)
             // A classic BPF filter that keeps nothing: every segment to this socket is dropped
@@ -238,7 +271,7 @@ final class ConnectionSensorTests: XCTestCase {
                                                         socklen_t(MemoryLayout<ClassicProgram>.size)))
             }
             try sendAll(client, 100)
-            Thread.sleep(forTimeInterval: 0.1)
+            Thread.sleep(forTimeInterval: 0.6) // the client retransmits (RTO: 200 ms at least), dropped again
             abort(client)
             abort(accepted)
         }
@@ -251,6 +284,10 @@ final class ConnectionSensorTests: XCTestCase {
         XCTAssertEqual(Fields.named("tcp.state")?.extract(drop, nil), .string("ESTABLISHED"))
         XCTAssertTrue(drop.tcpdrop.map { $0.tcpFlags & 0x08 != 0 } ?? false, "the data segment (PSH): \(EventFormat.tableRow(drop))")
         XCTAssertTrue(EventFormat.json(drop).contains("\"tcp.drop_reason\":\"SOCKET_FILTER\""))
+        XCTAssertGreaterThanOrEqual(drops.filter { $0.tcpdrop?.socket.local?.port == clientPort }.count, 2, "the segment and its retransmission")
+        let clientClose = try XCTUnwrap(events.first { $0.conn?.phase == .close && $0.conn?.socket.local?.port == clientPort })
+        XCTAssertGreaterThanOrEqual(clientClose.conn?.retransmits ?? 0, 1, EventFormat.tableRow(clientClose))
+        XCTAssertEqual(clientClose.conn?.bytesSent, 100, "sent once (the retransmission is not counted again), never acknowledged")
     }
 
     func testContainerToContainerConnectionNamesTheConnectingContainer() throws {
