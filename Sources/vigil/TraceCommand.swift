@@ -133,6 +133,8 @@ struct Trace: ParsableCommand {
                     // No selection: the rules choose the syscalls (none: the syscalls sensor stays out).
                     syscallNumbers = pushdown.syscallNumbers
                     if !syscallNumbers.isEmpty { kinds.insert(.syscall) }
+                    // and the connection kinds their rules match (the conn sensor loads for them).
+                    kinds.formUnion(pushdown.kinds.intersection(KindSet(EventKindDescriptor.kinds(inCategory: "net"))))
                 } else {
                     syscallNumbers.formIntersection(pushdown.syscallNumbers)
                 }

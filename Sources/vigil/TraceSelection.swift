@@ -14,6 +14,9 @@ struct TraceSelection: Equatable {
     static let coveredByKinds: Set<String> = EventKindDescriptor.coveredSyscalls
     /// The kinds with a capture of their own (bpf/syscalls/kinds.table): exec, fork, exit, open.
     static let legacyKinds: [EventKind] = EventKindDescriptor.ownCapture
+    /// What `vigil trace` shows without --event or --set: the process and file kinds (exec, fork,
+    /// exit, open); the network kinds (conn, tcpdrop) only when asked for (`--event conn`, `--set net`).
+    static let defaultKinds: [EventKind] = legacyKinds.filter { $0.set != "net" }
 
     /// The syscall category a set names (`--set`, `--exclude-set`), or an error listing them.
     static func category(_ name: String) throws -> SyscallCategories {
@@ -39,7 +42,7 @@ struct TraceSelection: Equatable {
             syscalls.formUnion(Syscalls.all.filter { $0.categories.contains(category) && !Self.coveredByKinds.contains($0.nameString) }
                 .compactMap { $0.number() })
         }
-        if events.isEmpty && sets.isEmpty { kinds = KindSet(Self.legacyKinds) }
+        if events.isEmpty && sets.isEmpty { kinds = KindSet(Self.defaultKinds) }
         for name in excludeEvents {
             if let kind = EventKind(rawValue: name), Self.legacyKinds.contains(kind) {
                 kinds.remove(kind)
