@@ -26,15 +26,11 @@ struct Flows: ParsableCommand {
     var duration: Double?
 
     func run() throws {
-        global.bootstrapLogging()
-        StopSignal.install()
-        let docker = DockerClient()
-        let (metadata, watcher) = ContainerLookup.followedMetadata(docker)
-        defer { watcher.stop() }
-        var filter = KernelFilter()
-        try tasks.apply(to: &filter, docker: docker)
-        let sensors = try Sensors(files: false, filter: filter, connections: true)
-        let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: [.conn])
+        let setup = try TracingSetup(global: global, tasks: tasks)
+        defer { setup.watcher.stop() }
+        let docker = setup.docker
+        let sensors = try Sensors(files: false, filter: setup.filter, connections: true)
+        let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: setup.metadata), kinds: [.conn])
         for (sensor, report) in sensors.reports where sensor == "conn" { Log.info("\(sensor)/\(report.hook): \(report.active)") }
         Log.info("tracing TCP connections; Ctrl-C or SIGTERM stops and prints the table")
 

@@ -106,15 +106,11 @@ struct Trace: ParsableCommand {
     }
 
     func run() throws {
-        global.bootstrapLogging()
-        // Before the sensors load (which takes a while): a Ctrl-C meanwhile still ends in the summary.
-        StopSignal.install()
-        let docker = DockerClient()
-        let (metadata, watcher) = ContainerLookup.followedMetadata(docker)
-        defer { watcher.stop() }
-        var filter = KernelFilter()
+        let setup = try TracingSetup(global: global, tasks: tasks)
+        defer { setup.watcher.stop() }
+        let metadata = setup.metadata
+        var filter = setup.filter
         filter.syscallBounds = SyscallBounds(bufferBytes: snaplen, stringBytes: stringBytes)
-        try tasks.apply(to: &filter, docker: docker)
 
         let selected = try selection()
         var kinds = selected.kinds
@@ -257,15 +253,32 @@ struct TaskFilterOptions: ParsableArguments {
     }
 }
 
-enum ContainerLookup {
-    /// Container metadata from `docker`, following its events: names of containers started
-    /// while tracing are refreshed on start. Stop the watcher when done.
-    static func followedMetadata(_ docker: DockerClient) -> (ContainerMetadataCache, DockerEventWatcher) {
-        let metadata = ContainerMetadataCache(source: docker) { Log.info($0) }
-        let watcher = DockerEventWatcher(client: docker)
+/// What `vigil trace` and `vigil flows` set up before their sensors load: logging, the stop signal
+/// (installed first: a Ctrl-C while the sensors load still ends in the summary), container
+/// metadata from Docker following its events (names of containers started while tracing are
+/// refreshed on start; stop `watcher` when done) and the task filters.
+struct TracingSetup {
+    let docker = DockerClient()
+    let metadata: ContainerMetadataCache
+    let watcher: DockerEventWatcher
+    var filter = KernelFilter()
+
+    init(global: GlobalOptions, tasks: TaskFilterOptions) throws {
+        global.bootstrapLogging()
+        StopSignal.install()
+        metadata = ContainerMetadataCache(source: docker) { Log.info($0) }
+        watcher = DockerEventWatcher(client: docker)
         metadata.follow(watcher)
-        return (metadata, watcher)
+        do {
+            try tasks.apply(to: &filter, docker: docker)
+        } catch {
+            watcher.stop()
+            throw error
+        }
     }
+}
+
+enum ContainerLookup {
 
     static func cgroupIDs(of nameOrID: String, docker: DockerClient) throws -> Set<UInt64> {
         let all = (try? docker.containers()) ?? []
