@@ -199,11 +199,11 @@ public struct OpenPathPushdown: Sendable, Equatable {
         func refuse(_ why: String) -> RuleError {
             RuleError(location: rule.rule.location, message: "rule '\(rule.rule.name)': kernel_kill needs a condition the kernel decides (opens of named paths, their access and result, proc.name in or not in a list), but \(why)")
         }
-        // fd.* fields also apply to syscall events (the fd table); a condition on them alone can
-        // match a syscall on such an fd too, which is decided in userspace (alert only): the kill
-        // is for the opens.
+        // fd.* fields also apply to syscall events (the fd table) and to connection events (their
+        // ends); a condition on them alone can match those too, which is decided in userspace
+        // (alert only): the kill is for the opens.
         let kinds = rule.condition.kinds
-        guard kinds.subtracting([.syscall]) == [.open] else {
+        guard kinds.subtracting([.syscall, .conn, .tcpdrop]) == [.open] else {
             let names = EventKind.allCases.filter(kinds.contains).map(\.rawValue).joined(separator: ", ")
             throw refuse(kinds.isEmpty ? "it matches no event" : "it can match \(names) events, and the kernel kills only on opens")
         }

@@ -216,11 +216,12 @@ indirect enum PlanNode: Sendable {
         }
     }
 
-    /// Whether some comparison reads a field that only syscall events carry.
+    /// Whether some comparison reads a field that, of the kinds with fd tables, only syscall
+    /// events carry (the network fields also apply to connection events, which carry their ends).
     var readsSyscallOnlyField: Bool {
         switch self {
         case .constant: false
-        case .test(let test): test.fieldKinds == [.syscall]
+        case .test(let test): !test.fieldKinds.isEmpty && test.fieldKinds.subtracting([.conn, .tcpdrop]) == [.syscall]
         case .not(let child, _): child.readsSyscallOnlyField
         case .and(let children, _), .or(let children, _): children.contains { $0.readsSyscallOnlyField }
         }

@@ -19,22 +19,22 @@ final class ConditionAnalysisTests: XCTestCase {
         XCTAssertEqual(try kinds("evt.type = ptrace"), [.syscall])
         XCTAssertEqual(try kinds("evt.type = no_such_syscall"), [])
         XCTAssertEqual(try kinds("evt.type = execve or evt.type = procexit"), [.exec, .exit, .syscall])
-        XCTAssertEqual(try kinds("evt.type != execve"), [.fork, .exit, .open, .syscall])
-        XCTAssertEqual(try kinds("not evt.type in (execve, execveat)"), [.fork, .exit, .open, .syscall])
+        XCTAssertEqual(try kinds("evt.type != execve"), [.fork, .exit, .open, .syscall, .conn, .tcpdrop])
+        XCTAssertEqual(try kinds("not evt.type in (execve, execveat)"), [.fork, .exit, .open, .syscall, .conn, .tcpdrop])
         // `!= openat` can still be true for open events (open, openat2).
         XCTAssertEqual(try kinds("evt.type != openat"), Set(EventKind.allCases))
-        XCTAssertEqual(try kinds("not (evt.type = execve or evt.type = clone)"), [.exit, .open, .syscall])
+        XCTAssertEqual(try kinds("not (evt.type = execve or evt.type = clone)"), [.exit, .open, .syscall, .conn, .tcpdrop])
         XCTAssertEqual(try kinds("evt.type exists"), Set(EventKind.allCases))
         XCTAssertEqual(try kinds("evt.type startswith exec"), [.exec, .syscall])
     }
 
     func testKindsFromFieldsInAndPosition() throws {
-        XCTAssertEqual(try kinds("fd.name = /etc/shadow"), [.open, .syscall]) // the fd table names syscalls' fds too
-        XCTAssertEqual(try kinds("proc.name = cat and fd.name startswith /etc"), [.open, .syscall])
+        XCTAssertEqual(try kinds("fd.name = /etc/shadow"), [.open, .syscall, .conn, .tcpdrop]) // the fd table names syscalls' fds too, a connection its ends
+        XCTAssertEqual(try kinds("proc.name = cat and fd.name startswith /etc"), [.open, .syscall, .conn, .tcpdrop])
         XCTAssertEqual(try kinds("proc.exitcode != 0"), [.exit])
         XCTAssertEqual(try kinds("evt.rawres < 0"), [.open, .fork, .syscall])
         XCTAssertEqual(try kinds("evt.is_thread = true or proc.exitcode = 1"), [.fork, .exit])
-        XCTAssertEqual(try kinds("fd.name exists"), [.open, .syscall])
+        XCTAssertEqual(try kinds("fd.name exists"), [.open, .syscall, .conn, .tcpdrop])
         // Negated, a field the event lacks makes the term true: no restriction.
         XCTAssertEqual(try kinds("not fd.name = /x"), Set(EventKind.allCases))
         XCTAssertEqual(try kinds("proc.name = cat or fd.name = /x"), Set(EventKind.allCases))
