@@ -237,8 +237,10 @@ int accept_exit(struct trace_event_raw_sys_exit *ctx)
 /* A freed TCP packet with a drop reason. */
 static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u32 reason, struct sock *rx_sk)
 {
-    int consumed = bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED);
-    if (reason == (__u32)consumed || reason == 0)
+    if (reason == 0)
+        return 0;
+    if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
+        reason == (__u32)bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
         return 0;
     /* A closing socket's own write queue freed (tcp_write_queue_purge): not a packet the
      * network or the stack refused. */
@@ -316,12 +318,16 @@ int BPF_PROG(drop_tp_btf, struct sk_buff *skb, void *location, enum skb_drop_rea
     return handle_drop(skb, location, reason, rx_sk);
 }
 
-/* Kernels before rx_sk (6.12) and without tp_btf: the tracepoint's record. */
+/* Kernels before rx_sk (6.12) or without tp_btf: the tracepoint's record. Before drop reasons
+ * (5.17) it loads and reports nothing (reason 0). */
 SEC("?tracepoint/skb/kfree_skb")
 int drop_tracepoint(struct trace_event_raw_kfree_skb *ctx)
 {
     struct sock *rx_sk = NULL;
+    __u32 reason = 0;
     if (bpf_core_field_exists(ctx->rx_sk))
         rx_sk = BPF_CORE_READ(ctx, rx_sk);
-    return handle_drop(BPF_CORE_READ(ctx, skbaddr), BPF_CORE_READ(ctx, location), BPF_CORE_READ(ctx, reason), rx_sk);
+    if (bpf_core_field_exists(ctx->reason))
+        reason = BPF_CORE_READ(ctx, reason);
+    return handle_drop(BPF_CORE_READ(ctx, skbaddr), BPF_CORE_READ(ctx, location), reason, rx_sk);
 }

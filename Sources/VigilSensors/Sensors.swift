@@ -214,10 +214,13 @@ public final class Sensors {
     ///   - syscallHooks: its hooks and variants; nil (the default): chosen by the set's size,
     ///     now and whenever `apply` changes the set (`Sensors.syscallHooks(for:)`).
     ///   - connections: load the conn sensor (TCP connections and drops: kinds conn, tcpdrop).
+    ///   - connHooks: its hooks and variants (`Sensors.connHooks`; a test may narrow them), also
+    ///     when `apply` loads it later.
     public init(files: Bool, filter: KernelFilter, ringBytes: Int = 1 << 23, wakeupBytes: UInt64 = 1 << 20,
                 probes: FeatureProbes = .shared, fileHooks: [Hook] = Sensors.fileHooks,
                 cgroupHierarchy: CgroupHierarchy = .onThisHost,
-                syscalls: SyscallCapture? = nil, syscallHooks: [Hook]? = nil, connections: Bool = false) throws {
+                syscalls: SyscallCapture? = nil, syscallHooks: [Hook]? = nil, connections: Bool = false,
+                connHooks: [Hook] = Sensors.connHooks) throws {
         let shared = try EmbeddedObjects.open("process")
         try shared.map(named: "events").setMaxEntries(ringBytes)
         for name in Self.sharedMapNames {
@@ -231,11 +234,11 @@ public final class Sensors {
 
         let syscalls = (syscalls ?? filter.syscalls).flatMap { $0.numbers.isEmpty ? nil : $0 }
         let settings = LoadSettings(wakeupBytes: wakeupBytes, ignorePID: filter.ignorePID, cgroupHierarchy: cgroupHierarchy,
-                                    ringBytes: ringBytes, probes: probes, syscallHooks: syscallHooks, sharedFDs: sharedFDs)
+                                    ringBytes: ringBytes, probes: probes, syscallHooks: syscallHooks, connHooks: connHooks, sharedFDs: sharedFDs)
         let connections = connections || filter.connections
         if connections { Self.dropReasonsInstalled }
         let sensors = [("process", Self.processHooks)] + (files ? [("file", fileHooks)] : [])
-            + (connections ? [("conn", Self.connHooks)] : [])
+            + (connections ? [("conn", connHooks)] : [])
             + (syscalls.map { [("syscalls", syscallHooks ?? Self.syscallHooks(for: $0))] } ?? [])
         let results = SensorLoads(count: sensors.count)
         DispatchQueue.concurrentPerform(iterations: sensors.count) { i in
@@ -333,7 +336,7 @@ public final class Sensors {
         switch (wanted || connectionsPinned, index) {
         case (true, nil):
             Self.dropReasonsInstalled
-            loaded.append(try Self.load("conn", hooks: Self.connHooks, settings: settings, openPaths: nil, syscalls: nil).0)
+            loaded.append(try Self.load("conn", hooks: settings.connHooks, settings: settings, openPaths: nil, syscalls: nil).0)
         case (false, let index?):
             loaded[index].variants.detach()
             loaded.remove(at: index)
@@ -475,6 +478,7 @@ private struct LoadSettings: @unchecked Sendable {
     var ringBytes: Int
     var probes: FeatureProbes
     var syscallHooks: [Hook]?
+    var connHooks: [Hook]
     var sharedFDs: [(String, Int32)]
 }
 

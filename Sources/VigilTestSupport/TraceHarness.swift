@@ -15,13 +15,14 @@ public final class TraceHarness {
     /// Loads the sensors with `filter`, taking cgroup ids from `cgroupHierarchy`; `metadata` asks
     /// Docker for names and images; `cgroups` replaces the enricher's cgroup resolver; `syscalls`
     /// is the syscalls sensor's selection (nil: not loaded); `syscallHooks` its hooks (nil: by the set's size);
-    /// `connections` loads the conn sensor.
+    /// `connections` loads the conn sensor, with `connHooks`.
     public init(files: Bool = true, filter: KernelFilter = KernelFilter(), metadata: Bool = false,
                 cgroupHierarchy: CgroupHierarchy = .onThisHost, cgroups: CgroupResolver = CgroupResolver(),
-                syscalls: SyscallCapture? = nil, syscallHooks: [Hook]? = nil, connections: Bool = false) throws {
+                syscalls: SyscallCapture? = nil, syscallHooks: [Hook]? = nil, connections: Bool = false,
+                connHooks: [Hook] = Sensors.connHooks) throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
         sensors = try Sensors(files: files, filter: filter, ringBytes: 1 << 24, cgroupHierarchy: cgroupHierarchy,
-                              syscalls: syscalls, syscallHooks: syscallHooks, connections: connections)
+                              syscalls: syscalls, syscallHooks: syscallHooks, connections: connections, connHooks: connHooks)
         stream = try EventStream(sensors: sensors,
                                  enricher: Enricher(metadata: metadata ? ContainerMetadataCache(source: DockerClient()) : nil, cgroups: cgroups),
                                  kinds: KindSet.all)

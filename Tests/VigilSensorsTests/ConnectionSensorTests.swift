@@ -1,4 +1,5 @@
 import Foundation
+import VigilBPF
 import VigilContainers
 import VigilEvents
 import VigilRules
@@ -98,11 +99,11 @@ final class ConnectionSensorTests: XCTestCase {
         close(fd)
     }
 
-    private func harness() throws -> TraceHarness {
+    private func harness(connHooks: [Hook] = Sensors.connHooks) throws -> TraceHarness {
         var filter = KernelFilter()
         filter.pids = [UInt32(getpid())]
         filter.ignorePID = 0 // this process is the one traced (by default the kernel ignores it as Vigil's own)
-        return try TraceHarness(files: false, filter: filter, connections: true)
+        return try TraceHarness(files: false, filter: filter, connections: true, connHooks: connHooks)
     }
 
     /// Waits until `events` (collected so far) satisfy `done`, draining the ring, at most 3 s.
@@ -254,7 +255,20 @@ final class ConnectionSensorTests: XCTestCase {
     }
 
     func testSocketFilterDropIsReportedWithTheKernelsReason() throws {
-        let harness = try harness()
+        try socketFilterDrop(harness())
+    }
+
+    /// The fallbacks (raw_tp for the state changes, the kfree_skb tracepoint's record for drops)
+    /// report the same: a connection and its drop.
+    func testFallbackVariantsReportConnectionsAndDrops() throws {
+        let fallbacks = Sensors.connHooks.map { hook in Hook(hook.name, variants: [hook.variants.last!]) }
+        XCTAssertEqual(fallbacks.map { $0.variants[0].name }, ["raw_tp", "tracepoint", "tracepoint"])
+        let harness = try harness(connHooks: fallbacks)
+        XCTAssertEqual(harness.sensors.reports.filter { $0.sensor == "conn" }.map(\.report.active), ["raw_tp", "tracepoint", "tracepoint"])
+        try socketFilterDrop(harness)
+    }
+
+    private func socketFilterDrop(_ harness: TraceHarness) throws {
         let (server, port) = try listener()
         defer { close(server) }
         var clientPort: UInt16 = 0
