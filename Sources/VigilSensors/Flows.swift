@@ -17,6 +17,11 @@ public struct FlowTable {
         public var process: String
         /// `name:port`: a local container's address by the container's name, else the address.
         public var destination: String
+
+        /// A pair.
+        public init(direction: Direction, source: String, process: String, destination: String) {
+            self.direction = direction; self.source = source; self.process = process; self.destination = destination
+        }
     }
 
     /// What was seen of one pair.
@@ -31,6 +36,12 @@ public struct FlowTable {
         public var bytesSent: UInt64 = 0, bytesReceived: UInt64 = 0
         /// Time of the last event (ns since the Unix epoch).
         public var lastSeenNs: UInt64 = 0
+
+        /// Counts (nothing seen by default).
+        public init(connections: Int = 0, open: Int = 0, failed: Int = 0, bytesSent: UInt64 = 0, bytesReceived: UInt64 = 0, lastSeenNs: UInt64 = 0) {
+            self.connections = connections; self.open = open; self.failed = failed
+            self.bytesSent = bytesSent; self.bytesReceived = bytesReceived; self.lastSeenNs = lastSeenNs
+        }
     }
 
     /// Every pair seen.
