@@ -240,6 +240,33 @@ final class ConnectionSensorTests: XCTestCase {
         XCTAssertEqual(closed.conn?.bytesSent, 7)
     }
 
+    func testAnotherProcesssConnectionIsFilteredInTheKernelAndCounted() throws {
+        let harness = try harness()
+        let filtered = { try harness.sensors.counters()["conn"]?.filtered ?? 0 }
+        let before = try filtered()
+        var childPID: Int32 = 0
+        let events = try harness.collect {
+            let child = Process()
+            child.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            child.arguments = ["python3", "-c", """
+                import socket
+                s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+                c = socket.create_connection(s.getsockname()); a, _ = s.accept(); c.sendall(b"x"); a.recv(1); c.close(); a.close()
+                """]
+            child.standardInput = FileHandle.nullDevice
+            child.standardOutput = FileHandle.nullDevice
+            child.standardError = FileHandle.nullDevice
+            try child.run()
+            childPID = child.processIdentifier
+            addTeardownBlock { kill(child.processIdentifier, SIGKILL) }
+            child.waitUntilExit()
+            XCTAssertEqual(child.terminationStatus, 0)
+        }
+        XCTAssertFalse(events.contains { $0.pid == UInt32(childPID) && ($0.kind == .conn || $0.kind == EventKind.tcpdrop) },
+                       "\(events.filter { $0.kind == .conn }.map(EventFormat.tableRow))")
+        XCTAssertGreaterThanOrEqual(try filtered() - before, 2, "its connect and its accept were dropped by the pid filter, and counted")
+    }
+
     func testConnectToAClosedPortClosesFromSynSent() throws {
         let harness = try harness()
         let (probe, port) = try listener()
