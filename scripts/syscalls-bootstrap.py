@@ -326,7 +326,8 @@ HEADER = """\
 #   flags       comma separated, '-' for none: fd_create fd_close uses_fd reads writes
 #               state (changes the fd or process tables: never dropped) noreturn (no exit event)
 #   result      type of the return value: int (or -errno), fd, pid, hex
-#   params      in order, NAME:TYPE or NAME:TYPE:out (read at exit; entry otherwise), '-' for none
+#   params      in order, NAME:TYPE or NAME:TYPE:out (read at exit; entry otherwise), '-' for none;
+#               NAME|FALCO_NAME when Falco's rules name the parameter otherwise (evt.arg.FALCO_NAME)
 #
 # Types: int uint hex fd pid uid gid mode signal timespec string
 #   path | path(DIRFD)       a file system path, resolved against cwd or the fd argument DIRFD
