@@ -274,6 +274,57 @@ if required.contains(.attachFentry) {
 }
 if fimMounted { umount(fimDir) }
 
+// The conn sensor (TCP state changes, accepts, drops), in its first variants and in its last
+// (fallback) ones: a loopback connection of this process carrying 5 bytes is seen connected,
+// accepted and closed with its byte count.
+/// A loopback TCP connection: connects, accepts, sends `bytes` bytes, reads them, closes both.
+func loopbackConnection(bytes: Int) -> Bool {
+    let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0), client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(client); close(server) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { a in
+            bind(server, a, length) == 0 && listen(server, 1) == 0 && getsockname(server, a, &length) == 0 && connect(client, a, length) == 0
+        }
+    }
+    guard ok else { return false }
+    let accepted = accept(server, nil, nil)
+    defer { close(accepted) }
+    var buffer = [UInt8](repeating: 0x61, count: bytes)
+    return accepted >= 0 && write(client, buffer, bytes) == bytes && read(accepted, &buffer, bytes) == bytes
+}
+// The guest's loopback interface starts down (run-in-kernel.sh brings up nothing); up on a host.
+_ = spawnAndWait(["/usr/sbin/ip", "link", "set", "lo", "up"])
+for (label, hooks) in [("first", Sensors.connHooks), ("fallback", Sensors.connHooks.map { Hook($0.name, variants: [$0.variants.last!]) })] {
+    do {
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        filter.pids = [UInt32(getpid())]
+        let sensors = try Sensors(files: false, filter: filter, connections: true, connHooks: hooks)
+        let active = sensors.reports.filter { $0.sensor == "conn" }.map { "\($0.report.hook) \($0.report.active)" }
+        let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.conn, .tcpdrop])
+        try stream.drain { _ in }
+        let connected = loopbackConnection(bytes: 5)
+        var phases: [String] = [], closedWithBytes = false
+        for _ in 0..<40 where !closedWithBytes {
+            try stream.drain { event in
+                guard case .conn(let c) = event.payload, event.pid == UInt32(getpid()) else { return }
+                phases.append(c.phase.eventType)
+                if c.phase == .close, c.bytesSent == 5 { closedWithBytes = true }
+            }
+            usleep(25_000)
+        }
+        check("conn \(label) variants \(active): connect, accept and a close with its 5 bytes", connected && closedWithBytes
+              && phases.contains("tcp_connect") && phases.contains("tcp_accept"), "connected \(connected), \(phases)")
+        sensors.detach()
+    } catch {
+        check("conn \(label) variants load", false, "\(error)")
+    }
+}
+
 print("kernel-check: \(passed) checks ok, \(failed) failed")
 if mounted { umount(dir) }
 exit(failed == 0 && passed > 0 ? 0 : 1)
