@@ -1,5 +1,8 @@
 import CVigilABI
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension Payload {
     /// A TCP connection opened (connect established, accept returned) or closed (bpf/conn.bpf.c:
@@ -104,6 +107,45 @@ public enum DropReasons {
     public static func value(named name: String) -> UInt32? { table.withLock { $0.first { $0.value == name }?.key } }
 }
 
+/// Kernel function names of code addresses, from /proc/kallsyms (read once, when first asked;
+/// only root sees real addresses there, which Vigil is).
+public enum KernelSymbols {
+    /// Text symbols by address.
+    private static let table: [(address: UInt64, name: String)] = load(path: "/proc/kallsyms")
+
+    static func load(path: String) -> [(address: UInt64, name: String)] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        let text = String(decoding: bytes, as: UTF8.self)
+        var symbols: [(address: UInt64, name: String)] = []
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: true)
+            guard parts.count >= 3, parts[1] == "t" || parts[1] == "T", let address = UInt64(parts[0], radix: 16), address != 0 else { continue }
+            symbols.append((address, String(parts[2])))
+        }
+        return symbols.sorted { $0.address < $1.address }
+    }
+
+    /// `function+0xOFFSET` for `address`, nil when no text symbol precedes it within 1 MiB.
+    public static func describe(_ address: UInt64) -> String? {
+        var low = 0, high = table.count
+        while low < high {
+            let middle = (low + high) / 2
+            if table[middle].address <= address { low = middle + 1 } else { high = middle }
+        }
+        guard low > 0, address - table[low - 1].address < 1 << 20 else { return nil }
+        return table[low - 1].name + "+0x" + String(address - table[low - 1].address, radix: 16)
+    }
+}
+
 extension EventDecoder {
     /// The ends of a kernel tuple as a TCP socket with `role`.
     private static func tcpSocket(_ t: vigil_socket_tuple, role: SocketRole) -> SocketInfo? {
@@ -167,6 +209,9 @@ public enum ConnectionFields {
         },
         .init("tcp.drop_reason", .string, [.tcpdrop], "Why the kernel dropped the packet: its enum skb_drop_reason name without SKB_DROP_REASON_ (NO_SOCKET, SOCKET_FILTER, TCP_INVALID_SEQUENCE, PROTO_MEM, ...), named from the running kernel's BTF; `reason_N` for a value it does not name.") { e, _ in
             drop(e).map { .string(ByteString($0.reasonName)) }
+        },
+        .init("tcp.drop_location", .string, [.tcpdrop], "Where the kernel dropped it: the function that freed the packet, as function+0xOFFSET (from /proc/kallsyms; the address in hex when no symbol covers it).") { e, _ in
+            drop(e).flatMap { $0.location == 0 ? nil : .string(ByteString(KernelSymbols.describe($0.location) ?? "0x" + String($0.location, radix: 16))) }
         },
         .init("tcp.flags", .string, [.tcpdrop], "The dropped packet's TCP flags: SYN, SYN|ACK, ACK, PSH|ACK, RST, FIN|ACK, ...") { e, _ in
             drop(e).map { .string(ByteString(TCPStates.flags($0.tcpFlags))) }

@@ -320,6 +320,9 @@ final class ConnectionSensorTests: XCTestCase {
         let drop = try XCTUnwrap(drops.first { $0.tcpdrop?.socket.local?.port == clientPort }, "\(events.map(EventFormat.tableRow))")
         XCTAssertEqual(Fields.named("tcp.drop_reason")?.extract(drop, nil), .string("SOCKET_FILTER"), EventFormat.tableRow(drop))
         XCTAssertEqual(Fields.named("fd.name")?.extract(drop, nil), .string(ByteString("127.0.0.1:\(clientPort)->127.0.0.1:\(port)")))
+        // The function that freed the segment, named from /proc/kallsyms: TCP's receive path.
+        guard case .string(let location)? = Fields.named("tcp.drop_location")?.extract(drop, nil) else { return XCTFail("no drop location") }
+        XCTAssertNotNil(location.string.range(of: #"^[A-Za-z0-9_.]*tcp[A-Za-z0-9_.]*\+0x[0-9a-f]+$"#, options: .regularExpression), location.string)
         XCTAssertEqual(drop.tcpdrop?.ownerKnown, true, "the accepted socket's opener (this process)")
         XCTAssertEqual(drop.comm.string, ownComm)
         XCTAssertEqual(Fields.named("tcp.state")?.extract(drop, nil), .string("ESTABLISHED"))
