@@ -116,6 +116,10 @@ static __always_inline void conn_emit(struct sock *sk, struct conn_owner *owner,
     e->bytes_sent = 0;
     e->bytes_received = 0;
     e->retransmits = 0;
+    if (phase == VIGIL_CONN_RETRANSMIT) {
+        e->duration_ns = now - owner->start_ns;
+        e->retransmits = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+    }
     if (phase == VIGIL_CONN_CLOSE) {
         struct tcp_sock *tp = (struct tcp_sock *)sk;
         e->duration_ns = now - owner->start_ns;
@@ -201,6 +205,31 @@ SEC("?raw_tp/inet_sock_set_state")
 int BPF_PROG(state_raw_tp, struct sock *sk, int oldstate, int newstate)
 {
     return handle_state(sk, oldstate, newstate);
+}
+
+/* A segment of a connection the sensor knows was retransmitted (in softirq or a timer: the
+ * opener's header is used, as for the other phases). */
+static __always_inline int handle_retransmit(struct sock *sk)
+{
+    if (!sk || !conn_is_tcp_ip(sk))
+        return 0;
+    __u64 key = (__u64)sk;
+    struct conn_owner *owner = bpf_map_lookup_elem(&conn_owners, &key);
+    if (owner)
+        conn_emit(sk, owner, VIGIL_CONN_RETRANSMIT, 0);
+    return 0;
+}
+
+SEC("?tp_btf/tcp_retransmit_skb")
+int BPF_PROG(retransmit_tp_btf, struct sock *sk)
+{
+    return handle_retransmit(sk);
+}
+
+SEC("?raw_tp/tcp_retransmit_skb")
+int BPF_PROG(retransmit_raw_tp, struct sock *sk)
+{
+    return handle_retransmit(sk);
 }
 
 /* accept and accept4 returned `ret`: the new fd's connection is this task's. */

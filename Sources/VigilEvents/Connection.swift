@@ -16,8 +16,11 @@ extension Payload {
             case accept = 1
             /// The connection closed (or a connect failed: `state` is SYN_SENT).
             case close = 2
+            /// The kernel retransmitted one of its segments (`retransmits`: the count so far).
+            case retransmit = 3
 
-            /// The evt.type of this phase (the `conn` row of kinds.table: tcp_connect, tcp_accept, tcp_close).
+            /// The evt.type of this phase (the `conn` row of kinds.table: tcp_connect, tcp_accept,
+            /// tcp_close, tcp_retransmit).
             public var eventType: String { EventKind.conn.descriptor.types[Int(rawValue)] }
         }
 
@@ -184,15 +187,15 @@ public enum ConnectionFields {
     static func drop(_ e: Event) -> Payload.TCPDrop? { if case .tcpdrop(let d) = e.payload { return d }; return nil }
 
     static let fields: [FieldDefinition] = [
-        .init("conn.phase", .string, [.conn], "What happened to the connection: connect (an outgoing one was established), accept (accept returned an incoming one), close (it reached TCP_CLOSE; a connect that failed closes from SYN_SENT). evt.type is tcp_connect, tcp_accept or tcp_close.") { e, _ in
-            conn(e).map { c in .string(ByteString(c.phase == .connect ? "connect" : c.phase == .accept ? "accept" : "close")) }
+        .init("conn.phase", .string, [.conn], "What happened to the connection: connect (an outgoing one was established), accept (accept returned an incoming one), close (it reached TCP_CLOSE; a connect that failed closes from SYN_SENT), retransmit (the kernel sent one of its segments again). evt.type is tcp_connect, tcp_accept, tcp_close or tcp_retransmit.") { e, _ in
+            conn(e).map { c in .string(ByteString(String(c.phase.eventType.dropFirst("tcp_".count)))) }
         },
         .init("conn.id", .uint, [.conn, .tcpdrop], "The kernel's struct sock address of the connection: the same on its open, its close and its drops (0 for a drop without a socket).") { e, _ in
             if let c = conn(e) { return .uint(c.sock) }
             return drop(e).map { .uint($0.sock) }
         },
-        .init("conn.duration", .uint, [.conn], "A close: nanoseconds from the connection's start (SYN_SENT, or SYN_RECV of an accepted one) to its close.") { e, _ in
-            closed(e).map { .uint($0.durationNs) }
+        .init("conn.duration", .uint, [.conn], "A close or a retransmit: nanoseconds from the connection's start (SYN_SENT, or SYN_RECV of an accepted one) to it.") { e, _ in
+            conn(e).flatMap { $0.phase == .close || $0.phase == .retransmit ? .uint($0.durationNs) : nil }
         },
         .init("conn.bytes_sent", .uint, [.conn], "A close: bytes sent that the peer acknowledged (the kernel's tcp_sock.bytes_acked).") { e, _ in
             closed(e).map { .uint($0.bytesSent) }
@@ -200,8 +203,8 @@ public enum ConnectionFields {
         .init("conn.bytes_received", .uint, [.conn], "A close: bytes received (tcp_sock.bytes_received).") { e, _ in
             closed(e).map { .uint($0.bytesReceived) }
         },
-        .init("conn.retransmits", .uint, [.conn], "A close: segments retransmitted (tcp_sock.total_retrans).") { e, _ in
-            closed(e).map { .uint(UInt64($0.retransmits)) }
+        .init("conn.retransmits", .uint, [.conn], "A close or a retransmit: segments retransmitted so far (tcp_sock.total_retrans).") { e, _ in
+            conn(e).flatMap { $0.phase == .close || $0.phase == .retransmit ? .uint(UInt64($0.retransmits)) : nil }
         },
         .init("tcp.state", .string, [.conn, .tcpdrop], "TCP state: for an open, the state it is in (ESTABLISHED); for a close, the state it left (ESTABLISHED, FIN_WAIT2, LAST_ACK, SYN_SENT for a connect that failed, ...); for a drop, the state of the packet's socket (empty when it had none).") { e, _ in
             if let c = conn(e) { return .string(ByteString(TCPStates.name(c.state))) }

@@ -34,13 +34,16 @@ public struct FlowTable {
         public var failed = 0
         /// Payload bytes of the closed connections, from the source's side.
         public var bytesSent: UInt64 = 0, bytesReceived: UInt64 = 0
+        /// Segments the kernel retransmitted (tcp_retransmit events).
+        public var retransmits = 0
         /// Time of the last event (ns since the Unix epoch).
         public var lastSeenNs: UInt64 = 0
 
         /// Counts (nothing seen by default).
-        public init(connections: Int = 0, open: Int = 0, failed: Int = 0, bytesSent: UInt64 = 0, bytesReceived: UInt64 = 0, lastSeenNs: UInt64 = 0) {
+        public init(connections: Int = 0, open: Int = 0, failed: Int = 0, bytesSent: UInt64 = 0, bytesReceived: UInt64 = 0,
+                    retransmits: Int = 0, lastSeenNs: UInt64 = 0) {
             self.connections = connections; self.open = open; self.failed = failed
-            self.bytesSent = bytesSent; self.bytesReceived = bytesReceived; self.lastSeenNs = lastSeenNs
+            self.bytesSent = bytesSent; self.bytesReceived = bytesReceived; self.retransmits = retransmits; self.lastSeenNs = lastSeenNs
         }
     }
 
@@ -90,6 +93,8 @@ public struct FlowTable {
             flow.open = max(0, flow.open - 1)
             flow.bytesSent += c.bytesSent
             flow.bytesReceived += c.bytesReceived
+        case .retransmit:
+            flow.retransmits += 1
         }
         flow.lastSeenNs = max(flow.lastSeenNs, event.timeNs)
         flows[key] = flow
@@ -97,10 +102,10 @@ public struct FlowTable {
 
     /// The table for a terminal: one line per pair, the most recently seen first.
     public func table() -> String {
-        let header = ["DIR", "SOURCE", "PROCESS", "DESTINATION", "CONNS", "OPEN", "FAILED", "SENT", "RECEIVED", "LAST SEEN"]
+        let header = ["DIR", "SOURCE", "PROCESS", "DESTINATION", "CONNS", "OPEN", "FAILED", "SENT", "RECEIVED", "RETRANS", "LAST SEEN"]
         let rows = flows.sorted { ($0.value.lastSeenNs, $1.key.destination) > ($1.value.lastSeenNs, $0.key.destination) }.map { key, flow in
             [key.direction.rawValue, key.source, key.process, key.destination, String(flow.connections), String(flow.open),
-             String(flow.failed), String(flow.bytesSent), String(flow.bytesReceived),
+             String(flow.failed), String(flow.bytesSent), String(flow.bytesReceived), String(flow.retransmits),
              String(Timestamp.iso8601(flow.lastSeenNs).dropFirst(11).prefix(12))]
         }
         let widths = header.indices.map { i in ([header] + rows).map { $0[i].count }.max() ?? 0 }

@@ -169,6 +169,7 @@ public final class Sensors {
     ]
 
     /// The conn sensor's hooks (bpf/conn.bpf.c): TCP state changes (sock/inet_sock_set_state),
+    /// retransmissions (tcp/tcp_retransmit_skb),
     /// accept's exit tracepoints (the accepting task) and drops (skb/kfree_skb), each tp_btf where
     /// BTF tracepoints attach, else raw_tp or the tracepoint.
     public static let connHooks: [Hook] = [
@@ -182,6 +183,10 @@ public final class Sensors {
         Hook("drop", variants: [
             Variant("tp_btf", requires: [.attachTpBTF], programs: ["drop_tp_btf"]),
             Variant("tracepoint", requires: [.attachTracepoint], programs: ["drop_tracepoint"]),
+        ]),
+        Hook("retransmit", variants: [
+            Variant("tp_btf", requires: [.attachTpBTF], programs: ["retransmit_tp_btf"]),
+            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["retransmit_raw_tp"]),
         ]),
     ]
 

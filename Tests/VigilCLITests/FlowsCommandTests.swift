@@ -23,13 +23,13 @@ final class FlowsCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         let rows = result.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
         XCTAssertEqual(rows.first?.prefix(4), ["DIR", "SOURCE", "PROCESS", "DESTINATION"], result.stdout)
-        // DIR SOURCE PROCESS DESTINATION CONNS OPEN FAILED SENT RECEIVED LAST-SEEN
-        let served = try XCTUnwrap(rows.first { $0.count == 10 && $0[3] == "\(server.name):8080" }, result.stdout)
+        // DIR SOURCE PROCESS DESTINATION CONNS OPEN FAILED SENT RECEIVED RETRANS LAST-SEEN
+        let served = try XCTUnwrap(rows.first { $0.count == 11 && $0[3] == "\(server.name):8080" }, result.stdout)
         XCTAssertEqual(served[0], "out")
         XCTAssertEqual(served[1], client.name, "the source is the connecting container")
         XCTAssertEqual(served[2], "nc")
         XCTAssertEqual(Array(served[4...8]), ["3", "0", "0", "0", "18"], "3 connections, each received hello and a newline: \(result.stdout)")
-        let refused = try XCTUnwrap(rows.first { $0.count == 10 && $0[3] == "\(server.name):9999" }, result.stdout)
+        let refused = try XCTUnwrap(rows.first { $0.count == 11 && $0[3] == "\(server.name):9999" }, result.stdout)
         XCTAssertEqual(Array(refused[4...6]), ["1", "0", "1"], "one failed connect")
         XCTAssertEqual(rows.count, 3, "nothing of other containers or the host: \(result.stdout)")
     }

@@ -289,9 +289,9 @@ final class ConnectionSensorTests: XCTestCase {
     /// report the same: a connection and its drop.
     func testFallbackVariantsReportConnectionsAndDrops() throws {
         let fallbacks = Sensors.connHooks.map { hook in Hook(hook.name, variants: [hook.variants.last!]) }
-        XCTAssertEqual(fallbacks.map { $0.variants[0].name }, ["raw_tp", "tracepoint", "tracepoint"])
+        XCTAssertEqual(fallbacks.map { $0.variants[0].name }, ["raw_tp", "tracepoint", "tracepoint", "raw_tp"])
         let harness = try harness(connHooks: fallbacks)
-        XCTAssertEqual(harness.sensors.reports.filter { $0.sensor == "conn" }.map(\.report.active), ["raw_tp", "tracepoint", "tracepoint"])
+        XCTAssertEqual(harness.sensors.reports.filter { $0.sensor == "conn" }.map(\.report.active), ["raw_tp", "tracepoint", "tracepoint", "raw_tp"])
         try socketFilterDrop(harness)
     }
 
@@ -329,6 +329,13 @@ final class ConnectionSensorTests: XCTestCase {
         XCTAssertTrue(drop.tcpdrop.map { $0.tcpFlags & 0x08 != 0 } ?? false, "the data segment (PSH): \(EventFormat.tableRow(drop))")
         XCTAssertTrue(EventFormat.json(drop).contains("\"tcp.drop_reason\":\"SOCKET_FILTER\""))
         XCTAssertGreaterThanOrEqual(drops.filter { $0.tcpdrop?.socket.local?.port == clientPort }.count, 2, "the segment and its retransmission")
+        // The client's retransmission of the dropped segment: its own event (tcp/tcp_retransmit_skb).
+        let retransmit = try XCTUnwrap(events.first { $0.conn?.phase == .retransmit && $0.conn?.socket.local?.port == clientPort },
+                                       "\(events.map(EventFormat.tableRow))")
+        XCTAssertEqual(Fields.named("evt.type")?.extract(retransmit, nil), .string("tcp_retransmit"))
+        XCTAssertEqual(Fields.named("conn.phase")?.extract(retransmit, nil), .string("retransmit"))
+        XCTAssertEqual(Fields.named("conn.retransmits")?.extract(retransmit, nil), .uint(1), "the first one")
+        XCTAssertEqual(retransmit.pid, pid, "the connection's opener")
         let clientClose = try XCTUnwrap(events.first { $0.conn?.phase == .close && $0.conn?.socket.local?.port == clientPort })
         XCTAssertGreaterThanOrEqual(clientClose.conn?.retransmits ?? 0, 1, EventFormat.tableRow(clientClose))
         XCTAssertEqual(clientClose.conn?.bytesSent, 100, "sent once (the retransmission is not counted again), never acknowledged")

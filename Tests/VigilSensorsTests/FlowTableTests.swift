@@ -33,10 +33,12 @@ final class FlowTableTests: XCTestCase {
         let host: [UInt8] = [172, 18, 0, 1]
         flows.add(try event(VIGIL_CONN_CONNECT, local: host, 40000, remote: web, 80, time: 10))
         flows.add(try event(VIGIL_CONN_CLOSE, local: host, 40000, remote: web, 80, sent: 100, received: 2000, time: 20))
+        flows.add(try event(VIGIL_CONN_RETRANSMIT, local: host, 40000, remote: web, 80, time: 15))
         flows.add(try event(VIGIL_CONN_CONNECT, local: host, 40001, remote: web, 80, time: 30))
         flows.add(try event(VIGIL_CONN_CLOSE, local: host, 40002, remote: web, 81, state: 2, time: 40)) // SYN_SENT: refused
         let key = FlowTable.Key(direction: .out, source: "host", process: "curl", destination: "web:80")
-        XCTAssertEqual(flows.flows[key], FlowTable.Flow(connections: 2, open: 1, failed: 0, bytesSent: 100, bytesReceived: 2000, lastSeenNs: 30))
+        XCTAssertEqual(flows.flows[key], FlowTable.Flow(connections: 2, open: 1, failed: 0, bytesSent: 100, bytesReceived: 2000,
+                                                        retransmits: 1, lastSeenNs: 30))
         XCTAssertEqual(flows.flows[FlowTable.Key(direction: .out, source: "host", process: "curl", destination: "web:81")]?.failed, 1)
         let table = flows.table()
         XCTAssertTrue(table.hasPrefix("DIR"), table)

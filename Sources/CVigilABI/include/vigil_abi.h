@@ -277,6 +277,8 @@ enum vigil_conn_phase {
     VIGIL_CONN_CONNECT = 0, /* an outgoing connection was established (SYN_SENT -> ESTABLISHED) */
     VIGIL_CONN_ACCEPT = 1,  /* accept returned an incoming connection */
     VIGIL_CONN_CLOSE = 2,   /* the connection reached TCP_CLOSE (also a connect that failed) */
+    VIGIL_CONN_RETRANSMIT = 3, /* the kernel retransmitted a segment (tcp/tcp_retransmit_skb);
+                                  retransmits is the connection's count so far */
 };
 
 /** Flags of struct vigil_conn_event. */

@@ -54,7 +54,7 @@ extension EventKindDescriptor {
         EventKindDescriptor(kind: .exit, abi: UInt32(VIGIL_EVENT_EXIT.rawValue), category: "proc", sensor: "process", record: "vigil_exit_event", recordSize: MemoryLayout<vigil_exit_event>.size, eventType: .fixed, types: ["procexit"], syscalls: ["exit", "exit_group"]),
         EventKindDescriptor(kind: .open, abi: UInt32(VIGIL_EVENT_OPEN.rawValue), category: "fs", sensor: "file", record: "vigil_open_event", recordSize: MemoryLayout<vigil_open_event>.size, eventType: .record, types: ["open", "openat", "openat2", "creat"], syscalls: ["open", "openat", "openat2"]),
         EventKindDescriptor(kind: .syscall, abi: UInt32(VIGIL_EVENT_SYSCALL.rawValue), category: "syscall", sensor: "syscalls", record: "vigil_syscall_event", recordSize: MemoryLayout<vigil_syscall_event>.size, eventType: .syscall, types: [], syscalls: []),
-        EventKindDescriptor(kind: .conn, abi: UInt32(VIGIL_EVENT_CONN.rawValue), category: "net", sensor: "conn", record: "vigil_conn_event", recordSize: MemoryLayout<vigil_conn_event>.size, eventType: .record, types: ["tcp_connect", "tcp_accept", "tcp_close"], syscalls: []),
+        EventKindDescriptor(kind: .conn, abi: UInt32(VIGIL_EVENT_CONN.rawValue), category: "net", sensor: "conn", record: "vigil_conn_event", recordSize: MemoryLayout<vigil_conn_event>.size, eventType: .record, types: ["tcp_connect", "tcp_accept", "tcp_close", "tcp_retransmit"], syscalls: []),
         EventKindDescriptor(kind: .tcpdrop, abi: UInt32(VIGIL_EVENT_TCPDROP.rawValue), category: "net", sensor: "conn", record: "vigil_tcpdrop_event", recordSize: MemoryLayout<vigil_tcpdrop_event>.size, eventType: .fixed, types: ["tcp_drop"], syscalls: []),
     ]
 }
@@ -68,9 +68,9 @@ extension Names {
     /// Every kind's name, indexed by `EventKind.index`.
     static let kinds: [StaticString] = ["exec", "fork", "exit", "open", "syscall", "conn", "tcpdrop"]
     /// Every kind's evt.type names (the table's `types`), one kind after another.
-    static let eventTypes: [StaticString] = ["execve", "execveat", "clone", "clone3", "fork", "vfork", "procexit", "open", "openat", "openat2", "creat", "tcp_connect", "tcp_accept", "tcp_close", "tcp_drop"]
+    static let eventTypes: [StaticString] = ["execve", "execveat", "clone", "clone3", "fork", "vfork", "procexit", "open", "openat", "openat2", "creat", "tcp_connect", "tcp_accept", "tcp_close", "tcp_retransmit", "tcp_drop"]
     /// Where each kind's names start in `eventTypes`, by `EventKind.index`.
-    static let eventTypeStart: [Int] = [0, 2, 6, 7, 11, 11, 14]
+    static let eventTypeStart: [Int] = [0, 2, 6, 7, 11, 11, 15]
 }
 
 extension Payload {
