@@ -100,7 +100,7 @@ let package = Package(
             name: "VigilDaemon",
             dependencies: [
                 "VigilBPF", "VigilSensors", "VigilEvents", "VigilEnrichment", "VigilContainers", "VigilRules",
-                "VigilDefaultRules", "VigilActions", "VigilFIM", "CVigilABI",
+                "VigilDefaultRules", "VigilActions", "VigilFIM", "VigilSeccomp", "CVigilABI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),

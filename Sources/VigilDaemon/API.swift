@@ -2,6 +2,7 @@ import Foundation
 import VigilBPF
 import VigilEvents
 import VigilRules
+import VigilSeccomp
 import VigilSensors
 
 /// The control API (HTTP/1.1 + JSON over the unix socket), documented in docs/api/openapi.yaml.
@@ -26,11 +27,15 @@ public struct APIRouter: Sendable {
         Route(method: "DELETE", path: "/v1/rules/{name}"),
         Route(method: "GET", path: "/v1/events"),
         Route(method: "GET", path: "/v1/alerts"),
+        Route(method: "GET", path: "/v1/seccomp/profiles"),
+        Route(method: "GET", path: "/v1/seccomp/profiles/{image}"),
     ]
 
     let store: RuleStore
     let engine: Engine
     let info: DaemonInfo
+    /// The seccomp profiles kept per image (STATE_DIR/seccomp).
+    var profiles: ProfileStore
 
     /// Answers one request.
     public func route(_ request: HTTPRequest) async -> HTTPReply {
@@ -45,6 +50,9 @@ public struct APIRouter: Sendable {
         case ("DELETE", "rules", 2): return deleteRules(rest[1])
         case ("GET", "events", 1): return stream(engine.events, request)
         case ("GET", "alerts", 1): return stream(engine.alerts, request)
+        case ("GET", "seccomp", 2) where rest[1] == "profiles": return listProfiles()
+        // The path is percent-decoded before it is split: an image reference's slashes make more segments.
+        case ("GET", "seccomp", 3...) where rest[1] == "profiles": return getProfile(rest.dropFirst(2).joined(separator: "/"))
         default:
             let known = Self.routes.contains { route in
                 route.path.split(separator: "/").dropFirst().count == rest.count
@@ -111,6 +119,31 @@ public struct APIRouter: Sendable {
         case .notFound: .error(404, error.description)
         case .builtIn: .error(409, error.description)
         case .io: .error(500, error.description)
+        }
+    }
+
+    // MARK: - Seccomp profiles
+
+    private func listProfiles() -> HTTPReply {
+        do {
+            let entries = try profiles.list()
+            return encode(200, SeccompProfileList(directory: profiles.directory, profiles: entries.map {
+                SeccompProfileSummary(name: $0.name, file: $0.file, syscalls: $0.allowed, defaultAction: $0.defaultAction,
+                                      recordedAt: Timestamp.iso8601(UInt64(max(0, $0.recordedAt.timeIntervalSince1970) * 1e9)))
+            }))
+        } catch {
+            return .error(500, "\(error)")
+        }
+    }
+
+    private func getProfile(_ image: String) -> HTTPReply {
+        do {
+            guard let profile = try profiles.profile(for: image) else {
+                return .error(404, "no seccomp profile is kept for '\(image)' (in \(profiles.directory); `vigil seccomp list --daemon` lists them)")
+            }
+            return .json(200, String(decoding: profile.json(), as: UTF8.self))
+        } catch {
+            return .error(500, "\(error)")
         }
     }
 
@@ -198,6 +231,21 @@ public struct DaemonInfo: Sendable {
 }
 
 // MARK: - Wire shapes (docs/api/openapi.yaml)
+
+/// GET /v1/seccomp/profiles.
+struct SeccompProfileList: Encodable {
+    var directory: String
+    var profiles: [SeccompProfileSummary]
+}
+
+/// One kept seccomp profile.
+struct SeccompProfileSummary: Encodable {
+    var name: String
+    var file: String
+    var syscalls: Int
+    var defaultAction: String
+    var recordedAt: String
+}
 
 struct RuleSetSummary: Encodable {
     var name: String

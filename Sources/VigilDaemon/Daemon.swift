@@ -7,6 +7,7 @@ import UnixSignals
 import VigilActions
 import VigilContainers
 import VigilRules
+import VigilSeccomp
 import VigilSensors
 #if canImport(Glibc)
 import Glibc
@@ -126,7 +127,8 @@ public enum Daemon {
         let apiCounters = HTTPServerCounters(logger: logger)
         let info = DaemonInfo(version: options.version, streamBufferBytes: config.streamBufferBytes, apiLimits: config.api,
                               apiCounters: apiCounters)
-        let router = APIRouter(store: store, engine: engine, info: info)
+        let router = APIRouter(store: store, engine: engine, info: info,
+                               profiles: ProfileStore(directory: config.stateDirectory + "/seccomp"))
         let authorize = try SocketAccess(group: config.socketGroup)
         let api = HTTPServer(group: group, authorize: { authorize.allows($0) }, limits: config.api, counters: apiCounters,
                              router: { await router.route($0) })

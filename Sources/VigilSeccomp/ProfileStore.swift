@@ -26,7 +26,8 @@ public struct ProfileStore: Sendable {
     /// The path of `image`'s profile.
     public func path(for image: String) -> String { directory + "/" + Self.fileName(for: image) }
 
-    /// `image`'s profile, or nil when none is kept.
+    /// `image`'s profile, or nil when none is kept. `image` may also be a kept profile's name
+    /// (the sanitized reference, which sanitizes to itself).
     public func profile(for image: String) throws -> SeccompProfile? {
         let path = path(for: image)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
@@ -44,20 +45,27 @@ public struct ProfileStore: Sendable {
 
     /// One kept profile: its file and what it allows.
     public struct Entry: Sendable, Equatable, Codable {
+        /// The image reference as kept (sanitized): the file name without `.json`.
+        public var name: String
         /// The file name (image reference, sanitized).
         public var file: String
         /// Syscall names allowed.
         public var allowed: Int
         /// The default action.
         public var defaultAction: String
+        /// When the file was last written (a recording kept or merged into it).
+        public var recordedAt: Date
     }
 
     /// Every kept profile, by file name; a file that is not a profile is an error naming it.
     public func list() throws -> [Entry] {
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
         return try files.map { file in
-            let profile = try SeccompProfile(contentsOf: directory + "/" + file)
-            return Entry(file: file, allowed: profile.allowedNames.count, defaultAction: profile.defaultAction)
+            let path = directory + "/" + file
+            let profile = try SeccompProfile(contentsOf: path)
+            let modified = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? Date(timeIntervalSince1970: 0)
+            return Entry(name: String(file.dropLast(5)), file: file, allowed: profile.allowedNames.count,
+                         defaultAction: profile.defaultAction, recordedAt: modified)
         }
     }
 }

@@ -4,6 +4,7 @@ import Synchronization
 import VigilActions
 import VigilBPF
 import VigilContainers
+import VigilDaemon
 import VigilEvents
 import VigilSeccomp
 import VigilSensors
@@ -343,13 +344,49 @@ struct SeccompApply: ParsableCommand {
 }
 
 struct SeccompList: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the profiles kept per image.")
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List the profiles kept per image (from the store's files, or with --daemon from the daemon's API).")
     @Option(name: .long, help: ArgumentHelp("The root of the profile store (default: $VIGIL_ROOT or /).", valueName: "dir"))
     var root: String?
+    @Flag(name: .long, help: "Ask the daemon (GET /v1/seccomp/profiles) instead of reading the store.")
+    var daemon = false
+    @Option(name: .long, help: ArgumentHelp("With --daemon: print this image's kept profile (its OCI JSON).", valueName: "image"))
+    var image: String?
+    @Flag(name: .long, help: "With --daemon: print the API's JSON.")
+    var json = false
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        if !daemon, image != nil || json { throw ValidationError("--image and --json ask the daemon: add --daemon") }
+        if daemon, root != nil { throw ValidationError("--root reads the store's files; the daemon serves its own (state_dir/seccomp)") }
+    }
 
     func run() throws {
-        let store = ProfileStore(root: root ?? ProcessInfo.processInfo.environment["VIGIL_ROOT"] ?? "/")
-        for entry in try store.list() { print("\(entry.file)\t\(entry.allowed) syscalls\t\(entry.defaultAction)") }
+        guard daemon else {
+            let store = ProfileStore(root: root ?? ProcessInfo.processInfo.environment["VIGIL_ROOT"] ?? "/")
+            for entry in try store.list() { print("\(entry.file)\t\(entry.allowed) syscalls\t\(entry.defaultAction)") }
+            return
+        }
+        client.global.bootstrapLogging()
+        do {
+            if let image {
+                let (_, body) = try client.client.request("GET", "/v1/seccomp/profiles/" + DaemonClient.queryValue(image))
+                print(String(decoding: body, as: UTF8.self), terminator: "")
+                return
+            }
+            let (_, body) = try client.client.request("GET", "/v1/seccomp/profiles")
+            if json {
+                print(String(decoding: body, as: UTF8.self))
+                return
+            }
+            let profiles = ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["profiles"] as? [[String: Any]] ?? []
+            for profile in profiles {
+                print("\(profile["file"] as? String ?? "")\t\(profile["syscalls"] as? Int ?? 0) syscalls\t\(profile["default_action"] as? String ?? "")\t\(profile["recorded_at"] as? String ?? "")")
+            }
+        } catch {
+            throw client.fail(error)
+        }
     }
 }
 

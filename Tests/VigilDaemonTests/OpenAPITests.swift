@@ -26,11 +26,20 @@ final class OpenAPITests: XCTestCase {
         XCTAssertEqual(documented, Set(APIRouter.routes.map(\.description)))
     }
 
+    static let exampleProfile = """
+        {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "architectures": ["SCMP_ARCH_X86_64"],
+         "syscalls": [{"names": ["exit_group", "read", "write"], "action": "SCMP_ACT_ALLOW"}]}
+        """
+
     func testEveryOperationAnswersAsDocumented() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
         let doc = try document()
         let schemas = Schemas(document: doc)
-        let daemon = try TestDaemon()
+        // A kept seccomp profile for GET /v1/seccomp/profiles/{image}'s example.
+        let directory = NSTemporaryDirectory() + "vigil-daemon-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory + "/state/seccomp", withIntermediateDirectories: true)
+        try Self.exampleProfile.write(toFile: directory + "/state/seccomp/openapi-example.json", atomically: true, encoding: .utf8)
+        let daemon = try TestDaemon(directory: directory)
         let paths = try XCTUnwrap(doc["paths"] as? [String: [String: Any]])
         var operations: [(method: String, path: String, item: [String: Any], operation: [String: Any])] = []
         for (path, item) in paths {

@@ -1,0 +1,66 @@
+import Foundation
+import VigilBPF
+import VigilTestSupport
+import XCTest
+
+/// The daemon's API for the seccomp profiles kept per image (STATE_DIR/seccomp): listed, served
+/// as OCI JSON, and listed by `vigil seccomp list --daemon`.
+final class SeccompAPITests: XCTestCase {
+    static let busybox = """
+        {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "architectures": ["SCMP_ARCH_X86_64"],
+         "syscalls": [{"names": ["exit_group", "read", "write", "openat"], "action": "SCMP_ACT_ALLOW"}]}
+        """
+
+    func testKeptProfilesAreListedAndServed() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
+        let directory = NSTemporaryDirectory() + "vigil-daemon-\(UUID().uuidString.prefix(8))"
+        let store = directory + "/state/seccomp"
+        try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
+        // As `vigil seccomp record --image docker.io/library/busybox:1.36` keeps it.
+        try Self.busybox.write(toFile: store + "/docker.io_library_busybox_1.36.json", atomically: true, encoding: .utf8)
+        let daemon = try TestDaemon(directory: directory)
+
+        let list = try daemon.request("GET", "/v1/seccomp/profiles")
+        XCTAssertEqual(list.status, 200, list.body)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(list.body.utf8)) as? [String: Any], list.body)
+        XCTAssertEqual(object["directory"] as? String, store)
+        let profiles = try XCTUnwrap(object["profiles"] as? [[String: Any]], list.body)
+        XCTAssertEqual(profiles.count, 1, list.body)
+        XCTAssertEqual(profiles.first?["name"] as? String, "docker.io_library_busybox_1.36")
+        XCTAssertEqual(profiles.first?["syscalls"] as? Int, 4)
+        XCTAssertEqual(profiles.first?["default_action"] as? String, "SCMP_ACT_ERRNO")
+        let recorded = try XCTUnwrap(profiles.first?["recorded_at"] as? String, list.body)
+        XCTAssertEqual(recorded.prefix(4), String(Calendar(identifier: .gregorian).component(.year, from: Date())).prefix(4), recorded)
+
+        // By image reference (slashes and all) and by the listed name: the same OCI JSON.
+        for target in ["/v1/seccomp/profiles/docker.io/library/busybox:1.36", "/v1/seccomp/profiles/docker.io%2Flibrary%2Fbusybox%3A1.36",
+                       "/v1/seccomp/profiles/docker.io_library_busybox_1.36"] {
+            let profile = try daemon.request("GET", target)
+            XCTAssertEqual(profile.status, 200, "\(target): \(profile.body)")
+            let json = try XCTUnwrap(try? JSONSerialization.jsonObject(with: Data(profile.body.utf8)) as? [String: Any], profile.body)
+            XCTAssertEqual(json["defaultAction"] as? String, "SCMP_ACT_ERRNO")
+            XCTAssertEqual((json["syscalls"] as? [[String: Any]])?.first?["names"] as? [String], ["exit_group", "read", "write", "openat"])
+        }
+        let missing = try daemon.request("GET", "/v1/seccomp/profiles/alpine:3")
+        XCTAssertEqual(missing.status, 404, missing.body)
+        XCTAssertTrue(missing.body.contains("alpine:3"), missing.body)
+
+        // The CLI through the socket.
+        let cli = try daemon.vigil(["seccomp", "list", "--daemon"])
+        XCTAssertEqual(cli.status, 0, cli.stderr)
+        XCTAssertTrue(cli.stdout.contains("docker.io_library_busybox_1.36"), cli.stdout)
+        XCTAssertTrue(cli.stdout.contains("4 syscalls"), cli.stdout)
+        let shown = try daemon.vigil(["seccomp", "list", "--daemon", "--image", "docker.io/library/busybox:1.36"])
+        XCTAssertEqual(shown.status, 0, shown.stderr)
+        XCTAssertTrue(shown.stdout.contains("\"openat\""), shown.stdout)
+        let none = try daemon.vigil(["seccomp", "list", "--daemon", "--image", "alpine:3"])
+        XCTAssertEqual(none.status, 1, none.stdout)
+        XCTAssertTrue(none.stderr.contains("alpine:3"), none.stderr)
+
+        // A file of the store that is not a profile: 500 naming it.
+        try "{}".write(toFile: store + "/broken.json", atomically: true, encoding: .utf8)
+        let broken = try daemon.request("GET", "/v1/seccomp/profiles")
+        XCTAssertEqual(broken.status, 500, broken.body)
+        XCTAssertTrue(broken.body.contains("broken.json"), broken.body)
+    }
+}
