@@ -157,6 +157,17 @@ public enum Daemon {
         }
         services.append(ServerService(channel: apiChannel, hubs: [engine.events, engine.alerts], socketPath: config.socketPath))
         services.append(EngineService(engine: engine))
+        if let label = config.seccompRecordLabel {
+            do {
+                let recorder = try SeccompLabelRecorder(label: label, store: ProfileStore(directory: config.stateDirectory + "/seccomp"), logger: logger)
+                services.append(SeccompRecorderService(recorder: recorder))
+            } catch {
+                try? await apiChannel.close()
+                unlink(config.socketPath)
+                try? await group.shutdownGracefully()
+                throw DaemonError("seccomp.record: cannot load the seccomp sensor: \(error)")
+            }
+        }
         let reloader = Reloader(options: options, running: config, store: store, engine: engine, logger: logger)
         services.append(ReloadService(hangups: hangups, reload: { reloader.reload() }))
         logger.notice("vigil daemon \(options.version) (pid \(getpid())): API on \(config.socketPath)")
@@ -217,6 +228,7 @@ final class Reloader: Sendable {
         if config.rulesDirectory != running.rulesDirectory { restartOnly.append("rules_dir") }
         if config.stateDirectory != running.stateDirectory { restartOnly.append("state_dir") }
         if config.fim != running.fim { restartOnly.append("fim") }
+        if config.seccompRecordLabel != running.seccompRecordLabel { restartOnly.append("seccomp") }
         if config.ringMiB != running.ringMiB { restartOnly.append("ring_mib") }
         if config.metrics != running.metrics { restartOnly.append("metrics") }
         if config.kernelPushdown != running.kernelPushdown { restartOnly.append("kernel_pushdown") }

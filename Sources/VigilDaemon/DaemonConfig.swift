@@ -81,6 +81,10 @@ public struct DaemonConfig: Sendable, Equatable {
     /// File integrity monitoring (`fim:`; docs/fim.md): what is watched. Empty: the fim sensor
     /// is not loaded.
     public var fim = WatchSpec()
+    /// `seccomp.record.label` (docs/seccomp.md): containers with this label (`KEY` or
+    /// `KEY=VALUE`) are recorded from their start and merged into their image's kept profile
+    /// (STATE_DIR/seccomp) when they stop. nil: the daemon records nothing.
+    public var seccompRecordLabel: String?
     /// The file these settings came from (nil: built-in defaults only).
     public var file: String?
 
@@ -223,6 +227,8 @@ public struct DaemonConfig: Sendable, Equatable {
                 }
             case "fim":
                 config.fim = try reader.fim(value)
+            case "seccomp":
+                config.seccompRecordLabel = try reader.seccomp(value)
             case "actions":
                 config.actions = try reader.actions(value)
                 config.actions.spoolDirectory = config.stateDirectory + "/spool"
@@ -336,6 +342,24 @@ private struct ConfigReader {
         var out: [String] = []
         for item in items { out.append(try string(item, key)) }
         return out
+    }
+
+    /// The `seccomp:` section: `record: {label: KEY[=VALUE]}`; the label, or nil.
+    func seccomp(_ node: Node) throws(RuleError) -> String? {
+        var label: String?
+        for (key, value) in try mapping(node, "seccomp") {
+            guard key.name == "record" else { throw error(key.node, "unknown key 'seccomp.\(key.name)': use record") }
+            for (sub, subValue) in try mapping(value, "seccomp.record") {
+                guard sub.name == "label" else { throw error(sub.node, "unknown key 'seccomp.record.\(sub.name)': use label") }
+                let text = try string(subValue, "seccomp.record.label")
+                let name = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+                guard !name.isEmpty, !name.contains(where: \.isWhitespace) else {
+                    throw error(subValue, "'seccomp.record.label' must be KEY or KEY=VALUE (a Docker label), not '\(text)'")
+                }
+                label = text
+            }
+        }
+        return label
     }
 
     /// The `fim:` section: profiles, paths, directories (a path, or `path` and `recursive`), globs.

@@ -70,7 +70,7 @@ final class ConfigAndStoreTests: XCTestCase {
             .filter { !$0.hasPrefix("#") && !$0.hasPrefix(" ") && $0.contains(":") }.map { String($0.prefix { $0 != ":" }) }
         XCTAssertEqual(Set(keys), ["socket", "socket_group", "rules_dir", "default_rules", "ring_mib", "kernel_pushdown",
                                    "stream_buffer_kib", "api", "log_level", "metrics", "integrity", "actions",
-                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim"])
+                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim", "seccomp"])
     }
 
     func testFIMWatchLists() throws {
@@ -90,6 +90,14 @@ final class ConfigAndStoreTests: XCTestCase {
         expected.diffMaxBytes = 0
         XCTAssertEqual(config.fim, expected)
         XCTAssertTrue(try DaemonConfig.parse("", file: "e.yaml").fim.isEmpty)
+    }
+
+    func testSeccompRecordLabel() throws {
+        XCTAssertEqual(try DaemonConfig.parse("seccomp:\n  record: {label: vigil.seccomp=learn}\n", file: "s.yaml").seccompRecordLabel,
+                       "vigil.seccomp=learn")
+        XCTAssertEqual(try DaemonConfig.parse("seccomp:\n  record:\n    label: learn\n", file: "s.yaml").seccompRecordLabel, "learn")
+        XCTAssertNil(try DaemonConfig.parse("", file: "s.yaml").seccompRecordLabel)
+        XCTAssertNil(try DaemonConfig.parse("seccomp:\n  record: {}\n", file: "s.yaml").seccompRecordLabel)
     }
 
     func testSyscallBoundsAndTheirErrors() throws {
@@ -148,6 +156,10 @@ final class ConfigAndStoreTests: XCTestCase {
             ("fim:\n  paths: [etc/passwd]\n", "c.yaml:2:10: 'fim.paths': 'etc/passwd' must be an absolute path"),
             ("fim:\n  directories:\n    - {path: /etc, recursve: true}\n", "c.yaml:3:20: unknown key 'fim.directories.recursve'"),
             ("fim:\n  watch: [/etc]\n", "c.yaml:2:3: unknown key 'fim.watch'"),
+            ("seccomp:\n  recrd: {label: x}\n", "c.yaml:2:3: unknown key 'seccomp.recrd'"),
+            ("seccomp:\n  record: {lable: x}\n", "c.yaml:2:12: unknown key 'seccomp.record.lable'"),
+            ("seccomp:\n  record: {label: '=x'}\n", "c.yaml:2:19: 'seccomp.record.label' must be KEY or KEY=VALUE"),
+            ("seccomp:\n  record: {label: [a]}\n", "c.yaml:2:19: "),
             ("fim:\n  diff_max_bytes: -1\n", "c.yaml:2:19: 'fim.diff_max_bytes' must be 0 (no diffs) to 4194304"),
         ]
         for (text, expected) in cases {

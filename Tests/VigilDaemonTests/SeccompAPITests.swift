@@ -63,4 +63,48 @@ final class SeccompAPITests: XCTestCase {
         XCTAssertEqual(broken.status, 500, broken.body)
         XCTAssertTrue(broken.body.contains("broken.json"), broken.body)
     }
+
+    /// `seccomp.record.label`: a container with the label is recorded from its start and its
+    /// image's profile appears in the API when it stops; a container without it is not recorded.
+    func testTheDaemonRecordsContainersWithTheLabel() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
+        try DockerTestEngine.require()
+        // Tags of their own, so no other test's container is taken for these.
+        let tag = UUID().uuidString.prefix(8).lowercased()
+        let labelled = "vigil-seccomp-learn:\(tag)", other = "vigil-seccomp-other:\(tag)"
+        for image in [labelled, other] {
+            XCTAssertEqual(DockerTestEngine.run(["docker", "tag", DockerTestEngine.image, image]).status, 0)
+            addTeardownBlock { _ = DockerTestEngine.run(["docker", "rmi", image]) }
+        }
+        let label = "vigil.seccomp.test=learn-\(tag)"
+        let daemon = try TestDaemon(extraConfig: "seccomp:\n  record: {label: \"\(label)\"}\n")
+        XCTAssertTrue(daemon.stderr.sofar.contains("seccomp: recording containers labelled \(label)"), daemon.stderr.sofar)
+
+        let workload = ["sh", "-c", "ls /; cat /etc/passwd; echo done; sleep 1"]
+        _ = try DockerTestEngine.startContainer(for: self, image: labelled, command: workload, options: ["--label", label])
+        _ = try DockerTestEngine.startContainer(for: self, image: other, command: workload, options: ["--label", "vigil.seccomp.test=other-\(tag)"])
+        let target = "/v1/seccomp/profiles/" + labelled
+        XCTAssertTrue(waitUntil(seconds: 30) { (try? daemon.request("GET", target).status) == 200 },
+                      "the profile of \(labelled) is kept when its container stops: \(daemon.diagnostics)")
+        let answer = try daemon.request("GET", target)
+        let json = try XCTUnwrap(try? JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any], answer.body)
+        let names = Set(((json["syscalls"] as? [[String: Any]]) ?? []).flatMap { $0["names"] as? [String] ?? [] })
+        for name in ["execve", "write", "exit_group", "getdents64"] { XCTAssertTrue(names.contains(name), "\(name): \(names.sorted())") }
+        XCTAssertTrue(names.contains("nanosleep") || names.contains("clock_nanosleep"), names.sorted().description)
+        for name in ["reboot", "mount", "unshare", "ptrace", "bpf", "keyctl", "mkdir", "mkdirat"] {
+            XCTAssertFalse(names.contains(name), "\(name) not recorded: \(names.sorted())")
+        }
+        XCTAssertEqual(try daemon.request("GET", "/v1/seccomp/profiles/" + other).status, 404, "the container without the label is not recorded")
+        let list = try daemon.request("GET", "/v1/seccomp/profiles")
+        XCTAssertTrue(list.body.contains(#""name":"vigil-seccomp-learn_\#(tag)""#), list.body)
+        XCTAssertFalse(list.body.contains("vigil-seccomp-other"), list.body)
+        XCTAssertTrue(daemon.stderr.sofar.contains("merged into"), daemon.stderr.sofar)
+
+        // The served profile runs the recorded workload.
+        let file = daemon.directory + "/learned.json"
+        try answer.body.write(toFile: file, atomically: true, encoding: .utf8)
+        let applied = DockerTestEngine.run(["docker", "run", "--rm", "--network", "none", "--security-opt", "seccomp=\(file)", labelled] + workload)
+        XCTAssertEqual(applied.status, 0, applied.errors)
+        XCTAssertTrue(applied.output.contains("done"), applied.output)
+    }
 }
