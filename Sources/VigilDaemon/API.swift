@@ -128,8 +128,8 @@ public struct APIRouter: Sendable {
         do {
             let entries = try profiles.list()
             return encode(200, SeccompProfileList(directory: profiles.directory, profiles: entries.map {
-                SeccompProfileSummary(name: $0.name, file: $0.file, syscalls: $0.allowed, defaultAction: $0.defaultAction,
-                                      recordedAt: Timestamp.iso8601(UInt64(max(0, $0.recordedAt.timeIntervalSince1970) * 1e9)))
+                SeccompProfileSummary(name: $0.name, file: $0.file, image: $0.image, syscalls: $0.allowed, defaultAction: $0.defaultAction,
+                                      recordedAt: Timestamp.iso8601(UInt64(max(0, $0.recordedAt.timeIntervalSince1970) * 1e9)), runs: $0.runs)
             }))
         } catch {
             return .error(500, "\(error)")
@@ -242,9 +242,11 @@ struct SeccompProfileList: Encodable {
 struct SeccompProfileSummary: Encodable {
     var name: String
     var file: String
+    var image: String?
     var syscalls: Int
     var defaultAction: String
     var recordedAt: String
+    var runs: Int?
 }
 
 struct RuleSetSummary: Encodable {

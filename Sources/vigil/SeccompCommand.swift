@@ -382,7 +382,8 @@ struct SeccompList: ParsableCommand {
             }
             let profiles = ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["profiles"] as? [[String: Any]] ?? []
             for profile in profiles {
-                print("\(profile["file"] as? String ?? "")\t\(profile["syscalls"] as? Int ?? 0) syscalls\t\(profile["default_action"] as? String ?? "")\t\(profile["recorded_at"] as? String ?? "")")
+                let runs = (profile["runs"] as? Int).map { "\($0) run(s)" } ?? "-"
+                print("\(profile["file"] as? String ?? "")\t\(profile["syscalls"] as? Int ?? 0) syscalls\t\(profile["default_action"] as? String ?? "")\t\(runs)\t\(profile["recorded_at"] as? String ?? "")\t\(profile["image"] as? String ?? "")")
             }
         } catch {
             throw client.fail(error)

@@ -29,6 +29,7 @@ final class SeccompAPITests: XCTestCase {
         XCTAssertEqual(profiles.first?["name"] as? String, "docker.io_library_busybox_1.36")
         XCTAssertEqual(profiles.first?["syscalls"] as? Int, 4)
         XCTAssertEqual(profiles.first?["default_action"] as? String, "SCMP_ACT_ERRNO")
+        XCTAssertNil(profiles.first?["runs"], "a file put there by hand: no count of runs")
         let recorded = try XCTUnwrap(profiles.first?["recorded_at"] as? String, list.body)
         XCTAssertEqual(recorded.prefix(4), String(Calendar(identifier: .gregorian).component(.year, from: Date())).prefix(4), recorded)
 
@@ -97,6 +98,8 @@ final class SeccompAPITests: XCTestCase {
         XCTAssertEqual(try daemon.request("GET", "/v1/seccomp/profiles/" + other).status, 404, "the container without the label is not recorded")
         let list = try daemon.request("GET", "/v1/seccomp/profiles")
         XCTAssertTrue(list.body.contains(#""name":"vigil-seccomp-learn_\#(tag)""#), list.body)
+        XCTAssertTrue(list.body.contains(#""image":"vigil-seccomp-learn:\#(tag)""#), list.body)
+        XCTAssertTrue(list.body.contains(#""runs":1"#), list.body)
         XCTAssertFalse(list.body.contains("vigil-seccomp-other"), list.body)
         XCTAssertTrue(daemon.stderr.sofar.contains("merged into"), daemon.stderr.sofar)
 

@@ -77,5 +77,15 @@ final class SeccompProfileTests: XCTestCase {
         let kept = try store.save(SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["write"]))), for: "web:1")
         XCTAssertEqual(kept.allowedNames, ["read", "write"])
         XCTAssertEqual(try store.list().map(\.file), ["web_1.json"])
+        // The runs merged and the reference as given, beside the profile (not in its OCI JSON).
+        XCTAssertEqual(try store.list().first?.runs, 2)
+        XCTAssertEqual(try store.list().first?.image, "web:1")
+        try store.save(SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["read"]))), for: "web:1", replace: true)
+        XCTAssertEqual(try store.list().first?.runs, 1)
+        // A profile put there by hand: no count, no reference.
+        try SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["read"]))).write(to: store.directory + "/hand.json")
+        XCTAssertEqual(try store.list().map(\.file), ["hand.json", "web_1.json"])
+        XCTAssertNil(try store.list().first?.runs)
+        XCTAssertNil(try store.list().first?.image)
     }
 }
