@@ -14,7 +14,8 @@ import Glibc
 /// The seccomp sensor watches the container runtime's parent cgroups (`docker`, and
 /// `system.slice` for the systemd driver): the kernel records each new cgroup under them from its
 /// first exec (the entrypoint). Every 100 ms the cgroups found are told apart: a container with
-/// the label is kept, anything else ignored (the kernel drops it). A kept cgroup that is gone
+/// the label is kept, anything else ignored (the kernel drops it); containers with the label
+/// already running at the start are recorded from then. A kept cgroup that is gone
 /// (the container stopped) is read, merged into STATE_DIR/seccomp/IMAGE.json and forgotten.
 /// One thread drives the sensor.
 public final class SeccompLabelRecorder: @unchecked Sendable {
@@ -69,6 +70,23 @@ public final class SeccompLabelRecorder: @unchecked Sendable {
         let (key, value) = label.firstIndex(of: "=").map { (String(label[..<$0]), Optional(String(label[label.index(after: $0)...]))) } ?? (label, nil)
         var kept: [UInt64: Kept] = [:]
         var decided: Set<UInt64> = []
+        // Containers with the label already running: recorded from now (under their filter when
+        // they run under one), so their startup is not in what they add.
+        for container in (try? docker.containers()) ?? [] where container.labels[key].map({ value == nil || $0 == value }) ?? false {
+            let pid = (try? docker.inspect(container.id))?.pid
+            let start: SeccompRecorder.Start = pid.map(SeccompRecorder.underFilter) ?? true ? .underFilter : .now
+            let name = container.names.first.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 } ?? String(container.id.prefix(12))
+            for id in resolver.cgroupIDs(ofContainer: container.id) {
+                do {
+                    try recorder.watch(cgroup: id, from: start)
+                    kept[id] = Kept(container: container.id, name: name, image: container.image)
+                    decided.insert(id)
+                } catch {
+                    logger.error("seccomp: cannot record container \(name): \(error)")
+                }
+            }
+            logger.info("seccomp: recording running container \(name) (\(container.id.prefix(12))) of \(container.image) from now")
+        }
         while lock.withLock({ running }) {
             do {
                 for id in try recorder.discovered() where !decided.contains(id) {

@@ -110,4 +110,24 @@ final class SeccompAPITests: XCTestCase {
         XCTAssertEqual(applied.status, 0, applied.errors)
         XCTAssertTrue(applied.output.contains("done"), applied.output)
     }
+
+    /// A container with the label already running when the daemon starts is recorded from then.
+    func testTheDaemonRecordsARunningContainerFromItsStart() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
+        try DockerTestEngine.require()
+        let tag = UUID().uuidString.prefix(8).lowercased()
+        let image = "vigil-seccomp-early:\(tag)"
+        XCTAssertEqual(DockerTestEngine.run(["docker", "tag", DockerTestEngine.image, image]).status, 0)
+        addTeardownBlock { _ = DockerTestEngine.run(["docker", "rmi", image]) }
+        let label = "vigil.seccomp.test=early-\(tag)"
+        let container = try DockerTestEngine.startContainer(for: self, image: image, command: ["sh", "-c", "sleep 4; ls /; echo done"],
+                                                            options: ["--label", label])
+        let daemon = try TestDaemon(extraConfig: "seccomp:\n  record: {label: \"\(label)\"}\n")
+        XCTAssertTrue(waitUntil(seconds: 10) { daemon.stderr.sofar.contains("recording running container \(container.name)") }, daemon.stderr.sofar)
+        let target = "/v1/seccomp/profiles/" + image
+        XCTAssertTrue(waitUntil(seconds: 30) { (try? daemon.request("GET", target).status) == 200 }, daemon.diagnostics)
+        let answer = try daemon.request("GET", target)
+        XCTAssertTrue(answer.body.contains("\"getdents64\""), "ls after the daemon started is recorded: \(answer.body)")
+        XCTAssertFalse(answer.body.contains("\"mount\""), answer.body)
+    }
 }
