@@ -11,6 +11,20 @@ final class SeccompAPITests: XCTestCase {
          "syscalls": [{"names": ["exit_group", "read", "write", "openat"], "action": "SCMP_ACT_ALLOW"}]}
         """
 
+    /// Needs the sensors and Docker; tags the test image as each REPOSITORY:TAG (removed in
+    /// teardown), TAG random: no other test's container is taken for these. Returns TAG.
+    private func requireDockerAndTag(_ repositories: [String]) throws -> String {
+        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
+        try DockerTestEngine.require()
+        let tag = UUID().uuidString.prefix(8).lowercased()
+        for repository in repositories {
+            let image = "\(repository):\(tag)"
+            XCTAssertEqual(DockerTestEngine.run(["docker", "tag", DockerTestEngine.image, image]).status, 0)
+            addTeardownBlock { _ = DockerTestEngine.run(["docker", "rmi", image]) }
+        }
+        return tag
+    }
+
     func testKeptProfilesAreListedAndServed() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
         let directory = NSTemporaryDirectory() + "vigil-daemon-\(UUID().uuidString.prefix(8))"
@@ -68,15 +82,8 @@ final class SeccompAPITests: XCTestCase {
     /// `seccomp.record.label`: a container with the label is recorded from its start and its
     /// image's profile appears in the API when it stops; a container without it is not recorded.
     func testTheDaemonRecordsContainersWithTheLabel() throws {
-        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
-        try DockerTestEngine.require()
-        // Tags of their own, so no other test's container is taken for these.
-        let tag = UUID().uuidString.prefix(8).lowercased()
+        let tag = try requireDockerAndTag(["vigil-seccomp-learn", "vigil-seccomp-other"])
         let labelled = "vigil-seccomp-learn:\(tag)", other = "vigil-seccomp-other:\(tag)"
-        for image in [labelled, other] {
-            XCTAssertEqual(DockerTestEngine.run(["docker", "tag", DockerTestEngine.image, image]).status, 0)
-            addTeardownBlock { _ = DockerTestEngine.run(["docker", "rmi", image]) }
-        }
         let label = "vigil.seccomp.test=learn-\(tag)"
         let daemon = try TestDaemon(extraConfig: "seccomp:\n  record: {label: \"\(label)\"}\n")
         XCTAssertTrue(daemon.stderr.sofar.contains("seccomp: recording containers labelled \(label)"), daemon.stderr.sofar)
@@ -113,12 +120,8 @@ final class SeccompAPITests: XCTestCase {
 
     /// A container with the label already running when the daemon starts is recorded from then.
     func testTheDaemonRecordsARunningContainerFromItsStart() throws {
-        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
-        try DockerTestEngine.require()
-        let tag = UUID().uuidString.prefix(8).lowercased()
+        let tag = try requireDockerAndTag(["vigil-seccomp-early"])
         let image = "vigil-seccomp-early:\(tag)"
-        XCTAssertEqual(DockerTestEngine.run(["docker", "tag", DockerTestEngine.image, image]).status, 0)
-        addTeardownBlock { _ = DockerTestEngine.run(["docker", "rmi", image]) }
         let label = "vigil.seccomp.test=early-\(tag)"
         let container = try DockerTestEngine.startContainer(for: self, image: image, command: ["sh", "-c", "sleep 4; ls /; echo done"],
                                                             options: ["--label", label])
