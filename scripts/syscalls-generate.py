@@ -161,7 +161,9 @@ for lineno, line in enumerate(open(os.path.join(root, KINDS)), 1):
         fail(lineno, f"kind '{kind}' appears twice", KINDS)
     if not re.search(r"\b" + re.escape(abi) + r"\s*=", abi_text):
         fail(lineno, f"'{abi}' is not a constant of enum vigil_event_kind in {ABI}", KINDS)
-    if not re.search(r"struct\s+" + re.escape(record) + r"\s*\{", abi_text):
+    if (record == "-") != (decoder == "-"):
+        fail(lineno, "a kind without a record ('-') has no decoder ('-'), and one with a record has one", KINDS)
+    if record != "-" and not re.search(r"struct\s+" + re.escape(record) + r"\s*\{", abi_text):
         fail(lineno, f"'struct {record}' is not defined in {ABI}", KINDS)
     if category not in CATEGORIES + ["syscall"]:
         fail(lineno, f"unknown category '{category}' (known: {' '.join(CATEGORIES + ['syscall'])})", KINDS)
@@ -226,7 +228,7 @@ k += ["        default: return nil",
 for r in kinds:
     lineno, kind, abi, category, sensor, record, decoder, evttype, types, calls = r
     k.append(f'        EventKindDescriptor(kind: .{kind}, abi: UInt32({abi}.rawValue), category: "{category}", sensor: "{sensor}", '
-             f'record: "{record}", recordSize: MemoryLayout<{record}>.size, eventType: .{evttype}, types: {strings(types)}, '
+             f'record: "{"" if record == "-" else record}", recordSize: {"0" if record == "-" else f"MemoryLayout<{record}>.size"}, eventType: .{evttype}, types: {strings(types)}, '
              f'syscalls: {strings(calls)}),')
 k += ["    ]",
       "}",
@@ -260,7 +262,7 @@ k += ["        }",
       "    @inline(__always)",
       "    mutating func decodePayload(kind: UInt32, _ record: UnsafeRawBufferPointer) -> Payload? {",
       "        switch kind {"]
-k += [f"        case UInt32({r[2]}.rawValue): {r[6]}(record)" for r in kinds]
+k += [f"        case UInt32({r[2]}.rawValue): {r[6]}(record)" for r in kinds if r[6] != "-"]
 k += ["        default: nil",
       "        }",
       "    }",

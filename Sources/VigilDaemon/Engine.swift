@@ -166,7 +166,7 @@ public final class Engine: @unchecked Sendable {
         }
         housekeeping(&state, force: true)
         if let problem = fim?.baselineProblem { tamperAlert(Self.fimBaselineRule, problem) }
-        for change in fim?.startupChanges ?? [] { fimAlert(change, event: nil, whileDown: true) }
+        for change in fim?.startupChanges ?? [] { fimEvent(change, event: nil, whileDown: true, &state) }
         if let fim {
             let thread = Thread { [self] in runFIM(fim) }
             thread.name = "vigil-fim"
@@ -264,7 +264,7 @@ public final class Engine: @unchecked Sendable {
                 defer { queue.removeAll() }
                 return queue
             }
-            for (change, event) in found { fimAlert(change, event: event, whileDown: false) }
+            for (change, event) in found { fimEvent(change, event: event, whileDown: false, &state) }
         }
         if force || now &- state.lastSnapshot >= Self.snapshotInterval {
             state.lastSnapshot = now
@@ -391,18 +391,18 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
-    /// Raises the built-in alert of a change to a watched file (`FIMChange.alertRule`: its rule
-    /// name and priority) through the consumers, with the event of the syscall that made it (or
-    /// Vigil's own process for a change made while it was down), counted like a rule's alert.
-    private func fimAlert(_ change: FIMChange, event: Event?, whileDown: Bool) {
-        let (rule, priorityName) = change.alertRule
-        let priority = Priority(rawValue: priorityName) ?? .notice
-        let by = event.map { " by \($0.comm.string) (pid \($0.pid))" } ?? ""
-        let output = (whileDown ? "while Vigil was down: " : "") + change.summary + by
-        logger.notice("fim: \(rule): \(output)")
-        metrics.countAlert(rule: rule, priority: priority.rawValue)
-        let alert = Alert(rule: rule, priority: priority, output: output, tags: ["vigil", "fim"], event: event ?? Self.selfEvent())
-        for consumer in consumers { consumer.consume(alert: alert) }
+    /// Makes the `fim` event of a change to a watched file and handles it as every event is
+    /// (event streams, then the rules: rules/default.yaml has the file integrity rules). Its
+    /// header is the syscall that made the change, enriched from the process table like any
+    /// event, or Vigil's own process for a change made while it was down.
+    private func fimEvent(_ change: FIMChange, event: Event?, whileDown: Bool, _ state: inout LoopState) {
+        guard let fim else { return }
+        var made = event ?? Self.selfEvent()
+        made.fd = nil
+        made.payload = .fim(fim.payload(change, whileDown: whileDown))
+        if event != nil { stream.enricher.enrich(&made) }
+        logger.notice("fim: \(change.summary)")
+        handle(made, &state)
     }
 
     /// The event a tamper alert carries: Vigil's own process (its executable and arguments), now.

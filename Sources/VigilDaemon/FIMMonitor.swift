@@ -257,6 +257,35 @@ final class FIMMonitor: @unchecked Sendable {
         return changes
     }
 
+    /// The watch that covers `path`: a file watch naming it, else the deepest directory watch
+    /// holding it (its path as configured, a glob's match as its path); empty when none does.
+    func profile(of path: String) -> String {
+        var best = ""
+        for watch in watches {
+            switch watch.kind {
+            case .file: if watch.path == path { return path }
+            case .directory(let recursive):
+                let prefix = watch.path == "/" ? "/" : watch.path + "/"
+                if path.hasPrefix(prefix), recursive || !path.dropFirst(prefix.count).contains("/"), watch.path.count > best.count { best = watch.path }
+            }
+        }
+        return best
+    }
+
+    /// The payload of a `fim` event for `change` (what its fields read).
+    func payload(_ change: FIMChange, whileDown: Bool) -> Payload.FIM {
+        let now = change.after ?? change.before
+        let s = change.semantic
+        return Payload.FIM(change: change.change.rawValue, path: change.path, profile: profile(of: change.path),
+                           sha256Old: change.before?.sha256 ?? "", sha256: change.after?.sha256 ?? "",
+                           size: now?.size ?? 0, mode: now?.mode ?? 0, uid: now?.uid ?? 0, gid: now?.gid ?? 0,
+                           diff: change.diff, unified: change.unified ?? [], usersAdded: s?.usersAdded ?? [],
+                           usersRemoved: s?.usersRemoved ?? [], uidZero: s?.uidZero ?? [], newUIDZero: s?.newUIDZero ?? false,
+                           sudoRulesAdded: s?.sudoRulesAdded ?? [], sudoRulesRemoved: s?.sudoRulesRemoved ?? [],
+                           keysAdded: s?.keysAdded ?? [], keysRemoved: s?.keysRemoved ?? [], whileDown: whileDown,
+                           summary: change.summary)
+    }
+
     /// The sensor's counters (emitted, filtered, lost), summed over CPUs.
     func counters() -> SensorCounters? { try? sensor.counters() }
 

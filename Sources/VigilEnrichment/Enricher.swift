@@ -120,8 +120,8 @@ public final class Enricher {
             enrichAnew(&event)
             processes.finish(event)
             return
-        case .open, .fork, .syscall, .conn, .tcpdrop:
-            // Opens and new threads change nothing in the table. Kept contexts fit only while the
+        case .open, .fork, .syscall, .conn, .tcpdrop, .fim:
+            // Opens, new threads and file integrity changes change nothing in the table. Kept contexts fit only while the
             // table's version is the one they were built at: the process had a record then and
             // still has.
             if let index = cache.index(forKey: event.pid) {

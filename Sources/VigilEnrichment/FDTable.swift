@@ -126,6 +126,8 @@ public final class FDTable {
             (event.fd, event.fdNameChanged) = apply(s, to: &tables[event.pid, default: [:]])
         case .conn, .tcpdrop:
             return // a connection's ends are in its payload; the opener may be any of its fds' holders
+        case .fim:
+            return // made in userspace after the change, its fds are not known
         }
     }
 

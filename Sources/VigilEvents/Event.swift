@@ -67,6 +67,8 @@ public enum Payload: Sendable {
     case conn(Conn)
     /// The kernel dropped a TCP packet (the conn sensor).
     case tcpdrop(TCPDrop)
+    /// A watched file changed (made in userspace by the daemon's FIMMonitor; FileIntegrity.swift).
+    case fim(FIM)
 
     /// A program was executed (sched_process_exec).
     public struct Exec: Sendable {

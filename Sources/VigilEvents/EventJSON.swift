@@ -81,6 +81,20 @@ public enum EventJSON {
                                       bytesSent: num("conn.bytes_sent") ?? 0, bytesReceived: num("conn.bytes_received") ?? 0,
                                       retransmits: num("conn.retransmits") ?? 0))
             }
+        case .fim:
+            func list(_ k: String) -> [String] { (strs(k) ?? []).map(\.string) }
+            let owner = (str("fim.owner")?.string ?? "").split(separator: ":").map { UInt32($0) ?? 0 }
+            let diff = str("fim.diff")?.string ?? ""
+            payload = .fim(.init(change: str("fim.change")?.string ?? "", path: str("fim.path")?.string ?? "",
+                                 profile: str("fim.profile")?.string ?? "", sha256Old: str("fim.sha256.old")?.string ?? "",
+                                 sha256: str("fim.sha256")?.string ?? "", size: num("fim.size") ?? 0, mode: num("fim.mode") ?? 0,
+                                 uid: owner.first ?? 0, gid: owner.count > 1 ? owner[1] : 0,
+                                 diff: diff.isEmpty ? [] : diff.split(separator: "\n", omittingEmptySubsequences: false).map(String.init),
+                                 usersAdded: list("fim.users_added"), usersRemoved: list("fim.users_removed"), uidZero: list("fim.uid0_users"),
+                                 newUIDZero: bool("fim.new_uid0") ?? false, sudoRulesAdded: list("fim.sudo_rules_added"),
+                                 sudoRulesRemoved: list("fim.sudo_rules_removed"), keysAdded: list("fim.ssh_keys_added"),
+                                 keysRemoved: list("fim.ssh_keys_removed"), whileDown: bool("fim.while_down") ?? false,
+                                 summary: str("fim.summary")?.string ?? ""))
         case .open:
             payload = .open(.init(syscall: str("evt.type")?.string ?? "openat", name: str("fd.nameraw") ?? "", path: str("fd.name") ?? "",
                                   flags: num("fd.rawflags") ?? 0, mode: num("fd.mode") ?? 0, dirfd: num("fd.dirfd") ?? -100,

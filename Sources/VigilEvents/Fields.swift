@@ -94,7 +94,7 @@ public struct FieldDefinition: Sendable {
 public enum Fields {
     /// Every field.
     public static let all: [FieldDefinition] = eventFields + processFields + lineageFields + userFields + fileFields + containerFields
-        + SyscallFields.fields + NetworkFields.fields + ConnectionFields.fields
+        + SyscallFields.fields + NetworkFields.fields + ConnectionFields.fields + FIMFields.fields
 
     private static let byName: [String: FieldDefinition] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
 
@@ -107,7 +107,7 @@ public enum Fields {
     static func str(_ s: String) -> FieldValue { .string(ByteString(s)) }
 
     static let eventFields: [FieldDefinition] = [
-        .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2; a syscall event's syscall name; Vigil's own for connections (tcp_connect, tcp_accept, tcp_close) and drops (tcp_drop).", json: { e, out in
+        .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2; a syscall event's syscall name; Vigil's own for connections (tcp_connect, tcp_accept, tcp_close), drops (tcp_drop) and file integrity changes (fim_change).", json: { e, out in
             if case .syscall(let s) = e.payload { out.appendJSON(s.descriptor.name); return true }
             out.appendJSON(Names.eventTypes[Names.eventType(e)])
             return true
@@ -115,7 +115,7 @@ public enum Fields {
             if case .syscall(let s) = e.payload { return .string(SyscallFields.nameBytes[s.index]) }
             return .string(Names.eventTypeBytes[Names.eventType(e)])
         },
-        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open, syscall (any syscall: docs/syscalls.md), conn (a TCP connection opened or closed), tcpdrop (a TCP packet the kernel dropped).", json: { e, out in
+        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open, syscall (any syscall: docs/syscalls.md), conn (a TCP connection opened or closed), tcpdrop (a TCP packet the kernel dropped), fim (a watched file changed: docs/fim.md).", json: { e, out in
             out.appendJSON(Names.kinds[e.kind.index])
             return true
         }) { e, _ in .string(Names.kindBytes[e.kind.index]) },

@@ -167,6 +167,8 @@ public enum EventFormat {
         case .tcpdrop(let d):
             details = "\(d.socket.name.escapedForTerminal) \(d.reasonName) flags=\(TCPStates.flags(d.tcpFlags))"
                 + (d.state != 0 ? " state=\(TCPStates.name(d.state))" : "")
+        case .fim(let f):
+            details = (f.whileDown ? "while Vigil was down: " : "") + ByteString(f.summary).escapedForTerminal
         case .syscall(let s):
             var text = ByteBuffer(capacity: 256)
             SyscallArguments.appendAll(s, to: &text)

@@ -77,6 +77,8 @@ public struct SemanticDiff: Sendable, Codable, Equatable {
     public var keysAdded: [String] = []
     /// SSH keys removed, as `TYPE FINGERPRINT COMMENT`.
     public var keysRemoved: [String] = []
+    /// sudo rules added and removed (sudoers), one logical line each.
+    public var sudoRulesAdded: [String] = [], sudoRulesRemoved: [String] = []
 
     /// A digest standing for a secret field: `sha256=` (no colon, which would shift the fields
     /// after it) and 16 hex digits of SHA-256 over it, after a lock's `!` (kept in front, so a
@@ -231,8 +233,9 @@ public struct SemanticDiff: Sendable, Codable, Equatable {
         var diff = SemanticDiff()
         let before = sudoRules(old), after = sudoRules(new)
         let b = Set(before), a = Set(after)
-        for rule in after where !b.contains(rule) { diff.changes.append("sudo rule added: \(rule)") }
-        for rule in before where !a.contains(rule) { diff.changes.append("sudo rule removed: \(rule)") }
+        diff.sudoRulesAdded = after.filter { !b.contains($0) }
+        diff.sudoRulesRemoved = before.filter { !a.contains($0) }
+        diff.changes = diff.sudoRulesAdded.map { "sudo rule added: \($0)" } + diff.sudoRulesRemoved.map { "sudo rule removed: \($0)" }
         return diff
     }
 

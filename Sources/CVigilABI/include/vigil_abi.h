@@ -25,6 +25,7 @@ enum vigil_event_kind {
     VIGIL_EVENT_SYSCALL = 6,  /* struct vigil_syscall_event: any syscall, entry and exit in one record */
     VIGIL_EVENT_CONN = 7,     /* struct vigil_conn_event: a TCP connection opened (connect, accept) or closed */
     VIGIL_EVENT_TCPDROP = 8,  /* struct vigil_tcpdrop_event: the kernel dropped a TCP packet (kfree_skb with a reason) */
+    VIGIL_EVENT_FIM = 9,      /* no record: a watched file changed, an event made in userspace by the daemon (FIMMonitor) */
 };
 
 /* Bounds of the variable-length parts (documented in docs/fields.md). */

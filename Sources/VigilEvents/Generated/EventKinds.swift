@@ -6,7 +6,7 @@ import CVigilABI
 /// value is Vigil's short name (`vigil trace --event`, evt.kind); everything else about a kind is
 /// its `descriptor`. `syscall` is any syscall of the table (`Syscalls`): its evt.type is the syscall's name.
 public enum EventKind: String, Sendable, CaseIterable, Codable {
-    case exec, fork, exit, open, syscall, conn, tcpdrop
+    case exec, fork, exit, open, syscall, conn, tcpdrop, fim
 
     /// The kind's position in the table (and in `allCases`): the one index of a kind, for tables
     /// indexed by kind and the bits of a `KindSet`.
@@ -19,6 +19,7 @@ public enum EventKind: String, Sendable, CaseIterable, Codable {
         case .syscall: 4
         case .conn: 5
         case .tcpdrop: 6
+        case .fim: 7
         }
     }
 
@@ -35,6 +36,7 @@ public enum EventKind: String, Sendable, CaseIterable, Codable {
         case UInt32(VIGIL_EVENT_SYSCALL.rawValue): self = .syscall
         case UInt32(VIGIL_EVENT_CONN.rawValue): self = .conn
         case UInt32(VIGIL_EVENT_TCPDROP.rawValue): self = .tcpdrop
+        case UInt32(VIGIL_EVENT_FIM.rawValue): self = .fim
         default: return nil
         }
     }
@@ -56,21 +58,22 @@ extension EventKindDescriptor {
         EventKindDescriptor(kind: .syscall, abi: UInt32(VIGIL_EVENT_SYSCALL.rawValue), category: "syscall", sensor: "syscalls", record: "vigil_syscall_event", recordSize: MemoryLayout<vigil_syscall_event>.size, eventType: .syscall, types: [], syscalls: []),
         EventKindDescriptor(kind: .conn, abi: UInt32(VIGIL_EVENT_CONN.rawValue), category: "net", sensor: "conn", record: "vigil_conn_event", recordSize: MemoryLayout<vigil_conn_event>.size, eventType: .record, types: ["tcp_connect", "tcp_accept", "tcp_close", "tcp_retransmit"], syscalls: []),
         EventKindDescriptor(kind: .tcpdrop, abi: UInt32(VIGIL_EVENT_TCPDROP.rawValue), category: "net", sensor: "conn", record: "vigil_tcpdrop_event", recordSize: MemoryLayout<vigil_tcpdrop_event>.size, eventType: .fixed, types: ["tcp_drop"], syscalls: []),
+        EventKindDescriptor(kind: .fim, abi: UInt32(VIGIL_EVENT_FIM.rawValue), category: "fs", sensor: "fim", record: "", recordSize: 0, eventType: .fixed, types: ["fim_change"], syscalls: []),
     ]
 }
 
 extension KindSet {
-    /// Words of 64 bits that hold a bit per kind (7 kinds).
+    /// Words of 64 bits that hold a bit per kind (8 kinds).
     public typealias Words = InlineArray<1, UInt64>
 }
 
 extension Names {
     /// Every kind's name, indexed by `EventKind.index`.
-    static let kinds: [StaticString] = ["exec", "fork", "exit", "open", "syscall", "conn", "tcpdrop"]
+    static let kinds: [StaticString] = ["exec", "fork", "exit", "open", "syscall", "conn", "tcpdrop", "fim"]
     /// Every kind's evt.type names (the table's `types`), one kind after another.
-    static let eventTypes: [StaticString] = ["execve", "execveat", "clone", "clone3", "fork", "vfork", "procexit", "open", "openat", "openat2", "creat", "tcp_connect", "tcp_accept", "tcp_close", "tcp_retransmit", "tcp_drop"]
+    static let eventTypes: [StaticString] = ["execve", "execveat", "clone", "clone3", "fork", "vfork", "procexit", "open", "openat", "openat2", "creat", "tcp_connect", "tcp_accept", "tcp_close", "tcp_retransmit", "tcp_drop", "fim_change"]
     /// Where each kind's names start in `eventTypes`, by `EventKind.index`.
-    static let eventTypeStart: [Int] = [0, 2, 6, 7, 11, 11, 15]
+    static let eventTypeStart: [Int] = [0, 2, 6, 7, 11, 11, 15, 16]
 }
 
 extension Payload {
@@ -84,6 +87,7 @@ extension Payload {
         case .syscall: .syscall
         case .conn: .conn
         case .tcpdrop: .tcpdrop
+        case .fim: .fim
         }
     }
 }
