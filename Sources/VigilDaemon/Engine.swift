@@ -397,9 +397,7 @@ public final class Engine: @unchecked Sendable {
     /// event, or Vigil's own process for a change made while it was down.
     private func fimEvent(_ change: FIMChange, event: Event?, whileDown: Bool, _ state: inout LoopState) {
         guard let fim else { return }
-        var made = event ?? Self.selfEvent()
-        made.fd = nil
-        made.payload = .fim(fim.payload(change, whileDown: whileDown))
+        var made = fim.event(change, by: event ?? Self.selfEvent(), whileDown: whileDown)
         if event != nil { stream.enricher.enrich(&made) }
         logger.notice("fim: \(change.summary)")
         handle(made, &state)

@@ -272,6 +272,15 @@ final class FIMMonitor: @unchecked Sendable {
         return best
     }
 
+    /// The `fim` event of `change`: the header of `by` (the syscall that made it, as the sensor
+    /// reported it; Vigil's own process for a change made while it was down), the change as payload.
+    func event(_ change: FIMChange, by: Event, whileDown: Bool) -> Event {
+        var made = by
+        made.fd = nil
+        made.payload = .fim(payload(change, whileDown: whileDown))
+        return made
+    }
+
     /// The payload of a `fim` event for `change` (what its fields read).
     func payload(_ change: FIMChange, whileDown: Bool) -> Payload.FIM {
         let now = change.after ?? change.before

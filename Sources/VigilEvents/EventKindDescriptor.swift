@@ -51,13 +51,18 @@ public struct EventKindDescriptor: Sendable {
     /// Every syscall some kind's own capture reports (`syscalls` of every row).
     public static let coveredSyscalls: Set<String> = Set(all.flatMap(\.syscalls))
 
-    /// The kinds with a capture of their own (every kind but `syscall`), which `vigil trace
-    /// --event NAME` and `--set` select by name.
-    public static let ownCapture: [EventKind] = all.filter { $0.eventType != .syscall }.map(\.kind)
+    /// Whether a ring record carries the kind (its sensor's capture makes it); false for a kind
+    /// made in userspace (`fim`: the daemon makes it after re-reading a watched file).
+    public var hasRecord: Bool { !record.isEmpty }
 
-    /// The kinds of `category` with a capture of their own (`vigil trace --set proc`: exec, fork, exit).
+    /// The kinds with a capture of their own (every kind but `syscall` and those made in
+    /// userspace), which `vigil trace --event NAME` and `--set` select by name.
+    public static let ownCapture: [EventKind] = all.filter { $0.eventType != .syscall && $0.hasRecord }.map(\.kind)
+
+    /// The kinds of `category` with a capture of their own (`vigil trace --set proc`: exec, fork,
+    /// exit; not the kinds made in userspace).
     public static func kinds(inCategory category: String) -> [EventKind] {
-        all.filter { $0.category == category && $0.eventType != .syscall }.map(\.kind)
+        all.filter { $0.category == category && $0.eventType != .syscall && $0.hasRecord }.map(\.kind)
     }
 }
 

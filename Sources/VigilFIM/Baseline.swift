@@ -285,21 +285,6 @@ public struct BaselineError: Error, CustomStringConvertible {
 }
 
 extension FIMChange {
-    /// The built-in alert a change raises (issue 14's default rules): its rule name and priority
-    /// (a `Priority` raw value), most severe first.
-    public var alertRule: (rule: String, priority: String) {
-        if semantic?.newUIDZero == true { return ("New uid 0 account", "CRITICAL") }
-        if path == "/etc/ld.so.preload" { return ("ld.so.preload written", "CRITICAL") }
-        let format = FileFormat.of(path)
-        if format == .authorizedKeys { return ("SSH authorized_keys changed", "WARNING") }
-        if format == .sudoers { return ("sudoers changed", "WARNING") }
-        if ["/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/"].contains(where: { path.hasPrefix($0) }) {
-            return (change == .attributes ? "System binary attributes changed" : "System binary replaced", "ERROR")
-        }
-        if format != .other { return ("Account file changed", "WARNING") }
-        return ("Watched file changed", "NOTICE")
-    }
-
     /// One line for an alert's output: `PATH CHANGE: diff; ...; sha256 OLD -> NEW` (never a
     /// secret: the diff says "password changed", and hashes are of whole files).
     public var summary: String {

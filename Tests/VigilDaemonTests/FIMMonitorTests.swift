@@ -1,7 +1,9 @@
 import Foundation
 import Logging
 @testable import VigilDaemon
+import VigilEvents
 import VigilFIM
+import VigilRules
 import VigilTestSupport
 import XCTest
 
@@ -32,6 +34,61 @@ final class FIMMonitorTests: XCTestCase {
         XCTAssertTrue(changes.contains { $0.hasPrefix("\(busy) modified") }, "\(changes)")
         XCTAssertTrue(changes.contains { $0.hasPrefix("\(quiet) modified: sudo rule added: eve ALL=(ALL) ALL") }, "\(changes)")
         XCTAssertEqual(changes.count, 2, "each change once: \(changes)")
+    }
+
+    func testARealChangeIsAFimEventRulesOnFimFieldsMatchAndJSONCarries() throws {
+        try requireKernel(.attachTracepoint, .mapRingBuffer)
+        let dir = try temporaryDirectory()
+        let passwd = dir + "/passwd"
+        try Data("root:x:0:0:root:/root:/bin/bash\nbob:x:1000:1000::/home/bob:/bin/sh\n".utf8).write(to: URL(fileURLWithPath: passwd))
+        let monitor = try FIMMonitor(spec: WatchSpec(directories: [.init(dir)]), stateDirectory: dir + "/state", logger: Logger(label: "fim-test"))
+        let add = try runCapturing("/bin/sh", ["-c", "echo 'toor:x:0:0::/root:/bin/sh' >> \"$1\"", "sh", passwd])
+        XCTAssertEqual(add.status, 0, add.stderr)
+        var events: [Event] = []
+        waitUntil(seconds: 3) {
+            monitor.poll(now: DispatchTime.now().uptimeNanoseconds) { change, by in
+                if let by { events.append(monitor.event(change, by: by, whileDown: false)) }
+            }
+            return !events.isEmpty
+        }
+        let event = try XCTUnwrap(events.first { if case .fim(let f) = $0.payload { f.path == passwd } else { false } }, "\(events.count) events")
+        XCTAssertEqual(event.kind, .fim)
+        XCTAssertEqual(event.comm, "sh", "the header is the syscall's that made the change")
+
+        let user = """
+        - rule: second root by a shell
+          desc: test
+          condition: evt.type = fim_change and fim.change = modified and fim.uid0_users contains toor and fim.users_added in (toor) and proc.name = sh and fim.profile = '\(dir)' and fim.sha256.old exists and fim.while_down = false
+          output: "%fim.uid0_users in %fim.path (size %fim.size, owner %fim.owner)"
+          priority: CRITICAL
+        - rule: never
+          desc: test
+          condition: fim.change = removed or fim.ssh_keys_added exists or fim.sudo_rules_added exists
+          output: x
+          priority: NOTICE
+        """
+        let rules = try RuleSet(files: [(RuleFiles.defaultName, RuleFiles.defaultItems()), ("u.yaml", RuleFiles.items(text: user, file: "u.yaml"))])
+        let matched = rules.matches(event)
+        XCTAssertEqual(matched.map(\.rule.name), ["New uid 0 account", "second root by a shell"], "each change one default rule, the most severe")
+        let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: passwd)[.size] as? Int)
+        XCTAssertEqual(matched.last?.output.render(event), "(toor) in \(passwd) (size \(size), owner \(getuid()):\(getgid()))")
+        XCTAssertEqual(rules.pushdown.kinds.contains(.fim), true)
+
+        // JSON: the fim.* fields, and it reads back as the same change
+        let line = EventFormat.json(event)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], line)
+        XCTAssertEqual(object["evt.kind"] as? String, "fim")
+        XCTAssertEqual(object["evt.type"] as? String, "fim_change")
+        XCTAssertEqual(object["fim.path"] as? String, passwd)
+        XCTAssertEqual(object["fim.change"] as? String, "modified")
+        XCTAssertEqual(object["fim.uid0_users"] as? [String], ["toor"])
+        XCTAssertEqual(object["fim.users_added"] as? [String], ["toor"])
+        XCTAssertEqual(object["fim.new_uid0"] as? Bool, true)
+        XCTAssertEqual(object["fim.sha256"] as? String, SHA256.hex(try XCTUnwrap(FileManager.default.contents(atPath: passwd))))
+        XCTAssertNil(object["fim.ssh_keys_added"], "an empty list is absent")
+        XCTAssertEqual(object["proc.name"] as? String, "sh")
+        let back = try EventJSON.event(line)
+        XCTAssertEqual(rules.matches(back).map(\.rule.name), ["New uid 0 account", "second root by a shell"], "read back from JSON")
     }
 
     /// Polls until `body` saw what it wants or 3 s passed (the settle time is real time here).

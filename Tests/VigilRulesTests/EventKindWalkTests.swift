@@ -10,8 +10,9 @@ import XCTest
 /// matches it. A kind added to the table without one of these fails here (and one without a
 /// sample record below fails to compile: the switch is exhaustive).
 final class EventKindWalkTests: XCTestCase {
-    /// A record of `kind` as its sensor writes it: the ABI struct, then its variable part.
-    static func record(_ kind: EventKind) -> [UInt8] {
+    /// A record of `kind` as its sensor writes it: the ABI struct, then its variable part; nil
+    /// for a kind no record carries (made in userspace: `sample`).
+    static func record(_ kind: EventKind) -> [UInt8]? {
         func bytes<T>(_ fixed: T, _ data: [UInt8]) -> [UInt8] {
             var out = withUnsafeBytes(of: fixed) { Array($0) }
             out += data
@@ -60,6 +61,24 @@ final class EventKindWalkTests: XCTestCase {
             var e = vigil_syscall_event()
             e.nr = UInt32(Syscalls.named("getpid")?.number() ?? 39); e.ret = 4242; e.latency_ns = 100
             return bytes(e, [])
+        case .fim:
+            return nil
+        }
+    }
+
+    /// An event of a kind made in userspace, as its maker makes it (the header of the syscall
+    /// that caused it).
+    static func sample(_ kind: EventKind) -> Event? {
+        switch kind {
+        case .fim:
+            let fim = Payload.FIM(change: "modified", path: "/etc/sudoers", profile: "/etc/sudoers", sha256Old: "aa", sha256: "bb",
+                                  size: 40, mode: 0o100440, uid: 0, gid: 0, diff: ["sudo rule added: eve ALL=(ALL) ALL"],
+                                  unified: ["@@ -1 +1,2 @@", " root ALL=(ALL) ALL", "+eve ALL=(ALL) ALL"],
+                                  sudoRulesAdded: ["eve ALL=(ALL) ALL"], summary: "/etc/sudoers modified: sudo rule added: eve ALL=(ALL) ALL")
+            return Event(bootTimeNs: 5_000_000_000, timeNs: 5_000_000_000, cgroupID: 0, pid: 4242, tid: 4242, ppid: 1, uid: 1000, gid: 1000,
+                         cpu: 0, mountNamespace: 0, pidNamespace: 0, comm: "walker", payload: .fim(fim))
+        default:
+            return nil
         }
     }
 
@@ -98,16 +117,27 @@ final class EventKindWalkTests: XCTestCase {
             XCTAssertEqual(kind.index, EventKind.allCases.firstIndex(of: kind), "\(kind): index is its position")
             XCTAssertEqual(EventKind(index: kind.index), kind)
             XCTAssertEqual(EventKind(abi: d.abi), kind, "\(kind): its ABI value names it")
-            let record = Self.record(kind)
-            XCTAssertGreaterThanOrEqual(record.count, d.recordSize, "\(kind): \(d.record) is the record")
-            // Decode.
-            let decoded = record.withUnsafeBytes { decoder.decode($0) }
-            let event = try XCTUnwrap(decoded, "\(kind): its record does not decode")
+            let event: Event
+            if let record = Self.record(kind) {
+                XCTAssertTrue(d.hasRecord, "\(kind): a sample record of a kind the table gives none")
+                XCTAssertGreaterThanOrEqual(record.count, d.recordSize, "\(kind): \(d.record) is the record")
+                // Decode.
+                let decoded = record.withUnsafeBytes { decoder.decode($0) }
+                event = try XCTUnwrap(decoded, "\(kind): its record does not decode")
+                // A record one byte short of its struct is refused.
+                XCTAssertNil(Array(record.prefix(d.recordSize - 1)).withUnsafeBytes { decoder.decode($0) }, "\(kind): a short record decodes")
+            } else {
+                // Made in userspace: no record, and a record with its ABI value decodes to nothing.
+                XCTAssertFalse(d.hasRecord, "\(kind): the table names record \(d.record) but the walk has no sample of it")
+                XCTAssertFalse(EventKindDescriptor.ownCapture.contains(kind), "\(kind): no capture makes it")
+                event = try XCTUnwrap(Self.sample(kind), "\(kind): neither a record nor a sample event")
+                var header = vigil_event_header()
+                header.kind = d.abi; header.size = UInt32(MemoryLayout<vigil_event_header>.size)
+                XCTAssertNil(withUnsafeBytes(of: header) { decoder.decode($0) }, "\(kind): a bare header of its ABI value decodes")
+            }
             XCTAssertEqual(event.kind, kind)
             XCTAssertEqual(event.pid, 4242)
             XCTAssertEqual(event.comm, "walker")
-            // A record one byte short of its struct is refused.
-            XCTAssertNil(Array(record.prefix(d.recordSize - 1)).withUnsafeBytes { decoder.decode($0) }, "\(kind): a short record decodes")
             // JSON: one object, evt.kind and evt.type, and it reads back as the same kind.
             let line = EventFormat.json(event)
             let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(kind): \(line)")
@@ -147,7 +177,7 @@ final class EventKindWalkTests: XCTestCase {
               priority: NOTICE
             """, file: "c.yaml"))])
         var decoder = EventDecoder(bootToEpochNs: 0)
-        var record = Self.record(.conn)
+        var record = try XCTUnwrap(Self.record(.conn))
         let connect = try XCTUnwrap(record.withUnsafeBytes { decoder.decode($0) })
         XCTAssertEqual(rules.matches(connect).map(\.rule.name), ["opened"])
         record.withUnsafeMutableBytes { raw in
@@ -187,6 +217,7 @@ final class EventKindWalkTests: XCTestCase {
         XCTAssertEqual(EventKindDescriptor.kinds(inCategory: "proc"), [.exec, .fork, .exit])
         XCTAssertEqual(EventKindDescriptor.ownCapture, [.exec, .fork, .exit, .open, .conn, .tcpdrop])
         XCTAssertEqual(EventKindDescriptor.kinds(inCategory: "net"), [.conn, .tcpdrop])
+        XCTAssertEqual(EventKindDescriptor.kinds(inCategory: "fs"), [.open], "fim events are made in userspace, not captured")
         for kind in EventKind.allCases {
             for name in kind.descriptor.syscalls { XCTAssertNotNil(Syscalls.named(name), "\(kind): \(name) is not in the syscall table") }
         }
