@@ -173,7 +173,8 @@ final class RuleFileTests: XCTestCase {
     func testTheDefaultRulesetCompiles() throws {
         let set = try RuleFiles.ruleSet(paths: [])
         XCTAssertGreaterThanOrEqual(set.rules.count, 10)
-        XCTAssertEqual(set.pushdown.kinds, [.exec, .open, .syscall]) // syscall events named execve, openat, ...
+        // syscall events named execve, openat, ...; fim events (made only when `fim:` is configured)
+        XCTAssertEqual(set.pushdown.kinds, [.exec, .open, .syscall, .fim])
         for rule in set.rules {
             XCTAssertFalse(rule.rule.tags.filter { $0.hasPrefix("T1") }.isEmpty, "\(rule.rule.name) has a MITRE technique tag")
             XCTAssertTrue(rule.rule.output.contains("%container"), "\(rule.rule.name) names the container")
