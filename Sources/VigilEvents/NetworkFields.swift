@@ -37,6 +37,11 @@ public enum NetworkFields {
 
     static func dns(_ e: Event) -> DNSMessage? { e.dns }
 
+    /// The syscalls DNS answers are read from when a rule needs them (glibc, musl and busybox
+    /// receive with recvfrom): the one list the capture (`SyscallCapture.dnsNumbers`) and the rules'
+    /// analysis (`DNSTraffic.rows`) both use.
+    public static let dnsSyscalls = ["recvfrom"]
+
     /// The fields that need DNS messages parsed and their answers kept (`DNSNames`): a rule that
     /// reads one makes the syscalls sensor capture recvfrom with room for a DNS answer.
     public static let dnsFieldNames: Set<String> = Set(fields.map(\.name).filter { $0.hasPrefix("dns.") || $0.hasSuffix(".name") })

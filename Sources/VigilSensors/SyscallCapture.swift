@@ -58,8 +58,8 @@ public struct SyscallCapture: Sendable, Equatable {
     /// 53 (VIGIL_SPEC_DNS_ONLY, counted as filtered): they are captured for DNS alone, or shown
     /// only to rules that need a DNS message (`KernelPushdown.dnsOnly`).
     public let dnsOnly: Bool
-    /// The syscalls DNS answers are read from: recvfrom (glibc, musl, busybox).
-    public static let dnsNumbers: Set<Int> = Set(["recvfrom"].compactMap { Syscalls.named($0)?.number() })
+    /// This arch's numbers of the syscalls DNS answers are read from (`NetworkFields.dnsSyscalls`).
+    public static let dnsNumbers: Set<Int> = Set(NetworkFields.dnsSyscalls.compactMap { Syscalls.named($0)?.number() })
     /// Bytes of a DNS syscall's buffer kept at least: a UDP answer without EDNS fits in 512.
     public static let dnsBytes = 512
     /// Bytes kept of a string or path argument.

@@ -280,8 +280,8 @@ public struct DNSTraffic: OptionSet, Sendable, TruthSet {
     /// Whether `field` exists only on an event that carried a DNS message (dns.*).
     static func isMessageField(_ field: String) -> Bool { field.hasPrefix("dns.") }
 
-    /// The syscalls DNS messages are read from when a rule asks (recvfrom: `SyscallCapture.dnsNumbers`).
-    static let rows = SyscallRows(names: ["recvfrom"])
+    /// The syscalls DNS messages are read from when a rule asks (`NetworkFields.dnsSyscalls`).
+    static let rows = SyscallRows(names: NetworkFields.dnsSyscalls)
 }
 
 /// A set of rows of `Syscalls.all` (a bitset; the table has a few hundred rows).
