@@ -407,8 +407,8 @@ SEC("?tracepoint/syscalls/sys_exit_openat")
 int openat_exit(struct syscall_trace_exit *ctx)
 {
     struct pt_regs *regs = vigil_user_regs();
-    struct open_args args = { .filename = (const char *)regs->si, .dirfd = (__s32)regs->di,
-                              .syscall = VIGIL_OPEN_OPENAT, .flags = regs->dx, .mode = regs->r10 };
+    struct open_args args = { .filename = (const char *)VIGIL_SYSCALL_ARG1(regs), .dirfd = (__s32)VIGIL_SYSCALL_ARG0(regs),
+                              .syscall = VIGIL_OPEN_OPENAT, .flags = VIGIL_SYSCALL_ARG2(regs), .mode = VIGIL_SYSCALL_ARG3(regs) };
     return handle_open(&args, ctx->ret);
 }
 
@@ -416,8 +416,8 @@ SEC("?tracepoint/syscalls/sys_exit_open")
 int open_exit(struct syscall_trace_exit *ctx)
 {
     struct pt_regs *regs = vigil_user_regs();
-    struct open_args args = { .filename = (const char *)regs->di, .dirfd = AT_FDCWD,
-                              .syscall = VIGIL_OPEN_OPEN, .flags = regs->si, .mode = regs->dx };
+    struct open_args args = { .filename = (const char *)VIGIL_SYSCALL_ARG0(regs), .dirfd = AT_FDCWD,
+                              .syscall = VIGIL_OPEN_OPEN, .flags = VIGIL_SYSCALL_ARG1(regs), .mode = VIGIL_SYSCALL_ARG2(regs) };
     return handle_open(&args, ctx->ret);
 }
 
@@ -426,8 +426,8 @@ int openat2_exit(struct syscall_trace_exit *ctx)
 {
     struct pt_regs *regs = vigil_user_regs();
     struct open_how how = {};
-    bpf_probe_read_user(&how, sizeof(how), (void *)regs->dx);
-    struct open_args args = { .filename = (const char *)regs->si, .dirfd = (__s32)regs->di,
+    bpf_probe_read_user(&how, sizeof(how), (void *)VIGIL_SYSCALL_ARG2(regs));
+    struct open_args args = { .filename = (const char *)VIGIL_SYSCALL_ARG1(regs), .dirfd = (__s32)VIGIL_SYSCALL_ARG0(regs),
                               .syscall = VIGIL_OPEN_OPENAT2, .flags = how.flags, .mode = how.mode };
     return handle_open(&args, ctx->ret);
 }

@@ -122,16 +122,16 @@ static __always_inline struct vigil_inode_key inode_key(struct inode *inode)
     return k;
 }
 
-/* The syscall's arguments from the saved user registers (x86_64: di si dx r10 r8 r9). */
+/* The syscall's arguments from the saved user registers. */
 static __always_inline void read_args(__u64 *args)
 {
     struct pt_regs *r = vigil_user_regs();
-    args[0] = r->di;
-    args[1] = r->si;
-    args[2] = r->dx;
-    args[3] = r->r10;
-    args[4] = r->r8;
-    args[5] = r->r9;
+    args[0] = VIGIL_SYSCALL_ARG0(r);
+    args[1] = VIGIL_SYSCALL_ARG1(r);
+    args[2] = VIGIL_SYSCALL_ARG2(r);
+    args[3] = VIGIL_SYSCALL_ARG3(r);
+    args[4] = VIGIL_SYSCALL_ARG4(r);
+    args[5] = VIGIL_SYSCALL_ARG5(r);
 }
 
 static __always_inline struct fim_scratch *fim_buf(void)
@@ -389,7 +389,7 @@ static __always_inline int on_fd(const struct exit_ctx *x)
     if (x->ret < 0 || is_self())
         return 0;
     struct pt_regs *r = vigil_user_regs();
-    struct file *file = vigil_fd_file((__s32)r->di);
+    struct file *file = vigil_fd_file((__s32)VIGIL_SYSCALL_ARG0(r));
     if (!file) {
         drop();
         return 0;
@@ -420,7 +420,7 @@ int BPF_PROG(vfs_write_fexit, struct file *file, const char *buf, size_t count, 
         drop();
         return 0;
     }
-    long nr = (long)vigil_user_regs()->orig_ax;
+    long nr = VIGIL_SYSCALL_NR(vigil_user_regs());
     if (nr < 0)
         return 0;
     struct exit_ctx x = { .ret = ret, .nr = (int)nr };
@@ -657,7 +657,7 @@ int openat_exit(struct syscall_trace_exit *ctx)
 {
     struct pt_regs *r = vigil_user_regs();
     struct exit_ctx x = EXIT_CTX(ctx);
-    return on_open(&x, 1, r->dx);
+    return on_open(&x, 1, VIGIL_SYSCALL_ARG2(r));
 }
 
 SEC("?tracepoint/syscalls/sys_exit_open")
@@ -665,7 +665,7 @@ int open_exit(struct syscall_trace_exit *ctx)
 {
     struct pt_regs *r = vigil_user_regs();
     struct exit_ctx x = EXIT_CTX(ctx);
-    return on_open(&x, 0, r->si);
+    return on_open(&x, 0, VIGIL_SYSCALL_ARG1(r));
 }
 
 SEC("?tracepoint/syscalls/sys_exit_creat")
@@ -680,7 +680,7 @@ int openat2_exit(struct syscall_trace_exit *ctx)
 {
     struct pt_regs *r = vigil_user_regs();
     struct open_how how = {};
-    bpf_probe_read_user(&how, sizeof(how), (void *)r->dx);
+    bpf_probe_read_user(&how, sizeof(how), (void *)VIGIL_SYSCALL_ARG2(r));
     struct exit_ctx x = EXIT_CTX(ctx);
     return on_open(&x, 1, how.flags);
 }

@@ -40,6 +40,18 @@ extension BPFObject {
         }
         return BTFStructLayout(name: structName, size: Int(type.pointee.size), members: list)
     }
+
+    /// The names of every named struct in the object's BTF, in BTF order (wraps
+    /// `btf__type_cnt`, `btf_is_struct`). Works before load, without privileges.
+    public func structNames() throws -> [String] {
+        guard let btf = bpf_object__btf(handle) else {
+            throw BPFError(.notFound, operation: "bpf_object__btf", target: name, errno: 2, message: "object has no BTF")
+        }
+        return (1..<btf__type_cnt(btf)).compactMap { id in
+            guard let type = btf__type_by_id(btf, id), btf_is_struct(type), type.pointee.name_off != 0 else { return nil }
+            return String(cString: btf__name_by_offset(btf, type.pointee.name_off))
+        }
+    }
 }
 
 /// Types of the running kernel's BTF (/sys/kernel/btf/vmlinux).

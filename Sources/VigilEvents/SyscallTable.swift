@@ -238,6 +238,12 @@ public enum Syscalls {
     /// The index in `all` of the syscall named `name`.
     public static func index(named name: String) -> Int? { indexByName[name] }
 
+    /// The names in `names` of syscalls `arch` has, in order: a hook on a syscall the arch lacks
+    /// (open, creat, rename, ... on arm64) has no tracepoint to attach to.
+    public static func present(_ names: [String], on arch: SyscallArch = .current) -> [String] {
+        names.filter { named($0)?.number(on: arch) != nil }
+    }
+
     /// The index in `all` of this arch's syscall number `number`, nil when unknown.
     @inline(__always)
     public static func index(number: Int) -> Int? {

@@ -54,14 +54,23 @@ public final class FIMSensor {
     private let names: TypedMap<vigil_fim_name_key, vigil_fim_name>
     private let dirs: TypedMap<vigil_fim_dir_key, vigil_inode_key>
 
-    /// Every program of the tracepoint variant: each syscall's own exit tracepoint.
-    public static let tracepointPrograms = [
+    /// The syscalls whose changes the sensor matches, each with its own exit program (`NAME_exit`).
+    public static let syscalls = [
         "write", "pwrite64", "writev", "pwritev", "pwritev2", "ftruncate", "fallocate", "fchmod", "fchown",
         "fsetxattr", "fremovexattr", "truncate", "chmod", "fchmodat", "chown", "lchown", "fchownat", "setxattr",
         "lsetxattr", "removexattr", "lremovexattr", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "mknod",
         "mknodat", "symlink", "symlinkat", "rename", "renameat", "renameat2", "link", "linkat", "openat", "open",
         "creat", "openat2",
-    ].map { "\($0)_exit" }
+    ]
+
+    /// Every program of the tracepoint variant on `arch`: the exit tracepoint of each of `syscalls`
+    /// the arch has.
+    public static func exitPrograms(on arch: SyscallArch = .current) -> [String] {
+        Syscalls.present(syscalls, on: arch).map { "\($0)_exit" }
+    }
+
+    /// Every program of the tracepoint variant on this arch.
+    public static let tracepointPrograms = exitPrograms()
 
     /// The hooks: one chain. `fexit`: vfs_write's exit for write and pwrite64 (the file comes
     /// typed: the cheapest test of an unwatched write), the syscalls' exit tracepoints for the

@@ -154,9 +154,15 @@ public final class Sensors {
     public static let fileHooks: [Hook] = [
         Hook("open", variants: [
             Variant("fexit", requires: [.attachFentry], programs: ["open_fexit"]),
-            Variant("tracepoint", requires: [.attachTracepoint], programs: ["openat_exit", "open_exit", "openat2_exit"]),
+            Variant("tracepoint", requires: [.attachTracepoint], programs: openExitPrograms()),
         ]),
     ]
+
+    /// The file sensor's tracepoint variant on `arch`: the exit programs of the open syscalls the
+    /// arch has (arm64 has no open).
+    public static func openExitPrograms(on arch: SyscallArch = .current) -> [String] {
+        Syscalls.present(["openat", "open", "openat2"], on: arch).map { "\($0)_exit" }
+    }
 
     /// The syscalls sensor's generic hook: the generic sys_enter/sys_exit tracepoints as tp_btf,
     /// else raw_tp (both need no tracefs). It runs for every syscall on the host (docs/syscalls.md

@@ -19,15 +19,10 @@ VIGIL_ABI_TYPE(vigil_socket_tuple);
 
 /* The struct sock behind fd `fd` of the current task, NULL when it is no socket; *ino gets the
  * socket's inode. */
-static __always_inline struct sock *vigil_fd_sock(long fd, __u64 *ino)
+static __always_inline struct sock *vigil_fd_sock(__s32 fd, __u64 *ino)
 {
-    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-    if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
-        return NULL;
-    struct file **fds = BPF_CORE_READ(fdt, fd);
-    struct file *file = NULL;
-    if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+    struct file *file = vigil_fd_file(fd);
+    if (!file)
         return NULL;
     struct inode *inode = BPF_CORE_READ(file, f_inode);
     if ((BPF_CORE_READ(inode, i_mode) & VIGIL_S_IFMT) != VIGIL_S_IFSOCK)

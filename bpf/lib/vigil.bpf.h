@@ -140,10 +140,35 @@ static __always_inline struct file *vigil_fd_file(__s32 fd)
 }
 
 /* The current task's saved user registers: a syscall's arguments, read at its exit tracepoint
- * (one program per syscall instead of an entry and an exit program with a map between them). */
+ * (one program per syscall instead of an entry and an exit program with a map between them)
+ * with VIGIL_SYSCALL_ARG0..5. */
 static __always_inline struct pt_regs *vigil_user_regs(void)
 {
     return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
+
+/* A syscall's arguments 0-5 and its number (negative: no syscall) in saved user registers (vigil_user_regs, a BTF pointer: plain loads,
+ * relocated by CO-RE). The one place that names registers: x86_64 passes di si dx r10 r8 r9;
+ * arm64 passes x0-x5, but x0 holds the result once the syscall returned, so the first argument
+ * is the copy the kernel saved at entry (orig_x0). */
+#if defined(__TARGET_ARCH_x86)
+#define VIGIL_SYSCALL_ARG0(user_regs) ((user_regs)->di)
+#define VIGIL_SYSCALL_ARG1(user_regs) ((user_regs)->si)
+#define VIGIL_SYSCALL_ARG2(user_regs) ((user_regs)->dx)
+#define VIGIL_SYSCALL_ARG3(user_regs) ((user_regs)->r10)
+#define VIGIL_SYSCALL_ARG4(user_regs) ((user_regs)->r8)
+#define VIGIL_SYSCALL_ARG5(user_regs) ((user_regs)->r9)
+#define VIGIL_SYSCALL_NR(user_regs) ((long)(user_regs)->orig_ax)
+#elif defined(__TARGET_ARCH_arm64)
+#define VIGIL_SYSCALL_ARG0(user_regs) ((user_regs)->orig_x0)
+#define VIGIL_SYSCALL_ARG1(user_regs) ((user_regs)->regs[1])
+#define VIGIL_SYSCALL_ARG2(user_regs) ((user_regs)->regs[2])
+#define VIGIL_SYSCALL_ARG3(user_regs) ((user_regs)->regs[3])
+#define VIGIL_SYSCALL_ARG4(user_regs) ((user_regs)->regs[4])
+#define VIGIL_SYSCALL_ARG5(user_regs) ((user_regs)->regs[5])
+#define VIGIL_SYSCALL_NR(user_regs) ((long)(user_regs)->syscallno)
+#else
+#error "bpf/lib/vigil.bpf.h: syscall arguments are mapped for x86_64 and arm64 only (__TARGET_ARCH_x86 or __TARGET_ARCH_arm64)"
+#endif
 
 #endif /* VIGIL_BPF_H */
