@@ -107,11 +107,15 @@ final class SyscallSensorTests: XCTestCase {
                 XCTAssertEqual(s.result, result, what)
                 XCTAssertEqual(arg(s, "flags"), "O_RDONLY|O_CLOEXEC", what)
                 XCTAssertEqual(arg(s, "dfd"), "-100", what)
+                XCTAssertEqual(arg(s, "name"), "/etc/hostname", "Falco's name: \(what)")
+                XCTAssertEqual(arg(s, "dirfd"), "-100", "Falco's name: \(what)")
             case "read":
                 let s = try XCTUnwrap(next("read"), what)
                 XCTAssertEqual(s.result, result, what)
                 XCTAssertEqual(arg(s, "buf"), String(hostname.prefix(Int(result))), what)
                 XCTAssertEqual(arg(s, "count"), "5", what)
+                XCTAssertEqual(arg(s, "data"), arg(s, "buf"), "Falco's name: \(what)")
+                XCTAssertEqual(arg(s, "size"), "5", "Falco's name: \(what)")
             case "close":
                 let s = try XCTUnwrap(next("close"), what)
                 XCTAssertEqual(s.result, result, what)
@@ -135,17 +139,24 @@ final class SyscallSensorTests: XCTestCase {
                 XCTAssertEqual(s.result, result, what)
                 XCTAssertEqual(arg(s, "oldname"), file, what)
                 XCTAssertEqual(arg(s, "newname"), renamed, what)
+                XCTAssertEqual(arg(s, "oldpath"), file, "Falco's name: \(what)")
+                XCTAssertEqual(arg(s, "newpath"), renamed, "Falco's name: \(what)")
+                XCTAssertEqual(arg(s, "olddirfd"), arg(s, "olddfd"), "Falco's name: \(what)")
             case "unlinkat", "unlinkat-missing":
                 let s = try XCTUnwrap(next("unlinkat") { self.arg($0, "pathname") == renamed }, what)
                 XCTAssertEqual(s.result, result, what)
+                XCTAssertEqual(arg(s, "name"), renamed, "Falco's name: \(what)")
+                XCTAssertEqual(arg(s, "flags"), arg(s, "flag"), "Falco's name: \(what)")
             case "socket":
                 let s = try XCTUnwrap(next("socket") { self.arg($0, "family") == "AF_INET" }, what)
                 XCTAssertEqual(s.result, result, what)
                 XCTAssertEqual(arg(s, "type"), "SOCK_STREAM|SOCK_CLOEXEC", what)
+                XCTAssertEqual(arg(s, "domain"), "AF_INET", "Falco's name: \(what)")
             case "connect":
                 let s = try XCTUnwrap(next("connect") { self.arg($0, "uservaddr") == "127.0.0.1:\(port)" }, what)
                 XCTAssertEqual(s.result, result, what)
                 XCTAssertEqual(ErrnoNames.name(Int32(-s.result)), "ECONNREFUSED", what)
+                XCTAssertEqual(arg(s, "addr"), "127.0.0.1:\(port)", "Falco's name: \(what)")
             case "socket-unix":
                 let s = try XCTUnwrap(next("socket") { self.arg($0, "family") == "AF_UNIX" }, what)
                 XCTAssertEqual(s.result, result, what)
@@ -163,6 +174,7 @@ final class SyscallSensorTests: XCTestCase {
                 XCTAssertEqual(arg(s, "prot"), "PROT_READ|PROT_WRITE", what)
                 XCTAssertEqual(arg(s, "flags"), "MAP_PRIVATE|MAP_ANONYMOUS", what)
                 XCTAssertEqual(arg(s, "fd"), "-1", what)
+                XCTAssertEqual(arg(s, "length"), "4096", "Falco's name: \(what)")
             case "kill":
                 let s = try XCTUnwrap(next("kill"), what)
                 XCTAssertEqual(s.result, result, what)
@@ -172,6 +184,7 @@ final class SyscallSensorTests: XCTestCase {
                 let s = try XCTUnwrap(next("nanosleep"), what)
                 XCTAssertEqual(s.result, result, what)
                 XCTAssertEqual(arg(s, "rqtp"), "0.001000000", what)
+                XCTAssertEqual(arg(s, "interval"), "0.001000000", "Falco's name: \(what)")
                 XCTAssertGreaterThanOrEqual(s.latencyNs, 1_000_000, "the latency covers the sleep")
             case "pid":
                 break
