@@ -19,6 +19,10 @@
 #   vigil-rules   vigil trace --alerts (the default rules: their syscalls on the hook the set's
 #                 size chooses)
 #   vigil-rules-generic   the same on the generic hook
+#   vigil-falco   vigil trace --alerts --no-default-rules with Falco's stock rule files (issue 12
+#                 §6: the mixed loop at most 1.3x while they run); only when VIGIL_FALCO_RULES
+#                 names them (space separated, in Falco's load order: falco_rules.yaml first;
+#                 they are Falco's, not in this repository)
 #   vigil-json    vigil trace -o json --comm vb-sysloop --event <the loop's syscalls>: every
 #                 syscall of the loop captured (per-syscall tracepoints) and written as JSON to a
 #                 file on tmpfs
@@ -42,7 +46,9 @@ export PATH=/opt/swift/usr/bin:/usr/sbin:/sbin:$PATH
 invocation="scripts/bench-syscalls.sh${*:+ $*}"
 rounds=3 getpid_iterations=1000000 mixed_iterations=100000 udp_iterations=200000 loops="getpid mixed" section=syscalls
 tracers_of_getpid="vigil-openat vigil-openat-generic vigil-rules vigil-rules-generic vigil-json vigil-json-generic bpftrace perf-trace strace"
-tracers_of_mixed="vigil-json vigil-json-generic bpftrace perf-trace strace"
+tracers_of_mixed="vigil-json vigil-json-generic bpftrace perf-trace strace${VIGIL_FALCO_RULES:+ vigil-falco}"
+falco_rules=()
+for f in ${VIGIL_FALCO_RULES:-}; do falco_rules+=(--rules "$f"); done
 tracers_of_udp="vigil-rules vigil-rules-generic vigil-json bpftrace"
 vigil=${VIGIL:-.build/release/vigil}
 while [ $# -gt 0 ]; do
@@ -87,6 +93,7 @@ run() {
         vigil-openat-generic) taskset -c 1 $vigil trace -o json --event openat --syscall-hook tp_btf --output "$out" 2> "$err" & ;;
         vigil-rules) taskset -c 1 $vigil trace --alerts -o json --output "$out" 2> "$err" & ;;
         vigil-rules-generic) taskset -c 1 $vigil trace --alerts -o json --syscall-hook tp_btf --output "$out" 2> "$err" & ;;
+        vigil-falco) taskset -c 1 $vigil trace --alerts --no-default-rules "${falco_rules[@]}" -o json --output "$out" 2> "$err" & ;;
         vigil-json) taskset -c 1 $vigil trace -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --output "$out" 2> "$err" & ;;
         vigil-json-generic) taskset -c 1 $vigil trace -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --syscall-hook tp_btf --output "$out" 2> "$err" & ;;
       esac
@@ -152,7 +159,7 @@ for loop in $loops; do
   echo "| tracer | slowdown | per round | events lost (missing/expected, per round) |"
   echo "|---|---|---|---|"
   for t in "${list[@]}"; do
-    echo "| $t | $(med "${ratios[$loop,$t]}")x | ${ratios[$loop,$t]% } | $([[ $t == vigil-openat* || $t == vigil-rules* ]] && echo "n/a (not captured)" || echo "${lost[$loop,$t]% }") |"
+    echo "| $t | $(med "${ratios[$loop,$t]}")x | ${ratios[$loop,$t]% } | $([[ $t == vigil-openat* || $t == vigil-rules* || $t == vigil-falco ]] && echo "n/a (not captured)" || echo "${lost[$loop,$t]% }") |"
   done
   echo
 done
