@@ -40,7 +40,21 @@ for arch in "${arches[@]}"; do
   fi
 done
 
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# The sources are compiled in a copy at a path of fixed length: clang's BTF orders some forward
+# declarations by where they sit in memory, which moves with the lengths of the paths it was
+# given (arm64 objects built in /work/main and in /work/wt/pertp differed), so the checkout's
+# own path must not reach the compiler.
+tmp=$(mktemp -d /tmp/vigil-generate.XXXXXXXX); trap 'rm -rf "$tmp"' EXIT
+stage=$tmp/src
+mkdir -p "$stage/bpf/library" "$stage/Sources/CVigilABI"
+cp -r "$root/bpf/lib" "$stage/bpf/"
+cp "$root"/bpf/*.bpf.c "$stage/bpf/"
+cp "$root"/bpf/library/*.bpf.c "$stage/bpf/library/"
+cp -r "$root/Sources/CVigilABI/include" "$stage/Sources/CVigilABI/"
+for arch in "${arches[@]}"; do
+  mkdir -p "$stage/bpf/include/$arch"
+  cp "$out/bpf/include/$arch/vmlinux.h" "$stage/bpf/include/$arch/"
+done
 
 # build_objects SRCDIR TARGET TABLE: compile SRCDIR/*.bpf.c for every arch into
 # Sources/TARGET/objects/ARCH and write Sources/TARGET/embedded.c with the table TABLE[] /
@@ -52,9 +66,9 @@ build_objects() {
     mkdir -p "$out/Sources/$target/objects/$arch"
     for name in "${names[@]}"; do
       # Paths are made relative so the object is byte-identical on every checkout.
-      (cd "$srcdir" && "$clang" -g -O2 -target bpf -D__TARGET_ARCH_"$(target_arch "$arch")" -Wall -Werror -Wno-default-const-init-var-unsafe \
-          -I"$out/bpf/include/$arch" -I"$root/bpf/lib" -I"$root/Sources/CVigilABI/include" \
-          -ffile-prefix-map="$root"=. -ffile-prefix-map="$out"=. -fdebug-compilation-dir=. \
+      (cd "$stage/$srcdir" && "$clang" -g -O2 -target bpf -D__TARGET_ARCH_"$(target_arch "$arch")" -Wall -Werror -Wno-default-const-init-var-unsafe \
+          -I"$stage/bpf/include/$arch" -I"$stage/bpf/lib" -I"$stage/Sources/CVigilABI/include" \
+          -ffile-prefix-map="$stage"=. -fdebug-compilation-dir=. \
           -c "$name.bpf.c" -o "$tmp/$name.o")
       # bpftool links the object (as libbpf-tools do): drops DWARF, keeps BTF and CO-RE relocations.
       bpftool gen object "$out/Sources/$target/objects/$arch/$name.bpf.o" "$tmp/$name.o"
