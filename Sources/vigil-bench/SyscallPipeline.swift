@@ -3,6 +3,7 @@
 // sensor records this process's mixed loop (openat, newfstatat, read, write, close),
 // the ring is filled first and then drained through decode, then decode + enrich + JSON line
 // (the code `vigil trace -o json` runs), timed by this thread's CPU clock.
+import Foundation
 import VigilBPF
 import VigilEnrichment
 import VigilEvents
@@ -95,4 +96,68 @@ func runSyscallPipelineBenchmark(steps: Int, rounds: Int, pin: Bool) throws -> S
     No fd table yet (issue 12 §3 is another branch): its cost is not in these figures.
     <!-- END syscall-pipeline -->
     """
+}
+
+/// `vigil-bench --write-json-pin DIR`: records the ring while this process makes a few of each
+/// kind of syscall the mixed loop makes (and a UDP socket's socket, connect, sendto, close; an
+/// open that fails; a path with `..`), then writes DIR/mixed-syscalls.vigilrec (the records, this
+/// process's pid, tid and ppid replaced by ones no process can have, so that replaying reads
+/// nothing of /proc) and DIR/mixed-syscalls.jsonl (the JSON line of every replayed event, the
+/// `vigil trace -o json` way). VigilSensorsTests.SyscallJSONPinTests replays the one and compares
+/// with the other: the JSON of syscall events stays byte for byte what it was when they were made.
+func writeSyscallJSONPin(directory: String) throws -> String {
+    let files = try PipelineFiles()
+    defer { files.remove() }
+    var filter = KernelFilter()
+    filter.ignorePID = 0
+    filter.pids = [UInt32(getpid())]
+    let capture = SyscallCapture(names: ["openat", "newfstatat", "read", "write", "close", "socket", "connect", "sendto"])
+    let sensors = try Sensors(files: false, filter: filter, syscalls: capture)
+    defer { sensors.detach() }
+    let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
+    try stream.drain { _ in }
+    let recorder = RingRecorder()
+    stream.recorder = recorder
+    let devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)
+    files.target.withCString { mixedSyscallLoop($0, devnull, 3) }
+    (files.directory + "/../" + (files.directory as NSString).lastPathComponent + "/./target").withCString { mixedSyscallLoop($0, devnull, 1) }
+    _ = open(files.directory + "/missing", O_RDONLY)
+    let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(9).bigEndian
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(udp, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    _ = "pin".withCString { send(udp, $0, 3, 0) }
+    close(udp)
+    close(devnull)
+    try stream.drain { _ in }
+    stream.recorder = nil
+    // This process's records as a process that cannot exist (pids stop at 2^22).
+    let me = UInt32(getpid())
+    var records = recorder.recording.records
+    for i in records.indices where records[i].count >= 72 {
+        records[i].withUnsafeMutableBytes { r in
+            guard r.load(fromByteOffset: 24, as: UInt32.self) == me else { return }
+            r.storeBytes(of: UInt32(0x3fff_0001), toByteOffset: 24, as: UInt32.self) // pid
+            r.storeBytes(of: UInt32(0x3fff_0001), toByteOffset: 28, as: UInt32.self) // tid
+            r.storeBytes(of: UInt32(0x3fff_0000), toByteOffset: 32, as: UInt32.self) // ppid
+        }
+    }
+    let recording = RingRecording(records: records)
+    try recording.write(to: directory + "/mixed-syscalls.vigilrec")
+    let pipeline = RecordPipeline(enricher: Enricher(metadata: nil, seedProcesses: false), kinds: .all, bootToEpochNs: 0)
+    var buffer = ByteBuffer(capacity: 1 << 16)
+    let memo = JSONMemo()
+    var events = 0
+    pipeline.replay(recording) { event in
+        EventFormat.appendJSON(event, to: &buffer, memo: memo)
+        buffer.append(0x0a)
+        events += 1
+    }
+    let text = buffer.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+    guard FileManager.default.createFile(atPath: directory + "/mixed-syscalls.jsonl", contents: Data(text.utf8)) else {
+        throw BenchError("cannot write \(directory)/mixed-syscalls.jsonl")
+    }
+    return "\(records.count) records, \(events) events written to \(directory)"
 }
