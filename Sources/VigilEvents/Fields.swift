@@ -37,6 +37,27 @@ enum FieldScope: Sendable {
     case open
 }
 
+/// What an event must have for a field to have a value at all: a field that requires a socket
+/// or a DNS message has none on an event without one, so JSON skips a run of them with one check.
+enum FieldRequirement: Sendable {
+    /// Nothing said: the field is asked.
+    case nothing
+    /// A socket (`NetworkFields.hasSocket`): the payload's (connections, drops) or the fd's.
+    case socket
+    /// A DNS message (`Event.dns`).
+    case dns
+
+    /// Whether `event` has what the requirement names.
+    @inline(__always)
+    func isMet(by event: Event) -> Bool {
+        switch self {
+        case .nothing: true
+        case .socket: NetworkFields.hasSocket(event)
+        case .dns: event.dns != nil
+        }
+    }
+}
+
 /// Appends a field's value as JSON and returns true, or returns false (having written nothing)
 /// when the event has no value for it.
 typealias JSONValueWriter = @Sendable (Event, inout ByteBuffer) -> Bool
@@ -63,13 +84,21 @@ public struct FieldDefinition: Sendable {
     /// value would be made per event (joined arguments, flags, time, names from Strings). Nil:
     /// JSON is written from `extract`.
     let json: JSONValueWriter?
+    /// What an event needs for the field to have a value (JSONOutputTests checks the claim).
+    let requires: FieldRequirement
 
     init(_ name: String, _ type: FieldType, _ kinds: KindSet, argument: Bool = false, scope: FieldScope = .event,
-         _ description: String, json: JSONValueWriter? = nil,
+         requires: FieldRequirement = .nothing, _ description: String, json: JSONValueWriter? = nil,
          _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
         self.name = name; self.type = type; self.description = description
         self.kinds = kinds; self.takesArgument = argument; self.extract = extract; self.scope = scope
         self.json = json
+        self.requires = requires
+    }
+
+    /// The same field, with a value only on events that have what `requirement` names.
+    func requiring(_ requirement: FieldRequirement) -> FieldDefinition {
+        FieldDefinition(name, type, kinds, argument: takesArgument, scope: scope, requires: requirement, description, json: json, extract)
     }
 
     init(_ name: String, _ type: FieldType, argument: Bool = false, scope: FieldScope = .event, _ description: String,
