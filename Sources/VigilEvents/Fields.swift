@@ -137,7 +137,7 @@ public enum Fields {
 
     static let eventFields: [FieldDefinition] = [
         .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2; a syscall event's syscall name; Vigil's own for connections (tcp_connect, tcp_accept, tcp_close), drops (tcp_drop) and file integrity changes (fim_change).", json: { e, out in
-            if case .syscall(let s) = e.payload { out.appendJSON(s.descriptor.name); return true }
+            if case .syscall(let s) = e.payload { out.appendJSON(SyscallFields.nameBytes[s.index]); return true }
             out.appendJSON(Names.eventTypes[Names.eventType(e)])
             return true
         }) { e, _ in

@@ -161,3 +161,28 @@ func writeSyscallJSONPin(directory: String) throws -> String {
     }
     return "\(records.count) records, \(events) events written to \(directory)"
 }
+
+/// With VIGIL_BENCH_CHECK_PIN set, `--write-json-pin DIR` compares instead of writing: replays
+/// DIR/mixed-syscalls.vigilrec the same way and says whether every line is DIR/mixed-syscalls.jsonl's
+/// (SyscallJSONPinTests' check, on this build).
+func checkSyscallJSONPin(directory: String) throws -> String {
+    let recording = try RingRecording(path: directory + "/mixed-syscalls.vigilrec")
+    guard let data = FileManager.default.contents(atPath: directory + "/mixed-syscalls.jsonl") else {
+        throw BenchError("cannot read \(directory)/mixed-syscalls.jsonl")
+    }
+    let pinned = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    let pipeline = RecordPipeline(enricher: Enricher(metadata: nil, seedProcesses: false), kinds: .all, bootToEpochNs: 0)
+    let memo = JSONMemo()
+    var lines: [String] = []
+    pipeline.replay(recording) { event in
+        var buffer = ByteBuffer(capacity: 256)
+        EventFormat.appendJSON(event, to: &buffer, memo: memo)
+        lines.append(buffer.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
+    }
+    let differing = zip(lines, pinned).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
+    guard lines.count == pinned.count, differing.isEmpty else {
+        throw BenchError("\(lines.count) lines for \(pinned.count) pinned; differing: \(differing)\n"
+            + (differing.first.map { "got:    \(lines[$0])\npinned: \(pinned[$0])" } ?? ""))
+    }
+    return "all \(lines.count) lines identical"
+}

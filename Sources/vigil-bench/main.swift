@@ -109,7 +109,12 @@ func runMode(_ report: () throws -> String) -> Never {
     exit(0)
 }
 if options.pipeline { runMode { try runPipelineBenchmark(opens: options.opens, rounds: options.rounds, pin: options.pin) } }
-if let directory = options.jsonPinDirectory { runMode { try writeSyscallJSONPin(directory: directory) } }
+if let directory = options.jsonPinDirectory {
+    runMode {
+        getenv("VIGIL_BENCH_CHECK_PIN") != nil
+            ? try checkSyscallJSONPin(directory: directory) : try writeSyscallJSONPin(directory: directory)
+    }
+}
 if options.syscalls { runMode { try runSyscallPipelineBenchmark(steps: options.steps, rounds: options.rounds, pin: options.pin) } }
 let ringBytes = 8 << 20
 let machineCPUs = onlineCPUs // before pinning narrows this thread's affinity
