@@ -33,7 +33,7 @@ enum FieldScope: Sendable {
     /// Only `event.container`.
     case container
     /// Only an open's payload and `event.pid` (`OpenKey`): the same for every open of one file
-    /// with the same flags and result by one process.
+    /// with the same flags and result by one process. On a syscall event: only `event.fd`.
     case open
 }
 
@@ -291,7 +291,7 @@ public enum Fields {
     }
 
     static func open(_ e: Event) -> Payload.Open? {
-        if case .open(let o) = e.payload { return o }
+        if e.kind == .open, case .open(let o) = e.payload { return o }
         return nil
     }
 
@@ -309,18 +309,36 @@ public enum Fields {
             return e.fd.map { .string($0.name) }
         },
         .init("fd.nameraw", .string, [.open], scope: .open, "The name exactly as passed to the syscall (not resolved: a symlink or hard link shows here).") { e, _ in open(e).map { .string($0.name) } },
-        .init("fd.directory", .string, [.open, .syscall], scope: .open, "The directory part of fd.name (a file or directory).") { e, _ in
+        .init("fd.directory", .string, [.open, .syscall], scope: .open, "The directory part of fd.name (a file or directory).", json: { e, out in
+            if let o = open(e) { out.appendJSON(o.directory); return true }
+            guard let fd = e.fd, fd.hasPath else { return false }
+            PathParts.appendDirectoryJSON(fd.name, to: &out)
+            return true
+        }) { e, _ in
             if let o = open(e) { return .string(o.directory) }
             return e.fd.flatMap { $0.hasPath ? .string(PathParts.directory($0.name)) : nil }
         },
-        .init("fd.filename", .string, [.open, .syscall], scope: .open, "The last component of fd.name (a file or directory).") { e, _ in
+        .init("fd.filename", .string, [.open, .syscall], scope: .open, "The last component of fd.name (a file or directory).", json: { e, out in
+            if let o = open(e) { out.appendJSON(o.filename); return true }
+            guard let fd = e.fd, fd.hasPath else { return false }
+            PathParts.appendFilenameJSON(fd.name, to: &out)
+            return true
+        }) { e, _ in
             if let o = open(e) { return .string(o.filename) }
             return e.fd.flatMap { $0.hasPath ? .string(PathParts.filename($0.name)) : nil }
         },
-        .init("fd.type", .string, [.open, .syscall, .conn, .tcpdrop], scope: .open, "What the fd refers to (Falco's names): file, directory, ipv4, ipv6, unix, pipe, event, signalfd, eventpoll, inotify, timerfd, memfd, netlink, bpf, userfaultfd, io_uring, pidfd, socket (another family) or unknown.") { e, _ in
+        .init("fd.type", .string, [.open, .syscall, .conn, .tcpdrop], scope: .open, "What the fd refers to (Falco's names): file, directory, ipv4, ipv6, unix, pipe, event, signalfd, eventpoll, inotify, timerfd, memfd, netlink, bpf, userfaultfd, io_uring, pidfd, socket (another family) or unknown.", json: { e, out in
+            guard let type = fdType(e) else { return false }
+            out.appendJSON(type.name)
+            return true
+        }) { e, _ in
             fdType(e).map { .string(ByteString($0.name)) }
         },
-        .init("fd.typechar", .string, [.open, .syscall, .conn, .tcpdrop], scope: .open, "fd.type as Falco's letter: f file, d directory, 4 ipv4, 6 ipv6, u unix or userfaultfd, p pipe, e event, s signalfd, l eventpoll, i inotify, t timerfd, m memfd, n netlink, b bpf, r io_uring, P pidfd, o other.") { e, _ in
+        .init("fd.typechar", .string, [.open, .syscall, .conn, .tcpdrop], scope: .open, "fd.type as Falco's letter: f file, d directory, 4 ipv4, 6 ipv6, u unix or userfaultfd, p pipe, e event, s signalfd, l eventpoll, i inotify, t timerfd, m memfd, n netlink, b bpf, r io_uring, P pidfd, o other.", json: { e, out in
+            guard let type = fdType(e) else { return false }
+            out.appendJSON(type.typechar)
+            return true
+        }) { e, _ in
             fdType(e).map { .string(ByteString($0.typechar)) }
         },
         .init("fd.name_changed", .bool, [.syscall], "Whether this event changed the name of the fd it acts on: a connect naming its socket, or a datagram sent to (or received from) a new peer on an unconnected socket, whose name follows the last peer (Falco's `outbound` macro uses it to see each new UDP destination once).") { e, _ in
@@ -490,6 +508,19 @@ public enum PathParts {
         var st = stat()
         let found = full.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &st) == 0 } }
         return found && !((st.st_mode & S_IFMT) == S_IFCHR && st.st_rdev == 0)
+    }
+
+    /// Appends `directory(path)` as a JSON string, without making it.
+    static func appendDirectoryJSON(_ path: ByteString, to out: inout ByteBuffer) {
+        guard let slash = path.bytes.lastIndex(of: UInt8(ascii: "/")) else { out.appendJSON(dot); return }
+        if slash == 0 { out.appendJSON(root); return }
+        path.bytes.withUnsafeBufferPointer { out.appendJSONString(UnsafeBufferPointer(rebasing: $0[..<slash])) }
+    }
+
+    /// Appends `filename(path)` as a JSON string, without making it.
+    static func appendFilenameJSON(_ path: ByteString, to out: inout ByteBuffer) {
+        guard let slash = path.bytes.lastIndex(of: UInt8(ascii: "/")) else { out.appendJSON(path); return }
+        path.bytes.withUnsafeBufferPointer { out.appendJSONString(UnsafeBufferPointer(rebasing: $0[(slash + 1)...])) }
     }
 
     /// Everything after the last slash.

@@ -15,7 +15,8 @@ public enum NetworkFields {
 
     /// The socket a connection or drop event carries itself (nil for other kinds).
     static func payloadSocket(_ e: Event) -> SocketInfo? {
-        switch e.payload {
+        guard e.kind == .conn || e.kind == .tcpdrop else { return nil }
+        return switch e.payload {
         case .conn(let c): c.socket
         case .tcpdrop(let d): d.socket
         default: nil
