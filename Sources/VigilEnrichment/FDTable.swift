@@ -122,8 +122,7 @@ public final class FDTable {
         case .syscall(let s):
             let flags = s.flags
             guard !flags.isDisjoint(with: [.usesFD, .fdCreate, .fdClose]) else { return }
-            ensure(event.pid)
-            let index = tables.index(forKey: event.pid)! // ensured
+            let index = ensuredIndex(event.pid)
             (event.fd, event.fdNameChanged) = apply(s, to: &tables.values[index])
         case .conn, .tcpdrop:
             return // a connection's ends are in its payload; the opener may be any of its fds' holders
@@ -140,8 +139,13 @@ public final class FDTable {
 
     /// Reads `pid`'s fds from /proc when it has no table (a process that started before the
     /// table was seeded and was not seen forking).
-    private func ensure(_ pid: UInt32) {
-        if tables.index(forKey: pid) == nil { tables[pid] = read(pid: pid) }
+    private func ensure(_ pid: UInt32) { _ = ensuredIndex(pid) }
+
+    /// `ensure`, returning where `pid`'s table is (one lookup when it is known).
+    private func ensuredIndex(_ pid: UInt32) -> [UInt32: [Int32: FDInfo]].Index {
+        if let index = tables.index(forKey: pid) { return index }
+        tables[pid] = read(pid: pid)
+        return tables.index(forKey: pid)!
     }
 
     /// Applies one syscall to a process's table; returns the fd the call acted on or made, and

@@ -17,18 +17,40 @@ public enum SyscallFields {
     static let categoryBytes: [ByteString] = Syscalls.all.map { ByteString($0.categories.names.first ?? "other") }
 
     /// Per syscall and parameter: the JSON `args` entry up to its value,
-    /// `{"name":NAME,"type":TYPE,"value":`, made once.
-    static let argumentPrefixes: [[[UInt8]]] = Syscalls.all.map { d in
-        d.params.map { p in
-            var out = ByteBuffer(capacity: 64)
-            out.append("{\"name\":")
-            out.appendJSON(p.name)
-            out.append(",\"type\":")
-            out.appendJSON(p.type.name)
-            out.append(",\"value\":")
-            return out.bytes()
-        }
+    /// `{"name":NAME,"type":TYPE,"value":`, made once into memory never freed (read per event
+    /// without retaining anything): `ArgumentPrefixes.bytes` from `start` for `count` bytes,
+    /// the entries of syscall i from `first[i]` to `first[i + 1]`.
+    struct ArgumentPrefixes: @unchecked Sendable { // immutable once made
+        let bytes: UnsafeBufferPointer<UInt8>
+        let start: UnsafeBufferPointer<Int32>, count: UnsafeBufferPointer<Int32>
+        let first: UnsafeBufferPointer<Int32>
     }
+
+    static let argumentPrefixes: ArgumentPrefixes = {
+        var bytes: [UInt8] = [], start: [Int32] = [], count: [Int32] = [], first: [Int32] = []
+        for d in Syscalls.all {
+            first.append(Int32(start.count))
+            for p in d.params {
+                var out = ByteBuffer(capacity: 64)
+                out.append("{\"name\":")
+                out.appendJSON(p.name)
+                out.append(",\"type\":")
+                out.appendJSON(p.type.name)
+                out.append(",\"value\":")
+                start.append(Int32(bytes.count))
+                count.append(Int32(out.count))
+                bytes += out.bytes()
+            }
+        }
+        first.append(Int32(start.count))
+        func immortal<T>(_ array: [T]) -> UnsafeBufferPointer<T> {
+            let memory = UnsafeMutableBufferPointer<T>.allocate(capacity: array.count)
+            _ = memory.initialize(from: array)
+            return UnsafeBufferPointer(memory)
+        }
+        return ArgumentPrefixes(bytes: immortal(bytes + [UInt8](repeating: 0, count: 8)), start: immortal(start),
+                                count: immortal(count), first: immortal(first))
+    }()
 
     /// The index of the argument named or numbered by `argument` (`evt.arg[1]`, `evt.arg[filename]`).
     static func argumentIndex(_ argument: String?, _ s: Payload.Syscall) -> Int? {
@@ -122,10 +144,13 @@ public enum SyscallFields {
     static let argsArray = FieldDefinition("args", .string, [.syscall], "Every argument: name, type and value.", json: { e, out in
         guard case .syscall(let s) = e.payload else { return false }
         out.append(0x5b)
-        let prefixes = argumentPrefixes[s.index]
-        for i in prefixes.indices {
+        let prefixes = argumentPrefixes
+        let first = Int(prefixes.first[s.index])
+        for i in 0..<(Int(prefixes.first[s.index + 1]) - first) {
             if i > 0 { out.append(0x2c) }
-            out.append(prefixes[i])
+            let count = Int(prefixes.count[first + i])
+            let bytes = prefixes.bytes.baseAddress! + Int(prefixes.start[first + i])
+            if count <= 64 { out.appendShort(bytes, count: count) } else { out.append(UnsafeBufferPointer(start: bytes, count: count)) }
             out.appendJSONString { SyscallArguments.append(s, i, to: &$0) }
             if s.truncated & (1 << UInt8(i & 7)) != 0 { out.append(",\"truncated\":true") }
             out.append(0x7d)
