@@ -51,12 +51,12 @@ public enum SocketTracking {
     /// EINPROGRESS: a non-blocking connect under way (its ends are set).
     static let inProgress: Int64 = -115
 
-    /// Updates `entry` (the socket `s` acted on: argument 0) by `s`; false when `s` changes nothing.
     /// Whether `apply` may change an entry of no socket for `s`: its syscall acts on sockets
     /// (`apply` changes a socket's entry only then, or to mark a pending connect connected).
     @inline(__always)
     public static func acts(_ s: Payload.Syscall) -> Bool { actions[s.index] != .none }
 
+    /// Updates `entry` (the socket `s` acted on: argument 0) by `s`; false when `s` changes nothing.
     public static func apply(_ s: Payload.Syscall, to entry: inout FDInfo) -> Bool {
         let action = actions[s.index]
         if action == .none, !s.failedCall, var info = entry.socket, info.role == .client, !info.connected,
