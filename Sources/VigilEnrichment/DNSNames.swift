@@ -68,7 +68,7 @@ public final class DNSNames {
 
     /// The bytes of the syscall's data buffer (recvfrom's, sendto's, read's, write's).
     static func buffer(_ s: Payload.Syscall) -> ArraySlice<UInt8>? {
-        for (i, p) in s.descriptor.params.prefix(6).enumerated() {
+        for (i, p) in s.params.prefix(6).enumerated() {
             if case .buffer = p.type { return s.captured(i) }
         }
         return nil

@@ -120,10 +120,10 @@ public final class FDTable {
             tables[event.pid, default: [:]][fd] = entry
             event.fd = entry
         case .syscall(let s):
-            let flags = s.descriptor.flags
+            let flags = s.flags
             guard !flags.isDisjoint(with: [.usesFD, .fdCreate, .fdClose]) else { return }
-            ensure(event.pid)
-            (event.fd, event.fdNameChanged) = apply(s, to: &tables[event.pid, default: [:]])
+            let index = ensuredIndex(event.pid)
+            (event.fd, event.fdNameChanged) = apply(s, to: &tables.values[index])
         case .conn, .tcpdrop:
             return // a connection's ends are in its payload; the opener may be any of its fds' holders
         case .fim:
@@ -139,8 +139,13 @@ public final class FDTable {
 
     /// Reads `pid`'s fds from /proc when it has no table (a process that started before the
     /// table was seeded and was not seen forking).
-    private func ensure(_ pid: UInt32) {
-        if tables.index(forKey: pid) == nil { tables[pid] = read(pid: pid) }
+    private func ensure(_ pid: UInt32) { _ = ensuredIndex(pid) }
+
+    /// `ensure`, returning where `pid`'s table is (one lookup when it is known).
+    private func ensuredIndex(_ pid: UInt32) -> [UInt32: [Int32: FDInfo]].Index {
+        if let index = tables.index(forKey: pid) { return index }
+        tables[pid] = read(pid: pid)
+        return tables.index(forKey: pid)!
     }
 
     /// Applies one syscall to a process's table; returns the fd the call acted on or made, and
@@ -152,8 +157,8 @@ public final class FDTable {
     }
 
     private func apply(_ s: Payload.Syscall, to table: inout [Int32: FDInfo], nameChanged: inout Bool) -> FDInfo? {
-        let d = s.descriptor
-        let params = d.params
+        let flags = s.flags
+        let params = s.params
         // The fd it acts on: its first fd parameter.
         var acted: FDInfo?
         var actedIndex = -1
@@ -164,14 +169,16 @@ public final class FDTable {
             break
         }
         // A socket's ends, role and state (connect also when it returned EINPROGRESS).
-        if let n = acted?.number, var entry = table[n] ?? (s.hasSocketTuple ? FDInfo(number: n, type: .socket) : nil),
+        // (Nothing to do for a call that does not act on sockets, on an fd of no socket.)
+        if let n = acted?.number, SocketTracking.acts(s) || acted?.socket != nil,
+           var entry = table[n] ?? (s.hasSocketTuple ? FDInfo(number: n, type: .socket) : nil),
            SocketTracking.apply(s, to: &entry) {
             nameChanged = entry.name != (table[n]?.name ?? ByteString([UInt8]()))
             table[n] = entry
             acted = entry
         }
         if s.failedCall { return acted }
-        if d.flags.contains(.fdClose), actedIndex >= 0 {
+        if flags.contains(.fdClose), actedIndex >= 0 {
             let first = Int32(truncatingIfNeeded: s.args[actedIndex])
             if params.count > actedIndex + 2 {
                 // close_range(first, last, flags): CLOSE_RANGE_CLOEXEC (4) marks instead of closing.
@@ -185,7 +192,7 @@ public final class FDTable {
             }
             return acted
         }
-        guard d.flags.contains(.fdCreate) else { return acted }
+        guard flags.contains(.fdCreate) else { return acted }
         var type: FDType?
         var closeOnExec = false
         var name = ByteString([UInt8]())
@@ -216,7 +223,7 @@ public final class FDTable {
                 break
             }
         }
-        if type == nil, !duplicated, let anonymous = FDType(creatingSyscall: d.nameString) {
+        if type == nil, !duplicated, let anonymous = FDType(creatingSyscall: s.descriptor.nameString) {
             type = anonymous
             if anonymous == .bpf || anonymous == .pidfd { closeOnExec = true } // always O_CLOEXEC
             if anonymous == .memfd, stringIndex >= 0 { // memfd_create's name, as /proc shows it
@@ -234,7 +241,7 @@ public final class FDTable {
         }
         SocketTracking.made(s, &made)
         // The new fds: the result, or the two of an fd pair (pipe, socketpair).
-        if case .fd = d.result, s.result >= 0 {
+        if case .fd = Syscalls.all[s.index].result, s.result >= 0 {
             made.number = Int32(truncatingIfNeeded: s.result)
             table[made.number] = made
             return made

@@ -36,7 +36,7 @@ enum SyscallPaths {
             return
         }
         guard mask != 0 else { return }
-        let params = s.descriptor.params
+        let params = s.params
         let slash = UInt8(ascii: "/")
         for i in 0..<min(params.count, 6) where mask & (1 << UInt8(i)) != 0 {
             guard case .path(let dirfd) = params[i].type, let raw = s.captured(i) else { continue }

@@ -185,6 +185,28 @@ public struct ByteBuffer: ~Copyable {
         append(0x22)
     }
 
+    /// Appends a JSON string literal of what `body` appends: the same bytes as `appendJSONString`
+    /// of them, written in place when they are plain ASCII (nothing to escape), else moved aside
+    /// and escaped.
+    @inline(__always)
+    mutating func appendJSONString(writtenBy body: (inout ByteBuffer) -> Void) {
+        append(0x22)
+        let start = count
+        body(&self)
+        var i = start
+        while i < count {
+            let c = base[i]
+            if c < 0x20 || c >= 0x7f || c == 0x22 || c == 0x5c { break }
+            i += 1
+        }
+        if i < count {
+            let raw = Array(UnsafeBufferPointer(start: base + start, count: count - start))
+            count = start
+            raw.withUnsafeBufferPointer { appendJSONStringContent($0) }
+        }
+        append(0x22)
+    }
+
     /// The escaped content of a JSON string, without the quotes (to join several parts).
     public mutating func appendJSONStringContent(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard let s = bytes.baseAddress else { return }

@@ -33,8 +33,29 @@ enum FieldScope: Sendable {
     /// Only `event.container`.
     case container
     /// Only an open's payload and `event.pid` (`OpenKey`): the same for every open of one file
-    /// with the same flags and result by one process.
+    /// with the same flags and result by one process. On a syscall event: only `event.fd`.
     case open
+}
+
+/// What an event must have for a field to have a value at all: a field that requires a socket
+/// or a DNS message has none on an event without one, so JSON skips a run of them with one check.
+enum FieldRequirement: Sendable {
+    /// Nothing said: the field is asked.
+    case nothing
+    /// A socket (`NetworkFields.hasSocket`): the payload's (connections, drops) or the fd's.
+    case socket
+    /// A DNS message (`Event.dns`).
+    case dns
+
+    /// Whether `event` has what the requirement names.
+    @inline(__always)
+    func isMet(by event: Event) -> Bool {
+        switch self {
+        case .nothing: true
+        case .socket: NetworkFields.hasSocket(event)
+        case .dns: event.dns != nil
+        }
+    }
 }
 
 /// Appends a field's value as JSON and returns true, or returns false (having written nothing)
@@ -63,13 +84,21 @@ public struct FieldDefinition: Sendable {
     /// value would be made per event (joined arguments, flags, time, names from Strings). Nil:
     /// JSON is written from `extract`.
     let json: JSONValueWriter?
+    /// What an event needs for the field to have a value (JSONOutputTests checks the claim).
+    let requires: FieldRequirement
 
     init(_ name: String, _ type: FieldType, _ kinds: KindSet, argument: Bool = false, scope: FieldScope = .event,
-         _ description: String, json: JSONValueWriter? = nil,
+         requires: FieldRequirement = .nothing, _ description: String, json: JSONValueWriter? = nil,
          _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
         self.name = name; self.type = type; self.description = description
         self.kinds = kinds; self.takesArgument = argument; self.extract = extract; self.scope = scope
         self.json = json
+        self.requires = requires
+    }
+
+    /// The same field, with a value only on events that have what `requirement` names.
+    func requiring(_ requirement: FieldRequirement) -> FieldDefinition {
+        FieldDefinition(name, type, kinds, argument: takesArgument, scope: scope, requires: requirement, description, json: json, extract)
     }
 
     init(_ name: String, _ type: FieldType, argument: Bool = false, scope: FieldScope = .event, _ description: String,
@@ -108,7 +137,7 @@ public enum Fields {
 
     static let eventFields: [FieldDefinition] = [
         .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2; a syscall event's syscall name; Vigil's own for connections (tcp_connect, tcp_accept, tcp_close), drops (tcp_drop) and file integrity changes (fim_change).", json: { e, out in
-            if case .syscall(let s) = e.payload { out.appendJSON(s.descriptor.name); return true }
+            if case .syscall(let s) = e.payload { out.appendJSON(SyscallFields.nameBytes[s.index]); return true }
             out.appendJSON(Names.eventTypes[Names.eventType(e)])
             return true
         }) { e, _ in
@@ -262,7 +291,7 @@ public enum Fields {
     }
 
     static func open(_ e: Event) -> Payload.Open? {
-        if case .open(let o) = e.payload { return o }
+        if e.kind == .open, case .open(let o) = e.payload { return o }
         return nil
     }
 
@@ -280,18 +309,36 @@ public enum Fields {
             return e.fd.map { .string($0.name) }
         },
         .init("fd.nameraw", .string, [.open], scope: .open, "The name exactly as passed to the syscall (not resolved: a symlink or hard link shows here).") { e, _ in open(e).map { .string($0.name) } },
-        .init("fd.directory", .string, [.open, .syscall], scope: .open, "The directory part of fd.name (a file or directory).") { e, _ in
+        .init("fd.directory", .string, [.open, .syscall], scope: .open, "The directory part of fd.name (a file or directory).", json: { e, out in
+            if let o = open(e) { out.appendJSON(o.directory); return true }
+            guard let fd = e.fd, fd.hasPath else { return false }
+            PathParts.appendDirectoryJSON(fd.name, to: &out)
+            return true
+        }) { e, _ in
             if let o = open(e) { return .string(o.directory) }
             return e.fd.flatMap { $0.hasPath ? .string(PathParts.directory($0.name)) : nil }
         },
-        .init("fd.filename", .string, [.open, .syscall], scope: .open, "The last component of fd.name (a file or directory).") { e, _ in
+        .init("fd.filename", .string, [.open, .syscall], scope: .open, "The last component of fd.name (a file or directory).", json: { e, out in
+            if let o = open(e) { out.appendJSON(o.filename); return true }
+            guard let fd = e.fd, fd.hasPath else { return false }
+            PathParts.appendFilenameJSON(fd.name, to: &out)
+            return true
+        }) { e, _ in
             if let o = open(e) { return .string(o.filename) }
             return e.fd.flatMap { $0.hasPath ? .string(PathParts.filename($0.name)) : nil }
         },
-        .init("fd.type", .string, [.open, .syscall, .conn, .tcpdrop], scope: .open, "What the fd refers to (Falco's names): file, directory, ipv4, ipv6, unix, pipe, event, signalfd, eventpoll, inotify, timerfd, memfd, netlink, bpf, userfaultfd, io_uring, pidfd, socket (another family) or unknown.") { e, _ in
+        .init("fd.type", .string, [.open, .syscall, .conn, .tcpdrop], scope: .open, "What the fd refers to (Falco's names): file, directory, ipv4, ipv6, unix, pipe, event, signalfd, eventpoll, inotify, timerfd, memfd, netlink, bpf, userfaultfd, io_uring, pidfd, socket (another family) or unknown.", json: { e, out in
+            guard let type = fdType(e) else { return false }
+            out.appendJSON(type.name)
+            return true
+        }) { e, _ in
             fdType(e).map { .string(ByteString($0.name)) }
         },
-        .init("fd.typechar", .string, [.open, .syscall, .conn, .tcpdrop], scope: .open, "fd.type as Falco's letter: f file, d directory, 4 ipv4, 6 ipv6, u unix or userfaultfd, p pipe, e event, s signalfd, l eventpoll, i inotify, t timerfd, m memfd, n netlink, b bpf, r io_uring, P pidfd, o other.") { e, _ in
+        .init("fd.typechar", .string, [.open, .syscall, .conn, .tcpdrop], scope: .open, "fd.type as Falco's letter: f file, d directory, 4 ipv4, 6 ipv6, u unix or userfaultfd, p pipe, e event, s signalfd, l eventpoll, i inotify, t timerfd, m memfd, n netlink, b bpf, r io_uring, P pidfd, o other.", json: { e, out in
+            guard let type = fdType(e) else { return false }
+            out.appendJSON(type.typechar)
+            return true
+        }) { e, _ in
             fdType(e).map { .string(ByteString($0.typechar)) }
         },
         .init("fd.name_changed", .bool, [.syscall], "Whether this event changed the name of the fd it acts on: a connect naming its socket, or a datagram sent to (or received from) a new peer on an unconnected socket, whose name follows the last peer (Falco's `outbound` macro uses it to see each new UDP destination once).") { e, _ in
@@ -461,6 +508,19 @@ public enum PathParts {
         var st = stat()
         let found = full.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { lstat($0.baseAddress!, &st) == 0 } }
         return found && !((st.st_mode & S_IFMT) == S_IFCHR && st.st_rdev == 0)
+    }
+
+    /// Appends `directory(path)` as a JSON string, without making it.
+    static func appendDirectoryJSON(_ path: ByteString, to out: inout ByteBuffer) {
+        guard let slash = path.bytes.lastIndex(of: UInt8(ascii: "/")) else { out.appendJSON(dot); return }
+        if slash == 0 { out.appendJSON(root); return }
+        path.bytes.withUnsafeBufferPointer { out.appendJSONString(UnsafeBufferPointer(rebasing: $0[..<slash])) }
+    }
+
+    /// Appends `filename(path)` as a JSON string, without making it.
+    static func appendFilenameJSON(_ path: ByteString, to out: inout ByteBuffer) {
+        guard let slash = path.bytes.lastIndex(of: UInt8(ascii: "/")) else { out.appendJSON(path); return }
+        path.bytes.withUnsafeBufferPointer { out.appendJSONString(UnsafeBufferPointer(rebasing: $0[(slash + 1)...])) }
     }
 
     /// Everything after the last slash.

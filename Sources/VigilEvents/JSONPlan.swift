@@ -33,6 +33,10 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
         /// For the first step of a group: which fields the group has (kinds with the same group
         /// share what is rendered for it).
         let signature: Int
+        /// For the first of a run of fields that all require `requires` (and nothing else in
+        /// the run): the index past the run, skipped whole when the event lacks it; else 0.
+        let skipEnd: Int
+        let requires: FieldRequirement
     }
 
     /// The steps and every key of the plan (`,"name":`, one after another, then 8 bytes of
@@ -81,6 +85,17 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
         if kind == .syscall && arguments != .string { fields.append(SyscallFields.argsArray) }
         var keys: [UInt8] = []
         var steps: [Step] = []
+        // Runs of event fields with the same requirement: the first one's skipEnd.
+        var skipEnds = [Int](repeating: 0, count: fields.count)
+        var run = 0
+        while run < fields.count {
+            var end = run + 1
+            if fields[run].scope == .event && fields[run].requires != .nothing {
+                while end < fields.count && fields[end].scope == .event && fields[end].requires == fields[run].requires { end += 1 }
+                skipEnds[run] = end
+            }
+            run = end
+        }
         var index = 0
         while index < fields.count {
             let scope = fields[index].scope
@@ -97,7 +112,8 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                 key.appendJSON(fields[field].name)
                 key.append(0x3a)
                 steps.append(Step(keyStart: keys.count, keyCount: key.count, json: fields[field].json, extract: fields[field].extract,
-                                  groupEnd: field == index && scope != .event ? end : 0, scope: scope, signature: signature))
+                                  groupEnd: field == index && scope != .event ? end : 0, scope: scope, signature: signature,
+                                  skipEnd: skipEnds[field], requires: fields[field].requires))
                 keys += key.bytes()
             }
             index = end
@@ -122,6 +138,11 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
             do {
                 var i = 0
                 while i < steps.count {
+                    let skipEnd = steps[i].skipEnd
+                    if skipEnd > 0 && !steps[i].requires.isMet(by: event) {
+                        i = skipEnd // none of the run has a value
+                        continue
+                    }
                     let groupEnd = steps[i].groupEnd
                     guard groupEnd > 0 else {
                         Self.write(steps.baseAddress! + i, event, keys, &out)

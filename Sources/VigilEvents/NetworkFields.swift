@@ -4,9 +4,19 @@
 public enum NetworkFields {
     static func socket(_ e: Event) -> SocketInfo? { payloadSocket(e) ?? e.fd?.socket }
 
+    /// Whether `socket(e)` is not nil, without copying the socket out.
+    @inline(__always)
+    static func hasSocket(_ e: Event) -> Bool {
+        switch e.payload {
+        case .conn, .tcpdrop: true
+        default: e.fd?.socket != nil
+        }
+    }
+
     /// The socket a connection or drop event carries itself (nil for other kinds).
     static func payloadSocket(_ e: Event) -> SocketInfo? {
-        switch e.payload {
+        guard e.kind == .conn || e.kind == .tcpdrop else { return nil }
+        return switch e.payload {
         case .conn(let c): c.socket
         case .tcpdrop(let d): d.socket
         default: nil
@@ -46,8 +56,11 @@ public enum NetworkFields {
     /// reads one makes the syscalls sensor capture recvfrom with room for a DNS answer.
     public static let dnsFieldNames: Set<String> = Set(fields.map(\.name).filter { $0.hasPrefix("dns.") || $0.hasSuffix(".name") })
 
-    /// The fields (appended to `Fields.all`).
-    static let fields: [FieldDefinition] = [
+    /// The fields (appended to `Fields.all`): those of the socket have no value on an event
+    /// without one, those of DNS none on an event without a DNS message (`FieldRequirement`).
+    static let fields: [FieldDefinition] = socketFields.map { $0.requiring(.socket) } + dnsFields.map { $0.requiring(.dns) }
+
+    private static let socketFields: [FieldDefinition] = [
         .init("fd.l4proto", .string, socketKinds, "The socket's transport protocol: tcp, udp, icmp, raw, or unknown.") { e, _ in
             socket(e).map { .string(ByteString($0.l4proto.name)) }
         },
@@ -74,6 +87,9 @@ public enum NetworkFields {
         .init("fd.cip.name", .string, socketKinds, "The client's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.clientName) } },
         .init("fd.lip.name", .string, socketKinds, "The local end's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.localName) } },
         .init("fd.rip.name", .string, socketKinds, "The remote end's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.remoteName) } },
+    ]
+
+    private static let dnsFields: [FieldDefinition] = [
         .init("dns.qr", .string, [.syscall], "Q for a DNS query, R for a response: a syscall that sent or received a DNS message on a socket to or from port 53 (recvfrom, sendto, read, write...; over TCP after its 2-byte length).") { e, _ in
             dns(e).map { .string(ByteString($0.isResponse ? "R" : "Q")) }
         },

@@ -51,11 +51,16 @@ public enum SocketTracking {
     /// EINPROGRESS: a non-blocking connect under way (its ends are set).
     static let inProgress: Int64 = -115
 
+    /// Whether `apply` may change an entry of no socket for `s`: its syscall acts on sockets
+    /// (`apply` changes a socket's entry only then, or to mark a pending connect connected).
+    @inline(__always)
+    public static func acts(_ s: Payload.Syscall) -> Bool { actions[s.index] != .none }
+
     /// Updates `entry` (the socket `s` acted on: argument 0) by `s`; false when `s` changes nothing.
     public static func apply(_ s: Payload.Syscall, to entry: inout FDInfo) -> Bool {
         let action = actions[s.index]
         if action == .none, !s.failedCall, var info = entry.socket, info.role == .client, !info.connected,
-           !s.descriptor.flags.isDisjoint(with: [.reads, .writes]) {
+           !s.flags.isDisjoint(with: [.reads, .writes]) {
             info.connected = true // a connect that returned EINPROGRESS has completed
             entry.socket = info
             return true
@@ -148,7 +153,7 @@ public enum SocketTracking {
     /// The call's socket address argument, decoded (connect's destination, bind's address,
     /// sendto's destination, recvfrom's and accept's source), nil when it has none.
     static func sockaddrArgument(_ s: Payload.Syscall) -> SocketAddress? {
-        for (i, p) in s.descriptor.params.prefix(6).enumerated() {
+        for (i, p) in s.params.prefix(6).enumerated() {
             guard case .sockaddr = p.type, let bytes = s.captured(i) else { continue }
             return SocketAddress(sockaddr: bytes)
         }

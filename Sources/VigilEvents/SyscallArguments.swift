@@ -5,7 +5,7 @@ public enum SyscallArguments {
     /// Appends argument `i` of `s` as text. Captured bytes (paths, strings, buffers) are appended
     /// raw: a JSON writer escapes them (`appendJSON`).
     public static func append(_ s: Payload.Syscall, _ i: Int, to out: inout ByteBuffer) {
-        let params = s.descriptor.params
+        let params = s.params
         guard i < params.count else { return }
         if let resolved = s.resolvedPath(i) {
             out.append(resolved.bytes)
@@ -43,7 +43,7 @@ public enum SyscallArguments {
     /// `name=value` for every argument, separated by spaces (Falco's evt.args); a path resolved
     /// to another text shows as Falco shows it: `name=as-given(resolved)`.
     public static func appendAll(_ s: Payload.Syscall, to out: inout ByteBuffer) {
-        for (i, p) in s.descriptor.params.enumerated() {
+        for (i, p) in s.params.enumerated() {
             if i > 0 { out.append(0x20) }
             out.append(p.name)
             out.append(0x3d)
@@ -58,7 +58,7 @@ public enum SyscallArguments {
 
     /// Argument `i` of `s` as text, a path as given (not resolved: evt.rawarg's text).
     public static func appendRaw(_ s: Payload.Syscall, _ i: Int, to out: inout ByteBuffer) {
-        let params = s.descriptor.params
+        let params = s.params
         guard i < params.count else { return }
         append(params[i].type, raw: s.args[i], captured: s.captured(i), failed: s.failed & (1 << UInt8(i)) != 0,
                truncated: s.truncated & (1 << UInt8(i)) != 0, atExit: params[i].atExit, result: s.result, to: &out)
@@ -66,7 +66,7 @@ public enum SyscallArguments {
 
     /// Index of the parameter named `name`, nil when the syscall has none.
     public static func index(of name: String, in s: Payload.Syscall) -> Int? {
-        s.descriptor.params.firstIndex { $0.isNamed(name) }
+        s.params.firstIndex { $0.isNamed(name) }
     }
 
     static func append(_ type: SyscallValueType, raw: UInt64, captured: ArraySlice<UInt8>?, failed: Bool, truncated: Bool,

@@ -63,6 +63,14 @@ extension Payload {
         /// The syscall's row of the table.
         public var descriptor: SyscallDescriptor { Syscalls.all[index] }
 
+        /// The row's parameters (`Syscalls.params`: no copy of the row, nothing retained).
+        @inline(__always)
+        public var params: UnsafeBufferPointer<SyscallParam> { Syscalls.params[index] }
+
+        /// The row's flags (no copy of the row).
+        @inline(__always)
+        public var flags: SyscallFlags { Syscalls.all[index].flags }
+
         /// Whether the call failed: a result in -4095 ... -1 (the kernel's error range).
         public var failedCall: Bool { result < 0 && result >= -4095 }
 
@@ -70,7 +78,7 @@ extension Payload {
         /// captured at entry first, then those captured at exit (`SyscallParam.capturedAtExit`).
         public func captured(_ i: Int) -> ArraySlice<UInt8>? {
             guard i < 6, lengths[i] > 0 else { return nil }
-            let params = descriptor.params
+            let params = self.params
             guard i < params.count else { return nil }
             let exit = params[i].capturedAtExit
             var start = 0

@@ -12,6 +12,46 @@ public enum SyscallFields {
     /// Each syscall's name as bytes (evt.type), indexed like `Syscalls.all`, made once.
     static let nameBytes: [ByteString] = Syscalls.all.map { ByteString($0.name) }
 
+    /// Each syscall's first category (evt.category: "other" when it has none) as bytes, indexed
+    /// like `Syscalls.all`, made once.
+    static let categoryBytes: [ByteString] = Syscalls.all.map { ByteString($0.categories.names.first ?? "other") }
+
+    /// Per syscall and parameter: the JSON `args` entry up to its value,
+    /// `{"name":NAME,"type":TYPE,"value":`, made once into memory never freed (read per event
+    /// without retaining anything): `ArgumentPrefixes.bytes` from `start` for `count` bytes,
+    /// the entries of syscall i from `first[i]` to `first[i + 1]`.
+    struct ArgumentPrefixes: @unchecked Sendable { // immutable once made
+        let bytes: UnsafeBufferPointer<UInt8>
+        let start: UnsafeBufferPointer<Int32>, count: UnsafeBufferPointer<Int32>
+        let first: UnsafeBufferPointer<Int32>
+    }
+
+    static let argumentPrefixes: ArgumentPrefixes = {
+        var bytes: [UInt8] = [], start: [Int32] = [], count: [Int32] = [], first: [Int32] = []
+        for d in Syscalls.all {
+            first.append(Int32(start.count))
+            for p in d.params {
+                var out = ByteBuffer(capacity: 64)
+                out.append("{\"name\":")
+                out.appendJSON(p.name)
+                out.append(",\"type\":")
+                out.appendJSON(p.type.name)
+                out.append(",\"value\":")
+                start.append(Int32(bytes.count))
+                count.append(Int32(out.count))
+                bytes += out.bytes()
+            }
+        }
+        first.append(Int32(start.count))
+        func immortal<T>(_ array: [T]) -> UnsafeBufferPointer<T> {
+            let memory = UnsafeMutableBufferPointer<T>.allocate(capacity: array.count)
+            _ = memory.initialize(from: array)
+            return UnsafeBufferPointer(memory)
+        }
+        return ArgumentPrefixes(bytes: immortal(bytes + [UInt8](repeating: 0, count: 8)), start: immortal(start),
+                                count: immortal(count), first: immortal(first))
+    }()
+
     /// The index of the argument named or numbered by `argument` (`evt.arg[1]`, `evt.arg[filename]`).
     static func argumentIndex(_ argument: String?, _ s: Payload.Syscall) -> Int? {
         guard let argument else { return nil }
@@ -60,7 +100,7 @@ public enum SyscallFields {
     /// The fields (appended to `Fields.all`).
     static let fields: [FieldDefinition] = [
         .init("evt.category", .string, [.syscall], "The syscall's first category: fs, net, proc, ipc, mem, signal, time, user, system, sleep or other (docs/syscalls.md).") { e, _ in
-            syscall(e).map { .string(ByteString($0.descriptor.categories.names.first ?? "other")) }
+            syscall(e).map { .string(categoryBytes[$0.index]) }
         },
         .init("evt.failed", .bool, [.syscall], "Whether the syscall failed (returned -errno).") { e, _ in
             syscall(e).map { .bool($0.failedCall) }
@@ -73,9 +113,7 @@ public enum SyscallFields {
         },
         .init("evt.args", .string, [.syscall], "Every argument as name=value, separated by spaces (decoded by the table's types).", json: { e, out in
             guard let s = syscall(e) else { return false }
-            var text = ByteBuffer(capacity: 256)
-            SyscallArguments.appendAll(s, to: &text)
-            text.withUnsafeBytes { out.appendJSONString($0.bindMemory(to: UInt8.self)) }
+            out.appendJSONString { SyscallArguments.appendAll(s, to: &$0) }
             return true
         }) { e, _ in
             guard let s = syscall(e) else { return nil }
@@ -104,19 +142,16 @@ public enum SyscallFields {
 
     /// JSON's `args`: an array of {"name", "type", "value"} in argument order (as ctrace prints them).
     static let argsArray = FieldDefinition("args", .string, [.syscall], "Every argument: name, type and value.", json: { e, out in
-        guard let s = syscall(e) else { return false }
+        guard case .syscall(let s) = e.payload else { return false }
         out.append(0x5b)
-        var text = ByteBuffer(capacity: 128)
-        for (i, p) in s.descriptor.params.enumerated() {
+        let prefixes = argumentPrefixes
+        let first = Int(prefixes.first[s.index])
+        for i in 0..<(Int(prefixes.first[s.index + 1]) - first) {
             if i > 0 { out.append(0x2c) }
-            out.append("{\"name\":")
-            out.appendJSON(p.name)
-            out.append(",\"type\":")
-            out.appendJSON(p.type.name)
-            out.append(",\"value\":")
-            text.removeAll()
-            SyscallArguments.append(s, i, to: &text)
-            text.withUnsafeBytes { out.appendJSONString($0.bindMemory(to: UInt8.self)) }
+            let count = Int(prefixes.count[first + i])
+            let bytes = prefixes.bytes.baseAddress! + Int(prefixes.start[first + i])
+            if count <= 64 { out.appendShort(bytes, count: count) } else { out.append(UnsafeBufferPointer(start: bytes, count: count)) }
+            out.appendJSONString { SyscallArguments.append(s, i, to: &$0) }
             if s.truncated & (1 << UInt8(i & 7)) != 0 { out.append(",\"truncated\":true") }
             out.append(0x7d)
         }

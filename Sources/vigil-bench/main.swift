@@ -31,6 +31,8 @@ struct Options {
     var syscalls = false
     /// Mixed steps (five syscalls each) per `--syscalls` run.
     var steps = 100_000
+    /// `--write-json-pin DIR`: write the recording and JSON SyscallJSONPinTests compares.
+    var jsonPinDirectory: String?
 
     init(_ arguments: [String]) {
         var rest = arguments.dropFirst()
@@ -50,6 +52,9 @@ struct Options {
             case "--opens": opens = number(argument)
             case "--syscalls": syscalls = true
             case "--steps": steps = number(argument)
+            case "--write-json-pin":
+                guard let path = rest.popFirst() else { Options.usage("--write-json-pin needs a directory") }
+                jsonPinDirectory = path
             case "--object":
                 guard let path = rest.popFirst() else { Options.usage("--object needs a path") }
                 objectPath = path
@@ -65,8 +70,11 @@ struct Options {
             usage: vigil-bench [--calls N] [--rounds N] [--poll-ms N] [--no-pin] [--object FILE.bpf.o]
                    vigil-bench --pipeline [--opens N] [--rounds N] [--no-pin]
                    vigil-bench --syscalls [--steps N] [--rounds N] [--no-pin]
+                   vigil-bench --write-json-pin DIR
               --syscalls    measure decode + JSON of syscall events (the syscalls sensor) on one CPU
               --steps N     with --syscalls: mixed steps (5 syscalls each) per run (default 100000)
+              --write-json-pin DIR  record a few syscalls of each kind, write DIR/mixed-syscalls.vigilrec and
+                            the JSON of their events, DIR/mixed-syscalls.jsonl (SyscallJSONPinTests)
               --pipeline    measure the userspace path (decode, enrich, JSON, write) on real open events
               --opens N     with --pipeline: opens per drained run (default 200000; live runs make half)
               --calls N     timed getpid() calls per run (default 5000000)
@@ -101,6 +109,12 @@ func runMode(_ report: () throws -> String) -> Never {
     exit(0)
 }
 if options.pipeline { runMode { try runPipelineBenchmark(opens: options.opens, rounds: options.rounds, pin: options.pin) } }
+if let directory = options.jsonPinDirectory {
+    runMode {
+        getenv("VIGIL_BENCH_CHECK_PIN") != nil
+            ? try checkSyscallJSONPin(directory: directory) : try writeSyscallJSONPin(directory: directory)
+    }
+}
 if options.syscalls { runMode { try runSyscallPipelineBenchmark(steps: options.steps, rounds: options.rounds, pin: options.pin) } }
 let ringBytes = 8 << 20
 let machineCPUs = onlineCPUs // before pinning narrows this thread's affinity

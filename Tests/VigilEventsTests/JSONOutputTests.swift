@@ -61,7 +61,8 @@ final class JSONOutputTests: XCTestCase {
     /// The object the obvious way: each field the kind carries, in catalogue order, then the labels.
     private static func referenceJSON(_ event: Event) -> String {
         var parts: [String] = []
-        for field in Fields.all where !field.takesArgument && field.applies(to: event.kind) {
+        for field in Fields.all where !field.takesArgument && field.applies(to: event.kind) && !JSONPlan.onRequest.contains(field.name)
+            && field.name != "evt.args" { // the default JSON has the args array instead (JSONArguments.standard)
             guard let value = valueJSON(field, event) else { continue }
             parts.append("\"\(field.name)\":" + String(decoding: value, as: UTF8.self))
         }
@@ -76,7 +77,112 @@ final class JSONOutputTests: XCTestCase {
             }
             parts.append("\"container.labels\":{" + String(decoding: out.bytes(), as: UTF8.self) + "}")
         }
+        if case .syscall(let s) = event.payload {
+            // Each argument's name, type and value (its text, as evt.arg[N] gives it).
+            let entries = s.descriptor.params.enumerated().map { i, p in
+                var out = ByteBuffer()
+                out.append("{\"name\":")
+                out.appendJSON(p.nameString)
+                out.append(",\"type\":")
+                out.appendJSON(p.type.name)
+                out.append(",\"value\":")
+                out.appendJSON(SyscallArguments.bytes(s, i))
+                if s.truncated & (1 << UInt8(i)) != 0 { out.append(",\"truncated\":true") }
+                out.append(0x7d)
+                return String(decoding: out.bytes(), as: UTF8.self)
+            }
+            parts.append("\"args\":[" + entries.joined(separator: ",") + "]")
+        }
         return "{" + parts.joined(separator: ",") + "}"
+    }
+
+    /// Syscall events (openat with a path, newfstatat, read with a buffer, write, close,
+    /// sendto on a socket, a failed openat) with every kind of fd entry the fd table gives:
+    /// none, a file (nested, top level, a bare name), a directory, a pipe, an IPv4 socket with
+    /// names, a unix socket.
+    private static var syscallEvents: [Event] {
+        func call(_ name: String, _ args: [UInt64], captured: [Int: [UInt8]] = [:], result: Int64 = 0) -> Payload {
+            var lengths = SIMD8<UInt16>.zero
+            var data: [UInt8] = []
+            for i in 0..<6 { if let bytes = captured[i] { lengths[i] = UInt16(bytes.count); data += bytes } }
+            var raw = SIMD8<UInt64>.zero
+            for (i, a) in args.enumerated() { raw[i] = a }
+            return .syscall(.init(index: Syscalls.index(named: name)!, result: result, latencyNs: 1234, args: raw, lengths: lengths,
+                                  data: ByteString(data)))
+        }
+        let atFDCWD = UInt64(bitPattern: -100)
+        let payloads: [Payload] = [
+            call("openat", [atFDCWD, 0x7000, 0o2000000, 0], captured: [1: Array("/etc/a \"b\".txt".utf8)], result: 3),
+            call("openat", [atFDCWD, 0x7000, 0, 0], captured: [1: [0x78, 0xff, 0x0a]], result: -2),
+            call("newfstatat", [3, 0x7000, 0x7100, 0x1000], captured: [1: []]),
+            call("read", [3, 0x7200, 64], captured: [1: Array("ab\u{1}c".utf8)], result: 4),
+            call("write", [1, 0x7200, 3], captured: [1: Array("xyz".utf8)], result: 3),
+            call("close", [3]),
+            call("sendto", [5, 0x7200, 3, 0, 0x7300, 16], captured: [1: Array("dns".utf8)], result: 3),
+        ]
+        var tcp = SocketInfo(l4proto: .udp, local: SocketAddress(ip: IPAddress("10.0.0.1")!, port: 40000),
+                             remote: SocketAddress(ip: IPAddress("10.0.0.2")!, port: 53), role: .client, connected: true)
+        tcp.remoteName = "ns.example"
+        let fds: [FDInfo?] = [
+            nil,
+            FDInfo(number: 3, type: .file, name: "/etc/a \"b\".txt", inode: 12, device: 2049),
+            FDInfo(number: 3, type: .file, name: "/top"),
+            FDInfo(number: 3, type: .file, name: "bare"),
+            FDInfo(number: 4, type: .directory, closeOnExec: true, name: "/srv/d"),
+            FDInfo(number: 5, type: .pipe, name: "pipe:[77]"),
+            FDInfo(number: 5, type: .ipv4, name: "10.0.0.1:40000->10.0.0.2:53", socket: tcp),
+            FDInfo(number: 6, type: .unix, name: "/run/s.sock", socket: SocketInfo(l4proto: .unknown, remote: SocketAddress(path: "/run/s.sock"))),
+        ]
+        return payloads.flatMap { payload in
+            fds.enumerated().map { i, fd in
+                var e = event(payload, container: containers[i % containers.count], known: i % 2 == 0)
+                e.fd = fd
+                e.fdNameChanged = i == 6
+                return e
+            }
+        }
+    }
+
+    func testSyscallEventsJSONIsTheCatalogueRenderingWithEveryStyleOfArguments() {
+        for event in Self.syscallEvents {
+            let first = EventFormat.json(event)
+            XCTAssertEqual(first, Self.referenceJSON(event))
+            XCTAssertEqual(EventFormat.json(event), first, "from the groups rendered the first time")
+            for field in Fields.all where !field.takesArgument && field.applies(to: event.kind) {
+                var out = ByteBuffer()
+                let written = field.appendJSON(event, to: &out)
+                XCTAssertEqual(written ? out.bytes() : nil, Self.valueJSON(field, event), "\(field.name)")
+            }
+            // The args array and evt.args, as `vigil trace --json-args` chooses.
+            let memo = JSONMemo()
+            let evtArgs = Fields.named("evt.args")?.extract(event, nil)
+            for style in JSONArguments.allCases {
+                var out = ByteBuffer()
+                EventFormat.appendJSON(event, to: &out, memo: memo, arguments: style)
+                guard case .object(let object)? = try? EventJSON.parse(String(decoding: out.bytes(), as: UTF8.self)) else {
+                    XCTFail("\(style): not a JSON object")
+                    continue
+                }
+                XCTAssertEqual(object["args"] != nil, style != .string, "\(style)")
+                if case .string(let text)? = object["evt.args"] {
+                    XCTAssertEqual(FieldValue.string(text), evtArgs, "\(style)")
+                } else {
+                    XCTAssertEqual(style, .array, "evt.args missing")
+                }
+            }
+        }
+    }
+
+    func testFieldsThatRequireASocketOrDNSHaveNoValueWithout() {
+        for event in Self.events + Self.syscallEvents {
+            for field in Fields.all where !field.takesArgument && field.applies(to: event.kind) && !field.requires.isMet(by: event) {
+                XCTAssertNil(field.extract(event, nil), "\(field.name) on \(event.kind)")
+            }
+        }
+        // The claim is made for every socket and DNS field, and met by events that have one.
+        XCTAssertEqual(Fields.all.filter { $0.requires == .socket }.count, 20)
+        XCTAssertEqual(Set(Fields.all.filter { $0.requires == .dns }.map(\.name)), Set(Fields.names.filter { $0.hasPrefix("dns.") }))
+        XCTAssertTrue(Self.syscallEvents.contains { FieldRequirement.socket.isMet(by: $0) })
     }
 
     func testFieldJSONWritersWriteWhatExtractReturns() {
