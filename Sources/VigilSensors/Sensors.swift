@@ -310,13 +310,16 @@ public final class Sensors {
     /// (`Sensor.isNeeded`) is loaded (its writers run before it attaches), one no longer needed is
     /// detached and released (a hook taxes the host for nothing), and one that stays gets the
     /// change through its writers in place (`Sensor.update`: the file sensor's path pushdown,
-    /// `swapOpenPaths`; the syscalls sensor's set, `updateSyscalls`). The shared filter maps are
-    /// written last, the path pushdown's switches following what the file sensor installed.
+    /// `swapOpenPaths`; the syscalls sensor's set, `updateSyscalls`). The loop runs from the last
+    /// entry to the first, so the sensors that come and go (syscalls, conn) load before the file
+    /// sensor's swap switches its path filter off: a load that fails leaves the pushdown as it
+    /// was, and the filter is off only from the swap to the shared write. The shared filter maps
+    /// are written last, the path pushdown's switches following what the file sensor installed.
     public func apply(_ filter: KernelFilter) throws {
         // Whatever got written, even in part, is Vigil's own: the integrity check compares with it.
         defer { try? recordMaps() }
         var linksChanged = false
-        for sensor in Self.registry {
+        for sensor in Self.registry.reversed() {
             let index = loaded.firstIndex { $0.name == sensor.name }
             switch (sensor.isNeeded(filter, kinds: kinds), index) {
             case (true, nil):

@@ -134,7 +134,7 @@ final class SensorRegistryTests: XCTestCase {
         filter.connections = true
         filter.syscalls = SyscallCapture(names: ["getppid"])
         try sensors.apply(filter)
-        XCTAssertEqual(sensors.loaded.map(\.name), ["process", "conn", "syscalls"])
+        XCTAssertEqual(sensors.loaded.map(\.name), ["process", "syscalls", "conn"], "apply walks the registry from its end")
         XCTAssertEqual(sensors.syscallCapture, filter.syscalls)
         XCTAssertEqual(sensors.checkIntegrity(), [], "the baseline follows the links apply made")
         try sensors.apply(KernelFilter())
