@@ -106,7 +106,9 @@ public final class Engine: @unchecked Sendable {
         let metadata = ContainerMetadataCache(source: docker) { [logger] in logger.info("\($0)") }
         watcher = DockerEventWatcher(client: docker)
         metadata.follow(watcher)
-        sensors = try Sensors(files: true, filter: KernelFilter(), ringBytes: ringBytes)
+        // The process and file sensors for good; the rules' filter (`configure`) adds and releases
+        // the syscalls and conn sensors.
+        sensors = try Sensors(kinds: Sensor.process.kinds.union(Sensor.file.kinds), filter: KernelFilter(), ringBytes: ringBytes)
         stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: KindSet.all)
         events = StreamHub(name: "events")
         self.alerts = alerts
@@ -424,7 +426,7 @@ public final class Engine: @unchecked Sendable {
         let line = pushdown?.syscallSummary ?? "syscalls: none"
         switch (before, sensors.syscallCapture) {
         case (nil, _?):
-            let hooks = sensors.reports.filter { $0.sensor == "syscalls" }.map { "\($0.report.hook): \($0.report.active)" }
+            let hooks = sensors.reports.filter { $0.sensor == Sensor.syscalls.name }.map { "\($0.report.hook): \($0.report.active)" }
             logger.info("sensor syscalls loaded for the rules (\(hooks.joined(separator: ", "))); \(line)")
         case (_?, nil):
             logger.info("sensor syscalls unloaded: no rule needs a syscall")

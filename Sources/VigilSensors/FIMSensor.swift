@@ -93,7 +93,7 @@ public final class FIMSensor {
     /// variants named (nil: all, in order).
     public init(maxWatches: Int = 131_072, ringBytes: Int = 1 << 22, ignorePID: UInt32 = 0, variants only: [String]? = nil) throws {
         let hooks = only.map { Self.hooks(only: $0) } ?? Self.hooks
-        let loader = VariantLoader(open: { try EmbeddedObjects.open("fim") }, hooks: hooks, configure: { object in
+        variants = try Sensor.fim.load(hooks: hooks, configure: { object in
             try object.map(named: "events").setMaxEntries(ringBytes)
             try object.map(named: "fim_inodes").setMaxEntries(maxWatches)
             try object.map(named: "fim_names").setMaxEntries(maxWatches)
@@ -103,7 +103,6 @@ public final class FIMSensor {
                 try object.map(named: unused).setMaxEntries(1)
             }
         })
-        variants = try loader.load()
         let object = variants.object
         reader = try RingBufferReader(map: object.map(named: "events"))
         decoder = EventDecoder(bootToEpochNs: BootClock.offsetToEpochNs())

@@ -48,15 +48,13 @@ struct IntegrityBaseline {
 }
 
 extension Sensors {
-    /// The maps whose contents only Vigil writes (the kernel programs only read them): the
-    /// shared filter maps, and the file sensor's path maps when it is loaded.
-    static let fileFilterMapNames = ["open_paths", "open_basenames", "open_inodes", "kill_comms"]
-
-    /// The watched maps, by name.
+    /// The watched maps, by name: those whose contents only Vigil writes (the kernel programs
+    /// only read them): the shared filter maps, and each loaded sensor's own (`Sensor.watchedMaps`:
+    /// the file sensor's path maps).
     func watchedMaps() throws -> [(name: String, map: BPFMap)] {
         var maps = try Self.sharedMapNames.filter { $0 != "events" }.map { ($0, try sharedMapsObject.map(named: $0)) }
-        if let file = loaded.first(where: { $0.name == "file" })?.variants.object {
-            maps += try Self.fileFilterMapNames.map { ($0, try file.map(named: $0)) }
+        for sensor in loaded {
+            maps += try sensor.sensor.watchedMaps.map { ($0, try sensor.variants.object.map(named: $0)) }
         }
         return maps
     }

@@ -66,15 +66,14 @@ public final class SeccompRecorder {
                 probes: FeatureProbes = .shared, cgroupHierarchy: CgroupHierarchy = .onThisHost) throws {
         let arch = SyscallArch.current
         func number(_ name: String) -> Int32 { Int32(SeccompRecording.number(of: name, on: arch) ?? -1) }
-        variants = try VariantLoader(open: { try EmbeddedObjects.open("seccomp") }, hooks: Self.hooks + (verify ? Self.verifyHooks : []),
-                                     probes: probes, configure: { object in
+        variants = try Sensor.seccomp.load(hooks: Self.hooks + (verify ? Self.verifyHooks : []), probes: probes, configure: { object in
             try object.setGlobal("nr_clone", to: number("clone"))
             try object.setGlobal("nr_clone3", to: number("clone3"))
             try object.setGlobal("nr_personality", to: number("personality"))
             try object.setGlobal("denied_errno", to: errnoRet)
             try object.setGlobal("vigil_cgroup_hierarchy", to: cgroupHierarchy.rawValue)
             try object.map(named: "events").setMaxEntries(ringBytes)
-        }).load()
+        })
         cgroups = try TypedMap(variants.object.map(named: "seccomp_cgroups"))
         parents = try TypedMap(variants.object.map(named: "seccomp_parents"))
         self.cgroupHierarchy = cgroupHierarchy

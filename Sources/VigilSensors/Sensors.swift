@@ -92,17 +92,28 @@ public struct SensorCounters: Sendable, Equatable {
     }
 }
 
-/// Vigil's sensors loaded into the kernel: process (exec, fork, exit) and file (open), sharing one
-/// ring and one set of filter maps, so events arrive in one time-ordered stream.
+/// Vigil's sensors of the shared ring loaded into the kernel (those of `Sensor.builtIn` whose
+/// ring is `.shared`: process, file, conn, syscalls), sharing one ring and one set of filter
+/// maps, so events arrive in one time-ordered stream. Which are loaded follows the kinds a
+/// consumer wants and the `KernelFilter` (`Sensor.isNeeded`): `init` loads them, `apply` loads,
+/// updates and releases them.
 public final class Sensors {
     /// One loaded sensor.
     public struct Loaded {
-        public let name: String
+        /// Its name (`Sensor.name`).
+        public var name: String { sensor.name }
+        /// Its registry entry.
+        public let sensor: Sensor
+        /// Its object, links and the variant of each hook.
         public let variants: LoadedVariants
+        /// What its map writers installed (`Sensor.install`), for their in-place updates.
+        var maps = SensorMapState()
     }
 
-    /// The sensors, in load order (the syscalls sensor comes and goes with `apply`).
+    /// The sensors, in load order (the dynamic ones come and go with `apply`).
     public private(set) var loaded: [Loaded]
+    /// The kinds the consumer wants (`init`): with the filter, they decide which sensors are loaded.
+    public let kinds: KindSet
     /// What the syscalls sensor captures now (nil: not loaded).
     public private(set) var syscallCapture: SyscallCapture? {
         didSet { shownSyscalls = Self.shown(syscallCapture) }
@@ -116,10 +127,12 @@ public final class Sensors {
         let shown = capture?.shown ?? []
         return Syscalls.all.map { $0.number().map { shown.contains($0) } ?? false }
     }
-    /// How sensors are loaded, kept for loading the syscalls sensor later (`apply`).
+
+    /// A capture of at least one syscall, else nil (the syscalls sensor is not loaded for it).
+    static func capture(_ capture: SyscallCapture?) -> SyscallCapture? { capture.flatMap { $0.numbers.isEmpty ? nil : $0 } }
+
+    /// How sensors are loaded, kept for loading sensors later (`apply`).
     private let settings: LoadSettings
-    /// The conn sensor was asked for at load: `apply` never releases it.
-    private let connectionsPinned: Bool
     /// The shared ring.
     public let ring: BPFMap
     /// Holds the maps every sensor shares (ring, filter settings and sets): a copy of the process
@@ -129,8 +142,6 @@ public final class Sensors {
     var sharedMapsObject: BPFObject { sharedMaps }
     /// What Vigil wrote to the filter maps and the links it made (`checkIntegrity`).
     var baseline = IntegrityBaseline()
-    /// What the file sensor's path maps hold now.
-    private var installed = InstalledOpenPaths()
     /// The filters as they apply to state changes, which the kernel never drops (`EventStream`
     /// applies them after enrichment).
     private(set) var stateChangeFilter: StateChangeFilter
@@ -141,64 +152,15 @@ public final class Sensors {
     /// Incremented whenever `linkedNames` changes.
     public private(set) var linkedNamesVersion = 0
 
-    /// The process sensor's hooks: scheduler BTF tracepoints, else raw tracepoints.
-    public static let processHooks: [Hook] = ["exec", "fork", "exit"].map { hook in
-        Hook(hook, variants: [
-            Variant("tp_btf", requires: [.attachTpBTF], programs: ["\(hook)_tp_btf"]),
-            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["\(hook)_raw_tp"]),
-        ])
-    }
-
-    /// The file sensor's hook: fexit on do_sys_openat2 where trampolines work, else the open
-    /// syscalls' own exit tracepoints (the arguments read from the saved user registers).
-    public static let fileHooks: [Hook] = [
-        Hook("open", variants: [
-            Variant("fexit", requires: [.attachFentry], programs: ["open_fexit"]),
-            Variant("tracepoint", requires: [.attachTracepoint], programs: openExitPrograms()),
-        ]),
-    ]
-
     /// The file sensor's tracepoint variant on `arch`: the exit programs of the open syscalls the
     /// arch has (arm64 has no open).
     public static func openExitPrograms(on arch: SyscallArch = .current) -> [String] {
         Syscalls.present(["openat", "open", "openat2"], on: arch).map { "\($0)_exit" }
     }
 
-    /// The syscalls sensor's generic hook: the generic sys_enter/sys_exit tracepoints as tp_btf,
-    /// else raw_tp (both need no tracefs). It runs for every syscall on the host (docs/syscalls.md
-    /// has the measured cost): small sets get per-syscall tracepoints first (`syscallHooks(for:)`).
-    public static let syscallHooks: [Hook] = [
-        Hook("syscalls", variants: [
-            Variant("tp_btf", requires: [.attachTpBTF], programs: ["sys_enter_tp_btf", "sys_exit_tp_btf"]),
-            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["sys_enter_raw_tp", "sys_exit_raw_tp"]),
-        ]),
-    ]
-
-    /// The conn sensor's hooks (bpf/conn.bpf.c): TCP state changes (sock/inet_sock_set_state),
-    /// retransmissions (tcp/tcp_retransmit_skb),
-    /// accept's exit tracepoints (the accepting task) and drops (skb/kfree_skb), each tp_btf where
-    /// BTF tracepoints attach, else raw_tp or the tracepoint.
-    public static let connHooks: [Hook] = [
-        Hook("state", variants: [
-            Variant("tp_btf", requires: [.attachTpBTF], programs: ["state_tp_btf"]),
-            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["state_raw_tp"]),
-        ]),
-        Hook("accept", variants: [
-            Variant("tracepoint", requires: [.attachTracepoint], programs: ["accept4_exit", "accept_exit"]),
-        ]),
-        Hook("drop", variants: [
-            Variant("tp_btf", requires: [.attachTpBTF], programs: ["drop_tp_btf"]),
-            Variant("tracepoint", requires: [.attachTracepoint], programs: ["drop_tracepoint"]),
-        ]),
-        Hook("retransmit", variants: [
-            Variant("tp_btf", requires: [.attachTpBTF], programs: ["retransmit_tp_btf"]),
-            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["retransmit_raw_tp"]),
-        ]),
-    ]
-
     /// Names the running kernel's drop reasons for the decoder (`DropReasons`), once: their
     /// numbering changes between kernel versions, so they come from its BTF.
-    private static let dropReasonsInstalled: Void = {
+    static let dropReasonsInstalled: Void = {
         guard let values = try? KernelBTF.enumValues("skb_drop_reason") else { return }
         var names: [UInt32: String] = [:]
         for (value, name) in values where value >= 0 {
@@ -210,29 +172,29 @@ public final class Sensors {
     /// Maps the sensors share, created before any of them loads.
     static let sharedMapNames = ["events", "filter", "comm_include", "comm_exclude", "pids", "uids", "cgroups"]
 
-    /// Loads the process sensor, and the file sensor when `files` is true, at the same time (the
-    /// verifier runs on the loading thread; on two CPUs this halves the start), sharing one ring
-    /// and one set of filter maps that hold `filter` before any program is attached.
+    /// The sensors of the registry that `Sensors` loads (ring `.shared`), in load order.
+    static let registry = Sensor.builtIn.filter { $0.ring == .shared }
+
+    /// Loads the sensors `filter` and `kinds` need (`Sensor.isNeeded`: the process sensor always,
+    /// the file sensor for opens, conn for its kinds or `filter.connections`, syscalls for
+    /// `filter.syscalls`) at the same time (the verifier runs on the loading thread; on two CPUs
+    /// this halves the start), sharing one ring and one set of filter maps that hold `filter`
+    /// before any program is attached; each sensor's map writers run before its programs attach.
     /// - Parameters:
+    ///   - kinds: the kinds the consumer wants. A sensor loaded for them stays loaded whatever
+    ///     `apply` is given later; one only the filter asks for follows the filter.
     ///   - ringBytes: size of the shared ring (a power of two, multiple of the page size).
     ///   - wakeupBytes: the reader is woken only once this many bytes wait (it drains on its timer).
-    ///   - fileHooks: the file sensor's hooks and variants (`Sensors.fileHooks`; a test may
-    ///     narrow it to one variant).
     ///   - cgroupHierarchy: the hierarchy whose cgroup ids events and the cgroup filter carry
     ///     (`vigil_cgroup_hierarchy`); by default this host's (`CgroupHierarchy.onThisHost`), which
     ///     `CgroupResolver()` reads too.
-    ///   - syscalls: the syscalls sensor's selection; nil or empty: that sensor is not loaded.
-    ///   - syscallHooks: its hooks and variants; nil (the default): chosen by the set's size,
-    ///     now and whenever `apply` changes the set (`Sensors.syscallHooks(for:)`).
-    ///   - connections: load the conn sensor (TCP connections and drops: kinds conn, tcpdrop).
-    ///   - connHooks: its hooks and variants (`Sensors.connHooks`; a test may narrow them), also
-    ///     when `apply` loads it later.
-    public init(files: Bool, filter: KernelFilter, ringBytes: Int = 1 << 23, wakeupBytes: UInt64 = 1 << 20,
-                probes: FeatureProbes = .shared, fileHooks: [Hook] = Sensors.fileHooks,
-                cgroupHierarchy: CgroupHierarchy = .onThisHost,
-                syscalls: SyscallCapture? = nil, syscallHooks: [Hook]? = nil, connections: Bool = false,
-                connHooks: [Hook] = Sensors.connHooks) throws {
-        let shared = try EmbeddedObjects.open("process")
+    ///   - hooks: hooks by sensor name in place of the registry's (a test or `vigil trace
+    ///     --file-hook` may narrow a sensor to one variant), also when `apply` loads it later; the
+    ///     syscalls sensor given its hooks here keeps them whatever the set's size.
+    public init(kinds: KindSet, filter: KernelFilter, ringBytes: Int = 1 << 23, wakeupBytes: UInt64 = 1 << 20,
+                probes: FeatureProbes = .shared, cgroupHierarchy: CgroupHierarchy = .onThisHost,
+                hooks: [String: [Hook]] = [:]) throws {
+        let shared = try EmbeddedObjects.open(Sensor.process.name)
         try shared.map(named: "events").setMaxEntries(ringBytes)
         for name in Self.sharedMapNames {
             let map = try shared.map(named: name)
@@ -243,44 +205,36 @@ public final class Sensors {
         try Self.write(filter, to: shared)
         let sharedFDs = try Self.sharedMapNames.map { ($0, try shared.map(named: $0).fd ?? -1) }
 
-        let syscalls = (syscalls ?? filter.syscalls).flatMap { $0.numbers.isEmpty ? nil : $0 }
         let settings = LoadSettings(wakeupBytes: wakeupBytes, ignorePID: filter.ignorePID, cgroupHierarchy: cgroupHierarchy,
-                                    ringBytes: ringBytes, probes: probes, syscallHooks: syscallHooks, connHooks: connHooks, sharedFDs: sharedFDs)
-        let connections = connections || filter.connections
-        if connections { Self.dropReasonsInstalled }
-        let sensors = [("process", Self.processHooks)] + (files ? [("file", fileHooks)] : [])
-            + (connections ? [("conn", connHooks)] : [])
-            + (syscalls.map { [("syscalls", syscallHooks ?? Self.syscallHooks(for: $0))] } ?? [])
+                                    ringBytes: ringBytes, probes: probes, hooks: hooks, sharedFDs: sharedFDs)
+        let sensors = Self.registry.filter { $0.isNeeded(filter, kinds: kinds) }
         let results = SensorLoads(count: sensors.count)
         DispatchQueue.concurrentPerform(iterations: sensors.count) { i in
-            let (name, hooks) = sensors[i]
-            results.set(i, Result { try Self.load(name, hooks: hooks, settings: settings, openPaths: filter.openPaths, syscalls: syscalls) })
+            results.set(i, Result { try Self.load(sensors[i], settings: settings, filter: filter) })
         }
-        let outcomes = try results.values()
+        loaded = try results.values()
         self.settings = settings
-        connectionsPinned = connections
-        syscallCapture = syscalls
-        shownSyscalls = Self.shown(syscalls)
-        loaded = outcomes.map(\.0)
+        self.kinds = kinds
+        syscallCapture = loaded.contains { $0.name == Sensor.syscalls.name } ? Self.capture(filter.syscalls) : nil
+        shownSyscalls = Self.shown(syscallCapture)
         sharedMaps = shared
         ring = try shared.map(named: "events")
-        installed = outcomes.first { $0.0.name == "file" }?.1 ?? InstalledOpenPaths()
         stateChangeFilter = StateChangeFilter(filter)
-        linkedNames = LinkedNames(installed.names)
+        linkedNames = LinkedNames(installedOpenPaths.names)
         // The sets are in since before load; the pushdown's switches follow what the file sensor installed.
-        if files { try Self.writeSwitches(filter, to: shared, openPaths: installed) }
+        try Self.writeSwitches(filter, to: shared, openPaths: installedOpenPaths)
         try recordLinks()
         try recordMaps()
     }
 
-    /// Loads one sensor with the shared maps and settings; the file sensor gets `openPaths`, the
-    /// syscalls sensor `syscalls` before its programs attach. A sensor loaded in place of
-    /// `predecessor` takes over its maps `counters` and `pending` (the syscalls sensor's entries
-    /// waiting for their exits).
-    private static func load(_ name: String, hooks: [Hook], settings: LoadSettings, openPaths: OpenPathPushdown?,
-                             syscalls: SyscallCapture?, from predecessor: BPFObject? = nil) throws -> (Loaded, InstalledOpenPaths) {
-        var installedPaths = InstalledOpenPaths()
-        let variants = try VariantLoader(open: { try EmbeddedObjects.open(name) }, hooks: hooks, probes: settings.probes, configure: { object in
+    /// Loads `sensor` with the shared maps and settings; its map writers (`Sensor.install`) get
+    /// `filter` before its programs attach. A sensor loaded in place of `predecessor` takes over
+    /// its maps `counters` and `pending` (the syscalls sensor's entries waiting for their exits).
+    private static func load(_ sensor: Sensor, hooks: [Hook]? = nil, settings: LoadSettings, filter: KernelFilter,
+                             from predecessor: BPFObject? = nil) throws -> Loaded {
+        var maps = SensorMapState()
+        let variants = try sensor.load(hooks: hooks ?? settings.hooks[sensor.name] ?? sensor.hooks(for: filter), probes: settings.probes,
+                                       configure: { object in
             try object.setGlobal("vigil_wakeup_bytes", to: settings.wakeupBytes)
             try object.setGlobal("vigil_ignore_tgid", to: settings.ignorePID)
             try object.setGlobal("vigil_cgroup_hierarchy", to: settings.cgroupHierarchy.rawValue)
@@ -293,109 +247,109 @@ public final class Sensors {
                 }
             }
         }, beforeAttach: { object in
-            if name == "file" { try OpenPathMaps(object).install(openPaths, replacing: &installedPaths) }
-            if name == "syscalls", let syscalls { try syscalls.write(to: object) }
-        }).load()
-        return (Loaded(name: name, variants: variants), installedPaths)
+            try sensor.install?(object, filter, &maps)
+        })
+        return Loaded(sensor: sensor, variants: variants, maps: maps)
     }
 
-    /// Makes the syscalls sensor capture `wanted`: loads it when it is not loaded; when it is,
-    /// rewrites its bitmap (and specs when the bounds changed) in place, and under per-syscall
-    /// tracepoints attaches the new syscalls' and detaches the dropped ones' (the others' stay
-    /// attached). When the set's size calls for the other hook (`syscallHooks(for:)`, unless the
-    /// hooks were given at init), a sensor with the new hook is loaded and attached first, taking
-    /// over the old one's pending entries and counters, and the old one detached after: no event of
-    /// a syscall that stays is lost or doubled (an exit runs once per pending entry). Detaches
-    /// and releases the sensor when nothing is wanted (a hook taxes syscalls for nothing).
-    private func applySyscalls(_ wanted: SyscallCapture?) throws {
-        let wanted = wanted.flatMap { $0.numbers.isEmpty ? nil : $0 }
-        guard wanted != syscallCapture else { return }
-        let index = loaded.firstIndex { $0.name == "syscalls" }
-        switch (wanted, index) {
-        case (nil, let index?):
-            loaded[index].variants.detach()
-            loaded.remove(at: index)
-        case (let wanted?, let index?):
-            let sensor = loaded[index].variants
-            let perSyscall = sensor.reports.first?.active == Self.perSyscallVariantName
-            let hooks = Self.syscallHooks(for: wanted)
-            if settings.syscallHooks == nil, perSyscall != (hooks.first?.variants.first?.name == Self.perSyscallVariantName) {
-                loaded[index] = try Self.load("syscalls", hooks: hooks, settings: settings, openPaths: nil, syscalls: wanted, from: sensor.object).0
-                sensor.detach()
-                break
-            }
+    /// The syscalls sensor's update (`Sensor.syscalls`), loaded at `index`: makes it capture
+    /// `wanted` (not nil: `apply` releases it then). Rewrites its bitmap (and specs when the
+    /// bounds changed) in place, and under per-syscall tracepoints attaches the new syscalls'
+    /// and detaches the dropped ones' (the others' stay attached). When the set's size calls for
+    /// the other hook (`syscallHooks(for:)`, unless the hooks were given at init), a sensor with
+    /// the new hook is loaded and attached first, taking over the old one's pending entries and
+    /// counters, and the old one detached after: no event of a syscall that stays is lost or
+    /// doubled (an exit runs once per pending entry).
+    func updateSyscalls(at index: Int, _ wanted: SyscallCapture?) throws {
+        guard let wanted, wanted != syscallCapture else { return }
+        let sensor = loaded[index].variants
+        let perSyscall = sensor.reports.first?.active == Self.perSyscallVariantName
+        let hooks = Self.syscallHooks(for: wanted)
+        if settings.hooks[Sensor.syscalls.name] == nil, perSyscall != (hooks.first?.variants.first?.name == Self.perSyscallVariantName) {
+            var filter = KernelFilter()
+            filter.syscalls = wanted
+            loaded[index] = try Self.load(loaded[index].sensor, hooks: hooks, settings: settings, filter: filter, from: sensor.object)
+            sensor.detach()
+        } else {
             if let old = syscallCapture, old.bufferBytes == wanted.bufferBytes, old.stringBytes == wanted.stringBytes {
                 try wanted.writeBitmap(to: sensor.object)
             } else {
                 try wanted.write(to: sensor.object)
             }
             if perSyscall { try SyscallTracepoints.retarget(sensor, from: syscallCapture?.numbers ?? [], to: wanted) }
-        case (let wanted?, nil):
-            loaded.append(try Self.load("syscalls", hooks: settings.syscallHooks ?? Self.syscallHooks(for: wanted), settings: settings,
-                                        openPaths: nil, syscalls: wanted).0)
-        case (nil, nil):
-            break
         }
         syscallCapture = wanted
         try recordLinks() // the integrity check follows the links made and dropped here
     }
 
-    /// Loads the conn sensor when `wanted` and not loaded; detaches and releases it when loaded,
-    /// not wanted and not asked for at load.
-    private func applyConnections(_ wanted: Bool) throws {
-        let index = loaded.firstIndex { $0.name == "conn" }
-        switch (wanted || connectionsPinned, index) {
-        case (true, nil):
-            Self.dropReasonsInstalled
-            loaded.append(try Self.load("conn", hooks: settings.connHooks, settings: settings, openPaths: nil, syscalls: nil).0)
-        case (false, let index?):
-            loaded[index].variants.detach()
-            loaded.remove(at: index)
-        default:
-            return
-        }
-        try recordLinks()
-    }
-
-    /// The file sensor's object, when loaded.
-    private var fileObject: BPFObject? { loaded.first { $0.name == "file" }?.variants.object }
-
-    /// Sets the in-kernel filters; takes effect at once, without detaching anything. (Vigil's own
-    /// process is fixed at load: `KernelFilter.ignorePID` is read only by `init`.)
-    ///
-    /// A new path pushdown replaces the old one in place: first the path filter is switched off
-    /// (every open passes) and running programs are waited for, then entries are written and
-    /// stale ones deleted, then the new switch is set; an open some rule, old or new, may match
-    /// is never dropped during the change. Kill entries stay active throughout.
-    public func apply(_ filter: KernelFilter) throws {
-        // Whatever got written, even in part, is Vigil's own: the integrity check compares with it.
-        defer { try? recordMaps() }
-        try applySyscalls(filter.syscalls)
-        try applyConnections(filter.connections)
-        stateChangeFilter = StateChangeFilter(filter)
-        let shared = sharedMaps
-        guard let file = fileObject else { return try Self.write(filter, to: shared) }
-        let configMap = try TypedMap<UInt32, vigil_filter_config>(shared.map(named: "filter"))
+    /// The file sensor's update (`Sensor.file`), loaded at `index`: replaces its path pushdown in
+    /// place. First the path filter is switched off (every open passes) and running programs are
+    /// waited for, then entries are written and stale ones deleted (`apply` then sets the new
+    /// switch); an open some rule, old or new, may match is never dropped during the change.
+    /// Kill entries stay active throughout.
+    func swapOpenPaths(at index: Int, _ openPaths: OpenPathPushdown?) throws {
+        let configMap = try TypedMap<UInt32, vigil_filter_config>(sharedMaps.map(named: "filter"))
         if var config = try configMap.lookup(0), config.flags & UInt32(VIGIL_FILTER_OPEN_PATHS.rawValue) != 0 {
             config.flags &= ~UInt32(VIGIL_FILTER_OPEN_PATHS.rawValue)
             try configMap.update(0, config)
             BPFPrograms.waitForRunningPrograms()
         }
-        try OpenPathMaps(file).install(filter.openPaths, replacing: &installed)
-        try Self.write(filter, to: shared, openPaths: installed)
-        linkedNames = LinkedNames(installed.names)
+        try OpenPathMaps(loaded[index].variants.object).install(openPaths, replacing: &loaded[index].maps.openPaths)
+        linkedNames = LinkedNames(loaded[index].maps.openPaths.names)
         linkedNamesVersion += 1
+    }
+
+    /// What the file sensor's path maps hold now (nothing when it is not loaded).
+    private var installedOpenPaths: InstalledOpenPaths { loaded.first { $0.name == Sensor.file.name }?.maps.openPaths ?? InstalledOpenPaths() }
+
+    /// Sets the in-kernel filters; takes effect at once, without detaching anything a filter
+    /// change keeps. (Vigil's own process is fixed at load: `KernelFilter.ignorePID` is read only
+    /// by `init`.)
+    ///
+    /// Every sensor of the registry in one loop: one `filter` and the kinds of `init` now need
+    /// (`Sensor.isNeeded`) is loaded (its writers run before it attaches), one no longer needed is
+    /// detached and released (a hook taxes the host for nothing), and one that stays gets the
+    /// change through its writers in place (`Sensor.update`: the file sensor's path pushdown,
+    /// `swapOpenPaths`; the syscalls sensor's set, `updateSyscalls`). The loop runs from the last
+    /// entry to the first, so the sensors that come and go (syscalls, conn) load before the file
+    /// sensor's swap switches its path filter off: a load that fails leaves the pushdown as it
+    /// was, and the filter is off only from the swap to the shared write. The shared filter maps
+    /// are written last, the path pushdown's switches following what the file sensor installed.
+    public func apply(_ filter: KernelFilter) throws {
+        // Whatever got written, even in part, is Vigil's own: the integrity check compares with it.
+        defer { try? recordMaps() }
+        var linksChanged = false
+        for sensor in Self.registry.reversed() {
+            let index = loaded.firstIndex { $0.name == sensor.name }
+            switch (sensor.isNeeded(filter, kinds: kinds), index) {
+            case (true, nil):
+                loaded.append(try Self.load(sensor, settings: settings, filter: filter))
+                linksChanged = true
+            case (false, let index?):
+                loaded[index].variants.detach()
+                loaded.remove(at: index)
+                linksChanged = true
+            case (true, let index?):
+                try sensor.update?(self, index, filter)
+            case (false, nil):
+                break
+            }
+        }
+        syscallCapture = loaded.contains { $0.name == Sensor.syscalls.name } ? Self.capture(filter.syscalls) : nil
+        if linksChanged { try recordLinks() }
+        stateChangeFilter = StateChangeFilter(filter)
+        try Self.write(filter, to: sharedMaps, openPaths: installedOpenPaths)
     }
 
     /// Stats the exact paths of the rules again and updates open_inodes and `linkedNames` when a
     /// file changed (replaced by rename, created, removed). `EventStream` calls it every second.
     public func refreshLinkedNames() throws {
-        guard let file = fileObject, try OpenPathMaps(file).refreshFiles(&installed) else { return }
+        guard let index = loaded.firstIndex(where: { $0.name == Sensor.file.name }),
+              try OpenPathMaps(loaded[index].variants.object).refreshFiles(&loaded[index].maps.openPaths) else { return }
         try recordMaps()
-        linkedNames = LinkedNames(installed.names)
+        linkedNames = LinkedNames(loaded[index].maps.openPaths.names)
         linkedNamesVersion += 1
     }
-
     /// Writes `filter` into the filter maps of `object` (shared by every sensor); the switches
     /// of the path pushdown follow `openPaths`, what the file sensor's maps hold.
     static func write(_ filter: KernelFilter, to object: BPFObject, openPaths: InstalledOpenPaths = InstalledOpenPaths()) throws {
@@ -488,25 +442,25 @@ private struct LoadSettings: @unchecked Sendable {
     var cgroupHierarchy: CgroupHierarchy
     var ringBytes: Int
     var probes: FeatureProbes
-    var syscallHooks: [Hook]?
-    var connHooks: [Hook]
+    /// Hooks by sensor name in place of the registry's (`Sensors.init`'s `hooks`).
+    var hooks: [String: [Hook]]
     var sharedFDs: [(String, Int32)]
 }
 
 /// The outcome of each sensor's load, filled from the loading threads (each writes its own slot;
 /// `values` is read once they all returned).
 private final class SensorLoads: @unchecked Sendable {
-    private var slots: [Result<(Sensors.Loaded, InstalledOpenPaths), Error>?]
+    private var slots: [Result<Sensors.Loaded, Error>?]
     private let lock = Mutex(())
 
     init(count: Int) { slots = Array(repeating: nil, count: count) }
 
-    func set(_ index: Int, _ result: Result<(Sensors.Loaded, InstalledOpenPaths), Error>) {
+    func set(_ index: Int, _ result: Result<Sensors.Loaded, Error>) {
         lock.withLock { _ in slots[index] = result }
     }
 
     /// Every sensor, in order; the first failure is thrown (the loaded ones are released).
-    func values() throws -> [(Sensors.Loaded, InstalledOpenPaths)] {
+    func values() throws -> [Sensors.Loaded] {
         try lock.withLock { _ in
             try slots.map { slot in
                 guard let slot else { throw BPFError(.load, operation: "Sensors.init", target: "sensors", message: "a sensor's load did not finish") }

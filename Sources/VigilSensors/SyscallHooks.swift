@@ -19,13 +19,13 @@ extension Sensors {
     public static let perSyscallLimit = 64
 
     /// Every variant name of the syscalls sensor's hook, best first (`vigil trace --syscall-hook`).
-    public static let syscallVariantNames = [perSyscallVariantName] + syscallHooks.flatMap { $0.variants.map(\.name) }
+    public static let syscallVariantNames = [perSyscallVariantName] + Sensor.syscalls.hooks.flatMap { $0.variants.map(\.name) }
 
     /// The syscalls sensor's hook for `capture`: the per-syscall tracepoints first when the set has
-    /// at most `perSyscallLimit` syscalls, then the generic hook (`syscallHooks`: tp_btf, raw_tp),
+    /// at most `perSyscallLimit` syscalls, then the generic hook (`Sensor.syscalls.hooks`: tp_btf, raw_tp),
     /// which a per-syscall try falls back to when tracefs is missing or an attach fails. `only` keeps the variants of these names (nil: every one).
     public static func syscallHooks(for capture: SyscallCapture, only: Set<String>? = nil) -> [Hook] {
-        syscallHooks.map { hook in
+        Sensor.syscalls.hooks.map { hook in
             let generic = hook.variants
             let variants = capture.numbers.count <= perSyscallLimit ? [perSyscallVariant(capture)] + generic : generic
             return Hook(hook.name, variants: variants.filter { only?.contains($0.name) ?? true })
@@ -36,7 +36,7 @@ extension Sensors {
     /// for them: ones it does not implement, whose calls fail with ENOSYS (reported, never
     /// silent; `SyscallTracepoints.attach`). Empty under the generic hook.
     public var syscallsWithoutTracepoint: [String] {
-        guard let sensor = loaded.first(where: { $0.name == "syscalls" })?.variants,
+        guard let sensor = loaded.first(where: { $0.name == Sensor.syscalls.name })?.variants,
               sensor.reports.first?.active == Self.perSyscallVariantName, let capture = syscallCapture else { return [] }
         return SyscallTracepoints.uncovered(sensor, capture.numbers).map { Syscalls.numbered($0)?.nameString ?? "#\($0)" }
     }

@@ -12,17 +12,18 @@ public final class TraceHarness {
     public let sensors: Sensors
     public let stream: EventStream
 
-    /// Loads the sensors with `filter`, taking cgroup ids from `cgroupHierarchy`; `metadata` asks
+    /// Loads the sensors `kinds` and `filter` ask for (`Sensors.init`: by default the process and
+    /// file sensors) with `filter`, taking cgroup ids from `cgroupHierarchy`; `metadata` asks
     /// Docker for names and images; `cgroups` replaces the enricher's cgroup resolver; `syscalls`
-    /// is the syscalls sensor's selection (nil: not loaded); `syscallHooks` its hooks (nil: by the set's size);
-    /// `connections` loads the conn sensor, with `connHooks`.
-    public init(files: Bool = true, filter: KernelFilter = KernelFilter(), metadata: Bool = false,
+    /// is the syscalls sensor's selection in place of the filter's (nil: the filter's); `hooks`
+    /// replaces a sensor's hooks by name (`Sensors.init`).
+    public init(kinds: KindSet = Sensor.process.kinds.union(Sensor.file.kinds), filter: KernelFilter = KernelFilter(), metadata: Bool = false,
                 cgroupHierarchy: CgroupHierarchy = .onThisHost, cgroups: CgroupResolver = CgroupResolver(),
-                syscalls: SyscallCapture? = nil, syscallHooks: [Hook]? = nil, connections: Bool = false,
-                connHooks: [Hook] = Sensors.connHooks) throws {
+                syscalls: SyscallCapture? = nil, hooks: [String: [Hook]] = [:]) throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
-        sensors = try Sensors(files: files, filter: filter, ringBytes: 1 << 24, cgroupHierarchy: cgroupHierarchy,
-                              syscalls: syscalls, syscallHooks: syscallHooks, connections: connections, connHooks: connHooks)
+        var filter = filter
+        if let syscalls { filter.syscalls = syscalls }
+        sensors = try Sensors(kinds: kinds, filter: filter, ringBytes: 1 << 24, cgroupHierarchy: cgroupHierarchy, hooks: hooks)
         stream = try EventStream(sensors: sensors,
                                  enricher: Enricher(metadata: metadata ? ContainerMetadataCache(source: DockerClient()) : nil, cgroups: cgroups),
                                  kinds: KindSet.all)

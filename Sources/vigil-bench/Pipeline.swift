@@ -127,7 +127,7 @@ final class PipelineBench {
         filter.ignorePID = 0
         filter.pids = [UInt32(getpid())]
         // A ring that holds a whole fill, and no wakeup below its size: nothing is read while filling.
-        sensors = try Sensors(files: true, filter: filter, ringBytes: ringBytes, wakeupBytes: UInt64(ringBytes))
+        sensors = try Sensors(kinds: [.open], filter: filter, ringBytes: ringBytes, wakeupBytes: UInt64(ringBytes))
         stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.open])
     }
 
@@ -316,7 +316,7 @@ func liveRun(files: PipelineFiles, opens: Int, ringBytes: Int, loopCPU: Int?, co
     let loop = try OpenLoopProcess(path: files.target, opens: perSlice * slices, slices: slices, cpu: loopCPU)
     var filter = KernelFilter()
     filter.pids = [UInt32(loop.pid)]
-    let sensors = try Sensors(files: true, filter: filter, ringBytes: ringBytes)
+    let sensors = try Sensors(kinds: [.open], filter: filter, ringBytes: ringBytes)
     let output = try EventOutput(path: files.output, format: .json)
     let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.open])
     let lostBefore = try sensors.counters().values.map(\.lost).reduce(0, +)

@@ -39,7 +39,8 @@ func runSyscallPipelineBenchmark(steps: Int, rounds: Int, pin: Bool) throws -> S
     filter.pids = [UInt32(getpid())]
     let ringBytes = 256 << 20
     let capture = SyscallCapture(names: ["openat", "newfstatat", "read", "write", "close"])
-    let sensors = try Sensors(files: false, filter: filter, ringBytes: ringBytes, wakeupBytes: UInt64(ringBytes), syscalls: capture)
+    filter.syscalls = capture
+    let sensors = try Sensors(kinds: [.syscall], filter: filter, ringBytes: ringBytes, wakeupBytes: UInt64(ringBytes))
     defer { sensors.detach() }
     let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
     let devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)

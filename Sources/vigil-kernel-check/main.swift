@@ -79,7 +79,7 @@ if required.contains(.attachKprobe) {
 do {
     var filter = KernelFilter()
     filter.ignorePID = 0
-    let sensors = try Sensors(files: true, filter: filter)
+    let sensors = try Sensors(kinds: Sensor.process.kinds.union(Sensor.file.kinds), filter: filter)
     let active = Dictionary(uniqueKeysWithValues: sensors.reports.map { ("\($0.sensor)/\($0.report.hook)", $0.report.active) })
     print("sensors: \(active.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
     if required.contains(.attachFentry) {
@@ -109,8 +109,8 @@ for variant in Sensors.syscallHooks(for: smallSet)[0].variants {
     do {
         var filter = KernelFilter()
         filter.ignorePID = 0
-        let sensors = try Sensors(files: false, filter: filter, syscalls: smallSet,
-                                  syscallHooks: [Hook("syscalls", variants: [variant])])
+        filter.syscalls = smallSet
+        let sensors = try Sensors(kinds: Sensor.syscalls.kinds, filter: filter, hooks: [Sensor.syscalls.name: [Hook("syscalls", variants: [variant])]])
         let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
         try stream.drain { _ in }
         let child = spawnAndWait(["/bin/cat", "/etc/hostname", "/nonexistent-kernel-check"])
@@ -134,8 +134,8 @@ do {
     var filter = KernelFilter()
     filter.ignorePID = 0
     filter.syscalls = smallSet
-    let sensors = try Sensors(files: false, filter: filter)
-    func active() -> String { sensors.reports.first { $0.sensor == "syscalls" }?.report.active ?? "none" }
+    let sensors = try Sensors(kinds: Sensor.syscalls.kinds, filter: filter)
+    func active() -> String { sensors.reports.first { $0.sensor == Sensor.syscalls.name }?.report.active ?? "none" }
     check("syscalls: a small set chooses per-syscall tracepoints", active() == Sensors.perSyscallVariantName, "\(sensors.reports)")
     print("syscalls: no tracepoint here for \(sensors.syscallsWithoutTracepoint)")
     let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
@@ -202,13 +202,13 @@ let yaml = """
   output: o
   priority: WARNING
 """
-for variant in Sensors.fileHooks[0].variants where variant.requires.allSatisfy({ FeatureProbes.shared.result($0).isAvailable }) {
+for variant in Sensor.file.hooks[0].variants where variant.requires.allSatisfy({ FeatureProbes.shared.result($0).isAvailable }) {
     do {
         unlink("\(dir)/new") // created below, by each variant
         let rules = try RuleSet(files: [("kernel-check.yaml", try YAMLRules.load(yaml, file: "kernel-check.yaml"))])
         var filter = KernelFilter()
         filter.openPaths = rules.openPaths
-        let sensors = try Sensors(files: true, filter: filter, fileHooks: [Hook("open", variants: [variant])])
+        let sensors = try Sensors(kinds: Sensor.file.kinds, filter: filter, hooks: [Sensor.file.name: [Hook("open", variants: [variant])]])
         let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.open])
         try stream.drain { _ in }
         let reader = spawnStatus(["/bin/cat", "\(dir)/watched", "\(dir)/other"])
@@ -298,13 +298,13 @@ func loopbackConnection(bytes: Int) -> Bool {
 }
 // The guest's loopback interface starts down (run-in-kernel.sh brings up nothing); up on a host.
 _ = spawnAndWait(["/usr/sbin/ip", "link", "set", "lo", "up"])
-for (label, hooks) in [("first", Sensors.connHooks), ("fallback", Sensors.connHooks.map { Hook($0.name, variants: [$0.variants.last!]) })] {
+for (label, hooks) in [("first", Sensor.conn.hooks), ("fallback", Sensor.conn.hooks.map { Hook($0.name, variants: [$0.variants.last!]) })] {
     do {
         var filter = KernelFilter()
         filter.ignorePID = 0
         filter.pids = [UInt32(getpid())]
-        let sensors = try Sensors(files: false, filter: filter, connections: true, connHooks: hooks)
-        let active = sensors.reports.filter { $0.sensor == "conn" }.map { "\($0.report.hook) \($0.report.active)" }
+        let sensors = try Sensors(kinds: Sensor.conn.kinds, filter: filter, hooks: [Sensor.conn.name: hooks])
+        let active = sensors.reports.filter { $0.sensor == Sensor.conn.name }.map { "\($0.report.hook) \($0.report.active)" }
         let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.conn, .tcpdrop])
         try stream.drain { _ in }
         let connected = loopbackConnection(bytes: 5)

@@ -25,7 +25,7 @@ func median(_ values: [Double]) -> Double { let s = values.sorted(); return s[s.
 func recordEvents(minimum: Int) throws -> [Event] {
     var filter = KernelFilter()
     filter.ignorePID = 0
-    let sensors = try Sensors(files: true, filter: filter, ringBytes: 1 << 25)
+    let sensors = try Sensors(kinds: Sensor.process.kinds.union(Sensor.file.kinds), filter: filter, ringBytes: 1 << 25)
     let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: KindSet.all)
     var events: [Event] = []
     var shells = Set<UInt32>()

@@ -29,9 +29,9 @@ struct Flows: ParsableCommand {
         let setup = try TracingSetup(global: global, tasks: tasks)
         defer { setup.watcher.stop() }
         let docker = setup.docker
-        let sensors = try Sensors(files: false, filter: setup.filter, connections: true)
+        let sensors = try Sensors(kinds: Sensor.conn.kinds, filter: setup.filter)
         let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: setup.metadata), kinds: [.conn])
-        for (sensor, report) in sensors.reports where sensor == "conn" { Log.info("\(sensor)/\(report.hook): \(report.active)") }
+        for (sensor, report) in sensors.reports where sensor == Sensor.conn.name { Log.info("\(sensor)/\(report.hook): \(report.active)") }
         Log.info("tracing TCP connections; Ctrl-C or SIGTERM stops and prints the table")
 
         var flows = FlowTable()

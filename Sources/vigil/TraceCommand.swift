@@ -91,8 +91,8 @@ struct Trace: ParsableCommand {
         if let syscallHook, !Sensors.syscallVariantNames.contains(syscallHook) {
             throw ValidationError("unknown --syscall-hook '\(syscallHook)': use \(Sensors.syscallVariantNames.joined(separator: " or "))")
         }
-        if let fileHook, !Sensors.fileHooks.contains(where: { $0.variants.contains { $0.name == fileHook } }) {
-            throw ValidationError("unknown --file-hook '\(fileHook)': use \(Sensors.fileHooks.flatMap { $0.variants.map(\.name) }.joined(separator: " or "))")
+        if let fileHook, !Sensor.file.hooks.contains(where: { $0.variants.contains { $0.name == fileHook } }) {
+            throw ValidationError("unknown --file-hook '\(fileHook)': use \(Sensor.file.hooks.flatMap { $0.variants.map(\.name) }.joined(separator: " or "))")
         }
     }
 
@@ -141,9 +141,6 @@ struct Trace: ParsableCommand {
             }
         }
         if !command.isEmpty { kinds.insert(.fork) } // the command's children, for --summary
-        let fileHooks = Sensors.fileHooks.map { hook in
-            Hook(hook.name, variants: hook.variants.filter { fileHook == nil || $0.name == fileHook })
-        }
         if syscallNumbers.isEmpty { kinds.remove(.syscall) }
         // DNS messages are parsed (dns.*, fd.sip.name) when a network syscall is traced or a rule
         // reads them (recvfrom of other ports than 53 is dropped in the kernel unless traced).
@@ -154,11 +151,15 @@ struct Trace: ParsableCommand {
         filter.syscalls = syscalls
         // --syscall-hook forces one variant (the per-syscall one even for a large set); by default
         // the set's size chooses.
-        let syscallHooks = syscalls.flatMap { capture in syscallHook.map { name in
+        var hooks: [String: [Hook]] = [:]
+        hooks[Sensor.syscalls.name] = syscalls.flatMap { capture in syscallHook.map { name in
             name == Sensors.perSyscallVariantName ? [Hook("syscalls", variants: [Sensors.perSyscallVariant(capture)])]
                 : Sensors.syscallHooks(for: capture, only: [name]) } }
-        let sensors = try Sensors(files: kinds.contains(.open), filter: filter, ringBytes: ringMiB << 20, fileHooks: fileHooks,
-                                  syscalls: syscalls, syscallHooks: syscallHooks, connections: !kinds.isDisjoint(with: [.conn, .tcpdrop]))
+        // --file-hook keeps one variant of the file sensor's hook.
+        hooks[Sensor.file.name] = fileHook.map { name in Sensor.file.hooks.map { Hook($0.name, variants: $0.variants.filter { $0.name == name }) } }
+        // The kinds choose the sensors (the file sensor for opens, conn for its kinds); the filter's
+        // syscalls the syscalls sensor.
+        let sensors = try Sensors(kinds: kinds, filter: filter, ringBytes: ringMiB << 20, hooks: hooks)
         let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: kinds)
         for (sensor, report) in sensors.reports {
             let others = report.attempts.filter { $0.outcome == .skipped || $0.outcome == .failed }

@@ -99,11 +99,11 @@ final class ConnectionSensorTests: XCTestCase {
         close(fd)
     }
 
-    private func harness(connHooks: [Hook] = Sensors.connHooks) throws -> TraceHarness {
+    private func harness(connHooks: [Hook] = Sensor.conn.hooks) throws -> TraceHarness {
         var filter = KernelFilter()
         filter.pids = [UInt32(getpid())]
         filter.ignorePID = 0 // this process is the one traced (by default the kernel ignores it as Vigil's own)
-        return try TraceHarness(files: false, filter: filter, connections: true, connHooks: connHooks)
+        return try TraceHarness(kinds: Sensor.conn.kinds, filter: filter, hooks: [Sensor.conn.name: connHooks])
     }
 
     /// Waits until `events` (collected so far) satisfy `done`, draining the ring, at most 3 s.
@@ -175,7 +175,7 @@ final class ConnectionSensorTests: XCTestCase {
         var filter = KernelFilter()
         filter.pids = [UInt32(getpid())]
         filter.ignorePID = 0
-        let harness = try TraceHarness(files: false, filter: filter)
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter)
         XCTAssertFalse(harness.sensors.loaded.contains { $0.name == "conn" }, "nothing asked for connections")
         let rules = try RuleSet(files: [("c.yaml", RuleFiles.items(text: """
             - rule: loopback connection closed
@@ -288,7 +288,7 @@ final class ConnectionSensorTests: XCTestCase {
     /// The fallbacks (raw_tp for the state changes, the kfree_skb tracepoint's record for drops)
     /// report the same: a connection and its drop.
     func testFallbackVariantsReportConnectionsAndDrops() throws {
-        let fallbacks = Sensors.connHooks.map { hook in Hook(hook.name, variants: [hook.variants.last!]) }
+        let fallbacks = Sensor.conn.hooks.map { hook in Hook(hook.name, variants: [hook.variants.last!]) }
         XCTAssertEqual(fallbacks.map { $0.variants[0].name }, ["raw_tp", "tracepoint", "tracepoint", "raw_tp"])
         let harness = try harness(connHooks: fallbacks)
         XCTAssertEqual(harness.sensors.reports.filter { $0.sensor == "conn" }.map(\.report.active), ["raw_tp", "tracepoint", "tracepoint", "raw_tp"])
@@ -348,7 +348,7 @@ final class ConnectionSensorTests: XCTestCase {
         var filter = KernelFilter()
         filter.cgroupIDs = CgroupResolver().cgroupIDs(ofContainer: client.id)
         XCTAssertFalse(filter.cgroupIDs.isEmpty)
-        let harness = try TraceHarness(files: false, filter: filter, metadata: true, connections: true)
+        let harness = try TraceHarness(kinds: Sensor.conn.kinds, filter: filter, metadata: true)
         var serverAddress = ""
         let events = try collect(harness, until: { $0.contains { $0.conn?.phase == .close } }) {
             let inspect = DockerTestEngine.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", server.name])

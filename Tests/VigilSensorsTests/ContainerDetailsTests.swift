@@ -81,7 +81,7 @@ final class ContainerDetailsTests: XCTestCase {
             "--label", "io.kubernetes.pod.name=coredns-7c65d6cfc9-x2x", "--label", "io.kubernetes.pod.namespace=kube-system",
             "--label", "io.kubernetes.sandbox.id=\(sandbox)", "--label", "io.kubernetes.container.name=coredns"])
         let plain = try DockerTestEngine.startContainer(for: self)
-        let harness = try TraceHarness(files: false, metadata: true)
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, metadata: true)
         let events = try harness.collect {
             for container in [pod, plain] { _ = DockerTestEngine.run(["docker", "exec", container.name, "cat", "/etc/hostname"]) }
         }

@@ -20,7 +20,7 @@ final class FDTableTraceTests: XCTestCase {
         filter.ignorePID = 0 // this process's own syscalls
         filter.includeComms = comms
         if comms.isEmpty { filter.pids = [UInt32(getpid())] }
-        return try TraceHarness(files: true, filter: filter, syscalls: SyscallCapture(names: syscalls))
+        return try TraceHarness(filter: filter, syscalls: SyscallCapture(names: syscalls))
     }
 
     func testFDsThroughOpenDup2PipeSocketClose() throws {
@@ -82,7 +82,7 @@ final class FDTableTraceTests: XCTestCase {
         var filter = KernelFilter()
         filter.ignorePID = 0
         filter.includeComms = ["vigil-no-such"]
-        let harness = try TraceHarness(files: false, filter: filter, syscalls: SyscallCapture(names: ["write", "dup2"]))
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: SyscallCapture(names: ["write", "dup2"]))
         let before = try XCTUnwrap(harness.sensors.counters()["syscalls"])
         let filteredBefore = harness.stream.statistics.filtered
         let me = UInt32(getpid())

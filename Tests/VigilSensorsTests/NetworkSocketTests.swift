@@ -32,7 +32,7 @@ final class NetworkSocketTests: XCTestCase {
         var filter = KernelFilter()
         filter.ignorePID = 0 // this process's own syscalls
         filter.pids = Set([UInt32(getpid())] + others.map { UInt32($0) })
-        return try TraceHarness(files: false, filter: filter, syscalls: SyscallCapture(names: syscalls))
+        return try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: SyscallCapture(names: syscalls))
     }
 
     private func mine(_ events: [Event], _ name: String, fd: Int32? = nil) -> [Event] {
@@ -271,7 +271,7 @@ final class NetworkSocketTests: XCTestCase {
         var filter = KernelFilter()
         filter.ignorePID = 0
         filter.pids = [UInt32(getpid())]
-        let harness = try TraceHarness(files: false, filter: filter, syscalls: SyscallCapture(names: ["connect"], dns: true))
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: SyscallCapture(names: ["connect"], dns: true))
         let recorder = RingRecorder()
         harness.stream.recorder = recorder
         var otherPort: UInt16 = 0, client: Int32 = -1, serverPort: UInt16 = 0

@@ -16,7 +16,7 @@ final class PathResolutionTests: XCTestCase {
         defer { unlink(helper) }
         let dir = URL(fileURLWithPath: try temporaryDirectory()).resolvingSymlinksInPath().path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let harness = try TraceHarness(files: false, syscalls: SyscallCapture(names: ["mkdirat", "openat", "renameat", "unlinkat"]))
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, syscalls: SyscallCapture(names: ["mkdirat", "openat", "renameat", "unlinkat"]))
         var pid: Int32 = 0
         let events = try harness.collect { pid = try runProgram(helper, [dir]) }
         let calls = events.filter { $0.pid == UInt32(pid) && $0.kind == .syscall }

@@ -7,7 +7,7 @@ import XCTest
 /// The process sensor loaded into this kernel, triggered by real programs.
 final class ProcessSensorTests: XCTestCase {
     func testExecCarriesFilenameArgvCwdAndAncestry() throws {
-        let harness = try TraceHarness(files: false)
+        let harness = try TraceHarness(kinds: Sensor.process.kinds)
         let dir = try temporaryDirectory()
         var pid: Int32 = 0
         let events = try harness.collect {
@@ -38,7 +38,7 @@ final class ProcessSensorTests: XCTestCase {
     }
 
     func testRelativeExecutableIsResolvedAgainstCwd() throws {
-        let harness = try TraceHarness(files: false)
+        let harness = try TraceHarness(kinds: Sensor.process.kinds)
         var pid: Int32 = 0
         let events = try harness.collect { pid = try runProgram("/bin/sh", ["-c", "cd /usr && exec ./bin/true"]) }
         let exec = try XCTUnwrap(events.last { $0.pid == UInt32(pid) && $0.kind == .exec })
@@ -47,7 +47,7 @@ final class ProcessSensorTests: XCTestCase {
     }
 
     func testArgvLongerThanTheBoundIsCutAndFlagged() throws {
-        let harness = try TraceHarness(files: false)
+        let harness = try TraceHarness(kinds: Sensor.process.kinds)
         let long = String(repeating: "x", count: 2000)
         var pid: Int32 = 0
         let events = try harness.collect { pid = try runProgram("/bin/true", [long, long, long]) }
@@ -61,7 +61,7 @@ final class ProcessSensorTests: XCTestCase {
     }
 
     func testForkAndExitWithCodeAndSignal() throws {
-        let harness = try TraceHarness(files: false)
+        let harness = try TraceHarness(kinds: Sensor.process.kinds)
         var pid: Int32 = 0
         let events = try harness.collect { pid = try runProgram("/bin/sh", ["-c", "(exit 3); kill -9 $$"]) }
         let fork = try XCTUnwrap(events.first { $0.pid == UInt32(pid) && $0.kind == .fork })
@@ -83,7 +83,7 @@ final class ProcessSensorTests: XCTestCase {
         process.arguments = ["-c", "sleep 1; exec cat /etc/hostname"]
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        let harness = try TraceHarness(files: false)
+        let harness = try TraceHarness(kinds: Sensor.process.kinds)
         let events = try harness.collect { process.waitUntilExit() }
         let cat = try XCTUnwrap(events.first { $0.pid == UInt32(process.processIdentifier) && $0.comm == "cat" && $0.kind == .exec })
         XCTAssertEqual(cat.process.ancestorNames.first?.string, ownComm)

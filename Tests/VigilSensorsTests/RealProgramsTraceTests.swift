@@ -35,7 +35,7 @@ final class RealProgramsTraceTests: XCTestCase {
         var filter = KernelFilter()
         filter.includeComms = ["ls", "python3", "curl"]
         let all = Set(Syscalls.all.compactMap { $0.number() })
-        let harness = try TraceHarness(files: false, filter: filter, syscalls: SyscallCapture(numbers: all))
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: SyscallCapture(numbers: all))
         let undecodable = harness.stream.statistics.undecodable
         var pids: [String: Int32] = [:]
         let events = try harness.collect {

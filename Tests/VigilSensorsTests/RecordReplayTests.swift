@@ -46,7 +46,7 @@ final class RecordReplayTests: XCTestCase {
     }
 
     func testLiveRecordsReplayToTheSameEvents() throws {
-        let harness = try TraceHarness(files: true)
+        let harness = try TraceHarness()
         let dir = try temporaryDirectory()
         let marker = dir + "/replay-marker"
         let recorder = RingRecorder()

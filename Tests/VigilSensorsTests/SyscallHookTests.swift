@@ -30,7 +30,7 @@ final class SyscallHookTests: XCTestCase {
 
     func testPerSyscallTracepointsAttachOnlyTheWantedSyscalls() throws {
         let capture = SyscallCapture(names: ["openat", "getppid"])
-        let harness = try TraceHarness(files: false, syscalls: capture)
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, syscalls: capture)
         let report = try XCTUnwrap(harness.sensors.reports.first { $0.sensor == "syscalls" }?.report)
         XCTAssertEqual(report.active, "tracepoint", "\(report.attempts)")
         let sensor = try XCTUnwrap(harness.sensors.loaded.first { $0.name == "syscalls" })
@@ -51,7 +51,7 @@ final class SyscallHookTests: XCTestCase {
         try Data("vigil!".utf8).write(to: URL(fileURLWithPath: path))
         var decoded: [String: [String]] = [:]
         for hooks in [Sensors.syscallHooks(for: capture, only: ["tracepoint"]), Sensors.syscallHooks(for: capture, only: ["tp_btf"])] {
-            let harness = try TraceHarness(files: false, syscalls: capture, syscallHooks: hooks)
+            let harness = try TraceHarness(kinds: Sensor.process.kinds, syscalls: capture, hooks: [Sensor.syscalls.name: hooks])
             let variant = try XCTUnwrap(harness.sensors.reports.first { $0.sensor == "syscalls" }?.report.active)
             var pid: Int32 = 0
             // head reads with read(2) wherever its output goes (cat copies to a file with copy_file_range).
@@ -74,7 +74,7 @@ final class SyscallHookTests: XCTestCase {
     /// attached and detached), grows the set past the limit (the generic hook takes over) and
     /// shrinks it again: every open of the child arrives exactly once.
     func testApplyKeepsEveryEventOfSyscallsThatStay() throws {
-        let harness = try TraceHarness(files: false, syscalls: SyscallCapture(names: ["openat"]))
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, syscalls: SyscallCapture(names: ["openat"]))
         func active() -> String? { harness.sensors.reports.first { $0.sensor == "syscalls" }?.report.active }
         XCTAssertEqual(active(), "tracepoint")
         let directory = try temporaryDirectory()

@@ -68,7 +68,7 @@ final class SyscallSensorTests: XCTestCase {
         var filter = KernelFilter()
         let binaryName = String(URL(fileURLWithPath: try Self.helper.get()).lastPathComponent.prefix(15))
         filter.includeComms = [binaryName]
-        let harness = try TraceHarness(files: false, filter: filter, syscalls: capture)
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: capture)
         let directory = try temporaryDirectory()
         let port = try closedPort()
         let before = try harness.sensors.counters()["syscalls"] ?? SensorCounters()
@@ -207,7 +207,7 @@ final class SyscallSensorTests: XCTestCase {
     func testSyscallsNotAskedForAreNotEmitted() throws {
         // Only nanosleep: the helper's thousand getpid calls, its opens and reads pass the hook
         // and leave at the bitmap; not even the filter counts them.
-        let harness = try TraceHarness(files: false, syscalls: SyscallCapture(names: ["nanosleep"]))
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, syscalls: SyscallCapture(names: ["nanosleep"]))
         let before = try harness.sensors.counters()["syscalls"] ?? SensorCounters()
         var pid: UInt32 = 0
         let events = try harness.collect { pid = try runHelper(port: try closedPort(), directory: try temporaryDirectory()).pid }
@@ -222,15 +222,15 @@ final class SyscallSensorTests: XCTestCase {
 
     func testTheGenericHookIsNotAttachedUnlessSyscallsAreAsked() throws {
         // What exec/fork/exit/open need never pays for a hook on every syscall (notes/performance.md).
-        let harness = try TraceHarness(files: true)
+        let harness = try TraceHarness()
         XCTAssertFalse(harness.sensors.reports.contains { $0.sensor == "syscalls" }, "\(harness.sensors.reports.map(\.sensor))")
-        let empty = try TraceHarness(files: false, syscalls: SyscallCapture(numbers: []))
+        let empty = try TraceHarness(kinds: Sensor.process.kinds, syscalls: SyscallCapture(numbers: []))
         XCTAssertFalse(empty.sensors.reports.contains { $0.sensor == "syscalls" })
     }
 
     func testRawTracepointVariant() throws {
-        let rawOnly = Sensors.syscallHooks.map { Hook($0.name, variants: $0.variants.filter { $0.name == "raw_tp" }) }
-        let harness = try TraceHarness(files: false, syscalls: SyscallCapture(names: ["kill"]), syscallHooks: rawOnly)
+        let rawOnly = Sensor.syscalls.hooks.map { Hook($0.name, variants: $0.variants.filter { $0.name == "raw_tp" }) }
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, syscalls: SyscallCapture(names: ["kill"]), hooks: [Sensor.syscalls.name: rawOnly])
         XCTAssertEqual(harness.sensors.reports.first { $0.sensor == "syscalls" }?.report.active, "raw_tp")
         var pid: UInt32 = 0
         let events = try harness.collect { pid = try runHelper(port: try closedPort(), directory: try temporaryDirectory()).pid }

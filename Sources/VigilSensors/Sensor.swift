@@ -1,0 +1,182 @@
+import VigilBPF
+import VigilEvents
+
+/// One of Vigil's sensors as data: its embedded BPF object, its hooks (variants per hook, tried in
+/// order by `VariantLoader`), the event kinds it emits, which ring it writes, when `Sensors` loads
+/// it and the writers of its own maps. `Sensor.builtIn` is the registry: `Sensors` loads, updates
+/// and releases the sensors of the shared ring from it in one loop, and `FIMSensor` and
+/// `SeccompRecorder` load theirs through the same `load`. Adding a sensor is one entry there and
+/// its BPF object (docs/ARCHITECTURE.md, "Sensors and the registry").
+public struct Sensor: Sendable {
+    /// The ring a sensor's records go to.
+    public enum Ring: Sendable, Equatable {
+        /// `Sensors`' one ring (`Sensors.ring`), with the shared filter maps: its events arrive in
+        /// the one time-ordered stream and meet the same filters.
+        case shared
+        /// A ring of its own, read by the type that drives it, and no shared filter maps.
+        case own
+    }
+
+    /// The embedded object's name (`EmbeddedObjects`, bpf/NAME.bpf.c), also the sensor's name in
+    /// counters, reports and `Sensors.loaded`.
+    public let name: String
+    /// Its hooks, each with its variants in order of preference (a caller may pass others:
+    /// `Sensors.init`'s `hooks`, `load(hooks:)`).
+    public let hooks: [Hook]
+    /// The event kinds made from its records. For a sensor on its own ring, the kinds its driver
+    /// makes from them in userspace (`EventKindDescriptor.hasRecord` is false for those).
+    public let kinds: KindSet
+    /// Where its records go.
+    public let ring: Ring
+    /// Whether `Sensors` loads it for a filter and the kinds its consumer wants; nil: `Sensors`
+    /// never loads it (the type named in its doc drives it).
+    let needed: (@Sendable (KernelFilter, KindSet) -> Bool)?
+    /// Its hooks for a filter, when they depend on it (the syscalls sensor's, on the set's size);
+    /// nil: `hooks`.
+    let hooksForFilter: (@Sendable (KernelFilter) -> [Hook])?
+    /// Runs after load, before any program attaches: writes what a filter asks of it into its own
+    /// maps, keeping what it wrote in the state (for `update`), and readies what its records need.
+    let install: (@Sendable (BPFObject, KernelFilter, inout SensorMapState) throws -> Void)?
+    /// Applies a changed filter to it while it stays loaded (its index in `Sensors.loaded`): in
+    /// place, or by loading it anew (`Sensors.apply`).
+    let update: (@Sendable (Sensors, Int, KernelFilter) throws -> Void)?
+    /// Its maps that only Vigil writes (the programs only read them), which the integrity check
+    /// compares with what Vigil wrote (`Sensors.checkIntegrity`).
+    let watchedMaps: [String]
+
+    init(name: String, hooks: [Hook], kinds: KindSet, ring: Ring, needed: (@Sendable (KernelFilter, KindSet) -> Bool)?,
+         hooksForFilter: (@Sendable (KernelFilter) -> [Hook])? = nil,
+         install: (@Sendable (BPFObject, KernelFilter, inout SensorMapState) throws -> Void)? = nil,
+         update: (@Sendable (Sensors, Int, KernelFilter) throws -> Void)? = nil, watchedMaps: [String] = []) {
+        self.name = name
+        self.hooks = hooks
+        self.kinds = kinds
+        self.ring = ring
+        self.needed = needed
+        self.hooksForFilter = hooksForFilter
+        self.install = install
+        self.update = update
+        self.watchedMaps = watchedMaps
+    }
+
+    /// Whether `Sensors` loads it for `filter` and the consumer's `kinds` (false for a sensor
+    /// `Sensors` does not drive).
+    public func isNeeded(_ filter: KernelFilter, kinds: KindSet) -> Bool { needed?(filter, kinds) ?? false }
+
+    /// Its hooks for `filter`: the syscalls sensor's depend on the set's size, the others' are `hooks`.
+    public func hooks(for filter: KernelFilter) -> [Hook] { hooksForFilter?(filter) ?? hooks }
+
+    /// Opens its embedded object and loads it through `VariantLoader`: every sensor loads this way.
+    /// - Parameters:
+    ///   - hooks: the hooks to load (nil: `hooks`).
+    ///   - configure: sets globals and map sizes of a freshly opened object.
+    ///   - beforeAttach: fills maps once loaded, before anything attaches.
+    /// - Throws: `BPFError` when a hook has no working variant.
+    public func load(hooks: [Hook]? = nil, probes: FeatureProbes = .shared, configure: @escaping (BPFObject) throws -> Void = { _ in },
+                     beforeAttach: @escaping (BPFObject) throws -> Void = { _ in }) throws -> LoadedVariants {
+        let name = name
+        return try VariantLoader(open: { try EmbeddedObjects.open(name) }, hooks: hooks ?? self.hooks, probes: probes,
+                                 configure: configure, beforeAttach: beforeAttach).load()
+    }
+
+    /// The registry entry named `name`.
+    public static func named(_ name: String) -> Sensor? { builtIn.first { $0.name == name } }
+}
+
+/// What a sensor's map writers installed (`Sensor.install`), kept with the loaded sensor for its
+/// in-place updates.
+struct SensorMapState {
+    /// The file sensor's path maps.
+    var openPaths = InstalledOpenPaths()
+}
+
+extension Sensor {
+    /// Every sensor: those of the shared ring in `Sensors`' load order, then the ones with a ring
+    /// of their own.
+    public static let builtIn: [Sensor] = [process, file, conn, syscalls, fim, seccomp]
+
+    /// The process sensor (bpf/process.bpf.c): exec, fork and exit on the scheduler's BTF
+    /// tracepoints, else raw tracepoints. Always loaded: the process table needs its state
+    /// changes whatever a consumer shows, and its object holds the shared maps' definitions.
+    public static let process = Sensor(
+        name: "process",
+        hooks: ["exec", "fork", "exit"].map { hook in
+            Hook(hook, variants: [
+                Variant("tp_btf", requires: [.attachTpBTF], programs: ["\(hook)_tp_btf"]),
+                Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["\(hook)_raw_tp"]),
+            ])
+        },
+        kinds: [.exec, .fork, .exit], ring: .shared, needed: { _, _ in true })
+
+    /// The file sensor (bpf/file.bpf.c): fexit on do_sys_openat2 where trampolines work, else the
+    /// open syscalls' own exit tracepoints (the arguments read from the saved user registers).
+    /// Loaded when a consumer wants opens. Its writers: the rules' path pushdown (`OpenPathMaps`),
+    /// installed before attach and swapped in place when the filter changes.
+    public static let file = Sensor(
+        name: "file",
+        hooks: [
+            Hook("open", variants: [
+                Variant("fexit", requires: [.attachFentry], programs: ["open_fexit"]),
+                Variant("tracepoint", requires: [.attachTracepoint], programs: Sensors.openExitPrograms()),
+            ]),
+        ],
+        kinds: [.open], ring: .shared, needed: { _, kinds in kinds.contains(.open) },
+        install: { object, filter, state in try OpenPathMaps(object).install(filter.openPaths, replacing: &state.openPaths) },
+        update: { sensors, index, filter in try sensors.swapOpenPaths(at: index, filter.openPaths) },
+        watchedMaps: ["open_paths", "open_basenames", "open_inodes", "kill_comms"])
+
+    /// The conn sensor (bpf/conn.bpf.c): TCP state changes (sock/inet_sock_set_state),
+    /// retransmissions (tcp/tcp_retransmit_skb), accept's exit tracepoints (the accepting task)
+    /// and drops (skb/kfree_skb), each tp_btf where BTF tracepoints attach, else raw_tp or the
+    /// tracepoint. Loaded when a consumer wants its kinds (then kept) or the filter asks for it
+    /// (`KernelFilter.connections`: released when it no longer does).
+    public static let conn = Sensor(
+        name: "conn",
+        hooks: [
+            Hook("state", variants: [
+                Variant("tp_btf", requires: [.attachTpBTF], programs: ["state_tp_btf"]),
+                Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["state_raw_tp"]),
+            ]),
+            Hook("accept", variants: [
+                Variant("tracepoint", requires: [.attachTracepoint], programs: ["accept4_exit", "accept_exit"]),
+            ]),
+            Hook("drop", variants: [
+                Variant("tp_btf", requires: [.attachTpBTF], programs: ["drop_tp_btf"]),
+                Variant("tracepoint", requires: [.attachTracepoint], programs: ["drop_tracepoint"]),
+            ]),
+            Hook("retransmit", variants: [
+                Variant("tp_btf", requires: [.attachTpBTF], programs: ["retransmit_tp_btf"]),
+                Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["retransmit_raw_tp"]),
+            ]),
+        ],
+        kinds: [.conn, .tcpdrop], ring: .shared,
+        needed: { filter, kinds in filter.connections || !kinds.isDisjoint(with: [.conn, .tcpdrop]) },
+        install: { _, _, _ in Sensors.dropReasonsInstalled }) // the drop reasons' names, for the decoder
+
+    /// The syscalls sensor (bpf/syscalls.bpf.c): any syscall of `KernelFilter.syscalls`, on the
+    /// generic sys_enter/sys_exit hooks (tp_btf, else raw_tp; these are `hooks`) or, for small
+    /// sets, per-syscall tracepoints first (`Sensors.syscallHooks(for:)`). Loaded while the filter
+    /// names a syscall. Its writers: the bitmap and specs (`SyscallCapture.write`), rewritten in
+    /// place, or the sensor loaded anew on the other hook, when the set changes.
+    public static let syscalls = Sensor(
+        name: "syscalls",
+        hooks: [
+            Hook("syscalls", variants: [
+                Variant("tp_btf", requires: [.attachTpBTF], programs: ["sys_enter_tp_btf", "sys_exit_tp_btf"]),
+                Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["sys_enter_raw_tp", "sys_exit_raw_tp"]),
+            ]),
+        ],
+        kinds: [.syscall], ring: .shared, needed: { filter, _ in Sensors.capture(filter.syscalls) != nil },
+        hooksForFilter: { filter in Sensors.capture(filter.syscalls).map { Sensors.syscallHooks(for: $0) } ?? [] },
+        install: { object, filter, _ in try Sensors.capture(filter.syscalls)?.write(to: object) },
+        update: { sensors, index, filter in try sensors.updateSyscalls(at: index, Sensors.capture(filter.syscalls)) })
+
+    /// The fim sensor (bpf/fim.bpf.c), driven by `FIMSensor`: changes to watched files matched in
+    /// the kernel, on its own ring; the daemon's `FIMMonitor` makes the `fim` events from them.
+    public static let fim = Sensor(name: "fim", hooks: FIMSensor.hooks, kinds: [.fim], ring: .own, needed: nil)
+
+    /// The seccomp sensor (bpf/seccomp.bpf.c), driven by `SeccompRecorder`: records the syscalls
+    /// of watched cgroups as bits in a map (no events); its own ring carries only `verify`'s
+    /// refused syscalls (`SeccompRecorder.verifyHooks`).
+    public static let seccomp = Sensor(name: "seccomp", hooks: SeccompRecorder.hooks, kinds: [], ring: .own, needed: nil)
+}
