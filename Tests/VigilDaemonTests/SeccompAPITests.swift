@@ -86,9 +86,15 @@ final class SeccompAPITests: XCTestCase {
         let labelled = "vigil-seccomp-learn:\(tag)", other = "vigil-seccomp-other:\(tag)"
         let label = "vigil.seccomp.test=learn-\(tag)"
         let daemon = try TestDaemon(extraConfig: "seccomp:\n  record: {label: \"\(label)\"}\n")
-        XCTAssertTrue(daemon.stderr.sofar.contains("seccomp: recording containers labelled \(label)"), daemon.stderr.sofar)
+        // The line is logged once the sensor watches the runtime's cgroups (the daemon may answer
+        // its API a moment before).
+        XCTAssertTrue(waitUntil(seconds: 20) { daemon.stderr.sofar.contains("seccomp: recording containers labelled \(label)") },
+                      daemon.stderr.sofar)
 
-        let workload = ["sh", "-c", "ls /; cat /etc/passwd; echo done; sleep 1"]
+        // The recorder tells containers apart by polling their cgroups every 100 ms and needs
+        // the cgroup still there (README: a container gone sooner is not recorded): the workload
+        // lives 3 s, so a poll delayed by a loaded machine still finds it.
+        let workload = ["sh", "-c", "ls /; cat /etc/passwd; echo done; sleep 3"]
         _ = try DockerTestEngine.startContainer(for: self, image: labelled, command: workload, options: ["--label", label])
         _ = try DockerTestEngine.startContainer(for: self, image: other, command: workload, options: ["--label", "vigil.seccomp.test=other-\(tag)"])
         let target = "/v1/seccomp/profiles/" + labelled
