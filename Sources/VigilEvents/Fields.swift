@@ -20,6 +20,8 @@ public enum FieldValue: Sendable, Equatable {
     case int(Int64)
     case bool(Bool)
     case strings([ByteString])
+    /// Several numbers, a value matching when one of them does (fd.port: either end's port).
+    case uints([UInt64])
 }
 
 /// What a field's value depends on, so that output can render it once and reuse it.

@@ -8,6 +8,11 @@ public struct ProcessDetails: Sendable, Equatable {
     public var pgid: UInt32?
     /// The process group id as seen in the process's own pid namespace (NSpgid's last).
     public var vpgid: UInt32?
+    /// The process id as seen in the process's own pid namespace (NSpid's last): 1 for a
+    /// container's first process.
+    public var vpid: UInt32?
+    /// The environment the program was started with (/proc/PID/environ): NAME=VALUE entries.
+    public var environment: [ByteString]?
     /// Capability sets (bit N: capability N, as CapEff/CapPrm/CapInh).
     public var capEffective: UInt64?, capPermitted: UInt64?, capInheritable: UInt64?
     /// The executable is a memfd (/proc/PID/exe names /memfd:...): a fileless program.

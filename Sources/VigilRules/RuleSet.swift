@@ -109,7 +109,7 @@ public struct RuleSet: Sendable {
     /// Rules with `skip-if-unknown-filter: true` that use a field Vigil does not have: not
     /// loaded, each with the error that says which field and where.
     public let skipped: [SkippedRule]
-    /// What the load found that does not stop it, in rule order: skipped rules, output fields
+    /// What the load found that does not stop it: rules defined again (first), then in rule order skipped rules, output fields
     /// Vigil lacks (printed as `<NA>`), rules that need events Vigil never produces.
     public let warnings: [RuleWarning]
     /// Every rule's condition compiled together, per event kind: only the rules that can match
@@ -157,7 +157,8 @@ public struct RuleSet: Sendable {
         return (kinds, rows)
     }
 
-    /// Merges the files' items in order (append/override, duplicate checks) and compiles.
+    /// Merges the files' items in order (append/override; a rule defined again replaces the first
+    /// definition, with a warning) and compiles.
     ///
     /// A macro or list only matters to the rules that use it: an unknown field in a macro fails
     /// the rules that use it (or skips those with `skip-if-unknown-filter: true`), not the file.
@@ -170,6 +171,7 @@ public struct RuleSet: Sendable {
         var macroSegments: [String: [SourceSegment]] = [:]
         var listItemLocations: [String: [SourceLocation]] = [:]
         var rules: [Rule] = []
+        var redefined: [RuleWarning] = []
         for (_, items) in files {
             for item in items {
                 switch item {
@@ -209,7 +211,7 @@ public struct RuleSet: Sendable {
                         macroSegments[macro.name] = nil
                     }
                 case .rule(let partial, let merge):
-                    do { try Self.merge(partial, merge, into: &rules) } catch { errors.append(error) }
+                    do { try Self.merge(partial, merge, into: &rules, redefined: &redefined) } catch { errors.append(error) }
                 }
             }
         }
@@ -220,7 +222,7 @@ public struct RuleSet: Sendable {
         var compiled: [CompiledRule] = []
         var disabled: [String] = []
         var skipped: [SkippedRule] = []
-        var warnings: [RuleWarning] = []
+        var warnings = redefined
         for rule in rules {
             guard rule.enabled else { disabled.append(rule.name); continue }
             let condition: CompiledCondition
@@ -308,7 +310,25 @@ public struct RuleSet: Sendable {
         return error.message[..<suggestion.lowerBound] + context + error.message[suggestion.lowerBound...]
     }
 
-    private static func merge(_ partial: PartialRule, _ merge: Merge, into rules: inout [Rule]) throws(RuleError) {
+    /// The rule a full definition makes (condition, output and priority required).
+    private static func defined(_ partial: PartialRule) throws(RuleError) -> Rule {
+        guard let condition = partial.condition else {
+            throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no condition")
+        }
+        guard let output = partial.output else { throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no output") }
+        guard let priority = partial.priority else { throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no priority") }
+        return Rule(name: partial.name, description: partial.description ?? "", condition: condition.text,
+                    conditionLocation: condition.location, output: output.text, outputLocation: output.location,
+                    priority: priority, tags: partial.tags ?? [], enabled: partial.enabled ?? true,
+                    exceptions: partial.exceptions ?? [], actions: partial.actions ?? [], location: partial.location,
+                    skipIfUnknownFilter: partial.skipIfUnknownFilter ?? false)
+    }
+
+    /// Merges one rule item into `rules`. A second full definition of a rule replaces the first
+    /// where the first was (as Falco's loader does: Falco's incubating file redefines a rule its
+    /// stable file has), and `redefined` gets a warning naming both places.
+    private static func merge(_ partial: PartialRule, _ merge: Merge, into rules: inout [Rule],
+                              redefined: inout [RuleWarning]) throws(RuleError) {
         let index = rules.firstIndex { $0.name == partial.name }
         guard let index else {
             if merge != .define {
@@ -317,16 +337,7 @@ public struct RuleSet: Sendable {
             if partial.condition == nil, partial.enabled != nil {
                 throw RuleError(location: partial.location, message: "rule '\(partial.name)' is enabled/disabled but was never defined")
             }
-            guard let condition = partial.condition else {
-                throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no condition")
-            }
-            guard let output = partial.output else { throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no output") }
-            guard let priority = partial.priority else { throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no priority") }
-            rules.append(Rule(name: partial.name, description: partial.description ?? "", condition: condition.text,
-                              conditionLocation: condition.location, output: output.text, outputLocation: output.location,
-                              priority: priority, tags: partial.tags ?? [], enabled: partial.enabled ?? true,
-                              exceptions: partial.exceptions ?? [], actions: partial.actions ?? [], location: partial.location,
-                              skipIfUnknownFilter: partial.skipIfUnknownFilter ?? false))
+            rules.append(try defined(partial))
             return
         }
         if merge == .define {
@@ -336,8 +347,10 @@ public struct RuleSet: Sendable {
                 return
             }
             let first = rules[index].location
-            throw RuleError(location: partial.location,
-                            message: "duplicate rule '\(partial.name)' (first defined at \(first.file):\(first.line)); use override or append to change it")
+            rules[index] = try defined(partial)
+            redefined.append(RuleWarning(location: partial.location, rule: partial.name,
+                                         message: "rule '\(partial.name)' is defined again: this definition replaces the one at \(first.file):\(first.line) (as in Falco; use override or append to change a rule)"))
+            return
         }
         func mode(_ key: String) -> OverrideMode? {
             switch merge {
