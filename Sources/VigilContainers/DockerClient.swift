@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import VigilEvents
 
 /// Why a Docker Engine API request failed.
 public enum DockerClientError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -79,6 +80,8 @@ public struct DockerContainerDetails: Sendable, Hashable {
     /// The writable layer of its root file system (`GraphDriver.Data.UpperDir`, overlay2), empty
     /// for other storage drivers.
     public var upperDir: String = ""
+    /// Its volumes and bind mounts (`Mounts`), in the engine's order.
+    public var mounts: [ContainerMount] = []
 }
 
 /// A Docker Engine API client speaking HTTP/1.1 over the engine's unix socket.
@@ -133,7 +136,11 @@ public struct DockerClient: Sendable {
             id: wire.Id, name: Self.trimmingSlash(wire.Name ?? ""), image: wire.Config?.Image ?? "",
             labels: wire.Config?.Labels ?? [:], pid: pid > 0 ? pid : nil, running: wire.State?.Running ?? false,
             imageID: wire.Image ?? "", privileged: wire.HostConfig?.Privileged ?? false,
-            upperDir: wire.GraphDriver?.Data?["UpperDir"] ?? "")
+            upperDir: wire.GraphDriver?.Data?["UpperDir"] ?? "",
+            mounts: (wire.Mounts ?? []).map {
+                ContainerMount(source: $0.Source ?? "", destination: $0.Destination ?? "", mode: $0.Mode ?? "",
+                               readWrite: $0.RW ?? true, propagation: $0.Propagation ?? "")
+            })
     }
 
     // MARK: - Container operations (POST)
@@ -248,7 +255,15 @@ private struct WireDetails: Decodable {
     struct GraphDriver: Decodable {
         var Data: [String: String]?
     }
+    struct Mount: Decodable {
+        var Source: String?
+        var Destination: String?
+        var Mode: String?
+        var RW: Bool?
+        var Propagation: String?
+    }
     var Id: String
+    var Mounts: [Mount]?
     var Name: String?
     var Image: String?
     var Config: Config?
