@@ -183,9 +183,10 @@ final class ConfigAndStoreTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: directory + "/one.yaml", encoding: .utf8), good)
 
         applied = nil
-        XCTAssertThrowsError(try store.put(name: "two", format: .yaml, text: "- rule: r1\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n",
+        XCTAssertThrowsError(try store.put(name: "two", format: .yaml, text: "- rule: r2\n  desc: d\n  condition: evt.type = execve and proc.nmae = x\n  output: o\n  priority: INFO\n",
                                            source: "/home/me/two.yaml") { applied = $0 }) { error in
-            XCTAssertTrue("\(error)".hasPrefix("/home/me/two.yaml:1:9: duplicate rule 'r1'"), "\(error)")
+            XCTAssertTrue("\(error)".hasPrefix("/home/me/two.yaml:3:"), "\(error)")
+            XCTAssertTrue("\(error)".contains("unknown field 'proc.nmae'"), "\(error)")
         }
         XCTAssertNil(applied, "nothing applied")
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/two.yaml"), "nothing written")

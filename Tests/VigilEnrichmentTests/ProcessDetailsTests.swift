@@ -169,4 +169,39 @@ final class ProcessDetailsTests: XCTestCase {
         let e = event(table, pid: sleep)
         XCTAssertEqual(flag(e, "proc.is_exe_from_memfd"), true, "exe: \(text(e, "proc.exepath") ?? "nil")")
     }
+    /// proc.vpid and proc.is_vpgid_leader on a program that is pid 1 of a new pid namespace and
+    /// leads its own group there (unshare --pid --fork setsid sleep), and on its host-side
+    /// parent; proc.env is the environment it was started with.
+    func testNamespacePidGroupLeaderAndEnvironmentOfARealProcess() throws {
+        let marker = "vigil-\(UUID().uuidString)"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        p.arguments = ["--pid", "--fork", "/usr/bin/setsid", "/bin/sleep", "1000"]
+        p.environment = ["PATH": "/usr/bin:/bin", "VIGIL_MARKER": marker]
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        started.append(p)
+        var sleep: Int32?
+        for _ in 0..<60_000 where p.isRunning && sleep == nil {
+            sleep = Self.sleepingDescendant(p.processIdentifier)
+            if sleep == nil { usleep(1000) }
+        }
+        let pid = try XCTUnwrap(sleep, "unshare's sleep never ran")
+        found.append(pid)
+        let table = ProcessTable()
+        table.seed()
+        let e = event(table, pid: pid)
+        XCTAssertEqual(number(e, "proc.vpid"), 1, "pid 1 of the new pid namespace")
+        XCTAssertNotEqual(UInt32(pid), 1)
+        XCTAssertEqual(number(e, "proc.vpgid"), 1, "setsid made it lead its group")
+        XCTAssertEqual(flag(e, "proc.is_vpgid_leader"), true)
+        XCTAssertEqual(Set(text(e, "proc.env")?.split(separator: " ").map(String.init) ?? []), ["PATH=/usr/bin:/bin", "VIGIL_MARKER=\(marker)"],
+                       "the environment given to unshare, passed on by setsid to sleep")
+        // unshare itself: in the host's namespace, in this test's process group, not its leader.
+        let unshare = event(table, pid: p.processIdentifier)
+        XCTAssertEqual(number(unshare, "proc.vpid"), UInt64(p.processIdentifier), "the host's pid namespace: the same id")
+        XCTAssertEqual(flag(unshare, "proc.is_vpgid_leader"), getpgid(p.processIdentifier) == p.processIdentifier)
+    }
 }

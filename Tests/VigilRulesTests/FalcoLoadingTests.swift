@@ -220,6 +220,81 @@ final class FalcoLoadingTests: XCTestCase {
                        ["default.yaml:5:49: user.uid is a number (uint), 'root' is not (an item of list 'admins' at user.yaml:1:9) (rule 'Admin shell')"])
     }
 
+    /// fd.port matches either end's port, as Falco's: `in` and `=` when one of them does, `!=`
+    /// when neither does (Falco's incubating `expected_udp_traffic` macro).
+    func testEitherEndsPortMatches() throws {
+        let set = try load("""
+            - rule: expected
+              desc: d
+              condition: evt.type = connect and fd.port in (53, 123)
+              output: o
+              priority: INFO
+            - rule: not 443
+              desc: d
+              condition: evt.type = connect and fd.port != 443
+              output: o
+              priority: INFO
+            """)
+        func connect(from: UInt16, to: UInt16) throws -> Event {
+            let index = try XCTUnwrap(Syscalls.index(named: "connect"))
+            var e = Event(bootTimeNs: 1, timeNs: 2, cgroupID: 3, pid: 10, tid: 10, ppid: 1, uid: 0, gid: 0, cpu: 0,
+                          mountNamespace: 0, pidNamespace: 0, comm: "dig",
+                          payload: .syscall(.init(index: index, result: 0, latencyNs: 0, args: [3, 0x1000, 16, 0, 0, 0, 0, 0])))
+            let socket = SocketInfo(l4proto: .udp, local: SocketAddress(ip: try XCTUnwrap(IPAddress("10.0.0.2")), port: from),
+                                    remote: SocketAddress(ip: try XCTUnwrap(IPAddress("10.0.0.9")), port: to), role: .client, connected: true)
+            e.fd = FDInfo(number: 3, type: .ipv4, name: ByteString("10.0.0.2:\(from)->10.0.0.9:\(to)"), socket: socket)
+            return e
+        }
+        XCTAssertEqual(set.matches(try connect(from: 40000, to: 53)).map(\.rule.name), ["expected", "not 443"], "the server's port")
+        XCTAssertEqual(set.matches(try connect(from: 123, to: 8080)).map(\.rule.name), ["expected", "not 443"], "the client's port")
+        XCTAssertEqual(set.matches(try connect(from: 40000, to: 443)).map(\.rule.name), [], "443 at one end")
+        XCTAssertEqual(set.matches(try connect(from: 443, to: 80)).map(\.rule.name), [], "443 at the other")
+    }
+
+    /// Falco's three stock files loaded together, in Falco's order (stable, incubating, sandbox;
+    /// the later use the earlier's macros and lists), when copies are at $VIGIL_FALCO_RULES,
+    /// $VIGIL_FALCO_INCUBATING_RULES and $VIGIL_FALCO_SANDBOX_RULES (falcosecurity/rules
+    /// rules/*.yaml): every rule compiles, none is skipped. Checked on the copies of 2026-12 (25,
+    /// 27 and 37 rule definitions): the incubating file defines "Fileless execution via
+    /// memfd_create" again, which replaces the stable file's as in Falco, so 88 rules: 76
+    /// enabled, 12 disabled by their files.
+    func testFalcosWholeStockRuleset() throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard let stable = environment["VIGIL_FALCO_RULES"], let incubating = environment["VIGIL_FALCO_INCUBATING_RULES"],
+              let sandbox = environment["VIGIL_FALCO_SANDBOX_RULES"] else {
+            throw XCTSkip("set VIGIL_FALCO_RULES, VIGIL_FALCO_INCUBATING_RULES and VIGIL_FALCO_SANDBOX_RULES to copies of falcosecurity/rules "
+                          + "rules/falco_rules.yaml, falco-incubating_rules.yaml and falco-sandbox_rules.yaml to run this test")
+        }
+        var files: [(file: String, items: [RuleItem])] = []
+        var definitions: [[String]] = []
+        for path in [stable, incubating, sandbox] {
+            let items = try RuleFiles.items(path: path)
+            files.append((path, items))
+            definitions.append(items.compactMap { if case .rule(let rule, .define) = $0 { return rule.name }; return nil })
+        }
+        XCTAssertEqual(definitions.map(\.count), [25, 27, 37])
+        let set = try RuleSet(files: files)
+        let names = Set(definitions.joined())
+        XCTAssertEqual(names.count, 88)
+        XCTAssertEqual(Set(set.rules.map(\.rule.name) + set.disabled), names)
+        XCTAssertEqual(set.rules.count, 76)
+        XCTAssertEqual(set.disabled.count, 12)
+        XCTAssertEqual(set.skipped.map(\.name), [])
+        let redefined = set.warnings.filter { $0.message.contains("is defined again") }
+        XCTAssertEqual(redefined.map(\.rule), ["Fileless execution via memfd_create"])
+        XCTAssertEqual(redefined.first?.location.file, incubating)
+        XCTAssertEqual(set.rules.first { $0.rule.name == "Fileless execution via memfd_create" }?.rule.location.file, incubating,
+                       "the incubating definition replaced the stable one")
+        for name in ["Change thread namespace", "Launch Privileged Container", "Launch Excessively Capable Container",
+                     "System procs network activity", "Program run with disallowed http proxy env", "Unexpected UDP Traffic",
+                     "Launch Sensitive Mount Container", "Launch Disallowed Container", "Basic Interactive Reconnaissance",
+                     "Known Cryptominer Process Executed", "Container Access to Host Sensitive Paths"] {
+            XCTAssertTrue(set.rules.contains { $0.rule.name == name }, "\(name) is loaded")
+        }
+        print("stock ruleset: \(definitions.map(\.count)) definitions, \(set.rules.count) enabled, \(set.disabled.count) disabled, \(set.skipped.count) skipped")
+        for warning in set.warnings { print("  \(warning)") }
+    }
+
     /// Falco's real stock ruleset, when a copy is at $VIGIL_FALCO_RULES (falcosecurity/rules
     /// rules/falco_rules.yaml): every field its conditions use is in the catalogue, so it loads
     /// as it is, every rule compiled, and no rule is one that can never match (checked on the

@@ -152,8 +152,14 @@ final class RuleFileTests: XCTestCase {
         """)
         XCTAssertEqual(exceptions.matches(exec("bash")).count, 0, "excepted")
         XCTAssertEqual(exceptions.matches(exec("sh")).count, 1)
-        expectError({ _ = try set("- rule: shell\n  desc: again\n  condition: evt.type = execve\n  output: x\n  priority: INFO\n") },
-                    "extra.yaml:1:9", "duplicate rule 'shell' (first defined at base.yaml:5)")
+        // Defined again: the new definition replaces the first, as in Falco, with a warning naming both.
+        let again = try set("- rule: shell\n  desc: again\n  condition: evt.type = execve and proc.name = zsh\n  output: x\n  priority: INFO\n")
+        XCTAssertEqual(again.rules.map(\.rule.description), ["again"])
+        XCTAssertEqual(again.matches(exec("zsh")).count, 1)
+        XCTAssertEqual(again.matches(exec("bash")).count, 0, "the first condition is gone")
+        XCTAssertEqual(again.warnings.map(\.description), [
+            "extra.yaml:1:9: warning: rule 'shell' is defined again: this definition replaces the one at base.yaml:5 (as in Falco; use override or append to change a rule)",
+        ])
         expectError({ _ = try set("- macro: nope\n  condition: x\n  append: true\n") }, "extra.yaml:2:14", "never defined")
     }
 

@@ -7,7 +7,7 @@ import VigilSensors
 import VigilTestSupport
 import XCTest
 
-/// Falco's container.image.*, container.privileged and proc.is_exe_upper_layer from a real Docker
+/// Falco's container.image.*, container.privileged, container.mounts and proc.is_exe_upper_layer from a real Docker
 /// engine and real execs in a real container.
 final class ContainerDetailsTests: XCTestCase {
     private func field(_ name: String, _ event: Event) throws -> FieldValue? {
@@ -97,6 +97,33 @@ final class ContainerDetailsTests: XCTestCase {
         let condition = try ConditionCompiler.compile("k8s.ns.name = \"kube-system\" and k8s.pod.name startswith coredns",
                                                       at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
         XCTAssertTrue(condition.matches(inPod))
+        XCTAssertFalse(condition.matches(outside))
+    }
+
+    /// container.mounts and container.mount.dest[...] from the real engine's Mounts: a container
+    /// with the host's /proc bind-mounted read-only at /host/proc (what Falco's sandbox rule
+    /// "Launch Sensitive Mount Container" looks for) and one without mounts.
+    func testMountsOfARealContainer() throws {
+        let mounted = try DockerTestEngine.startContainer(for: self, options: ["-v", "/proc:/host/proc:ro"])
+        let plain = try DockerTestEngine.startContainer(for: self)
+        let harness = try TraceHarness(files: false, metadata: true)
+        let events = try harness.collect {
+            for container in [mounted, plain] { _ = DockerTestEngine.run(["docker", "exec", container.name, "cat", "/etc/hostname"]) }
+        }
+        func exec(in container: DockerTestEngine.Container) throws -> Event {
+            try XCTUnwrap(events.first { $0.exec != nil && $0.comm == "cat" && $0.container.nameBytes.string == container.name }, container.name)
+        }
+        let inMounted = try exec(in: mounted)
+        XCTAssertEqual(try field("container.mounts", inMounted), .string("/proc:/host/proc:ro:false:rprivate"))
+        XCTAssertEqual(Fields.named("container.mount.dest")?.extract(inMounted, "/proc*"), .string("/host/proc"))
+        XCTAssertEqual(Fields.named("container.mount.dest")?.extract(inMounted, "0"), .string("/host/proc"))
+        XCTAssertNil(Fields.named("container.mount.dest")?.extract(inMounted, "/var/run/docker.sock"))
+        let outside = try exec(in: plain)
+        XCTAssertEqual(try field("container.mounts", outside), .string(""))
+        XCTAssertNil(Fields.named("container.mount.dest")?.extract(outside, "/proc*"))
+        let condition = try ConditionCompiler.compile("container.mount.dest[/proc*] = /host/proc",
+                                                      at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
+        XCTAssertTrue(condition.matches(inMounted))
         XCTAssertFalse(condition.matches(outside))
     }
 
