@@ -75,24 +75,29 @@ final class ContainerDetailsTests: XCTestCase {
     /// The labels the kubelet's runtimes put on a pod's containers name the pod and namespace
     /// (k8s.pod.name, k8s.ns.name, k8s.pod.sandbox_id), as a real exec in a container so labelled
     /// shows; Falco's `k8s.ns.name = "kube-system"` matches it and not an unlabelled container.
+    /// The exec events of `docker exec NAME cat /etc/hostname` run in each container, traced
+    /// with container metadata.
+    private func catExecs(in first: DockerTestEngine.Container, _ second: DockerTestEngine.Container) throws -> (Event, Event) {
+        let harness = try TraceHarness(files: false, metadata: true)
+        let events = try harness.collect {
+            for container in [first, second] { _ = DockerTestEngine.run(["docker", "exec", container.name, "cat", "/etc/hostname"]) }
+        }
+        func exec(in container: DockerTestEngine.Container) throws -> Event {
+            try XCTUnwrap(events.first { $0.exec != nil && $0.comm == "cat" && $0.container.nameBytes.string == container.name }, container.name)
+        }
+        return (try exec(in: first), try exec(in: second))
+    }
+
     func testKubernetesLabelsNameThePodAndNamespace() throws {
         let sandbox = String(repeating: "ab", count: 32)
         let pod = try DockerTestEngine.startContainer(for: self, options: [
             "--label", "io.kubernetes.pod.name=coredns-7c65d6cfc9-x2x", "--label", "io.kubernetes.pod.namespace=kube-system",
             "--label", "io.kubernetes.sandbox.id=\(sandbox)", "--label", "io.kubernetes.container.name=coredns"])
         let plain = try DockerTestEngine.startContainer(for: self)
-        let harness = try TraceHarness(files: false, metadata: true)
-        let events = try harness.collect {
-            for container in [pod, plain] { _ = DockerTestEngine.run(["docker", "exec", container.name, "cat", "/etc/hostname"]) }
-        }
-        func exec(in container: DockerTestEngine.Container) throws -> Event {
-            try XCTUnwrap(events.first { $0.exec != nil && $0.comm == "cat" && $0.container.nameBytes.string == container.name }, container.name)
-        }
-        let inPod = try exec(in: pod)
+        let (inPod, outside) = try catExecs(in: pod, plain)
         XCTAssertEqual(try field("k8s.pod.name", inPod), .string("coredns-7c65d6cfc9-x2x"))
         XCTAssertEqual(try field("k8s.ns.name", inPod), .string("kube-system"))
         XCTAssertEqual(try field("k8s.pod.sandbox_id", inPod), .string(ByteString(String(sandbox.prefix(12)))))
-        let outside = try exec(in: plain)
         XCTAssertNil(try field("k8s.ns.name", outside))
         let condition = try ConditionCompiler.compile("k8s.ns.name = \"kube-system\" and k8s.pod.name startswith coredns",
                                                       at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
@@ -106,19 +111,11 @@ final class ContainerDetailsTests: XCTestCase {
     func testMountsOfARealContainer() throws {
         let mounted = try DockerTestEngine.startContainer(for: self, options: ["-v", "/proc:/host/proc:ro"])
         let plain = try DockerTestEngine.startContainer(for: self)
-        let harness = try TraceHarness(files: false, metadata: true)
-        let events = try harness.collect {
-            for container in [mounted, plain] { _ = DockerTestEngine.run(["docker", "exec", container.name, "cat", "/etc/hostname"]) }
-        }
-        func exec(in container: DockerTestEngine.Container) throws -> Event {
-            try XCTUnwrap(events.first { $0.exec != nil && $0.comm == "cat" && $0.container.nameBytes.string == container.name }, container.name)
-        }
-        let inMounted = try exec(in: mounted)
+        let (inMounted, outside) = try catExecs(in: mounted, plain)
         XCTAssertEqual(try field("container.mounts", inMounted), .string("/proc:/host/proc:ro:false:rprivate"))
         XCTAssertEqual(Fields.named("container.mount.dest")?.extract(inMounted, "/proc*"), .string("/host/proc"))
         XCTAssertEqual(Fields.named("container.mount.dest")?.extract(inMounted, "0"), .string("/host/proc"))
         XCTAssertNil(Fields.named("container.mount.dest")?.extract(inMounted, "/var/run/docker.sock"))
-        let outside = try exec(in: plain)
         XCTAssertEqual(try field("container.mounts", outside), .string(""))
         XCTAssertNil(Fields.named("container.mount.dest")?.extract(outside, "/proc*"))
         let condition = try ConditionCompiler.compile("container.mount.dest[/proc*] = /host/proc",
