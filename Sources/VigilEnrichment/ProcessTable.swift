@@ -146,14 +146,16 @@ public final class ProcessTable {
         version &+= 1
     }
 
-    /// What /proc says of `pid` after its exec (capabilities and executable change; session and
-    /// group stay); what it had before when the process is already gone, without the
-    /// executable's details (another file now).
+    /// What /proc says of `pid` after its exec (capabilities, executable and environment change;
+    /// session, group and pids stay); what it had before when the process is already gone,
+    /// without the executable's details (another file now) nor the environment (the exec was
+    /// given a new one).
     static func detailsAfterExec(pid: UInt32, procRoot: String, before: ProcessDetails?) -> ProcessDetails {
         if let now = ProcessDetails.read(pid: pid, procRoot: procRoot) { return now }
         var kept = before ?? ProcessDetails()
         kept.exe = nil
         kept.exeFromMemfd = nil
+        kept.environment = nil
         return kept
     }
 

@@ -39,7 +39,7 @@ extension Fields {
             guard let vpid = e.process.details.vpid, let vpgid = e.process.details.vpgid else { return nil }
             return .bool(vpid == vpgid)
         },
-        .init("proc.env", .string, scope: .process, "The environment the program was started with (/proc/PID/environ read after its exec): NAME=VALUE entries separated by spaces.") { e, _ in
+        .init("proc.env", .string, scope: .process, "The environment the program was started with (/proc/PID/environ, read when Vigil meets the process and after each exec): NAME=VALUE entries separated by spaces; none when the process was gone before Vigil read it.") { e, _ in
             e.process.details.environment.map { entries in .string(ByteString(entries.map(\.bytes).joined(separator: [0x20]))) }
         },
         .init("proc.vpgid.name", .string, scope: .process, "The process group leader's name (comm).") { e, _ in

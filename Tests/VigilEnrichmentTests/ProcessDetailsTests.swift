@@ -204,4 +204,22 @@ final class ProcessDetailsTests: XCTestCase {
         XCTAssertEqual(number(unshare, "proc.vpid"), UInt64(p.processIdentifier), "the host's pid namespace: the same id")
         XCTAssertEqual(flag(unshare, "proc.is_vpgid_leader"), getpgid(p.processIdentifier) == p.processIdentifier)
     }
+    /// An exec Vigil reads too late (the process is gone) keeps the pids and group from before,
+    /// not the environment: the exec was given a new one, which /proc can no longer tell.
+    func testAnExecOfAProcessAlreadyGoneHasNoEnvironment() throws {
+        let (_, sleep) = try start(["/bin/sleep", "1000"], found: Self.sleeping)
+        let table = ProcessTable()
+        table.seed()
+        XCTAssertNotNil(table.record(UInt32(sleep))?.details.environment, "read while it runs")
+        kill(sleep, SIGKILL)
+        started.last?.waitUntilExit()
+        let exec = Event(bootTimeNs: 1, timeNs: 2, cgroupID: 1, pid: UInt32(sleep), tid: UInt32(sleep), ppid: 1, uid: 0, gid: 0, cpu: 0,
+                         mountNamespace: 0, pidNamespace: Namespaces.hostPID, comm: "curl",
+                         payload: .exec(.init(filename: "/usr/bin/curl", executablePath: "/usr/bin/curl", arguments: ["curl"],
+                                              argumentsTruncated: false, cwd: "/", tty: "", ttyNumber: 0, loginUID: 0, startTimeNs: 1)))
+        table.update(with: exec)
+        let details = try XCTUnwrap(table.record(UInt32(sleep))?.details)
+        XCTAssertNil(details.environment)
+        XCTAssertEqual(details.vpid, UInt32(sleep), "the pid stays across an exec")
+    }
 }
