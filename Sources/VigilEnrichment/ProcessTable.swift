@@ -97,7 +97,8 @@ public final class ProcessTable {
     }
 
     /// Updates the table from `event` before its context is read: an exec replaces the record, a
-    /// fork adds the child (a copy of the parent), any other event adds a process not yet known.
+    /// fork adds the child (a copy of the parent but for its pid in its namespace, which its first
+    /// event from the host's pid namespace tells), any other event adds a process not yet known.
     public func update(with event: Event) {
         switch event.payload {
         case .exec(let x):
@@ -114,6 +115,8 @@ public final class ProcessTable {
             child.pid = f.childPID
             child.ppid = event.pid
             child.startTimeNs = f.childStartTimeNs != 0 ? f.childStartTimeNs : nil
+            // The parent's session, group and environment are the child's; its pid is not.
+            child.details.vpid = nil
             records[f.childPID] = child
             version &+= 1
         default:
@@ -121,6 +124,10 @@ public final class ProcessTable {
                 var record = ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm)
                 record.details = ProcessDetails.read(pid: event.pid, procRoot: procRoot) ?? ProcessDetails()
                 records[event.pid] = record
+                version &+= 1
+            } else if event.pidNamespace == Namespaces.hostPID, let i = records.index(forKey: event.pid), records.values[i].details.vpid == nil {
+                // A forked child's own event from the host's pid namespace: its pid there is its pid.
+                records.values[i].details.vpid = event.pid
                 version &+= 1
             }
         }

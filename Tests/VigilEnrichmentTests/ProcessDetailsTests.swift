@@ -222,4 +222,22 @@ final class ProcessDetailsTests: XCTestCase {
         XCTAssertNil(details.environment)
         XCTAssertEqual(details.vpid, UInt32(sleep), "the pid stays across an exec")
     }
+    /// A forked child is not its parent: no proc.vpid (nor group leadership) until it is known,
+    /// which its first own event in the host's pid namespace tells (there its pid is its pid).
+    func testAForkedChildHasItsOwnNamespacePid() throws {
+        let (_, sleep) = try start(["/bin/sleep", "1000"], found: Self.sleeping)
+        let table = ProcessTable()
+        table.seed()
+        func event(pid: UInt32, _ payload: Payload) -> Event {
+            Event(bootTimeNs: 1, timeNs: 2, cgroupID: 1, pid: pid, tid: pid, ppid: UInt32(sleep), uid: 0, gid: 0, cpu: 0,
+                  mountNamespace: 0, pidNamespace: Namespaces.hostPID, comm: "sleep", payload: payload)
+        }
+        XCTAssertEqual(table.record(UInt32(sleep))?.details.vpid, UInt32(sleep))
+        let child = UInt32(sleep) + 100_000
+        table.update(with: event(pid: UInt32(sleep), .fork(.init(childPID: child, childTID: child, isThread: false, childStartTimeNs: 5))))
+        XCTAssertNil(table.record(child)?.details.vpid, "not the parent's")
+        XCTAssertEqual(table.record(child)?.details.vpgid, table.record(UInt32(sleep))?.details.vpgid, "the parent's group")
+        table.update(with: event(pid: child, .exit(.init(status: 0, startTimeNs: 5, durationNs: 1))))
+        XCTAssertEqual(table.record(child)?.details.vpid, child)
+    }
 }
