@@ -125,11 +125,13 @@ public final class ProcessTable {
                 record.details = ProcessDetails.read(pid: event.pid, procRoot: procRoot) ?? ProcessDetails()
                 records[event.pid] = record
                 version &+= 1
-            } else if event.pidNamespace == Namespaces.hostPID, let i = records.index(forKey: event.pid), records.values[i].details.vpid == nil {
-                // A forked child's own event from the host's pid namespace: its pid there is its pid.
-                records.values[i].details.vpid = event.pid
-                version &+= 1
             }
+        }
+        // An event of a process whose namespace pid is not known (a forked child, an exec read
+        // too late) from the host's pid namespace: its pid there is its pid.
+        if event.pidNamespace == Namespaces.hostPID, let i = records.index(forKey: event.pid), records.values[i].details.vpid == nil {
+            records.values[i].details.vpid = event.pid
+            version &+= 1
         }
     }
 

@@ -124,6 +124,26 @@ final class ContainerDetailsTests: XCTestCase {
         XCTAssertFalse(condition.matches(outside))
     }
 
+    /// The container's first program is pid 1 of its pid namespace on its real exec event
+    /// (proc.vpid, from the process table's read of /proc after the exec), so Falco's
+    /// `container_started` macro (`spawned_process and proc.vpid=1 and container`) matches it and
+    /// not the docker client on the host.
+    func testTheFirstProcessOfARealContainerIsPidOne() throws {
+        let harness = try TraceHarness(files: false, metadata: true)
+        var container: DockerTestEngine.Container?
+        let events = try harness.collect { container = try DockerTestEngine.startContainer(for: self, command: ["sleep", "30"]) }
+        let name = try XCTUnwrap(container).name
+        let first = try XCTUnwrap(events.first { $0.exec != nil && $0.comm == "sleep" && $0.container.nameBytes.string == name })
+        XCTAssertEqual(try field("proc.vpid", first), .uint(1))
+        XCTAssertNotEqual(first.pid, 1)
+        let client = try XCTUnwrap(events.first { $0.exec != nil && $0.comm == "docker" })
+        XCTAssertEqual(try field("proc.vpid", client), .uint(UInt64(client.pid)), "the host's pid namespace")
+        let started = try ConditionCompiler.compile("evt.type in (execve, execveat) and proc.vpid=1 and container.id != host",
+                                                    at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
+        XCTAssertTrue(started.matches(first))
+        XCTAssertFalse(started.matches(client))
+    }
+
     func testImageReferencesSplitAsFalcoDoes() {
         let cases: [(String, String, String, String)] = [
             ("nginx", "nginx", "latest", ""),
