@@ -82,6 +82,8 @@ public struct DockerContainerDetails: Sendable, Hashable {
     public var upperDir: String = ""
     /// Its volumes and bind mounts (`Mounts`), in the engine's order.
     public var mounts: [ContainerMount] = []
+    /// When it last started, ns since the epoch (`State.StartedAt`); nil when never started.
+    public var startTimeNs: UInt64?
 }
 
 /// A Docker Engine API client speaking HTTP/1.1 over the engine's unix socket.
@@ -140,7 +142,8 @@ public struct DockerClient: Sendable {
             mounts: (wire.Mounts ?? []).map {
                 ContainerMount(source: $0.Source ?? "", destination: $0.Destination ?? "", mode: $0.Mode ?? "",
                                readWrite: $0.RW ?? true, propagation: $0.Propagation ?? "")
-            })
+            },
+            startTimeNs: wire.State?.StartedAt.flatMap(Timestamp.parseISO8601))
     }
 
     // MARK: - Container operations (POST)
@@ -248,6 +251,7 @@ private struct WireDetails: Decodable {
     struct State: Decodable {
         var Pid: Int32?
         var Running: Bool?
+        var StartedAt: String?
     }
     struct HostConfig: Decodable {
         var Privileged: Bool?

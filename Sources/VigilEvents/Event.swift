@@ -540,13 +540,17 @@ public struct ContainerDetails: Sendable, Equatable {
     /// Its mounts in the runtime's order (Docker's `Mounts`: volumes and bind mounts); nil when
     /// the runtime did not say.
     public var mounts: [ContainerMount]?
+    /// When it started, ns since the epoch (Docker's `State.StartedAt`); nil when not known.
+    public var startTimeNs: UInt64?
 
     /// Creates details.
-    public init(imageID: String = "", privileged: Bool = false, upperDir: String = "", mounts: [ContainerMount]? = nil) {
+    public init(imageID: String = "", privileged: Bool = false, upperDir: String = "", mounts: [ContainerMount]? = nil,
+                startTimeNs: UInt64? = nil) {
         self.imageID = imageID
         self.privileged = privileged
         self.upperDir = upperDir
         self.mounts = mounts
+        self.startTimeNs = startTimeNs
     }
 }
 

@@ -354,6 +354,10 @@ public enum Fields {
         .init("container.privileged", .bool, scope: .container, "Whether the container runs privileged (`docker run --privileged`); false on the host.") { e, _ in
             .bool(e.container.details.privileged)
         },
+        .init("container.start_ts", .uint, scope: .container, "When the container started, ns since the epoch (the runtime's start time, Docker's State.StartedAt); none on the host or when the runtime did not say.") { e, _ in
+            guard e.container.isContainer else { return nil }
+            return e.container.details.startTimeNs.map { .uint($0) }
+        },
         .init("container.mounts", .string, scope: .container, "The container's mounts (volumes and bind mounts), each SOURCE:DEST:MODE:RDWR:PROPAGATION, separated by commas; none on the host or when the runtime did not say.") { e, _ in
             guard e.container.isContainer, let mounts = e.container.details.mounts else { return nil }
             return str(mounts.map(\.text).joined(separator: ","))

@@ -175,4 +175,26 @@ final class FieldTests: XCTestCase {
         e.container.details = ContainerDetails(mounts: [])
         XCTAssertEqual(v("container.mounts"), .string(""), "known: no mounts")
     }
+    /// Runtimes' RFC 3339 start times read back as what Timestamp.iso8601 writes; the zero time
+    /// of a container never started and other text give nothing; container.start_ts is the
+    /// runtime's start time of a container, none on the host.
+    func testContainerStartTime() {
+        for ns: UInt64 in [0, 1_000_000_000, 1_733_366_442_123_456_789, 951_782_400_000_000_001 /* 2000-02-29 */, 4_102_444_800_000_000_000] {
+            XCTAssertEqual(Timestamp.parseISO8601(Timestamp.iso8601(ns)), ns, Timestamp.iso8601(ns))
+        }
+        XCTAssertEqual(Timestamp.parseISO8601("2024-12-05T02:40:42Z"), 1_733_366_442_000_000_000)
+        XCTAssertEqual(Timestamp.parseISO8601("2024-12-05T02:40:42.5Z"), 1_733_366_442_500_000_000)
+        XCTAssertNil(Timestamp.parseISO8601("0001-01-01T00:00:00Z"), "Docker's never started")
+        for bad in ["", "2024-12-05 02:40:42Z", "2024-12-05T02:40:42+01:00", "2024-13-05T02:40:42Z", "2024-12-05T02:40:42.Z",
+                    "2024-12-05T02:40:42.1234567890Z"] {
+            XCTAssertNil(Timestamp.parseISO8601(bad), bad)
+        }
+        var e = openEvent(name: "x", base: "/etc", result: 3)
+        XCTAssertNil(Fields.named("container.start_ts")?.extract(e, nil), "the host")
+        e.container = ContainerContext(fullID: String(repeating: "ab", count: 32), runtime: "docker", name: "web", image: "nginx:1",
+                                       labels: [:], podUID: "")
+        XCTAssertNil(Fields.named("container.start_ts")?.extract(e, nil), "the runtime did not say")
+        e.container.details = ContainerDetails(startTimeNs: 1_733_366_442_123_456_789)
+        XCTAssertEqual(Fields.named("container.start_ts")?.extract(e, nil), .uint(1_733_366_442_123_456_789))
+    }
 }

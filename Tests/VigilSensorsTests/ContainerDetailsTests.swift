@@ -124,10 +124,11 @@ final class ContainerDetailsTests: XCTestCase {
         XCTAssertFalse(condition.matches(outside))
     }
 
-    /// The container's first program is pid 1 of its pid namespace on its real exec event
-    /// (proc.vpid, from the process table's read of /proc after the exec), so Falco's
-    /// `container_started` macro (`spawned_process and proc.vpid=1 and container`) matches it and
-    /// not the docker client on the host.
+    /// The container's first program is pid 1 of its pid namespace on its real exec event, with
+    /// the engine's start time as container.start_ts
+    /// (proc.vpid, from the process table's read of /proc after the exec); Falco's
+    /// `container_started` macro (`spawned_process and proc.vpid=1 and container`) matches it, not
+    /// the docker client on the host.
     func testTheFirstProcessOfARealContainerIsPidOne() throws {
         let harness = try TraceHarness(files: false, metadata: true)
         var container: DockerTestEngine.Container?
@@ -136,6 +137,10 @@ final class ContainerDetailsTests: XCTestCase {
         let first = try XCTUnwrap(events.first { $0.exec != nil && $0.comm == "sleep" && $0.container.nameBytes.string == name })
         XCTAssertEqual(try field("proc.vpid", first), .uint(1))
         XCTAssertNotEqual(first.pid, 1)
+        let startedAt = DockerTestEngine.run(["docker", "inspect", "--format", "{{.State.StartedAt}}", name]).output
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(try field("container.start_ts", first), Timestamp.parseISO8601(startedAt).map { .uint($0) }, startedAt)
+        XCTAssertNotNil(Timestamp.parseISO8601(startedAt), startedAt)
         let client = try XCTUnwrap(events.first { $0.exec != nil && $0.comm == "docker" })
         XCTAssertEqual(try field("proc.vpid", client), .uint(UInt64(client.pid)), "the host's pid namespace")
         let started = try ConditionCompiler.compile("evt.type in (execve, execveat) and proc.vpid=1 and container.id != host",
