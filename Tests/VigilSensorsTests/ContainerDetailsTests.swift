@@ -122,6 +122,12 @@ final class ContainerDetailsTests: XCTestCase {
                                                       at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
         XCTAssertTrue(condition.matches(inMounted))
         XCTAssertFalse(condition.matches(outside))
+        // Falco's sandbox `sensitive_mount` tests `not container.mount.dest[...] in ("<NA>","N/A")`:
+        // no such mount is no value, a comparison on it is false, so the `not` holds.
+        let sensitive = try ConditionCompiler.compile("not container.mount.dest[/etc] in (\"<NA>\",\"N/A\")",
+                                                      at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
+        XCTAssertTrue(sensitive.matches(outside))
+        XCTAssertTrue(sensitive.matches(inMounted))
     }
 
     /// The container's first program is pid 1 of its pid namespace on its real exec event, with
