@@ -14,6 +14,11 @@ final class ContainerDetailsTests: XCTestCase {
         try XCTUnwrap(Fields.named(name), "no field \(name)").extract(event, nil)
     }
 
+    /// A condition compiled without macros or lists.
+    private func condition(_ text: String) throws -> CompiledCondition {
+        try ConditionCompiler.compile(text, at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
+    }
+
     func testAnExecutableWrittenInTheContainerIsFromTheUpperLayerAndTheImagesAreNot() throws {
         try DockerTestEngine.requireBashImage()
         let harness = try TraceHarness(metadata: true)
@@ -99,10 +104,9 @@ final class ContainerDetailsTests: XCTestCase {
         XCTAssertEqual(try field("k8s.ns.name", inPod), .string("kube-system"))
         XCTAssertEqual(try field("k8s.pod.sandbox_id", inPod), .string(ByteString(String(sandbox.prefix(12)))))
         XCTAssertNil(try field("k8s.ns.name", outside))
-        let condition = try ConditionCompiler.compile("k8s.ns.name = \"kube-system\" and k8s.pod.name startswith coredns",
-                                                      at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
-        XCTAssertTrue(condition.matches(inPod))
-        XCTAssertFalse(condition.matches(outside))
+        let kubeSystem = try condition("k8s.ns.name = \"kube-system\" and k8s.pod.name startswith coredns")
+        XCTAssertTrue(kubeSystem.matches(inPod))
+        XCTAssertFalse(kubeSystem.matches(outside))
     }
 
     /// container.mounts and container.mount.dest[...] from the real engine's Mounts: a container
@@ -118,23 +122,20 @@ final class ContainerDetailsTests: XCTestCase {
         XCTAssertNil(Fields.named("container.mount.dest")?.extract(inMounted, "/var/run/docker.sock"))
         XCTAssertEqual(try field("container.mounts", outside), .string(""))
         XCTAssertNil(Fields.named("container.mount.dest")?.extract(outside, "/proc*"))
-        let condition = try ConditionCompiler.compile("container.mount.dest[/proc*] = /host/proc",
-                                                      at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
-        XCTAssertTrue(condition.matches(inMounted))
-        XCTAssertFalse(condition.matches(outside))
+        let procMounted = try condition("container.mount.dest[/proc*] = /host/proc")
+        XCTAssertTrue(procMounted.matches(inMounted))
+        XCTAssertFalse(procMounted.matches(outside))
         // Falco's sandbox `sensitive_mount` tests `not container.mount.dest[...] in ("<NA>","N/A")`:
         // no such mount is no value, a comparison on it is false, so the `not` holds.
-        let sensitive = try ConditionCompiler.compile("not container.mount.dest[/etc] in (\"<NA>\",\"N/A\")",
-                                                      at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
+        let sensitive = try condition("not container.mount.dest[/etc] in (\"<NA>\",\"N/A\")")
         XCTAssertTrue(sensitive.matches(outside))
         XCTAssertTrue(sensitive.matches(inMounted))
     }
 
-    /// The container's first program is pid 1 of its pid namespace on its real exec event, with
-    /// the engine's start time as container.start_ts
-    /// (proc.vpid, from the process table's read of /proc after the exec); Falco's
-    /// `container_started` macro (`spawned_process and proc.vpid=1 and container`) matches it, not
-    /// the docker client on the host.
+    /// The container's first program is pid 1 of its pid namespace on its real exec event
+    /// (proc.vpid, from the process table's read of /proc after the exec), with the engine's start
+    /// time as container.start_ts; Falco's `container_started` macro (`spawned_process and
+    /// proc.vpid=1 and container`) matches it, not the docker client on the host.
     func testTheFirstProcessOfARealContainerIsPidOne() throws {
         let harness = try TraceHarness(files: false, metadata: true)
         var container: DockerTestEngine.Container?
@@ -149,8 +150,7 @@ final class ContainerDetailsTests: XCTestCase {
         XCTAssertNotNil(Timestamp.parseISO8601(startedAt), startedAt)
         let client = try XCTUnwrap(events.first { $0.exec != nil && $0.comm == "docker" })
         XCTAssertEqual(try field("proc.vpid", client), .uint(UInt64(client.pid)), "the host's pid namespace")
-        let started = try ConditionCompiler.compile("evt.type in (execve, execveat) and proc.vpid=1 and container.id != host",
-                                                    at: SourceLocation(file: "t", line: 1, column: 1), context: ConditionContext())
+        let started = try condition("evt.type in (execve, execveat) and proc.vpid=1 and container.id != host")
         XCTAssertTrue(started.matches(first))
         XCTAssertFalse(started.matches(client))
     }
