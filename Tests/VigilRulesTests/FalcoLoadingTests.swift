@@ -68,26 +68,48 @@ final class FalcoLoadingTests: XCTestCase {
         try RuleSet(files: [(file, try YAMLRules.load(text, file: file))])
     }
 
-    /// The strict rule fails alone, naming the rule, the macro, the field, file and line; the
-    /// skipping rule is skipped with a warning naming the rule and the field; the unused macro
-    /// with unknown fields costs nothing.
+    /// Both rules using the macro with a field Vigil lacks are skipped, with or without
+    /// `skip-if-unknown-filter` (issue 12 section 5), each in one warning line naming the rule,
+    /// the field, where it is written and the macro; the file's other rules load; the unused
+    /// macro with unknown fields costs nothing.
     func testAnUnknownFieldInAMacroOnlyMattersToTheRulesUsingIt() throws {
-        let found = errors { _ = try self.load(Self.falcoStyle) }
-        XCTAssertEqual(found.count, 1, "\(found)")
-        XCTAssertEqual(found.first?.description,
-                       "falco_style.yaml:2:79: unknown field 'ka.target.namespace' in macro 'open_read', used by rule 'Strict read' at falco_style.yaml:15:9")
-        XCTAssertEqual(found.first?.unknownField, "ka.target.namespace")
-
-        // Without the strict rule the file loads: one skip, the others compiled.
-        let withoutStrict = Self.falcoStyle.replacingOccurrences(of: "- rule: Strict read", with: "- rule: Strict read\n  enabled: false")
-        let set = try load(withoutStrict)
+        let set = try load(Self.falcoStyle)
         XCTAssertEqual(set.rules.map(\.rule.name), ["Known fields only", "Container started"])
-        XCTAssertEqual(set.disabled, ["Strict read"])
-        XCTAssertEqual(set.skipped.map(\.name), ["Skipped read"])
+        XCTAssertEqual(set.skipped.map(\.name), ["Skipped read", "Strict read"])
+        XCTAssertEqual(set.skipped.map(\.field), ["ka.target.namespace", "ka.target.namespace"])
         XCTAssertEqual(set.skipped.first?.description,
-                       "falco_style.yaml:9:9: rule 'Skipped read' skipped (skip-if-unknown-filter): unknown field 'ka.target.namespace' in macro 'open_read' at falco_style.yaml:2:79")
-        XCTAssertEqual(set.warnings.first?.description,
-                       "falco_style.yaml:9:9: warning: rule 'Skipped read' skipped (skip-if-unknown-filter): unknown field 'ka.target.namespace' in macro 'open_read' at falco_style.yaml:2:79")
+                       "falco_style.yaml:9:9: rule 'Skipped read' skipped: Vigil has no field 'ka.target.namespace' (falco_style.yaml:2:79, in macro 'open_read')")
+        XCTAssertEqual(set.warnings.prefix(2).map(\.description), [
+            "falco_style.yaml:9:9: warning: rule 'Skipped read' skipped: Vigil has no field 'ka.target.namespace' (falco_style.yaml:2:79, in macro 'open_read')",
+            "falco_style.yaml:15:9: warning: rule 'Strict read' skipped: Vigil has no field 'ka.target.namespace' (falco_style.yaml:2:79, in macro 'open_read')",
+        ])
+    }
+
+    /// Issue 12 section 5: a file with one good rule and one naming a field Vigil lacks loads
+    /// the good one and reports the other in one line with the nearest known names.
+    func testARuleNeedingAFieldVigilLacksIsSkippedInOneLineAndTheFileLoads() throws {
+        let text = """
+            - rule: Good
+              desc: d
+              condition: evt.type = execve and proc.name = nc
+              output: o
+              priority: INFO
+            - rule: Typo
+              desc: d
+              condition: evt.type = execve and proc.nmae = nc
+              output: o
+              priority: INFO
+            """
+        let set = try load(text, "one.yaml")
+        XCTAssertEqual(set.rules.map(\.rule.name), ["Good"])
+        XCTAssertEqual(set.matches(exec("nc")).map(\.rule.name), ["Good"])
+        XCTAssertEqual(set.skipped.map(\.description),
+                       ["one.yaml:6:9: rule 'Typo' skipped: Vigil has no field 'proc.nmae' (one.yaml:8:36); did you mean 'proc.name', 'proc.aexe', 'proc.aname'?"])
+        XCTAssertEqual(set.warnings.map(\.description),
+                       ["one.yaml:6:9: warning: rule 'Typo' skipped: Vigil has no field 'proc.nmae' (one.yaml:8:36); did you mean 'proc.name', 'proc.aexe', 'proc.aname'?"])
+        // Any other error still fails the load.
+        let found = errors { _ = try self.load(text.replacingOccurrences(of: "proc.name = nc", with: "proc.name = nc and no_such_macro"), "one.yaml") }
+        XCTAssertEqual(found.map(\.location.line), [3], "\(found)")
     }
 
     /// Output fields Vigil lacks print `<NA>`, as in Falco, and are a warning, never a skip.
@@ -149,12 +171,16 @@ final class FalcoLoadingTests: XCTestCase {
         XCTAssertEqual(found.map(\.description), [
             "many.yaml:13:3: unknown key 'conditon' in a rule (valid: actions, append, condition, desc, enabled, exceptions, output, override, priority, rule, skip-if-unknown-filter, source, tags, warn_evttypes)",
         ], "a file whose items cannot be read stops before merging, with every such item's error")
-        let compiled = errors { _ = try self.load(text.replacingOccurrences(of: "  conditon: typo in a key", with: "  condition: proc.name = x\n  output: o\n  priority: INFO"), "many.yaml") }
+        let fixed = text.replacingOccurrences(of: "  conditon: typo in a key", with: "  condition: proc.name = x\n  output: o\n  priority: INFO")
+        let compiled = errors { _ = try self.load(fixed.replacingOccurrences(of: "proc.nmae = x", with: "no_macro_a")
+                                                       .replacingOccurrences(of: "ka.target.namespace = f", with: "no_macro_b"), "many.yaml") }
         XCTAssertEqual(compiled.count, 3, "\(compiled)")
         XCTAssertEqual(compiled.map(\.location.line), [3, 8, 18])
-        XCTAssertTrue(compiled[0].message.contains("unknown field 'proc.nmae'") && compiled[0].message.hasSuffix("(rule 'a')"), compiled[0].message)
-        XCTAssertTrue(compiled[1].message.contains("unknown field 'ka.target.namespace'") && compiled[1].message.hasSuffix("(rule 'b')"), compiled[1].message)
+        XCTAssertTrue(compiled[0].message.contains("undefined macro 'no_macro_a'") && compiled[0].message.hasSuffix("(rule 'a')"), compiled[0].message)
+        XCTAssertTrue(compiled[1].message.contains("undefined macro 'no_macro_b'") && compiled[1].message.hasSuffix("(rule 'b')"), compiled[1].message)
         XCTAssertTrue(compiled[2].message.contains("undefined macro 'undefined_macro'") && compiled[2].message.hasSuffix("(rule 'd')"), compiled[2].message)
+        // Rules a and b naming fields Vigil lacks are skipped, not errors: only d's remains.
+        XCTAssertEqual(errors { _ = try self.load(fixed, "many.yaml") }.map(\.location.line), [18])
     }
 
     /// Errors of several files are all reported: a file that cannot be read or parsed does
@@ -164,7 +190,7 @@ final class FalcoLoadingTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "- rule: a\n  condition: [unclosed\n".write(toFile: dir + "/one.yaml", atomically: true, encoding: .utf8)
-        try "- rule: b\n  desc: d\n  condition: proc.nmae = x\n  output: o\n  priority: INFO\n".write(toFile: dir + "/two.yaml", atomically: true, encoding: .utf8)
+        try "- rule: b\n  desc: d\n  condition: no_such_macro\n  output: o\n  priority: INFO\n".write(toFile: dir + "/two.yaml", atomically: true, encoding: .utf8)
         let found = errors { _ = try RuleFiles.ruleSet(paths: [dir + "/one.yaml", dir + "/two.yaml", dir + "/missing.yaml"], defaults: false) }
         XCTAssertEqual(found.map(\.location.file), [dir + "/one.yaml", dir + "/missing.yaml", dir + "/two.yaml"], "\(found)")
     }
@@ -183,7 +209,7 @@ final class FalcoLoadingTests: XCTestCase {
             """
         let user = """
             - macro: spawned
-              condition: and ka.target.namespace = f
+              condition: and no_such_macro
               append: true
             """
         let found = errors {
@@ -191,12 +217,12 @@ final class FalcoLoadingTests: XCTestCase {
                                     ("user.yaml", try YAMLRules.load(user, file: "user.yaml"))])
         }
         XCTAssertEqual(found.map(\.description),
-                       ["user.yaml:2:18: unknown field 'ka.target.namespace' in macro 'spawned', used by rule 'Shell' at default.yaml:3:9"])
+                       ["user.yaml:2:18: undefined macro 'no_such_macro' in macro 'spawned', used by rule 'Shell' at default.yaml:3:9"])
 
-        // The same through an appended rule condition and an exception written in the user file.
+        // The same through an appended rule condition written in the user file.
         let userRule = """
             - rule: Shell
-              condition: and ka.target.namespace = f
+              condition: and no_such_macro
               append: true
             """
         let appended = errors {
@@ -204,7 +230,13 @@ final class FalcoLoadingTests: XCTestCase {
                                     ("user.yaml", try YAMLRules.load(userRule, file: "user.yaml"))])
         }
         XCTAssertEqual(appended.map(\.description),
-                       ["user.yaml:2:18: unknown field 'ka.target.namespace', used by rule 'Shell' at default.yaml:3:9"])
+                       ["user.yaml:2:18: undefined macro 'no_such_macro', used by rule 'Shell' at default.yaml:3:9"])
+
+        // A field Vigil lacks written there skips the rule, in one line naming both places.
+        let skipping = try RuleSet(files: [("default.yaml", try YAMLRules.load(base, file: "default.yaml")),
+                                           ("user.yaml", try YAMLRules.load(user.replacingOccurrences(of: "no_such_macro", with: "ka.target.namespace = f"), file: "user.yaml"))])
+        XCTAssertEqual(skipping.skipped.map(\.description),
+                       ["default.yaml:3:9: rule 'Shell' skipped: Vigil has no field 'ka.target.namespace' (user.yaml:2:18, in macro 'spawned')"])
     }
 
     /// A user file's list item breaking a default rule: the error is at the rule's use of the
