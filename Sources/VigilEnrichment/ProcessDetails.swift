@@ -30,8 +30,16 @@ extension ProcessDetails {
                 details.sid = UInt32(rest[3])
             }
         }
-        if let environ = try? Data(contentsOf: URL(fileURLWithPath: "\(dir)/environ")) {
-            details.environment = environ.split(separator: 0).map { ByteString(Array($0)) }
+        if let file = FileHandle(forReadingAtPath: "\(dir)/environ") {
+            // One byte more than kept tells whether there was more; never the whole of a huge one.
+            let limit = ProcessDetails.environmentLimit
+            let environ = (try? file.read(upToCount: limit + 1)) ?? Data()
+            try? file.close()
+            let truncated = environ.count > limit
+            // Whole entries only: up to the last NUL within the limit when cut.
+            let kept = truncated ? environ.prefix(limit).lastIndex(of: 0).map { environ[..<$0] } ?? Data() : environ
+            details.environment = kept.split(separator: 0).map { ByteString(Array($0)) }
+            details.environmentTruncated = truncated
         }
         if let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/exe") {
             details.exeFromMemfd = link.hasPrefix("/memfd:")

@@ -165,6 +165,7 @@ public final class ProcessTable {
         kept.exe = nil
         kept.exeFromMemfd = nil
         kept.environment = nil
+        kept.environmentTruncated = nil
         return kept
     }
 

@@ -500,7 +500,9 @@ extension Fields {
         `surrogateescape`), so `s.encode("utf-8", "surrogateescape")` gives the original bytes back.
 
         Bounds: argv keeps 4096 bytes (`proc.args_truncated` says when it was cut); paths keep 4096
-        bytes and 48 directory levels (`fd.truncated`); names as given keep 1023 bytes.
+        bytes and 48 directory levels (`fd.truncated`); names as given keep 1023 bytes; the
+        environment (`proc.env`) keeps the whole NAME=VALUE entries within its first 4096 bytes
+        (`proc.env_truncated`).
 
         | field | type | events | description |
         |---|---|---|---|

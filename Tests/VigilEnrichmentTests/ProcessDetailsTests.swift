@@ -28,10 +28,11 @@ final class ProcessDetailsTests: XCTestCase {
 
     /// Starts `arguments` and returns its pid and the pid `found` picks once /proc shows it
     /// (polled every millisecond; a program that neither gets there nor exits in a minute fails).
-    private func start(_ arguments: [String], found: (Int32) -> Int32?) throws -> (started: Int32, found: Int32) {
+    private func start(_ arguments: [String], environment: [String: String]? = nil, found: (Int32) -> Int32?) throws -> (started: Int32, found: Int32) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: arguments[0])
         p.arguments = Array(arguments.dropFirst())
+        if let environment { p.environment = environment }
         // Not this test's output: a child left holding it would keep `swift test` waiting.
         p.standardInput = FileHandle.nullDevice
         p.standardOutput = FileHandle.nullDevice
@@ -239,5 +240,36 @@ final class ProcessDetailsTests: XCTestCase {
         XCTAssertEqual(table.record(child)?.details.vpgid, table.record(UInt32(sleep))?.details.vpgid, "the parent's group")
         table.update(with: event(pid: child, .exit(.init(status: 0, startTimeNs: 5, durationNs: 1))))
         XCTAssertEqual(table.record(child)?.details.vpid, child)
+    }
+
+    /// proc.env keeps at most `ProcessDetails.environmentLimit` (4096) bytes of a process's
+    /// environment, whole NAME=VALUE entries in order, and proc.env_truncated says it was cut:
+    /// a real sleep started with about 64 KiB of environment.
+    func testAProcessWithALargeEnvironmentKeepsAtMost4096BytesOfWholeEntries() throws {
+        let value = String(repeating: "x", count: 200)
+        var environment: [String: String] = [:]
+        for n in 0..<320 { environment[String(format: "VIGIL_BIG_%03d", n)] = value }
+        let (_, sleep) = try start(["/bin/sleep", "1000"], environment: environment, found: Self.sleeping)
+        let whole = try XCTUnwrap(FileHandle(forReadingAtPath: "/proc/\(sleep)/environ")).readDataToEndOfFile()
+        XCTAssertGreaterThan(whole.count, 60_000, "the process really has the large environment")
+        let given = whole.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        let table = ProcessTable()
+        table.seed()
+        let kept = try XCTUnwrap(table.record(UInt32(sleep))?.details.environment, "read while it runs")
+        let bytes = kept.reduce(0) { $0 + $1.bytes.count + 1 }
+        XCTAssertLessThanOrEqual(bytes, ProcessDetails.environmentLimit)
+        XCTAssertGreaterThan(bytes, ProcessDetails.environmentLimit - 216, "as many whole entries as fit (each is 214 bytes with its NUL)")
+        XCTAssertEqual(kept.map(\.string), Array(given.prefix(kept.count)), "whole entries, in /proc's order")
+        let e = event(table, pid: sleep)
+        XCTAssertEqual(flag(e, "proc.env_truncated"), true)
+        XCTAssertEqual(text(e, "proc.env"), given.prefix(kept.count).joined(separator: " "))
+
+        // A small environment is kept whole and not marked.
+        let (_, small) = try start(["/bin/sleep", "1000"], environment: ["PATH": "/usr/bin:/bin"], found: Self.sleeping)
+        let again = ProcessTable()
+        again.seed()
+        let s = event(again, pid: small)
+        XCTAssertEqual(text(s, "proc.env"), "PATH=/usr/bin:/bin")
+        XCTAssertEqual(flag(s, "proc.env_truncated"), false)
     }
 }
