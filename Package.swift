@@ -87,7 +87,7 @@ let package = Package(
         ),
         // cgroup -> container id/runtime/pod, and runtime APIs (Docker Engine) for names and images.
         // Pure parsing plus a socket client: no libbpf.
-        .target(name: "VigilContainers"),
+        .target(name: "VigilContainers", dependencies: ["VigilEvents"]),
         // Alerts and what acts on them: sinks (stdout, file, syslog, webhook, Slack, email, exec)
         // and enforcement (kill, Docker pause/stop/kill), behind bounded queues with dedup.
         .target(

@@ -154,6 +154,7 @@ public struct Alert: Sendable {
         case .int(let v): return Array(String(v).utf8)
         case .bool(let v): return Array((v ? "true" : "false").utf8)
         case .strings(let list): return Array(list.map(\.bytes).joined(separator: [0x20]))
+        case .uints(let list): return Array(list.map(String.init).joined(separator: " ").utf8)
         }
     }
 }

@@ -1,3 +1,4 @@
+import VigilEvents
 import Dispatch
 import Synchronization
 
@@ -20,10 +21,17 @@ public struct ContainerMetadata: Sendable, Hashable {
     /// The writable layer of its root file system on the host (overlayfs upper directory), empty
     /// when not known.
     public var upperDir: String
+    /// Its mounts (volumes and bind mounts); nil when the runtime did not say.
+    public var mounts: [ContainerMount]?
+    /// When it started, ns since the epoch; nil when the runtime did not say.
+    public var startTimeNs: UInt64?
 
     /// Creates a metadata record.
     public init(id: String, name: String, image: String, labels: [String: String], runtime: ContainerRuntime,
-                imageID: String = "", privileged: Bool = false, upperDir: String = "") {
+                imageID: String = "", privileged: Bool = false, upperDir: String = "", mounts: [ContainerMount]? = nil,
+                startTimeNs: UInt64? = nil) {
+        self.mounts = mounts
+        self.startTimeNs = startTimeNs
         self.id = id
         self.name = name
         self.image = image
@@ -47,7 +55,8 @@ extension DockerClient: ContainerMetadataSource {
     public func metadata(forContainerID id: String) throws -> ContainerMetadata? {
         try inspect(id).map {
             ContainerMetadata(id: $0.id, name: $0.name, image: $0.image, labels: $0.labels, runtime: .docker,
-                              imageID: $0.imageID, privileged: $0.privileged, upperDir: $0.upperDir)
+                              imageID: $0.imageID, privileged: $0.privileged, upperDir: $0.upperDir, mounts: $0.mounts,
+                              startTimeNs: $0.startTimeNs)
         }
     }
 }

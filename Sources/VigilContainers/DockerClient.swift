@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import VigilEvents
 
 /// Why a Docker Engine API request failed.
 public enum DockerClientError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -79,6 +80,10 @@ public struct DockerContainerDetails: Sendable, Hashable {
     /// The writable layer of its root file system (`GraphDriver.Data.UpperDir`, overlay2), empty
     /// for other storage drivers.
     public var upperDir: String = ""
+    /// Its volumes and bind mounts (`Mounts`), in the engine's order.
+    public var mounts: [ContainerMount] = []
+    /// When it last started, ns since the epoch (`State.StartedAt`); nil when never started.
+    public var startTimeNs: UInt64?
 }
 
 /// A Docker Engine API client speaking HTTP/1.1 over the engine's unix socket.
@@ -133,7 +138,12 @@ public struct DockerClient: Sendable {
             id: wire.Id, name: Self.trimmingSlash(wire.Name ?? ""), image: wire.Config?.Image ?? "",
             labels: wire.Config?.Labels ?? [:], pid: pid > 0 ? pid : nil, running: wire.State?.Running ?? false,
             imageID: wire.Image ?? "", privileged: wire.HostConfig?.Privileged ?? false,
-            upperDir: wire.GraphDriver?.Data?["UpperDir"] ?? "")
+            upperDir: wire.GraphDriver?.Data?["UpperDir"] ?? "",
+            mounts: (wire.Mounts ?? []).map {
+                ContainerMount(source: $0.Source ?? "", destination: $0.Destination ?? "", mode: $0.Mode ?? "",
+                               readWrite: $0.RW ?? true, propagation: $0.Propagation ?? "")
+            },
+            startTimeNs: wire.State?.StartedAt.flatMap(Timestamp.parseISO8601))
     }
 
     // MARK: - Container operations (POST)
@@ -241,6 +251,7 @@ private struct WireDetails: Decodable {
     struct State: Decodable {
         var Pid: Int32?
         var Running: Bool?
+        var StartedAt: String?
     }
     struct HostConfig: Decodable {
         var Privileged: Bool?
@@ -248,7 +259,15 @@ private struct WireDetails: Decodable {
     struct GraphDriver: Decodable {
         var Data: [String: String]?
     }
+    struct Mount: Decodable {
+        var Source: String?
+        var Destination: String?
+        var Mode: String?
+        var RW: Bool?
+        var Propagation: String?
+    }
     var Id: String
+    var Mounts: [Mount]?
     var Name: String?
     var Image: String?
     var Config: Config?

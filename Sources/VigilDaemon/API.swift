@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import VigilBPF
 import VigilEvents
 import VigilRules
@@ -36,6 +37,8 @@ public struct APIRouter: Sendable {
     let info: DaemonInfo
     /// The seccomp profiles kept per image (STATE_DIR/seccomp).
     var profiles: ProfileStore
+    /// Where a stored file's skipped rules are logged (as the daemon logs `RuleSet.warnings`).
+    var logger: Logger?
 
     /// Answers one request.
     public func route(_ request: HTTPRequest) async -> HTTPReply {
@@ -65,12 +68,12 @@ public struct APIRouter: Sendable {
     // MARK: - Rules
 
     private func listRules() -> HTTPReply {
-        encode(200, RuleSetList(ruleSets: store.list().map(RuleSetSummary.init)))
+        encode(200, RuleSetList(ruleSets: store.list().map { RuleSetSummary($0, skipped: store.skipped(in: $0)) }))
     }
 
     private func getRules(_ name: String) -> HTTPReply {
         guard let set = store.get(name) else { return .error(404, RuleStoreError.notFound(name).description) }
-        return encode(200, RuleSetDetail(set))
+        return encode(200, RuleSetDetail(set, skipped: store.skipped(in: set)))
     }
 
     private func createRules(_ request: HTTPRequest) -> HTTPReply {
@@ -95,7 +98,9 @@ public struct APIRouter: Sendable {
             let (set, created) = try store.put(name: name, format: format, text: text, source: request.query["source"]) { version = engine.setRules($0) }
             // The answer comes once the rules run: an event right after it is checked against them.
             guard engine.waitUntilApplied(version) else { return .error(503, "the rules were stored but the event loop did not apply them within 30 s") }
-            return encode(created ? 201 : 200, RuleSetSummary(set))
+            let skipped = store.skipped(in: set)
+            for skip in skipped { logger?.warning("rules: \(name): \(skip.warning)") }
+            return encode(created ? 201 : 200, RuleSetSummary(set, skipped: skipped))
         } catch {
             return failure(error)
         }
@@ -184,6 +189,7 @@ public struct APIRouter: Sendable {
             sensors: snapshot.sensors.map(SensorStatus.init),
             stream: snapshot.stream,
             rules: RulesStatus(ruleSets: sets.count, enabled: snapshot.rules.enabled, disabled: snapshot.rules.disabled,
+                               skipped: (store.ruleSet?.skipped ?? []).map(\.description),
                                macros: snapshot.rules.macros, lists: snapshot.rules.lists,
                                defaultRules: sets.contains { $0.name == RuleStore.defaultSetName }, directory: store.directory),
             pushdown: PushdownStatus(snapshot),
@@ -255,13 +261,16 @@ struct RuleSetSummary: Encodable {
     var origin: String
     var path: String?
     var rules: [String]
+    /// One line per rule of the set that does not run because it needs a field Vigil lacks.
+    var skipped: [String]
 
-    init(_ set: StoredRuleSet) {
+    init(_ set: StoredRuleSet, skipped: [SkippedRule]) {
         name = set.name
         format = set.format.rawValue
         origin = set.path == nil ? "embedded" : "file"
         path = set.path
         rules = set.ruleNames
+        self.skipped = skipped.map(\.description)
     }
 }
 
@@ -270,8 +279,8 @@ struct RuleSetDetail: Encodable {
     var summary: RuleSetSummary
     var content: String
 
-    init(_ set: StoredRuleSet) {
-        summary = RuleSetSummary(set)
+    init(_ set: StoredRuleSet, skipped: [SkippedRule]) {
+        summary = RuleSetSummary(set, skipped: skipped)
         content = set.text
     }
 
@@ -368,6 +377,8 @@ struct RulesStatus: Encodable {
     var ruleSets: Int
     var enabled: Int
     var disabled: Int
+    /// One line per rule not running because it needs a field Vigil lacks.
+    var skipped: [String]
     var macros: Int
     var lists: Int
     var defaultRules: Bool

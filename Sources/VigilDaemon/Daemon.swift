@@ -128,7 +128,7 @@ public enum Daemon {
         let info = DaemonInfo(version: options.version, streamBufferBytes: config.streamBufferBytes, apiLimits: config.api,
                               apiCounters: apiCounters)
         let router = APIRouter(store: store, engine: engine, info: info,
-                               profiles: ProfileStore(directory: config.stateDirectory + "/seccomp"))
+                               profiles: ProfileStore(directory: config.stateDirectory + "/seccomp"), logger: logger)
         let authorize = try SocketAccess(group: config.socketGroup)
         let api = HTTPServer(group: group, authorize: { authorize.allows($0) }, limits: config.api, counters: apiCounters,
                              router: { await router.route($0) })

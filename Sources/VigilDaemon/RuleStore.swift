@@ -113,6 +113,20 @@ public final class RuleStore: @unchecked Sendable {
         return compiled
     }
 
+    /// The rules of `set` that the running rules skip because they need a field Vigil does not
+    /// have (`RuleSet.skipped`), in rule order.
+    public func skipped(in set: StoredRuleSet) -> [SkippedRule] {
+        lock.lock()
+        defer { lock.unlock() }
+        return compiled.map { Self.skipped(in: set, of: $0) } ?? []
+    }
+
+    /// The skipped rules of `ruleSet` that `set` defines or changes.
+    static func skipped(in set: StoredRuleSet, of ruleSet: RuleSet) -> [SkippedRule] {
+        let names = Set(set.ruleNames)
+        return ruleSet.skipped.filter { names.contains($0.name) }
+    }
+
     /// The rule sets: the defaults first (when on), then the files by name.
     public func list() -> [StoredRuleSet] {
         lock.lock()
@@ -127,7 +141,9 @@ public final class RuleStore: @unchecked Sendable {
 
     /// Creates or replaces rule set `name`. `source` names the text in error messages (the
     /// client's file name); `NAME.EXT` when nil. `apply` gets the new rules before the store
-    /// commits them.
+    /// commits them. A file whose rules are all skipped (each needs a field Vigil does not
+    /// have) is refused with one line per rule: nothing of it would run. One with some rules
+    /// that load keeps them; `skipped(in:)` lists the others.
     /// - Returns: the stored set and whether it is new.
     public func put(name: String, format: RuleFormat, text: String, source: String?,
                     apply: (RuleSet) -> Void) throws(RuleStoreError) -> (set: StoredRuleSet, created: Bool) {
@@ -144,6 +160,14 @@ public final class RuleStore: @unchecked Sendable {
         candidate.append(entry)
         candidate.sort { $0.name < $1.name }
         let ruleSet = try compile(candidate, defaults: includeDefaults, parsed: [name: (label, items)])
+        let skipped = Self.skipped(in: entry, of: ruleSet)
+        if !entry.ruleNames.isEmpty, skipped.count == Set(entry.ruleNames).count {
+            // Nothing of it would run: refuse it with the line of each rule.
+            var refusal = RuleError(location: SourceLocation(file: label, line: 1, column: 1),
+                                    message: "nothing of this file would run: every rule of it needs a field Vigil does not have")
+            refusal.more = skipped.map { RuleError(location: $0.location, message: $0.message, unknownField: $0.field) }
+            throw .invalid(refusal)
+        }
         let created = !sets.contains { $0.name == name }
         try Self.writeAtomically(text, to: path, directory: directory)
         for other in RuleFormat.allCases where other != format {

@@ -267,6 +267,7 @@ extension ContainerContext {
         name = meta.name
         image = meta.image
         labels = meta.labels
-        details = ContainerDetails(imageID: meta.imageID, privileged: meta.privileged, upperDir: meta.upperDir)
+        details = ContainerDetails(imageID: meta.imageID, privileged: meta.privileged, upperDir: meta.upperDir, mounts: meta.mounts,
+                                   startTimeNs: meta.startTimeNs)
     }
 }

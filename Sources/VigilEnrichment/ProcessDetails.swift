@@ -2,7 +2,7 @@ import Foundation
 import VigilEvents
 
 extension ProcessDetails {
-    /// What /proc says of `pid` now (stat, status, exe), nil when the process is gone. Read when
+    /// What /proc says of `pid` now (stat, status, environ, exe), nil when the process is gone. Read when
     /// the table is seeded, when it first meets a process, and after each exec.
     static func read(pid: UInt32, procRoot: String) -> ProcessDetails? {
         let dir = "\(procRoot)/\(pid)"
@@ -17,6 +17,7 @@ extension ProcessDetails {
             case "CapEff": details.capEffective = UInt64(value, radix: 16)
             // The ids in each pid namespace, outermost first: the last is the process's own view.
             case "NSpgid": details.vpgid = value.split(separator: "\t").last.flatMap { UInt32($0) }
+            case "NSpid": details.vpid = value.split(separator: "\t").last.flatMap { UInt32($0) }
             default: break
             }
         }
@@ -28,6 +29,17 @@ extension ProcessDetails {
                 details.pgid = UInt32(rest[2])
                 details.sid = UInt32(rest[3])
             }
+        }
+        if let file = FileHandle(forReadingAtPath: "\(dir)/environ") {
+            // One byte more than kept tells whether there was more; never the whole of a huge one.
+            let limit = ProcessDetails.environmentLimit
+            let environ = (try? file.read(upToCount: limit + 1)) ?? Data()
+            try? file.close()
+            let truncated = environ.count > limit
+            // Whole entries only: up to the last NUL within the limit when cut.
+            let kept = truncated ? environ.prefix(limit).lastIndex(of: 0).map { environ[..<$0] } ?? Data() : environ
+            details.environment = kept.split(separator: 0).map { ByteString(Array($0)) }
+            details.environmentTruncated = truncated
         }
         if let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/exe") {
             details.exeFromMemfd = link.hasPrefix("/memfd:")

@@ -97,7 +97,8 @@ public final class ProcessTable {
     }
 
     /// Updates the table from `event` before its context is read: an exec replaces the record, a
-    /// fork adds the child (a copy of the parent), any other event adds a process not yet known.
+    /// fork adds the child (a copy of the parent but for its pid in its namespace, which its first
+    /// event from the host's pid namespace tells), any other event adds a process not yet known.
     public func update(with event: Event) {
         switch event.payload {
         case .exec(let x):
@@ -114,6 +115,8 @@ public final class ProcessTable {
             child.pid = f.childPID
             child.ppid = event.pid
             child.startTimeNs = f.childStartTimeNs != 0 ? f.childStartTimeNs : nil
+            // The parent's session, group and environment are the child's; its pid is not.
+            child.details.vpid = nil
             records[f.childPID] = child
             version &+= 1
         default:
@@ -123,6 +126,12 @@ public final class ProcessTable {
                 records[event.pid] = record
                 version &+= 1
             }
+        }
+        // An event of a process whose namespace pid is not known (a forked child, an exec read
+        // too late) from the host's pid namespace: its pid there is its pid.
+        if event.pidNamespace == Namespaces.hostPID, let i = records.index(forKey: event.pid), records.values[i].details.vpid == nil {
+            records.values[i].details.vpid = event.pid
+            version &+= 1
         }
     }
 
@@ -146,14 +155,17 @@ public final class ProcessTable {
         version &+= 1
     }
 
-    /// What /proc says of `pid` after its exec (capabilities and executable change; session and
-    /// group stay); what it had before when the process is already gone, without the
-    /// executable's details (another file now).
+    /// What /proc says of `pid` after its exec (capabilities, executable and environment change;
+    /// session, group and pids stay); what it had before when the process is already gone,
+    /// without the executable's details (another file now) nor the environment (the exec was
+    /// given a new one).
     static func detailsAfterExec(pid: UInt32, procRoot: String, before: ProcessDetails?) -> ProcessDetails {
         if let now = ProcessDetails.read(pid: pid, procRoot: procRoot) { return now }
         var kept = before ?? ProcessDetails()
         kept.exe = nil
         kept.exeFromMemfd = nil
+        kept.environment = nil
+        kept.environmentTruncated = nil
         return kept
     }
 

@@ -368,6 +368,13 @@ extension ByteBuffer {
         case .int(let v): append(decimal: v)
         case .bool(let v): append(v ? "true" : "false")
         case .strings(let list): appendJSON(list)
+        case .uints(let list):
+            append(0x5B) // [
+            for (i, v) in list.enumerated() {
+                if i > 0 { append(0x2C) } // ,
+                append(decimal: v)
+            }
+            append(0x5D) // ]
         }
     }
 }

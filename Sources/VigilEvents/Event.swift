@@ -537,13 +537,43 @@ public struct ContainerDetails: Sendable, Equatable {
     public var privileged = false
     /// The writable (upper) layer of its root file system on the host, empty when not known.
     public var upperDir = ""
+    /// Its mounts in the runtime's order (Docker's `Mounts`: volumes and bind mounts); nil when
+    /// the runtime did not say.
+    public var mounts: [ContainerMount]?
+    /// When it started, ns since the epoch (Docker's `State.StartedAt`); nil when not known.
+    public var startTimeNs: UInt64?
 
     /// Creates details.
-    public init(imageID: String = "", privileged: Bool = false, upperDir: String = "") {
+    public init(imageID: String = "", privileged: Bool = false, upperDir: String = "", mounts: [ContainerMount]? = nil,
+                startTimeNs: UInt64? = nil) {
         self.imageID = imageID
         self.privileged = privileged
         self.upperDir = upperDir
+        self.mounts = mounts
+        self.startTimeNs = startTimeNs
     }
+}
+
+/// One mount of a container, as its runtime describes it (Docker's `Mounts` entry).
+public struct ContainerMount: Sendable, Hashable {
+    /// Where it comes from on the host (a bind mount's path, a volume's directory).
+    public var source: String
+    /// Where it is in the container.
+    public var destination: String
+    /// The mode the runtime gives (`ro`, `z`, ..., often empty).
+    public var mode: String
+    /// Whether it is writable.
+    public var readWrite: Bool
+    /// Its propagation (`rprivate`, `shared`, ..., often empty).
+    public var propagation: String
+
+    /// A mount.
+    public init(source: String, destination: String, mode: String = "", readWrite: Bool = true, propagation: String = "") {
+        self.source = source; self.destination = destination; self.mode = mode; self.readWrite = readWrite; self.propagation = propagation
+    }
+
+    /// Falco's text of a mount: `SOURCE:DEST:MODE:RDWR:PROPAGATION` (RDWR true or false).
+    public var text: String { "\(source):\(destination):\(mode):\(readWrite):\(propagation)" }
 }
 
 /// An image reference split as Falco's container.image.* fields do:

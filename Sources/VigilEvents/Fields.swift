@@ -20,6 +20,8 @@ public enum FieldValue: Sendable, Equatable {
     case int(Int64)
     case bool(Bool)
     case strings([ByteString])
+    /// Several numbers, a value matching when one of them does (fd.port: either end's port).
+    case uints([UInt64])
 }
 
 /// What a field's value depends on, so that output can render it once and reuse it.
@@ -399,6 +401,19 @@ public enum Fields {
         .init("container.privileged", .bool, scope: .container, "Whether the container runs privileged (`docker run --privileged`); false on the host.") { e, _ in
             .bool(e.container.details.privileged)
         },
+        .init("container.start_ts", .uint, scope: .container, "When the container started, ns since the epoch (the runtime's start time, Docker's State.StartedAt); none on the host or when the runtime did not say.") { e, _ in
+            guard e.container.isContainer else { return nil }
+            return e.container.details.startTimeNs.map { .uint($0) }
+        },
+        .init("container.mounts", .string, scope: .container, "The container's mounts (volumes and bind mounts), each SOURCE:DEST:MODE:RDWR:PROPAGATION, separated by commas; none on the host or when the runtime did not say.") { e, _ in
+            guard e.container.isContainer, let mounts = e.container.details.mounts else { return nil }
+            return str(mounts.map(\.text).joined(separator: ","))
+        },
+        .init("container.mount.dest", .string, argument: true, scope: .container, "Where a mount is in the container: container.mount.dest[N] for the Nth mount (from 0), container.mount.dest[SOURCE] for the first whose host source matches the glob SOURCE (`container.mount.dest[/var/run/docker.sock]`, `[/proc*]`); none when no mount matches.") { e, arg in
+            guard e.container.isContainer, let mounts = e.container.details.mounts, let arg else { return nil }
+            if let n = Int(arg) { return n >= 0 && n < mounts.count ? str(mounts[n].destination) : nil }
+            return mounts.first { fnmatch(arg, $0.source, 0) == 0 }.map { str($0.destination) }
+        },
         .init("container.runtime", .string, scope: .container, "docker, containerd, crio, podman, kube, lxc, nspawn, garden, host, or unknown (see container.id).") { e, _ in .string(e.container.runtimeBytes) },
         .init("container.label", .string, argument: true, scope: .container, "The value of label KEY: container.label[KEY].") { e, arg in
             arg.flatMap { e.container.labels[$0] }.map { str($0) }
@@ -545,7 +560,9 @@ extension Fields {
         `surrogateescape`), so `s.encode("utf-8", "surrogateescape")` gives the original bytes back.
 
         Bounds: argv keeps 4096 bytes (`proc.args_truncated` says when it was cut); paths keep 4096
-        bytes and 48 directory levels (`fd.truncated`); names as given keep 1023 bytes.
+        bytes and 48 directory levels (`fd.truncated`); names as given keep 1023 bytes; the
+        environment (`proc.env`) keeps the whole NAME=VALUE entries within its first 4096 bytes
+        (`proc.env_truncated`).
 
         | field | type | events | description |
         |---|---|---|---|

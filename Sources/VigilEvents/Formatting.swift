@@ -68,6 +68,42 @@ public enum Timestamp {
         return out.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// Nanoseconds since the epoch of an RFC 3339 UTC time (`2026-12-05T02:40:42.123456789Z`, the
+    /// fraction optional, up to 9 digits), as container runtimes write start times; nil for any
+    /// other text or a time before 1970 (Docker's `0001-01-01T00:00:00Z`: never started).
+    public static func parseISO8601(_ text: String) -> UInt64? {
+        let b = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int64? {
+            guard range.upperBound <= b.count else { return nil }
+            var n: Int64 = 0
+            for i in range { guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }; n = n * 10 + Int64(b[i] - 0x30) }
+            return n
+        }
+        guard b.count >= 20, b[4] == 0x2d, b[7] == 0x2d, b[10] == 0x54, b[13] == 0x3a, b[16] == 0x3a, b.last == 0x5a,
+              let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
+              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        var nanos: Int64 = 0
+        if b.count > 20 {
+            let digits = b.count - 21
+            guard b[19] == 0x2e, (1...9).contains(digits), let fraction = number(20..<(b.count - 1)) else { return nil }
+            nanos = fraction
+            for _ in digits..<9 { nanos *= 10 }
+        } else if b[19] != 0x5a {
+            return nil
+        }
+        // Days since 1970-01-01 from the civil date (Howard Hinnant's algorithm).
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        let seconds = days * 86400 + hour * 3600 + minute * 60 + second
+        guard seconds >= 0 else { return nil }
+        return UInt64(seconds) * 1_000_000_000 + UInt64(nanos)
+    }
+
     /// Appends `iso8601(epochNs)` without building a String.
     public static func appendISO8601(_ epochNs: UInt64, to out: inout ByteBuffer) {
         let seconds = epochNs / 1_000_000_000, nanos = epochNs % 1_000_000_000

@@ -32,6 +32,19 @@ extension Fields {
         .init("proc.vpgid", .uint, scope: .process, "The process group id as seen in the process's own pid namespace.") { e, _ in
             e.process.details.vpgid.map { .uint(UInt64($0)) }
         },
+        .init("proc.vpid", .uint, scope: .process, "The process id as seen in the process's own pid namespace (1 for a container's first process; proc.pid on the host).") { e, _ in
+            e.process.details.vpid.map { .uint(UInt64($0)) }
+        },
+        .init("proc.is_vpgid_leader", .bool, scope: .process, "Whether the process leads its process group (proc.vpid = proc.vpgid): a command a shell ran directly, not one started by a script or another program.") { e, _ in
+            guard let vpid = e.process.details.vpid, let vpgid = e.process.details.vpgid else { return nil }
+            return .bool(vpid == vpgid)
+        },
+        .init("proc.env", .string, scope: .process, "The environment the program was started with (/proc/PID/environ, read when Vigil meets the process and after each exec): NAME=VALUE entries separated by spaces, at most the first 4096 bytes of whole entries (`proc.env_truncated` says when it was cut); none when the process was gone before Vigil read it.") { e, _ in
+            e.process.details.environment.map { entries in .string(ByteString(entries.map(\.bytes).joined(separator: [0x20]))) }
+        },
+        .init("proc.env_truncated", .bool, scope: .process, "Whether proc.env was cut: the environment was longer than 4096 bytes and only the whole NAME=VALUE entries within them are kept; missing whenever proc.env is missing.") { e, _ in
+            e.process.details.environmentTruncated.map { .bool($0) }
+        },
         .init("proc.vpgid.name", .string, scope: .process, "The process group leader's name (comm).") { e, _ in
             e.process.groupLeaderName.map { .string($0) }
         },

@@ -43,6 +43,13 @@ public enum NetworkFields {
         return ends.isEmpty ? nil : .strings(ends.map { ByteString($0.description) })
     }
 
+    /// Both ends' ports (client first), for fd.port.
+    static func ports(_ e: Event) -> FieldValue? {
+        guard let s = socket(e) else { return nil }
+        let ends = [s.client, s.server].compactMap { end in end.flatMap { $0.ip == nil ? nil : UInt64($0.port) } }
+        return ends.isEmpty ? nil : .uints(ends)
+    }
+
     static func name(_ name: String?) -> FieldValue? { name.map { .string(ByteString($0)) } }
 
     static func dns(_ e: Event) -> DNSMessage? { e.dns }
@@ -68,6 +75,14 @@ public enum NetworkFields {
             socket(e).map { .bool($0.connected) }
         },
         .init("fd.ip", .ipaddr, socketKinds, "Either end's IP address (matches when the client's or the server's does).") { e, _ in both(e) },
+        .init("fd.port", .uint, socketKinds, "Either end's port (matches when the client's or the server's does: `fd.port in (53, 123)`).") { e, _ in ports(e) },
+        .init("fd.sockfamily", .string, socketKinds, "The socket's family: ip (ipv4 or ipv6) or unix; none for another fd.") { e, _ in
+            switch Fields.fdType(e) {
+            case .ipv4?, .ipv6?: .string("ip")
+            case .unix?: .string("unix")
+            default: nil
+            }
+        },
         .init("fd.cip", .ipaddr, socketKinds, "The client's IP address (the end that connected or sent first).") { e, _ in socket(e).flatMap { ip($0.client) } },
         .init("fd.sip", .ipaddr, socketKinds, "The server's IP address (the end that accepted or received first; for connect, the destination).") { e, _ in socket(e).flatMap { ip($0.server) } },
         .init("fd.lip", .ipaddr, socketKinds, "The local IP address (the kernel's, read at the syscall's exit).") { e, _ in socket(e).flatMap { ip($0.local) } },

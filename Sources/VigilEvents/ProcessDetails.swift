@@ -8,6 +8,17 @@ public struct ProcessDetails: Sendable, Equatable {
     public var pgid: UInt32?
     /// The process group id as seen in the process's own pid namespace (NSpgid's last).
     public var vpgid: UInt32?
+    /// The process id as seen in the process's own pid namespace (NSpid's last): 1 for a
+    /// container's first process.
+    public var vpid: UInt32?
+    /// The environment the program was started with (/proc/PID/environ): whole NAME=VALUE
+    /// entries, at most `environmentLimit` bytes of them (counting one NUL after each).
+    public var environment: [ByteString]?
+    /// Whether `environment` was cut at `environmentLimit` (entries past it are not kept).
+    public var environmentTruncated: Bool?
+    /// The most bytes of environment kept per process (NAME=VALUE entries and their NULs): a
+    /// process's environ can be megabytes, and the process table keeps one per process.
+    public static let environmentLimit = 4096
     /// Capability sets (bit N: capability N, as CapEff/CapPrm/CapInh).
     public var capEffective: UInt64?, capPermitted: UInt64?, capInheritable: UInt64?
     /// The executable is a memfd (/proc/PID/exe names /memfd:...): a fileless program.

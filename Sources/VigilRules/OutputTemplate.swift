@@ -81,6 +81,7 @@ public struct OutputTemplate: Sendable {
                 case .int(let v): out += String(v)
                 case .bool(let v): out += v ? "true" : "false"
                 case .strings(let list): out += "(" + list.map(\.escapedForTerminal).joined(separator: ",") + ")"
+                case .uints(let list): out += "(" + list.map(String.init).joined(separator: ",") + ")"
                 }
             }
         }

@@ -46,8 +46,8 @@ public struct Rule: Sendable {
     public var actions: [String]
     /// Where the rule was defined.
     public var location: SourceLocation
-    /// Falco's `skip-if-unknown-filter`: when the rule uses a field Vigil does not have, it is
-    /// skipped (and listed in `RuleSet.skipped`) instead of failing the load.
+    /// Falco's `skip-if-unknown-filter`, read and kept for Falco's files: Vigil skips every rule
+    /// that uses a field it does not have (listed in `RuleSet.skipped`) whether or not it says so.
     public var skipIfUnknownFilter = false
     /// Where the parts of `condition` were written when it was appended to in another place
     /// (empty: all of it starts at `conditionLocation`).

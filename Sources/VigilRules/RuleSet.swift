@@ -69,20 +69,44 @@ public struct KernelPushdown: Sendable, Equatable {
     }
 }
 
-/// A rule left out because it uses a field Vigil does not have and says
-/// `skip-if-unknown-filter: true` (Falco's key; Falco skips such rules with a warning, as Vigil).
+/// A rule left out because it (or a macro, list or exception it uses) names a field Vigil does
+/// not have: every such rule is skipped with one warning line, with or without Falco's
+/// `skip-if-unknown-filter: true` (issue 12 section 5: one rule written for a field Vigil lacks
+/// never stops the file from loading). Any other error still fails the load.
 public struct SkippedRule: Sendable, Equatable, CustomStringConvertible {
-    /// The rule's name and where it was defined.
+    /// The rule's name.
     public let name: String
+    /// Where the rule was defined.
     public let location: SourceLocation
-    /// The error that would have failed the load (`unknownField` names the field).
+    /// The compile error (`unknownField` names the field, `location` where it is written).
     public let error: RuleError
+    /// The known field names closest to the unknown one, nearest first (at most three).
+    public let suggestions: [String]
 
-    /// `FILE:LINE:COL: rule 'NAME' skipped (skip-if-unknown-filter): MESSAGE at FILE:LINE:COL`,
-    /// naming the macro when the field is in one.
-    public var description: String {
-        "\(location): rule '\(name)' skipped (skip-if-unknown-filter): \(RuleSet.message(error, adding: RuleSet.macroContext(error))) at \(error.location)"
+    /// Creates a skipped rule; `suggestions` are looked up from `error.unknownField`.
+    public init(name: String, location: SourceLocation, error: RuleError) {
+        self.name = name
+        self.location = location
+        self.error = error
+        suggestions = error.unknownField.map { ConditionCompiler.closestFieldNames(to: $0, limit: 3) } ?? []
     }
+
+    /// The field Vigil does not have.
+    public var field: String { error.unknownField ?? "" }
+
+    /// `rule 'NAME' skipped: Vigil has no field 'F' (FILE:LINE:COL[, in macro 'M']); did you
+    /// mean 'A', 'B'?` (no location of the rule: `description` and `RuleWarning` add it).
+    public var message: String {
+        let place = "\(error.location)" + RuleSet.macroContext(error).replacingOccurrences(of: " in macro", with: ", in macro")
+        let guesses = suggestions.isEmpty ? "" : "; did you mean " + suggestions.map { "'\($0)'" }.joined(separator: ", ") + "?"
+        return "rule '\(name)' skipped: Vigil has no field '\(field)' (\(place))" + guesses
+    }
+
+    /// `FILE:LINE:COL: ` + `message`, the rule's own location first.
+    public var description: String { "\(location): \(message)" }
+
+    /// The warning it is in `RuleSet.warnings` (`FILE:LINE:COL: warning: ` + `message`).
+    public var warning: RuleWarning { RuleWarning(location: location, rule: name, message: message) }
 }
 
 /// Something a load found worth saying that does not stop it: a rule skipped for an unknown
@@ -106,10 +130,10 @@ public struct RuleSet: Sendable {
     public let rules: [CompiledRule]
     /// Rules that are defined but disabled.
     public let disabled: [String]
-    /// Rules with `skip-if-unknown-filter: true` that use a field Vigil does not have: not
-    /// loaded, each with the error that says which field and where.
+    /// Rules that use a field Vigil does not have (with or without `skip-if-unknown-filter`):
+    /// not loaded, each with the field, where it is written and the nearest known names.
     public let skipped: [SkippedRule]
-    /// What the load found that does not stop it, in rule order: skipped rules, output fields
+    /// What the load found that does not stop it: rules defined again (first), then in rule order skipped rules, output fields
     /// Vigil lacks (printed as `<NA>`), rules that need events Vigil never produces.
     public let warnings: [RuleWarning]
     /// Every rule's condition compiled together, per event kind: only the rules that can match
@@ -157,10 +181,12 @@ public struct RuleSet: Sendable {
         return (kinds, rows)
     }
 
-    /// Merges the files' items in order (append/override, duplicate checks) and compiles.
+    /// Merges the files' items in order (append/override; a rule defined again replaces the first
+    /// definition, with a warning) and compiles.
     ///
-    /// A macro or list only matters to the rules that use it: an unknown field in a macro fails
-    /// the rules that use it (or skips those with `skip-if-unknown-filter: true`), not the file.
+    /// A rule that needs a field Vigil does not have (in its condition, a macro or list it uses,
+    /// an exception) is skipped with a warning (`skipped`), never failing the load; a macro with
+    /// an unknown field only matters to the rules that use it. Every other error fails the load.
     /// - Throws: every `RuleError` found, as one (`RuleError.all`), each naming FILE:LINE:COL;
     ///   an error inside a macro also names the rule that uses it and where that is.
     public init(files: [(file: String, items: [RuleItem])]) throws(RuleError) {
@@ -170,6 +196,7 @@ public struct RuleSet: Sendable {
         var macroSegments: [String: [SourceSegment]] = [:]
         var listItemLocations: [String: [SourceLocation]] = [:]
         var rules: [Rule] = []
+        var redefined: [RuleWarning] = []
         for (_, items) in files {
             for item in items {
                 switch item {
@@ -209,7 +236,7 @@ public struct RuleSet: Sendable {
                         macroSegments[macro.name] = nil
                     }
                 case .rule(let partial, let merge):
-                    do { try Self.merge(partial, merge, into: &rules) } catch { errors.append(error) }
+                    do { try Self.merge(partial, merge, into: &rules, redefined: &redefined) } catch { errors.append(error) }
                 }
             }
         }
@@ -220,18 +247,17 @@ public struct RuleSet: Sendable {
         var compiled: [CompiledRule] = []
         var disabled: [String] = []
         var skipped: [SkippedRule] = []
-        var warnings: [RuleWarning] = []
+        var warnings = redefined
         for rule in rules {
             guard rule.enabled else { disabled.append(rule.name); continue }
             let condition: CompiledCondition
             do {
                 let source = rule.effectiveSource
                 condition = try ConditionCompiler.compile(source.text, segments: source.segments, context: context)
-            } catch where rule.skipIfUnknownFilter && error.unknownField != nil {
+            } catch where error.all.allSatisfy({ $0.unknownField != nil }) {
                 let skip = SkippedRule(name: rule.name, location: rule.location, error: error)
                 skipped.append(skip)
-                warnings.append(RuleWarning(location: rule.location, rule: rule.name,
-                                            message: "rule '\(rule.name)' skipped (skip-if-unknown-filter): \(Self.message(error, adding: Self.macroContext(error))) at \(error.location)"))
+                warnings.append(skip.warning)
                 continue
             } catch {
                 errors.append(Self.inRule(error, rule))
@@ -308,7 +334,25 @@ public struct RuleSet: Sendable {
         return error.message[..<suggestion.lowerBound] + context + error.message[suggestion.lowerBound...]
     }
 
-    private static func merge(_ partial: PartialRule, _ merge: Merge, into rules: inout [Rule]) throws(RuleError) {
+    /// The rule a full definition makes (condition, output and priority required).
+    private static func defined(_ partial: PartialRule) throws(RuleError) -> Rule {
+        guard let condition = partial.condition else {
+            throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no condition")
+        }
+        guard let output = partial.output else { throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no output") }
+        guard let priority = partial.priority else { throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no priority") }
+        return Rule(name: partial.name, description: partial.description ?? "", condition: condition.text,
+                    conditionLocation: condition.location, output: output.text, outputLocation: output.location,
+                    priority: priority, tags: partial.tags ?? [], enabled: partial.enabled ?? true,
+                    exceptions: partial.exceptions ?? [], actions: partial.actions ?? [], location: partial.location,
+                    skipIfUnknownFilter: partial.skipIfUnknownFilter ?? false)
+    }
+
+    /// Merges one rule item into `rules`. A second full definition of a rule replaces the first
+    /// where the first was (as Falco's loader does: Falco's incubating file redefines a rule its
+    /// stable file has), and `redefined` gets a warning naming both places.
+    private static func merge(_ partial: PartialRule, _ merge: Merge, into rules: inout [Rule],
+                              redefined: inout [RuleWarning]) throws(RuleError) {
         let index = rules.firstIndex { $0.name == partial.name }
         guard let index else {
             if merge != .define {
@@ -317,16 +361,7 @@ public struct RuleSet: Sendable {
             if partial.condition == nil, partial.enabled != nil {
                 throw RuleError(location: partial.location, message: "rule '\(partial.name)' is enabled/disabled but was never defined")
             }
-            guard let condition = partial.condition else {
-                throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no condition")
-            }
-            guard let output = partial.output else { throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no output") }
-            guard let priority = partial.priority else { throw RuleError(location: partial.location, message: "rule '\(partial.name)' has no priority") }
-            rules.append(Rule(name: partial.name, description: partial.description ?? "", condition: condition.text,
-                              conditionLocation: condition.location, output: output.text, outputLocation: output.location,
-                              priority: priority, tags: partial.tags ?? [], enabled: partial.enabled ?? true,
-                              exceptions: partial.exceptions ?? [], actions: partial.actions ?? [], location: partial.location,
-                              skipIfUnknownFilter: partial.skipIfUnknownFilter ?? false))
+            rules.append(try defined(partial))
             return
         }
         if merge == .define {
@@ -336,8 +371,10 @@ public struct RuleSet: Sendable {
                 return
             }
             let first = rules[index].location
-            throw RuleError(location: partial.location,
-                            message: "duplicate rule '\(partial.name)' (first defined at \(first.file):\(first.line)); use override or append to change it")
+            rules[index] = try defined(partial)
+            redefined.append(RuleWarning(location: partial.location, rule: partial.name,
+                                         message: "rule '\(partial.name)' is defined again: this definition replaces the one at \(first.file):\(first.line) (as in Falco; use override or append to change a rule)"))
+            return
         }
         func mode(_ key: String) -> OverrideMode? {
             switch merge {

@@ -115,8 +115,8 @@ func writeSyscallJSONPin(directory: String) throws -> String {
     var filter = KernelFilter()
     filter.ignorePID = 0
     filter.pids = [UInt32(getpid())]
-    let capture = SyscallCapture(names: ["openat", "newfstatat", "read", "write", "close", "socket", "connect", "sendto"])
-    let sensors = try Sensors(files: false, filter: filter, syscalls: capture)
+    filter.syscalls = SyscallCapture(names: ["openat", "newfstatat", "read", "write", "close", "socket", "connect", "sendto"])
+    let sensors = try Sensors(kinds: [.syscall], filter: filter)
     defer { sensors.detach() }
     let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
     try stream.drain { _ in }

@@ -53,8 +53,11 @@ struct CreateCommand: ParsableCommand {
             let target = "/v1/rules?name=\(DaemonClient.queryValue(setName))&format=\(format.rawValue)&source=\(DaemonClient.queryValue(file))"
             do {
                 let (status, body) = try options.client.request("POST", target, body: Array(data), contentType: "application/\(format.rawValue)")
-                let rules = ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["rules"] as? [String] ?? []
-                print("\(status == 201 ? "created" : "replaced") \(setName): \(rules.count) rule\(rules.count == 1 ? "" : "s")\(rules.isEmpty ? "" : " (" + rules.joined(separator: ", ") + ")")")
+                let answer = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+                let rules = answer?["rules"] as? [String] ?? [], skipped = answer?["skipped"] as? [String] ?? []
+                print("\(status == 201 ? "created" : "replaced") \(setName): \(rules.count) rule\(rules.count == 1 ? "" : "s")\(rules.isEmpty ? "" : " (" + rules.joined(separator: ", ") + ")")"
+                      + (skipped.isEmpty ? "" : ", \(skipped.count) skipped:"))
+                for line in skipped { print("  \(line)") }
             } catch .notRunning(let path, let stale) {
                 throw options.fail(.notRunning(path: path, stale: stale))
             } catch .permissionDenied(let path) {
@@ -91,7 +94,9 @@ struct ListCommand: ParsableCommand {
                 let name = column(set["name"] as? String ?? "", 24)
                 let format = column(set["format"] as? String ?? "", 6)
                 let origin = column(set["origin"] as? String ?? "", 9)
-                print("\(name) \(format) \(origin) \(rules.count): \(rules.joined(separator: ", "))")
+                let skipped = set["skipped"] as? [String] ?? []
+                print("\(name) \(format) \(origin) \(rules.count): \(rules.joined(separator: ", "))" + (skipped.isEmpty ? "" : " (\(skipped.count) skipped)"))
+                for line in skipped { print("  skipped: \(line)") }
             }
         } catch {
             throw options.fail(error)
@@ -165,7 +170,10 @@ struct StatusCommand: ParsableCommand {
             }
         }
         let rules = status["rules"] as? [String: Any] ?? [:]
-        lines.append("rules: \(int(rules, "enabled")) enabled, \(int(rules, "disabled")) disabled in \(int(rules, "rule_sets")) rule sets (\(rules["directory"] as? String ?? "")\((rules["default_rules"] as? Bool) == true ? " + embedded defaults" : ""))")
+        let skippedRules = rules["skipped"] as? [String] ?? []
+        lines.append("rules: \(int(rules, "enabled")) enabled, \(int(rules, "disabled")) disabled" + (skippedRules.isEmpty ? "" : ", \(skippedRules.count) skipped")
+            + " in \(int(rules, "rule_sets")) rule sets (\(rules["directory"] as? String ?? "")\((rules["default_rules"] as? Bool) == true ? " + embedded defaults" : ""))")
+        for line in skippedRules { lines.append("  skipped: \(line)") }
         let pushdown = status["pushdown"] as? [String: Any] ?? [:]
         lines.append("kernel pushdown \((pushdown["applied"] as? Bool) == true ? "applied" : "not applied"): " + ((pushdown["summary"] as? [String]) ?? []).joined(separator: "; "))
         let stream = status["stream"] as? [String: Any]

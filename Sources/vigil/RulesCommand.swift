@@ -30,8 +30,10 @@ struct Rules: ParsableCommand {
     struct Validate: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check rule files; on success summarise what runs and where.",
-            discussion: "Reports every error of every file (FILE:LINE:COL: message, one per line) and exits 1 when there is any; otherwise prints the warnings (rules skipped for unknown fields, output fields printed as <NA>, rules that never match the events Vigil produces) and what runs.")
+            discussion: "Reports every error of every file (FILE:LINE:COL: message, one per line) and exits 1 when there is any; otherwise prints the warnings (rules skipped because they need a field Vigil does not have, one line each with the field and the nearest known names; output fields printed as <NA>; rules that never match the events Vigil produces) and what runs, and exits 0. With --strict, any warning or skipped rule makes it exit 1.")
         @OptionGroup var files: Files
+        @Flag(help: "Exit 1 when a rule is skipped or anything is warned about (to catch misspelt fields).")
+        var strict = false
 
         func run() throws {
             let set: RuleSet
@@ -46,6 +48,10 @@ struct Rules: ParsableCommand {
                 let kinds = EventKind.allCases.filter(needs.kinds.contains).map { $0 == .syscall ? "syscall (\(syscalls))" : $0.rawValue }
                     .joined(separator: ",")
                 print("  rule \"\(rule.rule.name)\" [\(rule.rule.priority.rawValue)] on " + (kinds.isEmpty ? "no event Vigil produces (never matches)" : kinds))
+            }
+            if strict && !set.warnings.isEmpty {
+                FileHandle.standardError.write(Data("--strict: \(set.warnings.count) warnings (\(set.skipped.count) rules skipped)\n".utf8))
+                throw ExitCode(1)
             }
         }
     }

@@ -12,11 +12,15 @@ final class RulesCLITests: XCTestCase {
     }
 
     func testValidateReportsPositionsAndSummaries() throws {
-        let bad = try write("- rule: r\n  desc: d\n  condition: evt.type = execve and proc.nme = bash\n  output: x\n  priority: INFO\n", "bad.yaml")
+        let bad = try write("- rule: r\n  desc: d\n  condition: evt.type = execve and proc.name = bash and\n  output: x\n  priority: INFO\n", "bad.yaml")
         let failed = try CLITests.vigil(["rules", "validate", bad])
         XCTAssertNotEqual(failed.status, 0)
         XCTAssertTrue(failed.stderr.hasPrefix("\(bad):3:"), failed.stderr)
-        XCTAssertTrue(failed.stderr.contains("did you mean 'proc.name'"), failed.stderr)
+        let typo = try write("- rule: r\n  desc: d\n  condition: evt.type = execve and proc.nme = bash\n  output: x\n  priority: INFO\n", "typo.yaml")
+        let skippedTypo = try CLITests.vigil(["rules", "validate", typo])
+        XCTAssertEqual(skippedTypo.status, 0, "a field Vigil lacks skips the rule (issue 12 section 5): \(skippedTypo.stderr)")
+        XCTAssertTrue(skippedTypo.stdout.contains("\(typo):1:9: warning: rule 'r' skipped: Vigil has no field 'proc.nme' (\(typo):3:36); did you mean 'proc.name'"),
+                      skippedTypo.stdout)
 
         let good = try write("- rule: r\n  desc: d\n  condition: evt.type = execve and container and proc.name = bash\n  output: x\n  priority: INFO\n", "good.yaml")
         let ok = try CLITests.vigil(["rules", "validate", good])
@@ -27,25 +31,37 @@ final class RulesCLITests: XCTestCase {
         XCTAssertNotEqual(alone.status, 0, "the 'container' macro comes from the defaults")
         XCTAssertTrue(alone.stderr.contains("container"), alone.stderr)
 
+        // A rule needing a field Vigil lacks is skipped in one line (with or without Falco's
+        // skip-if-unknown-filter), the file's other rules load; --strict makes that fail.
         let falco = try write("- rule: t\n  desc: d\n  condition: evt.type = execve and ka.target.namespace = f\n  output: x\n  priority: INFO\n"
-                              + "  skip-if-unknown-filter: true\n", "falco.yaml")
+                              + "  skip-if-unknown-filter: true\n"
+                              + "- rule: u\n  desc: d\n  condition: evt.type = execve and proc.nmae = x\n  output: x\n  priority: INFO\n"
+                              + "- rule: v\n  desc: d\n  condition: evt.type = execve and proc.name = x\n  output: x\n  priority: INFO\n", "falco.yaml")
         let skipped = try CLITests.vigil(["rules", "validate", falco])
         XCTAssertEqual(skipped.status, 0, skipped.stderr)
-        XCTAssertTrue(skipped.stdout.contains("\(falco):1:9: warning: rule 't' skipped (skip-if-unknown-filter): unknown field 'ka.target.namespace' at \(falco):3:"),
+        XCTAssertTrue(skipped.stdout.contains("\n  \(falco):1:9: warning: rule 't' skipped: Vigil has no field 'ka.target.namespace' (\(falco):3:36)\n"), skipped.stdout)
+        XCTAssertTrue(skipped.stdout.contains("\n  \(falco):7:9: warning: rule 'u' skipped: Vigil has no field 'proc.nmae' (\(falco):9:36); did you mean 'proc.name'"),
                       skipped.stdout)
+        XCTAssertTrue(skipped.stdout.contains("(2 rules skipped)") && skipped.stdout.contains("rule \"v\" [INFORMATIONAL] on exec"), skipped.stdout)
+        let strict = try CLITests.vigil(["rules", "validate", "--strict", falco])
+        XCTAssertEqual(strict.status, 1, strict.stdout)
+        XCTAssertTrue(strict.stdout.contains("rule 'u' skipped"), strict.stdout)
+        XCTAssertTrue(strict.stderr.contains("--strict:") && strict.stderr.contains("2 rules skipped"), strict.stderr)
+        let clean = try CLITests.vigil(["rules", "validate", "--strict", "--no-default-rules", try write("- rule: w\n  desc: d\n  condition: evt.type = execve and proc.name = x\n  output: x\n  priority: INFO\n", "clean.yaml")])
+        XCTAssertEqual(clean.status, 0, clean.stdout + clean.stderr)
 
         // Every error of every file, one line each with its place, and how many; a rule on
         // events Vigil never produces is a warning that says so, not a silent "on".
-        let broken = try write("- rule: a\n  desc: d\n  condition: evt.type = execve and proc.nmae = x\n  output: x\n  priority: INFO\n"
-                               + "- rule: b\n  desc: d\n  condition: evt.type = execve and ka.target.namespace = f\n  output: x\n  priority: INFO\n", "broken.yaml")
+        let broken = try write("- rule: a\n  desc: d\n  condition: evt.type = execve and no_such_macro\n  output: x\n  priority: INFO\n"
+                               + "- rule: b\n  desc: d\n  condition: evt.type = execve and other_missing_macro\n  output: x\n  priority: INFO\n", "broken.yaml")
         let alsoBroken = try write("- rule: c\n  desc: d\n  condition: [unclosed\n", "also-broken.yaml")
         let errors = try CLITests.vigil(["rules", "validate", broken, alsoBroken])
         XCTAssertEqual(errors.status, 1)
         let lines = errors.stderr.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.count, 4, errors.stderr)
         XCTAssertTrue(lines[0].hasPrefix("\(alsoBroken):4:1: YAML"), errors.stderr)
-        XCTAssertTrue(lines[1].hasPrefix("\(broken):3:36: unknown field 'proc.nmae'") && lines[1].hasSuffix("(rule 'a')"), errors.stderr)
-        XCTAssertTrue(lines[2].hasPrefix("\(broken):8:36: unknown field 'ka.target.namespace'") && lines[2].hasSuffix("(rule 'b')"), errors.stderr)
+        XCTAssertTrue(lines[1].hasPrefix("\(broken):3:36: undefined macro 'no_such_macro'") && lines[1].hasSuffix("(rule 'a')"), errors.stderr)
+        XCTAssertTrue(lines[2].hasPrefix("\(broken):8:36: undefined macro 'other_missing_macro'") && lines[2].hasSuffix("(rule 'b')"), errors.stderr)
         XCTAssertEqual(lines[3], "3 errors")
 
         let connect = try write("- rule: n\n  desc: d\n  condition: evt.type = container and proc.name = nc\n  output: x %evt.plugininfo\n  priority: INFO\n",

@@ -183,9 +183,10 @@ final class ConfigAndStoreTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: directory + "/one.yaml", encoding: .utf8), good)
 
         applied = nil
-        XCTAssertThrowsError(try store.put(name: "two", format: .yaml, text: "- rule: r1\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n",
+        XCTAssertThrowsError(try store.put(name: "two", format: .yaml, text: "- rule: r2\n  desc: d\n  condition: evt.type = execve and no_such_macro\n  output: o\n  priority: INFO\n",
                                            source: "/home/me/two.yaml") { applied = $0 }) { error in
-            XCTAssertTrue("\(error)".hasPrefix("/home/me/two.yaml:1:9: duplicate rule 'r1'"), "\(error)")
+            XCTAssertTrue("\(error)".hasPrefix("/home/me/two.yaml:3:"), "\(error)")
+            XCTAssertTrue("\(error)".contains("undefined macro 'no_such_macro'"), "\(error)")
         }
         XCTAssertNil(applied, "nothing applied")
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/two.yaml"), "nothing written")
@@ -201,6 +202,33 @@ final class ConfigAndStoreTests: XCTestCase {
         XCTAssertEqual(again.list().map(\.name), ["default", "one"])
         try again.delete(name: "one") { _ in }
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/one.yaml"))
+    }
+
+    /// Issue 12 section 5 in the store: a rule needing a field Vigil lacks is skipped and the
+    /// file's other rules run (`skipped(in:)` names it); a file whose rules are all skipped is
+    /// refused with one line per rule, nothing written or applied.
+    func testTheStoreKeepsTheRulesThatLoadAndRefusesAFileOfOnlySkippedRules() throws {
+        let directory = NSTemporaryDirectory() + "vigil-store-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = RuleStore(directory: directory, defaults: false)
+        try store.load()
+        let mixed = "- rule: good\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n"
+            + "- rule: typo\n  desc: d\n  condition: evt.type = execve and proc.nmae = x\n  output: o\n  priority: INFO\n"
+        var applied: RuleSet?
+        let (set, _) = try store.put(name: "mixed", format: .yaml, text: mixed, source: "mixed.yaml") { applied = $0 }
+        XCTAssertEqual(applied?.rules.map(\.rule.name), ["good"])
+        XCTAssertEqual(store.skipped(in: set).map(\.description),
+                       ["mixed.yaml:6:9: rule 'typo' skipped: Vigil has no field 'proc.nmae' (mixed.yaml:8:36); did you mean 'proc.name', 'proc.aexe', 'proc.aname'?"])
+
+        applied = nil
+        let onlySkipped = "- rule: k8s\n  desc: d\n  condition: evt.type = execve and ka.target.namespace = f\n  output: o\n  priority: INFO\n"
+        XCTAssertThrowsError(try store.put(name: "k8s", format: .yaml, text: onlySkipped, source: "k8s.yaml") { applied = $0 }) { error in
+            XCTAssertEqual("\(error)", "k8s.yaml:1:1: nothing of this file would run: every rule of it needs a field Vigil does not have\n"
+                           + "k8s.yaml:1:9: rule 'k8s' skipped: Vigil has no field 'ka.target.namespace' (k8s.yaml:3:36)")
+        }
+        XCTAssertNil(applied, "nothing applied")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/k8s.yaml"), "nothing written")
+        XCTAssertEqual(store.list().map(\.name), ["mixed"])
     }
 
     func testTheStoreCreatesARulesDirectoryWhoseParentsDoNotExist() throws {

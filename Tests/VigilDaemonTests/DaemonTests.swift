@@ -124,6 +124,46 @@ final class DaemonTests: XCTestCase {
         XCTAssertTrue(daemon.stdout.sofar.contains("Marker opened \(id): marker \(id) opened by cat"), "alerts also go to standard output")
     }
 
+    /// Issue 12 section 5 through the API: a file with a rule that needs a field Vigil lacks
+    /// keeps its other rules, and the answer, `vigil ls`, `vigil status` and the daemon's log
+    /// name the skipped rule in one line; a file whose rules are all skipped is refused (400,
+    /// one line per rule) and nothing of it is written.
+    func testARuleNeedingAFieldVigilLacksIsSkippedAndAFileOfOnlySuchRulesIsRefused() throws {
+        let daemon = try startDaemon()
+        let id = UUID().uuidString.prefix(8).lowercased()
+        let file = daemon.directory + "/mixed-\(id).yaml"
+        let typo = "- rule: Typo \(id)\n  desc: d\n  condition: evt.type = execve and proc.nmae = x\n  output: o\n  priority: INFO\n"
+        try write(Self.markerRule(id) + "\n" + typo, file)
+        let line = "\(file):7:9: rule 'Typo \(id)' skipped: Vigil has no field 'proc.nmae' (\(file):9:36); did you mean"
+
+        let created = try daemon.vigil(["create", file])
+        XCTAssertEqual(created.status, 0, created.stderr)
+        XCTAssertTrue(created.stdout.contains("created mixed-\(id): 2 rules (Marker opened \(id), Typo \(id)), 1 skipped:\n  \(line)"), created.stdout)
+        let listed = try daemon.vigil(["ls"])
+        XCTAssertTrue(listed.stdout.contains("(1 skipped)\n  skipped: \(line)"), listed.stdout)
+        let status = try daemon.vigil(["status"])
+        XCTAssertTrue(status.stdout.contains(", 1 skipped in 2 rule sets") && status.stdout.contains("  skipped: \(line)"), status.stdout)
+        XCTAssertTrue(daemon.stderr.sofar.contains("rules: mixed-\(id): \(file):7:9: warning: rule 'Typo \(id)' skipped"), daemon.diagnostics)
+        let raw = try daemon.request("GET", "/v1/rules/mixed-\(id)")
+        let detail = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(raw.body.utf8)) as? [String: Any], raw.body)
+        XCTAssertEqual((detail["skipped"] as? [String])?.count, 1, raw.body)
+        XCTAssertTrue((detail["skipped"] as? [String])?.first?.hasPrefix(line) ?? false, raw.body)
+
+        // The rule that loaded runs.
+        let alerts = try StreamClient(["alerts", "-o", "json", "--socket", daemon.socket])
+        let alert = try awaitObject(alerts, trigger: { try touchMarker(id) }) { ($0["rule"] as? String) == "Marker opened \(id)" }
+        XCTAssertNotNil(alert, "the file's loaded rule alerts; client said: \(alerts.stderr)\n\(daemon.diagnostics)")
+
+        let refused = try daemon.request("POST", "/v1/rules?name=only-\(id)&format=yaml&source=only.yaml", body: typo)
+        XCTAssertEqual(refused.status, 400, refused.body)
+        let message = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(refused.body.utf8)) as? [String: Any])["message"] as? String
+        XCTAssertEqual(message?.split(separator: "\n").map(String.init).first,
+                       "only.yaml:1:1: nothing of this file would run: every rule of it needs a field Vigil does not have", refused.body)
+        XCTAssertTrue(message?.contains("\nonly.yaml:1:9: rule 'Typo \(id)' skipped: Vigil has no field 'proc.nmae' (only.yaml:3:36)") ?? false, refused.body)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.rulesDirectory + "/only-\(id).yaml"), "nothing written")
+        XCTAssertEqual(daemon.stop(SIGTERM), 0, daemon.stderr.text())
+    }
+
     func testEventAndAlertStreamsDeliverRealActivityThroughTheirFilters() throws {
         let daemon = try startDaemon()
         let id = UUID().uuidString.prefix(8).lowercased()

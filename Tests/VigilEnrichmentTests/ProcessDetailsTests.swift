@@ -28,10 +28,11 @@ final class ProcessDetailsTests: XCTestCase {
 
     /// Starts `arguments` and returns its pid and the pid `found` picks once /proc shows it
     /// (polled every millisecond; a program that neither gets there nor exits in a minute fails).
-    private func start(_ arguments: [String], found: (Int32) -> Int32?) throws -> (started: Int32, found: Int32) {
+    private func start(_ arguments: [String], environment: [String: String]? = nil, found: (Int32) -> Int32?) throws -> (started: Int32, found: Int32) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: arguments[0])
         p.arguments = Array(arguments.dropFirst())
+        if let environment { p.environment = environment }
         // Not this test's output: a child left holding it would keep `swift test` waiting.
         p.standardInput = FileHandle.nullDevice
         p.standardOutput = FileHandle.nullDevice
@@ -168,5 +169,107 @@ final class ProcessDetailsTests: XCTestCase {
         table.seed()
         let e = event(table, pid: sleep)
         XCTAssertEqual(flag(e, "proc.is_exe_from_memfd"), true, "exe: \(text(e, "proc.exepath") ?? "nil")")
+    }
+    /// proc.vpid and proc.is_vpgid_leader on a program that is pid 1 of a new pid namespace and
+    /// leads its own group there (unshare --pid --fork setsid sleep), and on its host-side
+    /// parent; proc.env is the environment it was started with.
+    func testNamespacePidGroupLeaderAndEnvironmentOfARealProcess() throws {
+        let marker = "vigil-\(UUID().uuidString)"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        p.arguments = ["--pid", "--fork", "/usr/bin/setsid", "/bin/sleep", "1000"]
+        p.environment = ["PATH": "/usr/bin:/bin", "VIGIL_MARKER": marker]
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        started.append(p)
+        var sleep: Int32?
+        for _ in 0..<60_000 where p.isRunning && sleep == nil {
+            sleep = Self.sleepingDescendant(p.processIdentifier)
+            if sleep == nil { usleep(1000) }
+        }
+        let pid = try XCTUnwrap(sleep, "unshare's sleep never ran")
+        found.append(pid)
+        let table = ProcessTable()
+        table.seed()
+        let e = event(table, pid: pid)
+        XCTAssertEqual(number(e, "proc.vpid"), 1, "pid 1 of the new pid namespace")
+        XCTAssertNotEqual(UInt32(pid), 1)
+        XCTAssertEqual(number(e, "proc.vpgid"), 1, "setsid made it lead its group")
+        XCTAssertEqual(flag(e, "proc.is_vpgid_leader"), true)
+        XCTAssertEqual(Set(text(e, "proc.env")?.split(separator: " ").map(String.init) ?? []), ["PATH=/usr/bin:/bin", "VIGIL_MARKER=\(marker)"],
+                       "the environment given to unshare, passed on by setsid to sleep")
+        // unshare itself: in the host's namespace, in this test's process group, not its leader.
+        let unshare = event(table, pid: p.processIdentifier)
+        XCTAssertEqual(number(unshare, "proc.vpid"), UInt64(p.processIdentifier), "the host's pid namespace: the same id")
+        XCTAssertEqual(flag(unshare, "proc.is_vpgid_leader"), getpgid(p.processIdentifier) == p.processIdentifier)
+    }
+    /// An exec Vigil reads too late (the process is gone) keeps the pids and group from before,
+    /// not the environment: the exec was given a new one, which /proc can no longer tell.
+    func testAnExecOfAProcessAlreadyGoneHasNoEnvironment() throws {
+        let (_, sleep) = try start(["/bin/sleep", "1000"], found: Self.sleeping)
+        let table = ProcessTable()
+        table.seed()
+        XCTAssertNotNil(table.record(UInt32(sleep))?.details.environment, "read while it runs")
+        kill(sleep, SIGKILL)
+        started.last?.waitUntilExit()
+        let exec = Event(bootTimeNs: 1, timeNs: 2, cgroupID: 1, pid: UInt32(sleep), tid: UInt32(sleep), ppid: 1, uid: 0, gid: 0, cpu: 0,
+                         mountNamespace: 0, pidNamespace: Namespaces.hostPID, comm: "curl",
+                         payload: .exec(.init(filename: "/usr/bin/curl", executablePath: "/usr/bin/curl", arguments: ["curl"],
+                                              argumentsTruncated: false, cwd: "/", tty: "", ttyNumber: 0, loginUID: 0, startTimeNs: 1)))
+        table.update(with: exec)
+        let details = try XCTUnwrap(table.record(UInt32(sleep))?.details)
+        XCTAssertNil(details.environment)
+        XCTAssertEqual(details.vpid, UInt32(sleep), "the pid stays across an exec")
+    }
+    /// A forked child is not its parent: no proc.vpid (nor group leadership) until it is known,
+    /// which its first own event in the host's pid namespace tells (there its pid is its pid).
+    func testAForkedChildHasItsOwnNamespacePid() throws {
+        let (_, sleep) = try start(["/bin/sleep", "1000"], found: Self.sleeping)
+        let table = ProcessTable()
+        table.seed()
+        func event(pid: UInt32, _ payload: Payload) -> Event {
+            Event(bootTimeNs: 1, timeNs: 2, cgroupID: 1, pid: pid, tid: pid, ppid: UInt32(sleep), uid: 0, gid: 0, cpu: 0,
+                  mountNamespace: 0, pidNamespace: Namespaces.hostPID, comm: "sleep", payload: payload)
+        }
+        XCTAssertEqual(table.record(UInt32(sleep))?.details.vpid, UInt32(sleep))
+        let child = UInt32(sleep) + 100_000
+        table.update(with: event(pid: UInt32(sleep), .fork(.init(childPID: child, childTID: child, isThread: false, childStartTimeNs: 5))))
+        XCTAssertNil(table.record(child)?.details.vpid, "not the parent's")
+        XCTAssertEqual(table.record(child)?.details.vpgid, table.record(UInt32(sleep))?.details.vpgid, "the parent's group")
+        table.update(with: event(pid: child, .exit(.init(status: 0, startTimeNs: 5, durationNs: 1))))
+        XCTAssertEqual(table.record(child)?.details.vpid, child)
+    }
+
+    /// proc.env keeps at most `ProcessDetails.environmentLimit` (4096) bytes of a process's
+    /// environment, whole NAME=VALUE entries in order, and proc.env_truncated says it was cut:
+    /// a real sleep started with about 64 KiB of environment.
+    func testAProcessWithALargeEnvironmentKeepsAtMost4096BytesOfWholeEntries() throws {
+        let value = String(repeating: "x", count: 200)
+        var environment: [String: String] = [:]
+        for n in 0..<320 { environment[String(format: "VIGIL_BIG_%03d", n)] = value }
+        let (_, sleep) = try start(["/bin/sleep", "1000"], environment: environment, found: Self.sleeping)
+        let whole = try XCTUnwrap(FileHandle(forReadingAtPath: "/proc/\(sleep)/environ")).readDataToEndOfFile()
+        XCTAssertGreaterThan(whole.count, 60_000, "the process really has the large environment")
+        let given = whole.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        let table = ProcessTable()
+        table.seed()
+        let kept = try XCTUnwrap(table.record(UInt32(sleep))?.details.environment, "read while it runs")
+        let bytes = kept.reduce(0) { $0 + $1.bytes.count + 1 }
+        XCTAssertLessThanOrEqual(bytes, ProcessDetails.environmentLimit)
+        XCTAssertGreaterThan(bytes, ProcessDetails.environmentLimit - 216, "as many whole entries as fit (each is 214 bytes with its NUL)")
+        XCTAssertEqual(kept.map(\.string), Array(given.prefix(kept.count)), "whole entries, in /proc's order")
+        let e = event(table, pid: sleep)
+        XCTAssertEqual(flag(e, "proc.env_truncated"), true)
+        XCTAssertEqual(text(e, "proc.env"), given.prefix(kept.count).joined(separator: " "))
+
+        // A small environment is kept whole and not marked.
+        let (_, small) = try start(["/bin/sleep", "1000"], environment: ["PATH": "/usr/bin:/bin"], found: Self.sleeping)
+        let again = ProcessTable()
+        again.seed()
+        let s = event(again, pid: small)
+        XCTAssertEqual(text(s, "proc.env"), "PATH=/usr/bin:/bin")
+        XCTAssertEqual(flag(s, "proc.env_truncated"), false)
     }
 }

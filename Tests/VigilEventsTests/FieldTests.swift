@@ -101,4 +101,100 @@ final class FieldTests: XCTestCase {
         open.name_len = 10 // claims bytes the record does not have
         withUnsafeBytes(of: open) { XCTAssertNil(decoder.decode($0)) }
     }
+    /// A connect of a UDP socket to a DNS server as the syscalls sensor and fd table give it,
+    /// and a unix socket's sendmsg.
+    private func socketEvent(_ call: String, fd: FDInfo) throws -> Event {
+        let index = try XCTUnwrap(Syscalls.index(named: call))
+        var e = Event(bootTimeNs: 1, timeNs: 2, cgroupID: 3, pid: 10, tid: 10, ppid: 1, uid: 0, gid: 0, cpu: 0,
+                      mountNamespace: 0, pidNamespace: 0, comm: "dig",
+                      payload: .syscall(.init(index: index, result: 0, latencyNs: 0, args: [3, 0x1000, 16, 0, 0, 0, 0, 0])))
+        e.fd = fd
+        return e
+    }
+
+    /// fd.port is either end's port (Falco: matches the client's or the server's); fd.sockfamily
+    /// is ip for IPv4 and IPv6 sockets, unix for unix sockets, none for other fds.
+    func testPortOfEitherEndAndSocketFamily() throws {
+        let udp = SocketInfo(l4proto: .udp, local: SocketAddress(ip: try XCTUnwrap(IPAddress("10.0.0.2")), port: 40000),
+                             remote: SocketAddress(ip: try XCTUnwrap(IPAddress("10.0.0.9")), port: 53), role: .client, connected: true)
+        let connect = try socketEvent("connect", fd: FDInfo(number: 3, type: .ipv4, name: "10.0.0.2:40000->10.0.0.9:53", socket: udp))
+        func v(_ e: Event, _ name: String) -> FieldValue? { Fields.named(name)?.extract(e, nil) }
+        XCTAssertEqual(v(connect, "fd.port"), .uints([40000, 53]), "the client's, then the server's")
+        XCTAssertEqual(v(connect, "fd.sockfamily"), .string("ip"))
+        let unix = try socketEvent("sendmsg", fd: FDInfo(number: 3, type: .unix, name: "/run/x.sock",
+                                                          socket: SocketInfo(local: SocketAddress(path: "/run/x.sock"))))
+        XCTAssertEqual(v(unix, "fd.sockfamily"), .string("unix"))
+        XCTAssertNil(v(unix, "fd.port"), "a unix socket has no ports")
+        let pipe = try socketEvent("write", fd: FDInfo(number: 3, type: .pipe, name: "pipe:[7]"))
+        XCTAssertNil(v(pipe, "fd.sockfamily"))
+        XCTAssertNil(v(pipe, "fd.port"))
+    }
+
+    /// proc.vpid, proc.is_vpgid_leader and proc.env come from what the process table read in
+    /// /proc (status's NSpid and NSpgid, environ): a container's first process is 1 in its pid
+    /// namespace and leads its group; unknown details give no value.
+    func testNamespacePidGroupLeaderAndEnvironment() {
+        var e = openEvent(name: "x", base: "/etc", result: 3)
+        func v(_ name: String) -> FieldValue? { Fields.named(name)?.extract(e, nil) }
+        XCTAssertNil(v("proc.vpid"))
+        XCTAssertNil(v("proc.is_vpgid_leader"))
+        XCTAssertNil(v("proc.env"))
+        var details = ProcessDetails()
+        details.vpid = 1
+        details.vpgid = 1
+        details.environment = ["PATH=/usr/bin:/bin", "HTTP_PROXY=http://proxy:3128", "HOME=/root"]
+        e.process.details = details
+        XCTAssertEqual(v("proc.vpid"), .uint(1))
+        XCTAssertEqual(v("proc.is_vpgid_leader"), .bool(true))
+        XCTAssertEqual(v("proc.env"), .string("PATH=/usr/bin:/bin HTTP_PROXY=http://proxy:3128 HOME=/root"))
+        details.vpid = 7
+        e.process.details = details
+        XCTAssertEqual(v("proc.is_vpgid_leader"), .bool(false), "a member of group 1, not its leader")
+    }
+
+    /// container.mounts and container.mount.dest[...] come from the runtime's mounts: by index,
+    /// or by the first whose host source matches a glob; none on the host or without a match.
+    func testContainerMounts() {
+        var e = openEvent(name: "x", base: "/etc", result: 3)
+        func v(_ name: String, _ arg: String? = nil) -> FieldValue? { Fields.named(name)?.extract(e, arg) }
+        XCTAssertNil(v("container.mounts"), "the host")
+        XCTAssertNil(v("container.mount.dest", "0"))
+        e.container = ContainerContext(fullID: String(repeating: "ab", count: 32), runtime: "docker", name: "web", image: "nginx:1",
+                                       labels: [:], podUID: "")
+        XCTAssertNil(v("container.mounts"), "the runtime did not say")
+        e.container.details = ContainerDetails(mounts: [
+            ContainerMount(source: "/var/run/docker.sock", destination: "/var/run/docker.sock", readWrite: true, propagation: "rprivate"),
+            ContainerMount(source: "/proc/sys", destination: "/host/proc/sys", mode: "ro", readWrite: false, propagation: "rprivate"),
+        ])
+        XCTAssertEqual(v("container.mounts"), .string("/var/run/docker.sock:/var/run/docker.sock::true:rprivate,/proc/sys:/host/proc/sys:ro:false:rprivate"))
+        XCTAssertEqual(v("container.mount.dest", "1"), .string("/host/proc/sys"))
+        XCTAssertNil(v("container.mount.dest", "2"))
+        XCTAssertEqual(v("container.mount.dest", "/var/run/docker.sock"), .string("/var/run/docker.sock"))
+        XCTAssertEqual(v("container.mount.dest", "/proc*"), .string("/host/proc/sys"), "a glob on the source")
+        XCTAssertNil(v("container.mount.dest", "/etc"))
+        e.container.details = ContainerDetails(mounts: [])
+        XCTAssertEqual(v("container.mounts"), .string(""), "known: no mounts")
+    }
+    /// Runtimes' RFC 3339 start times read back as what Timestamp.iso8601 writes; the zero time
+    /// of a container never started and other text give nothing; container.start_ts is the
+    /// runtime's start time of a container, none on the host.
+    func testContainerStartTime() {
+        for ns: UInt64 in [0, 1_000_000_000, 1_733_366_442_123_456_789, 951_782_400_000_000_001 /* 2000-02-29 */, 4_102_444_800_000_000_000] {
+            XCTAssertEqual(Timestamp.parseISO8601(Timestamp.iso8601(ns)), ns, Timestamp.iso8601(ns))
+        }
+        XCTAssertEqual(Timestamp.parseISO8601("2024-12-05T02:40:42Z"), 1_733_366_442_000_000_000)
+        XCTAssertEqual(Timestamp.parseISO8601("2024-12-05T02:40:42.5Z"), 1_733_366_442_500_000_000)
+        XCTAssertNil(Timestamp.parseISO8601("0001-01-01T00:00:00Z"), "Docker's never started")
+        for bad in ["", "2024-12-05 02:40:42Z", "2024-12-05T02:40:42+01:00", "2024-13-05T02:40:42Z", "2024-12-05T02:40:42.Z",
+                    "2024-12-05T02:40:42.1234567890Z"] {
+            XCTAssertNil(Timestamp.parseISO8601(bad), bad)
+        }
+        var e = openEvent(name: "x", base: "/etc", result: 3)
+        XCTAssertNil(Fields.named("container.start_ts")?.extract(e, nil), "the host")
+        e.container = ContainerContext(fullID: String(repeating: "ab", count: 32), runtime: "docker", name: "web", image: "nginx:1",
+                                       labels: [:], podUID: "")
+        XCTAssertNil(Fields.named("container.start_ts")?.extract(e, nil), "the runtime did not say")
+        e.container.details = ContainerDetails(startTimeNs: 1_733_366_442_123_456_789)
+        XCTAssertEqual(Fields.named("container.start_ts")?.extract(e, nil), .uint(1_733_366_442_123_456_789))
+    }
 }

@@ -152,8 +152,14 @@ final class RuleFileTests: XCTestCase {
         """)
         XCTAssertEqual(exceptions.matches(exec("bash")).count, 0, "excepted")
         XCTAssertEqual(exceptions.matches(exec("sh")).count, 1)
-        expectError({ _ = try set("- rule: shell\n  desc: again\n  condition: evt.type = execve\n  output: x\n  priority: INFO\n") },
-                    "extra.yaml:1:9", "duplicate rule 'shell' (first defined at base.yaml:5)")
+        // Defined again: the new definition replaces the first, as in Falco, with a warning naming both.
+        let again = try set("- rule: shell\n  desc: again\n  condition: evt.type = execve and proc.name = zsh\n  output: x\n  priority: INFO\n")
+        XCTAssertEqual(again.rules.map(\.rule.description), ["again"])
+        XCTAssertEqual(again.matches(exec("zsh")).count, 1)
+        XCTAssertEqual(again.matches(exec("bash")).count, 0, "the first condition is gone")
+        XCTAssertEqual(again.warnings.map(\.description), [
+            "extra.yaml:1:9: warning: rule 'shell' is defined again: this definition replaces the one at base.yaml:5 (as in Falco; use override or append to change a rule)",
+        ])
         expectError({ _ = try set("- macro: nope\n  condition: x\n  append: true\n") }, "extra.yaml:2:14", "never defined")
     }
 
@@ -219,15 +225,15 @@ final class RuleFileTests: XCTestCase {
         XCTAssertEqual(set.skipped.map(\.name), ["Write to a regular file", "Image repository"])
         XCTAssertEqual(set.skipped.map { $0.error.unknownField }, ["ka.target.namespace", "container.healthcheck"])
         XCTAssertEqual(set.skipped[0].description,
-                       "falco_rules.yaml:5:9: rule 'Write to a regular file' skipped (skip-if-unknown-filter): unknown field 'ka.target.namespace' in macro 'open_write' at falco_rules.yaml:2:83")
+                       "falco_rules.yaml:5:9: rule 'Write to a regular file' skipped: Vigil has no field 'ka.target.namespace' (falco_rules.yaml:2:83, in macro 'open_write')")
+        XCTAssertEqual(set.warnings.filter { $0.message.contains("skipped") }.map(\.description), set.skipped.map { "\($0.location): warning: \($0.message)" })
         XCTAssertEqual(set.matches(exec("sh")).map(\.rule.name), ["Shell"])
 
-        // Without the key (or with false), each rule with an unknown field is an error of its own.
+        // Without the key (or with false) the same: issue 12 section 5 skips every such rule.
         let strict = yaml.replacingOccurrences(of: "skip-if-unknown-filter: true", with: "skip-if-unknown-filter: false")
-        expectError({ _ = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(strict, file: "falco_rules.yaml"))]) },
-                    "falco_rules.yaml:2:83", "unknown field 'ka.target.namespace' in macro 'open_write', used by rule 'Write to a regular file' at falco_rules.yaml:5:9")
-        expectError({ _ = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(strict, file: "falco_rules.yaml"))]) },
-                    "falco_rules.yaml:2:83", "\nfalco_rules.yaml:13:36: unknown field 'container.healthcheck'")
+        let same = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(strict, file: "falco_rules.yaml"))])
+        XCTAssertEqual(same.rules.map(\.rule.name), ["Flags in the output", "Shell"])
+        XCTAssertEqual(same.skipped, set.skipped)
         // Other errors are never skipped.
         let broken = yaml.replacingOccurrences(of: "fd.name startswith /etc", with: "fd.name startswith")
         expectError({ _ = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(broken, file: "falco_rules.yaml"))]) },

@@ -103,6 +103,8 @@ final class NetworkSocketTests: XCTestCase {
         XCTAssertEqual(field("fd.cport", connectEvent), .uint(UInt64(clientPort)))
         XCTAssertEqual(field("fd.lport", connectEvent), .uint(UInt64(clientPort)))
         XCTAssertEqual(field("fd.rport", connectEvent), .uint(UInt64(serverPort)))
+        XCTAssertEqual(field("fd.port", connectEvent), .uints([UInt64(clientPort), UInt64(serverPort)]))
+        XCTAssertEqual(field("fd.sockfamily", connectEvent), .string("ip"))
         XCTAssertEqual(field("fd.l4proto", connectEvent), .string("tcp"))
         XCTAssertEqual(field("fd.connected", connectEvent), .bool(true))
         let acceptEvent = try XCTUnwrap(mine(events, "accept", fd: server).first, "the accept")
@@ -205,6 +207,8 @@ final class NetworkSocketTests: XCTestCase {
         let connectEvent = try XCTUnwrap(mine(events, "connect", fd: client).first)
         XCTAssertEqual(connectEvent.fd?.name.string, path)
         XCTAssertEqual(connectEvent.fd?.type, .unix)
+        XCTAssertEqual(field("fd.sockfamily", connectEvent), .string("unix"))
+        XCTAssertNil(field("fd.port", connectEvent), "a unix socket has no ports")
         XCTAssertEqual(mine(events, "write", fd: client).first?.fd?.name.string, path)
         let acceptEvent = try XCTUnwrap(mine(events, "accept").first { $0.fd?.number == accepted })
         XCTAssertEqual(acceptEvent.fd?.name.string, path, "the accepted unix socket has the listener's path")
@@ -212,6 +216,8 @@ final class NetworkSocketTests: XCTestCase {
         XCTAssertEqual(sendEvent.fd?.name.string, "0.0.0.0:\(udpPort)->127.0.0.1:\(sinkPort)", "an unconnected UDP socket: the kernel bound it to any address")
         XCTAssertEqual(field("fd.l4proto", sendEvent), .string("udp"))
         XCTAssertEqual(field("fd.sport", sendEvent), .uint(UInt64(sinkPort)))
+        XCTAssertEqual(field("fd.sockfamily", sendEvent), .string("ip"))
+        XCTAssertEqual(field("fd.port", sendEvent), .uints([UInt64(udpPort), UInt64(sinkPort)]), "the client's port, then the server's")
     }
 
     /// fd.name_changed: an unconnected UDP socket's name follows each datagram's destination, so

@@ -11,6 +11,13 @@ import VigilEvents
 /// to its items. Fields may carry a bracket argument (`proc.aname[2]`, `container.label[app]`) and
 /// be wrapped in `tolower()`, `toupper()` or `basename()`.
 public enum ConditionCompiler {
+    /// Up to `limit` known field names (and pseudo-fields) nearest to `name`, nearest first:
+    /// the "did you mean" of an unknown field.
+    public static func closestFieldNames(to name: String, limit: Int) -> [String] {
+        let candidates = Fields.names + ConditionPseudoField.allCases.map(\.rawValue).filter { Fields.named($0) == nil }
+        return closestNames(name, in: candidates, limit: limit)
+    }
+
     /// Parses, checks and compiles `text`, which starts at `location` in its file, resolving
     /// macros and lists from `context`.
     /// - Throws: `RuleError` at the exact line and column of the problem (inside the macro's own
@@ -152,8 +159,7 @@ struct PlanBuilder {
         } else if let pseudo = ConditionPseudoField(rawValue: operand.field) {
             resolved = .pseudo(pseudo)
         } else {
-            let candidates = Fields.names + ConditionPseudoField.allCases.map(\.rawValue).filter { Fields.named($0) == nil }
-            let suggestion = closestName(operand.field, in: candidates).map { "; did you mean '\($0)'?" } ?? ""
+            let suggestion = ConditionCompiler.closestFieldNames(to: operand.field, limit: 1).first.map { "; did you mean '\($0)'?" } ?? ""
             throw source.error("unknown field '\(operand.field)'\(suggestion)", at: operand.fieldRange.lowerBound, unknownField: operand.field)
         }
         let isAncestorField = Self.ancestorFields.contains(resolved.name)
@@ -473,15 +479,15 @@ enum ConditionFold {
 
 /// The candidate closest to `name` by edit distance, when close enough to be a likely typo.
 func closestName(_ name: String, in candidates: some Sequence<String>) -> String? {
-    var best: (name: String, distance: Int)?
-    for candidate in candidates {
-        let distance = levenshtein(Array(name.utf8), Array(candidate.utf8))
-        if distance < (best?.distance ?? Int.max) || (distance == best?.distance && candidate < (best?.name ?? "")) {
-            best = (candidate, distance)
-        }
-    }
-    guard let best, best.distance <= max(2, name.utf8.count / 3) else { return nil }
-    return best.name
+    closestNames(name, in: candidates, limit: 1).first
+}
+
+/// Up to `limit` of `candidates` near enough to `name` to be what was meant, nearest first
+/// (ties by name).
+func closestNames(_ name: String, in candidates: some Sequence<String>, limit: Int) -> [String] {
+    let bytes = Array(name.utf8), threshold = max(2, bytes.count / 3)
+    let near = candidates.map { ($0, levenshtein(bytes, Array($0.utf8))) }.filter { $0.1 <= threshold }
+    return near.sorted { ($0.1, $0.0) < ($1.1, $1.0) }.prefix(limit).map(\.0)
 }
 
 /// Levenshtein distance between two byte strings.

@@ -476,6 +476,13 @@ enum ConditionNumberTest<Value: FixedWidthInteger & Sendable>: Sendable {
         case .oneOf(let set): return set.contains(value)
         }
     }
+
+    /// For a field with several values (fd.port: either end's): `!=` when none equals the
+    /// bound, any other test when one of them matches.
+    func matches(any values: [Value]) -> Bool {
+        if case .compare(.notEqual, let bound) = self { return !values.contains(bound) }
+        return values.contains { matches($0) }
+    }
 }
 
 /// Tests a list field's elements (Falco's list semantics).
@@ -513,6 +520,7 @@ enum ConditionValueTest: Sendable {
         case (.exists, _): return true
         case (.string(let test), .string(let s)): return test.matches(s)
         case (.unsigned(let test), .uint(let v)): return test.matches(v)
+        case (.unsigned(let test), .uints(let list)): return test.matches(any: list)
         case (.signed(let test), .int(let v)): return test.matches(v)
         case (.boolean(let test), .bool(let v)): return test.matches(v ? 1 : 0)
         case (.list(let test), .strings(let list)): return test.matches(list)

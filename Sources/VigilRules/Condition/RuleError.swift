@@ -25,8 +25,8 @@ public struct RuleError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What is wrong, in one sentence (no location).
     public var message: String
     /// When what is wrong is a field Vigil does not have (in a condition, a macro it uses, an
-    /// exception or the output): that field's name. A rule with `skip-if-unknown-filter: true`
-    /// is skipped for such an error instead of failing the load.
+    /// exception or the output): that field's name. A rule is skipped for such an error instead
+    /// of failing the load (`RuleSet.skipped`).
     public var unknownField: String?
     /// The macros the problem is inside, outermost first (empty: in the rule's own text).
     public var macroPath: [String] = []
