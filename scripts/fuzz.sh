@@ -14,6 +14,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
+# Swift's own crash handler would take the trap's signal before libFuzzer and ASan report it.
+export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
 SCRATCH=.build-fuzz
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
 ALL_TARGETS="condition yaml toml output decoder http docker"
