@@ -150,6 +150,8 @@ enum FuzzHTTPRequest {
         do {
             try HTTPServer.configureHTTPPipeline(channel, limits: HTTPLimits())
             try channel.pipeline.syncOperations.addHandler(Collector())
+            // Active as an accepted connection is: an inactive EmbeddedChannel decodes nothing.
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         } catch {
             fatalError("the HTTP pipeline: \(error)")
         }
