@@ -30,4 +30,18 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertFalse(EventFormat.json(event).isEmpty)
         XCTAssertFalse(EventFormat.tableRow(event).isEmpty)
     }
+
+    /// An open record whose result (-errno) does not fit in Int32 trapped in `Int32(-result)`
+    /// when its `evt.res` was written (JSON, the table, field reads). Such a result is now named
+    /// `E` and its number, like any errno without a name.
+    func testOpenResultOutOfInt32RangeRenders() throws {
+        let bytes = try Self.regression("open-result-out-of-int32.bin")
+        var decoder = EventDecoder(bootToEpochNs: 0)
+        let event = try XCTUnwrap(bytes.withUnsafeBytes { decoder.decode($0) })
+        guard case .open(let open) = event.payload else { return XCTFail("not an open: \(event.kind)") }
+        XCTAssertNil(Int32(exactly: -open.result), "the committed input's result is out of Int32: \(open.result)")
+        let name = "E\(0 &- open.result)"
+        XCTAssertTrue(EventFormat.json(event).contains("\"evt.res\":\"\(name)\""), EventFormat.json(event))
+        XCTAssertTrue(EventFormat.tableRow(event).contains(name), EventFormat.tableRow(event))
+    }
 }
