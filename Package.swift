@@ -85,6 +85,17 @@ let package = Package(
             name: "vigil-rules-bench",
             dependencies: ["VigilRules", "VigilEvents", "VigilSensors", "VigilEnrichment", "VigilBPF"]
         ),
+        // make fuzz: libFuzzer targets (VIGIL_FUZZ_TARGET picks one) over the parsers that read untrusted
+        // input. Built with -sanitize=fuzzer,address -DFUZZING by scripts/fuzz.sh; FUZZING.md.
+        .executableTarget(
+            name: "vigil-fuzz",
+            dependencies: [
+                "VigilRules", "VigilEvents", "VigilContainers", "VigilDaemon",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // cgroup -> container id/runtime/pod, and runtime APIs (Docker Engine) for names and images.
         // Pure parsing plus a socket client: no libbpf.
         .target(name: "VigilContainers", dependencies: ["VigilEvents"]),

@@ -38,7 +38,7 @@ public struct ContainerEvent: Sendable, Hashable {
     }
 
     /// Decodes one JSON object of `GET /events`; nil for other types or actions.
-    static func decode(json line: [UInt8]) -> ContainerEvent? {
+    package static func decode(json line: [UInt8]) -> ContainerEvent? {
         struct Wire: Decodable {
             struct Actor: Decodable {
                 var ID: String?

@@ -90,6 +90,17 @@ public final class HTTPServer: Sendable {
         try await bootstrap(peerCredentials: false).bind(host: host, port: port).get()
     }
 
+    /// NIO's HTTP/1.1 server handlers as every connection gets them: the request decoder held to
+    /// `limits.maxHeaderBytes`, the response encoder, 400 on a malformed request. Must run on the
+    /// channel's event loop. The fuzz target (`vigil-fuzz http`) parses requests through it.
+    package static func configureHTTPPipeline(_ channel: any Channel, limits: HTTPLimits) throws {
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withErrorHandling: true, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+    }
+
     private func bootstrap(peerCredentials: Bool) -> ServerBootstrap {
         let router = self.router, authorize = self.authorize, limits = self.limits, counters = self.counters
         return ServerBootstrap(group: group)
@@ -114,11 +125,7 @@ public final class HTTPServer: Sendable {
                 }
                 return credentials.flatMapThrowing { peer in
                     let allowed = peer.map { peer in authorize?(peer) ?? true } ?? !peerCredentials
-                    var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-                    decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
-                    decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withErrorHandling: true, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+                    try Self.configureHTTPPipeline(channel, limits: limits)
                     try channel.pipeline.syncOperations.addHandler(
                         HTTPConnectionHandler(router: router, peer: peer, allowed: allowed, limits: limits, counters: counters))
                 }
@@ -238,7 +245,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             write(.error(413, "request body over \(HTTPServer.maximumBodyBytes) bytes"), version: head.version, keepAlive: false, context: context)
             return
         }
-        let request = Self.request(head, body: body, peer: peer)
+        let request = HTTPRequest(head, body: body, peer: peer)
         body = []
         busy = true
         let router = self.router
@@ -331,8 +338,12 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         streamEnded = nil
         ended?()
     }
+}
 
-    private static func request(_ head: HTTPRequestHead, body: [UInt8], peer: PeerCredentials?) -> HTTPRequest {
+extension HTTPRequest {
+    /// The router's view of a decoded request: the path and query split off the URI and
+    /// percent-decoded, header names lowercased.
+    package init(_ head: HTTPRequestHead, body: [UInt8], peer: PeerCredentials?) {
         let uri = head.uri
         let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let path = String(parts.first ?? "").removingPercentEncoding ?? String(parts.first ?? "")
@@ -346,6 +357,6 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         }
         var headers: [String: String] = [:]
         for (name, value) in head.headers { headers[name.lowercased()] = value }
-        return HTTPRequest(method: head.method.rawValue, path: path, query: query, headers: headers, body: body, peer: peer)
+        self.init(method: head.method.rawValue, path: path, query: query, headers: headers, body: body, peer: peer)
     }
 }

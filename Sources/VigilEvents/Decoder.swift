@@ -24,7 +24,9 @@ public struct EventDecoder: Sendable {
         let comm = withUnsafeBytes(of: header.comm) { raw in
             strings.string(UnsafeRawBufferPointer(rebasing: raw[..<(raw.firstIndex(of: 0) ?? raw.count)]))
         }
-        return Event(bootTimeNs: header.ts_ns, timeNs: UInt64(Int64(header.ts_ns) &+ bootToEpochNs),
+        // Wrapping u64 arithmetic: a record's timestamp is not trusted to fit in Int64 (vigil-fuzz
+        // decoder found the trap; FuzzRegressionTests).
+        return Event(bootTimeNs: header.ts_ns, timeNs: header.ts_ns &+ UInt64(bitPattern: bootToEpochNs),
                      cgroupID: header.cgroup_id, pid: header.pid, tid: header.tid, ppid: header.ppid,
                      uid: header.uid, gid: header.gid, cpu: header.cpu, mountNamespace: header.mnt_ns,
                      pidNamespace: header.pid_ns, comm: comm, payload: payload)

@@ -159,16 +159,16 @@ public enum Fields {
         .init("evt.rawtime", .uint, "Time of the event, nanoseconds since the Unix epoch.") { e, _ in .uint(e.timeNs) },
         .init("evt.res", .string, [.open, .syscall], "SUCCESS, or the error name (ENOENT, EACCES, ...) when the call failed.", json: { e, out in
             if case .syscall(let s) = e.payload {
-                if s.failedCall { out.appendJSON(ErrnoNames.name(Int32(-s.result))) } else { out.appendJSON(Names.success) }
+                if s.failedCall { out.appendJSON(ErrnoNames.name(result: s.result)) } else { out.appendJSON(Names.success) }
                 return true
             }
             guard case .open(let o) = e.payload else { return false }
-            if o.result >= 0 { out.appendJSON(Names.success) } else { out.appendJSON(ErrnoNames.name(Int32(-o.result))) }
+            if o.result >= 0 { out.appendJSON(Names.success) } else { out.appendJSON(ErrnoNames.name(result: o.result)) }
             return true
         }) { e, _ in
-            if case .syscall(let s) = e.payload { return .string(s.failedCall ? ErrnoNames.bytes(Int32(-s.result)) : Names.successBytes) }
+            if case .syscall(let s) = e.payload { return .string(s.failedCall ? ErrnoNames.bytes(result: s.result) : Names.successBytes) }
             guard case .open(let o) = e.payload else { return nil }
-            return .string(o.result >= 0 ? Names.successBytes : ErrnoNames.bytes(Int32(-o.result)))
+            return .string(o.result >= 0 ? Names.successBytes : ErrnoNames.bytes(result: o.result))
         },
         .init("evt.rawres", .int, [.open, .fork, .syscall], "The raw result: the fd or -errno of an open, the child pid of a fork, a syscall's return value.") { e, _ in
             switch e.payload {

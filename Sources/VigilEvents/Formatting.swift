@@ -57,6 +57,19 @@ public enum ErrnoNames {
 
     /// The symbolic name as bytes (made once for the known ones).
     public static func bytes(_ errno: Int32) -> ByteString { nameBytes[errno] ?? ByteString(name(errno)) }
+
+    /// The name of a failed call's result (-errno). A result no errno gives (beyond Int32, as a
+    /// hostile or corrupt record may carry) is `E` and its number, never a trap.
+    public static func name(result: Int64) -> String {
+        let errno = 0 &- result
+        return Int32(exactly: errno).map { name($0) } ?? "E\(errno)"
+    }
+
+    /// `name(result:)` as bytes.
+    public static func bytes(result: Int64) -> ByteString {
+        let errno = 0 &- result
+        return Int32(exactly: errno).map { bytes($0) } ?? ByteString("E\(errno)")
+    }
 }
 
 /// Time formatting without Foundation.
@@ -196,7 +209,7 @@ public enum EventFormat {
         case .exit(let x): details = x.signal != 0 ? "signal \(x.signal)" : "code \(x.exitCode)"
         case .open(let o):
             details = o.path.escapedForTerminal + " " + OpenFlags.describe(o.flags)
-                + (o.result >= 0 ? " fd=\(o.result)" : " " + ErrnoNames.name(Int32(-o.result)))
+                + (o.result >= 0 ? " fd=\(o.result)" : " " + ErrnoNames.name(result: o.result))
         case .conn(let c):
             details = c.phase.eventType + " " + c.socket.name.escapedForTerminal
                 + (c.phase == .close ? " state=\(TCPStates.name(c.state)) duration=\(c.durationNs / 1000)us sent=\(c.bytesSent) received=\(c.bytesReceived) retransmits=\(c.retransmits)" : "")

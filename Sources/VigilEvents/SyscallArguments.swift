@@ -32,7 +32,7 @@ public enum SyscallArguments {
     /// The result as text: the fd, pid or count, a hex address, or the errno's name.
     public static func appendResult(_ s: Payload.Syscall, to out: inout ByteBuffer) {
         if s.failedCall {
-            out.append(ErrnoNames.name(Int32(-s.result)).utf8.map { $0 })
+            out.append(ErrnoNames.name(result: s.result).utf8.map { $0 })
         } else if s.descriptor.result == .hex {
             appendHex(UInt64(bitPattern: s.result), to: &out)
         } else {
