@@ -242,6 +242,18 @@ final class ProcessDetailsTests: XCTestCase {
         XCTAssertEqual(table.record(child)?.details.vpid, child)
     }
 
+    /// /proc/PID/environ once exec has laid out the new stack: exec names the process (what
+    /// `start` waits for) before that, and until then environ reads empty (seen once in a full run).
+    private func environ(_ pid: Int32) throws -> Data {
+        var data = Data()
+        for _ in 0..<5_000 {
+            data = try XCTUnwrap(FileHandle(forReadingAtPath: "/proc/\(pid)/environ")).readDataToEndOfFile()
+            if !data.isEmpty { break }
+            usleep(1_000)
+        }
+        return data
+    }
+
     /// proc.env keeps at most `ProcessDetails.environmentLimit` (4096) bytes of a process's
     /// environment, whole NAME=VALUE entries in order, and proc.env_truncated says it was cut:
     /// a real sleep started with about 64 KiB of environment.
@@ -250,7 +262,7 @@ final class ProcessDetailsTests: XCTestCase {
         var environment: [String: String] = [:]
         for n in 0..<320 { environment[String(format: "VIGIL_BIG_%03d", n)] = value }
         let (_, sleep) = try start(["/bin/sleep", "1000"], environment: environment, found: Self.sleeping)
-        let whole = try XCTUnwrap(FileHandle(forReadingAtPath: "/proc/\(sleep)/environ")).readDataToEndOfFile()
+        let whole = try environ(sleep)
         XCTAssertGreaterThan(whole.count, 60_000, "the process really has the large environment")
         let given = whole.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
         let table = ProcessTable()
@@ -266,6 +278,7 @@ final class ProcessDetailsTests: XCTestCase {
 
         // A small environment is kept whole and not marked.
         let (_, small) = try start(["/bin/sleep", "1000"], environment: ["PATH": "/usr/bin:/bin"], found: Self.sleeping)
+        _ = try environ(small)
         let again = ProcessTable()
         again.seed()
         let s = event(again, pid: small)
