@@ -281,6 +281,7 @@ public final class Engine: @unchecked Sendable {
         let watching = !state.eventSubscribers.list.isEmpty
         let pushdown = state.rules?.pushdown
         stream.kinds = watching ? KindSet.all : (pushdown?.kinds ?? [])
+        stream.enricher.processes.readsEnvironment = state.rules?.readsProcessEnvironment ?? false
         var filter = KernelFilter()
         filter.syscallBounds = syscallBounds
         var applied = false

@@ -2,9 +2,10 @@ import Foundation
 import VigilEvents
 
 extension ProcessDetails {
-    /// What /proc says of `pid` now (stat, status, environ, exe), nil when the process is gone. Read when
-    /// the table is seeded, when it first meets a process, and after each exec.
-    static func read(pid: UInt32, procRoot: String) -> ProcessDetails? {
+    /// What /proc says of `pid` now (stat, status, exe, and environ when `environment`), nil when
+    /// the process is gone. Read when the table is seeded, when it first meets a process, and
+    /// after each exec.
+    static func read(pid: UInt32, procRoot: String, environment: Bool) -> ProcessDetails? {
         let dir = "\(procRoot)/\(pid)"
         guard let status = try? String(contentsOfFile: "\(dir)/status", encoding: .utf8) else { return nil }
         var details = ProcessDetails()
@@ -30,17 +31,7 @@ extension ProcessDetails {
                 details.sid = UInt32(rest[3])
             }
         }
-        if let file = FileHandle(forReadingAtPath: "\(dir)/environ") {
-            // One byte more than kept tells whether there was more; never the whole of a huge one.
-            let limit = ProcessDetails.environmentLimit
-            let environ = (try? file.read(upToCount: limit + 1)) ?? Data()
-            try? file.close()
-            let truncated = environ.count > limit
-            // Whole entries only: up to the last NUL within the limit when cut.
-            let kept = truncated ? environ.prefix(limit).lastIndex(of: 0).map { environ[..<$0] } ?? Data() : environ
-            details.environment = kept.split(separator: 0).map { ByteString(Array($0)) }
-            details.environmentTruncated = truncated
-        }
+        if environment { details.readEnvironment(pid: pid, procRoot: procRoot) }
         if let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/exe") {
             details.exeFromMemfd = link.hasPrefix("/memfd:")
             var info = stat()
@@ -51,5 +42,20 @@ extension ProcessDetails {
             }
         }
         return details
+    }
+
+    /// Reads /proc/PID/environ into `environment` (at most `environmentLimit` bytes of whole
+    /// entries) and `environmentTruncated`; leaves them nil when it cannot be read.
+    mutating func readEnvironment(pid: UInt32, procRoot: String) {
+        guard let file = FileHandle(forReadingAtPath: "\(procRoot)/\(pid)/environ") else { return }
+        // One byte more than kept tells whether there was more; never the whole of a huge one.
+        let limit = ProcessDetails.environmentLimit
+        let environ = (try? file.read(upToCount: limit + 1)) ?? Data()
+        try? file.close()
+        let truncated = environ.count > limit
+        // Whole entries only: up to the last NUL within the limit when cut.
+        let kept = truncated ? environ.prefix(limit).lastIndex(of: 0).map { environ[..<$0] } ?? Data() : environ
+        environment = kept.split(separator: 0).map { ByteString(Array($0)) }
+        environmentTruncated = truncated
     }
 }

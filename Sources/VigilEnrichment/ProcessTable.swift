@@ -37,6 +37,25 @@ public final class ProcessTable {
     /// Where /proc is (the working directory of a process the table does not know).
     private var procRoot = "/proc"
 
+    /// Whether records keep each process's environment (proc.env): only while a rule or output
+    /// uses it (`RuleSet.readsProcessEnvironment`), since reading every process's
+    /// /proc/PID/environ is itself what detections of environment theft watch for, and costs a
+    /// read per exec. Turned on, it reads the environment of every process already known.
+    public var readsEnvironment = false {
+        didSet {
+            guard readsEnvironment != oldValue else { return }
+            for pid in Array(records.keys) {
+                if readsEnvironment {
+                    records[pid]?.details.readEnvironment(pid: pid, procRoot: procRoot)
+                } else {
+                    records[pid]?.details.environment = nil
+                    records[pid]?.details.environmentTruncated = nil
+                }
+            }
+            version &+= 1
+        }
+    }
+
     /// An empty table.
     public init(maxAncestors: Int = 16) { self.maxAncestors = maxAncestors }
 
@@ -51,14 +70,14 @@ public final class ProcessTable {
         self.procRoot = procRoot
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return }
         for entry in entries {
-            guard let pid = UInt32(entry), let record = Self.read(pid: pid, procRoot: procRoot) else { continue }
+            guard let pid = UInt32(entry), let record = Self.read(pid: pid, procRoot: procRoot, environment: readsEnvironment) else { continue }
             records[pid] = record
         }
         version &+= 1
     }
 
     /// Reads one process from /proc, or nil when it is gone.
-    static func read(pid: UInt32, procRoot: String) -> ProcessRecord? {
+    static func read(pid: UInt32, procRoot: String, environment: Bool) -> ProcessRecord? {
         let dir = "\(procRoot)/\(pid)"
         guard let stat = try? Data(contentsOf: URL(fileURLWithPath: "\(dir)/stat")),
               let open = stat.firstIndex(of: UInt8(ascii: "(")), let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
@@ -80,7 +99,7 @@ public final class ProcessTable {
         let loginUID = (try? String(contentsOfFile: "\(dir)/loginuid", encoding: .utf8)).flatMap { UInt32($0) }
         return ProcessRecord(pid: pid, ppid: ppid, comm: comm, executablePath: link("exe"), arguments: arguments,
                              cwd: link("cwd"), ttyNumber: tty, loginUID: loginUID, startTimeNs: startTimeNs,
-                             details: ProcessDetails.read(pid: pid, procRoot: procRoot) ?? ProcessDetails())
+                             details: ProcessDetails.read(pid: pid, procRoot: procRoot, environment: environment) ?? ProcessDetails())
     }
 
     /// sysconf(_SC_CLK_TCK): the unit of /proc/PID/stat's times (100 on Linux).
@@ -107,7 +126,7 @@ public final class ProcessTable {
                                                ttyNumber: x.ttyNumber, loginUID: x.loginUID,
                                                startTimeNs: x.startTimeNs != 0 ? x.startTimeNs : records[event.pid]?.startTimeNs,
                                                container: records[event.pid]?.container,
-                                               details: Self.detailsAfterExec(pid: event.pid, procRoot: procRoot,
+                                               details: Self.detailsAfterExec(pid: event.pid, procRoot: procRoot, environment: readsEnvironment,
                                                                              before: records[event.pid]?.details))
             version &+= 1
         case .fork(let f) where !f.isThread:
@@ -122,7 +141,7 @@ public final class ProcessTable {
         default:
             if records.index(forKey: event.pid) == nil {
                 var record = ProcessRecord(pid: event.pid, ppid: event.ppid, comm: event.comm)
-                record.details = ProcessDetails.read(pid: event.pid, procRoot: procRoot) ?? ProcessDetails()
+                record.details = ProcessDetails.read(pid: event.pid, procRoot: procRoot, environment: readsEnvironment) ?? ProcessDetails()
                 records[event.pid] = record
                 version &+= 1
             }
@@ -159,8 +178,8 @@ public final class ProcessTable {
     /// session, group and pids stay); what it had before when the process is already gone,
     /// without the executable's details (another file now) nor the environment (the exec was
     /// given a new one).
-    static func detailsAfterExec(pid: UInt32, procRoot: String, before: ProcessDetails?) -> ProcessDetails {
-        if let now = ProcessDetails.read(pid: pid, procRoot: procRoot) { return now }
+    static func detailsAfterExec(pid: UInt32, procRoot: String, environment: Bool, before: ProcessDetails?) -> ProcessDetails {
+        if let now = ProcessDetails.read(pid: pid, procRoot: procRoot, environment: environment) { return now }
         var kept = before ?? ProcessDetails()
         kept.exe = nil
         kept.exeFromMemfd = nil

@@ -39,7 +39,7 @@ extension Fields {
             guard let vpid = e.process.details.vpid, let vpgid = e.process.details.vpgid else { return nil }
             return .bool(vpid == vpgid)
         },
-        .init("proc.env", .string, scope: .process, "The environment the program was started with (/proc/PID/environ, read when Vigil meets the process and after each exec): NAME=VALUE entries separated by spaces, at most the first 4096 bytes of whole entries (`proc.env_truncated` says when it was cut); none when the process was gone before Vigil read it.") { e, _ in
+        .init("proc.env", .string, scope: .process, "The environment the program was started with (/proc/PID/environ, read when Vigil meets the process and after each exec, and only while a loaded rule or output uses proc.env or proc.env_truncated: Vigil does not read environments nobody asked for): NAME=VALUE entries separated by spaces, at most the first 4096 bytes of whole entries (`proc.env_truncated` says when it was cut); none when the process was gone before Vigil read it.") { e, _ in
             e.process.details.environment.map { entries in .string(ByteString(entries.map(\.bytes).joined(separator: [0x20]))) }
         },
         .init("proc.env_truncated", .bool, scope: .process, "Whether proc.env was cut: the environment was longer than 4096 bytes and only the whole NAME=VALUE entries within them are kept; missing whenever proc.env is missing.") { e, _ in

@@ -19,6 +19,8 @@ public struct ProcessDetails: Sendable, Equatable {
     /// The most bytes of environment kept per process (NAME=VALUE entries and their NULs): a
     /// process's environ can be megabytes, and the process table keeps one per process.
     public static let environmentLimit = 4096
+    /// The fields that read `environment`.
+    public static let environmentFields: Set<String> = ["proc.env", "proc.env_truncated"]
     /// Capability sets (bit N: capability N, as CapEff/CapPrm/CapInh).
     public var capEffective: UInt64?, capPermitted: UInt64?, capInheritable: UInt64?
     /// The executable is a memfd (/proc/PID/exe names /memfd:...): a fileless program.

@@ -143,6 +143,12 @@ public struct RuleSet: Sendable {
     public let macroCount: Int, listCount: Int
     /// The file sensor's path pushdown (computed once: it validates `kernel_kill` rules).
     public let openPaths: OpenPathPushdown
+    /// Whether a rule's condition or output reads a process's environment (proc.env,
+    /// proc.env_truncated): the process table keeps environments only then
+    /// (`ProcessTable.readsEnvironment`).
+    public var readsProcessEnvironment: Bool {
+        rules.contains { rule in !rule.condition.fields.union(rule.output.fieldNames).isDisjoint(with: ProcessDetails.environmentFields) }
+    }
     /// Per rule (same order as `rules`), the kinds it is evaluated for: its condition's kinds,
     /// without `.syscall` for a rule that neither restricts evt.type to syscalls nor reads a
     /// syscall field (`proc.name = nc` sees exec, fork, exit and open events, not every syscall).

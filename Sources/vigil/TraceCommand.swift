@@ -161,6 +161,7 @@ struct Trace: ParsableCommand {
         // syscalls the syscalls sensor.
         let sensors = try Sensors(kinds: kinds, filter: filter, ringBytes: ringMiB << 20, hooks: hooks)
         let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: kinds)
+        stream.enricher.processes.readsEnvironment = ruleSet?.readsProcessEnvironment ?? false
         for (sensor, report) in sensors.reports {
             let others = report.attempts.filter { $0.outcome == .skipped || $0.outcome == .failed }
                 .map { "\($0.variant): \($0.reason ?? "")" }

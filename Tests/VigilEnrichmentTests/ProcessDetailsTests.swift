@@ -192,6 +192,7 @@ final class ProcessDetailsTests: XCTestCase {
         let pid = try XCTUnwrap(sleep, "unshare's sleep never ran")
         found.append(pid)
         let table = ProcessTable()
+        table.readsEnvironment = true
         table.seed()
         let e = event(table, pid: pid)
         XCTAssertEqual(number(e, "proc.vpid"), 1, "pid 1 of the new pid namespace")
@@ -209,7 +210,9 @@ final class ProcessDetailsTests: XCTestCase {
     /// not the environment: the exec was given a new one, which /proc can no longer tell.
     func testAnExecOfAProcessAlreadyGoneHasNoEnvironment() throws {
         let (_, sleep) = try start(["/bin/sleep", "1000"], found: Self.sleeping)
+        _ = try environ(sleep)
         let table = ProcessTable()
+        table.readsEnvironment = true
         table.seed()
         XCTAssertNotNil(table.record(UInt32(sleep))?.details.environment, "read while it runs")
         kill(sleep, SIGKILL)
@@ -266,6 +269,7 @@ final class ProcessDetailsTests: XCTestCase {
         XCTAssertGreaterThan(whole.count, 60_000, "the process really has the large environment")
         let given = whole.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
         let table = ProcessTable()
+        table.readsEnvironment = true
         table.seed()
         let kept = try XCTUnwrap(table.record(UInt32(sleep))?.details.environment, "read while it runs")
         let bytes = kept.reduce(0) { $0 + $1.bytes.count + 1 }
@@ -280,9 +284,27 @@ final class ProcessDetailsTests: XCTestCase {
         let (_, small) = try start(["/bin/sleep", "1000"], environment: ["PATH": "/usr/bin:/bin"], found: Self.sleeping)
         _ = try environ(small)
         let again = ProcessTable()
+        again.readsEnvironment = true
         again.seed()
         let s = event(again, pid: small)
         XCTAssertEqual(text(s, "proc.env"), "PATH=/usr/bin:/bin")
         XCTAssertEqual(flag(s, "proc.env_truncated"), false)
+    }
+
+    /// The table reads no process's environment unless asked (a rule uses proc.env): reading
+    /// every /proc/PID/environ is what detections of environment theft watch for. Asked later,
+    /// it reads the environments of the processes it knows; no longer asked, it drops them.
+    func testTheEnvironmentIsReadOnlyWhileAsked() throws {
+        let (_, sleep) = try start(["/bin/sleep", "1000"], environment: ["PATH": "/usr/bin:/bin", "VIGIL_ASKED": "1"], found: Self.sleeping)
+        _ = try environ(sleep)
+        let table = ProcessTable()
+        table.seed()
+        XCTAssertNil(table.record(UInt32(sleep))?.details.environment, "not read by default")
+        XCTAssertNil(text(event(table, pid: sleep), "proc.env"))
+        table.readsEnvironment = true
+        XCTAssertEqual(Set(text(event(table, pid: sleep), "proc.env")?.split(separator: " ").map(String.init) ?? []),
+                       ["PATH=/usr/bin:/bin", "VIGIL_ASKED=1"])
+        table.readsEnvironment = false
+        XCTAssertNil(table.record(UInt32(sleep))?.details.environment, "dropped when no longer asked")
     }
 }

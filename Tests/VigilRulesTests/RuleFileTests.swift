@@ -239,4 +239,18 @@ final class RuleFileTests: XCTestCase {
         expectError({ _ = try RuleSet(files: [("falco_rules.yaml", try YAMLRules.load(broken, file: "falco_rules.yaml"))]) },
                     "falco_rules.yaml:7:47", "expected a value after 'startswith'")
     }
+
+    /// Only a rule set that reads proc.env (condition or output) asks the process table to keep
+    /// environments: the default rules do not.
+    func testOnlyRulesReadingTheEnvironmentAskForIt() throws {
+        let defaults = try RuleSet(files: [(RuleFiles.defaultName, try RuleFiles.defaultItems())])
+        XCTAssertFalse(defaults.readsProcessEnvironment)
+        func set(_ condition: String, output: String = "o") throws -> RuleSet {
+            let yaml = "- rule: r\n  desc: d\n  condition: \(condition)\n  output: \(output)\n  priority: INFO\n"
+            return try RuleSet(files: [("env.yaml", try YAMLRules.load(yaml, file: "env.yaml"))])
+        }
+        XCTAssertTrue(try set("evt.type = execve and proc.env contains HTTP_PROXY").readsProcessEnvironment)
+        XCTAssertTrue(try set("evt.type = execve", output: "env=%proc.env_truncated").readsProcessEnvironment)
+        XCTAssertFalse(try set("evt.type = execve and proc.name = curl").readsProcessEnvironment)
+    }
 }
