@@ -1,5 +1,7 @@
 #include "clibbpf.h"
 #include <errno.h>
+#include <linux/perf_event.h>
+#include <string.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/syscall.h>
@@ -51,4 +53,16 @@ int clibbpf_synchronize_rcu(void)
      * accesses ... are ordered", implemented with synchronize_rcu(). */
     long rc = syscall(SYS_membarrier, 1, 0, 0);
     return rc < 0 ? -errno : 0;
+}
+
+int clibbpf_tracepoint_event_open(uint64_t id)
+{
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.type = PERF_TYPE_TRACEPOINT;
+    attr.size = sizeof(attr);
+    attr.config = id;
+    attr.disabled = 1;
+    long fd = syscall(__NR_perf_event_open, &attr, -1, 0, -1, PERF_FLAG_FD_CLOEXEC);
+    return fd < 0 ? -errno : (int)fd;
 }

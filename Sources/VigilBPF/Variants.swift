@@ -112,6 +112,10 @@ public final class LoadedVariants {
         BPFLink.detachTogether(links)
         links.removeAll()
     }
+
+    /// Released without `detach()`: the links are detached together, not one by one as each
+    /// link's own deinit would (one grace period each).
+    deinit { BPFLink.detachTogether(links) }
 }
 
 /// Loads an object choosing, per hook, the first variant that works on this kernel.
@@ -202,7 +206,7 @@ public struct VariantLoader {
                 }
             }
             if let (h, error) = failedHook {
-                links.forEach { $0.detach() }
+                BPFLink.detachTogether(links)
                 try reject(h, .failed, Self.reason(error))
                 continue
             }

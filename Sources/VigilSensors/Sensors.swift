@@ -328,6 +328,9 @@ public final class Sensors {
             case (false, let index?):
                 loaded[index].variants.detach()
                 loaded.remove(at: index)
+                // No rule wants a syscall: the held syscall tracepoints would keep the host's
+                // syscalls on the tracepoint path for nothing.
+                if sensor.name == Sensor.syscalls.name { TracepointHolds.release(category: "syscalls") }
                 linksChanged = true
             case (true, let index?):
                 try sensor.update?(self, index, filter)

@@ -68,7 +68,9 @@ enum SyscallTracepoints {
         event(number).map { (program.name == enterProgram ? "sys_enter_" : "sys_exit_") + $0 }
     }
 
-    /// Attaches `program` to the tracepoint of each of `numbers` (ascending). A syscall this kernel
+    /// Attaches `program` to the tracepoint of each of `numbers` (ascending), each tracepoint held
+    /// (`TracepointHolds`: detaching it later, when a rule change drops the syscall or the sensor
+    /// changes hook, does not wait for grace periods on the event thread). A syscall this kernel
     /// has no tracepoint for is skipped (`uncovered` lists them, `vigil trace` says so): every
     /// syscall a kernel implements (SYSCALL_DEFINE) has its two tracepoints, so one without is
     /// one this kernel does not implement (e.g. init_module without CONFIG_MODULES), whose calls
@@ -78,6 +80,7 @@ enum SyscallTracepoints {
         var links: [BPFLink] = []
         for number in numbers.sorted() {
             guard let name = tracepoint(program, number) else { continue }
+            TracepointHolds.hold(category: "syscalls", name: name)
             do {
                 links.append(try program.attachTracepoint(category: "syscalls", name: name))
             } catch let error as BPFError where error.errno == ENOENT {
@@ -111,11 +114,11 @@ enum SyscallTracepoints {
             made += try attach(sensor.object.program(named: program), numbers: added)
         }
         sensor.add(made)
-        for number in old.subtracting(new.numbers).sorted() {
-            for direction in ["enter", "exit"] {
-                guard let suffix = suffix(direction, number) else { continue }
-                sensor.detach { $0.description.hasSuffix(suffix) }
-            }
+        // Every entry together, then every exit: the releases of each batch share their grace periods.
+        let dropped = old.subtracting(new.numbers)
+        for direction in ["enter", "exit"] {
+            let suffixes = Set(dropped.compactMap { suffix(direction, $0) })
+            sensor.detach { link in suffixes.contains { link.description.hasSuffix($0) } }
         }
     }
 }

@@ -10,11 +10,29 @@ import XCTest
 /// moving between sets and hooks without losing or doubling an event of a syscall that stays.
 final class SyscallHookTests: XCTestCase {
     /// Syscalls a busy host seldom makes, to make a set larger than `Sensors.perSyscallLimit`.
-    static let cold = ["acct", "syslog", "sethostname", "setdomainname", "iopl", "ioperm", "swapon", "swapoff", "reboot",
-                       "pivot_root", "quotactl", "chroot", "settimeofday", "adjtimex", "personality", "sysfs", "vhangup",
-                       "modify_ldt", "setns", "unshare", "process_vm_readv", "process_vm_writev", "kcmp",
-                       "name_to_handle_at", "syncfs", "setgroups", "setresuid", "setresgid", "setfsuid", "setfsgid",
-                       "capset", "rt_sigqueueinfo", "mknod", "mknodat", "getpgid", "getsid", "setpgid", "setsid"]
+    static let cold = ["acct", "syslog", "sethostname", "setdomainname", "iopl", "ioperm", "swapon", "swapoff",
+                       "reboot", "pivot_root", "quotactl", "chroot", "settimeofday", "adjtimex", "personality",
+                       "sysfs", "vhangup", "modify_ldt", "setns", "unshare", "process_vm_readv", "process_vm_writev",
+                       "kcmp", "name_to_handle_at", "syncfs", "setgroups", "setresuid", "setresgid", "setfsuid",
+                       "setfsgid", "capset", "rt_sigqueueinfo", "mknod", "mknodat", "getpgid", "getsid", "setpgid",
+                       "setsid", "uselib", "ustat", "getpriority", "setpriority", "sched_setparam", "sched_getparam",
+                       "sched_setscheduler", "sched_getscheduler", "sched_get_priority_max",
+                       "sched_get_priority_min", "sched_rr_get_interval", "mlock", "munlock", "mlockall",
+                       "munlockall", "readahead", "setxattr", "lsetxattr", "fsetxattr", "removexattr",
+                       "lremovexattr", "fremovexattr", "tkill", "time", "io_setup", "io_destroy", "io_getevents",
+                       "io_submit", "io_cancel", "remap_file_pages", "semtimedop", "timer_create", "timer_settime",
+                       "timer_gettime", "timer_getoverrun", "timer_delete", "clock_settime", "clock_getres", "mbind",
+                       "set_mempolicy", "get_mempolicy", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
+                       "mq_notify", "mq_getsetattr", "kexec_load", "add_key", "request_key", "keyctl", "ioprio_set",
+                       "ioprio_get", "inotify_init", "migrate_pages", "tee", "vmsplice", "move_pages", "signalfd",
+                       "timerfd_settime", "timerfd_gettime", "fallocate", "fanotify_init", "fanotify_mark",
+                       "open_by_handle_at", "clock_adjtime", "sched_setattr", "sched_getattr", "kexec_file_load",
+                       "userfaultfd", "mlock2", "pkey_mprotect", "pkey_alloc", "pkey_free", "io_pgetevents",
+                       "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "pidfd_send_signal",
+                       "pidfd_getfd", "process_madvise", "landlock_create_ruleset", "landlock_add_rule",
+                       "landlock_restrict_self", "memfd_secret", "process_mrelease", "quotactl_fd",
+                       "set_mempolicy_home_node", "cachestat", "map_shadow_stack", "futex_requeue", "statmount",
+                       "listmount", "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules", "mseal"]
 
     func testTheSetsSizeChoosesTheHook() {
         let small = SyscallCapture(names: ["openat"])
@@ -41,6 +59,20 @@ final class SyscallHookTests: XCTestCase {
         XCTAssertTrue(sensor.variants.links.contains { $0.description.hasSuffix("tracepoint syscalls/sys_exit_getppid") })
         XCTAssertFalse(sensor.variants.links.contains { $0.description.hasSuffix("sys_enter_getpid") })
         XCTAssertTrue(Set(missing).isDisjoint(with: ["openat", "getppid"]), "syscalls this kernel has are never skipped: \(missing)")
+        // Each attached tracepoint is held (detaching its link later does not wait for grace
+        // periods), until no rule wants a syscall.
+        XCTAssertTrue(TracepointHolds.names.isSuperset(of: ["syscalls/sys_enter_openat", "syscalls/sys_exit_openat",
+                                                            "syscalls/sys_enter_getppid", "syscalls/sys_exit_getppid"]), "\(TracepointHolds.names)")
+        try harness.sensors.apply(KernelFilter())
+        XCTAssertFalse(harness.sensors.loaded.contains { $0.name == "syscalls" })
+        XCTAssertEqual(TracepointHolds.names.filter { $0.hasPrefix("syscalls/") }, [])
+        var filter = KernelFilter()
+        filter.syscalls = SyscallCapture(names: ["getppid"])
+        try harness.sensors.apply(filter)
+        XCTAssertEqual(TracepointHolds.names.filter { $0.hasPrefix("syscalls/") }, ["syscalls/sys_enter_getppid", "syscalls/sys_exit_getppid"])
+        var pid: Int32 = 0
+        let events = try harness.collect { pid = try runProgram("/usr/bin/python3", ["-c", "import os; os.getppid()"]) }
+        XCTAssertTrue(events.contains { $0.pid == UInt32(pid) && $0.syscall?.descriptor.nameString == "getppid" }, "getppid seen again")
     }
 
     /// Both hooks write the same record: the same calls of one program decode alike.

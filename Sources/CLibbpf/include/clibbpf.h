@@ -49,4 +49,8 @@ int clibbpf_probe_load(enum bpf_prog_type type, enum bpf_attach_type expected_at
  * synchronize_rcu): every BPF program running when called has returned. 0 or -errno. */
 int clibbpf_synchronize_rcu(void);
 
+/** Opens a disabled perf event, with no program, on the tracepoint of tracefs id `id` (any task,
+ * CPU 0, close-on-exec): it keeps the tracepoint registered. Returns the fd or -errno. */
+int clibbpf_tracepoint_event_open(uint64_t id);
+
 #endif
