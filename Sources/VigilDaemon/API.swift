@@ -359,9 +359,13 @@ struct SensorStatus: Encodable {
     var lost: UInt64
     var killed: UInt64
     var perCpu: [CPU]
+    /// Syscalls the rules want that this kernel has no tracepoint for (the sensor's
+    /// `notCaptured`); left out when empty.
+    var notCaptured: [String]?
 
     init(_ sensor: SensorSnapshot) {
         name = sensor.name
+        notCaptured = sensor.notCaptured.isEmpty ? nil : sensor.notCaptured
         hooks = sensor.hooks
         emitted = sensor.total.emitted
         filtered = sensor.total.filtered

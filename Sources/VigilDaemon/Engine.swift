@@ -24,6 +24,9 @@ public struct SensorSnapshot: Sendable, Equatable {
     public var total: SensorCounters
     /// The same per CPU (index = CPU number).
     public var perCPU: [SensorCounters]
+    /// Syscalls the rules want that this sensor does not capture: under per-syscall tracepoints,
+    /// those this kernel has no tracepoint for (`Sensors.syscallsWithoutTracepoint`).
+    public var notCaptured: [String] = []
 }
 
 /// What the engine is doing, refreshed by the event thread every `Engine.snapshotInterval`.
@@ -90,6 +93,8 @@ public final class Engine: @unchecked Sendable {
     private let fimChanges = Mutex<[(change: FIMChange, event: Event?)]>([])
     private let fimSnapshot = Mutex<SensorSnapshot?>(nil)
     private let fimStopped = DispatchSemaphore(value: 0)
+    /// The syscalls the rules want and the syscalls sensor does not capture (set with the sensor).
+    private var notCaptured: [String] = []
 
     /// Loads the sensors (process and file, sharing one ring of `ringBytes`). The consumers feed
     /// `alerts` (the API's alert stream) themselves, once their actions ran.
@@ -425,6 +430,10 @@ public final class Engine: @unchecked Sendable {
     /// updated in place, or unloaded.
     private func logSyscallsSensor(before: SyscallCapture?, pushdown: KernelPushdown?) {
         let line = pushdown?.syscallSummary ?? "syscalls: none"
+        notCaptured = sensors.syscallsWithoutTracepoint
+        if !notCaptured.isEmpty {
+            logger.warning("syscalls the rules want but this kernel has no tracepoint for (it does not implement them; their calls fail with ENOSYS), not captured: \(notCaptured.joined(separator: ", "))")
+        }
         switch (before, sensors.syscallCapture) {
         case (nil, _?):
             let hooks = sensors.reports.filter { $0.sensor == Sensor.syscalls.name }.map { "\($0.report.hook): \($0.report.active)" }
@@ -442,7 +451,7 @@ public final class Engine: @unchecked Sendable {
             let counters = try sensors.countersPerCPU()
             snapshot.sensors = zip(sensors.loaded, counters).map { loaded, counters in
                 SensorSnapshot(name: loaded.name, hooks: loaded.variants.reports, total: counters.perCPU.reduce(SensorCounters(), +),
-                               perCPU: counters.perCPU)
+                               perCPU: counters.perCPU, notCaptured: loaded.name == Sensor.syscalls.name ? notCaptured : [])
             }
             if let fim = fimSnapshot.withLock({ $0 }) { snapshot.sensors.append(fim) }
         } catch {

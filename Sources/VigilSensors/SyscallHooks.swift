@@ -15,8 +15,11 @@ extension Sensors {
     /// (and `--event all`) get the generic hook. Syscalls nobody asked for pay the same under the
     /// per-syscall hook whatever the set's size; what grows with it is the start (two perf events
     /// per syscall) and the share of the host's syscalls that pay the per-syscall hook's dearer
-    /// capture. Measured in BENCHMARKS.md ("Syscall hooks by set size").
-    public static let perSyscallLimit = 64
+    /// capture. Measured in BENCHMARKS.md ("Syscall hooks by set size"; notes on the stock-Falco
+    /// row: the default rules' ~70 syscalls, fd table included, cost a getpid loop 1.17x here on
+    /// per-syscall tracepoints and 2.03x on the generic hook, and their wanted syscalls were
+    /// cheaper too). 128 keeps the default rules and Falco's stock rules on tracepoints.
+    public static let perSyscallLimit = 128
 
     /// Every variant name of the syscalls sensor's hook, best first (`vigil trace --syscall-hook`).
     public static let syscallVariantNames = [perSyscallVariantName] + Sensor.syscalls.hooks.flatMap { $0.variants.map(\.name) }

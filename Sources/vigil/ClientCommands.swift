@@ -168,6 +168,9 @@ struct StatusCommand: ParsableCommand {
                     .map { "\($0["variant"] as? String ?? ""): \($0["reason"] as? String ?? $0["outcome"] as? String ?? "")" }
                 lines.append("  \(hook["hook"] as? String ?? ""): \(hook["active"] as? String ?? "")" + (others.isEmpty ? "" : " (not " + others.joined(separator: "; ") + ")"))
             }
+            if let missing = sensor["not_captured"] as? [String], !missing.isEmpty {
+                lines.append("  not captured (no tracepoint on this kernel, which does not implement them): \(missing.joined(separator: ", "))")
+            }
         }
         let rules = status["rules"] as? [String: Any] ?? [:]
         let skippedRules = rules["skipped"] as? [String] ?? []

@@ -87,6 +87,15 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(json["version"] as? String, "0.1.0")
         let text = try daemon.vigil(["status"])
         XCTAssertTrue(text.stdout.contains("sensor file:") && text.stdout.contains("open: "), text.stdout)
+        // Syscalls the default rules want that this kernel has no tracepoint for (init_module
+        // without module support) are named, not silently missing.
+        let syscalls = try XCTUnwrap(sensors.first { $0["name"] as? String == "syscalls" })
+        let notCaptured = syscalls["not_captured"] as? [String] ?? []
+        func hasTracepoint(_ name: String) -> Bool { FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events/syscalls/sys_enter_\(name)") }
+        let perSyscall = (syscalls["hooks"] as? [[String: Any]])?.first?["active"] as? String == "tracepoint"
+        XCTAssertEqual(notCaptured.contains("init_module"), perSyscall && !hasTracepoint("init_module"), "\(notCaptured)")
+        XCTAssertTrue(notCaptured.allSatisfy { !hasTracepoint($0) }, "\(notCaptured)")
+        XCTAssertEqual(text.stdout.contains("not captured (no tracepoint on this kernel, which does not implement them): "), !notCaptured.isEmpty, text.stdout)
 
         let removed = try daemon.vigil(["rm", "marker-\(id)"])
         XCTAssertEqual(removed.status, 0, removed.stderr)

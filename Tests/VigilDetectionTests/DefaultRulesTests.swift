@@ -13,6 +13,13 @@ final class DefaultRulesTests: XCTestCase {
     /// The alerts of `rule` raised by what `work` does. With `pushdown`, the kernel filters opens
     /// by the rules' paths first, as the daemon does.
     func alerts(_ rule: String, metadata: Bool = false, pushdown: Bool = false, _ work: () throws -> Void) throws -> [(event: Event, output: String)] {
+        try run(rule, metadata: metadata, pushdown: pushdown, work).hits
+    }
+
+    /// `alerts`, with the syscalls the rules want that the syscalls sensor did not capture
+    /// (`Sensors.syscallsWithoutTracepoint`); `syscallHook` forces that sensor's hook variant.
+    func run(_ rule: String, metadata: Bool = false, pushdown: Bool = false, syscallHook: String? = nil,
+             _ work: () throws -> Void) throws -> (hits: [(event: Event, output: String)], notCaptured: [String]) {
         let set = try Self.rules.get()
         XCTAssertTrue(set.rules.contains { $0.rule.name == rule }, "no rule named \(rule)")
         var filter = KernelFilter()
@@ -21,9 +28,11 @@ final class DefaultRulesTests: XCTestCase {
         // The syscalls the rules push into the kernel's bitmap, as the daemon does.
         let syscalls = set.pushdown.syscallNumbers
         filter.syscalls = syscalls.isEmpty ? nil : SyscallCapture(numbers: syscalls, dns: set.pushdown.dns, dnsRulesOnly: set.pushdown.dnsOnly)
-        let harness = try TraceHarness(filter: filter, metadata: metadata)
+        let hooks = filter.syscalls.flatMap { capture in syscallHook.map { [Sensor.syscalls.name: Sensors.syscallHooks(for: capture, only: [$0])] } }
+        let harness = try TraceHarness(filter: filter, metadata: metadata, hooks: hooks ?? [:])
         let events = try harness.collect(work)
-        return events.flatMap { event in set.matches(event).filter { $0.rule.name == rule }.map { (event, $0.output.render(event)) } }
+        let hits = events.flatMap { event in set.matches(event).filter { $0.rule.name == rule }.map { (event, $0.output.render(event)) } }
+        return (hits, harness.sensors.syscallsWithoutTracepoint)
     }
 
     private func sh(_ script: String, cwd: String? = nil) throws { try runProgram("/bin/sh", ["-c", script], cwd: cwd) }
@@ -264,8 +273,8 @@ final class DefaultRulesTests: XCTestCase {
         let dir = try temporaryDirectory()
         // A bogus module: the kernel refuses it (ENOEXEC), the attempts are what the rule sees.
         FileManager.default.createFile(atPath: dir + "/bogus.ko", contents: Data(repeating: 0x41, count: 64))
-        let hits = try alerts("Kernel module load attempted") {
-            try python("""
+        let attempt = {
+            try self.python("""
             import ctypes, os
             libc = ctypes.CDLL(None, use_errno=True)
             data = b'A' * 64
@@ -274,8 +283,25 @@ final class DefaultRulesTests: XCTestCase {
             assert libc.syscall(313, fd, b'', 0) != 0             # finit_module
             """, cwd: dir)
         }
-        XCTAssertTrue(hits.contains { $0.output.contains("syscall=init_module") && !$0.output.contains("result=SUCCESS") }, "\(hits.map(\.output))")
-        XCTAssertTrue(hits.contains { $0.output.contains("syscall=finit_module") && !$0.output.contains("result=SUCCESS") }, "\(hits.map(\.output))")
+        func assertSeen(_ hits: [(event: Event, output: String)], _ hook: String) {
+            for name in ["init_module", "finit_module"] {
+                XCTAssertTrue(hits.contains { $0.output.contains("syscall=\(name)") && !$0.output.contains("result=SUCCESS") }, "\(hook): \(hits.map(\.output))")
+            }
+        }
+        // The hook the default rules' syscall set chooses. A kernel without module support has
+        // no tracepoint for the two (it does not implement them): per-syscall tracepoints cannot
+        // see the attempts there, and the sensor says so instead of staying silent.
+        let chosen = try run("Kernel module load attempted", attempt)
+        let implemented = FileManager.default.fileExists(atPath: "/sys/kernel/tracing/events/syscalls/sys_enter_init_module")
+        if chosen.notCaptured.isEmpty {
+            assertSeen(chosen.hits, "the chosen hook")
+        } else {
+            XCTAssertFalse(implemented, "init_module has its tracepoint here, yet was not captured")
+            XCTAssertEqual(chosen.notCaptured, ["init_module", "finit_module"])
+            XCTAssertTrue(chosen.hits.isEmpty, "\(chosen.hits.map(\.output))")
+        }
+        // The generic hook sees every syscall, implemented or not.
+        assertSeen(try run("Kernel module load attempted", syscallHook: "tp_btf", attempt).hits, "tp_btf")
         let benign = try alerts("Kernel module load attempted") { try sh("cat /proc/modules >/dev/null; ls /sys/module >/dev/null") }
         XCTAssertTrue(benign.isEmpty, "listing modules: \(benign.map(\.output))")
     }
