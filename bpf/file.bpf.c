@@ -92,7 +92,9 @@ struct {
     __type(value, struct open_lookup);
 } open_lookup SEC(".maps");
 
-enum open_verdict { OPEN_DROP, OPEN_PASS, OPEN_KILL };
+/* DROP: no rule can match. PASS: userspace decides. MATCH: a rule's path entry matched (an
+ * alert is likely: the reader is woken at once). KILL: a kernel_kill rule matched. */
+enum open_verdict { OPEN_DROP, OPEN_PASS, OPEN_MATCH, OPEN_KILL };
 
 #define BYTES(c) (0x0101010101010101ULL * (__u8)(c))
 #define LOW7 0x7f7f7f7f7f7f7f7fULL
@@ -265,40 +267,42 @@ static __always_inline enum open_verdict open_verdict(const char *filename, __u3
     if (!normal_form(l->key.path, len, &last))
         return OPEN_PASS;
 
-    bool kill = false;
+    bool kill = false, matched = false;
     l->key.prefixlen = n * 8; /* the NUL included: exact entries match only exactly */
     struct vigil_path_rule *r = bpf_map_lookup_elem(&open_paths, &l->key);
     if (r) {
-        pass = pass || (r->pass & class);
+        matched = r->pass & class;
         kill = kill_on && (r->kill & class) && kill_applies(r);
     }
     __u32 blen = len - last - 1;
-    if ((!pass || (kill_on && !kill)) && (cfg->flags & VIGIL_FILTER_OPEN_BASENAMES) && blen > 0) {
+    if ((!(pass || matched) || (kill_on && !kill)) && (cfg->flags & VIGIL_FILTER_OPEN_BASENAMES) && blen > 0) {
         if (blen >= VIGIL_PUSHDOWN_BASENAME_MAX)
             return kill ? OPEN_KILL : OPEN_PASS; /* longer than any key: userspace decides */
         copy_basename(l, last + 1, blen);
         r = bpf_map_lookup_elem(&open_basenames, &l->base);
         if (r) {
-            pass = pass || (r->pass & class);
+            matched = matched || (r->pass & class);
             kill = kill || (kill_on && (r->kill & class) && kill_applies(r));
         }
     }
-    if ((!pass || (kill_on && !kill)) && f->file && (cfg->flags & VIGIL_FILTER_OPEN_INODES)) {
+    if ((!(pass || matched) || (kill_on && !kill)) && f->file && (cfg->flags & VIGIL_FILTER_OPEN_INODES)) {
         struct vigil_inode_key k = { .ino = f->ino, .dev = f->dev };
         r = bpf_map_lookup_elem(&open_inodes, &k);
         if (r) {
-            pass = pass || (r->pass & class);
+            matched = matched || (r->pass & class);
             kill = kill || (kill_on && (r->kill & class) && kill_applies(r));
         }
     }
     if (kill)
         return OPEN_KILL;
+    if (matched)
+        return OPEN_MATCH;
     return pass ? OPEN_PASS : OPEN_DROP;
 }
 
 /* Builds and sends the event: the name as given, the base of a relative name, and the opened
  * file `f` (its path is in s->path; kept aside in the event scratch while the base is walked). */
-static __always_inline int emit_open(const struct open_args *args, long result, bool killed,
+static __always_inline int emit_open(const struct open_args *args, long result, enum open_verdict verdict,
                                      struct vigil_scratch *s, const struct opened *f)
 {
     struct vigil_open_event *e;
@@ -312,7 +316,7 @@ static __always_inline int emit_open(const struct open_args *args, long result, 
     e->mode = args->mode;
     e->dirfd = args->dirfd;
     e->syscall = args->syscall;
-    e->flags = killed ? VIGIL_OPEN_KILLED : 0;
+    e->flags = verdict == OPEN_KILL ? VIGIL_OPEN_KILLED : 0;
     e->base_len = 0;
 
     n = bpf_probe_read_user_str(e->data, VIGIL_FILENAME_MAX, args->filename);
@@ -356,7 +360,8 @@ static __always_inline int emit_open(const struct open_args *args, long result, 
         size += sizeof(of) + plen;
     }
     e->hdr.size = size;
-    vigil_output(e, size & (VIGIL_EVENT_SCRATCH - 1));
+    /* A rule matched in the kernel: its alert does not wait for the reader's timer. */
+    vigil_output_wake(e, size & (VIGIL_EVENT_SCRATCH - 1), verdict == OPEN_MATCH || verdict == OPEN_KILL);
     return 0;
 }
 
@@ -381,7 +386,7 @@ static __always_inline int handle_open(const struct open_args *args, long result
         bpf_send_signal(9 /* SIGKILL */);
         vigil_count(VIGIL_COUNTER_KILLED);
     }
-    return emit_open(args, result, verdict == OPEN_KILL, s, &f);
+    return emit_open(args, result, verdict, s, &f);
 }
 
 /* --- variant: fexit on do_sys_openat2 (arguments and result in one hook) --- */

@@ -142,12 +142,20 @@ public final class RingBufferReader {
     /// everything in the ring, wakeup or not. Returns the number of records handed over.
     @discardableResult
     public func poll(timeoutMilliseconds: Int32, _ consume: (RingBatch) throws -> Void) throws -> Int {
+        _ = try awaitWakeup(timeoutMilliseconds: timeoutMilliseconds)
+        return try drain(consume)
+    }
+
+    /// Waits up to `timeoutMilliseconds` (-1: forever, 0: not at all) for the kernel to wake
+    /// this reader (a record submitted with a wakeup since the last wait); true when it did,
+    /// false on timeout or a signal. Reads nothing.
+    public func awaitWakeup(timeoutMilliseconds: Int32) throws -> Bool {
         var event = epoll_event()
         let n = epoll_wait(epollFD, &event, 1, timeoutMilliseconds)
         if n < 0 && clibbpf_errno() != EINTR {
             throw BPFError.libbpf(.system, "epoll_wait", "map \(map.name)", "waiting for the ring failed")
         }
-        return try drain(consume)
+        return n > 0
     }
 
     /// Hands every record now in the ring to `consume`, in batches of at most `maxBatch`, in the

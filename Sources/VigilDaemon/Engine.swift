@@ -55,7 +55,7 @@ public final class Engine: @unchecked Sendable {
     /// How often the event thread refreshes the snapshot (counters read from the BPF maps).
     public static let snapshotInterval: UInt64 = 200_000_000
     /// The reader's timer: events wait at most this long in the ring (the sensors wake the
-    /// reader early only once 1 MiB waits).
+    /// reader early only once 1 MiB waits, or at once for an open a rule matched in the kernel).
     public static let pollMilliseconds: Int32 = 5
 
     /// The live event stream's subscribers.

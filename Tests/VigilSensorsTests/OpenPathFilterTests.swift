@@ -1,4 +1,5 @@
 import Foundation
+import VigilBPF
 import VigilEvents
 import VigilRules
 import VigilSensors
@@ -48,6 +49,34 @@ final class OpenPathFilterTests: XCTestCase {
 
     private func counters(_ harness: TraceHarness) throws -> SensorCounters {
         try XCTUnwrap(harness.sensors.counters()["file"])
+    }
+
+    /// An open a rule's path entry matched in the kernel wakes the reader at once (its alert
+    /// does not wait for the reader's timer); other opens wait for the wakeup threshold.
+    func testAnOpenARuleMatchedInTheKernelWakesTheReader() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
+        let dir = try directory()
+        touch("\(dir)/watched")
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        filter.openPaths = try rules(rule("exact", "fd.name = \(dir)/watched")).openPaths
+        // A threshold no burst of the host's execs reaches during the test.
+        let sensors = try Sensors(kinds: Sensor.file.kinds, filter: filter, ringBytes: 1 << 24, wakeupBytes: 1 << 23)
+        let reader = try RingBufferReader(map: sensors.ring)
+        try reader.drain { _ in }
+        _ = try reader.awaitWakeup(timeoutMilliseconds: 0)
+
+        // A relative name that fails: the kernel cannot compare it, userspace decides (passed).
+        let relative = "vigil-wake-\(UUID().uuidString.prefix(8))"
+        XCTAssertEqual(open(relative, O_RDONLY), -1)
+        XCTAssertFalse(try reader.awaitWakeup(timeoutMilliseconds: 300), "a passed open waits for the threshold")
+        XCTAssertGreaterThan(try reader.drain { _ in }, 0, "the passed open is in the ring")
+
+        let fd = open("\(dir)/watched", O_RDONLY)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        close(fd)
+        XCTAssertTrue(try reader.awaitWakeup(timeoutMilliseconds: 10_000), "the matched open woke the reader")
+        XCTAssertGreaterThan(try reader.drain { _ in }, 0)
     }
 
     func testOpensNoRuleCanMatchAreDroppedInTheKernel() throws {

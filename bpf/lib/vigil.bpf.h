@@ -66,13 +66,21 @@ static __always_inline void vigil_submit(void *record, __u64 size)
     vigil_count(VIGIL_COUNTER_EMITTED);
 }
 
-/* Copy a record built elsewhere (a per-CPU scratch buffer) into the ring, or count it lost. */
-static __always_inline void vigil_output(void *record, __u64 size)
+/* Copy a record built elsewhere (a per-CPU scratch buffer) into the ring, or count it lost;
+ * `now` wakes the reader at once (an event a rule matched in the kernel), else the wakeup
+ * policy decides. */
+static __always_inline void vigil_output_wake(void *record, __u64 size, bool now)
 {
-    if (bpf_ringbuf_output(&events, record, size, vigil_wakeup_flags(size)))
+    if (bpf_ringbuf_output(&events, record, size, now ? BPF_RB_FORCE_WAKEUP : vigil_wakeup_flags(size)))
         vigil_count(VIGIL_COUNTER_LOST);
     else
         vigil_count(VIGIL_COUNTER_EMITTED);
+}
+
+/* Copy a record built elsewhere (a per-CPU scratch buffer) into the ring, or count it lost. */
+static __always_inline void vigil_output(void *record, __u64 size)
+{
+    vigil_output_wake(record, size, false);
 }
 
 /* Inode number of the task's active pid namespace. */
