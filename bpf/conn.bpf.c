@@ -98,7 +98,7 @@ static __always_inline bool conn_is_tcp_ip(struct sock *sk)
 /* Reports one phase of the connection `sk` opened by `owner`. */
 static __always_inline void conn_emit(struct sock *sk, struct conn_owner *owner, __u8 phase, __u8 oldstate)
 {
-    struct vigil_conn_event *e = vigil_reserve(sizeof(*e));
+    struct vigil_conn_event *e = vigil_reserve_low(sizeof(*e));
     if (!e)
         return;
     __u64 now = bpf_ktime_get_boot_ns();
@@ -316,7 +316,7 @@ static __always_inline int handle_drop(struct sk_buff *skb, void *location, __u3
     struct conn_owner *owner = sk ? bpf_map_lookup_elem(&conn_owners, &key) : NULL;
     if (!owner && vigil_filtered())
         return 0;
-    struct vigil_tcpdrop_event *e = vigil_reserve(sizeof(*e));
+    struct vigil_tcpdrop_event *e = vigil_reserve_low(sizeof(*e));
     if (!e)
         return 0;
     if (owner) {

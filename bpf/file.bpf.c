@@ -360,8 +360,12 @@ static __always_inline int emit_open(const struct open_args *args, long result, 
         size += sizeof(of) + plen;
     }
     e->hdr.size = size;
-    /* A rule matched in the kernel: its alert does not wait for the reader's timer. */
-    vigil_output_wake(e, size & (VIGIL_EVENT_SCRATCH - 1), verdict == OPEN_MATCH || verdict == OPEN_KILL);
+    /* A rule matched in the kernel: the high lane, and its alert does not wait for the reader's
+     * timer. Any other open is the low lane. */
+    if (verdict == OPEN_MATCH || verdict == OPEN_KILL)
+        vigil_output_wake(e, size & (VIGIL_EVENT_SCRATCH - 1), true);
+    else
+        vigil_output_low(e, size & (VIGIL_EVENT_SCRATCH - 1));
     return 0;
 }
 

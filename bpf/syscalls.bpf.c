@@ -208,7 +208,7 @@ static __always_inline void emit(struct vigil_syscall_event *e)
     if (size > sizeof(*e) + VIGIL_SYSCALL_DATA_MAX + sizeof(struct vigil_socket_tuple))
         size = sizeof(*e) + VIGIL_SYSCALL_DATA_MAX + sizeof(struct vigil_socket_tuple);
     e->hdr.size = size;
-    vigil_output(e, size);
+    vigil_output_low(e, size);
 }
 
 static __always_inline int on_enter(struct pt_regs *regs, long id)

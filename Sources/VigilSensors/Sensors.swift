@@ -191,6 +191,12 @@ public final class Sensors {
     ///   - hooks: hooks by sensor name in place of the registry's (a test or `vigil trace
     ///     --file-hook` may narrow a sensor to one variant), also when `apply` loads it later; the
     ///     syscalls sensor given its hooks here keeps them whatever the set's size.
+    /// The share of the ring kept for the high lane (exec, fork, exit, file integrity, seccomp,
+    /// the heartbeat, opens a rule matched in the kernel): 1/8. Low-lane records (syscall events,
+    /// connections, other opens) that would use it are refused and counted lost
+    /// (`vigil_lane_reserve_bytes`, bpf/lib/vigil.bpf.h).
+    public static let laneReserveDivisor = 8
+
     public init(kinds: KindSet, filter: KernelFilter, ringBytes: Int = 1 << 23, wakeupBytes: UInt64 = 1 << 20,
                 probes: FeatureProbes = .shared, cgroupHierarchy: CgroupHierarchy = .onThisHost,
                 hooks: [String: [Hook]] = [:]) throws {
@@ -236,6 +242,7 @@ public final class Sensors {
         let variants = try sensor.load(hooks: hooks ?? settings.hooks[sensor.name] ?? sensor.hooks(for: filter), probes: settings.probes,
                                        configure: { object in
             try object.setGlobal("vigil_wakeup_bytes", to: settings.wakeupBytes)
+            try object.setGlobal("vigil_lane_reserve_bytes", to: UInt64(settings.ringBytes / Self.laneReserveDivisor))
             try object.setGlobal("vigil_ignore_tgid", to: settings.ignorePID)
             try object.setGlobal("vigil_cgroup_hierarchy", to: settings.cgroupHierarchy.rawValue)
             try object.map(named: "events").setMaxEntries(settings.ringBytes)

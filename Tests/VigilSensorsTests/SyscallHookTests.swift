@@ -65,11 +65,11 @@ final class SyscallHookTests: XCTestCase {
                                                             "syscalls/sys_enter_getppid", "syscalls/sys_exit_getppid"]), "\(TracepointHolds.names)")
         try harness.sensors.apply(KernelFilter())
         XCTAssertFalse(harness.sensors.loaded.contains { $0.name == "syscalls" })
-        XCTAssertEqual(TracepointHolds.names.filter { $0.hasPrefix("syscalls/") }, [])
+        XCTAssertEqual(TracepointHolds.names.filter { $0.hasPrefix("syscalls/") }, Set<String>())
         var filter = KernelFilter()
         filter.syscalls = SyscallCapture(names: ["getppid"])
         try harness.sensors.apply(filter)
-        XCTAssertEqual(TracepointHolds.names.filter { $0.hasPrefix("syscalls/") }, ["syscalls/sys_enter_getppid", "syscalls/sys_exit_getppid"])
+        XCTAssertEqual(TracepointHolds.names.filter { $0.hasPrefix("syscalls/") }, Set(["syscalls/sys_enter_getppid", "syscalls/sys_exit_getppid"]))
         var pid: Int32 = 0
         let events = try harness.collect { pid = try runProgram("/usr/bin/python3", ["-c", "import os; os.getppid()"]) }
         XCTAssertTrue(events.contains { $0.pid == UInt32(pid) && $0.syscall?.descriptor.nameString == "getppid" }, "getppid seen again")

@@ -30,6 +30,12 @@ VIGIL_ABI_TYPE(vigil_event_header);
  * default policy. */
 const volatile __u64 vigil_wakeup_bytes = 0;
 
+/* Bytes of the ring kept for the high lane: exec, fork, exit, file integrity, seccomp, the
+ * heartbeat and opens a rule matched in the kernel. A low-lane record (syscall events,
+ * connections, opens passed for userspace to decide) that would leave less free is refused and
+ * counted lost, so a flood of them cannot crowd out the events that matter. 0: no reserve. */
+const volatile __u64 vigil_lane_reserve_bytes = 0;
+
 static __always_inline void vigil_count(__u32 counter)
 {
     __u64 *value = bpf_map_lookup_elem(&counters, &counter);
@@ -44,6 +50,25 @@ static __always_inline void *vigil_reserve(__u64 size)
     if (!record)
         vigil_count(VIGIL_COUNTER_LOST);
     return record;
+}
+
+/* Whether a low-lane record of `size` bytes (plus its 8-byte ring header) would eat into the
+ * high lane's reserve; counted lost when it would. */
+static __always_inline bool vigil_low_lane_full(__u64 size)
+{
+    if (!vigil_lane_reserve_bytes)
+        return false;
+    __u64 used = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+    if (used + size + 8 + vigil_lane_reserve_bytes <= bpf_ringbuf_query(&events, BPF_RB_RING_SIZE))
+        return false;
+    vigil_count(VIGIL_COUNTER_LOST);
+    return true;
+}
+
+/* `vigil_reserve` for a low-lane record: NULL (counted lost) when the reserve would be used. */
+static __always_inline void *vigil_reserve_low(__u64 size)
+{
+    return vigil_low_lane_full(size) ? NULL : vigil_reserve(size);
 }
 
 /* Wakeup policy for a record of `size` bytes. With a threshold: no wakeup below it, one forced
@@ -81,6 +106,13 @@ static __always_inline void vigil_output_wake(void *record, __u64 size, bool now
 static __always_inline void vigil_output(void *record, __u64 size)
 {
     vigil_output_wake(record, size, false);
+}
+
+/* `vigil_output` for a low-lane record: refused (counted lost) when the reserve would be used. */
+static __always_inline void vigil_output_low(void *record, __u64 size)
+{
+    if (!vigil_low_lane_full(size))
+        vigil_output(record, size);
 }
 
 /* Inode number of the task's active pid namespace. */
