@@ -53,7 +53,7 @@ func runSyscallPipelineBenchmark(steps: Int, rounds: Int, pin: Bool) throws -> S
         files.target.withCString { mixedSyscallLoop($0, devnull, steps) }
         let lostInFill = try lost() - lostBefore
         var events = 0, bytes = 0
-        var buffer = ByteBuffer(capacity: 1 << 20)
+        var buffer = ByteBuffer(capacity: EventOutput.limit + (1 << 16))
         let cpu0 = threadCPUNanoseconds()
         if json {
             try drainAsJSON(stream, into: &buffer, bytes: &bytes, events: &events)
