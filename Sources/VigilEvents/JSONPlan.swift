@@ -172,11 +172,14 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                         if let memo, let key = OpenKey(event) {
                             if !memo.append(signature, key, to: &out) {
                                 render()
-                                if case .open(let open) = event.payload {
-                                    out.withUnsafeBytes {
-                                        memo.store(signature, key, path: open.path, name: open.name,
-                                                   bytes: UnsafeRawBufferPointer(rebasing: $0[groupStart...]))
-                                    }
+                                let strings: (path: ByteString, name: ByteString)
+                                switch event.payload {
+                                case .open(let open): strings = (open.path, open.name)
+                                default: strings = (event.fd?.name ?? "", "")
+                                }
+                                out.withUnsafeBytes {
+                                    memo.store(signature, key, path: strings.path, name: strings.name,
+                                               bytes: UnsafeRawBufferPointer(rebasing: $0[groupStart...]))
                                 }
                             }
                         } else {
@@ -216,9 +219,13 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
     }
 }
 
-/// What decides the fields of `FieldScope.open`: the payload's values, its path and name by
-/// storage (the decoder shares the storage of a path it has seen), and the pid.
+/// What decides the fields of `FieldScope.open`: on an open event, the payload's values, its
+/// path and name by storage (the decoder shares the storage of a path it has seen), and the pid;
+/// on a syscall event, its fd-table entry (`Event.fd`: number, type, device, inode, and its name
+/// by storage, which the fd table shares with every event on that fd).
 struct OpenKey: Equatable {
+    /// Which of the two: the fields of an open and of a syscall's fd are never each other's.
+    var isSyscall: Bool
     var pid: UInt32, flags: UInt32, mode: UInt32, dirfd: Int32
     var result: Int64
     var truncated: Bool, killed: Bool, created: Bool, linked: Bool
@@ -226,14 +233,28 @@ struct OpenKey: Equatable {
     var path: UnsafeRawPointer?, pathCount: Int
     var name: UnsafeRawPointer?, nameCount: Int
 
-    /// The key of an open event, nil for other kinds.
+    /// The key of an open event, or of a syscall event with an fd-table entry; nil for other
+    /// events (nothing to keep: their open-scoped fields have no value).
     init?(_ event: borrowing Event) {
-        guard case .open(let o) = event.payload else { return nil }
-        pid = event.pid; flags = o.flags; mode = o.mode; dirfd = o.dirfd
-        result = o.result; truncated = o.truncated; killed = o.killedInKernel
-        created = o.created; linked = o.linkedName; device = o.device; inode = o.inode
-        (path, pathCount) = o.path.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
-        (name, nameCount) = o.name.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
+        switch event.payload {
+        case .open(let o):
+            isSyscall = false
+            pid = event.pid; flags = o.flags; mode = o.mode; dirfd = o.dirfd
+            result = o.result; truncated = o.truncated; killed = o.killedInKernel
+            created = o.created; linked = o.linkedName; device = o.device; inode = o.inode
+            (path, pathCount) = o.path.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
+            (name, nameCount) = o.name.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
+        case .syscall:
+            guard let fd = event.fd else { return nil }
+            isSyscall = true
+            pid = event.pid; flags = UInt32(fd.type.rawValue); mode = 0; dirfd = 0
+            result = Int64(fd.number); truncated = false; killed = false
+            created = false; linked = false; device = fd.device; inode = fd.inode
+            (path, pathCount) = fd.name.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
+            (name, nameCount) = (nil, 0)
+        default:
+            return nil
+        }
     }
 }
 
@@ -257,9 +278,11 @@ public final class JSONMemo {
     /// An empty memo.
     public init() {}
 
-    private static func slot(_ key: OpenKey) -> Int {
+    /// The slot of a group's key (the group counts: a syscall event has two groups of fd fields
+    /// with the same key, which must not take each other's slot).
+    private static func slot(_ signature: Int, _ key: OpenKey) -> Int {
         var h = UInt64(UInt(bitPattern: key.path)) &* 0x9e37_79b9_7f4a_7c15
-        h ^= UInt64(bitPattern: key.result) &+ UInt64(key.pid) << 32 &+ UInt64(key.flags)
+        h ^= UInt64(bitPattern: key.result) &+ UInt64(key.pid) << 32 &+ UInt64(key.flags) &+ UInt64(bitPattern: Int64(signature)) << 20
         h = (h ^ (h >> 29)) &* 0xbf58_476d_1ce4_e5b9
         return Int(truncatingIfNeeded: h >> 58) & (slotCount - 1)
     }
@@ -267,7 +290,7 @@ public final class JSONMemo {
     /// Appends the bytes kept for `key` to `out` and returns true, or returns false when there
     /// are none.
     func append(_ signature: Int, _ key: OpenKey, to out: inout ByteBuffer) -> Bool {
-        let slot = Self.slot(key)
+        let slot = Self.slot(signature, key)
         guard signatures[slot] == signature, keys[slot] == key, let bytes = rendered[slot] else { return false }
         out.append(UnsafeRawBufferPointer(bytes))
         return true
@@ -275,7 +298,7 @@ public final class JSONMemo {
 
     /// Keeps a copy of `bytes` for `key`; `path` and `name` are the strings the key points to.
     func store(_ signature: Int, _ key: OpenKey, path: ByteString, name: ByteString, bytes: UnsafeRawBufferPointer) {
-        let slot = Self.slot(key)
+        let slot = Self.slot(signature, key)
         let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
         copy.copyMemory(from: bytes)
         rendered[slot]?.deallocate()

@@ -359,6 +359,35 @@ final class JSONOutputTests: XCTestCase {
             XCTAssertEqual(memoized(event), Self.referenceJSON(event))
         }
     }
+
+    func testMemoizedSyscallFDFieldsFollowEveryInputOfTheFD() {
+        let memo = JSONMemo()
+        func memoized(_ e: Event) -> String {
+            var out = ByteBuffer()
+            EventFormat.appendJSON(e, to: &out, memo: memo)
+            return String(decoding: out.bytes(), as: UTF8.self)
+        }
+        // Every syscall event, then one fd entry changed one input at a time: the number, the
+        // type, the name (other bytes; the same bytes in other storage), the inode, the device,
+        // the socket; and the same entry on another syscall and in another process.
+        var variants = Self.syscallEvents
+        let base = variants[1] // openat on /etc/a "b".txt, fd 3
+        func changed(_ change: (inout FDInfo) -> Void) -> Event {
+            var e = base
+            if var fd = e.fd { change(&fd); e.fd = fd }
+            return e
+        }
+        variants += [base, changed { $0.number = 4 }, changed { $0.type = .directory }, changed { $0.type = .pipe },
+                     changed { $0.name = "/etc/other" }, changed { $0.name = ByteString(Array("/etc/a \"b\".txt".utf8)) },
+                     changed { $0.inode = 13 }, changed { $0.device = 2050 }, changed { $0.closeOnExec = true },
+                     changed { $0.socket = SocketInfo(l4proto: .tcp) }]
+        var other = base
+        other.pid = 11
+        variants += [other, Self.syscallEvents[9], Self.syscallEvents[17]]
+        for event in variants + variants {
+            XCTAssertEqual(memoized(event), Self.referenceJSON(event))
+        }
+    }
 }
 
 /// A record decoded as another kind than the one the test built: the test fails with it.
