@@ -26,6 +26,8 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
         let keyCount: Int
         /// The field's own JSON writer, or nil to write what `extract` returns.
         let json: JSONValueWriter?
+        /// The field's writer from a syscall's payload (used on syscall events), or nil.
+        let syscallJSON: SyscallJSONWriter?
         let extract: @Sendable (Event, String?) -> FieldValue?
         /// For the first step of a group: the index past its last step; else 0.
         let groupEnd: Int
@@ -111,7 +113,8 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                 key.append(0x2c)
                 key.appendJSON(fields[field].name)
                 key.append(0x3a)
-                steps.append(Step(keyStart: keys.count, keyCount: key.count, json: fields[field].json, extract: fields[field].extract,
+                steps.append(Step(keyStart: keys.count, keyCount: key.count, json: fields[field].json,
+                                  syscallJSON: kind == .syscall ? fields[field].syscallJSON : nil, extract: fields[field].extract,
                                   groupEnd: field == index && scope != .event ? end : 0, scope: scope, signature: signature,
                                   skipEnd: skipEnds[field], requires: fields[field].requires))
                 keys += key.bytes()
@@ -131,8 +134,18 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
 
     /// Writes the object: every field with a leading comma, the first comma then replaced by
     /// the opening brace (so groups rendered once carry their commas and fit anywhere). Open
-    /// payload groups are looked up in `memo` when one is given.
+    /// payload groups are looked up in `memo` when one is given. A syscall event's payload is
+    /// read out once, for every field that writes from it (`FieldDefinition.syscallJSON`).
     func append(_ event: Event, to out: inout ByteBuffer, memo: JSONMemo?) {
+        if event.kind == .syscall, case .syscall(var syscall) = event.payload {
+            withUnsafePointer(to: &syscall) { append(event, $0, to: &out, memo: memo) }
+        } else {
+            append(event, nil, to: &out, memo: memo)
+        }
+    }
+
+    /// `append(_:to:memo:)` with the syscall payload of a syscall event (nil for other kinds).
+    private func append(_ event: Event, _ syscall: UnsafePointer<Payload.Syscall>?, to out: inout ByteBuffer, memo: JSONMemo?) {
         let start = out.count
         do {
             do {
@@ -145,14 +158,14 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                     }
                     let groupEnd = steps[i].groupEnd
                     guard groupEnd > 0 else {
-                        Self.write(steps.baseAddress! + i, event, keys, &out)
+                        Self.write(steps.baseAddress! + i, event, syscall, keys, &out)
                         i += 1
                         continue
                     }
                     let signature = steps[i].signature
                     let groupStart = out.count
                     func render() {
-                        for j in i..<groupEnd { Self.write(steps.baseAddress! + j, event, keys, &out) }
+                        for j in i..<groupEnd { Self.write(steps.baseAddress! + j, event, syscall, keys, &out) }
                     }
                     switch steps[i].scope {
                     case .process, .container:
@@ -173,9 +186,10 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                             if !memo.append(signature, key, to: &out) {
                                 render()
                                 let strings: (path: ByteString, name: ByteString)
-                                switch event.payload {
-                                case .open(let open): strings = (open.path, open.name)
-                                default: strings = (event.fd?.name ?? "", "")
+                                if event.kind == .open, case .open(let open) = event.payload {
+                                    strings = (open.path, open.name)
+                                } else {
+                                    strings = (event.fd?.name ?? "", "")
                                 }
                                 out.withUnsafeBytes {
                                     memo.store(signature, key, path: strings.path, name: strings.name,
@@ -202,12 +216,14 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
 
     /// Writes one field (through a pointer: copying a step would retain its closures).
     @inline(__always)
-    private static func write(_ step: UnsafePointer<Step>, _ event: Event, _ keys: UnsafeBufferPointer<UInt8>,
-                              _ out: inout ByteBuffer) {
+    private static func write(_ step: UnsafePointer<Step>, _ event: Event, _ syscall: UnsafePointer<Payload.Syscall>?,
+                              _ keys: UnsafeBufferPointer<UInt8>, _ out: inout ByteBuffer) {
         let mark = out.count
         out.appendShort(keys.baseAddress! + step.pointee.keyStart, count: step.pointee.keyCount)
         let written: Bool
-        if let json = step.pointee.json {
+        if let syscall, let syscallJSON = step.pointee.syscallJSON {
+            written = syscallJSON(syscall, &out)
+        } else if let json = step.pointee.json {
             written = json(event, &out)
         } else if let value = step.pointee.extract(event, nil) {
             out.appendJSON(value)
@@ -236,15 +252,15 @@ struct OpenKey: Equatable {
     /// The key of an open event, or of a syscall event with an fd-table entry; nil for other
     /// events (nothing to keep: their open-scoped fields have no value).
     init?(_ event: borrowing Event) {
-        switch event.payload {
-        case .open(let o):
+        // The kind first: matching the payload copies it.
+        if event.kind == .open, case .open(let o) = event.payload {
             isSyscall = false
             pid = event.pid; flags = o.flags; mode = o.mode; dirfd = o.dirfd
             result = o.result; truncated = o.truncated; killed = o.killedInKernel
             created = o.created; linked = o.linkedName; device = o.device; inode = o.inode
             (path, pathCount) = o.path.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
             (name, nameCount) = o.name.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
-        case .syscall:
+        } else if event.kind == .syscall {
             guard let fd = event.fd else { return nil }
             isSyscall = true
             pid = event.pid; flags = UInt32(fd.type.rawValue); mode = 0; dirfd = 0
@@ -252,7 +268,7 @@ struct OpenKey: Equatable {
             created = false; linked = false; device = fd.device; inode = fd.inode
             (path, pathCount) = fd.name.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
             (name, nameCount) = (nil, 0)
-        default:
+        } else {
             return nil
         }
     }
