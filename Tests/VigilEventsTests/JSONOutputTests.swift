@@ -332,13 +332,16 @@ final class JSONOutputTests: XCTestCase {
         XCTAssertEqual(try arguments([]), [], "nothing read: no argument, not one empty one")
     }
 
+    /// The JSON of `e` with `memo`, as `EventOutput` writes it.
+    private static func memoizedJSON(_ e: Event, _ memo: JSONMemo) -> String {
+        var out = ByteBuffer()
+        EventFormat.appendJSON(e, to: &out, memo: memo)
+        return String(decoding: out.bytes(), as: UTF8.self)
+    }
+
     func testMemoizedOpenFieldsFollowEveryInputOfThePayload() {
         let memo = JSONMemo()
-        func memoized(_ e: Event) -> String {
-            var out = ByteBuffer()
-            EventFormat.appendJSON(e, to: &out, memo: memo)
-            return String(decoding: out.bytes(), as: UTF8.self)
-        }
+        func memoized(_ e: Event) -> String { Self.memoizedJSON(e, memo) }
         func changed(_ e: Event, _ change: (inout Payload.Open) -> Void) -> Event {
             guard case .open(var o) = e.payload else { return e }
             change(&o)
@@ -362,11 +365,6 @@ final class JSONOutputTests: XCTestCase {
 
     func testMemoizedSyscallFDFieldsFollowEveryInputOfTheFD() {
         let memo = JSONMemo()
-        func memoized(_ e: Event) -> String {
-            var out = ByteBuffer()
-            EventFormat.appendJSON(e, to: &out, memo: memo)
-            return String(decoding: out.bytes(), as: UTF8.self)
-        }
         // Every syscall event, then one fd entry changed one input at a time: the number, the
         // type, the name (other bytes; the same bytes in other storage), the inode, the device,
         // the socket; and the same entry on another syscall and in another process.
@@ -385,7 +383,7 @@ final class JSONOutputTests: XCTestCase {
         other.pid = 11
         variants += [other, Self.syscallEvents[9], Self.syscallEvents[17]]
         for event in variants + variants {
-            XCTAssertEqual(memoized(event), Self.referenceJSON(event))
+            XCTAssertEqual(Self.memoizedJSON(event, memo), Self.referenceJSON(event))
         }
     }
 }
