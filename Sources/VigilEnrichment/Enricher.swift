@@ -102,17 +102,18 @@ public final class Enricher {
 
     /// Enriches `event` in place.
     public func enrich(_ event: inout Event) {
-        if case .syscall = event.payload {
+        // Event.kind, not the payload: matching the payload enum copies it (~200 bytes).
+        if event.kind == .syscall {
             // Before the process table's update: a process first seen here is then known with
             // no cwd, which /proc gives.
             SyscallPaths.resolve(&event, processes: processes, fds: fds)
         }
         fds.apply(&event)
         if event.fd?.socket != nil { dns.apply(&event) }
-        switch event.payload {
+        switch event.kind {
         case .exec:
             break // it changes the table
-        case .fork(let f) where !f.isThread:
+        case .fork where Self.forksProcess(event):
             break // it adds the child to the table
         case .exit:
             processes.update(with: event)
@@ -140,6 +141,12 @@ public final class Enricher {
                                         ppid: event.ppid, uid: event.uid, gid: event.gid, pidNamespace: event.pidNamespace,
                                         cgroupID: event.cgroupID, process: event.process, container: event.container)
         }
+    }
+
+    /// Whether a fork event made a process (not a thread).
+    private static func forksProcess(_ event: borrowing Event) -> Bool {
+        if case .fork(let f) = event.payload { return !f.isThread }
+        return false
     }
 
     /// Builds the process and container contexts of `event` from the tables. Returns whether

@@ -64,6 +64,11 @@ enum FieldRequirement: Sendable {
 /// when the event has no value for it.
 typealias JSONValueWriter = @Sendable (Event, inout ByteBuffer) -> Bool
 
+/// Appends the value of a field of syscall events as JSON from the syscall's payload, which
+/// `JSONPlan` reads out of the event once for all of them (matching the payload enum copies it:
+/// ~200 bytes), and returns true, or returns false having written nothing.
+typealias SyscallJSONWriter = @Sendable (UnsafePointer<Payload.Syscall>, inout ByteBuffer) -> Bool
+
 /// A named field of events (Falco's naming where Falco has the field): its type, which event
 /// kinds carry it, and how to read it from an enriched event.
 public struct FieldDefinition: Sendable {
@@ -86,31 +91,39 @@ public struct FieldDefinition: Sendable {
     /// value would be made per event (joined arguments, flags, time, names from Strings). Nil:
     /// JSON is written from `extract`.
     let json: JSONValueWriter?
+    /// On a syscall event: writes the value from the payload instead of `json` or `extract` (the
+    /// same bytes; JSONOutputTests checks it). Nil: `json` or `extract` on syscall events too.
+    let syscallJSON: SyscallJSONWriter?
     /// What an event needs for the field to have a value (JSONOutputTests checks the claim).
     let requires: FieldRequirement
 
     init(_ name: String, _ type: FieldType, _ kinds: KindSet, argument: Bool = false, scope: FieldScope = .event,
          requires: FieldRequirement = .nothing, _ description: String, json: JSONValueWriter? = nil,
-         _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
+         syscallJSON: SyscallJSONWriter? = nil, _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
         self.name = name; self.type = type; self.description = description
         self.kinds = kinds; self.takesArgument = argument; self.extract = extract; self.scope = scope
         self.json = json
+        self.syscallJSON = syscallJSON
         self.requires = requires
     }
 
     /// The same field, with a value only on events that have what `requirement` names.
     func requiring(_ requirement: FieldRequirement) -> FieldDefinition {
-        FieldDefinition(name, type, kinds, argument: takesArgument, scope: scope, requires: requirement, description, json: json, extract)
+        FieldDefinition(name, type, kinds, argument: takesArgument, scope: scope, requires: requirement, description, json: json,
+                        syscallJSON: syscallJSON, extract)
     }
 
     init(_ name: String, _ type: FieldType, argument: Bool = false, scope: FieldScope = .event, _ description: String,
-         json: JSONValueWriter? = nil, _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
-        self.init(name, type, [], argument: argument, scope: scope, description, json: json, extract)
+         json: JSONValueWriter? = nil, syscallJSON: SyscallJSONWriter? = nil, _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
+        self.init(name, type, [], argument: argument, scope: scope, description, json: json, syscallJSON: syscallJSON, extract)
     }
 
     /// Appends the value as JSON and returns true, or returns false (writing nothing) when the
     /// event has none.
     func appendJSON(_ event: Event, to out: inout ByteBuffer) -> Bool {
+        if let syscallJSON, event.kind == .syscall, case .syscall(var s) = event.payload {
+            return syscallJSON(&s, &out)
+        }
         if let json { return json(event, &out) }
         guard let value = extract(event, nil) else { return false }
         out.appendJSON(value)
@@ -139,8 +152,10 @@ public enum Fields {
 
     static let eventFields: [FieldDefinition] = [
         .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2; a syscall event's syscall name; Vigil's own for connections (tcp_connect, tcp_accept, tcp_close), drops (tcp_drop) and file integrity changes (fim_change).", json: { e, out in
-            if case .syscall(let s) = e.payload { out.appendJSON(SyscallFields.nameBytes[s.index]); return true }
             out.appendJSON(Names.eventTypes[Names.eventType(e)])
+            return true
+        }, syscallJSON: { s, out in
+            out.appendJSON(SyscallFields.nameBytes[s.pointee.index])
             return true
         }) { e, _ in
             if case .syscall(let s) = e.payload { return .string(SyscallFields.nameBytes[s.index]) }
@@ -158,19 +173,21 @@ public enum Fields {
         }) { e, _ in str(Timestamp.iso8601(e.timeNs)) },
         .init("evt.rawtime", .uint, "Time of the event, nanoseconds since the Unix epoch.") { e, _ in .uint(e.timeNs) },
         .init("evt.res", .string, [.open, .syscall], "SUCCESS, or the error name (ENOENT, EACCES, ...) when the call failed.", json: { e, out in
-            if case .syscall(let s) = e.payload {
-                if s.failedCall { out.appendJSON(ErrnoNames.name(result: s.result)) } else { out.appendJSON(Names.success) }
-                return true
-            }
             guard case .open(let o) = e.payload else { return false }
             if o.result >= 0 { out.appendJSON(Names.success) } else { out.appendJSON(ErrnoNames.name(result: o.result)) }
+            return true
+        }, syscallJSON: { s, out in
+            if s.pointee.failedCall { out.appendJSON(ErrnoNames.name(result: s.pointee.result)) } else { out.appendJSON(Names.success) }
             return true
         }) { e, _ in
             if case .syscall(let s) = e.payload { return .string(s.failedCall ? ErrnoNames.bytes(result: s.result) : Names.successBytes) }
             guard case .open(let o) = e.payload else { return nil }
             return .string(o.result >= 0 ? Names.successBytes : ErrnoNames.bytes(result: o.result))
         },
-        .init("evt.rawres", .int, [.open, .fork, .syscall], "The raw result: the fd or -errno of an open, the child pid of a fork, a syscall's return value.") { e, _ in
+        .init("evt.rawres", .int, [.open, .fork, .syscall], "The raw result: the fd or -errno of an open, the child pid of a fork, a syscall's return value.", syscallJSON: { s, out in
+            out.appendJSON(.int(s.pointee.result))
+            return true
+        }) { e, _ in
             switch e.payload {
             case .open(let o): .int(o.result)
             case .syscall(let s): .int(s.result)
@@ -283,10 +300,13 @@ public enum Fields {
     /// start time (the exec's own, else the process table's); nil when the start is unknown.
     static func processAge(_ e: Event) -> UInt64? {
         let start: UInt64?
-        switch e.payload {
-        case .exit(let x): return x.durationNs
-        case .exec(let x): start = x.startTimeNs != 0 ? x.startTimeNs : e.process.startTimeNs
-        default: start = e.process.startTimeNs
+        // The kind first: matching the payload copies it.
+        if e.kind == .exit, case .exit(let x) = e.payload {
+            return x.durationNs
+        } else if e.kind == .exec, case .exec(let x) = e.payload {
+            start = x.startTimeNs != 0 ? x.startTimeNs : e.process.startTimeNs
+        } else {
+            start = e.process.startTimeNs
         }
         guard let start, e.bootTimeNs >= start else { return nil }
         return e.bootTimeNs - start

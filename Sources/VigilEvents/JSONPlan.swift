@@ -26,6 +26,8 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
         let keyCount: Int
         /// The field's own JSON writer, or nil to write what `extract` returns.
         let json: JSONValueWriter?
+        /// The field's writer from a syscall's payload (used on syscall events), or nil.
+        let syscallJSON: SyscallJSONWriter?
         let extract: @Sendable (Event, String?) -> FieldValue?
         /// For the first step of a group: the index past its last step; else 0.
         let groupEnd: Int
@@ -111,7 +113,8 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                 key.append(0x2c)
                 key.appendJSON(fields[field].name)
                 key.append(0x3a)
-                steps.append(Step(keyStart: keys.count, keyCount: key.count, json: fields[field].json, extract: fields[field].extract,
+                steps.append(Step(keyStart: keys.count, keyCount: key.count, json: fields[field].json,
+                                  syscallJSON: kind == .syscall ? fields[field].syscallJSON : nil, extract: fields[field].extract,
                                   groupEnd: field == index && scope != .event ? end : 0, scope: scope, signature: signature,
                                   skipEnd: skipEnds[field], requires: fields[field].requires))
                 keys += key.bytes()
@@ -131,8 +134,18 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
 
     /// Writes the object: every field with a leading comma, the first comma then replaced by
     /// the opening brace (so groups rendered once carry their commas and fit anywhere). Open
-    /// payload groups are looked up in `memo` when one is given.
+    /// payload groups are looked up in `memo` when one is given. A syscall event's payload is
+    /// read out once, for every field that writes from it (`FieldDefinition.syscallJSON`).
     func append(_ event: Event, to out: inout ByteBuffer, memo: JSONMemo?) {
+        if event.kind == .syscall, case .syscall(var syscall) = event.payload {
+            withUnsafePointer(to: &syscall) { append(event, $0, to: &out, memo: memo) }
+        } else {
+            append(event, nil, to: &out, memo: memo)
+        }
+    }
+
+    /// `append(_:to:memo:)` with the syscall payload of a syscall event (nil for other kinds).
+    private func append(_ event: Event, _ syscall: UnsafePointer<Payload.Syscall>?, to out: inout ByteBuffer, memo: JSONMemo?) {
         let start = out.count
         do {
             do {
@@ -145,14 +158,14 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                     }
                     let groupEnd = steps[i].groupEnd
                     guard groupEnd > 0 else {
-                        Self.write(steps.baseAddress! + i, event, keys, &out)
+                        Self.write(steps.baseAddress! + i, event, syscall, keys, &out)
                         i += 1
                         continue
                     }
                     let signature = steps[i].signature
                     let groupStart = out.count
                     func render() {
-                        for j in i..<groupEnd { Self.write(steps.baseAddress! + j, event, keys, &out) }
+                        for j in i..<groupEnd { Self.write(steps.baseAddress! + j, event, syscall, keys, &out) }
                     }
                     switch steps[i].scope {
                     case .process, .container:
@@ -172,11 +185,15 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                         if let memo, let key = OpenKey(event) {
                             if !memo.append(signature, key, to: &out) {
                                 render()
-                                if case .open(let open) = event.payload {
-                                    out.withUnsafeBytes {
-                                        memo.store(signature, key, path: open.path, name: open.name,
-                                                   bytes: UnsafeRawBufferPointer(rebasing: $0[groupStart...]))
-                                    }
+                                let strings: (path: ByteString, name: ByteString)
+                                if event.kind == .open, case .open(let open) = event.payload {
+                                    strings = (open.path, open.name)
+                                } else {
+                                    strings = (event.fd?.name ?? "", "")
+                                }
+                                out.withUnsafeBytes {
+                                    memo.store(signature, key, path: strings.path, name: strings.name,
+                                               bytes: UnsafeRawBufferPointer(rebasing: $0[groupStart...]))
                                 }
                             }
                         } else {
@@ -199,12 +216,14 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
 
     /// Writes one field (through a pointer: copying a step would retain its closures).
     @inline(__always)
-    private static func write(_ step: UnsafePointer<Step>, _ event: Event, _ keys: UnsafeBufferPointer<UInt8>,
-                              _ out: inout ByteBuffer) {
+    private static func write(_ step: UnsafePointer<Step>, _ event: Event, _ syscall: UnsafePointer<Payload.Syscall>?,
+                              _ keys: UnsafeBufferPointer<UInt8>, _ out: inout ByteBuffer) {
         let mark = out.count
         out.appendShort(keys.baseAddress! + step.pointee.keyStart, count: step.pointee.keyCount)
         let written: Bool
-        if let json = step.pointee.json {
+        if let syscall, let syscallJSON = step.pointee.syscallJSON {
+            written = syscallJSON(syscall, &out)
+        } else if let json = step.pointee.json {
             written = json(event, &out)
         } else if let value = step.pointee.extract(event, nil) {
             out.appendJSON(value)
@@ -216,9 +235,13 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
     }
 }
 
-/// What decides the fields of `FieldScope.open`: the payload's values, its path and name by
-/// storage (the decoder shares the storage of a path it has seen), and the pid.
+/// What decides the fields of `FieldScope.open`: on an open event, the payload's values, its
+/// path and name by storage (the decoder shares the storage of a path it has seen), and the pid;
+/// on a syscall event, its fd-table entry (`Event.fd`: number, type, device, inode, and its name
+/// by storage, which the fd table shares with every event on that fd).
 struct OpenKey: Equatable {
+    /// Which of the two: the fields of an open and of a syscall's fd are never each other's.
+    var isSyscall: Bool
     var pid: UInt32, flags: UInt32, mode: UInt32, dirfd: Int32
     var result: Int64
     var truncated: Bool, killed: Bool, created: Bool, linked: Bool
@@ -226,14 +249,28 @@ struct OpenKey: Equatable {
     var path: UnsafeRawPointer?, pathCount: Int
     var name: UnsafeRawPointer?, nameCount: Int
 
-    /// The key of an open event, nil for other kinds.
+    /// The key of an open event, or of a syscall event with an fd-table entry; nil for other
+    /// events (nothing to keep: their open-scoped fields have no value).
     init?(_ event: borrowing Event) {
-        guard case .open(let o) = event.payload else { return nil }
-        pid = event.pid; flags = o.flags; mode = o.mode; dirfd = o.dirfd
-        result = o.result; truncated = o.truncated; killed = o.killedInKernel
-        created = o.created; linked = o.linkedName; device = o.device; inode = o.inode
-        (path, pathCount) = o.path.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
-        (name, nameCount) = o.name.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
+        // The kind first: matching the payload copies it.
+        if event.kind == .open, case .open(let o) = event.payload {
+            isSyscall = false
+            pid = event.pid; flags = o.flags; mode = o.mode; dirfd = o.dirfd
+            result = o.result; truncated = o.truncated; killed = o.killedInKernel
+            created = o.created; linked = o.linkedName; device = o.device; inode = o.inode
+            (path, pathCount) = o.path.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
+            (name, nameCount) = o.name.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
+        } else if event.kind == .syscall {
+            guard let fd = event.fd else { return nil }
+            isSyscall = true
+            pid = event.pid; flags = UInt32(fd.type.rawValue); mode = 0; dirfd = 0
+            result = Int64(fd.number); truncated = false; killed = false
+            created = false; linked = false; device = fd.device; inode = fd.inode
+            (path, pathCount) = fd.name.bytes.withUnsafeBytes { (UnsafeRawPointer($0.baseAddress), $0.count) }
+            (name, nameCount) = (nil, 0)
+        } else {
+            return nil
+        }
     }
 }
 
@@ -257,9 +294,11 @@ public final class JSONMemo {
     /// An empty memo.
     public init() {}
 
-    private static func slot(_ key: OpenKey) -> Int {
+    /// The slot of a group's key (the group counts: a syscall event has two groups of fd fields
+    /// with the same key, which must not take each other's slot).
+    private static func slot(_ signature: Int, _ key: OpenKey) -> Int {
         var h = UInt64(UInt(bitPattern: key.path)) &* 0x9e37_79b9_7f4a_7c15
-        h ^= UInt64(bitPattern: key.result) &+ UInt64(key.pid) << 32 &+ UInt64(key.flags)
+        h ^= UInt64(bitPattern: key.result) &+ UInt64(key.pid) << 32 &+ UInt64(key.flags) &+ UInt64(bitPattern: Int64(signature)) << 20
         h = (h ^ (h >> 29)) &* 0xbf58_476d_1ce4_e5b9
         return Int(truncatingIfNeeded: h >> 58) & (slotCount - 1)
     }
@@ -267,7 +306,7 @@ public final class JSONMemo {
     /// Appends the bytes kept for `key` to `out` and returns true, or returns false when there
     /// are none.
     func append(_ signature: Int, _ key: OpenKey, to out: inout ByteBuffer) -> Bool {
-        let slot = Self.slot(key)
+        let slot = Self.slot(signature, key)
         guard signatures[slot] == signature, keys[slot] == key, let bytes = rendered[slot] else { return false }
         out.append(UnsafeRawBufferPointer(bytes))
         return true
@@ -275,7 +314,7 @@ public final class JSONMemo {
 
     /// Keeps a copy of `bytes` for `key`; `path` and `name` are the strings the key points to.
     func store(_ signature: Int, _ key: OpenKey, path: ByteString, name: ByteString, bytes: UnsafeRawBufferPointer) {
-        let slot = Self.slot(key)
+        let slot = Self.slot(signature, key)
         let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
         copy.copyMemory(from: bytes)
         rendered[slot]?.deallocate()

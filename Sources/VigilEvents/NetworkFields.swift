@@ -7,10 +7,8 @@ public enum NetworkFields {
     /// Whether `socket(e)` is not nil, without copying the socket out.
     @inline(__always)
     static func hasSocket(_ e: Event) -> Bool {
-        switch e.payload {
-        case .conn, .tcpdrop: true
-        default: e.fd?.socket != nil
-        }
+        // The kind, not the payload: matching the payload copies it.
+        e.kind == .conn || e.kind == .tcpdrop || e.fd?.socket != nil
     }
 
     /// The socket a connection or drop event carries itself (nil for other kinds).

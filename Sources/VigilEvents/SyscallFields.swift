@@ -99,16 +99,28 @@ public enum SyscallFields {
 
     /// The fields (appended to `Fields.all`).
     static let fields: [FieldDefinition] = [
-        .init("evt.category", .string, [.syscall], "The syscall's first category: fs, net, proc, ipc, mem, signal, time, user, system, sleep or other (docs/syscalls.md).") { e, _ in
+        .init("evt.category", .string, [.syscall], "The syscall's first category: fs, net, proc, ipc, mem, signal, time, user, system, sleep or other (docs/syscalls.md).", syscallJSON: { s, out in
+            out.appendJSON(categoryBytes[s.pointee.index])
+            return true
+        }) { e, _ in
             syscall(e).map { .string(categoryBytes[$0.index]) }
         },
-        .init("evt.failed", .bool, [.syscall], "Whether the syscall failed (returned -errno).") { e, _ in
+        .init("evt.failed", .bool, [.syscall], "Whether the syscall failed (returned -errno).", syscallJSON: { s, out in
+            out.appendJSON(.bool(s.pointee.failedCall))
+            return true
+        }) { e, _ in
             syscall(e).map { .bool($0.failedCall) }
         },
-        .init("evt.truncated", .bool, [.syscall], "Whether an argument was cut at its bound (the config's syscall_buffer_bytes / syscall_string_bytes, `vigil trace --snaplen` / `--string-bytes`): its text ends in `...` and its JSON `args` entry says \"truncated\":true.") { e, _ in
+        .init("evt.truncated", .bool, [.syscall], "Whether an argument was cut at its bound (the config's syscall_buffer_bytes / syscall_string_bytes, `vigil trace --snaplen` / `--string-bytes`): its text ends in `...` and its JSON `args` entry says \"truncated\":true.", syscallJSON: { s, out in
+            out.appendJSON(.bool(s.pointee.truncated != 0))
+            return true
+        }) { e, _ in
             syscall(e).map { .bool($0.truncated != 0) }
         },
-        .init("evt.latency", .uint, [.syscall], "Time between the syscall's entry and exit, in nanoseconds.") { e, _ in
+        .init("evt.latency", .uint, [.syscall], "Time between the syscall's entry and exit, in nanoseconds.", syscallJSON: { s, out in
+            out.appendJSON(.uint(s.pointee.latencyNs))
+            return true
+        }) { e, _ in
             syscall(e).map { .uint($0.latencyNs) }
         },
         .init("evt.args", .string, [.syscall], "Every argument as name=value, separated by spaces (decoded by the table's types).", json: { e, out in
@@ -141,8 +153,8 @@ public enum SyscallFields {
     }
 
     /// JSON's `args`: an array of {"name", "type", "value"} in argument order (as ctrace prints them).
-    static let argsArray = FieldDefinition("args", .string, [.syscall], "Every argument: name, type and value.", json: { e, out in
-        guard case .syscall(let s) = e.payload else { return false }
+    static let argsArray = FieldDefinition("args", .string, [.syscall], "Every argument: name, type and value.", syscallJSON: { s, out in
+        let s = s.pointee
         out.append(0x5b)
         let prefixes = argumentPrefixes
         let first = Int(prefixes.first[s.index])

@@ -159,7 +159,7 @@ final class PipelineBench {
         case .enrich:
             try stream.drain { _ in events += 1 }
         case .json:
-            var buffer = ByteBuffer(capacity: 1 << 20)
+            var buffer = ByteBuffer(capacity: EventOutput.limit + (1 << 16))
             try drainAsJSON(stream, into: &buffer, bytes: &outputBytes, events: &events)
         case .write:
             guard let sink else { break }
@@ -449,7 +449,10 @@ func pipelineMarkdown(_ r: PipelineResults) -> String {
 }
 
 /// Drains `stream`, formatting each event as a JSON line into `buffer` as `EventOutput` does
-/// (one `JSONMemo`), emptied after each batch; counts the bytes and events.
+/// (one `JSONMemo`), emptied after each batch and whenever it passes `EventOutput.limit` (where
+/// `EventOutput` writes: a batch of 4096 syscall events is ~8 MB of JSON, and a buffer grown to
+/// that, fresh each run, costs page faults and cache misses `vigil trace` does not pay); counts
+/// the bytes and events.
 func drainAsJSON(_ stream: EventStream, into buffer: inout ByteBuffer, bytes: inout Int, events: inout Int) throws {
     let memo = JSONMemo()
     try stream.drain(batchDone: {
@@ -459,5 +462,9 @@ func drainAsJSON(_ stream: EventStream, into buffer: inout ByteBuffer, bytes: in
         EventFormat.appendJSON(event, to: &buffer, memo: memo)
         buffer.append(0x0a)
         events += 1
+        if buffer.count >= EventOutput.limit {
+            bytes += buffer.count
+            buffer.removeAll()
+        }
     }
 }

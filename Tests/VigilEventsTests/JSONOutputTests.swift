@@ -332,13 +332,16 @@ final class JSONOutputTests: XCTestCase {
         XCTAssertEqual(try arguments([]), [], "nothing read: no argument, not one empty one")
     }
 
+    /// The JSON of `e` with `memo`, as `EventOutput` writes it.
+    private static func memoizedJSON(_ e: Event, _ memo: JSONMemo) -> String {
+        var out = ByteBuffer()
+        EventFormat.appendJSON(e, to: &out, memo: memo)
+        return String(decoding: out.bytes(), as: UTF8.self)
+    }
+
     func testMemoizedOpenFieldsFollowEveryInputOfThePayload() {
         let memo = JSONMemo()
-        func memoized(_ e: Event) -> String {
-            var out = ByteBuffer()
-            EventFormat.appendJSON(e, to: &out, memo: memo)
-            return String(decoding: out.bytes(), as: UTF8.self)
-        }
+        func memoized(_ e: Event) -> String { Self.memoizedJSON(e, memo) }
         func changed(_ e: Event, _ change: (inout Payload.Open) -> Void) -> Event {
             guard case .open(var o) = e.payload else { return e }
             change(&o)
@@ -357,6 +360,30 @@ final class JSONOutputTests: XCTestCase {
         variants.append(Self.event(Self.payloads[3]))
         for event in variants + variants {
             XCTAssertEqual(memoized(event), Self.referenceJSON(event))
+        }
+    }
+
+    func testMemoizedSyscallFDFieldsFollowEveryInputOfTheFD() {
+        let memo = JSONMemo()
+        // Every syscall event, then one fd entry changed one input at a time: the number, the
+        // type, the name (other bytes; the same bytes in other storage), the inode, the device,
+        // the socket; and the same entry on another syscall and in another process.
+        var variants = Self.syscallEvents
+        let base = variants[1] // openat on /etc/a "b".txt, fd 3
+        func changed(_ change: (inout FDInfo) -> Void) -> Event {
+            var e = base
+            if var fd = e.fd { change(&fd); e.fd = fd }
+            return e
+        }
+        variants += [base, changed { $0.number = 4 }, changed { $0.type = .directory }, changed { $0.type = .pipe },
+                     changed { $0.name = "/etc/other" }, changed { $0.name = ByteString(Array("/etc/a \"b\".txt".utf8)) },
+                     changed { $0.inode = 13 }, changed { $0.device = 2050 }, changed { $0.closeOnExec = true },
+                     changed { $0.socket = SocketInfo(l4proto: .tcp) }]
+        var other = base
+        other.pid = 11
+        variants += [other, Self.syscallEvents[9], Self.syscallEvents[17]]
+        for event in variants + variants {
+            XCTAssertEqual(Self.memoizedJSON(event, memo), Self.referenceJSON(event))
         }
     }
 }
