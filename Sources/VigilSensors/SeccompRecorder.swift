@@ -19,20 +19,7 @@ import Glibc
 public final class SeccompRecorder {
     /// The sensor's hooks: the generic sys_enter tracepoint and the scheduler's exec tracepoint,
     /// each as tp_btf, else raw_tp.
-    public static let hooks: [Hook] = [
-        Hook("enter", variants: [
-            Variant("tp_btf", requires: [.attachTpBTF], programs: ["seccomp_enter_tp_btf"]),
-            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["seccomp_enter_raw_tp"]),
-        ]),
-        Hook("exec", variants: [
-            Variant("tp_btf", requires: [.attachTpBTF], programs: ["seccomp_exec_tp_btf"]),
-            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["seccomp_exec_raw_tp"]),
-        ]),
-        Hook("attach", variants: [
-            Variant("tp_btf", requires: [.attachTpBTF], programs: ["seccomp_attach_tp_btf"]),
-            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["seccomp_attach_raw_tp"]),
-        ]),
-    ]
+    public static let hooks: [Hook] = ["enter", "exec", "attach"].map { Hook.btfOrRaw($0, program: "seccomp_\($0)") }
 
     /// From when a watched cgroup records.
     public enum Start: Sendable {
@@ -45,12 +32,7 @@ public final class SeccompRecorder {
         case underFilter
     }
     /// `verify`'s extra hook: sys_exit, where a refused syscall (which never reached sys_enter) shows.
-    public static let verifyHooks: [Hook] = [
-        Hook("exit", variants: [
-            Variant("tp_btf", requires: [.attachTpBTF], programs: ["seccomp_exit_tp_btf"]),
-            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["seccomp_exit_raw_tp"]),
-        ]),
-    ]
+    public static let verifyHooks: [Hook] = [.btfOrRaw("exit", program: "seccomp_exit")]
 
     /// The loaded object and its links.
     public let variants: LoadedVariants

@@ -100,12 +100,7 @@ extension Sensor {
     /// changes whatever a consumer shows, and its object holds the shared maps' definitions.
     public static let process = Sensor(
         name: "process",
-        hooks: ["exec", "fork", "exit"].map { hook in
-            Hook(hook, variants: [
-                Variant("tp_btf", requires: [.attachTpBTF], programs: ["\(hook)_tp_btf"]),
-                Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["\(hook)_raw_tp"]),
-            ])
-        },
+        hooks: ["exec", "fork", "exit"].map { Hook.btfOrRaw($0, program: $0) },
         kinds: [.exec, .fork, .exit], ring: .shared, needed: { _, _ in true })
 
     /// The file sensor (bpf/file.bpf.c): fexit on do_sys_openat2 where trampolines work, else the
@@ -133,10 +128,7 @@ extension Sensor {
     public static let conn = Sensor(
         name: "conn",
         hooks: [
-            Hook("state", variants: [
-                Variant("tp_btf", requires: [.attachTpBTF], programs: ["state_tp_btf"]),
-                Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["state_raw_tp"]),
-            ]),
+            .btfOrRaw("state", program: "state"),
             Hook("accept", variants: [
                 Variant("tracepoint", requires: [.attachTracepoint], programs: ["accept4_exit", "accept_exit"]),
             ]),
@@ -144,10 +136,7 @@ extension Sensor {
                 Variant("tp_btf", requires: [.attachTpBTF], programs: ["drop_tp_btf"]),
                 Variant("tracepoint", requires: [.attachTracepoint], programs: ["drop_tracepoint"]),
             ]),
-            Hook("retransmit", variants: [
-                Variant("tp_btf", requires: [.attachTpBTF], programs: ["retransmit_tp_btf"]),
-                Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["retransmit_raw_tp"]),
-            ]),
+            .btfOrRaw("retransmit", program: "retransmit"),
         ],
         kinds: [.conn, .tcpdrop], ring: .shared,
         needed: { filter, kinds in filter.connections || !kinds.isDisjoint(with: [.conn, .tcpdrop]) },
@@ -160,12 +149,7 @@ extension Sensor {
     /// place, or the sensor loaded anew on the other hook, when the set changes.
     public static let syscalls = Sensor(
         name: "syscalls",
-        hooks: [
-            Hook("syscalls", variants: [
-                Variant("tp_btf", requires: [.attachTpBTF], programs: ["sys_enter_tp_btf", "sys_exit_tp_btf"]),
-                Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["sys_enter_raw_tp", "sys_exit_raw_tp"]),
-            ]),
-        ],
+        hooks: [.btfOrRaw("syscalls", programs: ["sys_enter", "sys_exit"])],
         kinds: [.syscall], ring: .shared, needed: { filter, _ in Sensors.capture(filter.syscalls) != nil },
         hooksForFilter: { filter in Sensors.capture(filter.syscalls).map { Sensors.syscallHooks(for: $0) } ?? [] },
         install: { object, filter, _ in try Sensors.capture(filter.syscalls)?.write(to: object) },
