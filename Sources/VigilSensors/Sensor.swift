@@ -103,6 +103,12 @@ extension Sensor {
         hooks: ["exec", "fork", "exit"].map { Hook.btfOrRaw($0, program: $0) },
         kinds: [.exec, .fork, .exit], ring: .shared, needed: { _, _ in true })
 
+    /// The file sensor's tracepoint variant on `arch`: the exit programs of the open syscalls the
+    /// arch has (arm64 has no open).
+    public static func openExitPrograms(on arch: SyscallArch = .current) -> [String] {
+        Syscalls.present(["openat", "open", "openat2"], on: arch).map { "\($0)_exit" }
+    }
+
     /// The file sensor (bpf/file.bpf.c): fexit on do_sys_openat2 where trampolines work, else the
     /// open syscalls' own exit tracepoints (the arguments read from the saved user registers).
     /// Loaded when a consumer wants opens. Its writers: the rules' path pushdown (`OpenPathMaps`),
@@ -112,7 +118,7 @@ extension Sensor {
         hooks: [
             Hook("open", variants: [
                 Variant("fexit", requires: [.attachFentry], programs: ["open_fexit"]),
-                Variant("tracepoint", requires: [.attachTracepoint], programs: Sensors.openExitPrograms()),
+                Variant("tracepoint", requires: [.attachTracepoint], programs: openExitPrograms()),
             ]),
         ],
         kinds: [.open], ring: .shared, needed: { _, kinds in kinds.contains(.open) },
