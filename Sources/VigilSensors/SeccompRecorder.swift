@@ -17,10 +17,6 @@ import Glibc
 /// parent (`watchChildren`: the next container, from its entrypoint's exec; userspace then keeps
 /// it or `ignore`s it). One thread drives it.
 public final class SeccompRecorder {
-    /// The sensor's hooks: the generic sys_enter tracepoint and the scheduler's exec tracepoint,
-    /// each as tp_btf, else raw_tp.
-    public static let hooks: [Hook] = ["enter", "exec", "attach"].map { Hook.btfOrRaw($0, program: "seccomp_\($0)") }
-
     /// From when a watched cgroup records.
     public enum Start: Sendable {
         /// At once, every task (a running container without a filter).
@@ -48,7 +44,7 @@ public final class SeccompRecorder {
                 probes: FeatureProbes = .shared, cgroupHierarchy: CgroupHierarchy = .onThisHost) throws {
         let arch = SyscallArch.current
         func number(_ name: String) -> Int32 { Int32(SeccompRecording.number(of: name, on: arch) ?? -1) }
-        variants = try Sensor.seccomp.load(hooks: Self.hooks + (verify ? Self.verifyHooks : []), probes: probes, configure: { object in
+        variants = try Sensor.seccomp.load(hooks: Sensor.seccomp.hooks + (verify ? Self.verifyHooks : []), probes: probes, configure: { object in
             try object.setGlobal("nr_clone", to: number("clone"))
             try object.setGlobal("nr_clone3", to: number("clone3"))
             try object.setGlobal("nr_personality", to: number("personality"))

@@ -163,10 +163,25 @@ extension Sensor {
 
     /// The fim sensor (bpf/fim.bpf.c), driven by `FIMSensor`: changes to watched files matched in
     /// the kernel, on its own ring; the daemon's `FIMMonitor` makes the `fim` events from them.
-    public static let fim = Sensor(name: "fim", hooks: FIMSensor.hooks, kinds: [.fim], ring: .own, needed: nil)
+    /// One hook, one chain. `fexit`: vfs_write's exit for write and pwrite64 (the file comes
+    /// typed: the cheapest test of an unwatched write), the syscalls' exit tracepoints for the
+    /// rest; `tracepoint`: every syscall's exit tracepoint (`FIMSensor.tracepointPrograms`).
+    public static let fim = Sensor(
+        name: "fim",
+        hooks: [
+            Hook("fim", variants: [
+                Variant("fexit", requires: [.attachFentry, .attachTracepoint],
+                        programs: ["vfs_write_fexit"] + FIMSensor.tracepointPrograms.filter { $0 != "write_exit" && $0 != "pwrite64_exit" }),
+                Variant("tracepoint", requires: [.attachTracepoint], programs: FIMSensor.tracepointPrograms),
+            ]),
+        ],
+        kinds: [.fim], ring: .own, needed: nil)
 
     /// The seccomp sensor (bpf/seccomp.bpf.c), driven by `SeccompRecorder`: records the syscalls
     /// of watched cgroups as bits in a map (no events); its own ring carries only `verify`'s
-    /// refused syscalls (`SeccompRecorder.verifyHooks`).
-    public static let seccomp = Sensor(name: "seccomp", hooks: SeccompRecorder.hooks, kinds: [], ring: .own, needed: nil)
+    /// refused syscalls (`SeccompRecorder.verifyHooks`). Its hooks: the generic sys_enter
+    /// tracepoint, the scheduler's exec tracepoint and cgroup_attach_task, each tp_btf, else raw_tp.
+    public static let seccomp = Sensor(
+        name: "seccomp", hooks: ["enter", "exec", "attach"].map { Hook.btfOrRaw($0, program: "seccomp_\($0)") },
+        kinds: [], ring: .own, needed: nil)
 }
