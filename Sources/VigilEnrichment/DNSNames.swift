@@ -34,7 +34,7 @@ public final class DNSNames {
     /// answers, and names the ends of the event's socket.
     public func apply(_ event: inout Event) {
         guard case .syscall(let s) = event.payload, var socket = event.fd?.socket else { return }
-        if socket.remote?.port == 53 || socket.local?.port == 53, !s.failedCall, let bytes = Self.buffer(s),
+        if socket.remote?.port == 53 || socket.local?.port == 53, !s.failedCall, let bytes = s.capturedBuffer,
            let message = DNSMessage(bytes: bytes, stream: socket.l4proto == .tcp) {
             messages += 1
             event.dns = message
@@ -64,13 +64,5 @@ public final class DNSNames {
             any = true
         }
         if any { learned += 1 }
-    }
-
-    /// The bytes of the syscall's data buffer (recvfrom's, sendto's, read's, write's).
-    static func buffer(_ s: Payload.Syscall) -> ArraySlice<UInt8>? {
-        for (i, p) in s.params.prefix(6).enumerated() {
-            if case .buffer = p.type { return s.captured(i) }
-        }
-        return nil
     }
 }
