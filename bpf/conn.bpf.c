@@ -195,17 +195,8 @@ static __always_inline int handle_state(struct sock *sk, int oldstate, int newst
     return 0;
 }
 
-SEC("?tp_btf/inet_sock_set_state")
-int BPF_PROG(state_tp_btf, struct sock *sk, int oldstate, int newstate)
-{
-    return handle_state(sk, oldstate, newstate);
-}
-
-SEC("?raw_tp/inet_sock_set_state")
-int BPF_PROG(state_raw_tp, struct sock *sk, int oldstate, int newstate)
-{
-    return handle_state(sk, oldstate, newstate);
-}
+VIGIL_BTF_OR_RAW(state, inet_sock_set_state, handle_state(sk, oldstate, newstate),
+                 struct sock *sk, int oldstate, int newstate)
 
 /* A segment of a connection the sensor knows was retransmitted (in softirq or a timer: the
  * opener's header is used, as for the other phases). */
@@ -220,17 +211,8 @@ static __always_inline int handle_retransmit(struct sock *sk)
     return 0;
 }
 
-SEC("?tp_btf/tcp_retransmit_skb")
-int BPF_PROG(retransmit_tp_btf, struct sock *sk)
-{
-    return handle_retransmit(sk);
-}
-
-SEC("?raw_tp/tcp_retransmit_skb")
-int BPF_PROG(retransmit_raw_tp, struct sock *sk)
-{
-    return handle_retransmit(sk);
-}
+VIGIL_BTF_OR_RAW(retransmit, tcp_retransmit_skb, handle_retransmit(sk),
+                 struct sock *sk)
 
 /* accept and accept4 returned `ret`: the new fd's connection is this task's. */
 static __always_inline int handle_accept(long ret)

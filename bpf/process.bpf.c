@@ -86,17 +86,8 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
     return 0;
 }
 
-SEC("?tp_btf/sched_process_exec")
-int BPF_PROG(exec_tp_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-    return handle_exec(p, bprm);
-}
-
-SEC("?raw_tp/sched_process_exec")
-int BPF_PROG(exec_raw_tp, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-    return handle_exec(p, bprm);
-}
+VIGIL_BTF_OR_RAW(exec, sched_process_exec, handle_exec(p, bprm),
+                 struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 
 static __always_inline int handle_fork(struct task_struct *parent, struct task_struct *child)
 {
@@ -117,17 +108,8 @@ static __always_inline int handle_fork(struct task_struct *parent, struct task_s
     return 0;
 }
 
-SEC("?tp_btf/sched_process_fork")
-int BPF_PROG(fork_tp_btf, struct task_struct *parent, struct task_struct *child)
-{
-    return handle_fork(parent, child);
-}
-
-SEC("?raw_tp/sched_process_fork")
-int BPF_PROG(fork_raw_tp, struct task_struct *parent, struct task_struct *child)
-{
-    return handle_fork(parent, child);
-}
+VIGIL_BTF_OR_RAW(fork, sched_process_fork, handle_fork(parent, child),
+                 struct task_struct *parent, struct task_struct *child)
 
 static __always_inline int handle_exit(struct task_struct *task)
 {
@@ -150,14 +132,5 @@ static __always_inline int handle_exit(struct task_struct *task)
     return 0;
 }
 
-SEC("?tp_btf/sched_process_exit")
-int BPF_PROG(exit_tp_btf, struct task_struct *p)
-{
-    return handle_exit(p);
-}
-
-SEC("?raw_tp/sched_process_exit")
-int BPF_PROG(exit_raw_tp, struct task_struct *p)
-{
-    return handle_exit(p);
-}
+VIGIL_BTF_OR_RAW(exit, sched_process_exit, handle_exit(p),
+                 struct task_struct *p)

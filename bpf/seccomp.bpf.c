@@ -272,50 +272,14 @@ static __always_inline int on_exit(struct pt_regs *regs, long id, long ret)
     return 0;
 }
 
-SEC("?tp_btf/sys_enter")
-int BPF_PROG(seccomp_enter_tp_btf, struct pt_regs *regs, long id)
-{
-    return on_enter(regs, id);
-}
+VIGIL_BTF_OR_RAW(seccomp_enter, sys_enter, on_enter(regs, id),
+                 struct pt_regs *regs, long id)
 
-SEC("?raw_tp/sys_enter")
-int BPF_PROG(seccomp_enter_raw_tp, struct pt_regs *regs, long id)
-{
-    return on_enter(regs, id);
-}
+VIGIL_BTF_OR_RAW(seccomp_exec, sched_process_exec, on_exec(),
+                 struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 
-SEC("?tp_btf/sched_process_exec")
-int BPF_PROG(seccomp_exec_tp_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-    return on_exec();
-}
+VIGIL_BTF_OR_RAW(seccomp_attach, cgroup_attach_task, on_attach(dst),
+                 struct cgroup *dst, const char *path, struct task_struct *task, bool threadgroup)
 
-SEC("?raw_tp/sched_process_exec")
-int BPF_PROG(seccomp_exec_raw_tp, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-    return on_exec();
-}
-
-SEC("?tp_btf/cgroup_attach_task")
-int BPF_PROG(seccomp_attach_tp_btf, struct cgroup *dst, const char *path, struct task_struct *task, bool threadgroup)
-{
-    return on_attach(dst);
-}
-
-SEC("?raw_tp/cgroup_attach_task")
-int BPF_PROG(seccomp_attach_raw_tp, struct cgroup *dst, const char *path, struct task_struct *task, bool threadgroup)
-{
-    return on_attach(dst);
-}
-
-SEC("?tp_btf/sys_exit")
-int BPF_PROG(seccomp_exit_tp_btf, struct pt_regs *regs, long ret)
-{
-    return on_exit(regs, SYSCALL_NR(regs), ret);
-}
-
-SEC("?raw_tp/sys_exit")
-int BPF_PROG(seccomp_exit_raw_tp, struct pt_regs *regs, long ret)
-{
-    return on_exit(regs, SYSCALL_NR(regs), ret);
-}
+VIGIL_BTF_OR_RAW(seccomp_exit, sys_exit, on_exit(regs, SYSCALL_NR(regs), ret),
+                 struct pt_regs *regs, long ret)

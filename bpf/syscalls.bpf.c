@@ -312,11 +312,8 @@ static __always_inline int on_exit(long id, long ret)
     return 0;
 }
 
-SEC("?tp_btf/sys_enter")
-int BPF_PROG(sys_enter_tp_btf, struct pt_regs *regs, long id)
-{
-    return on_enter(regs, id);
-}
+VIGIL_BTF_OR_RAW(sys_enter, sys_enter, on_enter(regs, id),
+                 struct pt_regs *regs, long id)
 
 /* tp_btf: the registers are a trusted pointer, read directly (no probe-read helper call: the
  * exit of every syscall pays this, wanted or not). */
@@ -330,12 +327,6 @@ SEC("?tp_btf/sys_exit")
 int BPF_PROG(sys_exit_tp_btf, struct pt_regs *regs, long ret)
 {
     return on_exit(SYSCALL_NR_BTF(regs), ret);
-}
-
-SEC("?raw_tp/sys_enter")
-int BPF_PROG(sys_enter_raw_tp, struct pt_regs *regs, long id)
-{
-    return on_enter(regs, id);
 }
 
 SEC("?raw_tp/sys_exit")

@@ -41,6 +41,20 @@ public struct Hook: Sendable {
         self.name = name
         self.variants = variants
     }
+
+    /// A hook on a BTF tracepoint where those attach, else on the raw tracepoint: the variant
+    /// `tp_btf` (programs `P_tp_btf`, needing `attachTpBTF`), then `raw_tp` (`P_raw_tp`, needing
+    /// `attachRawTracepoint`), for each `P` of `programs` (`VIGIL_BTF_OR_RAW` in bpf/lib/vigil.bpf.h
+    /// makes both programs from one body).
+    public static func btfOrRaw(_ name: String, programs: [String]) -> Hook {
+        Hook(name, variants: [
+            Variant("tp_btf", requires: [.attachTpBTF], programs: programs.map { "\($0)_tp_btf" }),
+            Variant("raw_tp", requires: [.attachRawTracepoint], programs: programs.map { "\($0)_raw_tp" }),
+        ])
+    }
+
+    /// `btfOrRaw(name, programs: [program])`: one program each way.
+    public static func btfOrRaw(_ name: String, program: String) -> Hook { btfOrRaw(name, programs: [program]) }
 }
 
 /// What happened to one variant of a hook.

@@ -3,7 +3,7 @@ import VigilEvents
 /// DNS seen through the syscall engine: a syscall that sent or received a buffer on an IP socket
 /// to or from port 53 gets its message parsed (`event.dns`), and the addresses of each answer are
 /// remembered under the name asked for, so any later event on a socket whose end has such an
-/// address names it (`SocketInfo.localName`/`remoteName`: fd.sip.name, fd.rip.name, ...).
+/// address names it (`Event.localIPName`/`remoteIPName`: fd.sip.name, fd.rip.name, ...).
 ///
 /// Names are host-wide (not per network namespace) and kept for the answer's TTL but at least
 /// `minimumLifetimeNs`: a connection is often made after a short TTL has run out. At most
@@ -33,20 +33,16 @@ public final class DNSNames {
     /// Parses the DNS message of `event` (a syscall on a socket to or from port 53), learns its
     /// answers, and names the ends of the event's socket.
     public func apply(_ event: inout Event) {
-        guard case .syscall(let s) = event.payload, var socket = event.fd?.socket else { return }
-        if socket.remote?.port == 53 || socket.local?.port == 53, !s.failedCall, let bytes = Self.buffer(s),
+        guard case .syscall(let s) = event.payload, let socket = event.fd?.socket else { return }
+        if socket.remote?.port == 53 || socket.local?.port == 53, !s.failedCall, let bytes = s.capturedBuffer,
            let message = DNSMessage(bytes: bytes, stream: socket.l4proto == .tcp) {
             messages += 1
             event.dns = message
             if message.isResponse, message.rcode == 0 { learn(message, at: event.timeNs) }
         }
         guard !names.isEmpty else { return }
-        let local = socket.local?.ip.flatMap { name(of: $0, at: event.timeNs) }
-        let remote = socket.remote?.ip.flatMap { name(of: $0, at: event.timeNs) }
-        guard local != nil || remote != nil else { return }
-        socket.localName = local
-        socket.remoteName = remote
-        event.fd?.socket = socket
+        event.localIPName = socket.local?.ip.flatMap { name(of: $0, at: event.timeNs) }
+        event.remoteIPName = socket.remote?.ip.flatMap { name(of: $0, at: event.timeNs) }
     }
 
     /// Remembers each address of `message`'s answers under its first question's name.
@@ -64,13 +60,5 @@ public final class DNSNames {
             any = true
         }
         if any { learned += 1 }
-    }
-
-    /// The bytes of the syscall's data buffer (recvfrom's, sendto's, read's, write's).
-    static func buffer(_ s: Payload.Syscall) -> ArraySlice<UInt8>? {
-        for (i, p) in s.params.prefix(6).enumerated() {
-            if case .buffer = p.type { return s.captured(i) }
-        }
-        return nil
     }
 }

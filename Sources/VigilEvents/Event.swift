@@ -38,6 +38,11 @@ public struct Event: Sendable {
     /// Added by enrichment (`DNSNames`): the DNS message this event sent or received (a syscall
     /// on a socket to or from port 53 whose buffer holds one).
     public var dns: DNSMessage? = nil
+    /// Added by enrichment (`DNSNames`): the name a DNS answer the host saw gave the local address
+    /// of the event's socket (`fd.socket`), nil when none is known (fd.lip.name).
+    public var localIPName: String? = nil
+    /// Likewise for the socket's remote address (fd.rip.name).
+    public var remoteIPName: String? = nil
 
     /// Creates an event (decoders and tests).
     public init(bootTimeNs: UInt64, timeNs: UInt64, cgroupID: UInt64, pid: UInt32, tid: UInt32, ppid: UInt32,

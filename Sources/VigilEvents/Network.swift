@@ -266,11 +266,6 @@ public struct SocketInfo: Sendable, Equatable {
     public var connected: Bool
     /// listen() succeeded on it.
     public var listening: Bool
-    /// The local end's name, from a DNS answer the host saw for its address (set on an event's
-    /// copy by enrichment, `DNSNames`; nil when none is known).
-    public var localName: String? = nil
-    /// The remote end's name, likewise.
-    public var remoteName: String? = nil
 
     /// A socket.
     public init(l4proto: L4Protocol = .unknown, local: SocketAddress? = nil, remote: SocketAddress? = nil,
@@ -282,11 +277,6 @@ public struct SocketInfo: Sendable, Equatable {
         self.connected = connected
         self.listening = listening
     }
-
-    /// The client end's name (see `localName`).
-    public var clientName: String? { role == .client ? localName : role == .server ? remoteName : nil }
-    /// The server end's name.
-    public var serverName: String? { role == .client ? remoteName : role == .server ? localName : nil }
 
     /// The client end (local for a client, remote for a server; nil without a role).
     public var client: SocketAddress? { role == .client ? local : role == .server ? remote : nil }

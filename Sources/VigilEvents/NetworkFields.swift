@@ -50,6 +50,13 @@ public enum NetworkFields {
 
     static func name(_ name: String?) -> FieldValue? { name.map { .string(ByteString($0)) } }
 
+    /// The client's DNS name (with `server`, the server's): the local end's (`Event.localIPName`)
+    /// when the socket is that end, else the remote end's; nil without a role.
+    static func roleName(_ e: Event, server: Bool) -> FieldValue? {
+        guard let role = socket(e)?.role, role != .none else { return nil }
+        return name((role == .server) == server ? e.localIPName : e.remoteIPName)
+    }
+
     static func dns(_ e: Event) -> DNSMessage? { e.dns }
 
     /// The syscalls DNS answers are read from when a rule needs them (glibc, musl and busybox
@@ -95,11 +102,11 @@ public enum NetworkFields {
         .init("fd.lnet", .ipnet, socketKinds, "The local address, matched as a network.") { e, _ in socket(e).flatMap { ip($0.local) } },
         .init("fd.rnet", .ipnet, socketKinds, "The remote address, matched as a network.") { e, _ in socket(e).flatMap { ip($0.remote) } },
         .init("fd.sip.name", .string, socketKinds, "The server's name: the name a DNS answer the host saw gave for fd.sip (the name asked for, after the resolver's search list; kept at least 5 minutes). Vigil learns answers from recvfrom on sockets to port 53 (glibc, musl, busybox): a peer reached by address alone, or named by a resolver that reads otherwise (Go's read, systemd-resolved's recvmsg), has none. Falco resolves the rule's name instead.") { e, _ in
-            socket(e).flatMap { name($0.serverName) }
+            roleName(e, server: true)
         },
-        .init("fd.cip.name", .string, socketKinds, "The client's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.clientName) } },
-        .init("fd.lip.name", .string, socketKinds, "The local end's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.localName) } },
-        .init("fd.rip.name", .string, socketKinds, "The remote end's name, from DNS answers (see fd.sip.name).") { e, _ in socket(e).flatMap { name($0.remoteName) } },
+        .init("fd.cip.name", .string, socketKinds, "The client's name, from DNS answers (see fd.sip.name).") { e, _ in roleName(e, server: false) },
+        .init("fd.lip.name", .string, socketKinds, "The local end's name, from DNS answers (see fd.sip.name).") { e, _ in hasSocket(e) ? name(e.localIPName) : nil },
+        .init("fd.rip.name", .string, socketKinds, "The remote end's name, from DNS answers (see fd.sip.name).") { e, _ in hasSocket(e) ? name(e.remoteIPName) : nil },
     ]
 
     private static let dnsFields: [FieldDefinition] = [

@@ -153,10 +153,6 @@ public enum SocketTracking {
     /// The call's socket address argument, decoded (connect's destination, bind's address,
     /// sendto's destination, recvfrom's and accept's source), nil when it has none.
     static func sockaddrArgument(_ s: Payload.Syscall) -> SocketAddress? {
-        for (i, p) in s.params.prefix(6).enumerated() {
-            guard case .sockaddr = p.type, let bytes = s.captured(i) else { continue }
-            return SocketAddress(sockaddr: bytes)
-        }
-        return nil
+        s.capturedSocketAddress.flatMap { SocketAddress(sockaddr: $0) }
     }
 }

@@ -90,6 +90,28 @@ extension Payload {
             guard end <= data.bytes.count else { return nil }
             return data.bytes[start..<end]
         }
+
+        /// The bytes captured for the call's data buffer (recvfrom's, sendto's, read's, write's),
+        /// nil when it has none or none were captured.
+        public var capturedBuffer: ArraySlice<UInt8>? {
+            firstCaptured { if case .buffer = $0 { true } else { false } }
+        }
+
+        /// The bytes captured for the call's socket address (connect's destination, bind's address,
+        /// sendto's destination, recvfrom's and accept's source), nil when it has none or none were
+        /// captured (`SocketAddress(sockaddr:)` decodes them).
+        public var capturedSocketAddress: ArraySlice<UInt8>? {
+            firstCaptured { if case .sockaddr = $0 { true } else { false } }
+        }
+
+        /// The bytes captured for the first argument whose type `matches` accepts (no syscall of the
+        /// table has two buffers or two socket addresses).
+        private func firstCaptured(where matches: (SyscallValueType) -> Bool) -> ArraySlice<UInt8>? {
+            for (i, p) in params.prefix(6).enumerated() where matches(p.type) {
+                if let bytes = captured(i) { return bytes }
+            }
+            return nil
+        }
     }
 }
 

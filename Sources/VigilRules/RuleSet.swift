@@ -145,10 +145,8 @@ public struct RuleSet: Sendable {
     public let openPaths: OpenPathPushdown
     /// Whether a rule's condition or output reads a process's environment (proc.env,
     /// proc.env_truncated): the process table keeps environments only then
-    /// (`ProcessTable.readsEnvironment`).
-    public var readsProcessEnvironment: Bool {
-        rules.contains { rule in !rule.condition.fields.union(rule.output.fieldNames).isDisjoint(with: ProcessDetails.environmentFields) }
-    }
+    /// (`ProcessTable.readsEnvironment`). Computed once, at load.
+    public let readsProcessEnvironment: Bool
     /// Per rule (same order as `rules`), the kinds it is evaluated for: its condition's kinds,
     /// without `.syscall` for a rule that neither restricts evt.type to syscalls nor reads a
     /// syscall field (`proc.name = nc` sees exec, fork, exit and open events, not every syscall).
@@ -300,6 +298,9 @@ public struct RuleSet: Sendable {
         self.macroCount = macros.count
         self.listCount = lists.count
         self.openPaths = try OpenPathPushdown(rules: compiled)
+        self.readsProcessEnvironment = compiled.contains { rule in
+            !rule.condition.fields.union(rule.output.fieldNames).isDisjoint(with: ProcessDetails.environmentFields)
+        }
     }
 
     /// Why a compiled condition can never be true for an event Vigil produces, or nil.

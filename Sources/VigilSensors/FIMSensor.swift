@@ -72,27 +72,17 @@ public final class FIMSensor {
     /// Every program of the tracepoint variant on this arch.
     public static let tracepointPrograms = exitPrograms()
 
-    /// The hooks: one chain. `fexit`: vfs_write's exit for write and pwrite64 (the file comes
-    /// typed: the cheapest test of an unwatched write), the syscalls' exit tracepoints for the
-    /// rest; `tracepoint`: every syscall's exit tracepoint.
-    public static let hooks = [
-        Hook("fim", variants: [
-            Variant("fexit", requires: [.attachFentry, .attachTracepoint],
-                    programs: ["vfs_write_fexit"] + tracepointPrograms.filter { $0 != "write_exit" && $0 != "pwrite64_exit" }),
-            Variant("tracepoint", requires: [.attachTracepoint], programs: tracepointPrograms),
-        ]),
-    ]
-
-    /// The hooks with only the variants named in `only` (tests: each variant on its own).
+    /// The sensor's hooks (`Sensor.fim.hooks`) with only the variants named in `only` (tests: each
+    /// variant on its own).
     public static func hooks(only: [String]) -> [Hook] {
-        hooks.map { Hook($0.name, variants: $0.variants.filter { only.contains($0.name) }) }
+        Sensor.fim.hooks.map { Hook($0.name, variants: $0.variants.filter { only.contains($0.name) }) }
     }
 
     /// Loads and attaches the sensor. `maxWatches` sizes the inode and name maps; `ignorePID` is
     /// a process whose changes are not reported (Vigil's own); `variants` keeps only the hook
     /// variants named (nil: all, in order).
     public init(maxWatches: Int = 131_072, ringBytes: Int = 1 << 22, ignorePID: UInt32 = 0, variants only: [String]? = nil) throws {
-        let hooks = only.map { Self.hooks(only: $0) } ?? Self.hooks
+        let hooks = only.map { Self.hooks(only: $0) } // nil: Sensor.fim.hooks
         variants = try Sensor.fim.load(hooks: hooks, configure: { object in
             try object.map(named: "events").setMaxEntries(ringBytes)
             try object.map(named: "fim_inodes").setMaxEntries(maxWatches)

@@ -17,23 +17,6 @@ import Glibc
 /// parent (`watchChildren`: the next container, from its entrypoint's exec; userspace then keeps
 /// it or `ignore`s it). One thread drives it.
 public final class SeccompRecorder {
-    /// The sensor's hooks: the generic sys_enter tracepoint and the scheduler's exec tracepoint,
-    /// each as tp_btf, else raw_tp.
-    public static let hooks: [Hook] = [
-        Hook("enter", variants: [
-            Variant("tp_btf", requires: [.attachTpBTF], programs: ["seccomp_enter_tp_btf"]),
-            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["seccomp_enter_raw_tp"]),
-        ]),
-        Hook("exec", variants: [
-            Variant("tp_btf", requires: [.attachTpBTF], programs: ["seccomp_exec_tp_btf"]),
-            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["seccomp_exec_raw_tp"]),
-        ]),
-        Hook("attach", variants: [
-            Variant("tp_btf", requires: [.attachTpBTF], programs: ["seccomp_attach_tp_btf"]),
-            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["seccomp_attach_raw_tp"]),
-        ]),
-    ]
-
     /// From when a watched cgroup records.
     public enum Start: Sendable {
         /// At once, every task (a running container without a filter).
@@ -45,12 +28,7 @@ public final class SeccompRecorder {
         case underFilter
     }
     /// `verify`'s extra hook: sys_exit, where a refused syscall (which never reached sys_enter) shows.
-    public static let verifyHooks: [Hook] = [
-        Hook("exit", variants: [
-            Variant("tp_btf", requires: [.attachTpBTF], programs: ["seccomp_exit_tp_btf"]),
-            Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["seccomp_exit_raw_tp"]),
-        ]),
-    ]
+    public static let verifyHooks: [Hook] = [.btfOrRaw("exit", program: "seccomp_exit")]
 
     /// The loaded object and its links.
     public let variants: LoadedVariants
@@ -66,7 +44,7 @@ public final class SeccompRecorder {
                 probes: FeatureProbes = .shared, cgroupHierarchy: CgroupHierarchy = .onThisHost) throws {
         let arch = SyscallArch.current
         func number(_ name: String) -> Int32 { Int32(SeccompRecording.number(of: name, on: arch) ?? -1) }
-        variants = try Sensor.seccomp.load(hooks: Self.hooks + (verify ? Self.verifyHooks : []), probes: probes, configure: { object in
+        variants = try Sensor.seccomp.load(hooks: Sensor.seccomp.hooks + (verify ? Self.verifyHooks : []), probes: probes, configure: { object in
             try object.setGlobal("nr_clone", to: number("clone"))
             try object.setGlobal("nr_clone3", to: number("clone3"))
             try object.setGlobal("nr_personality", to: number("personality"))

@@ -100,13 +100,14 @@ extension Sensor {
     /// changes whatever a consumer shows, and its object holds the shared maps' definitions.
     public static let process = Sensor(
         name: "process",
-        hooks: ["exec", "fork", "exit"].map { hook in
-            Hook(hook, variants: [
-                Variant("tp_btf", requires: [.attachTpBTF], programs: ["\(hook)_tp_btf"]),
-                Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["\(hook)_raw_tp"]),
-            ])
-        },
+        hooks: ["exec", "fork", "exit"].map { Hook.btfOrRaw($0, program: $0) },
         kinds: [.exec, .fork, .exit], ring: .shared, needed: { _, _ in true })
+
+    /// The file sensor's tracepoint variant on `arch`: the exit programs of the open syscalls the
+    /// arch has (arm64 has no open).
+    public static func openExitPrograms(on arch: SyscallArch = .current) -> [String] {
+        Syscalls.present(["openat", "open", "openat2"], on: arch).map { "\($0)_exit" }
+    }
 
     /// The file sensor (bpf/file.bpf.c): fexit on do_sys_openat2 where trampolines work, else the
     /// open syscalls' own exit tracepoints (the arguments read from the saved user registers).
@@ -117,7 +118,7 @@ extension Sensor {
         hooks: [
             Hook("open", variants: [
                 Variant("fexit", requires: [.attachFentry], programs: ["open_fexit"]),
-                Variant("tracepoint", requires: [.attachTracepoint], programs: Sensors.openExitPrograms()),
+                Variant("tracepoint", requires: [.attachTracepoint], programs: openExitPrograms()),
             ]),
         ],
         kinds: [.open], ring: .shared, needed: { _, kinds in kinds.contains(.open) },
@@ -133,10 +134,7 @@ extension Sensor {
     public static let conn = Sensor(
         name: "conn",
         hooks: [
-            Hook("state", variants: [
-                Variant("tp_btf", requires: [.attachTpBTF], programs: ["state_tp_btf"]),
-                Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["state_raw_tp"]),
-            ]),
+            .btfOrRaw("state", program: "state"),
             Hook("accept", variants: [
                 Variant("tracepoint", requires: [.attachTracepoint], programs: ["accept4_exit", "accept_exit"]),
             ]),
@@ -144,10 +142,7 @@ extension Sensor {
                 Variant("tp_btf", requires: [.attachTpBTF], programs: ["drop_tp_btf"]),
                 Variant("tracepoint", requires: [.attachTracepoint], programs: ["drop_tracepoint"]),
             ]),
-            Hook("retransmit", variants: [
-                Variant("tp_btf", requires: [.attachTpBTF], programs: ["retransmit_tp_btf"]),
-                Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["retransmit_raw_tp"]),
-            ]),
+            .btfOrRaw("retransmit", program: "retransmit"),
         ],
         kinds: [.conn, .tcpdrop], ring: .shared,
         needed: { filter, kinds in filter.connections || !kinds.isDisjoint(with: [.conn, .tcpdrop]) },
@@ -160,12 +155,7 @@ extension Sensor {
     /// place, or the sensor loaded anew on the other hook, when the set changes.
     public static let syscalls = Sensor(
         name: "syscalls",
-        hooks: [
-            Hook("syscalls", variants: [
-                Variant("tp_btf", requires: [.attachTpBTF], programs: ["sys_enter_tp_btf", "sys_exit_tp_btf"]),
-                Variant("raw_tp", requires: [.attachRawTracepoint], programs: ["sys_enter_raw_tp", "sys_exit_raw_tp"]),
-            ]),
-        ],
+        hooks: [.btfOrRaw("syscalls", programs: ["sys_enter", "sys_exit"])],
         kinds: [.syscall], ring: .shared, needed: { filter, _ in Sensors.capture(filter.syscalls) != nil },
         hooksForFilter: { filter in Sensors.capture(filter.syscalls).map { Sensors.syscallHooks(for: $0) } ?? [] },
         install: { object, filter, _ in try Sensors.capture(filter.syscalls)?.write(to: object) },
@@ -173,10 +163,25 @@ extension Sensor {
 
     /// The fim sensor (bpf/fim.bpf.c), driven by `FIMSensor`: changes to watched files matched in
     /// the kernel, on its own ring; the daemon's `FIMMonitor` makes the `fim` events from them.
-    public static let fim = Sensor(name: "fim", hooks: FIMSensor.hooks, kinds: [.fim], ring: .own, needed: nil)
+    /// One hook, one chain. `fexit`: vfs_write's exit for write and pwrite64 (the file comes
+    /// typed: the cheapest test of an unwatched write), the syscalls' exit tracepoints for the
+    /// rest; `tracepoint`: every syscall's exit tracepoint (`FIMSensor.tracepointPrograms`).
+    public static let fim = Sensor(
+        name: "fim",
+        hooks: [
+            Hook("fim", variants: [
+                Variant("fexit", requires: [.attachFentry, .attachTracepoint],
+                        programs: ["vfs_write_fexit"] + FIMSensor.tracepointPrograms.filter { $0 != "write_exit" && $0 != "pwrite64_exit" }),
+                Variant("tracepoint", requires: [.attachTracepoint], programs: FIMSensor.tracepointPrograms),
+            ]),
+        ],
+        kinds: [.fim], ring: .own, needed: nil)
 
     /// The seccomp sensor (bpf/seccomp.bpf.c), driven by `SeccompRecorder`: records the syscalls
     /// of watched cgroups as bits in a map (no events); its own ring carries only `verify`'s
-    /// refused syscalls (`SeccompRecorder.verifyHooks`).
-    public static let seccomp = Sensor(name: "seccomp", hooks: SeccompRecorder.hooks, kinds: [], ring: .own, needed: nil)
+    /// refused syscalls (`SeccompRecorder.verifyHooks`). Its hooks: the generic sys_enter
+    /// tracepoint, the scheduler's exec tracepoint and cgroup_attach_task, each tp_btf, else raw_tp.
+    public static let seccomp = Sensor(
+        name: "seccomp", hooks: ["enter", "exec", "attach"].map { Hook.btfOrRaw($0, program: "seccomp_\($0)") },
+        kinds: [], ring: .own, needed: nil)
 }

@@ -152,12 +152,6 @@ public final class Sensors {
     /// Incremented whenever `linkedNames` changes.
     public private(set) var linkedNamesVersion = 0
 
-    /// The file sensor's tracepoint variant on `arch`: the exit programs of the open syscalls the
-    /// arch has (arm64 has no open).
-    public static func openExitPrograms(on arch: SyscallArch = .current) -> [String] {
-        Syscalls.present(["openat", "open", "openat2"], on: arch).map { "\($0)_exit" }
-    }
-
     /// Names the running kernel's drop reasons for the decoder (`DropReasons`), once: their
     /// numbering changes between kernel versions, so they come from its BTF.
     static let dropReasonsInstalled: Void = {

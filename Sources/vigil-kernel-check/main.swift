@@ -244,8 +244,8 @@ for variant in Sensor.file.hooks[0].variants where variant.requires.allSatisfy({
 let fimDir = "/tmp/vigil-kernel-check-fim"
 mkdir(fimDir, 0o755)
 let fimMounted = mount("tmpfs", fimDir, "tmpfs", 0, nil) == 0
-let fimChain = FIMSensor.hooks[0].variants.map(\.name)
-for (index, variant) in fimChain.enumerated() where FIMSensor.hooks[0].variants[index].requires.allSatisfy({ FeatureProbes.shared.result($0).isAvailable }) {
+let fimChain = Sensor.fim.hooks[0].variants.map(\.name)
+for (index, variant) in fimChain.enumerated() where Sensor.fim.hooks[0].variants[index].requires.allSatisfy({ FeatureProbes.shared.result($0).isAvailable }) {
     do {
         unlink("\(fimDir)/sudoers")
         let created = creat("\(fimDir)/sudoers", 0o644)
@@ -270,7 +270,7 @@ for (index, variant) in fimChain.enumerated() where FIMSensor.hooks[0].variants[
     }
 }
 if required.contains(.attachFentry) {
-    check("fim: the fexit variant ran here", FIMSensor.hooks[0].variants[0].requires.allSatisfy { FeatureProbes.shared.result($0).isAvailable })
+    check("fim: the fexit variant ran here", Sensor.fim.hooks[0].variants[0].requires.allSatisfy { FeatureProbes.shared.result($0).isAvailable })
 }
 if fimMounted { umount(fimDir) }
 

@@ -69,10 +69,10 @@ final class ArchObjectsTests: XCTestCase {
         XCTAssertFalse(fim.contains("open_exit"), "arm64 has no open syscall")
         XCTAssertFalse(fim.contains("rename_exit"), "arm64 has no rename syscall")
         XCTAssertTrue(fim.contains("renameat2_exit"))
-        XCTAssertEqual(Sensors.openExitPrograms(on: .arm64), ["openat_exit", "openat2_exit"])
-        XCTAssertEqual(Sensors.openExitPrograms(on: .x86_64), ["openat_exit", "open_exit", "openat2_exit"])
+        XCTAssertEqual(Sensor.openExitPrograms(on: .arm64), ["openat_exit", "openat2_exit"])
+        XCTAssertEqual(Sensor.openExitPrograms(on: .x86_64), ["openat_exit", "open_exit", "openat2_exit"])
         let fimObject = try object("fim", .arm64), fileObject = try object("file", .arm64)
         for program in fim + ["vfs_write_fexit"] { _ = try fimObject.program(named: program) }
-        for program in Sensors.openExitPrograms(on: .arm64) + ["open_fexit"] { _ = try fileObject.program(named: program) }
+        for program in Sensor.openExitPrograms(on: .arm64) + ["open_fexit"] { _ = try fileObject.program(named: program) }
     }
 }

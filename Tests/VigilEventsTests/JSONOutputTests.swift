@@ -120,9 +120,8 @@ final class JSONOutputTests: XCTestCase {
             call("close", [3]),
             call("sendto", [5, 0x7200, 3, 0, 0x7300, 16], captured: [1: Array("dns".utf8)], result: 3),
         ]
-        var tcp = SocketInfo(l4proto: .udp, local: SocketAddress(ip: IPAddress("10.0.0.1")!, port: 40000),
+        let tcp = SocketInfo(l4proto: .udp, local: SocketAddress(ip: IPAddress("10.0.0.1")!, port: 40000),
                              remote: SocketAddress(ip: IPAddress("10.0.0.2")!, port: 53), role: .client, connected: true)
-        tcp.remoteName = "ns.example"
         let fds: [FDInfo?] = [
             nil,
             FDInfo(number: 3, type: .file, name: "/etc/a \"b\".txt", inode: 12, device: 2049),
@@ -138,6 +137,7 @@ final class JSONOutputTests: XCTestCase {
                 var e = event(payload, container: containers[i % containers.count], known: i % 2 == 0)
                 e.fd = fd
                 e.fdNameChanged = i == 6
+                if i == 6 { e.remoteIPName = "ns.example" } // DNSNames' name for the socket's remote end
                 return e
             }
         }

@@ -49,6 +49,26 @@ final class SyscallArgumentsTests: XCTestCase {
         XCTAssertEqual(text(s, "uservaddr"), "NULL")
     }
 
+    /// The data buffer (DNS reads it) and the socket address (the fd table reads it) are found by
+    /// their types in the table, where the call has them and they were captured.
+    func testTheBufferAndTheSocketAddressAreFoundByType() throws {
+        let address: [UInt8] = [2, 0, 0, 53, 10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0]
+        let sendto = try event("sendto", args: [5, 0x7200, 3, 0, 0x7300, 16], captured: [nil, Array("dns".utf8), nil, nil, address, nil], result: 3)
+        XCTAssertEqual(sendto.capturedBuffer.map(Array.init), Array("dns".utf8))
+        XCTAssertEqual(sendto.capturedSocketAddress.map(Array.init), address)
+        let decoded = try XCTUnwrap(sendto.capturedSocketAddress.flatMap { SocketAddress(sockaddr: $0) })
+        XCTAssertEqual(decoded.ip, IPAddress("10.0.0.2"))
+        XCTAssertEqual(decoded.port, 53)
+        // recvfrom's buffer and source are read at exit, after what was read at entry.
+        let recvfrom = try event("recvfrom", args: [5, 0x7200, 512, 0, 0x7300, 0x7400], captured: [nil, [1, 2], nil, nil, address, nil], result: 2)
+        XCTAssertEqual(recvfrom.capturedBuffer.map(Array.init), [1, 2])
+        XCTAssertEqual(recvfrom.capturedSocketAddress.map(Array.init), address)
+        let connect = try event("connect", args: [3, 0, 0])
+        XCTAssertNil(connect.capturedSocketAddress, "not captured")
+        XCTAssertNil(connect.capturedBuffer, "connect has no buffer")
+        XCTAssertNil(try event("getpid", args: []).capturedSocketAddress)
+    }
+
     func testFlagsModesSignalsAndResults() throws {
         var s = try event("clone", args: [0x0100_0000 | 0x0020_0000 | 17, 0, 0, 0, 0], result: 1234)
         XCTAssertEqual(text(s, "clone_flags"), "SIGCHLD|CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID")

@@ -65,9 +65,9 @@ final class FIMSensorTests: XCTestCase {
     }
 
     func testTheChainTriesFexitThenTracepoints() throws {
-        XCTAssertEqual(FIMSensor.hooks[0].variants.map(\.name), ["fexit", "tracepoint"])
+        XCTAssertEqual(Sensor.fim.hooks[0].variants.map(\.name), ["fexit", "tracepoint"])
         let h = try Harness()
-        let fexit = FIMSensor.hooks[0].variants[0].requires.allSatisfy { FeatureProbes.shared.result($0).isAvailable }
+        let fexit = Sensor.fim.hooks[0].variants[0].requires.allSatisfy { FeatureProbes.shared.result($0).isAvailable }
         XCTAssertEqual(h.sensor.variants.reports.first?.active, fexit ? "fexit" : "tracepoint", "\(h.sensor.variants.reports)")
     }
 
@@ -75,7 +75,7 @@ final class FIMSensorTests: XCTestCase {
     /// runs it on 6.1 and 6.12; this host refuses them).
     func testWritesToAWatchedFileAreReportedAndOthersDroppedAndCountedInTheKernel() throws {
         var ran = 0
-        for variant in FIMSensor.hooks[0].variants where variant.requires.allSatisfy({ FeatureProbes.shared.result($0).isAvailable }) {
+        for variant in Sensor.fim.hooks[0].variants where variant.requires.allSatisfy({ FeatureProbes.shared.result($0).isAvailable }) {
             try writes(variant: variant.name)
             ran += 1
         }

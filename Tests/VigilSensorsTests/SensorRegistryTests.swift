@@ -22,6 +22,31 @@ final class SensorRegistryTests: XCTestCase {
         }
     }
 
+    /// A hook as text: its name, then each variant's name, required features and programs.
+    static func shape(_ hooks: [Hook]) -> [String] {
+        hooks.map { hook in
+            hook.name + ": " + hook.variants.map { "\($0.name) \($0.requires.map(\.rawValue)) \($0.programs)" }.joined(separator: " | ")
+        }
+    }
+
+    /// The hooks that run on a BTF tracepoint, else the raw tracepoint (`Hook.btfOrRaw`): each is
+    /// the variant tp_btf (program `NAME_tp_btf`, needing attach:tp_btf), then raw_tp (`NAME_raw_tp`,
+    /// needing attach:raw_tp), as they were when each was written out by hand.
+    func testTheBTFOrRawHooksAreTpBTFThenRawTp() {
+        func twin(_ hook: String, _ programs: [String]) -> String {
+            "\(hook): tp_btf [\"attach:tp_btf\"] \(programs.map { $0 + "_tp_btf" }) | raw_tp [\"attach:raw_tp\"] \(programs.map { $0 + "_raw_tp" })"
+        }
+        XCTAssertEqual(Self.shape(Sensor.process.hooks), ["exec", "fork", "exit"].map { twin($0, [$0]) })
+        let conn = Self.shape(Sensor.conn.hooks)
+        XCTAssertEqual(conn.first, twin("state", ["state"]))
+        XCTAssertEqual(conn.last, twin("retransmit", ["retransmit"]))
+        XCTAssertEqual(Self.shape(Sensor.syscalls.hooks), [twin("syscalls", ["sys_enter", "sys_exit"])])
+        XCTAssertEqual(Self.shape(Sensor.seccomp.hooks), [twin("enter", ["seccomp_enter"]), twin("exec", ["seccomp_exec"]),
+                                                          twin("attach", ["seccomp_attach"])])
+        XCTAssertEqual(Self.shape(SeccompRecorder.verifyHooks), [twin("exit", ["seccomp_exit"])])
+        XCTAssertEqual(Hook.btfOrRaw("h", program: "p").variants.map(\.programs), [["p_tp_btf"], ["p_raw_tp"]])
+    }
+
     func testEverySensorsObjectOpensWithEveryProgramItsHooksName() throws {
         let names = Sensor.builtIn.map(\.name)
         XCTAssertEqual(Set(names).count, names.count, "one entry per name: \(names)")

@@ -25,6 +25,16 @@ struct {
 
 VIGIL_ABI_TYPE(vigil_event_header);
 
+/* Two programs from one body, for a hook that runs on a BTF tracepoint where those attach, else
+ * on the raw tracepoint (Swift's Hook.btfOrRaw loads one of them): NAME_tp_btf on tp_btf/TP and
+ * NAME_raw_tp on raw_tp/TP, each taking the tracepoint's arguments ARGS (as BPF_PROG declares
+ * them) and returning CALL, an expression of them. Include after bpf_tracing.h. */
+#define VIGIL_BTF_OR_RAW(name, tp, call, args...)       \
+    SEC("?tp_btf/" #tp)                                 \
+    int BPF_PROG(name##_tp_btf, ##args) { return call; } \
+    SEC("?raw_tp/" #tp)                                 \
+    int BPF_PROG(name##_raw_tp, ##args) { return call; }
+
 /* Wake the reader only once this many bytes wait in the ring; below it the reader drains on its
  * own timer (see notes/performance.md: per-record wakeups dominate the cost). 0 = the kernel's
  * default policy. */
