@@ -85,6 +85,7 @@ until curl -sf --unix-socket "$work/vigil.sock" http://x/v1/status >/dev/null 2>
 done
 sleep 2
 echo "soak: $rate opens/s for $minutes min, a sample every $interval s (daemon pid $daemon_pid)" >&2
+: > "$work/load"
 "$work/openrate" "$work/load" "$rate" "$seconds" > "$work/openrate.out" &
 load_pid=$!
 ( n=0; while [ -e "$work/vigil.yaml" ]; do cat "$work/marker" 2>/dev/null; echo $((n += 1)) > "$work/markers"; sleep 0.1; done ) &
@@ -119,8 +120,9 @@ rss0, rss1 = after[0][1], rows[-1][1]
 growth = 100 * (rss1 - rss0) / rss0
 lost = int(rows[-1][4] - rows[0][4])
 emitted = int(rows[-1][3] - rows[0][3])
-per_event = []  # microseconds of daemon CPU per emitted event, per interval
-for a, b in zip(rows, rows[1:]):
+per_event = []  # microseconds of daemon CPU per emitted event, per interval under load
+loaded = rows[:-1]  # the last sample is taken after the load ended
+for a, b in zip(loaded, loaded[1:]):
     if b[3] > a[3]:
         per_event.append(1e6 * (b[2] - a[2]) / (b[3] - a[3]))
 q = max(1, len(per_event) // 4)
