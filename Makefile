@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 SWIFT ?= swift
 
-.PHONY: help setup generate check-generated build release image run probe test test-unit test-kernels bench fuzz clean
+.PHONY: help setup generate check-generated build release image run probe test test-unit test-kernels bench soak fuzz clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -46,6 +46,11 @@ test-unit: setup ## swift test only
 test-kernels: ## the variant chains on Debian's 6.1 and 6.12 kernels under qemu
 	@scripts/setup.sh --test
 	scripts/test-kernels.sh
+
+soak: ## the daemon for SOAK_MINUTES (30) at 100k opens/s with the default rules and a webhook action: memory growth, lost events, CPU per event (issue 16 section 6); writes the soak block of BENCHMARKS.md
+	@scripts/setup.sh --bench
+	$(SWIFT) build -c release --product vigil
+	scripts/soak.sh --no-build --minutes $(or $(SOAK_MINUTES),30) > .build/soak.md; status=$$?; scripts/bench-section.sh soak .build/soak.md; exit $$status
 
 fuzz: ## libFuzzer + ASan over the parsers of untrusted input, FUZZ_SECONDS (60) per target; crashes in fuzz/crashes/ fail it (FUZZING.md)
 	scripts/fuzz.sh
