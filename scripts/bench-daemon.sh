@@ -32,6 +32,7 @@
 # the vigil binary (default .build/release/vigil).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/webhook-config.sh
 export PATH=/opt/swift/usr/bin:/usr/sbin:/sbin:$PATH
 invocation="scripts/bench-daemon.sh${*:+ $*}"
 
@@ -142,16 +143,7 @@ echo "alert latency: $alerts alerts through a webhook" >&2
 port=$(( 20000 + $$ % 20000 ))
 python3 bench/webhook-receiver.py "$port" "$work/latency.txt" &
 receiver_pid=$!
-cat > "$work/vigil.yaml" <<CONF
-socket: $work/vigil.sock
-rules_dir: $work/rules.d
-actions:
-  default_actions: []
-  dedup: {window: 0}
-  named:
-    hook: {type: webhook, url: "http://127.0.0.1:$port/"}
-CONF
-mkdir -p "$work/rules.d"
+webhook_config "$work" "$port"
 cat > "$work/rules.d/latency.yaml" <<RULE
 - rule: Latency marker
   desc: scripts/bench-daemon.sh

@@ -20,6 +20,7 @@
 # VIGIL names the vigil binary (default .build/release/vigil, built unless --no-build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/webhook-config.sh
 
 minutes=30 rate=100000 interval=30 warmup=60 build=1
 invocation="scripts/soak.sh${*:+ $*}"
@@ -52,17 +53,7 @@ cc -O2 -o "$work/openrate" bench/openrate.c
 port=$(( 20000 + $$ % 20000 ))
 python3 bench/webhook-receiver.py "$port" "$work/received.txt" &
 receiver_pid=$!
-mkdir -p "$work/rules.d"
-cat > "$work/vigil.yaml" <<CONF
-socket: $work/vigil.sock
-rules_dir: $work/rules.d
-kernel_pushdown: false
-actions:
-  default_actions: []
-  dedup: {window: 0}
-  named:
-    hook: {type: webhook, url: "http://127.0.0.1:$port/"}
-CONF
+webhook_config "$work" "$port" "kernel_pushdown: false"
 cat > "$work/rules.d/soak.yaml" <<RULE
 - rule: Soak marker
   desc: scripts/soak.sh
