@@ -5,8 +5,8 @@
 #
 #   scripts/sanitize.sh                  both sanitizers, the whole suite each
 #   scripts/sanitize.sh address          only ASan (or: thread)
-#   SANITIZE_TESTS="VigilRulesTests VigilEventsTests.FieldTests" scripts/sanitize.sh thread
-#                                        only those test targets / classes / tests (xctest's filter)
+#   SANITIZE_TESTS="VigilRulesTests.RuleFileTests VigilEventsTests.FieldTests/testX" scripts/sanitize.sh thread
+#                                        only those classes / tests (Module.Class[/test], xctest's filter)
 #   SANITIZE_TIMEOUT=5400                seconds per run (default 3600)
 #
 # `swift build --sanitize=X` instruments Swift and C targets alike (the package's C shims and
@@ -24,7 +24,9 @@ export VIGIL_REQUIRE_BPF=1
 SANITIZERS=("$@")
 [ ${#SANITIZERS[@]} -eq 0 ] && SANITIZERS=(address thread)
 TIMEOUT=${SANITIZE_TIMEOUT:-3600}
-read -r -a TESTS <<< "${SANITIZE_TESTS:-}"
+# xctest takes one argument: Module.Class[/test] names joined by commas.
+TESTS=()
+[ -n "${SANITIZE_TESTS:-}" ] && TESTS=("$(echo "$SANITIZE_TESTS" | xargs | tr ' ' ',')")
 
 failed=()
 for san in "${SANITIZERS[@]}"; do
@@ -59,7 +61,7 @@ for san in "${SANITIZERS[@]}"; do
     unset ASAN_OPTIONS TSAN_OPTIONS
     echo "   ran in $((SECONDS - start)) s, exit $rc"
     grep -E '^(Test Suite .(All tests|Selected tests). (passed|failed)|	 Executed [0-9]+ tests)' "$log" | tail -2 | sed 's/^/   /'
-    grep -E 'error: .*: failed' "$log" | sed 's/^/   FAILED /' | head -50
+    grep -E "^Test Case '.*' failed \(" "$log" | sed 's/^/   /' | head -50
     nreports=$(find "$reports" -type f | wc -l)
     if [ "$nreports" -gt 0 ]; then
         echo "   $nreports sanitizer report file(s) in $reports:"
