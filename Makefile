@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 SWIFT ?= swift
 
-.PHONY: help setup generate check-generated build release image run probe test test-unit test-kernels bench soak fuzz clean
+.PHONY: help setup generate check-generated build release image run probe test test-unit test-kernels bench soak fuzz sanitize clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -54,6 +54,10 @@ soak: ## the daemon for SOAK_MINUTES (30) at 100k opens/s with the default rules
 
 fuzz: ## libFuzzer + ASan over the parsers of untrusted input, FUZZ_SECONDS (60) per target; crashes in fuzz/crashes/ fail it (FUZZING.md)
 	scripts/fuzz.sh
+
+sanitize: ## the unit tests built and run under AddressSanitizer (.build-asan) and ThreadSanitizer (.build-tsan), VIGIL_REQUIRE_BPF=1; not part of test (FUZZING.md)
+	@scripts/setup.sh --test
+	scripts/sanitize.sh
 
 bench: ## benchmarks (ring, userspace path, syscall events, the syscalls sensor vs bpftrace/perf trace/strace, sensors vs peers, the open hook on 6.1/6.12 under qemu, rules, daemon); replaces the generated blocks of BENCHMARKS.md
 	@scripts/setup.sh --bench
