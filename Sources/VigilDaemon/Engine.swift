@@ -301,7 +301,10 @@ public final class Engine: @unchecked Sendable {
                 let before = sensors.syscallCapture
                 try sensors.apply(filter)
                 state.appliedFilter = filter
-                if sensors.syscallCapture != before { logSyscallsSensor(before: before, pushdown: pushdown) }
+                if sensors.syscallCapture != before {
+                    notCaptured = sensors.syscallsWithoutTracepoint
+                    logSyscallsSensor(before: before, pushdown: pushdown)
+                }
             } catch {
                 failure = "\(error)"
                 logger.error("cannot set the kernel filters: \(error)")
@@ -430,7 +433,6 @@ public final class Engine: @unchecked Sendable {
     /// updated in place, or unloaded.
     private func logSyscallsSensor(before: SyscallCapture?, pushdown: KernelPushdown?) {
         let line = pushdown?.syscallSummary ?? "syscalls: none"
-        notCaptured = sensors.syscallsWithoutTracepoint
         if !notCaptured.isEmpty {
             logger.warning("syscalls the rules want but this kernel has no tracepoint for (it does not implement them; their calls fail with ENOSYS), not captured: \(notCaptured.joined(separator: ", "))")
         }
