@@ -43,11 +43,15 @@ public struct Sensor: Sendable {
     /// Its maps that only Vigil writes (the programs only read them), which the integrity check
     /// compares with what Vigil wrote (`Sensors.checkIntegrity`).
     let watchedMaps: [String]
+    /// Runs once it is detached and released: when `Sensors.apply` unloads it and when the
+    /// `Sensors` that loaded it goes away (the syscalls sensor releases its tracepoint holds).
+    let unload: (@Sendable () -> Void)?
 
     init(name: String, hooks: [Hook], kinds: KindSet, ring: Ring, needed: (@Sendable (KernelFilter, KindSet) -> Bool)?,
          hooksForFilter: (@Sendable (KernelFilter) -> [Hook])? = nil,
          install: (@Sendable (BPFObject, KernelFilter, inout SensorMapState) throws -> Void)? = nil,
-         update: (@Sendable (Sensors, Int, KernelFilter) throws -> Void)? = nil, watchedMaps: [String] = []) {
+         update: (@Sendable (Sensors, Int, KernelFilter) throws -> Void)? = nil, watchedMaps: [String] = [],
+         unload: (@Sendable () -> Void)? = nil) {
         self.name = name
         self.hooks = hooks
         self.kinds = kinds
@@ -57,6 +61,7 @@ public struct Sensor: Sendable {
         self.install = install
         self.update = update
         self.watchedMaps = watchedMaps
+        self.unload = unload
     }
 
     /// Whether `Sensors` loads it for `filter` and the consumer's `kinds` (false for a sensor
@@ -152,14 +157,18 @@ extension Sensor {
     /// generic sys_enter/sys_exit hooks (tp_btf, else raw_tp; these are `hooks`) or, for small
     /// sets, per-syscall tracepoints first (`Sensors.syscallHooks(for:)`). Loaded while the filter
     /// names a syscall. Its writers: the bitmap and specs (`SyscallCapture.write`), rewritten in
-    /// place, or the sensor loaded anew on the other hook, when the set changes.
+    /// place, or the sensor loaded anew on the other hook, when the set changes. Unloaded, it
+    /// releases the tracepoints it held (`TracepointHolds`).
     public static let syscalls = Sensor(
         name: "syscalls",
         hooks: [.btfOrRaw("syscalls", programs: ["sys_enter", "sys_exit"])],
         kinds: [.syscall], ring: .shared, needed: { filter, _ in Sensors.capture(filter.syscalls) != nil },
         hooksForFilter: { filter in Sensors.capture(filter.syscalls).map { Sensors.syscallHooks(for: $0) } ?? [] },
         install: { object, filter, _ in try Sensors.capture(filter.syscalls)?.write(to: object) },
-        update: { sensors, index, filter in try sensors.updateSyscalls(at: index, Sensors.capture(filter.syscalls)) })
+        update: { sensors, index, filter in try sensors.updateSyscalls(at: index, Sensors.capture(filter.syscalls)) },
+        // No rule wants a syscall: the held syscall tracepoints would keep the host's syscalls on
+        // the tracepoint path for nothing.
+        unload: { TracepointHolds.release(category: "syscalls") })
 
     /// The fim sensor (bpf/fim.bpf.c), driven by `FIMSensor`: changes to watched files matched in
     /// the kernel, on its own ring; the daemon's `FIMMonitor` makes the `fim` events from them.

@@ -169,11 +169,18 @@ public final class Sensors {
     /// The sensors of the registry that `Sensors` loads (ring `.shared`), in load order.
     static let registry = Sensor.builtIn.filter { $0.ring == .shared }
 
+    /// The share of the ring kept for the high lane (exec, fork, exit, file integrity, seccomp,
+    /// the heartbeat, opens a rule matched in the kernel): 1/8. Low-lane records (syscall events,
+    /// connections, other opens) that would use it are refused and counted lost
+    /// (`vigil_lane_reserve_bytes`, bpf/lib/vigil.bpf.h).
+    public static let laneReserveDivisor = 8
+
     /// Loads the sensors `filter` and `kinds` need (`Sensor.isNeeded`: the process sensor always,
     /// the file sensor for opens, conn for its kinds or `filter.connections`, syscalls for
     /// `filter.syscalls`) at the same time (the verifier runs on the loading thread; on two CPUs
     /// this halves the start), sharing one ring and one set of filter maps that hold `filter`
     /// before any program is attached; each sensor's map writers run before its programs attach.
+    /// The open-files limit is raised first (`ProcessLimits.raiseOpenFiles`): links are fds.
     /// - Parameters:
     ///   - kinds: the kinds the consumer wants. A sensor loaded for them stays loaded whatever
     ///     `apply` is given later; one only the filter asks for follows the filter.
@@ -185,15 +192,10 @@ public final class Sensors {
     ///   - hooks: hooks by sensor name in place of the registry's (a test or `vigil trace
     ///     --file-hook` may narrow a sensor to one variant), also when `apply` loads it later; the
     ///     syscalls sensor given its hooks here keeps them whatever the set's size.
-    /// The share of the ring kept for the high lane (exec, fork, exit, file integrity, seccomp,
-    /// the heartbeat, opens a rule matched in the kernel): 1/8. Low-lane records (syscall events,
-    /// connections, other opens) that would use it are refused and counted lost
-    /// (`vigil_lane_reserve_bytes`, bpf/lib/vigil.bpf.h).
-    public static let laneReserveDivisor = 8
-
     public init(kinds: KindSet, filter: KernelFilter, ringBytes: Int = 1 << 23, wakeupBytes: UInt64 = 1 << 20,
                 probes: FeatureProbes = .shared, cgroupHierarchy: CgroupHierarchy = .onThisHost,
                 hooks: [String: [Hook]] = [:]) throws {
+        ProcessLimits.raiseOpenFiles()
         let shared = try EmbeddedObjects.open(Sensor.process.name)
         try shared.map(named: "events").setMaxEntries(ringBytes)
         for name in Self.sharedMapNames {
@@ -225,6 +227,13 @@ public final class Sensors {
         try Self.writeSwitches(filter, to: shared, openPaths: installedOpenPaths)
         try recordLinks()
         try recordMaps()
+    }
+
+    /// Detaches every sensor, then runs their unload steps (`Sensor.unload`).
+    deinit {
+        let sensors = loaded.map(\.sensor)
+        loaded.removeAll()
+        sensors.forEach { $0.unload?() }
     }
 
     /// Loads `sensor` with the shared maps and settings; its map writers (`Sensor.install`) get
@@ -329,9 +338,7 @@ public final class Sensors {
             case (false, let index?):
                 loaded[index].variants.detach()
                 loaded.remove(at: index)
-                // No rule wants a syscall: the held syscall tracepoints would keep the host's
-                // syscalls on the tracepoint path for nothing.
-                if sensor.name == Sensor.syscalls.name { TracepointHolds.release(category: "syscalls") }
+                sensor.unload?()
                 linksChanged = true
             case (true, let index?):
                 try sensor.update?(self, index, filter)

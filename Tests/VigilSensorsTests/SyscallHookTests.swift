@@ -75,6 +75,31 @@ final class SyscallHookTests: XCTestCase {
         XCTAssertTrue(events.contains { $0.pid == UInt32(pid) && $0.syscall?.descriptor.nameString == "getppid" }, "getppid seen again")
     }
 
+    /// Sensors that go away (a `vigil trace` ends, a test's harness) release the tracepoints
+    /// their syscalls sensor held, as unloading it through `apply` does.
+    func testSensorsThatGoAwayReleaseTheirHolds() throws {
+        let getppid: Set = ["syscalls/sys_enter_getppid", "syscalls/sys_exit_getppid"]
+        var harness: TraceHarness? = try TraceHarness(kinds: Sensor.process.kinds, syscalls: SyscallCapture(names: ["getppid"]))
+        XCTAssertTrue(TracepointHolds.names.isSuperset(of: getppid), "\(TracepointHolds.names)")
+        XCTAssertNotNil(harness?.sensors.loaded.first { $0.name == "syscalls" })
+        harness = nil
+        XCTAssertEqual(TracepointHolds.names.filter { $0.hasPrefix("syscalls/") }, Set<String>())
+    }
+
+    /// Loading sensors raises the soft open-files limit to the hard one: links and held
+    /// tracepoints are fds, and the default rules' alone take ~560 of a login's usual 1024.
+    func testLoadingRaisesTheOpenFilesLimit() throws {
+        var limit = rlimit()
+        XCTAssertEqual(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit), 0)
+        let hard = limit.rlim_max
+        try XCTSkipIf(hard <= 256, "the hard limit leaves nothing to raise")
+        limit.rlim_cur = 256
+        XCTAssertEqual(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit), 0)
+        _ = try TraceHarness(kinds: Sensor.process.kinds)
+        XCTAssertEqual(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit), 0)
+        XCTAssertEqual(limit.rlim_cur, hard)
+    }
+
     /// Both hooks write the same record: the same calls of one program decode alike.
     func testBothHooksDecodeTheSameCalls() throws {
         let capture = SyscallCapture(names: ["openat", "read", "close"])
