@@ -35,6 +35,13 @@ extension Sensors {
         }
     }
 
+    /// The syscalls sensor's hook with the one variant `name` (`vigil trace --syscall-hook`, tests
+    /// that pin a hook): the per-syscall tracepoints even for a set above `perSyscallLimit`.
+    public static func syscallHooks(for capture: SyscallCapture, forcing name: String) -> [Hook] {
+        name == perSyscallVariantName ? Sensor.syscalls.hooks.map { Hook($0.name, variants: [perSyscallVariant(capture)]) }
+            : syscallHooks(for: capture, only: [name])
+    }
+
     /// The wanted syscalls the per-syscall hook does not see because this kernel has no tracepoint
     /// for them: ones it does not implement, whose calls fail with ENOSYS (reported, never
     /// silent; `SyscallTracepoints.attach`). Empty under the generic hook.

@@ -152,9 +152,7 @@ struct Trace: ParsableCommand {
         // --syscall-hook forces one variant (the per-syscall one even for a large set); by default
         // the set's size chooses.
         var hooks: [String: [Hook]] = [:]
-        hooks[Sensor.syscalls.name] = syscalls.flatMap { capture in syscallHook.map { name in
-            name == Sensors.perSyscallVariantName ? [Hook("syscalls", variants: [Sensors.perSyscallVariant(capture)])]
-                : Sensors.syscallHooks(for: capture, only: [name]) } }
+        hooks[Sensor.syscalls.name] = syscalls.flatMap { capture in syscallHook.map { Sensors.syscallHooks(for: capture, forcing: $0) } }
         // --file-hook keeps one variant of the file sensor's hook.
         hooks[Sensor.file.name] = fileHook.map { name in Sensor.file.hooks.map { Hook($0.name, variants: $0.variants.filter { $0.name == name }) } }
         // The kinds choose the sensors (the file sensor for opens, conn for its kinds); the filter's

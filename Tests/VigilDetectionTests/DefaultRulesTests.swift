@@ -28,7 +28,7 @@ final class DefaultRulesTests: XCTestCase {
         // The syscalls the rules push into the kernel's bitmap, as the daemon does.
         let syscalls = set.pushdown.syscallNumbers
         filter.syscalls = syscalls.isEmpty ? nil : SyscallCapture(numbers: syscalls, dns: set.pushdown.dns, dnsRulesOnly: set.pushdown.dnsOnly)
-        let hooks = filter.syscalls.flatMap { capture in syscallHook.map { [Sensor.syscalls.name: Sensors.syscallHooks(for: capture, only: [$0])] } }
+        let hooks = filter.syscalls.flatMap { capture in syscallHook.map { [Sensor.syscalls.name: Sensors.syscallHooks(for: capture, forcing: $0)] } }
         let harness = try TraceHarness(filter: filter, metadata: metadata, hooks: hooks ?? [:])
         let events = try harness.collect(work)
         let hits = events.flatMap { event in set.matches(event).filter { $0.rule.name == rule }.map { (event, $0.output.render(event)) } }

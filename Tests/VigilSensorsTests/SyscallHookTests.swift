@@ -44,6 +44,9 @@ final class SyscallHookTests: XCTestCase {
         let all = SyscallCapture(numbers: Set(Syscalls.all.compactMap { $0.number() }))
         XCTAssertEqual(Sensors.syscallHooks(for: all).first?.variants.map(\.name), ["tp_btf", "raw_tp"])
         XCTAssertEqual(Sensors.syscallVariantNames, ["tracepoint", "tp_btf", "raw_tp"])
+        // A forced variant (`vigil trace --syscall-hook`) is the only one, per-syscall even for a large set.
+        XCTAssertEqual(Sensors.syscallHooks(for: large, forcing: "tracepoint").map { $0.variants.map(\.name) }, [["tracepoint"]])
+        XCTAssertEqual(Sensors.syscallHooks(for: small, forcing: "raw_tp").map { $0.variants.map(\.name) }, [["raw_tp"]])
     }
 
     func testPerSyscallTracepointsAttachOnlyTheWantedSyscalls() throws {
