@@ -22,6 +22,9 @@ let package = Package(
         // libbpf (system library, Debian's libbpf-dev) plus tiny C shims Swift cannot express.
         .target(
             name: "CLibbpf",
+            // C23 with GNU extensions (shim.c's syscall()) for #embed: sanitizer_defaults.c embeds
+            // sanitize/tsan.supp.
+            cSettings: [.unsafeFlags(["-std=gnu23"])],
             linkerSettings: [.linkedLibrary("bpf")]
         ),
         // The system's OpenSSL (Debian's libssl-dev headers; libssl3 at run time, opened with dlopen
