@@ -54,6 +54,25 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(table.stdout.contains("available,"), table.stdout)
     }
 
+    /// A process whose argument is not UTF-8 (any host process may be) is written with \udcXX
+    /// escapes that JSONSerialization refuses; Vigil's parser reads the line back.
+    func testTraceJSONOfAnArgumentThatIsNotUTF8ReadsBack() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF)
+        let marker = "vigil-bytes-\(UUID().uuidString.prefix(8))"
+        let result = try Self.vigil(["trace", "-o", "json", "--event", "exec"], signal: SIGTERM, untilTracing: true) { _ in
+            let p = try Process.run(URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "/bin/true \(marker)\"$(printf '\\377')\""])
+            p.waitUntilExit()
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        // The byte 0xff is written as \udcff (the shell's own exec shows the printf instead).
+        let line = try XCTUnwrap(result.stdout.split(separator: "\n").first { $0.contains(marker + "\\udcff") }, result.stdout)
+        XCTAssertThrowsError(try JSONSerialization.jsonObject(with: Data(line.utf8)))
+        let exec = try XCTUnwrap(try VigilJSON.value(line) as? [String: Any])
+        XCTAssertEqual(exec["proc.name"] as? String, "true")
+        XCTAssertEqual(exec["proc.args"] as? String, marker + "\u{FFFD}")
+    }
+
     func testTraceJSONAndSummaryOnSIGTERM() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF)
         let marker = "vigil-cli-\(UUID().uuidString.prefix(8))"
@@ -63,8 +82,7 @@ final class CLITests: XCTestCase {
             Thread.sleep(forTimeInterval: 0.2)
         }
         XCTAssertEqual(result.status, 0, result.stderr)
-        let lines = result.stdout.split(separator: "\n")
-        let objects = try lines.map { try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let objects = try VigilJSON.objects(lines: result.stdout)
         let open = try XCTUnwrap(objects.first { ($0["fd.name"] as? String) == "/nonexistent/\(marker)" }, "the open was traced")
         XCTAssertEqual(open["evt.res"] as? String, "ENOENT")
         XCTAssertEqual(open["proc.name"] as? String, "cat")
@@ -173,7 +191,7 @@ final class CLITests: XCTestCase {
             Thread.sleep(forTimeInterval: 0.2)
         }
         XCTAssertEqual(result.status, 0, result.stderr)
-        let objects = try result.stdout.split(separator: "\n").map { try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let objects = try VigilJSON.objects(lines: result.stdout)
         // Another rm on the machine (any user's) is traced too: the test's own is the one naming the marker.
         let unlink = try XCTUnwrap(objects.first { object in
             (object["evt.type"] as? String) == "unlinkat"

@@ -87,7 +87,7 @@ final class TraceConnectionsTests: XCTestCase {
                 XCTAssertTrue(lines.contains { $0.contains("tcp_close") && $0.contains("->127.0.0.1:\(port)") && $0.contains("sent=42 received=0") }, result.stdout)
                 continue
             }
-            let events = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            let events = lines.compactMap { try? VigilJSON.value($0) as? [String: Any] }
             let mine = events.filter { ($0["fd.sport"] as? Int).map(String.init) == port }
             XCTAssertEqual(Set(mine.compactMap { $0["evt.type"] as? String }), ["tcp_connect", "tcp_accept", "tcp_close"], result.stdout)
             let close = try XCTUnwrap(mine.first { $0["evt.type"] as? String == "tcp_close" && $0["conn.bytes_sent"] as? Int == 42 }, result.stdout)

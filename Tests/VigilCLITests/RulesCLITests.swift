@@ -151,7 +151,7 @@ final class LiveAlertsCLITests: XCTestCase {
             Thread.sleep(forTimeInterval: 0.3)
         }
         XCTAssertEqual(result.status, 0, result.stderr)
-        let alerts = try result.stdout.split(separator: "\n").map { try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let alerts = try VigilJSON.objects(lines: result.stdout)
         // Other programs on a shared machine may run from /tmp too: take this test's alert.
         let alert = try XCTUnwrap(alerts.first {
             ($0["rule"] as? String) == "File in a temporary directory executed" && ($0["output"] as? String)?.contains(dir + "/dropper") == true

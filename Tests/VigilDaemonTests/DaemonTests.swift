@@ -360,7 +360,7 @@ final class DaemonTests: XCTestCase {
         let delivered = try waitUntil {
             try touchMarker(id)
             lines = ((try? String(contentsOfFile: sink, encoding: .utf8)) ?? "").split(separator: "\n")
-                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                .compactMap { try? VigilJSON.value($0) as? [String: Any] }
             return lines.contains { ($0["rule"] as? String) == "Filed \(id)" }
         }
         XCTAssertTrue(delivered, "the file action got the alert: \(daemon.diagnostics)")
