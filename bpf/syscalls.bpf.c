@@ -106,7 +106,7 @@ static __always_inline void capture(struct vigil_syscall_event *e, struct vigil_
 {
     __u32 kind = spec->kind[i];
     __u32 lenarg = spec->len[i];
-    __u64 len = 0, cap;
+    __u64 len = 0, cap, count;
     __u32 pos = e->data_len;
     bool str = false;
     const void *src = (const void *)e->args[i];
@@ -139,6 +139,43 @@ static __always_inline void capture(struct vigil_syscall_event *e, struct vigil_
             return;
         len = l;
         cap = VIGIL_SYSCALL_SOCKADDR_MAX;
+        goto bounded;
+    }
+    case VIGIL_CAPTURE_MSG_ENTRY:
+    case VIGIL_CAPTURE_MSG_EXIT: {
+        /* The message's iovec array, then as an iovec argument. */
+        struct user_msghdr msg;
+        if (!src)
+            return;
+        if (bpf_probe_read_user(&msg, sizeof(msg), src)) {
+            e->arg_failed |= 1 << i;
+            return;
+        }
+        src = msg.msg_iov;
+        count = msg.msg_iovlen;
+        goto vector;
+    }
+    case VIGIL_CAPTURE_IOV_ENTRY:
+    case VIGIL_CAPTURE_IOV_EXIT:
+        count = lenarg < VIGIL_SYSCALL_ARGS ? e->args[lenarg & 7] : 0;
+    vector: {
+        /* The first element's bytes: a DNS message, a request line, a protocol's greeting. */
+        struct iovec v;
+        if (!src || !count)
+            return;
+        if (bpf_probe_read_user(&v, sizeof(v), src)) {
+            e->arg_failed |= 1 << i;
+            return;
+        }
+        src = v.iov_base;
+        len = v.iov_len;
+        if (kind == VIGIL_CAPTURE_IOV_EXIT || kind == VIGIL_CAPTURE_MSG_EXIT) {
+            if (ret <= 0)
+                return;
+            if (len > (__u64)ret)
+                len = ret;
+        }
+        cap = spec->buf_max;
         goto bounded;
     }
     case VIGIL_CAPTURE_FIXED_ENTRY:
@@ -197,7 +234,8 @@ read:
 static __always_inline bool at_entry(__u32 kind)
 {
     return kind == VIGIL_CAPTURE_STR_ENTRY || kind == VIGIL_CAPTURE_BUF_ENTRY ||
-           kind == VIGIL_CAPTURE_SOCKADDR_ENTRY || kind == VIGIL_CAPTURE_FIXED_ENTRY;
+           kind == VIGIL_CAPTURE_SOCKADDR_ENTRY || kind == VIGIL_CAPTURE_FIXED_ENTRY ||
+           kind == VIGIL_CAPTURE_IOV_ENTRY || kind == VIGIL_CAPTURE_MSG_ENTRY;
 }
 
 static __always_inline void emit(struct vigil_syscall_event *e)

@@ -30,7 +30,9 @@ def swift_type(lineno, text, params):
     names = [p[0] for p in params]
     if text in SIMPLE:
         return ".fdPair" if text == "fdpair" else "." + text
-    m = re.fullmatch(r"(path|buffer|sockaddr|flags|enum)(?:\((\*?)(\w*)\))?", text)
+    if text == "msghdr":
+        return ".msghdr"
+    m = re.fullmatch(r"(path|buffer|iovec|sockaddr|flags|enum)(?:\((\*?)(\w*)\))?", text)
     if not m:
         fail(lineno, f"unknown type '{text}'")
     kind, star, arg = m.groups()
@@ -46,6 +48,10 @@ def swift_type(lineno, text, params):
         if arg not in names:
             fail(lineno, f"buffer({arg}): no argument named '{arg}'")
         return f".buffer(length: {names.index(arg)})"
+    if kind == "iovec":
+        if arg not in names:
+            fail(lineno, f"iovec({arg}): no argument named '{arg}'")
+        return f".iovec(count: {names.index(arg)})"
     if kind == "sockaddr":
         if arg not in names:
             fail(lineno, f"sockaddr({arg}): no argument named '{arg}'")
@@ -122,7 +128,8 @@ docs = ["<!-- DO NOT EDIT: generated from bpf/syscalls/syscalls.table by 'make g
         "kernel side's capture (what it reads of each argument, at entry or at exit), the decoder, the fields",
         "(`evt.type`, `evt.arg.NAME`, ...) and `vigil trace --event NAME`. Argument types: `path(DIRFD)` is resolved",
         "against cwd or the fd argument DIRFD, `buffer(LEN)` keeps at most the configured snap length of LEN bytes",
-        "(`buffer(ret)`: as many as the call returned), `sockaddr` prints as ip:port or a unix path, `flags(SET)` and",
+        "(`buffer(ret)`: as many as the call returned), `iovec(COUNT)` and `msghdr` keep their first iovec's bytes as a buffer,",
+        "`sockaddr` prints as ip:port or a unix path, `flags(SET)` and",
         "`enum(SET)` as names (`O_RDONLY|O_CLOEXEC`), `mode` in octal; `:out` is read when the call returns.",
         "",
         "`vigil trace --event NAME` (or `syscall:NAME`, `all`, `--set CATEGORY`) captures them with the syscalls sensor",

@@ -81,7 +81,7 @@ public enum SyscallArguments {
             out.append(0x30)
             appendOctal(raw, to: &out)
         case .signal: appendNamed(raw & 0xffff_ffff, SyscallNames.signals, to: &out)
-        case .path, .string, .buffer:
+        case .path, .string, .buffer, .iovec, .msghdr:
             if let captured {
                 captured.withUnsafeBytes { out.append($0) }
                 if truncated { out.append("...") }
@@ -91,7 +91,7 @@ public enum SyscallArguments {
                 out.append("<fault>")
             } else if atExit && result < 0 {
                 out.append("<NA>")
-            } else if case .buffer = type {
+            } else if type.isData {
                 out.append("") // an empty buffer
             } else {
                 out.append("<NA>")

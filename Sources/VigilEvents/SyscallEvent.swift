@@ -91,10 +91,11 @@ extension Payload {
             return data.bytes[start..<end]
         }
 
-        /// The bytes captured for the call's data buffer (recvfrom's, sendto's, read's, write's),
-        /// nil when it has none or none were captured.
+        /// The bytes captured for the call's data buffer (recvfrom's, sendto's, read's, write's;
+        /// the first iovec of readv's, writev's, sendmsg's, recvmsg's), nil when it has none or
+        /// none were captured.
         public var capturedBuffer: ArraySlice<UInt8>? {
-            firstCaptured { if case .buffer = $0 { true } else { false } }
+            firstCaptured { $0.isData }
         }
 
         /// The bytes captured for the call's socket address (connect's destination, bind's address,

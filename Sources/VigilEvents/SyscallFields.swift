@@ -88,7 +88,7 @@ public enum SyscallFields {
         if case .open(let o) = e.payload { return openArgument(o, argument, raw: true) }
         guard let s = syscall(e), let i = argumentIndex(argument, s) else { return nil }
         switch s.descriptor.params[i].type {
-        case .path, .string, .buffer, .sockaddr:
+        case .path, .string, .buffer, .iovec, .msghdr, .sockaddr:
             return s.captured(i).map { .string(ByteString(Array($0))) }
         case .int, .fd, .pid, .signal:
             return .int(SyscallArguments.int(s.args[i]))

@@ -99,6 +99,11 @@ public enum SyscallValueType: Sendable, Equatable {
     case path(dirfd: Int8)
     /// Bytes; `length` is the index of the length argument, -1 for the return value.
     case buffer(length: Int8)
+    /// The bytes of an iovec array's first element (readv, writev; `count` is the index of the
+    /// element count argument), as many as it holds, at exit no more than the result.
+    case iovec(count: Int8)
+    /// The bytes of a struct msghdr's first iovec (sendmsg, recvmsg), as `iovec` reads them.
+    case msghdr
     /// A socket address of as many bytes as argument `length` says (or points to).
     case sockaddr(length: Int8, lengthIsPointer: Bool)
     /// Named bits.
@@ -123,9 +128,20 @@ public enum SyscallValueType: Sendable, Equatable {
         case .fdPair: "fdpair"
         case .path: "path"
         case .buffer: "buffer"
+        case .iovec: "iovec"
+        case .msghdr: "msghdr"
         case .sockaddr: "sockaddr"
         case .flags: "flags"
         case .enumeration: "enum"
+        }
+    }
+
+    /// Whether the argument's captured bytes are the call's data (`buffer`, `iovec`, `msghdr`):
+    /// what `Payload.Syscall.capturedBuffer` returns and DNS is parsed from.
+    public var isData: Bool {
+        switch self {
+        case .buffer, .iovec, .msghdr: true
+        default: false
         }
     }
 }

@@ -28,7 +28,7 @@ public struct KernelPushdown: Sendable, Equatable {
     /// Some rule reads DNS (dns.*, fd.sip.name, ...: `NetworkFields.dnsFieldNames`, in its
     /// condition or output): the syscalls sensor captures DNS answers (`SyscallCapture.dns`).
     public var dns = false
-    /// The rules that ask for recvfrom all need a DNS message (`CompiledCondition.onlyDNS`): the
+    /// The rules that ask for the DNS syscalls (recvfrom, recvmsg) all need a DNS message (`CompiledCondition.onlyDNS`): the
     /// kernel keeps only the calls of port 53.
     public var dnsOnly = false
 
@@ -61,7 +61,7 @@ public struct KernelPushdown: Sendable, Equatable {
     public var summary: [String] {
         var lines = ["event kinds: " + (kinds.isEmpty ? "none" : EventKind.allCases.filter(kinds.contains).map(\.rawValue).joined(separator: ", "))]
         lines.append(syscallSummary)
-        if dns { lines.append("dns: answers read from recvfrom (512-byte buffers) for fd.sip.name and dns.* fields") }
+        if dns { lines.append("dns: answers read from \(NetworkFields.dnsSyscalls.joined(separator: " and ")) (512-byte buffers) for fd.sip.name and dns.* fields") }
         lines.append("containers only: " + (containersOnly ? "yes (in kernel)" : "no"))
         lines.append("command names: " + (comms.map { "only " + $0.sorted().joined(separator: ", ") + " (in kernel)" } ?? "all"))
         if kinds.contains(.open) || !openPaths.killRules.isEmpty { lines += openPaths.summary }

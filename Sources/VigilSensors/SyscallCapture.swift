@@ -144,6 +144,10 @@ public struct SyscallCapture: Sendable, Equatable {
         case .buffer(let length):
             let index = length < 0 ? 7 : UInt8(length)
             return (exit ? VIGIL_CAPTURE_BUF_EXIT : VIGIL_CAPTURE_BUF_ENTRY, index)
+        case .iovec(let count):
+            return (exit ? VIGIL_CAPTURE_IOV_EXIT : VIGIL_CAPTURE_IOV_ENTRY, UInt8(count))
+        case .msghdr:
+            return (exit ? VIGIL_CAPTURE_MSG_EXIT : VIGIL_CAPTURE_MSG_ENTRY, 0)
         case .sockaddr(let length, _):
             return (exit ? VIGIL_CAPTURE_SOCKADDR_EXIT : VIGIL_CAPTURE_SOCKADDR_ENTRY, UInt8(length))
         case .timespec:

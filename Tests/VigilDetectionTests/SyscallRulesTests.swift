@@ -50,13 +50,13 @@ final class SyscallRulesTests: XCTestCase {
         XCTAssertTrue(set.pushdown.syscallSummary.contains("ALL"), set.pushdown.syscallSummary)
     }
 
-    /// dns.* fields exist only on the syscalls DNS is read from (recvfrom): a rule on them asks for
-    /// recvfrom, not every syscall, and the kernel may drop non-DNS calls while every rule that
+    /// dns.* fields exist only on the syscalls DNS is read from (recvfrom, recvmsg): a rule on them
+    /// asks for those, not every syscall, and the kernel may drop non-DNS calls while every rule that
     /// asks for recvfrom needs a DNS message. A peer's name (fd.sip.name) turns DNS on for any
     /// socket syscall's rule.
-    func testDNSRulesAskForRecvfromOfPort53Only() throws {
+    func testDNSRulesAskForTheDNSSyscallsOfPort53Only() throws {
         let lookup = try ruleSet(rule("lookup", "dns.qr = R and dns.name endswith .duckdns.org"))
-        XCTAssertEqual(lookup.pushdown.syscalls.names, ["recvfrom"])
+        XCTAssertEqual(lookup.pushdown.syscalls.names, ["recvfrom", "recvmsg"])
         XCTAssertTrue(lookup.pushdown.dns)
         XCTAssertTrue(lookup.pushdown.dnsOnly)
         XCTAssertTrue(lookup.pushdown.summary.contains { $0.hasPrefix("dns: ") }, "\(lookup.pushdown.summary)")
@@ -64,6 +64,9 @@ final class SyscallRulesTests: XCTestCase {
         let recvfrom = try XCTUnwrap(Syscalls.named("recvfrom"))
         XCTAssertNotEqual(capture.spec(for: recvfrom).flags & UInt16(VIGIL_SPEC_DNS_ONLY.rawValue), 0)
         XCTAssertEqual(capture.spec(for: recvfrom).buf_max, UInt16(SyscallCapture.dnsBytes))
+        let recvmsg = try XCTUnwrap(Syscalls.named("recvmsg"))
+        XCTAssertNotEqual(capture.spec(for: recvmsg).flags & UInt16(VIGIL_SPEC_DNS_ONLY.rawValue), 0)
+        XCTAssertEqual(capture.spec(for: recvmsg).buf_max, UInt16(SyscallCapture.dnsBytes))
 
         // Another rule wants every recvfrom: the kernel keeps them all.
         let both = try ruleSet(rule("lookup", "dns.qr = R and dns.name endswith .duckdns.org")

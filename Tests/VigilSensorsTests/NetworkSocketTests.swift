@@ -331,6 +331,111 @@ final class NetworkSocketTests: XCTestCase {
         XCTAssertEqual(field("dns.addrs", received[1]), .strings([ByteString("127.0.53.7")]))
     }
 
+    /// Vectored I/O carries its data: the first iovec's bytes of writev (at entry) and readv (at
+    /// exit, no more than the call returned), and of a message's first iovec for sendmsg and
+    /// recvmsg; `evt.arg.data` is Falco's name for them.
+    func testVectoredCallsCarryTheirFirstIovecsBytes() throws {
+        let harness = try harness(["writev", "readv", "sendmsg", "recvmsg"])
+        var pipeFDs: [Int32] = [0, 0], pair: [Int32] = [0, 0]
+        var results: [Int] = []
+        let events = try harness.collect {
+            XCTAssertEqual(pipe(&pipeFDs), 0)
+            XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0, &pair), 0)
+            var first = Array("first-iov".utf8), second = Array("+second".utf8)
+            var small = [UInt8](repeating: 0, count: 4), large = [UInt8](repeating: 0, count: 100)
+            first.withUnsafeMutableBytes { a in second.withUnsafeMutableBytes { b in
+                var vec = [iovec(iov_base: a.baseAddress, iov_len: a.count), iovec(iov_base: b.baseAddress, iov_len: b.count)]
+                results.append(writev(pipeFDs[1], &vec, 2))
+            } }
+            // readv into 4 bytes, then 100: the first iovec holds "firs".
+            small.withUnsafeMutableBytes { a in large.withUnsafeMutableBytes { b in
+                var vec = [iovec(iov_base: a.baseAddress, iov_len: a.count), iovec(iov_base: b.baseAddress, iov_len: b.count)]
+                results.append(readv(pipeFDs[0], &vec, 2))
+            } }
+            // sendmsg of one datagram, recvmsg into 100 bytes: the result bounds what is kept.
+            var payload = Array("msg-payload".utf8)
+            payload.withUnsafeMutableBytes { a in
+                var vec = iovec(iov_base: a.baseAddress, iov_len: a.count)
+                var message = msghdr()
+                withUnsafeMutablePointer(to: &vec) { message.msg_iov = $0; message.msg_iovlen = 1; results.append(sendmsg(pair[0], &message, 0)) }
+            }
+            large.withUnsafeMutableBytes { b in
+                var vec = iovec(iov_base: b.baseAddress, iov_len: b.count)
+                var message = msghdr()
+                withUnsafeMutablePointer(to: &vec) { message.msg_iov = $0; message.msg_iovlen = 1; results.append(recvmsg(pair[1], &message, 0)) }
+            }
+            close(pipeFDs[0]); close(pipeFDs[1]); close(pair[0]); close(pair[1])
+        }
+        XCTAssertEqual(results, [16, 16, 11, 11])
+        func data(_ name: String, fd: Int32) throws -> FieldValue? {
+            field("evt.arg.data", try XCTUnwrap(mine(events, name, fd: fd).first, "\(name) on fd \(fd)"))
+        }
+        XCTAssertEqual(try data("writev", fd: pipeFDs[1]), .string("first-iov"))
+        XCTAssertEqual(try data("readv", fd: pipeFDs[0]), .string("firs"))
+        XCTAssertEqual(try data("sendmsg", fd: pair[0]), .string("msg-payload"))
+        XCTAssertEqual(try data("recvmsg", fd: pair[1]), .string("msg-payload"))
+        let vectored = try XCTUnwrap(mine(events, "writev", fd: pipeFDs[1]).first)
+        XCTAssertEqual(field("evt.arg.vlen", vectored), .string("2"))
+    }
+
+    /// DNS read from recvmsg (as systemd-resolved receives): a query sent with sendmsg and its
+    /// answer received with recvmsg on a UDP socket connected to 127.0.53.1:53. With DNS on, the
+    /// answer names 127.0.53.9, so a later connect there has fd.sip.name.
+    func testDNSAnswersReceivedWithRecvmsgNameLaterConnects() throws {
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        filter.pids = [UInt32(getpid())]
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: SyscallCapture(names: ["connect"], dns: true))
+        let recorder = RingRecorder()
+        harness.stream.recorder = recorder
+        var client: Int32 = -1
+        let events = try harness.collect {
+            let dnsServer = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(bind(dnsServer, $0, $1), 0, "bind 127.0.53.1:53: \(errno)") }
+            let resolver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(connect(resolver, $0, $1), 0) }
+            // A? msg.vigil.test, and its answer: 127.0.53.9.
+            let name: [UInt8] = [3] + Array("msg".utf8) + [5] + Array("vigil".utf8) + [4] + Array("test".utf8) + [0]
+            var query: [UInt8] = [0x56, 0x78, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0] + name + [0, 1, 0, 1]
+            var answer = query
+            answer[2] = 0x81; answer[3] = 0x80; answer[7] = 1
+            answer += [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 127, 0, 53, 9]
+            func message(_ bytes: inout [UInt8], _ call: (UnsafeMutablePointer<msghdr>) -> Int) -> Int {
+                bytes.withUnsafeMutableBytes { raw in
+                    var vec = iovec(iov_base: raw.baseAddress, iov_len: raw.count)
+                    return withUnsafeMutablePointer(to: &vec) { vecPointer in
+                        var header = msghdr()
+                        header.msg_iov = vecPointer
+                        header.msg_iovlen = 1
+                        return call(&header)
+                    }
+                }
+            }
+            XCTAssertEqual(message(&query) { sendmsg(resolver, $0, 0) }, query.count)
+            var buffer = [UInt8](repeating: 0, count: 512)
+            var from = sockaddr_in()
+            var fromLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let got = withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(dnsServer, &buffer, buffer.count, 0, $0, &fromLength) } }
+            XCTAssertEqual(got, query.count)
+            _ = withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(dnsServer, answer, answer.count, 0, $0, fromLength) } }
+            XCTAssertEqual(message(&buffer) { recvmsg(resolver, $0, 0) }, answer.count)
+            let server = try bindListen(AF_INET, "127.0.53.9")
+            client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.53.9", localPort(server)) { XCTAssertEqual(connect(client, $0, $1), 0) }
+            close(client); close(server); close(resolver); close(dnsServer)
+        }
+        let connectEvent = try XCTUnwrap(mine(events, "connect", fd: client).first)
+        XCTAssertEqual(field("fd.sip.name", connectEvent), .string("msg.vigil.test"))
+        XCTAssertEqual(mine(events, "recvmsg").count, 0, "recvmsg is captured for DNS, not shown")
+
+        var replayed: [Event] = []
+        RecordPipeline(enricher: Enricher(metadata: nil), kinds: KindSet.all).replay(recorder.recording) { replayed.append($0) }
+        let received = mine(replayed, "recvmsg")
+        XCTAssertEqual(received.count, 1, "the answer")
+        XCTAssertEqual(received.first.flatMap { field("dns.qr", $0) }, .string("R"))
+        XCTAssertEqual(received.first.flatMap { field("dns.addrs", $0) }, .strings([ByteString("127.0.53.9")]))
+    }
+
     /// A refused connect (a bound port with no listener: the kernel answers with a reset) leaves
     /// the socket without a peer by the syscall's exit; the destination comes from the sockaddr
     /// argument, so fd.sip/fd.sport still name where it went (IPv4 and IPv6).

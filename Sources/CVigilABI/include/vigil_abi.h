@@ -191,6 +191,10 @@ enum vigil_syscall_capture {
     VIGIL_CAPTURE_SOCKADDR_EXIT = 6,  /* socket address at exit, length = *(int *)argument len[i] */
     VIGIL_CAPTURE_FIXED_ENTRY = 7,    /* len[i] bytes at entry (timespec) */
     VIGIL_CAPTURE_FIXED_EXIT = 8,     /* len[i] bytes at exit (pipe's two fds) */
+    VIGIL_CAPTURE_IOV_ENTRY = 9,      /* the first iovec's bytes at entry (writev), count = argument len[i] */
+    VIGIL_CAPTURE_IOV_EXIT = 10,      /* the first iovec's bytes at exit (readv), capped by the result */
+    VIGIL_CAPTURE_MSG_ENTRY = 11,     /* the first iovec of a struct user_msghdr at entry (sendmsg) */
+    VIGIL_CAPTURE_MSG_EXIT = 12,      /* the same at exit (recvmsg), capped by the result */
 };
 
 /** Flags of struct vigil_syscall_spec. */
