@@ -210,6 +210,10 @@ read:
     }
     if (len > VIGIL_SYSCALL_STR_MAX)
         len = VIGIL_SYSCALL_STR_MAX;
+    /* Keeps the masks below: clang drops them as redundant after the bound above, and the 6.1
+     * verifier loses that bound when len is spilled to the stack (it refused the exit program:
+     * "R1 min value is outside of the allowed memory range", size=65535). */
+    barrier_var(len);
     char *dst = e->data + (pos & (VIGIL_SYSCALL_DATA_MAX - 1));
     if (str) {
         n = bpf_probe_read_user_str(dst, len & (VIGIL_SYSCALL_STR_MAX * 2 - 1), src);

@@ -198,6 +198,17 @@ public final class BPFObject {
     /// Size of the verifier log buffer given to each program at load time.
     public static let verifierLogSize = 1 << 22
 
+    /// Writes a refused program's whole verifier log to `$VIGIL_VERIFIER_LOG_DIR/NAME.log` when
+    /// that variable names a directory (errors carry only its last lines): for finding why an
+    /// older kernel's verifier refuses what a newer one accepts.
+    static func keepVerifierLog(_ log: UnsafePointer<CChar>, of name: String) {
+        guard let directory = getenv("VIGIL_VERIFIER_LOG_DIR").map({ String(cString: $0) }), !directory.isEmpty else { return }
+        let fd = open("\(directory)/\(name).log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        _ = write(fd, log, strlen(log))
+        close(fd)
+    }
+
     /// Loads every program whose autoload is on, and creates the maps (wraps `bpf_object__load`).
     ///
     /// - Throws: `.verifier` naming the refused program with the verifier's log, or `.load`.
@@ -221,6 +232,7 @@ public final class BPFObject {
                 ?? logs.first(where: { entry in warnings.contains { $0.contains("prog '\(entry.0.name)'") } })
             if let (program, log) = refused {
                 let hasLog = log[0] != 0
+                if hasLog { Self.keepVerifierLog(log, of: "\(name)-\(program.name)") }
                 let said = warnings.last { $0.contains("prog '\(program.name)'") }
                 throw BPFError(hasLog ? .verifier : .load, operation: "bpf_object__load", target: "\(name)/\(program.name)",
                                errno: -rc, message: hasLog ? "the verifier refused program '\(program.name)'"
