@@ -268,29 +268,42 @@ final class NetworkSocketTests: XCTestCase {
         XCTAssertFalse(outbound.matches(writeEvent))
     }
 
-    /// DNS through the syscall engine: a query and its answer over unconnected UDP sockets (as
-    /// musl sends them: sendto/recvfrom with the server's address), on 127.0.53.1:53. With DNS on
-    /// and recvfrom not asked for, the kernel keeps only the recvfrom calls of port 53 (a datagram
-    /// on another port is dropped there); the answer names 127.0.53.7, so a later connect there
-    /// has fd.sip.name; the query and answer carry dns.* fields.
-    func testDNSAnswersNameLaterConnectsAndOtherPortsStayInTheKernel() throws {
+    /// A harness for this process's syscalls with DNS read (connect asked for), and a recorder of
+    /// the ring's records (to replay the DNS calls, which are captured but not shown).
+    private func dnsHarness() throws -> (TraceHarness, RingRecorder) {
         var filter = KernelFilter()
         filter.ignorePID = 0
         filter.pids = [UInt32(getpid())]
         let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: SyscallCapture(names: ["connect"], dns: true))
         let recorder = RingRecorder()
         harness.stream.recorder = recorder
+        return (harness, recorder)
+    }
+
+    /// A DNS query `A? HOST.vigil.test` and its answer 127.0.53.`last` (TTL 1 s).
+    private func dnsExchange(_ host: String, answering last: UInt8) -> (query: [UInt8], answer: [UInt8]) {
+        let name: [UInt8] = [UInt8(host.utf8.count)] + Array(host.utf8) + [5] + Array("vigil".utf8) + [4] + Array("test".utf8) + [0]
+        let query: [UInt8] = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0] + name + [0, 1, 0, 1]
+        var answer = query
+        answer[2] = 0x81; answer[3] = 0x80; answer[7] = 1
+        answer += [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 127, 0, 53, last]
+        return (query, answer)
+    }
+
+    /// DNS through the syscall engine: a query and its answer over unconnected UDP sockets (as
+    /// musl sends them: sendto/recvfrom with the server's address), on 127.0.53.1:53. With DNS on
+    /// and recvfrom not asked for, the kernel keeps only the recvfrom calls of port 53 (a datagram
+    /// on another port is dropped there); the answer names 127.0.53.7, so a later connect there
+    /// has fd.sip.name; the query and answer carry dns.* fields.
+    func testDNSAnswersNameLaterConnectsAndOtherPortsStayInTheKernel() throws {
+        let (harness, recorder) = try dnsHarness()
         var otherPort: UInt16 = 0, client: Int32 = -1, serverPort: UInt16 = 0
         let events = try harness.collect {
             let dnsServer = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
             try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(bind(dnsServer, $0, $1), 0, "bind 127.0.53.1:53: \(errno)") }
             let resolver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
             // A? svc.vigil.test, and its answer: 127.0.53.7 (TTL 1 s: kept longer anyway).
-            let name: [UInt8] = [3] + Array("svc".utf8) + [5] + Array("vigil".utf8) + [4] + Array("test".utf8) + [0]
-            let query: [UInt8] = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0] + name + [0, 1, 0, 1]
-            var answer = query
-            answer[2] = 0x81; answer[3] = 0x80; answer[7] = 1
-            answer += [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 127, 0, 53, 7]
+            let (query, answer) = dnsExchange("svc", answering: 7)
             var buffer = [UInt8](repeating: 0, count: 512)
             try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(sendto(resolver, query, query.count, 0, $0, $1), query.count) }
             XCTAssertEqual(recvfrom(dnsServer, &buffer, buffer.count, 0, nil, nil), query.count)
@@ -382,12 +395,7 @@ final class NetworkSocketTests: XCTestCase {
     /// answer received with recvmsg on a UDP socket connected to 127.0.53.1:53. With DNS on, the
     /// answer names 127.0.53.9, so a later connect there has fd.sip.name.
     func testDNSAnswersReceivedWithRecvmsgNameLaterConnects() throws {
-        var filter = KernelFilter()
-        filter.ignorePID = 0
-        filter.pids = [UInt32(getpid())]
-        let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: SyscallCapture(names: ["connect"], dns: true))
-        let recorder = RingRecorder()
-        harness.stream.recorder = recorder
+        let (harness, recorder) = try dnsHarness()
         var client: Int32 = -1
         let events = try harness.collect {
             let dnsServer = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
@@ -395,11 +403,7 @@ final class NetworkSocketTests: XCTestCase {
             let resolver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
             try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(connect(resolver, $0, $1), 0) }
             // A? msg.vigil.test, and its answer: 127.0.53.9.
-            let name: [UInt8] = [3] + Array("msg".utf8) + [5] + Array("vigil".utf8) + [4] + Array("test".utf8) + [0]
-            var query: [UInt8] = [0x56, 0x78, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0] + name + [0, 1, 0, 1]
-            var answer = query
-            answer[2] = 0x81; answer[3] = 0x80; answer[7] = 1
-            answer += [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 127, 0, 53, 9]
+            var (query, answer) = dnsExchange("msg", answering: 9)
             func message(_ bytes: inout [UInt8], _ call: (UnsafeMutablePointer<msghdr>) -> Int) -> Int {
                 bytes.withUnsafeMutableBytes { raw in
                     var vec = iovec(iov_base: raw.baseAddress, iov_len: raw.count)
