@@ -14,8 +14,20 @@ import Glibc
 /// driven by the engine's FIM thread only (house rule 6: one thread drives a libbpf object).
 final class FIMMonitor: @unchecked Sendable {
     /// The watches, their index + 1 being the kernel's watch id; a file a glob matches later is
-    /// appended.
+    /// appended, and so are a container's watches (their paths under its root,
+    /// `/proc/PID/root/etc/passwd`: how this process reaches them).
     private(set) var watches: [Watch]
+    /// The root each watch is under (parallel to `watches`): "/" for this host's, a container's
+    /// `/proc/PID/root` for its watches.
+    private var roots: [String]
+    /// What is watched in every container (`fim.containers`); nil: no container is.
+    private let containerSpec: WatchSpec?
+    /// Whether `fim.containers` asks for watches in containers.
+    var watchesContainers: Bool { containerSpec != nil }
+    /// The containers whose files are watched, by full id.
+    private(set) var containers: [String: FIMContainer] = [:]
+    /// Watch ids of containers that are gone: never re-read.
+    private var retired: Set<UInt32> = []
     /// The globs (the profiles' too): the directories their matches may appear in are watched
     /// (entries only) as id `globID | index`; a report re-resolves the glob.
     private let globs: [String]
@@ -52,6 +64,8 @@ final class FIMMonitor: @unchecked Sendable {
     init(spec: WatchSpec, stateDirectory: String, logger: Logger, ringBytes: Int = 1 << 22) throws {
         self.logger = logger
         watches = spec.resolve()
+        roots = Array(repeating: "/", count: watches.count)
+        containerSpec = spec.containers
         globs = spec.allGlobs
         textLimit = spec.diffMaxBytes
         baselinePath = stateDirectory + "/fim/baseline.json"
@@ -88,7 +102,7 @@ final class FIMMonitor: @unchecked Sendable {
         hadBaseline = old != nil
         baseline = Baseline.scan(watches, textLimit: textLimit)
         if let old { startupChanges = old.changes(to: baseline) }
-        try baseline.save(to: baselinePath)
+        try saved.save(to: baselinePath)
         logger.info("fim: \(watches.count) watches, \(inodes) inodes in the kernel, \(baseline.files.count) files in the baseline (\(baselinePath))\(old == nil ? ", a first start" : ", \(startupChanges.count) changed while down")")
     }
 
@@ -126,15 +140,85 @@ final class FIMMonitor: @unchecked Sendable {
                 refreshGlob(Int(id & ~Self.globID), now: now, event: entry.event)
                 continue
             }
-            guard id >= 1, Int(id) <= watches.count else { continue }
+            guard id >= 1, Int(id) <= watches.count, !retired.contains(id) else { continue }
             for change in rescan(watches[Int(id) - 1], id: id) {
                 report(change, entry.event)
                 changed = true
             }
         }
         if changed {
-            do { try baseline.save(to: baselinePath) } catch { logger.error("fim: saving the baseline: \(error)") }
+            do { try saved.save(to: baselinePath) } catch { logger.error("fim: saving the baseline: \(error)") }
         }
+    }
+
+    /// The baseline as saved: this host's files only (a container's are watched while it runs,
+    /// under a root that is gone at the next start).
+    private var saved: Baseline {
+        Baseline(files: baseline.files.filter { !$0.key.hasPrefix("/proc/") })
+    }
+
+    /// Watches `fim.containers` in container `container` (resolved under its root, as its
+    /// processes see it) and scans its baseline: changes from now on are alerted, named by the
+    /// container, with the paths as it sees them. A container already watched is left as it is.
+    /// Returns the number of watches added.
+    @discardableResult
+    func watchContainer(_ container: FIMContainer) -> Int {
+        guard let spec = containerSpec, containers[container.id] == nil else { return 0 }
+        let root = container.root
+        var added: [Watch] = [], inodes = 0
+        var entry = container
+        entry.firstID = UInt32(watches.count + 1)
+        for watch in spec.resolve(root: root) {
+            let id = UInt32(watches.count + 1)
+            do {
+                switch watch.kind {
+                case .file:
+                    try sensor.watchFile(watch.path, id: id, root: root)
+                    inodes += 1
+                case .directory(let recursive):
+                    inodes += try sensor.watchDirectory(watch.path, id: id, recursive: recursive, root: root)
+                }
+            } catch {
+                logger.warning("fim: container \(container.name): cannot watch \(watch.path): \(error)")
+            }
+            let full = Watch(path: root + watch.path, kind: watch.kind)
+            watches.append(full)
+            roots.append(root)
+            added.append(full)
+        }
+        entry.endID = UInt32(watches.count + 1)
+        containers[container.id] = entry
+        let scanned = Baseline.scan(added, textLimit: textLimit)
+        baseline.files.merge(scanned.files) { _, new in new }
+        logger.info("fim: container \(container.name) (\(container.id.prefix(12)), \(container.image)): \(added.count) watches, \(inodes) inodes in the kernel, root \(root)")
+        return added.count
+    }
+
+    /// Container `id` is gone: its watches are never re-read again, its files leave the baseline
+    /// and their inodes the kernel's map.
+    func forgetContainer(_ id: String) {
+        guard let container = containers.removeValue(forKey: id) else { return }
+        for watch in container.firstID..<container.endID {
+            retired.insert(watch)
+            pending[watch] = nil
+        }
+        let prefix = container.root + "/"
+        for (path, record) in baseline.files where path.hasPrefix(prefix) {
+            if let device = record.device, let inode = record.inode { try? sensor.unwatch(FileID(device: device, inode: inode)) }
+            baseline.files[path] = nil
+        }
+        logger.info("fim: container \(container.name) (\(id.prefix(12))) is gone: its watches end")
+    }
+
+    /// The container whose watch `id` is, if any.
+    func container(ofWatch id: UInt32) -> FIMContainer? {
+        containers.values.first { $0.firstID <= id && id < $0.endID }
+    }
+
+    /// The container whose root holds `path` (a watch's path as this process reaches it), if any.
+    func container(ofPath path: String) -> FIMContainer? {
+        guard path.hasPrefix("/proc/") else { return nil }
+        return containers.values.first { path.hasPrefix($0.root + "/") }
     }
 
     /// The watches the path arguments of a record the kernel could not resolve (a path with
@@ -144,6 +228,7 @@ final class FIMMonitor: @unchecked Sendable {
     func watchIDs(of event: Event) -> [UInt32] {
         guard case .syscall(let call) = event.payload else { return [] }
         var ids: [UInt32] = []
+        let root = rootPrefix(of: event.pid)
         for (i, param) in call.descriptor.params.enumerated() {
             guard case .path(let dirfd) = param.type else { continue }
             let text = SyscallArguments.bytes(call, i).string
@@ -155,7 +240,7 @@ final class FIMMonitor: @unchecked Sendable {
                 guard let base = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { continue }
                 full = base + "/" + text
             }
-            let path = Self.fold(full)
+            let path = root + Self.fold(full)
             for (index, watch) in watches.enumerated() {
                 let hit: Bool
                 switch watch.kind {
@@ -168,6 +253,19 @@ final class FIMMonitor: @unchecked Sendable {
             }
         }
         return ids
+    }
+
+    /// The root of process `pid` as this process reaches it: "" for this host's, the root of the
+    /// watched container it runs in (same device and inode as `/proc/PID/root`) otherwise.
+    private func rootPrefix(of pid: UInt32) -> String {
+        guard !containers.isEmpty else { return "" }
+        var st = stat(), mine = stat()
+        guard stat("/proc/\(pid)/root/", &st) == 0, stat("/", &mine) == 0, st.st_dev != mine.st_dev || st.st_ino != mine.st_ino else { return "" }
+        for container in containers.values {
+            var theirs = stat()
+            if stat(container.root + "/", &theirs) == 0, theirs.st_dev == st.st_dev, theirs.st_ino == st.st_ino { return container.root }
+        }
+        return ""
     }
 
     /// An absolute path with ".", ".." and repeated slashes folded (by text, as the kernel would
@@ -198,6 +296,7 @@ final class FIMMonitor: @unchecked Sendable {
         watchGlobDirectories(index)
         for path in WatchSpec.matchingFiles(globs[index]) where !watches.contains(where: { $0.path == path }) {
             watches.append(Watch(path: path, kind: .file))
+            roots.append("/")
             let id = UInt32(watches.count)
             do { try sensor.watchFile(path, id: id) } catch { logger.warning("fim: cannot watch \(path): \(error)") }
             logger.notice("fim: \(path) matches \(globs[index]): watched")
@@ -225,7 +324,7 @@ final class FIMMonitor: @unchecked Sendable {
     /// nearest existing ancestor (one level closer, maybe) watched instead.
     private func retryWatch(_ watch: Watch, id: UInt32) {
         guard unwatched[id] != nil else { return }
-        if (try? sensor.watchFile(watch.path, id: id)) != nil {
+        if (try? sensor.watchFile(inner(watch.path, id), id: id, root: roots[Int(id) - 1])) != nil {
             unwatched[id] = nil
             logger.notice("fim: \(watch.path): its directory exists now; watched")
         } else {
@@ -239,7 +338,7 @@ final class FIMMonitor: @unchecked Sendable {
         if case .directory(let recursive) = watch.kind {
             // entries the kernel could not key itself (a subdirectory made since, a file renamed in
             // from elsewhere) are watched from now on; the scan below then sees what they hold
-            do { try sensor.watchDirectory(watch.path, id: id, recursive: recursive) } catch {
+            do { try sensor.watchDirectory(inner(watch.path, id), id: id, recursive: recursive, root: roots[Int(id) - 1]) } catch {
                 logger.warning("fim: cannot watch \(watch.path) again: \(error)")
             }
         }
@@ -258,22 +357,31 @@ final class FIMMonitor: @unchecked Sendable {
     }
 
     /// The watch that covers `path`: a file watch naming it, else the deepest directory watch
-    /// holding it (its path as configured, a glob's match as its path); empty when none does.
+    /// holding it (its path as configured, a glob's match as its path; a container's as the
+    /// container sees it); empty when none does.
     func profile(of path: String) -> String {
         var best = ""
-        for watch in watches {
+        for (index, watch) in watches.enumerated() where !retired.contains(UInt32(index + 1)) {
             switch watch.kind {
-            case .file: if watch.path == path { return path }
+            case .file: if watch.path == path { return inner(path, UInt32(index + 1)) }
             case .directory(let recursive):
                 let prefix = watch.path == "/" ? "/" : watch.path + "/"
                 if path.hasPrefix(prefix), recursive || !path.dropFirst(prefix.count).contains("/"), watch.path.count > best.count { best = watch.path }
             }
         }
+        if let container = container(ofPath: best) { return String(best.dropFirst(container.root.count)) }
         return best
+    }
+
+    /// Watch `id`'s `path` as seen from its root (a container's file as the container sees it).
+    private func inner(_ path: String, _ id: UInt32) -> String {
+        let root = roots[Int(id) - 1]
+        return root == "/" ? path : String(path.dropFirst(root.count))
     }
 
     /// The `fim` event of `change`: the header of `by` (the syscall that made it, as the sensor
     /// reported it; Vigil's own process for a change made while it was down), the change as payload.
+    /// A change in a container's files has the path its processes see.
     func event(_ change: FIMChange, by: Event, whileDown: Bool) -> Event {
         var made = by
         made.fd = nil
@@ -281,11 +389,17 @@ final class FIMMonitor: @unchecked Sendable {
         return made
     }
 
-    /// The payload of a `fim` event for `change` (what its fields read).
+    /// The payload of a `fim` event for `change` (what its fields read): a container's file by
+    /// its path in the container.
     func payload(_ change: FIMChange, whileDown: Bool) -> Payload.FIM {
         let now = change.after ?? change.before
         let s = change.semantic
-        return Payload.FIM(change: change.change.rawValue, path: change.path, profile: profile(of: change.path),
+        var change = change
+        let profile = profile(of: change.path)
+        if let container = container(ofPath: change.path) {
+            change.path = String(change.path.dropFirst(container.root.count))
+        }
+        return Payload.FIM(change: change.change.rawValue, path: change.path, profile: profile,
                            sha256Old: change.before?.sha256 ?? "", sha256: change.after?.sha256 ?? "",
                            size: now?.size ?? 0, mode: now?.mode ?? 0, uid: now?.uid ?? 0, gid: now?.gid ?? 0,
                            diff: change.diff, unified: change.unified ?? [], usersAdded: s?.usersAdded ?? [],
@@ -303,4 +417,20 @@ final class FIMMonitor: @unchecked Sendable {
         let perCPU = try Sensors.counters(of: sensor.variants.object)
         return SensorSnapshot(name: "fim", hooks: sensor.variants.reports, total: perCPU.reduce(SensorCounters(), +), perCPU: perCPU)
     }
+}
+
+/// A container whose files the fim monitor watches (`fim.containers`): as Docker names it, and
+/// the root its files are reached through.
+struct FIMContainer: Sendable, Equatable {
+    /// The full (64 hex) id.
+    var id: String
+    /// Its name.
+    var name: String
+    /// Its image.
+    var image: String
+    /// `/proc/PID/root` of its first process: its root file system as its processes see it (the
+    /// overlay's merged directory, with its mounts).
+    var root: String
+    /// Its watch ids: `firstID..<endID`.
+    var firstID: UInt32 = 0, endID: UInt32 = 0
 }
