@@ -53,6 +53,12 @@ final class FIMMonitor: @unchecked Sendable {
     private var pending: [UInt32: (at: UInt64, event: Event?)] = [:]
     /// The sensor's lost count when last read, and when that was.
     private var lost: UInt64 = 0, lostCheckedAt: UInt64 = 0
+    /// Renames the kernel reported (both ends, as this process reaches them), when: a removal of
+    /// the old name and a creation or modification of the new one found by the re-reads after
+    /// it are one change, `renamed`.
+    private var renames: [(from: String, to: String, at: UInt64)] = []
+    /// How long a rename waits for the re-reads of its ends.
+    static let renameKeepNs: UInt64 = 1_000_000_000
     /// How often the lost count is read (a read of the per-CPU counters map).
     static let lostCheckNs: UInt64 = 200_000_000
     /// A watch is re-read once the kernel reported nothing for it this long (a tool's writes
@@ -123,6 +129,11 @@ final class FIMMonitor: @unchecked Sendable {
         }
         do {
             try sensor.poll(timeoutMilliseconds: waitMilliseconds) { change in
+                if let ends = renameEnds(change.event, watch: change.watch) {
+                    // both ends' watches are re-read (the record names the one it matched first)
+                    renames.append((ends.from, ends.to, now))
+                    for id in watchIDs(of: change.event, watch: change.watch) { pending[id] = (now, change.event) }
+                }
                 if change.how.contains(.unresolved) {
                     for id in watchIDs(of: change.event) { pending[id] = (now, change.event) }
                 } else {
@@ -132,8 +143,12 @@ final class FIMMonitor: @unchecked Sendable {
         } catch {
             logger.error("fim: reading the sensor: \(error)")
         }
-        guard !pending.isEmpty else { return }
+        guard !pending.isEmpty else {
+            renames.removeAll()  // every watch re-read: nothing left to merge with
+            return
+        }
         var changed = false
+        var found: [(change: FIMChange, event: Event?)] = []
         for (id, entry) in pending where now &- entry.at >= Self.settleNs || entry.at > now {
             pending[id] = nil
             if id & Self.globID != 0 {
@@ -142,10 +157,13 @@ final class FIMMonitor: @unchecked Sendable {
             }
             guard id >= 1, Int(id) <= watches.count, !retired.contains(id) else { continue }
             for change in rescan(watches[Int(id) - 1], id: id) {
-                report(change, entry.event)
+                found.append((change, entry.event))
                 changed = true
             }
         }
+        for (change, event) in mergeRenames(found) { report(change, event) }
+        // a rename waits for its ends' re-reads (delayed while writes to them go on), a second at most
+        renames.removeAll { now &- $0.at >= Self.renameKeepNs || $0.at > now }
         if changed {
             do { try saved.save(to: baselinePath) } catch { logger.error("fim: saving the baseline: \(error)") }
         }
@@ -221,26 +239,60 @@ final class FIMMonitor: @unchecked Sendable {
         return containers.values.first { path.hasPrefix($0.root + "/") }
     }
 
+    /// The two ends of a rename record (rename, renameat, renameat2 without RENAME_EXCHANGE) as
+    /// this process reaches them; nil for other records, or when an end cannot be resolved.
+    func renameEnds(_ event: Event, watch: UInt32? = nil) -> (from: String, to: String)? {
+        guard case .syscall(let call) = event.payload else { return nil }
+        let name = "\(call.descriptor.name)"
+        guard ["rename", "renameat", "renameat2"].contains(name) else { return nil }
+        if name == "renameat2", call.args[4] & 2 != 0 { return nil } // RENAME_EXCHANGE: both names stay
+        let ends = paths(of: event, watch: watch)
+        guard ends.count == 2, let from = ends[0], let to = ends[1] else { return nil }
+        return (from, to)
+    }
+
+    /// The changes of one round with each rename the kernel reported made one change: the old
+    /// name's removal and the new name's creation or modification (or either alone, when only
+    /// one end is watched) become `renamed`, at the watched end (the new one when watched), its
+    /// content compared with what that name held before (or the moved file, for a new name).
+    func mergeRenames(_ found: [(change: FIMChange, event: Event?)]) -> [(change: FIMChange, event: Event?)] {
+        var out = found
+        var used: [Int] = []
+        defer { for index in used.reversed() { renames.remove(at: index) } }
+        for (number, rename) in renames.enumerated() {
+            let removed = out.firstIndex { $0.change.path == rename.from && $0.change.change == .removed }
+            let arrived = out.firstIndex { $0.change.path == rename.to && ($0.change.change == .created || $0.change.change == .modified) }
+            guard removed != nil || arrived != nil else { continue }
+            used.append(number)
+            var merged: FIMChange
+            let event = (arrived ?? removed).map { out[$0].event } ?? nil
+            if let arrived {
+                let now = out[arrived].change
+                let before = now.before ?? removed.flatMap { out[$0].change.before }
+                merged = Baseline.change(rename.to, before, now.after) ?? now
+                merged.before = before
+                merged.after = now.after
+            } else {
+                merged = out[removed!].change
+            }
+            merged.change = .renamed
+            merged.renamedFrom = rename.from
+            merged.renamedTo = rename.to
+            let at = [removed, arrived].compactMap { $0 }.min()!
+            for index in [removed, arrived].compactMap({ $0 }).sorted(by: >) { out.remove(at: index) }
+            out.insert((merged, event), at: min(at, out.count))
+        }
+        return out
+    }
+
     /// The watches the path arguments of a record the kernel could not resolve (a path with
     /// ".." or "//", or a directory text too long for its keys) name, once folded: an absolute
     /// path as it is, a relative one against the process's cwd or dirfd read from /proc (gone
     /// with the process: then the change is seen at the next one, or at the next start).
-    func watchIDs(of event: Event) -> [UInt32] {
-        guard case .syscall(let call) = event.payload else { return [] }
+    /// `watch`: the watch the kernel matched (its container's root for absolute paths).
+    func watchIDs(of event: Event, watch: UInt32? = nil) -> [UInt32] {
         var ids: [UInt32] = []
-        let root = rootPrefix(of: event.pid)
-        for (i, param) in call.descriptor.params.enumerated() {
-            guard case .path(let dirfd) = param.type else { continue }
-            let text = SyscallArguments.bytes(call, i).string
-            if text.isEmpty { continue }
-            var full = text
-            if !text.hasPrefix("/") {
-                let fd = dirfd >= 0 ? Int32(truncatingIfNeeded: Int64(bitPattern: call.args[Int(dirfd)])) : -100
-                let link = fd == -100 ? "/proc/\(event.pid)/cwd" : "/proc/\(event.pid)/fd/\(fd)"
-                guard let base = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { continue }
-                full = base + "/" + text
-            }
-            let path = root + Self.fold(full)
+        for path in paths(of: event, watch: watch).compactMap({ $0 }) {
             for (index, watch) in watches.enumerated() {
                 let hit: Bool
                 switch watch.kind {
@@ -253,6 +305,30 @@ final class FIMMonitor: @unchecked Sendable {
             }
         }
         return ids
+    }
+
+    /// The path arguments of syscall record `event`, in order, folded and made absolute as this
+    /// process reaches them: a relative one against the process's cwd or dirfd read from /proc
+    /// (nil when the process is gone), an absolute one under the root of the container of
+    /// `watch` (the watch the kernel matched), else of the process's container.
+    func paths(of event: Event, watch: UInt32? = nil) -> [String?] {
+        guard case .syscall(let call) = event.payload else { return [] }
+        var out: [String?] = []
+        let root = watch.flatMap { container(ofWatch: $0)?.root } ?? rootPrefix(of: event.pid)
+        for (i, param) in call.descriptor.params.enumerated() {
+            guard case .path(let dirfd) = param.type else { continue }
+            let text = SyscallArguments.bytes(call, i).string
+            if text.isEmpty { out.append(nil); continue }
+            var full = text
+            if !text.hasPrefix("/") {
+                let fd = dirfd >= 0 ? Int32(truncatingIfNeeded: Int64(bitPattern: call.args[Int(dirfd)])) : -100
+                let link = fd == -100 ? "/proc/\(event.pid)/cwd" : "/proc/\(event.pid)/fd/\(fd)"
+                guard let base = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { out.append(nil); continue }
+                full = base + "/" + text
+            }
+            out.append(root + Self.fold(full))
+        }
+        return out
     }
 
     /// The root of process `pid` as this process reaches it: "" for this host's, the root of the
@@ -397,7 +473,10 @@ final class FIMMonitor: @unchecked Sendable {
         var change = change
         let profile = profile(of: change.path)
         if let container = container(ofPath: change.path) {
-            change.path = String(change.path.dropFirst(container.root.count))
+            func strip(_ path: String) -> String { path.hasPrefix(container.root + "/") ? String(path.dropFirst(container.root.count)) : path }
+            change.path = strip(change.path)
+            change.renamedFrom = change.renamedFrom.map(strip)
+            change.renamedTo = change.renamedTo.map(strip)
         }
         return Payload.FIM(change: change.change.rawValue, path: change.path, profile: profile,
                            sha256Old: change.before?.sha256 ?? "", sha256: change.after?.sha256 ?? "",
@@ -406,7 +485,7 @@ final class FIMMonitor: @unchecked Sendable {
                            usersRemoved: s?.usersRemoved ?? [], uidZero: s?.uidZero ?? [], newUIDZero: s?.newUIDZero ?? false,
                            sudoRulesAdded: s?.sudoRulesAdded ?? [], sudoRulesRemoved: s?.sudoRulesRemoved ?? [],
                            keysAdded: s?.keysAdded ?? [], keysRemoved: s?.keysRemoved ?? [], whileDown: whileDown,
-                           summary: change.summary)
+                           summary: change.summary, renamedFrom: change.renamedFrom ?? "", renamedTo: change.renamedTo ?? "")
     }
 
     /// The sensor's counters (emitted, filtered, lost), summed over CPUs.

@@ -28,7 +28,7 @@ final class FIMContainerTests: XCTestCase {
         - rule: Container account file
           desc: which container, image and path
           condition: evt.type = fim_change and fim.path = /etc/passwd and container.id != host
-          output: "in %container.id %container.name image %container.image: %fim.path %fim.change added %fim.users_added removed %fim.users_removed"
+          output: "in %container.id %container.name image %container.image: %fim.path %fim.change from %fim.rename.from added %fim.users_added removed %fim.users_removed"
           priority: INFO
         """.write(toFile: home + "/rules.d/user.yaml", atomically: true, encoding: .utf8)
         let daemon = try TestDaemon(extraConfig: """
@@ -52,31 +52,32 @@ final class FIMContainerTests: XCTestCase {
         XCTAssertTrue(uid0.contains("): /etc/passwd modified: user added: mallory"), uid0)
         let short = String(after.id.prefix(12))
         XCTAssertTrue(waitUntil(seconds: 5) { alerts(daemon, "Container account file").contains {
-            $0.contains("in \(short) \(after.name) image \(image): /etc/passwd modified added (mallory) removed <NA>") } },
+            $0.contains("in \(short) \(after.name) image \(image): /etc/passwd modified from <NA> added (mallory) removed <NA>") } },
                       daemon.stdout.sofar)
 
-        // sed -i: a new file renamed over /etc/passwd inside the container (re-keyed in the kernel)
+        // sed -i: a new file renamed over /etc/passwd inside the container (re-keyed in the kernel):
+        // one change, renamed from sed's temporary file
         try exec(after, "sed -i 's/^mallory:/eve:/' /etc/passwd")
         XCTAssertTrue(waitUntil(seconds: 10) { alerts(daemon, "Container account file").contains {
-            $0.contains("in \(short) \(after.name) image \(image): /etc/passwd modified added (eve) removed (mallory)") } },
+            $0.contains("in \(short) \(after.name) image \(image): /etc/passwd renamed from /etc/passwd") && $0.hasSuffix(" added (eve) removed (mallory)") } },
                       daemon.diagnostics + daemon.stdout.sofar)
         // the next append goes to the renamed-in inode: still watched
         try exec(after, "echo 'carol:x:1001:1001::/home/carol:/bin/sh' >> /etc/passwd")
         XCTAssertTrue(waitUntil(seconds: 10) { alerts(daemon, "Container account file").contains {
-            $0.contains("in \(short) \(after.name) image \(image): /etc/passwd modified added (carol) removed <NA>") } },
+            $0.contains("in \(short) \(after.name) image \(image): /etc/passwd modified from <NA> added (carol) removed <NA>") } },
                       daemon.diagnostics + daemon.stdout.sofar)
 
         // adduser-style (shadow's useradd, busybox's adduser): a copy written as /etc/passwd+,
         // renamed over /etc/passwd (Debian's busybox has no adduser applet)
         try exec(after, "cp /etc/passwd /etc/passwd+ && echo 'bob:x:1003:1003::/home/bob:/bin/sh' >> /etc/passwd+ && mv /etc/passwd+ /etc/passwd")
         XCTAssertTrue(waitUntil(seconds: 10) { alerts(daemon, "Container account file").contains {
-            $0.contains("in \(short) \(after.name) image \(image): /etc/passwd modified added (bob) removed <NA>") } },
+            $0.contains("in \(short) \(after.name) image \(image): /etc/passwd renamed from /etc/passwd+ added (bob) removed <NA>") } },
                       daemon.diagnostics + daemon.stdout.sofar)
 
         // the container that ran before the daemon
         try exec(before, "echo 'dave:x:1002:1002::/home/dave:/bin/sh' >> /etc/passwd")
         XCTAssertTrue(waitUntil(seconds: 10) { alerts(daemon, "Container account file").contains {
-            $0.contains("in \(before.id.prefix(12)) \(before.name) image \(image): /etc/passwd modified added (dave) removed <NA>") } },
+            $0.contains("in \(before.id.prefix(12)) \(before.name) image \(image): /etc/passwd modified from <NA> added (dave) removed <NA>") } },
                       daemon.diagnostics + daemon.stdout.sofar)
         XCTAssertFalse(alerts(daemon, "Container account file").contains { $0.contains(before.name) && $0.contains("mallory") },
                        "one container's change is not another's: \(daemon.stdout.sofar)")
