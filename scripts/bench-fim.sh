@@ -43,15 +43,7 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$build" = 1 ] && swift build -c release --product vigil >&2
-vigil=${VIGIL:-$PWD/.build/release/vigil}
-work=$(mktemp -d /tmp/vigil-bench-fim.XXXXXX)
-daemon_pid= receiver_pid=
-cleanup() {
-  [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-  [ -n "$receiver_pid" ] && kill "$receiver_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_daemon_setup fim
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
