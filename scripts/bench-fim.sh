@@ -17,7 +17,8 @@
 #   memory, 100,000 watched files       VmRSS of the daemon watching a directory of 100,000 files
 #                                       (after its start-up scan) against the daemon without
 #                                       `fim:`, the fim maps' memory in the kernel (bpftool's
-#                                       bytes_memlock of the daemon's fim_* maps) and the size of
+#                                       bytes_memlock of the fim_* maps among the daemon's fds'
+#                                       map_ids) and the size of
 #                                       the saved baseline. Written down (no floor).
 #
 # Prints a Markdown section between `<!-- BEGIN fim` and `<!-- END fim -->` on stdout; progress
@@ -153,11 +154,16 @@ t1=$(date +%s%N)
 sleep 3
 rss_fim=$(rss_kib "$daemon_pid")
 many_inodes=$(grep -o '[0-9]* inodes in the kernel' "$work/daemon.log" | head -1 | cut -d' ' -f1)
+# the daemon's maps: the map_id of each of its fds (fdinfo), their fim_* ones' bytes_memlock
 kernel_kib=$(bpftool map show -j | python3 -c "
-import json, sys
-pid = $daemon_pid
-print(sum(m.get('bytes_memlock', 0) for m in json.load(sys.stdin)
-          if m.get('name', '').startswith('fim_') and any(p.get('pid') == pid for p in m.get('pids', []))) // 1024)")
+import glob, json, sys
+ids = set()
+for info in glob.glob('/proc/$daemon_pid/fdinfo/*'):
+    try:
+        for line in open(info):
+            if line.startswith('map_id:'): ids.add(int(line.split()[1]))
+    except OSError: pass
+print(sum(m.get('bytes_memlock', 0) for m in json.load(sys.stdin) if m['id'] in ids and m.get('name', '').startswith('fim_')) // 1024)")
 stop_daemon
 baseline_kib=$(( $(stat -c %s "$work/state/fim/baseline.json") / 1024 ))
 start_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
