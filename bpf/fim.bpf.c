@@ -5,7 +5,9 @@
  *   fim_inodes   (dev, ino) of every watched file (VIGIL_FIM_FILE), watched directory
  *                (VIGIL_FIM_DIR) and directory holding a watched file (VIGIL_FIM_PARENT)
  *   fim_names    (directory, name) of every watched file -> the inode now at that name
- *   fim_dirs     absolute path of every directory in fim_inodes -> its inode
+ *   fim_dirs     (root, absolute path) of every directory in fim_inodes -> its inode; the root is
+ *                the (dev, ino) of the root directory the path is seen from (the host's, or a
+ *                container's: the same text names different directories in each)
  *   fim_created  (directory, name) -> inode of files recently created in PARENT/DIR directories (LRU)
  *
  * Hooks: each syscall's own exit tracepoint (syscalls/sys_exit_NAME; the arguments come from the
@@ -230,6 +232,14 @@ static __always_inline bool dirfd_inode(int dirfd, struct vigil_inode_key *k)
     return true;
 }
 
+/* The root directory of the current task (fs->root: a container's, or the host's), the first
+ * part of fim_dirs keys: "/etc" names a different directory in each container. */
+static __always_inline struct vigil_inode_key task_root(void)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    return inode_key(BPF_CORE_READ(task, fs, root.dentry, d_inode));
+}
+
 /* The fim_dirs key of a relative directory part (data[pos, pos+len), no trailing '/') below
  * `dirfd`: the base directory's absolute path (walked from its dentry), '/', the part. False when
  * it does not fit a key (then it names no watched directory). */
@@ -251,6 +261,7 @@ static __always_inline bool relative_dir_key(struct fim_scratch *s, __u32 pos, _
     if (blen + 1 + len >= VIGIL_FIM_PATH_MAX)
         return false;
     __builtin_memset(&s->dir, 0, sizeof(s->dir));
+    s->dir.root = task_root();
     bpf_probe_read_kernel(s->dir.path, blen & (VIGIL_FIM_PATH_MAX - 1), &ps->path[off & (VIGIL_PATH_MAX - 1)]);
     s->dir.path[blen & (VIGIL_FIM_PATH_MAX - 1)] = '/';
     bpf_probe_read_kernel(s->dir.path + ((blen + 1) & (VIGIL_FIM_PATH_MAX - 1)), len & (VIGIL_FIM_PATH_MAX - 1),
@@ -284,6 +295,7 @@ static __always_inline enum resolved resolve(struct fim_scratch *s, __u32 pos, _
             return RES_NONE;
     } else if (absolute) {
         __builtin_memset(&s->dir, 0, sizeof(s->dir));
+        s->dir.root = task_root();
         if (last == 0)
             s->dir.path[0] = '/';
         else

@@ -50,15 +50,7 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$build" = 1 ] && swift build -c release --product vigil >&2
-vigil=${VIGIL:-$PWD/.build/release/vigil}
-work=$(mktemp -d /tmp/vigil-bench-daemon.XXXXXX)
-daemon_pid= receiver_pid=
-cleanup() {
-  [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-  [ -n "$receiver_pid" ] && kill "$receiver_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_daemon_setup daemon
 cc -O2 -o "$work/openrate" bench/openrate.c
 cp /bin/true "$work/vigil-bench-marker"
 cat > "$work/vigil.yaml" <<CONF

@@ -180,11 +180,13 @@ public final class ContainerMetadataCache: Sendable {
     }
 
     /// Starts `watcher` with a handler that applies its events to this cache (and drops all
-    /// entries after a reconnection, when events may have been missed). Stop it with
-    /// `watcher.stop()`.
-    public func follow(_ watcher: DockerEventWatcher) {
+    /// entries after a reconnection, when events may have been missed), then hands each update
+    /// to `also` (others that follow containers: the fim monitor's watches inside them). Stop it
+    /// with `watcher.stop()`.
+    public func follow(_ watcher: DockerEventWatcher, also: (@Sendable (DockerEventWatcher.Update) -> Void)? = nil) {
         let connectedBefore = Mutex(false)
         watcher.start { [self] update in
+            defer { also?(update) }
             switch update {
             case .event(let event):
                 apply(event)

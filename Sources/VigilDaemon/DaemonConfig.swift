@@ -362,8 +362,9 @@ private struct ConfigReader {
         return label
     }
 
-    /// The `fim:` section: profiles, paths, directories (a path, or `path` and `recursive`), globs.
-    func fim(_ node: Node) throws(RuleError) -> WatchSpec {
+    /// The `fim:` section: profiles, paths, directories (a path, or `path` and `recursive`), globs,
+    /// and `containers:` (the same keys, watched in every Docker container; not nested).
+    func fim(_ node: Node, inContainers: Bool = false) throws(RuleError) -> WatchSpec {
         var spec = WatchSpec()
         if case .scalar(let scalar) = node, scalar.string.isEmpty || scalar.string == "~" || scalar.string == "null" { return spec }
         func absolute(_ item: Node, _ text: String, _ key: String) throws(RuleError) -> String {
@@ -405,8 +406,10 @@ private struct ConfigReader {
                     guard let path else { throw error(item, "an entry of 'fim.directories' needs 'path'") }
                     spec.directories.append(.init(path, recursive: recursive))
                 }
+            case "containers" where !inContainers:
+                spec.containers = try fim(value, inContainers: true)
             default:
-                throw error(key.node, "unknown key 'fim.\(key.name)': use profiles, paths, directories, globs, diff_max_bytes")
+                throw error(key.node, "unknown key 'fim.\(inContainers ? "containers." : "")\(key.name)': use profiles, paths, directories, globs, diff_max_bytes\(inContainers ? "" : ", containers")")
             }
         }
         return spec

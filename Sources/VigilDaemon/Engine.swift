@@ -90,7 +90,13 @@ public final class Engine: @unchecked Sendable {
     /// its own (`runFIM`: its sensor, re-reads and hashing never hold up the event thread); the
     /// changes it finds wait in `fimChanges` for the event thread, which alerts them.
     private let fim: FIMMonitor?
-    private let fimChanges = Mutex<[(change: FIMChange, event: Event?)]>([])
+    private let fimChanges = Mutex<[FIMFound]>([])
+    /// The Docker engine's container updates for the FIM thread (`fim.containers`: a container
+    /// that starts gets its watches, one that dies loses them), from the watcher that keeps the
+    /// container metadata: no second subscription, no polling.
+    private let fimContainerUpdates = FIMContainerUpdates()
+    /// The Docker engine the FIM thread asks for a started container's first process (its root).
+    private let docker: DockerClient
     private let fimSnapshot = Mutex<SensorSnapshot?>(nil)
     private let fimStopped = DispatchSemaphore(value: 0)
     /// The syscalls the rules want and the syscalls sensor does not capture (set with the sensor).
@@ -108,9 +114,14 @@ public final class Engine: @unchecked Sendable {
         self.syscallBounds = syscallBounds
         self.notifier = notifier
         let docker = DockerClient()
+        self.docker = docker
         let metadata = ContainerMetadataCache(source: docker) { [logger] in logger.info("\($0)") }
         watcher = DockerEventWatcher(client: docker)
-        metadata.follow(watcher)
+        if self.fim?.watchesContainers == true {
+            metadata.follow(watcher, also: { [fimContainerUpdates] update in fimContainerUpdates.append(update) })
+        } else {
+            metadata.follow(watcher)
+        }
         // The process and file sensors for good; the rules' filter (`configure`) adds and releases
         // the syscalls and conn sensors.
         sensors = try Sensors(kinds: Sensor.process.kinds.union(Sensor.file.kinds), filter: KernelFilter(), ringBytes: ringBytes)
@@ -173,7 +184,9 @@ public final class Engine: @unchecked Sendable {
         }
         housekeeping(&state, force: true)
         if let problem = fim?.baselineProblem { tamperAlert(Self.fimBaselineRule, problem) }
-        for change in fim?.startupChanges ?? [] { fimEvent(change, event: nil, whileDown: true, &state) }
+        for change in fim?.startupChanges ?? [] {
+            if let fim { fimEvent(FIMFound(change: change, event: fim.event(change, by: Self.selfEvent(), whileDown: true), enrich: false), &state) }
+        }
         if let fim {
             let thread = Thread { [self] in runFIM(fim) }
             thread.name = "vigil-fim"
@@ -271,7 +284,7 @@ public final class Engine: @unchecked Sendable {
                 defer { queue.removeAll() }
                 return queue
             }
-            for (change, event) in found { fimEvent(change, event: event, whileDown: false, &state) }
+            for found in found { fimEvent(found, &state) }
         }
         if force || now &- state.lastSnapshot >= Self.snapshotInterval {
             state.lastSnapshot = now
@@ -389,7 +402,12 @@ public final class Engine: @unchecked Sendable {
         var lastSnapshot: UInt64 = 0
         while !stopRequested.load(ordering: .relaxed) {
             let now = DispatchTime.now().uptimeNanoseconds
-            fim.poll(now: now, waitMilliseconds: 10) { change, event in fimChanges.withLock { $0.append((change, event)) } }
+            if fim.watchesContainers { followContainers(fim) }
+            fim.poll(now: now, waitMilliseconds: 10) { change, event in
+                let found = FIMFound(change: change, event: fim.event(change, by: event ?? Self.selfEvent(), whileDown: false),
+                                     enrich: event != nil, container: fim.container(ofPath: change.path))
+                fimChanges.withLock { $0.append(found) }
+            }
             if now &- lastSnapshot >= Self.snapshotInterval {
                 lastSnapshot = now
                 do {
@@ -406,12 +424,52 @@ public final class Engine: @unchecked Sendable {
     /// (event streams, then the rules: rules/default.yaml has the file integrity rules). Its
     /// header is the syscall that made the change, enriched from the process table like any
     /// event, or Vigil's own process for a change made while it was down.
-    private func fimEvent(_ change: FIMChange, event: Event?, whileDown: Bool, _ state: inout LoopState) {
-        guard let fim else { return }
-        var made = fim.event(change, by: event ?? Self.selfEvent(), whileDown: whileDown)
-        if event != nil { stream.enricher.enrich(&made) }
-        logger.notice("fim: \(change.summary)")
+    /// A change in a container's files names that container (from its watch: the process that
+    /// made it may be gone, or be a host process writing through the container's root).
+    private func fimEvent(_ found: FIMFound, _ state: inout LoopState) {
+        var made = found.event
+        if found.enrich { stream.enricher.enrich(&made) }
+        if let container = found.container {
+            made.container = ContainerContext(fullID: container.id, runtime: "docker", name: container.name, image: container.image,
+                                              labels: made.container.fullID == container.id ? made.container.labels : [:], podUID: "")
+        }
+        if case .fim(let payload) = made.payload { logger.notice("fim: \(payload.summary)") }
         handle(made, &state)
+    }
+
+    /// The FIM thread's share of the Docker engine's container updates: a container that
+    /// started has its `fim.containers` watched (its first process's root, asked of the engine),
+    /// one that died or was destroyed loses its watches; at each (re)connection every running
+    /// container is watched and the watches of those gone are dropped (events may have been
+    /// missed meanwhile).
+    private func followContainers(_ fim: FIMMonitor) {
+        for update in fimContainerUpdates.take() {
+            switch update {
+            case .connected:
+                guard let running = try? docker.containers() else { continue }
+                let ids = Set(running.map(\.id))
+                for id in fim.containers.keys where !ids.contains(id) { fim.forgetContainer(id) }
+                for container in running { watchContainer(container.id, fim) }
+            case .event(let event):
+                switch event.action {
+                case .start: watchContainer(event.id, fim)
+                case .die, .destroy: fim.forgetContainer(event.id)
+                }
+            case .disconnected:
+                break
+            }
+        }
+    }
+
+    /// Watches `fim.containers` in running container `id` (inspected for its first process).
+    private func watchContainer(_ id: String, _ fim: FIMMonitor) {
+        guard fim.containers[id] == nil else { return }
+        do {
+            guard let details = try docker.inspect(id), details.running, let pid = details.pid else { return }
+            fim.watchContainer(FIMContainer(id: details.id, name: details.name, image: details.image, root: "/proc/\(pid)/root"))
+        } catch {
+            logger.warning("fim: cannot inspect container \(id.prefix(12)): \(error)")
+        }
     }
 
     /// The event a tamper alert carries: Vigil's own process (its executable and arguments), now.
@@ -483,4 +541,27 @@ public struct TamperStatus: Sendable, Encodable {
     public var current: [String] = []
     /// Tamper alerts raised, per rule name.
     public var alerts: [String: UInt64] = [:]
+}
+
+/// A change the FIM thread found, for the event thread to alert: its `fim` event (made on the
+/// FIM thread, which owns the monitor), whether its header is a syscall's (enriched from the
+/// process table), and the container whose files it is in.
+struct FIMFound: Sendable {
+    /// The change.
+    var change: FIMChange
+    /// Its `fim` event.
+    var event: Event
+    /// Whether to enrich it (a syscall's header, not Vigil's own).
+    var enrich: Bool
+    /// The container whose files changed, if any.
+    var container: FIMContainer? = nil
+}
+
+/// Container updates waiting for the FIM thread (appended on the Docker watcher's thread).
+final class FIMContainerUpdates: Sendable {
+    private let updates = Mutex<[DockerEventWatcher.Update]>([])
+    /// Queues one.
+    func append(_ update: DockerEventWatcher.Update) { updates.withLock { $0.append(update) } }
+    /// Takes every queued update, oldest first.
+    func take() -> [DockerEventWatcher.Update] { updates.withLock { queue in defer { queue.removeAll() }; return queue } }
 }

@@ -14,8 +14,20 @@ import Glibc
 /// driven by the engine's FIM thread only (house rule 6: one thread drives a libbpf object).
 final class FIMMonitor: @unchecked Sendable {
     /// The watches, their index + 1 being the kernel's watch id; a file a glob matches later is
-    /// appended.
+    /// appended, and so are a container's watches (their paths under its root,
+    /// `/proc/PID/root/etc/passwd`: how this process reaches them).
     private(set) var watches: [Watch]
+    /// The root each watch is under (parallel to `watches`): "/" for this host's, a container's
+    /// `/proc/PID/root` for its watches.
+    private var roots: [String]
+    /// What is watched in every container (`fim.containers`); nil: no container is.
+    private let containerSpec: WatchSpec?
+    /// Whether `fim.containers` asks for watches in containers.
+    var watchesContainers: Bool { containerSpec != nil }
+    /// The containers whose files are watched, by full id.
+    private(set) var containers: [String: FIMContainer] = [:]
+    /// Watch ids of containers that are gone: never re-read.
+    private var retired: Set<UInt32> = []
     /// The globs (the profiles' too): the directories their matches may appear in are watched
     /// (entries only) as id `globID | index`; a report re-resolves the glob.
     private let globs: [String]
@@ -41,6 +53,12 @@ final class FIMMonitor: @unchecked Sendable {
     private var pending: [UInt32: (at: UInt64, event: Event?)] = [:]
     /// The sensor's lost count when last read, and when that was.
     private var lost: UInt64 = 0, lostCheckedAt: UInt64 = 0
+    /// Renames the kernel reported (both ends, as this process reaches them), when: a removal of
+    /// the old name and a creation or modification of the new one found by the re-reads after
+    /// it are one change, `renamed`.
+    private var renames: [(from: String, to: String, at: UInt64)] = []
+    /// How long a rename waits for the re-reads of its ends.
+    static let renameKeepNs: UInt64 = 1_000_000_000
     /// How often the lost count is read (a read of the per-CPU counters map).
     static let lostCheckNs: UInt64 = 200_000_000
     /// A watch is re-read once the kernel reported nothing for it this long (a tool's writes
@@ -52,6 +70,8 @@ final class FIMMonitor: @unchecked Sendable {
     init(spec: WatchSpec, stateDirectory: String, logger: Logger, ringBytes: Int = 1 << 22) throws {
         self.logger = logger
         watches = spec.resolve()
+        roots = Array(repeating: "/", count: watches.count)
+        containerSpec = spec.containers
         globs = spec.allGlobs
         textLimit = spec.diffMaxBytes
         baselinePath = stateDirectory + "/fim/baseline.json"
@@ -88,7 +108,7 @@ final class FIMMonitor: @unchecked Sendable {
         hadBaseline = old != nil
         baseline = Baseline.scan(watches, textLimit: textLimit)
         if let old { startupChanges = old.changes(to: baseline) }
-        try baseline.save(to: baselinePath)
+        try saved.save(to: baselinePath)
         logger.info("fim: \(watches.count) watches, \(inodes) inodes in the kernel, \(baseline.files.count) files in the baseline (\(baselinePath))\(old == nil ? ", a first start" : ", \(startupChanges.count) changed while down")")
     }
 
@@ -109,6 +129,11 @@ final class FIMMonitor: @unchecked Sendable {
         }
         do {
             try sensor.poll(timeoutMilliseconds: waitMilliseconds) { change in
+                if let ends = renameEnds(change.event, watch: change.watch) {
+                    // both ends' watches are re-read (the record names the one it matched first)
+                    renames.append((ends.from, ends.to, now))
+                    for id in watchIDs(of: change.event, watch: change.watch) { pending[id] = (now, change.event) }
+                }
                 if change.how.contains(.unresolved) {
                     for id in watchIDs(of: change.event) { pending[id] = (now, change.event) }
                 } else {
@@ -118,44 +143,156 @@ final class FIMMonitor: @unchecked Sendable {
         } catch {
             logger.error("fim: reading the sensor: \(error)")
         }
-        guard !pending.isEmpty else { return }
+        guard !pending.isEmpty else {
+            renames.removeAll()  // every watch re-read: nothing left to merge with
+            return
+        }
         var changed = false
+        var found: [(change: FIMChange, event: Event?)] = []
         for (id, entry) in pending where now &- entry.at >= Self.settleNs || entry.at > now {
             pending[id] = nil
             if id & Self.globID != 0 {
                 refreshGlob(Int(id & ~Self.globID), now: now, event: entry.event)
                 continue
             }
-            guard id >= 1, Int(id) <= watches.count else { continue }
+            guard id >= 1, Int(id) <= watches.count, !retired.contains(id) else { continue }
             for change in rescan(watches[Int(id) - 1], id: id) {
-                report(change, entry.event)
+                found.append((change, entry.event))
                 changed = true
             }
         }
+        for (change, event) in mergeRenames(found) { report(change, event) }
+        // a rename waits for its ends' re-reads (delayed while writes to them go on), a second at most
+        renames.removeAll { now &- $0.at >= Self.renameKeepNs || $0.at > now }
         if changed {
-            do { try baseline.save(to: baselinePath) } catch { logger.error("fim: saving the baseline: \(error)") }
+            do { try saved.save(to: baselinePath) } catch { logger.error("fim: saving the baseline: \(error)") }
         }
+    }
+
+    /// The baseline as saved: this host's files only (a container's are watched while it runs,
+    /// under a root that is gone at the next start).
+    private var saved: Baseline {
+        Baseline(files: baseline.files.filter { !$0.key.hasPrefix("/proc/") })
+    }
+
+    /// Watches `fim.containers` in container `container` (resolved under its root, as its
+    /// processes see it) and scans its baseline: changes from now on are alerted, named by the
+    /// container, with the paths as it sees them. A container already watched is left as it is.
+    /// Returns the number of watches added.
+    @discardableResult
+    func watchContainer(_ container: FIMContainer) -> Int {
+        guard let spec = containerSpec, containers[container.id] == nil else { return 0 }
+        let root = container.root
+        var added: [Watch] = [], inodes = 0
+        var entry = container
+        entry.firstID = UInt32(watches.count + 1)
+        for watch in spec.resolve(root: root) {
+            let id = UInt32(watches.count + 1)
+            do {
+                switch watch.kind {
+                case .file:
+                    try sensor.watchFile(watch.path, id: id, root: root)
+                    inodes += 1
+                case .directory(let recursive):
+                    inodes += try sensor.watchDirectory(watch.path, id: id, recursive: recursive, root: root)
+                }
+            } catch {
+                logger.warning("fim: container \(container.name): cannot watch \(watch.path): \(error)")
+            }
+            let full = Watch(path: root + watch.path, kind: watch.kind)
+            watches.append(full)
+            roots.append(root)
+            added.append(full)
+        }
+        entry.endID = UInt32(watches.count + 1)
+        containers[container.id] = entry
+        let scanned = Baseline.scan(added, textLimit: textLimit)
+        baseline.files.merge(scanned.files) { _, new in new }
+        logger.info("fim: container \(container.name) (\(container.id.prefix(12)), \(container.image)): \(added.count) watches, \(inodes) inodes in the kernel, root \(root)")
+        return added.count
+    }
+
+    /// Container `id` is gone: its watches are never re-read again, its files leave the baseline
+    /// and their inodes the kernel's map.
+    func forgetContainer(_ id: String) {
+        guard let container = containers.removeValue(forKey: id) else { return }
+        for watch in container.firstID..<container.endID {
+            retired.insert(watch)
+            pending[watch] = nil
+        }
+        let prefix = container.root + "/"
+        for (path, record) in baseline.files where path.hasPrefix(prefix) {
+            if let device = record.device, let inode = record.inode { try? sensor.unwatch(FileID(device: device, inode: inode)) }
+            baseline.files[path] = nil
+        }
+        logger.info("fim: container \(container.name) (\(id.prefix(12))) is gone: its watches end")
+    }
+
+    /// The container whose watch `id` is, if any.
+    func container(ofWatch id: UInt32) -> FIMContainer? {
+        containers.values.first { $0.firstID <= id && id < $0.endID }
+    }
+
+    /// The container whose root holds `path` (a watch's path as this process reaches it), if any.
+    func container(ofPath path: String) -> FIMContainer? {
+        guard path.hasPrefix("/proc/") else { return nil }
+        return containers.values.first { path.hasPrefix($0.root + "/") }
+    }
+
+    /// The two ends of a rename record (rename, renameat, renameat2 without RENAME_EXCHANGE) as
+    /// this process reaches them; nil for other records, or when an end cannot be resolved.
+    func renameEnds(_ event: Event, watch: UInt32? = nil) -> (from: String, to: String)? {
+        guard case .syscall(let call) = event.payload else { return nil }
+        let name = "\(call.descriptor.name)"
+        guard ["rename", "renameat", "renameat2"].contains(name) else { return nil }
+        if name == "renameat2", call.args[4] & 2 != 0 { return nil } // RENAME_EXCHANGE: both names stay
+        let ends = paths(of: event, watch: watch)
+        guard ends.count == 2, let from = ends[0], let to = ends[1] else { return nil }
+        return (from, to)
+    }
+
+    /// The changes of one round with each rename the kernel reported made one change: the old
+    /// name's removal and the new name's creation or modification (or either alone, when only
+    /// one end is watched) become `renamed`, at the watched end (the new one when watched), its
+    /// content compared with what that name held before (or the moved file, for a new name).
+    func mergeRenames(_ found: [(change: FIMChange, event: Event?)]) -> [(change: FIMChange, event: Event?)] {
+        var out = found
+        var used: [Int] = []
+        defer { for index in used.reversed() { renames.remove(at: index) } }
+        for (number, rename) in renames.enumerated() {
+            let removed = out.firstIndex { $0.change.path == rename.from && $0.change.change == .removed }
+            let arrived = out.firstIndex { $0.change.path == rename.to && ($0.change.change == .created || $0.change.change == .modified) }
+            guard removed != nil || arrived != nil else { continue }
+            used.append(number)
+            var merged: FIMChange
+            let event = (arrived ?? removed).map { out[$0].event } ?? nil
+            if let arrived {
+                let now = out[arrived].change
+                let before = now.before ?? removed.flatMap { out[$0].change.before }
+                merged = Baseline.change(rename.to, before, now.after) ?? now
+                merged.before = before
+                merged.after = now.after
+            } else {
+                merged = out[removed!].change
+            }
+            merged.change = .renamed
+            merged.renamedFrom = rename.from
+            merged.renamedTo = rename.to
+            let at = [removed, arrived].compactMap { $0 }.min()!
+            for index in [removed, arrived].compactMap({ $0 }).sorted(by: >) { out.remove(at: index) }
+            out.insert((merged, event), at: min(at, out.count))
+        }
+        return out
     }
 
     /// The watches the path arguments of a record the kernel could not resolve (a path with
     /// ".." or "//", or a directory text too long for its keys) name, once folded: an absolute
     /// path as it is, a relative one against the process's cwd or dirfd read from /proc (gone
     /// with the process: then the change is seen at the next one, or at the next start).
-    func watchIDs(of event: Event) -> [UInt32] {
-        guard case .syscall(let call) = event.payload else { return [] }
+    /// `watch`: the watch the kernel matched (its container's root for absolute paths).
+    func watchIDs(of event: Event, watch: UInt32? = nil) -> [UInt32] {
         var ids: [UInt32] = []
-        for (i, param) in call.descriptor.params.enumerated() {
-            guard case .path(let dirfd) = param.type else { continue }
-            let text = SyscallArguments.bytes(call, i).string
-            if text.isEmpty { continue }
-            var full = text
-            if !text.hasPrefix("/") {
-                let fd = dirfd >= 0 ? Int32(truncatingIfNeeded: Int64(bitPattern: call.args[Int(dirfd)])) : -100
-                let link = fd == -100 ? "/proc/\(event.pid)/cwd" : "/proc/\(event.pid)/fd/\(fd)"
-                guard let base = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { continue }
-                full = base + "/" + text
-            }
-            let path = Self.fold(full)
+        for path in paths(of: event, watch: watch).compactMap({ $0 }) {
             for (index, watch) in watches.enumerated() {
                 let hit: Bool
                 switch watch.kind {
@@ -168,6 +305,43 @@ final class FIMMonitor: @unchecked Sendable {
             }
         }
         return ids
+    }
+
+    /// The path arguments of syscall record `event`, in order, folded and made absolute as this
+    /// process reaches them: a relative one against the process's cwd or dirfd read from /proc
+    /// (nil when the process is gone), an absolute one under the root of the container of
+    /// `watch` (the watch the kernel matched), else of the process's container.
+    func paths(of event: Event, watch: UInt32? = nil) -> [String?] {
+        guard case .syscall(let call) = event.payload else { return [] }
+        var out: [String?] = []
+        let root = watch.flatMap { container(ofWatch: $0)?.root } ?? rootPrefix(of: event.pid)
+        for (i, param) in call.descriptor.params.enumerated() {
+            guard case .path(let dirfd) = param.type else { continue }
+            let text = SyscallArguments.bytes(call, i).string
+            if text.isEmpty { out.append(nil); continue }
+            var full = text
+            if !text.hasPrefix("/") {
+                let fd = dirfd >= 0 ? Int32(truncatingIfNeeded: Int64(bitPattern: call.args[Int(dirfd)])) : -100
+                let link = fd == -100 ? "/proc/\(event.pid)/cwd" : "/proc/\(event.pid)/fd/\(fd)"
+                guard let base = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { out.append(nil); continue }
+                full = base + "/" + text
+            }
+            out.append(root + Self.fold(full))
+        }
+        return out
+    }
+
+    /// The root of process `pid` as this process reaches it: "" for this host's, the root of the
+    /// watched container it runs in (same device and inode as `/proc/PID/root`) otherwise.
+    private func rootPrefix(of pid: UInt32) -> String {
+        guard !containers.isEmpty else { return "" }
+        var st = stat(), mine = stat()
+        guard stat("/proc/\(pid)/root/", &st) == 0, stat("/", &mine) == 0, st.st_dev != mine.st_dev || st.st_ino != mine.st_ino else { return "" }
+        for container in containers.values {
+            var theirs = stat()
+            if stat(container.root + "/", &theirs) == 0, theirs.st_dev == st.st_dev, theirs.st_ino == st.st_ino { return container.root }
+        }
+        return ""
     }
 
     /// An absolute path with ".", ".." and repeated slashes folded (by text, as the kernel would
@@ -198,6 +372,7 @@ final class FIMMonitor: @unchecked Sendable {
         watchGlobDirectories(index)
         for path in WatchSpec.matchingFiles(globs[index]) where !watches.contains(where: { $0.path == path }) {
             watches.append(Watch(path: path, kind: .file))
+            roots.append("/")
             let id = UInt32(watches.count)
             do { try sensor.watchFile(path, id: id) } catch { logger.warning("fim: cannot watch \(path): \(error)") }
             logger.notice("fim: \(path) matches \(globs[index]): watched")
@@ -225,7 +400,7 @@ final class FIMMonitor: @unchecked Sendable {
     /// nearest existing ancestor (one level closer, maybe) watched instead.
     private func retryWatch(_ watch: Watch, id: UInt32) {
         guard unwatched[id] != nil else { return }
-        if (try? sensor.watchFile(watch.path, id: id)) != nil {
+        if (try? sensor.watchFile(inner(watch.path, id), id: id, root: roots[Int(id) - 1])) != nil {
             unwatched[id] = nil
             logger.notice("fim: \(watch.path): its directory exists now; watched")
         } else {
@@ -239,7 +414,7 @@ final class FIMMonitor: @unchecked Sendable {
         if case .directory(let recursive) = watch.kind {
             // entries the kernel could not key itself (a subdirectory made since, a file renamed in
             // from elsewhere) are watched from now on; the scan below then sees what they hold
-            do { try sensor.watchDirectory(watch.path, id: id, recursive: recursive) } catch {
+            do { try sensor.watchDirectory(inner(watch.path, id), id: id, recursive: recursive, root: roots[Int(id) - 1]) } catch {
                 logger.warning("fim: cannot watch \(watch.path) again: \(error)")
             }
         }
@@ -258,22 +433,31 @@ final class FIMMonitor: @unchecked Sendable {
     }
 
     /// The watch that covers `path`: a file watch naming it, else the deepest directory watch
-    /// holding it (its path as configured, a glob's match as its path); empty when none does.
+    /// holding it (its path as configured, a glob's match as its path; a container's as the
+    /// container sees it); empty when none does.
     func profile(of path: String) -> String {
         var best = ""
-        for watch in watches {
+        for (index, watch) in watches.enumerated() where !retired.contains(UInt32(index + 1)) {
             switch watch.kind {
-            case .file: if watch.path == path { return path }
+            case .file: if watch.path == path { return inner(path, UInt32(index + 1)) }
             case .directory(let recursive):
                 let prefix = watch.path == "/" ? "/" : watch.path + "/"
                 if path.hasPrefix(prefix), recursive || !path.dropFirst(prefix.count).contains("/"), watch.path.count > best.count { best = watch.path }
             }
         }
+        if let container = container(ofPath: best) { return String(best.dropFirst(container.root.count)) }
         return best
+    }
+
+    /// Watch `id`'s `path` as seen from its root (a container's file as the container sees it).
+    private func inner(_ path: String, _ id: UInt32) -> String {
+        let root = roots[Int(id) - 1]
+        return root == "/" ? path : String(path.dropFirst(root.count))
     }
 
     /// The `fim` event of `change`: the header of `by` (the syscall that made it, as the sensor
     /// reported it; Vigil's own process for a change made while it was down), the change as payload.
+    /// A change in a container's files has the path its processes see.
     func event(_ change: FIMChange, by: Event, whileDown: Bool) -> Event {
         var made = by
         made.fd = nil
@@ -281,18 +465,27 @@ final class FIMMonitor: @unchecked Sendable {
         return made
     }
 
-    /// The payload of a `fim` event for `change` (what its fields read).
+    /// The payload of a `fim` event for `change` (what its fields read): a container's file by
+    /// its path in the container.
     func payload(_ change: FIMChange, whileDown: Bool) -> Payload.FIM {
         let now = change.after ?? change.before
         let s = change.semantic
-        return Payload.FIM(change: change.change.rawValue, path: change.path, profile: profile(of: change.path),
+        var change = change
+        let profile = profile(of: change.path)
+        if let container = container(ofPath: change.path) {
+            func strip(_ path: String) -> String { path.hasPrefix(container.root + "/") ? String(path.dropFirst(container.root.count)) : path }
+            change.path = strip(change.path)
+            change.renamedFrom = change.renamedFrom.map(strip)
+            change.renamedTo = change.renamedTo.map(strip)
+        }
+        return Payload.FIM(change: change.change.rawValue, path: change.path, profile: profile,
                            sha256Old: change.before?.sha256 ?? "", sha256: change.after?.sha256 ?? "",
                            size: now?.size ?? 0, mode: now?.mode ?? 0, uid: now?.uid ?? 0, gid: now?.gid ?? 0,
                            diff: change.diff, unified: change.unified ?? [], usersAdded: s?.usersAdded ?? [],
                            usersRemoved: s?.usersRemoved ?? [], uidZero: s?.uidZero ?? [], newUIDZero: s?.newUIDZero ?? false,
                            sudoRulesAdded: s?.sudoRulesAdded ?? [], sudoRulesRemoved: s?.sudoRulesRemoved ?? [],
                            keysAdded: s?.keysAdded ?? [], keysRemoved: s?.keysRemoved ?? [], whileDown: whileDown,
-                           summary: change.summary)
+                           summary: change.summary, renamedFrom: change.renamedFrom ?? "", renamedTo: change.renamedTo ?? "")
     }
 
     /// The sensor's counters (emitted, filtered, lost), summed over CPUs.
@@ -303,4 +496,20 @@ final class FIMMonitor: @unchecked Sendable {
         let perCPU = try Sensors.counters(of: sensor.variants.object)
         return SensorSnapshot(name: "fim", hooks: sensor.variants.reports, total: perCPU.reduce(SensorCounters(), +), perCPU: perCPU)
     }
+}
+
+/// A container whose files the fim monitor watches (`fim.containers`): as Docker names it, and
+/// the root its files are reached through.
+struct FIMContainer: Sendable, Equatable {
+    /// The full (64 hex) id.
+    var id: String
+    /// Its name.
+    var name: String
+    /// Its image.
+    var image: String
+    /// `/proc/PID/root` of its first process: its root file system as its processes see it (the
+    /// overlay's merged directory, with its mounts).
+    var root: String
+    /// Its watch ids: `firstID..<endID`.
+    var firstID: UInt32 = 0, endID: UInt32 = 0
 }

@@ -94,7 +94,7 @@ public enum EventJSON {
                                  newUIDZero: bool("fim.new_uid0") ?? false, sudoRulesAdded: list("fim.sudo_rules_added"),
                                  sudoRulesRemoved: list("fim.sudo_rules_removed"), keysAdded: list("fim.ssh_keys_added"),
                                  keysRemoved: list("fim.ssh_keys_removed"), whileDown: bool("fim.while_down") ?? false,
-                                 summary: str("fim.summary")?.string ?? ""))
+                                 summary: str("fim.summary")?.string ?? "", renamedFrom: str("fim.rename.from")?.string ?? "", renamedTo: str("fim.rename.to")?.string ?? ""))
         case .open:
             payload = .open(.init(syscall: str("evt.type")?.string ?? "openat", name: str("fd.nameraw") ?? "", path: str("fd.name") ?? "",
                                   flags: num("fd.rawflags") ?? 0, mode: num("fd.mode") ?? 0, dirfd: num("fd.dirfd") ?? -100,

@@ -28,18 +28,21 @@ extension Payload {
         public var whileDown: Bool
         /// `PATH CHANGE: diff; ...; sha256 OLD -> NEW`, then the unified diff's first lines.
         public var summary: String
+        /// For a rename (change `renamed`): the old and the new name; empty otherwise.
+        public var renamedFrom = "", renamedTo = ""
 
         /// Creates the payload.
         public init(change: String, path: String, profile: String = "", sha256Old: String = "", sha256: String = "",
                     size: UInt64 = 0, mode: UInt32 = 0, uid: UInt32 = 0, gid: UInt32 = 0, diff: [String] = [], unified: [String] = [],
                     usersAdded: [String] = [], usersRemoved: [String] = [], uidZero: [String] = [], newUIDZero: Bool = false,
                     sudoRulesAdded: [String] = [], sudoRulesRemoved: [String] = [], keysAdded: [String] = [], keysRemoved: [String] = [],
-                    whileDown: Bool = false, summary: String = "") {
+                    whileDown: Bool = false, summary: String = "", renamedFrom: String = "", renamedTo: String = "") {
             self.change = change; self.path = path; self.profile = profile; self.sha256Old = sha256Old; self.sha256 = sha256
             self.size = size; self.mode = mode; self.uid = uid; self.gid = gid; self.diff = diff; self.unified = unified
             self.usersAdded = usersAdded; self.usersRemoved = usersRemoved; self.uidZero = uidZero; self.newUIDZero = newUIDZero
             self.sudoRulesAdded = sudoRulesAdded; self.sudoRulesRemoved = sudoRulesRemoved; self.keysAdded = keysAdded
             self.keysRemoved = keysRemoved; self.whileDown = whileDown; self.summary = summary
+            self.renamedFrom = renamedFrom; self.renamedTo = renamedTo
         }
     }
 }
@@ -53,7 +56,13 @@ public enum FIMFields {
 
     static let fields: [FieldDefinition] = [
         .init("fim.path", .string, [.fim], "The watched file that changed (absolute path).") { e, _ in fim(e).map { text($0.path) } },
-        .init("fim.change", .string, [.fim], "What happened to it: created, removed, modified (its content; its attributes may have changed too) or attributes (only mode, owner or mtime). A rename shows as the old name removed and the new one created or modified.") { e, _ in fim(e).map { text($0.change) } },
+        .init("fim.change", .string, [.fim], "What happened to it: created, removed, modified (its content; its attributes may have changed too), attributes (only mode, owner or mtime) or renamed (a rename whose ends the kernel reported: a file moved over the watched name, `sed -i`, `mv` within or out of a watch; fim.rename.from and fim.rename.to name both ends, fim.path the watched one).") { e, _ in fim(e).map { text($0.change) } },
+        .init("fim.rename.from", .string, [.fim], "For a rename (fim.change renamed): the old name (absent otherwise).") { e, _ in
+            fim(e).flatMap { $0.renamedFrom.isEmpty ? nil : text($0.renamedFrom) }
+        },
+        .init("fim.rename.to", .string, [.fim], "For a rename (fim.change renamed): the new name (absent otherwise).") { e, _ in
+            fim(e).flatMap { $0.renamedTo.isEmpty ? nil : text($0.renamedTo) }
+        },
         .init("fim.profile", .string, [.fim], "The watch that covers the file: the path, directory or glob of `fim:` (or of a profile) it matched.") { e, _ in fim(e).map { text($0.profile) } },
         .init("fim.sha256", .string, [.fim], "SHA-256 of the content after the change, hex (absent for a removal or a file that is not regular).") { e, _ in
             fim(e).flatMap { $0.sha256.isEmpty ? nil : text($0.sha256) }

@@ -117,6 +117,9 @@ public struct FIMChange: Sendable, Equatable, Codable {
         case modified
         /// Only its mode, owner or mtime changed.
         case attributes
+        /// It was renamed (one change where the kernel told both ends of a rename): `path` is
+        /// the watched end, `renamedFrom` and `renamedTo` the two names.
+        case renamed
     }
 
     /// The path.
@@ -135,6 +138,8 @@ public struct FIMChange: Sendable, Equatable, Codable {
     /// `diff -u`'s hunks for a small text file that holds no secret (both versions kept as
     /// text), nil otherwise.
     public var unified: [String]? = nil
+    /// For a rename: the old name and the new one (as the watch sees them), nil otherwise.
+    public var renamedFrom: String? = nil, renamedTo: String? = nil
 }
 
 /// The watched files' records, persisted under the state directory so a change made while the
@@ -292,9 +297,13 @@ extension FIMChange {
         switch change {
         case .created: if let a = after { parts.append("sha256 \(a.sha256.prefix(16)), mode \(Baseline.octal(a.mode)), owner \(a.uid):\(a.gid)") }
         case .modified: if let a = before, let b = after { parts.append("sha256 \(a.sha256.prefix(16)) -> \(b.sha256.prefix(16))") }
+        case .renamed:
+            if let a = before, let b = after, a.sha256 != b.sha256 { parts.append("sha256 \(a.sha256.prefix(16)) -> \(b.sha256.prefix(16))") }
         case .removed, .attributes: break
         }
-        var line = "\(path) \(change.rawValue)" + (parts.isEmpty ? "" : ": " + parts.joined(separator: "; "))
+        var head = "\(path) \(change.rawValue)"
+        if change == .renamed, let from = renamedFrom, let to = renamedTo { head = path == to ? "\(path) renamed from \(from)" : "\(path) renamed to \(to)" }
+        var line = head + (parts.isEmpty ? "" : ": " + parts.joined(separator: "; "))
         if let unified, !unified.isEmpty {
             let shown = unified.prefix(Self.unifiedLinesShown)
             line += "\n" + shown.joined(separator: "\n")

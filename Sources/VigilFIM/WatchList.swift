@@ -19,6 +19,15 @@ public struct WatchSpec: Sendable, Equatable, Codable {
     /// 0: none). Their text is kept in the baseline; account files, secret files and files
     /// holding a private key never are.
     public var diffMaxBytes = 65_536
+    /// What is watched in every Docker container (`fim.containers`: profiles, paths,
+    /// directories, globs), resolved under each one's root as its processes see it; nil: no
+    /// container's files are watched.
+    public var containers: WatchSpec? {
+        get { containerSpecs.first }
+        set { containerSpecs = newValue.map { [$0] } ?? [] }
+    }
+    /// `containers` (an array: a struct cannot hold itself).
+    private var containerSpecs: [WatchSpec] = []
 
     /// Nothing watched.
     public init(profiles: [Profile] = [], paths: [String] = [], directories: [Directory] = [], globs: [String] = []) {
@@ -29,7 +38,7 @@ public struct WatchSpec: Sendable, Equatable, Codable {
     }
 
     /// Whether nothing is asked for.
-    public var isEmpty: Bool { profiles.isEmpty && paths.isEmpty && directories.isEmpty && globs.isEmpty }
+    public var isEmpty: Bool { profiles.isEmpty && paths.isEmpty && directories.isEmpty && globs.isEmpty && containers == nil }
 
     /// A watched directory.
     public struct Directory: Sendable, Equatable, Codable {

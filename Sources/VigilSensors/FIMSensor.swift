@@ -101,41 +101,45 @@ public final class FIMSensor {
         dirs = try TypedMap(object.map(named: "fim_dirs"))
     }
 
-    /// Watches file `path` (absolute) as watch `id` (> 0): its inode, its name in its directory
-    /// (so a rename or creation over the name is seen and re-keyed), and the directory. A file
-    /// that does not exist yet is watched by name.
-    public func watchFile(_ path: String, id: UInt32) throws {
+    /// Watches file `path` (absolute, as seen from `root`) as watch `id` (> 0): its inode, its
+    /// name in its directory (so a rename or creation over the name is seen and re-keyed), and
+    /// the directory. A file that does not exist yet is watched by name. `root` is the directory
+    /// the path starts from: `/` (this host), or a container's root (`/proc/PID/root` of a
+    /// process in it), whose files the kernel then matches by the (device, inode) its processes
+    /// see, and whose absolute paths by the text they write.
+    public func watchFile(_ path: String, id: UInt32, root: String = "/") throws {
         let (dir, name) = Self.split(path)
-        let dirKey = try Self.key(of: dir)
+        let dirKey = try Self.key(of: Self.join(root, dir))
         try addFlags(dirKey, id: id, VIGIL_FIM_PARENT.rawValue)
-        try dirs.update(Self.dirKey(dir), dirKey)
+        try dirs.update(Self.dirKey(try rootKey(root), dir), dirKey)
         var file = vigil_inode_key()
-        if let k = try? Self.key(of: path) {
+        if let k = try? Self.key(of: Self.join(root, path)) {
             file = k
             try inodes.update(k, vigil_fim_watch(id: id, flags: UInt32(VIGIL_FIM_FILE.rawValue)))
         }
         try names.update(Self.nameKey(dirKey, name), vigil_fim_name(file: file, watch: vigil_fim_watch(id: id, flags: UInt32(VIGIL_FIM_FILE.rawValue))))
     }
 
-    /// Watches directory `path` as watch `id`: entries created, renamed, linked or removed in it,
-    /// and every file in it (by inode); with `recursive`, its subdirectories the same way.
-    /// Returns the number of inodes it added.
+    /// Watches directory `path` (as seen from `root`, as `watchFile`) as watch `id`: entries
+    /// created, renamed, linked or removed in it, and every file in it (by inode); with
+    /// `recursive`, its subdirectories the same way. Returns the number of inodes it added.
     @discardableResult
-    public func watchDirectory(_ path: String, id: UInt32, recursive: Bool) throws -> Int {
-        let dirKey = try Self.key(of: path)
+    public func watchDirectory(_ path: String, id: UInt32, recursive: Bool, root: String = "/") throws -> Int {
+        let full = Self.join(root, path)
+        let dirKey = try Self.key(of: full)
         try addFlags(dirKey, id: id, VIGIL_FIM_DIR.rawValue)
-        try dirs.update(Self.dirKey(path), dirKey)
+        try dirs.update(Self.dirKey(try rootKey(root), path), dirKey)
         var added = 1
-        guard let dir = opendir(path) else { throw Self.error("opendir", path, errno) }
+        guard let dir = opendir(full) else { throw Self.error("opendir", full, errno) }
         defer { closedir(dir) }
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             if name == "." || name == ".." { continue }
             let child = path == "/" ? "/\(name)" : "\(path)/\(name)"
             var st = stat()
-            guard lstat(child, &st) == 0 else { continue } // gone meanwhile
+            guard lstat(Self.join(root, child), &st) == 0 else { continue } // gone meanwhile
             if (st.st_mode & S_IFMT) == S_IFDIR {
-                if recursive { added += try watchDirectory(child, id: id, recursive: true) }
+                if recursive { added += try watchDirectory(child, id: id, recursive: true, root: root) }
             } else {
                 try inodes.update(Self.key(st), vigil_fim_watch(id: id, flags: UInt32(VIGIL_FIM_FILE.rawValue)))
                 added += 1
@@ -147,15 +151,31 @@ public final class FIMSensor {
     /// Watches only the entries of directory `path` as watch `id` (created, renamed, linked or
     /// removed in it), not the files in it: the nearest existing ancestor of a watched file
     /// whose directory does not exist yet, so its making is seen. A directory already watched
-    /// keeps its watch.
-    public func watchEntries(of path: String, id: UInt32) throws {
-        let dirKey = try Self.key(of: path)
+    /// keeps its watch. `path` is as seen from `root` (as `watchFile`).
+    public func watchEntries(of path: String, id: UInt32, root: String = "/") throws {
+        let dirKey = try Self.key(of: Self.join(root, path))
         var watch = try inodes.lookup(dirKey) ?? vigil_fim_watch(id: id, flags: 0)
         guard watch.flags & UInt32(VIGIL_FIM_DIR.rawValue) == 0 else { return }
         watch.id = id
         watch.flags |= UInt32(VIGIL_FIM_DIR.rawValue)
         try inodes.update(dirKey, watch)
-        try dirs.update(Self.dirKey(path), dirKey)
+        try dirs.update(Self.dirKey(try rootKey(root), path), dirKey)
+    }
+
+    /// Forgets inode `file` (a container's files once it is gone): its watch leaves the kernel.
+    public func unwatch(_ file: FileID) throws {
+        try inodes.delete(vigil_inode_key(ino: file.inode, dev: FileID.kernelDevice(user: file.device), _pad: 0))
+    }
+
+    /// The (device, inode) key of root directory `root` (fim_dirs keys start with it: the task's
+    /// fs->root in the kernel).
+    private func rootKey(_ root: String) throws -> vigil_inode_key {
+        try Self.key(of: root)
+    }
+
+    /// `path` (absolute) under `root` (`/`: itself).
+    static func join(_ root: String, _ path: String) -> String {
+        root == "/" || root.isEmpty ? path : (root.hasSuffix("/") ? String(root.dropLast()) : root) + path
     }
 
     /// The watch the kernel holds for inode `file`, if any: (id, flags).
@@ -164,9 +184,9 @@ public final class FIMSensor {
     }
 
     /// The inode the kernel holds at watched name `path` (nil: not a watched name; inode 0: stale).
-    public func watchedInode(atName path: String) throws -> FileID? {
+    public func watchedInode(atName path: String, root: String = "/") throws -> FileID? {
         let (dir, name) = Self.split(path)
-        guard let value = try names.lookup(Self.nameKey(try Self.key(of: dir), name)) else { return nil }
+        guard let value = try names.lookup(Self.nameKey(try Self.key(of: Self.join(root, dir)), name)) else { return nil }
         return FileID(device: value.file.ino == 0 ? 0 : FileID.userDevice(kernel: value.file.dev), inode: value.file.ino)
     }
 
@@ -236,8 +256,9 @@ public final class FIMSensor {
         return k
     }
 
-    static func dirKey(_ path: String) -> vigil_fim_dir_key {
+    static func dirKey(_ root: vigil_inode_key, _ path: String) -> vigil_fim_dir_key {
         var k = vigil_fim_dir_key()
+        k.root = root
         withUnsafeMutableBytes(of: &k.path) { raw in
             for (i, byte) in path.utf8.prefix(Int(VIGIL_FIM_PATH_MAX) - 1).enumerated() { raw[i] = byte }
         }

@@ -51,6 +51,33 @@ public enum DockerTestEngine {
         throw cannotRun("needs \(bashImage): \(unavailable)")
     }
 
+    /// The image of `requireAccountsImage()`.
+    public static let accountsImage = "vigil-test-accounts:2"
+
+    /// Unless the engine and `accountsImage` are ready, throws `cannotRun` (a skip, or a failure
+    /// under VIGIL_REQUIRE_BPF=1). The image is busybox (static) with links for sh, sleep, cat,
+    /// echo, sed, cp and mv (Debian's busybox has no adduser), and account files: /etc/passwd,
+    /// /etc/group, /etc/shadow for root, and /home.
+    public static func requireAccountsImage() throws {
+        try require()
+        guard case .failure(let unavailable) = accountsReadiness else { return }
+        throw cannotRun("needs \(accountsImage): \(unavailable)")
+    }
+
+    private static let accountsReadiness: Result<Void, Unavailable> = Result {
+        let busybox = run(["which", "busybox"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        try importIfMissing(accountsImage, hint: "is \(busybox) static? apt-get install busybox-static") { rootfs in
+            try FileManager.default.copyItem(atPath: busybox, toPath: "\(rootfs)/bin/busybox")
+            for applet in ["sh", "sleep", "cat", "true", "echo", "sed", "cp", "mv"] {
+                try FileManager.default.createSymbolicLink(atPath: "\(rootfs)/bin/\(applet)", withDestinationPath: "busybox")
+            }
+            try FileManager.default.createDirectory(atPath: "\(rootfs)/home", withIntermediateDirectories: true)
+            try "root:x:0:0:root:/root:/bin/sh\n".write(toFile: "\(rootfs)/etc/passwd", atomically: false, encoding: .utf8)
+            try "root:x:0:\n".write(toFile: "\(rootfs)/etc/group", atomically: false, encoding: .utf8)
+            try "root:*:19000:0:99999:7:::\n".write(toFile: "\(rootfs)/etc/shadow", atomically: false, encoding: .utf8)
+        }
+    }.mapError { $0 as? Unavailable ?? Unavailable(description: "\($0)") }
+
     /// A running container started for one test.
     public struct Container {
         /// The full 64-hex id `docker run -d` printed.
@@ -65,7 +92,7 @@ public enum DockerTestEngine {
         for testCase: XCTestCase, image: String = image, command: [String] = ["sleep", "30"], options: [String] = [],
         network: String = "none"
     ) throws -> Container {
-        if image == bashImage { try requireBashImage() } else { try require() }
+        if image == bashImage { try requireBashImage() } else if image == accountsImage { try requireAccountsImage() } else { try require() }
         let name = "vigil-ct-\(UUID().uuidString.prefix(8).lowercased())"
         testCase.addTeardownBlock { _ = run(["docker", "rm", "-f", name]) }
         let result = run(["docker", "run", "-d", "--rm", "--network", network, "--name", name] + options + [image] + command)

@@ -181,7 +181,7 @@ final class ABILayoutTests: XCTestCase {
         try assertLayout(N.self, "vigil_fim_name", ["file": MemoryLayout<N>.offset(of: \.file), "watch": MemoryLayout<N>.offset(of: \.watch)],
                          object: "fim")
         typealias D = vigil_fim_dir_key
-        try assertLayout(D.self, "vigil_fim_dir_key", ["path": MemoryLayout<D>.offset(of: \.path)], object: "fim")
+        try assertLayout(D.self, "vigil_fim_dir_key", ["root": MemoryLayout<D>.offset(of: \.root), "path": MemoryLayout<D>.offset(of: \.path)], object: "fim")
         typealias M = vigil_fim_match
         try assertLayout(M.self, "vigil_fim_match", [
             "file": MemoryLayout<M>.offset(of: \.file), "new_file": MemoryLayout<M>.offset(of: \.new_file),

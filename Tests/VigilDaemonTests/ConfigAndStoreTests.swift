@@ -90,6 +90,11 @@ final class ConfigAndStoreTests: XCTestCase {
         expected.diffMaxBytes = 0
         XCTAssertEqual(config.fim, expected)
         XCTAssertTrue(try DaemonConfig.parse("", file: "e.yaml").fim.isEmpty)
+        // fim.containers: the same keys, for every container; alone it is not empty
+        let containers = try DaemonConfig.parse("fim:\n  containers:\n    profiles: [users]\n    paths: [/etc/hosts]\n", file: "g.yaml")
+        XCTAssertEqual(containers.fim.containers, WatchSpec(profiles: [.users], paths: ["/etc/hosts"]))
+        XCTAssertTrue(containers.fim.paths.isEmpty)
+        XCTAssertFalse(containers.fim.isEmpty)
     }
 
     func testSeccompRecordLabel() throws {
@@ -156,6 +161,7 @@ final class ConfigAndStoreTests: XCTestCase {
             ("fim:\n  paths: [etc/passwd]\n", "c.yaml:2:10: 'fim.paths': 'etc/passwd' must be an absolute path"),
             ("fim:\n  directories:\n    - {path: /etc, recursve: true}\n", "c.yaml:3:20: unknown key 'fim.directories.recursve'"),
             ("fim:\n  watch: [/etc]\n", "c.yaml:2:3: unknown key 'fim.watch'"),
+            ("fim:\n  containers:\n    containers: {}\n", "c.yaml:3:5: unknown key 'fim.containers.containers'"),
             ("seccomp:\n  recrd: {label: x}\n", "c.yaml:2:3: unknown key 'seccomp.recrd'"),
             ("seccomp:\n  record: {lable: x}\n", "c.yaml:2:12: unknown key 'seccomp.record.lable'"),
             ("seccomp:\n  record: {label: '=x'}\n", "c.yaml:2:19: 'seccomp.record.label' must be KEY or KEY=VALUE"),

@@ -167,4 +167,47 @@ final class FIMMonitorTests: XCTestCase {
         let modified = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(unit) modified") } }
         XCTAssertTrue(modified.contains { $0.hasPrefix("\(unit) modified") && $0.contains("+ExecStart=/tmp/x") }, "\(modified)")
     }
+
+    /// A rename whose ends the kernel reported is one change, `renamed`, with both names: `mv`
+    /// over a watched file (the new content's meaning against what the name held), `mv` of a
+    /// watched file away, and `mv` within a watched directory.
+    func testARenameIsOneChangeWithBothNames() throws {
+        try requireKernel(.attachTracepoint, .mapRingBuffer)
+        let dir = try temporaryDirectory(), elsewhere = try temporaryDirectory()
+        let passwd = dir + "/passwd", moved = dir + "/group", cron = dir + "/cron.d"
+        try FileManager.default.createDirectory(atPath: cron, withIntermediateDirectories: true)
+        try Data("root:x:0:0:root:/root:/bin/bash\n".utf8).write(to: URL(fileURLWithPath: passwd))
+        try Data("root:x:0:\n".utf8).write(to: URL(fileURLWithPath: moved))
+        try Data("* * * * * root true\n".utf8).write(to: URL(fileURLWithPath: cron + "/job"))
+        try Data("root:x:0:0:root:/root:/bin/bash\neve:x:0:0::/root:/bin/sh\n".utf8).write(to: URL(fileURLWithPath: elsewhere + "/new"))
+        let monitor = try FIMMonitor(spec: WatchSpec(paths: [passwd, moved], directories: [.init(cron)]), stateDirectory: dir + "/state",
+                                     logger: Logger(label: "fim-test"))
+        func mv(_ from: String, _ to: String) throws {
+            let result = try runCapturing("/bin/mv", [from, to])
+            XCTAssertEqual(result.status, 0, result.stderr)
+        }
+
+        // mv over a watched file: one change at the watched name, from the file that came
+        try mv(elsewhere + "/new", passwd)
+        let over = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(passwd) renamed") } }
+        XCTAssertEqual(over.filter { $0.hasPrefix(passwd) }.count, 1, "one change: \(over)")
+        XCTAssertTrue(over.contains { $0.hasPrefix("\(passwd) renamed from \(elsewhere)/new: user added: eve") }, "\(over)")
+
+        // mv of a watched file away: one change, to where it went
+        try mv(moved, elsewhere + "/group.old")
+        let away = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(moved) renamed") } }
+        XCTAssertEqual(away.filter { $0.hasPrefix(moved) }.count, 1, "one change: \(away)")
+        XCTAssertTrue(away.contains { $0.hasPrefix("\(moved) renamed to \(elsewhere)/group.old") }, "\(away)")
+
+        // mv within a watched directory: not removed + created, one rename
+        try mv(cron + "/job", cron + "/job2")
+        let within = pollUntil(monitor) { $0.contains { $0.contains("renamed") && $0.contains("/job") } }
+        XCTAssertEqual(within.filter { $0.hasPrefix(cron) }, ["\(cron)/job2 renamed from \(cron)/job"], "\(within)")
+
+        // the renamed-in inode stays watched: an append to it is a modification
+        let append = try runCapturing("/bin/sh", ["-c", "echo 'bob:x:1000:1000::/home/bob:/bin/sh' >> \"$1\"", "sh", passwd])
+        XCTAssertEqual(append.status, 0, append.stderr)
+        let next = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(passwd) modified") } }
+        XCTAssertTrue(next.contains { $0.hasPrefix("\(passwd) modified: user added: bob") }, "\(next)")
+    }
 }

@@ -491,11 +491,13 @@ struct vigil_fim_name {
 };
 _Static_assert(sizeof(struct vigil_fim_name) == 24, "vigil_fim_name size");
 
-/** Key of fim_dirs: an absolute directory path as written (NUL padded), whose inode is the value. */
+/** Key of fim_dirs: a directory path as written (NUL padded) as seen from a root directory (the
+ * host's, or a container's: the task's fs->root), whose inode is the value. */
 struct vigil_fim_dir_key {
+    struct vigil_inode_key root; /* (dev, ino) of the root directory the path starts from */
     char path[VIGIL_FIM_PATH_MAX];
 };
-_Static_assert(sizeof(struct vigil_fim_dir_key) == 256, "vigil_fim_dir_key size");
+_Static_assert(sizeof(struct vigil_fim_dir_key) == 272, "vigil_fim_dir_key size");
 
 /** How a FIM record matched (vigil_fim_match.how). */
 enum vigil_fim_how {

@@ -1,0 +1,86 @@
+import Foundation
+import VigilTestSupport
+import XCTest
+
+/// File integrity monitoring inside Docker containers (`fim.containers`), in a real daemon with a
+/// real Docker engine: a container running before the daemon and one started after it get their
+/// watches (through their roots, keyed by the inodes the kernel sees), and changes made inside
+/// them are alerted with the container and the path as the container sees it.
+final class FIMContainerTests: XCTestCase {
+    /// The daemon's alert lines (stdout action, text) naming `rule`.
+    private func alerts(_ daemon: TestDaemon, _ rule: String) -> [String] {
+        daemon.stdout.sofar.split(separator: "\n").map(String.init).filter { $0.contains(" \(rule): ") }
+    }
+
+    private func exec(_ container: DockerTestEngine.Container, _ script: String) throws {
+        let result = try runCapturing("/usr/bin/docker", ["exec", container.id, "sh", "-c", script])
+        XCTAssertEqual(result.status, 0, "\(script): \(result.stderr)")
+    }
+
+    func testChangesInsideContainersAreAlertedWithTheContainerAndItsPath() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
+        try DockerTestEngine.requireAccountsImage()
+        let image = DockerTestEngine.accountsImage
+        let before = try DockerTestEngine.startContainer(for: self, image: image, command: ["sleep", "300"])
+        let home = try temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: home + "/rules.d", withIntermediateDirectories: true)
+        try """
+        - rule: Container account file
+          desc: which container, image and path
+          condition: evt.type = fim_change and fim.path = /etc/passwd and container.id != host
+          output: "in %container.id %container.name image %container.image: %fim.path %fim.change from %fim.rename.from added %fim.users_added removed %fim.users_removed"
+          priority: INFO
+        """.write(toFile: home + "/rules.d/user.yaml", atomically: true, encoding: .utf8)
+        let daemon = try TestDaemon(extraConfig: """
+        fim:
+          containers:
+            profiles: [users]
+        """, directory: home)
+        defer { _ = daemon.stop() }
+        XCTAssertTrue(waitUntil(seconds: 20) { daemon.stderr.sofar.contains("fim: container \(before.name) (") }, daemon.diagnostics)
+
+        // a container started after the daemon: watched from its start event
+        let after = try DockerTestEngine.startContainer(for: self, image: image, command: ["sleep", "300"])
+        XCTAssertTrue(waitUntil(seconds: 20) { daemon.stderr.sofar.contains("fim: container \(after.name) (") }, daemon.diagnostics)
+
+        // echo >>: a write through the watched inode (copied up to the container's upper layer)
+        try exec(after, "echo 'mallory:x:0:0::/root:/bin/sh' >> /etc/passwd")
+        XCTAssertTrue(waitUntil(seconds: 10) { alerts(daemon, "New uid 0 account").contains { $0.contains("container=\(after.name) ") } },
+                      daemon.diagnostics + daemon.stdout.sofar)
+        let uid0 = try XCTUnwrap(alerts(daemon, "New uid 0 account").first { $0.contains("container=\(after.name) ") })
+        XCTAssertTrue(uid0.contains("(file=/etc/passwd change=modified "), uid0)
+        XCTAssertTrue(uid0.contains("): /etc/passwd modified: user added: mallory"), uid0)
+        let short = String(after.id.prefix(12))
+        XCTAssertTrue(waitUntil(seconds: 5) { alerts(daemon, "Container account file").contains {
+            $0.contains("in \(short) \(after.name) image \(image): /etc/passwd modified from <NA> added (mallory) removed <NA>") } },
+                      daemon.stdout.sofar)
+
+        // sed -i: a new file renamed over /etc/passwd inside the container (re-keyed in the kernel):
+        // one change, renamed from sed's temporary file
+        try exec(after, "sed -i 's/^mallory:/eve:/' /etc/passwd")
+        XCTAssertTrue(waitUntil(seconds: 10) { alerts(daemon, "Container account file").contains {
+            $0.contains("in \(short) \(after.name) image \(image): /etc/passwd renamed from /etc/passwd") && $0.hasSuffix(" added (eve) removed (mallory)") } },
+                      daemon.diagnostics + daemon.stdout.sofar)
+        // the next append goes to the renamed-in inode: still watched
+        try exec(after, "echo 'carol:x:1001:1001::/home/carol:/bin/sh' >> /etc/passwd")
+        XCTAssertTrue(waitUntil(seconds: 10) { alerts(daemon, "Container account file").contains {
+            $0.contains("in \(short) \(after.name) image \(image): /etc/passwd modified from <NA> added (carol) removed <NA>") } },
+                      daemon.diagnostics + daemon.stdout.sofar)
+
+        // adduser-style (shadow's useradd, busybox's adduser): a copy written as /etc/passwd+,
+        // renamed over /etc/passwd (Debian's busybox has no adduser applet)
+        try exec(after, "cp /etc/passwd /etc/passwd+ && echo 'bob:x:1003:1003::/home/bob:/bin/sh' >> /etc/passwd+ && mv /etc/passwd+ /etc/passwd")
+        XCTAssertTrue(waitUntil(seconds: 10) { alerts(daemon, "Container account file").contains {
+            $0.contains("in \(short) \(after.name) image \(image): /etc/passwd renamed from /etc/passwd+ added (bob) removed <NA>") } },
+                      daemon.diagnostics + daemon.stdout.sofar)
+
+        // the container that ran before the daemon
+        try exec(before, "echo 'dave:x:1002:1002::/home/dave:/bin/sh' >> /etc/passwd")
+        XCTAssertTrue(waitUntil(seconds: 10) { alerts(daemon, "Container account file").contains {
+            $0.contains("in \(before.id.prefix(12)) \(before.name) image \(image): /etc/passwd modified from <NA> added (dave) removed <NA>") } },
+                      daemon.diagnostics + daemon.stdout.sofar)
+        XCTAssertFalse(alerts(daemon, "Container account file").contains { $0.contains(before.name) && $0.contains("mallory") },
+                       "one container's change is not another's: \(daemon.stdout.sofar)")
+        XCTAssertEqual(daemon.stop(), 0)
+    }
+}
