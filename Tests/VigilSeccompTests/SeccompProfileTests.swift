@@ -34,6 +34,19 @@ final class SeccompProfileTests: XCTestCase {
         XCTAssertTrue(namespaces.unconditionalNames.contains("clone"))
     }
 
+    /// Under Docker's default profile clone3 fails with ENOSYS in the filter, before the recorder
+    /// sees it, and glibc falls back to clone: a profile that allows clone refuses clone3 with
+    /// ENOSYS too, or glibc's pthread_create fails (EPERM stops the fallback).
+    func testClone3RefusedWithENOSYSWhenOnlyCloneWasSeen() throws {
+        let profile = SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["clone", "exit"]), cloneFlags: 0x3d0f00))
+        let clone3 = try XCTUnwrap(profile.syscalls.first { $0.names == ["clone3"] }, "\(profile.syscalls)")
+        XCTAssertEqual(clone3.action, "SCMP_ACT_ERRNO")
+        XCTAssertEqual(clone3.errnoRet, 38)
+        XCTAssertFalse(profile.allowedNames.contains("clone3"))
+        let noClone = SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["read"])))
+        XCTAssertFalse(noClone.syscalls.contains { $0.names.contains("clone3") })
+    }
+
     func testPersonalityOnlyWithValuesSeen() throws {
         let profile = SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["personality"]), personalities: [0xffff_ffff, 8]))
         XCTAssertEqual(profile.personalityValues?.sorted(), [8, 0xffff_ffff])
@@ -87,5 +100,32 @@ final class SeccompProfileTests: XCTestCase {
         XCTAssertEqual(try store.list().map(\.file), ["hand.json", "web_1.json"])
         XCTAssertNil(try store.list().first?.runs)
         XCTAssertNil(try store.list().first?.image)
+    }
+
+    /// Docker's default profile (vendored from moby 20.10.24, the engine Debian 12 ships) against a
+    /// recorded profile: names this architecture has on both sides.
+    func testSizeAgainstDockerDefault() throws {
+        for arch in SyscallArch.allCases {
+            let docker = try XCTUnwrap(DockerDefaultProfile.allowedNames[arch])
+            let present = docker.filter { SeccompRecording.number(of: $0, on: arch) != nil }
+            for name in ["accept4", "read", "mkdirat", "clone", "ptrace"] {
+                XCTAssertTrue(present.contains(name), "\(arch) \(name)")
+            }
+            // Refused by Docker's default to a container with the default capabilities.
+            for name in ["mount", "unshare", "bpf", "keyctl", "add_key", "reboot", "clone3", "init_module"] {
+                XCTAssertFalse(docker.contains(name), "\(arch) \(name)")
+            }
+            let profile = SeccompProfile(recording: SeccompRecording(arch: arch, native: numbers(["read", "write", "exit_group", "unshare"], arch)))
+            let compared = profile.comparedWithDockerDefault(on: arch)
+            XCTAssertEqual(compared.allowed, 4)
+            XCTAssertEqual(compared.dockerDefault, present.count)
+            XCTAssertEqual(compared.beyondDefault, ["unshare"])
+            XCTAssertEqual(compared.summary, "4 syscalls allowed, Docker's default allows \(present.count) (beyond it: unshare)")
+        }
+        // Docker's list names 32-bit syscalls x86_64 does not have: not counted.
+        XCTAssertTrue(DockerDefaultProfile.allowedNames[.x86_64]?.contains("_llseek") ?? false)
+        XCTAssertNil(SeccompRecording.number(of: "_llseek", on: .x86_64))
+        XCTAssertTrue(DockerDefaultProfile.allowedNames[.x86_64]?.contains("arch_prctl") ?? false)
+        XCTAssertFalse(DockerDefaultProfile.allowedNames[.arm64]?.contains("arch_prctl") ?? true)
     }
 }
