@@ -9,7 +9,7 @@ the dockerd in use: for Debian 12's docker.io 20.10.24+dfsg1-1+deb12u1 both come
 golang-github-docker-docker-dev of the same version (`apt-get download
 golang-github-docker-docker-dev; dpkg-deb -x *.deb x`, under
 x/usr/share/gocode/src/github.com/docker/docker/). dockerd builds that profile in and gives no way
-to read it back (docker info says only `name=seccomp,profile=builtin`).
+to read it back (docker info says only `name=seccomp,profile=default`).
 
 A rule counts when its action is SCMP_ACT_ALLOW, its `includes` (arches, caps) hold for the
 architecture and the default capabilities, its minKernel is at most 4.8 (Vigil needs a newer
