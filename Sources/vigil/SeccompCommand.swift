@@ -284,28 +284,28 @@ struct SeccompMerge: ParsableCommand {
 struct SeccompDiff: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "diff",
-        abstract: "What two profiles allow differently; exits 1 when they differ. --compare-default: their size against Docker's default profile.",
+        abstract: "What two profiles allow differently; exits 1 when they differ. --compare-docker: their size against Docker's default profile.",
         discussion: """
-        --compare-default prints, for each profile, `FILE: N syscalls allowed, Docker's default \
+        --compare-docker prints, for each profile, `FILE: N syscalls allowed, Docker's default \
         allows M` (and the names it allows beyond Docker's default, if any), M counting the names \
         of Docker's default profile (moby 20.10.24, default capabilities) this architecture has; \
         with one profile it prints only that.
         """
     )
     @Argument(help: "The first profile.") var a: String
-    @Argument(help: "The second profile (optional with --compare-default).") var b: String?
-    @Flag(name: .customLong("compare-default"), help: "Print each profile's size against Docker's default profile.")
-    var compareDefault = false
+    @Argument(help: "The second profile (optional with --compare-docker).") var b: String?
+    @Flag(name: .customLong("compare-docker"), help: "Print each profile's size against Docker's default profile.")
+    var compareDocker = false
 
     func validate() throws {
-        if b == nil, !compareDefault { throw ValidationError("name two profiles (or one with --compare-default)") }
+        if b == nil, !compareDocker { throw ValidationError("name two profiles (or one with --compare-docker)") }
     }
 
     func run() throws {
         let first = try SeccompProfile(contentsOf: a)
         let second = try b.map { try SeccompProfile(contentsOf: $0) }
         var out = ""
-        if compareDefault {
+        if compareDocker {
             out += "\(a): \(first.comparedWithDockerDefault().summary)\n"
             if let b, let second { out += "\(b): \(second.comparedWithDockerDefault().summary)\n" }
         }
