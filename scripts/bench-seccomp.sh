@@ -68,9 +68,18 @@ cp "$(command -v busybox)" "$work/rootfs/bin/busybox"
 ln -s busybox "$work/rootfs/bin/sleep"
 touch "$work/rootfs/tmp/file"
 tar -C "$work/rootfs" -c . | docker import - "$image" >/dev/null
-for c in "$recorded" "$other"; do
-  docker run -d --rm --network none --cpuset-cpus $loop_cpu --name "$c" "$image" /bin/sleep 100000 >/dev/null
-done
+# Starts both containers, or whichever is gone (the engine is shared: another user's cleanup
+# may remove them; each restart is logged).
+ensure_containers() {
+  for c in "$recorded" "$other"; do
+    [ "$(docker inspect -f '{{.State.Running}}' "$c" 2>/dev/null)" = true ] && continue
+    [ -n "${started:-}" ] && log "container $c was gone: started again"
+    docker rm -f "$c" >/dev/null 2>&1 || true
+    docker run -d --rm --network none --cpuset-cpus $loop_cpu --name "$c" "$image" /bin/sleep 100000 >/dev/null
+  done
+  started=1
+}
+ensure_containers
 
 # One timed run of the loop in container $1: prints its ns per step.
 loop() {
@@ -102,6 +111,7 @@ stop_recorder() {
 
 : > "$work/runs.tsv"
 for r in $(seq "$rounds"); do
+  ensure_containers
   rb=$(loop "$recorded"); ob=$(loop "$other")
   start_recorder "$r"
   ron=$(loop "$recorded"); oon=$(loop "$other")
