@@ -113,14 +113,19 @@ public struct SeccompProfile: Sendable, Equatable, Codable {
         self.syscalls = syscalls
     }
 
-    /// The least-privilege profile for what `recording` saw: everything else gets EPERM (or, with
+    /// Allowed in every profile made from a recording, seen or not: refusing them only turns a
+    /// signal handler's return or an exit into a crash (runc's init, Go, catching a signal
+    /// between the filter's install and the entrypoint's exec died on a refused rt_sigreturn).
+    public static let alwaysAllowed: Set<String> = ["exit", "exit_group", "rt_sigreturn"]
+
+    /// The least-privilege profile for what `recording` saw (and `alwaysAllowed`): everything else gets EPERM (or, with
     /// `complain`, is allowed and logged). clone is allowed only without namespace flags unless
     /// one was recorded; clone3 (whose flags seccomp cannot see) gets ENOSYS unless a namespace
     /// flag was recorded, so libc falls back to clone (also when only clone was recorded: the
     /// recording's filter may have refused clone3 with ENOSYS, unseen); personality only with
     /// the values seen.
     public init(recording: SeccompRecording, complain: Bool = false) {
-        self.init(allowed: Set(recording.names), arch: recording.arch, cloneFlags: recording.cloneFlags,
+        self.init(allowed: Set(recording.names).union(Self.alwaysAllowed), arch: recording.arch, cloneFlags: recording.cloneFlags,
                   personalities: recording.personalityOverflow ? nil : recording.personalities, complain: complain)
     }
 

@@ -17,10 +17,10 @@ final class SeccompProfileTests: XCTestCase {
         XCTAssertEqual(profile.defaultAction, "SCMP_ACT_ERRNO")
         XCTAssertEqual(profile.defaultErrnoRet, 1)
         XCTAssertEqual(profile.architectures, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
-        XCTAssertEqual(profile.allowedNames, ["exit_group", "read", "write"])
+        XCTAssertEqual(profile.allowedNames, SeccompProfile.alwaysAllowed.union(["exit_group", "read", "write"]))
         let arm = SeccompProfile(recording: SeccompRecording(arch: .arm64, native: numbers(["read"], .arm64)))
         XCTAssertEqual(arm.architectures, ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"])
-        XCTAssertEqual(arm.allowedNames, ["read"])
+        XCTAssertEqual(arm.allowedNames, SeccompProfile.alwaysAllowed.union(["read"]))
     }
 
     func testCloneWithoutNamespaceFlagsUnlessSeen() throws {
@@ -47,6 +47,18 @@ final class SeccompProfileTests: XCTestCase {
         XCTAssertFalse(noClone.syscalls.contains { $0.names.contains("clone3") })
     }
 
+    /// rt_sigreturn, exit and exit_group are allowed even when not recorded: refusing them only
+    /// turns a signal handler's return or an exit into a crash. Seen: runc's init (Go) catching
+    /// a signal between the filter's install and the entrypoint's exec had its rt_sigreturn
+    /// refused and died with SIGSEGV, about one confined start in ten.
+    func testSignalReturnAndExitAlwaysAllowed() throws {
+        for arch in SyscallArch.allCases {
+            let profile = SeccompProfile(recording: SeccompRecording(arch: arch, native: numbers(["read"], arch)))
+            XCTAssertEqual(profile.allowedNames, ["exit", "exit_group", "read", "rt_sigreturn"], "\(arch)")
+        }
+        XCTAssertEqual(SeccompProfile.alwaysAllowed, ["exit", "exit_group", "rt_sigreturn"])
+    }
+
     func testPersonalityOnlyWithValuesSeen() throws {
         let profile = SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["personality"]), personalities: [0xffff_ffff, 8]))
         XCTAssertEqual(profile.personalityValues?.sorted(), [8, 0xffff_ffff])
@@ -66,7 +78,7 @@ final class SeccompProfileTests: XCTestCase {
         let b = SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["read", "openat", "clone"]), cloneFlags: 0x2000_0000))
         XCTAssertEqual(try SeccompProfile(json: a.json(), source: "a.json"), a)
         let merged = SeccompProfile.merge([a, b])
-        XCTAssertEqual(merged.allowedNames, ["clone", "openat", "read", "write"])
+        XCTAssertEqual(merged.allowedNames, SeccompProfile.alwaysAllowed.union(["clone", "openat", "read", "write"]))
         XCTAssertTrue(merged.cloneNamespacesAllowed)
         let d = SeccompProfile.diff(a, b)
         XCTAssertEqual(d.onlyInA, ["write"])
@@ -88,7 +100,7 @@ final class SeccompProfileTests: XCTestCase {
         let store = ProfileStore(directory: directory + "/var/lib/vigil/seccomp")
         try store.save(SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["read"]))), for: "web:1")
         let kept = try store.save(SeccompProfile(recording: SeccompRecording(arch: .x86_64, native: numbers(["write"]))), for: "web:1")
-        XCTAssertEqual(kept.allowedNames, ["read", "write"])
+        XCTAssertEqual(kept.allowedNames, SeccompProfile.alwaysAllowed.union(["read", "write"]))
         XCTAssertEqual(try store.list().map(\.file), ["web_1.json"])
         // The runs merged and the reference as given, beside the profile (not in its OCI JSON).
         XCTAssertEqual(try store.list().first?.runs, 2)
@@ -117,10 +129,10 @@ final class SeccompProfileTests: XCTestCase {
             }
             let profile = SeccompProfile(recording: SeccompRecording(arch: arch, native: numbers(["read", "write", "exit_group", "unshare"], arch)))
             let compared = profile.comparedWithDockerDefault(on: arch)
-            XCTAssertEqual(compared.allowed, 4)
+            XCTAssertEqual(compared.allowed, 6, "read, write, exit_group, unshare and the always allowed exit, rt_sigreturn")
             XCTAssertEqual(compared.dockerDefault, present.count)
             XCTAssertEqual(compared.beyondDefault, ["unshare"])
-            XCTAssertEqual(compared.summary, "4 syscalls allowed, Docker's default allows \(present.count) (beyond it: unshare)")
+            XCTAssertEqual(compared.summary, "6 syscalls allowed, Docker's default allows \(present.count) (beyond it: unshare)")
         }
         // Docker's list names 32-bit syscalls x86_64 does not have: not counted.
         XCTAssertTrue(DockerDefaultProfile.allowedNames[.x86_64]?.contains("_llseek") ?? false)
