@@ -59,7 +59,7 @@ sanitize: ## the unit tests built and run under AddressSanitizer (.build-asan) a
 	@scripts/setup.sh --test
 	scripts/sanitize.sh
 
-bench: ## benchmarks (ring, userspace path, syscall events, the syscalls sensor vs bpftrace/perf trace/strace, sensors vs peers, the open hook on 6.1/6.12 under qemu, rules, daemon, file integrity); replaces the generated blocks of BENCHMARKS.md
+bench: ## benchmarks (ring, userspace path, syscall events, the syscalls sensor vs bpftrace/perf trace/strace, sensors vs peers, the open hook on 6.1/6.12 under qemu, rules, daemon, file integrity, seccomp recording); replaces the generated blocks of BENCHMARKS.md
 	@scripts/setup.sh --bench
 	for p in vigil vigil-bench vigil-rules-bench; do $(SWIFT) build -c release --product $$p || exit 1; done
 	.build/release/vigil-bench > .build/bench-ring.md
@@ -82,6 +82,8 @@ bench: ## benchmarks (ring, userspace path, syscall events, the syscalls sensor 
 	scripts/bench-section.sh daemon .build/bench-daemon.md
 	scripts/bench-fim.sh --no-build > .build/bench-fim.md
 	scripts/bench-section.sh fim .build/bench-fim.md
+	scripts/bench-seccomp.sh --no-build > .build/bench-seccomp.md
+	scripts/bench-section.sh seccomp .build/bench-seccomp.md
 
 clean:
 	rm -rf .build

@@ -113,12 +113,19 @@ public struct SeccompProfile: Sendable, Equatable, Codable {
         self.syscalls = syscalls
     }
 
-    /// The least-privilege profile for what `recording` saw: everything else gets EPERM (or, with
+    /// Allowed in every profile made from a recording, seen or not: refusing them only turns a
+    /// signal handler's return or an exit into a crash (runc's init, Go, catching a signal
+    /// between the filter's install and the entrypoint's exec died on a refused rt_sigreturn).
+    public static let alwaysAllowed: Set<String> = ["exit", "exit_group", "rt_sigreturn"]
+
+    /// The least-privilege profile for what `recording` saw (and `alwaysAllowed`): everything else gets EPERM (or, with
     /// `complain`, is allowed and logged). clone is allowed only without namespace flags unless
     /// one was recorded; clone3 (whose flags seccomp cannot see) gets ENOSYS unless a namespace
-    /// flag was recorded, so libc falls back to clone; personality only with the values seen.
+    /// flag was recorded, so libc falls back to clone (also when only clone was recorded: the
+    /// recording's filter may have refused clone3 with ENOSYS, unseen); personality only with
+    /// the values seen.
     public init(recording: SeccompRecording, complain: Bool = false) {
-        self.init(allowed: Set(recording.names), arch: recording.arch, cloneFlags: recording.cloneFlags,
+        self.init(allowed: Set(recording.names).union(Self.alwaysAllowed), arch: recording.arch, cloneFlags: recording.cloneFlags,
                   personalities: recording.personalityOverflow ? nil : recording.personalities, complain: complain)
     }
 
@@ -129,10 +136,14 @@ public struct SeccompProfile: Sendable, Equatable, Codable {
         var rules: [Rule] = []
         let namespaces = cloneFlags & Self.namespaceFlags != 0
         if !namespaces {
-            if plain.remove("clone") != nil {
+            let clone = plain.remove("clone") != nil
+            if clone {
                 rules.append(Rule(names: ["clone"], args: [Argument(index: Self.cloneFlagsIndex(arch), value: Self.namespaceFlags, valueTwo: 0, op: "SCMP_CMP_MASKED_EQ")]))
             }
-            if plain.remove("clone3") != nil {
+            // Also when only clone was seen: under a filter that refuses clone3 with ENOSYS
+            // (Docker's default) the refusal never reaches the recorder and libc fell back to
+            // clone; EPERM would stop that fallback (glibc's pthread_create would fail).
+            if plain.remove("clone3") != nil || clone {
                 rules.append(Rule(names: ["clone3"], action: "SCMP_ACT_ERRNO", errnoRet: Self.enosys))
             }
         }
@@ -218,11 +229,9 @@ public struct SeccompProfile: Sendable, Equatable, Codable {
             guard let values = profile.personalityValues else { personalities = nil; break }
             for value in values where !(personalities ?? []).contains(value) { personalities?.append(value) }
         }
-        var allowedPlus = allowed
-        // clone3 refused with ENOSYS is part of a profile that allows clone: keep that shape.
-        if profiles.contains(where: { $0.syscalls.contains { $0.names == ["clone3"] } }) { allowedPlus.insert("clone3") }
+        // clone3 refused with ENOSYS comes back with clone (init(allowed:...)); allowed only when one allows it.
         let complain = !profiles.isEmpty && profiles.allSatisfy { $0.defaultAction == "SCMP_ACT_LOG" }
-        return SeccompProfile(allowed: allowedPlus, arch: profiles.first?.arch ?? .current, cloneFlags: namespaces ? namespaceFlags : 0,
+        return SeccompProfile(allowed: allowed, arch: profiles.first?.arch ?? .current, cloneFlags: namespaces ? namespaceFlags : 0,
                               personalities: personalities, complain: complain)
     }
 
@@ -289,4 +298,31 @@ public struct ProfileError: Error, Sendable, Equatable, CustomStringConvertible 
     }
     /// `SOURCE: MESSAGE`.
     public var description: String { "\(source): \(message)" }
+}
+
+extension SeccompProfile {
+    /// A profile's size against Docker's default profile (`DockerDefaultProfile`) on one
+    /// architecture: names this architecture's syscall table has, on both sides.
+    public struct DefaultComparison: Sendable, Equatable {
+        /// The names the profile allows (with or without argument conditions).
+        public var allowed: Int
+        /// The names Docker's default profile allows a container with the default capabilities
+        /// that the architecture has.
+        public var dockerDefault: Int
+        /// Names the profile allows that Docker's default refuses, sorted.
+        public var beyondDefault: [String]
+
+        /// `N syscalls allowed, Docker's default allows M` (and what it allows beyond it, if anything).
+        public var summary: String {
+            "\(allowed) syscalls allowed, Docker's default allows \(dockerDefault)"
+                + (beyondDefault.isEmpty ? "" : " (beyond it: \(beyondDefault.joined(separator: ", ")))")
+        }
+    }
+
+    /// This profile's size against Docker's default profile on `arch`.
+    public func comparedWithDockerDefault(on arch: SyscallArch = .current) -> DefaultComparison {
+        let docker = (DockerDefaultProfile.allowedNames[arch] ?? []).filter { SeccompRecording.number(of: $0, on: arch) != nil }
+        let allowed = allowedNames
+        return DefaultComparison(allowed: allowed.count, dockerDefault: docker.count, beyondDefault: allowed.subtracting(docker).sorted())
+    }
 }

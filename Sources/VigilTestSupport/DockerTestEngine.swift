@@ -13,7 +13,9 @@ import XCTest
 ///    static /bin/busybox and links for its applets) and runs.
 ///
 /// `requireBashImage()` also makes `vigil-test-bash:1`: the host's own bash and coreutils (real
-/// programs, not busybox applets: their own execs, forks and threads) and their ldd closure.
+/// programs, not busybox applets: their own execs, forks and threads) and their ldd closure;
+/// `requirePythonImage()` makes `vigil-test-python3:1` the same way from the host's python3 and
+/// its standard library.
 ///
 /// When any step fails the test cannot run: `require()` throws `cannotRun` with the reason (a
 /// skip, or a failure under VIGIL_REQUIRE_BPF=1).
@@ -167,27 +169,75 @@ public enum DockerTestEngine {
 
     private static let bashReadiness: Result<Void, Unavailable> = Result {
         try importIfMissing(bashImage, hint: "built from the host's programs and their ldd closure") { rootfs in
-            let files = FileManager.default
-            var libraries: Set<String> = []
+            var programs: [(host: String, image: String)] = []
             for program in bashImagePrograms {
                 let path = run(["which", program]).output.trimmingCharacters(in: .whitespacesAndNewlines)
                 guard path.hasPrefix("/") else { throw Unavailable(description: "no \(program) on this host's PATH") }
-                try files.copyItem(atPath: URL(fileURLWithPath: path).resolvingSymlinksInPath().path, toPath: "\(rootfs)/bin/\(program)")
-                let ldd = run(["ldd", path])
-                guard ldd.status == 0 else { throw Unavailable(description: "ldd \(path) failed: \(ldd.errors)") }
-                libraries.formUnion(sharedLibraries(inLddOutput: ldd.output))
+                programs.append((path, "/bin/\(program)"))
             }
-            for library in libraries {
-                // At the path the program asks for (the interpreter's is fixed in the ELF), with
-                // the content of the file it names.
-                try files.createDirectory(atPath: rootfs + (library as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                try files.copyItem(atPath: URL(fileURLWithPath: library).resolvingSymlinksInPath().path, toPath: rootfs + library)
-            }
+            try copyWithLibraries(programs, into: rootfs)
             try "root:x:0:0:root:/root:/bin/bash\n".write(toFile: "\(rootfs)/etc/passwd", atomically: false, encoding: .utf8)
             try "root:x:0:\n".write(toFile: "\(rootfs)/etc/group", atomically: false, encoding: .utf8)
             try "root:*:19000:0:99999:7:::\n".write(toFile: "\(rootfs)/etc/shadow", atomically: false, encoding: .utf8)
         }
     }.mapError { $0 as? Unavailable ?? Unavailable(description: "\($0)") }
+
+    /// The image of `requirePythonImage()`.
+    public static let pythonImage = "vigil-test-python3:1"
+    /// The host's Debian python3 (not a pyenv shim found first on PATH) the image is built from.
+    public static let hostPython = "/usr/bin/python3"
+
+    /// Unless the engine and `pythonImage` are ready, throws `cannotRun` (a skip, or a failure
+    /// under VIGIL_REQUIRE_BPF=1). The image holds the host's /usr/bin/python3 (at
+    /// /usr/bin/python3 and /bin/python3), its standard library directory (sys.path's
+    /// /usr/lib/python3.X with lib-dynload), the shared libraries `ldd` lists for the interpreter
+    /// and every extension module, and root in /etc/passwd and /etc/group. No registry is needed.
+    public static func requirePythonImage() throws {
+        try require()
+        guard case .failure(let unavailable) = pythonReadiness else { return }
+        throw cannotRun("needs \(pythonImage): \(unavailable)")
+    }
+
+    private static let pythonReadiness: Result<Void, Unavailable> = Result {
+        try importIfMissing(pythonImage, hint: "built from \(hostPython), its standard library and their ldd closure",
+                            smoke: [hostPython, "-c", "import http.server"]) { rootfs in
+            let files = FileManager.default
+            guard files.isExecutableFile(atPath: hostPython) else { throw Unavailable(description: "no \(hostPython) on this host") }
+            let query = run([hostPython, "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"])
+            let stdlib = query.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard query.status == 0, stdlib.hasPrefix("/") else { throw Unavailable(description: "\(hostPython) names no stdlib: \(query.errors)") }
+            try files.createDirectory(atPath: rootfs + (stdlib as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try files.copyItem(atPath: stdlib, toPath: rootfs + stdlib)
+            let modules = (try? files.contentsOfDirectory(atPath: stdlib + "/lib-dynload")) ?? []
+            try copyWithLibraries([(hostPython, hostPython), (hostPython, "/bin/python3")], into: rootfs,
+                                  alsoLibrariesOf: modules.filter { $0.hasSuffix(".so") }.map { stdlib + "/lib-dynload/" + $0 })
+            try "root:x:0:0:root:/root:/bin/sh\n".write(toFile: "\(rootfs)/etc/passwd", atomically: false, encoding: .utf8)
+            try "root:x:0:\n".write(toFile: "\(rootfs)/etc/group", atomically: false, encoding: .utf8)
+        }
+    }.mapError { $0 as? Unavailable ?? Unavailable(description: "\($0)") }
+
+    /// Copies each host program (the file its path resolves to) to `image` under `rootfs`, and
+    /// the shared libraries `ldd` lists for the programs and for `alsoLibrariesOf` (files already
+    /// in place, such as extension modules), each at the path asked for (the interpreter's is
+    /// fixed in the ELF) with the content of the file it names.
+    private static func copyWithLibraries(_ programs: [(host: String, image: String)], into rootfs: String,
+                                          alsoLibrariesOf others: [String] = []) throws {
+        let files = FileManager.default
+        var libraries: Set<String> = []
+        for (host, image) in programs {
+            try files.createDirectory(atPath: rootfs + (image as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try files.copyItem(atPath: URL(fileURLWithPath: host).resolvingSymlinksInPath().path, toPath: rootfs + image)
+        }
+        for path in Set(programs.map(\.host)).sorted() + others {
+            let ldd = run(["ldd", path])
+            guard ldd.status == 0 else { throw Unavailable(description: "ldd \(path) failed: \(ldd.errors)") }
+            libraries.formUnion(sharedLibraries(inLddOutput: ldd.output))
+        }
+        for library in libraries where !files.fileExists(atPath: rootfs + library) {
+            try files.createDirectory(atPath: rootfs + (library as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try files.copyItem(atPath: URL(fileURLWithPath: library).resolvingSymlinksInPath().path, toPath: rootfs + library)
+        }
+    }
 
     /// The absolute paths of the libraries (and the interpreter) in the output of `ldd PROGRAM`:
     /// `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)`, `/lib64/ld-linux-x86-64.so.2 (0x...)`.
@@ -203,8 +253,9 @@ public enum DockerTestEngine {
 
     /// Unless `name` exists: makes a root filesystem (bin, proc, sys, dev, etc, tmp, filled by
     /// `populate`), imports it (`tar -C ROOTFS -c . | docker import - NAME`) and checks that
-    /// `true` runs in it (else removes it again; `hint` says what to check).
-    private static func importIfMissing(_ name: String, hint: String, populate: (String) throws -> Void) throws {
+    /// `command` (`true` by default) runs in it (else removes it again; `hint` says what to check).
+    private static func importIfMissing(_ name: String, hint: String, smoke command: [String] = ["true"],
+                                        populate: (String) throws -> Void) throws {
         if run(["docker", "image", "inspect", name]).status == 0 { return }
         let rootfs = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-rootfs-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: rootfs) }
@@ -216,7 +267,7 @@ public enum DockerTestEngine {
         guard imported.status == 0 else {
             throw Unavailable(description: "docker import \(name) failed: \(imported.errors)")
         }
-        let smoke = run(["docker", "run", "--rm", "--network", "none", name, "true"])
+        let smoke = run(["docker", "run", "--rm", "--network", "none", name] + command)
         guard smoke.status == 0 else {
             _ = run(["docker", "image", "rm", name])
             throw Unavailable(description: "\(name) does not run (\(hint)): \(smoke.errors)")

@@ -91,6 +91,7 @@ struct SeccompRecord: ParsableCommand {
         let result = try session.record(try target.recordingTarget())
         let profile = SeccompProfile(recording: result.recording, complain: complain)
         if let output { try profile.write(to: output) } else { FileHandle.standardOutput.write(profile.json()) }
+        Log.info("profile: \(profile.comparedWithDockerDefault().summary)")
         if store, let image = result.image {
             let kept = try ProfileStore(root: root ?? ProcessInfo.processInfo.environment["VIGIL_ROOT"] ?? "/").save(profile, for: image)
             Log.info("kept for image \(image): \(ProfileStore(root: root ?? "/").path(for: image)) (\(kept.allowedNames.count) syscalls)")
@@ -174,6 +175,8 @@ struct RecordingSession {
             what = "the next container of \(wanted)"
             Log.info("waiting for the next container of \(wanted) (cgroups under \(parent))")
         }
+        // The sensor is attached and the cgroups watched: what runs from here is recorded.
+        if watchParent == nil, !verify { Log.info("recording \(what)") }
         let progress = RecordingProgress(enabled: isatty(STDERR_FILENO) != 0, what: what)
         var exitStatus: Int32?
         var seconds: Double { Date().timeIntervalSince(start) }
@@ -279,20 +282,43 @@ struct SeccompMerge: ParsableCommand {
 }
 
 struct SeccompDiff: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "diff", abstract: "What two profiles allow differently; exits 1 when they differ.")
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "What two profiles allow differently; exits 1 when they differ. --compare-docker: their size against Docker's default profile.",
+        discussion: """
+        --compare-docker prints, for each profile, `FILE: N syscalls allowed, Docker's default \
+        allows M` (and the names it allows beyond Docker's default, if any), M counting the names \
+        of Docker's default profile (moby 20.10.24, default capabilities) this architecture has; \
+        with one profile it prints only that.
+        """
+    )
     @Argument(help: "The first profile.") var a: String
-    @Argument(help: "The second profile.") var b: String
+    @Argument(help: "The second profile (optional with --compare-docker).") var b: String?
+    @Flag(name: .customLong("compare-docker"), help: "Print each profile's size against Docker's default profile.")
+    var compareDocker = false
+
+    func validate() throws {
+        if b == nil, !compareDocker { throw ValidationError("name two profiles (or one with --compare-docker)") }
+    }
 
     func run() throws {
-        let d = SeccompProfile.diff(try SeccompProfile(contentsOf: a), try SeccompProfile(contentsOf: b))
+        let first = try SeccompProfile(contentsOf: a)
+        let second = try b.map { try SeccompProfile(contentsOf: $0) }
         var out = ""
-        if let (x, y) = d.defaultActions { out += "default action: \(x) | \(y)\n" }
-        for name in d.onlyInA { out += "- \(name)\n" }
-        for name in d.onlyInB { out += "+ \(name)\n" }
-        for name in d.conditionsDiffer { out += "~ \(name)\n" }
-        out += "\(d.onlyInA.count) only in \(a), \(d.onlyInB.count) only in \(b), \(d.conditionsDiffer.count) with other conditions\n"
+        if compareDocker {
+            out += "\(a): \(first.comparedWithDockerDefault().summary)\n"
+            if let b, let second { out += "\(b): \(second.comparedWithDockerDefault().summary)\n" }
+        }
+        if let b, let second {
+            let d = SeccompProfile.diff(first, second)
+            if let (x, y) = d.defaultActions { out += "default action: \(x) | \(y)\n" }
+            for name in d.onlyInA { out += "- \(name)\n" }
+            for name in d.onlyInB { out += "+ \(name)\n" }
+            for name in d.conditionsDiffer { out += "~ \(name)\n" }
+            out += "\(d.onlyInA.count) only in \(a), \(d.onlyInB.count) only in \(b), \(d.conditionsDiffer.count) with other conditions\n"
+        }
         FileHandle.standardOutput.write(Data(out.utf8))
-        if !d.isEmpty { throw ExitCode(1) }
+        if let second, !SeccompProfile.diff(first, second).isEmpty { throw ExitCode(1) }
     }
 }
 

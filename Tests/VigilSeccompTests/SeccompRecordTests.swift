@@ -59,7 +59,7 @@ final class SeccompRecordTests: XCTestCase {
         for name in ["reboot", "init_module", "kexec_load", "mount", "ptrace", "bpf", "wait4"] {
             XCTAssertFalse(profile.allowedNames.contains(tableName(name)), "\(name) not allowed: \(profile.allowedNames.sorted())")
         }
-        XCTAssertTrue(result.stderr.contains("recorded \(profile.allowedNames.count) syscalls"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("profile: \(profile.allowedNames.count) syscalls allowed"), result.stderr)
     }
 
     /// A command's exit status is vigil's, and a complain profile logs instead of refusing.
