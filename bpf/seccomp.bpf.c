@@ -205,9 +205,27 @@ static __always_inline int on_attach(struct cgroup *dst)
     return 0;
 }
 
+/* Whether `bprm` is a program executing itself again through /proc/self/ (runc starts the
+ * container's init as `/proc/self/exe init`; newer runcs exec a sealed copy as /proc/self/fd/N). */
+static __always_inline bool reexec(struct linux_binprm *bprm)
+{
+    static const char prefix[] = "/proc/self/";
+    char name[sizeof(prefix)] = {};
+    if (bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(bprm, filename)) < (long)sizeof(prefix))
+        return false;
+#pragma unroll
+    for (int i = 0; i < sizeof(prefix) - 1; i++)
+        if (name[i] != prefix[i])
+            return false;
+    return true;
+}
+
 /* An exec in a watched cgroup: a command's (no filter) arms the cgroup, every task recorded from
- * here; so does a container's entrypoint that runs without a filter (seccomp=unconfined). */
-static __always_inline int on_exec(void)
+ * here; so does a container's entrypoint that runs without a filter (seccomp=unconfined). Not
+ * the runtime re-executing itself into the container's init: its parent moves it into the
+ * cgroup while it may still be in that exec, and its setup (mounts, namespaces, keyrings) would
+ * then be recorded as the container's. */
+static __always_inline int on_exec(struct linux_binprm *bprm)
 {
     struct task_struct *task = bpf_get_current_task_btf();
     __u64 cgid = vigil_current_cgroup_id();
@@ -219,6 +237,8 @@ static __always_inline int on_exec(void)
         return 0;
     if ((flags & VIGIL_SECCOMP_FILTERED) && task->seccomp.mode == SECCOMP_MODE_FILTER)
         return 0; /* recorded per task already, its exec included */
+    if ((flags & VIGIL_SECCOMP_FILTERED) && reexec(bprm))
+        return 0; /* a container runtime becoming the container's init */
     __sync_fetch_and_or(&rec->flags, VIGIL_SECCOMP_ARMED);
     /* The exec that armed the cgroup entered before it was armed: its own number (execve or
      * execveat) is in the saved user registers. */
@@ -275,7 +295,7 @@ static __always_inline int on_exit(struct pt_regs *regs, long id, long ret)
 VIGIL_BTF_OR_RAW(seccomp_enter, sys_enter, on_enter(regs, id),
                  struct pt_regs *regs, long id)
 
-VIGIL_BTF_OR_RAW(seccomp_exec, sched_process_exec, on_exec(),
+VIGIL_BTF_OR_RAW(seccomp_exec, sched_process_exec, on_exec(bprm),
                  struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 
 VIGIL_BTF_OR_RAW(seccomp_attach, cgroup_attach_task, on_attach(dst),

@@ -1,6 +1,7 @@
 import Foundation
 import VigilEvents
 import VigilSeccomp
+import VigilSensors
 import VigilTestSupport
 import XCTest
 
@@ -40,6 +41,28 @@ final class SeccompRecordTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
         return directory
+    }
+
+    /// A container runtime re-executing itself into the container's init (runc's `/proc/self/exe
+    /// init`) may finish that exec after its parent moved it into the new cgroup. That exec does
+    /// not arm the cgroup (runc's mounts and unshares were then recorded into the container's
+    /// profile, seen once in a whole-suite run); the exec of an unconfined entrypoint does.
+    func testARuntimeReexecutingItselfDoesNotArmAContainersCgroup() throws {
+        try requireRecorder()
+        let recorder = try SeccompRecorder()
+        let parent = recorder.cgroupMount + "/vigil-test-reexec-\(getpid())", child = parent + "/container"
+        XCTAssertEqual(mkdir(parent, 0o755), 0, "mkdir \(parent): \(errno)")
+        defer { rmdir(child); rmdir(parent) }
+        try recorder.watchChildren(of: SeccompRecorder.cgroupID(ofDirectory: parent))
+        XCTAssertEqual(mkdir(child, 0o755), 0)
+        let id = try SeccompRecorder.cgroupID(ofDirectory: child)
+        // The shell joins the cgroup (found as a container's), then executes itself again.
+        _ = try runProgram("/bin/sh", ["-c", "echo $$ > \"$0\" && exec /proc/self/exe -c true", child + "/cgroup.procs"])
+        XCTAssertTrue(try recorder.discovered().contains(id), "the child cgroup was found under the watched parent")
+        XCTAssertFalse(try recorder.isArmed(cgroup: id), "the re-exec through /proc/self/exe arms nothing")
+        // An entrypoint without a filter (seccomp=unconfined) arms it at its exec.
+        _ = try runProgram("/bin/sh", ["-c", "echo $$ > \"$0\" && exec /bin/true", child + "/cgroup.procs"])
+        XCTAssertTrue(try recorder.isArmed(cgroup: id), "the entrypoint's exec arms the cgroup")
     }
 
     /// `vigil seccomp record -- /bin/ls /`: the profile allows what ls surely did (its exec,
