@@ -330,6 +330,20 @@ final class DefaultRulesTests: XCTestCase {
             """)
         }
         XCTAssertTrue(benign.isEmpty, "a memfd written and read, a program run from disk: \(benign.map(\.output))")
+        // A program on disk executed through a descriptor of its file, as Debian's runc starts
+        // `runc init` for every container (/dev/fd/N of /usr/sbin/runc): not fileless. It runs
+        // for a moment so /proc/PID/exe can be read, as runc init does.
+        let onDisk = try alerts("Fileless program executed from memory") {
+            try python("""
+            import os
+            fd = os.open('/bin/sleep', os.O_RDONLY)
+            pid = os.fork()
+            if pid == 0:
+                os.execve(fd, ['sleep', '0.5'], {})   # fexecve of a file on disk
+            os.waitpid(pid, 0)
+            """)
+        }
+        XCTAssertTrue(onDisk.isEmpty, "a program on disk run through its descriptor: \(onDisk.map(\.output))")
     }
 
     func testNamespaceChangedInAContainer() throws {
