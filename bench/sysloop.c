@@ -1,11 +1,16 @@
 /* bench/sysloop.c: the syscall loops of scripts/bench-syscalls.sh.
  *
- *   sysloop getpid|mixed|udp PATH ITERATIONS [SLICES [WARMUP_MS]]
+ *   sysloop getpid|mixed|udp|tcp PATH ITERATIONS [SLICES [WARMUP_MS]]
  *
  * getpid: each step is one getpid syscall. mixed: each step is openat(PATH), fstat, read of 64
  * bytes, write of them to /dev/null, close: five syscalls. udp: each step is a sendto of 32
  * bytes from one loopback UDP socket to another and the recvfrom that receives them (two
- * syscalls; neither socket has port 53, so a DNS-only capture drops the recvfrom in the kernel). Every call goes through syscall(2), so
+ * syscalls; neither socket has port 53, so a DNS-only capture drops the recvfrom in the kernel).
+ * tcp: each step is one whole loopback TCP connection: socket, connect to a listener of this
+ * process, accept4, close of the accepted socket, close of the client (five syscalls). The
+ * listener has SO_LINGER 0, which its accepted sockets inherit: their close resets the
+ * connection, so no step leaves a TIME_WAIT socket behind and the ephemeral ports never run out.
+ * Every call goes through syscall(2), so
  * the kernel sees exactly these syscalls (glibc's fstat would be newfstatat). The result line's
  * `steps` times the syscalls per step is what a tracer should have reported of them. */
 #define _GNU_SOURCE
@@ -48,6 +53,41 @@ static void udp_step(void)
     syscall(SYS_recvfrom, receiver, buf, sizeof buf, 0, NULL, NULL);
 }
 
+static int listener;
+static struct sockaddr_in listener_address;
+
+static void tcp_step(void)
+{
+    long client = syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+    if (client < 0 || syscall(SYS_connect, client, &listener_address, sizeof listener_address)) {
+        perror("tcp connect");
+        exit(1);
+    }
+    long accepted = syscall(SYS_accept4, listener, NULL, NULL, 0);
+    if (accepted < 0) {
+        perror("tcp accept4");
+        exit(1);
+    }
+    syscall(SYS_close, accepted);
+    syscall(SYS_close, client);
+}
+
+/* A TCP listener on 127.0.0.1, on a port the kernel chose, whose accepted sockets reset on close. */
+static void tcp_setup(void)
+{
+    socklen_t length = sizeof listener_address;
+    struct linger reset = {.l_onoff = 1, .l_linger = 0};
+    listener_address.sin_family = AF_INET;
+    listener_address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    listener = socket(AF_INET, SOCK_STREAM, 0);
+    if (listener < 0 || setsockopt(listener, SOL_SOCKET, SO_LINGER, &reset, sizeof reset)
+        || bind(listener, (struct sockaddr *)&listener_address, sizeof listener_address) || listen(listener, 128)
+        || getsockname(listener, (struct sockaddr *)&listener_address, &length)) {
+        perror("tcp listener");
+        exit(1);
+    }
+}
+
 /* Two UDP sockets on 127.0.0.1, the receiver on a port the kernel chose. */
 static void udp_setup(void)
 {
@@ -69,7 +109,7 @@ int main(int argc, char **argv)
     int slices;
     double warmup_ms;
     if (argc < 3) {
-        fprintf(stderr, "usage: %s getpid|mixed|udp PATH ITERATIONS [SLICES [WARMUP_MS]]\n", argv[0]);
+        fprintf(stderr, "usage: %s getpid|mixed|udp|tcp PATH ITERATIONS [SLICES [WARMUP_MS]]\n", argv[0]);
         return 2;
     }
     parse_args(argc - 1, argv + 1, &iterations, &slices, &warmup_ms);
@@ -81,6 +121,10 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "udp") == 0) {
         udp_setup();
         step = udp_step;
+    }
+    if (strcmp(argv[1], "tcp") == 0) {
+        tcp_setup();
+        step = tcp_step;
     }
     run_loop(step, warmup_ms, iterations, slices);
     return 0;

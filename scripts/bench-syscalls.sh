@@ -10,6 +10,9 @@
 #            the default rules' DNS capture (recvfrom, dropped in the kernel unless port 53)
 #            costs other UDP traffic (not in the default --loops; `--loops udp --section
 #            syscalls-udp`, as `make bench` runs it)
+#   tcp      one whole loopback TCP connection per step: socket, connect, accept4 and two closes
+#            (five syscalls; issue 13 §4: the default rules at most 1.3x; not in the default
+#            --loops: `--loops tcp --section syscalls-tcp`, as `make bench` runs it)
 # Tracers, pinned to CPU 1:
 #   none          no tracer
 #   vigil-openat  vigil trace --event openat (the syscalls sensor loaded, capturing openat and
@@ -29,27 +32,38 @@
 #   vigil-json-generic    the same on the generic hook
 #   bpftrace      raw_syscalls sys_enter+sys_exit for comm vb-sysloop, printing every syscall
 #                 (id, return value, latency)
+#   vigil-conn    vigil trace -o json --comm vb-sysloop --event conn: the connection sensor's
+#                 lifecycle events (tcp_connect, tcp_accept, tcp_close: the kernel's socket state
+#                 tracepoints), written as JSON (tcp loop)
+#   tcplife       libbpf-tools' tcplife (the same socket state tracepoint), one line per
+#                 connection end it saw close (tcp loop; libbpf-tools' tcpconnect needs kprobes,
+#                 which hosts without CONFIG_KPROBES do not have: it runs only where they exist)
+#   tcpconnect    libbpf-tools' tcpconnect (kprobes on tcp_v4_connect), when this kernel has kprobes
 #   perf-trace    perf trace -o FILE running the loop (every syscall of it)
 #   strace        strace -f -o FILE running the loop (every syscall of it)
 # Each round runs, per loop, none before and after each tracer (rotated order); a traced run's
 # ratio is its figure over the median of the round's untraced runs; tables show medians over
-# rounds. "lost" is steps x syscalls-per-step minus the loop's calls found in the tracer's output
-# (at least 0), and for vigil also its own count of events lost in the kernel.
+# rounds. "lost" is steps x events-per-step minus the loop's events found in the tracer's output
+# (at least 0), and for vigil also its own count of events lost in the kernel. Events per step
+# are the loop's syscalls, except for the connection tracers (vigil-conn, tcplife, tcpconnect),
+# whose events per connection are counted by kind (see `events_per_step`).
 #
 # Prints a Markdown section between `<!-- BEGIN syscalls` and `<!-- END syscalls -->` on stdout.
 # Usage (as root): scripts/bench-syscalls.sh [--rounds N] [--getpid-iterations N] [--mixed-iterations N]
-#                  [--udp-iterations N] [--loops "getpid mixed"] [--getpid-tracers "LIST"]
-#                  [--mixed-tracers "LIST"] [--udp-tracers "LIST"] [--section NAME]
+#                  [--udp-iterations N] [--tcp-iterations N] [--loops "getpid mixed"] [--getpid-tracers "LIST"]
+#                  [--mixed-tracers "LIST"] [--udp-tracers "LIST"] [--tcp-tracers "LIST"] [--section NAME]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:/usr/sbin:/sbin:$PATH
 invocation="scripts/bench-syscalls.sh${*:+ $*}"
-rounds=3 getpid_iterations=1000000 mixed_iterations=100000 udp_iterations=200000 loops="getpid mixed" section=syscalls
+rounds=3 getpid_iterations=1000000 mixed_iterations=100000 udp_iterations=200000 tcp_iterations=5000 loops="getpid mixed" section=syscalls
 tracers_of_getpid="vigil-openat vigil-openat-generic vigil-rules vigil-rules-generic vigil-json vigil-json-generic bpftrace perf-trace strace"
 tracers_of_mixed="vigil-json vigil-json-generic bpftrace perf-trace strace${VIGIL_FALCO_RULES:+ vigil-falco}"
 falco_rules=()
 for f in ${VIGIL_FALCO_RULES:-}; do falco_rules+=(--rules "$f"); done
 tracers_of_udp="vigil-rules vigil-rules-generic vigil-json bpftrace"
+tracers_of_tcp="vigil-rules vigil-rules-generic vigil-json vigil-conn tcplife bpftrace"
+[ -e /sys/bus/event_source/devices/kprobe ] && tracers_of_tcp+=" tcpconnect"
 vigil=${VIGIL:-.build/release/vigil}
 while [ $# -gt 0 ]; do
   case $1 in
@@ -58,6 +72,8 @@ while [ $# -gt 0 ]; do
     --mixed-iterations) mixed_iterations=$2; shift 2 ;;
     --udp-iterations) udp_iterations=$2; shift 2 ;;
     --udp-tracers) tracers_of_udp=$2; shift 2 ;;
+    --tcp-iterations) tcp_iterations=$2; shift 2 ;;
+    --tcp-tracers) tracers_of_tcp=$2; shift 2 ;;
     --section) section=$2; shift 2 ;;
     --loops) loops=$2; shift 2 ;;
     --getpid-tracers) tracers_of_getpid=$2; shift 2 ;;
@@ -74,9 +90,13 @@ cleanup() { [ -n "$tracer_pid" ] && kill -INT "$tracer_pid" 2>/dev/null; rm -rf 
 trap cleanup EXIT
 cc -O2 -Wall -Wextra -o "$work/vb-sysloop" bench/sysloop.c
 head -c 4096 /dev/urandom > "$work/target"
-declare -A per_step=([getpid]=1 [mixed]=5 [udp]=2) iterations=([getpid]=$getpid_iterations [mixed]=$mixed_iterations [udp]=$udp_iterations)
-declare -A syscalls_of=([getpid]=getpid [mixed]=openat,fstat,read,write,close [udp]=sendto,recvfrom)
-declare -A ids_of=([getpid]="39" [mixed]="257 5 0 1 3" [udp]="44 45")   # x86_64 numbers, for bpftrace's output
+declare -A per_step=([getpid]=1 [mixed]=5 [udp]=2 [tcp]=5) iterations=([getpid]=$getpid_iterations [mixed]=$mixed_iterations [udp]=$udp_iterations [tcp]=$tcp_iterations)
+declare -A syscalls_of=([getpid]=getpid [mixed]=openat,fstat,read,write,close [udp]=sendto,recvfrom [tcp]=socket,connect,accept4,close)
+declare -A ids_of=([getpid]="39" [mixed]="257 5 0 1 3" [udp]="44 45" [tcp]="41 42 288 3")   # x86_64 numbers, for bpftrace's output
+# Events per step of the connection tracers (tcp loop): vigil-conn's tcp_connect, tcp_accept and
+# the two ends' tcp_close; tcplife's line per end; tcpconnect's line per connect.
+declare -A conn_events_per_step=([vigil-conn]=4 [tcplife]=2 [tcpconnect]=1)
+events_per_step() { echo "${conn_events_per_step[$2]:-${per_step[$1]}}"; }
 
 loop_cmd() { echo taskset -c 0 "$work/vb-sysloop" "$1" "$work/target" "${iterations[$1]}" 20 200; }
 field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<< "$2"; }
@@ -96,13 +116,14 @@ run() {
         vigil-falco) taskset -c 1 $vigil trace --alerts --no-default-rules "${falco_rules[@]}" -o json --output "$out" 2> "$err" & ;;
         vigil-json) taskset -c 1 $vigil trace -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --output "$out" 2> "$err" & ;;
         vigil-json-generic) taskset -c 1 $vigil trace -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --syscall-hook tp_btf --output "$out" 2> "$err" & ;;
+        vigil-conn) taskset -c 1 $vigil trace -o json --comm vb-sysloop --event conn --output "$out" 2> "$err" & ;;
       esac
       tracer_pid=$!
       for _ in $(seq 600); do grep -qs "^vigil: tracing" "$err" && break; sleep 0.1; done
       result=$($(loop_cmd $loop))
       sleep 0.5; kill -INT $tracer_pid; wait $tracer_pid || true; tracer_pid=""
       log "$tracer: $(grep -E 'syscalls/|no tracepoint' "$err" | tr '\n' ' ')"
-      if [[ $tracer == vigil-json* ]]; then
+      if [[ $tracer == vigil-json* || $tracer == vigil-conn ]]; then
         found=$(grep -c '"proc.name":"vb-sysloop"' "$out" || true)
         vlost=$(sed -n 's/.* \([0-9]*\) lost.*/\1/p' "$err" | tail -1)
       fi ;;
@@ -114,6 +135,13 @@ run() {
       result=$($(loop_cmd $loop))
       sleep 0.5; kill -INT $tracer_pid; wait $tracer_pid || true; tracer_pid=""
       found=$(awk -v ids="${ids_of[$loop]}" 'BEGIN { n = split(ids, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1 } NF == 4 && ($2 in want)' "$out" | wc -l) ;;
+    tcplife | tcpconnect)
+      taskset -c 1 $tracer > "$out" 2> "$err" &
+      tracer_pid=$!
+      for _ in $(seq 600); do bpftool link list 2>/dev/null | grep -q "pid $tracer_pid\b" && break; bpftool perf list 2>/dev/null | grep -q "^pid $tracer_pid " && break; sleep 0.1; done
+      result=$($(loop_cmd $loop))
+      sleep 0.5; kill -INT $tracer_pid; wait $tracer_pid || true; tracer_pid=""
+      found=$(grep -c ' vb-sysloop ' "$out" || true) ;;
     perf-trace)
       result=$(taskset -c 1 perf trace -o "$out" -- $(loop_cmd $loop) 2> "$err")
       found=$(grep -cE " (${syscalls_of[$loop]//,/|})\(" "$out" || true) ;;
@@ -142,8 +170,9 @@ for ((r = 1; r <= rounds; r++)); do
     for entry in "${traced[@]}"; do
       read -r t ns steps found vlost <<< "$entry"
       ratios[$loop,$t]+="$(awk -v a=$ns -v b=$median 'BEGIN { printf "%.2f", a / b }') "
-      missing=$(( steps * ${per_step[$loop]} - found )); [ $missing -lt 0 ] && missing=0
-      lost[$loop,$t]+="$(( missing > vlost ? missing : vlost ))/$(( steps * ${per_step[$loop]} )) "
+      expected=$(( steps * $(events_per_step $loop $t) ))
+      missing=$(( expected - found )); [ $missing -lt 0 ] && missing=0
+      lost[$loop,$t]+="$(( missing > vlost ? missing : vlost ))/$expected "
     done
   done
 done
