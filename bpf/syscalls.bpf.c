@@ -9,7 +9,9 @@
  * syscall (a syscall nobody asked for runs no program); for a large set (and `--event all`), the
  * generic sys_enter/sys_exit raw tracepoints, as tp_btf, else raw_tp, which run for every syscall on
  * the host: one nobody asked for leaves after one array lookup (inlined by the verifier) and one
- * bit test (`syscall_wanted`). Every hook pairs entry and exit through `pending` and writes the
+ * bit test (`syscall_wanted`). Before the per-syscall tracepoints, where the kernel has kprobes, the
+ * per-syscall kprobe variants (kprobe.multi, else kprobe) on the syscalls' own functions: unlike a
+ * syscall tracepoint, they cost nothing to the syscalls they are not on. Every hook pairs entry and exit through `pending` and writes the
  * same record; the syscall is always the one the number says.
  * What to read per syscall is in `syscall_specs`, written by userspace from the generated table
  * (Sources/VigilEvents/Generated/Syscalls.swift, from bpf/syscalls/syscalls.table).
@@ -407,4 +409,47 @@ SEC("?tracepoint")
 int sys_exit_tp(struct syscall_exit_record *ctx)
 {
     return on_exit(ctx->nr, ctx->ret);
+}
+
+/* The per-syscall kprobe variants (kernels with kprobes): on the syscall's own function,
+ * __x64_sys_NAME / __arm64_sys_NAME, which only that syscall's calls run. A syscall tracepoint sets
+ * TIF_SYSCALL_TRACEPOINT on every task, so every syscall of the host takes the slow entry path; a
+ * kprobe costs nothing to the syscalls it is not on. The function's one argument is the saved user
+ * registers (the arguments, the number in orig_ax / syscallno); at the return the number is read
+ * from the task's saved registers, the result from the return register.
+ * kprobe: attached by userspace once per wanted syscall's function (entry and return);
+ * kprobe.multi: one link for every wanted syscall's function, one for their returns. */
+static __always_inline int kprobe_enter(struct pt_regs *ctx)
+{
+    struct pt_regs *regs = (struct pt_regs *)PT_REGS_PARM1(ctx);
+    return on_enter(regs, SYSCALL_NR(regs));
+}
+
+static __always_inline int kprobe_exit(struct pt_regs *ctx)
+{
+    return on_exit(VIGIL_SYSCALL_NR(vigil_user_regs()), PT_REGS_RC(ctx));
+}
+
+SEC("?kprobe")
+int sys_enter_kprobe(struct pt_regs *ctx)
+{
+    return kprobe_enter(ctx);
+}
+
+SEC("?kretprobe")
+int sys_exit_kprobe(struct pt_regs *ctx)
+{
+    return kprobe_exit(ctx);
+}
+
+SEC("?kprobe.multi")
+int sys_enter_kprobe_multi(struct pt_regs *ctx)
+{
+    return kprobe_enter(ctx);
+}
+
+SEC("?kretprobe.multi")
+int sys_exit_kprobe_multi(struct pt_regs *ctx)
+{
+    return kprobe_exit(ctx);
 }

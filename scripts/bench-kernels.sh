@@ -25,26 +25,45 @@
 # Prints a Markdown section between `<!-- BEGIN kernels` and `<!-- END kernels -->` on stdout;
 # progress goes to stderr. `scripts/bench-section.sh kernels FILE` puts it into BENCHMARKS.md.
 #
+# --syscalls (issue 12 §6, first bullet): what capturing only openat costs a getpid() loop, whose
+# syscall is not captured (bench/sysloop.c getpid), with the syscalls sensor on its per-syscall
+# variants, measured the same way (section `getpid-kernels`):
+#   none              no tracer
+#   default-openat    vigil trace --event openat: the variant the chain chooses (kprobe.multi on
+#                     6.12, kprobe on 6.1: kprobes on the syscalls' own functions)
+#   kprobe-openat     the same with --syscall-hook kprobe (a kprobe and a kretprobe per syscall)
+#   tracepoint-openat the same with --syscall-hook tracepoint (the per-syscall tracepoints, which
+#                     send every syscall of the host through the kernel's slow entry path)
+#
 # Usage (as root; about 10 minutes with the defaults):
-#   scripts/bench-kernels.sh [--rounds N] [--iterations N] [--kernels 'GLOB,GLOB'] [--no-build]
-#   (--guest ROUNDS ITERATIONS is the part that runs inside the guest)
+#   scripts/bench-kernels.sh [--syscalls] [--rounds N] [--iterations N] [--kernels 'GLOB,GLOB']
+#                            [--no-build] [--vigil PATH (default .build/release/vigil)]
+#   (--guest ROUNDS ITERATIONS MODE VIGIL is the part that runs inside the guest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:/usr/sbin:/sbin:$PATH
 invocation="scripts/bench-kernels.sh${*:+ $*}"
 vigil=.build/release/vigil
 bin=.build/bench-kernels          # the loops, built here (the guest sees them read-only)
-configs=(fexit-alerts fexit-open tracepoint-alerts tracepoint-open)
+mode=open
+configs_of_open=(fexit-alerts fexit-open tracepoint-alerts tracepoint-open)
+configs_of_syscalls=(default-openat kprobe-openat tracepoint-openat)
+configs=("${configs_of_open[@]}")
 rules_floor=1.10
 
 # --- inside the guest: prints "bench-kernels-run<TAB>CONFIG<TAB>ROUND<TAB>NS<TAB>SUMMARY" lines ---
 if [ "${1:-}" = --guest ]; then
-  rounds=$2 iterations=$3
+  rounds=$2 iterations=$3 mode=${4:-open} vigil=${5:-$vigil}
+  [ $mode = syscalls ] && configs=("${configs_of_syscalls[@]}")
   work=$(mktemp -d /tmp/vigil-bench-kernels.XXXXXX)
   : > "$work/open-timed"
   chrt -i 0 taskset -c 0 $bin/vb-idle-spin & spin=$!
   trap 'kill $spin 2>/dev/null' EXIT
-  loop() { taskset -c 0 $bin/vb-openclose "$work/open-timed" "$iterations" 40 200 | sed -n 's/.*min_ns=\([0-9]*\).*/\1/p'; }
+  if [ $mode = syscalls ]; then
+    loop() { taskset -c 0 $bin/vb-sysloop getpid "$work/open-timed" "$iterations" 40 200 | sed -n 's/.*min_ns=\([0-9]*\).*/\1/p'; }
+  else
+    loop() { taskset -c 0 $bin/vb-openclose "$work/open-timed" "$iterations" 40 200 | sed -n 's/.*min_ns=\([0-9]*\).*/\1/p'; }
+  fi
   report() { printf 'bench-kernels-run\t%s\t%s\t%s\t%s\n' "$@"; }
   # The open program's own run time per call (guest-wide setting; the guest is thrown away).
   sysctl -q kernel.bpf_stats_enabled=1
@@ -55,20 +74,23 @@ print(p[-1].get("run_time_ns", 0), p[-1].get("run_cnt", 0)) if p else print(0, 0
     report none $round "$(loop)" ""
     for ((k = 0; k < ${#configs[@]}; k++)); do
       config=${configs[$(( (k + round - 1) % ${#configs[@]} ))]}
+      # hook: the log line vigil writes once attached; want: the variant it must name there.
       case $config in
-        *-alerts) args=(--alerts) ;;
-        *-open) args=(--event open) ;;
+        *-alerts) args=(--alerts --file-hook "${config%-*}") hook=file/open want=${config%-*} ;;
+        *-open) args=(--event open --file-hook "${config%-*}") hook=file/open want=${config%-*} ;;
+        default-openat) args=(--event openat) hook=syscalls/syscalls want='kprobe\(\.multi\)\?' ;;
+        *-openat) args=(--event openat --syscall-hook "${config%-*}") hook=syscalls/syscalls want=${config%-*} ;;
       esac
       rm -f "$work/out" "$work/err"
-      taskset -c 1 $vigil trace "${args[@]}" --file-hook "${config%-*}" --format json --output "$work/out" > /dev/null 2> "$work/err" &
+      taskset -c 1 $vigil trace "${args[@]}" --format json --output "$work/out" > /dev/null 2> "$work/err" &
       pid=$!
       for ((i = 0; i < 1200; i++)); do
-        grep -qs '^vigil: file/open:' "$work/err" && break
+        grep -qs "^vigil: $hook:" "$work/err" && break
         kill -0 $pid 2>/dev/null || break
         sleep 0.1
       done
-      if ! grep -qs "^vigil: file/open: ${config%-*}" "$work/err"; then
-        echo "bench-kernels: $config did not attach its ${config%-*} variant:" >&2; cat "$work/err" >&2
+      if ! grep -qs "^vigil: $hook: $want\( \|\$\)" "$work/err"; then
+        echo "bench-kernels: $config did not attach its $want variant:" >&2; cat "$work/err" >&2
         kill -KILL $pid 2>/dev/null; exit 1
       fi
       sleep 0.5
@@ -76,7 +98,11 @@ print(p[-1].get("run_time_ns", 0), p[-1].get("run_cnt", 0)) if p else print(0, 0
       ns=$(loop)
       read -r t1 c1 <<< "$(prog_stats)"
       kill -INT $pid; wait $pid || true
-      report "$config" $round "$ns" "$(( (t1 - t0) / (c1 > c0 ? c1 - c0 : 1) )) ns per call of the open program; $(sed -n 's/^vigil trace: //p' "$work/err" | tail -1)"
+      if [ $mode = syscalls ]; then
+        report "$config" $round "$ns" "$(sed -n "s|^vigil: $hook: \([^ ]*\).*|\1|p" "$work/err" | head -1); $(sed -n 's/^vigil trace: //p' "$work/err" | tail -1)"
+      else
+        report "$config" $round "$ns" "$(( (t1 - t0) / (c1 > c0 ? c1 - c0 : 1) )) ns per call of the open program; $(sed -n 's/^vigil trace: //p' "$work/err" | tail -1)"
+      fi
       report none $round "$(loop)" ""
     done
   done
@@ -91,6 +117,8 @@ while [ $# -gt 0 ]; do
     --iterations) iterations=$2; shift 2 ;;
     --kernels) kernels=$2; shift 2 ;;
     --no-build) build=0; shift ;;
+    --syscalls) mode=syscalls configs=("${configs_of_syscalls[@]}"); shift ;;
+    --vigil) vigil=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-kernels: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -103,11 +131,14 @@ if [ $build = 1 ]; then
   swift build -c release --product vigil >&2
 fi
 mkdir -p $bin
-for program in openclose idle-spin; do cc -O2 -Wall -Wextra -o $bin/vb-$program bench/$program.c; done
+for program in openclose sysloop idle-spin; do cc -O2 -Wall -Wextra -o $bin/vb-$program bench/$program.c; done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
 label() {
   case $1 in
+    default-openat) echo "default: \`vigil trace --event openat\` (the chain's choice: kprobe.multi or kprobe)" ;;
+    kprobe-openat) echo "kprobe: \`vigil trace --event openat --syscall-hook kprobe\`" ;;
+    tracepoint-openat) echo "tracepoint: \`vigil trace --event openat --syscall-hook tracepoint\`" ;;
     fexit-alerts) echo "fexit: \`vigil trace --alerts\` (default rules, pushdown on)" ;;
     fexit-open) echo "fexit: \`vigil trace --event open\` (every open delivered)" ;;
     tracepoint-alerts) echo "tracepoint: \`vigil trace --alerts --file-hook tracepoint\`" ;;
@@ -115,6 +146,17 @@ label() {
   esac
 }
 
+if [ $mode = syscalls ]; then
+cat <<EOF
+<!-- BEGIN getpid-kernels: generated by scripts/bench-kernels.sh --syscalls (make bench); edits inside are overwritten -->
+## A getpid() loop while only openat is captured, on Debian's kernels under qemu (\`scripts/bench-kernels.sh --syscalls\`, issue 12 §6)
+
+- Command: \`$invocation\`; vigil $($vigil --version 2>/dev/null || echo "?") ($vigil) built from $(git rev-parse --short HEAD 2>/dev/null || echo "?")$(git diff --quiet HEAD -- Sources Package.swift bpf 2>/dev/null || echo " plus uncommitted changes"); run on $(date +%Y-%m-%d) on a host with nproc $(nproc)
+- **qemu runs in software emulation (TCG) here: absolute times mean nothing, only ratios measured side by side in the same guest are an indication** (noisier than on the host).
+- What it shows: what the syscalls sensor capturing openat (and the fd table's syscalls) costs the getpid calls it does not capture. Per-syscall tracepoints set TIF_SYSCALL_TRACEPOINT on every task (every syscall takes the slow entry path); kprobes on the syscalls' own functions do not.
+- Method: in one guest per kernel, $rounds rounds of \`bench/sysloop.c getpid\` ($iterations timed getpid() calls per run in 40 slices, the fastest slice as the run's figure) pinned to CPU 0, \`vigil trace --event openat\` pinned to CPU 1 and started fresh per run (\`--syscall-hook\` forces the variant); per round the configurations run in rotated order, each between two runs without a tracer, and a run's ratio is over the median of that round's runs without one. Slowdown: the median ratio over the rounds.
+EOF
+else
 cat <<EOF
 <!-- BEGIN kernels: generated by scripts/bench-kernels.sh (make bench); edits inside are overwritten -->
 ## The open hook on Debian's kernels under qemu (\`scripts/bench-kernels.sh\`)
@@ -124,6 +166,7 @@ cat <<EOF
 - "ns per call of the open program" is the program's own run time per call (\`kernel.bpf_stats_enabled\` in the guest), as emulated.
 - Method: in one guest per kernel, $rounds rounds of \`bench/openclose.c\` ($iterations timed open()+close() steps per run in 40 slices, the fastest slice as the run's figure: under emulation on a shared host the noise only adds time) pinned to CPU 0, \`vigil trace\` pinned to CPU 1 and started fresh per run (\`--file-hook\` forces the variant); per round the configurations run in rotated order, each between two runs without a tracer, and a run's ratio is over the median of that round's runs without one. Slowdown: the median ratio over the rounds.
 EOF
+fi
 IFS=, read -r -a globs <<< "$kernels"
 verdicts=()
 for glob in "${globs[@]}"; do
@@ -138,7 +181,7 @@ for glob in "${globs[@]}"; do
   guest_log=$(mktemp)
   # A guest that runs out of time (KVMTEST_TIMEOUT) leaves its rounds incomplete: the tables show
   # only the runs that finished.
-  KVMTEST_TIMEOUT=${KVMTEST_TIMEOUT:-3600} scripts/run-in-kernel.sh "$version" scripts/bench-kernels.sh --guest $rounds $iterations > "$guest_log" || log "$version: the guest exited with $?"
+  KVMTEST_TIMEOUT=${KVMTEST_TIMEOUT:-3600} scripts/run-in-kernel.sh "$version" scripts/bench-kernels.sh --guest $rounds $iterations $mode "$vigil" > "$guest_log" || log "$version: the guest exited with $?"
   tr -d '\r' < "$guest_log" >&2
   raw=$(tr -d '\r' < "$guest_log" | grep '^bench-kernels-run' || true)
   rm -f "$guest_log"
@@ -174,12 +217,17 @@ for glob in "${globs[@]}"; do
     echo "| $(label $config) | $(median "${values[@]}") | ${runs%, } | ${slow[$config]}x |"
   done
   echo
-  echo "vigil's own summary per run (it counts every process's events, not only the loop's):"
+  echo "vigil's $([ $mode = syscalls ] && echo "hook and ")own summary per run (it counts every process's events, not only the loop's):"
   echo
   for config in "${configs[@]}"; do
     for ((round = 1; round <= rounds; round++)); do
       [ -n "${summary[$config/$round]:-}" ] && echo "- $config, round $round: ${summary[$config/$round]}"
     done
+  done
+  for config in "${configs_of_syscalls[@]}"; do
+    [ $mode = syscalls ] && [ -n "${slow[$config]:-}" ] || continue
+    v=$(awk -v s="${slow[$config]}" -v f=$rules_floor 'BEGIN { print (s <= f ? "within" : "above") }')
+    verdicts+=("$version, $(label $config): a getpid loop ${slow[$config]}x, $v the ${rules_floor}x floor (indicative: TCG)")
   done
   for config in fexit-alerts tracepoint-alerts; do
     [ -n "${slow[$config]:-}" ] || continue
@@ -192,4 +240,4 @@ echo
 echo "### Verdict (indicative only: software emulation)"
 echo
 for v in "${verdicts[@]}"; do echo "- $v"; done
-echo "<!-- END kernels -->"
+if [ $mode = syscalls ]; then echo "<!-- END getpid-kernels -->"; else echo "<!-- END kernels -->"; fi

@@ -92,6 +92,29 @@ public struct BPFProgram {
         }
     }
 
+    /// Attaches one link to the entries of every kernel function of `functions`, or to their
+    /// returns with `returnProbe` (a `kprobe.multi`/`kretprobe.multi` program; wraps
+    /// `bpf_program__attach_kprobe_multi_opts` with `syms`). Needs a kernel with fprobe (5.18+).
+    public func attachKprobeMulti(functions: [String], returnProbe: Bool = false) throws -> BPFLink {
+        let hook = "\(returnProbe ? "kretprobe.multi" : "kprobe.multi") \(functions.joined(separator: ","))"
+        var names = functions.map { strdup($0) }
+        defer { names.forEach { free($0) } }
+        return try link("bpf_program__attach_kprobe_multi_opts", hook) {
+            names.withUnsafeMutableBufferPointer { buffer in
+                // No function: no link (the kernel refuses an empty set too).
+                guard let base = buffer.baseAddress, !buffer.isEmpty else { return nil }
+                return base.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) { syms in
+                    var opts = bpf_kprobe_multi_opts()
+                    opts.sz = MemoryLayout<bpf_kprobe_multi_opts>.size
+                    opts.syms = syms
+                    opts.cnt = buffer.count
+                    opts.retprobe = returnProbe
+                    return bpf_program__attach_kprobe_multi_opts(handle, nil, &opts)
+                }
+            }
+        }
+    }
+
     /// Attaches to a user function by symbol (`function`) or file `offset` in `binary`; `pid`
     /// nil means every process (wraps `bpf_program__attach_uprobe_opts`).
     public func attachUprobe(binary: String, function: String? = nil, offset: Int = 0,

@@ -24,8 +24,8 @@ public struct SensorSnapshot: Sendable, Equatable {
     public var total: SensorCounters
     /// The same per CPU (index = CPU number).
     public var perCPU: [SensorCounters]
-    /// Syscalls the rules want that this sensor does not capture: under per-syscall tracepoints,
-    /// those this kernel has no tracepoint for (`Sensors.syscallsWithoutTracepoint`).
+    /// Syscalls the rules want that this sensor does not capture: under a per-syscall hook, those
+    /// this kernel has no tracepoint or function for (`Sensors.syscallsNotCaptured`).
     public var notCaptured: [String] = []
 }
 
@@ -315,7 +315,7 @@ public final class Engine: @unchecked Sendable {
                 try sensors.apply(filter)
                 state.appliedFilter = filter
                 if sensors.syscallCapture != before {
-                    notCaptured = sensors.syscallsWithoutTracepoint
+                    notCaptured = sensors.syscallsNotCaptured
                     logSyscallsSensor(before: before, pushdown: pushdown)
                 }
             } catch {

@@ -264,8 +264,9 @@ public final class Sensors {
 
     /// The syscalls sensor's update (`Sensor.syscalls`), loaded at `index`: makes it capture
     /// `wanted` (not nil: `apply` releases it then). Rewrites its bitmap (and specs when the
-    /// bounds changed) in place, and under per-syscall tracepoints attaches the new syscalls'
-    /// and detaches the dropped ones' (the others' stay attached). When the set's size calls for
+    /// bounds changed) in place, and under a per-syscall hook (kprobe.multi, kprobe, tracepoint)
+    /// attaches the new syscalls' and detaches the dropped ones' (the others' stay attached;
+    /// kprobe.multi: new links for the new set, then the old ones detached). When the set's size calls for
     /// the other hook (`syscallHooks(for:)`, unless the hooks were given at init), a sensor with
     /// the new hook is loaded and attached first, taking over the old one's pending entries and
     /// counters, and the old one detached after: no event of a syscall that stays is lost or
@@ -273,9 +274,10 @@ public final class Sensors {
     func updateSyscalls(at index: Int, _ wanted: SyscallCapture?) throws {
         guard let wanted, wanted != syscallCapture else { return }
         let sensor = loaded[index].variants
-        let perSyscall = sensor.reports.first?.active == Self.perSyscallVariantName
+        let active = sensor.reports.first?.active ?? ""
+        let perSyscall = Self.perSyscallVariantNames.contains(active)
         let hooks = Self.syscallHooks(for: wanted)
-        if settings.hooks[Sensor.syscalls.name] == nil, perSyscall != (hooks.first?.variants.first?.name == Self.perSyscallVariantName) {
+        if settings.hooks[Sensor.syscalls.name] == nil, perSyscall != Self.perSyscallVariantNames.contains(hooks.first?.variants.first?.name ?? "") {
             var filter = KernelFilter()
             filter.syscalls = wanted
             loaded[index] = try Self.load(loaded[index].sensor, hooks: hooks, settings: settings, filter: filter, from: sensor.object)
@@ -286,7 +288,7 @@ public final class Sensors {
             } else {
                 try wanted.write(to: sensor.object)
             }
-            if perSyscall { try SyscallTracepoints.retarget(sensor, from: syscallCapture?.numbers ?? [], to: wanted) }
+            if perSyscall { try Self.retargetPerSyscall(active, sensor, from: syscallCapture?.numbers ?? [], to: wanted) }
         }
         syscallCapture = wanted
         try recordLinks() // the integrity check follows the links made and dropped here

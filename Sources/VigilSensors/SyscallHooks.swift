@@ -4,14 +4,26 @@ import VigilEvents
 import Glibc
 #endif
 
-/// The syscalls sensor's hooks: per-syscall tracepoints for small sets, the generic
-/// sys_enter/sys_exit hook for large ones (bpf/syscalls.bpf.c). Both write the same record.
+/// The syscalls sensor's hooks: per-syscall hooks for small sets (kprobes on the syscalls' own
+/// functions where the kernel has kprobes, else the syscalls' tracepoints), the generic
+/// sys_enter/sys_exit hook for large ones (bpf/syscalls.bpf.c). All write the same record.
 extension Sensors {
     /// The name of the per-syscall tracepoint variant (`syscalls/sys_enter_NAME` and
     /// `sys_exit_NAME` of each wanted syscall; programs `sys_enter_tp`, `sys_exit_tp`).
     public static let perSyscallVariantName = "tracepoint"
+    /// The name of the per-syscall kprobe variant: a kprobe and a kretprobe on each wanted
+    /// syscall's function (`__x64_sys_NAME`; programs `sys_enter_kprobe`, `sys_exit_kprobe`).
+    public static let kprobeVariantName = "kprobe"
+    /// The name of the per-syscall kprobe.multi variant: one kprobe.multi link on every wanted
+    /// syscall's function and one kretprobe.multi link on their returns (programs
+    /// `sys_enter_kprobe_multi`, `sys_exit_kprobe_multi`).
+    public static let kprobeMultiVariantName = "kprobe.multi"
+    /// The per-syscall variants, best first: only the wanted syscalls run a program. A syscall
+    /// tracepoint, attached, sends every syscall of the host through the kernel's slow entry path
+    /// (TIF_SYSCALL_TRACEPOINT); a kprobe on a syscall's function costs only that syscall's calls.
+    public static let perSyscallVariantNames = [kprobeMultiVariantName, kprobeVariantName, perSyscallVariantName]
 
-    /// The largest set of syscalls for which the per-syscall tracepoints are chosen; larger sets
+    /// The largest set of syscalls for which the per-syscall hooks are chosen; larger sets
     /// (and `--event all`) get the generic hook. Syscalls nobody asked for pay the same under the
     /// per-syscall hook whatever the set's size; what grows with it is the start (two perf events
     /// per syscall) and the share of the host's syscalls that pay the per-syscall hook's dearer
@@ -22,40 +34,196 @@ extension Sensors {
     public static let perSyscallLimit = 128
 
     /// Every variant name of the syscalls sensor's hook, best first (`vigil trace --syscall-hook`).
-    public static let syscallVariantNames = [perSyscallVariantName] + Sensor.syscalls.hooks.flatMap { $0.variants.map(\.name) }
+    public static let syscallVariantNames = perSyscallVariantNames + Sensor.syscalls.hooks.flatMap { $0.variants.map(\.name) }
 
-    /// The syscalls sensor's hook for `capture`: the per-syscall tracepoints first when the set has
-    /// at most `perSyscallLimit` syscalls, then the generic hook (`Sensor.syscalls.hooks`: tp_btf, raw_tp),
-    /// which a per-syscall try falls back to when tracefs is missing or an attach fails. `only` keeps the variants of these names (nil: every one).
+    /// The syscalls sensor's hook for `capture`: the per-syscall variants first when the set has
+    /// at most `perSyscallLimit` syscalls (kprobe.multi, kprobe, tracepoint: `perSyscallVariants`),
+    /// then the generic hook (`Sensor.syscalls.hooks`: tp_btf, raw_tp), which a per-syscall try
+    /// falls back to when the kernel has neither kprobes nor tracefs or an attach fails. `only`
+    /// keeps the variants of these names (nil: every one).
     public static func syscallHooks(for capture: SyscallCapture, only: Set<String>? = nil) -> [Hook] {
         Sensor.syscalls.hooks.map { hook in
             let generic = hook.variants
-            let variants = capture.numbers.count <= perSyscallLimit ? [perSyscallVariant(capture)] + generic : generic
+            let variants = capture.numbers.count <= perSyscallLimit ? perSyscallVariants(capture) + generic : generic
             return Hook(hook.name, variants: variants.filter { only?.contains($0.name) ?? true })
         }
     }
 
     /// The syscalls sensor's hook with the one variant `name` (`vigil trace --syscall-hook`, tests
-    /// that pin a hook): the per-syscall tracepoints even for a set above `perSyscallLimit`.
+    /// that pin a hook): a per-syscall one even for a set above `perSyscallLimit`.
     public static func syscallHooks(for capture: SyscallCapture, forcing name: String) -> [Hook] {
-        name == perSyscallVariantName ? Sensor.syscalls.hooks.map { Hook($0.name, variants: [perSyscallVariant(capture)]) }
-            : syscallHooks(for: capture, only: [name])
+        guard let variant = perSyscallVariants(capture).first(where: { $0.name == name }) else { return syscallHooks(for: capture, only: [name]) }
+        return Sensor.syscalls.hooks.map { Hook($0.name, variants: [variant]) }
     }
 
-    /// The wanted syscalls the per-syscall hook does not see because this kernel has no tracepoint
-    /// for them: ones it does not implement, whose calls fail with ENOSYS (reported, never
-    /// silent; `SyscallTracepoints.attach`). Empty under the generic hook.
-    public var syscallsWithoutTracepoint: [String] {
+    /// The wanted syscalls the active per-syscall hook does not see because this kernel has no
+    /// tracepoint (tracepoint variant) or no function (kprobe variants) for them: ones it does not
+    /// implement, whose calls fail with ENOSYS (reported, never silent; `SyscallTracepoints.attach`,
+    /// `SyscallKprobes.targets`). Empty under the generic hook.
+    public var syscallsNotCaptured: [String] {
         guard let sensor = loaded.first(where: { $0.name == Sensor.syscalls.name })?.variants,
-              sensor.reports.first?.active == Self.perSyscallVariantName, let capture = syscallCapture else { return [] }
-        return SyscallTracepoints.uncovered(sensor, capture.numbers).map { Syscalls.numbered($0)?.nameString ?? "#\($0)" }
+              let active = sensor.reports.first?.active, let capture = syscallCapture else { return [] }
+        let missing: [Int]
+        switch active {
+        case Self.perSyscallVariantName: missing = SyscallTracepoints.uncovered(sensor, capture.numbers)
+        case Self.kprobeVariantName, Self.kprobeMultiVariantName: missing = SyscallKprobes.targets(capture.numbers).missing
+        default: return []
+        }
+        return missing.map { Syscalls.numbered($0)?.nameString ?? "#\($0)" }
     }
 
-    /// The per-syscall variant for `capture` (needs tracefs: `attach:tracepoint`).
+    /// The per-syscall variants for `capture`, best first: kprobe.multi (needs
+    /// `attach:kprobe.multi`), kprobe (`attach:kprobe`), tracepoint (`attach:tracepoint`).
+    public static func perSyscallVariants(_ capture: SyscallCapture) -> [Variant] {
+        // Exits first: an entry that fires already has its exit.
+        [Variant(kprobeMultiVariantName, requires: [.attachKprobeMulti], programs: [SyscallKprobes.multiExitProgram, SyscallKprobes.multiEnterProgram],
+                 attachEach: { program in try SyscallKprobes.attachMulti(program, numbers: capture.numbers) }),
+         Variant(kprobeVariantName, requires: [.attachKprobe], programs: [SyscallKprobes.exitProgram, SyscallKprobes.enterProgram],
+                 attachEach: { program in try SyscallKprobes.attach(program, numbers: capture.numbers) }),
+         perSyscallVariant(capture)]
+    }
+
+    /// The per-syscall tracepoint variant for `capture` (needs tracefs: `attach:tracepoint`).
     public static func perSyscallVariant(_ capture: SyscallCapture) -> Variant {
         // Exits first: an entry that fires already has its exit.
         Variant(perSyscallVariantName, requires: [.attachTracepoint], programs: [SyscallTracepoints.exitProgram, SyscallTracepoints.enterProgram],
                 attachEach: { program in try SyscallTracepoints.attach(program, numbers: capture.numbers) })
+    }
+
+    /// Moves the running syscalls sensor, on per-syscall variant `active`, from `old` to `new`
+    /// syscalls without losing or doubling an event of a syscall in both (`updateSyscalls`).
+    static func retargetPerSyscall(_ active: String, _ sensor: LoadedVariants, from old: Set<Int>, to new: SyscallCapture) throws {
+        switch active {
+        case kprobeMultiVariantName: try SyscallKprobes.retargetMulti(sensor, to: new)
+        case kprobeVariantName: try SyscallKprobes.retarget(sensor, from: old, to: new)
+        default: try SyscallTracepoints.retarget(sensor, from: old, to: new)
+        }
+    }
+}
+
+/// Attaching the syscalls sensor's per-syscall kprobe programs to the functions of chosen
+/// syscalls: `__x64_sys_NAME` (x86_64) or `__arm64_sys_NAME` (arm64), whose one argument is the
+/// saved user registers.
+enum SyscallKprobes {
+    /// The kprobe program on each wanted syscall's function.
+    static let enterProgram = "sys_enter_kprobe"
+    /// The kretprobe program on each wanted syscall's function.
+    static let exitProgram = "sys_exit_kprobe"
+    /// The kprobe.multi program on every wanted syscall's function.
+    static let multiEnterProgram = "sys_enter_kprobe_multi"
+    /// The kretprobe.multi program on every wanted syscall's function.
+    static let multiExitProgram = "sys_exit_kprobe_multi"
+
+    #if arch(arm64)
+    /// The prefix of a syscall's function on this arch (the syscall wrapper SYSCALL_DEFINE makes).
+    static let prefix = "__arm64_sys_"
+    #else
+    /// The prefix of a syscall's function on this arch (the syscall wrapper SYSCALL_DEFINE makes).
+    static let prefix = "__x64_sys_"
+    #endif
+
+    /// The syscall functions of this kernel (`prefix` names of code in /proc/kallsyms, read
+    /// once): SYSCALL_DEFINE names the function as it names the tracepoints (`newstat` for stat).
+    /// Weak symbols are left out: COND_SYSCALL's stubs of syscalls this kernel does not implement
+    /// (init_module without CONFIG_MODULES), which only return ENOSYS.
+    static let kernelFunctions: Set<String> = {
+        var names = Set<String>()
+        guard let file = fopen("/proc/kallsyms", "r") else { return names }
+        defer { fclose(file) }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        while getline(&line, &capacity, file) > 0, let line {
+            // "ADDRESS TYPE NAME[\t[MODULE]]"
+            let fields = String(cString: line).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+            if fields.count >= 3, fields[1] == "T" || fields[1] == "t", fields[2].hasPrefix(prefix) { names.insert(String(fields[2])) }
+        }
+        return names
+    }()
+
+    /// The function of syscall `number` on this arch, e.g. `__x64_sys_openat`.
+    static func function(_ number: Int) -> String? {
+        SyscallTracepoints.event(number).map { prefix + $0 }
+    }
+
+    /// The functions of `numbers` (ascending) this kernel has, and the syscalls it has none for
+    /// (it does not implement them: their calls fail with ENOSYS). With tracefs mounted, a
+    /// syscall also needs its tracepoint: the kernel makes those only for the functions its
+    /// syscall table calls (x86_64 has `__x64_sys_set_thread_area`, for no 64-bit syscall). What
+    /// the attach skips is what `Sensors.syscallsNotCaptured` reports.
+    static func targets(_ numbers: Set<Int>) -> (functions: [String], missing: [Int]) {
+        var functions: [String] = []
+        var missing: [Int] = []
+        let events = Tracefs.path.map { $0 + "/events/syscalls/sys_enter_" }
+        for number in numbers.sorted() {
+            if let event = SyscallTracepoints.event(number), kernelFunctions.contains(prefix + event),
+               events.map({ access($0 + event, F_OK) == 0 }) ?? true {
+                functions.append(prefix + event)
+            } else {
+                missing.append(number)
+            }
+        }
+        return (functions, missing)
+    }
+
+    /// Attaches `program` (`enterProgram`: kprobe, `exitProgram`: kretprobe) to the function of
+    /// each of `numbers` this kernel has (`targets`).
+    /// - Throws: `BPFError` of kind `.attach`; the links made so far are released.
+    static func attach(_ program: BPFProgram, numbers: Set<Int>) throws -> [BPFLink] {
+        let functions = targets(numbers).functions
+        var links: [BPFLink] = []
+        do {
+            for function in functions { links.append(try program.attachKprobe(function: function, returnProbe: program.name == exitProgram)) }
+        } catch {
+            BPFLink.detachTogether(links)
+            throw error
+        }
+        return links
+    }
+
+    /// Attaches `program` (`multiEnterProgram` or `multiExitProgram`) with one link to the
+    /// functions of `numbers` this kernel has; no link when it has none.
+    /// - Throws: `BPFError` of kind `.attach`.
+    static func attachMulti(_ program: BPFProgram, numbers: Set<Int>) throws -> [BPFLink] {
+        let functions = targets(numbers).functions
+        guard !functions.isEmpty else { return [] }
+        return [try program.attachKprobeMulti(functions: functions, returnProbe: program.name == multiExitProgram)]
+    }
+
+    /// Moves a running kprobe sensor from `old` to `new` syscalls: the new ones' kretprobes then
+    /// kprobes are attached, then the dropped ones' detached (entries first); the links of
+    /// syscalls in both stay untouched, so none of their events is lost.
+    static func retarget(_ sensor: LoadedVariants, from old: Set<Int>, to new: SyscallCapture) throws {
+        var made: [BPFLink] = []
+        for program in [exitProgram, enterProgram] {
+            made += try attach(sensor.object.program(named: program), numbers: new.numbers.subtracting(old))
+        }
+        sensor.add(made)
+        let dropped = targets(old.subtracting(new.numbers)).functions
+        for probe in ["kprobe", "kretprobe"] {
+            let suffixes = Set(dropped.map { "-> \(probe) \($0)" })
+            sensor.detach { link in suffixes.contains { link.description.hasSuffix($0) } }
+        }
+    }
+
+    /// Moves a running kprobe.multi sensor to `new` syscalls: a link's functions are fixed, so
+    /// new links for the whole new set are attached (exit first), then the old ones detached. In
+    /// between a syscall in both sets runs each program twice: the second entry rewrites the same
+    /// pending record, and the second exit finds it already sent (`on_exit`), so no event is lost
+    /// or doubled.
+    static func retargetMulti(_ sensor: LoadedVariants, to new: SyscallCapture) throws {
+        let old = sensor.links
+        var made: [BPFLink] = []
+        do {
+            for program in [multiExitProgram, multiEnterProgram] {
+                made += try attachMulti(sensor.object.program(named: program), numbers: new.numbers)
+            }
+        } catch {
+            BPFLink.detachTogether(made)
+            throw error
+        }
+        sensor.add(made)
+        sensor.detach { link in old.contains { $0 === link } }
     }
 }
 

@@ -101,11 +101,16 @@ do {
     check("sensors load", false, "\(error)")
 }
 
-// The syscalls sensor, in each variant: per-syscall tracepoints or generic sys_enter/sys_exit,
-// paired into one record, its arguments decoded by the table (a path at entry, a result at exit),
-// only the syscalls asked for.
+// The syscalls sensor, in each variant this kernel can run (kprobe.multi, kprobe, per-syscall
+// tracepoints, generic sys_enter/sys_exit; a required feature's absence fails its probe check
+// above): paired into one record, its arguments decoded by the table (a path at entry, a result
+// at exit), only the syscalls asked for (a getpid made here does not arrive).
 let smallSet = SyscallCapture(names: ["openat", "close"])
 for variant in Sensors.syscallHooks(for: smallSet)[0].variants {
+    if let missing = variant.requires.first(where: { !FeatureProbes.shared.result($0).isAvailable }) {
+        print("syscalls \(variant.name): not here (\(missing.rawValue) \(FeatureProbes.shared.result(missing)))")
+        continue
+    }
     do {
         var filter = KernelFilter()
         filter.ignorePID = 0
@@ -114,8 +119,13 @@ for variant in Sensors.syscallHooks(for: smallSet)[0].variants {
         let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
         try stream.drain { _ in }
         let child = spawnAndWait(["/bin/cat", "/etc/hostname", "/nonexistent-kernel-check"])
-        var calls: [Payload.Syscall] = []
-        try stream.drain { event in if event.pid == UInt32(child), case .syscall(let s) = event.payload { calls.append(s) } }
+        _ = getpid() // a real syscall (glibc caches no pid)
+        var calls: [Payload.Syscall] = [], own: [String] = []
+        try stream.drain { event in
+            guard case .syscall(let s) = event.payload else { return }
+            if event.pid == UInt32(child) { calls.append(s) }
+            if event.pid == UInt32(getpid()) { own.append(s.descriptor.nameString) }
+        }
         let opens = calls.filter { $0.descriptor.nameString == "openat" }
         let text = opens.map { SyscallArguments.text($0, 1) + "=" + String($0.result) }
         check("syscalls \(variant.name): openat decoded with its path and result",
@@ -123,21 +133,27 @@ for variant in Sensors.syscallHooks(for: smallSet)[0].variants {
                   && opens.contains { SyscallArguments.text($0, 1) == "/nonexistent-kernel-check" && $0.result == -2 }, "\(text)")
         let names = Set(calls.map(\.descriptor.nameString))
         check("syscalls \(variant.name): only the syscalls asked for", names == ["openat", "close"], "\(names)")
+        check("syscalls \(variant.name): a getpid not asked for does not arrive", !own.contains("getpid"), "\(own)")
         sensors.detach()
     } catch {
         check("syscalls \(variant.name): loads", false, "\(error)")
     }
 }
-// A small set chooses the per-syscall tracepoints by default, and `apply` retargets them (adding
-// getppid, made here, then leaving it) and moves to the generic hook past the limit.
+// A small set chooses the first per-syscall variant this kernel runs by default (kprobe.multi where
+// the check requires attach:kprobe.multi, else kprobe where it requires attach:kprobe, else the
+// per-syscall tracepoints), and `apply` retargets it (adding getppid, made here, then dropping it
+// while openat stays) and moves to the generic hook past the limit.
 do {
     var filter = KernelFilter()
     filter.ignorePID = 0
     filter.syscalls = smallSet
     let sensors = try Sensors(kinds: Sensor.syscalls.kinds, filter: filter)
     func active() -> String { sensors.reports.first { $0.sensor == Sensor.syscalls.name }?.report.active ?? "none" }
-    check("syscalls: a small set chooses per-syscall tracepoints", active() == Sensors.perSyscallVariantName, "\(sensors.reports)")
-    print("syscalls: no tracepoint here for \(sensors.syscallsWithoutTracepoint)")
+    let expected = required.contains(.attachKprobeMulti) ? Sensors.kprobeMultiVariantName
+        : required.contains(.attachKprobe) ? Sensors.kprobeVariantName : Sensors.perSyscallVariantName
+    check("syscalls: a small set chooses \(expected)", active() == expected, "\(sensors.reports)")
+    let chosen = active()
+    print("syscalls: not on this kernel: \(sensors.syscallsNotCaptured)")
     let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
     filter.syscalls = SyscallCapture(names: ["openat", "close", "getppid"])
     try sensors.apply(filter)
@@ -145,14 +161,24 @@ do {
     _ = getppid()
     var seen: [String] = []
     try stream.drain { event in if event.pid == UInt32(getpid()), case .syscall(let s) = event.payload { seen.append(s.descriptor.nameString) } }
-    check("syscalls tracepoint: apply attaches a new syscall's tracepoints", active() == Sensors.perSyscallVariantName && seen.contains("getppid"), "\(active()) \(seen)")
+    check("syscalls \(chosen): apply attaches a new syscall", active() == chosen && seen.contains("getppid"), "\(active()) \(seen)")
+    filter.syscalls = smallSet
+    try sensors.apply(filter)
+    try stream.drain { _ in }
+    _ = getppid()
+    let opened = open("/etc/hostname", O_RDONLY)
+    if opened >= 0 { close(opened) }
+    seen = []
+    try stream.drain { event in if event.pid == UInt32(getpid()), case .syscall(let s) = event.payload { seen.append(s.descriptor.nameString) } }
+    check("syscalls \(chosen): apply drops a syscall, keeps the others", active() == chosen && !seen.contains("getppid") && seen.contains("openat"),
+          "\(active()) \(seen)")
     let large = Syscalls.all.compactMap { $0.number() }.filter { !smallSet.numbers.contains($0) }.prefix(Sensors.perSyscallLimit + 1)
     filter.syscalls = SyscallCapture(numbers: smallSet.numbers.union(large))
     try sensors.apply(filter)
-    check("syscalls: past the limit apply moves to the generic hook", active() != Sensors.perSyscallVariantName, active())
+    check("syscalls: past the limit apply moves to the generic hook", !Sensors.perSyscallVariantNames.contains(active()), active())
     sensors.detach()
 } catch {
-    check("syscalls: per-syscall tracepoints by set size", false, "\(error)")
+    check("syscalls: per-syscall hooks by set size", false, "\(error)")
 }
 
 // The rules' path pushdown and kernel_kill, in each file variant this kernel can run: an open no

@@ -169,7 +169,7 @@ struct StatusCommand: ParsableCommand {
                 lines.append("  \(hook["hook"] as? String ?? ""): \(hook["active"] as? String ?? "")" + (others.isEmpty ? "" : " (not " + others.joined(separator: "; ") + ")"))
             }
             if let missing = sensor["not_captured"] as? [String], !missing.isEmpty {
-                lines.append("  not captured (no tracepoint on this kernel, which does not implement them): \(missing.joined(separator: ", "))")
+                lines.append("  not captured (no tracepoint or function on this kernel, which does not implement them): \(missing.joined(separator: ", "))")
             }
         }
         let rules = status["rules"] as? [String: Any] ?? [:]

@@ -60,7 +60,7 @@ struct Trace: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the file sensor's open hook (fexit or tracepoint; default: the first that works).", valueName: "variant", visibility: .hidden))
     var fileHook: String?
 
-    @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the syscalls sensor's hook (tracepoint: per-syscall tracepoints, tp_btf or raw_tp: the generic hook; default: per-syscall tracepoints for a small set, the first generic variant that works otherwise).", valueName: "variant", visibility: .hidden))
+    @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the syscalls sensor's hook (kprobe.multi or kprobe: kprobes on the syscalls' own functions, tracepoint: per-syscall tracepoints, tp_btf or raw_tp: the generic hook; default: the first per-syscall variant that works for a small set, the first generic variant that works otherwise).", valueName: "variant", visibility: .hidden))
     var syscallHook: String?
 
     @Flag(name: .long, help: "Per-syscall counts, errors and latency (like strace -c) instead of events: refreshed every second on a terminal, printed once at the end otherwise. Every syscall unless --event or --set says which.")
@@ -165,8 +165,8 @@ struct Trace: ParsableCommand {
                 .map { "\($0.variant): \($0.reason ?? "")" }
             Log.info("\(sensor)/\(report.hook): \(report.active)\(others.isEmpty ? "" : " (not: " + others.joined(separator: "; ") + ")")")
         }
-        if !sensors.syscallsWithoutTracepoint.isEmpty {
-            Log.info("syscalls: no tracepoint on this kernel, not captured: \(sensors.syscallsWithoutTracepoint.joined(separator: ","))")
+        if !sensors.syscallsNotCaptured.isEmpty {
+            Log.info("syscalls: not implemented by this kernel (no tracepoint or function), not captured: \(sensors.syscallsNotCaptured.joined(separator: ","))")
         }
         Log.info("tracing \(kinds.subtracting([.syscall]).map(\.rawValue).sorted().joined(separator: ","))"
             + (kinds.contains(.syscall) ? (kinds.count > 1 ? " and " : "") + "\(syscallNumbers.count) syscalls" : "")

@@ -17,7 +17,7 @@ final class DefaultRulesTests: XCTestCase {
     }
 
     /// `alerts`, with the syscalls the rules want that the syscalls sensor did not capture
-    /// (`Sensors.syscallsWithoutTracepoint`); `syscallHook` forces that sensor's hook variant.
+    /// (`Sensors.syscallsNotCaptured`); `syscallHook` forces that sensor's hook variant.
     func run(_ rule: String, metadata: Bool = false, pushdown: Bool = false, syscallHook: String? = nil,
              _ work: () throws -> Void) throws -> (hits: [(event: Event, output: String)], notCaptured: [String]) {
         let set = try Self.rules.get()
@@ -27,7 +27,7 @@ final class DefaultRulesTests: XCTestCase {
         let harness = try TraceHarness(filter: filter, metadata: metadata, hooks: hooks ?? [:])
         let events = try harness.collect(work)
         let hits = events.flatMap { event in set.matches(event).filter { $0.rule.name == rule }.map { (event, $0.output.render(event)) } }
-        return (hits, harness.sensors.syscallsWithoutTracepoint)
+        return (hits, harness.sensors.syscallsNotCaptured)
     }
 
     /// The kernel filter the daemon pushes for `set` (its syscalls; its open paths with `pushdown`).

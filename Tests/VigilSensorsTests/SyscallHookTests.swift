@@ -1,7 +1,7 @@
 import Foundation
 import VigilBPF
 import VigilEvents
-import VigilSensors
+@testable import VigilSensors
 import VigilTestSupport
 import XCTest
 
@@ -37,16 +37,62 @@ final class SyscallHookTests: XCTestCase {
     func testTheSetsSizeChoosesTheHook() {
         let small = SyscallCapture(names: ["openat"])
         XCTAssertLessThanOrEqual(small.numbers.count, Sensors.perSyscallLimit, "openat and the fd table's syscalls")
-        XCTAssertEqual(Sensors.syscallHooks(for: small).first?.variants.map(\.name), ["tracepoint", "tp_btf", "raw_tp"])
+        // The per-syscall variants, best first (kprobes on the syscalls' own functions cost nothing
+        // to the syscalls they are not on; a syscall tracepoint slows every syscall), then the generic hook.
+        XCTAssertEqual(Sensors.syscallHooks(for: small).first?.variants.map(\.name), ["kprobe.multi", "kprobe", "tracepoint", "tp_btf", "raw_tp"])
+        XCTAssertEqual(Sensors.syscallHooks(for: small).first?.variants.map(\.requires), [[.attachKprobeMulti], [.attachKprobe], [.attachTracepoint], [.attachTpBTF], [.attachRawTracepoint]])
         let large = SyscallCapture(names: ["openat"] + Self.cold)
         XCTAssertGreaterThan(large.numbers.count, Sensors.perSyscallLimit)
         XCTAssertEqual(Sensors.syscallHooks(for: large).first?.variants.map(\.name), ["tp_btf", "raw_tp"])
         let all = SyscallCapture(numbers: Set(Syscalls.all.compactMap { $0.number() }))
         XCTAssertEqual(Sensors.syscallHooks(for: all).first?.variants.map(\.name), ["tp_btf", "raw_tp"])
-        XCTAssertEqual(Sensors.syscallVariantNames, ["tracepoint", "tp_btf", "raw_tp"])
+        XCTAssertEqual(Sensors.syscallVariantNames, ["kprobe.multi", "kprobe", "tracepoint", "tp_btf", "raw_tp"])
         // A forced variant (`vigil trace --syscall-hook`) is the only one, per-syscall even for a large set.
         XCTAssertEqual(Sensors.syscallHooks(for: large, forcing: "tracepoint").map { $0.variants.map(\.name) }, [["tracepoint"]])
         XCTAssertEqual(Sensors.syscallHooks(for: small, forcing: "raw_tp").map { $0.variants.map(\.name) }, [["raw_tp"]])
+        XCTAssertEqual(Sensors.syscallHooks(for: large, forcing: "kprobe").map { $0.variants.map(\.name) }, [["kprobe"]])
+        XCTAssertEqual(Sensors.syscallHooks(for: small, forcing: "kprobe.multi").map { $0.variants.map(\.name) }, [["kprobe.multi"]])
+    }
+
+    /// Where the kernel has no kprobes (this host: 6.18 without CONFIG_KPROBES), both kprobe
+    /// variants are skipped for the missing feature, with the probe's reason, and the small set
+    /// runs on the per-syscall tracepoints. (Kernels with kprobes choose them: vigil-kernel-check
+    /// under qemu, scripts/test-kernels.sh.)
+    func testWithoutKprobesTheChainFallsBackToTracepoints() throws {
+        for feature in [Feature.attachKprobeMulti, .attachKprobe] {
+            try XCTSkipIf(FeatureProbes.shared.result(feature).isAvailable, "this kernel has \(feature.rawValue): the fallback is not what runs here")
+        }
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, syscalls: SyscallCapture(names: ["openat"]))
+        let report = try XCTUnwrap(harness.sensors.reports.first { $0.sensor == "syscalls" }?.report)
+        XCTAssertEqual(report.active, "tracepoint")
+        XCTAssertEqual(report.attempts.map(\.variant), ["kprobe.multi", "kprobe", "tracepoint", "tp_btf", "raw_tp"])
+        XCTAssertEqual(report.attempts.map(\.outcome), [.skipped, .skipped, .active, .notTried, .notTried])
+        XCTAssertTrue(report.attempts[0].reason?.hasPrefix("attach:kprobe.multi unsupported") == true, "\(report.attempts[0])")
+        XCTAssertTrue(report.attempts[1].reason?.hasPrefix("attach:kprobe unsupported") == true, "\(report.attempts[1])")
+        var pid: Int32 = 0
+        let events = try harness.collect { pid = try runProgram("/usr/bin/head", ["-c", "1", "/etc/hostname"]) }
+        XCTAssertTrue(events.contains { $0.pid == UInt32(pid) && $0.syscall?.descriptor.nameString == "openat" }, "openat captured on the fallback")
+    }
+
+    /// The kprobe variants' functions are the syscalls' own (`__x64_sys_NAME`, NAME as the
+    /// tracepoints name it: `newstat` for stat): every syscall with a tracepoint has its function
+    /// here, and both variants report the same syscalls as not captured (COND_SYSCALL's weak
+    /// ENOSYS stubs, e.g. init_module without module support, are not functions of the kprobe
+    /// variants).
+    func testEverySyscallWithATracepointHasItsKprobeFunction() throws {
+        let tracefs = try XCTUnwrap(Tracefs.path, "tracefs is mounted here")
+        let numbers = Set(Syscalls.all.compactMap { $0.number() })
+        let missing = Set(SyscallKprobes.targets(numbers).missing)
+        let withoutTracepoint = Set(numbers.filter { number in
+            guard let event = SyscallTracepoints.event(number) else { return true }
+            return !FileManager.default.fileExists(atPath: "\(tracefs)/events/syscalls/sys_enter_\(event)")
+        })
+        XCTAssertEqual(missing.subtracting(withoutTracepoint).compactMap { Syscalls.numbered($0)?.nameString }.sorted(), [], "no function, yet a tracepoint")
+        XCTAssertEqual(withoutTracepoint.subtracting(missing).compactMap { Syscalls.numbered($0)?.nameString }.sorted(), [], "a function, yet no tracepoint")
+        #if arch(x86_64)
+        XCTAssertEqual(SyscallKprobes.function(try XCTUnwrap(Syscalls.named("stat")?.number())), "__x64_sys_newstat")
+        XCTAssertEqual(SyscallKprobes.targets([try XCTUnwrap(Syscalls.named("openat")?.number())]).functions, ["__x64_sys_openat"])
+        #endif
     }
 
     func testPerSyscallTracepointsAttachOnlyTheWantedSyscalls() throws {
@@ -56,7 +102,7 @@ final class SyscallHookTests: XCTestCase {
         XCTAssertEqual(report.active, "tracepoint", "\(report.attempts)")
         let sensor = try XCTUnwrap(harness.sensors.loaded.first { $0.name == "syscalls" })
         // Two links (entry, exit) per syscall with a tracepoint here; the rest are reported.
-        let missing = harness.sensors.syscallsWithoutTracepoint
+        let missing = harness.sensors.syscallsNotCaptured
         XCTAssertEqual(sensor.variants.links.count, 2 * (capture.numbers.count - missing.count), "\(sensor.variants.links.map(\.description))")
         XCTAssertTrue(sensor.variants.links.contains { $0.description.hasSuffix("tracepoint syscalls/sys_enter_openat") })
         XCTAssertTrue(sensor.variants.links.contains { $0.description.hasSuffix("tracepoint syscalls/sys_exit_getppid") })
