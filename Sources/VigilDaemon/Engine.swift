@@ -429,10 +429,7 @@ public final class Engine: @unchecked Sendable {
     private func fimEvent(_ found: FIMFound, _ state: inout LoopState) {
         var made = found.event
         if found.enrich { stream.enricher.enrich(&made) }
-        if let container = found.container {
-            made.container = ContainerContext(fullID: container.id, runtime: "docker", name: container.name, image: container.image,
-                                              labels: made.container.fullID == container.id ? made.container.labels : [:], podUID: "")
-        }
+        if let container = found.container { made.container = stream.enricher.container(id: container.id, runtime: container.runtime) }
         if case .fim(let payload) = made.payload { logger.notice("fim: \(payload.summary)") }
         handle(made, &state)
     }
@@ -466,7 +463,7 @@ public final class Engine: @unchecked Sendable {
         guard fim.containers[id] == nil else { return }
         do {
             guard let details = try docker.inspect(id), details.running, let pid = details.pid else { return }
-            fim.watchContainer(FIMContainer(id: details.id, name: details.name, image: details.image, root: "/proc/\(pid)/root"))
+            fim.watchContainer(FIMContainer(id: details.id, name: details.name, image: details.image, runtime: .docker, root: "/proc/\(pid)/root"))
         } catch {
             logger.warning("fim: cannot inspect container \(id.prefix(12)): \(error)")
         }

@@ -83,4 +83,51 @@ final class FIMContainerTests: XCTestCase {
                        "one container's change is not another's: \(daemon.stdout.sofar)")
         XCTAssertEqual(daemon.stop(), 0)
     }
+
+    /// A change in a container's files carries the container's fields as every other event of that
+    /// container does (the enricher's context from the runtime's metadata: its labels, image id,
+    /// runtime, privileges), not a context of its own.
+    func testAContainersChangeCarriesTheContainerFieldsItsExecsCarry() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
+        try DockerTestEngine.requireAccountsImage()
+        let container = try DockerTestEngine.startContainer(for: self, image: DockerTestEngine.accountsImage, command: ["sleep", "300"],
+                                                            options: ["--label", "vigil.fim=labelled"])
+        let home = try temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: home + "/rules.d", withIntermediateDirectories: true)
+        let fields = "fields[%container.id|%container.full_id|%container.name|%container.image|%container.image.id|%container.runtime|%container.label[vigil.fim]|%container.privileged|%container.start_ts]"
+        try """
+        - rule: Container file fields
+          desc: a change's container fields
+          condition: evt.type = fim_change and fim.path = /etc/passwd and container.id != host
+          output: "\(fields)"
+          priority: INFO
+        - rule: Container exec fields
+          desc: an exec's container fields
+          condition: evt.type = execve and container.id != host
+          output: "\(fields)"
+          priority: INFO
+        """.write(toFile: home + "/rules.d/user.yaml", atomically: true, encoding: .utf8)
+        let daemon = try TestDaemon(extraConfig: """
+        fim:
+          containers:
+            profiles: [users]
+        """, directory: home)
+        defer { _ = daemon.stop() }
+        XCTAssertTrue(waitUntil(seconds: 20) { daemon.stderr.sofar.contains("fim: container \(container.name) (") }, daemon.diagnostics)
+
+        func fieldsOf(_ rule: String) -> String? {
+            guard let line = alerts(daemon, rule).first(where: { $0.contains(container.id) }),
+                  let start = line.range(of: "fields["), let end = line.range(of: "]", range: start.upperBound..<line.endIndex) else { return nil }
+            return String(line[start.upperBound..<end.lowerBound])
+        }
+        try exec(container, "cat /etc/hostname")
+        XCTAssertTrue(waitUntil(seconds: 10) { fieldsOf("Container exec fields") != nil }, daemon.diagnostics + daemon.stdout.sofar)
+        try exec(container, "echo 'mallory:x:0:0::/root:/bin/sh' >> /etc/passwd")
+        XCTAssertTrue(waitUntil(seconds: 10) { fieldsOf("Container file fields") != nil }, daemon.diagnostics + daemon.stdout.sofar)
+        let exec = try XCTUnwrap(fieldsOf("Container exec fields")), change = try XCTUnwrap(fieldsOf("Container file fields"))
+        XCTAssertTrue(exec.contains("|labelled|"), exec)
+        XCTAssertTrue(exec.contains("|docker|"), exec)
+        XCTAssertEqual(change, exec, "the change's container fields are the exec's")
+        XCTAssertEqual(daemon.stop(), 0)
+    }
 }
