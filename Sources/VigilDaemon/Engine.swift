@@ -95,8 +95,11 @@ public final class Engine: @unchecked Sendable {
     /// that starts gets its watches, one that dies loses them), from the watcher that keeps the
     /// container metadata: no second subscription, no polling.
     private let fimContainerUpdates = FIMContainerUpdates()
-    /// The Docker engine the FIM thread asks for a started container's first process (its root).
+    /// The Docker engine the FIM thread asks for the running containers (at each connection).
     private let docker: DockerClient
+    /// The containers' metadata (the enricher's): the FIM thread takes a started container's
+    /// first process (its root) from it.
+    private let metadata: ContainerMetadataCache
     private let fimSnapshot = Mutex<SensorSnapshot?>(nil)
     private let fimStopped = DispatchSemaphore(value: 0)
     /// The syscalls the rules want and the syscalls sensor does not capture (set with the sensor).
@@ -116,6 +119,7 @@ public final class Engine: @unchecked Sendable {
         let docker = DockerClient()
         self.docker = docker
         let metadata = ContainerMetadataCache(source: docker) { [logger] in logger.info("\($0)") }
+        self.metadata = metadata
         watcher = DockerEventWatcher(client: docker)
         if self.fim?.watchesContainers == true {
             metadata.follow(watcher, also: { [fimContainerUpdates] update in fimContainerUpdates.append(update) })
@@ -435,7 +439,7 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// The FIM thread's share of the Docker engine's container updates: a container that
-    /// started has its `fim.containers` watched (its first process's root, asked of the engine),
+    /// started has its `fim.containers` watched (its first process's root, from the metadata cache),
     /// one that died or was destroyed loses its watches; at each (re)connection every running
     /// container is watched and the watches of those gone are dropped (events may have been
     /// missed meanwhile).
@@ -458,15 +462,12 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
-    /// Watches `fim.containers` in running container `id` (inspected for its first process).
+    /// Watches `fim.containers` in running container `id` (its first process from the metadata
+    /// cache, which inspected it for its start event).
     private func watchContainer(_ id: String, _ fim: FIMMonitor) {
-        guard fim.containers[id] == nil else { return }
-        do {
-            guard let details = try docker.inspect(id), details.running, let pid = details.pid else { return }
-            fim.watchContainer(FIMContainer(id: details.id, name: details.name, image: details.image, runtime: .docker, root: "/proc/\(pid)/root"))
-        } catch {
-            logger.warning("fim: cannot inspect container \(id.prefix(12)): \(error)")
-        }
+        guard fim.containers[id] == nil, let container = metadata.cached(id) ?? metadata.fetch(id), let pid = container.pid else { return }
+        fim.watchContainer(FIMContainer(id: container.id, name: container.name, image: container.image, runtime: container.runtime,
+                                        root: "/proc/\(pid)/root"))
     }
 
     /// The event a tamper alert carries: Vigil's own process (its executable and arguments), now.
