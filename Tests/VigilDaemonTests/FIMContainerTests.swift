@@ -19,7 +19,7 @@ final class FIMContainerTests: XCTestCase {
 
     func testChangesInsideContainersAreAlertedWithTheContainerAndItsPath() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
-        try DockerTestEngine.requireAccountsImage()
+        try DockerTestEngine.requireImage(DockerTestEngine.accountsImage)
         let image = DockerTestEngine.accountsImage
         let before = try DockerTestEngine.startContainer(for: self, image: image, command: ["sleep", "300"])
         let home = try temporaryDirectory()
@@ -89,7 +89,7 @@ final class FIMContainerTests: XCTestCase {
     /// runtime, privileges), not a context of its own.
     func testAContainersChangeCarriesTheContainerFieldsItsExecsCarry() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
-        try DockerTestEngine.requireAccountsImage()
+        try DockerTestEngine.requireImage(DockerTestEngine.accountsImage)
         let container = try DockerTestEngine.startContainer(for: self, image: DockerTestEngine.accountsImage, command: ["sleep", "300"],
                                                             options: ["--label", "vigil.fim=labelled"])
         let home = try temporaryDirectory()
