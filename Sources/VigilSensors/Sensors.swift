@@ -231,9 +231,9 @@ public final class Sensors {
 
     /// Detaches every sensor, then runs their unload steps (`Sensor.unload`).
     deinit {
-        let sensors = loaded.map(\.sensor)
+        let sensors = loaded.map { ($0.sensor, $0.variants.object) }
         loaded.removeAll()
-        sensors.forEach { $0.unload?() }
+        sensors.forEach { sensor, object in sensor.unload?(object) }
     }
 
     /// Loads `sensor` with the shared maps and settings; its map writers (`Sensor.install`) get
@@ -279,6 +279,7 @@ public final class Sensors {
             var filter = KernelFilter()
             filter.syscalls = wanted
             loaded[index] = try Self.load(loaded[index].sensor, hooks: hooks, settings: settings, filter: filter, from: sensor.object)
+            TracepointHolds.transfer(from: sensor.object, to: loaded[index].variants.object) // held until the new one is unloaded
             sensor.detach()
         } else {
             if let old = syscallCapture, old.bufferBytes == wanted.bufferBytes, old.stringBytes == wanted.stringBytes {
@@ -336,9 +337,10 @@ public final class Sensors {
                 loaded.append(try Self.load(sensor, settings: settings, filter: filter))
                 linksChanged = true
             case (false, let index?):
+                let object = loaded[index].variants.object
                 loaded[index].variants.detach()
                 loaded.remove(at: index)
-                sensor.unload?()
+                sensor.unload?(object)
                 linksChanged = true
             case (true, let index?):
                 try sensor.update?(self, index, filter)
