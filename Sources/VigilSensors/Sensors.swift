@@ -20,6 +20,14 @@ public struct KernelFilter: Sendable, Equatable {
     public var excludeComms: Set<String> = []
     /// Keep only these processes (tgids).
     public var pids: Set<UInt32> = []
+    /// Follow forks in the kernel (`vigil trace --summary -- CMD`): a process forked by one kept
+    /// by `pids`, or by Vigil itself (the command it runs), is kept too, from before it first
+    /// runs, and so are its children; a followed process leaves the kernel's set at its exit.
+    /// Filters by pid even while `pids` is empty (then only what Vigil forks from now on passes),
+    /// the fd table's syscalls included (the tree's fd table needs only the tree's own). Exec,
+    /// fork and exit, which the kernel never filters, are not scoped by pid in userspace either
+    /// (`StateChangeFilter`): the consumer follows the tree from their fork events.
+    public var followChildren = false
     /// Keep only these real uids.
     public var uids: Set<UInt32> = []
     /// Keep only these cgroups (v2 directory inodes, as bpf_get_current_cgroup_id reports).
@@ -375,7 +383,12 @@ public final class Sensors {
     private static func writeSets(_ filter: KernelFilter, to object: BPFObject) throws {
         try replace(TypedMap<CommKey, UInt8>(object.map(named: "comm_include")), with: filter.includeComms.map(CommKey.init))
         try replace(TypedMap<CommKey, UInt8>(object.map(named: "comm_exclude")), with: filter.excludeComms.map(CommKey.init))
-        try replace(TypedMap<UInt32, UInt8>(object.map(named: "pids")), with: Array(filter.pids))
+        if filter.followChildren { // the kernel adds and removes the followed ones: only add
+            let pids = try TypedMap<UInt32, UInt8>(object.map(named: "pids"))
+            for pid in filter.pids { try pids.update(pid, 1) }
+        } else {
+            try replace(TypedMap<UInt32, UInt8>(object.map(named: "pids")), with: Array(filter.pids))
+        }
         try replace(TypedMap<UInt32, UInt8>(object.map(named: "uids")), with: Array(filter.uids))
         try replace(TypedMap<UInt64, UInt8>(object.map(named: "cgroups")), with: Array(filter.cgroupIDs))
     }
@@ -386,7 +399,8 @@ public final class Sensors {
         if filter.containersOnly { flags |= UInt32(VIGIL_FILTER_CONTAINERS_ONLY.rawValue) }
         if !filter.includeComms.isEmpty { flags |= UInt32(VIGIL_FILTER_COMM_INCLUDE.rawValue) }
         if !filter.excludeComms.isEmpty { flags |= UInt32(VIGIL_FILTER_COMM_EXCLUDE.rawValue) }
-        if !filter.pids.isEmpty { flags |= UInt32(VIGIL_FILTER_PIDS.rawValue) }
+        if !filter.pids.isEmpty || filter.followChildren { flags |= UInt32(VIGIL_FILTER_PIDS.rawValue) }
+        if filter.followChildren { flags |= UInt32(VIGIL_FILTER_PIDS_FOLLOW.rawValue) }
         if !filter.uids.isEmpty { flags |= UInt32(VIGIL_FILTER_UIDS.rawValue) }
         if !filter.cgroupIDs.isEmpty { flags |= UInt32(VIGIL_FILTER_CGROUPS.rawValue) }
         flags |= openPaths.flags
