@@ -12,6 +12,18 @@ final class FIMContainerTests: XCTestCase {
         daemon.stdout.sofar.split(separator: "\n").map(String.init).filter { $0.contains(" \(rule): ") }
     }
 
+    /// A daemon with the user rules `rules` that watches the users profile inside containers.
+    private func fimDaemon(rules: String) throws -> TestDaemon {
+        let home = try temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: home + "/rules.d", withIntermediateDirectories: true)
+        try rules.write(toFile: home + "/rules.d/user.yaml", atomically: true, encoding: .utf8)
+        return try TestDaemon(extraConfig: """
+        fim:
+          containers:
+            profiles: [users]
+        """, directory: home)
+    }
+
     private func exec(_ container: DockerTestEngine.Container, _ script: String) throws {
         let result = try runCapturing("/usr/bin/docker", ["exec", container.id, "sh", "-c", script])
         XCTAssertEqual(result.status, 0, "\(script): \(result.stderr)")
@@ -22,20 +34,13 @@ final class FIMContainerTests: XCTestCase {
         try DockerTestEngine.requireImage(DockerTestEngine.accountsImage)
         let image = DockerTestEngine.accountsImage
         let before = try DockerTestEngine.startContainer(for: self, image: image, command: ["sleep", "300"])
-        let home = try temporaryDirectory()
-        try FileManager.default.createDirectory(atPath: home + "/rules.d", withIntermediateDirectories: true)
-        try """
+        let daemon = try fimDaemon(rules: """
         - rule: Container account file
           desc: which container, image and path
           condition: evt.type = fim_change and fim.path = /etc/passwd and container.id != host
           output: "in %container.id %container.name image %container.image: %fim.path %fim.change from %fim.rename.from added %fim.users_added removed %fim.users_removed"
           priority: INFO
-        """.write(toFile: home + "/rules.d/user.yaml", atomically: true, encoding: .utf8)
-        let daemon = try TestDaemon(extraConfig: """
-        fim:
-          containers:
-            profiles: [users]
-        """, directory: home)
+        """)
         defer { _ = daemon.stop() }
         XCTAssertTrue(waitUntil(seconds: 20) { daemon.stderr.sofar.contains("fim: container \(before.name) (") }, daemon.diagnostics)
 
@@ -92,10 +97,8 @@ final class FIMContainerTests: XCTestCase {
         try DockerTestEngine.requireImage(DockerTestEngine.accountsImage)
         let container = try DockerTestEngine.startContainer(for: self, image: DockerTestEngine.accountsImage, command: ["sleep", "300"],
                                                             options: ["--label", "vigil.fim=labelled"])
-        let home = try temporaryDirectory()
-        try FileManager.default.createDirectory(atPath: home + "/rules.d", withIntermediateDirectories: true)
         let fields = "fields[%container.id|%container.full_id|%container.name|%container.image|%container.image.id|%container.runtime|%container.label[vigil.fim]|%container.privileged|%container.start_ts]"
-        try """
+        let daemon = try fimDaemon(rules: """
         - rule: Container file fields
           desc: a change's container fields
           condition: evt.type = fim_change and fim.path = /etc/passwd and container.id != host
@@ -106,12 +109,7 @@ final class FIMContainerTests: XCTestCase {
           condition: evt.type = execve and container.id != host
           output: "\(fields)"
           priority: INFO
-        """.write(toFile: home + "/rules.d/user.yaml", atomically: true, encoding: .utf8)
-        let daemon = try TestDaemon(extraConfig: """
-        fim:
-          containers:
-            profiles: [users]
-        """, directory: home)
+        """)
         defer { _ = daemon.stop() }
         XCTAssertTrue(waitUntil(seconds: 20) { daemon.stderr.sofar.contains("fim: container \(container.name) (") }, daemon.diagnostics)
 
