@@ -93,6 +93,7 @@ static __always_inline int handle_fork(struct task_struct *parent, struct task_s
 {
     struct vigil_fork_event *e;
 
+    vigil_follow_fork(parent, child);
     if (vigil_is_self())
         return 0; /* state changes are never filtered here: see vigil_filtered */
     e = vigil_reserve(sizeof(*e));
@@ -118,6 +119,7 @@ static __always_inline int handle_exit(struct task_struct *task)
 
     if ((__u32)pid_tgid != pid_tgid >> 32)
         return 0; /* a thread, not the process */
+    vigil_follow_exit(pid_tgid >> 32);
     if (vigil_is_self())
         return 0; /* state changes are never filtered here: see vigil_filtered */
     e = vigil_reserve(sizeof(*e));

@@ -270,7 +270,7 @@ static __always_inline int on_enter(struct pt_regs *regs, long id)
     /* State changes (open, dup, close, ...: the fd table) skip the filters, as exec/fork/exit do:
      * userspace filters them after enrichment (StateChangeFilter). Vigil's own are still dropped. */
     if (spec->flags & VIGIL_SPEC_STATE) {
-        if (vigil_is_self())
+        if (vigil_is_self() || vigil_outside_followed_tree())
             return 0;
     } else if (vigil_filtered()) {
         return 0;

@@ -25,11 +25,15 @@ public struct ContainerMetadata: Sendable, Hashable {
     public var mounts: [ContainerMount]?
     /// When it started, ns since the epoch; nil when the runtime did not say.
     public var startTimeNs: UInt64?
+    /// The host pid of its first process when it was asked (Docker's `State.Pid`); nil when it
+    /// was not running or the runtime did not say.
+    public var pid: Int32?
 
     /// Creates a metadata record.
     public init(id: String, name: String, image: String, labels: [String: String], runtime: ContainerRuntime,
                 imageID: String = "", privileged: Bool = false, upperDir: String = "", mounts: [ContainerMount]? = nil,
-                startTimeNs: UInt64? = nil) {
+                startTimeNs: UInt64? = nil, pid: Int32? = nil) {
+        self.pid = pid
         self.mounts = mounts
         self.startTimeNs = startTimeNs
         self.id = id
@@ -56,7 +60,7 @@ extension DockerClient: ContainerMetadataSource {
         try inspect(id).map {
             ContainerMetadata(id: $0.id, name: $0.name, image: $0.image, labels: $0.labels, runtime: .docker,
                               imageID: $0.imageID, privileged: $0.privileged, upperDir: $0.upperDir, mounts: $0.mounts,
-                              startTimeNs: $0.startTimeNs)
+                              startTimeNs: $0.startTimeNs, pid: $0.running ? $0.pid : nil)
         }
     }
 }
@@ -181,12 +185,14 @@ public final class ContainerMetadataCache: Sendable {
 
     /// Starts `watcher` with a handler that applies its events to this cache (and drops all
     /// entries after a reconnection, when events may have been missed), then hands each update
-    /// to `also` (others that follow containers: the fim monitor's watches inside them). Stop it
-    /// with `watcher.stop()`.
+    /// to `also` (others that follow containers: the fim monitor's watches inside them), in
+    /// order, once the fetch it asked for is done: `also` finds a started container's metadata
+    /// (its pid too) in the cache, without asking the runtime again. Stop it with `watcher.stop()`.
     public func follow(_ watcher: DockerEventWatcher, also: (@Sendable (DockerEventWatcher.Update) -> Void)? = nil) {
         let connectedBefore = Mutex(false)
         watcher.start { [self] update in
-            defer { also?(update) }
+            // Fetches run in order on fetchQueue: this runs after the one `apply` asked for.
+            defer { if let also { fetchQueue.async { also(update) } } }
             switch update {
             case .event(let event):
                 apply(event)

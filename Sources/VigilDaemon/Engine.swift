@@ -91,12 +91,8 @@ public final class Engine: @unchecked Sendable {
     /// changes it finds wait in `fimChanges` for the event thread, which alerts them.
     private let fim: FIMMonitor?
     private let fimChanges = Mutex<[FIMFound]>([])
-    /// The Docker engine's container updates for the FIM thread (`fim.containers`: a container
-    /// that starts gets its watches, one that dies loses them), from the watcher that keeps the
-    /// container metadata: no second subscription, no polling.
-    private let fimContainerUpdates = FIMContainerUpdates()
-    /// The Docker engine the FIM thread asks for a started container's first process (its root).
-    private let docker: DockerClient
+    /// The FIM thread's following of the containers (`fim.containers`), nil when none is watched.
+    private let fimContainers: FIMContainers?
     private let fimSnapshot = Mutex<SensorSnapshot?>(nil)
     private let fimStopped = DispatchSemaphore(value: 0)
     /// The syscalls the rules want and the syscalls sensor does not capture (set with the sensor).
@@ -114,14 +110,11 @@ public final class Engine: @unchecked Sendable {
         self.syscallBounds = syscallBounds
         self.notifier = notifier
         let docker = DockerClient()
-        self.docker = docker
         let metadata = ContainerMetadataCache(source: docker) { [logger] in logger.info("\($0)") }
         watcher = DockerEventWatcher(client: docker)
-        if self.fim?.watchesContainers == true {
-            metadata.follow(watcher, also: { [fimContainerUpdates] update in fimContainerUpdates.append(update) })
-        } else {
-            metadata.follow(watcher)
-        }
+        let fimContainers = self.fim?.watchesContainers == true ? FIMContainers(metadata: metadata, docker: docker) : nil
+        self.fimContainers = fimContainers
+        metadata.follow(watcher, also: fimContainers.map { containers in { @Sendable update in containers.append(update) } })
         // The process and file sensors for good; the rules' filter (`configure`) adds and releases
         // the syscalls and conn sensors.
         sensors = try Sensors(kinds: Sensor.process.kinds.union(Sensor.file.kinds), filter: KernelFilter(), ringBytes: ringBytes)
@@ -402,7 +395,7 @@ public final class Engine: @unchecked Sendable {
         var lastSnapshot: UInt64 = 0
         while !stopRequested.load(ordering: .relaxed) {
             let now = DispatchTime.now().uptimeNanoseconds
-            if fim.watchesContainers { followContainers(fim) }
+            fimContainers?.apply(to: fim)
             fim.poll(now: now, waitMilliseconds: 10) { change, event in
                 let found = FIMFound(change: change, event: fim.event(change, by: event ?? Self.selfEvent(), whileDown: false),
                                      enrich: event != nil, container: fim.container(ofPath: change.path))
@@ -429,47 +422,9 @@ public final class Engine: @unchecked Sendable {
     private func fimEvent(_ found: FIMFound, _ state: inout LoopState) {
         var made = found.event
         if found.enrich { stream.enricher.enrich(&made) }
-        if let container = found.container {
-            made.container = ContainerContext(fullID: container.id, runtime: "docker", name: container.name, image: container.image,
-                                              labels: made.container.fullID == container.id ? made.container.labels : [:], podUID: "")
-        }
+        if let container = found.container { made.container = stream.enricher.container(id: container.id, runtime: container.runtime) }
         if case .fim(let payload) = made.payload { logger.notice("fim: \(payload.summary)") }
         handle(made, &state)
-    }
-
-    /// The FIM thread's share of the Docker engine's container updates: a container that
-    /// started has its `fim.containers` watched (its first process's root, asked of the engine),
-    /// one that died or was destroyed loses its watches; at each (re)connection every running
-    /// container is watched and the watches of those gone are dropped (events may have been
-    /// missed meanwhile).
-    private func followContainers(_ fim: FIMMonitor) {
-        for update in fimContainerUpdates.take() {
-            switch update {
-            case .connected:
-                guard let running = try? docker.containers() else { continue }
-                let ids = Set(running.map(\.id))
-                for id in fim.containers.keys where !ids.contains(id) { fim.forgetContainer(id) }
-                for container in running { watchContainer(container.id, fim) }
-            case .event(let event):
-                switch event.action {
-                case .start: watchContainer(event.id, fim)
-                case .die, .destroy: fim.forgetContainer(event.id)
-                }
-            case .disconnected:
-                break
-            }
-        }
-    }
-
-    /// Watches `fim.containers` in running container `id` (inspected for its first process).
-    private func watchContainer(_ id: String, _ fim: FIMMonitor) {
-        guard fim.containers[id] == nil else { return }
-        do {
-            guard let details = try docker.inspect(id), details.running, let pid = details.pid else { return }
-            fim.watchContainer(FIMContainer(id: details.id, name: details.name, image: details.image, root: "/proc/\(pid)/root"))
-        } catch {
-            logger.warning("fim: cannot inspect container \(id.prefix(12)): \(error)")
-        }
     }
 
     /// The event a tamper alert carries: Vigil's own process (its executable and arguments), now.
@@ -555,13 +510,4 @@ struct FIMFound: Sendable {
     var enrich: Bool
     /// The container whose files changed, if any.
     var container: FIMContainer? = nil
-}
-
-/// Container updates waiting for the FIM thread (appended on the Docker watcher's thread).
-final class FIMContainerUpdates: Sendable {
-    private let updates = Mutex<[DockerEventWatcher.Update]>([])
-    /// Queues one.
-    func append(_ update: DockerEventWatcher.Update) { updates.withLock { $0.append(update) } }
-    /// Takes every queued update, oldest first.
-    func take() -> [DockerEventWatcher.Update] { updates.withLock { queue in defer { queue.removeAll() }; return queue } }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import VigilContainers
 import VigilEvents
 import VigilFIM
 import VigilSensors
@@ -507,6 +508,8 @@ struct FIMContainer: Sendable, Equatable {
     var name: String
     /// Its image.
     var image: String
+    /// The runtime that runs it (its events' `container.runtime`).
+    var runtime: ContainerRuntime
     /// `/proc/PID/root` of its first process: its root file system as its processes see it (the
     /// overlay's merged directory, with its mounts).
     var root: String

@@ -243,6 +243,13 @@ public final class Enricher {
         return context
     }
 
+    /// The context of container `id` of `runtime`, as its events carry it (its metadata from the
+    /// runtime's API, fetched once on first sight), for an event no cgroup names: a change in the
+    /// container's files found by file integrity monitoring, whose writer may be gone.
+    public func container(id: String, runtime: ContainerRuntime) -> ContainerContext {
+        context(for: ContainerIdentity(id: id, runtime: runtime))
+    }
+
     /// The context of a container: its metadata fetched once from the runtime on first sight.
     private func context(for identity: ContainerIdentity) -> ContainerContext {
         var context = ContainerContext(fullID: identity.id, runtime: identity.runtime.rawValue, name: "", image: "",

@@ -43,15 +43,16 @@ public struct Sensor: Sendable {
     /// Its maps that only Vigil writes (the programs only read them), which the integrity check
     /// compares with what Vigil wrote (`Sensors.checkIntegrity`).
     let watchedMaps: [String]
-    /// Runs once it is detached and released: when `Sensors.apply` unloads it and when the
-    /// `Sensors` that loaded it goes away (the syscalls sensor releases its tracepoint holds).
-    let unload: (@Sendable () -> Void)?
+    /// Runs once it is detached and released, with its object: when `Sensors.apply` unloads it
+    /// and when the `Sensors` that loaded it goes away (the syscalls sensor releases the
+    /// tracepoint holds that object owns).
+    let unload: (@Sendable (BPFObject) -> Void)?
 
     init(name: String, hooks: [Hook], kinds: KindSet, ring: Ring, needed: (@Sendable (KernelFilter, KindSet) -> Bool)?,
          hooksForFilter: (@Sendable (KernelFilter) -> [Hook])? = nil,
          install: (@Sendable (BPFObject, KernelFilter, inout SensorMapState) throws -> Void)? = nil,
          update: (@Sendable (Sensors, Int, KernelFilter) throws -> Void)? = nil, watchedMaps: [String] = [],
-         unload: (@Sendable () -> Void)? = nil) {
+         unload: (@Sendable (BPFObject) -> Void)? = nil) {
         self.name = name
         self.hooks = hooks
         self.kinds = kinds
@@ -167,8 +168,8 @@ extension Sensor {
         install: { object, filter, _ in try Sensors.capture(filter.syscalls)?.write(to: object) },
         update: { sensors, index, filter in try sensors.updateSyscalls(at: index, Sensors.capture(filter.syscalls)) },
         // No rule wants a syscall: the held syscall tracepoints would keep the host's syscalls on
-        // the tracepoint path for nothing.
-        unload: { TracepointHolds.release(category: "syscalls") })
+        // the tracepoint path for nothing. Only this sensor's: another `Sensors` may hold them too.
+        unload: { object in TracepointHolds.release(category: "syscalls", owner: object) })
 
     /// The fim sensor (bpf/fim.bpf.c), driven by `FIMSensor`: changes to watched files matched in
     /// the kernel, on its own ring; the daemon's `FIMMonitor` makes the `fim` events from them.

@@ -20,6 +20,14 @@ public struct KernelFilter: Sendable, Equatable {
     public var excludeComms: Set<String> = []
     /// Keep only these processes (tgids).
     public var pids: Set<UInt32> = []
+    /// Follow forks in the kernel (`vigil trace --summary -- CMD`): a process forked by one kept
+    /// by `pids`, or by Vigil itself (the command it runs), is kept too, from before it first
+    /// runs, and so are its children; a followed process leaves the kernel's set at its exit.
+    /// Filters by pid even while `pids` is empty (then only what Vigil forks from now on passes),
+    /// the fd table's syscalls included (the tree's fd table needs only the tree's own). Exec,
+    /// fork and exit, which the kernel never filters, are not scoped by pid in userspace either
+    /// (`StateChangeFilter`): the consumer follows the tree from their fork events.
+    public var followChildren = false
     /// Keep only these real uids.
     public var uids: Set<UInt32> = []
     /// Keep only these cgroups (v2 directory inodes, as bpf_get_current_cgroup_id reports).
@@ -231,9 +239,9 @@ public final class Sensors {
 
     /// Detaches every sensor, then runs their unload steps (`Sensor.unload`).
     deinit {
-        let sensors = loaded.map(\.sensor)
+        let sensors = loaded.map { ($0.sensor, $0.variants.object) }
         loaded.removeAll()
-        sensors.forEach { $0.unload?() }
+        sensors.forEach { sensor, object in sensor.unload?(object) }
     }
 
     /// Loads `sensor` with the shared maps and settings; its map writers (`Sensor.install`) get
@@ -281,6 +289,7 @@ public final class Sensors {
             var filter = KernelFilter()
             filter.syscalls = wanted
             loaded[index] = try Self.load(loaded[index].sensor, hooks: hooks, settings: settings, filter: filter, from: sensor.object)
+            TracepointHolds.transfer(from: sensor.object, to: loaded[index].variants.object) // held until the new one is unloaded
             sensor.detach()
         } else {
             if let old = syscallCapture, old.bufferBytes == wanted.bufferBytes, old.stringBytes == wanted.stringBytes {
@@ -338,9 +347,10 @@ public final class Sensors {
                 loaded.append(try Self.load(sensor, settings: settings, filter: filter))
                 linksChanged = true
             case (false, let index?):
+                let object = loaded[index].variants.object
                 loaded[index].variants.detach()
                 loaded.remove(at: index)
-                sensor.unload?()
+                sensor.unload?(object)
                 linksChanged = true
             case (true, let index?):
                 try sensor.update?(self, index, filter)
@@ -375,7 +385,12 @@ public final class Sensors {
     private static func writeSets(_ filter: KernelFilter, to object: BPFObject) throws {
         try replace(TypedMap<CommKey, UInt8>(object.map(named: "comm_include")), with: filter.includeComms.map(CommKey.init))
         try replace(TypedMap<CommKey, UInt8>(object.map(named: "comm_exclude")), with: filter.excludeComms.map(CommKey.init))
-        try replace(TypedMap<UInt32, UInt8>(object.map(named: "pids")), with: Array(filter.pids))
+        if filter.followChildren { // the kernel adds and removes the followed ones: only add
+            let pids = try TypedMap<UInt32, UInt8>(object.map(named: "pids"))
+            for pid in filter.pids { try pids.update(pid, 1) }
+        } else {
+            try replace(TypedMap<UInt32, UInt8>(object.map(named: "pids")), with: Array(filter.pids))
+        }
         try replace(TypedMap<UInt32, UInt8>(object.map(named: "uids")), with: Array(filter.uids))
         try replace(TypedMap<UInt64, UInt8>(object.map(named: "cgroups")), with: Array(filter.cgroupIDs))
     }
@@ -386,7 +401,8 @@ public final class Sensors {
         if filter.containersOnly { flags |= UInt32(VIGIL_FILTER_CONTAINERS_ONLY.rawValue) }
         if !filter.includeComms.isEmpty { flags |= UInt32(VIGIL_FILTER_COMM_INCLUDE.rawValue) }
         if !filter.excludeComms.isEmpty { flags |= UInt32(VIGIL_FILTER_COMM_EXCLUDE.rawValue) }
-        if !filter.pids.isEmpty { flags |= UInt32(VIGIL_FILTER_PIDS.rawValue) }
+        if !filter.pids.isEmpty || filter.followChildren { flags |= UInt32(VIGIL_FILTER_PIDS.rawValue) }
+        if filter.followChildren { flags |= UInt32(VIGIL_FILTER_PIDS_FOLLOW.rawValue) }
         if !filter.uids.isEmpty { flags |= UInt32(VIGIL_FILTER_UIDS.rawValue) }
         if !filter.cgroupIDs.isEmpty { flags |= UInt32(VIGIL_FILTER_CGROUPS.rawValue) }
         flags |= openPaths.flags

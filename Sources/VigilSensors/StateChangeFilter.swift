@@ -20,7 +20,7 @@ struct StateChangeFilter {
         containersOnly = filter.containersOnly
         includeComms = Set(filter.includeComms.map { ByteString($0) })
         excludeComms = Set(filter.excludeComms.map { ByteString($0) })
-        pids = filter.pids
+        pids = filter.followChildren ? [] : filter.pids // the tree is the consumer's to follow
         uids = filter.uids
         cgroupIDs = filter.cgroupIDs
         active = containersOnly || !includeComms.isEmpty || !excludeComms.isEmpty || !pids.isEmpty || !uids.isEmpty

@@ -247,8 +247,9 @@ enum SyscallTracepoints {
     }
 
     /// Attaches `program` to the tracepoint of each of `numbers` (ascending), each tracepoint held
-    /// (`TracepointHolds`: detaching it later, when a rule change drops the syscall or the sensor
-    /// changes hook, does not wait for grace periods on the event thread). A syscall this kernel
+    /// (`TracepointHolds`, owned by the program's object: detaching it later, when a rule change
+    /// drops the syscall or the sensor changes hook, does not wait for grace periods on the event
+    /// thread). A syscall this kernel
     /// has no tracepoint for is skipped (`uncovered` lists them, `vigil trace` says so): every
     /// syscall a kernel implements (SYSCALL_DEFINE) has its two tracepoints, so one without is
     /// one this kernel does not implement (e.g. init_module without CONFIG_MODULES), whose calls
@@ -258,7 +259,7 @@ enum SyscallTracepoints {
         var links: [BPFLink] = []
         for number in numbers.sorted() {
             guard let name = tracepoint(program, number) else { continue }
-            TracepointHolds.hold(category: "syscalls", name: name)
+            TracepointHolds.hold(category: "syscalls", name: name, owner: program.object)
             do {
                 links.append(try program.attachTracepoint(category: "syscalls", name: name))
             } catch let error as BPFError where error.errno == ENOENT {

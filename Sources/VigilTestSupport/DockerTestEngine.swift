@@ -12,10 +12,11 @@ import XCTest
 /// 3. the image `vigil-test-busybox:1` exists (else it imports one: a root filesystem holding the
 ///    static /bin/busybox and links for its applets) and runs.
 ///
-/// `requireBashImage()` also makes `vigil-test-bash:1`: the host's own bash and coreutils (real
-/// programs, not busybox applets: their own execs, forks and threads) and their ldd closure;
-/// `requirePythonImage()` makes `vigil-test-python3:1` the same way from the host's python3 and
-/// its standard library.
+/// `requireImage(bashImage)` also makes `vigil-test-bash:1`: the host's own bash and coreutils
+/// (real programs, not busybox applets: their own execs, forks and threads) and their ldd
+/// closure; `requireImage(pythonImage)` makes `vigil-test-python3:1` the same way from the
+/// host's python3 and its standard library, `requireImage(accountsImage)` a busybox with
+/// account files.
 ///
 /// When any step fails the test cannot run: `require()` throws `cannotRun` with the reason (a
 /// skip, or a failure under VIGIL_REQUIRE_BPF=1).
@@ -24,7 +25,9 @@ import XCTest
 /// Lives in VigilTestSupport, shared by every test target that needs Docker.
 public enum DockerTestEngine {
     public static let image = "vigil-test-busybox:1"
-    /// The image of `requireBashImage()`.
+    /// The host's /bin/bash, cat, sleep, sort (which makes threads with --parallel), seq and
+    /// true, the shared libraries `ldd` lists for them, and an /etc/passwd, /etc/group and
+    /// /etc/shadow for root (`requireImage`).
     public static let bashImage = "vigil-test-bash:1"
     /// The host programs in `bashImage`, each at /bin/NAME.
     public static let bashImagePrograms = ["bash", "cat", "sleep", "sort", "seq", "true"]
@@ -43,28 +46,29 @@ public enum DockerTestEngine {
         throw cannotRun("needs a Docker Engine: \(unavailable)")
     }
 
-    /// Unless the engine and `bashImage` are ready, throws `cannotRun` (a skip, or a failure under
-    /// VIGIL_REQUIRE_BPF=1). The image holds the host's /bin/bash, cat, sleep, sort (which
-    /// makes threads with --parallel), seq and true, the shared libraries `ldd` lists for them,
-    /// and an /etc/passwd, /etc/group and /etc/shadow for root.
-    public static func requireBashImage() throws {
+    /// Unless the engine and image `name` are ready, throws `cannotRun` (a skip, or a failure
+    /// under VIGIL_REQUIRE_BPF=1). `image`, `bashImage`, `accountsImage` and `pythonImage` are
+    /// made once per test process when missing; any other image needs only the engine.
+    public static func requireImage(_ name: String) throws {
         try require()
-        guard case .failure(let unavailable) = bashReadiness else { return }
-        throw cannotRun("needs \(bashImage): \(unavailable)")
+        guard case .failure(let unavailable) = readiness(of: name) else { return }
+        throw cannotRun("needs \(name): \(unavailable)")
     }
 
-    /// The image of `requireAccountsImage()`.
+    /// Whether image `name` is ready beyond the engine (made once, on first ask).
+    private static func readiness(of name: String) -> Result<Void, Unavailable> {
+        switch name {
+        case bashImage: bashReadiness
+        case accountsImage: accountsReadiness
+        case pythonImage: pythonReadiness
+        default: .success(())
+        }
+    }
+
+    /// Busybox (static) with links for sh, sleep, cat, echo, sed, cp and mv (Debian's busybox has
+    /// no adduser), and account files: /etc/passwd, /etc/group, /etc/shadow for root, and /home
+    /// (`requireImage`).
     public static let accountsImage = "vigil-test-accounts:2"
-
-    /// Unless the engine and `accountsImage` are ready, throws `cannotRun` (a skip, or a failure
-    /// under VIGIL_REQUIRE_BPF=1). The image is busybox (static) with links for sh, sleep, cat,
-    /// echo, sed, cp and mv (Debian's busybox has no adduser), and account files: /etc/passwd,
-    /// /etc/group, /etc/shadow for root, and /home.
-    public static func requireAccountsImage() throws {
-        try require()
-        guard case .failure(let unavailable) = accountsReadiness else { return }
-        throw cannotRun("needs \(accountsImage): \(unavailable)")
-    }
 
     private static let accountsReadiness: Result<Void, Unavailable> = Result {
         let busybox = run(["which", "busybox"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -94,7 +98,7 @@ public enum DockerTestEngine {
         for testCase: XCTestCase, image: String = image, command: [String] = ["sleep", "30"], options: [String] = [],
         network: String = "none"
     ) throws -> Container {
-        if image == bashImage { try requireBashImage() } else if image == accountsImage { try requireAccountsImage() } else { try require() }
+        try requireImage(image)
         let name = "vigil-ct-\(UUID().uuidString.prefix(8).lowercased())"
         testCase.addTeardownBlock { _ = run(["docker", "rm", "-f", name]) }
         let result = run(["docker", "run", "-d", "--rm", "--network", network, "--name", name] + options + [image] + command)
@@ -182,21 +186,13 @@ public enum DockerTestEngine {
         }
     }.mapError { $0 as? Unavailable ?? Unavailable(description: "\($0)") }
 
-    /// The image of `requirePythonImage()`.
+    /// The host's /usr/bin/python3 (at /usr/bin/python3 and /bin/python3), its standard library
+    /// directory (sys.path's /usr/lib/python3.X with lib-dynload), the shared libraries `ldd`
+    /// lists for the interpreter and every extension module, and root in /etc/passwd and
+    /// /etc/group; no registry is needed (`requireImage`).
     public static let pythonImage = "vigil-test-python3:1"
     /// The host's Debian python3 (not a pyenv shim found first on PATH) the image is built from.
     public static let hostPython = "/usr/bin/python3"
-
-    /// Unless the engine and `pythonImage` are ready, throws `cannotRun` (a skip, or a failure
-    /// under VIGIL_REQUIRE_BPF=1). The image holds the host's /usr/bin/python3 (at
-    /// /usr/bin/python3 and /bin/python3), its standard library directory (sys.path's
-    /// /usr/lib/python3.X with lib-dynload), the shared libraries `ldd` lists for the interpreter
-    /// and every extension module, and root in /etc/passwd and /etc/group. No registry is needed.
-    public static func requirePythonImage() throws {
-        try require()
-        guard case .failure(let unavailable) = pythonReadiness else { return }
-        throw cannotRun("needs \(pythonImage): \(unavailable)")
-    }
 
     private static let pythonReadiness: Result<Void, Unavailable> = Result {
         try importIfMissing(pythonImage, hint: "built from \(hostPython), its standard library and their ldd closure",

@@ -140,7 +140,10 @@ struct Trace: ParsableCommand {
                 for warning in ruleSet?.warnings ?? [] { Log.info("rules: \(warning)") }
             }
         }
-        if !command.isEmpty { kinds.insert(.fork) } // the command's children, for --summary
+        if !command.isEmpty { // --summary of a command: its tree, followed in the kernel (the host's other
+            kinds.insert(.fork)  // processes are dropped there, not after a full ring) and by `ProcessTree`
+            filter.followChildren = true
+        }
         if syscallNumbers.isEmpty { kinds.remove(.syscall) }
         // DNS messages are parsed (dns.*, fd.sip.name) when a network syscall is traced or a rule
         // reads them (recvfrom of other ports than 53 is dropped in the kernel unless traced).

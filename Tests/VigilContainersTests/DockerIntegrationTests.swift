@@ -54,6 +54,32 @@ final class DockerIntegrationTests: XCTestCase {
         }
     }
 
+    /// The cache following the engine hands a start to its followers (`follow(_:also:)`: the fim
+    /// monitor's container watches) once the container's metadata is cached, its pid included: a
+    /// follower finds it there and never asks the engine a second time.
+    func testAFollowerOfTheCacheFindsAStartedContainerCached() throws {
+        try DockerTestEngine.require()
+        let cache = ContainerMetadataCache(source: client)
+        let watcher = DockerEventWatcher(client: client)
+        defer { watcher.stop() }
+        let connected = Mutex(false)
+        let atStart = Mutex<[String: ContainerMetadata?]>([:])  // what the cache held when the follower got the start
+        cache.follow(watcher) { update in
+            switch update {
+            case .connected: connected.withLock { $0 = true }
+            case .event(let event) where event.action == .start: atStart.withLock { $0[event.id] = .some(cache.cached(event.id)) }
+            default: break
+            }
+        }
+        XCTAssertTrue(waitUntil(seconds: 20) { connected.withLock { $0 } }, "the watcher connects")
+        let container = try DockerTestEngine.startContainer(for: self)
+        XCTAssertTrue(waitUntil(seconds: 20) { atStart.withLock { $0[container.id] != nil } }, "the follower got the start")
+        let metadata = try XCTUnwrap(atStart.withLock { $0[container.id] ?? nil }, "cached before the follower got the start")
+        XCTAssertEqual(metadata.name, container.name)
+        // with its first process (the fim monitor's way into its files)
+        XCTAssertEqual(metadata.pid, try XCTUnwrap(try client.inspect(container.id)?.pid))
+    }
+
     func testClientListsAndInspectsTheContainer() throws {
         let container = try DockerTestEngine.startContainer(for: self)
 

@@ -12,6 +12,18 @@ final class FIMContainerTests: XCTestCase {
         daemon.stdout.sofar.split(separator: "\n").map(String.init).filter { $0.contains(" \(rule): ") }
     }
 
+    /// A daemon with the user rules `rules` that watches the users profile inside containers.
+    private func fimDaemon(rules: String) throws -> TestDaemon {
+        let home = try temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: home + "/rules.d", withIntermediateDirectories: true)
+        try rules.write(toFile: home + "/rules.d/user.yaml", atomically: true, encoding: .utf8)
+        return try TestDaemon(extraConfig: """
+        fim:
+          containers:
+            profiles: [users]
+        """, directory: home)
+    }
+
     private func exec(_ container: DockerTestEngine.Container, _ script: String) throws {
         let result = try runCapturing("/usr/bin/docker", ["exec", container.id, "sh", "-c", script])
         XCTAssertEqual(result.status, 0, "\(script): \(result.stderr)")
@@ -19,23 +31,16 @@ final class FIMContainerTests: XCTestCase {
 
     func testChangesInsideContainersAreAlertedWithTheContainerAndItsPath() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
-        try DockerTestEngine.requireAccountsImage()
+        try DockerTestEngine.requireImage(DockerTestEngine.accountsImage)
         let image = DockerTestEngine.accountsImage
         let before = try DockerTestEngine.startContainer(for: self, image: image, command: ["sleep", "300"])
-        let home = try temporaryDirectory()
-        try FileManager.default.createDirectory(atPath: home + "/rules.d", withIntermediateDirectories: true)
-        try """
+        let daemon = try fimDaemon(rules: """
         - rule: Container account file
           desc: which container, image and path
           condition: evt.type = fim_change and fim.path = /etc/passwd and container.id != host
           output: "in %container.id %container.name image %container.image: %fim.path %fim.change from %fim.rename.from added %fim.users_added removed %fim.users_removed"
           priority: INFO
-        """.write(toFile: home + "/rules.d/user.yaml", atomically: true, encoding: .utf8)
-        let daemon = try TestDaemon(extraConfig: """
-        fim:
-          containers:
-            profiles: [users]
-        """, directory: home)
+        """)
         defer { _ = daemon.stop() }
         XCTAssertTrue(waitUntil(seconds: 20) { daemon.stderr.sofar.contains("fim: container \(before.name) (") }, daemon.diagnostics)
 
@@ -81,6 +86,46 @@ final class FIMContainerTests: XCTestCase {
                       daemon.diagnostics + daemon.stdout.sofar)
         XCTAssertFalse(alerts(daemon, "Container account file").contains { $0.contains(before.name) && $0.contains("mallory") },
                        "one container's change is not another's: \(daemon.stdout.sofar)")
+        XCTAssertEqual(daemon.stop(), 0)
+    }
+
+    /// A change in a container's files carries the container's fields as every other event of that
+    /// container does (the enricher's context from the runtime's metadata: its labels, image id,
+    /// runtime, privileges), not a context of its own.
+    func testAContainersChangeCarriesTheContainerFieldsItsExecsCarry() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
+        try DockerTestEngine.requireImage(DockerTestEngine.accountsImage)
+        let container = try DockerTestEngine.startContainer(for: self, image: DockerTestEngine.accountsImage, command: ["sleep", "300"],
+                                                            options: ["--label", "vigil.fim=labelled"])
+        let fields = "fields[%container.id|%container.full_id|%container.name|%container.image|%container.image.id|%container.runtime|%container.label[vigil.fim]|%container.privileged|%container.start_ts]"
+        let daemon = try fimDaemon(rules: """
+        - rule: Container file fields
+          desc: a change's container fields
+          condition: evt.type = fim_change and fim.path = /etc/passwd and container.id != host
+          output: "\(fields)"
+          priority: INFO
+        - rule: Container exec fields
+          desc: an exec's container fields
+          condition: evt.type = execve and container.id != host
+          output: "\(fields)"
+          priority: INFO
+        """)
+        defer { _ = daemon.stop() }
+        XCTAssertTrue(waitUntil(seconds: 20) { daemon.stderr.sofar.contains("fim: container \(container.name) (") }, daemon.diagnostics)
+
+        func fieldsOf(_ rule: String) -> String? {
+            guard let line = alerts(daemon, rule).first(where: { $0.contains(container.id) }),
+                  let start = line.range(of: "fields["), let end = line.range(of: "]", range: start.upperBound..<line.endIndex) else { return nil }
+            return String(line[start.upperBound..<end.lowerBound])
+        }
+        try exec(container, "cat /etc/hostname")
+        XCTAssertTrue(waitUntil(seconds: 10) { fieldsOf("Container exec fields") != nil }, daemon.diagnostics + daemon.stdout.sofar)
+        try exec(container, "echo 'mallory:x:0:0::/root:/bin/sh' >> /etc/passwd")
+        XCTAssertTrue(waitUntil(seconds: 10) { fieldsOf("Container file fields") != nil }, daemon.diagnostics + daemon.stdout.sofar)
+        let exec = try XCTUnwrap(fieldsOf("Container exec fields")), change = try XCTUnwrap(fieldsOf("Container file fields"))
+        XCTAssertTrue(exec.contains("|labelled|"), exec)
+        XCTAssertTrue(exec.contains("|docker|"), exec)
+        XCTAssertEqual(change, exec, "the change's container fields are the exec's")
         XCTAssertEqual(daemon.stop(), 0)
     }
 }

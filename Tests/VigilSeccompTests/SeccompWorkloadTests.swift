@@ -56,7 +56,7 @@ final class SeccompWorkloadTests: XCTestCase {
 
     /// python3 -m http.server, from an image built from the host's python3 and its standard library.
     func testPythonHTTPServerProfileServesAndRefusesTheAttacks() throws {
-        try DockerTestEngine.requirePythonImage()
+        try DockerTestEngine.requireImage(DockerTestEngine.pythonImage)
         try serveRecordedThenConfined(baseImage: DockerTestEngine.pythonImage, name: "python3",
                                       server: ["/usr/bin/python3", "-m", "http.server", "8080", "--bind", "0.0.0.0", "--directory", "/etc"],
                                       serverComms: ["python3"])

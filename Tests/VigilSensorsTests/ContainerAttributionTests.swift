@@ -71,7 +71,7 @@ final class ContainerAttributionTests: XCTestCase {
     }
 
     func testTheIssuesCommandNamesTheContainerOnEveryEventOfEveryProcess() throws {
-        try DockerTestEngine.requireBashImage()
+        try DockerTestEngine.requireImage(DockerTestEngine.bashImage)
         let resolver = justWalkedResolver()
         let harness = try TraceHarness(metadata: true, cgroups: resolver)
         let marker = "vigil-\(UUID().uuidString)", name = containerName()
@@ -90,7 +90,7 @@ final class ContainerAttributionTests: XCTestCase {
     }
 
     func testSubshellsWithoutExecAndThreadsNameTheContainer() throws {
-        try DockerTestEngine.requireBashImage()
+        try DockerTestEngine.requireImage(DockerTestEngine.bashImage)
         let harness = try TraceHarness(metadata: true, cgroups: justWalkedResolver())
         let marker = "vigil-\(UUID().uuidString)", name = containerName()
         let (id, events) = try harness.collectWhileRunning {
@@ -113,7 +113,7 @@ final class ContainerAttributionTests: XCTestCase {
     }
 
     func testDockerExecIntoARunningContainerNamesItOnEveryEvent() throws {
-        try DockerTestEngine.requireBashImage()
+        try DockerTestEngine.requireImage(DockerTestEngine.bashImage)
         let harness = try TraceHarness(metadata: true, cgroups: justWalkedResolver())
         let container = try DockerTestEngine.startContainer(for: self, image: DockerTestEngine.bashImage, command: ["sleep", "300"])
         try assertDockerExecIsNamed(container, harness)
@@ -150,7 +150,7 @@ final class ContainerAttributionTests: XCTestCase {
         // runtime leaves the v2 hierarchy alone: the resolver here sees an empty tree, so no
         // cgroup id names anything. The container's init is named through /proc while it runs,
         // and every process after it through what it inherited by fork and kept by exec.
-        try DockerTestEngine.requireBashImage()
+        try DockerTestEngine.requireImage(DockerTestEngine.bashImage)
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-no-cgroups-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: empty) }
@@ -184,7 +184,7 @@ final class ContainerAttributionTests: XCTestCase {
         // The sensors take cgroup ids from the v1 pids hierarchy (what they do on a v1-only host):
         // a container that shares the host's pid namespace (docker run --pid=host) has nothing
         // but its cgroup to tell it from the host, and every event must still name it.
-        try DockerTestEngine.requireBashImage()
+        try DockerTestEngine.requireImage(DockerTestEngine.bashImage)
         let resolver = justWalkedResolver(.v1Pids)
         guard resolver.mount != nil else { throw cannotRun("no cgroup v1 pids hierarchy here: \(resolver.unavailableReason ?? "")") }
         let harness = try TraceHarness(metadata: true, cgroupHierarchy: .v1Pids, cgroups: resolver)

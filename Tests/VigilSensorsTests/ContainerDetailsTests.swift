@@ -20,7 +20,7 @@ final class ContainerDetailsTests: XCTestCase {
     }
 
     func testAnExecutableWrittenInTheContainerIsFromTheUpperLayerAndTheImagesAreNot() throws {
-        try DockerTestEngine.requireBashImage()
+        try DockerTestEngine.requireImage(DockerTestEngine.bashImage)
         let harness = try TraceHarness(metadata: true)
         let marker = "vigil-\(UUID().uuidString)"
         let name = "vigil-ct-\(UUID().uuidString.prefix(8).lowercased())"

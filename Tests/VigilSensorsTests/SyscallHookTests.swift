@@ -135,6 +135,27 @@ final class SyscallHookTests: XCTestCase {
         XCTAssertEqual(TracepointHolds.names.filter { $0.hasPrefix("syscalls/") }, Set<String>())
     }
 
+    /// Two Sensors in one process hold the same tracepoints: one unloading its syscalls sensor
+    /// releases only its own holds; the other's stay until it unloads too.
+    func testOneSensorsReleasingItsHoldsKeepsAnothers() throws {
+        let getppid: Set = ["syscalls/sys_enter_getppid", "syscalls/sys_exit_getppid"]
+        let openat: Set = ["syscalls/sys_enter_openat", "syscalls/sys_exit_openat"]
+        var first: TraceHarness? = try TraceHarness(kinds: Sensor.process.kinds, syscalls: SyscallCapture(names: ["getppid"]))
+        let second = try TraceHarness(kinds: Sensor.process.kinds, syscalls: SyscallCapture(names: ["getppid", "openat"]))
+        XCTAssertTrue(TracepointHolds.names.isSuperset(of: getppid.union(openat)), "\(TracepointHolds.names)")
+        try first?.sensors.apply(KernelFilter())
+        XCTAssertFalse(first?.sensors.loaded.contains { $0.name == "syscalls" } ?? true)
+        XCTAssertTrue(TracepointHolds.names.isSuperset(of: getppid.union(openat)), "the second's holds stay: \(TracepointHolds.names)")
+        // The first loads and goes away again: still only its own.
+        var filter = KernelFilter()
+        filter.syscalls = SyscallCapture(names: ["getppid"])
+        try first?.sensors.apply(filter)
+        first = nil
+        XCTAssertTrue(TracepointHolds.names.isSuperset(of: getppid.union(openat)), "the second's holds stay: \(TracepointHolds.names)")
+        try second.sensors.apply(KernelFilter())
+        XCTAssertEqual(TracepointHolds.names.filter { $0.hasPrefix("syscalls/") }, Set<String>())
+    }
+
     /// Loading sensors raises the soft open-files limit to the hard one: links and held
     /// tracepoints are fds, and the default rules' alone take ~560 of a login's usual 1024.
     func testLoadingRaisesTheOpenFilesLimit() throws {

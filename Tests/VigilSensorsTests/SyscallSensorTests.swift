@@ -206,8 +206,14 @@ final class SyscallSensorTests: XCTestCase {
 
     func testSyscallsNotAskedForAreNotEmitted() throws {
         // Only nanosleep: the helper's thousand getpid calls, its opens and reads pass the hook
-        // and leave at the bitmap; not even the filter counts them.
-        let harness = try TraceHarness(kinds: Sensor.process.kinds, syscalls: SyscallCapture(names: ["nanosleep"]))
+        // and leave at the bitmap (the helper passes the filter: had they reached it, they would
+        // be emitted). The helper's tree is the only one the kernel keeps (followChildren): the
+        // host's nanosleeps (Go runtimes sleep with it) are dropped there, never emitted, so what
+        // is emitted between the two counter reads is exactly what the helper did, whatever the
+        // host does meanwhile.
+        var filter = KernelFilter()
+        filter.followChildren = true
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: SyscallCapture(names: ["nanosleep"]))
         let before = try harness.sensors.counters()["syscalls"] ?? SensorCounters()
         var pid: UInt32 = 0
         let events = try harness.collect { pid = try runHelper(port: try closedPort(), directory: try temporaryDirectory()).pid }
@@ -215,9 +221,35 @@ final class SyscallSensorTests: XCTestCase {
         let mine = events.compactMap { $0.pid == pid ? $0.syscall : nil }
         XCTAssertEqual(mine.map(\.descriptor.nameString), ["nanosleep"])
         let all = events.filter { $0.kind == .syscall }
-        XCTAssertTrue(all.allSatisfy { $0.syscall?.descriptor.nameString == "nanosleep" })
+        XCTAssertEqual(all.map(\.pid), [pid], "only the helper's tree passes the kernel")
         XCTAssertEqual(after.emitted - before.emitted, UInt64(all.count))
-        XCTAssertEqual(after.filtered, before.filtered, "no filter: nothing counted as filtered")
+    }
+
+    /// `KernelFilter.followChildren` (`vigil trace --summary -- CMD`): the kernel keeps the
+    /// syscalls of what this process (Vigil here) forks from the load on, and of their children,
+    /// and drops the rest there: a getppid loop forked before the load is filtered, never emitted.
+    func testFollowingChildrenKeepsOnlyWhatIsForkedAfterTheLoad() throws {
+        let loop = Process()
+        loop.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        loop.arguments = ["-c", "import os\nwhile True: os.getppid()"]
+        try loop.run()
+        defer { loop.terminate(); loop.waitUntilExit() }
+        var filter = KernelFilter()
+        filter.followChildren = true
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: SyscallCapture(names: ["getppid"]))
+        let before = try harness.sensors.counters()["syscalls"] ?? SensorCounters()
+        var shell: Int32 = 0
+        // The shell forks python (`; true`: not exec'd in its place): a grandchild of this process.
+        let events = try harness.collect {
+            shell = try runProgram("/bin/sh", ["-c", "/usr/bin/python3 -c 'import os\nfor _ in range(100): os.getppid()'; true"])
+        }
+        let after = try harness.sensors.counters()["syscalls"] ?? SensorCounters()
+        let calls = events.filter { $0.syscall?.descriptor.nameString == "getppid" }
+        XCTAssertFalse(calls.contains { $0.pid == UInt32(loop.processIdentifier) }, "the loop forked before the load is dropped")
+        XCTAssertGreaterThanOrEqual(calls.filter { $0.ppid == UInt32(shell) }.count, 100, "the grandchild's calls: \(calls.count) calls")
+        XCTAssertTrue(calls.allSatisfy { $0.ppid == UInt32(shell) || $0.pid == UInt32(shell) }, "\(Set(calls.map(\.comm)))")
+        XCTAssertGreaterThan(after.filtered, before.filtered, "the loop's calls are counted as filtered in the kernel")
+        XCTAssertEqual(after.emitted - before.emitted, UInt64(calls.count), "nothing else emitted")
     }
 
     func testTheGenericHookIsNotAttachedUnlessSyscallsAreAsked() throws {

@@ -60,6 +60,49 @@ static __always_inline bool vigil_is_self(void)
     return vigil_ignore_tgid && (bpf_get_current_pid_tgid() >> 32) == vigil_ignore_tgid;
 }
 
+/* VIGIL_FILTER_PIDS_FOLLOW (`vigil trace --summary -- CMD`): a process forked by one the pids map
+ * keeps, or by Vigil itself (the command it runs), is kept too, from before it first runs
+ * (sched_process_fork fires before the child is woken). Threads are their process. */
+static __always_inline void vigil_follow_fork(struct task_struct *parent, struct task_struct *child)
+{
+    __u32 zero = 0;
+    struct vigil_filter_config *cfg = bpf_map_lookup_elem(&filter, &zero);
+    __u32 parent_tgid = BPF_CORE_READ(parent, tgid), child_tgid = BPF_CORE_READ(child, tgid);
+    __u8 one = 1;
+
+    if (!cfg || !(cfg->flags & VIGIL_FILTER_PIDS_FOLLOW) || child_tgid == parent_tgid)
+        return;
+    if (!(vigil_ignore_tgid && parent_tgid == vigil_ignore_tgid) && !bpf_map_lookup_elem(&pids, &parent_tgid))
+        return;
+    bpf_map_update_elem(&pids, &child_tgid, &one, BPF_ANY);
+}
+
+/* VIGIL_FILTER_PIDS_FOLLOW: a followed process leaves the pids map at its exit (the map stays the
+ * live tree, and its tgid may be reused). */
+static __always_inline void vigil_follow_exit(__u32 tgid)
+{
+    __u32 zero = 0;
+    struct vigil_filter_config *cfg = bpf_map_lookup_elem(&filter, &zero);
+
+    if (cfg && (cfg->flags & VIGIL_FILTER_PIDS_FOLLOW))
+        bpf_map_delete_elem(&pids, &tgid);
+}
+
+/* VIGIL_FILTER_PIDS_FOLLOW: true (counted as filtered) for a task outside the followed tree.
+ * Its state changes are dropped too: what is kept is the tree, whose ancestry is Vigil, and the
+ * tree's fd table only needs the tree's own (a host flood of opens would fill the ring). */
+static __always_inline bool vigil_outside_followed_tree(void)
+{
+    __u32 zero = 0;
+    struct vigil_filter_config *cfg = bpf_map_lookup_elem(&filter, &zero);
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+    if (!cfg || !(cfg->flags & VIGIL_FILTER_PIDS_FOLLOW) || bpf_map_lookup_elem(&pids, &tgid))
+        return false;
+    vigil_count(VIGIL_COUNTER_FILTERED);
+    return true;
+}
+
 /* True when the current task's event is dropped by a filter (and counted as filtered).
  * Never for state changes (exec, fork, exit): the process table needs every one of them, and
  * userspace applies the same filters to them after enrichment (VigilSensors' StateChangeFilter). */

@@ -380,6 +380,8 @@ enum vigil_filter_flags {
     VIGIL_FILTER_OPEN_KILL = 1 << 7,       /* opens: look up the path maps for kill bits even when not filtering */
     VIGIL_FILTER_OPEN_BASENAMES = 1 << 8,  /* opens: the open_basenames map has entries */
     VIGIL_FILTER_OPEN_INODES = 1 << 9,     /* opens: the open_inodes map has entries */
+    VIGIL_FILTER_PIDS_FOLLOW = 1 << 10,    /* with PIDS: a process forked by one in the pids map, or by
+                                            * Vigil itself, joins the map (leaves it at its exit) */
 };
 
 struct vigil_filter_config {
