@@ -111,11 +111,17 @@ final class ImageTests: XCTestCase {
         XCTAssertTrue(DockerTestEngine.run(["docker", "logs", name]).errors.contains("action 'tlscheck': https, certificate verified against the system CA store"),
                       "the image carries libssl and the CA bundle: \(logs())")
 
-        // Sensors active.
-        let status = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(cli(["status", "--json"]).stdout.utf8)) as? [String: Any])
-        let sensors = try XCTUnwrap(status["sensors"] as? [[String: Any]])
-        // The default rules need syscalls (ptrace, chmod, ...): the syscalls sensor is loaded for them.
-        XCTAssertEqual(Set(sensors.compactMap { $0["name"] as? String }), ["process", "file", "syscalls"])
+        // Sensors active. The default rules need syscalls (ptrace, chmod, ...): the syscalls
+        // sensor is loaded for them by the engine once the rules are in, which can be after the
+        // API answers (the daemon logs "sensor syscalls loaded for the rules"); on a busy host
+        // that takes seconds.
+        func sensorsNow() throws -> [[String: Any]] {
+            let status = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(cli(["status", "--json"]).stdout.utf8)) as? [String: Any])
+            return try XCTUnwrap(status["sensors"] as? [[String: Any]])
+        }
+        _ = try waitUntil(seconds: 60) { try sensorsNow().contains { $0["name"] as? String == "syscalls" } }
+        let sensors = try sensorsNow()
+        XCTAssertEqual(Set(sensors.compactMap { $0["name"] as? String }), ["process", "file", "syscalls"], "container log:\n\(logs())")
         for hook in sensors.flatMap({ $0["hooks"] as? [[String: Any]] ?? [] }) {
             XCTAssertFalse((hook["active"] as? String ?? "").isEmpty, "every hook runs a variant: \(hook)")
         }
