@@ -146,7 +146,7 @@ public enum Fields {
     public static func named(_ name: String) -> FieldDefinition? { byName[name] ?? SyscallFields.dotted(name) }
 
     /// Every field name, for suggestions.
-    public static var names: [String] { all.map(\.name) }
+    public static let names: [String] = all.map(\.name)
 
     static func str(_ s: String) -> FieldValue { .string(ByteString(s)) }
 

@@ -483,25 +483,48 @@ func closestName(_ name: String, in candidates: some Sequence<String>) -> String
 }
 
 /// Up to `limit` of `candidates` near enough to `name` to be what was meant, nearest first
-/// (ties by name).
+/// (ties by name). Cheap for names far from every candidate (hostile rule files, the fuzzer):
+/// a candidate whose length alone puts it out of reach is skipped, and a distance stops being
+/// computed once it exceeds the threshold.
 func closestNames(_ name: String, in candidates: some Sequence<String>, limit: Int) -> [String] {
     let bytes = Array(name.utf8), threshold = max(2, bytes.count / 3)
-    let near = candidates.map { ($0, levenshtein(bytes, Array($0.utf8))) }.filter { $0.1 <= threshold }
+    var distance = BoundedEditDistance(to: bytes, atMost: threshold)
+    let near = candidates.compactMap { candidate in distance.of(candidate).map { (candidate, $0) } }
     return near.sorted { ($0.1, $0.0) < ($1.1, $1.0) }.prefix(limit).map(\.0)
 }
 
-/// Levenshtein distance between two byte strings.
-private func levenshtein(_ a: [UInt8], _ b: [UInt8]) -> Int {
-    if a.isEmpty { return b.count }
-    if b.isEmpty { return a.count }
-    var previous = Array(0...b.count)
-    var current = Array(repeating: 0, count: b.count + 1)
-    for i in 1...a.count {
-        current[0] = i
-        for j in 1...b.count {
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-        }
-        swap(&previous, &current)
+/// Levenshtein distances from one byte string, only up to a bound (nil beyond it); its two rows
+/// are reused from one candidate to the next.
+private struct BoundedEditDistance {
+    let target: [UInt8]
+    let bound: Int
+    private var previous: [Int] = [], current: [Int] = []
+
+    init(to target: [UInt8], atMost bound: Int) {
+        self.target = target
+        self.bound = bound
     }
-    return previous[b.count]
+
+    /// The distance from `candidate` to the target, or nil when it exceeds the bound.
+    mutating func of(_ candidate: String) -> Int? {
+        let b = Array(candidate.utf8), a = target
+        guard abs(a.count - b.count) <= bound else { return nil }
+        guard !a.isEmpty, !b.isEmpty else { return max(a.count, b.count) }
+        previous.removeAll(keepingCapacity: true)
+        previous.append(contentsOf: 0...b.count)
+        current.removeAll(keepingCapacity: true)
+        current.append(contentsOf: repeatElement(0, count: b.count + 1))
+        for i in 1...a.count {
+            current[0] = i
+            var rowMinimum = i
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                rowMinimum = min(rowMinimum, current[j])
+            }
+            // Every later row is at least this row's minimum.
+            if rowMinimum > bound { return nil }
+            swap(&previous, &current)
+        }
+        return previous[b.count] <= bound ? previous[b.count] : nil
+    }
 }
