@@ -19,14 +19,24 @@ public struct OutputTemplate: Sendable {
     public var fieldNames: Set<String> {
         Set(pieces.compactMap { if case .field(let field, _) = $0 { field.name } else { nil } })
     }
-    /// The `%fields` the catalogue does not have, in order, each once, with where it is and
-    /// the closest known name: they print `<NA>`.
-    public let unknownFields: [(name: String, location: SourceLocation, suggestion: String?)]
+    /// The `%fields` the catalogue does not have, in order, each once, with where it is: they
+    /// print `<NA>`.
+    public let unknownFields: [UnknownField]
+
+    /// A `%field` the catalogue does not have.
+    public struct UnknownField: Sendable {
+        public let name: String
+        public let location: SourceLocation
+        /// The closest known name ("did you mean"), worked out when asked: only a warning needs
+        /// it, and a template full of unknown names (a hostile file, the fuzzer) would otherwise
+        /// pay a distance to every field name for each.
+        public var suggestion: String? { closestName(name, in: Fields.names) }
+    }
 
     /// Parses `template`; `location` is where it starts, for errors.
     public init(_ template: String, at location: SourceLocation) {
         source = template
-        var unknown: [(name: String, location: SourceLocation, suggestion: String?)] = []
+        var unknown: [UnknownField] = []
         var pieces: [Piece] = []
         var text = ""
         let chars = Array(template)
@@ -51,7 +61,7 @@ public struct OutputTemplate: Sendable {
                 if !unknown.contains(where: { $0.name == name }) {
                     var at = location
                     at.column += start
-                    unknown.append((name, at, closestName(name, in: Fields.names)))
+                    unknown.append(UnknownField(name: name, location: at))
                 }
                 pieces.append(.missing)
                 continue
