@@ -60,15 +60,7 @@ final class CLITests: XCTestCase {
         try requireKernel(.attachUprobe, .attachTracepoint, .attachTpBTF)
         let line = "echo vigil-cli-shell-\(UUID().uuidString.prefix(8))"
         let result = try Self.vigil(["trace", "-o", "json", "--event", "shell"], signal: SIGTERM, untilTracing: true) { _ in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-            p.arguments = ["-qfc", "env -i TERM=dumb bash --norc --noprofile -i", "/dev/null"]
-            let input = Pipe()
-            p.standardInput = input
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            input.fileHandleForWriting.write(Data((line + "\nexit\n").utf8))
-            p.waitUntilExit()
+            try PtyTerminal.run("env -i TERM=dumb bash --norc --noprofile -i", typing: [line])
             Thread.sleep(forTimeInterval: 0.2)
         }
         XCTAssertEqual(result.status, 0, result.stderr)

@@ -15,34 +15,6 @@ import Glibc
 /// line typed into each. Events are told apart by a marker in the line (the sensor sees every
 /// bash on the host).
 final class ShellSensorTests: XCTestCase {
-    /// A shell under `script` (its own pty): the process, and its stdin, where lines are typed.
-    private struct Terminal {
-        let process: Process
-        let input: FileHandle
-
-        /// Starts `command` (run by `script -qfc`) on a new pty.
-        init(_ command: String) throws {
-            process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-            process.arguments = ["-qfc", command, "/dev/null"]
-            let pipe = Pipe()
-            process.standardInput = pipe
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            input = pipe.fileHandleForWriting
-            try process.run()
-        }
-
-        func type(_ line: String) { input.write(Data((line + "\n").utf8)) }
-
-        /// Types `exit` and waits for the shell (and `script`) to end.
-        func exit() {
-            type("exit")
-            process.waitUntilExit()
-            try? input.close()
-        }
-    }
-
     private func requireUprobes() throws { try requireKernel(.attachUprobe, .attachTracepoint, .attachTpBTF, .mapRingBuffer) }
 
     /// A directory any user may write, removed when the test ends.
@@ -64,7 +36,7 @@ final class ShellSensorTests: XCTestCase {
     /// reading the ring meanwhile; returns every event read.
     private func typeInContainer(_ harness: TraceHarness, _ container: String, _ line: String) throws -> [Event] {
         try harness.collectWhileRunning {
-            let terminal = try Terminal("docker exec -it -e TERM=dumb \(container) bash --norc --noprofile -i")
+            let terminal = try PtyTerminal("docker exec -it -e TERM=dumb \(container) bash --norc --noprofile -i")
             terminal.type(line)
             terminal.exit()
         }.1
@@ -80,7 +52,7 @@ final class ShellSensorTests: XCTestCase {
         XCTAssertFalse(harness.sensors.shellBinaries.isEmpty, "the host's bash has probes")
         let line = "tty > \(dir)/tty; echo $$ > \(dir)/pid; cut -d' ' -f6 /proc/$$/stat > \(dir)/sid # vigil-marker"
         let (_, events) = try harness.collectWhileRunning {
-            let terminal = try Terminal("setpriv --reuid=65534 --regid=65534 --clear-groups env -i TERM=dumb HOME=/tmp bash --norc --noprofile -i")
+            let terminal = try PtyTerminal("setpriv --reuid=65534 --regid=65534 --clear-groups env -i TERM=dumb HOME=/tmp bash --norc --noprofile -i")
             terminal.type(line)
             terminal.exit()
         }
@@ -117,9 +89,9 @@ final class ShellSensorTests: XCTestCase {
         let marker = "vigil-noninteractive-\(UUID().uuidString.prefix(8))"
         let harness = try TraceHarness(kinds: [.shell])
         let (_, events) = try harness.collectWhileRunning {
-            let script = try Terminal("bash --norc --noprofile -c 'echo \(marker)-c'")
+            let script = try PtyTerminal("bash --norc --noprofile -c 'echo \(marker)-c'")
             script.process.waitUntilExit()
-            let terminal = try Terminal("env -i TERM=dumb bash --norc --noprofile -i")
+            let terminal = try PtyTerminal("env -i TERM=dumb bash --norc --noprofile -i")
             terminal.type("echo \(marker)-i")
             terminal.exit()
         }
@@ -193,7 +165,7 @@ final class ShellSensorTests: XCTestCase {
         addTeardownBlock { _ = DockerTestEngine.run(["docker", "rm", "-f", name]) }
         let line = "echo vigil-late-\(UUID().uuidString.prefix(8))"
         try harness.stream.drain { _ in }
-        let terminal = try Terminal("docker run -it --rm --network none -e TERM=dumb --name \(name) \(DockerTestEngine.bashImage) bash --norc --noprofile -i")
+        let terminal = try PtyTerminal("docker run -it --rm --network none -e TERM=dumb --name \(name) \(DockerTestEngine.bashImage) bash --norc --noprofile -i")
         var events: [Event] = []
         // Read the ring (the stream attaches the new bash from its exec) until the container's
         // bash has probes; the deadline only keeps a broken sensor from hanging the test.
@@ -226,7 +198,7 @@ final class ShellSensorTests: XCTestCase {
         let marker = "#vigil-long-\(UUID().uuidString.prefix(8))"
         let line = marker + String(repeating: "x", count: 600)
         let (_, events) = try harness.collectWhileRunning {
-            let terminal = try Terminal("env -i TERM=dumb bash --norc --noprofile -i")
+            let terminal = try PtyTerminal("env -i TERM=dumb bash --norc --noprofile -i")
             terminal.type(line)
             terminal.exit()
         }
