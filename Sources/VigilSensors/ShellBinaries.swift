@@ -17,7 +17,8 @@ import Glibc
 /// its path under /proc/PID/root). A binary without a `readline` symbol (a bash linked with a
 /// shared libreadline) gets the libreadline that process maps instead (then every program calling
 /// readline in that library is reported, its proc.name telling which). Files are tried once:
-/// found without readline (dash as sh), they are remembered and not opened again.
+/// found without readline (dash as sh), they are remembered and not opened again (unless the
+/// process had not mapped its libraries yet: then the next exec of that file tries again).
 ///
 /// Each overlay mount shows its own device, so two containers of one image are two keys here and
 /// get probes twice on the same underlying file: the BPF program reports one line per return
@@ -96,8 +97,18 @@ final class ShellBinaries {
             attached.append(path)
             return links
         }
+        guard let pid else {
+            tried[key] = false
+            return []
+        }
+        let maps = "\(procRoot)/\(pid)/maps"
+        guard let library = SharedLibraries.path(containing: "libreadline.so", maps: maps) else {
+            // Known without readline only once the loader mapped the libraries (libc with them):
+            // caught earlier, the binary is tried again at its next exec.
+            if SharedLibraries.path(containing: "libc.so", maps: maps) != nil { tried[key] = false }
+            return []
+        }
         tried[key] = false
-        guard let pid, let library = SharedLibraries.path(containing: "libreadline.so", maps: "\(procRoot)/\(pid)/maps") else { return [] }
         let libraryPath = "\(procRoot)/\(pid)/root" + library
         guard let libraryKey = Self.key(libraryPath), tried[libraryKey] == nil else { return [] }
         let links = try? Self.attachProbes(libraryPath, object)

@@ -191,6 +191,36 @@ final class ShellSensorTests: XCTestCase {
         XCTAssertEqual(events.filter { $0.shellLine?.line.string == line }.count, 1)
     }
 
+    /// A shell whose binary has no readline of its own (linked with the shared libreadline, as
+    /// some distributions build bash): run as `bash`, it is found from its exec and the probes go
+    /// on the libreadline it maps. Its first line may be read before they are attached.
+    func testAShellLinkedWithLibreadlineGetsTheProbesOnTheLibrary() throws {
+        try requireUprobes()
+        let dir = try sharedDirectory()
+        let shell = dir + "/bash"
+        try FileManager.default.moveItem(atPath: try compileFixture("readline-shell", libraries: ["-lreadline"]), toPath: shell)
+        let harness = try TraceHarness(kinds: [.shell])
+        let before = harness.sensors.shellBinaries
+        let line = "vigil-libreadline-\(UUID().uuidString.prefix(8))"
+        try harness.stream.drain { _ in }
+        let terminal = try PtyTerminal(shell)
+        var events: [Event] = []
+        let deadline = Date().addingTimeInterval(60) // keeps a broken sensor from hanging the test
+        while harness.sensors.shellBinaries.count == before.count, terminal.process.isRunning, Date() < deadline {
+            try harness.stream.drain { events.append($0) }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let added = harness.sensors.shellBinaries.filter { !before.contains($0) }
+        XCTAssertEqual(added.count, 1, "\(harness.sensors.shellBinaries)")
+        XCTAssertTrue(added.first?.contains("libreadline.so") == true, "the library, not the binary: \(added)")
+        terminal.type("first")
+        terminal.type(line)
+        terminal.exit()
+        try harness.stream.drain { events.append($0) }
+        let event = try XCTUnwrap(events.first { $0.shellLine?.line.string == line }, "\(events.filter { $0.kind == .shell }.map(EventFormat.tableRow))")
+        XCTAssertEqual(event.comm, "bash")
+    }
+
     /// A line longer than the 511 bytes kept is cut there and marked truncated.
     func testALongLineIsCutAndMarked() throws {
         try requireUprobes()
