@@ -37,17 +37,8 @@ static __always_inline int handle_exec(struct task_struct *task, struct linux_bi
     e->start_time_ns = BPF_CORE_READ(task, start_boottime);
     e->loginuid = bpf_core_field_exists(task->loginuid) ? BPF_CORE_READ(task, loginuid.val) : (__u32)-1;
     e->flags = 0;
-    e->tty_major = 0;
-    e->tty_minor = 0;
     e->_pad = 0;
-    __builtin_memset(e->tty, 0, sizeof(e->tty));
-
-    struct tty_struct *tty = BPF_CORE_READ(task, signal, tty);
-    if (tty) {
-        bpf_probe_read_kernel_str(e->tty, sizeof(e->tty), &tty->name);
-        e->tty_major = BPF_CORE_READ(tty, driver, major);
-        e->tty_minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
-    }
+    vigil_fill_tty(task, e->tty, &e->tty_major, &e->tty_minor);
 
     /* filename, as given to execve */
     const char *filename = BPF_CORE_READ(bprm, filename);

@@ -293,9 +293,9 @@ enum ProbeObject {
 /// Shared libraries mapped into this process: where to attach uprobes to library functions.
 public enum SharedLibraries {
     /// The path of the first mapped file whose name contains `fragment` (e.g. `libc.so`), from
-    /// /proc/self/maps.
-    public static func path(containing fragment: String) -> String? {
-        guard let maps = SystemFile.read("/proc/self/maps") else { return nil }
+    /// /proc/self/maps, or another process's `maps` file (the path as that process sees it).
+    public static func path(containing fragment: String, maps file: String = "/proc/self/maps") -> String? {
+        guard let maps = SystemFile.read(file) else { return nil }
         for line in maps.split(separator: "\n") {
             guard let slash = line.firstIndex(of: "/") else { continue }
             let path = String(line[slash...])

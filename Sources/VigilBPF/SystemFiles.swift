@@ -3,9 +3,9 @@ import Glibc
 #endif
 
 /// Small file helpers over Glibc, so VigilBPF needs no Foundation.
-enum SystemFile {
+public enum SystemFile {
     /// The whole content of a (small, often virtual) file as text, or nil when it cannot be read.
-    static func read(_ path: String, limit: Int = 1 << 20) -> String? {
+    public static func read(_ path: String, limit: Int = 1 << 20) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -21,7 +21,7 @@ enum SystemFile {
     }
 
     /// Whether a path exists.
-    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 }
 
 /// The tracing filesystem, which perf tracepoints (`SEC("tracepoint/...")`) need.

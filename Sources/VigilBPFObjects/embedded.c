@@ -20,6 +20,9 @@ static const unsigned char object_seccomp[] = {
 static const unsigned char object_selftest[] = {
 #embed "objects/x86_64/selftest.bpf.o"
 };
+static const unsigned char object_shell[] = {
+#embed "objects/x86_64/shell.bpf.o"
+};
 static const unsigned char object_syscalls[] = {
 #embed "objects/x86_64/syscalls.bpf.o"
 };
@@ -43,6 +46,9 @@ static const unsigned char object_seccomp[] = {
 static const unsigned char object_selftest[] = {
 #embed "objects/arm64/selftest.bpf.o"
 };
+static const unsigned char object_shell[] = {
+#embed "objects/arm64/shell.bpf.o"
+};
 static const unsigned char object_syscalls[] = {
 #embed "objects/arm64/syscalls.bpf.o"
 };
@@ -57,6 +63,7 @@ static const struct vigil_objects_entry vigil_objects[] = {
     { "process", object_process, sizeof(object_process) },
     { "seccomp", object_seccomp, sizeof(object_seccomp) },
     { "selftest", object_selftest, sizeof(object_selftest) },
+    { "shell", object_shell, sizeof(object_shell) },
     { "syscalls", object_syscalls, sizeof(object_syscalls) },
 };
 

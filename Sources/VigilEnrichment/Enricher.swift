@@ -121,7 +121,7 @@ public final class Enricher {
             enrichAnew(&event)
             processes.finish(event)
             return
-        case .open, .fork, .syscall, .conn, .tcpdrop, .fim:
+        case .open, .fork, .syscall, .conn, .tcpdrop, .fim, .shell:
             // Opens, new threads and file integrity changes change nothing in the table. Kept contexts fit only while the
             // table's version is the one they were built at: the process had a record then and
             // still has.

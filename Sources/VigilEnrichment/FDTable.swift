@@ -128,6 +128,8 @@ public final class FDTable {
             return // a connection's ends are in its payload; the opener may be any of its fds' holders
         case .fim:
             return // made in userspace after the change, its fds are not known
+        case .shell:
+            return // a line read changes no fd
         }
     }
 

@@ -74,6 +74,8 @@ public enum Payload: Sendable {
     case tcpdrop(TCPDrop)
     /// A watched file changed (made in userspace by the daemon's FIMMonitor; FileIntegrity.swift).
     case fim(FIM)
+    /// A line an interactive bash read (the shell sensor; ShellLine.swift).
+    case shell(ShellLine)
 
     /// A program was executed (sched_process_exec).
     public struct Exec: Sendable {

@@ -95,6 +95,10 @@ public enum EventJSON {
                                  sudoRulesRemoved: list("fim.sudo_rules_removed"), keysAdded: list("fim.ssh_keys_added"),
                                  keysRemoved: list("fim.ssh_keys_removed"), whileDown: bool("fim.while_down") ?? false,
                                  summary: str("fim.summary")?.string ?? "", renamedFrom: str("fim.rename.from")?.string ?? "", renamedTo: str("fim.rename.to")?.string ?? ""))
+        case .shell:
+            let tty = str("shell.tty")?.string ?? ""
+            payload = .shell(.init(line: str("shell.line") ?? "", truncated: bool("shell.truncated") ?? false, tty: tty,
+                                   ttyNumber: num("proc.tty") ?? 0, sessionID: num("shell.sid") ?? 0))
         case .open:
             payload = .open(.init(syscall: str("evt.type")?.string ?? "openat", name: str("fd.nameraw") ?? "", path: str("fd.name") ?? "",
                                   flags: num("fd.rawflags") ?? 0, mode: num("fd.mode") ?? 0, dirfd: num("fd.dirfd") ?? -100,

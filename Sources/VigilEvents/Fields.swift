@@ -138,7 +138,7 @@ public struct FieldDefinition: Sendable {
 public enum Fields {
     /// Every field.
     public static let all: [FieldDefinition] = eventFields + processFields + lineageFields + userFields + fileFields + containerFields
-        + SyscallFields.fields + NetworkFields.fields + ConnectionFields.fields + FIMFields.fields
+        + SyscallFields.fields + NetworkFields.fields + ConnectionFields.fields + FIMFields.fields + ShellFields.fields
 
     private static let byName: [String: FieldDefinition] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
 
@@ -151,7 +151,7 @@ public enum Fields {
     static func str(_ s: String) -> FieldValue { .string(ByteString(s)) }
 
     static let eventFields: [FieldDefinition] = [
-        .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2; a syscall event's syscall name; Vigil's own for connections (tcp_connect, tcp_accept, tcp_close), drops (tcp_drop) and file integrity changes (fim_change).", json: { e, out in
+        .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2; a syscall event's syscall name; Vigil's own for connections (tcp_connect, tcp_accept, tcp_close), drops (tcp_drop), file integrity changes (fim_change) and lines typed into interactive bash shells (bash_readline).", json: { e, out in
             out.appendJSON(Names.eventTypes[Names.eventType(e)])
             return true
         }, syscallJSON: { s, out in
@@ -161,7 +161,7 @@ public enum Fields {
             if case .syscall(let s) = e.payload { return .string(SyscallFields.nameBytes[s.index]) }
             return .string(Names.eventTypeBytes[Names.eventType(e)])
         },
-        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open, syscall (any syscall: docs/syscalls.md), conn (a TCP connection opened or closed), tcpdrop (a TCP packet the kernel dropped), fim (a watched file changed: docs/fim.md).", json: { e, out in
+        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open, syscall (any syscall: docs/syscalls.md), conn (a TCP connection opened or closed), tcpdrop (a TCP packet the kernel dropped), fim (a watched file changed: docs/fim.md), shell (a line an interactive bash read).", json: { e, out in
             out.appendJSON(Names.kinds[e.kind.index])
             return true
         }) { e, _ in .string(Names.kindBytes[e.kind.index]) },
@@ -262,13 +262,19 @@ public enum Fields {
         },
         .init("proc.cwd", .string, scope: .process, "The working directory: at the last exec, then as chdir and fchdir set it (captured whenever a syscall with a path argument is).") { e, _ in e.process.cwd.map { .string($0) } },
         .init("proc.tty", .uint, scope: .process, "The controlling terminal as a number (tty_nr), 0 when none.") { e, _ in e.process.ttyNumber.map { .uint(UInt64($0)) } },
-        .init("proc.ttyname", .string, [.exec], "The controlling terminal's name, e.g. pts0; empty when none.", json: { e, out in
-            guard case .exec(let x) = e.payload else { return false }
-            out.appendJSON(x.tty)
+        .init("proc.ttyname", .string, [.exec, .shell], "The controlling terminal's name, e.g. pts0; empty when none.", json: { e, out in
+            switch e.payload {
+            case .exec(let x): out.appendJSON(x.tty)
+            case .shell(let x): out.appendJSON(x.tty)
+            default: return false
+            }
             return true
         }) { e, _ in
-            guard case .exec(let x) = e.payload else { return nil }
-            return str(x.tty)
+            switch e.payload {
+            case .exec(let x): str(x.tty)
+            case .shell(let x): str(x.tty)
+            default: nil
+            }
         },
         .init("proc.is_container", .bool, scope: .process, "Whether the process runs in a container.") { e, _ in .bool(e.container.isContainer) },
         .init("proc.cgroup_id", .uint, scope: .process, "The inode of the process's cgroup v2 directory.") { e, _ in .uint(e.cgroupID) },

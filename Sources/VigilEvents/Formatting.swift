@@ -216,6 +216,8 @@ public enum EventFormat {
         case .tcpdrop(let d):
             details = "\(d.socket.name.escapedForTerminal) \(d.reasonName) flags=\(TCPStates.flags(d.tcpFlags))"
                 + (d.state != 0 ? " state=\(TCPStates.name(d.state))" : "")
+        case .shell(let s):
+            details = s.line.escapedForTerminal + (s.truncated ? " [line truncated]" : "") + (s.tty.isEmpty ? "" : " tty=" + s.tty)
         case .fim(let f):
             details = (f.whileDown ? "while Vigil was down: " : "") + ByteString(f.summary).escapedForTerminal
         case .syscall(let s):

@@ -62,6 +62,7 @@ public final class EventStream {
         pipeline = RecordPipeline(enricher: enricher, kinds: kinds, filter: sensors.stateChangeFilter,
                                   shownSyscalls: sensors.shownSyscalls, bootToEpochNs: BootClock.offsetToEpochNs())
         reader = try RingBufferReader(map: sensors.ring, maxBatch: 4096)
+        pipeline.execObserver = { [unowned sensors] event in sensors.noteExec(event) }
     }
 
     /// Reads until `shouldStop` says so (checked at least every `pollMilliseconds`), then drains

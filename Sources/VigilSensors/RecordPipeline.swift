@@ -15,6 +15,9 @@ public final class RecordPipeline {
     public var recorder: RingRecorder?
     /// What was done with the records so far.
     public internal(set) var statistics = StreamStatistics()
+    /// Sees every exec after enrichment, before filters and kinds (`Sensors.noteExec` for a live
+    /// stream: the shell sensor's probes follow the shells executed).
+    var execObserver: ((Event) -> Void)?
     /// The filters as they apply to state changes (`Sensors.stateChangeFilter` for a live stream).
     var filter: StateChangeFilter
     /// Per row of `Syscalls.all`: whether its events are shown (`Sensors.shownSyscalls`).
@@ -69,7 +72,7 @@ public final class RecordPipeline {
             statistics.undecodable += counts.undecodable
             statistics.filtered += counts.filtered
         }
-        let decoder = decoder, enricher = enricher, kinds = kinds, filter = filter, recorder = recorder
+        let decoder = decoder, enricher = enricher, kinds = kinds, filter = filter, recorder = recorder, execObserver = execObserver
         let shownSyscalls = shownSyscalls
         for record in records {
             counts.records += 1
@@ -80,6 +83,7 @@ public final class RecordPipeline {
             }
             if event.pid == heartbeat && heartbeat != 0 { returned = heartbeat }
             enricher.enrich(&event)
+            if event.kind == .exec, let execObserver { execObserver(event) }
             guard filter.keeps(event) else {
                 counts.filtered += 1
                 continue

@@ -47,12 +47,16 @@ public struct Sensor: Sendable {
     /// and when the `Sensors` that loaded it goes away (the syscalls sensor releases the
     /// tracepoint holds that object owns).
     let unload: (@Sendable (BPFObject) -> Void)?
+    /// Runs once its variants are attached: attaches what no variant can name in advance (the
+    /// shell sensor's uprobes, one per bash binary found), keeping what it needs in the state;
+    /// the links it returns are the loaded sensor's (`LoadedVariants.add`).
+    let attach: (@Sendable (BPFObject, inout SensorMapState) -> [BPFLink])?
 
     init(name: String, hooks: [Hook], kinds: KindSet, ring: Ring, needed: (@Sendable (KernelFilter, KindSet) -> Bool)?,
          hooksForFilter: (@Sendable (KernelFilter) -> [Hook])? = nil,
          install: (@Sendable (BPFObject, KernelFilter, inout SensorMapState) throws -> Void)? = nil,
          update: (@Sendable (Sensors, Int, KernelFilter) throws -> Void)? = nil, watchedMaps: [String] = [],
-         unload: (@Sendable (BPFObject) -> Void)? = nil) {
+         unload: (@Sendable (BPFObject) -> Void)? = nil, attach: (@Sendable (BPFObject, inout SensorMapState) -> [BPFLink])? = nil) {
         self.name = name
         self.hooks = hooks
         self.kinds = kinds
@@ -63,6 +67,7 @@ public struct Sensor: Sendable {
         self.update = update
         self.watchedMaps = watchedMaps
         self.unload = unload
+        self.attach = attach
     }
 
     /// Whether `Sensors` loads it for `filter` and the consumer's `kinds` (false for a sensor
@@ -94,12 +99,14 @@ public struct Sensor: Sendable {
 struct SensorMapState {
     /// The file sensor's path maps.
     var openPaths = InstalledOpenPaths()
+    /// The shell sensor's bash binaries and what was tried (`ShellBinaries`).
+    var shells: ShellBinaries?
 }
 
 extension Sensor {
     /// Every sensor: those of the shared ring in `Sensors`' load order, then the ones with a ring
     /// of their own.
-    public static let builtIn: [Sensor] = [process, file, conn, syscalls, fim, seccomp]
+    public static let builtIn: [Sensor] = [process, file, conn, syscalls, shell, fim, seccomp]
 
     /// The process sensor (bpf/process.bpf.c): exec, fork and exit on the scheduler's BTF
     /// tracepoints, else raw tracepoints. Always loaded: the process table needs its state
@@ -170,6 +177,27 @@ extension Sensor {
         // No rule wants a syscall: the held syscall tracepoints would keep the host's syscalls on
         // the tracepoint path for nothing. Only this sensor's: another `Sensors` may hold them too.
         unload: { object in TracepointHolds.release(category: "syscalls", owner: object) })
+
+    /// The shell sensor (bpf/shell.bpf.c): the lines interactive bash shells read, from uprobes on
+    /// readline's entry and return. A uprobe belongs to one file: the programs are loaded by the
+    /// variant and attached per bash binary by `ShellBinaries` (the host's, the containers' running
+    /// at load, and any shell executed later: `Sensors.noteExec`). Loaded when a consumer wants
+    /// shell lines (kept) or the filter asks for them (`KernelFilter.shells`: released when it no
+    /// longer does).
+    public static let shell = Sensor(
+        name: "shell",
+        hooks: [
+            Hook("readline", variants: [
+                Variant("uprobe", requires: [.attachUprobe], programs: ["readline_entry", "readline_return"], attachEach: { _ in [] }),
+            ]),
+        ],
+        kinds: [.shell], ring: .shared,
+        needed: { filter, kinds in filter.shells || kinds.contains(.shell) },
+        attach: { object, state in
+            let binaries = ShellBinaries()
+            state.shells = binaries
+            return binaries.attachAtLoad(object)
+        })
 
     /// The fim sensor (bpf/fim.bpf.c), driven by `FIMSensor`: changes to watched files matched in
     /// the kernel, on its own ring; the daemon's `FIMMonitor` makes the `fim` events from them.

@@ -45,6 +45,9 @@ public struct KernelFilter: Sendable, Equatable {
     /// Load the conn sensor (kinds conn and tcpdrop): a rule matches them (`add`), or a tracer
     /// shows them. `Sensors.apply` loads it, or releases it when nothing wants it any more.
     public var connections = false
+    /// Load the shell sensor (kind shell, the lines interactive bash shells read): a rule matches
+    /// them (`add`), or a tracer shows them. Follows the filter as `connections` does.
+    public var shells = false
 
     /// No filtering (but Vigil's own process is ignored).
     public init() {}
@@ -66,6 +69,7 @@ public struct KernelFilter: Sendable, Equatable {
         }
         // Like syscalls: what the rules match, not a filter.
         if !pushdown.kinds.isDisjoint(with: [.conn, .tcpdrop]) { connections = true }
+        if pushdown.kinds.contains(.shell) { shells = true }
         guard filtering else {
             openPaths?.filtering = false
             return
@@ -267,6 +271,7 @@ public final class Sensors {
         }, beforeAttach: { object in
             try sensor.install?(object, filter, &maps)
         })
+        if let attach = sensor.attach { variants.add(attach(variants.object, &maps)) }
         return Loaded(sensor: sensor, variants: variants, maps: maps)
     }
 
@@ -363,6 +368,24 @@ public final class Sensors {
         stateChangeFilter = StateChangeFilter(filter)
         try Self.write(filter, to: sharedMaps, openPaths: installedOpenPaths)
     }
+
+    /// An exec the stream decoded (`EventStream`): while the shell sensor is loaded, a shell
+    /// executed from a file it has not tried yet gets its probes (`ShellBinaries.attach(exec:)`).
+    /// Lines read before the probes were attached are not reported: a bash from a new binary
+    /// (a container's first) may already wait in readline when they are. Call on the thread
+    /// that drives the sensors.
+    public func noteExec(_ event: Event) {
+        guard let index = loaded.firstIndex(where: { $0.name == Sensor.shell.name }),
+              let binaries = loaded[index].maps.shells else { return }
+        let links = binaries.attach(exec: event, loaded[index].variants.object)
+        guard !links.isEmpty else { return }
+        loaded[index].variants.add(links)
+        try? recordLinks()
+    }
+
+    /// The files the shell sensor's probes are attached to, as the paths they were attached
+    /// through (empty when it is not loaded).
+    public var shellBinaries: [String] { loaded.first { $0.name == Sensor.shell.name }?.maps.shells?.attached ?? [] }
 
     /// Stats the exact paths of the rules again and updates open_inodes and `linkedNames` when a
     /// file changed (replaced by rename, created, removed). `EventStream` calls it every second.

@@ -90,6 +90,8 @@ extension Event {
     public var syscall: Payload.Syscall? { if case .syscall(let x) = payload { return x }; return nil }
     public var conn: Payload.Conn? { if case .conn(let x) = payload { return x }; return nil }
     public var tcpdrop: Payload.TCPDrop? { if case .tcpdrop(let x) = payload { return x }; return nil }
+    /// The payload of a shell line.
+    public var shellLine: Payload.ShellLine? { if case .shell(let x) = payload { return x }; return nil }
 }
 
 /// This test process's comm, as the kernel reports it.

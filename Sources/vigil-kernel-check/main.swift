@@ -351,6 +351,29 @@ for (label, hooks) in [("first", Sensor.conn.hooks), ("fallback", Sensor.conn.ho
     }
 }
 
+// The shell sensor (uprobes on bash's readline): a line typed into an interactive bash on a pty
+// (util-linux script, reading the line from a pipe) is reported exactly.
+do {
+    var filter = KernelFilter()
+    filter.ignorePID = 0
+    let sensors = try Sensors(kinds: Sensor.shell.kinds, filter: filter)
+    let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: Sensor.shell.kinds)
+    try stream.drain { _ in }
+    let line = "echo vigil-kernel-check-\(getpid())"
+    _ = spawnAndWait(["/bin/sh", "-c", "printf '%s\\nexit\\n' '\(line)' | /usr/bin/script -qfc 'bash --norc --noprofile -i' /dev/null >/dev/null 2>&1"])
+    var lines: [String] = []
+    for _ in 0..<40 where !lines.contains(line) {
+        try stream.drain { event in
+            if case .shell(let s) = event.payload { lines.append(s.line.string) }
+        }
+        usleep(25_000)
+    }
+    check("shell: the line typed into bash on a pty (probes on \(sensors.shellBinaries))", lines.contains(line), "lines \(lines)")
+    sensors.detach()
+} catch {
+    check("shell sensor loads", false, "\(error)")
+}
+
 print("kernel-check: \(passed) checks ok, \(failed) failed")
 if mounted { umount(dir) }
 exit(failed == 0 && passed > 0 ? 0 : 1)

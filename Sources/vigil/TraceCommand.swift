@@ -17,7 +17,8 @@ struct Trace: ParsableCommand {
         discussion: """
         Events: exec, fork, exit (set proc), open (set fs), conn and tcpdrop (set net: TCP \
         connections opened and closed with bytes and duration, TCP drops with the kernel's reason), \
-        and any syscall by name \
+        shell (set proc: the lines interactive bash shells read, from uprobes on readline, on the \
+        host and in containers; only when asked for), and any syscall by name \
         (docs/syscalls.md; `--event all` for every one, `syscall:NAME` for a syscall named like an \
         event kind, e.g. syscall:exit), with its arguments decoded. Sets name syscall categories: \
         fs, net, proc, ipc, mem, signal, time, user, system, sleep, other. Syscalls beyond exec, \
@@ -30,9 +31,9 @@ struct Trace: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: ArgumentHelp("Events to show, comma separated: exec, fork, exit, open, conn, tcpdrop, any syscall by name (syscall:NAME when it is also a kind's name), or all (every syscall).", valueName: "events"))
+    @Option(name: .long, help: ArgumentHelp("Events to show, comma separated: exec, fork, exit, open, conn, tcpdrop, shell, any syscall by name (syscall:NAME when it is also a kind's name), or all (every syscall).", valueName: "events"))
     var event: [String] = []
-    @Option(name: .long, help: ArgumentHelp("Sets to show, comma separated: proc (exec, fork, exit and the proc syscalls), fs (open and the fs syscalls), net (conn, tcpdrop and the net syscalls), ipc, mem, signal, time, user, system, sleep, other.", valueName: "sets"))
+    @Option(name: .long, help: ArgumentHelp("Sets to show, comma separated: proc (exec, fork, exit, shell and the proc syscalls), fs (open and the fs syscalls), net (conn, tcpdrop and the net syscalls), ipc, mem, signal, time, user, system, sleep, other.", valueName: "sets"))
     var set: [String] = []
     @Option(name: .long, help: ArgumentHelp("Events (kinds or syscalls) not to show.", valueName: "events"))
     var excludeEvent: [String] = []

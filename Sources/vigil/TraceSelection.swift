@@ -15,8 +15,9 @@ struct TraceSelection: Equatable {
     /// The kinds with a capture of their own (bpf/syscalls/kinds.table): exec, fork, exit, open.
     static let legacyKinds: [EventKind] = EventKindDescriptor.ownCapture
     /// What `vigil trace` shows without --event or --set: the process and file kinds (exec, fork,
-    /// exit, open); the network kinds (conn, tcpdrop) only when asked for (`--event conn`, `--set net`).
-    static let defaultKinds: [EventKind] = legacyKinds.filter { $0.set != "net" }
+    /// exit, open); the network kinds (conn, tcpdrop) only when asked for (`--event conn`, `--set net`),
+    /// and shell lines too (`--event shell`, `--set proc`: their sensor attaches to every bash binary).
+    static let defaultKinds: [EventKind] = legacyKinds.filter { $0.set != "net" && $0 != .shell }
 
     /// The syscall category a set names (`--set`, `--exclude-set`), or an error listing them.
     static func category(_ name: String) throws -> SyscallCategories {

@@ -130,6 +130,17 @@ final class ABILayoutTests: XCTestCase {
         ], object: "conn")
     }
 
+    func testShellEventMatchesBTF() throws {
+        typealias S = vigil_shell_event
+        try assertLayout(S.self, "vigil_shell_event", [
+            "hdr": MemoryLayout<S>.offset(of: \.hdr), "sid": MemoryLayout<S>.offset(of: \.sid),
+            "tty_major": MemoryLayout<S>.offset(of: \.tty_major), "tty_minor": MemoryLayout<S>.offset(of: \.tty_minor),
+            "line_len": MemoryLayout<S>.offset(of: \.line_len), "flags": MemoryLayout<S>.offset(of: \.flags),
+            "_pad": MemoryLayout<S>.offset(of: \._pad), "tty": MemoryLayout<S>.offset(of: \.tty),
+            "line": MemoryLayout<S>.offset(of: \.line),
+        ], object: "shell")
+    }
+
     func testSyscallTypesMatchBTF() throws {
         typealias E = vigil_syscall_event
         try assertLayout(E.self, "vigil_syscall_event", [

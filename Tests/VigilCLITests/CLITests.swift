@@ -54,6 +54,26 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(table.stdout.contains("available,"), table.stdout)
     }
 
+    /// `vigil trace --event shell` shows the line typed into an interactive bash on a pty, with
+    /// evt.type bash_readline, and nothing of the default kinds.
+    func testTraceShowsALineTypedIntoAnInteractiveBash() throws {
+        try requireKernel(.attachUprobe, .attachTracepoint, .attachTpBTF)
+        let line = "echo vigil-cli-shell-\(UUID().uuidString.prefix(8))"
+        let result = try Self.vigil(["trace", "-o", "json", "--event", "shell"], signal: SIGTERM, untilTracing: true) { _ in
+            try PtyTerminal.run("env -i TERM=dumb bash --norc --noprofile -i", typing: [line])
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let objects = try VigilJSON.objects(lines: result.stdout)
+        let event = try XCTUnwrap(objects.first { ($0["shell.line"] as? String) == line }, result.stdout)
+        XCTAssertEqual(event["evt.type"] as? String, "bash_readline")
+        XCTAssertEqual(event["evt.kind"] as? String, "shell")
+        XCTAssertEqual(event["proc.name"] as? String, "bash")
+        XCTAssertEqual(event["container.id"] as? String, "host")
+        XCTAssertTrue((event["proc.ttyname"] as? String)?.hasPrefix("pts") == true, "\(event)")
+        XCTAssertTrue(objects.allSatisfy { ($0["evt.kind"] as? String) == "shell" }, "--event shell shows only shell lines")
+    }
+
     /// A process whose argument is not UTF-8 (any host process may be) is written with \udcXX
     /// escapes that JSONSerialization refuses; Vigil's parser reads the line back.
     func testTraceJSONOfAnArgumentThatIsNotUTF8ReadsBack() throws {

