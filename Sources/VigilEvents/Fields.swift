@@ -145,6 +145,12 @@ public enum Fields {
     /// The field named `name` (without any bracket argument).
     public static func named(_ name: String) -> FieldDefinition? { byName[name] ?? SyscallFields.dotted(name) }
 
+    /// The N of an ancestor field's `[N]` (0 the process, 1 its parent, ...); nil for anything
+    /// else, which prints `<NA>` (conditions refuse it at load, outputs do not check).
+    public static func ancestorNumber(_ argument: String?) -> Int? {
+        argument.flatMap { UInt($0) }.flatMap { Int(exactly: $0) }
+    }
+
     /// Every field name, for suggestions.
     public static let names: [String] = all.map(\.name)
 
@@ -217,13 +223,13 @@ public enum Fields {
         .init("proc.name", .string, scope: .process, "The command name (comm, at most 15 bytes).") { e, _ in .string(e.comm) },
         .init("proc.pname", .string, scope: .process, "The parent's command name.") { e, _ in e.process.ancestorNames.first.map { .string($0) } },
         .init("proc.aname", .string, argument: true, "Name of ancestor N: proc.aname[0] is the process, [1] its parent, [2] the grandparent ...") { e, arg in
-            guard let n = arg.flatMap({ Int($0) }) else { return nil }
+            guard let n = ancestorNumber(arg) else { return nil }
             if n == 0 { return .string(e.comm) }
             return n - 1 < e.process.ancestorNames.count ? .string(e.process.ancestorNames[n - 1]) : nil
         },
         .init("proc.anames", .strings, scope: .process, "Names of every known ancestor, parent first.") { e, _ in .strings(e.process.ancestorNames) },
         .init("proc.apid", .uint, argument: true, "Pid of ancestor N (as proc.aname).") { e, arg in
-            guard let n = arg.flatMap({ Int($0) }) else { return nil }
+            guard let n = ancestorNumber(arg) else { return nil }
             if n == 0 { return .uint(UInt64(e.pid)) }
             return n - 1 < e.process.ancestorPIDs.count ? .uint(UInt64(e.process.ancestorPIDs[n - 1])) : nil
         },

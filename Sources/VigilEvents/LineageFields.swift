@@ -11,12 +11,12 @@ extension Fields {
             known(e.process.ancestorExecutablePaths.first)
         },
         .init("proc.aexe", .string, argument: true, "argv[0] of ancestor N: proc.aexe[0] is the process's, [1] its parent's ... (as proc.aname).") { e, arg in
-            guard let n = arg.flatMap({ Int($0) }) else { return nil }
+            guard let n = ancestorNumber(arg) else { return nil }
             if n == 0 { return e.process.arguments?.first.map { .string($0) } }
             return n - 1 < e.process.ancestorExes.count ? known(e.process.ancestorExes[n - 1]) : nil
         },
         .init("proc.aexepath", .string, argument: true, "Executable path of ancestor N: proc.aexepath[0] is the process's, [1] its parent's ... (as proc.aname).") { e, arg in
-            guard let n = arg.flatMap({ Int($0) }) else { return nil }
+            guard let n = ancestorNumber(arg) else { return nil }
             if n == 0 { return e.process.executablePath.map { .string($0) } }
             return n - 1 < e.process.ancestorExecutablePaths.count ? known(e.process.ancestorExecutablePaths[n - 1]) : nil
         },

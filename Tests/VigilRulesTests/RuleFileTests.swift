@@ -176,6 +176,22 @@ final class RuleFileTests: XCTestCase {
         XCTAssertEqual(typo.unknownFields.map(\.suggestion), ["proc.name"])
     }
 
+    /// `make fuzz` (output target) found `%proc.aname[-3]` trapping in `render` (index -4 of the
+    /// ancestors): an alert's output could stop the daemon. Conditions refuse such a number at
+    /// load; an output prints `<NA>` for it, as for any ancestor Vigil does not know.
+    func testOutputsWithANegativeAncestorNumberPrintNA() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../fuzz/regressions/output/negative-ancestor-number.txt")
+        let found = try XCTUnwrap(String(data: try Data(contentsOf: url), encoding: .utf8))
+        XCTAssertTrue(found.contains("%proc.aname[-3]"), "the committed input is the one found")
+        var event = exec("ls", args: ["ls", "-l"])
+        event.process.ancestorNames = ["bash", "sshd"]
+        XCTAssertTrue(OutputTemplate(found, at: SourceLocation(file: "f", line: 1, column: 1)).render(event).contains("aamne=<NA>"))
+        let template = OutputTemplate("%proc.aname[-1] %proc.apid[-2] %proc.aexe[-1] %proc.aexepath[-9223372036854775808] %proc.aname[1] %proc.aname[18446744073709551615]",
+                                      at: SourceLocation(file: "f", line: 1, column: 1))
+        XCTAssertEqual(template.render(event), "<NA> <NA> <NA> <NA> bash <NA>")
+    }
+
     func testTheDefaultRulesetCompiles() throws {
         let set = try RuleFiles.ruleSet(paths: [])
         XCTAssertGreaterThanOrEqual(set.rules.count, 10)

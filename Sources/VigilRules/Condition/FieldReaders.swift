@@ -22,7 +22,7 @@ enum DirectStringField: Sendable, Equatable {
 
     /// The reader for `field` with its bracket argument, nil when the field is not read directly.
     init?(field: String, argument: String?) {
-        if field == "proc.aname", let n = argument.flatMap({ Int($0) }), n >= 0 {
+        if field == "proc.aname", let n = Fields.ancestorNumber(argument) {
             self = n == 0 ? .named(.procName) : .ancestorName(n - 1)
         } else if let named = Named(field: field, argument: argument) {
             self = .named(named)
