@@ -99,7 +99,7 @@ static __always_inline void vigil_payload_disarm(__s32 fd)
 
 /* At connect's exit (VIGIL_SPEC_ARM_PAYLOAD): a TCP socket over IP that connected or is connecting
  * waits for its first payload. */
-static __always_inline void vigil_payload_arm(__s32 fd, long ret)
+static __noinline void vigil_payload_arm(__s32 fd, long ret)
 {
     if (ret != 0 && ret != -VIGIL_EINPROGRESS)
         return;
@@ -387,16 +387,11 @@ static __always_inline int on_exit(long id, long ret)
         vigil_count(VIGIL_COUNTER_FILTERED);
         return 0;
     }
-    if (spec->flags & VIGIL_SPEC_FIRST_PAYLOAD) {
-        /* Nothing written yet (EAGAIN before the connection is up, ...): still armed. */
-        if (ret <= 0) {
-            vigil_count(VIGIL_COUNTER_FILTERED);
-            return 0;
-        }
-        vigil_payload_disarm((__s32)e->args[0]);
+    /* Nothing written yet (EAGAIN before the connection is up, ...): still armed. */
+    if ((spec->flags & VIGIL_SPEC_FIRST_PAYLOAD) && ret <= 0) {
+        vigil_count(VIGIL_COUNTER_FILTERED);
+        return 0;
     }
-    if (spec->flags & VIGIL_SPEC_ARM_PAYLOAD)
-        vigil_payload_arm((__s32)e->args[0], ret);
     e->ret = ret;
     e->latency_ns = bpf_ktime_get_boot_ns() - e->hdr.ts_ns;
     if (e->arg_failed) {
@@ -421,6 +416,12 @@ static __always_inline int on_exit(long id, long ret)
     }
     vigil_socket_tuple(e, spec->flags, ret);
     emit(e);
+    /* After the record is out (here, the capture above keeps the registers it had: the 6.1
+     * verifier lost a bound when these ran first). */
+    if (spec->flags & VIGIL_SPEC_FIRST_PAYLOAD)
+        vigil_payload_disarm((__s32)e->args[0]);
+    if (spec->flags & VIGIL_SPEC_ARM_PAYLOAD)
+        vigil_payload_arm((__s32)e->args[0], ret);
     return 0;
 }
 
