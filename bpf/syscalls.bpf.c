@@ -62,6 +62,59 @@ struct {
     __type(value, struct pending);
 } pending SEC(".maps");
 
+/* The connections whose first payload is still to come (VIGIL_SPEC_FIRST_PAYLOAD): (tgid << 32 | fd)
+ * of a TCP socket armed at connect's exit, disarmed by the first call that wrote something on it.
+ * Keyed by the fd, not the socket, so a write that is not armed costs one hash lookup and no read
+ * of the task's fd table. Least recently used entries go when full (a connection that never
+ * wrote, or whose fd was closed first). */
+#define VIGIL_FIRST_PAYLOAD_MAX 16384
+#define VIGIL_IPPROTO_TCP 6
+#define VIGIL_EINPROGRESS 115
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, VIGIL_FIRST_PAYLOAD_MAX);
+    __type(key, __u64);
+    __type(value, __u8);
+} first_payload SEC(".maps");
+
+static __always_inline __u64 vigil_payload_key(__s32 fd)
+{
+    return (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | (__u32)fd;
+}
+
+/* Whether the caller's fd `fd` is a connection whose first payload is still to come. */
+static __always_inline bool vigil_payload_armed(__s32 fd)
+{
+    __u64 key = vigil_payload_key(fd);
+    return bpf_map_lookup_elem(&first_payload, &key) != NULL;
+}
+
+/* The first payload was written (or the fd is gone): later writes on it are dropped. */
+static __always_inline void vigil_payload_disarm(__s32 fd)
+{
+    __u64 key = vigil_payload_key(fd);
+    bpf_map_delete_elem(&first_payload, &key);
+}
+
+/* At connect's exit (VIGIL_SPEC_ARM_PAYLOAD): a TCP socket over IP that connected or is connecting
+ * waits for its first payload. */
+static __noinline void vigil_payload_arm(__s32 fd, long ret)
+{
+    if (ret != 0 && ret != -VIGIL_EINPROGRESS)
+        return;
+    __u64 ino = 0;
+    struct sock *sk = vigil_fd_sock(fd, &ino);
+    if (!sk)
+        return;
+    __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    if ((family != VIGIL_AF_INET && family != VIGIL_AF_INET6) || BPF_CORE_READ(sk, sk_protocol) != VIGIL_IPPROTO_TCP)
+        return;
+    __u64 key = vigil_payload_key(fd);
+    __u8 one = 1;
+    bpf_map_update_elem(&first_payload, &key, &one, BPF_ANY);
+}
+
 /* The syscall number saved in the user registers (at exit: the hook gives only the result). */
 #if defined(__TARGET_ARCH_arm64)
 struct user_pt_regs___arm64 { int syscallno; } __attribute__((preserve_access_index));
@@ -267,6 +320,11 @@ static __always_inline int on_enter(struct pt_regs *regs, long id)
     struct vigil_syscall_spec *spec = bpf_map_lookup_elem(&syscall_specs, &nr);
     if (!spec)
         return 0;
+    /* Wanted for a connection's first payload alone: every other write leaves after one lookup. */
+    if ((spec->flags & VIGIL_SPEC_FIRST_PAYLOAD) && !vigil_payload_armed((__s32)PT_REGS_PARM1_CORE_SYSCALL(regs))) {
+        vigil_count(VIGIL_COUNTER_FILTERED);
+        return 0;
+    }
     /* State changes (open, dup, close, ...: the fd table) skip the filters, as exec/fork/exit do:
      * userspace filters them after enrichment (StateChangeFilter). Vigil's own are still dropped. */
     if (spec->flags & VIGIL_SPEC_STATE) {
@@ -329,6 +387,11 @@ static __always_inline int on_exit(long id, long ret)
         vigil_count(VIGIL_COUNTER_FILTERED);
         return 0;
     }
+    /* Nothing written yet (EAGAIN before the connection is up, ...): still armed. */
+    if ((spec->flags & VIGIL_SPEC_FIRST_PAYLOAD) && ret <= 0) {
+        vigil_count(VIGIL_COUNTER_FILTERED);
+        return 0;
+    }
     e->ret = ret;
     e->latency_ns = bpf_ktime_get_boot_ns() - e->hdr.ts_ns;
     if (e->arg_failed) {
@@ -353,6 +416,12 @@ static __always_inline int on_exit(long id, long ret)
     }
     vigil_socket_tuple(e, spec->flags, ret);
     emit(e);
+    /* After the record is out (here, the capture above keeps the registers it had: the 6.1
+     * verifier lost a bound when these ran first). */
+    if (spec->flags & VIGIL_SPEC_FIRST_PAYLOAD)
+        vigil_payload_disarm((__s32)e->args[0]);
+    if (spec->flags & VIGIL_SPEC_ARM_PAYLOAD)
+        vigil_payload_arm((__s32)e->args[0], ret);
     return 0;
 }
 

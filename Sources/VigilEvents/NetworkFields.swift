@@ -68,9 +68,37 @@ public enum NetworkFields {
     /// reads one makes the syscalls sensor capture `dnsSyscalls` with room for a DNS answer.
     public static let dnsFieldNames: Set<String> = Set(fields.map(\.name).filter { $0.hasPrefix("dns.") || $0.hasSuffix(".name") })
 
+    /// The syscalls a client writes a connection's first payload with (`send` is sendto on every
+    /// arch the table has): the one list the capture (`SyscallCapture.payloadNumbers`) and the
+    /// rules' analysis (`FirstPayloadTraffic.rows`) both use.
+    public static let payloadSyscalls = ["write", "writev", "sendto", "sendmsg"]
+
+    /// The fields read from what a client wrote on a TCP connection (net.stratum.*): a rule that
+    /// reads one makes the syscalls sensor capture `payloadSyscalls`, and when every rule asking for
+    /// them needs such a field, only each connection's first payload (VIGIL_SPEC_FIRST_PAYLOAD).
+    public static let payloadFieldNames: Set<String> = Set(payloadFields.map(\.name))
+
+    /// The rows of `payloadSyscalls`.
+    private static let payloadRows: Set<Int> = Set(payloadSyscalls.compactMap { Syscalls.index(named: $0) })
+
+    /// The stratum request a client wrote on a TCP socket it connected (`Stratum.method`).
+    static func stratumMethod(_ e: Event) -> FieldValue? {
+        guard e.kind == .syscall, let socket = e.fd?.socket, socket.l4proto == .tcp, socket.role == .client,
+              case .syscall(let s) = e.payload, payloadRows.contains(s.index), !s.failedCall,
+              let bytes = s.capturedBuffer, let method = Stratum.method(bytes) else { return nil }
+        return .string(ByteString(method))
+    }
+
     /// The fields (appended to `Fields.all`): those of the socket have no value on an event
     /// without one, those of DNS none on an event without a DNS message (`FieldRequirement`).
     static let fields: [FieldDefinition] = socketFields.map { $0.requiring(.socket) } + dnsFields.map { $0.requiring(.dns) }
+        + payloadFields.map { $0.requiring(.socket) }
+
+    private static let payloadFields: [FieldDefinition] = [
+        .init("net.stratum.method", .string, [.syscall], "The crypto-mining pool protocol (stratum) request a client wrote on a TCP connection it made: mining.subscribe, mining.authorize, ... or XMRig's login (a login with a pass or an agent); none for anything else (an HTTP request, another JSON-RPC method). Read from write, writev, sendto and sendmsg; when every rule asking for those needs this field, the kernel keeps only each connection's first payload (from connect to the first call that wrote something) and drops every other write before copying it.") { e, _ in
+            stratumMethod(e)
+        },
+    ]
 
     private static let socketFields: [FieldDefinition] = [
         .init("fd.l4proto", .string, socketKinds, "The socket's transport protocol: tcp, udp, icmp, raw, or unknown.") { e, _ in

@@ -31,6 +31,14 @@ public struct KernelPushdown: Sendable, Equatable {
     /// The rules that ask for the DNS syscalls (recvfrom, recvmsg) all need a DNS message (`CompiledCondition.onlyDNS`): the
     /// kernel keeps only the calls of port 53.
     public var dnsOnly = false
+    /// Some rule reads what a client wrote on a connection (net.stratum.*:
+    /// `NetworkFields.payloadFieldNames`): the syscalls sensor captures `payloadSyscalls` with room
+    /// for a request (`SyscallCapture.payloads`).
+    public var firstPayload = false
+    /// The rules that ask for the payload syscalls (write, writev, sendto, sendmsg) all need a
+    /// payload field (`CompiledCondition.onlyFirstPayload`): the kernel keeps only each TCP
+    /// connection's first payload.
+    public var firstPayloadOnly = false
 
     /// Creates a pushdown.
     public init(kinds: KindSet, containersOnly: Bool, comms: Set<String>?, openPaths: OpenPathPushdown,
@@ -62,6 +70,10 @@ public struct KernelPushdown: Sendable, Equatable {
         var lines = ["event kinds: " + (kinds.isEmpty ? "none" : EventKind.allCases.filter(kinds.contains).map(\.rawValue).joined(separator: ", "))]
         lines.append(syscallSummary)
         if dns { lines.append("dns: answers read from \(NetworkFields.dnsSyscalls.joined(separator: " and ")) (512-byte buffers) for fd.sip.name and dns.* fields") }
+        if firstPayload {
+            lines.append("payloads: what clients write read from \(NetworkFields.payloadSyscalls.joined(separator: ", ")) (512-byte buffers) for net.stratum.* fields"
+                + (firstPayloadOnly ? "; only each TCP connection's first payload (in kernel)" : ""))
+        }
         lines.append("containers only: " + (containersOnly ? "yes (in kernel)" : "no"))
         lines.append("command names: " + (comms.map { "only " + $0.sorted().joined(separator: ", ") + " (in kernel)" } ?? "all"))
         if kinds.contains(.open) || !openPaths.killRules.isEmpty { lines += openPaths.summary }
@@ -463,6 +475,11 @@ public struct RuleSet: Sendable {
         let dnsRows = DNSTraffic.rows
         let askingForDNSRows = zip(rules, ruleSyscalls).filter { !$0.1.isDisjoint(with: dnsRows) }
         pushdown.dnsOnly = pushdown.dns && askingForDNSRows.allSatisfy { $0.0.condition.onlyDNS }
+        pushdown.firstPayload = !syscalls.isEmpty && rules.contains { rule in
+            !rule.condition.fields.union(rule.output.fieldNames).isDisjoint(with: NetworkFields.payloadFieldNames)
+        }
+        let askingForPayloadRows = zip(rules, ruleSyscalls).filter { !$0.1.isDisjoint(with: FirstPayloadTraffic.rows) }
+        pushdown.firstPayloadOnly = pushdown.firstPayload && askingForPayloadRows.allSatisfy { $0.0.condition.onlyFirstPayload }
         return pushdown
     }
 }

@@ -65,7 +65,9 @@ public struct KernelFilter: Sendable, Equatable {
         if !numbers.isEmpty {
             let old = syscalls ?? SyscallCapture(numbers: [], bufferBytes: syscallBounds.bufferBytes, stringBytes: syscallBounds.stringBytes)
             syscalls = SyscallCapture(numbers: old.shown.union(numbers), bufferBytes: old.bufferBytes, stringBytes: old.stringBytes,
-                                      dns: old.dns || pushdown.dns, dnsRulesOnly: pushdown.dnsOnly && old.shown.isDisjoint(with: SyscallCapture.dnsNumbers))
+                                      dns: old.dns || pushdown.dns, dnsRulesOnly: pushdown.dnsOnly && old.shown.isDisjoint(with: SyscallCapture.dnsNumbers),
+                                      payloads: old.payloads || pushdown.firstPayload,
+                                      payloadRulesOnly: pushdown.firstPayloadOnly && old.shown.isDisjoint(with: SyscallCapture.payloadNumbers))
         }
         // Like syscalls: what the rules match, not a filter.
         if !pushdown.kinds.isDisjoint(with: [.conn, .tcpdrop]) { connections = true }

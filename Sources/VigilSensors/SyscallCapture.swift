@@ -62,6 +62,19 @@ public struct SyscallCapture: Sendable, Equatable {
     public static let dnsNumbers: Set<Int> = Set(NetworkFields.dnsSyscalls.compactMap { Syscalls.named($0)?.number() })
     /// Bytes of a DNS syscall's buffer kept at least: a UDP answer without EDNS fits in 512.
     public static let dnsBytes = 512
+    /// Payloads are read (a rule uses net.stratum.*: `NetworkFields.payloadFieldNames`): the
+    /// syscalls clients write with (`payloadNumbers`) are captured, shown only when asked for,
+    /// with at least `payloadBytes` of their buffer.
+    public let payloads: Bool
+    /// With `payloads`: the kernel keeps only each TCP connection's first payload, armed at
+    /// connect's exit (VIGIL_SPEC_ARM_PAYLOAD) and dropping every other call of `payloadNumbers`
+    /// at entry (VIGIL_SPEC_FIRST_PAYLOAD, counted as filtered): they are captured for it alone,
+    /// or shown only to rules that need a payload field (`KernelPushdown.firstPayloadOnly`).
+    public let firstPayloadOnly: Bool
+    /// This arch's numbers of the syscalls payloads are read from (`NetworkFields.payloadSyscalls`).
+    public static let payloadNumbers: Set<Int> = Set(NetworkFields.payloadSyscalls.compactMap { Syscalls.named($0)?.number() })
+    /// Bytes of a payload syscall's buffer kept at least: a miner's login line fits in 512.
+    public static let payloadBytes = 512
     /// Bytes kept of a string or path argument.
     public var stringBytes: Int
 
@@ -80,7 +93,8 @@ public struct SyscallCapture: Sendable, Equatable {
     /// path relative to a dirfd resolves; with a path, chdir and fchdir too (`cwdNumbers`: the
     /// cwd relative paths resolve against). The stream shows only `shown` (what was asked for) and
     /// counts the rest as suppressed.
-    public init(numbers: Set<Int>, bufferBytes: Int = 80, stringBytes: Int = 4096, dns: Bool = false, dnsRulesOnly: Bool = false) {
+    public init(numbers: Set<Int>, bufferBytes: Int = 80, stringBytes: Int = 4096, dns: Bool = false, dnsRulesOnly: Bool = false,
+                payloads: Bool = false, payloadRulesOnly: Bool = false) {
         let asked = numbers.filter { $0 >= 0 && $0 < Int(VIGIL_SYSCALL_MAX) }
         shown = asked
         let usesFDs = asked.contains { Syscalls.numbered($0)?.flags.contains(.usesFD) ?? false }
@@ -92,11 +106,14 @@ public struct SyscallCapture: Sendable, Equatable {
         if usesFDs || usesPaths { numbers.formUnion(Self.fdTableNumbers.filter { $0 < Int(VIGIL_SYSCALL_MAX) }) }
         if usesPaths { numbers.formUnion(Self.cwdNumbers) }
         if dns { numbers.formUnion(Self.dnsNumbers.union(Self.fdTableNumbers).filter { $0 < Int(VIGIL_SYSCALL_MAX) }) }
+        if payloads { numbers.formUnion(Self.payloadNumbers.union(Self.fdTableNumbers).filter { $0 < Int(VIGIL_SYSCALL_MAX) }) }
         self.numbers = numbers
         self.bufferBytes = max(0, min(bufferBytes, Int(VIGIL_SYSCALL_BUF_MAX)))
         self.stringBytes = max(1, min(stringBytes, Int(VIGIL_SYSCALL_STR_MAX)))
         self.dns = dns
         self.dnsOnly = dns && (asked.isDisjoint(with: Self.dnsNumbers) || dnsRulesOnly)
+        self.payloads = payloads
+        self.firstPayloadOnly = payloads && (asked.isDisjoint(with: Self.payloadNumbers) || payloadRulesOnly)
     }
 
     /// The syscalls named (table names); names this arch lacks are left out.
@@ -113,6 +130,13 @@ public struct SyscallCapture: Sendable, Equatable {
             spec.buf_max = UInt16(max(bufferBytes, Self.dnsBytes))
             if dnsOnly { spec.flags |= UInt16(VIGIL_SPEC_DNS_ONLY.rawValue) }
         }
+        if payloads, let n = syscall.number(), Self.payloadNumbers.contains(n) {
+            // Room for a request; wanted for first payloads alone, the kernel drops every other call.
+            spec.buf_max = UInt16(max(bufferBytes, Self.payloadBytes))
+            if firstPayloadOnly { spec.flags |= UInt16(VIGIL_SPEC_FIRST_PAYLOAD.rawValue) }
+        }
+        // connect arms its connection for the first payload.
+        if firstPayloadOnly, syscall.nameString == "connect" { spec.flags |= UInt16(VIGIL_SPEC_ARM_PAYLOAD.rawValue) }
         spec.str_max = UInt16(stringBytes)
         if syscall.flags.contains(.noReturn) { spec.flags |= UInt16(VIGIL_SPEC_NO_RETURN.rawValue) }
         // State changes are never dropped by the kernel's filters (StateChangeFilter applies them).

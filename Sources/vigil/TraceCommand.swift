@@ -150,8 +150,11 @@ struct Trace: ParsableCommand {
         // reads them (recvfrom of other ports than 53 is dropped in the kernel unless traced).
         let dns = syscallNumbers.contains { Syscalls.numbered($0)?.categories.contains(.net) == true } || ruleSet?.pushdown.dns == true
         let dnsRulesOnly = ruleSet?.pushdown.dnsOnly == true && event.isEmpty && set.isEmpty
+        // Payloads (net.stratum.*) when a rule reads them: only first payloads unless traced.
+        let payloadRulesOnly = ruleSet?.pushdown.firstPayloadOnly == true && event.isEmpty && set.isEmpty
         let syscalls = kinds.contains(.syscall)
-            ? SyscallCapture(numbers: syscallNumbers, bufferBytes: snaplen, stringBytes: stringBytes, dns: dns, dnsRulesOnly: dnsRulesOnly) : nil
+            ? SyscallCapture(numbers: syscallNumbers, bufferBytes: snaplen, stringBytes: stringBytes, dns: dns, dnsRulesOnly: dnsRulesOnly,
+                             payloads: ruleSet?.pushdown.firstPayload == true, payloadRulesOnly: payloadRulesOnly) : nil
         filter.syscalls = syscalls
         // --syscall-hook forces one variant (the per-syscall one even for a large set); by default
         // the set's size chooses.

@@ -75,6 +75,55 @@ extension DefaultRulesTests {
         XCTAssertEqual(benign.map(\.output), [], "the same server under a name that is no pool")
     }
 
+    /// A fake pool (python3 on the Docker bridge, answering each request line with a result and a
+    /// job it pushes: the pool's own `mining.notify`) and two miners: busybox nc writing a
+    /// cgminer's mining.subscribe (write), python3 sending XMRig's login (sendto). Quiet: JSON-RPC
+    /// POSTed over HTTP, a raw JSON-RPC line of another protocol, and the pool's answers.
+    func testCryptoMiningPoolProtocolConnection() throws {
+        let network = try DockerTestEngine.createNetwork(for: self)
+        let server = """
+            import socketserver
+            class Pool(socketserver.StreamRequestHandler):
+                def handle(self):
+                    while self.rfile.readline():
+                        self.wfile.write(b'{"id":1,"result":true,"error":null}\\n{"id":null,"method":"mining.notify","params":["job"]}\\n')
+            socketserver.ThreadingTCPServer.allow_reuse_address = True
+            socketserver.ThreadingTCPServer(("", 3333), Pool).serve_forever()
+            """
+        let pool = try DockerTestEngine.startContainer(for: self, image: DockerTestEngine.pythonImage, command: ["python3", "-c", server],
+                                                       options: ["--network-alias", "pool.example.org"], network: network)
+        let miner = try DockerTestEngine.startContainer(for: self, network: network)
+        let python = try DockerTestEngine.startContainer(for: self, image: DockerTestEngine.pythonImage, command: ["python3", "-c", "import time; time.sleep(60)"],
+                                                         network: network)
+        dockerExec(miner, "timeout 30 sh -c 'until echo | nc -w 1 pool.example.org 3333 >/dev/null; do :; done'") // the pool is up
+        func send(_ line: String) -> String {
+            "import socket; s = socket.create_connection((\"pool.example.org\", 3333)); s.sendall(\(line)); s.recv(200)"
+        }
+        let rule = "Crypto-mining pool protocol (stratum)"
+        let hits = try alerts(rule, metadata: true) {
+            dockerExec(miner, #"printf '{"id":1,"method":"mining.subscribe","params":["cgminer/4.10.0"]}\n' | nc -w 1 pool.example.org 3333 >/dev/null"#)
+            _ = DockerTestEngine.run(["docker", "exec", python.name, "python3", "-c",
+                                      send(#"b'{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"44AFFq5kSiGBoZ","pass":"x","agent":"XMRig/6.21.0 (Linux x86_64) libuv/1.44.2 gcc/11.2.0"}}\n'"#)])
+        }
+        XCTAssertEqual(hits.map { Fields.named("net.stratum.method")?.extract($0.event, nil) }, [.string("mining.subscribe"), .string("login")],
+                       "\(hits.map(\.output))")
+        let subscribe = try XCTUnwrap(hits.first)
+        XCTAssertEqual(subscribe.event.container.fullID, miner.id)
+        XCTAssertTrue(subscribe.output.contains("method=mining.subscribe"), subscribe.output)
+        XCTAssertTrue(subscribe.output.contains(":3333"), subscribe.output)
+        let login = try XCTUnwrap(hits.last)
+        XCTAssertEqual(login.event.container.fullID, python.id)
+        XCTAssertTrue(login.output.contains("method=login"), login.output)
+        XCTAssertFalse(hits.contains { $0.event.container.fullID == pool.id }, "the pool's mining.notify is no client's first payload")
+
+        let benign = try alerts(rule, metadata: true) {
+            dockerExec(miner, #"printf 'POST / HTTP/1.1\r\nHost: pool.example.org\r\nContent-Type: application/json\r\nContent-Length: 51\r\n\r\n{"jsonrpc":"2.0","method":"eth_blockNumber","id":1}' | nc -w 1 pool.example.org 3333 >/dev/null"#)
+            _ = DockerTestEngine.run(["docker", "exec", python.name, "python3", "-c",
+                                      send(#"b'{"jsonrpc":"2.0","method":"eth_blockNumber","params":[],"id":1}\n'"#)])
+        }
+        XCTAssertEqual(benign.map(\.output), [], "JSON-RPC over HTTP, another protocol's JSON-RPC line")
+    }
+
     /// busybox nc run with -e is a program handed to a remote peer; the same nc without it is not.
     /// Run through a link named nc by its path, so the shell execs it (busybox sh runs an applet
     /// named bare in-process, with no exec).

@@ -86,6 +86,35 @@ final class SyscallRulesTests: XCTestCase {
                       "a name in the output")
     }
 
+    /// net.stratum.* exists only on what a client wrote (write, writev, sendto, sendmsg): a rule on
+    /// it asks for those, and while every rule asking for them needs it, the kernel keeps only each
+    /// TCP connection's first payload (armed by connect).
+    func testStratumRulesAskForFirstPayloadsOnly() throws {
+        let stratum = try ruleSet(rule("pool", "net.stratum.method exists"))
+        XCTAssertEqual(Set(stratum.pushdown.syscalls.names), ["write", "writev", "sendto", "sendmsg"])
+        XCTAssertTrue(stratum.pushdown.firstPayload)
+        XCTAssertTrue(stratum.pushdown.firstPayloadOnly)
+        XCTAssertTrue(stratum.pushdown.summary.contains { $0.hasPrefix("payloads: ") && $0.contains("first payload") }, "\(stratum.pushdown.summary)")
+        let capture = SyscallCapture(numbers: stratum.pushdown.syscallNumbers, payloads: true, payloadRulesOnly: true)
+        for name in NetworkFields.payloadSyscalls {
+            let spec = capture.spec(for: try XCTUnwrap(Syscalls.named(name)))
+            XCTAssertNotEqual(spec.flags & UInt16(VIGIL_SPEC_FIRST_PAYLOAD.rawValue), 0, name)
+            XCTAssertEqual(spec.buf_max, UInt16(SyscallCapture.payloadBytes), name)
+        }
+        let connect = try XCTUnwrap(Syscalls.named("connect"))
+        XCTAssertTrue(capture.numbers.contains(try XCTUnwrap(connect.number())), "connect arms the connection")
+        XCTAssertNotEqual(capture.spec(for: connect).flags & UInt16(VIGIL_SPEC_ARM_PAYLOAD.rawValue), 0)
+
+        // Another rule wants every write: the kernel keeps them all, and connect arms nothing.
+        let both = try ruleSet(rule("pool", "net.stratum.method exists") + rule("writes", "evt.type = write and proc.name = dd"))
+        XCTAssertFalse(both.pushdown.firstPayloadOnly)
+        let all = SyscallCapture(numbers: both.pushdown.syscallNumbers, payloads: true, payloadRulesOnly: both.pushdown.firstPayloadOnly)
+        XCTAssertEqual(all.spec(for: try XCTUnwrap(Syscalls.named("write"))).flags & UInt16(VIGIL_SPEC_FIRST_PAYLOAD.rawValue), 0)
+        XCTAssertEqual(all.spec(for: connect).flags & UInt16(VIGIL_SPEC_ARM_PAYLOAD.rawValue), 0)
+        XCTAssertFalse(try ruleSet(rule("n", "evt.type = write and not net.stratum.method = login")).pushdown.firstPayloadOnly)
+        XCTAssertFalse(try ruleSet(rule("o", "evt.type = connect")).pushdown.firstPayload)
+    }
+
     func testSyscallsADedicatedSensorReportsAreNotAskedFor() throws {
         // evt.type = execve matches the process sensor's exec events: execve is not captured again.
         let exec = try ruleSet(rule("x", "evt.type in (execve, execveat, openat, clone, ptrace)"))

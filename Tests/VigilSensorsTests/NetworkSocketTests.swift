@@ -344,6 +344,47 @@ final class NetworkSocketTests: XCTestCase {
         XCTAssertEqual(field("dns.addrs", received[1]), .strings([ByteString("127.0.53.7")]))
     }
 
+    /// First payloads (net.stratum.*): with payloads on and the payload syscalls wanted for them
+    /// alone, the kernel keeps only the first call that wrote something on each TCP connection this
+    /// process connected: not the second write or a sendto after it, not the accepted end's
+    /// writes, not a pipe's. A second connection's first payload sent with sendto is a stratum
+    /// request.
+    func testOnlyEachConnectionsFirstPayloadLeavesTheKernel() throws {
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        filter.pids = [UInt32(getpid())]
+        let numbers = Set(["connect", "accept"].compactMap { Syscalls.named($0)?.number() }).union(SyscallCapture.payloadNumbers)
+        let capture = SyscallCapture(numbers: numbers, payloads: true, payloadRulesOnly: true)
+        XCTAssertTrue(capture.firstPayloadOnly)
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: capture)
+        var client: Int32 = -1, accepted: Int32 = -1, miner: Int32 = -1, pipeFDs: [Int32] = [0, 0]
+        let subscribe = #"{"id":1,"method":"mining.subscribe","params":["cgminer/4.10.0"]}"# + "\n"
+        let events = try harness.collect {
+            let server = try bindListen(AF_INET, "127.0.0.1")
+            let port = localPort(server)
+            client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.0.1", port) { XCTAssertEqual(connect(client, $0, $1), 0) }
+            accepted = accept(server, nil, nil)
+            XCTAssertEqual(write(client, "first", 5), 5)
+            XCTAssertEqual(write(client, "second", 6), 6)
+            XCTAssertEqual(sendto(client, "third", 5, 0, nil, 0), 5)
+            XCTAssertEqual(write(accepted, "reply", 5), 5)
+            XCTAssertEqual(pipe(&pipeFDs), 0)
+            XCTAssertEqual(write(pipeFDs[1], "pipe", 4), 4)
+            miner = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.0.1", port) { XCTAssertEqual(connect(miner, $0, $1), 0) }
+            XCTAssertEqual(sendto(miner, subscribe, subscribe.utf8.count, 0, nil, 0), subscribe.utf8.count)
+            close(miner); close(pipeFDs[0]); close(pipeFDs[1]); close(accepted); close(client); close(server)
+        }
+        XCTAssertEqual(mine(events, "write", fd: client).map { field("evt.arg.data", $0) }, [.string("first")], "only the first payload")
+        XCTAssertEqual(mine(events, "sendto", fd: client).count, 0, "a sendto after the first payload")
+        XCTAssertEqual(mine(events, "write", fd: accepted).count, 0, "the accepted end connected nothing")
+        XCTAssertEqual(mine(events, "write", fd: pipeFDs[1]).count, 0, "a pipe")
+        let request = try XCTUnwrap(mine(events, "sendto", fd: miner).first, "the second connection's first payload")
+        XCTAssertEqual(field("net.stratum.method", request), .string("mining.subscribe"))
+        XCTAssertNil(field("net.stratum.method", try XCTUnwrap(mine(events, "write", fd: client).first)))
+    }
+
     /// Vectored I/O carries its data: the first iovec's bytes of writev (at entry) and readv (at
     /// exit, no more than the call returned), and of a message's first iovec for sendmsg and
     /// recvmsg; `evt.arg.data` is Falco's name for them.

@@ -208,6 +208,11 @@ enum vigil_syscall_spec_flags {
     VIGIL_SPEC_SOCKET_RESULT = 1 << 3, /* at exit, the same for the socket of the result fd (accept, accept4) */
     VIGIL_SPEC_DNS_ONLY = 1 << 4,     /* captured for DNS alone: dropped at exit (counted as filtered) unless
                                          its socket or socket address argument has port 53 */
+    VIGIL_SPEC_FIRST_PAYLOAD = 1 << 5, /* captured for a connection's first payload alone (write, sendto, ...):
+                                         dropped at entry (counted as filtered) unless the caller's fd is armed
+                                         in `first_payload`; a call that wrote something disarms it */
+    VIGIL_SPEC_ARM_PAYLOAD = 1 << 6,  /* connect: at exit, a TCP socket that connected (0) or is connecting
+                                         (-EINPROGRESS) arms (tgid, fd) in `first_payload` */
 };
 
 /** Per-syscall capture spec (the `syscall_specs` array, indexed by this arch's syscall number),

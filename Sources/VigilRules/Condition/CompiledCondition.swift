@@ -58,6 +58,9 @@ public struct CompiledCondition: Sendable {
     /// Whether the condition can be true only for an event carrying a DNS message (it requires a
     /// dns.* field): the kernel may drop the calls that carry none.
     public let onlyDNS: Bool
+    /// Whether the condition can be true only for a payload a client wrote on a connection (it
+    /// requires a net.stratum.* field): the kernel may keep only each connection's first payload.
+    public let onlyFirstPayload: Bool
 
     init(root: PlanNode, text: String) {
         self.root = root
@@ -66,7 +69,8 @@ public struct CompiledCondition: Sendable {
         self.kinds = root.kindSets.whenTrue
         self.syscalls = kinds.contains(.syscall) ? root.syscallSets.whenTrue : SyscallRows()
         self.readsSyscallFields = root.readsSyscallOnlyField
-        self.onlyDNS = root.dnsSets.whenTrue == .dns
+        self.onlyDNS = root.messageSets(DNSTraffic.isMessageField).whenTrue == .message
+        self.onlyFirstPayload = root.messageSets(FirstPayloadTraffic.isMessageField).whenTrue == .message
         var fields = Set<String>()
         root.collectFields(into: &fields)
         self.fields = fields
@@ -177,13 +181,16 @@ indirect enum PlanNode: Sendable {
             let carried = test.fieldKinds.isEmpty || test.fieldKinds.contains(.syscall)
             // A DNS message is parsed from the syscalls DNS is captured from (`dnsRows`).
             if carried, DNSTraffic.isMessageField(test.fieldName) { return (DNSTraffic.rows, .all) }
+            // A stratum request is read from what a client writes (`FirstPayloadTraffic.rows`).
+            if carried, FirstPayloadTraffic.isMessageField(test.fieldName) { return (FirstPayloadTraffic.rows, .all) }
             return (carried ? .all : SyscallRows(), .all)
         }
     }
 
-    /// Whether the node may be true for DNS traffic only, for other traffic too, or neither.
-    var dnsSets: (whenTrue: DNSTraffic, whenFalse: DNSTraffic) {
-        truthSets { test in (DNSTraffic.isMessageField(test.fieldName) ? .dns : .all, .all) }
+    /// Whether the node may be true for the messages whose fields `isMessageField` names only (DNS
+    /// messages, first payloads), for other traffic too, or neither.
+    func messageSets(_ isMessageField: (String) -> Bool) -> (whenTrue: MessageTraffic, whenFalse: MessageTraffic) {
+        truthSets { test in (isMessageField(test.fieldName) ? .message : .all, .all) }
     }
 
     /// The events for which the node may be true, and those for which it may be false, given
@@ -266,22 +273,34 @@ extension KindSet: TruthSet {}
 
 extension SyscallRows: TruthSet {}
 
-/// Traffic a condition can be true for: DNS messages (an event with `event.dns`) and everything
-/// else. A condition true for DNS alone lets the kernel drop the calls of other ports
-/// (`KernelPushdown.dnsOnly`).
-public struct DNSTraffic: OptionSet, Sendable, TruthSet {
+/// Traffic a condition can be true for: messages of one protocol (DNS messages, first payloads)
+/// and everything else. A condition true for such messages alone lets the kernel drop the calls
+/// that carry none (`KernelPushdown.dnsOnly`, `KernelPushdown.firstPayloadOnly`).
+public struct MessageTraffic: OptionSet, Sendable, TruthSet {
     public let rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     public init() { rawValue = 0 }
-    public static let dns = DNSTraffic(rawValue: 1)
-    public static let other = DNSTraffic(rawValue: 2)
-    public static let all: DNSTraffic = [.dns, .other]
+    public static let message = MessageTraffic(rawValue: 1)
+    public static let other = MessageTraffic(rawValue: 2)
+    public static let all: MessageTraffic = [.message, .other]
+}
 
+/// DNS messages (an event with `event.dns`).
+public enum DNSTraffic {
     /// Whether `field` exists only on an event that carried a DNS message (dns.*).
     static func isMessageField(_ field: String) -> Bool { field.hasPrefix("dns.") }
 
     /// The syscalls DNS messages are read from when a rule asks (`NetworkFields.dnsSyscalls`).
     static let rows = SyscallRows(names: NetworkFields.dnsSyscalls)
+}
+
+/// What a client wrote on a TCP connection (a stratum request: net.stratum.*).
+public enum FirstPayloadTraffic {
+    /// Whether `field` exists only on a payload a client wrote (`NetworkFields.payloadFieldNames`).
+    static func isMessageField(_ field: String) -> Bool { NetworkFields.payloadFieldNames.contains(field) }
+
+    /// The syscalls payloads are read from when a rule asks (`NetworkFields.payloadSyscalls`).
+    static let rows = SyscallRows(names: NetworkFields.payloadSyscalls)
 }
 
 /// A set of rows of `Syscalls.all` (a bitset; the table has a few hundred rows).
