@@ -1,3 +1,4 @@
+import Synchronization
 import VigilBPF
 import VigilEvents
 #if canImport(Glibc)
@@ -77,8 +78,14 @@ extension Sensors {
         return names.sorted { number($0) < number($1) }
     }
 
+    /// The syscalls sensor's program on every task's exit (sched_process_exit; `_tp_btf` and
+    /// `_raw_tp` in the generic hook, `_raw_tp` in the per-syscall ones): a thread that exits with a
+    /// syscall pending whose return a kprobe variant missed has its event counted lost.
+    public static let syscallTaskExitProgram = "task_exit"
+
     /// The per-syscall variants for `capture`, best first: kprobe.multi (needs
-    /// `attach:kprobe.multi`), kprobe (`attach:kprobe`), tracepoint (`attach:tracepoint`).
+    /// `attach:kprobe.multi`), kprobe (`attach:kprobe`), tracepoint (`attach:tracepoint`). Each
+    /// also attaches the task exit program (`syscallTaskExitProgram`, raw tracepoint).
     public static func perSyscallVariants(_ capture: SyscallCapture) -> [Variant] {
         [perSyscallVariant(kprobeMultiVariantName, .attachKprobeMulti, SyscallKprobes.multiExitProgram, SyscallKprobes.multiEnterProgram) {
              try SyscallKprobes.attachMulti($0, numbers: capture.numbers)
@@ -97,10 +104,12 @@ extension Sensors {
     }
 
     /// A per-syscall variant: `exit` and `enter` attached by `attach` (exits first: an entry
-    /// that fires already has its exit), each naming the syscalls it skipped.
+    /// that fires already has its exit), then the task exit program on its raw tracepoint.
     private static func perSyscallVariant(_ name: String, _ feature: Feature, _ exit: String, _ enter: String,
                                           attach: @escaping @Sendable (BPFProgram) throws -> Attachment) -> Variant {
-        Variant(name, requires: [feature], programs: [exit, enter], attachTargets: attach)
+        let taskExit = syscallTaskExitProgram + "_raw_tp"
+        return Variant(name, requires: [feature, .attachRawTracepoint], programs: [exit, enter, taskExit],
+                       attachTargets: { program in program.name == taskExit ? Attachment(links: [try program.attach()]) : try attach(program) })
     }
 
     /// Moves the running syscalls sensor, on per-syscall variant `active`, from `old` to `new`
@@ -194,16 +203,23 @@ enum SyscallKprobes {
     }
 
     /// Attaches `program` (`multiEnterProgram` or `multiExitProgram`) with one link to the
-    /// functions of `numbers` this kernel has; no link when it has none.
+    /// functions of `numbers` this kernel has; no link when it has none. The link's cookie is a
+    /// new tag (`nextTag`): the entries of two links running together while the set changes
+    /// (`retargetMulti`) are one call's, not a missed return (bpf/syscalls.bpf.c, `pending.tag`).
     /// - Throws: `BPFError` of kind `.attach`.
     static func attachMulti(_ program: BPFProgram, numbers: Set<Int>) throws -> Attachment {
         let (functions, missing) = targets(numbers)
         let skipped = missing.map(Sensors.skippedName)
         guard !functions.isEmpty else { return Attachment(links: [], skipped: skipped) }
-        return Attachment(links: [try program.attachKprobeMulti(functions: functions, returnProbe: program.name == multiExitProgram)],
+        return Attachment(links: [try program.attachKprobeMulti(functions: functions, returnProbe: program.name == multiExitProgram, cookie: UInt64(nextTag()))],
                           skipped: skipped)
     }
 
+    private static let tags = Atomic<UInt32>(0)
+
+    /// A tag no other attachment of the syscalls sensor in this process has (the object's
+    /// `vigil_syscalls_tag`, a kprobe.multi link's cookie), never 0.
+    static func nextTag() -> UInt32 { tags.add(1, ordering: .relaxed).newValue }
 
     /// Moves a running kprobe sensor from `old` to `new` syscalls: the new ones' kretprobes then
     /// kprobes are attached, then the dropped ones' detached (entries first); the links of
@@ -231,7 +247,7 @@ enum SyscallKprobes {
     /// pending record, and the second exit finds it already sent (`on_exit`), so no event is lost
     /// or doubled. Returns the syscalls of the new set the kernel has no function for.
     static func retargetMulti(_ sensor: LoadedVariants, to new: SyscallCapture) throws -> [String] {
-        let old = sensor.links
+        let old = sensor.links.filter { $0.description.contains("probe.multi ") } // kprobe.multi, kretprobe.multi: not the task exit's
         var made: [BPFLink] = [], skipped: [String] = []
         do {
             for program in [multiExitProgram, multiEnterProgram] {

@@ -40,7 +40,7 @@ final class SyscallHookTests: XCTestCase {
         // The per-syscall variants, best first (kprobes on the syscalls' own functions cost nothing
         // to the syscalls they are not on; a syscall tracepoint slows every syscall), then the generic hook.
         XCTAssertEqual(Sensors.syscallHooks(for: small).first?.variants.map(\.name), ["kprobe.multi", "kprobe", "tracepoint", "tp_btf", "raw_tp"])
-        XCTAssertEqual(Sensors.syscallHooks(for: small).first?.variants.map(\.requires), [[.attachKprobeMulti], [.attachKprobe], [.attachTracepoint], [.attachTpBTF], [.attachRawTracepoint]])
+        XCTAssertEqual(Sensors.syscallHooks(for: small).first?.variants.map(\.requires), [[.attachKprobeMulti, .attachRawTracepoint], [.attachKprobe, .attachRawTracepoint], [.attachTracepoint, .attachRawTracepoint], [.attachTpBTF], [.attachRawTracepoint]])
         let large = SyscallCapture(names: ["openat"] + Self.cold)
         XCTAssertGreaterThan(large.numbers.count, Sensors.perSyscallLimit)
         XCTAssertEqual(Sensors.syscallHooks(for: large).first?.variants.map(\.name), ["tp_btf", "raw_tp"])
@@ -124,9 +124,9 @@ final class SyscallHookTests: XCTestCase {
         let report = try XCTUnwrap(harness.sensors.reports.first { $0.sensor == "syscalls" }?.report)
         XCTAssertEqual(report.active, "tracepoint", "\(report.attempts)")
         let sensor = try XCTUnwrap(harness.sensors.loaded.first { $0.name == "syscalls" })
-        // Two links (entry, exit) per syscall with a tracepoint here; the rest are reported.
+        // Two links (entry, exit) per syscall with a tracepoint here, and the task exit's; the rest are reported.
         let missing = harness.sensors.syscallsNotCaptured
-        XCTAssertEqual(sensor.variants.links.count, 2 * (capture.numbers.count - missing.count), "\(sensor.variants.links.map(\.description))")
+        XCTAssertEqual(sensor.variants.links.count, 2 * (capture.numbers.count - missing.count) + 1, "\(sensor.variants.links.map(\.description))")
         XCTAssertTrue(sensor.variants.links.contains { $0.description.hasSuffix("tracepoint syscalls/sys_enter_openat") })
         XCTAssertTrue(sensor.variants.links.contains { $0.description.hasSuffix("tracepoint syscalls/sys_exit_getppid") })
         XCTAssertFalse(sensor.variants.links.contains { $0.description.hasSuffix("sys_enter_getpid") })
