@@ -263,8 +263,8 @@ static __always_inline void emit(struct vigil_syscall_event *e)
 }
 
 /* A pending call whose exit never ran (its event is lost, and counted): the kprobe variants' returns
- * come from a bounded pool (a kretprobe keeps max(10, 2 x CPUs) instances, kretprobe.multi's fprobe
- * before 6.14 a rethook pool); a call entered while the pool is used up has no return. A syscall
+ * come from a bounded pool (a kretprobe keeps max(10, 2 x CPUs) instances; kretprobe.multi's fprobe
+ * has its own); a call entered while the pool is used up has no return. A syscall
  * dropped from the set meanwhile is not counted (its exit is detached; nobody wants its event).
  * The tracepoint hooks never leave one: a syscall that does not return (exit, exit_group,
  * rt_sigreturn) is sent at entry, and a thread killed in a syscall leaves it through the exit
