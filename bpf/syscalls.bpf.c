@@ -51,9 +51,16 @@ struct {
 #define RECORD_BYTES (sizeof(struct vigil_syscall_event) + VIGIL_SYSCALL_DATA_MAX + VIGIL_SYSCALL_STR_MAX)
 struct pending {
     __u32 active;   /* the pending syscall's number + 1; 0 when none */
-    __u32 _pad;
+    __u32 tag;      /* which attachment made the entry (`vigil_syscalls_tag`, a kprobe.multi link's cookie) */
     char record[RECORD_BYTES];
 };
+
+/* This object's attachments, set before load (unique in the process): an entry that finds the
+ * pending record of an earlier entry by the same attachment still active lost that call's event.
+ * A kprobe.multi link's cookie is its tag instead, as two links of one program run together while
+ * the set changes (`retargetMulti`), as two objects' do while the sensor changes hook: then one
+ * call has two entries, not a lost one. */
+const volatile __u32 vigil_syscalls_tag = 0;
 
 struct {
     __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -308,7 +315,20 @@ static __always_inline void emit(struct vigil_syscall_event *e)
     vigil_output_low(e, size);
 }
 
-static __always_inline int on_enter(struct pt_regs *regs, long id)
+/* A pending call whose exit never ran (its event is lost, and counted): the kprobe variants' returns
+ * come from a bounded pool (a kretprobe keeps max(10, 2 x CPUs) instances; kretprobe.multi's fprobe
+ * has its own); a call entered while the pool is used up has no return. A syscall
+ * dropped from the set meanwhile is not counted (its exit is detached; nobody wants its event).
+ * The tracepoint hooks never leave one: a syscall that does not return (exit, exit_group,
+ * rt_sigreturn) is sent at entry, and a thread killed in a syscall leaves it through the exit
+ * tracepoint first. */
+static __always_inline void count_missed_exit(struct pending *p)
+{
+    if (p->active && wanted(p->active - 1))
+        vigil_count(VIGIL_COUNTER_LOST);
+}
+
+static __always_inline int on_enter(struct pt_regs *regs, long id, __u32 tag)
 {
     if (!wanted(id))
         return 0;
@@ -338,6 +358,9 @@ static __always_inline int on_enter(struct pt_regs *regs, long id)
         vigil_count(VIGIL_COUNTER_LOST);
         return 0;
     }
+    if (p->tag == tag)
+        count_missed_exit(p);
+    p->tag = tag;
     struct vigil_syscall_event *e = (struct vigil_syscall_event *)p->record;
     vigil_fill_header(&e->hdr, VIGIL_EVENT_SYSCALL, 0);
     e->latency_ns = 0;
@@ -425,8 +448,21 @@ static __always_inline int on_exit(long id, long ret)
     return 0;
 }
 
-VIGIL_BTF_OR_RAW(sys_enter, sys_enter, on_enter(regs, id),
+VIGIL_BTF_OR_RAW(sys_enter, sys_enter, on_enter(regs, id, vigil_syscalls_tag),
                  struct pt_regs *regs, long id)
+
+/* A thread that exits with a call pending (a return the pool missed, then no wanted syscall
+ * again): its event is lost. Every variant attaches it (on the task's exit; the record is freed
+ * with the task). */
+static __always_inline int on_task_exit(void)
+{
+    struct pending *p = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, 0);
+    if (p)
+        count_missed_exit(p);
+    return 0;
+}
+
+VIGIL_BTF_OR_RAW(task_exit, sched_process_exit, on_task_exit(), struct task_struct *task)
 
 /* tp_btf: the registers are a trusted pointer, read directly (no probe-read helper call: the
  * exit of every syscall pays this, wanted or not). */
@@ -470,7 +506,7 @@ struct syscall_exit_record {
 SEC("?tracepoint")
 int sys_enter_tp(struct syscall_enter_record *ctx)
 {
-    return on_enter((struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), ctx->nr);
+    return on_enter((struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), ctx->nr, vigil_syscalls_tag);
 }
 
 /* Attached by userspace to syscalls/sys_exit_NAME of each wanted syscall. */
@@ -488,10 +524,10 @@ int sys_exit_tp(struct syscall_exit_record *ctx)
  * from the task's saved registers, the result from the return register.
  * kprobe: attached by userspace once per wanted syscall's function (entry and return);
  * kprobe.multi: one link for every wanted syscall's function, one for their returns. */
-static __always_inline int kprobe_enter(struct pt_regs *ctx)
+static __always_inline int kprobe_enter(struct pt_regs *ctx, __u32 tag)
 {
     struct pt_regs *regs = (struct pt_regs *)PT_REGS_PARM1(ctx);
-    return on_enter(regs, SYSCALL_NR(regs));
+    return on_enter(regs, SYSCALL_NR(regs), tag);
 }
 
 static __always_inline int kprobe_exit(struct pt_regs *ctx)
@@ -502,7 +538,7 @@ static __always_inline int kprobe_exit(struct pt_regs *ctx)
 SEC("?kprobe")
 int sys_enter_kprobe(struct pt_regs *ctx)
 {
-    return kprobe_enter(ctx);
+    return kprobe_enter(ctx, vigil_syscalls_tag);
 }
 
 SEC("?kretprobe")
@@ -514,7 +550,7 @@ int sys_exit_kprobe(struct pt_regs *ctx)
 SEC("?kprobe.multi")
 int sys_enter_kprobe_multi(struct pt_regs *ctx)
 {
-    return kprobe_enter(ctx);
+    return kprobe_enter(ctx, bpf_get_attach_cookie(ctx));
 }
 
 SEC("?kretprobe.multi")

@@ -95,10 +95,12 @@ public struct BPFProgram {
     /// Attaches one link to the entries of every kernel function of `functions`, or to their
     /// returns with `returnProbe` (a `kprobe.multi`/`kretprobe.multi` program; wraps
     /// `bpf_program__attach_kprobe_multi_opts` with `syms`). Needs a kernel with fprobe (5.18+).
-    public func attachKprobeMulti(functions: [String], returnProbe: Bool = false) throws -> BPFLink {
+    /// `cookie`, when given, is every function's `bpf_get_attach_cookie` (`cookies`).
+    public func attachKprobeMulti(functions: [String], returnProbe: Bool = false, cookie: UInt64? = nil) throws -> BPFLink {
         let hook = "\(returnProbe ? "kretprobe.multi" : "kprobe.multi") \(functions.joined(separator: ","))"
         var names = functions.map { strdup($0) }
         defer { names.forEach { free($0) } }
+        var cookies = cookie.map { Array(repeating: $0, count: functions.count) } ?? []
         return try link("bpf_program__attach_kprobe_multi_opts", hook) {
             names.withUnsafeMutableBufferPointer { buffer in
                 // No function: no link (the kernel refuses an empty set too).
@@ -109,7 +111,10 @@ public struct BPFProgram {
                     opts.syms = syms
                     opts.cnt = buffer.count
                     opts.retprobe = returnProbe
-                    return bpf_program__attach_kprobe_multi_opts(handle, nil, &opts)
+                    return cookies.withUnsafeMutableBufferPointer { cookies in
+                        opts.cookies = UnsafePointer(cookies.baseAddress)
+                        return bpf_program__attach_kprobe_multi_opts(handle, nil, &opts)
+                    }
                 }
             }
         }

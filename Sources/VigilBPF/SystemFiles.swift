@@ -22,6 +22,23 @@ public enum SystemFile {
 
     /// Whether a path exists.
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// Calls `body` with each line of the file at `path`, in order and without its newline, until
+    /// it returns false; no size limit, one line in memory at a time (/proc/kallsyms is megabytes:
+    /// `read` stops at 1 MiB). Returns false when the file cannot be opened (wraps getline(3)).
+    @discardableResult
+    public static func forEachLine(_ path: String, _ body: (String) throws -> Bool) rethrows -> Bool {
+        guard let file = fopen(path, "re") else { return false }
+        defer { fclose(file) }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        while case let length = getline(&line, &capacity, file), length > 0, let line {
+            if line[length - 1] == 0x0A { line[length - 1] = 0 }
+            guard try body(String(cString: line)) else { break }
+        }
+        return true
+    }
 }
 
 /// The tracing filesystem, which perf tracepoints (`SEC("tracepoint/...")`) need.

@@ -9,8 +9,9 @@ public struct Variant: Sendable {
     /// Names of the object's programs this variant loads (their autoload is turned on).
     public var programs: [String]
     /// Attaches one of `programs`, as many times as it has targets (e.g. one per-syscall
-    /// tracepoint per wanted syscall); the default attaches once, as the ELF section says.
-    public var attachEach: @Sendable (BPFProgram) throws -> [BPFLink]
+    /// tracepoint per wanted syscall), and names the targets it skipped because this kernel
+    /// lacks them; the default attaches once, as the ELF section says.
+    public var attachTargets: @Sendable (BPFProgram) throws -> Attachment
 
     /// Declares a variant whose programs attach once each (`attach`: as the ELF section says by default).
     public init(_ name: String, requires: [Feature] = [], programs: [String],
@@ -22,10 +23,33 @@ public struct Variant: Sendable {
     /// link of one program; throwing releases the ones it made, and the loader the others).
     public init(_ name: String, requires: [Feature] = [], programs: [String],
                 attachEach: @escaping @Sendable (BPFProgram) throws -> [BPFLink]) {
+        self.init(name, requires: requires, programs: programs, attachTargets: { Attachment(links: try attachEach($0)) })
+    }
+
+    /// Declares a variant whose programs attach to several targets each, some of which this
+    /// kernel may lack (`attachTargets` returns one program's links and the targets it skipped:
+    /// `LoadedVariants.skippedTargets`; throwing releases the links it made, and the loader the others).
+    public init(_ name: String, requires: [Feature] = [], programs: [String],
+                attachTargets: @escaping @Sendable (BPFProgram) throws -> Attachment) {
         self.name = name
         self.requires = requires
         self.programs = programs
-        self.attachEach = attachEach
+        self.attachTargets = attachTargets
+    }
+}
+
+/// What attaching one program to its targets made: the links, and the targets skipped because
+/// this kernel lacks them (e.g. the syscalls it does not implement).
+public struct Attachment {
+    /// The links made, one per target attached.
+    public var links: [BPFLink]
+    /// The targets not attached (this kernel lacks them), in the order tried.
+    public var skipped: [String]
+
+    /// An attachment of `links` that skipped `skipped`.
+    public init(links: [BPFLink], skipped: [String] = []) {
+        self.links = links
+        self.skipped = skipped
     }
 }
 
@@ -97,11 +121,16 @@ public final class LoadedVariants {
     public private(set) var links: [BPFLink]
     /// Per hook: which variant runs, and why each earlier one did not.
     public let reports: [HookReport]
+    /// The targets the active variants' attaches skipped because this kernel lacks them
+    /// (`Attachment.skipped`, each once, in the order tried); whoever retargets the variant
+    /// keeps it current.
+    public var skippedTargets: [String]
 
-    init(object: BPFObject, links: [BPFLink], reports: [HookReport]) {
+    init(object: BPFObject, links: [BPFLink], reports: [HookReport], skippedTargets: [String] = []) {
         self.object = object
         self.links = links
         self.reports = reports
+        self.skippedTargets = skippedTargets
     }
 
     /// The active variant of `hook`.
@@ -206,13 +235,16 @@ public struct VariantLoader {
             }
             try beforeAttach(object)
             var links: [BPFLink] = []
+            var skipped: [String] = []
             var failedHook: (Int, BPFError)?
             attaching: for (h, hook) in hooks.enumerated() {
                 let variant = hook.variants[choice[h]]
                 for name in variant.programs {
                     do {
                         let program = try object.program(named: name)
-                        links.append(contentsOf: try LibbpfLog.quietly { try variant.attachEach(program) })
+                        let attachment = try LibbpfLog.quietly { try variant.attachTargets(program) }
+                        links.append(contentsOf: attachment.links)
+                        skipped += attachment.skipped.filter { !skipped.contains($0) }
                     } catch let error as BPFError {
                         failedHook = (h, error)
                         break attaching
@@ -232,7 +264,7 @@ public struct VariantLoader {
                 }
                 return HookReport(hook: hook.name, active: hook.variants[choice[h]].name, attempts: list)
             }
-            return LoadedVariants(object: object, links: links, reports: reports)
+            return LoadedVariants(object: object, links: links, reports: reports, skippedTargets: skipped)
         }
     }
 

@@ -351,6 +351,7 @@ struct SensorStatus: Encodable {
         var filtered: UInt64
         var lost: UInt64
         var killed: UInt64
+        var unfollowed: UInt64
     }
     var name: String
     var hooks: [HookReport]
@@ -358,6 +359,8 @@ struct SensorStatus: Encodable {
     var filtered: UInt64
     var lost: UInt64
     var killed: UInt64
+    /// Forks the followed tree's full pids map could not take (`SensorCounters.unfollowed`).
+    var unfollowed: UInt64
     var perCpu: [CPU]
     /// Syscalls the rules want that this kernel has no tracepoint for (the sensor's
     /// `notCaptured`); left out when empty.
@@ -371,8 +374,10 @@ struct SensorStatus: Encodable {
         filtered = sensor.total.filtered
         lost = sensor.total.lost
         killed = sensor.total.killed
+        unfollowed = sensor.total.unfollowed
         perCpu = sensor.perCPU.enumerated().map {
-            CPU(cpu: $0.offset, emitted: $0.element.emitted, filtered: $0.element.filtered, lost: $0.element.lost, killed: $0.element.killed)
+            CPU(cpu: $0.offset, emitted: $0.element.emitted, filtered: $0.element.filtered, lost: $0.element.lost, killed: $0.element.killed,
+                unfollowed: $0.element.unfollowed)
         }
     }
 }

@@ -407,8 +407,9 @@ enum MetricsEndpoint {
         let families: [(String, String, KeyPath<SensorCounters, UInt64>)] = [
             ("vigil_sensor_events_total", "Events the sensor emitted to the ring, per CPU.", \.emitted),
             ("vigil_sensor_filtered_total", "Events dropped by the in-kernel filters, per CPU.", \.filtered),
-            ("vigil_sensor_lost_total", "Events lost because the ring was full, per CPU.", \.lost),
+            ("vigil_sensor_lost_total", "Events lost (the ring full, a syscall return the kprobe variants missed), per CPU.", \.lost),
             ("vigil_sensor_killed_total", "Processes sent SIGKILL in the kernel by kernel_kill rules, per CPU.", \.killed),
+            ("vigil_sensor_unfollowed_total", "Forks not followed because the followed tree's pids map was full, per CPU.", \.unfollowed),
         ]
         for (name, help, field) in families {
             out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"

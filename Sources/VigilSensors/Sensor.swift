@@ -169,7 +169,7 @@ extension Sensor {
     /// releases the tracepoints it held (`TracepointHolds`).
     public static let syscalls = Sensor(
         name: "syscalls",
-        hooks: [.btfOrRaw("syscalls", programs: ["sys_enter", "sys_exit"])],
+        hooks: [.btfOrRaw("syscalls", programs: ["sys_enter", "sys_exit", Sensors.syscallTaskExitProgram])],
         kinds: [.syscall], ring: .shared, needed: { filter, _ in Sensors.capture(filter.syscalls) != nil },
         hooksForFilter: { filter in Sensors.capture(filter.syscalls).map { Sensors.syscallHooks(for: $0) } ?? [] },
         install: { object, filter, _ in try Sensors.capture(filter.syscalls)?.write(to: object) },

@@ -87,22 +87,28 @@ public struct SensorCounters: Sendable, Equatable {
     public var emitted: UInt64 = 0
     /// Events dropped by the in-kernel filters.
     public var filtered: UInt64 = 0
-    /// Events lost because the ring was full.
+    /// Events lost: the ring was full, or (syscalls sensor, kprobe variants) a syscall's return
+    /// was missed by the kernel's bounded pool of pending returns.
     public var lost: UInt64 = 0
     /// Processes sent SIGKILL by a `kernel_kill` rule.
     public var killed: UInt64 = 0
+    /// Forks not followed (`KernelFilter.followChildren`) because the pids map was full: the
+    /// child's events and its descendants' are filtered (VIGIL_COUNTER_UNFOLLOWED).
+    public var unfollowed: UInt64 = 0
 
     /// Counts (zero by default).
-    public init(emitted: UInt64 = 0, filtered: UInt64 = 0, lost: UInt64 = 0, killed: UInt64 = 0) {
+    public init(emitted: UInt64 = 0, filtered: UInt64 = 0, lost: UInt64 = 0, killed: UInt64 = 0, unfollowed: UInt64 = 0) {
         self.emitted = emitted
         self.filtered = filtered
         self.lost = lost
         self.killed = killed
+        self.unfollowed = unfollowed
     }
 
     /// The sum of two counts.
     public static func + (a: SensorCounters, b: SensorCounters) -> SensorCounters {
-        SensorCounters(emitted: a.emitted + b.emitted, filtered: a.filtered + b.filtered, lost: a.lost + b.lost, killed: a.killed + b.killed)
+        SensorCounters(emitted: a.emitted + b.emitted, filtered: a.filtered + b.filtered, lost: a.lost + b.lost, killed: a.killed + b.killed,
+                       unfollowed: a.unfollowed + b.unfollowed)
     }
 }
 
@@ -206,12 +212,16 @@ public final class Sensors {
     ///   - hooks: hooks by sensor name in place of the registry's (a test or `vigil trace
     ///     --file-hook` may narrow a sensor to one variant), also when `apply` loads it later; the
     ///     syscalls sensor given its hooks here keeps them whatever the set's size.
+    ///   - pidsCapacity: the entries of the shared pids map (nil: the object's 4096), which holds
+    ///     the pid filter's processes and the followed tree (`KernelFilter.followChildren`; a fork
+    ///     past it is counted `SensorCounters.unfollowed`).
     public init(kinds: KindSet, filter: KernelFilter, ringBytes: Int = 1 << 23, wakeupBytes: UInt64 = 1 << 20,
                 probes: FeatureProbes = .shared, cgroupHierarchy: CgroupHierarchy = .onThisHost,
-                hooks: [String: [Hook]] = [:]) throws {
+                hooks: [String: [Hook]] = [:], pidsCapacity: Int? = nil) throws {
         ProcessLimits.raiseOpenFiles()
         let shared = try EmbeddedObjects.open(Sensor.process.name)
         try shared.map(named: "events").setMaxEntries(ringBytes)
+        if let pidsCapacity { try shared.map(named: "pids").setMaxEntries(pidsCapacity) }
         for name in Self.sharedMapNames {
             let map = try shared.map(named: name)
             let fd = try map.createForSharing()
@@ -263,6 +273,7 @@ public final class Sensors {
             try object.setGlobal("vigil_ignore_tgid", to: settings.ignorePID)
             try object.setGlobal("vigil_cgroup_hierarchy", to: settings.cgroupHierarchy.rawValue)
             try object.map(named: "events").setMaxEntries(settings.ringBytes)
+            if sensor.name == Sensor.syscalls.name { try object.setGlobal("vigil_syscalls_tag", to: SyscallKprobes.nextTag()) }
             for (map, fd) in settings.sharedFDs { try object.map(named: map).reuse(fd: fd) }
             if let predecessor {
                 for map in ["counters", "pending"] {
@@ -447,20 +458,20 @@ public final class Sensors {
     }
 
     /// Per sensor (in load order), its counters per CPU (index = CPU number): the one place the
-    /// kernel's `counters` maps are read (emitted, filtered, lost, killed).
+    /// kernel's `counters` maps are read (emitted, filtered, lost, killed, unfollowed).
     public func countersPerCPU() throws -> [(name: String, perCPU: [SensorCounters])] {
         try loaded.map { sensor in (sensor.name, try Self.counters(of: sensor.variants.object)) }
     }
 
     /// The `counters` map of one loaded object, per CPU (index = CPU number).
     public static func counters(of object: BPFObject) throws -> [SensorCounters] {
-        let keys = [VIGIL_COUNTER_EMITTED, VIGIL_COUNTER_FILTERED, VIGIL_COUNTER_LOST, VIGIL_COUNTER_KILLED].map { UInt32($0.rawValue) }
+        let keys = [VIGIL_COUNTER_EMITTED, VIGIL_COUNTER_FILTERED, VIGIL_COUNTER_LOST, VIGIL_COUNTER_KILLED, VIGIL_COUNTER_UNFOLLOWED].map { UInt32($0.rawValue) }
         let map = try PerCPUMap<UInt32, UInt64>(object.map(named: "counters"))
         let values = try keys.map { try map.lookup($0) ?? [] }
         let cpus = values.map(\.count).max() ?? 0
         func value(_ counter: Int, _ cpu: Int) -> UInt64 { cpu < values[counter].count ? values[counter][cpu] : 0 }
         return (0..<cpus).map { cpu in
-            SensorCounters(emitted: value(0, cpu), filtered: value(1, cpu), lost: value(2, cpu), killed: value(3, cpu))
+            SensorCounters(emitted: value(0, cpu), filtered: value(1, cpu), lost: value(2, cpu), killed: value(3, cpu), unfollowed: value(4, cpu))
         }
     }
 

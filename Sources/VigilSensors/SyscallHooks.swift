@@ -1,3 +1,4 @@
+import Synchronization
 import VigilBPF
 import VigilEvents
 #if canImport(Glibc)
@@ -58,46 +59,70 @@ extension Sensors {
 
     /// The wanted syscalls the active per-syscall hook does not see because this kernel has no
     /// tracepoint (tracepoint variant) or no function (kprobe variants) for them: ones it does not
-    /// implement, whose calls fail with ENOSYS (reported, never silent; `SyscallTracepoints.attach`,
-    /// `SyscallKprobes.targets`). Empty under the generic hook.
+    /// implement, whose calls fail with ENOSYS (reported, never silent). What the attach and each
+    /// retarget skipped (`LoadedVariants.skippedTargets`; `SyscallTracepoints.attach`,
+    /// `SyscallKprobes.targets`), in syscall number order. Empty under the generic hook.
     public var syscallsNotCaptured: [String] {
-        guard let sensor = loaded.first(where: { $0.name == Sensor.syscalls.name })?.variants,
-              let active = sensor.reports.first?.active, let capture = syscallCapture else { return [] }
-        let missing: [Int]
-        switch active {
-        case Self.perSyscallVariantName: missing = SyscallTracepoints.uncovered(sensor, capture.numbers)
-        case Self.kprobeVariantName, Self.kprobeMultiVariantName: missing = SyscallKprobes.targets(capture.numbers).missing
-        default: return []
-        }
-        return missing.map { Syscalls.numbered($0)?.nameString ?? "#\($0)" }
+        loaded.first(where: { $0.name == Sensor.syscalls.name })?.variants.skippedTargets ?? []
     }
 
+    /// The name `syscallsNotCaptured` gives syscall `number`.
+    static func skippedName(_ number: Int) -> String { Syscalls.numbered(number)?.nameString ?? "#\(number)" }
+
+    /// The skipped targets of a per-syscall sensor moved from `old` to `new` syscalls, given what
+    /// the attach of the added ones skipped (`added`): the kept ones' stay, the dropped ones' go.
+    static func skippedAfterRetarget(_ skipped: [String], from old: Set<Int>, to new: Set<Int>, added: [String]) -> [String] {
+        let dropped = Set(old.subtracting(new).map(skippedName))
+        let names = skipped.filter { !dropped.contains($0) } + added.filter { !skipped.contains($0) }
+        let number = { (name: String) in Syscalls.named(name)?.number() ?? Int(name.dropFirst()) ?? Int.max }
+        return names.sorted { number($0) < number($1) }
+    }
+
+    /// The syscalls sensor's program on every task's exit (sched_process_exit; `_tp_btf` and
+    /// `_raw_tp` in the generic hook, `_raw_tp` in the per-syscall ones): a thread that exits with a
+    /// syscall pending whose return a kprobe variant missed has its event counted lost.
+    public static let syscallTaskExitProgram = "task_exit"
+
     /// The per-syscall variants for `capture`, best first: kprobe.multi (needs
-    /// `attach:kprobe.multi`), kprobe (`attach:kprobe`), tracepoint (`attach:tracepoint`).
+    /// `attach:kprobe.multi`), kprobe (`attach:kprobe`), tracepoint (`attach:tracepoint`). Each
+    /// also attaches the task exit program (`syscallTaskExitProgram`, raw tracepoint).
     public static func perSyscallVariants(_ capture: SyscallCapture) -> [Variant] {
-        // Exits first: an entry that fires already has its exit.
-        [Variant(kprobeMultiVariantName, requires: [.attachKprobeMulti], programs: [SyscallKprobes.multiExitProgram, SyscallKprobes.multiEnterProgram],
-                 attachEach: { program in try SyscallKprobes.attachMulti(program, numbers: capture.numbers) }),
-         Variant(kprobeVariantName, requires: [.attachKprobe], programs: [SyscallKprobes.exitProgram, SyscallKprobes.enterProgram],
-                 attachEach: { program in try SyscallKprobes.attach(program, numbers: capture.numbers) }),
+        [perSyscallVariant(kprobeMultiVariantName, .attachKprobeMulti, SyscallKprobes.multiExitProgram, SyscallKprobes.multiEnterProgram) {
+             try SyscallKprobes.attachMulti($0, numbers: capture.numbers)
+         },
+         perSyscallVariant(kprobeVariantName, .attachKprobe, SyscallKprobes.exitProgram, SyscallKprobes.enterProgram) {
+             try SyscallKprobes.attach($0, numbers: capture.numbers)
+         },
          perSyscallVariant(capture)]
     }
 
     /// The per-syscall tracepoint variant for `capture` (needs tracefs: `attach:tracepoint`).
     public static func perSyscallVariant(_ capture: SyscallCapture) -> Variant {
-        // Exits first: an entry that fires already has its exit.
-        Variant(perSyscallVariantName, requires: [.attachTracepoint], programs: [SyscallTracepoints.exitProgram, SyscallTracepoints.enterProgram],
-                attachEach: { program in try SyscallTracepoints.attach(program, numbers: capture.numbers) })
+        perSyscallVariant(perSyscallVariantName, .attachTracepoint, SyscallTracepoints.exitProgram, SyscallTracepoints.enterProgram) {
+            try SyscallTracepoints.attach($0, numbers: capture.numbers)
+        }
+    }
+
+    /// A per-syscall variant: `exit` and `enter` attached by `attach` (exits first: an entry
+    /// that fires already has its exit), then the task exit program on its raw tracepoint.
+    private static func perSyscallVariant(_ name: String, _ feature: Feature, _ exit: String, _ enter: String,
+                                          attach: @escaping @Sendable (BPFProgram) throws -> Attachment) -> Variant {
+        let taskExit = syscallTaskExitProgram + "_raw_tp"
+        return Variant(name, requires: [feature, .attachRawTracepoint], programs: [exit, enter, taskExit],
+                       attachTargets: { program in program.name == taskExit ? Attachment(links: [try program.attach()]) : try attach(program) })
     }
 
     /// Moves the running syscalls sensor, on per-syscall variant `active`, from `old` to `new`
     /// syscalls without losing or doubling an event of a syscall in both (`updateSyscalls`).
+    /// Keeps the sensor's skipped syscalls (`syscallsNotCaptured`) current.
     static func retargetPerSyscall(_ active: String, _ sensor: LoadedVariants, from old: Set<Int>, to new: SyscallCapture) throws {
+        let added: [String]
         switch active {
-        case kprobeMultiVariantName: try SyscallKprobes.retargetMulti(sensor, to: new)
-        case kprobeVariantName: try SyscallKprobes.retarget(sensor, from: old, to: new)
-        default: try SyscallTracepoints.retarget(sensor, from: old, to: new)
+        case kprobeMultiVariantName: added = try SyscallKprobes.retargetMulti(sensor, to: new)
+        case kprobeVariantName: added = try SyscallKprobes.retarget(sensor, from: old, to: new)
+        default: added = try SyscallTracepoints.retarget(sensor, from: old, to: new)
         }
+        sensor.skippedTargets = skippedAfterRetarget(sensor.skippedTargets, from: old, to: new.numbers, added: added)
     }
 }
 
@@ -128,15 +153,11 @@ enum SyscallKprobes {
     /// (init_module without CONFIG_MODULES), which only return ENOSYS.
     static let kernelFunctions: Set<String> = {
         var names = Set<String>()
-        guard let file = fopen("/proc/kallsyms", "r") else { return names }
-        defer { fclose(file) }
-        var line: UnsafeMutablePointer<CChar>?
-        var capacity = 0
-        defer { free(line) }
-        while getline(&line, &capacity, file) > 0, let line {
+        SystemFile.forEachLine("/proc/kallsyms") { line in
             // "ADDRESS TYPE NAME[\t[MODULE]]"
-            let fields = String(cString: line).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             if fields.count >= 3, fields[1] == "T" || fields[1] == "t", fields[2].hasPrefix(prefix) { names.insert(String(fields[2])) }
+            return true
         }
         return names
     }()
@@ -169,8 +190,8 @@ enum SyscallKprobes {
     /// Attaches `program` (`enterProgram`: kprobe, `exitProgram`: kretprobe) to the function of
     /// each of `numbers` this kernel has (`targets`).
     /// - Throws: `BPFError` of kind `.attach`; the links made so far are released.
-    static func attach(_ program: BPFProgram, numbers: Set<Int>) throws -> [BPFLink] {
-        let functions = targets(numbers).functions
+    static func attach(_ program: BPFProgram, numbers: Set<Int>) throws -> Attachment {
+        let (functions, missing) = targets(numbers)
         var links: [BPFLink] = []
         do {
             for function in functions { links.append(try program.attachKprobe(function: function, returnProbe: program.name == exitProgram)) }
@@ -178,25 +199,38 @@ enum SyscallKprobes {
             BPFLink.detachTogether(links)
             throw error
         }
-        return links
+        return Attachment(links: links, skipped: missing.map(Sensors.skippedName))
     }
 
     /// Attaches `program` (`multiEnterProgram` or `multiExitProgram`) with one link to the
-    /// functions of `numbers` this kernel has; no link when it has none.
+    /// functions of `numbers` this kernel has; no link when it has none. The link's cookie is a
+    /// new tag (`nextTag`): the entries of two links running together while the set changes
+    /// (`retargetMulti`) are one call's, not a missed return (bpf/syscalls.bpf.c, `pending.tag`).
     /// - Throws: `BPFError` of kind `.attach`.
-    static func attachMulti(_ program: BPFProgram, numbers: Set<Int>) throws -> [BPFLink] {
-        let functions = targets(numbers).functions
-        guard !functions.isEmpty else { return [] }
-        return [try program.attachKprobeMulti(functions: functions, returnProbe: program.name == multiExitProgram)]
+    static func attachMulti(_ program: BPFProgram, numbers: Set<Int>) throws -> Attachment {
+        let (functions, missing) = targets(numbers)
+        let skipped = missing.map(Sensors.skippedName)
+        guard !functions.isEmpty else { return Attachment(links: [], skipped: skipped) }
+        return Attachment(links: [try program.attachKprobeMulti(functions: functions, returnProbe: program.name == multiExitProgram, cookie: UInt64(nextTag()))],
+                          skipped: skipped)
     }
+
+    private static let tags = Atomic<UInt32>(0)
+
+    /// A tag no other attachment of the syscalls sensor in this process has (the object's
+    /// `vigil_syscalls_tag`, a kprobe.multi link's cookie), never 0.
+    static func nextTag() -> UInt32 { tags.add(1, ordering: .relaxed).newValue }
 
     /// Moves a running kprobe sensor from `old` to `new` syscalls: the new ones' kretprobes then
     /// kprobes are attached, then the dropped ones' detached (entries first); the links of
-    /// syscalls in both stay untouched, so none of their events is lost.
-    static func retarget(_ sensor: LoadedVariants, from old: Set<Int>, to new: SyscallCapture) throws {
-        var made: [BPFLink] = []
+    /// syscalls in both stay untouched, so none of their events is lost. Returns the added
+    /// syscalls the kernel has no function for.
+    static func retarget(_ sensor: LoadedVariants, from old: Set<Int>, to new: SyscallCapture) throws -> [String] {
+        var made: [BPFLink] = [], skipped: [String] = []
         for program in [exitProgram, enterProgram] {
-            made += try attach(sensor.object.program(named: program), numbers: new.numbers.subtracting(old))
+            let attachment = try attach(sensor.object.program(named: program), numbers: new.numbers.subtracting(old))
+            made += attachment.links
+            skipped = attachment.skipped
         }
         sensor.add(made)
         let dropped = targets(old.subtracting(new.numbers)).functions
@@ -204,19 +238,22 @@ enum SyscallKprobes {
             let suffixes = Set(dropped.map { "-> \(probe) \($0)" })
             sensor.detach { link in suffixes.contains { link.description.hasSuffix($0) } }
         }
+        return skipped
     }
 
     /// Moves a running kprobe.multi sensor to `new` syscalls: a link's functions are fixed, so
     /// new links for the whole new set are attached (exit first), then the old ones detached. In
     /// between a syscall in both sets runs each program twice: the second entry rewrites the same
     /// pending record, and the second exit finds it already sent (`on_exit`), so no event is lost
-    /// or doubled.
-    static func retargetMulti(_ sensor: LoadedVariants, to new: SyscallCapture) throws {
-        let old = sensor.links
-        var made: [BPFLink] = []
+    /// or doubled. Returns the syscalls of the new set the kernel has no function for.
+    static func retargetMulti(_ sensor: LoadedVariants, to new: SyscallCapture) throws -> [String] {
+        let old = sensor.links.filter { $0.description.contains("probe.multi ") } // kprobe.multi, kretprobe.multi: not the task exit's
+        var made: [BPFLink] = [], skipped: [String] = []
         do {
             for program in [multiExitProgram, multiEnterProgram] {
-                made += try attachMulti(sensor.object.program(named: program), numbers: new.numbers)
+                let attachment = try attachMulti(sensor.object.program(named: program), numbers: new.numbers)
+                made += attachment.links
+                skipped = attachment.skipped
             }
         } catch {
             BPFLink.detachTogether(made)
@@ -224,6 +261,7 @@ enum SyscallKprobes {
         }
         sensor.add(made)
         sensor.detach { link in old.contains { $0 === link } }
+        return skipped
     }
 }
 
@@ -250,23 +288,26 @@ enum SyscallTracepoints {
     /// (`TracepointHolds`, owned by the program's object: detaching it later, when a rule change
     /// drops the syscall or the sensor changes hook, does not wait for grace periods on the event
     /// thread). A syscall this kernel
-    /// has no tracepoint for is skipped (`uncovered` lists them, `vigil trace` says so): every
+    /// has no tracepoint for is skipped (the attachment names it, `vigil trace` says so): every
     /// syscall a kernel implements (SYSCALL_DEFINE) has its two tracepoints, so one without is
     /// one this kernel does not implement (e.g. init_module without CONFIG_MODULES), whose calls
     /// only fail with ENOSYS.
     /// - Throws: `BPFError` of kind `.attach`; the links made so far are released.
-    static func attach(_ program: BPFProgram, numbers: Set<Int>) throws -> [BPFLink] {
-        var links: [BPFLink] = []
+    static func attach(_ program: BPFProgram, numbers: Set<Int>) throws -> Attachment {
+        var links: [BPFLink] = [], skipped: [String] = []
         for number in numbers.sorted() {
-            guard let name = tracepoint(program, number) else { continue }
+            guard let name = tracepoint(program, number) else {
+                skipped.append(Sensors.skippedName(number))
+                continue
+            }
             TracepointHolds.hold(category: "syscalls", name: name, owner: program.object)
             do {
                 links.append(try program.attachTracepoint(category: "syscalls", name: name))
             } catch let error as BPFError where error.errno == ENOENT {
-                continue
+                skipped.append(Sensors.skippedName(number))
             }
         }
-        return links
+        return Attachment(links: links, skipped: skipped)
     }
 
     /// The link suffix of syscall `number`'s tracepoint for `direction` (`enter` or `exit`).
@@ -274,23 +315,17 @@ enum SyscallTracepoints {
         event(number).map { "tracepoint syscalls/sys_\(direction)_\($0)" }
     }
 
-    /// The syscalls of `numbers` a per-syscall sensor has no entry tracepoint attached for (this
-    /// kernel has none): it does not capture them.
-    static func uncovered(_ sensor: LoadedVariants, _ numbers: Set<Int>) -> [Int] {
-        numbers.sorted().filter { number in
-            guard let suffix = suffix("enter", number) else { return true }
-            return !sensor.links.contains { $0.description.hasSuffix(suffix) }
-        }
-    }
-
     /// Moves a running per-syscall sensor from `old` to `new` syscalls: the new ones' tracepoints
     /// are attached (exits first), then the dropped ones' detached (entries first); the links of
-    /// syscalls in both stay untouched, so none of their events is lost.
-    static func retarget(_ sensor: LoadedVariants, from old: Set<Int>, to new: SyscallCapture) throws {
+    /// syscalls in both stay untouched, so none of their events is lost. Returns the added
+    /// syscalls the kernel has no tracepoint for.
+    static func retarget(_ sensor: LoadedVariants, from old: Set<Int>, to new: SyscallCapture) throws -> [String] {
         let added = new.numbers.subtracting(old)
-        var made: [BPFLink] = []
+        var made: [BPFLink] = [], skipped: [String] = []
         for program in [exitProgram, enterProgram] {
-            made += try attach(sensor.object.program(named: program), numbers: added)
+            let attachment = try attach(sensor.object.program(named: program), numbers: added)
+            made += attachment.links
+            skipped = attachment.skipped
         }
         sensor.add(made)
         // Every entry together, then every exit: the releases of each batch share their grace periods.
@@ -299,5 +334,6 @@ enum SyscallTracepoints {
             let suffixes = Set(dropped.compactMap { suffix(direction, $0) })
             sensor.detach { link in suffixes.contains { link.description.hasSuffix($0) } }
         }
+        return skipped
     }
 }

@@ -68,18 +68,13 @@ var kernelRelease: String {
 
 /// The first "model name" of /proc/cpuinfo, or nil.
 var cpuModel: String? {
-    guard let file = fopen("/proc/cpuinfo", "r") else { return nil }
-    defer { fclose(file) }
-    var line: UnsafeMutablePointer<CChar>?
-    var capacity = 0
-    defer { free(line) }
-    while getline(&line, &capacity, file) > 0, let line {
-        let text = String(cString: line)
-        if text.hasPrefix("model name"), let colon = text.firstIndex(of: ":") {
-            return text[text.index(after: colon)...].trimmingWhitespace()
-        }
+    var model: String?
+    SystemFile.forEachLine("/proc/cpuinfo") { text in
+        guard text.hasPrefix("model name"), let colon = text.firstIndex(of: ":") else { return true }
+        model = text[text.index(after: colon)...].trimmingWhitespace()
+        return false
     }
-    return nil
+    return model
 }
 
 /// CPU time of the whole machine and of this process, to tell how busy others kept the CPUs.
@@ -92,20 +87,15 @@ struct CPUTimes {
     /// Reads the counters now.
     static func now() -> CPUTimes {
         var times = CPUTimes()
-        if let file = fopen("/proc/stat", "r") {
-            defer { fclose(file) }
-            var line: UnsafeMutablePointer<CChar>?
-            var capacity = 0
-            defer { free(line) }
-            if getline(&line, &capacity, file) > 0, let line {
-                // cpu user nice system idle iowait irq softirq steal ...
-                let fields = String(cString: line).split(separator: " ").dropFirst().prefix(8).compactMap { UInt64($0) }
-                if fields.count == 8 {
-                    times.allTicks = fields.reduce(0, +)
-                    times.busyTicks = times.allTicks - fields[3] - fields[4] - fields[7]
-                    times.stealTicks = fields[7]
-                }
+        SystemFile.forEachLine("/proc/stat") { line in
+            // cpu user nice system idle iowait irq softirq steal ...
+            let fields = line.split(separator: " ").dropFirst().prefix(8).compactMap { UInt64($0) }
+            if fields.count == 8 {
+                times.allTicks = fields.reduce(0, +)
+                times.busyTicks = times.allTicks - fields[3] - fields[4] - fields[7]
+                times.stealTicks = fields[7]
             }
+            return false // the first line: every CPU
         }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)

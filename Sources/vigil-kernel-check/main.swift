@@ -139,6 +139,34 @@ for variant in Sensors.syscallHooks(for: smallSet)[0].variants {
         check("syscalls \(variant.name): loads", false, "\(error)")
     }
 }
+// Nothing lost silently: 30 threads of this process blocked in read at once, then released at once.
+// A kretprobe keeps max(10, 2 x CPUs) returns pending (the kprobe variant): the other calls' exits
+// never run, and the sensor counts their events lost (at the thread's exit). Every variant: the
+// events delivered plus those counted lost cover the reads; the tracepoint hooks deliver every one.
+let readSet = SyscallCapture(names: ["read"])
+for variant in Sensors.syscallHooks(for: readSet)[0].variants where variant.requires.allSatisfy({ FeatureProbes.shared.result($0).isAvailable }) {
+    do {
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        filter.pids = [UInt32(getpid())]
+        filter.syscalls = readSet
+        let sensors = try Sensors(kinds: Sensor.syscalls.kinds, filter: filter, hooks: [Sensor.syscalls.name: [Hook("syscalls", variants: [variant])]])
+        let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
+        let (reads, delivered, lost) = try BlockedReads.measure(sensors, stream, threads: 30)
+        print("syscalls \(variant.name): 30 blocked reads: \(reads) made, \(delivered) delivered, \(lost) lost")
+        check("syscalls \(variant.name): blocked reads delivered or counted lost", reads == 30 && delivered + Int(lost) >= reads,
+              "\(reads) reads, \(delivered) delivered, \(lost) lost")
+        if variant.name == Sensors.kprobeVariantName {
+            check("syscalls kprobe: returns past the kretprobe's instances are counted lost", lost > 0, "\(delivered) delivered, \(lost) lost")
+        } else if variant.name != Sensors.kprobeMultiVariantName {
+            check("syscalls \(variant.name): tracepoints deliver every blocked read, none lost", delivered == reads && lost == 0,
+                  "\(delivered) delivered, \(lost) lost")
+        }
+        sensors.detach()
+    } catch {
+        check("syscalls \(variant.name): blocked reads", false, "\(error)")
+    }
+}
 // A small set chooses the first per-syscall variant this kernel runs by default (kprobe.multi where
 // the check requires attach:kprobe.multi, else kprobe where it requires attach:kprobe, else the
 // per-syscall tracepoints), and `apply` retargets it (adding getppid, made here, then dropping it

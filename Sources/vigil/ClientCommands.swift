@@ -162,7 +162,8 @@ struct StatusCommand: ParsableCommand {
         let uptime = (status["uptime_seconds"] as? NSNumber)?.doubleValue ?? 0
         lines.append("vigil daemon \(status["version"] as? String ?? "?") (pid \(status["pid"] as? Int ?? 0)), up \(Self.duration(uptime))")
         for sensor in status["sensors"] as? [[String: Any]] ?? [] {
-            lines.append("sensor \(sensor["name"] as? String ?? ""): \(int(sensor, "emitted")) emitted, \(int(sensor, "filtered")) filtered in kernel, \(int(sensor, "lost")) lost, \(int(sensor, "killed")) killed in kernel")
+            lines.append("sensor \(sensor["name"] as? String ?? ""): \(int(sensor, "emitted")) emitted, \(int(sensor, "filtered")) filtered in kernel, \(int(sensor, "lost")) lost, \(int(sensor, "killed")) killed in kernel"
+                         + (int(sensor, "unfollowed") > 0 ? ", \(int(sensor, "unfollowed")) forks not followed (pids map full)" : ""))
             for hook in sensor["hooks"] as? [[String: Any]] ?? [] {
                 let others = (hook["attempts"] as? [[String: Any]] ?? []).filter { ["skipped", "failed"].contains($0["outcome"] as? String ?? "") }
                     .map { "\($0["variant"] as? String ?? ""): \($0["reason"] as? String ?? $0["outcome"] as? String ?? "")" }

@@ -208,10 +208,11 @@ struct Trace: ParsableCommand {
         let counters = try sensors.counters().values
         let stats = stream.statistics
         let filtered = counters.map(\.filtered).reduce(0, +), lost = counters.map(\.lost).reduce(0, +)
-        let killed = counters.map(\.killed).reduce(0, +)
+        let killed = counters.map(\.killed).reduce(0, +), unfollowed = counters.map(\.unfollowed).reduce(0, +)
         FileHandle.standardError.write(Data("""
         vigil trace: \(ruleSet == nil ? "" : "\(alertCount) alerts from ")\(stats.delivered) events \(ruleSet == nil ? "shown" : "checked"), \(stats.records) seen, \(filtered) filtered in kernel, \(stats.filtered) filtered after enrichment, \
-        \(lost) lost, \(stats.suppressed) of other kinds not shown, \(stats.undecodable) undecodable\(killed > 0 ? ", \(killed) killed in kernel" : "")
+        \(lost) lost, \(stats.suppressed) of other kinds not shown, \(stats.undecodable) undecodable\(killed > 0 ? ", \(killed) killed in kernel" : "")\
+        \(unfollowed > 0 ? ", \(unfollowed) forks not followed (pids map full)" : "")
 
         """.utf8))
     }

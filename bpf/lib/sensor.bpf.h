@@ -62,7 +62,8 @@ static __always_inline bool vigil_is_self(void)
 
 /* VIGIL_FILTER_PIDS_FOLLOW (`vigil trace --summary -- CMD`): a process forked by one the pids map
  * keeps, or by Vigil itself (the command it runs), is kept too, from before it first runs
- * (sched_process_fork fires before the child is woken). Threads are their process. */
+ * (sched_process_fork fires before the child is woken). Threads are their process. A fork the
+ * full map cannot take is counted (VIGIL_COUNTER_UNFOLLOWED). */
 static __always_inline void vigil_follow_fork(struct task_struct *parent, struct task_struct *child)
 {
     __u32 zero = 0;
@@ -74,7 +75,9 @@ static __always_inline void vigil_follow_fork(struct task_struct *parent, struct
         return;
     if (!(vigil_ignore_tgid && parent_tgid == vigil_ignore_tgid) && !bpf_map_lookup_elem(&pids, &parent_tgid))
         return;
-    bpf_map_update_elem(&pids, &child_tgid, &one, BPF_ANY);
+    /* The map full: the child and its descendants are not followed (their events are filtered). */
+    if (bpf_map_update_elem(&pids, &child_tgid, &one, BPF_ANY))
+        vigil_count(VIGIL_COUNTER_UNFOLLOWED);
 }
 
 /* VIGIL_FILTER_PIDS_FOLLOW: a followed process leaves the pids map at its exit (the map stays the

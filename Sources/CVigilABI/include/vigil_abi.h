@@ -480,9 +480,11 @@ _Static_assert(sizeof(struct vigil_inode_key) == 16, "vigil_inode_key size");
 enum vigil_counter {
     VIGIL_COUNTER_EMITTED = 0,  /* records submitted to the ring */
     VIGIL_COUNTER_FILTERED = 1, /* events dropped by an in-kernel filter */
-    VIGIL_COUNTER_LOST = 2,     /* ring full: bpf_ringbuf_reserve failed */
+    VIGIL_COUNTER_LOST = 2,     /* events lost: the ring full (bpf_ringbuf_reserve failed), no task storage,
+                                 * a syscall whose return the kprobe variants' pool missed */
     VIGIL_COUNTER_KILLED = 3,   /* processes sent SIGKILL by a kernel_kill rule */
-    VIGIL_COUNTER_MAX = 4,
+    VIGIL_COUNTER_UNFOLLOWED = 4, /* forks not followed: the pids map was full (VIGIL_FILTER_PIDS_FOLLOW) */
+    VIGIL_COUNTER_MAX = 5,
 };
 
 
