@@ -40,7 +40,7 @@ final class SensorRegistryTests: XCTestCase {
         let conn = Self.shape(Sensor.conn.hooks)
         XCTAssertEqual(conn.first, twin("state", ["state"]))
         XCTAssertEqual(conn.last, twin("retransmit", ["retransmit"]))
-        XCTAssertEqual(Self.shape(Sensor.syscalls.hooks), [twin("syscalls", ["sys_enter", "sys_exit"])])
+        XCTAssertEqual(Self.shape(Sensor.syscalls.hooks), [twin("syscalls", ["sys_enter", "sys_exit", "task_exit"])])
         XCTAssertEqual(Self.shape(Sensor.seccomp.hooks), [twin("enter", ["seccomp_enter"]), twin("exec", ["seccomp_exec"]),
                                                           twin("attach", ["seccomp_attach"])])
         XCTAssertEqual(Self.shape(SeccompRecorder.verifyHooks), [twin("exit", ["seccomp_exit"])])
