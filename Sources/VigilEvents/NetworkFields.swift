@@ -60,8 +60,8 @@ public enum NetworkFields {
     static func dns(_ e: Event) -> DNSMessage? { e.dns }
 
     /// The syscalls DNS answers are read from when a rule needs them (glibc, musl and busybox
-    /// receive with recvfrom, systemd-resolved with recvmsg): the one list the capture (`SyscallCapture.dnsNumbers`) and the rules'
-    /// analysis (`DNSTraffic.rows`) both use.
+    /// receive with recvfrom, systemd-resolved with recvmsg): the one list the capture and the rules'
+    /// analysis both use (`SocketMessage.dns`).
     public static let dnsSyscalls = ["recvfrom", "recvmsg"]
 
     /// The fields that need DNS messages parsed and their answers kept (`DNSNames`): a rule that
@@ -69,8 +69,8 @@ public enum NetworkFields {
     public static let dnsFieldNames: Set<String> = Set(fields.map(\.name).filter { $0.hasPrefix("dns.") || $0.hasSuffix(".name") })
 
     /// The syscalls a client writes a connection's first payload with (`send` is sendto on every
-    /// arch the table has): the one list the capture (`SyscallCapture.payloadNumbers`) and the
-    /// rules' analysis (`FirstPayloadTraffic.rows`) both use.
+    /// arch the table has): the one list the capture and the
+    /// rules' analysis both use (`SocketMessage.firstPayload`).
     public static let payloadSyscalls = ["write", "writev", "sendto", "sendmsg"]
 
     /// The fields read from what a client wrote on a TCP connection (net.stratum.*): a rule that

@@ -35,7 +35,7 @@ public enum Stratum {
         guard line.count >= quoted.count else { return nil }
         var i = 0
         while i + quoted.count <= line.count {
-            if line[i] == quoted[0], Array(line[i..<i + quoted.count]) == quoted {
+            if line[i] == quoted[0], line[i..<i + quoted.count].elementsEqual(quoted) {
                 var j = i + quoted.count
                 while j < line.count, isBlank(line[j]) { j += 1 }
                 if j < line.count, line[j] == UInt8(ascii: ":") {

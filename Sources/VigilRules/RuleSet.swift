@@ -25,20 +25,10 @@ public struct KernelPushdown: Sendable, Equatable {
     public var syscalls: SyscallRows = SyscallRows()
     /// The rules that ask for every syscall (syscall fields with no evt.type restriction).
     public var everySyscallRules: [String] = []
-    /// Some rule reads DNS (dns.*, fd.sip.name, ...: `NetworkFields.dnsFieldNames`, in its
-    /// condition or output): the syscalls sensor captures DNS answers (`SyscallCapture.dns`).
-    public var dns = false
-    /// The rules that ask for the DNS syscalls (recvfrom, recvmsg) all need a DNS message (`CompiledCondition.onlyDNS`): the
-    /// kernel keeps only the calls of port 53.
-    public var dnsOnly = false
-    /// Some rule reads what a client wrote on a connection (net.stratum.*:
-    /// `NetworkFields.payloadFieldNames`): the syscalls sensor captures `payloadSyscalls` with room
-    /// for a request (`SyscallCapture.payloads`).
-    public var firstPayload = false
-    /// The rules that ask for the payload syscalls (write, writev, sendto, sendmsg) all need a
-    /// payload field (`CompiledCondition.onlyFirstPayload`): the kernel keeps only each TCP
-    /// connection's first payload.
-    public var firstPayloadOnly = false
+    /// The socket messages the rules read (dns.*, fd.sip.name, ...; net.stratum.*: in a condition
+    /// or an output), each `only` when every rule asking for its syscalls needs the message
+    /// (`CompiledCondition.onlyMessages`): the kernel may then drop the calls that carry none.
+    public var messages = MessageCaptures()
 
     /// Creates a pushdown.
     public init(kinds: KindSet, containersOnly: Bool, comms: Set<String>?, openPaths: OpenPathPushdown,
@@ -69,10 +59,14 @@ public struct KernelPushdown: Sendable, Equatable {
     public var summary: [String] {
         var lines = ["event kinds: " + (kinds.isEmpty ? "none" : EventKind.allCases.filter(kinds.contains).map(\.rawValue).joined(separator: ", "))]
         lines.append(syscallSummary)
-        if dns { lines.append("dns: answers read from \(NetworkFields.dnsSyscalls.joined(separator: " and ")) (512-byte buffers) for fd.sip.name and dns.* fields") }
-        if firstPayload {
-            lines.append("payloads: what clients write read from \(NetworkFields.payloadSyscalls.joined(separator: ", ")) (512-byte buffers) for net.stratum.* fields"
-                + (firstPayloadOnly ? "; only each TCP connection's first payload (in kernel)" : ""))
+        for message in messages.wanted {
+            let read = "read from \(message.syscalls.joined(separator: ", ")) (\(message.bytes)-byte buffers)"
+            switch message {
+            case .dns: lines.append("dns: answers \(read) for fd.sip.name and dns.* fields"
+                + (messages[message].only ? "; only port 53's (in kernel)" : ""))
+            case .firstPayload: lines.append("payloads: what clients write \(read) for net.stratum.* fields"
+                + (messages[message].only ? "; only each TCP connection's first payload (in kernel)" : ""))
+            }
         }
         lines.append("containers only: " + (containersOnly ? "yes (in kernel)" : "no"))
         lines.append("command names: " + (comms.map { "only " + $0.sorted().joined(separator: ", ") + " (in kernel)" } ?? "all"))
@@ -469,17 +463,13 @@ public struct RuleSet: Sendable {
         if rules.isEmpty { comms = nil }
         var pushdown = KernelPushdown(kinds: kinds, containersOnly: containersOnly, comms: comms, openPaths: openPaths,
                                       syscalls: syscalls, everySyscallRules: everySyscall)
-        pushdown.dns = !syscalls.isEmpty && rules.contains { rule in
-            !rule.condition.fields.union(rule.output.fieldNames).isDisjoint(with: NetworkFields.dnsFieldNames)
+        for message in SocketMessage.allCases {
+            let wanted = !syscalls.isEmpty && rules.contains { rule in
+                !rule.condition.fields.union(rule.output.fieldNames).isDisjoint(with: message.fieldNames)
+            }
+            let asking = zip(rules, ruleSyscalls).filter { !$0.1.isDisjoint(with: message.rows) }
+            pushdown.messages[message] = MessageCapture(wanted: wanted, only: asking.allSatisfy { $0.0.condition.onlyMessages.contains(message) })
         }
-        let dnsRows = DNSTraffic.rows
-        let askingForDNSRows = zip(rules, ruleSyscalls).filter { !$0.1.isDisjoint(with: dnsRows) }
-        pushdown.dnsOnly = pushdown.dns && askingForDNSRows.allSatisfy { $0.0.condition.onlyDNS }
-        pushdown.firstPayload = !syscalls.isEmpty && rules.contains { rule in
-            !rule.condition.fields.union(rule.output.fieldNames).isDisjoint(with: NetworkFields.payloadFieldNames)
-        }
-        let askingForPayloadRows = zip(rules, ruleSyscalls).filter { !$0.1.isDisjoint(with: FirstPayloadTraffic.rows) }
-        pushdown.firstPayloadOnly = pushdown.firstPayload && askingForPayloadRows.allSatisfy { $0.0.condition.onlyFirstPayload }
         return pushdown
     }
 }

@@ -63,11 +63,8 @@ public struct KernelFilter: Sendable, Equatable {
         // the rules match, not a filter.
         let numbers = pushdown.syscallNumbers
         if !numbers.isEmpty {
-            let old = syscalls ?? SyscallCapture(numbers: [], bufferBytes: syscallBounds.bufferBytes, stringBytes: syscallBounds.stringBytes)
-            syscalls = SyscallCapture(numbers: old.shown.union(numbers), bufferBytes: old.bufferBytes, stringBytes: old.stringBytes,
-                                      dns: old.dns || pushdown.dns, dnsRulesOnly: pushdown.dnsOnly && old.shown.isDisjoint(with: SyscallCapture.dnsNumbers),
-                                      payloads: old.payloads || pushdown.firstPayload,
-                                      payloadRulesOnly: pushdown.firstPayloadOnly && old.shown.isDisjoint(with: SyscallCapture.payloadNumbers))
+            let asked = syscalls?.shown ?? []
+            syscalls = SyscallCapture(numbers: asked.union(numbers), bounds: syscalls?.bounds ?? syscallBounds, asked: asked, pushdown: pushdown)
         }
         // Like syscalls: what the rules match, not a filter.
         if !pushdown.kinds.isDisjoint(with: [.conn, .tcpdrop]) { connections = true }

@@ -1,6 +1,7 @@
 import CVigilABI
 import VigilBPF
 import VigilEvents
+import VigilRules
 
 /// How much the syscalls sensor keeps of a variable-length argument (the daemon's
 /// `syscall_buffer_bytes` / `syscall_string_bytes`, `vigil trace --snaplen` / `--string-bytes`).
@@ -50,31 +51,12 @@ public struct SyscallCapture: Sendable, Equatable {
     public static let cwdNumbers: Set<Int> = Set(["chdir", "fchdir"].compactMap { Syscalls.named($0)?.number() })
     /// Bytes kept of a buffer argument (read/write data): Falco's snaplen.
     public var bufferBytes: Int
-    /// DNS is read (a rule uses dns.* or fd.sip.name...: `NetworkFields.dnsFieldNames`): the
-    /// syscalls resolvers receive answers with (`dnsNumbers`) are captured, shown only when asked
-    /// for, with at least `dnsBytes` of their buffer.
-    public let dns: Bool
-    /// With `dns`: the kernel drops the calls of `dnsNumbers` whose socket or address has no port
-    /// 53 (VIGIL_SPEC_DNS_ONLY, counted as filtered): they are captured for DNS alone, or shown
-    /// only to rules that need a DNS message (`KernelPushdown.dnsOnly`).
-    public let dnsOnly: Bool
-    /// This arch's numbers of the syscalls DNS answers are read from (`NetworkFields.dnsSyscalls`).
-    public static let dnsNumbers: Set<Int> = Set(NetworkFields.dnsSyscalls.compactMap { Syscalls.named($0)?.number() })
-    /// Bytes of a DNS syscall's buffer kept at least: a UDP answer without EDNS fits in 512.
-    public static let dnsBytes = 512
-    /// Payloads are read (a rule uses net.stratum.*: `NetworkFields.payloadFieldNames`): the
-    /// syscalls clients write with (`payloadNumbers`) are captured, shown only when asked for,
-    /// with at least `payloadBytes` of their buffer.
-    public let payloads: Bool
-    /// With `payloads`: the kernel keeps only each TCP connection's first payload, armed at
-    /// connect's exit (VIGIL_SPEC_ARM_PAYLOAD) and dropping every other call of `payloadNumbers`
-    /// at entry (VIGIL_SPEC_FIRST_PAYLOAD, counted as filtered): they are captured for it alone,
-    /// or shown only to rules that need a payload field (`KernelPushdown.firstPayloadOnly`).
-    public let firstPayloadOnly: Bool
-    /// This arch's numbers of the syscalls payloads are read from (`NetworkFields.payloadSyscalls`).
-    public static let payloadNumbers: Set<Int> = Set(NetworkFields.payloadSyscalls.compactMap { Syscalls.named($0)?.number() })
-    /// Bytes of a payload syscall's buffer kept at least: a miner's login line fits in 512.
-    public static let payloadBytes = 512
+    /// The socket messages read (DNS answers, first payloads: `SocketMessage`): their syscalls
+    /// are captured, shown only when asked for, with at least the message's bytes of their
+    /// buffer; `only`: the kernel drops the calls that carry no message (VIGIL_SPEC_DNS_ONLY,
+    /// VIGIL_SPEC_FIRST_PAYLOAD; counted as filtered), because they are captured for it alone or
+    /// shown only to rules that need the message (`KernelPushdown.messages`).
+    public let messages: MessageCaptures
     /// Bytes kept of a string or path argument.
     public var stringBytes: Int
 
@@ -93,8 +75,9 @@ public struct SyscallCapture: Sendable, Equatable {
     /// path relative to a dirfd resolves; with a path, chdir and fchdir too (`cwdNumbers`: the
     /// cwd relative paths resolve against). The stream shows only `shown` (what was asked for) and
     /// counts the rest as suppressed.
-    public init(numbers: Set<Int>, bufferBytes: Int = 80, stringBytes: Int = 4096, dns: Bool = false, dnsRulesOnly: Bool = false,
-                payloads: Bool = false, payloadRulesOnly: Bool = false) {
+    /// `messages`: the socket messages wanted, `only` when the rules that want their syscalls need
+    /// nothing else of them; a message's syscalls that are asked for (in `numbers`) are kept whole.
+    public init(numbers: Set<Int>, bufferBytes: Int = 80, stringBytes: Int = 4096, messages: MessageCaptures = MessageCaptures()) {
         let asked = numbers.filter { $0 >= 0 && $0 < Int(VIGIL_SYSCALL_MAX) }
         shown = asked
         let usesFDs = asked.contains { Syscalls.numbered($0)?.flags.contains(.usesFD) ?? false }
@@ -103,40 +86,52 @@ public struct SyscallCapture: Sendable, Equatable {
             Syscalls.numbered(n)?.params.contains { if case .path = $0.type { true } else { false } } ?? false
         }
         var numbers = asked
-        if usesFDs || usesPaths { numbers.formUnion(Self.fdTableNumbers.filter { $0 < Int(VIGIL_SYSCALL_MAX) }) }
+        if usesFDs || usesPaths { numbers.formUnion(Self.fdTableNumbers) }
         if usesPaths { numbers.formUnion(Self.cwdNumbers) }
-        if dns { numbers.formUnion(Self.dnsNumbers.union(Self.fdTableNumbers).filter { $0 < Int(VIGIL_SYSCALL_MAX) }) }
-        if payloads { numbers.formUnion(Self.payloadNumbers.union(Self.fdTableNumbers).filter { $0 < Int(VIGIL_SYSCALL_MAX) }) }
-        self.numbers = numbers
+        var captures = MessageCaptures()
+        for message in messages.wanted {
+            // A message is read on a socket the fd table knows.
+            numbers.formUnion(message.numbers.union(Self.fdTableNumbers))
+            captures[message] = MessageCapture(wanted: true, only: asked.isDisjoint(with: message.numbers) || messages[message].only)
+        }
+        self.numbers = numbers.filter { $0 < Int(VIGIL_SYSCALL_MAX) }
         self.bufferBytes = max(0, min(bufferBytes, Int(VIGIL_SYSCALL_BUF_MAX)))
         self.stringBytes = max(1, min(stringBytes, Int(VIGIL_SYSCALL_STR_MAX)))
-        self.dns = dns
-        self.dnsOnly = dns && (asked.isDisjoint(with: Self.dnsNumbers) || dnsRulesOnly)
-        self.payloads = payloads
-        self.firstPayloadOnly = payloads && (asked.isDisjoint(with: Self.payloadNumbers) || payloadRulesOnly)
+        self.messages = captures
+    }
+
+    /// What the syscalls sensor captures for `numbers` and the socket messages the rules of
+    /// `pushdown` read; `asked`: the syscalls someone asked to see besides the rules (a tracer's
+    /// --event and --set; empty for the daemon). A message is read only for the rules while
+    /// nobody asked for its syscalls, and DNS also when a network syscall is asked for (to name
+    /// its peers). `vigil trace` and the daemon (`KernelFilter.add`) both decide here.
+    public init(numbers: Set<Int>, bounds: SyscallBounds, asked: Set<Int>, pushdown: KernelPushdown?) {
+        var messages = MessageCaptures()
+        for message in SocketMessage.allCases {
+            let rules = pushdown?.messages[message] ?? MessageCapture()
+            let named = message == .dns && asked.contains { Syscalls.numbered($0)?.categories.contains(.net) == true }
+            messages[message] = MessageCapture(wanted: rules.wanted || named, only: rules.only && asked.isDisjoint(with: message.numbers))
+        }
+        self.init(numbers: numbers, bufferBytes: bounds.bufferBytes, stringBytes: bounds.stringBytes, messages: messages)
     }
 
     /// The syscalls named (table names); names this arch lacks are left out.
-    public init(names: [String], bufferBytes: Int = 80, stringBytes: Int = 4096, dns: Bool = false) {
-        self.init(numbers: Set(names.compactMap { Syscalls.named($0)?.number() }), bufferBytes: bufferBytes, stringBytes: stringBytes, dns: dns)
+    public init(names: [String], bufferBytes: Int = 80, stringBytes: Int = 4096, messages: MessageCaptures = MessageCaptures()) {
+        self.init(numbers: Set(names.compactMap { Syscalls.named($0)?.number() }), bufferBytes: bufferBytes, stringBytes: stringBytes, messages: messages)
     }
 
     /// The kernel's capture spec of `syscall`, from its table row.
     public func spec(for syscall: SyscallDescriptor) -> vigil_syscall_spec {
         var spec = vigil_syscall_spec()
         spec.buf_max = UInt16(bufferBytes)
-        if dns, let n = syscall.number(), Self.dnsNumbers.contains(n) {
-            // Room for an answer; wanted for DNS alone, the kernel drops the calls of other ports.
-            spec.buf_max = UInt16(max(bufferBytes, Self.dnsBytes))
-            if dnsOnly { spec.flags |= UInt16(VIGIL_SPEC_DNS_ONLY.rawValue) }
-        }
-        if payloads, let n = syscall.number(), Self.payloadNumbers.contains(n) {
-            // Room for a request; wanted for first payloads alone, the kernel drops every other call.
-            spec.buf_max = UInt16(max(bufferBytes, Self.payloadBytes))
-            if firstPayloadOnly { spec.flags |= UInt16(VIGIL_SPEC_FIRST_PAYLOAD.rawValue) }
+        for message in messages.wanted {
+            guard let n = syscall.number(), message.numbers.contains(n) else { continue }
+            // Room for the message; wanted for it alone, the kernel drops the calls that carry none.
+            spec.buf_max = UInt16(max(bufferBytes, message.bytes))
+            if messages[message].only { spec.flags |= message.onlyFlag }
         }
         // connect arms its connection for the first payload.
-        if firstPayloadOnly, syscall.nameString == "connect" { spec.flags |= UInt16(VIGIL_SPEC_ARM_PAYLOAD.rawValue) }
+        if messages[.firstPayload].only, syscall.nameString == "connect" { spec.flags |= UInt16(VIGIL_SPEC_ARM_PAYLOAD.rawValue) }
         spec.str_max = UInt16(stringBytes)
         if syscall.flags.contains(.noReturn) { spec.flags |= UInt16(VIGIL_SPEC_NO_RETURN.rawValue) }
         // State changes are never dropped by the kernel's filters (StateChangeFilter applies them).
@@ -207,5 +202,17 @@ public struct SyscallCapture: Sendable, Equatable {
     /// changes what it captures at once, without reloading.
     func writeBitmap(to object: BPFObject) throws {
         try TypedMap<UInt32, vigil_syscall_bitmap>(object.map(named: "syscall_wanted")).update(0, bitmap)
+    }
+}
+
+extension SocketMessage {
+    /// The spec flag that makes the kernel drop the calls of the message's syscalls that carry
+    /// none: not port 53 (bpf/syscalls.bpf.c `vigil_dns_port`); not a connection's first payload
+    /// (the `first_payload` map, armed at connect).
+    var onlyFlag: UInt16 {
+        switch self {
+        case .dns: UInt16(VIGIL_SPEC_DNS_ONLY.rawValue)
+        case .firstPayload: UInt16(VIGIL_SPEC_FIRST_PAYLOAD.rawValue)
+        }
     }
 }

@@ -147,14 +147,11 @@ struct Trace: ParsableCommand {
         }
         if syscallNumbers.isEmpty { kinds.remove(.syscall) }
         // DNS messages are parsed (dns.*, fd.sip.name) when a network syscall is traced or a rule
-        // reads them (recvfrom of other ports than 53 is dropped in the kernel unless traced).
-        let dns = syscallNumbers.contains { Syscalls.numbered($0)?.categories.contains(.net) == true } || ruleSet?.pushdown.dns == true
-        let dnsRulesOnly = ruleSet?.pushdown.dnsOnly == true && event.isEmpty && set.isEmpty
-        // Payloads (net.stratum.*) when a rule reads them: only first payloads unless traced.
-        let payloadRulesOnly = ruleSet?.pushdown.firstPayloadOnly == true && event.isEmpty && set.isEmpty
+        // reads them, payloads (net.stratum.*) when a rule reads them; the kernel keeps only the
+        // calls that carry them unless the user asked for those syscalls (--event, --set).
+        let asked = alerts && event.isEmpty && set.isEmpty ? [] : syscallNumbers
         let syscalls = kinds.contains(.syscall)
-            ? SyscallCapture(numbers: syscallNumbers, bufferBytes: snaplen, stringBytes: stringBytes, dns: dns, dnsRulesOnly: dnsRulesOnly,
-                             payloads: ruleSet?.pushdown.firstPayload == true, payloadRulesOnly: payloadRulesOnly) : nil
+            ? SyscallCapture(numbers: syscallNumbers, bounds: filter.syscallBounds, asked: asked, pushdown: ruleSet?.pushdown) : nil
         filter.syscalls = syscalls
         // --syscall-hook forces one variant (the per-syscall one even for a large set); by default
         // the set's size chooses.

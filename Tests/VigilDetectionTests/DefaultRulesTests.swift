@@ -36,8 +36,7 @@ final class DefaultRulesTests: XCTestCase {
         filter.ignorePID = 0
         if pushdown { filter.openPaths = set.openPaths }
         let syscalls = set.pushdown.syscallNumbers
-        filter.syscalls = syscalls.isEmpty ? nil : SyscallCapture(numbers: syscalls, dns: set.pushdown.dns, dnsRulesOnly: set.pushdown.dnsOnly,
-                                                                  payloads: set.pushdown.firstPayload, payloadRulesOnly: set.pushdown.firstPayloadOnly)
+        filter.syscalls = syscalls.isEmpty ? nil : SyscallCapture(numbers: syscalls, bounds: SyscallBounds(), asked: [], pushdown: set.pushdown)
         return filter
     }
 

@@ -57,32 +57,33 @@ final class SyscallRulesTests: XCTestCase {
     func testDNSRulesAskForTheDNSSyscallsOfPort53Only() throws {
         let lookup = try ruleSet(rule("lookup", "dns.qr = R and dns.name endswith .duckdns.org"))
         XCTAssertEqual(lookup.pushdown.syscalls.names, ["recvfrom", "recvmsg"])
-        XCTAssertTrue(lookup.pushdown.dns)
-        XCTAssertTrue(lookup.pushdown.dnsOnly)
+        XCTAssertTrue(lookup.pushdown.messages[.dns].wanted)
+        XCTAssertTrue(lookup.pushdown.messages[.dns].only)
         XCTAssertTrue(lookup.pushdown.summary.contains { $0.hasPrefix("dns: ") }, "\(lookup.pushdown.summary)")
-        let capture = SyscallCapture(numbers: lookup.pushdown.syscallNumbers, dns: true, dnsRulesOnly: lookup.pushdown.dnsOnly)
+        let capture = SyscallCapture(numbers: lookup.pushdown.syscallNumbers, bounds: SyscallBounds(), asked: [], pushdown: lookup.pushdown)
         let recvfrom = try XCTUnwrap(Syscalls.named("recvfrom"))
         XCTAssertNotEqual(capture.spec(for: recvfrom).flags & UInt16(VIGIL_SPEC_DNS_ONLY.rawValue), 0)
-        XCTAssertEqual(capture.spec(for: recvfrom).buf_max, UInt16(SyscallCapture.dnsBytes))
+        XCTAssertEqual(capture.spec(for: recvfrom).buf_max, UInt16(SocketMessage.dns.bytes))
         let recvmsg = try XCTUnwrap(Syscalls.named("recvmsg"))
         XCTAssertNotEqual(capture.spec(for: recvmsg).flags & UInt16(VIGIL_SPEC_DNS_ONLY.rawValue), 0)
-        XCTAssertEqual(capture.spec(for: recvmsg).buf_max, UInt16(SyscallCapture.dnsBytes))
+        XCTAssertEqual(capture.spec(for: recvmsg).buf_max, UInt16(SocketMessage.dns.bytes))
 
         // Another rule wants every recvfrom: the kernel keeps them all.
         let both = try ruleSet(rule("lookup", "dns.qr = R and dns.name endswith .duckdns.org")
             + rule("reads", "evt.type = recvfrom and proc.name = curl"))
-        XCTAssertFalse(both.pushdown.dnsOnly)
-        let all = SyscallCapture(numbers: both.pushdown.syscallNumbers, dns: true, dnsRulesOnly: both.pushdown.dnsOnly)
+        XCTAssertTrue(both.pushdown.messages[.dns].wanted)
+        XCTAssertFalse(both.pushdown.messages[.dns].only)
+        let all = SyscallCapture(numbers: both.pushdown.syscallNumbers, bounds: SyscallBounds(), asked: [], pushdown: both.pushdown)
         XCTAssertEqual(all.spec(for: recvfrom).flags & UInt16(VIGIL_SPEC_DNS_ONLY.rawValue), 0)
         // `not dns...` can be true without DNS.
-        XCTAssertFalse(try ruleSet(rule("n", "evt.type = recvfrom and not dns.name = x")).pushdown.dnsOnly)
+        XCTAssertFalse(try ruleSet(rule("n", "evt.type = recvfrom and not dns.name = x")).pushdown.messages[.dns].only)
 
         let pool = try ruleSet(rule("pool", "evt.type = connect and fd.sip.name = pool.example"))
         XCTAssertEqual(pool.pushdown.syscalls.names, ["connect"])
-        XCTAssertTrue(pool.pushdown.dns)
-        XCTAssertTrue(pool.pushdown.dnsOnly, "recvfrom is captured for DNS alone")
-        XCTAssertFalse(try ruleSet(rule("c", "evt.type = connect and fd.sport = 53")).pushdown.dns)
-        XCTAssertTrue(try ruleSet(rule("o", "evt.type = connect") .replacingOccurrences(of: "%evt.type", with: "%fd.sip.name")).pushdown.dns,
+        XCTAssertTrue(pool.pushdown.messages[.dns].wanted)
+        XCTAssertTrue(pool.pushdown.messages[.dns].only, "recvfrom is captured for DNS alone")
+        XCTAssertFalse(try ruleSet(rule("c", "evt.type = connect and fd.sport = 53")).pushdown.messages[.dns].wanted)
+        XCTAssertTrue(try ruleSet(rule("o", "evt.type = connect") .replacingOccurrences(of: "%evt.type", with: "%fd.sip.name")).pushdown.messages[.dns].wanted,
                       "a name in the output")
     }
 
@@ -92,14 +93,14 @@ final class SyscallRulesTests: XCTestCase {
     func testStratumRulesAskForFirstPayloadsOnly() throws {
         let stratum = try ruleSet(rule("pool", "net.stratum.method exists"))
         XCTAssertEqual(Set(stratum.pushdown.syscalls.names), ["write", "writev", "sendto", "sendmsg"])
-        XCTAssertTrue(stratum.pushdown.firstPayload)
-        XCTAssertTrue(stratum.pushdown.firstPayloadOnly)
+        XCTAssertTrue(stratum.pushdown.messages[.firstPayload].wanted)
+        XCTAssertTrue(stratum.pushdown.messages[.firstPayload].only)
         XCTAssertTrue(stratum.pushdown.summary.contains { $0.hasPrefix("payloads: ") && $0.contains("first payload") }, "\(stratum.pushdown.summary)")
-        let capture = SyscallCapture(numbers: stratum.pushdown.syscallNumbers, payloads: true, payloadRulesOnly: true)
+        let capture = SyscallCapture(numbers: stratum.pushdown.syscallNumbers, bounds: SyscallBounds(), asked: [], pushdown: stratum.pushdown)
         for name in NetworkFields.payloadSyscalls {
             let spec = capture.spec(for: try XCTUnwrap(Syscalls.named(name)))
             XCTAssertNotEqual(spec.flags & UInt16(VIGIL_SPEC_FIRST_PAYLOAD.rawValue), 0, name)
-            XCTAssertEqual(spec.buf_max, UInt16(SyscallCapture.payloadBytes), name)
+            XCTAssertEqual(spec.buf_max, UInt16(SocketMessage.firstPayload.bytes), name)
         }
         let connect = try XCTUnwrap(Syscalls.named("connect"))
         XCTAssertTrue(capture.numbers.contains(try XCTUnwrap(connect.number())), "connect arms the connection")
@@ -107,12 +108,12 @@ final class SyscallRulesTests: XCTestCase {
 
         // Another rule wants every write: the kernel keeps them all, and connect arms nothing.
         let both = try ruleSet(rule("pool", "net.stratum.method exists") + rule("writes", "evt.type = write and proc.name = dd"))
-        XCTAssertFalse(both.pushdown.firstPayloadOnly)
-        let all = SyscallCapture(numbers: both.pushdown.syscallNumbers, payloads: true, payloadRulesOnly: both.pushdown.firstPayloadOnly)
+        XCTAssertFalse(both.pushdown.messages[.firstPayload].only)
+        let all = SyscallCapture(numbers: both.pushdown.syscallNumbers, bounds: SyscallBounds(), asked: [], pushdown: both.pushdown)
         XCTAssertEqual(all.spec(for: try XCTUnwrap(Syscalls.named("write"))).flags & UInt16(VIGIL_SPEC_FIRST_PAYLOAD.rawValue), 0)
         XCTAssertEqual(all.spec(for: connect).flags & UInt16(VIGIL_SPEC_ARM_PAYLOAD.rawValue), 0)
-        XCTAssertFalse(try ruleSet(rule("n", "evt.type = write and not net.stratum.method = login")).pushdown.firstPayloadOnly)
-        XCTAssertFalse(try ruleSet(rule("o", "evt.type = connect")).pushdown.firstPayload)
+        XCTAssertFalse(try ruleSet(rule("n", "evt.type = write and not net.stratum.method = login")).pushdown.messages[.firstPayload].only)
+        XCTAssertFalse(try ruleSet(rule("o", "evt.type = connect")).pushdown.messages[.firstPayload].wanted)
     }
 
     func testSyscallsADedicatedSensorReportsAreNotAskedFor() throws {

@@ -274,7 +274,7 @@ final class NetworkSocketTests: XCTestCase {
         var filter = KernelFilter()
         filter.ignorePID = 0
         filter.pids = [UInt32(getpid())]
-        let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: SyscallCapture(names: ["connect"], dns: true))
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: SyscallCapture(names: ["connect"], messages: [.dns: MessageCapture(wanted: true)]))
         let recorder = RingRecorder()
         harness.stream.recorder = recorder
         return (harness, recorder)
@@ -353,9 +353,9 @@ final class NetworkSocketTests: XCTestCase {
         var filter = KernelFilter()
         filter.ignorePID = 0
         filter.pids = [UInt32(getpid())]
-        let numbers = Set(["connect", "accept"].compactMap { Syscalls.named($0)?.number() }).union(SyscallCapture.payloadNumbers)
-        let capture = SyscallCapture(numbers: numbers, payloads: true, payloadRulesOnly: true)
-        XCTAssertTrue(capture.firstPayloadOnly)
+        let numbers = Set(["connect", "accept"].compactMap { Syscalls.named($0)?.number() }).union(SocketMessage.firstPayload.numbers)
+        let capture = SyscallCapture(numbers: numbers, messages: [.firstPayload: MessageCapture(wanted: true, only: true)])
+        XCTAssertTrue(capture.messages[.firstPayload].only)
         let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: capture)
         var client: Int32 = -1, accepted: Int32 = -1, miner: Int32 = -1, pipeFDs: [Int32] = [0, 0]
         let subscribe = #"{"id":1,"method":"mining.subscribe","params":["cgminer/4.10.0"]}"# + "\n"

@@ -55,12 +55,9 @@ public struct CompiledCondition: Sendable {
     public let syscalls: SyscallRows
     /// Whether the condition reads a field only syscall events carry (evt.arg.*, evt.failed, ...).
     public let readsSyscallFields: Bool
-    /// Whether the condition can be true only for an event carrying a DNS message (it requires a
-    /// dns.* field): the kernel may drop the calls that carry none.
-    public let onlyDNS: Bool
-    /// Whether the condition can be true only for a payload a client wrote on a connection (it
-    /// requires a net.stratum.* field): the kernel may keep only each connection's first payload.
-    public let onlyFirstPayload: Bool
+    /// The socket messages the condition can be true for only (it requires a dns.* or a
+    /// net.stratum.* field): the kernel may drop the calls of their syscalls that carry none.
+    public let onlyMessages: Set<SocketMessage>
 
     init(root: PlanNode, text: String) {
         self.root = root
@@ -69,8 +66,7 @@ public struct CompiledCondition: Sendable {
         self.kinds = root.kindSets.whenTrue
         self.syscalls = kinds.contains(.syscall) ? root.syscallSets.whenTrue : SyscallRows()
         self.readsSyscallFields = root.readsSyscallOnlyField
-        self.onlyDNS = root.messageSets(DNSTraffic.isMessageField).whenTrue == .message
-        self.onlyFirstPayload = root.messageSets(FirstPayloadTraffic.isMessageField).whenTrue == .message
+        self.onlyMessages = Set(SocketMessage.allCases.filter { root.messageSets($0.isMessageField).whenTrue == .message })
         var fields = Set<String>()
         root.collectFields(into: &fields)
         self.fields = fields
@@ -179,10 +175,10 @@ indirect enum PlanNode: Sendable {
                 return (SyscallRows(table.syscalls), SyscallRows(table.syscalls.map { !$0 }))
             }
             let carried = test.fieldKinds.isEmpty || test.fieldKinds.contains(.syscall)
-            // A DNS message is parsed from the syscalls DNS is captured from (`dnsRows`).
-            if carried, DNSTraffic.isMessageField(test.fieldName) { return (DNSTraffic.rows, .all) }
-            // A stratum request is read from what a client writes (`FirstPayloadTraffic.rows`).
-            if carried, FirstPayloadTraffic.isMessageField(test.fieldName) { return (FirstPayloadTraffic.rows, .all) }
+            // A DNS message, a stratum request: read from the syscalls that message is captured from.
+            if carried, let message = SocketMessage.allCases.first(where: { $0.isMessageField(test.fieldName) }) {
+                return (message.rows, .all)
+            }
             return (carried ? .all : SyscallRows(), .all)
         }
     }
@@ -275,7 +271,7 @@ extension SyscallRows: TruthSet {}
 
 /// Traffic a condition can be true for: messages of one protocol (DNS messages, first payloads)
 /// and everything else. A condition true for such messages alone lets the kernel drop the calls
-/// that carry none (`KernelPushdown.dnsOnly`, `KernelPushdown.firstPayloadOnly`).
+/// that carry none (`KernelPushdown.messages`, `MessageCapture.only`).
 public struct MessageTraffic: OptionSet, Sendable, TruthSet {
     public let rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
@@ -285,22 +281,16 @@ public struct MessageTraffic: OptionSet, Sendable, TruthSet {
     public static let all: MessageTraffic = [.message, .other]
 }
 
-/// DNS messages (an event with `event.dns`).
-public enum DNSTraffic {
-    /// Whether `field` exists only on an event that carried a DNS message (dns.*).
-    static func isMessageField(_ field: String) -> Bool { field.hasPrefix("dns.") }
-
-    /// The syscalls DNS messages are read from when a rule asks (`NetworkFields.dnsSyscalls`).
-    static let rows = SyscallRows(names: NetworkFields.dnsSyscalls)
-}
-
-/// What a client wrote on a TCP connection (a stratum request: net.stratum.*).
-public enum FirstPayloadTraffic {
-    /// Whether `field` exists only on a payload a client wrote (`NetworkFields.payloadFieldNames`).
-    static func isMessageField(_ field: String) -> Bool { NetworkFields.payloadFieldNames.contains(field) }
-
-    /// The syscalls payloads are read from when a rule asks (`NetworkFields.payloadSyscalls`).
-    static let rows = SyscallRows(names: NetworkFields.payloadSyscalls)
+extension SocketMessage {
+    /// The rows of the syscalls the message is read from (`syscalls`).
+    var rows: SyscallRows {
+        switch self {
+        case .dns: Self.dnsRows
+        case .firstPayload: Self.payloadRows
+        }
+    }
+    private static let dnsRows = SyscallRows(names: SocketMessage.dns.syscalls)
+    private static let payloadRows = SyscallRows(names: SocketMessage.firstPayload.syscalls)
 }
 
 /// A set of rows of `Syscalls.all` (a bitset; the table has a few hundred rows).
