@@ -296,15 +296,22 @@ public final class ActionDispatcher: Sendable {
         case .exec:
             return ExecAction(argv: definition.argv ?? [], env: definition.env ?? [:], timeout: .seconds(fraction: definition.timeout ?? 30))
         case .kill: return KillAction()
-        case .containerPause, .containerUnpause, .containerKill, .containerStop:
+        case .containerPause, .containerUnpause, .containerKill, .containerStop, .containerCheckpoint:
             let operation: ContainerAction.Operation = switch definition.kind {
             case .containerPause: .pause
             case .containerUnpause: .unpause
             case .containerStop: .stop(grace: definition.grace ?? 10)
+            case .containerCheckpoint: .checkpoint(directory: definition.directory, exit: !(definition.leaveRunning ?? false))
             default: .kill
             }
             let grace = definition.grace ?? 10
-            let clientTimeout = Duration.seconds(fraction: definition.timeout ?? (definition.kind == .containerStop ? Double(grace + 5) : config.timeout))
+            // A stop waits for its grace; a checkpoint for CRIU to dump every process (seconds for a large one).
+            let waits: Double = switch definition.kind {
+            case .containerStop: Double(grace + 5)
+            case .containerCheckpoint: max(config.timeout, 60)
+            default: config.timeout
+            }
+            let clientTimeout = Duration.seconds(fraction: definition.timeout ?? waits)
             let client = DockerClient(socketPath: definition.dockerSocket ?? DockerClient.defaultSocketPath, timeout: clientTimeout)
             return ContainerAction(operation: operation, client: client)
         }

@@ -32,12 +32,14 @@ public enum ActionKind: String, Sendable, Codable, CaseIterable {
     case containerStop = "container_stop"
     /// `docker kill` of the event's container.
     case containerKill = "container_kill"
+    /// `docker checkpoint create` of the event's container (CRIU), to restore it elsewhere.
+    case containerCheckpoint = "container_checkpoint"
 
     /// Kinds that act on the system rather than report: they run before the reporting actions,
     /// their results go into the alert's `enforcement`, and their alerts are never aggregated.
     public var enforces: Bool {
         switch self {
-        case .kill, .containerPause, .containerUnpause, .containerStop, .containerKill: true
+        case .kill, .containerPause, .containerUnpause, .containerStop, .containerKill, .containerCheckpoint: true
         default: false
         }
     }
@@ -46,7 +48,7 @@ public enum ActionKind: String, Sendable, Codable, CaseIterable {
     var isNetwork: Bool { [.webhook, .slack, .email, .syslog].contains(self) }
 
     /// Kinds usable by name without any configuration.
-    public static let builtIns: [ActionKind] = [.stdout, .log, .kill, .containerPause, .containerUnpause, .containerStop, .containerKill]
+    public static let builtIns: [ActionKind] = [.stdout, .log, .kill, .containerPause, .containerUnpause, .containerStop, .containerKill, .containerCheckpoint]
 
     /// The keys a `named` action of this kind may set besides the common ones.
     var keys: [String] {
@@ -61,6 +63,7 @@ public enum ActionKind: String, Sendable, Codable, CaseIterable {
         case .kill: []
         case .containerPause, .containerUnpause, .containerKill: ["docker_socket"]
         case .containerStop: ["docker_socket", "grace"]
+        case .containerCheckpoint: ["docker_socket", "directory", "leave_running"]
         }
     }
 
@@ -196,6 +199,10 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
     public var dockerSocket: String?
     /// container_stop: seconds between SIGTERM and SIGKILL.
     public var grace: Int?
+    /// container_checkpoint: where checkpoints are written (one directory per checkpoint).
+    public var directory: String?
+    /// container_checkpoint: the container goes on running after its checkpoint (default: it stops).
+    public var leaveRunning: Bool?
 
     /// An action of `kind` with every setting at its default.
     public init(kind: ActionKind) {
@@ -206,7 +213,7 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         case kind = "type", queueSize = "queue_size", retries, backoff, maxBackoff = "max_backoff", timeout, spool
         case minPriority = "min_priority", format, path, maxSize = "max_size", keep, address, facility
         case appName = "app_name", url, headers, server, from, to, subject, helo, argv, env
-        case dockerSocket = "docker_socket", grace, tls, username, passwordEnv = "password_env"
+        case dockerSocket = "docker_socket", grace, directory, leaveRunning = "leave_running", tls, username, passwordEnv = "password_env"
         case passwordFile = "password_file", caFile = "ca_file", insecureSkipVerify = "insecure_skip_verify"
     }
 
@@ -258,6 +265,8 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         env = try c.decodeIfPresent([String: String].self, forKey: .env)
         dockerSocket = try c.decodeIfPresent(String.self, forKey: .dockerSocket)
         grace = try c.decodeIfPresent(Int.self, forKey: .grace)
+        directory = try c.decodeIfPresent(String.self, forKey: .directory)
+        leaveRunning = try c.decodeIfPresent(Bool.self, forKey: .leaveRunning)
         tls = try choice(.tls, "tls mode", SMTPTLSMode.allCases.map(\.rawValue), SMTPTLSMode.init(rawValue:))
         username = try c.decodeIfPresent(String.self, forKey: .username)
         passwordEnv = try c.decodeIfPresent(String.self, forKey: .passwordEnv)
@@ -284,6 +293,7 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         if let maxSize, maxSize < 1024 { throw ActionConfigError(path: at("max_size"), message: "must be at least 1024 bytes") }
         if let keep, keep < 0 { throw ActionConfigError(path: at("keep"), message: "must be 0 or more") }
         if let grace, grace < 0 { throw ActionConfigError(path: at("grace"), message: "must be 0 or more seconds") }
+        if let directory, !directory.hasPrefix("/") { throw ActionConfigError(path: at("directory"), message: "must be an absolute path (the engine writes there)") }
         if let address {
             do { _ = try SyslogAddress(address) } catch { throw ActionConfigError(path: at("address"), message: error.message) }
         }

@@ -40,12 +40,14 @@ struct KillAction: ActionHandler {
     }
 }
 
-/// `container_pause`, `container_unpause`, `container_stop`, `container_kill`: the Docker Engine
-/// API call for the event's container. Fails (never silently) when the event is not in a
+/// `container_pause`, `container_unpause`, `container_stop`, `container_kill`,
+/// `container_checkpoint`: the Docker Engine API call for the event's container. Fails (never silently) when the event is not in a
 /// container, the container is not Docker's, or the engine is unreachable or refuses.
 struct ContainerAction: ActionHandler {
     enum Operation: Sendable {
         case pause, unpause, stop(grace: Int), kill
+        /// A CRIU checkpoint into `directory` (nil: the engine's own); `exit`: the container stops after.
+        case checkpoint(directory: String?, exit: Bool)
     }
 
     let operation: Operation
@@ -74,9 +76,31 @@ struct ContainerAction: ActionHandler {
             case .kill:
                 try client.kill(id)
                 return "killed container \(id.prefix(12))"
+            case .checkpoint(let directory, let exit):
+                let name = Self.checkpointName(alert)
+                try client.checkpoint(id, name: name, directory: directory, exit: exit)
+                return "checkpointed container \(id.prefix(12)) as \(name) in \(directory ?? "the engine's directory")"
+                    + (exit ? " (stopped; docker start --checkpoint \(name)\(directory.map { " --checkpoint-dir \($0)" } ?? "") restores it)" : " (still running)")
             }
         } catch {
-            throw .permanent(error.description)
+            throw .permanent(error.description + Self.criuErrors(in: error.description))
         }
+    }
+
+    /// The checkpoint's name: `vigil-` and the event's time (ns), unique per alert and valid as
+    /// a Docker checkpoint id.
+    static func checkpointName(_ alert: Alert) -> String { "vigil-\(alert.event.timeNs)" }
+
+    /// When the engine's message names CRIU's log (`criu failed: ... path= FILE: ...`) and that
+    /// file is readable here, its first error lines (`; criu: Error (...)`), so the alert says
+    /// which step failed; else nothing.
+    static func criuErrors(in message: String) -> String {
+        guard let start = message.range(of: "path= ")?.upperBound else { return "" }
+        let rest = message[start...]
+        let path = String(rest.prefix { $0 != ":" && $0 != " " })
+        guard path.hasPrefix("/"), let log = try? String(contentsOfFile: path, encoding: .utf8) else { return "" }
+        let errors = log.split(separator: "\n").filter { $0.contains("Error (") }.prefix(3)
+            .map { line in line.drop { $0 != "E" } }
+        return errors.isEmpty ? "" : "; criu: " + errors.joined(separator: "; ")
     }
 }

@@ -176,6 +176,22 @@ public struct DockerClient: Sendable {
         try post("/containers/\(Self.percentEncoded(id))/kill?signal=\(Self.percentEncoded(signal))")
     }
 
+    /// Checkpoints a running container with CRIU (`POST /containers/{id}/checkpoints`, `docker
+    /// checkpoint create`; the engine must run with experimental features and find `criu`): its
+    /// processes' state goes to `directory`/`name` (the engine's own directory under the
+    /// container's when `directory` is nil), from where `docker start --checkpoint NAME
+    /// --checkpoint-dir DIRECTORY` restores it. `exit`: the container stops once checkpointed (the
+    /// engine's default), else it goes on running. Throws `.unexpectedStatus` with the engine's
+    /// message (CRIU's failure and its log's path) when the checkpoint fails.
+    public func checkpoint(_ id: String, name: String, directory: String?, exit: Bool) throws(DockerClientError) {
+        var request: [String: Any] = ["CheckpointID": name, "Exit": exit]
+        if let directory { request["CheckpointDir"] = directory }
+        let body = (try? JSONSerialization.data(withJSONObject: request, options: [.sortedKeys])).map { [UInt8]($0) } ?? []
+        try UnixHTTPClient(socketPath: socketPath, timeout: timeout, host: "docker")
+            .exchange(method: "POST", target: "/containers/\(Self.percentEncoded(id))/checkpoints", body: body,
+                      contentType: "application/json", socketTimeout: timeout, onHead: { _ in }, onBody: { _ in })
+    }
+
     // MARK: - HTTP over the socket
 
     /// Performs a GET and returns the whole body of a 2xx response.

@@ -68,7 +68,7 @@ final class ActionsConfigTests: XCTestCase {
         XCTAssertEqual(config.retries, 3)
         XCTAssertEqual(config.dedup.window, 10)
         XCTAssertEqual(config.knownActionNames, [
-            "container_kill", "container_pause", "container_stop", "container_unpause", "kernel_kill", "kill", "log", "stdout",
+            "container_checkpoint", "container_kill", "container_pause", "container_stop", "container_unpause", "kernel_kill", "kill", "log", "stdout",
         ])
     }
 

@@ -109,6 +109,61 @@ final class EnforcementTests: XCTestCase {
         XCTAssertNotEqual(DockerTestEngine.run(["docker", "inspect", "-f", "{{.State.Running}}", container.id]).output.trimmingCharacters(in: .whitespacesAndNewlines), "true")
     }
 
+    /// container_checkpoint of a real container counting in a loop, through an engine with
+    /// experimental features (a private one: the shared engine runs without them). Where CRIU
+    /// works, the container stops, its checkpoint is in the configured directory, and `docker
+    /// start --checkpoint` restores it counting on from where it was (a fresh start would count
+    /// from 1). Where CRIU cannot dump on this kernel (`criu check` fails), the action fails and
+    /// names the step CRIU failed at, the one `criu check` names, and the container runs on.
+    func testDockerCheckpointOfARealContainerKeepsItsCounterOrNamesWhyCRIUCannot() throws {
+        guard DockerTestEngine.run(["criu", "--version"]).status == 0 else { throw cannotRun("needs criu (scripts/setup.sh --test installs it)") }
+        let engine = try ExperimentalDockerEngine.start(for: self)
+        let name = "vigil-cp-\(UUID().uuidString.prefix(8).lowercased())"
+        let started = engine.docker(["run", "-d", "--network", "none", "--name", name, DockerTestEngine.image, "sh", "-c",
+                                     "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done"])
+        let id = started.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(id.count, 64, "docker run: \(started.errors)")
+        func count() -> Int { Int(engine.docker(["exec", name, "cat", "/tmp/count"]).output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 }
+        func running() -> String { engine.docker(["inspect", "-f", "{{.State.Running}}", name]).output.trimmingCharacters(in: .whitespacesAndNewlines) }
+        waitUntil("the container counted to 40") { count() >= 40 }
+        let counted = count()
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-checkpoints-\(UUID().uuidString.prefix(8))").path
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
+        let observed = ObservedAlerts()
+        let dispatcher = try makeDispatcher("named: {forensics: {type: container_checkpoint, docker_socket: \(engine.socketPath), directory: \(directory)}}",
+                                            observed: observed)
+        let context = ContainerContext(fullID: id, runtime: "docker", name: name, image: DockerTestEngine.image, labels: [:], podUID: "")
+        dispatcher.dispatch(testAlert(testEvent(comm: "sh", container: context)), actions: ["forensics"])
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(120)))
+        let result = try XCTUnwrap(observed.all.first?.enforcement.first)
+        XCTAssertEqual(result.action, "forensics")
+
+        let check = DockerTestEngine.run(["criu", "check"])
+        if check.status == 0 {
+            XCTAssertTrue(result.enforced, result.detail)
+            XCTAssertTrue(result.detail.hasPrefix("checkpointed container \(id.prefix(12)) as vigil-"), result.detail)
+            XCTAssertEqual(running(), "false", "the container stops once checkpointed")
+            let checkpoints = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("vigil-") }
+            XCTAssertEqual(checkpoints.count, 1, "\(checkpoints)")
+            let checkpoint = try XCTUnwrap(checkpoints.first)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/\(checkpoint)/inventory.img"), "CRIU's images")
+            let restore = engine.docker(["start", "--checkpoint", checkpoint, "--checkpoint-dir", directory, name])
+            XCTAssertEqual(restore.status, 0, restore.errors)
+            waitUntil("the restored container counts") { count() > counted }
+            XCTAssertGreaterThanOrEqual(count(), counted, "restored counting on from \(counted), not from 1")
+        } else {
+            // The step `criu check` fails at (its first error line) is the one the alert names.
+            let firstError = try XCTUnwrap((check.output + check.errors).split(separator: "\n").first { $0.contains("Error (") },
+                                           "criu check failed without an error line: \(check.output) \(check.errors)")
+            let step = String(firstError.drop { $0 != "E" })
+            XCTAssertFalse(result.enforced)
+            XCTAssertTrue(result.detail.contains("criu failed"), result.detail)
+            XCTAssertTrue(result.detail.contains("criu: " + step), "the alert names CRIU's failing step '\(step)': \(result.detail)")
+            XCTAssertEqual(running(), "true", "a failed checkpoint leaves the container running")
+        }
+    }
+
     func testContainerActionsThatCannotBeEnforcedFailVisibly() throws {
         let observed = ObservedAlerts()
         let dispatcher = try makeDispatcher("named: {pause-elsewhere: {type: container_pause, docker_socket: /nonexistent/docker.sock}}", observed: observed)
