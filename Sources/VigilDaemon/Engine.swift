@@ -395,7 +395,11 @@ public final class Engine: @unchecked Sendable {
         var lastSnapshot: UInt64 = 0
         while !stopRequested.load(ordering: .relaxed) {
             let now = DispatchTime.now().uptimeNanoseconds
-            fimContainers?.apply(to: fim)
+            fimContainers?.apply(to: fim) { change in
+                let found = FIMFound(change: change, event: fim.event(change, by: Self.selfEvent(), whileDown: true),
+                                     enrich: false, container: fim.container(ofPath: change.path))
+                fimChanges.withLock { $0.append(found) }
+            }
             fim.poll(now: now, waitMilliseconds: 10) { change, event in
                 let found = FIMFound(change: change, event: fim.event(change, by: event ?? Self.selfEvent(), whileDown: false),
                                      enrich: event != nil, container: fim.container(ofPath: change.path))

@@ -1,5 +1,6 @@
 import Synchronization
 import VigilContainers
+import VigilFIM
 
 /// The fim monitor's following of Docker's containers (`fim.containers`): a container that
 /// starts gets its watches (through its first process's root, taken from the metadata cache,
@@ -26,8 +27,9 @@ final class FIMContainers: Sendable {
     func append(_ update: DockerEventWatcher.Update) { updates.withLock { $0.append(update) } }
 
     /// Applies the updates queued since the last call, oldest first, to `fim` (on the thread
-    /// that drives it).
-    func apply(to fim: FIMMonitor) {
+    /// that drives it). A container watched again after running on while Vigil was down hands
+    /// what changed in it meanwhile to `whileDown`.
+    func apply(to fim: FIMMonitor, whileDown: (FIMChange) -> Void) {
         let queued = updates.withLock { queue in defer { queue.removeAll() }; return queue }
         for update in queued {
             switch update {
@@ -35,10 +37,11 @@ final class FIMContainers: Sendable {
                 guard let running = try? docker.containers() else { continue }
                 let ids = Set(running.map(\.id))
                 for id in fim.containers.keys where !ids.contains(id) { fim.forgetContainer(id) }
-                for container in running { watch(container.id, fim) }
+                fim.forgetSavedContainers(except: ids)
+                for container in running { watch(container.id, fim, whileDown) }
             case .event(let event):
                 switch event.action {
-                case .start: watch(event.id, fim)
+                case .start: watch(event.id, fim, whileDown)
                 case .die, .destroy: fim.forgetContainer(event.id)
                 }
             case .disconnected:
@@ -48,9 +51,9 @@ final class FIMContainers: Sendable {
     }
 
     /// Watches `fim.containers` in running container `id`, through its first process's root.
-    private func watch(_ id: String, _ fim: FIMMonitor) {
+    private func watch(_ id: String, _ fim: FIMMonitor, _ whileDown: (FIMChange) -> Void) {
         guard fim.containers[id] == nil, let container = metadata.cached(id) ?? metadata.fetch(id), let pid = container.pid else { return }
         fim.watchContainer(FIMContainer(id: container.id, name: container.name, image: container.image, runtime: container.runtime,
-                                        root: "/proc/\(pid)/root"))
+                                        root: "/proc/\(pid)/root"), whileDown: whileDown)
     }
 }

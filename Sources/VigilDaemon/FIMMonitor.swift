@@ -43,6 +43,10 @@ final class FIMMonitor: @unchecked Sendable {
     private let sensor: FIMSensor
     private var baseline = Baseline()
     private let baselinePath: String
+    /// Where each watched container's baseline is saved, `ID.json` with the paths as the
+    /// container sees them: kept while the container runs (also while Vigil is down), so a change
+    /// made in a container that ran on while Vigil was down is reported when it is watched again.
+    private let containerBaselines: String
     /// Text files up to this size are kept as text for unified diffs (`fim.diff_max_bytes`).
     private let textLimit: Int
     private let logger: Logger
@@ -76,6 +80,7 @@ final class FIMMonitor: @unchecked Sendable {
         globs = spec.allGlobs
         textLimit = spec.diffMaxBytes
         baselinePath = stateDirectory + "/fim/baseline.json"
+        containerBaselines = stateDirectory + "/fim/containers"
         sensor = try FIMSensor(maxWatches: 131_072, ringBytes: ringBytes, ignorePID: UInt32(getpid()))
         var inodes = 0
         for (index, watch) in watches.enumerated() {
@@ -167,6 +172,7 @@ final class FIMMonitor: @unchecked Sendable {
         renames.removeAll { now &- $0.at >= Self.renameKeepNs || $0.at > now }
         if changed {
             do { try saved.save(to: baselinePath) } catch { logger.error("fim: saving the baseline: \(error)") }
+            for id in Set(found.compactMap { container(ofPath: $0.change.path)?.id }) { saveBaseline(ofContainer: id) }
         }
     }
 
@@ -178,10 +184,11 @@ final class FIMMonitor: @unchecked Sendable {
 
     /// Watches `fim.containers` in container `container` (resolved under its root, as its
     /// processes see it) and scans its baseline: changes from now on are alerted, named by the
-    /// container, with the paths as it sees them. A container already watched is left as it is.
-    /// Returns the number of watches added.
+    /// container, with the paths as it sees them. When a baseline of this container was saved (it
+    /// ran on while Vigil was down), each change since goes to `whileDown`. A container already
+    /// watched is left as it is. Returns the number of watches added.
     @discardableResult
-    func watchContainer(_ container: FIMContainer) -> Int {
+    func watchContainer(_ container: FIMContainer, whileDown: (FIMChange) -> Void = { _ in }) -> Int {
         guard let spec = containerSpec, containers[container.id] == nil else { return 0 }
         let root = container.root
         var added: [Watch] = [], inodes = 0
@@ -209,8 +216,48 @@ final class FIMMonitor: @unchecked Sendable {
         containers[container.id] = entry
         let scanned = Baseline.scan(added, textLimit: textLimit)
         baseline.files.merge(scanned.files) { _, new in new }
-        logger.info("fim: container \(container.name) (\(container.id.prefix(12)), \(container.image)): \(added.count) watches, \(inodes) inodes in the kernel, root \(root)")
+        var changes: [FIMChange] = []
+        if let path = containerBaselinePath(container.id) {
+            do {
+                if let old = try Baseline.load(from: path) {
+                    changes = Baseline(files: Dictionary(old.files.map { (root + $0.key, $0.value) }) { first, _ in first }).changes(to: scanned)
+                }
+            } catch {
+                logger.error("fim: container \(container.name): its saved baseline \(path) cannot be read (\(error)): what changed in it while Vigil was down is unknown")
+            }
+            saveBaseline(ofContainer: container.id)
+        }
+        logger.info("fim: container \(container.name) (\(container.id.prefix(12)), \(container.image)): \(added.count) watches, \(inodes) inodes in the kernel, root \(root), \(changes.count) changed while down")
+        for change in changes { whileDown(change) }
         return added.count
+    }
+
+    /// The file container `id`'s baseline is saved in; nil for an id that is not a container id
+    /// (hex), which is never made a file name.
+    private func containerBaselinePath(_ id: String) -> String? {
+        guard !id.isEmpty, id.count <= 128, id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else { return nil }
+        return containerBaselines + "/" + id + ".json"
+    }
+
+    /// Saves watched container `id`'s part of the baseline, its paths as the container sees them.
+    private func saveBaseline(ofContainer id: String) {
+        guard let container = containers[id], let path = containerBaselinePath(id) else { return }
+        let prefix = container.root
+        let files = baseline.files.filter { $0.key.hasPrefix(prefix + "/") }
+        do {
+            try Baseline(files: Dictionary(files.map { (String($0.key.dropFirst(prefix.count)), $0.value) }) { first, _ in first }).save(to: path)
+        } catch {
+            logger.error("fim: container \(container.name): saving its baseline: \(error)")
+        }
+    }
+
+    /// Removes the saved baselines of the containers not in `running` (full ids): they stopped,
+    /// maybe while Vigil was down, and their roots are gone.
+    func forgetSavedContainers(except running: Set<String>) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: containerBaselines) else { return }
+        for name in names where name.hasSuffix(".json") && !running.contains(String(name.dropLast(5))) {
+            unlink(containerBaselines + "/" + name)
+        }
     }
 
     /// Container `id` is gone: its watches are never re-read again, its files leave the baseline
@@ -226,6 +273,7 @@ final class FIMMonitor: @unchecked Sendable {
             if let device = record.device, let inode = record.inode { try? sensor.unwatch(FileID(device: device, inode: inode)) }
             baseline.files[path] = nil
         }
+        if let saved = containerBaselinePath(id) { unlink(saved) }
         logger.info("fim: container \(container.name) (\(id.prefix(12))) is gone: its watches end")
     }
 

@@ -89,6 +89,50 @@ final class FIMContainerTests: XCTestCase {
         XCTAssertEqual(daemon.stop(), 0)
     }
 
+    /// A container that runs on while the daemon is down: what changed in its files meanwhile is
+    /// alerted when the daemon starts again and watches it (while_down, named by the container,
+    /// the path as it sees it), from the baseline saved for it; a container removed meanwhile
+    /// leaves no saved baseline behind.
+    func testAChangeInsideAContainerWhileVigilWasDownIsAlertedAtTheNextStart() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
+        try DockerTestEngine.requireImage(DockerTestEngine.accountsImage)
+        let image = DockerTestEngine.accountsImage
+        let container = try DockerTestEngine.startContainer(for: self, image: image, command: ["sleep", "300"])
+        let removed = try DockerTestEngine.startContainer(for: self, image: image, command: ["sleep", "300"])
+        let daemon = try fimDaemon(rules: """
+        - rule: Container account file
+          desc: which container, image and path
+          condition: evt.type = fim_change and fim.path = /etc/passwd and container.id != host
+          output: "in %container.id %container.name image %container.image: %fim.path %fim.change added %fim.users_added while down %fim.while_down"
+          priority: INFO
+        """)
+        defer { _ = daemon.stop() }
+        for watched in [container, removed] {
+            XCTAssertTrue(waitUntil(seconds: 20) { daemon.stderr.sofar.contains("fim: container \(watched.name) (") }, daemon.diagnostics)
+        }
+        let saved = daemon.directory + "/state/fim/containers/"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: saved + container.id + ".json"), "a watched container's baseline is saved")
+
+        XCTAssertEqual(daemon.stop(), 0)
+        try exec(container, "echo 'mallory:x:0:0::/root:/bin/sh' >> /etc/passwd")
+        XCTAssertEqual(try runCapturing("/usr/bin/docker", ["rm", "-f", removed.id]).status, 0)
+        try daemon.restart()
+
+        let short = String(container.id.prefix(12))
+        XCTAssertTrue(waitUntil(seconds: 20) { alerts(daemon, "Container account file").contains {
+            $0.contains("in \(short) \(container.name) image \(image): /etc/passwd modified added (mallory) while down true") } },
+                      daemon.diagnostics + daemon.stdout.sofar)
+        XCTAssertTrue(alerts(daemon, "New uid 0 account").contains { $0.contains("container=\(container.name) ") }, daemon.stdout.sofar)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: saved + container.id + ".json"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: saved + removed.id + ".json"), "a removed container's saved baseline is dropped")
+        // Live again after the start: the next change is not while down.
+        try exec(container, "echo 'carol:x:1001:1001::/home/carol:/bin/sh' >> /etc/passwd")
+        XCTAssertTrue(waitUntil(seconds: 10) { alerts(daemon, "Container account file").contains {
+            $0.contains("in \(short) \(container.name) image \(image): /etc/passwd modified added (carol) while down false") } },
+                      daemon.diagnostics + daemon.stdout.sofar)
+        XCTAssertEqual(daemon.stop(), 0)
+    }
+
     /// A change in a container's files carries the container's fields as every other event of that
     /// container does (the enricher's context from the runtime's metadata: its labels, image id,
     /// runtime, privileges), not a context of its own.
