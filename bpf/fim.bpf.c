@@ -381,7 +381,8 @@ static __always_inline void rekey(struct vigil_fim_name *nm, struct vigil_inode_
 }
 
 /* --- syscalls taking an fd: write, pwrite64, writev, pwritev, pwritev2, ftruncate, fallocate,
- * fchmod, fchown, fsetxattr, fremovexattr --- */
+ * fchmod, fchown, fsetxattr, fremovexattr; and the copies into one: copy_file_range, splice (the
+ * fd written is their third argument), sendfile --- */
 
 /* Reports a change through a watched file's inode `k` (its watch `w`). */
 static __always_inline int report_fd(const struct exit_ctx *x, struct vigil_inode_key *k, struct vigil_fim_watch *w)
@@ -396,12 +397,13 @@ static __always_inline int report_fd(const struct exit_ctx *x, struct vigil_inod
     return emit(s, &m);
 }
 
-static __always_inline int on_fd(const struct exit_ctx *x)
+/* A change through the fd in argument `arg` (0 or 2) of the syscall that returned x->ret. */
+static __always_inline int on_fd(const struct exit_ctx *x, int arg)
 {
     if (x->ret < 0 || is_self())
         return 0;
     struct pt_regs *r = vigil_user_regs();
-    struct file *file = vigil_fd_file((__s32)VIGIL_SYSCALL_ARG0(r));
+    struct file *file = vigil_fd_file((__s32)(arg == 2 ? VIGIL_SYSCALL_ARG2(r) : VIGIL_SYSCALL_ARG0(r)));
     if (!file) {
         drop();
         return 0;
@@ -441,9 +443,11 @@ int BPF_PROG(vfs_write_fexit, struct file *file, const char *buf, size_t count, 
 
 /* --- variant tracepoint (and fexit, but for write and pwrite64): each syscall's exit --- */
 
-#define FIM_FD(sys) \
-    SEC("?tracepoint/syscalls/sys_exit_" #sys) \
-    int sys##_exit(struct syscall_trace_exit *ctx) { struct exit_ctx x = EXIT_CTX(ctx); return on_fd(&x); }
+/* Program `sys`_exit on tracepoint sys_exit_`tp`, the fd written in argument `arg`. */
+#define FIM_FD_AT(sys, tp, arg) \
+    SEC("?tracepoint/syscalls/sys_exit_" #tp) \
+    int sys##_exit(struct syscall_trace_exit *ctx) { struct exit_ctx x = EXIT_CTX(ctx); return on_fd(&x, arg); }
+#define FIM_FD(sys) FIM_FD_AT(sys, sys, 0)
 
 FIM_FD(write)
 FIM_FD(pwrite64)
@@ -456,6 +460,9 @@ FIM_FD(fchmod)
 FIM_FD(fchown)
 FIM_FD(fsetxattr)
 FIM_FD(fremovexattr)
+FIM_FD_AT(copy_file_range, copy_file_range, 2)
+FIM_FD_AT(splice, splice, 2)
+FIM_FD_AT(sendfile, sendfile64, 0)
 
 /* --- syscalls taking paths --- */
 

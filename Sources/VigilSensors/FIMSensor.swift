@@ -57,7 +57,7 @@ public final class FIMSensor {
     /// The syscalls whose changes the sensor matches, each with its own exit program (`NAME_exit`).
     public static let syscalls = [
         "write", "pwrite64", "writev", "pwritev", "pwritev2", "ftruncate", "fallocate", "fchmod", "fchown",
-        "fsetxattr", "fremovexattr", "truncate", "chmod", "fchmodat", "chown", "lchown", "fchownat", "setxattr",
+        "fsetxattr", "fremovexattr", "copy_file_range", "splice", "sendfile", "truncate", "chmod", "fchmodat", "chown", "lchown", "fchownat", "setxattr",
         "lsetxattr", "removexattr", "lremovexattr", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "mknod",
         "mknodat", "symlink", "symlinkat", "rename", "renameat", "renameat2", "link", "linkat", "openat", "open",
         "creat", "openat2",

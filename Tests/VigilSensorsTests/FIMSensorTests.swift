@@ -111,6 +111,36 @@ final class FIMSensorTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(after.filtered - before.filtered, 100, "\(variant): the unwatched writes were dropped and counted")
     }
 
+    /// Copies into a watched file without write(2) (coreutils' cp uses copy_file_range; sendfile
+    /// and splice move data in the kernel) are changes of it; the same copies into another
+    /// file are dropped in the kernel. Made by python3's os module: the syscalls themselves.
+    func testCopiesIntoAWatchedFileAreReported() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { throw cannotRun("needs /usr/bin/python3") }
+        let h = try Harness()
+        let watched = h.dir + "/watched", other = h.dir + "/other", source = h.dir + "/source"
+        for path in [watched, other] { FileManager.default.createFile(atPath: path, contents: nil) }
+        FileManager.default.createFile(atPath: source, contents: Data("copied bytes\n".utf8))
+        try h.sensor.watchFile(watched, id: 1)
+        let script = """
+        import os, sys
+        src = os.open(sys.argv[1], os.O_RDONLY)
+        for target in sys.argv[2:]:
+            dst = os.open(target, os.O_WRONLY)
+            assert os.copy_file_range(src, dst, 13, 0, 0) == 13
+            assert os.sendfile(dst, src, 0, 13) == 13
+            r, w = os.pipe()
+            os.write(w, b"through a pipe")
+            assert os.splice(r, dst, 14) == 14
+            for fd in (r, w, dst): os.close(fd)
+        """
+        let changes = try h.collect {
+            let result = try runCapturing("/usr/bin/python3", ["-c", script, source, other, watched])
+            XCTAssertEqual(result.status, 0, result.stderr)
+        }
+        XCTAssertEqual(names(changes, watch: 1), ["copy_file_range", "sendfile", "splice"], "\(changes.map { ($0.watch, $0.event.syscall?.descriptor.nameString) })")
+        XCTAssertTrue(changes.allSatisfy { $0.file == h.fileID(watched) }, "only the watched file: \(changes.map(\.file))")
+    }
+
     func testARenameOverAWatchedNameRekeysInTheKernelBeforeRenameReturns() throws {
         let h = try Harness()
         let passwd = h.dir + "/passwd", temp = h.dir + "/passwd+"
