@@ -144,6 +144,7 @@ final class ActionWorker: Sendable {
             return (true, !state.started)
         }
         guard accepted else { return false }
+        AlertTrace.shared?.mark(job.alert.id, .queued)
         if start { startThread("vigil-action-\(name)") { [self] in run() } }
         available.signal()
         return true
@@ -223,6 +224,7 @@ final class ActionWorker: Sendable {
             }
             guard let next else { continue }  // a wakeup without work
             guard let job = next else { break }  // closed and empty, or abandoned
+            AlertTrace.shared?.mark(job.alert.id, .dequeued)
             let result = deliver(retries: policy.retries, spooled: false) { () throws(ActionFailure) in try handler.perform(job.alert) }
                 ?? .failure(.permanent("abandoned at shutdown"))
             count(result)
@@ -238,6 +240,7 @@ final class ActionWorker: Sendable {
         while true {
             available.wait()
             while let job = state.withLock({ $0.abandoned ? nil : $0.pop() }) {
+                AlertTrace.shared?.mark(job.alert.id, .dequeued)
                 do {
                     let failure = try spool.append(id: job.alert.id, rule: job.alert.rule, payload: handler.payload(job.alert))
                     if let failure {
@@ -245,7 +248,10 @@ final class ActionWorker: Sendable {
                         if failure != lastFailure {  // once per kind of failure, not per alert
                             logger.error("action '\(name)': alert kept in memory only (lost if the daemon dies): \(failure)")
                         }
-                    } else if lastFailure != nil {
+                    } else {
+                        AlertTrace.shared?.mark(job.alert.id, .spooled)
+                    }
+                    if failure == nil, lastFailure != nil {
                         logger.notice("action '\(name)': spool \(spool.directory) writable again")
                     }
                     lastFailure = failure

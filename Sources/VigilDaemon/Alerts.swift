@@ -58,7 +58,9 @@ public final class ActionsConsumer: AlertConsumer {
 
     /// Builds the alert (Falco's shape) and queues it for the rule's actions.
     public func consume(rule: CompiledRule, event: Event) {
-        dispatcher.dispatch(Alert(rule: rule, event: event), actions: rule.rule.actions)
+        let alert = Alert(rule: rule, event: event)
+        AlertTrace.shared?.matched(alert)
+        dispatcher.dispatch(alert, actions: rule.rule.actions)
     }
 
     /// Queues a tamper alert for the `default_actions`.

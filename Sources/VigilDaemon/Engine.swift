@@ -119,6 +119,7 @@ public final class Engine: @unchecked Sendable {
         // the syscalls and conn sensors.
         sensors = try Sensors(kinds: Sensor.process.kinds.union(Sensor.file.kinds), filter: KernelFilter(), ringBytes: ringBytes)
         stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: KindSet.all)
+        if let trace = AlertTrace.shared { stream.batchStarted = { trace.batchReadNs.store(AlertTrace.now(), ordering: .relaxed) } }
         events = StreamHub(name: "events")
         self.alerts = alerts
         metrics = DaemonMetrics()

@@ -54,6 +54,9 @@ public final class EventStream {
     /// The heartbeat pid whose record last came through the ring (0: none yet).
     public private(set) var heartbeatReturned: UInt32 = 0
     private var linkedNamesRefreshed: UInt64 = 0
+    /// Called before the events of each ring batch are handed on (the alert latency trace,
+    /// `AlertTrace`, notes the time); nil: nothing.
+    public var batchStarted: (() -> Void)?
 
     /// A stream over `sensors`' ring.
     public init(sensors: Sensors, enricher: Enricher, kinds: KindSet) throws {
@@ -98,6 +101,7 @@ public final class EventStream {
     }
 
     private func handle(_ batch: RingBatch, _ consume: (Event) throws -> Void) throws {
+        batchStarted?()
         try refreshLinkedNames()
         pipeline.filter = sensors.stateChangeFilter
         pipeline.shownSyscalls = sensors.shownSyscalls
