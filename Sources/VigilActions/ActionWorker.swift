@@ -233,8 +233,11 @@ final class ActionWorker: Sendable {
         finished.signal()
     }
 
-    /// The spooling thread: renders each queued alert once and writes it to the spool (or keeps
-    /// it in memory when the disk refuses, counted and logged), then wakes the delivering thread.
+    /// The spooling thread: renders each queued alert once, adds it to the spool and wakes the
+    /// delivering thread (which may send it from memory at once), then writes its file (or keeps
+    /// it in memory when the disk refuses, counted and logged): delivery never waits for the
+    /// fsyncs, which can take milliseconds, and an alert is at risk from a crash no longer than
+    /// before (until its file is durable, or it was delivered).
     private func spoolLoop(_ spool: AlertSpool, _ handler: any SpooledHandler, _ logger: Logger) {
         var lastFailure: String?
         while true {
@@ -242,7 +245,9 @@ final class ActionWorker: Sendable {
             while let job = state.withLock({ $0.abandoned ? nil : $0.pop() }) {
                 AlertTrace.shared?.mark(job.alert.id, .dequeued)
                 do {
-                    let failure = try spool.append(id: job.alert.id, rule: job.alert.rule, payload: handler.payload(job.alert))
+                    let pending = try spool.add(id: job.alert.id, rule: job.alert.rule, payload: handler.payload(job.alert))
+                    spooled.signal()
+                    let failure = spool.persist(pending)
                     if let failure {
                         state.withLock { $0.stats.unspooled? += 1 }
                         if failure != lastFailure {  // once per kind of failure, not per alert
@@ -259,7 +264,6 @@ final class ActionWorker: Sendable {
                     state.withLock { $0.stats.dropped += 1 }
                     logger.warning("action '\(name)': spool full (\(spool.capacity) alerts or \(spool.maxBytes) bytes); alert of rule '\(job.alert.rule)' dropped")
                 }
-                spooled.signal()
             }
             let done = state.withLock { state -> Bool in
                 guard state.closed || state.abandoned, state.count == 0 || state.abandoned else { return false }

@@ -22,7 +22,8 @@ public final class AlertTrace: @unchecked Sendable {
         case queued
         /// The action's thread took it from the queue (the spooling thread, for a spooled action).
         case dequeued
-        /// Its spool file is durable (written, fsync'ed, renamed, the directory fsync'ed).
+        /// Its spool file is durable (written, fsync'ed, renamed, the directory fsync'ed); 0 when
+        /// that came after the answer (the delivery does not wait for it).
         case spooled
         /// The delivering thread starts sending it (connect).
         case sending
@@ -58,6 +59,8 @@ public final class AlertTrace: @unchecked Sendable {
     /// Records that alert `id` passed `stage` at `ns` (default: now); `answered` writes its line.
     public func mark(_ id: String, _ stage: Stage, at ns: UInt64 = AlertTrace.now()) {
         let done = pending.withLock { open -> [UInt64]? in
+            // The spool's write goes on beside the delivery: it may end after the answer.
+            if stage == .spooled && open[id] == nil { return nil }
             var stamps = open[id] ?? Array(repeating: 0, count: Stage.allCases.count)
             if stamps[stage.rawValue] == 0 { stamps[stage.rawValue] = ns }
             guard stage == .answered else {
