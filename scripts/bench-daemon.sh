@@ -22,12 +22,15 @@
 #                                    off). p50 and p99. Floor: p99 under 10 ms (issue 5), under
 #                                    2 ms (issue 16 section 3: an open the kernel matched wakes
 #                                    the reader at once instead of waiting for its 5 ms timer).
+#                                    With --stages the daemon runs with VIGIL_ALERT_TRACE (AlertTrace:
+#                                    the time of each stage of each alert) and a table of the hops
+#                                    between stages, p50 / p99 / max, follows the line.
 #
 # Prints a Markdown section between `<!-- BEGIN daemon` and `<!-- END daemon -->` on stdout;
 # progress goes to stderr. `scripts/bench-section.sh daemon FILE` puts it into BENCHMARKS.md.
 #
 # Usage (as root): scripts/bench-daemon.sh [--starts N] [--rate N] [--load-seconds N] [--alerts N] [--no-build]
-#                                          [--latency-only]
+#                                          [--latency-only] [--stages]
 # --latency-only measures only the alert latency and prints one line (no section). VIGIL names
 # the vigil binary (default .build/release/vigil).
 set -euo pipefail
@@ -36,7 +39,7 @@ cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:/usr/sbin:/sbin:$PATH
 invocation="scripts/bench-daemon.sh${*:+ $*}"
 
-starts=5 rate=100000 load_seconds=300 alerts=300 build=1 latency_only=0
+starts=5 rate=100000 load_seconds=300 alerts=300 build=1 latency_only=0 stages=0
 while [ $# -gt 0 ]; do
   case $1 in
     --starts) starts=$2; shift 2 ;;
@@ -45,6 +48,7 @@ while [ $# -gt 0 ]; do
     --alerts) alerts=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --latency-only) latency_only=1; build=0; shift ;;
+    --stages) stages=1; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -66,7 +70,7 @@ verdict() { awk -v v="$1" -v f="$2" 'BEGIN { print (v <= f ? "within" : "OVER") 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 start_daemon() {
-  "$vigil" daemon --config "$work/vigil.yaml" 2>>"$work/daemon.log" &
+  VIGIL_ALERT_TRACE=${trace_file:-} "$vigil" daemon --config "$work/vigil.yaml" 2>>"$work/daemon.log" &
   daemon_pid=$!
 }
 stop_daemon() {
@@ -144,6 +148,7 @@ cat > "$work/rules.d/latency.yaml" <<RULE
   priority: WARNING
   actions: [hook]
 RULE
+[ "$stages" = 1 ] && trace_file=$work/stages.txt
 start_daemon
 wait_api
 sleep 2
@@ -167,6 +172,7 @@ else
 fi
 if [ "$latency_only" = 1 ]; then
   echo "alert latency syscall -> webhook, p50 / p99: $latency; $latency_verdict; $vigil; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  [ "$stages" = 1 ] && python3 bench/alert-stages.py "$work/stages.txt"
   exit 0
 fi
 

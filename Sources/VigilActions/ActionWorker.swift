@@ -144,6 +144,7 @@ final class ActionWorker: Sendable {
             return (true, !state.started)
         }
         guard accepted else { return false }
+        AlertTrace.shared?.mark(job.alert.id, .queued)
         if start { startThread("vigil-action-\(name)") { [self] in run() } }
         available.signal()
         return true
@@ -223,6 +224,7 @@ final class ActionWorker: Sendable {
             }
             guard let next else { continue }  // a wakeup without work
             guard let job = next else { break }  // closed and empty, or abandoned
+            AlertTrace.shared?.mark(job.alert.id, .dequeued)
             let result = deliver(retries: policy.retries, spooled: false) { () throws(ActionFailure) in try handler.perform(job.alert) }
                 ?? .failure(.permanent("abandoned at shutdown"))
             count(result)
@@ -231,29 +233,47 @@ final class ActionWorker: Sendable {
         finished.signal()
     }
 
-    /// The spooling thread: renders each queued alert once and writes it to the spool (or keeps
-    /// it in memory when the disk refuses, counted and logged), then wakes the delivering thread.
+    /// The spooling thread: renders every alert queued now once, adds them to the spool and
+    /// wakes the delivering thread (which may send them from memory at once), then writes their
+    /// files (or keeps one in memory when the disk refuses, counted and logged): delivery never
+    /// waits for the fsyncs, which take milliseconds, not even an alert queued while the one
+    /// before it is being written; an alert is at risk from a crash no longer than before
+    /// (until its file is durable, or it was delivered).
     private func spoolLoop(_ spool: AlertSpool, _ handler: any SpooledHandler, _ logger: Logger) {
         var lastFailure: String?
         while true {
             available.wait()
-            while let job = state.withLock({ $0.abandoned ? nil : $0.pop() }) {
-                do {
-                    let failure = try spool.append(id: job.alert.id, rule: job.alert.rule, payload: handler.payload(job.alert))
+            while true {
+                let jobs = state.withLock { state -> [Job] in
+                    var jobs: [Job] = []
+                    while !state.abandoned, let job = state.pop() { jobs.append(job) }
+                    return jobs
+                }
+                if jobs.isEmpty { break }
+                var pending: [(job: Job, write: PendingSpoolWrite)] = []
+                for job in jobs {
+                    AlertTrace.shared?.mark(job.alert.id, .dequeued)
+                    do {
+                        pending.append((job, try spool.add(id: job.alert.id, rule: job.alert.rule, payload: handler.payload(job.alert))))
+                    } catch {
+                        state.withLock { $0.stats.dropped += 1 }
+                        logger.warning("action '\(name)': spool full (\(spool.capacity) alerts or \(spool.maxBytes) bytes); alert of rule '\(job.alert.rule)' dropped")
+                    }
+                }
+                if !pending.isEmpty { spooled.signal() }
+                for (job, write) in pending {
+                    let failure = spool.persist(write)
                     if let failure {
                         state.withLock { $0.stats.unspooled? += 1 }
                         if failure != lastFailure {  // once per kind of failure, not per alert
                             logger.error("action '\(name)': alert kept in memory only (lost if the daemon dies): \(failure)")
                         }
-                    } else if lastFailure != nil {
-                        logger.notice("action '\(name)': spool \(spool.directory) writable again")
+                    } else {
+                        AlertTrace.shared?.mark(job.alert.id, .spooled)
+                        if lastFailure != nil { logger.notice("action '\(name)': spool \(spool.directory) writable again") }
                     }
                     lastFailure = failure
-                } catch {
-                    state.withLock { $0.stats.dropped += 1 }
-                    logger.warning("action '\(name)': spool full (\(spool.capacity) alerts or \(spool.maxBytes) bytes); alert of rule '\(job.alert.rule)' dropped")
                 }
-                spooled.signal()
             }
             let done = state.withLock { state -> Bool in
                 guard state.closed || state.abandoned, state.count == 0 || state.abandoned else { return false }

@@ -27,8 +27,9 @@ extension SpooledHandler {
     func perform(_ alert: Alert) throws(ActionFailure) -> String { try send(payload(alert), id: alert.id) }
 }
 
-/// One alert waiting in a spool: on disk (`file`), or only in memory when the spool could not
-/// write it (`payload` kept; lost if the process dies).
+/// One alert waiting in a spool: on disk (`file`), its file still being written (`writing`,
+/// `payload` kept until it is durable), or only in memory when the spool could not write it
+/// (`payload` kept; lost if the process dies).
 struct SpoolRecord: Sendable {
     /// The alert's id (`Alert.id`).
     var id: String
@@ -36,16 +37,30 @@ struct SpoolRecord: Sendable {
     var rule: String
     /// The file's name in the spool directory, nil for a record kept in memory only.
     var file: String?
-    /// The payload of a memory-only record (a file's is read when it is sent).
+    /// The payload of a memory-only record or of one whose file is being written (a durable
+    /// file's is read when it is sent).
     var payload: [UInt8]?
     /// Bytes the record takes (its file's size).
     var size: Int
+    /// Its file is being written (`AlertSpool.persist`): whoever removes the record leaves the
+    /// file to the writer, which removes it once written.
+    var writing = false
+}
+
+/// A record added to a spool whose file is still to be written (`AlertSpool.add`, then `persist`).
+struct PendingSpoolWrite: Sendable {
+    /// The file's name.
+    var name: String
+    /// What the file holds.
+    var content: [UInt8]
 }
 
 /// The on-disk queue of one action (`actions.spool_dir`/NAME): one file per alert, named
 /// `SEQUENCE-ID.alert` (SEQUENCE: 20 decimal digits, increasing, so names sort in order),
 /// written as `NAME.tmp`, fsync'ed, renamed, and the directory fsync'ed before the alert counts
-/// as spooled; removed once the receiver took it (or refused it for good). At most `capacity`
+/// as spooled; removed once the receiver took it (or refused it for good). A record can be sent
+/// from memory while its file is written (`add`, then `persist`): delivery never waits for the
+/// disk, and an alert delivered first leaves no file behind. At most `capacity`
 /// alerts and `maxBytes` bytes wait; more are refused (the worker counts them dropped). Files of
 /// an earlier run are the first records of a new spool, in their order; `*.tmp` files (a write a
 /// crash cut short) are removed, unreadable files renamed to `*.corrupt` and logged. Used by one
@@ -110,8 +125,8 @@ final class AlertSpool: Sendable {
     /// Records waiting (on disk or in memory).
     var count: Int { state.withLock { $0.records.count } }
 
-    /// Records on disk now.
-    var onDisk: Int { state.withLock { $0.records.count(where: { $0.file != nil }) } }
+    /// Records on disk now (durable: not those whose file is being written).
+    var onDisk: Int { state.withLock { $0.records.count(where: { $0.file != nil && !$0.writing }) } }
 
     /// The oldest record, without removing it.
     var first: SpoolRecord? { state.withLock { $0.records.first } }
@@ -121,19 +136,41 @@ final class AlertSpool: Sendable {
     /// reason returned (the caller logs and counts it); nil when it is on disk. Throws `.full`
     /// when the spool is at its bounds (a record larger than `maxBytes` fits an empty spool).
     func append(id: String, rule: String, payload: [UInt8]) throws(Refusal) -> String? {
+        persist(try add(id: id, rule: rule, payload: payload))
+    }
+
+    /// Queues an alert's payload at once, in memory (`first` hands it out: it can be sent now),
+    /// and names its file; `persist` writes it. Throws `.full` as `append` does.
+    func add(id: String, rule: String, payload: [UInt8]) throws(Refusal) -> PendingSpoolWrite {
         let content = Self.magic + Array("id \(id)\nrule \(Self.escape(rule))\n\n".utf8) + payload
-        let sequence = try state.withLock { state throws(Refusal) -> UInt64 in
+        return try state.withLock { state throws(Refusal) -> PendingSpoolWrite in
             guard state.records.count < capacity, state.bytes + content.count <= maxBytes || state.records.isEmpty else { throw .full }
             state.sequence = max(state.sequence + 1, Self.realtimeNs())
-            return state.sequence
-        }
-        let digits = String(sequence)
-        let name = String(repeating: "0", count: max(0, 20 - digits.count)) + digits + "-\(id).alert"
-        let failure = write(content, as: name)
-        state.withLock { state in
-            state.records.append(SpoolRecord(id: id, rule: rule, file: failure == nil ? name : nil,
-                                             payload: failure == nil ? nil : payload, size: content.count))
+            let digits = String(state.sequence)
+            let name = String(repeating: "0", count: max(0, 20 - digits.count)) + digits + "-\(id).alert"
+            state.records.append(SpoolRecord(id: id, rule: rule, file: name, payload: payload, size: content.count, writing: true))
             state.bytes += content.count
+            return PendingSpoolWrite(name: name, content: content)
+        }
+    }
+
+    /// Writes the file of a record `add` queued, durably, unless the record was delivered
+    /// already (then nothing is written; a file written while it was delivered is removed).
+    /// When the write fails (disk full, read-only) the record stays in memory only and the
+    /// reason is returned (the caller logs and counts it); nil when it is on disk or delivered.
+    func persist(_ pending: PendingSpoolWrite) -> String? {
+        let waiting = state.withLock { state in state.records.contains { $0.file == pending.name } }
+        guard waiting else { return nil }
+        let failure = write(pending.content, as: pending.name)
+        let delivered = state.withLock { state -> Bool in
+            guard let index = state.records.firstIndex(where: { $0.file == pending.name }) else { return true }
+            state.records[index].writing = false
+            if failure == nil { state.records[index].payload = nil } else { state.records[index].file = nil }
+            return false
+        }
+        if delivered {
+            if failure == nil { unlinkat(directoryFD, pending.name, 0) }
+            return nil
         }
         return failure
     }
@@ -157,7 +194,7 @@ final class AlertSpool: Sendable {
             state.bytes -= record.size
             return record
         }
-        if let file = removed?.file { unlinkat(directoryFD, file, 0) }
+        if let removed, let file = removed.file, !removed.writing { unlinkat(directoryFD, file, 0) }
     }
 
     /// Drops the records kept only in memory (shutdown); returns how many.

@@ -19,6 +19,8 @@ struct HTTPPoster: Sendable {
     /// POSTs `body` as JSON; a 2xx answer is success. Connection trouble, 408, 429 and 5xx
     /// are worth a retry; other statuses are not.
     func post(_ body: [UInt8], alertID: String? = nil) throws(ActionFailure) -> Int {
+        let trace = alertID == nil ? nil : AlertTrace.shared, traced = alertID ?? ""
+        trace?.mark(traced, .sending)
         let socket = try Socket.tcp(endpoint.server, timeout: timeout)
         let stream: any ByteStream
         if endpoint.secure {
@@ -32,6 +34,7 @@ struct HTTPPoster: Sendable {
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if let alertID { head += "X-Vigil-Alert-Id: \(alertID)\r\n" }
         try stream.send(Array((head + "\r\n").utf8) + body)
+        trace?.mark(traced, .written)
         var decoder = HTTPResponseDecoder()
         var status: Int?
         var answer: [UInt8] = []
@@ -51,6 +54,7 @@ struct HTTPPoster: Sendable {
             }
         }
         guard let status else { throw .transient("POST \(endpoint.hostHeader)\(endpoint.target): no HTTP answer") }
+        trace?.mark(traced, .answered)
         guard (200..<300).contains(status) else {
             let text = ByteString(answer.prefix(200)).trimmingASCIIWhitespace.escapedForTerminal
             let message = "POST \(endpoint.hostHeader)\(endpoint.target): HTTP \(status)\(text.isEmpty ? "" : ": " + text)"

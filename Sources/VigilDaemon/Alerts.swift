@@ -7,14 +7,15 @@ import Glibc
 #endif
 
 /// Where the engine hands alerts. Every method but `flush` is called on the event thread and
-/// must not block: queue and return. `ActionsConsumer` (VigilActions' dispatcher) is the one the
-/// daemon runs.
+/// must not block: queue and return; `consume(alert:)` also on the integrity thread (the tamper
+/// alerts), at the same time, so it must be thread-safe. `ActionsConsumer` (VigilActions'
+/// dispatcher, which takes a lock) is the one the daemon runs.
 public protocol AlertConsumer: AnyObject, Sendable {
     /// One alert: `rule` matched `event`.
     func consume(rule: CompiledRule, event: Event)
     /// One alert Vigil raised about itself (tamper evidence: "Vigil sensor silent", "Vigil
     /// program detached", "Vigil filter changed"), built by the engine; it goes to the
-    /// `default_actions`.
+    /// `default_actions`. Called on the integrity thread (or the event thread): thread-safe.
     func consume(alert: Alert)
     /// The end of a batch of events (at least every poll interval): a chance to hand queued work on.
     func batchEnded()
@@ -58,7 +59,9 @@ public final class ActionsConsumer: AlertConsumer {
 
     /// Builds the alert (Falco's shape) and queues it for the rule's actions.
     public func consume(rule: CompiledRule, event: Event) {
-        dispatcher.dispatch(Alert(rule: rule, event: event), actions: rule.rule.actions)
+        let alert = Alert(rule: rule, event: event)
+        AlertTrace.shared?.matched(alert)
+        dispatcher.dispatch(alert, actions: rule.rule.actions)
     }
 
     /// Queues a tamper alert for the `default_actions`.

@@ -54,6 +54,9 @@ public struct EngineSnapshot: Sendable {
 public final class Engine: @unchecked Sendable {
     /// How often the event thread refreshes the snapshot (counters read from the BPF maps).
     public static let snapshotInterval: UInt64 = 200_000_000
+    /// The integrity thread's tick: how often it looks whether a heartbeat came back and a
+    /// check is due (`runIntegrity`).
+    public static let integrityTickMilliseconds = 10
     /// The reader's timer: events wait at most this long in the ring (the sensors wake the
     /// reader early only once 1 MiB waits, or at once for an open a rule matched in the kernel).
     public static let pollMilliseconds: Int32 = 5
@@ -95,6 +98,9 @@ public final class Engine: @unchecked Sendable {
     private let fimContainers: FIMContainers?
     private let fimSnapshot = Mutex<SensorSnapshot?>(nil)
     private let fimStopped = DispatchSemaphore(value: 0)
+    /// Tells the integrity thread (`runIntegrity`) to end, and it tells it ended.
+    private let integrityStop = DispatchSemaphore(value: 0)
+    private let integrityStopped = DispatchSemaphore(value: 0)
     /// The syscalls the rules want and the syscalls sensor does not capture (set with the sensor).
     private var notCaptured: [String] = []
 
@@ -119,6 +125,7 @@ public final class Engine: @unchecked Sendable {
         // the syscalls and conn sensors.
         sensors = try Sensors(kinds: Sensor.process.kinds.union(Sensor.file.kinds), filter: KernelFilter(), ringBytes: ringBytes)
         stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: metadata), kinds: KindSet.all)
+        if let trace = AlertTrace.shared { stream.batchStarted = { trace.batchReadNs.store(AlertTrace.now(), ordering: .relaxed) } }
         events = StreamHub(name: "events")
         self.alerts = alerts
         metrics = DaemonMetrics()
@@ -171,11 +178,20 @@ public final class Engine: @unchecked Sendable {
         var state = LoopState()
         state.rules = pendingRules.withLock { $0 }
         state.rulesVersion = rulesVersion.load(ordering: .acquiring)
-        if integrity.heartbeatIntervalMs > 0 {
-            state.heartbeat = Heartbeat(interval: UInt64(integrity.heartbeatIntervalMs) * 1_000_000,
-                                        bound: UInt64(integrity.heartbeatBoundMs) * 1_000_000)
-        }
         housekeeping(&state, force: true)
+        var integrityRunning = integrity.heartbeatIntervalMs > 0 || integrity.checkIntervalMs > 0
+        if integrityRunning {
+            let thread = Thread { [self] in runIntegrity() }
+            thread.name = "vigil-integrity"
+            thread.start()
+        }
+        func stopIntegrity() {  // before the sensors are detached, which it would report
+            guard integrityRunning else { return }
+            integrityRunning = false
+            integrityStop.signal()
+            integrityStopped.wait()
+        }
+        defer { stopIntegrity() }
         if let problem = fim?.baselineProblem { tamperAlert(Self.fimBaselineRule, problem) }
         for change in fim?.startupChanges ?? [] {
             if let fim { fimEvent(FIMFound(change: change, event: fim.event(change, by: Self.selfEvent(), whileDown: true), enrich: false), &state) }
@@ -189,6 +205,7 @@ public final class Engine: @unchecked Sendable {
             housekeeping(&state, force: false)
             return stopRequested.load(ordering: .relaxed)
         }) { event in handle(event, &state) }
+        stopIntegrity()
         sensors.detach()
         try stream.drain { event in handle(event, &state) }
         if fim != nil { fimStopped.wait() }
@@ -216,8 +233,12 @@ public final class Engine: @unchecked Sendable {
         var lastSnapshot: UInt64 = 0
         var sample = 0
         var line: [UInt8] = []
+    }
+
+    /// The integrity thread's state.
+    private struct IntegrityState {
         var heartbeat: Heartbeat?
-        var lastIntegrityCheck: UInt64 = 0
+        var lastCheck: UInt64?
         /// The findings of the last check: each is alerted once, when it first appears.
         var findings: [IntegrityFinding] = []
         var silent = false
@@ -271,7 +292,6 @@ public final class Engine: @unchecked Sendable {
 
         let now = DispatchTime.now().uptimeNanoseconds
         notifier?.pingIfDue(now: now)
-        if !stopRequested.load(ordering: .relaxed) { checkIntegrity(&state, now: now) }
         if fim != nil {
             let found = fimChanges.withLock { queue in
                 defer { queue.removeAll() }
@@ -335,9 +355,26 @@ public final class Engine: @unchecked Sendable {
     /// The heartbeat's and the integrity check's counters (status `integrity`).
     public var tamperStatus: TamperStatus { tamper.withLock { $0 } }
 
+    /// The integrity thread: the heartbeat and the check of links and filter maps, on a timer
+    /// of their own (every `integrityTickMilliseconds`), so a flood that keeps the event thread
+    /// reading the ring never delays them; their alerts go to the consumers from here
+    /// (`AlertConsumer.consume(alert:)` is thread-safe). The first check runs at once. Ends
+    /// when `integrityStop` is signalled (`run`, before it detaches the sensors).
+    private func runIntegrity() {
+        defer { integrityStopped.signal() }
+        var state = IntegrityState()
+        if integrity.heartbeatIntervalMs > 0 {
+            state.heartbeat = Heartbeat(interval: UInt64(integrity.heartbeatIntervalMs) * 1_000_000,
+                                        bound: UInt64(integrity.heartbeatBoundMs) * 1_000_000)
+        }
+        repeat {
+            checkIntegrity(&state, now: DispatchTime.now().uptimeNanoseconds)
+        } while integrityStop.wait(timeout: .now() + .milliseconds(Self.integrityTickMilliseconds)) == .timedOut
+    }
+
     /// Heartbeat tick, and every `checkIntervalMs` the check of links and filter maps; alerts
-    /// for what is new.
-    private func checkIntegrity(_ state: inout LoopState, now: UInt64) {
+    /// for what is new. On the integrity thread.
+    private func checkIntegrity(_ state: inout IntegrityState, now: UInt64) {
         if var heartbeat = state.heartbeat {
             let outcome = heartbeat.tick(stream: stream, now: now)
             state.heartbeat = heartbeat
@@ -359,8 +396,9 @@ public final class Engine: @unchecked Sendable {
                 status.lastHeartbeatLatencyNs = heartbeat.lastLatencyNs
             }
         }
-        guard integrity.checkIntervalMs > 0, now &- state.lastIntegrityCheck >= UInt64(integrity.checkIntervalMs) * 1_000_000 else { return }
-        state.lastIntegrityCheck = now
+        guard integrity.checkIntervalMs > 0 else { return }
+        if let last = state.lastCheck, now &- last < UInt64(integrity.checkIntervalMs) * 1_000_000 { return }
+        state.lastCheck = now
         let findings = sensors.checkIntegrity()
         for finding in findings where !state.findings.contains(finding) {
             switch finding.kind {
@@ -378,7 +416,7 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Raises a CRITICAL alert about Vigil itself through the consumers (the default actions),
-    /// counted like a rule's alert.
+    /// counted like a rule's alert. From the integrity thread, or the event thread (FIM).
     private func tamperAlert(_ rule: String, _ output: String) {
         logger.critical("\(rule): \(output)")
         metrics.countAlert(rule: rule, priority: Priority.critical.rawValue)

@@ -1,3 +1,4 @@
+import Synchronization
 import VigilBPF
 import VigilEnrichment
 import VigilEvents
@@ -48,12 +49,17 @@ public final class EventStream {
     /// The `Sensors.linkedNamesVersion` the decoder has, and when they were last refreshed
     /// (CLOCK_MONOTONIC, ns).
     private var linkedNamesVersion = -1
-    /// The heartbeat child's pid (`Heartbeat`), 0: none awaited. Any record of that process,
-    /// before filters and kinds apply, counts as its return (`heartbeatReturned`).
-    public var heartbeatPID: UInt32 = 0
-    /// The heartbeat pid whose record last came through the ring (0: none yet).
-    public private(set) var heartbeatReturned: UInt32 = 0
+    /// Vigil's own pid: the records of its children (the heartbeat's, `Heartbeat`) are noted
+    /// before filters and kinds apply.
+    private let ownPID = UInt32(getpid())
+    /// The last `childrenKept` pids of Vigil's children whose records came through the ring,
+    /// oldest first. Written by the reading thread, read by any (`childSeen`).
+    private let children = Mutex<[UInt32]>([])
+    private static let childrenKept = 16
     private var linkedNamesRefreshed: UInt64 = 0
+    /// Called before the events of each ring batch are handed on (the alert latency trace,
+    /// `AlertTrace`, notes the time); nil: nothing.
+    public var batchStarted: (() -> Void)?
 
     /// A stream over `sensors`' ring.
     public init(sensors: Sensors, enricher: Enricher, kinds: KindSet) throws {
@@ -97,13 +103,25 @@ public final class EventStream {
         }
     }
 
+    /// Whether a record of process `pid`, a child of Vigil's, came through the ring lately (one
+    /// of the last 16 such pids). Thread-safe: the heartbeat's thread asks while this one reads.
+    public func childSeen(_ pid: UInt32) -> Bool { children.withLock { $0.contains(pid) } }
+
     private func handle(_ batch: RingBatch, _ consume: (Event) throws -> Void) throws {
+        batchStarted?()
         try refreshLinkedNames()
         pipeline.filter = sensors.stateChangeFilter
         pipeline.shownSyscalls = sensors.shownSyscalls
-        var returned: UInt32 = 0
-        defer { if returned != 0 { heartbeatReturned = returned } }
-        try pipeline.handle(batch, heartbeat: heartbeatPID, returned: &returned, consume)
+        var seen: [UInt32] = []  // empty: no allocation unless a child of Vigil's shows up
+        defer {
+            if !seen.isEmpty {
+                children.withLock { children in
+                    children += seen
+                    if children.count > Self.childrenKept { children.removeFirst(children.count - Self.childrenKept) }
+                }
+            }
+        }
+        try pipeline.handle(batch, parent: ownPID, children: &seen, consume)
     }
 }
 

@@ -6,7 +6,8 @@ import Glibc
 /// child (`helper`, `/bin/true`) and waits for a record of that process to come back through
 /// the ring. The sensors never report Vigil's own process (`vigil_ignore_tgid`), but the child
 /// is another process, and its exec and exit are state changes, which no in-kernel filter drops.
-/// A child not seen within `bound` means the sensor is silent. Driven by the event thread.
+/// A child not seen within `bound` means the sensor is silent. Driven by a thread of its own
+/// (the daemon's integrity thread), while another reads the stream (`EventStream.childSeen`).
 public struct Heartbeat {
     /// What a tick found.
     public enum Outcome: Sendable, Equatable {
@@ -46,20 +47,20 @@ public struct Heartbeat {
     }
 
     /// Looks whether the awaited child came back through `stream`, declares it silent past the
-    /// bound, starts the next one when due. `now`: monotonic nanoseconds.
+    /// bound, starts the next one when due. `now`: monotonic nanoseconds. Any record of the
+    /// child counts, whenever the reader handled it: its pid is known only once it runs, and
+    /// its records may be read before this learns it.
     public mutating func tick(stream: EventStream, now: UInt64) -> Outcome? {
         reap()
         if let pending {
-            if stream.heartbeatReturned == pending.pid {
+            if stream.childSeen(pending.pid) {
                 self.pending = nil
-                stream.heartbeatPID = 0
                 returned += 1
                 lastLatencyNs = now &- pending.startedAt
                 return .returned(latencyNs: now &- pending.startedAt)
             }
             guard now &- pending.startedAt >= bound else { return nil }
             self.pending = nil
-            stream.heartbeatPID = 0
             silent += 1
             return .silent(waitedNs: now &- pending.startedAt)
         }
@@ -77,7 +78,6 @@ public struct Heartbeat {
         children.append(pid)
         sent += 1
         pending = (UInt32(pid), now)
-        stream.heartbeatPID = UInt32(pid)
         return nil
     }
 

@@ -78,9 +78,14 @@ extension Sensors {
 
     /// Compares the kernel with what Vigil made: every link still valid (its fd still a link,
     /// the same link id, the same program) and every watched map holding exactly what Vigil last
-    /// wrote. Returns one finding per link gone and per map changed (empty: intact). Call on the
-    /// thread that drives the sensors, like `apply`.
+    /// wrote. Returns one finding per link gone and per map changed (empty: intact). Callable
+    /// from any thread (the daemon's integrity thread): it holds the lock that `apply`,
+    /// `refreshLinkedNames`, `noteExec` and `detach` hold while they change what it reads.
     public func checkIntegrity() -> [IntegrityFinding] {
+        integrityLock.withLock { _ in checkIntegrityLocked() }
+    }
+
+    private func checkIntegrityLocked() -> [IntegrityFinding] {
         var findings: [IntegrityFinding] = []
         for record in baseline.links {
             guard let fd = record.link.fd else {

@@ -50,18 +50,19 @@ public final class RecordPipeline {
 
     /// Runs every record of `records` through the pipeline, handing the events kept to `consume`.
     public func replay(_ recording: RingRecording, _ consume: (Event) throws -> Void) rethrows {
-        var returned: UInt32 = 0
+        var children: [UInt32] = []
         for record in recording.records {
             try record.withUnsafeBytes { bytes in
-                try handle(CollectionOfOne(bytes), heartbeat: 0, returned: &returned, consume)
+                try handle(CollectionOfOne(bytes), parent: 0, children: &children, consume)
             }
         }
     }
 
-    /// Runs a batch of raw records through the pipeline. `heartbeat` is a pid whose records are
-    /// noted in `returned` before filters and kinds apply (`EventStream.heartbeatPID`).
+    /// Runs a batch of raw records through the pipeline. The pids of records whose parent is
+    /// `parent` (Vigil's own pid: its heartbeat children; 0: none) are appended to `children`
+    /// before filters and kinds apply, once per run of records of one pid (`EventStream.childSeen`).
     @inline(__always)
-    func handle<Records: Collection>(_ records: Records, heartbeat: UInt32, returned: inout UInt32,
+    func handle<Records: Collection>(_ records: Records, parent: UInt32, children: inout [UInt32],
                                      _ consume: (Event) throws -> Void) rethrows where Records.Element == UnsafeRawBufferPointer {
         // Counted locally, added once per batch: no class property written per event.
         var counts = StreamStatistics()
@@ -81,7 +82,7 @@ public final class RecordPipeline {
                 counts.undecodable += 1
                 continue
             }
-            if event.pid == heartbeat && heartbeat != 0 { returned = heartbeat }
+            if event.ppid == parent && parent != 0 && children.last != event.pid { children.append(event.pid) }
             enricher.enrich(&event)
             if event.kind == .exec, let execObserver { execObserver(event) }
             guard filter.keeps(event) else {

@@ -159,6 +159,11 @@ public final class Sensors {
     var sharedMapsObject: BPFObject { sharedMaps }
     /// What Vigil wrote to the filter maps and the links it made (`checkIntegrity`).
     var baseline = IntegrityBaseline()
+    /// Held by whatever changes the sensors, their links or the watched maps and the baseline
+    /// (`apply`, `refreshLinkedNames`, `noteExec`, `detach`, on the thread that drives them) and
+    /// by `checkIntegrity` (on a thread of its own): the check never sees a write half done, nor
+    /// a sensor being loaded or released.
+    let integrityLock = Mutex(())
     /// The filters as they apply to state changes, which the kernel never drops (`EventStream`
     /// applies them after enrichment).
     private(set) var stateChangeFilter: StateChangeFilter
@@ -352,6 +357,10 @@ public final class Sensors {
     /// was, and the filter is off only from the swap to the shared write. The shared filter maps
     /// are written last, the path pushdown's switches following what the file sensor installed.
     public func apply(_ filter: KernelFilter) throws {
+        try integrityLock.withLock { _ throws in try applyLocked(filter) }
+    }
+
+    private func applyLocked(_ filter: KernelFilter) throws {
         // Whatever got written, even in part, is Vigil's own: the integrity check compares with it.
         defer { try? recordMaps() }
         var linksChanged = false
@@ -387,10 +396,12 @@ public final class Sensors {
     public func noteExec(_ event: Event) {
         guard let index = loaded.firstIndex(where: { $0.name == Sensor.shell.name }),
               let binaries = loaded[index].maps.shells else { return }
-        let links = binaries.attach(exec: event, loaded[index].variants.object)
-        guard !links.isEmpty else { return }
-        loaded[index].variants.add(links)
-        try? recordLinks()
+        integrityLock.withLock { _ in
+            let links = binaries.attach(exec: event, loaded[index].variants.object)
+            guard !links.isEmpty else { return }
+            loaded[index].variants.add(links)
+            try? recordLinks()
+        }
     }
 
     /// The files the shell sensor's probes are attached to, as the paths they were attached
@@ -400,11 +411,13 @@ public final class Sensors {
     /// Stats the exact paths of the rules again and updates open_inodes and `linkedNames` when a
     /// file changed (replaced by rename, created, removed). `EventStream` calls it every second.
     public func refreshLinkedNames() throws {
-        guard let index = loaded.firstIndex(where: { $0.name == Sensor.file.name }),
-              try OpenPathMaps(loaded[index].variants.object).refreshFiles(&loaded[index].maps.openPaths) else { return }
-        try recordMaps()
-        linkedNames = LinkedNames(loaded[index].maps.openPaths.names)
-        linkedNamesVersion += 1
+        guard let index = loaded.firstIndex(where: { $0.name == Sensor.file.name }) else { return }
+        try integrityLock.withLock { _ throws in
+            guard try OpenPathMaps(loaded[index].variants.object).refreshFiles(&loaded[index].maps.openPaths) else { return }
+            try recordMaps()
+            linkedNames = LinkedNames(loaded[index].maps.openPaths.names)
+            linkedNamesVersion += 1
+        }
     }
     /// Writes `filter` into the filter maps of `object` (shared by every sensor); the switches
     /// of the path pushdown follow `openPaths`, what the file sensor's maps hold.
@@ -478,7 +491,7 @@ public final class Sensors {
     }
 
     /// Detaches every program (the maps and ring stay readable until released).
-    public func detach() { loaded.forEach { $0.variants.detach() } }
+    public func detach() { integrityLock.withLock { _ in loaded.forEach { $0.variants.detach() } } }
 
 }
 

@@ -36,11 +36,21 @@ final class TamperTests: XCTestCase {
         try XCTUnwrap(JSONSerialization.jsonObject(with: Data(daemon.request("GET", "/v1/status").body.utf8)) as? [String: Any])
     }
 
+    /// Waits until the daemon's integrity check ran once: the engine runs (its rules applied, the
+    /// baseline taken after Vigil's own writes), so what a test changes next is a change. (The
+    /// API answers while the sensors load, seconds on a loaded host: a map written then would be
+    /// part of the baseline.)
+    func waitUntilChecked(_ daemon: TestDaemon) {
+        XCTAssertTrue(waitUntil { ((try? status(daemon))?["integrity"] as? [String: Any])?["checks"] as? Int ?? 0 >= 1 },
+                      "the integrity check runs: \(daemon.diagnostics)")
+    }
+
     func testACommandAddedToTheCommExclusionMapByBpftoolIsAlertedWithinTwoSeconds() throws {
         let daemon = try startDaemon()
         let alerts = try StreamClient(["alerts", "-o", "json", "--socket", daemon.socket])
         // The stream is open once the status counts its subscriber.
         XCTAssertTrue(waitUntil { ((try? status(daemon))?["subscribers"] as? [String: Any]).flatMap { $0["alerts"] as? [Any] }.map { !$0.isEmpty } ?? false })
+        waitUntilChecked(daemon)
         let id = try mapID("comm_exclude", of: daemon.pid)
         // "cat", NUL padded to the 16-byte comm key; the value 1 (what Sensors writes).
         let key = ["0x63", "0x61", "0x74"] + Array(repeating: "0", count: 13)
@@ -63,6 +73,59 @@ final class TamperTests: XCTestCase {
         XCTAssertTrue(text.stdout.contains("TAMPERED: comm_exclude: added \"cat\""), text.stdout)
     }
 
+    /// The check runs on a timer of its own, not behind the ring reader: while two processes open
+    /// a file a rule wants as fast as they can (the reader never finds the ring empty, so the
+    /// event thread stays in one drain and never reaches its housekeeping), a command added to the
+    /// comm exclusion map is still alerted within 2 s, through the default actions (a file here).
+    func testAFilterChangeIsAlertedWithinTwoSecondsWhileTheReaderIsFlooded() throws {
+        let flood = try compileFixture("open-flood")
+        let directory = NSTemporaryDirectory() + "vigil-flood-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let target = directory + "/flooded", tamperLog = directory + "/tamper.jsonl", floodLog = directory + "/flood.jsonl"
+        XCTAssertTrue(FileManager.default.createFile(atPath: target, contents: Data()))
+        // Tamper alerts go to the default actions; the flood's alerts to a file of their own,
+        // deduplicated (one line per 10 s window), so the flood costs the reader, not the disk.
+        let daemon = try startDaemon("""
+            actions:
+              default_actions: [tamper]
+              named:
+                tamper: {type: file, path: \(tamperLog)}
+                quiet: {type: file, path: \(floodLog)}
+            """)
+        let rule = directory + "/flood.yaml"
+        try """
+            - rule: Flooded file opened
+              desc: TamperTests
+              condition: evt.type in (open, openat, openat2) and fd.name = \(target)
+              output: "flooded file opened"
+              priority: NOTICE
+              actions: [quiet]
+            """.write(toFile: rule, atomically: true, encoding: .utf8)
+        let created = try daemon.vigil(["create", rule])
+        XCTAssertEqual(created.status, 0, created.stderr)
+        let floods = try (0..<2).map { _ in try launchCapturing(flood, [target, "60"]) }
+        defer { for flood in floods where flood.process.isRunning { flood.process.terminate(); flood.process.waitUntilExit() } }
+        // The rule alerts on the flood: its events reach the rules.
+        XCTAssertTrue(waitUntil { (try? String(contentsOfFile: floodLog, encoding: .utf8))?.contains("Flooded file opened") ?? false },
+                      "the flood's opens reach the rules: \(daemon.diagnostics)")
+        waitUntilChecked(daemon)
+        let id = try mapID("comm_exclude", of: daemon.pid)
+        let key = ["0x63", "0x61", "0x74"] + Array(repeating: "0", count: 13)
+        let update = try runCapturing("/usr/sbin/bpftool", ["map", "update", "id", "\(id)", "key"] + key + ["value", "1"])
+        XCTAssertEqual(update.status, 0, update.stderr)
+        var line: String?
+        let seen = waitUntil(seconds: 2) {
+            line = ((try? String(contentsOfFile: tamperLog, encoding: .utf8)) ?? "").split(separator: "\n")
+                .first { $0.contains("\"Vigil filter changed\"") }.map(String.init)
+            return line != nil
+        }
+        XCTAssertTrue(floods.allSatisfy(\.process.isRunning), "the flood ran throughout")
+        XCTAssertTrue(seen, "a 'Vigil filter changed' alert within 2 s of the update while the reader is flooded: "
+                      + "\((try? String(contentsOfFile: tamperLog, encoding: .utf8)) ?? "no tamper alert") \(daemon.diagnostics)")
+        XCTAssertTrue(line?.contains("added \\\"cat\\\"") ?? false, line ?? "")
+    }
+
     /// `bpftool link detach` is refused for the links of this host (raw_tracepoint, perf_event:
     /// EOPNOTSUPP), so another root process detaches one the other way: gdb attaches to the
     /// daemon and closes the link's fd in it; the kernel releases the link.
@@ -83,6 +146,7 @@ final class TamperTests: XCTestCase {
             }
         }
         let (fd, id) = try XCTUnwrap(link, "the daemon holds no link fd")
+        waitUntilChecked(daemon)
         let detach = try runCapturing("/usr/sbin/bpftool", ["link", "detach", "id", id])
         XCTAssertNotEqual(detach.status, 0, "bpftool link detach is refused for these link types on this kernel")
         let gdb = try runCapturing("/usr/bin/gdb", ["-p", "\(daemon.pid)", "-batch", "-ex", "call (int)close(\(fd))"])
