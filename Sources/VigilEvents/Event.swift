@@ -625,6 +625,20 @@ extension Event {
         return ContainerContext.hostStorage.rendered.append(signature, key: key, to: &out)
     }
 
+    /// The storage of the context a process or container group depends on, where what is
+    /// rendered for it is kept (`JSONMemo` keeps it alive with its own copy of the bytes).
+    func renderedStorage(_ scope: FieldScope) -> AnyObject {
+        scope == .process ? process.renderedIn : container.renderedIn
+    }
+
+    /// `renderedStorage(scope)`'s address (no retain): what `JSONMemo` keys the group by.
+    func renderedOwner(_ scope: FieldScope) -> UnsafeRawPointer {
+        if scope == .process {
+            return UnsafeRawPointer(Unmanaged.passUnretained(process.storage ?? ProcessContext.empty).toOpaque())
+        }
+        return UnsafeRawPointer(Unmanaged.passUnretained(container.storage ?? ContainerContext.hostStorage).toOpaque())
+    }
+
     /// Keeps the bytes rendered for a process or container group.
     func storeRendered(_ scope: FieldScope, _ signature: Int, key: ProcessKey, bytes: UnsafeRawBufferPointer) {
         if scope == .process {

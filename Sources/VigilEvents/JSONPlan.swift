@@ -147,6 +147,7 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
     /// `append(_:to:memo:)` with the syscall payload of a syscall event (nil for other kinds).
     private func append(_ event: Event, _ syscall: UnsafePointer<Payload.Syscall>?, to out: inout ByteBuffer, memo: JSONMemo?) {
         let start = out.count
+        let processKey = ProcessKey(event) // every process group's key: made once per event
         do {
             do {
                 var i = 0
@@ -169,13 +170,19 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                     }
                     switch steps[i].scope {
                     case .process, .container:
-                        let process = steps[i].scope == .process
                         let scope = steps[i].scope
-                        if let key = process ? ProcessKey(event) : ProcessKey.none {
-                            if !event.appendRendered(scope, signature, key: key, to: &out) {
-                                render()
+                        if let key = scope == .process ? processKey : ProcessKey.none {
+                            // This writer's memo first (no lock), then what the context keeps
+                            // (shared by every writer), then rendering.
+                            if memo?.append(signature, event.renderedOwner(scope), key, to: &out) != true {
+                                if !event.appendRendered(scope, signature, key: key, to: &out) {
+                                    render()
+                                    out.withUnsafeBytes {
+                                        event.storeRendered(scope, signature, key: key, bytes: UnsafeRawBufferPointer(rebasing: $0[groupStart...]))
+                                    }
+                                }
                                 out.withUnsafeBytes {
-                                    event.storeRendered(scope, signature, key: key, bytes: UnsafeRawBufferPointer(rebasing: $0[groupStart...]))
+                                    memo?.store(signature, event.renderedStorage(scope), key, bytes: UnsafeRawBufferPointer(rebasing: $0[groupStart...]))
                                 }
                             }
                         } else {
@@ -289,7 +296,61 @@ public final class JSONMemo {
     /// The path and name each key points to, kept alive.
     private var strings = [(path: ByteString, name: ByteString)](repeating: ("", ""), count: JSONMemo.slotCount)
 
-    deinit { for bytes in rendered { bytes?.deallocate() } }
+    /// Process and container groups (`FieldScope.process`, `.container`), direct-mapped by the
+    /// group, the context's storage and the `ProcessKey`: found without `RenderedJSON`'s lock
+    /// and scan. An entry keeps its context's storage alive, so no other storage can have its
+    /// address meanwhile, and the context cannot change in place (changing a context that is
+    /// not uniquely referenced copies it).
+    private struct ContextEntry {
+        var signature = -1
+        var owner: UnsafeRawPointer?
+        var key = ProcessKey.none
+        var bytes: UnsafeMutableRawBufferPointer?
+        var keptAlive: AnyObject?
+    }
+    private static let contextSlotCount = 64
+    /// Allocated once; read and written in place (no copy of an entry, no exclusivity check).
+    private let contexts: UnsafeMutablePointer<ContextEntry> = {
+        let memory = UnsafeMutablePointer<ContextEntry>.allocate(capacity: JSONMemo.contextSlotCount)
+        memory.initialize(repeating: ContextEntry(), count: JSONMemo.contextSlotCount)
+        return memory
+    }()
+
+    deinit {
+        for bytes in rendered { bytes?.deallocate() }
+        for i in 0..<Self.contextSlotCount { contexts[i].bytes?.deallocate() }
+        contexts.deinitialize(count: Self.contextSlotCount)
+        contexts.deallocate()
+    }
+
+    /// The slot of a process or container group.
+    private static func contextSlot(_ signature: Int, _ owner: UnsafeRawPointer, _ key: ProcessKey) -> Int {
+        var h = UInt64(UInt(bitPattern: owner)) &* 0x9e37_79b9_7f4a_7c15
+        h ^= UInt64(key.pid) << 32 &+ key.comm.0 &+ UInt64(bitPattern: Int64(signature)) << 20
+        h = (h ^ (h >> 29)) &* 0xbf58_476d_1ce4_e5b9
+        return Int(truncatingIfNeeded: h >> 58) & (contextSlotCount - 1)
+    }
+
+    /// Appends the bytes kept for a process or container group of the context whose storage is
+    /// `owner` (`Event.renderedOwner`) and returns true, or returns false when there are none.
+    func append(_ signature: Int, _ owner: UnsafeRawPointer, _ key: ProcessKey, to out: inout ByteBuffer) -> Bool {
+        let entry = contexts + Self.contextSlot(signature, owner, key)
+        guard entry.pointee.signature == signature, entry.pointee.owner == owner, entry.pointee.key == key,
+              let bytes = entry.pointee.bytes else { return false }
+        out.append(UnsafeRawBufferPointer(bytes))
+        return true
+    }
+
+    /// Keeps a copy of `bytes` for a process or container group of the context whose storage is
+    /// `owner` (`Event.renderedStorage`), keeping the storage alive.
+    func store(_ signature: Int, _ owner: AnyObject, _ key: ProcessKey, bytes: UnsafeRawBufferPointer) {
+        let address = UnsafeRawPointer(Unmanaged.passUnretained(owner).toOpaque())
+        let entry = contexts + Self.contextSlot(signature, address, key)
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+        copy.copyMemory(from: bytes)
+        entry.pointee.bytes?.deallocate()
+        entry.pointee = ContextEntry(signature: signature, owner: address, key: key, bytes: copy, keptAlive: owner)
+    }
 
     /// An empty memo.
     public init() {}

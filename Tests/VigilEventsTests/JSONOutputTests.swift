@@ -386,6 +386,37 @@ final class JSONOutputTests: XCTestCase {
             XCTAssertEqual(Self.memoizedJSON(event, memo), Self.referenceJSON(event))
         }
     }
+
+    func testMemoizedProcessAndContainerFieldsFollowEveryInputOfTheContext() {
+        let memo = JSONMemo()
+        // One event's process and container contexts changed in place (the event then holds the
+        // only other reference), one input at a time; the header fields of the process key; and
+        // other contexts with the same values: every line the catalogue's rendering.
+        var e = Self.syscallEvents[1]
+        func write() {
+            let reference = Self.referenceJSON(e)
+            XCTAssertEqual(Self.memoizedJSON(e, memo), reference)
+            XCTAssertEqual(Self.memoizedJSON(e, memo), reference, "the same event again")
+        }
+        write()
+        e.process.cwd = "/srv"; write()
+        e.process.userName = "bob"; write()
+        e.process.arguments = ["cat", "-n"]; write()
+        e.process.startTimeNs = 5; write()
+        e.container.name = "renamed"; write()
+        e.container = Self.containers[1]; write()
+        e.container.image = "other:1"; write()
+        e.comm = "dog"; write()
+        e.uid = 1001; write()
+        e.ppid = 2; write()
+        e.cgroupID = 78; write()
+        e.process = ProcessContext(); write()
+        e.process.cwd = "/srv"; write() // the same values in new storage
+        // Another thread of the process with a name of its own, between two of the process's.
+        var thread = e
+        thread.comm = "worker"; thread.tid = 13
+        for event in [e, thread, e, thread] { XCTAssertEqual(Self.memoizedJSON(event, memo), Self.referenceJSON(event)) }
+    }
 }
 
 /// A record decoded as another kind than the one the test built: the test fails with it.
