@@ -147,7 +147,9 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
     /// `append(_:to:memo:)` with the syscall payload of a syscall event (nil for other kinds).
     private func append(_ event: Event, _ syscall: UnsafePointer<Payload.Syscall>?, to out: inout ByteBuffer, memo: JSONMemo?) {
         let start = out.count
-        let processKey = ProcessKey(event) // every process group's key: made once per event
+        // Every process group's key, and every open group's: made once per event.
+        let processKey = ProcessKey(event)
+        let openKey = memo == nil ? nil : OpenKey(event)
         do {
             do {
                 var i = 0
@@ -189,7 +191,7 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                             render()
                         }
                     case .open:
-                        if let memo, let key = OpenKey(event) {
+                        if let memo, let key = openKey {
                             if !memo.append(signature, key, to: &out) {
                                 render()
                                 let strings: (path: ByteString, name: ByteString)

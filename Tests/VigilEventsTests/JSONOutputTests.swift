@@ -173,6 +173,24 @@ final class JSONOutputTests: XCTestCase {
         }
     }
 
+    func testTheFDFlagsFollowTheFDThroughEveryChange() {
+        var e = Self.syscallEvents[1]
+        func check(_ what: String) {
+            XCTAssertEqual(e.hasFD, e.fd != nil, what)
+            XCTAssertEqual(e.hasSocketFD, e.fd?.socket != nil, what)
+        }
+        check("as made")
+        e.fd = nil; check("no fd")
+        e.fd = FDInfo(number: 3, type: .ipv4, name: "a", socket: SocketInfo(l4proto: .tcp)); check("a socket's")
+        e.fd?.socket = nil; check("its socket removed in place")
+        e.fd?.socket = SocketInfo(l4proto: .udp); check("a socket set in place")
+        e.fd!.number = 4; check("another field changed in place")
+        var copy = e
+        copy.fd = nil
+        check("a copy changed")
+        XCTAssertFalse(copy.hasFD || copy.hasSocketFD)
+    }
+
     func testFieldsThatRequireASocketOrDNSHaveNoValueWithout() {
         for event in Self.events + Self.syscallEvents {
             for field in Fields.all where !field.takesArgument && field.applies(to: event.kind) && !field.requires.isMet(by: event) {
