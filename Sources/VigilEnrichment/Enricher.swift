@@ -109,7 +109,7 @@ public final class Enricher {
             SyscallPaths.resolve(&event, processes: processes, fds: fds)
         }
         fds.apply(&event)
-        if event.fd?.socket != nil { dns.apply(&event) }
+        if event.hasSocketFD { dns.apply(&event) }
         switch event.kind {
         case .exec:
             break // it changes the table

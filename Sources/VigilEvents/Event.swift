@@ -31,7 +31,12 @@ public struct Event: Sendable {
     /// Added by enrichment (the fd table): the fd a syscall event acts on, or the fd it created
     /// (an open's, a socket's, a dup's new fd; a pipe's read end); nil when it has none or the
     /// table does not know it.
-    public var fd: FDInfo? = nil
+    public var fd: FDInfo? = nil {
+        didSet { (hasFD, hasSocketFD) = (fd != nil, fd?.socket != nil) }
+    }
+    /// Whether `fd` is set, and whether it is a socket's: kept with it (as `kind` with the
+    /// payload), for the checks made per event that would otherwise copy the entry to look.
+    public private(set) var hasFD = false, hasSocketFD = false
     /// Added by enrichment (the fd table): whether this event changed the name of the fd it acts
     /// on (a connect naming its socket, a datagram to a new destination on an unconnected one).
     public var fdNameChanged = false
@@ -623,6 +628,20 @@ extension Event {
         }
         if let found = container.storage?.rendered.append(signature, key: key, to: &out) { return found }
         return ContainerContext.hostStorage.rendered.append(signature, key: key, to: &out)
+    }
+
+    /// The storage of the context a process or container group depends on, where what is
+    /// rendered for it is kept (`JSONMemo` keeps it alive with its own copy of the bytes).
+    func renderedStorage(_ scope: FieldScope) -> AnyObject {
+        scope == .process ? process.renderedIn : container.renderedIn
+    }
+
+    /// `renderedStorage(scope)`'s address (no retain): what `JSONMemo` keys the group by.
+    func renderedOwner(_ scope: FieldScope) -> UnsafeRawPointer {
+        if scope == .process {
+            return UnsafeRawPointer(Unmanaged.passUnretained(process.storage ?? ProcessContext.empty).toOpaque())
+        }
+        return UnsafeRawPointer(Unmanaged.passUnretained(container.storage ?? ContainerContext.hostStorage).toOpaque())
     }
 
     /// Keeps the bytes rendered for a process or container group.

@@ -376,7 +376,7 @@ public enum Fields {
             fdType(e).map { .string(ByteString($0.typechar)) }
         },
         .init("fd.name_changed", .bool, [.syscall], "Whether this event changed the name of the fd it acts on: a connect naming its socket, or a datagram sent to (or received from) a new peer on an unconnected socket, whose name follows the last peer (Falco's `outbound` macro uses it to see each new UDP destination once).") { e, _ in
-            e.fd == nil ? nil : .bool(e.fdNameChanged)
+            e.hasFD ? .bool(e.fdNameChanged) : nil
         },
         .init("fd.flags", .string, [.open], scope: .open, "Open flags, e.g. O_RDONLY|O_CLOEXEC.", json: { e, out in
             guard let o = open(e) else { return false }

@@ -147,6 +147,9 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
     /// `append(_:to:memo:)` with the syscall payload of a syscall event (nil for other kinds).
     private func append(_ event: Event, _ syscall: UnsafePointer<Payload.Syscall>?, to out: inout ByteBuffer, memo: JSONMemo?) {
         let start = out.count
+        // Every process group's key, and every open group's: made once per event.
+        let processKey = ProcessKey(event)
+        let openKey = memo == nil ? nil : OpenKey(event)
         do {
             do {
                 var i = 0
@@ -169,20 +172,26 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                     }
                     switch steps[i].scope {
                     case .process, .container:
-                        let process = steps[i].scope == .process
                         let scope = steps[i].scope
-                        if let key = process ? ProcessKey(event) : ProcessKey.none {
-                            if !event.appendRendered(scope, signature, key: key, to: &out) {
-                                render()
+                        if let key = scope == .process ? processKey : ProcessKey.none {
+                            // This writer's memo first (no lock), then what the context keeps
+                            // (shared by every writer), then rendering.
+                            if memo?.append(signature, event.renderedOwner(scope), key, to: &out) != true {
+                                if !event.appendRendered(scope, signature, key: key, to: &out) {
+                                    render()
+                                    out.withUnsafeBytes {
+                                        event.storeRendered(scope, signature, key: key, bytes: UnsafeRawBufferPointer(rebasing: $0[groupStart...]))
+                                    }
+                                }
                                 out.withUnsafeBytes {
-                                    event.storeRendered(scope, signature, key: key, bytes: UnsafeRawBufferPointer(rebasing: $0[groupStart...]))
+                                    memo?.store(signature, event.renderedStorage(scope), key, bytes: UnsafeRawBufferPointer(rebasing: $0[groupStart...]))
                                 }
                             }
                         } else {
                             render()
                         }
                     case .open:
-                        if let memo, let key = OpenKey(event) {
+                        if let memo, let key = openKey {
                             if !memo.append(signature, key, to: &out) {
                                 render()
                                 let strings: (path: ByteString, name: ByteString)
@@ -274,53 +283,114 @@ struct OpenKey: Equatable {
     }
 }
 
-/// The JSON of the fields an open's payload decides (`fd.*`, `evt.is_open_*`), kept for the last
-/// payloads seen, so that a process opening the same file again and again (what floods a tracer)
-/// has them copied instead of rendered. Keyed by the payload's values and its path's and name's
-/// storage, which an entry keeps alive (so no other string can have that address meanwhile).
-/// One per thread that formats events (`EventOutput` has one); not thread-safe.
+/// The JSON of groups of fields rendered recently, kept per writer: the fields an open's payload
+/// decides (`fd.*`, `evt.is_open_*`; on a syscall event the fd's), so that a process opening the
+/// same file again and again (what floods a tracer) has them copied instead of rendered; and the
+/// process and container groups, found here without `RenderedJSON`'s lock and scan. One per
+/// thread that formats events (`EventOutput` has one); not thread-safe.
 public final class JSONMemo {
-    /// Entries, direct-mapped by a hash of the key, in parallel arrays: a lookup compares plain
-    /// values and copies bytes this object owns (freed when replaced), retaining nothing.
-    private static let slotCount = 64
-    private var signatures = [Int](repeating: -1, count: JSONMemo.slotCount)
-    private var keys = [OpenKey?](repeating: nil, count: JSONMemo.slotCount)
-    private var rendered = [UnsafeMutableRawBufferPointer?](repeating: nil, count: JSONMemo.slotCount)
-    /// The path and name each key points to, kept alive.
-    private var strings = [(path: ByteString, name: ByteString)](repeating: ("", ""), count: JSONMemo.slotCount)
+    /// Open groups, keyed by the payload's values and its path's and name's storage (which an
+    /// entry keeps alive, so that no other string can have that address meanwhile).
+    private let opens = RenderedSlots<OpenKey>()
+    /// Process and container groups, keyed by the context's storage (`Event.renderedOwner`) and
+    /// the `ProcessKey`. An entry keeps the storage alive, so no other storage can have its
+    /// address meanwhile, and the context cannot change in place (changing a context that is
+    /// not uniquely referenced copies it).
+    private let contexts = RenderedSlots<ContextKey>()
 
-    deinit { for bytes in rendered { bytes?.deallocate() } }
+    private struct ContextKey: Equatable {
+        var owner: UnsafeRawPointer
+        var process: ProcessKey
+    }
 
     /// An empty memo.
     public init() {}
 
-    /// The slot of a group's key (the group counts: a syscall event has two groups of fd fields
-    /// with the same key, which must not take each other's slot).
-    private static func slot(_ signature: Int, _ key: OpenKey) -> Int {
-        var h = UInt64(UInt(bitPattern: key.path)) &* 0x9e37_79b9_7f4a_7c15
-        h ^= UInt64(bitPattern: key.result) &+ UInt64(key.pid) << 32 &+ UInt64(key.flags) &+ UInt64(bitPattern: Int64(signature)) << 20
+    /// A slot from a hash of a key's words (the group counts: a syscall event has two groups of
+    /// fd fields with the same key, which must not take each other's slot).
+    private static func slot(_ signature: Int, _ a: UInt64, _ b: UInt64) -> Int {
+        var h = a &* 0x9e37_79b9_7f4a_7c15
+        h ^= b &+ UInt64(bitPattern: Int64(signature)) << 20
         h = (h ^ (h >> 29)) &* 0xbf58_476d_1ce4_e5b9
-        return Int(truncatingIfNeeded: h >> 58) & (slotCount - 1)
+        return Int(truncatingIfNeeded: h >> 58) & (RenderedSlots<OpenKey>.count - 1)
     }
 
-    /// Appends the bytes kept for `key` to `out` and returns true, or returns false when there
-    /// are none.
+    private static func slot(_ signature: Int, _ key: OpenKey) -> Int {
+        slot(signature, UInt64(UInt(bitPattern: key.path)), UInt64(bitPattern: key.result) &+ UInt64(key.pid) << 32 &+ UInt64(key.flags))
+    }
+
+    private static func slot(_ signature: Int, _ key: ContextKey) -> Int {
+        slot(signature, UInt64(UInt(bitPattern: key.owner)), UInt64(key.process.pid) << 32 &+ key.process.comm.0)
+    }
+
+    /// Appends the bytes kept for an open group's `key` to `out` and returns true, or returns
+    /// false when there are none.
     func append(_ signature: Int, _ key: OpenKey, to out: inout ByteBuffer) -> Bool {
-        let slot = Self.slot(signature, key)
-        guard signatures[slot] == signature, keys[slot] == key, let bytes = rendered[slot] else { return false }
+        opens.append(Self.slot(signature, key), signature, key, to: &out)
+    }
+
+    /// Keeps a copy of `bytes` for an open group's `key`; `path` and `name` are the strings the
+    /// key points to.
+    func store(_ signature: Int, _ key: OpenKey, path: ByteString, name: ByteString, bytes: UnsafeRawBufferPointer) {
+        opens.store(Self.slot(signature, key), signature, key, keeping: (path, name), bytes: bytes)
+    }
+
+    /// Appends the bytes kept for a process or container group of the context whose storage is
+    /// `owner` (`Event.renderedOwner`) and returns true, or returns false when there are none.
+    func append(_ signature: Int, _ owner: UnsafeRawPointer, _ key: ProcessKey, to out: inout ByteBuffer) -> Bool {
+        let key = ContextKey(owner: owner, process: key)
+        return contexts.append(Self.slot(signature, key), signature, key, to: &out)
+    }
+
+    /// Keeps a copy of `bytes` for a process or container group of the context whose storage is
+    /// `owner` (`Event.renderedStorage`), keeping the storage alive.
+    func store(_ signature: Int, _ owner: AnyObject, _ key: ProcessKey, bytes: UnsafeRawBufferPointer) {
+        let key = ContextKey(owner: UnsafeRawPointer(Unmanaged.passUnretained(owner).toOpaque()), process: key)
+        contexts.store(Self.slot(signature, key), signature, key, keeping: owner, bytes: bytes)
+    }
+}
+
+/// A direct-mapped table of rendered groups (`JSONMemo`'s): entries allocated once and read and
+/// written in place (no copy of an entry, no exclusivity check), each owning a copy of its bytes
+/// (freed when replaced) and keeping alive what its key points to. A lookup compares plain values
+/// and copies bytes, retaining nothing.
+private final class RenderedSlots<Key: Equatable> {
+    struct Entry {
+        var signature = -1
+        var key: Key?
+        var bytes: UnsafeMutableRawBufferPointer?
+        var keptAlive: Any?
+    }
+
+    static var count: Int { 64 }
+    private let entries: UnsafeMutablePointer<Entry>
+
+    init() {
+        entries = .allocate(capacity: Self.count)
+        entries.initialize(repeating: Entry(), count: Self.count)
+    }
+
+    deinit {
+        for i in 0..<Self.count { entries[i].bytes?.deallocate() }
+        entries.deinitialize(count: Self.count)
+        entries.deallocate()
+    }
+
+    /// Appends the bytes of `slot` when it holds `signature` and `key`, and says whether it did.
+    @inline(__always)
+    func append(_ slot: Int, _ signature: Int, _ key: Key, to out: inout ByteBuffer) -> Bool {
+        let entry = entries + slot
+        guard entry.pointee.signature == signature, entry.pointee.key == key, let bytes = entry.pointee.bytes else { return false }
         out.append(UnsafeRawBufferPointer(bytes))
         return true
     }
 
-    /// Keeps a copy of `bytes` for `key`; `path` and `name` are the strings the key points to.
-    func store(_ signature: Int, _ key: OpenKey, path: ByteString, name: ByteString, bytes: UnsafeRawBufferPointer) {
-        let slot = Self.slot(signature, key)
+    /// Puts a copy of `bytes` in `slot` for `signature` and `key`, keeping `keeping` alive.
+    func store(_ slot: Int, _ signature: Int, _ key: Key, keeping: Any, bytes: UnsafeRawBufferPointer) {
+        let entry = entries + slot
         let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
         copy.copyMemory(from: bytes)
-        rendered[slot]?.deallocate()
-        rendered[slot] = copy
-        signatures[slot] = signature
-        keys[slot] = key
-        strings[slot] = (path, name)
+        entry.pointee.bytes?.deallocate()
+        entry.pointee = Entry(signature: signature, key: key, bytes: copy, keptAlive: keeping)
     }
 }

@@ -7,8 +7,8 @@ public enum NetworkFields {
     /// Whether `socket(e)` is not nil, without copying the socket out.
     @inline(__always)
     static func hasSocket(_ e: Event) -> Bool {
-        // The kind, not the payload: matching the payload copies it.
-        e.kind == .conn || e.kind == .tcpdrop || e.fd?.socket != nil
+        // The kind, not the payload, and the flag kept with the fd: reading either copies it.
+        e.kind == .conn || e.kind == .tcpdrop || e.hasSocketFD
     }
 
     /// The socket a connection or drop event carries itself (nil for other kinds).

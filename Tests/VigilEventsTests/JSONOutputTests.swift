@@ -173,6 +173,24 @@ final class JSONOutputTests: XCTestCase {
         }
     }
 
+    func testTheFDFlagsFollowTheFDThroughEveryChange() {
+        var e = Self.syscallEvents[1]
+        func check(_ what: String) {
+            XCTAssertEqual(e.hasFD, e.fd != nil, what)
+            XCTAssertEqual(e.hasSocketFD, e.fd?.socket != nil, what)
+        }
+        check("as made")
+        e.fd = nil; check("no fd")
+        e.fd = FDInfo(number: 3, type: .ipv4, name: "a", socket: SocketInfo(l4proto: .tcp)); check("a socket's")
+        e.fd?.socket = nil; check("its socket removed in place")
+        e.fd?.socket = SocketInfo(l4proto: .udp); check("a socket set in place")
+        e.fd!.number = 4; check("another field changed in place")
+        var copy = e
+        copy.fd = nil
+        check("a copy changed")
+        XCTAssertFalse(copy.hasFD || copy.hasSocketFD)
+    }
+
     func testFieldsThatRequireASocketOrDNSHaveNoValueWithout() {
         for event in Self.events + Self.syscallEvents {
             for field in Fields.all where !field.takesArgument && field.applies(to: event.kind) && !field.requires.isMet(by: event) {
@@ -385,6 +403,37 @@ final class JSONOutputTests: XCTestCase {
         for event in variants + variants {
             XCTAssertEqual(Self.memoizedJSON(event, memo), Self.referenceJSON(event))
         }
+    }
+
+    func testMemoizedProcessAndContainerFieldsFollowEveryInputOfTheContext() {
+        let memo = JSONMemo()
+        // One event's process and container contexts changed in place (the event then holds the
+        // only other reference), one input at a time; the header fields of the process key; and
+        // other contexts with the same values: every line the catalogue's rendering.
+        var e = Self.syscallEvents[1]
+        func write() {
+            let reference = Self.referenceJSON(e)
+            XCTAssertEqual(Self.memoizedJSON(e, memo), reference)
+            XCTAssertEqual(Self.memoizedJSON(e, memo), reference, "the same event again")
+        }
+        write()
+        e.process.cwd = "/srv"; write()
+        e.process.userName = "bob"; write()
+        e.process.arguments = ["cat", "-n"]; write()
+        e.process.startTimeNs = 5; write()
+        e.container.name = "renamed"; write()
+        e.container = Self.containers[1]; write()
+        e.container.image = "other:1"; write()
+        e.comm = "dog"; write()
+        e.uid = 1001; write()
+        e.ppid = 2; write()
+        e.cgroupID = 78; write()
+        e.process = ProcessContext(); write()
+        e.process.cwd = "/srv"; write() // the same values in new storage
+        // Another thread of the process with a name of its own, between two of the process's.
+        var thread = e
+        thread.comm = "worker"; thread.tid = 13
+        for event in [e, thread, e, thread] { XCTAssertEqual(Self.memoizedJSON(event, memo), Self.referenceJSON(event)) }
     }
 }
 
