@@ -69,7 +69,7 @@ public struct KernelPushdown: Sendable, Equatable {
     public var summary: [String] {
         var lines = ["event kinds: " + (kinds.isEmpty ? "none" : EventKind.allCases.filter(kinds.contains).map(\.rawValue).joined(separator: ", "))]
         lines.append(syscallSummary)
-        if dns { lines.append("dns: answers read from \(NetworkFields.dnsSyscalls.joined(separator: " and ")) (512-byte buffers) for fd.sip.name and dns.* fields") }
+        if dns { lines.append("dns: answers read from \(NetworkFields.dnsSyscalls.joined(separator: ", ")) (512-byte buffers; read only on UDP sockets connected to port 53, in kernel) for fd.sip.name and dns.* fields") }
         if firstPayload {
             lines.append("payloads: what clients write read from \(NetworkFields.payloadSyscalls.joined(separator: ", ")) (512-byte buffers) for net.stratum.* fields"
                 + (firstPayloadOnly ? "; only each TCP connection's first payload (in kernel)" : ""))

@@ -56,10 +56,17 @@ public struct SyscallCapture: Sendable, Equatable {
     public let dns: Bool
     /// With `dns`: the kernel drops the calls of `dnsNumbers` whose socket or address has no port
     /// 53 (VIGIL_SPEC_DNS_ONLY, counted as filtered): they are captured for DNS alone, or shown
-    /// only to rules that need a DNS message (`KernelPushdown.dnsOnly`).
+    /// only to rules that need a DNS message (`KernelPushdown.dnsOnly`). One of them not asked
+    /// for (not in `shown`) is captured for DNS alone whatever this says (`capturesForDNSAlone`).
     public let dnsOnly: Bool
     /// This arch's numbers of the syscalls DNS answers are read from (`NetworkFields.dnsSyscalls`).
     public static let dnsNumbers: Set<Int> = Set(NetworkFields.dnsSyscalls.compactMap { Syscalls.named($0)?.number() })
+    /// Those of `dnsNumbers` kept only on the UDP sockets connect armed (read:
+    /// `NetworkFields.dnsConnectedSyscalls`; VIGIL_SPEC_DNS_ARMED, VIGIL_SPEC_ARM_DNS).
+    public static let dnsConnectedNumbers: Set<Int> = Set(NetworkFields.dnsConnectedSyscalls.compactMap { Syscalls.named($0)?.number() })
+
+    /// Whether syscall `n` of `dnsNumbers` is captured for DNS alone: `dnsOnly`, or not asked for.
+    public func capturesForDNSAlone(_ n: Int) -> Bool { dns && (dnsOnly || !shown.contains(n)) }
     /// Bytes of a DNS syscall's buffer kept at least: a UDP answer without EDNS fits in 512.
     public static let dnsBytes = 512
     /// Payloads are read (a rule uses net.stratum.*: `NetworkFields.payloadFieldNames`): the
@@ -126,9 +133,11 @@ public struct SyscallCapture: Sendable, Equatable {
         var spec = vigil_syscall_spec()
         spec.buf_max = UInt16(bufferBytes)
         if dns, let n = syscall.number(), Self.dnsNumbers.contains(n) {
-            // Room for an answer; wanted for DNS alone, the kernel drops the calls of other ports.
+            // Room for an answer; wanted for DNS alone, the kernel drops the calls of other ports
+            // (a read, before anything, unless connect armed its fd).
             spec.buf_max = UInt16(max(bufferBytes, Self.dnsBytes))
-            if dnsOnly { spec.flags |= UInt16(VIGIL_SPEC_DNS_ONLY.rawValue) }
+            if capturesForDNSAlone(n) { spec.flags |= UInt16(VIGIL_SPEC_DNS_ONLY.rawValue) }
+            if capturesForDNSAlone(n), Self.dnsConnectedNumbers.contains(n) { spec.flags |= UInt16(VIGIL_SPEC_DNS_ARMED.rawValue) }
         }
         if payloads, let n = syscall.number(), Self.payloadNumbers.contains(n) {
             // Room for a request; wanted for first payloads alone, the kernel drops every other call.
@@ -137,6 +146,8 @@ public struct SyscallCapture: Sendable, Equatable {
         }
         // connect arms its connection for the first payload.
         if firstPayloadOnly, syscall.nameString == "connect" { spec.flags |= UInt16(VIGIL_SPEC_ARM_PAYLOAD.rawValue) }
+        // and a resolver's UDP socket for the answers read receives.
+        if Self.dnsConnectedNumbers.contains(where: capturesForDNSAlone), syscall.nameString == "connect" { spec.flags |= UInt16(VIGIL_SPEC_ARM_DNS.rawValue) }
         spec.str_max = UInt16(stringBytes)
         if syscall.flags.contains(.noReturn) { spec.flags |= UInt16(VIGIL_SPEC_NO_RETURN.rawValue) }
         // State changes are never dropped by the kernel's filters (StateChangeFilter applies them).
