@@ -76,6 +76,7 @@ struct {
  * wrote, or whose fd was closed first). */
 #define VIGIL_FIRST_PAYLOAD_MAX 16384
 #define VIGIL_IPPROTO_TCP 6
+#define VIGIL_IPPROTO_UDP 17
 #define VIGIL_EINPROGRESS 115
 
 struct {
@@ -85,28 +86,43 @@ struct {
     __type(value, __u8);
 } first_payload SEC(".maps");
 
-static __always_inline __u64 vigil_payload_key(__s32 fd)
+/* The UDP sockets connected to port 53 (VIGIL_SPEC_DNS_ARMED): (tgid << 32 | fd) armed at connect's
+ * exit, so the answers a resolver reads with read(2) (Go's) are captured while every other read
+ * leaves at entry after one hash lookup. Kept while the socket lives (a resolver may read several
+ * answers); a closed fd's entry is dropped by the next read on that fd number (its socket, if
+ * any, no longer has port 53: vigil_dns_port at exit) or by the least recently used going. */
+#define VIGIL_DNS_SOCKETS_MAX 4096
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, VIGIL_DNS_SOCKETS_MAX);
+    __type(key, __u64);
+    __type(value, __u8);
+} dns_sockets SEC(".maps");
+
+static __always_inline __u64 vigil_fd_key(__s32 fd)
 {
     return (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | (__u32)fd;
 }
 
-/* Whether the caller's fd `fd` is a connection whose first payload is still to come. */
-static __always_inline bool vigil_payload_armed(__s32 fd)
+/* Whether the caller's fd `fd` is armed in `map` (first_payload, dns_sockets). */
+static __always_inline bool vigil_armed(void *map, __s32 fd)
 {
-    __u64 key = vigil_payload_key(fd);
-    return bpf_map_lookup_elem(&first_payload, &key) != NULL;
+    __u64 key = vigil_fd_key(fd);
+    return bpf_map_lookup_elem(map, &key) != NULL;
 }
 
-/* The first payload was written (or the fd is gone): later writes on it are dropped. */
-static __always_inline void vigil_payload_disarm(__s32 fd)
+/* The caller's fd `fd` is no longer armed in `map` (its first payload was written, it is gone). */
+static __always_inline void vigil_disarm(void *map, __s32 fd)
 {
-    __u64 key = vigil_payload_key(fd);
-    bpf_map_delete_elem(&first_payload, &key);
+    __u64 key = vigil_fd_key(fd);
+    bpf_map_delete_elem(map, &key);
 }
 
-/* At connect's exit (VIGIL_SPEC_ARM_PAYLOAD): a TCP socket over IP that connected or is connecting
- * waits for its first payload. */
-static __noinline void vigil_payload_arm(__s32 fd, long ret)
+/* At connect's exit: a TCP socket over IP that connected or is connecting waits for its first
+ * payload (VIGIL_SPEC_ARM_PAYLOAD); a UDP socket connected to port 53 is a resolver's, whose
+ * answers read(2) may receive (VIGIL_SPEC_ARM_DNS). */
+static __noinline void vigil_arm(__s32 fd, long ret, __u32 flags)
 {
     if (ret != 0 && ret != -VIGIL_EINPROGRESS)
         return;
@@ -115,11 +131,26 @@ static __noinline void vigil_payload_arm(__s32 fd, long ret)
     if (!sk)
         return;
     __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-    if ((family != VIGIL_AF_INET && family != VIGIL_AF_INET6) || BPF_CORE_READ(sk, sk_protocol) != VIGIL_IPPROTO_TCP)
+    if (family != VIGIL_AF_INET && family != VIGIL_AF_INET6)
         return;
-    __u64 key = vigil_payload_key(fd);
+    __u16 protocol = BPF_CORE_READ(sk, sk_protocol);
+    __u64 key = vigil_fd_key(fd);
     __u8 one = 1;
-    bpf_map_update_elem(&first_payload, &key, &one, BPF_ANY);
+    if ((flags & VIGIL_SPEC_ARM_PAYLOAD) && protocol == VIGIL_IPPROTO_TCP)
+        bpf_map_update_elem(&first_payload, &key, &one, BPF_ANY);
+    if ((flags & VIGIL_SPEC_ARM_DNS) && protocol == VIGIL_IPPROTO_UDP && ret == 0 &&
+        bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)) == 53)
+        bpf_map_update_elem(&dns_sockets, &key, &one, BPF_ANY);
+}
+
+/* A call captured for DNS alone whose socket has no port 53 is dropped (counted as filtered); an
+ * armed read's fd number whose socket is gone (closed, the number reused) is disarmed. A
+ * subprogram, so on_exit's capture keeps the registers the 6.1 verifier bounds. */
+static __noinline void vigil_dns_drop(__u32 flags, __s32 fd)
+{
+    if (flags & VIGIL_SPEC_DNS_ARMED)
+        vigil_disarm(&dns_sockets, fd);
+    vigil_count(VIGIL_COUNTER_FILTERED);
 }
 
 /* The syscall number saved in the user registers (at exit: the hook gives only the result). */
@@ -341,7 +372,12 @@ static __always_inline int on_enter(struct pt_regs *regs, long id, __u32 tag)
     if (!spec)
         return 0;
     /* Wanted for a connection's first payload alone: every other write leaves after one lookup. */
-    if ((spec->flags & VIGIL_SPEC_FIRST_PAYLOAD) && !vigil_payload_armed((__s32)PT_REGS_PARM1_CORE_SYSCALL(regs))) {
+    if ((spec->flags & VIGIL_SPEC_FIRST_PAYLOAD) && !vigil_armed(&first_payload, (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs))) {
+        vigil_count(VIGIL_COUNTER_FILTERED);
+        return 0;
+    }
+    /* Wanted for DNS answers on connected sockets alone (read): likewise. */
+    if ((spec->flags & VIGIL_SPEC_DNS_ARMED) && !vigil_armed(&dns_sockets, (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs))) {
         vigil_count(VIGIL_COUNTER_FILTERED);
         return 0;
     }
@@ -407,11 +443,12 @@ static __always_inline int on_exit(long id, long ret)
         return 0;
     struct vigil_syscall_event *e = (struct vigil_syscall_event *)p->record;
     if ((spec->flags & VIGIL_SPEC_DNS_ONLY) && !vigil_dns_port(e->args, spec->kind)) {
-        vigil_count(VIGIL_COUNTER_FILTERED);
+        vigil_dns_drop(spec->flags, (__s32)e->args[0]);
         return 0;
     }
-    /* Nothing written yet (EAGAIN before the connection is up, ...): still armed. */
-    if ((spec->flags & VIGIL_SPEC_FIRST_PAYLOAD) && ret <= 0) {
+    /* Nothing written yet (EAGAIN before the connection is up, ...), nothing read (EAGAIN before
+     * the answer came: Go's non-blocking reads): still armed. */
+    if ((spec->flags & (VIGIL_SPEC_FIRST_PAYLOAD | VIGIL_SPEC_DNS_ARMED)) && ret <= 0) {
         vigil_count(VIGIL_COUNTER_FILTERED);
         return 0;
     }
@@ -442,9 +479,9 @@ static __always_inline int on_exit(long id, long ret)
     /* After the record is out (here, the capture above keeps the registers it had: the 6.1
      * verifier lost a bound when these ran first). */
     if (spec->flags & VIGIL_SPEC_FIRST_PAYLOAD)
-        vigil_payload_disarm((__s32)e->args[0]);
-    if (spec->flags & VIGIL_SPEC_ARM_PAYLOAD)
-        vigil_payload_arm((__s32)e->args[0], ret);
+        vigil_disarm(&first_payload, (__s32)e->args[0]);
+    if (spec->flags & (VIGIL_SPEC_ARM_PAYLOAD | VIGIL_SPEC_ARM_DNS))
+        vigil_arm((__s32)e->args[0], ret, spec->flags);
     return 0;
 }
 

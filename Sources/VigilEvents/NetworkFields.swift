@@ -60,9 +60,14 @@ public enum NetworkFields {
     static func dns(_ e: Event) -> DNSMessage? { e.dns }
 
     /// The syscalls DNS answers are read from when a rule needs them (glibc, musl and busybox
-    /// receive with recvfrom, systemd-resolved with recvmsg): the one list the capture and the rules'
-    /// analysis both use (`SocketMessage.dns`).
-    public static let dnsSyscalls = ["recvfrom", "recvmsg"]
+    /// receive with recvfrom, systemd-resolved with recvmsg, Go with read on a connected UDP
+    /// socket): the one list the capture and the rules' analysis both use (`SocketMessage.dns`).
+    public static let dnsSyscalls = ["recvfrom", "recvmsg"] + dnsConnectedSyscalls
+
+    /// Those of `dnsSyscalls` that only a connected socket receives with, and every other fd too
+    /// (read): captured for DNS alone, the kernel keeps only the calls on a UDP socket whose
+    /// connect to port 53 armed it (VIGIL_SPEC_DNS_ARMED, VIGIL_SPEC_ARM_DNS).
+    public static let dnsConnectedSyscalls = ["read"]
 
     /// The fields that need DNS messages parsed and their answers kept (`DNSNames`): a rule that
     /// reads one makes the syscalls sensor capture `dnsSyscalls` with room for a DNS answer.
@@ -129,7 +134,7 @@ public enum NetworkFields {
         .init("fd.snet", .ipnet, socketKinds, "The server's address, matched as a network.") { e, _ in socket(e).flatMap { ip($0.server) } },
         .init("fd.lnet", .ipnet, socketKinds, "The local address, matched as a network.") { e, _ in socket(e).flatMap { ip($0.local) } },
         .init("fd.rnet", .ipnet, socketKinds, "The remote address, matched as a network.") { e, _ in socket(e).flatMap { ip($0.remote) } },
-        .init("fd.sip.name", .string, socketKinds, "The server's name: the name a DNS answer the host saw gave for fd.sip (the name asked for, after the resolver's search list; kept at least 5 minutes). Vigil learns answers from recvfrom and recvmsg on sockets to port 53 (glibc, musl, busybox, systemd-resolved): a peer reached by address alone, or named by a resolver that reads otherwise (Go's read), has none. Falco resolves the rule's name instead.") { e, _ in
+        .init("fd.sip.name", .string, socketKinds, "The server's name: the name a DNS answer the host saw gave for fd.sip (the name asked for, after the resolver's search list; kept at least 5 minutes). Vigil learns answers from recvfrom and recvmsg on sockets to port 53 (glibc, musl, busybox, systemd-resolved) and from read on UDP sockets connected to port 53 (Go): a peer reached by address alone has none. Falco resolves the rule's name instead.") { e, _ in
             roleName(e, server: true)
         },
         .init("fd.cip.name", .string, socketKinds, "The client's name, from DNS answers (see fd.sip.name).") { e, _ in roleName(e, server: false) },

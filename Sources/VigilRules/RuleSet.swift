@@ -63,7 +63,7 @@ public struct KernelPushdown: Sendable, Equatable {
             let read = "read from \(message.syscalls.joined(separator: ", ")) (\(message.bytes)-byte buffers)"
             switch message {
             case .dns: lines.append("dns: answers \(read) for fd.sip.name and dns.* fields"
-                + (messages[message].only ? "; only port 53's (in kernel)" : ""))
+                + (messages[message].only ? "; only port 53's (in kernel; read only on UDP sockets connected to port 53)" : ""))
             case .firstPayload: lines.append("payloads: what clients write \(read) for net.stratum.* fields"
                 + (messages[message].only ? "; only each TCP connection's first payload (in kernel)" : ""))
             }

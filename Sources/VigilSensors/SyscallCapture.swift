@@ -53,10 +53,18 @@ public struct SyscallCapture: Sendable, Equatable {
     public var bufferBytes: Int
     /// The socket messages read (DNS answers, first payloads: `SocketMessage`): their syscalls
     /// are captured, shown only when asked for, with at least the message's bytes of their
-    /// buffer; `only`: the kernel drops the calls that carry no message (VIGIL_SPEC_DNS_ONLY,
-    /// VIGIL_SPEC_FIRST_PAYLOAD; counted as filtered), because they are captured for it alone or
-    /// shown only to rules that need the message (`KernelPushdown.messages`).
+    /// buffer; `only`: the rules need nothing but the message of those syscalls
+    /// (`KernelPushdown.messages`). Which calls the kernel then drops: `capturesForMessageAlone`.
     public let messages: MessageCaptures
+
+    /// Whether syscall `n`, one `message` is read from, is captured for the message alone: the
+    /// rules need only the message of it, or nobody asked for it (it is not in `shown`). Then the
+    /// kernel drops its calls that carry no such message (`SocketMessage.onlyFlags`: not port 53;
+    /// a read not armed by a connect to port 53; not a connection's first payload), counted as
+    /// filtered. Per syscall, so a rule on read does not make every recvfrom leave the kernel.
+    public func capturesForMessageAlone(_ message: SocketMessage, _ n: Int) -> Bool {
+        messages[message].wanted && (messages[message].only || !shown.contains(n))
+    }
     /// Bytes kept of a string or path argument.
     public var stringBytes: Int
 
@@ -92,7 +100,7 @@ public struct SyscallCapture: Sendable, Equatable {
         for message in messages.wanted {
             // A message is read on a socket the fd table knows.
             numbers.formUnion(message.numbers.union(Self.fdTableNumbers))
-            captures[message] = MessageCapture(wanted: true, only: asked.isDisjoint(with: message.numbers) || messages[message].only)
+            captures[message] = messages[message]
         }
         self.numbers = numbers.filter { $0 < Int(VIGIL_SYSCALL_MAX) }
         self.bufferBytes = max(0, min(bufferBytes, Int(VIGIL_SYSCALL_BUF_MAX)))
@@ -128,10 +136,15 @@ public struct SyscallCapture: Sendable, Equatable {
             guard let n = syscall.number(), message.numbers.contains(n) else { continue }
             // Room for the message; wanted for it alone, the kernel drops the calls that carry none.
             spec.buf_max = UInt16(max(bufferBytes, message.bytes))
-            if messages[message].only { spec.flags |= message.onlyFlag }
+            if capturesForMessageAlone(message, n) { spec.flags |= message.onlyFlags(n) }
         }
-        // connect arms its connection for the first payload.
-        if messages[.firstPayload].only, syscall.nameString == "connect" { spec.flags |= UInt16(VIGIL_SPEC_ARM_PAYLOAD.rawValue) }
+        // connect arms its socket for the messages read only on armed sockets (a TCP
+        // connection's first payload; a resolver's UDP socket for the answers read receives).
+        if syscall.nameString == "connect" {
+            for message in messages.wanted where message.armedNumbers.contains(where: { capturesForMessageAlone(message, $0) }) {
+                spec.flags |= message.armFlag
+            }
+        }
         spec.str_max = UInt16(stringBytes)
         if syscall.flags.contains(.noReturn) { spec.flags |= UInt16(VIGIL_SPEC_NO_RETURN.rawValue) }
         // State changes are never dropped by the kernel's filters (StateChangeFilter applies them).
@@ -206,13 +219,33 @@ public struct SyscallCapture: Sendable, Equatable {
 }
 
 extension SocketMessage {
-    /// The spec flag that makes the kernel drop the calls of the message's syscalls that carry
-    /// none: not port 53 (bpf/syscalls.bpf.c `vigil_dns_port`); not a connection's first payload
-    /// (the `first_payload` map, armed at connect).
-    var onlyFlag: UInt16 {
+    /// The spec flags that make the kernel drop the calls of syscall `n` (one the message is read
+    /// from) that carry none: not port 53 (bpf/syscalls.bpf.c `vigil_dns_port`), and for read a
+    /// socket no connect to port 53 armed (the `dns_sockets` map); not a connection's first
+    /// payload (the `first_payload` map, armed at connect).
+    func onlyFlags(_ n: Int) -> UInt16 {
         switch self {
-        case .dns: UInt16(VIGIL_SPEC_DNS_ONLY.rawValue)
+        case .dns:
+            UInt16(VIGIL_SPEC_DNS_ONLY.rawValue) | (Self.dnsConnectedNumbers.contains(n) ? UInt16(VIGIL_SPEC_DNS_ARMED.rawValue) : 0)
         case .firstPayload: UInt16(VIGIL_SPEC_FIRST_PAYLOAD.rawValue)
+        }
+    }
+
+    /// The syscalls kept only on sockets connect armed: read (`NetworkFields.dnsConnectedSyscalls`);
+    /// every payload syscall.
+    var armedNumbers: Set<Int> {
+        switch self {
+        case .dns: Self.dnsConnectedNumbers
+        case .firstPayload: numbers
+        }
+    }
+    private static let dnsConnectedNumbers: Set<Int> = Set(NetworkFields.dnsConnectedSyscalls.compactMap { Syscalls.named($0)?.number() })
+
+    /// connect's flag that arms its socket (`armedNumbers`).
+    var armFlag: UInt16 {
+        switch self {
+        case .dns: UInt16(VIGIL_SPEC_ARM_DNS.rawValue)
+        case .firstPayload: UInt16(VIGIL_SPEC_ARM_PAYLOAD.rawValue)
         }
     }
 }

@@ -75,6 +75,47 @@ extension DefaultRulesTests {
         XCTAssertEqual(benign.map(\.output), [], "the same server under a name that is no pool")
     }
 
+    /// The same with a resolver that reads its answer with read(2) on a connected UDP socket, as
+    /// Go's does: python3 in a container sends the query to Docker's embedded DNS (127.0.0.11:53),
+    /// reads the answer with os.read and connects to the address in it. The read is armed by the
+    /// connect in the kernel; the pool's name comes from it. The same server under a name that is
+    /// no pool stays quiet.
+    func testConnectionToACryptoMiningPoolNamedByAnAnswerReadWithRead() throws {
+        let network = try DockerTestEngine.createNetwork(for: self)
+        _ = try DockerTestEngine.startContainer(for: self, command: ["sh", "-c", "while :; do nc -l -p 3333 </dev/null; done"],
+                                                options: ["--network-alias", "pool.supportxmr.com", "--network-alias", "mirror.example.org"],
+                                                network: network)
+        let client = try DockerTestEngine.startContainer(for: self, image: DockerTestEngine.pythonImage,
+                                                         command: ["python3", "-c", "import time; time.sleep(60)"], network: network)
+        let resolve = """
+            import os, socket, struct, sys
+            query = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+            query += b"".join(bytes([len(p)]) + p.encode() for p in sys.argv[1].split(".")) + b"\\0" + struct.pack(">HH", 1, 1)
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.connect(("127.0.0.11", 53))
+            s.send(query)
+            answer = os.read(s.fileno(), 512)
+            for _ in range(50):
+                try:
+                    socket.create_connection((socket.inet_ntoa(answer[-4:]), 3333), timeout=1).close()
+                    break
+                except OSError:
+                    pass
+            """
+        let rule = "Connection to a crypto-mining pool"
+        let hits = try alerts(rule, metadata: true) {
+            _ = DockerTestEngine.run(["docker", "exec", client.name, "python3", "-c", resolve, "pool.supportxmr.com"])
+        }
+        let hit = try XCTUnwrap(hits.first, "python3 to pool.supportxmr.com, resolved with read")
+        XCTAssertEqual(Fields.named("fd.sip.name")?.extract(hit.event, nil), .string("pool.supportxmr.com"))
+        XCTAssertTrue(hit.output.contains("process=python3"), hit.output)
+        XCTAssertTrue(hit.output.contains("container=\(client.name)"), hit.output)
+        let benign = try alerts(rule, metadata: true) {
+            _ = DockerTestEngine.run(["docker", "exec", client.name, "python3", "-c", resolve, "mirror.example.org"])
+        }
+        XCTAssertEqual(benign.map(\.output), [], "the same server under a name that is no pool")
+    }
+
     /// A fake pool (python3 on the Docker bridge, answering each request line with a result and a
     /// job it pushes: the pool's own `mining.notify`) and two miners: busybox nc writing a
     /// cgminer's mining.subscribe (write), python3 sending XMRig's login (sendto). Quiet: JSON-RPC

@@ -56,7 +56,7 @@ final class SyscallRulesTests: XCTestCase {
     /// socket syscall's rule.
     func testDNSRulesAskForTheDNSSyscallsOfPort53Only() throws {
         let lookup = try ruleSet(rule("lookup", "dns.qr = R and dns.name endswith .duckdns.org"))
-        XCTAssertEqual(lookup.pushdown.syscalls.names, ["recvfrom", "recvmsg"])
+        XCTAssertEqual(lookup.pushdown.syscalls.names, ["read", "recvfrom", "recvmsg"])
         XCTAssertTrue(lookup.pushdown.messages[.dns].wanted)
         XCTAssertTrue(lookup.pushdown.messages[.dns].only)
         XCTAssertTrue(lookup.pushdown.summary.contains { $0.hasPrefix("dns: ") }, "\(lookup.pushdown.summary)")
@@ -67,6 +67,12 @@ final class SyscallRulesTests: XCTestCase {
         let recvmsg = try XCTUnwrap(Syscalls.named("recvmsg"))
         XCTAssertNotEqual(capture.spec(for: recvmsg).flags & UInt16(VIGIL_SPEC_DNS_ONLY.rawValue), 0)
         XCTAssertEqual(capture.spec(for: recvmsg).buf_max, UInt16(SocketMessage.dns.bytes))
+        // read (Go's resolver): only on the UDP sockets connect armed for port 53.
+        let read = try XCTUnwrap(Syscalls.named("read")), connect = try XCTUnwrap(Syscalls.named("connect"))
+        XCTAssertEqual(capture.spec(for: read).flags & UInt16(VIGIL_SPEC_DNS_ONLY.rawValue | VIGIL_SPEC_DNS_ARMED.rawValue),
+                       UInt16(VIGIL_SPEC_DNS_ONLY.rawValue | VIGIL_SPEC_DNS_ARMED.rawValue))
+        XCTAssertEqual(capture.spec(for: read).buf_max, UInt16(SocketMessage.dns.bytes))
+        XCTAssertNotEqual(capture.spec(for: connect).flags & UInt16(VIGIL_SPEC_ARM_DNS.rawValue), 0)
 
         // Another rule wants every recvfrom: the kernel keeps them all.
         let both = try ruleSet(rule("lookup", "dns.qr = R and dns.name endswith .duckdns.org")
@@ -82,6 +88,13 @@ final class SyscallRulesTests: XCTestCase {
         XCTAssertEqual(pool.pushdown.syscalls.names, ["connect"])
         XCTAssertTrue(pool.pushdown.messages[.dns].wanted)
         XCTAssertTrue(pool.pushdown.messages[.dns].only, "recvfrom is captured for DNS alone")
+        // A rule that asks for every read (not for DNS) keeps them all; recvfrom, not asked for,
+        // is still captured for DNS alone, and no connect arms anything.
+        let reads = try ruleSet(rule("pool", "evt.type = connect and fd.sip.name = pool.example") + rule("r", "evt.type = read and proc.name = cat"))
+        let readAll = SyscallCapture(numbers: reads.pushdown.syscallNumbers, bounds: SyscallBounds(), asked: [], pushdown: reads.pushdown)
+        XCTAssertEqual(readAll.spec(for: read).flags & UInt16(VIGIL_SPEC_DNS_ONLY.rawValue | VIGIL_SPEC_DNS_ARMED.rawValue), 0)
+        XCTAssertNotEqual(readAll.spec(for: recvfrom).flags & UInt16(VIGIL_SPEC_DNS_ONLY.rawValue), 0)
+        XCTAssertEqual(readAll.spec(for: connect).flags & UInt16(VIGIL_SPEC_ARM_DNS.rawValue), 0)
         XCTAssertFalse(try ruleSet(rule("c", "evt.type = connect and fd.sport = 53")).pushdown.messages[.dns].wanted)
         XCTAssertTrue(try ruleSet(rule("o", "evt.type = connect") .replacingOccurrences(of: "%evt.type", with: "%fd.sip.name")).pushdown.messages[.dns].wanted,
                       "a name in the output")

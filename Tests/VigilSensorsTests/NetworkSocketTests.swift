@@ -481,6 +481,82 @@ final class NetworkSocketTests: XCTestCase {
         XCTAssertEqual(received.first.flatMap { field("dns.addrs", $0) }, .strings([ByteString("127.0.53.9")]))
     }
 
+    /// DNS read with read(2), as Go's resolver receives: python3 connects a UDP socket to
+    /// 127.0.53.1:53 (this test answers there), sends the query and reads the answer with
+    /// os.read, then connects to the address it named. With DNS on and read not asked for, connect
+    /// arms that socket in the kernel, so the answer's read is captured (and names 127.0.53.11 for
+    /// the later connect) while every other read is dropped at entry, counted as filtered: stdin's,
+    /// and 20 reads on a UDP socket connected to another port.
+    func testDNSAnswersReadWithReadOnAConnectedSocketNameLaterConnects() throws {
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        let capture = SyscallCapture(names: ["connect"], messages: [.dns: MessageCapture(wanted: true)])
+        let dnsServer = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(dnsServer) }
+        try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(bind(dnsServer, $0, $1), 0, "bind 127.0.53.1:53: \(errno)") }
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(dnsServer, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let server = try bindListen(AF_INET, "127.0.53.11")
+        defer { close(server) }
+        let (query, answer) = dnsExchange("go", answering: 11)
+        // The resolver waits for a line on stdin, so its pid is in the filter before it resolves.
+        let script = """
+            import os, socket, sys
+            sys.stdin.readline()
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.connect(("127.0.53.1", 53))
+            s.send(bytes.fromhex(sys.argv[1]))
+            answer = os.read(s.fileno(), 512)
+            a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+            b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.bind(("127.0.0.1", 0)); b.connect(a.getsockname())
+            for _ in range(20):
+                a.sendto(answer, b.getsockname())
+                os.read(b.fileno(), 512)
+            c = socket.create_connection((socket.inet_ntoa(answer[-4:]), int(sys.argv[2])))
+            c.close()
+            """
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = ["-c", script, query.map { String(format: "%02x", $0) }.joined(), String(localPort(server))]
+        let stdin = Pipe()
+        python.standardInput = stdin
+        try python.run()
+        children.append(python)
+        let resolver = UInt32(python.processIdentifier)
+        filter.pids = [resolver]
+        let harness = try TraceHarness(kinds: Sensor.process.kinds, filter: filter, syscalls: capture)
+        let recorder = RingRecorder()
+        harness.stream.recorder = recorder
+        let filtered = { try harness.sensors.counters()["syscalls"]?.filtered ?? 0 }
+        let filteredBefore = try filtered()
+        let events = try harness.collect {
+            stdin.fileHandleForWriting.write(Data("go\n".utf8))
+            var buffer = [UInt8](repeating: 0, count: 512)
+            var from = sockaddr_in()
+            var fromLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let got = withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(dnsServer, &buffer, buffer.count, 0, $0, &fromLength) } }
+            XCTAssertEqual(got, query.count, "the resolver's query")
+            _ = withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(dnsServer, answer, answer.count, 0, $0, fromLength) } }
+            python.waitUntilExit()
+        }
+        XCTAssertEqual(python.terminationStatus, 0, "python3 resolved and connected")
+        XCTAssertGreaterThanOrEqual(try filtered() - filteredBefore, 20, "the reads on the other UDP socket were dropped in the kernel, and counted")
+        let connects = events.filter { $0.pid == resolver && field("evt.type", $0) == .string("connect") && field("fd.l4proto", $0) == .string("tcp") }
+        let connectEvent = try XCTUnwrap(connects.first, "python's TCP connect")
+        XCTAssertEqual(field("fd.sip", connectEvent), .string("127.0.53.11"))
+        XCTAssertEqual(field("fd.sip.name", connectEvent), .string("go.vigil.test"))
+
+        // What the ring held: python's reads, replayed with all syscalls shown: the answer alone.
+        var replayed: [Event] = []
+        RecordPipeline(enricher: Enricher(metadata: nil), kinds: KindSet.all).replay(recorder.recording) { replayed.append($0) }
+        let reads = replayed.filter { $0.pid == resolver && field("evt.type", $0) == .string("read") }
+        XCTAssertEqual(reads.count, 1, "the answer, not stdin's line or the other socket's 20 datagrams")
+        XCTAssertEqual(reads.first.flatMap { field("dns.qr", $0) }, .string("R"))
+        XCTAssertEqual(reads.first.flatMap { field("dns.name", $0) }, .string("go.vigil.test"))
+        XCTAssertEqual(reads.first.flatMap { field("dns.addrs", $0) }, .strings([ByteString("127.0.53.11")]))
+        XCTAssertEqual(reads.first.flatMap { field("fd.sport", $0) }, .uint(53))
+    }
+
     /// A refused connect (a bound port with no listener: the kernel answers with a reset) leaves
     /// the socket without a peer by the syscall's exit; the destination comes from the sockaddr
     /// argument, so fd.sip/fd.sport still name where it went (IPv4 and IPv6).

@@ -213,6 +213,11 @@ enum vigil_syscall_spec_flags {
                                          in `first_payload`; a call that wrote something disarms it */
     VIGIL_SPEC_ARM_PAYLOAD = 1 << 6,  /* connect: at exit, a TCP socket that connected (0) or is connecting
                                          (-EINPROGRESS) arms (tgid, fd) in `first_payload` */
+    VIGIL_SPEC_DNS_ARMED = 1 << 7,    /* read for DNS alone (with VIGIL_SPEC_DNS_ONLY): dropped at entry (counted as
+                                         filtered) unless the caller's fd is armed in `dns_sockets` (a UDP socket
+                                         connected to port 53), and at exit when it read nothing */
+    VIGIL_SPEC_ARM_DNS = 1 << 8,      /* connect: at exit, a UDP socket that connected (0) to port 53 arms
+                                         (tgid, fd) in `dns_sockets` */
 };
 
 /** Per-syscall capture spec (the `syscall_specs` array, indexed by this arch's syscall number),
