@@ -509,7 +509,7 @@ final class FIMMonitor: @unchecked Sendable {
     /// A change in a container's files has the path its processes see.
     func event(_ change: FIMChange, by: Event, whileDown: Bool) -> Event {
         var made = by
-        made.fd = nil
+        made.setFD(nil)
         made.payload = .fim(payload(change, whileDown: whileDown))
         return made
     }

@@ -118,12 +118,14 @@ public final class FDTable {
                                closeOnExec: o.flags & Self.oCloexec != 0, name: o.path, inode: o.inode, device: o.device)
             ensure(event.pid)
             tables[event.pid, default: [:]][fd] = entry
-            event.fd = entry
+            event.setFD(entry)
         case .syscall(let s):
             let flags = s.flags
             guard !flags.isDisjoint(with: [.usesFD, .fdCreate, .fdClose]) else { return }
             let index = ensuredIndex(event.pid)
-            (event.fd, event.fdNameChanged) = apply(s, to: &tables.values[index])
+            let (entry, nameChanged) = apply(s, to: &tables.values[index])
+            event.setFD(entry)
+            event.fdNameChanged = nameChanged
         case .conn, .tcpdrop:
             return // a connection's ends are in its payload; the opener may be any of its fds' holders
         case .fim:

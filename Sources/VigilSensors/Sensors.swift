@@ -160,7 +160,8 @@ public final class Sensors {
     /// What Vigil wrote to the filter maps and the links it made (`checkIntegrity`).
     var baseline = IntegrityBaseline()
     /// Held by whatever changes the sensors, their links or the watched maps and the baseline
-    /// (`apply`, `refreshLinkedNames`, `noteExec`, `detach`, on the thread that drives them) and
+    /// (`apply`, `refreshLinkedNames`, `noteExec` when it adds links, `detach`, on the thread that
+    /// drives them) and
     /// by `checkIntegrity` (on a thread of its own): the check never sees a write half done, nor
     /// a sensor being loaded or released.
     let integrityLock = Mutex(())
@@ -396,9 +397,11 @@ public final class Sensors {
     public func noteExec(_ event: Event) {
         guard let index = loaded.firstIndex(where: { $0.name == Sensor.shell.name }),
               let binaries = loaded[index].maps.shells else { return }
+        // Trying the binary touches only the shell sensor's own state, which the integrity
+        // check never reads: the lock is taken only when new links join the sensor.
+        let links = binaries.attach(exec: event, loaded[index].variants.object)
+        guard !links.isEmpty else { return }
         integrityLock.withLock { _ in
-            let links = binaries.attach(exec: event, loaded[index].variants.object)
-            guard !links.isEmpty else { return }
             loaded[index].variants.add(links)
             try? recordLinks()
         }

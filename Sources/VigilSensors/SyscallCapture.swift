@@ -96,16 +96,14 @@ public struct SyscallCapture: Sendable, Equatable {
         var numbers = asked
         if usesFDs || usesPaths { numbers.formUnion(Self.fdTableNumbers) }
         if usesPaths { numbers.formUnion(Self.cwdNumbers) }
-        var captures = MessageCaptures()
         for message in messages.wanted {
             // A message is read on a socket the fd table knows.
             numbers.formUnion(message.numbers.union(Self.fdTableNumbers))
-            captures[message] = messages[message]
         }
         self.numbers = numbers.filter { $0 < Int(VIGIL_SYSCALL_MAX) }
         self.bufferBytes = max(0, min(bufferBytes, Int(VIGIL_SYSCALL_BUF_MAX)))
         self.stringBytes = max(1, min(stringBytes, Int(VIGIL_SYSCALL_STR_MAX)))
-        self.messages = captures
+        self.messages = messages
     }
 
     /// What the syscalls sensor captures for `numbers` and the socket messages the rules of

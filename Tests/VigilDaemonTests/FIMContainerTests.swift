@@ -24,6 +24,18 @@ final class FIMContainerTests: XCTestCase {
         """, directory: home)
     }
 
+    /// A daemon (`fimDaemon`) with the rule "Container account file": a change of /etc/passwd
+    /// inside a container, its output `in ID NAME image IMAGE: ` then `output`.
+    private func containerRuleDaemon(output: String) throws -> TestDaemon {
+        try fimDaemon(rules: """
+        - rule: Container account file
+          desc: which container, image and path
+          condition: evt.type = fim_change and fim.path = /etc/passwd and container.id != host
+          output: "in %container.id %container.name image %container.image: \(output)"
+          priority: INFO
+        """)
+    }
+
     private func exec(_ container: DockerTestEngine.Container, _ script: String) throws {
         let result = try runCapturing("/usr/bin/docker", ["exec", container.id, "sh", "-c", script])
         XCTAssertEqual(result.status, 0, "\(script): \(result.stderr)")
@@ -34,13 +46,7 @@ final class FIMContainerTests: XCTestCase {
         try DockerTestEngine.requireImage(DockerTestEngine.accountsImage)
         let image = DockerTestEngine.accountsImage
         let before = try DockerTestEngine.startContainer(for: self, image: image, command: ["sleep", "300"])
-        let daemon = try fimDaemon(rules: """
-        - rule: Container account file
-          desc: which container, image and path
-          condition: evt.type = fim_change and fim.path = /etc/passwd and container.id != host
-          output: "in %container.id %container.name image %container.image: %fim.path %fim.change from %fim.rename.from added %fim.users_added removed %fim.users_removed"
-          priority: INFO
-        """)
+        let daemon = try containerRuleDaemon(output: "%fim.path %fim.change from %fim.rename.from added %fim.users_added removed %fim.users_removed")
         defer { _ = daemon.stop() }
         XCTAssertTrue(waitUntil(seconds: 20) { daemon.stderr.sofar.contains("fim: container \(before.name) (") }, daemon.diagnostics)
 
@@ -99,13 +105,7 @@ final class FIMContainerTests: XCTestCase {
         let image = DockerTestEngine.accountsImage
         let container = try DockerTestEngine.startContainer(for: self, image: image, command: ["sleep", "300"])
         let removed = try DockerTestEngine.startContainer(for: self, image: image, command: ["sleep", "300"])
-        let daemon = try fimDaemon(rules: """
-        - rule: Container account file
-          desc: which container, image and path
-          condition: evt.type = fim_change and fim.path = /etc/passwd and container.id != host
-          output: "in %container.id %container.name image %container.image: %fim.path %fim.change added %fim.users_added while down %fim.while_down"
-          priority: INFO
-        """)
+        let daemon = try containerRuleDaemon(output: "%fim.path %fim.change added %fim.users_added while down %fim.while_down")
         defer { _ = daemon.stop() }
         for watched in [container, removed] {
             XCTAssertTrue(waitUntil(seconds: 20) { daemon.stderr.sofar.contains("fim: container \(watched.name) (") }, daemon.diagnostics)

@@ -108,7 +108,7 @@ final class FieldTests: XCTestCase {
         var e = Event(bootTimeNs: 1, timeNs: 2, cgroupID: 3, pid: 10, tid: 10, ppid: 1, uid: 0, gid: 0, cpu: 0,
                       mountNamespace: 0, pidNamespace: 0, comm: "dig",
                       payload: .syscall(.init(index: index, result: 0, latencyNs: 0, args: [3, 0x1000, 16, 0, 0, 0, 0, 0])))
-        e.fd = fd
+        e.setFD(fd)
         return e
     }
 

@@ -135,7 +135,7 @@ final class JSONOutputTests: XCTestCase {
         return payloads.flatMap { payload in
             fds.enumerated().map { i, fd in
                 var e = event(payload, container: containers[i % containers.count], known: i % 2 == 0)
-                e.fd = fd
+                e.setFD(fd)
                 e.fdNameChanged = i == 6
                 if i == 6 { e.remoteIPName = "ns.example" } // DNSNames' name for the socket's remote end
                 return e
@@ -180,13 +180,12 @@ final class JSONOutputTests: XCTestCase {
             XCTAssertEqual(e.hasSocketFD, e.fd?.socket != nil, what)
         }
         check("as made")
-        e.fd = nil; check("no fd")
-        e.fd = FDInfo(number: 3, type: .ipv4, name: "a", socket: SocketInfo(l4proto: .tcp)); check("a socket's")
-        e.fd?.socket = nil; check("its socket removed in place")
-        e.fd?.socket = SocketInfo(l4proto: .udp); check("a socket set in place")
-        e.fd!.number = 4; check("another field changed in place")
+        e.setFD(nil); check("no fd")
+        e.setFD(FDInfo(number: 3, type: .ipv4, name: "a", socket: SocketInfo(l4proto: .tcp))); check("a socket's")
+        e.setFD(FDInfo(number: 3, type: .ipv4, name: "a")); check("a socket's entry replaced by one without")
+        e.setFD(FDInfo(number: 4, type: .ipv4, name: "a", socket: SocketInfo(l4proto: .udp))); check("another socket's")
         var copy = e
-        copy.fd = nil
+        copy.setFD(nil)
         check("a copy changed")
         XCTAssertFalse(copy.hasFD || copy.hasSocketFD)
     }
@@ -390,7 +389,7 @@ final class JSONOutputTests: XCTestCase {
         let base = variants[1] // openat on /etc/a "b".txt, fd 3
         func changed(_ change: (inout FDInfo) -> Void) -> Event {
             var e = base
-            if var fd = e.fd { change(&fd); e.fd = fd }
+            if var fd = e.fd { change(&fd); e.setFD(fd) }
             return e
         }
         variants += [base, changed { $0.number = 4 }, changed { $0.type = .directory }, changed { $0.type = .pipe },

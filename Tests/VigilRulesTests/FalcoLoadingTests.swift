@@ -274,7 +274,7 @@ final class FalcoLoadingTests: XCTestCase {
                           payload: .syscall(.init(index: index, result: 0, latencyNs: 0, args: [3, 0x1000, 16, 0, 0, 0, 0, 0])))
             let socket = SocketInfo(l4proto: .udp, local: SocketAddress(ip: try XCTUnwrap(IPAddress("10.0.0.2")), port: from),
                                     remote: SocketAddress(ip: try XCTUnwrap(IPAddress("10.0.0.9")), port: to), role: .client, connected: true)
-            e.fd = FDInfo(number: 3, type: .ipv4, name: ByteString("10.0.0.2:\(from)->10.0.0.9:\(to)"), socket: socket)
+            e.setFD(FDInfo(number: 3, type: .ipv4, name: ByteString("10.0.0.2:\(from)->10.0.0.9:\(to)"), socket: socket))
             return e
         }
         XCTAssertEqual(set.matches(try connect(from: 40000, to: 53)).map(\.rule.name), ["expected", "not 443"], "the server's port")
