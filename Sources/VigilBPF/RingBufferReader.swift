@@ -139,11 +139,12 @@ public final class RingBufferReader {
     }
 
     /// Waits up to `timeoutMilliseconds` (-1: forever, 0: not at all) for a wakeup, then drains
-    /// everything in the ring, wakeup or not. Returns the number of records handed over.
+    /// the ring, wakeup or not (at most `maxRecords`: see `drain`). Returns the number of records
+    /// handed over.
     @discardableResult
-    public func poll(timeoutMilliseconds: Int32, _ consume: (RingBatch) throws -> Void) throws -> Int {
+    public func poll(timeoutMilliseconds: Int32, maxRecords: Int = .max, _ consume: (RingBatch) throws -> Void) throws -> Int {
         _ = try awaitWakeup(timeoutMilliseconds: timeoutMilliseconds)
-        return try drain(consume)
+        return try drain(maxRecords: maxRecords, consume)
     }
 
     /// Waits up to `timeoutMilliseconds` (-1: forever, 0: not at all) for the kernel to wake
@@ -159,10 +160,12 @@ public final class RingBufferReader {
     }
 
     /// Hands every record now in the ring to `consume`, in batches of at most `maxBatch`, in the
-    /// order the kernel committed them. Stops at a record still being written. Returns the
-    /// number of records handed over.
+    /// order the kernel committed them. Stops at a record still being written, and before a batch
+    /// that would start once `maxRecords` were handed over (while the kernel keeps writing, a
+    /// reader that drained until the ring is empty would never return to its other duties).
+    /// Returns the number of records handed over.
     @discardableResult
-    public func drain(_ consume: (RingBatch) throws -> Void) throws -> Int {
+    public func drain(maxRecords: Int = .max, _ consume: (RingBatch) throws -> Void) throws -> Int {
         let consumerPosition = consumerPage.assumingMemoryBound(to: UInt64.self)
         let producerPosition = producerArea.assumingMemoryBound(to: UInt64.self)
         var consumer = clibbpf_load_acquire(consumerPosition)
@@ -194,7 +197,7 @@ public final class RingBufferReader {
             } else if position != consumer {
                 clibbpf_store_release(consumerPosition, position) // only discarded records
             }
-            if position == consumer { return total }
+            if position == consumer || total >= maxRecords { return total }
             consumer = position
         }
     }

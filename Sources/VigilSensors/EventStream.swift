@@ -67,17 +67,30 @@ public final class EventStream {
         self.enricher = enricher
         pipeline = RecordPipeline(enricher: enricher, kinds: kinds, filter: sensors.stateChangeFilter,
                                   shownSyscalls: sensors.shownSyscalls, bootToEpochNs: BootClock.offsetToEpochNs())
-        reader = try RingBufferReader(map: sensors.ring, maxBatch: 4096)
+        reader = try RingBufferReader(map: sensors.ring, maxBatch: Self.batchRecords)
         pipeline.execObserver = { [unowned sensors] event in sensors.noteExec(event) }
     }
 
-    /// Reads until `shouldStop` says so (checked at least every `pollMilliseconds`), then drains
-    /// what is left. `batchDone` runs after the events of each ring batch (at most 4096 records)
-    /// were handed over: the place to write out what they produced, once per batch.
+    /// The most records in one ring batch.
+    static let batchRecords = 4096
+    /// The most records one wait of `run` hands over before it asks `shouldStop` again (16 full
+    /// batches): under a sustained flood the caller's housekeeping (watchdog, snapshots) still
+    /// runs, between bursts of this size.
+    static let recordsPerWait = 16 * batchRecords
+
+    /// Reads until `shouldStop` says so (checked at least every `pollMilliseconds`, and after at
+    /// most `recordsPerWait` records), then drains what is left. `batchDone` runs after the
+    /// events of each ring batch (at most 4096 records) were handed over: the place to write out
+    /// what they produced, once per batch.
     public func run(pollMilliseconds: Int32 = 10, shouldStop: () -> Bool, batchDone: () throws -> Void = {},
                     _ consume: (Event) throws -> Void) throws {
+        var backlog = false
         while !shouldStop() {
-            try reader.poll(timeoutMilliseconds: pollMilliseconds) { try handle($0, consume); try batchDone() }
+            // With records left behind, no wait: the kernel wakes a reader only once it caught up.
+            let read = try reader.poll(timeoutMilliseconds: backlog ? 0 : pollMilliseconds, maxRecords: Self.recordsPerWait) {
+                try handle($0, consume); try batchDone()
+            }
+            backlog = read >= Self.recordsPerWait
         }
         try drain(batchDone: batchDone, consume)
     }

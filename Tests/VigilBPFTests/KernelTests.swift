@@ -60,6 +60,29 @@ final class KernelTests: XCTestCase {
         withExtendedLifetime(links) {}
     }
 
+    func testADrainWithALimitStopsBetweenBatchesAndTheNextGoesOn() throws {
+        try requireKernel(.attachTracepoint, .mapRingBuffer)
+        let (object, links) = try load(["close_seq"])
+        let reader = try RingBufferReader(map: object.map(named: "events"), maxBatch: 1000)
+        let count = 10_000, base: Int32 = 1_000_000
+        for i in 0..<Int32(count) { XCTAssertEqual(close(base + i), -1) } // EBADF, but traced
+        var seen: [UInt32] = []
+        func collect(_ batch: RingBatch) {
+            for record in batch {
+                let event = record.loadUnaligned(as: vigil_selftest_event.self)
+                if event.arg >= UInt32(base) { seen.append(event.arg) }
+            }
+        }
+        let first = try reader.drain(maxRecords: 2500) { collect($0) }
+        XCTAssertEqual(first, 3000, "whole batches, the last one started before the limit")
+        XCTAssertGreaterThan(reader.pendingBytes, 0, "the rest stays in the ring")
+        let rest = try reader.drain { collect($0) }
+        XCTAssertGreaterThanOrEqual(first + rest, count)
+        XCTAssertEqual(reader.pendingBytes, 0)
+        XCTAssertEqual(seen, (0..<UInt32(count)).map { UInt32(base) + $0 }, "every close once, in order, across the two drains")
+        withExtendedLifetime(links) {}
+    }
+
     func testRecordsThatWrapAroundTheEndOfTheRingArriveIntact() throws {
         try requireKernel(.attachTracepoint, .mapRingBuffer)
         // 96-byte records (88 + header) in a 16 KiB ring, drained every 100: the ring goes round
