@@ -568,12 +568,34 @@ static __always_inline int on_paths(const struct exit_ctx *x, int d1, int p1, in
     SEC("?tracepoint/syscalls/sys_exit_" #sys) \
     int sys##_exit(struct syscall_trace_exit *ctx) { struct exit_ctx x = EXIT_CTX(ctx); return on_paths(&x, d1, p1, d2, p2, op, flags); }
 
+/* A change through (dirfd, path) whose path may be empty (AT_EMPTY_PATH): then the change is
+ * of dirfd's own file, matched as the fd-based calls are. */
+static __always_inline bool empty_path_arg1(void)
+{
+    char c = 1;
+    struct pt_regs *r = vigil_user_regs();
+    bpf_probe_read_user(&c, 1, (const void *)VIGIL_SYSCALL_ARG1(r));
+    return c == 0;
+}
+#define FIM_PATH_OR_FD(sys) \
+    SEC("?tracepoint/syscalls/sys_exit_" #sys) \
+    int sys##_exit(struct syscall_trace_exit *ctx) { \
+        struct exit_ctx x = EXIT_CTX(ctx); \
+        if (x.ret >= 0 && empty_path_arg1()) \
+            return on_fd(&x, 0); \
+        return on_paths(&x, 0, 1, -1, -1, FIM_OP_CHANGE, 8); \
+    }
+
 FIM_PATH(truncate, -1, 0, FIM_OP_CHANGE)
 FIM_PATH(chmod, -1, 0, FIM_OP_CHANGE)
 FIM_PATH(fchmodat, 0, 1, FIM_OP_CHANGE)
+FIM_PATH_OR_FD(fchmodat2)
 FIM_PATH(chown, -1, 0, FIM_OP_CHANGE)
 FIM_PATH(lchown, -1, 0, FIM_OP_CHANGE)
-FIM_PATH(fchownat, 0, 1, FIM_OP_CHANGE)
+FIM_PATH_OR_FD(fchownat)
+FIM_PATH_OR_FD(setxattrat)
+FIM_PATH_OR_FD(removexattrat)
+FIM_PATH_OR_FD(file_setattr)
 FIM_PATH(setxattr, -1, 0, FIM_OP_CHANGE)
 FIM_PATH(lsetxattr, -1, 0, FIM_OP_CHANGE)
 FIM_PATH(removexattr, -1, 0, FIM_OP_CHANGE)

@@ -60,8 +60,19 @@ public final class FIMSensor {
         "fsetxattr", "fremovexattr", "copy_file_range", "splice", "sendfile", "truncate", "chmod", "fchmodat", "chown", "lchown", "fchownat", "setxattr",
         "lsetxattr", "removexattr", "lremovexattr", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "mknod",
         "mknodat", "symlink", "symlinkat", "rename", "renameat", "renameat2", "link", "linkat", "openat", "open",
-        "creat", "openat2",
+        "creat", "openat2", "fchmodat2", "setxattrat", "removexattrat", "file_setattr",
     ]
+
+    /// Attaches one exit program of the sensor; a syscall this kernel lacks (fchmodat2 before
+    /// 6.6, setxattrat and removexattrat before 6.13, file_setattr before 6.17) has no exit
+    /// tracepoint and is skipped by name: nothing can change a file through it here.
+    static func attachExit(_ program: BPFProgram) throws -> Attachment {
+        do {
+            return Attachment(links: [try program.attach()])
+        } catch let error as BPFError where error.errno == ENOENT && program.name.hasSuffix("_exit") {
+            return Attachment(links: [], skipped: [String(program.name.dropLast("_exit".count))])
+        }
+    }
 
     /// Every program of the tracepoint variant on `arch`: the exit tracepoint of each of `syscalls`
     /// the arch has.

@@ -209,8 +209,10 @@ extension Sensor {
         hooks: [
             Hook("fim", variants: [
                 Variant("fexit", requires: [.attachFentry, .attachTracepoint],
-                        programs: ["vfs_write_fexit"] + FIMSensor.tracepointPrograms.filter { $0 != "write_exit" && $0 != "pwrite64_exit" }),
-                Variant("tracepoint", requires: [.attachTracepoint], programs: FIMSensor.tracepointPrograms),
+                        programs: ["vfs_write_fexit"] + FIMSensor.tracepointPrograms.filter { $0 != "write_exit" && $0 != "pwrite64_exit" },
+                        attachTargets: FIMSensor.attachExit),
+                Variant("tracepoint", requires: [.attachTracepoint], programs: FIMSensor.tracepointPrograms,
+                        attachTargets: FIMSensor.attachExit),
             ]),
         ],
         kinds: [.fim], ring: .own, needed: nil)
