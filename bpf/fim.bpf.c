@@ -403,7 +403,7 @@ static __always_inline int on_fd(const struct exit_ctx *x, int arg)
     if (x->ret < 0 || is_self())
         return 0;
     struct pt_regs *r = vigil_user_regs();
-    struct file *file = vigil_fd_file((__s32)(arg == 2 ? VIGIL_SYSCALL_ARG2(r) : VIGIL_SYSCALL_ARG0(r)));
+    struct file *file = vigil_fd_file((__s32)(arg == 4 ? VIGIL_SYSCALL_ARG4(r) : arg == 2 ? VIGIL_SYSCALL_ARG2(r) : VIGIL_SYSCALL_ARG0(r)));
     if (!file) {
         drop();
         return 0;
@@ -463,6 +463,24 @@ FIM_FD(fremovexattr)
 FIM_FD_AT(copy_file_range, copy_file_range, 2)
 FIM_FD_AT(splice, splice, 2)
 FIM_FD_AT(sendfile, sendfile64, 0)
+
+#define PROT_WRITE 0x2
+#define MAP_SHARED 0x1 /* MAP_SHARED_VALIDATE (0x3) has it too */
+/* A writable shared mapping of a watched file: the writes through it make no syscall, so the
+ * mapping is the change the kernel can see (userspace re-reads the file while the process that
+ * mapped it lives, and once after). Private or read-only mappings are dropped. */
+SEC("?tracepoint/syscalls/sys_exit_mmap")
+int mmap_exit(struct syscall_trace_exit *ctx)
+{
+    struct exit_ctx x = EXIT_CTX(ctx);
+    struct pt_regs *r = vigil_user_regs();
+    if (!(VIGIL_SYSCALL_ARG2(r) & PROT_WRITE) || !(VIGIL_SYSCALL_ARG3(r) & MAP_SHARED)) {
+        if (x.ret >= 0)
+            drop();
+        return 0;
+    }
+    return on_fd(&x, 4);
+}
 
 /* --- syscalls taking paths --- */
 

@@ -56,6 +56,14 @@ final class FIMMonitor: @unchecked Sendable {
     /// Watch id -> (when the kernel last reported it, that record's event; nil: re-read after
     /// lost records).
     private var pending: [UInt32: (at: UInt64, event: Event?)] = [:]
+    /// Watches a process mapped writable and shared (the kernel reports the mmap): the writes
+    /// through such a mapping make no syscall, so the watch is re-read every `mappedRecheckNs`
+    /// while that process lives, and once after it is gone.
+    private var mapped: [UInt32: (pid: UInt32, event: Event, checked: UInt64)] = [:]
+    /// How often a watch mapped writable is re-read.
+    static let mappedRecheckNs: UInt64 = 1_000_000_000
+    /// The syscall table's row of mmap (the sensor reports only writable shared mappings).
+    private static let mmapIndex = Syscalls.index(named: "mmap")
     /// The sensor's lost count when last read, and when that was.
     private var lost: UInt64 = 0, lostCheckedAt: UInt64 = 0
     /// Renames the kernel reported (both ends, as this process reaches them), when: a removal of
@@ -145,9 +153,20 @@ final class FIMMonitor: @unchecked Sendable {
                 } else {
                     pending[change.watch] = (now, change.event)
                 }
+                if case .syscall(let call) = change.event.payload, call.index == Self.mmapIndex {
+                    mapped[change.watch] = (change.event.pid, change.event, now)
+                }
             }
         } catch {
             logger.error("fim: reading the sensor: \(error)")
+        }
+        for (id, mapping) in mapped where now &- mapping.checked >= Self.mappedRecheckNs {
+            if kill(pid_t(mapping.pid), 0) == 0 || errno == EPERM {
+                mapped[id]?.checked = now
+            } else {
+                mapped[id] = nil  // this last re-read sees what it wrote before it went
+            }
+            if pending[id] == nil { pending[id] = (now &- Self.settleNs, mapping.event) }
         }
         guard !pending.isEmpty else {
             renames.removeAll()  // every watch re-read: nothing left to merge with

@@ -60,7 +60,7 @@ public final class FIMSensor {
         "fsetxattr", "fremovexattr", "copy_file_range", "splice", "sendfile", "truncate", "chmod", "fchmodat", "chown", "lchown", "fchownat", "setxattr",
         "lsetxattr", "removexattr", "lremovexattr", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "mknod",
         "mknodat", "symlink", "symlinkat", "rename", "renameat", "renameat2", "link", "linkat", "openat", "open",
-        "creat", "openat2", "fchmodat2", "setxattrat", "removexattrat", "file_setattr",
+        "creat", "openat2", "fchmodat2", "setxattrat", "removexattrat", "file_setattr", "mmap",
     ]
 
     /// Attaches one exit program of the sensor; a syscall this kernel lacks (fchmodat2 before

@@ -101,6 +101,55 @@ final class FIMMonitorTests: XCTestCase {
         return changes
     }
 
+    /// A change written through a writable shared mapping (no syscall for the write itself) is
+    /// found while the process that mapped the file still runs: the monitor re-reads a watch
+    /// mapped so every `mappedRecheckNs`. The mapping alone changes nothing.
+    func testAChangeWrittenThroughASharedMappingIsFoundWhileTheMapperRuns() throws {
+        try requireKernel(.attachTracepoint, .mapRingBuffer)
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { throw cannotRun("needs /usr/bin/python3") }
+        let dir = try temporaryDirectory()
+        let passwd = dir + "/passwd"
+        try Data("root:x:0:0:root:/root:/bin/bash\nbob:x:1000:1000::/home/bob:/bin/sh\n".utf8).write(to: URL(fileURLWithPath: passwd))
+        let monitor = try FIMMonitor(spec: WatchSpec(paths: [passwd]), stateDirectory: dir + "/state", logger: Logger(label: "fim-test"))
+        // maps the file, says so, waits for a line, renames bob to eve through the mapping (no
+        // write(2), no msync), says so, then stays (the mapping with it) until stdin closes
+        let script = """
+        import mmap, os, sys
+        fd = os.open(sys.argv[1], os.O_RDWR)
+        m = mmap.mmap(fd, 0, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        print("mapped", flush=True)
+        sys.stdin.readline()
+        i = m.find(b"bob:")
+        m[i:i + 3] = b"eve"
+        print("written", flush=True)
+        sys.stdin.read()
+        """
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = ["-c", script, passwd]
+        let input = Pipe(), output = Pipe()
+        python.standardInput = input
+        python.standardOutput = output
+        try python.run()
+        defer { try? input.fileHandleForWriting.close(); python.waitUntilExit() }
+        func line() -> String {
+            var bytes: [UInt8] = []
+            while let byte = try? output.fileHandleForReading.read(upToCount: 1), let b = byte.first, b != 10 { bytes.append(b) }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        XCTAssertEqual(line(), "mapped")
+        let mappedOnly = pollUntil(monitor, seconds: 0.5) { !$0.isEmpty }
+        XCTAssertEqual(mappedOnly, [], "the mapping alone changes nothing")
+        try input.fileHandleForWriting.write(contentsOf: Data("\n".utf8))
+        XCTAssertEqual(line(), "written")
+        let found = pollUntil(monitor, seconds: 2 * Double(FIMMonitor.mappedRecheckNs) / 1e9 + 1) { !$0.isEmpty }
+        XCTAssertTrue(python.isRunning, "found while the mapping process runs")
+        XCTAssertEqual(found.count, 1, "\(found)")
+        XCTAssertTrue(found.first?.hasPrefix("\(passwd) modified: ") ?? false, "\(found)")
+        XCTAssertTrue(found.first?.contains("user added: eve") ?? false, "\(found)")
+        XCTAssertTrue(found.first?.contains("user removed: bob") ?? false, "\(found)")
+    }
+
     func testAFileWhoseDirectoryIsMadeLaterIsWatchedOnceItExists() throws {
         try requireKernel(.attachTracepoint, .mapRingBuffer)
         let dir = try temporaryDirectory()

@@ -197,6 +197,33 @@ final class FIMSensorTests: XCTestCase {
         XCTAssertTrue(changes.allSatisfy { $0.file == h.fileID(watched) }, "only the watched file: \(changes.map(\.file))")
     }
 
+    /// A writable shared mapping of a watched file is reported (mmap: the writes through it make
+    /// no syscall); private and read-only mappings of it, and every mapping of another file, are
+    /// dropped in the kernel.
+    func testAWritableSharedMappingOfAWatchedFileIsReported() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { throw cannotRun("needs /usr/bin/python3") }
+        let h = try Harness()
+        let watched = h.dir + "/watched", other = h.dir + "/other"
+        for path in [watched, other] { FileManager.default.createFile(atPath: path, contents: Data("root:x:0:0::/root:/bin/sh\n".utf8)) }
+        try h.sensor.watchFile(watched, id: 1)
+        let script = """
+        import mmap, os, sys
+        for path in sys.argv[1:]:
+            fd = os.open(path, os.O_RDWR)
+            for flags, prot in ((mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE),
+                                (mmap.MAP_SHARED, mmap.PROT_READ),
+                                (mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)):
+                mmap.mmap(fd, 0, flags=flags, prot=prot).close()
+            os.close(fd)
+        """
+        let changes = try h.collect {
+            let result = try runCapturing("/usr/bin/python3", ["-c", script, other, watched])
+            XCTAssertEqual(result.status, 0, result.stderr)
+        }
+        XCTAssertEqual(names(changes, watch: 1), ["mmap"], "\(changes.map { ($0.watch, $0.event.syscall?.descriptor.nameString) })")
+        XCTAssertTrue(changes.allSatisfy { $0.file == h.fileID(watched) }, "only the watched file: \(changes.map(\.file))")
+    }
+
     func testARenameOverAWatchedNameRekeysInTheKernelBeforeRenameReturns() throws {
         let h = try Harness()
         let passwd = h.dir + "/passwd", temp = h.dir + "/passwd+"
