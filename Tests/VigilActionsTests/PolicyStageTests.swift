@@ -131,6 +131,22 @@ final class PolicyStageTests: XCTestCase {
         XCTAssertTrue(lines(file).isEmpty)
     }
 
+    func testDispatchReturnsBeforeTheServerAnswers() throws {
+        // The server takes 3 s per answer: an alert dispatched is still undecided when dispatch
+        // has returned (the event thread never waits for the policy), and decided later.
+        let server = try PolicyServer(policies: [PolicyServer.shipped("sensitive_file_read.rego")], delay: 3)
+        let file = try temporaryDirectory() + "/alerts.jsonl"
+        let dispatcher = try dispatcher(url: server.url, file: file, extra: "timeout: 30")
+        let alert = testAlert(testEvent(comm: "cat"), rule: "Sensitive file read")
+        dispatcher.dispatch(alert, actions: ["record"])
+        let undecided = try XCTUnwrap(dispatcher.stats().policy)
+        XCTAssertEqual([undecided.allowed, undecided.denied, undecided.failedOpen, undecided.failedClosed], [0, 0, 0, 0])
+        XCTAssertTrue(lines(file).isEmpty)
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+        XCTAssertEqual(dispatcher.stats().policy?.allowed, 1)
+        XCTAssertEqual(lines(file).compactMap { $0["id"] as? String }, [alert.id])
+    }
+
     func testOnlyTheChosenRulesAndPrioritiesGoThroughThePolicy() throws {
         let server = try PolicyServer(policies: [PolicyServer.shipped("sensitive_file_read.rego")])
         let file = try temporaryDirectory() + "/alerts.jsonl"

@@ -70,6 +70,9 @@ final class PolicyTests: XCTestCase {
         XCTAssertEqual(policy["failed_closed"] as? Int, 0, "\(policy)")
         XCTAssertTrue((policy["last_denied"] as? String)?.contains("sshd is a known reader of sensitive files") ?? false, "\(policy)")
         XCTAssertTrue(daemon.stderr.sofar.contains("policy denied alert"), "the denial is in the log")
+        let shown = try daemon.vigil(["status"]).stdout
+        XCTAssertTrue(shown.contains("(failure: closed): 1 allowed, 1 denied, 0 failed open, 0 failed closed"), shown)
+        XCTAssertTrue(shown.contains("  last denied: \(ruleName) (id "), shown)
         // The server saw both alerts, the alert's JSON as the input.
         let inputs = server.requests.compactMap { $0["input"] as? [String: Any] }
         XCTAssertEqual(inputs.compactMap { $0["rule"] as? String }, [ruleName, ruleName])
