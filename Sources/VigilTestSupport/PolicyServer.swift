@@ -15,9 +15,14 @@ public final class PolicyServer {
     /// The repository's policies/`name` (the shipped policies).
     public static func shipped(_ name: String) -> String { DockerTestEngine.repository + "/policies/" + name }
 
+    /// https (`tls` given: the server's certificate and key, PEM files) or http.
+    public let secure: Bool
+
     /// Starts the server with `policies` (paths of .rego files); it waits `delay` seconds before
-    /// each answer. Cannot run (`cannotRun`) without a python3 that imports regopy.
-    public init(policies: [String], delay: Double = 0) throws {
+    /// each answer; with `tls` it serves https with that certificate and key. Cannot run
+    /// (`cannotRun`) without a python3 that imports regopy.
+    public init(policies: [String], delay: Double = 0, tls: (certificate: String, key: String)? = nil) throws {
+        secure = tls != nil
         output = NSTemporaryDirectory() + "vigil-opa-\(UUID().uuidString.prefix(8)).jsonl"
         let script = DockerTestEngine.repository + "/Tests/Fixtures/opa-server.py"
         let stdout = Pipe(), stderr = Pipe()
@@ -25,6 +30,9 @@ public final class PolicyServer {
         process.arguments = ["python3", script, "0", output, String(delay)] + policies
         process.standardOutput = stdout
         process.standardError = stderr
+        if let tls {
+            process.environment = ProcessInfo.processInfo.environment.merging(["OPA_TLS_CERT": tls.certificate, "OPA_TLS_KEY": tls.key]) { $1 }
+        }
         try process.run()
         // The server prints its port once it listens; EOF first means it died (no regopy, ...).
         let line = String(decoding: stdout.fileHandleForReading.availableData, as: UTF8.self)
@@ -36,8 +44,8 @@ public final class PolicyServer {
         self.port = port
     }
 
-    /// `http://127.0.0.1:PORT`.
-    public var url: String { "http://127.0.0.1:\(port)" }
+    /// `http://127.0.0.1:PORT` (https:// with TLS).
+    public var url: String { "\(secure ? "https" : "http")://127.0.0.1:\(port)" }
 
     /// The requests answered so far (their inputs: the alerts as Vigil sent them).
     public var requests: [[String: Any]] {

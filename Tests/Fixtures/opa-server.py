@@ -5,10 +5,13 @@
 `{"result": VALUE}`, or `{}` when the document is undefined, as OPA's data API does. Every
 request is appended to OUTPUT as one JSON line {"path", "input", "answer"}.
 Usage: opa-server.py PORT OUTPUT DELAY POLICY.rego... (PORT 0: any free port; the port is
-printed on stdout once the server listens. DELAY: seconds to wait before answering)"""
+printed on stdout once the server listens. DELAY: seconds to wait before answering). With
+OPA_TLS_CERT and OPA_TLS_KEY (PEM files) in the environment it serves https."""
 import http.server
 import json
+import os
 import re
+import ssl
 import sys
 import time
 
@@ -66,5 +69,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+if os.environ.get("OPA_TLS_CERT"):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.environ["OPA_TLS_CERT"], os.environ["OPA_TLS_KEY"])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 server.serve_forever()

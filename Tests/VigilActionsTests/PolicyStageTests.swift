@@ -147,6 +147,28 @@ final class PolicyStageTests: XCTestCase {
         XCTAssertEqual(lines(file).compactMap { $0["id"] as? String }, [alert.id])
     }
 
+    func testOverHTTPSTheServerIsVerifiedAgainstTheCAFile() throws {
+        let certificates = try TestCertificates()
+        let server = try PolicyServer(policies: [PolicyServer.shipped("sensitive_file_read.rego")],
+                                      tls: (certificates.certificateFile, certificates.keyFile))
+        // Trusting the test CA: the decision arrives over TLS (sshd is denied).
+        let file = try temporaryDirectory() + "/alerts.jsonl"
+        let trusting = try dispatcher(url: server.url, file: file, extra: "failure: open, ca_file: \(certificates.caFile)")
+        trusting.dispatch(testAlert(testEvent(comm: "sshd"), rule: "Sensitive file read"), actions: ["record"])
+        XCTAssertTrue(trusting.shutdown(timeout: .seconds(30)))
+        XCTAssertEqual(trusting.stats().policy?.denied, 1, "\(String(describing: trusting.stats().policy))")
+        XCTAssertTrue(lines(file).isEmpty)
+        // The system's CAs do not know it: no decision, the failure mode (closed) decides.
+        let untrusting = try dispatcher(url: server.url, file: file, extra: "failure: closed")
+        untrusting.dispatch(testAlert(testEvent(comm: "cat"), rule: "Sensitive file read"), actions: ["record"])
+        XCTAssertTrue(untrusting.shutdown(timeout: .seconds(30)))
+        let policy = try XCTUnwrap(untrusting.stats().policy)
+        XCTAssertEqual([policy.allowed, policy.denied, policy.failedClosed], [0, 0, 1], "\(policy)")
+        XCTAssertTrue(policy.lastError?.contains("certificate") ?? false, "\(policy)")
+        XCTAssertEqual(server.requests.count, 1, "only the trusting dispatcher's request got through")
+        XCTAssertTrue(lines(file).isEmpty)
+    }
+
     func testOnlyTheChosenRulesAndPrioritiesGoThroughThePolicy() throws {
         let server = try PolicyServer(policies: [PolicyServer.shipped("sensitive_file_read.rego")])
         let file = try temporaryDirectory() + "/alerts.jsonl"
