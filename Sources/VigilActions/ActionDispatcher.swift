@@ -98,6 +98,8 @@ public final class ActionDispatcher: Sendable {
         if let policy = config.policy {
             let definition = policy.asWebhook
             let poster = try Self.poster(for: definition, timeout: policy.timeout ?? config.timeout) { "policy.\($0)" }
+            let which = policy.rules.isEmpty ? "every rule" : "rules " + policy.rules.map { "'\($0)'" }.joined(separator: ", ")
+            logger.info("policy: alerts of \(which)\(policy.minPriority.map { " at \($0.rawValue) or more severe" } ?? "") asked at \(policy.documentURL) (\(poster.transport)); failure: \(policy.failure.rawValue)")
             if definition.insecureSkipVerify == true {
                 logger.warning("policy: insecure_skip_verify is on: the server's certificate is not checked; anyone on the path can change its decisions")
             }
