@@ -5,7 +5,8 @@
 #                             aiosmtpd (the SMTP server the email action is tested against),
 #                             openssl (the CLI that makes the TLS tests' throw-away CA),
 #                             curl and setpriv (the daemon tests' API client and non-root peer)
-#                             btrfs-progs (a hard link on btrfs), gdb (closes a link fd in the daemon: tamper tests)
+#                             btrfs-progs (a hard link on btrfs), gdb (closes a link fd in the daemon: tamper tests),
+#                             PyPI's regopy 1.5.2 (the Rego engine behind the policy tests' OPA-compatible server)
 #                             and a running Docker engine (scripts/docker-engine.sh starts dockerd
 #                             when none answers)
 #   scripts/setup.sh --image  also Docker and a running engine (`make image`)
@@ -16,7 +17,7 @@ mode=${1:-run}
 
 need=(libbpf-dev libssl-dev ca-certificates bpftool pkg-config make)
 case $mode in
-  --test) need+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd linux-image-amd64 linux-image-6.12-amd64 docker.io criu aide python3-aiosmtpd openssl curl util-linux btrfs-progs gdb socat gcc) ;;
+  --test) need+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd linux-image-amd64 linux-image-6.12-amd64 docker.io criu aide python3-aiosmtpd python3-pip openssl curl util-linux btrfs-progs gdb socat gcc) ;;
   --image) need+=(docker.io) ;;
   --bench) need+=(bpftrace libbpf-tools hyperfine curl linux-perf strace) ;;
   run) ;;
@@ -55,6 +56,13 @@ fi
 # bpffs: where pinned objects live.
 if ! mountpoint -q /sys/fs/bpf; then
   mount -t bpf bpf /sys/fs/bpf && echo "setup: mounted bpffs at /sys/fs/bpf"
+fi
+# The Rego engine of the policy tests (Tests/Fixtures/opa-server.py): PyPI's regopy, for the
+# python3 found on PATH (Debian's own python3 refuses a system-wide pip install without
+# --break-system-packages).
+if [ "$mode" = --test ] && ! python3 -c 'import regopy' 2>/dev/null; then
+  echo "setup: installing regopy 1.5.2 (pip)"
+  python3 -m pip install -q regopy==1.5.2 2>/dev/null || python3 -m pip install -q --break-system-packages regopy==1.5.2
 fi
 # A Docker engine for the Docker tests and the image (none runs right after apt-get install
 # docker.io on a machine without systemd).

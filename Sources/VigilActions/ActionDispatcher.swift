@@ -26,8 +26,10 @@ public struct DispatcherStats: Sendable, Equatable, Codable {
     public var unreported: UInt64
     /// Alerts not aggregated because the dedup table was full.
     public var untracked: UInt64
+    /// The policy stage's counters; nil without one.
+    public var policy: PolicyStats?
 
-    enum CodingKeys: String, CodingKey { case actions, alerts, suppressed, unreported, untracked }
+    enum CodingKeys: String, CodingKey { case actions, alerts, suppressed, unreported, untracked, policy }
 }
 
 /// Runs rules' actions on alerts without blocking the event path.
@@ -54,6 +56,7 @@ public final class ActionDispatcher: Sendable {
         var alerts: UInt64 = 0
         var dedup: DedupTable
         var closed = false
+        var policy: PolicyStats?
     }
 
     /// The configuration in force.
@@ -62,6 +65,9 @@ public final class ActionDispatcher: Sendable {
     private let logger: Logger
     private let observer: (@Sendable (Alert) -> Void)?
     private let shared: Mutex<Shared>
+    /// The policy stage's worker: it asks the server about each alert, one at a time, and its
+    /// completion runs the alert's actions or not (`decided`).
+    private let policyWorker: ActionWorker?
 
     /// Creates a dispatcher for `config` (validated first). `observer` sees every alert that
     /// passed dedup, after its enforcement actions ran and before the reporting actions get
@@ -87,7 +93,30 @@ public final class ActionDispatcher: Sendable {
             }
         }
         self.entries = entries
-        shared = Mutex(Shared(dedup: DedupTable(config: config.dedup)))
+        var policyWorker: ActionWorker?
+        var initial = Shared(dedup: DedupTable(config: config.dedup))
+        if let policy = config.policy {
+            let definition = policy.asWebhook
+            let poster = try Self.poster(for: definition, timeout: policy.timeout ?? config.timeout) { "policy.\($0)" }
+            let which = policy.rules.isEmpty ? "every rule" : "rules " + policy.rules.map { "'\($0)'" }.joined(separator: ", ")
+            logger.info("policy: alerts of \(which)\(policy.minPriority.map { " at \($0.rawValue) or more severe" } ?? "") asked at \(policy.documentURL) (\(poster.transport)); failure: \(policy.failure.rawValue)")
+            if definition.insecureSkipVerify == true {
+                logger.warning("policy: insecure_skip_verify is on: the server's certificate is not checked; anyone on the path can change its decisions")
+            }
+            let delivery = DeliveryPolicy(capacity: policy.queueSize, retries: 0, backoff: config.backoff, maxBackoff: config.maxBackoff)
+            let box = WeakDispatcher()
+            policyWorker = ActionWorker(name: "policy", kind: .webhook, handler: PolicyClient(poster: poster), policy: delivery) { job, _, result in
+                guard let job else { return }
+                box.dispatcher?.decided(job, result)
+            }
+            initial.policy = PolicyStats(url: policy.documentURL, failure: policy.failure.rawValue)
+            self.policyWorker = policyWorker
+            shared = Mutex(initial)
+            box.dispatcher = self
+        } else {
+            self.policyWorker = nil
+            shared = Mutex(initial)
+        }
         // Spooled actions start now: alerts an earlier run left on disk are delivered first.
         if let spoolDirectory = config.spoolDirectory {
             for (name, entry) in entries.sorted(by: { $0.key < $1.key }) {
@@ -154,14 +183,63 @@ public final class ActionDispatcher: Sendable {
             return shared.dedup.admit(&alert)
         }
         guard admitted else { return }
-        advance(Job(alert: alert, enforcement: enforcement, notify: notify))
+        let job = Job(alert: alert, enforcement: enforcement, notify: notify)
+        if let policyWorker, let policy = config.policy, policy.applies(to: alert) {
+            if !policyWorker.enqueue(job) { decided(job, .failure(.permanent("the policy queue is full (\(policy.queueSize) alerts)"))) }
+            return
+        }
+        advance(job)
+    }
+
+    /// The policy's answer about `job` (the server's body, or why there is none): an allowed
+    /// alert goes on with the decision's fields; a denied one stops here, counted and logged;
+    /// without a decision the failure mode decides.
+    fileprivate func decided(_ job: Job, _ answer: Result<String, ActionFailure>) {
+        guard let policy = config.policy else { return }
+        var job = job
+        let decision: PolicyDecision
+        do throws(ActionFailure) {
+            decision = try PolicyDecision(answer: Array(try answer.get().utf8))
+        } catch {
+            let open = policy.failure == .open
+            shared.withLock { shared in
+                shared.policy?.lastError = error.message
+                if open { shared.policy?.failedOpen += 1 } else { shared.policy?.failedClosed += 1 }
+            }
+            logger.warning("policy: no decision on alert \(job.alert.id) of rule '\(job.alert.rule)' (\(error.message)); failure: \(policy.failure.rawValue), so its actions \(open ? "run" : "do not run")")
+            guard open else { return }
+            job.alert.policy = ["error": JSONValue.string(error.message).json]
+            advance(job)
+            return
+        }
+        job.alert.policy = decision.fields
+        let summary = decision.fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        shared.withLock { shared in
+            if decision.allow {
+                shared.policy?.allowed += 1
+            } else {
+                shared.policy?.denied += 1
+                shared.policy?.lastDenied = "\(job.alert.rule) (id \(job.alert.id))\(summary.isEmpty ? "" : ": " + summary)"
+            }
+        }
+        guard decision.allow else {
+            logger.notice("policy denied alert \(job.alert.id) of rule '\(job.alert.rule)'; its actions do not run\(summary.isEmpty ? "" : ": " + summary)")
+            return
+        }
+        advance(job)
     }
 
     /// The counters of every action used so far, and of dedup.
     public func stats() -> DispatcherStats {
-        let (workers, virtual, alerts, dedup) = shared.withLock { ($0.workers, $0.virtual, $0.alerts, $0.dedup) }
+        let (workers, virtual, alerts, dedup, policy) = shared.withLock { ($0.workers, $0.virtual, $0.alerts, $0.dedup, $0.policy) }
         let actions = (workers.values.map(\.stats) + virtual.values).sorted { $0.name < $1.name }
-        return DispatcherStats(actions: actions, alerts: alerts, suppressed: dedup.suppressed, unreported: dedup.unreported, untracked: dedup.untracked)
+        var stats = DispatcherStats(actions: actions, alerts: alerts, suppressed: dedup.suppressed, unreported: dedup.unreported, untracked: dedup.untracked)
+        stats.policy = policy
+        if let policyWorker {
+            let worker = policyWorker.stats
+            stats.policy?.queued = worker.queued
+        }
+        return stats
     }
 
     /// Stops accepting alerts and delivers what is queued: enforcement queues first (they feed
@@ -171,15 +249,24 @@ public final class ActionDispatcher: Sendable {
     @discardableResult
     public func shutdown(timeout: Duration) -> Bool {
         let deadline = DispatchTime.now() + .nanoseconds(Int(timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
-        let (workers, pending) = shared.withLock { shared -> ([ActionWorker], [(String, Int)]) in
+        let pending = shared.withLock { shared -> [(String, Int)] in
             shared.closed = true
-            return (Array(shared.workers.values), shared.dedup.closeAll())
+            return shared.dedup.closeAll()
         }
         for (rule, count) in pending {
             logger.notice("\(count) identical alert(s) of rule '\(rule)' were suppressed and no later alert carried the count")
         }
         var flushed = true
-        for stage in [workers.filter(\.kind.enforces), workers.filter { !$0.kind.enforces }] {
+        // Each stage feeds the next (the policy stage, then enforcement, then reporting), and
+        // may create a worker of a later stage on first use: each stage's workers are read when
+        // its turn comes.
+        let stages: [() -> [ActionWorker]] = [
+            { self.policyWorker.map { [$0] } ?? [] },
+            { self.shared.withLock { Array($0.workers.values) }.filter(\.kind.enforces) },
+            { self.shared.withLock { Array($0.workers.values) }.filter { !$0.kind.enforces } },
+        ]
+        for workersOfStage in stages {
+            let stage = workersOfStage()
             stage.forEach { $0.close() }
             for worker in stage where !worker.waitFinished(until: deadline) {
                 flushed = false
@@ -260,6 +347,17 @@ public final class ActionDispatcher: Sendable {
         return try parse(key) { () throws(AddressError) in try TLSContext(verification) }
     }
 
+    /// The HTTP client of a webhook-like definition (a webhook, a slack action, the policy
+    /// stage); errors at `at(KEY)`.
+    static func poster(for definition: ActionDefinition, timeout: Double, at: (String) -> String) throws(ActionConfigError) -> HTTPPoster {
+        func parse<T>(_ key: String, _ body: () throws(AddressError) -> T) throws(ActionConfigError) -> T {
+            do { return try body() } catch { throw ActionConfigError(path: at(key), message: error.message) }
+        }
+        let endpoint = try parse("url") { () throws(AddressError) in try HTTPEndpoint(definition.url ?? "") }
+        let tls = try definition.usesTLS ? tlsContext(definition, parse) : nil
+        return HTTPPoster(endpoint: endpoint, headers: (definition.headers ?? [:]).sorted { $0.key < $1.key }, timeout: .seconds(fraction: timeout), tls: tls)
+    }
+
     /// The handler of a definition, with the top-level defaults filled in.
     static func handler(for definition: ActionDefinition, name: String, config: ActionsConfig, logger: Logger) throws(ActionConfigError) -> any ActionHandler {
         let timeout = Duration.seconds(fraction: definition.timeout ?? config.timeout)
@@ -277,10 +375,7 @@ public final class ActionDispatcher: Sendable {
                 address: address, facility: definition.facility.flatMap(SyslogFacility.number) ?? 3,
                 appName: definition.appName ?? "vigil", style: definition.format ?? .text, timeout: timeout)
         case .webhook, .slack:
-            let endpoint = try parse("url") { () throws(AddressError) in try HTTPEndpoint(definition.url ?? "") }
-            let tls = try definition.usesTLS ? tlsContext(definition, parse) : nil
-            let poster = HTTPPoster(
-                endpoint: endpoint, headers: (definition.headers ?? [:]).sorted { $0.key < $1.key }, timeout: timeout, tls: tls)
+            let poster = try poster(for: definition, timeout: definition.timeout ?? config.timeout) { "named.\(name).\($0)" }
             return definition.kind == .webhook ? WebhookAction(poster: poster) : SlackAction(poster: poster)
         case .email:
             let mode = definition.smtpTLSMode
@@ -395,4 +490,9 @@ struct DedupTable: Sendable {
         windows.removeAll()
         return pending.sorted { $0.0 < $1.0 }
     }
+}
+
+/// The dispatcher, for the policy worker's completion (set once the dispatcher exists).
+private final class WeakDispatcher: @unchecked Sendable {
+    weak var dispatcher: ActionDispatcher?
 }

@@ -282,9 +282,10 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         try ConfigKeys.check({ () throws(ActionConfigError) in try validate(name: nil) }, in: decoder)
     }
 
-    /// Checks values the decoder cannot (URLs, sizes, header text); `name` prefixes the path.
-    func validate(name: String?) throws(ActionConfigError) {
-        let at = { (key: String) in name.map { "named.\($0).\(key)" } ?? key }
+    /// Checks values the decoder cannot (URLs, sizes, header text); `name` prefixes the path
+    /// (`named.NAME.`), or `section` does (`policy.`: the policy stage's connection settings).
+    func validate(name: String?, section: String? = nil) throws(ActionConfigError) {
+        let at = { (key: String) in section.map { "\($0).\(key)" } ?? name.map { "named.\($0).\(key)" } ?? key }
         if let queueSize, queueSize <= 0 { throw ActionConfigError(path: at("queue_size"), message: "must be positive") }
         if let retries, retries < 0 { throw ActionConfigError(path: at("retries"), message: "must be 0 or more") }
         for (key, value) in [("backoff", backoff), ("max_backoff", maxBackoff), ("timeout", timeout)] {
@@ -423,13 +424,16 @@ public struct ActionsConfig: Sendable, Equatable, Codable {
     public var spoolMaxMiB: Int = 16
     /// Actions defined here, by name (`named`). A name of a built-in replaces it (same `type` only).
     public var named: [String: ActionDefinition] = [:]
+    /// The policy stage (`policy`): alerts asked about at an OPA-compatible server before their
+    /// actions run; nil: none (every alert's actions run).
+    public var policy: PolicyConfig?
 
     /// The defaults: built-in actions only, rules without actions print to stdout.
     public init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case defaultActions = "default_actions", queueSize = "queue_size", retries, backoff
-        case maxBackoff = "max_backoff", timeout, dedup, named, spoolMaxMiB = "spool_max_mib"
+        case maxBackoff = "max_backoff", timeout, dedup, named, spoolMaxMiB = "spool_max_mib", policy
     }
 
     /// Decodes the section; unknown keys are errors, and so are values `validate()` refuses.
@@ -445,6 +449,7 @@ public struct ActionsConfig: Sendable, Equatable, Codable {
         dedup = try c.decodeIfPresent(DedupConfig.self, forKey: .dedup) ?? DedupConfig()
         named = try c.decodeIfPresent([String: ActionDefinition].self, forKey: .named) ?? [:]
         spoolMaxMiB = try c.decodeIfPresent(Int.self, forKey: .spoolMaxMiB) ?? 16
+        policy = try c.decodeIfPresent(PolicyConfig.self, forKey: .policy)
         try ConfigKeys.check(validate, in: decoder)
     }
 
@@ -461,6 +466,7 @@ public struct ActionsConfig: Sendable, Equatable, Codable {
             throw ActionConfigError(path: key, message: "must be a positive number of seconds")
         }
         try dedup.validate()
+        try policy?.validate()
         for (name, definition) in named.sorted(by: { $0.key < $1.key }) {
             guard !name.isEmpty, name.utf8.allSatisfy({ Self.nameBytes.contains($0) }) else {
                 throw ActionConfigError(path: "named.\(name)", message: "an action name is letters, digits, '-', '_' or '.'")

@@ -51,6 +51,9 @@ public struct Alert: Sendable {
     public var enforcement: [EnforcementResult] = []
     /// How many identical alerts were suppressed since the previous one sent (dedup); 0 when none.
     public var suppressed: Int = 0
+    /// The fields the policy stage's decision added (`reason`, ...), by name, each as JSON text;
+    /// empty without a policy or when its result was a plain boolean.
+    public var policy: [String: String] = [:]
     /// A random id of this alert (a UUID, lowercase): the same in every action's delivery and in
     /// a redelivery after a crash (`id` in the JSON, `X-Vigil-Alert-Id` in HTTP and mail
     /// headers, `id` in syslog's structured data), so receivers can drop duplicates.
@@ -85,11 +88,17 @@ public struct Alert: Sendable {
     /// The time as ISO 8601 UTC with nanoseconds (Falco's `time`).
     public var time: String { Timestamp.iso8601(timeNs) }
 
-    /// One line of text: `TIME PRIORITY rule: output`, then ` (N identical alerts suppressed)`
-    /// and ` [action: enforced|failed: detail; ...]` when they apply.
+    /// One line of text: `TIME PRIORITY rule: output`, then ` (N identical alerts suppressed)`,
+    /// ` {policy key=value ...}` (a string value without its quotes) and
+    /// ` [action: enforced|failed: detail; ...]` when they apply.
     public var text: String {
         var line = "\(time) \(priority.rawValue) \(rule): \(output)"
         if suppressed > 0 { line += " (\(suppressed) identical alert\(suppressed == 1 ? "" : "s") suppressed)" }
+        if !policy.isEmpty {
+            line += " {policy " + policy.sorted { $0.key < $1.key }.map { key, json in
+                "\(key)=" + (json.hasPrefix("\"") ? (try? JSONDecoder().decode(String.self, from: Data(json.utf8))) ?? json : json)
+            }.joined(separator: " ") + "}"
+        }
         if !enforcement.isEmpty { line += " [" + enforcementSummary + "]" }
         return line
     }
@@ -124,6 +133,13 @@ public struct Alert: Sendable {
             out += "]"
         }
         if suppressed > 0 { out += ",\"suppressed\":\(suppressed)" }
+        if !policy.isEmpty {
+            out += ",\"policy\":{" + policy.sorted { $0.key < $1.key }.map { key, json in
+                var member = ""
+                JSONText.appendString(key, to: &member)
+                return member + ":" + json
+            }.joined(separator: ",") + "}"
+        }
         return out + ",\"id\":\"\(id)\"}"
     }
 

@@ -19,6 +19,13 @@ struct HTTPPoster: Sendable {
     /// POSTs `body` as JSON; a 2xx answer is success. Connection trouble, 408, 429 and 5xx
     /// are worth a retry; other statuses are not.
     func post(_ body: [UInt8], alertID: String? = nil) throws(ActionFailure) -> Int {
+        try exchange(body, alertID: alertID, keep: 512).status
+    }
+
+    /// POSTs `body` as JSON and returns a 2xx answer's status and body (at most `keep` bytes of
+    /// it: longer is a permanent failure when `keep` is more than 512, the policy stage's
+    /// decisions); failures as `post`'s.
+    func exchange(_ body: [UInt8], alertID: String? = nil, keep: Int) throws(ActionFailure) -> (status: Int, body: [UInt8]) {
         let trace = alertID == nil ? nil : AlertTrace.shared, traced = alertID ?? ""
         trace?.mark(traced, .sending)
         let socket = try Socket.tcp(endpoint.server, timeout: timeout)
@@ -37,7 +44,7 @@ struct HTTPPoster: Sendable {
         trace?.mark(traced, .written)
         var decoder = HTTPResponseDecoder()
         var status: Int?
-        var answer: [UInt8] = []
+        var answer: [UInt8] = [], total = 0
         while !decoder.isComplete {
             let bytes = try stream.receive()
             do {
@@ -45,8 +52,10 @@ struct HTTPPoster: Sendable {
                     switch part {
                     case .head(let h) where h.status >= 200: status = h.status
                     case .head: decoder = HTTPResponseDecoder()  // 1xx: the real answer follows
-                    case .body(let b) where answer.count < 512: answer += b
-                    case .body, .end: break
+                    case .body(let b):
+                        total += b.count
+                        if answer.count < max(keep, 512) { answer += b }
+                    case .end: break
                     }
                 }
             } catch {
@@ -60,7 +69,10 @@ struct HTTPPoster: Sendable {
             let message = "POST \(endpoint.hostHeader)\(endpoint.target): HTTP \(status)\(text.isEmpty ? "" : ": " + text)"
             throw ActionFailure(message: message, retryable: status >= 500 || status == 408 || status == 429)
         }
-        return status
+        if keep > 512, total > keep {
+            throw .permanent("POST \(endpoint.hostHeader)\(endpoint.target): the answer is longer than \(keep) bytes")
+        }
+        return (status, answer)
     }
 }
 

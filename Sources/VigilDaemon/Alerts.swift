@@ -90,7 +90,7 @@ public final class ActionsConsumer: AlertConsumer {
     }
 
     /// Per action: alerts sent, failed, dropped (full queue), skipped (below min_priority), and
-    /// the failures alone as `vigil_action_failures_total`.
+    /// the failures alone as `vigil_action_failures_total`; the policy stage's outcomes.
     public func writeMetrics(to text: inout String) {
         let stats = dispatcher.stats()
         text += "# HELP vigil_action_alerts_total Alerts per action and outcome.\n# TYPE vigil_action_alerts_total counter\n"
@@ -106,6 +106,13 @@ public final class ActionsConsumer: AlertConsumer {
         }
         text += "# HELP vigil_alerts_suppressed_total Identical alerts aggregated into an earlier one (dedup).\n"
         text += "# TYPE vigil_alerts_suppressed_total counter\nvigil_alerts_suppressed_total \(stats.suppressed)\n"
+        if let policy = stats.policy {
+            text += "# HELP vigil_policy_decisions_total Alerts through the policy stage, per outcome (failed_*: no decision, the failure mode decided).\n"
+            text += "# TYPE vigil_policy_decisions_total counter\n"
+            for (result, count) in [("allowed", policy.allowed), ("denied", policy.denied), ("failed_open", policy.failedOpen), ("failed_closed", policy.failedClosed)] {
+                text += "vigil_policy_decisions_total{result=\"\(result)\"} \(count)\n"
+            }
+        }
     }
 
     /// The dispatcher's counters (per action: sent, failed, dropped, ...; dedup).

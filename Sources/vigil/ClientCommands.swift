@@ -187,6 +187,12 @@ struct StatusCommand: ParsableCommand {
                 "\(action["name"] as? String ?? "") \(int(action, "sent")) sent, \(int(action, "failed")) failed, \(int(action, "dropped")) dropped"
             }
             lines.append("actions: " + (rows.isEmpty ? "none used yet" : rows.joined(separator: "; ")) + "; \(int(actions, "suppressed")) alerts aggregated")
+            if let policy = actions["policy"] as? [String: Any] {
+                lines.append("policy \(policy["url"] as? String ?? "") (failure: \(policy["failure"] as? String ?? "")): \(int(policy, "allowed")) allowed, "
+                    + "\(int(policy, "denied")) denied, \(int(policy, "failed_open")) failed open, \(int(policy, "failed_closed")) failed closed, \(int(policy, "queued")) waiting")
+                if let denied = policy["last_denied"] as? String { lines.append("  last denied: \(denied)") }
+                if let error = policy["last_error"] as? String { lines.append("  last error: \(error)") }
+            }
         }
         let integrity = status["integrity"] as? [String: Any] ?? [:]
         let findings = integrity["current"] as? [String] ?? []
