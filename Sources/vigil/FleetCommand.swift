@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import VigilActions
+import VigilRules
+
+/// `vigil fleet`: what the daemons of many hosts publish to NATS (the `nats` action).
+struct FleetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fleet", abstract: "Alerts of many hosts, through the NATS server their daemons publish to.",
+        subcommands: [Alerts.self])
+
+    /// `vigil fleet alerts`.
+    struct Alerts: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "alerts",
+            abstract: "Follow the alerts every host publishes (live, from now on): one line each, with the host.",
+            discussion: """
+            Subscribes to PREFIX.HOST.alerts.PRIORITY.> on the server (core NATS, so only what is \
+            published from now on; the JetStream stream keeps the history). Lines are \
+            TIME HOST PRIORITY RULE: OUTPUT, or the alerts' JSON with --json.
+            """)
+
+        @Option(help: "The NATS server: nats://host:port or tls://host:port.") var server = "nats://127.0.0.1:4222"
+        @Option(help: "Only this host's alerts (its name as the daemons publish it).") var host: String?
+        @Option(help: "Only alerts at least this severe (EMERGENCY ... DEBUG).") var priority: String?
+        @Option(help: "The subject prefix the daemons use (their subject_prefix).") var prefix = "vigil"
+        @Option(help: "User name (the password from --password-env).") var user: String?
+        @Option(help: "The environment variable holding the password.") var passwordEnv: String?
+        @Option(help: "The environment variable holding an auth token.") var tokenEnv: String?
+        @Option(help: "A PEM bundle of CAs trusted for a tls:// server.") var caFile: String?
+        @Flag(help: "Do not check the server's certificate.") var insecureSkipVerify = false
+        @Flag(help: "Print each alert's JSON.") var json = false
+
+        func validate() throws {
+            if let priority, Priority(parsing: priority) == nil {
+                throw ValidationError("unknown priority '\(priority)'; use one of \(Priority.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if user != nil, passwordEnv == nil { throw ValidationError("--user needs --password-env") }
+            if passwordEnv != nil, user == nil { throw ValidationError("--password-env needs --user") }
+            if tokenEnv != nil, user != nil { throw ValidationError("use --user or --token-env, not both") }
+        }
+
+        func run() throws {
+            let environment = ProcessInfo.processInfo.environment
+            func secret(_ name: String) throws -> String {
+                guard let value = environment[name], !value.isEmpty else { throw ValidationError("the environment variable \(name) is not set or empty") }
+                return value
+            }
+            var credentials: NATSCredentials?
+            if let user, let passwordEnv { credentials = .password(user: user, password: try secret(passwordEnv)) }
+            if let tokenEnv { credentials = .token(try secret(tokenEnv)) }
+            let subscriber: NATSAlertSubscriber
+            do {
+                subscriber = try NATSAlertSubscriber(
+                    url: server, prefix: prefix, host: host, minPriority: priority.flatMap(Priority.init(parsing:)),
+                    credentials: credentials, caFile: caFile, insecureSkipVerify: insecureSkipVerify)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            let out = FileHandle.standardOutput  // unbuffered: each line as it arrives
+            while let (subject, payload) = subscriber.next() {
+                if json {
+                    out.write(Data(payload + [0x0a]))
+                    continue
+                }
+                guard let alert = (try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any] else {
+                    out.write(Data("\(subject): \(String(decoding: payload.prefix(500), as: UTF8.self))\n".utf8))
+                    continue
+                }
+                let host = alert["hostname"] as? String ?? subject.split(separator: ".").dropFirst().first.map(String.init) ?? "?"
+                let line = "\(alert["time"] as? String ?? "") \(host) \(alert["priority"] as? String ?? "") \(alert["rule"] as? String ?? ""): \(alert["output"] as? String ?? "")"
+                out.write(Data((line + "\n").utf8))
+            }
+            FileHandle.standardError.write(Data("vigil fleet alerts: the connection to \(server) ended\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
