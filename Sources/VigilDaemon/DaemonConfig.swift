@@ -169,8 +169,11 @@ public struct DaemonConfig: Sendable, Equatable {
             case "rules_dir": config.rulesDirectory = try reader.path(value, key.name)
             case "state_dir": config.stateDirectory = try reader.path(value, key.name)
             case "hostname":
-                let name = try reader.string(value, key.name)
-                guard !name.isEmpty, name.count <= 255, name.allSatisfy({ !$0.isWhitespace && $0.asciiValue.map { $0 >= 0x21 && $0 < 0x7f } ?? false }) else {
+                guard let name = try reader.optionalString(value, key.name) else {
+                    config.hostname = nil
+                    continue
+                }
+                guard name.count <= 255, name.allSatisfy({ !$0.isWhitespace && $0.asciiValue.map { $0 >= 0x21 && $0 < 0x7f } ?? false }) else {
                     throw reader.error(value, "'hostname' must be 1-255 printable ASCII characters without spaces")
                 }
                 config.hostname = name
