@@ -20,14 +20,14 @@ struct FleetCommand: ParsableCommand {
             TIME HOST PRIORITY RULE: OUTPUT, or the alerts' JSON with --json.
             """)
 
-        @Option(help: "The NATS server: nats://host:port or tls://host:port.") var server = "nats://127.0.0.1:4222"
-        @Option(help: "Only this host's alerts (its name as the daemons publish it).") var host: String?
-        @Option(help: "Only alerts at least this severe (EMERGENCY ... DEBUG).") var priority: String?
+        @Option(help: ArgumentHelp("The NATS server: nats://host:port or tls://host:port.", valueName: "url")) var server = "nats://127.0.0.1:4222"
+        @Option(help: ArgumentHelp("Only this host's alerts (its name as the daemons publish it).", valueName: "name")) var host: String?
+        @Option(help: ArgumentHelp("Only alerts at least this severe (EMERGENCY ... DEBUG).", valueName: "priority")) var priority: String?
         @Option(help: "The subject prefix the daemons use (their subject_prefix).") var prefix = "vigil"
-        @Option(help: "User name (the password from --password-env).") var user: String?
-        @Option(help: "The environment variable holding the password.") var passwordEnv: String?
-        @Option(help: "The environment variable holding an auth token.") var tokenEnv: String?
-        @Option(help: "A PEM bundle of CAs trusted for a tls:// server.") var caFile: String?
+        @Option(help: ArgumentHelp("User name (the password from --password-env).", valueName: "name")) var user: String?
+        @Option(help: ArgumentHelp("The environment variable holding the password.", valueName: "variable")) var passwordEnv: String?
+        @Option(help: ArgumentHelp("The environment variable holding an auth token.", valueName: "variable")) var tokenEnv: String?
+        @Option(help: ArgumentHelp("A PEM bundle of CAs trusted for a tls:// server.", valueName: "file")) var caFile: String?
         @Flag(help: "Do not check the server's certificate.") var insecureSkipVerify = false
         @Flag(help: "Print each alert's JSON.") var json = false
 
