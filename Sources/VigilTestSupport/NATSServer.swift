@@ -13,14 +13,17 @@ public final class TestNATSServer {
     public let storeDirectory: String
     /// `--user`, `--pass` when started with them.
     public let credentials: (user: String, password: String)?
+    /// `--tls --tlscert --tlskey` when started with them (clients must then speak TLS).
+    public let tls: (certificate: String, key: String)?
     private var process: Process?
     private let log: String
 
     /// `nats://127.0.0.1:PORT`.
     public var url: String { "nats://127.0.0.1:\(port)" }
 
-    /// Starts `nats-server -js -a 127.0.0.1 -p PORT -sd DIR` (with `--user`/`--pass` when given).
-    public init(credentials: (user: String, password: String)? = nil) throws {
+    /// Starts `nats-server -js -a 127.0.0.1 -p PORT -sd DIR` (with `--user`/`--pass` and
+    /// `--tls --tlscert --tlskey` when given).
+    public init(credentials: (user: String, password: String)? = nil, tls: (certificate: String, key: String)? = nil) throws {
         let binary = "/usr/sbin/nats-server"
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw cannotRun("needs Debian's nats-server (scripts/setup.sh --test installs it)")
@@ -29,6 +32,7 @@ public final class TestNATSServer {
         storeDirectory = NSTemporaryDirectory() + "vigil-nats-\(UUID().uuidString.prefix(8))"
         log = storeDirectory + ".log"
         self.credentials = credentials
+        self.tls = tls
         try start()
     }
 
@@ -45,6 +49,7 @@ public final class TestNATSServer {
         started.executableURL = URL(fileURLWithPath: "/usr/sbin/nats-server")
         var arguments = ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDirectory, "-l", log]
         if let credentials { arguments += ["--user", credentials.user, "--pass", credentials.password] }
+        if let tls { arguments += ["--tls", "--tlscert", tls.certificate, "--tlskey", tls.key] }
         started.arguments = arguments
         started.standardInput = FileHandle.nullDevice
         started.standardOutput = FileHandle.nullDevice

@@ -210,6 +210,42 @@ final class NATSTests: XCTestCase {
                        ["vigil.test-host.alerts.warning.authenticated"])
         XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(10)))
     }
+
+    /// A server that requires TLS (a throw-away CA's certificate) and a password: a tls://
+    /// action trusting that CA (`ca_file`) publishes; one trusting the system store fails the
+    /// certificate check; a nats:// action is told to use tls://.
+    func testTLSWithAPrivateCAAndAPassword() throws {
+        let certificates = try TestCertificates()
+        let server = try TestNATSServer(credentials: (user: "vigil", password: "tls-\(UUID().uuidString.prefix(6))"),
+                                        tls: (certificates.certificateFile, certificates.keyFile))
+        let passwordFile = try temporaryDirectory() + "/password"
+        try (server.credentials?.password ?? "").write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        let secure = "tls://127.0.0.1:\(server.port)"
+        let dispatcher = try makeDispatcher("""
+        dedup: {window: 0}
+        named:
+          trusted: {type: nats, servers: ["\(secure)"], ca_file: \(certificates.caFile), username: vigil, password_file: \(passwordFile), spool: false, retries: 1, backoff: 0.05}
+          untrusted: {type: nats, servers: ["\(secure)"], username: vigil, password_file: \(passwordFile), spool: false, retries: 0}
+          plain: {type: nats, servers: ["\(server.url)"], spool: false, retries: 0}
+        """)
+        let alert = testAlert(rule: "Over TLS")
+        dispatcher.dispatch(alert, actions: ["trusted", "untrusted", "plain"])
+        waitUntil("all three done") {
+            let stats = dispatcher.stats()
+            return ["trusted", "untrusted", "plain"].allSatisfy { stats.of($0).sent + stats.of($0).failed == 1 }
+        }
+        let stats = dispatcher.stats()
+        XCTAssertEqual(stats.of("trusted").sent, 1, stats.of("trusted").lastError ?? "")
+        XCTAssertTrue(stats.of("trusted").transport?.contains("certificate verified against \(certificates.caFile)") ?? false,
+                      stats.of("trusted").transport ?? "no transport")
+        XCTAssertTrue(stats.of("untrusted").lastError?.contains("certificate verify failed") ?? false, stats.of("untrusted").lastError ?? "no error")
+        XCTAssertTrue(stats.of("plain").lastError?.contains("requires TLS") ?? false, stats.of("plain").lastError ?? "no error")
+        let tls = try TLSContext(TLSVerification(caFile: certificates.caFile, skipVerify: false))
+        let connection = try NATSConnection(try NATSServerURL(secure), tls: tls,
+                                            credentials: .password(user: "vigil", password: server.credentials?.password ?? ""), timeout: .seconds(10))
+        XCTAssertEqual(try connection.storedMessages("VIGIL").map(\.subject), ["vigil.test-host.alerts.warning.over-tls"])
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(10)))
+    }
 }
 
 /// What a subscriber received: subjects and parsed JSON.
