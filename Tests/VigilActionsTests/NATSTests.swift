@@ -6,13 +6,6 @@ import XCTest
 
 /// Issue 17 §6: the `nats` action against a real nats-server (Debian's 2.9.10) with JetStream.
 final class NATSTests: XCTestCase {
-    func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "vigil-nats-spool-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
-
     /// What the stream holds now, read over a connection of its own.
     func stored(_ server: TestNATSServer, stream: String = "VIGIL") throws -> [NATSConnection.StoredMessage] {
         let credentials = server.credentials.map { NATSCredentials.password(user: $0.user, password: $0.password) }

@@ -31,16 +31,14 @@ final class FleetNATSTests: XCTestCase {
             """))
         }
         for daemon in daemons {
-            let rule = daemon.directory + "/fleet-\(tag).yaml"
-            try """
+            let created = try daemon.createRules("""
             - rule: Fleet marker \(tag)
-              desc: the test's marker files were opened
+              desc: the test's marker files were opened, seen by every daemon
               condition: evt.type in (open, openat, openat2) and fd.name startswith /tmp/vigil-fleet-\(tag)-
               output: "fleet marker %fd.name opened by %proc.name"
               priority: ERROR
               actions: [bus]
-            """.write(toFile: rule, atomically: true, encoding: .utf8)
-            let created = try daemon.vigil(["create", rule])
+            """, name: "fleet-\(tag).yaml")
             XCTAssertEqual(created.status, 0, created.stderr)
         }
         func trigger(_ marker: String) throws {
