@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VigilActions
+import VigilEvents
 import VigilRules
 
 /// `vigil fleet`: what the daemons of many hosts publish to NATS (the `nats` action).
@@ -64,15 +65,26 @@ struct FleetCommand: ParsableCommand {
                     continue
                 }
                 guard let alert = (try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any] else {
-                    out.write(Data("\(subject): \(String(decoding: payload.prefix(500), as: UTF8.self))\n".utf8))
+                    out.write(Data((Self.terminalSafe("\(subject): \(String(decoding: payload.prefix(500), as: UTF8.self))") + "\n").utf8))
                     continue
                 }
                 let host = alert["hostname"] as? String ?? subject.split(separator: ".").dropFirst().first.map(String.init) ?? "?"
                 let line = "\(alert["time"] as? String ?? "") \(host) \(alert["priority"] as? String ?? "") \(alert["rule"] as? String ?? ""): \(alert["output"] as? String ?? "")"
-                out.write(Data((line + "\n").utf8))
+                out.write(Data((Self.terminalSafe(line) + "\n").utf8))
             }
             FileHandle.standardError.write(Data("vigil fleet alerts: the connection to \(server) ended\n".utf8))
             throw ExitCode(1)
+        }
+
+        /// Whoever may publish on the server chooses these bytes: a line with control, line
+        /// separator or bidi characters is escaped whole (`ByteString.escapedForTerminal`); Vigil's
+        /// own alert text never has them (it is escaped when rendered), so it prints as it is.
+        static func terminalSafe(_ line: String) -> String {
+            let unsafe = line.unicodeScalars.contains { scalar in
+                scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
+                    || (0x202a...0x202e).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value) || scalar.value == 0x200e || scalar.value == 0x200f
+            }
+            return unsafe ? ByteString(line).escapedForTerminal : line
         }
     }
 }
