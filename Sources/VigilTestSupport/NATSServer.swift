@@ -15,15 +15,17 @@ public final class TestNATSServer {
     public let credentials: (user: String, password: String)?
     /// `--tls --tlscert --tlskey` when started with them (clients must then speak TLS).
     public let tls: (certificate: String, key: String)?
+    /// `--auth` when started with a token.
+    public let token: String?
     private var process: Process?
     private let log: String
 
     /// `nats://127.0.0.1:PORT`.
     public var url: String { "nats://127.0.0.1:\(port)" }
 
-    /// Starts `nats-server -js -a 127.0.0.1 -p PORT -sd DIR` (with `--user`/`--pass` and
-    /// `--tls --tlscert --tlskey` when given).
-    public init(credentials: (user: String, password: String)? = nil, tls: (certificate: String, key: String)? = nil) throws {
+    /// Starts `nats-server -js -a 127.0.0.1 -p PORT -sd DIR` (with `--user`/`--pass`,
+    /// `--tls --tlscert --tlskey` and `--auth` when given).
+    public init(credentials: (user: String, password: String)? = nil, tls: (certificate: String, key: String)? = nil, token: String? = nil) throws {
         let binary = "/usr/sbin/nats-server"
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw cannotRun("needs Debian's nats-server (scripts/setup.sh --test installs it)")
@@ -33,6 +35,7 @@ public final class TestNATSServer {
         log = storeDirectory + ".log"
         self.credentials = credentials
         self.tls = tls
+        self.token = token
         try start()
     }
 
@@ -50,6 +53,7 @@ public final class TestNATSServer {
         var arguments = ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDirectory, "-l", log]
         if let credentials { arguments += ["--user", credentials.user, "--pass", credentials.password] }
         if let tls { arguments += ["--tls", "--tlscert", tls.certificate, "--tlskey", tls.key] }
+        if let token { arguments += ["--auth", token] }
         started.arguments = arguments
         started.standardInput = FileHandle.nullDevice
         started.standardOutput = FileHandle.nullDevice

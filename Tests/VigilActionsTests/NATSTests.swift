@@ -204,6 +204,51 @@ final class NATSTests: XCTestCase {
         XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(10)))
     }
 
+    /// A server started with --auth: `token_env` publishes, a wrong token is refused.
+    func testTokenAuthentication() throws {
+        let token = "tok-\(UUID().uuidString.prefix(8))"
+        let server = try TestNATSServer(token: token)
+        let good = "VIGIL_TEST_NATS_TOKEN_\(UUID().uuidString.prefix(6))", bad = good + "_BAD"
+        setenv(good, token, 1)
+        setenv(bad, "not-the-token", 1)
+        defer { unsetenv(good); unsetenv(bad) }
+        let dispatcher = try makeDispatcher("""
+        dedup: {window: 0}
+        named:
+          good: {type: nats, servers: ["\(server.url)"], token_env: \(good), spool: false, retries: 1, backoff: 0.05}
+          bad: {type: nats, servers: ["\(server.url)"], token_env: \(bad), spool: false, retries: 3, backoff: 0.05}
+        """)
+        dispatcher.dispatch(testAlert(rule: "Token"), actions: ["good", "bad"])
+        waitUntil("both done") {
+            let stats = dispatcher.stats()
+            return stats.of("good").sent + stats.of("good").failed == 1 && stats.of("bad").failed == 1
+        }
+        XCTAssertEqual(dispatcher.stats().of("good").sent, 1, dispatcher.stats().of("good").lastError ?? "")
+        XCTAssertTrue(dispatcher.stats().of("bad").lastError?.contains("Authorization Violation") ?? false, dispatcher.stats().of("bad").lastError ?? "no error")
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(10)))
+    }
+
+    /// The connection is kept between alerts; when the server restarted meanwhile, the publish
+    /// on the dead connection is tried once more on a fresh one (not a retry: retries 0).
+    func testAKeptConnectionThatDiedIsReplacedWithoutLosingTheAlert() throws {
+        let server = try TestNATSServer()
+        let dispatcher = try makeDispatcher("""
+        dedup: {window: 0}
+        named:
+          bus: {type: nats, servers: ["\(server.url)"], spool: false, retries: 0}
+        """)
+        dispatcher.dispatch(testAlert(rule: "First"), actions: ["bus"])
+        waitUntil("the first alert sent") { dispatcher.stats().of("bus").sent == 1 }
+        server.stop()
+        try server.start()
+        dispatcher.dispatch(testAlert(rule: "Second"), actions: ["bus"])
+        waitUntil("the second alert done") { dispatcher.stats().of("bus").sent + dispatcher.stats().of("bus").failed == 2 }
+        XCTAssertEqual(dispatcher.stats().of("bus").sent, 2, dispatcher.stats().of("bus").lastError ?? "")
+        XCTAssertEqual(dispatcher.stats().of("bus").retried, 0)
+        XCTAssertEqual(try stored(server).map(\.subject), ["vigil.test-host.alerts.warning.first", "vigil.test-host.alerts.warning.second"])
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(10)))
+    }
+
     /// A server that requires TLS (a throw-away CA's certificate) and a password: a tls://
     /// action trusting that CA (`ca_file`) publishes; one trusting the system store fails the
     /// certificate check; a nats:// action is told to use tls://.
