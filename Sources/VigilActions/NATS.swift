@@ -195,6 +195,9 @@ final class NATSConnection {
     /// Whether the server runs JetStream (INFO's `jetstream`).
     var jetStream: Bool { info["jetstream"] as? Bool ?? false }
 
+    /// The largest message (headers and payload) the server takes (INFO's `max_payload`).
+    var maxPayload: Int { info["max_payload"] as? Int ?? 1 << 20 }
+
     /// Sends raw protocol bytes.
     func send(_ bytes: [UInt8]) throws(ActionFailure) { try stream.send(bytes) }
 
@@ -346,6 +349,11 @@ final class NATSAction: SpooledHandler, @unchecked Sendable {
     private func publish(_ subject: String, _ body: [UInt8], id: String) throws(ActionFailure) -> String {
         do throws(ActionFailure) {
             let connection = try connected()
+            // A message over the server's limit makes it close the connection: retrying would
+            // hold every later alert behind this one for good.
+            guard body.count + 64 + id.utf8.count <= connection.maxPayload else {
+                throw ActionFailure.permanent("NATS \(connection.peer): the alert (\(body.count) bytes) is larger than the server's max_payload (\(connection.maxPayload))")
+            }
             let answer = try connection.request(subject, headers: [("Nats-Msg-Id", id)], payload: body)
             let ack = (try? JSONSerialization.jsonObject(with: Data(answer.payload))) as? [String: Any] ?? [:]
             if let error = ack["error"] as? [String: Any] {
@@ -397,6 +405,8 @@ final class NATSAction: SpooledHandler, @unchecked Sendable {
 public final class NATSAlertSubscriber: @unchecked Sendable {
     // One thread reads it (`next`); nothing else touches the connection.
     private let connection: NATSConnection
+    /// Alerts that arrived before the PONG that confirmed the subscriptions.
+    private var early: [(subject: String, json: [UInt8])] = []
 
     /// Connects to `url` and subscribes to `PREFIX.HOST.alerts.PRIORITY.>` for each priority at
     /// least `minPriority` (every priority when nil), HOST `*` when nil.
@@ -426,6 +436,7 @@ public final class NATSAlertSubscriber: @unchecked Sendable {
                 switch try connection.next() {
                 case .pong: return
                 case .err(let text): throw ActionFailure.permanent("NATS \(connection.peer): \(text)")
+                case .msg(let subject, _, _, _, let payload): early.append((subject, payload))
                 default: continue
                 }
             }
@@ -437,6 +448,7 @@ public final class NATSAlertSubscriber: @unchecked Sendable {
     /// Waits for the next alert and returns its subject and JSON; nil when the connection ended.
     /// A receive timeout sends a PING; two without an answer end the subscription.
     public func next() -> (subject: String, json: [UInt8])? {
+        if !early.isEmpty { return early.removeFirst() }
         var unanswered = 0
         while true {
             do {

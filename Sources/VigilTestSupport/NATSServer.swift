@@ -17,6 +17,8 @@ public final class TestNATSServer {
     public let tls: (certificate: String, key: String)?
     /// `--auth` when started with a token.
     public let token: String?
+    /// A configuration file's text (`-c`), for settings without a flag (`max_payload: 2048`).
+    public let configuration: String?
     private var process: Process?
     private let log: String
 
@@ -25,7 +27,8 @@ public final class TestNATSServer {
 
     /// Starts `nats-server -js -a 127.0.0.1 -p PORT -sd DIR` (with `--user`/`--pass`,
     /// `--tls --tlscert --tlskey` and `--auth` when given).
-    public init(credentials: (user: String, password: String)? = nil, tls: (certificate: String, key: String)? = nil, token: String? = nil) throws {
+    public init(credentials: (user: String, password: String)? = nil, tls: (certificate: String, key: String)? = nil, token: String? = nil,
+                configuration: String? = nil) throws {
         let binary = "/usr/sbin/nats-server"
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw cannotRun("needs Debian's nats-server (scripts/setup.sh --test installs it)")
@@ -36,6 +39,7 @@ public final class TestNATSServer {
         self.credentials = credentials
         self.tls = tls
         self.token = token
+        self.configuration = configuration
         try start()
     }
 
@@ -43,6 +47,7 @@ public final class TestNATSServer {
         stop()
         try? FileManager.default.removeItem(atPath: storeDirectory)
         try? FileManager.default.removeItem(atPath: log)
+        try? FileManager.default.removeItem(atPath: log + ".conf")
     }
 
     /// Starts the server (again) on the same port and store; returns once it accepts connections.
@@ -54,6 +59,10 @@ public final class TestNATSServer {
         if let credentials { arguments += ["--user", credentials.user, "--pass", credentials.password] }
         if let tls { arguments += ["--tls", "--tlscert", tls.certificate, "--tlskey", tls.key] }
         if let token { arguments += ["--auth", token] }
+        if let configuration {
+            try configuration.write(toFile: log + ".conf", atomically: true, encoding: .utf8)
+            arguments += ["-c", log + ".conf"]
+        }
         started.arguments = arguments
         started.standardInput = FileHandle.nullDevice
         started.standardOutput = FileHandle.nullDevice

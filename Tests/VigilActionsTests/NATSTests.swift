@@ -249,6 +249,30 @@ final class NATSTests: XCTestCase {
         XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(10)))
     }
 
+    /// An alert larger than the server's max_payload is refused for good (the server would
+    /// close the connection at every try), so the spooled alerts behind it still go out.
+    func testAnAlertOverTheServersMaxPayloadDoesNotHoldTheSpool() throws {
+        let server = try TestNATSServer(configuration: "max_payload: 4096\n")
+        let spool = try temporaryDirectory()
+        var config = try ActionsConfig.decodeYAML("""
+        dedup: {window: 0}
+        named:
+          bus: {type: nats, servers: ["\(server.url)"], backoff: 0.05, max_backoff: 0.2, timeout: 2}
+        """)
+        config.spoolDirectory = spool
+        let dispatcher = try ActionDispatcher(config: config)
+        dispatcher.dispatch(testAlert(rule: "Too large", output: String(repeating: "x", count: 8000)), actions: ["bus"])
+        let small = testAlert(rule: "Small")
+        dispatcher.dispatch(small, actions: ["bus"])
+        waitUntil("both done") { dispatcher.stats().of("bus").sent + dispatcher.stats().of("bus").failed == 2 }
+        let stats = dispatcher.stats().of("bus")
+        XCTAssertEqual(stats.sent, 1)
+        XCTAssertEqual(stats.failed, 1)
+        XCTAssertTrue(stats.lastError?.contains("max_payload (4096)") ?? false, stats.lastError ?? "no error")
+        XCTAssertEqual(try stored(server).map(\.subject), ["vigil.test-host.alerts.warning.small"])
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(10)))
+    }
+
     /// A server that requires TLS (a throw-away CA's certificate) and a password: a tls://
     /// action trusting that CA (`ca_file`) publishes; one trusting the system store fails the
     /// certificate check; a nats:// action is told to use tls://.
