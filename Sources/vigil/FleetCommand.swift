@@ -50,30 +50,43 @@ struct FleetCommand: ParsableCommand {
             var credentials: NATSCredentials?
             if let user, let passwordEnv { credentials = .password(user: user, password: try secret(passwordEnv)) }
             if let tokenEnv { credentials = .token(try secret(tokenEnv)) }
-            let subscriber: NATSAlertSubscriber
-            do {
-                subscriber = try NATSAlertSubscriber(
+            func subscribe() throws -> NATSAlertSubscriber {
+                try NATSAlertSubscriber(
                     url: server, prefix: prefix, host: host, minPriority: priority.flatMap(Priority.init(parsing:)),
                     credentials: credentials, caFile: caFile, insecureSkipVerify: insecureSkipVerify)
-            } catch {
-                throw ValidationError("\(error)")
             }
+            // The first connection's failure is the user's to fix (address, credentials, TLS);
+            // once it worked, a lost connection is tried again every second, said on stderr.
+            var subscriber: NATSAlertSubscriber
+            do { subscriber = try subscribe() } catch { throw ValidationError("\(error)") }
             let out = FileHandle.standardOutput  // unbuffered: each line as it arrives
-            while let (subject, payload) = subscriber.next() {
-                if json {
-                    out.write(Data(payload + [0x0a]))
-                    continue
+            while true {
+                while let (subject, payload) = subscriber.next() { write(subject, payload, to: out) }
+                FileHandle.standardError.write(Data("vigil fleet alerts: the connection to \(server) ended; reconnecting\n".utf8))
+                while true {
+                    Thread.sleep(forTimeInterval: 1)
+                    if let again = try? subscribe() {
+                        subscriber = again
+                        FileHandle.standardError.write(Data("vigil fleet alerts: subscribed again (alerts published meanwhile are in the stream, not here)\n".utf8))
+                        break
+                    }
                 }
-                guard let alert = (try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any] else {
-                    out.write(Data((Self.terminalSafe("\(subject): \(String(decoding: payload.prefix(500), as: UTF8.self))") + "\n").utf8))
-                    continue
-                }
-                let host = alert["hostname"] as? String ?? subject.split(separator: ".").dropFirst().first.map(String.init) ?? "?"
-                let line = "\(alert["time"] as? String ?? "") \(host) \(alert["priority"] as? String ?? "") \(alert["rule"] as? String ?? ""): \(alert["output"] as? String ?? "")"
-                out.write(Data((Self.terminalSafe(line) + "\n").utf8))
             }
-            FileHandle.standardError.write(Data("vigil fleet alerts: the connection to \(server) ended\n".utf8))
-            throw ExitCode(1)
+        }
+
+        /// One alert: its JSON (`--json`), or `TIME HOST PRIORITY RULE: OUTPUT`.
+        func write(_ subject: String, _ payload: [UInt8], to out: FileHandle) {
+            if json {
+                out.write(Data(payload + [0x0a]))
+                return
+            }
+            guard let alert = (try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any] else {
+                out.write(Data((Self.terminalSafe("\(subject): \(String(decoding: payload.prefix(500), as: UTF8.self))") + "\n").utf8))
+                return
+            }
+            let host = alert["hostname"] as? String ?? subject.split(separator: ".").dropFirst().first.map(String.init) ?? "?"
+            let line = "\(alert["time"] as? String ?? "") \(host) \(alert["priority"] as? String ?? "") \(alert["rule"] as? String ?? ""): \(alert["output"] as? String ?? "")"
+            out.write(Data((Self.terminalSafe(line) + "\n").utf8))
         }
 
         /// Whoever may publish on the server chooses these bytes: a line with control, line

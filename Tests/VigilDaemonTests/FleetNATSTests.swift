@@ -88,6 +88,17 @@ final class FleetNATSTests: XCTestCase {
         for daemon in daemons {
             XCTAssertTrue(try daemon.request("GET", "/v1/status").body.contains("\"spooled\":0"), daemon.diagnostics)
         }
+
+        // `vigil fleet alerts` outlived the outage: it subscribed again and shows new alerts.
+        var after = 0
+        let again = waitUntil(seconds: 60) {
+            after += 1
+            try? trigger("after-\(after)")
+            let seen = fleet.objects.filter { (markerFile($0) ?? "").contains("-after-") }
+            return hosts.allSatisfy { host in seen.contains { ($0["hostname"] as? String) == host } } || !fleet.process.isRunning
+        }
+        XCTAssertTrue(again && fleet.process.isRunning, "after the outage: \(fleet.stderr)")
+        XCTAssertTrue(fleet.stderr.contains("reconnecting"), fleet.stderr)
         fleet.stop()
     }
 }
