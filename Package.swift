@@ -150,7 +150,7 @@ let package = Package(
         // The daemon as a child process, driven by the CLI, curl and the OpenAPI document.
         .testTarget(
             name: "VigilDaemonTests",
-            dependencies: ["vigil", "VigilDaemon", "VigilFIM", "VigilRules", "VigilTestSupport", .product(name: "Yams", package: "Yams"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["vigil", "VigilDaemon", "VigilActions", "VigilFIM", "VigilRules", "VigilTestSupport", .product(name: "Yams", package: "Yams"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilEvents", "CVigilABI"]),
         // Profiles from recordings (pure), and recording, applying and verifying real containers.

@@ -3,6 +3,7 @@
 #   scripts/setup.sh          build + run: libbpf, libssl (the actions' TLS), bpftool; tracefs and bpffs mounted
 #   scripts/setup.sh --test   also what the tests use: qemu + Debian's 6.1/6.12 kernels, Docker,
 #                             aiosmtpd (the SMTP server the email action is tested against),
+#                             nats-server (the JetStream server the nats action and `vigil fleet` are tested against),
 #                             openssl (the CLI that makes the TLS tests' throw-away CA),
 #                             curl and setpriv (the daemon tests' API client and non-root peer)
 #                             btrfs-progs (a hard link on btrfs), gdb (closes a link fd in the daemon: tamper tests),
@@ -17,7 +18,7 @@ mode=${1:-run}
 
 need=(libbpf-dev libssl-dev ca-certificates bpftool pkg-config make)
 case $mode in
-  --test) need+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd linux-image-amd64 linux-image-6.12-amd64 docker.io criu aide python3-aiosmtpd python3-pip openssl curl util-linux btrfs-progs gdb socat gcc) ;;
+  --test) need+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd linux-image-amd64 linux-image-6.12-amd64 docker.io criu aide python3-aiosmtpd python3-pip nats-server openssl curl util-linux btrfs-progs gdb socat gcc) ;;
   --image) need+=(docker.io) ;;
   --bench) need+=(bpftrace libbpf-tools hyperfine curl linux-perf strace) ;;
   run) ;;

@@ -1,3 +1,4 @@
+import Foundation
 import Dispatch
 import Logging
 import Synchronization
@@ -151,6 +152,7 @@ public final class ActionDispatcher: Sendable {
     /// Never blocks on delivery: the cost is a dedup lookup and one enqueue per action.
     public func dispatch(_ alert: Alert, actions: [String]) {
         var alert = alert
+        if let hostname = config.hostname { alert.hostname = hostname }
         var seen = Set<String>()
         let names = (actions.isEmpty ? config.defaultActions : actions).filter { seen.insert($0).inserted }
         var enforcement: [String] = [], notify: [String] = []
@@ -343,7 +345,7 @@ public final class ActionDispatcher: Sendable {
         _ definition: ActionDefinition, _ parse: (String, () throws(AddressError) -> TLSContext) throws(ActionConfigError) -> TLSContext
     ) throws(ActionConfigError) -> TLSContext {
         let verification = TLSVerification(caFile: definition.caFile, skipVerify: definition.insecureSkipVerify ?? false)
-        let key = definition.caFile != nil ? "ca_file" : definition.kind == .email ? "tls" : "url"
+        let key = definition.caFile != nil ? "ca_file" : definition.kind == .email ? "tls" : definition.kind == .nats ? "servers" : "url"
         return try parse(key) { () throws(AddressError) in try TLSContext(verification) }
     }
 
@@ -388,6 +390,25 @@ public final class ActionDispatcher: Sendable {
                 mode: mode, tls: try definition.usesTLS ? tlsContext(definition, parse) : nil, credentials: credentials)
             return EmailAction(
                 client: client, from: definition.from ?? "", to: definition.to ?? [], subject: definition.subject ?? "[vigil] {priority} {rule}")
+        case .nats:
+            let servers = try parse("servers") { () throws(AddressError) -> [NATSServerURL] in
+                var parsed: [NATSServerURL] = []
+                for server in definition.servers ?? [] { parsed.append(try NATSServerURL(server)) }
+                return parsed
+            }
+            var credentials: NATSCredentials?
+            if let password = try definition.readPassword({ "named.\(name).\($0)" }) {
+                credentials = .password(user: definition.username ?? "", password: password)
+            } else if let tokenEnv = definition.tokenEnv {
+                guard let token = ProcessInfo.processInfo.environment[tokenEnv], !token.isEmpty else {
+                    throw ActionConfigError(path: "named.\(name).token_env", message: "the environment variable \(tokenEnv) is not set or empty")
+                }
+                credentials = .token(token)
+            }
+            return NATSAction(
+                servers: servers, stream: definition.stream ?? "VIGIL", prefix: definition.subjectPrefix ?? "vigil",
+                credentials: credentials, tls: try definition.usesTLS ? tlsContext(definition, parse) : nil, timeout: timeout,
+                duplicateWindow: definition.duplicateWindow ?? 3600)
         case .exec:
             return ExecAction(argv: definition.argv ?? [], env: definition.env ?? [:], timeout: .seconds(fraction: definition.timeout ?? 30))
         case .kill: return KillAction()

@@ -34,6 +34,8 @@ public enum ActionKind: String, Sendable, Codable, CaseIterable {
     case containerKill = "container_kill"
     /// `docker checkpoint create` of the event's container (CRIU), to restore it elsewhere.
     case containerCheckpoint = "container_checkpoint"
+    /// Publish to NATS JetStream (`PREFIX.HOST.alerts.PRIORITY.RULE`, `Nats-Msg-Id` the alert's id).
+    case nats
 
     /// Kinds that act on the system rather than report: they run before the reporting actions,
     /// their results go into the alert's `enforcement`, and their alerts are never aggregated.
@@ -45,7 +47,7 @@ public enum ActionKind: String, Sendable, Codable, CaseIterable {
     }
 
     /// Kinds that send over a network and retry with backoff (syslog only over TCP).
-    var isNetwork: Bool { [.webhook, .slack, .email, .syslog].contains(self) }
+    var isNetwork: Bool { [.webhook, .slack, .email, .syslog, .nats].contains(self) }
 
     /// Kinds usable by name without any configuration.
     public static let builtIns: [ActionKind] = [.stdout, .log, .kill, .containerPause, .containerUnpause, .containerStop, .containerKill, .containerCheckpoint]
@@ -60,6 +62,7 @@ public enum ActionKind: String, Sendable, Codable, CaseIterable {
         case .webhook, .slack: ["url", "headers", "ca_file", "insecure_skip_verify"]
         case .email: ["server", "from", "to", "subject", "helo", "tls", "username", "password_env", "password_file", "ca_file", "insecure_skip_verify"]
         case .exec: ["argv", "env"]
+        case .nats: ["servers", "stream", "subject_prefix", "duplicate_window", "username", "password_env", "password_file", "token_env", "ca_file", "insecure_skip_verify"]
         case .kill: []
         case .containerPause, .containerUnpause, .containerKill: ["docker_socket"]
         case .containerStop: ["docker_socket", "grace"]
@@ -75,6 +78,7 @@ public enum ActionKind: String, Sendable, Codable, CaseIterable {
         case .webhook, .slack: ["url"]
         case .email: ["server", "from", "to"]
         case .exec: ["argv"]
+        case .nats: ["servers"]
         default: []
         }
     }
@@ -195,6 +199,16 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
     public var argv: [String]?
     /// exec: extra environment variables.
     public var env: [String: String]?
+    /// nats: the servers, `nats://host:port` or `tls://host:port`, tried in turn.
+    public var servers: [String]?
+    /// nats: the JetStream stream (default `VIGIL`), created with subjects `PREFIX.>` when missing.
+    public var stream: String?
+    /// nats: the first subject tokens (default `vigil`).
+    public var subjectPrefix: String?
+    /// nats: seconds within which the stream drops a resent alert (its `Nats-Msg-Id`); default 3600.
+    public var duplicateWindow: Double?
+    /// nats: the environment variable holding an auth token (instead of username and password).
+    public var tokenEnv: String?
     /// container_*: the Docker Engine socket.
     public var dockerSocket: String?
     /// container_stop: seconds between SIGTERM and SIGKILL.
@@ -215,6 +229,7 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         case appName = "app_name", url, headers, server, from, to, subject, helo, argv, env
         case dockerSocket = "docker_socket", grace, directory, leaveRunning = "leave_running", tls, username, passwordEnv = "password_env"
         case passwordFile = "password_file", caFile = "ca_file", insecureSkipVerify = "insecure_skip_verify"
+        case servers, stream, subjectPrefix = "subject_prefix", duplicateWindow = "duplicate_window", tokenEnv = "token_env"
     }
 
     /// The keys every kind accepts.
@@ -273,6 +288,11 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
         caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
         insecureSkipVerify = try c.decodeIfPresent(Bool.self, forKey: .insecureSkipVerify)
+        servers = try c.decodeIfPresent([String].self, forKey: .servers)
+        stream = try c.decodeIfPresent(String.self, forKey: .stream)
+        subjectPrefix = try c.decodeIfPresent(String.self, forKey: .subjectPrefix)
+        duplicateWindow = try c.decodeIfPresent(Double.self, forKey: .duplicateWindow)
+        tokenEnv = try c.decodeIfPresent(String.self, forKey: .tokenEnv)
         let present = Set(c.allKeys.map(\.stringValue))
         for key in kind.requiredKeys where !present.contains(key) {
             throw DecodingError.keyNotFound(
@@ -326,7 +346,41 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         for key in (env ?? [:]).keys where key.isEmpty || key.contains("=") {
             throw ActionConfigError(path: at("env"), message: "'\(key)' is not an environment variable name")
         }
+        try validateNATS(at)
         try validateTLS(at)
+    }
+
+    /// nats: the servers, stream name, prefix, window and token.
+    private func validateNATS(_ at: (String) -> String) throws(ActionConfigError) {
+        if let servers {
+            if servers.isEmpty { throw ActionConfigError(path: at("servers"), message: "needs at least one server") }
+            for server in servers {
+                do { _ = try NATSServerURL(server) } catch { throw ActionConfigError(path: at("servers"), message: error.message) }
+            }
+        }
+        if let stream, stream.isEmpty || stream.contains(where: { $0 == "." || $0 == "*" || $0 == ">" || $0 == " " || $0 == "/" || $0 == "\\" }) {
+            throw ActionConfigError(path: at("stream"), message: "'\(stream)' is not a stream name (no '.', '*', '>', '/', '\\' or spaces)")
+        }
+        if let subjectPrefix, !NATSSubject.isValidPrefix(subjectPrefix) {
+            throw ActionConfigError(path: at("subject_prefix"), message: "'\(subjectPrefix)' is not subject tokens (a.b, no wildcards or spaces)")
+        }
+        if let duplicateWindow, !(duplicateWindow > 0) {
+            throw ActionConfigError(path: at("duplicate_window"), message: "must be a positive number of seconds")
+        }
+        if let tokenEnv {
+            if tokenEnv.isEmpty || tokenEnv.contains("=") {
+                throw ActionConfigError(path: at("token_env"), message: "'\(tokenEnv)' is not an environment variable name")
+            }
+            if username != nil { throw ActionConfigError(path: at("token_env"), message: "set token_env or username, not both") }
+            if !usesTLS && !natsServersAreLoopback {
+                throw ActionConfigError(path: at("token_env"), message: "refusing to send a token over plain text to a remote server; use tls:// servers")
+            }
+        }
+    }
+
+    /// nats: every server is on the loopback interface (credentials may go there in clear text).
+    var natsServersAreLoopback: Bool {
+        (servers ?? []).allSatisfy { ["127.0.0.1", "localhost", "::1"].contains((try? NATSServerURL($0))?.server.host ?? "") }
     }
 
     /// The email action's TLS mode: `tls`, else `starttls` when credentials are set, else `none`.
@@ -337,6 +391,7 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         switch kind {
         case .webhook, .slack: url.map { (try? HTTPEndpoint($0))?.secure ?? false } ?? false
         case .email: smtpTLSMode != .none
+        case .nats: (servers ?? []).contains { (try? NATSServerURL($0))?.tls ?? false }
         default: false
         }
     }
@@ -344,7 +399,11 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
     /// The TLS and credential keys: only where TLS is spoken, never credentials without TLS.
     private func validateTLS(_ at: (String) -> String) throws(ActionConfigError) {
         if !usesTLS {
-            let why = kind == .email ? "only applies with tls: starttls or implicit" : "only applies to an https:// url"
+            let why = switch kind {
+            case .email: "only applies with tls: starttls or implicit"
+            case .nats: "only applies to tls:// servers"
+            default: "only applies to an https:// url"
+            }
             if caFile != nil { throw ActionConfigError(path: at("ca_file"), message: why) }
             if insecureSkipVerify != nil { throw ActionConfigError(path: at("insecure_skip_verify"), message: why) }
         }
@@ -373,7 +432,11 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         if passwordEnv == nil && passwordFile == nil {
             throw ActionConfigError(path: at("username"), message: "needs password_env or password_file (a password is never written in the config)")
         }
-        if smtpTLSMode == .none {
+        if kind == .nats {
+            if !usesTLS && !natsServersAreLoopback {
+                throw ActionConfigError(path: at("username"), message: "refusing to send credentials (username) over plain text to a remote server; use tls:// servers")
+            }
+        } else if smtpTLSMode == .none {
             throw ActionConfigError(path: at("tls"), message: "refusing to send credentials (username) over plain text; use tls: starttls or implicit")
         }
     }
@@ -420,6 +483,9 @@ public struct ActionsConfig: Sendable, Equatable, Codable {
     /// spool (alerts wait in memory only). Not a key of the section: the daemon sets it to
     /// `state_dir`/spool (default /var/lib/vigil/spool).
     public var spoolDirectory: String?
+    /// The host name alerts carry (`hostname` in JSON, the NATS subject's host); nil: this
+    /// machine's (`gethostname`). Not a key of the section: the daemon's top-level `hostname`.
+    public var hostname: String?
     /// Most MiB of alerts one action's spool holds (`spool_max_mib`).
     public var spoolMaxMiB: Int = 16
     /// Actions defined here, by name (`named`). A name of a built-in replaces it (same `type` only).

@@ -54,6 +54,11 @@ public struct DaemonConfig: Sendable, Equatable {
     public var stateDirectory: String {
         didSet { actions.spoolDirectory = stateDirectory + "/spool" }
     }
+    /// The host name alerts carry (`hostname`: their JSON's `hostname`, the NATS subject's
+    /// host); nil: this machine's (`gethostname`). For hosts that share a name, or containers.
+    public var hostname: String? {
+        didSet { actions.hostname = hostname }
+    }
     /// Whether the embedded default ruleset runs (`default_rules`).
     public var defaultRules = true
     /// Size of the sensors' shared ring in MiB, a power of two (`ring_mib`). Its data pages are
@@ -163,6 +168,15 @@ public struct DaemonConfig: Sendable, Equatable {
             case "socket_group": config.socketGroup = try reader.optionalString(value, key.name)
             case "rules_dir": config.rulesDirectory = try reader.path(value, key.name)
             case "state_dir": config.stateDirectory = try reader.path(value, key.name)
+            case "hostname":
+                guard let name = try reader.optionalString(value, key.name) else {
+                    config.hostname = nil
+                    continue
+                }
+                guard name.count <= 255, name.allSatisfy({ !$0.isWhitespace && $0.asciiValue.map { $0 >= 0x21 && $0 < 0x7f } ?? false }) else {
+                    throw reader.error(value, "'hostname' must be 1-255 printable ASCII characters without spaces")
+                }
+                config.hostname = name
             case "default_rules": config.defaultRules = try reader.bool(value, key.name)
             case "kernel_pushdown": config.kernelPushdown = try reader.bool(value, key.name)
             case "ring_mib":
@@ -232,6 +246,7 @@ public struct DaemonConfig: Sendable, Equatable {
             case "actions":
                 config.actions = try reader.actions(value)
                 config.actions.spoolDirectory = config.stateDirectory + "/spool"
+                config.actions.hostname = config.hostname
             default:
                 throw reader.error(key.node, "unknown key '\(key.name)' (docs/config.md lists them)")
             }

@@ -178,6 +178,15 @@ public final class TestDaemon {
         try runCapturing(Self.binary, arguments + ["--socket", socket])
     }
 
+    /// Writes `yaml` (Falco-style rules) to `name` in this daemon's directory and loads it
+    /// with `vigil create`; the CLI's result.
+    @discardableResult
+    public func createRules(_ yaml: String, name: String) throws -> ProgramResult {
+        let file = directory + "/" + name
+        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+        return try vigil(["create", file])
+    }
+
     /// A raw request with curl: the status and the body.
     public func request(_ method: String, _ target: String, body: String? = nil, asUser user: String? = nil,
                         extraCurlArguments: [String] = []) throws -> (status: Int, body: String) {

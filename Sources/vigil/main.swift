@@ -12,7 +12,7 @@ struct Vigil: ParsableCommand {
         version: version,
         subcommands: [
             Probe.self, Trace.self, DaemonCommand.self, CreateCommand.self, ListCommand.self, RemoveCommand.self,
-            StatusCommand.self, EventsCommand.self, AlertsCommand.self, Rules.self, Containers.self, SeccompCommand.self, FieldsCommand.self, Flows.self, Version.self,
+            StatusCommand.self, EventsCommand.self, AlertsCommand.self, Rules.self, Containers.self, SeccompCommand.self, FieldsCommand.self, Flows.self, FleetCommand.self, Version.self,
         ]
     )
 }

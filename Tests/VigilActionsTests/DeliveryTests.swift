@@ -7,13 +7,6 @@ import XCTest
 
 /// The reporting actions against real receivers started by each test.
 final class DeliveryTests: XCTestCase {
-    private func temporaryDirectory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-actions-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
-
     func testWebhookPostsFalcoJSONWithCustomHeaders() throws {
         let server = try TestHTTPServer()
         let dispatcher = try makeDispatcher("""
@@ -98,7 +91,7 @@ final class DeliveryTests: XCTestCase {
     }
 
     func testIdenticalAlertsWithinTheWindowAreSentOnceThenCarryTheirCount() throws {
-        let directory = try temporaryDirectory()
+        let directory = try temporaryDirectory(prefix: "vigil-actions")
         let dispatcher = try makeDispatcher("""
         dedup: {window: 10}
         named: {out: {type: file, path: \(directory)/alerts.jsonl}}
@@ -122,7 +115,7 @@ final class DeliveryTests: XCTestCase {
     }
 
     func testDedupOnConfiguredFields() throws {
-        let directory = try temporaryDirectory()
+        let directory = try temporaryDirectory(prefix: "vigil-actions")
         let dispatcher = try makeDispatcher("""
         dedup: {window: 60, fields: [proc.name]}
         named: {out: {type: file, path: \(directory)/alerts.jsonl}}
@@ -136,7 +129,7 @@ final class DeliveryTests: XCTestCase {
     }
 
     func testFileRotatesBySizeKeepingNFiles() throws {
-        let directory = try temporaryDirectory()
+        let directory = try temporaryDirectory(prefix: "vigil-actions")
         let path = "\(directory)/alerts.jsonl"
         let dispatcher = try makeDispatcher("named: {out: {type: file, path: \(path), max_size: 1024, keep: 2}}")
         let alerts = (1...5).map { testAlert(output: "alert number \($0)") }
@@ -159,7 +152,7 @@ final class DeliveryTests: XCTestCase {
     }
 
     func testFileInADirectoryThatDoesNotExistYetIsCreatedWithItsParents() throws {
-        let directory = try temporaryDirectory()
+        let directory = try temporaryDirectory(prefix: "vigil-actions")
         let path = "\(directory)/var/log/vigil/alerts.jsonl"
         let dispatcher = try makeDispatcher("named: {out: {type: file, path: \(path)}}")
         dispatcher.dispatch(testAlert(output: "first"), actions: ["out"])
@@ -173,7 +166,7 @@ final class DeliveryTests: XCTestCase {
     }
 
     func testFileMovedAwayByLogrotateIsReopened() throws {
-        let directory = try temporaryDirectory()
+        let directory = try temporaryDirectory(prefix: "vigil-actions")
         let path = "\(directory)/alerts.jsonl"
         let dispatcher = try makeDispatcher("named: {out: {type: file, path: \(path)}}")
         dispatcher.dispatch(testAlert(output: "before"), actions: ["out"])
@@ -285,7 +278,7 @@ final class DeliveryTests: XCTestCase {
     }
 
     func testExecGetsTheAlertOnStdinAndInTheEnvironment() throws {
-        let directory = try temporaryDirectory()
+        let directory = try temporaryDirectory(prefix: "vigil-actions")
         let dispatcher = try makeDispatcher("""
         named:
           hook:
@@ -311,7 +304,7 @@ final class DeliveryTests: XCTestCase {
     }
 
     func testExecIsKilledAtItsTimeoutAndAFailingExitIsCounted() throws {
-        let directory = try temporaryDirectory()
+        let directory = try temporaryDirectory(prefix: "vigil-actions")
         let dispatcher = try makeDispatcher("""
         named:
           slow: {type: exec, argv: [/bin/sh, -c, 'echo started; sleep 30 & echo $! > \(directory)/child; wait'], timeout: 0.5}
@@ -333,7 +326,7 @@ final class DeliveryTests: XCTestCase {
     }
 
     func testMinPrioritySkipsLessSevereAlerts() throws {
-        let directory = try temporaryDirectory()
+        let directory = try temporaryDirectory(prefix: "vigil-actions")
         let dispatcher = try makeDispatcher("named: {out: {type: file, path: \(directory)/a.jsonl, min_priority: error}}")
         dispatcher.dispatch(testAlert(output: "mild", priority: .warning), actions: ["out"])
         dispatcher.dispatch(testAlert(output: "severe", priority: .critical), actions: ["out"])
@@ -343,7 +336,7 @@ final class DeliveryTests: XCTestCase {
     }
 
     func testRulesWithoutActionsUseTheDefaultActions() throws {
-        let directory = try temporaryDirectory()
+        let directory = try temporaryDirectory(prefix: "vigil-actions")
         let dispatcher = try makeDispatcher("""
         default_actions: [out]
         named: {out: {type: file, path: \(directory)/a.jsonl}}
@@ -354,7 +347,7 @@ final class DeliveryTests: XCTestCase {
     }
 
     func testAfterShutdownAlertsAreCountedDropped() throws {
-        let directory = try temporaryDirectory()
+        let directory = try temporaryDirectory(prefix: "vigil-actions")
         let dispatcher = try makeDispatcher("named: {out: {type: file, path: \(directory)/a.jsonl}}")
         dispatcher.dispatch(testAlert(), actions: ["out"])
         XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))

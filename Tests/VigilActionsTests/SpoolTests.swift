@@ -4,13 +4,6 @@ import XCTest
 
 /// The spool's bounds and recovery, with a receiver that is down (a port nothing listens on).
 final class SpoolTests: XCTestCase {
-    func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "vigil-spool-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return path
-    }
-
     func testADownReceiverFillsTheSpoolToItsBoundAndTheRestIsDroppedAndCounted() throws {
         let directory = try temporaryDirectory()
         let port = try TestSMTPServer.freePort()

@@ -20,6 +20,16 @@ func waitUntil(_ what: String, seconds: Double = 30, file: StaticString = #fileP
     }
 }
 
+extension XCTestCase {
+    /// A new directory under the temporary directory, removed when the test ends.
+    func temporaryDirectory(prefix: String = "vigil-spool") throws -> String {
+        let path = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+}
+
 /// An exec event of `comm` (pid `pid`, on the host unless `container` says otherwise).
 func testEvent(pid: UInt32 = 4242, comm: String = "nc", timeNs: UInt64 = 1_780_000_000_000_000_000,
                bootTimeNs: UInt64 = 0, container: ContainerContext = .host) -> Event {

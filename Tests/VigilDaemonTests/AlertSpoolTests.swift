@@ -80,16 +80,14 @@ final class AlertSpoolTests: XCTestCase {
         """)
         let spool = daemon.directory + "/state/spool/hook"
         let output = daemon.directory + "/received.jsonl"
-        let rule = daemon.directory + "/spool-\(tag).yaml"
-        try """
+        let created = try daemon.createRules("""
         - rule: Spool marker \(tag)
           desc: the test's marker files were opened
           condition: evt.type in (open, openat, openat2) and fd.name startswith /tmp/vigil-spool-\(tag)-
           output: "spool marker %fd.name opened by %proc.name"
           priority: WARNING
           actions: [hook]
-        """.write(toFile: rule, atomically: true, encoding: .utf8)
-        let created = try daemon.vigil(["create", rule])
+        """, name: "spool-\(tag).yaml")
         XCTAssertEqual(created.status, 0, created.stderr)
 
         // The receiver is down: every alert waits in the spool.

@@ -70,7 +70,19 @@ final class ConfigAndStoreTests: XCTestCase {
             .filter { !$0.hasPrefix("#") && !$0.hasPrefix(" ") && $0.contains(":") }.map { String($0.prefix { $0 != ":" }) }
         XCTAssertEqual(Set(keys), ["socket", "socket_group", "rules_dir", "default_rules", "ring_mib", "kernel_pushdown",
                                    "stream_buffer_kib", "api", "log_level", "metrics", "integrity", "actions",
-                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim", "seccomp"])
+                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim", "seccomp", "hostname"])
+    }
+
+    func testHostnameGoesToEveryAlertWhateverTheKeyOrder() throws {
+        XCTAssertNil(try DaemonConfig.parse("", file: "h.yaml").actions.hostname)
+        for yaml in ["hostname: web-1.prod\nactions:\n  queue_size: 5\n", "actions:\n  queue_size: 5\nhostname: web-1.prod\n"] {
+            let config = try DaemonConfig.parse(yaml, file: "h.yaml")
+            XCTAssertEqual(config.hostname, "web-1.prod")
+            XCTAssertEqual(config.actions.hostname, "web-1.prod", yaml)
+        }
+        XCTAssertThrowsError(try DaemonConfig.parse("hostname: \"a b\"\n", file: "h.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("h.yaml:1:11: 'hostname' must be 1-255 printable ASCII characters"), "\(error)")
+        }
     }
 
     func testFIMWatchLists() throws {
