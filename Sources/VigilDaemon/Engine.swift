@@ -109,6 +109,10 @@ public final class Engine: @unchecked Sendable {
     /// field; saved under `dnsBaselineDirectory`, one file per image.
     private let dnsBaseline: DNSBaseline
     private let dnsBaselineDirectory: String
+    /// Writes the baselines' files (each write fsyncs: never on the event thread), in order.
+    private let dnsBaselineWriter = DispatchQueue(label: "vigil-dns-baseline")
+    /// Files the writer could not write, for the event thread to mark changed again.
+    private let dnsBaselineFailed = Mutex<[String]>([])
     /// How often changed baselines are saved (boot-time ns), and the windows of images still learning.
     static let dnsBaselineSaveInterval: UInt64 = 1_000_000_000, dnsBaselineLearningSaveInterval: UInt64 = 60_000_000_000
 
@@ -346,8 +350,11 @@ public final class Engine: @unchecked Sendable {
 
     /// Saves the baselines that changed (at most once per `dnsBaselineSaveInterval`, and the
     /// windows of images still learning once per `dnsBaselineLearningSaveInterval`; everything
-    /// with `force`: at start and stop), each file written atomically.
+    /// with `force`: at start and stop, where it waits for the writes), each file written
+    /// atomically by `dnsBaselineWriter`.
     private func saveDNSBaseline(_ state: inout LoopState, force: Bool) {
+        defer { if force { dnsBaselineWriter.sync {} } }
+        for file in dnsBaselineFailed.withLock({ failed in defer { failed.removeAll() }; return failed }) { dnsBaseline.saveFailed(file) }
         let now = AlertTrace.now()
         let learning = force || now &- state.dnsBaselineLearningSaved >= Self.dnsBaselineLearningSaveInterval
         guard learning || (now &- state.dnsBaselineSaved >= Self.dnsBaselineSaveInterval && dnsBaseline.hasChanges) else { return }
@@ -355,19 +362,21 @@ public final class Engine: @unchecked Sendable {
         if learning { state.dnsBaselineLearningSaved = now }
         let files = dnsBaseline.takeChanged(at: now, learning: learning)
         guard !files.isEmpty else { return }
-        do {
-            try FileManager.default.createDirectory(atPath: dnsBaselineDirectory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
-        } catch {
-            logger.error("dns baseline: cannot make \(dnsBaselineDirectory): \(error)")
-        }
-        for (file, data) in files {
+        dnsBaselineWriter.async { [self] in
             do {
-                try RuleStore.writeAtomically(String(decoding: data, as: UTF8.self), to: dnsBaselineDirectory + "/" + file,
-                                              directory: dnsBaselineDirectory, mode: 0o600)
+                try FileManager.default.createDirectory(atPath: dnsBaselineDirectory, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
             } catch {
-                dnsBaseline.saveFailed(file)
-                logger.error("dns baseline: \(error)")
+                logger.error("dns baseline: cannot make \(dnsBaselineDirectory): \(error)")
+            }
+            for (file, data) in files {
+                do {
+                    try RuleStore.writeAtomically(String(decoding: data, as: UTF8.self), to: dnsBaselineDirectory + "/" + file,
+                                                  directory: dnsBaselineDirectory, mode: 0o600)
+                } catch {
+                    dnsBaselineFailed.withLock { $0.append(file) }
+                    logger.error("dns baseline: \(error)")
+                }
             }
         }
     }

@@ -102,6 +102,9 @@ public final class DNSBaseline {
     private var images: [String: Image] = [:]
     /// The counters (images, learning and names are filled in by `status`).
     private var counters = Status()
+    /// Whether an image changed since `takeChanged` last ran (a name learned or not kept, a
+    /// window ended, a failed save).
+    public private(set) var hasChanges = false
     /// Called once, when the first image over the bound is refused.
     public var onImageBoundReached: ((String) -> Void)?
 
@@ -132,6 +135,7 @@ public final class DNSBaseline {
         // A new image's window starts now.
         let fresh = Image(names: [], watchedNs: 0, since: now, ended: false, namesNotKept: 0, changed: true)
         let isNew = Self.judge(name, in: &images[image, default: fresh], at: now, settings: settings, counters: &counters)
+        if images[image]?.changed == true { hasChanges = true }
         message.isNewName = isNew
         event.dns = message
     }
@@ -152,9 +156,6 @@ public final class DNSBaseline {
         return true
     }
 
-    /// Whether an image changed since it was last saved.
-    public var hasChanges: Bool { images.values.contains { $0.changed } }
-
     /// The files of the images that changed since the last call (with `learning`, of every image
     /// still learning too: its window's time so far), as of boot time `now`: the file name (safe
     /// in one directory, one per image) and the JSON.
@@ -163,6 +164,7 @@ public final class DNSBaseline {
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys]
         var out: [(file: String, data: Data)] = []
+        hasChanges = false
         for key in Array(images.keys) {
             guard var image = images[key] else { continue }
             let open = image.learning(at: now, window: settings.learningNs)
@@ -184,6 +186,7 @@ public final class DNSBaseline {
             var again = image
             again.changed = true
             images[key] = again
+            hasChanges = true
         }
     }
 
@@ -201,6 +204,7 @@ public final class DNSBaseline {
         counters.namesNotKept += notKept
         images[file.image] = Image(names: names, watchedNs: file.watchedNs, since: now, ended: !file.learning,
                                    namesNotKept: file.namesNotKept + notKept, changed: notKept > 0)
+        if notKept > 0 { hasChanges = true }
         return true
     }
 
