@@ -113,6 +113,9 @@ public final class Engine: @unchecked Sendable {
     private let dnsBaselineWriter = DispatchQueue(label: "vigil-dns-baseline")
     /// Files the writer could not write, for the event thread to mark changed again.
     private let dnsBaselineFailed = Mutex<[String]>([])
+    /// Writes that failed (the first and every 100th are logged: a failed file is tried again
+    /// every second).
+    private let dnsBaselineWriteErrors = Atomic<Int>(0)
     /// How often changed baselines are saved (boot-time ns), and the windows of images still learning.
     static let dnsBaselineSaveInterval: UInt64 = 1_000_000_000, dnsBaselineLearningSaveInterval: UInt64 = 60_000_000_000
 
@@ -375,7 +378,8 @@ public final class Engine: @unchecked Sendable {
                                                   directory: dnsBaselineDirectory, mode: 0o600)
                 } catch {
                     dnsBaselineFailed.withLock { $0.append(file) }
-                    logger.error("dns baseline: \(error)")
+                    let failures = dnsBaselineWriteErrors.add(1, ordering: .relaxed).newValue
+                    if failures == 1 || failures % 100 == 0 { logger.error("dns baseline: \(error) (\(failures) failed writes so far)") }
                 }
             }
         }
