@@ -97,7 +97,8 @@ final class DNSBaselineTests: XCTestCase {
     }
 
     /// The baseline and the end of its window are saved: after a restart the image is not
-    /// learning again, a name of its window stays quiet and a new one alerts.
+    /// learning again, a name of its window stays quiet and a new one alerts. A file that cannot
+    /// be read is set aside and counted.
     func testTheBaselineAndTheEndOfItsWindowSurviveARestart() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
         let learned = name("learned"), fresh = name("fresh")
@@ -116,11 +117,15 @@ final class DNSBaselineTests: XCTestCase {
         XCTAssertTrue(saved.contains("\"image\":\"\(image)\""), saved)
         XCTAssertTrue(saved.contains("\"\(learned)\""), saved)
         XCTAssertTrue(saved.contains("\"learning\":false"), saved)
+        try "{\"image\":".write(toFile: directory + "/broken.json", atomically: true, encoding: .utf8)
 
         try daemon.restart()
         XCTAssertTrue(waitUntil(seconds: 30) { (baseline(daemon)["active"] as? Bool) == true }, daemon.diagnostics)
         XCTAssertEqual(number(daemon, "images"), 1, "loaded: \(daemon.diagnostics)")
         XCTAssertEqual(number(daemon, "images_learning"), 0, "the window is not restarted: \(daemon.diagnostics)")
+        XCTAssertEqual(number(daemon, "unreadable_files"), 1, daemon.diagnostics)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/broken.json.unreadable"), "set aside, not overwritten")
+        XCTAssertTrue(daemon.stderr.sofar.contains("dns baseline: cannot read \(directory)/broken.json"), daemon.stderr.sofar)
         lookUp(client, [learned, fresh])
         XCTAssertTrue(waitUntil(seconds: 20) { !alerts(daemon, naming: fresh).isEmpty }, daemon.diagnostics + daemon.stdout.sofar)
         XCTAssertEqual(alerts(daemon, naming: fresh).count, 1, daemon.stdout.sofar)
