@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import VigilBPF
+import VigilEnrichment
 import VigilEvents
 import VigilRules
 import VigilSeccomp
@@ -195,6 +196,7 @@ public struct APIRouter: Sendable {
             pushdown: PushdownStatus(snapshot),
             alerts: AlertStatus(total: engine.metrics.alertCount),
             integrity: engine.tamperStatus,
+            dnsBaseline: snapshot.dnsBaseline,
             subscribers: SubscriberStatus(events: engine.events.current.map(SubscriberInfo.init),
                                           alerts: engine.alerts.current.map(SubscriberInfo.init),
                                           droppedLines: engine.events.totalDropped + engine.alerts.totalDropped),
@@ -309,6 +311,8 @@ struct DaemonStatus: Encodable {
     var alerts: AlertStatus
     /// Tamper evidence: heartbeats, checks, what the last check found, alerts per rule.
     var integrity: TamperStatus
+    /// The images' DNS baselines (dns.name.new): window, bounds, what they hold, what did not fit.
+    var dnsBaseline: DNSBaseline.Status
     var subscribers: SubscriberStatus
     var api: APIStatus
 }

@@ -118,7 +118,7 @@ public enum Daemon {
             engine = try Engine(rules: rules, ringBytes: config.ringMiB << 20, kernelPushdown: config.kernelPushdown,
                                 consumers: [ActionsConsumer(dispatcher: dispatcher)], alerts: alertStream, logger: logger,
                                 integrity: config.integrity, notifier: notifier, syscallBounds: config.syscallBounds,
-                                fim: config.fim, stateDirectory: config.stateDirectory)
+                                fim: config.fim, stateDirectory: config.stateDirectory, dnsBaseline: config.dnsBaseline)
         } catch {
             throw DaemonError("cannot load the sensors: \(error)")
         }
@@ -228,6 +228,7 @@ final class Reloader: Sendable {
         if config.rulesDirectory != running.rulesDirectory { restartOnly.append("rules_dir") }
         if config.stateDirectory != running.stateDirectory { restartOnly.append("state_dir") }
         if config.fim != running.fim { restartOnly.append("fim") }
+        if config.dnsBaseline != running.dnsBaseline { restartOnly.append("dns_baseline") }
         if config.seccompRecordLabel != running.seccompRecordLabel { restartOnly.append("seccomp") }
         if config.ringMiB != running.ringMiB { restartOnly.append("ring_mib") }
         if config.metrics != running.metrics { restartOnly.append("metrics") }
@@ -433,16 +434,24 @@ enum MetricsEndpoint {
         out += "vigil_stream_dropped_lines_total{stream=\"alerts\"} \(engine.alerts.totalDropped)\n"
         engine.metrics.write(to: &out)
         let tamper = engine.tamperStatus
-        out += "# HELP vigil_heartbeats_total Heartbeats started, come back through the sensors, and silent (not back within the bound).\n"
-        out += "# TYPE vigil_heartbeats_total counter\n"
-        out += "vigil_heartbeats_total{result=\"sent\"} \(tamper.heartbeatsSent)\n"
-        out += "vigil_heartbeats_total{result=\"returned\"} \(tamper.heartbeatsReturned)\n"
-        out += "vigil_heartbeats_total{result=\"silent\"} \(tamper.heartbeatsSilent)\n"
+        out += PrometheusText.family("vigil_heartbeats_total", "counter",
+                                     "Heartbeats started, come back through the sensors, and silent (not back within the bound).", label: "result",
+                                     [("sent", Int(tamper.heartbeatsSent)), ("returned", Int(tamper.heartbeatsReturned)), ("silent", Int(tamper.heartbeatsSilent))])
         out += "# HELP vigil_tamper_alerts_total Tamper alerts (sensor silent, program detached, filter changed), per rule.\n"
         out += "# TYPE vigil_tamper_alerts_total counter\n"
         for rule in [Engine.sensorSilentRule, Engine.programDetachedRule, Engine.filterChangedRule] {
             out += "vigil_tamper_alerts_total{rule=\(PrometheusText.label(rule))} \(tamper.alerts[rule] ?? 0)\n"
         }
+        let dns = snapshot.dnsBaseline
+        out += PrometheusText.family("vigil_dns_baseline_images", "gauge", "Container images with a DNS baseline (dns.name.new), learning and learned.",
+                                     label: "state", [("learning", dns.imagesLearning), ("learned", dns.images - dns.imagesLearning)])
+        out += PrometheusText.family("vigil_dns_baseline_names", "gauge", "DNS names kept in the images' baselines.", [("", dns.names)])
+        out += PrometheusText.family("vigil_dns_baseline_lookups_total", "counter",
+                                     "Lookups in containers: judged against their image's baseline (known, or new: after the window and not in it), or not judged (over the image bound, no image name).",
+                                     label: "result", [("known", Int(dns.lookups - dns.newNames)), ("new", Int(dns.newNames)),
+                                                       ("over_image_bound", Int(dns.lookupsOverImageBound)), ("without_image", Int(dns.lookupsWithoutImage))])
+        out += PrometheusText.family("vigil_dns_baseline_names_not_kept_total", "counter",
+                                     "Names not kept: their image's baseline held dns_baseline.max_names.", [("", Int(dns.namesNotKept))])
         api.write(to: &out)
         for consumer in engine.alertConsumers { consumer.writeMetrics(to: &out) }
         return out

@@ -1,5 +1,6 @@
 import Foundation
 import VigilActions
+import VigilEnrichment
 import VigilFIM
 import VigilRules
 import VigilSensors
@@ -90,6 +91,9 @@ public struct DaemonConfig: Sendable, Equatable {
     /// `KEY=VALUE`) are recorded from their start and merged into their image's kept profile
     /// (STATE_DIR/seccomp) when they stop. nil: the daemon records nothing.
     public var seccompRecordLabel: String?
+    /// The per-image baselines of DNS names (`dns_baseline:`; dns.name.new): the learning window
+    /// and the bounds. Kept under STATE_DIR/dns-baseline while a rule reads dns.name.new.
+    public var dnsBaseline = DNSBaseline.Settings()
     /// The file these settings came from (nil: built-in defaults only).
     public var file: String?
 
@@ -237,6 +241,17 @@ public struct DaemonConfig: Sendable, Equatable {
                         config.integrity.heartbeatBoundMs = number
                     case "check_interval_ms": config.integrity.checkIntervalMs = number
                     default: throw reader.error(sub.node, "unknown key 'integrity.\(sub.name)': use heartbeat_interval_ms, heartbeat_bound_ms, check_interval_ms")
+                    }
+                }
+            case "dns_baseline":
+                for (sub, subValue) in try reader.mapping(value, "dns_baseline") {
+                    let number = try reader.int(subValue, "dns_baseline.\(sub.name)")
+                    guard number >= 1 else { throw reader.error(subValue, "'dns_baseline.\(sub.name)' must be at least 1") }
+                    switch sub.name {
+                    case "learning_seconds": config.dnsBaseline.learningNs = UInt64(number) * 1_000_000_000
+                    case "max_names": config.dnsBaseline.maxNames = number
+                    case "max_images": config.dnsBaseline.maxImages = number
+                    default: throw reader.error(sub.node, "unknown key 'dns_baseline.\(sub.name)': use learning_seconds, max_names, max_images")
                     }
                 }
             case "fim":

@@ -44,6 +44,8 @@ public struct EngineSnapshot: Sendable {
     public var kinds: KindSet = []
     /// Rules enabled / disabled, macros, lists.
     public var rules = (enabled: 0, disabled: 0, macros: 0, lists: 0)
+    /// The images' DNS baselines (dns.name.new).
+    public var dnsBaseline = DNSBaseline.Status()
     /// When it was taken (DispatchTime uptime nanoseconds).
     public var takenAt: UInt64 = DispatchTime.now().uptimeNanoseconds
 }
@@ -103,6 +105,19 @@ public final class Engine: @unchecked Sendable {
     private let integrityStopped = DispatchSemaphore(value: 0)
     /// The syscalls the rules want and the syscalls sensor does not capture (set with the sensor).
     private var notCaptured: [String] = []
+    /// The images' DNS baselines (dns.name.new), handed to the enricher while a rule reads the
+    /// field; saved under `dnsBaselineDirectory`, one file per image.
+    private let dnsBaseline: DNSBaseline
+    private let dnsBaselineDirectory: String
+    /// Writes the baselines' files (each write fsyncs: never on the event thread), in order.
+    private let dnsBaselineWriter = DispatchQueue(label: "vigil-dns-baseline")
+    /// Files the writer could not write, for the event thread to mark changed again.
+    private let dnsBaselineFailed = Mutex<[String]>([])
+    /// Writes that failed (the first and every 100th are logged: a failed file is tried again
+    /// every second).
+    private let dnsBaselineWriteErrors = Atomic<Int>(0)
+    /// How often changed baselines are saved (boot-time ns), and the windows of images still learning.
+    static let dnsBaselineSaveInterval: UInt64 = 1_000_000_000, dnsBaselineLearningSaveInterval: UInt64 = 60_000_000_000
 
     /// Loads the sensors (process and file, sharing one ring of `ringBytes`). The consumers feed
     /// `alerts` (the API's alert stream) themselves, once their actions ran.
@@ -110,7 +125,10 @@ public final class Engine: @unchecked Sendable {
     /// evidence); `notifier`: systemd's watchdog, pinged from the event thread.
     public init(rules: RuleSet, ringBytes: Int, kernelPushdown: Bool, consumers: [AlertConsumer], alerts: StreamHub, logger: Logger,
                 integrity: DaemonConfig.Integrity = DaemonConfig.Integrity(), notifier: SystemdNotifier? = nil,
-                syscallBounds: SyscallBounds = SyscallBounds(), fim: WatchSpec = WatchSpec(), stateDirectory: String = "/var/lib/vigil") throws {
+                syscallBounds: SyscallBounds = SyscallBounds(), fim: WatchSpec = WatchSpec(), stateDirectory: String = "/var/lib/vigil",
+                dnsBaseline: DNSBaseline.Settings = DNSBaseline.Settings()) throws {
+        self.dnsBaseline = DNSBaseline(settings: dnsBaseline)
+        dnsBaselineDirectory = stateDirectory + "/dns-baseline"
         self.fim = fim.isEmpty ? nil : try FIMMonitor(spec: fim, stateDirectory: stateDirectory, logger: logger)
         self.integrity = integrity
         self.syscallBounds = syscallBounds
@@ -136,6 +154,10 @@ public final class Engine: @unchecked Sendable {
         var first = EngineSnapshot()
         first.sensors = sensors.loaded.map { SensorSnapshot(name: $0.name, hooks: $0.variants.reports, total: SensorCounters(), perCPU: []) }
         latest = Mutex(first)
+        loadDNSBaseline()
+        self.dnsBaseline.onImageBoundReached = { [logger] image in
+            logger.warning("dns baseline: \(dnsBaseline.maxImages) images kept (dns_baseline.max_images); the lookups of \(image) and other images are not judged (counted in the status)")
+        }
         for (sensor, report) in sensors.reports {
             let others = report.attempts.filter { $0.outcome == .skipped || $0.outcome == .failed }.map { "\($0.variant): \($0.reason ?? "")" }
             logger.info("sensor \(sensor)/\(report.hook): \(report.active)\(others.isEmpty ? "" : " (not: " + others.joined(separator: "; ") + ")")")
@@ -233,6 +255,7 @@ public final class Engine: @unchecked Sendable {
         var lastSnapshot: UInt64 = 0
         var sample = 0
         var line: [UInt8] = []
+        var dnsBaselineSaved: UInt64 = 0, dnsBaselineLearningSaved: UInt64 = 0
     }
 
     /// The integrity thread's state.
@@ -299,9 +322,66 @@ public final class Engine: @unchecked Sendable {
             }
             for found in found { fimEvent(found, &state) }
         }
+        saveDNSBaseline(&state, force: force)
         if force || now &- state.lastSnapshot >= Self.snapshotInterval {
             state.lastSnapshot = now
             refreshSnapshot(state)
+        }
+    }
+
+    // MARK: - DNS baseline
+
+    /// Reads the saved baselines (STATE_DIR/dns-baseline/*.json). A file that cannot be read is
+    /// renamed `*.unreadable` (kept for a look, not overwritten), logged and counted; its image
+    /// learns anew.
+    private func loadDNSBaseline() {
+        guard let files = try? FileManager.default.contentsOfDirectory(atPath: dnsBaselineDirectory) else { return }
+        let now = AlertTrace.now()
+        var loaded = 0
+        for file in files.sorted() where file.hasSuffix(".json") {
+            let path = dnsBaselineDirectory + "/" + file
+            do {
+                if try dnsBaseline.load(try Data(contentsOf: URL(fileURLWithPath: path)), at: now) { loaded += 1 }
+            } catch {
+                dnsBaseline.countUnreadable()
+                rename(path, path + ".unreadable")
+                logger.error("dns baseline: cannot read \(path) (moved to \(file).unreadable; its image learns anew): \(error)")
+            }
+        }
+        if loaded > 0 { logger.info("dns baseline: \(loaded) images loaded from \(dnsBaselineDirectory)") }
+    }
+
+    /// Saves the baselines that changed (at most once per `dnsBaselineSaveInterval`, and the
+    /// windows of images still learning once per `dnsBaselineLearningSaveInterval`; everything
+    /// with `force`: at start and stop, where it waits for the writes), each file written
+    /// atomically by `dnsBaselineWriter`.
+    private func saveDNSBaseline(_ state: inout LoopState, force: Bool) {
+        defer { if force { dnsBaselineWriter.sync {} } }
+        for file in dnsBaselineFailed.withLock({ failed in defer { failed.removeAll() }; return failed }) { dnsBaseline.saveFailed(file) }
+        let now = AlertTrace.now()
+        let learning = force || now &- state.dnsBaselineLearningSaved >= Self.dnsBaselineLearningSaveInterval
+        guard learning || (now &- state.dnsBaselineSaved >= Self.dnsBaselineSaveInterval && dnsBaseline.hasChanges) else { return }
+        state.dnsBaselineSaved = now
+        if learning { state.dnsBaselineLearningSaved = now }
+        let files = dnsBaseline.takeChanged(at: now, learning: learning)
+        guard !files.isEmpty else { return }
+        dnsBaselineWriter.async { [self] in
+            do {
+                try FileManager.default.createDirectory(atPath: dnsBaselineDirectory, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            } catch {
+                logger.error("dns baseline: cannot make \(dnsBaselineDirectory): \(error)")
+            }
+            for (file, data) in files {
+                do {
+                    try RuleStore.writeAtomically(String(decoding: data, as: UTF8.self), to: dnsBaselineDirectory + "/" + file,
+                                                  directory: dnsBaselineDirectory, mode: 0o600)
+                } catch {
+                    dnsBaselineFailed.withLock { $0.append(file) }
+                    let failures = dnsBaselineWriteErrors.add(1, ordering: .relaxed).newValue
+                    if failures == 1 || failures % 100 == 0 { logger.error("dns baseline: \(error) (\(failures) failed writes so far)") }
+                }
+            }
         }
     }
 
@@ -313,6 +393,7 @@ public final class Engine: @unchecked Sendable {
         let pushdown = state.rules?.pushdown
         stream.kinds = watching ? KindSet.all : (pushdown?.kinds ?? [])
         stream.enricher.processes.readsEnvironment = state.rules?.readsProcessEnvironment ?? false
+        stream.enricher.dnsBaseline = state.rules?.readsDNSBaseline == true ? dnsBaseline : nil
         var filter = KernelFilter()
         filter.syscallBounds = syscallBounds
         var applied = false
@@ -519,6 +600,7 @@ public final class Engine: @unchecked Sendable {
         snapshot.pushdown = state.rules?.pushdown
         snapshot.pushdownApplied = state.pushdownApplied
         snapshot.kinds = stream.kinds
+        snapshot.dnsBaseline = dnsBaseline.status(at: AlertTrace.now(), active: stream.enricher.dnsBaseline != nil)
         if let rules = state.rules {
             snapshot.rules = (rules.rules.count, rules.disabled.count, rules.macroCount, rules.listCount)
         }

@@ -86,6 +86,16 @@ public enum PrometheusText {
         return out + "\""
     }
 
+    /// One metric family: its HELP and TYPE lines, then a sample per value, labelled
+    /// `label="VALUE"` (no label when `label` is empty).
+    public static func family(_ name: String, _ type: String, _ help: String, label: String = "", _ samples: [(String, Int)]) -> String {
+        var out = "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        for (value, sample) in samples {
+            out += name + (label.isEmpty ? "" : "{\(label)=\(Self.label(value))}") + " \(sample)\n"
+        }
+        return out
+    }
+
     /// A sample value without a needless exponent for the common cases.
     public static func number(_ value: Double) -> String {
         if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }

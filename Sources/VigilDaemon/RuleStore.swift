@@ -264,10 +264,10 @@ public final class RuleStore: @unchecked Sendable {
         items.compactMap { if case .rule(let partial, _) = $0 { partial.name } else { nil } }
     }
 
-    /// Writes `text` to `path` through a temporary file in the same directory and rename(2).
-    static func writeAtomically(_ text: String, to path: String, directory: String) throws(RuleStoreError) {
+    /// Writes `text` to `path` (with `mode`) through a temporary file in the same directory and rename(2).
+    static func writeAtomically(_ text: String, to path: String, directory: String, mode: mode_t = 0o644) throws(RuleStoreError) {
         let temporary = directory + "/.\(UUID().uuidString.prefix(8)).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw .io("cannot write \(temporary): \(String(cString: strerror(errno)))") }
         var failure = FileOutput.writeAll(fd, Array(text.utf8))
         if failure == 0, fsync(fd) != 0 { failure = errno }

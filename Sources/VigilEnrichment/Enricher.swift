@@ -26,6 +26,9 @@ public final class Enricher {
     public let fds: FDTable
     /// DNS messages and the names their answers give addresses (`event.dns`, fd.sip.name, ...).
     public let dns = DNSNames()
+    /// The names each container image looks up (dns.name.new), judged once the event has its
+    /// container; nil (the default): DNS names are not baselined.
+    public var dnsBaseline: DNSBaseline?
     private let cgroups: CgroupResolver
     private let metadata: ContainerMetadataCache?
     private let users: [UInt32: String]
@@ -102,6 +105,12 @@ public final class Enricher {
 
     /// Enriches `event` in place.
     public func enrich(_ event: inout Event) {
+        enrichContexts(&event)
+        if let dnsBaseline, event.dns != nil { dnsBaseline.apply(&event) }
+    }
+
+    /// The fd table, DNS, and the process and container contexts.
+    private func enrichContexts(_ event: inout Event) {
         // Event.kind, not the payload: matching the payload enum copies it (~200 bytes).
         if event.kind == .syscall {
             // Before the process table's update: a process first seen here is then known with

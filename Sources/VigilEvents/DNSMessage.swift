@@ -28,6 +28,11 @@ public struct DNSMessage: Sendable, Equatable {
     public var rcode: UInt8
     public var questions: [Question]
     public var answers: [Answer]
+    /// Set by enrichment (`DNSBaseline`, the daemon with a rule reading dns.name.new): whether
+    /// `name` is a name the container's image had not looked up before (after its learning
+    /// window); nil when no baseline judged it (a host process, an image not known or over the
+    /// bound, no rule asking).
+    public var isNewName: Bool? = nil
 
     /// Questions and answers read at most (a message claiming more is read up to these).
     static let maxQuestions = 4, maxAnswers = 64

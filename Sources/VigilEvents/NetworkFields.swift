@@ -59,6 +59,10 @@ public enum NetworkFields {
 
     static func dns(_ e: Event) -> DNSMessage? { e.dns }
 
+    /// The field of a DNS name new for the container's image (`DNSMessage.isNewName`): a rule
+    /// that reads it makes the daemon keep the images' baselines.
+    public static let dnsNewNameField = "dns.name.new"
+
     /// The syscalls DNS answers are read from when a rule needs them (glibc, musl and busybox
     /// receive with recvfrom, systemd-resolved with recvmsg, Go with read on a connected UDP
     /// socket): the one list the capture and the rules' analysis both use (`SocketMessage.dns`).
@@ -149,6 +153,9 @@ public enum NetworkFields {
         .init("dns.id", .uint, [.syscall], "The DNS message's transaction id.") { e, _ in dns(e).map { .uint(UInt64($0.id)) } },
         .init("dns.name", .string, [.syscall], "The name asked for (the first question), lowercased, without the final dot.") { e, _ in
             dns(e).map { .string(ByteString($0.name)) }
+        },
+        .init(dnsNewNameField, .bool, [.syscall], "Whether dns.name is new for the container's image: a name none of the image's containers looked up before, once the image's learning window is over (`dns_baseline` in vigil.yaml; the names looked up during it are the image's baseline, and a new name joins it, so it is new once). A lookup is a DNS message on a socket whose remote port is 53 (the resolver's end: a query sent or an answer received). Only the daemon keeps baselines, and only while a rule reads this field; no value for a host process, a container whose image is not known, an image past the bound of images, or `vigil trace`.") { e, _ in
+            dns(e).flatMap { m in m.isNewName.map { .bool($0) } }
         },
         .init("dns.qtype", .string, [.syscall], "The first question's type: A, AAAA, CNAME, MX, TXT, PTR, SRV, HTTPS, ... (a number when unnamed).") { e, _ in
             dns(e).flatMap { $0.questions.first.map { .string(ByteString(DNSMessage.typeName($0.type))) } }

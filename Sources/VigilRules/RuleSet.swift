@@ -153,6 +153,9 @@ public struct RuleSet: Sendable {
     /// proc.env_truncated): the process table keeps environments only then
     /// (`ProcessTable.readsEnvironment`). Computed once, at load.
     public let readsProcessEnvironment: Bool
+    /// Whether a rule's condition or output reads dns.name.new: the daemon keeps the images'
+    /// DNS baselines only then (`Enricher.dnsBaseline`). Computed once, at load.
+    public let readsDNSBaseline: Bool
     /// Per rule (same order as `rules`), the kinds it is evaluated for: its condition's kinds,
     /// without `.syscall` for a rule that neither restricts evt.type to syscalls nor reads a
     /// syscall field (`proc.name = nc` sees exec, fork, exit and open events, not every syscall).
@@ -306,6 +309,9 @@ public struct RuleSet: Sendable {
         self.openPaths = try OpenPathPushdown(rules: compiled)
         self.readsProcessEnvironment = compiled.contains { rule in
             !rule.condition.fields.union(rule.output.fieldNames).isDisjoint(with: ProcessDetails.environmentFields)
+        }
+        self.readsDNSBaseline = compiled.contains { rule in
+            rule.condition.fields.union(rule.output.fieldNames).contains(NetworkFields.dnsNewNameField)
         }
     }
 

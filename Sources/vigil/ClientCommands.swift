@@ -198,6 +198,12 @@ struct StatusCommand: ParsableCommand {
         let findings = integrity["current"] as? [String] ?? []
         lines.append("integrity: \(int(integrity, "heartbeats_returned"))/\(int(integrity, "heartbeats_sent")) heartbeats back, \(int(integrity, "heartbeats_silent")) silent; "
                      + (findings.isEmpty ? "links and filter maps intact" : "TAMPERED: " + findings.joined(separator: "; ")))
+        let dns = status["dns_baseline"] as? [String: Any] ?? [:]
+        if (dns["active"] as? Bool) == true || int(dns, "images") > 0 {
+            lines.append("dns baseline\((dns["active"] as? Bool) == true ? "" : " (no rule reads dns.name.new)"): \(int(dns, "images")) images (\(int(dns, "images_learning")) learning), \(int(dns, "names")) names; "
+                         + "\(int(dns, "lookups")) lookups judged, \(int(dns, "new_names")) new; not kept: \(int(dns, "names_not_kept")) names (max_names \(int(dns, "max_names"))), "
+                         + "\(int(dns, "lookups_over_image_bound")) lookups over max_images \(int(dns, "max_images")), \(int(dns, "lookups_without_image")) without an image name")
+        }
         let subscribers = status["subscribers"] as? [String: Any] ?? [:]
         lines.append("streams: \((subscribers["events"] as? [Any])?.count ?? 0) event, \((subscribers["alerts"] as? [Any])?.count ?? 0) alert subscribers; \(int(subscribers, "dropped_lines")) lines dropped for slow clients")
         let api = status["api"] as? [String: Any] ?? [:]

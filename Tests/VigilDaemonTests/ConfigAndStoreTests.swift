@@ -70,7 +70,7 @@ final class ConfigAndStoreTests: XCTestCase {
             .filter { !$0.hasPrefix("#") && !$0.hasPrefix(" ") && $0.contains(":") }.map { String($0.prefix { $0 != ":" }) }
         XCTAssertEqual(Set(keys), ["socket", "socket_group", "rules_dir", "default_rules", "ring_mib", "kernel_pushdown",
                                    "stream_buffer_kib", "api", "log_level", "metrics", "integrity", "actions",
-                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim", "seccomp", "hostname"])
+                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim", "seccomp", "hostname", "dns_baseline"])
     }
 
     func testHostnameGoesToEveryAlertWhateverTheKeyOrder() throws {
@@ -82,6 +82,21 @@ final class ConfigAndStoreTests: XCTestCase {
         }
         XCTAssertThrowsError(try DaemonConfig.parse("hostname: \"a b\"\n", file: "h.yaml")) { error in
             XCTAssertTrue("\(error)".contains("h.yaml:1:11: 'hostname' must be 1-255 printable ASCII characters"), "\(error)")
+        }
+    }
+
+    func testDNSBaselineKeysAndTheirErrors() throws {
+        let config = try DaemonConfig.parse("dns_baseline:\n  learning_seconds: 5\n  max_names: 2\n  max_images: 3\n", file: "d.yaml")
+        XCTAssertEqual(config.dnsBaseline.learningNs, 5_000_000_000)
+        XCTAssertEqual(config.dnsBaseline.maxNames, 2)
+        XCTAssertEqual(config.dnsBaseline.maxImages, 3)
+        let defaults = try DaemonConfig.parse("", file: "d.yaml").dnsBaseline
+        XCTAssertEqual(defaults.learningNs, 600_000_000_000, "10 minutes")
+        for (text, message) in [("dns_baseline:\n  max_names: 0\n", "d.yaml:2:14: 'dns_baseline.max_names' must be at least 1"),
+                                ("dns_baseline:\n  window: 1\n", "d.yaml:2:3: unknown key 'dns_baseline.window'")] {
+            XCTAssertThrowsError(try DaemonConfig.parse(text, file: "d.yaml")) { error in
+                XCTAssertTrue("\(error)".hasPrefix(message), "\(error)")
+            }
         }
     }
 

@@ -269,4 +269,22 @@ final class RuleFileTests: XCTestCase {
         XCTAssertTrue(try set("evt.type = execve", output: "env=%proc.env_truncated").readsProcessEnvironment)
         XCTAssertFalse(try set("evt.type = execve and proc.name = curl").readsProcessEnvironment)
     }
+
+    /// Only a rule set that runs a rule reading dns.name.new (condition or output) makes the
+    /// daemon keep DNS baselines: the default rule that does is off until a file turns it on.
+    func testOnlyAnEnabledRuleReadingDNSNameNewAsksForTheBaselines() throws {
+        let defaults = try RuleSet(files: [(RuleFiles.defaultName, try RuleFiles.defaultItems())])
+        XCTAssertFalse(defaults.readsDNSBaseline, "the default rule is disabled")
+        XCTAssertTrue(defaults.disabled.contains("DNS lookup of a name new to the container image"), "\(defaults.disabled)")
+        let on = "- rule: DNS lookup of a name new to the container image\n  enabled: true\n"
+        let enabled = try RuleSet(files: [(RuleFiles.defaultName, try RuleFiles.defaultItems()), ("on.yaml", try YAMLRules.load(on, file: "on.yaml"))])
+        XCTAssertTrue(enabled.readsDNSBaseline)
+        XCTAssertTrue(enabled.pushdown.messages[.dns].wanted, "the rule reads DNS")
+        func set(_ condition: String, output: String = "o") throws -> RuleSet {
+            let yaml = "- rule: r\n  desc: d\n  condition: \(condition)\n  output: \(output)\n  priority: INFO\n"
+            return try RuleSet(files: [("dns.yaml", try YAMLRules.load(yaml, file: "dns.yaml"))])
+        }
+        XCTAssertTrue(try set("dns.qr = R", output: "new=%dns.name.new").readsDNSBaseline)
+        XCTAssertFalse(try set("dns.qr = R and dns.name = example.org").readsDNSBaseline)
+    }
 }
