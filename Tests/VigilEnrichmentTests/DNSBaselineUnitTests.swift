@@ -20,8 +20,8 @@ final class DNSBaselineUnitTests: XCTestCase {
                           mountNamespace: 1, pidNamespace: 1, comm: "resolver", payload: .exit(.init(status: 0, startTimeNs: 0, durationNs: 1)))
         if let image { event.container = ContainerContext(fullID: String(repeating: "a", count: 64), runtime: "docker", name: "c", image: image, labels: [:], podUID: "") }
         let local = try XCTUnwrap(IPAddress("10.0.0.2")), remote = try XCTUnwrap(IPAddress("10.0.0.1"))
-        event.fd = FDInfo(number: 3, type: .ipv4, socket: SocketInfo(l4proto: .udp, local: SocketAddress(ip: local, port: localPort),
-                                                                      remote: SocketAddress(ip: remote, port: remotePort)))
+        event.setFD(FDInfo(number: 3, type: .ipv4, socket: SocketInfo(l4proto: .udp, local: SocketAddress(ip: local, port: localPort),
+                                                                      remote: SocketAddress(ip: remote, port: remotePort))))
         event.dns = try XCTUnwrap(DNSMessage(bytes: bytes))
         return event
     }
