@@ -3,6 +3,8 @@ import Dispatch
 import Logging
 import Synchronization
 import VigilContainers
+import VigilEvents
+import VigilRules
 
 /// Whether the kernel enforces a rule's `kernel_kill` (reported by the daemon after it loads
 /// the rule's in-kernel program).
@@ -29,8 +31,10 @@ public struct DispatcherStats: Sendable, Equatable, Codable {
     public var untracked: UInt64
     /// The policy stage's counters; nil without one.
     public var policy: PolicyStats?
+    /// The event taps (`events:` of nats actions and of the policy stage).
+    public var eventTaps: [EventTapStats] = []
 
-    enum CodingKeys: String, CodingKey { case actions, alerts, suppressed, unreported, untracked, policy }
+    enum CodingKeys: String, CodingKey { case actions, alerts, suppressed, unreported, untracked, policy, eventTaps = "event_taps" }
 }
 
 /// Runs rules' actions on alerts without blocking the event path.
@@ -69,6 +73,8 @@ public final class ActionDispatcher: Sendable {
     /// The policy stage's worker: it asks the server about each alert, one at a time, and its
     /// completion runs the alert's actions or not (`decided`).
     private let policyWorker: ActionWorker?
+    /// The stages that take events besides alerts, fed by the engine's event thread (`offer`).
+    public let eventTaps: [EventTap]
 
     /// Creates a dispatcher for `config` (validated first). `observer` sees every alert that
     /// passed dedup, after its enforcement actions ran and before the reporting actions get
@@ -96,6 +102,7 @@ public final class ActionDispatcher: Sendable {
         self.entries = entries
         var policyWorker: ActionWorker?
         var initial = Shared(dedup: DedupTable(config: config.dedup))
+        let box = WeakDispatcher()
         if let policy = config.policy {
             let definition = policy.asWebhook
             let poster = try Self.poster(for: definition, timeout: policy.timeout ?? config.timeout) { "policy.\($0)" }
@@ -105,7 +112,6 @@ public final class ActionDispatcher: Sendable {
                 logger.warning("policy: insecure_skip_verify is on: the server's certificate is not checked; anyone on the path can change its decisions")
             }
             let delivery = DeliveryPolicy(capacity: policy.queueSize, retries: 0, backoff: config.backoff, maxBackoff: config.maxBackoff)
-            let box = WeakDispatcher()
             policyWorker = ActionWorker(name: "policy", kind: .webhook, handler: PolicyClient(poster: poster), policy: delivery) { job, _, result in
                 guard let job else { return }
                 box.dispatcher?.decided(job, result)
@@ -113,11 +119,12 @@ public final class ActionDispatcher: Sendable {
             initial.policy = PolicyStats(url: policy.documentURL, failure: policy.failure.rawValue)
             self.policyWorker = policyWorker
             shared = Mutex(initial)
-            box.dispatcher = self
         } else {
             self.policyWorker = nil
             shared = Mutex(initial)
         }
+        eventTaps = try Self.eventTaps(config: config, entries: entries, logger: logger, box: box)
+        box.dispatcher = self
         // Spooled actions start now: alerts an earlier run left on disk are delivered first.
         if let spoolDirectory = config.spoolDirectory {
             for (name, entry) in entries.sorted(by: { $0.key < $1.key }) {
@@ -151,6 +158,11 @@ public final class ActionDispatcher: Sendable {
     /// Queues `alert` for `actions` (the rule's action names; empty: `default_actions`).
     /// Never blocks on delivery: the cost is a dedup lookup and one enqueue per action.
     public func dispatch(_ alert: Alert, actions: [String]) {
+        dispatch(alert, actions: actions, askPolicy: true)
+    }
+
+    /// `dispatch`; `askPolicy` false for an alert the policy made itself ("Policy violation").
+    private func dispatch(_ alert: Alert, actions: [String], askPolicy: Bool) {
         var alert = alert
         if let hostname = config.hostname { alert.hostname = hostname }
         var seen = Set<String>()
@@ -186,7 +198,7 @@ public final class ActionDispatcher: Sendable {
         }
         guard admitted else { return }
         let job = Job(alert: alert, enforcement: enforcement, notify: notify)
-        if let policyWorker, let policy = config.policy, policy.applies(to: alert) {
+        if askPolicy, let policyWorker, let policy = config.policy, policy.applies(to: alert) {
             if !policyWorker.enqueue(job) { decided(job, .failure(.permanent("the policy queue is full (\(policy.queueSize) alerts)"))) }
             return
         }
@@ -241,6 +253,7 @@ public final class ActionDispatcher: Sendable {
             let worker = policyWorker.stats
             stats.policy?.queued = worker.queued
         }
+        stats.eventTaps = eventTaps.map(\.stats)
         return stats
     }
 
@@ -259,6 +272,11 @@ public final class ActionDispatcher: Sendable {
             logger.notice("\(count) identical alert(s) of rule '\(rule)' were suppressed and no later alert carried the count")
         }
         var flushed = true
+        // The event taps first: the policy's may still raise alerts.
+        for tap in eventTaps where !tap.close(until: deadline) {
+            flushed = false
+            logger.warning("event tap '\(tap.name)': shutdown deadline passed; the events still queued were dropped (counted)")
+        }
         // Each stage feeds the next (the policy stage, then enforcement, then reporting), and
         // may create a worker of a later stage on first use: each stage's workers are read when
         // its turn comes.
@@ -277,6 +295,70 @@ public final class ActionDispatcher: Sendable {
             }
         }
         return flushed
+    }
+
+    // MARK: - Event taps
+
+    /// The rule name of the alert the policy stage raises for an event it denies.
+    public static let policyViolationRule = "Policy violation"
+
+    /// A tap per nats action with `events:` and one for the policy stage's `events:`.
+    private static func eventTaps(config: ActionsConfig, entries: [String: Entry], logger: Logger, box: WeakDispatcher) throws(ActionConfigError) -> [EventTap] {
+        var taps: [EventTap] = []
+        let host = config.hostname ?? Alert.localHostname
+        for (name, entry) in entries.sorted(by: { $0.key < $1.key }) {
+            guard let selection = entry.definition.events, let action = entry.handler as? NATSAction else { continue }
+            let filter = try selection.compiled(at: "named.\(name).events")
+            let publisher = action.eventPublisher(host: host)
+            logger.info("action '\(name)': events where \(selection.filter) published on \(publisher.subjectPattern) (queue \(selection.queueSize))")
+            taps.append(EventTap(name: "nats:\(name)", selection: selection, filter: filter) { publisher.publish($0) })
+        }
+        if let policy = config.policy, let selection = policy.events {
+            let filter = try selection.compiled(at: "policy.events")
+            let poster = try Self.poster(for: policy.asWebhook, timeout: policy.timeout ?? config.timeout) { "policy.\($0)" }
+            logger.info("policy: events where \(selection.filter) asked at \(policy.documentURL); a denied event is a '\(policyViolationRule)' alert")
+            taps.append(EventTap(name: "policy", selection: selection, filter: filter) { events in
+                var sent = 0, failed = 0, lastError: String?
+                for event in events {
+                    var line: [UInt8] = Array("{\"input\":".utf8)
+                    EventFormat.appendJSON(event, to: &line)
+                    line.append(UInt8(ascii: "}"))
+                    do throws(ActionFailure) {
+                        let decision = try PolicyDecision(answer: try poster.exchange(line, keep: 64 << 10).body)
+                        box.dispatcher?.eventDecided(event, decision)
+                        sent += 1
+                    } catch {
+                        failed += 1
+                        lastError = error.message
+                    }
+                }
+                return (sent, failed, lastError)
+            })
+        }
+        return taps
+    }
+
+    /// The policy's decision on an event: allowed, nothing happens (counted); denied, a
+    /// "Policy violation" alert with the decision's fields goes to the `default_actions`,
+    /// without asking the policy again. The decision's `priority` (a string), when it names
+    /// one, is the alert's; WARNING otherwise.
+    fileprivate func eventDecided(_ event: Event, _ decision: PolicyDecision) {
+        shared.withLock { shared in
+            if decision.allow { shared.policy?.eventsAllowed += 1 } else { shared.policy?.eventsDenied += 1 }
+        }
+        guard !decision.allow, let policy = config.policy else { return }
+        var priority = Priority.warning
+        if let text = decision.fields["priority"], case .string(let name)? = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)),
+            let named = Priority(parsing: name) {
+            priority = named
+        }
+        let summary = decision.fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let process = event.comm.escapedForTerminal
+        var alert = Alert(rule: Self.policyViolationRule, priority: priority,
+                          output: "Policy violation: \(policy.path) denied \(event.kind.rawValue) by \(process) (pid \(event.pid))\(summary.isEmpty ? "" : ": " + summary)",
+                          tags: ["policy"], event: event)
+        alert.policy = decision.fields
+        dispatch(alert, actions: [], askPolicy: false)
     }
 
     // MARK: - Internals

@@ -62,7 +62,7 @@ public enum ActionKind: String, Sendable, Codable, CaseIterable {
         case .webhook, .slack: ["url", "headers", "ca_file", "insecure_skip_verify"]
         case .email: ["server", "from", "to", "subject", "helo", "tls", "username", "password_env", "password_file", "ca_file", "insecure_skip_verify"]
         case .exec: ["argv", "env"]
-        case .nats: ["servers", "stream", "subject_prefix", "duplicate_window", "username", "password_env", "password_file", "token_env", "ca_file", "insecure_skip_verify"]
+        case .nats: ["servers", "stream", "subject_prefix", "duplicate_window", "username", "password_env", "password_file", "token_env", "ca_file", "insecure_skip_verify", "events"]
         case .kill: []
         case .containerPause, .containerUnpause, .containerKill: ["docker_socket"]
         case .containerStop: ["docker_socket", "grace"]
@@ -209,6 +209,8 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
     public var duplicateWindow: Double?
     /// nats: the environment variable holding an auth token (instead of username and password).
     public var tokenEnv: String?
+    /// nats: events (not only alerts) to publish, on `PREFIX.HOST.events.KIND`.
+    public var events: EventSelection?
     /// container_*: the Docker Engine socket.
     public var dockerSocket: String?
     /// container_stop: seconds between SIGTERM and SIGKILL.
@@ -229,7 +231,7 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         case appName = "app_name", url, headers, server, from, to, subject, helo, argv, env
         case dockerSocket = "docker_socket", grace, directory, leaveRunning = "leave_running", tls, username, passwordEnv = "password_env"
         case passwordFile = "password_file", caFile = "ca_file", insecureSkipVerify = "insecure_skip_verify"
-        case servers, stream, subjectPrefix = "subject_prefix", duplicateWindow = "duplicate_window", tokenEnv = "token_env"
+        case servers, stream, subjectPrefix = "subject_prefix", duplicateWindow = "duplicate_window", tokenEnv = "token_env", events
     }
 
     /// The keys every kind accepts.
@@ -293,6 +295,7 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
         subjectPrefix = try c.decodeIfPresent(String.self, forKey: .subjectPrefix)
         duplicateWindow = try c.decodeIfPresent(Double.self, forKey: .duplicateWindow)
         tokenEnv = try c.decodeIfPresent(String.self, forKey: .tokenEnv)
+        events = try c.decodeIfPresent(EventSelection.self, forKey: .events)
         let present = Set(c.allKeys.map(\.stringValue))
         for key in kind.requiredKeys where !present.contains(key) {
             throw DecodingError.keyNotFound(
@@ -376,6 +379,7 @@ public struct ActionDefinition: Sendable, Equatable, Codable {
                 throw ActionConfigError(path: at("token_env"), message: "refusing to send a token over plain text to a remote server; use tls:// servers")
             }
         }
+        _ = try events?.compiled(at: at("events"))
     }
 
     /// nats: every server is on the loopback interface (credentials may go there in clear text).

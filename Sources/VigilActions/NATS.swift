@@ -1,4 +1,5 @@
 import Foundation
+import VigilEvents
 import VigilRules
 
 /// A NATS server address: `nats://host[:port]` (plain, TLS when the server demands it),
@@ -383,20 +384,135 @@ final class NATSAction: SpooledHandler, @unchecked Sendable {
         return made
     }
 
+    /// A publisher of events with this action's servers, credentials, TLS and stream.
+    func eventPublisher(host: String) -> NATSEventPublisher {
+        NATSEventPublisher(servers: servers, stream: streamName, prefix: prefix, host: host, credentials: credentials, tls: tls,
+                           timeout: timeout, duplicateWindow: duplicateWindow)
+    }
+
+    private func ensureStream(_ connection: NATSConnection) throws(ActionFailure) {
+        try connection.ensureStream(streamName, prefix: prefix, duplicateWindow: duplicateWindow)
+    }
+}
+
+extension NATSConnection {
     /// `$JS.API.STREAM.CREATE.NAME` with subjects `PREFIX.>`, file storage and the duplicate
     /// window; a stream of that name already there is used as it is.
-    private func ensureStream(_ connection: NATSConnection) throws(ActionFailure) {
+    func ensureStream(_ streamName: String, prefix: String, duplicateWindow: Double) throws(ActionFailure) {
         let config: [String: Any] = [
             "name": streamName, "subjects": ["\(prefix).>"], "storage": "file", "retention": "limits",
             "duplicate_window": Int64(duplicateWindow * 1e9), "num_replicas": 1,
         ]
         let body = (try? JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])).map { [UInt8]($0) } ?? []
-        let answer = try connection.request("$JS.API.STREAM.CREATE.\(streamName)", payload: body)
+        let answer = try request("$JS.API.STREAM.CREATE.\(streamName)", payload: body)
         let reply = (try? JSONSerialization.jsonObject(with: Data(answer.payload))) as? [String: Any] ?? [:]
         guard let error = reply["error"] as? [String: Any] else { return }
         let code = error["err_code"] as? Int ?? 0
         if code == 10058 { return }  // stream name already in use (with another configuration): publish to it
         throw .transient("NATS JetStream: cannot create stream \(streamName): \(error["description"] as? String ?? "error") (\(code))")
+    }
+
+    /// Publishes `messages` with plain PUBs (no reply, no ack: a JetStream stream whose
+    /// subjects take them stores them all the same), then one PING; returns once its PONG came,
+    /// so the server has processed every PUB before it. Throws on `-ERR` or a lost connection.
+    func publishFlushed(_ messages: [(subject: String, payload: [UInt8])]) throws(ActionFailure) {
+        var bytes: [UInt8] = []
+        for message in messages {
+            bytes += Array("PUB \(message.subject) \(message.payload.count)\r\n".utf8)
+            bytes += message.payload
+            bytes += [0x0d, 0x0a]
+        }
+        bytes += Array("PING\r\n".utf8)
+        try send(bytes)
+        while true {
+            switch try next() {
+            case .pong: return
+            case .err(let text): throw .transient("NATS \(peer): \(text)")
+            default: continue
+            }
+        }
+    }
+}
+
+/// `nats` with `events:`: the events an `EventTap` selected, published on
+/// `PREFIX.HOST.events.KIND` with the event's JSON (as `vigil events -o json` prints it), a
+/// batch at a time (PUBs, then one PING as the flush), on a connection of its own (the alerts
+/// keep theirs). The stream (subjects `PREFIX.>`) stores them. Not spooled: a batch the server
+/// does not take is counted as failed and lost. Used by the tap's thread only.
+final class NATSEventPublisher: @unchecked Sendable {
+    // `connection` and `nextServer` are only touched by the tap's thread.
+    private let servers: [NATSServerURL]
+    private let streamName: String
+    private let prefix: String
+    private let host: String
+    private let credentials: NATSCredentials?
+    private let tls: TLSContext?
+    private let timeout: Duration
+    private let duplicateWindow: Double
+    private var connection: NATSConnection?
+    private var nextServer = 0
+
+    init(servers: [NATSServerURL], stream: String, prefix: String, host: String, credentials: NATSCredentials?, tls: TLSContext?,
+         timeout: Duration, duplicateWindow: Double) {
+        self.servers = servers
+        streamName = stream
+        self.prefix = prefix
+        self.host = NATSSubject.token(host)
+        self.credentials = credentials
+        self.tls = tls
+        self.timeout = timeout
+        self.duplicateWindow = duplicateWindow
+    }
+
+    /// The subject of `event`: `PREFIX.HOST.events.KIND`.
+    func subject(_ event: Event) -> String { "\(prefix).\(host).events.\(NATSSubject.token(event.kind.rawValue))" }
+
+    /// `PREFIX.HOST.events.*`, for the log.
+    var subjectPattern: String { "\(prefix).\(host).events.*" }
+
+    /// Publishes one batch; an event larger than the server's max_payload is counted as failed.
+    /// A failure on a reused connection (the server may have closed it) is tried once more on
+    /// a fresh one.
+    func publish(_ events: [Event]) -> (sent: Int, failed: Int, error: String?) {
+        var line: [UInt8] = []
+        let messages = events.map { event -> (subject: String, payload: [UInt8]) in
+            line.removeAll(keepingCapacity: true)
+            EventFormat.appendJSON(event, to: &line)
+            return (subject(event), line)
+        }
+        let reused = connection != nil
+        do {
+            return try attempt(messages)
+        } catch where reused && error.retryable {
+            do { return try attempt(messages) } catch { return (0, messages.count, error.message) }
+        } catch {
+            return (0, messages.count, error.message)
+        }
+    }
+
+    private func attempt(_ messages: [(subject: String, payload: [UInt8])]) throws(ActionFailure) -> (sent: Int, failed: Int, error: String?) {
+        do throws(ActionFailure) {
+            let connection = try connected()
+            let limit = connection.maxPayload
+            let fitting = messages.filter { $0.payload.count <= limit }
+            try connection.publishFlushed(fitting)
+            let tooLarge = messages.count - fitting.count
+            return (fitting.count, tooLarge, tooLarge > 0 ? "NATS \(connection.peer): \(tooLarge) event(s) larger than the server's max_payload (\(limit))" : nil)
+        } catch {
+            connection = nil
+            throw error
+        }
+    }
+
+    private func connected() throws(ActionFailure) -> NATSConnection {
+        if let connection { return connection }
+        let url = servers[nextServer % servers.count]
+        nextServer += 1
+        let made = try NATSConnection(url, tls: tls, credentials: credentials, timeout: timeout, name: "vigil events")
+        guard made.jetStream else { throw .transient("NATS \(made.peer): JetStream is not enabled on this server (nats-server -js)") }
+        try made.ensureStream(streamName, prefix: prefix, duplicateWindow: duplicateWindow)
+        connection = made
+        return made
     }
 }
 

@@ -38,6 +38,9 @@ public struct PolicyConfig: Sendable, Equatable, Codable {
     public var caFile: String?
     /// https: no certificate check at all (warned at start).
     public var insecureSkipVerify: Bool?
+    /// Events (not only alerts) to ask about: an event the policy denies becomes a "Policy
+    /// violation" alert for the `default_actions` (bpf-opa-demo's model); an allowed one is nothing.
+    public var events: EventSelection?
 
     /// A stage asking `url` for the document at `path`.
     public init(url: String, path: String) {
@@ -47,7 +50,7 @@ public struct PolicyConfig: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case url, path, rules, minPriority = "min_priority", timeout, failure, queueSize = "queue_size", headers
-        case caFile = "ca_file", insecureSkipVerify = "insecure_skip_verify"
+        case caFile = "ca_file", insecureSkipVerify = "insecure_skip_verify", events
     }
 
     /// Decodes the YAML/JSON form; unknown keys and bad values are errors.
@@ -76,6 +79,7 @@ public struct PolicyConfig: Sendable, Equatable, Codable {
         headers = try c.decodeIfPresent([String: String].self, forKey: .headers)
         caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
         insecureSkipVerify = try c.decodeIfPresent(Bool.self, forKey: .insecureSkipVerify)
+        events = try c.decodeIfPresent(EventSelection.self, forKey: .events)
         try ConfigKeys.check(validate, in: decoder)
     }
 
@@ -89,6 +93,7 @@ public struct PolicyConfig: Sendable, Equatable, Codable {
         if let timeout, !(timeout > 0) { throw ActionConfigError(path: "policy.timeout", message: "must be a positive number of seconds") }
         guard queueSize > 0 else { throw ActionConfigError(path: "policy.queue_size", message: "must be positive") }
         if let empty = rules.firstIndex(where: \.isEmpty) { throw ActionConfigError(path: "policy.rules.\(empty)", message: "a rule name cannot be empty") }
+        _ = try events?.compiled(at: "policy.events")
     }
 
     /// The data API's URL of the document: `URL/v1/data/PATH`.
@@ -224,9 +229,11 @@ public struct PolicyStats: Sendable, Equatable, Codable {
     public var lastError: String?
     /// The last denial: `RULE (id ID): FIELDS`.
     public var lastDenied: String?
+    /// Events (`events:`) the policy allowed, and denied (each a "Policy violation" alert).
+    public var eventsAllowed: UInt64 = 0, eventsDenied: UInt64 = 0
 
     enum CodingKeys: String, CodingKey {
         case url, failure, allowed, denied, failedOpen = "failed_open", failedClosed = "failed_closed", queued
-        case lastError = "last_error", lastDenied = "last_denied"
+        case lastError = "last_error", lastDenied = "last_denied", eventsAllowed = "events_allowed", eventsDenied = "events_denied"
     }
 }

@@ -28,6 +28,8 @@ public protocol AlertConsumer: AnyObject, Sendable {
     func writeMetrics(to text: inout String)
     /// A JSON object (its text) shown under `consumers.NAME` in `GET /v1/status`, or nil.
     var statusJSON: (name: String, json: String)? { get }
+    /// Stages that take events besides alerts; the event thread offers them every event.
+    var eventTaps: [EventTap] { get }
 }
 
 extension AlertConsumer {
@@ -41,6 +43,8 @@ extension AlertConsumer {
     public func writeMetrics(to text: inout String) {}
     /// No status by default.
     public var statusJSON: (name: String, json: String)? { nil }
+    /// No event taps by default.
+    public var eventTaps: [EventTap] { [] }
 }
 
 /// The rules' actions (VigilActions' `ActionDispatcher`: bounded queues, dedup, sinks and
@@ -63,6 +67,9 @@ public final class ActionsConsumer: AlertConsumer {
         AlertTrace.shared?.matched(alert)
         dispatcher.dispatch(alert, actions: rule.rule.actions)
     }
+
+    /// The dispatcher's event taps (nats `events:`, the policy's `events:`).
+    public var eventTaps: [EventTap] { dispatcher.eventTaps }
 
     /// Queues a tamper alert for the `default_actions`.
     public func consume(alert: Alert) {
@@ -111,6 +118,20 @@ public final class ActionsConsumer: AlertConsumer {
             text += "# TYPE vigil_policy_decisions_total counter\n"
             for (result, count) in [("allowed", policy.allowed), ("denied", policy.denied), ("failed_open", policy.failedOpen), ("failed_closed", policy.failedClosed)] {
                 text += "vigil_policy_decisions_total{result=\"\(result)\"} \(count)\n"
+            }
+            text += "# HELP vigil_policy_event_decisions_total Events (policy events:) through the policy stage, per decision.\n"
+            text += "# TYPE vigil_policy_event_decisions_total counter\n"
+            for (result, count) in [("allowed", policy.eventsAllowed), ("denied", policy.eventsDenied)] {
+                text += "vigil_policy_event_decisions_total{result=\"\(result)\"} \(count)\n"
+            }
+        }
+        if !stats.eventTaps.isEmpty {
+            text += "# HELP vigil_event_tap_events_total Events per tap (nats events:, policy events:) and outcome (dropped: its queue was full).\n"
+            text += "# TYPE vigil_event_tap_events_total counter\n"
+            for tap in stats.eventTaps {
+                for (result, count) in [("matched", tap.matched), ("sent", tap.sent), ("failed", tap.failed), ("dropped", tap.dropped)] {
+                    text += "vigil_event_tap_events_total{tap=\(PrometheusText.label(tap.name)),result=\"\(result)\"} \(count)\n"
+                }
             }
         }
     }

@@ -76,6 +76,8 @@ public final class Engine: @unchecked Sendable {
     private let sensors: Sensors
     private let stream: EventStream
     private let consumers: [AlertConsumer]
+    /// The consumers' event taps: every event is offered to each (its filter decides).
+    private let taps: [EventTap]
     private let logger: Logger
     private let pushdownEnabled: Bool
     /// How much of syscall arguments the syscalls sensor keeps (the config's bounds).
@@ -148,6 +150,7 @@ public final class Engine: @unchecked Sendable {
         self.alerts = alerts
         metrics = DaemonMetrics()
         self.consumers = consumers
+        taps = consumers.flatMap(\.eventTaps)
         self.logger = logger
         pushdownEnabled = kernelPushdown
         pendingRules = Mutex(rules)
@@ -270,6 +273,7 @@ public final class Engine: @unchecked Sendable {
     @inline(__always)
     private func handle(_ event: Event, _ state: inout LoopState) {
         if !state.eventSubscribers.list.isEmpty { publish(event, &state) }
+        for tap in taps { tap.offer(event) }
         guard let rules = state.rules else { return }
         state.sample &+= 1
         let timed = state.sample % DaemonMetrics.evaluationSampling == 0
@@ -386,10 +390,11 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Kinds and kernel filters for the rules and the open event streams. An open event stream
-    /// needs every event: the pushdown's filters are lifted while one is open, but the path
-    /// maps stay installed for `kernel_kill` (their filter switched off).
+    /// (or an event tap: nats or policy `events:`) needs every event: the pushdown's filters are
+    /// lifted while one is open, but the path maps stay installed for `kernel_kill` (their
+    /// filter switched off).
     private func configure(_ state: inout LoopState, rulesChanged: Bool) {
-        let watching = !state.eventSubscribers.list.isEmpty
+        let watching = !state.eventSubscribers.list.isEmpty || !taps.isEmpty
         let pushdown = state.rules?.pushdown
         stream.kinds = watching ? KindSet.all : (pushdown?.kinds ?? [])
         stream.enricher.processes.readsEnvironment = state.rules?.readsProcessEnvironment ?? false
