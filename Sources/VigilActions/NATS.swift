@@ -301,35 +301,24 @@ enum NATSSubject {
 /// once on a fresh one.
 final class NATSAction: SpooledHandler, @unchecked Sendable {
     // `connection` is only touched under `lock` (the worker's delivering thread in practice).
-    private let servers: [NATSServerURL]
-    private let streamName: String
-    private let prefix: String
-    private let credentials: NATSCredentials?
-    private let tls: TLSContext?
-    private let timeout: Duration
-    private let duplicateWindow: Double
+    private let target: NATSTarget
     private let lock = NSLock()
     private var connection: NATSConnection?
     private var nextServer = 0
 
     init(servers: [NATSServerURL], stream: String, prefix: String, credentials: NATSCredentials?, tls: TLSContext?, timeout: Duration, duplicateWindow: Double) {
-        self.servers = servers
-        streamName = stream
-        self.prefix = prefix
-        self.credentials = credentials
-        self.tls = tls
-        self.timeout = timeout
-        self.duplicateWindow = duplicateWindow
+        target = NATSTarget(servers: servers, stream: stream, prefix: prefix, credentials: credentials, tls: tls, timeout: timeout,
+                            duplicateWindow: duplicateWindow)
     }
 
     var transport: String? {
-        let names = servers.map(\.description).joined(separator: ", ")
-        return "NATS JetStream \(names), stream \(streamName)" + (tls.map { ", tls: \($0.verification)" } ?? "")
+        let names = target.servers.map(\.description).joined(separator: ", ")
+        return "NATS JetStream \(names), stream \(target.stream)" + (target.tls.map { ", tls: \($0.verification)" } ?? "")
     }
 
     /// The subject travels with the payload: `SUBJECT\n` then the alert's JSON.
     func payload(_ alert: Alert) -> [UInt8] {
-        Array((NATSSubject.alert(prefix: prefix, host: alert.hostname, priority: alert.priority, rule: alert.rule) + "\n" + alert.json).utf8)
+        Array((NATSSubject.alert(prefix: target.prefix, host: alert.hostname, priority: alert.priority, rule: alert.rule) + "\n" + alert.json).utf8)
     }
 
     func send(_ payload: [UInt8], id: String) throws(ActionFailure) -> String {
@@ -365,7 +354,7 @@ final class NATSAction: SpooledHandler, @unchecked Sendable {
                 throw ActionFailure.transient("NATS JetStream: not an ack: \(String(decoding: answer.payload.prefix(200), as: UTF8.self))")
             }
             let duplicate = ack["duplicate"] as? Bool ?? false
-            return "stream \(ack["stream"] as? String ?? streamName) seq \(sequence)\(duplicate ? " (duplicate)" : "")"
+            return "stream \(ack["stream"] as? String ?? target.stream) seq \(sequence)\(duplicate ? " (duplicate)" : "")"
         } catch {
             connection = nil
             throw error
@@ -375,23 +364,37 @@ final class NATSAction: SpooledHandler, @unchecked Sendable {
     /// The open connection, or a new one to the next server (round robin), with the stream made.
     private func connected() throws(ActionFailure) -> NATSConnection {
         if let connection { return connection }
-        let url = servers[nextServer % servers.count]
-        nextServer += 1
-        let made = try NATSConnection(url, tls: tls, credentials: credentials, timeout: timeout)
-        guard made.jetStream else { throw .transient("NATS \(made.peer): JetStream is not enabled on this server (nats-server -js)") }
-        try ensureStream(made)
+        let made = try target.connect(turn: &nextServer, name: "vigil")
         connection = made
         return made
     }
 
     /// A publisher of events with this action's servers, credentials, TLS and stream.
     func eventPublisher(host: String) -> NATSEventPublisher {
-        NATSEventPublisher(servers: servers, stream: streamName, prefix: prefix, host: host, credentials: credentials, tls: tls,
-                           timeout: timeout, duplicateWindow: duplicateWindow)
+        NATSEventPublisher(target: target, host: host)
     }
+}
 
-    private func ensureStream(_ connection: NATSConnection) throws(ActionFailure) {
-        try connection.ensureStream(streamName, prefix: prefix, duplicateWindow: duplicateWindow)
+/// Where and how a `nats` action connects: its servers (tried in turn), credentials, TLS,
+/// timeout, and the stream it makes.
+struct NATSTarget {
+    var servers: [NATSServerURL]
+    var stream: String
+    var prefix: String
+    var credentials: NATSCredentials?
+    var tls: TLSContext?
+    var timeout: Duration
+    var duplicateWindow: Double
+
+    /// A connection to the next server (round robin on `turn`), named `name` in CONNECT, on a
+    /// server with JetStream, the stream made.
+    func connect(turn: inout Int, name: String) throws(ActionFailure) -> NATSConnection {
+        let url = servers[turn % servers.count]
+        turn += 1
+        let made = try NATSConnection(url, tls: tls, credentials: credentials, timeout: timeout, name: name)
+        guard made.jetStream else { throw .transient("NATS \(made.peer): JetStream is not enabled on this server (nats-server -js)") }
+        try made.ensureStream(stream, prefix: prefix, duplicateWindow: duplicateWindow)
+        return made
     }
 }
 
@@ -441,34 +444,21 @@ extension NATSConnection {
 /// does not take is counted as failed and lost. Used by the tap's thread only.
 final class NATSEventPublisher: @unchecked Sendable {
     // `connection` and `nextServer` are only touched by the tap's thread.
-    private let servers: [NATSServerURL]
-    private let streamName: String
-    private let prefix: String
+    private let target: NATSTarget
     private let host: String
-    private let credentials: NATSCredentials?
-    private let tls: TLSContext?
-    private let timeout: Duration
-    private let duplicateWindow: Double
     private var connection: NATSConnection?
     private var nextServer = 0
 
-    init(servers: [NATSServerURL], stream: String, prefix: String, host: String, credentials: NATSCredentials?, tls: TLSContext?,
-         timeout: Duration, duplicateWindow: Double) {
-        self.servers = servers
-        streamName = stream
-        self.prefix = prefix
+    init(target: NATSTarget, host: String) {
+        self.target = target
         self.host = NATSSubject.token(host)
-        self.credentials = credentials
-        self.tls = tls
-        self.timeout = timeout
-        self.duplicateWindow = duplicateWindow
     }
 
     /// The subject of `event`: `PREFIX.HOST.events.KIND`.
-    func subject(_ event: Event) -> String { "\(prefix).\(host).events.\(NATSSubject.token(event.kind.rawValue))" }
+    func subject(_ event: Event) -> String { "\(target.prefix).\(host).events.\(NATSSubject.token(event.kind.rawValue))" }
 
     /// `PREFIX.HOST.events.*`, for the log.
-    var subjectPattern: String { "\(prefix).\(host).events.*" }
+    var subjectPattern: String { "\(target.prefix).\(host).events.*" }
 
     /// Publishes one batch; an event larger than the server's max_payload is counted as failed.
     /// A failure on a reused connection (the server may have closed it) is tried once more on
@@ -506,11 +496,7 @@ final class NATSEventPublisher: @unchecked Sendable {
 
     private func connected() throws(ActionFailure) -> NATSConnection {
         if let connection { return connection }
-        let url = servers[nextServer % servers.count]
-        nextServer += 1
-        let made = try NATSConnection(url, tls: tls, credentials: credentials, timeout: timeout, name: "vigil events")
-        guard made.jetStream else { throw .transient("NATS \(made.peer): JetStream is not enabled on this server (nats-server -js)") }
-        try made.ensureStream(streamName, prefix: prefix, duplicateWindow: duplicateWindow)
+        let made = try target.connect(turn: &nextServer, name: "vigil events")
         connection = made
         return made
     }
