@@ -193,6 +193,15 @@ struct StatusCommand: ParsableCommand {
                 if let denied = policy["last_denied"] as? String { lines.append("  last denied: \(denied)") }
                 if let error = policy["last_error"] as? String { lines.append("  last error: \(error)") }
             }
+            for tap in actions["event_taps"] as? [[String: Any]] ?? [] {
+                var line = "event tap \(tap["name"] as? String ?? "") (\(tap["filter"] as? String ?? "")): \(int(tap, "matched")) matched, \(int(tap, "sent")) sent, "
+                    + "\(int(tap, "failed")) failed, \(int(tap, "dropped")) dropped, \(int(tap, "queued")) waiting"
+                if tap["name"] as? String == "policy", let policy = actions["policy"] as? [String: Any] {
+                    line += "; \(int(policy, "events_allowed")) allowed, \(int(policy, "events_denied")) denied"
+                }
+                lines.append(line)
+                if let error = tap["last_error"] as? String { lines.append("  last error: \(error)") }
+            }
         }
         let integrity = status["integrity"] as? [String: Any] ?? [:]
         let findings = integrity["current"] as? [String] ?? []

@@ -89,7 +89,9 @@ final class EventExportTests: XCTestCase {
         let server = try PolicyServer(policies: [policyFile])
         let record = directory + "/alerts.jsonl"
         let filter = "evt.type = execve and proc.args contains evx-\(tag)-run"
+        let metricsPort = try AlertSpoolTests.freePort()
         let daemon = try TestDaemon(extraConfig: """
+        metrics: {enabled: true, port: \(metricsPort)}
         actions:
           dedup: {window: 0}
           default_actions: [record]
@@ -136,5 +138,12 @@ final class EventExportTests: XCTestCase {
         XCTAssertEqual(tap["sent"] as? Int, 2, "\(tap)")
         XCTAssertEqual(tap["dropped"] as? Int, 0, "\(tap)")
         XCTAssertEqual(policy()["allowed"] as? Int, 0, "no alert of the policy's rules: \(policy())")
+        let shown = try daemon.vigil(["status"]).stdout
+        XCTAssertTrue(shown.contains("event tap policy (\(filter)): 2 matched, 2 sent, 0 failed, 0 dropped, 0 waiting; 1 allowed, 1 denied"), shown)
+        let metrics = try runCapturing("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(metricsPort)/metrics"]).stdout
+        for line in ["vigil_event_tap_events_total{tap=\"policy\",result=\"sent\"} 2", "vigil_event_tap_events_total{tap=\"policy\",result=\"dropped\"} 0",
+                     "vigil_policy_event_decisions_total{result=\"denied\"} 1", "vigil_policy_event_decisions_total{result=\"allowed\"} 1"] {
+            XCTAssertTrue(metrics.contains(line), "\(line) in\n\(metrics)")
+        }
     }
 }
