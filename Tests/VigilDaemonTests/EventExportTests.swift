@@ -63,6 +63,43 @@ final class EventExportTests: XCTestCase {
         XCTAssertEqual(tap["failed"] as? Int, 0, "\(tap)")
     }
 
+    func testAFloodOfRealExecsOverflowingASmallQueueIsCountedAsDropped() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
+        // A "server" that takes the connection and never says INFO: the tap's thread waits in
+        // its connect for `timeout` (60 s) while the flood arrives, so the queue (1 event) fills.
+        let (stuck, port, _) = try launchCapturing("/usr/bin/python3", ["-c", """
+        import socket, time
+        s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
+        print(s.getsockname()[1], flush=True)
+        conns = []
+        while True:
+            c, _ = s.accept(); conns.append(c)
+        """])
+        defer { stuck.terminate() }
+        XCTAssertTrue(waitUntil(seconds: 10) { Int(port.sofar.trimmingCharacters(in: .whitespacesAndNewlines)) != nil })
+        let tag = UUID().uuidString.prefix(8).lowercased()
+        let filter = "evt.type = execve and proc.name = true and proc.args contains evx-flood-\(tag)"
+        let daemon = try TestDaemon(extraConfig: """
+        actions:
+          named:
+            bus: {type: nats, servers: ["nats://127.0.0.1:\(port.sofar.trimmingCharacters(in: .whitespacesAndNewlines))"], timeout: 60, events: {filter: "\(filter)", queue_size: 1}}
+        """)
+        let flood = 200
+        _ = try runProgram("/bin/sh", ["-c", "i=0; while [ $i -lt \(flood) ]; do /bin/true evx-flood-\(tag); i=$((i+1)); done"])
+        var tap: [String: Any] = [:]
+        let counted = waitUntil(seconds: 30) {
+            tap = taps(daemon).first { ($0["name"] as? String) == "nats:bus" } ?? [:]
+            return (tap["matched"] as? Int) == flood
+        }
+        XCTAssertTrue(counted, "\(tap)\n\(daemon.diagnostics)")
+        // One event in the stuck handler, at most one queued: every other one dropped, counted.
+        XCTAssertGreaterThanOrEqual(tap["dropped"] as? Int ?? 0, flood - 2, "\(tap)")
+        XCTAssertLessThanOrEqual(tap["queued"] as? Int ?? 9, 1, "\(tap)")
+        XCTAssertEqual(tap["sent"] as? Int, 0, "\(tap)")
+        let shown = try daemon.vigil(["status"]).stdout
+        XCTAssertTrue(shown.contains("event tap nats:bus (\(filter)): \(flood) matched, 0 sent, 0 failed, \(tap["dropped"] as? Int ?? -1) dropped"), shown)
+    }
+
     func testThePolicyDecidesOnRealExecsAndADeniedOneIsAPolicyViolationAlert() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
         let tag = UUID().uuidString.prefix(6).lowercased()
