@@ -15,6 +15,9 @@ port, out = int(sys.argv[1]), sys.argv[2]
 
 
 class Handler(BaseHTTPRequestHandler):
+    # HTTP/1.1 keeps the connection between alerts, as falcosidekick's and most receivers' servers do
+    protocol_version = "HTTP/1.1"
+
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         received = time.time_ns()

@@ -4,6 +4,14 @@ public struct HTTPResponseHead: Sendable, Equatable {
     public var status: Int
     /// Header names lowercased; a repeated header keeps its last value.
     public var headers: [String: String]
+    /// The `x` of the status line's `HTTP/1.x`.
+    public var minorVersion = 1
+
+    /// Whether the server leaves the connection open after this answer: HTTP/1.1 without
+    /// `Connection: close` (HTTP/1.0 closes unless told otherwise; Vigil never asks it to).
+    public var keepsConnectionOpen: Bool {
+        minorVersion >= 1 && !(headers["connection"]?.lowercased().contains("close") ?? false)
+    }
 }
 
 /// What `HTTPResponseDecoder` found in the bytes fed so far.
@@ -169,7 +177,7 @@ public struct HTTPResponseDecoder {
             }
             headers[line[..<colon].lowercased()] = String(line[line.index(after: colon)...]).trimmingSpaces
         }
-        return HTTPResponseHead(status: status, headers: headers)
+        return HTTPResponseHead(status: status, headers: headers, minorVersion: statusFields[0] == "HTTP/1.0" ? 0 : 1)
     }
 
     private static func bodyState(for head: HTTPResponseHead) -> State {

@@ -31,6 +31,31 @@ final class DeliveryTests: XCTestCase {
         XCTAssertEqual(dispatcher.stats().of("ops").sent, 1)
     }
 
+    /// While the server keeps the connection (HTTP/1.1 keep-alive), alerts share one; a server
+    /// that closes it after each answer without saying so (an idle timeout) costs a new
+    /// connection per alert and loses none, nor sends one twice; one that says `Connection:
+    /// close` gets a connection per alert.
+    func testWebhookKeepsItsConnectionWhileTheServerDoes() throws {
+        for (mode, connections) in [(TestHTTPServer.ConnectionMode.keepAlive, 1), (.closeUnannounced, 3), (.close, 3)] {
+            let server = try TestHTTPServer(connections: mode)
+            let dispatcher = try makeDispatcher("named:\n  ops: {type: webhook, url: '\(server.url)/alerts'}\n")
+            let alerts = (0..<3).map { testAlert(testEvent(pid: UInt32(100 + $0))) }
+            for alert in alerts {
+                let before = server.requests.count
+                dispatcher.dispatch(alert, actions: ["ops"])
+                waitUntil("alert \(alert.id), \(mode)") { server.requests.count == before + 1 }
+            }
+            XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+            XCTAssertEqual(server.requests.map { $0.headers["x-vigil-alert-id"] }, alerts.map(\.id), "each alert once, in order: \(mode)")
+            XCTAssertEqual(server.connections, connections, "\(mode)")
+            XCTAssertNil(server.requests.first?.headers["connection"], "HTTP/1.1's default: keep-alive")
+            let stats = dispatcher.stats().of("ops")
+            XCTAssertEqual(stats.sent, 3, "\(mode)")
+            XCTAssertEqual(stats.retried, 0, "a closed kept connection is replaced within the attempt: \(mode)")
+            XCTAssertEqual(stats.failed, 0, "\(mode)")
+        }
+    }
+
     func testSlackPayload() throws {
         let server = try TestHTTPServer()
         let dispatcher = try makeDispatcher("named: {chat: {type: slack, url: '\(server.url)/services/T/B/X'}}")

@@ -100,19 +100,34 @@ struct ReceivedRequest {
 
 /// A real HTTP/1.1 server on 127.0.0.1 (a random port) in the test process: answers each
 /// request with the next status of `statuses` (then 200), optionally holding answers until
-/// `release()`. Stops on deinit or `stop()`.
+/// `release()`; what it does with a connection after an answer is `connections`. Stops on
+/// deinit or `stop()`.
 final class TestHTTPServer: @unchecked Sendable {
+    /// What the server does with a connection after answering on it.
+    enum ConnectionMode {
+        /// Answers `Connection: close` and closes it.
+        case close
+        /// Keeps it open for the next request (HTTP/1.1's default).
+        case keepAlive
+        /// Answers as if it kept it, then closes it (as a server's idle timeout does).
+        case closeUnannounced
+    }
+
     let port: UInt16
     private let listener: Int32
+    private let mode: ConnectionMode
     private let lock = NSLock()
     private var received: [ReceivedRequest] = []
     private var statuses: [Int]
     private var held = false
+    private var accepted = 0
+    private var current: Int32 = -1
     private let gate = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
 
-    init(statuses: [Int] = [], holdAnswers: Bool = false) throws {
+    init(statuses: [Int] = [], holdAnswers: Bool = false, connections mode: ConnectionMode = .close) throws {
         self.statuses = statuses
+        self.mode = mode
         held = holdAnswers
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.listener = listener
@@ -133,6 +148,9 @@ final class TestHTTPServer: @unchecked Sendable {
 
     var requests: [ReceivedRequest] { lock.withLock { received } }
 
+    /// The connections accepted so far.
+    var connections: Int { lock.withLock { accepted } }
+
     /// Lets held answers go (and answers later requests at once).
     func release() {
         lock.withLock { held = false }
@@ -141,6 +159,7 @@ final class TestHTTPServer: @unchecked Sendable {
 
     func stop() {
         shutdown(listener, Int32(SHUT_RDWR))
+        lock.withLock { if current >= 0 { shutdown(current, Int32(SHUT_RDWR)) } }  // a kept connection's wait
         release()
         done.wait()
         done.signal()
@@ -150,14 +169,17 @@ final class TestHTTPServer: @unchecked Sendable {
         while true {
             let connection = accept(listener, nil, nil)
             guard connection >= 0 else { break }
-            handle(connection)
+            lock.withLock { accepted += 1; current = connection }
+            while handle(connection) && mode == .keepAlive {}
+            lock.withLock { current = -1 }
             close(connection)
         }
         close(listener)
         done.signal()
     }
 
-    private func handle(_ fd: Int32) {
+    /// Reads one request on `fd` and answers it; false when none came (closed, timed out).
+    private func handle(_ fd: Int32) -> Bool {
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var buffer: [UInt8] = []
@@ -174,10 +196,10 @@ final class TestHTTPServer: @unchecked Sendable {
             }
             if let headEnd, buffer.count >= headEnd + contentLength { break }
             let count = recv(fd, &chunk, chunk.count, 0)
-            guard count > 0 else { return }
+            guard count > 0 else { return false }
             buffer += chunk.prefix(count)
         }
-        guard let headEnd else { return }
+        guard let headEnd else { return false }
         let lines = String(decoding: buffer[..<(headEnd - 4)], as: UTF8.self).split(separator: "\r\n")
         let requestLine = lines.first?.split(separator: " ") ?? []
         var headers: [String: String] = [:]
@@ -194,8 +216,10 @@ final class TestHTTPServer: @unchecked Sendable {
         }
         if hold { gate.wait() }
         let body = status == 200 ? "ok" : "failing on purpose"
-        let answer = "HTTP/1.1 \(status) X\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+        let closing = mode == .close ? "Connection: close\r\n" : ""
+        let answer = "HTTP/1.1 \(status) X\r\nContent-Length: \(body.utf8.count)\r\n\(closing)\r\n\(body)"
         _ = Array(answer.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        return true
     }
 }
 
