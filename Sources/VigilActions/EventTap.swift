@@ -78,10 +78,36 @@ public final class EventTap: Sendable {
     private let handler: @Sendable ([Event]) -> (sent: Int, failed: Int, error: String?)
 
     private struct State {
+        /// Events waiting are `queue[head...]`; those before `head` were handed on already and
+        /// are cut off once they are at least half of the array, so a batch costs O(batch).
         var queue: [Event] = []
+        var head = 0
         var stats: EventTapStats
         var closed = false
         var running = false
+
+        var waiting: Int { queue.count - head }
+
+        /// Takes up to `limit` of the waiting events, oldest first.
+        mutating func take(_ limit: Int) -> [Event] {
+            let end = head + min(limit, waiting)
+            let batch = Array(queue[head..<end])
+            head = end
+            if head == queue.count {
+                queue.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head * 2 >= queue.count {
+                queue.removeFirst(head)
+                head = 0
+            }
+            return batch
+        }
+
+        /// Drops every waiting event.
+        mutating func removeAll() {
+            queue.removeAll()
+            head = 0
+        }
     }
     private let state: Mutex<State>
     private let ready = DispatchSemaphore(value: 0)
@@ -106,14 +132,14 @@ public final class EventTap: Sendable {
         let (wake, start) = state.withLock { state -> (Bool, Bool) in
             guard !state.closed else { return (false, false) }
             state.stats.matched += 1
-            guard state.queue.count < capacity else {
+            guard state.waiting < capacity else {
                 state.stats.dropped += 1
                 return (false, false)
             }
             state.queue.append(event)
             let start = !state.running
             state.running = true
-            return (state.queue.count == 1, start)
+            return (state.waiting == 1, start)
         }
         if start {
             let thread = Thread { [self] in drain() }
@@ -127,12 +153,7 @@ public final class EventTap: Sendable {
     private func drain() {
         defer { finished.signal() }
         while true {
-            let (batch, closed) = state.withLock { state -> ([Event], Bool) in
-                let count = min(state.queue.count, Self.batchSize)
-                let batch = Array(state.queue.prefix(count))
-                state.queue.removeFirst(count)
-                return (batch, state.closed)
-            }
+            let (batch, closed) = state.withLock { state in (state.take(Self.batchSize), state.closed) }
             if batch.isEmpty {
                 if closed { return }
                 ready.wait()
@@ -159,8 +180,8 @@ public final class EventTap: Sendable {
         ready.signal()
         if finished.wait(timeout: deadline) == .success { return true }
         state.withLock { state in
-            state.stats.dropped += UInt64(state.queue.count)
-            state.queue.removeAll()
+            state.stats.dropped += UInt64(state.waiting)
+            state.removeAll()
         }
         return false
     }
@@ -169,7 +190,7 @@ public final class EventTap: Sendable {
     public var stats: EventTapStats {
         state.withLock { state in
             var stats = state.stats
-            stats.queued = state.queue.count
+            stats.queued = state.waiting
             return stats
         }
     }

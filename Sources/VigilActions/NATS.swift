@@ -299,16 +299,14 @@ enum NATSSubject {
 /// The stream (`STREAM`, subjects `PREFIX.>`) is created on first connection when missing.
 /// Keeps one connection open across alerts; a failed publish on a reused connection is retried
 /// once on a fresh one.
-final class NATSAction: SpooledHandler, @unchecked Sendable {
-    // `connection` is only touched under `lock` (the worker's delivering thread in practice).
+final class NATSAction: SpooledHandler, Sendable {
     private let target: NATSTarget
-    private let lock = NSLock()
-    private var connection: NATSConnection?
-    private var nextServer = 0
+    private let kept: KeptNATSConnection
 
     init(servers: [NATSServerURL], stream: String, prefix: String, credentials: NATSCredentials?, tls: TLSContext?, timeout: Duration, duplicateWindow: Double) {
         target = NATSTarget(servers: servers, stream: stream, prefix: prefix, credentials: credentials, tls: tls, timeout: timeout,
                             duplicateWindow: duplicateWindow)
+        kept = KeptNATSConnection(target, name: "vigil")
     }
 
     var transport: String? {
@@ -325,20 +323,7 @@ final class NATSAction: SpooledHandler, @unchecked Sendable {
         guard let newline = payload.firstIndex(of: 0x0a) else { throw .permanent("NATS: a payload without its subject") }
         let subject = String(decoding: payload[..<newline], as: UTF8.self)
         let body = Array(payload[(newline + 1)...])
-        lock.lock()
-        defer { lock.unlock() }
-        let reused = connection != nil
-        do {
-            return try publish(subject, body, id: id)
-        } catch where reused && error.retryable {
-            connection = nil  // the server may have closed an idle connection: one fresh try
-            return try publish(subject, body, id: id)
-        }
-    }
-
-    private func publish(_ subject: String, _ body: [UInt8], id: String) throws(ActionFailure) -> String {
-        do throws(ActionFailure) {
-            let connection = try connected()
+        return try kept.withConnection { connection throws(ActionFailure) in
             // A message over the server's limit makes it close the connection: retrying would
             // hold every later alert behind this one for good.
             guard body.count + 64 + id.utf8.count <= connection.maxPayload else {
@@ -355,18 +340,7 @@ final class NATSAction: SpooledHandler, @unchecked Sendable {
             }
             let duplicate = ack["duplicate"] as? Bool ?? false
             return "stream \(ack["stream"] as? String ?? target.stream) seq \(sequence)\(duplicate ? " (duplicate)" : "")"
-        } catch {
-            connection = nil
-            throw error
         }
-    }
-
-    /// The open connection, or a new one to the next server (round robin), with the stream made.
-    private func connected() throws(ActionFailure) -> NATSConnection {
-        if let connection { return connection }
-        let made = try target.connect(turn: &nextServer, name: "vigil")
-        connection = made
-        return made
     }
 
     /// A publisher of events with this action's servers, credentials, TLS and stream.
@@ -395,6 +369,52 @@ struct NATSTarget {
         guard made.jetStream else { throw .transient("NATS \(made.peer): JetStream is not enabled on this server (nats-server -js)") }
         try made.ensureStream(stream, prefix: prefix, duplicateWindow: duplicateWindow)
         return made
+    }
+}
+
+/// One connection to a `NATSTarget`, kept across uses: made on first use (to the next server in
+/// turn, named `name` in CONNECT, the stream made), dropped on any failure. A failure on a
+/// reused connection worth a retry is tried once more on a fresh one: the server may have
+/// closed it while it was idle.
+final class KeptNATSConnection: @unchecked Sendable {
+    // `connection` and `nextServer` are only touched under `lock`.
+    private let target: NATSTarget
+    private let name: String
+    private let lock = NSLock()
+    private var connection: NATSConnection?
+    private var nextServer = 0
+
+    init(_ target: NATSTarget, name: String) {
+        self.target = target
+        self.name = name
+    }
+
+    /// Runs `body` on the kept connection (one caller at a time), as described above.
+    func withConnection<T>(_ body: (NATSConnection) throws(ActionFailure) -> T) throws(ActionFailure) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        let reused = connection != nil
+        do {
+            return try attempt(body)
+        } catch where reused && error.retryable {
+            return try attempt(body)
+        }
+    }
+
+    private func attempt<T>(_ body: (NATSConnection) throws(ActionFailure) -> T) throws(ActionFailure) -> T {
+        do throws(ActionFailure) {
+            let made: NATSConnection
+            if let connection {
+                made = connection
+            } else {
+                made = try target.connect(turn: &nextServer, name: name)
+                connection = made
+            }
+            return try body(made)
+        } catch {
+            connection = nil
+            throw error
+        }
     }
 }
 
@@ -442,16 +462,15 @@ extension NATSConnection {
 /// batch at a time (PUBs, then one PING as the flush), on a connection of its own (the alerts
 /// keep theirs). The stream (subjects `PREFIX.>`) stores them. Not spooled: a batch the server
 /// does not take is counted as failed and lost. Used by the tap's thread only.
-final class NATSEventPublisher: @unchecked Sendable {
-    // `connection` and `nextServer` are only touched by the tap's thread.
+final class NATSEventPublisher: Sendable {
     private let target: NATSTarget
     private let host: String
-    private var connection: NATSConnection?
-    private var nextServer = 0
+    private let kept: KeptNATSConnection
 
     init(target: NATSTarget, host: String) {
         self.target = target
         self.host = NATSSubject.token(host)
+        kept = KeptNATSConnection(target, name: "vigil events")
     }
 
     /// The subject of `event`: `PREFIX.HOST.events.KIND`.
@@ -470,35 +489,17 @@ final class NATSEventPublisher: @unchecked Sendable {
             EventFormat.appendJSON(event, to: &line)
             return (subject(event), line)
         }
-        let reused = connection != nil
         do {
-            return try attempt(messages)
-        } catch where reused && error.retryable {
-            do { return try attempt(messages) } catch { return (0, messages.count, error.message) }
+            return try kept.withConnection { connection throws(ActionFailure) in
+                    let limit = connection.maxPayload
+                let fitting = messages.filter { $0.payload.count <= limit }
+                try connection.publishFlushed(fitting)
+                let tooLarge = messages.count - fitting.count
+                return (fitting.count, tooLarge, tooLarge > 0 ? "NATS \(connection.peer): \(tooLarge) event(s) larger than the server's max_payload (\(limit))" : nil)
+            }
         } catch {
             return (0, messages.count, error.message)
         }
-    }
-
-    private func attempt(_ messages: [(subject: String, payload: [UInt8])]) throws(ActionFailure) -> (sent: Int, failed: Int, error: String?) {
-        do throws(ActionFailure) {
-            let connection = try connected()
-            let limit = connection.maxPayload
-            let fitting = messages.filter { $0.payload.count <= limit }
-            try connection.publishFlushed(fitting)
-            let tooLarge = messages.count - fitting.count
-            return (fitting.count, tooLarge, tooLarge > 0 ? "NATS \(connection.peer): \(tooLarge) event(s) larger than the server's max_payload (\(limit))" : nil)
-        } catch {
-            connection = nil
-            throw error
-        }
-    }
-
-    private func connected() throws(ActionFailure) -> NATSConnection {
-        if let connection { return connection }
-        let made = try target.connect(turn: &nextServer, name: "vigil events")
-        connection = made
-        return made
     }
 }
 

@@ -47,6 +47,39 @@ final class EventTapTests: XCTestCase {
         XCTAssertEqual(tap.stats.matched, 101, "a closed tap takes nothing")
     }
 
+    func testABacklogIsHandedOnInBatchesInOrderAndCountedWhileItDrains() throws {
+        var selection = EventSelection(filter: "evt.type = execve")
+        selection.queueSize = 1000
+        let entered = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        let batches = Mutex<[[UInt32]]>([])
+        let tap = EventTap(name: "test", selection: selection, filter: try selection.compiled(at: "test")) { events in
+            let call = batches.withLock { batches in
+                batches.append(events.map(\.pid))
+                return batches.count
+            }
+            if call <= 2 {
+                entered.signal()
+                release.wait()
+            }
+            return (events.count, 0, nil)
+        }
+        tap.offer(event(pid: 1, comm: "a"))
+        XCTAssertEqual(entered.wait(timeout: .now() + 10), .success)
+        for pid in 2...701 { tap.offer(event(pid: UInt32(pid), comm: "a")) }
+        XCTAssertEqual(tap.stats.queued, 700)
+        release.signal()
+        XCTAssertEqual(entered.wait(timeout: .now() + 10), .success)  // the second call holds a full batch
+        XCTAssertEqual(tap.stats.queued, 700 - EventTap.batchSize, "taken events are no longer waiting")
+        release.signal()
+        XCTAssertTrue(tap.close(until: .now() + 10))
+        let handed = batches.withLock { $0 }
+        XCTAssertEqual(handed.map(\.count), [1, 256, 256, 188])
+        XCTAssertEqual(Array(handed.joined()), Array(1...701).map(UInt32.init), "every event once, in order")
+        XCTAssertEqual(tap.stats.sent, 701)
+        XCTAssertEqual(tap.stats.queued, 0)
+        XCTAssertEqual(tap.stats.dropped, 0)
+    }
+
     func testEventsSectionsAreCheckedWhereTheyAre() throws {
         let cases: [(String, String)] = [
             ("named:\n  bus: {type: nats, servers: [\"nats://127.0.0.1\"], events: {filter: \"evt.type = \"}}", "events.filter: filter:1:12: unexpected end of condition"),
