@@ -53,6 +53,7 @@ VIGIL_ABI_TYPE(vigil_fim_match);
 #define O_TRUNC 01000
 #define RENAME_EXCHANGE 2
 #define FMODE_CREATED 0x100000 /* include/linux/fs.h (a macro, not in BTF) */
+#define FMODE_WRITE 0x2
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -466,15 +467,22 @@ FIM_FD_AT(sendfile, sendfile64, 0)
 
 #define PROT_WRITE 0x2
 #define MAP_SHARED 0x1 /* MAP_SHARED_VALIDATE (0x3) has it too */
-/* A writable shared mapping of a watched file: the writes through it make no syscall, so the
- * mapping is the change the kernel can see (userspace re-reads the file while the process that
- * mapped it lives, and once after). Private or read-only mappings are dropped. */
+/* A shared mapping of a watched file that is or can become writable: the writes through it make
+ * no syscall, so the mapping is the change the kernel can see (userspace re-reads the file while
+ * a process maps it, and once after). Writable: PROT_WRITE, or the file open for writing (then
+ * mprotect can add PROT_WRITE later, with no new mmap to see). Private mappings, and read-only
+ * ones of a file open read-only, are dropped. */
 SEC("?tracepoint/syscalls/sys_exit_mmap")
 int mmap_exit(struct syscall_trace_exit *ctx)
 {
     struct exit_ctx x = EXIT_CTX(ctx);
     struct pt_regs *r = vigil_user_regs();
-    if (!(VIGIL_SYSCALL_ARG2(r) & PROT_WRITE) || !(VIGIL_SYSCALL_ARG3(r) & MAP_SHARED)) {
+    bool shared = VIGIL_SYSCALL_ARG3(r) & MAP_SHARED;
+    if (shared && !(VIGIL_SYSCALL_ARG2(r) & PROT_WRITE)) {
+        struct file *file = vigil_fd_file((__s32)VIGIL_SYSCALL_ARG4(r));
+        shared = file && (BPF_CORE_READ(file, f_mode) & FMODE_WRITE);
+    }
+    if (!shared) {
         if (x.ret >= 0)
             drop();
         return 0;

@@ -511,7 +511,8 @@ public final class Engine: @unchecked Sendable {
         for consumer in consumers { consumer.consume(alert: alert) }
     }
 
-    /// The FIM thread: reads the fim sensor (waiting at most 10 ms), re-reads what it reports and
+    /// The FIM thread: reads the fim sensor (waiting at most 10 ms, and no longer than until a
+    /// reported watch settles), re-reads what it reports and
     /// queues the changes for the event thread; refreshes the sensor's status. Ends once a stop
     /// is requested.
     private func runFIM(_ fim: FIMMonitor) {
@@ -524,7 +525,7 @@ public final class Engine: @unchecked Sendable {
                                      enrich: false, container: fim.container(ofPath: change.path))
                 fimChanges.withLock { $0.append(found) }
             }
-            fim.poll(now: now, waitMilliseconds: 10) { change, event in
+            fim.poll(now: now, waitMilliseconds: fim.waitMilliseconds(now: now, atMost: 10)) { change, event in
                 let found = FIMFound(change: change, event: fim.event(change, by: event ?? Self.selfEvent(), whileDown: false),
                                      enrich: event != nil, container: fim.container(ofPath: change.path))
                 fimChanges.withLock { $0.append(found) }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import VigilBPF
 import VigilContainers
 import VigilEvents
 import VigilFIM
@@ -56,10 +57,11 @@ final class FIMMonitor: @unchecked Sendable {
     /// Watch id -> (when the kernel last reported it, that record's event; nil: re-read after
     /// lost records).
     private var pending: [UInt32: (at: UInt64, event: Event?)] = [:]
-    /// Watches a process mapped writable and shared (the kernel reports the mmap): the writes
-    /// through such a mapping make no syscall, so the watch is re-read every `mappedRecheckNs`
-    /// while that process lives, and once after it is gone.
-    private var mapped: [UInt32: (pid: UInt32, event: Event, checked: UInt64)] = [:]
+    /// Watches a process mapped shared and writable, or able to become so (the kernel reports the
+    /// mmap): the writes through such a mapping make no syscall, so the watch is re-read every
+    /// `mappedRecheckNs` while a process maps the file (the one that mapped it, then another
+    /// found in /proc: a fork child that outlived it), and once after none does.
+    private var mapped: [UInt32: (pid: UInt32, file: FileID, event: Event, checked: UInt64)] = [:]
     /// How often a watch mapped writable is re-read.
     static let mappedRecheckNs: UInt64 = 1_000_000_000
     /// The syscall table's row of mmap (the sensor reports only writable shared mappings).
@@ -154,7 +156,7 @@ final class FIMMonitor: @unchecked Sendable {
                     pending[change.watch] = (now, change.event)
                 }
                 if case .syscall(let call) = change.event.payload, call.index == Self.mmapIndex {
-                    mapped[change.watch] = (change.event.pid, change.event, now)
+                    mapped[change.watch] = (change.event.pid, change.file, change.event, now)
                 }
             }
         } catch {
@@ -162,6 +164,9 @@ final class FIMMonitor: @unchecked Sendable {
         }
         for (id, mapping) in mapped where now &- mapping.checked >= Self.mappedRecheckNs {
             if kill(pid_t(mapping.pid), 0) == 0 || errno == EPERM {
+                mapped[id]?.checked = now
+            } else if let heir = Self.sharedMapper(of: mapping.file, except: mapping.pid) {
+                mapped[id]?.pid = heir
                 mapped[id]?.checked = now
             } else {
                 mapped[id] = nil  // this last re-read sees what it wrote before it went
@@ -193,6 +198,35 @@ final class FIMMonitor: @unchecked Sendable {
             do { try saved.save(to: baselinePath) } catch { logger.error("fim: saving the baseline: \(error)") }
             for id in Set(found.compactMap { container(ofPath: $0.change.path)?.id }) { saveBaseline(ofContainer: id) }
         }
+    }
+
+    /// How long `poll` may wait for records before the first pending watch settles, at most
+    /// `limit` ms: so a change is re-read when it settles, not up to `limit` ms after.
+    func waitMilliseconds(now: UInt64, atMost limit: Int32) -> Int32 {
+        guard let first = pending.values.lazy.map(\.at).min() else { return limit }
+        let due = first &+ Self.settleNs
+        guard due > now else { return 0 }
+        return Int32(min(UInt64(limit), (due - now + 999_999) / 1_000_000))
+    }
+
+    /// A process other than `except` that maps `file` shared (a fork child of the process that
+    /// mapped it, which inherits the mapping), found in /proc/PID/maps; nil when none does.
+    /// Reads every process's maps: done only when a process that mapped a watch is gone.
+    static func sharedMapper(of file: FileID, except: UInt32, procRoot: String = "/proc") -> UInt32? {
+        let device = String(format: "%02x:%02x", FileID.major(file.device), FileID.minor(file.device))
+        let inode = String(file.inode)
+        let pids = ((try? FileManager.default.contentsOfDirectory(atPath: procRoot)) ?? []).compactMap { UInt32($0) }
+        for pid in pids where pid != except {
+            var found = false
+            SystemFile.forEachLine("\(procRoot)/\(pid)/maps") { line in
+                // range perms offset major:minor inode path
+                let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+                found = fields.count >= 5 && fields[1].last == "s" && fields[3] == device && fields[4] == inode
+                return !found
+            }
+            if found { return pid }
+        }
+        return nil
     }
 
     /// The baseline as saved: this host's files only (a container's are watched while it runs,

@@ -150,6 +150,128 @@ final class FIMMonitorTests: XCTestCase {
         XCTAssertTrue(found.first?.contains("user removed: bob") ?? false, "\(found)")
     }
 
+    /// A mapping that becomes writable later (mprotect) in a fork child that outlives the process
+    /// that mapped the file: the kernel reported the read-only shared mapping of the file open
+    /// for writing; once the mapper is gone the monitor finds the child in /proc and keeps
+    /// re-reading, so the child's write through the mapping is found while it runs.
+    func testAChangeThroughAMappingMadeWritableByAForkChildThatOutlivesTheMapperIsFound() throws {
+        try requireKernel(.attachTracepoint, .mapRingBuffer)
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { throw cannotRun("needs /usr/bin/python3") }
+        let dir = try temporaryDirectory()
+        let passwd = dir + "/passwd"
+        try Data("root:x:0:0:root:/root:/bin/bash\nbob:x:1000:1000::/home/bob:/bin/sh\n".utf8).write(to: URL(fileURLWithPath: passwd))
+        let monitor = try FIMMonitor(spec: WatchSpec(paths: [passwd]), stateDirectory: dir + "/state", logger: Logger(label: "fim-test"))
+        // maps the file read-only and shared (open for writing), forks and exits; the child closes
+        // every descriptor but stdio, waits until it is alone, says so, waits for a line, makes the mapping writable, renames bob
+        // to eve through it, says so, then stays until stdin closes
+        let script = """
+        import ctypes, os, sys
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+        libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        fd = os.open(sys.argv[1], os.O_RDWR)
+        size = os.fstat(fd).st_size
+        address = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+        assert address not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()
+        print("mapped", flush=True)
+        parent = os.getpid()
+        if os.fork() != 0:
+            os._exit(0)
+        os.closerange(3, 65536)  # the mapping stays; so the test's Process sees the parent end
+        while os.getppid() == parent:
+            pass
+        print("alone", flush=True)
+        sys.stdin.readline()
+        assert libc.mprotect(address, size, 3) == 0, ctypes.get_errno()  # PROT_READ | PROT_WRITE
+        i = ctypes.string_at(address, size).find(b"bob:")
+        ctypes.memmove(address + i, b"eve", 3)
+        print("written", flush=True)
+        sys.stdin.read()
+        """
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = ["-c", script, passwd]
+        let input = Pipe(), output = Pipe()
+        python.standardInput = input
+        python.standardOutput = output
+        try python.run()
+        defer { try? input.fileHandleForWriting.close() }
+        func line() -> String {
+            var bytes: [UInt8] = []
+            while let byte = try? output.fileHandleForReading.read(upToCount: 1), let b = byte.first, b != 10 { bytes.append(b) }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        XCTAssertEqual(line(), "mapped")
+        XCTAssertEqual(line(), "alone")
+        python.waitUntilExit()
+        // longer than a re-check: the monitor sees the mapper gone before the child writes
+        let quiet = pollUntil(monitor, seconds: 1.5 * Double(FIMMonitor.mappedRecheckNs) / 1e9) { _ in false }
+        XCTAssertEqual(quiet, [], "the mapping alone changes nothing")
+        try input.fileHandleForWriting.write(contentsOf: Data("\n".utf8))
+        XCTAssertEqual(line(), "written")
+        let found = pollUntil(monitor, seconds: 2 * Double(FIMMonitor.mappedRecheckNs) / 1e9 + 1) { !$0.isEmpty }
+        XCTAssertEqual(found.count, 1, "\(found)")
+        XCTAssertTrue(found.first?.hasPrefix("\(passwd) modified: ") ?? false, "\(found)")
+        XCTAssertTrue(found.first?.contains("user added: eve") ?? false, "\(found)")
+    }
+
+    func testAProcessThatMapsAFileSharedIsFoundInProc() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { throw cannotRun("needs /usr/bin/python3") }
+        let dir = try temporaryDirectory()
+        let shared = dir + "/shared", privately = dir + "/private"
+        for path in [shared, privately] { try Data("data\n".utf8).write(to: URL(fileURLWithPath: path)) }
+        func id(_ path: String) -> FileID {
+            var st = stat()
+            XCTAssertEqual(stat(path, &st), 0, path)
+            return FileID(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        }
+        let script = """
+        import mmap, os, sys
+        a = mmap.mmap(os.open(sys.argv[1], os.O_RDONLY), 0, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+        b = mmap.mmap(os.open(sys.argv[2], os.O_RDWR), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+        print("mapped", flush=True)
+        sys.stdin.read()
+        """
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = ["-c", script, shared, privately]
+        let input = Pipe(), output = Pipe()
+        python.standardInput = input
+        python.standardOutput = output
+        try python.run()
+        defer { try? input.fileHandleForWriting.close(); python.waitUntilExit() }
+        XCTAssertEqual(String(decoding: try XCTUnwrap(output.fileHandleForReading.read(upToCount: 7)), as: UTF8.self), "mapped\n")
+        XCTAssertEqual(FIMMonitor.sharedMapper(of: id(shared), except: 0), UInt32(python.processIdentifier))
+        XCTAssertNil(FIMMonitor.sharedMapper(of: id(shared), except: UInt32(python.processIdentifier)), "no other process maps it")
+        XCTAssertNil(FIMMonitor.sharedMapper(of: id(privately), except: 0), "a private mapping is not shared")
+    }
+
+    func testTheWaitForRecordsEndsWhenTheFirstReportedWatchSettles() throws {
+        try requireKernel(.attachTracepoint, .mapRingBuffer)
+        let dir = try temporaryDirectory()
+        let passwd = dir + "/passwd"
+        try Data("root:x:0:0:root:/root:/bin/bash\n".utf8).write(to: URL(fileURLWithPath: passwd))
+        let monitor = try FIMMonitor(spec: WatchSpec(paths: [passwd]), stateDirectory: dir + "/state", logger: Logger(label: "fim-test"))
+        let start = DispatchTime.now().uptimeNanoseconds
+        XCTAssertEqual(monitor.waitMilliseconds(now: start, atMost: 10), 10, "nothing reported: the whole limit")
+        let append = try runCapturing("/bin/sh", ["-c", "echo 'eve:x:0:0::/root:/bin/sh' >> \"$1\"", "sh", passwd])
+        XCTAssertEqual(append.status, 0, append.stderr)
+        var reported = start
+        waitUntil(seconds: 3) {
+            reported = DispatchTime.now().uptimeNanoseconds
+            monitor.poll(now: reported) { _, _ in }
+            return monitor.waitMilliseconds(now: reported, atMost: 100) < 100
+        }
+        XCTAssertEqual(monitor.waitMilliseconds(now: reported, atMost: 100), Int32(FIMMonitor.settleNs / 1_000_000), "until it settles")
+        XCTAssertEqual(monitor.waitMilliseconds(now: reported + FIMMonitor.settleNs / 2, atMost: 100), Int32(FIMMonitor.settleNs / 2_000_000))
+        XCTAssertEqual(monitor.waitMilliseconds(now: reported + FIMMonitor.settleNs, atMost: 100), 0, "due: no wait")
+        var changes: [String] = []
+        monitor.poll(now: reported + FIMMonitor.settleNs) { change, _ in changes.append(change.summary) }
+        XCTAssertEqual(changes.count, 1, "\(changes)")
+        XCTAssertEqual(monitor.waitMilliseconds(now: reported + FIMMonitor.settleNs, atMost: 10), 10, "re-read: nothing pending")
+    }
+
     func testAFileWhoseDirectoryIsMadeLaterIsWatchedOnceItExists() throws {
         try requireKernel(.attachTracepoint, .mapRingBuffer)
         let dir = try temporaryDirectory()
