@@ -101,16 +101,22 @@ final class FIMMonitorTests: XCTestCase {
         return changes
     }
 
-    /// A change written through a writable shared mapping (no syscall for the write itself) is
-    /// found while the process that mapped the file still runs: the monitor re-reads a watch
-    /// mapped so every `mappedRecheckNs`. The mapping alone changes nothing.
-    func testAChangeWrittenThroughASharedMappingIsFoundWhileTheMapperRuns() throws {
+    /// A passwd file with root and bob, watched by a new monitor; for the tests whose python3
+    /// script maps it.
+    private func monitoredPasswdForPython() throws -> (path: String, monitor: FIMMonitor) {
         try requireKernel(.attachTracepoint, .mapRingBuffer)
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { throw cannotRun("needs /usr/bin/python3") }
         let dir = try temporaryDirectory()
         let passwd = dir + "/passwd"
         try Data("root:x:0:0:root:/root:/bin/bash\nbob:x:1000:1000::/home/bob:/bin/sh\n".utf8).write(to: URL(fileURLWithPath: passwd))
-        let monitor = try FIMMonitor(spec: WatchSpec(paths: [passwd]), stateDirectory: dir + "/state", logger: Logger(label: "fim-test"))
+        return (passwd, try FIMMonitor(spec: WatchSpec(paths: [passwd]), stateDirectory: dir + "/state", logger: Logger(label: "fim-test")))
+    }
+
+    /// A change written through a writable shared mapping (no syscall for the write itself) is
+    /// found while the process that mapped the file still runs: the monitor re-reads a watch
+    /// mapped so every `mappedRecheckNs`. The mapping alone changes nothing.
+    func testAChangeWrittenThroughASharedMappingIsFoundWhileTheMapperRuns() throws {
+        let (passwd, monitor) = try monitoredPasswdForPython()
         // maps the file, says so, waits for a line, renames bob to eve through the mapping (no
         // write(2), no msync), says so, then stays (the mapping with it) until stdin closes
         let script = """
@@ -124,26 +130,15 @@ final class FIMMonitorTests: XCTestCase {
         print("written", flush=True)
         sys.stdin.read()
         """
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        python.arguments = ["-c", script, passwd]
-        let input = Pipe(), output = Pipe()
-        python.standardInput = input
-        python.standardOutput = output
-        try python.run()
-        defer { try? input.fileHandleForWriting.close(); python.waitUntilExit() }
-        func line() -> String {
-            var bytes: [UInt8] = []
-            while let byte = try? output.fileHandleForReading.read(upToCount: 1), let b = byte.first, b != 10 { bytes.append(b) }
-            return String(decoding: bytes, as: UTF8.self)
-        }
-        XCTAssertEqual(line(), "mapped")
+        let python = try Python(script, [passwd])
+        defer { python.finish() }
+        XCTAssertEqual(python.line(), "mapped")
         let mappedOnly = pollUntil(monitor, seconds: 0.5) { !$0.isEmpty }
         XCTAssertEqual(mappedOnly, [], "the mapping alone changes nothing")
-        try input.fileHandleForWriting.write(contentsOf: Data("\n".utf8))
-        XCTAssertEqual(line(), "written")
+        try python.input.fileHandleForWriting.write(contentsOf: Data("\n".utf8))
+        XCTAssertEqual(python.line(), "written")
         let found = pollUntil(monitor, seconds: 2 * Double(FIMMonitor.mappedRecheckNs) / 1e9 + 1) { !$0.isEmpty }
-        XCTAssertTrue(python.isRunning, "found while the mapping process runs")
+        XCTAssertTrue(python.process.isRunning, "found while the mapping process runs")
         XCTAssertEqual(found.count, 1, "\(found)")
         XCTAssertTrue(found.first?.hasPrefix("\(passwd) modified: ") ?? false, "\(found)")
         XCTAssertTrue(found.first?.contains("user added: eve") ?? false, "\(found)")
@@ -155,15 +150,11 @@ final class FIMMonitorTests: XCTestCase {
     /// for writing; once the mapper is gone the monitor finds the child in /proc and keeps
     /// re-reading, so the child's write through the mapping is found while it runs.
     func testAChangeThroughAMappingMadeWritableByAForkChildThatOutlivesTheMapperIsFound() throws {
-        try requireKernel(.attachTracepoint, .mapRingBuffer)
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { throw cannotRun("needs /usr/bin/python3") }
-        let dir = try temporaryDirectory()
-        let passwd = dir + "/passwd"
-        try Data("root:x:0:0:root:/root:/bin/bash\nbob:x:1000:1000::/home/bob:/bin/sh\n".utf8).write(to: URL(fileURLWithPath: passwd))
-        let monitor = try FIMMonitor(spec: WatchSpec(paths: [passwd]), stateDirectory: dir + "/state", logger: Logger(label: "fim-test"))
+        let (passwd, monitor) = try monitoredPasswdForPython()
         // maps the file read-only and shared (open for writing), forks and exits; the child closes
-        // every descriptor but stdio, waits until it is alone, says so, waits for a line, makes the mapping writable, renames bob
-        // to eve through it, says so, then stays until stdin closes
+        // every descriptor but stdio, waits until it is alone, says so, waits for a line, makes
+        // the mapping writable, renames bob to eve through it, says so, then stays until stdin
+        // closes
         let script = """
         import ctypes, os, sys
         libc = ctypes.CDLL(None, use_errno=True)
@@ -189,27 +180,16 @@ final class FIMMonitorTests: XCTestCase {
         print("written", flush=True)
         sys.stdin.read()
         """
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        python.arguments = ["-c", script, passwd]
-        let input = Pipe(), output = Pipe()
-        python.standardInput = input
-        python.standardOutput = output
-        try python.run()
-        defer { try? input.fileHandleForWriting.close() }
-        func line() -> String {
-            var bytes: [UInt8] = []
-            while let byte = try? output.fileHandleForReading.read(upToCount: 1), let b = byte.first, b != 10 { bytes.append(b) }
-            return String(decoding: bytes, as: UTF8.self)
-        }
-        XCTAssertEqual(line(), "mapped")
-        XCTAssertEqual(line(), "alone")
-        python.waitUntilExit()
+        let python = try Python(script, [passwd])
+        defer { python.finish() }
+        XCTAssertEqual(python.line(), "mapped")
+        XCTAssertEqual(python.line(), "alone")
+        python.process.waitUntilExit()
         // longer than a re-check: the monitor sees the mapper gone before the child writes
         let quiet = pollUntil(monitor, seconds: 1.5 * Double(FIMMonitor.mappedRecheckNs) / 1e9) { _ in false }
         XCTAssertEqual(quiet, [], "the mapping alone changes nothing")
-        try input.fileHandleForWriting.write(contentsOf: Data("\n".utf8))
-        XCTAssertEqual(line(), "written")
+        try python.input.fileHandleForWriting.write(contentsOf: Data("\n".utf8))
+        XCTAssertEqual(python.line(), "written")
         let found = pollUntil(monitor, seconds: 2 * Double(FIMMonitor.mappedRecheckNs) / 1e9 + 1) { !$0.isEmpty }
         XCTAssertEqual(found.count, 1, "\(found)")
         XCTAssertTrue(found.first?.hasPrefix("\(passwd) modified: ") ?? false, "\(found)")
@@ -233,17 +213,11 @@ final class FIMMonitorTests: XCTestCase {
         print("mapped", flush=True)
         sys.stdin.read()
         """
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        python.arguments = ["-c", script, shared, privately]
-        let input = Pipe(), output = Pipe()
-        python.standardInput = input
-        python.standardOutput = output
-        try python.run()
-        defer { try? input.fileHandleForWriting.close(); python.waitUntilExit() }
-        XCTAssertEqual(String(decoding: try XCTUnwrap(output.fileHandleForReading.read(upToCount: 7)), as: UTF8.self), "mapped\n")
-        XCTAssertEqual(FIMMonitor.sharedMapper(of: id(shared), except: 0), UInt32(python.processIdentifier))
-        XCTAssertNil(FIMMonitor.sharedMapper(of: id(shared), except: UInt32(python.processIdentifier)), "no other process maps it")
+        let python = try Python(script, [shared, privately])
+        defer { python.finish() }
+        XCTAssertEqual(python.line(), "mapped")
+        XCTAssertEqual(FIMMonitor.sharedMapper(of: id(shared), except: 0), UInt32(python.process.processIdentifier))
+        XCTAssertNil(FIMMonitor.sharedMapper(of: id(shared), except: UInt32(python.process.processIdentifier)), "no other process maps it")
         XCTAssertNil(FIMMonitor.sharedMapper(of: id(privately), except: 0), "a private mapping is not shared")
     }
 
@@ -380,5 +354,32 @@ final class FIMMonitorTests: XCTestCase {
         XCTAssertEqual(append.status, 0, append.stderr)
         let next = pollUntil(monitor) { $0.contains { $0.hasPrefix("\(passwd) modified") } }
         XCTAssertTrue(next.contains { $0.hasPrefix("\(passwd) modified: user added: bob") }, "\(next)")
+    }
+}
+
+/// A python3 script the test talks to: its stdin and stdout are pipes; `finish` closes its stdin
+/// (the scripts end then) and waits for it.
+private struct Python {
+    let process = Process()
+    let input = Pipe(), output = Pipe()
+
+    init(_ script: String, _ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", script] + arguments
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+    }
+
+    /// The next line it printed, without the newline ("" at its end).
+    func line() -> String {
+        var bytes: [UInt8] = []
+        while let byte = try? output.fileHandleForReading.read(upToCount: 1), let b = byte.first, b != 10 { bytes.append(b) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    func finish() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
     }
 }
