@@ -3,7 +3,9 @@ import VigilEvents
 /// One process's fds (`FDTable`'s entry per process): the fds below `direct` in an array
 /// indexed by number, so the events on them find their entry without hashing; any above in a
 /// dictionary. A class, so the table hands the same one to the events of a process (and to a
-/// thread's) without copying it; `copy()` for a forked child.
+/// thread's) without copying it; `copy()` for a forked child. The array grows to the highest
+/// low fd the process has had (an `FDInfo?` per slot up to it: bash's fd 255 makes 256 slots),
+/// never past `direct` (the usual soft limit of open files).
 final class ProcessFDs {
     /// fds below this are kept in `low`.
     static let direct: Int32 = 1024
