@@ -17,7 +17,10 @@ import VigilEvents
 /// - the file sensor's open events add their fd with the path, device and inode the kernel read.
 /// Driven by one thread (the event pipeline).
 public final class FDTable {
-    private var tables: [UInt32: [Int32: FDInfo]] = [:]
+    private var tables: [UInt32: ProcessFDs] = [:]
+    /// The table last used and its pid (a run of events of one process finds it without
+    /// hashing); nil whenever `tables` gains or loses a process.
+    private var last: (pid: UInt32, table: ProcessFDs)?
     private let procRoot: String
     /// Socket inode -> type, per network namespace (the inode of /proc/PID/ns/net), read from
     /// /proc/PID/net when a seeded socket is not yet known.
@@ -30,17 +33,32 @@ public final class FDTable {
     public var processCount: Int { tables.count }
 
     /// The fd `fd` of process `pid`, nil when not known.
-    public func entry(pid: UInt32, fd: Int32) -> FDInfo? { tables[pid]?[fd] }
+    public func entry(pid: UInt32, fd: Int32) -> FDInfo? { known(pid)?[fd] }
 
     /// Every known fd of process `pid`.
-    public func entries(pid: UInt32) -> [Int32: FDInfo]? { tables[pid] }
+    public func entries(pid: UInt32) -> [Int32: FDInfo]? { known(pid)?.entries }
+
+    /// The table of `pid`, nil when it has none.
+    @inline(__always)
+    private func known(_ pid: UInt32) -> ProcessFDs? {
+        if let last, last.pid == pid { return last.table }
+        guard let table = tables[pid] else { return nil }
+        last = (pid, table)
+        return table
+    }
+
+    /// Sets (or with nil removes) the table of `pid`.
+    private func set(_ pid: UInt32, _ table: ProcessFDs?) {
+        last = nil
+        tables[pid] = table
+    }
 
     /// Reads the fds of every process under the proc root.
     public func seed() {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return }
         for entry in entries {
             guard let pid = UInt32(entry) else { continue }
-            tables[pid] = read(pid: pid)
+            set(pid, ProcessFDs(read(pid: pid)))
         }
     }
 
@@ -103,27 +121,23 @@ public final class FDTable {
         switch event.payload {
         case .fork(let f):
             guard !f.isThread else { return }
-            tables[f.childPID] = table(of: event.pid)
+            set(f.childPID, ensured(event.pid).copy())
         case .exec:
-            guard let index = tables.index(forKey: event.pid) else { return }
-            if tables.values[index].values.contains(where: \.closeOnExec) {
-                tables.values[index] = tables.values[index].filter { !$0.value.closeOnExec }
-            }
+            guard let table = known(event.pid) else { return }
+            if table.contains(where: \.closeOnExec) { table.removeAll(where: \.closeOnExec) }
         case .exit:
-            tables.removeValue(forKey: event.pid)
+            set(event.pid, nil)
         case .open(let o):
             guard o.result >= 0 else { return }
             let fd = Int32(truncatingIfNeeded: o.result)
             let entry = FDInfo(number: fd, type: o.flags & Self.oDirectory != 0 ? .directory : .file,
                                closeOnExec: o.flags & Self.oCloexec != 0, name: o.path, inode: o.inode, device: o.device)
-            ensure(event.pid)
-            tables[event.pid, default: [:]][fd] = entry
+            ensured(event.pid)[fd] = entry
             event.setFD(entry)
         case .syscall(let s):
             let flags = s.flags
             guard !flags.isDisjoint(with: [.usesFD, .fdCreate, .fdClose]) else { return }
-            let index = ensuredIndex(event.pid)
-            let (entry, nameChanged) = apply(s, to: &tables.values[index])
+            let (entry, nameChanged) = apply(s, to: ensured(event.pid))
             event.setFD(entry)
             event.fdNameChanged = nameChanged
         case .conn, .tcpdrop:
@@ -135,32 +149,25 @@ public final class FDTable {
         }
     }
 
-    /// The table of `pid`, read from /proc when not known yet.
-    private func table(of pid: UInt32) -> [Int32: FDInfo] {
-        ensure(pid)
-        return tables[pid] ?? [:]
-    }
-
-    /// Reads `pid`'s fds from /proc when it has no table (a process that started before the
-    /// table was seeded and was not seen forking).
-    private func ensure(_ pid: UInt32) { _ = ensuredIndex(pid) }
-
-    /// `ensure`, returning where `pid`'s table is (one lookup when it is known).
-    private func ensuredIndex(_ pid: UInt32) -> [UInt32: [Int32: FDInfo]].Index {
-        if let index = tables.index(forKey: pid) { return index }
-        tables[pid] = read(pid: pid)
-        return tables.index(forKey: pid)!
+    /// The table of `pid`, its fds read from /proc when it has none (a process that started
+    /// before the table was seeded and was not seen forking).
+    private func ensured(_ pid: UInt32) -> ProcessFDs {
+        if let table = known(pid) { return table }
+        let table = ProcessFDs(read(pid: pid))
+        set(pid, table)
+        last = (pid, table)
+        return table
     }
 
     /// Applies one syscall to a process's table; returns the fd the call acted on or made, and
     /// whether the call changed the name of the fd it acted on.
-    func apply(_ s: Payload.Syscall, to table: inout [Int32: FDInfo]) -> (FDInfo?, nameChanged: Bool) {
+    func apply(_ s: Payload.Syscall, to table: ProcessFDs) -> (FDInfo?, nameChanged: Bool) {
         var nameChanged = false
-        let fd = apply(s, to: &table, nameChanged: &nameChanged)
+        let fd = apply(s, to: table, nameChanged: &nameChanged)
         return (fd, nameChanged)
     }
 
-    private func apply(_ s: Payload.Syscall, to table: inout [Int32: FDInfo], nameChanged: inout Bool) -> FDInfo? {
+    private func apply(_ s: Payload.Syscall, to table: ProcessFDs, nameChanged: inout Bool) -> FDInfo? {
         let flags = s.flags
         let params = s.params
         // The fd it acts on: its first fd parameter.
@@ -188,11 +195,11 @@ public final class FDTable {
                 // close_range(first, last, flags): CLOSE_RANGE_CLOEXEC (4) marks instead of closing.
                 let last = s.args[actedIndex + 1] >= UInt64(Int32.max) ? Int32.max : Int32(s.args[actedIndex + 1])
                 let cloexec = s.args[actedIndex + 2] & 4 != 0
-                for fd in Array(table.keys) where fd >= first && fd <= last {
-                    if cloexec { table[fd]?.closeOnExec = true } else { table.removeValue(forKey: fd) }
+                for fd in table.numbers where fd >= first && fd <= last {
+                    if cloexec { table[fd]?.closeOnExec = true } else { table[fd] = nil }
                 }
             } else {
-                table.removeValue(forKey: first)
+                table[first] = nil
             }
             return acted
         }

@@ -156,12 +156,20 @@ public enum Fields {
 
     static func str(_ s: String) -> FieldValue { .string(ByteString(s)) }
 
+    /// evt.time's JSON: the ISO 8601 text of `epochNs`, quoted.
+    @inline(__always)
+    static func appendTime(_ epochNs: UInt64, to out: inout ByteBuffer) {
+        out.append(0x22)
+        Timestamp.appendISO8601(epochNs, to: &out)
+        out.append(0x22)
+    }
+
     static let eventFields: [FieldDefinition] = [
         .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2; a syscall event's syscall name; Vigil's own for connections (tcp_connect, tcp_accept, tcp_close), drops (tcp_drop), file integrity changes (fim_change) and lines typed into interactive bash shells (bash_readline).", json: { e, out in
             out.appendJSON(Names.eventTypes[Names.eventType(e)])
             return true
         }, syscallJSON: { s, out in
-            out.appendJSON(SyscallFields.nameBytes[s.pointee.index])
+            SyscallJSON.type(s, &out)
             return true
         }) { e, _ in
             if case .syscall(let s) = e.payload { return .string(SyscallFields.nameBytes[s.index]) }
@@ -172,9 +180,7 @@ public enum Fields {
             return true
         }) { e, _ in .string(Names.kindBytes[e.kind.index]) },
         .init("evt.time", .string, "Time of the event, ISO 8601 UTC with nanoseconds.", json: { e, out in
-            out.append(0x22)
-            Timestamp.appendISO8601(e.timeNs, to: &out)
-            out.append(0x22)
+            appendTime(e.timeNs, to: &out)
             return true
         }) { e, _ in str(Timestamp.iso8601(e.timeNs)) },
         .init("evt.rawtime", .uint, "Time of the event, nanoseconds since the Unix epoch.") { e, _ in .uint(e.timeNs) },
@@ -183,7 +189,7 @@ public enum Fields {
             if o.result >= 0 { out.appendJSON(Names.success) } else { out.appendJSON(ErrnoNames.name(result: o.result)) }
             return true
         }, syscallJSON: { s, out in
-            if s.pointee.failedCall { out.appendJSON(ErrnoNames.name(result: s.pointee.result)) } else { out.appendJSON(Names.success) }
+            SyscallJSON.res(s, &out)
             return true
         }) { e, _ in
             if case .syscall(let s) = e.payload { return .string(s.failedCall ? ErrnoNames.bytes(result: s.result) : Names.successBytes) }
@@ -191,7 +197,7 @@ public enum Fields {
             return .string(o.result >= 0 ? Names.successBytes : ErrnoNames.bytes(result: o.result))
         },
         .init("evt.rawres", .int, [.open, .fork, .syscall], "The raw result: the fd or -errno of an open, the child pid of a fork, a syscall's return value.", syscallJSON: { s, out in
-            out.appendJSON(.int(s.pointee.result))
+            SyscallJSON.rawres(s, &out)
             return true
         }) { e, _ in
             switch e.payload {

@@ -39,6 +39,15 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
         /// the run): the index past the run, skipped whole when the event lacks it; else 0.
         let skipEnd: Int
         let requires: FieldRequirement
+        /// For a run of a syscall event's fields written in one step (`SyscallLineField`): where
+        /// the run is in `line`; else both 0.
+        let lineStart: Int, lineEnd: Int
+    }
+
+    /// One field of a run written in one step: its key in `keys`, and which field.
+    struct LineItem: Sendable {
+        let keyStart: Int32, keyCount: Int32
+        let field: SyscallLineField
     }
 
     /// The steps and every key of the plan (`,"name":`, one after another, then 8 bytes of
@@ -46,6 +55,8 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
     /// life of the process: using a plan retains nothing.
     let steps: UnsafeBufferPointer<Step>
     let keys: UnsafeBufferPointer<UInt8>
+    /// The fields of every run written in one step (`Step.lineStart`).
+    let line: UnsafeBufferPointer<LineItem>
 
     /// The plan of each kind, indexed by `EventKind.index`, for each way of writing syscall
     /// arguments (indexed by `JSONArguments.rawValue`).
@@ -98,8 +109,48 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
             }
             run = end
         }
+        // A syscall event's runs of two or more event fields that `SyscallLineField` writes
+        // (each with a value on every syscall event): one step each.
+        var lineEnds = [Int](repeating: 0, count: fields.count)
+        if kind == .syscall {
+            func inLine(_ i: Int) -> Bool {
+                i < fields.count && fields[i].scope == .event && fields[i].requires == .nothing && SyscallLineField(name: fields[i].name) != nil
+            }
+            var i = 0
+            while i < fields.count {
+                var end = i
+                while inLine(end) { end += 1 }
+                if end - i >= 2 { lineEnds[i] = end }
+                i = max(end, i + 1)
+            }
+        }
+        // Steps are made with field indices for their ends, then given step indices.
+        var stepOf = [Int](repeating: 0, count: fields.count + 1)
+        var line: [LineItem] = []
+        func key(_ field: FieldDefinition) -> (start: Int, count: Int) {
+            var key = ByteBuffer(capacity: 64)
+            key.append(0x2c)
+            key.appendJSON(field.name)
+            key.append(0x3a)
+            let start = keys.count
+            keys += key.bytes()
+            return (start, key.count)
+        }
         var index = 0
         while index < fields.count {
+            if lineEnds[index] > 0 {
+                for field in index..<lineEnds[index] { stepOf[field] = steps.count }
+                let start = line.count
+                for field in index..<lineEnds[index] {
+                    let (keyStart, keyCount) = key(fields[field])
+                    line.append(LineItem(keyStart: Int32(keyStart), keyCount: Int32(keyCount), field: SyscallLineField(name: fields[field].name)!))
+                }
+                steps.append(Step(keyStart: 0, keyCount: 0, json: nil, syscallJSON: nil, extract: fields[index].extract,
+                                  groupEnd: 0, scope: .event, signature: 0, skipEnd: 0, requires: .nothing,
+                                  lineStart: start, lineEnd: line.count))
+                index = lineEnds[index]
+                continue
+            }
             let scope = fields[index].scope
             var end = index + 1
             if scope != .event {
@@ -109,20 +160,24 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
             let signature = signatures[names] ?? signatures.count
             signatures[names] = signature
             for field in index..<end {
-                var key = ByteBuffer(capacity: 64)
-                key.append(0x2c)
-                key.appendJSON(fields[field].name)
-                key.append(0x3a)
-                steps.append(Step(keyStart: keys.count, keyCount: key.count, json: fields[field].json,
+                stepOf[field] = steps.count
+                let (keyStart, keyCount) = key(fields[field])
+                steps.append(Step(keyStart: keyStart, keyCount: keyCount, json: fields[field].json,
                                   syscallJSON: kind == .syscall ? fields[field].syscallJSON : nil, extract: fields[field].extract,
                                   groupEnd: field == index && scope != .event ? end : 0, scope: scope, signature: signature,
-                                  skipEnd: skipEnds[field], requires: fields[field].requires))
-                keys += key.bytes()
+                                  skipEnd: skipEnds[field], requires: fields[field].requires, lineStart: 0, lineEnd: 0))
             }
             index = end
         }
+        stepOf[fields.count] = steps.count
+        steps = steps.map {
+            Step(keyStart: $0.keyStart, keyCount: $0.keyCount, json: $0.json, syscallJSON: $0.syscallJSON, extract: $0.extract,
+                 groupEnd: $0.groupEnd > 0 ? stepOf[$0.groupEnd] : 0, scope: $0.scope, signature: $0.signature,
+                 skipEnd: $0.skipEnd > 0 ? stepOf[$0.skipEnd] : 0, requires: $0.requires, lineStart: $0.lineStart, lineEnd: $0.lineEnd)
+        }
         self.steps = Self.immortal(steps)
         self.keys = Self.immortal(keys + [UInt8](repeating: 0, count: 8))
+        self.line = Self.immortal(line)
     }
 
     /// A copy of `array` in memory that is never freed.
@@ -157,6 +212,11 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                     let skipEnd = steps[i].skipEnd
                     if skipEnd > 0 && !steps[i].requires.isMet(by: event) {
                         i = skipEnd // none of the run has a value
+                        continue
+                    }
+                    if steps[i].lineEnd > 0 {
+                        if let syscall { writeLine(steps[i].lineStart, steps[i].lineEnd, event, syscall, &out) }
+                        i += 1
                         continue
                     }
                     let groupEnd = steps[i].groupEnd
@@ -221,6 +281,19 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
             out.append(0x7b)
         }
         out.append(0x7d)
+    }
+
+    /// Writes the fields `line[start..<end]` of a syscall event, each with its key.
+    @inline(__always)
+    private func writeLine(_ start: Int, _ end: Int, _ event: Event, _ syscall: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
+        let keyBase = self.keys.baseAddress!
+        var k = start
+        while k < end {
+            let item = line[k]
+            out.appendShort(keyBase + Int(item.keyStart), count: Int(item.keyCount))
+            item.field.write(event, syscall, to: &out)
+            k += 1
+        }
     }
 
     /// Writes one field (through a pointer: copying a step would retain its closures).

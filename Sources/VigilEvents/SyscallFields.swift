@@ -100,25 +100,25 @@ public enum SyscallFields {
     /// The fields (appended to `Fields.all`).
     static let fields: [FieldDefinition] = [
         .init("evt.category", .string, [.syscall], "The syscall's first category: fs, net, proc, ipc, mem, signal, time, user, system, sleep or other (docs/syscalls.md).", syscallJSON: { s, out in
-            out.appendJSON(categoryBytes[s.pointee.index])
+            SyscallJSON.category(s, &out)
             return true
         }) { e, _ in
             syscall(e).map { .string(categoryBytes[$0.index]) }
         },
         .init("evt.failed", .bool, [.syscall], "Whether the syscall failed (returned -errno).", syscallJSON: { s, out in
-            out.appendJSON(.bool(s.pointee.failedCall))
+            SyscallJSON.failed(s, &out)
             return true
         }) { e, _ in
             syscall(e).map { .bool($0.failedCall) }
         },
         .init("evt.truncated", .bool, [.syscall], "Whether an argument was cut at its bound (the config's syscall_buffer_bytes / syscall_string_bytes, `vigil trace --snaplen` / `--string-bytes`): its text ends in `...` and its JSON `args` entry says \"truncated\":true.", syscallJSON: { s, out in
-            out.appendJSON(.bool(s.pointee.truncated != 0))
+            SyscallJSON.truncated(s, &out)
             return true
         }) { e, _ in
             syscall(e).map { .bool($0.truncated != 0) }
         },
         .init("evt.latency", .uint, [.syscall], "Time between the syscall's entry and exit, in nanoseconds.", syscallJSON: { s, out in
-            out.appendJSON(.uint(s.pointee.latencyNs))
+            SyscallJSON.latency(s, &out)
             return true
         }) { e, _ in
             syscall(e).map { .uint($0.latencyNs) }
@@ -154,20 +154,7 @@ public enum SyscallFields {
 
     /// JSON's `args`: an array of {"name", "type", "value"} in argument order (as ctrace prints them).
     static let argsArray = FieldDefinition("args", .string, [.syscall], "Every argument: name, type and value.", syscallJSON: { s, out in
-        let s = s.pointee
-        out.append(0x5b)
-        let prefixes = argumentPrefixes
-        let first = Int(prefixes.first[s.index])
-        for i in 0..<(Int(prefixes.first[s.index + 1]) - first) {
-            if i > 0 { out.append(0x2c) }
-            let count = Int(prefixes.count[first + i])
-            let bytes = prefixes.bytes.baseAddress! + Int(prefixes.start[first + i])
-            if count <= 64 { out.appendShort(bytes, count: count) } else { out.append(UnsafeBufferPointer(start: bytes, count: count)) }
-            out.appendJSONString { SyscallArguments.append(s, i, to: &$0) }
-            if s.truncated & (1 << UInt8(i & 7)) != 0 { out.append(",\"truncated\":true") }
-            out.append(0x7d)
-        }
-        out.append(0x5d)
+        SyscallJSON.args(s, &out)
         return true
     }) { _, _ in nil }
 }

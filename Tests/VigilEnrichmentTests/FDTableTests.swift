@@ -88,6 +88,42 @@ final class FDTableTests: XCTestCase {
         XCTAssertNil(table.entries(pid: 200))
     }
 
+    /// Low fds are kept in an array indexed by number and high ones in a dictionary (the table
+    /// remembers the process it last served): the same answers on both sides of the boundary,
+    /// across processes used in turn, and a forked child's table is its own.
+    func testFDsOnBothSidesOfTheDirectRangeAndProcessesInTurn() {
+        let table = FDTable(procRoot: "/nonexistent")
+        for fd: Int64 in [0, 1023, 1024, 70000] {
+            _ = apply(table, 300, open("/p300/\(fd)", fd: fd, flags: fd == 1024 ? 0o2000000 : 0))
+            _ = apply(table, 301, open("/p301/\(fd)", fd: fd, flags: 0))
+        }
+        for fd: Int32 in [0, 1023, 1024, 70000] {
+            XCTAssertEqual(apply(table, 300, syscall("read", [UInt64(fd), 0, 1], result: 1))?.name.description, "/p300/\(fd)")
+            XCTAssertEqual(apply(table, 301, syscall("read", [UInt64(fd), 0, 1], result: 1))?.name.description, "/p301/\(fd)")
+        }
+        XCTAssertEqual(table.entries(pid: 300).map { Set($0.keys) }, [0, 1023, 1024, 70000])
+        XCTAssertNil(table.entry(pid: 300, fd: 1022))
+        XCTAssertNil(table.entry(pid: 300, fd: 5000))
+        // A read on an fd the table does not know: its number, type unknown.
+        XCTAssertEqual(apply(table, 300, syscall("read", [5000, 0, 1], result: 1)).map { [$0.number, Int32($0.type.rawValue)] }, [5000, 0])
+        // The child's changes stay the child's.
+        _ = apply(table, 300, .fork(.init(childPID: 302, childTID: 302, isThread: false, childStartTimeNs: 0)))
+        _ = apply(table, 302, syscall("close_range", [1000, 80000, 0], result: 0))
+        XCTAssertEqual(table.entries(pid: 302).map { Set($0.keys) }, [0])
+        XCTAssertEqual(table.entries(pid: 300).map { Set($0.keys) }, [0, 1023, 1024, 70000])
+        // exec drops the close-on-exec fd above the array's range.
+        _ = apply(table, 300, .exec(.init(filename: "/bin/x", executablePath: "/bin/x", arguments: [], argumentsTruncated: false, cwd: "/",
+                                          tty: "", ttyNumber: 0, loginUID: 0, startTimeNs: 0)))
+        XCTAssertEqual(table.entries(pid: 300).map { Set($0.keys) }, [0, 1023, 70000])
+        _ = apply(table, 300, syscall("close", [70000], result: 0))
+        _ = apply(table, 300, syscall("close", [1023], result: 0))
+        XCTAssertEqual(table.entries(pid: 300).map { Set($0.keys) }, [0])
+        // An exited process's table is gone, even right after it was used.
+        _ = apply(table, 301, .exit(.init(status: 0, startTimeNs: 0, durationNs: 0)))
+        XCTAssertNil(table.entry(pid: 301, fd: 0))
+        XCTAssertEqual(apply(table, 300, syscall("read", [0, 0, 1], result: 1))?.name.description, "/p300/0")
+    }
+
     func testProcLinkTypes() {
         XCTAssertEqual(FDType(procLink: "/etc/passwd"), .file)
         XCTAssertEqual(FDType(procLink: "pipe:[1234]"), .pipe)

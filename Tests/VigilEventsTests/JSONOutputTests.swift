@@ -173,6 +173,30 @@ final class JSONOutputTests: XCTestCase {
         }
     }
 
+    /// A syscall event's runs of event fields that `SyscallLineField` knows are one step each in
+    /// its plan (written straight from the payload), with every style of arguments: the header
+    /// (evt.type to thread.tid) and evt.category to evt.latency, in catalogue order; the other
+    /// kinds' plans have none. (What those steps write is the catalogue's rendering: above.)
+    func testSyscallPlansWriteTheirEventFieldRunsInOneStepEach() {
+        for style in JSONArguments.allCases {
+            let plan = JSONPlan.forStyle[style.rawValue][EventKind.syscall.index]
+            let runs = plan.steps.filter { $0.lineEnd > 0 }.map { step in
+                plan.line[step.lineStart..<step.lineEnd].map { item in
+                    String(decoding: plan.keys[Int(item.keyStart)..<Int(item.keyStart + item.keyCount)], as: UTF8.self)
+                }
+            }
+            XCTAssertEqual(runs, [
+                [",\"evt.type\":", ",\"evt.kind\":", ",\"evt.time\":", ",\"evt.rawtime\":", ",\"evt.res\":", ",\"evt.rawres\":",
+                 ",\"evt.cpu\":", ",\"proc.pid\":", ",\"thread.tid\":"],
+                [",\"evt.category\":", ",\"evt.failed\":", ",\"evt.truncated\":", ",\"evt.latency\":"],
+            ], "\(style)")
+        }
+        for kind in EventKind.allCases where kind != .syscall {
+            XCTAssertTrue(JSONPlan.forKind[kind.index].line.isEmpty, "\(kind)")
+            XCTAssertFalse(JSONPlan.forKind[kind.index].steps.contains { $0.lineEnd > 0 }, "\(kind)")
+        }
+    }
+
     func testTheFDFlagsFollowTheFDThroughEveryChange() {
         var e = Self.syscallEvents[1]
         func check(_ what: String) {

@@ -1,0 +1,118 @@
+/// How the fields a syscall's payload decides are written as JSON: the catalogue's
+/// `syscallJSON` writers and `SyscallLineField` both call these, so each field's rendering is
+/// written once (JSONOutputTests compares both with `appendJSON` of the field's `extract`).
+enum SyscallJSON {
+    /// evt.type: the syscall's name.
+    @inline(__always)
+    static func type(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
+        out.appendJSON(SyscallFields.nameBytes[s.pointee.index])
+    }
+
+    /// evt.res: SUCCESS or the error's name.
+    @inline(__always)
+    static func res(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
+        if s.pointee.failedCall { out.appendJSON(ErrnoNames.name(result: s.pointee.result)) } else { out.appendJSON(Names.success) }
+    }
+
+    /// evt.rawres: the return value.
+    @inline(__always)
+    static func rawres(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
+        out.appendJSON(.int(s.pointee.result))
+    }
+
+    /// evt.category: the syscall's first category.
+    @inline(__always)
+    static func category(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
+        out.appendJSON(SyscallFields.categoryBytes[s.pointee.index])
+    }
+
+    /// evt.failed.
+    @inline(__always)
+    static func failed(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
+        out.appendJSON(.bool(s.pointee.failedCall))
+    }
+
+    /// evt.truncated.
+    @inline(__always)
+    static func truncated(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
+        out.appendJSON(.bool(s.pointee.truncated != 0))
+    }
+
+    /// evt.latency.
+    @inline(__always)
+    static func latency(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
+        out.appendJSON(.uint(s.pointee.latencyNs))
+    }
+
+    /// JSON's `args`: an array of {"name", "type", "value"} in argument order (as ctrace prints
+    /// them), each entry's text up to its value made once (`SyscallFields.argumentPrefixes`).
+    static func args(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
+        let s = s.pointee
+        out.append(0x5b)
+        let prefixes = SyscallFields.argumentPrefixes
+        let first = Int(prefixes.first[s.index])
+        for i in 0..<(Int(prefixes.first[s.index + 1]) - first) {
+            if i > 0 { out.append(0x2c) }
+            let count = Int(prefixes.count[first + i])
+            let bytes = prefixes.bytes.baseAddress! + Int(prefixes.start[first + i])
+            if count <= 64 { out.appendShort(bytes, count: count) } else { out.append(UnsafeBufferPointer(start: bytes, count: count)) }
+            out.appendJSONString { SyscallArguments.append(s, i, to: &$0) }
+            if s.truncated & (1 << UInt8(i & 7)) != 0 { out.append(",\"truncated\":true") }
+            out.append(0x7d)
+        }
+        out.append(0x5d)
+    }
+}
+
+/// An event-scoped field of syscall events that `JSONPlan` writes with its neighbours in one
+/// step (`JSONPlan.Step.lineStart`): straight from the event and its payload, read out once,
+/// with a switch instead of a closure, an optional and a mark per field. The plan still decides
+/// which fields a line has and in which order; this only says how to write the ones it knows,
+/// each as its catalogue field renders it (the payload's through `SyscallJSON`, the header's as
+/// `appendJSON` of the field's `extract` value; JSONOutputTests compares every syscall line with
+/// the catalogue's rendering). Every one of them has a value on every syscall event.
+enum SyscallLineField: UInt8, Sendable {
+    case type, kind, time, rawtime, res, rawres, cpu, pid, tid, category, failed, truncated, latency, args
+
+    /// The field of the catalogue's `name`, nil for one written the usual way.
+    init?(name: String) {
+        switch name {
+        case "evt.type": self = .type
+        case "evt.kind": self = .kind
+        case "evt.time": self = .time
+        case "evt.rawtime": self = .rawtime
+        case "evt.res": self = .res
+        case "evt.rawres": self = .rawres
+        case "evt.cpu": self = .cpu
+        case "proc.pid": self = .pid
+        case "thread.tid": self = .tid
+        case "evt.category": self = .category
+        case "evt.failed": self = .failed
+        case "evt.truncated": self = .truncated
+        case "evt.latency": self = .latency
+        case "args": self = .args
+        default: return nil
+        }
+    }
+
+    /// Appends the value of this field of `event`, whose payload is `s`.
+    @inline(__always)
+    func write(_ event: borrowing Event, _ s: UnsafePointer<Payload.Syscall>, to out: inout ByteBuffer) {
+        switch self {
+        case .type: SyscallJSON.type(s, &out)
+        case .kind: out.appendJSON(Names.kinds[event.kind.index])
+        case .time: Fields.appendTime(event.timeNs, to: &out)
+        case .rawtime: out.appendJSON(.uint(event.timeNs))
+        case .res: SyscallJSON.res(s, &out)
+        case .rawres: SyscallJSON.rawres(s, &out)
+        case .cpu: out.appendJSON(.uint(UInt64(event.cpu)))
+        case .pid: out.appendJSON(.uint(UInt64(event.pid)))
+        case .tid: out.appendJSON(.uint(UInt64(event.tid)))
+        case .category: SyscallJSON.category(s, &out)
+        case .failed: SyscallJSON.failed(s, &out)
+        case .truncated: SyscallJSON.truncated(s, &out)
+        case .latency: SyscallJSON.latency(s, &out)
+        case .args: SyscallJSON.args(s, &out)
+        }
+    }
+}
