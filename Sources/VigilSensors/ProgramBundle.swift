@@ -177,7 +177,8 @@ public final class ProgramBundle {
     public let source: BundleSource
     /// The object and its links.
     public private(set) var loaded: LoadedVariants?
-    private let reader: RingBufferReader
+    /// Its ring's reader (it holds the object too: dropped with it).
+    private var reader: RingBufferReader?
     /// Counters so far.
     public private(set) var counters = BundleCounters()
     private let bootToEpochNs: Int64
@@ -212,6 +213,7 @@ public final class ProgramBundle {
         guard loaded != nil else { return }
         loaded?.detach()
         loaded = nil
+        reader = nil  // the last reference to the object: its programs and maps are closed now
         ProgramSchema.unregister(name)
     }
 
@@ -222,7 +224,7 @@ public final class ProgramBundle {
     /// manifest names a pid member.
     @discardableResult
     public func poll(timeoutMilliseconds: Int32 = 0, enricher: Enricher?, _ consume: (Event) throws -> Void) throws -> Int {
-        guard loaded != nil else { return 0 }
+        guard loaded != nil, let reader else { return 0 }
         let read = try reader.poll(timeoutMilliseconds: timeoutMilliseconds) { batch in
             for record in batch {
                 guard var event = makeEvent(record) else { counters.undecodable += 1; continue }

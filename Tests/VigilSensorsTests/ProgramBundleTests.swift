@@ -91,8 +91,11 @@ final class ProgramBundleTests: XCTestCase {
         let back = try EventJSON.event(json)
         XCTAssertEqual(Fields.named("prog.signals.target_comm")?.extract(back, nil), .string("sleep"), "JSON reads back while the bundle is loaded")
         XCTAssertGreaterThanOrEqual(bundle.counters.events, 1)
+        XCTAssertTrue(Self.openProgramIDs().count > 0)
+        let held = Self.openProgramIDs()
         bundle.unload()
         XCTAssertNil(Fields.named("prog.signals.sig"), "unloaded, its fields are gone")
+        XCTAssertEqual(held.subtracting(Self.openProgramIDs()).count, 1, "its one program is closed")
     }
 
     /// The broken example reads past a map value: the kernel refuses it with the verifier's
@@ -120,6 +123,15 @@ final class ProgramBundleTests: XCTestCase {
             try running.poll(timeoutMilliseconds: 50, enricher: nil) { seen = seen || Self.targets($0, target) }
         }
         XCTAssertTrue(seen, "the loaded bundle still reports signals")
+    }
+
+    /// The ids of the BPF programs this process holds (its fds' fdinfo; a link's names its program too).
+    static func openProgramIDs() -> Set<Int> {
+        let directory = "/proc/self/fdinfo"
+        return Set(((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).compactMap { fd in
+            ((try? String(contentsOfFile: directory + "/" + fd, encoding: .utf8)) ?? "").split(separator: "\n")
+                .first { $0.hasPrefix("prog_id:") }.flatMap { Int($0.dropFirst(8).trimmingCharacters(in: .whitespaces)) }
+        })
     }
 
     static func targets(_ event: Event, _ pid: UInt32) -> Bool {
