@@ -118,6 +118,7 @@ final class EventKindWalkTests: XCTestCase {
 
     func testEveryKindHasEveryPiece() throws {
         XCTAssertEqual(EventKindDescriptor.all.map(\.kind), EventKind.allCases, "one descriptor per kind, in index order")
+        _ = Self.sample(.program)  // registers the bundle `walk` before the rules compile (evt.type = walk)
         var rules = ""
         for kind in EventKind.allCases {
             rules += """

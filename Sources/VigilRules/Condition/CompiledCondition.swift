@@ -454,12 +454,16 @@ struct EventTypeTest: Sendable {
         }
         if open.contains(where: \.result) { whenTrue.insert(.open) }
         if open.contains(where: { !$0.result }) { whenFalse.insert(.open) }
-        // A program bundle's event is named by its bundle: true for some when a value is no
-        // built-in name (or the test is `!=`), false for the others.
-        if op == .notEqual || !unproduced.isEmpty || values.contains(where: { ProgramSchema.registered($0.string) != nil }) {
+        // A program bundle's event is named by its bundle: `=`/`in` can be true only for a bundle
+        // loaded when the rule compiles; `!=` is true for every bundle not named, and a pattern
+        // (startswith, glob, ...) may be true for any bundle.
+        let equality: Set<ComparisonOperator> = [.equal, .in, .intersects]
+        if !equality.contains(op) || values.contains(where: { ProgramSchema.registered($0.string) != nil }) {
             whenTrue.insert(.program)
         }
-        whenFalse.insert(.program)
+        if op != .notEqual || values.contains(where: { ProgramSchema.registered($0.string) != nil }) {
+            whenFalse.insert(.program)
+        }
         if syscalls.contains(true) { whenTrue.insert(.syscall) }
         if syscalls.contains(false) { whenFalse.insert(.syscall) }
         return (whenTrue, whenFalse)
