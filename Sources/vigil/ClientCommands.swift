@@ -76,18 +76,23 @@ struct CreateCommand: ParsableCommand {
     func run() throws {
         options.global.bootstrapLogging()
         var failed = false
+        /// Runs one request: a daemon that is not there or refuses the socket ends the command,
+        /// any other error is reported and the next file is tried.
+        func attempt(_ work: () throws(DaemonClientError) -> Void) throws {
+            do {
+                try work()
+            } catch .notRunning(let path, let stale) {
+                throw options.fail(.notRunning(path: path, stale: stale))
+            } catch .permissionDenied(let path) {
+                throw options.fail(.permissionDenied(path: path))
+            } catch {
+                FileHandle.standardError.write(Data("vigil: \(error)\n".utf8))
+                failed = true
+            }
+        }
         for file in files {
             if Self.isBundle(file) {
-                do {
-                    try createBundle(file)
-                } catch .notRunning(let path, let stale) {
-                    throw options.fail(.notRunning(path: path, stale: stale))
-                } catch .permissionDenied(let path) {
-                    throw options.fail(.permissionDenied(path: path))
-                } catch {
-                    FileHandle.standardError.write(Data("vigil: \(error)\n".utf8))
-                    failed = true
-                }
+                try attempt { () throws(DaemonClientError) in try createBundle(file) }
                 continue
             }
             guard let data = FileManager.default.contents(atPath: file) else {
@@ -99,20 +104,13 @@ struct CreateCommand: ParsableCommand {
             let setName = name ?? String(base.prefix(upTo: base.lastIndex(of: ".") ?? base.endIndex))
             let format = RuleFormat(fileName: file) ?? .yaml
             let target = "/v1/rules?name=\(DaemonClient.queryValue(setName))&format=\(format.rawValue)&source=\(DaemonClient.queryValue(file))"
-            do {
+            try attempt { () throws(DaemonClientError) in
                 let (status, body) = try options.client.request("POST", target, body: Array(data), contentType: "application/\(format.rawValue)")
                 let answer = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
                 let rules = answer?["rules"] as? [String] ?? [], skipped = answer?["skipped"] as? [String] ?? []
                 print("\(status == 201 ? "created" : "replaced") \(setName): \(rules.count) rule\(rules.count == 1 ? "" : "s")\(rules.isEmpty ? "" : " (" + rules.joined(separator: ", ") + ")")"
                       + (skipped.isEmpty ? "" : ", \(skipped.count) skipped:"))
                 for line in skipped { print("  \(line)") }
-            } catch .notRunning(let path, let stale) {
-                throw options.fail(.notRunning(path: path, stale: stale))
-            } catch .permissionDenied(let path) {
-                throw options.fail(.permissionDenied(path: path))
-            } catch {
-                FileHandle.standardError.write(Data("vigil: \(error)\n".utf8))
-                failed = true
             }
         }
         if failed { throw ExitCode(1) }
