@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 SWIFT ?= swift
 
-.PHONY: help setup generate check-generated build release image run probe test test-unit test-kernels bench soak fuzz sanitize clean
+.PHONY: help setup generate bundles check-generated build release image run probe test test-unit test-kernels bench soak fuzz sanitize clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -12,10 +12,13 @@ help: ## list the targets
 setup: ## install build/run dependencies (libbpf, bpftool), mount tracefs and bpffs
 	@scripts/setup.sh
 
-generate: setup ## regenerate vmlinux.h, the BPF objects, embedded tables, the syscall table (Swift, docs/syscalls.md) and docs/fields.md
+generate: setup ## regenerate vmlinux.h, the BPF objects (the sensors' and the example bundles'), embedded tables, the syscall table (Swift, docs/syscalls.md) and docs/fields.md
 	scripts/generate.sh
 	$(SWIFT) build --product vigil
 	.build/debug/vigil fields --markdown > docs/fields.md
+
+bundles: setup ## build the example program bundles' objects (examples/bundles/*/NAME.bpf.o; part of make generate)
+	VIGIL_GENERATE=bundles scripts/generate.sh
 
 check-generated: setup ## fail when committed generated files are stale
 	scripts/check-generated.sh

@@ -67,7 +67,8 @@ let package = Package(
         // Vigil's sensors: embedded objects, variant chains, decoders.
         .target(
             name: "VigilSensors",
-            dependencies: ["VigilBPF", "VigilBPFObjects", "CVigilABI", "VigilEvents", "VigilEnrichment", "VigilRules", "VigilSeccomp"]
+            dependencies: ["VigilBPF", "VigilBPFObjects", "CVigilABI", "VigilEvents", "VigilEnrichment", "VigilRules", "VigilSeccomp",
+                           .product(name: "Yams", package: "Yams")]
         ),
         // Least-privilege seccomp profiles: OCI/Docker JSON from a recording, merge, diff, the
         // per-image store. Pure: no libbpf (the recorder is VigilSensors' SeccompRecorder).

@@ -12,7 +12,7 @@ stale=0
 for f in $(cd "$tmp" && find . -type f ! -name vmlinux.h | sort); do
   if ! cmp -s "$tmp/$f" "$f"; then echo "check-generated: $f is stale (run 'make generate')"; stale=1; fi
 done
-for f in $(find Sources/VigilBPFObjects/objects Sources/CVigilBPFProbes/objects -name "*.bpf.o" | sort); do
+for f in $(find Sources/VigilBPFObjects/objects Sources/CVigilBPFProbes/objects examples/bundles -name "*.bpf.o" | sort); do
   [ -e "$tmp/$f" ] || { echo "check-generated: $f has no source any more (run 'make generate')"; stale=1; }
 done
 fresh=$(mktemp); trap 'rm -rf "$tmp" "$fresh"' EXIT

@@ -11,6 +11,9 @@
 #   Sources/VigilEvents/Generated/Syscalls.swift from bpf/syscalls/syscalls.table (the syscall table)
 #   Sources/VigilEvents/Generated/EventKinds.swift from bpf/syscalls/kinds.table (the event kinds)
 #   docs/syscalls.md                             from the same table
+#   examples/bundles/NAME/NAME.bpf.o             the example program bundles (docs/bundles.md),
+#                                                from examples/bundles/NAME/NAME.bpf.c, for x86_64
+#                                                (user bundles are not embedded: one arch is shown)
 # Usage: scripts/generate.sh [OUTDIR]   OUTDIR defaults to the tree itself; check-generated passes
 # a temporary directory and compares. VMLINUX_FROM=FILE uses that vmlinux.h for this machine's
 # arch instead of the kernel's.
@@ -132,6 +135,18 @@ build_objects() {
   echo "generated $target (${arches[*]}): ${names[*]}"
 }
 
+# VIGIL_GENERATE=bundles (make bundles): only the example bundles' objects.
+if [ "${VIGIL_GENERATE:-all}" = all ]; then
 build_objects bpf VigilBPFObjects vigil_objects
+fi
+# The example program bundles (make bundles): one object each, next to its source and manifest.
+for src in "$root"/examples/bundles/*/*.bpf.c; do
+  dir=examples/bundles/$(basename "$(dirname "$src")"); name=$(basename "$src" .bpf.c)
+  mkdir -p "$stage/$dir" "$out/$dir"
+  cp "$src" "$stage/$dir/"
+  build_object "$dir" "$name" x86_64 "$out/$dir/$name.bpf.o"
+  echo "generated bundle object $dir/$name.bpf.o"
+done
+[ "${VIGIL_GENERATE:-all}" = all ] || exit 0
 build_objects bpf/library CVigilBPFProbes vigilbpf_probe_objects
 python3 "$root/scripts/syscalls-generate.py" "$root" "$out"

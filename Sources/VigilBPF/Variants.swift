@@ -193,12 +193,15 @@ public struct VariantLoader {
 
     /// Tries variants until every hook has a working one.
     /// - Throws: `BPFError` of kind `.load` when a hook has no working variant; its message
-    ///   lists every variant with why it did not work.
+    ///   lists every variant with why it did not work, and it carries the program and verifier
+    ///   log of the last variant the kernel refused (the whole log, for a user-supplied bundle).
     public func load() throws -> LoadedVariants {
         var choice = Array(repeating: 0, count: hooks.count)
         var attempts: [[VariantAttempt]] = hooks.map { _ in [] }
+        var lastRefusal: [BPFError?] = hooks.map { _ in nil }
 
-        func reject(_ h: Int, _ outcome: VariantAttempt.Outcome, _ reason: String) throws {
+        func reject(_ h: Int, _ outcome: VariantAttempt.Outcome, _ reason: String, _ error: BPFError? = nil) throws {
+            if let error, error.verifierLog != nil { lastRefusal[h] = error }
             attempts[h].append(VariantAttempt(variant: hooks[h].variants[choice[h]].name, outcome: outcome, reason: reason))
             choice[h] += 1
             try skipUnsupported(h)
@@ -213,7 +216,8 @@ public struct VariantLoader {
             }
             let tried = attempts[h].map { "\($0.variant): \($0.reason ?? $0.outcome.rawValue)" }.joined(separator: "; ")
             throw BPFError(.load, operation: "VariantLoader.load", target: hooks[h].name,
-                           message: "no variant of hook '\(hooks[h].name)' works on this kernel (\(tried))")
+                           message: "no variant of hook '\(hooks[h].name)' works on this kernel (\(tried))",
+                           program: lastRefusal[h]?.program, verifierLog: lastRefusal[h]?.verifierLog)
         }
         func owner(ofProgram program: String) -> Int? {
             hooks.indices.first { hooks[$0].variants[choice[$0]].programs.contains(program) }
@@ -230,7 +234,7 @@ public struct VariantLoader {
                 try LibbpfLog.quietly { try object.load() }
             } catch let error as BPFError {
                 guard let program = error.program, let h = owner(ofProgram: program) else { throw error }
-                try reject(h, .failed, Self.reason(error))
+                try reject(h, .failed, Self.reason(error), error)
                 continue
             }
             try beforeAttach(object)

@@ -29,6 +29,9 @@ public struct APIRouter: Sendable {
         Route(method: "DELETE", path: "/v1/rules/{name}"),
         Route(method: "GET", path: "/v1/events"),
         Route(method: "GET", path: "/v1/alerts"),
+        Route(method: "GET", path: "/v1/bundles"),
+        Route(method: "POST", path: "/v1/bundles"),
+        Route(method: "DELETE", path: "/v1/bundles/{name}"),
         Route(method: "GET", path: "/v1/seccomp/profiles"),
         Route(method: "GET", path: "/v1/seccomp/profiles/{image}"),
     ]
@@ -36,6 +39,8 @@ public struct APIRouter: Sendable {
     let store: RuleStore
     let engine: Engine
     let info: DaemonInfo
+    /// The program bundles (docs/bundles.md).
+    var bundles: BundleStore?
     /// The seccomp profiles kept per image (STATE_DIR/seccomp).
     var profiles: ProfileStore
     /// Where a stored file's skipped rules are logged (as the daemon logs `RuleSet.warnings`).
@@ -54,6 +59,9 @@ public struct APIRouter: Sendable {
         case ("DELETE", "rules", 2): return deleteRules(rest[1])
         case ("GET", "events", 1): return stream(engine.events, request)
         case ("GET", "alerts", 1): return stream(engine.alerts, request)
+        case ("GET", "bundles", 1): return encode(200, BundleList(bundles: bundles?.list() ?? []))
+        case ("POST", "bundles", 1): return createBundle(request)
+        case ("DELETE", "bundles", 2): return deleteBundle(rest[1])
         case ("GET", "seccomp", 2) where rest[1] == "profiles": return listProfiles()
         // The path is percent-decoded before it is split: an image reference's slashes make more segments.
         case ("GET", "seccomp", 3...) where rest[1] == "profiles": return getProfile(rest.dropFirst(2).joined(separator: "/"))
@@ -64,6 +72,31 @@ public struct APIRouter: Sendable {
             }
             return known ? .error(405, "method \(request.method) not allowed on \(request.path)") : .error(404, "no such endpoint: \(request.path)")
         }
+    }
+
+    // MARK: - Program bundles
+
+    /// `POST /v1/bundles`: `{"manifest": YAML text, "object": base64 of the .bpf.o}`. Loaded
+    /// before the answer (201 created, 200 replaced); refused with 400 and the reason (the
+    /// verifier's log when the kernel refused a program), nothing running changed.
+    private func createBundle(_ request: HTTPRequest) -> HTTPReply {
+        guard let bundles else { return .error(503, "this daemon runs no bundles") }
+        guard let upload = try? JSONDecoder().decode(BundleUpload.self, from: Data(request.body)),
+              let object = Data(base64Encoded: upload.object) else {
+            return .error(400, "send {\"manifest\": YAML text, \"object\": the .bpf.o in base64} (vigil create BUNDLE_DIR does)")
+        }
+        do {
+            let (summary, replaced) = try bundles.add(manifest: upload.manifest, object: Array(object))
+            return encode(replaced ? 200 : 201, summary)
+        } catch {
+            logger?.warning("bundle refused: \(error)")
+            return .error(400, "bundle refused: \(error)")
+        }
+    }
+
+    private func deleteBundle(_ name: String) -> HTTPReply {
+        guard let bundles, bundles.remove(name) else { return .error(404, "no bundle named '\(name)'") }
+        return .body(status: 204, contentType: "application/json", text: "")
     }
 
     // MARK: - Rules
@@ -437,4 +470,17 @@ struct SubscriberStatus: Encodable {
     var events: [SubscriberInfo]
     var alerts: [SubscriberInfo]
     var droppedLines: UInt64
+}
+
+/// The body of `POST /v1/bundles`.
+struct BundleUpload: Codable {
+    /// The manifest's text (bundle.yaml).
+    var manifest: String
+    /// The object's bytes, base64.
+    var object: String
+}
+
+/// `GET /v1/bundles`.
+struct BundleList: Codable {
+    var bundles: [BundleSummary]
 }

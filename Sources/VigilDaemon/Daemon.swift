@@ -106,6 +106,9 @@ public enum Daemon {
             }
             return nil
         }
+        // Bundles before the rules: a condition may name their fields (prog.NAME.FIELD).
+        let bundles = BundleStore(directory: config.stateDirectory + "/bundles", logger: logger)
+        bundles.loadSaved()
         let rules: RuleSet
         do { rules = try store.load() } catch { throw DaemonError("rules: \(error)") }
         logger.info("rules: \(rules.rules.count) enabled from \(store.list().count) rule sets (\(config.rulesDirectory)\(config.defaultRules ? " + the embedded defaults" : ""))")
@@ -118,7 +121,8 @@ public enum Daemon {
             engine = try Engine(rules: rules, ringBytes: config.ringMiB << 20, kernelPushdown: config.kernelPushdown,
                                 consumers: [ActionsConsumer(dispatcher: dispatcher)], alerts: alertStream, logger: logger,
                                 integrity: config.integrity, notifier: notifier, syscallBounds: config.syscallBounds,
-                                fim: config.fim, stateDirectory: config.stateDirectory, dnsBaseline: config.dnsBaseline)
+                                fim: config.fim, stateDirectory: config.stateDirectory, dnsBaseline: config.dnsBaseline,
+                                bundles: bundles)
         } catch {
             throw DaemonError("cannot load the sensors: \(error)")
         }
@@ -127,7 +131,7 @@ public enum Daemon {
         let apiCounters = HTTPServerCounters(logger: logger)
         let info = DaemonInfo(version: options.version, streamBufferBytes: config.streamBufferBytes, apiLimits: config.api,
                               apiCounters: apiCounters)
-        let router = APIRouter(store: store, engine: engine, info: info,
+        let router = APIRouter(store: store, engine: engine, info: info, bundles: bundles,
                                profiles: ProfileStore(directory: config.stateDirectory + "/seccomp"), logger: logger)
         let authorize = try SocketAccess(group: config.socketGroup)
         let api = HTTPServer(group: group, authorize: { authorize.allows($0) }, limits: config.api, counters: apiCounters,

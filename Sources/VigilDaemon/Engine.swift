@@ -98,6 +98,9 @@ public final class Engine: @unchecked Sendable {
     /// changes it finds wait in `fimChanges` for the event thread, which alerts them.
     private let fim: FIMMonitor?
     private let fimChanges = Mutex<[FIMFound]>([])
+    /// The program bundles loaded through the API (docs/bundles.md): their rings are read here,
+    /// once per batch, and their events handled as the sensors' are.
+    private let bundles: BundleStore?
     /// The FIM thread's following of the containers (`fim.containers`), nil when none is watched.
     private let fimContainers: FIMContainers?
     private let fimSnapshot = Mutex<SensorSnapshot?>(nil)
@@ -128,7 +131,8 @@ public final class Engine: @unchecked Sendable {
     public init(rules: RuleSet, ringBytes: Int, kernelPushdown: Bool, consumers: [AlertConsumer], alerts: StreamHub, logger: Logger,
                 integrity: DaemonConfig.Integrity = DaemonConfig.Integrity(), notifier: SystemdNotifier? = nil,
                 syscallBounds: SyscallBounds = SyscallBounds(), fim: WatchSpec = WatchSpec(), stateDirectory: String = "/var/lib/vigil",
-                dnsBaseline: DNSBaseline.Settings = DNSBaseline.Settings()) throws {
+                dnsBaseline: DNSBaseline.Settings = DNSBaseline.Settings(), bundles: BundleStore? = nil) throws {
+        self.bundles = bundles
         self.dnsBaseline = DNSBaseline(settings: dnsBaseline)
         dnsBaselineDirectory = stateDirectory + "/dns-baseline"
         self.fim = fim.isEmpty ? nil : try FIMMonitor(spec: fim, stateDirectory: stateDirectory, logger: logger)
@@ -326,6 +330,7 @@ public final class Engine: @unchecked Sendable {
             }
             for found in found { fimEvent(found, &state) }
         }
+        bundles?.poll(enricher: stream.enricher) { handle($0, &state) }
         saveDNSBaseline(&state, force: force)
         if force || now &- state.lastSnapshot >= Self.snapshotInterval {
             state.lastSnapshot = now

@@ -130,7 +130,7 @@ public final class Enricher {
             enrichAnew(&event)
             processes.finish(event)
             return
-        case .open, .fork, .syscall, .conn, .tcpdrop, .fim, .shell:
+        case .open, .fork, .syscall, .conn, .tcpdrop, .fim, .shell, .program:
             // Opens, new threads and file integrity changes change nothing in the table. Kept contexts fit only while the
             // table's version is the one they were built at: the process had a record then and
             // still has.

@@ -146,6 +146,8 @@ public final class FDTable {
             return // made in userspace after the change, its fds are not known
         case .shell:
             return // a line read changes no fd
+        case .program:
+            return // a bundle's record says nothing Vigil knows of fds
         }
     }
 

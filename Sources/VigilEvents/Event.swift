@@ -88,6 +88,8 @@ public enum Payload: Sendable {
     case fim(FIM)
     /// A line an interactive bash read (the shell sensor; ShellLine.swift).
     case shell(ShellLine)
+    /// A record of a user-supplied program bundle (ProgramRecord.swift, docs/bundles.md).
+    case program(ProgramRecord)
 
     /// A program was executed (sched_process_exec).
     public struct Exec: Sendable {

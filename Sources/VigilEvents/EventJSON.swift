@@ -95,6 +95,20 @@ public enum EventJSON {
                                  sudoRulesRemoved: list("fim.sudo_rules_removed"), keysAdded: list("fim.ssh_keys_added"),
                                  keysRemoved: list("fim.ssh_keys_removed"), whileDown: bool("fim.while_down") ?? false,
                                  summary: str("fim.summary")?.string ?? "", renamedFrom: str("fim.rename.from")?.string ?? "", renamedTo: str("fim.rename.to")?.string ?? ""))
+        case .program:
+            // Read back with the schema of the bundle named by evt.type, which must be loaded.
+            guard let name = str("evt.type")?.string, let schema = ProgramSchema.registered(name) else {
+                throw ParseError(offset: 0, message: "a program event whose bundle (evt.type) is not loaded")
+            }
+            payload = .program(.init(schema: schema, values: schema.fields.map { field -> FieldValue in
+                let key = ProgramFields.prefix + name + "." + field.name
+                switch field.type {
+                case .uint: return .uint(num(key) ?? 0)
+                case .int: return .int(num(key) ?? 0)
+                case .strings: return .strings(strs(key) ?? [])
+                default: return .string(str(key) ?? "")
+                }
+            }))
         case .shell:
             let tty = str("shell.tty")?.string ?? ""
             payload = .shell(.init(line: str("shell.line") ?? "", truncated: bool("shell.truncated") ?? false, tty: tty,

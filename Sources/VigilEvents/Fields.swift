@@ -138,12 +138,12 @@ public struct FieldDefinition: Sendable {
 public enum Fields {
     /// Every field.
     public static let all: [FieldDefinition] = eventFields + processFields + lineageFields + userFields + fileFields + containerFields
-        + SyscallFields.fields + NetworkFields.fields + ConnectionFields.fields + FIMFields.fields + ShellFields.fields
+        + SyscallFields.fields + NetworkFields.fields + ConnectionFields.fields + FIMFields.fields + ShellFields.fields + ProgramFields.fields
 
     private static let byName: [String: FieldDefinition] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
 
     /// The field named `name` (without any bracket argument).
-    public static func named(_ name: String) -> FieldDefinition? { byName[name] ?? SyscallFields.dotted(name) }
+    public static func named(_ name: String) -> FieldDefinition? { byName[name] ?? SyscallFields.dotted(name) ?? ProgramFields.dotted(name) }
 
     /// The N of an ancestor field's `[N]` (0 the process, 1 its parent, ...); nil for anything
     /// else, which prints `<NA>` (conditions refuse it at load, outputs do not check).
@@ -165,7 +165,8 @@ public enum Fields {
     }
 
     static let eventFields: [FieldDefinition] = [
-        .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2; a syscall event's syscall name; Vigil's own for connections (tcp_connect, tcp_accept, tcp_close), drops (tcp_drop), file integrity changes (fim_change) and lines typed into interactive bash shells (bash_readline).", json: { e, out in
+        .init("evt.type", .string, "The event type, Falco's names: execve, clone, procexit, open, openat, openat2; a syscall event's syscall name; Vigil's own for connections (tcp_connect, tcp_accept, tcp_close), drops (tcp_drop), file integrity changes (fim_change), lines typed into interactive bash shells (bash_readline), and a program bundle's name for its events (docs/bundles.md).", json: { e, out in
+            if let name = Names.programName(e) { out.appendJSON(name); return true }
             out.appendJSON(Names.eventTypes[Names.eventType(e)])
             return true
         }, syscallJSON: { s, out in
@@ -173,9 +174,10 @@ public enum Fields {
             return true
         }) { e, _ in
             if case .syscall(let s) = e.payload { return .string(SyscallFields.nameBytes[s.index]) }
+            if let name = Names.programName(e) { return str(name) }
             return .string(Names.eventTypeBytes[Names.eventType(e)])
         },
-        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open, syscall (any syscall: docs/syscalls.md), conn (a TCP connection opened or closed), tcpdrop (a TCP packet the kernel dropped), fim (a watched file changed: docs/fim.md), shell (a line an interactive bash read).", json: { e, out in
+        .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open, syscall (any syscall: docs/syscalls.md), conn (a TCP connection opened or closed), tcpdrop (a TCP packet the kernel dropped), fim (a watched file changed: docs/fim.md), shell (a line an interactive bash read), program (a record of a user-supplied program bundle: docs/bundles.md).", json: { e, out in
             out.appendJSON(Names.kinds[e.kind.index])
             return true
         }) { e, _ in .string(Names.kindBytes[e.kind.index]) },
@@ -515,6 +517,12 @@ enum Names {
     /// The index of `e`'s evt.type in `eventTypes` (bpf/syscalls/kinds.table): a `fixed` kind's
     /// first name, an open event's syscall (a syscall event is named by its table row, by
     /// evt.type's readers, never through this table).
+    /// Program bundle events' evt.type is the bundle's name (not in `eventTypes`).
+    static func programName(_ e: Event) -> String? {
+        if e.kind == .program, case .program(let p) = e.payload { return p.schema.name }
+        return nil
+    }
+
     static func eventType(_ e: Event) -> Int {
         let start = eventTypeStart[e.kind.index]
         switch e.payload {

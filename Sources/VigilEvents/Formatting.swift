@@ -184,6 +184,17 @@ public enum EventFormat {
     /// context (or container) and copied for the events that share it.
     public static func appendJSON(_ event: Event, to out: inout ByteBuffer) {
         JSONPlan.forKind[event.kind.index].append(event, to: &out, memo: nil)
+        appendProgramFields(event, to: &out)
+    }
+
+    /// A program bundle's event: its record's members (`prog.BUNDLE.FIELD`) before the closing
+    /// brace (the plan is per kind; the members are per bundle).
+    @inline(__always)
+    static func appendProgramFields(_ event: Event, to out: inout ByteBuffer) {
+        guard event.kind == .program, out.count > 0 else { return }
+        out.truncate(to: out.count - 1)
+        ProgramFields.appendJSON(event, to: &out)
+        out.append(0x7d)
     }
 
     /// The same, with the fields an open's payload decides copied from `memo` when a recent
@@ -191,6 +202,7 @@ public enum EventFormat {
     public static func appendJSON(_ event: Event, to out: inout ByteBuffer, memo: JSONMemo,
                                   arguments: JSONArguments = .standard) {
         JSONPlan.forStyle[arguments.rawValue][event.kind.index].append(event, to: &out, memo: memo)
+        appendProgramFields(event, to: &out)
     }
     /// The table header matching `tableRow`.
     public static let tableHeader = "TIME                 CONTAINER     PID     PPID    COMM             EVENT     DETAILS"
@@ -218,6 +230,8 @@ public enum EventFormat {
                 + (d.state != 0 ? " state=\(TCPStates.name(d.state))" : "")
         case .shell(let s):
             details = s.line.escapedForTerminal + (s.truncated ? " [line truncated]" : "") + (s.tty.isEmpty ? "" : " tty=" + s.tty)
+        case .program(let p):
+            details = ProgramFields.summary(p)
         case .fim(let f):
             details = (f.whileDown ? "while Vigil was down: " : "") + ByteString(f.summary).escapedForTerminal
         case .syscall(let s):
@@ -228,7 +242,8 @@ public enum EventFormat {
             details = text.withUnsafeBytes { ByteString($0) }.escapedForTerminal + (s.noExit ? "" : " \(s.latencyNs / 1000)us")
         }
         let name: String
-        if case .syscall(let s) = event.payload { name = s.descriptor.nameString } else { name = event.kind.rawValue }
+        if case .syscall(let s) = event.payload { name = s.descriptor.nameString }
+        else if case .program(let p) = event.payload { name = p.schema.name } else { name = event.kind.rawValue }
         return col(time, 21) + col(event.container.id, 14) + col(String(event.pid), 8) + col(String(event.ppid), 8)
             + col(event.comm.escapedForTerminal, 17) + col(name, 10) + details
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import VigilDaemon
 import VigilEvents
+import VigilSensors
 
 /// Options of the commands that talk to the daemon.
 struct ClientOptions: ParsableArguments {
@@ -23,17 +24,51 @@ struct ClientOptions: ParsableArguments {
 struct CreateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create",
-        abstract: "Add (or replace) rule sets in the running daemon, one per file.",
-        discussion: "A file's name without its extension names the rule set. The daemon checks the new rules with the running ones; a bad file is refused with FILE:LINE:COL and changes nothing.")
+        abstract: "Add (or replace) rule sets or program bundles in the running daemon, one per file.",
+        discussion: """
+            A file's name without its extension names the rule set. The daemon checks the new rules with the running ones; a bad file is refused with FILE:LINE:COL and changes nothing.
+
+            A directory holding bundle.yaml, or a bundle manifest itself, is a program bundle (docs/bundles.md): the manifest and its CO-RE object are sent to the daemon, which loads the programs (the first variant of each hook that loads and attaches), reads the record struct's members from the object's BTF as fields prog.NAME.MEMBER, and keeps the bundle in its state directory for its next start. A bundle the kernel's verifier refuses is refused with the verifier's log; nothing running changes. Only root and members of the daemon's socket group may load bundles (as for everything the API does). `vigil rm NAME` unloads it.
+            """)
     @OptionGroup var options: ClientOptions
-    @Argument(help: "Rule files: .yaml/.yml (Falco-style) or .toml (bpfd).")
+    @Argument(help: "Rule files: .yaml/.yml (Falco-style) or .toml (bpfd); or program bundles: a directory with bundle.yaml, or the manifest.")
     var files: [String]
+
+    /// Whether `path` is a program bundle: a directory (with bundle.yaml) or a bundle manifest.
+    static func isBundle(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return false }
+        if isDirectory.boolValue { return true }
+        guard let data = FileManager.default.contents(atPath: path) else { return false }
+        return (try? BundleManifest.parse(String(decoding: data, as: UTF8.self))) != nil
+    }
+
+    /// Sends the bundle at `path` (checked here first: manifest, object, BTF) to the daemon.
+    func createBundle(_ path: String) throws(DaemonClientError) {
+        let source: BundleSource
+        let manifestText: String
+        do {
+            source = try BundleSource(path: path)
+            var isDirectory: ObjCBool = false
+            FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+            manifestText = try String(contentsOfFile: isDirectory.boolValue ? path + "/bundle.yaml" : path, encoding: .utf8)
+        } catch {
+            throw .refused(status: 400, message: "\(path): \(error)")
+        }
+        let upload = ["manifest": manifestText, "object": Data(source.object).base64EncodedString()]
+        let body = (try? JSONSerialization.data(withJSONObject: upload)) ?? Data()
+        let (status, answer) = try options.client.request("POST", "/v1/bundles", body: Array(body), contentType: "application/json")
+        let summary = (try? JSONSerialization.jsonObject(with: Data(answer))) as? [String: Any] ?? [:]
+        let hooks = (summary["hooks"] as? [[String: Any]] ?? []).map { "\($0["hook"] as? String ?? ""): \($0["active"] as? String ?? "")" }
+        let fields = summary["fields"] as? [String] ?? []
+        print("\(status == 201 ? "loaded" : "replaced") bundle \(source.manifest.name) (\(hooks.joined(separator: ", "))): \(fields.joined(separator: ", "))")
+    }
     @Option(name: .long, help: "The rule set's name (only with one file).")
     var name: String?
 
     func validate() throws {
         if name != nil && files.count != 1 { throw ValidationError("--name takes exactly one file") }
-        for file in files where RuleFormat(fileName: file) == nil {
+        for file in files where RuleFormat(fileName: file) == nil && !Self.isBundle(file) {
             throw ValidationError("\(file): unknown rule file type: use .yaml/.yml (Falco-style) or .toml (bpfd)")
         }
     }
@@ -41,23 +76,11 @@ struct CreateCommand: ParsableCommand {
     func run() throws {
         options.global.bootstrapLogging()
         var failed = false
-        for file in files {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                FileHandle.standardError.write(Data("vigil: \(file): cannot read the file\n".utf8))
-                failed = true
-                continue
-            }
-            let base = (file as NSString).lastPathComponent
-            let setName = name ?? String(base.prefix(upTo: base.lastIndex(of: ".") ?? base.endIndex))
-            let format = RuleFormat(fileName: file) ?? .yaml
-            let target = "/v1/rules?name=\(DaemonClient.queryValue(setName))&format=\(format.rawValue)&source=\(DaemonClient.queryValue(file))"
+        /// Runs one request: a daemon that is not there or refuses the socket ends the command,
+        /// any other error is reported and the next file is tried.
+        func attempt(_ work: () throws(DaemonClientError) -> Void) throws {
             do {
-                let (status, body) = try options.client.request("POST", target, body: Array(data), contentType: "application/\(format.rawValue)")
-                let answer = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
-                let rules = answer?["rules"] as? [String] ?? [], skipped = answer?["skipped"] as? [String] ?? []
-                print("\(status == 201 ? "created" : "replaced") \(setName): \(rules.count) rule\(rules.count == 1 ? "" : "s")\(rules.isEmpty ? "" : " (" + rules.joined(separator: ", ") + ")")"
-                      + (skipped.isEmpty ? "" : ", \(skipped.count) skipped:"))
-                for line in skipped { print("  \(line)") }
+                try work()
             } catch .notRunning(let path, let stale) {
                 throw options.fail(.notRunning(path: path, stale: stale))
             } catch .permissionDenied(let path) {
@@ -67,13 +90,36 @@ struct CreateCommand: ParsableCommand {
                 failed = true
             }
         }
+        for file in files {
+            if Self.isBundle(file) {
+                try attempt { () throws(DaemonClientError) in try createBundle(file) }
+                continue
+            }
+            guard let data = FileManager.default.contents(atPath: file) else {
+                FileHandle.standardError.write(Data("vigil: \(file): cannot read the file\n".utf8))
+                failed = true
+                continue
+            }
+            let base = (file as NSString).lastPathComponent
+            let setName = name ?? String(base.prefix(upTo: base.lastIndex(of: ".") ?? base.endIndex))
+            let format = RuleFormat(fileName: file) ?? .yaml
+            let target = "/v1/rules?name=\(DaemonClient.queryValue(setName))&format=\(format.rawValue)&source=\(DaemonClient.queryValue(file))"
+            try attempt { () throws(DaemonClientError) in
+                let (status, body) = try options.client.request("POST", target, body: Array(data), contentType: "application/\(format.rawValue)")
+                let answer = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+                let rules = answer?["rules"] as? [String] ?? [], skipped = answer?["skipped"] as? [String] ?? []
+                print("\(status == 201 ? "created" : "replaced") \(setName): \(rules.count) rule\(rules.count == 1 ? "" : "s")\(rules.isEmpty ? "" : " (" + rules.joined(separator: ", ") + ")")"
+                      + (skipped.isEmpty ? "" : ", \(skipped.count) skipped:"))
+                for line in skipped { print("  \(line)") }
+            }
+        }
         if failed { throw ExitCode(1) }
     }
 }
 
 /// `vigil ls`: the rule sets the daemon runs.
 struct ListCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the daemon's rule sets and their rules.")
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the daemon's rule sets and their rules, and its program bundles (variant and counters).")
     @OptionGroup var options: ClientOptions
     @Flag(name: .long, help: "Print the API's JSON.")
     var json = false
@@ -98,6 +144,18 @@ struct ListCommand: ParsableCommand {
                 print("\(name) \(format) \(origin) \(rules.count): \(rules.joined(separator: ", "))" + (skipped.isEmpty ? "" : " (\(skipped.count) skipped)"))
                 for line in skipped { print("  skipped: \(line)") }
             }
+            let bundleBody = try options.client.request("GET", "/v1/bundles").body
+            let bundles = ((try? JSONSerialization.jsonObject(with: Data(bundleBody))) as? [String: Any])?["bundles"] as? [[String: Any]] ?? []
+            if !bundles.isEmpty {
+                print("\n" + column("BUNDLE", 24) + " " + column("VARIANTS", 24) + " EVENTS DROPS FIELDS")
+                for bundle in bundles {
+                    let hooks = (bundle["hooks"] as? [[String: Any]] ?? []).map { "\($0["hook"] as? String ?? ""): \($0["active"] as? String ?? "")" }
+                    let counters = bundle["counters"] as? [String: Any] ?? [:]
+                    print(column(bundle["name"] as? String ?? "", 24) + " " + column(hooks.joined(separator: ", "), 24) + " "
+                          + column("\(counters["events"] as? Int ?? 0)", 6) + " " + column("\(counters["drops"] as? Int ?? 0)", 5) + " "
+                          + (bundle["fields"] as? [String] ?? []).joined(separator: ", "))
+                }
+            }
         } catch {
             throw options.fail(error)
         }
@@ -106,16 +164,29 @@ struct ListCommand: ParsableCommand {
 
 /// `vigil rm NAME...`: remove rule sets.
 struct RemoveCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove rule sets from the daemon (and its rules directory).")
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove rule sets from the daemon (and its rules directory), or unload program bundles (links closed, maps freed).")
     @OptionGroup var options: ClientOptions
-    @Argument(help: "Rule set names (as `vigil ls` shows them).")
+    @Argument(help: "Rule set or bundle names (as `vigil ls` shows them).")
     var names: [String]
 
     func run() throws {
         options.global.bootstrapLogging()
         var failed = false
+        let bundles: Set<String>
+        do throws(DaemonClientError) {
+            let body = try options.client.request("GET", "/v1/bundles").body
+            let list = ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["bundles"] as? [[String: Any]] ?? []
+            bundles = Set(list.compactMap { $0["name"] as? String })
+        } catch {
+            throw options.fail(error)
+        }
         for name in names {
             do {
+                if bundles.contains(name) {
+                    _ = try options.client.request("DELETE", "/v1/bundles/\(DaemonClient.queryValue(name))")
+                    print("unloaded bundle \(name)")
+                    continue
+                }
                 _ = try options.client.request("DELETE", "/v1/rules/\(DaemonClient.queryValue(name))")
                 print("removed \(name)")
             } catch .refused(_, let message) {

@@ -52,6 +52,8 @@ struct Trace: ParsableCommand {
     var duration: Double?
     @Option(name: .customLong("ring-mib"), help: ArgumentHelp("Ring buffer size in MiB (a power of two).", valueName: "mib"))
     var ringMiB: Int = 8
+    @Option(name: .long, help: ArgumentHelp("Also load this program bundle (a directory with bundle.yaml, or the manifest; repeatable) and show its events, or alert on them with --alerts (docs/bundles.md). Without --event or --set, only the bundles' events are shown.", valueName: "bundle"))
+    var program: [String] = []
     @Flag(name: .long, help: "Print alerts of the rules instead of events (the embedded default rules, plus --rules).")
     var alerts = false
     @Option(name: .long, help: ArgumentHelp("Rule files (.yaml or bpfd .toml) to add to the defaults with --alerts (repeatable).", valueName: "file"))
@@ -113,8 +115,20 @@ struct Trace: ParsableCommand {
         var filter = setup.filter
         filter.syscallBounds = SyscallBounds(bufferBytes: snaplen, stringBytes: stringBytes)
 
+        // Bundles first: their fields (prog.NAME.FIELD) must be known when the rules compile.
+        let bundles = try program.map { path in
+            do {
+                let bundle = try ProgramBundle(try BundleSource(path: path))
+                Log.info("bundle \(bundle.name): " + bundle.reports.map { "\($0.hook): \($0.active)" }.joined(separator: ", "))
+                return bundle
+            } catch {
+                FileHandle.standardError.write(Data("vigil trace: cannot load bundle \(path): \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+        defer { for bundle in bundles { bundle.unload() } }
         let selected = try selection()
-        var kinds = selected.kinds
+        var kinds = bundles.isEmpty || !event.isEmpty || !set.isEmpty ? selected.kinds : []
         var syscallNumbers = selected.syscalls
         var ruleSet: RuleSet?
         if alerts {
@@ -196,11 +210,29 @@ struct Trace: ParsableCommand {
                 try out.write((json ? alert.json : alert.text) + "\n")
             }
         }
+        // The bundles' rings are read between the shared ring's batches (at least every 10 ms),
+        // their events enriched by the same process table and written the same way.
+        var bundleFailure: Error?
+        func readBundles() {
+            do {
+                for bundle in bundles { try bundle.poll(enricher: stream.enricher, write) }
+                if !bundles.isEmpty { try out.flush() }
+            } catch {
+                bundleFailure = error
+            }
+        }
         try stream.run(shouldStop: {
-            StopSignal.requested || deadline.map { DispatchTime.now().uptimeNanoseconds >= $0 } ?? false
+            readBundles()
+            return bundleFailure != nil || StopSignal.requested || deadline.map { DispatchTime.now().uptimeNanoseconds >= $0 } ?? false
         }, batchDone: out.flush, write)
         sensors.detach()
+        for bundle in bundles { bundle.loaded?.detach() }
         try stream.drain(batchDone: out.flush, write)
+        readBundles()
+        if let bundleFailure { throw bundleFailure }
+        for bundle in bundles {
+            FileHandle.standardError.write(Data("vigil trace: bundle \(bundle.name): \(bundle.counters.events) events, \(bundle.counters.drops) dropped, \(bundle.counters.undecodable) undecodable\n".utf8))
+        }
         try out.flush()
         let counters = try sensors.counters().values
         let stats = stream.statistics

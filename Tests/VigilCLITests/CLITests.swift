@@ -93,6 +93,60 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(exec["proc.args"] as? String, marker + "\u{FFFD}")
     }
 
+    static let signalsBundle = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("examples/bundles/signals").path
+
+    /// Kills a fresh `sleep 60` with SIGKILL from /bin/kill; returns the sleep's pid.
+    static func killASleep() throws -> Int32 {
+        let sleeper = try Process.run(URL(fileURLWithPath: "/bin/sleep"), arguments: ["60"])
+        let killer = try Process.run(URL(fileURLWithPath: "/bin/kill"), arguments: ["-9", String(sleeper.processIdentifier)])
+        killer.waitUntilExit()
+        sleeper.waitUntilExit()
+        Thread.sleep(forTimeInterval: 0.3)
+        return sleeper.processIdentifier
+    }
+
+    /// `vigil trace --program DIR` loads the bundle and shows only its events: a real kill -9 of
+    /// a sleep, with the bundle's members as prog.signals.* in JSON and the variant it runs on.
+    func testTraceProgramShowsABundlesEventsAsJSON() throws {
+        try requireKernel(.attachTracepoint, .mapRingBuffer)
+        var target: Int32 = 0
+        let result = try Self.vigil(["trace", "-o", "json", "--program", Self.signalsBundle], signal: SIGTERM, untilTracing: true) { _ in
+            target = try Self.killASleep()
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stderr.contains("bundle signals: generate: tracepoint"), result.stderr)
+        let objects = result.stdout.split(separator: "\n").compactMap { try? VigilJSON.value(String($0)) as? [String: Any] }
+        XCTAssertTrue(objects.allSatisfy { $0["evt.kind"] as? String == "program" }, "only the bundle's events without --event")
+        let kill = try XCTUnwrap(objects.first { ($0["prog.signals.target_pid"] as? NSNumber)?.int32Value == target }, result.stdout)
+        XCTAssertEqual(kill["evt.type"] as? String, "signals")
+        XCTAssertEqual((kill["prog.signals.sig"] as? NSNumber)?.intValue, 9)
+        XCTAssertEqual(kill["prog.signals.target_comm"] as? String, "sleep")
+        XCTAssertEqual(kill["proc.name"] as? String, "kill")
+    }
+
+    /// `vigil trace --program DIR --alerts --rules FILE`: a rule on the bundle's fields alerts
+    /// on a real kill -9 of a sleep, its output filled from the record.
+    func testTraceProgramAlertsOnABundlesFields() throws {
+        try requireKernel(.attachTracepoint, .mapRingBuffer)
+        let rules = NSTemporaryDirectory() + "vigil-bundle-rules-\(UUID().uuidString.prefix(8)).yaml"
+        try """
+            - rule: SIGKILL to sleep
+              desc: a bundle's fields in a rule
+              condition: prog.signals.sig = 9 and prog.signals.target_comm = "sleep"
+              output: "%proc.name killed %prog.signals.target_comm (%prog.signals.target_pid)"
+              priority: WARNING
+            """.write(toFile: rules, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: rules) }
+        var target: Int32 = 0
+        let result = try Self.vigil(["trace", "--program", Self.signalsBundle, "--alerts", "--no-default-rules", "--rules", rules],
+                                    signal: SIGTERM, untilTracing: true) { _ in
+            target = try Self.killASleep()
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("kill killed sleep (\(target))"), result.stdout + result.stderr)
+    }
+
     func testTraceJSONAndSummaryOnSIGTERM() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF)
         let marker = "vigil-cli-\(UUID().uuidString.prefix(8))"

@@ -68,7 +68,7 @@ final class EventKindWalkTests: XCTestCase {
             withUnsafeMutableBytes(of: &e.tty) { for (i, b) in "pts3".utf8.enumerated() { $0[i] = b } }
             e.line_len = UInt16(line.count); e.sid = 4240; e.tty_major = 136; e.tty_minor = 3
             return bytes(e, [])
-        case .fim:
+        case .fim, .program:
             return nil
         }
     }
@@ -84,6 +84,18 @@ final class EventKindWalkTests: XCTestCase {
                                   sudoRulesAdded: ["eve ALL=(ALL) ALL"], summary: "/etc/sudoers modified: sudo rule added: eve ALL=(ALL) ALL")
             return Event(bootTimeNs: 5_000_000_000, timeNs: 5_000_000_000, cgroupID: 0, pid: 4242, tid: 4242, ppid: 1, uid: 1000, gid: 1000,
                          cpu: 0, mountNamespace: 0, pidNamespace: 0, comm: "walker", payload: .fim(fim))
+        case .program:
+            // A record of a program bundle named `walk` (its schema is registered while it is loaded).
+            let schema = ProgramSchema(name: "walk", structName: "walk_event", size: 24,
+                                       fields: [.init(name: "pid", offset: 0, decoding: .integer(size: 4, signed: false)),
+                                                .init(name: "who", offset: 8, decoding: .string(size: 16))], pidField: "pid")
+            ProgramSchema.register(schema)
+            var record = [UInt8](repeating: 0, count: 24)
+            record[0] = 0x92; record[1] = 0x10  // 4242
+            for (i, b) in "walker".utf8.enumerated() { record[8 + i] = b }
+            let values = try? XCTUnwrap(record.withUnsafeBytes { schema.decode($0) })
+            return Event(bootTimeNs: 5_000_000_000, timeNs: 5_000_000_000, cgroupID: 0, pid: 4242, tid: 4242, ppid: 1, uid: 1000, gid: 1000,
+                         cpu: 0, mountNamespace: 0, pidNamespace: 0, comm: "walker", payload: .program(.init(schema: schema, values: values ?? [])))
         default:
             return nil
         }
@@ -101,11 +113,12 @@ final class EventKindWalkTests: XCTestCase {
     /// The evt.type a rule names to catch `kind`'s sample (a `record` kind's sample is its first
     /// type, but an open's is openat).
     static func eventType(_ kind: EventKind) -> String {
-        kind.descriptor.eventType == .syscall ? "getpid" : kind == .open ? "openat" : kind.descriptor.types[0]
+        kind.descriptor.eventType == .syscall ? "getpid" : kind == .open ? "openat" : kind == .program ? "walk" : kind.descriptor.types[0]
     }
 
     func testEveryKindHasEveryPiece() throws {
         XCTAssertEqual(EventKindDescriptor.all.map(\.kind), EventKind.allCases, "one descriptor per kind, in index order")
+        _ = Self.sample(.program)  // registers the bundle `walk` before the rules compile (evt.type = walk)
         var rules = ""
         for kind in EventKind.allCases {
             rules += """
@@ -163,7 +176,7 @@ final class EventKindWalkTests: XCTestCase {
                                 "\(kind): \(field.name) reads a value but is not in the JSON")
             }
             // Formatting: the table line names the event.
-            XCTAssertTrue(EventFormat.tableRow(event).contains(kind == .syscall ? "getpid" : kind.rawValue), "\(kind): \(EventFormat.tableRow(event))")
+            XCTAssertTrue(EventFormat.tableRow(event).contains(kind == .syscall ? "getpid" : kind == .program ? "walk" : kind.rawValue), "\(kind): \(EventFormat.tableRow(event))")
             // A rule on its evt.type matches it, and only the rule for its kind.
             XCTAssertEqual(ruleSet.matches(event).map(\.rule.name), ["walk \(kind.rawValue)"], "\(kind): rules matched")
             XCTAssertTrue(ruleSet.pushdown.kinds.contains(kind), "\(kind): the pushdown asks for it")

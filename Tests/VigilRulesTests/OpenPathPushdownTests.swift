@@ -104,7 +104,7 @@ final class OpenPathPushdownTests: XCTestCase {
 
     func testKernelKillOnAConditionTheKernelCannotDecideIsAnError() {
         let cases: [(String, String)] = [
-            ("fd.name = /a or proc.name = sh", "can match exec, fork, exit, open, syscall, conn, tcpdrop, fim, shell events"),
+            ("fd.name = /a or proc.name = sh", "can match exec, fork, exit, open, syscall, conn, tcpdrop, fim, shell, program events"),
             ("fd.name = /a and container.id != host", "'container.id != host' is not decided in the kernel"),
             ("fd.name contains shadow", "is not decided in the kernel"),
             ("evt.is_open_write = true", "no condition on fd.name or fd.filename"),

@@ -27,6 +27,7 @@ enum vigil_event_kind {
     VIGIL_EVENT_TCPDROP = 8,  /* struct vigil_tcpdrop_event: the kernel dropped a TCP packet (kfree_skb with a reason) */
     VIGIL_EVENT_FIM = 9,      /* no record: a watched file changed, an event made in userspace by the daemon (FIMMonitor) */
     VIGIL_EVENT_SHELL = 10,   /* struct vigil_shell_event: an interactive bash read a line (readline returned it) */
+    VIGIL_EVENT_PROGRAM = 11, /* no Vigil record: a record of a user-supplied program bundle, laid out by the bundle's own BTF */
 };
 
 /* Bounds of the variable-length parts (documented in docs/fields.md). */

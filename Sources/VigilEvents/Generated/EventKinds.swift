@@ -6,7 +6,7 @@ import CVigilABI
 /// value is Vigil's short name (`vigil trace --event`, evt.kind); everything else about a kind is
 /// its `descriptor`. `syscall` is any syscall of the table (`Syscalls`): its evt.type is the syscall's name.
 public enum EventKind: String, Sendable, CaseIterable, Codable {
-    case exec, fork, exit, open, syscall, conn, tcpdrop, fim, shell
+    case exec, fork, exit, open, syscall, conn, tcpdrop, fim, shell, program
 
     /// The kind's position in the table (and in `allCases`): the one index of a kind, for tables
     /// indexed by kind and the bits of a `KindSet`.
@@ -21,6 +21,7 @@ public enum EventKind: String, Sendable, CaseIterable, Codable {
         case .tcpdrop: 6
         case .fim: 7
         case .shell: 8
+        case .program: 9
         }
     }
 
@@ -39,6 +40,7 @@ public enum EventKind: String, Sendable, CaseIterable, Codable {
         case UInt32(VIGIL_EVENT_TCPDROP.rawValue): self = .tcpdrop
         case UInt32(VIGIL_EVENT_FIM.rawValue): self = .fim
         case UInt32(VIGIL_EVENT_SHELL.rawValue): self = .shell
+        case UInt32(VIGIL_EVENT_PROGRAM.rawValue): self = .program
         default: return nil
         }
     }
@@ -62,21 +64,22 @@ extension EventKindDescriptor {
         EventKindDescriptor(kind: .tcpdrop, abi: UInt32(VIGIL_EVENT_TCPDROP.rawValue), category: "net", sensor: "conn", record: "vigil_tcpdrop_event", recordSize: MemoryLayout<vigil_tcpdrop_event>.size, eventType: .fixed, types: ["tcp_drop"], syscalls: []),
         EventKindDescriptor(kind: .fim, abi: UInt32(VIGIL_EVENT_FIM.rawValue), category: "fs", sensor: "fim", record: "", recordSize: 0, eventType: .fixed, types: ["fim_change"], syscalls: []),
         EventKindDescriptor(kind: .shell, abi: UInt32(VIGIL_EVENT_SHELL.rawValue), category: "proc", sensor: "shell", record: "vigil_shell_event", recordSize: MemoryLayout<vigil_shell_event>.size, eventType: .fixed, types: ["bash_readline"], syscalls: []),
+        EventKindDescriptor(kind: .program, abi: UInt32(VIGIL_EVENT_PROGRAM.rawValue), category: "other", sensor: "bundle", record: "", recordSize: 0, eventType: .fixed, types: ["program"], syscalls: []),
     ]
 }
 
 extension KindSet {
-    /// Words of 64 bits that hold a bit per kind (9 kinds).
+    /// Words of 64 bits that hold a bit per kind (10 kinds).
     public typealias Words = InlineArray<1, UInt64>
 }
 
 extension Names {
     /// Every kind's name, indexed by `EventKind.index`.
-    static let kinds: [StaticString] = ["exec", "fork", "exit", "open", "syscall", "conn", "tcpdrop", "fim", "shell"]
+    static let kinds: [StaticString] = ["exec", "fork", "exit", "open", "syscall", "conn", "tcpdrop", "fim", "shell", "program"]
     /// Every kind's evt.type names (the table's `types`), one kind after another.
-    static let eventTypes: [StaticString] = ["execve", "execveat", "clone", "clone3", "fork", "vfork", "procexit", "open", "openat", "openat2", "creat", "tcp_connect", "tcp_accept", "tcp_close", "tcp_retransmit", "tcp_drop", "fim_change", "bash_readline"]
+    static let eventTypes: [StaticString] = ["execve", "execveat", "clone", "clone3", "fork", "vfork", "procexit", "open", "openat", "openat2", "creat", "tcp_connect", "tcp_accept", "tcp_close", "tcp_retransmit", "tcp_drop", "fim_change", "bash_readline", "program"]
     /// Where each kind's names start in `eventTypes`, by `EventKind.index`.
-    static let eventTypeStart: [Int] = [0, 2, 6, 7, 11, 11, 15, 16, 17]
+    static let eventTypeStart: [Int] = [0, 2, 6, 7, 11, 11, 15, 16, 17, 18]
 }
 
 extension Payload {
@@ -92,6 +95,7 @@ extension Payload {
         case .tcpdrop: .tcpdrop
         case .fim: .fim
         case .shell: .shell
+        case .program: .program
         }
     }
 }

@@ -376,6 +376,9 @@ struct EventTypeTest: Sendable {
     let fallback: ConditionValueTest
     /// The names compared with that no Vigil event has (`connect`, `ptrace`, ...).
     let unproduced: [String]
+    /// The values and operator (a program bundle's event is tested by its bundle's name).
+    let values: [ByteString]
+    let op: ComparisonOperator
 
     /// The open syscalls' names, as bytes.
     static let openNames: [[UInt8]] = EventKind.open.descriptor.types.map { Array($0.utf8) }
@@ -400,7 +403,10 @@ struct EventTypeTest: Sendable {
             default: return names.first.map { test.matches(string: $0) } ?? false
             }
         }
-        fixed = EventKindDescriptor.all.map { $0.eventType == .fixed ? decide($0.kind) : nil }
+        // A program bundle's events are named by their bundle: decided per event.
+        fixed = EventKindDescriptor.all.map { $0.eventType == .fixed && $0.kind != .program ? decide($0.kind) : nil }
+        self.values = values
+        self.op = op
         open = EventKind.open.descriptor.types.map { ($0, test.matches(string: ByteString($0))) }
         recordTypes = EventKindDescriptor.all.map { d in
             d.eventType == .record && d.kind != .open ? d.types.map { test.matches(string: ByteString($0)) } : nil
@@ -410,7 +416,7 @@ struct EventTypeTest: Sendable {
         }
         fallback = test
         let produced = Set(Self.names.values.joined())
-        unproduced = values.map(\.string).filter { !produced.contains($0) }
+        unproduced = values.map(\.string).filter { !produced.contains($0) && ProgramSchema.registered($0) == nil }
     }
 
     /// The result for every event of `kind`, nil when it depends on the event (open events
@@ -427,6 +433,9 @@ struct EventTypeTest: Sendable {
             return syscalls[s.index]
         case .conn(let c):
             return recordTypes[event.kind.index]?[Int(c.phase.rawValue)] ?? false
+        case .program(let p):
+            let name = ByteString(p.schema.name)
+            return op == .notEqual ? !values.contains(name) : fallback.matches(string: name)
         default:
             return fixed[event.kind.index] ?? false
         }
@@ -445,6 +454,16 @@ struct EventTypeTest: Sendable {
         }
         if open.contains(where: \.result) { whenTrue.insert(.open) }
         if open.contains(where: { !$0.result }) { whenFalse.insert(.open) }
+        // A program bundle's event is named by its bundle: `=`/`in` can be true only for a bundle
+        // loaded when the rule compiles; `!=` is true for every bundle not named, and a pattern
+        // (startswith, glob, ...) may be true for any bundle.
+        let equality: Set<ComparisonOperator> = [.equal, .in, .intersects]
+        if !equality.contains(op) || values.contains(where: { ProgramSchema.registered($0.string) != nil }) {
+            whenTrue.insert(.program)
+        }
+        if op != .notEqual || values.contains(where: { ProgramSchema.registered($0.string) != nil }) {
+            whenFalse.insert(.program)
+        }
         if syscalls.contains(true) { whenTrue.insert(.syscall) }
         if syscalls.contains(false) { whenFalse.insert(.syscall) }
         return (whenTrue, whenFalse)

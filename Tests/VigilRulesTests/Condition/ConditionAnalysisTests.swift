@@ -19,13 +19,15 @@ final class ConditionAnalysisTests: XCTestCase {
         XCTAssertEqual(try kinds("evt.type = ptrace"), [.syscall])
         XCTAssertEqual(try kinds("evt.type = no_such_syscall"), [])
         XCTAssertEqual(try kinds("evt.type = execve or evt.type = procexit"), [.exec, .exit, .syscall])
-        XCTAssertEqual(try kinds("evt.type != execve"), [.fork, .exit, .open, .syscall, .conn, .tcpdrop, .fim, .shell])
-        XCTAssertEqual(try kinds("not evt.type in (execve, execveat)"), [.fork, .exit, .open, .syscall, .conn, .tcpdrop, .fim, .shell])
+        // A program bundle's events are named by their bundle (none is loaded here): `!=` and
+        // `not in` are true for them, `=` and `in` false.
+        XCTAssertEqual(try kinds("evt.type != execve"), [.fork, .exit, .open, .syscall, .conn, .tcpdrop, .fim, .shell, .program])
+        XCTAssertEqual(try kinds("not evt.type in (execve, execveat)"), [.fork, .exit, .open, .syscall, .conn, .tcpdrop, .fim, .shell, .program])
         // `!= openat` can still be true for open events (open, openat2).
         XCTAssertEqual(try kinds("evt.type != openat"), Set(EventKind.allCases))
-        XCTAssertEqual(try kinds("not (evt.type = execve or evt.type = clone)"), [.exit, .open, .syscall, .conn, .tcpdrop, .fim, .shell])
+        XCTAssertEqual(try kinds("not (evt.type = execve or evt.type = clone)"), [.exit, .open, .syscall, .conn, .tcpdrop, .fim, .shell, .program])
         XCTAssertEqual(try kinds("evt.type exists"), Set(EventKind.allCases))
-        XCTAssertEqual(try kinds("evt.type startswith exec"), [.exec, .syscall])
+        XCTAssertEqual(try kinds("evt.type startswith exec"), [.exec, .syscall, .program], "a bundle's name may start so")
     }
 
     func testKindsFromFieldsInAndPosition() throws {
