@@ -459,17 +459,31 @@ public enum Fields {
         .init("k8s.pod.sandbox_id", .string, scope: .container, "The pod's sandbox (pause container) id, 12 characters: the io.kubernetes.sandbox.id label.") { e, _ in
             e.container.labels["io.kubernetes.sandbox.id"].map { str(String($0.prefix(12))) }
         },
-        .init("k8s.pod.uid", .string, scope: .container, "The Kubernetes pod uid, when the cgroup path names one.", json: { e, out in
-            guard !e.container.podUID.isEmpty else { return false }
-            out.appendJSON(e.container.podUID)
+        .init("k8s.pod.uid", .string, scope: .container, "The Kubernetes pod uid: from the cgroup path when it names one, else the io.kubernetes.pod.uid label.", json: { e, out in
+            guard let uid = podUID(e) else { return false }
+            out.appendJSON(uid)
             return true
         }) { e, _ in
-            e.container.podUID.isEmpty ? nil : str(e.container.podUID)
+            podUID(e).map { str($0) }
+        },
+        .init("k8s.pod.labels", .strings, scope: .container, "The Kubernetes pod's labels, each KEY:VALUE, sorted by key: the labels of the pod's sandbox container in containerd (the CRI puts the pod's labels there), without the runtime's io.kubernetes.* and io.cri-containerd.* keys; none when the runtime did not say (Docker, CRI-O).") { e, _ in
+            let labels = e.container.details.podLabels
+            guard !labels.isEmpty else { return nil }
+            return .strings(labels.sorted { $0.key < $1.key }.map { ByteString("\($0.key):\($0.value)") })
+        },
+        .init("k8s.pod.label", .string, argument: true, scope: .container, "The value of the pod's label KEY: k8s.pod.label[KEY] (see k8s.pod.labels).") { e, arg in
+            arg.flatMap { e.container.details.podLabels[$0] }.map { str($0) }
         },
     ]
 }
 
 extension Fields {
+    /// The pod uid of an event's container: the cgroup path's, else the CRI's label.
+    static func podUID(_ e: borrowing Event) -> String? {
+        if !e.container.podUID.isEmpty { return e.container.podUID }
+        return e.container.labels["io.kubernetes.pod.uid"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     /// Writes `first` (when given) and `rest` joined by spaces as one JSON string, without
     /// joining them first. The same bytes as escaping the joined string: a space ends any
     /// UTF-8 sequence, so each part escapes alone as it would within the whole.
