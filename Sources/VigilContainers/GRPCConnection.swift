@@ -50,11 +50,11 @@ public enum GRPCError: Error, Sendable, Equatable, CustomStringConvertible {
 /// HPACK decoder), so it does not read `grpc-status`: a call whose answer carries no message (an
 /// error status such as NOT_FOUND) returns nil. A reset stream or a closed connection throws.
 /// Blocking, with the socket's send and receive timeouts, like the Docker client.
-final class GRPCConnection {
+public final class GRPCConnection {
     /// The socket's path.
-    let path: String
+    public let path: String
     private let socket: UnixStreamSocket
-    private var buffered: [UInt8] = []
+    private var frames = HTTP2FrameReader()
     private var nextStreamID: UInt32 = 1
     /// The largest answer accepted (containerd's container records with their OCI spec are a few
     /// tens of KiB).
@@ -129,52 +129,33 @@ final class GRPCConnection {
 
     // MARK: - Frames
 
-    private struct Frame {
-        var type: UInt8
-        var flags: UInt8
-        var stream: UInt32
-        var payload: [UInt8]
-    }
-
     private func send(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8]) throws(GRPCError) {
         var out: [UInt8] = []
         Self.appendFrame(type: type, flags: flags, stream: stream, payload: payload, to: &out)
         do { try socket.write(out) } catch { throw GRPCError(error, path: path) }
     }
 
-    private func readFrame() throws(GRPCError) -> Frame {
-        try fill(9)
-        let length = Int(buffered[0]) << 16 | Int(buffered[1]) << 8 | Int(buffered[2])
-        guard length <= 1 << 24 - 1, length <= Self.maximumResponseBytes else {
-            throw .malformedResponse(path: path, reason: "frame of \(length) bytes")
-        }
-        try fill(9 + length)
-        let frame = Frame(type: buffered[3], flags: buffered[4], stream: Self.readBigEndian(buffered[5..<9]) & 0x7FFF_FFFF,
-                          payload: Array(buffered[9..<(9 + length)]))
-        buffered.removeFirst(9 + length)
-        return frame
-    }
-
-    private func fill(_ count: Int) throws(GRPCError) {
-        while buffered.count < count {
+    private func readFrame() throws(GRPCError) -> HTTP2Frame {
+        while true {
+            do {
+                if let frame = try frames.next() { return frame }
+            } catch {
+                throw .malformedResponse(path: path, reason: error.reason)
+            }
             let bytes: [UInt8]
             do { bytes = try socket.read() } catch { throw GRPCError(error, path: path) }
             guard !bytes.isEmpty else { throw .malformedResponse(path: path, reason: "connection closed mid-answer") }
-            buffered += bytes
+            frames.append(bytes)
         }
     }
 
-    /// A DATA frame's payload without its padding.
-    private static func unpadded(_ frame: Frame, path: String) throws(GRPCError) -> ArraySlice<UInt8> {
-        guard frame.flags & 0x8 != 0 else { return frame.payload[...] }
-        guard let padding = frame.payload.first, Int(padding) < frame.payload.count else {
-            throw .malformedResponse(path: path, reason: "padding longer than its frame")
-        }
-        return frame.payload[1..<(frame.payload.count - Int(padding))]
+    private static func unpadded(_ frame: HTTP2Frame, path: String) throws(GRPCError) -> ArraySlice<UInt8> {
+        guard let data = frame.data else { throw .malformedResponse(path: path, reason: "padding longer than its frame") }
+        return data
     }
 
     /// The first length-prefixed message of a call's DATA; nil when there is none.
-    static func message(in data: [UInt8], path: String) throws(GRPCError) -> [UInt8]? {
+    public static func message(in data: [UInt8], path: String) throws(GRPCError) -> [UInt8]? {
         guard !data.isEmpty else { return nil }
         guard data.count >= 5 else { throw .malformedResponse(path: path, reason: "message prefix cut short") }
         guard data[0] == 0 else { throw .malformedResponse(path: path, reason: "compressed message") }
@@ -231,7 +212,66 @@ final class GRPCConnection {
         [UInt8(truncatingIfNeeded: value >> 24), UInt8(truncatingIfNeeded: value >> 16), UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value)]
     }
 
-    private static func readBigEndian(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+    static func readBigEndian(_ bytes: ArraySlice<UInt8>) -> UInt32 {
         bytes.prefix(4).reduce(0) { $0 << 8 | UInt32($1) }
+    }
+}
+
+/// One HTTP/2 frame (RFC 9113 §4.1).
+public struct HTTP2Frame: Sendable, Equatable {
+    /// Its type (0 DATA, 1 HEADERS, 3 RST_STREAM, 4 SETTINGS, 6 PING, 7 GOAWAY, 8 WINDOW_UPDATE, 9 CONTINUATION).
+    public var type: UInt8
+    /// Its flags.
+    public var flags: UInt8
+    /// Its stream (the reserved bit cleared).
+    public var stream: UInt32
+    /// Its payload.
+    public var payload: [UInt8]
+
+    /// A DATA frame's payload without its padding (PADDED flag); nil when the padding is longer
+    /// than the frame.
+    public var data: ArraySlice<UInt8>? {
+        guard flags & 0x8 != 0 else { return payload[...] }
+        guard let padding = payload.first, Int(padding) < payload.count else { return nil }
+        return payload[1..<(payload.count - Int(padding))]
+    }
+}
+
+/// Splits the bytes a server sends into HTTP/2 frames, whatever pieces they arrive in. Safe on
+/// hostile bytes: a frame longer than `GRPCConnection.maximumResponseBytes` is an error, never
+/// a large allocation.
+public struct HTTP2FrameReader: Sendable {
+    private var buffered: [UInt8] = []
+    private var start = 0
+
+    /// Why the bytes are not frames.
+    public struct Malformed: Error, Sendable, Equatable {
+        /// What was wrong.
+        public var reason: String
+    }
+
+    /// An empty reader.
+    public init() {}
+
+    /// Adds bytes received.
+    public mutating func append(_ bytes: [UInt8]) {
+        if start > 0 {
+            buffered.removeFirst(start)
+            start = 0
+        }
+        buffered += bytes
+    }
+
+    /// The next whole frame; nil until more bytes arrive.
+    public mutating func next() throws(Malformed) -> HTTP2Frame? {
+        guard buffered.count - start >= 9 else { return nil }
+        let length = Int(buffered[start]) << 16 | Int(buffered[start + 1]) << 8 | Int(buffered[start + 2])
+        guard length <= GRPCConnection.maximumResponseBytes else { throw Malformed(reason: "frame of \(length) bytes") }
+        guard buffered.count - start >= 9 + length else { return nil }
+        let frame = HTTP2Frame(type: buffered[start + 3], flags: buffered[start + 4],
+                               stream: GRPCConnection.readBigEndian(buffered[(start + 5)..<(start + 9)]) & 0x7FFF_FFFF,
+                               payload: Array(buffered[(start + 9)..<(start + 9 + length)]))
+        start += 9 + length
+        return frame
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 @testable import VigilContainers
@@ -70,5 +71,39 @@ final class ProtobufWireTests: XCTestCase {
         XCTAssertThrowsError(try GRPCConnection.message(in: [0, 0, 0, 0, 9, 1], path: "p"))
         XCTAssertThrowsError(try GRPCConnection.message(in: [1, 0, 0, 0, 0], path: "p"))
         XCTAssertThrowsError(try GRPCConnection.message(in: [0, 0xFF, 0xFF], path: "p"))
+    }
+
+    /// The containerd fuzz target's seeds (fuzz/corpus/containerd) read as the client reads
+    /// a server's bytes: the found answers give the container, the others no message.
+    func testTheFuzzSeedsReadAsContainerdAnswers() throws {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("fuzz/corpus/containerd").path
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        XCTAssertFalse(names.isEmpty)
+        for name in names where name != "message-only.bin" {
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name)")))
+            var reader = HTTP2FrameReader()
+            let readSize = Int(bytes[0]) + 1
+            var offset = 1, data: [UInt8] = [], ended = false
+            var container: ContainerdContainer?
+            while offset < bytes.count {
+                reader.append(Array(bytes[offset..<min(offset + readSize, bytes.count)]))
+                offset += readSize
+                while let frame = try reader.next() {
+                    if frame.type == 0 { data += try XCTUnwrap(frame.data) }
+                    if frame.stream == 1, frame.flags & 0x1 != 0 {
+                        ended = true
+                        container = try GRPCConnection.message(in: data, path: name).flatMap { try ContainerdContainer.decodeGetResponse($0[...]) }
+                    }
+                }
+            }
+            if name.hasPrefix("found") {
+                XCTAssertEqual(container?.labels["io.kubernetes.container.name"], "app", name)
+                XCTAssertEqual(container?.image, "docker.io/library/busybox:1", name)
+            } else {
+                XCTAssertNil(container, name)
+                XCTAssertEqual(ended, name == "not-found.bin", name)
+            }
+        }
     }
 }
