@@ -18,7 +18,7 @@ export PATH=/opt/swift/usr/bin:$PATH
 export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
 SCRATCH=.build-fuzz
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
-ALL_TARGETS="condition yaml toml output decoder http docker"
+ALL_TARGETS="condition yaml toml output decoder http docker containerd"
 TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
 
 swift build -c release --scratch-path "$SCRATCH" --product vigil-fuzz \

@@ -18,7 +18,7 @@ mode=${1:-run}
 
 need=(libbpf-dev libssl-dev ca-certificates bpftool pkg-config make)
 case $mode in
-  --test) need+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd linux-image-amd64 linux-image-6.12-amd64 docker.io criu aide python3-aiosmtpd python3-pip nats-server openssl curl util-linux btrfs-progs gdb socat gcc) ;;
+  --test) need+=(qemu-system-x86 busybox-static kmod cpio xz-utils zstd linux-image-amd64 linux-image-6.12-amd64 docker.io containerd criu aide python3-aiosmtpd python3-pip nats-server openssl curl util-linux btrfs-progs gdb socat gcc) ;;
   --image) need+=(docker.io) ;;
   --bench) need+=(bpftrace libbpf-tools hyperfine curl linux-perf strace) ;;
   run) ;;

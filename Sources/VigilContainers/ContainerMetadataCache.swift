@@ -28,11 +28,15 @@ public struct ContainerMetadata: Sendable, Hashable {
     /// The host pid of its first process when it was asked (Docker's `State.Pid`); nil when it
     /// was not running or the runtime did not say.
     public var pid: Int32?
+    /// The labels of its Kubernetes pod (without the runtime's io.kubernetes.* keys); empty when
+    /// not in a pod or the runtime did not say (containerd's CRI sandboxes say).
+    public var podLabels: [String: String]
 
     /// Creates a metadata record.
     public init(id: String, name: String, image: String, labels: [String: String], runtime: ContainerRuntime,
                 imageID: String = "", privileged: Bool = false, upperDir: String = "", mounts: [ContainerMount]? = nil,
-                startTimeNs: UInt64? = nil, pid: Int32? = nil) {
+                startTimeNs: UInt64? = nil, pid: Int32? = nil, podLabels: [String: String] = [:]) {
+        self.podLabels = podLabels
         self.pid = pid
         self.mounts = mounts
         self.startTimeNs = startTimeNs

@@ -122,7 +122,7 @@ public enum Daemon {
                                 consumers: [ActionsConsumer(dispatcher: dispatcher)], alerts: alertStream, logger: logger,
                                 integrity: config.integrity, notifier: notifier, syscallBounds: config.syscallBounds,
                                 fim: config.fim, stateDirectory: config.stateDirectory, dnsBaseline: config.dnsBaseline,
-                                bundles: bundles)
+                                bundles: bundles, containerd: config.containerd?.client)
         } catch {
             throw DaemonError("cannot load the sensors: \(error)")
         }
@@ -456,6 +456,12 @@ enum MetricsEndpoint {
                                                        ("over_image_bound", Int(dns.lookupsOverImageBound)), ("without_image", Int(dns.lookupsWithoutImage))])
         out += PrometheusText.family("vigil_dns_baseline_names_not_kept_total", "counter",
                                      "Names not kept: their image's baseline held dns_baseline.max_names.", [("", Int(dns.namesNotKept))])
+        if let containerd = engine.containerd?.counters {
+            out += PrometheusText.family("vigil_containerd_lookups_total", "counter",
+                                         "Containers asked of containerd (the ones Docker does not know): found, not in any namespace asked, or failed (containerd down, slow or answering garbage; their fields stay empty).",
+                                         label: "result", [("found", Int(containerd.found)), ("not_found", Int(containerd.lookups - containerd.found - containerd.failures)),
+                                                           ("failed", Int(containerd.failures))])
+        }
         api.write(to: &out)
         for consumer in engine.alertConsumers { consumer.writeMetrics(to: &out) }
         return out

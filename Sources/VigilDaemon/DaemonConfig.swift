@@ -1,5 +1,6 @@
 import Foundation
 import VigilActions
+import VigilContainers
 import VigilEnrichment
 import VigilFIM
 import VigilRules
@@ -94,8 +95,29 @@ public struct DaemonConfig: Sendable, Equatable {
     /// The per-image baselines of DNS names (`dns_baseline:`; dns.name.new): the learning window
     /// and the bounds. Kept under STATE_DIR/dns-baseline while a rule reads dns.name.new.
     public var dnsBaseline = DNSBaseline.Settings()
+    /// containerd's API (`containerd:`): asked for the containers Docker does not know (a
+    /// kubelet's CRI containers); nil (`containerd: {enabled: false}`): not asked.
+    public var containerd: Containerd? = Containerd()
     /// The file these settings came from (nil: built-in defaults only).
     public var file: String?
+
+    /// Where containerd's API is and what is asked (`containerd:`; docs/config.md#containerd).
+    public struct Containerd: Sendable, Equatable {
+        /// Its socket.
+        public var socket = ContainerdClient.defaultSocketPath
+        /// The containerd namespaces asked, in order.
+        public var namespaces = ContainerdClient.defaultNamespaces
+        /// How long one connect, send or receive may wait, ms.
+        public var timeoutMs = 1000
+
+        /// The defaults.
+        public init() {}
+
+        /// A client with these settings.
+        public var client: ContainerdClient {
+            ContainerdClient(socketPath: socket, namespaces: namespaces, timeout: .milliseconds(timeoutMs))
+        }
+    }
 
     /// The optional Prometheus listener.
     public struct Metrics: Sendable, Equatable {
@@ -254,6 +276,28 @@ public struct DaemonConfig: Sendable, Equatable {
                     default: throw reader.error(sub.node, "unknown key 'dns_baseline.\(sub.name)': use learning_seconds, max_names, max_images")
                     }
                 }
+            case "containerd":
+                var containerd = config.containerd ?? Containerd()
+                var enabled = true
+                for (sub, subValue) in try reader.mapping(value, "containerd") {
+                    switch sub.name {
+                    case "enabled": enabled = try reader.bool(subValue, "containerd.enabled")
+                    case "socket":
+                        containerd.socket = try reader.string(subValue, "containerd.socket")
+                        guard containerd.socket.hasPrefix("/") else { throw reader.error(subValue, "'containerd.socket' must be an absolute path") }
+                    case "namespaces":
+                        containerd.namespaces = try reader.strings(subValue, "containerd.namespaces")
+                        guard !containerd.namespaces.isEmpty, !containerd.namespaces.contains("") else {
+                            throw reader.error(subValue, "'containerd.namespaces' must list at least one namespace")
+                        }
+                    case "timeout_ms":
+                        let number = try reader.int(subValue, "containerd.timeout_ms")
+                        guard number >= 1 else { throw reader.error(subValue, "'containerd.timeout_ms' must be at least 1") }
+                        containerd.timeoutMs = number
+                    default: throw reader.error(sub.node, "unknown key 'containerd.\(sub.name)': use enabled, socket, namespaces, timeout_ms")
+                    }
+                }
+                config.containerd = enabled ? containerd : nil
             case "fim":
                 config.fim = try reader.fim(value)
             case "seccomp":

@@ -291,6 +291,6 @@ extension ContainerContext {
         image = meta.image
         labels = meta.labels
         details = ContainerDetails(imageID: meta.imageID, privileged: meta.privileged, upperDir: meta.upperDir, mounts: meta.mounts,
-                                   startTimeNs: meta.startTimeNs)
+                                   startTimeNs: meta.startTimeNs, podLabels: meta.podLabels)
     }
 }

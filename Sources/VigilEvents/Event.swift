@@ -563,10 +563,14 @@ public struct ContainerDetails: Sendable, Equatable {
     public var mounts: [ContainerMount]?
     /// When it started, ns since the epoch (Docker's `State.StartedAt`); nil when not known.
     public var startTimeNs: UInt64?
+    /// The labels of its Kubernetes pod (k8s.pod.labels), without the runtime's io.kubernetes.*
+    /// keys; empty when not known.
+    public var podLabels: [String: String] = [:]
 
     /// Creates details.
     public init(imageID: String = "", privileged: Bool = false, upperDir: String = "", mounts: [ContainerMount]? = nil,
-                startTimeNs: UInt64? = nil) {
+                startTimeNs: UInt64? = nil, podLabels: [String: String] = [:]) {
+        self.podLabels = podLabels
         self.imageID = imageID
         self.privileged = privileged
         self.upperDir = upperDir

@@ -422,7 +422,7 @@ public enum Fields {
     static let containerFields: [FieldDefinition] = [
         .init("container.id", .string, scope: .container, "The container's 12-character id; `host` on the host; `unknown` for a runtime's init not yet in its container's cgroup.") { e, _ in .string(e.container.idBytes) },
         .init("container.full_id", .string, scope: .container, "The container's full id, empty for the host.") { e, _ in .string(e.container.fullIDBytes) },
-        .init("container.name", .string, scope: .container, "The container's name (`host` for the host; empty while unknown).") { e, _ in .string(e.container.nameBytes) },
+        .init("container.name", .string, scope: .container, "The container's name (`host` for the host; empty while unknown): Docker's name; for a container only containerd knows (a kubelet's CRI, nerdctl), its io.kubernetes.container.name label, else its 12-character id, as Falco names it.") { e, _ in .string(e.container.nameBytes) },
         .init("container.image", .string, scope: .container, "The container's image.") { e, _ in .string(e.container.imageBytes) },
         .init("container.image.repository", .string, scope: .container, "The image's repository: container.image without its tag and digest (`registry:5000/team/app`).") { e, _ in
             e.container.isContainer ? str(String(ImageReference(e.container.image).repository)) : nil
@@ -458,7 +458,7 @@ public enum Fields {
         .init("container.label", .string, argument: true, scope: .container, "The value of label KEY: container.label[KEY].") { e, arg in
             arg.flatMap { e.container.labels[$0] }.map { str($0) }
         },
-        .init("k8s.pod.name", .string, scope: .container, "The Kubernetes pod's name: the container's io.kubernetes.pod.name label, which the kubelet's runtimes (containerd's CRI, cri-dockerd, CRI-O) put on every container of a pod.") { e, _ in
+        .init("k8s.pod.name", .string, scope: .container, "The Kubernetes pod's name: the container's io.kubernetes.pod.name label, which the kubelet's runtimes (containerd's CRI, cri-dockerd, CRI-O) put on every container of a pod; read from Docker, else from containerd (`containerd:` in vigil.yaml).") { e, _ in
             e.container.labels["io.kubernetes.pod.name"].map { str($0) }
         },
         .init("k8s.ns.name", .string, scope: .container, "The Kubernetes namespace of the pod: the io.kubernetes.pod.namespace label.") { e, _ in
@@ -467,17 +467,31 @@ public enum Fields {
         .init("k8s.pod.sandbox_id", .string, scope: .container, "The pod's sandbox (pause container) id, 12 characters: the io.kubernetes.sandbox.id label.") { e, _ in
             e.container.labels["io.kubernetes.sandbox.id"].map { str(String($0.prefix(12))) }
         },
-        .init("k8s.pod.uid", .string, scope: .container, "The Kubernetes pod uid, when the cgroup path names one.", json: { e, out in
-            guard !e.container.podUID.isEmpty else { return false }
-            out.appendJSON(e.container.podUID)
+        .init("k8s.pod.uid", .string, scope: .container, "The Kubernetes pod uid: from the cgroup path when it names one, else the io.kubernetes.pod.uid label.", json: { e, out in
+            guard let uid = podUID(e) else { return false }
+            out.appendJSON(uid)
             return true
         }) { e, _ in
-            e.container.podUID.isEmpty ? nil : str(e.container.podUID)
+            podUID(e).map { str($0) }
+        },
+        .init("k8s.pod.labels", .strings, scope: .container, "The Kubernetes pod's labels, each KEY:VALUE, sorted by key: the labels of the pod's sandbox container in containerd (the CRI puts the pod's labels there), without the runtime's io.kubernetes.* and io.cri-containerd.* keys; none when the runtime did not say (Docker, CRI-O).") { e, _ in
+            let labels = e.container.details.podLabels
+            guard !labels.isEmpty else { return nil }
+            return .strings(labels.sorted { $0.key < $1.key }.map { ByteString("\($0.key):\($0.value)") })
+        },
+        .init("k8s.pod.label", .string, argument: true, scope: .container, "The value of the pod's label KEY: k8s.pod.label[KEY] (see k8s.pod.labels).") { e, arg in
+            arg.flatMap { e.container.details.podLabels[$0] }.map { str($0) }
         },
     ]
 }
 
 extension Fields {
+    /// The pod uid of an event's container: the cgroup path's, else the CRI's label.
+    static func podUID(_ e: borrowing Event) -> String? {
+        if !e.container.podUID.isEmpty { return e.container.podUID }
+        return e.container.labels["io.kubernetes.pod.uid"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     /// Writes `first` (when given) and `rest` joined by spaces as one JSON string, without
     /// joining them first. The same bytes as escaping the joined string: a space ends any
     /// UTF-8 sequence, so each part escapes alone as it would within the whole.

@@ -14,18 +14,19 @@ public final class TraceHarness {
 
     /// Loads the sensors `kinds` and `filter` ask for (`Sensors.init`: by default the process and
     /// file sensors) with `filter`, taking cgroup ids from `cgroupHierarchy`; `metadata` asks
-    /// Docker for names and images; `cgroups` replaces the enricher's cgroup resolver; `syscalls`
+    /// Docker for names and images (`metadataSource`, when given, is asked instead); `cgroups` replaces the enricher's cgroup resolver; `syscalls`
     /// is the syscalls sensor's selection in place of the filter's (nil: the filter's); `hooks`
     /// replaces a sensor's hooks by name (`Sensors.init`).
     public init(kinds: KindSet = Sensor.process.kinds.union(Sensor.file.kinds), filter: KernelFilter = KernelFilter(), metadata: Bool = false,
                 cgroupHierarchy: CgroupHierarchy = .onThisHost, cgroups: CgroupResolver = CgroupResolver(),
-                syscalls: SyscallCapture? = nil, hooks: [String: [Hook]] = [:]) throws {
+                syscalls: SyscallCapture? = nil, hooks: [String: [Hook]] = [:], metadataSource: (any ContainerMetadataSource)? = nil) throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
         var filter = filter
         if let syscalls { filter.syscalls = syscalls }
         sensors = try Sensors(kinds: kinds, filter: filter, ringBytes: 1 << 24, cgroupHierarchy: cgroupHierarchy, hooks: hooks)
         stream = try EventStream(sensors: sensors,
-                                 enricher: Enricher(metadata: metadata ? ContainerMetadataCache(source: DockerClient()) : nil, cgroups: cgroups),
+                                 enricher: Enricher(metadata: metadataSource.map { ContainerMetadataCache(source: $0) }
+                                                        ?? (metadata ? ContainerMetadataCache(source: DockerClient()) : nil), cgroups: cgroups),
                                  kinds: KindSet.all)
     }
 

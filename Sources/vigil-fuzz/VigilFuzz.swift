@@ -12,7 +12,7 @@ import VigilRules
 
 /// The fuzz targets by name (VIGIL_FUZZ_TARGET).
 enum FuzzTarget: String, CaseIterable {
-    case condition, yaml, toml, output, decoder, http, docker
+    case condition, yaml, toml, output, decoder, http, docker, containerd
 
     /// Runs one input.
     func run(_ bytes: [UInt8]) {
@@ -24,6 +24,7 @@ enum FuzzTarget: String, CaseIterable {
         case .decoder: FuzzDecoder.run(bytes)
         case .http: FuzzHTTPRequest.run(bytes)
         case .docker: FuzzDockerResponse.run(bytes)
+        case .containerd: FuzzContainerdResponse.run(bytes)
         }
     }
 
@@ -166,6 +167,35 @@ enum FuzzHTTPRequest {
 /// reads of a size the first byte picks), through `HTTPResponseDecoder` to the end of the input,
 /// the body through `LineSplitter` and each line decoded as a `GET /events` object, as the event
 /// watcher does.
+/// A containerd answer as read off its socket (the first byte picks the read size): HTTP/2
+/// frames through `HTTP2FrameReader`, each DATA payload (padding removed) gathered as the
+/// gRPC client does, the gRPC message through `GRPCConnection.message(in:)` and the protobuf
+/// `GetContainerResponse` through `ContainerdContainer.decodeGetResponse`; also the whole
+/// input (after the first byte) as a `GetContainerResponse` directly.
+enum FuzzContainerdResponse {
+    static func run(_ bytes: [UInt8]) {
+        guard let first = bytes.first else { return }
+        let input = Array(bytes.dropFirst())
+        _ = try? ContainerdContainer.decodeGetResponse(input[...])
+        let readSize = Int(first) + 1
+        var reader = HTTP2FrameReader()
+        var data: [UInt8] = []
+        var offset = 0
+        while offset < input.count {
+            reader.append(Array(input[offset..<min(offset + readSize, input.count)]))
+            offset += readSize
+            while let frame = try? reader.next() {
+                guard frame.type == 0, let payload = frame.data else { continue }
+                data += payload
+                if frame.flags & 0x1 != 0, let message = try? GRPCConnection.message(in: data, path: "fuzz") {
+                    _ = try? ContainerdContainer.decodeGetResponse(message[...])
+                    data = []
+                }
+            }
+        }
+    }
+}
+
 enum FuzzDockerResponse {
     static func run(_ bytes: [UInt8]) {
         guard let first = bytes.first else { return }

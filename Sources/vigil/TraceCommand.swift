@@ -293,7 +293,8 @@ struct TaskFilterOptions: ParsableArguments {
 /// What `vigil trace` and `vigil flows` set up before their sensors load: logging, the stop signal
 /// (installed first: a Ctrl-C while the sensors load still ends in the summary), container
 /// metadata from Docker following its events (names of containers started while tracing are
-/// refreshed on start; stop `watcher` when done) and the task filters.
+/// refreshed on start; stop `watcher` when done), then from containerd at its default socket for
+/// the containers Docker does not know (a kubelet's CRI), and the task filters.
 struct TracingSetup {
     let docker = DockerClient()
     let metadata: ContainerMetadataCache
@@ -303,7 +304,7 @@ struct TracingSetup {
     init(global: GlobalOptions, tasks: TaskFilterOptions) throws {
         global.bootstrapLogging()
         StopSignal.install()
-        metadata = ContainerMetadataCache(source: docker) { Log.info($0) }
+        metadata = ContainerMetadataCache(source: ChainedMetadataSource([docker, ContainerdClient()])) { Log.info($0) }
         watcher = DockerEventWatcher(client: docker)
         metadata.follow(watcher)
         do {

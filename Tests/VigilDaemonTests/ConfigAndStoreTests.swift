@@ -70,7 +70,7 @@ final class ConfigAndStoreTests: XCTestCase {
             .filter { !$0.hasPrefix("#") && !$0.hasPrefix(" ") && $0.contains(":") }.map { String($0.prefix { $0 != ":" }) }
         XCTAssertEqual(Set(keys), ["socket", "socket_group", "rules_dir", "default_rules", "ring_mib", "kernel_pushdown",
                                    "stream_buffer_kib", "api", "log_level", "metrics", "integrity", "actions",
-                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim", "seccomp", "hostname", "dns_baseline"])
+                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim", "seccomp", "hostname", "dns_baseline", "containerd"])
     }
 
     func testHostnameGoesToEveryAlertWhateverTheKeyOrder() throws {
@@ -82,6 +82,26 @@ final class ConfigAndStoreTests: XCTestCase {
         }
         XCTAssertThrowsError(try DaemonConfig.parse("hostname: \"a b\"\n", file: "h.yaml")) { error in
             XCTAssertTrue("\(error)".contains("h.yaml:1:11: 'hostname' must be 1-255 printable ASCII characters"), "\(error)")
+        }
+    }
+
+    func testContainerdKeysAndTheirErrors() throws {
+        let defaults = try XCTUnwrap(try DaemonConfig.parse("", file: "c.yaml").containerd, "asked by default")
+        XCTAssertEqual(defaults.socket, "/run/containerd/containerd.sock")
+        XCTAssertEqual(defaults.namespaces, ["k8s.io", "moby", "default"])
+        let config = try XCTUnwrap(try DaemonConfig.parse(
+            "containerd:\n  socket: /run/k3s/containerd/containerd.sock\n  namespaces: [k8s.io]\n  timeout_ms: 250\n", file: "c.yaml").containerd)
+        XCTAssertEqual(config.client.socketPath, "/run/k3s/containerd/containerd.sock")
+        XCTAssertEqual(config.client.namespaces, ["k8s.io"])
+        XCTAssertEqual(config.client.timeout, .milliseconds(250))
+        XCTAssertNil(try DaemonConfig.parse("containerd:\n  enabled: false\n", file: "c.yaml").containerd)
+        for (text, message) in [("containerd:\n  socket: run/c.sock\n", "c.yaml:2:11: 'containerd.socket' must be an absolute path"),
+                                ("containerd:\n  namespaces: []\n", "c.yaml:2:15: 'containerd.namespaces' must list at least one namespace"),
+                                ("containerd:\n  timeout_ms: 0\n", "c.yaml:2:15: 'containerd.timeout_ms' must be at least 1"),
+                                ("containerd:\n  address: x\n", "c.yaml:2:3: unknown key 'containerd.address'")] {
+            XCTAssertThrowsError(try DaemonConfig.parse(text, file: "c.yaml")) { error in
+                XCTAssertTrue("\(error)".hasPrefix(message), "\(error)")
+            }
         }
     }
 

@@ -1,0 +1,136 @@
+import Foundation
+import XCTest
+
+/// A containerd of a test's own (Debian's containerd package): its own root, state, socket and
+/// config (the CRI plugin disabled: the tests label containers as a kubelet's CRI would with
+/// `ctr run --label`), never the system's containerd that dockerd may use. `start(for:)` imports
+/// `DockerTestEngine.image` into its `k8s.io` namespace (`docker save | ctr images import`);
+/// the test's teardown kills and deletes its containers, stops it, unmounts what it left
+/// mounted, removes the containers' cgroups and its directory.
+public final class ContainerdTestDaemon: @unchecked Sendable {
+    /// Its directory (root, state, socket, config, log).
+    public let directory: String
+    /// Its gRPC socket.
+    public let socketPath: String
+    /// The image its containers run, as containerd names it.
+    public static let image = "docker.io/library/" + DockerTestEngine.image
+    /// The containerd namespace of its containers (the CRI's).
+    public static let namespace = "k8s.io"
+    private let process: Process
+    private var containers: [(id: String, cgroup: String)] = []
+
+    /// Starts one for `testCase` (stopped by its teardown); throws `cannotRun` when containerd,
+    /// ctr or the Docker image are missing.
+    public static func start(for testCase: XCTestCase) throws -> ContainerdTestDaemon {
+        for program in ["containerd", "ctr", "containerd-shim-runc-v2"] where DockerTestEngine.run(["which", program]).status != 0 {
+            throw cannotRun("needs \(program): apt-get install containerd (scripts/setup.sh --test)")
+        }
+        try DockerTestEngine.requireImage(DockerTestEngine.image)
+        let daemon = try ContainerdTestDaemon()
+        testCase.addTeardownBlock { daemon.stop() }
+        try daemon.waitUntilAnswering()
+        let imported = DockerTestEngine.run(["sh", "-c", "docker save \(DockerTestEngine.image) | ctr -a \(daemon.socketPath) -n \(namespace) images import -"])
+        guard imported.status == 0 else { throw unavailable("ctr images import failed: \(imported.errors)") }
+        return daemon
+    }
+
+    private init() throws {
+        // Short: the socket's path must fit sun_path.
+        directory = "/tmp/vigil-ctrd-\(UUID().uuidString.prefix(8).lowercased())"
+        socketPath = directory + "/c.sock"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let config = """
+            version = 2
+            root = "\(directory)/root"
+            state = "\(directory)/state"
+            disabled_plugins = ["io.containerd.grpc.v1.cri"]
+            [grpc]
+              address = "\(socketPath)"
+            [ttrpc]
+              address = "\(socketPath).ttrpc"
+            """
+        try config.write(toFile: directory + "/config.toml", atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: directory + "/log", contents: nil)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["containerd", "--config", directory + "/config.toml"]
+        process.standardInput = FileHandle.nullDevice
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/log"))
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+    }
+
+    private func waitUntilAnswering() throws {
+        for _ in 0..<100 {
+            if ctr(["version"]).status == 0 { return }
+            guard process.isRunning else { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        let log = (try? String(contentsOfFile: directory + "/log", encoding: .utf8)) ?? ""
+        throw unavailable("containerd did not answer on \(socketPath): \(log.suffix(1200))")
+    }
+
+    /// Runs `ctr -a SOCKET -n k8s.io ARGUMENTS`.
+    @discardableResult
+    public func ctr(_ arguments: [String]) -> DockerTestEngine.CommandResult {
+        DockerTestEngine.run(["ctr", "-a", socketPath, "-n", Self.namespace] + arguments)
+    }
+
+    /// Starts container `id` running `command` (detached, `ctr run -d`) with `labels`, in cgroup
+    /// `cgroup` (cgroupfs: a kubelet's `/kubepods/besteffort/pod<UID>/<ID>`).
+    public func run(id: String, labels: [String: String], cgroup: String, command: [String] = ["sleep", "1000"]) throws {
+        containers.append((id, cgroup))
+        let labelArguments = labels.sorted { $0.key < $1.key }.flatMap { ["--label", "\($0.key)=\($0.value)"] }
+        let result = ctr(["run", "-d", "--cgroup", cgroup] + labelArguments + [Self.image, id] + command)
+        guard result.status == 0 else { throw unavailable("ctr run \(id) failed: \(result.errors)") }
+    }
+
+    /// The host pid of container `id`'s task.
+    public func pid(of id: String) throws -> Int32 {
+        let listed = ctr(["tasks", "ls"]).output.split(separator: "\n").first { $0.hasPrefix(id) }
+        guard let pid = listed?.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap({ Int32($0) }) else {
+            throw unavailable("no task \(id) in ctr tasks ls")
+        }
+        return pid
+    }
+
+    /// Kills and deletes the containers, stops containerd, unmounts what is left below its
+    /// directory, removes the containers' cgroups and the directory.
+    public func stop() {
+        for (id, _) in containers {
+            ctr(["tasks", "kill", "-s", "KILL", id])
+            for _ in 0..<50 {
+                if ctr(["tasks", "delete", id]).status == 0 || ctr(["tasks", "ls"]).output.contains(id) == false { break }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            ctr(["containers", "delete", id])
+        }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        let mounts = ((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "").split(separator: "\n")
+            .compactMap { $0.split(separator: " ").dropFirst(4).first.map(String.init) }
+            .filter { $0.hasPrefix(directory + "/") }
+        for mount in mounts.reversed() { DockerTestEngine.run(["umount", "-l", mount]) }
+        for (_, cgroup) in containers {
+            // The container's cgroup, then its pod's and QoS class's while empty, in every hierarchy.
+            var path = cgroup
+            while !path.isEmpty, path != "/" {
+                for hierarchy in (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? [""] {
+                    rmdir("/sys/fs/cgroup/\(hierarchy)\(path)")
+                }
+                rmdir("/sys/fs/cgroup\(path)")
+                path = (path as NSString).deletingLastPathComponent
+            }
+        }
+        containers = []
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+}
+
+private func unavailable(_ text: String) -> DockerTestEngine.Unavailable {
+    DockerTestEngine.Unavailable(description: text)
+}

@@ -1,0 +1,52 @@
+import Foundation
+import VigilTestSupport
+import XCTest
+
+/// The daemon with `containerd:` set to a containerd of the test's own (`ContainerdTestDaemon`):
+/// a rule on k8s.ns.name alerts on a real exec in a CRI-labelled pod's container, its output
+/// naming the pod, container and pod labels from containerd, and the lookups are counted in
+/// the metrics.
+final class ContainerdDaemonTests: XCTestCase {
+    func testARuleOnTheNamespaceAlertsWithThePodFromContainerd() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
+        let containerd = try ContainerdTestDaemon.start(for: self)
+        let uid = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
+        let id = { (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined() }
+        let sandbox = id(), workload = id()
+        let pod = ["io.kubernetes.pod.name": "ledger-0", "io.kubernetes.pod.namespace": "billing", "io.kubernetes.pod.uid": uid]
+        try containerd.run(id: sandbox, labels: pod.merging(["io.cri-containerd.kind": "sandbox", "app": "ledger"]) { $1 },
+                           cgroup: "/kubepods/besteffort/pod\(uid)/\(sandbox)")
+        try containerd.run(id: workload, labels: pod.merging(["io.cri-containerd.kind": "container", "io.kubernetes.container.name": "db",
+                                                              "io.kubernetes.sandbox.id": sandbox]) { $1 },
+                           cgroup: "/kubepods/besteffort/pod\(uid)/\(workload)")
+        let home = try temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: home + "/rules.d", withIntermediateDirectories: true)
+        try """
+            - rule: Exec in billing
+              desc: an exec in a pod of the billing namespace
+              condition: evt.type = execve and k8s.ns.name = billing and proc.name = cat
+              output: "billing exec (pod=%k8s.pod.name ns=%k8s.ns.name container=%container.name labels=%k8s.pod.labels app=%k8s.pod.label[app])"
+              priority: WARNING
+            """.write(toFile: home + "/rules.d/billing.yaml", atomically: true, encoding: .utf8)
+        let port = 20_000 + Int((getpid() + 29) % 20_000)
+        let daemon = try TestDaemon(extraConfig: """
+            default_rules: false
+            metrics:
+              enabled: true
+              port: \(port)
+            containerd:
+              socket: \(containerd.socketPath)
+            """, directory: home)
+        defer { _ = daemon.stop() }
+
+        let exec = containerd.ctr(["tasks", "exec", "--exec-id", "vigil-\(UUID().uuidString.prefix(8))", workload, "cat", "/proc/version"])
+        XCTAssertEqual(exec.status, 0, exec.errors)
+        let expected = "billing exec (pod=ledger-0 ns=billing container=db labels=(app:ledger) app=ledger)"
+        XCTAssertTrue(waitUntil(seconds: 20) { daemon.stdout.sofar.contains(expected) }, daemon.diagnostics + daemon.stdout.sofar)
+        let metrics = try runCapturing("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(port)/metrics"]).stdout
+        let found = metrics.split(separator: "\n").first { $0.hasPrefix("vigil_containerd_lookups_total{result=\"found\"} ") }
+        XCTAssertGreaterThanOrEqual(found.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0, 1, metrics)
+        XCTAssertTrue(metrics.contains("vigil_containerd_lookups_total{result=\"failed\"} 0\n"), metrics)
+        XCTAssertEqual(daemon.stop(), 0)
+    }
+}
