@@ -29,6 +29,12 @@ public struct KernelPushdown: Sendable, Equatable {
     /// or an output), each `only` when every rule asking for its syscalls needs the message
     /// (`CompiledCondition.onlyMessages`): the kernel may then drop the calls that carry none.
     public var messages = MessageCaptures()
+    /// The network syscalls (connect, sendto, sendmsg, bind, listen; by name) whose calls the
+    /// rules may match only for some addresses or ports (`NetworkPushdown`): every rule asking
+    /// for that syscall is limited so. A syscall absent here: some rule wants every call.
+    /// Whether the kernel may drop the other calls depends on the other consumers too
+    /// (`SyscallCapture`).
+    public var networkCalls: [String: NetworkCallFilter] = [:]
 
     /// Creates a pushdown.
     public init(kinds: KindSet, containersOnly: Bool, comms: Set<String>?, openPaths: OpenPathPushdown,
@@ -67,6 +73,9 @@ public struct KernelPushdown: Sendable, Equatable {
             case .firstPayload: lines.append("payloads: what clients write \(read) for net.stratum.* fields"
                 + (messages[message].only ? "; only each TCP connection's first payload (in kernel)" : ""))
             }
+        }
+        for (name, filter) in networkCalls.sorted(by: { $0.key < $1.key }) {
+            lines.append("\(name): rules match only \(filter) (derived from the rules; the kernel does not filter by it yet)")
         }
         lines.append("containers only: " + (containersOnly ? "yes (in kernel)" : "no"))
         lines.append("command names: " + (comms.map { "only " + $0.sorted().joined(separator: ", ") + " (in kernel)" } ?? "all"))
@@ -475,6 +484,12 @@ public struct RuleSet: Sendable {
             }
             let asking = zip(rules, ruleSyscalls).filter { !$0.1.isDisjoint(with: message.rows) }
             pushdown.messages[message] = MessageCapture(wanted: wanted, only: asking.allSatisfy { $0.0.condition.onlyMessages.contains(message) })
+        }
+        for row in NetworkPushdown.rows where syscalls.contains(row) {
+            let asking = zip(rules, ruleSyscalls).filter { $0.1.contains(row) }.map(\.0.condition)
+            if let filter = NetworkPushdown.filter(row: row, conditions: asking) {
+                pushdown.networkCalls[Syscalls.all[row].nameString] = filter
+            }
         }
         return pushdown
     }
