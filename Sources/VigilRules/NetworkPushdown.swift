@@ -108,6 +108,12 @@ public enum NetworkPushdown {
         guard let restriction = traffic.restriction, restriction.restricts else { return nil }
         return restriction
     }
+
+    /// Whether `condition` may match a call of syscall row `row` whatever its address and port.
+    static func unbounded(row: Int, condition: CompiledCondition) -> Bool {
+        guard let role = roles[Syscalls.all[row].nameString] else { return true }
+        return condition.root.networkSets(row: row, role: role).whenTrue.restriction?.restricts == false
+    }
 }
 
 /// The calls of one syscall a condition may be true for, by the call's address and port: none,

@@ -76,7 +76,10 @@ final class NetworkPushdownTests: XCTestCase {
         XCTAssertEqual(both["connect"]?.networks, nets("1.2.3.4", "10.0.0.0/8"))
         XCTAssertNil(try calls(#"evt.type = connect and fd.sip = "1.2.3.4""#, "evt.type = connect and proc.name = nc")["connect"])
         // A rule with an address but a port-only rule beside it: neither bound holds for every call.
-        XCTAssertNil(try calls(#"evt.type = connect and fd.sip = "1.2.3.4""#, "evt.type = connect and fd.sport = 80")["connect"])
+        let mixed = try set([#"evt.type = connect and fd.sip = "1.2.3.4""#, "evt.type = connect and fd.sport = 80"]).pushdown
+        XCTAssertNil(mixed.networkCalls["connect"])
+        XCTAssertEqual(mixed.unboundedNetworkCalls["connect"], [], "each rule is bounded, by different fields")
+        XCTAssertEqual(try set(["evt.type = connect and proc.name = nc"]).pushdown.unboundedNetworkCalls["connect"], ["r0"])
         // A rule on every syscall (no evt.type) wants every connect.
         XCTAssertNil(try calls(#"evt.type = connect and fd.sip = "1.2.3.4""#, "evt.failed = true and proc.name = x")["connect"])
     }
@@ -98,6 +101,9 @@ final class NetworkPushdownTests: XCTestCase {
         XCTAssertTrue(p.syscalls.contains(try XCTUnwrap(Syscalls.index(named: "connect"))))
         XCTAssertNil(p.networkCalls["connect"])
         XCTAssertNil(p.networkCalls["listen"])
+        XCTAssertEqual(p.unboundedNetworkCalls["connect"], ["Connection to a crypto-mining pool"])
+        XCTAssertEqual(p.unboundedNetworkCalls["listen"]?.count, 1)
+        XCTAssertTrue(p.summary.contains("connect: no address or port set; any call may match 'Connection to a crypto-mining pool'"), "\(p.summary)")
         // The cloud-metadata rule alone is bounded by its list.
         let metadata = try set([], defaults: true).rules.filter { $0.rule.name.hasPrefix("Connection to the cloud metadata") }
         XCTAssertEqual(metadata.count, 1)
