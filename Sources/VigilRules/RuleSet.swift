@@ -29,6 +29,16 @@ public struct KernelPushdown: Sendable, Equatable {
     /// or an output), each `only` when every rule asking for its syscalls needs the message
     /// (`CompiledCondition.onlyMessages`): the kernel may then drop the calls that carry none.
     public var messages = MessageCaptures()
+    /// The network syscalls (connect, sendto, sendmsg, bind, listen; by name) whose calls the
+    /// rules may match only for some addresses or ports (`NetworkPushdown`): every rule asking
+    /// for that syscall is limited so. A syscall absent here: some rule wants every call.
+    /// Whether the kernel may drop the other calls depends on the other consumers too
+    /// (`SyscallCapture`).
+    public var networkCalls: [String: NetworkCallFilter] = [:]
+    /// The network syscalls of `NetworkPushdown` the rules ask for that have no such set, each
+    /// with the rules that may match any of its calls (empty: each rule is bounded, but not all
+    /// alike, an address beside a port).
+    public var unboundedNetworkCalls: [String: [String]] = [:]
 
     /// Creates a pushdown.
     public init(kinds: KindSet, containersOnly: Bool, comms: Set<String>?, openPaths: OpenPathPushdown,
@@ -67,6 +77,13 @@ public struct KernelPushdown: Sendable, Equatable {
             case .firstPayload: lines.append("payloads: what clients write \(read) for net.stratum.* fields"
                 + (messages[message].only ? "; only each TCP connection's first payload (in kernel)" : ""))
             }
+        }
+        for (name, filter) in networkCalls.sorted(by: { $0.key < $1.key }) {
+            lines.append("\(name): rules match only \(filter) (derived from the rules; the kernel does not filter by it yet)")
+        }
+        for (name, rules) in unboundedNetworkCalls.sorted(by: { $0.key < $1.key }) {
+            lines.append("\(name): no address or port set" + (rules.isEmpty ? " (the rules bound it by different fields)"
+                : "; any call may match " + rules.map { "'\($0)'" }.joined(separator: ", ")))
         }
         lines.append("containers only: " + (containersOnly ? "yes (in kernel)" : "no"))
         lines.append("command names: " + (comms.map { "only " + $0.sorted().joined(separator: ", ") + " (in kernel)" } ?? "all"))
@@ -475,6 +492,15 @@ public struct RuleSet: Sendable {
             }
             let asking = zip(rules, ruleSyscalls).filter { !$0.1.isDisjoint(with: message.rows) }
             pushdown.messages[message] = MessageCapture(wanted: wanted, only: asking.allSatisfy { $0.0.condition.onlyMessages.contains(message) })
+        }
+        for row in NetworkPushdown.rows where syscalls.contains(row) {
+            let asking = zip(rules, ruleSyscalls).filter { $0.1.contains(row) }.map(\.0)
+            if let filter = NetworkPushdown.filter(row: row, conditions: asking.map(\.condition)) {
+                pushdown.networkCalls[Syscalls.all[row].nameString] = filter
+            } else {
+                pushdown.unboundedNetworkCalls[Syscalls.all[row].nameString] =
+                    asking.filter { NetworkPushdown.unbounded(row: row, condition: $0.condition) }.map(\.rule.name)
+            }
         }
         return pushdown
     }

@@ -191,7 +191,7 @@ indirect enum PlanNode: Sendable {
 
     /// The events for which the node may be true, and those for which it may be false, given
     /// each test's (`leaf`): not swaps them, and/or combine the children's.
-    private func truthSets<S: TruthSet>(_ leaf: (PlanTest) -> (S, S)) -> (whenTrue: S, whenFalse: S) {
+    func truthSets<S: TruthSet>(_ leaf: (PlanTest) -> (S, S)) -> (whenTrue: S, whenFalse: S) {
         switch self {
         case .constant(let value, _):
             return value ? (.all, S()) : (S(), .all)
