@@ -46,6 +46,11 @@ struct TOMLSubsetParser {
     private var index = 0
     private var line = 1
     private var column = 1
+    /// Arrays open around the value being read.
+    private var depth = 0
+    /// The deepest nesting of arrays accepted: rule files nest two; deeper input (hostile, or
+    /// broken) is an error instead of a recursion that could run off the stack.
+    static let maximumDepth = 32
 
     init(text: String, file: String) {
         self.file = file
@@ -168,6 +173,9 @@ struct TOMLSubsetParser {
             advance()
             return .string(s, at)
         case "[":
+            guard depth < Self.maximumDepth else { throw error("arrays nested deeper than \(Self.maximumDepth)", at: at) }
+            depth += 1
+            defer { depth -= 1 }
             advance()
             var items: [TOMLValue] = []
             while true {

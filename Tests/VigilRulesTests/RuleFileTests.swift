@@ -192,6 +192,29 @@ final class RuleFileTests: XCTestCase {
         XCTAssertEqual(template.render(event), "<NA> <NA> <NA> <NA> bash <NA>")
     }
 
+    /// fuzz/regressions/toml/deeply-nested-arrays.toml (`make fuzz`, toml target, after 1.17 M
+    /// executions) opens ~2,200 arrays: the parser's recursion ran off the stack (a rules file
+    /// sent to `vigil create` could stop the daemon). Arrays nested deeper than 32 are an error
+    /// naming the file and line; 32 still parse.
+    func testDeeplyNestedTOMLArraysAreAnErrorNotACrash() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../fuzz/regressions/toml/deeply-nested-arrays.toml")
+        let found = String(decoding: try Data(contentsOf: url), as: UTF8.self)
+        XCTAssertGreaterThan(found.filter { $0 == "[" }.count, 2000, "the committed input is the one found")
+        for text in [found, "values = " + String(repeating: "[", count: 100_000)] {
+            XCTAssertThrowsError(try RuleFiles.items(text: text, file: "deep.toml")) { error in
+                XCTAssertTrue("\(error)".contains("deep.toml:"), "\(error)")
+                XCTAssertTrue("\(error)".contains("arrays nested deeper than 32"), "\(error)")
+            }
+        }
+        let deepest = "[filterEvents]\n[filterEvents.command]\nvalues = " + String(repeating: "[", count: 32) + "\"ls\"" + String(repeating: "]", count: 32) + "\n"
+        do {
+            _ = try RuleFiles.items(text: deepest, file: "deepest.toml")
+        } catch {
+            XCTAssertFalse("\(error)".contains("nested deeper"), "32 arrays parse (the rule itself may be refused): \(error)")
+        }
+    }
+
     func testTheDefaultRulesetCompiles() throws {
         let set = try RuleFiles.ruleSet(paths: [])
         XCTAssertGreaterThanOrEqual(set.rules.count, 10)
