@@ -135,11 +135,7 @@ public final class FDTable {
             ensured(event.pid)[fd] = entry
             event.setFD(entry)
         case .syscall(let s):
-            let flags = s.flags
-            guard !flags.isDisjoint(with: [.usesFD, .fdCreate, .fdClose]) else { return }
-            let (entry, nameChanged) = apply(s, to: ensured(event.pid))
-            event.setFD(entry)
-            event.fdNameChanged = nameChanged
+            apply(s, of: &event)
         case .conn, .tcpdrop:
             return // a connection's ends are in its payload; the opener may be any of its fds' holders
         case .fim:
@@ -149,6 +145,20 @@ public final class FDTable {
         case .program:
             return // a bundle's record says nothing Vigil knows of fds
         }
+    }
+
+    /// Per syscall row (indexed like `Syscalls.all`): whether the call acts on, makes or closes
+    /// fds (`usesFD`, `fdCreate`, `fdClose`), made once rather than a flag set built per event.
+    static let touchesFDs: [Bool] = Syscalls.all.map { !$0.flags.isDisjoint(with: [.usesFD, .fdCreate, .fdClose]) }
+
+    /// Updates the table from `s`, the syscall payload of `event` the caller matched once (the
+    /// enricher, which resolves its paths first), and sets `event.fd` and `event.fdNameChanged`:
+    /// no second copy of the payload to match it again.
+    public func apply(_ s: borrowing Payload.Syscall, of event: inout Event) {
+        guard Self.touchesFDs[s.index] else { return }
+        let (entry, nameChanged) = apply(s, to: ensured(event.pid))
+        event.setFD(entry)
+        event.fdNameChanged = nameChanged
     }
 
     /// The table of `pid`, its fds read from /proc when it has none (a process that started
