@@ -193,7 +193,7 @@ public final class FDTable {
         }
         // A socket's ends, role and state (connect also when it returned EINPROGRESS).
         // (Nothing to do for a call that does not act on sockets, on an fd of no socket.)
-        if let n = acted?.number, SocketTracking.acts(s) || acted?.socket != nil,
+        if let n = acted?.number, SocketTracking.acts(s) || acted?.hasSocket == true,
            var entry = table[n] ?? (s.hasSocketTuple ? FDInfo(number: n, type: .socket) : nil),
            SocketTracking.apply(s, to: &entry) {
             nameChanged = entry.name != (table[n]?.name ?? ByteString([UInt8]()))
@@ -226,7 +226,7 @@ public final class FDTable {
             switch p.type {
             case .enumeration(.fcntl):
                 // fcntl: F_DUPFD (0) and F_DUPFD_CLOEXEC (1030) duplicate; F_SETFD (2) sets FD_CLOEXEC.
-                if raw == 2, let fd = acted?.number, table[fd] != nil { table[fd]?.closeOnExec = s.args[i + 1] & 1 != 0 }
+                if raw == 2, let fd = acted?.number, table[fd].isSome { table[fd]?.closeOnExec = s.args[i + 1] & 1 != 0 }
                 guard raw == 0 || raw == 1030 else { return table[acted?.number ?? -1] ?? acted }
                 duplicated = true
                 closeOnExec = raw == 1030
