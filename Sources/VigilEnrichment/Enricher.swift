@@ -138,13 +138,13 @@ public final class Enricher {
             // Opens, new threads and file integrity changes change nothing in the table. Kept contexts fit only while the
             // table's version is the one they were built at: the process had a record then and
             // still has.
-            // The entry read in place: a copy of it (`let known = ...`) copied both contexts'
-            // values through their witnesses, ~3% of the consumer.
-            if let index = cache.index(forKey: event.pid),
-               cache.values[index].fits(event, tableVersion: processes.version, containerVersion: containerVersion) {
-                event.process = cache.values[index].process
-                event.container = cache.values[index].container
-                return
+            if let index = cache.index(forKey: event.pid) {
+                let known = cache.values[index]
+                if known.fits(event, tableVersion: processes.version, containerVersion: containerVersion) {
+                    event.process = known.process
+                    event.container = known.container
+                    return
+                }
             }
         }
         processes.update(with: event)
