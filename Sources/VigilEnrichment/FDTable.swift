@@ -135,11 +135,7 @@ public final class FDTable {
             ensured(event.pid)[fd] = entry
             event.setFD(entry)
         case .syscall(let s):
-            let flags = s.flags
-            guard !flags.isDisjoint(with: [.usesFD, .fdCreate, .fdClose]) else { return }
-            let (entry, nameChanged) = apply(s, to: ensured(event.pid))
-            event.setFD(entry)
-            event.fdNameChanged = nameChanged
+            apply(s, of: &event)
         case .conn, .tcpdrop:
             return // a connection's ends are in its payload; the opener may be any of its fds' holders
         case .fim:
@@ -149,6 +145,20 @@ public final class FDTable {
         case .program:
             return // a bundle's record says nothing Vigil knows of fds
         }
+    }
+
+    /// Per syscall row (indexed like `Syscalls.all`): whether the call acts on, makes or closes
+    /// fds (`usesFD`, `fdCreate`, `fdClose`), made once rather than a flag set built per event.
+    static let touchesFDs: [Bool] = Syscalls.all.map { !$0.flags.isDisjoint(with: [.usesFD, .fdCreate, .fdClose]) }
+
+    /// Updates the table from `s`, the syscall payload of `event` the caller matched once (the
+    /// enricher, which resolves its paths first), and sets `event.fd` and `event.fdNameChanged`:
+    /// no second copy of the payload to match it again.
+    public func apply(_ s: borrowing Payload.Syscall, of event: inout Event) {
+        guard Self.touchesFDs[s.index] else { return }
+        let (entry, nameChanged) = apply(s, to: ensured(event.pid))
+        event.setFD(entry)
+        event.fdNameChanged = nameChanged
     }
 
     /// The table of `pid`, its fds read from /proc when it has none (a process that started
@@ -183,7 +193,7 @@ public final class FDTable {
         }
         // A socket's ends, role and state (connect also when it returned EINPROGRESS).
         // (Nothing to do for a call that does not act on sockets, on an fd of no socket.)
-        if let n = acted?.number, SocketTracking.acts(s) || acted?.socket != nil,
+        if let n = acted?.number, SocketTracking.acts(s) || acted?.hasSocket == true,
            var entry = table[n] ?? (s.hasSocketTuple ? FDInfo(number: n, type: .socket) : nil),
            SocketTracking.apply(s, to: &entry) {
             nameChanged = entry.name != (table[n]?.name ?? ByteString([UInt8]()))
@@ -216,7 +226,7 @@ public final class FDTable {
             switch p.type {
             case .enumeration(.fcntl):
                 // fcntl: F_DUPFD (0) and F_DUPFD_CLOEXEC (1030) duplicate; F_SETFD (2) sets FD_CLOEXEC.
-                if raw == 2, let fd = acted?.number, table[fd] != nil { table[fd]?.closeOnExec = s.args[i + 1] & 1 != 0 }
+                if raw == 2, let fd = acted?.number, table[fd].isSome { table[fd]?.closeOnExec = s.args[i + 1] & 1 != 0 }
                 guard raw == 0 || raw == 1030 else { return table[acted?.number ?? -1] ?? acted }
                 duplicated = true
                 closeOnExec = raw == 1030

@@ -41,17 +41,20 @@ final class ProcessFDs {
             return high[fd]
         }
         set {
+            // Tested by pattern (`isSome`), not `== nil`: FDInfo is Equatable, and comparing its
+            // optionals copied both sides through value witnesses.
+            let adds = newValue.isSome
             if fd >= 0 && fd < Self.direct {
                 let i = Int(fd)
                 if i >= low.count {
-                    guard newValue != nil else { return }
+                    guard adds else { return }
                     low.append(contentsOf: repeatElement(nil, count: i + 1 - low.count))
                 }
-                if low[i] == nil { if newValue != nil { count += 1 } } else if newValue == nil { count -= 1 }
+                if !low[i].isSome { if adds { count += 1 } } else if !adds { count -= 1 }
                 low[i] = newValue
             } else {
-                let old = newValue == nil ? high.removeValue(forKey: fd) : high.updateValue(newValue!, forKey: fd)
-                if old == nil { if newValue != nil { count += 1 } } else if newValue == nil { count -= 1 }
+                let had = (adds ? high.updateValue(newValue!, forKey: fd) : high.removeValue(forKey: fd)).isSome
+                if !had { if adds { count += 1 } } else if !adds { count -= 1 }
             }
         }
     }
@@ -60,7 +63,7 @@ final class ProcessFDs {
     var numbers: [Int32] {
         var numbers: [Int32] = []
         numbers.reserveCapacity(count)
-        for i in low.indices where low[i] != nil { numbers.append(Int32(i)) }
+        for i in low.indices where low[i].isSome { numbers.append(Int32(i)) }
         numbers += high.keys
         return numbers
     }
@@ -80,5 +83,14 @@ final class ProcessFDs {
     /// Whether some entry satisfies `test`.
     func contains(where test: (FDInfo) -> Bool) -> Bool {
         low.contains { $0.map(test) == true } || high.values.contains(where: test)
+    }
+}
+
+extension Optional where Wrapped == FDInfo {
+    /// Whether an entry is there, tested by pattern (`!= nil` on `FDInfo?` compares two optionals).
+    @inline(__always)
+    var isSome: Bool {
+        if case .none = self { return false }
+        return true
     }
 }

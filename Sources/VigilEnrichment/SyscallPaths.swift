@@ -24,14 +24,15 @@ enum SyscallPaths {
     static let chdir = Syscalls.index(named: "chdir") ?? -1
     static let fchdir = Syscalls.index(named: "fchdir") ?? -1
 
-    /// Resolves `event`'s path arguments, before the fd table applies it (an open's new fd is
-    /// named by the resolved path); a successful chdir or fchdir sets the process's cwd.
-    static func resolve(_ event: inout Event, processes: ProcessTable, fds: FDTable) {
-        guard case .syscall(var s) = event.payload else { return }
+    /// Resolves the path arguments of `s`, the syscall payload of process `pid`'s event, into
+    /// `s.resolved`, before the fd table applies it (an open's new fd is named by the resolved
+    /// path); a successful chdir or fchdir sets the process's cwd. The caller matched the payload
+    /// once and writes it back when `s.resolved` is not empty.
+    static func resolve(_ s: inout Payload.Syscall, pid: UInt32, processes: ProcessTable, fds: FDTable) {
         let mask = pathMask[s.index]
         if s.index == fchdir {
-            if !s.failedCall, let dir = fds.entry(pid: event.pid, fd: Int32(truncatingIfNeeded: s.args[0])), dir.hasPath {
-                processes.setCwd(dir.name, pid: event.pid)
+            if !s.failedCall, let dir = fds.entry(pid: pid, fd: Int32(truncatingIfNeeded: s.args[0])), dir.hasPath {
+                processes.setCwd(dir.name, pid: pid)
             }
             return
         }
@@ -48,8 +49,8 @@ enum SyscallPaths {
             let fd = dirfd >= 0 ? Int32(truncatingIfNeeded: s.args[Int(dirfd)]) : atFDCWD
             let base: ByteString?
             if fd == atFDCWD {
-                base = processes.cwd(pid: event.pid)
-            } else if let entry = fds.entry(pid: event.pid, fd: fd), entry.hasPath {
+                base = processes.cwd(pid: pid)
+            } else if let entry = fds.entry(pid: pid, fd: fd), entry.hasPath {
                 base = entry.name
             } else {
                 base = nil
@@ -59,8 +60,7 @@ enum SyscallPaths {
         }
         if s.index == chdir, !s.failedCall, let cwd = s.resolvedPath(0) ?? s.captured(0).map({ ByteString($0) }),
            cwd.bytes.first == slash {
-            processes.setCwd(cwd, pid: event.pid)
+            processes.setCwd(cwd, pid: pid)
         }
-        if !s.resolved.isEmpty { event.payload = .syscall(s) }
     }
 }

@@ -135,4 +135,10 @@ public struct FDInfo: Sendable, Equatable {
 
     /// Whether fd.directory and fd.filename apply (a path).
     public var hasPath: Bool { type == .file || type == .directory }
+
+    /// Whether `socket` is set (a pattern test: `socket != nil` compares two `SocketInfo?`).
+    public var hasSocket: Bool {
+        if case .none = socket { return false }
+        return true
+    }
 }

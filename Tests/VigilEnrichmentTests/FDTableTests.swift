@@ -124,6 +124,32 @@ final class FDTableTests: XCTestCase {
         XCTAssertEqual(apply(table, 300, syscall("read", [0, 0, 1], result: 1))?.name.description, "/p300/0")
     }
 
+    /// The enricher's path: a syscall payload matched once and handed to the table
+    /// (`apply(_:of:)`) does what `apply(&event)` does, event by event; a call on no fd (getpid)
+    /// leaves the event's fd unset and gives its process no table.
+    func testSyscallPayloadMatchedOnceDoesWhatTheEventDoes() {
+        let byEvent = FDTable(procRoot: "/nonexistent"), byPayload = FDTable(procRoot: "/nonexistent")
+        let pid: UInt32 = 400
+        let calls = [syscall("socket", [2, 1, 0], result: 4), syscall("dup", [4], result: 5), syscall("write", [5, 0, 3], result: 3),
+                     syscall("close", [4], result: 0), syscall("fstat", [5, 0], result: 0), syscall("getpid", [], result: Int64(pid))]
+        for payload in calls {
+            var a = event(pid, payload), b = event(pid, payload)
+            byEvent.apply(&a)
+            guard case .syscall(let s) = payload else { return XCTFail("not a syscall") }
+            byPayload.apply(s, of: &b)
+            XCTAssertEqual(a.fd, b.fd)
+            XCTAssertEqual(a.fdNameChanged, b.fdNameChanged)
+        }
+        XCTAssertEqual(byPayload.entries(pid: pid).map { Set($0.keys) }, [5])
+        XCTAssertEqual(byPayload.entry(pid: pid, fd: 5)?.type, .ipv4)
+        XCTAssertEqual(byEvent.entries(pid: pid), byPayload.entries(pid: pid))
+        var other = event(pid + 1, syscall("getpid", [], result: Int64(pid + 1)))
+        guard case .syscall(let getpid) = other.payload else { return XCTFail("not a syscall") }
+        byPayload.apply(getpid, of: &other)
+        XCTAssertNil(other.fd)
+        XCTAssertNil(byPayload.entries(pid: pid + 1))
+    }
+
     func testProcLinkTypes() {
         XCTAssertEqual(FDType(procLink: "/etc/passwd"), .file)
         XCTAssertEqual(FDType(procLink: "pipe:[1234]"), .pipe)

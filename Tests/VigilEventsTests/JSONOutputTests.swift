@@ -202,6 +202,7 @@ final class JSONOutputTests: XCTestCase {
         func check(_ what: String) {
             XCTAssertEqual(e.hasFD, e.fd != nil, what)
             XCTAssertEqual(e.hasSocketFD, e.fd?.socket != nil, what)
+            XCTAssertEqual(e.fd?.hasSocket, e.fd.map { $0.socket != nil }, what)
         }
         check("as made")
         e.setFD(nil); check("no fd")
