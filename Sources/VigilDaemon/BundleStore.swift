@@ -20,11 +20,19 @@ public final class BundleStore: Sendable {
     private let loaded = Mutex<[String: BundleBox]>([:])
     private let logger: Logger
 
-    /// A bundle as the store holds it: only used under the store's lock (the API thread loads
-    /// and unloads, the event thread reads; one at a time).
+    /// A bundle as the store holds it, with its own lock: the API thread loads and unloads it,
+    /// the event thread reads its ring and consumes its events under this lock only, so a slow
+    /// consumer holds up neither the other bundles' API calls nor `list`.
     final class BundleBox: @unchecked Sendable {
-        let bundle: ProgramBundle
+        private let bundle: ProgramBundle
+        private let lock = NSLock()
         init(_ bundle: ProgramBundle) { self.bundle = bundle }
+        /// `body` with the bundle, one caller at a time.
+        func with<T>(_ body: (ProgramBundle) throws -> T) rethrows -> T {
+            lock.lock()
+            defer { lock.unlock() }
+            return try body(bundle)
+        }
     }
 
     /// A store over `directory` (not read until `loadSaved`).
@@ -75,21 +83,22 @@ public final class BundleStore: Sendable {
             bundle.unload()
             throw error
         }
+        let summary = BundleSummary(bundle)  // before the event thread can read it
         let old = loaded.withLock { bundles -> BundleBox? in
             defer { bundles[manifest.name] = BundleBox(bundle) }
             return bundles[manifest.name]
         }
-        old?.bundle.unload()
+        old?.with { $0.unload() }
         ProgramSchema.register(source.schema)  // the old one's unload forgot the name
         logger.info("bundle \(manifest.name) \(old == nil ? "loaded" : "replaced"): \(Self.variants(bundle))")
-        return (BundleSummary(bundle), old != nil)
+        return (summary, old != nil)
     }
 
     /// Unloads bundle `name` (links closed, maps freed) and forgets its files; false when no
     /// such bundle is loaded or kept.
     public func remove(_ name: String) -> Bool {
         let box = loaded.withLock { $0.removeValue(forKey: name) }
-        box?.bundle.unload()
+        box?.with { $0.unload() }
         let folder = directory + "/" + name
         let kept = FileManager.default.fileExists(atPath: folder)
         if kept { try? FileManager.default.removeItem(atPath: folder) }
@@ -99,21 +108,24 @@ public final class BundleStore: Sendable {
 
     /// What runs.
     public func list() -> [BundleSummary] {
-        loaded.withLock { bundles in bundles.values.map { BundleSummary($0.bundle) }.sorted { $0.name < $1.name } }
+        let boxes = loaded.withLock { Array($0.values) }
+        return boxes.map { $0.with(BundleSummary.init) }.sorted { $0.name < $1.name }
     }
 
     /// Whether bundle `name` is loaded.
     public func contains(_ name: String) -> Bool { loaded.withLock { $0[name] != nil } }
 
-    /// The event thread: reads every bundle's ring without waiting, each record an event for
-    /// `consume`, enriched by `enricher`.
+    /// The event thread: reads every bundle's ring without waiting (at most
+    /// `ProgramBundle.recordsPerPoll` records each), each record an event for `consume`, enriched
+    /// by `enricher`. The store's lock is held only to take the bundles.
     func poll(enricher: Enricher, _ consume: (Event) -> Void) {
-        loaded.withLock { bundles in
-            for box in bundles.values {
+        let boxes = loaded.withLock { Array($0.values) }
+        for box in boxes {
+            box.with { bundle in
                 do {
-                    try box.bundle.poll(enricher: enricher) { consume($0) }
+                    try bundle.poll(enricher: enricher) { consume($0) }
                 } catch {
-                    logger.error("bundle \(box.bundle.name): cannot read its ring: \(error)")
+                    logger.error("bundle \(bundle.name): cannot read its ring: \(error)")
                 }
             }
         }

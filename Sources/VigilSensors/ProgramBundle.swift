@@ -219,13 +219,17 @@ public final class ProgramBundle {
 
     deinit { unload() }
 
-    /// Reads what the ring holds (waiting at most `timeoutMilliseconds` for a first record), making
-    /// one `program` event per record, enriched by `enricher` from the record's pid when the
-    /// manifest names a pid member.
+    /// The most records one `poll` hands over, as `EventStream.recordsPerWait` for the sensors'
+    /// ring: a bundle whose program floods its ring cannot keep its reader from other duties.
+    public static let recordsPerPoll = EventStream.recordsPerWait
+
+    /// Reads what the ring holds (waiting at most `timeoutMilliseconds` for a first record; at most
+    /// `recordsPerPoll` records), making one `program` event per record, enriched by `enricher`
+    /// from the record's pid when the manifest names a pid member.
     @discardableResult
     public func poll(timeoutMilliseconds: Int32 = 0, enricher: Enricher?, _ consume: (Event) throws -> Void) throws -> Int {
         guard loaded != nil, let reader else { return 0 }
-        let read = try reader.poll(timeoutMilliseconds: timeoutMilliseconds) { batch in
+        let read = try reader.poll(timeoutMilliseconds: timeoutMilliseconds, maxRecords: Self.recordsPerPoll) { batch in
             for record in batch {
                 guard var event = makeEvent(record) else { counters.undecodable += 1; continue }
                 counters.events += 1
