@@ -100,15 +100,21 @@ struct {
     __type(value, __u8);
 } dns_sockets SEC(".maps");
 
-static __always_inline __u64 vigil_fd_key(__s32 fd)
+/* The key of fd `fd` of `task`'s process in first_payload and dns_sockets: tgid, fd. */
+static __always_inline __u64 vigil_task_fd_key(struct task_struct *task, __s32 fd)
 {
-    return (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | (__u32)fd;
+    return ((__u64)task->tgid << 32) | (__u32)fd;
 }
 
-/* Whether the caller's fd `fd` is armed in `map` (first_payload, dns_sockets). */
-static __always_inline bool vigil_armed(void *map, __s32 fd)
+static __always_inline __u64 vigil_fd_key(__s32 fd)
 {
-    __u64 key = vigil_fd_key(fd);
+    return vigil_task_fd_key(bpf_get_current_task_btf(), fd);
+}
+
+/* Whether fd `fd` of the current `task` is armed in `map` (first_payload, dns_sockets). */
+static __always_inline bool vigil_armed(void *map, struct task_struct *task, __s32 fd)
+{
+    __u64 key = vigil_task_fd_key(task, fd);
     return bpf_map_lookup_elem(map, &key) != NULL;
 }
 
@@ -161,26 +167,15 @@ struct user_pt_regs___arm64 { int syscallno; } __attribute__((preserve_access_in
 #define SYSCALL_NR(regs) BPF_CORE_READ((regs), orig_ax)
 #endif
 
-/* libbpf 1.1 stops at the fifth syscall argument: the sixth is r9 on x86_64 and x5 on arm64. */
-#ifndef PT_REGS_PARM6_CORE_SYSCALL
-#if defined(__TARGET_ARCH_arm64)
-#define PT_REGS_PARM6_CORE_SYSCALL(x) BPF_CORE_READ((const struct user_pt_regs___arm64x5 *)(x), regs[5])
-struct user_pt_regs___arm64x5 { __u64 regs[31]; } __attribute__((preserve_access_index));
-#else
-#define PT_REGS_PARM6_CORE_SYSCALL(x) BPF_CORE_READ((x), r9)
-#endif
-#endif
-
 /* A 32-bit task's syscall numbers are another table's (ia32): not decodable by this one. */
 #if defined(__TARGET_ARCH_x86)
 #define TS_COMPAT 0x0002
-static __always_inline bool compat_task(void)
+static __always_inline bool compat_task(struct task_struct *task)
 {
-    struct task_struct *task = bpf_get_current_task_btf();
     return task->thread_info.status & TS_COMPAT;
 }
 #else
-static __always_inline bool compat_task(void) { return false; }
+static __always_inline bool compat_task(struct task_struct *task) { return false; }
 #endif
 
 static __always_inline bool wanted(long id)
@@ -359,11 +354,17 @@ static __always_inline void count_missed_exit(struct pending *p)
         vigil_count(VIGIL_COUNTER_LOST);
 }
 
-static __always_inline int on_enter(struct pt_regs *regs, long id, __u32 tag)
+/* A syscall's entry. `btf_regs`: the user registers as a BTF pointer (tp_btf's argument), read
+ * with plain loads; NULL where the hook has none (the others): then the task's, from
+ * bpf_task_pt_regs, fetched only once the syscall is wanted. No probe-read helper on this path:
+ * every call of a wanted syscall pays it, and on CPUs whose return-thunk mitigations make each
+ * helper call dear (SRSO "Safe RET") the probe reads were most of its cost (BENCHMARKS.md). */
+static __always_inline int on_enter(struct pt_regs *btf_regs, long id, __u32 tag)
 {
     if (!wanted(id))
         return 0;
-    if (compat_task()) {
+    struct task_struct *task = bpf_get_current_task_btf();
+    if (compat_task(task)) {
         vigil_count(VIGIL_COUNTER_FILTERED);
         return 0;
     }
@@ -371,13 +372,14 @@ static __always_inline int on_enter(struct pt_regs *regs, long id, __u32 tag)
     struct vigil_syscall_spec *spec = bpf_map_lookup_elem(&syscall_specs, &nr);
     if (!spec)
         return 0;
+    struct pt_regs *regs = btf_regs ? btf_regs : (struct pt_regs *)bpf_task_pt_regs(task);
     /* Wanted for a connection's first payload alone: every other write leaves after one lookup. */
-    if ((spec->flags & VIGIL_SPEC_FIRST_PAYLOAD) && !vigil_armed(&first_payload, (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs))) {
+    if ((spec->flags & VIGIL_SPEC_FIRST_PAYLOAD) && !vigil_armed(&first_payload, task, (__s32)VIGIL_SYSCALL_ARG0(regs))) {
         vigil_count(VIGIL_COUNTER_FILTERED);
         return 0;
     }
     /* Wanted for DNS answers on connected sockets alone (read): likewise. */
-    if ((spec->flags & VIGIL_SPEC_DNS_ARMED) && !vigil_armed(&dns_sockets, (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs))) {
+    if ((spec->flags & VIGIL_SPEC_DNS_ARMED) && !vigil_armed(&dns_sockets, task, (__s32)VIGIL_SYSCALL_ARG0(regs))) {
         vigil_count(VIGIL_COUNTER_FILTERED);
         return 0;
     }
@@ -389,7 +391,7 @@ static __always_inline int on_enter(struct pt_regs *regs, long id, __u32 tag)
     } else if (vigil_filtered()) {
         return 0;
     }
-    struct pending *p = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    struct pending *p = bpf_task_storage_get(&pending, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (!p) {
         vigil_count(VIGIL_COUNTER_LOST);
         return 0;
@@ -407,12 +409,12 @@ static __always_inline int on_enter(struct pt_regs *regs, long id, __u32 tag)
     e->arg_truncated = 0;
     e->arg_failed = 0;
     e->_pad = 0;
-    e->args[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
-    e->args[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
-    e->args[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
-    e->args[3] = PT_REGS_PARM4_CORE_SYSCALL(regs);
-    e->args[4] = PT_REGS_PARM5_CORE_SYSCALL(regs);
-    e->args[5] = PT_REGS_PARM6_CORE_SYSCALL(regs);
+    e->args[0] = VIGIL_SYSCALL_ARG0(regs);
+    e->args[1] = VIGIL_SYSCALL_ARG1(regs);
+    e->args[2] = VIGIL_SYSCALL_ARG2(regs);
+    e->args[3] = VIGIL_SYSCALL_ARG3(regs);
+    e->args[4] = VIGIL_SYSCALL_ARG4(regs);
+    e->args[5] = VIGIL_SYSCALL_ARG5(regs);
 #pragma unroll
     for (int i = 0; i < VIGIL_SYSCALL_ARGS; i++) {
         e->arg_len[i] = 0;
@@ -485,8 +487,18 @@ static __always_inline int on_exit(long id, long ret)
     return 0;
 }
 
-VIGIL_BTF_OR_RAW(sys_enter, sys_enter, on_enter(regs, id, vigil_syscalls_tag),
-                 struct pt_regs *regs, long id)
+SEC("?tp_btf/sys_enter")
+int BPF_PROG(sys_enter_tp_btf, struct pt_regs *regs, long id)
+{
+    return on_enter(regs, id, vigil_syscalls_tag);
+}
+
+/* raw_tp: `regs` is a plain address here (probe reads only); on_enter reads the task's instead. */
+SEC("?raw_tp/sys_enter")
+int BPF_PROG(sys_enter_raw_tp, struct pt_regs *regs, long id)
+{
+    return on_enter(NULL, id, vigil_syscalls_tag);
+}
 
 /* A thread that exits with a call pending (a return the pool missed, then no wanted syscall
  * again): its event is lost. Every variant attaches it (on the task's exit; the record is freed
@@ -543,7 +555,7 @@ struct syscall_exit_record {
 SEC("?tracepoint")
 int sys_enter_tp(struct syscall_enter_record *ctx)
 {
-    return on_enter((struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), ctx->nr, vigil_syscalls_tag);
+    return on_enter(NULL, ctx->nr, vigil_syscalls_tag);
 }
 
 /* Attached by userspace to syscalls/sys_exit_NAME of each wanted syscall. */
@@ -564,7 +576,7 @@ int sys_exit_tp(struct syscall_exit_record *ctx)
 static __always_inline int kprobe_enter(struct pt_regs *ctx, __u32 tag)
 {
     struct pt_regs *regs = (struct pt_regs *)PT_REGS_PARM1(ctx);
-    return on_enter(regs, SYSCALL_NR(regs), tag);
+    return on_enter(NULL, SYSCALL_NR(regs), tag);
 }
 
 static __always_inline int kprobe_exit(struct pt_regs *ctx)
