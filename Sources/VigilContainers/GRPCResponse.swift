@@ -89,7 +89,7 @@ public struct GRPCResponseReader: Sendable {
             guard frame.type == 9, frame.stream == waiting.stream else {
                 throw .malformedResponse(path: path, reason: "frame of type \(frame.type) on stream \(frame.stream) where a CONTINUATION of stream \(waiting.stream) was due")
             }
-            try appendFragment(frame.payload[...], to: waiting.block.count)
+            try checkBlockSize(waiting.block.count + frame.payload.count)
             pending?.block += frame.payload
             return frame.flags & 0x4 != 0 ? try endBlock(decoder: &decoder) : .more
         }
@@ -103,11 +103,13 @@ public struct GRPCResponseReader: Sendable {
             return frame.flags & 0x1 != 0 ? try finish() : .more
         case 1:  // HEADERS (any stream: the decoder's table follows every block)
             let fragment = try Self.fragment(of: frame, path: path)
-            try appendFragment(fragment, to: 0)
+            try checkBlockSize(fragment.count)
             pending = (frame.stream, frame.flags & 0x1 != 0, Array(fragment))
             return frame.flags & 0x4 != 0 ? try endBlock(decoder: &decoder) : .more
         case 9:
             throw .malformedResponse(path: path, reason: "CONTINUATION on stream \(frame.stream) without a HEADERS before it")
+        case 5:  // PUSH_PROMISE: its header block would change the decoder's table; push is disabled (SETTINGS_ENABLE_PUSH 0)
+            throw .malformedResponse(path: path, reason: "PUSH_PROMISE on stream \(frame.stream) although push is disabled")
         case 3 where frame.stream == stream:  // RST_STREAM
             throw .callAborted(path: path, code: frame.payload.count >= 4 ? GRPCConnection.readBigEndian(frame.payload[...]) : 0)
         case 4 where frame.flags & 0x1 == 0:  // SETTINGS: acknowledge
@@ -121,8 +123,8 @@ public struct GRPCResponseReader: Sendable {
         }
     }
 
-    private func appendFragment(_ fragment: ArraySlice<UInt8>, to count: Int) throws(GRPCError) {
-        guard count + fragment.count <= GRPCConnection.maximumResponseBytes else {
+    private func checkBlockSize(_ count: Int) throws(GRPCError) {
+        guard count <= GRPCConnection.maximumResponseBytes else {
             throw .malformedResponse(path: path, reason: "header block larger than \(GRPCConnection.maximumResponseBytes) bytes")
         }
     }

@@ -81,6 +81,7 @@ final class ProtobufWireTests: XCTestCase {
             ("DATA inside a header block", [HTTP2Frame(type: 1, flags: 0, stream: 1, payload: [0x88]), HTTP2Frame(type: 0, flags: 0, stream: 1, payload: [])],
              "where a CONTINUATION of stream 1 was due"),
             ("padding longer than the HEADERS", [HTTP2Frame(type: 1, flags: 0x4 | 0x8, stream: 1, payload: [9, 0x88])], "padding and priority longer"),
+            ("a PUSH_PROMISE", [HTTP2Frame(type: 5, flags: 4, stream: 1, payload: [0, 0, 0, 2, 0x88])], "PUSH_PROMISE on stream 1"),
             ("a bad HPACK block", [HTTP2Frame(type: 1, flags: 0x5, stream: 1, payload: [0x80])], "HPACK: index 0"),
             ("grpc-status not a number", [HTTP2Frame(type: 1, flags: 0x5, stream: 1, payload: [0x00, 0x0B] + Array("grpc-status".utf8) + [0x01, 0x78])],
              "grpc-status 'x' is not a number"),
