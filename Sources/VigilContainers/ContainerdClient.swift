@@ -208,7 +208,8 @@ extension ContainerdClient: ContainerMetadataSource {
 
 /// Asks several sources in turn (Docker, then containerd): the first that knows the container
 /// answers. It throws only when every source failed; a source that failed while another said
-/// it has no such container gives nil.
+/// it has no such container gives nil (`ContainerdClient` counts and logs its own failures, so
+/// they stay visible behind a Docker that answered).
 public struct ChainedMetadataSource: ContainerMetadataSource {
     /// The sources, in the order asked.
     public var sources: [any ContainerMetadataSource]
