@@ -45,9 +45,21 @@ public struct HPACKDecoder: Sendable {
     /// The dynamic table's current maximum size (changed by the peer's size updates).
     public private(set) var tableSize: Int
     /// The dynamic table's entries, newest first.
-    public private(set) var dynamicTable: [HPACKHeader] = []
+    public var dynamicTable: [HPACKHeader] { entries.map(\.header) }
     /// The dynamic table's size (RFC 7541 §4.1).
     public private(set) var dynamicTableBytes = 0
+    private var entries: [Field] = []
+
+    /// A field with the lengths of its name and value as sent: sizes count octets, and a name
+    /// or value that is not UTF-8 is repaired in the `String` (U+FFFD), never in the size, so
+    /// the table evicts exactly as the peer's encoder does.
+    private struct Field {
+        var header: HPACKHeader
+        var nameBytes: Int
+        var valueBytes: Int
+        /// RFC 7541 §4.1's size.
+        var size: Int { nameBytes + valueBytes + 32 }
+    }
 
     /// A decoder with an empty dynamic table of at most `maximumTableSize` bytes.
     public init(maximumTableSize: Int = 4096, maximumHeaderListSize: Int = 64 << 10) {
@@ -67,7 +79,7 @@ public struct HPACKDecoder: Sendable {
         while let first = input.first {
             if first & 0x80 != 0 {  // Indexed header field (§6.1).
                 let index = try Self.integer(&input, prefixBits: 7, what: "index")
-                try append(try entry(index), to: &headers, listSize: &listSize)
+                try append(try field(index), to: &headers, listSize: &listSize)
             } else if first & 0xC0 == 0x40 {  // Literal with incremental indexing (§6.2.1).
                 let field = try literal(&input, prefixBits: 6)
                 try append(field, to: &headers, listSize: &listSize)
@@ -91,48 +103,54 @@ public struct HPACKDecoder: Sendable {
 
     // MARK: - Fields
 
-    private func entry(_ index: Int) throws(HPACKError) -> HPACKHeader {
+    /// Entry `index` of the static table (1...61, ASCII) or the dynamic table (62 is the newest).
+    private func field(_ index: Int) throws(HPACKError) -> Field {
         guard index > 0 else { throw HPACKError("index 0") }
-        if index <= Self.staticTable.count { return Self.staticTable[index - 1] }
-        let dynamicIndex = index - Self.staticTable.count - 1
-        guard dynamicIndex < dynamicTable.count else {
-            throw HPACKError("index \(index) beyond the static table and the \(dynamicTable.count) dynamic entries")
+        if index <= Self.staticTable.count {
+            let header = Self.staticTable[index - 1]
+            return Field(header: header, nameBytes: header.name.utf8.count, valueBytes: header.value.utf8.count)
         }
-        return dynamicTable[dynamicIndex]
+        let dynamicIndex = index - Self.staticTable.count - 1
+        guard dynamicIndex < entries.count else {
+            throw HPACKError("index \(index) beyond the static table and the \(entries.count) dynamic entries")
+        }
+        return entries[dynamicIndex]
     }
 
-    private func literal(_ input: inout ArraySlice<UInt8>, prefixBits: Int) throws(HPACKError) -> HPACKHeader {
+    private func literal(_ input: inout ArraySlice<UInt8>, prefixBits: Int) throws(HPACKError) -> Field {
         let index = try Self.integer(&input, prefixBits: prefixBits, what: "name index")
-        let name = index == 0 ? try string(&input, what: "name") : try entry(index).name
-        return HPACKHeader(name, try string(&input, what: "value of \(name)"))
+        var (name, nameBytes) = ("", 0)
+        if index == 0 {
+            (name, nameBytes) = try string(&input, what: "name")
+        } else {
+            let named = try field(index)
+            (name, nameBytes) = (named.header.name, named.nameBytes)
+        }
+        let (value, valueBytes) = try string(&input, what: "value of \(name)")
+        return Field(header: HPACKHeader(name, value), nameBytes: nameBytes, valueBytes: valueBytes)
     }
 
-    private func append(_ field: HPACKHeader, to headers: inout [HPACKHeader], listSize: inout Int) throws(HPACKError) {
-        listSize += Self.size(of: field)
+    private func append(_ field: Field, to headers: inout [HPACKHeader], listSize: inout Int) throws(HPACKError) {
+        listSize += field.size
         guard listSize <= maximumHeaderListSize else {
             throw HPACKError("header list larger than \(maximumHeaderListSize) bytes")
         }
-        headers.append(field)
+        headers.append(field.header)
     }
 
     /// Adds `field` to the dynamic table, evicting the oldest entries to make room (§4.4): a
     /// field larger than the table empties it and is not added.
-    private mutating func insert(_ field: HPACKHeader) {
-        let size = Self.size(of: field)
-        evict(toFit: size)
-        guard size <= tableSize else { return }
-        dynamicTable.insert(field, at: 0)
-        dynamicTableBytes += size
+    private mutating func insert(_ field: Field) {
+        evict(toFit: field.size)
+        guard field.size <= tableSize else { return }
+        entries.insert(field, at: 0)
+        dynamicTableBytes += field.size
     }
 
     private mutating func evict(toFit size: Int) {
-        while !dynamicTable.isEmpty, dynamicTableBytes + size > tableSize {
-            dynamicTableBytes -= Self.size(of: dynamicTable.removeLast())
+        while !entries.isEmpty, dynamicTableBytes + size > tableSize {
+            dynamicTableBytes -= entries.removeLast().size
         }
-    }
-
-    private static func size(of field: HPACKHeader) -> Int {
-        field.name.utf8.count + field.value.utf8.count + 32
     }
 
     // MARK: - Primitives
@@ -157,8 +175,8 @@ public struct HPACKDecoder: Sendable {
         }
     }
 
-    /// A string literal (§5.2), raw or Huffman-coded.
-    private func string(_ input: inout ArraySlice<UInt8>, what: String) throws(HPACKError) -> String {
+    /// A string literal (§5.2), raw or Huffman-coded, and its length in octets once decoded.
+    private func string(_ input: inout ArraySlice<UInt8>, what: String) throws(HPACKError) -> (String, Int) {
         guard let first = input.first else { throw HPACKError("\(what) missing at the end of the block") }
         let length = try Self.integer(&input, prefixBits: 7, what: "length of \(what)")
         guard length <= input.count else {
@@ -166,10 +184,11 @@ public struct HPACKDecoder: Sendable {
         }
         let bytes = input.prefix(length)
         input = input.dropFirst(length)
-        if first & 0x80 == 0 { return String(decoding: bytes, as: UTF8.self) }
+        if first & 0x80 == 0 { return (String(decoding: bytes, as: UTF8.self), length) }
         // Huffman-coded: at most 8/5 as many symbols as bytes (the shortest code has 5 bits).
         guard length * 8 / 5 <= maximumHeaderListSize else { throw HPACKError("\(what) larger than \(maximumHeaderListSize) bytes") }
-        return String(decoding: try HPACKHuffman.decode(bytes, what: what), as: UTF8.self)
+        let decoded = try HPACKHuffman.decode(bytes, what: what)
+        return (String(decoding: decoded, as: UTF8.self), decoded.count)
     }
 
     // MARK: - Static table (RFC 7541 Appendix A)

@@ -175,4 +175,16 @@ final class HPACKTests: XCTestCase {
         XCTAssertEqual(decoder.tableSize, 0)
         XCTAssertThrowsError(try decoder.decode([0xBE]), "the entry was evicted")
     }
+
+    /// Sizes count the octets sent: a value that is not UTF-8 (30 octets of Latin-1 é, 0xE9)
+    /// takes 63 bytes of a 70-byte table and stays there for the next block to index, as in the
+    /// peer's encoder, though its String holds 30 U+FFFD (90 UTF-8 bytes).
+    func testTableSizesCountTheOctetsSentNotTheRepairedString() throws {
+        var decoder = HPACKDecoder(maximumTableSize: 70)
+        let value = [UInt8](repeating: 0xE9, count: 30)
+        let first = try decoder.decode([0x40, 0x01, 0x61, 0x1E] + value)
+        XCTAssertEqual(first, [HPACKHeader("a", String(decoding: value, as: UTF8.self))])
+        XCTAssertEqual(decoder.dynamicTableBytes, 63)
+        XCTAssertEqual(try decoder.decode([0xBE]), first)
+    }
 }
