@@ -263,14 +263,14 @@ enum StopSignal {
     }
 }
 
-/// Finds containers by id, id prefix or name, and their cgroup v2 directories.
-/// The in-kernel task filters `vigil trace` and `vigil flows` share.
 /// Where container metadata comes from besides Docker's socket.
 struct MetadataSourceOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("containerd's gRPC socket, asked for the containers Docker does not know (a kubelet's CRI containers: names, images, labels, k8s.* fields).", valueName: "path"))
     var containerdSocket = ContainerdClient.defaultSocketPath
 }
 
+/// Finds containers by id, id prefix or name, and their cgroup v2 directories.
+/// The in-kernel task filters `vigil trace` and `vigil flows` share.
 struct TaskFilterOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Only these command names (comma separated, repeatable).", valueName: "names"))
     var comm: [String] = []
