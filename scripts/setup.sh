@@ -8,6 +8,7 @@
 #                             curl and setpriv (the daemon tests' API client and non-root peer)
 #                             btrfs-progs (a hard link on btrfs), gdb (closes a link fd in the daemon: tamper tests),
 #                             PyPI's regopy 1.5.2 (the Rego engine behind the policy tests' OPA-compatible server)
+#                             PyPI's hpack 4.1.0 (the HPACK decoder tests' independent encoder)
 #                             and a running Docker engine (scripts/docker-engine.sh starts dockerd
 #                             when none answers)
 #   scripts/setup.sh --image  also Docker and a running engine (`make image`)
@@ -64,6 +65,12 @@ fi
 if [ "$mode" = --test ] && ! python3 -c 'import regopy' 2>/dev/null; then
   echo "setup: installing regopy 1.5.2 (pip)"
   python3 -m pip install -q regopy==1.5.2 2>/dev/null || python3 -m pip install -q --break-system-packages regopy==1.5.2
+fi
+# The independent HPACK encoder of the HPACK decoder's tests (HPACKTests) and of
+# fuzz/containerd-seeds.py: PyPI's hpack, for the same python3.
+if [ "$mode" = --test ] && ! python3 -c 'import hpack' 2>/dev/null; then
+  echo "setup: installing hpack 4.1.0 (pip)"
+  python3 -m pip install -q hpack==4.1.0 2>/dev/null || python3 -m pip install -q --break-system-packages hpack==4.1.0
 fi
 # A Docker engine for the Docker tests and the image (none runs right after apt-get install
 # docker.io on a machine without systemd).

@@ -67,15 +67,24 @@ public struct ContainerdContainer: Sendable, Hashable {
     }
 }
 
-/// Counters of a containerd client's lookups (visible in `vigil status` with the container
-/// metadata).
-public struct ContainerdClientCounters: Sendable, Equatable {
+/// Counters of a containerd client's lookups (`vigil status`'s `containerd`, and /metrics'
+/// vigil_containerd_lookups_total and vigil_containerd_failures_total).
+public struct ContainerdClientCounters: Sendable, Equatable, Encodable {
     /// Lookups asked.
     public var lookups: UInt64 = 0
     /// Lookups containerd answered with a container.
     public var found: UInt64 = 0
-    /// Lookups that failed: containerd down, slow (timed out) or answering garbage.
+    /// Lookups that failed: containerd down, slow (timed out), answering garbage, or answering
+    /// a gRPC status other than OK and NotFound.
     public var failures: UInt64 = 0
+    /// The failures per kind (`GRPCError.kind`: the gRPC code's name, such as
+    /// `PermissionDenied`, or `unavailable`, `io`, `timed out`, `malformed`, `aborted`).
+    public var failuresByKind: [String: UInt64] = [:]
+    /// The last failure's description; nil when none.
+    public var lastFailure: String?
+
+    /// Lookups in no namespace asked (every namespace answered NotFound).
+    public var notFound: UInt64 { lookups - found - failures }
 }
 
 /// containerd's API on its unix socket (gRPC): container records for event enrichment, where
@@ -97,20 +106,24 @@ public struct ContainerdClient: Sendable {
     /// How long one connect, send or receive may wait.
     public var timeout: Duration
     private let counterStorage = CounterBox()
+    private let log: @Sendable (String) -> Void
 
-    /// A client for the containerd at `socketPath`.
+    /// A client for the containerd at `socketPath`; `log` receives one line for the first
+    /// failure of each kind (`GRPCError.kind`).
     public init(socketPath: String = ContainerdClient.defaultSocketPath, namespaces: [String] = ContainerdClient.defaultNamespaces,
-                timeout: Duration = .seconds(2)) {
+                timeout: Duration = .seconds(2), log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.socketPath = socketPath
         self.namespaces = namespaces
         self.timeout = timeout
+        self.log = log
     }
 
     /// The lookups so far.
     public var counters: ContainerdClientCounters { counterStorage.value.withLock { $0 } }
 
-    /// The container `id` and the namespace it is in; nil when no namespace has it. Throws when
-    /// containerd cannot be asked or answers with bytes that do not decode.
+    /// The container `id` and the namespace it is in; nil when every namespace answers NotFound.
+    /// Throws when containerd cannot be asked, answers another gRPC status, or answers with
+    /// bytes that do not decode.
     public func container(_ id: String) throws(GRPCError) -> (container: ContainerdContainer, namespace: String)? {
         try find(id).map { ($0.container, $0.namespace) }
     }
@@ -126,8 +139,13 @@ public struct ContainerdClient: Sendable {
     private func get(_ id: String, namespace: String, on connection: GRPCConnection) throws(GRPCError) -> ContainerdContainer? {
         var request = ProtobufWriter()
         request.appendString(1, id)
-        guard let answer = try connection.call("/containerd.services.containers.v1.Containers/Get", message: request.bytes,
-                                               metadata: [("containerd-namespace", namespace)]) else { return nil }
+        let answer: [UInt8]
+        do throws(GRPCError) {
+            answer = try connection.call("/containerd.services.containers.v1.Containers/Get", message: request.bytes,
+                                         metadata: [("containerd-namespace", namespace)])
+        } catch .status(_, .notFound, _) {
+            return nil
+        }
         do {
             return try ContainerdContainer.decodeGetResponse(answer[...])
         } catch {
@@ -156,7 +174,7 @@ extension ContainerdClient: ContainerMetadataSource {
     /// io.cri-containerd.* and io.containerd.* keys: the CRI's and containerd's own).
     public func metadata(forContainerID id: String) throws -> ContainerMetadata? {
         count { $0.lookups += 1 }
-        do {
+        do throws(GRPCError) {
             guard let (container, namespace, connection) = try find(id) else { return nil }
             var podLabels: [String: String] = [:]
             let sandboxID = container.labels["io.kubernetes.sandbox.id"]
@@ -175,7 +193,14 @@ extension ContainerdClient: ContainerMetadataSource {
                 name: container.labels["io.kubernetes.container.name"] ?? String(id.prefix(12)),
                 image: container.image, labels: container.labels, runtime: .containerd, podLabels: podLabels)
         } catch {
-            count { $0.failures += 1 }
+            let kind = error.kind
+            let first = counterStorage.value.withLock { counters in
+                counters.failures += 1
+                counters.failuresByKind[kind, default: 0] += 1
+                counters.lastFailure = error.description
+                return counters.failuresByKind[kind] == 1
+            }
+            if first { log("containerd lookup failed (\(kind), logged once per kind; counted in vigil_containerd_failures_total): \(error)") }
             throw error
         }
     }
@@ -183,7 +208,8 @@ extension ContainerdClient: ContainerMetadataSource {
 
 /// Asks several sources in turn (Docker, then containerd): the first that knows the container
 /// answers. It throws only when every source failed; a source that failed while another said
-/// it has no such container gives nil.
+/// it has no such container gives nil (`ContainerdClient` counts and logs its own failures, so
+/// they stay visible behind a Docker that answered).
 public struct ChainedMetadataSource: ContainerMetadataSource {
     /// The sources, in the order asked.
     public var sources: [any ContainerMetadataSource]

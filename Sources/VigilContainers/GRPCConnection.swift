@@ -15,6 +15,10 @@ public enum GRPCError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The server reset the call's stream (RST_STREAM) or closed the connection (GOAWAY) with
     /// this HTTP/2 error code before answering.
     case callAborted(path: String, code: UInt32)
+    /// The server answered the call with a gRPC status other than OK (`grpc-status`, with its
+    /// percent-decoded `grpc-message`), or an HTTP status other than 200 without one (mapped as
+    /// gRPC's PROTOCOL-HTTP2.md maps it).
+    case status(path: String, code: GRPCStatusCode, message: String)
 
     /// A one-line explanation naming the socket and what failed.
     public var description: String {
@@ -29,6 +33,21 @@ public enum GRPCError: Error, Sendable, Equatable, CustomStringConvertible {
             return "gRPC socket \(path): malformed response: \(reason)"
         case .callAborted(let path, let code):
             return "gRPC socket \(path): call aborted with HTTP/2 error code \(code)"
+        case .status(let path, let code, let message):
+            return "gRPC socket \(path): \(code)" + (message.isEmpty ? "" : ": \(message)")
+        }
+    }
+
+    /// What kind of failure, for counting and logging once per kind: the gRPC code's name for a
+    /// status (`PermissionDenied`), else `unavailable`, `io`, `timed out`, `malformed` or `aborted`.
+    public var kind: String {
+        switch self {
+        case .socketUnavailable: "unavailable"
+        case .io: "io"
+        case .timedOut: "timed out"
+        case .malformedResponse: "malformed"
+        case .callAborted: "aborted"
+        case .status(_, let code, _): code.description
         }
     }
 
@@ -46,16 +65,18 @@ public enum GRPCError: Error, Sendable, Equatable, CustomStringConvertible {
 /// HTTP/2: https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md).
 ///
 /// Deliberately small, instead of swift-nio-http2 plus grpc-swift: the client sends its headers
-/// as HPACK literals without Huffman coding and never decodes the server's header blocks (no
-/// HPACK decoder), so it does not read `grpc-status`: a call whose answer carries no message (an
-/// error status such as NOT_FOUND) returns nil. A reset stream or a closed connection throws.
-/// Blocking, with the socket's send and receive timeouts, like the Docker client.
+/// as HPACK literals without Huffman coding and decodes the server's header blocks with one
+/// `HPACKDecoder` per connection (`GRPCResponseReader`): a call returns its answer's message when
+/// `grpc-status` is 0 and throws `GRPCError.status` otherwise. A reset stream or a closed
+/// connection throws. Blocking, with the socket's send and receive timeouts, like the Docker client.
 public final class GRPCConnection {
     /// The socket's path.
     public let path: String
     private let socket: UnixStreamSocket
     private var frames = HTTP2FrameReader()
     private var nextStreamID: UInt32 = 1
+    /// The server's header blocks on this connection (HPACK's dynamic table is per connection and direction).
+    private var decoder = HPACKDecoder()
     /// The largest answer accepted (containerd's container records with their OCI spec are a few
     /// tens of KiB).
     static let maximumResponseBytes = 4 << 20
@@ -82,9 +103,9 @@ public final class GRPCConnection {
     }
 
     /// Calls `method` (`/package.Service/Method`) with `message` and `metadata` (lowercase
-    /// header names); returns the answer's message, or nil when the server answered with no
-    /// message (an error status).
-    func call(_ method: String, message: [UInt8], metadata: [(String, String)] = []) throws(GRPCError) -> [UInt8]? {
+    /// header names); returns the answer's message (grpc-status 0); throws `GRPCError.status`
+    /// with the server's code and message for any other status.
+    func call(_ method: String, message: [UInt8], metadata: [(String, String)] = []) throws(GRPCError) -> [UInt8] {
         let stream = nextStreamID
         nextStreamID += 2
         var headers: [UInt8] = [0x83, 0x86]  // :method POST, :scheme http (HPACK static table 3 and 6)
@@ -101,28 +122,12 @@ public final class GRPCConnection {
         Self.appendFrame(type: 0, flags: 0x1, stream: stream, payload: body, to: &out)  // DATA, END_STREAM
         do { try socket.write(out) } catch { throw GRPCError(error, path: path) }
 
-        var data: [UInt8] = []
+        var reader = GRPCResponseReader(stream: stream, path: path)
         while true {
-            let frame = try readFrame()
-            switch frame.type {
-            case 0 where frame.stream == stream:  // DATA
-                data += try Self.unpadded(frame, path: path)
-                guard data.count <= Self.maximumResponseBytes else {
-                    throw .malformedResponse(path: path, reason: "answer larger than \(Self.maximumResponseBytes) bytes")
-                }
-                if frame.flags & 0x1 != 0 { return try Self.message(in: data, path: path) }
-            case 1 where frame.stream == stream, 9 where frame.stream == stream:  // HEADERS, CONTINUATION
-                if frame.flags & 0x1 != 0 { return try Self.message(in: data, path: path) }
-            case 3 where frame.stream == stream:  // RST_STREAM
-                throw .callAborted(path: path, code: frame.payload.count >= 4 ? Self.readBigEndian(frame.payload[...]) : 0)
-            case 4 where frame.flags & 0x1 == 0:  // SETTINGS: acknowledge
-                try send(type: 4, flags: 0x1, stream: 0, payload: [])
-            case 6 where frame.flags & 0x1 == 0:  // PING: answer
-                try send(type: 6, flags: 0x1, stream: 0, payload: frame.payload)
-            case 7:  // GOAWAY
-                throw .callAborted(path: path, code: frame.payload.count >= 8 ? Self.readBigEndian(frame.payload[4...]) : 0)
-            default:
-                break  // WINDOW_UPDATE, PRIORITY, acknowledgements, other streams
+            switch try reader.read(try readFrame(), decoder: &decoder) {
+            case .more: continue
+            case .reply(let type, let payload): try send(type: type, flags: 0x1, stream: 0, payload: payload)
+            case .message(let message): return message
             }
         }
     }
@@ -147,11 +152,6 @@ public final class GRPCConnection {
             guard !bytes.isEmpty else { throw .malformedResponse(path: path, reason: "connection closed mid-answer") }
             frames.append(bytes)
         }
-    }
-
-    private static func unpadded(_ frame: HTTP2Frame, path: String) throws(GRPCError) -> ArraySlice<UInt8> {
-        guard let data = frame.data else { throw .malformedResponse(path: path, reason: "padding longer than its frame") }
-        return data
     }
 
     /// The first length-prefixed message of a call's DATA; nil when there is none.
@@ -208,7 +208,7 @@ public final class GRPCConnection {
         out += bytes
     }
 
-    private static func bigEndian(_ value: UInt32) -> [UInt8] {
+    static func bigEndian(_ value: UInt32) -> [UInt8] {
         [UInt8(truncatingIfNeeded: value >> 24), UInt8(truncatingIfNeeded: value >> 16), UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value)]
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import VigilContainers
 import VigilBPF
 import VigilEnrichment
 import VigilEvents
@@ -230,6 +231,7 @@ public struct APIRouter: Sendable {
             alerts: AlertStatus(total: engine.metrics.alertCount),
             integrity: engine.tamperStatus,
             dnsBaseline: snapshot.dnsBaseline,
+            containerd: engine.containerd?.counters,
             subscribers: SubscriberStatus(events: engine.events.current.map(SubscriberInfo.init),
                                           alerts: engine.alerts.current.map(SubscriberInfo.init),
                                           droppedLines: engine.events.totalDropped + engine.alerts.totalDropped),
@@ -346,6 +348,8 @@ struct DaemonStatus: Encodable {
     var integrity: TamperStatus
     /// The images' DNS baselines (dns.name.new): window, bounds, what they hold, what did not fit.
     var dnsBaseline: DNSBaseline.Status
+    /// containerd's lookups (found, failed per kind, the last failure); nil when containerd is not asked.
+    var containerd: ContainerdClientCounters?
     var subscribers: SubscriberStatus
     var api: APIStatus
 }

@@ -122,7 +122,7 @@ public enum Daemon {
                                 consumers: [ActionsConsumer(dispatcher: dispatcher)], alerts: alertStream, logger: logger,
                                 integrity: config.integrity, notifier: notifier, syscallBounds: config.syscallBounds,
                                 fim: config.fim, stateDirectory: config.stateDirectory, dnsBaseline: config.dnsBaseline,
-                                bundles: bundles, containerd: config.containerd?.client)
+                                bundles: bundles, containerd: config.containerd?.client { [logger] in logger.warning("\($0)") })
         } catch {
             throw DaemonError("cannot load the sensors: \(error)")
         }
@@ -458,9 +458,12 @@ enum MetricsEndpoint {
                                      "Names not kept: their image's baseline held dns_baseline.max_names.", [("", Int(dns.namesNotKept))])
         if let containerd = engine.containerd?.counters {
             out += PrometheusText.family("vigil_containerd_lookups_total", "counter",
-                                         "Containers asked of containerd (the ones Docker does not know): found, not in any namespace asked, or failed (containerd down, slow or answering garbage; their fields stay empty).",
-                                         label: "result", [("found", Int(containerd.found)), ("not_found", Int(containerd.lookups - containerd.found - containerd.failures)),
+                                         "Containers asked of containerd (the ones Docker does not know): found, not in any namespace asked (NotFound), or failed (containerd down, slow, answering garbage or a gRPC status other than OK and NotFound; their fields stay empty).",
+                                         label: "result", [("found", Int(containerd.found)), ("not_found", Int(containerd.notFound)),
                                                            ("failed", Int(containerd.failures))])
+            out += PrometheusText.family("vigil_containerd_failures_total", "counter",
+                                         "Failed containerd lookups per kind: the gRPC status containerd answered (PermissionDenied, Unavailable, ...), or unavailable, io, timed out, malformed, aborted.",
+                                         label: "kind", containerd.failuresByKind.sorted { $0.key < $1.key }.map { ($0.key, Int($0.value)) })
         }
         api.write(to: &out)
         for consumer in engine.alertConsumers { consumer.writeMetrics(to: &out) }

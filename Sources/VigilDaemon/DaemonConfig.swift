@@ -113,9 +113,9 @@ public struct DaemonConfig: Sendable, Equatable {
         /// The defaults.
         public init() {}
 
-        /// A client with these settings.
-        public var client: ContainerdClient {
-            ContainerdClient(socketPath: socket, namespaces: namespaces, timeout: .milliseconds(timeoutMs))
+        /// A client with these settings; `log` receives its first failure of each kind.
+        public func client(log: @escaping @Sendable (String) -> Void = { _ in }) -> ContainerdClient {
+            ContainerdClient(socketPath: socket, namespaces: namespaces, timeout: .milliseconds(timeoutMs), log: log)
         }
     }
 

@@ -163,39 +163,48 @@ enum FuzzHTTPRequest {
     }
 }
 
-/// The Docker Engine API client's response decoding: the bytes as read off the socket (cut in
-/// reads of a size the first byte picks), through `HTTPResponseDecoder` to the end of the input,
-/// the body through `LineSplitter` and each line decoded as a `GET /events` object, as the event
-/// watcher does.
 /// A containerd answer as read off its socket (the first byte picks the read size): HTTP/2
-/// frames through `HTTP2FrameReader`, each DATA payload (padding removed) gathered as the
-/// gRPC client does, the gRPC message through `GRPCConnection.message(in:)` and the protobuf
-/// `GetContainerResponse` through `ContainerdContainer.decodeGetResponse`; also the whole
-/// input (after the first byte) as a `GetContainerResponse` directly.
+/// frames through `HTTP2FrameReader`, each frame through `GRPCResponseReader` with one
+/// `HPACKDecoder` as `GRPCConnection.call` reads them (HEADERS and CONTINUATION header blocks,
+/// `:status`, `grpc-status`, `grpc-message`, DATA, the gRPC message), a message answered through
+/// `ContainerdContainer.decodeGetResponse`, a new call's reader on the next stream after each
+/// answer; also the whole input (after the first byte) as a `GetContainerResponse` and as one
+/// HPACK header block.
 enum FuzzContainerdResponse {
     static func run(_ bytes: [UInt8]) {
         guard let first = bytes.first else { return }
         let input = Array(bytes.dropFirst())
         _ = try? ContainerdContainer.decodeGetResponse(input[...])
+        var blockDecoder = HPACKDecoder()
+        _ = try? blockDecoder.decode(input)
         let readSize = Int(first) + 1
-        var reader = HTTP2FrameReader()
-        var data: [UInt8] = []
+        var frames = HTTP2FrameReader()
+        var decoder = HPACKDecoder()
+        var call = GRPCResponseReader(stream: 1, path: "fuzz")
         var offset = 0
         while offset < input.count {
-            reader.append(Array(input[offset..<min(offset + readSize, input.count)]))
+            frames.append(Array(input[offset..<min(offset + readSize, input.count)]))
             offset += readSize
-            while let frame = try? reader.next() {
-                guard frame.type == 0, let payload = frame.data else { continue }
-                data += payload
-                if frame.flags & 0x1 != 0, let message = try? GRPCConnection.message(in: data, path: "fuzz") {
-                    _ = try? ContainerdContainer.decodeGetResponse(message[...])
-                    data = []
+            while let frame = try? frames.next() {
+                do throws(GRPCError) {
+                    if case .message(let message) = try call.read(frame, decoder: &decoder) {
+                        _ = try? ContainerdContainer.decodeGetResponse(message[...])
+                        call = GRPCResponseReader(stream: call.stream + 2, path: "fuzz")
+                    }
+                } catch .status {
+                    call = GRPCResponseReader(stream: call.stream + 2, path: "fuzz")
+                } catch {
+                    return  // the connection is done for: a client drops it
                 }
             }
         }
     }
 }
 
+/// The Docker Engine API client's response decoding: the bytes as read off the socket (cut in
+/// reads of a size the first byte picks), through `HTTPResponseDecoder` to the end of the input,
+/// the body through `LineSplitter` and each line decoded as a `GET /events` object, as the event
+/// watcher does.
 enum FuzzDockerResponse {
     static func run(_ bytes: [UInt8]) {
         guard let first = bytes.first else { return }

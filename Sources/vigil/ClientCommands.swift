@@ -284,6 +284,13 @@ struct StatusCommand: ParsableCommand {
                          + "\(int(dns, "lookups")) lookups judged, \(int(dns, "new_names")) new; not kept: \(int(dns, "names_not_kept")) names (max_names \(int(dns, "max_names"))), "
                          + "\(int(dns, "lookups_over_image_bound")) lookups over max_images \(int(dns, "max_images")), \(int(dns, "lookups_without_image")) without an image name")
         }
+        if let containerd = status["containerd"] as? [String: Any] {
+            let lookups = int(containerd, "lookups"), found = int(containerd, "found"), failed = int(containerd, "failures")
+            let kinds = (containerd["failures_by_kind"] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) \(int(containerd["failures_by_kind"], $0.key))" }
+            lines.append("containerd: \(lookups) lookups, \(found) found, \(lookups >= found + failed ? lookups - found - failed : 0) not found, \(failed) failed"
+                         + (kinds.isEmpty ? "" : " (" + kinds.joined(separator: ", ") + ")"))
+            if let last = containerd["last_failure"] as? String { lines.append("  last failure: \(last)") }
+        }
         let subscribers = status["subscribers"] as? [String: Any] ?? [:]
         lines.append("streams: \((subscribers["events"] as? [Any])?.count ?? 0) event, \((subscribers["alerts"] as? [Any])?.count ?? 0) alert subscribers; \(int(subscribers, "dropped_lines")) lines dropped for slow clients")
         let api = status["api"] as? [String: Any] ?? [:]

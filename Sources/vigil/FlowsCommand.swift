@@ -22,11 +22,12 @@ struct Flows: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var tasks: TaskFilterOptions
+    @OptionGroup var sources: MetadataSourceOptions
     @Option(name: .long, help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
     var duration: Double?
 
     func run() throws {
-        let setup = try TracingSetup(global: global, tasks: tasks)
+        let setup = try TracingSetup(global: global, tasks: tasks, sources: sources)
         defer { setup.watcher.stop() }
         let docker = setup.docker
         let sensors = try Sensors(kinds: Sensor.conn.kinds, filter: setup.filter)

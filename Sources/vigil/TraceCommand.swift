@@ -25,7 +25,10 @@ struct Trace: ParsableCommand {
         fork, exit and open are captured by a generic syscall hook that every syscall on the host \
         passes through (the others take a few instructions there). Filters on comm, pid, uid, \
         container and "containers only" run in the kernel; the summary printed on Ctrl-C or \
-        SIGTERM says how many events were seen, filtered in the kernel and lost.
+        SIGTERM says how many events were seen, filtered in the kernel and lost. Container names, \
+        images and labels come from Docker, then, for the containers Docker does not know (a \
+        kubelet's CRI containers, with their pod's k8s.* fields), from containerd at \
+        --containerd-socket.
         """
     )
 
@@ -44,6 +47,7 @@ struct Trace: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Bytes kept of a syscall's string or path argument (a cut value ends in ... and says \"truncated\":true in JSON).", valueName: "bytes"))
     var stringBytes: Int = 4096
     @OptionGroup var tasks: TaskFilterOptions
+    @OptionGroup var sources: MetadataSourceOptions
     @Option(name: [.customShort("o"), .customLong("format")], help: "Output format: table or json (one object per line).")
     var format: OutputFormat = .table
     @Option(name: .long, help: ArgumentHelp("Write events to FILE instead of standard output.", valueName: "file"))
@@ -109,7 +113,7 @@ struct Trace: ParsableCommand {
     }
 
     func run() throws {
-        let setup = try TracingSetup(global: global, tasks: tasks)
+        let setup = try TracingSetup(global: global, tasks: tasks, sources: sources)
         defer { setup.watcher.stop() }
         let metadata = setup.metadata
         var filter = setup.filter
@@ -259,6 +263,12 @@ enum StopSignal {
     }
 }
 
+/// Where container metadata comes from besides Docker's socket.
+struct MetadataSourceOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("containerd's gRPC socket, asked for the containers Docker does not know (a kubelet's CRI containers: names, images, labels, k8s.* fields).", valueName: "path"))
+    var containerdSocket = ContainerdClient.defaultSocketPath
+}
+
 /// Finds containers by id, id prefix or name, and their cgroup v2 directories.
 /// The in-kernel task filters `vigil trace` and `vigil flows` share.
 struct TaskFilterOptions: ParsableArguments {
@@ -293,18 +303,19 @@ struct TaskFilterOptions: ParsableArguments {
 /// What `vigil trace` and `vigil flows` set up before their sensors load: logging, the stop signal
 /// (installed first: a Ctrl-C while the sensors load still ends in the summary), container
 /// metadata from Docker following its events (names of containers started while tracing are
-/// refreshed on start; stop `watcher` when done), then from containerd at its default socket for
-/// the containers Docker does not know (a kubelet's CRI), and the task filters.
+/// refreshed on start; stop `watcher` when done), then from containerd (`--containerd-socket`)
+/// for the containers Docker does not know (a kubelet's CRI), and the task filters.
 struct TracingSetup {
     let docker = DockerClient()
     let metadata: ContainerMetadataCache
     let watcher: DockerEventWatcher
     var filter = KernelFilter()
 
-    init(global: GlobalOptions, tasks: TaskFilterOptions) throws {
+    init(global: GlobalOptions, tasks: TaskFilterOptions, sources: MetadataSourceOptions) throws {
         global.bootstrapLogging()
         StopSignal.install()
-        metadata = ContainerMetadataCache(source: ChainedMetadataSource([docker, ContainerdClient()])) { Log.info($0) }
+        let containerd = ContainerdClient(socketPath: sources.containerdSocket) { Log.info($0) }
+        metadata = ContainerMetadataCache(source: ChainedMetadataSource([docker, containerd])) { Log.info($0) }
         watcher = DockerEventWatcher(client: docker)
         metadata.follow(watcher)
         do {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 import VigilTestSupport
 import XCTest
 
@@ -53,11 +54,75 @@ final class ContainerdIntegrationTests: XCTestCase {
         XCTAssertEqual(client.counters, ContainerdClientCounters(lookups: 2, found: 2, failures: 0))
     }
 
+    /// containerd answers an unknown id with grpc-status NotFound (5) and its message in every
+    /// namespace: the lookup is nil, counted as not found, not as a failure.
     func testAnIDNoNamespaceHasIsNilAndCountedAsNotFound() throws {
         let daemon = try ContainerdTestDaemon.start(for: self)
-        let client = ContainerdClient(socketPath: daemon.socketPath)
-        XCTAssertNil(try client.metadata(forContainerID: Self.randomID()))
+        let id = Self.randomID()
+        XCTAssertThrowsError(try Self.get(id, namespace: "k8s.io", socket: daemon.socketPath)) { error in
+            XCTAssertEqual(error as? GRPCError, .status(path: daemon.socketPath, code: .notFound,
+                                                        message: "container \"\(id)\" in namespace \"k8s.io\": not found"))
+        }
+        let lines = Mutex<[String]>([])
+        let client = ContainerdClient(socketPath: daemon.socketPath) { line in lines.withLock { $0.append(line) } }
+        XCTAssertNil(try client.metadata(forContainerID: id))
         XCTAssertEqual(client.counters, ContainerdClientCounters(lookups: 1, found: 0, failures: 0))
+        XCTAssertEqual(client.counters.notFound, 1)
+        XCTAssertEqual(lines.withLock { $0 }, [], "not found is no failure to log")
+    }
+
+    /// One Containers/Get call on a connection of its own.
+    private static func get(_ id: String, namespace: String, socket: String) throws -> [UInt8] {
+        var request = ProtobufWriter()
+        request.appendString(1, id)
+        return try GRPCConnection(socketPath: socket, timeout: .seconds(2))
+            .call("/containerd.services.containers.v1.Containers/Get", message: request.bytes, metadata: [("containerd-namespace", namespace)])
+    }
+
+    /// A namespace name containerd refuses: grpc-status InvalidArgument with containerd's
+    /// message, percent-decoded (the name's "ï" travels as %C3%AF); the lookup throws it,
+    /// counted as a failure of kind InvalidArgument and logged once for two lookups; after a
+    /// Docker that answered, the chain says no container (the failure stays counted).
+    func testARefusedNamespaceIsAFailureWithContainerdsStatusAndMessage() throws {
+        let daemon = try ContainerdTestDaemon.start(for: self)
+        let lines = Mutex<[String]>([])
+        let client = ContainerdClient(socketPath: daemon.socketPath, namespaces: ["naïve"]) { line in lines.withLock { $0.append(line) } }
+        for _ in 0..<2 {
+            XCTAssertThrowsError(try client.metadata(forContainerID: Self.randomID())) { error in
+                guard case GRPCError.status(_, let code, let message) = error else { return XCTFail("\(error)") }
+                XCTAssertEqual(code, .invalidArgument)
+                XCTAssertTrue(message.contains("identifier \"naïve\" must match"), message)
+            }
+        }
+        let counters = client.counters
+        XCTAssertEqual(counters.lookups, 2)
+        XCTAssertEqual(counters.failures, 2)
+        XCTAssertEqual(counters.notFound, 0)
+        XCTAssertEqual(counters.failuresByKind, ["InvalidArgument": 2])
+        XCTAssertTrue(counters.lastFailure?.contains("InvalidArgument: namespace validation: identifier \"naïve\"") == true, "\(counters)")
+        let logged = lines.withLock { $0 }
+        XCTAssertEqual(logged.count, 1, "\(logged)")
+        XCTAssertTrue(logged.first?.contains("InvalidArgument") == true, "\(logged)")
+        try DockerTestEngine.require()
+        XCTAssertNil(try ChainedMetadataSource([DockerClient(), client]).metadata(forContainerID: Self.randomID()))
+        XCTAssertEqual(client.counters.failures, 3)
+    }
+
+    /// A method containerd does not serve: grpc-status Unimplemented, named.
+    func testAnUnknownMethodIsUnimplemented() throws {
+        let daemon = try ContainerdTestDaemon.start(for: self)
+        let connection = try GRPCConnection(socketPath: daemon.socketPath, timeout: .seconds(2))
+        XCTAssertThrowsError(try connection.call("/containerd.services.nothing.v1.Nothing/Get", message: [])) { error in
+            guard case GRPCError.status(_, let code, let message) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(code, .unimplemented)
+            XCTAssertTrue(message.contains("containerd.services.nothing.v1.Nothing"), message)
+            XCTAssertTrue("\(error)".contains("Unimplemented"), "\(error)")
+        }
+        // The connection stays usable: the next call's header blocks decode with the same table.
+        XCTAssertThrowsError(try connection.call("/containerd.services.containers.v1.Containers/Get", message: [],
+                                                 metadata: [("containerd-namespace", "k8s.io")])) { error in
+            XCTAssertEqual(error as? GRPCError, .status(path: daemon.socketPath, code: .notFound, message: #"container "" in namespace "k8s.io": not found"#))
+        }
     }
 
     /// The pod's cgroup path names the pod (cgroupfs driver); the parser finds the container id.
@@ -85,7 +150,10 @@ final class ContainerdIntegrationTests: XCTestCase {
         XCTAssertThrowsError(try client.metadata(forContainerID: Self.randomID())) { error in
             guard case GRPCError.socketUnavailable = error else { return XCTFail("\(error)") }
         }
-        XCTAssertEqual(client.counters, ContainerdClientCounters(lookups: 1, found: 0, failures: 1))
+        XCTAssertEqual([client.counters.lookups, client.counters.found, client.counters.failures], [1, 0, 1])
+        XCTAssertEqual(client.counters.failuresByKind, ["unavailable": 1])
+        XCTAssertEqual(client.counters.lastFailure?.contains("unavailable: connect: No such file or directory"), true, "\(client.counters)")
+        XCTAssertEqual(client.counters.notFound, 0)
         try DockerTestEngine.require()
         XCTAssertNil(try ChainedMetadataSource([DockerClient(), client]).metadata(forContainerID: Self.randomID()))
     }
@@ -109,6 +177,7 @@ final class ContainerdIntegrationTests: XCTestCase {
         XCTAssertNil(cache.fetch(id))
         guard case .unavailable(let reason) = cache.sourceStatus else { return XCTFail("\(cache.sourceStatus)") }
         XCTAssertTrue(reason.contains("timed out"), reason)
-        XCTAssertEqual(client.counters, ContainerdClientCounters(lookups: 1, found: 0, failures: 1))
+        XCTAssertEqual(client.counters.failures, 1)
+        XCTAssertEqual(client.counters.failuresByKind, ["timed out": 1])
     }
 }

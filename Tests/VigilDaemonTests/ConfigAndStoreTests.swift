@@ -91,9 +91,9 @@ final class ConfigAndStoreTests: XCTestCase {
         XCTAssertEqual(defaults.namespaces, ["k8s.io", "moby", "default"])
         let config = try XCTUnwrap(try DaemonConfig.parse(
             "containerd:\n  socket: /run/k3s/containerd/containerd.sock\n  namespaces: [k8s.io]\n  timeout_ms: 250\n", file: "c.yaml").containerd)
-        XCTAssertEqual(config.client.socketPath, "/run/k3s/containerd/containerd.sock")
-        XCTAssertEqual(config.client.namespaces, ["k8s.io"])
-        XCTAssertEqual(config.client.timeout, .milliseconds(250))
+        XCTAssertEqual(config.client().socketPath, "/run/k3s/containerd/containerd.sock")
+        XCTAssertEqual(config.client().namespaces, ["k8s.io"])
+        XCTAssertEqual(config.client().timeout, .milliseconds(250))
         XCTAssertNil(try DaemonConfig.parse("containerd:\n  enabled: false\n", file: "c.yaml").containerd)
         for (text, message) in [("containerd:\n  socket: run/c.sock\n", "c.yaml:2:11: 'containerd.socket' must be an absolute path"),
                                 ("containerd:\n  namespaces: []\n", "c.yaml:2:15: 'containerd.namespaces' must list at least one namespace"),

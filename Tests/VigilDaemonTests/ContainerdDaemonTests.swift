@@ -49,4 +49,37 @@ final class ContainerdDaemonTests: XCTestCase {
         XCTAssertTrue(metrics.contains("vigil_containerd_lookups_total{result=\"failed\"} 0\n"), metrics)
         XCTAssertEqual(daemon.stop(), 0)
     }
+
+    /// containerd refusing every lookup (a namespace name it does not accept): the failures are
+    /// counted per gRPC status in /metrics and `vigil status`, with containerd's message, and
+    /// logged once.
+    func testARefusedLookupIsCountedAsFailedWithItsStatusInMetricsAndStatus() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
+        let containerd = try ContainerdTestDaemon.start(for: self)
+        let workload = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        try containerd.run(id: workload, labels: ["io.cri-containerd.kind": "container"], cgroup: "/kubepods/besteffort/pod6c7d8e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f/\(workload)")
+        let port = 20_000 + Int((getpid() + 31) % 20_000)
+        let daemon = try TestDaemon(extraConfig: """
+            metrics:
+              enabled: true
+              port: \(port)
+            containerd:
+              socket: \(containerd.socketPath)
+              namespaces: [Bad_NS!]
+            """, directory: try temporaryDirectory())
+        defer { _ = daemon.stop() }
+        var metrics = ""
+        XCTAssertTrue(waitUntil(seconds: 20) {
+            containerd.ctr(["tasks", "exec", "--exec-id", "vigil-\(UUID().uuidString.prefix(8))", workload, "cat", "/proc/version"])
+            metrics = (try? runCapturing("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(port)/metrics"]).stdout) ?? ""
+            return metrics.contains("vigil_containerd_failures_total{kind=\"InvalidArgument\"} ")
+        }, metrics + daemon.diagnostics)
+        XCTAssertFalse(metrics.contains("vigil_containerd_lookups_total{result=\"failed\"} 0\n"), metrics)
+        XCTAssertTrue(metrics.contains("vigil_containerd_lookups_total{result=\"not_found\"} 0\n"), metrics)
+        let status = try daemon.vigil(["status"]).stdout
+        XCTAssertTrue(status.contains("failed (InvalidArgument "), status)
+        XCTAssertTrue(status.contains(#"last failure: gRPC socket \#(containerd.socketPath): InvalidArgument: namespace validation: identifier "Bad_NS!""#), status)
+        XCTAssertEqual(daemon.stderr.sofar.components(separatedBy: "containerd lookup failed (InvalidArgument").count, 2, daemon.stderr.sofar)
+        XCTAssertEqual(daemon.stop(), 0)
+    }
 }
