@@ -398,29 +398,45 @@ static __always_inline int report_fd(const struct exit_ctx *x, struct vigil_inod
     return emit(s, &m);
 }
 
-/* A change through the fd in argument `arg` (0 or 2) of the syscall that returned x->ret. */
+/* A change through the fd in argument `arg` (0, 2 or 4) of the syscall that returned x->ret.
+ * Every write to any file pays this: with vigil_rdonly_cast the fd's inode comes by plain loads
+ * (no helper call), else by about nine probe reads; then one hash lookup. The check for Vigil's
+ * own process comes after the lookup (it only keeps its writes out of the count). */
 static __always_inline int on_fd(const struct exit_ctx *x, int arg)
 {
-    if (x->ret < 0 || is_self())
+    if (x->ret < 0)
         return 0;
-    struct pt_regs *r = vigil_user_regs();
-    struct file *file = vigil_fd_file((__s32)(arg == 4 ? VIGIL_SYSCALL_ARG4(r) : arg == 2 ? VIGIL_SYSCALL_ARG2(r) : VIGIL_SYSCALL_ARG0(r)));
-    if (!file) {
-        drop();
-        return 0;
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct pt_regs *r = (struct pt_regs *)bpf_task_pt_regs(task);
+    __s32 fd = (__s32)(arg == 4 ? VIGIL_SYSCALL_ARG4(r) : arg == 2 ? VIGIL_SYSCALL_ARG2(r) : VIGIL_SYSCALL_ARG0(r));
+    struct vigil_inode_key k = {};
+    if (vigil_rdonly_cast) {
+        struct file *file = vigil_fd_file_typed(task, fd);
+        if (file) {
+            struct inode *inode = file->f_inode;
+            k.ino = inode->i_ino;
+            k.dev = inode->i_sb->s_dev;
+        }
+    } else {
+        struct file *file = vigil_fd_file(fd);
+        if (file)
+            k = inode_key(BPF_CORE_READ(file, f_inode));
     }
-    struct vigil_inode_key k = inode_key(BPF_CORE_READ(file, f_inode));
-    struct vigil_fim_watch *w = bpf_map_lookup_elem(&fim_inodes, &k);
+    struct vigil_fim_watch *w = k.ino ? bpf_map_lookup_elem(&fim_inodes, &k) : NULL;
+    bool self = vigil_ignore_tgid && task->tgid == vigil_ignore_tgid;
     if (!w || !(w->flags & VIGIL_FIM_FILE)) {
-        drop();
+        if (!self)
+            drop();
         return 0;
     }
+    if (self)
+        return 0;
     return report_fd(x, &k, w);
 }
 
 /* --- variant fexit: vfs_write (write, pwrite64) hands the file typed: its inode in three direct
- * loads, not the fd table walk and the probe reads of the tracepoint programs (what an unwatched
- * write costs). The syscall number is the task's (orig_ax); a vfs_write outside a syscall
+ * loads, not the fd table walk of the tracepoint programs (what an unwatched write costs). The
+ * syscall number is the task's (orig_ax); a vfs_write outside a syscall
  * (orig_ax < 0) is not reported. --- */
 
 SEC("?fexit/vfs_write")

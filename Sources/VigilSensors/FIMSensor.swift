@@ -99,6 +99,8 @@ public final class FIMSensor {
             try object.map(named: "fim_inodes").setMaxEntries(maxWatches)
             try object.map(named: "fim_names").setMaxEntries(maxWatches)
             try object.setGlobal("vigil_ignore_tgid", to: ignorePID)
+            // the fd writes' typed inode lookup (no probe reads) where the kernel has the kfunc
+            try object.setGlobal("vigil_rdonly_cast", to: KernelFunctions.rdonlyCast)
             // sensor.bpf.h's filter maps come with its path walk; the fim sensor has no filters
             for unused in ["comm_include", "comm_exclude", "pids", "uids", "cgroups"] {
                 try object.map(named: unused).setMaxEntries(1)

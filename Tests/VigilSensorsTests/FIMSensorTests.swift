@@ -111,6 +111,43 @@ final class FIMSensorTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(after.filtered - before.filtered, 100, "\(variant): the unwatched writes were dropped and counted")
     }
 
+    /// Where the kernel has bpf_rdonly_cast (6.2 and later: this host) the fd syscalls find the
+    /// inode by typed loads, not probe reads; a descriptor past the fd table's first 64 slots
+    /// (the table then lives apart from files_struct) still names its file, and the unwatched
+    /// file's writes through one are still dropped and counted.
+    func testWritesThroughAHighDescriptorAreMatchedByTheTypedFdTableWalk() throws {
+        let h = try Harness(variants: ["tracepoint"])
+        XCTAssertEqual(try h.sensor.variants.object.global("vigil_rdonly_cast", as: Bool.self), KernelFunctions.rdonlyCast)
+        var u = utsname()
+        uname(&u)
+        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let version = release.split(separator: ".").prefix(2).compactMap { Int($0.prefix { $0.isNumber }) }
+        if version.count == 2, (version[0], version[1]) >= (6, 2) {
+            XCTAssertTrue(KernelFunctions.rdonlyCast, "\(release): 6.2 and later have bpf_rdonly_cast")
+        }
+        let watched = h.dir + "/watched", other = h.dir + "/other"
+        FileManager.default.createFile(atPath: watched, contents: nil)
+        FileManager.default.createFile(atPath: other, contents: nil)
+        try h.sensor.watchFile(watched, id: 1)
+        let before = try h.sensor.counters()
+        let changes = try h.collect {
+            let w = open(watched, O_WRONLY), o = open(other, O_WRONLY)
+            XCTAssertEqual(dup2(w, 1000), 1000)
+            XCTAssertEqual(dup2(o, 1001), 1001)
+            close(w)
+            close(o)
+            for _ in 0..<50 { XCTAssertEqual(write(1001, "x", 1), 1) }
+            XCTAssertEqual(write(1000, "ab", 2), 2)
+            close(1000)
+            close(1001)
+        }
+        let after = try h.sensor.counters()
+        XCTAssertEqual(names(changes, watch: 1), ["write"])
+        XCTAssertEqual(changes.first { $0.watch == 1 }?.file, h.fileID(watched))
+        XCTAssertEqual(changes.first { $0.watch == 1 }?.event.syscall?.args[0], 1000)
+        XCTAssertGreaterThanOrEqual(after.filtered - before.filtered, 50)
+    }
+
     /// Copies into a watched file without write(2) (coreutils' cp uses copy_file_range; sendfile
     /// and splice move data in the kernel) are changes of it; the same copies into another
     /// file are dropped in the kernel. Made by python3's os module: the syscalls themselves.

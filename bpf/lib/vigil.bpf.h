@@ -203,6 +203,31 @@ static __always_inline struct file *vigil_fd_file(__s32 fd)
     return file;
 }
 
+/* bpf_rdonly_cast (kfunc, 6.2+; the verifier makes it a move): a kernel address held as a number
+ * becomes a typed, read-only pointer whose member loads are plain fault-safe loads, no helper
+ * call. Weak: absent before 6.2, where code using it must be left out (vigil_rdonly_cast). */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+/* Set by userspace before load when the kernel has bpf_rdonly_cast; while false the verifier
+ * removes the code that calls it. */
+const volatile bool vigil_rdonly_cast = false;
+
+/* vigil_fd_file for `task` (bpf_get_current_task_btf) where vigil_rdonly_cast holds, with no
+ * helper call: the fd table by plain loads; its slot fds[fd] (a variable index the verifier
+ * refuses on a typed pointer) cast to a struct whose first member is a pointer (callback_head:
+ * in every kernel) and read through it; the file typed, so its members are plain loads too. */
+static __always_inline struct file *vigil_fd_file_typed(struct task_struct *task, __s32 fd)
+{
+    struct fdtable *fdt = task->files->fdt;
+    if (fd < 0 || (unsigned int)fd >= fdt->max_fds)
+        return NULL;
+    struct callback_head *slot = bpf_rdonly_cast(&fdt->fd[fd], bpf_core_type_id_kernel(struct callback_head));
+    struct callback_head *file = slot->next;
+    if (!file)
+        return NULL;
+    return bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
+}
+
 /* The current task's saved user registers: a syscall's arguments, read at its exit tracepoint
  * (one program per syscall instead of an entry and an exit program with a map between them)
  * with VIGIL_SYSCALL_ARG0..5. */

@@ -1,0 +1,15 @@
+import CLibbpf
+
+/// Functions the running kernel's BTF names (/sys/kernel/btf/vmlinux): whether a kfunc a program
+/// calls exists, so code calling it can be left out (a `const volatile` flag) where it does not.
+public enum KernelFunctions {
+    /// Whether the kernel's BTF has a function named `name` (false without kernel BTF).
+    public static func has(_ name: String) -> Bool {
+        guard let btf = btf__load_vmlinux_btf(), libbpf_get_error(UnsafeRawPointer(btf)) == 0 else { return false }
+        defer { btf__free(btf) }
+        return btf__find_by_name_kind(btf, name, UInt32(BTF_KIND_FUNC as Int32)) > 0
+    }
+
+    /// `bpf_rdonly_cast` (6.2 and later): what bpf/lib/vigil.bpf.h's `vigil_rdonly_cast` says.
+    public static let rdonlyCast = has("bpf_rdonly_cast")
+}
