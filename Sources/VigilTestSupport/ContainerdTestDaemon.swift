@@ -86,6 +86,26 @@ public final class ContainerdTestDaemon: @unchecked Sendable {
         guard result.status == 0 else { throw unavailable("ctr run \(id) failed: \(result.errors)") }
     }
 
+    /// A kubelet's pod as containerd's CRI plugin labels it: a sandbox container carrying the
+    /// pod's labels (`podLabels`) and a workload container named `container`, both in the pod's
+    /// cgroup (`/kubepods/besteffort/pod<UID>/<ID>`), with fresh 64-hex ids.
+    public func runPod(name: String, namespace: String, uid: String, container: String,
+                       podLabels: [String: String] = [:]) throws -> (sandbox: String, workload: String) {
+        let sandbox = Self.randomID(), workload = Self.randomID()
+        let pod = ["io.kubernetes.pod.name": name, "io.kubernetes.pod.namespace": namespace, "io.kubernetes.pod.uid": uid]
+        try run(id: sandbox, labels: pod.merging(podLabels) { $1 }.merging(["io.cri-containerd.kind": "sandbox"]) { $1 },
+                cgroup: "/kubepods/besteffort/pod\(uid)/\(sandbox)")
+        try run(id: workload, labels: pod.merging(["io.cri-containerd.kind": "container", "io.kubernetes.container.name": container,
+                                                   "io.kubernetes.sandbox.id": sandbox]) { $1 },
+                cgroup: "/kubepods/besteffort/pod\(uid)/\(workload)")
+        return (sandbox, workload)
+    }
+
+    /// A container id as containerd's CRI makes them: 64 hex digits.
+    public static func randomID() -> String {
+        (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+
     /// The host pid of container `id`'s task.
     public func pid(of id: String) throws -> Int32 {
         let listed = ctr(["tasks", "ls"]).output.split(separator: "\n").first { $0.hasPrefix(id) }

@@ -11,14 +11,7 @@ final class TraceContainerdTests: XCTestCase {
         let daemon = try ContainerdTestDaemon.start(for: self)
         try DockerTestEngine.require()
         let uid = "5d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6"
-        let id = { (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined() }
-        let sandbox = id(), workload = id()
-        let pod = ["io.kubernetes.pod.name": "cart-5f6d", "io.kubernetes.pod.namespace": "store", "io.kubernetes.pod.uid": uid]
-        try daemon.run(id: sandbox, labels: pod.merging(["io.cri-containerd.kind": "sandbox", "app": "cart"]) { $1 },
-                       cgroup: "/kubepods/besteffort/pod\(uid)/\(sandbox)")
-        try daemon.run(id: workload, labels: pod.merging(["io.cri-containerd.kind": "container", "io.kubernetes.container.name": "worker",
-                                                          "io.kubernetes.sandbox.id": sandbox]) { $1 },
-                       cgroup: "/kubepods/besteffort/pod\(uid)/\(workload)")
+        let (_, workload) = try daemon.runPod(name: "cart-5f6d", namespace: "store", uid: uid, container: "worker", podLabels: ["app": "cart"])
 
         let (process, stdout, stderr) = try launchCapturing(CLITests.binary, ["trace", "-o", "json", "--event", "exec",
                                                                                "--containerd-socket", daemon.socketPath])

@@ -17,18 +17,9 @@ final class ContainerdIntegrationTests: XCTestCase {
     /// A pod of two containers in a fresh containerd: (daemon, sandbox id, workload id).
     private func startPod() throws -> (ContainerdTestDaemon, String, String) {
         let daemon = try ContainerdTestDaemon.start(for: self)
-        let sandbox = Self.randomID(), workload = Self.randomID()
-        let pod = ["io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "shop", "io.kubernetes.pod.uid": Self.podUID]
-        try daemon.run(id: sandbox, labels: pod.merging(["io.cri-containerd.kind": "sandbox", "app": "web", "tier": "front"]) { $1 },
-                       cgroup: "/kubepods/besteffort/pod\(Self.podUID)/\(sandbox)")
-        try daemon.run(id: workload, labels: pod.merging(["io.cri-containerd.kind": "container", "io.kubernetes.container.name": "app",
-                                                          "io.kubernetes.sandbox.id": sandbox]) { $1 },
-                       cgroup: "/kubepods/besteffort/pod\(Self.podUID)/\(workload)")
+        let (sandbox, workload) = try daemon.runPod(name: "web-0", namespace: "shop", uid: Self.podUID, container: "app",
+                                                    podLabels: ["app": "web", "tier": "front"])
         return (daemon, sandbox, workload)
-    }
-
-    static func randomID() -> String {
-        (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
     }
 
     func testTheWorkloadsNameImageLabelsAndItsPodsLabelsComeFromContainerd() throws {
@@ -58,7 +49,7 @@ final class ContainerdIntegrationTests: XCTestCase {
     /// namespace: the lookup is nil, counted as not found, not as a failure.
     func testAnIDNoNamespaceHasIsNilAndCountedAsNotFound() throws {
         let daemon = try ContainerdTestDaemon.start(for: self)
-        let id = Self.randomID()
+        let id = ContainerdTestDaemon.randomID()
         XCTAssertThrowsError(try Self.get(id, namespace: "k8s.io", socket: daemon.socketPath)) { error in
             XCTAssertEqual(error as? GRPCError, .status(path: daemon.socketPath, code: .notFound,
                                                         message: "container \"\(id)\" in namespace \"k8s.io\": not found"))
@@ -88,7 +79,7 @@ final class ContainerdIntegrationTests: XCTestCase {
         let lines = Mutex<[String]>([])
         let client = ContainerdClient(socketPath: daemon.socketPath, namespaces: ["naïve"]) { line in lines.withLock { $0.append(line) } }
         for _ in 0..<2 {
-            XCTAssertThrowsError(try client.metadata(forContainerID: Self.randomID())) { error in
+            XCTAssertThrowsError(try client.metadata(forContainerID: ContainerdTestDaemon.randomID())) { error in
                 guard case GRPCError.status(_, let code, let message) = error else { return XCTFail("\(error)") }
                 XCTAssertEqual(code, .invalidArgument)
                 XCTAssertTrue(message.contains("identifier \"naïve\" must match"), message)
@@ -104,7 +95,7 @@ final class ContainerdIntegrationTests: XCTestCase {
         XCTAssertEqual(logged.count, 1, "\(logged)")
         XCTAssertTrue(logged.first?.contains("InvalidArgument") == true, "\(logged)")
         try DockerTestEngine.require()
-        XCTAssertNil(try ChainedMetadataSource([DockerClient(), client]).metadata(forContainerID: Self.randomID()))
+        XCTAssertNil(try ChainedMetadataSource([DockerClient(), client]).metadata(forContainerID: ContainerdTestDaemon.randomID()))
         XCTAssertEqual(client.counters.failures, 3)
     }
 
@@ -147,7 +138,7 @@ final class ContainerdIntegrationTests: XCTestCase {
     /// later), counted as a failure; in a chain behind a Docker that answered, it is no container.
     func testAMissingSocketThrowsAndIsCounted() throws {
         let client = ContainerdClient(socketPath: "/tmp/vigil-no-containerd-\(UUID().uuidString.prefix(8)).sock")
-        XCTAssertThrowsError(try client.metadata(forContainerID: Self.randomID())) { error in
+        XCTAssertThrowsError(try client.metadata(forContainerID: ContainerdTestDaemon.randomID())) { error in
             guard case GRPCError.socketUnavailable = error else { return XCTFail("\(error)") }
         }
         XCTAssertEqual([client.counters.lookups, client.counters.found, client.counters.failures], [1, 0, 1])
@@ -155,7 +146,7 @@ final class ContainerdIntegrationTests: XCTestCase {
         XCTAssertEqual(client.counters.lastFailure?.contains("unavailable: connect: No such file or directory"), true, "\(client.counters)")
         XCTAssertEqual(client.counters.notFound, 0)
         try DockerTestEngine.require()
-        XCTAssertNil(try ChainedMetadataSource([DockerClient(), client]).metadata(forContainerID: Self.randomID()))
+        XCTAssertNil(try ChainedMetadataSource([DockerClient(), client]).metadata(forContainerID: ContainerdTestDaemon.randomID()))
     }
 
     /// A containerd that accepts and never answers (a listening socket nobody serves): the
@@ -173,7 +164,7 @@ final class ContainerdIntegrationTests: XCTestCase {
         XCTAssertEqual(listen(listener, 8), 0)
         let client = ContainerdClient(socketPath: path, timeout: .milliseconds(200))
         let cache = ContainerMetadataCache(source: client)
-        let id = Self.randomID()
+        let id = ContainerdTestDaemon.randomID()
         XCTAssertNil(cache.fetch(id))
         guard case .unavailable(let reason) = cache.sourceStatus else { return XCTFail("\(cache.sourceStatus)") }
         XCTAssertTrue(reason.contains("timed out"), reason)

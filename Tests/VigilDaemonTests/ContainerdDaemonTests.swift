@@ -11,14 +11,7 @@ final class ContainerdDaemonTests: XCTestCase {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
         let containerd = try ContainerdTestDaemon.start(for: self)
         let uid = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
-        let id = { (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined() }
-        let sandbox = id(), workload = id()
-        let pod = ["io.kubernetes.pod.name": "ledger-0", "io.kubernetes.pod.namespace": "billing", "io.kubernetes.pod.uid": uid]
-        try containerd.run(id: sandbox, labels: pod.merging(["io.cri-containerd.kind": "sandbox", "app": "ledger"]) { $1 },
-                           cgroup: "/kubepods/besteffort/pod\(uid)/\(sandbox)")
-        try containerd.run(id: workload, labels: pod.merging(["io.cri-containerd.kind": "container", "io.kubernetes.container.name": "db",
-                                                              "io.kubernetes.sandbox.id": sandbox]) { $1 },
-                           cgroup: "/kubepods/besteffort/pod\(uid)/\(workload)")
+        let (_, workload) = try containerd.runPod(name: "ledger-0", namespace: "billing", uid: uid, container: "db", podLabels: ["app": "ledger"])
         let home = try temporaryDirectory()
         try FileManager.default.createDirectory(atPath: home + "/rules.d", withIntermediateDirectories: true)
         try """

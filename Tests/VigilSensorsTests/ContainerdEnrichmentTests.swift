@@ -20,14 +20,8 @@ final class ContainerdEnrichmentTests: XCTestCase {
         let daemon = try ContainerdTestDaemon.start(for: self)
         try DockerTestEngine.require()
         let uid = "0c8e1f2a-5b6d-4e7f-8a9b-1c2d3e4f5a6b"
-        let id = { (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined() }
-        let sandbox = id(), workload = id()
-        let pod = ["io.kubernetes.pod.name": "api-7d9f", "io.kubernetes.pod.namespace": "payments", "io.kubernetes.pod.uid": uid]
-        try daemon.run(id: sandbox, labels: pod.merging(["io.cri-containerd.kind": "sandbox", "app": "api", "team": "pay"]) { $1 },
-                       cgroup: "/kubepods/besteffort/pod\(uid)/\(sandbox)")
-        try daemon.run(id: workload, labels: pod.merging(["io.cri-containerd.kind": "container", "io.kubernetes.container.name": "server",
-                                                          "io.kubernetes.sandbox.id": sandbox]) { $1 },
-                       cgroup: "/kubepods/besteffort/pod\(uid)/\(workload)")
+        let (sandbox, workload) = try daemon.runPod(name: "api-7d9f", namespace: "payments", uid: uid, container: "server",
+                                              podLabels: ["app": "api", "team": "pay"])
         let harness = try TraceHarness(kinds: Sensor.process.kinds, cgroupHierarchy: .onThisHost,
                                        metadataSource: ChainedMetadataSource([DockerClient(), ContainerdClient(socketPath: daemon.socketPath)]))
         let events = try harness.collect {
