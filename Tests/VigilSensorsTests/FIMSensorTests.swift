@@ -47,6 +47,14 @@ final class FIMSensorTests: XCTestCase {
             return changes
         }
 
+        /// Two files in `dir` holding `contents`: `watched` (watch 1) and `other` (not watched).
+        func watchedAndOther(contents: Data? = nil) throws -> (watched: String, other: String) {
+            let watched = dir + "/watched", other = dir + "/other"
+            for path in [watched, other] { FileManager.default.createFile(atPath: path, contents: contents) }
+            try sensor.watchFile(watched, id: 1)
+            return (watched, other)
+        }
+
         func fileID(_ path: String) -> FileID {
             var st = stat()
             XCTAssertEqual(stat(path, &st), 0, path)
@@ -85,10 +93,7 @@ final class FIMSensorTests: XCTestCase {
     private func writes(variant: String) throws {
         let h = try Harness(variants: [variant])
         XCTAssertEqual(h.sensor.variants.reports.first?.active, variant)
-        let watched = h.dir + "/watched", other = h.dir + "/other"
-        FileManager.default.createFile(atPath: watched, contents: nil)
-        FileManager.default.createFile(atPath: other, contents: nil)
-        try h.sensor.watchFile(watched, id: 1)
+        let (watched, other) = try h.watchedAndOther()
         let before = try h.sensor.counters()
         let changes = try h.collect {
             let o = open(other, O_WRONLY)
@@ -125,10 +130,7 @@ final class FIMSensorTests: XCTestCase {
         if version.count == 2, (version[0], version[1]) >= (6, 2) {
             XCTAssertTrue(KernelFunctions.rdonlyCast, "\(release): 6.2 and later have bpf_rdonly_cast")
         }
-        let watched = h.dir + "/watched", other = h.dir + "/other"
-        FileManager.default.createFile(atPath: watched, contents: nil)
-        FileManager.default.createFile(atPath: other, contents: nil)
-        try h.sensor.watchFile(watched, id: 1)
+        let (watched, other) = try h.watchedAndOther()
         let before = try h.sensor.counters()
         let changes = try h.collect {
             let w = open(watched, O_WRONLY), o = open(other, O_WRONLY)
@@ -154,10 +156,8 @@ final class FIMSensorTests: XCTestCase {
     func testCopiesIntoAWatchedFileAreReported() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { throw cannotRun("needs /usr/bin/python3") }
         let h = try Harness()
-        let watched = h.dir + "/watched", other = h.dir + "/other", source = h.dir + "/source"
-        for path in [watched, other] { FileManager.default.createFile(atPath: path, contents: nil) }
+        let (watched, other) = try h.watchedAndOther(), source = h.dir + "/source"
         FileManager.default.createFile(atPath: source, contents: Data("copied bytes\n".utf8))
-        try h.sensor.watchFile(watched, id: 1)
         let script = """
         import os, sys
         src = os.open(sys.argv[1], os.O_RDONLY)
@@ -187,9 +187,7 @@ final class FIMSensorTests: XCTestCase {
     func testTheDirfdAndEmptyPathCallsAreReported() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { throw cannotRun("needs /usr/bin/python3") }
         let h = try Harness()
-        let watched = h.dir + "/watched", other = h.dir + "/other"
-        for path in [watched, other] { FileManager.default.createFile(atPath: path, contents: nil) }
-        try h.sensor.watchFile(watched, id: 1)
+        let (watched, other) = try h.watchedAndOther()
         let present = ["fchmodat2", "setxattrat", "removexattrat", "file_setattr"].filter {
             access("/sys/kernel/tracing/events/syscalls/sys_exit_\($0)", F_OK) == 0
         }
@@ -241,9 +239,7 @@ final class FIMSensorTests: XCTestCase {
     func testASharedMappingOfAWatchedFileThatCanBeWrittenIsReported() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { throw cannotRun("needs /usr/bin/python3") }
         let h = try Harness()
-        let watched = h.dir + "/watched", other = h.dir + "/other"
-        for path in [watched, other] { FileManager.default.createFile(atPath: path, contents: Data("root:x:0:0::/root:/bin/sh\n".utf8)) }
-        try h.sensor.watchFile(watched, id: 1)
+        let (watched, other) = try h.watchedAndOther(contents: Data("root:x:0:0::/root:/bin/sh\n".utf8))
         let script = """
         import mmap, os, sys
         for path in sys.argv[1:]:
