@@ -423,7 +423,7 @@ static __always_inline int on_fd(const struct exit_ctx *x, int arg)
             k = inode_key(BPF_CORE_READ(file, f_inode));
     }
     struct vigil_fim_watch *w = k.ino ? bpf_map_lookup_elem(&fim_inodes, &k) : NULL;
-    bool self = vigil_ignore_tgid && task->tgid == vigil_ignore_tgid;
+    bool self = vigil_task_is_self(task);
     if (!w || !(w->flags & VIGIL_FIM_FILE)) {
         if (!self)
             drop();

@@ -55,6 +55,12 @@ struct {
 const volatile __u32 vigil_ignore_tgid = 0;
 
 /* True for Vigil's own process. */
+/* vigil_is_self for `task` (bpf_get_current_task_btf already at hand: a load, no helper call). */
+static __always_inline bool vigil_task_is_self(struct task_struct *task)
+{
+    return vigil_ignore_tgid && task->tgid == vigil_ignore_tgid;
+}
+
 static __always_inline bool vigil_is_self(void)
 {
     return vigil_ignore_tgid && (bpf_get_current_pid_tgid() >> 32) == vigil_ignore_tgid;
