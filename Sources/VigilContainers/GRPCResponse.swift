@@ -1,3 +1,5 @@
+import VigilEvents
+
 /// A gRPC status code (grpc/doc/statuscodes.md), named as gRPC names them in CamelCase.
 public struct GRPCStatusCode: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
     /// The number sent in `grpc-status`.
@@ -183,7 +185,7 @@ public struct GRPCResponseReader: Sendable {
         var index = 0
         while index < bytes.count {
             if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
-               let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) {
+               let high = bytes[index + 1].hexDigitValue, let low = bytes[index + 2].hexDigitValue {
                 out.append(high << 4 | low)
                 index += 3
             } else {
@@ -192,14 +194,5 @@ public struct GRPCResponseReader: Sendable {
             }
         }
         return String(decoding: out, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }

@@ -378,3 +378,16 @@ extension ByteBuffer {
         }
     }
 }
+
+extension UInt8 {
+    /// The value of this byte as one hex digit (0-9, a-f, A-F), or nil: the one hex reader of
+    /// escapes in conditions (`\x41`) and percent-encoded text (gRPC's grpc-message).
+    public var hexDigitValue: UInt8? {
+        switch self {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): self - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): self - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): self - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

@@ -187,7 +187,7 @@ struct ConditionLexer {
                 }
                 value.append(escaped)
             case UInt8(ascii: "x"):
-                guard i + 3 < bytes.count, let high = Self.hexValue(bytes[i + 2]), let low = Self.hexValue(bytes[i + 3]) else {
+                guard i + 3 < bytes.count, let high = bytes[i + 2].hexDigitValue, let low = bytes[i + 3].hexDigitValue else {
                     throw source.error("invalid escape: \\x needs two hexadecimal digits", at: i)
                 }
                 let byte = high << 4 | low
@@ -201,15 +201,6 @@ struct ConditionLexer {
             i += 2
         }
         throw source.error("unterminated string: missing closing \(quote == UInt8(ascii: "\"") ? "\"" : "'")", at: start)
-    }
-
-    private static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): b - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 
     /// Reads a bare (unquoted) string as Falco does: any run of bytes other than blanks,
