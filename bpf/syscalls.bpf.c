@@ -386,9 +386,9 @@ static __always_inline int on_enter(struct pt_regs *btf_regs, long id, __u32 tag
     /* State changes (open, dup, close, ...: the fd table) skip the filters, as exec/fork/exit do:
      * userspace filters them after enrichment (StateChangeFilter). Vigil's own are still dropped. */
     if (spec->flags & VIGIL_SPEC_STATE) {
-        if (vigil_is_self() || vigil_outside_followed_tree())
+        if (vigil_task_is_self(task) || vigil_outside_followed_tree())
             return 0;
-    } else if (vigil_filtered()) {
+    } else if (vigil_task_filtered(task)) {
         return 0;
     }
     struct pending *p = bpf_task_storage_get(&pending, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -400,7 +400,7 @@ static __always_inline int on_enter(struct pt_regs *btf_regs, long id, __u32 tag
         count_missed_exit(p);
     p->tag = tag;
     struct vigil_syscall_event *e = (struct vigil_syscall_event *)p->record;
-    vigil_fill_header(&e->hdr, VIGIL_EVENT_SYSCALL, 0);
+    vigil_fill_task_header(&e->hdr, task, VIGIL_EVENT_SYSCALL, 0);
     e->latency_ns = 0;
     e->ret = 0;
     e->nr = nr;

@@ -273,6 +273,7 @@ public final class Sensors {
                                        configure: { object in
             try object.setGlobal("vigil_wakeup_bytes", to: settings.wakeupBytes)
             try object.setGlobal("vigil_lane_reserve_bytes", to: UInt64(settings.ringBytes / Self.laneReserveDivisor))
+            try object.setGlobal("vigil_ring_bytes", to: UInt64(settings.ringBytes))
             try object.setGlobal("vigil_ignore_tgid", to: settings.ignorePID)
             try object.setGlobal("vigil_cgroup_hierarchy", to: settings.cgroupHierarchy.rawValue)
             try object.map(named: "events").setMaxEntries(settings.ringBytes)

@@ -54,16 +54,16 @@ struct {
 /* Vigil's own process, set before load: its activity is never an event (and not counted). */
 const volatile __u32 vigil_ignore_tgid = 0;
 
-/* True for Vigil's own process. */
-/* vigil_is_self for `task` (bpf_get_current_task_btf already at hand: a load, no helper call). */
+/* True for Vigil's own process; `task` is the current task as a BTF pointer (a load). */
 static __always_inline bool vigil_task_is_self(struct task_struct *task)
 {
     return vigil_ignore_tgid && task->tgid == vigil_ignore_tgid;
 }
 
+/* vigil_task_is_self for the current task. */
 static __always_inline bool vigil_is_self(void)
 {
-    return vigil_ignore_tgid && (bpf_get_current_pid_tgid() >> 32) == vigil_ignore_tgid;
+    return vigil_ignore_tgid && bpf_get_current_task_btf()->tgid == vigil_ignore_tgid;
 }
 
 /* VIGIL_FILTER_PIDS_FOLLOW (`vigil trace --summary -- CMD`): a process forked by one the pids map
@@ -104,7 +104,7 @@ static __always_inline bool vigil_outside_followed_tree(void)
 {
     __u32 zero = 0;
     struct vigil_filter_config *cfg = bpf_map_lookup_elem(&filter, &zero);
-    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    __u32 tgid = bpf_get_current_task_btf()->tgid;
 
     if (!cfg || !(cfg->flags & VIGIL_FILTER_PIDS_FOLLOW) || bpf_map_lookup_elem(&pids, &tgid))
         return false;
@@ -112,39 +112,37 @@ static __always_inline bool vigil_outside_followed_tree(void)
     return true;
 }
 
-/* True when the current task's event is dropped by a filter (and counted as filtered).
+/* True when `task`'s event is dropped by a filter (and counted as filtered); `task` is the
+ * current task as a BTF pointer (bpf_get_current_task_btf), read with plain loads.
  * Never for state changes (exec, fork, exit): the process table needs every one of them, and
  * userspace applies the same filters to them after enrichment (VigilSensors' StateChangeFilter). */
-static __always_inline bool vigil_filtered(void)
+static __always_inline bool vigil_task_filtered(struct task_struct *task)
 {
     __u32 zero = 0;
     struct vigil_filter_config *cfg = bpf_map_lookup_elem(&filter, &zero);
-    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    __u32 tgid = task->tgid;
 
-    if (vigil_is_self())
+    if (vigil_task_is_self(task))
         return true;
     if (!cfg || !cfg->flags)
         return false;
-    if (cfg->flags & VIGIL_FILTER_CONTAINERS_ONLY) {
-        struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-        if (vigil_task_pid_ns(task) == cfg->host_pid_ns)
-            goto drop;
-    }
+    if ((cfg->flags & VIGIL_FILTER_CONTAINERS_ONLY) && vigil_task_pid_ns(task) == cfg->host_pid_ns)
+        goto drop;
     if ((cfg->flags & VIGIL_FILTER_PIDS) && !bpf_map_lookup_elem(&pids, &tgid))
         goto drop;
     if (cfg->flags & VIGIL_FILTER_UIDS) {
-        __u32 uid = (__u32)bpf_get_current_uid_gid();
+        __u32 uid = task->cred->uid.val;
         if (!bpf_map_lookup_elem(&uids, &uid))
             goto drop;
     }
     if (cfg->flags & VIGIL_FILTER_CGROUPS) {
-        __u64 cgid = vigil_current_cgroup_id();
+        __u64 cgid = vigil_task_cgroup_id(task);
         if (!bpf_map_lookup_elem(&cgroups, &cgid))
             goto drop;
     }
     if (cfg->flags & (VIGIL_FILTER_COMM_INCLUDE | VIGIL_FILTER_COMM_EXCLUDE)) {
-        struct vigil_comm comm = {};
-        bpf_get_current_comm(comm.name, sizeof(comm.name));
+        struct vigil_comm comm;
+        vigil_task_comm(task, comm.name);
         if ((cfg->flags & VIGIL_FILTER_COMM_INCLUDE) && !bpf_map_lookup_elem(&comm_include, &comm))
             goto drop;
         if ((cfg->flags & VIGIL_FILTER_COMM_EXCLUDE) && bpf_map_lookup_elem(&comm_exclude, &comm))
@@ -154,6 +152,12 @@ static __always_inline bool vigil_filtered(void)
 drop:
     vigil_count(VIGIL_COUNTER_FILTERED);
     return true;
+}
+
+/* vigil_task_filtered for the current task. */
+static __always_inline bool vigil_filtered(void)
+{
+    return vigil_task_filtered(bpf_get_current_task_btf());
 }
 
 /* --- per-CPU scratch: an event being built, and a path being built backwards --- */

@@ -46,6 +46,10 @@ const volatile __u64 vigil_wakeup_bytes = 0;
  * counted lost, so a flood of them cannot crowd out the events that matter. 0: no reserve. */
 const volatile __u64 vigil_lane_reserve_bytes = 0;
 
+/* The ring's size in bytes, set with the reserve (the reserve's check then needs no
+ * bpf_ringbuf_query for it); 0: asked of the ring. */
+const volatile __u64 vigil_ring_bytes = 0;
+
 static __always_inline void vigil_count(__u32 counter)
 {
     __u64 *value = bpf_map_lookup_elem(&counters, &counter);
@@ -63,16 +67,29 @@ static __always_inline void *vigil_reserve(__u64 size)
 }
 
 /* Whether a low-lane record of `size` bytes (plus its 8-byte ring header) would eat into the
- * high lane's reserve; counted lost when it would. */
-static __always_inline bool vigil_low_lane_full(__u64 size)
+ * high lane's reserve, given `used` bytes waiting in the ring; counted lost when it would. */
+static __always_inline bool vigil_low_lane_full_with(__u64 used, __u64 size)
 {
     if (!vigil_lane_reserve_bytes)
         return false;
-    __u64 used = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-    if (used + size + 8 + vigil_lane_reserve_bytes <= bpf_ringbuf_query(&events, BPF_RB_RING_SIZE))
+    __u64 ring = vigil_ring_bytes ? vigil_ring_bytes : bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+    if (used + size + 8 + vigil_lane_reserve_bytes <= ring)
         return false;
     vigil_count(VIGIL_COUNTER_LOST);
     return true;
+}
+
+/* The bytes waiting in the ring, when the lane check or the wakeup policy needs them (each
+ * bpf_ringbuf_query is a helper call); else 0. */
+static __always_inline __u64 vigil_ring_used(void)
+{
+    return vigil_lane_reserve_bytes || vigil_wakeup_bytes ? bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) : 0;
+}
+
+/* vigil_low_lane_full_with the bytes waiting now. */
+static __always_inline bool vigil_low_lane_full(__u64 size)
+{
+    return vigil_lane_reserve_bytes && vigil_low_lane_full_with(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA), size);
 }
 
 /* `vigil_reserve` for a low-lane record: NULL (counted lost) when the reserve would be used. */
@@ -81,17 +98,23 @@ static __always_inline void *vigil_reserve_low(__u64 size)
     return vigil_low_lane_full(size) ? NULL : vigil_reserve(size);
 }
 
-/* Wakeup policy for a record of `size` bytes. With a threshold: no wakeup below it, one forced
- * wakeup for the record that crosses it, none above it (the reader is awake or its timer will
- * drain). Without one: the kernel's default (wake a reader that has caught up). */
-static __always_inline __u64 vigil_wakeup_flags(__u64 size)
+/* Wakeup policy for a record of `size` bytes, given `waiting` bytes in the ring. With a
+ * threshold: no wakeup below it, one forced wakeup for the record that crosses it, none above it
+ * (the reader is awake or its timer will drain). Without one: the kernel's default (wake a reader
+ * that has caught up). */
+static __always_inline __u64 vigil_wakeup_flags_with(__u64 waiting, __u64 size)
 {
     if (!vigil_wakeup_bytes)
         return 0;
-    __u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
     if (waiting < vigil_wakeup_bytes && waiting + size >= vigil_wakeup_bytes)
         return BPF_RB_FORCE_WAKEUP;
     return BPF_RB_NO_WAKEUP;
+}
+
+/* vigil_wakeup_flags_with the bytes waiting now. */
+static __always_inline __u64 vigil_wakeup_flags(__u64 size)
+{
+    return vigil_wakeup_bytes ? vigil_wakeup_flags_with(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA), size) : 0;
 }
 
 /* Submit a reserved record of `size` bytes. */
@@ -101,15 +124,21 @@ static __always_inline void vigil_submit(void *record, __u64 size)
     vigil_count(VIGIL_COUNTER_EMITTED);
 }
 
-/* Copy a record built elsewhere (a per-CPU scratch buffer) into the ring, or count it lost;
- * `now` wakes the reader at once (an event a rule matched in the kernel), else the wakeup
- * policy decides. */
-static __always_inline void vigil_output_wake(void *record, __u64 size, bool now)
+/* Copy a record built elsewhere (a per-CPU scratch buffer) into the ring with wakeup `flags`, or
+ * count it lost. */
+static __always_inline void vigil_output_flags(void *record, __u64 size, __u64 flags)
 {
-    if (bpf_ringbuf_output(&events, record, size, now ? BPF_RB_FORCE_WAKEUP : vigil_wakeup_flags(size)))
+    if (bpf_ringbuf_output(&events, record, size, flags))
         vigil_count(VIGIL_COUNTER_LOST);
     else
         vigil_count(VIGIL_COUNTER_EMITTED);
+}
+
+/* Copy a record built elsewhere into the ring, or count it lost; `now` wakes the reader at once
+ * (an event a rule matched in the kernel), else the wakeup policy decides. */
+static __always_inline void vigil_output_wake(void *record, __u64 size, bool now)
+{
+    vigil_output_flags(record, size, now ? BPF_RB_FORCE_WAKEUP : vigil_wakeup_flags(size));
 }
 
 /* Copy a record built elsewhere (a per-CPU scratch buffer) into the ring, or count it lost. */
@@ -118,16 +147,24 @@ static __always_inline void vigil_output(void *record, __u64 size)
     vigil_output_wake(record, size, false);
 }
 
-/* `vigil_output` for a low-lane record: refused (counted lost) when the reserve would be used. */
+/* `vigil_output` for a low-lane record: refused (counted lost) when the reserve would be used.
+ * One query of the ring serves both the lane check and the wakeup policy. */
 static __always_inline void vigil_output_low(void *record, __u64 size)
 {
-    if (!vigil_low_lane_full(size))
-        vigil_output(record, size);
+    __u64 used = vigil_ring_used();
+    if (vigil_low_lane_full_with(used, size))
+        return;
+    vigil_output_flags(record, size, vigil_wakeup_flags_with(used, size));
 }
 
-/* Inode number of the task's active pid namespace. */
+/* Inode number of the task's active pid namespace. The task is a BTF pointer (bpf_get_current_task_btf):
+ * a host process's (level 0, most events) is read with plain loads; a deeper level indexes the
+ * pid's numbers[] by a variable, which the verifier allows only through probe reads. */
 static __always_inline __u32 vigil_task_pid_ns(struct task_struct *task)
 {
+    struct pid *tpid = task->thread_pid;
+    if (tpid && tpid->level == 0)
+        return tpid->numbers[0].ns->ns.inum;
     struct pid *pid = BPF_CORE_READ(task, thread_pid);
     unsigned int level = BPF_CORE_READ(pid, level);
     struct upid upid = {};
@@ -136,42 +173,68 @@ static __always_inline __u32 vigil_task_pid_ns(struct task_struct *task)
 }
 
 /* The hierarchy whose cgroup ids the header's cgroup_id and the cgroup filter carry, set before
- * load: 0, the v2 hierarchy (bpf_get_current_cgroup_id); 1, the v1 hierarchy of the pids
+ * load: 0, the v2 hierarchy (what bpf_get_current_cgroup_id returns); 1, the v1 hierarchy of the pids
  * controller, for hosts whose v2 hierarchy holds no containers (v1 only, or a runtime that does
  * not join the unified tree). Each is the inode of the task's cgroup directory in that hierarchy. */
 const volatile __u32 vigil_cgroup_hierarchy = 0;
 
-static __always_inline __u64 vigil_current_cgroup_id(void)
+/* The cgroup id of `task` (a BTF pointer), by plain loads: bpf_get_current_cgroup_id's
+ * cgroup_id(task_dfl_cgroup(current)) without the helper call. */
+static __always_inline __u64 vigil_task_cgroup_id(struct task_struct *task)
 {
     if (vigil_cgroup_hierarchy == 1) {
-        struct task_struct *task = bpf_get_current_task_btf();
         int pids = bpf_core_enum_value(enum cgroup_subsys_id, pids_cgrp_id);
         return BPF_CORE_READ(task, cgroups, subsys[pids], cgroup, kn, id);
     }
-    return bpf_get_current_cgroup_id();
+    return task->cgroups->dfl_cgrp->kn->id;
+}
+
+static __always_inline __u64 vigil_current_cgroup_id(void)
+{
+    return vigil_task_cgroup_id(bpf_get_current_task_btf());
+}
+
+/* The task's comm, NUL padded as bpf_get_current_comm leaves it, by byte loads (the verifier
+ * refuses wider loads inside a char array of a BTF pointer; sixteen loads cost less than the
+ * helper call). */
+static __always_inline void vigil_task_comm(struct task_struct *task, char comm[VIGIL_COMM_LEN])
+{
+    bool ended = false;
+#pragma unroll
+    for (int i = 0; i < VIGIL_COMM_LEN; i++) {
+        char c = ended ? 0 : task->comm[i];
+        ended = ended || c == 0;
+        comm[i] = c;
+    }
+}
+
+/* Fill the common header for `task`, the current task as a BTF pointer (bpf_get_current_task_btf).
+ * Plain loads wherever the task's fields serve (pid, tgid, credentials, namespaces, cgroup, comm):
+ * on CPUs whose return-thunk mitigations make each helper call dear (SRSO "Safe RET", ~30-40 ns a
+ * call), the helpers were most of what an emitted event cost (BENCHMARKS.md). */
+static __always_inline void vigil_fill_task_header(struct vigil_event_header *hdr, struct task_struct *task, __u32 kind, __u32 size)
+{
+    const struct cred *cred = task->cred;
+
+    hdr->ts_ns = bpf_ktime_get_boot_ns();
+    hdr->cgroup_id = vigil_task_cgroup_id(task);
+    hdr->kind = kind;
+    hdr->size = size;
+    hdr->pid = task->tgid;
+    hdr->tid = task->pid;
+    hdr->ppid = task->real_parent->tgid;
+    hdr->uid = cred->uid.val;
+    hdr->gid = cred->gid.val;
+    hdr->cpu = bpf_get_smp_processor_id();
+    hdr->mnt_ns = task->nsproxy->mnt_ns->ns.inum;
+    hdr->pid_ns = vigil_task_pid_ns(task);
+    vigil_task_comm(task, hdr->comm);
 }
 
 /* Fill the common header for the current task. */
 static __always_inline void vigil_fill_header(struct vigil_event_header *hdr, __u32 kind, __u32 size)
 {
-    /* A BTF task pointer allows direct loads (no probe-read helper calls): ~55 ns less per event. */
-    struct task_struct *task = bpf_get_current_task_btf();
-    __u64 pid_tgid = bpf_get_current_pid_tgid();
-    __u64 uid_gid = bpf_get_current_uid_gid();
-
-    hdr->ts_ns = bpf_ktime_get_boot_ns();
-    hdr->cgroup_id = vigil_current_cgroup_id();
-    hdr->kind = kind;
-    hdr->size = size;
-    hdr->pid = pid_tgid >> 32;
-    hdr->tid = (__u32)pid_tgid;
-    hdr->ppid = task->real_parent->tgid;
-    hdr->uid = (__u32)uid_gid;
-    hdr->gid = uid_gid >> 32;
-    hdr->cpu = bpf_get_smp_processor_id();
-    hdr->mnt_ns = task->nsproxy->mnt_ns->ns.inum;
-    hdr->pid_ns = vigil_task_pid_ns(task);
-    bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
+    vigil_fill_task_header(hdr, bpf_get_current_task_btf(), kind, size);
 }
 
 /* The task's controlling tty: its name (e.g. "pts0", NUL padded) and device numbers, zeros when
