@@ -445,6 +445,6 @@ final class DefaultRulesTests: XCTestCase {
         let hits = try alerts("File in a temporary directory executed") { try runProgram(dir + "/dropper", []) }
         XCTAssertTrue(hits.contains { $0.event.process.executablePath?.string == dir + "/dropper" }, "\(hits.map(\.output))")
         let benign = try alerts("File in a temporary directory executed") { try runProgram("/bin/true", [], cwd: dir) }
-        XCTAssertTrue(benign.isEmpty, "run from /tmp as cwd, but not from a file there")
+        XCTAssertTrue(benign.isEmpty, "run from /tmp as cwd, but not from a file there: \(benign.map(\.output))")
     }
 }
