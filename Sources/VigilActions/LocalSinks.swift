@@ -71,6 +71,7 @@ struct LogAction: ActionHandler {
 /// rotated files (0: the file is truncated instead). New files are created with mode 0600, a
 /// missing directory with its parents (0755).
 /// When something else moved or removed the file (logrotate), the next alert reopens `path`.
+/// An alert that cannot be written whole (disk full) fails and leaves nothing of itself.
 final class FileAction: ActionHandler, @unchecked Sendable {
     // One worker thread uses an action, so the descriptor needs no lock.
     let path: String
@@ -97,6 +98,9 @@ final class FileAction: ActionHandler, @unchecked Sendable {
         do {
             try writeAll(fd, line)
         } catch {
+            // A short write (the disk filled up) leaves part of a line: cut it off, so the
+            // lines written once there is space again are not glued to a torn one.
+            ftruncate(fd, off_t(size))
             close(fd)
             fd = -1
             throw .permanent("\(path): \(error.message)")

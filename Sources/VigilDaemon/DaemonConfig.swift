@@ -140,6 +140,9 @@ public struct DaemonConfig: Sendable, Equatable {
         public var heartbeatBoundMs = 2000
         /// Milliseconds between checks of links and filter maps (`integrity.check_interval_ms`).
         public var checkIntervalMs = 1000
+        /// At most one "Vigil events lost" alert per this many milliseconds
+        /// (`integrity.events_lost_interval_ms`).
+        public var eventsLostIntervalMs = 10_000
         /// Built-in defaults.
         public init() {}
     }
@@ -262,7 +265,8 @@ public struct DaemonConfig: Sendable, Equatable {
                         guard number >= 100 else { throw reader.error(subValue, "'integrity.heartbeat_bound_ms' must be at least 100") }
                         config.integrity.heartbeatBoundMs = number
                     case "check_interval_ms": config.integrity.checkIntervalMs = number
-                    default: throw reader.error(sub.node, "unknown key 'integrity.\(sub.name)': use heartbeat_interval_ms, heartbeat_bound_ms, check_interval_ms")
+                    case "events_lost_interval_ms": config.integrity.eventsLostIntervalMs = number
+                    default: throw reader.error(sub.node, "unknown key 'integrity.\(sub.name)': use heartbeat_interval_ms, heartbeat_bound_ms, check_interval_ms, events_lost_interval_ms")
                     }
                 }
             case "dns_baseline":

@@ -270,6 +270,8 @@ public final class Engine: @unchecked Sendable {
         var sample = 0
         var line: [UInt8] = []
         var dnsBaselineSaved: UInt64 = 0, dnsBaselineLearningSaved: UInt64 = 0
+        /// Per sensor, its lost count when "Vigil events lost" last looked; when it last alerted.
+        var lostSeen: [String: UInt64] = [:], lostAlertedAt: UInt64?
     }
 
     /// The integrity thread's state.
@@ -342,6 +344,7 @@ public final class Engine: @unchecked Sendable {
         if force || now &- state.lastSnapshot >= Self.snapshotInterval {
             state.lastSnapshot = now
             refreshSnapshot(state)
+            alertLostEvents(snapshot.sensors, &state, now: now)
         }
     }
 
@@ -449,6 +452,31 @@ public final class Engine: @unchecked Sendable {
     public static let filterChangedRule = "Vigil filter changed"
     /// The rule name of the alert when the FIM baseline saved by the last run cannot be read.
     public static let fimBaselineRule = "FIM baseline unreadable"
+    /// The rule name of the alert when sensors lost events (their ring was full).
+    public static let eventsLostRule = "Vigil events lost"
+
+    /// Raises "Vigil events lost" when sensors lost events since the last such alert, naming
+    /// each and how many; at most one per `integrity.eventsLostIntervalMs` (a long flood is one
+    /// alert per interval, its count accumulated). Event thread, after each snapshot.
+    private func alertLostEvents(_ sensors: [SensorSnapshot], _ state: inout LoopState, now: UInt64) {
+        let interval = UInt64(integrity.eventsLostIntervalMs) * 1_000_000
+        guard interval > 0 else { return }
+        if let last = state.lostAlertedAt, now &- last < interval { return }
+        var lost: [(sensor: String, count: UInt64)] = []
+        for sensor in sensors {
+            let before = state.lostSeen[sensor.name] ?? 0
+            // A sensor loaded again (syscalls, for new rules) starts its counters at 0.
+            let since = sensor.total.lost >= before ? sensor.total.lost - before : sensor.total.lost
+            if since > 0 { lost.append((sensor.name, since)) }
+            state.lostSeen[sensor.name] = sensor.total.lost
+        }
+        guard !lost.isEmpty else { return }
+        state.lostAlertedAt = now
+        let total = lost.reduce(0) { $0 + $1.count }
+        let each = lost.map { "\($0.sensor): \($0.count)" }.joined(separator: ", ")
+        selfAlert(Self.eventsLostRule, "\(total) events lost since the last such alert (\(each)): the ring was full, the rules did not see them",
+                  priority: .error, tags: ["vigil", "events_lost"])
+    }
 
     /// The heartbeat's and the integrity check's counters (status `integrity`).
     public var tamperStatus: TamperStatus { tamper.withLock { $0 } }
@@ -513,13 +541,19 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
-    /// Raises a CRITICAL alert about Vigil itself through the consumers (the default actions),
-    /// counted like a rule's alert. From the integrity thread, or the event thread (FIM).
+    /// Raises a CRITICAL tamper alert about Vigil itself (`selfAlert`).
     private func tamperAlert(_ rule: String, _ output: String) {
-        logger.critical("\(rule): \(output)")
-        metrics.countAlert(rule: rule, priority: Priority.critical.rawValue)
+        selfAlert(rule, output, priority: .critical, tags: ["vigil", "tamper"])
+    }
+
+    /// Raises an alert about Vigil itself through the consumers (the default actions), counted
+    /// like a rule's alert and in the status' `integrity.alerts`. From the integrity thread, or
+    /// the event thread (FIM, events lost).
+    private func selfAlert(_ rule: String, _ output: String, priority: Priority, tags: [String]) {
+        logger.log(level: priority == .critical ? .critical : .error, "\(rule): \(output)")
+        metrics.countAlert(rule: rule, priority: priority.rawValue)
         tamper.withLock { $0.alerts[rule, default: 0] += 1 }
-        let alert = Alert(rule: rule, priority: .critical, output: output, tags: ["vigil", "tamper"], event: Self.selfEvent())
+        let alert = Alert(rule: rule, priority: priority, output: output, tags: tags, event: Self.selfEvent())
         for consumer in consumers { consumer.consume(alert: alert) }
     }
 

@@ -214,6 +214,8 @@ public final class RuleStore: @unchecked Sendable {
             throw .io("cannot read the rules directory \(directory): \(error.localizedDescription)")
         }
         var found: [StoredRuleSet] = []
+        // What a write cut short by a crash left (`writeAtomically`): never loaded, removed.
+        for file in names where Self.isTemporary(file) { unlink(directory + "/" + file) }
         for file in names.sorted() where !file.hasPrefix(".") {
             guard let format = RuleFormat(fileName: file) else { continue }
             let path = directory + "/" + file
@@ -264,11 +266,15 @@ public final class RuleStore: @unchecked Sendable {
         items.compactMap { if case .rule(let partial, _) = $0 { partial.name } else { nil } }
     }
 
-    /// Writes `text` to `path` (with `mode`) through a temporary file in the same directory and rename(2).
+    /// The name of a temporary file of `writeAtomically`: `.vigil-XXXXXXXX.tmp`.
+    static func isTemporary(_ file: String) -> Bool { file.hasPrefix(".vigil-") && file.hasSuffix(".tmp") }
+
+    /// Writes `text` to `path` (with `mode`) through a temporary file in the same directory
+    /// (`.vigil-XXXXXXXX.tmp`, removed on failure) and rename(2).
     static func writeAtomically(_ text: String, to path: String, directory: String, mode: mode_t = 0o644) throws(RuleStoreError) {
-        let temporary = directory + "/.\(UUID().uuidString.prefix(8)).tmp"
+        let temporary = directory + "/.vigil-\(UUID().uuidString.prefix(8)).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw .io("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .io("cannot write \(path): cannot create a file in \(directory): \(String(cString: strerror(errno)))") }
         var failure = FileOutput.writeAll(fd, Array(text.utf8))
         if failure == 0, fsync(fd) != 0 { failure = errno }
         close(fd)
