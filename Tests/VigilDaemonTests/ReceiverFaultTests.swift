@@ -85,6 +85,9 @@ final class ReceiverFaultTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(down.metadata["failed"] as? Int ?? 0, 1, "the failed fetch is counted: \(down.metadata)")
         XCTAssertNotNil(down.metadata["last_failure"] as? String, "\(down.metadata)")
         XCTAssertEqual(try daemon.request("GET", "/v1/status").status, 200, "the daemon answers throughout")
+        let text = try daemon.vigil(["status"]).stdout
+        XCTAssertTrue(text.contains("docker \(engine.socket): events NOT SUBSCRIBED (1 connections, "), text)
+        XCTAssertTrue(text.contains("  metadata's last failure: "), text)
 
         // The engine comes back (the same script). Without live-restore it stops A; the event
         // stream is subscribed again, and B, started now, is named.
