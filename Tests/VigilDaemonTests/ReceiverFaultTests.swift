@@ -14,15 +14,17 @@ final class ReceiverFaultTests: XCTestCase {
 
     // MARK: - dockerd
 
-    /// The engine dies (SIGKILL: its containers go on running under their shims) while the
-    /// daemon runs, then comes back through scripts/docker-engine.sh. The engine is a private
-    /// one started by that script (its own socket, data root, exec root and pidfile), so the
-    /// machine's engine and the containers of other tests are never touched.
-    func testDockerdDyingAndComingBackKeepsIDsNamesFromTheCacheAndReconnects() throws {
+    /// The engine dies (SIGKILL, as a crash or the OOM killer would: its containers go on under
+    /// their shims until it is back) while the daemon runs, and comes back through
+    /// scripts/docker-engine.sh; then it hangs (SIGSTOP) while the daemon restarts, and goes on
+    /// (SIGCONT). The engine is a private one started by that script (its own socket, data root,
+    /// exec root and pidfile), so the machine's engine and other tests' containers are never touched.
+    func testDockerdDyingHangingAndComingBackKeepsIDsFallsBackAndNamesAgain() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
         let engine = try ScriptedDockerEngine(for: self)
         let tag = UUID().uuidString.prefix(8).lowercased()
         let marker = { (who: String) in "/tmp/vigil-df-\(tag)-\(who)" }
+        let loop = { (who: String) in ["sh", "-c", "while :; do cat \(marker(who)) 2>/dev/null; sleep 1; done"] }
         let metricsPort = try Loopback.freePort()
         let daemon = try TestDaemon(extraConfig: """
         metrics: {enabled: true, port: \(metricsPort)}
@@ -36,76 +38,77 @@ final class ReceiverFaultTests: XCTestCase {
           priority: WARNING
         """, name: "docker-fault-\(tag).yaml")
         XCTAssertEqual(created.status, 0, created.stderr)
-        let alerts = try StreamClient(["alerts", "-o", "json", "--socket", daemon.socket])
+        var alerts = try StreamClient(["alerts", "-o", "json", "--socket", daemon.socket])
         defer { alerts.stop() }
-        /// The container's fields of the first alert for `who`'s marker after the `from`th object.
-        func alertFields(_ who: String, from: Int = 0, seconds: Double = 60) -> [String: Any]? {
+        /// The container fields of the first alert for `who`'s marker, after the `from`th object,
+        /// that satisfies `match`.
+        func alertFields(_ who: String, from: Int = 0, seconds: Double = 60,
+                         where match: @escaping ([String: Any]) -> Bool = { _ in true }) -> [String: Any]? {
             var found: [String: Any]?
             waitUntil(seconds: seconds) {
                 found = alerts.objects.dropFirst(from).lazy.compactMap { $0["output_fields"] as? [String: Any] }
-                    .first { $0["fd.name"] as? String == marker(who) }
+                    .first { $0["fd.name"] as? String == marker(who) && match($0) }
                 return found != nil
             }
             return found
         }
-        let loop = { (who: String) in ["sh", "-c", "while :; do cat \(marker(who)) 2>/dev/null; sleep 1; done"] }
-
-        // A runs before the engine dies: named from the engine.
-        let a = try engine.run(name: "vigil-df-a-\(tag)", loop("a"))
-        let before = try XCTUnwrap(alertFields("a"), "an alert from A\n\(daemon.diagnostics)")
-        XCTAssertEqual(before["container.full_id"] as? String, a)
-        XCTAssertEqual(before["container.name"] as? String, "vigil-df-a-\(tag)")
-        XCTAssertEqual(before["container.image"] as? String, DockerTestEngine.image)
-        let connected = waitUntil(seconds: 30) { (try? self.dockerStatus(daemon))?.events["connected"] as? Bool == true }
-        XCTAssertTrue(connected, daemon.diagnostics)
-
-        // The engine dies. A goes on (its shim holds it): its events keep the id, and the name
-        // and image the daemon had, from its cache; the daemon answers and counts the failure.
-        engine.crash()
-        let seen = alerts.objects.count
-        let during = try XCTUnwrap(alertFields("a", from: seen), "A's alerts go on while the engine is down\n\(daemon.diagnostics)")
-        XCTAssertEqual(during["container.full_id"] as? String, a)
-        XCTAssertEqual(during["container.name"] as? String, "vigil-df-a-\(tag)")
-        XCTAssertEqual(during["container.image"] as? String, DockerTestEngine.image)
-        let noticed = waitUntil(seconds: 30) {
-            guard let status = try? self.dockerStatus(daemon) else { return false }
-            return status.events["connected"] as? Bool == false && (status.events["failures"] as? Int ?? 0) >= 1
+        func assertNamed(_ fields: [String: Any]?, _ id: String, _ name: String, _ when: String, line: UInt = #line) {
+            XCTAssertEqual(fields?["container.full_id"] as? String, id, when, line: line)
+            XCTAssertEqual(fields?["container.name"] as? String, name, when, line: line)
+            XCTAssertEqual(fields?["container.image"] as? String, DockerTestEngine.image, when, line: line)
         }
-        XCTAssertTrue(noticed, "the event stream's end is counted\n\(daemon.diagnostics)")
+        func docker(_ check: @escaping ((events: [String: Any], metadata: [String: Any])) -> Bool) -> Bool {
+            waitUntil(seconds: 90) { (try? self.dockerStatus(daemon)).map(check) ?? false }
+        }
 
-        // "Metadata falls back": a container the daemon first sees now can only be asked about
-        // at its engine (the daemon's, down). C runs on the machine's engine, which the daemon
-        // does not ask: its events carry its id from the cgroup, no name, and a counted failure.
-        let c = try DockerTestEngine.startContainer(for: self, command: loop("c"))
-        let fallback = try XCTUnwrap(alertFields("c", from: seen), "an alert from C\n\(daemon.diagnostics)")
-        XCTAssertEqual(fallback["container.full_id"] as? String, c.id)
-        XCTAssertEqual(fallback["container.id"] as? String, String(c.id.prefix(12)))
-        XCTAssertEqual(fallback["container.name"] as? String, "", "no name without the engine")
-        let down = try dockerStatus(daemon)
-        XCTAssertGreaterThanOrEqual(down.metadata["failed"] as? Int ?? 0, 1, "the failed fetch is counted: \(down.metadata)")
-        XCTAssertNotNil(down.metadata["last_failure"] as? String, "\(down.metadata)")
-        XCTAssertEqual(try daemon.request("GET", "/v1/status").status, 200, "the daemon answers throughout")
+        // While the engine runs, A is named from it.
+        let a = try engine.run(name: "vigil-df-a-\(tag)", loop("a"))
+        assertNamed(alertFields("a"), a, "vigil-df-a-\(tag)", "before the crash\n\(daemon.diagnostics)")
+        XCTAssertTrue(docker { $0.events["connected"] as? Bool == true }, daemon.diagnostics)
+
+        // The engine dies. A goes on: its events keep the id, and the name and image the daemon
+        // had, from its cache; the daemon answers and counts the stream's end.
+        engine.signal(SIGKILL)
+        assertNamed(alertFields("a", from: alerts.objects.count), a, "vigil-df-a-\(tag)", "while the engine is down\n\(daemon.diagnostics)")
+        XCTAssertTrue(docker { $0.events["connected"] as? Bool == false && ($0.events["failures"] as? Int ?? 0) >= 1 },
+                      "the event stream's end is counted\n\(daemon.diagnostics)")
         let text = try daemon.vigil(["status"]).stdout
         XCTAssertTrue(text.contains("docker \(engine.socket): events NOT SUBSCRIBED (1 connections, "), text)
-        XCTAssertTrue(text.contains("  metadata's last failure: "), text)
 
-        // The engine comes back (the same script). Without live-restore it stops A; the event
+        // The engine comes back (the same script; without live-restore it stops A). The event
         // stream is subscribed again, and B, started now, is named.
         try engine.start()
-        let reconnected = waitUntil(seconds: 90) {
-            guard let status = try? self.dockerStatus(daemon) else { return false }
-            return status.events["connected"] as? Bool == true && (status.events["connections"] as? Int ?? 0) >= 2
-        }
-        XCTAssertTrue(reconnected, "the watcher subscribed again\n\(daemon.diagnostics)")
+        XCTAssertTrue(docker { $0.events["connected"] as? Bool == true && ($0.events["connections"] as? Int ?? 0) >= 2 },
+                      "the watcher subscribed again\n\(daemon.diagnostics)")
         let b = try engine.run(name: "vigil-df-b-\(tag)", loop("b"))
-        let after = try XCTUnwrap(alertFields("b"), "an alert from B\n\(daemon.diagnostics)")
-        XCTAssertEqual(after["container.full_id"] as? String, b)
-        XCTAssertEqual(after["container.name"] as? String, "vigil-df-b-\(tag)")
-        XCTAssertEqual(after["container.image"] as? String, DockerTestEngine.image)
+        assertNamed(alertFields("b"), b, "vigil-df-b-\(tag)", "a container started after the engine's return\n\(daemon.diagnostics)")
+
+        // "Metadata falls back": the engine hangs (SIGSTOP) and the daemon, restarted meanwhile,
+        // first sees B now. B's events carry its id (from the cgroup) without name or image, the
+        // fetch that timed out is counted, and the daemon does not wait on the engine.
+        engine.signal(SIGSTOP)
+        alerts.stop()
+        daemon.stop()
+        try daemon.restart()
+        alerts = try StreamClient(["alerts", "-o", "json", "--socket", daemon.socket])
+        let fallback = alertFields("b")
+        XCTAssertEqual(fallback?["container.full_id"] as? String, b, daemon.diagnostics)
+        XCTAssertEqual(fallback?["container.id"] as? String, String(b.prefix(12)))
+        XCTAssertEqual(fallback?["container.name"] as? String, "", "no name without the engine")
+        let hung = try dockerStatus(daemon)
+        XCTAssertGreaterThanOrEqual(hung.metadata["failed"] as? Int ?? 0, 1, "the failed fetch is counted: \(hung.metadata)")
+        XCTAssertNotNil(hung.metadata["last_failure"] as? String, "\(hung.metadata)")
+        XCTAssertTrue(try daemon.vigil(["status"]).stdout.contains("  metadata's last failure: "), daemon.diagnostics)
+
+        // The engine goes on: B, first seen while it hung, is named again.
+        engine.signal(SIGCONT)
+        assertNamed(alertFields("b", from: alerts.objects.count, seconds: 90) { !($0["container.name"] as? String ?? "").isEmpty },
+                    b, "vigil-df-b-\(tag)", "B is named once the engine answers again\n\(daemon.diagnostics)")
+        XCTAssertTrue(docker { ($0.metadata["found"] as? Int ?? 0) >= 1 && $0.events["connected"] as? Bool == true }, daemon.diagnostics)
         let metrics = try runCapturing("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(metricsPort)/metrics"]).stdout
         XCTAssertTrue(metrics.contains("vigil_docker_events_connected 1"), metrics)
-        XCTAssertTrue(metrics.range(of: #"vigil_docker_events_subscriptions_total\{result="failed"\} [1-9]"#, options: .regularExpression) != nil, metrics)
         XCTAssertTrue(metrics.range(of: #"vigil_container_metadata_fetches_total\{result="failed"\} [1-9]"#, options: .regularExpression) != nil, metrics)
+        XCTAssertTrue(metrics.range(of: #"vigil_container_metadata_fetches_total\{result="found"\} [1-9]"#, options: .regularExpression) != nil, metrics)
         XCTAssertTrue(daemon.process.isRunning, "no crash\n\(daemon.diagnostics)")
     }
 
@@ -286,11 +289,11 @@ final class ScriptedDockerEngine {
         guard started.status == 0 else { throw TestSetupFailure(description: "\(script) failed: \(started.errors.suffix(1500))") }
     }
 
-    /// SIGKILL to dockerd (as a crash or the OOM killer would), then waits until it is gone.
-    func crash() {
+    /// Sends `signal` to dockerd; after SIGKILL waits until it is gone.
+    func signal(_ signal: Int32) {
         guard let pid = self.pid else { return }
-        kill(pid, SIGKILL)
-        waitUntil(seconds: 20) { kill(pid, 0) != 0 }
+        kill(pid, signal)
+        if signal == SIGKILL { waitUntil(seconds: 20) { kill(pid, 0) != 0 } }
     }
 
     /// `docker run -d --rm --network none --name NAME IMAGE COMMAND...` on this engine; the id.
@@ -311,6 +314,7 @@ final class ScriptedDockerEngine {
     }
 
     private func remove() {
+        signal(SIGCONT)  // a test that failed while it hung
         let ids = docker(["ps", "-aq"]).output.split(separator: "\n").map(String.init)
         if !ids.isEmpty { docker(["rm", "-f"] + ids) }
         if let pid {
