@@ -77,6 +77,9 @@ final class ActionWorker: Sendable {
         var started = false
         /// The spooling thread has moved everything to the spool and ended.
         var spoolingDone = false
+        /// Jobs the spooling thread took from the queue and has not added to the spool yet
+        /// (rendering them): still waiting, so they count against the capacity.
+        var moving = 0
         var stats: ActionStats
         var count: Int { queue.count - head }
 
@@ -129,8 +132,10 @@ final class ActionWorker: Sendable {
 
     /// Queues `job` unless the queue is full or closed (then counts it dropped and returns false).
     func enqueue(_ job: Job) -> Bool {
-        let waiting = spool?.spool.count ?? 0
         let (accepted, start) = state.withLock { state -> (Bool, Bool) in
+            // The spool's count under this lock: the spooling thread moves a job from `moving` to
+            // the spool under it too, so a job on its way is never missed (the bound holds).
+            let waiting = state.moving + (spool?.spool.count ?? 0)
             guard !state.closed, state.count + waiting < policy.capacity else {
                 state.stats.dropped += 1
                 return (false, false)
@@ -158,11 +163,10 @@ final class ActionWorker: Sendable {
 
     /// The counters now.
     var stats: ActionStats {
-        let waiting = spool.map { ($0.spool.count, $0.spool.onDisk) }
-        return state.withLock { state in
+        state.withLock { state in
             var stats = state.stats
-            stats.queued = state.count + (waiting?.0 ?? 0)
-            if let waiting { stats.spooled = waiting.1 }
+            stats.queued = state.count + state.moving + (spool?.spool.count ?? 0)
+            if let spool { stats.spooled = spool.spool.onDisk }
             return stats
         }
     }
@@ -241,24 +245,42 @@ final class ActionWorker: Sendable {
     /// (until its file is durable, or it was delivered).
     private func spoolLoop(_ spool: AlertSpool, _ handler: any SpooledHandler, _ logger: Logger) {
         var lastFailure: String?
+        var refused = 0  // alerts the full spool refused since it last had room (logged once per episode)
         while true {
             available.wait()
             while true {
                 let jobs = state.withLock { state -> [Job] in
                     var jobs: [Job] = []
                     while !state.abandoned, let job = state.pop() { jobs.append(job) }
+                    state.moving = jobs.count
                     return jobs
                 }
                 if jobs.isEmpty { break }
                 var pending: [(job: Job, write: PendingSpoolWrite)] = []
                 for job in jobs {
                     AlertTrace.shared?.mark(job.alert.id, .dequeued)
-                    do {
-                        pending.append((job, try spool.add(id: job.alert.id, rule: job.alert.rule, payload: handler.payload(job.alert))))
-                    } catch {
-                        state.withLock { $0.stats.dropped += 1 }
-                        logger.warning("action '\(name)': spool full (\(spool.capacity) alerts or \(spool.maxBytes) bytes); alert of rule '\(job.alert.rule)' dropped")
+                    let payload = handler.payload(job.alert)
+                    // From `moving` to the spool in one step under the worker's lock (`enqueue`).
+                    let added = state.withLock { state -> PendingSpoolWrite? in
+                        state.moving -= 1
+                        guard let write = try? spool.add(id: job.alert.id, rule: job.alert.rule, payload: payload) else {
+                            state.stats.dropped += 1
+                            return nil
+                        }
+                        return write
                     }
+                    guard let added else {
+                        if refused == 0 {
+                            logger.warning("action '\(name)': spool full (\(spool.capacity) alerts or \(spool.maxBytes) bytes); alerts dropped (counted) until it has room, first of rule '\(job.alert.rule)'")
+                        }
+                        refused += 1
+                        continue
+                    }
+                    if refused > 0 {
+                        logger.notice("action '\(name)': spool has room again; \(refused) alert(s) dropped while it was full")
+                        refused = 0
+                    }
+                    pending.append((job, added))
                 }
                 if !pending.isEmpty { spooled.signal() }
                 for (job, write) in pending {

@@ -99,7 +99,22 @@ public final class ContainerMetadataCache: Sendable {
         case absent(retryAfter: ContinuousClock.Instant)
     }
 
+    /// What the source answered (`vigil status`'s `docker.metadata`, and /metrics'
+    /// vigil_container_metadata_fetches_total).
+    public struct Counters: Sendable, Equatable, Encodable {
+        /// Fetches the source answered with the container.
+        public var found: UInt64 = 0
+        /// Fetches the source answered without it (no such container).
+        public var notFound: UInt64 = 0
+        /// Fetches that failed: the source missing, down or slow (the event keeps the container's
+        /// id from its cgroup; name, image and labels stay empty).
+        public var failed: UInt64 = 0
+        /// Why the last fetch failed; nil when none did.
+        public var lastFailure: String?
+    }
+
     private struct State {
+        var counters = Counters()
         var entries: [String: Entry] = [:]
         var pending: Set<String> = []
         var sourceStatus = SourceStatus.unknown
@@ -219,6 +234,9 @@ public final class ContainerMetadataCache: Sendable {
     /// Whether the source answered the last time it was asked.
     public var sourceStatus: SourceStatus { state.withLock { $0.sourceStatus } }
 
+    /// The fetches so far.
+    public var counters: Counters { state.withLock { $0.counters } }
+
     /// Waits until the background fetches requested so far have finished.
     public func waitForPendingFetches() {
         fetchQueue.sync {}
@@ -236,10 +254,14 @@ public final class ContainerMetadataCache: Sendable {
             case .success(let metadata?):
                 state.entries[id] = .known(metadata)
                 state.sourceStatus = .available
+                state.counters.found += 1
             case .success(nil):
                 state.entries[id] = .absent(retryAfter: now + retryInterval)
                 state.sourceStatus = .available
+                state.counters.notFound += 1
             case .failure(let error):
+                state.counters.failed += 1
+                state.counters.lastFailure = String(describing: error)
                 if case .known = state.entries[id] {} else {
                     state.entries[id] = .absent(retryAfter: now + retryInterval)
                 }

@@ -81,6 +81,20 @@ public final class DockerEventWatcher: Sendable {
     /// The longest delay between reconnections.
     public let maximumReconnectDelay: Duration
 
+    /// How the subscription fared (`vigil status`'s `docker.events`, and /metrics'
+    /// vigil_docker_events_subscriptions_total).
+    public struct Counters: Sendable, Equatable, Encodable {
+        /// Whether a subscription is open now.
+        public var connected = false
+        /// Subscriptions the engine accepted (the first, then each reconnection).
+        public var connections: UInt64 = 0
+        /// Subscriptions that ended or could not be opened (the engine stopped, restarted, is
+        /// missing); each is followed by a reconnection after the back-off.
+        public var failures: UInt64 = 0
+        /// Why the last one ended; nil when none did.
+        public var lastError: String?
+    }
+
     private struct State {
         var started = false
         var stopping = false
@@ -89,6 +103,7 @@ public final class DockerEventWatcher: Sendable {
         var thread: pthread_t?
         /// Seconds since the epoch of the last event seen, to resume with `since` after a gap.
         var lastEventSecond: Int64?
+        var counters = Counters()
     }
 
     private let state = Mutex(State())
@@ -140,6 +155,9 @@ public final class DockerEventWatcher: Sendable {
 
     private var isStopping: Bool { state.withLock { $0.stopping } }
 
+    /// The subscriptions so far.
+    public var counters: Counters { state.withLock { $0.counters } }
+
     private func run(_ handler: @Sendable (Update) -> Void) {
         var delay = reconnectDelay
         while !isStopping {
@@ -147,6 +165,11 @@ public final class DockerEventWatcher: Sendable {
                 try follow(handler) { delay = self.reconnectDelay }
             } catch {
                 if isStopping { break }
+                state.withLock { state in
+                    state.counters.connected = false
+                    state.counters.failures += 1
+                    state.counters.lastError = String(describing: error)
+                }
                 handler(.disconnected(error))
             }
             state.withLock { $0.socket = nil }
@@ -171,6 +194,10 @@ public final class DockerEventWatcher: Sendable {
                 }
             },
             onHead: { _ throws(DockerClientError) in
+                state.withLock { state in
+                    state.counters.connected = true
+                    state.counters.connections += 1
+                }
                 onConnected()
                 handler(.connected)
             },

@@ -232,6 +232,7 @@ public struct APIRouter: Sendable {
             integrity: engine.tamperStatus,
             dnsBaseline: snapshot.dnsBaseline,
             containerd: engine.containerd?.counters,
+            docker: engine.dockerStatus,
             subscribers: SubscriberStatus(events: engine.events.current.map(SubscriberInfo.init),
                                           alerts: engine.alerts.current.map(SubscriberInfo.init),
                                           droppedLines: engine.events.totalDropped + engine.alerts.totalDropped),
@@ -350,8 +351,24 @@ struct DaemonStatus: Encodable {
     var dnsBaseline: DNSBaseline.Status
     /// containerd's lookups (found, failed per kind, the last failure); nil when containerd is not asked.
     var containerd: ContainerdClientCounters?
+    /// The Docker Engine: its event subscription and the metadata fetches.
+    var docker: DockerStatus
     var subscribers: SubscriberStatus
     var api: APIStatus
+}
+
+/// The Docker Engine as the daemon follows it (`vigil status`'s `docker`): an engine that
+/// stops or restarts shows as event-stream failures and reconnections, and as failed fetches
+/// (events then carry the container's id from its cgroup, without name and image).
+public struct DockerStatus: Sendable, Encodable {
+    /// The engine's API socket (`docker.socket`).
+    public var socket: String
+    /// The event subscription: connected now, connections (the first and each reconnection),
+    /// failures, the last error.
+    public var events: DockerEventWatcher.Counters
+    /// Metadata fetches (Docker first, then containerd when it is asked): found, not found,
+    /// failed, the last failure.
+    public var metadata: ContainerMetadataCache.Counters
 }
 
 /// The API's limits, what is open now, and what was refused or closed at a limit.

@@ -122,7 +122,8 @@ public enum Daemon {
                                 consumers: [ActionsConsumer(dispatcher: dispatcher)], alerts: alertStream, logger: logger,
                                 integrity: config.integrity, notifier: notifier, syscallBounds: config.syscallBounds,
                                 fim: config.fim, stateDirectory: config.stateDirectory, dnsBaseline: config.dnsBaseline,
-                                bundles: bundles, containerd: config.containerd?.client { [logger] in logger.warning("\($0)") })
+                                bundles: bundles, containerd: config.containerd?.client { [logger] in logger.warning("\($0)") },
+                                docker: DockerClient(socketPath: config.dockerSocket))
         } catch {
             throw DaemonError("cannot load the sensors: \(error)")
         }
@@ -241,6 +242,7 @@ final class Reloader: Sendable {
         if config.api != running.api { restartOnly.append("api") }
         if config.actions != running.actions { restartOnly.append("actions") }
         if config.integrity != running.integrity { restartOnly.append("integrity") }
+        if config.dockerSocket != running.dockerSocket { restartOnly.append("docker") }
         if !restartOnly.isEmpty {
             logger.warning("reload: \(restartOnly.joined(separator: ", ")) changed and take effect at the next start")
         }
@@ -456,6 +458,16 @@ enum MetricsEndpoint {
                                                        ("over_image_bound", Int(dns.lookupsOverImageBound)), ("without_image", Int(dns.lookupsWithoutImage))])
         out += PrometheusText.family("vigil_dns_baseline_names_not_kept_total", "counter",
                                      "Names not kept: their image's baseline held dns_baseline.max_names.", [("", Int(dns.namesNotKept))])
+        let docker = engine.dockerStatus
+        out += PrometheusText.family("vigil_docker_events_connected", "gauge",
+                                     "Whether the Docker Engine's event stream is subscribed now.", [("", docker.events.connected ? 1 : 0)])
+        out += PrometheusText.family("vigil_docker_events_subscriptions_total", "counter",
+                                     "Subscriptions to the Docker Engine's event stream: connected (the first and each reconnection), failed (ended or could not be opened: the engine stopped, restarted or is missing).",
+                                     label: "result", [("connected", Int(docker.events.connections)), ("failed", Int(docker.events.failures))])
+        out += PrometheusText.family("vigil_container_metadata_fetches_total", "counter",
+                                     "Container metadata fetches (Docker, then containerd): found, not_found, failed (the runtime down or slow: the events keep the container's id, without name and image).",
+                                     label: "result", [("found", Int(docker.metadata.found)), ("not_found", Int(docker.metadata.notFound)),
+                                                       ("failed", Int(docker.metadata.failed))])
         if let containerd = engine.containerd?.counters {
             out += PrometheusText.family("vigil_containerd_lookups_total", "counter",
                                          "Containers asked of containerd (the ones Docker does not know): found, not in any namespace asked (NotFound), or failed (containerd down, slow, answering garbage or a gRPC status other than OK and NotFound; their fields stay empty).",

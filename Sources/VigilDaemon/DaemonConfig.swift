@@ -98,6 +98,9 @@ public struct DaemonConfig: Sendable, Equatable {
     /// containerd's API (`containerd:`): asked for the containers Docker does not know (a
     /// kubelet's CRI containers); nil (`containerd: {enabled: false}`): not asked.
     public var containerd: Containerd? = Containerd()
+    /// The Docker Engine's API socket (`docker.socket`): container names, images and labels,
+    /// and its event stream.
+    public var dockerSocket = DockerClient.defaultSocketPath
     /// The file these settings came from (nil: built-in defaults only).
     public var file: String?
 
@@ -279,6 +282,12 @@ public struct DaemonConfig: Sendable, Equatable {
                     case "max_images": config.dnsBaseline.maxImages = number
                     default: throw reader.error(sub.node, "unknown key 'dns_baseline.\(sub.name)': use learning_seconds, max_names, max_images")
                     }
+                }
+            case "docker":
+                for (sub, subValue) in try reader.mapping(value, "docker") {
+                    guard sub.name == "socket" else { throw reader.error(sub.node, "unknown key 'docker.\(sub.name)': use socket") }
+                    config.dockerSocket = try reader.string(subValue, "docker.socket")
+                    guard config.dockerSocket.hasPrefix("/") else { throw reader.error(subValue, "'docker.socket' must be an absolute path") }
                 }
             case "containerd":
                 var containerd = config.containerd ?? Containerd()

@@ -90,6 +90,7 @@ public final class Engine: @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
     private let latest: Mutex<EngineSnapshot>
     private let watcher: DockerEventWatcher
+    private let containerMetadata: ContainerMetadataCache
     private let integrity: DaemonConfig.Integrity
     private let notifier: SystemdNotifier?
     private let tamper = Mutex(TamperStatus())
@@ -124,6 +125,11 @@ public final class Engine: @unchecked Sendable {
     /// containerd's API, asked for the containers Docker does not know; nil: not asked. Its
     /// counters go to /metrics (vigil_containerd_lookups_total).
     public let containerd: ContainerdClient?
+    /// The Docker Engine as the daemon follows it: its socket, the event subscription's
+    /// counters and the metadata fetches' (`vigil status`'s `docker`, /metrics).
+    public var dockerStatus: DockerStatus {
+        DockerStatus(socket: watcher.client.socketPath, events: watcher.counters, metadata: containerMetadata.counters)
+    }
     /// How often changed baselines are saved (boot-time ns), and the windows of images still learning.
     static let dnsBaselineSaveInterval: UInt64 = 1_000_000_000, dnsBaselineLearningSaveInterval: UInt64 = 60_000_000_000
 
@@ -135,7 +141,7 @@ public final class Engine: @unchecked Sendable {
                 integrity: DaemonConfig.Integrity = DaemonConfig.Integrity(), notifier: SystemdNotifier? = nil,
                 syscallBounds: SyscallBounds = SyscallBounds(), fim: WatchSpec = WatchSpec(), stateDirectory: String = "/var/lib/vigil",
                 dnsBaseline: DNSBaseline.Settings = DNSBaseline.Settings(), bundles: BundleStore? = nil,
-                containerd: ContainerdClient? = nil) throws {
+                containerd: ContainerdClient? = nil, docker: DockerClient = DockerClient()) throws {
         self.bundles = bundles
         self.dnsBaseline = DNSBaseline(settings: dnsBaseline)
         dnsBaselineDirectory = stateDirectory + "/dns-baseline"
@@ -143,11 +149,11 @@ public final class Engine: @unchecked Sendable {
         self.integrity = integrity
         self.syscallBounds = syscallBounds
         self.notifier = notifier
-        let docker = DockerClient()
         // Docker first; containerd for the containers Docker does not know (a kubelet's CRI).
         let source: any ContainerMetadataSource = containerd.map { ChainedMetadataSource([docker, $0]) } ?? docker
         self.containerd = containerd
         let metadata = ContainerMetadataCache(source: source) { [logger] in logger.info("\($0)") }
+        containerMetadata = metadata
         watcher = DockerEventWatcher(client: docker)
         let fimContainers = self.fim?.watchesContainers == true ? FIMContainers(metadata: metadata, docker: docker) : nil
         self.fimContainers = fimContainers

@@ -41,6 +41,10 @@ public final class Enricher {
     /// Changes whenever `containers` or `containersByPIDNamespace` does.
     private var containerVersion: UInt64 = 0
     private var fetched: Set<String> = []
+    /// Containers whose first fetch failed because the runtime could not be asked (its engine
+    /// down): asked again in the background as their events come, at the pace the cache allows
+    /// (every 30 s, at once when the engine's events resume), until named.
+    private var unreachable: Set<String> = []
     /// What the last event of each process was given, and what it was given for.
     private var cache: [UInt32: Enriched] = [:]
     /// Processes whose exit was never seen (lost events) leave entries behind; past this many the
@@ -241,8 +245,11 @@ public final class Enricher {
     /// resolver said is kept (cgroup ids are not reused), so an unknown id is asked again.
     private func resolvedContainer(cgroupID: UInt64) -> ContainerContext? {
         if let known = containers[cgroupID] {
-            guard known.isContainer, known.name.isEmpty, let meta = metadata?.cached(known.fullID) else { return known }
+            guard known.isContainer, known.name.isEmpty, let metadata else { return known }
+            let id = known.fullID
+            guard let meta = unreachable.contains(id) ? metadata.lookup(id) : metadata.cached(id) else { return known }
             // Named since it was first seen (the runtime answered later).
+            unreachable.remove(id)
             var named = known
             named.describe(by: meta)
             containers[cgroupID] = named
@@ -271,6 +278,7 @@ public final class Enricher {
         if meta == nil, let metadata, !fetched.contains(identity.id) {
             fetched.insert(identity.id)
             meta = metadata.fetch(identity.id)
+            if meta == nil, case .unavailable = metadata.sourceStatus { unreachable.insert(identity.id) }
         }
         if let meta { context.describe(by: meta) }
         return context

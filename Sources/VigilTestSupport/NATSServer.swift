@@ -33,7 +33,7 @@ public final class TestNATSServer {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw cannotRun("needs Debian's nats-server (scripts/setup.sh --test installs it)")
         }
-        port = try Self.freePort()
+        port = try Loopback.freePort()
         storeDirectory = NSTemporaryDirectory() + "vigil-nats-\(UUID().uuidString.prefix(8))"
         log = storeDirectory + ".log"
         self.credentials = credentials
@@ -69,7 +69,7 @@ public final class TestNATSServer {
         started.standardError = FileHandle.nullDevice
         try started.run()
         process = started
-        let listening = waitUntil(seconds: 30) { !started.isRunning || Self.accepts(port) }
+        let listening = waitUntil(seconds: 30) { !started.isRunning || Loopback.accepts(port) }
         guard listening, started.isRunning else {
             throw TestCannotRun(description: "nats-server did not listen on 127.0.0.1:\(port): \(logText)")
         }
@@ -85,35 +85,4 @@ public final class TestNATSServer {
 
     /// The server's log, for failure messages.
     public var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "(no log)" }
-
-    /// A TCP port nothing listens on now (bound to 0 and released).
-    public static func freePort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = loopback(port: 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard ok else { throw cannotRun("no free port on 127.0.0.1") }
-        return UInt16(bigEndian: address.sin_port)
-    }
-
-    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
-    public static func accepts(_ port: UInt16) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = loopback(port: port)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-    }
-
-    private static func loopback(port: UInt16) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        return address
-    }
 }

@@ -284,6 +284,14 @@ struct StatusCommand: ParsableCommand {
                          + "\(int(dns, "lookups")) lookups judged, \(int(dns, "new_names")) new; not kept: \(int(dns, "names_not_kept")) names (max_names \(int(dns, "max_names"))), "
                          + "\(int(dns, "lookups_over_image_bound")) lookups over max_images \(int(dns, "max_images")), \(int(dns, "lookups_without_image")) without an image name")
         }
+        if let docker = status["docker"] as? [String: Any] {
+            let events = docker["events"] as? [String: Any] ?? [:], metadata = docker["metadata"] as? [String: Any] ?? [:]
+            lines.append("docker \(docker["socket"] as? String ?? ""): events \((events["connected"] as? Bool) == true ? "subscribed" : "NOT SUBSCRIBED") "
+                         + "(\(int(events, "connections")) connections, \(int(events, "failures")) failures); metadata \(int(metadata, "found")) found, "
+                         + "\(int(metadata, "not_found")) not found, \(int(metadata, "failed")) failed")
+            if let last = events["last_error"] as? String { lines.append("  events' last error: \(last)") }
+            if let last = metadata["last_failure"] as? String { lines.append("  metadata's last failure: \(last)") }
+        }
         if let containerd = status["containerd"] as? [String: Any] {
             let lookups = int(containerd, "lookups"), found = int(containerd, "found"), failed = int(containerd, "failures")
             let kinds = (containerd["failures_by_kind"] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) \(int(containerd["failures_by_kind"], $0.key))" }

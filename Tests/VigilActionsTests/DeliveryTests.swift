@@ -291,7 +291,7 @@ final class DeliveryTests: XCTestCase {
     }
 
     func testEmailToAServerThatIsDownIsRetriedThenCountedFailed() throws {
-        let port = try TestSMTPServer.freePort()
+        let port = try Loopback.freePort()
         let dispatcher = try makeDispatcher("""
         named: {mail: {type: email, server: '127.0.0.1:\(port)', from: a@b.c, to: [d@e.f], retries: 2, backoff: 0.05}}
         """)

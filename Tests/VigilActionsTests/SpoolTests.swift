@@ -1,12 +1,13 @@
 import Foundation
 @testable import VigilActions
+import VigilTestSupport
 import XCTest
 
 /// The spool's bounds and recovery, with a receiver that is down (a port nothing listens on).
 final class SpoolTests: XCTestCase {
     func testADownReceiverFillsTheSpoolToItsBoundAndTheRestIsDroppedAndCounted() throws {
         let directory = try temporaryDirectory()
-        let port = try TestSMTPServer.freePort()
+        let port = try Loopback.freePort()
         var config = try ActionsConfig.decodeYAML("""
         dedup: {window: 0}
         named:

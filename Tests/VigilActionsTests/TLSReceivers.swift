@@ -54,7 +54,7 @@ final class TestPythonServer {
         _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: errors)
         try process.run()
-        waitUntil("the python server to listen on 127.0.0.1:\(port)") { TestSMTPServer.accepts(port) || !process.isRunning }
+        waitUntil("the python server to listen on 127.0.0.1:\(port)") { Loopback.accepts(port) || !process.isRunning }
         guard process.isRunning else {
             let text = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
             throw TestSetupFailure(description: "python server exited with status \(process.terminationStatus): \(text)")
@@ -97,7 +97,7 @@ final class TestHTTPSServer {
 
     init(_ certificates: TestCertificates) throws {
         log = certificates.directory + "/requests.jsonl"
-        let port = try TestSMTPServer.freePort()
+        let port = try Loopback.freePort()
         server = try TestPythonServer(
             script: Self.script, arguments: [certificates.certificateFile, certificates.keyFile, String(port), log], port: port)
     }
@@ -146,7 +146,7 @@ final class TestTLSSMTPServer {
     /// `mode`: `starttls` or `implicit`.
     init(mode: String, certificates: TestCertificates, username: String, password: String) throws {
         maildir = certificates.directory + "/mail"
-        let port = try TestSMTPServer.freePort()
+        let port = try Loopback.freePort()
         server = try TestPythonServer(
             script: Self.script,
             arguments: [mode, String(port), certificates.certificateFile, certificates.keyFile, maildir, username, password],

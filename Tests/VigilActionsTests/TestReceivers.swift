@@ -73,20 +73,6 @@ extension DispatcherStats {
     }
 }
 
-/// 127.0.0.1:`port` (0: any free port, for bind).
-func loopback(port: UInt16 = 0) -> sockaddr_in {
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = port.bigEndian
-    return address
-}
-
-/// A receiver the test needed could not be set up (a failure, not a skip: nothing here is optional).
-struct TestSetupFailure: Error, CustomStringConvertible {
-    var description: String
-}
-
 /// One HTTP request as the test server received it.
 struct ReceivedRequest {
     var method: String
@@ -133,7 +119,7 @@ final class TestHTTPServer: @unchecked Sendable {
         self.listener = listener
         var one: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = loopback()
+        var address = Loopback.address()
         let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard bound == 0, listen(listener, 16) == 0 else { throw TestSetupFailure(description: "cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -235,7 +221,7 @@ final class SyslogReceiver {
     init(udp _: Void) throws {
         path = ""
         fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        var address = loopback()
+        var address = Loopback.address()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
@@ -271,70 +257,6 @@ final class SyslogReceiver {
     }
 }
 
-/// A real SMTP server: Debian's aiosmtpd (python3-aiosmtpd, installed by
-/// `scripts/setup.sh --test`) as a child process, storing mail in a Maildir.
-final class TestSMTPServer {
-    let port: UInt16
-    let maildir: String
-    private let process = Process()
-
-    init() throws {
-        let python = "/usr/bin/python3"
-        guard FileManager.default.isExecutableFile(atPath: python),
-            DockerTestEngine.run([python, "-c", "import aiosmtpd"]).status == 0
-        else { throw cannotRun("needs Debian's python3-aiosmtpd (scripts/setup.sh --test installs it)") }
-        port = try Self.freePort()
-        maildir = FileManager.default.temporaryDirectory.appendingPathComponent("vigil-mail-\(UUID().uuidString.prefix(8))").path
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-m", "aiosmtpd", "-n", "-l", "127.0.0.1:\(port)", "-c", "aiosmtpd.handlers.Mailbox", maildir]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        waitUntil("aiosmtpd to listen on 127.0.0.1:\(port)") { Self.accepts(port) || !process.isRunning }
-        guard process.isRunning else { throw TestSetupFailure(description: "aiosmtpd exited with status \(process.terminationStatus)") }
-    }
-
-    deinit {
-        process.terminate()
-        process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: maildir)
-    }
-
-    /// The messages delivered so far (Maildir `new/`), as text.
-    var messages: [String] {
-        messageFiles.compactMap { try? String(contentsOfFile: $0, encoding: .utf8) }
-    }
-
-    /// The files of the messages delivered so far.
-    var messageFiles: [String] {
-        let directory = maildir + "/new"
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.sorted().map { directory + "/" + $0 }
-    }
-
-    static func freePort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = loopback()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard ok else { throw TestSetupFailure(description: "no free port on 127.0.0.1") }
-        return UInt16(bigEndian: address.sin_port)
-    }
-
-    static func accepts(_ port: UInt16) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = loopback(port: port)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-    }
-}
-
 extension ActionsConfig {
     /// Decodes the body of an `actions:` section from YAML, as the daemon does (Yams).
     static func decodeYAML(_ yaml: String) throws -> ActionsConfig {
@@ -348,50 +270,4 @@ func processIsAlive(_ pid: Int32) -> Bool {
         let close = stat.lastIndex(of: ")")
     else { return false }
     return !stat[stat.index(after: close)...].hasPrefix(" Z")
-}
-
-/// A TCP listener on 127.0.0.1 (a random port) that accepts connections one after the other and
-/// keeps every byte received, with the number of connections seen.
-final class TCPReceiver: @unchecked Sendable {
-    let port: UInt16
-    private let listener: Int32
-    private let lock = NSLock()
-    private var bytes: [UInt8] = []
-    private var accepted = 0
-
-    init() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        self.listener = listener
-        var address = loopback()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, length) == 0 && listen(listener, 4) == 0 && getsockname(listener, $0, &length) == 0
-            }
-        }
-        guard ok else { throw TestSetupFailure(description: "cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))") }
-        port = UInt16(bigEndian: address.sin_port)
-        Thread { [self] in
-            while true {
-                let connection = accept(listener, nil, nil)
-                guard connection >= 0 else { break }
-                lock.withLock { accepted += 1 }
-                var chunk = [UInt8](repeating: 0, count: 65536)
-                while true {
-                    let count = recv(connection, &chunk, chunk.count, 0)
-                    guard count > 0 else { break }
-                    lock.withLock { bytes += chunk.prefix(count) }
-                }
-                close(connection)
-            }
-        }.start()
-    }
-
-    deinit {
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-    }
-
-    var received: [UInt8] { lock.withLock { bytes } }
-    var connections: Int { lock.withLock { accepted } }
 }

@@ -5,7 +5,7 @@ import XCTest
 /// `vigil fleet alerts`' refusals: each names what to fix, before or at the first connection.
 final class FleetCommandTests: XCTestCase {
     func testBadOptionsAndAnUnreachableServerAreErrorsThatSayWhy() throws {
-        let port = try TestNATSServer.freePort()  // nothing listens there
+        let port = try Loopback.freePort()  // nothing listens there
         let cases: [([String], String)] = [
             (["--user", "ops"], "--user needs --password-env"),
             (["--priority", "loud"], "unknown priority 'loud'"),

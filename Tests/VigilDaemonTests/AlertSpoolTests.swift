@@ -17,7 +17,7 @@ final class AlertSpoolTests: XCTestCase {
             process.arguments = [script, String(port), output, mode]
             process.standardOutput = FileHandle.nullDevice
             try process.run()
-            let listening = waitUntil(seconds: 30) { !process.isRunning || Self.accepts(port) }
+            let listening = waitUntil(seconds: 30) { !process.isRunning || Loopback.accepts(port) }
             guard listening, process.isRunning else { throw cannotRun("the python3 webhook receiver did not listen on \(port)") }
         }
 
@@ -27,33 +27,6 @@ final class AlertSpoolTests: XCTestCase {
         }
 
         deinit { stop() }
-
-        static func accepts(_ port: UInt16) -> Bool {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = port.bigEndian
-            return withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-            }
-        }
-    }
-
-    /// A TCP port nothing listens on now (bound to 0 and released).
-    static func freePort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard ok else { throw cannotRun("no free port on 127.0.0.1") }
-        return UInt16(bigEndian: address.sin_port)
     }
 
     /// The lines the receiver wrote.
@@ -69,7 +42,7 @@ final class AlertSpoolTests: XCTestCase {
 
     func testAlertsWaitingForADownWebhookSurviveSIGKILLAndArriveWithIDsThatExposeDuplicates() throws {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
-        let port = try Self.freePort()
+        let port = try Loopback.freePort()
         let tag = UUID().uuidString.prefix(8).lowercased()
         let count = 5
         let daemon = try TestDaemon(extraConfig: """

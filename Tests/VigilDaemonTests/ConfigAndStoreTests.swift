@@ -70,7 +70,7 @@ final class ConfigAndStoreTests: XCTestCase {
             .filter { !$0.hasPrefix("#") && !$0.hasPrefix(" ") && $0.contains(":") }.map { String($0.prefix { $0 != ":" }) }
         XCTAssertEqual(Set(keys), ["socket", "socket_group", "rules_dir", "default_rules", "ring_mib", "kernel_pushdown",
                                    "stream_buffer_kib", "api", "log_level", "metrics", "integrity", "actions",
-                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim", "seccomp", "hostname", "dns_baseline", "containerd"])
+                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim", "seccomp", "hostname", "dns_baseline", "containerd", "docker"])
     }
 
     func testHostnameGoesToEveryAlertWhateverTheKeyOrder() throws {
@@ -85,7 +85,9 @@ final class ConfigAndStoreTests: XCTestCase {
         }
     }
 
-    func testContainerdKeysAndTheirErrors() throws {
+    func testContainerdAndDockerKeysAndTheirErrors() throws {
+        XCTAssertEqual(try DaemonConfig.parse("", file: "c.yaml").dockerSocket, "/var/run/docker.sock")
+        XCTAssertEqual(try DaemonConfig.parse("docker:\n  socket: /run/user/1000/docker.sock\n", file: "c.yaml").dockerSocket, "/run/user/1000/docker.sock")
         let defaults = try XCTUnwrap(try DaemonConfig.parse("", file: "c.yaml").containerd, "asked by default")
         XCTAssertEqual(defaults.socket, "/run/containerd/containerd.sock")
         XCTAssertEqual(defaults.namespaces, ["k8s.io", "moby", "default"])
@@ -98,7 +100,9 @@ final class ConfigAndStoreTests: XCTestCase {
         for (text, message) in [("containerd:\n  socket: run/c.sock\n", "c.yaml:2:11: 'containerd.socket' must be an absolute path"),
                                 ("containerd:\n  namespaces: []\n", "c.yaml:2:15: 'containerd.namespaces' must list at least one namespace"),
                                 ("containerd:\n  timeout_ms: 0\n", "c.yaml:2:15: 'containerd.timeout_ms' must be at least 1"),
-                                ("containerd:\n  address: x\n", "c.yaml:2:3: unknown key 'containerd.address'")] {
+                                ("containerd:\n  address: x\n", "c.yaml:2:3: unknown key 'containerd.address'"),
+                                ("docker:\n  socket: docker.sock\n", "c.yaml:2:11: 'docker.socket' must be an absolute path"),
+                                ("docker:\n  host: x\n", "c.yaml:2:3: unknown key 'docker.host': use socket")] {
             XCTAssertThrowsError(try DaemonConfig.parse(text, file: "c.yaml")) { error in
                 XCTAssertTrue("\(error)".hasPrefix(message), "\(error)")
             }

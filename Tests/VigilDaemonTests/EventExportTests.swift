@@ -136,7 +136,7 @@ final class EventExportTests: XCTestCase {
         let server = try PolicyServer(policies: [policyFile])
         let record = directory + "/alerts.jsonl"
         let filter = "evt.type = execve and proc.args contains evx-\(tag)-run"
-        let metricsPort = try AlertSpoolTests.freePort()
+        let metricsPort = try Loopback.freePort()
         let daemon = try TestDaemon(extraConfig: """
         metrics: {enabled: true, port: \(metricsPort)}
         actions:

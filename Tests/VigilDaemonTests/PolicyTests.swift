@@ -10,7 +10,7 @@ final class PolicyTests: XCTestCase {
         try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
         let server = try PolicyServer(policies: [PolicyServer.shipped("sensitive_file_read.rego")])
         let tag = UUID().uuidString.prefix(8).lowercased()
-        let metricsPort = try AlertSpoolTests.freePort()
+        let metricsPort = try Loopback.freePort()
         let ruleName = "Sensitive file read \(tag)"
         let daemon = try TestDaemon(extraConfig: """
         metrics: {enabled: true, port: \(metricsPort)}
