@@ -124,7 +124,7 @@ final class FaultTests: XCTestCase {
         let directory = try temporaryDirectory()
         let target = directory + "/flooded", output = directory + "/received.jsonl"
         XCTAssertTrue(FileManager.default.createFile(atPath: target, contents: Data()))
-        let port = try AlertSpoolTests.freePort()
+        let port = try Loopback.freePort()
         let receiver = try AlertSpoolTests.Receiver(port: port, output: output, mode: "ok")
         defer { receiver.stop() }
         let intervalMs = 1500
