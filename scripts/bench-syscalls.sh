@@ -52,6 +52,10 @@
 # Usage (as root): scripts/bench-syscalls.sh [--rounds N] [--getpid-iterations N] [--mixed-iterations N]
 #                  [--udp-iterations N] [--tcp-iterations N] [--loops "getpid mixed"] [--getpid-tracers "LIST"]
 #                  [--mixed-tracers "LIST"] [--udp-tracers "LIST"] [--tcp-tracers "LIST"] [--section NAME]
+#                  [--ring-mib N]
+# --ring-mib N gives every vigil tracer a ring of N MiB (vigil trace --ring-mib; default 8): a ring
+# that holds a whole loop's events measures the capture's cost with zero lost even where the
+# JSON writer is slower than the loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:/usr/sbin:/sbin:$PATH
@@ -65,6 +69,7 @@ tracers_of_udp="vigil-rules vigil-rules-generic vigil-json bpftrace"
 tracers_of_tcp="vigil-rules vigil-rules-generic vigil-json vigil-conn tcplife bpftrace"
 [ -e /sys/bus/event_source/devices/kprobe ] && tracers_of_tcp+=" tcpconnect"
 vigil=${VIGIL:-.build/release/vigil}
+ring_opt=""
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -78,6 +83,7 @@ while [ $# -gt 0 ]; do
     --loops) loops=$2; shift 2 ;;
     --getpid-tracers) tracers_of_getpid=$2; shift 2 ;;
     --mixed-tracers) tracers_of_mixed=$2; shift 2 ;;
+    --ring-mib) ring_opt="--ring-mib $2"; shift 2 ;;
     *) echo "bench-syscalls: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -109,14 +115,14 @@ run() {
     none) result=$($(loop_cmd $loop)) ;;
     vigil-*)
       case $tracer in
-        vigil-openat) taskset -c 1 $vigil trace -o json --event openat --output "$out" 2> "$err" & ;;
-        vigil-openat-generic) taskset -c 1 $vigil trace -o json --event openat --syscall-hook tp_btf --output "$out" 2> "$err" & ;;
-        vigil-rules) taskset -c 1 $vigil trace --alerts -o json --output "$out" 2> "$err" & ;;
-        vigil-rules-generic) taskset -c 1 $vigil trace --alerts -o json --syscall-hook tp_btf --output "$out" 2> "$err" & ;;
-        vigil-falco) taskset -c 1 $vigil trace --alerts --no-default-rules "${falco_rules[@]}" -o json --output "$out" 2> "$err" & ;;
-        vigil-json) taskset -c 1 $vigil trace -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --output "$out" 2> "$err" & ;;
-        vigil-json-generic) taskset -c 1 $vigil trace -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --syscall-hook tp_btf --output "$out" 2> "$err" & ;;
-        vigil-conn) taskset -c 1 $vigil trace -o json --comm vb-sysloop --event conn --output "$out" 2> "$err" & ;;
+        vigil-openat) taskset -c 1 $vigil trace $ring_opt -o json --event openat --output "$out" 2> "$err" & ;;
+        vigil-openat-generic) taskset -c 1 $vigil trace $ring_opt -o json --event openat --syscall-hook tp_btf --output "$out" 2> "$err" & ;;
+        vigil-rules) taskset -c 1 $vigil trace $ring_opt --alerts -o json --output "$out" 2> "$err" & ;;
+        vigil-rules-generic) taskset -c 1 $vigil trace $ring_opt --alerts -o json --syscall-hook tp_btf --output "$out" 2> "$err" & ;;
+        vigil-falco) taskset -c 1 $vigil trace $ring_opt --alerts --no-default-rules "${falco_rules[@]}" -o json --output "$out" 2> "$err" & ;;
+        vigil-json) taskset -c 1 $vigil trace $ring_opt -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --output "$out" 2> "$err" & ;;
+        vigil-json-generic) taskset -c 1 $vigil trace $ring_opt -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --syscall-hook tp_btf --output "$out" 2> "$err" & ;;
+        vigil-conn) taskset -c 1 $vigil trace $ring_opt -o json --comm vb-sysloop --event conn --output "$out" 2> "$err" & ;;
       esac
       tracer_pid=$!
       for _ in $(seq 600); do grep -qs "^vigil: tracing" "$err" && break; sleep 0.1; done
