@@ -125,9 +125,9 @@ static __always_inline void note_arguments(struct vigil_seccomp_record *rec, str
     }
 }
 
-static __always_inline void record(struct vigil_seccomp_record *rec, struct pt_regs *regs, long id)
+/* `task` is the current task as a BTF pointer (bpf_get_current_task_btf). */
+static __always_inline void record(struct vigil_seccomp_record *rec, struct task_struct *task, struct pt_regs *regs, long id)
 {
-    struct task_struct *task = bpf_get_current_task_btf();
     __u32 arch;
     if (compat_task(task)) {
         arch = VIGIL_SECCOMP_ARCH_COMPAT;
@@ -150,24 +150,26 @@ static __always_inline void record(struct vigil_seccomp_record *rec, struct pt_r
 
 #define SECCOMP_MODE_FILTER 2
 
-/* Whether the task runs under a seccomp filter (the runtime installed the container's profile). */
-static __always_inline bool filtered_task(void)
+/* Whether `task` runs under a seccomp filter (the runtime installed the container's profile). */
+static __always_inline bool filtered_task(struct task_struct *task)
 {
-    struct task_struct *task = bpf_get_current_task_btf();
     return task->seccomp.mode == SECCOMP_MODE_FILTER;
 }
 
+/* Every syscall of the host passes here while recording: the task is fetched once (each helper
+ * call is dear where return thunks are: BENCHMARKS.md) and read with plain loads. */
 static __always_inline int on_enter(struct pt_regs *regs, long id)
 {
-    __u64 cgid = vigil_current_cgroup_id();
+    struct task_struct *task = bpf_get_current_task_btf();
+    __u64 cgid = vigil_task_cgroup_id(task);
     struct vigil_seccomp_record *rec = bpf_map_lookup_elem(&seccomp_cgroups, &cgid);
     if (!rec)
         return 0;
     __u32 flags = rec->flags;
-    if ((flags & VIGIL_SECCOMP_ARMED) || ((flags & VIGIL_SECCOMP_FILTERED) && filtered_task()))
-        record(rec, regs, id);
+    if ((flags & VIGIL_SECCOMP_ARMED) || ((flags & VIGIL_SECCOMP_FILTERED) && filtered_task(task)))
+        record(rec, task, regs, id);
     if (flags & VIGIL_SECCOMP_VERIFY) {
-        struct entered *e = bpf_task_storage_get(&entered, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+        struct entered *e = bpf_task_storage_get(&entered, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
         if (e)
             e->nr = (__u32)id + 1;
         else
@@ -228,14 +230,14 @@ static __always_inline bool reexec(struct linux_binprm *bprm)
 static __always_inline int on_exec(struct linux_binprm *bprm)
 {
     struct task_struct *task = bpf_get_current_task_btf();
-    __u64 cgid = vigil_current_cgroup_id();
+    __u64 cgid = vigil_task_cgroup_id(task);
     struct vigil_seccomp_record *rec = bpf_map_lookup_elem(&seccomp_cgroups, &cgid);
     if (!rec)
         return 0;
     __u32 flags = rec->flags;
     if (flags & (VIGIL_SECCOMP_ARMED | VIGIL_SECCOMP_IGNORED))
         return 0;
-    if ((flags & VIGIL_SECCOMP_FILTERED) && task->seccomp.mode == SECCOMP_MODE_FILTER)
+    if ((flags & VIGIL_SECCOMP_FILTERED) && filtered_task(task))
         return 0; /* recorded per task already, its exec included */
     if ((flags & VIGIL_SECCOMP_FILTERED) && reexec(bprm))
         return 0; /* a container runtime becoming the container's init */
@@ -244,17 +246,17 @@ static __always_inline int on_exec(struct linux_binprm *bprm)
      * execveat) is in the saved user registers. */
     struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
     long id = SYSCALL_NR(regs);
-    record(rec, regs, id);
+    record(rec, task, regs, id);
     return 0;
 }
 
 static __always_inline int on_exit(struct pt_regs *regs, long id, long ret)
 {
-    __u64 cgid = vigil_current_cgroup_id();
+    struct task_struct *task = bpf_get_current_task_btf();
+    __u64 cgid = vigil_task_cgroup_id(task);
     struct vigil_seccomp_record *rec = bpf_map_lookup_elem(&seccomp_cgroups, &cgid);
     if (!rec || !(rec->flags & VIGIL_SECCOMP_VERIFY))
         return 0;
-    struct task_struct *task = bpf_get_current_task_btf();
     struct entered *e = bpf_task_storage_get(&entered, task, 0, 0);
     if (e && e->nr == (__u32)id + 1) {
         e->nr = 0;

@@ -383,10 +383,21 @@ static __always_inline int on_enter(struct pt_regs *btf_regs, long id, __u32 tag
         vigil_count(VIGIL_COUNTER_FILTERED);
         return 0;
     }
+    /* Wanted for DNS alone (recvfrom, sendto, ...): unless the call has a socket address yet to
+     * fill, the socket's ports decide here, before the record is built; the exit then does
+     * nothing (`active` stays 0). */
+    if (spec->flags & VIGIL_SPEC_DNS_ONLY) {
+        __u64 args[VIGIL_SYSCALL_ARGS] = {VIGIL_SYSCALL_ARG0(regs), VIGIL_SYSCALL_ARG1(regs), VIGIL_SYSCALL_ARG2(regs),
+                                          VIGIL_SYSCALL_ARG3(regs), VIGIL_SYSCALL_ARG4(regs), VIGIL_SYSCALL_ARG5(regs)};
+        if (!vigil_dns_port(args, spec->kind, true)) {
+            vigil_dns_drop(spec->flags, (__s32)args[0]);
+            return 0;
+        }
+    }
     /* State changes (open, dup, close, ...: the fd table) skip the filters, as exec/fork/exit do:
      * userspace filters them after enrichment (StateChangeFilter). Vigil's own are still dropped. */
     if (spec->flags & VIGIL_SPEC_STATE) {
-        if (vigil_task_is_self(task) || vigil_outside_followed_tree())
+        if (vigil_task_is_self(task) || vigil_outside_followed_tree(task))
             return 0;
     } else if (vigil_task_filtered(task)) {
         return 0;
@@ -444,7 +455,7 @@ static __always_inline int on_exit(long id, long ret)
     if (!spec)
         return 0;
     struct vigil_syscall_event *e = (struct vigil_syscall_event *)p->record;
-    if ((spec->flags & VIGIL_SPEC_DNS_ONLY) && !vigil_dns_port(e->args, spec->kind)) {
+    if ((spec->flags & VIGIL_SPEC_DNS_ONLY) && !vigil_dns_port(e->args, spec->kind, false)) {
         vigil_dns_drop(spec->flags, (__s32)e->args[0]);
         return 0;
     }

@@ -276,6 +276,8 @@ public final class Sensors {
             try object.setGlobal("vigil_ring_bytes", to: UInt64(settings.ringBytes))
             try object.setGlobal("vigil_ignore_tgid", to: settings.ignorePID)
             try object.setGlobal("vigil_cgroup_hierarchy", to: settings.cgroupHierarchy.rawValue)
+            // typed socket and file reads (no probe reads) where the kernel has the kfunc
+            try object.setGlobal("vigil_rdonly_cast", to: KernelFunctions.rdonlyCast)
             try object.map(named: "events").setMaxEntries(settings.ringBytes)
             if sensor.name == Sensor.syscalls.name { try object.setGlobal("vigil_syscalls_tag", to: SyscallKprobes.nextTag()) }
             for (map, fd) in settings.sharedFDs { try object.map(named: map).reuse(fd: fd) }

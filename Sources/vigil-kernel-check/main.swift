@@ -167,6 +167,56 @@ for variant in Sensors.syscallHooks(for: readSet)[0].variants where variant.requ
         check("syscalls \(variant.name): blocked reads", false, "\(error)")
     }
 }
+// DNS alone (VIGIL_SPEC_DNS_ONLY), every variant: a recvfrom on a UDP socket bound to port 53
+// is captured, one on another port is dropped in the kernel (decided at its entry: no source
+// address asked) - by plain loads of the socket where the kernel has bpf_rdonly_cast (6.2+), by
+// probe reads before. The ring's records are replayed with every syscall shown.
+/// A datagram of `bytes` bytes from one loopback UDP socket to another bound to `port` (0: any),
+/// received with recvfrom without a source address; whether it arrived.
+func udpDatagram(port: UInt16, bytes: Int) -> Bool {
+    let receiver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0), sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    defer { close(sender); close(receiver) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    address.sin_port = port.bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let buffer = [UInt8](repeating: 0x61, count: bytes)
+    let sent = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { a in
+            bind(receiver, a, length) == 0 && getsockname(receiver, a, &length) == 0 && sendto(sender, buffer, bytes, 0, a, length) == bytes
+        }
+    }
+    var received = [UInt8](repeating: 0, count: bytes)
+    return sent && recvfrom(receiver, &received, bytes, 0, nil, nil) == bytes
+}
+_ = spawnAndWait(["/usr/sbin/ip", "link", "set", "lo", "up"]) // the guest's loopback starts down
+let dnsSet = SyscallCapture(names: [], messages: [.dns: MessageCapture(wanted: true)])
+for variant in Sensors.syscallHooks(for: dnsSet)[0].variants where variant.requires.allSatisfy({ FeatureProbes.shared.result($0).isAvailable }) {
+    do {
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        filter.pids = [UInt32(getpid())]
+        filter.syscalls = dnsSet
+        let sensors = try Sensors(kinds: Sensor.syscalls.kinds, filter: filter, hooks: [Sensor.syscalls.name: [Hook("syscalls", variants: [variant])]])
+        let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
+        try stream.drain { _ in }
+        let recorder = RingRecorder()
+        stream.recorder = recorder
+        let exchanged = udpDatagram(port: 53, bytes: 2) && udpDatagram(port: 0, bytes: 1)
+        try stream.drain { _ in }
+        var received: [Int64] = []
+        RecordPipeline(enricher: Enricher(metadata: nil), kinds: KindSet.all).replay(recorder.recording) { event in
+            guard case .syscall(let s) = event.payload, event.pid == UInt32(getpid()), s.descriptor.nameString == "recvfrom" else { return }
+            received.append(s.result)
+        }
+        check("syscalls \(variant.name): DNS alone keeps the recvfrom on port 53, drops the other in the kernel",
+              exchanged && received == [2], "exchanged \(exchanged), recvfrom results \(received)")
+        sensors.detach()
+    } catch {
+        check("syscalls \(variant.name): DNS capture loads", false, "\(error)")
+    }
+}
 // A small set chooses the first per-syscall variant this kernel runs by default (kprobe.multi where
 // the check requires attach:kprobe.multi, else kprobe where it requires attach:kprobe, else the
 // per-syscall tracepoints), and `apply` retargets it (adding getppid, made here, then dropping it

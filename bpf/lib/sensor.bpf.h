@@ -99,12 +99,13 @@ static __always_inline void vigil_follow_exit(__u32 tgid)
 
 /* VIGIL_FILTER_PIDS_FOLLOW: true (counted as filtered) for a task outside the followed tree.
  * Its state changes are dropped too: what is kept is the tree, whose ancestry is Vigil, and the
- * tree's fd table only needs the tree's own (a host flood of opens would fill the ring). */
-static __always_inline bool vigil_outside_followed_tree(void)
+ * tree's fd table only needs the tree's own (a host flood of opens would fill the ring).
+ * `task` is the current task as a BTF pointer (bpf_get_current_task_btf), read with a load. */
+static __always_inline bool vigil_outside_followed_tree(struct task_struct *task)
 {
     __u32 zero = 0;
     struct vigil_filter_config *cfg = bpf_map_lookup_elem(&filter, &zero);
-    __u32 tgid = bpf_get_current_task_btf()->tgid;
+    __u32 tgid = task->tgid;
 
     if (!cfg || !(cfg->flags & VIGIL_FILTER_PIDS_FOLLOW) || bpf_map_lookup_elem(&pids, &tgid))
         return false;

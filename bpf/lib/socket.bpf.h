@@ -32,28 +32,61 @@ static __always_inline struct sock *vigil_fd_sock(__s32 fd, __u64 *ino)
     return BPF_CORE_READ(sock, sk);
 }
 
+/* vigil_fd_sock for `task` (bpf_get_current_task_btf) where vigil_rdonly_cast holds, with no
+ * helper call: the file by vigil_fd_file_typed, its socket cast typed, so the struct sock's
+ * members are plain loads too. */
+static __always_inline struct sock *vigil_fd_sock_typed(struct task_struct *task, __s32 fd)
+{
+    struct file *file = vigil_fd_file_typed(task, fd);
+    if (!file)
+        return NULL;
+    if ((file->f_inode->i_mode & VIGIL_S_IFMT) != VIGIL_S_IFSOCK)
+        return NULL;
+    struct socket *sock = bpf_rdonly_cast(file->private_data, bpf_core_type_id_kernel(struct socket));
+    return sock->sk;
+}
+
 /* Whether a call on the socket of argument 0 is DNS traffic (VIGIL_SPEC_DNS_ONLY): either end of
  * the IP socket has port 53, or a socket address argument (recvfrom's source, sendto's
- * destination on an unconnected socket) does. Read before anything is captured. */
-static __always_inline bool vigil_dns_port(const __u64 *args, const __u8 *kinds)
+ * destination on an unconnected socket) does. At exit, read before anything is captured; at
+ * entry (`at_entry`), an address the call has yet to fill (VIGIL_CAPTURE_SOCKADDR_EXIT, not
+ * NULL) may still be port 53: true, the exit decides. Every call of a DNS-only syscall pays
+ * this (each recvfrom of the host under the default rules): with vigil_rdonly_cast the socket's
+ * fields are plain loads, else about fourteen probe reads. */
+static __always_inline bool vigil_dns_port(const __u64 *args, const __u8 *kinds, bool at_entry)
 {
-    __u64 ino = 0;
-    struct sock *sk = vigil_fd_sock((int)args[0], &ino);
-    if (!sk)
-        return false;
-    __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    __u16 family, num, dport;
+    if (vigil_rdonly_cast) {
+        struct sock *sk = vigil_fd_sock_typed(bpf_get_current_task_btf(), (__s32)args[0]);
+        if (!sk)
+            return false;
+        family = sk->__sk_common.skc_family;
+        num = sk->__sk_common.skc_num;
+        dport = sk->__sk_common.skc_dport;
+    } else {
+        __u64 ino = 0;
+        struct sock *sk = vigil_fd_sock((__s32)args[0], &ino);
+        if (!sk)
+            return false;
+        family = BPF_CORE_READ(sk, __sk_common.skc_family);
+        num = BPF_CORE_READ(sk, __sk_common.skc_num);
+        dport = BPF_CORE_READ(sk, __sk_common.skc_dport);
+    }
     if (family != VIGIL_AF_INET && family != VIGIL_AF_INET6)
         return false;
-    if (BPF_CORE_READ(sk, __sk_common.skc_num) == 53 || bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)) == 53)
+    if (num == 53 || bpf_ntohs(dport) == 53)
         return true;
 #pragma unroll
     for (int i = 0; i < VIGIL_SYSCALL_ARGS; i++) {
-        if ((kinds[i] == VIGIL_CAPTURE_SOCKADDR_ENTRY || kinds[i] == VIGIL_CAPTURE_SOCKADDR_EXIT) && args[i]) {
-            __u16 port = 0; /* sin_port and sin6_port: both at offset 2 */
-            bpf_probe_read_user(&port, sizeof(port), (const void *)(args[i] + 2));
-            if (bpf_ntohs(port) == 53)
-                return true;
-        }
+        bool address = kinds[i] == VIGIL_CAPTURE_SOCKADDR_ENTRY || kinds[i] == VIGIL_CAPTURE_SOCKADDR_EXIT;
+        if (!address || !args[i])
+            continue;
+        if (at_entry && kinds[i] == VIGIL_CAPTURE_SOCKADDR_EXIT)
+            return true;
+        __u16 port = 0; /* sin_port and sin6_port: both at offset 2 */
+        bpf_probe_read_user(&port, sizeof(port), (const void *)(args[i] + 2));
+        if (bpf_ntohs(port) == 53)
+            return true;
     }
     return false;
 }

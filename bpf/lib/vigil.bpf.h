@@ -189,11 +189,6 @@ static __always_inline __u64 vigil_task_cgroup_id(struct task_struct *task)
     return task->cgroups->dfl_cgrp->kn->id;
 }
 
-static __always_inline __u64 vigil_current_cgroup_id(void)
-{
-    return vigil_task_cgroup_id(bpf_get_current_task_btf());
-}
-
 /* The task's comm, NUL padded as bpf_get_current_comm leaves it, by byte loads (the verifier
  * refuses wider loads inside a char array of a BTF pointer; sixteen loads cost less than the
  * helper call). */
