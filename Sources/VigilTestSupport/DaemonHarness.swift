@@ -78,6 +78,15 @@ public func waitUntil(seconds: Double = 20, _ condition: () throws -> Bool) reth
     return try condition()
 }
 
+/// Ends `process` and waits for its exit: `signal` if it still runs, SIGKILL after
+/// `graceSeconds` more. A test whose process did not end by itself (a failure already noted)
+/// goes on instead of hanging in `waitUntilExit`.
+public func endProcess(_ process: Process, with signal: Int32 = SIGINT, graceSeconds: Double = 10) {
+    if process.isRunning { kill(process.processIdentifier, signal) }
+    if !waitUntil(seconds: graceSeconds, { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
+}
+
 /// The daemon exited or did not answer: a failure, with its log.
 public struct DaemonDidNotStart: Error, CustomStringConvertible {
     /// What happened, and the daemon's standard error.

@@ -59,11 +59,7 @@ public struct ExperimentalDockerEngine: Sendable {
     private func stop(_ process: Process) {
         let ids = docker(["ps", "-aq"]).output.split(separator: "\n").map(String.init)
         if !ids.isEmpty { docker(["rm", "-f"] + ids) }
-        process.terminate()
-        let deadline = Date().addingTimeInterval(20)
-        while process.isRunning && Date() < deadline { usleep(100_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        endProcess(process, with: SIGTERM, graceSeconds: 20)
         let mounts = ((try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? "").split(separator: "\n")
             .compactMap { $0.split(separator: " ").dropFirst().first.map(String.init) }
             .filter { $0.hasPrefix(directory + "/") }

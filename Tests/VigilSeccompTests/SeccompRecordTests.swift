@@ -121,8 +121,7 @@ final class SeccompRecordTests: XCTestCase {
         XCTAssertEqual(recorded.status, 0, recorded.errors)
         XCTAssertTrue(recorded.output.contains("done"), recorded.output)
         XCTAssertTrue(waitUntil(seconds: 30) { !recorder.isRunning }, "vigil stops when the container is gone: \(recorderErrors.sofar)")
-        if recorder.isRunning { kill(recorder.processIdentifier, SIGINT) }
-        recorder.waitUntilExit()
+        endProcess(recorder)
         XCTAssertEqual(recorder.terminationStatus, 0, recorderErrors.text())
         XCTAssertTrue(recorderErrors.text().contains("recording container"), recorderErrors.text())
 

@@ -107,7 +107,7 @@ final class SeccompWorkloadTests: XCTestCase {
         for _ in 0..<3 { XCTAssertTrue(fetch(web.name).output.contains("localhost")) }
         XCTAssertEqual(DockerTestEngine.run(["docker", "kill", web.name]).status, 0)
         XCTAssertTrue(waitUntil(seconds: 30) { !recorder.isRunning }, "record ends with the container: \(recorderErrors.sofar)")
-        recorder.waitUntilExit()
+        endProcess(recorder)
         XCTAssertEqual(recorder.terminationStatus, 0, recorderErrors.text())
         let names = try SeccompProfile(contentsOf: profile).allowedNames
         XCTAssertTrue(names.contains("accept") || names.contains("accept4"), "the \(name) server's accept: \(names.sorted())")
@@ -145,7 +145,7 @@ final class SeccompWorkloadTests: XCTestCase {
         usleep(500_000)
         XCTAssertEqual(DockerTestEngine.run(["docker", "kill", confined]).status, 0)
         XCTAssertTrue(waitUntil(seconds: 30) { !verify.isRunning }, "verify ends with the container: \(verifyErrors.sofar)")
-        verify.waitUntilExit()
+        endProcess(verify)
         XCTAssertEqual(verify.terminationStatus, 1, "verify exits 1: something was refused: \(verifyErrors.text())")
         let denials = try verifyOut.text().split(separator: "\n").map {
             try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
