@@ -389,7 +389,7 @@ static __always_inline int on_enter(struct pt_regs *btf_regs, long id, __u32 tag
     if (spec->flags & VIGIL_SPEC_DNS_ONLY) {
         __u64 args[VIGIL_SYSCALL_ARGS] = {VIGIL_SYSCALL_ARG0(regs), VIGIL_SYSCALL_ARG1(regs), VIGIL_SYSCALL_ARG2(regs),
                                           VIGIL_SYSCALL_ARG3(regs), VIGIL_SYSCALL_ARG4(regs), VIGIL_SYSCALL_ARG5(regs)};
-        if (!vigil_dns_port(args, spec->kind, true)) {
+        if (!vigil_dns_port(task, args, spec->kind, true)) {
             vigil_dns_drop(spec->flags, (__s32)args[0]);
             return 0;
         }
@@ -446,7 +446,8 @@ static __always_inline int on_exit(long id, long ret)
 {
     if (!wanted(id))
         return 0;
-    struct pending *p = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, 0);
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct pending *p = bpf_task_storage_get(&pending, task, 0, 0);
     if (!p || p->active != (__u32)id + 1)
         return 0;
     p->active = 0;
@@ -455,7 +456,7 @@ static __always_inline int on_exit(long id, long ret)
     if (!spec)
         return 0;
     struct vigil_syscall_event *e = (struct vigil_syscall_event *)p->record;
-    if ((spec->flags & VIGIL_SPEC_DNS_ONLY) && !vigil_dns_port(e->args, spec->kind, false)) {
+    if ((spec->flags & VIGIL_SPEC_DNS_ONLY) && !vigil_dns_port(task, e->args, spec->kind, false)) {
         vigil_dns_drop(spec->flags, (__s32)e->args[0]);
         return 0;
     }

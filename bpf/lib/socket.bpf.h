@@ -52,12 +52,13 @@ static __always_inline struct sock *vigil_fd_sock_typed(struct task_struct *task
  * entry (`at_entry`), an address the call has yet to fill (VIGIL_CAPTURE_SOCKADDR_EXIT, not
  * NULL) may still be port 53: true, the exit decides. Every call of a DNS-only syscall pays
  * this (each recvfrom of the host under the default rules): with vigil_rdonly_cast the socket's
- * fields are plain loads, else about fourteen probe reads. */
-static __always_inline bool vigil_dns_port(const __u64 *args, const __u8 *kinds, bool at_entry)
+ * fields are plain loads, else about fourteen probe reads. `task` is the current task as a BTF
+ * pointer (bpf_get_current_task_btf). */
+static __always_inline bool vigil_dns_port(struct task_struct *task, const __u64 *args, const __u8 *kinds, bool at_entry)
 {
     __u16 family, num, dport;
     if (vigil_rdonly_cast) {
-        struct sock *sk = vigil_fd_sock_typed(bpf_get_current_task_btf(), (__s32)args[0]);
+        struct sock *sk = vigil_fd_sock_typed(task, (__s32)args[0]);
         if (!sk)
             return false;
         family = sk->__sk_common.skc_family;
