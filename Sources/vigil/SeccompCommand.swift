@@ -128,6 +128,7 @@ struct RecordingSession {
         let resolver = CgroupResolver()
         var watchParent: UInt64?
         var decided: Set<UInt64> = []
+        var undecided: [UInt64: Int] = [:] // discovered cgroups not yet identified: polls so far
         var what = ""
         switch target {
         case .command(let command):
@@ -185,11 +186,18 @@ struct RecordingSession {
             if let duration, seconds >= duration { break }
             if watchParent != nil {
                 for id in try recorder.discovered() where !decided.contains(id) {
+                    let match = cgroups.isEmpty ? Self.container(ofCgroup: id, image: image ?? "", resolver: resolver, docker: docker) : .other
+                    if case .unknown = match {
+                        // Not known yet (the resolver's rescan interval, a slow engine): the kernel
+                        // records it meanwhile; asked again next poll, up to `identifyPolls`.
+                        undecided[id, default: 0] += 1
+                        guard undecided[id, default: 0] >= Self.identifyPolls else { continue }
+                        Log.info("cgroup \(id): no container found for it after \(Self.identifyPolls) polls; not recorded")
+                    }
                     decided.insert(id)
-                    if cgroups.isEmpty, let container = resolver.identity(forCgroupID: id)?.id, !container.isEmpty,
-                       let details = try? docker.inspect(container), Self.imageMatches(details.image, image ?? "") {
+                    if case .matches(let name, let container, let containerImage) = match {
                         cgroups.insert(id)
-                        Log.info("recording container \(details.name) (\(container.prefix(12))) of \(details.image)")
+                        Log.info("recording container \(name) (\(container.prefix(12))) of \(containerImage)")
                     } else {
                         try recorder.ignore(cgroup: id)
                     }
@@ -224,6 +232,27 @@ struct RecordingSession {
 
     private func merged(_ cgroups: Set<UInt64>) throws -> SeccompRecording {
         try cgroups.reduce(SeccompRecording()) { try $0.union(recorder.recording(of: $1) ?? SeccompRecording()) }
+    }
+
+    /// What a cgroup discovered under the engine's parent is for `vigil seccomp record --image`.
+    enum DiscoveredCgroup {
+        case matches(name: String, container: String, image: String)
+        /// Another image's container, or no container's cgroup.
+        case other
+        /// Not known yet: the cgroup not in the resolver's last scan, or the engine not answering.
+        case unknown
+    }
+
+    /// The polls (100 ms each) a discovered cgroup may stay `unknown` before it is ignored.
+    static let identifyPolls = 50
+
+    static func container(ofCgroup id: UInt64, image wanted: String, resolver: CgroupResolver, docker: DockerClient) -> DiscoveredCgroup {
+        guard let identity = resolver.identity(forCgroupID: id) else { return .unknown }
+        guard !identity.id.isEmpty else { return .other }
+        let details: DockerContainerDetails?
+        do { details = try docker.inspect(identity.id) } catch { return .unknown }
+        guard let details, imageMatches(details.image, wanted) else { return .other }
+        return .matches(name: details.name, container: identity.id, image: details.image)
     }
 
     static func imageMatches(_ image: String, _ wanted: String) -> Bool {
