@@ -47,6 +47,13 @@ public final class Enricher {
     private var unreachable: Set<String> = []
     /// What the last event of each process was given, and what it was given for.
     private var cache: [UInt32: Enriched] = [:]
+    /// The entry of `cache` the last event used, and its pid (nil: none): a run of events of
+    /// one process finds it without hashing. Set whenever an entry is used or stored; the pid is
+    /// cleared when its entry leaves. (Not an optional entry: copying one went through the
+    /// runtime's generic value witnesses.)
+    private var lastUsedPID: UInt32?
+    private var lastUsed = Enriched(tableVersion: 0, containerVersion: 0, ppid: 0, uid: 0, gid: 0, pidNamespace: 0, cgroupID: 0,
+                                    process: ProcessContext(), container: .host)
     /// Processes whose exit was never seen (lost events) leave entries behind; past this many the
     /// cache starts over.
     private static let cacheLimit = 1 << 16
@@ -135,6 +142,7 @@ public final class Enricher {
         case .exit:
             processes.update(with: event)
             cache.removeValue(forKey: event.pid)
+            if lastUsedPID == event.pid { lastUsedPID = nil }
             enrichAnew(&event)
             processes.finish(event)
             return
@@ -142,11 +150,18 @@ public final class Enricher {
             // Opens, new threads and file integrity changes change nothing in the table. Kept contexts fit only while the
             // table's version is the one they were built at: the process had a record then and
             // still has.
-            if let index = cache.index(forKey: event.pid) {
+            if lastUsedPID == event.pid {
+                if lastUsed.fits(event, tableVersion: processes.version, containerVersion: containerVersion) {
+                    event.process = lastUsed.process
+                    event.container = lastUsed.container
+                    return
+                }
+            } else if let index = cache.index(forKey: event.pid) {
                 let known = cache.values[index]
                 if known.fits(event, tableVersion: processes.version, containerVersion: containerVersion) {
                     event.process = known.process
                     event.container = known.container
+                    (lastUsedPID, lastUsed) = (event.pid, known)
                     return
                 }
             }
@@ -154,9 +169,11 @@ public final class Enricher {
         processes.update(with: event)
         if enrichAnew(&event) {
             if cache.count >= Self.cacheLimit { cache.removeAll() }
-            cache[event.pid] = Enriched(tableVersion: processes.version, containerVersion: containerVersion,
-                                        ppid: event.ppid, uid: event.uid, gid: event.gid, pidNamespace: event.pidNamespace,
-                                        cgroupID: event.cgroupID, process: event.process, container: event.container)
+            let entry = Enriched(tableVersion: processes.version, containerVersion: containerVersion,
+                                 ppid: event.ppid, uid: event.uid, gid: event.gid, pidNamespace: event.pidNamespace,
+                                 cgroupID: event.cgroupID, process: event.process, container: event.container)
+            cache[event.pid] = entry
+            (lastUsedPID, lastUsed) = (event.pid, entry)
         }
     }
 

@@ -25,6 +25,12 @@ public final class FDTable {
     /// Socket inode -> type, per network namespace (the inode of /proc/PID/ns/net), read from
     /// /proc/PID/net when a seeded socket is not yet known.
     private var socketTypes: [UInt64: [UInt64: FDType]] = [:]
+    /// The names given to fds made from a path argument, interned: a path opened again shares
+    /// the name's storage, which the JSON memo's key of the fd's fields is (`OpenKey`), so the
+    /// loop that opens, reads and closes one file has its fd fields rendered once, not per open.
+    private var names = ByteStringCache()
+    /// Where a path argument's text is built before it is interned.
+    private var nameScratch = ByteBuffer(capacity: 256)
 
     /// An empty table over `procRoot`.
     public init(procRoot: String = "/proc") { self.procRoot = procRoot }
@@ -171,6 +177,14 @@ public final class FDTable {
         return table
     }
 
+    /// Argument `i` of `s` as bytes (`SyscallArguments.bytes`), the string kept in `names` when
+    /// the same bytes came last to its slot.
+    private func internedArgument(_ s: Payload.Syscall, _ i: Int) -> ByteString {
+        nameScratch.removeAll()
+        SyscallArguments.append(s, i, to: &nameScratch)
+        return nameScratch.withUnsafeBytes { names.string($0) }
+    }
+
     /// Applies one syscall to a process's table; returns the fd the call acted on or made, and
     /// whether the call changed the name of the fd it acted on.
     func apply(_ s: Payload.Syscall, to table: ProcessFDs) -> (FDInfo?, nameChanged: Bool) {
@@ -232,7 +246,7 @@ public final class FDTable {
                 closeOnExec = raw == 1030
             case .path:
                 type = .file
-                name = SyscallArguments.bytes(s, i)
+                name = internedArgument(s, i)
             case .flags(.open), .flags(.sockflags), .enumeration(.sock):
                 if UInt32(truncatingIfNeeded: raw) & Self.oCloexec != 0 { closeOnExec = true }
                 if case .flags(.open) = p.type, type == .file, UInt32(truncatingIfNeeded: raw) & Self.oDirectory != 0 { type = .directory }

@@ -119,7 +119,15 @@ public struct FDInfo: Sendable, Equatable {
     public var device: UInt64
     /// A socket's protocol, ends and role (fd.sip, fd.l4proto, ...), nil for other fds and
     /// sockets the table knows nothing of.
-    public var socket: SocketInfo?
+    public var socket: SocketInfo? {
+        get { socketBox?.value }
+        set { socketBox = newValue.map(SocketBox.init) }
+    }
+    /// `socket`, boxed: an entry is copied out of the fd table into every event on its fd, and
+    /// a `SocketInfo?` held inline (optional addresses in an optional) made each copy and
+    /// destroy of an `FDInfo?` go through the runtime's generic value witnesses; a box is one
+    /// retain. Never changed in place (setting `socket` makes a new box).
+    private var socketBox: SocketBox?
 
     /// An entry.
     public init(number: Int32, type: FDType, closeOnExec: Bool = false, name: ByteString = ByteString([UInt8]()),
@@ -138,7 +146,19 @@ public struct FDInfo: Sendable, Equatable {
 
     /// Whether `socket` is set (a pattern test: `socket != nil` compares two `SocketInfo?`).
     public var hasSocket: Bool {
-        if case .none = socket { return false }
+        if case .none = socketBox { return false }
         return true
     }
+
+    /// Equal fields, the socket by value.
+    public static func == (a: FDInfo, b: FDInfo) -> Bool {
+        a.number == b.number && a.type == b.type && a.closeOnExec == b.closeOnExec && a.name == b.name && a.inode == b.inode
+            && a.device == b.device && a.socket == b.socket
+    }
+}
+
+/// An `FDInfo`'s socket (`FDInfo.socketBox`).
+private final class SocketBox: Sendable {
+    let value: SocketInfo
+    init(_ value: SocketInfo) { self.value = value }
 }

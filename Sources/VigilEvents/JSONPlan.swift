@@ -423,20 +423,28 @@ public final class JSONMemo {
     }
 }
 
-/// A direct-mapped table of rendered groups (`JSONMemo`'s): entries allocated once and read and
-/// written in place (no copy of an entry, no exclusivity check), each owning a copy of its bytes
-/// (freed when replaced) and keeping alive what its key points to. A lookup compares plain values
-/// and copies bytes, retaining nothing.
+/// A two-way set-associative table of rendered groups (`JSONMemo`'s): a slot names a pair of
+/// entries, either of which may hold a key of that slot, and a store replaces the one stored
+/// longer ago; so two groups whose keys hash to one slot (a process's and its container's, by
+/// their storage's addresses: about one run in 64 with one entry per slot) do not evict each
+/// other on every event. Entries are allocated once and read and written in place (no copy of
+/// an entry, no exclusivity check), each owning a copy of its bytes (freed when replaced) and
+/// keeping alive what its key points to. A lookup compares plain values and copies bytes,
+/// retaining nothing.
 private final class RenderedSlots<Key: Equatable> {
     struct Entry {
         var signature = -1
         var key: Key?
         var bytes: UnsafeMutableRawBufferPointer?
         var keptAlive: Any?
+        /// When it was stored (`stores` then): the older of a pair is replaced.
+        var stored = 0
     }
 
     static var count: Int { 64 }
     private let entries: UnsafeMutablePointer<Entry>
+    /// Stores so far.
+    private var stores = 0
 
     init() {
         entries = .allocate(capacity: Self.count)
@@ -449,21 +457,29 @@ private final class RenderedSlots<Key: Equatable> {
         entries.deallocate()
     }
 
-    /// Appends the bytes of `slot` when it holds `signature` and `key`, and says whether it did.
+    /// Appends the bytes kept in `slot`'s pair for `signature` and `key`, and says whether it did.
     @inline(__always)
     func append(_ slot: Int, _ signature: Int, _ key: Key, to out: inout ByteBuffer) -> Bool {
-        let entry = entries + slot
-        guard entry.pointee.signature == signature, entry.pointee.key == key, let bytes = entry.pointee.bytes else { return false }
-        out.append(UnsafeRawBufferPointer(bytes))
-        return true
+        let pair = entries + (slot & ~1)
+        for way in 0..<2 {
+            let entry = pair + way
+            if entry.pointee.signature == signature, entry.pointee.key == key, let bytes = entry.pointee.bytes {
+                out.append(UnsafeRawBufferPointer(bytes))
+                return true
+            }
+        }
+        return false
     }
 
-    /// Puts a copy of `bytes` in `slot` for `signature` and `key`, keeping `keeping` alive.
+    /// Puts a copy of `bytes` in `slot`'s pair for `signature` and `key` (in place of the entry
+    /// stored longer ago), keeping `keeping` alive.
     func store(_ slot: Int, _ signature: Int, _ key: Key, keeping: Any, bytes: UnsafeRawBufferPointer) {
-        let entry = entries + slot
+        let pair = entries + (slot & ~1)
+        let entry = pair.pointee.stored <= pair[1].stored ? pair : pair + 1
         let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
         copy.copyMemory(from: bytes)
         entry.pointee.bytes?.deallocate()
-        entry.pointee = Entry(signature: signature, key: key, bytes: copy, keptAlive: keeping)
+        stores += 1
+        entry.pointee = Entry(signature: signature, key: key, bytes: copy, keptAlive: keeping, stored: stores)
     }
 }

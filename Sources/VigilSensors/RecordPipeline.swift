@@ -93,7 +93,7 @@ public final class RecordPipeline {
                 counts.suppressed += 1
                 continue
             }
-            if case .syscall(let s) = event.payload, !shownSyscalls[s.index] {
+            if event.kind == .syscall, case .syscall(let s) = event.payload, !shownSyscalls[s.index] {
                 counts.suppressed += 1
                 continue
             }

@@ -28,11 +28,14 @@ struct StateChangeFilter {
     }
 
     /// Whether `event` passes the filters. Every other kind already passed them in the kernel.
-    func keeps(_ event: Event) -> Bool {
+    func keeps(_ event: borrowing Event) -> Bool {
         guard active else { return true }
-        switch event.payload {
+        // The kind first (matching the payload copies it), and the row's flags rather than its
+        // descriptor (a copy of the row, its arrays retained), per event.
+        switch event.kind {
         case .exec, .fork, .exit: break
-        case .syscall(let s) where s.descriptor.flags.contains(.state): break // open, dup, close...: the fd table
+        case .syscall:
+            guard case .syscall(let s) = event.payload, s.flags.contains(.state) else { return true } // open, dup, close...: the fd table
         default: return true
         }
         if containersOnly && event.pidNamespace == Namespaces.hostPID { return false }

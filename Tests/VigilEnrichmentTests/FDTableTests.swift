@@ -124,6 +124,30 @@ final class FDTableTests: XCTestCase {
         XCTAssertEqual(apply(table, 300, syscall("read", [0, 0, 1], result: 1))?.name.description, "/p300/0")
     }
 
+    /// An openat of the same path again (the loop that floods a tracer: open, read, close) names
+    /// its fd with the same string storage, so the JSON memo, keyed by the name's storage
+    /// (`OpenKey`), finds the fd's fields already rendered; another path gets its own name.
+    func testReopenedPathSharesTheNameStorage() {
+        let table = FDTable(procRoot: "/nonexistent")
+        let pid: UInt32 = 500
+        let path = Array("/tmp/again".utf8)
+        func openat(_ bytes: [UInt8]) -> FDInfo? {
+            apply(table, pid, syscall("openat", [UInt64(bitPattern: -100), 0x1000, 0, 0], result: 3, captured: bytes, lengths: [0, UInt16(bytes.count)]))
+        }
+        func storage(_ fd: FDInfo?) -> UnsafeRawPointer? { fd?.name.bytes.withUnsafeBytes { $0.baseAddress } }
+        let first = openat(path)
+        _ = apply(table, pid, syscall("close", [3], result: 0))
+        let second = openat(path)
+        XCTAssertEqual(second?.name, "/tmp/again")
+        XCTAssertNotNil(storage(first))
+        XCTAssertEqual(storage(first), storage(second))
+        XCTAssertEqual(storage(apply(table, pid, syscall("read", [3, 0, 1], result: 1))), storage(first))
+        _ = apply(table, pid, syscall("close", [3], result: 0))
+        let other = openat(Array("/tmp/other".utf8))
+        XCTAssertEqual(other?.name, "/tmp/other")
+        XCTAssertNotEqual(storage(other), storage(first))
+    }
+
     /// The enricher's path: a syscall payload matched once and handed to the table
     /// (`apply(_:of:)`) does what `apply(&event)` does, event by event; a call on no fd (getpid)
     /// leaves the event's fd unset and gives its process no table.
