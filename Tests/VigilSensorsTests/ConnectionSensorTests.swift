@@ -334,7 +334,12 @@ final class ConnectionSensorTests: XCTestCase {
                                        "\(events.map(EventFormat.tableRow))")
         XCTAssertEqual(Fields.named("evt.type")?.extract(retransmit, nil), .string("tcp_retransmit"))
         XCTAssertEqual(Fields.named("conn.phase")?.extract(retransmit, nil), .string("retransmit"))
-        XCTAssertEqual(Fields.named("conn.retransmits")?.extract(retransmit, nil), .uint(1), "the first one")
+        // The count so far: 1 for the first retransmission in most runs, more where an earlier
+        // one left no event here (a tail-loss probe under load: CI saw 2 once); never 0, and it
+        // never goes back.
+        let counts = events.filter { $0.conn?.phase == .retransmit && $0.conn?.socket.local?.port == clientPort }.map { $0.conn?.retransmits ?? 0 }
+        XCTAssertGreaterThanOrEqual(counts.first ?? 0, 1, "\(counts)")
+        XCTAssertEqual(counts, counts.sorted(), "counted up: \(counts)")
         XCTAssertEqual(retransmit.pid, pid, "the connection's opener")
         let clientClose = try XCTUnwrap(events.first { $0.conn?.phase == .close && $0.conn?.socket.local?.port == clientPort })
         XCTAssertGreaterThanOrEqual(clientClose.conn?.retransmits ?? 0, 1, EventFormat.tableRow(clientClose))
