@@ -215,6 +215,13 @@ public final class FeatureProbes: Sendable {
         return .inconclusive("probe failed: \(Errno.name(-rc))")
     }
 
+    /// The attach probes' releases still running in the background (`probeAttach`).
+    private static let releases = DispatchGroup()
+
+    /// Waits until every attach probe's object and link are released (their fds closed): for
+    /// whoever counts the process's fds.
+    public static func waitForReleases() { releases.wait() }
+
     /// Opens VigilBPF's probe object, loads only `program`, attaches it with `attach`; the answer
     /// is known then, and the detach runs on a background queue: releasing a tracepoint's perf
     /// event waits for an RCU grace period (~70 ms on 6.18, a third of a daemon's start).
@@ -226,7 +233,7 @@ public final class FeatureProbes: Sendable {
                 prog.autoload = true
                 try object.load()
                 let attached = ProbeTeardown(object: object, link: try attach(prog))
-                DispatchQueue.global(qos: .utility).async { attached.release() }
+                DispatchQueue.global(qos: .utility).async(group: releases) { attached.release() }
             }
             return .available
         } catch let error as BPFError {

@@ -28,9 +28,11 @@ public func requireKernel(_ features: Feature...) throws {
     }
 }
 
-/// The number of open file descriptors of this process (/proc/self/fd).
+/// The number of open file descriptors of this process (/proc/self/fd), once the feature probes'
+/// background releases are done (they close fds on another thread).
 public func openFileDescriptorCount() -> Int {
-    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+    FeatureProbes.waitForReleases()
+    return (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
 }
 
 /// Asserts that `body` throws a BPFError and returns it.
