@@ -220,7 +220,7 @@ static __always_inline int handle_accept(long ret)
     if (ret < 0)
         return 0;
     __u64 ino = 0;
-    struct sock *sk = vigil_fd_sock(ret, &ino);
+    struct sock *sk = vigil_fd_sock(bpf_get_current_task_btf(), ret, &ino);
     if (!sk || !conn_is_tcp_ip(sk) || vigil_filtered())
         return 0;
     __u64 key = (__u64)sk;

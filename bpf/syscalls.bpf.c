@@ -133,19 +133,19 @@ static __noinline void vigil_arm(__s32 fd, long ret, __u32 flags)
     if (ret != 0 && ret != -VIGIL_EINPROGRESS)
         return;
     __u64 ino = 0;
-    struct sock *sk = vigil_fd_sock(fd, &ino);
+    struct sock *sk = vigil_fd_sock(bpf_get_current_task_btf(), fd, &ino);
     if (!sk)
         return;
-    __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    __u16 family = vigil_sock_field(sk, __sk_common.skc_family);
     if (family != VIGIL_AF_INET && family != VIGIL_AF_INET6)
         return;
-    __u16 protocol = BPF_CORE_READ(sk, sk_protocol);
+    __u16 protocol = vigil_sock_field(sk, sk_protocol);
     __u64 key = vigil_fd_key(fd);
     __u8 one = 1;
     if ((flags & VIGIL_SPEC_ARM_PAYLOAD) && protocol == VIGIL_IPPROTO_TCP)
         bpf_map_update_elem(&first_payload, &key, &one, BPF_ANY);
     if ((flags & VIGIL_SPEC_ARM_DNS) && protocol == VIGIL_IPPROTO_UDP && ret == 0 &&
-        bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)) == 53)
+        bpf_ntohs(vigil_sock_field(sk, __sk_common.skc_dport)) == 53)
         bpf_map_update_elem(&dns_sockets, &key, &one, BPF_ANY);
 }
 
@@ -354,62 +354,43 @@ static __always_inline void count_missed_exit(struct pending *p)
         vigil_count(VIGIL_COUNTER_LOST);
 }
 
-/* A syscall's entry. `btf_regs`: the user registers as a BTF pointer (tp_btf's argument), read
- * with plain loads; NULL where the hook has none (the others): then the task's, from
- * bpf_task_pt_regs, fetched only once the syscall is wanted. No probe-read helper on this path:
- * every call of a wanted syscall pays it, and on CPUs whose return-thunk mitigations make each
- * helper call dear (SRSO "Safe RET") the probe reads were most of its cost (BENCHMARKS.md). */
-static __always_inline int on_enter(struct pt_regs *btf_regs, long id, __u32 tag)
+/* Whether a call of `spec`'s syscall by `task` passes the filters in the kernel. State changes
+ * (open, dup, close, ...: the fd table) skip them, as exec/fork/exit do: userspace filters them
+ * after enrichment (StateChangeFilter); Vigil's own are still dropped. A 32-bit task's syscall
+ * numbers are another table's (ia32): dropped, counted as filtered. */
+static __always_inline bool passes_filters(struct task_struct *task, struct vigil_syscall_spec *spec)
 {
-    if (!wanted(id))
-        return 0;
-    struct task_struct *task = bpf_get_current_task_btf();
     if (compat_task(task)) {
         vigil_count(VIGIL_COUNTER_FILTERED);
-        return 0;
+        return false;
     }
-    __u32 nr = id;
-    struct vigil_syscall_spec *spec = bpf_map_lookup_elem(&syscall_specs, &nr);
-    if (!spec)
-        return 0;
-    struct pt_regs *regs = btf_regs ? btf_regs : (struct pt_regs *)bpf_task_pt_regs(task);
-    /* Wanted for a connection's first payload alone: every other write leaves after one lookup. */
-    if ((spec->flags & VIGIL_SPEC_FIRST_PAYLOAD) && !vigil_armed(&first_payload, task, (__s32)VIGIL_SYSCALL_ARG0(regs))) {
-        vigil_count(VIGIL_COUNTER_FILTERED);
-        return 0;
-    }
-    /* Wanted for DNS answers on connected sockets alone (read): likewise. */
-    if ((spec->flags & VIGIL_SPEC_DNS_ARMED) && !vigil_armed(&dns_sockets, task, (__s32)VIGIL_SYSCALL_ARG0(regs))) {
-        vigil_count(VIGIL_COUNTER_FILTERED);
-        return 0;
-    }
-    /* Wanted for DNS alone (recvfrom, sendto, ...): unless the call has a socket address yet to
-     * fill, the socket's ports decide here, before the record is built; the exit then does
-     * nothing (`active` stays 0). */
-    if (spec->flags & VIGIL_SPEC_DNS_ONLY) {
-        __u64 args[VIGIL_SYSCALL_ARGS] = {VIGIL_SYSCALL_ARG0(regs), VIGIL_SYSCALL_ARG1(regs), VIGIL_SYSCALL_ARG2(regs),
-                                          VIGIL_SYSCALL_ARG3(regs), VIGIL_SYSCALL_ARG4(regs), VIGIL_SYSCALL_ARG5(regs)};
-        if (!vigil_dns_port(task, args, spec->kind, true)) {
-            vigil_dns_drop(spec->flags, (__s32)args[0]);
-            return 0;
-        }
-    }
-    /* State changes (open, dup, close, ...: the fd table) skip the filters, as exec/fork/exit do:
-     * userspace filters them after enrichment (StateChangeFilter). Vigil's own are still dropped. */
-    if (spec->flags & VIGIL_SPEC_STATE) {
-        if (vigil_task_is_self(task) || vigil_outside_followed_tree(task))
-            return 0;
-    } else if (vigil_task_filtered(task)) {
-        return 0;
-    }
+    if (spec->flags & VIGIL_SPEC_STATE)
+        return !vigil_task_is_self(task) && !vigil_outside_followed_tree(task);
+    return !vigil_task_filtered(task);
+}
+
+/* The syscall's arguments from the saved user registers `regs` (a BTF pointer: plain loads).
+ * They are the same at entry and at exit (arm64's first from orig_x0: VIGIL_SYSCALL_ARG0). */
+static __always_inline void read_args(__u64 *args, struct pt_regs *regs)
+{
+    args[0] = VIGIL_SYSCALL_ARG0(regs);
+    args[1] = VIGIL_SYSCALL_ARG1(regs);
+    args[2] = VIGIL_SYSCALL_ARG2(regs);
+    args[3] = VIGIL_SYSCALL_ARG3(regs);
+    args[4] = VIGIL_SYSCALL_ARG4(regs);
+    args[5] = VIGIL_SYSCALL_ARG5(regs);
+}
+
+/* Starts `task`'s record of syscall `nr` with arguments `args` in its pending storage (made on
+ * first use): the header and the arguments, no data yet. NULL, counted lost, when the storage
+ * cannot be had. */
+static __always_inline struct pending *start_record(struct task_struct *task, __u32 nr, const __u64 *args)
+{
     struct pending *p = bpf_task_storage_get(&pending, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (!p) {
         vigil_count(VIGIL_COUNTER_LOST);
-        return 0;
+        return NULL;
     }
-    if (p->tag == tag)
-        count_missed_exit(p);
-    p->tag = tag;
     struct vigil_syscall_event *e = (struct vigil_syscall_event *)p->record;
     vigil_fill_task_header(&e->hdr, task, VIGIL_EVENT_SYSCALL, 0);
     e->latency_ns = 0;
@@ -420,15 +401,43 @@ static __always_inline int on_enter(struct pt_regs *btf_regs, long id, __u32 tag
     e->arg_truncated = 0;
     e->arg_failed = 0;
     e->_pad = 0;
-    e->args[0] = VIGIL_SYSCALL_ARG0(regs);
-    e->args[1] = VIGIL_SYSCALL_ARG1(regs);
-    e->args[2] = VIGIL_SYSCALL_ARG2(regs);
-    e->args[3] = VIGIL_SYSCALL_ARG3(regs);
-    e->args[4] = VIGIL_SYSCALL_ARG4(regs);
-    e->args[5] = VIGIL_SYSCALL_ARG5(regs);
 #pragma unroll
     for (int i = 0; i < VIGIL_SYSCALL_ARGS; i++) {
+        e->args[i] = args[i];
         e->arg_len[i] = 0;
+    }
+    return p;
+}
+
+/* A syscall's entry. `btf_regs`: the user registers as a BTF pointer (tp_btf's argument), read
+ * with plain loads; NULL where the hook has none (the others): then the task's, from
+ * bpf_task_pt_regs, fetched only once the syscall is wanted. No probe-read helper on this path:
+ * every call of a wanted syscall pays it, and on CPUs whose return-thunk mitigations make each
+ * helper call dear (SRSO "Safe RET") the probe reads were most of its cost (BENCHMARKS.md).
+ * A syscall captured at its exit alone (VIGIL_SPEC_AT_EXIT) leaves at once: only the generic
+ * hook runs this for it. */
+static __always_inline int on_enter(struct pt_regs *btf_regs, long id, __u32 tag)
+{
+    if (!wanted(id))
+        return 0;
+    __u32 nr = id;
+    struct vigil_syscall_spec *spec = bpf_map_lookup_elem(&syscall_specs, &nr);
+    if (!spec || (spec->flags & VIGIL_SPEC_AT_EXIT))
+        return 0;
+    struct task_struct *task = bpf_get_current_task_btf();
+    if (!passes_filters(task, spec))
+        return 0;
+    __u64 args[VIGIL_SYSCALL_ARGS];
+    read_args(args, btf_regs ? btf_regs : (struct pt_regs *)bpf_task_pt_regs(task));
+    struct pending *p = start_record(task, nr, args);
+    if (!p)
+        return 0;
+    if (p->tag == tag)
+        count_missed_exit(p);
+    p->tag = tag;
+    struct vigil_syscall_event *e = (struct vigil_syscall_event *)p->record;
+#pragma unroll
+    for (int i = 0; i < VIGIL_SYSCALL_ARGS; i++) {
         if (at_entry(spec->kind[i]))
             capture(e, spec, i, 0);
     }
@@ -442,35 +451,66 @@ static __always_inline int on_enter(struct pt_regs *btf_regs, long id, __u32 tag
     return 0;
 }
 
+/* The exit of a syscall captured at its exit alone (VIGIL_SPEC_AT_EXIT): the calls its socket
+ * does not select are dropped (counted as filtered) before anything is built: not an armed
+ * connection's first payload, not DNS (a read on a socket no connect to port 53 armed, no port
+ * 53 on the socket or the address). Else the record is started from the saved registers, to be
+ * filled as an entry's would be (NULL: dropped). The record's time is the exit's; its latency 0. */
+static __noinline struct pending *start_at_exit(struct task_struct *task, struct vigil_syscall_spec *spec, __u32 nr, long ret)
+{
+    __u64 args[VIGIL_SYSCALL_ARGS];
+    read_args(args, (struct pt_regs *)bpf_task_pt_regs(task));
+    __u16 flags = spec->flags;
+    bool armed = true;
+    if (flags & VIGIL_SPEC_FIRST_PAYLOAD)
+        armed = vigil_armed(&first_payload, task, (__s32)args[0]);
+    else if (flags & VIGIL_SPEC_DNS_ARMED)
+        armed = vigil_armed(&dns_sockets, task, (__s32)args[0]);
+    /* Nothing written yet (EAGAIN before the connection is up, ...), nothing read (EAGAIN before
+     * the answer came: Go's non-blocking reads): still armed. */
+    if (!armed || ((flags & (VIGIL_SPEC_FIRST_PAYLOAD | VIGIL_SPEC_DNS_ARMED)) && ret <= 0)) {
+        vigil_count(VIGIL_COUNTER_FILTERED);
+        return NULL;
+    }
+    if ((flags & VIGIL_SPEC_DNS_ONLY) && !vigil_dns_port(task, args, spec->kind)) {
+        vigil_dns_drop(flags, (__s32)args[0]);
+        return NULL;
+    }
+    if (!passes_filters(task, spec))
+        return NULL;
+    return start_record(task, nr, args);
+}
+
 static __always_inline int on_exit(long id, long ret)
 {
     if (!wanted(id))
         return 0;
-    struct task_struct *task = bpf_get_current_task_btf();
-    struct pending *p = bpf_task_storage_get(&pending, task, 0, 0);
-    if (!p || p->active != (__u32)id + 1)
-        return 0;
-    p->active = 0;
     __u32 nr = id;
     struct vigil_syscall_spec *spec = bpf_map_lookup_elem(&syscall_specs, &nr);
     if (!spec)
         return 0;
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct pending *p;
+    bool entry_read; /* the entry arguments' data is in the record */
+    if (spec->flags & VIGIL_SPEC_AT_EXIT) {
+        p = start_at_exit(task, spec, nr, ret);
+        if (!p)
+            return 0;
+        entry_read = false;
+    } else {
+        p = bpf_task_storage_get(&pending, task, 0, 0);
+        if (!p || p->active != nr + 1)
+            return 0;
+        p->active = 0;
+        entry_read = true;
+    }
     struct vigil_syscall_event *e = (struct vigil_syscall_event *)p->record;
-    if ((spec->flags & VIGIL_SPEC_DNS_ONLY) && !vigil_dns_port(task, e->args, spec->kind, false)) {
-        vigil_dns_drop(spec->flags, (__s32)e->args[0]);
-        return 0;
-    }
-    /* Nothing written yet (EAGAIN before the connection is up, ...), nothing read (EAGAIN before
-     * the answer came: Go's non-blocking reads): still armed. */
-    if ((spec->flags & (VIGIL_SPEC_FIRST_PAYLOAD | VIGIL_SPEC_DNS_ARMED)) && ret <= 0) {
-        vigil_count(VIGIL_COUNTER_FILTERED);
-        return 0;
-    }
     e->ret = ret;
-    e->latency_ns = bpf_ktime_get_boot_ns() - e->hdr.ts_ns;
-    if (e->arg_failed) {
-        /* An entry read failed (a page not yet faulted in: the helper cannot fault): the call has
-         * touched it since, so read every entry argument again, in order. */
+    if (entry_read)
+        e->latency_ns = bpf_ktime_get_boot_ns() - e->hdr.ts_ns;
+    if (!entry_read || e->arg_failed) {
+        /* Captured at exit alone, or an entry read failed (a page not yet faulted in: the helper
+         * cannot fault; the call has touched it since): read every entry argument now, in order. */
         e->data_len = 0;
         e->arg_failed = 0;
         e->arg_truncated = 0;
@@ -488,7 +528,7 @@ static __always_inline int on_exit(long id, long ret)
         if (kind != VIGIL_CAPTURE_NONE && !at_entry(kind))
             capture(e, spec, i, ret);
     }
-    vigil_socket_tuple(e, spec->flags, ret);
+    vigil_socket_tuple(task, e, spec->flags, ret);
     emit(e);
     /* After the record is out (here, the capture above keeps the registers it had: the 6.1
      * verifier lost a bound when these ran first). */

@@ -117,7 +117,7 @@ public enum SyscallFields {
         }) { e, _ in
             syscall(e).map { .bool($0.truncated != 0) }
         },
-        .init("evt.latency", .uint, [.syscall], "Time between the syscall's entry and exit, in nanoseconds.", syscallJSON: { s, out in
+        .init("evt.latency", .uint, [.syscall], "Time between the syscall's entry and exit, in nanoseconds; 0 for a call captured at its exit alone (a syscall captured only for DNS or a first payload).", syscallJSON: { s, out in
             SyscallJSON.latency(s, &out)
             return true
         }) { e, _ in

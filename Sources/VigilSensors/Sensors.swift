@@ -316,12 +316,12 @@ public final class Sensors {
             TracepointHolds.transfer(from: sensor.object, to: loaded[index].variants.object) // held until the new one is unloaded
             sensor.detach()
         } else {
-            if let old = syscallCapture, old.bufferBytes == wanted.bufferBytes, old.stringBytes == wanted.stringBytes {
+            if let old = syscallCapture, old.hasSameSpecs(as: wanted) {
                 try wanted.writeBitmap(to: sensor.object)
             } else {
                 try wanted.write(to: sensor.object)
             }
-            if perSyscall { try Self.retargetPerSyscall(active, sensor, from: syscallCapture?.numbers ?? [], to: wanted) }
+            if perSyscall { try Self.retargetPerSyscall(active, sensor, from: syscallCapture, to: wanted) }
         }
         syscallCapture = wanted
         try recordLinks() // the integrity check follows the links made and dropped here

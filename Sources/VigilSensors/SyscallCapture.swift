@@ -143,6 +143,7 @@ public struct SyscallCapture: Sendable, Equatable {
                 spec.flags |= message.armFlag
             }
         }
+        if let n = syscall.number(), capturedAtExitAlone(n) { spec.flags |= UInt16(VIGIL_SPEC_AT_EXIT.rawValue) }
         spec.str_max = UInt16(stringBytes)
         if syscall.flags.contains(.noReturn) { spec.flags |= UInt16(VIGIL_SPEC_NO_RETURN.rawValue) }
         // State changes are never dropped by the kernel's filters (StateChangeFilter applies them).
@@ -189,6 +190,17 @@ public struct SyscallCapture: Sendable, Equatable {
         }
     }
 
+    /// Whether syscall `n` is captured at its exit alone (`VIGIL_SPEC_AT_EXIT`): it is captured
+    /// for a socket message alone, so nearly all its calls are dropped, and one program run per
+    /// call (the exit's) costs less than two. Its arguments are read from the saved registers.
+    public func capturedAtExitAlone(_ n: Int) -> Bool {
+        messages.wanted.contains { $0.numbers.contains(n) && capturesForMessageAlone($0, n) }
+    }
+
+    /// The syscalls of `numbers` whose entries the per-syscall hooks attach to: all but those
+    /// captured at their exit alone.
+    public var entryNumbers: Set<Int> { numbers.filter { !capturedAtExitAlone($0) } }
+
     /// The bitmap of `numbers` as the kernel tests it.
     var bitmap: vigil_syscall_bitmap {
         var map = vigil_syscall_bitmap()
@@ -207,6 +219,12 @@ public struct SyscallCapture: Sendable, Equatable {
             try specs.update(UInt32(n), spec(for: d))
         }
         try writeBitmap(to: object)
+    }
+
+    /// Whether every syscall's spec is the same under `other` (`spec(for:)` reads the bounds, the
+    /// messages and which syscalls are shown): then a change writes the bitmap alone.
+    func hasSameSpecs(as other: SyscallCapture) -> Bool {
+        bufferBytes == other.bufferBytes && stringBytes == other.stringBytes && messages == other.messages && shown == other.shown
     }
 
     /// Writes the bitmap alone (the specs of every syscall are in since load): a running sensor

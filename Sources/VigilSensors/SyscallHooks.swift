@@ -88,10 +88,10 @@ extension Sensors {
     /// also attaches the task exit program (`syscallTaskExitProgram`, raw tracepoint).
     public static func perSyscallVariants(_ capture: SyscallCapture) -> [Variant] {
         [perSyscallVariant(kprobeMultiVariantName, .attachKprobeMulti, SyscallKprobes.multiExitProgram, SyscallKprobes.multiEnterProgram) {
-             try SyscallKprobes.attachMulti($0, numbers: capture.numbers)
+             try SyscallKprobes.attachMulti($0, numbers: capture.numbers(attaching: $0.name))
          },
          perSyscallVariant(kprobeVariantName, .attachKprobe, SyscallKprobes.exitProgram, SyscallKprobes.enterProgram) {
-             try SyscallKprobes.attach($0, numbers: capture.numbers)
+             try SyscallKprobes.attach($0, numbers: capture.numbers(attaching: $0.name))
          },
          perSyscallVariant(capture)]
     }
@@ -99,7 +99,7 @@ extension Sensors {
     /// The per-syscall tracepoint variant for `capture` (needs tracefs: `attach:tracepoint`).
     public static func perSyscallVariant(_ capture: SyscallCapture) -> Variant {
         perSyscallVariant(perSyscallVariantName, .attachTracepoint, SyscallTracepoints.exitProgram, SyscallTracepoints.enterProgram) {
-            try SyscallTracepoints.attach($0, numbers: capture.numbers)
+            try SyscallTracepoints.attach($0, numbers: capture.numbers(attaching: $0.name))
         }
     }
 
@@ -115,14 +115,25 @@ extension Sensors {
     /// Moves the running syscalls sensor, on per-syscall variant `active`, from `old` to `new`
     /// syscalls without losing or doubling an event of a syscall in both (`updateSyscalls`).
     /// Keeps the sensor's skipped syscalls (`syscallsNotCaptured`) current.
-    static func retargetPerSyscall(_ active: String, _ sensor: LoadedVariants, from old: Set<Int>, to new: SyscallCapture) throws {
+    static func retargetPerSyscall(_ active: String, _ sensor: LoadedVariants, from old: SyscallCapture?, to new: SyscallCapture) throws {
         let added: [String]
         switch active {
         case kprobeMultiVariantName: added = try SyscallKprobes.retargetMulti(sensor, to: new)
         case kprobeVariantName: added = try SyscallKprobes.retarget(sensor, from: old, to: new)
         default: added = try SyscallTracepoints.retarget(sensor, from: old, to: new)
         }
-        sensor.skippedTargets = skippedAfterRetarget(sensor.skippedTargets, from: old, to: new.numbers, added: added)
+        sensor.skippedTargets = skippedAfterRetarget(sensor.skippedTargets, from: old?.numbers ?? [], to: new.numbers, added: added)
+    }
+}
+
+extension SyscallCapture {
+    /// The per-syscall hooks' entry programs: attached to `entryNumbers` alone.
+    static let entryPrograms: Set<String> = [SyscallKprobes.multiEnterProgram, SyscallKprobes.enterProgram, SyscallTracepoints.enterProgram]
+
+    /// The syscalls the per-syscall hook's `program` attaches to: `entryNumbers` for an entry
+    /// program, every one for an exit program.
+    func numbers(attaching program: String) -> Set<Int> {
+        Self.entryPrograms.contains(program) ? entryNumbers : numbers
     }
 }
 
@@ -223,18 +234,19 @@ enum SyscallKprobes {
 
     /// Moves a running kprobe sensor from `old` to `new` syscalls: the new ones' kretprobes then
     /// kprobes are attached, then the dropped ones' detached (entries first); the links of
-    /// syscalls in both stay untouched, so none of their events is lost. Returns the added
-    /// syscalls the kernel has no function for.
-    static func retarget(_ sensor: LoadedVariants, from old: Set<Int>, to new: SyscallCapture) throws -> [String] {
+    /// syscalls in both stay untouched, so none of their events is lost. Each program has its
+    /// own set (`SyscallCapture.numbers(attaching:)`). Returns the added syscalls the kernel has
+    /// no function for.
+    static func retarget(_ sensor: LoadedVariants, from old: SyscallCapture?, to new: SyscallCapture) throws -> [String] {
         var made: [BPFLink] = [], skipped: [String] = []
         for program in [exitProgram, enterProgram] {
-            let attachment = try attach(sensor.object.program(named: program), numbers: new.numbers.subtracting(old))
+            let attachment = try attach(sensor.object.program(named: program), numbers: new.numbers(attaching: program).subtracting(old?.numbers(attaching: program) ?? []))
             made += attachment.links
-            skipped = attachment.skipped
+            if program == exitProgram { skipped = attachment.skipped }
         }
         sensor.add(made)
-        let dropped = targets(old.subtracting(new.numbers)).functions
-        for probe in ["kprobe", "kretprobe"] {
+        for (program, probe) in [(enterProgram, "kprobe"), (exitProgram, "kretprobe")] {
+            let dropped = targets((old?.numbers(attaching: program) ?? []).subtracting(new.numbers(attaching: program))).functions
             let suffixes = Set(dropped.map { "-> \(probe) \($0)" })
             sensor.detach { link in suffixes.contains { link.description.hasSuffix($0) } }
         }
@@ -251,9 +263,9 @@ enum SyscallKprobes {
         var made: [BPFLink] = [], skipped: [String] = []
         do {
             for program in [multiExitProgram, multiEnterProgram] {
-                let attachment = try attachMulti(sensor.object.program(named: program), numbers: new.numbers)
+                let attachment = try attachMulti(sensor.object.program(named: program), numbers: new.numbers(attaching: program))
                 made += attachment.links
-                skipped = attachment.skipped
+                if program == multiExitProgram { skipped = attachment.skipped }
             }
         } catch {
             BPFLink.detachTogether(made)
@@ -319,18 +331,17 @@ enum SyscallTracepoints {
     /// are attached (exits first), then the dropped ones' detached (entries first); the links of
     /// syscalls in both stay untouched, so none of their events is lost. Returns the added
     /// syscalls the kernel has no tracepoint for.
-    static func retarget(_ sensor: LoadedVariants, from old: Set<Int>, to new: SyscallCapture) throws -> [String] {
-        let added = new.numbers.subtracting(old)
+    static func retarget(_ sensor: LoadedVariants, from old: SyscallCapture?, to new: SyscallCapture) throws -> [String] {
         var made: [BPFLink] = [], skipped: [String] = []
         for program in [exitProgram, enterProgram] {
-            let attachment = try attach(sensor.object.program(named: program), numbers: added)
+            let attachment = try attach(sensor.object.program(named: program), numbers: new.numbers(attaching: program).subtracting(old?.numbers(attaching: program) ?? []))
             made += attachment.links
-            skipped = attachment.skipped
+            if program == exitProgram { skipped = attachment.skipped }
         }
         sensor.add(made)
         // Every entry together, then every exit: the releases of each batch share their grace periods.
-        let dropped = old.subtracting(new.numbers)
-        for direction in ["enter", "exit"] {
+        for (program, direction) in [(enterProgram, "enter"), (exitProgram, "exit")] {
+            let dropped = (old?.numbers(attaching: program) ?? []).subtracting(new.numbers(attaching: program))
             let suffixes = Set(dropped.compactMap { suffix(direction, $0) })
             sensor.detach { link in suffixes.contains { link.description.hasSuffix($0) } }
         }

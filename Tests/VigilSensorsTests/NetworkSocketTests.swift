@@ -344,6 +344,58 @@ final class NetworkSocketTests: XCTestCase {
         XCTAssertEqual(field("dns.addrs", received[1]), .strings([ByteString("127.0.53.7")]))
     }
 
+    /// A syscall captured for DNS alone (read, recvfrom, recvmsg) runs one program per call, its
+    /// exit's: the per-syscall hook attaches no entry program to it, and its records (captured
+    /// at exit, from the saved registers) have no latency. Asked for (a rule on recvfrom), the
+    /// entry is attached and the calls are timed; not asked for any more, the entry goes again.
+    func testSyscallsCapturedForDNSAloneRunAtTheirExitAloneUntilAskedFor() throws {
+        let dns: MessageCaptures = [.dns: MessageCapture(wanted: true)]
+        let (harness, recorder) = try dnsHarness()
+        func links() -> [String] { harness.sensors.loaded.first { $0.name == "syscalls" }?.variants.links.map(\.description) ?? [] }
+        func attached(_ tracepoint: String) -> Bool { links().contains { $0.hasSuffix("tracepoint syscalls/\(tracepoint)") } }
+        XCTAssertEqual(harness.sensors.reports.first { $0.sensor == "syscalls" }?.report.active, "tracepoint")
+        XCTAssertTrue(attached("sys_exit_recvfrom") && attached("sys_exit_read") && attached("sys_enter_connect"), "\(links())")
+        XCTAssertFalse(attached("sys_enter_recvfrom") || attached("sys_enter_recvmsg") || attached("sys_enter_read"), "\(links())")
+
+        /// A datagram to 127.0.53.1:53 and its receipt; the receiving socket.
+        func exchange() throws -> Int32 {
+            let server = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(bind(server, $0, $1), 0, "bind 127.0.53.1:53: \(errno)") }
+            let client = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            let (query, _) = dnsExchange("exit", answering: 9)
+            var buffer = [UInt8](repeating: 0, count: 512)
+            try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(sendto(client, query, query.count, 0, $0, $1), query.count) }
+            XCTAssertEqual(recvfrom(server, &buffer, buffer.count, 0, nil, nil), query.count)
+            close(client); close(server)
+            return server
+        }
+        var server: Int32 = -1
+        _ = try harness.collect { server = try exchange() }
+        var replayed: [Event] = []
+        RecordPipeline(enricher: Enricher(metadata: nil), kinds: KindSet.all).replay(recorder.recording) { replayed.append($0) }
+        let atExit = mine(replayed, "recvfrom")
+        XCTAssertEqual(atExit.count, 1, "the query received on port 53")
+        XCTAssertEqual(atExit.first?.syscall?.latencyNs, 0, "captured at exit alone: not timed")
+        XCTAssertEqual(atExit.first.flatMap { field("dns.name", $0) }, .string("exit.vigil.test"))
+
+        var filter = KernelFilter()
+        filter.ignorePID = 0
+        filter.pids = [UInt32(getpid())]
+        filter.syscalls = SyscallCapture(names: ["connect", "recvfrom"], messages: dns)
+        try harness.sensors.apply(filter)
+        XCTAssertTrue(attached("sys_enter_recvfrom") && attached("sys_exit_recvfrom"), "asked for: both ends, \(links())")
+        XCTAssertFalse(attached("sys_enter_recvmsg"), "still for DNS alone: \(links())")
+        let asked = try harness.collect { server = try exchange() }
+        let timed = try XCTUnwrap(mine(asked, "recvfrom", fd: server).first, "recvfrom shown")
+        XCTAssertGreaterThan(timed.syscall?.latencyNs ?? 0, 0, "entry and exit: timed")
+
+        filter.syscalls = SyscallCapture(names: ["connect"], messages: dns)
+        try harness.sensors.apply(filter)
+        XCTAssertFalse(attached("sys_enter_recvfrom"), "for DNS alone again: \(links())")
+        XCTAssertTrue(attached("sys_exit_recvfrom"))
+        XCTAssertEqual(harness.sensors.checkIntegrity(), [], "the integrity baseline follows the links")
+    }
+
     /// First payloads (net.stratum.*): with payloads on and the payload syscalls wanted for them
     /// alone, the kernel keeps only the first call that wrote something on each TCP connection this
     /// process connected: not the second write or a sendto after it, not the accepted end's

@@ -17,10 +17,24 @@
 
 VIGIL_ABI_TYPE(vigil_socket_tuple);
 
-/* The struct sock behind fd `fd` of the current task, NULL when it is no socket; *ino gets the
- * socket's inode. */
-static __always_inline struct sock *vigil_fd_sock(__s32 fd, __u64 *ino)
+/* The struct sock behind fd `fd` of the current task `task` (bpf_get_current_task_btf), NULL
+ * when it is no socket; *ino gets the socket's inode. Where the kernel has bpf_rdonly_cast
+ * (vigil_rdonly_cast) the file is found by vigil_fd_file_typed and its socket cast typed, with
+ * no helper call, and the struct sock's members are plain loads (vigil_sock_field); elsewhere
+ * probe reads, about four per step. */
+static __always_inline struct sock *vigil_fd_sock(struct task_struct *task, __s32 fd, __u64 *ino)
 {
+    if (vigil_rdonly_cast) {
+        struct file *file = vigil_fd_file_typed(task, fd);
+        if (!file)
+            return NULL;
+        struct inode *inode = file->f_inode;
+        if ((inode->i_mode & VIGIL_S_IFMT) != VIGIL_S_IFSOCK)
+            return NULL;
+        *ino = inode->i_ino;
+        struct socket *sock = bpf_rdonly_cast(file->private_data, bpf_core_type_id_kernel(struct socket));
+        return sock->sk;
+    }
     struct file *file = vigil_fd_file(fd);
     if (!file)
         return NULL;
@@ -32,58 +46,31 @@ static __always_inline struct sock *vigil_fd_sock(__s32 fd, __u64 *ino)
     return BPF_CORE_READ(sock, sk);
 }
 
-/* vigil_fd_sock for `task` (bpf_get_current_task_btf) where vigil_rdonly_cast holds, with no
- * helper call: the file by vigil_fd_file_typed, its socket cast typed, so the struct sock's
- * members are plain loads too. */
-static __always_inline struct sock *vigil_fd_sock_typed(struct task_struct *task, __s32 fd)
-{
-    struct file *file = vigil_fd_file_typed(task, fd);
-    if (!file)
-        return NULL;
-    if ((file->f_inode->i_mode & VIGIL_S_IFMT) != VIGIL_S_IFSOCK)
-        return NULL;
-    struct socket *sock = bpf_rdonly_cast(file->private_data, bpf_core_type_id_kernel(struct socket));
-    return sock->sk;
-}
+/* Member `field` of a struct sock vigil_fd_sock returned: a plain load where it is typed
+ * (vigil_rdonly_cast), a probe read elsewhere. */
+#define vigil_sock_field(sk, field) (vigil_rdonly_cast ? (sk)->field : BPF_CORE_READ((sk), field))
 
-/* Whether a call on the socket of argument 0 is DNS traffic (VIGIL_SPEC_DNS_ONLY): either end of
- * the IP socket has port 53, or a socket address argument (recvfrom's source, sendto's
- * destination on an unconnected socket) does. At exit, read before anything is captured; at
- * entry (`at_entry`), an address the call has yet to fill (VIGIL_CAPTURE_SOCKADDR_EXIT, not
- * NULL) may still be port 53: true, the exit decides. Every call of a DNS-only syscall pays
- * this (each recvfrom of the host under the default rules): with vigil_rdonly_cast the socket's
- * fields are plain loads, else about fourteen probe reads. `task` is the current task as a BTF
- * pointer (bpf_get_current_task_btf). */
-static __always_inline bool vigil_dns_port(struct task_struct *task, const __u64 *args, const __u8 *kinds, bool at_entry)
+/* Whether a call on the socket of argument 0 is DNS traffic (VIGIL_SPEC_DNS_ONLY), at its exit:
+ * either end of the IP socket has port 53, or a socket address argument (recvfrom's source,
+ * sendto's destination on an unconnected socket) does. Read before anything is captured: every
+ * call of a DNS-only syscall pays this (each recvfrom of the host under the default rules).
+ * `task` is the current task (bpf_get_current_task_btf). */
+static __always_inline bool vigil_dns_port(struct task_struct *task, const __u64 *args, const __u8 *kinds)
 {
-    __u16 family, num, dport;
-    if (vigil_rdonly_cast) {
-        struct sock *sk = vigil_fd_sock_typed(task, (__s32)args[0]);
-        if (!sk)
-            return false;
-        family = sk->__sk_common.skc_family;
-        num = sk->__sk_common.skc_num;
-        dport = sk->__sk_common.skc_dport;
-    } else {
-        __u64 ino = 0;
-        struct sock *sk = vigil_fd_sock((__s32)args[0], &ino);
-        if (!sk)
-            return false;
-        family = BPF_CORE_READ(sk, __sk_common.skc_family);
-        num = BPF_CORE_READ(sk, __sk_common.skc_num);
-        dport = BPF_CORE_READ(sk, __sk_common.skc_dport);
-    }
+    __u64 ino = 0;
+    struct sock *sk = vigil_fd_sock(task, (__s32)args[0], &ino);
+    if (!sk)
+        return false;
+    __u16 family = vigil_sock_field(sk, __sk_common.skc_family);
     if (family != VIGIL_AF_INET && family != VIGIL_AF_INET6)
         return false;
-    if (num == 53 || bpf_ntohs(dport) == 53)
+    if (vigil_sock_field(sk, __sk_common.skc_num) == 53 || bpf_ntohs(vigil_sock_field(sk, __sk_common.skc_dport)) == 53)
         return true;
 #pragma unroll
     for (int i = 0; i < VIGIL_SYSCALL_ARGS; i++) {
         bool address = kinds[i] == VIGIL_CAPTURE_SOCKADDR_ENTRY || kinds[i] == VIGIL_CAPTURE_SOCKADDR_EXIT;
         if (!address || !args[i])
             continue;
-        if (at_entry && kinds[i] == VIGIL_CAPTURE_SOCKADDR_EXIT)
-            return true;
         __u16 port = 0; /* sin_port and sin6_port: both at offset 2 */
         bpf_probe_read_user(&port, sizeof(port), (const void *)(args[i] + 2));
         if (bpf_ntohs(port) == 53)
@@ -94,7 +81,7 @@ static __always_inline bool vigil_dns_port(struct task_struct *task, const __u64
 
 /* Appends the tuple of the socket the spec names to `e` (after its data_len bytes of data) and
  * sets VIGIL_SYSCALL_SOCKET; nothing when the fd is no socket or the call made no fd. */
-static __always_inline void vigil_socket_tuple(struct vigil_syscall_event *e, __u16 spec_flags, long ret)
+static __always_inline void vigil_socket_tuple(struct task_struct *task, struct vigil_syscall_event *e, __u16 spec_flags, long ret)
 {
     long fd;
     if (spec_flags & VIGIL_SPEC_SOCKET_RESULT) {
@@ -107,7 +94,7 @@ static __always_inline void vigil_socket_tuple(struct vigil_syscall_event *e, __
         return;
     }
     __u64 ino = 0;
-    struct sock *sk = vigil_fd_sock(fd, &ino);
+    struct sock *sk = vigil_fd_sock(task, fd, &ino);
     if (!sk)
         return;
     __u32 pos = e->data_len;

@@ -207,18 +207,22 @@ enum vigil_syscall_spec_flags {
     VIGIL_SPEC_SOCKET_FD = 1 << 2,    /* at exit, read the socket of argument 0 (the fd) from the kernel's
                                          struct sock into a struct vigil_socket_tuple (bpf/lib/socket.bpf.h) */
     VIGIL_SPEC_SOCKET_RESULT = 1 << 3, /* at exit, the same for the socket of the result fd (accept, accept4) */
-    VIGIL_SPEC_DNS_ONLY = 1 << 4,     /* captured for DNS alone: dropped at exit (counted as filtered) unless
-                                         its socket or socket address argument has port 53 */
-    VIGIL_SPEC_FIRST_PAYLOAD = 1 << 5, /* captured for a connection's first payload alone (write, sendto, ...):
-                                         dropped at entry (counted as filtered) unless the caller's fd is armed
-                                         in `first_payload`; a call that wrote something disarms it */
+    VIGIL_SPEC_DNS_ONLY = 1 << 4,     /* captured for DNS alone (with VIGIL_SPEC_AT_EXIT): dropped (counted as
+                                         filtered) unless its socket or socket address argument has port 53 */
+    VIGIL_SPEC_FIRST_PAYLOAD = 1 << 5, /* captured for a connection's first payload alone (write, sendto, ...; with
+                                         VIGIL_SPEC_AT_EXIT): dropped (counted as filtered) unless the caller's fd
+                                         is armed in `first_payload` and the call wrote something, which disarms it */
     VIGIL_SPEC_ARM_PAYLOAD = 1 << 6,  /* connect: at exit, a TCP socket that connected (0) or is connecting
                                          (-EINPROGRESS) arms (tgid, fd) in `first_payload` */
-    VIGIL_SPEC_DNS_ARMED = 1 << 7,    /* read for DNS alone (with VIGIL_SPEC_DNS_ONLY): dropped at entry (counted as
+    VIGIL_SPEC_DNS_ARMED = 1 << 7,    /* read for DNS alone (with VIGIL_SPEC_DNS_ONLY): dropped (counted as
                                          filtered) unless the caller's fd is armed in `dns_sockets` (a UDP socket
-                                         connected to port 53), and at exit when it read nothing */
+                                         connected to port 53) and the call read something */
     VIGIL_SPEC_ARM_DNS = 1 << 8,      /* connect: at exit, a UDP socket that connected (0) to port 53 arms
                                          (tgid, fd) in `dns_sockets` */
+    VIGIL_SPEC_AT_EXIT = 1 << 9,      /* captured at its exit alone, arguments from the saved user registers:
+                                         the per-syscall hooks attach no entry program to it, the generic entry
+                                         returns at once; no latency (0). Set with DNS_ONLY and FIRST_PAYLOAD,
+                                         whose calls are nearly all dropped: one program run per call, not two */
 };
 
 /** Per-syscall capture spec (the `syscall_specs` array, indexed by this arch's syscall number),
