@@ -105,19 +105,33 @@ do {
 // tracepoints, generic sys_enter/sys_exit; a required feature's absence fails its probe check
 // above): paired into one record, its arguments decoded by the table (a path at entry, a result
 // at exit), only the syscalls asked for (a getpid made here does not arrive).
-let smallSet = SyscallCapture(names: ["openat", "close"])
-for variant in Sensors.syscallHooks(for: smallSet)[0].variants {
-    if let missing = variant.requires.first(where: { !FeatureProbes.shared.result($0).isAvailable }) {
+/// The syscalls sensor alone on `variant`, capturing `capture` of every process (`pids`: of
+/// these alone), this one's included, and its stream, drained.
+func syscallsSensor(_ variant: Variant, capturing capture: SyscallCapture, pids: Set<UInt32> = []) throws -> (Sensors, EventStream, KernelFilter) {
+    var filter = KernelFilter()
+    filter.ignorePID = 0
+    filter.pids = pids
+    filter.syscalls = capture
+    let sensors = try Sensors(kinds: Sensor.syscalls.kinds, filter: filter, hooks: [Sensor.syscalls.name: [Hook("syscalls", variants: [variant])]])
+    let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
+    try stream.drain { _ in }
+    return (sensors, stream, filter)
+}
+
+/// The variants of the syscalls sensor's hook for `capture` this kernel can run; the others are
+/// named as not here.
+func runnableVariants(for capture: SyscallCapture) -> [Variant] {
+    Sensors.syscallHooks(for: capture)[0].variants.filter { variant in
+        guard let missing = variant.requires.first(where: { !FeatureProbes.shared.result($0).isAvailable }) else { return true }
         print("syscalls \(variant.name): not here (\(missing.rawValue) \(FeatureProbes.shared.result(missing)))")
-        continue
+        return false
     }
+}
+
+let smallSet = SyscallCapture(names: ["openat", "close"])
+for variant in runnableVariants(for: smallSet) {
     do {
-        var filter = KernelFilter()
-        filter.ignorePID = 0
-        filter.syscalls = smallSet
-        let sensors = try Sensors(kinds: Sensor.syscalls.kinds, filter: filter, hooks: [Sensor.syscalls.name: [Hook("syscalls", variants: [variant])]])
-        let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
-        try stream.drain { _ in }
+        let (sensors, stream, _) = try syscallsSensor(variant, capturing: smallSet)
         let child = spawnAndWait(["/bin/cat", "/etc/hostname", "/nonexistent-kernel-check"])
         _ = getpid() // a real syscall (glibc caches no pid)
         var calls: [Payload.Syscall] = [], own: [String] = []
@@ -144,14 +158,9 @@ for variant in Sensors.syscallHooks(for: smallSet)[0].variants {
 // never run, and the sensor counts their events lost (at the thread's exit). Every variant: the
 // events delivered plus those counted lost cover the reads; the tracepoint hooks deliver every one.
 let readSet = SyscallCapture(names: ["read"])
-for variant in Sensors.syscallHooks(for: readSet)[0].variants where variant.requires.allSatisfy({ FeatureProbes.shared.result($0).isAvailable }) {
+for variant in runnableVariants(for: readSet) {
     do {
-        var filter = KernelFilter()
-        filter.ignorePID = 0
-        filter.pids = [UInt32(getpid())]
-        filter.syscalls = readSet
-        let sensors = try Sensors(kinds: Sensor.syscalls.kinds, filter: filter, hooks: [Sensor.syscalls.name: [Hook("syscalls", variants: [variant])]])
-        let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
+        let (sensors, stream, _) = try syscallsSensor(variant, capturing: readSet, pids: [UInt32(getpid())])
         let (reads, delivered, lost) = try BlockedReads.measure(sensors, stream, threads: 30)
         print("syscalls \(variant.name): 30 blocked reads: \(reads) made, \(delivered) delivered, \(lost) lost")
         check("syscalls \(variant.name): blocked reads delivered or counted lost", reads == 30 && delivered + Int(lost) >= reads,
@@ -167,10 +176,12 @@ for variant in Sensors.syscallHooks(for: readSet)[0].variants where variant.requ
         check("syscalls \(variant.name): blocked reads", false, "\(error)")
     }
 }
-// DNS alone (VIGIL_SPEC_DNS_ONLY), every variant: a recvfrom on a UDP socket bound to port 53
-// is captured, one on another port is dropped in the kernel (decided at its entry: no source
-// address asked) - by plain loads of the socket where the kernel has bpf_rdonly_cast (6.2+), by
-// probe reads before. The ring's records are replayed with every syscall shown.
+// DNS alone (VIGIL_SPEC_DNS_ONLY), every variant: recvfrom is captured at its exit alone (no
+// entry program under the per-syscall hooks); one on a UDP socket bound to port 53 is kept, one on
+// another port is dropped in the kernel - by plain loads of the socket where the kernel has
+// bpf_rdonly_cast (6.2+), by probe reads before. The ring's records are replayed with every
+// syscall shown. Then recvfrom is asked for: `apply` attaches its entry too (the kprobe and
+// kprobe.multi retargets, per program), and every call arrives, timed; then for DNS alone again.
 /// A datagram of `bytes` bytes from one loopback UDP socket to another bound to `port` (0: any),
 /// received with recvfrom without a source address; whether it arrived.
 func udpDatagram(port: UInt16, bytes: Int) -> Bool {
@@ -192,15 +203,9 @@ func udpDatagram(port: UInt16, bytes: Int) -> Bool {
 }
 _ = spawnAndWait(["/usr/sbin/ip", "link", "set", "lo", "up"]) // the guest's loopback starts down
 let dnsSet = SyscallCapture(names: [], messages: [.dns: MessageCapture(wanted: true)])
-for variant in Sensors.syscallHooks(for: dnsSet)[0].variants where variant.requires.allSatisfy({ FeatureProbes.shared.result($0).isAvailable }) {
+for variant in runnableVariants(for: dnsSet) {
     do {
-        var filter = KernelFilter()
-        filter.ignorePID = 0
-        filter.pids = [UInt32(getpid())]
-        filter.syscalls = dnsSet
-        let sensors = try Sensors(kinds: Sensor.syscalls.kinds, filter: filter, hooks: [Sensor.syscalls.name: [Hook("syscalls", variants: [variant])]])
-        let stream = try EventStream(sensors: sensors, enricher: Enricher(metadata: nil), kinds: [.syscall])
-        try stream.drain { _ in }
+        var (sensors, stream, filter) = try syscallsSensor(variant, capturing: dnsSet, pids: [UInt32(getpid())])
         let recorder = RingRecorder()
         stream.recorder = recorder
         let exchanged = udpDatagram(port: 53, bytes: 2) && udpDatagram(port: 0, bytes: 1)
@@ -212,6 +217,32 @@ for variant in Sensors.syscallHooks(for: dnsSet)[0].variants where variant.requi
         }
         check("syscalls \(variant.name): DNS alone keeps the recvfrom on port 53, drops the other in the kernel",
               exchanged && received == [2], "exchanged \(exchanged), recvfrom results \(received)")
+        filter.syscalls = SyscallCapture(names: ["recvfrom"], messages: dnsSet.messages)
+        try sensors.apply(filter)
+        try stream.drain { _ in }
+        let exchangedAsked = udpDatagram(port: 53, bytes: 2) && udpDatagram(port: 0, bytes: 1)
+        var timed: [String] = []
+        try stream.drain { event in
+            guard case .syscall(let s) = event.payload, event.pid == UInt32(getpid()), s.descriptor.nameString == "recvfrom" else { return }
+            timed.append("\(s.result)/\(s.latencyNs > 0 ? "timed" : "untimed")")
+        }
+        check("syscalls \(variant.name): recvfrom asked for is captured at entry and exit, every call",
+              exchangedAsked && timed == ["2/timed", "1/timed"], "exchanged \(exchangedAsked), recvfrom \(timed)")
+        filter.syscalls = dnsSet
+        try sensors.apply(filter)
+        stream.recorder = nil
+        try stream.drain { _ in }
+        let again = RingRecorder()
+        stream.recorder = again
+        let exchangedAgain = udpDatagram(port: 53, bytes: 2) && udpDatagram(port: 0, bytes: 1)
+        try stream.drain { _ in }
+        var untimed: [String] = []
+        RecordPipeline(enricher: Enricher(metadata: nil), kinds: KindSet.all).replay(again.recording) { event in
+            guard case .syscall(let s) = event.payload, event.pid == UInt32(getpid()), s.descriptor.nameString == "recvfrom" else { return }
+            untimed.append("\(s.result)/\(s.latencyNs > 0 ? "timed" : "untimed")")
+        }
+        check("syscalls \(variant.name): for DNS alone again, at exit alone", exchangedAgain && untimed == ["2/untimed"],
+              "exchanged \(exchangedAgain), recvfrom \(untimed)")
         sensors.detach()
     } catch {
         check("syscalls \(variant.name): DNS capture loads", false, "\(error)")
