@@ -57,7 +57,28 @@ public struct Alert: Sendable {
     /// A random id of this alert (a UUID, lowercase): the same in every action's delivery and in
     /// a redelivery after a crash (`id` in the JSON, `X-Vigil-Alert-Id` in HTTP and mail
     /// headers, `id` in syslog's structured data), so receivers can drop duplicates.
-    public var id: String = UUID().uuidString.lowercased()
+    public var id: String = Alert.randomID()
+
+    /// A random (version 4) UUID, lowercase, from the system's generator (getrandom(2)): Foundation's
+    /// `UUID()` opened, read and closed /dev/urandom for each, 12% of an alert's cost in
+    /// `vigil trace --alerts` (BENCHMARKS.md "DNS loop").
+    public static func randomID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var words: (UInt64, UInt64) = (generator.next(), generator.next())
+        return withUnsafeMutableBytes(of: &words) { raw in
+            raw[6] = raw[6] & 0x0f | 0x40 // version 4
+            raw[8] = raw[8] & 0x3f | 0x80 // the RFC 4122 variant
+            let digits = Array("0123456789abcdef".utf8)
+            var text: [UInt8] = []
+            text.reserveCapacity(36)
+            for (i, byte) in raw.enumerated() {
+                if i == 4 || i == 6 || i == 8 || i == 10 { text.append(UInt8(ascii: "-")) }
+                text.append(digits[Int(byte >> 4)])
+                text.append(digits[Int(byte & 15)])
+            }
+            return String(decoding: text, as: UTF8.self)
+        }
+    }
 
     /// An alert of `rule` for `event`: renders the rule's output template.
     public init(rule: CompiledRule, event: Event, hostname: String = Alert.localHostname) {
@@ -110,47 +131,68 @@ public struct Alert: Sendable {
 
     /// The alert as one JSON object on one line (Falco's shape plus Vigil's additions; see the type).
     public var json: String {
-        var out = "{\"hostname\":"
-        JSONText.appendString(hostname, to: &out)
-        out += ",\"output\":"
-        JSONText.appendString(output, to: &out)
-        out += ",\"priority\":\"\(priority.rawValue)\",\"rule\":"
-        JSONText.appendString(rule, to: &out)
-        out += ",\"source\":"
-        JSONText.appendString(source, to: &out)
-        out += ",\"tags\":" + Self.jsonArray(tags)
-        out += ",\"time\":\"\(time)\",\"output_fields\":" + EventFormat.json(event)
-        if !enforcement.isEmpty {
-            out += ",\"enforcement\":["
-            for (index, result) in enforcement.enumerated() {
-                if index > 0 { out += "," }
-                out += "{\"action\":"
-                JSONText.appendString(result.action, to: &out)
-                out += ",\"result\":\"\(result.enforced ? "enforced" : "failed")\",\"detail\":"
-                JSONText.appendString(result.detail, to: &out)
-                out += "}"
-            }
-            out += "]"
-        }
-        if suppressed > 0 { out += ",\"suppressed\":\(suppressed)" }
-        if !policy.isEmpty {
-            out += ",\"policy\":{" + policy.sorted { $0.key < $1.key }.map { key, json in
-                var member = ""
-                JSONText.appendString(key, to: &member)
-                return member + ":" + json
-            }.joined(separator: ",") + "}"
-        }
-        return out + ",\"id\":\"\(id)\"}"
+        var out = ByteBuffer(capacity: 4096)
+        appendJSON(to: &out)
+        return out.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// A JSON array of strings.
-    static func jsonArray(_ items: [String]) -> String {
-        var out = "["
-        for (index, item) in items.enumerated() {
-            if index > 0 { out += "," }
-            JSONText.appendString(item, to: &out)
+    /// Appends `json` to `out` (no newline). `memo`: a writer's memo of rendered process and
+    /// container fields (`EventOutput`'s), so the alerts of one process render those once.
+    public func appendJSON(to out: inout ByteBuffer, memo: JSONMemo? = nil) {
+        out.append("{\"hostname\":")
+        out.appendJSON(hostname)
+        out.append(",\"output\":")
+        out.appendJSON(output)
+        out.append(",\"priority\":")
+        out.appendJSON(priority.rawValue)
+        out.append(",\"rule\":")
+        out.appendJSON(rule)
+        out.append(",\"source\":")
+        out.appendJSON(source)
+        out.append(",\"tags\":[")
+        for (index, tag) in tags.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.appendJSON(tag)
         }
-        return out + "]"
+        out.append("],\"time\":")
+        out.appendJSON(time)
+        out.append(",\"output_fields\":")
+        if let memo {
+            EventFormat.appendJSON(event, to: &out, memo: memo)
+        } else {
+            EventFormat.appendJSON(event, to: &out)
+        }
+        if !enforcement.isEmpty {
+            out.append(",\"enforcement\":[")
+            for (index, result) in enforcement.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out.append("{\"action\":")
+                out.appendJSON(result.action)
+                out.append(",\"result\":")
+                out.append(result.enforced ? "\"enforced\"" : "\"failed\"")
+                out.append(",\"detail\":")
+                out.appendJSON(result.detail)
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        if suppressed > 0 {
+            out.append(",\"suppressed\":")
+            out.append(decimal: UInt64(suppressed))
+        }
+        if !policy.isEmpty {
+            out.append(",\"policy\":{")
+            for (index, (key, json)) in policy.sorted(by: { $0.key < $1.key }).enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out.appendJSON(key)
+                out.append(UInt8(ascii: ":"))
+                out.append(Array(json.utf8))
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(",\"id\":")
+        out.appendJSON(id)
+        out.append(UInt8(ascii: "}"))
     }
 
     /// The text of a field of the event (`proc.name`, `container.label[app]`), or nil when the

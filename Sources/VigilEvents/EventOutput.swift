@@ -68,6 +68,14 @@ public final class EventOutput {
         if buffer.count >= Self.limit { try flush() }
     }
 
+    /// Adds one line written by `body` into the buffer, with this output's JSON memo (an alert's
+    /// JSON: `Alert.appendJSON`); the newline is added here.
+    public func writeLine(_ body: (inout ByteBuffer, JSONMemo) -> Void) throws(WriteError) {
+        body(&buffer, memo)
+        buffer.append(0x0a)
+        if buffer.count >= Self.limit { try flush() }
+    }
+
     /// Adds text as it is (include the newline).
     public func write(_ text: String) throws(WriteError) {
         var text = text

@@ -211,7 +211,11 @@ struct Trace: ParsableCommand {
             try ruleSet.forEachMatch(event) { rule in
                 alertCount += 1
                 let alert = Alert(rule: rule, event: event)
-                try out.write((json ? alert.json : alert.text) + "\n")
+                if json {
+                    try out.writeLine { alert.appendJSON(to: &$0, memo: $1) }
+                } else {
+                    try out.write(alert.text + "\n")
+                }
             }
         }
         // The bundles' rings are read between the shared ring's batches (at least every 10 ms),

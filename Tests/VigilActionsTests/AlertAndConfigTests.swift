@@ -27,6 +27,19 @@ final class AlertTests: XCTestCase {
         XCTAssertNil(object["suppressed"])
     }
 
+    /// Alert ids are random version 4 UUIDs in lowercase, each new.
+    func testAlertIDsAreRandomVersion4UUIDs() throws {
+        let ids = (0..<2000).map { _ in Alert.randomID() }
+        XCTAssertEqual(Set(ids).count, ids.count, "no id repeats")
+        for id in ids.prefix(50) {
+            let uuid = try XCTUnwrap(UUID(uuidString: id), id)
+            XCTAssertEqual(uuid.uuidString.lowercased(), id, "the canonical lowercase form")
+            XCTAssertEqual(uuid.uuid.6 >> 4, 4, "version 4: \(id)")
+            XCTAssertEqual(uuid.uuid.8 >> 6, 0b10, "RFC 4122 variant: \(id)")
+        }
+        XCTAssertNotEqual(testAlert().id, testAlert().id)
+    }
+
     func testTextLineAndVigilsAdditions() throws {
         var alert = testAlert()
         XCTAssertEqual(alert.text, "2026-05-28T20:26:40.000000000Z WARNING Netcat listener: netcat listening (pid=4242)")
