@@ -1,6 +1,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import Synchronization
 #endif
 import VigilEvents
 import VigilRules
@@ -59,13 +60,12 @@ public struct Alert: Sendable {
     /// headers, `id` in syslog's structured data), so receivers can drop duplicates.
     public var id: String = Alert.randomID()
 
-    /// A random (version 4) UUID, lowercase, from the system's generator (getrandom(2)): Foundation's
-    /// `UUID()` opened, read and closed /dev/urandom for each, 12% of an alert's cost in
-    /// `vigil trace --alerts` (BENCHMARKS.md "DNS loop").
+    /// A random (version 4) UUID, lowercase, from the system's generator (getrandom(2), through
+    /// a pool of 256 ids' bytes): Foundation's `UUID()` opened, read and closed /dev/urandom for
+    /// each, 12% of an alert's cost in `vigil trace --alerts`, and a getrandom per id was still 8%.
     public static func randomID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        var words: (UInt64, UInt64) = (generator.next(), generator.next())
-        return withUnsafeMutableBytes(of: &words) { raw in
+        var raw = idPool.withLock { $0.next() }
+        return withUnsafeMutableBytes(of: &raw) { raw in
             raw[6] = raw[6] & 0x0f | 0x40 // version 4
             raw[8] = raw[8] & 0x3f | 0x80 // the RFC 4122 variant
             let digits = Array("0123456789abcdef".utf8)
@@ -79,6 +79,23 @@ public struct Alert: Sendable {
             return String(decoding: text, as: UTF8.self)
         }
     }
+
+    /// Random bytes for ids, refilled 4 KiB at a time (arc4random_buf: getrandom(2)).
+    private struct IDPool {
+        var words = [UInt64](repeating: 0, count: 512)
+        var used = 512
+
+        mutating func next() -> (UInt64, UInt64) {
+            if used + 2 > words.count {
+                words.withUnsafeMutableBytes { arc4random_buf($0.baseAddress!, $0.count) }
+                used = 0
+            }
+            defer { used += 2 }
+            return (words[used], words[used + 1])
+        }
+    }
+
+    private static let idPool = Mutex(IDPool())
 
     /// An alert of `rule` for `event`: renders the rule's output template.
     public init(rule: CompiledRule, event: Event, hostname: String = Alert.localHostname) {
