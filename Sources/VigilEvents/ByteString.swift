@@ -32,6 +32,8 @@ public struct ByteString: Hashable, Sendable, Comparable, CustomStringConvertibl
     /// as is. Nothing printed can move the cursor, change colours, end the line or reorder it.
     /// The one escaping for text (the table, output templates, alert text, logs, syslog MSG).
     public var escapedForTerminal: String {
+        // Printable ASCII without a backslash (nearly every name, path and address) is itself.
+        if bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7f && $0 != 0x5c }) { return String(decoding: bytes, as: UTF8.self) }
         var out = ""
         out.reserveCapacity(bytes.count)
         forEachScalarOrInvalidByte { scalar, invalid in
