@@ -77,6 +77,8 @@ bench: ## benchmarks (ring, userspace path, syscall events, the syscalls sensor 
 	scripts/bench-section.sh syscalls-udp .build/bench-syscalls-udp.md
 	scripts/bench-syscalls.sh --loops tcp --section syscalls-tcp > .build/bench-syscalls-tcp.md
 	scripts/bench-section.sh syscalls-tcp .build/bench-syscalls-tcp.md
+	scripts/bench-syscalls.sh --loops dns --section syscalls-dns > .build/bench-syscalls-dns.md
+	scripts/bench-section.sh syscalls-dns .build/bench-syscalls-dns.md
 	scripts/bench-sensors.sh > .build/bench-sensors.md
 	scripts/bench-section.sh sensors .build/bench-sensors.md
 	scripts/bench-kernels.sh --no-build > .build/bench-kernels.md

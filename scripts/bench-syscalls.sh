@@ -13,6 +13,11 @@
 #   tcp      one whole loopback TCP connection per step: socket, connect, accept4 and two closes
 #            (five syscalls; issue 13 §4: the default rules at most 1.3x; not in the default
 #            --loops: `--loops tcp --section syscalls-tcp`, as `make bench` runs it)
+#   dns      one DNS lookup per step over loopback UDP: a query sent to a server socket on
+#            127.0.53.1:53, received, answered, the answer received with its source address (as
+#            musl's resolver does): sendto, recvfrom, sendto, recvfrom (four syscalls, two DNS
+#            messages received; issue 13 §4: every query and answer delivered, zero lost; not in
+#            the default --loops: `--loops dns --section syscalls-dns`, as `make bench` runs it)
 # Tracers, pinned to CPU 1:
 #   none          no tracer
 #   vigil-openat  vigil trace --event openat (the syscalls sensor loaded, capturing openat and
@@ -32,6 +37,9 @@
 #   vigil-json-generic    the same on the generic hook
 #   bpftrace      raw_syscalls sys_enter+sys_exit for comm vb-sysloop, printing every syscall
 #                 (id, return value, latency)
+#   vigil-dns     vigil trace --alerts --no-default-rules --rules bench/dns-log.yaml -o json: one
+#                 alert per DNS message received on the host (a rule reading only dns.* fields:
+#                 the kernel keeps only port 53's calls), written as JSON (dns loop)
 #   vigil-conn    vigil trace -o json --comm vb-sysloop --event conn: the connection sensor's
 #                 lifecycle events (tcp_connect, tcp_accept, tcp_close: the kernel's socket state
 #                 tracepoints), written as JSON (tcp loop)
@@ -46,12 +54,14 @@
 # rounds. "lost" is steps x events-per-step minus the loop's events found in the tracer's output
 # (at least 0), and for vigil also its own count of events lost in the kernel. Events per step
 # are the loop's syscalls, except for the connection tracers (vigil-conn, tcplife, tcpconnect),
-# whose events per connection are counted by kind (see `events_per_step`).
+# whose events per connection are counted by kind, and vigil-dns, whose are the DNS messages
+# (see `events_per_step`).
 #
 # Prints a Markdown section between `<!-- BEGIN syscalls` and `<!-- END syscalls -->` on stdout.
 # Usage (as root): scripts/bench-syscalls.sh [--rounds N] [--getpid-iterations N] [--mixed-iterations N]
-#                  [--udp-iterations N] [--tcp-iterations N] [--loops "getpid mixed"] [--getpid-tracers "LIST"]
-#                  [--mixed-tracers "LIST"] [--udp-tracers "LIST"] [--tcp-tracers "LIST"] [--section NAME]
+#                  [--udp-iterations N] [--tcp-iterations N] [--dns-iterations N] [--loops "getpid mixed"]
+#                  [--getpid-tracers "LIST"] [--mixed-tracers "LIST"] [--udp-tracers "LIST"] [--tcp-tracers "LIST"]
+#                  [--dns-tracers "LIST"] [--section NAME]
 #                  [--ring-mib N]
 # --ring-mib N gives every vigil tracer a ring of N MiB (vigil trace --ring-mib; default 8): a ring
 # that holds a whole loop's events measures the capture's cost with zero lost even where the
@@ -60,7 +70,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:/usr/sbin:/sbin:$PATH
 invocation="scripts/bench-syscalls.sh${*:+ $*}"
-rounds=3 getpid_iterations=1000000 mixed_iterations=100000 udp_iterations=200000 tcp_iterations=5000 loops="getpid mixed" section=syscalls
+rounds=3 getpid_iterations=1000000 mixed_iterations=100000 udp_iterations=200000 tcp_iterations=5000 dns_iterations=100000 loops="getpid mixed" section=syscalls
 tracers_of_getpid="vigil-openat vigil-openat-generic vigil-rules vigil-rules-generic vigil-json vigil-json-generic bpftrace perf-trace strace"
 tracers_of_mixed="vigil-json vigil-json-generic bpftrace perf-trace strace${VIGIL_FALCO_RULES:+ vigil-falco}"
 falco_rules=()
@@ -68,6 +78,7 @@ for f in ${VIGIL_FALCO_RULES:-}; do falco_rules+=(--rules "$f"); done
 tracers_of_udp="vigil-rules vigil-rules-generic vigil-json bpftrace"
 tracers_of_tcp="vigil-rules vigil-rules-generic vigil-json vigil-conn tcplife bpftrace"
 [ -e /sys/bus/event_source/devices/kprobe ] && tracers_of_tcp+=" tcpconnect"
+tracers_of_dns="vigil-rules vigil-dns bpftrace"
 vigil=${VIGIL:-.build/release/vigil}
 ring_opt=""
 while [ $# -gt 0 ]; do
@@ -79,6 +90,8 @@ while [ $# -gt 0 ]; do
     --udp-tracers) tracers_of_udp=$2; shift 2 ;;
     --tcp-iterations) tcp_iterations=$2; shift 2 ;;
     --tcp-tracers) tracers_of_tcp=$2; shift 2 ;;
+    --dns-iterations) dns_iterations=$2; shift 2 ;;
+    --dns-tracers) tracers_of_dns=$2; shift 2 ;;
     --section) section=$2; shift 2 ;;
     --loops) loops=$2; shift 2 ;;
     --getpid-tracers) tracers_of_getpid=$2; shift 2 ;;
@@ -96,13 +109,15 @@ cleanup() { [ -n "$tracer_pid" ] && kill -INT "$tracer_pid" 2>/dev/null; rm -rf 
 trap cleanup EXIT
 cc -O2 -Wall -Wextra -o "$work/vb-sysloop" bench/sysloop.c
 head -c 4096 /dev/urandom > "$work/target"
-declare -A per_step=([getpid]=1 [mixed]=5 [udp]=2 [tcp]=5) iterations=([getpid]=$getpid_iterations [mixed]=$mixed_iterations [udp]=$udp_iterations [tcp]=$tcp_iterations)
-declare -A syscalls_of=([getpid]=getpid [mixed]=openat,fstat,read,write,close [udp]=sendto,recvfrom [tcp]=socket,connect,accept4,close)
-declare -A ids_of=([getpid]="39" [mixed]="257 5 0 1 3" [udp]="44 45" [tcp]="41 42 288 3")   # x86_64 numbers, for bpftrace's output
-# Events per step of the connection tracers (tcp loop): vigil-conn's tcp_connect, tcp_accept and
-# the two ends' tcp_close; tcplife's line per end; tcpconnect's line per connect.
-declare -A conn_events_per_step=([vigil-conn]=4 [tcplife]=2 [tcpconnect]=1)
-events_per_step() { echo "${conn_events_per_step[$2]:-${per_step[$1]}}"; }
+declare -A per_step=([getpid]=1 [mixed]=5 [udp]=2 [tcp]=5 [dns]=4)
+declare -A iterations=([getpid]=$getpid_iterations [mixed]=$mixed_iterations [udp]=$udp_iterations [tcp]=$tcp_iterations [dns]=$dns_iterations)
+declare -A syscalls_of=([getpid]=getpid [mixed]=openat,fstat,read,write,close [udp]=sendto,recvfrom [tcp]=socket,connect,accept4,close [dns]=sendto,recvfrom)
+declare -A ids_of=([getpid]="39" [mixed]="257 5 0 1 3" [udp]="44 45" [tcp]="41 42 288 3" [dns]="44 45")   # x86_64 numbers, for bpftrace's output
+# Events per step of the tracers that report other things than syscalls: vigil-conn's
+# tcp_connect, tcp_accept and the two ends' tcp_close, tcplife's line per end, tcpconnect's line
+# per connect (tcp loop); vigil-dns's query and answer (dns loop).
+declare -A tracer_events_per_step=([vigil-conn]=4 [tcplife]=2 [tcpconnect]=1 [vigil-dns]=2)
+events_per_step() { echo "${tracer_events_per_step[$2]:-${per_step[$1]}}"; }
 
 loop_cmd() { echo taskset -c 0 "$work/vb-sysloop" "$1" "$work/target" "${iterations[$1]}" 20 200; }
 field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<< "$2"; }
@@ -123,13 +138,14 @@ run() {
         vigil-json) taskset -c 1 $vigil trace $ring_opt -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --output "$out" 2> "$err" & ;;
         vigil-json-generic) taskset -c 1 $vigil trace $ring_opt -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --syscall-hook tp_btf --output "$out" 2> "$err" & ;;
         vigil-conn) taskset -c 1 $vigil trace $ring_opt -o json --comm vb-sysloop --event conn --output "$out" 2> "$err" & ;;
+        vigil-dns) taskset -c 1 $vigil trace $ring_opt --alerts --no-default-rules --rules bench/dns-log.yaml -o json --output "$out" 2> "$err" & ;;
       esac
       tracer_pid=$!
       for _ in $(seq 600); do grep -qs "^vigil: tracing" "$err" && break; sleep 0.1; done
       result=$($(loop_cmd $loop))
       sleep 0.5; kill -INT $tracer_pid; wait $tracer_pid || true; tracer_pid=""
       log "$tracer: $(grep -E 'syscalls/|no tracepoint' "$err" | tr '\n' ' ')"
-      if [[ $tracer == vigil-json* || $tracer == vigil-conn ]]; then
+      if [[ $tracer == vigil-json* || $tracer == vigil-conn || $tracer == vigil-dns ]]; then
         found=$(grep -c '"proc.name":"vb-sysloop"' "$out" || true)
         vlost=$(sed -n 's/.* \([0-9]*\) lost.*/\1/p' "$err" | tail -1)
       fi ;;
