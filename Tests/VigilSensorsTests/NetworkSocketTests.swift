@@ -344,6 +344,45 @@ final class NetworkSocketTests: XCTestCase {
         XCTAssertEqual(field("dns.addrs", received[1]), .strings([ByteString("127.0.53.7")]))
     }
 
+    /// A loop of 2000 lookups, musl's way (sendto the server on port 53, recvfrom the answer with
+    /// its source address), at full speed: every query and every answer is captured (at exit
+    /// alone) and decodes, and none is lost in the kernel.
+    func testEveryQueryAndAnswerOfALoopOfLookupsIsCaptured() throws {
+        let (harness, recorder) = try dnsHarness()
+        let lookups = 2000
+        let before = try harness.sensors.counters()["syscalls"] ?? SensorCounters()
+        _ = try harness.collect {
+            let server = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(bind(server, $0, $1), 0, "bind 127.0.53.1:53: \(errno)") }
+            let resolver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            try withSockaddr(AF_INET, "127.0.0.1", 0) { XCTAssertEqual(bind(resolver, $0, $1), 0) }
+            let resolverPort = localPort(resolver)
+            let (query, answer) = dnsExchange("loop", answering: 8)
+            var buffer = [UInt8](repeating: 0, count: 512)
+            var from = sockaddr_in()
+            var fromLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+            for _ in 0..<lookups {
+                try withSockaddr(AF_INET, "127.0.53.1", 53) { _ = sendto(resolver, query, query.count, 0, $0, $1) }
+                XCTAssertEqual(recvfrom(server, &buffer, buffer.count, 0, nil, nil), query.count)
+                try withSockaddr(AF_INET, "127.0.0.1", resolverPort) { _ = sendto(server, answer, answer.count, 0, $0, $1) }
+                fromLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+                let got = withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(resolver, &buffer, buffer.count, 0, $0, &fromLength) } }
+                XCTAssertEqual(got, answer.count)
+            }
+            close(resolver); close(server)
+        }
+        let after = try harness.sensors.counters()["syscalls"] ?? SensorCounters()
+        XCTAssertEqual(after.lost, before.lost, "nothing lost in the kernel")
+        var messages: [String: Int] = [:]
+        RecordPipeline(enricher: Enricher(metadata: nil), kinds: KindSet.all).replay(recorder.recording) { event in
+            guard event.pid == UInt32(getpid()), event.syscall?.descriptor.nameString == "recvfrom",
+                  case .string(let name)? = self.field("dns.name", event), name == "loop.vigil.test",
+                  case .string(let qr)? = self.field("dns.qr", event) else { return }
+            messages[String(describing: qr), default: 0] += 1
+        }
+        XCTAssertEqual(messages, ["Q": lookups, "R": lookups], "every query and every answer")
+    }
+
     /// A syscall captured for DNS alone (read, recvfrom, recvmsg) runs one program per call, its
     /// exit's: the per-syscall hook attaches no entry program to it, and its records (captured
     /// at exit, from the saved registers) have no latency. Asked for (a rule on recvfrom), the
