@@ -125,18 +125,6 @@ static __always_inline struct vigil_inode_key inode_key(struct inode *inode)
     return k;
 }
 
-/* The syscall's arguments from the saved user registers. */
-static __always_inline void read_args(__u64 *args)
-{
-    struct pt_regs *r = vigil_user_regs();
-    args[0] = VIGIL_SYSCALL_ARG0(r);
-    args[1] = VIGIL_SYSCALL_ARG1(r);
-    args[2] = VIGIL_SYSCALL_ARG2(r);
-    args[3] = VIGIL_SYSCALL_ARG3(r);
-    args[4] = VIGIL_SYSCALL_ARG4(r);
-    args[5] = VIGIL_SYSCALL_ARG5(r);
-}
-
 static __always_inline struct fim_scratch *fim_buf(void)
 {
     __u32 zero = 0;
@@ -392,7 +380,7 @@ static __always_inline int report_fd(const struct exit_ctx *x, struct vigil_inod
     if (!s)
         return 0;
     __u64 args[VIGIL_SYSCALL_ARGS];
-    read_args(args);
+    vigil_syscall_args(args, vigil_user_regs());
     begin(s, x, args);
     struct vigil_fim_match m = { .file = *k, .id = w->id, .how = VIGIL_FIM_BY_INODE };
     return emit(s, &m);
@@ -527,7 +515,7 @@ static __always_inline int on_paths(const struct exit_ctx *x, int d1, int p1, in
     if (!s)
         return 0;
     __u64 args[VIGIL_SYSCALL_ARGS];
-    read_args(args);
+    vigil_syscall_args(args, vigil_user_regs());
     begin(s, x, args);
     struct vigil_fim_match m = {};
     struct vigil_fim_name *n1 = NULL, *n2 = NULL;
@@ -728,7 +716,7 @@ report:;
     if (!rs)
         return 0;
     __u64 args[VIGIL_SYSCALL_ARGS];
-    read_args(args);
+    vigil_syscall_args(args, vigil_user_regs());
     begin(rs, x, args);
     __u32 len = 0;
     capture_path(rs, p, &len);

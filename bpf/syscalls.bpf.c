@@ -369,18 +369,6 @@ static __always_inline bool passes_filters(struct task_struct *task, struct vigi
     return !vigil_task_filtered(task);
 }
 
-/* The syscall's arguments from the saved user registers `regs` (a BTF pointer: plain loads).
- * They are the same at entry and at exit (arm64's first from orig_x0: VIGIL_SYSCALL_ARG0). */
-static __always_inline void read_args(__u64 *args, struct pt_regs *regs)
-{
-    args[0] = VIGIL_SYSCALL_ARG0(regs);
-    args[1] = VIGIL_SYSCALL_ARG1(regs);
-    args[2] = VIGIL_SYSCALL_ARG2(regs);
-    args[3] = VIGIL_SYSCALL_ARG3(regs);
-    args[4] = VIGIL_SYSCALL_ARG4(regs);
-    args[5] = VIGIL_SYSCALL_ARG5(regs);
-}
-
 /* Starts `task`'s record of syscall `nr` with arguments `args` in its pending storage (made on
  * first use): the header and the arguments, no data yet. NULL, counted lost, when the storage
  * cannot be had. */
@@ -428,7 +416,7 @@ static __always_inline int on_enter(struct pt_regs *btf_regs, long id, __u32 tag
     if (!passes_filters(task, spec))
         return 0;
     __u64 args[VIGIL_SYSCALL_ARGS];
-    read_args(args, btf_regs ? btf_regs : (struct pt_regs *)bpf_task_pt_regs(task));
+    vigil_syscall_args(args, btf_regs ? btf_regs : (struct pt_regs *)bpf_task_pt_regs(task));
     struct pending *p = start_record(task, nr, args);
     if (!p)
         return 0;
@@ -459,7 +447,7 @@ static __always_inline int on_enter(struct pt_regs *btf_regs, long id, __u32 tag
 static __noinline struct pending *start_at_exit(struct task_struct *task, struct vigil_syscall_spec *spec, __u32 nr, long ret)
 {
     __u64 args[VIGIL_SYSCALL_ARGS];
-    read_args(args, (struct pt_regs *)bpf_task_pt_regs(task));
+    vigil_syscall_args(args, (struct pt_regs *)bpf_task_pt_regs(task));
     __u16 flags = spec->flags;
     bool armed = true;
     if (flags & VIGIL_SPEC_FIRST_PAYLOAD)

@@ -206,43 +206,34 @@ let dnsSet = SyscallCapture(names: [], messages: [.dns: MessageCapture(wanted: t
 for variant in runnableVariants(for: dnsSet) {
     do {
         var (sensors, stream, filter) = try syscallsSensor(variant, capturing: dnsSet, pids: [UInt32(getpid())])
-        let recorder = RingRecorder()
-        stream.recorder = recorder
-        let exchanged = udpDatagram(port: 53, bytes: 2) && udpDatagram(port: 0, bytes: 1)
-        try stream.drain { _ in }
-        var received: [Int64] = []
-        RecordPipeline(enricher: Enricher(metadata: nil), kinds: KindSet.all).replay(recorder.recording) { event in
-            guard case .syscall(let s) = event.payload, event.pid == UInt32(getpid()), s.descriptor.nameString == "recvfrom" else { return }
-            received.append(s.result)
+        /// Two datagrams, to port 53 and another port; every recvfrom of this process the ring
+        /// held (replayed with every syscall shown) as "RESULT/timed" or "RESULT/untimed".
+        func exchange() throws -> (exchanged: Bool, recvfroms: [String]) {
+            try stream.drain { _ in }
+            let recorder = RingRecorder()
+            stream.recorder = recorder
+            defer { stream.recorder = nil }
+            let exchanged = udpDatagram(port: 53, bytes: 2) && udpDatagram(port: 0, bytes: 1)
+            try stream.drain { _ in }
+            var recvfroms: [String] = []
+            RecordPipeline(enricher: Enricher(metadata: nil), kinds: KindSet.all).replay(recorder.recording) { event in
+                guard case .syscall(let s) = event.payload, event.pid == UInt32(getpid()), s.descriptor.nameString == "recvfrom" else { return }
+                recvfroms.append("\(s.result)/\(s.latencyNs > 0 ? "timed" : "untimed")")
+            }
+            return (exchanged, recvfroms)
         }
-        check("syscalls \(variant.name): DNS alone keeps the recvfrom on port 53, drops the other in the kernel",
-              exchanged && received == [2], "exchanged \(exchanged), recvfrom results \(received)")
+        let alone = try exchange()
+        check("syscalls \(variant.name): DNS alone keeps the recvfrom on port 53 (at exit alone), drops the other in the kernel",
+              alone.exchanged && alone.recvfroms == ["2/untimed"], "\(alone)")
         filter.syscalls = SyscallCapture(names: ["recvfrom"], messages: dnsSet.messages)
         try sensors.apply(filter)
-        try stream.drain { _ in }
-        let exchangedAsked = udpDatagram(port: 53, bytes: 2) && udpDatagram(port: 0, bytes: 1)
-        var timed: [String] = []
-        try stream.drain { event in
-            guard case .syscall(let s) = event.payload, event.pid == UInt32(getpid()), s.descriptor.nameString == "recvfrom" else { return }
-            timed.append("\(s.result)/\(s.latencyNs > 0 ? "timed" : "untimed")")
-        }
+        let asked = try exchange()
         check("syscalls \(variant.name): recvfrom asked for is captured at entry and exit, every call",
-              exchangedAsked && timed == ["2/timed", "1/timed"], "exchanged \(exchangedAsked), recvfrom \(timed)")
+              asked.exchanged && asked.recvfroms == ["2/timed", "1/timed"], "\(asked)")
         filter.syscalls = dnsSet
         try sensors.apply(filter)
-        stream.recorder = nil
-        try stream.drain { _ in }
-        let again = RingRecorder()
-        stream.recorder = again
-        let exchangedAgain = udpDatagram(port: 53, bytes: 2) && udpDatagram(port: 0, bytes: 1)
-        try stream.drain { _ in }
-        var untimed: [String] = []
-        RecordPipeline(enricher: Enricher(metadata: nil), kinds: KindSet.all).replay(again.recording) { event in
-            guard case .syscall(let s) = event.payload, event.pid == UInt32(getpid()), s.descriptor.nameString == "recvfrom" else { return }
-            untimed.append("\(s.result)/\(s.latencyNs > 0 ? "timed" : "untimed")")
-        }
-        check("syscalls \(variant.name): for DNS alone again, at exit alone", exchangedAgain && untimed == ["2/untimed"],
-              "exchanged \(exchangedAgain), recvfrom \(untimed)")
+        let again = try exchange()
+        check("syscalls \(variant.name): for DNS alone again, at exit alone", again.exchanged && again.recvfroms == ["2/untimed"], "\(again)")
         sensors.detach()
     } catch {
         check("syscalls \(variant.name): DNS capture loads", false, "\(error)")

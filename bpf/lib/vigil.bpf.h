@@ -318,4 +318,16 @@ static __always_inline struct pt_regs *vigil_user_regs(void)
 #error "bpf/lib/vigil.bpf.h: syscall arguments are mapped for x86_64 and arm64 only (__TARGET_ARCH_x86 or __TARGET_ARCH_arm64)"
 #endif
 
+/* A syscall's six arguments from saved user registers `user_regs` into `args`: the same at
+ * entry and at exit (arm64's first from orig_x0). */
+static __always_inline void vigil_syscall_args(__u64 *args, struct pt_regs *user_regs)
+{
+    args[0] = VIGIL_SYSCALL_ARG0(user_regs);
+    args[1] = VIGIL_SYSCALL_ARG1(user_regs);
+    args[2] = VIGIL_SYSCALL_ARG2(user_regs);
+    args[3] = VIGIL_SYSCALL_ARG3(user_regs);
+    args[4] = VIGIL_SYSCALL_ARG4(user_regs);
+    args[5] = VIGIL_SYSCALL_ARG5(user_regs);
+}
+
 #endif /* VIGIL_BPF_H */
