@@ -92,6 +92,39 @@ struct {
     __type(value, struct open_lookup);
 } open_lookup SEC(".maps");
 
+/* Per CPU: [0] when this CPU last woke the reader at once for a matched open (bpf_ktime_get_ns),
+ * [1] the matched opens that woke it, [2] those that left it to that wakeup or the timer. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 3);
+    __type(key, __u32);
+    __type(value, __u64);
+} match_wakes SEC(".maps");
+
+/* Wakes come at most this often per CPU for matched opens. */
+#define VIGIL_MATCH_WAKE_GAP_NS 1000000ULL
+
+/* Whether a matched open wakes the reader at once: the first in VIGIL_MATCH_WAKE_GAP_NS on this
+ * CPU does; the later ones wait for that wakeup's drain or the reader's timer (5 ms in the daemon).
+ * A forced wakeup costs an irq_work and an IPI (~7 us on this VM, its APIC write a VM exit), so a
+ * stream of opens under a prefix a rule names (/dev/shm under "/dev") paid it on every open. */
+static __always_inline bool match_wake_due(void)
+{
+    __u32 key = 0;
+    __u64 *last = bpf_map_lookup_elem(&match_wakes, &key);
+    if (!last)
+        return true;
+    __u64 now = bpf_ktime_get_ns();
+    bool due = now - *last >= VIGIL_MATCH_WAKE_GAP_NS;
+    if (due)
+        *last = now;
+    key = due ? 1 : 2;
+    __u64 *count = bpf_map_lookup_elem(&match_wakes, &key);
+    if (count)
+        *count += 1;
+    return due;
+}
+
 /* DROP: no rule can match. PASS: userspace decides. MATCH: a rule's path entry matched (an
  * alert is likely: the reader is woken at once). KILL: a kernel_kill rule matched. */
 enum open_verdict { OPEN_DROP, OPEN_PASS, OPEN_MATCH, OPEN_KILL };
@@ -361,9 +394,10 @@ static __always_inline int emit_open(const struct open_args *args, long result, 
     }
     e->hdr.size = size;
     /* A rule matched in the kernel: the high lane, and its alert does not wait for the reader's
-     * timer. Any other open is the low lane. */
+     * timer (match_wake_due: at most one forced wakeup per millisecond and CPU). Any other open
+     * is the low lane. */
     if (verdict == OPEN_MATCH || verdict == OPEN_KILL)
-        vigil_output_wake(e, size & (VIGIL_EVENT_SCRATCH - 1), true);
+        vigil_output_wake(e, size & (VIGIL_EVENT_SCRATCH - 1), match_wake_due());
     else
         vigil_output_low(e, size & (VIGIL_EVENT_SCRATCH - 1));
     return 0;

@@ -79,6 +79,28 @@ final class OpenPathFilterTests: XCTestCase {
         XCTAssertGreaterThan(try reader.drain { _ in }, 0)
     }
 
+    /// A burst of matched opens on one CPU wakes the reader at most once per millisecond (a
+    /// forced wakeup is an IPI, microseconds on a VM); the others wait for that wakeup's drain or
+    /// the reader's timer, and every one of them is delivered.
+    func testABurstOfMatchedOpensWakesTheReaderAtMostOncePerMillisecond() throws {
+        let dir = try directory()
+        touch("\(dir)/watched")
+        let harness = try harness(try rules(rule("exact", "fd.name = \(dir)/watched")))
+        let object = try XCTUnwrap(harness.sensors.loaded.first { $0.name == Sensor.file.name }).variants.object
+        let wakes = try PerCPUMap<UInt32, UInt64>(object.map(named: "match_wakes"))
+        func count(_ key: UInt32) throws -> UInt64 { try wakes.lookup(key)?.reduce(0, +) ?? 0 }
+        let (forcedBefore, deferredBefore) = (try count(1), try count(2))
+        var child: Int32 = 0
+        let events = try harness.collect {
+            child = try runProgram("/usr/bin/taskset", ["-c", "0", "/usr/bin/python3", "-c",
+                                   "import os, sys\nfor _ in range(200): os.close(os.open(sys.argv[1], os.O_RDONLY))", "\(dir)/watched"])
+        }
+        let forced = try count(1) - forcedBefore, deferred = try count(2) - deferredBefore
+        XCTAssertEqual(forced + deferred, 200, "every matched open counted once")
+        XCTAssertGreaterThanOrEqual(deferred, 100, "\(forced) forced wakeups for 200 opens in a burst")
+        XCTAssertEqual(events.filter { $0.pid == UInt32(child) && $0.open?.path.string == "\(dir)/watched" }.count, 200, "every one delivered")
+    }
+
     func testOpensNoRuleCanMatchAreDroppedInTheKernel() throws {
         let dir = try directory()
         for name in ["watched", "other", "id_rsa", "below"] { touch("\(dir)/\(name)") }
