@@ -150,8 +150,7 @@ static __noinline void vigil_arm(__s32 fd, long ret, __u32 flags)
 }
 
 /* A call captured for DNS alone whose socket has no port 53 is dropped (counted as filtered); an
- * armed read's fd number whose socket is gone (closed, the number reused) is disarmed. A
- * subprogram, so on_exit's capture keeps the registers the 6.1 verifier bounds. */
+ * armed read's fd number whose socket is gone (closed, the number reused) is disarmed. */
 static __noinline void vigil_dns_drop(__u32 flags, __s32 fd)
 {
     if (flags & VIGIL_SPEC_DNS_ARMED)

@@ -53,6 +53,13 @@ final class NetworkSocketTests: XCTestCase {
         return withUnsafeBytes(of: storage) { UInt16($0[2]) << 8 | UInt16($0[3]) }
     }
 
+    /// A UDP socket bound to 127.0.53.1:53: the tests' DNS server.
+    private func dnsServerSocket() throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(bind(fd, $0, $1), 0, "bind 127.0.53.1:53: \(errno)") }
+        return fd
+    }
+
     private func bindListen(_ family: Int32, _ address: String) throws -> Int32 {
         let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
         XCTAssertGreaterThanOrEqual(fd, 0)
@@ -299,8 +306,7 @@ final class NetworkSocketTests: XCTestCase {
         let (harness, recorder) = try dnsHarness()
         var otherPort: UInt16 = 0, client: Int32 = -1, serverPort: UInt16 = 0
         let events = try harness.collect {
-            let dnsServer = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(bind(dnsServer, $0, $1), 0, "bind 127.0.53.1:53: \(errno)") }
+            let dnsServer = try dnsServerSocket()
             let resolver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
             // A? svc.vigil.test, and its answer: 127.0.53.7 (TTL 1 s: kept longer anyway).
             let (query, answer) = dnsExchange("svc", answering: 7)
@@ -352,8 +358,7 @@ final class NetworkSocketTests: XCTestCase {
         let lookups = 2000
         let before = try harness.sensors.counters()["syscalls"] ?? SensorCounters()
         _ = try harness.collect {
-            let server = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(bind(server, $0, $1), 0, "bind 127.0.53.1:53: \(errno)") }
+            let server = try dnsServerSocket()
             let resolver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
             try withSockaddr(AF_INET, "127.0.0.1", 0) { XCTAssertEqual(bind(resolver, $0, $1), 0) }
             let resolverPort = localPort(resolver)
@@ -398,8 +403,7 @@ final class NetworkSocketTests: XCTestCase {
 
         /// A datagram to 127.0.53.1:53 and its receipt; the receiving socket.
         func exchange() throws -> Int32 {
-            let server = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(bind(server, $0, $1), 0, "bind 127.0.53.1:53: \(errno)") }
+            let server = try dnsServerSocket()
             let client = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
             let (query, _) = dnsExchange("exit", answering: 9)
             var buffer = [UInt8](repeating: 0, count: 512)
@@ -530,8 +534,7 @@ final class NetworkSocketTests: XCTestCase {
         let (harness, recorder) = try dnsHarness()
         var client: Int32 = -1
         let events = try harness.collect {
-            let dnsServer = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(bind(dnsServer, $0, $1), 0, "bind 127.0.53.1:53: \(errno)") }
+            let dnsServer = try dnsServerSocket()
             let resolver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
             try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(connect(resolver, $0, $1), 0) }
             // A? msg.vigil.test, and its answer: 127.0.53.9.
@@ -582,9 +585,8 @@ final class NetworkSocketTests: XCTestCase {
         var filter = KernelFilter()
         filter.ignorePID = 0
         let capture = SyscallCapture(names: ["connect"], messages: [.dns: MessageCapture(wanted: true)])
-        let dnsServer = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let dnsServer = try dnsServerSocket()
         defer { close(dnsServer) }
-        try withSockaddr(AF_INET, "127.0.53.1", 53) { XCTAssertEqual(bind(dnsServer, $0, $1), 0, "bind 127.0.53.1:53: \(errno)") }
         var timeout = timeval(tv_sec: 20, tv_usec: 0)
         setsockopt(dnsServer, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let server = try bindListen(AF_INET, "127.0.53.11")
