@@ -271,7 +271,7 @@ static __always_inline enum open_verdict open_verdict(const char *filename, __u3
     struct vigil_filter_config *cfg = bpf_map_lookup_elem(&filter, &zero);
     if (!cfg || !(cfg->flags & (VIGIL_FILTER_OPEN_PATHS | VIGIL_FILTER_OPEN_KILL)))
         return OPEN_PASS;
-    __u8 class = VIGIL_OPEN_CLASS(flags & 3, result < 0);
+    __u16 class = VIGIL_OPEN_CLASS(flags & 3, result < 0, f->created);
     bool pass = !(cfg->flags & VIGIL_FILTER_OPEN_PATHS) || (cfg->open_classes & class);
     bool kill_on = cfg->flags & VIGIL_FILTER_OPEN_KILL;
     if (pass && !kill_on)

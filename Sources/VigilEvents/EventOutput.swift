@@ -64,14 +64,18 @@ public final class EventOutput {
             var row = EventFormat.tableRow(event)
             row.withUTF8 { buffer.append(UnsafeRawBufferPointer($0)) }
         }
-        buffer.append(0x0a)
-        if buffer.count >= Self.limit { try flush() }
+        try endLine()
     }
 
     /// Adds one line written by `body` into the buffer, with this output's JSON memo (an alert's
     /// JSON: `Alert.appendJSON`); the newline is added here.
     public func writeLine(_ body: (inout ByteBuffer, JSONMemo) -> Void) throws(WriteError) {
         body(&buffer, memo)
+        try endLine()
+    }
+
+    /// Ends the line in the buffer; flushes a full buffer.
+    private func endLine() throws(WriteError) {
         buffer.append(0x0a)
         if buffer.count >= Self.limit { try flush() }
     }

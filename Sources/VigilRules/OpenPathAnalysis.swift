@@ -2,39 +2,44 @@ import VigilEvents
 
 /// Classes of opens, as the file sensor's path pushdown tells them apart: every open is in
 /// exactly one, by its access mode (`flags & O_ACCMODE`: read-only, write-only, read-write, and 3,
-/// which the rules treat as read-write) and whether it failed. Bit `mode + 4 * failed`, the
+/// which the rules treat as read-write) and its result: failed, succeeded, or succeeded and created
+/// the file (FMODE_CREATED, evt.is_open_create). Bit `mode + 4 * failed + 8 * created`, the
 /// kernel's `VIGIL_OPEN_CLASS`.
 public struct OpenClasses: OptionSet, Sendable, Hashable {
-    public let rawValue: UInt8
+    public let rawValue: UInt16
     /// Classes from their bits.
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
 
-    /// The class of an open with `flags` that failed or not.
-    public static func of(flags: UInt32, failed: Bool) -> OpenClasses {
-        OpenClasses(rawValue: 1 << UInt8((flags & 3) + (failed ? 4 : 0)))
+    /// The class of an open with `flags` that failed or not, and created its file or not.
+    public static func of(flags: UInt32, failed: Bool, created: Bool = false) -> OpenClasses {
+        OpenClasses(rawValue: 1 << UInt16((flags & 3) + (failed ? 4 : created ? 8 : 0)))
     }
     /// Every open.
-    public static let all = OpenClasses(rawValue: 0xff)
+    public static let all = OpenClasses(rawValue: 0x0fff)
     /// Opens that returned a file descriptor.
-    public static let succeeded = OpenClasses(rawValue: 0x0f)
+    public static let succeeded = OpenClasses(rawValue: 0x0f0f)
     /// Opens that failed.
-    public static let failed = OpenClasses(rawValue: 0xf0)
+    public static let failed = OpenClasses(rawValue: 0x00f0)
+    /// Opens that created their file (evt.is_open_create: O_CREAT found no file).
+    public static let created = OpenClasses(rawValue: 0x0f00)
     /// Opens for reading (evt.is_open_read: O_RDONLY, O_RDWR, and mode 3).
-    public static let reading = OpenClasses(rawValue: 0xdd)
+    public static let reading = OpenClasses(rawValue: 0x0ddd)
     /// Opens for writing (evt.is_open_write: O_WRONLY, O_RDWR, and mode 3).
-    public static let writing = OpenClasses(rawValue: 0xee)
+    public static let writing = OpenClasses(rawValue: 0x0eee)
 
     /// `any open`, `opens for reading`, `successful opens for writing`, ... for summaries.
     public var summary: String {
         if self == .all { return "any open" }
         if isEmpty { return "no open" }
-        let modes = (rawValue & 0x0f) | (rawValue >> 4)
+        let modes = (rawValue | rawValue >> 4 | rawValue >> 8) & 0x0f
         let access = switch modes {
         case 0x0f: "opens"
         case 0x0d: "opens for reading"
         case 0x0e: "opens for writing"
         default: "opens of access modes " + (0..<4).filter { modes & (1 << $0) != 0 }.map(String.init).joined(separator: ",")
         }
+        if isSubset(of: .created) { return access + " that created the file" }
+        if isSubset(of: OpenClasses.succeeded.subtracting(.created)) { return "successful " + access + " that created no file" }
         if isSubset(of: .succeeded) { return "successful " + access }
         if isSubset(of: .failed) { return "failed " + access }
         return access
@@ -147,19 +152,22 @@ enum OpenPathAnalysis {
         return paths
     }
 
-    /// The classes a comparison on evt.is_open_read, evt.is_open_write, fd.num or evt.res keeps
-    /// (exactly); nil for other comparisons.
+    /// The classes a comparison on evt.is_open_read, evt.is_open_write, evt.is_open_create, fd.num
+    /// or evt.res keeps (exactly); nil for other comparisons.
     static func classTest(_ test: PlanTest) -> OpenClasses? {
         guard let p = test.predicate else { return nil }
         let values = p.values
         switch p.field {
-        case "evt.is_open_read", "evt.is_open_write":
-            let access: OpenClasses = p.field == "evt.is_open_read" ? .reading : .writing
-            let other = OpenClasses.all.subtracting(access)
+        case "evt.is_open_read", "evt.is_open_write", "evt.is_open_create":
+            let whenTrue: OpenClasses = switch p.field {
+            case "evt.is_open_read": .reading
+            case "evt.is_open_write": .writing
+            default: .created
+            }
             func classes(for value: String) -> OpenClasses? {
                 switch value {
-                case "true": access
-                case "false": other
+                case "true": whenTrue
+                case "false": OpenClasses.all.subtracting(whenTrue)
                 default: nil
                 }
             }

@@ -50,7 +50,7 @@ struct OpenPathMaps {
             case .only: VIGIL_KILL_COMMS_ONLY
             case .except: VIGIL_KILL_COMMS_EXCEPT
             }
-            return vigil_path_rule(pass: entry.pass.rawValue, kill: entry.kill.rawValue, kill_comms: UInt8(mode.rawValue), _pad: 0,
+            return vigil_path_rule(pass: entry.pass.rawValue, kill: entry.kill.rawValue, kill_comms: UInt16(mode.rawValue), _pad: 0,
                                    kill_rule: UInt32(entry.killRule ?? 0))
         }
         for entry in try pushdown.trieEntries() {

@@ -34,11 +34,27 @@ final class OpenPathPushdownTests: XCTestCase {
         let p = try paths("evt.type = openat and evt.is_open_write = true and fd.num >= 0 and fd.name startswith /etc/")
         XCTAssertEqual(p.prefixes[bytes("/etc/")]?.pass, OpenClasses.writing.intersection(.succeeded))
         XCTAssertEqual(try paths("not evt.is_open_read = true and fd.name = /a").exact[bytes("/a")]?.pass,
-                       OpenClasses.of(flags: 1, failed: false).union(.of(flags: 1, failed: true)))
+                       OpenClasses.writing.subtracting(.reading))
+        XCTAssertEqual(OpenClasses.writing.subtracting(.reading),
+                       OpenClasses.of(flags: 1, failed: false).union(.of(flags: 1, failed: true)).union(.of(flags: 1, failed: false, created: true)))
         XCTAssertEqual(try paths("evt.res != SUCCESS and fd.name = /a").exact[bytes("/a")]?.pass, .failed)
         // One class per open: O_RDWR is both a read and a write, and survives `read and write`.
         XCTAssertEqual(try paths("evt.is_open_read = true and evt.is_open_write = true and fd.name = /a").exact[bytes("/a")]?.pass,
+                       OpenClasses.reading.intersection(.writing))
+        XCTAssertEqual(OpenClasses.reading.intersection(.writing).subtracting(.created),
                        OpenClasses.of(flags: 2, failed: false).union(.of(flags: 2, failed: true)).union(.of(flags: 3, failed: false)).union(.of(flags: 3, failed: true)))
+    }
+
+    func testACreationTestKeepsOnlyOpensThatCreatedTheFile() throws {
+        XCTAssertEqual(try paths("evt.is_open_create = true and fd.name startswith /dev/").prefixes[bytes("/dev/")]?.pass, .created)
+        XCTAssertEqual(try paths("evt.is_open_create = false and fd.name = /a").exact[bytes("/a")]?.pass, OpenClasses.all.subtracting(.created))
+        XCTAssertEqual(try paths("evt.is_open_create = true and evt.is_open_write = false and fd.name = /a").exact[bytes("/a")]?.pass,
+                       OpenClasses.created.intersection(.reading).subtracting(.writing))
+        // One class per open: a created file was opened successfully, and never by a failed open.
+        XCTAssertTrue(OpenClasses.created.isSubset(of: .succeeded))
+        XCTAssertTrue(OpenClasses.created.isDisjoint(with: .failed))
+        XCTAssertEqual(OpenClasses.created.intersection(.writing).summary, "opens for writing that created the file")
+        XCTAssertEqual(OpenClasses.succeeded.subtracting(.created).summary, "successful opens that created no file")
     }
 
     func testAndTakesAConstrainedSideOrUnionOnlyWhenBothAre() throws {
@@ -85,6 +101,8 @@ final class OpenPathPushdownTests: XCTestCase {
         XCTAssertEqual(p.anyPath, [])
         XCTAssertNotNil(p.exact[bytes("/etc/shadow")])
         XCTAssertEqual(p.prefixes[bytes("/etc/")]?.pass, OpenClasses.writing.intersection(.succeeded))
+        // "File created below /dev": only opens that created a file (not /dev/null, /dev/shm).
+        XCTAssertEqual(p.prefixes[bytes("/dev/")]?.pass, .created)
         XCTAssertNotNil(p.basenames[bytes(".bash_history")])
         XCTAssertNotNil(p.basenames[bytes("environ")])
         // A plain read of a file no rule names is dropped: no entry covers it for reads.

@@ -175,10 +175,31 @@ final class OpenPathFilterTests: XCTestCase {
         let events = try harness.collect {
             openClose("/etc/hostname")
             openClose("/etc/shadow")
+            openClose("/dev/null", O_WRONLY) // below /dev, but created nothing
         }
         let seen = paths(events)
         XCTAssertTrue(seen.contains("/etc/shadow"), "\(seen)")
         XCTAssertFalse(seen.contains("/etc/hostname"), "\(seen)")
+        XCTAssertFalse(seen.contains("/dev/null"), "\(seen)")
+    }
+
+    /// A rule on created files keeps only the opens that created one: reopening the file, reading
+    /// it and a failed O_CREAT are dropped in the kernel.
+    func testARuleOnCreatedFilesKeepsOnlyTheOpenThatCreatedOne() throws {
+        let dir = try directory()
+        let set = try rules(rule("created", "evt.is_open_create = true and fd.name startswith \(dir)/"))
+        let harness = try harness(set)
+        let before = try counters(harness).filtered
+        let events = try harness.collect {
+            openClose("\(dir)/new", O_WRONLY | O_CREAT)    // creates it: kept
+            openClose("\(dir)/new", O_WRONLY | O_CREAT)    // it exists: dropped
+            openClose("\(dir)/new")                        // a read: dropped
+            openClose("\(dir)/none/x", O_WRONLY | O_CREAT) // fails (no such directory): dropped
+        }
+        let opens = events.compactMap(\.open).filter { $0.path.string.hasPrefix(dir) }
+        XCTAssertEqual(opens.map(\.path.string), ["\(dir)/new"])
+        XCTAssertEqual(opens.map(\.created), [true])
+        XCTAssertGreaterThanOrEqual(try counters(harness).filtered - before, 3, "the dropped opens are counted as filtered")
     }
 
     func testARuleChangeUpdatesTheMapsInPlaceWithoutLosingEvents() throws {
@@ -343,7 +364,7 @@ private func mounted(_ type: String, at path: String) -> Bool {
 /// Opens `path` and closes it; returns the descriptor it had (or -1).
 @discardableResult
 private func openClose(_ path: String, _ flags: Int32 = O_RDONLY) -> Int32 {
-    let fd = open(path, flags | O_CLOEXEC)
+    let fd = open(path, flags | O_CLOEXEC, 0o644)
     if fd >= 0 { close(fd) }
     return fd
 }

@@ -432,9 +432,11 @@ _Static_assert(sizeof(struct vigil_filter_config) == 16, "vigil_filter_config si
 
 /* --- the path pushdown of the file sensor (docs/rules.md, "What runs in the kernel") ---
  * An open belongs to exactly one class: its access mode (flags & O_ACCMODE: 0 read, 1 write,
- * 2 read-write, 3 treated as read-write by the rules) and whether it failed. Masks of classes say
- * which opens a path entry keeps (some rule may match them) or kills. */
-#define VIGIL_OPEN_CLASS(accmode, failed) (1u << (((accmode) & 3) + ((failed) ? 4 : 0)))
+ * 2 read-write, 3 treated as read-write by the rules) and its result: succeeded (bits 0-3), failed
+ * (4-7), or succeeded and created the file (8-11, FMODE_CREATED). Masks of classes say which opens
+ * a path entry keeps (some rule may match them) or kills. */
+#define VIGIL_OPEN_CLASS(accmode, failed, created) \
+    (1u << (((accmode) & 3) + ((failed) ? 4 : (created) ? 8 : 0)))
 #define VIGIL_PUSHDOWN_PATH_MAX 256     /* bytes of a name the kernel compares, NUL included */
 #define VIGIL_PUSHDOWN_BASENAME_MAX 64  /* bytes of a basename key (NUL padded) */
 
@@ -462,13 +464,13 @@ enum vigil_kill_comms {
 /** Value of open_paths and open_basenames. For nested prefixes userspace stores in each entry
  * the union of every covering entry (LPM returns only the longest match). */
 struct vigil_path_rule {
-    __u8 pass;        /* classes of opens some rule may match: sent to userspace */
-    __u8 kill;        /* classes a kernel_kill rule matches: SIGKILL, then sent marked KILLED */
-    __u8 kill_comms;  /* enum vigil_kill_comms */
-    __u8 _pad;
+    __u16 pass;       /* classes of opens some rule may match: sent to userspace */
+    __u16 kill;       /* classes a kernel_kill rule matches: SIGKILL, then sent marked KILLED */
+    __u16 kill_comms; /* enum vigil_kill_comms */
+    __u16 _pad;
     __u32 kill_rule;  /* the kernel_kill rule's number, for kill_comms keys */
 };
-_Static_assert(sizeof(struct vigil_path_rule) == 8, "vigil_path_rule size");
+_Static_assert(sizeof(struct vigil_path_rule) == 12, "vigil_path_rule size");
 
 /** Key of the kill_comms hash: a kernel_kill rule's number and a comm (NUL padded). */
 struct vigil_kill_comm_key {
