@@ -34,17 +34,27 @@ public struct DNSMessage: Sendable, Equatable {
     /// bound, no rule asking).
     public var isNewName: Bool? = nil
 
+    /// The first question's name as bytes (`name`'s): what dns.name reads.
+    public private(set) var nameBytes: ByteString = ""
+
     /// Questions and answers read at most (a message claiming more is read up to these).
     static let maxQuestions = 4, maxAnswers = 64
 
     /// Parses a message; `stream`: it came over TCP, where a 2-byte length precedes it. Nil when the
     /// bytes are not a well-formed message with at least one question.
     public init?(bytes: some Collection<UInt8>, stream: Bool = false) {
-        var b = Array(bytes)
+        guard let message = bytes.withContiguousStorageIfAvailable({ DNSMessage(parsing: $0, stream: stream) })
+            ?? Array(bytes).withUnsafeBufferPointer({ DNSMessage(parsing: $0, stream: stream) }) else { return nil }
+        self = message
+    }
+
+    /// Parses the message in `bytes` in place (no copy: every DNS event is parsed).
+    private init?(parsing bytes: UnsafeBufferPointer<UInt8>, stream: Bool) {
+        var b = bytes
         if stream {
             guard b.count >= 2 else { return nil }
             let length = Int(b[0]) << 8 | Int(b[1])
-            b = Array(b.dropFirst(2).prefix(length))
+            b = UnsafeBufferPointer(rebasing: b[2..<min(b.count, 2 + length)])
         }
         guard b.count >= 12 else { return nil }
         func u16(_ i: Int) -> UInt16 { UInt16(b[i]) << 8 | UInt16(b[i + 1]) }
@@ -57,9 +67,10 @@ public struct DNSMessage: Sendable, Equatable {
         guard qdcount >= 1 else { return nil }
         var offset = 12
         questions = []
-        for _ in 0..<min(qdcount, Self.maxQuestions) {
-            guard let name = Self.name(b, &offset), offset + 4 <= b.count else { return nil }
-            questions.append(Question(name: name, type: u16(offset)))
+        for index in 0..<min(qdcount, Self.maxQuestions) {
+            guard let name = Self.nameBytes(b, &offset), offset + 4 <= b.count else { return nil }
+            if index == 0 { nameBytes = ByteString(name) }
+            questions.append(Question(name: String(decoding: name, as: UTF8.self), type: u16(offset)))
             offset += 4
         }
         guard qdcount <= Self.maxQuestions else { answers = []; return }
@@ -83,10 +94,16 @@ public struct DNSMessage: Sendable, Equatable {
         }
     }
 
+    /// The name at `offset` (advanced past it) as text; see `nameBytes(_:_:)`.
+    static func name(_ b: UnsafeBufferPointer<UInt8>, _ offset: inout Int) -> String? {
+        nameBytes(b, &offset).map { String(decoding: $0, as: UTF8.self) }
+    }
+
     /// The name at `offset` (advanced past it), lowercased, without the final dot; nil when
     /// malformed (a label past the end, a pointer that does not point backwards, over 255 bytes).
-    static func name(_ b: [UInt8], _ offset: inout Int) -> String? {
-        var labels: [String] = []
+    static func nameBytes(_ b: UnsafeBufferPointer<UInt8>, _ offset: inout Int) -> [UInt8]? {
+        var text: [UInt8] = []  // the labels, lowercased, joined by dots
+        text.reserveCapacity(64)
         var at = offset
         var total = 0
         var jumped = false
@@ -107,11 +124,12 @@ public struct DNSMessage: Sendable, Equatable {
             if length == 0 { break }
             total += length + 1
             guard total <= 255, at + length <= b.count else { return nil }
-            labels.append(String(decoding: b[at..<at + length].map { $0 >= 0x41 && $0 <= 0x5a ? $0 | 0x20 : $0 }, as: UTF8.self))
+            if !text.isEmpty { text.append(UInt8(ascii: ".")) }
+            for byte in b[at..<at + length] { text.append(byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte) }
             at += length
         }
         if !jumped { offset = at }
-        return labels.joined(separator: ".")
+        return text
     }
 
     /// The first question's name.

@@ -20,17 +20,15 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// The address in 4 (IPv4) or 16 (IPv6) bytes in network order; nil for another count.
     public init?(bytes: some Collection<UInt8>) {
-        let b = Array(bytes)
-        switch b.count {
-        case 4:
-            self.init(ipv4: UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3]))
-        case 16:
-            var h: UInt64 = 0, l: UInt64 = 0
-            for k in 0..<8 { h = h << 8 | UInt64(b[k]); l = l << 8 | UInt64(b[8 + k]) }
-            self.init(high: h, low: l)
-        default:
-            return nil
+        let count = bytes.count
+        guard count == 4 || count == 16 else { return nil }
+        // Read in place (no copy: this runs for both ends of every socket event).
+        var h: UInt64 = 0, l: UInt64 = 0, k = 0
+        for byte in bytes {
+            if k < 8 { h = h << 8 | UInt64(byte) } else { l = l << 8 | UInt64(byte) }
+            k += 1
         }
+        if count == 4 { self.init(ipv4: UInt32(truncatingIfNeeded: h)) } else { self.init(high: h, low: l) }
     }
 
     /// Parses dotted IPv4 or RFC 4291 IPv6 text (inet_pton); nil when it is neither.
@@ -223,19 +221,20 @@ public struct KernelSocketTuple: Sendable, Equatable {
         proto = t.protocol
         state = t.state
         inode = t.inode
-        let l = withUnsafeBytes(of: t.laddr) { Array($0) }, r = withUnsafeBytes(of: t.raddr) { Array($0) }
         unixSock = 0; unixPeer = 0
         local = nil; remote = nil
         switch family {
         case 2:
-            if let a = IPAddress(bytes: l[0..<4]), t.lport != 0 || a.ipv4 != 0 { local = SocketAddress(ip: a, port: t.lport) }
-            if let a = IPAddress(bytes: r[0..<4]), t.rport != 0 || a.ipv4 != 0 { remote = SocketAddress(ip: a, port: t.rport) }
+            let l = withUnsafeBytes(of: t.laddr) { IPAddress(bytes: $0.prefix(4)) }, r = withUnsafeBytes(of: t.raddr) { IPAddress(bytes: $0.prefix(4)) }
+            if let a = l, t.lport != 0 || a.ipv4 != 0 { local = SocketAddress(ip: a, port: t.lport) }
+            if let a = r, t.rport != 0 || a.ipv4 != 0 { remote = SocketAddress(ip: a, port: t.rport) }
         case 10:
-            if let a = IPAddress(bytes: l), t.lport != 0 || !a.isUnspecified { local = SocketAddress(ip: a, port: t.lport) }
-            if let a = IPAddress(bytes: r), t.rport != 0 || !a.isUnspecified { remote = SocketAddress(ip: a, port: t.rport) }
+            let l = withUnsafeBytes(of: t.laddr) { IPAddress(bytes: $0) }, r = withUnsafeBytes(of: t.raddr) { IPAddress(bytes: $0) }
+            if let a = l, t.lport != 0 || !a.isUnspecified { local = SocketAddress(ip: a, port: t.lport) }
+            if let a = r, t.rport != 0 || !a.isUnspecified { remote = SocketAddress(ip: a, port: t.rport) }
         case 1:
-            unixSock = l.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
-            unixPeer = r.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+            unixSock = withUnsafeBytes(of: t.laddr) { $0.loadUnaligned(as: UInt64.self) }
+            unixPeer = withUnsafeBytes(of: t.raddr) { $0.loadUnaligned(as: UInt64.self) }
         default:
             break
         }

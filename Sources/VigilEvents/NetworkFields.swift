@@ -146,22 +146,30 @@ public enum NetworkFields {
         .init("fd.rip.name", .string, socketKinds, "The remote end's name, from DNS answers (see fd.sip.name).") { e, _ in hasSocket(e) ? name(e.remoteIPName) : nil },
     ]
 
+    /// dns.qr's values, and the names of record types and response codes, as bytes once (each
+    /// DNS event's fields are read for the condition, the output and output_fields).
+    private static let query: ByteString = "Q", response: ByteString = "R"
+    private static let typeNames = Dictionary(uniqueKeysWithValues: [1, 2, 5, 6, 12, 15, 16, 28, 33, 64, 65, 255].map {
+        (UInt16($0), ByteString(DNSMessage.typeName(UInt16($0))))
+    })
+    private static let rcodeNames = (0...15).map { ByteString(DNSMessage.rcodeName(UInt8($0))) }
+
     private static let dnsFields: [FieldDefinition] = [
         .init("dns.qr", .string, [.syscall], "Q for a DNS query, R for a response: a syscall that sent or received a DNS message on a socket to or from port 53 (recvfrom, sendto, read, write...; over TCP after its 2-byte length).") { e, _ in
-            dns(e).map { .string(ByteString($0.isResponse ? "R" : "Q")) }
+            dns(e).map { .string($0.isResponse ? response : query) }
         },
         .init("dns.id", .uint, [.syscall], "The DNS message's transaction id.") { e, _ in dns(e).map { .uint(UInt64($0.id)) } },
         .init("dns.name", .string, [.syscall], "The name asked for (the first question), lowercased, without the final dot.") { e, _ in
-            dns(e).map { .string(ByteString($0.name)) }
+            dns(e).map { .string($0.nameBytes) }
         },
         .init(dnsNewNameField, .bool, [.syscall], "Whether dns.name is new for the container's image: a name none of the image's containers looked up before, once the image's learning window is over (`dns_baseline` in vigil.yaml; the names looked up during it are the image's baseline, and a new name joins it, so it is new once). A lookup is a DNS message on a socket whose remote port is 53 (the resolver's end: a query sent or an answer received). Only the daemon keeps baselines, and only while a rule reads this field; no value for a host process, a container whose image is not known, an image past the bound of images, or `vigil trace`.") { e, _ in
             dns(e).flatMap { m in m.isNewName.map { .bool($0) } }
         },
         .init("dns.qtype", .string, [.syscall], "The first question's type: A, AAAA, CNAME, MX, TXT, PTR, SRV, HTTPS, ... (a number when unnamed).") { e, _ in
-            dns(e).flatMap { $0.questions.first.map { .string(ByteString(DNSMessage.typeName($0.type))) } }
+            dns(e).flatMap { $0.questions.first.map { .string(typeNames[$0.type] ?? ByteString(DNSMessage.typeName($0.type))) } }
         },
         .init("dns.rcode", .string, [.syscall], "A response's code: NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ... (empty for a query).") { e, _ in
-            dns(e).flatMap { $0.isResponse ? .string(ByteString(DNSMessage.rcodeName($0.rcode))) : nil }
+            dns(e).flatMap { $0.isResponse ? .string(rcodeNames[Int($0.rcode)]) : nil }
         },
         .init("dns.addrs", .ipaddr, [.syscall], "A response's addresses (its A and AAAA answers; matched like fd.ip: `dns.addrs = 10.0.0.1`, `dns.addrs in (...)`).") { e, _ in
             dns(e).flatMap { m in m.isResponse ? .strings(m.addresses.map { ByteString($0.description) }) : nil }

@@ -1,11 +1,19 @@
 import Foundation
 import VigilEvents
 
-/// A compiled rule: its definition, condition plan and output template.
-public struct CompiledRule: Sendable {
+/// A compiled rule: its definition, condition plan and output template. A class: each match
+/// hands the rule on (to an alert, an action), and a reference is one retain where the struct's
+/// every string and array was one each.
+public final class CompiledRule: Sendable {
     public let rule: Rule
     public let condition: CompiledCondition
     public let output: OutputTemplate
+
+    init(rule: Rule, condition: CompiledCondition, output: OutputTemplate) {
+        self.rule = rule
+        self.condition = condition
+        self.output = output
+    }
 }
 
 /// What the loaded rules let the kernel do for them (kernel pushdown).

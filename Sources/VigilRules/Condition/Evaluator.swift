@@ -12,7 +12,10 @@ struct EvaluationContext {
     static let memoCapacity = 64
     /// Bit i set when memo slot i is evaluated; `results` bit i is then its result.
     private var known: UInt64 = 0, results: UInt64 = 0
-    /// Catalogue field values by slot, allocated at the first catalogue read of the event.
+    /// Catalogue field values: slots 0 and 1 in place (most programs read one or two fields,
+    /// and an event then allocates nothing), the others by slot - 2, allocated at the first read
+    /// of such a slot in the event.
+    private var slot0 = CachedField.unread, slot1 = CachedField.unread
     private var fields: [CachedField]?
     private let fieldSlots: Int
     /// For an open event: the index of its syscall's name in `EventTypeTest.openNames`, -1 for
@@ -39,11 +42,24 @@ struct EvaluationContext {
 
     /// The value of catalogue slot `slot`, read with `reader` the first time in this event.
     mutating func field(_ slot: Int, _ reader: FieldSlotReader, _ event: Event) -> FieldValue? {
-        if case .read(let value)? = fields?[slot] { return value }
-        let value = reader.read(event)
-        if fields == nil { fields = Array(repeating: .unread, count: fieldSlots) }
-        fields?[slot] = .read(value)
-        return value
+        switch slot {
+        case 0:
+            if case .read(let value) = slot0 { return value }
+            let value = reader.read(event)
+            slot0 = .read(value)
+            return value
+        case 1:
+            if case .read(let value) = slot1 { return value }
+            let value = reader.read(event)
+            slot1 = .read(value)
+            return value
+        default:
+            if case .read(let value)? = fields?[slot - 2] { return value }
+            let value = reader.read(event)
+            if fields == nil { fields = Array(repeating: .unread, count: fieldSlots - 2) }
+            fields?[slot - 2] = .read(value)
+            return value
+        }
     }
 
     /// The index of the open event's syscall name in `EventTypeTest.openNames` (-1: not there),
