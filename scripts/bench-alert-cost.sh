@@ -5,7 +5,8 @@
 # output_fields), written to a file on tmpfs. The tracer's user+system CPU seconds of a run of
 # STEPS steps, minus those of a run of 4 steps (its start and stop), over the alerts.
 # Usage (as root): scripts/bench-alert-cost.sh [--steps N] [--runs K] VIGIL...
-# Prints one line per binary: the median over runs of microseconds per alert, and each run's.
+# A VIGIL may carry trace options after the binary, as one argument: "BIN --output-fields output".
+# Prints one line per VIGIL: the median over runs of microseconds per alert, and each run's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=50000 runs=3
@@ -25,9 +26,11 @@ cc -O2 -Wall -Wextra -o "$work/vb-sysloop" bench/sysloop.c
 # cpu VIGIL STEPS: prints "cpu_seconds alerts lost" of one traced run
 cpu() {
   local vigil=$1 n=$2 out=$work/out err=$work/err pid made
+  local -a options
+  read -r -a options <<< "$vigil"   # the binary, then any trace options given with it
   rm -f "$out" "$err"
-  /usr/bin/time -f "%U %S" -o "$work/time" taskset -c 1 "$vigil" trace --ring-mib 256 --alerts --no-default-rules \
-    --rules bench/dns-log.yaml -o json --output "$out" 2> "$err" &
+  /usr/bin/time -f "%U %S" -o "$work/time" taskset -c 1 "${options[0]}" trace --ring-mib 256 --alerts --no-default-rules \
+    --rules bench/dns-log.yaml -o json --output "$out" "${options[@]:1}" 2> "$err" &
   pid=$!
   for _ in $(seq 600); do grep -qs "^vigil: tracing" "$err" && break; sleep 0.1; done
   made=$(taskset -c 0 "$work/vb-sysloop" dns "$work/x" "$n" 4 0 | sed -n 's/.*steps=\([0-9]*\).*/\1/p')

@@ -40,6 +40,8 @@
 #   vigil-dns     vigil trace --alerts --no-default-rules --rules bench/dns-log.yaml -o json: one
 #                 alert per DNS message received on the host (a rule reading only dns.* fields:
 #                 the kernel keeps only port 53's calls), written as JSON (dns loop)
+#   vigil-dns-output  the same with --output-fields output: the alerts' output_fields hold only
+#                 the fields the rule's output names, as Falco's (dns loop)
 #   vigil-conn    vigil trace -o json --comm vb-sysloop --event conn: the connection sensor's
 #                 lifecycle events (tcp_connect, tcp_accept, tcp_close: the kernel's socket state
 #                 tracepoints), written as JSON (tcp loop)
@@ -54,7 +56,7 @@
 # rounds. "lost" is steps x events-per-step minus the loop's events found in the tracer's output
 # (at least 0), and for vigil also its own count of events lost in the kernel. Events per step
 # are the loop's syscalls, except for the connection tracers (vigil-conn, tcplife, tcpconnect),
-# whose events per connection are counted by kind, and vigil-dns, whose are the DNS messages
+# whose events per connection are counted by kind, and vigil-dns*, whose are the DNS messages
 # (see `events_per_step`).
 #
 # Prints a Markdown section between `<!-- BEGIN syscalls` and `<!-- END syscalls -->` on stdout.
@@ -78,7 +80,7 @@ for f in ${VIGIL_FALCO_RULES:-}; do falco_rules+=(--rules "$f"); done
 tracers_of_udp="vigil-rules vigil-rules-generic vigil-json bpftrace"
 tracers_of_tcp="vigil-rules vigil-rules-generic vigil-json vigil-conn tcplife bpftrace"
 [ -e /sys/bus/event_source/devices/kprobe ] && tracers_of_tcp+=" tcpconnect"
-tracers_of_dns="vigil-rules vigil-dns bpftrace"
+tracers_of_dns="vigil-rules vigil-dns vigil-dns-output bpftrace"
 vigil=${VIGIL:-.build/release/vigil}
 ring_opt=""
 while [ $# -gt 0 ]; do
@@ -116,7 +118,7 @@ declare -A ids_of=([getpid]="39" [mixed]="257 5 0 1 3" [udp]="44 45" [tcp]="41 4
 # Events per step of the tracers that report other things than syscalls: vigil-conn's
 # tcp_connect, tcp_accept and the two ends' tcp_close, tcplife's line per end, tcpconnect's line
 # per connect (tcp loop); vigil-dns's query and answer (dns loop).
-declare -A tracer_events_per_step=([vigil-conn]=4 [tcplife]=2 [tcpconnect]=1 [vigil-dns]=2)
+declare -A tracer_events_per_step=([vigil-conn]=4 [tcplife]=2 [tcpconnect]=1 [vigil-dns]=2 [vigil-dns-output]=2)
 events_per_step() { echo "${tracer_events_per_step[$2]:-${per_step[$1]}}"; }
 
 loop_cmd() { echo taskset -c 0 "$work/vb-sysloop" "$1" "$work/target" "${iterations[$1]}" 20 200; }
@@ -139,13 +141,14 @@ run() {
         vigil-json-generic) taskset -c 1 $vigil trace $ring_opt -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --syscall-hook tp_btf --output "$out" 2> "$err" & ;;
         vigil-conn) taskset -c 1 $vigil trace $ring_opt -o json --comm vb-sysloop --event conn --output "$out" 2> "$err" & ;;
         vigil-dns) taskset -c 1 $vigil trace $ring_opt --alerts --no-default-rules --rules bench/dns-log.yaml -o json --output "$out" 2> "$err" & ;;
+        vigil-dns-output) taskset -c 1 $vigil trace $ring_opt --alerts --no-default-rules --rules bench/dns-log.yaml -o json --output-fields output --output "$out" 2> "$err" & ;;
       esac
       tracer_pid=$!
       for _ in $(seq 600); do grep -qs "^vigil: tracing" "$err" && break; sleep 0.1; done
       result=$($(loop_cmd $loop))
       sleep 0.5; kill -INT $tracer_pid; wait $tracer_pid || true; tracer_pid=""
       log "$tracer: $(grep -E 'syscalls/|no tracepoint' "$err" | tr '\n' ' ')"
-      if [[ $tracer == vigil-json* || $tracer == vigil-conn || $tracer == vigil-dns ]]; then
+      if [[ $tracer == vigil-json* || $tracer == vigil-conn || $tracer == vigil-dns* ]]; then
         found=$(grep -c '"proc.name":"vb-sysloop"' "$out" || true)
         vlost=$(sed -n 's/.* \([0-9]*\) lost.*/\1/p' "$err" | tail -1)
       fi ;;

@@ -165,6 +165,7 @@ public final class ActionDispatcher: Sendable {
     private func dispatch(_ alert: Alert, actions: [String], askPolicy: Bool) {
         var alert = alert
         if let hostname = config.hostname { alert.hostname = hostname }
+        alert.outputFields = config.outputFields
         var seen = Set<String>()
         let names = (actions.isEmpty ? config.defaultActions : actions).filter { seen.insert($0).inserted }
         var enforcement: [String] = [], notify: [String] = []

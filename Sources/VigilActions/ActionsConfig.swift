@@ -490,6 +490,9 @@ public struct ActionsConfig: Sendable, Equatable, Codable {
     /// The host name alerts carry (`hostname` in JSON, the NATS subject's host); nil: this
     /// machine's (`gethostname`). Not a key of the section: the daemon's top-level `hostname`.
     public var hostname: String?
+    /// Which fields alerts' `output_fields` hold. Not a key of the section: the daemon's
+    /// top-level `output_fields`.
+    public var outputFields = OutputFields.all
     /// Most MiB of alerts one action's spool holds (`spool_max_mib`).
     public var spoolMaxMiB: Int = 16
     /// Actions defined here, by name (`named`). A name of a built-in replaces it (same `type` only).

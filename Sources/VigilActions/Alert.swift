@@ -23,11 +23,22 @@ public struct EnforcementResult: Sendable, Equatable {
     }
 }
 
+/// Which fields an alert's `output_fields` holds (`output_fields` in vigil.yaml, `vigil trace
+/// --output-fields`).
+public enum OutputFields: String, Sendable, CaseIterable {
+    /// Every field of the event (docs/fields.md): Vigil's default, a superset of Falco's.
+    case all
+    /// The fields the rule's output names, as Falco writes them (each once, in order, null when
+    /// the event lacks one). Alerts Vigil raises about itself have no template: every field.
+    case output
+}
+
 /// The value built when a rule matches an event: what every action receives.
 ///
 /// Its JSON (`json`) is Falco's output shape, `{"hostname","output","priority","rule","source",
 /// "tags","time","output_fields"}`, where `output_fields` holds every field of the event (a
-/// superset of Falco's, which has only the fields the output template names), followed by
+/// superset of Falco's, which has only the fields the output template names; `outputFields`
+/// `.output` writes Falco's), followed by
 /// Vigil's additions when they apply: `enforcement` (one result per enforcement action) and
 /// `suppressed` (identical alerts aggregated into this one, see `DedupConfig`), and always `id`
 /// (the alert's, for receivers that drop duplicates).
@@ -59,6 +70,11 @@ public struct Alert: Sendable {
     /// a redelivery after a crash (`id` in the JSON, `X-Vigil-Alert-Id` in HTTP and mail
     /// headers, `id` in syslog's structured data), so receivers can drop duplicates.
     public var id: String = Alert.randomID()
+    /// Which fields `output_fields` holds (every field unless set).
+    public var outputFields = OutputFields.all
+    /// The rule's output template (nil for alerts Vigil raises about itself): `output_fields`
+    /// with `outputFields` `.output`.
+    public var template: OutputTemplate?
 
     /// A random (version 4) UUID, lowercase, from the system's generator (getrandom(2), through
     /// a pool of 256 ids' bytes): Foundation's `UUID()` opened, read and closed /dev/urandom for
@@ -98,10 +114,12 @@ public struct Alert: Sendable {
     private static let idPool = Mutex(IDPool())
 
     /// An alert of `rule` for `event`: renders the rule's output template.
-    public init(rule: CompiledRule, event: Event, hostname: String = Alert.localHostname) {
+    public init(rule: CompiledRule, event: Event, hostname: String = Alert.localHostname, outputFields: OutputFields = .all) {
         self.init(
             rule: rule.rule.name, priority: rule.rule.priority, output: rule.output.render(event), tags: rule.rule.tags,
             event: event, hostname: hostname)
+        template = rule.output
+        self.outputFields = outputFields
     }
 
     /// An alert from its parts (`source` is `syscall`, the time is the event's).
@@ -174,7 +192,9 @@ public struct Alert: Sendable {
         out.append("],\"time\":")
         out.appendJSON(time)
         out.append(",\"output_fields\":")
-        if let memo {
+        if outputFields == .output, let template {
+            template.appendFieldsJSON(event, to: &out)
+        } else if let memo {
             EventFormat.appendJSON(event, to: &out, memo: memo)
         } else {
             EventFormat.appendJSON(event, to: &out)

@@ -61,6 +61,11 @@ public struct DaemonConfig: Sendable, Equatable {
     public var hostname: String? {
         didSet { actions.hostname = hostname }
     }
+    /// Which fields alerts' `output_fields` hold (`output_fields`): every field of the event
+    /// (`all`, the default) or, as Falco, those the rule's output names (`output`).
+    public var outputFields = OutputFields.all {
+        didSet { actions.outputFields = outputFields }
+    }
     /// Whether the embedded default ruleset runs (`default_rules`).
     public var defaultRules = true
     /// Size of the sensors' shared ring in MiB, a power of two (`ring_mib`). Its data pages are
@@ -209,6 +214,12 @@ public struct DaemonConfig: Sendable, Equatable {
                     throw reader.error(value, "'hostname' must be 1-255 printable ASCII characters without spaces")
                 }
                 config.hostname = name
+            case "output_fields":
+                let name = try reader.string(value, key.name)
+                guard let choice = OutputFields(rawValue: name) else {
+                    throw reader.error(value, "'output_fields' must be one of \(OutputFields.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name)'")
+                }
+                config.outputFields = choice
             case "default_rules": config.defaultRules = try reader.bool(value, key.name)
             case "kernel_pushdown": config.kernelPushdown = try reader.bool(value, key.name)
             case "ring_mib":
@@ -319,6 +330,7 @@ public struct DaemonConfig: Sendable, Equatable {
                 config.actions = try reader.actions(value)
                 config.actions.spoolDirectory = config.stateDirectory + "/spool"
                 config.actions.hostname = config.hostname
+                config.actions.outputFields = config.outputFields
             default:
                 throw reader.error(key.node, "unknown key '\(key.name)' (docs/config.md lists them)")
             }

@@ -59,6 +59,11 @@ public struct ByteString: Hashable, Sendable, Comparable, CustomStringConvertibl
         return out
     }
 
+    /// Appends `escapedForTerminal`'s bytes to `out` (printable ASCII without a backslash as it is).
+    public func appendEscapedForTerminal(to out: inout [UInt8]) {
+        if bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7f && $0 != 0x5c }) { out += bytes } else { out += escapedForTerminal.utf8 }
+    }
+
     /// The bytes without ASCII white space (space, tab, line breaks) at either end.
     public var trimmingASCIIWhitespace: ByteString {
         let isSpace: (UInt8) -> Bool = { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0d) }

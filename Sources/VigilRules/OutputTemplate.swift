@@ -6,8 +6,9 @@ import VigilEvents
 /// at all (Falco's `%evt.arg.flags`, ...): it never fails the rule, it is listed in `unknownFields`.
 public struct OutputTemplate: Sendable {
     enum Piece: Sendable {
-        case text(String)
-        case field(FieldDefinition, String?)
+        /// Literal text, as UTF-8.
+        case text([UInt8])
+        case field(FieldPiece)
         case containerInfo
         /// A field the catalogue does not have: always `<NA>`.
         case missing
@@ -17,11 +18,42 @@ public struct OutputTemplate: Sendable {
     public let source: String
     /// The names of the fields it prints.
     public var fieldNames: Set<String> {
-        Set(pieces.compactMap { if case .field(let field, _) = $0 { field.name } else { nil } })
+        Set(pieces.compactMap { if case .field(let f) = $0 { f.field.name } else { nil } })
     }
     /// The `%fields` the catalogue does not have, in order, each once, with where it is: they
     /// print `<NA>`.
     public let unknownFields: [UnknownField]
+    /// The fields it prints as Falco's `output_fields` keys, each once, in order.
+    let outputFields: [OutputField]
+
+    /// A `%field` of the template. Classes (here and `OutputField`): a piece is bound once per
+    /// alert, and a reference is one retain where a FieldDefinition's copy is one per member.
+    final class FieldPiece: Sendable {
+        let field: FieldDefinition
+        let argument: String?
+        init(_ field: FieldDefinition, _ argument: String?) { self.field = field; self.argument = argument }
+    }
+
+    /// One key of Falco's `output_fields`: `proc.name`, `proc.aname[2]`; `%container.info` is
+    /// `container.id` and `container.name`; a name the catalogue does not have (`field` nil)
+    /// keeps its key, with the value null.
+    final class OutputField: Sendable {
+        let key: String
+        /// `"key":` as JSON.
+        let keyJSON: [UInt8]
+        let field: FieldDefinition?
+        let argument: String?
+
+        init(key: String, field: FieldDefinition?, argument: String?) {
+            self.key = key
+            var json = ByteBuffer(capacity: key.utf8.count + 8)
+            json.appendJSON(key)
+            json.append(UInt8(ascii: ":"))
+            keyJSON = json.withUnsafeBytes { Array($0) }
+            self.field = field
+            self.argument = argument
+        }
+    }
 
     /// A `%field` the catalogue does not have.
     public struct UnknownField: Sendable {
@@ -38,6 +70,10 @@ public struct OutputTemplate: Sendable {
         source = template
         var unknown: [UnknownField] = []
         var pieces: [Piece] = []
+        var fields: [OutputField] = []
+        func addField(_ key: String, _ field: FieldDefinition?, _ argument: String?) {
+            if !fields.contains(where: { $0.key == key }) { fields.append(OutputField(key: key, field: field, argument: argument)) }
+        }
         var text = ""
         let chars = Array(template)
         var i = 0
@@ -55,9 +91,15 @@ public struct OutputTemplate: Sendable {
                 argument = String(chars[(i + 1)..<close])
                 i = close + 1
             }
-            if !text.isEmpty { pieces.append(.text(text)); text = "" }
-            if name == "container.info" { pieces.append(.containerInfo); continue }
+            if !text.isEmpty { pieces.append(.text(Array(text.utf8))); text = "" }
+            if name == "container.info" {
+                pieces.append(.containerInfo)
+                for name in ["container.id", "container.name"] { addField(name, Fields.named(name), nil) }
+                continue
+            }
+            let key = argument.map { "\(name)[\($0)]" } ?? name
             guard let field = Fields.named(name) else {
+                addField(key, nil, nil)
                 if !unknown.contains(where: { $0.name == name }) {
                     var at = location
                     at.column += start
@@ -66,35 +108,83 @@ public struct OutputTemplate: Sendable {
                 pieces.append(.missing)
                 continue
             }
-            pieces.append(.field(field, argument))
+            pieces.append(.field(FieldPiece(field, argument)))
+            addField(key, field, argument)
         }
-        if !text.isEmpty { pieces.append(.text(text)) }
+        if !text.isEmpty { pieces.append(.text(Array(text.utf8))) }
         self.pieces = pieces
         self.unknownFields = unknown
+        self.outputFields = fields
     }
 
-    /// The output line for `event` (control characters escaped).
+    /// Appends Falco's `output_fields` object for `event`: `{"key":value,...}` of the fields this
+    /// template prints, each once, in order; null for a field the event lacks.
+    public func appendFieldsJSON(_ event: Event, to out: inout ByteBuffer) {
+        out.append(UInt8(ascii: "{"))
+        for (index, f) in outputFields.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            f.keyJSON.withUnsafeBytes { out.append($0) }
+            if let value = f.field?.extract(event, f.argument) { out.appendJSON(value) } else { out.append("null") }
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// The output line for `event` (control characters escaped), built as bytes: one String at
+    /// the end instead of one append per piece.
     public func render(_ event: Event) -> String {
-        var out = ""
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
         for piece in pieces {
             switch piece {
             case .text(let t): out += t
-            case .missing: out += "<NA>"
+            case .missing: out += Self.na
             case .containerInfo:
-                let name = event.container.name.isEmpty ? "<NA>" : ByteString(event.container.name).escapedForTerminal
-                out += "container_id=\(ByteString(event.container.id).escapedForTerminal) container_name=\(name)"
-            case .field(let field, let argument):
-                guard let value = field.extract(event, argument) else { out += "<NA>"; continue }
+                out += Self.containerID
+                ByteString(event.container.id).appendEscapedForTerminal(to: &out)
+                out += Self.containerName
+                if event.container.name.isEmpty { out += Self.na } else { ByteString(event.container.name).appendEscapedForTerminal(to: &out) }
+            case .field(let f):
+                guard let value = f.field.extract(event, f.argument) else { out += Self.na; continue }
                 switch value {
-                case .string(let s): out += s.escapedForTerminal
-                case .uint(let v): out += String(v)
-                case .int(let v): out += String(v)
-                case .bool(let v): out += v ? "true" : "false"
-                case .strings(let list): out += "(" + list.map(\.escapedForTerminal).joined(separator: ",") + ")"
-                case .uints(let list): out += "(" + list.map(String.init).joined(separator: ",") + ")"
+                case .string(let s): s.appendEscapedForTerminal(to: &out)
+                case .uint(let v): Self.appendDecimal(v, negative: false, to: &out)
+                case .int(let v): Self.appendDecimal(v.magnitude, negative: v < 0, to: &out)
+                case .bool(let v): out += v ? Self.trueText : Self.falseText
+                case .strings(let list):
+                    out.append(UInt8(ascii: "("))
+                    for (i, s) in list.enumerated() {
+                        if i > 0 { out.append(UInt8(ascii: ",")) }
+                        s.appendEscapedForTerminal(to: &out)
+                    }
+                    out.append(UInt8(ascii: ")"))
+                case .uints(let list):
+                    out.append(UInt8(ascii: "("))
+                    for (i, v) in list.enumerated() {
+                        if i > 0 { out.append(UInt8(ascii: ",")) }
+                        Self.appendDecimal(v, negative: false, to: &out)
+                    }
+                    out.append(UInt8(ascii: ")"))
                 }
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static let na = Array("<NA>".utf8), trueText = Array("true".utf8), falseText = Array("false".utf8)
+    private static let containerID = Array("container_id=".utf8), containerName = Array(" container_name=".utf8)
+
+    /// Appends `v` in decimal (after a minus sign when `negative`).
+    private static func appendDecimal(_ v: UInt64, negative: Bool, to out: inout [UInt8]) {
+        if negative { out.append(UInt8(ascii: "-")) }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0) // 20 digits at most, least significant first
+        var n = v, count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[count] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+                count += 1
+            } while n > 0
+            for i in stride(from: count - 1, through: 0, by: -1) { out.append(d[i]) }
+        }
     }
 }

@@ -64,6 +64,8 @@ struct Trace: ParsableCommand {
     var rules: [String] = []
     @Flag(name: .long, help: "With --alerts: do not load the embedded default rules.")
     var noDefaultRules = false
+    @Option(name: .long, help: ArgumentHelp("With --alerts -o json: the fields of the alerts' output_fields: every field of the event (all), or, as Falco, those the rule's output names (output).", valueName: "fields"))
+    var outputFields: OutputFields = .all
     @Option(name: .long, help: ArgumentHelp("Debugging and benchmarks: run only this variant of the file sensor's open hook (fexit or tracepoint; default: the first that works).", valueName: "variant", visibility: .hidden))
     var fileHook: String?
 
@@ -203,6 +205,7 @@ struct Trace: ParsableCommand {
         var alertCount = 0
         let deadline = duration.map { DispatchTime.now().uptimeNanoseconds + UInt64($0 * 1e9) }
         let json = format == .json
+        let alertFields = outputFields // read once: the option's getter is generic, not free per alert
         let write = { (event: Event) throws in
             guard let ruleSet else {
                 try out.write(event)
@@ -210,7 +213,8 @@ struct Trace: ParsableCommand {
             }
             try ruleSet.forEachMatch(event) { rule in
                 alertCount += 1
-                let alert = Alert(rule: rule, event: event)
+                // A let: the closure below reads it in place (a var would be copied for the call).
+                let alert = Alert(rule: rule, event: event, outputFields: alertFields)
                 if json {
                     try out.writeLine { alert.appendJSON(to: &$0, memo: $1) }
                 } else {
@@ -351,3 +355,5 @@ enum Log {
         FileHandle.standardError.write(Data("vigil: \(message)\n".utf8))
     }
 }
+
+extension OutputFields: ExpressibleByArgument {}

@@ -70,6 +70,47 @@ final class AlertTests: XCTestCase {
         XCTAssertEqual(alert.tags, ["t1"])
         XCTAssertEqual(rule.rule.actions, ["kill", "ops"])
     }
+
+    /// With `outputFields` `.output`, output_fields is Falco's: the fields the output names, each
+    /// once, in order, null for one the event lacks or the catalogue does not have;
+    /// %container.info gives container.id and container.name. Vigil's own alerts keep every field.
+    func testOutputFieldsOfTheOutputAreFalcosShape() throws {
+        let yaml = """
+        - rule: Netcat
+          desc: nc ran
+          condition: evt.type = execve and proc.name = nc
+          output: "%proc.name pid=%proc.pid %evt.type again=%proc.name parent=%proc.aname[1] fd=%fd.name %evt.arg.flags %container.info"
+          priority: ERROR
+        """
+        let set = try RuleSet(files: [("r.yaml", try YAMLRules.load(yaml, file: "r.yaml"))])
+        let rule = try XCTUnwrap(set.matches(testEvent()).first)
+        var alert = Alert(rule: rule, event: testEvent(), hostname: "h")
+        func outputFields(_ alert: Alert) throws -> (keys: [String], values: [String: Any]) {
+            let json = alert.json
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], json)
+            let values = try XCTUnwrap(object["output_fields"] as? [String: Any], json)
+            // The keys in the order written (JSONSerialization's dictionary has none).
+            let start = try XCTUnwrap(json.range(of: "\"output_fields\":{"))
+            let end = try XCTUnwrap(json.range(of: "}", range: start.upperBound..<json.endIndex))
+            let keys = try NSRegularExpression(pattern: "\"([^\"]+)\":").matches(in: json, range: NSRange(start.upperBound..<end.lowerBound, in: json))
+                .map { String(json[Range($0.range(at: 1), in: json)!]) }
+            return (keys, values)
+        }
+        XCTAssertGreaterThan(try outputFields(alert).values.count, 20, "every field by default")
+        alert.outputFields = .output
+        let (keys, values) = try outputFields(alert)
+        XCTAssertEqual(keys, ["proc.name", "proc.pid", "evt.type", "proc.aname[1]", "fd.name", "evt.arg.flags", "container.id", "container.name"])
+        XCTAssertEqual(values["proc.name"] as? String, "nc")
+        XCTAssertEqual(values["proc.pid"] as? Int, 4242)
+        XCTAssertEqual(values["evt.type"] as? String, "execve")
+        XCTAssertEqual(values["container.id"] as? String, "host")
+        for key in ["proc.aname[1]", "fd.name", "evt.arg.flags"] { XCTAssertTrue(values[key] is NSNull, "\(key): \(values[key] ?? "absent")") }
+        XCTAssertEqual(alert.output, "nc pid=4242 execve again=nc parent=<NA> fd=<NA> <NA> container_id=host container_name=host")
+        // An alert Vigil raises about itself has no template: every field whatever the choice.
+        var own = testAlert()
+        own.outputFields = .output
+        XCTAssertGreaterThan(try outputFields(own).values.count, 20)
+    }
 }
 
 final class ActionsConfigTests: XCTestCase {

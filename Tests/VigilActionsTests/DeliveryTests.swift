@@ -31,6 +31,24 @@ final class DeliveryTests: XCTestCase {
         XCTAssertEqual(dispatcher.stats().of("ops").sent, 1)
     }
 
+    /// `output_fields: output` (the daemon's key, on the dispatcher's config): what a real
+    /// webhook receives holds only the fields the rule's output names.
+    func testWebhookReceivesOnlyTheOutputsFieldsWhenConfigured() throws {
+        let server = try TestHTTPServer()
+        var config = try ActionsConfig.decodeYAML("named:\n  ops: {type: webhook, url: '\(server.url)/falco'}\n")
+        config.outputFields = .output
+        let dispatcher = try ActionDispatcher(config: config)
+        let yaml = "- rule: Netcat\n  desc: d\n  condition: proc.name = nc\n  output: \"%proc.name (%proc.pid)\"\n  priority: ERROR\n"
+        let rule = try XCTUnwrap(try RuleSet(files: [("r.yaml", try YAMLRules.load(yaml, file: "r.yaml"))]).matches(testEvent()).first)
+        dispatcher.dispatch(Alert(rule: rule, event: testEvent()), actions: ["ops"])
+        waitUntil("the webhook") { server.requests.count == 1 }
+        let body = try XCTUnwrap(server.requests.first?.json)
+        let fields = try XCTUnwrap(body["output_fields"] as? [String: Any])
+        XCTAssertEqual(Set(fields.keys), ["proc.name", "proc.pid"])
+        XCTAssertEqual(fields["proc.pid"] as? Int, 4242)
+        XCTAssertTrue(dispatcher.shutdown(timeout: .seconds(30)))
+    }
+
     /// While the server keeps the connection (HTTP/1.1 keep-alive), alerts share one; a server
     /// that closes it after each answer without saying so (an idle timeout) costs a new
     /// connection per alert and loses none, nor sends one twice; one that says `Connection:

@@ -164,4 +164,30 @@ final class LiveAlertsCLITests: XCTestCase {
         XCTAssertEqual(fields["proc.exepath"] as? String, dir + "/dropper")
         XCTAssertTrue(result.stderr.contains("alerts from"), result.stderr)
     }
+
+    /// `--output-fields output`: the alerts' output_fields are Falco's, the output's fields only.
+    func testOutputFieldsOutputKeepsOnlyTheFieldsTheOutputNames() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF)
+        let dir = try temporaryDirectory()
+        try FileManager.default.copyItem(atPath: "/bin/true", toPath: dir + "/narrow")
+        let rules = dir + "/r.yaml"
+        try """
+        - rule: Narrow ran
+          desc: d
+          condition: evt.type = execve and proc.name = narrow
+          output: "%proc.name ran from %proc.exepath (%fd.name)"
+          priority: NOTICE
+        """.write(toFile: rules, atomically: true, encoding: .utf8)
+        let result = try CLITests.vigil(["trace", "--alerts", "--no-default-rules", "--rules", rules, "-o", "json", "--output-fields", "output"],
+                                        signal: SIGTERM, untilTracing: true) { _ in
+            try runProgram(dir + "/narrow", [])
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let alert = try XCTUnwrap(try VigilJSON.objects(lines: result.stdout).first, result.stdout)
+        let fields = try XCTUnwrap(alert["output_fields"] as? [String: Any])
+        XCTAssertEqual(Set(fields.keys), ["proc.name", "proc.exepath", "fd.name"])
+        XCTAssertEqual(fields["proc.exepath"] as? String, dir + "/narrow")
+        XCTAssertTrue(fields["fd.name"] is NSNull, "an exec has no fd.name: null")
+    }
 }

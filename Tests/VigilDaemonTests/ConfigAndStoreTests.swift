@@ -70,7 +70,7 @@ final class ConfigAndStoreTests: XCTestCase {
             .filter { !$0.hasPrefix("#") && !$0.hasPrefix(" ") && $0.contains(":") }.map { String($0.prefix { $0 != ":" }) }
         XCTAssertEqual(Set(keys), ["socket", "socket_group", "rules_dir", "default_rules", "ring_mib", "kernel_pushdown",
                                    "stream_buffer_kib", "api", "log_level", "metrics", "integrity", "actions",
-                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim", "seccomp", "hostname", "dns_baseline", "containerd", "docker"])
+                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim", "seccomp", "hostname", "output_fields", "dns_baseline", "containerd", "docker"])
     }
 
     func testHostnameGoesToEveryAlertWhateverTheKeyOrder() throws {
@@ -82,6 +82,18 @@ final class ConfigAndStoreTests: XCTestCase {
         }
         XCTAssertThrowsError(try DaemonConfig.parse("hostname: \"a b\"\n", file: "h.yaml")) { error in
             XCTAssertTrue("\(error)".contains("h.yaml:1:11: 'hostname' must be 1-255 printable ASCII characters"), "\(error)")
+        }
+    }
+
+    func testOutputFieldsGoToEveryAlertWhateverTheKeyOrder() throws {
+        XCTAssertEqual(try DaemonConfig.parse("", file: "o.yaml").actions.outputFields, .all)
+        for yaml in ["output_fields: output\nactions:\n  queue_size: 5\n", "actions:\n  queue_size: 5\noutput_fields: output\n"] {
+            let config = try DaemonConfig.parse(yaml, file: "o.yaml")
+            XCTAssertEqual(config.outputFields, .output)
+            XCTAssertEqual(config.actions.outputFields, .output, yaml)
+        }
+        XCTAssertThrowsError(try DaemonConfig.parse("hostname: h\noutput_fields: some\n", file: "o.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("o.yaml:2:16: 'output_fields' must be one of all, output, not 'some'"), "\(error)")
         }
     }
 

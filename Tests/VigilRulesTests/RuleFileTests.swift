@@ -174,6 +174,13 @@ final class RuleFileTests: XCTestCase {
         XCTAssertEqual(typo.render(event), "x <NA> y")
         XCTAssertEqual(typo.unknownFields.map(\.location), [SourceLocation(file: "f", line: 3, column: 13)])
         XCTAssertEqual(typo.unknownFields.map(\.suggestion), ["proc.name"])
+        // Numbers (signed, unsigned, 0 and the extremes), booleans and lists as Falco prints them.
+        let numbers = OutputTemplate("%evt.rawres %proc.pid %evt.is_open_create %fd.name", at: SourceLocation(file: "f", line: 1, column: 1))
+        for (result, text) in [(Int64(-2), "-2"), (0, "0"), (Int64.min, "-9223372036854775808"), (Int64.max, "9223372036854775807")] {
+            var open = event
+            open.payload = .open(.init(syscall: "openat", name: "/a", path: "/a", flags: 0, mode: 0, dirfd: -100, result: result, truncated: false))
+            XCTAssertEqual(numbers.render(open), "\(text) 5 false /a")
+        }
     }
 
     /// `make fuzz` (output target) found `%proc.aname[-3]` trapping in `render` (index -4 of the
