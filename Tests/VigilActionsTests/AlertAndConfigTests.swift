@@ -53,17 +53,7 @@ final class AlertTests: XCTestCase {
     }
 
     func testAlertOfACompiledRuleRendersItsOutputTemplate() throws {
-        let yaml = """
-        - rule: Netcat
-          desc: nc ran
-          condition: evt.type = execve and proc.name = nc
-          output: "%proc.name by %user.uid pid=%proc.pid"
-          priority: ERROR
-          tags: [t1]
-          actions: [kill, ops]
-        """
-        let set = try RuleSet(files: [("r.yaml", try YAMLRules.load(yaml, file: "r.yaml"))])
-        let rule = try XCTUnwrap(set.matches(testEvent()).first)
+        let rule = try netcatRule(output: "%proc.name by %user.uid pid=%proc.pid", extra: "  tags: [t1]\n  actions: [kill, ops]\n")
         let alert = Alert(rule: rule, event: testEvent(), hostname: "h")
         XCTAssertEqual(alert.output, "nc by 0 pid=4242")
         XCTAssertEqual(alert.priority, .error)
@@ -75,15 +65,7 @@ final class AlertTests: XCTestCase {
     /// once, in order, null for one the event lacks or the catalogue does not have;
     /// %container.info gives container.id and container.name. Vigil's own alerts keep every field.
     func testOutputFieldsOfTheOutputAreFalcosShape() throws {
-        let yaml = """
-        - rule: Netcat
-          desc: nc ran
-          condition: evt.type = execve and proc.name = nc
-          output: "%proc.name pid=%proc.pid %evt.type again=%proc.name parent=%proc.aname[1] fd=%fd.name %evt.arg.flags %container.info"
-          priority: ERROR
-        """
-        let set = try RuleSet(files: [("r.yaml", try YAMLRules.load(yaml, file: "r.yaml"))])
-        let rule = try XCTUnwrap(set.matches(testEvent()).first)
+        let rule = try netcatRule(output: "%proc.name pid=%proc.pid %evt.type again=%proc.name parent=%proc.aname[1] fd=%fd.name %evt.arg.flags %container.info")
         var alert = Alert(rule: rule, event: testEvent(), hostname: "h")
         func outputFields(_ alert: Alert) throws -> (keys: [String], values: [String: Any]) {
             let json = alert.json

@@ -38,9 +38,7 @@ final class DeliveryTests: XCTestCase {
         var config = try ActionsConfig.decodeYAML("named:\n  ops: {type: webhook, url: '\(server.url)/falco'}\n")
         config.outputFields = .output
         let dispatcher = try ActionDispatcher(config: config)
-        let yaml = "- rule: Netcat\n  desc: d\n  condition: proc.name = nc\n  output: \"%proc.name (%proc.pid)\"\n  priority: ERROR\n"
-        let rule = try XCTUnwrap(try RuleSet(files: [("r.yaml", try YAMLRules.load(yaml, file: "r.yaml"))]).matches(testEvent()).first)
-        dispatcher.dispatch(Alert(rule: rule, event: testEvent()), actions: ["ops"])
+        dispatcher.dispatch(Alert(rule: try netcatRule(output: "%proc.name (%proc.pid)"), event: testEvent()), actions: ["ops"])
         waitUntil("the webhook") { server.requests.count == 1 }
         let body = try XCTUnwrap(server.requests.first?.json)
         let fields = try XCTUnwrap(body["output_fields"] as? [String: Any])

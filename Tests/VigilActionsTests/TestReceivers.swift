@@ -44,6 +44,14 @@ func testEvent(pid: UInt32 = 4242, comm: String = "nc", timeNs: UInt64 = 1_780_0
     return event
 }
 
+/// The compiled rule `Netcat` (it matches `testEvent()`, an exec of nc) with `output` and
+/// further YAML lines of the rule (`extra`, indented).
+func netcatRule(output: String, extra: String = "") throws -> CompiledRule {
+    let yaml = "- rule: Netcat\n  desc: nc ran\n  condition: evt.type = execve and proc.name = nc\n  output: \"\(output)\"\n  priority: ERROR\n" + extra
+    let set = try RuleSet(files: [("r.yaml", try YAMLRules.load(yaml, file: "r.yaml"))])
+    return try XCTUnwrap(set.matches(testEvent()).first)
+}
+
 /// An alert of a test rule for `event`.
 func testAlert(_ event: Event = testEvent(), rule: String = "Netcat listener", output: String? = nil,
                priority: Priority = .warning) -> Alert {
