@@ -38,10 +38,9 @@ public enum OutputFields: String, Sendable, CaseIterable {
 /// Its JSON (`json`) is Falco's output shape, `{"hostname","output","priority","rule","source",
 /// "tags","time","output_fields"}`, where `output_fields` holds every field of the event (a
 /// superset of Falco's, which has only the fields the output template names; `outputFields`
-/// `.output` writes Falco's), followed by
-/// Vigil's additions when they apply: `enforcement` (one result per enforcement action) and
-/// `suppressed` (identical alerts aggregated into this one, see `DedupConfig`), and always `id`
-/// (the alert's, for receivers that drop duplicates).
+/// `.output` writes Falco's), followed by Vigil's additions when they apply: `enforcement` (one
+/// result per enforcement action) and `suppressed` (identical alerts aggregated into this one,
+/// see `DedupConfig`), and always `id` (the alert's, for receivers that drop duplicates).
 public struct Alert: Sendable {
     /// The rule's name.
     public var rule: String

@@ -32,8 +32,7 @@ public struct ByteString: Hashable, Sendable, Comparable, CustomStringConvertibl
     /// as is. Nothing printed can move the cursor, change colours, end the line or reorder it.
     /// The one escaping for text (the table, output templates, alert text, logs, syslog MSG).
     public var escapedForTerminal: String {
-        // Printable ASCII without a backslash (nearly every name, path and address) is itself.
-        if bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7f && $0 != 0x5c }) { return String(decoding: bytes, as: UTF8.self) }
+        if isPlainText { return String(decoding: bytes, as: UTF8.self) }
         var out = ""
         out.reserveCapacity(bytes.count)
         forEachScalarOrInvalidByte { scalar, invalid in
@@ -59,10 +58,14 @@ public struct ByteString: Hashable, Sendable, Comparable, CustomStringConvertibl
         return out
     }
 
-    /// Appends `escapedForTerminal`'s bytes to `out` (printable ASCII without a backslash as it is).
+    /// Appends `escapedForTerminal`'s bytes to `out`.
     public func appendEscapedForTerminal(to out: inout [UInt8]) {
-        if bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7f && $0 != 0x5c }) { out += bytes } else { out += escapedForTerminal.utf8 }
+        if isPlainText { out += bytes } else { out += escapedForTerminal.utf8 }
     }
+
+    /// Printable ASCII without a backslash (nearly every name, path and address): its own
+    /// terminal form.
+    private var isPlainText: Bool { bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7f && $0 != 0x5c } }
 
     /// The bytes without ASCII white space (space, tab, line breaks) at either end.
     public var trimmingASCIIWhitespace: ByteString {

@@ -306,7 +306,7 @@ func fileID(_ path: String) -> String {
 }
 for name in ["watched", "other", "honeypot"] { let fd = creat("\(dir)/\(name)", 0o644); if fd >= 0 { close(fd) } }
 // Other names of the watched files: the kernel resolves a symlink, the inode names a hard link.
-for name in ["sym", "hard", "hard-honeypot", "new"] { unlink("\(dir)/\(name)") }
+for name in ["sym", "hard", "hard-honeypot", "new", "made"] { unlink("\(dir)/\(name)") }
 symlink("\(dir)/watched", "\(dir)/sym")
 link("\(dir)/watched", "\(dir)/hard")
 link("\(dir)/honeypot", "\(dir)/hard-honeypot")
@@ -327,10 +327,15 @@ let yaml = """
   condition: fd.name = \(dir)/new
   output: o
   priority: WARNING
+- rule: creations only
+  desc: d
+  condition: fd.name = \(dir)/made and evt.is_open_create = true
+  output: o
+  priority: WARNING
 """
 for variant in Sensor.file.hooks[0].variants where variant.requires.allSatisfy({ FeatureProbes.shared.result($0).isAvailable }) {
     do {
-        unlink("\(dir)/new") // created below, by each variant
+        for name in ["new", "made"] { unlink("\(dir)/\(name)") } // created below, by each variant
         let rules = try RuleSet(files: [("kernel-check.yaml", try YAMLRules.load(yaml, file: "kernel-check.yaml"))])
         var filter = KernelFilter()
         filter.openPaths = rules.openPaths
@@ -342,6 +347,7 @@ for variant in Sensor.file.hooks[0].variants where variant.requires.allSatisfy({
         let linkReader = spawnStatus(["/bin/cat", "\(dir)/sym", "\(dir)/hard"])
         let linkVictim = spawnStatus(["/bin/cat", "\(dir)/hard-honeypot"])
         let creator = spawnStatus(["/bin/sh", "-c", ": > \(dir)/new; : > \(dir)/new"])
+        let maker = spawnStatus(["/bin/sh", "-c", ": > \(dir)/made; : > \(dir)/made"])
         var opens: [(pid: UInt32, open: Payload.Open)] = []
         try stream.drain { event in if case .open(let o) = event.payload { opens.append((event.pid, o)) } }
         let read = opens.filter { $0.pid == UInt32(reader.pid) }.map(\.open.path.string)
@@ -358,6 +364,8 @@ for variant in Sensor.file.hooks[0].variants where variant.requires.allSatisfy({
         check("\(variant.name): kernel_kill through a hard link", linkVictim.status & 0x7f == SIGKILL, "wait status \(linkVictim.status)")
         let created = opens.filter { $0.pid == UInt32(creator.pid) || $0.open.path.string == "\(dir)/new" }.map(\.open.created)
         check("\(variant.name): FMODE_CREATED on the creating open only", created == [true, false], "\(created)")
+        let made = opens.filter { $0.pid == UInt32(maker.pid) }.map(\.open.created)
+        check("\(variant.name): a rule on creations keeps the creating open, the kernel drops the next", made == [true], "\(made)")
         sensors.detach()
     } catch {
         check("\(variant.name): pushdown loads", false, "\(error)")

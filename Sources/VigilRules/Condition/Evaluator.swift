@@ -43,23 +43,21 @@ struct EvaluationContext {
     /// The value of catalogue slot `slot`, read with `reader` the first time in this event.
     mutating func field(_ slot: Int, _ reader: FieldSlotReader, _ event: Event) -> FieldValue? {
         switch slot {
-        case 0:
-            if case .read(let value) = slot0 { return value }
-            let value = reader.read(event)
-            slot0 = .read(value)
-            return value
-        case 1:
-            if case .read(let value) = slot1 { return value }
-            let value = reader.read(event)
-            slot1 = .read(value)
-            return value
+        case 0: return Self.value(of: &slot0, reader, event)
+        case 1: return Self.value(of: &slot1, reader, event)
         default:
-            if case .read(let value)? = fields?[slot - 2] { return value }
-            let value = reader.read(event)
             if fields == nil { fields = Array(repeating: .unread, count: fieldSlots - 2) }
-            fields?[slot - 2] = .read(value)
-            return value
+            return Self.value(of: &fields![slot - 2], reader, event)
         }
+    }
+
+    /// The value `cached` holds, or the one `reader` reads, then kept there.
+    @inline(__always)
+    private static func value(of cached: inout CachedField, _ reader: FieldSlotReader, _ event: Event) -> FieldValue? {
+        if case .read(let value) = cached { return value }
+        let value = reader.read(event)
+        cached = .read(value)
+        return value
     }
 
     /// The index of the open event's syscall name in `EventTypeTest.openNames` (-1: not there),
