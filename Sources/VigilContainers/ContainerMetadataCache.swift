@@ -51,6 +51,19 @@ public struct ContainerMetadata: Sendable, Hashable {
     }
 }
 
+extension ContainerMetadata {
+    /// A pod's labels from its sandbox's: without the keys the kubelet and the runtime add
+    /// (io.kubernetes.*, io.cri-containerd.*, io.containerd.*).
+    public static func podLabels(fromSandboxLabels labels: [String: String]) -> [String: String] {
+        labels.filter { !isRuntimeLabel($0.key) }
+    }
+
+    /// Whether a sandbox's label key is the kubelet's or the runtime's, not the pod's.
+    static func isRuntimeLabel(_ key: String) -> Bool {
+        key.hasPrefix("io.kubernetes.") || key.hasPrefix("io.cri-containerd.") || key.hasPrefix("io.containerd.")
+    }
+}
+
 /// Something that can describe a container by id, such as a runtime's API.
 public protocol ContainerMetadataSource: Sendable {
     /// The container's metadata; nil when the source has no such container. Throws when the

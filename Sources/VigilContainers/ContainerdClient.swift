@@ -1,5 +1,3 @@
-import Synchronization
-
 /// A container record of containerd's containers service (`containerd.services.containers.v1.Container`,
 /// api/services/containers/v1/containers.proto): the fields Vigil reads.
 public struct ContainerdContainer: Sendable, Hashable {
@@ -19,33 +17,18 @@ public struct ContainerdContainer: Sendable, Hashable {
 
     /// Decodes a `Container` message from untrusted bytes; unknown fields are skipped.
     public init(decoding bytes: ArraySlice<UInt8>) throws(ProtobufWireError) {
-        var reader = ProtobufReader(bytes)
-        while let (field, value) = try reader.next() {
+        try ProtobufReader.forEachField(in: bytes) { field, value throws(ProtobufWireError) in
             switch field {
             case 1: id = value.string ?? id
             case 2:
-                // A map entry: key = 1, value = 2.
-                guard let entry = value.message else { continue }
-                var entryReader = ProtobufReader(entry)
-                var key = "", text = ""
-                while let (entryField, entryValue) = try entryReader.next() {
-                    if entryField == 1 { key = entryValue.string ?? key }
-                    if entryField == 2 { text = entryValue.string ?? text }
-                }
-                labels[key] = text
+                if let (key, text) = try value.stringMapEntry() { labels[key] = text }
             case 3: image = value.string ?? image
-            case 4:
-                guard let runtime = value.message else { continue }
-                var runtimeReader = ProtobufReader(runtime)
-                while let (runtimeField, runtimeValue) = try runtimeReader.next() {
-                    if runtimeField == 1 { runtimeName = runtimeValue.string ?? runtimeName }
-                }
+            case 4: runtimeName = try value.embeddedString(1) ?? runtimeName
             case 8:
-                guard let timestamp = value.message else { continue }
+                guard let timestamp = value.message else { return }
                 var seconds: UInt64 = 0, nanos: UInt64 = 0
-                var timestampReader = ProtobufReader(timestamp)
-                while let (timestampField, timestampValue) = try timestampReader.next() {
-                    guard case .varint(let number) = timestampValue else { continue }
+                try ProtobufReader.forEachField(in: timestamp) { timestampField, timestampValue in
+                    guard case .varint(let number) = timestampValue else { return }
                     if timestampField == 1 { seconds = number }
                     if timestampField == 2 { nanos = number }
                 }
@@ -67,26 +50,6 @@ public struct ContainerdContainer: Sendable, Hashable {
     }
 }
 
-/// Counters of a containerd client's lookups (`vigil status`'s `containerd`, and /metrics'
-/// vigil_containerd_lookups_total and vigil_containerd_failures_total).
-public struct ContainerdClientCounters: Sendable, Equatable, Encodable {
-    /// Lookups asked.
-    public var lookups: UInt64 = 0
-    /// Lookups containerd answered with a container.
-    public var found: UInt64 = 0
-    /// Lookups that failed: containerd down, slow (timed out), answering garbage, or answering
-    /// a gRPC status other than OK and NotFound.
-    public var failures: UInt64 = 0
-    /// The failures per kind (`GRPCError.kind`: the gRPC code's name, such as
-    /// `PermissionDenied`, or `unavailable`, `io`, `timed out`, `malformed`, `aborted`).
-    public var failuresByKind: [String: UInt64] = [:]
-    /// The last failure's description; nil when none.
-    public var lastFailure: String?
-
-    /// Lookups in no namespace asked (every namespace answered NotFound).
-    public var notFound: UInt64 { lookups - found - failures }
-}
-
 /// containerd's API on its unix socket (gRPC): container records for event enrichment, where
 /// a kubelet's CRI (containerd's cri plugin) or nerdctl started the container and no Docker
 /// Engine knows it.
@@ -105,8 +68,7 @@ public struct ContainerdClient: Sendable {
     public var namespaces: [String]
     /// How long one connect, send or receive may wait.
     public var timeout: Duration
-    private let counterStorage = CounterBox()
-    private let log: @Sendable (String) -> Void
+    private let recorder: RuntimeLookupRecorder
 
     /// A client for the containerd at `socketPath`; `log` receives one line for the first
     /// failure of each kind (`GRPCError.kind`).
@@ -115,11 +77,11 @@ public struct ContainerdClient: Sendable {
         self.socketPath = socketPath
         self.namespaces = namespaces
         self.timeout = timeout
-        self.log = log
+        recorder = RuntimeLookupRecorder(what: "containerd lookup", metric: "vigil_containerd_failures_total", log: log)
     }
 
     /// The lookups so far.
-    public var counters: ContainerdClientCounters { counterStorage.value.withLock { $0 } }
+    public var counters: RuntimeLookupCounters { recorder.counters }
 
     /// The container `id` and the namespace it is in; nil when every namespace answers NotFound.
     /// Throws when containerd cannot be asked, answers another gRPC status, or answers with
@@ -153,18 +115,6 @@ public struct ContainerdClient: Sendable {
         }
     }
 
-    /// Label keys of a sandbox that are the CRI's, not the pod's.
-    static func isRuntimeLabel(_ key: String) -> Bool {
-        key.hasPrefix("io.kubernetes.") || key.hasPrefix("io.cri-containerd.") || key.hasPrefix("io.containerd.")
-    }
-
-    private final class CounterBox: Sendable {
-        let value = Mutex(ContainerdClientCounters())
-    }
-
-    private func count(_ change: (inout ContainerdClientCounters) -> Void) {
-        counterStorage.value.withLock { change(&$0) }
-    }
 }
 
 extension ContainerdClient: ContainerMetadataSource {
@@ -173,8 +123,7 @@ extension ContainerdClient: ContainerMetadataSource {
     /// a CRI container its pod's labels (its sandbox's labels without the io.kubernetes.*,
     /// io.cri-containerd.* and io.containerd.* keys: the CRI's and containerd's own).
     public func metadata(forContainerID id: String) throws -> ContainerMetadata? {
-        count { $0.lookups += 1 }
-        do throws(GRPCError) {
+        try recorder.lookup { () throws(GRPCError) in
             guard let (container, namespace, connection) = try find(id) else { return nil }
             var podLabels: [String: String] = [:]
             let sandboxID = container.labels["io.kubernetes.sandbox.id"]
@@ -185,23 +134,12 @@ extension ContainerdClient: ContainerMetadataSource {
                 } else {
                     try get(sandboxID, namespace: namespace, on: connection)
                 }
-                podLabels = (sandbox?.labels ?? [:]).filter { !Self.isRuntimeLabel($0.key) }
+                podLabels = ContainerMetadata.podLabels(fromSandboxLabels: sandbox?.labels ?? [:])
             }
-            count { $0.found += 1 }
             return ContainerMetadata(
                 id: container.id.isEmpty ? id : container.id,
                 name: container.labels["io.kubernetes.container.name"] ?? String(id.prefix(12)),
                 image: container.image, labels: container.labels, runtime: .containerd, podLabels: podLabels)
-        } catch {
-            let kind = error.kind
-            let first = counterStorage.value.withLock { counters in
-                counters.failures += 1
-                counters.failuresByKind[kind, default: 0] += 1
-                counters.lastFailure = error.description
-                return counters.failuresByKind[kind] == 1
-            }
-            if first { log("containerd lookup failed (\(kind), logged once per kind; counted in vigil_containerd_failures_total): \(error)") }
-            throw error
         }
     }
 }

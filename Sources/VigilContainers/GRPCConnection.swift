@@ -84,7 +84,7 @@ public final class GRPCConnection {
 
     /// Connects and sends the HTTP/2 connection preface, settings and a window large enough for
     /// any accepted answer.
-    init(socketPath: String, timeout: Duration) throws(GRPCError) {
+    public init(socketPath: String, timeout: Duration) throws(GRPCError) {
         path = socketPath
         do {
             socket = try UnixStreamSocket(connectingTo: socketPath, timeout: timeout)
@@ -105,7 +105,7 @@ public final class GRPCConnection {
     /// Calls `method` (`/package.Service/Method`) with `message` and `metadata` (lowercase
     /// header names); returns the answer's message (grpc-status 0); throws `GRPCError.status`
     /// with the server's code and message for any other status.
-    func call(_ method: String, message: [UInt8], metadata: [(String, String)] = []) throws(GRPCError) -> [UInt8] {
+    public func call(_ method: String, message: [UInt8], metadata: [(String, String)] = []) throws(GRPCError) -> [UInt8] {
         let stream = nextStreamID
         nextStreamID += 2
         var headers: [UInt8] = [0x83, 0x86]  // :method POST, :scheme http (HPACK static table 3 and 6)

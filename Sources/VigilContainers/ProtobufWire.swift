@@ -38,6 +38,13 @@ public struct ProtobufReader: Sendable {
     /// A reader over `bytes`.
     public init(_ bytes: [UInt8]) { self.init(bytes[...]) }
 
+    /// Calls `body` with each field of the message `bytes`, in order.
+    public static func forEachField(in bytes: ArraySlice<UInt8>,
+                                    _ body: (UInt64, ProtobufValue) throws(ProtobufWireError) -> Void) throws(ProtobufWireError) {
+        var reader = ProtobufReader(bytes)
+        while let (field, value) = try reader.next() { try body(field, value) }
+    }
+
     /// Whether every field has been read.
     public var isAtEnd: Bool { position >= bytes.endIndex }
 
@@ -98,6 +105,28 @@ extension ProtobufValue {
         guard case .lengthDelimited(let bytes) = self else { return nil }
         return bytes
     }
+
+    /// String field `number` of the embedded message this value holds (the last one when it
+    /// repeats, as protobuf reads a scalar); nil when absent or not length-delimited.
+    public func embeddedString(_ number: UInt64) throws(ProtobufWireError) -> String? {
+        var found: String?
+        try ProtobufReader.forEachField(in: message ?? []) { field, value in
+            if field == number { found = value.string ?? found }
+        }
+        return found
+    }
+
+    /// The key and value of a `map<string, string>` entry (an embedded message: key = 1,
+    /// value = 2, either absent when empty); nil unless length-delimited.
+    public func stringMapEntry() throws(ProtobufWireError) -> (key: String, value: String)? {
+        guard let entry = message else { return nil }
+        var key = "", value = ""
+        try ProtobufReader.forEachField(in: entry) { field, entryValue in
+            if field == 1 { key = entryValue.string ?? key }
+            if field == 2 { value = entryValue.string ?? value }
+        }
+        return (key, value)
+    }
 }
 
 /// Writes protobuf fields (the few requests Vigil sends).
@@ -118,6 +147,21 @@ public struct ProtobufWriter: Sendable {
         appendVarint(field << 3 | 2)
         appendVarint(UInt64(value.count))
         bytes += value
+    }
+
+    /// Appends an embedded message.
+    public mutating func appendMessage(_ field: UInt64, _ message: ProtobufWriter) {
+        appendLengthDelimited(field, message.bytes)
+    }
+
+    /// Appends a `map<string, string>` field: one entry message per key, in key order.
+    public mutating func appendStringMap(_ field: UInt64, _ map: [String: String]) {
+        for (key, value) in map.sorted(by: { $0.key < $1.key }) {
+            var entry = ProtobufWriter()
+            entry.appendString(1, key)
+            entry.appendString(2, value)
+            appendMessage(field, entry)
+        }
     }
 
     /// Appends varint field `field` (wire type 0).

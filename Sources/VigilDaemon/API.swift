@@ -232,6 +232,7 @@ public struct APIRouter: Sendable {
             integrity: engine.tamperStatus,
             dnsBaseline: snapshot.dnsBaseline,
             containerd: engine.containerd?.counters,
+            cri: engine.cri?.counters,
             docker: engine.dockerStatus,
             subscribers: SubscriberStatus(events: engine.events.current.map(SubscriberInfo.init),
                                           alerts: engine.alerts.current.map(SubscriberInfo.init),
@@ -350,7 +351,9 @@ struct DaemonStatus: Encodable {
     /// The images' DNS baselines (dns.name.new): window, bounds, what they hold, what did not fit.
     var dnsBaseline: DNSBaseline.Status
     /// containerd's lookups (found, failed per kind, the last failure); nil when containerd is not asked.
-    var containerd: ContainerdClientCounters?
+    var containerd: RuntimeLookupCounters?
+    /// The CRI runtime's lookups (`cri.socket`); nil when it is not asked.
+    var cri: RuntimeLookupCounters?
     /// The Docker Engine: its event subscription and the metadata fetches.
     var docker: DockerStatus
     var subscribers: SubscriberStatus

@@ -123,6 +123,7 @@ public enum Daemon {
                                 integrity: config.integrity, notifier: notifier, syscallBounds: config.syscallBounds,
                                 fim: config.fim, stateDirectory: config.stateDirectory, dnsBaseline: config.dnsBaseline,
                                 bundles: bundles, containerd: config.containerd?.client { [logger] in logger.warning("\($0)") },
+                                cri: config.cri?.client { [logger] in logger.warning("\($0)") },
                                 docker: DockerClient(socketPath: config.dockerSocket))
         } catch {
             throw DaemonError("cannot load the sensors: \(error)")
@@ -469,16 +470,27 @@ enum MetricsEndpoint {
                                      label: "result", [("found", Int(docker.metadata.found)), ("not_found", Int(docker.metadata.notFound)),
                                                        ("failed", Int(docker.metadata.failed))])
         if let containerd = engine.containerd?.counters {
-            out += PrometheusText.family("vigil_containerd_lookups_total", "counter",
-                                         "Containers asked of containerd (the ones Docker does not know): found, not in any namespace asked (NotFound), or failed (containerd down, slow, answering garbage or a gRPC status other than OK and NotFound; their fields stay empty).",
-                                         label: "result", [("found", Int(containerd.found)), ("not_found", Int(containerd.notFound)),
-                                                           ("failed", Int(containerd.failures))])
-            out += PrometheusText.family("vigil_containerd_failures_total", "counter",
-                                         "Failed containerd lookups per kind: the gRPC status containerd answered (PermissionDenied, Unavailable, ...), or unavailable, io, timed out, malformed, aborted.",
-                                         label: "kind", containerd.failuresByKind.sorted { $0.key < $1.key }.map { ($0.key, Int($0.value)) })
+            out += Self.runtimeLookupMetrics("vigil_containerd", containerd, asked: "Containers asked of containerd (the ones Docker does not know)",
+                                             notFound: "not in any namespace asked (NotFound)", runtime: "containerd")
+        }
+        if let cri = engine.cri?.counters {
+            out += Self.runtimeLookupMetrics("vigil_cri", cri, asked: "Containers asked of the CRI runtime (cri.socket; the ones Docker and containerd do not know)",
+                                             notFound: "no such container or pod sandbox (NotFound)", runtime: "the CRI runtime")
         }
         api.write(to: &out)
         for consumer in engine.alertConsumers { consumer.writeMetrics(to: &out) }
         return out
+    }
+
+    /// A runtime API client's lookups (`PREFIX_lookups_total` by result) and failures
+    /// (`PREFIX_failures_total` by kind).
+    static func runtimeLookupMetrics(_ prefix: String, _ counters: RuntimeLookupCounters, asked: String, notFound: String, runtime: String) -> String {
+        PrometheusText.family("\(prefix)_lookups_total", "counter",
+                              "\(asked): found, \(notFound), or failed (\(runtime) down, slow, answering garbage or a gRPC status other than OK and NotFound; their fields stay empty).",
+                              label: "result", [("found", Int(counters.found)), ("not_found", Int(counters.notFound)),
+                                                ("failed", Int(counters.failures))])
+            + PrometheusText.family("\(prefix)_failures_total", "counter",
+                                    "Failed lookups per kind: the gRPC status \(runtime) answered (PermissionDenied, Unavailable, ...), or unavailable, io, timed out, malformed, aborted.",
+                                    label: "kind", counters.failuresByKind.sorted { $0.key < $1.key }.map { ($0.key, Int($0.value)) })
     }
 }

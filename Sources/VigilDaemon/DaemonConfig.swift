@@ -103,6 +103,9 @@ public struct DaemonConfig: Sendable, Equatable {
     /// containerd's API (`containerd:`): asked for the containers Docker does not know (a
     /// kubelet's CRI containers); nil (`containerd: {enabled: false}`): not asked.
     public var containerd: Containerd? = Containerd()
+    /// A CRI runtime's API (`cri:`, CRI-O's socket by default): asked for the containers neither
+    /// Docker nor containerd knows; nil (`cri: {enabled: false}`): not asked.
+    public var cri: CRI? = CRI()
     /// The Docker Engine's API socket (`docker.socket`): container names, images and labels,
     /// and its event stream.
     public var dockerSocket = DockerClient.defaultSocketPath
@@ -137,6 +140,22 @@ public struct DaemonConfig: Sendable, Equatable {
         public var port = 9376
         /// Built-in defaults.
         public init() {}
+    }
+
+    /// Where a CRI runtime's API is (`cri:`; docs/config.md#cri): CRI-O's socket by default.
+    public struct CRI: Sendable, Equatable {
+        /// Its socket.
+        public var socket = CRIClient.defaultSocketPath
+        /// How long one connect, send or receive may wait, ms.
+        public var timeoutMs = 1000
+
+        /// The defaults.
+        public init() {}
+
+        /// A client with these settings; `log` receives its first failure of each kind.
+        public func client(log: @escaping @Sendable (String) -> Void = { _ in }) -> CRIClient {
+            CRIClient(socketPath: socket, timeout: .milliseconds(timeoutMs), log: log)
+        }
     }
 
     /// Tamper evidence's timing (`integrity:`); 0 turns a part off.
@@ -302,26 +321,20 @@ public struct DaemonConfig: Sendable, Equatable {
                 }
             case "containerd":
                 var containerd = config.containerd ?? Containerd()
-                var enabled = true
-                for (sub, subValue) in try reader.mapping(value, "containerd") {
-                    switch sub.name {
-                    case "enabled": enabled = try reader.bool(subValue, "containerd.enabled")
-                    case "socket":
-                        containerd.socket = try reader.string(subValue, "containerd.socket")
-                        guard containerd.socket.hasPrefix("/") else { throw reader.error(subValue, "'containerd.socket' must be an absolute path") }
-                    case "namespaces":
-                        containerd.namespaces = try reader.strings(subValue, "containerd.namespaces")
-                        guard !containerd.namespaces.isEmpty, !containerd.namespaces.contains("") else {
-                            throw reader.error(subValue, "'containerd.namespaces' must list at least one namespace")
-                        }
-                    case "timeout_ms":
-                        let number = try reader.int(subValue, "containerd.timeout_ms")
-                        guard number >= 1 else { throw reader.error(subValue, "'containerd.timeout_ms' must be at least 1") }
-                        containerd.timeoutMs = number
-                    default: throw reader.error(sub.node, "unknown key 'containerd.\(sub.name)': use enabled, socket, namespaces, timeout_ms")
+                var namespaces = containerd.namespaces
+                let enabled = try reader.runtimeAPI(value, "containerd", socket: &containerd.socket, timeoutMs: &containerd.timeoutMs,
+                                                    otherKeys: ["namespaces"]) { _, subValue throws(RuleError) in
+                    namespaces = try reader.strings(subValue, "containerd.namespaces")
+                    guard !namespaces.isEmpty, !namespaces.contains("") else {
+                        throw reader.error(subValue, "'containerd.namespaces' must list at least one namespace")
                     }
                 }
+                containerd.namespaces = namespaces
                 config.containerd = enabled ? containerd : nil
+            case "cri":
+                var cri = config.cri ?? CRI()
+                let enabled = try reader.runtimeAPI(value, "cri", socket: &cri.socket, timeoutMs: &cri.timeoutMs)
+                config.cri = enabled ? cri : nil
             case "fim":
                 config.fim = try reader.fim(value)
             case "seccomp":
@@ -444,6 +457,30 @@ private struct ConfigReader {
     }
 
     /// The `seccomp:` section: `record: {label: KEY[=VALUE]}`; the label, or nil.
+    /// A runtime API's section (`containerd:`, `cri:`): `enabled` (returned), `socket` (an
+    /// absolute path), `timeout_ms` (at least 1), and `otherKeys`, each read by `other`.
+    func runtimeAPI(_ node: Node, _ section: String, socket: inout String, timeoutMs: inout Int, otherKeys: [String] = [],
+                    other: (String, Node) throws(RuleError) -> Void = { _, _ in }) throws(RuleError) -> Bool {
+        var enabled = true
+        for (sub, subValue) in try mapping(node, section) {
+            switch sub.name {
+            case "enabled": enabled = try bool(subValue, "\(section).enabled")
+            case "socket":
+                socket = try string(subValue, "\(section).socket")
+                guard socket.hasPrefix("/") else { throw error(subValue, "'\(section).socket' must be an absolute path") }
+            case "timeout_ms":
+                let number = try int(subValue, "\(section).timeout_ms")
+                guard number >= 1 else { throw error(subValue, "'\(section).timeout_ms' must be at least 1") }
+                timeoutMs = number
+            case let key where otherKeys.contains(key): try other(key, subValue)
+            default:
+                let keys = (["enabled", "socket"] + otherKeys + ["timeout_ms"]).joined(separator: ", ")
+                throw error(sub.node, "unknown key '\(section).\(sub.name)': use \(keys)")
+            }
+        }
+        return enabled
+    }
+
     func seccomp(_ node: Node) throws(RuleError) -> String? {
         var label: String?
         for (key, value) in try mapping(node, "seccomp") {

@@ -125,6 +125,9 @@ public final class Engine: @unchecked Sendable {
     /// containerd's API, asked for the containers Docker does not know; nil: not asked. Its
     /// counters go to /metrics (vigil_containerd_lookups_total).
     public let containerd: ContainerdClient?
+    /// A CRI runtime's API (CRI-O's), asked for the containers neither Docker nor containerd
+    /// knows; nil: not asked. Its counters go to /metrics (vigil_cri_lookups_total).
+    public let cri: CRIClient?
     /// The Docker Engine as the daemon follows it: its socket, the event subscription's
     /// counters and the metadata fetches' (`vigil status`'s `docker`, /metrics).
     public var dockerStatus: DockerStatus {
@@ -141,7 +144,7 @@ public final class Engine: @unchecked Sendable {
                 integrity: DaemonConfig.Integrity = DaemonConfig.Integrity(), notifier: SystemdNotifier? = nil,
                 syscallBounds: SyscallBounds = SyscallBounds(), fim: WatchSpec = WatchSpec(), stateDirectory: String = "/var/lib/vigil",
                 dnsBaseline: DNSBaseline.Settings = DNSBaseline.Settings(), bundles: BundleStore? = nil,
-                containerd: ContainerdClient? = nil, docker: DockerClient = DockerClient()) throws {
+                containerd: ContainerdClient? = nil, cri: CRIClient? = nil, docker: DockerClient = DockerClient()) throws {
         self.bundles = bundles
         self.dnsBaseline = DNSBaseline(settings: dnsBaseline)
         dnsBaselineDirectory = stateDirectory + "/dns-baseline"
@@ -149,9 +152,12 @@ public final class Engine: @unchecked Sendable {
         self.integrity = integrity
         self.syscallBounds = syscallBounds
         self.notifier = notifier
-        // Docker first; containerd for the containers Docker does not know (a kubelet's CRI).
-        let source: any ContainerMetadataSource = containerd.map { ChainedMetadataSource([docker, $0]) } ?? docker
+        // Docker first; then containerd and the CRI for the containers Docker does not know (a
+        // kubelet's, through containerd's cri plugin or CRI-O).
+        let runtimes: [any ContainerMetadataSource] = [containerd as (any ContainerMetadataSource)?, cri].compactMap { $0 }
+        let source: any ContainerMetadataSource = runtimes.isEmpty ? docker : ChainedMetadataSource([docker] + runtimes)
         self.containerd = containerd
+        self.cri = cri
         let metadata = ContainerMetadataCache(source: source) { [logger] in logger.info("\($0)") }
         containerMetadata = metadata
         watcher = DockerEventWatcher(client: docker)

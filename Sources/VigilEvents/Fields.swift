@@ -422,7 +422,7 @@ public enum Fields {
     static let containerFields: [FieldDefinition] = [
         .init("container.id", .string, scope: .container, "The container's 12-character id; `host` on the host; `unknown` for a runtime's init not yet in its container's cgroup.") { e, _ in .string(e.container.idBytes) },
         .init("container.full_id", .string, scope: .container, "The container's full id, empty for the host.") { e, _ in .string(e.container.fullIDBytes) },
-        .init("container.name", .string, scope: .container, "The container's name (`host` for the host; empty while unknown): Docker's name; for a container only containerd knows (a kubelet's CRI, nerdctl), its io.kubernetes.container.name label, else its 12-character id, as Falco names it.") { e, _ in .string(e.container.nameBytes) },
+        .init("container.name", .string, scope: .container, "The container's name (`host` for the host; empty while unknown): Docker's name; for a container only containerd knows (a kubelet's CRI, nerdctl), its io.kubernetes.container.name label; from a CRI runtime (CRI-O), the pod spec's name; else its 12-character id, as Falco names it.") { e, _ in .string(e.container.nameBytes) },
         .init("container.image", .string, scope: .container, "The container's image.") { e, _ in .string(e.container.imageBytes) },
         .init("container.image.repository", .string, scope: .container, "The image's repository: container.image without its tag and digest (`registry:5000/team/app`).") { e, _ in
             e.container.isContainer ? str(String(ImageReference(e.container.image).repository)) : nil
@@ -458,7 +458,7 @@ public enum Fields {
         .init("container.label", .string, argument: true, scope: .container, "The value of label KEY: container.label[KEY].") { e, arg in
             arg.flatMap { e.container.labels[$0] }.map { str($0) }
         },
-        .init("k8s.pod.name", .string, scope: .container, "The Kubernetes pod's name: the container's io.kubernetes.pod.name label, which the kubelet's runtimes (containerd's CRI, cri-dockerd, CRI-O) put on every container of a pod; read from Docker, else from containerd (`containerd:` in vigil.yaml).") { e, _ in
+        .init("k8s.pod.name", .string, scope: .container, "The Kubernetes pod's name: the container's io.kubernetes.pod.name label, which the kubelet's runtimes (containerd's CRI, cri-dockerd, CRI-O) put on every container of a pod; read from Docker, else from containerd (`containerd:` in vigil.yaml), else from a CRI runtime (`cri:`, CRI-O's socket), whose pod sandbox names the pod.") { e, _ in
             e.container.labels["io.kubernetes.pod.name"].map { str($0) }
         },
         .init("k8s.ns.name", .string, scope: .container, "The Kubernetes namespace of the pod: the io.kubernetes.pod.namespace label.") { e, _ in
@@ -474,7 +474,7 @@ public enum Fields {
         }) { e, _ in
             podUID(e).map { str($0) }
         },
-        .init("k8s.pod.labels", .strings, scope: .container, "The Kubernetes pod's labels, each KEY:VALUE, sorted by key: the labels of the pod's sandbox container in containerd (the CRI puts the pod's labels there), without the runtime's io.kubernetes.* and io.cri-containerd.* keys; none when the runtime did not say (Docker, CRI-O).") { e, _ in
+        .init("k8s.pod.labels", .strings, scope: .container, "The Kubernetes pod's labels, each KEY:VALUE, sorted by key: the labels of the pod's sandbox (containerd's sandbox container, or the CRI's PodSandboxStatus), without the kubelet's and runtime's io.kubernetes.* and io.cri-containerd.* keys; none when the runtime did not say (Docker).") { e, _ in
             let labels = e.container.details.podLabels
             guard !labels.isEmpty else { return nil }
             return .strings(labels.sorted { $0.key < $1.key }.map { ByteString("\($0.key):\($0.value)") })

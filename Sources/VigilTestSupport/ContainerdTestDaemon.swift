@@ -2,9 +2,11 @@ import Foundation
 import XCTest
 
 /// A containerd of a test's own (Debian's containerd package): its own root, state, socket and
-/// config (the CRI plugin disabled: the tests label containers as a kubelet's CRI would with
-/// `ctr run --label`), never the system's containerd that dockerd may use. `start(for:)` imports
-/// `DockerTestEngine.image` into its `k8s.io` namespace (`docker save | ctr images import`);
+/// config, never the system's containerd that dockerd may use. Its CRI plugin is off unless
+/// asked for (`start(for:cri:)`): most tests label containers as a kubelet's CRI would with
+/// `ctr run --label`; with it, `runCRIPod` makes a pod through the CRI as a kubelet does.
+/// `start(for:)` imports `DockerTestEngine.image` into its `k8s.io` namespace
+/// (`docker save | ctr images import`);
 /// the test's teardown kills and deletes its containers, stops it, unmounts what it left
 /// mounted, removes the containers' cgroups and its directory.
 public final class ContainerdTestDaemon: @unchecked Sendable {
@@ -19,31 +21,62 @@ public final class ContainerdTestDaemon: @unchecked Sendable {
     private let process: Process
     private var containers: [(id: String, cgroup: String)] = []
 
-    /// Starts one for `testCase` (stopped by its teardown); throws `cannotRun` when containerd,
-    /// ctr or the Docker image are missing.
-    public static func start(for testCase: XCTestCase) throws -> ContainerdTestDaemon {
+    /// The image of a CRI pod's sandbox (its pause process): `image` sleeping, built from it.
+    public static let pauseImage = "vigil-test-pause:1"
+
+    /// Starts one for `testCase` (stopped by its teardown), with the CRI plugin when `cri`;
+    /// throws `cannotRun` when containerd, ctr or the Docker image are missing.
+    public static func start(for testCase: XCTestCase, cri: Bool = false) throws -> ContainerdTestDaemon {
         for program in ["containerd", "ctr", "containerd-shim-runc-v2"] where DockerTestEngine.run(["which", program]).status != 0 {
             throw cannotRun("needs \(program): apt-get install containerd (scripts/setup.sh --test)")
         }
         try DockerTestEngine.requireImage(DockerTestEngine.image)
-        let daemon = try ContainerdTestDaemon()
+        if cri { try buildPauseImage() }
+        let daemon = try ContainerdTestDaemon(cri: cri)
         testCase.addTeardownBlock { daemon.stop() }
         try daemon.waitUntilAnswering()
-        let imported = DockerTestEngine.run(["sh", "-c", "docker save \(DockerTestEngine.image) | ctr -a \(daemon.socketPath) -n \(namespace) images import -"])
-        guard imported.status == 0 else { throw unavailable("ctr images import failed: \(imported.errors)") }
+        for image in cri ? [DockerTestEngine.image, pauseImage] : [DockerTestEngine.image] {
+            let imported = DockerTestEngine.run(["sh", "-c", "docker save \(image) | ctr -a \(daemon.socketPath) -n \(namespace) images import -"])
+            guard imported.status == 0 else { throw unavailable("ctr images import of \(image) failed: \(imported.errors)") }
+        }
         return daemon
     }
 
-    private init() throws {
+    /// Builds `pauseImage` from `DockerTestEngine.image` (offline: no registry is asked) unless
+    /// Docker has it.
+    private static func buildPauseImage() throws {
+        guard DockerTestEngine.run(["docker", "image", "inspect", pauseImage]).status != 0 else { return }
+        let context = NSTemporaryDirectory() + "vigil-pause-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: context, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: context) }
+        try "FROM \(DockerTestEngine.image)\nCMD [\"sleep\", \"1000000\"]\n".write(toFile: context + "/Dockerfile", atomically: true, encoding: .utf8)
+        let built = DockerTestEngine.run(["docker", "build", "-q", "-t", pauseImage, context])
+        guard built.status == 0 else { throw unavailable("docker build \(pauseImage) failed: \(built.errors)") }
+    }
+
+    private init(cri: Bool) throws {
         // Short: the socket's path must fit sun_path.
         directory = "/tmp/vigil-ctrd-\(UUID().uuidString.prefix(8).lowercased())"
         socketPath = directory + "/c.sock"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // The CRI plugin, when on: the locally built pause image; no CNI (the pods use the
+        // host's network); restrict_oom_score_adj, because this sandbox denies lowering
+        // oom_score_adj (the kubelet's -998 for a sandbox) even to root.
+        let plugins = cri ? """
+            [plugins."io.containerd.grpc.v1.cri"]
+              sandbox_image = "docker.io/library/\(Self.pauseImage)"
+              restrict_oom_score_adj = true
+              [plugins."io.containerd.grpc.v1.cri".cni]
+                bin_dir = "\(directory)/cni"
+                conf_dir = "\(directory)/cni"
+            """ : """
+            disabled_plugins = ["io.containerd.grpc.v1.cri"]
+            """
         let config = """
             version = 2
             root = "\(directory)/root"
             state = "\(directory)/state"
-            disabled_plugins = ["io.containerd.grpc.v1.cri"]
+            \(plugins)
             [grpc]
               address = "\(socketPath)"
             [ttrpc]
@@ -80,10 +113,15 @@ public final class ContainerdTestDaemon: @unchecked Sendable {
     /// Starts container `id` running `command` (detached, `ctr run -d`) with `labels`, in cgroup
     /// `cgroup` (cgroupfs: a kubelet's `/kubepods/besteffort/pod<UID>/<ID>`).
     public func run(id: String, labels: [String: String], cgroup: String, command: [String] = ["sleep", "1000"]) throws {
-        containers.append((id, cgroup))
+        track(id: id, cgroup: cgroup)
         let labelArguments = labels.sorted { $0.key < $1.key }.flatMap { ["--label", "\($0.key)=\($0.value)"] }
         let result = ctr(["run", "-d", "--cgroup", cgroup] + labelArguments + [Self.image, id] + command)
         guard result.status == 0 else { throw unavailable("ctr run \(id) failed: \(result.errors)") }
+    }
+
+    /// Adds container `id` in `cgroup` to what `stop()` kills, deletes and removes.
+    func track(id: String, cgroup: String) {
+        containers.append((id, cgroup))
     }
 
     /// A kubelet's pod as containerd's CRI plugin labels it: a sandbox container carrying the

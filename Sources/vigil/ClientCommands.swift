@@ -292,12 +292,14 @@ struct StatusCommand: ParsableCommand {
             if let last = events["last_error"] as? String { lines.append("  events' last error: \(last)") }
             if let last = metadata["last_failure"] as? String { lines.append("  metadata's last failure: \(last)") }
         }
-        if let containerd = status["containerd"] as? [String: Any] {
-            let lookups = int(containerd, "lookups"), found = int(containerd, "found"), failed = int(containerd, "failures")
-            let kinds = (containerd["failures_by_kind"] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) \(int(containerd["failures_by_kind"], $0.key))" }
-            lines.append("containerd: \(lookups) lookups, \(found) found, \(lookups >= found + failed ? lookups - found - failed : 0) not found, \(failed) failed"
+        // The runtime APIs asked for containers Docker does not know.
+        for runtime in ["containerd", "cri"] {
+            guard let counters = status[runtime] as? [String: Any] else { continue }
+            let lookups = int(counters, "lookups"), found = int(counters, "found"), failed = int(counters, "failures")
+            let kinds = (counters["failures_by_kind"] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) \(int(counters["failures_by_kind"], $0.key))" }
+            lines.append("\(runtime): \(lookups) lookups, \(found) found, \(lookups >= found + failed ? lookups - found - failed : 0) not found, \(failed) failed"
                          + (kinds.isEmpty ? "" : " (" + kinds.joined(separator: ", ") + ")"))
-            if let last = containerd["last_failure"] as? String { lines.append("  last failure: \(last)") }
+            if let last = counters["last_failure"] as? String { lines.append("  last failure: \(last)") }
         }
         let subscribers = status["subscribers"] as? [String: Any] ?? [:]
         lines.append("streams: \((subscribers["events"] as? [Any])?.count ?? 0) event, \((subscribers["alerts"] as? [Any])?.count ?? 0) alert subscribers; \(int(subscribers, "dropped_lines")) lines dropped for slow clients")

@@ -275,6 +275,8 @@ enum StopSignal {
 struct MetadataSourceOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("containerd's gRPC socket, asked for the containers Docker does not know (a kubelet's CRI containers: names, images, labels, k8s.* fields).", valueName: "path"))
     var containerdSocket = ContainerdClient.defaultSocketPath
+    @Option(name: .long, help: ArgumentHelp("A CRI runtime's gRPC socket (CRI-O's by default), asked for the containers neither Docker nor containerd knows (names, images, labels, k8s.* fields).", valueName: "path"))
+    var criSocket = CRIClient.defaultSocketPath
 }
 
 /// Finds containers by id, id prefix or name, and their cgroup v2 directories.
@@ -312,7 +314,8 @@ struct TaskFilterOptions: ParsableArguments {
 /// (installed first: a Ctrl-C while the sensors load still ends in the summary), container
 /// metadata from Docker following its events (names of containers started while tracing are
 /// refreshed on start; stop `watcher` when done), then from containerd (`--containerd-socket`)
-/// for the containers Docker does not know (a kubelet's CRI), and the task filters.
+/// and a CRI runtime (`--cri-socket`, CRI-O's) for the containers Docker does not know (a
+/// kubelet's), and the task filters.
 struct TracingSetup {
     let docker = DockerClient()
     let metadata: ContainerMetadataCache
@@ -323,7 +326,8 @@ struct TracingSetup {
         global.bootstrapLogging()
         StopSignal.install()
         let containerd = ContainerdClient(socketPath: sources.containerdSocket) { Log.info($0) }
-        metadata = ContainerMetadataCache(source: ChainedMetadataSource([docker, containerd])) { Log.info($0) }
+        let cri = CRIClient(socketPath: sources.criSocket) { Log.info($0) }
+        metadata = ContainerMetadataCache(source: ChainedMetadataSource([docker, containerd, cri])) { Log.info($0) }
         watcher = DockerEventWatcher(client: docker)
         metadata.follow(watcher)
         do {

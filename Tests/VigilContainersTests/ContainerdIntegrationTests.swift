@@ -42,7 +42,7 @@ final class ContainerdIntegrationTests: XCTestCase {
         XCTAssertEqual(namespace, "k8s.io")
         XCTAssertEqual(record.runtimeName, "io.containerd.runc.v2")
         XCTAssertNotNil(record.createdAtNs)
-        XCTAssertEqual(client.counters, ContainerdClientCounters(lookups: 2, found: 2, failures: 0))
+        XCTAssertEqual(client.counters, RuntimeLookupCounters(lookups: 2, found: 2, failures: 0))
     }
 
     /// containerd answers an unknown id with grpc-status NotFound (5) and its message in every
@@ -57,7 +57,7 @@ final class ContainerdIntegrationTests: XCTestCase {
         let lines = Mutex<[String]>([])
         let client = ContainerdClient(socketPath: daemon.socketPath) { line in lines.withLock { $0.append(line) } }
         XCTAssertNil(try client.metadata(forContainerID: id))
-        XCTAssertEqual(client.counters, ContainerdClientCounters(lookups: 1, found: 0, failures: 0))
+        XCTAssertEqual(client.counters, RuntimeLookupCounters(lookups: 1, found: 0, failures: 0))
         XCTAssertEqual(client.counters.notFound, 1)
         XCTAssertEqual(lines.withLock { $0 }, [], "not found is no failure to log")
     }

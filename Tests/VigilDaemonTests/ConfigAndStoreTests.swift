@@ -70,7 +70,7 @@ final class ConfigAndStoreTests: XCTestCase {
             .filter { !$0.hasPrefix("#") && !$0.hasPrefix(" ") && $0.contains(":") }.map { String($0.prefix { $0 != ":" }) }
         XCTAssertEqual(Set(keys), ["socket", "socket_group", "rules_dir", "default_rules", "ring_mib", "kernel_pushdown",
                                    "stream_buffer_kib", "api", "log_level", "metrics", "integrity", "actions",
-                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim", "seccomp", "hostname", "output_fields", "dns_baseline", "containerd", "docker"])
+                                   "syscall_buffer_bytes", "syscall_string_bytes", "state_dir", "fim", "seccomp", "hostname", "output_fields", "dns_baseline", "containerd", "cri", "docker"])
     }
 
     func testHostnameGoesToEveryAlertWhateverTheKeyOrder() throws {
@@ -97,7 +97,7 @@ final class ConfigAndStoreTests: XCTestCase {
         }
     }
 
-    func testContainerdAndDockerKeysAndTheirErrors() throws {
+    func testContainerdCRIAndDockerKeysAndTheirErrors() throws {
         XCTAssertEqual(try DaemonConfig.parse("", file: "c.yaml").dockerSocket, "/var/run/docker.sock")
         XCTAssertEqual(try DaemonConfig.parse("docker:\n  socket: /run/user/1000/docker.sock\n", file: "c.yaml").dockerSocket, "/run/user/1000/docker.sock")
         let defaults = try XCTUnwrap(try DaemonConfig.parse("", file: "c.yaml").containerd, "asked by default")
@@ -109,10 +109,21 @@ final class ConfigAndStoreTests: XCTestCase {
         XCTAssertEqual(config.client().namespaces, ["k8s.io"])
         XCTAssertEqual(config.client().timeout, .milliseconds(250))
         XCTAssertNil(try DaemonConfig.parse("containerd:\n  enabled: false\n", file: "c.yaml").containerd)
+        let cri = try XCTUnwrap(try DaemonConfig.parse("", file: "c.yaml").cri, "asked by default")
+        XCTAssertEqual(cri.client().socketPath, "/var/run/crio/crio.sock")
+        XCTAssertEqual(cri.client().runtime, .crio)
+        let k3s = try XCTUnwrap(try DaemonConfig.parse("cri:\n  socket: /run/k3s/containerd/containerd.sock\n  timeout_ms: 300\n", file: "c.yaml").cri)
+        XCTAssertEqual(k3s.client().socketPath, "/run/k3s/containerd/containerd.sock")
+        XCTAssertEqual(k3s.client().timeout, .milliseconds(300))
+        XCTAssertNil(try DaemonConfig.parse("cri:\n  enabled: false\n", file: "c.yaml").cri)
         for (text, message) in [("containerd:\n  socket: run/c.sock\n", "c.yaml:2:11: 'containerd.socket' must be an absolute path"),
                                 ("containerd:\n  namespaces: []\n", "c.yaml:2:15: 'containerd.namespaces' must list at least one namespace"),
                                 ("containerd:\n  timeout_ms: 0\n", "c.yaml:2:15: 'containerd.timeout_ms' must be at least 1"),
                                 ("containerd:\n  address: x\n", "c.yaml:2:3: unknown key 'containerd.address'"),
+                                ("cri:\n  socket: crio.sock\n", "c.yaml:2:11: 'cri.socket' must be an absolute path"),
+                                ("cri:\n  timeout_ms: 0\n", "c.yaml:2:15: 'cri.timeout_ms' must be at least 1"),
+                                ("cri:\n  namespaces: [k8s.io]\n", "c.yaml:2:3: unknown key 'cri.namespaces': use enabled, socket, timeout_ms"),
+                                ("containerd:\n  address: x\n", "c.yaml:2:3: unknown key 'containerd.address': use enabled, socket, namespaces, timeout_ms"),
                                 ("docker:\n  socket: docker.sock\n", "c.yaml:2:11: 'docker.socket' must be an absolute path"),
                                 ("docker:\n  host: x\n", "c.yaml:2:3: unknown key 'docker.host': use socket")] {
             XCTAssertThrowsError(try DaemonConfig.parse(text, file: "c.yaml")) { error in

@@ -12,29 +12,16 @@ final class ContainerdDaemonTests: XCTestCase {
         let containerd = try ContainerdTestDaemon.start(for: self)
         let uid = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
         let (_, workload) = try containerd.runPod(name: "ledger-0", namespace: "billing", uid: uid, container: "db", podLabels: ["app": "ledger"])
-        let home = try temporaryDirectory()
-        try FileManager.default.createDirectory(atPath: home + "/rules.d", withIntermediateDirectories: true)
-        try """
-            - rule: Exec in billing
-              desc: an exec in a pod of the billing namespace
-              condition: evt.type = execve and k8s.ns.name = billing and proc.name = cat
-              output: "billing exec (pod=%k8s.pod.name ns=%k8s.ns.name container=%container.name labels=%k8s.pod.labels app=%k8s.pod.label[app])"
-              priority: WARNING
-            """.write(toFile: home + "/rules.d/billing.yaml", atomically: true, encoding: .utf8)
         let port = 20_000 + Int((getpid() + 29) % 20_000)
-        let daemon = try TestDaemon(extraConfig: """
-            default_rules: false
-            metrics:
-              enabled: true
-              port: \(port)
+        let daemon = try daemonAlertingOnExecs(inNamespace: "billing", output: "app=%k8s.pod.label[app]", port: port, runtimes: """
             containerd:
               socket: \(containerd.socketPath)
-            """, directory: home)
+            """)
         defer { _ = daemon.stop() }
 
         let exec = containerd.ctr(["tasks", "exec", "--exec-id", "vigil-\(UUID().uuidString.prefix(8))", workload, "cat", "/proc/version"])
         XCTAssertEqual(exec.status, 0, exec.errors)
-        let expected = "billing exec (pod=ledger-0 ns=billing container=db labels=(app:ledger) app=ledger)"
+        let expected = "billing exec (pod=ledger-0 ns=billing container=db labels=(app:ledger)) app=ledger"
         XCTAssertTrue(waitUntil(seconds: 20) { daemon.stdout.sofar.contains(expected) }, daemon.diagnostics + daemon.stdout.sofar)
         let metrics = try runCapturing("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(port)/metrics"]).stdout
         let found = metrics.split(separator: "\n").first { $0.hasPrefix("vigil_containerd_lookups_total{result=\"found\"} ") }
@@ -74,5 +61,61 @@ final class ContainerdDaemonTests: XCTestCase {
         XCTAssertTrue(status.contains(#"last failure: gRPC socket \#(containerd.socketPath): InvalidArgument: namespace validation: identifier "Bad_NS!""#), status)
         XCTAssertEqual(daemon.stderr.sofar.components(separatedBy: "containerd lookup failed (InvalidArgument").count, 2, daemon.stderr.sofar)
         XCTAssertEqual(daemon.stop(), 0)
+    }
+
+    /// The daemon with containerd not asked and `cri:` set to the test containerd's CRI plugin (as
+    /// for CRI-O): a rule on k8s.ns.name alerts on a real exec in a pod made through the CRI,
+    /// named from the CRI; the lookups are counted in /metrics and `vigil status`.
+    func testARuleOnTheNamespaceAlertsWithThePodFromTheCRI() throws {
+        try requireKernel(.attachTracepoint, .attachTpBTF, .mapRingBuffer)
+        let containerd = try ContainerdTestDaemon.start(for: self, cri: true)
+        let pod = try containerd.runCRIPod(name: "search-1", namespace: "catalog", uid: UUID().uuidString.lowercased(), container: "indexer",
+                                           podLabels: ["app": "search"])
+        let port = 20_000 + Int((getpid() + 37) % 20_000)
+        let daemon = try daemonAlertingOnExecs(inNamespace: "catalog", output: "", port: port, runtimes: """
+            containerd:
+              enabled: false
+            cri:
+              socket: \(containerd.socketPath)
+            """)
+        defer { _ = daemon.stop() }
+
+        let expected = "catalog exec (pod=search-1 ns=catalog container=indexer labels=(app:search))"
+        XCTAssertTrue(waitUntil(seconds: 20) {
+            // The first exec makes the daemon ask (in the background); an exec after the answer alerts.
+            containerd.ctr(["tasks", "exec", "--exec-id", "vigil-\(UUID().uuidString.prefix(8))", pod.containerID, "cat", "/proc/version"])
+            Thread.sleep(forTimeInterval: 0.3)
+            return daemon.stdout.sofar.contains(expected)
+        }, daemon.diagnostics + daemon.stdout.sofar)
+        let metrics = try runCapturing("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(port)/metrics"]).stdout
+        let found = metrics.split(separator: "\n").first { $0.hasPrefix("vigil_cri_lookups_total{result=\"found\"} ") }
+        XCTAssertGreaterThanOrEqual(found.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0, 1, metrics)
+        XCTAssertTrue(metrics.contains("vigil_cri_lookups_total{result=\"failed\"} 0\n"), metrics)
+        XCTAssertFalse(metrics.contains("vigil_containerd_lookups_total"), "containerd is not asked: \(metrics)")
+        let status = try daemon.vigil(["status"]).stdout
+        XCTAssertTrue(status.contains("cri: ") && status.contains(" found, "), status)
+        XCTAssertEqual(daemon.stop(), 0)
+    }
+
+    /// A daemon with metrics on `port`, `runtimes` (its containerd: and cri: keys) and one rule:
+    /// an alert on `cat` run in a pod of `namespace`, whose output is "NAMESPACE exec (pod=...
+    /// ns=... container=... labels=...) " and then `output`.
+    private func daemonAlertingOnExecs(inNamespace namespace: String, output: String, port: Int, runtimes: String) throws -> TestDaemon {
+        let home = try temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: home + "/rules.d", withIntermediateDirectories: true)
+        try """
+            - rule: Exec in \(namespace)
+              desc: an exec in a pod of the \(namespace) namespace
+              condition: evt.type = execve and k8s.ns.name = \(namespace) and proc.name = cat
+              output: "\(namespace) exec (pod=%k8s.pod.name ns=%k8s.ns.name container=%container.name labels=%k8s.pod.labels) \(output)"
+              priority: WARNING
+            """.write(toFile: home + "/rules.d/\(namespace).yaml", atomically: true, encoding: .utf8)
+        return try TestDaemon(extraConfig: """
+            default_rules: false
+            metrics:
+              enabled: true
+              port: \(port)
+            \(runtimes)
+            """, directory: home)
     }
 }
