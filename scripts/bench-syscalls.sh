@@ -35,6 +35,9 @@
 #                 syscall of the loop captured (per-syscall tracepoints) and written as JSON to a
 #                 file on tmpfs
 #   vigil-json-generic    the same on the generic hook
+#   vigil-json-fields     vigil-json with --fields: each syscall's time, pid, tid, command, name,
+#                 arguments (evt.args), result and latency, what strace and bpftrace print, not
+#                 every field
 #   bpftrace      raw_syscalls sys_enter+sys_exit for comm vb-sysloop, printing every syscall
 #                 (id, return value, latency)
 #   vigil-dns     vigil trace --alerts --no-default-rules --rules bench/dns-log.yaml -o json: one
@@ -73,11 +76,11 @@ cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:/usr/sbin:/sbin:$PATH
 invocation="scripts/bench-syscalls.sh${*:+ $*}"
 rounds=3 getpid_iterations=1000000 mixed_iterations=100000 udp_iterations=200000 tcp_iterations=5000 dns_iterations=100000 loops="getpid mixed" section=syscalls
-tracers_of_getpid="vigil-openat vigil-openat-generic vigil-rules vigil-rules-generic vigil-json vigil-json-generic bpftrace perf-trace strace"
-tracers_of_mixed="vigil-json vigil-json-generic bpftrace perf-trace strace${VIGIL_FALCO_RULES:+ vigil-falco}"
+tracers_of_getpid="vigil-openat vigil-openat-generic vigil-rules vigil-rules-generic vigil-json vigil-json-generic vigil-json-fields bpftrace perf-trace strace"
+tracers_of_mixed="vigil-json vigil-json-generic vigil-json-fields bpftrace perf-trace strace${VIGIL_FALCO_RULES:+ vigil-falco}"
 falco_rules=()
 for f in ${VIGIL_FALCO_RULES:-}; do falco_rules+=(--rules "$f"); done
-tracers_of_udp="vigil-rules vigil-rules-generic vigil-json bpftrace"
+tracers_of_udp="vigil-rules vigil-rules-generic vigil-json vigil-json-fields bpftrace"
 tracers_of_tcp="vigil-rules vigil-rules-generic vigil-json vigil-conn tcplife bpftrace"
 [ -e /sys/bus/event_source/devices/kprobe ] && tracers_of_tcp+=" tcpconnect"
 tracers_of_dns="vigil-rules vigil-dns vigil-dns-output bpftrace"
@@ -139,6 +142,8 @@ run() {
         vigil-falco) taskset -c 1 $vigil trace $ring_opt --alerts --no-default-rules "${falco_rules[@]}" -o json --output "$out" 2> "$err" & ;;
         vigil-json) taskset -c 1 $vigil trace $ring_opt -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --output "$out" 2> "$err" & ;;
         vigil-json-generic) taskset -c 1 $vigil trace $ring_opt -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --syscall-hook tp_btf --output "$out" 2> "$err" & ;;
+        vigil-json-fields) taskset -c 1 $vigil trace $ring_opt -o json --comm vb-sysloop --event ${syscalls_of[$loop]} --output "$out" \
+          --fields evt.time,proc.pid,thread.tid,proc.name,evt.type,evt.args,evt.res,evt.latency 2> "$err" & ;;
         vigil-conn) taskset -c 1 $vigil trace $ring_opt -o json --comm vb-sysloop --event conn --output "$out" 2> "$err" & ;;
         vigil-dns) taskset -c 1 $vigil trace $ring_opt --alerts --no-default-rules --rules bench/dns-log.yaml -o json --output "$out" 2> "$err" & ;;
         vigil-dns-output) taskset -c 1 $vigil trace $ring_opt --alerts --no-default-rules --rules bench/dns-log.yaml -o json --output-fields output --output "$out" 2> "$err" & ;;

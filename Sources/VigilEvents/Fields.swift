@@ -107,6 +107,37 @@ public struct FieldDefinition: Sendable {
         self.requires = requires
     }
 
+    /// Appends the value for `event` as JSON, or null when it has none: through the field's
+    /// own writers when it takes no argument (from `syscall`, the payload of a syscall event, when
+    /// the field has a writer for it), else from `extract`. The same bytes either way.
+    public func appendJSONValue(of event: Event, syscall: UnsafePointer<Payload.Syscall>?, argument: String?, to out: inout ByteBuffer) {
+        let mark = out.count
+        if argument == nil, json != nil || syscallJSON != nil {
+            let written: Bool
+            if !requires.isMet(by: event) {
+                written = false
+            } else if let syscall, let syscallJSON {
+                written = syscallJSON(syscall, &out)
+            } else if let json {
+                written = json(event, &out)
+            } else {
+                written = Self.appendExtracted(extract(event, nil), to: &out)
+            }
+            if !written {
+                out.truncate(to: mark)
+                out.append("null")
+            }
+            return
+        }
+        if !Self.appendExtracted(extract(event, argument), to: &out) { out.append("null") }
+    }
+
+    private static func appendExtracted(_ value: FieldValue?, to out: inout ByteBuffer) -> Bool {
+        guard let value else { return false }
+        out.appendJSON(value)
+        return true
+    }
+
     /// The same field, with a value only on events that have what `requirement` names.
     func requiring(_ requirement: FieldRequirement) -> FieldDefinition {
         FieldDefinition(name, type, kinds, argument: takesArgument, scope: scope, requires: requirement, description, json: json,

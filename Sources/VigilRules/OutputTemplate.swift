@@ -25,6 +25,8 @@ public struct OutputTemplate: Sendable {
     public let unknownFields: [UnknownField]
     /// The fields it prints as Falco's `output_fields` keys, each once, in order.
     let outputFields: [OutputField]
+    /// The keys `appendFieldsJSON` writes, in order.
+    public var outputFieldKeys: [String] { outputFields.map(\.key) }
 
     /// A `%field` of the template. Classes (here and `OutputField`): a piece is bound once per
     /// alert, and a reference is one retain where a FieldDefinition's copy is one per member.
@@ -120,11 +122,24 @@ public struct OutputTemplate: Sendable {
     /// Appends Falco's `output_fields` object for `event`: `{"key":value,...}` of the fields this
     /// template prints, each once, in order; null for a field the event lacks.
     public func appendFieldsJSON(_ event: Event, to out: inout ByteBuffer) {
+        // A syscall event's payload read out once, for every field that writes from it.
+        if event.kind == .syscall, case .syscall(var syscall) = event.payload {
+            withUnsafePointer(to: &syscall) { appendFieldsJSON(event, $0, to: &out) }
+        } else {
+            appendFieldsJSON(event, nil, to: &out)
+        }
+    }
+
+    private func appendFieldsJSON(_ event: Event, _ syscall: UnsafePointer<Payload.Syscall>?, to out: inout ByteBuffer) {
         out.append(UInt8(ascii: "{"))
         for (index, f) in outputFields.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             f.keyJSON.withUnsafeBytes { out.append($0) }
-            if let value = f.field?.extract(event, f.argument) { out.appendJSON(value) } else { out.append("null") }
+            if let field = f.field {
+                field.appendJSONValue(of: event, syscall: syscall, argument: f.argument, to: &out)
+            } else {
+                out.append("null")
+            }
         }
         out.append(UInt8(ascii: "}"))
     }

@@ -82,6 +82,9 @@ struct Trace: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("With -o json: a syscall's arguments as the args array (name, type, value), as Falco's evt.args text (string), or both.", valueName: "form"))
     var jsonArgs: JSONArgumentsOption = .array
 
+    @Option(name: .long, help: ArgumentHelp("With -o json: each event's object has only these fields, in this order (comma separated, repeatable; FIELD[ARG] for a field with an argument; null where the event has none), e.g. evt.time,proc.pid,proc.name,evt.type,evt.args,evt.res. Default: every field.", valueName: "fields"))
+    var fields: [String] = []
+
     enum JSONArgumentsOption: String, ExpressibleByArgument {
         case array, string, both
         var style: JSONArguments { self == .array ? .array : self == .string ? .string : .both }
@@ -97,6 +100,11 @@ struct Trace: ParsableCommand {
             throw ValidationError("--string-bytes must be 1 ... \(SyscallCapture.maxStringBytes)")
         }
         guard ringMiB > 0, ringMiB & (ringMiB - 1) == 0 else { throw ValidationError("--ring-mib must be a power of two") }
+        if !fields.isEmpty {
+            guard format == .json, !alerts, !summary else {
+                throw ValidationError("--fields chooses the fields of events written as JSON: it needs -o json, and not --alerts (which has --output-fields) or --summary")
+            }
+        }
         if let syscallHook, !Sensors.syscallVariantNames.contains(syscallHook) {
             throw ValidationError("unknown --syscall-hook '\(syscallHook)': use \(Sensors.syscallVariantNames.joined(separator: " or "))")
         }
@@ -107,6 +115,22 @@ struct Trace: ParsableCommand {
 
     private func kinds(_ list: [String]) -> [String] {
         list.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+    }
+
+    /// The fields --fields names, as a template whose output fields they are; nil when it names
+    /// none. Asked once the bundles are loaded (their prog.NAME.FIELD fields count).
+    func chosenFields() throws -> OutputTemplate? {
+        let names = kinds(fields)
+        guard !names.isEmpty else { return nil }
+        let location = SourceLocation(file: "--fields", line: 1, column: 1)
+        for name in names {
+            let one = OutputTemplate("%" + name, at: location)
+            if let unknown = one.unknownFields.first {
+                throw ValidationError("--fields: no field '\(unknown.name)'\(unknown.suggestion.map { " (did you mean '\($0)'?)" } ?? ""); `vigil fields` lists them")
+            }
+            guard one.outputFieldKeys == [name] else { throw ValidationError("--fields: '\(name)' is not a field name (FIELD or FIELD[ARG])") }
+        }
+        return OutputTemplate(names.map { "%" + $0 }.joined(separator: " "), at: location)
     }
 
     /// The kinds and syscalls to show: --event and --set, or the four kinds; minus --exclude-*.
@@ -133,6 +157,7 @@ struct Trace: ParsableCommand {
             }
         }
         defer { for bundle in bundles { bundle.unload() } }
+        let fieldTemplate = try chosenFields()
         let selected = try selection()
         var kinds = bundles.isEmpty || !event.isEmpty || !set.isEmpty ? selected.kinds : []
         var syscallNumbers = selected.syscalls
@@ -208,7 +233,11 @@ struct Trace: ParsableCommand {
         let alertFields = outputFields // read once: the option's getter is generic, not free per alert
         let write = { (event: Event) throws in
             guard let ruleSet else {
-                try out.write(event)
+                if let fieldTemplate {
+                    try out.writeLine { line, _ in fieldTemplate.appendFieldsJSON(event, to: &line) }
+                } else {
+                    try out.write(event)
+                }
                 return
             }
             try ruleSet.forEachMatch(event) { rule in

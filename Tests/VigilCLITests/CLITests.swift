@@ -282,6 +282,39 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(objects.allSatisfy { ["unlinkat", "exit_group"].contains($0["evt.type"] as? String ?? "") })
         XCTAssertTrue(result.stderr.contains("tracing 2 syscalls"), result.stderr)
     }
+
+    /// `--fields`: each object has exactly the fields named, in that order (the argument of
+    /// proc.aname[1] in its key), null where the event has none; a name the catalogue lacks is
+    /// refused before anything loads.
+    func testTraceFieldsWritesOnlyTheFieldsNamedInOrder() throws {
+        try requireKernel(.attachTpBTF)
+        let marker = "/nonexistent/vigil-fields-\(UUID().uuidString.prefix(8))"
+        let fields = ["evt.type", "proc.name", "proc.pid", "proc.aname[1]", "evt.args", "evt.res", "fd.name", "container.name"]
+        let result = try Self.vigil(["trace", "-o", "json", "--event", "unlinkat", "--comm", "rm", "--fields", fields[..<4].joined(separator: ","),
+                                     "--fields", fields[4...].joined(separator: ",")], signal: SIGTERM, untilTracing: true) { _ in
+            let p = try Process.run(URL(fileURLWithPath: "/bin/rm"), arguments: ["-f", marker])
+            p.waitUntilExit()
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let line = try XCTUnwrap(result.stdout.split(separator: "\n").first { $0.contains(marker) }, result.stdout)
+        let keys = try XCTUnwrap(String(line).matches(of: /"([a-z0-9_.\[\]]+)":/).map { String($0.output.1) })
+        XCTAssertEqual(keys, fields, String(line))
+        let object = try XCTUnwrap(try VigilJSON.objects(lines: String(line)).first)
+        XCTAssertEqual(object["evt.type"] as? String, "unlinkat")
+        XCTAssertEqual(object["proc.name"] as? String, "rm")
+        XCTAssertEqual(object["evt.res"] as? String, "ENOENT")
+        XCTAssertTrue((object["evt.args"] as? String ?? "").contains("pathname=\(marker)"), String(line))
+        XCTAssertTrue(object["fd.name"] is NSNull, "unlinkat acts on no fd: null, \(line)")
+        XCTAssertEqual(object["container.name"] as? String, "host")
+
+        let unknown = try Self.vigil(["trace", "-o", "json", "--fields", "proc.name,proc.nmae"])
+        XCTAssertNotEqual(unknown.status, 0)
+        XCTAssertTrue(unknown.stderr.contains("--fields: no field 'proc.nmae' (did you mean 'proc.name'?)"), unknown.stderr)
+        let table = try Self.vigil(["trace", "--fields", "proc.name"])
+        XCTAssertNotEqual(table.status, 0)
+        XCTAssertTrue(table.stderr.contains("--fields chooses the fields of events written as JSON"), table.stderr)
+    }
 }
 
 /// `vigil trace --summary` against programs whose syscalls are known.
