@@ -9,6 +9,7 @@
 # Prints one line per VIGIL: the median over runs of microseconds per alert, and each run's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/median.sh
 steps=50000 runs=3
 while [ $# -gt 0 ]; do
   case $1 in
@@ -48,6 +49,6 @@ for vigil in "$@"; do
     per+=("$(awk -v t="$total" -v b="$base" -v a="$alerts" 'BEGIN { printf "%.1f", (t - b) * 1e6 / a }')")
     echo "bench-alert-cost: $vigil run $r: $alerts alerts, ${total}s CPU (start/stop ${base}s), lost ${lost:-0}" >&2
   done
-  median=$(printf '%s\n' "${per[@]}" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }')
+  median=$(median "${per[@]}")
   echo "$vigil: $median us per alert (runs: ${per[*]})"
 done

@@ -41,6 +41,7 @@
 #   (--guest ROUNDS ITERATIONS MODE VIGIL is the part that runs inside the guest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/median.sh
 export PATH=/opt/swift/usr/bin:/usr/sbin:/sbin:$PATH
 invocation="scripts/bench-kernels.sh${*:+ $*}"
 vigil=.build/release/vigil
@@ -133,7 +134,6 @@ fi
 mkdir -p $bin
 for program in openclose sysloop idle-spin; do cc -O2 -Wall -Wextra -o $bin/vb-$program bench/$program.c; done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
 label() {
   case $1 in
     default-openat) echo "default: \`vigil trace --event openat\` (the chain's choice: kprobe.multi or kprobe)" ;;

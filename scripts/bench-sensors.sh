@@ -47,6 +47,7 @@
 #   --raw FILE     also write every run as tab-separated values to FILE
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/median.sh
 export PATH=/opt/swift/usr/bin:/usr/sbin:/sbin:$PATH
 invocation="scripts/bench-sensors.sh${*:+ $*}"
 
@@ -311,7 +312,6 @@ background=$(awk -v b=$(( $(busy) - run_busy0 )) -v o=$(( $(ours) - run_ours0 ))
   'BEGIN { printf "other processes used %.0f%% of the CPUs'"'"' time, the host stole %.1f%%", (b > o ? 100 * (b - o) / t : 0), 100 * s / t }')
 
 # --- report ----------------------------------------------------------------------------------------
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
 scaled() { awk -v x="$1" -v s="$2" 'BEGIN { printf "%.0f", x / s }'; }    # ns -> ns or us
 group() { sed ':a; s/\B[0-9]\{3\}\>/,&/; ta' <<< "$1"; }                # 1234567 -> 1,234,567
 label() {
