@@ -71,7 +71,10 @@ typealias SyscallJSONWriter = @Sendable (UnsafePointer<Payload.Syscall>, inout B
 
 /// A named field of events (Falco's naming where Falco has the field): its type, which event
 /// kinds carry it, and how to read it from an enriched event.
-public struct FieldDefinition: Sendable {
+///
+/// A class: every value is made once (the catalogue), and a reference is one retain where a
+/// struct's copy retained each of its closures and strings (an output field per alert or event).
+public final class FieldDefinition: Sendable {
     /// The name, e.g. `proc.name`.
     public let name: String
     /// The value type.
@@ -107,51 +110,20 @@ public struct FieldDefinition: Sendable {
         self.requires = requires
     }
 
-    /// Appends the value for `event` as JSON, or null when it has none: through the field's
-    /// own writers when it takes no argument (from `syscall`, the payload of a syscall event, when
-    /// the field has a writer for it), else from `extract`. The same bytes either way.
-    public func appendJSONValue(of event: Event, syscall: UnsafePointer<Payload.Syscall>?, argument: String?, to out: inout ByteBuffer) {
-        let mark = out.count
-        if argument == nil, json != nil || syscallJSON != nil {
-            let written: Bool
-            if !requires.isMet(by: event) {
-                written = false
-            } else if let syscall, let syscallJSON {
-                written = syscallJSON(syscall, &out)
-            } else if let json {
-                written = json(event, &out)
-            } else {
-                written = Self.appendExtracted(extract(event, nil), to: &out)
-            }
-            if !written {
-                out.truncate(to: mark)
-                out.append("null")
-            }
-            return
-        }
-        if !Self.appendExtracted(extract(event, argument), to: &out) { out.append("null") }
-    }
-
-    private static func appendExtracted(_ value: FieldValue?, to out: inout ByteBuffer) -> Bool {
-        guard let value else { return false }
-        out.appendJSON(value)
-        return true
-    }
-
     /// The same field, with a value only on events that have what `requirement` names.
     func requiring(_ requirement: FieldRequirement) -> FieldDefinition {
         FieldDefinition(name, type, kinds, argument: takesArgument, scope: scope, requires: requirement, description, json: json,
                         syscallJSON: syscallJSON, extract)
     }
 
-    init(_ name: String, _ type: FieldType, argument: Bool = false, scope: FieldScope = .event, _ description: String,
-         json: JSONValueWriter? = nil, syscallJSON: SyscallJSONWriter? = nil, _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
+    convenience init(_ name: String, _ type: FieldType, argument: Bool = false, scope: FieldScope = .event, _ description: String,
+                     json: JSONValueWriter? = nil, syscallJSON: SyscallJSONWriter? = nil, _ extract: @escaping @Sendable (Event, String?) -> FieldValue?) {
         self.init(name, type, [], argument: argument, scope: scope, description, json: json, syscallJSON: syscallJSON, extract)
     }
 
     /// Appends the value as JSON and returns true, or returns false (writing nothing) when the
     /// event has none.
-    func appendJSON(_ event: Event, to out: inout ByteBuffer) -> Bool {
+    public func appendJSON(_ event: Event, to out: inout ByteBuffer) -> Bool {
         if let syscallJSON, event.kind == .syscall, case .syscall(var s) = event.payload {
             return syscallJSON(&s, &out)
         }

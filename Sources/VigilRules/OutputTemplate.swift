@@ -122,26 +122,29 @@ public struct OutputTemplate: Sendable {
     /// Appends Falco's `output_fields` object for `event`: `{"key":value,...}` of the fields this
     /// template prints, each once, in order; null for a field the event lacks.
     public func appendFieldsJSON(_ event: Event, to out: inout ByteBuffer) {
-        // A syscall event's payload read out once, for every field that writes from it.
-        if event.kind == .syscall, case .syscall(var syscall) = event.payload {
-            withUnsafePointer(to: &syscall) { appendFieldsJSON(event, $0, to: &out) }
-        } else {
-            appendFieldsJSON(event, nil, to: &out)
-        }
-    }
-
-    private func appendFieldsJSON(_ event: Event, _ syscall: UnsafePointer<Payload.Syscall>?, to out: inout ByteBuffer) {
         out.append(UInt8(ascii: "{"))
         for (index, f) in outputFields.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             f.keyJSON.withUnsafeBytes { out.append($0) }
-            if let field = f.field {
-                field.appendJSONValue(of: event, syscall: syscall, argument: f.argument, to: &out)
+            // The field's own JSON writer where it takes no argument (no FieldValue made).
+            let mark = out.count
+            let written = if let field = f.field {
+                if f.argument == nil { field.appendJSON(event, to: &out) } else { Self.appendJSON(field.extract(event, f.argument), to: &out) }
             } else {
+                false
+            }
+            if !written {
+                out.truncate(to: mark)
                 out.append("null")
             }
         }
         out.append(UInt8(ascii: "}"))
+    }
+
+    private static func appendJSON(_ value: FieldValue?, to out: inout ByteBuffer) -> Bool {
+        guard let value else { return false }
+        out.appendJSON(value)
+        return true
     }
 
     /// The output line for `event` (control characters escaped), built as bytes: one String at
