@@ -125,7 +125,7 @@ public final class Enricher {
         // Event.kind first: matching the payload enum copies it (~200 bytes, its strings
         // retained), so a syscall's is copied only when it has paths to resolve (or is fchdir),
         // and written back when one was.
-        if event.kind == .syscall, let index = event.payload.syscallIndex, SyscallPaths.resolves(index),
+        if event.kind == .syscall, let index = event.syscallIndex, SyscallPaths.resolves(index),
            case .syscall(var s) = event.payload {
             // Before the fd table (an open's new fd is named by the resolved path) and the
             // process table's update (a process first seen here is then known with no cwd,

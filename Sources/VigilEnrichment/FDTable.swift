@@ -127,7 +127,7 @@ public final class FDTable {
         // A syscall's payload is read where the event holds it (matched in the switch below,
         // it was copied, its strings retained, per event); the event is set after.
         if event.kind == .syscall {
-            guard let index = event.payload.syscallIndex, Self.touchesFDs[index] else { return }
+            guard let index = event.syscallIndex, Self.touchesFDs[index] else { return }
             let table = ensured(event.pid)
             guard case .syscall(let s) = event.payload else { return }
             let (entry, nameChanged) = apply(s, to: table)

@@ -116,17 +116,6 @@ extension Payload {
     }
 }
 
-extension Payload {
-    /// A syscall payload's row in `Syscalls.all`, nil for another kind. Read in place (inlined):
-    /// matching `case .syscall(let s)` to pass `s` on copies the payload (~150 bytes, its strings
-    /// retained), per event.
-    @inlinable
-    public var syscallIndex: Int? {
-        if case .syscall(let s) = self { return s.index }
-        return nil
-    }
-}
-
 extension EventDecoder {
     /// VIGIL_EVENT_SYSCALL: the syscall is looked up by this arch's number; an unknown number gives nil.
     func decodeSyscall(_ record: UnsafeRawBufferPointer) -> Payload? {

@@ -99,7 +99,7 @@ public final class RecordPipeline {
                 counts.suppressed += 1
                 continue
             }
-            if event.kind == .syscall, let index = event.payload.syscallIndex, !shownSyscalls[index] {
+            if event.kind == .syscall, let index = event.syscallIndex, !shownSyscalls[index] {
                 counts.suppressed += 1
                 continue
             }

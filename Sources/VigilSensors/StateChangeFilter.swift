@@ -37,7 +37,7 @@ struct StateChangeFilter {
         switch event.kind {
         case .exec, .fork, .exit: break
         case .syscall:
-            guard let index = event.payload.syscallIndex, Syscalls.all[index].flags.contains(.state) else { return true } // open, dup, close...: the fd table
+            guard let index = event.syscallIndex, Syscalls.all[index].flags.contains(.state) else { return true } // open, dup, close...: the fd table
         default: return true
         }
         if containersOnly && event.pidNamespace == Namespaces.hostPID { return false }
