@@ -190,9 +190,23 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
 
     /// Writes the object: every field with a leading comma, the first comma then replaced by
     /// the opening brace (so groups rendered once carry their commas and fit anywhere). Open
-    /// payload groups are looked up in `memo` when one is given. A syscall event's fields that
-    /// its payload decides are written in lines (`writeLine`), from the payload borrowed in place.
+    /// payload groups are looked up in `memo` when one is given. A syscall event's payload is
+    /// taken out of the enum once (each match copies it, ~240 bytes), borrowed for every field
+    /// it decides.
     func append(_ event: Event, to out: inout ByteBuffer, memo: JSONMemo?) {
+        if event.kind == .syscall, case .syscall(let syscall) = event.payload {
+            append(event, syscall, to: &out, memo: memo)
+        } else {
+            append(event, Self.noSyscall, to: &out, memo: memo) // a plan for its kind writes no payload field
+        }
+    }
+
+    /// The payload handed for an event of another kind, whose plan has no line and no
+    /// `syscallJSON` step.
+    private static let noSyscall = Payload.Syscall(index: 0, result: 0, latencyNs: 0, args: .zero)
+
+    /// `append(_:to:memo:)` with the payload of a syscall event (`noSyscall` for another kind).
+    private func append(_ event: Event, _ syscall: borrowing Payload.Syscall, to out: inout ByteBuffer, memo: JSONMemo?) {
         let start = out.count
         // Every process group's key, and every open group's: made once per event.
         let processKey = ProcessKey(event)
@@ -207,20 +221,20 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                         continue
                     }
                     if steps[i].lineEnd > 0 {
-                        writeLine(steps[i].lineStart, steps[i].lineEnd, event, &out)
+                        writeLine(steps[i].lineStart, steps[i].lineEnd, event, syscall, &out)
                         i += 1
                         continue
                     }
                     let groupEnd = steps[i].groupEnd
                     guard groupEnd > 0 else {
-                        Self.write(steps.baseAddress! + i, event, keys, &out)
+                        Self.write(steps.baseAddress! + i, event, syscall, keys, &out)
                         i += 1
                         continue
                     }
                     let signature = steps[i].signature
                     let groupStart = out.count
                     func render() {
-                        for j in i..<groupEnd { Self.write(steps.baseAddress! + j, event, keys, &out) }
+                        for j in i..<groupEnd { Self.write(steps.baseAddress! + j, event, syscall, keys, &out) }
                     }
                     switch steps[i].scope {
                     case .process, .container:
@@ -277,9 +291,7 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
 
     /// Writes the fields `line[start..<end]` of a syscall event, each with its key.
     @inline(__always)
-    private func writeLine(_ start: Int, _ end: Int, _ event: Event, _ out: inout ByteBuffer) {
-        // The kind first: matching the payload of another kind's event costs more.
-        guard event.kind == .syscall, case .syscall(let syscall) = event.payload else { return }
+    private func writeLine(_ start: Int, _ end: Int, _ event: Event, _ syscall: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
         let keyBase = self.keys.baseAddress!
         var k = start
         while k < end {
@@ -292,12 +304,13 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
 
     /// Writes one field (through a pointer: copying a step would retain its closures).
     @inline(__always)
-    private static func write(_ step: UnsafePointer<Step>, _ event: Event, _ keys: UnsafeBufferPointer<UInt8>, _ out: inout ByteBuffer) {
+    private static func write(_ step: UnsafePointer<Step>, _ event: Event, _ syscall: borrowing Payload.Syscall,
+                              _ keys: UnsafeBufferPointer<UInt8>, _ out: inout ByteBuffer) {
         let mark = out.count
         out.appendShort(keys.baseAddress! + step.pointee.keyStart, count: step.pointee.keyCount)
         let written: Bool
-        if let syscallJSON = step.pointee.syscallJSON, event.kind == .syscall, case .syscall(let syscall) = event.payload {
-            written = syscallJSON(syscall, &out) // a field no line writes (the plan makes none so far)
+        if let syscallJSON = step.pointee.syscallJSON {
+            written = syscallJSON(syscall, &out) // only a syscall plan's steps have one
         } else if let json = step.pointee.json {
             written = json(event, &out)
         } else if let value = step.pointee.extract(event, nil) {
