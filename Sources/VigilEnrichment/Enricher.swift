@@ -122,17 +122,18 @@ public final class Enricher {
 
     /// The fd table, DNS, and the process and container contexts.
     private func enrichContexts(_ event: inout Event) {
-        // Event.kind first: matching the payload enum copies it (~200 bytes), so a syscall's is
-        // matched once here for both the path resolution and the fd table.
-        if event.kind == .syscall, case .syscall(var s) = event.payload {
-            // Before the process table's update: a process first seen here is then known with
-            // no cwd, which /proc gives.
+        // Event.kind first: matching the payload enum copies it (~200 bytes, its strings
+        // retained), so a syscall's is copied only when it has paths to resolve (or is fchdir),
+        // and written back when one was.
+        if event.kind == .syscall, let index = event.syscallIndex, SyscallPaths.resolves(index),
+           case .syscall(var s) = event.payload {
+            // Before the fd table (an open's new fd is named by the resolved path) and the
+            // process table's update (a process first seen here is then known with no cwd,
+            // which /proc gives).
             SyscallPaths.resolve(&s, pid: event.pid, processes: processes, fds: fds)
-            fds.apply(s, of: &event)
             if !s.resolved.isEmpty { event.payload = .syscall(s) }
-        } else {
-            fds.apply(&event)
         }
+        fds.apply(&event)
         if event.hasSocketFD { dns.apply(&event) }
         switch event.kind {
         case .exec:

@@ -124,6 +124,17 @@ public final class FDTable {
 
     /// Updates the table from `event` and sets `event.fd`: the fd it acts on, or the one it made.
     public func apply(_ event: inout Event) {
+        // A syscall's payload is read where the event holds it (matched in the switch below,
+        // it was copied, its strings retained, per event); the event is set after.
+        if event.kind == .syscall {
+            guard let index = event.syscallIndex, Self.touchesFDs[index] else { return }
+            let table = ensured(event.pid)
+            guard case .syscall(let s) = event.payload else { return }
+            let (entry, nameChanged) = apply(s, to: table)
+            event.setFD(entry)
+            event.fdNameChanged = nameChanged
+            return
+        }
         switch event.payload {
         case .fork(let f):
             guard !f.isThread else { return }
@@ -140,8 +151,8 @@ public final class FDTable {
                                closeOnExec: o.flags & Self.oCloexec != 0, name: o.path, inode: o.inode, device: o.device)
             ensured(event.pid)[fd] = entry
             event.setFD(entry)
-        case .syscall(let s):
-            apply(s, of: &event)
+        case .syscall:
+            return // above
         case .conn, .tcpdrop:
             return // a connection's ends are in its payload; the opener may be any of its fds' holders
         case .fim:
@@ -157,9 +168,8 @@ public final class FDTable {
     /// fds (`usesFD`, `fdCreate`, `fdClose`), made once rather than a flag set built per event.
     static let touchesFDs: [Bool] = Syscalls.all.map { !$0.flags.isDisjoint(with: [.usesFD, .fdCreate, .fdClose]) }
 
-    /// Updates the table from `s`, the syscall payload of `event` the caller matched once (the
-    /// enricher, which resolves its paths first), and sets `event.fd` and `event.fdNameChanged`:
-    /// no second copy of the payload to match it again.
+    /// Updates the table from `s`, the syscall payload of `event`, and sets `event.fd` and
+    /// `event.fdNameChanged`: what `apply(&event)` does with a syscall event.
     public func apply(_ s: borrowing Payload.Syscall, of event: inout Event) {
         guard Self.touchesFDs[s.index] else { return }
         let (entry, nameChanged) = apply(s, to: ensured(event.pid))
@@ -187,7 +197,7 @@ public final class FDTable {
 
     /// Applies one syscall to a process's table; returns the fd the call acted on or made, and
     /// whether the call changed the name of the fd it acted on.
-    func apply(_ s: Payload.Syscall, to table: ProcessFDs) -> (FDInfo?, nameChanged: Bool) {
+    func apply(_ s: borrowing Payload.Syscall, to table: ProcessFDs) -> (FDInfo?, nameChanged: Bool) {
         var nameChanged = false
         let fd = apply(s, to: table, nameChanged: &nameChanged)
         return (fd, nameChanged)

@@ -20,14 +20,22 @@ enum SyscallPaths {
         return mask
     }
 
+    /// Per syscall (indexed like `Syscalls.all`): whether `resolve` has anything to do for it
+    /// (a path argument, or fchdir).
+    private static let resolving: [Bool] = Syscalls.all.indices.map { pathMask[$0] != 0 || $0 == fchdir }
+
+    /// Whether `resolve` has anything to do for the syscall of row `index`: the enricher copies
+    /// the payload out to resolve it only then.
+    static func resolves(_ index: Int) -> Bool { resolving[index] }
+
     /// The rows of chdir and fchdir (-1 when the table lacks one).
     static let chdir = Syscalls.index(named: "chdir") ?? -1
     static let fchdir = Syscalls.index(named: "fchdir") ?? -1
 
     /// Resolves the path arguments of `s`, the syscall payload of process `pid`'s event, into
     /// `s.resolved`, before the fd table applies it (an open's new fd is named by the resolved
-    /// path); a successful chdir or fchdir sets the process's cwd. The caller matched the payload
-    /// once and writes it back when `s.resolved` is not empty.
+    /// path); a successful chdir or fchdir sets the process's cwd. The caller writes the payload
+    /// back when `s.resolved` is not empty.
     static func resolve(_ s: inout Payload.Syscall, pid: UInt32, processes: ProcessTable, fds: FDTable) {
         let mask = pathMask[s.index]
         if s.index == fchdir {

@@ -117,21 +117,27 @@ public struct ByteBuffer: ~Copyable {
     @inline(__always)
     static func writePadded(_ value: UInt64, digits: Int, at o: UnsafeMutablePointer<UInt8>) {
         var v = value, i = digits
-        twoDigits.withUnsafeBufferPointer { pairs in
-            while i >= 2 {
-                let pair = Int(v % 100) * 2
-                v /= 100
-                i -= 2
-                o[i] = pairs[pair]
-                o[i + 1] = pairs[pair + 1]
-            }
-            if i == 1 { o[0] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30 }
+        let pairs = twoDigits.utf8Start
+        while i >= 2 {
+            let pair = Int(v % 100) * 2
+            v /= 100
+            i -= 2
+            o[i] = pairs[pair]
+            o[i + 1] = pairs[pair + 1]
         }
+        if i == 1 { o[0] = UInt8(truncatingIfNeeded: v % 10) &+ 0x30 }
     }
 
-    /// "00" "01" ... "99".
-    private static let twoDigits: [UInt8] = (0..<100).flatMap { (n: Int) -> [UInt8] in
-        [UInt8(0x30 + n / 10), UInt8(0x30 + n % 10)]
+    /// "00" "01" ... "99", one after another. A literal, not a global array: every use of a
+    /// global made at first use asks whether it was made yet (swift_once), per number written.
+    @inline(__always)
+    private static var twoDigits: StaticString {
+        """
+        00010203040506070809101112131415161718192021222324\
+        25262728293031323334353637383940414243444546474849\
+        50515253545556575859606162636465666768697071727374\
+        75767778798081828384858687888990919293949596979899
+        """
     }
 
     /// Lets `body` write exactly `count` bytes at the end.

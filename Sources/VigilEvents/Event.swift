@@ -6,6 +6,9 @@ import CVigilABI
 public struct Event: Sendable {
     /// The kind (kept with the payload: rules read it per event).
     public private(set) var kind: EventKind
+    /// A syscall event's row in `Syscalls.all`, -1 for another kind: kept with the payload, as
+    /// `kind` is (`syscallIndex`).
+    private var syscallRow: Int32
     /// Nanoseconds since boot (CLOCK_BOOTTIME), as the kernel stamped it.
     public var bootTimeNs: UInt64
     /// Nanoseconds since the Unix epoch (boot time converted with the clock offset at start).
@@ -23,7 +26,17 @@ public struct Event: Sendable {
     /// The task's command name (at most 15 bytes).
     public var comm: ByteString
     /// The kind-specific part.
-    public var payload: Payload { didSet { kind = payload.kind } }
+    public var payload: Payload { didSet { (kind, syscallRow) = (payload.kind, Self.syscallRow(payload)) } }
+
+    /// A syscall event's row in `Syscalls.all`, nil for another kind. Kept, not read from the
+    /// payload: reading a field of the payload enum copies it (~240 bytes) to take it apart.
+    @inline(__always)
+    public var syscallIndex: Int? { syscallRow < 0 ? nil : Int(syscallRow) }
+
+    private static func syscallRow(_ payload: Payload) -> Int32 {
+        if case .syscall(let s) = payload { return Int32(truncatingIfNeeded: s.index) }
+        return -1
+    }
     /// Added by enrichment: the process as the process table knows it.
     public var process = ProcessContext()
     /// Added by enrichment: the container the task runs in (`host` when none).
@@ -71,6 +84,7 @@ public struct Event: Sendable {
         self.comm = comm
         self.payload = payload
         self.kind = payload.kind
+        syscallRow = Self.syscallRow(payload)
     }
 }
 

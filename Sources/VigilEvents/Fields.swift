@@ -64,10 +64,9 @@ enum FieldRequirement: Sendable {
 /// when the event has no value for it.
 typealias JSONValueWriter = @Sendable (Event, inout ByteBuffer) -> Bool
 
-/// Appends the value of a field of syscall events as JSON from the syscall's payload, which
-/// `JSONPlan` reads out of the event once for all of them (matching the payload enum copies it:
-/// ~200 bytes), and returns true, or returns false having written nothing.
-typealias SyscallJSONWriter = @Sendable (UnsafePointer<Payload.Syscall>, inout ByteBuffer) -> Bool
+/// Appends the value of a field of syscall events as JSON from the syscall's payload (borrowed
+/// where the event holds it), and returns true, or returns false having written nothing.
+typealias SyscallJSONWriter = @Sendable (borrowing Payload.Syscall, inout ByteBuffer) -> Bool
 
 /// A named field of events (Falco's naming where Falco has the field): its type, which event
 /// kinds carry it, and how to read it from an enriched event.
@@ -124,8 +123,8 @@ public final class FieldDefinition: Sendable {
     /// Appends the value as JSON and returns true, or returns false (writing nothing) when the
     /// event has none.
     public func appendJSON(_ event: Event, to out: inout ByteBuffer) -> Bool {
-        if let syscallJSON, event.kind == .syscall, case .syscall(var s) = event.payload {
-            return syscallJSON(&s, &out)
+        if let syscallJSON, event.kind == .syscall, case .syscall(let s) = event.payload {
+            return syscallJSON(s, &out)
         }
         if let json { return json(event, &out) }
         guard let value = extract(event, nil) else { return false }

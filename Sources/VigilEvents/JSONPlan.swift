@@ -109,8 +109,9 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
             }
             run = end
         }
-        // A syscall event's runs of two or more event fields that `SyscallLineField` writes
-        // (each with a value on every syscall event): one step each.
+        // A syscall event's runs of event fields that `SyscallLineField` writes (each with a
+        // value on every syscall event): one step each. A run of one too: every field the
+        // payload decides is then written from the payload borrowed in place, never copied out.
         var lineEnds = [Int](repeating: 0, count: fields.count)
         if kind == .syscall {
             func inLine(_ i: Int) -> Bool {
@@ -120,7 +121,7 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
             while i < fields.count {
                 var end = i
                 while inLine(end) { end += 1 }
-                if end - i >= 2 { lineEnds[i] = end }
+                if end > i { lineEnds[i] = end }
                 i = max(end, i + 1)
             }
         }
@@ -190,17 +191,22 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
     /// Writes the object: every field with a leading comma, the first comma then replaced by
     /// the opening brace (so groups rendered once carry their commas and fit anywhere). Open
     /// payload groups are looked up in `memo` when one is given. A syscall event's payload is
-    /// read out once, for every field that writes from it (`FieldDefinition.syscallJSON`).
+    /// taken out of the enum once (each match copies it, ~240 bytes), borrowed for every field
+    /// it decides.
     func append(_ event: Event, to out: inout ByteBuffer, memo: JSONMemo?) {
-        if event.kind == .syscall, case .syscall(var syscall) = event.payload {
-            withUnsafePointer(to: &syscall) { append(event, $0, to: &out, memo: memo) }
+        if event.kind == .syscall, case .syscall(let syscall) = event.payload {
+            append(event, syscall, to: &out, memo: memo)
         } else {
-            append(event, nil, to: &out, memo: memo)
+            append(event, Self.noSyscall, to: &out, memo: memo) // a plan for its kind writes no payload field
         }
     }
 
-    /// `append(_:to:memo:)` with the syscall payload of a syscall event (nil for other kinds).
-    private func append(_ event: Event, _ syscall: UnsafePointer<Payload.Syscall>?, to out: inout ByteBuffer, memo: JSONMemo?) {
+    /// The payload handed for an event of another kind, whose plan has no line and no
+    /// `syscallJSON` step.
+    private static let noSyscall = Payload.Syscall(index: 0, result: 0, latencyNs: 0, args: .zero)
+
+    /// `append(_:to:memo:)` with the payload of a syscall event (`noSyscall` for another kind).
+    private func append(_ event: Event, _ syscall: borrowing Payload.Syscall, to out: inout ByteBuffer, memo: JSONMemo?) {
         let start = out.count
         // Every process group's key, and every open group's: made once per event.
         let processKey = ProcessKey(event)
@@ -215,7 +221,7 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                         continue
                     }
                     if steps[i].lineEnd > 0 {
-                        if let syscall { writeLine(steps[i].lineStart, steps[i].lineEnd, event, syscall, &out) }
+                        writeLine(steps[i].lineStart, steps[i].lineEnd, event, syscall, &out)
                         i += 1
                         continue
                     }
@@ -285,7 +291,7 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
 
     /// Writes the fields `line[start..<end]` of a syscall event, each with its key.
     @inline(__always)
-    private func writeLine(_ start: Int, _ end: Int, _ event: Event, _ syscall: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
+    private func writeLine(_ start: Int, _ end: Int, _ event: Event, _ syscall: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
         let keyBase = self.keys.baseAddress!
         var k = start
         while k < end {
@@ -298,13 +304,13 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
 
     /// Writes one field (through a pointer: copying a step would retain its closures).
     @inline(__always)
-    private static func write(_ step: UnsafePointer<Step>, _ event: Event, _ syscall: UnsafePointer<Payload.Syscall>?,
+    private static func write(_ step: UnsafePointer<Step>, _ event: Event, _ syscall: borrowing Payload.Syscall,
                               _ keys: UnsafeBufferPointer<UInt8>, _ out: inout ByteBuffer) {
         let mark = out.count
         out.appendShort(keys.baseAddress! + step.pointee.keyStart, count: step.pointee.keyCount)
         let written: Bool
-        if let syscall, let syscallJSON = step.pointee.syscallJSON {
-            written = syscallJSON(syscall, &out)
+        if let syscallJSON = step.pointee.syscallJSON {
+            written = syscallJSON(syscall, &out) // only a syscall plan's steps have one
         } else if let json = step.pointee.json {
             written = json(event, &out)
         } else if let value = step.pointee.extract(event, nil) {

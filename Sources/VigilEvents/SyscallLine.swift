@@ -1,57 +1,58 @@
 /// How the fields a syscall's payload decides are written as JSON: the catalogue's
 /// `syscallJSON` writers and `SyscallLineField` both call these, so each field's rendering is
 /// written once (JSONOutputTests compares both with `appendJSON` of the field's `extract`).
+/// The payload is borrowed where the event holds it: a copy retained its strings.
 enum SyscallJSON {
     /// evt.type: the syscall's name.
     @inline(__always)
-    static func type(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
-        out.appendJSON(SyscallFields.nameBytes[s.pointee.index])
+    static func type(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
+        out.appendJSON(SyscallFields.nameBytes[s.index])
     }
 
     /// evt.res: SUCCESS or the error's name.
     @inline(__always)
-    static func res(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
-        if s.pointee.failedCall { out.appendJSON(ErrnoNames.name(result: s.pointee.result)) } else { out.appendJSON(Names.success) }
+    static func res(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
+        if s.failedCall { out.appendJSON(ErrnoNames.name(result: s.result)) } else { out.appendJSON(Names.success) }
     }
 
     /// evt.rawres: the return value.
     @inline(__always)
-    static func rawres(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
-        out.appendJSON(.int(s.pointee.result))
+    static func rawres(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
+        out.appendJSON(.int(s.result))
     }
 
     /// evt.category: the syscall's first category.
     @inline(__always)
-    static func category(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
-        out.appendJSON(SyscallFields.categoryBytes[s.pointee.index])
+    static func category(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
+        out.appendJSON(SyscallFields.categoryBytes[s.index])
     }
 
     /// evt.failed.
     @inline(__always)
-    static func failed(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
-        out.appendJSON(.bool(s.pointee.failedCall))
+    static func failed(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
+        out.appendJSON(.bool(s.failedCall))
     }
 
     /// evt.truncated.
     @inline(__always)
-    static func truncated(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
-        out.appendJSON(.bool(s.pointee.truncated != 0))
+    static func truncated(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
+        out.appendJSON(.bool(s.truncated != 0))
     }
 
     /// evt.latency.
     @inline(__always)
-    static func latency(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
-        out.appendJSON(.uint(s.pointee.latencyNs))
+    static func latency(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
+        out.appendJSON(.uint(s.latencyNs))
     }
 
     /// JSON's `args`: an array of {"name", "type", "value"} in argument order (as ctrace prints
     /// them), each entry's text up to its value made once (`SyscallFields.argumentPrefixes`).
-    static func args(_ s: UnsafePointer<Payload.Syscall>, _ out: inout ByteBuffer) {
-        let s = s.pointee
+    static func args(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
         out.append(0x5b)
         let prefixes = SyscallFields.argumentPrefixes
-        let first = Int(prefixes.first[s.index])
-        for i in 0..<(Int(prefixes.first[s.index + 1]) - first) {
+        let index = s.index
+        let first = Int(prefixes.first[index])
+        for i in 0..<(Int(prefixes.first[index + 1]) - first) {
             if i > 0 { out.append(0x2c) }
             let count = Int(prefixes.count[first + i])
             let bytes = prefixes.bytes.baseAddress! + Int(prefixes.start[first + i])
@@ -97,7 +98,7 @@ enum SyscallLineField: UInt8, Sendable {
 
     /// Appends the value of this field of `event`, whose payload is `s`.
     @inline(__always)
-    func write(_ event: borrowing Event, _ s: UnsafePointer<Payload.Syscall>, to out: inout ByteBuffer) {
+    func write(_ event: borrowing Event, _ s: borrowing Payload.Syscall, to out: inout ByteBuffer) {
         switch self {
         case .type: SyscallJSON.type(s, &out)
         case .kind: out.appendJSON(Names.kinds[event.kind.index])

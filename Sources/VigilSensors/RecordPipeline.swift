@@ -25,6 +25,8 @@ public final class RecordPipeline {
     /// The decoder, with its cache of byte strings, in plain memory: the per-event path mutates
     /// it without exclusivity checks on a class property (notes/performance.md).
     let decoder: UnsafeMutablePointer<EventDecoder>
+    /// Where the decoder builds each event (`EventDecoder.decode(_:into:)`), moved out at once.
+    private let decoded: UnsafeMutablePointer<Event>
 
     /// A pipeline handing `kinds` to its consumer, with `filter`'s state-change half applied after
     /// enrichment and every syscall event shown (`Sensors` narrows that for a live stream).
@@ -41,11 +43,13 @@ public final class RecordPipeline {
         self.shownSyscalls = shownSyscalls
         decoder = .allocate(capacity: 1)
         decoder.initialize(to: EventDecoder(bootToEpochNs: bootToEpochNs))
+        decoded = .allocate(capacity: 1)
     }
 
     deinit {
         decoder.deinitialize(count: 1)
         decoder.deallocate()
+        decoded.deallocate()
     }
 
     /// Runs every record of `records` through the pipeline, handing the events kept to `consume`.
@@ -73,15 +77,17 @@ public final class RecordPipeline {
             statistics.undecodable += counts.undecodable
             statistics.filtered += counts.filtered
         }
-        let decoder = decoder, enricher = enricher, kinds = kinds, filter = filter, recorder = recorder, execObserver = execObserver
+        let decoder = decoder, decoded = decoded, enricher = enricher, kinds = kinds, filter = filter, recorder = recorder
+        let execObserver = execObserver
         let shownSyscalls = shownSyscalls
         for record in records {
             counts.records += 1
             recorder?.record(record)
-            guard var event = decoder.pointee.decode(record) else {
+            guard decoder.pointee.decode(record, into: decoded) else {
                 counts.undecodable += 1
                 continue
             }
+            var event = decoded.move()
             if event.ppid == parent && parent != 0 && children.last != event.pid { children.append(event.pid) }
             enricher.enrich(&event)
             if event.kind == .exec, let execObserver { execObserver(event) }
@@ -93,7 +99,7 @@ public final class RecordPipeline {
                 counts.suppressed += 1
                 continue
             }
-            if event.kind == .syscall, case .syscall(let s) = event.payload, !shownSyscalls[s.index] {
+            if event.kind == .syscall, let index = event.syscallIndex, !shownSyscalls[index] {
                 counts.suppressed += 1
                 continue
             }

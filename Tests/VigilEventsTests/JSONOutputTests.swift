@@ -175,8 +175,9 @@ final class JSONOutputTests: XCTestCase {
 
     /// A syscall event's runs of event fields that `SyscallLineField` knows are one step each in
     /// its plan (written straight from the payload), with every style of arguments: the header
-    /// (evt.type to thread.tid) and evt.category to evt.latency, in catalogue order; the other
-    /// kinds' plans have none. (What those steps write is the catalogue's rendering: above.)
+    /// (evt.type to thread.tid) and evt.category to evt.latency, in catalogue order, and the
+    /// `args` array alone (a run of one) when the style has it; the other kinds' plans have none.
+    /// (What those steps write is the catalogue's rendering: above.)
     func testSyscallPlansWriteTheirEventFieldRunsInOneStepEach() {
         for style in JSONArguments.allCases {
             let plan = JSONPlan.forStyle[style.rawValue][EventKind.syscall.index]
@@ -189,7 +190,7 @@ final class JSONOutputTests: XCTestCase {
                 [",\"evt.type\":", ",\"evt.kind\":", ",\"evt.time\":", ",\"evt.rawtime\":", ",\"evt.res\":", ",\"evt.rawres\":",
                  ",\"evt.cpu\":", ",\"proc.pid\":", ",\"thread.tid\":"],
                 [",\"evt.category\":", ",\"evt.failed\":", ",\"evt.truncated\":", ",\"evt.latency\":"],
-            ], "\(style)")
+            ] + (style == .string ? [] : [[",\"args\":"]]), "\(style)")
         }
         for kind in EventKind.allCases where kind != .syscall {
             XCTAssertTrue(JSONPlan.forKind[kind.index].line.isEmpty, "\(kind)")
