@@ -317,7 +317,11 @@ public struct ProcessContext: Sendable {
     /// When the process started (its clone), ns since boot like `Event.bootTimeNs`; nil when
     /// unknown. `proc.duration` is the event's time minus this.
     public var startTimeNs: UInt64? {
-        get { current.startTimeNs }
+        // Not through `current`, whose result is retained and released: read per event (proc.duration).
+        get {
+            guard let storage else { return Self.empty.startTimeNs }
+            return storage.startTimeNs
+        }
         set { mutableStorage().startTimeNs = newValue }
     }
 
