@@ -168,15 +168,6 @@ public final class FDTable {
     /// fds (`usesFD`, `fdCreate`, `fdClose`), made once rather than a flag set built per event.
     static let touchesFDs: [Bool] = Syscalls.all.map { !$0.flags.isDisjoint(with: [.usesFD, .fdCreate, .fdClose]) }
 
-    /// Updates the table from `s`, the syscall payload of `event`, and sets `event.fd` and
-    /// `event.fdNameChanged`: what `apply(&event)` does with a syscall event.
-    public func apply(_ s: borrowing Payload.Syscall, of event: inout Event) {
-        guard Self.touchesFDs[s.index] else { return }
-        let (entry, nameChanged) = apply(s, to: ensured(event.pid))
-        event.setFD(entry)
-        event.fdNameChanged = nameChanged
-    }
-
     /// The table of `pid`, its fds read from /proc when it has none (a process that started
     /// before the table was seeded and was not seen forking).
     private func ensured(_ pid: UInt32) -> ProcessFDs {

@@ -29,7 +29,7 @@ public struct OutputTemplate: Sendable {
     public var outputFieldKeys: [String] { outputFields.map(\.key) }
 
     /// A `%field` of the template. Classes (here and `OutputField`): a piece is bound once per
-    /// alert, and a reference is one retain where a FieldDefinition's copy is one per member.
+    /// alert, one retain for the field and its argument together.
     final class FieldPiece: Sendable {
         let field: FieldDefinition
         let argument: String?

@@ -148,30 +148,26 @@ final class FDTableTests: XCTestCase {
         XCTAssertNotEqual(storage(other), storage(first))
     }
 
-    /// The enricher's path: a syscall payload matched once and handed to the table
-    /// (`apply(_:of:)`) does what `apply(&event)` does, event by event; a call on no fd (getpid)
-    /// leaves the event's fd unset and gives its process no table.
-    func testSyscallPayloadMatchedOnceDoesWhatTheEventDoes() {
-        let byEvent = FDTable(procRoot: "/nonexistent"), byPayload = FDTable(procRoot: "/nonexistent")
+    /// Syscall events through `apply(&event)`, which reads their payload in place: each event gets
+    /// the fd it acts on or made (a socket, its dup, a write and fstat on the dup, the original
+    /// closed); a call on no fd (getpid) leaves the event's fd unset and gives its process no table.
+    func testSyscallEventsSetTheirFDAndACallOnNoFDMakesNoTable() {
+        let table = FDTable(procRoot: "/nonexistent")
         let pid: UInt32 = 400
-        let calls = [syscall("socket", [2, 1, 0], result: 4), syscall("dup", [4], result: 5), syscall("write", [5, 0, 3], result: 3),
-                     syscall("close", [4], result: 0), syscall("fstat", [5, 0], result: 0), syscall("getpid", [], result: Int64(pid))]
-        for payload in calls {
-            var a = event(pid, payload), b = event(pid, payload)
-            byEvent.apply(&a)
-            guard case .syscall(let s) = payload else { return XCTFail("not a syscall") }
-            byPayload.apply(s, of: &b)
-            XCTAssertEqual(a.fd, b.fd)
-            XCTAssertEqual(a.fdNameChanged, b.fdNameChanged)
+        let calls: [(Payload, Int32?)] = [(syscall("socket", [2, 1, 0], result: 4), 4), (syscall("dup", [4], result: 5), 5),
+                                          (syscall("write", [5, 0, 3], result: 3), 5), (syscall("close", [4], result: 0), 4),
+                                          (syscall("fstat", [5, 0], result: 0), 5), (syscall("getpid", [], result: Int64(pid)), nil)]
+        for (payload, fd) in calls {
+            var e = event(pid, payload)
+            table.apply(&e)
+            XCTAssertEqual(e.fd?.number, fd, "\(payload)")
+            XCTAssertEqual(e.fd?.type, fd.map { _ in .ipv4 }, "\(payload)")
         }
-        XCTAssertEqual(byPayload.entries(pid: pid).map { Set($0.keys) }, [5])
-        XCTAssertEqual(byPayload.entry(pid: pid, fd: 5)?.type, .ipv4)
-        XCTAssertEqual(byEvent.entries(pid: pid), byPayload.entries(pid: pid))
+        XCTAssertEqual(table.entries(pid: pid).map { Set($0.keys) }, [5])
         var other = event(pid + 1, syscall("getpid", [], result: Int64(pid + 1)))
-        guard case .syscall(let getpid) = other.payload else { return XCTFail("not a syscall") }
-        byPayload.apply(getpid, of: &other)
+        table.apply(&other)
         XCTAssertNil(other.fd)
-        XCTAssertNil(byPayload.entries(pid: pid + 1))
+        XCTAssertNil(table.entries(pid: pid + 1))
     }
 
     func testProcLinkTypes() {
