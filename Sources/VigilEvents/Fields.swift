@@ -121,13 +121,23 @@ public final class FieldDefinition: Sendable {
     }
 
     /// Appends the value as JSON and returns true, or returns false (writing nothing) when the
-    /// event has none.
-    public func appendJSON(_ event: Event, to out: inout ByteBuffer) -> Bool {
-        if let syscallJSON, event.kind == .syscall, case .syscall(let s) = event.payload {
-            return syscallJSON(s, &out)
+    /// event has none. `argument` is the bracket text of fields that take one (written from
+    /// `extract`; the field's own writers have none).
+    public func appendJSON(_ event: Event, argument: String? = nil, to out: inout ByteBuffer) -> Bool {
+        guard argument == nil, event.kind == .syscall, case .syscall(let syscall) = event.payload else {
+            return appendJSON(event, syscall: nil, argument: argument, to: &out)
         }
-        if let json { return json(event, &out) }
-        guard let value = extract(event, nil) else { return false }
+        return withUnsafePointer(to: syscall) { appendJSON(event, syscall: $0, argument: nil, to: &out) }
+    }
+
+    /// `appendJSON(_:argument:to:)` with a syscall event's payload taken out of the enum by the
+    /// caller (once per event, for all its fields; nil for other kinds).
+    public func appendJSON(_ event: Event, syscall: UnsafePointer<Payload.Syscall>?, argument: String?, to out: inout ByteBuffer) -> Bool {
+        if argument == nil {
+            if let syscallJSON, let syscall { return syscallJSON(syscall.pointee, &out) }
+            if let json { return json(event, &out) }
+        }
+        guard let value = extract(event, argument) else { return false }
         out.appendJSON(value)
         return true
     }

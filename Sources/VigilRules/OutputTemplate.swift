@@ -120,31 +120,28 @@ public struct OutputTemplate: Sendable {
     }
 
     /// Appends Falco's `output_fields` object for `event`: `{"key":value,...}` of the fields this
-    /// template prints, each once, in order; null for a field the event lacks.
+    /// template prints, each once, in order; null for a field the event lacks. Each field is
+    /// written by its own JSON writer (no FieldValue made), a syscall's payload taken out once.
     public func appendFieldsJSON(_ event: Event, to out: inout ByteBuffer) {
+        if event.kind == .syscall, case .syscall(let syscall) = event.payload {
+            withUnsafePointer(to: syscall) { appendFieldsJSON(event, syscall: $0, to: &out) }
+        } else {
+            appendFieldsJSON(event, syscall: nil, to: &out)
+        }
+    }
+
+    private func appendFieldsJSON(_ event: Event, syscall: UnsafePointer<Payload.Syscall>?, to out: inout ByteBuffer) {
         out.append(UInt8(ascii: "{"))
         for (index, f) in outputFields.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             f.keyJSON.withUnsafeBytes { out.append($0) }
-            // The field's own JSON writer where it takes no argument (no FieldValue made).
             let mark = out.count
-            let written = if let field = f.field {
-                if f.argument == nil { field.appendJSON(event, to: &out) } else { Self.appendJSON(field.extract(event, f.argument), to: &out) }
-            } else {
-                false
-            }
-            if !written {
+            if f.field?.appendJSON(event, syscall: syscall, argument: f.argument, to: &out) != true {
                 out.truncate(to: mark)
                 out.append("null")
             }
         }
         out.append(UInt8(ascii: "}"))
-    }
-
-    private static func appendJSON(_ value: FieldValue?, to out: inout ByteBuffer) -> Bool {
-        guard let value else { return false }
-        out.appendJSON(value)
-        return true
     }
 
     /// The output line for `event` (control characters escaped), built as bytes: one String at
