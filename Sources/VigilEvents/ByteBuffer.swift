@@ -205,10 +205,13 @@ public struct ByteBuffer: ~Copyable {
             if c < 0x20 || c >= 0x7f || c == 0x22 || c == 0x5c { break }
             i += 1
         }
-        if i < count {
-            let raw = Array(UnsafeBufferPointer(start: base + start, count: count - start))
-            count = start
-            raw.withUnsafeBufferPointer { appendJSONStringContent($0) }
+        if i < count { // moved aside (on the stack when small) and escaped back in place
+            let n = count - start
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: n) { raw in
+                _ = raw.initialize(from: UnsafeBufferPointer(start: base + start, count: n))
+                count = start
+                appendJSONStringContent(UnsafeBufferPointer(raw))
+            }
         }
         append(0x22)
     }

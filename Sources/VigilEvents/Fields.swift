@@ -190,7 +190,7 @@ public enum Fields {
             return .string(Names.eventTypeBytes[Names.eventType(e)])
         },
         .init("evt.kind", .string, "Vigil's event kind: exec, fork, exit, open, syscall (any syscall: docs/syscalls.md), conn (a TCP connection opened or closed), tcpdrop (a TCP packet the kernel dropped), fim (a watched file changed: docs/fim.md), shell (a line an interactive bash read), program (a record of a user-supplied program bundle: docs/bundles.md).", json: { e, out in
-            out.appendJSON(Names.kinds[e.kind.index])
+            Names.kindJSON.append(e.kind.index, to: &out)
             return true
         }) { e, _ in .string(Names.kindBytes[e.kind.index]) },
         .init("evt.time", .string, "Time of the event, ISO 8601 UTC with nanoseconds.", json: { e, out in
@@ -534,6 +534,10 @@ extension Fields {
 /// byte strings made once for `extract`.
 enum Names {
     static let success: StaticString = "SUCCESS"
+    /// `success` as a JSON string literal.
+    static let successJSON: StaticString = "\"SUCCESS\""
+    /// `kinds` as JSON string literals, rendered once.
+    static let kindJSON = JSONStrings(kinds.map { "\($0)" })
     static let successBytes = ByteString(success)
     static let kindBytes = kinds.map(ByteString.init)
     static let eventTypeBytes = eventTypes.map(ByteString.init)

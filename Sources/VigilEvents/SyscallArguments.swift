@@ -146,15 +146,16 @@ public enum SyscallArguments {
         out.appendHexDigits(v)
     }
 
+    /// `v` in octal, at least three digits (0644, 0000), written in place.
     static func appendOctal(_ v: UInt64, to out: inout ByteBuffer) {
-        var digits: [UInt8] = []
-        var rest = v
-        repeat {
-            digits.append(0x30 + UInt8(rest & 7))
-            rest >>= 3
-        } while rest != 0
-        while digits.count < 3 { digits.append(0x30) }
-        out.append(Array(digits.reversed()))
+        let digits = max(3, (64 - v.leadingZeroBitCount + 2) / 3)
+        out.withUnfilled(digits) { o in
+            var rest = v
+            for i in stride(from: digits - 1, through: 0, by: -1) {
+                o[i] = 0x30 + UInt8(truncatingIfNeeded: rest & 7)
+                rest >>= 3
+            }
+        }
     }
 
     static func appendNamed(_ v: UInt64, _ names: [UInt64: StaticString], to out: inout ByteBuffer) {

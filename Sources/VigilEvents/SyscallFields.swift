@@ -16,6 +16,10 @@ public enum SyscallFields {
     /// like `Syscalls.all`, made once.
     static let categoryBytes: [ByteString] = Syscalls.all.map { ByteString($0.categories.names.first ?? "other") }
 
+    /// `nameBytes` and `categoryBytes` as JSON string literals, rendered once.
+    static let nameJSON = JSONStrings(Syscalls.all.map { "\($0.name)" })
+    static let categoryJSON = JSONStrings(Syscalls.all.map { $0.categories.names.first ?? "other" })
+
     /// Per syscall and parameter: the JSON `args` entry up to its value,
     /// `{"name":NAME,"type":TYPE,"value":`, made once into memory never freed (read per event
     /// without retaining anything): `ArgumentPrefixes.bytes` from `start` for `count` bytes,

@@ -6,13 +6,13 @@ enum SyscallJSON {
     /// evt.type: the syscall's name.
     @inline(__always)
     static func type(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
-        out.appendJSON(SyscallFields.nameBytes[s.index])
+        SyscallFields.nameJSON.append(s.index, to: &out)
     }
 
     /// evt.res: SUCCESS or the error's name.
     @inline(__always)
     static func res(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
-        if s.failedCall { out.appendJSON(ErrnoNames.name(result: s.result)) } else { out.appendJSON(Names.success) }
+        if s.failedCall { out.appendJSON(ErrnoNames.name(result: s.result)) } else { out.append(Names.successJSON) }
     }
 
     /// evt.rawres: the return value.
@@ -24,7 +24,7 @@ enum SyscallJSON {
     /// evt.category: the syscall's first category.
     @inline(__always)
     static func category(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
-        out.appendJSON(SyscallFields.categoryBytes[s.index])
+        SyscallFields.categoryJSON.append(s.index, to: &out)
     }
 
     /// evt.failed.
@@ -101,7 +101,7 @@ enum SyscallLineField: UInt8, Sendable {
     func write(_ event: borrowing Event, _ s: borrowing Payload.Syscall, to out: inout ByteBuffer) {
         switch self {
         case .type: SyscallJSON.type(s, &out)
-        case .kind: out.appendJSON(Names.kinds[event.kind.index])
+        case .kind: Names.kindJSON.append(event.kind.index, to: &out)
         case .time: Fields.appendTime(event.timeNs, to: &out)
         case .rawtime: out.appendJSON(.uint(event.timeNs))
         case .res: SyscallJSON.res(s, &out)

@@ -93,6 +93,28 @@ final class SyscallArgumentsTests: XCTestCase {
         XCTAssertEqual(out.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }, "EAFNOSUPPORT")
     }
 
+    func testModesAreOctalWithALeadingZeroAndAtLeastThreeDigits() throws {
+        for (mode, text) in [(0, "0000"), (0o7, "0007"), (0o644, "0644"), (0o1777, "01777"), (0o177777, "0177777"),
+                             (UInt64.max, "01777777777777777777777")] {
+            let s = try event("fchmodat", args: [UInt64(bitPattern: -100), 0x1000, UInt64(mode)], captured: [nil, Array("/x".utf8), nil])
+            XCTAssertEqual(self.text(s, "mode"), text, "mode \(String(mode, radix: 8))")
+        }
+    }
+
+    /// A buffer's bytes in JSON's `args`: escaped exactly as any JSON string (quotes, control
+    /// characters, bytes that are not UTF-8), however long.
+    func testBuffersInJSONAreEscapedLikeAnyString() throws {
+        for bytes in [Array("plain".utf8), [0x22, 0x5c, 0x0a, 0x00, 0xff, 0xc3, 0xa9, 0x41], [UInt8](repeating: 0x0a, count: 5000)] {
+            let s = try event("write", args: [1, 0x1000, UInt64(bytes.count)], captured: [nil, bytes, nil], result: Int64(bytes.count))
+            let e = Event(bootTimeNs: 0, timeNs: 0, cgroupID: 0, pid: 1, tid: 1, ppid: 0, uid: 0, gid: 0, cpu: 0, mountNamespace: 1,
+                          pidNamespace: 1, comm: "x", payload: .syscall(s))
+            var value = ByteBuffer(capacity: 64)
+            bytes.withUnsafeBufferPointer { value.appendJSONString($0) }
+            let expected = #"{"name":"buf","type":"buffer","value":"# + value.withUnsafeBytes { String(decoding: $0, as: UTF8.self) } + "}"
+            XCTAssertTrue(EventFormat.json(e).contains(expected), "\(bytes.prefix(8)) (\(bytes.count) bytes)")
+        }
+    }
+
     func testMissingAndCutValuesSaySo() throws {
         var s = try event("unlinkat", args: [UInt64(bitPattern: -100), 0x1000, 0x200], captured: [nil, nil, nil])
         s.failed = 0b10
