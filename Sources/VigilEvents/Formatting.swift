@@ -117,6 +117,33 @@ public enum Timestamp {
         return UInt64(seconds) * 1_000_000_000 + UInt64(nanos)
     }
 
+    /// The text of one second, `YYYY-MM-DDTHH:MM:SS.` (20 bytes), kept by a writer of many
+    /// events (`JSONMemo`): events of that second write only their nanoseconds.
+    struct SecondText {
+        var second = UInt64.max
+        var text: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    }
+
+    /// `appendISO8601(_:to:)` with the text of the second before the fraction taken from (or
+    /// made into) `cache`: the same bytes.
+    static func appendISO8601(_ epochNs: UInt64, to out: inout ByteBuffer, cache: UnsafeMutablePointer<SecondText>) {
+        let second = epochNs / 1_000_000_000
+        if cache.pointee.second != second {
+            var whole = ByteBuffer(capacity: 64)
+            appendISO8601(second * 1_000_000_000, to: &whole)
+            guard whole.count == 30 else { return appendISO8601(epochNs, to: &out) } // beyond year 9999
+            whole.withUnsafeBytes { bytes in
+                withUnsafeMutableBytes(of: &cache.pointee.text) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<20])) }
+            }
+            cache.pointee.second = second
+        }
+        out.withUnfilled(30) { o in
+            withUnsafeBytes(of: cache.pointee.text) { UnsafeMutableRawPointer(o).copyMemory(from: $0.baseAddress!, byteCount: 20) }
+            ByteBuffer.writePadded(epochNs % 1_000_000_000, digits: 9, at: o + 20)
+            o[29] = 0x5a
+        }
+    }
+
     /// Appends `iso8601(epochNs)` without building a String.
     public static func appendISO8601(_ epochNs: UInt64, to out: inout ByteBuffer) {
         let seconds = epochNs / 1_000_000_000, nanos = epochNs % 1_000_000_000

@@ -221,7 +221,7 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                         continue
                     }
                     if steps[i].lineEnd > 0 {
-                        writeLine(steps[i].lineStart, steps[i].lineEnd, event, syscall, &out)
+                        writeLine(steps[i].lineStart, steps[i].lineEnd, event, syscall, memo?.second, &out)
                         i += 1
                         continue
                     }
@@ -291,13 +291,14 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
 
     /// Writes the fields `line[start..<end]` of a syscall event, each with its key.
     @inline(__always)
-    private func writeLine(_ start: Int, _ end: Int, _ event: Event, _ syscall: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
+    private func writeLine(_ start: Int, _ end: Int, _ event: Event, _ syscall: borrowing Payload.Syscall,
+                           _ second: UnsafeMutablePointer<Timestamp.SecondText>?, _ out: inout ByteBuffer) {
         let keyBase = self.keys.baseAddress!
         var k = start
         while k < end {
             let item = line[k]
             out.appendShort(keyBase + Int(item.keyStart), count: Int(item.keyCount))
-            item.field.write(event, syscall, to: &out)
+            item.field.write(event, syscall, second: second, to: &out)
             k += 1
         }
     }
@@ -376,6 +377,13 @@ public final class JSONMemo {
     /// address meanwhile, and the context cannot change in place (changing a context that is
     /// not uniquely referenced copies it).
     private let contexts = RenderedSlots<ContextKey>()
+    /// The text of the second of the last evt.time written (in memory of its own: written per
+    /// event without an exclusivity check).
+    let second: UnsafeMutablePointer<Timestamp.SecondText> = {
+        let second = UnsafeMutablePointer<Timestamp.SecondText>.allocate(capacity: 1)
+        second.initialize(to: Timestamp.SecondText())
+        return second
+    }()
 
     private struct ContextKey: Equatable {
         var owner: UnsafeRawPointer
@@ -384,6 +392,8 @@ public final class JSONMemo {
 
     /// An empty memo.
     public init() {}
+
+    deinit { second.deallocate() }
 
     /// A slot from a hash of a key's words (the group counts: a syscall event has two groups of
     /// fd fields with the same key, which must not take each other's slot).

@@ -96,13 +96,22 @@ enum SyscallLineField: UInt8, Sendable {
         }
     }
 
-    /// Appends the value of this field of `event`, whose payload is `s`.
+    /// Appends the value of this field of `event`, whose payload is `s` (evt.time through the
+    /// writer's `second` when it keeps one).
     @inline(__always)
-    func write(_ event: borrowing Event, _ s: borrowing Payload.Syscall, to out: inout ByteBuffer) {
+    func write(_ event: borrowing Event, _ s: borrowing Payload.Syscall, second: UnsafeMutablePointer<Timestamp.SecondText>?,
+               to out: inout ByteBuffer) {
         switch self {
         case .type: SyscallJSON.type(s, &out)
         case .kind: Names.kindJSON.append(event.kind.index, to: &out)
-        case .time: Fields.appendTime(event.timeNs, to: &out)
+        case .time:
+            if let second {
+                out.append(0x22)
+                Timestamp.appendISO8601(event.timeNs, to: &out, cache: second)
+                out.append(0x22)
+            } else {
+                Fields.appendTime(event.timeNs, to: &out)
+            }
         case .rawtime: out.appendJSON(.uint(event.timeNs))
         case .res: SyscallJSON.res(s, &out)
         case .rawres: SyscallJSON.rawres(s, &out)

@@ -406,6 +406,20 @@ final class JSONOutputTests: XCTestCase {
         }
     }
 
+    /// evt.time through a memo's text of the last second: the same text as made whole, for
+    /// events of one second, of the next, back in time, and at the clock's ends.
+    func testMemoizedTimeIsTheWholeTimeForEverySecond() {
+        let memo = JSONMemo()
+        var event = Self.syscallEvents[1]
+        let now: UInt64 = 1_796_609_830_834_841_321
+        for time in [now, now + 1, now + 999_999, now + 165_158_678, now + 165_158_679, now - 1_000_000_000, 0, 999_999_999,
+                     1_000_000_000, 951_782_400_000_000_001, UInt64.max, UInt64.max - 1, now] {
+            event.timeNs = time
+            XCTAssertEqual(Self.memoizedJSON(event, memo), Self.referenceJSON(event), "\(time)")
+            XCTAssertTrue(Self.memoizedJSON(event, memo).contains("\"evt.time\":\"\(Timestamp.iso8601(time))\""), "\(time)")
+        }
+    }
+
     func testMemoizedSyscallFDFieldsFollowEveryInputOfTheFD() {
         let memo = JSONMemo()
         // Every syscall event, then one fd entry changed one input at a time: the number, the
