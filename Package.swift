@@ -76,7 +76,7 @@ let package = Package(
         // Runs inside other kernels under qemu (make test-kernels): checks variants and probes.
         .executableTarget(
             name: "vigil-kernel-check",
-            dependencies: ["VigilBPF", "VigilSensors", "VigilEvents", "VigilEnrichment", "VigilRules", "CVigilABI"]
+            dependencies: ["VigilBPF", "VigilSensors", "VigilSeccomp", "VigilEvents", "VigilEnrichment", "VigilRules", "CVigilABI"]
         ),
         // make bench: ring delivery and hook cost, side by side with a run without BPF.
         .executableTarget(
