@@ -487,7 +487,7 @@ do {
 // syscall dispatch (x64_sys_call, ia32_sys_call) where fentry attaches, and records what the
 // sys_enter tracepoint records (the chain `verify` loads): the same command recorded both ways
 // gives the same syscalls, clone flags and, for a 32-bit program, the same compat numbers.
-/// A static i386 program of 4 instructions pairs: getpriority(0, 0), then exit(0), by int 0x80
+/// A static i386 program of 7 instructions: getpriority(0, 0), then exit(0), by int 0x80
 /// (ia32 numbers 96 and 1): a compat task, with no 32-bit libraries needed.
 func i386Program(at path: String) -> Bool {
     let code: [UInt8] = [0xb8, 96, 0, 0, 0, 0x31, 0xdb, 0x31, 0xc9, 0xcd, 0x80, // getpriority(0, 0)
