@@ -155,7 +155,7 @@ let package = Package(
         ),
         .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilEvents", "CVigilABI"]),
         // Profiles from recordings (pure), and recording, applying and verifying real containers.
-        .testTarget(name: "VigilSeccompTests", dependencies: ["VigilSeccomp", "VigilSensors", "VigilEvents", "VigilTestSupport", "vigil"]),
+        .testTarget(name: "VigilSeccompTests", dependencies: ["VigilSeccomp", "VigilSensors", "VigilBPF", "VigilEvents", "VigilTestSupport", "vigil"]),
         // Semantic diffs and hashes against files written by the real tools (useradd --prefix, ...).
         .testTarget(name: "VigilFIMTests", dependencies: ["VigilFIM", "VigilTestSupport"]),
         // The default rules against real events: each detection triggered for real, and a benign look-alike.
