@@ -76,7 +76,7 @@ let package = Package(
         // Runs inside other kernels under qemu (make test-kernels): checks variants and probes.
         .executableTarget(
             name: "vigil-kernel-check",
-            dependencies: ["VigilBPF", "VigilSensors", "VigilEvents", "VigilEnrichment", "VigilRules", "CVigilABI"]
+            dependencies: ["VigilBPF", "VigilSensors", "VigilSeccomp", "VigilEvents", "VigilEnrichment", "VigilRules", "CVigilABI"]
         ),
         // make bench: ring delivery and hook cost, side by side with a run without BPF.
         .executableTarget(
@@ -155,7 +155,7 @@ let package = Package(
         ),
         .testTarget(name: "VigilRulesTests", dependencies: ["VigilRules", "VigilEvents", "CVigilABI"]),
         // Profiles from recordings (pure), and recording, applying and verifying real containers.
-        .testTarget(name: "VigilSeccompTests", dependencies: ["VigilSeccomp", "VigilSensors", "VigilEvents", "VigilTestSupport", "vigil"]),
+        .testTarget(name: "VigilSeccompTests", dependencies: ["VigilSeccomp", "VigilSensors", "VigilBPF", "VigilEvents", "VigilTestSupport", "vigil"]),
         // Semantic diffs and hashes against files written by the real tools (useradd --prefix, ...).
         .testTarget(name: "VigilFIMTests", dependencies: ["VigilFIM", "VigilTestSupport"]),
         // The default rules against real events: each detection triggered for real, and a benign look-alike.

@@ -4,9 +4,12 @@
  * reports syscalls a seccomp filter refused in cgroups marked VIGIL_SECCOMP_VERIFY (`vigil seccomp
  * verify`), as vigil_syscall_event records flagged VIGIL_SYSCALL_SECCOMP_DENIED.
  *
- * Hooks (VigilSensors/SeccompRecorder.swift): the generic sys_enter tracepoint (tp_btf, else
- * raw_tp), which taxes every syscall on the host while attached, so it is attached only while
- * recording; cgroup_attach_task, which finds new cgroups under a watched parent
+ * Hooks (VigilSensors/SeccompRecorder.swift): every syscall's entry, attached only while
+ * recording. First choice (x86_64, kernels with x64_sys_call: 6.9, and stable backports such as
+ * Debian's 6.1): fentry on the syscall dispatch functions x64_sys_call, ia32_sys_call and
+ * x32_sys_call, which tasks reach on the fast path; else the generic sys_enter tracepoint (tp_btf,
+ * else raw_tp), which sends every task on the host through the slow syscall entry while attached.
+ * `verify` uses sys_enter (its sys_exit sends every task that way anyway). Then cgroup_attach_task, which finds new cgroups under a watched parent
  * (`seccomp_parents`: the next container of an image) when their first task joins, before
  * anything runs in them; the scheduler's exec tracepoint, which arms a recorded command's
  * cgroup at its exec; and, only when verifying, sys_exit.
@@ -16,8 +19,9 @@
  * and execs the entrypoint. So a container's cgroup records only tasks under a seccomp filter
  * (VIGIL_SECCOMP_FILTERED); one run without a filter (seccomp=unconfined) is armed at its exec.
  *
- * A refused syscall never reaches sys_enter (the kernel runs seccomp first) but does reach
- * sys_exit: an exit whose entry this task did not make, with the filter's errno, is a denial. */
+ * A refused syscall never reaches sys_enter nor x64_sys_call (the kernel runs seccomp first) but
+ * does reach sys_exit: an exit whose entry this task did not make, with the filter's errno, is a
+ * denial. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -296,6 +300,30 @@ static __always_inline int on_exit(struct pt_regs *regs, long id, long ret)
 
 VIGIL_BTF_OR_RAW(seccomp_enter, sys_enter, on_enter(regs, id),
                  struct pt_regs *regs, long id)
+
+#if defined(__TARGET_ARCH_x86)
+/* The syscall dispatch (6.9+ and backports): `nr` is the number within its table, past seccomp
+ * and the syscall tracepoint, for numbers the table has (a number past it is not dispatched, so
+ * not recorded here: the kernel answers ENOSYS). record() tells a compat task by TS_COMPAT, set
+ * before ia32_sys_call; x32_sys_call gets the number without the x32 bit, put back here. */
+SEC("?fentry/x64_sys_call")
+int BPF_PROG(seccomp_enter_x64, struct pt_regs *regs, unsigned int nr)
+{
+    return on_enter(regs, nr);
+}
+
+SEC("?fentry/ia32_sys_call")
+int BPF_PROG(seccomp_enter_ia32, struct pt_regs *regs, unsigned int nr)
+{
+    return on_enter(regs, nr);
+}
+
+SEC("?fentry/x32_sys_call")
+int BPF_PROG(seccomp_enter_x32, struct pt_regs *regs, unsigned int nr)
+{
+    return on_enter(regs, (long)(nr | X32_SYSCALL_BIT));
+}
+#endif
 
 VIGIL_BTF_OR_RAW(seccomp_exec, sched_process_exec, on_exec(bprm),
                  struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)

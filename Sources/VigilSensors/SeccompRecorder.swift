@@ -30,6 +30,38 @@ public final class SeccompRecorder {
     /// `verify`'s extra hook: sys_exit, where a refused syscall (which never reached sys_enter) shows.
     public static let verifyHooks: [Hook] = [.btfOrRaw("exit", program: "seccomp_exit")]
 
+    /// The syscall dispatch functions of x86_64 kernels (6.9, and stable backports) with the
+    /// fentry program of bpf/seccomp.bpf.c for each: native, 32-bit compat, x32. None elsewhere.
+    #if arch(x86_64)
+    public static let dispatchFunctions: [(function: String, program: String)] = [
+        ("x64_sys_call", "seccomp_enter_x64"), ("ia32_sys_call", "seccomp_enter_ia32"), ("x32_sys_call", "seccomp_enter_x32"),
+    ]
+    #else
+    public static let dispatchFunctions: [(function: String, program: String)] = []
+    #endif
+
+    /// The hook on every syscall's entry: `fentry` on the dispatch functions `functions` (of
+    /// `dispatchFunctions`; x64_sys_call always when there are any: without it the variant fails
+    /// to load and the next one runs), which costs tasks nothing when unwatched; else the generic
+    /// sys_enter tracepoint (`tp_btf`, else `raw_tp`), which sends every task on the host through
+    /// the kernel's slow syscall entry.
+    public static func enterHook(dispatching functions: [String]) -> Hook {
+        let tracepoint = Hook.btfOrRaw("enter", program: "seccomp_enter")
+        guard let native = dispatchFunctions.first else { return tracepoint }
+        let programs = [native.program] + dispatchFunctions.dropFirst().filter { functions.contains($0.function) }.map(\.program)
+        return Hook("enter", variants: [Variant("fentry", requires: [.attachFentry], programs: programs)] + tracepoint.variants)
+    }
+
+    /// The hooks `init` loads: the sensor's, its `enter` on the dispatch functions this kernel has,
+    /// and with `verify` its sys_exit hook and `enter` on sys_enter: sys_exit sends every task
+    /// through the slow entry anyway, and both tracepoints see the same numbers (those past the
+    /// kernel's table too), so an exit is paired with its entry exactly.
+    public static func hooks(verify: Bool) -> [Hook] {
+        let enter = verify ? Hook.btfOrRaw("enter", program: "seccomp_enter")
+            : enterHook(dispatching: Array(KernelFunctions.present(dispatchFunctions.map(\.function))))
+        return Sensor.seccomp.hooks.map { $0.name == "enter" ? enter : $0 } + (verify ? verifyHooks : [])
+    }
+
     /// The loaded object and its links.
     public let variants: LoadedVariants
     /// The hierarchy whose cgroup ids the sensor reads.
@@ -44,7 +76,7 @@ public final class SeccompRecorder {
                 probes: FeatureProbes = .shared, cgroupHierarchy: CgroupHierarchy = .onThisHost) throws {
         let arch = SyscallArch.current
         func number(_ name: String) -> Int32 { Int32(SeccompRecording.number(of: name, on: arch) ?? -1) }
-        variants = try Sensor.seccomp.load(hooks: Sensor.seccomp.hooks + (verify ? Self.verifyHooks : []), probes: probes, configure: { object in
+        variants = try Sensor.seccomp.load(hooks: Self.hooks(verify: verify), probes: probes, configure: { object in
             try object.setGlobal("nr_clone", to: number("clone"))
             try object.setGlobal("nr_clone3", to: number("clone3"))
             try object.setGlobal("nr_personality", to: number("personality"))

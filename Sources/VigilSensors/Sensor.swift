@@ -219,9 +219,12 @@ extension Sensor {
 
     /// The seccomp sensor (bpf/seccomp.bpf.c), driven by `SeccompRecorder`: records the syscalls
     /// of watched cgroups as bits in a map (no events); its own ring carries only `verify`'s
-    /// refused syscalls (`SeccompRecorder.verifyHooks`). Its hooks: the generic sys_enter
-    /// tracepoint, the scheduler's exec tracepoint and cgroup_attach_task, each tp_btf, else raw_tp.
+    /// refused syscalls (`SeccompRecorder.verifyHooks`). Its hooks: every syscall's entry
+    /// (`SeccompRecorder.enterHook`: fentry on the syscall dispatch where it attaches, else the
+    /// generic sys_enter tracepoint), the scheduler's exec tracepoint and cgroup_attach_task,
+    /// each tp_btf, else raw_tp.
     public static let seccomp = Sensor(
-        name: "seccomp", hooks: ["enter", "exec", "attach"].map { Hook.btfOrRaw($0, program: "seccomp_\($0)") },
+        name: "seccomp", hooks: [SeccompRecorder.enterHook(dispatching: SeccompRecorder.dispatchFunctions.map(\.function))]
+            + ["exec", "attach"].map { Hook.btfOrRaw($0, program: "seccomp_\($0)") },
         kinds: [], ring: .own, needed: nil)
 }

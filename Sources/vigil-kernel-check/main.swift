@@ -8,6 +8,7 @@ import VigilBPF
 import VigilEnrichment
 import VigilEvents
 import VigilRules
+import VigilSeccomp
 import VigilSensors
 #if canImport(Glibc)
 import Glibc
@@ -481,6 +482,90 @@ do {
 } catch {
     check("shell sensor loads", false, "\(error)")
 }
+
+// The seccomp sensor's recording (`vigil seccomp record -- CMD`): its enter hook is fentry on the
+// syscall dispatch (x64_sys_call, ia32_sys_call) where fentry attaches, and records what the
+// sys_enter tracepoint records (the chain `verify` loads): the same command recorded both ways
+// gives the same syscalls, clone flags and, for a 32-bit program, the same compat numbers.
+/// A static i386 program of 7 instructions: getpriority(0, 0), then exit(0), by int 0x80
+/// (ia32 numbers 96 and 1): a compat task, with no 32-bit libraries needed.
+func i386Program(at path: String) -> Bool {
+    let code: [UInt8] = [0xb8, 96, 0, 0, 0, 0x31, 0xdb, 0x31, 0xc9, 0xcd, 0x80, // getpriority(0, 0)
+                         0xb8, 1, 0, 0, 0, 0x31, 0xdb, 0xcd, 0x80] // exit(0)
+    func le16(_ v: Int) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8 & 0xff)] }
+    func le32(_ v: Int) -> [UInt8] { le16(v & 0xffff) + le16(v >> 16) }
+    let base = 0x0804_8000, headers = 52 + 32, size = headers + code.count
+    var elf: [UInt8] = [0x7f, 0x45, 0x4c, 0x46, 1, 1, 1] + [UInt8](repeating: 0, count: 9) // ELFCLASS32, LSB, v1
+    elf += le16(2) + le16(3) + le32(1) + le32(base + headers) + le32(52) + le32(0) // ET_EXEC, EM_386, entry, phoff
+    elf += le32(0) + le16(52) + le16(32) + le16(1) + le16(0) + le16(0) + le16(0)
+    elf += le32(1) + le32(0) + le32(base) + le32(base) + le32(size) + le32(size) + le32(5) + le32(0x1000) // PT_LOAD r-x
+    elf += code
+    unlink(path)
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o755)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    return write(fd, elf, elf.count) == elf.count
+}
+/// Records `command` in a fresh cgroup from its exec with the chain `recorder` chose.
+func seccompRecording(_ recorder: SeccompRecorder, _ name: String, _ command: [String]) throws -> SeccompRecording? {
+    let directory = recorder.cgroupMount + "/vigil-kernel-check-\(name)"
+    rmdir(directory)
+    guard mkdir(directory, 0o755) == 0 else { throw BPFError(.notFound, operation: "mkdir", target: directory, errno: errno, message: "no cgroup") }
+    defer { rmdir(directory) }
+    let id = try SeccompRecorder.cgroupID(ofDirectory: directory)
+    try recorder.watch(cgroup: id, from: .exec)
+    _ = spawnAndWait(["/bin/sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", directory + "/cgroup.procs"] + command)
+    return try recorder.recording(of: id)
+}
+let i386Path = "/tmp/vigil-kernel-check-i386"
+let haveI386 = i386Program(at: i386Path)
+// nice calls getpriority and setpriority, nproc sched_getaffinity; sh forks its subshell
+// (clone, with flags; its commands it starts with vfork).
+let seccompCommand = ["/bin/sh", "-c", "/usr/bin/nice -n 1 /usr/bin/nproc >/dev/null; (exit 0); \(i386Path); true"]
+func seccompSummary(_ r: SeccompRecording?) -> String {
+    guard let r else { return "not watched" }
+    return "native \(r.native.sorted()), compat \(r.compat.sorted()), x32 \(r.x32.sorted()), clone flags \(String(r.cloneFlags, radix: 16))"
+}
+do {
+    var recordings: [String: SeccompRecording] = [:]
+    for verify in [false, true] { // verify: true loads `enter` on sys_enter
+        let recorder = try SeccompRecorder(verify: verify)
+        let enter = recorder.reports.first { $0.hook == "enter" }
+        let label = verify ? "seccomp (verify's chain)" : "seccomp"
+        print("\(label) enter: \(enter?.active ?? "none"): \(enter?.attempts.map { "\($0.variant) \($0.outcome.rawValue)\($0.reason.map { " (\($0))" } ?? "")" } ?? [])")
+        if !verify && required.contains(.attachFentry) {
+            check("seccomp enter chooses fentry", enter?.active == "fentry", "\(recorder.reports)")
+            check("seccomp fentry attaches to x64_sys_call and ia32_sys_call",
+                  Set(recorder.variants.object.programs.filter(\.autoload).map(\.name)).isSuperset(of: ["seccomp_enter_x64", "seccomp_enter_ia32"]),
+                  "\(recorder.variants.object.programs.filter(\.autoload).map(\.name))")
+        }
+        if verify { check("seccomp verify's enter stays on sys_enter", enter?.active == "tp_btf" || enter?.active == "raw_tp", "\(recorder.reports)") }
+        let recording = try seccompRecording(recorder, verify ? "seccomp-tp" : "seccomp", seccompCommand)
+        if let recording { recordings[enter?.active ?? "none"] = recording }
+        recorder.detach()
+        func number(_ name: String) -> Int { SeccompRecording.number(of: name, on: .current) ?? -1 }
+        let native = recording?.native ?? []
+        check("\(label) \(enter?.active ?? "none") records the command's syscalls",
+              ["execve", "getpriority", "setpriority", "sched_getaffinity", "exit_group"].allSatisfy { native.contains(number($0)) }
+                  && !native.contains(number("reboot")) && (recording?.cloneFlags ?? 0) != 0,
+              seccompSummary(recording))
+        if haveI386 {
+            check("\(label) \(enter?.active ?? "none") records the i386 program's compat getpriority (96) and exit (1)",
+                  recording?.compat.isSuperset(of: [96, 1]) == true, seccompSummary(recording))
+        }
+    }
+    if recordings.count == 2, let fentry = recordings["fentry"], let (other, tracepoint) = recordings.first(where: { $0.key != "fentry" }) {
+        check("seccomp fentry records what \(other) records",
+              fentry.native == tracepoint.native && fentry.compat == tracepoint.compat && fentry.x32 == tracepoint.x32
+                  && fentry.cloneFlags == tracepoint.cloneFlags && fentry.personalities == tracepoint.personalities,
+              "fentry: \(seccompSummary(fentry)); \(other): \(seccompSummary(tracepoint))")
+    } else if required.contains(.attachFentry) {
+        check("seccomp recorded with fentry and with sys_enter", false, "\(recordings.keys.sorted())")
+    }
+} catch {
+    check("seccomp recorder loads", false, "\(error)")
+}
+unlink(i386Path)
 
 print("kernel-check: \(passed) checks ok, \(failed) failed")
 if mounted { umount(dir) }

@@ -87,6 +87,11 @@ struct SeccompRecord: ParsableCommand {
         global.bootstrapLogging()
         StopSignal.install()
         let recorder = try SeccompRecorder()
+        if let enter = recorder.reports.first(where: { $0.hook == "enter" }) {
+            // What recording costs the host's other tasks: fentry little, sys_enter the slow path.
+            let passed = enter.attempts.filter { $0.outcome == .skipped || $0.outcome == .failed }.map { "\($0.variant): \($0.reason ?? $0.outcome.rawValue)" }
+            Log.info("syscall entries hooked with \(enter.active)\(passed.isEmpty ? "" : " (\(passed.joined(separator: "; ")))")")
+        }
         let session = RecordingSession(recorder: recorder, duration: duration)
         let result = try session.record(try target.recordingTarget())
         let profile = SeccompProfile(recording: result.recording, complain: complain)

@@ -1,4 +1,5 @@
 import Foundation
+import VigilBPF
 import VigilEvents
 import VigilSeccomp
 import VigilSensors
@@ -83,6 +84,56 @@ final class SeccompRecordTests: XCTestCase {
             XCTAssertFalse(profile.allowedNames.contains(tableName(name)), "\(name) not allowed: \(profile.allowedNames.sorted())")
         }
         XCTAssertTrue(result.stderr.contains("profile: \(profile.allowedNames.count) syscalls allowed"), result.stderr)
+        #if arch(x86_64)
+        let hook = FeatureProbes.shared.result(.attachFentry).isAvailable && KernelFunctions.has("x64_sys_call") ? "fentry" : "tp_btf"
+        #else
+        let hook = "tp_btf"
+        #endif
+        XCTAssertTrue(result.stderr.contains("syscall entries hooked with \(hook)"), result.stderr)
+    }
+
+    /// The syscall entry hook is fentry on the syscall dispatch where fentry attaches, else the
+    /// sys_enter tracepoint with fentry's refusal reported; `verify` stays on sys_enter. The
+    /// recorder records a command here with the variant chosen.
+    func testEnterHookIsFentryWhereItAttachesElseSysEnter() throws {
+        try requireRecorder()
+        let recorder = try SeccompRecorder()
+        let enter = try XCTUnwrap(recorder.reports.first { $0.hook == "enter" })
+        #if arch(x86_64)
+        let fentry = FeatureProbes.shared.result(.attachFentry)
+        if fentry.isAvailable && KernelFunctions.has("x64_sys_call") {
+            XCTAssertEqual(enter.active, "fentry", "\(enter)")
+        } else {
+            XCTAssertEqual(enter.active, "tp_btf", "\(enter)")
+            let first = try XCTUnwrap(enter.attempts.first)
+            XCTAssertEqual(first.variant, "fentry")
+            XCTAssertNotEqual(first.outcome, .active)
+            if !fentry.isAvailable {
+                XCTAssertEqual(first.outcome, .skipped)
+                XCTAssertEqual(first.reason, "attach:fentry \(fentry)", "\(enter)")
+            }
+        }
+        #else
+        XCTAssertEqual(enter.attempts.map(\.variant), ["tp_btf", "raw_tp"])
+        #endif
+        let directory = recorder.cgroupMount + "/vigil-test-enter-\(getpid())"
+        XCTAssertEqual(mkdir(directory, 0o755), 0, "mkdir \(directory): \(errno)")
+        defer { rmdir(directory) }
+        let id = try SeccompRecorder.cgroupID(ofDirectory: directory)
+        try recorder.watch(cgroup: id, from: .exec)
+        // nice calls getpriority and setpriority, nproc sched_getaffinity; sh forks its subshell
+        // (clone, with flags; its commands it starts with vfork).
+        _ = try runProgram("/bin/sh", ["-c", "echo $$ > \"$0\" && exec /bin/sh -c '/usr/bin/nice -n 1 /usr/bin/nproc >/dev/null; (exit 0); true'",
+                                       directory + "/cgroup.procs"])
+        let recording = try XCTUnwrap(try recorder.recording(of: id))
+        for name in ["execve", "getpriority", "setpriority", "sched_getaffinity", "exit_group"] {
+            XCTAssertTrue(recording.native.contains(try XCTUnwrap(SeccompRecording.number(of: tableName(name), on: .current))),
+                          "\(name) recorded with \(enter.active): \(recording.names.sorted())")
+        }
+        XCTAssertFalse(recording.names.contains(tableName("reboot")))
+        XCTAssertNotEqual(recording.cloneFlags, 0, "sh's fork noted its clone flags")
+        let verifying = try SeccompRecorder(verify: true)
+        XCTAssertEqual(verifying.reports.first { $0.hook == "enter" }?.attempts.map(\.variant), ["tp_btf", "raw_tp"], "verify's enter is on sys_enter")
     }
 
     /// A command's exit status is vigil's, and a complain profile logs instead of refusing.

@@ -41,8 +41,22 @@ final class SensorRegistryTests: XCTestCase {
         XCTAssertEqual(conn.first, twin("state", ["state"]))
         XCTAssertEqual(conn.last, twin("retransmit", ["retransmit"]))
         XCTAssertEqual(Self.shape(Sensor.syscalls.hooks), [twin("syscalls", ["sys_enter", "sys_exit", "task_exit"])])
-        XCTAssertEqual(Self.shape(Sensor.seccomp.hooks), [twin("enter", ["seccomp_enter"]), twin("exec", ["seccomp_exec"]),
+        // seccomp's enter: fentry on the syscall dispatch first (x86_64), then the twin on sys_enter.
+        #if arch(x86_64)
+        let fentry = "fentry [\"attach:fentry\"] [\"seccomp_enter_x64\", \"seccomp_enter_ia32\", \"seccomp_enter_x32\"] | "
+        #else
+        let fentry = ""
+        #endif
+        let enter = twin("enter", ["seccomp_enter"])
+        XCTAssertEqual(Self.shape(Sensor.seccomp.hooks), ["enter: " + fentry + enter.dropFirst("enter: ".count), twin("exec", ["seccomp_exec"]),
                                                           twin("attach", ["seccomp_attach"])])
+        XCTAssertEqual(Self.shape(SeccompRecorder.hooks(verify: true)), [enter, twin("exec", ["seccomp_exec"]), twin("attach", ["seccomp_attach"]),
+                                                                         twin("exit", ["seccomp_exit"])], "verify's enter stays on sys_enter")
+        #if arch(x86_64)
+        XCTAssertEqual(SeccompRecorder.enterHook(dispatching: ["x64_sys_call"]).variants[0].programs, ["seccomp_enter_x64"])
+        XCTAssertEqual(SeccompRecorder.enterHook(dispatching: []).variants[0].programs, ["seccomp_enter_x64"],
+                       "x64_sys_call is always tried: a kernel without it refuses the variant with the reason")
+        #endif
         XCTAssertEqual(Self.shape(SeccompRecorder.verifyHooks), [twin("exit", ["seccomp_exit"])])
         XCTAssertEqual(Hook.btfOrRaw("h", program: "p").variants.map(\.programs), [["p_tp_btf"], ["p_raw_tp"]])
     }
