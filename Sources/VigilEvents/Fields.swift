@@ -55,7 +55,7 @@ enum FieldRequirement: Sendable {
         switch self {
         case .nothing: true
         case .socket: NetworkFields.hasSocket(event)
-        case .dns: event.dns != nil
+        case .dns: if case .none = event.dns { false } else { true } // `!= nil` copied the message
         }
     }
 }

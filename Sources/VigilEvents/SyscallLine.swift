@@ -18,7 +18,7 @@ enum SyscallJSON {
     /// evt.rawres: the return value.
     @inline(__always)
     static func rawres(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
-        out.appendJSON(.int(s.result))
+        out.append(decimal: s.result)
     }
 
     /// evt.category: the syscall's first category.
@@ -30,19 +30,19 @@ enum SyscallJSON {
     /// evt.failed.
     @inline(__always)
     static func failed(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
-        out.appendJSON(.bool(s.failedCall))
+        out.append(s.failedCall ? "true" : "false")
     }
 
     /// evt.truncated.
     @inline(__always)
     static func truncated(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
-        out.appendJSON(.bool(s.truncated != 0))
+        out.append(s.truncated != 0 ? "true" : "false")
     }
 
     /// evt.latency.
     @inline(__always)
     static func latency(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
-        out.appendJSON(.uint(s.latencyNs))
+        out.append(decimal: s.latencyNs)
     }
 
     /// JSON's `args`: an array of {"name", "type", "value"} in argument order (as ctrace prints
@@ -112,12 +112,12 @@ enum SyscallLineField: UInt8, Sendable {
             } else {
                 Fields.appendTime(event.timeNs, to: &out)
             }
-        case .rawtime: out.appendJSON(.uint(event.timeNs))
+        case .rawtime: out.append(decimal: event.timeNs)
         case .res: SyscallJSON.res(s, &out)
         case .rawres: SyscallJSON.rawres(s, &out)
-        case .cpu: out.appendJSON(.uint(UInt64(event.cpu)))
-        case .pid: out.appendJSON(.uint(UInt64(event.pid)))
-        case .tid: out.appendJSON(.uint(UInt64(event.tid)))
+        case .cpu: out.append(decimal: UInt64(event.cpu))
+        case .pid: out.append(decimal: UInt64(event.pid))
+        case .tid: out.append(decimal: UInt64(event.tid))
         case .category: SyscallJSON.category(s, &out)
         case .failed: SyscallJSON.failed(s, &out)
         case .truncated: SyscallJSON.truncated(s, &out)
