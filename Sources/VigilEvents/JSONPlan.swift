@@ -176,16 +176,9 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
                  groupEnd: $0.groupEnd > 0 ? stepOf[$0.groupEnd] : 0, scope: $0.scope, signature: $0.signature,
                  skipEnd: $0.skipEnd > 0 ? stepOf[$0.skipEnd] : 0, requires: $0.requires, lineStart: $0.lineStart, lineEnd: $0.lineEnd)
         }
-        self.steps = Self.immortal(steps)
-        self.keys = Self.immortal(keys + [UInt8](repeating: 0, count: 8))
-        self.line = Self.immortal(line)
-    }
-
-    /// A copy of `array` in memory that is never freed.
-    private static func immortal<T>(_ array: [T]) -> UnsafeBufferPointer<T> {
-        let memory = UnsafeMutableBufferPointer<T>.allocate(capacity: array.count)
-        _ = memory.initialize(from: array)
-        return UnsafeBufferPointer(memory)
+        self.steps = .immortal(steps)
+        self.keys = .immortal(keys + [UInt8](repeating: 0, count: 8))
+        self.line = .immortal(line)
     }
 
     /// Writes the object: every field with a leading comma, the first comma then replaced by

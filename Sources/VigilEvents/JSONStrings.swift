@@ -1,6 +1,6 @@
 /// A list of texts rendered once as JSON string literals (quoted and escaped) into memory never
 /// freed, appended per event by index: no escaping, no retain (the names of evt.type,
-/// evt.category, evt.kind and evt.res).
+/// evt.category and evt.kind).
 struct JSONStrings: @unchecked Sendable { // immutable once made
     /// Every literal, one after another, then 8 bytes of padding (`ByteBuffer.appendShort`).
     private let bytes: UnsafeBufferPointer<UInt8>
@@ -15,17 +15,9 @@ struct JSONStrings: @unchecked Sendable { // immutable once made
             out.appendJSON(text)
         }
         starts.append(Int32(out.count))
-        let rendered = out.bytes() + [UInt8](repeating: 0, count: 8)
-        let memory = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: rendered.count)
-        _ = memory.initialize(from: rendered)
-        bytes = UnsafeBufferPointer(memory)
-        let startMemory = UnsafeMutableBufferPointer<Int32>.allocate(capacity: starts.count)
-        _ = startMemory.initialize(from: starts)
-        self.starts = UnsafeBufferPointer(startMemory)
+        bytes = .immortal(out.bytes() + [UInt8](repeating: 0, count: 8))
+        self.starts = .immortal(starts)
     }
-
-    /// How many literals there are.
-    var count: Int { starts.count - 1 }
 
     /// Appends literal `index`.
     @inline(__always)
@@ -36,5 +28,15 @@ struct JSONStrings: @unchecked Sendable { // immutable once made
         } else {
             out.append(UnsafeBufferPointer(rebasing: bytes[start..<(start + count)]))
         }
+    }
+}
+
+extension UnsafeBufferPointer {
+    /// A copy of `array` in memory that is never freed: tables made once and read per event
+    /// without retaining anything (`JSONPlan`, `JSONStrings`, the syscall table's parameters).
+    static func immortal(_ array: [Element]) -> UnsafeBufferPointer<Element> {
+        let memory = UnsafeMutableBufferPointer<Element>.allocate(capacity: Swift.max(1, array.count))
+        _ = memory.initialize(from: array)
+        return UnsafeBufferPointer(rebasing: memory[0..<array.count])
     }
 }

@@ -47,13 +47,8 @@ public enum SyscallFields {
             }
         }
         first.append(Int32(start.count))
-        func immortal<T>(_ array: [T]) -> UnsafeBufferPointer<T> {
-            let memory = UnsafeMutableBufferPointer<T>.allocate(capacity: array.count)
-            _ = memory.initialize(from: array)
-            return UnsafeBufferPointer(memory)
-        }
-        return ArgumentPrefixes(bytes: immortal(bytes + [UInt8](repeating: 0, count: 8)), start: immortal(start),
-                                count: immortal(count), first: immortal(first))
+        return ArgumentPrefixes(bytes: .immortal(bytes + [UInt8](repeating: 0, count: 8)), start: .immortal(start),
+                                count: .immortal(count), first: .immortal(first))
     }()
 
     /// The index of the argument named or numbered by `argument` (`evt.arg[1]`, `evt.arg[filename]`).

@@ -238,12 +238,7 @@ public enum Syscalls {
     /// them per event (`Payload.Syscall.params`) copies and retains nothing. Never written after
     /// it is made (hence nonisolated).
     nonisolated(unsafe) public static let params: UnsafeBufferPointer<UnsafeBufferPointer<SyscallParam>> = {
-        func immortal<T>(_ array: [T]) -> UnsafeBufferPointer<T> {
-            let memory = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, array.count))
-            _ = memory.initialize(from: array)
-            return UnsafeBufferPointer(rebasing: memory[0..<array.count])
-        }
-        return immortal(all.map { immortal($0.params) })
+        .immortal(all.map { .immortal($0.params) })
     }()
 
     /// The largest syscall number + 1 the kernel side tracks (its bitmap and spec map).

@@ -42,9 +42,9 @@ public final class SeccompRecorder {
 
     /// The hook on every syscall's entry: `fentry` on the dispatch functions `functions` (of
     /// `dispatchFunctions`; x64_sys_call always when there are any: without it the variant fails
-    /// to load and the next one runs), which costs tasks nothing when unwatched; else the generic
-    /// sys_enter tracepoint (`tp_btf`, else `raw_tp`), which sends every task on the host through
-    /// the kernel's slow syscall entry.
+    /// to load and the next one runs): every task's syscalls pass a trampoline and the program's
+    /// cgroup lookup, on the fast syscall path; else the generic sys_enter tracepoint (`tp_btf`,
+    /// else `raw_tp`), which sends every task on the host through the kernel's slow syscall entry.
     public static func enterHook(dispatching functions: [String]) -> Hook {
         let tracepoint = Hook.btfOrRaw("enter", program: "seccomp_enter")
         guard let native = dispatchFunctions.first else { return tracepoint }
