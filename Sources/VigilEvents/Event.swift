@@ -33,6 +33,14 @@ public struct Event: Sendable {
     @inline(__always)
     public var syscallIndex: Int? { syscallRow < 0 ? nil : Int(syscallRow) }
 
+    /// Calls `body` with this syscall event's payload, taken out of the enum once and lent by
+    /// pointer to every writer that reads it (each match would copy it); nil for other kinds.
+    @inline(__always)
+    public func withSyscallPayload<R>(_ body: (UnsafePointer<Payload.Syscall>?) throws -> R) rethrows -> R {
+        if kind == .syscall, case .syscall(let syscall) = payload { return try withUnsafePointer(to: syscall, body) }
+        return try body(nil)
+    }
+
     private static func syscallRow(_ payload: Payload) -> Int32 {
         if case .syscall(let s) = payload { return Int32(truncatingIfNeeded: s.index) }
         return -1

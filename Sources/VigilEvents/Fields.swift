@@ -124,10 +124,8 @@ public final class FieldDefinition: Sendable {
     /// event has none. `argument` is the bracket text of fields that take one (written from
     /// `extract`; the field's own writers have none).
     public func appendJSON(_ event: Event, argument: String? = nil, to out: inout ByteBuffer) -> Bool {
-        guard argument == nil, event.kind == .syscall, case .syscall(let syscall) = event.payload else {
-            return appendJSON(event, syscall: nil, argument: argument, to: &out)
-        }
-        return withUnsafePointer(to: syscall) { appendJSON(event, syscall: $0, argument: nil, to: &out) }
+        guard argument == nil, syscallJSON != nil else { return appendJSON(event, syscall: nil, argument: argument, to: &out) }
+        return event.withSyscallPayload { appendJSON(event, syscall: $0, argument: nil, to: &out) }
     }
 
     /// `appendJSON(_:argument:to:)` with a syscall event's payload taken out of the enum by the
@@ -168,11 +166,12 @@ public enum Fields {
 
     static func str(_ s: String) -> FieldValue { .string(ByteString(s)) }
 
-    /// evt.time's JSON: the ISO 8601 text of `epochNs`, quoted.
+    /// evt.time's JSON: the ISO 8601 text of `epochNs`, quoted; through `second` when the
+    /// writer keeps the text of the last second (`JSONMemo`).
     @inline(__always)
-    static func appendTime(_ epochNs: UInt64, to out: inout ByteBuffer) {
+    static func appendTime(_ epochNs: UInt64, second: UnsafeMutablePointer<Timestamp.SecondText>? = nil, to out: inout ByteBuffer) {
         out.append(0x22)
-        Timestamp.appendISO8601(epochNs, to: &out)
+        if let second { Timestamp.appendISO8601(epochNs, to: &out, cache: second) } else { Timestamp.appendISO8601(epochNs, to: &out) }
         out.append(0x22)
     }
 
@@ -537,7 +536,7 @@ enum Names {
     /// `success` as a JSON string literal.
     static let successJSON: StaticString = "\"SUCCESS\""
     /// `kinds` as JSON string literals, rendered once.
-    static let kindJSON = JSONStrings(kinds.map { "\($0)" })
+    static let kindJSON = JSONPieces(strings: kinds.map { "\($0)" })
     static let successBytes = ByteString(success)
     static let kindBytes = kinds.map(ByteString.init)
     static let eventTypeBytes = eventTypes.map(ByteString.init)

@@ -17,23 +17,21 @@ public enum SyscallFields {
     static let categoryBytes: [ByteString] = Syscalls.all.map { ByteString($0.categories.names.first ?? "other") }
 
     /// `nameBytes` and `categoryBytes` as JSON string literals, rendered once.
-    static let nameJSON = JSONStrings(Syscalls.all.map { "\($0.name)" })
-    static let categoryJSON = JSONStrings(Syscalls.all.map { $0.categories.names.first ?? "other" })
+    static let nameJSON = JSONPieces(strings: Syscalls.all.map { "\($0.name)" })
+    static let categoryJSON = JSONPieces(strings: Syscalls.all.map { $0.categories.names.first ?? "other" })
 
     /// Per syscall and parameter: the JSON `args` entry up to its value,
-    /// `{"name":NAME,"type":TYPE,"value":`, made once into memory never freed (read per event
-    /// without retaining anything): `ArgumentPrefixes.bytes` from `start` for `count` bytes,
-    /// the entries of syscall i from `first[i]` to `first[i + 1]`.
+    /// `{"name":NAME,"type":TYPE,"value":`, made once: the entries of syscall i are `pieces`
+    /// `first[i]` to `first[i + 1]`.
     struct ArgumentPrefixes: @unchecked Sendable { // immutable once made
-        let bytes: UnsafeBufferPointer<UInt8>
-        let start: UnsafeBufferPointer<Int32>, count: UnsafeBufferPointer<Int32>
+        let pieces: JSONPieces
         let first: UnsafeBufferPointer<Int32>
     }
 
     static let argumentPrefixes: ArgumentPrefixes = {
-        var bytes: [UInt8] = [], start: [Int32] = [], count: [Int32] = [], first: [Int32] = []
+        var pieces: [[UInt8]] = [], first: [Int32] = []
         for d in Syscalls.all {
-            first.append(Int32(start.count))
+            first.append(Int32(pieces.count))
             for p in d.params {
                 var out = ByteBuffer(capacity: 64)
                 out.append("{\"name\":")
@@ -41,14 +39,11 @@ public enum SyscallFields {
                 out.append(",\"type\":")
                 out.appendJSON(p.type.name)
                 out.append(",\"value\":")
-                start.append(Int32(bytes.count))
-                count.append(Int32(out.count))
-                bytes += out.bytes()
+                pieces.append(out.bytes())
             }
         }
-        first.append(Int32(start.count))
-        return ArgumentPrefixes(bytes: .immortal(bytes + [UInt8](repeating: 0, count: 8)), start: .immortal(start),
-                                count: .immortal(count), first: .immortal(first))
+        first.append(Int32(pieces.count))
+        return ArgumentPrefixes(pieces: JSONPieces(pieces: pieces), first: .immortal(first))
     }()
 
     /// The index of the argument named or numbered by `argument` (`evt.arg[1]`, `evt.arg[filename]`).

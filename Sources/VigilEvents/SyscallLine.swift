@@ -50,13 +50,10 @@ enum SyscallJSON {
     static func args(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
         out.append(0x5b)
         let prefixes = SyscallFields.argumentPrefixes
-        let index = s.index
-        let first = Int(prefixes.first[index])
-        for i in 0..<(Int(prefixes.first[index + 1]) - first) {
+        let first = Int(prefixes.first[s.index])
+        for i in 0..<(Int(prefixes.first[s.index + 1]) - first) {
             if i > 0 { out.append(0x2c) }
-            let count = Int(prefixes.count[first + i])
-            let bytes = prefixes.bytes.baseAddress! + Int(prefixes.start[first + i])
-            if count <= 64 { out.appendShort(bytes, count: count) } else { out.append(UnsafeBufferPointer(start: bytes, count: count)) }
+            prefixes.pieces.append(first + i, to: &out)
             out.appendJSONString { SyscallArguments.append(s, i, to: &$0) }
             if s.truncated & (1 << UInt8(i & 7)) != 0 { out.append(",\"truncated\":true") }
             out.append(0x7d)
@@ -104,14 +101,7 @@ enum SyscallLineField: UInt8, Sendable {
         switch self {
         case .type: SyscallJSON.type(s, &out)
         case .kind: Names.kindJSON.append(event.kind.index, to: &out)
-        case .time:
-            if let second {
-                out.append(0x22)
-                Timestamp.appendISO8601(event.timeNs, to: &out, cache: second)
-                out.append(0x22)
-            } else {
-                Fields.appendTime(event.timeNs, to: &out)
-            }
+        case .time: Fields.appendTime(event.timeNs, second: second, to: &out)
         case .rawtime: out.append(decimal: event.timeNs)
         case .res: SyscallJSON.res(s, &out)
         case .rawres: SyscallJSON.rawres(s, &out)

@@ -123,11 +123,7 @@ public struct OutputTemplate: Sendable {
     /// template prints, each once, in order; null for a field the event lacks. Each field is
     /// written by its own JSON writer (no FieldValue made), a syscall's payload taken out once.
     public func appendFieldsJSON(_ event: Event, to out: inout ByteBuffer) {
-        if event.kind == .syscall, case .syscall(let syscall) = event.payload {
-            withUnsafePointer(to: syscall) { appendFieldsJSON(event, syscall: $0, to: &out) }
-        } else {
-            appendFieldsJSON(event, syscall: nil, to: &out)
-        }
+        event.withSyscallPayload { appendFieldsJSON(event, syscall: $0, to: &out) }
     }
 
     private func appendFieldsJSON(_ event: Event, syscall: UnsafePointer<Payload.Syscall>?, to out: inout ByteBuffer) {

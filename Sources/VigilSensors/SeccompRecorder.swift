@@ -40,13 +40,16 @@ public final class SeccompRecorder {
     public static let dispatchFunctions: [(function: String, program: String)] = []
     #endif
 
+    /// The enter hook on the generic sys_enter tracepoint: `enterHook`'s fallback, and `verify`'s.
+    static let sysEnterHook = Hook.btfOrRaw("enter", program: "seccomp_enter")
+
     /// The hook on every syscall's entry: `fentry` on the dispatch functions `functions` (of
     /// `dispatchFunctions`; x64_sys_call always when there are any: without it the variant fails
     /// to load and the next one runs): every task's syscalls pass a trampoline and the program's
     /// cgroup lookup, on the fast syscall path; else the generic sys_enter tracepoint (`tp_btf`,
     /// else `raw_tp`), which sends every task on the host through the kernel's slow syscall entry.
     public static func enterHook(dispatching functions: [String]) -> Hook {
-        let tracepoint = Hook.btfOrRaw("enter", program: "seccomp_enter")
+        let tracepoint = sysEnterHook
         guard let native = dispatchFunctions.first else { return tracepoint }
         let programs = [native.program] + dispatchFunctions.dropFirst().filter { functions.contains($0.function) }.map(\.program)
         return Hook("enter", variants: [Variant("fentry", requires: [.attachFentry], programs: programs)] + tracepoint.variants)
@@ -57,7 +60,7 @@ public final class SeccompRecorder {
     /// through the slow entry anyway, and both tracepoints see the same numbers (those past the
     /// kernel's table too), so an exit is paired with its entry exactly.
     public static func hooks(verify: Bool) -> [Hook] {
-        let enter = verify ? Hook.btfOrRaw("enter", program: "seccomp_enter")
+        let enter = verify ? sysEnterHook
             : enterHook(dispatching: Array(KernelFunctions.present(dispatchFunctions.map(\.function))))
         return Sensor.seccomp.hooks.map { $0.name == "enter" ? enter : $0 } + (verify ? verifyHooks : [])
     }
