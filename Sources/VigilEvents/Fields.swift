@@ -181,7 +181,7 @@ public enum Fields {
             out.appendJSON(Names.eventTypes[Names.eventType(e)])
             return true
         }, syscallJSON: { s, out in
-            SyscallJSON.type(s, &out)
+            SyscallJSON.type(s, .shared, &out)
             return true
         }) { e, _ in
             if case .syscall(let s) = e.payload { return .string(SyscallFields.nameBytes[s.index]) }

@@ -228,7 +228,7 @@ public enum EventFormat {
     /// event had the same payload (see `JSONMemo`): for a writer formatting many events.
     public static func appendJSON(_ event: Event, to out: inout ByteBuffer, memo: JSONMemo,
                                   arguments: JSONArguments = .standard) {
-        JSONPlan.forStyle[arguments.rawValue][event.kind.index].append(event, to: &out, memo: memo)
+        memo.plan(event.kind, arguments).pointee.append(event, to: &out, memo: memo)
         appendProgramFields(event, to: &out)
     }
     /// The table header matching `tableRow`.

@@ -57,6 +57,8 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
     let keys: UnsafeBufferPointer<UInt8>
     /// The fields of every run written in one step (`Step.lineStart`).
     let line: UnsafeBufferPointer<LineItem>
+    /// What the runs read per event, handed down (no `swift_once` per event).
+    let tables: SyscallJSONTables
 
     /// The plan of each kind, indexed by `EventKind.index`, for each way of writing syscall
     /// arguments (indexed by `JSONArguments.rawValue`).
@@ -67,6 +69,10 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
 
     /// The plan of each kind with the default arguments (`JSONArguments.standard`).
     static let forKind: [JSONPlan] = forStyle[JSONArguments.standard.rawValue]
+
+    /// Every plan, those of `JSONArguments` case `a` at `a.rawValue * EventKind.allCases.count`
+    /// (`JSONMemo.plans`: a writer's copy, read without a `swift_once` per event).
+    nonisolated(unsafe) static let all: UnsafeBufferPointer<JSONPlan> = .immortal(forStyle.flatMap { $0 })
 
     /// Fields left out of JSON (rules, output templates and `vigil fields` have them): long
     /// texts the same for most processes, that would multiply the bytes of every event.
@@ -179,6 +185,7 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
         self.steps = .immortal(steps)
         self.keys = .immortal(keys + [UInt8](repeating: 0, count: 8))
         self.line = .immortal(line)
+        self.tables = .shared
     }
 
     /// Writes the object: every field with a leading comma, the first comma then replaced by
@@ -291,7 +298,7 @@ struct JSONPlan: @unchecked Sendable { // immutable once made; its memory is nev
         while k < end {
             let item = line[k]
             out.appendShort(keyBase + Int(item.keyStart), count: Int(item.keyCount))
-            item.field.write(event, syscall, second: second, to: &out)
+            item.field.write(event, syscall, tables, second: second, to: &out)
             k += 1
         }
     }
@@ -377,6 +384,14 @@ public final class JSONMemo {
         second.initialize(to: Timestamp.SecondText())
         return second
     }()
+    /// `JSONPlan.all` and the number of kinds, read per event from here.
+    private let plans = JSONPlan.all, kinds = EventKind.allCases.count
+
+    /// The plan of `kind` with `arguments`.
+    @inline(__always)
+    func plan(_ kind: EventKind, _ arguments: JSONArguments) -> UnsafePointer<JSONPlan> {
+        plans.baseAddress! + arguments.rawValue * kinds + kind.index
+    }
 
     private struct ContextKey: Equatable {
         var owner: UnsafeRawPointer

@@ -5,14 +5,19 @@ public enum SyscallArguments {
     /// Appends argument `i` of `s` as text. Captured bytes (paths, strings, buffers) are appended
     /// raw: a JSON writer escapes them (`appendJSON`).
     public static func append(_ s: Payload.Syscall, _ i: Int, to out: inout ByteBuffer) {
-        let params = s.params
+        append(s, i, params: s.params, to: &out)
+    }
+
+    /// The same with the syscall's parameters handed in (`SyscallJSONTables.params`).
+    @inline(__always)
+    static func append(_ s: borrowing Payload.Syscall, _ i: Int, params: UnsafeBufferPointer<SyscallParam>, to out: inout ByteBuffer) {
         guard i < params.count else { return }
         if let resolved = s.resolvedPath(i) {
             out.append(resolved.bytes)
             if s.truncated & (1 << UInt8(i)) != 0 { out.append("...") }
             return
         }
-        appendRaw(s, i, to: &out)
+        appendRaw(s, i, params: params, to: &out)
     }
 
     /// Argument `i` as a String (fields' `extract`, the table output).
@@ -58,9 +63,14 @@ public enum SyscallArguments {
 
     /// Argument `i` of `s` as text, a path as given (not resolved: evt.rawarg's text).
     public static func appendRaw(_ s: Payload.Syscall, _ i: Int, to out: inout ByteBuffer) {
-        let params = s.params
+        appendRaw(s, i, params: s.params, to: &out)
+    }
+
+    /// The same with the syscall's parameters handed in.
+    @inline(__always)
+    static func appendRaw(_ s: borrowing Payload.Syscall, _ i: Int, params: UnsafeBufferPointer<SyscallParam>, to out: inout ByteBuffer) {
         guard i < params.count else { return }
-        append(params[i].type, raw: s.args[i], captured: s.captured(i), failed: s.failed & (1 << UInt8(i)) != 0,
+        append(params[i].type, raw: s.args[i], captured: s.captured(i, params: params), failed: s.failed & (1 << UInt8(i)) != 0,
                truncated: s.truncated & (1 << UInt8(i)) != 0, atExit: params[i].atExit, result: s.result, to: &out)
     }
 

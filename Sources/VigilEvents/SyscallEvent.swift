@@ -77,8 +77,13 @@ extension Payload {
         /// The bytes captured for argument `i`, nil when none were. The record holds those
         /// captured at entry first, then those captured at exit (`SyscallParam.capturedAtExit`).
         public func captured(_ i: Int) -> ArraySlice<UInt8>? {
+            captured(i, params: params)
+        }
+
+        /// The same with the row's parameters handed in.
+        @inline(__always)
+        func captured(_ i: Int, params: UnsafeBufferPointer<SyscallParam>) -> ArraySlice<UInt8>? {
             guard i < 6, lengths[i] > 0 else { return nil }
-            let params = self.params
             guard i < params.count else { return nil }
             let exit = params[i].capturedAtExit
             var start = 0

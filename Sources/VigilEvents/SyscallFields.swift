@@ -94,7 +94,7 @@ public enum SyscallFields {
     /// The fields (appended to `Fields.all`).
     static let fields: [FieldDefinition] = [
         .init("evt.category", .string, [.syscall], "The syscall's first category: fs, net, proc, ipc, mem, signal, time, user, system, sleep or other (docs/syscalls.md).", syscallJSON: { s, out in
-            SyscallJSON.category(s, &out)
+            SyscallJSON.category(s, .shared, &out)
             return true
         }) { e, _ in
             syscall(e).map { .string(categoryBytes[$0.index]) }
@@ -148,7 +148,7 @@ public enum SyscallFields {
 
     /// JSON's `args`: an array of {"name", "type", "value"} in argument order (as ctrace prints them).
     static let argsArray = FieldDefinition("args", .string, [.syscall], "Every argument: name, type and value.", syscallJSON: { s, out in
-        SyscallJSON.args(s, &out)
+        SyscallJSON.args(s, .shared, &out)
         return true
     }) { _, _ in nil }
 }

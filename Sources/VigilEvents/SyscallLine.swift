@@ -1,12 +1,13 @@
 /// How the fields a syscall's payload decides are written as JSON: the catalogue's
 /// `syscallJSON` writers and `SyscallLineField` both call these, so each field's rendering is
 /// written once (JSONOutputTests compares both with `appendJSON` of the field's `extract`).
-/// The payload is borrowed where the event holds it: a copy retained its strings.
+/// The payload is borrowed where the event holds it: a copy retained its strings. The tables
+/// come from the caller (`SyscallJSONTables`).
 enum SyscallJSON {
     /// evt.type: the syscall's name.
     @inline(__always)
-    static func type(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
-        SyscallFields.nameJSON.append(s.index, to: &out)
+    static func type(_ s: borrowing Payload.Syscall, _ tables: SyscallJSONTables, _ out: inout ByteBuffer) {
+        tables.names.append(s.index, to: &out)
     }
 
     /// evt.res: SUCCESS or the error's name.
@@ -23,8 +24,8 @@ enum SyscallJSON {
 
     /// evt.category: the syscall's first category.
     @inline(__always)
-    static func category(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
-        SyscallFields.categoryJSON.append(s.index, to: &out)
+    static func category(_ s: borrowing Payload.Syscall, _ tables: SyscallJSONTables, _ out: inout ByteBuffer) {
+        tables.categories.append(s.index, to: &out)
     }
 
     /// evt.failed.
@@ -47,19 +48,35 @@ enum SyscallJSON {
 
     /// JSON's `args`: an array of {"name", "type", "value"} in argument order (as ctrace prints
     /// them), each entry's text up to its value made once (`SyscallFields.argumentPrefixes`).
-    static func args(_ s: borrowing Payload.Syscall, _ out: inout ByteBuffer) {
+    static func args(_ s: borrowing Payload.Syscall, _ tables: SyscallJSONTables, _ out: inout ByteBuffer) {
         out.append(0x5b)
-        let prefixes = SyscallFields.argumentPrefixes
+        let prefixes = tables.argumentPrefixes
         let first = Int(prefixes.first[s.index])
+        let params = tables.params[s.index]
         for i in 0..<(Int(prefixes.first[s.index + 1]) - first) {
             if i > 0 { out.append(0x2c) }
             prefixes.pieces.append(first + i, to: &out)
-            out.appendJSONString { SyscallArguments.append(s, i, to: &$0) }
+            out.appendJSONString { SyscallArguments.append(s, i, params: params, to: &$0) }
             if s.truncated & (1 << UInt8(i & 7)) != 0 { out.append(",\"truncated\":true") }
             out.append(0x7d)
         }
         out.append(0x5d)
     }
+}
+
+/// The tables a syscall event's JSON reads per event: its name, category and kind as JSON, the
+/// `args` entries' prefixes and the parameters. `JSONPlan` keeps a copy and hands it down (read
+/// through their statics, each costs a `swift_once` per event); the catalogue's writers use
+/// `shared`. Pointers to memory never freed: copying retains nothing.
+struct SyscallJSONTables: @unchecked Sendable {
+    let names: JSONPieces
+    let categories: JSONPieces
+    let kinds: JSONPieces
+    let argumentPrefixes: SyscallFields.ArgumentPrefixes
+    let params: UnsafeBufferPointer<UnsafeBufferPointer<SyscallParam>>
+
+    static let shared = SyscallJSONTables(names: SyscallFields.nameJSON, categories: SyscallFields.categoryJSON, kinds: Names.kindJSON,
+                                          argumentPrefixes: SyscallFields.argumentPrefixes, params: Syscalls.params)
 }
 
 /// An event-scoped field of syscall events that `JSONPlan` writes with its neighbours in one
@@ -93,14 +110,14 @@ enum SyscallLineField: UInt8, Sendable {
         }
     }
 
-    /// Appends the value of this field of `event`, whose payload is `s` (evt.time through the
-    /// writer's `second` when it keeps one).
+    /// Appends the value of this field of `event`, whose payload is `s`, from `tables`
+    /// (evt.time through the writer's `second` when it keeps one).
     @inline(__always)
-    func write(_ event: borrowing Event, _ s: borrowing Payload.Syscall, second: UnsafeMutablePointer<Timestamp.SecondText>?,
-               to out: inout ByteBuffer) {
+    func write(_ event: borrowing Event, _ s: borrowing Payload.Syscall, _ tables: SyscallJSONTables,
+               second: UnsafeMutablePointer<Timestamp.SecondText>?, to out: inout ByteBuffer) {
         switch self {
-        case .type: SyscallJSON.type(s, &out)
-        case .kind: Names.kindJSON.append(event.kind.index, to: &out)
+        case .type: SyscallJSON.type(s, tables, &out)
+        case .kind: tables.kinds.append(event.kind.index, to: &out)
         case .time: Fields.appendTime(event.timeNs, second: second, to: &out)
         case .rawtime: out.append(decimal: event.timeNs)
         case .res: SyscallJSON.res(s, &out)
@@ -108,11 +125,11 @@ enum SyscallLineField: UInt8, Sendable {
         case .cpu: out.append(decimal: UInt64(event.cpu))
         case .pid: out.append(decimal: UInt64(event.pid))
         case .tid: out.append(decimal: UInt64(event.tid))
-        case .category: SyscallJSON.category(s, &out)
+        case .category: SyscallJSON.category(s, tables, &out)
         case .failed: SyscallJSON.failed(s, &out)
         case .truncated: SyscallJSON.truncated(s, &out)
         case .latency: SyscallJSON.latency(s, &out)
-        case .args: SyscallJSON.args(s, &out)
+        case .args: SyscallJSON.args(s, tables, &out)
         }
     }
 }
