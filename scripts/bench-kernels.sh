@@ -151,7 +151,7 @@ print(" ".join(sorted(n for r in d.get("syscalls", []) if r.get("action") == "SC
     if [ -n "$missing" ] || [ -z "$ns" ]; then
       echo "bench-kernels: $config: no loop figure ($ns) or the profile lacks$missing (allowed:$names):" >&2; cat "$work/err" >&2; return 1
     fi
-    report "$config" $round "$ns" "$(sed -n 's/^vigil: syscall entries hooked with \([^ ]*\).*/\1/p' "$work/err" | head -1); $(( (t1 - t0) / (c1 > c0 ? c1 - c0 : 1) )) ns per call of the enter program over $(( c1 - c0 )) calls host-wide; the profile allows $(wc -w <<< "$names") syscalls, $(echo $wanted | tr ' ' ,) among them"
+    report "$config" $round "$ns" "$(sed -n 's/^vigil: syscall entries hooked with \([^ ]*\).*/\1/p' "$work/err" | head -1); $( ((c1 > c0)) && echo "$(( (t1 - t0) / (c1 - c0) )) ns per call of the enter program over $(( c1 - c0 )) calls host-wide" || echo "the enter program not sampled (the loop ended before the first sample)"); the profile allows $(wc -w <<< "$names") syscalls, $(echo $wanted | tr ' ' ,) among them"
   }
   for ((round = 1; round <= rounds; round++)); do
     report none $round "$(loop)" ""
