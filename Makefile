@@ -62,7 +62,7 @@ sanitize: ## the unit tests built and run under AddressSanitizer (.build-asan) a
 	@scripts/setup.sh --test
 	scripts/sanitize.sh
 
-bench: ## benchmarks (ring, userspace path, syscall events, the syscalls sensor vs bpftrace/perf trace/strace, sensors vs peers, the open hook and the syscalls sensor's getpid cost on 6.1/6.12 under qemu, rules, daemon, file integrity, seccomp recording); replaces the generated blocks of BENCHMARKS.md
+bench: ## benchmarks (ring, userspace path, syscall events, the syscalls sensor vs bpftrace/perf trace/strace, sensors vs peers, the open hook, the syscalls sensor's getpid cost and seccomp recording's fentry and sys_enter cost on 6.1/6.12 under qemu, rules, daemon, file integrity, seccomp recording); replaces the generated blocks of BENCHMARKS.md
 	@scripts/setup.sh --bench
 	for p in vigil vigil-bench vigil-rules-bench; do $(SWIFT) build -c release --product $$p || exit 1; done
 	.build/release/vigil-bench > .build/bench-ring.md
@@ -85,6 +85,8 @@ bench: ## benchmarks (ring, userspace path, syscall events, the syscalls sensor 
 	scripts/bench-section.sh kernels .build/bench-kernels.md
 	scripts/bench-kernels.sh --syscalls --no-build > .build/bench-getpid-kernels.md
 	scripts/bench-section.sh getpid-kernels .build/bench-getpid-kernels.md
+	scripts/bench-kernels.sh --seccomp --no-build > .build/bench-seccomp-kernels.md
+	scripts/bench-section.sh seccomp-kernels .build/bench-seccomp-kernels.md
 	.build/release/vigil-rules-bench > .build/bench-rules.md
 	scripts/bench-section.sh rules .build/bench-rules.md
 	scripts/bench-daemon.sh --no-build > .build/bench-daemon.md

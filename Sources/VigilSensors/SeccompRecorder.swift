@@ -55,13 +55,24 @@ public final class SeccompRecorder {
         return Hook("enter", variants: [Variant("fentry", requires: [.attachFentry], programs: programs)] + tracepoint.variants)
     }
 
+    /// One way of hooking every syscall's entry, to force instead of the chain's choice
+    /// (`vigil seccomp record --enter-hook`, for benchmarks and debugging).
+    public enum EnterHook: String, CaseIterable, Sendable {
+        /// `fentry` on the syscall dispatch functions (x86_64 kernels with x64_sys_call).
+        case fentry
+        /// The generic sys_enter tracepoint (`tp_btf`, else `raw_tp`).
+        case sysEnter = "sys_enter"
+    }
+
     /// The hooks `init` loads: the sensor's, its `enter` on the dispatch functions this kernel has,
     /// and with `verify` its sys_exit hook and `enter` on sys_enter: sys_exit sends every task
     /// through the slow entry anyway, and both tracepoints see the same numbers (those past the
-    /// kernel's table too), so an exit is paired with its entry exactly.
-    public static func hooks(verify: Bool) -> [Hook] {
-        let enter = verify ? sysEnterHook
+    /// kernel's table too), so an exit is paired with its entry exactly. `forcing` keeps only that
+    /// way of hooking the entry (not with `verify`, whose entry is always sys_enter).
+    public static func hooks(verify: Bool, forcing forced: EnterHook? = nil) -> [Hook] {
+        let chain = verify || forced == .sysEnter ? sysEnterHook
             : enterHook(dispatching: Array(KernelFunctions.present(dispatchFunctions.map(\.function))))
+        let enter = forced == .fentry && !verify ? Hook(chain.name, variants: chain.variants.filter { $0.name == "fentry" }) : chain
         return Sensor.seccomp.hooks.map { $0.name == "enter" ? enter : $0 } + (verify ? verifyHooks : [])
     }
 
@@ -75,18 +86,39 @@ public final class SeccompRecorder {
 
     /// Loads and attaches the sensor. With `verify`, also the sys_exit hook reporting syscalls
     /// refused with `errnoRet` in cgroups watched with `verify: true` (read with `denials`).
+    /// `enterHook` forces the way every syscall's entry is hooked (default: the chain's choice).
+    /// - Throws: `BPFError` `.invalidArgument` for `enterHook` with `verify`, or `.fentry` where
+    ///   there is no syscall dispatch to hook (not x86_64); `.load` naming the forced hook and why
+    ///   each of its variants did not work when it cannot run on this kernel.
     public init(verify: Bool = false, errnoRet: Int32 = Int32(SeccompProfile.eperm), ringBytes: Int = 1 << 20,
-                probes: FeatureProbes = .shared, cgroupHierarchy: CgroupHierarchy = .onThisHost) throws {
+                probes: FeatureProbes = .shared, cgroupHierarchy: CgroupHierarchy = .onThisHost,
+                enterHook forced: EnterHook? = nil) throws {
+        if let forced {
+            guard !verify else {
+                throw BPFError(.invalidArgument, operation: "SeccompRecorder", target: "enter",
+                               message: "the enter hook cannot be forced for verify (it is always sys_enter, paired with sys_exit)")
+            }
+            guard forced != .fentry || !Self.dispatchFunctions.isEmpty else {
+                throw BPFError(.invalidArgument, operation: "SeccompRecorder", target: "enter",
+                               message: "enter hook fentry: this architecture has no syscall dispatch function to hook (x86_64's x64_sys_call)")
+            }
+        }
         let arch = SyscallArch.current
         func number(_ name: String) -> Int32 { Int32(SeccompRecording.number(of: name, on: arch) ?? -1) }
-        variants = try Sensor.seccomp.load(hooks: Self.hooks(verify: verify), probes: probes, configure: { object in
-            try object.setGlobal("nr_clone", to: number("clone"))
-            try object.setGlobal("nr_clone3", to: number("clone3"))
-            try object.setGlobal("nr_personality", to: number("personality"))
-            try object.setGlobal("denied_errno", to: errnoRet)
-            try object.setGlobal("vigil_cgroup_hierarchy", to: cgroupHierarchy.rawValue)
-            try object.map(named: "events").setMaxEntries(ringBytes)
-        })
+        do {
+            variants = try Sensor.seccomp.load(hooks: Self.hooks(verify: verify, forcing: forced), probes: probes, configure: { object in
+                try object.setGlobal("nr_clone", to: number("clone"))
+                try object.setGlobal("nr_clone3", to: number("clone3"))
+                try object.setGlobal("nr_personality", to: number("personality"))
+                try object.setGlobal("denied_errno", to: errnoRet)
+                try object.setGlobal("vigil_cgroup_hierarchy", to: cgroupHierarchy.rawValue)
+                try object.map(named: "events").setMaxEntries(ringBytes)
+            })
+        } catch var error as BPFError where forced != nil && error.kind == .load && error.target == "enter" {
+            // The loader's message lists each variant with why it did not work; say it was forced.
+            error.message = "forced enter hook \(forced?.rawValue ?? ""): \(error.message)"
+            throw error
+        }
         cgroups = try TypedMap(variants.object.map(named: "seccomp_cgroups"))
         parents = try TypedMap(variants.object.map(named: "seccomp_parents"))
         self.cgroupHierarchy = cgroupHierarchy

@@ -43,6 +43,8 @@ struct SeccompTarget: ParsableArguments {
     }
 }
 
+extension SeccompRecorder.EnterHook: ExpressibleByArgument {}
+
 /// What one recording session watches (built from `SeccompTarget` or by `verify`; never an
 /// unparsed `ParsableArguments`, whose options cannot be read outside parsing).
 enum RecordingTarget: Equatable {
@@ -82,11 +84,13 @@ struct SeccompRecord: ParsableCommand {
     var store = true
     @Option(name: .long, help: ArgumentHelp("The root of the profile store (default: $VIGIL_ROOT or /).", valueName: "dir"))
     var root: String?
+    @Option(name: .customLong("enter-hook"), help: ArgumentHelp("Benchmarks and debugging: hook every syscall's entry only this way: fentry (on the syscall dispatch, x86_64) or sys_enter (the generic tracepoint); an error when it cannot run here (default: fentry where it attaches, else sys_enter).", valueName: "hook"))
+    var enterHook: SeccompRecorder.EnterHook?
 
     func run() throws {
         global.bootstrapLogging()
         StopSignal.install()
-        let recorder = try SeccompRecorder()
+        let recorder = try SeccompRecorder(enterHook: enterHook)
         if let enter = recorder.reports.first(where: { $0.hook == "enter" }) {
             // What recording costs the host's other tasks: fentry little, sys_enter the slow path.
             let passed = enter.attempts.filter { $0.outcome == .skipped || $0.outcome == .failed }.map { "\($0.variant): \($0.reason ?? $0.outcome.rawValue)" }

@@ -136,6 +136,54 @@ final class SeccompRecordTests: XCTestCase {
         XCTAssertEqual(verifying.reports.first { $0.hook == "enter" }?.attempts.map(\.variant), ["tp_btf", "raw_tp"], "verify's enter is on sys_enter")
     }
 
+    /// `vigil seccomp record --enter-hook` forces the way syscall entries are hooked: sys_enter
+    /// records with the tracepoint whatever the chain would choose; fentry records with fentry
+    /// where it attaches, else fails before running the command, naming the hook and why; an
+    /// unknown name is refused by the parser.
+    func testEnterHookOptionForcesTheHook() throws {
+        try requireRecorder()
+        let directory = try temporaryDirectory()
+        let sysEnter = try Self.run([Self.binary, "seccomp", "record", "--enter-hook", "sys_enter", "-o", directory + "/tp.json",
+                                     "--", "/usr/bin/nice", "-n", "1", "/bin/true"])
+        XCTAssertEqual(sysEnter.status, 0, sysEnter.stderr)
+        XCTAssertTrue(sysEnter.stderr.contains("syscall entries hooked with tp_btf"), sysEnter.stderr)
+        XCTAssertFalse(sysEnter.stderr.contains("fentry"), "fentry not tried: \(sysEnter.stderr)")
+        let recorded = try SeccompProfile(contentsOf: directory + "/tp.json").allowedNames
+        for name in ["execve", "getpriority", "setpriority", "exit_group"] {
+            XCTAssertTrue(recorded.contains(tableName(name)), "\(name) recorded with sys_enter: \(recorded.sorted())")
+        }
+
+        let fentry = try Self.run([Self.binary, "seccomp", "record", "--enter-hook", "fentry", "-o", directory + "/fentry.json",
+                                   "--", "/bin/sh", "-c", "echo ran"])
+        #if arch(x86_64)
+        let attaches = FeatureProbes.shared.result(.attachFentry).isAvailable && KernelFunctions.has("x64_sys_call")
+        #else
+        let attaches = false
+        #endif
+        if attaches {
+            XCTAssertEqual(fentry.status, 0, fentry.stderr)
+            XCTAssertTrue(fentry.stderr.contains("syscall entries hooked with fentry"), fentry.stderr)
+            XCTAssertTrue(try SeccompProfile(contentsOf: directory + "/fentry.json").allowedNames.contains(tableName("execve")))
+        } else {
+            XCTAssertNotEqual(fentry.status, 0, "forced fentry cannot run here: \(fentry.stderr)")
+            XCTAssertFalse(fentry.stdout.contains("ran"), "the command did not run: \(fentry.stdout)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/fentry.json"), "no profile written")
+            #if arch(x86_64)
+            // The hook and why: the loader's reason for fentry (the probe's, or the attach's).
+            XCTAssertTrue(fentry.stderr.contains("forced enter hook fentry: no variant of hook 'enter' works on this kernel (fentry: "), fentry.stderr)
+            let probe = FeatureProbes.shared.result(.attachFentry)
+            if !probe.isAvailable { XCTAssertTrue(fentry.stderr.contains("attach:fentry \(probe)"), fentry.stderr) }
+            XCTAssertFalse(fentry.stderr.contains("tp_btf"), "no fallback to sys_enter: \(fentry.stderr)")
+            #else
+            XCTAssertTrue(fentry.stderr.contains("enter hook fentry: this architecture has no syscall dispatch function"), fentry.stderr)
+            #endif
+        }
+
+        let unknown = try Self.run([Self.binary, "seccomp", "record", "--enter-hook", "kprobe", "--", "/bin/true"])
+        XCTAssertNotEqual(unknown.status, 0)
+        XCTAssertTrue(unknown.stderr.contains("'fentry'") && unknown.stderr.contains("'sys_enter'"), unknown.stderr)
+    }
+
     /// A command's exit status is vigil's, and a complain profile logs instead of refusing.
     func testComplainProfileAndExitStatus() throws {
         try requireRecorder()

@@ -57,6 +57,12 @@ final class SensorRegistryTests: XCTestCase {
         XCTAssertEqual(SeccompRecorder.enterHook(dispatching: []).variants[0].programs, ["seccomp_enter_x64"],
                        "x64_sys_call is always tried: a kernel without it refuses the variant with the reason")
         #endif
+        // --enter-hook: sys_enter keeps the twin alone, fentry the fentry variant alone; verify stays on sys_enter.
+        XCTAssertEqual(Self.shape(SeccompRecorder.hooks(verify: false, forcing: .sysEnter)), [enter, twin("exec", ["seccomp_exec"]), twin("attach", ["seccomp_attach"])])
+        #if arch(x86_64)
+        XCTAssertEqual(SeccompRecorder.hooks(verify: false, forcing: .fentry).map { $0.variants.map(\.name) }, [["fentry"], ["tp_btf", "raw_tp"], ["tp_btf", "raw_tp"]])
+        #endif
+        XCTAssertEqual(Self.shape(SeccompRecorder.hooks(verify: true, forcing: .sysEnter)), Self.shape(SeccompRecorder.hooks(verify: true)))
         XCTAssertEqual(Self.shape(SeccompRecorder.verifyHooks), [twin("exit", ["seccomp_exit"])])
         XCTAssertEqual(Hook.btfOrRaw("h", program: "p").variants.map(\.programs), [["p_tp_btf"], ["p_raw_tp"]])
     }
