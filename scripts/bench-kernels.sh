@@ -100,6 +100,15 @@ print(sum(x.get("run_time_ns", 0) for x in p), sum(x.get("run_cnt", 0) for x in 
   allowed() { python3 -c 'import json, sys
 d = json.load(open(sys.argv[1]))
 print(" ".join(sorted(n for r in d.get("syscalls", []) if r.get("action") == "SCMP_ACT_ALLOW" for n in r.get("names", []))))' "$1" 2>/dev/null; }
+  # Waits (at most 2 minutes) until vigil PID logs that it records, or exits.
+  recording_started() {
+    local i
+    for ((i = 0; i < 1200; i++)); do
+      grep -qs "^vigil: recording " "$work/err" && return 0
+      kill -0 $1 2>/dev/null || return 0
+      sleep 0.1
+    done
+  }
   # One seccomp configuration: the recorder started fresh on CPU 1, the loop recorded or not.
   seccomp_run() {
     local config=$1 round=$2 hook=${1%-*} want ns t0 c0 t1 c1 names missing wanted n
@@ -111,12 +120,8 @@ print(" ".join(sorted(n for r in d.get("syscalls", []) if r.get("action") == "SC
       # from when it records to the last sample before the loop ended.
       wanted="openat fstat read write close"; [ $seccomp_loop = getpid ] && wanted=getpid
       taskset -c 1 $vigil seccomp record --enter-hook $hook -o "$work/profile.json" -- "${loop_argv[@]}" > "$work/out" 2> "$work/err" &
-      local pid=$! i sample
-      for ((i = 0; i < 1200; i++)); do
-        grep -qs "^vigil: recording " "$work/err" && break
-        kill -0 $pid 2>/dev/null || break
-        sleep 0.1
-      done
+      local pid=$! sample
+      recording_started $pid
       read -r t0 c0 <<< "$(taskset -c 1 bash -c "$(declare -f seccomp_stats); seccomp_stats")"
       t1=$t0 c1=$c0
       while kill -0 $pid 2>/dev/null; do
@@ -129,12 +134,8 @@ print(" ".join(sorted(n for r in d.get("syscalls", []) if r.get("action") == "SC
     else
       wanted=nanosleep
       taskset -c 1 $vigil seccomp record --enter-hook $hook -o "$work/profile.json" -- sleep 3600 > /dev/null 2> "$work/err" &
-      local pid=$! i
-      for ((i = 0; i < 1200; i++)); do
-        grep -qs "^vigil: recording " "$work/err" && break
-        kill -0 $pid 2>/dev/null || break
-        sleep 0.1
-      done
+      local pid=$!
+      recording_started $pid
       sleep 0.5
       read -r t0 c0 <<< "$(seccomp_stats)"
       ns=$(loop)
