@@ -47,6 +47,9 @@ public struct Sensor: Sendable {
     /// and when the `Sensors` that loaded it goes away (the syscalls sensor releases the
     /// tracepoint holds that object owns).
     let unload: (@Sendable (BPFObject) -> Void)?
+    /// Runs just before its links are detached (`Sensors.detach(_:)`), with its object: stops
+    /// what would be seen half while the links go (the syscalls sensor wants no syscall then).
+    let beforeDetach: (@Sendable (BPFObject) throws -> Void)?
     /// Runs once its variants are attached: attaches what no variant can name in advance (the
     /// shell sensor's uprobes, one per bash binary found), keeping what it needs in the state;
     /// the links it returns are the loaded sensor's (`LoadedVariants.add`).
@@ -56,7 +59,8 @@ public struct Sensor: Sendable {
          hooksForFilter: (@Sendable (KernelFilter) -> [Hook])? = nil,
          install: (@Sendable (BPFObject, KernelFilter, inout SensorMapState) throws -> Void)? = nil,
          update: (@Sendable (Sensors, Int, KernelFilter) throws -> Void)? = nil, watchedMaps: [String] = [],
-         unload: (@Sendable (BPFObject) -> Void)? = nil, attach: (@Sendable (BPFObject, inout SensorMapState) -> [BPFLink])? = nil) {
+         unload: (@Sendable (BPFObject) -> Void)? = nil, beforeDetach: (@Sendable (BPFObject) throws -> Void)? = nil,
+         attach: (@Sendable (BPFObject, inout SensorMapState) -> [BPFLink])? = nil) {
         self.name = name
         self.hooks = hooks
         self.kinds = kinds
@@ -67,6 +71,7 @@ public struct Sensor: Sendable {
         self.update = update
         self.watchedMaps = watchedMaps
         self.unload = unload
+        self.beforeDetach = beforeDetach
         self.attach = attach
     }
 
@@ -169,14 +174,18 @@ extension Sensor {
     /// releases the tracepoints it held (`TracepointHolds`).
     public static let syscalls = Sensor(
         name: "syscalls",
-        hooks: [.btfOrRaw("syscalls", programs: ["sys_enter", "sys_exit", Sensors.syscallTaskExitProgram])],
+        // The exits attach first (programs attach in order): a call entered while its exit was
+        // not yet attached would be counted lost at the thread's next entry (`beforeDetach`
+        // likewise on the way out).
+        hooks: [.btfOrRaw("syscalls", programs: ["sys_exit", Sensors.syscallTaskExitProgram, "sys_enter"])],
         kinds: [.syscall], ring: .shared, needed: { filter, _ in Sensors.capture(filter.syscalls) != nil },
         hooksForFilter: { filter in Sensors.capture(filter.syscalls).map { Sensors.syscallHooks(for: $0) } ?? [] },
         install: { object, filter, _ in try Sensors.capture(filter.syscalls)?.write(to: object) },
         update: { sensors, index, filter in try sensors.updateSyscalls(at: index, Sensors.capture(filter.syscalls)) },
         // No rule wants a syscall: the held syscall tracepoints would keep the host's syscalls on
         // the tracepoint path for nothing. Only this sensor's: another `Sensors` may hold them too.
-        unload: { object in TracepointHolds.release(category: "syscalls", owner: object) })
+        unload: { object in TracepointHolds.release(category: "syscalls", owner: object) },
+        beforeDetach: { object in try SyscallCapture.clearBitmap(of: object) })
 
     /// The shell sensor (bpf/shell.bpf.c): the lines interactive bash shells read, from uprobes on
     /// readline's entry and return. A uprobe belongs to one file: the programs are loaded by the

@@ -259,6 +259,7 @@ public final class Sensors {
     /// Detaches every sensor, then runs their unload steps (`Sensor.unload`).
     deinit {
         let sensors = loaded.map { ($0.sensor, $0.variants.object) }
+        loaded.forEach(Self.detach)
         loaded.removeAll()
         sensors.forEach { sensor, object in sensor.unload?(object) }
     }
@@ -305,7 +306,8 @@ public final class Sensors {
     /// doubled (an exit runs once per pending entry).
     func updateSyscalls(at index: Int, _ wanted: SyscallCapture?) throws {
         guard let wanted, wanted != syscallCapture else { return }
-        let sensor = loaded[index].variants
+        let replaced = loaded[index]
+        let sensor = replaced.variants
         let active = sensor.reports.first?.active ?? ""
         let perSyscall = Self.perSyscallVariantNames.contains(active)
         let hooks = Self.syscallHooks(for: wanted)
@@ -314,7 +316,7 @@ public final class Sensors {
             filter.syscalls = wanted
             loaded[index] = try Self.load(loaded[index].sensor, hooks: hooks, settings: settings, filter: filter, from: sensor.object)
             TracepointHolds.transfer(from: sensor.object, to: loaded[index].variants.object) // held until the new one is unloaded
-            sensor.detach()
+            Self.detach(replaced) // its pending calls are the new one's to finish
         } else {
             if let old = syscallCapture, old.hasSameSpecs(as: wanted) {
                 try wanted.writeBitmap(to: sensor.object)
@@ -376,7 +378,7 @@ public final class Sensors {
                 linksChanged = true
             case (false, let index?):
                 let object = loaded[index].variants.object
-                loaded[index].variants.detach()
+                Self.detach(loaded[index])
                 loaded.remove(at: index)
                 sensor.unload?(object)
                 linksChanged = true
@@ -497,7 +499,15 @@ public final class Sensors {
     }
 
     /// Detaches every program (the maps and ring stay readable until released).
-    public func detach() { integrityLock.withLock { _ in loaded.forEach { $0.variants.detach() } } }
+    public func detach() { integrityLock.withLock { _ in loaded.forEach(Self.detach) } }
+
+    /// Detaches one loaded sensor's links, after its `Sensor.beforeDetach` (the one way a sensor
+    /// is detached: stopping, unloading, replacing). Detaching goes on when the step fails (a
+    /// write to the sensor's own map): a call then left half seen is counted lost, as before.
+    private static func detach(_ sensor: Loaded) {
+        try? sensor.sensor.beforeDetach?(sensor.variants.object)
+        sensor.variants.detach()
+    }
 
 }
 

@@ -230,6 +230,18 @@ public struct SyscallCapture: Sendable, Equatable {
     /// Writes the bitmap alone (the specs of every syscall are in since load): a running sensor
     /// changes what it captures at once, without reloading.
     func writeBitmap(to object: BPFObject) throws {
+        try Self.writeBitmap(bitmap, to: object)
+    }
+
+    /// Makes the sensor of `object` want nothing: its entries leave at once and its exits and
+    /// task exits neither finish nor count a call still pending. Before its links are detached
+    /// (`Sensor.syscalls.beforeDetach`): they go in no set order, and a call entered after its
+    /// exit's link went would otherwise be counted lost at the thread's next entry.
+    static func clearBitmap(of object: BPFObject) throws {
+        try writeBitmap(vigil_syscall_bitmap(), to: object)
+    }
+
+    private static func writeBitmap(_ bitmap: vigil_syscall_bitmap, to object: BPFObject) throws {
         try TypedMap<UInt32, vigil_syscall_bitmap>(object.map(named: "syscall_wanted")).update(0, bitmap)
     }
 }

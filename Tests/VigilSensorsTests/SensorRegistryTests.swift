@@ -40,7 +40,7 @@ final class SensorRegistryTests: XCTestCase {
         let conn = Self.shape(Sensor.conn.hooks)
         XCTAssertEqual(conn.first, twin("state", ["state"]))
         XCTAssertEqual(conn.last, twin("retransmit", ["retransmit"]))
-        XCTAssertEqual(Self.shape(Sensor.syscalls.hooks), [twin("syscalls", ["sys_enter", "sys_exit", "task_exit"])])
+        XCTAssertEqual(Self.shape(Sensor.syscalls.hooks), [twin("syscalls", ["sys_exit", "task_exit", "sys_enter"])])
         // seccomp's enter: fentry on the syscall dispatch first (x86_64), then the twin on sys_enter.
         #if arch(x86_64)
         let fentry = "fentry [\"attach:fentry\"] [\"seccomp_enter_x64\", \"seccomp_enter_ia32\", \"seccomp_enter_x32\"] | "
