@@ -22,10 +22,14 @@ struct Trace: ParsableCommand {
         (docs/syscalls.md; `--event all` for every one, `syscall:NAME` for a syscall named like an \
         event kind, e.g. syscall:exit), with its arguments decoded. Sets name syscall categories: \
         fs, net, proc, ipc, mem, signal, time, user, system, sleep, other. Syscalls beyond exec, \
-        fork, exit and open are captured by a generic syscall hook that every syscall on the host \
-        passes through (the others take a few instructions there). Filters on comm, pid, uid, \
+        fork, exit and open are captured on their own hooks for a set of at most 128 (kprobes on \
+        their functions where the kernel has kprobes, else their tracepoints), on the generic \
+        sys_enter/sys_exit hook for a larger set and `all` (every syscall on the host passes \
+        through it; those not wanted leave in a few instructions). Filters on comm, pid, uid, \
         container and "containers only" run in the kernel; the summary printed on Ctrl-C or \
-        SIGTERM says how many events were seen, filtered in the kernel and lost. Container names, \
+        SIGTERM says how many events were seen, filtered in the kernel and lost. With a command \
+        after --, only it and its children are traced until it exits, and vigil exits with its \
+        status. Container names, \
         images and labels come from Docker, then, for the containers Docker does not know (a \
         kubelet's CRI containers, with their pod's k8s.* fields), from containerd at \
         --containerd-socket.
@@ -74,7 +78,7 @@ struct Trace: ParsableCommand {
 
     @Flag(name: .long, help: "Per-syscall counts, errors and latency (like strace -c) instead of events: refreshed every second on a terminal, printed once at the end otherwise. Every syscall unless --event or --set says which.")
     var summary = false
-    @Argument(parsing: .postTerminator, help: ArgumentHelp("With --summary: run this command and trace it and its children until it exits (after --).", valueName: "command"))
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("Run this command (after --) and trace it and its children alone until it exits; vigil exits with its status.", valueName: "command"))
     var command: [String] = []
 
     enum OutputFormat: String, ExpressibleByArgument { case table, json }
@@ -186,8 +190,11 @@ struct Trace: ParsableCommand {
                 for warning in ruleSet?.warnings ?? [] { Log.info("rules: \(warning)") }
             }
         }
-        if !command.isEmpty { // --summary of a command: its tree, followed in the kernel (the host's other
-            kinds.insert(.fork)  // processes are dropped there, not after a full ring) and by `ProcessTree`
+        // A command's forks are read to follow it, shown only when asked for.
+        let shownKinds = kinds
+        let hidesForks = !command.isEmpty && !kinds.contains(.fork)
+        if !command.isEmpty { // a command: its tree, followed in the kernel (the host's other processes
+            kinds.insert(.fork)  // are dropped there, not after a full ring) and by `TracedCommand.tree`
             filter.followChildren = true
         }
         if syscallNumbers.isEmpty { kinds.remove(.syscall) }
@@ -217,8 +224,10 @@ struct Trace: ParsableCommand {
         if !sensors.syscallsNotCaptured.isEmpty {
             Log.info("syscalls: not implemented by this kernel (no tracepoint or function), not captured: \(sensors.syscallsNotCaptured.joined(separator: ","))")
         }
-        Log.info("tracing \(kinds.subtracting([.syscall]).map(\.rawValue).sorted().joined(separator: ","))"
-            + (kinds.contains(.syscall) ? (kinds.count > 1 ? " and " : "") + "\(syscallNumbers.count) syscalls" : "")
+        let others = shownKinds.subtracting([.syscall]).intersection(kinds)
+        Log.info("tracing \(others.map(\.rawValue).sorted().joined(separator: ","))"
+            + (kinds.contains(.syscall) ? (others.isEmpty ? "" : " and ") + "\(syscallNumbers.count) syscalls" : "")
+            + (command.isEmpty ? "" : " of \(command[0]) and its children")
             + "; Ctrl-C or SIGTERM stops and prints a summary")
         if summary { return try runSummary(sensors: sensors, stream: stream) }
 
@@ -231,7 +240,9 @@ struct Trace: ParsableCommand {
         let deadline = duration.map { DispatchTime.now().uptimeNanoseconds + UInt64($0 * 1e9) }
         let json = format == .json
         let alertFields = outputFields // read once: the option's getter is generic, not free per alert
+        var traced = command.isEmpty ? nil : try TracedCommand(command)
         let write = { (event: Event) throws in
+            if traced?.tree.contains(event) == false || (hidesForks && event.kind == .fork) { return }
             guard let ruleSet else {
                 if let fieldTemplate {
                     try out.writeLine { line, _ in fieldTemplate.appendFieldsJSON(event, to: &line) }
@@ -264,7 +275,8 @@ struct Trace: ParsableCommand {
         }
         try stream.run(shouldStop: {
             readBundles()
-            return bundleFailure != nil || StopSignal.requested || deadline.map { DispatchTime.now().uptimeNanoseconds >= $0 } ?? false
+            return bundleFailure != nil || StopSignal.requested || traced?.exited() == true
+                || deadline.map { DispatchTime.now().uptimeNanoseconds >= $0 } ?? false
         }, batchDone: out.flush, write)
         sensors.detach()
         for bundle in bundles { bundle.loaded?.detach() }
@@ -285,6 +297,7 @@ struct Trace: ParsableCommand {
         \(unfollowed > 0 ? ", \(unfollowed) forks not followed (pids map full)" : "")
 
         """.utf8))
+        try traced?.exitWithItsStatus()
     }
 }
 

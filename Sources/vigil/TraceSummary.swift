@@ -82,34 +82,9 @@ struct SyscallSummary {
     }
 }
 
-/// The processes of `vigil trace --summary -- CMD`: the command and every process it forks, as
-/// the fork events say (their parent is followed, so children of children count too).
-struct ProcessTree {
-    /// Process ids (thread group ids) of the command and its descendants.
-    private(set) var pids: Set<UInt32>
-
-    init(root: UInt32) { pids = [root] }
-
-    /// Whether `event` comes from the tree; a fork in the tree adds the child.
-    mutating func contains(_ event: Event) -> Bool {
-        if case .fork(let f) = event.payload {
-            if pids.contains(event.pid) && !f.isThread { pids.insert(f.childPID) }
-            return false
-        }
-        if pids.contains(event.pid) { return true }
-        // A child whose fork event was not seen (e.g. lost): its parent says it belongs.
-        if pids.contains(event.ppid) {
-            pids.insert(event.pid)
-            return true
-        }
-        return false
-    }
-}
-
 extension Trace {
-    /// Checks the --summary options: a command needs --summary, --summary excludes --alerts.
+    /// Checks the --summary options: --summary excludes --alerts.
     func validateSummary() throws {
-        if !command.isEmpty && !summary { throw ValidationError("a command to run (after --) needs --summary") }
         if summary && alerts { throw ValidationError("--summary and --alerts do not go together") }
     }
 
@@ -121,19 +96,7 @@ extension Trace {
         let out = try EventOutput(path: output, format: .table)
         let live = output == nil && isatty(STDOUT_FILENO) == 1
         var counts = SyscallSummary()
-        var tree: ProcessTree?
-        var child: pid_t = 0
-        if !command.isEmpty {
-            var argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
-            defer { for p in argv { free(p) } }
-            let rc = posix_spawnp(&child, command[0], nil, nil, &argv, environ)
-            guard rc == 0 else {
-                Log.info("cannot run '\(command[0])': \(String(cString: strerror(rc)))")
-                throw ExitCode(127)
-            }
-            tree = ProcessTree(root: UInt32(child))
-        }
-        var childStatus: Int32?
+        var traced = command.isEmpty ? nil : try TracedCommand(command)
         func lost() throws -> UInt64 { try sensors.counters().values.map(\.lost).reduce(0, +) }
         func render() throws -> String {
             let lost = try lost()
@@ -143,7 +106,7 @@ extension Trace {
         if live { try out.write("\u{1B}[2J\u{1B}[H") }
         let deadline = duration.map { DispatchTime.now().uptimeNanoseconds + UInt64($0 * 1e9) }
         let count = { (event: Event) in
-            if tree != nil, !tree!.contains(event) { return }
+            if traced?.tree.contains(event) == false { return }
             if case .syscall(let s) = event.payload { counts.add(s) }
         }
         try stream.run(shouldStop: {
@@ -153,11 +116,7 @@ extension Trace {
                 if let text = try? render() { try? out.write("\u{1B}[H\u{1B}[J" + text) }
                 try? out.flush()
             }
-            if child != 0 && childStatus == nil {
-                var status: Int32 = 0
-                if waitpid(child, &status, WNOHANG) == child { childStatus = status }
-            }
-            return StopSignal.requested || childStatus != nil || deadline.map { now >= $0 } ?? false
+            return StopSignal.requested || traced?.exited() == true || deadline.map { now >= $0 } ?? false
         }, count)
         sensors.detach()
         try stream.drain(count)
@@ -170,10 +129,6 @@ extension Trace {
         \(counters.map(\.filtered).reduce(0, +)) filtered in kernel, \(try lost()) lost, \(stats.undecodable) undecodable
 
         """.utf8))
-        if let status = childStatus {
-            let signal = status & 0x7f
-            let code = signal == 0 ? (status >> 8) & 0xff : 128 + signal
-            if code != 0 { throw ExitCode(code) }
-        }
+        try traced?.exitWithItsStatus()
     }
 }

@@ -371,6 +371,80 @@ final class TraceSummaryCLITests: XCTestCase {
     }
 }
 
+/// `vigil trace -- CMD`: events and alerts of one command and its children, as `strace -f` or
+/// `perf trace` run one.
+final class TraceCommandCLITests: XCTestCase {
+    /// Tests/Fixtures/summary-helper.c (its child calls getpid N times, it then fails to open a
+    /// missing file M times and exits with 3), while another program calls getpid and opens the
+    /// same missing file on the host: only the command's tree is shown, every one of its calls.
+    func testEventsOfACommandAndItsChildrenOnly() throws {
+        try requireKernel(.attachTpBTF)
+        let helper = try compileFixture("summary-helper", flags: ["-static"])
+        let missing = "/nonexistent/vigil-command-\(UUID().uuidString.prefix(8))"
+        let other = try Process.run(URL(fileURLWithPath: "/usr/bin/python3"), arguments: ["-c", """
+            import os, sys
+            while True:
+                os.getpid()
+                try: os.open(sys.argv[1], os.O_RDONLY)
+                except OSError: pass
+            """, missing])
+        defer { other.terminate(); other.waitUntilExit() }
+        let getpids = 500 + Int.random(in: 0..<500), opens = 5 + Int.random(in: 0..<20)
+        let result = try CLITests.vigil(["trace", "-o", "json", "--event", "exec,fork,getpid,openat",
+                                         "--", helper, String(getpids), String(opens), missing])
+        XCTAssertEqual(result.status, 3, "vigil exits with the command's status: \(result.stderr)")
+        let events = try VigilJSON.objects(lines: result.stdout)
+        let exec = try XCTUnwrap(events.first { $0["evt.kind"] as? String == "exec" }, result.stdout)
+        let root = try XCTUnwrap(exec["proc.pid"] as? Int)
+        let fork = try XCTUnwrap(events.first { $0["evt.kind"] as? String == "fork" }, "the helper's fork: \(result.stdout.prefix(2000))")
+        XCTAssertEqual(fork["proc.pid"] as? Int, root)
+        let child = try XCTUnwrap(fork["evt.child_pid"] as? Int, "\(fork)")
+        XCTAssertEqual(Set(events.compactMap { $0["proc.pid"] as? Int }), [root, child], "nothing of the other program (\(other.processIdentifier))")
+        let calls = events.filter { $0["evt.kind"] as? String == "syscall" }
+        XCTAssertEqual(calls.filter { $0["evt.type"] as? String == "getpid" && $0["proc.pid"] as? Int == child }.count, getpids)
+        func filename(_ call: [String: Any]) -> String? {
+            (call["args"] as? [[String: Any]])?.first { $0["name"] as? String == "filename" }?["value"] as? String
+        }
+        let failed = calls.filter { $0["evt.type"] as? String == "openat" && filename($0) == missing }
+        XCTAssertEqual(failed.count, opens, "every failed open of the helper")
+        XCTAssertTrue(failed.allSatisfy { $0["evt.res"] as? String == "ENOENT" && $0["proc.pid"] as? Int == root })
+        XCTAssertTrue(result.stderr.contains(" 0 lost"), result.stderr)
+    }
+
+    /// With --alerts the rules see only the command's tree; a command that cannot run is exit 127.
+    func testAlertsOfACommandAndACommandThatCannotRun() throws {
+        try requireKernel(.attachTpBTF)
+        let helper = try compileFixture("summary-helper", flags: ["-static"])
+        let directory = try temporaryDirectory()
+        let missing = directory + "/missing", rules = directory + "/rules.yaml"
+        try """
+            - rule: Missing file opened
+              desc: test
+              condition: evt.type = openat and evt.arg.filename = "\(missing)"
+              output: opened %evt.arg.filename by %proc.name (%proc.pid)
+              priority: NOTICE
+            """.write(toFile: rules, atomically: true, encoding: .utf8)
+        let other = try Process.run(URL(fileURLWithPath: "/usr/bin/python3"), arguments: ["-c", """
+            import os, sys
+            while True:
+                try: os.open(sys.argv[1], os.O_RDONLY)
+                except OSError: pass
+            """, missing])
+        defer { other.terminate(); other.waitUntilExit() }
+        let opens = 3 + Int.random(in: 0..<10)
+        let result = try CLITests.vigil(["trace", "--alerts", "--no-default-rules", "--rules", rules, "-o", "json",
+                                         "--", helper, "10", String(opens), missing])
+        XCTAssertEqual(result.status, 3, result.stderr)
+        let alerts = try VigilJSON.objects(lines: result.stdout)
+        XCTAssertEqual(alerts.count, opens, "the helper's opens alone: \(result.stdout.prefix(2000))")
+        XCTAssertTrue(alerts.allSatisfy { ($0["output"] as? String ?? "").contains("by summary-helper") }, result.stdout)
+
+        let absent = try CLITests.vigil(["trace", "--", directory + "/no-such-program"])
+        XCTAssertEqual(absent.status, 127, absent.stderr)
+        XCTAssertTrue(absent.stderr.contains("cannot run '\(directory)/no-such-program'"), absent.stderr)
+    }
+}
+
 /// `vigil containers ls` against a real Docker engine.
 final class ContainersCLITests: XCTestCase {
     func testListShowsARunningContainerWithItsPids() throws {
