@@ -190,11 +190,11 @@ struct Trace: ParsableCommand {
                 for warning in ruleSet?.warnings ?? [] { Log.info("rules: \(warning)") }
             }
         }
-        // A command's forks are read to follow it, shown only when asked for.
+        // A command's execs and forks are read to follow it, shown only when asked for.
         let shownKinds = kinds
-        let hidesForks = !command.isEmpty && !kinds.contains(.fork)
-        if !command.isEmpty { // a command: its tree, followed in the kernel (the host's other processes
-            kinds.insert(.fork)  // are dropped there, not after a full ring) and by `TracedCommand.tree`
+        let hidden = command.isEmpty ? KindSet() : ProcessTree.followedKinds.subtracting(kinds)
+        if !command.isEmpty { // a command: its tree, followed in the kernel (the host's other processes are
+            kinds.formUnion(ProcessTree.followedKinds) // dropped there, not after a full ring) and by `TracedCommand.tree`
             filter.followChildren = true
         }
         if syscallNumbers.isEmpty { kinds.remove(.syscall) }
@@ -242,7 +242,7 @@ struct Trace: ParsableCommand {
         let alertFields = outputFields // read once: the option's getter is generic, not free per alert
         var traced = command.isEmpty ? nil : try TracedCommand(command)
         let write = { (event: Event) throws in
-            if traced?.tree.contains(event) == false || (hidesForks && event.kind == .fork) { return }
+            if traced?.tree.contains(event) == false || hidden.contains(event.kind) { return }
             guard let ruleSet else {
                 if let fieldTemplate {
                     try out.writeLine { line, _ in fieldTemplate.appendFieldsJSON(event, to: &line) }

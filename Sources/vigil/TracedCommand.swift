@@ -46,16 +46,31 @@ struct TracedCommand {
     }
 }
 
-/// The processes of a traced command: the command and every process it forks, as the fork
-/// events say (their parent is followed, so children of children count too).
+/// The processes of a traced command from its exec on: the command and every process it forks,
+/// as the fork events say (their parent is followed, so children of children count too). What
+/// the spawned process does before it execs the command (the spawn resetting signal handlers, as
+/// vigil) is not the command's.
 struct ProcessTree {
     /// Process ids (thread group ids) of the command and its descendants.
     private(set) var pids: Set<UInt32>
+    private let root: UInt32
+    private var rootExecuted = false
 
-    init(root: UInt32) { pids = [root] }
+    /// The kinds the tree is followed by (`vigil trace` reads them even when it does not show them).
+    static let followedKinds: KindSet = [.exec, .fork]
+
+    init(root: UInt32) {
+        self.root = root
+        pids = [root]
+    }
 
     /// Whether `event` comes from the tree; a fork in the tree adds the child.
     mutating func contains(_ event: Event) -> Bool {
+        if event.pid == root && !rootExecuted {
+            guard event.kind == .exec else { return false }
+            rootExecuted = true
+            return true
+        }
         if case .fork(let f) = event.payload, pids.contains(event.pid) {
             if !f.isThread { pids.insert(f.childPID) }
             return true
