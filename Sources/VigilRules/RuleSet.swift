@@ -69,7 +69,7 @@ public struct KernelPushdown: Sendable, Equatable {
         let all = syscalls == .all
         let list = all ? "ALL \(names.count)" : names.count > 40 ? "\(names.count) (" + names.prefix(40).joined(separator: ", ") + ", ...)"
             : "\(names.count): " + names.joined(separator: ", ")
-        return "syscalls: " + list + " (in kernel: the syscalls sensor's bitmap; its generic hook runs for every syscall on the host)"
+        return "syscalls: " + list + " (in kernel: the syscalls sensor's bitmap; its hook, per syscall or generic by the set's size, is in `vigil status`)"
             + (everySyscallRules.isEmpty ? "" : "; every syscall is asked for by: " + everySyscallRules.map { "'\($0)'" }.joined(separator: ", "))
     }
 
