@@ -141,8 +141,9 @@ struct ListCommand: ParsableCommand {
                 let format = column(set["format"] as? String ?? "", 6)
                 let origin = column(set["origin"] as? String ?? "", 9)
                 let skipped = set["skipped"] as? [String] ?? []
-                print("\(name) \(format) \(origin) \(rules.count): \(rules.joined(separator: ", "))" + (skipped.isEmpty ? "" : " (\(skipped.count) skipped)"))
+                print("\(name) \(format) \(origin) \(rules.count) \(rules.count == 1 ? "rule" : "rules")" + (skipped.isEmpty ? "" : " (\(skipped.count) skipped)"))
                 for line in skipped { print("  skipped: \(line)") }
+                for rule in rules { print("  \(rule)") }
             }
             let bundleBody = try options.client.request("GET", "/v1/bundles").body
             let bundles = ((try? JSONSerialization.jsonObject(with: Data(bundleBody))) as? [String: Any])?["bundles"] as? [[String: Any]] ?? []

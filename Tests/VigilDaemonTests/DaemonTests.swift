@@ -65,7 +65,7 @@ final class DaemonTests: XCTestCase {
         let list = try daemon.vigil(["ls"])
         XCTAssertEqual(list.status, 0, list.stderr)
         XCTAssertTrue(list.stdout.contains("default") && list.stdout.contains("embedded"), list.stdout)
-        XCTAssertTrue(list.stdout.contains("marker-\(id)") && list.stdout.contains("Marker opened \(id)"), list.stdout)
+        XCTAssertTrue(list.stdout.contains("marker-\(id)") && list.stdout.contains(" 1 rule\n  Marker opened \(id)\n"), "a rule per line: \(list.stdout)")
 
         let status = try daemon.vigil(["status", "--json"])
         XCTAssertEqual(status.status, 0, status.stderr)
