@@ -441,6 +441,10 @@ final class TraceCommandCLITests: XCTestCase {
         XCTAssertEqual(alerts.count, opens, "the helper's opens alone: \(result.stdout.prefix(2000))")
         XCTAssertTrue(alerts.allSatisfy { ($0["output"] as? String ?? "").contains("by summary-helper") }, result.stdout)
 
+        let both = try CLITests.vigil(["trace", "--pid", "1", "--", "/bin/true"])
+        XCTAssertNotEqual(both.status, 0)
+        XCTAssertTrue(both.stderr.contains("--pid and a command (after --) do not go together"), both.stderr)
+
         let absent = try CLITests.vigil(["trace", "--", directory + "/no-such-program"])
         XCTAssertEqual(absent.status, 127, absent.stderr)
         XCTAssertTrue(absent.stderr.contains("cannot run '\(directory)/no-such-program'"), absent.stderr)
