@@ -97,6 +97,9 @@ struct Trace: ParsableCommand {
     func validate() throws {
         _ = try selection()
         try validateSummary()
+        if !command.isEmpty && !tasks.pid.isEmpty {
+            throw ValidationError("--pid and a command (after --) do not go together: the command and its children are the pids traced")
+        }
         guard snaplen >= 0, snaplen <= SyscallCapture.maxBufferBytes else {
             throw ValidationError("--snaplen must be 0 ... \(SyscallCapture.maxBufferBytes)")
         }
@@ -191,7 +194,6 @@ struct Trace: ParsableCommand {
             }
         }
         // A command's execs and forks are read to follow it, shown only when asked for.
-        let shownKinds = kinds
         let hidden = command.isEmpty ? KindSet() : ProcessTree.followedKinds.subtracting(kinds)
         if !command.isEmpty { // a command: its tree, followed in the kernel (the host's other processes are
             kinds.formUnion(ProcessTree.followedKinds) // dropped there, not after a full ring) and by `TracedCommand.tree`
@@ -224,7 +226,7 @@ struct Trace: ParsableCommand {
         if !sensors.syscallsNotCaptured.isEmpty {
             Log.info("syscalls: not implemented by this kernel (no tracepoint or function), not captured: \(sensors.syscallsNotCaptured.joined(separator: ","))")
         }
-        let others = shownKinds.subtracting([.syscall]).intersection(kinds)
+        let others = kinds.subtracting(hidden).subtracting([.syscall])
         Log.info("tracing \(others.map(\.rawValue).sorted().joined(separator: ","))"
             + (kinds.contains(.syscall) ? (others.isEmpty ? "" : " and ") + "\(syscallNumbers.count) syscalls" : "")
             + (command.isEmpty ? "" : " of \(command[0]) and its children")

@@ -83,13 +83,9 @@ struct SyscallSummary {
 }
 
 extension Trace {
-    /// Checks the --summary options and the command's: --summary excludes --alerts, a command
-    /// excludes --pid (its tree is the pid filter).
+    /// Checks the --summary options: --summary excludes --alerts.
     func validateSummary() throws {
         if summary && alerts { throw ValidationError("--summary and --alerts do not go together") }
-        if !command.isEmpty && !tasks.pid.isEmpty {
-            throw ValidationError("--pid and a command (after --) do not go together: the command and its children are the pids traced")
-        }
     }
 
     /// Counts the syscall events of `stream` (of the command's process tree when a command is
